@@ -1,0 +1,30 @@
+#pragma once
+// Header rewriting between client and upstream (RFC 9110 §7.6.1 hop-by-hop fields, and the
+// de-facto X-Forwarded-* family). Pure functions on HeaderList.
+#include <cstdint>
+#include <string_view>
+
+#include "phigate/http/headers.hpp"
+
+namespace phigate::http {
+
+/// Removes hop-by-hop fields: Connection and every field it names, Keep-Alive, Proxy-Connection,
+/// TE, Trailer, Transfer-Encoding, Upgrade; and Content-Length and Expect, whose job the proxy
+/// redoes itself (framing is re-emitted from the parsed message).
+void remove_hop_by_hop(HeaderList& headers);
+
+struct ForwardInfo {
+  std::string_view client_ip;   // the socket peer (textual)
+  bool peer_trusted = false;    // the peer is a configured trusted proxy
+  std::string_view proto;       // "https" or "http"
+  std::string_view host;        // the request's Host value
+  std::uint16_t port = 0;       // the local port the request arrived on
+  std::string_view request_id;  // freshly generated id
+};
+
+/// Sets X-Forwarded-For/-Proto/-Host/-Port, X-Real-IP and X-Request-Id. From an untrusted peer,
+/// incoming values are replaced (spoofing defence); from a trusted proxy, X-Forwarded-For is
+/// appended to and the others are kept when present.
+void set_forwarding_headers(HeaderList& headers, const ForwardInfo& info);
+
+}  // namespace phigate::http

@@ -1,0 +1,60 @@
+#pragma once
+// Header model: an ordered list of name/value pairs, names compared case-insensitively.
+// Sans-I/O; owned by one connection on one worker.
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace phigate::http {
+
+struct Header {
+  std::string name;
+  std::string value;
+};
+
+/// ASCII case-insensitive equality (header names, tokens).
+bool iequals(std::string_view a, std::string_view b) noexcept;
+
+/// Ordered header fields. Storage is reused across requests (clear keeps capacity).
+class HeaderList {
+ public:
+  void clear() noexcept { size_ = 0; }
+  std::size_t size() const noexcept { return size_; }
+  bool empty() const noexcept { return size_ == 0; }
+
+  /// Appends a field; the returned reference is valid until the next add/remove/clear.
+  Header& add(std::string_view name, std::string_view value);
+  /// Value of the first field named `name`, or nullptr. Valid until the list changes.
+  const std::string* find(std::string_view name) const noexcept;
+  std::size_t count(std::string_view name) const noexcept;
+  /// Removes every field named `name`; returns how many were removed.
+  std::size_t remove(std::string_view name);
+  /// Replaces all fields named `name` with one field (appended when absent).
+  void set(std::string_view name, std::string_view value);
+
+  const Header* begin() const noexcept { return fields_.data(); }
+  const Header* end() const noexcept { return fields_.data() + size_; }
+  Header* begin() noexcept { return fields_.data(); }
+  Header* end() noexcept { return fields_.data() + size_; }
+  Header& back() noexcept { return fields_[size_ - 1]; }
+
+ private:
+  std::vector<Header> fields_;  // [0, size_) are live; the rest keep their string capacity
+  std::size_t size_ = 0;
+};
+
+/// Calls f(token) for each comma-separated token of a list-valued field (trimmed, non-empty).
+template <class F>
+void for_each_token(std::string_view value, F&& f) {
+  while (!value.empty()) {
+    const auto comma = value.find(',');
+    auto tok = value.substr(0, comma);
+    while (!tok.empty() && (tok.front() == ' ' || tok.front() == '\t')) tok.remove_prefix(1);
+    while (!tok.empty() && (tok.back() == ' ' || tok.back() == '\t')) tok.remove_suffix(1);
+    if (!tok.empty()) f(tok);
+    if (comma == std::string_view::npos) break;
+    value.remove_prefix(comma + 1);
+  }
+}
+
+}  // namespace phigate::http

@@ -1,0 +1,97 @@
+#pragma once
+// Sans-I/O HTTP/1.1 parser over llhttp (strict: no lenient flags). One per connection side.
+//
+// feed() parses bytes until it needs more, the head completes, or the message completes; it
+// then pauses so that the caller answers pipelined requests in order (bytes after the pause are
+// left unconsumed). Body bytes seen during a feed() are exposed as views into the caller's
+// buffer, valid until the caller reuses that buffer.
+#include <llhttp.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+#include <vector>
+
+#include "phigate/core/error.hpp"
+#include "phigate/http/message.hpp"
+
+namespace phigate::http {
+
+struct ParserLimits {
+  std::size_t request_line_bytes = 8192;
+  std::size_t header_bytes = 32768;
+  std::size_t header_count = 100;
+};
+
+enum class ParseStatus {
+  NeedMore,  // all input consumed, message not finished
+  Paused,    // stopped at head end or message end: check head_complete()/message_complete()
+  Error,     // see error(); the connection must not be reused
+};
+
+class Parser {
+ public:
+  enum class Kind { Request, Response };
+  Parser(Kind kind, ParserLimits limits);
+  Parser(const Parser&) = delete;
+  Parser& operator=(const Parser&) = delete;
+
+  /// Parses from `data`; sets `consumed` to the bytes used (the rest belongs to later calls).
+  ParseStatus feed(const char* data, std::size_t len, std::size_t& consumed);
+  /// The peer closed: completes an EOF-delimited body, or reports a truncated message.
+  ParseStatus finish();
+  /// Starts over for a new connection (keeps header storage capacity).
+  void reset();
+
+  /// Response parser only: the request was HEAD, so the response has no body (RFC 9110 §9.3.2).
+  void expect_no_body(bool v) noexcept { no_body_ = v; }
+
+  bool head_complete() const noexcept { return head_complete_; }
+  bool message_complete() const noexcept { return message_complete_; }
+  /// True when no byte of the current message has been seen yet.
+  bool at_message_start() const noexcept { return !started_; }
+  /// The body ends at EOF (response without Content-Length or chunked framing).
+  bool body_until_eof() const noexcept { return head_complete_ && !message_complete_ && until_eof_; }
+  /// After message_complete(): llhttp's keep-alive verdict (version, Connection header).
+  bool should_keep_alive() const noexcept;
+
+  MessageHead& head() noexcept { return head_; }
+  const MessageHead& head() const noexcept { return head_; }
+  const std::vector<std::string_view>& body() const noexcept { return body_; }
+  void clear_body() noexcept { body_.clear(); }
+
+  const core::Error& error() const noexcept { return error_; }
+
+ private:
+  static int on_message_begin(llhttp_t* p);
+  static int on_url(llhttp_t* p, const char* at, std::size_t len);
+  static int on_status(llhttp_t* p, const char* at, std::size_t len);
+  static int on_method(llhttp_t* p, const char* at, std::size_t len);
+  static int on_header_field(llhttp_t* p, const char* at, std::size_t len);
+  static int on_header_value(llhttp_t* p, const char* at, std::size_t len);
+  static int on_headers_complete(llhttp_t* p);
+  static int on_body(llhttp_t* p, const char* at, std::size_t len);
+  static int on_message_complete(llhttp_t* p);
+  static Parser& self(llhttp_t* p) { return *static_cast<Parser*>(p->data); }
+  int fail(core::ErrorKind kind, const char* why);
+  ParseStatus translate(llhttp_errno_t err, const char* data, std::size_t len, std::size_t& consumed);
+
+  llhttp_t parser_{};
+  llhttp_settings_t settings_{};
+  Kind kind_;
+  ParserLimits limits_;
+  MessageHead head_;
+  std::vector<std::string_view> body_;
+  core::Error error_;
+  std::size_t header_bytes_ = 0;
+  bool in_value_ = false;
+  bool head_complete_ = false;
+  bool message_complete_ = false;
+  bool started_ = false;
+  bool paused_ = false;
+  bool no_body_ = false;
+  bool until_eof_ = false;
+  bool failed_ = false;
+};
+
+}  // namespace phigate::http

@@ -1,0 +1,68 @@
+#pragma once
+// Per-worker metric shards. Each counter has exactly one writer (its worker thread), which
+// updates it with a plain relaxed load+store (no locked RMW, no shared cache line between
+// workers). The admin scrape reads all shards and merges them into prometheus-cpp families.
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <span>
+#include <string>
+
+namespace phigate::metrics {
+
+/// A single-writer counter: inc() only from the owning thread; get() from any thread.
+class Counter {
+ public:
+  void inc(std::uint64_t n = 1) noexcept {
+    v_.store(v_.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+  }
+  std::uint64_t get() const noexcept { return v_.load(std::memory_order_relaxed); }
+
+ private:
+  std::atomic<std::uint64_t> v_{0};
+};
+
+/// A single-writer gauge.
+class Gauge {
+ public:
+  void add(std::int64_t n) noexcept {
+    v_.store(v_.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+  }
+  std::int64_t get() const noexcept { return v_.load(std::memory_order_relaxed); }
+
+ private:
+  std::atomic<std::int64_t> v_{0};
+};
+
+struct alignas(64) WorkerShard {
+  Counter connections_accepted;
+  Counter connections_shed;
+  Gauge connections_open;
+  Counter tls_handshake_failures;
+  Counter tls_resumed;
+  std::array<Counter, 6> responses_by_class;  // index: status / 100 (0 for "no response")
+  Counter redirects;
+  Counter upstream_connects;
+  Counter upstream_reuses;
+  Counter upstream_connect_failures;
+  Counter upstream_timeouts;
+  Counter upstream_retries;
+
+  void count_response(int status) noexcept {
+    const int cls = status / 100;
+    responses_by_class[(cls >= 1 && cls <= 5) ? cls : 0].inc();
+  }
+};
+
+/// Process-wide values the control thread owns.
+struct ControlStats {
+  std::atomic<std::uint64_t> reload_ok{0};
+  std::atomic<std::uint64_t> reload_error{0};
+  std::atomic<std::uint64_t> snapshot_generation{0};
+  std::atomic<std::int64_t> draining{0};
+};
+
+/// Prometheus text exposition of all shards merged, plus control stats. Admin (control) thread.
+std::string render(std::span<const WorkerShard* const> shards, const ControlStats& control);
+
+}  // namespace phigate::metrics

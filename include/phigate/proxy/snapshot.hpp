@@ -1,0 +1,27 @@
+#pragma once
+// The immutable configuration snapshot the hot path reads. Built and published by server;
+// pinned by a connection at accept (TLS) and again per request head (routes, clusters).
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "phigate/access/cidr.hpp"
+#include "phigate/config/spec.hpp"
+#include "phigate/router/route_table.hpp"
+#include "phigate/tls/server_contexts.hpp"
+#include "phigate/upstream/cluster.hpp"
+
+namespace phigate::proxy {
+
+struct Snapshot {
+  std::uint64_t generation = 0;
+  std::shared_ptr<const config::Config> config;
+  router::RouteTable routes;
+  std::vector<upstream::Cluster> clusters;  // index: Route::target
+  std::shared_ptr<const tls::ServerContexts> tls;
+  access::CidrSet trusted_proxies;
+  std::uint16_t https_redirect_port = 443;
+};
+using SnapshotPtr = std::shared_ptr<const Snapshot>;
+
+}  // namespace phigate::proxy

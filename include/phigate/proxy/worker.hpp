@@ -1,0 +1,103 @@
+#pragma once
+// One worker: one thread, one io_context, its own SO_REUSEPORT acceptors, upstream pool,
+// metrics shard, connection registry and current snapshot. Connections live and die here.
+// Other threads talk to a worker only by posting to io() (adopt, begin_drain).
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "phigate/core/ids.hpp"
+#include "phigate/metrics/worker_shard.hpp"
+#include "phigate/net/asio.hpp"
+#include "phigate/proxy/snapshot.hpp"
+#include "phigate/upstream/pool.hpp"
+
+namespace phigate::proxy {
+
+using Clock = std::chrono::steady_clock;
+
+enum class ListenerKind { Https, Http };
+
+/// What the worker's registry knows of a connection: its deadline, and how to stop it.
+/// Implementations: HttpsConnection (proxying) and RedirectConnection (plain HTTP).
+class ConnectionBase {
+ public:
+  virtual ~ConnectionBase() = default;
+  /// The deadline passed: cancel the pending I/O of the current phase. Never destroys `this`.
+  virtual void expire() = 0;
+  /// Drain started: close now when idle, else close after the current response.
+  virtual void drain() = 0;
+
+  Clock::time_point deadline = Clock::time_point::max();
+  bool idle = false;  // waiting for the next request with nothing buffered
+
+ private:
+  friend class Worker;
+  ConnectionBase* prev_ = nullptr;
+  ConnectionBase* next_ = nullptr;
+};
+
+class Worker {
+ public:
+  Worker(unsigned id, SnapshotPtr initial);
+  Worker(const Worker&) = delete;
+  Worker& operator=(const Worker&) = delete;
+
+  unsigned id() const noexcept { return id_; }
+  net::asio::io_context& io() noexcept { return io_; }
+
+  /// Control thread, before run(): an acceptor already bound on this worker's io_context.
+  void add_listener(net::tcp::acceptor acceptor, ListenerKind kind);
+  /// Worker thread: serves until drained.
+  void run();
+
+  /// Worker thread (posted): swap in a new snapshot; in-flight requests keep theirs.
+  void adopt(SnapshotPtr snap);
+  /// Worker thread (posted): stop accepting, close idle connections, let active ones finish
+  /// their current response, force-close whatever remains after `grace`.
+  void begin_drain(std::chrono::milliseconds grace);
+
+  const SnapshotPtr& snapshot() const noexcept { return snapshot_; }
+  metrics::WorkerShard& stats() noexcept { return stats_; }
+  const metrics::WorkerShard& stats() const noexcept { return stats_; }
+  upstream::Pool& pool() noexcept { return pool_; }
+  core::FastRandom& rng() noexcept { return rng_; }
+  /// Coarse clock: refreshed every tick (100 ms) and on each accept. Deadlines use it.
+  Clock::time_point now() const noexcept { return now_; }
+  bool draining() const noexcept { return draining_; }
+  std::uint64_t next_connection_id() noexcept { return ++conn_ids_; }
+  /// Round-robin position for a cluster of this worker's current snapshot.
+  std::size_t next_endpoint(std::size_t cluster, std::size_t n);
+
+  void register_connection(ConnectionBase* c) noexcept;
+  void unregister_connection(ConnectionBase* c) noexcept;
+  std::size_t connection_count() const noexcept { return conn_count_; }
+
+ private:
+  net::awaitable<void> accept_loop(std::size_t index);
+  net::awaitable<void> tick_loop();
+  void close_acceptors();
+
+  struct Listener {
+    net::tcp::acceptor acceptor;
+    ListenerKind kind;
+  };
+  unsigned id_;
+  net::asio::io_context io_{1};
+  SnapshotPtr snapshot_;
+  std::vector<Listener> listeners_;
+  metrics::WorkerShard stats_;
+  upstream::Pool pool_;
+  core::FastRandom rng_;
+  Clock::time_point now_ = Clock::now();
+  Clock::time_point drain_deadline_ = Clock::time_point::max();
+  bool draining_ = false;
+  std::uint64_t conn_ids_ = 0;
+  std::vector<std::size_t> rr_;  // per cluster of snapshot_
+  ConnectionBase* head_ = nullptr;
+  std::size_t conn_count_ = 0;
+  net::asio::steady_timer ticker_{io_};
+};
+
+}  // namespace phigate::proxy

@@ -1,0 +1,63 @@
+#pragma once
+// Compiled routing: host bucket by hash (exact, then one-label wildcard, then default), then
+// Exact path by hash, then the longest Prefix by walking the path's segments from the longest
+// (one hash lookup per segment). No regex, no scan over all routes. Sans-I/O; immutable once
+// built, shared by all workers through the snapshot.
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "phigate/config/diagnostics.hpp"
+#include "phigate/config/spec.hpp"
+
+namespace phigate::router {
+
+struct Route {
+  std::string host;  // as configured; "" for the default host
+  std::string path;  // as configured
+  config::PathType type = config::PathType::Prefix;
+  std::size_t target = 0;  // index of the PathSpec in the flattened spec list (→ cluster)
+  std::string name;        // "host path" for logs and metrics-free diagnostics
+};
+
+struct StringHash {
+  using is_transparent = void;
+  std::size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
+};
+template <class V>
+using StringMap = std::unordered_map<std::string, V, StringHash, std::equal_to<>>;
+
+class RouteTable {
+ public:
+  /// Compiles `routes`. Every PathSpec gets `target` = its position when all routes' paths are
+  /// listed in order. Duplicates (same host, path and type) keep the first and warn in `diag`.
+  static RouteTable build(const std::vector<config::RouteSpec>& routes, config::Diagnostics& diag);
+
+  /// Route for `host` (a Host header value: case, port and trailing dot are ignored) and `path`
+  /// (the target's path, without query), or nullptr. The pointer lives as long as the table.
+  const Route* match(std::string_view host, std::string_view path) const;
+
+  std::size_t size() const noexcept { return routes_.size(); }
+
+  /// Lower-cases and strips the port and a trailing dot: "App.Example.:8443" → "app.example".
+  static std::string normalize_host(std::string_view host);
+
+ private:
+  struct HostRoutes {
+    StringMap<std::uint32_t> exact;
+    StringMap<std::uint32_t> prefix;  // key: prefix without trailing '/' ("" is the root)
+  };
+  const Route* match_in(const HostRoutes& h, std::string_view path) const;
+
+  std::vector<Route> routes_;
+  StringMap<HostRoutes> exact_hosts_;
+  StringMap<HostRoutes> wildcard_hosts_;  // key: the suffix after "*."
+  HostRoutes default_host_;
+  bool has_default_ = false;
+};
+
+}  // namespace phigate::router

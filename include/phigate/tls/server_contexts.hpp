@@ -1,0 +1,55 @@
+#pragma once
+// One SSL_CTX per certificate, all with the same policy (TLS 1.2/1.3, AEAD+ECDHE, groups, no
+// compression or renegotiation, ALPN http/1.1, shared ticket keys). SNI picks the certificate:
+// exact name, then a "*.example.com" certificate one label deep, then the default.
+// Built on the control thread; immutable afterwards and shared by all workers via the snapshot.
+#include <openssl/ssl.h>
+
+#include <memory>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "phigate/config/diagnostics.hpp"
+#include "phigate/config/spec.hpp"
+#include "phigate/tls/ticket_keys.hpp"
+
+namespace phigate::tls {
+
+/// Drains this thread's OpenSSL error queue into one line (empty when there was none).
+std::string drain_errors();
+
+class ServerContexts {
+ public:
+  ServerContexts(const ServerContexts&) = delete;
+  ServerContexts& operator=(const ServerContexts&) = delete;
+  ~ServerContexts();
+
+  /// Loads every certificate of `spec`. Problems go to `diag` naming the file; returns nullptr
+  /// when any certificate fails. `keys` is kept alive by the result.
+  static std::shared_ptr<const ServerContexts> build(const config::TlsSpec& spec,
+                                                     std::shared_ptr<TicketKeyRing> keys,
+                                                     config::Diagnostics& diag);
+
+  /// The context a new connection starts with (the default certificate). Worker threads.
+  SSL_CTX* initial() const noexcept { return contexts_.front().get(); }
+  /// The context for an SNI name (already lower-case). Never null.
+  SSL_CTX* select(std::string_view server_name) const noexcept;
+  /// DNS names each certificate covers, for diagnostics.
+  const std::vector<std::string>& names(std::size_t i) const { return names_[i]; }
+  std::size_t size() const noexcept { return contexts_.size(); }
+
+ private:
+  ServerContexts() = default;
+  struct CtxFree {
+    void operator()(SSL_CTX* c) const noexcept { SSL_CTX_free(c); }
+  };
+  std::vector<std::unique_ptr<SSL_CTX, CtxFree>> contexts_;  // [0] is the default
+  std::vector<std::vector<std::string>> names_;
+  std::unordered_map<std::string, SSL_CTX*> exact_;
+  std::unordered_map<std::string, SSL_CTX*> wildcard_;  // key: suffix after "*."
+  std::shared_ptr<TicketKeyRing> keys_;
+};
+
+}  // namespace phigate::tls

@@ -1,0 +1,466 @@
+#include "phigate/config/loader.hpp"
+
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <charconv>
+#include <filesystem>
+#include <fstream>
+#include <initializer_list>
+#include <sstream>
+#include <thread>
+
+namespace phigate::config {
+
+namespace fs = std::filesystem;
+
+bool split_host_port(const std::string& text, std::string& host, std::uint16_t& port) {
+  std::string_view t = text;
+  std::string_view h;
+  std::string_view p;
+  if (!t.empty() && t.front() == '[') {
+    const auto close = t.find(']');
+    if (close == std::string_view::npos || close + 1 >= t.size() || t[close + 1] != ':') return false;
+    h = t.substr(1, close - 1);
+    p = t.substr(close + 2);
+  } else {
+    const auto colon = t.rfind(':');
+    if (colon == std::string_view::npos || t.find(':') != colon) return false;
+    h = t.substr(0, colon);
+    p = t.substr(colon + 1);
+  }
+  if (h.empty() || p.empty()) return false;
+  unsigned value = 0;
+  auto [ptr, ec] = std::from_chars(p.data(), p.data() + p.size(), value);
+  if (ec != std::errc{} || ptr != p.data() + p.size() || value > 65535) return false;
+  host.assign(h);
+  port = static_cast<std::uint16_t>(value);
+  return true;
+}
+
+bool parse_duration(const std::string& text, Duration& out) {
+  std::uint64_t n = 0;
+  const char* b = text.data();
+  const char* e = b + text.size();
+  auto [ptr, ec] = std::from_chars(b, e, n);
+  if (ec != std::errc{} || ptr == b) return false;
+  const std::string_view unit(ptr, static_cast<std::size_t>(e - ptr));
+  std::uint64_t ms = 0;
+  if (unit.empty() || unit == "s") {
+    ms = n * 1000;
+  } else if (unit == "ms") {
+    ms = n;
+  } else if (unit == "m") {
+    ms = n * 60'000;
+  } else if (unit == "h") {
+    ms = n * 3'600'000;
+  } else {
+    return false;
+  }
+  out = Duration(ms);
+  return true;
+}
+
+bool parse_size(const std::string& text, std::uint64_t& out) {
+  std::uint64_t n = 0;
+  const char* b = text.data();
+  const char* e = b + text.size();
+  auto [ptr, ec] = std::from_chars(b, e, n);
+  if (ec != std::errc{} || ptr == b) return false;
+  std::string_view unit(ptr, static_cast<std::size_t>(e - ptr));
+  std::uint64_t mult = 1;
+  if (unit == "k" || unit == "K") {
+    mult = 1ULL << 10;
+  } else if (unit == "m" || unit == "M") {
+    mult = 1ULL << 20;
+  } else if (unit == "g" || unit == "G") {
+    mult = 1ULL << 30;
+  } else if (!unit.empty()) {
+    return false;
+  }
+  out = n * mult;
+  return true;
+}
+
+namespace {
+
+/// Walks one YAML document, reporting problems with file, line and dotted key path.
+class Reader {
+ public:
+  Reader(std::string file, Diagnostics& diag) : file_(std::move(file)), diag_(diag) {}
+
+  static int line_of(const YAML::Node& n) { return n.Mark().line >= 0 ? n.Mark().line + 1 : 0; }
+
+  void error(const YAML::Node& n, const std::string& field, const std::string& msg) {
+    diag_.error(file_, line_of(n), field, msg);
+  }
+
+  /// A map whose keys must all be in `allowed`; reports every other key.
+  bool expect_map(const YAML::Node& n, const std::string& field,
+                  std::initializer_list<std::string_view> allowed) {
+    if (!n.IsMap()) {
+      error(n, field, "expected a mapping");
+      return false;
+    }
+    for (const auto& kv : n) {
+      const auto key = kv.first.as<std::string>("");
+      if (std::find(allowed.begin(), allowed.end(), key) == allowed.end()) {
+        error(kv.first, join(field, key), "unknown key");
+      }
+    }
+    return true;
+  }
+
+  static std::string join(const std::string& a, std::string_view b) {
+    return a.empty() ? std::string(b) : a + "." + std::string(b);
+  }
+
+  bool scalar(const YAML::Node& n, const std::string& field, std::string& out) {
+    if (!n.IsScalar()) {
+      error(n, field, "expected a string");
+      return false;
+    }
+    out = n.Scalar();
+    return true;
+  }
+
+  template <class Int>
+  void integer(const YAML::Node& parent, std::string_view key, const std::string& field, Int& out, Int min,
+               Int max) {
+    const auto n = parent[std::string(key)];
+    if (!n) return;
+    const auto f = join(field, key);
+    long long v = 0;
+    const auto& s = n.IsScalar() ? n.Scalar() : std::string();
+    auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+    if (!n.IsScalar() || ec != std::errc{} || ptr != s.data() + s.size()) {
+      error(n, f, "expected an integer");
+      return;
+    }
+    if (v < static_cast<long long>(min) || v > static_cast<long long>(max)) {
+      error(n, f, "must be between " + std::to_string(min) + " and " + std::to_string(max));
+      return;
+    }
+    out = static_cast<Int>(v);
+  }
+
+  void boolean(const YAML::Node& parent, std::string_view key, const std::string& field, bool& out) {
+    const auto n = parent[std::string(key)];
+    if (!n) return;
+    const auto& s = n.IsScalar() ? n.Scalar() : std::string();
+    if (s == "true") {
+      out = true;
+    } else if (s == "false") {
+      out = false;
+    } else {
+      error(n, join(field, key), "expected true or false");
+    }
+  }
+
+  void string(const YAML::Node& parent, std::string_view key, const std::string& field, std::string& out) {
+    const auto n = parent[std::string(key)];
+    if (n) scalar(n, join(field, key), out);
+  }
+
+  void duration(const YAML::Node& parent, std::string_view key, const std::string& field, Duration& out) {
+    const auto n = parent[std::string(key)];
+    if (!n) return;
+    Duration d{};
+    if (!n.IsScalar() || !parse_duration(n.Scalar(), d)) {
+      error(n, join(field, key), "expected a duration such as 250ms, 10s, 5m or 1h");
+      return;
+    }
+    out = d;
+  }
+
+  template <class Size>
+  void size(const YAML::Node& parent, std::string_view key, const std::string& field, Size& out) {
+    const auto n = parent[std::string(key)];
+    if (!n) return;
+    std::uint64_t v = 0;
+    if (!n.IsScalar() || !parse_size(n.Scalar(), v)) {
+      error(n, join(field, key), "expected a size such as 8192, 16k or 1m");
+      return;
+    }
+    out = static_cast<Size>(v);
+  }
+
+  void string_list(const YAML::Node& parent, std::string_view key, const std::string& field,
+                   std::vector<std::string>& out) {
+    const auto n = parent[std::string(key)];
+    if (!n) return;
+    const auto f = join(field, key);
+    if (!n.IsSequence()) {
+      error(n, f, "expected a list");
+      return;
+    }
+    out.clear();
+    for (std::size_t i = 0; i < n.size(); ++i) {
+      std::string s;
+      if (scalar(n[i], f + "[" + std::to_string(i) + "]", s)) out.push_back(std::move(s));
+    }
+  }
+
+  const std::string& file() const { return file_; }
+  Diagnostics& diag() { return diag_; }
+
+ private:
+  std::string file_;
+  Diagnostics& diag_;
+};
+
+std::string resolve(const std::string& dir, const std::string& p) {
+  if (p.empty() || fs::path(p).is_absolute()) return p;
+  return (fs::path(dir) / p).lexically_normal().string();
+}
+
+void read_certificate(Reader& r, const YAML::Node& n, const std::string& field, const std::string& dir,
+                      CertificateSpec& out) {
+  if (!r.expect_map(n, field, {"cert", "key"})) return;
+  out.where = {r.file(), Reader::line_of(n)};
+  for (auto [key, target] : {std::pair{"cert", &out.cert}, std::pair{"key", &out.key}}) {
+    const auto v = n[key];
+    const auto f = Reader::join(field, key);
+    if (!v) {
+      r.error(n, f, "required");
+      continue;
+    }
+    std::string s;
+    if (!r.scalar(v, f, s)) continue;
+    *target = resolve(dir, s);
+    std::error_code ec;
+    if (!fs::is_regular_file(*target, ec)) r.error(v, f, "file not found: " + *target);
+  }
+}
+
+bool valid_hostname(const std::string& h) {
+  std::string_view v = h;
+  if (v.rfind("*.", 0) == 0) v.remove_prefix(2);
+  if (v.empty() || v.size() > 253) return false;
+  std::size_t label = 0;
+  for (char c : v) {
+    if (c == '.') {
+      if (label == 0) return false;
+      label = 0;
+      continue;
+    }
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-';
+    if (!ok || ++label > 63) return false;
+  }
+  return label > 0;
+}
+
+void read_routes(Reader& r, const YAML::Node& n, Config& cfg) {
+  if (!n.IsSequence()) {
+    r.error(n, "routes", "expected a list");
+    return;
+  }
+  for (std::size_t i = 0; i < n.size(); ++i) {
+    const auto rn = n[i];
+    const auto field = "routes[" + std::to_string(i) + "]";
+    if (!r.expect_map(rn, field, {"host", "paths"})) continue;
+    RouteSpec route;
+    route.where = {r.file(), Reader::line_of(rn)};
+    r.string(rn, "host", field, route.host);
+    if (route.host == "*") route.host.clear();
+    if (!route.host.empty() && !valid_hostname(route.host)) {
+      r.error(rn["host"], field + ".host",
+              "invalid host '" + route.host + "' (lowercase DNS name, optionally starting with '*.')");
+    }
+    const auto paths = rn["paths"];
+    if (!paths || !paths.IsSequence() || paths.size() == 0) {
+      r.error(paths ? paths : rn, field + ".paths", "expected a non-empty list");
+      continue;
+    }
+    for (std::size_t j = 0; j < paths.size(); ++j) {
+      const auto pn = paths[j];
+      const auto pf = field + ".paths[" + std::to_string(j) + "]";
+      if (!r.expect_map(pn, pf, {"path", "type", "backends"})) continue;
+      PathSpec p;
+      p.where = {r.file(), Reader::line_of(pn)};
+      r.string(pn, "path", pf, p.path);
+      if (p.path.empty() || p.path.front() != '/') r.error(pn, pf + ".path", "must start with '/'");
+      std::string type = "Prefix";
+      r.string(pn, "type", pf, type);
+      if (type == "Exact") {
+        p.type = PathType::Exact;
+      } else if (type == "Prefix") {
+        p.type = PathType::Prefix;
+      } else if (type == "ImplementationSpecific") {
+        p.type = PathType::ImplementationSpecific;
+      } else {
+        r.error(pn["type"], pf + ".type",
+                "must be Exact, Prefix or ImplementationSpecific, not '" + type + "'");
+      }
+      r.string_list(pn, "backends", pf, p.backends);
+      if (p.backends.empty()) r.error(pn, pf + ".backends", "expected a non-empty list of host:port");
+      for (std::size_t k = 0; k < p.backends.size(); ++k) {
+        std::string h;
+        std::uint16_t port = 0;
+        if (!split_host_port(p.backends[k], h, port) || port == 0) {
+          r.error(pn["backends"][k], pf + ".backends[" + std::to_string(k) + "]",
+                  "expected host:port, got '" + p.backends[k] + "'");
+        }
+      }
+      route.paths.push_back(std::move(p));
+    }
+    cfg.routes.push_back(std::move(route));
+  }
+}
+
+void check_address(Reader& r, const YAML::Node& n, const std::string& field, const std::string& addr) {
+  std::string h;
+  std::uint16_t port = 0;
+  if (!split_host_port(addr, h, port))
+    r.error(n, field, "expected ip:port or [ipv6]:port, got '" + addr + "'");
+}
+
+void read_root(Reader& r, const YAML::Node& root, Config& cfg) {
+  if (!r.expect_map(root, "",
+                    {"listeners", "workers", "tls", "timeouts", "limits", "upstream", "trusted_proxies",
+                     "log", "routes"})) {
+    return;
+  }
+  if (const auto n = root["listeners"];
+      n && r.expect_map(n, "listeners", {"https", "http", "admin", "https_redirect_port"})) {
+    r.string_list(n, "https", "listeners", cfg.listeners.https);
+    r.string_list(n, "http", "listeners", cfg.listeners.http);
+    r.string(n, "admin", "listeners", cfg.listeners.admin);
+    r.integer(n, "https_redirect_port", "listeners", cfg.listeners.https_redirect_port, 0, 65535);
+    for (std::size_t i = 0; i < cfg.listeners.https.size(); ++i)
+      check_address(r, n["https"][i], "listeners.https[" + std::to_string(i) + "]", cfg.listeners.https[i]);
+    for (std::size_t i = 0; i < cfg.listeners.http.size(); ++i)
+      check_address(r, n["http"][i], "listeners.http[" + std::to_string(i) + "]", cfg.listeners.http[i]);
+    if (n["admin"]) check_address(r, n["admin"], "listeners.admin", cfg.listeners.admin);
+  }
+  r.integer(root, "workers", "", cfg.workers, 0u, 256u);
+
+  if (const auto n = root["tls"];
+      n && r.expect_map(n, "tls",
+                        {"min_version", "ciphers", "ciphersuites", "groups", "session_tickets",
+                         "ticket_key_rotation", "default_certificate", "certificates"})) {
+    auto& t = cfg.tls;
+    r.string(n, "min_version", "tls", t.min_version);
+    if (t.min_version != "TLSv1.2" && t.min_version != "TLSv1.3") {
+      r.error(n["min_version"], "tls.min_version", "must be TLSv1.2 or TLSv1.3, not '" + t.min_version + "'");
+    }
+    r.string(n, "ciphers", "tls", t.ciphers);
+    r.string(n, "ciphersuites", "tls", t.ciphersuites);
+    r.string(n, "groups", "tls", t.groups);
+    r.boolean(n, "session_tickets", "tls", t.session_tickets);
+    r.duration(n, "ticket_key_rotation", "tls", t.ticket_key_rotation);
+    if (t.ticket_key_rotation < 1min) {
+      r.error(n["ticket_key_rotation"], "tls.ticket_key_rotation", "must be at least 1m");
+    }
+    if (const auto d = n["default_certificate"]) {
+      t.default_certificate.emplace();
+      read_certificate(r, d, "tls.default_certificate", cfg.dir, *t.default_certificate);
+    }
+    if (const auto c = n["certificates"]) {
+      if (!c.IsSequence()) {
+        r.error(c, "tls.certificates", "expected a list");
+      } else {
+        for (std::size_t i = 0; i < c.size(); ++i) {
+          CertificateSpec spec;
+          read_certificate(r, c[i], "tls.certificates[" + std::to_string(i) + "]", cfg.dir, spec);
+          t.certificates.push_back(std::move(spec));
+        }
+      }
+    }
+  }
+
+  if (const auto n = root["timeouts"];
+      n && r.expect_map(n, "timeouts",
+                        {"tls_handshake", "request_header", "keepalive_idle", "body_idle", "upstream_connect",
+                         "upstream_read", "upstream_send", "drain"})) {
+    auto& t = cfg.timeouts;
+    r.duration(n, "tls_handshake", "timeouts", t.tls_handshake);
+    r.duration(n, "request_header", "timeouts", t.request_header);
+    r.duration(n, "keepalive_idle", "timeouts", t.keepalive_idle);
+    r.duration(n, "body_idle", "timeouts", t.body_idle);
+    r.duration(n, "upstream_connect", "timeouts", t.upstream_connect);
+    r.duration(n, "upstream_read", "timeouts", t.upstream_read);
+    r.duration(n, "upstream_send", "timeouts", t.upstream_send);
+    r.duration(n, "drain", "timeouts", t.drain);
+  }
+
+  if (const auto n = root["limits"];
+      n && r.expect_map(n, "limits",
+                        {"max_connections_per_worker", "request_line_bytes", "request_header_bytes",
+                         "header_count", "request_body_bytes"})) {
+    auto& l = cfg.limits;
+    r.integer(n, "max_connections_per_worker", "limits", l.max_connections_per_worker, std::size_t{1},
+              std::size_t{1'000'000});
+    r.size(n, "request_line_bytes", "limits", l.request_line_bytes);
+    r.size(n, "request_header_bytes", "limits", l.request_header_bytes);
+    r.integer(n, "header_count", "limits", l.header_count, std::size_t{1}, std::size_t{10'000});
+    r.size(n, "request_body_bytes", "limits", l.request_body_bytes);
+  }
+
+  if (const auto n = root["upstream"];
+      n &&
+      r.expect_map(n, "upstream", {"keepalive_connections", "keepalive_timeout", "keepalive_requests"})) {
+    auto& u = cfg.upstream;
+    r.integer(n, "keepalive_connections", "upstream", u.keepalive_connections, std::size_t{0},
+              std::size_t{100'000});
+    r.duration(n, "keepalive_timeout", "upstream", u.keepalive_timeout);
+    r.integer(n, "keepalive_requests", "upstream", u.keepalive_requests, std::size_t{1},
+              std::size_t{1'000'000'000});
+  }
+
+  r.string_list(root, "trusted_proxies", "", cfg.trusted_proxies);
+  if (const auto n = root["log"]; n && r.expect_map(n, "log", {"level"})) {
+    r.string(n, "level", "log", cfg.log_level);
+    static constexpr std::string_view kLevels[] = {"trace", "debug", "info", "warn", "error", "off"};
+    if (std::find(std::begin(kLevels), std::end(kLevels), cfg.log_level) == std::end(kLevels)) {
+      r.error(n["level"], "log.level", "must be one of trace, debug, info, warn, error, off");
+    }
+  }
+  if (const auto n = root["routes"]) read_routes(r, n, cfg);
+
+  // Cross-field checks.
+  if (cfg.listeners.https.empty() && cfg.listeners.http.empty()) {
+    r.error(root, "listeners", "at least one https or http listener is required");
+  }
+  if (!cfg.listeners.https.empty() && !cfg.tls.default_certificate) {
+    r.error(root["tls"] ? root["tls"] : root, "tls.default_certificate",
+            "required when listeners.https is set");
+  }
+}
+
+}  // namespace
+
+std::optional<Config> load_config_text(const std::string& text, const std::string& file, Diagnostics& diag) {
+  Config cfg;
+  cfg.file = file;
+  cfg.dir = fs::path(file).parent_path().string();
+  if (cfg.dir.empty()) cfg.dir = ".";
+  Reader reader(file, diag);
+  const auto errors_before = diag.error_count();
+  try {
+    const YAML::Node root = YAML::Load(text);
+    if (!root || root.IsNull()) {
+      diag.error(file, 0, "", "the file is empty");
+    } else {
+      read_root(reader, root, cfg);
+    }
+  } catch (const YAML::Exception& e) {
+    diag.error(file, e.mark.line >= 0 ? e.mark.line + 1 : 0, "", "invalid YAML: " + e.msg);
+  }
+  if (cfg.workers == 0) cfg.workers = std::max(1u, std::thread::hardware_concurrency());
+  if (diag.error_count() > errors_before) return std::nullopt;
+  return cfg;
+}
+
+std::optional<Config> load_config(const std::string& path, Diagnostics& diag) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    diag.error(path, 0, "", "cannot read the file");
+    return std::nullopt;
+  }
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return load_config_text(ss.str(), path, diag);
+}
+
+}  // namespace phigate::config

@@ -1,0 +1,34 @@
+#include "phigate/core/ids.hpp"
+
+#include <random>
+
+namespace phigate::core {
+
+FastRandom::FastRandom() {
+  std::random_device rd;
+  for (auto& s : s_) s = (static_cast<std::uint64_t>(rd()) << 32) ^ rd();
+}
+
+std::uint64_t FastRandom::next() noexcept {
+  auto rotl = [](std::uint64_t x, int k) { return (x << k) | (x >> (64 - k)); };
+  const std::uint64_t result = rotl(s_[1] * 5, 7) * 9;
+  const std::uint64_t t = s_[1] << 17;
+  s_[2] ^= s_[0];
+  s_[3] ^= s_[1];
+  s_[1] ^= s_[2];
+  s_[0] ^= s_[3];
+  s_[2] ^= t;
+  s_[3] = rotl(s_[3], 45);
+  return result;
+}
+
+void make_request_id(FastRandom& rng, std::string& out) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  out.resize(32);
+  for (int half = 0; half < 2; ++half) {
+    std::uint64_t v = rng.next();
+    for (int i = 0; i < 16; ++i, v >>= 4) out[half * 16 + i] = kHex[v & 0xf];
+  }
+}
+
+}  // namespace phigate::core

@@ -1,0 +1,91 @@
+#include "phigate/http/serializer.hpp"
+
+#include <charconv>
+
+#include "phigate/http/message.hpp"
+
+namespace phigate::http {
+
+namespace {
+
+void append_number(std::string& out, std::uint64_t v) {
+  char buf[24];
+  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v);
+  out.append(buf, static_cast<std::size_t>(end - buf));
+}
+
+void append_fields(std::string& out, const HeaderList& headers, Framing framing) {
+  for (const auto& h : headers) {
+    out += h.name;
+    out += ": ";
+    out += h.value;
+    out += "\r\n";
+  }
+  if (framing.kind == Framing::Kind::ContentLength) {
+    out += "Content-Length: ";
+    append_number(out, framing.length);
+    out += "\r\n";
+  } else if (framing.kind == Framing::Kind::Chunked) {
+    out += "Transfer-Encoding: chunked\r\n";
+  }
+}
+
+}  // namespace
+
+void append_request_head(std::string& out, std::string_view method, std::string_view target,
+                         const HeaderList& headers, Framing framing) {
+  out += method;
+  out += ' ';
+  out += target;
+  out += " HTTP/1.1\r\n";
+  append_fields(out, headers, framing);
+  out += "\r\n";
+}
+
+void append_response_head(std::string& out, int status, std::string_view reason, int minor,
+                          const HeaderList& headers, Framing framing, bool close) {
+  out += minor == 0 ? "HTTP/1.0 " : "HTTP/1.1 ";
+  append_number(out, static_cast<std::uint64_t>(status));
+  out += ' ';
+  out += reason.empty() ? std::string_view(reason_phrase(status)) : reason;
+  out += "\r\n";
+  append_fields(out, headers, framing);
+  if (close) {
+    out += "Connection: close\r\n";
+  } else if (minor == 0) {
+    out += "Connection: keep-alive\r\n";
+  }
+  out += "\r\n";
+}
+
+void append_local_reply(std::string& out, int status, int minor, bool close, std::string_view body,
+                        std::string_view location, bool head_only) {
+  out += minor == 0 ? "HTTP/1.0 " : "HTTP/1.1 ";
+  append_number(out, static_cast<std::uint64_t>(status));
+  out += ' ';
+  out += reason_phrase(status);
+  out += "\r\nServer: phigate\r\nContent-Type: text/plain\r\nContent-Length: ";
+  append_number(out, body.size());
+  out += "\r\n";
+  if (!location.empty()) {
+    out += "Location: ";
+    out += location;
+    out += "\r\n";
+  }
+  if (close) {
+    out += "Connection: close\r\n";
+  } else if (minor == 0) {
+    out += "Connection: keep-alive\r\n";
+  }
+  out += "\r\n";
+  if (!head_only) out += body;
+}
+
+void append_chunk_header(std::string& out, std::size_t size) {
+  char buf[20];
+  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, size, 16);
+  out.append(buf, static_cast<std::size_t>(end - buf));
+  out += "\r\n";
+}
+
+}  // namespace phigate::http

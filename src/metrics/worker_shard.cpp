@@ -1,0 +1,107 @@
+#include "phigate/metrics/worker_shard.hpp"
+
+#include <prometheus/client_metric.h>
+#include <prometheus/metric_family.h>
+#include <prometheus/text_serializer.h>
+
+#include <vector>
+
+#include "phigate/core/assert.hpp"
+
+namespace phigate::metrics {
+
+namespace {
+
+using prometheus::ClientMetric;
+using prometheus::MetricFamily;
+using prometheus::MetricType;
+
+template <class Get>
+double sum(std::span<const WorkerShard* const> shards, Get get) {
+  double total = 0;
+  for (const auto* s : shards) total += static_cast<double>(get(*s));
+  return total;
+}
+
+MetricFamily family(std::string name, std::string help, MetricType type) {
+  MetricFamily f;
+  f.name = std::move(name);
+  f.help = std::move(help);
+  f.type = type;
+  return f;
+}
+
+void add_value(MetricFamily& f, double v, std::vector<ClientMetric::Label> labels = {}) {
+  ClientMetric m;
+  m.label = std::move(labels);
+  if (f.type == MetricType::Counter) {
+    m.counter.value = v;
+  } else {
+    m.gauge.value = v;
+  }
+  f.metric.push_back(std::move(m));
+}
+
+}  // namespace
+
+std::string render(std::span<const WorkerShard* const> shards, const ControlStats& control) {
+  std::vector<MetricFamily> out;
+  auto counter = [&](const char* name, const char* help, auto get) {
+    auto f = family(name, help, MetricType::Counter);
+    add_value(f, sum(shards, get));
+    out.push_back(std::move(f));
+  };
+  counter("phigate_connections_accepted_total", "Client connections accepted.",
+          [](const WorkerShard& s) { return s.connections_accepted.get(); });
+  counter("phigate_connections_shed_total", "Client connections closed at accept: per-worker cap reached.",
+          [](const WorkerShard& s) { return s.connections_shed.get(); });
+  counter("phigate_tls_handshake_failures_total", "Failed or timed-out TLS handshakes.",
+          [](const WorkerShard& s) { return s.tls_handshake_failures.get(); });
+  counter("phigate_tls_resumed_total", "TLS handshakes that resumed a session.",
+          [](const WorkerShard& s) { return s.tls_resumed.get(); });
+  counter("phigate_redirects_total", "Plain-HTTP requests redirected to HTTPS.",
+          [](const WorkerShard& s) { return s.redirects.get(); });
+  counter("phigate_upstream_connects_total", "New upstream connections opened.",
+          [](const WorkerShard& s) { return s.upstream_connects.get(); });
+  counter("phigate_upstream_reuses_total", "Requests sent on a pooled keep-alive upstream connection.",
+          [](const WorkerShard& s) { return s.upstream_reuses.get(); });
+  counter("phigate_upstream_connect_failures_total", "Upstream connects refused, unreachable or timed out.",
+          [](const WorkerShard& s) { return s.upstream_connect_failures.get(); });
+  counter("phigate_upstream_timeouts_total", "Upstream reads or writes that hit their deadline.",
+          [](const WorkerShard& s) { return s.upstream_timeouts.get(); });
+  counter("phigate_upstream_retries_total", "Requests retried after a reused upstream connection failed.",
+          [](const WorkerShard& s) { return s.upstream_retries.get(); });
+
+  auto responses =
+      family("phigate_responses_total", "Responses sent to clients by status class.", MetricType::Counter);
+  static constexpr const char* kClasses[] = {"none", "1xx", "2xx", "3xx", "4xx", "5xx"};
+  for (std::size_t c = 0; c < 6; ++c) {
+    add_value(responses, sum(shards, [c](const WorkerShard& s) { return s.responses_by_class[c].get(); }),
+              {{"class", kClasses[c]}});
+  }
+  out.push_back(std::move(responses));
+
+  auto open = family("phigate_connections_open", "Client connections currently open.", MetricType::Gauge);
+  add_value(open, sum(shards, [](const WorkerShard& s) { return s.connections_open.get(); }));
+  out.push_back(std::move(open));
+
+  auto reloads = family("phigate_reload_total", "Configuration reloads by result.", MetricType::Counter);
+  add_value(reloads, static_cast<double>(control.reload_ok.load()), {{"result", "ok"}});
+  add_value(reloads, static_cast<double>(control.reload_error.load()), {{"result", "error"}});
+  out.push_back(std::move(reloads));
+
+  auto gen = family("phigate_config_generation", "Generation of the configuration snapshot being served.",
+                    MetricType::Gauge);
+  add_value(gen, static_cast<double>(control.snapshot_generation.load()));
+  out.push_back(std::move(gen));
+  auto draining = family("phigate_draining", "1 while shutting down gracefully.", MetricType::Gauge);
+  add_value(draining, static_cast<double>(control.draining.load()));
+  out.push_back(std::move(draining));
+  auto bugs = family("phigate_bugs_total", "Internal invariant violations (PHI_BUG).", MetricType::Counter);
+  add_value(bugs, static_cast<double>(core::bug_count()));
+  out.push_back(std::move(bugs));
+
+  return prometheus::TextSerializer().Serialize(out);
+}
+
+}  // namespace phigate::metrics

@@ -1,0 +1,153 @@
+#include "phigate/proxy/worker.hpp"
+
+#include "https_connection.hpp"
+#include "phigate/core/assert.hpp"
+#include "phigate/core/log.hpp"
+#include "redirect_connection.hpp"
+
+namespace phigate::proxy {
+
+namespace {
+constexpr auto kTick = std::chrono::milliseconds(100);
+
+upstream::PoolLimits pool_limits(const config::UpstreamSpec& u) {
+  return {u.keepalive_connections, u.keepalive_timeout, static_cast<std::uint32_t>(u.keepalive_requests)};
+}
+
+/// co_spawn completion: an exception escaping a connection coroutine is a bug.
+void on_connection_done(std::exception_ptr e) {
+  if (!e) return;
+  try {
+    std::rethrow_exception(e);
+  } catch (const std::exception& ex) {
+    PHI_BUG(ex.what());
+  } catch (...) {
+    PHI_BUG("unknown exception in connection coroutine");
+  }
+}
+}  // namespace
+
+Worker::Worker(unsigned id, SnapshotPtr initial)
+    : id_(id), snapshot_(std::move(initial)), pool_(pool_limits(snapshot_->config->upstream)) {
+  rr_.assign(snapshot_->clusters.size(), 0);
+}
+
+void Worker::add_listener(net::tcp::acceptor acceptor, ListenerKind kind) {
+  listeners_.push_back({std::move(acceptor), kind});
+}
+
+void Worker::run() {
+  for (std::size_t i = 0; i < listeners_.size(); ++i) {
+    net::asio::co_spawn(io_, accept_loop(i), on_connection_done);
+  }
+  net::asio::co_spawn(io_, tick_loop(), on_connection_done);
+  io_.run();
+}
+
+void Worker::adopt(SnapshotPtr snap) {
+  snapshot_ = std::move(snap);
+  rr_.assign(snapshot_->clusters.size(), 0);
+  pool_.set_limits(pool_limits(snapshot_->config->upstream));
+}
+
+std::size_t Worker::next_endpoint(std::size_t cluster, std::size_t n) {
+  if (cluster >= rr_.size()) rr_.resize(cluster + 1, 0);
+  return rr_[cluster]++ % n;
+}
+
+void Worker::register_connection(ConnectionBase* c) noexcept {
+  c->prev_ = nullptr;
+  c->next_ = head_;
+  if (head_ != nullptr) head_->prev_ = c;
+  head_ = c;
+  ++conn_count_;
+}
+
+void Worker::unregister_connection(ConnectionBase* c) noexcept {
+  if (c->prev_ != nullptr) {
+    c->prev_->next_ = c->next_;
+  } else {
+    head_ = c->next_;
+  }
+  if (c->next_ != nullptr) c->next_->prev_ = c->prev_;
+  c->prev_ = c->next_ = nullptr;
+  --conn_count_;
+}
+
+void Worker::close_acceptors() {
+  for (auto& l : listeners_) {
+    net::error_code ec;
+    l.acceptor.close(ec);
+  }
+}
+
+void Worker::begin_drain(std::chrono::milliseconds grace) {
+  if (draining_) return;
+  draining_ = true;
+  now_ = Clock::now();
+  drain_deadline_ = now_ + grace;
+  close_acceptors();
+  pool_.clear();
+  for (auto* c = head_; c != nullptr;) {
+    auto* next = c->next_;  // drain() only cancels I/O; the connection unregisters later
+    c->drain();
+    c = next;
+  }
+}
+
+net::awaitable<void> Worker::accept_loop(std::size_t index) {
+  auto& l = listeners_[index];
+  for (;;) {
+    auto [ec, sock] = co_await l.acceptor.async_accept(net::use_awaitable_tuple);
+    if (draining_ || ec == net::asio::error::operation_aborted || ec == net::asio::error::bad_descriptor) {
+      co_return;
+    }
+    if (ec) {
+      // EMFILE and friends: the kernel keeps the connection queued; back off one tick.
+      PHI_LOG_WARN("[w{}] accept failed: {}", id_, ec.message());
+      net::asio::steady_timer t(io_, kTick);
+      co_await t.async_wait(net::use_awaitable_tuple);
+      continue;
+    }
+    stats_.connections_accepted.inc();
+    now_ = Clock::now();
+    if (conn_count_ >= snapshot_->config->limits.max_connections_per_worker) {
+      // Shed: close at once rather than queue without bound.
+      stats_.connections_shed.inc();
+      net::error_code ignored;
+      sock.close(ignored);
+      continue;
+    }
+    net::error_code ignored;
+    sock.set_option(net::tcp::no_delay(true), ignored);
+    if (l.kind == ListenerKind::Https) {
+      auto conn = std::make_shared<detail::HttpsConnection>(*this, snapshot_, std::move(sock));
+      net::asio::co_spawn(io_, detail::HttpsConnection::run(std::move(conn)), on_connection_done);
+    } else {
+      auto conn = std::make_shared<detail::RedirectConnection>(*this, snapshot_, std::move(sock));
+      net::asio::co_spawn(io_, detail::RedirectConnection::run(std::move(conn)), on_connection_done);
+    }
+  }
+}
+
+net::awaitable<void> Worker::tick_loop() {
+  int ticks = 0;
+  for (;;) {
+    ticker_.expires_after(kTick);
+    co_await ticker_.async_wait(net::use_awaitable_tuple);  // cancelled only at destruction
+    now_ = Clock::now();
+    const bool force = draining_ && now_ >= drain_deadline_;
+    for (auto* c = head_; c != nullptr;) {
+      auto* next = c->next_;
+      if (force || now_ >= c->deadline) c->expire();
+      c = next;
+    }
+    if (++ticks % 10 == 0) pool_.sweep(now_);
+    if (draining_ && head_ == nullptr) {
+      pool_.clear();
+      co_return;  // nothing left: io_context::run() returns once the last handlers finish
+    }
+  }
+}
+
+}  // namespace phigate::proxy

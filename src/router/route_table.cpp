@@ -1,0 +1,91 @@
+#include "phigate/router/route_table.hpp"
+
+namespace phigate::router {
+
+namespace {
+
+std::string_view strip_trailing_slashes(std::string_view p) {
+  while (!p.empty() && p.back() == '/') p.remove_suffix(1);
+  return p;
+}
+
+}  // namespace
+
+std::string RouteTable::normalize_host(std::string_view host) {
+  std::string_view h = host;
+  if (!h.empty() && h.front() == '[') {
+    const auto close = h.find(']');
+    h = close == std::string_view::npos ? h : h.substr(0, close + 1);
+  } else if (const auto colon = h.rfind(':'); colon != std::string_view::npos) {
+    h = h.substr(0, colon);
+  }
+  if (!h.empty() && h.back() == '.') h.remove_suffix(1);
+  std::string out(h);
+  for (auto& c : out) {
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c + 32);
+  }
+  return out;
+}
+
+RouteTable RouteTable::build(const std::vector<config::RouteSpec>& routes, config::Diagnostics& diag) {
+  RouteTable t;
+  std::size_t target = 0;
+  for (const auto& r : routes) {
+    HostRoutes* bucket = nullptr;
+    if (r.host.empty()) {
+      bucket = &t.default_host_;
+      t.has_default_ = true;
+    } else if (r.host.rfind("*.", 0) == 0) {
+      bucket = &t.wildcard_hosts_[r.host.substr(2)];
+    } else {
+      bucket = &t.exact_hosts_[r.host];
+    }
+    for (const auto& p : r.paths) {
+      const auto index = static_cast<std::uint32_t>(t.routes_.size());
+      const bool exact = p.type == config::PathType::Exact;
+      auto& map = exact ? bucket->exact : bucket->prefix;
+      std::string key(exact ? std::string_view(p.path) : strip_trailing_slashes(p.path));
+      const auto [it, inserted] = map.emplace(std::move(key), index);
+      if (!inserted) {
+        diag.warning(p.where.file, p.where.line, "path",
+                     "duplicate route " + (r.host.empty() ? std::string("*") : r.host) + " " + p.path +
+                         ": the first definition wins");
+        ++target;
+        continue;
+      }
+      t.routes_.push_back({r.host, p.path, p.type, target++, (r.host.empty() ? "*" : r.host) + " " + p.path});
+    }
+  }
+  return t;
+}
+
+const Route* RouteTable::match_in(const HostRoutes& h, std::string_view path) const {
+  if (!h.exact.empty()) {
+    if (auto it = h.exact.find(path); it != h.exact.end()) return &routes_[it->second];
+  }
+  if (h.prefix.empty()) return nullptr;
+  // Kubernetes Prefix semantics: element-wise, trailing slash ignored. Try the whole path, then
+  // drop one segment at a time down to the root.
+  std::string_view p = strip_trailing_slashes(path);
+  for (;;) {
+    if (auto it = h.prefix.find(p); it != h.prefix.end()) return &routes_[it->second];
+    if (p.empty()) return nullptr;
+    p = p.substr(0, p.rfind('/'));
+  }
+}
+
+const Route* RouteTable::match(std::string_view host, std::string_view path) const {
+  const std::string h = normalize_host(host);
+  if (auto it = exact_hosts_.find(h); it != exact_hosts_.end()) return match_in(it->second, path);
+  if (!wildcard_hosts_.empty()) {
+    // "*.example.com" covers exactly one extra label: "a.example.com", not "a.b.example.com".
+    if (const auto dot = h.find('.'); dot != std::string::npos && dot > 0) {
+      if (auto it = wildcard_hosts_.find(std::string_view(h).substr(dot + 1)); it != wildcard_hosts_.end()) {
+        return match_in(it->second, path);
+      }
+    }
+  }
+  return has_default_ ? match_in(default_host_, path) : nullptr;
+}
+
+}  // namespace phigate::router

@@ -1,0 +1,258 @@
+#include "phigate/server/server.hpp"
+
+#include <csignal>
+#include <cstdio>
+#include <list>
+#include <thread>
+
+#include "phigate/admin/admin_server.hpp"
+#include "phigate/config/loader.hpp"
+#include "phigate/core/log.hpp"
+#include "phigate/metrics/worker_shard.hpp"
+#include "phigate/net/socket.hpp"
+#include "phigate/proxy/worker.hpp"
+
+namespace phigate::server {
+
+namespace {
+
+using namespace std::chrono_literals;
+
+class Server {
+ public:
+  Server(std::string path, proxy::SnapshotPtr first, std::shared_ptr<tls::TicketKeyRing> keys)
+      : path_(std::move(path)), keys_(std::move(keys)), current_(std::move(first)) {}
+
+  int start();
+
+ private:
+  bool bind_all(std::string& summary);
+  void on_signal(int sig);
+  void reload();
+  void publish(proxy::SnapshotPtr snap);
+  void begin_drain();
+  void schedule_ticket_rotation();
+  void schedule_housekeeping();
+  std::string render_metrics() const;
+
+  std::string path_;
+  std::shared_ptr<tls::TicketKeyRing> keys_;
+  proxy::SnapshotPtr current_;
+  std::atomic<std::shared_ptr<const proxy::Snapshot>> published_;  // for admin/other readers
+  std::list<proxy::SnapshotPtr> retired_;
+  net::asio::io_context control_{1};
+  net::asio::signal_set signals_{control_, SIGTERM, SIGINT, SIGHUP};
+  net::asio::steady_timer ticket_timer_{control_};
+  net::asio::steady_timer housekeeping_{control_};
+  std::vector<std::unique_ptr<proxy::Worker>> workers_;
+  std::vector<std::thread> threads_;
+  std::unique_ptr<admin::AdminServer> admin_;
+  metrics::ControlStats control_stats_;
+  std::atomic<bool> ready_{false};
+  bool draining_ = false;
+  std::size_t workers_done_ = 0;
+};
+
+bool Server::bind_all(std::string& summary) {
+  const auto& cfg = *current_->config;
+  auto bind_listener = [&](const std::string& addr, proxy::ListenerKind kind, const char* label) {
+    auto ep = net::parse_endpoint(addr);
+    if (!ep) {
+      PHI_LOG_ERROR("listeners: {}", ep.error().context);
+      return false;
+    }
+    // Port 0: the first worker's bind picks the port, the others join it with SO_REUSEPORT.
+    for (auto& w : workers_) {
+      auto acc = net::listen(w->io(), *ep, true);
+      if (!acc) {
+        PHI_LOG_ERROR("cannot listen on {}", acc.error().context);
+        return false;
+      }
+      ep->port(acc->local_endpoint().port());
+      w->add_listener(std::move(*acc), kind);
+    }
+    summary += std::string(" ") + label + "=" + net::to_string(*ep);
+    return true;
+  };
+  for (const auto& a : cfg.listeners.https) {
+    if (!bind_listener(a, proxy::ListenerKind::Https, "https")) return false;
+  }
+  for (const auto& a : cfg.listeners.http) {
+    if (!bind_listener(a, proxy::ListenerKind::Http, "http")) return false;
+  }
+  if (!cfg.listeners.admin.empty()) {
+    auto ep = net::parse_endpoint(cfg.listeners.admin);
+    if (!ep) {
+      PHI_LOG_ERROR("listeners.admin: {}", ep.error().context);
+      return false;
+    }
+    auto acc = net::listen(control_, *ep, false);
+    if (!acc) {
+      PHI_LOG_ERROR("cannot listen on {}", acc.error().context);
+      return false;
+    }
+    summary += " admin=" + net::to_string(acc->local_endpoint());
+    admin_ = std::make_unique<admin::AdminServer>(
+        std::move(*acc), admin::AdminHooks{[this] { return ready_.load() && !draining_; },
+                                           [this] { return render_metrics(); }});
+  }
+  return true;
+}
+
+std::string Server::render_metrics() const {
+  std::vector<const metrics::WorkerShard*> shards;
+  for (const auto& w : workers_) shards.push_back(&w->stats());
+  return metrics::render(shards, control_stats_);
+}
+
+void Server::publish(proxy::SnapshotPtr snap) {
+  retired_.push_back(std::move(current_));
+  current_ = std::move(snap);
+  published_.store(current_);
+  control_stats_.snapshot_generation.store(current_->generation);
+  for (auto& w : workers_) {
+    net::asio::post(w->io(), [w = w.get(), s = current_] { w->adopt(s); });
+  }
+}
+
+void Server::reload() {
+  config::Diagnostics diag;
+  auto cfg = config::load_config(path_, diag);
+  proxy::SnapshotPtr snap;
+  if (cfg) {
+    const auto& old = current_->config->listeners;
+    if (cfg->listeners.https != old.https || cfg->listeners.http != old.http ||
+        cfg->listeners.admin != old.admin || cfg->workers != current_->config->workers) {
+      diag.warning(path_, 0, "listeners",
+                   "listener and worker changes need a restart; keeping the current ones");
+      cfg->listeners.https = old.https;
+      cfg->listeners.http = old.http;
+      cfg->listeners.admin = old.admin;
+      cfg->workers = current_->config->workers;
+    }
+    snap = build_snapshot(std::make_shared<const config::Config>(std::move(*cfg)), keys_,
+                          current_->generation + 1, diag);
+  }
+  for (const auto& d : diag.entries()) {
+    if (d.severity == config::Severity::Warning) PHI_LOG_WARN("{}", d.to_string());
+  }
+  if (!snap) {
+    control_stats_.reload_error.fetch_add(1);
+    PHI_LOG_ERROR("reload failed, still serving generation {}: {} error(s), first: {}", current_->generation,
+                  diag.error_count(), diag.entries().empty() ? "" : diag.entries().front().to_string());
+    return;
+  }
+  control_stats_.reload_ok.fetch_add(1);
+  publish(std::move(snap));
+  PHI_LOG_INFO("reloaded {}: generation {}", path_, current_->generation);
+}
+
+void Server::begin_drain() {
+  if (draining_) return;
+  draining_ = true;
+  control_stats_.draining.store(1);
+  const auto grace = current_->config->timeouts.drain;
+  PHI_LOG_INFO("draining: no new connections; in-flight requests have {} ms", grace.count());
+  for (auto& w : workers_) {
+    net::asio::post(w->io(), [w = w.get(), grace] { w->begin_drain(grace); });
+  }
+  if (admin_) admin_->stop();
+  ticket_timer_.cancel();
+}
+
+void Server::on_signal(int sig) {
+  if (sig == SIGHUP) {
+    if (!draining_) reload();
+  } else {
+    begin_drain();
+  }
+  if (!draining_ || sig == SIGHUP) {
+    signals_.async_wait([this](const net::error_code& ec, int s) {
+      if (!ec) on_signal(s);
+    });
+  }
+}
+
+void Server::schedule_ticket_rotation() {
+  ticket_timer_.expires_after(current_->config->tls.ticket_key_rotation);
+  ticket_timer_.async_wait([this](const net::error_code& ec) {
+    if (ec) return;
+    keys_->rotate();
+    schedule_ticket_rotation();
+  });
+}
+
+void Server::schedule_housekeeping() {
+  housekeeping_.expires_after(1s);
+  housekeeping_.async_wait([this](const net::error_code& ec) {
+    if (ec) return;
+    // Retired snapshots die here, on the control thread, so that no worker pays for freeing
+    // SSL_CTXs: once only this list holds one, nothing can take a new reference.
+    retired_.remove_if([](const proxy::SnapshotPtr& s) { return s.use_count() == 1; });
+    if (workers_done_ < workers_.size()) schedule_housekeeping();
+  });
+}
+
+int Server::start() {
+  const unsigned n = current_->config->workers;
+  for (unsigned i = 0; i < n; ++i) workers_.push_back(std::make_unique<proxy::Worker>(i, current_));
+  std::string summary;
+  if (!bind_all(summary)) return 1;
+  published_.store(current_);
+  control_stats_.snapshot_generation.store(current_->generation);
+
+  // Every listener is bound: now the workers may start.
+  for (auto& w : workers_) {
+    threads_.emplace_back([this, w = w.get()] {
+      w->run();
+      net::asio::post(control_, [this] {
+        if (++workers_done_ == workers_.size()) {
+          signals_.cancel();
+          housekeeping_.cancel();
+          ticket_timer_.cancel();
+          if (admin_) admin_->stop();
+        }
+      });
+    });
+  }
+  if (admin_) admin_->start();
+  signals_.async_wait([this](const net::error_code& ec, int s) {
+    if (!ec) on_signal(s);
+  });
+  schedule_ticket_rotation();
+  schedule_housekeeping();
+  ready_ = true;
+  PHI_LOG_INFO("phigate ready workers={}{}", n, summary);
+  std::printf("phigate ready workers=%u%s\n", n, summary.c_str());
+  std::fflush(stdout);
+  control_.run();
+  for (auto& t : threads_) t.join();
+  PHI_LOG_INFO("phigate stopped");
+  return 0;
+}
+
+}  // namespace
+
+int run(const std::string& path, const std::string& log_level_override) {
+  config::Diagnostics diag;
+  auto cfg = config::load_config(path, diag);
+  core::init_logging(!log_level_override.empty() ? log_level_override : (cfg ? cfg->log_level : "info"));
+  auto keys = std::make_shared<tls::TicketKeyRing>();
+  proxy::SnapshotPtr snap;
+  if (cfg) snap = build_snapshot(std::make_shared<const config::Config>(std::move(*cfg)), keys, 1, diag);
+  for (const auto& d : diag.entries()) {
+    if (d.severity == config::Severity::Warning) PHI_LOG_WARN("{}", d.to_string());
+  }
+  if (!snap) {
+    for (const auto& d : diag.entries()) {
+      if (d.severity == config::Severity::Error) std::fprintf(stderr, "phigate: %s\n", d.to_string().c_str());
+    }
+    return 1;
+  }
+  // Writes to a peer that closed must fail with EPIPE, not kill the process.
+  std::signal(SIGPIPE, SIG_IGN);
+  Server server(path, std::move(snap), std::move(keys));
+  return server.start();
+}
+
+}  // namespace phigate::server

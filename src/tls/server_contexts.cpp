@@ -1,0 +1,236 @@
+#include "phigate/tls/server_contexts.hpp"
+
+#include <openssl/core_names.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+#include <openssl/x509v3.h>
+
+#include <cstring>
+
+namespace phigate::tls {
+
+std::string drain_errors() {
+  std::string out;
+  while (const unsigned long e = ERR_get_error()) {
+    char buf[256];
+    ERR_error_string_n(e, buf, sizeof buf);
+    if (!out.empty()) out += "; ";
+    out += buf;
+  }
+  return out;
+}
+
+namespace {
+
+int ring_index() {
+  static const int index = SSL_CTX_get_ex_new_index(0, nullptr, nullptr, nullptr, nullptr);
+  return index;
+}
+int contexts_index() {
+  static const int index = SSL_CTX_get_ex_new_index(0, nullptr, nullptr, nullptr, nullptr);
+  return index;
+}
+
+std::string lower(std::string s) {
+  for (auto& c : s) {
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c + 32);
+  }
+  return s;
+}
+
+/// DNS names of a certificate: subjectAltName DNS entries, or the CN when there are none.
+std::vector<std::string> certificate_names(X509* cert) {
+  std::vector<std::string> names;
+  auto* sans = static_cast<GENERAL_NAMES*>(X509_get_ext_d2i(cert, NID_subject_alt_name, nullptr, nullptr));
+  if (sans != nullptr) {
+    for (int i = 0; i < sk_GENERAL_NAME_num(sans); ++i) {
+      const GENERAL_NAME* gn = sk_GENERAL_NAME_value(sans, i);
+      if (gn->type != GEN_DNS) continue;
+      const auto* s = gn->d.dNSName;
+      names.push_back(lower(std::string(reinterpret_cast<const char*>(ASN1_STRING_get0_data(s)),
+                                        static_cast<std::size_t>(ASN1_STRING_length(s)))));
+    }
+    GENERAL_NAMES_free(sans);
+  }
+  if (names.empty()) {
+    char cn[256];
+    if (X509_NAME_get_text_by_NID(X509_get_subject_name(cert), NID_commonName, cn, sizeof cn) > 0) {
+      names.push_back(lower(cn));
+    }
+  }
+  return names;
+}
+
+int on_servername(SSL* ssl, int* /*alert*/, void* arg) {
+  const auto* self = static_cast<const ServerContexts*>(arg);
+  const char* name = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
+  if (name == nullptr) return SSL_TLSEXT_ERR_OK;
+  char buf[256];
+  const std::size_t n = std::min(std::strlen(name), sizeof buf - 1);
+  for (std::size_t i = 0; i < n; ++i) {
+    const char c = name[i];
+    buf[i] = (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c;
+  }
+  SSL_CTX* want = self->select(std::string_view(buf, n));
+  if (want != SSL_get_SSL_CTX(ssl)) SSL_set_SSL_CTX(ssl, want);
+  return SSL_TLSEXT_ERR_OK;
+}
+
+int on_alpn(SSL* /*ssl*/, const unsigned char** out, unsigned char* outlen, const unsigned char* in,
+            unsigned int inlen, void* /*arg*/) {
+  static constexpr unsigned char kHttp11[] = {'h', 't', 't', 'p', '/', '1', '.', '1'};
+  for (unsigned int i = 0; i < inlen;) {
+    const unsigned len = in[i];
+    if (i + 1 + len > inlen) break;
+    if (len == sizeof kHttp11 && std::memcmp(in + i + 1, kHttp11, len) == 0) {
+      *out = in + i + 1;
+      *outlen = static_cast<unsigned char>(len);
+      return SSL_TLSEXT_ERR_OK;
+    }
+    i += 1 + len;
+  }
+  // No overlap (e.g. h2 only): carry on without ALPN rather than fail; we speak HTTP/1.1.
+  return SSL_TLSEXT_ERR_NOACK;
+}
+
+int on_ticket_key(SSL* ssl, unsigned char key_name[16], unsigned char* iv, EVP_CIPHER_CTX* cctx,
+                  EVP_MAC_CTX* hctx, int enc) {
+  const auto* ring =
+      static_cast<const TicketKeyRing*>(SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), ring_index()));
+  if (ring == nullptr) return -1;
+  const auto keys = ring->current();
+  const TicketKey* key = nullptr;
+  int result = 1;
+  if (enc != 0) {
+    key = &keys->keys.front();
+    std::memcpy(key_name, key->name.data(), key->name.size());
+    if (RAND_bytes(iv, 16) != 1) return -1;
+    if (EVP_EncryptInit_ex(cctx, EVP_aes_256_cbc(), nullptr, key->aes.data(), iv) != 1) return -1;
+  } else {
+    for (std::size_t i = 0; i < keys->keys.size(); ++i) {
+      if (std::memcmp(key_name, keys->keys[i].name.data(), 16) == 0) {
+        key = &keys->keys[i];
+        result = i == 0 ? 1 : 2;  // 2: valid but old key: OpenSSL issues a fresh ticket
+        break;
+      }
+    }
+    if (key == nullptr) return 0;  // unknown or expired key: full handshake
+    if (EVP_DecryptInit_ex(cctx, EVP_aes_256_cbc(), nullptr, key->aes.data(), iv) != 1) return -1;
+  }
+  OSSL_PARAM params[] = {
+      OSSL_PARAM_construct_octet_string(OSSL_MAC_PARAM_KEY, const_cast<unsigned char*>(key->hmac.data()),
+                                        key->hmac.size()),
+      OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, const_cast<char*>("SHA256"), 0),
+      OSSL_PARAM_construct_end()};
+  if (EVP_MAC_CTX_set_params(hctx, params) != 1) return -1;
+  return result;
+}
+
+}  // namespace
+
+ServerContexts::~ServerContexts() = default;
+
+SSL_CTX* ServerContexts::select(std::string_view name) const noexcept {
+  if (!exact_.empty()) {
+    if (auto it = exact_.find(std::string(name)); it != exact_.end()) return it->second;
+  }
+  if (!wildcard_.empty()) {
+    if (const auto dot = name.find('.'); dot != std::string_view::npos && dot > 0) {
+      if (auto it = wildcard_.find(std::string(name.substr(dot + 1))); it != wildcard_.end())
+        return it->second;
+    }
+  }
+  return initial();
+}
+
+std::shared_ptr<const ServerContexts> ServerContexts::build(const config::TlsSpec& spec,
+                                                            std::shared_ptr<TicketKeyRing> keys,
+                                                            config::Diagnostics& diag) {
+  std::shared_ptr<ServerContexts> self(new ServerContexts());
+  self->keys_ = std::move(keys);
+  std::vector<const config::CertificateSpec*> certs;
+  if (spec.default_certificate) certs.push_back(&*spec.default_certificate);
+  for (const auto& c : spec.certificates) certs.push_back(&c);
+  if (certs.empty()) {
+    diag.error("", 0, "tls.default_certificate", "no certificate configured");
+    return nullptr;
+  }
+  bool ok = true;
+  for (std::size_t i = 0; i < certs.size(); ++i) {
+    const auto& c = *certs[i];
+    const std::string field =
+        i == 0 ? "tls.default_certificate" : "tls.certificates[" + std::to_string(i - 1) + "]";
+    ERR_clear_error();
+    std::unique_ptr<SSL_CTX, CtxFree> ctx(SSL_CTX_new(TLS_server_method()));
+    auto fail = [&](const std::string& what) {
+      diag.error(c.where.file, c.where.line, field, what + ": " + drain_errors());
+      ok = false;
+    };
+    if (!ctx) {
+      fail("SSL_CTX_new failed");
+      continue;
+    }
+    SSL_CTX* x = ctx.get();
+    const int min = spec.min_version == "TLSv1.3" ? TLS1_3_VERSION : TLS1_2_VERSION;
+    if (SSL_CTX_set_min_proto_version(x, min) != 1 || SSL_CTX_set_max_proto_version(x, TLS1_3_VERSION) != 1) {
+      fail("cannot set protocol versions");
+      continue;
+    }
+    if (SSL_CTX_set_cipher_list(x, spec.ciphers.c_str()) != 1) {
+      fail("tls.ciphers '" + spec.ciphers + "' selects no usable cipher");
+      continue;
+    }
+    if (SSL_CTX_set_ciphersuites(x, spec.ciphersuites.c_str()) != 1) {
+      fail("tls.ciphersuites '" + spec.ciphersuites + "' is invalid");
+      continue;
+    }
+    if (SSL_CTX_set1_groups_list(x, spec.groups.c_str()) != 1) {
+      fail("tls.groups '" + spec.groups + "' is invalid");
+      continue;
+    }
+    // CRIME (compression) and renegotiation-based attacks/DoS: both off. The server picks the
+    // cipher so that its AEAD/ECDHE preference wins over a client's weaker one.
+    SSL_CTX_set_options(x, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE |
+                               SSL_OP_IGNORE_UNEXPECTED_EOF | (spec.session_tickets ? 0 : SSL_OP_NO_TICKET));
+    SSL_CTX_set_mode(
+        x, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    // Stateless tickets only: an in-process session cache would be per SSL_CTX and lock-shared.
+    SSL_CTX_set_session_cache_mode(x, SSL_SESS_CACHE_OFF);
+    SSL_CTX_set_num_tickets(x, 1);
+    SSL_CTX_set_timeout(
+        x, static_cast<long>(
+               std::chrono::duration_cast<std::chrono::seconds>(spec.ticket_key_rotation).count()));
+    static constexpr unsigned char kSid[] = "phigate";
+    SSL_CTX_set_session_id_context(x, kSid, sizeof kSid - 1);
+    if (SSL_CTX_use_certificate_chain_file(x, c.cert.c_str()) != 1) {
+      fail("cannot load certificate " + c.cert);
+      continue;
+    }
+    if (SSL_CTX_use_PrivateKey_file(x, c.key.c_str(), SSL_FILETYPE_PEM) != 1) {
+      fail("cannot load private key " + c.key);
+      continue;
+    }
+    if (SSL_CTX_check_private_key(x) != 1) {
+      fail("private key " + c.key + " does not match certificate " + c.cert);
+      continue;
+    }
+    SSL_CTX_set_ex_data(x, ring_index(), self->keys_.get());
+    SSL_CTX_set_ex_data(x, contexts_index(), self.get());
+    SSL_CTX_set_tlsext_ticket_key_evp_cb(x, on_ticket_key);
+    SSL_CTX_set_tlsext_servername_callback(x, on_servername);
+    SSL_CTX_set_tlsext_servername_arg(x, self.get());
+    SSL_CTX_set_alpn_select_cb(x, on_alpn, nullptr);
+    auto names = certificate_names(SSL_CTX_get0_certificate(x));
+    for (const auto& n : names) {
+      auto& map = n.rfind("*.", 0) == 0 ? self->wildcard_ : self->exact_;
+      map.emplace(n.rfind("*.", 0) == 0 ? n.substr(2) : n, x);  // first certificate naming a host wins
+    }
+    self->names_.push_back(std::move(names));
+    self->contexts_.push_back(std::move(ctx));
+  }
+  if (!ok) return nullptr;
+  return self;
+}
+
+}  // namespace phigate::tls
