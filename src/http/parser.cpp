@@ -201,7 +201,9 @@ ParseStatus Parser::finish() {
   }
   std::size_t unused = 0;
   const auto err = llhttp_finish(&parser_);
-  if (err == HPE_OK && !message_complete_ && started_) {
+  // llhttp reports EOF inside a length-delimited message as HPE_INVALID_EOF_STATE: that is a
+  // truncation (the peer went away), not malformed syntax.
+  if ((err == HPE_OK && !message_complete_ && started_) || err == HPE_INVALID_EOF_STATE) {
     // EOF in the middle of a message that needed a length.
     failed_ = true;
     error_ = kind_ == Kind::Request ? core::Error::downstream(ErrorKind::ClientClosed, "closed mid-request")

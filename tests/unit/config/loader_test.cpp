@@ -1,0 +1,215 @@
+#include "phigate/config/loader.hpp"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+namespace phigate::config {
+namespace {
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+
+/// A temp folder with empty cert/key files, so that path checks pass.
+class LoaderTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() / ("phigate-loader-" + std::to_string(::getpid()) + "-" +
+                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::create_directories(dir_ / "certs");
+    for (const char* f : {"certs/server.crt", "certs/server.key", "certs/other.crt", "certs/other.key"}) {
+      std::ofstream(dir_ / f) << "x";
+    }
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+  std::optional<Config> load(const std::string& text) {
+    diag_ = {};
+    return load_config_text(text, (dir_ / "phigate.yaml").string(), diag_);
+  }
+  /// The first diagnostic that mentions `field`, or nullptr.
+  const Diagnostic* find(std::string_view field) const {
+    for (const auto& d : diag_.entries()) {
+      if (d.field == field) return &d;
+    }
+    return nullptr;
+  }
+  fs::path dir_;
+  Diagnostics diag_;
+};
+
+constexpr const char* kIssueExample = R"(listeners:
+  https: ["127.0.0.1:8443"]
+  http: ["127.0.0.1:8080"]
+  admin: "127.0.0.1:9901"
+workers: 2
+tls:
+  default_certificate: { cert: certs/server.crt, key: certs/server.key }
+  certificates:
+    - { cert: certs/other.crt, key: certs/other.key }
+routes:
+  - host: app.example
+    paths:
+      - { path: /, type: Prefix, backends: ["127.0.0.1:18080"] }
+)";
+
+TEST_F(LoaderTest, IssueExample_LoadsExactlyAsWritten) {
+  const auto cfg = load(kIssueExample);
+  ASSERT_TRUE(cfg) << diag_.to_string();
+  EXPECT_EQ(cfg->listeners.https, std::vector<std::string>{"127.0.0.1:8443"});
+  EXPECT_EQ(cfg->listeners.http, std::vector<std::string>{"127.0.0.1:8080"});
+  EXPECT_EQ(cfg->listeners.admin, "127.0.0.1:9901");
+  EXPECT_EQ(cfg->workers, 2u);
+  ASSERT_TRUE(cfg->tls.default_certificate);
+  // Relative paths resolve against the config file's folder.
+  EXPECT_EQ(cfg->tls.default_certificate->cert, (dir_ / "certs/server.crt").string());
+  ASSERT_EQ(cfg->tls.certificates.size(), 1u);
+  EXPECT_EQ(cfg->tls.certificates[0].key, (dir_ / "certs/other.key").string());
+  ASSERT_EQ(cfg->routes.size(), 1u);
+  EXPECT_EQ(cfg->routes[0].host, "app.example");
+  ASSERT_EQ(cfg->routes[0].paths.size(), 1u);
+  EXPECT_EQ(cfg->routes[0].paths[0].type, PathType::Prefix);
+  EXPECT_EQ(cfg->routes[0].paths[0].backends, std::vector<std::string>{"127.0.0.1:18080"});
+}
+
+TEST_F(LoaderTest, Defaults_AreTheDocumentedOnes) {
+  const auto cfg = load(R"(listeners: { http: ["127.0.0.1:8080"] })");
+  ASSERT_TRUE(cfg) << diag_.to_string();
+  EXPECT_GE(cfg->workers, 1u);
+  EXPECT_EQ(cfg->listeners.admin, "127.0.0.1:9901");
+  EXPECT_EQ(cfg->tls.min_version, "TLSv1.2");
+  EXPECT_EQ(cfg->timeouts.tls_handshake, 10s);
+  EXPECT_EQ(cfg->timeouts.upstream_connect, 5s);
+  EXPECT_EQ(cfg->timeouts.upstream_read, 60s);
+  EXPECT_EQ(cfg->timeouts.keepalive_idle, 60s);
+  EXPECT_EQ(cfg->upstream.keepalive_connections, 64u);
+}
+
+TEST_F(LoaderTest, UnknownKey_NamesFileLineAndKey) {
+  const auto cfg = load("listeners:\n  http: [\"127.0.0.1:8080\"]\n  htps: []\n");
+  EXPECT_FALSE(cfg);
+  const auto* d = find("listeners.htps");
+  ASSERT_NE(d, nullptr) << diag_.to_string();
+  EXPECT_EQ(d->line, 3);
+  EXPECT_EQ(d->message, "unknown key");
+  EXPECT_NE(d->to_string().find("phigate.yaml:3: error: listeners.htps: unknown key"), std::string::npos)
+      << d->to_string();
+}
+
+TEST_F(LoaderTest, WrongTypes_AreReportedAllAtOnce) {
+  const auto cfg = load(R"(listeners: { http: ["127.0.0.1:8080"] }
+workers: many
+timeouts: { upstream_read: soon }
+tls: { session_tickets: maybe }
+limits: { request_header_bytes: lots }
+)");
+  EXPECT_FALSE(cfg);
+  ASSERT_NE(find("workers"), nullptr) << diag_.to_string();
+  EXPECT_EQ(find("workers")->line, 2);
+  ASSERT_NE(find("timeouts.upstream_read"), nullptr);
+  ASSERT_NE(find("tls.session_tickets"), nullptr);
+  ASSERT_NE(find("limits.request_header_bytes"), nullptr);
+  EXPECT_EQ(diag_.error_count(), 4u);
+}
+
+TEST_F(LoaderTest, MissingCertificateFile_IsAnErrorNamingThePath) {
+  const auto cfg = load(R"(listeners: { https: ["127.0.0.1:8443"] }
+tls:
+  default_certificate: { cert: certs/missing.crt, key: certs/server.key }
+)");
+  EXPECT_FALSE(cfg);
+  const auto* d = find("tls.default_certificate.cert");
+  ASSERT_NE(d, nullptr) << diag_.to_string();
+  EXPECT_NE(d->message.find("missing.crt"), std::string::npos);
+}
+
+TEST_F(LoaderTest, HttpsWithoutCertificate_IsAnError) {
+  EXPECT_FALSE(load(R"(listeners: { https: ["127.0.0.1:8443"] })"));
+  EXPECT_NE(find("tls.default_certificate"), nullptr) << diag_.to_string();
+}
+
+TEST_F(LoaderTest, BadRoutes_AreReportedWithTheirIndex) {
+  const auto cfg = load(R"(listeners: { http: ["127.0.0.1:8080"] }
+routes:
+  - host: App_Example
+    paths:
+      - { path: nope, type: Regex, backends: ["127.0.0.1"] }
+)");
+  EXPECT_FALSE(cfg);
+  EXPECT_NE(find("routes[0].host"), nullptr) << diag_.to_string();
+  EXPECT_NE(find("routes[0].paths[0].path"), nullptr);
+  EXPECT_NE(find("routes[0].paths[0].type"), nullptr);
+  EXPECT_NE(find("routes[0].paths[0].backends[0]"), nullptr);
+}
+
+TEST_F(LoaderTest, BadListenerAddress_IsAnError) {
+  EXPECT_FALSE(load(R"(listeners: { http: ["localhost"] })"));
+  EXPECT_NE(find("listeners.http[0]"), nullptr) << diag_.to_string();
+}
+
+TEST_F(LoaderTest, InvalidYaml_ReportsTheLine) {
+  EXPECT_FALSE(load("listeners:\n  http: [\"127.0.0.1:8080\"\nworkers: 1\n"));
+  ASSERT_EQ(diag_.entries().size(), 1u);
+  EXPECT_GT(diag_.entries()[0].line, 0);
+  EXPECT_NE(diag_.entries()[0].message.find("invalid YAML"), std::string::npos);
+}
+
+TEST_F(LoaderTest, StarHostMeansDefault) {
+  const auto cfg = load(R"(listeners: { http: ["127.0.0.1:8080"] }
+routes:
+  - host: "*"
+    paths: [{ path: /, backends: ["127.0.0.1:1"] }]
+  - paths: [{ path: /x, type: Exact, backends: ["[::1]:2"] }]
+)");
+  ASSERT_TRUE(cfg) << diag_.to_string();
+  EXPECT_EQ(cfg->routes[0].host, "");
+  EXPECT_EQ(cfg->routes[1].host, "");
+  EXPECT_EQ(cfg->routes[1].paths[0].type, PathType::Exact);
+}
+
+TEST(ParseDuration, AcceptsUnitsAndRejectsJunk) {
+  Duration d{};
+  ASSERT_TRUE(parse_duration("250ms", d));
+  EXPECT_EQ(d, 250ms);
+  ASSERT_TRUE(parse_duration("10s", d));
+  EXPECT_EQ(d, 10s);
+  ASSERT_TRUE(parse_duration("5", d));
+  EXPECT_EQ(d, 5s);
+  ASSERT_TRUE(parse_duration("2m", d));
+  EXPECT_EQ(d, 120s);
+  ASSERT_TRUE(parse_duration("1h", d));
+  EXPECT_EQ(d, 3600s);
+  EXPECT_FALSE(parse_duration("", d));
+  EXPECT_FALSE(parse_duration("10 s", d));
+  EXPECT_FALSE(parse_duration("-1s", d));
+  EXPECT_FALSE(parse_duration("1d", d));
+}
+
+TEST(ParseSize, AcceptsBinaryMultiples) {
+  std::uint64_t v = 0;
+  ASSERT_TRUE(parse_size("16k", v));
+  EXPECT_EQ(v, 16384u);
+  ASSERT_TRUE(parse_size("1m", v));
+  EXPECT_EQ(v, 1048576u);
+  ASSERT_TRUE(parse_size("512", v));
+  EXPECT_EQ(v, 512u);
+  EXPECT_FALSE(parse_size("1x", v));
+  EXPECT_FALSE(parse_size("k", v));
+}
+
+TEST(SplitHostPort, HandlesV4V6AndRejectsJunk) {
+  std::string h;
+  std::uint16_t p = 0;
+  ASSERT_TRUE(split_host_port("127.0.0.1:8443", h, p));
+  EXPECT_EQ(h, "127.0.0.1");
+  EXPECT_EQ(p, 8443);
+  ASSERT_TRUE(split_host_port("[::1]:0", h, p));
+  EXPECT_EQ(h, "::1");
+  EXPECT_EQ(p, 0);
+  EXPECT_FALSE(split_host_port("::1:80", h, p));
+  EXPECT_FALSE(split_host_port("host:70000", h, p));
+  EXPECT_FALSE(split_host_port("host:", h, p));
+}
+
+}  // namespace
+}  // namespace phigate::config

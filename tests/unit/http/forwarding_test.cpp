@@ -1,0 +1,89 @@
+#include "phigate/http/forwarding.hpp"
+
+#include <gtest/gtest.h>
+
+namespace phigate::http {
+namespace {
+
+HeaderList headers(std::initializer_list<std::pair<const char*, const char*>> fields) {
+  HeaderList h;
+  for (const auto& [n, v] : fields) h.add(n, v);
+  return h;
+}
+
+TEST(HopByHop, StandardFieldsAndConnectionTokensAreRemoved) {
+  auto h = headers({{"Host", "a"},
+                    {"Connection", "keep-alive, X-Secret-Hop"},
+                    {"Keep-Alive", "timeout=5"},
+                    {"X-Secret-Hop", "1"},
+                    {"Transfer-Encoding", "chunked"},
+                    {"TE", "trailers"},
+                    {"Upgrade", "h2c"},
+                    {"Proxy-Connection", "keep-alive"},
+                    {"Content-Length", "3"},
+                    {"Expect", "100-continue"},
+                    {"Accept", "*/*"}});
+  remove_hop_by_hop(h);
+  ASSERT_EQ(h.size(), 2u);
+  EXPECT_NE(h.find("host"), nullptr);
+  EXPECT_NE(h.find("accept"), nullptr);
+}
+
+TEST(Forwarding, SpoofedHeadersFromUntrustedPeerAreReplaced) {
+  auto h = headers({{"X-Forwarded-For", "6.6.6.6"},
+                    {"x-forwarded-for", "7.7.7.7"},
+                    {"X-Forwarded-Proto", "http"},
+                    {"X-Forwarded-Host", "evil"},
+                    {"X-Real-IP", "6.6.6.6"},
+                    {"X-Request-Id", "forged"}});
+  set_forwarding_headers(h, {"10.1.2.3", false, "https", "app.example", 8443, "abc123"});
+  EXPECT_EQ(h.count("x-forwarded-for"), 1u);
+  EXPECT_EQ(*h.find("x-forwarded-for"), "10.1.2.3");
+  EXPECT_EQ(*h.find("x-forwarded-proto"), "https");
+  EXPECT_EQ(*h.find("x-forwarded-host"), "app.example");
+  EXPECT_EQ(*h.find("x-forwarded-port"), "8443");
+  EXPECT_EQ(*h.find("x-real-ip"), "10.1.2.3");
+  EXPECT_EQ(*h.find("x-request-id"), "abc123");
+}
+
+TEST(Forwarding, TrustedProxyChainIsAppendedAndKept) {
+  auto h =
+      headers({{"X-Forwarded-For", "203.0.113.9"}, {"X-Forwarded-Proto", "https"}, {"X-Request-Id", "lb-1"}});
+  set_forwarding_headers(h, {"10.0.0.2", true, "https", "app.example", 443, "new"});
+  EXPECT_EQ(*h.find("x-forwarded-for"), "203.0.113.9, 10.0.0.2");
+  EXPECT_EQ(*h.find("x-request-id"), "lb-1");
+  EXPECT_EQ(*h.find("x-forwarded-host"), "app.example");
+}
+
+TEST(Forwarding, AddsFieldsWhenAbsent) {
+  HeaderList h;
+  set_forwarding_headers(h, {"::1", false, "https", "h", 443, "id"});
+  EXPECT_EQ(*h.find("x-forwarded-for"), "::1");
+  EXPECT_EQ(h.size(), 6u);
+}
+
+TEST(HeaderList, SetReplacesAllDuplicates) {
+  auto h = headers({{"A", "1"}, {"B", "2"}, {"a", "3"}});
+  h.set("a", "9");
+  EXPECT_EQ(h.count("A"), 1u);
+  EXPECT_EQ(*h.find("A"), "9");
+  EXPECT_EQ(h.size(), 2u);
+}
+
+TEST(HeaderList, ClearKeepsWorking) {
+  auto h = headers({{"A", "1"}, {"B", "2"}});
+  h.clear();
+  EXPECT_TRUE(h.empty());
+  h.add("C", "3");
+  EXPECT_EQ(*h.find("c"), "3");
+  EXPECT_EQ(h.find("a"), nullptr);
+}
+
+TEST(Tokens, SplitAndTrim) {
+  std::vector<std::string> out;
+  for_each_token(" a, b ,,c\t", [&](std::string_view t) { out.emplace_back(t); });
+  EXPECT_EQ(out, (std::vector<std::string>{"a", "b", "c"}));
+}
+
+}  // namespace
+}  // namespace phigate::http

@@ -1,0 +1,213 @@
+#include "phigate/http/parser.hpp"
+
+#include <gtest/gtest.h>
+
+#include <string>
+
+namespace phigate::http {
+namespace {
+
+using core::ErrorKind;
+
+/// Feeds `text` in pieces of `step` bytes until the parser pauses or fails; returns the bytes
+/// consumed and appends body bytes to `body`.
+std::size_t feed_all(Parser& p, std::string_view text, std::string& body, ParseStatus& st,
+                     std::size_t step = 1 << 20) {
+  std::size_t off = 0;
+  st = ParseStatus::NeedMore;
+  while (off < text.size()) {
+    const auto n = std::min(step, text.size() - off);
+    std::size_t used = 0;
+    st = p.feed(text.data() + off, n, used);
+    for (auto b : p.body()) body.append(b);
+    p.clear_body();
+    off += used;
+    if (st != ParseStatus::NeedMore) break;
+  }
+  return off;
+}
+
+TEST(Parser, SimpleGet_HeadAndEndTogether) {
+  Parser p(Parser::Kind::Request, {});
+  std::string body;
+  ParseStatus st{};
+  const std::string req = "GET /a?b=1 HTTP/1.1\r\nHost: x\r\nX-Y: z\r\n\r\n";
+  EXPECT_EQ(feed_all(p, req, body, st), req.size());
+  EXPECT_EQ(st, ParseStatus::Paused);
+  EXPECT_TRUE(p.head_complete());
+  EXPECT_TRUE(p.message_complete());
+  EXPECT_EQ(p.head().method, "GET");
+  EXPECT_EQ(p.head().target, "/a?b=1");
+  EXPECT_EQ(p.head().headers.size(), 2u);
+  EXPECT_EQ(*p.head().headers.find("x-y"), "z");
+  EXPECT_TRUE(p.head().keep_alive);
+}
+
+TEST(Parser, HeaderSplitAcrossReads_IsReassembled) {
+  Parser p(Parser::Kind::Request, {});
+  std::string body;
+  ParseStatus st{};
+  const std::string req = "GET / HTTP/1.1\r\nHost: example\r\nAccept-Language: en\r\n\r\n";
+  feed_all(p, req, body, st, 3);
+  ASSERT_TRUE(p.message_complete());
+  ASSERT_EQ(p.head().headers.size(), 2u);
+  EXPECT_EQ(p.head().headers.begin()[1].name, "Accept-Language");
+  EXPECT_EQ(p.head().headers.begin()[1].value, "en");
+}
+
+TEST(Parser, PausesAtHeadWhenBodyFollows_ThenStreamsBody) {
+  Parser p(Parser::Kind::Request, {});
+  std::string body;
+  ParseStatus st{};
+  const std::string head = "POST /u HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\n";
+  const std::string req = head + "hello";
+  const auto used = feed_all(p, req, body, st);
+  EXPECT_EQ(used, head.size());  // stopped at the end of the head
+  EXPECT_TRUE(p.head_complete());
+  EXPECT_FALSE(p.message_complete());
+  ASSERT_TRUE(p.head().content_length);
+  EXPECT_EQ(*p.head().content_length, 5u);
+  feed_all(p, std::string_view(req).substr(used), body, st, 2);
+  EXPECT_TRUE(p.message_complete());
+  EXPECT_EQ(body, "hello");
+}
+
+TEST(Parser, ChunkedBody_IsDecoded) {
+  Parser p(Parser::Kind::Request, {});
+  std::string body;
+  ParseStatus st{};
+  const std::string req =
+      "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6;ext=1\r\n "
+      "world\r\n0\r\n\r\n";
+  auto used = feed_all(p, req, body, st);
+  EXPECT_TRUE(p.head().chunked);
+  used += feed_all(p, std::string_view(req).substr(used), body, st, 4);
+  EXPECT_TRUE(p.message_complete());
+  EXPECT_EQ(body, "hello world");
+}
+
+TEST(Parser, Pipelined_StopsAtEachMessageEnd) {
+  Parser p(Parser::Kind::Request, {});
+  std::string body;
+  ParseStatus st{};
+  const std::string a = "GET /1 HTTP/1.1\r\nHost: x\r\n\r\n";
+  const std::string b = "GET /2 HTTP/1.1\r\nHost: x\r\n\r\n";
+  const std::string both = a + b;
+  const auto used = feed_all(p, both, body, st);
+  EXPECT_EQ(used, a.size());
+  EXPECT_EQ(p.head().target, "/1");
+  feed_all(p, std::string_view(both).substr(used), body, st);
+  EXPECT_TRUE(p.message_complete());
+  EXPECT_EQ(p.head().target, "/2");
+}
+
+TEST(Parser, ContentLengthWithTransferEncoding_IsRejected) {
+  // RFC 9112 §6.3: both framings at once is the classic request-smuggling vector.
+  Parser p(Parser::Kind::Request, {});
+  std::string body;
+  ParseStatus st{};
+  feed_all(p, "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n", body,
+           st);
+  EXPECT_EQ(st, ParseStatus::Error);
+  EXPECT_EQ(p.error().kind, ErrorKind::BadRequest);
+}
+
+TEST(Parser, Connect_IsRejected) {
+  Parser p(Parser::Kind::Request, {});
+  std::string body;
+  ParseStatus st{};
+  feed_all(p, "CONNECT a:443 HTTP/1.1\r\nHost: a:443\r\n\r\n", body, st);
+  EXPECT_EQ(st, ParseStatus::Error);
+}
+
+TEST(Parser, Limits_MapToTheirErrors) {
+  ParserLimits limits{16, 64, 2};
+  std::string body;
+  ParseStatus st{};
+  {
+    Parser p(Parser::Kind::Request, limits);
+    feed_all(p, "GET /aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa HTTP/1.1\r\n\r\n", body, st);
+    EXPECT_EQ(st, ParseStatus::Error);
+    EXPECT_EQ(p.error().kind, ErrorKind::UriTooLong);
+  }
+  {
+    Parser p(Parser::Kind::Request, limits);
+    feed_all(p, "GET / HTTP/1.1\r\nA: 1\r\nB: 2\r\nC: 3\r\n\r\n", body, st);
+    EXPECT_EQ(st, ParseStatus::Error);
+    EXPECT_EQ(p.error().kind, ErrorKind::HeaderTooLarge);
+  }
+  {
+    Parser p(Parser::Kind::Request, limits);
+    feed_all(p, "GET / HTTP/1.1\r\nA: " + std::string(100, 'x') + "\r\n\r\n", body, st);
+    EXPECT_EQ(st, ParseStatus::Error);
+    EXPECT_EQ(p.error().kind, ErrorKind::HeaderTooLarge);
+  }
+}
+
+TEST(Parser, Http10WithoutKeepAlive_IsNotKeptAlive) {
+  Parser p(Parser::Kind::Request, {});
+  std::string body;
+  ParseStatus st{};
+  feed_all(p, "GET / HTTP/1.0\r\n\r\n", body, st);
+  EXPECT_TRUE(p.message_complete());
+  EXPECT_FALSE(p.head().keep_alive);
+  EXPECT_EQ(p.head().version_minor, 0);
+}
+
+TEST(Parser, ResponseUntilEof_CompletesOnFinish) {
+  Parser p(Parser::Kind::Response, {});
+  std::string body;
+  ParseStatus st{};
+  feed_all(p, "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n", body, st);
+  EXPECT_TRUE(p.head_complete());
+  EXPECT_TRUE(p.body_until_eof());
+  feed_all(p, "some bytes", body, st);
+  EXPECT_FALSE(p.message_complete());
+  EXPECT_EQ(p.finish(), ParseStatus::Paused);
+  EXPECT_TRUE(p.message_complete());
+  EXPECT_EQ(body, "some bytes");
+}
+
+TEST(Parser, ResponseToHead_HasNoBody) {
+  Parser p(Parser::Kind::Response, {});
+  p.expect_no_body(true);
+  std::string body;
+  ParseStatus st{};
+  feed_all(p, "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n", body, st);
+  EXPECT_TRUE(p.head_complete());
+  EXPECT_TRUE(p.message_complete());
+  EXPECT_EQ(p.head().status, 200);
+}
+
+TEST(Parser, Response204And304_HaveNoBody) {
+  for (int status : {204, 304}) {
+    Parser p(Parser::Kind::Response, {});
+    std::string body;
+    ParseStatus st{};
+    feed_all(p, "HTTP/1.1 " + std::to_string(status) + " X\r\n\r\n", body, st);
+    EXPECT_TRUE(p.message_complete()) << status;
+  }
+}
+
+TEST(Parser, TruncatedResponse_IsAnUpstreamReset) {
+  Parser p(Parser::Kind::Response, {});
+  std::string body;
+  ParseStatus st{};
+  feed_all(p, "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc", body, st);
+  EXPECT_EQ(p.finish(), ParseStatus::Error);
+  EXPECT_EQ(p.error().kind, ErrorKind::UpstreamReset);
+}
+
+TEST(Parser, Reset_StartsAFreshMessage) {
+  Parser p(Parser::Kind::Response, {});
+  std::string body;
+  ParseStatus st{};
+  feed_all(p, "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc", body, st);
+  p.reset();
+  feed_all(p, "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n", body, st);
+  EXPECT_TRUE(p.message_complete());
+  EXPECT_EQ(p.head().status, 404);
+}
+
+}  // namespace
+}  // namespace phigate::http
