@@ -64,8 +64,9 @@ net::awaitable<bool> RedirectConnection::serve_one() {
   if (r == HeadResult::Failed) co_return co_await reply_error(stream_, error_, true);
   const auto& head = req_parser_.head();
   const std::string* host = head.headers.find("host");
+  const auto configured = worker_.snapshot()->https_redirect_port;
   const auto location = https_location(host ? std::string_view(*host) : std::string_view{}, head.target,
-                                       worker_.snapshot()->https_redirect_port);
+                                       configured != 0 ? configured : worker_.https_port());
   if (location.empty() || head.headers.count("host") != 1) {
     co_return co_await reply_error(
         stream_, core::Error::downstream(core::ErrorKind::BadRequest, "redirect needs one valid Host"), true);

@@ -55,6 +55,7 @@ class Server {
 
 bool Server::bind_all(std::string& summary) {
   const auto& cfg = *current_->config;
+  bool https_bound = false;
   auto bind_listener = [&](const std::string& addr, proxy::ListenerKind kind, const char* label) {
     auto ep = net::parse_endpoint(addr);
     if (!ep) {
@@ -72,6 +73,10 @@ bool Server::bind_all(std::string& summary) {
       w->add_listener(std::move(*acc), kind);
     }
     summary += std::string(" ") + label + "=" + net::to_string(*ep);
+    if (kind == proxy::ListenerKind::Https && !https_bound) {
+      https_bound = true;
+      for (auto& w : workers_) w->set_https_port(ep->port());
+    }
     return true;
   };
   for (const auto& a : cfg.listeners.https) {

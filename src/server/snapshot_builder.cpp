@@ -38,14 +38,6 @@ proxy::SnapshotPtr build_snapshot(std::shared_ptr<const config::Config> cfg,
     snap->trusted_proxies.add(*c);
   }
   snap->https_redirect_port = static_cast<std::uint16_t>(cfg->listeners.https_redirect_port);
-  if (snap->https_redirect_port == 0) {
-    snap->https_redirect_port = 443;
-    if (!cfg->listeners.https.empty()) {
-      if (auto ep = net::parse_endpoint(cfg->listeners.https.front()); ep && ep->port() != 0) {
-        snap->https_redirect_port = ep->port();
-      }
-    }
-  }
   snap->config = std::move(cfg);
   if (diag.has_errors()) return nullptr;
   return snap;

@@ -111,7 +111,10 @@ int on_ticket_key(SSL* ssl, unsigned char key_name[16], unsigned char* iv, EVP_C
     for (std::size_t i = 0; i < keys->keys.size(); ++i) {
       if (std::memcmp(key_name, keys->keys[i].name.data(), 16) == 0) {
         key = &keys->keys[i];
-        result = i == 0 ? 1 : 2;  // 2: valid but old key: OpenSSL issues a fresh ticket
+        // 2 asks OpenSSL for a fresh ticket: when the key is old, and always in TLS 1.3, where
+        // clients use each ticket once (RFC 8446 §C.4) and would otherwise run out after one
+        // resumption.
+        result = (i == 0 && SSL_version(ssl) != TLS1_3_VERSION) ? 1 : 2;
         break;
       }
     }

@@ -20,7 +20,7 @@ struct Snapshot {
   std::vector<upstream::Cluster> clusters;  // index: Route::target
   std::shared_ptr<const tls::ServerContexts> tls;
   access::CidrSet trusted_proxies;
-  std::uint16_t https_redirect_port = 443;
+  std::uint16_t https_redirect_port = 0;  // 0: the port the first https listener bound
 };
 using SnapshotPtr = std::shared_ptr<const Snapshot>;
 

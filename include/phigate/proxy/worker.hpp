@@ -49,6 +49,10 @@ class Worker {
 
   /// Control thread, before run(): an acceptor already bound on this worker's io_context.
   void add_listener(net::tcp::acceptor acceptor, ListenerKind kind);
+  /// Control thread, before run(): the port the first https listener bound (redirect target
+  /// when the config does not name one).
+  void set_https_port(std::uint16_t port) noexcept { https_port_ = port; }
+  std::uint16_t https_port() const noexcept { return https_port_; }
   /// Worker thread: serves until drained.
   void run();
 
@@ -94,6 +98,7 @@ class Worker {
   Clock::time_point drain_deadline_ = Clock::time_point::max();
   bool draining_ = false;
   std::uint64_t conn_ids_ = 0;
+  std::uint16_t https_port_ = 443;
   std::vector<std::size_t> rr_;  // per cluster of snapshot_
   ConnectionBase* head_ = nullptr;
   std::size_t conn_count_ = 0;

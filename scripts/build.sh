@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Configures (once) and builds phigate. Used by run.sh and test.sh.
+#   scripts/build.sh [release|asan] [ninja targets...]
+# release: build/release (Release, tests included). asan: build/asan (ASan+UBSan, debug info).
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+flavor=${1:-release}
+shift || true
+case $flavor in
+  release) dir="$root/build/release"; opts=(-DCMAKE_BUILD_TYPE=Release) ;;
+  asan) dir="$root/build/asan"; opts=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DPHIGATE_SANITIZE=ON) ;;
+  *) echo "build.sh: unknown flavor '$flavor' (release|asan)" >&2; exit 2 ;;
+esac
+export CCACHE_DIR=${CCACHE_DIR:-$root/.deps/ccache}
+if [[ ! -f $dir/build.ninja ]]; then
+  cmake -S "$root" -B "$dir" -G Ninja "${opts[@]}" >/dev/null
+fi
+# Two cores: two jobs (Asio translation units take ~1 GiB each, memory is not the limit).
+ninja -C "$dir" -j "$(nproc)" "$@" | grep -vE '^\[[0-9]+/[0-9]+\] ' || true
+test "${PIPESTATUS[0]}" -eq 0

@@ -1,0 +1,509 @@
+#include "connection.hpp"
+
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <limits>
+#include <optional>
+#include <string_view>
+#include <thread>
+
+#include "http_request.hpp"
+#include "stream.hpp"
+
+namespace phigate::test_upstream {
+
+namespace {
+
+constexpr std::string_view kPattern = "abcdefghijklmnopqrstuvwxyz0123456789";
+constexpr std::size_t kBlockBytes = 64 * 1024;
+constexpr std::size_t kChunkBytes = 16 * 1024;
+constexpr std::uint64_t kMaxDelayMs = 3'600'000;
+
+enum class ResetPoint { None, BeforeHeaders, MidBody };
+
+/// What the query string asks of the response.
+struct Behaviour {
+  int status = 200;
+  std::optional<std::uint64_t> bytes;
+  bool echo = false;
+  bool chunked = false;
+  bool close = false;
+  std::uint64_t delay_ms = 0;
+  ResetPoint reset = ResetPoint::None;
+};
+
+// "echo", "echo=1" and "echo=true" all switch a flag on.
+std::optional<bool> parse_flag(std::string_view v) {
+  if (v.empty() || v == "1" || v == "true") return true;
+  if (v == "0" || v == "false") return false;
+  return std::nullopt;
+}
+
+// "123", "64k" (x1024) or "10m" (x1048576).
+std::optional<std::uint64_t> parse_size(std::string_view v) {
+  std::uint64_t unit = 1;
+  if (!v.empty() && (v.back() == 'k' || v.back() == 'K')) unit = 1024;
+  if (!v.empty() && (v.back() == 'm' || v.back() == 'M')) unit = 1024 * 1024;
+  if (unit != 1) v.remove_suffix(1);
+  const auto n = parse_decimal(v);
+  if (!n || *n > std::numeric_limits<std::uint64_t>::max() / unit) return std::nullopt;
+  return *n * unit;
+}
+
+// Unknown parameters are ignored, so tests may tag requests freely. The last occurrence wins.
+std::string parse_behaviour(std::string_view target, Behaviour& b) {
+  const auto q = target.find('?');
+  if (q == std::string_view::npos) return {};
+  std::string_view query = target.substr(q + 1);
+  while (!query.empty()) {
+    const auto amp = query.find('&');
+    const std::string_view param = query.substr(0, amp);
+    query = amp == std::string_view::npos ? std::string_view() : query.substr(amp + 1);
+    const auto eq = param.find('=');
+    const std::string_view key = param.substr(0, eq);
+    const std::string_view value = eq == std::string_view::npos ? std::string_view() : param.substr(eq + 1);
+    bool ok = true;
+    if (key == "status") {
+      const auto n = parse_decimal(value);
+      ok = n && *n >= 200 && *n <= 999;
+      if (ok) b.status = static_cast<int>(*n);
+    } else if (key == "bytes") {
+      b.bytes = parse_size(value);
+      ok = b.bytes.has_value();
+    } else if (key == "echo" || key == "chunked" || key == "close") {
+      const auto flag = parse_flag(value);
+      ok = flag.has_value();
+      if (ok) (key == "echo" ? b.echo : key == "chunked" ? b.chunked : b.close) = *flag;
+    } else if (key == "delay_ms") {
+      const auto n = parse_decimal(value);
+      ok = n && *n <= kMaxDelayMs;
+      if (ok) b.delay_ms = *n;
+    } else if (key == "reset") {
+      if (value == "before_headers") {
+        b.reset = ResetPoint::BeforeHeaders;
+      } else if (value == "mid_body") {
+        b.reset = ResetPoint::MidBody;
+      } else if (value == "none") {
+        b.reset = ResetPoint::None;
+      } else {
+        ok = false;
+      }
+    }
+    if (!ok) return "invalid query parameter '" + std::string(param) + "'";
+  }
+  return {};
+}
+
+struct StatusReason {
+  int status;
+  const char* reason;
+};
+
+constexpr StatusReason kReasons[] = {
+    {200, "OK"},
+    {201, "Created"},
+    {202, "Accepted"},
+    {204, "No Content"},
+    {206, "Partial Content"},
+    {301, "Moved Permanently"},
+    {302, "Found"},
+    {303, "See Other"},
+    {304, "Not Modified"},
+    {307, "Temporary Redirect"},
+    {308, "Permanent Redirect"},
+    {400, "Bad Request"},
+    {401, "Unauthorized"},
+    {403, "Forbidden"},
+    {404, "Not Found"},
+    {405, "Method Not Allowed"},
+    {408, "Request Timeout"},
+    {409, "Conflict"},
+    {413, "Content Too Large"},
+    {429, "Too Many Requests"},
+    {500, "Internal Server Error"},
+    {501, "Not Implemented"},
+    {502, "Bad Gateway"},
+    {503, "Service Unavailable"},
+    {504, "Gateway Timeout"},
+};
+
+const char* reason_phrase(int status) {
+  for (const auto& [code, reason] : kReasons) {
+    if (code == status) return reason;
+  }
+  return "Unknown";
+}
+
+/// The response body without materialising it: the fixed pattern, or bytes owned by the caller.
+class BodySource {
+ public:
+  static BodySource pattern(std::uint64_t size) { return BodySource(size, std::nullopt); }
+  static BodySource view(std::string_view bytes) { return BodySource(bytes.size(), bytes); }
+
+  std::uint64_t size() const { return size_; }
+
+  /// Up to `max` bytes from `offset` (< size()); the view stays valid as long as the source does.
+  std::string_view at(std::uint64_t offset, std::size_t max) const {
+    const auto n = static_cast<std::size_t>(std::min<std::uint64_t>({max, kBlockBytes, size_ - offset}));
+    if (fixed_) return fixed_->substr(static_cast<std::size_t>(offset), n);
+    return {pattern_table().data() + offset % kPattern.size(), n};
+  }
+
+ private:
+  BodySource(std::uint64_t size, std::optional<std::string_view> fixed) : size_(size), fixed_(fixed) {}
+
+  // One block of pattern plus one period: any block-sized window starting at offset % 36 fits.
+  static const std::string& pattern_table() {
+    static const std::string table = [] {
+      std::string t(kBlockBytes + kPattern.size(), '\0');
+      for (std::size_t i = 0; i < t.size(); ++i) t[i] = kPattern[i % kPattern.size()];
+      return t;
+    }();
+    return table;
+  }
+
+  std::uint64_t size_;
+  std::optional<std::string_view> fixed_;
+};
+
+/// Write buffer that coalesces small writes (head and chunk framing) and passes big blocks through.
+class Output {
+ public:
+  explicit Output(Stream& stream) : stream_(stream) { buf_.reserve(kBlockBytes); }
+
+  void append(std::string_view data) {
+    if (buf_.size() + data.size() > kBlockBytes) {
+      flush();
+      if (data.size() >= kBlockBytes / 2) {
+        ok_ = ok_ && stream_.write_all(data);
+        return;
+      }
+    }
+    buf_.append(data);
+  }
+  bool flush() {
+    ok_ = ok_ && stream_.write_all(buf_);
+    buf_.clear();
+    return ok_;
+  }
+
+ private:
+  Stream& stream_;
+  std::string buf_;
+  bool ok_ = true;
+};
+
+/// Incremental SHA-256 of the request body (OpenSSL EVP).
+class Sha256 {
+ public:
+  Sha256() : ctx_(EVP_MD_CTX_new()) {
+    ok_ = ctx_ != nullptr && EVP_DigestInit_ex(ctx_, EVP_sha256(), nullptr) == 1;
+    if (!ok_) ERR_clear_error();
+  }
+  ~Sha256() { EVP_MD_CTX_free(ctx_); }
+  Sha256(const Sha256&) = delete;
+  Sha256& operator=(const Sha256&) = delete;
+
+  void update(std::string_view data) { ok_ = ok_ && EVP_DigestUpdate(ctx_, data.data(), data.size()) == 1; }
+  /// Lowercase hex digest; call once.
+  std::string hex() {
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int len = 0;
+    if (!ok_ || EVP_DigestFinal_ex(ctx_, md, &len) != 1) {
+      ERR_clear_error();
+      return "sha256-failed";
+    }
+    static constexpr char kDigits[] = "0123456789abcdef";
+    std::string out;
+    for (unsigned int i = 0; i < len; ++i) {
+      out += kDigits[md[i] >> 4];
+      out += kDigits[md[i] & 0xf];
+    }
+    return out;
+  }
+
+ private:
+  EVP_MD_CTX* ctx_;
+  bool ok_;
+};
+
+/// One line of the record file; fields are written only once known.
+struct Record {
+  std::uint64_t conn = 0;
+  std::uint64_t seq = 0;
+  const RequestHead* head = nullptr;  ///< set once the head parsed
+  bool body_read = false;             ///< set once body reading started
+  std::uint64_t body_bytes = 0;
+  std::string body_sha256;
+  bool chunked = false;
+  const Headers* trailers = nullptr;
+  std::string error;
+};
+
+// JSON string of raw bytes. Bytes >= 0x7f and controls become \u00XX, so the file is pure ASCII and a
+// reader recovers the exact bytes by encoding the decoded string as Latin-1.
+void append_json_string(std::string& out, std::string_view s) {
+  static constexpr char kDigits[] = "0123456789abcdef";
+  out += '"';
+  for (const char c : s) {
+    const auto u = static_cast<unsigned char>(c);
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += c;
+    } else if (u < 0x20 || u >= 0x7f) {
+      out += "\\u00";
+      out += kDigits[u >> 4];
+      out += kDigits[u & 0xf];
+    } else {
+      out += c;
+    }
+  }
+  out += '"';
+}
+
+void append_json_fields(std::string& out, const Headers& fields) {
+  out += '[';
+  for (std::size_t i = 0; i < fields.size(); ++i) {
+    if (i > 0) out += ',';
+    out += '[';
+    append_json_string(out, fields[i].first);
+    out += ',';
+    append_json_string(out, fields[i].second);
+    out += ']';
+  }
+  out += ']';
+}
+
+enum class Next { KeepAlive, Close, Abort };
+
+bool wants_keep_alive(const RequestHead& head) {
+  if (has_token(head.headers, "Connection", "close")) return false;
+  // RFC 9112 §9.3: HTTP/1.0 persists only when the client asked for keep-alive.
+  if (head.version == "1.0") return has_token(head.headers, "Connection", "keep-alive");
+  return true;
+}
+
+class Connection {
+ public:
+  Connection(const ServerConfig& config, int fd, std::uint64_t id)
+      : config_(config), stream_(fd, config.tls), reader_(stream_), id_(id) {}
+
+  void run() {
+    if (!stream_.handshake()) return;
+    if (stream_.is_tls()) {
+      tls_json_ = ",\"tls\":{\"version\":";
+      append_json_string(tls_json_, stream_.tls_version());
+      tls_json_ += ",\"sni\":";
+      append_json_string(tls_json_, stream_.tls_sni());
+      tls_json_ += ",\"alpn\":";
+      append_json_string(tls_json_, stream_.tls_alpn());
+      tls_json_ += '}';
+    }
+    for (std::uint64_t seq = 1;; ++seq) {
+      const Next next = serve_request(seq);
+      if (next == Next::KeepAlive) continue;
+      if (next == Next::Close) stream_.close_gracefully();
+      return;
+    }
+  }
+
+ private:
+  Next serve_request(std::uint64_t seq);
+  Next send_response(const RequestHead& head, const Behaviour& behaviour, std::string_view echo_body,
+                     std::uint64_t seq);
+  Next reject(Record& record, std::string reason);
+  void write_record(const Record& record) const;
+  std::string upstream_fields(std::uint64_t seq) const;
+
+  const ServerConfig& config_;
+  Stream stream_;
+  Reader reader_;
+  std::uint64_t id_;
+  std::string tls_json_;  // the "tls" member of every record on this connection, if TLS
+};
+
+Next Connection::serve_request(std::uint64_t seq) {
+  Record record;
+  record.conn = id_;
+  record.seq = seq;
+  std::string head_text;
+  std::string error;
+  switch (read_request_head(reader_, head_text, error)) {
+    case ReadResult::Closed:
+      return Next::Close;
+    case ReadResult::Error:
+      return reject(record, error);
+    case ReadResult::Ok:
+      break;
+  }
+  RequestHead head;
+  error = parse_request_head(head_text, head);
+  // Once the request line parsed, an error record still shows it and the fields before the bad one.
+  if (!head.method.empty()) record.head = &head;
+  if (!error.empty()) return reject(record, error);
+  Framing framing;
+  if (error = determine_framing(head, framing); !error.empty()) return reject(record, error);
+  Behaviour behaviour;
+  const std::string query_error = parse_behaviour(head.target, behaviour);
+
+  // RFC 9110 §10.1.1: the client may wait for this before sending the body; never to HTTP/1.0 clients.
+  if (framing.has_body() && head.version == "1.1" && has_token(head.headers, "Expect", "100-continue")) {
+    if (!stream_.write_all("HTTP/1.1 100 Continue\r\n\r\n")) return Next::Abort;
+  }
+
+  Sha256 sha;
+  std::string echo_body;
+  const bool keep_echo = behaviour.echo && query_error.empty();
+  Headers trailers;
+  record.body_read = true;
+  record.chunked = framing.kind == BodyFraming::Chunked;
+  record.trailers = &trailers;
+  const bool body_ok = read_body(
+      reader_, framing,
+      [&](std::string_view data) {
+        sha.update(data);
+        record.body_bytes += data.size();
+        if (keep_echo) echo_body.append(data);
+      },
+      trailers, error);
+  record.body_sha256 = sha.hex();
+  if (!body_ok) return reject(record, error);
+  if (!query_error.empty()) return reject(record, query_error);
+  // Before the response: a client that has the response can rely on the record being there.
+  write_record(record);
+
+  if (behaviour.delay_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(behaviour.delay_ms));
+  if (behaviour.reset == ResetPoint::BeforeHeaders) {
+    stream_.reset();
+    return Next::Abort;
+  }
+  Next next = send_response(head, behaviour, echo_body, seq);
+  // RFC 9112 §6.1: a chunked HTTP/1.0 request leaves framing in doubt; close after answering.
+  if (next == Next::KeepAlive && framing.kind == BodyFraming::Chunked && head.version == "1.0") {
+    next = Next::Close;
+  }
+  return next;
+}
+
+Next Connection::send_response(const RequestHead& head, const Behaviour& behaviour,
+                               std::string_view echo_body, std::uint64_t seq) {
+  const BodySource body = behaviour.echo    ? BodySource::view(echo_body)
+                          : behaviour.bytes ? BodySource::pattern(*behaviour.bytes)
+                                            : BodySource::view("ok\n");
+  // RFC 9110 §6.4.1: 204 and 304 have no content and carry no Content-Length here.
+  const bool bodiless_status = behaviour.status == 204 || behaviour.status == 304;
+  // HTTP/1.0 has no chunked coding (RFC 9112 §7): delimit such a body by closing instead.
+  const bool close_delimited = behaviour.chunked && head.version == "1.0" && !bodiless_status;
+  const bool chunked = behaviour.chunked && !close_delimited && !bodiless_status;
+  const bool keep_alive = !behaviour.close && !close_delimited && wants_keep_alive(head);
+  const bool send_body = head.method != "HEAD" && !bodiless_status;
+
+  std::string response = "HTTP/1.1 " + std::to_string(behaviour.status) + " " +
+                         reason_phrase(behaviour.status) + "\r\nContent-Type: text/plain\r\n";
+  if (chunked) {
+    response += "Transfer-Encoding: chunked\r\n";
+  } else if (!bodiless_status && !close_delimited) {
+    response += "Content-Length: " + std::to_string(body.size()) + "\r\n";
+  }
+  response += upstream_fields(seq);
+  if (!keep_alive) {
+    response += "Connection: close\r\n";
+  } else if (head.version == "1.0") {
+    response += "Connection: keep-alive\r\n";
+  }
+  response += "\r\n";
+
+  Output out(stream_);
+  out.append(response);
+  const std::uint64_t total = send_body ? body.size() : 0;
+  const std::uint64_t limit = behaviour.reset == ResetPoint::MidBody ? total / 2 : total;
+  for (std::uint64_t offset = 0; offset < limit;) {
+    const auto max = static_cast<std::size_t>(
+        std::min<std::uint64_t>(chunked ? kChunkBytes : kBlockBytes, limit - offset));
+    const std::string_view piece = body.at(offset, max);
+    if (chunked) {
+      char size_line[24];
+      std::snprintf(size_line, sizeof size_line, "%zx\r\n", piece.size());
+      out.append(size_line);
+      out.append(piece);
+      out.append("\r\n");
+    } else {
+      out.append(piece);
+    }
+    offset += piece.size();
+  }
+  if (behaviour.reset == ResetPoint::MidBody) {
+    out.flush();
+    stream_.reset();
+    return Next::Abort;
+  }
+  if (chunked && send_body) out.append("0\r\n\r\n");
+  if (!out.flush()) return Next::Abort;
+  return keep_alive ? Next::KeepAlive : Next::Close;
+}
+
+Next Connection::reject(Record& record, std::string reason) {
+  record.error = std::move(reason);
+  write_record(record);
+  const std::string body = "bad request: " + record.error + "\n";
+  const std::string response = "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\nContent-Length: " +
+                               std::to_string(body.size()) + "\r\n" + upstream_fields(record.seq) +
+                               "Connection: close\r\n\r\n" + body;
+  stream_.write_all(response);
+  return Next::Close;
+}
+
+std::string Connection::upstream_fields(std::uint64_t seq) const {
+  return "X-Upstream-Name: " + config_.name + "\r\nX-Upstream-Conn: " + std::to_string(id_) +
+         "\r\nX-Upstream-Seq: " + std::to_string(seq) + "\r\n";
+}
+
+void Connection::write_record(const Record& record) const {
+  if (config_.record_fd < 0) return;
+  std::string line = "{\"conn\":" + std::to_string(record.conn) + ",\"seq\":" + std::to_string(record.seq);
+  if (record.head != nullptr) {
+    line += ",\"method\":";
+    append_json_string(line, record.head->method);
+    line += ",\"target\":";
+    append_json_string(line, record.head->target);
+    line += ",\"version\":";
+    append_json_string(line, record.head->version);
+    line += ",\"headers\":";
+    append_json_fields(line, record.head->headers);
+  }
+  if (record.body_read) {
+    line += ",\"body_bytes\":" + std::to_string(record.body_bytes) + ",\"body_sha256\":";
+    append_json_string(line, record.body_sha256);
+    line += record.chunked ? ",\"chunked\":true" : ",\"chunked\":false";
+    line += ",\"trailers\":";
+    append_json_fields(line, *record.trailers);
+  }
+  line += tls_json_;
+  if (!record.error.empty()) {
+    line += ",\"error\":";
+    append_json_string(line, record.error);
+  }
+  line += "}\n";
+  // O_APPEND and one write() per line: lines from concurrent connections never interleave.
+  std::string_view rest = line;
+  while (!rest.empty()) {
+    const ssize_t w = ::write(config_.record_fd, rest.data(), rest.size());
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) return;
+    rest.remove_prefix(static_cast<std::size_t>(w));
+  }
+}
+
+}  // namespace
+
+void serve_connection(const ServerConfig& config, int fd, std::uint64_t conn_id) {
+  Connection(config, fd, conn_id).run();
+}
+
+}  // namespace phigate::test_upstream
