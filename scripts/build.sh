@@ -8,7 +8,9 @@ flavor=${1:-release}
 shift || true
 case $flavor in
   release) dir="$root/build/release"; opts=(-DCMAKE_BUILD_TYPE=Release) ;;
-  asan) dir="$root/build/asan"; opts=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DPHIGATE_SANITIZE=ON) ;;
+  # asan keeps assertions on (no NDEBUG): PHI_ASSERT checks and PHI_BUG aborts.
+  asan) dir="$root/build/asan"; opts=(-DCMAKE_BUILD_TYPE=RelWithDebInfo "-DCMAKE_CXX_FLAGS_RELWITHDEBINFO=-O1 -g"
+    -DPHIGATE_SANITIZE=ON) ;;
   *) echo "build.sh: unknown flavor '$flavor' (release|asan)" >&2; exit 2 ;;
 esac
 export CCACHE_DIR=${CCACHE_DIR:-$root/.deps/ccache}
