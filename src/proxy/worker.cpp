@@ -1,9 +1,8 @@
 #include "phigate/proxy/worker.hpp"
 
-#include "https_connection.hpp"
 #include "phigate/core/assert.hpp"
 #include "phigate/core/log.hpp"
-#include "redirect_connection.hpp"
+#include "proxy_connection.hpp"
 
 namespace phigate::proxy {
 
@@ -120,13 +119,9 @@ net::awaitable<void> Worker::accept_loop(std::size_t index) {
     }
     net::error_code ignored;
     sock.set_option(net::tcp::no_delay(true), ignored);
-    if (l.kind == ListenerKind::Https) {
-      auto conn = std::make_shared<detail::HttpsConnection>(*this, snapshot_, std::move(sock));
-      net::asio::co_spawn(io_, detail::HttpsConnection::run(std::move(conn)), on_connection_done);
-    } else {
-      auto conn = std::make_shared<detail::RedirectConnection>(*this, snapshot_, std::move(sock));
-      net::asio::co_spawn(io_, detail::RedirectConnection::run(std::move(conn)), on_connection_done);
-    }
+    auto conn = std::make_shared<detail::ProxyConnection>(*this, snapshot_, std::move(sock),
+                                                          l.kind == ListenerKind::Https);
+    net::asio::co_spawn(io_, detail::ProxyConnection::run(std::move(conn)), on_connection_done);
   }
 }
 

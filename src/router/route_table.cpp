@@ -27,7 +27,8 @@ std::string RouteTable::normalize_host(std::string_view host) {
   return out;
 }
 
-RouteTable RouteTable::build(const std::vector<config::RouteSpec>& routes, config::Diagnostics& diag) {
+RouteTable RouteTable::build(const std::vector<config::RouteSpec>& routes, config::Diagnostics& diag,
+                             const std::optional<config::PathSpec>& fallback) {
   RouteTable t;
   std::size_t target = 0;
   for (const auto& r : routes) {
@@ -53,9 +54,12 @@ RouteTable RouteTable::build(const std::vector<config::RouteSpec>& routes, confi
         ++target;
         continue;
       }
-      t.routes_.push_back({r.host, p.path, p.type, target++, (r.host.empty() ? "*" : r.host) + " " + p.path});
+      t.routes_.push_back(
+          {r.host, p.path, p.type, target++, (r.host.empty() ? "*" : r.host) + " " + p.path, p.policy});
     }
   }
+  if (fallback)
+    t.fallback_ = Route{"", fallback->path, fallback->type, target, "default backend", fallback->policy};
   return t;
 }
 
@@ -75,6 +79,11 @@ const Route* RouteTable::match_in(const HostRoutes& h, std::string_view path) co
 }
 
 const Route* RouteTable::match(std::string_view host, std::string_view path) const {
+  const Route* r = match_host(host, path);
+  return r != nullptr ? r : (fallback_ ? &*fallback_ : nullptr);
+}
+
+const Route* RouteTable::match_host(std::string_view host, std::string_view path) const {
   const std::string h = normalize_host(host);
   if (auto it = exact_hosts_.find(h); it != exact_hosts_.end()) return match_in(it->second, path);
   if (!wildcard_hosts_.empty()) {

@@ -8,14 +8,15 @@ namespace phigate::tls {
 
 using net::error_code;
 
-Stream::Stream(net::tcp::socket sock, SSL_CTX* ctx) : sock_(std::move(sock)) {
+Stream::Stream(net::tcp::socket sock, SSL_CTX* ctx) : sock_(std::move(sock)), tls_(ctx != nullptr) {
+  error_code ec;
+  sock_.non_blocking(true, ec);
+  if (!tls_) return;
   ssl_ = SSL_new(ctx);
   if (ssl_ == nullptr) {
     last_error_ = drain_errors();
     return;
   }
-  error_code ec;
-  sock_.non_blocking(true, ec);
   SSL_set_fd(ssl_, static_cast<int>(sock_.native_handle()));
   SSL_set_accept_state(ssl_);
 }
@@ -53,6 +54,7 @@ error_code Stream::classify(int ret, net::tcp::socket::wait_type& wait, bool& re
 }
 
 net::awaitable<error_code> Stream::handshake() {
+  if (!tls_) co_return error_code{};
   if (ssl_ == nullptr) co_return error_code{ENOMEM, boost::system::system_category()};
   for (;;) {
     const int r = SSL_do_handshake(ssl_);
@@ -67,6 +69,10 @@ net::awaitable<error_code> Stream::handshake() {
 }
 
 net::awaitable<std::pair<error_code, std::size_t>> Stream::read_some(char* data, std::size_t size) {
+  if (!tls_) {
+    auto [ec, n] = co_await sock_.async_read_some(net::asio::buffer(data, size), net::use_awaitable_tuple);
+    co_return std::pair{ec, n};
+  }
   for (;;) {
     std::size_t n = 0;
     const int r = SSL_read_ex(ssl_, data, size, &n);
@@ -81,6 +87,11 @@ net::awaitable<std::pair<error_code, std::size_t>> Stream::read_some(char* data,
 }
 
 net::awaitable<error_code> Stream::write_all(const char* data, std::size_t size) {
+  if (!tls_) {
+    auto [ec, n] =
+        co_await net::asio::async_write(sock_, net::asio::buffer(data, size), net::use_awaitable_tuple);
+    co_return ec;
+  }
   while (size > 0) {
     std::size_t n = 0;
     const int r = SSL_write_ex(ssl_, data, size, &n);

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -23,6 +24,11 @@ struct SourceRef {
 struct CertificateSpec {
   std::string cert;  // absolute path (resolved against the config file's folder)
   std::string key;
+  std::string cert_pem;  // in-memory PEM (from a Kubernetes Secret); used instead of the files when set
+  std::string key_pem;
+  std::vector<std::string>
+      hosts;             // SNI names served with it besides the certificate's own (spec.tls[].hosts)
+  std::string resource;  // "Secret ns/name" when it came from Kubernetes
   SourceRef where;
 };
 
@@ -79,10 +85,50 @@ struct UpstreamSpec {
 
 enum class PathType { Exact, Prefix, ImplementationSpecific };
 
+enum class VerifyClient { Off, On, Optional, OptionalNoCa };
+enum class BackendProtocol { Http, Https };
+enum class LoadBalance { RoundRobin, Ewma };
+
+/// Per-path behaviour set by Ingress annotations (ingress-nginx names, `nginx.ingress.kubernetes.io/`
+/// or `phigate.io/` prefix). Every value is parsed strictly into a typed field; nothing is ever
+/// pasted into text that is interpreted later. Defaults are what no annotation means.
+struct RoutePolicy {
+  std::string resource;     // "Ingress ns/name"; empty for static routes
+  std::string fail_closed;  // non-empty: the Ingress is invalid, answer 503; says why (no PHI)
+  bool tls_host = false;    // the host is listed in the Ingress's spec.tls
+  bool ssl_redirect = true;
+  bool force_ssl_redirect = false;
+  std::vector<std::string> allow_source_ranges;  // CIDRs (whitelist-/allowlist-source-range)
+  std::vector<std::string> deny_source_ranges;   // CIDRs (denylist-source-range)
+  VerifyClient verify_client = VerifyClient::Off;
+  std::string auth_tls_secret;   // "ns/name"
+  std::string auth_tls_ca_pem;   // ca.crt of that secret
+  std::string auth_tls_crl_pem;  // ca.crl of that secret, if any
+  int auth_tls_verify_depth = 1;
+  bool auth_tls_pass_certificate = false;
+  BackendProtocol backend_protocol = BackendProtocol::Http;
+  std::string proxy_ssl_secret;  // "ns/name"
+  std::string proxy_ssl_cert_pem, proxy_ssl_key_pem, proxy_ssl_ca_pem;
+  bool proxy_ssl_verify = false;
+  int proxy_ssl_verify_depth = 1;
+  std::string proxy_ssl_name;
+  bool proxy_ssl_server_name = false;
+  std::string proxy_ssl_protocols;  // e.g. "TLSv1.2 TLSv1.3"
+  std::string proxy_ssl_ciphers;
+  std::optional<std::uint64_t> body_size;  // proxy-body-size; 0 = unlimited
+  std::optional<Duration> connect_timeout;
+  std::optional<Duration> send_timeout;
+  std::optional<Duration> read_timeout;
+  LoadBalance load_balance = LoadBalance::RoundRobin;
+  std::string upstream_hash_by;  // one validated variable, e.g. "$remote_addr"; empty: off
+};
+using RoutePolicyPtr = std::shared_ptr<const RoutePolicy>;
+
 struct PathSpec {
   std::string path;
   PathType type = PathType::Prefix;
   std::vector<std::string> backends;  // "host:port"
+  RoutePolicyPtr policy;              // null: defaults (static routes)
   SourceRef where;
 };
 
@@ -90,6 +136,16 @@ struct RouteSpec {
   std::string host;  // "" or "*": any host (the default)
   std::vector<PathSpec> paths;
   SourceRef where;
+};
+
+/// Where Kubernetes resources come from (the `ingress:` key).
+struct IngressSpec {
+  std::string dir;  // absolute; empty: no Ingress provider
+  std::string class_name = "phigate";
+  std::string controller = "phigate.io/ingress-controller";
+  bool watch = true;          // inotify + periodic rescan
+  Duration debounce = 200ms;  // changes closer than this are loaded together
+  Duration rescan = 60s;      // fallback full rescan period
 };
 
 struct Config {
@@ -104,6 +160,9 @@ struct Config {
   std::vector<std::string> trusted_proxies;  // CIDRs
   std::string log_level = "info";
   std::vector<RouteSpec> routes;
+  IngressSpec ingress;
+  /// Catch-all backends for requests no route matches (Ingress spec.defaultBackend). Empty: 404.
+  std::optional<PathSpec> default_backend;
 };
 
 /// "host:port" / "[v6]:port" split. False when malformed or the port is not 0..65535.

@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -20,8 +21,9 @@ struct Route {
   std::string host;  // as configured; "" for the default host
   std::string path;  // as configured
   config::PathType type = config::PathType::Prefix;
-  std::size_t target = 0;  // index of the PathSpec in the flattened spec list (→ cluster)
-  std::string name;        // "host path" for logs and metrics-free diagnostics
+  std::size_t target = 0;         // index of the PathSpec in the flattened spec list (→ cluster)
+  std::string name;               // "host path" for logs and metrics-free diagnostics
+  config::RoutePolicyPtr policy;  // null: defaults (static routes)
 };
 
 struct StringHash {
@@ -35,10 +37,14 @@ class RouteTable {
  public:
   /// Compiles `routes`. Every PathSpec gets `target` = its position when all routes' paths are
   /// listed in order. Duplicates (same host, path and type) keep the first and warn in `diag`.
-  static RouteTable build(const std::vector<config::RouteSpec>& routes, config::Diagnostics& diag);
+  /// `fallback` (an Ingress defaultBackend) answers what nothing else matches; its target is the
+  /// number of PathSpecs in `routes` (it comes last).
+  static RouteTable build(const std::vector<config::RouteSpec>& routes, config::Diagnostics& diag,
+                          const std::optional<config::PathSpec>& fallback = std::nullopt);
 
   /// Route for `host` (a Host header value: case, port and trailing dot are ignored) and `path`
-  /// (the target's path, without query), or nullptr. The pointer lives as long as the table.
+  /// (the target's path, without query); else the fallback; else nullptr. The pointer lives as
+  /// long as the table.
   const Route* match(std::string_view host, std::string_view path) const;
 
   std::size_t size() const noexcept { return routes_.size(); }
@@ -52,12 +58,14 @@ class RouteTable {
     StringMap<std::uint32_t> prefix;  // key: prefix without trailing '/' ("" is the root)
   };
   const Route* match_in(const HostRoutes& h, std::string_view path) const;
+  const Route* match_host(std::string_view host, std::string_view path) const;
 
   std::vector<Route> routes_;
   StringMap<HostRoutes> exact_hosts_;
   StringMap<HostRoutes> wildcard_hosts_;  // key: the suffix after "*."
   HostRoutes default_host_;
   bool has_default_ = false;
+  std::optional<Route> fallback_;
 };
 
 }  // namespace phigate::router

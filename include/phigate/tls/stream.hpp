@@ -1,6 +1,8 @@
 #pragma once
-// A TLS stream that runs OpenSSL directly on the socket's descriptor (no BIO pair, no extra
-// copy) and waits for readiness through Asio. Worker thread only; owned by one connection.
+// A client stream: TLS with OpenSSL running directly on the socket's descriptor (no BIO pair, no
+// extra copy), or plain TCP when built without an SSL_CTX; readiness waits go through Asio.
+// One run-time branch instead of two stream types keeps the connection code non-template.
+// Worker thread only; owned by one connection.
 #include <openssl/ssl.h>
 
 #include <cstddef>
@@ -13,6 +15,7 @@ namespace phigate::tls {
 class Stream {
  public:
   /// Takes the socket; the connection starts with `ctx` (SNI may switch it during handshake).
+  /// A null `ctx` makes a plain TCP stream (no handshake, no encryption).
   Stream(net::tcp::socket sock, SSL_CTX* ctx);
   ~Stream();
   Stream(const Stream&) = delete;
@@ -20,7 +23,7 @@ class Stream {
 
   net::tcp::socket& socket() noexcept { return sock_; }
   SSL* native() noexcept { return ssl_; }
-  bool valid() const noexcept { return ssl_ != nullptr; }
+  bool is_tls() const noexcept { return tls_; }
 
   /// Server-side handshake. On failure, last_error() says why (OpenSSL's reason, no PHI).
   net::awaitable<net::error_code> handshake();
@@ -38,6 +41,7 @@ class Stream {
   net::error_code classify(int ret, net::tcp::socket::wait_type& wait, bool& retry);
 
   net::tcp::socket sock_;
+  bool tls_;
   SSL* ssl_ = nullptr;
   std::string last_error_;
 };

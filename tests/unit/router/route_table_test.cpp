@@ -8,7 +8,7 @@ namespace {
 using config::PathType;
 
 config::PathSpec path(std::string p, PathType t = PathType::Prefix) {
-  return {std::move(p), t, {"127.0.0.1:1"}, {}};
+  return {std::move(p), t, {"127.0.0.1:1"}, {}, {}};
 }
 
 /// Returns the matched route's "host path" name, or "none".
@@ -107,6 +107,22 @@ TEST(RouteTable, NormalizeHost) {
   EXPECT_EQ(RouteTable::normalize_host("Example.COM:443"), "example.com");
   EXPECT_EQ(RouteTable::normalize_host("[::1]:8443"), "[::1]");
   EXPECT_EQ(RouteTable::normalize_host(""), "");
+}
+
+}  // namespace
+}  // namespace phigate::router
+
+namespace phigate::router {
+namespace {
+
+TEST(RouteTable, FallbackCatchesWhatNothingMatches) {
+  config::Diagnostics diag;
+  config::PathSpec fb{"/", config::PathType::Prefix, {"127.0.0.1:9"}, {}, {}};
+  const auto t =
+      RouteTable::build({{"a", {{"/x", config::PathType::Prefix, {"127.0.0.1:1"}, {}, {}}}, {}}}, diag, fb);
+  EXPECT_EQ(t.match("a", "/x")->target, 0u);
+  EXPECT_EQ(t.match("a", "/other")->name, "default backend");  // host known, path not
+  EXPECT_EQ(t.match("zzz", "/x")->target, 1u);                 // host unknown
 }
 
 }  // namespace

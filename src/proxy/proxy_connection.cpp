@@ -1,0 +1,455 @@
+#include "proxy_connection.hpp"
+
+#include "phigate/http/forwarding.hpp"
+#include "phigate/net/socket.hpp"
+
+namespace phigate::proxy::detail {
+
+using core::Error;
+using core::ErrorKind;
+using core::Retryable;
+
+inline constexpr std::size_t kFlushBytes = 16 * 1024;
+
+namespace {
+
+/// Path of a request target, without the query: origin-form "/a?b" → "/a"; absolute-form
+/// "http://h/a?b" → "/a"; asterisk-form "*" stays "*".
+std::string_view target_path(std::string_view target) {
+  if (!target.empty() && target.front() != '/' && target != "*") {
+    const auto scheme = target.find("://");
+    if (scheme != std::string_view::npos) {
+      const auto slash = target.find('/', scheme + 3);
+      target = slash == std::string_view::npos ? std::string_view("/") : target.substr(slash);
+    }
+  }
+  return target.substr(0, target.find('?'));
+}
+
+}  // namespace
+
+ProxyConnection::ProxyConnection(Worker& worker, SnapshotPtr snap, net::tcp::socket sock, bool tls)
+    : ConnectionCore(worker, std::move(snap)),
+      stream_(std::move(sock), tls ? snap_->tls->initial() : nullptr),
+      tls_(tls),
+      resp_parser_(http::Parser::Kind::Response, {64 * 1024, 64 * 1024, 1000}) {
+  net::error_code ec;
+  peer_ = stream_.socket().remote_endpoint(ec);
+  local_port_ = stream_.socket().local_endpoint(ec).port();
+  const auto addr = peer_.address();
+  peer_ip_ = addr.is_v6() && addr.to_v6().is_v4_mapped()
+                 ? net::asio::ip::make_address_v4(net::asio::ip::v4_mapped, addr.to_v6()).to_string()
+                 : addr.to_string();
+}
+
+net::awaitable<void> ProxyConnection::run(std::shared_ptr<ProxyConnection> self) {
+  co_await self->serve();
+  self->close();
+}
+
+void ProxyConnection::expire() {
+  timed_out_ = true;
+  const bool upstream_phase =
+      phase_ == Phase::UpConnect || phase_ == Phase::UpWrite || phase_ == Phase::UpRead;
+  if (upstream_phase && up_) {
+    cancel_socket(up_->socket);
+  } else {
+    cancel_socket(stream_.socket());
+  }
+  disarm();
+}
+
+void ProxyConnection::drain() {
+  close_after_response_ = true;
+  if (idle) cancel_socket(stream_.socket());
+}
+
+void ProxyConnection::close() noexcept {
+  disarm();
+  phase_ = Phase::Closing;
+  stream_.shutdown_nowait();
+  net::error_code ec;
+  stream_.socket().close(ec);
+  if (up_) up_->socket.close(ec);
+  up_.reset();
+}
+
+bool ProxyConnection::peer_trusted() {
+  // The peer never changes; the trusted set only with a new snapshot generation.
+  if (trusted_gen_ != req_snap_->generation) {
+    trusted_gen_ = req_snap_->generation;
+    const auto a = access::parse_address(peer_ip_);
+    trusted_ = a && req_snap_->trusted_proxies.contains(*a);
+  }
+  return trusted_;
+}
+
+net::awaitable<bool> ProxyConnection::start_session() {
+  if (!tls_) co_return true;
+  arm(Phase::Handshake, snap_->config->timeouts.tls_handshake);
+  if (const auto ec = co_await stream_.handshake()) {
+    worker_.stats().tls_handshake_failures.inc();
+    PHI_LOG_DEBUG("[w{} c{}] TLS handshake failed: {}", worker_.id(), id_,
+                  timed_out_ ? std::string("timeout")
+                             : (stream_.last_error().empty() ? ec.message() : stream_.last_error()));
+    co_return false;
+  }
+  if (SSL_session_reused(stream_.native()) == 1) worker_.stats().tls_resumed.inc();
+  co_return true;
+}
+
+net::awaitable<void> ProxyConnection::serve() {
+  // GCC 12 miscompiles `if (!co_await f())` (the resumed frame sees a garbage `this`): keep
+  // every co_await result in a variable before testing it.
+  const bool started = co_await start_session();
+  if (!started) co_return;
+  for (;;) {
+    const bool more = co_await serve_one();
+    if (!more) break;
+  }
+}
+
+net::awaitable<bool> ProxyConnection::serve_one() {
+  timed_out_ = false;
+  const auto head_result = co_await read_request_head(stream_);
+  if (head_result == HeadResult::Closed) co_return false;
+  if (head_result == HeadResult::Failed) {
+    PHI_LOG_DEBUG("[w{} c{}] bad request: {}", worker_.id(), id_, error_.to_string());
+    co_return co_await reply_error(stream_, error_, true);
+  }
+  // Pin the snapshot for this request: routes and clusters come from one generation. In the
+  // steady state the worker's pointer has not changed and no reference count is touched.
+  if (req_snap_.get() != worker_.snapshot().get()) req_snap_ = worker_.snapshot();
+  auto& head = req_parser_.head();
+  const auto host_count = head.headers.count("host");
+  if (host_count > 1 || (host_count == 0 && head.version_minor >= 1)) {
+    // RFC 9112 §3.2: exactly one Host in HTTP/1.1.
+    co_return co_await reply_error(
+        stream_, Error::downstream(ErrorKind::BadRequest, "missing or repeated Host"), true);
+  }
+  const std::string* host = head.headers.find("host");
+  host_.assign(host ? std::string_view(*host) : std::string_view{});
+  const auto* route = req_snap_->routes.match(host_, target_path(head.target));
+  const config::RoutePolicy* policy = route ? route->policy.get() : nullptr;
+  // Plain HTTP only where an Ingress asked for it explicitly; everything else goes to HTTPS.
+  if (!tls_ && (policy == nullptr || policy->ssl_redirect || policy->force_ssl_redirect)) {
+    co_return co_await redirect_to_https();
+  }
+  if (route == nullptr) co_return co_await reply_error(stream_, Error::downstream(ErrorKind::NoRoute), false);
+  if (policy != nullptr && !policy->fail_closed.empty()) {
+    // An invalid Ingress keeps its hosts and paths claimed and answers 503, so that a protected
+    // path never falls through to a broader route.
+    co_return co_await reply_error(stream_, Error::downstream(ErrorKind::Unavailable, policy->resource),
+                                   false);
+  }
+  const auto& cfg = *req_snap_->config;
+  RequestLimits limits{cfg.timeouts.upstream_connect, cfg.timeouts.upstream_send, cfg.timeouts.upstream_read,
+                       cfg.limits.request_body_bytes};
+  if (policy != nullptr) {
+    if (policy->connect_timeout) limits.connect = *policy->connect_timeout;
+    if (policy->send_timeout) limits.send = *policy->send_timeout;
+    if (policy->read_timeout) limits.read = *policy->read_timeout;
+    if (policy->body_size) limits.body_bytes = *policy->body_size;
+  }
+  if (limits.body_bytes != 0 && head.content_length && *head.content_length > limits.body_bytes) {
+    co_return co_await reply_error(stream_, Error::downstream(ErrorKind::BodyTooLarge), true);
+  }
+  co_return co_await proxy_request(*route, limits);
+}
+
+std::string https_location(std::string_view host, std::string_view target, std::uint16_t https_port) {
+  // Drop the port the client used for plain HTTP; keep IPv6 brackets.
+  std::string_view name = host;
+  if (!name.empty() && name.front() == '[') {
+    const auto close = name.find(']');
+    if (close == std::string_view::npos) return {};
+    name = name.substr(0, close + 1);
+  } else if (const auto colon = name.rfind(':'); colon != std::string_view::npos) {
+    name = name.substr(0, colon);
+  }
+  if (name.empty()) return {};
+  for (char c : name) {
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+                    c == '.' || c == '[' || c == ']' || c == ':';
+    if (!ok) return {};
+  }
+  // Absolute-form targets carry their own scheme and host: keep only path and query.
+  if (!target.empty() && target.front() != '/') {
+    const auto scheme = target.find("://");
+    if (scheme == std::string_view::npos) return {};
+    const auto slash = target.find('/', scheme + 3);
+    target = slash == std::string_view::npos ? std::string_view("/") : target.substr(slash);
+  }
+  std::string loc = "https://";
+  loc += name;
+  if (https_port != 443) {
+    loc += ':';
+    loc += std::to_string(https_port);
+  }
+  loc += target.empty() ? std::string_view("/") : target;
+  return loc;
+}
+
+net::awaitable<bool> ProxyConnection::redirect_to_https() {
+  const auto& head = req_parser_.head();
+  const auto configured = req_snap_->https_redirect_port;
+  const auto location =
+      https_location(host_, head.target, configured != 0 ? configured : worker_.https_port());
+  if (location.empty() || head.headers.count("host") != 1) {
+    co_return co_await reply_error(
+        stream_, core::Error::downstream(core::ErrorKind::BadRequest, "redirect needs one valid Host"), true);
+  }
+  // A request body we did not read would be parsed as the next request: close instead.
+  const bool close =
+      !req_parser_.message_complete() || !head.keep_alive || close_after_response_ || worker_.draining();
+  out_.clear();
+  http::append_local_reply(out_, 308, head.version_minor, close, "308 Permanent Redirect\n", location,
+                           head.method == "HEAD");
+  worker_.stats().count_response(308);
+  worker_.stats().redirects.inc();
+  if (co_await flush_client(stream_)) co_return false;
+  co_return !close;
+}
+
+net::awaitable<std::optional<Error>> ProxyConnection::connect_upstream(const net::tcp::endpoint& ep,
+                                                                       RequestLimits limits) {
+  up_.emplace(upstream::Connection{net::tcp::socket(worker_.io())});
+  arm(Phase::UpConnect, limits.connect);
+  auto [ec] = co_await up_->socket.async_connect(ep, net::use_awaitable_tuple);
+  if (ec) {
+    worker_.stats().upstream_connect_failures.inc();
+    if (timed_out_) co_return timeout_error(Phase::UpConnect);
+    co_return Error::upstream(ErrorKind::ConnectRefused, Retryable::Yes, ec.message());
+  }
+  net::error_code ignored;
+  up_->socket.set_option(net::tcp::no_delay(true), ignored);
+  worker_.stats().upstream_connects.inc();
+  co_return std::nullopt;
+}
+
+net::awaitable<net::error_code> ProxyConnection::write_upstream(const char* data, std::size_t n,
+                                                                RequestLimits limits) {
+  arm(Phase::UpWrite, limits.send);
+  auto [ec, written] =
+      co_await net::asio::async_write(up_->socket, net::asio::buffer(data, n), net::use_awaitable_tuple);
+  co_return ec;
+}
+
+net::awaitable<std::optional<Error>> ProxyConnection::flush_upstream(RequestLimits limits, Retryable r) {
+  if (auto ec = co_await write_upstream(up_out_.data(), up_out_.size(), limits)) {
+    co_return Error::upstream(timed_out_ ? ErrorKind::UpstreamTimeout : ErrorKind::UpstreamReset, r,
+                              ec.message());
+  }
+  up_out_.clear();
+  co_return std::nullopt;
+}
+
+net::awaitable<std::optional<Error>> ProxyConnection::send_request(bool chunked, RequestLimits limits) {
+  const auto& cfg = *req_snap_->config;
+  const auto& head = req_parser_.head();
+  // up_out_ holds the request head; body bytes are appended and flushed in kFlushBytes pieces.
+  while (head.has_body() && !req_parser_.message_complete()) {
+    if (in_.empty()) {
+      if (!up_out_.empty()) {
+        if (auto err = co_await flush_upstream(limits, Retryable::OnlyIfReused)) co_return err;
+      }
+      // RFC 9110 §10.1.1: the client waits for 100 Continue before sending the body.
+      if (head.expect_continue && !sent_continue_ && head.version_minor >= 1) {
+        sent_continue_ = true;
+        out_ = "HTTP/1.1 100 Continue\r\n\r\n";
+        if (co_await flush_client(stream_))
+          co_return Error::downstream(ErrorKind::ClientClosed, "writing 100");
+      }
+      arm(Phase::Body, cfg.timeouts.body_idle);
+      auto [ec, n] = co_await stream_.read_some(in_.space(), in_.space_size());
+      if (ec || n == 0) {
+        co_return timed_out_ ? timeout_error(Phase::Body)
+                             : Error::downstream(ErrorKind::ClientClosed, "closed mid-request body");
+      }
+      in_.commit(n);
+    }
+    std::size_t used = 0;
+    const auto st = req_parser_.feed(in_.data(), in_.size(), used);
+    for (const auto piece : req_parser_.body()) {
+      request_body_bytes_ += piece.size();
+      if (chunked) http::append_chunk_header(up_out_, piece.size());
+      up_out_.append(piece);
+      if (chunked) up_out_.append(http::kChunkEnd);
+    }
+    req_parser_.clear_body();
+    in_.consume(used);
+    if (st == http::ParseStatus::Error) co_return req_parser_.error();
+    if (limits.body_bytes != 0 && request_body_bytes_ > limits.body_bytes) {
+      co_return Error::downstream(ErrorKind::BodyTooLarge);
+    }
+    if (up_out_.size() >= kFlushBytes) {
+      if (auto err = co_await flush_upstream(limits, Retryable::No)) co_return err;
+    }
+  }
+  if (chunked) up_out_.append(http::kLastChunk);
+  if (!up_out_.empty()) {
+    if (auto err = co_await flush_upstream(limits, Retryable::OnlyIfReused)) co_return err;
+  }
+  co_return std::nullopt;
+}
+
+net::awaitable<std::optional<Error>> ProxyConnection::relay_response(bool& started, bool& got_bytes,
+                                                                     RequestLimits limits) {
+  const auto& req = req_parser_.head();
+  const bool head_only = req.method == "HEAD";
+  resp_parser_.reset();
+  resp_parser_.expect_no_body(head_only);
+  bool head_sent = false;
+  bool rechunk = false;
+  for (;;) {
+    if (up_in_.empty()) {
+      if (!out_.empty() && head_sent) {
+        if (co_await flush_client(stream_))
+          co_return Error::downstream(ErrorKind::ClientClosed, "client gone");
+      }
+      arm(Phase::UpRead, limits.read);
+      auto [ec, n] = co_await up_->socket.async_read_some(
+          net::asio::buffer(up_in_.space(), up_in_.space_size()), net::use_awaitable_tuple);
+      if (ec || n == 0) {
+        if (timed_out_) {
+          worker_.stats().upstream_timeouts.inc();
+          co_return timeout_error(Phase::UpRead);
+        }
+        if (ec == net::asio::error::eof && resp_parser_.body_until_eof()) {
+          resp_parser_.finish();  // EOF delimits this body (RFC 9112 §6.3 rule 8)
+        } else {
+          co_return Error::upstream(ErrorKind::UpstreamReset,
+                                    got_bytes ? Retryable::No : Retryable::OnlyIfReused,
+                                    ec ? ec.message() : "eof");
+        }
+      } else {
+        got_bytes = true;
+        up_in_.commit(n);
+      }
+    }
+    std::size_t used = 0;
+    const auto st =
+        up_in_.empty() ? http::ParseStatus::Paused : resp_parser_.feed(up_in_.data(), up_in_.size(), used);
+    if (st == http::ParseStatus::Error) co_return resp_parser_.error();
+    auto& rh = resp_parser_.head();
+    if (resp_parser_.head_complete() && rh.status >= 100 && rh.status < 200) {
+      // Interim responses: we answered Expect ourselves and do not tunnel upgrades; skip them.
+      up_in_.consume(used);
+      if (rh.status == 101) {
+        co_return Error::upstream(ErrorKind::UpstreamBadResponse, Retryable::No, "101 unsupported");
+      }
+      continue;
+    }
+    if (resp_parser_.head_complete() && !head_sent) {
+      http::Framing framing;
+      const bool bodyless = head_only || rh.status == 204 || rh.status == 304;
+      if (rh.content_length && rh.status != 204 && rh.status != 304) {
+        framing = {http::Framing::Kind::ContentLength, *rh.content_length};
+      } else if (!bodyless) {
+        if (req.version_minor >= 1) {
+          framing.kind = http::Framing::Kind::Chunked;
+          rechunk = true;
+        } else {
+          framing.kind = http::Framing::Kind::UntilClose;  // HTTP/1.0 client: close delimits the body
+          client_keep_alive_ = false;
+        }
+      }
+      http::remove_hop_by_hop(rh.headers);
+      const bool close = !client_keep_alive_ || close_after_response_ || worker_.draining();
+      if (close) client_keep_alive_ = false;
+      http::append_response_head(out_, rh.status, rh.reason, req.version_minor, rh.headers, framing, close);
+      worker_.stats().count_response(rh.status);
+      head_sent = true;
+      started = true;
+    }
+    for (const auto piece : resp_parser_.body()) {
+      if (rechunk) http::append_chunk_header(out_, piece.size());
+      out_.append(piece);
+      if (rechunk) out_.append(http::kChunkEnd);
+    }
+    resp_parser_.clear_body();
+    up_in_.consume(used);
+    if (resp_parser_.message_complete()) {
+      if (rechunk) out_.append(http::kLastChunk);
+      if (co_await flush_client(stream_)) co_return Error::downstream(ErrorKind::ClientClosed, "client gone");
+      co_return std::nullopt;
+    }
+    if (out_.size() >= kFlushBytes) {
+      if (co_await flush_client(stream_)) co_return Error::downstream(ErrorKind::ClientClosed, "client gone");
+    }
+  }
+}
+
+net::awaitable<bool> ProxyConnection::proxy_request(const router::Route& route, RequestLimits limits) {
+  const auto& cluster = req_snap_->clusters[route.target];
+  auto& head = req_parser_.head();
+  client_keep_alive_ = head.keep_alive;
+  sent_continue_ = false;
+  request_body_bytes_ = 0;
+
+  // Build the upstream head once: hop-by-hop fields out, forwarding fields in.
+  core::make_request_id(worker_.rng(), request_id_);
+  http::remove_hop_by_hop(head.headers);
+  http::set_forwarding_headers(
+      head.headers, {peer_ip_, peer_trusted(), tls_ ? "https" : "http", host_, local_port_, request_id_});
+  http::Framing framing;
+  if (head.chunked) {
+    framing.kind = http::Framing::Kind::Chunked;
+  } else if (head.content_length) {
+    framing = {http::Framing::Kind::ContentLength, *head.content_length};
+  }
+  up_head_.clear();
+  http::append_request_head(up_head_, head.method, head.target, head.headers, framing);
+
+  net::error_code ec;  // close() errors on a socket we drop anyway are of no interest
+  for (int attempt = 0;; ++attempt) {
+    if (cluster.endpoints.empty()) {
+      co_return co_await reply_error(stream_, Error::upstream(ErrorKind::NoHealthyEndpoint, Retryable::No),
+                                     !req_parser_.message_complete());
+    }
+    const auto& ep = cluster.endpoints[worker_.next_endpoint(route.target, cluster.endpoints.size())];
+    timed_out_ = false;
+    up_ = worker_.pool().acquire(ep.key, worker_.now());
+    if (up_) {
+      worker_.stats().upstream_reuses.inc();
+    } else if (auto err = co_await connect_upstream(ep.address, limits)) {
+      up_.reset();
+      PHI_LOG_DEBUG("[w{} c{}] upstream {}: {}", worker_.id(), id_, ep.key, err->to_string());
+      co_return co_await reply_error(stream_, *err, !req_parser_.message_complete());
+    }
+    up_out_ = up_head_;
+    bool started = false;
+    bool got_bytes = false;
+    auto err = co_await send_request(head.chunked, limits);
+    if (!err) err = co_await relay_response(started, got_bytes, limits);
+    if (!err) {
+      // Back to the pool only when both messages ended cleanly by their framing.
+      ++up_->requests;
+      const bool reusable = resp_parser_.message_complete() && resp_parser_.should_keep_alive() &&
+                            req_parser_.message_complete();
+      if (reusable) {
+        worker_.pool().release(ep.key, std::move(*up_), worker_.now());
+      } else {
+        up_->socket.close(ec);
+      }
+      up_.reset();
+      disarm();
+      co_return client_keep_alive_ && !close_after_response_ && !worker_.draining();
+    }
+    const bool reused = up_->reused;
+    up_->socket.close(ec);
+    up_.reset();
+    // A pooled connection the upstream closed just as we reused it: retry once on a fresh one,
+    // but only when nothing of the request body was consumed and no response byte arrived.
+    if (err->source == core::ErrorSource::Upstream && err->retryable == Retryable::OnlyIfReused && reused &&
+        !got_bytes && !head.has_body() && attempt == 0) {
+      worker_.stats().upstream_retries.inc();
+      continue;
+    }
+    PHI_LOG_DEBUG("[w{} c{}] request failed: {}", worker_.id(), id_, err->to_string());
+    if (started || (err->source == core::ErrorSource::Downstream && err->status() == 0)) co_return false;
+    co_return co_await reply_error(stream_, *err, !req_parser_.message_complete());
+  }
+}
+
+}  // namespace phigate::proxy::detail

@@ -1,0 +1,80 @@
+#pragma once
+// Private to proxy: one client connection, TLS or plain, served request by request. Over TLS
+// every request is proxied; over plain HTTP a request is redirected to HTTPS unless its route
+// explicitly allows plain HTTP (Ingress `ssl-redirect: "false"` without `force-ssl-redirect`).
+// One class for both: the stream branches at run time, so the code exists once.
+#include <memory>
+#include <optional>
+
+#include "connection_core.hpp"
+#include "phigate/tls/stream.hpp"
+#include "phigate/upstream/pool.hpp"
+
+namespace phigate::proxy::detail {
+
+/// Per-request limits after the route's policy has overridden the global ones.
+struct RequestLimits {
+  std::chrono::milliseconds connect{};
+  std::chrono::milliseconds send{};
+  std::chrono::milliseconds read{};
+  std::uint64_t body_bytes = 0;  // 0: unlimited
+};
+
+class ProxyConnection final : public ConnectionCore {
+ public:
+  /// `tls`: the connection came in on an https listener (handshake first); else plain HTTP.
+  ProxyConnection(Worker& worker, SnapshotPtr snap, net::tcp::socket sock, bool tls);
+
+  /// The connection's whole life: handshake (TLS), requests, close. Holds `self` until the end.
+  static net::awaitable<void> run(std::shared_ptr<ProxyConnection> self);
+
+  void expire() override;
+  void drain() override;
+
+ private:
+  net::awaitable<void> serve();
+  /// TLS: the handshake (false: give up). Plain: nothing to do.
+  net::awaitable<bool> start_session();
+  /// One request/response exchange. True when the connection may carry on.
+  net::awaitable<bool> serve_one();
+  net::awaitable<bool> redirect_to_https();
+  /// Forwards the current request through `route`'s cluster and streams the response back.
+  net::awaitable<bool> proxy_request(const router::Route& route, RequestLimits limits);
+  net::awaitable<std::optional<core::Error>> connect_upstream(const net::tcp::endpoint& ep,
+                                                              RequestLimits limits);
+  net::awaitable<std::optional<core::Error>> send_request(bool chunked, RequestLimits limits);
+  /// Reads the upstream response and streams it to the client. `started` tells whether any
+  /// byte went to the client (after which no error reply is possible).
+  net::awaitable<std::optional<core::Error>> relay_response(bool& started, bool& got_bytes,
+                                                            RequestLimits limits);
+  net::awaitable<net::error_code> write_upstream(const char* data, std::size_t n, RequestLimits limits);
+  /// Writes and clears up_out_; a failure is an upstream error with retry class `r`.
+  net::awaitable<std::optional<core::Error>> flush_upstream(RequestLimits limits, core::Retryable r);
+  bool peer_trusted();
+  void close() noexcept;
+
+  tls::Stream stream_;  // TLS, or plain when tls_ is false
+  bool tls_;
+  net::tcp::endpoint peer_;
+  std::uint16_t local_port_ = 0;
+  std::string peer_ip_;
+  SnapshotPtr req_snap_;  // pinned for the current request (routes, clusters)
+  std::uint64_t trusted_gen_ = 0;
+  bool trusted_ = false;
+  std::optional<upstream::Connection> up_;
+  net::Buffer up_in_{kBufferBytes};
+  std::string up_head_;  // the upstream request head, kept for a retry
+  std::string up_out_;
+  std::string host_;
+  http::Parser resp_parser_;
+  std::string request_id_;
+  std::uint64_t request_body_bytes_ = 0;
+  bool sent_continue_ = false;
+  bool client_keep_alive_ = true;
+};
+
+/// "https://host[:port]target" for a Host value and a request target, or "" when the Host is
+/// not a plain hostname/IP (which would let a client inject into the Location header).
+std::string https_location(std::string_view host, std::string_view target, std::uint16_t https_port);
+
+}  // namespace phigate::proxy::detail
