@@ -9,6 +9,8 @@
 #include "phigate/config/loader.hpp"
 #include "phigate/core/log.hpp"
 #include "phigate/core/version.hpp"
+#include "phigate/ingress/loader.hpp"
+#include "phigate/ingress/translate.hpp"
 #include "phigate/server/server.hpp"
 
 namespace {
@@ -18,7 +20,9 @@ constexpr const char* kUsage =
     "\n"
     "commands:\n"
     "  run --config FILE [--log-level LEVEL]   serve with the configuration in FILE\n"
-    "  validate --config FILE                  load and check FILE, print every problem, serve nothing\n"
+    "  validate --config FILE                  load and check FILE (and its ingress.dir), print every\n"
+    "                                          problem, serve nothing\n"
+    "  validate --ingress-dir DIR              check Kubernetes manifests alone, resource by resource\n"
     "\n"
     "options:\n"
     "  --version    print the version and exit\n"
@@ -35,10 +39,13 @@ int usage_error(const std::string& msg) {
 struct Args {
   std::string config;
   std::string log_level;
+  std::string ingress_dir;  // validate only
 };
 
-/// Parses "--config FILE", "--config=FILE" and "--log-level L". Returns an error message or "".
-std::string parse(const std::vector<std::string_view>& rest, bool allow_log_level, Args& out) {
+/// Parses "--config FILE", "--config=FILE", "--log-level L" (run) and "--ingress-dir DIR"
+/// (validate). Returns an error message or "".
+std::string parse(const std::vector<std::string_view>& rest, bool run, Args& out) {
+  const bool allow_log_level = run;
   for (std::size_t i = 0; i < rest.size(); ++i) {
     std::string_view a = rest[i];
     std::string_view value;
@@ -51,12 +58,14 @@ std::string parse(const std::vector<std::string_view>& rest, bool allow_log_leve
     }
     const bool is_config = name == "--config" || name == "-c";
     const bool is_level = allow_log_level && name == "--log-level";
-    if (!is_config && !is_level) return "unknown option '" + std::string(a) + "'";
+    const bool is_dir = !run && name == "--ingress-dir";
+    if (!is_config && !is_level && !is_dir) return "unknown option '" + std::string(a) + "'";
     if (!inline_value) {
       if (i + 1 >= rest.size()) return "option '" + std::string(name) + "' needs a value";
       value = rest[++i];
     }
     if (is_config) out.config = value;
+    if (is_dir) out.ingress_dir = value;
     if (is_level) {
       spdlog::level::level_enum lvl{};
       if (!phigate::core::parse_log_level(value, lvl))
@@ -64,26 +73,40 @@ std::string parse(const std::vector<std::string_view>& rest, bool allow_log_leve
       out.log_level = value;
     }
   }
-  if (out.config.empty()) return "missing --config FILE";
   std::error_code ec;
+  if (!out.ingress_dir.empty() && !std::filesystem::is_directory(out.ingress_dir, ec)) {
+    return "directory not found: " + out.ingress_dir;
+  }
+  if (out.config.empty()) return out.ingress_dir.empty() ? "missing --config FILE" : "";
   if (!std::filesystem::is_regular_file(out.config, ec)) return "config file not found: " + out.config;
   return {};
 }
 
 int validate(const Args& args) {
   phigate::config::Diagnostics diag;
-  auto cfg = phigate::config::load_config(args.config, diag);
-  if (cfg) {
-    auto keys = std::make_shared<phigate::tls::TicketKeyRing>();
-    phigate::server::build_snapshot(std::make_shared<const phigate::config::Config>(std::move(*cfg)), keys, 0,
-                                    diag);
+  std::string what = args.config;
+  if (!args.config.empty()) {
+    auto cfg = phigate::config::load_config(args.config, diag);
+    if (cfg && !args.ingress_dir.empty()) cfg->ingress.dir = args.ingress_dir;
+    if (cfg) {
+      auto keys = std::make_shared<phigate::tls::TicketKeyRing>();
+      phigate::server::build_snapshot(std::move(*cfg), keys, 0, diag);
+    }
+  } else {
+    // Manifests alone, with the default class and controller: every resource-level problem.
+    what = args.ingress_dir;
+    auto loaded = phigate::ingress::load_directory(args.ingress_dir);
+    for (const auto& d : loaded.diagnostics.entries()) diag.add(d);
+    phigate::ingress::translate(loaded.resources, phigate::config::IngressSpec{}, diag);
   }
   for (const auto& d : diag.entries()) std::printf("%s\n", d.to_string().c_str());
   if (diag.has_errors()) {
-    std::printf("%s: %zu error(s)\n", args.config.c_str(), diag.error_count());
+    // A resource error does not stop `run` (that resource fails closed) but fails validation.
+    std::printf("%s: %zu error(s), %zu outside single resources\n", what.c_str(), diag.error_count(),
+                phigate::server::fatal_errors(diag));
     return 1;
   }
-  std::printf("%s: ok\n", args.config.c_str());
+  std::printf("%s: ok\n", what.c_str());
   return 0;
 }
 

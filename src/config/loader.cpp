@@ -318,7 +318,7 @@ void check_address(Reader& r, const YAML::Node& n, const std::string& field, con
 void read_root(Reader& r, const YAML::Node& root, Config& cfg) {
   if (!r.expect_map(root, "",
                     {"listeners", "workers", "tls", "timeouts", "limits", "upstream", "trusted_proxies",
-                     "log", "routes"})) {
+                     "log", "routes", "ingress"})) {
     return;
   }
   if (const auto n = root["listeners"];
@@ -417,6 +417,24 @@ void read_root(Reader& r, const YAML::Node& root, Config& cfg) {
     }
   }
   if (const auto n = root["routes"]) read_routes(r, n, cfg);
+  if (const auto n = root["ingress"];
+      n && r.expect_map(n, "ingress", {"dir", "class", "controller", "watch", "debounce", "rescan"})) {
+    auto& i = cfg.ingress;
+    r.string(n, "dir", "ingress", i.dir);
+    if (i.dir.empty()) {
+      r.error(n, "ingress.dir", "required");
+    } else {
+      i.dir = resolve(cfg.dir, i.dir);
+      std::error_code ec;
+      if (!fs::is_directory(i.dir, ec)) r.error(n["dir"], "ingress.dir", "not a directory: " + i.dir);
+    }
+    r.string(n, "class", "ingress", i.class_name);
+    r.string(n, "controller", "ingress", i.controller);
+    r.boolean(n, "watch", "ingress", i.watch);
+    r.duration(n, "debounce", "ingress", i.debounce);
+    r.duration(n, "rescan", "ingress", i.rescan);
+    if (i.rescan < 1s) r.error(n["rescan"], "ingress.rescan", "must be at least 1s");
+  }
 
   // Cross-field checks.
   if (cfg.listeners.https.empty() && cfg.listeners.http.empty()) {

@@ -97,6 +97,22 @@ std::string render(std::span<const WorkerShard* const> shards, const ControlStat
   auto draining = family("phigate_draining", "1 while shutting down gracefully.", MetricType::Gauge);
   add_value(draining, static_cast<double>(control.draining.load()));
   out.push_back(std::move(draining));
+  auto gauge = [&](const char* name, const char* help, double v) {
+    auto f = family(name, help, MetricType::Gauge);
+    add_value(f, v);
+    out.push_back(std::move(f));
+  };
+  gauge("phigate_config_resource_errors",
+        "Kubernetes resources with errors in the configuration being served (they fail closed).",
+        static_cast<double>(control.resource_errors.load()));
+  gauge("phigate_config_build_seconds", "Time taken to build the configuration being served.",
+        static_cast<double>(control.build_ms.load()) / 1000.0);
+  auto ingresses = family("phigate_ingresses", "Ingresses of our class in the configuration being served.",
+                          MetricType::Gauge);
+  add_value(ingresses, static_cast<double>(control.ingresses_used.load()), {{"state", "used"}});
+  add_value(ingresses, static_cast<double>(control.ingresses_failed_closed.load()),
+            {{"state", "failed_closed"}});
+  out.push_back(std::move(ingresses));
   auto bugs = family("phigate_bugs_total", "Internal invariant violations (PHI_BUG).", MetricType::Counter);
   add_value(bugs, static_cast<double>(core::bug_count()));
   out.push_back(std::move(bugs));

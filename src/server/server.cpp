@@ -5,6 +5,7 @@
 #include <list>
 #include <thread>
 
+#include "ingress_watcher.hpp"
 #include "phigate/admin/admin_server.hpp"
 #include "phigate/config/loader.hpp"
 #include "phigate/core/log.hpp"
@@ -20,15 +21,23 @@ using namespace std::chrono_literals;
 
 class Server {
  public:
-  Server(std::string path, proxy::SnapshotPtr first, std::shared_ptr<tls::TicketKeyRing> keys)
-      : path_(std::move(path)), keys_(std::move(keys)), current_(std::move(first)) {}
+  Server(std::string path, proxy::SnapshotPtr first, std::shared_ptr<tls::TicketKeyRing> keys,
+         std::unique_ptr<ingress::DirectoryLoader> manifests)
+      : path_(std::move(path)),
+        keys_(std::move(keys)),
+        current_(std::move(first)),
+        manifests_(std::move(manifests)) {}
 
-  int start();
+  /// `diag`: what loading the first snapshot reported (logged once serving starts).
+  int start(const config::Diagnostics& diag);
 
  private:
   bool bind_all(std::string& summary);
   void on_signal(int sig);
   void reload();
+  /// A change under the Ingress directory: reload once things settle (debounce).
+  void schedule_reload();
+  void log_snapshot(const proxy::Snapshot& snap, const config::Diagnostics& diag, const char* what);
   void publish(proxy::SnapshotPtr snap);
   void begin_drain();
   void schedule_ticket_rotation();
@@ -44,6 +53,9 @@ class Server {
   net::asio::signal_set signals_{control_, SIGTERM, SIGINT, SIGHUP};
   net::asio::steady_timer ticket_timer_{control_};
   net::asio::steady_timer housekeeping_{control_};
+  net::asio::steady_timer debounce_{control_};
+  std::unique_ptr<detail::IngressWatcher> watcher_;
+  std::unique_ptr<ingress::DirectoryLoader> manifests_;  // parsed manifest files, reused across reloads
   std::vector<std::unique_ptr<proxy::Worker>> workers_;
   std::vector<std::thread> threads_;
   std::unique_ptr<admin::AdminServer> admin_;
@@ -120,6 +132,34 @@ void Server::publish(proxy::SnapshotPtr snap) {
   }
 }
 
+void Server::log_snapshot(const proxy::Snapshot& snap, const config::Diagnostics& diag, const char* what) {
+  // Problems confined to one resource: logged once per load (that resource fails closed), and
+  // counted in a gauge; the rest of the configuration applies.
+  for (const auto& d : diag.entries()) {
+    if (d.severity == config::Severity::Error) {
+      PHI_LOG_ERROR("{}", d.to_string());
+    } else {
+      PHI_LOG_WARN("{}", d.to_string());
+    }
+  }
+  control_stats_.resource_errors.store(static_cast<std::int64_t>(snap.resource_errors));
+  control_stats_.build_ms.store(static_cast<std::int64_t>(snap.build_time.count()));
+  control_stats_.ingresses_used.store(static_cast<std::int64_t>(snap.ingress.used));
+  control_stats_.ingresses_failed_closed.store(static_cast<std::int64_t>(snap.ingress.failed_closed));
+  PHI_LOG_INFO(
+      "{} {}: generation {} in {} ms: {} routes, ingresses {} used / {} ignored / {} failed closed, "
+      "{} conflicts, {} errors",
+      what, path_, snap.generation, snap.build_time.count(), snap.routes.size(), snap.ingress.used,
+      snap.ingress.ignored, snap.ingress.failed_closed, snap.ingress.conflicts, snap.resource_errors);
+}
+
+void Server::schedule_reload() {
+  debounce_.expires_after(current_->config->ingress.debounce);
+  debounce_.async_wait([this](const net::error_code& ec) {
+    if (!ec && !draining_) reload();
+  });
+}
+
 void Server::reload() {
   config::Diagnostics diag;
   auto cfg = config::load_config(path_, diag);
@@ -135,21 +175,18 @@ void Server::reload() {
       cfg->listeners.admin = old.admin;
       cfg->workers = current_->config->workers;
     }
-    snap = build_snapshot(std::make_shared<const config::Config>(std::move(*cfg)), keys_,
-                          current_->generation + 1, diag);
-  }
-  for (const auto& d : diag.entries()) {
-    if (d.severity == config::Severity::Warning) PHI_LOG_WARN("{}", d.to_string());
+    snap = build_snapshot(std::move(*cfg), keys_, current_->generation + 1, diag, manifests_.get());
   }
   if (!snap) {
     control_stats_.reload_error.fetch_add(1);
-    PHI_LOG_ERROR("reload failed, still serving generation {}: {} error(s), first: {}", current_->generation,
-                  diag.error_count(), diag.entries().empty() ? "" : diag.entries().front().to_string());
+    for (const auto& d : diag.entries()) PHI_LOG_ERROR("{}", d.to_string());
+    PHI_LOG_ERROR("reload failed, still serving generation {}: {} error(s)", current_->generation,
+                  fatal_errors(diag));
     return;
   }
   control_stats_.reload_ok.fetch_add(1);
   publish(std::move(snap));
-  PHI_LOG_INFO("reloaded {}: generation {}", path_, current_->generation);
+  log_snapshot(*current_, diag, "reloaded");
 }
 
 void Server::begin_drain() {
@@ -162,6 +199,8 @@ void Server::begin_drain() {
     net::asio::post(w->io(), [w = w.get(), grace] { w->begin_drain(grace); });
   }
   if (admin_) admin_->stop();
+  if (watcher_) watcher_->stop();
+  debounce_.cancel();
   ticket_timer_.cancel();
 }
 
@@ -198,7 +237,7 @@ void Server::schedule_housekeeping() {
   });
 }
 
-int Server::start() {
+int Server::start(const config::Diagnostics& diag) {
   const unsigned n = current_->config->workers;
   for (unsigned i = 0; i < n; ++i) workers_.push_back(std::make_unique<proxy::Worker>(i, current_));
   std::string summary;
@@ -214,6 +253,8 @@ int Server::start() {
         if (++workers_done_ == workers_.size()) {
           signals_.cancel();
           housekeeping_.cancel();
+          debounce_.cancel();
+          if (watcher_) watcher_->stop();
           ticket_timer_.cancel();
           if (admin_) admin_->stop();
         }
@@ -226,7 +267,14 @@ int Server::start() {
   });
   schedule_ticket_rotation();
   schedule_housekeeping();
+  const auto& ing = current_->config->ingress;
+  if (!ing.dir.empty() && ing.watch) {
+    watcher_ = std::make_unique<detail::IngressWatcher>(control_, ing.dir, ing.rescan,
+                                                        [this] { schedule_reload(); });
+    watcher_->start();
+  }
   ready_ = true;
+  log_snapshot(*current_, diag, "loaded");
   PHI_LOG_INFO("phigate ready workers={}{}", n, summary);
   std::printf("phigate ready workers=%u%s\n", n, summary.c_str());
   std::fflush(stdout);
@@ -244,10 +292,8 @@ int run(const std::string& path, const std::string& log_level_override) {
   core::init_logging(!log_level_override.empty() ? log_level_override : (cfg ? cfg->log_level : "info"));
   auto keys = std::make_shared<tls::TicketKeyRing>();
   proxy::SnapshotPtr snap;
-  if (cfg) snap = build_snapshot(std::make_shared<const config::Config>(std::move(*cfg)), keys, 1, diag);
-  for (const auto& d : diag.entries()) {
-    if (d.severity == config::Severity::Warning) PHI_LOG_WARN("{}", d.to_string());
-  }
+  auto manifests = std::make_unique<ingress::DirectoryLoader>();
+  if (cfg) snap = build_snapshot(std::move(*cfg), keys, 1, diag, manifests.get());
   if (!snap) {
     for (const auto& d : diag.entries()) {
       if (d.severity == config::Severity::Error) std::fprintf(stderr, "phigate: %s\n", d.to_string().c_str());
@@ -256,8 +302,8 @@ int run(const std::string& path, const std::string& log_level_override) {
   }
   // Writes to a peer that closed must fail with EPIPE, not kill the process.
   std::signal(SIGPIPE, SIG_IGN);
-  Server server(path, std::move(snap), std::move(keys));
-  return server.start();
+  Server server(path, std::move(snap), std::move(keys), std::move(manifests));
+  return server.start(diag);
 }
 
 }  // namespace phigate::server

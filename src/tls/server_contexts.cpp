@@ -3,6 +3,7 @@
 #include <openssl/core_names.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/pem.h>
 #include <openssl/rand.h>
 #include <openssl/x509v3.h>
 
@@ -60,6 +61,38 @@ std::vector<std::string> certificate_names(X509* cert) {
     }
   }
   return names;
+}
+
+/// Loads a PEM chain (leaf first) from memory into `ctx`.
+bool use_pem_chain(SSL_CTX* ctx, const std::string& pem) {
+  std::unique_ptr<BIO, decltype(&BIO_free)> bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())),
+                                                BIO_free);
+  if (!bio) return false;
+  X509* leaf = PEM_read_bio_X509_AUX(bio.get(), nullptr, nullptr, nullptr);
+  if (leaf == nullptr) return false;
+  const bool ok = SSL_CTX_use_certificate(ctx, leaf) == 1;
+  X509_free(leaf);
+  if (!ok) return false;
+  SSL_CTX_clear_chain_certs(ctx);
+  while (X509* ca = PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr)) {
+    if (SSL_CTX_add0_chain_cert(ctx, ca) != 1) {  // takes ownership on success
+      X509_free(ca);
+      return false;
+    }
+  }
+  ERR_clear_error();  // the loop ends with a "no start line" error: expected, not a failure
+  return true;
+}
+
+bool use_pem_key(SSL_CTX* ctx, const std::string& pem) {
+  std::unique_ptr<BIO, decltype(&BIO_free)> bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())),
+                                                BIO_free);
+  if (!bio) return false;
+  EVP_PKEY* key = PEM_read_bio_PrivateKey(bio.get(), nullptr, nullptr, nullptr);
+  if (key == nullptr) return false;
+  const bool ok = SSL_CTX_use_PrivateKey(ctx, key) == 1;
+  EVP_PKEY_free(key);
+  return ok;
 }
 
 int on_servername(SSL* ssl, int* /*alert*/, void* arg) {
@@ -162,13 +195,16 @@ std::shared_ptr<const ServerContexts> ServerContexts::build(const config::TlsSpe
   bool ok = true;
   for (std::size_t i = 0; i < certs.size(); ++i) {
     const auto& c = *certs[i];
-    const std::string field =
-        i == 0 ? "tls.default_certificate" : "tls.certificates[" + std::to_string(i - 1) + "]";
+    const std::string field = !c.resource.empty() ? "data[tls.crt]"
+                              : i == 0            ? "tls.default_certificate"
+                                                  : "tls.certificates[" + std::to_string(i - 1) + "]";
     ERR_clear_error();
     std::unique_ptr<SSL_CTX, CtxFree> ctx(SSL_CTX_new(TLS_server_method()));
     auto fail = [&](const std::string& what) {
-      diag.error(c.where.file, c.where.line, field, what + ": " + drain_errors());
-      ok = false;
+      // A certificate from a Kubernetes Secret only costs its own hosts (they get the default
+      // certificate); one from the config file stops the load.
+      diag.error(c.where.file, c.where.line, field, what + ": " + drain_errors(), c.resource);
+      if (c.resource.empty()) ok = false;
     };
     if (!ctx) {
       fail("SSL_CTX_new failed");
@@ -206,16 +242,20 @@ std::shared_ptr<const ServerContexts> ServerContexts::build(const config::TlsSpe
                std::chrono::duration_cast<std::chrono::seconds>(spec.ticket_key_rotation).count()));
     static constexpr unsigned char kSid[] = "phigate";
     SSL_CTX_set_session_id_context(x, kSid, sizeof kSid - 1);
-    if (SSL_CTX_use_certificate_chain_file(x, c.cert.c_str()) != 1) {
-      fail("cannot load certificate " + c.cert);
+    const bool from_memory = !c.cert_pem.empty();
+    const std::string what = from_memory ? c.resource : c.cert;
+    if (from_memory ? !use_pem_chain(x, c.cert_pem)
+                    : SSL_CTX_use_certificate_chain_file(x, c.cert.c_str()) != 1) {
+      fail("cannot load certificate " + what);
       continue;
     }
-    if (SSL_CTX_use_PrivateKey_file(x, c.key.c_str(), SSL_FILETYPE_PEM) != 1) {
-      fail("cannot load private key " + c.key);
+    if (from_memory ? !use_pem_key(x, c.key_pem)
+                    : SSL_CTX_use_PrivateKey_file(x, c.key.c_str(), SSL_FILETYPE_PEM) != 1) {
+      fail("cannot load private key " + (from_memory ? c.resource : c.key));
       continue;
     }
     if (SSL_CTX_check_private_key(x) != 1) {
-      fail("private key " + c.key + " does not match certificate " + c.cert);
+      fail("private key " + (from_memory ? c.resource : c.key) + " does not match certificate " + what);
       continue;
     }
     SSL_CTX_set_ex_data(x, ring_index(), self->keys_.get());
@@ -224,7 +264,9 @@ std::shared_ptr<const ServerContexts> ServerContexts::build(const config::TlsSpe
     SSL_CTX_set_tlsext_servername_callback(x, on_servername);
     SSL_CTX_set_tlsext_servername_arg(x, self.get());
     SSL_CTX_set_alpn_select_cb(x, on_alpn, nullptr);
-    auto names = certificate_names(SSL_CTX_get0_certificate(x));
+    // Names the operator listed (Ingress spec.tls[].hosts) come first, then the certificate's own.
+    auto names = c.hosts;
+    for (auto& n : certificate_names(SSL_CTX_get0_certificate(x))) names.push_back(std::move(n));
     for (const auto& n : names) {
       auto& map = n.rfind("*.", 0) == 0 ? self->wildcard_ : self->exact_;
       map.emplace(n.rfind("*.", 0) == 0 ? n.substr(2) : n, x);  // first certificate naming a host wins

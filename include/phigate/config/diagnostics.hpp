@@ -26,7 +26,10 @@ class Diagnostics {
  public:
   void error(std::string file, int line, std::string field, std::string message, std::string resource = {});
   void warning(std::string file, int line, std::string field, std::string message, std::string resource = {});
-  void add(Diagnostic d) { entries_.push_back(std::move(d)); }
+  void add(Diagnostic d) {
+    if (d.severity == Severity::Error) ++errors_;
+    entries_.push_back(std::move(d));
+  }
 
   bool has_errors() const noexcept { return errors_ > 0; }
   std::size_t error_count() const noexcept { return errors_; }

@@ -60,6 +60,10 @@ struct ControlStats {
   std::atomic<std::uint64_t> reload_error{0};
   std::atomic<std::uint64_t> snapshot_generation{0};
   std::atomic<std::int64_t> draining{0};
+  std::atomic<std::int64_t> resource_errors{0};  // in the snapshot being served
+  std::atomic<std::int64_t> build_ms{0};         // time to build that snapshot
+  std::atomic<std::int64_t> ingresses_used{0};
+  std::atomic<std::int64_t> ingresses_failed_closed{0};
 };
 
 /// Prometheus text exposition of all shards merged, plus control stats. Admin (control) thread.

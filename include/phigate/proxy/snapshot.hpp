@@ -1,6 +1,7 @@
 #pragma once
 // The immutable configuration snapshot the hot path reads. Built and published by server;
 // pinned by a connection at accept (TLS) and again per request head (routes, clusters).
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <vector>
@@ -21,6 +22,13 @@ struct Snapshot {
   std::shared_ptr<const tls::ServerContexts> tls;
   access::CidrSet trusted_proxies;
   std::uint16_t https_redirect_port = 0;  // 0: the port the first https listener bound
+  // How it was built (logs and metrics on the control thread).
+  std::size_t resource_errors = 0;  // errors confined to one Kubernetes resource (it fails closed)
+  std::chrono::milliseconds build_time{0};
+  struct IngressStats {
+    std::size_t ingresses = 0, used = 0, ignored = 0, failed_closed = 0, routes = 0, paths = 0,
+                certificates = 0, conflicts = 0;
+  } ingress;
 };
 using SnapshotPtr = std::shared_ptr<const Snapshot>;
 

@@ -8,16 +8,25 @@
 
 #include "phigate/config/diagnostics.hpp"
 #include "phigate/config/spec.hpp"
+#include "phigate/ingress/loader.hpp"
 #include "phigate/proxy/snapshot.hpp"
 #include "phigate/tls/ticket_keys.hpp"
 
 namespace phigate::server {
 
-/// Compiles a loaded config into a snapshot (TLS contexts, route table, clusters). Control
-/// thread (reads certificate files, resolves backend names). nullptr when `diag` got errors.
-proxy::SnapshotPtr build_snapshot(std::shared_ptr<const config::Config> cfg,
-                                  std::shared_ptr<tls::TicketKeyRing> keys, std::uint64_t generation,
-                                  config::Diagnostics& diag);
+/// Compiles a loaded config into a snapshot: reads and translates the Ingress directory when
+/// `cfg.ingress.dir` is set, then builds TLS contexts, the route table and clusters. Control thread
+/// (reads files, resolves backend names). Returns nullptr on a fatal error (the main config, an
+/// unreadable manifest file); a problem confined to one Kubernetes resource is reported in `diag`
+/// (with its resource) and the rest applies.
+/// `loader`, when given, caches parsed manifest files between reloads (only changed files are
+/// parsed again).
+proxy::SnapshotPtr build_snapshot(config::Config cfg, std::shared_ptr<tls::TicketKeyRing> keys,
+                                  std::uint64_t generation, config::Diagnostics& diag,
+                                  ingress::DirectoryLoader* loader = nullptr);
+
+/// Errors in `diag` that stop a load: those not confined to one Kubernetes resource.
+std::size_t fatal_errors(const config::Diagnostics& diag);
 
 /// Runs phigate with the config file at `path` until SIGTERM/SIGINT has drained it.
 /// Returns the process exit code (0 after a clean drain; 1 on a startup error, already logged).

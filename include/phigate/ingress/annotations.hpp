@@ -1,0 +1,42 @@
+#pragma once
+// Ingress annotations → RoutePolicy, with ingress-nginx's names and strict value grammars.
+// Pure (no I/O, no resources): Secret references are only checked for syntax here; translate()
+// resolves them. Reusable by `phigate validate`.
+#include <map>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "phigate/config/diagnostics.hpp"
+#include "phigate/config/spec.hpp"
+
+namespace phigate::ingress {
+
+inline constexpr std::string_view kNginxPrefix = "nginx.ingress.kubernetes.io/";
+inline constexpr std::string_view kPhigatePrefix = "phigate.io/";
+
+struct AnnotationProblem {
+  config::Severity severity = config::Severity::Error;
+  std::string key;      // the full annotation key, as written
+  std::string value;    // quote_value() of the value: safe to log
+  std::string message;  // why, without the value
+};
+
+struct ParsedAnnotations {
+  config::RoutePolicy policy;  // `resource`, `fail_closed` and the PEM fields are left for translate()
+  std::vector<AnnotationProblem> problems;  // in key order; an Error means the Ingress fails closed
+  std::string fail_closed;  // the first error as `invalid annotation <key>="<value>"`; "" when none
+};
+
+/// Parses the annotations of an Ingress in namespace `ns`. Keys under `nginx.ingress.kubernetes.io/`
+/// and `phigate.io/` are read (the latter wins when both name the same annotation); other keys are
+/// ignored. Invalid values, snippets and unsupported access-control annotations are errors; other
+/// unknown names under our prefixes are warnings.
+ParsedAnnotations parse_annotations(const std::map<std::string, std::string>& annotations,
+                                    std::string_view ns);
+
+/// `value` as it may appear in a log line or a fail_closed reason: in double quotes, at most `max`
+/// bytes of it, '"', '\\' and bytes outside printable ASCII escaped, then " (truncated)" when cut.
+std::string quote_value(std::string_view value, std::size_t max = 100);
+
+}  // namespace phigate::ingress

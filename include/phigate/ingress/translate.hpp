@@ -1,0 +1,45 @@
+#pragma once
+// Kubernetes Ingress resources → phigate route, default-backend and certificate specs, with
+// ingress-nginx's semantics (class selection, precedence, backends from EndpointSlices, annotations).
+// Pure function of its inputs: sans-I/O, deterministic, runs on the control thread.
+#include <cstddef>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "phigate/config/diagnostics.hpp"
+#include "phigate/config/spec.hpp"
+#include "phigate/ingress/resources.hpp"
+
+namespace phigate::ingress {
+
+struct TranslationStats {
+  std::size_t ingresses = 0;      // distinct Ingress objects seen
+  std::size_t used = 0;           // ours (class selection) and translated
+  std::size_t ignored = 0;        // another controller's
+  std::size_t failed_closed = 0;  // ours but invalid: their routes answer 503
+  std::size_t routes = 0;
+  std::size_t paths = 0;
+  std::size_t certificates = 0;
+  std::size_t conflicts = 0;  // host+path (or default backend) claimed by more than one Ingress
+};
+
+struct Translation {
+  /// In precedence order (oldest Ingress first, then namespace/name): where several claim the same
+  /// host+path+type all are listed and the router keeps the first.
+  std::vector<config::RouteSpec> routes;
+  /// The catch-all: `spec.defaultBackend` of the first Ingress that has one and no rules.
+  std::optional<config::PathSpec> default_backend;
+  /// One per TLS Secret in use, `hosts` merged over every Ingress naming it.
+  std::vector<config::CertificateSpec> certificates;
+  /// "Ingress ns/name: why" for each Ingress that is not ours (debug log).
+  std::vector<std::string> ignored;
+  TranslationStats stats;
+};
+
+/// Translates `resources` for the controller described by `spec` (class_name, controller). Every
+/// problem goes to `diag` with the object's "file#doc" and "Kind ns/name"; nothing throws. An invalid
+/// Ingress still claims its hosts and paths, with `policy->fail_closed` set.
+Translation translate(const Resources& resources, const config::IngressSpec& spec, config::Diagnostics& diag);
+
+}  // namespace phigate::ingress

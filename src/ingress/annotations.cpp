@@ -1,0 +1,433 @@
+#include "phigate/ingress/annotations.hpp"
+
+#include <algorithm>
+#include <array>
+#include <charconv>
+#include <cstdint>
+#include <limits>
+#include <optional>
+#include <utility>
+
+#include "names_impl.hpp"
+
+namespace phigate::ingress {
+
+std::string quote_value(std::string_view value, std::size_t max) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  const bool cut = value.size() > max;
+  if (cut) value = value.substr(0, max);
+  std::string out = "\"";
+  out.reserve(value.size() + 2);
+  // The value is attacker-controlled (anyone who may create an Ingress): escape what could forge a
+  // log line or break out of the quotes.
+  for (const char ch : value) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += ch;
+    } else if (c < 0x20 || c >= 0x7f) {
+      out += "\\x";
+      out += kHex[c >> 4];
+      out += kHex[c & 0xf];
+    } else {
+      out += ch;
+    }
+  }
+  out += '"';
+  if (cut) out += " (truncated)";
+  return out;
+}
+
+namespace {
+
+/// State shared by the value parsers of one Ingress.
+struct Context {
+  config::RoutePolicy& policy;
+  std::string_view ns;
+  bool verify_client_set = false;
+  std::vector<std::string> allowlist;
+  std::vector<std::string> whitelist;
+};
+
+/// Parses one value into the policy; returns "" when valid, else what is wrong (never the value).
+using Parser = std::string (*)(std::string_view value, Context& c);
+
+std::string parse_bool(std::string_view v, bool& out) {
+  if (v == "true") {
+    out = true;
+  } else if (v == "false") {
+    out = false;
+  } else {
+    return "expected \"true\" or \"false\"";
+  }
+  return {};
+}
+
+std::string parse_on_off(std::string_view v, bool& out) {
+  if (v == "on") {
+    out = true;
+  } else if (v == "off") {
+    out = false;
+  } else {
+    return "expected \"on\" or \"off\"";
+  }
+  return {};
+}
+
+/// Decimal digits only: no sign, no spaces, no "0x" (from_chars alone would accept a leading '-').
+template <class Int>
+bool parse_digits(std::string_view v, Int& out) {
+  if (v.empty() || !std::all_of(v.begin(), v.end(), [](char c) { return c >= '0' && c <= '9'; }))
+    return false;
+  auto [ptr, ec] = std::from_chars(v.data(), v.data() + v.size(), out);
+  return ec == std::errc{} && ptr == v.data() + v.size();
+}
+
+std::string parse_depth(std::string_view v, int& out) {
+  int d = 0;
+  if (!parse_digits(v, d) || d < 1 || d > 10) return "expected an integer from 1 to 10";
+  out = d;
+  return {};
+}
+
+/// nginx time syntax restricted to one unit: "30" (seconds, ingress-nginx style), "30s", "500ms",
+/// "2m", "1h"; between 1ms and 1h.
+std::string parse_timeout(std::string_view v, std::optional<config::Duration>& out) {
+  static constexpr std::string_view kWhat =
+      "expected seconds (\"30\") or a duration (\"500ms\", \"30s\", \"2m\") from 1ms to 1h";
+  const auto digits = v.find_first_not_of("0123456789");
+  const auto number = v.substr(0, digits);
+  const auto unit = digits == std::string_view::npos ? std::string_view{} : v.substr(digits);
+  std::uint64_t n = 0;
+  if (number.size() > 10 || !parse_digits(number, n)) return std::string(kWhat);
+  std::uint64_t ms = 0;
+  if (unit.empty() || unit == "s") {
+    ms = n * 1000;
+  } else if (unit == "ms") {
+    ms = n;
+  } else if (unit == "m") {
+    ms = n * 60'000;
+  } else if (unit == "h") {
+    ms = n * 3'600'000;
+  } else {
+    return std::string(kWhat);
+  }
+  if (ms < 1 || ms > 3'600'000) return std::string(kWhat);
+  out = config::Duration(ms);
+  return {};
+}
+
+/// nginx size syntax: an integer with an optional k/K, m/M or g/G (binary multiples); "0" is unlimited.
+std::string parse_body_size(std::string_view v, Context& c) {
+  static constexpr std::string_view kWhat = "expected a size such as 0 (unlimited), 1024, 512k, 8m or 1g";
+  if (v.empty()) return std::string(kWhat);
+  std::uint64_t mult = 1;
+  switch (v.back()) {
+    case 'k':
+    case 'K':
+      mult = 1ULL << 10;
+      break;
+    case 'm':
+    case 'M':
+      mult = 1ULL << 20;
+      break;
+    case 'g':
+    case 'G':
+      mult = 1ULL << 30;
+      break;
+    default:
+      break;
+  }
+  if (mult != 1) v.remove_suffix(1);
+  std::uint64_t n = 0;
+  if (!parse_digits(v, n) || n > std::numeric_limits<std::uint64_t>::max() / mult) return std::string(kWhat);
+  c.policy.body_size = n * mult;
+  return {};
+}
+
+/// Comma-separated CIDRs or addresses, spaces allowed around the commas.
+std::string parse_ranges(std::string_view v, std::vector<std::string>& out) {
+  std::vector<std::string> ranges;
+  for (;;) {
+    const auto comma = v.find(',');
+    auto item = v.substr(0, comma);
+    while (!item.empty() && item.front() == ' ') item.remove_prefix(1);
+    while (!item.empty() && item.back() == ' ') item.remove_suffix(1);
+    auto cidr = detail::canonical_cidr(item);
+    if (!cidr) {
+      return "expected comma-separated IPv4/IPv6 CIDRs or addresses with the host bits zero, e.g. "
+             "\"10.0.0.0/8, 2001:db8::/32\"";
+    }
+    ranges.push_back(std::move(*cidr));
+    if (comma == std::string_view::npos) break;
+    v.remove_prefix(comma + 1);
+  }
+  out = std::move(ranges);
+  return {};
+}
+
+/// "ns/name" or "name" (the Ingress's namespace). Cross-namespace references are refused, as with
+/// ingress-nginx's allow-cross-namespace-resources=false: otherwise anyone allowed to create an
+/// Ingress could use another namespace's client key or CA (confused deputy).
+std::string parse_secret_ref(std::string_view v, std::string_view ns, std::string& out) {
+  const auto slash = v.find('/');
+  const auto secret_ns = slash == std::string_view::npos ? ns : v.substr(0, slash);
+  const auto name = slash == std::string_view::npos ? v : v.substr(slash + 1);
+  if (!detail::is_dns_label(secret_ns) || !detail::is_dns_name(name)) {
+    return "expected a Secret reference \"namespace/name\" or \"name\"";
+  }
+  if (secret_ns != ns) return "must name a Secret in the Ingress's own namespace";
+  out = std::string(secret_ns) + "/" + std::string(name);
+  return {};
+}
+
+std::string parse_verify_client(std::string_view v, Context& c) {
+  using config::VerifyClient;
+  if (v == "on") {
+    c.policy.verify_client = VerifyClient::On;
+  } else if (v == "off") {
+    c.policy.verify_client = VerifyClient::Off;
+  } else if (v == "optional") {
+    c.policy.verify_client = VerifyClient::Optional;
+  } else if (v == "optional_no_ca") {
+    c.policy.verify_client = VerifyClient::OptionalNoCa;
+  } else {
+    return "expected on, off, optional or optional_no_ca";
+  }
+  c.verify_client_set = true;
+  return {};
+}
+
+std::string parse_backend_protocol(std::string_view v, Context& c) {
+  const auto lower = detail::to_lower(v);
+  if (lower == "http") {
+    c.policy.backend_protocol = config::BackendProtocol::Http;
+  } else if (lower == "https") {
+    c.policy.backend_protocol = config::BackendProtocol::Https;
+  } else {
+    return "expected HTTP or HTTPS (GRPC, GRPCS, AJP, FCGI and AUTO_HTTP are not supported)";
+  }
+  return {};
+}
+
+std::string parse_proxy_ssl_name(std::string_view v, Context& c) {
+  const auto name = detail::to_lower(v);
+  if (!detail::is_dns_name(name)) return "expected a DNS name";
+  c.policy.proxy_ssl_name = name;
+  return {};
+}
+
+std::string parse_proxy_ssl_protocols(std::string_view v, Context& c) {
+  bool v12 = false;
+  bool v13 = false;
+  bool any = false;
+  for (;;) {
+    const auto space = v.find(' ');
+    const auto token = v.substr(0, space);
+    if (token == "TLSv1.2") {
+      v12 = any = true;
+    } else if (token == "TLSv1.3") {
+      v13 = any = true;
+    } else if (!token.empty()) {
+      return "expected a space-separated subset of TLSv1.2 TLSv1.3";
+    }
+    if (space == std::string_view::npos) break;
+    v.remove_prefix(space + 1);
+  }
+  if (!any) return "expected a space-separated subset of TLSv1.2 TLSv1.3";
+  c.policy.proxy_ssl_protocols = v12 && v13 ? "TLSv1.2 TLSv1.3" : (v12 ? "TLSv1.2" : "TLSv1.3");
+  return {};
+}
+
+std::string parse_proxy_ssl_ciphers(std::string_view v, Context& c) {
+  const auto ok = [](char ch) {
+    return (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') ||
+           std::string_view(":+!@=_-").find(ch) != std::string_view::npos;
+  };
+  if (v.empty() || v.size() > 4096 || !std::all_of(v.begin(), v.end(), ok)) {
+    return "expected an OpenSSL cipher list (letters, digits and : + ! @ = _ -)";
+  }
+  c.policy.proxy_ssl_ciphers = std::string(v);
+  return {};
+}
+
+std::string parse_load_balance(std::string_view v, Context& c) {
+  if (v == "round_robin") {
+    c.policy.load_balance = config::LoadBalance::RoundRobin;
+  } else if (v == "ewma") {
+    c.policy.load_balance = config::LoadBalance::Ewma;
+  } else {
+    return "expected round_robin or ewma";
+  }
+  return {};
+}
+
+/// One nginx variable from a closed list: the value is later used to pick an upstream, never
+/// expanded as text, so anything else (e.g. "$request_uri$host" or a literal) is refused.
+std::string parse_hash_by(std::string_view v, Context& c) {
+  static constexpr std::array<std::string_view, 5> kPlain = {"$request_uri", "$uri", "$host", "$remote_addr",
+                                                             "$binary_remote_addr"};
+  static constexpr std::array<std::string_view, 3> kTokenPrefixes = {"$http_", "$cookie_", "$arg_"};
+  bool ok = std::find(kPlain.begin(), kPlain.end(), v) != kPlain.end();
+  for (const auto prefix : kTokenPrefixes) {
+    if (ok || v.substr(0, prefix.size()) != prefix) continue;
+    const auto token = v.substr(prefix.size());
+    ok = !token.empty() && token.size() <= 256 && std::all_of(token.begin(), token.end(), [](char ch) {
+      return (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '_' ||
+             ch == '-';
+    });
+  }
+  if (!ok) {
+    return "expected one of $request_uri, $uri, $host, $remote_addr, $binary_remote_addr, $http_<name>, "
+           "$cookie_<name>, $arg_<name>";
+  }
+  c.policy.upstream_hash_by = std::string(v);
+  return {};
+}
+
+struct Known {
+  std::string_view name;
+  Parser parse;
+};
+
+// Sorted by name (binary search; checked below).
+constexpr Known kKnown[] = {
+    {"allowlist-source-range", [](std::string_view v, Context& c) { return parse_ranges(v, c.allowlist); }},
+    {"auth-tls-pass-certificate-to-upstream",
+     [](std::string_view v, Context& c) { return parse_bool(v, c.policy.auth_tls_pass_certificate); }},
+    {"auth-tls-secret",
+     [](std::string_view v, Context& c) { return parse_secret_ref(v, c.ns, c.policy.auth_tls_secret); }},
+    {"auth-tls-verify-client", parse_verify_client},
+    {"auth-tls-verify-depth",
+     [](std::string_view v, Context& c) { return parse_depth(v, c.policy.auth_tls_verify_depth); }},
+    {"backend-protocol", parse_backend_protocol},
+    {"denylist-source-range",
+     [](std::string_view v, Context& c) { return parse_ranges(v, c.policy.deny_source_ranges); }},
+    {"force-ssl-redirect",
+     [](std::string_view v, Context& c) { return parse_bool(v, c.policy.force_ssl_redirect); }},
+    {"load-balance", parse_load_balance},
+    {"proxy-body-size", parse_body_size},
+    {"proxy-connect-timeout",
+     [](std::string_view v, Context& c) { return parse_timeout(v, c.policy.connect_timeout); }},
+    {"proxy-read-timeout",
+     [](std::string_view v, Context& c) { return parse_timeout(v, c.policy.read_timeout); }},
+    {"proxy-send-timeout",
+     [](std::string_view v, Context& c) { return parse_timeout(v, c.policy.send_timeout); }},
+    {"proxy-ssl-ciphers", parse_proxy_ssl_ciphers},
+    {"proxy-ssl-name", parse_proxy_ssl_name},
+    {"proxy-ssl-protocols", parse_proxy_ssl_protocols},
+    {"proxy-ssl-secret",
+     [](std::string_view v, Context& c) { return parse_secret_ref(v, c.ns, c.policy.proxy_ssl_secret); }},
+    {"proxy-ssl-server-name",
+     [](std::string_view v, Context& c) { return parse_on_off(v, c.policy.proxy_ssl_server_name); }},
+    {"proxy-ssl-verify",
+     [](std::string_view v, Context& c) { return parse_on_off(v, c.policy.proxy_ssl_verify); }},
+    {"proxy-ssl-verify-depth",
+     [](std::string_view v, Context& c) { return parse_depth(v, c.policy.proxy_ssl_verify_depth); }},
+    {"ssl-redirect", [](std::string_view v, Context& c) { return parse_bool(v, c.policy.ssl_redirect); }},
+    {"upstream-hash-by", parse_hash_by},
+    {"whitelist-source-range", [](std::string_view v, Context& c) { return parse_ranges(v, c.whitelist); }},
+};
+static_assert(std::is_sorted(std::begin(kKnown), std::end(kKnown),
+                             [](const Known& a, const Known& b) { return a.name < b.name; }));
+
+const Known* find_known(std::string_view name) {
+  const auto* it = std::lower_bound(std::begin(kKnown), std::end(kKnown), name,
+                                    [](const Known& k, std::string_view n) { return k.name < n; });
+  return it != std::end(kKnown) && it->name == name ? it : nullptr;
+}
+
+void dedupe_in_order(std::vector<std::string>& v) {
+  std::vector<std::string> out;
+  for (auto& s : v) {
+    if (std::find(out.begin(), out.end(), s) == out.end()) out.push_back(std::move(s));
+  }
+  v = std::move(out);
+}
+
+/// Annotations that restrict who may reach a backend. Dropping one with a warning would serve the
+/// backend without the restriction its owner asked for (fail open), so an unsupported one is an error.
+bool is_access_control(std::string_view name) {
+  return name.substr(0, 5) == "auth-" || name == "satisfy";
+}
+
+}  // namespace
+
+ParsedAnnotations parse_annotations(const std::map<std::string, std::string>& annotations,
+                                    std::string_view ns) {
+  ParsedAnnotations out;
+  Context c{out.policy, ns, false, {}, {}};
+  const auto problem = [&](config::Severity sev, const std::string& key, const std::string& value,
+                           std::string message) {
+    out.problems.push_back({sev, key, quote_value(value), std::move(message)});
+  };
+
+  // name → the key that sets it; phigate.io/ wins over nginx.ingress.kubernetes.io/.
+  std::map<std::string_view, const std::pair<const std::string, std::string>*> effective;
+  for (const auto& kv : annotations) {
+    const std::string_view key = kv.first;
+    const bool phigate = key.substr(0, kPhigatePrefix.size()) == kPhigatePrefix;
+    const bool nginx = key.substr(0, kNginxPrefix.size()) == kNginxPrefix;
+    if (!phigate && !nginx) continue;
+    const auto name = key.substr(phigate ? kPhigatePrefix.size() : kNginxPrefix.size());
+    // CVE-2025-1974 ("IngressNightmare"): snippets paste raw text into the proxy configuration.
+    // Refuse them under either prefix, whatever the value, even when overridden.
+    if (name.find("snippet") != std::string_view::npos) {
+      problem(config::Severity::Error, kv.first, kv.second,
+              "snippet annotations are not supported (raw configuration injection, CVE-2025-1974)");
+      continue;
+    }
+    auto [it, inserted] = effective.emplace(name, &kv);
+    if (!inserted && phigate) it->second = &kv;
+  }
+
+  for (const auto& [name, kv] : effective) {
+    if (const Known* k = find_known(name)) {
+      if (auto message = k->parse(kv->second, c); !message.empty()) {
+        problem(config::Severity::Error, kv->first, kv->second, std::move(message));
+      }
+    } else if (is_access_control(name)) {
+      problem(
+          config::Severity::Error, kv->first, kv->second,
+          "unsupported access-control annotation: phigate cannot enforce it, so the Ingress fails closed");
+    } else {
+      problem(config::Severity::Warning, kv->first, kv->second, "unknown or unsupported annotation: ignored");
+    }
+  }
+
+  auto& p = out.policy;
+  const auto key_of = [&](std::string_view name) -> const std::pair<const std::string, std::string>* {
+    const auto it = effective.find(name);
+    return it == effective.end() ? nullptr : it->second;
+  };
+  // ingress-nginx: auth-tls-verify-client defaults to "on" once auth-tls-secret is set.
+  if (!p.auth_tls_secret.empty() && !c.verify_client_set) p.verify_client = config::VerifyClient::On;
+  if (p.auth_tls_secret.empty() && c.verify_client_set &&
+      (p.verify_client == config::VerifyClient::On || p.verify_client == config::VerifyClient::Optional)) {
+    const auto* kv = key_of("auth-tls-verify-client");
+    problem(config::Severity::Error, kv->first, kv->second,
+            "requires auth-tls-secret (the CA to verify against)");
+  }
+  // nginx refuses proxy_ssl_verify without proxy_ssl_trusted_certificate, which comes from the secret.
+  if (p.proxy_ssl_verify && p.proxy_ssl_secret.empty() && key_of("proxy-ssl-verify") != nullptr) {
+    const auto* kv = key_of("proxy-ssl-verify");
+    problem(config::Severity::Error, kv->first, kv->second, "requires proxy-ssl-secret with a ca.crt");
+  }
+  // allowlist- and whitelist- are two names of one list (ingress-nginx renamed it): merge them.
+  for (auto* list : {&c.allowlist, &c.whitelist}) {
+    for (auto& r : *list) p.allow_source_ranges.push_back(std::move(r));
+  }
+  for (auto* list : {&p.allow_source_ranges, &p.deny_source_ranges}) dedupe_in_order(*list);
+
+  std::stable_sort(out.problems.begin(), out.problems.end(),
+                   [](const AnnotationProblem& a, const AnnotationProblem& b) { return a.key < b.key; });
+  for (const auto& pr : out.problems) {
+    if (pr.severity == config::Severity::Error) {
+      out.fail_closed = "invalid annotation " + pr.key + "=" + pr.value;
+      break;
+    }
+  }
+  return out;
+}
+
+}  // namespace phigate::ingress

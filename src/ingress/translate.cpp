@@ -1,0 +1,588 @@
+#include "phigate/ingress/translate.hpp"
+
+#include <algorithm>
+#include <cstdint>
+#include <limits>
+#include <memory>
+#include <string_view>
+#include <tuple>
+#include <unordered_map>
+#include <unordered_set>
+
+#include "names_impl.hpp"
+#include "phigate/ingress/annotations.hpp"
+
+namespace phigate::ingress {
+
+namespace {
+
+constexpr std::string_view kClassAnnotation = "kubernetes.io/ingress.class";
+
+std::string shown(const std::string& host) {
+  return host.empty() ? "*" : host;
+}
+
+std::string field_index(std::string_view base, std::size_t i) {
+  return std::string(base) + "[" + std::to_string(i) + "]";
+}
+
+bool looks_like_pem(const std::string& s) {
+  return s.find("-----BEGIN") != std::string::npos;
+}
+
+/// What the router considers the same route (RouteTable::build): Exact paths by their text;
+/// Prefix and ImplementationSpecific share one map keyed by the path without trailing slashes.
+std::string claim_key(const std::string& host, const config::PathSpec& p) {
+  std::string key = host;
+  if (p.type == config::PathType::Exact) {
+    key += "\nE";
+    key += p.path;
+  } else {
+    key += "\nP";
+    std::string_view path = p.path;
+    while (!path.empty() && path.back() == '/') path.remove_suffix(1);
+    key += path;
+  }
+  return key;
+}
+
+/// A request path the router can match literally: absolute, printable, no query or fragment.
+bool valid_path(const std::string& p) {
+  if (p.empty() || p.front() != '/' || p.size() > 4096) return false;
+  return std::all_of(p.begin(), p.end(), [](char c) { return c > 0x20 && c < 0x7f && c != '?' && c != '#'; });
+}
+
+/// The key of annotation `name` that is in effect (phigate.io/ wins), for diagnostics.
+std::string annotation_key(const Ingress& ing, std::string_view name) {
+  const auto phigate = std::string(kPhigatePrefix) + std::string(name);
+  if (ing.meta.annotations.count(phigate) != 0) return phigate;
+  return std::string(kNginxPrefix) + std::string(name);
+}
+
+struct ResolvedBackend {
+  std::vector<std::string> backends;  // sorted, distinct "ip:port" / "[ip6]:port"
+  std::string error;                  // "" when the Service and port exist
+};
+
+struct Claim {
+  std::string owner;  // "ns/name" of the Ingress that keeps it
+};
+
+/// One translation: indexes the inputs by namespace/name (hash maps, so the whole run is linear in
+/// the number of objects and paths), walks our Ingresses in precedence order, and fills `out`.
+class Translator {
+ public:
+  Translator(const Resources& res, const config::IngressSpec& spec, config::Diagnostics& diag)
+      : res_(res), spec_(spec), diag_(diag) {}
+
+  Translation run() {
+    index();
+    std::vector<const Ingress*> ours;
+    for (const Ingress* ing : ingresses_) {
+      if (auto why = not_ours(*ing); !why.empty()) {
+        out_.ignored.push_back("Ingress " + ing->meta.key() + ": " + why);
+        ++out_.stats.ignored;
+      } else {
+        ours.push_back(ing);
+      }
+    }
+    // ingress-nginx precedence: the oldest creationTimestamp first (absent counts as the zero time,
+    // the oldest), ties broken by namespace then name.
+    std::stable_sort(ours.begin(), ours.end(), [](const Ingress* a, const Ingress* b) {
+      const auto ta = a->meta.created.value_or(kNoTime);
+      const auto tb = b->meta.created.value_or(kNoTime);
+      return std::tie(ta, a->meta.ns, a->meta.name) < std::tie(tb, b->meta.ns, b->meta.name);
+    });
+    for (const Ingress* ing : ours) add(*ing);
+    add_default_roots();
+    out_.stats.ingresses = ingresses_.size();
+    out_.stats.used = ours.size();
+    out_.stats.routes = out_.routes.size();
+    for (const auto& r : out_.routes) out_.stats.paths += r.paths.size();
+    out_.stats.certificates = out_.certificates.size();
+    return std::move(out_);
+  }
+
+ private:
+  static constexpr std::int64_t kNoTime = std::numeric_limits<std::int64_t>::min();
+
+  /// A host's root path served by its Ingress's spec.defaultBackend (ingress-nginx: the first Ingress
+  /// defining a host sets that host's default location). Added after every explicit path.
+  struct DefaultRoot {
+    std::string owner;
+    std::string host;
+    config::PathSpec path;
+  };
+
+  template <class T, class Map>
+  void index_unique(const std::vector<T>& objects, std::string_view kind, Map& map,
+                    bool by_name_only = false) {
+    for (const auto& o : objects) {
+      auto key = by_name_only ? o.meta.name : o.meta.key();
+      const auto [it, inserted] = map.emplace(std::move(key), &o);
+      if (!inserted) {
+        diag_.warning(o.origin.where(), o.origin.line, "metadata.name",
+                      "duplicate " + std::string(kind) + " (first defined in " + it->second->origin.where() +
+                          "): this one is ignored",
+                      std::string(kind) + " " + o.meta.key());
+      }
+    }
+  }
+
+  void index() {
+    std::unordered_map<std::string, const Ingress*> ingresses;
+    index_unique(res_.ingresses, "Ingress", ingresses);
+    for (const auto& i : res_.ingresses) {
+      if (ingresses.at(i.meta.key()) == &i) ingresses_.push_back(&i);
+    }
+    index_unique(res_.ingress_classes, "IngressClass", classes_, true);
+    index_unique(res_.secrets, "Secret", secrets_);
+    index_unique(res_.services, "Service", services_);
+    std::unordered_map<std::string, const EndpointSlice*> slices;
+    index_unique(res_.endpoint_slices, "EndpointSlice", slices);
+    for (const auto& s : res_.endpoint_slices) {
+      // A slice with load problems is not used: fewer endpoints beats wrong ones.
+      if (slices.at(s.meta.key()) != &s || !s.problems.empty() || s.service_name.empty()) continue;
+      slices_[s.meta.ns + "/" + s.service_name].push_back(&s);
+    }
+    for (const auto& [name, ic] : classes_) {
+      if (ic->problems.empty() && ic->is_default && ic->controller == spec_.controller)
+        default_class_ours_ = true;
+    }
+  }
+
+  /// "" when the Ingress is ours; otherwise why not (for a debug log).
+  std::string not_ours(const Ingress& ing) const {
+    if (ing.class_name && !ing.class_name->empty()) {
+      const auto& name = *ing.class_name;
+      if (const auto it = classes_.find(name); it != classes_.end() && it->second->problems.empty()) {
+        // The IngressClass object decides: it may name our class but hand it to another controller.
+        if (it->second->controller == spec_.controller) return {};
+        return "IngressClass " + name + " belongs to controller " + it->second->controller;
+      }
+      if (name == spec_.class_name) return {};
+      return "ingressClassName " + name + " is not ours";
+    }
+    if (const auto it = ing.meta.annotations.find(std::string(kClassAnnotation));
+        it != ing.meta.annotations.end()) {
+      if (it->second == spec_.class_name) return {};
+      return std::string(kClassAnnotation) + " " + it->second + " is not ours";
+    }
+    if (default_class_ours_) return {};
+    return "no ingressClassName and no default IngressClass of ours";
+  }
+
+  const ResolvedBackend& resolve(const std::string& ns, const ServiceBackend& b) {
+    auto key = ns + "/" + b.name + ":" +
+               (b.port_name.empty() ? std::to_string(b.port_number) : "name=" + b.port_name);
+    auto [it, inserted] = resolved_.try_emplace(std::move(key));
+    if (!inserted) return it->second;
+    auto& r = it->second;
+    const auto svc_it = services_.find(ns + "/" + b.name);
+    if (svc_it == services_.end()) {
+      r.error = "Service " + ns + "/" + b.name + " not found";
+      return r;
+    }
+    const Service& svc = *svc_it->second;
+    if (!svc.problems.empty()) {
+      r.error = "Service " + ns + "/" + b.name + " is invalid";
+      return r;
+    }
+    if (svc.type == "ExternalName") {
+      r.error = "Service " + ns + "/" + b.name + " is of type ExternalName, which is not supported";
+      return r;
+    }
+    const ServicePort* port = nullptr;
+    for (const auto& p : svc.ports) {
+      if (b.port_name.empty() ? p.port == b.port_number : p.name == b.port_name) {
+        port = &p;
+        break;
+      }
+    }
+    if (port == nullptr) {
+      r.error = "Service " + ns + "/" + b.name + " has no port " +
+                (b.port_name.empty() ? std::to_string(b.port_number) : "named " + b.port_name);
+      return r;
+    }
+    // The EndpointSlice controller names each slice port after the Service port it serves and gives
+    // the resolved targetPort as its number.
+    if (const auto s = slices_.find(ns + "/" + b.name); s != slices_.end()) {
+      for (const EndpointSlice* slice : s->second) {
+        const auto sp = std::find_if(slice->ports.begin(), slice->ports.end(),
+                                     [&](const EndpointPort& p) { return p.name == port->name && p.port; });
+        if (sp == slice->ports.end()) continue;
+        const auto suffix = ":" + std::to_string(*sp->port);
+        const bool v6 = slice->address_type == "IPv6";
+        for (const auto& e : slice->endpoints) {
+          if (!e.ready) continue;
+          for (const auto& a : e.addresses) r.backends.push_back(v6 ? "[" + a + "]" + suffix : a + suffix);
+        }
+      }
+    }
+    std::sort(r.backends.begin(), r.backends.end());
+    r.backends.erase(std::unique(r.backends.begin(), r.backends.end()), r.backends.end());
+    return r;
+  }
+
+  /// Backends for one path (or defaultBackend); a missing Service or port is reported and yields
+  /// none: the route answers 503 until it appears, and the Ingress does not fail closed.
+  std::vector<std::string> backends(const Ingress& ing, const IngressBackend& b, const std::string& field) {
+    if (!b.service) {
+      diag_.error(ing.origin.where(), b.line, field + ".resource",
+                  "resource backends are not supported: the path answers 503", "Ingress " + ing.meta.key());
+      return {};
+    }
+    if (b.service->name.empty()) return {};  // reported by the loader
+    const auto& r = resolve(ing.meta.ns, *b.service);
+    if (!r.error.empty()) {
+      const auto port =
+          b.service->port_name.empty() ? std::to_string(b.service->port_number) : b.service->port_name;
+      diag_.error(ing.origin.where(), b.line, field + ".service",
+                  "backend " + b.service->name + ":" + port + ": " + r.error + " (the path answers 503)",
+                  "Ingress " + ing.meta.key());
+    }
+    return r.backends;
+  }
+
+  /// Looks up a Secret of the Ingress's namespace; "" and `out` set when usable, else why not.
+  std::string find_secret(const std::string& key, const Secret*& out) const {
+    const auto it = secrets_.find(key);
+    if (it == secrets_.end()) return "not found";
+    if (!it->second->problems.empty()) return "is invalid";
+    out = it->second;
+    return {};
+  }
+
+  static const std::string* pem(const Secret& s, const char* key) {
+    const auto it = s.data.find(key);
+    return it != s.data.end() && looks_like_pem(it->second) ? &it->second : nullptr;
+  }
+
+  /// Fills the PEM fields of `policy` from the Secrets its annotations name; "" or a fail_closed reason.
+  std::string resolve_policy_secrets(const Ingress& ing, config::RoutePolicy& policy) {
+    const auto where = ing.origin.where();
+    const auto resource = "Ingress " + ing.meta.key();
+    std::string fail;
+    const auto report = [&](std::string_view name, const std::string& ref, const std::string& why) {
+      diag_.error(where, ing.meta.annotations_line, "metadata.annotations." + annotation_key(ing, name),
+                  "Secret " + ref + " " + why, resource);
+      if (fail.empty()) fail = std::string(name) + " " + ref + ": Secret " + why;
+    };
+    if (!policy.auth_tls_secret.empty()) {
+      const Secret* s = nullptr;
+      auto why = find_secret(policy.auth_tls_secret, s);
+      if (why.empty()) {
+        if (const auto* ca = pem(*s, "ca.crt")) {
+          policy.auth_tls_ca_pem = *ca;
+        } else {
+          why = "has no PEM ca.crt";
+        }
+        if (s->data.count("ca.crl") != 0) {
+          if (const auto* crl = pem(*s, "ca.crl")) {
+            policy.auth_tls_crl_pem = *crl;
+          } else {
+            why = "has a ca.crl that is not PEM";
+          }
+        }
+      }
+      if (!why.empty()) report("auth-tls-secret", policy.auth_tls_secret, why);
+    }
+    if (!policy.proxy_ssl_secret.empty()) {
+      const Secret* s = nullptr;
+      auto why = find_secret(policy.proxy_ssl_secret, s);
+      if (why.empty()) {
+        const auto* crt = pem(*s, "tls.crt");
+        const auto* key = pem(*s, "tls.key");
+        const auto* ca = pem(*s, "ca.crt");
+        if (crt == nullptr || key == nullptr) {
+          why = "has no PEM tls.crt and tls.key";
+        } else if (s->data.count("ca.crt") != 0 && ca == nullptr) {
+          why = "has a ca.crt that is not PEM";
+        } else if (policy.proxy_ssl_verify && ca == nullptr) {
+          why = "has no ca.crt, which proxy-ssl-verify requires";
+        } else {
+          policy.proxy_ssl_cert_pem = *crt;
+          policy.proxy_ssl_key_pem = *key;
+          if (ca != nullptr) policy.proxy_ssl_ca_pem = *ca;
+        }
+      }
+      if (!why.empty()) report("proxy-ssl-secret", policy.proxy_ssl_secret, why);
+    }
+    return fail;
+  }
+
+  /// Claims host+path for `owner`; warns when an earlier Ingress (or an earlier path of the same one)
+  /// already has it. The route is emitted either way: the router keeps the first.
+  void claim(const std::string& host, const config::PathSpec& p, const Ingress& ing, const std::string& owner,
+             const std::string& field) {
+    const auto [it, inserted] = claims_.try_emplace(claim_key(host, p), Claim{owner});
+    if (inserted) return;
+    const auto what = shown(host) + " " + p.path;
+    if (it->second.owner == owner) {
+      diag_.warning(ing.origin.where(), p.where.line, field,
+                    "duplicate path " + what + " in the same Ingress: the first one wins",
+                    "Ingress " + owner);
+      return;
+    }
+    ++out_.stats.conflicts;
+    diag_.warning(ing.origin.where(), p.where.line, field,
+                  "conflict: " + what + " claimed by Ingress " + it->second.owner + " (kept) and " + owner +
+                      " (ignored)",
+                  "Ingress " + owner);
+  }
+
+  void add(const Ingress& ing) {
+    const auto key = ing.meta.key();
+    const auto where = ing.origin.where();
+    const auto resource = "Ingress " + key;
+    std::string fail;
+    const auto fail_with = [&](std::string why) {
+      if (fail.empty()) fail = std::move(why);
+    };
+    if (!ing.problems.empty()) fail_with("invalid field " + ing.problems.front());
+
+    auto parsed = parse_annotations(ing.meta.annotations, ing.meta.ns);
+    for (const auto& pr : parsed.problems) {
+      const auto field = "metadata.annotations." + pr.key;
+      if (pr.severity == config::Severity::Error) {
+        diag_.error(where, ing.meta.annotations_line, field, "invalid value " + pr.value + ": " + pr.message,
+                    resource);
+      } else {
+        diag_.warning(where, ing.meta.annotations_line, field, pr.message, resource);
+      }
+    }
+    if (!parsed.fail_closed.empty()) fail_with(parsed.fail_closed);
+    auto& policy = parsed.policy;
+    policy.resource = resource;
+    if (auto why = resolve_policy_secrets(ing, policy); !why.empty()) fail_with(std::move(why));
+
+    // spec.tls hosts: a rule host is a TLS host when listed, or covered by a listed "*.suffix".
+    std::unordered_set<std::string> tls_hosts;
+    for (std::size_t i = 0; i < ing.tls.size(); ++i) {
+      for (const auto& h : ing.tls[i].hosts) tls_hosts.insert(detail::to_lower(h));
+    }
+    const auto is_tls_host = [&](const std::string& host) {
+      if (host.empty()) return false;
+      if (tls_hosts.count(host) != 0) return true;
+      const auto dot = host.find('.');
+      return host.front() != '*' && dot != std::string::npos && tls_hosts.count("*" + host.substr(dot)) != 0;
+    };
+
+    // Group paths by host, in first-seen order (one RouteSpec per Ingress and host).
+    struct HostPaths {
+      std::string host;
+      int line = 0;
+      std::vector<config::PathSpec> paths;
+      std::vector<std::string> fields;
+    };
+    std::vector<HostPaths> hosts;
+    std::unordered_map<std::string, std::size_t> host_pos;
+    for (std::size_t i = 0; i < ing.rules.size(); ++i) {
+      const auto& rule = ing.rules[i];
+      const auto rf = field_index("spec.rules", i);
+      auto host = detail::to_lower(rule.host);
+      if (!host.empty() && (!detail::is_dns_name(host, true) || detail::is_ip_address(host))) {
+        // Not emitted: it could never match a valid Host, and "*" must not become the catch-all.
+        diag_.error(
+            where, rule.line, rf + ".host",
+            "invalid host " + quote_value(rule.host) + " (a DNS name, optionally starting with \"*.\")",
+            resource);
+        fail_with("invalid host at " + rf + ".host");
+        continue;
+      }
+      if (!host.empty()) host_creator_.try_emplace(host, key);
+      const auto [pos, inserted] = host_pos.try_emplace(host, hosts.size());
+      if (inserted) hosts.push_back({host, rule.line, {}, {}});
+      auto& hp = hosts[pos->second];
+      for (std::size_t j = 0; j < rule.paths.size(); ++j) {
+        const auto& p = rule.paths[j];
+        const auto pf = field_index(rf + ".http.paths", j);
+        config::PathSpec ps;
+        ps.path = p.path.empty() ? "/" : p.path;  // ingress-nginx: an empty path is the root
+        ps.type = p.type;
+        ps.where = {where, p.line};
+        if (!valid_path(ps.path)) {
+          diag_.error(where, p.line, pf + ".path",
+                      "invalid path " + quote_value(p.path) + " (must start with '/', no spaces, '?' or '#')",
+                      resource);
+          fail_with("invalid path at " + pf + ".path");
+        }
+        ps.backends = backends(ing, p.backend, pf + ".backend");
+        hp.paths.push_back(std::move(ps));
+        hp.fields.push_back(pf);
+      }
+    }
+
+    policy.fail_closed = fail;
+    const auto plain = std::make_shared<const config::RoutePolicy>(policy);
+    config::RoutePolicyPtr tls;
+    const auto policy_for = [&](const std::string& host) {
+      if (!is_tls_host(host)) return plain;
+      if (!tls) {
+        auto copy = policy;
+        copy.tls_host = true;
+        tls = std::make_shared<const config::RoutePolicy>(std::move(copy));
+      }
+      return tls;
+    };
+    if (!fail.empty()) ++out_.stats.failed_closed;
+
+    for (auto& hp : hosts) {
+      if (hp.paths.empty()) continue;
+      config::RouteSpec route;
+      route.host = hp.host;
+      route.where = {where, hp.line};
+      const auto p = policy_for(hp.host);
+      for (std::size_t k = 0; k < hp.paths.size(); ++k) {
+        hp.paths[k].policy = p;
+        claim(hp.host, hp.paths[k], ing, key, hp.fields[k]);
+      }
+      route.paths = std::move(hp.paths);
+      out_.routes.push_back(std::move(route));
+    }
+
+    if (ing.default_backend) {
+      config::PathSpec d;
+      d.path = "/";
+      d.type = config::PathType::Prefix;
+      d.where = {where, ing.default_backend->line};
+      d.backends = backends(ing, *ing.default_backend, "spec.defaultBackend");
+      if (ing.rules.empty()) {
+        // ingress-nginx: an Ingress with a backend and no rules configures the catch-all server.
+        if (!out_.default_backend) {
+          d.policy = plain;
+          out_.default_backend = std::move(d);
+          default_owner_ = key;
+        } else {
+          ++out_.stats.conflicts;
+          diag_.warning(where, ing.default_backend->line, "spec.defaultBackend",
+                        "conflict: default backend claimed by Ingress " + default_owner_ + " (kept) and " +
+                            key + " (ignored)",
+                        resource);
+        }
+      } else {
+        for (const auto& hp : hosts) {
+          if (hp.host.empty()) continue;  // the catch-all is not an Ingress rule's to set
+          auto root = d;
+          root.policy = policy_for(hp.host);
+          default_roots_.push_back({key, hp.host, std::move(root)});
+        }
+      }
+    }
+
+    add_certificates(ing);
+  }
+
+  void add_default_roots() {
+    for (auto& r : default_roots_) {
+      const auto& creator = host_creator_.at(r.host);
+      if (creator != r.owner) {
+        diag_.warning(r.path.where.file, r.path.where.line, "spec.defaultBackend",
+                      "not used for host " + r.host + ": Ingress " + creator + " defines that host first",
+                      "Ingress " + r.owner);
+        continue;
+      }
+      // An explicit root path of any Ingress replaces the default location (ingress-nginx).
+      if (claims_.count(claim_key(r.host, r.path)) != 0) continue;
+      claims_.try_emplace(claim_key(r.host, r.path), Claim{r.owner});
+      config::RouteSpec route;
+      route.host = r.host;
+      route.where = r.path.where;
+      route.paths.push_back(std::move(r.path));
+      out_.routes.push_back(std::move(route));
+    }
+  }
+
+  void add_certificates(const Ingress& ing) {
+    const auto where = ing.origin.where();
+    const auto resource = "Ingress " + ing.meta.key();
+    for (std::size_t i = 0; i < ing.tls.size(); ++i) {
+      const auto& t = ing.tls[i];
+      const auto tf = field_index("spec.tls", i);
+      std::vector<std::string> hosts;
+      for (std::size_t k = 0; k < t.hosts.size(); ++k) {
+        auto h = detail::to_lower(t.hosts[k]);
+        if (!detail::is_dns_name(h, true) || detail::is_ip_address(h)) {
+          diag_.error(where, t.line, field_index(tf + ".hosts", k), "invalid host " + quote_value(t.hosts[k]),
+                      resource);
+          continue;
+        }
+        hosts.push_back(std::move(h));
+      }
+      if (t.secret_name.empty()) continue;  // TLS with the default certificate (ingress-nginx)
+      const auto skey = ing.meta.ns + "/" + t.secret_name;
+      const Secret* s = nullptr;
+      auto why = find_secret(skey, s);
+      const std::string* crt = nullptr;
+      const std::string* key = nullptr;
+      if (why.empty() && s->type != "kubernetes.io/tls") {
+        why = "has type " + s->type + ", not kubernetes.io/tls";
+      } else if (why.empty()) {
+        crt = pem(*s, "tls.crt");
+        key = pem(*s, "tls.key");
+        if (crt == nullptr || key == nullptr) why = "has no PEM tls.crt and tls.key";
+      }
+      if (!why.empty()) {
+        std::string served;
+        for (const auto& h : hosts) served += (served.empty() ? "" : ", ") + h;
+        diag_.error(where, t.line, tf + ".secretName",
+                    "Secret " + skey + " " + why +
+                        (served.empty() ? "" : ": " + served + " get the default certificate"),
+                    resource);
+        continue;
+      }
+      auto [pos, inserted] = cert_pos_.try_emplace(skey, out_.certificates.size());
+      if (inserted) {
+        config::CertificateSpec c;
+        c.cert_pem = *crt;
+        c.key_pem = *key;
+        c.resource = "Secret " + skey;
+        c.where = {s->origin.where(), s->origin.line};
+        out_.certificates.push_back(std::move(c));
+      }
+      auto& cert = out_.certificates[pos->second];
+      for (auto& h : hosts) {
+        const auto [owner, first] = cert_host_.try_emplace(h, pos->second);
+        if (first) {
+          cert.hosts.push_back(std::move(h));
+        } else if (owner->second != pos->second) {
+          ++out_.stats.conflicts;
+          diag_.warning(where, t.line, tf + ".hosts",
+                        "conflict: TLS host " + h + " claimed by " +
+                            out_.certificates[owner->second].resource + " (kept) and " + cert.resource +
+                            " (ignored)",
+                        resource);
+        }
+      }
+    }
+  }
+
+  const Resources& res_;
+  const config::IngressSpec& spec_;
+  config::Diagnostics& diag_;
+  Translation out_;
+
+  std::vector<const Ingress*> ingresses_;  // distinct by namespace/name, in load order
+  std::unordered_map<std::string, const IngressClass*> classes_;
+  std::unordered_map<std::string, const Secret*> secrets_;
+  std::unordered_map<std::string, const Service*> services_;
+  std::unordered_map<std::string, std::vector<const EndpointSlice*>> slices_;  // "ns/service"
+  bool default_class_ours_ = false;
+
+  std::unordered_map<std::string, ResolvedBackend> resolved_;  // "ns/service:port"
+  std::unordered_map<std::string, Claim> claims_;              // claim_key → owner
+  std::unordered_map<std::string, std::string> host_creator_;  // host → first Ingress with a rule for it
+  std::vector<DefaultRoot> default_roots_;
+  std::string default_owner_;
+  std::unordered_map<std::string, std::size_t> cert_pos_;   // "ns/secret" → index in certificates
+  std::unordered_map<std::string, std::size_t> cert_host_;  // TLS host → index of the certificate serving it
+};
+
+}  // namespace
+
+Translation translate(const Resources& resources, const config::IngressSpec& spec,
+                      config::Diagnostics& diag) {
+  return Translator(resources, spec, diag).run();
+}
+
+}  // namespace phigate::ingress

@@ -1,0 +1,288 @@
+#include "phigate/ingress/annotations.hpp"
+
+#include <gtest/gtest.h>
+
+#include <functional>
+
+namespace phigate::ingress {
+namespace {
+
+using namespace std::chrono_literals;
+using config::RoutePolicy;
+
+const std::string kN(kNginxPrefix);
+const std::string kP(kPhigatePrefix);
+
+ParsedAnnotations parse(std::map<std::string, std::string> a, std::string_view ns = "shop") {
+  return parse_annotations(a, ns);
+}
+
+std::size_t errors(const ParsedAnnotations& p) {
+  std::size_t n = 0;
+  for (const auto& pr : p.problems) n += pr.severity == config::Severity::Error;
+  return n;
+}
+
+struct Good {
+  const char* name;
+  const char* value;
+  std::function<bool(const RoutePolicy&)> check;
+};
+
+TEST(IngressAnnotations, ValidValues_SetTheTypedField) {
+  const std::vector<Good> cases = {
+      {"ssl-redirect", "false", [](const RoutePolicy& p) { return !p.ssl_redirect; }},
+      {"ssl-redirect", "true", [](const RoutePolicy& p) { return p.ssl_redirect; }},
+      {"force-ssl-redirect", "true", [](const RoutePolicy& p) { return p.force_ssl_redirect; }},
+      {"auth-tls-pass-certificate-to-upstream", "true",
+       [](const RoutePolicy& p) { return p.auth_tls_pass_certificate; }},
+      {"proxy-ssl-server-name", "on", [](const RoutePolicy& p) { return p.proxy_ssl_server_name; }},
+      {"proxy-ssl-server-name", "off", [](const RoutePolicy& p) { return !p.proxy_ssl_server_name; }},
+      {"proxy-ssl-verify", "off", [](const RoutePolicy& p) { return !p.proxy_ssl_verify; }},
+      {"whitelist-source-range", "10.0.0.0/8, 192.168.1.1 ,2001:DB8::/32",
+       [](const RoutePolicy& p) {
+         return p.allow_source_ranges ==
+                std::vector<std::string>{"10.0.0.0/8", "192.168.1.1/32", "2001:db8::/32"};
+       }},
+      {"allowlist-source-range", "0.0.0.0/0",
+       [](const RoutePolicy& p) { return p.allow_source_ranges == std::vector<std::string>{"0.0.0.0/0"}; }},
+      {"denylist-source-range", "::1,fe80::/10",
+       [](const RoutePolicy& p) {
+         return p.deny_source_ranges == std::vector<std::string>{"::1/128", "fe80::/10"};
+       }},
+      {"auth-tls-verify-client", "off",
+       [](const RoutePolicy& p) { return p.verify_client == config::VerifyClient::Off; }},
+      {"auth-tls-verify-client", "optional_no_ca",
+       [](const RoutePolicy& p) { return p.verify_client == config::VerifyClient::OptionalNoCa; }},
+      {"auth-tls-secret", "shop/client-ca",
+       [](const RoutePolicy& p) {
+         return p.auth_tls_secret == "shop/client-ca" && p.verify_client == config::VerifyClient::On;
+       }},
+      {"auth-tls-secret", "client-ca",
+       [](const RoutePolicy& p) { return p.auth_tls_secret == "shop/client-ca"; }},
+      {"auth-tls-verify-depth", "10", [](const RoutePolicy& p) { return p.auth_tls_verify_depth == 10; }},
+      {"backend-protocol", "HTTPS",
+       [](const RoutePolicy& p) { return p.backend_protocol == config::BackendProtocol::Https; }},
+      {"backend-protocol", "http",
+       [](const RoutePolicy& p) { return p.backend_protocol == config::BackendProtocol::Http; }},
+      {"proxy-ssl-secret", "shop/upstream-client",
+       [](const RoutePolicy& p) { return p.proxy_ssl_secret == "shop/upstream-client"; }},
+      {"proxy-ssl-verify-depth", "1", [](const RoutePolicy& p) { return p.proxy_ssl_verify_depth == 1; }},
+      {"proxy-ssl-name", "Backend.Internal",
+       [](const RoutePolicy& p) { return p.proxy_ssl_name == "backend.internal"; }},
+      {"proxy-ssl-protocols", "TLSv1.3  TLSv1.2",
+       [](const RoutePolicy& p) { return p.proxy_ssl_protocols == "TLSv1.2 TLSv1.3"; }},
+      {"proxy-ssl-protocols", "TLSv1.3",
+       [](const RoutePolicy& p) { return p.proxy_ssl_protocols == "TLSv1.3"; }},
+      {"proxy-ssl-ciphers", "ECDHE-RSA-AES128-GCM-SHA256:!aNULL:@SECLEVEL=2",
+       [](const RoutePolicy& p) {
+         return p.proxy_ssl_ciphers == "ECDHE-RSA-AES128-GCM-SHA256:!aNULL:@SECLEVEL=2";
+       }},
+      {"proxy-body-size", "0", [](const RoutePolicy& p) { return p.body_size == 0u; }},
+      {"proxy-body-size", "1024", [](const RoutePolicy& p) { return p.body_size == 1024u; }},
+      {"proxy-body-size", "8m", [](const RoutePolicy& p) { return p.body_size == 8u << 20; }},
+      {"proxy-body-size", "512K", [](const RoutePolicy& p) { return p.body_size == 512u << 10; }},
+      {"proxy-body-size", "1g", [](const RoutePolicy& p) { return p.body_size == 1ULL << 30; }},
+      {"proxy-connect-timeout", "5", [](const RoutePolicy& p) { return p.connect_timeout == 5s; }},
+      {"proxy-send-timeout", "500ms", [](const RoutePolicy& p) { return p.send_timeout == 500ms; }},
+      {"proxy-read-timeout", "30s", [](const RoutePolicy& p) { return p.read_timeout == 30s; }},
+      {"proxy-read-timeout", "1h", [](const RoutePolicy& p) { return p.read_timeout == 1h; }},
+      {"proxy-read-timeout", "2m", [](const RoutePolicy& p) { return p.read_timeout == 2min; }},
+      {"proxy-connect-timeout", "1ms", [](const RoutePolicy& p) { return p.connect_timeout == 1ms; }},
+      {"load-balance", "ewma",
+       [](const RoutePolicy& p) { return p.load_balance == config::LoadBalance::Ewma; }},
+      {"load-balance", "round_robin",
+       [](const RoutePolicy& p) { return p.load_balance == config::LoadBalance::RoundRobin; }},
+      {"upstream-hash-by", "$request_uri",
+       [](const RoutePolicy& p) { return p.upstream_hash_by == "$request_uri"; }},
+      {"upstream-hash-by", "$binary_remote_addr",
+       [](const RoutePolicy& p) { return p.upstream_hash_by == "$binary_remote_addr"; }},
+      {"upstream-hash-by", "$http_x-user_id",
+       [](const RoutePolicy& p) { return p.upstream_hash_by == "$http_x-user_id"; }},
+      {"upstream-hash-by", "$cookie_session",
+       [](const RoutePolicy& p) { return p.upstream_hash_by == "$cookie_session"; }},
+      {"upstream-hash-by", "$arg_id", [](const RoutePolicy& p) { return p.upstream_hash_by == "$arg_id"; }},
+  };
+  for (const auto& c : cases) {
+    for (const auto& prefix : {kN, kP}) {
+      const auto r = parse({{prefix + c.name, c.value}});
+      EXPECT_TRUE(r.problems.empty())
+          << prefix << c.name << "=" << c.value << ": " << r.problems.at(0).message;
+      EXPECT_TRUE(r.fail_closed.empty());
+      EXPECT_TRUE(c.check(r.policy)) << prefix << c.name << "=" << c.value;
+    }
+  }
+}
+
+TEST(IngressAnnotations, InvalidValues_AreErrorsAndFailClosedNamingKeyAndValue) {
+  const std::vector<std::pair<const char*, std::string>> cases = {
+      {"ssl-redirect", "yes"},
+      {"ssl-redirect", "True"},
+      {"ssl-redirect", " true"},
+      {"force-ssl-redirect", "1"},
+      {"auth-tls-pass-certificate-to-upstream", "on"},
+      {"proxy-ssl-server-name", "true"},
+      {"proxy-ssl-verify", "yes"},
+      {"whitelist-source-range", ""},
+      {"whitelist-source-range", "10.0.0.1/8"},  // host bits set
+      {"whitelist-source-range", "10.0.0.0/33"},
+      {"whitelist-source-range", "10.0.0.0/8,"},
+      {"whitelist-source-range", "10.0.0.0/8;deny all"},
+      {"allowlist-source-range", "example.com"},
+      {"denylist-source-range", "2001:db8::1/32"},
+      {"denylist-source-range", "10.0.0.0/+8"},
+      {"auth-tls-verify-client", "required"},
+      {"auth-tls-verify-client", "ON"},
+      {"auth-tls-secret", "a/b/c"},
+      {"auth-tls-secret", "Shop/ca"},
+      {"auth-tls-secret", "other/ca"},  // cross-namespace
+      {"auth-tls-verify-depth", "0"},
+      {"auth-tls-verify-depth", "11"},
+      {"auth-tls-verify-depth", "-1"},
+      {"auth-tls-verify-depth", "1x"},
+      {"backend-protocol", "GRPC"},
+      {"backend-protocol", "AJP"},
+      {"backend-protocol", "FCGI"},
+      {"backend-protocol", "HTTPS "},
+      {"proxy-ssl-secret", "other/client"},
+      {"proxy-ssl-secret", ""},
+      {"proxy-ssl-verify-depth", "100"},
+      {"proxy-ssl-name", "$host"},
+      {"proxy-ssl-name", "a..b"},
+      {"proxy-ssl-name", "a b"},
+      {"proxy-ssl-protocols", "TLSv1.1"},
+      {"proxy-ssl-protocols", "TLSv1.2 SSLv3"},
+      {"proxy-ssl-protocols", " "},
+      {"proxy-ssl-ciphers", "HIGH; include /etc/passwd"},
+      {"proxy-ssl-ciphers", ""},
+      {"proxy-body-size", "8mb"},
+      {"proxy-body-size", "-1"},
+      {"proxy-body-size", "1.5m"},
+      {"proxy-body-size", "99999999999999999999g"},
+      {"proxy-body-size", "k"},
+      {"proxy-connect-timeout", "0"},
+      {"proxy-connect-timeout", "2h"},
+      {"proxy-connect-timeout", "3601"},
+      {"proxy-send-timeout", "5 s"},
+      {"proxy-read-timeout", "1d"},
+      {"proxy-read-timeout", "s"},
+      {"load-balance", "least_conn"},
+      {"load-balance", "EWMA"},
+      {"upstream-hash-by", "$request_uri$host"},
+      {"upstream-hash-by", "$http_"},
+      {"upstream-hash-by", "$http_a b"},
+      {"upstream-hash-by", "request_uri"},
+      {"upstream-hash-by", "$remote_port"},
+  };
+  for (const auto& [name, value] : cases) {
+    const auto key = kN + name;
+    const auto r = parse({{key, value}});
+    ASSERT_EQ(r.problems.size(), 1u) << key << "=" << value;
+    EXPECT_EQ(r.problems[0].severity, config::Severity::Error) << key << "=" << value;
+    EXPECT_EQ(r.problems[0].key, key);
+    EXPECT_EQ(r.problems[0].value, quote_value(value));
+    EXPECT_EQ(r.fail_closed, "invalid annotation " + key + "=" + quote_value(value));
+  }
+}
+
+TEST(IngressAnnotations, Snippets_RejectedUnderBothPrefixesWhateverTheValue) {
+  for (const auto& key : {kN + "configuration-snippet", kN + "server-snippet", kN + "auth-snippet",
+                          kP + "stream-snippet", kN + "modsecurity-snippet"}) {
+    const auto r = parse({{key, "more_set_headers \"X: y\";"}});
+    ASSERT_EQ(errors(r), 1u) << key;
+    EXPECT_NE(r.problems[0].message.find("snippet"), std::string::npos);
+    EXPECT_EQ(r.fail_closed, "invalid annotation " + key + "=\"more_set_headers \\\"X: y\\\";\"");
+  }
+  // Overriding a snippet with the other prefix does not make it acceptable.
+  const auto both = parse({{kN + "server-snippet", ""}, {kP + "server-snippet", ""}});
+  EXPECT_EQ(errors(both), 2u);
+}
+
+TEST(IngressAnnotations, UnknownNameUnderOurPrefixes_IsAWarningOtherPrefixesIgnored) {
+  const auto r = parse({{kN + "rewrite-target", "/$2"},
+                        {kP + "something-new", "x"},
+                        {"kubernetes.io/ingress.class", "phigate"},
+                        {"example.com/anything", "{{ evil }}"}});
+  ASSERT_EQ(r.problems.size(), 2u);
+  EXPECT_EQ(r.problems[0].severity, config::Severity::Warning);
+  EXPECT_EQ(r.problems[0].key, kN + "rewrite-target");
+  EXPECT_EQ(r.problems[1].key, kP + "something-new");
+  EXPECT_TRUE(r.fail_closed.empty());
+}
+
+TEST(IngressAnnotations, UnsupportedAccessControl_FailsClosedInsteadOfServingUnprotected) {
+  for (const auto& name : {"auth-type", "auth-url", "auth-secret", "auth-tls-match-cn", "satisfy"}) {
+    const auto r = parse({{kN + name, "basic"}});
+    EXPECT_EQ(errors(r), 1u) << name;
+    EXPECT_FALSE(r.fail_closed.empty()) << name;
+  }
+}
+
+TEST(IngressAnnotations, PhigatePrefixWinsOverNginx) {
+  const auto r = parse({{kN + "proxy-body-size", "1m"}, {kP + "proxy-body-size", "2m"}});
+  EXPECT_TRUE(r.problems.empty());
+  EXPECT_EQ(r.policy.body_size, 2u << 20);
+  // An invalid value that is overridden does not count.
+  const auto o = parse({{kN + "load-balance", "bogus"}, {kP + "load-balance", "ewma"}});
+  EXPECT_TRUE(o.problems.empty());
+  EXPECT_EQ(o.policy.load_balance, config::LoadBalance::Ewma);
+}
+
+TEST(IngressAnnotations, Defaults_WhenNoAnnotation) {
+  const auto r = parse({});
+  const RoutePolicy d;
+  EXPECT_TRUE(r.problems.empty());
+  EXPECT_EQ(r.policy.ssl_redirect, d.ssl_redirect);
+  EXPECT_EQ(r.policy.verify_client, config::VerifyClient::Off);
+  EXPECT_FALSE(r.policy.body_size);
+  EXPECT_FALSE(r.policy.connect_timeout);
+  EXPECT_TRUE(r.policy.upstream_hash_by.empty());
+}
+
+TEST(IngressAnnotations, AllowlistAndWhitelist_MergedWithoutDuplicates) {
+  const auto r = parse({{kN + "allowlist-source-range", "10.0.0.0/8, 192.0.2.0/24"},
+                        {kN + "whitelist-source-range", "192.0.2.0/24,198.51.100.7"}});
+  EXPECT_TRUE(r.problems.empty());
+  EXPECT_EQ(r.policy.allow_source_ranges,
+            (std::vector<std::string>{"10.0.0.0/8", "192.0.2.0/24", "198.51.100.7/32"}));
+}
+
+TEST(IngressAnnotations, AuthTls_VerifyClientExplicitWinsOverDefault) {
+  const auto r = parse({{kN + "auth-tls-secret", "ca"}, {kN + "auth-tls-verify-client", "optional"}});
+  EXPECT_TRUE(r.problems.empty());
+  EXPECT_EQ(r.policy.verify_client, config::VerifyClient::Optional);
+}
+
+TEST(IngressAnnotations, AuthTls_VerifyClientOnWithoutSecretIsAnError) {
+  for (const char* v : {"on", "optional"}) {
+    const auto r = parse({{kN + "auth-tls-verify-client", v}});
+    EXPECT_EQ(errors(r), 1u) << v;
+    EXPECT_EQ(r.fail_closed, "invalid annotation " + kN + "auth-tls-verify-client=\"" + v + "\"");
+  }
+  EXPECT_TRUE(parse({{kN + "auth-tls-verify-client", "optional_no_ca"}}).problems.empty());
+}
+
+TEST(IngressAnnotations, ProxySslVerifyOnWithoutSecretIsAnError) {
+  EXPECT_EQ(errors(parse({{kN + "proxy-ssl-verify", "on"}})), 1u);
+  EXPECT_TRUE(parse({{kN + "proxy-ssl-verify", "on"}, {kN + "proxy-ssl-secret", "shop/s"}}).problems.empty());
+}
+
+TEST(IngressAnnotations, FailClosed_FirstErrorInKeyOrderAllErrorsReported) {
+  const auto r = parse({{kN + "proxy-read-timeout", "forever"}, {kN + "load-balance", "random"}});
+  EXPECT_EQ(errors(r), 2u);
+  EXPECT_EQ(r.fail_closed, "invalid annotation " + kN + "load-balance=\"random\"");
+}
+
+TEST(IngressAnnotations, QuoteValue_EscapesAndTruncates) {
+  EXPECT_EQ(quote_value("abc"), "\"abc\"");
+  EXPECT_EQ(quote_value("a\"b\\c"), "\"a\\\"b\\\\c\"");
+  EXPECT_EQ(quote_value("line\nforged: x\x7f\xc3\xa9"), "\"line\\x0aforged: x\\x7f\\xc3\\xa9\"");
+  const std::string long_value(150, 'x');
+  EXPECT_EQ(quote_value(long_value), "\"" + std::string(100, 'x') + "\" (truncated)");
+  const auto r = parse({{kN + "load-balance", long_value}});
+  EXPECT_EQ(r.fail_closed,
+            "invalid annotation " + kN + "load-balance=\"" + std::string(100, 'x') + "\" (truncated)");
+}
+
+}  // namespace
+}  // namespace phigate::ingress

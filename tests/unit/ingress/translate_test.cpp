@@ -1,0 +1,721 @@
+#include "phigate/ingress/translate.hpp"
+
+#include <gtest/gtest.h>
+
+#include "phigate/ingress/loader.hpp"
+
+namespace phigate::ingress {
+namespace {
+
+using config::PathType;
+
+const std::string kPem = "-----BEGIN CERTIFICATE-----\nZmFrZQ==\n-----END CERTIFICATE-----\n";
+const std::string kKeyPem = "-----BEGIN PRIVATE KEY-----\nZmFrZQ==\n-----END PRIVATE KEY-----\n";
+const std::string kN = "nginx.ingress.kubernetes.io/";
+
+IngressPath path(std::string p, PathType type, std::string service, std::int32_t port) {
+  IngressPath out;
+  out.path = std::move(p);
+  out.type = type;
+  out.backend.service = ServiceBackend{std::move(service), port, ""};
+  return out;
+}
+
+IngressPath named_port_path(std::string p, std::string service, std::string port) {
+  IngressPath out;
+  out.path = std::move(p);
+  out.type = PathType::Prefix;
+  out.backend.service = ServiceBackend{std::move(service), 0, std::move(port)};
+  return out;
+}
+
+Ingress ingress(std::string name, std::int64_t created, std::vector<IngressRule> rules = {},
+                std::string ns = "default") {
+  Ingress i;
+  i.origin = {"cluster/" + name + ".yaml", 0, -1, 1};
+  i.meta.name = std::move(name);
+  i.meta.ns = std::move(ns);
+  i.meta.created = created;
+  i.class_name = "phigate";
+  i.rules = std::move(rules);
+  return i;
+}
+
+Service service(std::string name, std::vector<ServicePort> ports, std::string ns = "default") {
+  Service s;
+  s.origin = {"cluster/svc.yaml", 0, -1, 1};
+  s.meta.name = std::move(name);
+  s.meta.ns = std::move(ns);
+  s.ports = std::move(ports);
+  return s;
+}
+
+EndpointSlice slice(std::string name, std::string svc, std::string type, std::vector<EndpointPort> ports,
+                    std::vector<Endpoint> endpoints, std::string ns = "default") {
+  EndpointSlice s;
+  s.origin = {"cluster/slices.yaml", 0, -1, 1};
+  s.meta.name = std::move(name);
+  s.meta.ns = std::move(ns);
+  s.service_name = std::move(svc);
+  s.address_type = std::move(type);
+  s.ports = std::move(ports);
+  s.endpoints = std::move(endpoints);
+  return s;
+}
+
+Secret secret(std::string name, std::string type, std::map<std::string, std::string> data,
+              std::string ns = "default") {
+  Secret s;
+  s.origin = {"cluster/secrets.yaml", 0, -1, 1};
+  s.meta.name = std::move(name);
+  s.meta.ns = std::move(ns);
+  s.type = std::move(type);
+  s.data = std::move(data);
+  return s;
+}
+
+Secret tls_secret(std::string name, std::string ns = "default") {
+  return secret(std::move(name), "kubernetes.io/tls", {{"tls.crt", kPem}, {"tls.key", kKeyPem}},
+                std::move(ns));
+}
+
+class Translate : public ::testing::Test {
+ protected:
+  Translation run() {
+    diag_ = {};
+    return translate(res_, spec_, diag_);
+  }
+  /// The first diagnostic whose message contains `text`, or nullptr.
+  const config::Diagnostic* find(std::string_view text) const {
+    for (const auto& d : diag_.entries()) {
+      if (d.message.find(text) != std::string::npos) return &d;
+    }
+    return nullptr;
+  }
+  /// A web Service on port 80 (named http, targetPort 8080) with one ready endpoint.
+  void add_web_service(const std::string& ns = "default") {
+    res_.services.push_back(service("web", {{"http", 80, "8080"}}, ns));
+    res_.endpoint_slices.push_back(
+        slice("web-1", "web", "IPv4", {{"http", 8080}}, {{{"10.0.0.1"}, true}}, ns));
+  }
+
+  Resources res_;
+  config::IngressSpec spec_;
+  config::Diagnostics diag_;
+};
+
+TEST_F(Translate, Hosts_LowerCasedWildcardKeptNoHostIsAnyHost) {
+  add_web_service();
+  res_.ingresses.push_back(ingress("a", 1,
+                                   {{"App.Example.COM", {path("/", PathType::Prefix, "web", 80)}, 1},
+                                    {"*.Example.com", {path("/w", PathType::Prefix, "web", 80)}, 2},
+                                    {"", {path("/any", PathType::Prefix, "web", 80)}, 3}}));
+  const auto t = run();
+  EXPECT_FALSE(diag_.has_errors()) << diag_.to_string();
+  ASSERT_EQ(t.routes.size(), 3u);
+  EXPECT_EQ(t.routes[0].host, "app.example.com");
+  EXPECT_EQ(t.routes[1].host, "*.example.com");
+  EXPECT_EQ(t.routes[2].host, "");
+  EXPECT_EQ(t.routes[0].paths.at(0).backends, std::vector<std::string>{"10.0.0.1:8080"});
+  EXPECT_EQ(t.routes[0].where.file, "cluster/a.yaml#0");
+}
+
+TEST_F(Translate, Paths_TypesKeptSameHostRulesMergedEmptyPathIsRoot) {
+  add_web_service();
+  res_.ingresses.push_back(ingress("a", 1,
+                                   {{"a.example", {path("/exact", PathType::Exact, "web", 80)}, 1},
+                                    {"b.example", {path("", PathType::ImplementationSpecific, "web", 80)}, 2},
+                                    {"A.example", {path("/p", PathType::Prefix, "web", 80)}, 3}}));
+  const auto t = run();
+  ASSERT_EQ(t.routes.size(), 2u);  // one RouteSpec per (Ingress, host)
+  EXPECT_EQ(t.routes[0].host, "a.example");
+  ASSERT_EQ(t.routes[0].paths.size(), 2u);
+  EXPECT_EQ(t.routes[0].paths[0].type, PathType::Exact);
+  EXPECT_EQ(t.routes[0].paths[1].path, "/p");
+  EXPECT_EQ(t.routes[0].paths[1].type, PathType::Prefix);
+  EXPECT_EQ(t.routes[1].paths.at(0).path, "/");
+  EXPECT_EQ(t.routes[1].paths.at(0).type, PathType::ImplementationSpecific);
+  EXPECT_EQ(t.stats.paths, 3u);
+  EXPECT_EQ(t.stats.routes, 2u);
+}
+
+TEST_F(Translate, BadPath_FailsClosedAndKeepsEveryHostClaimed) {
+  add_web_service();
+  res_.ingresses.push_back(ingress("a", 1,
+                                   {{"a.example", {path("/ok", PathType::Prefix, "web", 80)}, 1},
+                                    {"b.example", {path("relative", PathType::Prefix, "web", 80)}, 2}}));
+  const auto t = run();
+  ASSERT_EQ(t.routes.size(), 2u);
+  for (const auto& r : t.routes) {
+    ASSERT_TRUE(r.paths.at(0).policy);
+    EXPECT_EQ(r.paths.at(0).policy->fail_closed, "invalid path at spec.rules[1].http.paths[0].path");
+  }
+  EXPECT_EQ(t.stats.failed_closed, 1u);
+  const auto* d = find("invalid path");
+  ASSERT_NE(d, nullptr);
+  EXPECT_EQ(d->resource, "Ingress default/a");
+  EXPECT_EQ(d->field, "spec.rules[1].http.paths[0].path");
+}
+
+TEST_F(Translate, InvalidHost_ErrorNotEmittedIngressFailsClosed) {
+  add_web_service();
+  res_.ingresses.push_back(ingress("a", 1,
+                                   {{"*", {path("/", PathType::Prefix, "web", 80)}, 1},
+                                    {"ok.example", {path("/", PathType::Prefix, "web", 80)}, 2}}));
+  const auto t = run();
+  ASSERT_EQ(t.routes.size(), 1u);
+  EXPECT_EQ(t.routes[0].host, "ok.example");
+  EXPECT_EQ(t.routes[0].paths.at(0).policy->fail_closed, "invalid host at spec.rules[0].host");
+}
+
+TEST_F(Translate, LoadProblems_FailClosed) {
+  add_web_service();
+  auto ing = ingress("a", 1, {{"a.example", {path("/", PathType::Prefix, "web", 80)}, 1}});
+  ing.problems = {"spec.rules[0].http.paths[1].pathType"};
+  res_.ingresses.push_back(ing);
+  const auto t = run();
+  ASSERT_EQ(t.routes.size(), 1u);
+  EXPECT_EQ(t.routes[0].paths.at(0).policy->fail_closed,
+            "invalid field spec.rules[0].http.paths[1].pathType");
+}
+
+struct ClassCase {
+  const char* what;
+  std::optional<std::string> class_name;
+  std::optional<std::string> annotation;
+  std::vector<IngressClass> classes;
+  bool ours;
+};
+
+IngressClass ingress_class(std::string name, std::string controller, bool is_default = false) {
+  IngressClass c;
+  c.meta.name = std::move(name);
+  c.meta.ns = "";
+  c.controller = std::move(controller);
+  c.is_default = is_default;
+  return c;
+}
+
+TEST_F(Translate, ClassSelection_AllFourWaysAndNotOurs) {
+  const std::string ours = "phigate.io/ingress-controller";
+  const std::string nginx = "k8s.io/ingress-nginx";
+  const std::vector<ClassCase> cases = {
+      {"class names an IngressClass of ours", "custom", {}, {ingress_class("custom", ours)}, true},
+      {"class equals our class name, no IngressClass", "phigate", {}, {}, true},
+      {"legacy annotation equals our class name", {}, "phigate", {}, true},
+      {"no class, default IngressClass of ours", {}, {}, {ingress_class("x", ours, true)}, true},
+      {"class names another controller's IngressClass", "nginx", {}, {ingress_class("nginx", nginx)}, false},
+      {"our class name handed to another controller",
+       "phigate",
+       {},
+       {ingress_class("phigate", nginx)},
+       false},
+      {"unknown class", "nginx", {}, {}, false},
+      {"legacy annotation of another class", {}, "nginx", {}, false},
+      {"no class, default IngressClass of another controller",
+       {},
+       {},
+       {ingress_class("n", nginx, true)},
+       false},
+      {"no class, IngressClass of ours not default", {}, {}, {ingress_class("x", ours)}, false},
+      {"class wins over annotation", "nginx", "phigate", {}, false},
+  };
+  for (const auto& c : cases) {
+    res_ = {};
+    add_web_service();
+    auto ing = ingress("a", 1, {{"a.example", {path("/", PathType::Prefix, "web", 80)}, 1}});
+    ing.class_name = c.class_name;
+    if (c.annotation) ing.meta.annotations["kubernetes.io/ingress.class"] = *c.annotation;
+    res_.ingresses.push_back(ing);
+    res_.ingress_classes = c.classes;
+    const auto t = run();
+    EXPECT_EQ(t.routes.size(), c.ours ? 1u : 0u) << c.what;
+    EXPECT_EQ(t.stats.used, c.ours ? 1u : 0u) << c.what;
+    EXPECT_EQ(t.stats.ignored, c.ours ? 0u : 1u) << c.what;
+    EXPECT_EQ(t.ignored.size(), c.ours ? 0u : 1u) << c.what;
+    EXPECT_FALSE(diag_.has_errors()) << c.what << ": " << diag_.to_string();
+  }
+}
+
+TEST_F(Translate, ClassSelection_ConfiguredNamesAreUsed) {
+  spec_.class_name = "edge";
+  spec_.controller = "example.com/edge";
+  add_web_service();
+  auto a = ingress("a", 1, {{"a.example", {path("/", PathType::Prefix, "web", 80)}, 1}});
+  a.class_name = "edge";
+  auto b = ingress("b", 1, {{"b.example", {path("/", PathType::Prefix, "web", 80)}, 1}});
+  b.class_name = "internal";
+  res_.ingresses = {a, b};
+  res_.ingress_classes = {ingress_class("internal", "example.com/edge")};
+  EXPECT_EQ(run().stats.used, 2u);
+}
+
+TEST_F(Translate, Annotations_SharedPolicyWithResourceAndTlsHostFlag) {
+  add_web_service();
+  auto ing = ingress("a", 1,
+                     {{"secure.example",
+                       {path("/", PathType::Prefix, "web", 80), path("/x", PathType::Exact, "web", 80)},
+                       1},
+                      {"w.wild.example", {path("/", PathType::Prefix, "web", 80)}, 2},
+                      {"plain.example", {path("/", PathType::Prefix, "web", 80)}, 3}});
+  ing.meta.annotations = {{kN + "proxy-body-size", "8m"}, {kN + "load-balance", "ewma"}};
+  ing.tls = {{{"Secure.Example", "*.wild.example"}, "", 1}};
+  res_.ingresses.push_back(ing);
+  const auto t = run();
+  EXPECT_FALSE(diag_.has_errors()) << diag_.to_string();
+  ASSERT_EQ(t.routes.size(), 3u);
+  const auto& secure = t.routes[0].paths;
+  ASSERT_TRUE(secure.at(0).policy);
+  EXPECT_EQ(secure[0].policy, secure[1].policy);  // one shared object
+  EXPECT_EQ(secure[0].policy->resource, "Ingress default/a");
+  EXPECT_EQ(secure[0].policy->body_size, 8u << 20);
+  EXPECT_EQ(secure[0].policy->load_balance, config::LoadBalance::Ewma);
+  EXPECT_TRUE(secure[0].policy->tls_host);
+  EXPECT_TRUE(t.routes[1].paths.at(0).policy->tls_host);  // covered by the wildcard
+  EXPECT_FALSE(t.routes[2].paths.at(0).policy->tls_host);
+  EXPECT_EQ(t.routes[2].paths.at(0).policy->body_size, 8u << 20);
+  EXPECT_TRUE(t.routes[0].paths[0].policy->fail_closed.empty());
+  EXPECT_TRUE(t.certificates.empty());  // no secretName: the default certificate
+}
+
+TEST_F(Translate, InvalidAnnotation_FailsClosedWithErrorNamingIngressAnnotationAndValue) {
+  add_web_service();
+  auto ing = ingress("a", 1, {{"a.example", {path("/", PathType::Prefix, "web", 80)}, 1}}, "shop");
+  ing.meta.annotations = {{kN + "proxy-body-size", "lots"}, {kN + "configuration-snippet", "deny all;"}};
+  res_.services.push_back(service("web", {{"http", 80, ""}}, "shop"));
+  res_.ingresses.push_back(ing);
+  const auto t = run();
+  ASSERT_EQ(t.routes.size(), 1u);
+  EXPECT_EQ(t.routes[0].host, "a.example");
+  EXPECT_EQ(t.routes[0].paths.at(0).policy->fail_closed,
+            "invalid annotation nginx.ingress.kubernetes.io/configuration-snippet=\"deny all;\"");
+  const auto* d = find("\"lots\"");
+  ASSERT_NE(d, nullptr);
+  EXPECT_EQ(d->severity, config::Severity::Error);
+  EXPECT_EQ(d->resource, "Ingress shop/a");
+  EXPECT_EQ(d->field, "metadata.annotations.nginx.ingress.kubernetes.io/proxy-body-size");
+  EXPECT_EQ(diag_.error_count(), 2u);
+}
+
+TEST_F(Translate, UnknownAnnotation_WarnsAndServes) {
+  add_web_service();
+  auto ing = ingress("a", 1, {{"a.example", {path("/", PathType::Prefix, "web", 80)}, 1}});
+  ing.meta.annotations = {{kN + "rewrite-target", "/"}};
+  res_.ingresses.push_back(ing);
+  const auto t = run();
+  EXPECT_FALSE(diag_.has_errors());
+  const auto* d = find("unknown or unsupported annotation");
+  ASSERT_NE(d, nullptr);
+  EXPECT_EQ(d->severity, config::Severity::Warning);
+  EXPECT_TRUE(t.routes.at(0).paths.at(0).policy->fail_closed.empty());
+}
+
+TEST_F(Translate, Endpoints_NamedNumberedTargetPortReadyAndIpv6) {
+  res_.services.push_back(service("api", {{"http", 80, "http-alt"}, {"grpc", 9000, "9001"}, {"", 81, ""}}));
+  res_.services.push_back(service("solo", {{"", 8080, ""}}));
+  res_.endpoint_slices = {
+      slice("api-v4", "api", "IPv4", {{"http", 8080}, {"grpc", 9001}},
+            {{{"10.0.0.2", "10.0.0.1"}, true}, {{"10.0.0.3"}, false}}),
+      slice("api-v6", "api", "IPv6", {{"http", 8080}}, {{{"fd00::1"}, true}}),
+      slice("api-dup", "api", "IPv4", {{"http", 8080}}, {{{"10.0.0.1"}, true}}),
+      slice("solo-1", "solo", "IPv4", {{"", 8081}}, {{{"10.1.0.1"}, true}}),
+      slice("api-other-ns", "api", "IPv4", {{"http", 8080}}, {{{"10.9.9.9"}, true}}, "elsewhere"),
+      slice("other-service", "apix", "IPv4", {{"http", 8080}}, {{{"10.8.8.8"}, true}}),
+  };
+  res_.ingresses.push_back(
+      ingress("a", 1,
+              {{"a.example",
+                {named_port_path("/named", "api", "http"), path("/numbered", PathType::Prefix, "api", 80),
+                 path("/grpc", PathType::Prefix, "api", 9000), path("/unnamed", PathType::Prefix, "api", 81),
+                 path("/solo", PathType::Prefix, "solo", 8080)},
+                1}}));
+  const auto t = run();
+  EXPECT_FALSE(diag_.has_errors()) << diag_.to_string();
+  const auto& p = t.routes.at(0).paths;
+  const std::vector<std::string> http = {"10.0.0.1:8080", "10.0.0.2:8080", "[fd00::1]:8080"};
+  EXPECT_EQ(p.at(0).backends, http);
+  EXPECT_EQ(p.at(1).backends, http);
+  EXPECT_EQ(p.at(2).backends, (std::vector<std::string>{"10.0.0.1:9001", "10.0.0.2:9001"}));
+  EXPECT_TRUE(p.at(3).backends.empty());  // no slice port for the unnamed Service port: no endpoints
+  EXPECT_EQ(p.at(4).backends, std::vector<std::string>{"10.1.0.1:8081"});
+}
+
+TEST_F(Translate, Endpoints_NoneReadyIsEmptyWithoutDiagnostic) {
+  res_.services.push_back(service("web", {{"http", 80, ""}}));
+  res_.endpoint_slices.push_back(slice("web-1", "web", "IPv4", {{"http", 8080}}, {{{"10.0.0.1"}, false}}));
+  res_.ingresses.push_back(ingress("a", 1, {{"a.example", {path("/", PathType::Prefix, "web", 80)}, 1}}));
+  const auto t = run();
+  EXPECT_TRUE(diag_.entries().empty()) << diag_.to_string();
+  EXPECT_TRUE(t.routes.at(0).paths.at(0).backends.empty());
+}
+
+TEST_F(Translate, Endpoints_SliceWithLoadProblemsIsNotUsed) {
+  res_.services.push_back(service("web", {{"http", 80, ""}}));
+  auto s = slice("web-1", "web", "IPv4", {{"http", 8080}}, {{{"10.0.0.1"}, true}});
+  s.problems = {"endpoints[0].addresses[1]"};
+  res_.endpoint_slices.push_back(s);
+  res_.ingresses.push_back(ingress("a", 1, {{"a.example", {path("/", PathType::Prefix, "web", 80)}, 1}}));
+  EXPECT_TRUE(run().routes.at(0).paths.at(0).backends.empty());
+}
+
+TEST_F(Translate, MissingServiceOrPort_ErrorOnThatPathEmptyBackendsNotFailClosed) {
+  add_web_service();
+  res_.services.push_back(service("ext", {{"http", 80, ""}}));
+  res_.services.back().type = "ExternalName";
+  auto resource = path("/bucket", PathType::Prefix, "", 0);
+  resource.backend.service.reset();
+  res_.ingresses.push_back(ingress(
+      "a", 1,
+      {{"a.example",
+        {path("/ok", PathType::Prefix, "web", 80), path("/gone", PathType::Prefix, "missing", 8080),
+         named_port_path("/noport", "web", "metrics"), path("/ext", PathType::Prefix, "ext", 80), resource},
+        1}}));
+  const auto t = run();
+  const auto& p = t.routes.at(0).paths;
+  ASSERT_EQ(p.size(), 5u);
+  EXPECT_EQ(p[0].backends.size(), 1u);
+  for (std::size_t i = 1; i < p.size(); ++i) EXPECT_TRUE(p[i].backends.empty()) << p[i].path;
+  EXPECT_TRUE(p[0].policy->fail_closed.empty());
+  EXPECT_EQ(t.stats.failed_closed, 0u);
+  EXPECT_EQ(diag_.error_count(), 4u) << diag_.to_string();
+  const auto* d = find("Service default/missing not found");
+  ASSERT_NE(d, nullptr);
+  EXPECT_NE(d->message.find("missing:8080"), std::string::npos);
+  EXPECT_EQ(d->field, "spec.rules[0].http.paths[1].backend.service");
+  EXPECT_EQ(d->resource, "Ingress default/a");
+  EXPECT_NE(find("web:metrics: Service default/web has no port named metrics"), nullptr);
+  EXPECT_NE(find("ExternalName"), nullptr);
+  EXPECT_NE(find("resource backends are not supported"), nullptr);
+}
+
+TEST_F(Translate, Conflict_OldestIngressFirstThenNamespaceNameWithWarning) {
+  add_web_service();
+  add_web_service("team");
+  const auto rule = [](std::string svc) {
+    return std::vector<IngressRule>{{"app.example", {path("/api", PathType::Prefix, std::move(svc), 80)}, 1}};
+  };
+  // Listed newest first: order must come from creationTimestamp, not load order.
+  res_.ingresses.push_back(ingress("new", 200, rule("web")));
+  res_.ingresses.push_back(ingress("old", 100, rule("web")));
+  res_.ingresses.push_back(ingress("b-tie", 150, rule("web")));
+  res_.ingresses.push_back(ingress("a-tie", 150, rule("web"), "team"));
+  const auto t = run();
+  ASSERT_EQ(t.routes.size(), 4u);
+  std::vector<std::string> order;
+  for (const auto& r : t.routes) order.push_back(r.paths.at(0).policy->resource);
+  EXPECT_EQ(order, (std::vector<std::string>{"Ingress default/old", "Ingress default/b-tie",
+                                             "Ingress team/a-tie", "Ingress default/new"}));
+  EXPECT_EQ(t.stats.conflicts, 3u);
+  const auto* d =
+      find("conflict: app.example /api claimed by Ingress default/old (kept) and default/new (ignored)");
+  ASSERT_NE(d, nullptr) << diag_.to_string();
+  EXPECT_EQ(d->severity, config::Severity::Warning);
+  EXPECT_EQ(d->resource, "Ingress default/new");
+  EXPECT_NE(find("claimed by Ingress default/old (kept) and team/a-tie (ignored)"), nullptr);
+}
+
+TEST_F(Translate, Conflict_MissingTimestampCountsAsOldest) {
+  add_web_service();
+  auto undated = ingress("z", 0, {{"a", {path("/", PathType::Prefix, "web", 80)}, 1}});
+  undated.meta.created.reset();
+  res_.ingresses.push_back(ingress("a", 5, {{"a", {path("/", PathType::Prefix, "web", 80)}, 1}}));
+  res_.ingresses.push_back(undated);
+  const auto t = run();
+  EXPECT_EQ(t.routes.at(0).paths.at(0).policy->resource, "Ingress default/z");
+}
+
+TEST_F(Translate, Conflict_SameKeyAsTheRouter) {
+  add_web_service();
+  res_.ingresses.push_back(ingress(
+      "a", 1, {{"h", {path("/x", PathType::Prefix, "web", 80), path("/y", PathType::Exact, "web", 80)}, 1}}));
+  res_.ingresses.push_back(
+      ingress("b", 2,
+              {{"h",
+                {path("/x/", PathType::ImplementationSpecific, "web", 80),  // same as Prefix /x
+                 path("/y", PathType::Prefix, "web", 80),                   // Exact differs
+                 path("/y/", PathType::Exact, "web", 80)},                  // different text
+                1},
+               {"other", {path("/x", PathType::Prefix, "web", 80)}, 2}}));
+  const auto t = run();
+  EXPECT_EQ(t.stats.conflicts, 1u) << diag_.to_string();
+  EXPECT_NE(find("conflict: h /x/ claimed by Ingress default/a (kept) and default/b (ignored)"), nullptr);
+}
+
+TEST_F(Translate, Conflict_WithinOneIngressWarnsDuplicate) {
+  add_web_service();
+  res_.ingresses.push_back(ingress("a", 1,
+                                   {{"h", {path("/x", PathType::Prefix, "web", 80)}, 1},
+                                    {"h", {path("/x", PathType::Prefix, "web", 80)}, 2}}));
+  const auto t = run();
+  EXPECT_EQ(t.stats.conflicts, 0u);
+  EXPECT_NE(find("duplicate path h /x"), nullptr);
+}
+
+TEST_F(Translate, DefaultBackend_FirstRulelessIngressIsTheCatchAllOthersConflict) {
+  add_web_service();
+  res_.services.push_back(service("fallback", {{"", 8080, ""}}));
+  res_.endpoint_slices.push_back(slice("fb", "fallback", "IPv4", {{"", 8080}}, {{{"10.0.0.9"}, true}}));
+  auto older = ingress("older", 1);
+  older.default_backend = IngressBackend{ServiceBackend{"fallback", 8080, ""}, 7};
+  auto newer = ingress("newer", 2);
+  newer.default_backend = IngressBackend{ServiceBackend{"web", 80, ""}, 7};
+  res_.ingresses = {newer, older};
+  const auto t = run();
+  ASSERT_TRUE(t.default_backend);
+  EXPECT_EQ(t.default_backend->path, "/");
+  EXPECT_EQ(t.default_backend->type, PathType::Prefix);
+  EXPECT_EQ(t.default_backend->backends, std::vector<std::string>{"10.0.0.9:8080"});
+  EXPECT_EQ(t.default_backend->policy->resource, "Ingress default/older");
+  EXPECT_TRUE(t.routes.empty());
+  EXPECT_NE(
+      find("conflict: default backend claimed by Ingress default/older (kept) and default/newer (ignored)"),
+      nullptr);
+  EXPECT_EQ(t.stats.conflicts, 1u);
+}
+
+TEST_F(Translate, DefaultBackend_WithRulesServesTheRootOfHostsItDefinesFirst) {
+  add_web_service();
+  res_.services.push_back(service("fallback", {{"", 8080, ""}}));
+  res_.endpoint_slices.push_back(slice("fb", "fallback", "IPv4", {{"", 8080}}, {{{"10.0.0.9"}, true}}));
+  auto first = ingress("first", 1,
+                       {{"mine.example", {path("/api", PathType::Prefix, "web", 80)}, 1},
+                        {"rooted.example", {path("/api", PathType::Prefix, "web", 80)}, 2},
+                        {"theirs.example", {path("/api", PathType::Prefix, "web", 80)}, 3}});
+  first.default_backend = IngressBackend{ServiceBackend{"fallback", 8080, ""}, 9};
+  auto earlier = ingress("earlier", 0, {{"theirs.example", {path("/x", PathType::Prefix, "web", 80)}, 1}});
+  auto later = ingress("later", 2, {{"rooted.example", {path("/", PathType::Prefix, "web", 80)}, 1}});
+  res_.ingresses = {first, earlier, later};
+  const auto t = run();
+  EXPECT_FALSE(t.default_backend);  // it has rules: not the catch-all
+  // earlier(theirs /x), first(mine /api, rooted /api, theirs /api), later(rooted /), then mine's root.
+  ASSERT_EQ(t.routes.size(), 6u);
+  const auto& root = t.routes.back();
+  EXPECT_EQ(root.host, "mine.example");
+  ASSERT_EQ(root.paths.size(), 1u);
+  EXPECT_EQ(root.paths[0].path, "/");
+  EXPECT_EQ(root.paths[0].backends, std::vector<std::string>{"10.0.0.9:8080"});
+  EXPECT_EQ(root.paths[0].policy->resource, "Ingress default/first");
+  EXPECT_NE(find("not used for host theirs.example: Ingress default/earlier defines that host first"),
+            nullptr);
+  EXPECT_EQ(t.stats.conflicts, 0u);
+}
+
+TEST_F(Translate, Tls_SecretBecomesCertificateWithHostsSharedSecretsMerged) {
+  add_web_service();
+  res_.secrets.push_back(tls_secret("site-tls"));
+  auto a = ingress("a", 1, {{"a.example", {path("/", PathType::Prefix, "web", 80)}, 1}});
+  a.tls = {{{"A.Example"}, "site-tls", 3}};
+  auto b = ingress("b", 2, {{"b.example", {path("/", PathType::Prefix, "web", 80)}, 1}});
+  b.tls = {{{"b.example", "a.example"}, "site-tls", 3}};
+  res_.ingresses = {a, b};
+  const auto t = run();
+  EXPECT_TRUE(diag_.entries().empty()) << diag_.to_string();
+  ASSERT_EQ(t.certificates.size(), 1u);
+  const auto& c = t.certificates[0];
+  EXPECT_EQ(c.cert_pem, kPem);
+  EXPECT_EQ(c.key_pem, kKeyPem);
+  EXPECT_EQ(c.hosts, (std::vector<std::string>{"a.example", "b.example"}));
+  EXPECT_EQ(c.resource, "Secret default/site-tls");
+  EXPECT_EQ(c.where.file, "cluster/secrets.yaml#0");
+  EXPECT_TRUE(c.cert.empty());
+  EXPECT_EQ(t.stats.certificates, 1u);
+}
+
+TEST_F(Translate, Tls_BadSecretsAreErrorsOtherHostsKeepWorking) {
+  add_web_service();
+  auto bad_base64 = tls_secret("bad64");
+  bad_base64.problems = {"data.tls.crt"};
+  res_.secrets = {tls_secret("good"), bad_base64,
+                  secret("opaque", "Opaque", {{"tls.crt", kPem}, {"tls.key", kKeyPem}}),
+                  secret("nokey", "kubernetes.io/tls", {{"tls.crt", kPem}}),
+                  secret("notpem", "kubernetes.io/tls", {{"tls.crt", "garbage"}, {"tls.key", kKeyPem}})};
+  auto ing = ingress("a", 1,
+                     {{"good.example", {path("/", PathType::Prefix, "web", 80)}, 1},
+                      {"missing.example", {path("/", PathType::Prefix, "web", 80)}, 2}});
+  ing.tls = {{{"good.example"}, "good", 1}, {{"missing.example"}, "absent", 2}, {{"x.example"}, "bad64", 3},
+             {{"y.example"}, "opaque", 4},  {{"z.example"}, "nokey", 5},        {{"w.example"}, "notpem", 6}};
+  res_.ingresses.push_back(ing);
+  const auto t = run();
+  ASSERT_EQ(t.certificates.size(), 1u);
+  EXPECT_EQ(t.certificates[0].hosts, std::vector<std::string>{"good.example"});
+  EXPECT_EQ(diag_.error_count(), 5u) << diag_.to_string();
+  const auto* d = find("Secret default/absent not found: missing.example get the default certificate");
+  ASSERT_NE(d, nullptr) << diag_.to_string();
+  EXPECT_EQ(d->resource, "Ingress default/a");
+  EXPECT_EQ(d->field, "spec.tls[1].secretName");
+  EXPECT_NE(find("Secret default/bad64 is invalid"), nullptr);
+  EXPECT_NE(find("has type Opaque, not kubernetes.io/tls"), nullptr);
+  EXPECT_NE(find("Secret default/nokey has no PEM tls.crt and tls.key"), nullptr);
+  EXPECT_NE(find("Secret default/notpem has no PEM"), nullptr);
+  // Not fail-closed: both hosts route, and both are TLS hosts (served with the default certificate).
+  ASSERT_EQ(t.routes.size(), 2u);
+  for (const auto& r : t.routes) {
+    EXPECT_TRUE(r.paths.at(0).policy->fail_closed.empty());
+    EXPECT_TRUE(r.paths.at(0).policy->tls_host);
+  }
+}
+
+TEST_F(Translate, Tls_HostClaimedByTwoSecretsFirstKeepsIt) {
+  res_.secrets = {tls_secret("one"), tls_secret("two")};
+  auto a = ingress("a", 1);
+  a.tls = {{{"h.example"}, "one", 1}};
+  auto b = ingress("b", 2);
+  b.tls = {{{"h.example", "only-b.example"}, "two", 1}};
+  res_.ingresses = {b, a};
+  const auto t = run();
+  ASSERT_EQ(t.certificates.size(), 2u);
+  EXPECT_EQ(t.certificates[0].hosts, std::vector<std::string>{"h.example"});
+  EXPECT_EQ(t.certificates[1].hosts, std::vector<std::string>{"only-b.example"});
+  EXPECT_NE(find("conflict: TLS host h.example claimed by Secret default/one (kept) and Secret default/two "
+                 "(ignored)"),
+            nullptr);
+}
+
+TEST_F(Translate, AuthTlsSecret_ResolvedIntoPolicyOrFailsClosed) {
+  add_web_service();
+  res_.secrets = {secret("ca", "Opaque", {{"ca.crt", kPem}, {"ca.crl", "-----BEGIN X509 CRL-----\n"}}),
+                  secret("noca", "Opaque", {{"other", "x"}})};
+  auto ok = ingress("ok", 1, {{"ok.example", {path("/", PathType::Prefix, "web", 80)}, 1}});
+  ok.meta.annotations = {{kN + "auth-tls-secret", "default/ca"}, {kN + "auth-tls-verify-depth", "2"}};
+  auto missing = ingress("missing", 1, {{"missing.example", {path("/", PathType::Prefix, "web", 80)}, 1}});
+  missing.meta.annotations = {{"phigate.io/auth-tls-secret", "absent"}};
+  auto noca = ingress("noca", 1, {{"noca.example", {path("/", PathType::Prefix, "web", 80)}, 1}});
+  noca.meta.annotations = {{kN + "auth-tls-secret", "noca"}};
+  res_.ingresses = {ok, missing, noca};
+  const auto t = run();
+  ASSERT_EQ(t.routes.size(), 3u);
+  const auto& p_missing = *t.routes[0].paths.at(0).policy;
+  const auto& p_noca = *t.routes[1].paths.at(0).policy;
+  const auto& p_ok = *t.routes[2].paths.at(0).policy;
+  EXPECT_TRUE(p_ok.fail_closed.empty());
+  EXPECT_EQ(p_ok.verify_client, config::VerifyClient::On);
+  EXPECT_EQ(p_ok.auth_tls_ca_pem, kPem);
+  EXPECT_EQ(p_ok.auth_tls_crl_pem, "-----BEGIN X509 CRL-----\n");
+  EXPECT_EQ(p_ok.auth_tls_verify_depth, 2);
+  EXPECT_EQ(p_missing.fail_closed, "auth-tls-secret default/absent: Secret not found");
+  EXPECT_EQ(p_noca.fail_closed, "auth-tls-secret default/noca: Secret has no PEM ca.crt");
+  const auto* d = find("Secret default/absent not found");
+  ASSERT_NE(d, nullptr);
+  EXPECT_EQ(d->field, "metadata.annotations.phigate.io/auth-tls-secret");
+  EXPECT_EQ(t.stats.failed_closed, 2u);
+}
+
+TEST_F(Translate, ProxySslSecret_ResolvedIntoPolicyVerifyNeedsCa) {
+  add_web_service();
+  res_.secrets = {
+      secret("client", "kubernetes.io/tls", {{"tls.crt", kPem}, {"tls.key", kKeyPem}, {"ca.crt", kPem}}),
+      tls_secret("client-noca")};
+  auto ok = ingress("ok", 1, {{"ok.example", {path("/", PathType::Prefix, "web", 80)}, 1}});
+  ok.meta.annotations = {{kN + "proxy-ssl-secret", "default/client"},
+                         {kN + "proxy-ssl-verify", "on"},
+                         {kN + "backend-protocol", "HTTPS"}};
+  auto noca = ingress("noca", 2, {{"noca.example", {path("/", PathType::Prefix, "web", 80)}, 1}});
+  noca.meta.annotations = {{kN + "proxy-ssl-secret", "client-noca"}, {kN + "proxy-ssl-verify", "on"}};
+  res_.ingresses = {ok, noca};
+  const auto t = run();
+  const auto& p_ok = *t.routes.at(0).paths.at(0).policy;
+  EXPECT_TRUE(p_ok.fail_closed.empty()) << diag_.to_string();
+  EXPECT_EQ(p_ok.proxy_ssl_cert_pem, kPem);
+  EXPECT_EQ(p_ok.proxy_ssl_key_pem, kKeyPem);
+  EXPECT_EQ(p_ok.proxy_ssl_ca_pem, kPem);
+  EXPECT_TRUE(p_ok.proxy_ssl_verify);
+  EXPECT_EQ(t.routes.at(1).paths.at(0).policy->fail_closed,
+            "proxy-ssl-secret default/client-noca: Secret has no ca.crt, which proxy-ssl-verify requires");
+}
+
+TEST_F(Translate, DuplicateObjects_FirstWinsWithWarning) {
+  res_.services.push_back(service("web", {{"http", 80, ""}}));
+  res_.services.push_back(service("web", {{"http", 81, ""}}));
+  res_.services.back().origin.file = "cluster/again.yaml";
+  res_.ingresses.push_back(ingress("a", 1, {{"h", {path("/", PathType::Prefix, "web", 81)}, 1}}));
+  const auto t = run();
+  EXPECT_NE(find("duplicate Service (first defined in cluster/svc.yaml#0): this one is ignored"), nullptr);
+  EXPECT_NE(find("has no port 81"), nullptr);
+}
+
+TEST_F(Translate, FixtureTree_LoadsAndTranslatesEndToEnd) {
+  const auto loaded = load_directory(std::string(PHIGATE_FIXTURES_DIR) + "/tree");
+  ASSERT_FALSE(loaded.diagnostics.has_errors()) << loaded.diagnostics.to_string();
+  const auto t = translate(loaded.resources, spec_, diag_);
+  EXPECT_FALSE(diag_.has_errors()) << diag_.to_string();
+  ASSERT_EQ(t.routes.size(), 1u);
+  const auto& r = t.routes[0];
+  EXPECT_EQ(r.host, "shop.example.com");
+  ASSERT_EQ(r.paths.size(), 2u);
+  EXPECT_EQ(r.paths[0].backends, (std::vector<std::string>{"10.244.1.7:8080", "[fd00::7]:8080"}));
+  EXPECT_EQ(r.paths[1].path, "/api");
+  EXPECT_EQ(r.paths[1].backends,
+            std::vector<std::string>{"10.244.1.7:9443"});  // Service 8443 → targetPort admin
+  EXPECT_TRUE(r.paths[0].policy->tls_host);
+  EXPECT_EQ(r.paths[0].policy->body_size, 8u << 20);
+  ASSERT_EQ(t.certificates.size(), 1u);
+  EXPECT_EQ(t.certificates[0].resource, "Secret shop/shop-tls");
+  EXPECT_EQ(t.certificates[0].hosts, std::vector<std::string>{"shop.example.com"});
+}
+
+/// 5,000 Ingresses × 2 hosts × 2 paths (10,000 hosts, 20,000 paths), 1,000 Services with slices, TLS.
+Resources generate_large() {
+  Resources res;
+  constexpr int kIngresses = 5000;
+  constexpr int kServices = 1000;
+  for (int s = 0; s < kServices; ++s) {
+    const auto ns = "ns" + std::to_string(s % 50);
+    const auto name = "svc" + std::to_string(s);
+    res.services.push_back(service(name, {{"http", 80, "8080"}}, ns));
+    std::vector<Endpoint> eps;
+    for (int e = 0; e < 3; ++e) {
+      eps.push_back(
+          {{"10." + std::to_string(s / 250) + "." + std::to_string(s % 250) + "." + std::to_string(e + 1)},
+           e != 2});
+    }
+    res.endpoint_slices.push_back(slice(name + "-abc", name, "IPv4", {{"http", 8080}}, std::move(eps), ns));
+    res.secrets.push_back(tls_secret(name + "-tls", ns));
+  }
+  for (int i = 0; i < kIngresses; ++i) {
+    const int s = i % kServices;
+    const auto ns = "ns" + std::to_string(s % 50);
+    const auto svc = "svc" + std::to_string(s);
+    std::vector<IngressRule> rules;
+    for (int h = 0; h < 2; ++h) {
+      rules.push_back({"host" + std::to_string(i) + "-" + std::to_string(h) + ".example.com",
+                       {path("/", PathType::Prefix, svc, 80), path("/api", PathType::Exact, svc, 80)},
+                       1});
+    }
+    auto ing = ingress("ing" + std::to_string(i), 1'700'000'000 + (i * 7919) % 100000, std::move(rules), ns);
+    ing.meta.annotations = {{kN + "proxy-body-size", "16m"}, {kN + "whitelist-source-range", "10.0.0.0/8"}};
+    ing.tls = {{{ing.rules[0].host, ing.rules[1].host}, svc + "-tls", 1}};
+    res.ingresses.push_back(std::move(ing));
+  }
+  return res;
+}
+
+TEST_F(Translate, Large_5000Ingresses10000Hosts20000Paths) {
+  res_ = generate_large();
+  const auto t = run();
+  EXPECT_FALSE(diag_.has_errors()) << diag_.entries().at(0).to_string();
+  EXPECT_EQ(t.stats.used, 5000u);
+  EXPECT_EQ(t.stats.routes, 10000u);
+  EXPECT_EQ(t.stats.paths, 20000u);
+  EXPECT_EQ(t.stats.conflicts, 0u);
+  EXPECT_EQ(t.certificates.size(), 1000u);
+  std::size_t cert_hosts = 0;
+  for (const auto& c : t.certificates) cert_hosts += c.hosts.size();
+  EXPECT_EQ(cert_hosts, 10000u);
+  for (const auto& r : t.routes) {
+    ASSERT_EQ(r.paths.size(), 2u);
+    ASSERT_EQ(r.paths[0].backends.size(), 2u) << r.host;  // the third endpoint is not ready
+    ASSERT_TRUE(r.paths[0].policy->tls_host);
+  }
+  // Precedence: creation times are non-decreasing along the route list.
+  std::int64_t last = 0;
+  for (std::size_t i = 0; i < t.routes.size(); i += 2) {
+    const auto& resource = t.routes[i].paths[0].policy->resource;  // "Ingress nsX/ingN"
+    const auto n = std::stoi(resource.substr(resource.find("/ing") + 4));
+    const std::int64_t created = 1'700'000'000 + (n * 7919) % 100000;
+    EXPECT_LE(last, created);
+    last = created;
+  }
+}
+
+}  // namespace
+}  // namespace phigate::ingress
