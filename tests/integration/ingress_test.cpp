@@ -188,6 +188,26 @@ TEST_F(IngressTest, PlainHttpRedirectsUnlessSslRedirectIsFalse) {
   EXPECT_EQ(record_header(a.records()[0], "x-forwarded-proto"), "http");
 }
 
+TEST_F(IngressTest, TimeoutAndBodySizeAnnotationsApplyPerIngress) {
+  auto a = start_upstream("a");
+  dir_.write("manifests/services.yaml", service_yaml("svc-a", a));
+  dir_.write("manifests/ingress.yaml",
+             ingress_yaml("strict", "app.example", "svc-a",
+                          "    nginx.ingress.kubernetes.io/proxy-read-timeout: \"1\"\n"
+                          "    nginx.ingress.kubernetes.io/proxy-body-size: \"1k\"\n") +
+                 "---\n" + ingress_yaml("lenient", "other.example", "svc-a"));
+  auto pg = start();
+  const auto t0 = std::chrono::steady_clock::now();
+  EXPECT_EQ(code(pg, "app.example", "/slow?delay_ms=3000"), "504");
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 2500ms);  // the Ingress's 1 s, not the global 60 s
+  auto big = curl(pg, {"-o", "/dev/null", "-w", "%{http_code}", "--data-binary", std::string(2048, 'x'),
+                       https_url(pg, "/upload", "app.example")});
+  EXPECT_EQ(big.out, "413");
+  auto ok = curl(pg, {"-o", "/dev/null", "-w", "%{http_code}", "--data-binary", std::string(2048, 'x'),
+                      https_url(pg, "/upload", "other.example")});
+  EXPECT_EQ(ok.out, "200");
+}
+
 TEST_F(IngressTest, ZeroDropReload_WrkUnderFiftyRewrites) {
   auto a = start_upstream("a");
   auto b = start_upstream("b");
