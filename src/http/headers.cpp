@@ -38,15 +38,7 @@ std::size_t HeaderList::count(std::string_view name) const noexcept {
 }
 
 std::size_t HeaderList::remove(std::string_view name) {
-  std::size_t out = 0;
-  for (std::size_t i = 0; i < size_; ++i) {
-    if (iequals(fields_[i].name, name)) continue;
-    if (out != i) std::swap(fields_[out], fields_[i]);  // swap keeps the removed strings' capacity
-    ++out;
-  }
-  const std::size_t removed = size_ - out;
-  size_ = out;
-  return removed;
+  return remove_if([name](const Header& h) { return iequals(h.name, name); });
 }
 
 void HeaderList::set(std::string_view name, std::string_view value) {

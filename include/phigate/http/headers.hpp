@@ -31,6 +31,19 @@ class HeaderList {
   std::size_t remove(std::string_view name);
   /// Replaces all fields named `name` with one field (appended when absent).
   void set(std::string_view name, std::string_view value);
+  /// Removes every field for which `pred(const Header&)` is true, in one pass; returns the count.
+  template <class Pred>
+  std::size_t remove_if(Pred&& pred) {
+    std::size_t out = 0;
+    for (std::size_t i = 0; i < size_; ++i) {
+      if (pred(static_cast<const Header&>(fields_[i]))) continue;
+      if (out != i) std::swap(fields_[out], fields_[i]);  // swap keeps the removed strings' capacity
+      ++out;
+    }
+    const std::size_t removed = size_ - out;
+    size_ = out;
+    return removed;
+  }
 
   const Header* begin() const noexcept { return fields_.data(); }
   const Header* end() const noexcept { return fields_.data() + size_; }
