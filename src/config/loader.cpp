@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 #include <initializer_list>
+#include <limits>
 #include <sstream>
 #include <thread>
 
@@ -43,7 +44,8 @@ bool parse_duration(const std::string& text, Duration& out) {
   const char* b = text.data();
   const char* e = b + text.size();
   auto [ptr, ec] = std::from_chars(b, e, n);
-  if (ec != std::errc{} || ptr == b) return false;
+  // Bounded so that no unit multiplication overflows (10^12 s is ~31,700 years).
+  if (ec != std::errc{} || ptr == b || n > 1'000'000'000'000ULL) return false;
   const std::string_view unit(ptr, static_cast<std::size_t>(e - ptr));
   std::uint64_t ms = 0;
   if (unit.empty() || unit == "s") {
@@ -78,6 +80,7 @@ bool parse_size(const std::string& text, std::uint64_t& out) {
   } else if (!unit.empty()) {
     return false;
   }
+  if (n > std::numeric_limits<std::uint64_t>::max() / mult) return false;
   out = n * mult;
   return true;
 }

@@ -1,5 +1,7 @@
 #include "phigate/ingress/annotations.hpp"
 
+#include "phigate/config/loader.hpp"
+
 #include <algorithm>
 #include <array>
 #include <charconv>
@@ -95,25 +97,12 @@ std::string parse_depth(std::string_view v, int& out) {
 std::string parse_timeout(std::string_view v, std::optional<config::Duration>& out) {
   static constexpr std::string_view kWhat =
       "expected seconds (\"30\") or a duration (\"500ms\", \"30s\", \"2m\") from 1ms to 1h";
-  const auto digits = v.find_first_not_of("0123456789");
-  const auto number = v.substr(0, digits);
-  const auto unit = digits == std::string_view::npos ? std::string_view{} : v.substr(digits);
-  std::uint64_t n = 0;
-  if (number.size() > 10 || !parse_digits(number, n)) return std::string(kWhat);
-  std::uint64_t ms = 0;
-  if (unit.empty() || unit == "s") {
-    ms = n * 1000;
-  } else if (unit == "ms") {
-    ms = n;
-  } else if (unit == "m") {
-    ms = n * 60'000;
-  } else if (unit == "h") {
-    ms = n * 3'600'000;
-  } else {
+  config::Duration d{};
+  if (!config::parse_duration(std::string(v), d) || d < std::chrono::milliseconds(1) ||
+      d > std::chrono::hours(1)) {
     return std::string(kWhat);
   }
-  if (ms < 1 || ms > 3'600'000) return std::string(kWhat);
-  out = config::Duration(ms);
+  out = d;
   return {};
 }
 

@@ -183,6 +183,7 @@ TEST(ParseDuration, AcceptsUnitsAndRejectsJunk) {
   EXPECT_FALSE(parse_duration("10 s", d));
   EXPECT_FALSE(parse_duration("-1s", d));
   EXPECT_FALSE(parse_duration("1d", d));
+  EXPECT_FALSE(parse_duration("99999999999999h", d));  // would overflow the millisecond count
 }
 
 TEST(ParseSize, AcceptsBinaryMultiples) {
@@ -195,6 +196,7 @@ TEST(ParseSize, AcceptsBinaryMultiples) {
   EXPECT_EQ(v, 512u);
   EXPECT_FALSE(parse_size("1x", v));
   EXPECT_FALSE(parse_size("k", v));
+  EXPECT_FALSE(parse_size("100000000000g", v));  // 2^64 overflow
 }
 
 TEST(SplitHostPort, HandlesV4V6AndRejectsJunk) {
