@@ -19,7 +19,7 @@ PROM_VER="1.0.2-2+b3"
 STAMP="boost=$BOOST_VER llhttp=$LLHTTP_VER prometheus=$PROM_VER"
 
 PACKAGES=(build-essential cmake ninja-build ccache pkg-config git curl ca-certificates openssl
-  libssl-dev libyaml-cpp-dev libspdlog-dev libgtest-dev libgmock-dev libbenchmark-dev
+  libssl-dev libyaml-cpp-dev libyaml-dev libspdlog-dev libgtest-dev libgmock-dev libbenchmark-dev
   nginx-light haproxy wrk procps)
 
 die() { echo "bootstrap: error: $*" >&2; exit 1; }

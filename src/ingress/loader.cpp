@@ -1,7 +1,5 @@
 #include "phigate/ingress/loader.hpp"
 
-#include <yaml-cpp/yaml.h>
-
 #include <algorithm>
 #include <array>
 #include <charconv>
@@ -11,6 +9,7 @@
 #include <sstream>
 
 #include "names_impl.hpp"
+#include "yaml_tree_impl.hpp"
 
 namespace phigate::ingress {
 
@@ -124,23 +123,19 @@ std::optional<std::int64_t> parse_rfc3339(std::string_view s) {
 
 namespace {
 
-using YAML::Node;
+using Node = detail::YamlNode;
 
 int line_of(const Node& n) {
-  if (!n.IsDefined()) return 0;
-  const auto m = n.Mark();
-  return m.line >= 0 ? m.line + 1 : 0;
+  return n.line();
 }
 
 bool present(const Node& n) {
-  return n.IsDefined() && !n.IsNull();
+  return n.present();
 }
 
-/// parent[key] without yaml-cpp's pitfalls: never inserts, never throws; a null Node when absent.
+/// parent[key]: an absent Node when `parent` is not a mapping or has no such key.
 Node child(const Node& parent, std::string_view key) {
-  if (!parent.IsDefined() || !parent.IsMap()) return Node();
-  const Node c = parent[std::string(key)];
-  return c.IsDefined() ? c : Node();
+  return parent.get(key);
 }
 
 std::string join(const std::string& field, std::string_view key) {
@@ -169,12 +164,12 @@ class ObjectReader {
     diag_.warning(where_, line_of(at), field, message, resource_);
   }
 
-  /// The child mapping, or a null Node when absent or of another type (reported).
+  /// The child mapping, or an absent Node when absent, null or of another type (reported).
   Node map(const Node& parent, std::string_view key, const std::string& field) {
-    return typed(parent, key, field, YAML::NodeType::Map, "expected a mapping");
+    return typed(parent, key, field, &Node::is_map, "expected a mapping");
   }
   Node seq(const Node& parent, std::string_view key, const std::string& field) {
-    return typed(parent, key, field, YAML::NodeType::Sequence, "expected a list");
+    return typed(parent, key, field, &Node::is_seq, "expected a list");
   }
 
   std::optional<std::string> str(const Node& parent, std::string_view key, const std::string& field) {
@@ -183,11 +178,11 @@ class ObjectReader {
   }
 
   std::optional<std::string> scalar(const Node& n, const std::string& field) {
-    if (!n.IsScalar()) {
+    if (!n.is_scalar()) {
       error(n, field, "expected a string");
       return std::nullopt;
     }
-    return n.Scalar();
+    return std::string(n.scalar());
   }
 
   std::optional<std::int64_t> integer(const Node& parent, std::string_view key, const std::string& field,
@@ -195,7 +190,7 @@ class ObjectReader {
     const Node n = child(parent, key);
     if (!present(n)) return std::nullopt;
     std::int64_t v = 0;
-    const std::string s = n.IsScalar() ? n.Scalar() : std::string();
+    const std::string_view s = n.scalar();  // "" unless a scalar
     auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
     if (s.empty() || ec != std::errc{} || ptr != s.data() + s.size() || v < min || v > max) {
       error(n, join(field, key),
@@ -208,8 +203,8 @@ class ObjectReader {
   std::optional<bool> boolean(const Node& parent, std::string_view key, const std::string& field) {
     const Node n = child(parent, key);
     if (!present(n)) return std::nullopt;
-    if (n.IsScalar() && n.Scalar() == "true") return true;
-    if (n.IsScalar() && n.Scalar() == "false") return false;
+    if (n.is_scalar() && n.scalar() == "true") return true;
+    if (n.is_scalar() && n.scalar() == "false") return false;
     error(n, join(field, key), "expected true or false");
     return std::nullopt;
   }
@@ -217,12 +212,13 @@ class ObjectReader {
   /// A string → string mapping (annotations, labels, stringData); null values read as "".
   std::map<std::string, std::string> string_map(const Node& n, const std::string& field) {
     std::map<std::string, std::string> out;
-    for (const auto& kv : n) {
-      const auto key = scalar(kv.first, field);
+    for (std::size_t i = 0; i < n.size(); ++i) {
+      const Node value = n.value(i);
+      const auto key = scalar(n.key(i), field);
       if (!key) continue;
-      if (!present(kv.second)) {
+      if (!present(value)) {
         out[*key];
-      } else if (auto v = scalar(kv.second, join(field, *key))) {
+      } else if (auto v = scalar(value, join(field, *key))) {
         out[*key] = std::move(*v);
       }
     }
@@ -240,11 +236,11 @@ class ObjectReader {
   }
 
  private:
-  Node typed(const Node& parent, std::string_view key, const std::string& field, YAML::NodeType::value type,
-             const char* what) {
+  Node typed(const Node& parent, std::string_view key, const std::string& field,
+             bool (Node::*is_type)() const noexcept, const char* what) {
     const Node n = child(parent, key);
     if (!present(n)) return Node();
-    if (n.Type() != type) {
+    if (!(n.*is_type)()) {
       error(n, join(field, key), what);
       return Node();
     }
@@ -264,7 +260,7 @@ bool read_meta(ObjectReader& r, const Node& obj, std::string_view kind, ObjectMe
   if (auto ns = r.str(md, "namespace", "metadata"); ns && !ns->empty()) m.ns = std::move(*ns);
   if (!name || name->empty()) {
     if (name) r.error(child(md, "name"), "metadata.name", "must not be empty");
-    if (!present(child(md, "name"))) r.error(md.IsDefined() ? md : obj, "metadata.name", "required");
+    if (!present(child(md, "name"))) r.error(md.defined() ? md : obj, "metadata.name", "required");
     return false;
   }
   m.name = *name;
@@ -327,7 +323,7 @@ void read_ingress(ObjectReader& r, const Node& obj, Ingress& ing) {
   const Node tls = r.seq(spec, "tls", "spec");
   for (std::size_t i = 0; present(tls) && i < tls.size(); ++i) {
     const auto f = index("spec.tls", i);
-    if (!tls[i].IsMap()) {
+    if (!tls[i].is_map()) {
       r.error(tls[i], f, "expected a mapping");
       continue;
     }
@@ -341,7 +337,7 @@ void read_ingress(ObjectReader& r, const Node& obj, Ingress& ing) {
   for (std::size_t i = 0; present(rules) && i < rules.size(); ++i) {
     const auto f = index("spec.rules", i);
     const Node rn = rules[i];
-    if (!rn.IsMap()) {
+    if (!rn.is_map()) {
       r.error(rn, f, "expected a mapping");
       continue;
     }
@@ -354,7 +350,7 @@ void read_ingress(ObjectReader& r, const Node& obj, Ingress& ing) {
     for (std::size_t j = 0; present(paths) && j < paths.size(); ++j) {
       const auto pf = index(join(hf, "paths"), j);
       const Node pn = paths[j];
-      if (!pn.IsMap()) {
+      if (!pn.is_map()) {
         r.error(pn, pf, "expected a mapping");
         continue;
       }
@@ -426,7 +422,7 @@ void read_service(ObjectReader& r, const Node& obj, Service& s) {
   const Node ports = r.seq(spec, "ports", "spec");
   for (std::size_t i = 0; present(ports) && i < ports.size(); ++i) {
     const auto f = index("spec.ports", i);
-    if (!ports[i].IsMap()) {
+    if (!ports[i].is_map()) {
       r.error(ports[i], f, "expected a mapping");
       continue;
     }
@@ -461,7 +457,7 @@ bool read_endpoint_slice(ObjectReader& r, const Node& obj, EndpointSlice& s) {
   const Node ports = r.seq(obj, "ports", "");
   for (std::size_t i = 0; present(ports) && i < ports.size(); ++i) {
     const auto f = index("ports", i);
-    if (!ports[i].IsMap()) {
+    if (!ports[i].is_map()) {
       r.error(ports[i], f, "expected a mapping");
       continue;
     }
@@ -475,7 +471,7 @@ bool read_endpoint_slice(ObjectReader& r, const Node& obj, EndpointSlice& s) {
   for (std::size_t i = 0; present(endpoints) && i < endpoints.size(); ++i) {
     const auto f = index("endpoints", i);
     const Node en = endpoints[i];
-    if (!en.IsMap()) {
+    if (!en.is_map()) {
       r.error(en, f, "expected a mapping");
       continue;
     }
@@ -504,7 +500,7 @@ constexpr std::string_view kSliceApi = "discovery.k8s.io/v1";
 void load_object(const Node& obj, Origin origin, LoadResult& into, const std::string& list_api,
                  const std::string& list_item_kind) {
   auto& diag = into.diagnostics;
-  if (!obj.IsMap()) {
+  if (!obj.is_map()) {
     diag.error(origin.where(), origin.line, "", "expected a Kubernetes object (a mapping)");
     return;
   }
@@ -534,8 +530,8 @@ void load_object(const Node& obj, Origin origin, LoadResult& into, const std::st
     const Node md = child(obj, "metadata");
     const Node name = child(md, "name");
     const Node ns = child(md, "namespace");
-    std::string n = present(name) && name.IsScalar() ? name.Scalar() : "";
-    if (!n.empty()) n = (present(ns) && ns.IsScalar() ? ns.Scalar() : "default") + "/" + n;
+    std::string n(name.scalar());  // "" unless a scalar
+    if (!n.empty()) n = (ns.is_scalar() ? std::string(ns.scalar()) : "default") + "/" + n;
     into.ignored.push_back({origin, api, kind, std::move(n)});
   };
   static constexpr std::array<std::string_view, 5> kKnownKinds = {"Ingress", "IngressClass", "Secret",
@@ -639,24 +635,19 @@ void collect(const fs::path& dir, std::set<fs::path>& seen, std::vector<std::str
 
 void parse_text(const std::string& text, const std::string& file, LoadResult& into) {
   ++into.files;
-  std::vector<Node> docs;
-  try {
-    docs = YAML::LoadAll(text);
-  } catch (const YAML::Exception& e) {
+  detail::YamlTree tree;
+  // The whole file parses before any object is read: a broken file contributes no objects at all
+  // (half a file could drop the Ingress that claims a host while keeping the others).
+  if (const auto err = tree.parse(text)) {
     ++into.broken_files;
-    into.diagnostics.error(file, e.mark.line >= 0 ? e.mark.line + 1 : 0, "", "invalid YAML: " + e.msg);
+    into.diagnostics.error(file, err->line, "", "invalid YAML: " + err->message);
     return;
   }
+  const auto& docs = tree.documents();
   for (std::size_t d = 0; d < docs.size(); ++d) {
     if (!present(docs[d])) continue;  // an empty document ("---" at the start or end)
-    Origin origin{file, static_cast<int>(d), -1, line_of(docs[d])};
-    try {
-      load_object(docs[d], origin, into, "", "");
-    } catch (const YAML::Exception& e) {
-      // Not expected (every access is checked), but a yaml-cpp surprise must not abort the load.
-      into.diagnostics.error(origin.where(), e.mark.line >= 0 ? e.mark.line + 1 : 0, "",
-                             "cannot read: " + e.msg);
-    }
+    const Origin origin{file, static_cast<int>(d), -1, line_of(docs[d])};
+    load_object(docs[d], origin, into, "", "");
   }
 }
 

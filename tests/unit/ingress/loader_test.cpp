@@ -395,6 +395,208 @@ TEST(IngressLoader, NotAnObject_IsAnError) {
   EXPECT_EQ(r.diagnostics.entries().at(0).file, "m.yaml#0");
 }
 
+TEST(IngressLoader, Metadata_MissingIsRequiredAtTheObjectsLine) {
+  const auto r = load(
+      "apiVersion: v1\nkind: Service\nmetadata: {name: a}\n---\n# no metadata\n"
+      "apiVersion: v1\nkind: Service\n");
+  const auto* d = find(r.diagnostics, "metadata.name");
+  ASSERT_NE(d, nullptr) << r.diagnostics.to_string();
+  EXPECT_EQ(d->file, "m.yaml#1");
+  EXPECT_EQ(d->line, 6);  // the object's first line, not 0
+}
+
+TEST(IngressLoader, Yaml_ScalarStylesCommentsTagsAndNullsReadAsKubectlDoes) {
+  const auto r = load(R"(# leading comment
+apiVersion: v1   # trailing comment
+kind: Service
+metadata:
+  name: !!str web
+  namespace: 'shop'
+  annotations:
+    literal: |
+      line one
+        indented "two"
+    folded: >-
+      folded
+      text
+    double: "tab\there \u00e9 \"q\""
+    single: 'it''s'
+    plain: a multi
+      line plain scalar
+    tagged-number: !!str 80
+    quoted-null: "null"
+    empty:
+    tilde: ~
+    ? explicit key
+    : explicit value
+  labels: {app: web, "tier": 'front', gone: null}
+spec:
+  type: "NodePort"
+  ports:
+  - {name: http, port: 80, targetPort: "8080"}
+  - name: admin
+    port: !!int "8443"
+)");
+  EXPECT_FALSE(r.diagnostics.has_errors()) << r.diagnostics.to_string();
+  ASSERT_EQ(r.resources.services.size(), 1u);
+  const auto& s = r.resources.services[0];
+  EXPECT_EQ(s.meta.key(), "shop/web");
+  EXPECT_EQ(s.origin.line, 2);
+  EXPECT_EQ(s.meta.annotations_line, 8);
+  const auto& a = s.meta.annotations;
+  EXPECT_EQ(a.at("literal"), "line one\n  indented \"two\"\n");
+  EXPECT_EQ(a.at("folded"), "folded text");
+  EXPECT_EQ(a.at("double"), "tab\there \xc3\xa9 \"q\"");
+  EXPECT_EQ(a.at("single"), "it's");
+  EXPECT_EQ(a.at("plain"), "a multi line plain scalar");
+  EXPECT_EQ(a.at("tagged-number"), "80");
+  EXPECT_EQ(a.at("quoted-null"), "null");
+  EXPECT_EQ(a.at("empty"), "");
+  EXPECT_EQ(a.at("tilde"), "");
+  EXPECT_EQ(a.at("explicit key"), "explicit value");
+  EXPECT_EQ(s.meta.labels,
+            (std::map<std::string, std::string>{{"app", "web"}, {"tier", "front"}, {"gone", ""}}));
+  EXPECT_EQ(s.type, "NodePort");
+  ASSERT_EQ(s.ports.size(), 2u);
+  EXPECT_EQ(s.ports[0].target_port, "8080");
+  EXPECT_EQ(s.ports[1].port, 8443);
+}
+
+TEST(IngressLoader, Yaml_NullNameIsRequiredQuotedNullIsAName) {
+  const auto r = load(
+      "apiVersion: v1\nkind: Service\nmetadata: {name: ~}\n---\n"
+      "apiVersion: v1\nkind: Service\nmetadata: {name: 'null'}\n---\n"
+      "apiVersion: v1\nkind: Service\nmetadata: {name: ''}\n");
+  ASSERT_EQ(r.resources.services.size(), 1u);
+  EXPECT_EQ(r.resources.services[0].meta.name, "null");
+  ASSERT_EQ(r.diagnostics.error_count(), 2u) << r.diagnostics.to_string();
+  EXPECT_EQ(r.diagnostics.entries()[0].message, "required");
+  EXPECT_EQ(r.diagnostics.entries()[1].message, "must not be empty");
+  EXPECT_EQ(r.diagnostics.entries()[1].file, "m.yaml#2");
+  EXPECT_EQ(r.diagnostics.entries()[1].line, 11);
+}
+
+TEST(IngressLoader, Yaml_JsonCompactTabbedCrlfAndByteOrderMark) {
+  const auto r = load(
+      "{\"apiVersion\":\"v1\",\"kind\":\"Service\",\"metadata\":{\"name\":\"a\"},"
+      "\"spec\":{\"ports\":[{\"port\":80,\"targetPort\":8080}]}}\n",
+      "compact.json");
+  EXPECT_FALSE(r.diagnostics.has_errors()) << r.diagnostics.to_string();
+  ASSERT_EQ(r.resources.services.size(), 1u);
+  EXPECT_EQ(r.resources.services[0].ports.at(0).target_port, "8080");
+
+  const auto tabs = load(
+      "{\n\t\"apiVersion\": \"v1\",\n\t\"kind\": \"Service\",\n\t\"metadata\": {\n\t\t\"name\": "
+      "\"b\"\n\t}\n}\n");
+  EXPECT_FALSE(tabs.diagnostics.has_errors()) << tabs.diagnostics.to_string();
+  ASSERT_EQ(tabs.resources.services.size(), 1u);
+
+  const auto crlf = load(
+      "\xef\xbb\xbf"
+      "apiVersion: v1\r\nkind: Service\r\nmetadata:\r\n  name: c\r\n"
+      "  annotations:\r\n    x: |\r\n      one\r\n      two\r\n");
+  EXPECT_FALSE(crlf.diagnostics.has_errors()) << crlf.diagnostics.to_string();
+  ASSERT_EQ(crlf.resources.services.size(), 1u);
+  EXPECT_EQ(crlf.resources.services[0].meta.name, "c");
+  EXPECT_EQ(crlf.resources.services[0].meta.annotations.at("x"), "one\ntwo\n");
+}
+
+TEST(IngressLoader, Yaml_EmptyAndCommentOnlyFilesHaveNoObjectsAndNoErrors) {
+  for (const char* text : {"", "# nothing here\n", "---\n", "---\n...\n"}) {
+    const auto r = load(text);
+    EXPECT_TRUE(r.diagnostics.entries().empty()) << text << r.diagnostics.to_string();
+    EXPECT_EQ(r.files, 1u);
+    EXPECT_EQ(r.broken_files, 0u);
+    EXPECT_TRUE(r.ignored.empty());
+  }
+}
+
+TEST(IngressLoader, Anchors_AliasesReadAsTheAnchoredNode) {
+  const auto r = load(R"(apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: web-1
+  labels: &labels {kubernetes.io/service-name: web}
+  annotations: *labels
+addressType: IPv4
+ports: [&port {name: http, port: 8080}, *port]
+endpoints:
+- &ep {addresses: [&addr 10.0.0.1, *addr], conditions: {ready: &ready false}}
+- *ep
+- {addresses: [10.0.0.2], conditions: {ready: *ready}}
+)");
+  EXPECT_FALSE(r.diagnostics.has_errors()) << r.diagnostics.to_string();
+  ASSERT_EQ(r.resources.endpoint_slices.size(), 1u);
+  const auto& s = r.resources.endpoint_slices[0];
+  EXPECT_EQ(s.service_name, "web");
+  EXPECT_EQ(s.meta.annotations.at("kubernetes.io/service-name"), "web");
+  ASSERT_EQ(s.ports.size(), 2u);
+  EXPECT_EQ(s.ports[1].port, 8080);
+  ASSERT_EQ(s.endpoints.size(), 3u);
+  EXPECT_EQ(s.endpoints[1].addresses, (std::vector<std::string>{"10.0.0.1", "10.0.0.1"}));
+  EXPECT_FALSE(s.endpoints[1].ready);
+  EXPECT_FALSE(s.endpoints[2].ready);
+}
+
+TEST(IngressLoader, Anchors_UnknownRecursiveAndOtherDocumentsAliasesBreakTheFile) {
+  for (const char* text : {"apiVersion: v1\nkind: Service\nmetadata: *nope\n",
+                           "apiVersion: v1\nkind: Service\nmetadata: &m {name: x, self: *m}\n",
+                           "apiVersion: v1\nkind: Service\nmetadata: &m {name: a}\n---\n"
+                           "apiVersion: v1\nkind: Service\nmetadata: *m\n"}) {
+    const auto r = load(text);
+    EXPECT_EQ(r.broken_files, 1u) << text;
+    EXPECT_TRUE(r.resources.services.empty()) << text;
+    ASSERT_EQ(r.diagnostics.error_count(), 1u) << text;
+    EXPECT_EQ(r.diagnostics.entries()[0].file, "m.yaml");
+    EXPECT_GE(r.diagnostics.entries()[0].line, 3) << text;
+    EXPECT_NE(r.diagnostics.entries()[0].message.find("alias *"), std::string::npos)
+        << r.diagnostics.to_string();
+  }
+}
+
+TEST(IngressLoader, Anchors_AliasBombIsRefusedAsABrokenFile) {
+  // "Billion laughs": 9 levels of 10 aliases each stand for 10^9 nodes in under 1 KiB.
+  std::string text =
+      "apiVersion: v1\nkind: Service\nmetadata: {name: a}\nl0: &l0 [x, x, x, x, x, x, x, x, x, x]\n";
+  for (int i = 1; i <= 9; ++i) {
+    const auto prev = "*l" + std::to_string(i - 1);
+    text += "l" + std::to_string(i) + ": &l" + std::to_string(i) + " [";
+    for (int k = 0; k < 10; ++k) text += (k ? ", " : "") + prev;
+    text += "]\n";
+  }
+  const auto r = load(text);
+  EXPECT_EQ(r.broken_files, 1u);
+  EXPECT_TRUE(r.resources.services.empty());
+  ASSERT_EQ(r.diagnostics.error_count(), 1u) << r.diagnostics.to_string();
+  const auto& d = r.diagnostics.entries()[0];
+  EXPECT_NE(d.message.find("aliases expand to more than"), std::string::npos) << d.message;
+  EXPECT_GT(d.line, 4);
+  EXPECT_LE(d.line, 13);
+}
+
+TEST(IngressLoader, BrokenYaml_TopLevelFlowThenCommaIsAnErrorNotUnboundedMemory) {
+  // yaml-cpp 0.7 (the previous parser) allocated until killed on these few bytes.
+  const auto r = load("{},\n");
+  EXPECT_EQ(r.broken_files, 1u);
+  ASSERT_EQ(r.diagnostics.error_count(), 1u);
+  EXPECT_EQ(r.diagnostics.entries()[0].line, 1);
+  EXPECT_NE(r.diagnostics.entries()[0].message.find("invalid YAML"), std::string::npos);
+}
+
+TEST(IngressLoader, BrokenYaml_BadUtf8AndDeepNestingAreErrorsWithLine) {
+  const auto utf8 = load("apiVersion: v1\nkind: Service\nmetadata: {name: \"caf\xe9\"}\n");
+  EXPECT_EQ(utf8.broken_files, 1u);
+  ASSERT_EQ(utf8.diagnostics.error_count(), 1u);
+  EXPECT_EQ(utf8.diagnostics.entries()[0].line, 3);
+  EXPECT_NE(utf8.diagnostics.entries()[0].message.find("UTF-8"), std::string::npos);
+
+  const auto deep = load("a: b\nc: " + std::string(5000, '[') + std::string(5000, ']') + "\n");
+  EXPECT_EQ(deep.broken_files, 1u);
+  ASSERT_EQ(deep.diagnostics.error_count(), 1u);
+  EXPECT_EQ(deep.diagnostics.entries()[0].line, 2);
+  EXPECT_NE(deep.diagnostics.entries()[0].message.find("nested deeper"), std::string::npos);
+}
+
 TEST(IngressLoader, DecodeBase64_StrictAsTheApiServer) {
   EXPECT_EQ(decode_base64(""), "");
   EXPECT_EQ(decode_base64("Zg=="), "f");
