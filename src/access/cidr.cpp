@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 
+#include <algorithm>
 #include <charconv>
 #include <cstring>
 
@@ -32,14 +33,6 @@ bool is_v4_text(std::string_view t) {
   return t.find(':') == std::string_view::npos;
 }
 
-bool prefix_equal(const Address& a, const Address& b, unsigned bits) {
-  const unsigned bytes = bits / 8;
-  if (std::memcmp(a.data(), b.data(), bytes) != 0) return false;
-  const unsigned rest = bits % 8;
-  if (rest == 0) return true;
-  const auto mask = static_cast<std::uint8_t>(0xff << (8 - rest));
-  return (a[bytes] & mask) == (b[bytes] & mask);
-}
 }  // namespace
 
 std::optional<Cidr> parse_cidr(std::string_view text) {
@@ -69,11 +62,39 @@ std::optional<Cidr> parse_cidr(std::string_view text) {
   return c;
 }
 
-bool CidrSet::contains(const Address& a) const noexcept {
-  for (const auto& c : cidrs_) {
-    if (prefix_equal(a, c.network, c.prefix)) return true;
+void CidrSet::add(const Cidr& c) {
+  Range r{c.network, c.network};
+  for (unsigned i = 0; i < 16; ++i) {
+    const unsigned lo = i * 8;
+    if (c.prefix <= lo) {
+      r.hi[i] = 0xff;
+    } else if (c.prefix < lo + 8) {
+      r.hi[i] = static_cast<std::uint8_t>(r.hi[i] | (0xff >> (c.prefix - lo)));
+    }
   }
-  return false;
+  // Insert in order, then merge overlapping neighbours (lists are built once per snapshot).
+  auto it = std::lower_bound(ranges_.begin(), ranges_.end(), r,
+                             [](const Range& a, const Range& b) { return a.lo < b.lo; });
+  ranges_.insert(it, r);
+  std::vector<Range> merged;
+  merged.reserve(ranges_.size());
+  for (const auto& x : ranges_) {
+    if (!merged.empty() && x.lo <= merged.back().hi) {
+      if (merged.back().hi < x.hi) merged.back().hi = x.hi;
+    } else {
+      merged.push_back(x);
+    }
+  }
+  ranges_ = std::move(merged);
+}
+
+bool CidrSet::contains(const Address& a) const noexcept {
+  // The last range starting at or before `a` is the only candidate.
+  auto it = std::upper_bound(ranges_.begin(), ranges_.end(), a,
+                             [](const Address& v, const Range& r) { return v < r.lo; });
+  if (it == ranges_.begin()) return false;
+  --it;
+  return !(it->hi < a);
 }
 
 }  // namespace phigate::access

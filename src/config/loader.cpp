@@ -321,7 +321,7 @@ void check_address(Reader& r, const YAML::Node& n, const std::string& field, con
 void read_root(Reader& r, const YAML::Node& root, Config& cfg) {
   if (!r.expect_map(root, "",
                     {"listeners", "workers", "tls", "timeouts", "limits", "upstream", "trusted_proxies",
-                     "log", "routes", "ingress"})) {
+                     "log", "routes", "ingress", "access"})) {
     return;
   }
   if (const auto n = root["listeners"];
@@ -412,6 +412,10 @@ void read_root(Reader& r, const YAML::Node& root, Config& cfg) {
   }
 
   r.string_list(root, "trusted_proxies", "", cfg.trusted_proxies);
+  if (const auto n = root["access"]; n && r.expect_map(n, "access", {"allow", "deny"})) {
+    r.string_list(n, "allow", "access", cfg.allow_source_ranges);
+    r.string_list(n, "deny", "access", cfg.deny_source_ranges);
+  }
   if (const auto n = root["log"]; n && r.expect_map(n, "log", {"level"})) {
     r.string(n, "level", "log", cfg.log_level);
     static constexpr std::string_view kLevels[] = {"trace", "debug", "info", "warn", "error", "off"};

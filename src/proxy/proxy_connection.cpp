@@ -40,6 +40,7 @@ ProxyConnection::ProxyConnection(Worker& worker, SnapshotPtr snap, net::tcp::soc
   peer_ip_ = addr.is_v6() && addr.to_v6().is_v4_mapped()
                  ? net::asio::ip::make_address_v4(net::asio::ip::v4_mapped, addr.to_v6()).to_string()
                  : addr.to_string();
+  peer_addr_ = access::parse_address(peer_ip_);
 }
 
 net::awaitable<void> ProxyConnection::run(std::shared_ptr<ProxyConnection> self) {
@@ -78,8 +79,7 @@ bool ProxyConnection::peer_trusted() {
   // The peer never changes; the trusted set only with a new snapshot generation.
   if (trusted_gen_ != req_snap_->generation) {
     trusted_gen_ = req_snap_->generation;
-    const auto a = access::parse_address(peer_ip_);
-    trusted_ = a && req_snap_->trusted_proxies.contains(*a);
+    trusted_ = peer_addr_ && req_snap_->trusted_proxies.contains(*peer_addr_);
   }
   return trusted_;
 }
@@ -136,6 +136,12 @@ net::awaitable<bool> ProxyConnection::serve_one() {
     co_return co_await redirect_to_https();
   }
   if (route == nullptr) co_return co_await reply_error(stream_, Error::downstream(ErrorKind::NoRoute), false);
+  if (const auto& acl = req_snap_->route_access[route->target];
+      !peer_addr_ || !req_snap_->global_access.admits(*peer_addr_) || (acl && !acl->admits(*peer_addr_))) {
+    // Source ranges (HIPAA 164.312(a)(1) access control): refused before anything reaches the
+    // upstream; the connection stays usable when the request had no unread body.
+    co_return co_await reply_error(stream_, Error::downstream(ErrorKind::Denied, "source address"), false);
+  }
   if (policy != nullptr && !policy->fail_closed.empty()) {
     // An invalid Ingress keeps its hosts and paths claimed and answers 503, so that a protected
     // path never falls through to a broader route.

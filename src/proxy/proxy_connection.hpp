@@ -58,7 +58,8 @@ class ProxyConnection final : public ConnectionCore {
   net::tcp::endpoint peer_;
   std::uint16_t local_port_ = 0;
   std::string peer_ip_;
-  SnapshotPtr req_snap_;  // pinned for the current request (routes, clusters)
+  std::optional<access::Address> peer_addr_;  // for allow/deny lists and trusted proxies
+  SnapshotPtr req_snap_;                      // pinned for the current request (routes, clusters)
   std::uint64_t trusted_gen_ = 0;
   bool trusted_ = false;
   std::optional<upstream::Connection> up_;

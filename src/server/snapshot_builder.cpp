@@ -1,4 +1,5 @@
 #include <chrono>
+#include <unordered_map>
 
 #include "phigate/access/cidr.hpp"
 #include "phigate/ingress/loader.hpp"
@@ -34,6 +35,24 @@ proxy::SnapshotPtr build_snapshot(config::Config config, std::shared_ptr<tls::Ti
     if (!config.default_backend) config.default_backend = std::move(t.default_backend);
     for (auto& c : t.certificates) config.tls.certificates.push_back(std::move(c));
   }
+  // Annotations whose behaviour is not built yet must not be ignored: an Ingress asking for client
+  // certificates or an HTTPS backend fails closed instead of being served without them.
+  for (auto& r : config.routes) {
+    for (auto& p : r.paths) {
+      const auto* pol = p.policy.get();
+      if (pol == nullptr || !pol->fail_closed.empty()) continue;
+      const char* missing = pol->verify_client != config::VerifyClient::Off ? "auth-tls-verify-client"
+                            : pol->backend_protocol == config::BackendProtocol::Https
+                                ? "backend-protocol HTTPS"
+                                : nullptr;
+      if (missing == nullptr) continue;
+      auto copy = std::make_shared<config::RoutePolicy>(*pol);
+      copy->fail_closed = std::string(missing) + " is not supported yet";
+      diag.error(p.where.file, p.where.line, "metadata.annotations",
+                 std::string(missing) + " is not supported yet: failing closed (503)", pol->resource);
+      p.policy = std::move(copy);
+    }
+  }
   auto cfg = std::make_shared<const config::Config>(std::move(config));
   if (!cfg->listeners.https.empty()) {
     snap->tls = tls::ServerContexts::build(cfg->tls, std::move(keys), diag);
@@ -53,10 +72,45 @@ proxy::SnapshotPtr build_snapshot(config::Config config, std::shared_ptr<tls::Ti
     }
     snap->clusters.push_back(std::move(c));
   };
+  // Source allow/deny lists, compiled once per policy (an Ingress's paths share one).
+  auto compile = [&](const std::vector<std::string>& cidrs, access::CidrSet& into, const std::string& field,
+                     const std::string& resource) {
+    for (const auto& text : cidrs) {
+      if (auto c = access::parse_cidr(text)) {
+        into.add(*c);
+      } else {
+        diag.error(cfg->file, 0, field, "invalid CIDR '" + text + "'", resource);
+      }
+    }
+  };
+  std::unordered_map<const config::RoutePolicy*, std::shared_ptr<const access::AccessList>> compiled;
+  auto add_access = [&](const config::PathSpec& p) {
+    const auto* pol = p.policy.get();
+    std::shared_ptr<const access::AccessList> acl;
+    if (pol != nullptr && (!pol->allow_source_ranges.empty() || !pol->deny_source_ranges.empty())) {
+      auto& slot = compiled[pol];
+      if (!slot) {
+        auto list = std::make_shared<access::AccessList>();
+        compile(pol->allow_source_ranges, list->allow, "allowlist-source-range", pol->resource);
+        compile(pol->deny_source_ranges, list->deny, "denylist-source-range", pol->resource);
+        slot = std::move(list);
+      }
+      acl = slot;
+    }
+    snap->route_access.push_back(std::move(acl));
+  };
   for (const auto& r : cfg->routes) {
-    for (const auto& p : r.paths) add_cluster((r.host.empty() ? "*" : r.host) + " " + p.path, p);
+    for (const auto& p : r.paths) {
+      add_cluster((r.host.empty() ? "*" : r.host) + " " + p.path, p);
+      add_access(p);
+    }
   }
-  if (cfg->default_backend) add_cluster("default backend", *cfg->default_backend);
+  if (cfg->default_backend) {
+    add_cluster("default backend", *cfg->default_backend);
+    add_access(*cfg->default_backend);
+  }
+  compile(cfg->allow_source_ranges, snap->global_access.allow, "access.allow", "");
+  compile(cfg->deny_source_ranges, snap->global_access.deny, "access.deny", "");
   for (std::size_t i = 0; i < cfg->trusted_proxies.size(); ++i) {
     const auto c = access::parse_cidr(cfg->trusted_proxies[i]);
     if (!c) {

@@ -208,6 +208,35 @@ TEST_F(IngressTest, TimeoutAndBodySizeAnnotationsApplyPerIngress) {
   EXPECT_EQ(ok.out, "200");
 }
 
+TEST_F(IngressTest, SourceRangeAnnotationsAllowAndDeny_UnbuiltAuthFailsClosed) {
+  auto a = start_upstream("a");
+  dir_.write("manifests/services.yaml", service_yaml("svc-a", a));
+  dir_.write(
+      "manifests/ingress.yaml",
+      ingress_yaml("allow", "app.example", "svc-a",
+                   "    nginx.ingress.kubernetes.io/whitelist-source-range: \"127.0.0.1/32\"\n") +
+          "---\n" +
+          ingress_yaml("deny", "other.example", "svc-a",
+                       "    phigate.io/denylist-source-range: \"127.0.0.2, 10.0.0.0/8\"\n") +
+          "---\n" +
+          ingress_yaml("mtls", "mtls.app.example", "svc-a",
+                       "    nginx.ingress.kubernetes.io/auth-tls-verify-client: \"optional_no_ca\"\n"));
+  auto pg = start();
+  auto from = [&](const std::string& source, const std::string& host) {
+    return curl(pg, {"--interface", source, "--resolve",
+                     "mtls.app.example:" + std::to_string(pg.https) + ":127.0.0.1", "-o", "/dev/null", "-w",
+                     "%{http_code}", https_url(pg, "/", host)})
+        .out;
+  };
+  EXPECT_EQ(from("127.0.0.1", "app.example"), "200");
+  EXPECT_EQ(from("127.0.0.2", "app.example"), "403");
+  EXPECT_EQ(from("127.0.0.1", "other.example"), "200");
+  EXPECT_EQ(from("127.0.0.2", "other.example"), "403");
+  // Client certificates are not enforced yet: the Ingress that asks for them must not be served.
+  EXPECT_EQ(from("127.0.0.1", "mtls.app.example"), "503");
+  EXPECT_EQ(a.records().size(), 2u);  // only the two admitted requests reached the backend
+}
+
 TEST_F(IngressTest, ZeroDropReload_WrkUnderFiftyRewrites) {
   auto a = start_upstream("a");
   auto b = start_upstream("b");

@@ -183,6 +183,19 @@ TEST_F(PhigateTest, Proxy_RoundRobinAcrossEndpoints) {
   EXPECT_EQ(b.records().size(), 2u);
 }
 
+TEST_F(PhigateTest, Access_GlobalAllowAndDenyLists) {
+  auto up = start_upstream();
+  auto pg = start_phigate(config(route("app.example", up.address()),
+                                 "access: { allow: [\"127.0.0.0/30\"], deny: [\"127.0.0.2\"] }\n"));
+  auto from = [&](const std::string& source) {
+    return curl(pg, {"--interface", source, "-o", "/dev/null", "-w", "%{http_code}", https_url(pg, "/")}).out;
+  };
+  EXPECT_EQ(from("127.0.0.1"), "200");
+  EXPECT_EQ(from("127.0.0.2"), "403");  // denied although inside the allow range: deny wins
+  EXPECT_EQ(from("127.0.0.9"), "403");  // outside the allow range
+  EXPECT_EQ(up.records().size(), 1u);
+}
+
 TEST_F(PhigateTest, Redirect_PlainHttpGets308ToHttps) {
   auto up = start_upstream();
   auto pg = start_phigate(config(route("app.example", up.address())));

@@ -23,15 +23,33 @@ struct Cidr {
 /// Parses "10.0.0.0/8", "2001:db8::/32" or a bare address (a /32 or /128). Host bits must be 0.
 std::optional<Cidr> parse_cidr(std::string_view text);
 
+/// A set of CIDRs compiled into sorted, merged address ranges: `contains` is a binary search,
+/// O(log n) however long the list (allowlists of thousands of ranges stay cheap per request).
 class CidrSet {
  public:
-  void add(const Cidr& c) { cidrs_.push_back(c); }
-  bool empty() const noexcept { return cidrs_.empty(); }
+  /// Adds a range. Control thread, before the set is shared.
+  void add(const Cidr& c);
+  bool empty() const noexcept { return ranges_.empty(); }
+  std::size_t size() const noexcept { return ranges_.size(); }
   /// True when `a` lies in any member. Thread-safe for concurrent readers.
   bool contains(const Address& a) const noexcept;
 
  private:
-  std::vector<Cidr> cidrs_;
+  struct Range {
+    Address lo;
+    Address hi;
+  };
+  std::vector<Range> ranges_;  // sorted by lo, non-overlapping, non-adjacent merged
+};
+
+/// Who may reach a route: deny wins; a non-empty allow list admits only its members.
+struct AccessList {
+  CidrSet allow;
+  CidrSet deny;
+  bool admits(const Address& a) const noexcept {
+    if (deny.contains(a)) return false;
+    return allow.empty() || allow.contains(a);
+  }
 };
 
 }  // namespace phigate::access

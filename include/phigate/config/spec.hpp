@@ -157,7 +157,9 @@ struct Config {
   TimeoutsSpec timeouts;
   LimitsSpec limits;
   UpstreamSpec upstream;
-  std::vector<std::string> trusted_proxies;  // CIDRs
+  std::vector<std::string> trusted_proxies;      // CIDRs
+  std::vector<std::string> allow_source_ranges;  // `access.allow`: only these clients (empty: all)
+  std::vector<std::string> deny_source_ranges;   // `access.deny`: never these clients
   std::string log_level = "info";
   std::vector<RouteSpec> routes;
   IngressSpec ingress;

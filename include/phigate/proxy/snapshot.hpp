@@ -21,6 +21,10 @@ struct Snapshot {
   std::vector<upstream::Cluster> clusters;  // index: Route::target
   std::shared_ptr<const tls::ServerContexts> tls;
   access::CidrSet trusted_proxies;
+  access::AccessList global_access;  // `access:` in the config: applies to every route
+  /// Per-route source allow/deny lists (Ingress *-source-range annotations), index Route::target;
+  /// null when the route has none.
+  std::vector<std::shared_ptr<const access::AccessList>> route_access;
   std::uint16_t https_redirect_port = 0;  // 0: the port the first https listener bound
   // How it was built (logs and metrics on the control thread).
   std::size_t resource_errors = 0;  // errors confined to one Kubernetes resource (it fails closed)

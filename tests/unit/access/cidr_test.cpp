@@ -38,5 +38,40 @@ TEST(Cidr, OddPrefixLengths) {
   EXPECT_FALSE(in(s, "172.32.0.0"));
 }
 
+TEST(Cidr, OverlappingAndAdjacentRangesMerge) {
+  CidrSet s;
+  s.add(*parse_cidr("10.0.0.0/24"));
+  s.add(*parse_cidr("10.0.0.0/16"));  // swallows the /24
+  s.add(*parse_cidr("10.1.0.0/16"));  // adjacent: still two ranges, both hit
+  EXPECT_TRUE(in(s, "10.0.200.1"));
+  EXPECT_TRUE(in(s, "10.1.255.255"));
+  EXPECT_FALSE(in(s, "10.2.0.0"));
+  EXPECT_FALSE(in(s, "9.255.255.255"));
+}
+
+TEST(Cidr, TenThousandRangesStillExact) {
+  CidrSet s;
+  for (int i = 0; i < 10000; ++i) {
+    s.add(*parse_cidr(std::to_string(20 + i / 256) + "." + std::to_string(i % 256) + ".0.0/24"));
+  }
+  EXPECT_EQ(s.size(), 10000u);
+  EXPECT_TRUE(in(s, "20.0.0.7"));
+  EXPECT_TRUE(in(s, "59.15.0.255"));  // i = 9999
+  EXPECT_FALSE(in(s, "59.15.1.0"));
+  EXPECT_FALSE(in(s, "20.0.1.0"));
+  EXPECT_FALSE(in(s, "::1"));
+}
+
+TEST(AccessList, DenyWinsAndEmptyAllowAdmitsAll) {
+  AccessList a;
+  EXPECT_TRUE(a.admits(*parse_address("1.2.3.4")));
+  a.deny.add(*parse_cidr("1.2.3.4"));
+  EXPECT_FALSE(a.admits(*parse_address("1.2.3.4")));
+  a.allow.add(*parse_cidr("1.2.3.0/24"));
+  EXPECT_FALSE(a.admits(*parse_address("1.2.3.4")));
+  EXPECT_TRUE(a.admits(*parse_address("1.2.3.5")));
+  EXPECT_FALSE(a.admits(*parse_address("1.2.4.5")));
+}
+
 }  // namespace
 }  // namespace phigate::access
