@@ -341,7 +341,7 @@ void read_root(Reader& r, const YAML::Node& root, Config& cfg) {
   if (const auto n = root["tls"];
       n && r.expect_map(n, "tls",
                         {"min_version", "ciphers", "ciphersuites", "groups", "session_tickets",
-                         "ticket_key_rotation", "default_certificate", "certificates"})) {
+                         "ticket_key_rotation", "default_certificate", "certificates", "hsts"})) {
     auto& t = cfg.tls;
     r.string(n, "min_version", "tls", t.min_version);
     if (t.min_version != "TLSv1.2" && t.min_version != "TLSv1.3") {
@@ -354,6 +354,13 @@ void read_root(Reader& r, const YAML::Node& root, Config& cfg) {
     r.duration(n, "ticket_key_rotation", "tls", t.ticket_key_rotation);
     if (t.ticket_key_rotation < 1min) {
       r.error(n["ticket_key_rotation"], "tls.ticket_key_rotation", "must be at least 1m");
+    }
+    if (const auto h = n["hsts"];
+        h && r.expect_map(h, "tls.hsts", {"enabled", "max_age", "include_subdomains", "preload"})) {
+      r.boolean(h, "enabled", "tls.hsts", t.hsts.enabled);
+      r.integer(h, "max_age", "tls.hsts", t.hsts.max_age, std::uint64_t{0}, std::uint64_t{1'000'000'000});
+      r.boolean(h, "include_subdomains", "tls.hsts", t.hsts.include_subdomains);
+      r.boolean(h, "preload", "tls.hsts", t.hsts.preload);
     }
     if (const auto d = n["default_certificate"]) {
       t.default_certificate.emplace();

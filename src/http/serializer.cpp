@@ -43,13 +43,15 @@ void append_request_head(std::string& out, std::string_view method, std::string_
 }
 
 void append_response_head(std::string& out, int status, std::string_view reason, int minor,
-                          const HeaderList& headers, Framing framing, bool close) {
+                          const HeaderList& headers, Framing framing, bool close,
+                          std::string_view extra_fields) {
   out += minor == 0 ? "HTTP/1.0 " : "HTTP/1.1 ";
   append_number(out, static_cast<std::uint64_t>(status));
   out += ' ';
   out += reason.empty() ? std::string_view(reason_phrase(status)) : reason;
   out += "\r\n";
   append_fields(out, headers, framing);
+  out += extra_fields;
   if (close) {
     out += "Connection: close\r\n";
   } else if (minor == 0) {
@@ -59,7 +61,7 @@ void append_response_head(std::string& out, int status, std::string_view reason,
 }
 
 void append_local_reply(std::string& out, int status, int minor, bool close, std::string_view body,
-                        std::string_view location, bool head_only) {
+                        std::string_view location, bool head_only, std::string_view extra_fields) {
   out += minor == 0 ? "HTTP/1.0 " : "HTTP/1.1 ";
   append_number(out, static_cast<std::uint64_t>(status));
   out += ' ';
@@ -72,6 +74,7 @@ void append_local_reply(std::string& out, int status, int minor, bool close, std
     out += location;
     out += "\r\n";
   }
+  out += extra_fields;
   if (close) {
     out += "Connection: close\r\n";
   } else if (minor == 0) {

@@ -67,6 +67,7 @@ class ConnectionCore : public ConnectionBase {
   http::Parser req_parser_;
   std::string out_;
   core::Error error_;
+  std::string_view extra_fields_;  // added to every response (HSTS over TLS); points into a pinned snapshot
 };
 
 template <class Stream>
@@ -133,7 +134,7 @@ net::awaitable<bool> ConnectionCore::reply_error(Stream& stream, const core::Err
   std::string body = std::to_string(status) + " " + http::reason_phrase(status) + "\n";
   out_.clear();
   http::append_local_reply(out_, status, req_parser_.head_complete() ? head.version_minor : 1, close, body,
-                           {}, req_parser_.head_complete() && head.method == "HEAD");
+                           {}, req_parser_.head_complete() && head.method == "HEAD", extra_fields_);
   worker_.stats().count_response(status);
   const auto ec = co_await flush_client(stream);
   co_return !ec && !close;

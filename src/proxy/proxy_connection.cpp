@@ -41,6 +41,7 @@ ProxyConnection::ProxyConnection(Worker& worker, SnapshotPtr snap, net::tcp::soc
                  ? net::asio::ip::make_address_v4(net::asio::ip::v4_mapped, addr.to_v6()).to_string()
                  : addr.to_string();
   peer_addr_ = access::parse_address(peer_ip_);
+  if (tls_) extra_fields_ = snap_->hsts_field;
 }
 
 net::awaitable<void> ProxyConnection::run(std::shared_ptr<ProxyConnection> self) {
@@ -119,7 +120,10 @@ net::awaitable<bool> ProxyConnection::serve_one() {
   }
   // Pin the snapshot for this request: routes and clusters come from one generation. In the
   // steady state the worker's pointer has not changed and no reference count is touched.
-  if (req_snap_.get() != worker_.snapshot().get()) req_snap_ = worker_.snapshot();
+  if (req_snap_.get() != worker_.snapshot().get()) {
+    req_snap_ = worker_.snapshot();
+    if (tls_) extra_fields_ = req_snap_->hsts_field;
+  }
   auto& head = req_parser_.head();
   const auto host_count = head.headers.count("host");
   if (host_count > 1 || (host_count == 0 && head.version_minor >= 1)) {
@@ -363,7 +367,10 @@ net::awaitable<std::optional<Error>> ProxyConnection::relay_response(bool& start
       http::remove_hop_by_hop(rh.headers);
       const bool close = !client_keep_alive_ || close_after_response_ || worker_.draining();
       if (close) client_keep_alive_ = false;
-      http::append_response_head(out_, rh.status, rh.reason, req.version_minor, rh.headers, framing, close);
+      // HSTS (RFC 6797) on every HTTPS response, unless the application already sets its own.
+      const bool own_hsts = !extra_fields_.empty() && rh.headers.find("strict-transport-security") != nullptr;
+      http::append_response_head(out_, rh.status, rh.reason, req.version_minor, rh.headers, framing, close,
+                                 own_hsts ? std::string_view{} : extra_fields_);
       worker_.stats().count_response(rh.status);
       head_sent = true;
       started = true;

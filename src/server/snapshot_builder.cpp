@@ -121,6 +121,11 @@ proxy::SnapshotPtr build_snapshot(config::Config config, std::shared_ptr<tls::Ti
     snap->trusted_proxies.add(*c);
   }
   snap->https_redirect_port = static_cast<std::uint16_t>(cfg->listeners.https_redirect_port);
+  if (const auto& h = cfg->tls.hsts; h.enabled) {
+    snap->hsts_field = "Strict-Transport-Security: max-age=" + std::to_string(h.max_age) +
+                       (h.include_subdomains ? "; includeSubDomains" : "") + (h.preload ? "; preload" : "") +
+                       "\r\n";
+  }
   const bool tls_missing = !cfg->listeners.https.empty() && !snap->tls;
   snap->config = std::move(cfg);
   if (fatal_errors(diag) > 0 || tls_missing) return nullptr;

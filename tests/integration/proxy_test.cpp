@@ -196,6 +196,31 @@ TEST_F(PhigateTest, Access_GlobalAllowAndDenyLists) {
   EXPECT_EQ(up.records().size(), 1u);
 }
 
+TEST_F(PhigateTest, Hsts_OnEveryHttpsResponse_NeverOnPlainHttp_Configurable) {
+  auto up = start_upstream();
+  auto pg = start_phigate(config(route("app.example", up.address())));
+  const std::string want = "Strict-Transport-Security: max-age=31536000; includeSubDomains\r\n";
+  auto ok = curl(pg, {"-i", https_url(pg, "/")});
+  EXPECT_NE(ok.out.find(want), std::string::npos) << ok.out;
+  auto missing = curl(pg, {"-i", https_url(pg, "/", "other.example")});  // a local 404
+  EXPECT_NE(missing.out.find(want), std::string::npos) << missing.out;
+  auto plain = run(
+      {"curl", "-sS", "-i", "-H", "Host: app.example", "http://127.0.0.1:" + std::to_string(pg.http) + "/"});
+  EXPECT_EQ(plain.out.find("Strict-Transport-Security"), std::string::npos) << plain.out;
+  // Exactly one HSTS field per response.
+  auto echo = curl(pg, {"-i", https_url(pg, "/?bytes=1")});
+  EXPECT_EQ(echo.out.find(want), echo.out.rfind(want)) << echo.out;
+
+  pg.process.terminate();
+  auto yaml = config(route("app.example", up.address()));
+  yaml.replace(yaml.find("tls:\n"), 5,
+               "tls:\n  hsts: { max_age: 600, include_subdomains: false, preload: true }\n");
+  auto pg2 = start_phigate(yaml);
+  auto custom = curl(pg2, {"-i", https_url(pg2, "/")});
+  EXPECT_NE(custom.out.find("Strict-Transport-Security: max-age=600; preload\r\n"), std::string::npos)
+      << custom.out;
+}
+
 TEST_F(PhigateTest, Redirect_PlainHttpGets308ToHttps) {
   auto up = start_upstream();
   auto pg = start_phigate(config(route("app.example", up.address())));

@@ -40,6 +40,14 @@ inline constexpr const char* kDefaultCipherSuites =
     "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256";
 inline constexpr const char* kDefaultGroups = "X25519:P-256:P-384";
 
+/// Strict-Transport-Security on HTTPS responses (RFC 6797).
+struct HstsSpec {
+  bool enabled = true;
+  std::uint64_t max_age = 31536000;  // seconds (one year)
+  bool include_subdomains = true;
+  bool preload = false;
+};
+
 struct TlsSpec {
   std::string min_version = "TLSv1.2";              // TLSv1.2 | TLSv1.3
   std::string ciphers = kDefaultCiphers;            // TLS 1.2 (OpenSSL cipher list)
@@ -49,6 +57,7 @@ struct TlsSpec {
   Duration ticket_key_rotation = 1h;
   std::optional<CertificateSpec> default_certificate;
   std::vector<CertificateSpec> certificates;
+  HstsSpec hsts;
 };
 
 struct ListenersSpec {

@@ -25,6 +25,7 @@ struct Snapshot {
   /// Per-route source allow/deny lists (Ingress *-source-range annotations), index Route::target;
   /// null when the route has none.
   std::vector<std::shared_ptr<const access::AccessList>> route_access;
+  std::string hsts_field;  // "Strict-Transport-Security: ...\r\n" for HTTPS responses, or empty
   std::uint16_t https_redirect_port = 0;  // 0: the port the first https listener bound
   // How it was built (logs and metrics on the control thread).
   std::size_t resource_errors = 0;  // errors confined to one Kubernetes resource (it fails closed)
