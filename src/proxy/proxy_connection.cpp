@@ -26,6 +26,33 @@ std::string_view target_path(std::string_view target) {
   return target.substr(0, target.find('?'));
 }
 
+/// Request-smuggling and desync defences beyond llhttp's strict parsing. Returns why the request
+/// must be refused (400, connection closed), or nullptr.
+const char* strict_violation(const http::MessageHead& head, std::string_view host) {
+  // Only HTTP/1.0 and 1.1 are spoken here; llhttp also admits 0.9 and 2.0 request lines.
+  if (head.version_major != 1 || head.version_minor > 1) return "unsupported HTTP version";
+  // h2c would switch protocols under our feet (RFC 9113 §3.1 removed it; proxies must not relay it).
+  if (const auto* up = head.headers.find("upgrade")) {
+    bool h2c = false;
+    http::for_each_token(*up, [&](std::string_view t) { h2c = h2c || http::iequals(t, "h2c"); });
+    if (h2c) return "Upgrade: h2c";
+  }
+  if (head.headers.count("upgrade") > 1) return "repeated Upgrade";
+  // RFC 9112 §3.2.2: an absolute-form target's authority replaces Host; a different Host is an
+  // attempt to route by one name and be served as another.
+  std::string_view t = head.target;
+  if (!t.empty() && t.front() != '/' && t != "*") {
+    const auto scheme = t.find("://");
+    if (scheme == std::string_view::npos) return "malformed request target";
+    const auto rest = t.substr(scheme + 3);
+    const auto authority = rest.substr(0, rest.find_first_of("/?#"));
+    if (router::RouteTable::normalize_host(authority) != router::RouteTable::normalize_host(host)) {
+      return "absolute-form target names another host than Host";
+    }
+  }
+  return nullptr;
+}
+
 }  // namespace
 
 ProxyConnection::ProxyConnection(Worker& worker, SnapshotPtr snap, net::tcp::socket sock, bool tls)
@@ -133,6 +160,9 @@ net::awaitable<bool> ProxyConnection::serve_one() {
   }
   const std::string* host = head.headers.find("host");
   host_.assign(host ? std::string_view(*host) : std::string_view{});
+  if (const char* why = strict_violation(head, host_)) {
+    co_return co_await reply_error(stream_, Error::downstream(ErrorKind::BadRequest, why), true);
+  }
   const auto* route = req_snap_->routes.match(host_, target_path(head.target));
   const config::RoutePolicy* policy = route ? route->policy.get() : nullptr;
   // Plain HTTP only where an Ingress asked for it explicitly; everything else goes to HTTPS.

@@ -63,6 +63,54 @@ TEST_F(PhigateTest, Timeout_IdleKeepAliveIsClosed) {
   EXPECT_LT(std::chrono::steady_clock::now() - start, 2s);
 }
 
+TEST_F(PhigateTest, Strict_MalformedRequestsGet400AndNothingReachesTheBackend) {
+  auto up = start_upstream();
+  auto pg = start_phigate(config(route_to(up)));
+  const std::string h = "Host: app.example\r\n";
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"CL+TE",
+       "POST / HTTP/1.1\r\n" + h + "Content-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"},
+      {"TE not chunked", "POST / HTTP/1.1\r\n" + h + "Transfer-Encoding: gzip\r\n\r\n"},
+      {"TE chunked not last", "POST / HTTP/1.1\r\n" + h + "Transfer-Encoding: chunked, gzip\r\n\r\n"},
+      {"duplicate CL", "POST / HTTP/1.1\r\n" + h + "Content-Length: 1\r\nContent-Length: 2\r\n\r\nab"},
+      {"invalid CL", "POST / HTTP/1.1\r\n" + h + "Content-Length: 1x\r\n\r\na"},
+      {"obs-fold", "GET / HTTP/1.1\r\n" + h + "X-A: 1\r\n  folded\r\n\r\n"},
+      {"bare LF", "GET / HTTP/1.1\n" + h + "\n"},
+      {"NUL in value", std::string("GET / HTTP/1.1\r\n") + h + "X-A: a" + std::string(1, '\0') + "b\r\n\r\n"},
+      {"space before colon", "GET / HTTP/1.1\r\n" + h + "X-A : 1\r\n\r\n"},
+      {"bad chunk size",
+       "POST / HTTP/1.1\r\n" + h + "Transfer-Encoding: chunked\r\n\r\nzz\r\nab\r\n0\r\n\r\n"},
+      {"no Host", "GET / HTTP/1.1\r\n\r\n"},
+      {"two Hosts", "GET / HTTP/1.1\r\n" + h + h + "\r\n"},
+      {"absolute-form other host", "GET http://other.example/ HTTP/1.1\r\n" + h + "\r\n"},
+      {"HTTP/0.9", "GET /\r\n\r\n"},
+      {"HTTP/2.0 line", "GET / HTTP/2.0\r\n" + h + "\r\n"},
+      {"HTTP/1.2", "GET / HTTP/1.2\r\n" + h + "\r\n"},
+      {"CONNECT", "CONNECT app.example:443 HTTP/1.1\r\n" + h + "\r\n"},
+      {"Upgrade h2c",
+       "GET / HTTP/1.1\r\n" + h + "Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\n\r\n"},
+  };
+  for (const auto& [name, bytes] : cases) {
+    auto c = TlsClient::connect("127.0.0.1", pg.https, {.sni = "app.example"});
+    ASSERT_TRUE(c) << c.error;
+    // The malformed request is followed by a valid one: it must never be read as a request.
+    ASSERT_TRUE(c->write(bytes + "GET /smuggled HTTP/1.1\r\n" + h + "\r\n")) << name;
+    auto r = c->read_http_response(5s);
+    ASSERT_TRUE(r) << name << ": " << c->error();
+    EXPECT_EQ(r->status, 400) << name;
+    c->read_all(3s);
+    EXPECT_TRUE(c->closed()) << name << ": the connection must close after a rejected request";
+  }
+  EXPECT_TRUE(up.records().empty()) << up.records().front();
+  // A well-formed absolute-form request naming the same host is fine.
+  auto ok = TlsClient::connect("127.0.0.1", pg.https, {.sni = "app.example"});
+  ASSERT_TRUE(ok) << ok.error;
+  ASSERT_TRUE(ok->write("GET https://app.example/x HTTP/1.1\r\n" + h + "\r\n"));
+  auto r = ok->read_http_response(5s);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+}
+
 TEST_F(PhigateTest, Streaming_256MiBEachWayUsesBoundedMemory) {
   auto up = start_upstream();
   auto pg = start_phigate(config(route_to(up)));
