@@ -339,12 +339,32 @@ void read_root(Reader& r, const YAML::Node& root, Config& cfg) {
   r.integer(root, "workers", "", cfg.workers, 0u, 256u);
 
   if (const auto n = root["tls"];
-      n && r.expect_map(n, "tls",
-                        {"min_version", "ciphers", "ciphersuites", "groups", "session_tickets",
-                         "ticket_key_rotation", "default_certificate", "certificates", "hsts"})) {
+      n && r.expect_map(
+               n, "tls",
+               {"profile", "allow_insecure_tls", "min_version", "ciphers", "ciphersuites", "groups",
+                "session_tickets", "ticket_key_rotation", "default_certificate", "certificates", "hsts"})) {
     auto& t = cfg.tls;
+    r.string(n, "profile", "tls", t.profile);
+    r.boolean(n, "allow_insecure_tls", "tls", t.allow_insecure_tls);
+    if (t.profile == "nist-800-52r2") {
+      t.ciphers =
+          "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
+          "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384";
+      t.ciphersuites = "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384";
+      t.groups = "P-256:P-384";
+    } else if (t.profile == "modern") {
+      t.min_version = "TLSv1.3";
+    } else if (t.profile != "default") {
+      r.error(n["profile"], "tls.profile",
+              "must be default, nist-800-52r2 or modern, not '" + t.profile + "'");
+    }
+    // Explicit settings override the profile's.
     r.string(n, "min_version", "tls", t.min_version);
-    if (t.min_version != "TLSv1.2" && t.min_version != "TLSv1.3") {
+    const bool legacy = t.min_version == "TLSv1" || t.min_version == "TLSv1.1";
+    if (legacy && !t.allow_insecure_tls) {
+      r.error(n["min_version"], "tls.min_version",
+              t.min_version + " is below TLS 1.2: refused unless tls.allow_insecure_tls is true");
+    } else if (!legacy && t.min_version != "TLSv1.2" && t.min_version != "TLSv1.3") {
       r.error(n["min_version"], "tls.min_version", "must be TLSv1.2 or TLSv1.3, not '" + t.min_version + "'");
     }
     r.string(n, "ciphers", "tls", t.ciphers);

@@ -211,7 +211,10 @@ std::shared_ptr<const ServerContexts> ServerContexts::build(const config::TlsSpe
       continue;
     }
     SSL_CTX* x = ctx.get();
-    const int min = spec.min_version == "TLSv1.3" ? TLS1_3_VERSION : TLS1_2_VERSION;
+    const int min = spec.min_version == "TLSv1.3"   ? TLS1_3_VERSION
+                    : spec.min_version == "TLSv1.1" ? TLS1_1_VERSION
+                    : spec.min_version == "TLSv1"   ? TLS1_VERSION
+                                                    : TLS1_2_VERSION;
     if (SSL_CTX_set_min_proto_version(x, min) != 1 || SSL_CTX_set_max_proto_version(x, TLS1_3_VERSION) != 1) {
       fail("cannot set protocol versions");
       continue;
@@ -219,6 +222,28 @@ std::shared_ptr<const ServerContexts> ServerContexts::build(const config::TlsSpe
     if (SSL_CTX_set_cipher_list(x, spec.ciphers.c_str()) != 1) {
       fail("tls.ciphers '" + spec.ciphers + "' selects no usable cipher");
       continue;
+    }
+    if (i == 0) {
+      // Transmission security (HIPAA 164.312(e)(1)): every TLS <= 1.2 suite the list admits must be
+      // AEAD with an ephemeral (EC)DHE key exchange, checked on what OpenSSL actually enabled.
+      const auto* list = SSL_CTX_get_ciphers(x);
+      for (int k = 0; list != nullptr && k < sk_SSL_CIPHER_num(list); ++k) {
+        const SSL_CIPHER* ci = sk_SSL_CIPHER_value(list, k);
+        const int kx = SSL_CIPHER_get_kx_nid(ci);
+        if (kx == NID_kx_any) continue;  // a TLS 1.3 suite: always AEAD with (EC)DHE
+        const bool fs = kx == NID_kx_ecdhe || kx == NID_kx_dhe;
+        if (SSL_CIPHER_is_aead(ci) == 1 && fs) continue;
+        const std::string why = std::string("tls.ciphers admits ") + SSL_CIPHER_get_name(ci) +
+                                (fs ? ", which is not AEAD" : ", which is not forward-secret");
+        if (spec.allow_insecure_tls) {
+          diag.warning(c.where.file, c.where.line, "tls.ciphers",
+                       why + " (allowed by tls.allow_insecure_tls)");
+        } else {
+          diag.error(c.where.file, c.where.line, "tls.ciphers",
+                     why + ": refused unless tls.allow_insecure_tls is true");
+          ok = false;
+        }
+      }
     }
     if (SSL_CTX_set_ciphersuites(x, spec.ciphersuites.c_str()) != 1) {
       fail("tls.ciphersuites '" + spec.ciphersuites + "' is invalid");

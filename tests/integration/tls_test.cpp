@@ -101,5 +101,50 @@ TEST_F(TlsTest, Resumption_TicketsWorkAcrossConnections) {
   }
 }
 
+TEST_F(PhigateTest, Profiles_ModernRefusesTls12_NistRefusesChaChaAndX25519) {
+  auto up = start_upstream();
+  const std::string routes =
+      "  - host: app.example\n    paths: [{ path: /, backends: [\"" + up.address() + "\"] }]\n";
+  auto with_profile = [&](const std::string& profile) {
+    auto yaml = config(routes);
+    yaml.replace(yaml.find("tls:\n"), 5, "tls:\n  profile: " + profile + "\n");
+    return yaml;
+  };
+  {
+    auto pg = start_phigate(with_profile("modern"));
+    EXPECT_FALSE(
+        TlsClient::connect("127.0.0.1", pg.https, {.sni = "app.example", .max_version = TLS1_2_VERSION}));
+    auto v13 = TlsClient::connect("127.0.0.1", pg.https, {.sni = "app.example"});
+    ASSERT_TRUE(v13) << v13.error;
+    EXPECT_EQ(v13->negotiated_version(), "TLSv1.3");
+  }
+  {
+    auto pg = start_phigate(with_profile("nist-800-52r2"));
+    EXPECT_FALSE(TlsClient::connect("127.0.0.1", pg.https,
+                                    {.sni = "app.example",
+                                     .max_version = TLS1_2_VERSION,
+                                     .cipher_list = "ECDHE-ECDSA-CHACHA20-POLY1305"}));
+    EXPECT_FALSE(TlsClient::connect("127.0.0.1", pg.https,
+                                    {.sni = "app.example", .ciphersuites = "TLS_CHACHA20_POLY1305_SHA256"}));
+    EXPECT_FALSE(TlsClient::connect("127.0.0.1", pg.https, {.sni = "app.example", .groups = "X25519"}));
+    auto ok = TlsClient::connect("127.0.0.1", pg.https, {.sni = "app.example"});
+    ASSERT_TRUE(ok) << ok.error;
+    EXPECT_NE(ok->negotiated_cipher().find("AES"), std::string::npos);
+  }
+}
+
+TEST_F(PhigateTest, Policy_InsecureCipherListRefusedAtLoad) {
+  auto yaml = config("  - paths: [{ path: /, backends: [\"127.0.0.1:9\"] }]\n");
+  yaml.replace(yaml.find("tls:\n"), 5, "tls:\n  ciphers: \"ECDHE-ECDSA-AES128-GCM-SHA256:AES128-SHA\"\n");
+  auto r = run({bin("phigate"), "validate", "--config", dir_.write("weak.yaml", yaml)});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.out.find("tls.ciphers admits AES128-SHA"), std::string::npos) << r.out;
+  yaml.replace(yaml.find("tls:\n"), 5, "tls:\n  allow_insecure_tls: true\n");
+  auto allowed = run({bin("phigate"), "validate", "--config", dir_.write("weak-ok.yaml", yaml)});
+  EXPECT_EQ(allowed.exit_code, 0) << allowed.out;
+  EXPECT_NE(allowed.out.find("warning: tls.ciphers: tls.ciphers admits AES128-SHA"), std::string::npos)
+      << allowed.out;
+}
+
 }  // namespace
 }  // namespace phigate::test

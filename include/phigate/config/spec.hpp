@@ -49,8 +49,15 @@ struct HstsSpec {
 };
 
 struct TlsSpec {
-  std::string min_version = "TLSv1.2";              // TLSv1.2 | TLSv1.3
-  std::string ciphers = kDefaultCiphers;            // TLS 1.2 (OpenSSL cipher list)
+  /// default: TLS 1.2+1.3, ECDHE+AEAD (AES-GCM, CHACHA20-POLY1305), X25519/P-256/P-384.
+  /// nist-800-52r2: what NIST SP 800-52 Rev. 2 approves (AES-GCM only, P-256/P-384).
+  /// modern: TLS 1.3 only. Explicit min_version/ciphers/ciphersuites/groups override the profile.
+  std::string profile = "default";
+  /// Lets min_version go below TLS 1.2 and ciphers admit non-AEAD or non-forward-secret suites
+  /// (`phigate check` flags it). Off: such settings are load errors.
+  bool allow_insecure_tls = false;
+  std::string min_version = "TLSv1.2";    // TLSv1.2 | TLSv1.3 (TLSv1 | TLSv1.1 with allow_insecure_tls)
+  std::string ciphers = kDefaultCiphers;  // TLS 1.2 (OpenSSL cipher list)
   std::string ciphersuites = kDefaultCipherSuites;  // TLS 1.3
   std::string groups = kDefaultGroups;
   bool session_tickets = true;

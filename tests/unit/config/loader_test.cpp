@@ -167,6 +167,32 @@ routes:
   EXPECT_EQ(cfg->routes[1].paths[0].type, PathType::Exact);
 }
 
+TEST_F(LoaderTest, TlsProfiles_SetPolicyAndExplicitKeysOverride) {
+  auto nist = load("listeners: { http: [\"127.0.0.1:8080\"] }\ntls: { profile: nist-800-52r2 }\n");
+  ASSERT_TRUE(nist) << diag_.to_string();
+  EXPECT_EQ(nist->tls.ciphers.find("CHACHA20"), std::string::npos);
+  EXPECT_EQ(nist->tls.ciphersuites.find("CHACHA20"), std::string::npos);
+  EXPECT_EQ(nist->tls.groups, "P-256:P-384");
+  auto modern = load("listeners: { http: [\"127.0.0.1:8080\"] }\ntls: { profile: modern }\n");
+  ASSERT_TRUE(modern);
+  EXPECT_EQ(modern->tls.min_version, "TLSv1.3");
+  auto mixed =
+      load("listeners: { http: [\"127.0.0.1:8080\"] }\ntls: { profile: nist-800-52r2, groups: P-384 }\n");
+  ASSERT_TRUE(mixed);
+  EXPECT_EQ(mixed->tls.groups, "P-384");
+  EXPECT_FALSE(load("listeners: { http: [\"127.0.0.1:8080\"] }\ntls: { profile: fast }\n"));
+  EXPECT_NE(find("tls.profile"), nullptr);
+}
+
+TEST_F(LoaderTest, TlsBelow12_RefusedUnlessInsecureAllowed) {
+  EXPECT_FALSE(load("listeners: { http: [\"127.0.0.1:8080\"] }\ntls: { min_version: TLSv1.1 }\n"));
+  ASSERT_NE(find("tls.min_version"), nullptr);
+  EXPECT_NE(find("tls.min_version")->message.find("allow_insecure_tls"), std::string::npos);
+  EXPECT_TRUE(
+      load("listeners: { http: [\"127.0.0.1:8080\"] }\ntls: { min_version: TLSv1.1, allow_insecure_tls: true "
+           "}\n"));
+}
+
 TEST(ParseDuration, AcceptsUnitsAndRejectsJunk) {
   Duration d{};
   ASSERT_TRUE(parse_duration("250ms", d));
