@@ -1,5 +1,7 @@
 #include "proxy_connection.hpp"
 
+#include "phigate/http/path.hpp"
+
 #include "phigate/http/forwarding.hpp"
 #include "phigate/net/socket.hpp"
 
@@ -163,7 +165,11 @@ net::awaitable<bool> ProxyConnection::serve_one() {
   if (const char* why = strict_violation(head, host_)) {
     co_return co_await reply_error(stream_, Error::downstream(ErrorKind::BadRequest, why), true);
   }
-  const auto* route = req_snap_->routes.match(host_, target_path(head.target));
+  // Route, check and forward the normalised target: `/public/../admin` is `/admin` everywhere.
+  if (const char* why = http::normalize_target(head.target, target_)) {
+    co_return co_await reply_error(stream_, Error::downstream(ErrorKind::BadRequest, why), true);
+  }
+  const auto* route = req_snap_->routes.match(host_, target_path(target_));
   const config::RoutePolicy* policy = route ? route->policy.get() : nullptr;
   // Plain HTTP only where an Ingress asked for it explicitly; everything else goes to HTTPS.
   if (!tls_ && (policy == nullptr || policy->ssl_redirect || policy->force_ssl_redirect)) {
@@ -233,8 +239,7 @@ std::string https_location(std::string_view host, std::string_view target, std::
 net::awaitable<bool> ProxyConnection::redirect_to_https() {
   const auto& head = req_parser_.head();
   const auto configured = req_snap_->https_redirect_port;
-  const auto location =
-      https_location(host_, head.target, configured != 0 ? configured : worker_.https_port());
+  const auto location = https_location(host_, target_, configured != 0 ? configured : worker_.https_port());
   if (location.empty() || head.headers.count("host") != 1) {
     co_return co_await reply_error(
         stream_, core::Error::downstream(core::ErrorKind::BadRequest, "redirect needs one valid Host"), true);
@@ -442,7 +447,7 @@ net::awaitable<bool> ProxyConnection::proxy_request(const router::Route& route, 
     framing = {http::Framing::Kind::ContentLength, *head.content_length};
   }
   up_head_.clear();
-  http::append_request_head(up_head_, head.method, head.target, head.headers, framing);
+  http::append_request_head(up_head_, head.method, target_, head.headers, framing);
 
   net::error_code ec;  // close() errors on a socket we drop anyway are of no interest
   for (int attempt = 0;; ++attempt) {

@@ -67,6 +67,7 @@ class ProxyConnection final : public ConnectionCore {
   std::string up_head_;  // the upstream request head, kept for a retry
   std::string up_out_;
   std::string host_;
+  std::string target_;  // the request target, normalised (what is routed and forwarded)
   http::Parser resp_parser_;
   std::string request_id_;
   std::uint64_t request_body_bytes_ = 0;

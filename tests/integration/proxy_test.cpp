@@ -221,6 +221,36 @@ TEST_F(PhigateTest, Hsts_OnEveryHttpsResponse_NeverOnPlainHttp_Configurable) {
       << custom.out;
 }
 
+TEST_F(PhigateTest, PathNormalisation_RoutesAndForwardsTheNormalisedPath) {
+  auto pub = start_upstream("public");
+  auto admin = start_upstream("admin");
+  auto pg =
+      start_phigate(config("  - host: app.example\n    paths:\n"
+                           "      - { path: /public, backends: [\"" +
+                               pub.address() +
+                               "\"] }\n"
+                               "      - { path: /admin, backends: [\"" +
+                               admin.address() + "\"] }\n",
+                           "access: {}\n"));
+  auto c = TlsClient::connect("127.0.0.1", pg.https, {.sni = "app.example"});
+  ASSERT_TRUE(c) << c.error;
+  for (const char* t : {"/public/../admin/x", "/public/%2e%2e/admin/x", "//admin/./x"}) {
+    ASSERT_TRUE(c->write(std::string("GET ") + t + " HTTP/1.1\r\nHost: app.example\r\n\r\n"));
+    auto r = c->read_http_response(5s);
+    ASSERT_TRUE(r) << t;
+    EXPECT_EQ(r->status, 200) << t;
+  }
+  ASSERT_EQ(admin.records().size(), 3u);
+  for (const auto& rec : admin.records()) EXPECT_EQ(json_field(rec, "target"), "/admin/x");
+  EXPECT_TRUE(pub.records().empty());
+  auto bad =
+      curl(pg, {"-o", "/dev/null", "-w", "%{http_code}", "--path-as-is", https_url(pg, "/public/a%2Fb")});
+  EXPECT_EQ(bad.out, "400");
+  auto above =
+      curl(pg, {"-o", "/dev/null", "-w", "%{http_code}", "--path-as-is", https_url(pg, "/../etc/passwd")});
+  EXPECT_EQ(above.out, "400");
+}
+
 TEST_F(PhigateTest, Redirect_PlainHttpGets308ToHttps) {
   auto up = start_upstream();
   auto pg = start_phigate(config(route("app.example", up.address())));

@@ -1,0 +1,52 @@
+#include "phigate/http/path.hpp"
+
+#include <gtest/gtest.h>
+
+namespace phigate::http {
+namespace {
+
+std::string norm(std::string_view t) {
+  std::string out;
+  const char* why = normalize_target(t, out);
+  return why ? std::string("ERR: ") + why : out;
+}
+
+TEST(NormalizeTarget, DotSegmentsResolveAndSlashesCollapse) {
+  EXPECT_EQ(norm("/public/../admin"), "/admin");
+  EXPECT_EQ(norm("/a/./b/../c"), "/a/c");
+  EXPECT_EQ(norm("//a///b"), "/a/b");
+  EXPECT_EQ(norm("/a/b/.."), "/a/");
+  EXPECT_EQ(norm("/a/."), "/a/");
+  EXPECT_EQ(norm("/"), "/");
+  EXPECT_EQ(norm("/a/b/"), "/a/b/");
+}
+
+TEST(NormalizeTarget, UnreservedEscapesDecodedOthersKept) {
+  EXPECT_EQ(norm("/%61dmin"), "/admin");
+  EXPECT_EQ(norm("/public/%2e%2e/admin"), "/admin");
+  EXPECT_EQ(norm("/a%20b"), "/a%20b");
+  EXPECT_EQ(norm("/a%3fb"), "/a%3Fb");
+}
+
+TEST(NormalizeTarget, QueryIsKeptVerbatim) {
+  EXPECT_EQ(norm("/a/../b?x=/../y&z=%2F"), "/b?x=/../y&z=%2F");
+  EXPECT_EQ(norm("/?q"), "/?q");
+}
+
+TEST(NormalizeTarget, AbsoluteFormBecomesOriginForm) {
+  EXPECT_EQ(norm("https://app.example/a/../b?c"), "/b?c");
+  EXPECT_EQ(norm("http://app.example"), "/");
+  EXPECT_EQ(norm("http://app.example?x"), "/?x");
+}
+
+TEST(NormalizeTarget, RefusesEncodedSeparatorsBadEscapesAndEscapingTheRoot) {
+  EXPECT_EQ(norm("/a%2Fb"), "ERR: encoded '/' or '\\' in path");
+  EXPECT_EQ(norm("/a%5cb"), "ERR: encoded '/' or '\\' in path");
+  EXPECT_EQ(norm("/a%zz"), "ERR: malformed percent-escape");
+  EXPECT_EQ(norm("/a%4"), "ERR: malformed percent-escape");
+  EXPECT_EQ(norm("/../etc/passwd"), "ERR: '..' above the root");
+  EXPECT_EQ(norm("*"), "ERR: request target is not a path");
+}
+
+}  // namespace
+}  // namespace phigate::http
