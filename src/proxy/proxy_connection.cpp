@@ -15,19 +15,6 @@ inline constexpr std::size_t kFlushBytes = 16 * 1024;
 
 namespace {
 
-/// Path of a request target, without the query: origin-form "/a?b" → "/a"; absolute-form
-/// "http://h/a?b" → "/a"; asterisk-form "*" stays "*".
-std::string_view target_path(std::string_view target) {
-  if (!target.empty() && target.front() != '/' && target != "*") {
-    const auto scheme = target.find("://");
-    if (scheme != std::string_view::npos) {
-      const auto slash = target.find('/', scheme + 3);
-      target = slash == std::string_view::npos ? std::string_view("/") : target.substr(slash);
-    }
-  }
-  return target.substr(0, target.find('?'));
-}
-
 /// Request-smuggling and desync defences beyond llhttp's strict parsing. Returns why the request
 /// must be refused (400, connection closed), or nullptr.
 const char* strict_violation(const http::MessageHead& head, std::string_view host) {
@@ -169,7 +156,8 @@ net::awaitable<bool> ProxyConnection::serve_one() {
   if (const char* why = http::normalize_target(head.target, target_)) {
     co_return co_await reply_error(stream_, Error::downstream(ErrorKind::BadRequest, why), true);
   }
-  const auto* route = req_snap_->routes.match(host_, target_path(target_));
+  // target_ is origin-form after normalisation: its path is everything before the query.
+  const auto* route = req_snap_->routes.match(host_, std::string_view(target_).substr(0, target_.find('?')));
   const config::RoutePolicy* policy = route ? route->policy.get() : nullptr;
   // Plain HTTP only where an Ingress asked for it explicitly; everything else goes to HTTPS.
   if (!tls_ && (policy == nullptr || policy->ssl_redirect || policy->force_ssl_redirect)) {
