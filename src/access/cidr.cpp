@@ -97,4 +97,25 @@ bool CidrSet::contains(const Address& a) const noexcept {
   return !(it->hi < a);
 }
 
+std::optional<ForwardedClient> client_behind_proxies(const std::vector<std::string_view>& values,
+                                                     const CidrSet& trusted) {
+  std::optional<ForwardedClient> last;
+  for (auto v = values.rbegin(); v != values.rend(); ++v) {
+    std::string_view rest = *v;
+    while (!rest.empty()) {
+      const auto comma = rest.rfind(',');
+      std::string_view entry = comma == std::string_view::npos ? rest : rest.substr(comma + 1);
+      rest = comma == std::string_view::npos ? std::string_view{} : rest.substr(0, comma);
+      while (!entry.empty() && (entry.front() == ' ' || entry.front() == '\t')) entry.remove_prefix(1);
+      while (!entry.empty() && (entry.back() == ' ' || entry.back() == '\t')) entry.remove_suffix(1);
+      if (entry.empty()) continue;
+      const auto addr = parse_address(entry);
+      if (!addr) return last;
+      last = ForwardedClient{entry, *addr};
+      if (!trusted.contains(*addr)) return last;
+    }
+  }
+  return last;
+}
+
 }  // namespace phigate::access

@@ -325,11 +325,13 @@ void read_root(Reader& r, const YAML::Node& root, Config& cfg) {
     return;
   }
   if (const auto n = root["listeners"];
-      n && r.expect_map(n, "listeners", {"https", "http", "admin", "https_redirect_port"})) {
+      n &&
+      r.expect_map(n, "listeners", {"https", "http", "admin", "https_redirect_port", "proxy_protocol"})) {
     r.string_list(n, "https", "listeners", cfg.listeners.https);
     r.string_list(n, "http", "listeners", cfg.listeners.http);
     r.string(n, "admin", "listeners", cfg.listeners.admin);
     r.integer(n, "https_redirect_port", "listeners", cfg.listeners.https_redirect_port, 0, 65535);
+    r.boolean(n, "proxy_protocol", "listeners", cfg.listeners.proxy_protocol);
     for (std::size_t i = 0; i < cfg.listeners.https.size(); ++i)
       check_address(r, n["https"][i], "listeners.https[" + std::to_string(i) + "]", cfg.listeners.https[i]);
     for (std::size_t i = 0; i < cfg.listeners.http.size(); ++i)
@@ -376,11 +378,16 @@ void read_root(Reader& r, const YAML::Node& root, Config& cfg) {
       r.error(n["ticket_key_rotation"], "tls.ticket_key_rotation", "must be at least 1m");
     }
     if (const auto h = n["hsts"];
-        h && r.expect_map(h, "tls.hsts", {"enabled", "max_age", "include_subdomains", "preload"})) {
+        h && r.expect_map(h, "tls.hsts",
+                          {"enabled", "max_age", "include_subdomains", "preload", "disabled_hosts"})) {
       r.boolean(h, "enabled", "tls.hsts", t.hsts.enabled);
       r.integer(h, "max_age", "tls.hsts", t.hsts.max_age, std::uint64_t{0}, std::uint64_t{1'000'000'000});
       r.boolean(h, "include_subdomains", "tls.hsts", t.hsts.include_subdomains);
       r.boolean(h, "preload", "tls.hsts", t.hsts.preload);
+      r.string_list(h, "disabled_hosts", "tls.hsts", t.hsts.disabled_hosts);
+      for (auto& host : t.hsts.disabled_hosts) {
+        for (auto& c : host) c = (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c;
+      }
     }
     if (const auto d = n["default_certificate"]) {
       t.default_certificate.emplace();
@@ -417,7 +424,7 @@ void read_root(Reader& r, const YAML::Node& root, Config& cfg) {
   if (const auto n = root["limits"];
       n && r.expect_map(n, "limits",
                         {"max_connections_per_worker", "request_line_bytes", "request_header_bytes",
-                         "header_count", "request_body_bytes"})) {
+                         "header_count", "request_body_bytes", "min_body_rate"})) {
     auto& l = cfg.limits;
     r.integer(n, "max_connections_per_worker", "limits", l.max_connections_per_worker, std::size_t{1},
               std::size_t{1'000'000});
@@ -425,6 +432,7 @@ void read_root(Reader& r, const YAML::Node& root, Config& cfg) {
     r.size(n, "request_header_bytes", "limits", l.request_header_bytes);
     r.integer(n, "header_count", "limits", l.header_count, std::size_t{1}, std::size_t{10'000});
     r.size(n, "request_body_bytes", "limits", l.request_body_bytes);
+    r.size(n, "min_body_rate", "limits", l.min_body_rate);
   }
 
   if (const auto n = root["upstream"];

@@ -6,13 +6,15 @@ namespace phigate::core {
 
 namespace {
 // Indexed by ErrorKind. Status 0: the connection is closed without a response.
-constexpr std::array<KindInfo, 19> kKinds{{
+constexpr std::array<KindInfo, 21> kKinds{{
     {400, "bad_request"},
     {414, "uri_too_long"},
     {431, "header_too_large"},
     {413, "body_too_large"},
     {404, "no_route"},
     {403, "denied"},
+    {400, "client_certificate"},
+    {421, "misdirected_request"},
     {0, "client_closed"},
     {408, "client_timeout"},
     {0, "tls_handshake"},

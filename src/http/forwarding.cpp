@@ -83,7 +83,8 @@ void set_forwarding_headers(HeaderList& headers, const ForwardInfo& info) {
         chain += h.value;
       }
     }
-    headers.remove_if([&](const Header& h) { return which(h.name) == kXff; });
+    headers.remove_if([&](const Header& h) { return (which(h.name) & (kXff | kRealIp)) != 0; });
+    present &= ~kRealIp;
   } else {
     headers.remove_if([&](const Header& h) { return which(h.name) != 0; });
   }
@@ -99,7 +100,7 @@ void set_forwarding_headers(HeaderList& headers, const ForwardInfo& info) {
   if (!(present & kProto)) headers.add("X-Forwarded-Proto", info.proto);
   if (!(present & kHost)) headers.add("X-Forwarded-Host", info.host);
   if (!(present & kPort)) headers.add("X-Forwarded-Port", std::string_view(port, port_len));
-  if (!(present & kRealIp)) headers.add("X-Real-IP", info.client_ip);
+  if (!(present & kRealIp)) headers.add("X-Real-IP", info.real_ip.empty() ? info.client_ip : info.real_ip);
   if (!(present & kRequestId)) headers.add("X-Request-Id", info.request_id);
 }
 

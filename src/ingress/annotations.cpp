@@ -228,7 +228,7 @@ std::string parse_proxy_ssl_protocols(std::string_view v, Context& c) {
   return {};
 }
 
-std::string parse_proxy_ssl_ciphers(std::string_view v, Context& c) {
+std::string parse_cipher_list(std::string_view v, std::string& into) {
   const auto ok = [](char ch) {
     return (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') ||
            std::string_view(":+!@=_-").find(ch) != std::string_view::npos;
@@ -236,8 +236,12 @@ std::string parse_proxy_ssl_ciphers(std::string_view v, Context& c) {
   if (v.empty() || v.size() > 4096 || !std::all_of(v.begin(), v.end(), ok)) {
     return "expected an OpenSSL cipher list (letters, digits and : + ! @ = _ -)";
   }
-  c.policy.proxy_ssl_ciphers = std::string(v);
+  into = std::string(v);
   return {};
+}
+
+std::string parse_proxy_ssl_ciphers(std::string_view v, Context& c) {
+  return parse_cipher_list(v, c.policy.proxy_ssl_ciphers);
 }
 
 std::string parse_load_balance(std::string_view v, Context& c) {
@@ -294,6 +298,7 @@ constexpr Known kKnown[] = {
      [](std::string_view v, Context& c) { return parse_ranges(v, c.policy.deny_source_ranges); }},
     {"force-ssl-redirect",
      [](std::string_view v, Context& c) { return parse_bool(v, c.policy.force_ssl_redirect); }},
+    {"hsts", [](std::string_view v, Context& c) { return parse_bool(v, c.policy.hsts); }},
     {"load-balance", parse_load_balance},
     {"proxy-body-size", parse_body_size},
     {"proxy-connect-timeout",
@@ -313,6 +318,8 @@ constexpr Known kKnown[] = {
      [](std::string_view v, Context& c) { return parse_on_off(v, c.policy.proxy_ssl_verify); }},
     {"proxy-ssl-verify-depth",
      [](std::string_view v, Context& c) { return parse_depth(v, c.policy.proxy_ssl_verify_depth); }},
+    {"ssl-ciphers",
+     [](std::string_view v, Context& c) { return parse_cipher_list(v, c.policy.ssl_ciphers); }},
     {"ssl-redirect", [](std::string_view v, Context& c) { return parse_bool(v, c.policy.ssl_redirect); }},
     {"upstream-hash-by", parse_hash_by},
     {"whitelist-source-range", [](std::string_view v, Context& c) { return parse_ranges(v, c.whitelist); }},

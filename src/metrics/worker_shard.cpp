@@ -59,6 +59,15 @@ std::string render(std::span<const WorkerShard* const> shards, const ControlStat
           [](const WorkerShard& s) { return s.tls_handshake_failures.get(); });
   counter("phigate_tls_resumed_total", "TLS handshakes that resumed a session.",
           [](const WorkerShard& s) { return s.tls_resumed.get(); });
+  counter("phigate_client_certificate_refusals_total",
+          "Requests refused because the host requires a valid client certificate.",
+          [](const WorkerShard& s) { return s.client_cert_refusals.get(); });
+  counter("phigate_misdirected_requests_total",
+          "Requests answered 421: Host has another TLS policy than the connection's server name.",
+          [](const WorkerShard& s) { return s.misdirected.get(); });
+  counter("phigate_proxy_protocol_errors_total",
+          "Connections closed because their PROXY protocol header was missing or malformed.",
+          [](const WorkerShard& s) { return s.proxy_protocol_errors.get(); });
   counter("phigate_redirects_total", "Plain-HTTP requests redirected to HTTPS.",
           [](const WorkerShard& s) { return s.redirects.get(); });
   counter("phigate_upstream_connects_total", "New upstream connections opened.",

@@ -63,6 +63,7 @@ class ConnectionCore : public ConnectionBase {
   Phase phase_ = Phase::Handshake;
   bool timed_out_ = false;
   bool close_after_response_ = false;
+  bool linger_ = false;  // closing after a reply while the client may still be sending
   net::Buffer in_{kBufferBytes};
   http::Parser req_parser_;
   std::string out_;
@@ -131,12 +132,21 @@ net::awaitable<bool> ConnectionCore::reply_error(Stream& stream, const core::Err
   // After a malformed request the byte stream cannot be trusted to re-synchronise: close.
   const bool close = must_close || close_after_response_ || !req_parser_.head_complete() ||
                      !req_parser_.message_complete() || !head.keep_alive || worker_.draining();
-  std::string body = std::to_string(status) + " " + http::reason_phrase(status) + "\n";
+  std::string body = std::to_string(status) + " " + http::reason_phrase(status);
+  // These two tell the client what to fix (nginx words the first the same way); never PHI.
+  if (error.kind == core::ErrorKind::ClientCertificate || error.kind == core::ErrorKind::Misdirected) {
+    body += ": ";
+    body += error.context;
+  }
+  body += "\n";
   out_.clear();
   http::append_local_reply(out_, status, req_parser_.head_complete() ? head.version_minor : 1, close, body,
                            {}, req_parser_.head_complete() && head.method == "HEAD", extra_fields_);
   worker_.stats().count_response(status);
   const auto ec = co_await flush_client(stream);
+  // A client still sending a body we refused would get a reset on its next write, and a reset
+  // can discard our reply before it reads it: drain for a moment first (nginx lingering_close).
+  linger_ = !ec && close && req_parser_.head_complete() && !req_parser_.message_complete();
   co_return !ec && !close;
 }
 

@@ -3,6 +3,7 @@
 #include "phigate/http/path.hpp"
 
 #include "phigate/http/forwarding.hpp"
+#include "phigate/net/proxy_protocol.hpp"
 #include "phigate/net/socket.hpp"
 
 namespace phigate::proxy::detail {
@@ -42,6 +43,23 @@ const char* strict_violation(const http::MessageHead& head, std::string_view hos
   return nullptr;
 }
 
+/// HSTS is on for every TLS host unless the config lists the host under tls.hsts.disabled_hosts
+/// or its Ingress says phigate.io/hsts: "false".
+bool hsts_applies(const Snapshot& snap, std::string_view host, const config::RoutePolicy* policy) {
+  if (snap.hsts_field.empty() || (policy != nullptr && !policy->hsts)) return false;
+  const auto& off = snap.config->tls.hsts.disabled_hosts;
+  if (off.empty()) return true;
+  const auto name = router::RouteTable::normalize_host(host);
+  const auto dot = name.find('.');
+  for (const auto& h : off) {
+    if (h == name) return false;
+    if (h.rfind("*.", 0) == 0 && dot != std::string::npos && dot > 0 &&
+        std::string_view(h).substr(2) == std::string_view(name).substr(dot + 1))
+      return false;
+  }
+  return true;
+}
+
 }  // namespace
 
 ProxyConnection::ProxyConnection(Worker& worker, SnapshotPtr snap, net::tcp::socket sock, bool tls)
@@ -57,6 +75,7 @@ ProxyConnection::ProxyConnection(Worker& worker, SnapshotPtr snap, net::tcp::soc
                  ? net::asio::ip::make_address_v4(net::asio::ip::v4_mapped, addr.to_v6()).to_string()
                  : addr.to_string();
   peer_addr_ = access::parse_address(peer_ip_);
+  peer_port_ = peer_.port();
   if (tls_) extra_fields_ = snap_->hsts_field;
 }
 
@@ -71,6 +90,10 @@ void ProxyConnection::expire() {
       phase_ == Phase::UpConnect || phase_ == Phase::UpWrite || phase_ == Phase::UpRead;
   if (upstream_phase && up_) {
     cancel_socket(up_->socket);
+  } else if (phase_ == Phase::Body) {
+    // Keep the socket writable: a body too slow for body_idle/min_body_rate is answered 408.
+    net::error_code ec;
+    stream_.socket().cancel(ec);
   } else {
     cancel_socket(stream_.socket());
   }
@@ -101,7 +124,47 @@ bool ProxyConnection::peer_trusted() {
   return trusted_;
 }
 
+net::awaitable<bool> ProxyConnection::read_proxy_header() {
+  namespace pp = net::proxy_protocol;
+  arm(Phase::Handshake, snap_->config->timeouts.tls_handshake);
+  unsigned char buf[pp::kMaxHeader];
+  std::size_t have = 0;  // header bytes already taken off the socket
+  const int fd = stream_.socket().native_handle();
+  for (;;) {
+    auto [ec] = co_await stream_.socket().async_wait(net::tcp::socket::wait_read, net::use_awaitable_tuple);
+    if (ec) co_return false;
+    // Peek, so that the bytes after the header stay in the socket for TLS (or HTTP) to read.
+    const ssize_t n = ::recv(fd, buf + have, sizeof buf - have, MSG_PEEK);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) continue;
+    if (n <= 0) co_return false;
+    const auto r = pp::parse(buf, have + static_cast<std::size_t>(n));
+    if (r.status == pp::Status::Invalid) {
+      worker_.stats().proxy_protocol_errors.inc();
+      PHI_LOG_DEBUG("[w{} c{}] PROXY protocol: {}", worker_.id(), id_, r.error);
+      co_return false;
+    }
+    // NeedMore: everything received so far is header; Done: exactly the header's bytes.
+    const std::size_t take = r.status == pp::Status::Done ? r.consumed - have : static_cast<std::size_t>(n);
+    if (::recv(fd, buf + have, take, 0) != static_cast<ssize_t>(take)) co_return false;
+    have += take;
+    if (r.status == pp::Status::NeedMore) {
+      if (have == sizeof buf) co_return false;
+      continue;
+    }
+    if (!r.local) {
+      peer_ip_ = r.source_ip;
+      peer_addr_ = access::parse_address(peer_ip_);
+      peer_port_ = r.source_port;
+    }
+    co_return true;
+  }
+}
+
 net::awaitable<bool> ProxyConnection::start_session() {
+  if (snap_->config->listeners.proxy_protocol) {
+    const bool ok = co_await read_proxy_header();
+    if (!ok) co_return false;
+  }
   if (!tls_) co_return true;
   arm(Phase::Handshake, snap_->config->timeouts.tls_handshake);
   if (const auto ec = co_await stream_.handshake()) {
@@ -112,6 +175,7 @@ net::awaitable<bool> ProxyConnection::start_session() {
     co_return false;
   }
   if (SSL_session_reused(stream_.native()) == 1) worker_.stats().tls_resumed.inc();
+  conn_policy_ = tls::policy_of(stream_.native());
   co_return true;
 }
 
@@ -124,6 +188,23 @@ net::awaitable<void> ProxyConnection::serve() {
     const bool more = co_await serve_one();
     if (!more) break;
   }
+  if (linger_) co_await linger();
+}
+
+net::awaitable<void> ProxyConnection::linger() {
+  // Read and drop what the client still sends, until it stops, 1 s passes or 1 MiB went by.
+  // Our side is done: close_notify (TLS) and FIN, so the client sees the end after our reply.
+  stream_.shutdown_nowait();
+  ::shutdown(stream_.socket().native_handle(), SHUT_WR);
+  arm(Phase::Closing, std::chrono::seconds(1));
+  std::size_t dropped = 0;
+  while (dropped < (1u << 20)) {
+    in_.consume(in_.size());
+    auto [ec, n] = co_await stream_.read_some(in_.space(), in_.space_size());
+    if (ec || n == 0) break;
+    dropped += n;
+  }
+  disarm();
 }
 
 net::awaitable<bool> ProxyConnection::serve_one() {
@@ -156,16 +237,25 @@ net::awaitable<bool> ProxyConnection::serve_one() {
   if (const char* why = http::normalize_target(head.target, target_)) {
     co_return co_await reply_error(stream_, Error::downstream(ErrorKind::BadRequest, why), true);
   }
+  if (tls_) {
+    if (auto err = check_tls_policy()) {
+      co_return co_await reply_error(stream_, *err, err->kind == ErrorKind::Misdirected);
+    }
+  }
   // target_ is origin-form after normalisation: its path is everything before the query.
   const auto* route = req_snap_->routes.match(host_, std::string_view(target_).substr(0, target_.find('?')));
   const config::RoutePolicy* policy = route ? route->policy.get() : nullptr;
+  if (tls_)
+    extra_fields_ = hsts_applies(*req_snap_, host_, policy) ? req_snap_->hsts_field : std::string_view{};
   // Plain HTTP only where an Ingress asked for it explicitly; everything else goes to HTTPS.
   if (!tls_ && (policy == nullptr || policy->ssl_redirect || policy->force_ssl_redirect)) {
     co_return co_await redirect_to_https();
   }
   if (route == nullptr) co_return co_await reply_error(stream_, Error::downstream(ErrorKind::NoRoute), false);
+  resolve_client();
   if (const auto& acl = req_snap_->route_access[route->target];
-      !peer_addr_ || !req_snap_->global_access.admits(*peer_addr_) || (acl && !acl->admits(*peer_addr_))) {
+      !client_addr_ || !req_snap_->global_access.admits(*client_addr_) ||
+      (acl && !acl->admits(*client_addr_))) {
     // Source ranges (HIPAA 164.312(a)(1) access control): refused before anything reaches the
     // upstream; the connection stays usable when the request had no unread body.
     co_return co_await reply_error(stream_, Error::downstream(ErrorKind::Denied, "source address"), false);
@@ -189,6 +279,60 @@ net::awaitable<bool> ProxyConnection::serve_one() {
     co_return co_await reply_error(stream_, Error::downstream(ErrorKind::BodyTooLarge), true);
   }
   co_return co_await proxy_request(*route, limits);
+}
+
+void ProxyConnection::resolve_client() {
+  client_ip_.assign(peer_ip_);
+  client_addr_ = peer_addr_;
+  if (!peer_trusted()) return;
+  xff_values_.clear();
+  for (const auto& h : req_parser_.head().headers) {
+    if (http::iequals(h.name, "x-forwarded-for")) xff_values_.emplace_back(h.value);
+  }
+  if (xff_values_.empty()) return;
+  if (const auto c = access::client_behind_proxies(xff_values_, req_snap_->trusted_proxies)) {
+    client_ip_.assign(c->text);
+    client_addr_ = c->address;
+  }
+}
+
+std::optional<Error> ProxyConnection::check_tls_policy() {
+  // The newest snapshot decides what the host requires; the handshake's policy lives in the
+  // connection's own. A policy change on reload therefore also ends in 421, and the client
+  // reconnects under the new one.
+  const auto& wanted = req_snap_->tls->policy_for(router::RouteTable::normalize_host(host_));
+  if (conn_policy_ == nullptr || !conn_policy_->same(wanted)) {
+    // RFC 9110 §15.5.20. SNI a.example (no client certificate) then Host: b.example (required)
+    // must never reach b's backend; nor may a host be reached under weaker ciphers.
+    worker_.stats().misdirected.inc();
+    return Error::downstream(ErrorKind::Misdirected, "Host does not match the TLS server name's policy");
+  }
+  if (wanted.verify() == config::VerifyClient::Off) return std::nullopt;
+  // Re-checked on every request, resumed sessions included: the certificate and its verdict
+  // come from the session, so a session without one is refused here even if it was resumed.
+  if (!client_cert_) client_cert_ = tls::describe_client(stream_.native(), wanted);
+  if (client_cert_->refusal != nullptr) {
+    worker_.stats().client_cert_refusals.inc();
+    return Error::downstream(ErrorKind::ClientCertificate, client_cert_->refusal);
+  }
+  return std::nullopt;
+}
+
+void ProxyConnection::set_client_cert_headers(http::HeaderList& headers, const config::RoutePolicy* policy) {
+  // Whatever the client sent under these names is forged: only we may set them.
+  headers.remove_if([](const http::Header& h) {
+    return h.name.size() >= 11 && http::iequals(std::string_view(h.name).substr(0, 11), "ssl-client-");
+  });
+  if (!tls_ || conn_policy_ == nullptr || conn_policy_->verify() == config::VerifyClient::Off) return;
+  if (!client_cert_) client_cert_ = tls::describe_client(stream_.native(), *conn_policy_);
+  const auto& c = *client_cert_;
+  headers.add("ssl-client-verify", c.verify);
+  if (!c.present) return;
+  headers.add("ssl-client-subject-dn", c.subject);
+  headers.add("ssl-client-issuer-dn", c.issuer);
+  headers.add("ssl-client-serial", c.serial);
+  headers.add("ssl-client-fingerprint", c.fingerprint);
+  if (policy != nullptr && policy->auth_tls_pass_certificate) headers.add("ssl-client-cert", c.escaped_pem);
 }
 
 std::string https_location(std::string_view host, std::string_view target, std::uint16_t https_port) {
@@ -293,8 +437,19 @@ net::awaitable<std::optional<Error>> ProxyConnection::send_request(bool chunked,
         if (co_await flush_client(stream_))
           co_return Error::downstream(ErrorKind::ClientClosed, "writing 100");
       }
-      arm(Phase::Body, cfg.timeouts.body_idle);
+      // Slow bodies: body_idle between reads, and in all body_idle plus one second per
+      // min_body_rate bytes of time spent waiting for the client (upstream waits don't count).
+      auto wait = cfg.timeouts.body_idle;
+      if (const auto rate = cfg.limits.min_body_rate; rate != 0) {
+        const auto allowed =
+            cfg.timeouts.body_idle + std::chrono::milliseconds(request_body_bytes_ * 1000 / rate);
+        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(allowed - body_wait_);
+        wait = std::clamp(left, std::chrono::milliseconds(0), wait);
+      }
+      arm(Phase::Body, wait);
+      const auto wait_start = Clock::now();
       auto [ec, n] = co_await stream_.read_some(in_.space(), in_.space_size());
+      body_wait_ += Clock::now() - wait_start;
       if (ec || n == 0) {
         co_return timed_out_ ? timeout_error(Phase::Body)
                              : Error::downstream(ErrorKind::ClientClosed, "closed mid-request body");
@@ -422,12 +577,14 @@ net::awaitable<bool> ProxyConnection::proxy_request(const router::Route& route, 
   client_keep_alive_ = head.keep_alive;
   sent_continue_ = false;
   request_body_bytes_ = 0;
+  body_wait_ = {};
 
   // Build the upstream head once: hop-by-hop fields out, forwarding fields in.
   core::make_request_id(worker_.rng(), request_id_);
   http::remove_hop_by_hop(head.headers);
-  http::set_forwarding_headers(
-      head.headers, {peer_ip_, peer_trusted(), tls_ ? "https" : "http", host_, local_port_, request_id_});
+  set_client_cert_headers(head.headers, route.policy.get());
+  http::set_forwarding_headers(head.headers, {peer_ip_, peer_trusted(), tls_ ? "https" : "http", host_,
+                                              local_port_, request_id_, client_ip_});
   http::Framing framing;
   if (head.chunked) {
     framing.kind = http::Framing::Kind::Chunked;

@@ -7,6 +7,7 @@
 #include <optional>
 
 #include "connection_core.hpp"
+#include "phigate/tls/host_policy.hpp"
 #include "phigate/tls/stream.hpp"
 #include "phigate/upstream/pool.hpp"
 
@@ -33,7 +34,12 @@ class ProxyConnection final : public ConnectionCore {
 
  private:
   net::awaitable<void> serve();
-  /// TLS: the handshake (false: give up). Plain: nothing to do.
+  /// After a reply that closes while the client may still be sending: drain briefly, then close.
+  net::awaitable<void> linger();
+  /// PROXY protocol listeners: takes the header off the socket and adopts its client address.
+  /// False when it is missing, malformed or late.
+  net::awaitable<bool> read_proxy_header();
+  /// PROXY header when configured, then the TLS handshake (false: give up). Plain: nothing more.
   net::awaitable<bool> start_session();
   /// One request/response exchange. True when the connection may carry on.
   net::awaitable<bool> serve_one();
@@ -51,17 +57,31 @@ class ProxyConnection final : public ConnectionCore {
   /// Writes and clears up_out_; a failure is an upstream error with retry class `r`.
   net::awaitable<std::optional<core::Error>> flush_upstream(RequestLimits limits, core::Retryable r);
   bool peer_trusted();
+  /// Sets client_ip_/client_addr_ for this request: the peer, or the client named by
+  /// X-Forwarded-For when the peer is a trusted proxy.
+  void resolve_client();
+  /// TLS: the request's Host must have the TLS policy the handshake negotiated for the SNI
+  /// (421 otherwise), and its client-certificate rule must hold (400). Null when it may go on.
+  std::optional<core::Error> check_tls_policy();
+  /// Replaces client-supplied ssl-client-* fields with the connection's certificate facts.
+  void set_client_cert_headers(http::HeaderList& headers, const config::RoutePolicy* policy);
   void close() noexcept;
 
   tls::Stream stream_;  // TLS, or plain when tls_ is false
   bool tls_;
   net::tcp::endpoint peer_;
   std::uint16_t local_port_ = 0;
-  std::string peer_ip_;
-  std::optional<access::Address> peer_addr_;  // for allow/deny lists and trusted proxies
+  std::string peer_ip_;  // the socket peer, or the client a PROXY protocol header named
+  std::uint16_t peer_port_ = 0;
+  std::optional<access::Address> peer_addr_;  // for trusted proxies
+  std::string client_ip_;                     // this request's client (allow/deny lists, X-Real-IP)
+  std::optional<access::Address> client_addr_;
+  std::vector<std::string_view> xff_values_;  // scratch for resolve_client
   SnapshotPtr req_snap_;                      // pinned for the current request (routes, clusters)
   std::uint64_t trusted_gen_ = 0;
   bool trusted_ = false;
+  const tls::HostPolicy* conn_policy_ = nullptr;       // chosen at handshake; lives in snap_->tls
+  std::optional<tls::ClientCertificate> client_cert_;  // described once, on first need
   std::optional<upstream::Connection> up_;
   net::Buffer up_in_{kBufferBytes};
   std::string up_head_;  // the upstream request head, kept for a retry
@@ -71,6 +91,7 @@ class ProxyConnection final : public ConnectionCore {
   http::Parser resp_parser_;
   std::string request_id_;
   std::uint64_t request_body_bytes_ = 0;
+  Clock::duration body_wait_{};  // time spent waiting for request body bytes (min_body_rate)
   bool sent_continue_ = false;
   bool client_keep_alive_ = true;
 };

@@ -16,6 +16,86 @@ std::size_t fatal_errors(const config::Diagnostics& diag) {
   return n;
 }
 
+namespace {
+
+/// Client-certificate and cipher settings are per host (ingress-nginx applies them to the server
+/// block): the first Ingress in precedence order that sets them for a host decides. A later one
+/// asking for different settings on that host fails closed rather than being served under
+/// someone else's client-certificate policy; a host whose settings do not compile fails closed
+/// as a whole (its paths answer 503), never open.
+template <class FailPath>
+tls::ServerContexts::HostPolicies host_tls_policies(config::Config& config, config::Diagnostics& diag,
+                                                    const FailPath& fail_path) {
+  struct Entry {
+    tls::HostTlsSpec spec;
+    const config::RoutePolicy* owner;
+    std::string error;
+  };
+  std::unordered_map<std::string, Entry> hosts;
+  std::vector<std::string> order;
+  const auto spec_of = [](const std::string& host, const config::RoutePolicy& pol) {
+    tls::HostTlsSpec s;
+    s.host = host;
+    s.verify = pol.verify_client;
+    s.verify_depth = pol.auth_tls_verify_depth;
+    s.ca_pem = pol.auth_tls_ca_pem;
+    s.crl_pem = pol.auth_tls_crl_pem;
+    s.ciphers = pol.ssl_ciphers;
+    s.resource = pol.resource;
+    return s;
+  };
+  const auto same = [](const tls::HostTlsSpec& a, const tls::HostTlsSpec& b) {
+    return a.verify == b.verify && a.verify_depth == b.verify_depth && a.ca_pem == b.ca_pem &&
+           a.crl_pem == b.crl_pem && a.ciphers == b.ciphers;
+  };
+  for (auto& r : config.routes) {
+    if (r.host.empty() || r.host == "*") continue;
+    for (auto& p : r.paths) {
+      const auto* pol = p.policy.get();
+      if (pol == nullptr || !pol->fail_closed.empty()) continue;
+      if (pol->verify_client == config::VerifyClient::Off && pol->ssl_ciphers.empty()) continue;
+      auto spec = spec_of(r.host, *pol);
+      auto [it, inserted] = hosts.try_emplace(r.host, Entry{spec, pol, {}});
+      if (inserted) {
+        order.push_back(r.host);
+      } else if (it->second.owner != pol && !same(it->second.spec, spec)) {
+        diag.error(p.where.file, p.where.line, "metadata.annotations",
+                   "host " + r.host + " already has client-certificate/cipher settings from " +
+                       it->second.spec.resource + ": failing closed (503)",
+                   pol->resource);
+        fail_path(p, "conflicting TLS settings for host " + r.host);
+      }
+    }
+  }
+  tls::ServerContexts::HostPolicies out;
+  std::unordered_map<std::string, std::string> broken;  // host → why
+  for (const auto& host : order) {
+    auto& e = hosts.at(host);
+    std::string error;
+    auto compiled = tls::HostPolicy::compile(e.spec, config.tls.allow_insecure_tls, error);
+    if (!compiled) {
+      diag.error(config.file, 0, "metadata.annotations",
+                 "host " + host + ": " + error + ": failing closed (503)", e.spec.resource);
+      broken.emplace(host, error);
+      continue;
+    }
+    out.emplace_back(host, std::move(compiled));
+  }
+  if (!broken.empty()) {
+    for (auto& r : config.routes) {
+      const auto it = broken.find(r.host);
+      if (it == broken.end()) continue;
+      for (auto& p : r.paths) {
+        if (p.policy == nullptr) p.policy = std::make_shared<config::RoutePolicy>();
+        if (p.policy->fail_closed.empty()) fail_path(p, "invalid TLS settings for host " + r.host);
+      }
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
 proxy::SnapshotPtr build_snapshot(config::Config config, std::shared_ptr<tls::TicketKeyRing> keys,
                                   std::uint64_t generation, config::Diagnostics& diag,
                                   ingress::DirectoryLoader* loader) {
@@ -35,27 +115,27 @@ proxy::SnapshotPtr build_snapshot(config::Config config, std::shared_ptr<tls::Ti
     if (!config.default_backend) config.default_backend = std::move(t.default_backend);
     for (auto& c : t.certificates) config.tls.certificates.push_back(std::move(c));
   }
-  // Annotations whose behaviour is not built yet must not be ignored: an Ingress asking for client
-  // certificates or an HTTPS backend fails closed instead of being served without them.
+  // Annotations whose behaviour is not built yet must not be ignored: an Ingress asking for an
+  // HTTPS backend fails closed instead of being served over plain HTTP.
+  const auto fail_path = [&](config::PathSpec& p, const std::string& why) {
+    auto copy = std::make_shared<config::RoutePolicy>(*p.policy);
+    copy->fail_closed = why;
+    p.policy = std::move(copy);
+  };
   for (auto& r : config.routes) {
     for (auto& p : r.paths) {
       const auto* pol = p.policy.get();
       if (pol == nullptr || !pol->fail_closed.empty()) continue;
-      const char* missing = pol->verify_client != config::VerifyClient::Off ? "auth-tls-verify-client"
-                            : pol->backend_protocol == config::BackendProtocol::Https
-                                ? "backend-protocol HTTPS"
-                                : nullptr;
-      if (missing == nullptr) continue;
-      auto copy = std::make_shared<config::RoutePolicy>(*pol);
-      copy->fail_closed = std::string(missing) + " is not supported yet";
+      if (pol->backend_protocol != config::BackendProtocol::Https) continue;
       diag.error(p.where.file, p.where.line, "metadata.annotations",
-                 std::string(missing) + " is not supported yet: failing closed (503)", pol->resource);
-      p.policy = std::move(copy);
+                 "backend-protocol HTTPS is not supported yet: failing closed (503)", pol->resource);
+      fail_path(p, "backend-protocol HTTPS is not supported yet");
     }
   }
+  auto host_policies = host_tls_policies(config, diag, fail_path);
   auto cfg = std::make_shared<const config::Config>(std::move(config));
   if (!cfg->listeners.https.empty()) {
-    snap->tls = tls::ServerContexts::build(cfg->tls, std::move(keys), diag);
+    snap->tls = tls::ServerContexts::build(cfg->tls, std::move(keys), diag, std::move(host_policies));
   }
   snap->routes = router::RouteTable::build(cfg->routes, diag, cfg->default_backend);
   auto add_cluster = [&](const std::string& name, const config::PathSpec& p) {

@@ -1,5 +1,7 @@
 #include "phigate/tls/server_contexts.hpp"
 
+#include "phigate/tls/host_policy.hpp"
+
 #include <openssl/core_names.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
@@ -95,18 +97,35 @@ bool use_pem_key(SSL_CTX* ctx, const std::string& pem) {
   return ok;
 }
 
-int on_servername(SSL* ssl, int* /*alert*/, void* arg) {
+/// Runs first on every ClientHello, before OpenSSL looks at session resumption: picks the
+/// certificate and the host's policy (client certificates, ciphers, session-id context) from the
+/// SNI, so a ticket minted under another policy is not resumable here.
+int on_client_hello(SSL* ssl, int* /*alert*/, void* arg) {
   const auto* self = static_cast<const ServerContexts*>(arg);
-  const char* name = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
-  if (name == nullptr) return SSL_TLSEXT_ERR_OK;
+  const unsigned char* p = nullptr;
+  std::size_t len = 0;
   char buf[256];
-  const std::size_t n = std::min(std::strlen(name), sizeof buf - 1);
-  for (std::size_t i = 0; i < n; ++i) {
-    const char c = name[i];
-    buf[i] = (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c;
+  std::size_t n = 0;
+  // RFC 6066 §3: list length (2), then name_type 0 (host_name), length (2), name.
+  if (SSL_client_hello_get0_ext(ssl, TLSEXT_TYPE_server_name, &p, &len) == 1 && len >= 5 &&
+      static_cast<std::size_t>(p[0] << 8 | p[1]) + 2 == len && p[2] == TLSEXT_NAMETYPE_host_name) {
+    const std::size_t name_len = static_cast<std::size_t>(p[3] << 8 | p[4]);
+    if (name_len + 5 <= len && name_len < sizeof buf) {
+      for (; n < name_len; ++n) {
+        const char c = static_cast<char>(p[5 + n]);
+        buf[n] = (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c;
+      }
+    }
   }
-  SSL_CTX* want = self->select(std::string_view(buf, n));
+  const std::string_view name(buf, n);
+  SSL_CTX* want = self->select(name);
   if (want != SSL_get_SSL_CTX(ssl)) SSL_set_SSL_CTX(ssl, want);
+  set_policy(ssl, self->policy_for(name));
+  return SSL_CLIENT_HELLO_SUCCESS;
+}
+
+/// The choice was made in on_client_hello; acknowledging the name keeps it in the session.
+int on_servername(SSL* /*ssl*/, int* /*alert*/, void* /*arg*/) {
   return SSL_TLSEXT_ERR_OK;
 }
 
@@ -180,11 +199,30 @@ SSL_CTX* ServerContexts::select(std::string_view name) const noexcept {
   return initial();
 }
 
+const HostPolicy& ServerContexts::policy_for(std::string_view name) const noexcept {
+  if (!policy_exact_.empty()) {
+    if (auto it = policy_exact_.find(std::string(name)); it != policy_exact_.end()) return *it->second;
+  }
+  if (!policy_wildcard_.empty()) {
+    if (const auto dot = name.find('.'); dot != std::string_view::npos && dot > 0) {
+      if (auto it = policy_wildcard_.find(std::string(name.substr(dot + 1))); it != policy_wildcard_.end())
+        return *it->second;
+    }
+  }
+  return *none_;
+}
+
 std::shared_ptr<const ServerContexts> ServerContexts::build(const config::TlsSpec& spec,
                                                             std::shared_ptr<TicketKeyRing> keys,
-                                                            config::Diagnostics& diag) {
+                                                            config::Diagnostics& diag, HostPolicies hosts) {
   std::shared_ptr<ServerContexts> self(new ServerContexts());
   self->keys_ = std::move(keys);
+  self->none_ = HostPolicy::none();
+  for (auto& [host, policy] : hosts) {
+    const bool wild = host.rfind("*.", 0) == 0;
+    (wild ? self->policy_wildcard_ : self->policy_exact_)
+        .emplace(wild ? host.substr(2) : host, std::move(policy));
+  }
   std::vector<const config::CertificateSpec*> certs;
   if (spec.default_certificate) certs.push_back(&*spec.default_certificate);
   for (const auto& c : spec.certificates) certs.push_back(&c);
@@ -226,21 +264,13 @@ std::shared_ptr<const ServerContexts> ServerContexts::build(const config::TlsSpe
     if (i == 0) {
       // Transmission security (HIPAA 164.312(e)(1)): every TLS <= 1.2 suite the list admits must be
       // AEAD with an ephemeral (EC)DHE key exchange, checked on what OpenSSL actually enabled.
-      const auto* list = SSL_CTX_get_ciphers(x);
-      for (int k = 0; list != nullptr && k < sk_SSL_CIPHER_num(list); ++k) {
-        const SSL_CIPHER* ci = sk_SSL_CIPHER_value(list, k);
-        const int kx = SSL_CIPHER_get_kx_nid(ci);
-        if (kx == NID_kx_any) continue;  // a TLS 1.3 suite: always AEAD with (EC)DHE
-        const bool fs = kx == NID_kx_ecdhe || kx == NID_kx_dhe;
-        if (SSL_CIPHER_is_aead(ci) == 1 && fs) continue;
-        const std::string why = std::string("tls.ciphers admits ") + SSL_CIPHER_get_name(ci) +
-                                (fs ? ", which is not AEAD" : ", which is not forward-secret");
+      if (const auto why = insecure_cipher(x); !why.empty()) {
         if (spec.allow_insecure_tls) {
           diag.warning(c.where.file, c.where.line, "tls.ciphers",
-                       why + " (allowed by tls.allow_insecure_tls)");
+                       "tls.ciphers admits " + why + " (allowed by tls.allow_insecure_tls)");
         } else {
           diag.error(c.where.file, c.where.line, "tls.ciphers",
-                     why + ": refused unless tls.allow_insecure_tls is true");
+                     "tls.ciphers admits " + why + ": refused unless tls.allow_insecure_tls is true");
           ok = false;
         }
       }
@@ -286,8 +316,8 @@ std::shared_ptr<const ServerContexts> ServerContexts::build(const config::TlsSpe
     SSL_CTX_set_ex_data(x, ring_index(), self->keys_.get());
     SSL_CTX_set_ex_data(x, contexts_index(), self.get());
     SSL_CTX_set_tlsext_ticket_key_evp_cb(x, on_ticket_key);
+    SSL_CTX_set_client_hello_cb(x, on_client_hello, self.get());
     SSL_CTX_set_tlsext_servername_callback(x, on_servername);
-    SSL_CTX_set_tlsext_servername_arg(x, self.get());
     SSL_CTX_set_alpn_select_cb(x, on_alpn, nullptr);
     // Names the operator listed (Ingress spec.tls[].hosts) come first, then the certificate's own.
     auto names = c.hosts;

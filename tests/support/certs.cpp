@@ -140,4 +140,16 @@ CertPaths make_leaf(const std::string& dir, const CertPaths& ca, std::string_vie
   return sign(dir, ca, cn, key_type, ext, days);
 }
 
+std::string make_crl(const std::string& dir, const CertPaths& ca, const std::vector<CertPaths>& revoked) {
+  const std::string stem = unique_stem(dir, "crl");
+  write_text(stem + ".index", "");
+  write_text(stem + ".crlnumber", "01\n");
+  write_text(stem + ".cnf", "[ca]\ndefault_ca = d\n[d]\ndatabase = " + stem + ".index\ncrlnumber = " + stem +
+                                ".crlnumber\ndefault_md = sha256\ndefault_crl_days = 30\ncertificate = " +
+                                ca.cert + "\nprivate_key = " + ca.key + "\n");
+  for (const auto& c : revoked) openssl({"ca", "-config", stem + ".cnf", "-revoke", c.cert});
+  openssl({"ca", "-config", stem + ".cnf", "-gencrl", "-out", stem + ".crl"});
+  return stem + ".crl";
+}
+
 }  // namespace phigate::test

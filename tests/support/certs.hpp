@@ -30,4 +30,8 @@ CertPaths make_leaf(const std::string& dir, const CertPaths& ca, std::string_vie
                     const std::vector<std::string>& sans, KeyType key_type = KeyType::EcdsaP256,
                     bool client = false, int days = 30);
 
+/// A PEM CRL signed by `ca` that revokes `revoked` (certificates it issued). Runs `openssl ca`
+/// in a private folder under `dir`; throws std::runtime_error on failure.
+std::string make_crl(const std::string& dir, const CertPaths& ca, const std::vector<CertPaths>& revoked);
+
 }  // namespace phigate::test

@@ -5,6 +5,8 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
@@ -157,6 +159,17 @@ ConnectResult<TlsClient> TlsClient::connect(const std::string& host, std::uint16
   if (!ctx) return out;
   const int fd = detail::connect_tcp(host, port, opts.timeout, out.error);
   if (fd < 0) return out;
+  // Loopback and a short preamble: one blocking-enough send is all it takes, but check it.
+  for (std::size_t sent = 0; sent < opts.preamble.size();) {
+    const ssize_t n = ::send(fd, opts.preamble.data() + sent, opts.preamble.size() - sent, MSG_NOSIGNAL);
+    if (n < 0 && (errno == EAGAIN || errno == EINTR)) continue;
+    if (n <= 0) {
+      out.error = std::string("sending the preamble: ") + std::strerror(errno);
+      ::close(fd);
+      return out;
+    }
+    sent += static_cast<std::size_t>(n);
+  }
   SSL* ssl = SSL_new(ctx.get());  // takes its own reference on ctx
   auto state = std::make_unique<State>();
   // Owning the fd and SSL from here on means every early return below cleans up.

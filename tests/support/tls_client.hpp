@@ -32,6 +32,7 @@ struct TlsClientOptions {
   std::string cert_file{};          ///< client certificate (chain) PEM for mTLS
   std::string key_file{};           ///< its private key PEM
   SessionPtr session{};             ///< offered for resumption when set
+  std::string preamble{};           ///< raw bytes sent before the ClientHello (a PROXY protocol header)
   std::chrono::milliseconds timeout = std::chrono::seconds(10);  ///< TCP connect + handshake
 };
 

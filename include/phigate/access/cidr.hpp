@@ -52,4 +52,18 @@ struct AccessList {
   }
 };
 
+/// A client address found behind trusted proxies; `text` views into the header value given.
+struct ForwardedClient {
+  std::string_view text;
+  Address address{};
+};
+
+/// The client behind a trusted peer (nginx real_ip_recursive): walks the X-Forwarded-For entries
+/// (`values` in header order) from the right, skipping members of `trusted`, and returns the first
+/// untrusted one; when all are trusted, the left-most. An entry that is not an IP address ends the
+/// walk at the last address before it (a forged value can hide nothing to its right). nullopt:
+/// no usable entry, keep the peer. Sans-I/O, any thread.
+std::optional<ForwardedClient> client_behind_proxies(const std::vector<std::string_view>& values,
+                                                     const CidrSet& trusted);
+
 }  // namespace phigate::access

@@ -46,6 +46,7 @@ struct HstsSpec {
   std::uint64_t max_age = 31536000;  // seconds (one year)
   bool include_subdomains = true;
   bool preload = false;
+  std::vector<std::string> disabled_hosts;  // hosts (lower-case, "*.x" wildcards) served without it
 };
 
 struct TlsSpec {
@@ -72,6 +73,9 @@ struct ListenersSpec {
   std::vector<std::string> http;   // plain HTTP: redirects only, never proxies
   std::string admin = "127.0.0.1:9901";
   int https_redirect_port = 0;  // port put in redirects; 0: the first https listener's port
+  /// Every connection starts with a PROXY protocol v1 or v2 header (from a load balancer), which
+  /// names the client; one without a valid header is closed.
+  bool proxy_protocol = false;
 };
 
 struct TimeoutsSpec {
@@ -91,6 +95,9 @@ struct LimitsSpec {
   std::size_t request_header_bytes = 32768;  // all header fields together
   std::size_t header_count = 100;
   std::uint64_t request_body_bytes = 0;  // 0: unlimited
+  /// Slow uploads: a body must arrive within timeouts.body_idle plus one second per this many
+  /// bytes (Apache mod_reqtimeout's MinRate). 0: only body_idle between reads applies.
+  std::uint64_t min_body_rate = 500;
 };
 
 struct UpstreamSpec {
@@ -122,6 +129,8 @@ struct RoutePolicy {
   std::string auth_tls_crl_pem;  // ca.crl of that secret, if any
   int auth_tls_verify_depth = 1;
   bool auth_tls_pass_certificate = false;
+  std::string ssl_ciphers;  // TLS <= 1.2 cipher list for the host (ssl-ciphers); empty: global
+  bool hsts = true;         // phigate.io/hsts: "false" turns Strict-Transport-Security off for the paths
   BackendProtocol backend_protocol = BackendProtocol::Http;
   std::string proxy_ssl_secret;  // "ns/name"
   std::string proxy_ssl_cert_pem, proxy_ssl_key_pem, proxy_ssl_ca_pem;

@@ -15,6 +15,8 @@ enum class ErrorKind : std::uint8_t {
   BodyTooLarge,         // body over the limit
   NoRoute,              // no host/path matched
   Denied,               // access policy
+  ClientCertificate,    // the host requires a valid client certificate and got none or a bad one
+  Misdirected,          // Host names a host with another TLS policy than the connection's SNI
   ClientClosed,         // the client went away mid-request
   ClientTimeout,        // the client was too slow (handshake, head, body)
   TlsHandshake,         // the TLS handshake failed

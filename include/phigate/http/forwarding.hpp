@@ -14,17 +14,18 @@ namespace phigate::http {
 void remove_hop_by_hop(HeaderList& headers);
 
 struct ForwardInfo {
-  std::string_view client_ip;   // the socket peer (textual)
+  std::string_view client_ip;   // the peer (socket, or PROXY protocol source): appended to X-Forwarded-For
   bool peer_trusted = false;    // the peer is a configured trusted proxy
   std::string_view proto;       // "https" or "http"
   std::string_view host;        // the request's Host value
   std::uint16_t port = 0;       // the local port the request arrived on
   std::string_view request_id;  // freshly generated id
+  std::string_view real_ip;     // the client behind trusted proxies (X-Real-IP); "" = client_ip
 };
 
 /// Sets X-Forwarded-For/-Proto/-Host/-Port, X-Real-IP and X-Request-Id. From an untrusted peer,
 /// incoming values are replaced (spoofing defence); from a trusted proxy, X-Forwarded-For is
-/// appended to and the others are kept when present.
+/// appended to and the others are kept when present. X-Real-IP is always ours: `real_ip`.
 void set_forwarding_headers(HeaderList& headers, const ForwardInfo& info);
 
 }  // namespace phigate::http

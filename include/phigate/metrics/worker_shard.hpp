@@ -40,6 +40,10 @@ struct alignas(64) WorkerShard {
   Gauge connections_open;
   Counter tls_handshake_failures;
   Counter tls_resumed;
+  Counter client_cert_refusals;  // 400: required client certificate missing or invalid
+  Counter misdirected;
+  Counter proxy_protocol_errors;  // connections closed for a missing or malformed PROXY header            //
+                                  // 421: Host's TLS policy differs from the SNI's
   std::array<Counter, 6> responses_by_class;  // index: status / 100 (0 for "no response")
   Counter redirects;
   Counter upstream_connects;

@@ -1,7 +1,8 @@
 #pragma once
 // One SSL_CTX per certificate, all with the same policy (TLS 1.2/1.3, AEAD+ECDHE, groups, no
-// compression or renegotiation, ALPN http/1.1, shared ticket keys). SNI picks the certificate:
-// exact name, then a "*.example.com" certificate one label deep, then the default.
+// compression or renegotiation, ALPN http/1.1, shared ticket keys). The ClientHello's SNI picks
+// the certificate (exact name, then a "*.example.com" certificate one label deep, then the
+// default) and the host's HostPolicy (client certificates, ciphers, session-id context).
 // Built on the control thread; immutable afterwards and shared by all workers via the snapshot.
 #include <openssl/ssl.h>
 
@@ -13,6 +14,7 @@
 
 #include "phigate/config/diagnostics.hpp"
 #include "phigate/config/spec.hpp"
+#include "phigate/tls/host_policy.hpp"
 #include "phigate/tls/ticket_keys.hpp"
 
 namespace phigate::tls {
@@ -26,16 +28,22 @@ class ServerContexts {
   ServerContexts& operator=(const ServerContexts&) = delete;
   ~ServerContexts();
 
+  /// Host name (lower-case, "*.suffix" for a wildcard) → its compiled policy.
+  using HostPolicies = std::vector<std::pair<std::string, std::shared_ptr<const HostPolicy>>>;
   /// Loads every certificate of `spec`. Problems go to `diag` naming the file; returns nullptr
-  /// when any certificate fails. `keys` is kept alive by the result.
+  /// when any certificate fails. `keys` is kept alive by the result. Hosts not in `hosts` get
+  /// HostPolicy::none().
   static std::shared_ptr<const ServerContexts> build(const config::TlsSpec& spec,
                                                      std::shared_ptr<TicketKeyRing> keys,
-                                                     config::Diagnostics& diag);
+                                                     config::Diagnostics& diag, HostPolicies hosts = {});
 
   /// The context a new connection starts with (the default certificate). Worker threads.
   SSL_CTX* initial() const noexcept { return contexts_.front().get(); }
   /// The context for an SNI name (already lower-case). Never null.
   SSL_CTX* select(std::string_view server_name) const noexcept;
+  /// The policy of a host name (lower-case, no port): exact, then one-label wildcard, then none.
+  /// Any thread; the reference lives as long as this object.
+  const HostPolicy& policy_for(std::string_view name) const noexcept;
   /// DNS names each certificate covers, for diagnostics.
   const std::vector<std::string>& names(std::size_t i) const { return names_[i]; }
   std::size_t size() const noexcept { return contexts_.size(); }
@@ -50,6 +58,9 @@ class ServerContexts {
   std::unordered_map<std::string, SSL_CTX*> exact_;
   std::unordered_map<std::string, SSL_CTX*> wildcard_;  // key: suffix after "*."
   std::shared_ptr<TicketKeyRing> keys_;
+  std::unordered_map<std::string, std::shared_ptr<const HostPolicy>> policy_exact_;
+  std::unordered_map<std::string, std::shared_ptr<const HostPolicy>> policy_wildcard_;  // key: suffix
+  std::shared_ptr<const HostPolicy> none_;
 };
 
 }  // namespace phigate::tls

@@ -75,3 +75,37 @@ TEST(AccessList, DenyWinsAndEmptyAllowAdmitsAll) {
 
 }  // namespace
 }  // namespace phigate::access
+
+namespace {
+phigate::access::CidrSet trusted_set(std::initializer_list<const char*> cidrs) {
+  phigate::access::CidrSet s;
+  for (const char* c : cidrs) s.add(*phigate::access::parse_cidr(c));
+  return s;
+}
+}  // namespace
+
+TEST(ClientBehindProxies, RightMostUntrustedWins) {
+  const auto t = trusted_set({"10.0.0.0/8"});
+  const std::vector<std::string_view> xff{"198.51.100.7, 203.0.113.9", "10.1.1.1 ,10.2.2.2"};
+  const auto c = phigate::access::client_behind_proxies(xff, t);
+  ASSERT_TRUE(c);
+  EXPECT_EQ(c->text, "203.0.113.9");  // not the spoofable left-most entry
+}
+
+TEST(ClientBehindProxies, AllTrustedGivesLeftMost) {
+  const auto t = trusted_set({"10.0.0.0/8", "2001:db8::/32"});
+  const std::vector<std::string_view> xff{"10.9.9.9, 2001:db8::5"};
+  const auto c = phigate::access::client_behind_proxies(xff, t);
+  ASSERT_TRUE(c);
+  EXPECT_EQ(c->text, "10.9.9.9");
+}
+
+TEST(ClientBehindProxies, GarbageStopsTheWalk) {
+  const auto t = trusted_set({"10.0.0.0/8"});
+  EXPECT_FALSE(phigate::access::client_behind_proxies({"not-an-ip"}, t));
+  const auto c = phigate::access::client_behind_proxies({"1.2.3.4, junk, 10.0.0.3"}, t);
+  ASSERT_TRUE(c);
+  EXPECT_EQ(c->text, "10.0.0.3");
+  EXPECT_FALSE(phigate::access::client_behind_proxies({}, t));
+  EXPECT_FALSE(phigate::access::client_behind_proxies({" , "}, t));
+}

@@ -36,7 +36,7 @@ TEST(Forwarding, SpoofedHeadersFromUntrustedPeerAreReplaced) {
                     {"X-Forwarded-Host", "evil"},
                     {"X-Real-IP", "6.6.6.6"},
                     {"X-Request-Id", "forged"}});
-  set_forwarding_headers(h, {"10.1.2.3", false, "https", "app.example", 8443, "abc123"});
+  set_forwarding_headers(h, {"10.1.2.3", false, "https", "app.example", 8443, "abc123", ""});
   EXPECT_EQ(h.count("x-forwarded-for"), 1u);
   EXPECT_EQ(*h.find("x-forwarded-for"), "10.1.2.3");
   EXPECT_EQ(*h.find("x-forwarded-proto"), "https");
@@ -47,17 +47,21 @@ TEST(Forwarding, SpoofedHeadersFromUntrustedPeerAreReplaced) {
 }
 
 TEST(Forwarding, TrustedProxyChainIsAppendedAndKept) {
-  auto h =
-      headers({{"X-Forwarded-For", "203.0.113.9"}, {"X-Forwarded-Proto", "https"}, {"X-Request-Id", "lb-1"}});
-  set_forwarding_headers(h, {"10.0.0.2", true, "https", "app.example", 443, "new"});
+  auto h = headers({{"X-Forwarded-For", "203.0.113.9"},
+                    {"X-Forwarded-Proto", "https"},
+                    {"X-Request-Id", "lb-1"},
+                    {"X-Real-IP", "6.6.6.6"}});
+  set_forwarding_headers(h, {"10.0.0.2", true, "https", "app.example", 443, "new", "203.0.113.9"});
   EXPECT_EQ(*h.find("x-forwarded-for"), "203.0.113.9, 10.0.0.2");
+  EXPECT_EQ(h.count("x-real-ip"), 1u);
+  EXPECT_EQ(*h.find("x-real-ip"), "203.0.113.9");  // ours, never the forwarded field
   EXPECT_EQ(*h.find("x-request-id"), "lb-1");
   EXPECT_EQ(*h.find("x-forwarded-host"), "app.example");
 }
 
 TEST(Forwarding, AddsFieldsWhenAbsent) {
   HeaderList h;
-  set_forwarding_headers(h, {"::1", false, "https", "h", 443, "id"});
+  set_forwarding_headers(h, {"::1", false, "https", "h", 443, "id", ""});
   EXPECT_EQ(*h.find("x-forwarded-for"), "::1");
   EXPECT_EQ(h.size(), 6u);
 }
