@@ -33,6 +33,11 @@ TEST(IngressAnnotations, ValidValues_SetTheTypedField) {
   const std::vector<Good> cases = {
       {"ssl-redirect", "false", [](const RoutePolicy& p) { return !p.ssl_redirect; }},
       {"ssl-redirect", "true", [](const RoutePolicy& p) { return p.ssl_redirect; }},
+      {"ssl-ciphers", "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384",
+       [](const RoutePolicy& p) {
+         return p.ssl_ciphers == "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384";
+       }},
+      {"hsts", "false", [](const RoutePolicy& p) { return !p.hsts; }},
       {"force-ssl-redirect", "true", [](const RoutePolicy& p) { return p.force_ssl_redirect; }},
       {"auth-tls-pass-certificate-to-upstream", "true",
        [](const RoutePolicy& p) { return p.auth_tls_pass_certificate; }},
@@ -117,6 +122,9 @@ TEST(IngressAnnotations, ValidValues_SetTheTypedField) {
 TEST(IngressAnnotations, InvalidValues_AreErrorsAndFailClosedNamingKeyAndValue) {
   const std::vector<std::pair<const char*, std::string>> cases = {
       {"ssl-redirect", "yes"},
+      {"ssl-ciphers", ""},
+      {"ssl-ciphers", "ECDHE-RSA-AES128-GCM-SHA256; ssl_verify_client off"},
+      {"hsts", "off"},
       {"ssl-redirect", "True"},
       {"ssl-redirect", " true"},
       {"force-ssl-redirect", "1"},
