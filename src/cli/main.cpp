@@ -2,10 +2,13 @@
 // Usage errors (unknown flag, missing file) print one line and exit 2.
 #include <cstdio>
 #include <filesystem>
+#include <iostream>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "phigate/audit/verify.hpp"
 #include "phigate/config/loader.hpp"
 #include "phigate/core/log.hpp"
 #include "phigate/core/version.hpp"
@@ -23,6 +26,10 @@ constexpr const char* kUsage =
     "  validate --config FILE                  load and check FILE (and its ingress.dir), print every\n"
     "                                          problem, serve nothing\n"
     "  validate --ingress-dir DIR              check Kubernetes manifests alone, resource by resource\n"
+    "  audit verify --keys DIR PATH...         check audit segments (files or folders): every frame,\n"
+    "                                          the chain across segments; exit 1 on any problem\n"
+    "  audit decrypt --keys DIR PATH... [--since T] [--until T] [--host H]\n"
+    "                                          authenticated records as JSON lines on stdout\n"
     "\n"
     "options:\n"
     "  --version    print the version and exit\n"
@@ -110,6 +117,48 @@ int validate(const Args& args) {
   return 0;
 }
 
+/// `phigate audit verify|decrypt --keys DIR [--since T] [--until T] [--host H] PATH...`
+int audit_command(const std::vector<std::string_view>& rest) {
+  if (rest.empty()) return usage_error("audit needs verify or decrypt");
+  const auto sub = rest.front();
+  const bool decrypt = sub == "decrypt";
+  if (!decrypt && sub != "verify") return usage_error("unknown audit command '" + std::string(sub) + "'");
+  std::string keys;
+  std::optional<std::string> since, until, host;
+  std::vector<std::string> paths;
+  for (std::size_t i = 1; i < rest.size(); ++i) {
+    std::string_view a = rest[i];
+    std::string_view value;
+    std::string_view name = a;
+    bool inline_value = false;
+    if (const auto eq = a.find('='); a.rfind("--", 0) == 0 && eq != std::string_view::npos) {
+      name = a.substr(0, eq);
+      value = a.substr(eq + 1);
+      inline_value = true;
+    }
+    if (name.rfind("--", 0) != 0) {
+      paths.emplace_back(a);
+      continue;
+    }
+    const bool known =
+        name == "--keys" || (decrypt && (name == "--since" || name == "--until" || name == "--host"));
+    if (!known) return usage_error("unknown option '" + std::string(a) + "'");
+    if (!inline_value) {
+      if (i + 1 >= rest.size()) return usage_error("option '" + std::string(name) + "' needs a value");
+      value = rest[++i];
+    }
+    if (name == "--keys") keys = value;
+    if (name == "--since") since = std::string(value);
+    if (name == "--until") until = std::string(value);
+    if (name == "--host") host = std::string(value);
+  }
+  if (keys.empty()) return usage_error("audit " + std::string(sub) + " needs --keys DIR");
+  if (paths.empty())
+    return usage_error("audit " + std::string(sub) + " needs at least one segment file or folder");
+  return decrypt ? phigate::audit::decrypt_main(keys, paths, since, until, host, std::cout, std::cerr)
+                 : phigate::audit::verify_main(keys, paths, std::cout, std::cerr);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -130,6 +179,7 @@ int main(int argc, char** argv) {
     if (auto err = parse(rest, true, parsed); !err.empty()) return usage_error(err);
     return phigate::server::run(parsed.config, parsed.log_level);
   }
+  if (cmd == "audit") return audit_command(rest);
   if (cmd == "validate") {
     if (auto err = parse(rest, false, parsed); !err.empty()) return usage_error(err);
     return validate(parsed);

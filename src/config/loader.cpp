@@ -321,7 +321,7 @@ void check_address(Reader& r, const YAML::Node& n, const std::string& field, con
 void read_root(Reader& r, const YAML::Node& root, Config& cfg) {
   if (!r.expect_map(root, "",
                     {"listeners", "workers", "tls", "timeouts", "limits", "upstream", "trusted_proxies",
-                     "log", "routes", "ingress", "access"})) {
+                     "log", "routes", "ingress", "access", "audit"})) {
     return;
   }
   if (const auto n = root["listeners"];
@@ -459,6 +459,58 @@ void read_root(Reader& r, const YAML::Node& root, Config& cfg) {
     }
   }
   if (const auto n = root["routes"]) read_routes(r, n, cfg);
+  if (const auto n = root["audit"];
+      n && r.expect_map(n, "audit",
+                        {"dir", "keys", "active_key", "archive_dir", "segment_max_bytes", "segment_max_age",
+                         "flush_interval", "batch_records", "queue_bytes", "overflow", "query", "headers"})) {
+    auto& a = cfg.audit;
+    a.where = {r.file(), n.Mark().line + 1};
+    r.string(n, "dir", "audit", a.dir);
+    r.string(n, "keys", "audit", a.keys);
+    r.string(n, "active_key", "audit", a.active_key);
+    r.string(n, "archive_dir", "audit", a.archive_dir);
+    for (const char* key : {"dir", "keys", "active_key"}) {
+      if (!n[key] || n[key].Scalar().empty()) r.error(n, std::string("audit.") + key, "required");
+    }
+    if (!a.dir.empty()) a.dir = resolve(cfg.dir, a.dir);
+    if (!a.keys.empty()) {
+      a.keys = resolve(cfg.dir, a.keys);
+      std::error_code ec;
+      if (!fs::is_directory(a.keys, ec)) r.error(n["keys"], "audit.keys", "not a directory: " + a.keys);
+    }
+    if (!a.archive_dir.empty()) a.archive_dir = resolve(cfg.dir, a.archive_dir);
+    r.size(n, "segment_max_bytes", "audit", a.segment_max_bytes);
+    r.duration(n, "segment_max_age", "audit", a.segment_max_age);
+    r.duration(n, "flush_interval", "audit", a.flush_interval);
+    r.integer(n, "batch_records", "audit", a.batch_records, std::size_t{1}, std::size_t{100'000});
+    r.size(n, "queue_bytes", "audit", a.queue_bytes);
+    if (a.segment_max_bytes < 4096) r.error(n["segment_max_bytes"], "audit.segment_max_bytes", "at least 4k");
+    if (a.queue_bytes < 65536) r.error(n["queue_bytes"], "audit.queue_bytes", "at least 64k");
+    if (a.flush_interval.count() <= 0)
+      r.error(n["flush_interval"], "audit.flush_interval", "must be positive");
+    std::string overflow = "fail_closed";
+    r.string(n, "overflow", "audit", overflow);
+    if (overflow == "block") {
+      a.block_on_overflow = true;
+    } else if (overflow != "fail_closed") {
+      r.error(n["overflow"], "audit.overflow", "must be fail_closed or block");
+    }
+    std::string query = "redact";
+    r.string(n, "query", "audit", query);
+    if (query == "keep") {
+      a.query = AuditQuery::Keep;
+    } else if (query == "hash") {
+      a.query = AuditQuery::Hash;
+    } else if (query == "drop") {
+      a.query = AuditQuery::Drop;
+    } else if (query != "redact") {
+      r.error(n["query"], "audit.query", "must be redact, keep, hash or drop");
+    }
+    r.string_list(n, "headers", "audit", a.headers);
+    for (auto& h : a.headers) {
+      for (auto& c : h) c = (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c;
+    }
+  }
   if (const auto n = root["ingress"];
       n && r.expect_map(n, "ingress", {"dir", "class", "controller", "watch", "debounce", "rescan"})) {
     auto& i = cfg.ingress;

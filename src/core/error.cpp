@@ -6,7 +6,7 @@ namespace phigate::core {
 
 namespace {
 // Indexed by ErrorKind. Status 0: the connection is closed without a response.
-constexpr std::array<KindInfo, 21> kKinds{{
+constexpr std::array<KindInfo, 22> kKinds{{
     {400, "bad_request"},
     {414, "uri_too_long"},
     {431, "header_too_large"},
@@ -15,6 +15,7 @@ constexpr std::array<KindInfo, 21> kKinds{{
     {403, "denied"},
     {400, "client_certificate"},
     {421, "misdirected_request"},
+    {503, "audit_unavailable"},
     {0, "client_closed"},
     {408, "client_timeout"},
     {0, "tls_handshake"},

@@ -68,6 +68,14 @@ std::string render(std::span<const WorkerShard* const> shards, const ControlStat
   counter("phigate_proxy_protocol_errors_total",
           "Connections closed because their PROXY protocol header was missing or malformed.",
           [](const WorkerShard& s) { return s.proxy_protocol_errors.get(); });
+  counter("phigate_audit_records_total", "Audit records handed to the audit writer.",
+          [](const WorkerShard& s) { return s.audit_records.get(); });
+  counter("phigate_audit_records_rejected_total",
+          "Audit records the writer refused (queue full or disk failing); each is also logged.",
+          [](const WorkerShard& s) { return s.audit_rejected.get(); });
+  counter("phigate_audit_fail_closed_total",
+          "Requests answered 503 because the audit log could not take records.",
+          [](const WorkerShard& s) { return s.audit_fail_closed.get(); });
   counter("phigate_redirects_total", "Plain-HTTP requests redirected to HTTPS.",
           [](const WorkerShard& s) { return s.redirects.get(); });
   counter("phigate_upstream_connects_total", "New upstream connections opened.",
@@ -122,6 +130,25 @@ std::string render(std::span<const WorkerShard* const> shards, const ControlStat
   add_value(ingresses, static_cast<double>(control.ingresses_failed_closed.load()),
             {{"state", "failed_closed"}});
   out.push_back(std::move(ingresses));
+  gauge("phigate_audit_enabled", "1 when the encrypted audit log is configured.",
+        static_cast<double>(control.audit_enabled.load()));
+  gauge("phigate_audit_healthy",
+        "1 while the audit writer takes records; 0 while the disk fails or a queue overflowed (requests "
+        "are refused with 503 unless audit.overflow is block).",
+        static_cast<double>(control.audit_healthy.load()));
+  auto counter_value = [&](const char* name, const char* help, double v) {
+    auto f = family(name, help, MetricType::Counter);
+    add_value(f, v);
+    out.push_back(std::move(f));
+  };
+  counter_value("phigate_audit_records_written_total", "Audit records written and fsynced.",
+                static_cast<double>(control.audit_records_written.load()));
+  counter_value("phigate_audit_bytes_written_total", "Encrypted audit bytes written and fsynced.",
+                static_cast<double>(control.audit_bytes_written.load()));
+  counter_value("phigate_audit_segments_sealed_total", "Audit segments sealed (immutable from then on).",
+                static_cast<double>(control.audit_segments_sealed.load()));
+  counter_value("phigate_audit_write_errors_total", "Failed audit write, fsync, open or rename calls.",
+                static_cast<double>(control.audit_write_errors.load()));
   auto bugs = family("phigate_bugs_total", "Internal invariant violations (PHI_BUG).", MetricType::Counter);
   add_value(bugs, static_cast<double>(core::bug_count()));
   out.push_back(std::move(bugs));

@@ -64,6 +64,11 @@ class ConnectionCore : public ConnectionBase {
   bool timed_out_ = false;
   bool close_after_response_ = false;
   bool linger_ = false;  // closing after a reply while the client may still be sending
+  // What the current request came to, for its audit record.
+  bool head_started_ = false;       // a byte of a request arrived
+  int response_status_ = 0;         // status sent to the client (0: none)
+  std::string_view error_reason_;   // reason of the error replied or that ended the request
+  std::uint64_t client_bytes_ = 0;  // bytes written to the client for this request
   net::Buffer in_{kBufferBytes};
   http::Parser req_parser_;
   std::string out_;
@@ -75,6 +80,7 @@ template <class Stream>
 net::awaitable<HeadResult> ConnectionCore::read_request_head(Stream& stream) {
   const auto& t = snap_->config->timeouts;
   bool started = !in_.empty();
+  head_started_ = started;
   if (started) {
     arm(Phase::Header, t.request_header);
   } else {
@@ -109,6 +115,7 @@ net::awaitable<HeadResult> ConnectionCore::read_request_head(Stream& stream) {
     in_.commit(n);
     if (!started) {
       started = true;
+      head_started_ = true;
       idle = false;
       arm(Phase::Header, t.request_header);
     }
@@ -119,6 +126,7 @@ template <class Stream>
 net::awaitable<net::error_code> ConnectionCore::flush_client(Stream& stream) {
   if (out_.empty()) co_return net::error_code{};
   arm(Phase::ClientWrite, snap_->config->timeouts.body_idle);
+  client_bytes_ += out_.size();
   auto ec = co_await stream.write_all(out_.data(), out_.size());
   out_.clear();
   co_return ec;
@@ -127,7 +135,9 @@ net::awaitable<net::error_code> ConnectionCore::flush_client(Stream& stream) {
 template <class Stream>
 net::awaitable<bool> ConnectionCore::reply_error(Stream& stream, const core::Error& error, bool must_close) {
   const int status = error.status();
+  error_reason_ = error.reason();
   if (status == 0) co_return false;
+  response_status_ = status;
   const auto& head = req_parser_.head();
   // After a malformed request the byte stream cannot be trusted to re-synchronise: close.
   const bool close = must_close || close_after_response_ || !req_parser_.head_complete() ||

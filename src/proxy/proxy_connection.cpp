@@ -74,6 +74,7 @@ ProxyConnection::ProxyConnection(Worker& worker, SnapshotPtr snap, net::tcp::soc
   peer_ip_ = addr.is_v6() && addr.to_v6().is_v4_mapped()
                  ? net::asio::ip::make_address_v4(net::asio::ip::v4_mapped, addr.to_v6()).to_string()
                  : addr.to_string();
+  socket_ip_ = peer_ip_;
   peer_addr_ = access::parse_address(peer_ip_);
   peer_port_ = peer_.port();
   if (tls_) extra_fields_ = snap_->hsts_field;
@@ -141,6 +142,7 @@ net::awaitable<bool> ProxyConnection::read_proxy_header() {
     if (r.status == pp::Status::Invalid) {
       worker_.stats().proxy_protocol_errors.inc();
       PHI_LOG_DEBUG("[w{} c{}] PROXY protocol: {}", worker_.id(), id_, r.error);
+      audit_connection_failure("proxy-protocol", "bad_request", r.error);
       co_return false;
     }
     // NeedMore: everything received so far is header; Done: exactly the header's bytes.
@@ -169,13 +171,15 @@ net::awaitable<bool> ProxyConnection::start_session() {
   arm(Phase::Handshake, snap_->config->timeouts.tls_handshake);
   if (const auto ec = co_await stream_.handshake()) {
     worker_.stats().tls_handshake_failures.inc();
-    PHI_LOG_DEBUG("[w{} c{}] TLS handshake failed: {}", worker_.id(), id_,
-                  timed_out_ ? std::string("timeout")
-                             : (stream_.last_error().empty() ? ec.message() : stream_.last_error()));
+    const std::string why = timed_out_ ? std::string("timeout")
+                                       : (stream_.last_error().empty() ? ec.message() : stream_.last_error());
+    PHI_LOG_DEBUG("[w{} c{}] TLS handshake failed: {}", worker_.id(), id_, why);
+    audit_connection_failure("tls-handshake", timed_out_ ? "client_timeout" : "tls_handshake", why);
     co_return false;
   }
   if (SSL_session_reused(stream_.native()) == 1) worker_.stats().tls_resumed.inc();
   conn_policy_ = tls::policy_of(stream_.native());
+  if (const char* sni = SSL_get_servername(stream_.native(), TLSEXT_NAMETYPE_host_name)) server_name_ = sni;
   co_return true;
 }
 
@@ -185,10 +189,65 @@ net::awaitable<void> ProxyConnection::serve() {
   const bool started = co_await start_session();
   if (!started) co_return;
   for (;;) {
+    rf_ = RequestFacts{};
+    head_started_ = false;
+    response_status_ = 0;
+    error_reason_ = {};
+    client_bytes_ = 0;
+    request_body_bytes_ = 0;
+    request_id_.clear();
     const bool more = co_await serve_one();
+    if (head_started_) finish_request();
     if (!more) break;
   }
   if (linger_) co_await linger();
+}
+
+ConnectionFacts ProxyConnection::connection_facts() {
+  ConnectionFacts c;
+  c.source_ip = socket_ip_;
+  c.source_port = peer_.port();
+  c.client_ip = client_ip_.empty() ? std::string_view(peer_ip_) : std::string_view(client_ip_);
+  if (tls_ && stream_.native() != nullptr && SSL_is_init_finished(stream_.native()) == 1) {
+    c.tls_version = SSL_version(stream_.native()) == TLS1_3_VERSION ? "1.3" : "1.2";
+    c.tls_cipher = SSL_get_cipher_name(stream_.native());
+    c.server_name = server_name_;
+    if (conn_policy_ != nullptr && conn_policy_->verify() != config::VerifyClient::Off) {
+      if (!client_cert_) client_cert_ = tls::describe_client(stream_.native(), *conn_policy_);
+      c.cert = &*client_cert_;
+    }
+  }
+  c.worker = worker_.id();
+  c.connection = id_;
+  return c;
+}
+
+void ProxyConnection::finish_request() {
+  if (!worker_.audit_on()) return;
+  const auto& snap = req_snap_ ? *req_snap_ : *snap_;
+  if (rf_.start == std::chrono::system_clock::time_point{}) {
+    rf_.start = std::chrono::system_clock::now();  // the head never completed
+  } else {
+    rf_.total = Clock::now() - req_started_;
+  }
+  rf_.status = response_status_;
+  rf_.reason = error_reason_;
+  rf_.response_bytes = client_bytes_;
+  rf_.request_bytes = request_body_bytes_;
+  if (rf_.decision.empty() && response_status_ == 308) decide("redirected", "ssl-redirect");
+  const bool head = req_parser_.head_complete();
+  rf_.request_id = request_id_;
+  worker_.audit_submit(render_request(worker_.audit_json(), connection_facts(), rf_,
+                                      head ? &req_parser_.head() : nullptr, snap.config->audit));
+}
+
+void ProxyConnection::audit_connection_failure(std::string_view action, std::string_view reason,
+                                               std::string_view detail) {
+  if (!worker_.audit_on()) return;
+  const bool tls = action == "tls-handshake";
+  worker_.audit_submit(render_connection_event(
+      worker_.audit_json(), connection_facts(), std::chrono::system_clock::now(), action,
+      tls ? "error" : "denied", tls ? "tls" : "listeners.proxy_protocol", reason, detail));
 }
 
 net::awaitable<void> ProxyConnection::linger() {
@@ -213,8 +272,13 @@ net::awaitable<bool> ProxyConnection::serve_one() {
   if (head_result == HeadResult::Closed) co_return false;
   if (head_result == HeadResult::Failed) {
     PHI_LOG_DEBUG("[w{} c{}] bad request: {}", worker_.id(), id_, error_.to_string());
+    decide("error", "http-parser");
+    rf_.target = req_parser_.head().target;  // as far as it was read: not normalised
     co_return co_await reply_error(stream_, error_, true);
   }
+  rf_.start = std::chrono::system_clock::now();
+  req_started_ = Clock::now();
+  core::make_request_id(worker_.rng(), request_id_);
   // Pin the snapshot for this request: routes and clusters come from one generation. In the
   // steady state the worker's pointer has not changed and no reference count is touched.
   if (req_snap_.get() != worker_.snapshot().get()) {
@@ -222,6 +286,13 @@ net::awaitable<bool> ProxyConnection::serve_one() {
     if (tls_) extra_fields_ = req_snap_->hsts_field;
   }
   auto& head = req_parser_.head();
+  resolve_client();
+  if (worker_.audit_on() && !worker_.audit_healthy() && !req_snap_->config->audit.block_on_overflow) {
+    // 164.312(b): nothing is served that cannot be audited. Refused until the writer recovers.
+    worker_.stats().audit_fail_closed.inc();
+    decide("denied", "audit-unavailable");
+    co_return co_await reply_error(stream_, Error::downstream(ErrorKind::AuditUnavailable), false);
+  }
   const auto host_count = head.headers.count("host");
   if (host_count > 1 || (host_count == 0 && head.version_minor >= 1)) {
     // RFC 9112 §3.2: exactly one Host in HTTP/1.1.
@@ -230,39 +301,56 @@ net::awaitable<bool> ProxyConnection::serve_one() {
   }
   const std::string* host = head.headers.find("host");
   host_.assign(host ? std::string_view(*host) : std::string_view{});
+  host_norm_ = router::RouteTable::normalize_host(host_);
+  rf_.host = host_norm_;
+  rf_.target = head.target;  // until normalised
   if (const char* why = strict_violation(head, host_)) {
+    decide("error", "strict-http");
     co_return co_await reply_error(stream_, Error::downstream(ErrorKind::BadRequest, why), true);
   }
   // Route, check and forward the normalised target: `/public/../admin` is `/admin` everywhere.
   if (const char* why = http::normalize_target(head.target, target_)) {
+    decide("error", "path-normalisation");
     co_return co_await reply_error(stream_, Error::downstream(ErrorKind::BadRequest, why), true);
   }
+  rf_.target = target_;
   if (tls_) {
     if (auto err = check_tls_policy()) {
+      decide("denied", err->kind == ErrorKind::Misdirected ? "sni-host-policy" : "client-certificate");
       co_return co_await reply_error(stream_, *err, err->kind == ErrorKind::Misdirected);
     }
   }
   // target_ is origin-form after normalisation: its path is everything before the query.
   const auto* route = req_snap_->routes.match(host_, std::string_view(target_).substr(0, target_.find('?')));
   const config::RoutePolicy* policy = route ? route->policy.get() : nullptr;
+  if (route != nullptr) {
+    rf_.route = route->name;
+    if (policy != nullptr && policy->resource.rfind("Ingress ", 0) == 0) {
+      rf_.ingress = std::string_view(policy->resource).substr(8);
+    }
+  }
   if (tls_)
     extra_fields_ = hsts_applies(*req_snap_, host_, policy) ? req_snap_->hsts_field : std::string_view{};
   // Plain HTTP only where an Ingress asked for it explicitly; everything else goes to HTTPS.
   if (!tls_ && (policy == nullptr || policy->ssl_redirect || policy->force_ssl_redirect)) {
     co_return co_await redirect_to_https();
   }
-  if (route == nullptr) co_return co_await reply_error(stream_, Error::downstream(ErrorKind::NoRoute), false);
-  resolve_client();
-  if (const auto& acl = req_snap_->route_access[route->target];
-      !client_addr_ || !req_snap_->global_access.admits(*client_addr_) ||
-      (acl && !acl->admits(*client_addr_))) {
+  if (route == nullptr) {
+    decide("error", "no-route");
+    co_return co_await reply_error(stream_, Error::downstream(ErrorKind::NoRoute), false);
+  }
+  const auto& acl = req_snap_->route_access[route->target];
+  const bool global_ok = client_addr_ && req_snap_->global_access.admits(*client_addr_);
+  if (!global_ok || (acl && !acl->admits(*client_addr_))) {
     // Source ranges (HIPAA 164.312(a)(1) access control): refused before anything reaches the
     // upstream; the connection stays usable when the request had no unread body.
+    decide("denied", !global_ok ? "access (global allow/deny)" : "source-range annotation");
     co_return co_await reply_error(stream_, Error::downstream(ErrorKind::Denied, "source address"), false);
   }
   if (policy != nullptr && !policy->fail_closed.empty()) {
     // An invalid Ingress keeps its hosts and paths claimed and answers 503, so that a protected
     // path never falls through to a broader route.
+    decide("denied", "fail-closed");
     co_return co_await reply_error(stream_, Error::downstream(ErrorKind::Unavailable, policy->resource),
                                    false);
   }
@@ -276,8 +364,10 @@ net::awaitable<bool> ProxyConnection::serve_one() {
     if (policy->body_size) limits.body_bytes = *policy->body_size;
   }
   if (limits.body_bytes != 0 && head.content_length && *head.content_length > limits.body_bytes) {
+    decide("denied", "body-size");
     co_return co_await reply_error(stream_, Error::downstream(ErrorKind::BodyTooLarge), true);
   }
+  decide("allowed", "route");
   co_return co_await proxy_request(*route, limits);
 }
 
@@ -300,7 +390,7 @@ std::optional<Error> ProxyConnection::check_tls_policy() {
   // The newest snapshot decides what the host requires; the handshake's policy lives in the
   // connection's own. A policy change on reload therefore also ends in 421, and the client
   // reconnects under the new one.
-  const auto& wanted = req_snap_->tls->policy_for(router::RouteTable::normalize_host(host_));
+  const auto& wanted = req_snap_->tls->policy_for(host_norm_);
   if (conn_policy_ == nullptr || !conn_policy_->same(wanted)) {
     // RFC 9110 §15.5.20. SNI a.example (no client certificate) then Host: b.example (required)
     // must never reach b's backend; nor may a host be reached under weaker ciphers.
@@ -383,6 +473,7 @@ net::awaitable<bool> ProxyConnection::redirect_to_https() {
   http::append_local_reply(out_, 308, head.version_minor, close, "308 Permanent Redirect\n", location,
                            head.method == "HEAD");
   worker_.stats().count_response(308);
+  response_status_ = 308;
   worker_.stats().redirects.inc();
   if (co_await flush_client(stream_)) co_return false;
   co_return !close;
@@ -550,6 +641,8 @@ net::awaitable<std::optional<Error>> ProxyConnection::relay_response(bool& start
       http::append_response_head(out_, rh.status, rh.reason, req.version_minor, rh.headers, framing, close,
                                  own_hsts ? std::string_view{} : extra_fields_);
       worker_.stats().count_response(rh.status);
+      response_status_ = rh.status;
+      rf_.upstream_first_byte = Clock::now() - up_sent_;
       head_sent = true;
       started = true;
     }
@@ -580,7 +673,6 @@ net::awaitable<bool> ProxyConnection::proxy_request(const router::Route& route, 
   body_wait_ = {};
 
   // Build the upstream head once: hop-by-hop fields out, forwarding fields in.
-  core::make_request_id(worker_.rng(), request_id_);
   http::remove_hop_by_hop(head.headers);
   set_client_cert_headers(head.headers, route.policy.get());
   http::set_forwarding_headers(head.headers, {peer_ip_, peer_trusted(), tls_ ? "https" : "http", host_,
@@ -602,14 +694,19 @@ net::awaitable<bool> ProxyConnection::proxy_request(const router::Route& route, 
     }
     const auto& ep = cluster.endpoints[worker_.next_endpoint(route.target, cluster.endpoints.size())];
     timed_out_ = false;
+    rf_.upstream = ep.key;
     up_ = worker_.pool().acquire(ep.key, worker_.now());
+    const auto connect_start = Clock::now();
     if (up_) {
       worker_.stats().upstream_reuses.inc();
+      rf_.upstream_connect = {};
     } else if (auto err = co_await connect_upstream(ep.address, limits)) {
       up_.reset();
       PHI_LOG_DEBUG("[w{} c{}] upstream {}: {}", worker_.id(), id_, ep.key, err->to_string());
       co_return co_await reply_error(stream_, *err, !req_parser_.message_complete());
     }
+    up_sent_ = Clock::now();
+    if (rf_.upstream_connect.count() != 0) rf_.upstream_connect = up_sent_ - connect_start;
     up_out_ = up_head_;
     bool started = false;
     bool got_bytes = false;

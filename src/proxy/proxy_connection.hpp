@@ -6,6 +6,7 @@
 #include <memory>
 #include <optional>
 
+#include "audit_events.hpp"
 #include "connection_core.hpp"
 #include "phigate/tls/host_policy.hpp"
 #include "phigate/tls/stream.hpp"
@@ -36,6 +37,15 @@ class ProxyConnection final : public ConnectionCore {
   net::awaitable<void> serve();
   /// After a reply that closes while the client may still be sending: drain briefly, then close.
   net::awaitable<void> linger();
+  /// Audit: the facts of the connection, and one record per request / failed connection.
+  ConnectionFacts connection_facts();
+  void finish_request();
+  void audit_connection_failure(std::string_view action, std::string_view reason, std::string_view detail);
+  /// Marks who decided this request's fate (audit phigate.decision / phigate.rule).
+  void decide(std::string_view decision, std::string_view rule) noexcept {
+    rf_.decision = decision;
+    rf_.rule = rule;
+  }
   /// PROXY protocol listeners: takes the header off the socket and adopts its client address.
   /// False when it is missing, malformed or late.
   net::awaitable<bool> read_proxy_header();
@@ -71,7 +81,8 @@ class ProxyConnection final : public ConnectionCore {
   bool tls_;
   net::tcp::endpoint peer_;
   std::uint16_t local_port_ = 0;
-  std::string peer_ip_;  // the socket peer, or the client a PROXY protocol header named
+  std::string socket_ip_;  // the socket peer, always
+  std::string peer_ip_;    // the socket peer, or the client a PROXY protocol header named
   std::uint16_t peer_port_ = 0;
   std::optional<access::Address> peer_addr_;  // for trusted proxies
   std::string client_ip_;                     // this request's client (allow/deny lists, X-Real-IP)
@@ -83,11 +94,17 @@ class ProxyConnection final : public ConnectionCore {
   const tls::HostPolicy* conn_policy_ = nullptr;       // chosen at handshake; lives in snap_->tls
   std::optional<tls::ClientCertificate> client_cert_;  // described once, on first need
   std::optional<upstream::Connection> up_;
+  RequestFacts rf_;                  // the current request, for its audit record
+  Clock::time_point req_started_{};  // when its head was complete
+  Clock::time_point up_sent_{};      // when its head went to the upstream
+  std::string server_name_;          // SNI, for the audit record
+  std::string deny_rule_;            // scratch: which list denied
   net::Buffer up_in_{kBufferBytes};
   std::string up_head_;  // the upstream request head, kept for a retry
   std::string up_out_;
   std::string host_;
-  std::string target_;  // the request target, normalised (what is routed and forwarded)
+  std::string host_norm_;  // host_ lower-cased, without port (TLS policy, audit)
+  std::string target_;     // the request target, normalised (what is routed and forwarded)
   http::Parser resp_parser_;
   std::string request_id_;
   std::uint64_t request_body_bytes_ = 0;

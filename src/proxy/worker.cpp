@@ -1,5 +1,6 @@
 #include "phigate/proxy/worker.hpp"
 
+#include "audit_events.hpp"
 #include "phigate/core/assert.hpp"
 #include "phigate/core/log.hpp"
 #include "proxy_connection.hpp"
@@ -26,8 +27,8 @@ void on_connection_done(std::exception_ptr e) {
 }
 }  // namespace
 
-Worker::Worker(unsigned id, SnapshotPtr initial)
-    : id_(id), snapshot_(std::move(initial)), pool_(pool_limits(snapshot_->config->upstream)) {
+Worker::Worker(unsigned id, SnapshotPtr initial, audit::Writer* audit)
+    : id_(id), snapshot_(std::move(initial)), pool_(pool_limits(snapshot_->config->upstream)), audit_(audit) {
   rr_.assign(snapshot_->clusters.size(), 0);
 }
 
@@ -52,6 +53,19 @@ void Worker::adopt(SnapshotPtr snap) {
 std::size_t Worker::next_endpoint(std::size_t cluster, std::size_t n) {
   if (cluster >= rr_.size()) rr_.resize(cluster + 1, 0);
   return rr_[cluster]++ % n;
+}
+
+void Worker::audit_submit(std::string_view line) {
+  if (audit_ == nullptr) return;
+  if (audit_->submit(id_, line)) {
+    stats_.audit_records.inc();
+    return;
+  }
+  stats_.audit_rejected.inc();
+  if (now_ - audit_warned_ >= std::chrono::seconds(1)) {
+    audit_warned_ = now_;
+    PHI_LOG_WARN("[w{}] audit writer refused a record (queue full or disk failing): failing closed", id_);
+  }
 }
 
 void Worker::register_connection(ConnectionBase* c) noexcept {
@@ -114,6 +128,18 @@ net::awaitable<void> Worker::accept_loop(std::size_t index) {
       // Shed: close at once rather than queue without bound.
       stats_.connections_shed.inc();
       net::error_code ignored;
+      if (audit_ != nullptr) {
+        const auto peer = sock.remote_endpoint(ignored);
+        const auto ip = peer.address().to_string();
+        detail::ConnectionFacts facts;
+        facts.source_ip = ip;
+        facts.source_port = peer.port();
+        facts.client_ip = ip;
+        facts.worker = id_;
+        audit_submit(detail::render_connection_event(audit_json_, facts, std::chrono::system_clock::now(),
+                                                     "connection", "denied",
+                                                     "limits.max_connections_per_worker", "overloaded", ""));
+      }
       sock.close(ignored);
       continue;
     }

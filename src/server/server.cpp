@@ -7,6 +7,7 @@
 
 #include "ingress_watcher.hpp"
 #include "phigate/admin/admin_server.hpp"
+#include "phigate/audit/writer.hpp"
 #include "phigate/config/loader.hpp"
 #include "phigate/core/log.hpp"
 #include "phigate/metrics/worker_shard.hpp"
@@ -22,11 +23,12 @@ using namespace std::chrono_literals;
 class Server {
  public:
   Server(std::string path, proxy::SnapshotPtr first, std::shared_ptr<tls::TicketKeyRing> keys,
-         std::unique_ptr<ingress::DirectoryLoader> manifests)
+         std::unique_ptr<ingress::DirectoryLoader> manifests, std::unique_ptr<audit::Writer> audit)
       : path_(std::move(path)),
         keys_(std::move(keys)),
         current_(std::move(first)),
-        manifests_(std::move(manifests)) {}
+        manifests_(std::move(manifests)),
+        audit_(std::move(audit)) {}
 
   /// `diag`: what loading the first snapshot reported (logged once serving starts).
   int start(const config::Diagnostics& diag);
@@ -42,6 +44,10 @@ class Server {
   void begin_drain();
   void schedule_ticket_rotation();
   void schedule_housekeeping();
+  /// Reload: a new active audit key starts a new segment; false (with diag) if it cannot.
+  bool reload_audit_keys(const config::AuditSpec& next, config::Diagnostics& diag);
+  /// Every second: audit gauges, and one log line per change of the writer's health.
+  void watch_audit();
   std::string render_metrics() const;
 
   std::string path_;
@@ -59,6 +65,8 @@ class Server {
   std::vector<std::unique_ptr<proxy::Worker>> workers_;
   std::vector<std::thread> threads_;
   std::unique_ptr<admin::AdminServer> admin_;
+  std::unique_ptr<audit::Writer> audit_;  // outlives the workers (they hold a raw pointer)
+  bool audit_was_healthy_ = true;
   metrics::ControlStats control_stats_;
   std::atomic<bool> ready_{false};
   bool draining_ = false;
@@ -175,7 +183,18 @@ void Server::reload() {
       cfg->listeners.admin = old.admin;
       cfg->workers = current_->config->workers;
     }
+    const auto& old_audit = current_->config->audit;
+    if (cfg->audit.dir != old_audit.dir || cfg->audit.archive_dir != old_audit.archive_dir ||
+        cfg->audit.keys != old_audit.keys) {
+      diag.warning(
+          path_, cfg->audit.where.line, "audit",
+          "audit.dir, audit.keys and audit.archive_dir changes need a restart; keeping the current ones");
+      cfg->audit.dir = old_audit.dir;
+      cfg->audit.archive_dir = old_audit.archive_dir;
+      cfg->audit.keys = old_audit.keys;
+    }
     snap = build_snapshot(std::move(*cfg), keys_, current_->generation + 1, diag, manifests_.get());
+    if (snap && audit_ && !reload_audit_keys(snap->config->audit, diag)) snap.reset();
   }
   if (!snap) {
     control_stats_.reload_error.fetch_add(1);
@@ -187,6 +206,45 @@ void Server::reload() {
   control_stats_.reload_ok.fetch_add(1);
   publish(std::move(snap));
   log_snapshot(*current_, diag, "reloaded");
+}
+
+bool Server::reload_audit_keys(const config::AuditSpec& next, config::Diagnostics& diag) {
+  // Key files are a mounted Secret: a new active key id re-reads them and starts a new segment
+  // encrypted with it (old keys stay in the ring for reading). A key that does not load keeps
+  // the running configuration, and the running key, serving.
+  if (next.active_key == current_->config->audit.active_key) return true;
+  auto ring = audit::KeyRing::load(next.keys);
+  if (!ring) {
+    diag.error(path_, next.where.line, "audit.keys", ring.error().context);
+    return false;
+  }
+  if (auto err = audit_->rotate_key(next.active_key, std::move(*ring))) {
+    diag.error(path_, next.where.line, "audit.active_key", err->context);
+    return false;
+  }
+  PHI_LOG_INFO("audit: new segment with key {}", next.active_key);
+  return true;
+}
+
+void Server::watch_audit() {
+  if (!audit_) return;
+  const auto st = audit_->stats();
+  const bool healthy = audit_->healthy();
+  control_stats_.audit_healthy.store(healthy ? 1 : 0);
+  control_stats_.audit_records_written.store(st.records_written);
+  control_stats_.audit_bytes_written.store(st.bytes_written);
+  control_stats_.audit_segments_sealed.store(st.segments_sealed);
+  control_stats_.audit_write_errors.store(st.write_errors);
+  if (healthy != audit_was_healthy_) {
+    audit_was_healthy_ = healthy;
+    if (healthy) {
+      PHI_LOG_WARN("audit: writer recovered, serving again ({} write errors so far)", st.write_errors);
+    } else {
+      PHI_LOG_ERROR("audit: writer {}: failing closed (503){}",
+                    st.failed ? "cannot write to disk" : "queue overflow",
+                    current_->config->audit.block_on_overflow ? " — overflow: block, workers wait" : "");
+    }
+  }
 }
 
 void Server::begin_drain() {
@@ -233,13 +291,17 @@ void Server::schedule_housekeeping() {
     // Retired snapshots die here, on the control thread, so that no worker pays for freeing
     // SSL_CTXs: once only this list holds one, nothing can take a new reference.
     retired_.remove_if([](const proxy::SnapshotPtr& s) { return s.use_count() == 1; });
+    watch_audit();
     if (workers_done_ < workers_.size()) schedule_housekeeping();
   });
 }
 
 int Server::start(const config::Diagnostics& diag) {
   const unsigned n = current_->config->workers;
-  for (unsigned i = 0; i < n; ++i) workers_.push_back(std::make_unique<proxy::Worker>(i, current_));
+  for (unsigned i = 0; i < n; ++i)
+    workers_.push_back(std::make_unique<proxy::Worker>(i, current_, audit_.get()));
+  control_stats_.audit_enabled.store(audit_ ? 1 : 0);
+  control_stats_.audit_healthy.store(audit_ ? 1 : 0);
   std::string summary;
   if (!bind_all(summary)) return 1;
   published_.store(current_);
@@ -280,8 +342,19 @@ int Server::start(const config::Diagnostics& diag) {
   std::fflush(stdout);
   control_.run();
   for (auto& t : threads_) t.join();
+  int rc = 0;
+  if (audit_) {
+    // Every worker has finished: what they handed over is flushed and the segment sealed.
+    if (!audit_->stop()) {
+      PHI_LOG_ERROR("audit: some accepted records could not be written before exit");
+      rc = 1;
+    }
+    const auto st = audit_->stats();
+    PHI_LOG_INFO("audit: sealed; {} records written, {} segments sealed", st.records_written,
+                 st.segments_sealed);
+  }
   PHI_LOG_INFO("phigate stopped");
-  return 0;
+  return rc;
 }
 
 }  // namespace
@@ -300,9 +373,40 @@ int run(const std::string& path, const std::string& log_level_override) {
     }
     return 1;
   }
-  // Writes to a peer that closed must fail with EPIPE, not kill the process.
+  // Writes to a peer that closed must fail with EPIPE, not kill the process; a file-size limit
+  // must fail the audit write with EFBIG (fail closed), not kill it either.
   std::signal(SIGPIPE, SIG_IGN);
-  Server server(path, std::move(snap), std::move(keys), std::move(manifests));
+  std::signal(SIGXFSZ, SIG_IGN);
+  std::unique_ptr<audit::Writer> writer;
+  if (const auto& a = snap->config->audit; !a.dir.empty()) {
+    auto ring = audit::KeyRing::load(a.keys);
+    if (!ring) {
+      std::fprintf(stderr, "phigate: %s:%d: audit.keys: %s\n", path.c_str(), a.where.line,
+                   ring.error().context.c_str());
+      return 1;
+    }
+    audit::WriterOptions o;
+    o.dir = a.dir;
+    o.archive_dir = a.archive_dir;
+    o.active_key = a.active_key;
+    o.segment_max_bytes = a.segment_max_bytes;
+    o.segment_max_age = std::chrono::duration_cast<std::chrono::seconds>(a.segment_max_age);
+    o.flush_interval = a.flush_interval;
+    o.batch_records = a.batch_records;
+    o.queue_bytes_per_producer = a.queue_bytes;
+    o.overflow = a.block_on_overflow ? audit::WriterOptions::Overflow::Block
+                                     : audit::WriterOptions::Overflow::FailClosed;
+    auto w = audit::Writer::start(std::move(o), std::move(*ring), snap->config->workers);
+    if (!w) {
+      std::fprintf(stderr, "phigate: %s:%d: audit: %s\n", path.c_str(), a.where.line,
+                   w.error().context.c_str());
+      return 1;
+    }
+    writer = std::move(*w);
+  } else {
+    PHI_LOG_WARN("audit log is off (no audit: section): requests leave no audit record");
+  }
+  Server server(path, std::move(snap), std::move(keys), std::move(manifests), std::move(writer));
   return server.start(diag);
 }
 

@@ -163,6 +163,26 @@ struct RouteSpec {
   SourceRef where;
 };
 
+/// What the audit log keeps of a query string (PHI often hides there).
+enum class AuditQuery { Redact, Keep, Hash, Drop };
+
+/// The encrypted, tamper-evident audit log (`audit:`). Off when `dir` is empty.
+struct AuditSpec {
+  std::string dir;          // absolute; segments are written here (0700)
+  std::string keys;         // absolute; folder of <id>.key files (32 random bytes, base64)
+  std::string active_key;   // id of the key new segments use
+  std::string archive_dir;  // absolute or empty: sealed segments are moved here
+  std::uint64_t segment_max_bytes = 64ull << 20;
+  Duration segment_max_age = 1h;
+  Duration flush_interval = 100ms;         // fsync at least this often
+  std::size_t batch_records = 512;         // ... or after this many records
+  std::uint64_t queue_bytes = 4ull << 20;  // per worker
+  bool block_on_overflow = false;          // overflow: fail_closed (503) | block (the worker waits)
+  AuditQuery query = AuditQuery::Redact;
+  std::vector<std::string> headers;  // request header names (lower-case) whose values are recorded
+  SourceRef where;
+};
+
 /// Where Kubernetes resources come from (the `ingress:` key).
 struct IngressSpec {
   std::string dir;  // absolute; empty: no Ingress provider
@@ -188,6 +208,7 @@ struct Config {
   std::string log_level = "info";
   std::vector<RouteSpec> routes;
   IngressSpec ingress;
+  AuditSpec audit;
   /// Catch-all backends for requests no route matches (Ingress spec.defaultBackend). Empty: 404.
   std::optional<PathSpec> default_backend;
 };

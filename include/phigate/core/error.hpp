@@ -17,6 +17,7 @@ enum class ErrorKind : std::uint8_t {
   Denied,               // access policy
   ClientCertificate,    // the host requires a valid client certificate and got none or a bad one
   Misdirected,          // Host names a host with another TLS policy than the connection's SNI
+  AuditUnavailable,     // the audit log cannot take records (disk failing, queue full): fail closed
   ClientClosed,         // the client went away mid-request
   ClientTimeout,        // the client was too slow (handshake, head, body)
   TlsHandshake,         // the TLS handshake failed

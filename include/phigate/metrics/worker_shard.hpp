@@ -42,8 +42,12 @@ struct alignas(64) WorkerShard {
   Counter tls_resumed;
   Counter client_cert_refusals;  // 400: required client certificate missing or invalid
   Counter misdirected;
-  Counter proxy_protocol_errors;  // connections closed for a missing or malformed PROXY header            //
-                                  // 421: Host's TLS policy differs from the SNI's
+  Counter proxy_protocol_errors;  // connections closed for a missing or malformed PROXY header
+  Counter audit_records;          // records handed to the audit writer
+  Counter audit_rejected;         // records the writer refused (queue full, disk failing)
+  Counter
+      audit_fail_closed;  // requests answered 503 because the audit log could not take records            //
+                          // 421: Host's TLS policy differs from the SNI's
   std::array<Counter, 6> responses_by_class;  // index: status / 100 (0 for "no response")
   Counter redirects;
   Counter upstream_connects;
@@ -68,6 +72,13 @@ struct ControlStats {
   std::atomic<std::int64_t> build_ms{0};         // time to build that snapshot
   std::atomic<std::int64_t> ingresses_used{0};
   std::atomic<std::int64_t> ingresses_failed_closed{0};
+  // Audit writer, refreshed by the control thread every second.
+  std::atomic<std::int64_t> audit_enabled{0};
+  std::atomic<std::int64_t> audit_healthy{0};
+  std::atomic<std::uint64_t> audit_records_written{0};  // durable (fsynced)
+  std::atomic<std::uint64_t> audit_bytes_written{0};
+  std::atomic<std::uint64_t> audit_segments_sealed{0};
+  std::atomic<std::uint64_t> audit_write_errors{0};
 };
 
 /// Prometheus text exposition of all shards merged, plus control stats. Admin (control) thread.

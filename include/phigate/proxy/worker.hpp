@@ -7,6 +7,8 @@
 #include <memory>
 #include <vector>
 
+#include "phigate/audit/json_line.hpp"
+#include "phigate/audit/writer.hpp"
 #include "phigate/core/ids.hpp"
 #include "phigate/metrics/worker_shard.hpp"
 #include "phigate/net/asio.hpp"
@@ -40,7 +42,9 @@ class ConnectionBase {
 
 class Worker {
  public:
-  Worker(unsigned id, SnapshotPtr initial);
+  /// `audit`: the audit writer (producer index = `id`), or null when the audit log is off; it
+  /// outlives the worker.
+  Worker(unsigned id, SnapshotPtr initial, audit::Writer* audit = nullptr);
   Worker(const Worker&) = delete;
   Worker& operator=(const Worker&) = delete;
 
@@ -74,6 +78,14 @@ class Worker {
   /// Round-robin position for a cluster of this worker's current snapshot.
   std::size_t next_endpoint(std::size_t cluster, std::size_t n);
 
+  /// Audit log: on, and able to take records (false: fail closed unless overflow is `block`).
+  bool audit_on() const noexcept { return audit_ != nullptr; }
+  bool audit_healthy() const noexcept { return audit_ == nullptr || audit_->healthy(); }
+  /// The worker's reusable record builder.
+  audit::JsonLine& audit_json() noexcept { return audit_json_; }
+  /// Hands one record to the writer; a refusal is counted and logged (rate-limited), never silent.
+  void audit_submit(std::string_view line);
+
   void register_connection(ConnectionBase* c) noexcept;
   void unregister_connection(ConnectionBase* c) noexcept;
   std::size_t connection_count() const noexcept { return conn_count_; }
@@ -103,6 +115,9 @@ class Worker {
   ConnectionBase* head_ = nullptr;
   std::size_t conn_count_ = 0;
   net::asio::steady_timer ticker_{io_};
+  audit::Writer* audit_ = nullptr;
+  audit::JsonLine audit_json_;
+  Clock::time_point audit_warned_{};
 };
 
 }  // namespace phigate::proxy

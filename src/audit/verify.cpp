@@ -1,0 +1,762 @@
+#include "phigate/audit/verify.hpp"
+
+#include <dirent.h>
+#include <openssl/crypto.h>
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <climits>
+#include <cstring>
+#include <functional>
+#include <map>
+#include <set>
+
+#include "format_impl.hpp"
+#include "phigate/audit/json_line.hpp"
+
+namespace phigate::audit {
+
+using namespace detail;
+using Kind = Finding::Kind;
+using Severity = Finding::Severity;
+
+std::string_view to_string(Finding::Kind kind) noexcept {
+  switch (kind) {
+    case Kind::Tampered:
+      return "tampered";
+    case Kind::Missing:
+      return "missing";
+    case Kind::Reordered:
+      return "reordered";
+    case Kind::Truncated:
+      return "truncated";
+    case Kind::UnknownKey:
+      return "unknown_key";
+    case Kind::WrongKey:
+      return "wrong_key";
+    case Kind::Duplicate:
+      return "duplicate";
+    case Kind::Recovered:
+      return "recovered";
+    case Kind::PartialChain:
+      return "partial_chain";
+    case Kind::Unreadable:
+      return "unreadable";
+  }
+  return "unknown";
+}
+
+bool VerifyReport::ok() const noexcept {
+  return std::none_of(findings.begin(), findings.end(),
+                      [](const Finding& f) { return f.severity == Severity::Error; });
+}
+
+namespace {
+
+// ---- A small JSON reader: enough to pull string members out of one record -----------------------
+
+class JsonReader {
+ public:
+  explicit JsonReader(std::string_view s) : s_(s) {}
+
+  // Finds the string at `path` (nested objects, or one flat member named "a.b") in the top object.
+  std::optional<std::string> find(const std::vector<std::string_view>& path) {
+    i_ = 0;
+    std::optional<std::string> out;
+    return object(path, 0, out) ? out : std::nullopt;
+  }
+
+ private:
+  void ws() {
+    while (i_ < s_.size() && (s_[i_] == ' ' || s_[i_] == '\t' || s_[i_] == '\n' || s_[i_] == '\r')) ++i_;
+  }
+  bool eat(char c) {
+    ws();
+    if (i_ < s_.size() && s_[i_] == c) return ++i_, true;
+    return false;
+  }
+  static void utf8(std::string& out, std::uint32_t cp) {
+    if (cp < 0x80) {
+      out += static_cast<char>(cp);
+    } else if (cp < 0x800) {
+      out += static_cast<char>(0xC0 | (cp >> 6));
+      out += static_cast<char>(0x80 | (cp & 0x3F));
+    } else if (cp < 0x10000) {
+      out += static_cast<char>(0xE0 | (cp >> 12));
+      out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+      out += static_cast<char>(0x80 | (cp & 0x3F));
+    } else {
+      out += static_cast<char>(0xF0 | (cp >> 18));
+      out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
+      out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+      out += static_cast<char>(0x80 | (cp & 0x3F));
+    }
+  }
+  bool hex4(std::uint32_t& v) {
+    if (s_.size() - i_ < 4) return false;
+    v = 0;
+    for (int k = 0; k < 4; ++k) {
+      const char c = s_[i_++];
+      v <<= 4;
+      if (c >= '0' && c <= '9')
+        v |= static_cast<std::uint32_t>(c - '0');
+      else if (c >= 'a' && c <= 'f')
+        v |= static_cast<std::uint32_t>(c - 'a' + 10);
+      else if (c >= 'A' && c <= 'F')
+        v |= static_cast<std::uint32_t>(c - 'A' + 10);
+      else
+        return false;
+    }
+    return true;
+  }
+  bool string(std::string* out) {
+    if (!eat('"')) return false;
+    while (i_ < s_.size()) {
+      const std::size_t run = s_.find_first_of("\"\\", i_);
+      if (run == std::string_view::npos) return false;
+      if (out) out->append(s_.substr(i_, run - i_));
+      i_ = run + 1;
+      if (s_[run] == '"') return true;
+      if (i_ >= s_.size()) return false;
+      const char e = s_[i_++];
+      char plain = 0;
+      switch (e) {
+        case '"':
+        case '\\':
+        case '/':
+          plain = e;
+          break;
+        case 'b':
+          plain = '\b';
+          break;
+        case 'f':
+          plain = '\f';
+          break;
+        case 'n':
+          plain = '\n';
+          break;
+        case 'r':
+          plain = '\r';
+          break;
+        case 't':
+          plain = '\t';
+          break;
+        case 'u': {
+          std::uint32_t cp = 0;
+          if (!hex4(cp)) return false;
+          if (cp >= 0xD800 && cp < 0xDC00 && s_.substr(i_, 2) == "\\u") {
+            i_ += 2;
+            std::uint32_t lo = 0;
+            if (!hex4(lo) || lo < 0xDC00 || lo > 0xDFFF) return false;
+            cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+          }
+          if (out) utf8(*out, cp);
+          continue;
+        }
+        default:
+          return false;
+      }
+      if (out) *out += plain;
+    }
+    return false;
+  }
+  bool skip_value(int depth) {
+    if (depth > 64) return false;  // bounded recursion on hostile input
+    ws();
+    if (i_ >= s_.size()) return false;
+    const char c = s_[i_];
+    if (c == '"') return string(nullptr);
+    if (c == '{' || c == '[') {
+      const char close = c == '{' ? '}' : ']';
+      ++i_;
+      if (eat(close)) return true;
+      do {
+        if (c == '{' && (!string(nullptr) || !eat(':'))) return false;
+        if (!skip_value(depth + 1)) return false;
+      } while (eat(','));
+      return eat(close);
+    }
+    const std::size_t start = i_;
+    while (i_ < s_.size() && std::strchr(",}] \t\r\n", s_[i_]) == nullptr) ++i_;
+    return i_ > start;
+  }
+  bool object(const std::vector<std::string_view>& path, std::size_t at, std::optional<std::string>& out) {
+    if (!eat('{')) return false;
+    if (eat('}')) return true;
+    std::string key;
+    do {
+      key.clear();
+      if (!string(&key) || !eat(':')) return false;
+      ws();
+      const bool is_string = i_ < s_.size() && s_[i_] == '"';
+      const bool is_object = i_ < s_.size() && s_[i_] == '{';
+      if (is_string && matches_flat(key, path, at)) {
+        std::string v;
+        if (!string(&v)) return false;
+        out = std::move(v);
+        return true;  // first match wins; the rest of the record is not needed
+      } else if (is_object && at + 1 < path.size() && key == path[at]) {
+        if (!object(path, at + 1, out)) return false;
+        if (out) return true;
+      } else if (!skip_value(0)) {
+        return false;
+      }
+    } while (eat(','));
+    return eat('}');
+  }
+  // "a.b.c" at depth 0 matches the path a/b/c; "b.c" inside "a" too.
+  static bool matches_flat(std::string_view key, const std::vector<std::string_view>& path, std::size_t at) {
+    for (std::size_t k = at; k < path.size(); ++k) {
+      if (k > at) {
+        if (key.empty() || key.front() != '.') return false;
+        key.remove_prefix(1);
+      }
+      if (!key.starts_with(path[k])) return false;
+      key.remove_prefix(path[k].size());
+    }
+    return key.empty();
+  }
+
+  std::string_view s_;
+  std::size_t i_ = 0;
+};
+
+bool iequals(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    const auto lower = [](char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; };
+    if (lower(a[i]) != lower(b[i])) return false;
+  }
+  return true;
+}
+
+// ---- Segment analysis -------------------------------------------------------------------------
+
+struct Segment {
+  std::string path;
+  std::optional<std::uint64_t> name_seq;
+  bool open_name = false;
+  SegmentHeader h;
+  std::size_t header_len = 0;
+  bool authentic = false;  // header and key check verified: frames were authenticated
+  // Frames by number, first occurrence (0 = the header); authenticated ones, or the cleartext view
+  // when the segment cannot be authenticated (only used to check chain links then).
+  std::map<std::uint32_t, Tag> tags;
+  std::uint32_t max_no = 0;
+  bool sealed = false;  // the highest-numbered frame is a seal frame
+  bool partial_tail = false;
+  std::size_t tail_bytes = 0;
+};
+
+class Scanner {
+ public:
+  using RecordFn = std::function<void(std::string_view)>;
+  Scanner(const KeyRing& keys, RecordFn on_record) : keys_(keys), on_record_(std::move(on_record)) {}
+
+  VerifyReport run(const std::vector<std::string>& paths) {
+    std::vector<Segment> segs = collect(paths);
+    std::stable_sort(segs.begin(), segs.end(),
+                     [](const Segment& a, const Segment& b) { return a.h.seq < b.h.seq; });
+    segs = drop_duplicates(std::move(segs));
+    for (Segment& s : segs) analyze(s);
+    chain(segs);
+    report_.segments = segs.size();
+    std::stable_sort(report_.findings.begin(), report_.findings.end(),
+                     [](const Finding& a, const Finding& b) {
+                       return std::tie(a.segment, a.frame) < std::tie(b.segment, b.frame);
+                     });
+    return std::move(report_);
+  }
+
+ private:
+  void add(Kind kind, Severity sev, std::uint64_t seg, std::uint32_t frame, const std::string& file,
+           std::string detail) {
+    report_.findings.push_back(Finding{kind, sev, seg, frame, file, std::move(detail)});
+  }
+  void error(Kind kind, const Segment& s, std::uint32_t frame, std::string detail) {
+    add(kind, Severity::Error, s.h.seq, frame, s.path, std::move(detail));
+  }
+
+  void list_dir(const std::string& dir, std::vector<std::string>& out) {
+    DIR* d = ::opendir(dir.c_str());
+    if (!d) {
+      add(Kind::Unreadable, Severity::Error, 0, 0, dir, std::strerror(errno));
+      return;
+    }
+    std::vector<std::string> names;
+    while (dirent* e = ::readdir(d)) {
+      const std::string_view name = e->d_name;
+      if (name.starts_with("audit-") && (name.ends_with(".seg") || name.ends_with(".open")))
+        names.emplace_back(name);
+    }
+    ::closedir(d);
+    std::sort(names.begin(), names.end());
+    for (const auto& n : names) out.push_back(dir + (dir.ends_with('/') ? "" : "/") + n);
+  }
+
+  std::vector<Segment> collect(const std::vector<std::string>& paths) {
+    std::vector<std::string> files;
+    for (const std::string& p : paths) {
+      struct stat st {};
+      if (::stat(p.c_str(), &st) != 0) {
+        add(Kind::Unreadable, Severity::Error, 0, 0, p, std::strerror(errno));
+      } else if (S_ISDIR(st.st_mode)) {
+        list_dir(p, files);
+      } else {
+        files.push_back(p);
+      }
+    }
+    std::set<std::pair<dev_t, ino_t>> seen;  // the same file named twice (a dir and a file in it)
+    std::vector<Segment> segs;
+    for (const std::string& f : files) {
+      struct stat st {};
+      if (::stat(f.c_str(), &st) != 0) {
+        add(Kind::Unreadable, Severity::Error, 0, 0, f, std::strerror(errno));
+        continue;
+      }
+      if (!seen.insert({st.st_dev, st.st_ino}).second) continue;
+      Segment s;
+      s.path = f;
+      const auto slash = f.rfind('/');
+      const std::string_view name = std::string_view(f).substr(slash == std::string::npos ? 0 : slash + 1);
+      s.name_seq = parse_segment_file_name(name);
+      s.open_name = name.ends_with(".open");
+      std::string head;
+      if (int err = read_file(f, head, kHeaderFixed + kMaxKeyId + kTagBytes)) {
+        add(Kind::Unreadable, Severity::Error, s.name_seq.value_or(0), 0, f, std::strerror(err));
+        continue;
+      }
+      const HeaderParse parsed = parse_header(head, s.h, s.header_len);
+      if (parsed != HeaderParse::Ok) {
+        short_headers_.push_back({f, s.name_seq.value_or(0), s.open_name && parsed == HeaderParse::Short});
+        continue;
+      }
+      if (s.name_seq && *s.name_seq != s.h.seq) {
+        error(Kind::Reordered, s, 0,
+              "file is named for segment " + std::to_string(*s.name_seq) + " but holds segment " +
+                  std::to_string(s.h.seq));
+      }
+      segs.push_back(std::move(s));
+    }
+    return segs;
+  }
+
+  std::vector<Segment> drop_duplicates(std::vector<Segment> segs) {
+    std::vector<Segment> kept;
+    std::map<SegmentId, std::size_t> by_id;  // index into kept
+    for (Segment& s : segs) {
+      if (const auto same = by_id.find(s.h.id); same != by_id.end()) {
+        const Segment& first = kept[same->second];
+        error(Kind::Duplicate, s, 0,
+              "copy of segment " + std::to_string(first.h.seq) + " (" + first.path + ")");
+        continue;
+      }
+      if (!kept.empty() && kept.back().h.seq == s.h.seq) {
+        error(Kind::Duplicate, s, 0,
+              "a second segment claims this sequence number (" + kept.back().path + ")");
+        continue;
+      }
+      by_id.emplace(s.h.id, kept.size());
+      kept.push_back(std::move(s));
+    }
+    return kept;
+  }
+
+  void analyze(Segment& s) {
+    std::string file;
+    if (int err = read_file(s.path, file)) {
+      error(Kind::Unreadable, s, 0, std::strerror(err));
+      return;
+    }
+    std::string_view view = file;
+    SegmentHeader again;
+    std::size_t len = 0;
+    if (parse_header(view, again, len) != HeaderParse::Ok || again.id != s.h.id) {
+      error(Kind::Tampered, s, 0, "header changed while reading");
+      return;
+    }
+    Tag stored{};
+    std::memcpy(stored.data(), file.data() + s.header_len, stored.size());
+    const Key* key = keys_.find(s.h.key_id);
+    if (!key) {
+      error(Kind::UnknownKey, s, 0, "key id " + s.h.key_id + " not in the key ring");
+    } else {
+      KeyCheck check;
+      Tag computed{};
+      if (!cipher_.set_segment(*key, s.h.id, s.h.salt, s.h.seq, check)) {
+        error(Kind::Unreadable, s, 0, openssl_error("key derivation failed").context);
+      } else if (CRYPTO_memcmp(check.data(), s.h.key_check.data(), check.size()) != 0) {
+        error(Kind::WrongKey, s, 0,
+              "key " + s.h.key_id + " in the ring is not the key this segment was written with");
+      } else if (!cipher_.header_tag(view.substr(0, s.header_len), computed) ||
+                 CRYPTO_memcmp(computed.data(), stored.data(), stored.size()) != 0) {
+        error(Kind::Tampered, s, 0, "header fails authentication (frames not checked)");
+      } else {
+        s.authentic = true;
+      }
+    }
+    frames(s, view, stored);
+  }
+
+  struct SeenFrame {
+    Tag tag;
+    Tag prev;
+    std::uint8_t type;
+  };
+
+  void frames(Segment& s, std::string_view file, const Tag& header_tag) {
+    std::map<std::uint32_t, SeenFrame> seen;
+    std::set<std::uint32_t> failed_claims;
+    std::uint32_t max_no = 0;
+    std::uint64_t records = 0;
+    std::optional<std::uint64_t> seal_records;
+    std::size_t offset = s.header_len + kTagBytes;
+    const WalkEnd end =
+        walk_frames(file, offset, [&](const unsigned char* f, std::size_t size, const FrameHead& fh) {
+          Tag tag;
+          std::memcpy(tag.data(), f + size - kTagBytes, tag.size());
+          if (s.authentic) {
+            if (!cipher_.open_frame(f, size, plain_)) {
+              failed_claims.insert(fh.frame_no);
+              error(Kind::Tampered, s, fh.frame_no, "frame fails authentication");
+              return true;
+            }
+          } else if (fh.frame_no == 0 || (fh.type != 1 && fh.type != 2)) {
+            return true;  // unauthenticated garbage: ignored for the chain view
+          }
+          if (seen.count(fh.frame_no)) {
+            if (s.authentic) error(Kind::Duplicate, s, fh.frame_no, "frame appears again");
+            return true;
+          }
+          seen[fh.frame_no] = SeenFrame{tag, fh.prev_tag, fh.type};
+          if (fh.frame_no < max_no && s.authentic) {
+            error(Kind::Reordered, s, fh.frame_no, "frame follows frame " + std::to_string(max_no));
+          }
+          max_no = std::max(max_no, fh.frame_no);
+          if (!s.authentic) return true;
+          ++report_.frames;
+          if (fh.type == static_cast<std::uint8_t>(FrameType::Seal)) {
+            if (plain_.size() == kSealBody) {
+              seal_records = get_be(reinterpret_cast<const unsigned char*>(plain_.data()), 8);
+            }
+          } else {
+            records += emit(plain_);
+          }
+          return true;
+        });
+    if (!plain_.empty()) OPENSSL_cleanse(plain_.data(), plain_.size());
+
+    s.tags[0] = header_tag;
+    for (const auto& [no, f] : seen) s.tags[no] = f.tag;
+    s.max_no = max_no;
+    s.sealed = !seen.empty() && seen.rbegin()->second.type == static_cast<std::uint8_t>(FrameType::Seal);
+    s.partial_tail = end == WalkEnd::Partial;
+    s.tail_bytes = file.size() - offset;
+    if (!s.authentic) return;
+
+    report_.records += records;
+    std::uint32_t gap_start = 0;
+    for (std::uint32_t n = 1; n <= max_no + 1; ++n) {
+      const bool present = n <= max_no && (seen.count(n) || failed_claims.count(n));
+      if (!present && n <= max_no && gap_start == 0) gap_start = n;
+      if ((present || n > max_no) && gap_start != 0) {
+        error(Kind::Missing, s, gap_start,
+              n - 1 == gap_start
+                  ? "frame missing"
+                  : "frames " + std::to_string(gap_start) + ".." + std::to_string(n - 1) + " missing");
+        gap_start = 0;
+      }
+    }
+    for (const auto& [no, f] : seen) {
+      const auto before = seen.find(no - 1);
+      const Tag* prev = no == 1 ? &header_tag : before != seen.end() ? &before->second.tag : nullptr;
+      if (prev && *prev != f.prev) error(Kind::Tampered, s, no, "frame does not chain to its predecessor");
+    }
+    const bool has_seal = std::any_of(seen.begin(), seen.end(), [](const auto& kv) {
+      return kv.second.type == static_cast<std::uint8_t>(FrameType::Seal);
+    });
+    if (has_seal && !seen.empty() &&
+        seen.rbegin()->second.type != static_cast<std::uint8_t>(FrameType::Seal)) {
+      error(Kind::Reordered, s, seen.rbegin()->first, "frame numbered after the seal frame");
+    }
+    if (end == WalkEnd::Oversize) {
+      error(Kind::Tampered, s, max_no + 1, "frame head at offset " + std::to_string(offset) + " is corrupt");
+    } else if (s.sealed && s.tail_bytes > 0) {
+      error(Kind::Tampered, s, max_no, std::to_string(s.tail_bytes) + " bytes after the seal frame");
+    }
+    const bool complete = seen.size() == max_no && failed_claims.empty();
+    if (s.sealed && seal_records && *seal_records != records && complete) {
+      error(Kind::Tampered, s, max_no,
+            "seal counts " + std::to_string(*seal_records) + " records, frames hold " +
+                std::to_string(records));
+    }
+  }
+
+  std::uint64_t emit(std::string_view plain) {
+    std::uint64_t n = 0;
+    while (!plain.empty()) {
+      const auto nl = plain.find('\n');
+      const std::string_view rec = plain.substr(0, nl);
+      plain.remove_prefix(nl == std::string_view::npos ? plain.size() : nl + 1);
+      ++n;
+      if (auto ts = JsonReader(rec).find({"@timestamp"})) {
+        if (report_.first_timestamp.empty() || *ts < report_.first_timestamp) report_.first_timestamp = *ts;
+        if (*ts > report_.last_timestamp) report_.last_timestamp = *ts;
+      }
+      if (on_record_) on_record_(rec);
+    }
+    return n;
+  }
+
+  void chain(const std::vector<Segment>& segs) {
+    for (const auto& sh : short_headers_) {
+      // A writer that crashed while creating a segment leaves an `.open` file without a full header;
+      // it holds no record. Anywhere but at the end of the chain it is damage.
+      const bool at_end = sh.crashed_open && (segs.empty() || sh.name_seq > segs.back().h.seq);
+      add(at_end ? Kind::Truncated : Kind::Tampered, at_end ? Severity::Info : Severity::Error, sh.name_seq,
+          0, sh.path,
+          at_end ? "segment header incomplete (writer crashed while creating it; no records)"
+                 : "malformed header");
+    }
+    for (std::size_t i = 0; i < segs.size(); ++i) {
+      const Segment& s = segs[i];
+      if (i == 0) {
+        if (s.h.prev_state != PrevState::None) {
+          add(Kind::PartialChain, Severity::Info, s.h.seq, 0, s.path,
+              "chain starts here; segment " + std::to_string(s.h.prev_seq) +
+                  " and earlier are not among the paths");
+        }
+      } else {
+        link(segs[i - 1], s);
+      }
+      if (i + 1 == segs.size() && !s.sealed) {
+        add(Kind::Truncated, Severity::Info, s.h.seq, s.max_no + 1, s.path,
+            "final segment unsealed after frame " + std::to_string(s.max_no) +
+                (s.partial_tail ? " plus " + std::to_string(s.tail_bytes) + " bytes of an incomplete frame"
+                                : "") +
+                " (writer crashed or still writing)");
+      }
+    }
+  }
+
+  void link(const Segment& p, const Segment& s) {
+    if (s.h.seq != p.h.seq + 1) {
+      const std::uint64_t first = p.h.seq + 1, last = s.h.seq - 1;
+      add(Kind::Missing, Severity::Error, first, 0, "",
+          first == last ? "segment missing"
+                        : "segments " + std::to_string(first) + ".." + std::to_string(last) + " missing");
+      return;
+    }
+    if (s.h.prev_id != p.h.id || s.h.prev_seq != p.h.seq || s.h.prev_state == PrevState::None) {
+      error(Kind::Tampered, s, 0, "header does not chain to segment " + std::to_string(p.h.seq));
+      return;
+    }
+    const std::uint32_t n = s.h.prev_frames;
+    const auto tag_n = p.tags.find(n);
+    const bool tag_matches = tag_n != p.tags.end() && tag_n->second == s.h.prev_tag;
+    if (s.h.prev_state == PrevState::Sealed) {
+      if (!p.sealed) {
+        error(Kind::Truncated, p, p.max_no + 1,
+              "ends after frame " + std::to_string(p.max_no) + " without its seal; segment " +
+                  std::to_string(s.h.seq) + " says it was sealed at frame " + std::to_string(n));
+      } else if (p.max_no != n || !tag_matches) {
+        error(Kind::Tampered, p, p.max_no,
+              "seal frame differs from the one segment " + std::to_string(s.h.seq) + " chains to");
+      }
+      return;
+    }
+    // PrevState::Crashed: the writer restarted and recovered p's last valid frame n.
+    if (p.sealed) {
+      error(Kind::Tampered, p, p.max_no,
+            "sealed, but segment " + std::to_string(s.h.seq) + " says it crashed");
+    } else if (p.max_no < n) {
+      error(Kind::Truncated, p, p.max_no + 1,
+            "ends after frame " + std::to_string(p.max_no) + "; the writer recovered it at frame " +
+                std::to_string(n));
+    } else if (p.max_no > n || !tag_matches) {
+      error(Kind::Tampered, p, n + 1,
+            "frames differ from the crash recovery point recorded by segment " + std::to_string(s.h.seq));
+    } else {
+      add(Kind::Recovered, Severity::Info, p.h.seq, n, p.path,
+          "ended unsealed after frame " + std::to_string(n) + " (writer crash); segment " +
+              std::to_string(s.h.seq) + " chains to it: recovered after crash");
+    }
+  }
+
+  struct ShortHeader {
+    std::string path;
+    std::uint64_t name_seq;
+    bool crashed_open;
+  };
+
+  const KeyRing& keys_;
+  RecordFn on_record_;
+  SegmentCipher cipher_;
+  std::string plain_;
+  VerifyReport report_;
+  std::vector<ShortHeader> short_headers_;
+};
+
+bool digits(std::string_view s, std::size_t at, std::size_t n, int& out) {
+  if (s.size() < at + n) return false;
+  out = 0;
+  for (std::size_t i = at; i < at + n; ++i) {
+    if (s[i] < '0' || s[i] > '9') return false;
+    out = out * 10 + (s[i] - '0');
+  }
+  return true;
+}
+
+}  // namespace
+
+VerifyReport verify(const KeyRing& keys, const std::vector<std::string>& paths) {
+  return Scanner(keys, nullptr).run(paths);
+}
+
+VerifyReport decrypt(const KeyRing& keys, const std::vector<std::string>& paths, const DecryptFilter& filter,
+                     std::ostream& out) {
+  const std::vector<std::string_view> ts_path{"@timestamp"}, host_path{"url", "domain"};
+  Scanner scanner(keys, [&](std::string_view rec) {
+    if (filter.since || filter.until) {
+      const auto ts = JsonReader(rec).find(ts_path);
+      if (!ts || (filter.since && *ts < *filter.since) || (filter.until && *ts >= *filter.until)) return;
+    }
+    if (filter.host) {
+      const auto host = JsonReader(rec).find(host_path);
+      if (!host || !iequals(*host, *filter.host)) return;
+    }
+    out.write(rec.data(), static_cast<std::streamsize>(rec.size()));
+    out.put('\n');
+  });
+  return scanner.run(paths);
+}
+
+core::Result<std::string> normalize_timestamp_filter(std::string_view text) {
+  using namespace std::chrono;
+  const auto bad = [&] {
+    return core::Error{
+        core::ErrorKind::Config, core::ErrorSource::Config, core::Retryable::No,
+        "bad timestamp '" + std::string(text) +
+            "': use RFC 3339, e.g. 2026-11-27, 2026-11-27T08:00:00Z or 2026-11-27T09:00:00.5+01:00"};
+  };
+  int y = 0, mo = 0, d = 0, h = 0, mi = 0, sec = 0;
+  if (!digits(text, 0, 4, y) || text.size() < 10 || text[4] != '-' || !digits(text, 5, 2, mo) ||
+      text[7] != '-' || !digits(text, 8, 2, d)) {
+    return bad();
+  }
+  const year_month_day ymd{year{y}, month{static_cast<unsigned>(mo)}, day{static_cast<unsigned>(d)}};
+  if (!ymd.ok()) return bad();
+  std::size_t i = 10;
+  std::int64_t frac_ns = 0;
+  minutes offset{0};
+  if (i < text.size()) {
+    if (text[i] != 'T' && text[i] != 't' && text[i] != ' ') return bad();
+    if (!digits(text, i + 1, 2, h) || text.size() < i + 6 || text[i + 3] != ':' ||
+        !digits(text, i + 4, 2, mi)) {
+      return bad();
+    }
+    i += 6;
+    if (i < text.size() && text[i] == ':') {
+      if (!digits(text, i + 1, 2, sec)) return bad();
+      i += 3;
+      if (i < text.size() && text[i] == '.') {
+        ++i;
+        int scale = 100000000, nd = 0;
+        for (; i < text.size() && text[i] >= '0' && text[i] <= '9'; ++i, ++nd) {
+          if (nd < 9) frac_ns += (text[i] - '0') * static_cast<std::int64_t>(scale), scale /= 10;
+        }
+        if (nd == 0) return bad();
+      }
+    }
+    if (h > 23 || mi > 59 || sec > 59) return bad();
+    if (i < text.size() && (text[i] == 'Z' || text[i] == 'z')) {
+      ++i;
+    } else if (i < text.size() && (text[i] == '+' || text[i] == '-')) {
+      int oh = 0, om = 0;
+      if (!digits(text, i + 1, 2, oh) || text.size() < i + 6 || text[i + 3] != ':' ||
+          !digits(text, i + 4, 2, om) || oh > 23 || om > 59) {
+        return bad();
+      }
+      offset = minutes{(text[i] == '-' ? -1 : 1) * (oh * 60 + om)};
+      i += 6;
+    }
+    if (i != text.size()) return bad();
+  }
+  const auto t = sys_days{ymd} + hours{h} + minutes{mi} + seconds{sec} + nanoseconds{frac_ns} - offset;
+  return format_timestamp(time_point_cast<system_clock::duration>(t));
+}
+
+namespace {
+
+void print_findings(const VerifyReport& r, std::ostream& os) {
+  for (const Finding& f : r.findings) {
+    os << (f.severity == Severity::Error ? "error" : "info") << ": segment " << f.segment;
+    if (f.frame) os << " frame " << f.frame;
+    os << ' ' << to_string(f.kind) << ": " << f.detail;
+    if (!f.file.empty()) os << " (" << f.file << ')';
+    os << '\n';
+  }
+}
+
+std::size_t error_count(const VerifyReport& r) {
+  return static_cast<std::size_t>(std::count_if(
+      r.findings.begin(), r.findings.end(), [](const Finding& f) { return f.severity == Severity::Error; }));
+}
+
+}  // namespace
+
+int verify_main(const std::string& keys_dir, const std::vector<std::string>& paths, std::ostream& out,
+                std::ostream& err) {
+  if (paths.empty()) {
+    err << "audit verify: no segment files or directories given\n";
+    return 2;
+  }
+  auto keys = KeyRing::load(keys_dir);
+  if (!keys) {
+    err << keys.error().context << '\n';
+    return 2;
+  }
+  const VerifyReport r = verify(*keys, paths);
+  print_findings(r, out);
+  const std::size_t errors = error_count(r);
+  out << "segments " << r.segments << ", frames " << r.frames << ", records " << r.records;
+  if (!r.first_timestamp.empty()) out << ", from " << r.first_timestamp << " to " << r.last_timestamp;
+  if (errors == 0) {
+    out << ": OK\n";
+  } else {
+    out << ": " << errors << (errors == 1 ? " problem\n" : " problems\n");
+  }
+  return errors == 0 ? 0 : 1;
+}
+
+int decrypt_main(const std::string& keys_dir, const std::vector<std::string>& paths,
+                 std::optional<std::string> since, std::optional<std::string> until,
+                 std::optional<std::string> host, std::ostream& out, std::ostream& err) {
+  if (paths.empty()) {
+    err << "audit decrypt: no segment files or directories given\n";
+    return 2;
+  }
+  DecryptFilter filter;
+  for (auto [in, dst] : {std::pair{&since, &filter.since}, std::pair{&until, &filter.until}}) {
+    if (!*in) continue;
+    auto norm = normalize_timestamp_filter(**in);
+    if (!norm) {
+      err << norm.error().context << '\n';
+      return 2;
+    }
+    *dst = std::move(*norm);
+  }
+  filter.host = std::move(host);
+  auto keys = KeyRing::load(keys_dir);
+  if (!keys) {
+    err << keys.error().context << '\n';
+    return 2;
+  }
+  const VerifyReport r = decrypt(*keys, paths, filter, out);
+  print_findings(r, err);
+  return r.ok() ? 0 : 1;
+}
+
+}  // namespace phigate::audit

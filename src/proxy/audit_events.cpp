@@ -1,0 +1,181 @@
+#include "audit_events.hpp"
+
+#include <openssl/evp.h>
+
+namespace phigate::proxy::detail {
+
+namespace {
+
+std::int64_t nanos(std::chrono::steady_clock::duration d) {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(d).count();
+}
+
+void common(audit::JsonLine& j, const ConnectionFacts& c, std::chrono::system_clock::time_point when) {
+  char stamp[audit::kTimestampLength];
+  j.field("@timestamp", audit::format_timestamp(when, stamp));
+  j.field("schema", kAuditSchema);
+  j.begin_object("ecs");
+  j.field("version", "8.11.0");
+  j.end_object();
+  j.begin_object("source");
+  j.field("ip", c.source_ip);
+  j.field("port", c.source_port);
+  j.end_object();
+  j.begin_object("client");
+  j.field("ip", c.client_ip.empty() ? c.source_ip : c.client_ip);
+  j.end_object();
+  if (!c.tls_version.empty()) {
+    j.begin_object("tls");
+    j.field("version_protocol", "tls");
+    j.field("version", c.tls_version);
+    if (!c.tls_cipher.empty()) j.field("cipher", c.tls_cipher);
+    if (!c.server_name.empty() || c.cert != nullptr) j.begin_object("client");
+    if (!c.server_name.empty()) j.field("server_name", c.server_name);
+    if (c.cert != nullptr && c.cert->present) {
+      j.begin_object("x509");
+      j.begin_object("subject");
+      j.field("distinguished_name", c.cert->subject);
+      j.end_object();
+      j.begin_object("issuer");
+      j.field("distinguished_name", c.cert->issuer);
+      j.end_object();
+      j.field("serial_number", c.cert->serial);
+      j.end_object();
+      j.begin_object("hash");
+      j.field("sha256", c.cert->fingerprint);
+      j.end_object();
+    }
+    if (c.cert != nullptr) j.field("verify", c.cert->verify);
+    if (!c.server_name.empty() || c.cert != nullptr) j.end_object();
+    j.end_object();
+  }
+}
+
+std::string sha256_hex(std::string_view s) {
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int n = 0;
+  if (EVP_Digest(s.data(), s.size(), md, &n, EVP_sha256(), nullptr) != 1) return {};
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out(n * 2, '0');
+  for (unsigned i = 0; i < n; ++i) {
+    out[2 * i] = kHex[md[i] >> 4];
+    out[2 * i + 1] = kHex[md[i] & 15];
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string_view render_request(audit::JsonLine& j, const ConnectionFacts& c, const RequestFacts& r,
+                                const http::MessageHead* head, const config::AuditSpec& spec) {
+  j.clear();
+  common(j, c, r.start);
+  const bool ok = r.status != 0 && r.status < 400;
+  j.begin_object("event");
+  j.field("kind", "event");
+  j.field("action", "http-request");
+  j.field("outcome", ok ? "success" : "failure");
+  if (!r.reason.empty()) j.field("reason", r.reason);
+  j.field("duration", nanos(r.total));
+  j.end_object();
+  j.begin_object("http");
+  j.begin_object("request");
+  if (head != nullptr && !head->method.empty()) j.field("method", head->method);
+  j.field("bytes", r.request_bytes);
+  j.end_object();
+  j.begin_object("response");
+  if (r.status != 0) {
+    j.field("status_code", r.status);
+  } else {
+    j.null("status_code");
+  }
+  j.field("bytes", r.response_bytes);
+  j.end_object();
+  if (head != nullptr) {
+    char version[4] = {static_cast<char>('0' + head->version_major), '.',
+                       static_cast<char>('0' + head->version_minor), 0};
+    j.field("version", std::string_view(version, 3));
+  }
+  j.end_object();
+  j.begin_object("url");
+  if (!r.host.empty()) j.field("domain", r.host);
+  const auto q = r.target.find('?');
+  j.field("path", r.target.substr(0, q));
+  if (q != std::string_view::npos && q + 1 < r.target.size()) {
+    const auto query = r.target.substr(q + 1);
+    switch (spec.query) {
+      case config::AuditQuery::Keep:
+        j.field("query", query);
+        break;
+      case config::AuditQuery::Hash:
+        j.field("query", "sha256:" + sha256_hex(query));
+        break;
+      case config::AuditQuery::Redact:
+        j.field("query", "[redacted]");
+        break;
+      case config::AuditQuery::Drop:
+        break;
+    }
+  }
+  j.end_object();
+  if (head != nullptr) {
+    if (const auto* ua = head->headers.find("user-agent")) {
+      j.begin_object("user_agent");
+      j.field("original", *ua);
+      j.end_object();
+    }
+  }
+  j.begin_object("phigate");
+  j.field("request_id", r.request_id);
+  j.field("decision", r.decision.empty() ? std::string_view("error") : r.decision);
+  if (!r.rule.empty()) j.field("rule", r.rule);
+  if (!r.route.empty()) j.field("route", r.route);
+  if (!r.ingress.empty()) j.field("ingress", r.ingress);
+  if (!r.upstream.empty() || r.upstream_connect.count() >= 0 || r.upstream_first_byte.count() >= 0) {
+    j.begin_object("upstream");
+    if (!r.upstream.empty()) j.field("address", r.upstream);
+    if (r.upstream_connect.count() >= 0) j.field("connect_duration", nanos(r.upstream_connect));
+    if (r.upstream_first_byte.count() >= 0) j.field("first_byte_duration", nanos(r.upstream_first_byte));
+    j.end_object();
+  }
+  if (head != nullptr && !spec.headers.empty()) {
+    // Header values are PHI-prone: only the names the operator listed.
+    j.begin_object("headers");
+    for (const auto& name : spec.headers) {
+      if (const auto* v = head->headers.find(name)) j.field(name, *v);
+    }
+    j.end_object();
+  }
+  j.field("worker", c.worker);
+  j.field("connection", c.connection);
+  j.end_object();
+  return j.finish();
+}
+
+std::string_view render_connection_event(audit::JsonLine& j, const ConnectionFacts& c,
+                                         std::chrono::system_clock::time_point when, std::string_view action,
+                                         std::string_view decision, std::string_view rule,
+                                         std::string_view reason, std::string_view detail) {
+  j.clear();
+  common(j, c, when);
+  j.begin_object("event");
+  j.field("kind", "event");
+  j.field("action", action);
+  j.field("outcome", "failure");
+  j.field("reason", reason);
+  j.end_object();
+  if (!detail.empty()) {
+    j.begin_object("error");
+    j.field("message", detail);
+    j.end_object();
+  }
+  j.begin_object("phigate");
+  j.field("decision", decision);
+  j.field("rule", rule);
+  j.field("worker", c.worker);
+  j.field("connection", c.connection);
+  j.end_object();
+  return j.finish();
+}
+
+}  // namespace phigate::proxy::detail

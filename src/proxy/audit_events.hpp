@@ -1,0 +1,63 @@
+#pragma once
+// Private to proxy: the facts a connection gathers about one request or one failed connection,
+// and their rendering as one audit record (ECS field names; schema in docs/audit-schema.md).
+// Worker thread only; the JsonLine is the worker's.
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "phigate/audit/json_line.hpp"
+#include "phigate/config/spec.hpp"
+#include "phigate/http/message.hpp"
+#include "phigate/tls/host_policy.hpp"
+
+namespace phigate::proxy::detail {
+
+inline constexpr std::string_view kAuditSchema = "phigate.audit/1";
+
+/// Who and how: constant for a connection (client may change per request behind proxies).
+struct ConnectionFacts {
+  std::string_view source_ip;  // socket peer
+  std::uint16_t source_port = 0;
+  std::string_view client_ip;    // after PROXY protocol / trusted X-Forwarded-For
+  std::string_view tls_version;  // "1.3", "" for plain HTTP
+  std::string_view tls_cipher;
+  std::string_view server_name;                  // SNI
+  const tls::ClientCertificate* cert = nullptr;  // null: none presented or not asked
+  unsigned worker = 0;
+  std::uint64_t connection = 0;
+};
+
+/// What became of one request. Views must outlive render_request (they point into the
+/// connection and its pinned snapshot).
+struct RequestFacts {
+  std::chrono::system_clock::time_point start{};
+  std::chrono::steady_clock::duration total{};
+  std::chrono::steady_clock::duration upstream_connect{-1};     // -1: not measured
+  std::chrono::steady_clock::duration upstream_first_byte{-1};  // -1: not measured
+  int status = 0;                                               // 0: no response was sent
+  std::uint64_t request_bytes = 0;
+  std::uint64_t response_bytes = 0;
+  std::string_view decision;  // allowed | denied | redirected | error
+  std::string_view rule;      // what decided (route, access, source-range, mtls, ...)
+  std::string_view reason;    // error reason (core::Error::reason()), "" on success
+  std::string_view host;      // normalised, no port
+  std::string_view target;    // normalised origin-form target (path and query)
+  std::string_view route;     // "host path" of the route, "" when none matched
+  std::string_view ingress;   // "ns/name" or ""
+  std::string_view upstream;  // endpoint "ip:port" or ""
+  std::string_view request_id;
+};
+
+/// Renders a request record into `j` (cleared first) and returns the line.
+std::string_view render_request(audit::JsonLine& j, const ConnectionFacts& c, const RequestFacts& r,
+                                const http::MessageHead* head, const config::AuditSpec& spec);
+
+/// Renders a connection-level event (TLS handshake failure, PROXY header refused, shed).
+std::string_view render_connection_event(audit::JsonLine& j, const ConnectionFacts& c,
+                                         std::chrono::system_clock::time_point when, std::string_view action,
+                                         std::string_view decision, std::string_view rule,
+                                         std::string_view reason, std::string_view detail);
+
+}  // namespace phigate::proxy::detail

@@ -1,0 +1,277 @@
+// The encrypted audit log end to end: real traffic of every outcome through phigate, then
+// `phigate audit verify` and `phigate audit decrypt`; SIGKILL under load; a disk that refuses
+// writes (RLIMIT_FSIZE set on the running process with prlimit); key rotation on reload.
+#include <sys/stat.h>
+
+#include <csignal>
+#include <filesystem>
+#include <thread>
+
+#include "phigate_fixture.hpp"
+#include "support/plain_client.hpp"
+
+namespace phigate::test {
+namespace {
+
+namespace fs = std::filesystem;
+
+class AuditTest : public PhigateTest {
+ protected:
+  void SetUp() override {
+    PhigateTest::SetUp();
+    fs::create_directories(dir_.path("keys"));
+    write_key("k1");
+  }
+  void write_key(const std::string& id) {
+    auto r = run({"openssl", "rand", "-base64", "-out", dir_.path("keys/" + id + ".key"), "32"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+  }
+  std::string audit_yaml(const std::string& key = "k1", const std::string& extra = "") const {
+    return "audit: { dir: " + dir_.path("audit") + ", keys: " + dir_.path("keys") + ", active_key: " + key +
+           extra + " }\n";
+  }
+  std::string routes(const Upstream& up) const {
+    return "  - host: app.example\n    paths:\n      - { path: /, backends: [\"" + up.address() +
+           "\"] }\n      - { path: /down, backends: [\"127.0.0.1:1\"] }\n";
+  }
+  RunResult audit_cmd(const std::string& sub, std::vector<std::string> extra = {}) {
+    std::vector<std::string> argv{bin("phigate"), "audit", sub, "--keys", dir_.path("keys")};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    argv.push_back(dir_.path("audit"));
+    return run(argv);
+  }
+  /// Decrypted records, one JSON line each.
+  std::vector<std::string> records() {
+    auto r = audit_cmd("decrypt");
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    std::vector<std::string> out;
+    std::size_t pos = 0;
+    while (pos < r.out.size()) {
+      const auto nl = r.out.find('\n', pos);
+      out.push_back(r.out.substr(pos, nl - pos));
+      if (nl == std::string::npos) break;
+      pos = nl + 1;
+    }
+    return out;
+  }
+  static std::string find(const std::vector<std::string>& recs, const std::string& fragment) {
+    for (const auto& r : recs) {
+      if (r.find(fragment) != std::string::npos) return r;
+    }
+    return {};
+  }
+  static bool has(const std::string& rec, const std::string& fragment) {
+    return rec.find(fragment) != std::string::npos;
+  }
+  std::string metrics(const Phigate& pg) {
+    return run({"curl", "-sS", "http://127.0.0.1:" + std::to_string(pg.admin) + "/metrics"}).out;
+  }
+};
+
+TEST_F(AuditTest, EveryOutcomeLeavesARecordWithItsFields) {
+  auto up = start_upstream();
+  auto pg = start_phigate(config(routes(up), audit_yaml() + "access: { deny: [\"127.0.0.2\"] }\n"));
+  auto code = [&](std::vector<std::string> args) {
+    args.insert(args.begin(), {"-o", "/dev/null", "-w", "%{http_code}"});
+    return curl(pg, args).out;
+  };
+  EXPECT_EQ(code({"-A", "audit-test/1", "-H", "X-Secret: never-logged", "--data-binary", "hello",
+                  https_url(pg, "/ok?patient=123")}),
+            "200");
+  EXPECT_EQ(code({https_url(pg, "/x", "other.example")}), "404");
+  EXPECT_EQ(code({"--interface", "127.0.0.2", https_url(pg, "/denied")}), "403");
+  EXPECT_EQ(code({https_url(pg, "/down")}), "502");
+  EXPECT_EQ(code({"http://127.0.0.1:" + std::to_string(pg.http) + "/plain", "-H", "Host: app.example"}),
+            "308");
+  {
+    auto c = TlsClient::connect("127.0.0.1", pg.https, {.sni = "app.example"});
+    ASSERT_TRUE(c) << c.error;
+    ASSERT_TRUE(
+        c->write("GET /smuggle HTTP/1.1\r\nHost: app.example\r\nContent-Length: 1\r\n"
+                 "Transfer-Encoding: chunked\r\n\r\n"));
+    auto r = c->read_http_response(5s);
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 400);
+  }
+  EXPECT_FALSE(TlsClient::connect("127.0.0.1", pg.https,
+                                  {.sni = "app.example",
+                                   .min_version = TLS1_1_VERSION,
+                                   .max_version = TLS1_1_VERSION,
+                                   .cipher_list = "DEFAULT@SECLEVEL=0"}));
+  EXPECT_EQ(pg.process.terminate(), 0);  // SIGTERM flushes and seals
+
+  const auto verify = audit_cmd("verify");
+  EXPECT_EQ(verify.exit_code, 0) << verify.out << verify.err;
+  EXPECT_NE(verify.out.find("OK"), std::string::npos) << verify.out;
+  const auto recs = records();
+  ASSERT_EQ(recs.size(), 7u) << verify.out;
+  for (const auto& r : recs) {
+    EXPECT_TRUE(has(r, "\"schema\":\"phigate.audit/1\"")) << r;
+    EXPECT_TRUE(has(r, "\"@timestamp\":\"20")) << r;
+    EXPECT_FALSE(has(r, "never-logged")) << "a header value leaked: " << r;
+    EXPECT_FALSE(has(r, "patient=123")) << "the query leaked: " << r;
+  }
+  const auto ok = find(recs, "\"path\":\"/ok\"");
+  EXPECT_TRUE(has(ok, "\"status_code\":200")) << ok;
+  EXPECT_TRUE(has(ok, "\"method\":\"POST\"")) << ok;
+  EXPECT_TRUE(has(ok, "\"domain\":\"app.example\"")) << ok;
+  EXPECT_TRUE(has(ok, "\"query\":\"[redacted]\"")) << ok;
+  EXPECT_TRUE(has(ok, "\"request\":{\"method\":\"POST\",\"bytes\":5}")) << ok;
+  EXPECT_TRUE(has(ok, "\"original\":\"audit-test/1\"")) << ok;
+  EXPECT_TRUE(has(ok, "\"decision\":\"allowed\"")) << ok;
+  EXPECT_TRUE(has(ok, "\"outcome\":\"success\"")) << ok;
+  EXPECT_TRUE(has(ok, "\"address\":\"" + up.address() + "\"")) << ok;
+  EXPECT_TRUE(has(ok, "\"server_name\":\"app.example\"")) << ok;
+  EXPECT_TRUE(has(ok, "\"client\":{\"ip\":\"127.0.0.1\"}")) << ok;
+  // The request id the backend saw is the one in the record.
+  ASSERT_EQ(up.records().size(), 1u);
+  EXPECT_TRUE(has(ok, "\"request_id\":\"" + record_header(up.records()[0], "x-request-id") + "\"")) << ok;
+
+  EXPECT_TRUE(has(find(recs, "\"path\":\"/x\""), "\"status_code\":404"));
+  const auto denied = find(recs, "\"path\":\"/denied\"");
+  EXPECT_TRUE(has(denied, "\"status_code\":403")) << denied;
+  EXPECT_TRUE(has(denied, "\"decision\":\"denied\"")) << denied;
+  EXPECT_TRUE(has(denied, "\"ip\":\"127.0.0.2\"")) << denied;
+  EXPECT_TRUE(has(denied, "\"reason\":\"denied\"")) << denied;
+  const auto down = find(recs, "\"path\":\"/down\"");
+  EXPECT_TRUE(has(down, "\"status_code\":502")) << down;
+  EXPECT_TRUE(has(down, "\"reason\":\"connect_refused\"")) << down;
+  const auto plain = find(recs, "\"path\":\"/plain\"");
+  EXPECT_TRUE(has(plain, "\"status_code\":308")) << plain;
+  EXPECT_TRUE(has(plain, "\"decision\":\"redirected\"")) << plain;
+  EXPECT_FALSE(has(plain, "\"tls\":")) << plain;
+  const auto smuggle = find(recs, "\"path\":\"/smuggle\"");
+  EXPECT_TRUE(has(smuggle, "\"status_code\":400")) << smuggle;
+  EXPECT_TRUE(has(find(recs, "\"action\":\"tls-handshake\""), "\"reason\":\"tls_handshake\""));
+}
+
+TEST_F(AuditTest, SigkillUnderLoadLosesAtMostTheLastFlush_AndTheChainContinues) {
+  auto up = start_upstream();
+  auto pg = start_phigate(config(routes(up), audit_yaml("k1", ", flush_interval: 100ms")));
+  auto c = TlsClient::connect("127.0.0.1", pg.https, {.sni = "app.example"});
+  ASSERT_TRUE(c) << c.error;
+  std::vector<std::chrono::steady_clock::time_point> answered;
+  const auto until = std::chrono::steady_clock::now() + 1500ms;
+  for (int i = 0; i < 5000 && std::chrono::steady_clock::now() < until; ++i) {
+    ASSERT_TRUE(c->write("GET /n/" + std::to_string(i) + " HTTP/1.1\r\nHost: app.example\r\n\r\n"));
+    auto r = c->read_http_response(5s);
+    ASSERT_TRUE(r) << c->error();
+    answered.push_back(std::chrono::steady_clock::now());
+  }
+  ASSERT_TRUE(pg.process.send_signal(SIGKILL));
+  const auto killed = std::chrono::steady_clock::now();
+  pg.process.wait_exit(5s);
+
+  const auto v = audit_cmd("verify");
+  EXPECT_EQ(v.exit_code, 0) << v.out << v.err;  // a crashed final segment is a clean truncation
+  const auto recs = records();
+  std::size_t required = 0, missing = 0;
+  for (std::size_t i = 0; i < answered.size(); ++i) {
+    if (killed - answered[i] < 300ms) continue;  // flush interval plus scheduling slack
+    ++required;
+    if (find(recs, "\"path\":\"/n/" + std::to_string(i) + "\"").empty()) ++missing;
+  }
+  EXPECT_GT(required, 10u);
+  EXPECT_EQ(missing, 0u) << "of " << required << " responses received before the last flush";
+
+  // Restart on the same folder: the new segment chains to the last good frame of the crashed one.
+  auto again = start_phigate(config(routes(up), audit_yaml()));
+  EXPECT_EQ(curl(again, {"-o", "/dev/null", "-w", "%{http_code}", https_url(again, "/after")}).out, "200");
+  EXPECT_EQ(again.process.terminate(), 0);
+  const auto v2 = audit_cmd("verify");
+  EXPECT_EQ(v2.exit_code, 0) << v2.out << v2.err;
+  EXPECT_FALSE(find(records(), "\"path\":\"/after\"").empty());
+}
+
+TEST_F(AuditTest, DiskRefusingWritesFailsClosedWith503ThenRecovers) {
+  auto up = start_upstream();
+  auto pg = start_phigate(config(routes(up), audit_yaml("k1", ", flush_interval: 50ms")));
+  auto code = [&](const std::string& path) {
+    return curl(pg, {"-o", "/dev/null", "-w", "%{http_code}", https_url(pg, path)}).out;
+  };
+  EXPECT_EQ(code("/before"), "200");
+  // The kernel will refuse to grow any file of phigate's beyond the active segment's size, so
+  // the next audit write fails with EFBIG, as on a full disk. RLIMIT_FSIZE also covers
+  // phigate's log file: grow the segment past the log's size first, so that logging still works.
+  std::string open_segment;
+  for (const auto& e : fs::directory_iterator(dir_.path("audit"))) {
+    if (e.path().extension() == ".open") open_segment = e.path();
+  }
+  ASSERT_FALSE(open_segment.empty());
+  const auto log_size = [&] { return fs::file_size(pg.process.output_path()); };
+  for (int i = 0; i < 200 && fs::file_size(open_segment) < 4 * log_size() + 8192; ++i) {
+    EXPECT_EQ(code("/fill-" + std::to_string(i)), "200");
+  }
+  std::uintmax_t size = 0;  // settled: written and flushed (flush_interval 50 ms)
+  for (int i = 0; i < 50 && size != fs::file_size(open_segment); ++i) {
+    size = fs::file_size(open_segment);
+    std::this_thread::sleep_for(100ms);
+  }
+  ASSERT_GT(size, 2 * log_size());
+  const auto pid = std::to_string(pg.process.pid());
+  // Soft limit only: lowering the hard limit could not be undone without CAP_SYS_RESOURCE.
+  auto lim = run({"prlimit", "--pid", pid, "--fsize=" + std::to_string(size) + ":"});
+  ASSERT_EQ(lim.exit_code, 0) << lim.err;
+  const auto mark = pg.process.output().size();
+  std::string seen;
+  for (int i = 0; i < 100 && seen != "503"; ++i) seen = code("/during-" + std::to_string(i));
+  EXPECT_EQ(seen, "503");
+  EXPECT_TRUE(pg.process.wait_for_line("failing closed", 5s, mark))
+      << "since mark: " << pg.process.output().substr(mark) << "\nall: " << pg.process.output();
+  bool gauge_down = false;  // refreshed every second by the control thread
+  for (int i = 0; i < 40 && !gauge_down; ++i) {
+    gauge_down = metrics(pg).find("phigate_audit_healthy 0") != std::string::npos;
+    if (!gauge_down) std::this_thread::sleep_for(100ms);
+  }
+  EXPECT_TRUE(gauge_down);
+  EXPECT_EQ(up.records().size() >= 1, true);
+
+  lim = run({"prlimit", "--pid", pid, "--fsize=unlimited:"});
+  ASSERT_EQ(lim.exit_code, 0) << lim.err;
+  std::string back;
+  for (int i = 0; i < 100 && back != "200"; ++i) back = code("/recovered");
+  EXPECT_EQ(back, "200");
+  EXPECT_TRUE(pg.process.wait_for_line("writer recovered", 5s, mark));
+  EXPECT_EQ(pg.process.terminate(), 0);
+  const auto v = audit_cmd("verify");
+  EXPECT_EQ(v.exit_code, 0) << v.out << v.err;
+  const auto recs = records();
+  EXPECT_FALSE(find(recs, "\"path\":\"/before\"").empty());
+  EXPECT_FALSE(find(recs, "\"path\":\"/recovered\"").empty());
+  // Every request phigate let through while failing is in the log: nothing accepted was lost.
+  for (const auto& line : up.records()) {
+    const auto path = json_field(line, "target");
+    EXPECT_FALSE(find(recs, "\"path\":\"" + path + "\"").empty()) << path;
+  }
+}
+
+TEST_F(AuditTest, NewActiveKeyOnReloadStartsASegment_MissingKeyIsAStartupError) {
+  auto up = start_upstream();
+  auto pg = start_phigate(config(routes(up), audit_yaml("k1")));
+  EXPECT_EQ(curl(pg, {"-o", "/dev/null", "-w", "%{http_code}", https_url(pg, "/one")}).out, "200");
+  write_key("k2");
+  const auto mark = pg.process.output().size();
+  dir_.write("phigate.yaml", config(routes(up), audit_yaml("k2")));
+  ASSERT_TRUE(pg.process.send_signal(SIGHUP));
+  ASSERT_TRUE(pg.process.wait_for_line("new segment with key k2", 5s, mark)) << pg.process.output();
+  EXPECT_EQ(curl(pg, {"-o", "/dev/null", "-w", "%{http_code}", https_url(pg, "/two")}).out, "200");
+  EXPECT_EQ(pg.process.terminate(), 0);
+  EXPECT_EQ(audit_cmd("verify").exit_code, 0);
+  const auto recs = records();
+  EXPECT_FALSE(find(recs, "\"path\":\"/one\"").empty());
+  EXPECT_FALSE(find(recs, "\"path\":\"/two\"").empty());
+  // Without k2 the second segment cannot be read: reported, not skipped.
+  fs::remove(dir_.path("keys/k2.key"));
+  const auto v = audit_cmd("verify");
+  EXPECT_NE(v.exit_code, 0);
+  EXPECT_NE((v.out + v.err).find("unknown_key"), std::string::npos) << v.out << v.err;
+
+  // A missing active key: startup error naming the file.
+  dir_.write("phigate.yaml", config(routes(up), audit_yaml("nope")));
+  auto r = run({bin("phigate"), "run", "--config", dir_.path("phigate.yaml")}, {.timeout = 10s});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE((r.out + r.err).find(dir_.path("keys/nope.key")), std::string::npos) << r.out << r.err;
+}
+
+}  // namespace
+}  // namespace phigate::test

@@ -1,0 +1,321 @@
+#include "phigate/audit/writer.hpp"
+
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+
+#include <atomic>
+#include <cerrno>
+#include <set>
+#include <sstream>
+#include <thread>
+
+#include "audit_test_support.hpp"
+
+namespace phigate::audit {
+namespace {
+
+using namespace testing;
+using K = Finding::Kind;
+
+class WriterTest : public ::testing::Test {
+ protected:
+  std::string dir() const { return tmp.path("log"); }
+  std::vector<std::string> decrypted() const {
+    std::ostringstream out;
+    const VerifyReport r = decrypt(keys, {dir()}, {}, out);
+    EXPECT_TRUE(r.ok()) << describe(r);
+    std::vector<std::string> lines;
+    std::istringstream in(out.str());
+    for (std::string l; std::getline(in, l);) lines.push_back(l);
+    return lines;
+  }
+
+  TempDir tmp;
+  KeyRing keys = ring_of({make_key("a", 1), make_key("b", 2)});
+};
+
+TEST_F(WriterTest, TwoProducersAllRecordsArrive) {
+  WriterOptions o = test_options(dir());
+  o.batch_records = 64;
+  o.queue_bytes_per_producer = 64 << 10;  // small: the writer must keep up
+  o.overflow = WriterOptions::Overflow::Block;
+  auto w = Writer::start(o, keys, 2);
+  ASSERT_TRUE(w) << w.error().context;
+  constexpr int kPer = 5000;
+  std::vector<std::thread> threads;
+  for (unsigned p = 0; p < 2; ++p) {
+    threads.emplace_back([&, p] {
+      for (int i = 0; i < kPer; ++i) ASSERT_TRUE((*w)->submit(p, record(static_cast<int>(p) * kPer + i)));
+    });
+  }
+  for (auto& t : threads) t.join();
+  ASSERT_TRUE((*w)->stop());
+  const Writer::Stats st = (*w)->stats();
+  EXPECT_EQ(st.records_written, 2u * kPer);
+  EXPECT_EQ(st.segments_sealed, 1u);
+  EXPECT_EQ(st.rejected, 0u);
+  const auto lines = decrypted();
+  EXPECT_EQ(lines.size(), 2u * kPer);
+  EXPECT_EQ(std::set<std::string>(lines.begin(), lines.end()).size(), 2u * kPer);
+  // Per producer, order is kept.
+  std::size_t last0 = 0;
+  for (std::size_t i = 0; i < lines.size(); ++i) {
+    if (lines[i].find("\"n\":" + std::to_string(kPer - 1) + "}") != std::string::npos) last0 = i;
+  }
+  EXPECT_GE(last0, static_cast<std::size_t>(kPer - 1));
+  // verify checks the seal frame's record count against the frames (Tampered on mismatch).
+  EXPECT_EQ(verify(keys, {dir()}).records, 2u * kPer);
+}
+
+TEST_F(WriterTest, RotatesBySize) {
+  WriterOptions o = test_options(dir());
+  o.segment_max_bytes = 4096;
+  auto w = Writer::start(o, keys, 1);
+  ASSERT_TRUE(w);
+  for (int i = 0; i < 200; ++i) {
+    ASSERT_TRUE((*w)->submit(0, record(i)));
+    if (i % 10 == 9) {
+      ASSERT_TRUE((*w)->flush());
+    }
+  }
+  ASSERT_TRUE((*w)->stop());
+  const auto files = segment_files(dir());
+  EXPECT_GE(files.size(), 4u);
+  for (const auto& f : files) EXPECT_LT(fs::file_size(f), 4096u + 2000u) << f;
+  EXPECT_EQ((*w)->stats().segments_sealed, files.size());
+  EXPECT_EQ(decrypted().size(), 200u);
+}
+
+TEST_F(WriterTest, RotatesByAgeWithInjectedClock) {
+  auto now = std::make_shared<std::atomic<std::int64_t>>(1'800'000'000);
+  WriterOptions o = test_options(dir());
+  o.segment_max_age = std::chrono::seconds(60);
+  o.clock_for_test = [now] {
+    return std::chrono::system_clock::time_point(std::chrono::seconds(now->load()));
+  };
+  auto w = Writer::start(o, keys, 1);
+  ASSERT_TRUE(w);
+  ASSERT_TRUE((*w)->submit(0, record(1)));
+  ASSERT_TRUE((*w)->flush());
+  EXPECT_EQ((*w)->stats().segment_seq, 1u);
+  now->fetch_add(61);
+  ASSERT_TRUE((*w)->submit(0, record(2)));
+  ASSERT_TRUE((*w)->flush());
+  EXPECT_EQ((*w)->stats().segment_seq, 2u);
+  EXPECT_EQ((*w)->stats().segments_sealed, 1u);
+  now->fetch_add(3600);  // an idle (empty) segment is not rotated
+  ASSERT_TRUE((*w)->flush());
+  EXPECT_EQ((*w)->stats().segment_seq, 2u);
+  ASSERT_TRUE((*w)->stop());
+  EXPECT_EQ(decrypted().size(), 2u);
+}
+
+TEST_F(WriterTest, FullQueueRefusesInsteadOfDropping) {
+  WriterOptions o = test_options(dir());
+  o.queue_bytes_per_producer = 64 << 10;
+  o.batch_records = 1'000'000;  // no early wake-up: nothing drains the ring until it is full
+  auto w = Writer::start(o, keys, 1);
+  ASSERT_TRUE(w);
+  int accepted = 0;
+  while (accepted < 100000 && (*w)->submit(0, record(accepted))) ++accepted;
+  ASSERT_LT(accepted, 100000);
+  EXPECT_GT(accepted, 100);
+  EXPECT_EQ((*w)->stats().rejected, 1u);
+  ASSERT_TRUE((*w)->flush());
+  EXPECT_TRUE((*w)->healthy());  // drained: the overflow is over
+  EXPECT_FALSE((*w)->stats().overflow);
+  ASSERT_TRUE((*w)->stop());
+  const auto lines = decrypted();
+  ASSERT_EQ(lines.size(), static_cast<std::size_t>(accepted));
+  EXPECT_EQ(lines.back(), record(accepted - 1));
+}
+
+TEST_F(WriterTest, DiskFailureFailsClosedKeepsAcceptedRecordsAndRecovers) {
+  WriterOptions o = test_options(dir());
+  o.batch_records = 1000;  // no early wake-up: the first write happens in flush(), with the failure on
+  auto w = Writer::start(o, keys, 1);
+  ASSERT_TRUE(w);
+  for (int i = 0; i < 10; ++i) ASSERT_TRUE((*w)->submit(0, record(i)));
+  (*w)->fail_writes_for_test(ENOSPC);
+  EXPECT_FALSE((*w)->flush());  // the 10 records are encrypted but not on disk
+  EXPECT_FALSE((*w)->healthy());
+  EXPECT_TRUE((*w)->stats().failed);
+  EXPECT_GE((*w)->stats().write_errors, 1u);
+  EXPECT_EQ((*w)->stats().records_written, 0u);
+  EXPECT_FALSE((*w)->submit(0, record(99)));  // refused while failed: the proxy answers 503
+  EXPECT_EQ((*w)->stats().rejected, 1u);
+  EXPECT_FALSE((*w)->flush());  // still failing: retried, not dropped
+  (*w)->fail_writes_for_test(0);
+  EXPECT_TRUE((*w)->flush());
+  EXPECT_TRUE((*w)->healthy());
+  EXPECT_EQ((*w)->stats().records_written, 10u);
+  for (int i = 10; i < 15; ++i) ASSERT_TRUE((*w)->submit(0, record(i)));
+  ASSERT_TRUE((*w)->stop());
+  std::vector<std::string> expected;
+  for (int i = 0; i < 15; ++i) expected.push_back(record(i));
+  EXPECT_EQ(decrypted(), expected);
+}
+
+TEST_F(WriterTest, DiskFailureDuringRotationRecovers) {
+  WriterOptions o = test_options(dir());
+  auto w = Writer::start(o, keys, 1);
+  ASSERT_TRUE(w);
+  ASSERT_TRUE((*w)->submit(0, record(0)));
+  ASSERT_TRUE((*w)->flush());
+  (*w)->fail_writes_for_test(EIO);
+  ASSERT_FALSE((*w)->rotate_key("b", keys));
+  EXPECT_FALSE((*w)->flush());
+  (*w)->fail_writes_for_test(0);
+  EXPECT_TRUE((*w)->flush());
+  ASSERT_TRUE((*w)->submit(0, record(1)));
+  ASSERT_TRUE((*w)->stop());
+  EXPECT_EQ(segment_files(dir()).size(), 2u);
+  EXPECT_EQ(decrypted(), (std::vector<std::string>{record(0), record(1)}));
+}
+
+TEST_F(WriterTest, StopWhileFailingReportsLoss) {
+  auto w = Writer::start(test_options(dir()), keys, 1);
+  ASSERT_TRUE(w);
+  ASSERT_TRUE((*w)->submit(0, record(0)));
+  (*w)->fail_writes_for_test(EROFS);
+  EXPECT_FALSE((*w)->stop());
+  EXPECT_FALSE((*w)->submit(0, record(1)));
+}
+
+TEST_F(WriterTest, KeyRotationStartsSegmentWithNewKey) {
+  auto w = Writer::start(test_options(dir(), "a"), keys, 1);
+  ASSERT_TRUE(w);
+  ASSERT_TRUE((*w)->submit(0, record(0)));
+  ASSERT_FALSE((*w)->rotate_key("b", keys));
+  ASSERT_TRUE((*w)->flush());  // rotation applied: later records go to the new segment
+  ASSERT_TRUE((*w)->submit(0, record(1)));
+  auto missing = (*w)->rotate_key("c", keys);
+  ASSERT_TRUE(missing);
+  EXPECT_NE(missing->context.find("c.key"), std::string::npos);
+  ASSERT_TRUE((*w)->stop());
+  const auto files = segment_files(dir());
+  ASSERT_EQ(files.size(), 2u);
+  EXPECT_EQ(read_file(files[0]).substr(132, 1), "a");
+  EXPECT_EQ(read_file(files[1]).substr(132, 1), "b");
+  EXPECT_EQ(decrypted().size(), 2u);  // both keys in the ring: verifies clean
+  const VerifyReport only_a = verify(ring_of({make_key("a", 1)}), {dir()});
+  EXPECT_EQ(count_errors(only_a, K::UnknownKey), 1u) << describe(only_a);
+  EXPECT_EQ(only_a.findings.size(), 1u) << describe(only_a);
+  EXPECT_EQ(only_a.records, 1u);
+}
+
+TEST_F(WriterTest, RestartAfterCrashChainsToLastGoodFrame) {
+  {
+    auto w = Writer::start(test_options(dir()), keys, 1);
+    ASSERT_TRUE(w);
+    for (int i = 0; i < 8; ++i) ASSERT_TRUE((*w)->submit(0, record(i)));
+    ASSERT_TRUE((*w)->flush());  // frames of 4 + 4 records
+    ASSERT_TRUE((*w)->submit(0, record(8)));
+    (*w)->abandon_for_test();  // like SIGKILL: record 8 was never flushed, no seal
+  }
+  auto files = segment_files(dir());
+  ASSERT_EQ(files.size(), 1u);
+  ASSERT_TRUE(files[0].ends_with(".open"));
+  {
+    const VerifyReport r = verify(keys, {dir()});  // a crashed final segment: clean truncation
+    EXPECT_TRUE(r.ok()) << describe(r);
+    EXPECT_EQ(count_infos(r, K::Truncated), 1u);
+  }
+  std::string s = read_file(files[0]);
+  write_file(files[0], s.substr(0, layout_of(s).frames[1].first + 50));  // torn second frame
+  auto w = Writer::start(test_options(dir()), keys, 1);
+  ASSERT_TRUE(w) << w.error().context;
+  ASSERT_TRUE((*w)->submit(0, record(100)));
+  ASSERT_TRUE((*w)->stop());
+  files = segment_files(dir());
+  ASSERT_EQ(files.size(), 2u);
+  EXPECT_TRUE(files[0].ends_with(".seg"));
+  const std::string h = read_file(files[1]);
+  EXPECT_EQ(static_cast<int>(h[13]), 2);  // previous segment crashed ...
+  EXPECT_EQ(h[83], 1);                    // ... after frame 1
+  const VerifyReport r = verify(keys, {dir()});
+  EXPECT_TRUE(r.ok()) << describe(r);
+  EXPECT_EQ(count_infos(r, K::Recovered), 1u) << describe(r);
+  EXPECT_EQ(r.records, 5u);
+  // Cutting the recovered segment further is now detectable: the next header says frame 1.
+  s = read_file(files[0]);
+  write_file(files[0], s.substr(0, layout_of(s).frames[0].first + 10));
+  EXPECT_EQ(count_errors(verify(keys, {dir()}), K::Truncated), 1u);
+}
+
+TEST_F(WriterTest, RestartAfterSealContinuesChain) {
+  write_log(dir(), keys, 1, 3);
+  write_log(dir(), keys, 1, 3);
+  const auto files = segment_files(dir());
+  ASSERT_EQ(files.size(), 2u);
+  const VerifyReport r = verify(keys, {dir()});
+  EXPECT_TRUE(r.ok()) << describe(r);
+  EXPECT_TRUE(r.findings.empty()) << describe(r);
+}
+
+TEST_F(WriterTest, CrashBeforeHeaderCompleteIsCleanedUp) {
+  write_log(dir(), keys, 1, 3);
+  write_file(dir() + "/audit-000000000002-20261127T080000Z.open", "PHGAU");
+  EXPECT_TRUE(verify(keys, {dir()}).ok());
+  auto w = Writer::start(test_options(dir()), keys, 1);
+  ASSERT_TRUE(w) << w.error().context;
+  ASSERT_TRUE((*w)->stop());
+  const VerifyReport r = verify(keys, {dir()});
+  EXPECT_TRUE(r.ok()) << describe(r);
+  EXPECT_EQ(segment_files(dir()).size(), 2u);
+}
+
+TEST_F(WriterTest, ArchiveDirReceivesSealedSegments) {
+  WriterOptions o = test_options(dir());
+  o.archive_dir = tmp.path("archive");
+  auto w = Writer::start(o, keys, 1);
+  ASSERT_TRUE(w);
+  ASSERT_TRUE((*w)->submit(0, record(0)));
+  ASSERT_FALSE((*w)->rotate_key("a", keys));
+  ASSERT_TRUE((*w)->submit(0, record(1)));
+  ASSERT_TRUE((*w)->flush());
+  EXPECT_EQ(segment_files(tmp.path("archive")).size(), 1u);
+  EXPECT_EQ(segment_files(dir()).size(), 1u);  // the active one
+  ASSERT_TRUE((*w)->stop());
+  EXPECT_EQ(segment_files(tmp.path("archive")).size(), 2u);
+  EXPECT_TRUE(verify(keys, {dir(), tmp.path("archive")}).ok());
+  // A restart finds the chain's end in the archive.
+  auto again = Writer::start(o, keys, 1);
+  ASSERT_TRUE(again);
+  ASSERT_TRUE((*again)->submit(0, record(2)));
+  ASSERT_TRUE((*again)->stop());
+  const VerifyReport r = verify(keys, {dir(), tmp.path("archive")});
+  EXPECT_TRUE(r.ok()) << describe(r);
+  EXPECT_TRUE(r.findings.empty()) << describe(r);
+}
+
+TEST_F(WriterTest, FilesArePrivate) {
+  fs::create_directories(dir());
+  fs::permissions(dir(), fs::perms::all);  // 0777: tightened, not refused
+  write_log(dir(), keys, 1, 1);
+  struct stat st {};
+  ASSERT_EQ(::stat(dir().c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0700u);
+  const auto files = segment_files(dir());
+  ASSERT_EQ(::stat(files[0].c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+}
+
+TEST_F(WriterTest, RefusesBadRecordsAndBadOptions) {
+  auto w = Writer::start(test_options(dir()), keys, 1);
+  ASSERT_TRUE(w);
+  EXPECT_FALSE((*w)->submit(0, "{\"a\":1}\n{\"b\":2}"));
+  EXPECT_FALSE((*w)->submit(0, std::string(1 << 20, 'x')));  // over a quarter of the ring
+  EXPECT_EQ((*w)->stats().rejected, 2u);
+  ASSERT_TRUE((*w)->stop());
+
+  auto missing = Writer::start(test_options(tmp.path("x"), "nokey"), keys, 1);
+  ASSERT_FALSE(missing);
+  EXPECT_NE(missing.error().context.find("nokey.key"), std::string::npos);
+  write_file(tmp.path("file"), "");
+  EXPECT_FALSE(Writer::start(test_options(tmp.path("file")), keys, 1));
+  EXPECT_FALSE(Writer::start(test_options(dir()), keys, 0));
+}
+
+}  // namespace
+}  // namespace phigate::audit
