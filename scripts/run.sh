@@ -18,6 +18,9 @@ trap cleanup EXIT
 
 if [[ $config == config/phigate.yaml ]]; then
   scripts/make-certs.sh .state/demo ec >/dev/null
+  # The demo audit key (in production: a Kubernetes Secret mounted as a folder of <id>.key files).
+  mkdir -p .state/demo/audit-keys && chmod 700 .state/demo/audit-keys
+  [[ -s .state/demo/audit-keys/demo.key ]] || (umask 077 && openssl rand -base64 -out .state/demo/audit-keys/demo.key 32)
   # The demo backend: phigate-test-upstream on 127.0.0.1:18080, unless something already answers there.
   if ! curl -s -o /dev/null --max-time 1 http://127.0.0.1:18080/; then
     "$bin/phigate-test-upstream" --listen 127.0.0.1:18080 --name demo-backend >.state/demo/backend.log 2>&1 &
@@ -36,6 +39,7 @@ In another terminal, see a proxied response with:
   curl --cacert $root/.state/demo/ca.crt https://localhost:8443/hello
 
 Admin: curl http://127.0.0.1:9901/metrics   Stop: Ctrl-C
+Audit log (encrypted): $bin/phigate audit decrypt --keys .state/demo/audit-keys .state/demo/audit
 
 MSG
 fi

@@ -45,9 +45,10 @@ class IngressTest : public PhigateTest {
     dir_.write("manifests/class.yaml", kIngressClass);
   }
   /// phigate with no static routes, fed by manifests/, reloading 50 ms after a change.
-  Phigate start() {
+  /// `extra`: more top-level config keys.
+  Phigate start(const std::string& extra = "") {
     return start_phigate(
-        config("  []\n", "ingress: { dir: " + dir_.path("manifests") + ", debounce: 50ms }\n"));
+        config("  []\n", "ingress: { dir: " + dir_.path("manifests") + ", debounce: 50ms }\n" + extra));
   }
   /// Rewrites a manifest and waits for the reload that follows it.
   void rewrite(Phigate& pg, const std::string& file, const std::string& yaml,

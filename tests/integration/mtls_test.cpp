@@ -1,6 +1,7 @@
 // Mutual TLS per host (Ingress auth-tls-*), with real clients: curl and openssl s_client for the
 // certificate cases, a raw TLS client for SNI/Host mismatches and session resumption.
 #include <algorithm>
+#include <filesystem>
 
 #include "ingress_fixture.hpp"
 
@@ -36,7 +37,11 @@ class MtlsTest : public IngressTest {
                    ingress_yaml("noca", "noca.app.example", "svc-a",
                                 a + "auth-tls-verify-client: optional_no_ca\n") +
                    "---\n" + ingress_yaml("open", "app.example", "svc-a"));
-    pg_.emplace(start());
+    // With the audit log on: client-certificate facts and refusals must reach it.
+    std::filesystem::create_directories(dir_.path("keys"));
+    ASSERT_EQ(run({"openssl", "rand", "-base64", "-out", dir_.path("keys/k.key"), "32"}).exit_code, 0);
+    pg_.emplace(start("audit: { dir: " + dir_.path("audit") + ", keys: " + dir_.path("keys") +
+                      ", active_key: k }\n"));
   }
 
   /// curl to `host` (resolved to 127.0.0.1) with an optional client certificate; returns
@@ -126,6 +131,28 @@ TEST_F(MtlsTest, RequiredCertificate_NoneWrongCaRevokedAndGood) {
   EXPECT_EQ(s_client(true), "HTTP/1.1 200 OK");
   EXPECT_EQ(s_client(false), "HTTP/1.1 400 Bad Request");
   EXPECT_EQ(up_->records().size(), 2u);
+
+  // The audit log has the certificate of the admitted request and the reason of each refusal.
+  EXPECT_EQ(pg_->process.terminate(), 0);
+  auto d = run({bin("phigate"), "audit", "decrypt", "--keys", dir_.path("keys"), dir_.path("audit")});
+  ASSERT_EQ(d.exit_code, 0) << d.err;
+  int admitted = 0, refused = 0;
+  std::size_t pos = 0;
+  for (auto nl = d.out.find('\n'); nl != std::string::npos; pos = nl + 1, nl = d.out.find('\n', pos)) {
+    const auto rec = d.out.substr(pos, nl - pos);
+    if (rec.find("\"status_code\":200") != std::string::npos) {
+      ++admitted;
+      EXPECT_NE(rec.find("\"subject\":{\"distinguished_name\":\"CN=good-client\"}"), std::string::npos) << rec;
+      EXPECT_NE(rec.find("\"sha256\":\"" + fingerprint(good_.cert) + "\""), std::string::npos) << rec;
+      EXPECT_NE(rec.find("\"verify\":\"SUCCESS\""), std::string::npos) << rec;
+    } else if (rec.find("\"status_code\":400") != std::string::npos) {
+      ++refused;
+      EXPECT_NE(rec.find("\"rule\":\"client-certificate\""), std::string::npos) << rec;
+      EXPECT_NE(rec.find("\"decision\":\"denied\""), std::string::npos) << rec;
+    }
+  }
+  EXPECT_EQ(admitted, 2);
+  EXPECT_EQ(refused, 4);
 }
 
 TEST_F(MtlsTest, OptionalAndOptionalNoCa) {
