@@ -49,20 +49,27 @@ struct Args {
   std::string ingress_dir;  // validate only
 };
 
+/// One "--name=value" or "--name" argument: its name, and its inline value when it has one.
+struct Option {
+  std::string_view name;
+  std::string_view value;
+  bool inline_value = false;
+};
+
+Option split_option(std::string_view a) {
+  if (const auto eq = a.find('='); a.rfind("--", 0) == 0 && eq != std::string_view::npos) {
+    return {a.substr(0, eq), a.substr(eq + 1), true};
+  }
+  return {a, {}, false};
+}
+
 /// Parses "--config FILE", "--config=FILE", "--log-level L" (run) and "--ingress-dir DIR"
 /// (validate). Returns an error message or "".
 std::string parse(const std::vector<std::string_view>& rest, bool run, Args& out) {
   const bool allow_log_level = run;
   for (std::size_t i = 0; i < rest.size(); ++i) {
     std::string_view a = rest[i];
-    std::string_view value;
-    std::string_view name = a;
-    bool inline_value = false;
-    if (const auto eq = a.find('='); a.rfind("--", 0) == 0 && eq != std::string_view::npos) {
-      name = a.substr(0, eq);
-      value = a.substr(eq + 1);
-      inline_value = true;
-    }
+    auto [name, value, inline_value] = split_option(a);
     const bool is_config = name == "--config" || name == "-c";
     const bool is_level = allow_log_level && name == "--log-level";
     const bool is_dir = !run && name == "--ingress-dir";
@@ -128,14 +135,7 @@ int audit_command(const std::vector<std::string_view>& rest) {
   std::vector<std::string> paths;
   for (std::size_t i = 1; i < rest.size(); ++i) {
     std::string_view a = rest[i];
-    std::string_view value;
-    std::string_view name = a;
-    bool inline_value = false;
-    if (const auto eq = a.find('='); a.rfind("--", 0) == 0 && eq != std::string_view::npos) {
-      name = a.substr(0, eq);
-      value = a.substr(eq + 1);
-      inline_value = true;
-    }
+    auto [name, value, inline_value] = split_option(a);
     if (name.rfind("--", 0) != 0) {
       paths.emplace_back(a);
       continue;
