@@ -8,14 +8,6 @@ constexpr char lower(char c) noexcept {
 }
 }  // namespace
 
-bool iequals(std::string_view a, std::string_view b) noexcept {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    if (lower(a[i]) != lower(b[i])) return false;
-  }
-  return true;
-}
-
 Header& HeaderList::add(std::string_view name, std::string_view value) {
   if (size_ == fields_.size()) fields_.emplace_back();
   Header& h = fields_[size_++];

@@ -65,6 +65,7 @@ class ConnectionCore : public ConnectionBase {
   bool close_after_response_ = false;
   bool linger_ = false;  // closing after a reply while the client may still be sending
   // What the current request came to, for its audit record.
+  bool first_request_ = true;       // no request has been served on this connection yet
   bool head_started_ = false;       // a byte of a request arrived
   int response_status_ = 0;         // status sent to the client (0: none)
   std::string_view error_reason_;   // reason of the error replied or that ended the request
@@ -84,7 +85,9 @@ net::awaitable<HeadResult> ConnectionCore::read_request_head(Stream& stream) {
   if (started) {
     arm(Phase::Header, t.request_header);
   } else {
-    arm(Phase::Idle, t.keepalive_idle);
+    // A new connection gets request_header to start its first request, not keepalive_idle:
+    // otherwise a client that completes TLS and sends nothing holds a slot for a minute.
+    arm(Phase::Idle, first_request_ ? std::min(t.request_header, t.keepalive_idle) : t.keepalive_idle);
     idle = true;
     in_.release();  // an idle keep-alive connection holds no input buffer
   }

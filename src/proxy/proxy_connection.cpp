@@ -43,13 +43,13 @@ const char* strict_violation(const http::MessageHead& head, std::string_view hos
   return nullptr;
 }
 
-/// HSTS is on for every TLS host unless the config lists the host under tls.hsts.disabled_hosts
-/// or its Ingress says phigate.io/hsts: "false".
+/// `host` is normalised. HSTS is on for every TLS host unless the config lists the host under
+/// tls.hsts.disabled_hosts or its Ingress says phigate.io/hsts: "false".
 bool hsts_applies(const Snapshot& snap, std::string_view host, const config::RoutePolicy* policy) {
   if (snap.hsts_field.empty() || (policy != nullptr && !policy->hsts)) return false;
   const auto& off = snap.config->tls.hsts.disabled_hosts;
   if (off.empty()) return true;
-  const auto name = router::RouteTable::normalize_host(host);
+  const std::string_view name = host;
   const auto dot = name.find('.');
   for (const auto& h : off) {
     if (h == name) return false;
@@ -197,6 +197,7 @@ net::awaitable<void> ProxyConnection::serve() {
     request_body_bytes_ = 0;
     request_id_.clear();
     const bool more = co_await serve_one();
+    first_request_ = false;
     if (head_started_) finish_request();
     if (!more) break;
   }
@@ -301,7 +302,7 @@ net::awaitable<bool> ProxyConnection::serve_one() {
   }
   const std::string* host = head.headers.find("host");
   host_.assign(host ? std::string_view(*host) : std::string_view{});
-  host_norm_ = router::RouteTable::normalize_host(host_);
+  router::RouteTable::normalize_host_into(host_, host_norm_);
   rf_.host = host_norm_;
   rf_.target = head.target;  // until normalised
   if (const char* why = strict_violation(head, host_)) {
@@ -321,7 +322,8 @@ net::awaitable<bool> ProxyConnection::serve_one() {
     }
   }
   // target_ is origin-form after normalisation: its path is everything before the query.
-  const auto* route = req_snap_->routes.match(host_, std::string_view(target_).substr(0, target_.find('?')));
+  const auto* route =
+      req_snap_->routes.match_normalized(host_norm_, std::string_view(target_).substr(0, target_.find('?')));
   const config::RoutePolicy* policy = route ? route->policy.get() : nullptr;
   if (route != nullptr) {
     rf_.route = route->name;
@@ -330,7 +332,7 @@ net::awaitable<bool> ProxyConnection::serve_one() {
     }
   }
   if (tls_)
-    extra_fields_ = hsts_applies(*req_snap_, host_, policy) ? req_snap_->hsts_field : std::string_view{};
+    extra_fields_ = hsts_applies(*req_snap_, host_norm_, policy) ? req_snap_->hsts_field : std::string_view{};
   // Plain HTTP only where an Ingress asked for it explicitly; everything else goes to HTTPS.
   if (!tls_ && (policy == nullptr || policy->ssl_redirect || policy->force_ssl_redirect)) {
     co_return co_await redirect_to_https();

@@ -12,6 +12,12 @@ std::string_view strip_trailing_slashes(std::string_view p) {
 }  // namespace
 
 std::string RouteTable::normalize_host(std::string_view host) {
+  std::string out;
+  normalize_host_into(host, out);
+  return out;
+}
+
+void RouteTable::normalize_host_into(std::string_view host, std::string& out) {
   std::string_view h = host;
   if (!h.empty() && h.front() == '[') {
     const auto close = h.find(']');
@@ -20,11 +26,10 @@ std::string RouteTable::normalize_host(std::string_view host) {
     h = h.substr(0, colon);
   }
   if (!h.empty() && h.back() == '.') h.remove_suffix(1);
-  std::string out(h);
+  out.assign(h);
   for (auto& c : out) {
     if (c >= 'A' && c <= 'Z') c = static_cast<char>(c + 32);
   }
-  return out;
 }
 
 RouteTable RouteTable::build(const std::vector<config::RouteSpec>& routes, config::Diagnostics& diag,
@@ -79,17 +84,20 @@ const Route* RouteTable::match_in(const HostRoutes& h, std::string_view path) co
 }
 
 const Route* RouteTable::match(std::string_view host, std::string_view path) const {
-  const Route* r = match_host(host, path);
+  return match_normalized(normalize_host(host), path);
+}
+
+const Route* RouteTable::match_normalized(std::string_view h, std::string_view path) const {
+  const Route* r = match_host(h, path);
   return r != nullptr ? r : (fallback_ ? &*fallback_ : nullptr);
 }
 
-const Route* RouteTable::match_host(std::string_view host, std::string_view path) const {
-  const std::string h = normalize_host(host);
+const Route* RouteTable::match_host(std::string_view h, std::string_view path) const {
   if (auto it = exact_hosts_.find(h); it != exact_hosts_.end()) return match_in(it->second, path);
   if (!wildcard_hosts_.empty()) {
     // "*.example.com" covers exactly one extra label: "a.example.com", not "a.b.example.com".
-    if (const auto dot = h.find('.'); dot != std::string::npos && dot > 0) {
-      if (auto it = wildcard_hosts_.find(std::string_view(h).substr(dot + 1)); it != wildcard_hosts_.end()) {
+    if (const auto dot = h.find('.'); dot != std::string_view::npos && dot > 0) {
+      if (auto it = wildcard_hosts_.find(h.substr(dot + 1)); it != wildcard_hosts_.end()) {
         return match_in(it->second, path);
       }
     }

@@ -188,12 +188,11 @@ ServerContexts::~ServerContexts() = default;
 
 SSL_CTX* ServerContexts::select(std::string_view name) const noexcept {
   if (!exact_.empty()) {
-    if (auto it = exact_.find(std::string(name)); it != exact_.end()) return it->second;
+    if (auto it = exact_.find(name); it != exact_.end()) return it->second;
   }
   if (!wildcard_.empty()) {
     if (const auto dot = name.find('.'); dot != std::string_view::npos && dot > 0) {
-      if (auto it = wildcard_.find(std::string(name.substr(dot + 1))); it != wildcard_.end())
-        return it->second;
+      if (auto it = wildcard_.find(name.substr(dot + 1)); it != wildcard_.end()) return it->second;
     }
   }
   return initial();
@@ -201,11 +200,11 @@ SSL_CTX* ServerContexts::select(std::string_view name) const noexcept {
 
 const HostPolicy& ServerContexts::policy_for(std::string_view name) const noexcept {
   if (!policy_exact_.empty()) {
-    if (auto it = policy_exact_.find(std::string(name)); it != policy_exact_.end()) return *it->second;
+    if (auto it = policy_exact_.find(name); it != policy_exact_.end()) return *it->second;
   }
   if (!policy_wildcard_.empty()) {
     if (const auto dot = name.find('.'); dot != std::string_view::npos && dot > 0) {
-      if (auto it = policy_wildcard_.find(std::string(name.substr(dot + 1))); it != policy_wildcard_.end())
+      if (auto it = policy_wildcard_.find(name.substr(dot + 1)); it != policy_wildcard_.end())
         return *it->second;
     }
   }

@@ -35,6 +35,17 @@ TEST_F(PhigateTest, Timeout_SilentClientIsClosedAfterHandshakeDeadline) {
   EXPECT_LT(waited, 2s);
 }
 
+TEST_F(PhigateTest, Timeout_SilentAfterHandshakeGetsRequestHeaderDeadlineNotKeepAlive) {
+  auto up = start_upstream();
+  auto pg = start_phigate(config(route_to(up), "timeouts: { request_header: 300ms, keepalive_idle: 60s }\n"));
+  auto c = TlsClient::connect("127.0.0.1", pg.https, {.sni = "app.example"});
+  ASSERT_TRUE(c) << c.error;
+  const auto start = std::chrono::steady_clock::now();
+  c->read_all(5s);  // TLS done, no request ever: the first request must start within request_header
+  EXPECT_TRUE(c->closed());
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 2s);
+}
+
 TEST_F(PhigateTest, Timeout_SlowRequestHeadIsCut) {
   auto up = start_upstream();
   auto pg = start_phigate(config(route_to(up), "timeouts: { request_header: 300ms }\n"));

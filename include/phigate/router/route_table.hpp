@@ -46,11 +46,15 @@ class RouteTable {
   /// (the target's path, without query); else the fallback; else nullptr. The pointer lives as
   /// long as the table.
   const Route* match(std::string_view host, std::string_view path) const;
+  /// The same for a host already normalised (normalize_host_into): no allocation. Worker threads.
+  const Route* match_normalized(std::string_view host, std::string_view path) const;
 
   std::size_t size() const noexcept { return routes_.size(); }
 
   /// Lower-cases and strips the port and a trailing dot: "App.Example.:8443" → "app.example".
   static std::string normalize_host(std::string_view host);
+  /// The same into `out`, reusing its capacity (the hot path keeps one per connection).
+  static void normalize_host_into(std::string_view host, std::string& out);
 
  private:
   struct HostRoutes {

@@ -22,6 +22,14 @@ namespace phigate::tls {
 /// Drains this thread's OpenSSL error queue into one line (empty when there was none).
 std::string drain_errors();
 
+/// Hash for string-keyed maps looked up by string_view without building a std::string.
+struct NameHash {
+  using is_transparent = void;
+  std::size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
+};
+template <class V>
+using NameMap = std::unordered_map<std::string, V, NameHash, std::equal_to<>>;
+
 class ServerContexts {
  public:
   ServerContexts(const ServerContexts&) = delete;
@@ -55,11 +63,11 @@ class ServerContexts {
   };
   std::vector<std::unique_ptr<SSL_CTX, CtxFree>> contexts_;  // [0] is the default
   std::vector<std::vector<std::string>> names_;
-  std::unordered_map<std::string, SSL_CTX*> exact_;
-  std::unordered_map<std::string, SSL_CTX*> wildcard_;  // key: suffix after "*."
+  NameMap<SSL_CTX*> exact_;
+  NameMap<SSL_CTX*> wildcard_;  // key: suffix after "*."
   std::shared_ptr<TicketKeyRing> keys_;
-  std::unordered_map<std::string, std::shared_ptr<const HostPolicy>> policy_exact_;
-  std::unordered_map<std::string, std::shared_ptr<const HostPolicy>> policy_wildcard_;  // key: suffix
+  NameMap<std::shared_ptr<const HostPolicy>> policy_exact_;
+  NameMap<std::shared_ptr<const HostPolicy>> policy_wildcard_;  // key: suffix
   std::shared_ptr<const HostPolicy> none_;
 };
 

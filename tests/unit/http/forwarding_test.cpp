@@ -91,3 +91,17 @@ TEST(Tokens, SplitAndTrim) {
 
 }  // namespace
 }  // namespace phigate::http
+
+namespace phigate::http {
+namespace {
+TEST(Iequals, CaseFoldsLettersOnly) {
+  EXPECT_TRUE(iequals("X-Forwarded-For", "x-forwarded-for"));
+  EXPECT_TRUE(iequals("", ""));
+  EXPECT_FALSE(iequals("a", "ab"));
+  EXPECT_FALSE(iequals("@", "`"));  // 0x40 / 0x60 differ by the case bit but are not letters
+  EXPECT_FALSE(iequals("[", "{"));
+  EXPECT_FALSE(iequals("a-b", "a_b"));
+  EXPECT_TRUE(iequals("ZZ9", "zz9"));
+}
+}  // namespace
+}  // namespace phigate::http
