@@ -509,6 +509,12 @@ void read_root(Reader& r, const YAML::Node& root, Config& cfg) {
     r.string_list(n, "headers", "audit", a.headers);
     for (auto& h : a.headers) {
       for (auto& c : h) c = (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c;
+      // RFC 9110 §5.1 field names are tokens (they become record keys as they are).
+      const bool token = !h.empty() && std::all_of(h.begin(), h.end(), [](char c) {
+        return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+               std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
+      });
+      if (!token) r.error(n["headers"], "audit.headers", "'" + h + "' is not an HTTP field name");
     }
   }
   if (const auto n = root["ingress"];

@@ -12,23 +12,23 @@ std::int64_t nanos(std::chrono::steady_clock::duration d) {
 
 void common(audit::JsonLine& j, const ConnectionFacts& c, std::chrono::system_clock::time_point when) {
   char stamp[audit::kTimestampLength];
-  j.field("@timestamp", audit::format_timestamp(when, stamp));
-  j.field("schema", kAuditSchema);
+  j.plain_field("@timestamp", audit::format_timestamp(when, stamp));
+  j.plain_field("schema", kAuditSchema);
   j.begin_object("ecs");
-  j.field("version", "8.11.0");
+  j.plain_field("version", "8.11.0");
   j.end_object();
   j.begin_object("source");
-  j.field("ip", c.source_ip);
+  j.plain_field("ip", c.source_ip);
   j.field("port", c.source_port);
   j.end_object();
   j.begin_object("client");
-  j.field("ip", c.client_ip.empty() ? c.source_ip : c.client_ip);
+  j.plain_field("ip", c.client_ip.empty() ? c.source_ip : c.client_ip);
   j.end_object();
   if (!c.tls_version.empty()) {
     j.begin_object("tls");
-    j.field("version_protocol", "tls");
-    j.field("version", c.tls_version);
-    if (!c.tls_cipher.empty()) j.field("cipher", c.tls_cipher);
+    j.plain_field("version_protocol", "tls");
+    j.plain_field("version", c.tls_version);
+    if (!c.tls_cipher.empty()) j.plain_field("cipher", c.tls_cipher);
     if (!c.server_name.empty() || c.cert != nullptr) j.begin_object("client");
     if (!c.server_name.empty()) j.field("server_name", c.server_name);
     if (c.cert != nullptr && c.cert->present) {
@@ -39,10 +39,10 @@ void common(audit::JsonLine& j, const ConnectionFacts& c, std::chrono::system_cl
       j.begin_object("issuer");
       j.field("distinguished_name", c.cert->issuer);
       j.end_object();
-      j.field("serial_number", c.cert->serial);
+      j.plain_field("serial_number", c.cert->serial);
       j.end_object();
       j.begin_object("hash");
-      j.field("sha256", c.cert->fingerprint);
+      j.plain_field("sha256", c.cert->fingerprint);
       j.end_object();
     }
     if (c.cert != nullptr) j.field("verify", c.cert->verify);
@@ -72,10 +72,10 @@ std::string_view render_request(audit::JsonLine& j, const ConnectionFacts& c, co
   common(j, c, r.start);
   const bool ok = r.status != 0 && r.status < 400;
   j.begin_object("event");
-  j.field("kind", "event");
-  j.field("action", "http-request");
-  j.field("outcome", ok ? "success" : "failure");
-  if (!r.reason.empty()) j.field("reason", r.reason);
+  j.plain_field("kind", "event");
+  j.plain_field("action", "http-request");
+  j.plain_field("outcome", ok ? "success" : "failure");
+  if (!r.reason.empty()) j.plain_field("reason", r.reason);
   j.field("duration", nanos(r.total));
   j.end_object();
   j.begin_object("http");
@@ -94,7 +94,7 @@ std::string_view render_request(audit::JsonLine& j, const ConnectionFacts& c, co
   if (head != nullptr) {
     char version[4] = {static_cast<char>('0' + head->version_major), '.',
                        static_cast<char>('0' + head->version_minor), 0};
-    j.field("version", std::string_view(version, 3));
+    j.plain_field("version", std::string_view(version, 3));
   }
   j.end_object();
   j.begin_object("url");
@@ -111,7 +111,7 @@ std::string_view render_request(audit::JsonLine& j, const ConnectionFacts& c, co
         j.field("query", "sha256:" + sha256_hex(query));
         break;
       case config::AuditQuery::Redact:
-        j.field("query", "[redacted]");
+        j.plain_field("query", "[redacted]");
         break;
       case config::AuditQuery::Drop:
         break;
@@ -126,14 +126,14 @@ std::string_view render_request(audit::JsonLine& j, const ConnectionFacts& c, co
     }
   }
   j.begin_object("phigate");
-  j.field("request_id", r.request_id);
-  j.field("decision", r.decision.empty() ? std::string_view("error") : r.decision);
-  if (!r.rule.empty()) j.field("rule", r.rule);
+  j.plain_field("request_id", r.request_id);
+  j.plain_field("decision", r.decision.empty() ? std::string_view("error") : r.decision);
+  if (!r.rule.empty()) j.plain_field("rule", r.rule);
   if (!r.route.empty()) j.field("route", r.route);
   if (!r.ingress.empty()) j.field("ingress", r.ingress);
   if (!r.upstream.empty() || r.upstream_connect.count() >= 0 || r.upstream_first_byte.count() >= 0) {
     j.begin_object("upstream");
-    if (!r.upstream.empty()) j.field("address", r.upstream);
+    if (!r.upstream.empty()) j.plain_field("address", r.upstream);
     if (r.upstream_connect.count() >= 0) j.field("connect_duration", nanos(r.upstream_connect));
     if (r.upstream_first_byte.count() >= 0) j.field("first_byte_duration", nanos(r.upstream_first_byte));
     j.end_object();
@@ -159,7 +159,7 @@ std::string_view render_connection_event(audit::JsonLine& j, const ConnectionFac
   j.clear();
   common(j, c, when);
   j.begin_object("event");
-  j.field("kind", "event");
+  j.plain_field("kind", "event");
   j.field("action", action);
   j.field("outcome", "failure");
   j.field("reason", reason);

