@@ -48,6 +48,13 @@ class ConnectionCore : public ConnectionBase {
   template <class Stream>
   net::awaitable<HeadResult> read_request_head(Stream& stream);
 
+  /// Called when the connection goes idle between requests: give back buffers a large message
+  /// grew, so that thousands of idle keep-alive connections cost little (STYLE.md §5).
+  virtual void release_idle_memory() noexcept {
+    if (out_.capacity() > kKeepCapacity) std::string().swap(out_);
+  }
+  static constexpr std::size_t kKeepCapacity = 1024;
+
   /// Writes `out_` to the client and clears it.
   template <class Stream>
   net::awaitable<net::error_code> flush_client(Stream& stream);
@@ -90,6 +97,7 @@ net::awaitable<HeadResult> ConnectionCore::read_request_head(Stream& stream) {
     arm(Phase::Idle, first_request_ ? std::min(t.request_header, t.keepalive_idle) : t.keepalive_idle);
     idle = true;
     in_.release();  // an idle keep-alive connection holds no input buffer
+    release_idle_memory();
   }
   for (;;) {
     if (!in_.empty()) {
@@ -103,6 +111,14 @@ net::awaitable<HeadResult> ConnectionCore::read_request_head(Stream& stream) {
       if (req_parser_.head_complete()) co_return HeadResult::Ready;
     }
     if (close_after_response_ && !started) co_return HeadResult::Closed;  // drain: idle, so leave
+    if (!started && in_.empty()) {
+      // Idle: wait for the next request's first byte before taking a 16 KiB buffer for it.
+      const auto wec = co_await stream.wait_readable();
+      if (wec && req_parser_.at_message_start()) {
+        idle = false;
+        co_return HeadResult::Closed;  // idle timeout, drain or reset between requests
+      }
+    }
     auto [ec, n] = co_await stream.read_some(in_.space(), in_.space_size());
     if (ec || n == 0) {
       idle = false;

@@ -373,6 +373,14 @@ net::awaitable<bool> ProxyConnection::serve_one() {
   co_return co_await proxy_request(*route, limits);
 }
 
+void ProxyConnection::release_idle_memory() noexcept {
+  ConnectionCore::release_idle_memory();
+  up_in_.release();  // 16 KiB, needed again only when the next request goes upstream
+  for (auto* s : {&up_out_, &up_head_}) {
+    if (s->capacity() > kKeepCapacity) std::string().swap(*s);
+  }
+}
+
 void ProxyConnection::resolve_client() {
   client_ip_.assign(peer_ip_);
   client_addr_ = peer_addr_;

@@ -86,6 +86,12 @@ net::awaitable<std::pair<error_code, std::size_t>> Stream::read_some(char* data,
   }
 }
 
+net::awaitable<error_code> Stream::wait_readable() {
+  if (tls_ && ssl_ != nullptr && SSL_has_pending(ssl_) == 1) co_return error_code{};
+  auto [ec] = co_await sock_.async_wait(net::tcp::socket::wait_read, net::use_awaitable_tuple);
+  co_return ec;
+}
+
 net::awaitable<error_code> Stream::write_all(const char* data, std::size_t size) {
   if (!tls_) {
     auto [ec, n] =

@@ -29,6 +29,9 @@ class Stream {
   net::awaitable<net::error_code> handshake();
   /// Reads at least one byte. eof when the peer closed (close_notify or TCP FIN).
   net::awaitable<std::pair<net::error_code, std::size_t>> read_some(char* data, std::size_t size);
+  /// Waits until a read would find something (socket readable, or TLS bytes already decrypted
+  /// and pending), without needing a buffer: idle connections wait here holding none.
+  net::awaitable<net::error_code> wait_readable();
   /// Writes all `size` bytes.
   net::awaitable<net::error_code> write_all(const char* data, std::size_t size);
   /// Best-effort close_notify without waiting for the peer's; then the socket may be closed.
