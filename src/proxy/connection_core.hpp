@@ -28,6 +28,13 @@ class ConnectionCore : public ConnectionBase {
   ConnectionCore(Worker& worker, SnapshotPtr snap);
   ~ConnectionCore() override;
 
+  /// Worker tick, once the connection has been idle a while: the input buffer and whatever a
+  /// large message grew go back to the allocator.
+  void release_idle_memory() noexcept override {
+    in_.release();
+    if (out_.capacity() > kKeepCapacity) std::string().swap(out_);
+  }
+
   /// Sets the deadline for the phase about to wait.
   void arm(Phase phase, std::chrono::milliseconds d) noexcept {
     phase_ = phase;
@@ -48,12 +55,12 @@ class ConnectionCore : public ConnectionBase {
   template <class Stream>
   net::awaitable<HeadResult> read_request_head(Stream& stream);
 
-  /// Called when the connection goes idle between requests: give back buffers a large message
-  /// grew, so that thousands of idle keep-alive connections cost little (STYLE.md §5).
-  virtual void release_idle_memory() noexcept {
-    if (out_.capacity() > kKeepCapacity) std::string().swap(out_);
-  }
   static constexpr std::size_t kKeepCapacity = 1024;
+
+  /// Between requests: waits (holding no buffer) until the next request's first byte can be
+  /// read. False when the connection should close (idle timeout, drain, peer gone).
+  template <class Stream>
+  net::awaitable<bool> wait_for_request(Stream& stream);
 
   /// Writes `out_` to the client and clears it.
   template <class Stream>
@@ -92,12 +99,7 @@ net::awaitable<HeadResult> ConnectionCore::read_request_head(Stream& stream) {
   if (started) {
     arm(Phase::Header, t.request_header);
   } else {
-    // A new connection gets request_header to start its first request, not keepalive_idle:
-    // otherwise a client that completes TLS and sends nothing holds a slot for a minute.
     arm(Phase::Idle, first_request_ ? std::min(t.request_header, t.keepalive_idle) : t.keepalive_idle);
-    idle = true;
-    in_.release();  // an idle keep-alive connection holds no input buffer
-    release_idle_memory();
   }
   for (;;) {
     if (!in_.empty()) {
@@ -111,14 +113,6 @@ net::awaitable<HeadResult> ConnectionCore::read_request_head(Stream& stream) {
       if (req_parser_.head_complete()) co_return HeadResult::Ready;
     }
     if (close_after_response_ && !started) co_return HeadResult::Closed;  // drain: idle, so leave
-    if (!started && in_.empty()) {
-      // Idle: wait for the next request's first byte before taking a 16 KiB buffer for it.
-      const auto wec = co_await stream.wait_readable();
-      if (wec && req_parser_.at_message_start()) {
-        idle = false;
-        co_return HeadResult::Closed;  // idle timeout, drain or reset between requests
-      }
-    }
     auto [ec, n] = co_await stream.read_some(in_.space(), in_.space_size());
     if (ec || n == 0) {
       idle = false;
@@ -139,6 +133,24 @@ net::awaitable<HeadResult> ConnectionCore::read_request_head(Stream& stream) {
       arm(Phase::Header, t.request_header);
     }
   }
+}
+
+template <class Stream>
+net::awaitable<bool> ConnectionCore::wait_for_request(Stream& stream) {
+  if (!in_.empty()) co_return true;  // pipelined: the next request is already here
+  if (close_after_response_) co_return false;
+  const auto& t = snap_->config->timeouts;
+  // A new connection gets request_header to start its first request, not keepalive_idle:
+  // otherwise a client that completes TLS and sends nothing holds a slot for a minute.
+  arm(Phase::Idle, first_request_ ? std::min(t.request_header, t.keepalive_idle) : t.keepalive_idle);
+  idle = true;
+  trimmed = false;
+  idle_since = worker_.now();
+  // This small frame is all an idle connection keeps on the coroutine stack; the request
+  // frames (serve_one and below) exist only while a request is in progress.
+  const auto ec = co_await stream.wait_readable();
+  idle = false;
+  co_return !ec;
 }
 
 template <class Stream>

@@ -189,6 +189,8 @@ net::awaitable<void> ProxyConnection::serve() {
   const bool started = co_await start_session();
   if (!started) co_return;
   for (;;) {
+    const bool ready = co_await wait_for_request(stream_);
+    if (!ready) break;
     rf_ = RequestFacts{};
     head_started_ = false;
     response_status_ = 0;

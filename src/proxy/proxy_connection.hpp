@@ -67,7 +67,11 @@ class ProxyConnection final : public ConnectionCore {
   /// Writes and clears up_out_; a failure is an upstream error with retry class `r`.
   net::awaitable<std::optional<core::Error>> flush_upstream(RequestLimits limits, core::Retryable r);
   bool peer_trusted();
+
+ public:
   void release_idle_memory() noexcept override;
+
+ private:
   /// Sets client_ip_/client_addr_ for this request: the peer, or the client named by
   /// X-Forwarded-For when the peer is a trusted proxy.
   void resolve_client();

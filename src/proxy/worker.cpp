@@ -160,7 +160,12 @@ net::awaitable<void> Worker::tick_loop() {
     const bool force = draining_ && now_ >= drain_deadline_;
     for (auto* c = head_; c != nullptr;) {
       auto* next = c->next_;
-      if (force || now_ >= c->deadline) c->expire();
+      if (force || now_ >= c->deadline) {
+        c->expire();
+      } else if (c->idle && !c->trimmed && now_ - c->idle_since >= kTick) {
+        c->trimmed = true;
+        c->release_idle_memory();
+      }
       c = next;
     }
     if (++ticks % 10 == 0) pool_.sweep(now_);

@@ -30,9 +30,14 @@ class ConnectionBase {
   virtual void expire() = 0;
   /// Drain started: close now when idle, else close after the current response.
   virtual void drain() = 0;
+  /// Idle for a tick: give back buffers (STYLE.md §5: idle connections hold no buffers). Busy
+  /// keep-alive connections keep theirs, so a request does not pay for freeing and re-allocating.
+  virtual void release_idle_memory() noexcept {}
 
   Clock::time_point deadline = Clock::time_point::max();
-  bool idle = false;  // waiting for the next request with nothing buffered
+  bool idle = false;                // waiting for the next request with nothing buffered
+  bool trimmed = false;             // release_idle_memory() ran since it went idle
+  Clock::time_point idle_since{};
 
  private:
   friend class Worker;
