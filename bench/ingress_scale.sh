@@ -2,18 +2,21 @@
 # bench/ingress_scale.sh: phigate with 5,000 Ingresses (10,000 hosts, 20,000 paths) versus one.
 # Reports the time to load and to reload, peak memory (VmHWM), and keep-alive request latency
 # (wrk, Host = the last generated host) at both sizes. Loopback only; bounded runs.
-#   bench/ingress_scale.sh [--ingresses N] [--duration S] [--no-build]
+#   bench/ingress_scale.sh [--ingresses N] [--duration S] [--no-build] [--json FILE]
+# --json FILE also writes the results as JSON (bench/run.sh --scenarios all+ merges it).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 N=5000
 DURATION=10
 BUILD=1
+JSON=""
 while (($#)); do
   case $1 in
     --ingresses) N=$2; shift 2 ;;
     --duration) DURATION=$2; shift 2 ;;
     --no-build) BUILD=0; shift ;;
-    -h|--help) sed -n '2,6p' "$0"; exit 0 ;;
+    --json) JSON=$2; shift 2 ;;
+    -h|--help) sed -n '2,7p' "$0"; exit 0 ;;
     *) echo "ingress_scale: unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -112,6 +115,8 @@ YAML
   hwm=$(awk '/VmHWM/ {print $2}' "/proc/$pid/status")
   printf '%-10s %8s %12s %11s %12s %10s %8s %8s\n' "$count" "$((($t1 - t0) / 1000000))" "${load_ms:-?}" \
     "${reload_ms:-?}" "$((hwm / 1024))" "$rps" "$p50" "$p99"
+  printf '{"ingresses": %s, "start_ms": %s, "build_ms": "%s", "reload_ms": "%s", "peak_mib": %s, "rps": %s, "p50": "%s", "p99": "%s"}\n' \
+    "$count" "$((($t1 - t0) / 1000000))" "${load_ms:-?}" "${reload_ms:-?}" "$((hwm / 1024))" "${rps:-0}" "$p50" "$p99" >>"$tmp/sizes.jsonl"
   kill "$pid"
 }
 
@@ -120,3 +125,7 @@ run_size 1
 run_size "$N"
 echo "(hosts = 2 x ingresses, paths = 4 x ingresses; build_ms/reload_ms = read + translate + compile as phigate logs it;"
 echo " start_ms = process start to ready; wrk -t1 -c32 -d${DURATION}s keep-alive, Host = the last generated host)"
+if [[ -n $JSON ]]; then
+  python3 -c 'import json, sys; print(json.dumps({"sizes": [json.loads(l) for l in open(sys.argv[1])], "duration_s": int(sys.argv[2])}, indent=1))' \
+    "$tmp/sizes.jsonl" "$DURATION" >"$JSON"
+fi

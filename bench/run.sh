@@ -1,54 +1,74 @@
 #!/usr/bin/env bash
-# bench/run.sh: wrk against phigate, nginx and HAProxy side by side, in one run (STYLE.md §10).
+# bench/run.sh: phigate, nginx and HAProxy as TLS-terminating reverse proxies, side by side, in one run
+# (STYLE.md §10; the benchmark issue's scenarios 1-5, 8 and the audit/access-log cost; 6 and 7 through
+# bench/slowloris.sh and bench/ingress_scale.sh with --scenarios all+).
 #
-# One nginx backend (plain HTTP, 3-byte body) and three TLS-terminating proxies in front of it, all on
-# 127.0.0.1, all with the same certificate, TLS 1.2+1.3, ECDHE+AEAD ciphers, upstream keep-alive, no
-# access log and the same worker count. Proxies are pinned to PROXY_CPUS, wrk and the backend to
-# LOAD_CPUS. Rounds are interleaved (phigate, nginx, haproxy, phigate, ...) so drift hits all alike.
-# Prints a table and the phigate/nginx and phigate/haproxy ratios, and writes bench/results/<stamp>.json.
+# One nginx backend (plain HTTP: a 3-byte body, a 1 MiB file, an upload sink) and the proxies in front
+# of it, all on 127.0.0.1, with the same certificate, TLS 1.2+1.3, ECDHE+AEAD ciphers in the same order,
+# upstream keep-alive, no access log and the same worker count. Proxies are pinned to PROXY_CPUS, the load
+# generators and the backend to LOAD_CPUS. Every scenario runs --repeat rounds interleaved (phigate,
+# nginx, haproxy, phigate, ...) so drift hits all alike, and samples each proxy's CPU time from /proc.
+# bench/tools/bench_report.py prints the table (median, min-max, per-core figures, phigate/nginx and
+# phigate/haproxy ratios, the issue's targets met or not) and writes bench/results/<stamp>.json.
 # Everything it starts is stopped on exit (by PID) and its temp dir removed.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROOT=$PWD
-CONF_DIR=$ROOT/bench/configs
-PHIGATE=${PHIGATE:-$ROOT/build/release/bin/phigate}
+BENCH_NAME=bench
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
+
+ALL_SCENARIOS=(keepalive handshake resume bigbody memory mtls audit)
 
 usage() {
   cat <<'EOF'
 usage: bench/run.sh [options]
 
-  --quick            smoke run: --duration 3 --repeat 1, 1 s warm-up
-  --duration S       seconds per wrk run (default 10; env DURATION)
-  --connections N    wrk connections (default 64; env CONNECTIONS)
+  --scenarios LIST   comma-separated, run in this order (default "all"):
+                       keepalive  keep-alive HTTPS, 3-byte body: req/s, p50, p99
+                       handshake  a new TLS connection per request (ECDSA and RSA): handshakes/s, p99
+                       resume     resumed TLS sessions (tickets), openssl s_time -reuse vs -new
+                       bigbody    1 MiB downloads and 1 MiB uploads over keep-alive: MB/s
+                       memory     RSS idle and with --mem-connections idle TLS connections
+                       mtls       client certificates required vs not, through a TLS-originating HAProxy
+                       audit      phigate's audit log on vs off; nginx's and HAProxy's access logs on vs off
+                     "all" = all of the above; "all+" = all, then bench/slowloris.sh (scenario 6) and
+                     bench/ingress_scale.sh (scenario 7, phigate only), merged into the same JSON
+  --quick            smoke run: --duration 3 --repeat 1, 1 s warm-up, 1000 memory connections
+  --duration S       seconds per measured run (default 10; env DURATION)
+  --connections N    wrk connections for keep-alive runs (default 64; env CONNECTIONS)
+  --hs-connections N wrk connections for the handshake scenario (default 32; env HS_CONNECTIONS)
+  --big-connections N wrk connections for 1 MiB bodies (default 16; env BIG_CONNECTIONS)
+  --mem-connections N idle TLS connections in the memory scenario (default 5000; env MEM_CONNECTIONS)
   --threads N        wrk threads (default 1; env WRK_THREADS)
-  --repeat R         rounds per target; the median req/s run is reported (default 3; env REPEAT)
-  --warmup S         unrecorded warm-up run per target before round 1, 0 = none (default 2; env WARMUP)
+  --repeat R         rounds per target; the median run is reported (default 3; env REPEAT)
+  --warmup S         unrecorded warm-up run per target before a scenario, 0 = none (default 2; env WARMUP)
   --workers N        proxy workers: phigate workers, nginx worker_processes, haproxy nbthread
                      (default 1; env WORKERS)
-  --rsa              RSA-2048 certificate instead of ECDSA P-256
+  --rsa              RSA-2048 certificate instead of ECDSA P-256 for all but the handshake scenario
+                     (which always runs both)
   --wait-quiet S     before each measured run, wait up to S s for the machine to be idle
                      (< 10% busy over 1 s); 0 = off (default 0; env WAIT_QUIET)
   --targets LIST     comma-separated subset of phigate,nginx,haproxy (default all three)
   --no-build         skip scripts/bootstrap.sh and the Release build (uses build/release/bin/phigate)
-  --keep-tmp         keep the temp dir (configs, logs, wrk output) and print its path
+  --keep-tmp         keep the temp dir (configs, logs, tool output) and print its path
   -h, --help         this help
 
 environment:
   PROXY_CPUS=0       taskset CPU list for the proxies (empty: no pinning)
-  LOAD_CPUS=1        taskset CPU list for wrk and the backend (empty: no pinning)
+  LOAD_CPUS=1        taskset CPU list for wrk, openssl s_time, the clients and the backend (empty: none)
   PHIGATE=PATH       phigate binary to run (default build/release/bin/phigate)
 
 Results: a table on stdout, and the same as JSON in bench/results/<UTC stamp>.json.
 EOF
 }
 
-die() { echo "bench: error: $*" >&2; exit 1; }
-log() { echo "bench: $*" >&2; }
-is_uint() { [[ $1 =~ ^[0-9]+$ ]]; }
-
 # --- options ---------------------------------------------------------------------------------
 DURATION=${DURATION:-10}
 CONNECTIONS=${CONNECTIONS:-64}
+HS_CONNECTIONS=${HS_CONNECTIONS:-32}
+BIG_CONNECTIONS=${BIG_CONNECTIONS:-16}
+MEM_CONNECTIONS=${MEM_CONNECTIONS:-5000}
 WRK_THREADS=${WRK_THREADS:-1}
 REPEAT=${REPEAT:-3}
 WARMUP=${WARMUP:-2}
@@ -60,13 +80,26 @@ KEY_KIND=ec
 BUILD=1
 KEEP_TMP=""
 TARGETS=(phigate nginx haproxy)
+SCENARIOS=("${ALL_SCENARIOS[@]}")
+EXTRAS=""
+QUICK=""
+ARGS="$*"
 
-need_arg() { [[ $# -ge 2 && -n $2 ]] || die "$1 needs a value (see --help)"; }
 while (($#)); do
   case $1 in
-    --quick) DURATION=3; REPEAT=1; WARMUP=1 ;;
+    --scenarios) need_arg "$@"
+      case $2 in
+        all) SCENARIOS=("${ALL_SCENARIOS[@]}") ;;
+        all+) SCENARIOS=("${ALL_SCENARIOS[@]}"); EXTRAS=1 ;;
+        *) IFS=, read -r -a SCENARIOS <<<"$2" ;;
+      esac
+      shift ;;
+    --quick) DURATION=3; REPEAT=1; WARMUP=1; MEM_CONNECTIONS=1000; QUICK=1 ;;
     --duration) need_arg "$@"; DURATION=${2%s}; shift ;;
     --connections) need_arg "$@"; CONNECTIONS=$2; shift ;;
+    --hs-connections) need_arg "$@"; HS_CONNECTIONS=$2; shift ;;
+    --big-connections) need_arg "$@"; BIG_CONNECTIONS=$2; shift ;;
+    --mem-connections) need_arg "$@"; MEM_CONNECTIONS=$2; shift ;;
     --threads) need_arg "$@"; WRK_THREADS=$2; shift ;;
     --repeat) need_arg "$@"; REPEAT=$2; shift ;;
     --warmup) need_arg "$@"; WARMUP=${2%s}; shift ;;
@@ -81,423 +114,534 @@ while (($#)); do
   esac
   shift
 done
-for v in DURATION CONNECTIONS WRK_THREADS REPEAT WORKERS; do
+for v in DURATION CONNECTIONS HS_CONNECTIONS BIG_CONNECTIONS MEM_CONNECTIONS WRK_THREADS REPEAT WORKERS; do
   is_uint "${!v}" && ((${!v} > 0)) || die "$v must be a positive integer, got '${!v}'"
 done
 is_uint "$WARMUP" || die "WARMUP must be a non-negative integer, got '$WARMUP'"
 is_uint "$WAIT_QUIET" || die "WAIT_QUIET must be a non-negative integer, got '$WAIT_QUIET'"
 ((CONNECTIONS >= WRK_THREADS)) || die "connections ($CONNECTIONS) must be >= wrk threads ($WRK_THREADS)"
-((${#TARGETS[@]})) || die "--targets is empty"
-for t in "${TARGETS[@]}"; do
-  [[ $t == phigate || $t == nginx || $t == haproxy ]] || die "unknown target '$t' (phigate, nginx, haproxy)"
+((MEM_CONNECTIONS <= 20000)) || die "--mem-connections is capped at 20000"
+((DURATION <= 600 && REPEAT <= 20)) || die "--duration <= 600 and --repeat <= 20, please"
+check_targets
+((${#SCENARIOS[@]})) || die "--scenarios is empty"
+for s in "${SCENARIOS[@]}"; do
+  [[ " ${ALL_SCENARIOS[*]} " == *" $s "* ]] || die "unknown scenario '$s' (${ALL_SCENARIOS[*]}, all, all+)"
 done
+has_scenario() { [[ " ${SCENARIOS[*]} " == *" $1 "* ]]; }
+setup_pinning
 
-PROXY_PIN=() LOAD_PIN=()
-if [[ -n $PROXY_CPUS ]]; then
-  taskset -c "$PROXY_CPUS" true 2>/dev/null || die "cannot pin to PROXY_CPUS='$PROXY_CPUS' ($(nproc) CPUs); set PROXY_CPUS= to disable"
-  PROXY_PIN=(taskset -c "$PROXY_CPUS")
-fi
-if [[ -n $LOAD_CPUS ]]; then
-  taskset -c "$LOAD_CPUS" true 2>/dev/null || die "cannot pin to LOAD_CPUS='$LOAD_CPUS' ($(nproc) CPUs); set LOAD_CPUS= to disable"
-  LOAD_PIN=(taskset -c "$LOAD_CPUS")
-fi
-
-# TLS settings shared by all three proxies.
-CIPHERS="ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305"
-CIPHERSUITES="TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256"
+# Descriptors for the memory scenario's idle connections (and upstream ones) in one process.
+raise_nofile $((MEM_CONNECTIONS + 4 * CONNECTIONS + 1024))
 
 # --- 1. bootstrap and Release build -----------------------------------------------------------
-if [[ -n $BUILD ]]; then
-  log "bootstrap (scripts/bootstrap.sh)"
-  scripts/bootstrap.sh >&2 || die "scripts/bootstrap.sh failed"
-  log "building phigate (Release, build/release)"
-  mkdir -p build/release
-  blog=build/release/bench-build.log
-  { cmake -S . -B build/release -G Ninja -DCMAKE_BUILD_TYPE=Release -DPHIGATE_TESTS=OFF &&
-    ninja -C build/release phigate; } >"$blog" 2>&1 || { tail -n 40 "$blog" >&2; die "Release build failed (full log: $blog)"; }
-fi
+[[ -z $BUILD ]] || build_phigate phigate ${EXTRAS:+phigate-test-upstream}
 [[ -x $PHIGATE ]] || die "$PHIGATE not found (run without --no-build)"
-for tool in wrk nginx haproxy curl openssl taskset pgrep; do
-  command -v "$tool" >/dev/null || die "$tool not found (run scripts/bootstrap.sh)"
-done
+need_tools wrk nginx haproxy curl openssl taskset pgrep ss python3 timeout
+REPORT=$ROOT/bench/tools/bench_report.py
+IDLE_CONNS=$ROOT/bench/tools/idle_conns.py
+[[ -f $REPORT && -f $IDLE_CONNS ]] || die "bench/tools/bench_report.py or idle_conns.py missing"
 
-# --- process bookkeeping: only PIDs started here are ever signalled ---------------------------------
-PIDS=()
-TMP=""
-alive() { [[ -r /proc/$1/stat ]] && [[ $(awk '{ sub(/.*\) /, ""); print $1 }' "/proc/$1/stat" 2>/dev/null) != Z ]]; }
-stop_pid() {  # PID: TERM it (and its children, e.g. nginx workers), KILL whatever is left after 5 s
-  local pid=$1 kids i
-  kids=$(pgrep -P "$pid" 2>/dev/null || true)
-  kill -TERM "$pid" 2>/dev/null || true
-  for ((i = 0; i < 50; i++)); do alive "$pid" || break; sleep 0.1; done
-  alive "$pid" && kill -KILL "$pid" 2>/dev/null
-  for k in $kids; do alive "$k" && kill -KILL "$k" 2>/dev/null; done
-  wait "$pid" 2>/dev/null || true
-}
-cleanup() {
-  local rc=$?
-  set +e
-  trap - EXIT INT TERM
-  for pid in "${PIDS[@]}"; do stop_pid "$pid"; done
-  if [[ -n $TMP && -d $TMP ]]; then
-    if [[ -n $KEEP_TMP ]]; then log "kept temp dir $TMP"; else rm -rf "$TMP"; fi
-  fi
-  exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+check_idle_at_start
 
-LAST_PID=""
-start_bg() {  # LOGFILE CMD...: start CMD in the background, remember its PID in PIDS and LAST_PID
-  local logf=$1; shift
-  "$@" >"$logf" 2>&1 &
-  LAST_PID=$!
-  PIDS+=("$LAST_PID")
-}
-
-# Picks a free loopback port below the ephemeral range (so wrk's and the proxies' outgoing
-# connections cannot collide with it) and not handed out before in this run.
-TAKEN=" "
-free_port() {  # VAR
-  local lo hi p hex i
-  read -r lo _ </proc/sys/net/ipv4/ip_local_port_range
-  hi=$((lo > 21000 ? lo - 1 : 30000)); lo=$((lo > 21000 ? 20000 : 10000))
-  for ((i = 0; i < 500; i++)); do
-    p=$((lo + (RANDOM * 32768 + RANDOM) % (hi - lo)))
-    [[ $TAKEN == *" $p "* ]] && continue
-    hex=$(printf ':%04X' "$p")
-    awk -v h="$hex" '$2 ~ h"$" { f = 1 } END { exit !f }' /proc/net/tcp /proc/net/tcp6 2>/dev/null && continue
-    TAKEN+="$p "
-    printf -v "$1" '%s' "$p"
-    return 0
-  done
-  die "no free loopback port found"
-}
-
-render() {  # TEMPLATE OUT KEY=VALUE...: replace @KEY@ with VALUE
-  local tpl=$1 out=$2 text kv; shift 2
-  text=$(<"$tpl")
-  for kv in "$@"; do text=${text//@${kv%%=*}@/${kv#*=}}; done
-  [[ $text != *@[A-Z_]*@* ]] || die "unfilled placeholder in $tpl: $(grep -o '@[A-Z_]*@' <<<"$text" | head -1)"
-  printf '%s\n' "$text" >"$out"
-}
-
-fail_start() {  # NAME LOG WHY
-  echo "bench: error: $1 did not come up: $3" >&2
-  echo "---- last lines of $2 ----" >&2
-  tail -n 30 "$2" >&2 || true
-  echo "----" >&2
-  exit 1
-}
-
-wait_ready() {  # NAME PID URL LOG [EXTRA_URL]: poll up to 10 s for HTTP 200 with body "ok"
-  local name=$1 pid=$2 url=$3 logf=$4 extra=${5:-} i code="" body
-  for ((i = 0; i < 100; i++)); do
-    if ! alive "$pid"; then
-      local st=0; wait "$pid" 2>/dev/null || st=$?
-      fail_start "$name" "$logf" "process exited with status $st"
-    fi
-    if [[ -z $extra ]] || [[ $(curl -s --max-time 1 -o /dev/null -w '%{http_code}' "$extra" 2>/dev/null) == 200 ]]; then
-      code=$(curl -sk --max-time 1 -o "$TMP/probe" -w '%{http_code}' "$url" 2>/dev/null || true)
-      if [[ $code == 200 ]]; then
-        body=$(<"$TMP/probe")
-        [[ $body == ok ]] || fail_start "$name" "$logf" "GET $url returned body '$body', expected 'ok'"
-        return 0
-      fi
-    fi
-    sleep 0.1
-  done
-  fail_start "$name" "$logf" "no HTTP 200 from $url within 10 s (last status '${code:-none}')"
-}
-
-# --- measurement helpers ------------------------------------------------------------------------
-CLK_TCK=$(getconf CLK_TCK)
-tree_pids() { echo "$1"; pgrep -P "$1" 2>/dev/null || true; }
-cpu_ticks() {  # PID: utime+stime of PID and its children (nginx workers), in clock ticks
-  local t=0 p f
-  for p in $(tree_pids "$1"); do
-    f=$(awk '{ sub(/.*\) /, ""); print $12 + $13 }' "/proc/$p/stat" 2>/dev/null) || continue
-    t=$((t + ${f:-0}))
-  done
-  echo "$t"
-}
-rss_kib() {  # PID: VmRSS of PID and its children, KiB
-  local t=0 p v
-  for p in $(tree_pids "$1"); do
-    v=$(awk '/^VmRSS:/ { print $2 }' "/proc/$p/status" 2>/dev/null) || continue
-    t=$((t + ${v:-0}))
-  done
-  echo "$t"
-}
-expand_cpus() {  # "0-2,5" -> "0 1 2 5"
-  local part a b out=()
-  IFS=, read -r -a parts <<<"$1"
-  for part in "${parts[@]}"; do
-    if [[ $part == *-* ]]; then a=${part%-*}; b=${part#*-}; for ((; a <= b; a++)); do out+=("$a"); done
-    else out+=("$part"); fi
-  done
-  echo "${out[@]}"
-}
-cpu_lines() { if [[ -n $1 ]]; then expand_cpus "$1" | sed 's/[0-9]\+/cpu&/g'; else echo cpu; fi; }
-LOAD_CPU_LINES=$(cpu_lines "$LOAD_CPUS")
-PROXY_CPU_LINES=$(cpu_lines "$PROXY_CPUS")
-PROXY_NCPUS=$(wc -w <<<"$PROXY_CPU_LINES"); [[ -n $PROXY_CPUS ]] || PROXY_NCPUS=$(nproc)
-# cpu_stat "cpuA cpuB ..." [tasks] -> "busy total" jiffies summed over those /proc/stat lines.
-# busy = everything but idle and iowait; with "tasks": only user+nice+system+steal, i.e. leaving out
-# irq/softirq time (loopback packet processing), which the kernel charges to no process.
-cpu_stat() {
-  awk -v want=" $1 " -v tasks="${2:-}" 'index(want, " " $1 " ") {
-      t = 0; for (i = 2; i <= 9; i++) t += $i
-      busy += tasks ? $2 + $3 + $4 + $9 : t - $5 - $6; total += t } END { print busy, total }' /proc/stat
-}
-busy_pct() {  # "busy total" before, after -> percent
-  awk -v a="$1" -v b="$2" 'BEGIN { split(a, x, " "); split(b, y, " ")
-    printf "%.1f", ((y[2] - x[2]) > 0 ? 100 * (y[1] - x[1]) / (y[2] - x[2]) : 0) }'
-}
-now_ns() { date +%s%N; }
-machine_busy() {  # percent of all CPUs busy over the next second
-  local a b; a=$(cpu_stat cpu); sleep 1; b=$(cpu_stat cpu); busy_pct "$a" "$b"
-}
-wait_quiet() {  # --wait-quiet: poll (bounded by WAIT_QUIET seconds) until the machine is idle
-  ((WAIT_QUIET > 0)) || return 0
-  local start=$SECONDS b
-  while :; do
-    b=$(machine_busy)
-    awk -v b="$b" 'BEGIN { exit !(b < 10) }' && return 0
-    if ((SECONDS - start >= WAIT_QUIET)); then
-      log "machine still ${b}% busy after ${WAIT_QUIET}s of waiting; measuring anyway"
-      return 0
-    fi
-  done
-}
-
-# wrk --latency output -> "rps p50_ms p99_ms requests non2xx socket_errors"
-parse_wrk() {
-  awk 'function ms(v) {
-         if (v ~ /us$/) return substr(v, 1, length(v) - 2) / 1000
-         if (v ~ /ms$/) return substr(v, 1, length(v) - 2) + 0
-         if (v ~ /m$/)  return substr(v, 1, length(v) - 1) * 60000
-         if (v ~ /s$/)  return substr(v, 1, length(v) - 1) * 1000
-         return v + 0 }
-       $1 == "50%" { p50 = ms($2) }
-       $1 == "99%" { p99 = ms($2) }
-       / requests in / { req = $1 }
-       /^Requests\/sec:/ { rps = $2 }
-       /Non-2xx or 3xx responses:/ { non2xx = $NF }
-       /Socket errors:/ { gsub(",", ""); err = $4 + $6 + $8 + $10 }
-       END { if (rps == "" || p99 == "") exit 1
-             printf "%s %.3f %.3f %d %d %d\n", rps, p50, p99, req, non2xx, err }' "$1"
-}
-
-# run_wrk LABEL URL PID SECONDS OUTFILE: one bounded wrk run; sets RUN (tab-separated fields:
-# rps p50 p99 requests non2xx sockerr cpu_s wall_s cpu_pct rps_per_core rss_mib load_busy_pct backend_cpu_pct
-# proxy_cpus_task_busy_pct)
-RUN=""
-run_wrk() {
-  local label=$1 url=$2 pid=$3 secs=$4 out=$5 c0 c1 b0 b1 l0 l1 p0 p1 t0 t1 rss parsed rc=0
-  c0=$(cpu_ticks "$pid"); b0=$(cpu_ticks "$BACKEND_PID"); l0=$(cpu_stat "$LOAD_CPU_LINES")
-  p0=$(cpu_stat "$PROXY_CPU_LINES" tasks); t0=$(now_ns)
-  timeout -k 5 $((secs + 30)) "${LOAD_PIN[@]}" wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d"${secs}s" --latency "$url" \
-    >"$out" 2>&1 || rc=$?
-  t1=$(now_ns); c1=$(cpu_ticks "$pid"); b1=$(cpu_ticks "$BACKEND_PID"); l1=$(cpu_stat "$LOAD_CPU_LINES")
-  p1=$(cpu_stat "$PROXY_CPU_LINES" tasks)
-  rss=$(rss_kib "$pid")
-  if ! alive "$pid"; then
-    echo "bench: error: $label (pid $pid) died during the wrk run against $url" >&2
-    echo "---- wrk output ----" >&2; cat "$out" >&2
-    local lf=$TMP/$label.log; [[ -f $lf ]] || lf=$TMP/${label%%-*}.log
-    [[ -f $lf ]] && { echo "---- last lines of $lf ----" >&2; tail -n 30 "$lf" >&2; }
-    exit 1
-  fi
-  if ((rc != 0)) || ! parsed=$(parse_wrk "$out"); then
-    echo "bench: error: wrk against $label ($url) failed (exit $rc):" >&2; cat "$out" >&2; exit 1
-  fi
-  RUN=$(awk -v p="$parsed" -v c0="$c0" -v c1="$c1" -v b0="$b0" -v b1="$b1" -v t0="$t0" -v t1="$t1" \
-    -v busy="$(busy_pct "$l0" "$l1")" -v pbusy="$(busy_pct "$p0" "$p1")" -v tck="$CLK_TCK" -v rss="$rss" 'BEGIN {
-      split(p, f, " ")
-      cpu = (c1 - c0) / tck; wall = (t1 - t0) / 1e9; bcpu = (b1 - b0) / tck
-      printf "%.2f\t%.3f\t%.3f\t%d\t%d\t%d\t%.2f\t%.2f\t%.1f\t%.0f\t%.1f\t%.1f\t%.1f\t%.1f\n",
-        f[1], f[2], f[3], f[4], f[5], f[6], cpu, wall, 100 * cpu / wall,
-        (cpu > 0 ? f[4] / cpu : 0), rss / 1024, busy, 100 * bcpu / wall, pbusy }')
-}
-
-# --- quiet-machine check: one second of /proc/stat before anything of ours runs ---------------------
-IDLE_CHECK_BUSY=$(machine_busy)
-if awk -v b="$IDLE_CHECK_BUSY" 'BEGIN { exit !(b >= 10) }'; then
-  log "WARNING: the machine is ${IDLE_CHECK_BUSY}% busy before the benchmark starts: results will be noisy"
-fi
-
-# --- 2. temp dir and certificate ----------------------------------------------------------------
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/phigate-bench.XXXXXX")
-mkdir -p "$TMP/results" "$TMP/backend" "$TMP/nginx"
-scripts/make-certs.sh "$TMP/certs" "$KEY_KIND" >/dev/null || die "scripts/make-certs.sh failed"
-CERT=$TMP/certs/server.crt KEY=$TMP/certs/server.key PEM=$TMP/certs/combined.pem
-cat "$CERT" "$KEY" >"$PEM"; chmod 600 "$PEM"
-NGINX_USER=""
-# As root, nginx would switch its workers to 'nobody', which cannot enter the 0700 temp dir.
-[[ $(id -u) -eq 0 ]] && NGINX_USER="user root;"
+# --- 2. temp dir and certificates ---------------------------------------------------------------
+make_tmp phigate-bench
+RUNS=$TMP/runs.jsonl NOTES=$TMP/notes.jsonl
+: >"$RUNS"; : >"$NOTES"
+make_cert_set ec ec
+has_scenario handshake || [[ $KEY_KIND == rsa ]] && make_cert_set rsa rsa
 
 # --- 3. backend ---------------------------------------------------------------------------------
-free_port BACKEND_PORT
-render "$CONF_DIR/backend-nginx.conf" "$TMP/backend/nginx.conf" DIR="$TMP/backend" \
-  BACKEND_PORT="$BACKEND_PORT" NGINX_USER="$NGINX_USER"
-start_bg "$TMP/backend.log" "${LOAD_PIN[@]}" nginx -p "$TMP/backend" -c "$TMP/backend/nginx.conf" \
-  -e "$TMP/backend/error.log" -g "daemon off;"
-BACKEND_PID=$LAST_PID
-wait_ready backend "$BACKEND_PID" "http://127.0.0.1:$BACKEND_PORT/" "$TMP/backend.log"
-log "backend nginx on 127.0.0.1:$BACKEND_PORT (pid $BACKEND_PID, CPUs ${LOAD_CPUS:-any})"
+start_backend
 
-# --- 4. proxies ---------------------------------------------------------------------------------
-declare -A PORT PID TLSINFO
-start_phigate() {
-  local admin
-  free_port 'PORT[phigate]'; free_port admin
-  render "$CONF_DIR/phigate.yaml" "$TMP/phigate.yaml" PORT="${PORT[phigate]}" ADMIN_PORT="$admin" \
-    WORKERS="$WORKERS" CIPHERS="$CIPHERS" CIPHERSUITES="$CIPHERSUITES" CERT="$CERT" KEY="$KEY" \
-    BACKEND_PORT="$BACKEND_PORT"
-  start_bg "$TMP/phigate.log" "${PROXY_PIN[@]}" "$PHIGATE" run --config "$TMP/phigate.yaml"
-  PID[phigate]=$LAST_PID
-  wait_ready phigate "$LAST_PID" "https://127.0.0.1:${PORT[phigate]}/" "$TMP/phigate.log" \
-    "http://127.0.0.1:$admin/readyz"
-  grep -q "phigate ready" "$TMP/phigate.log" || fail_start phigate "$TMP/phigate.log" "serves, but printed no 'phigate ready' line"
+# --- config variants of the proxies (start_proxy calls this after rendering each config) ---------------
+# Instance names: TARGET (the main one), TARGET-rsa / TARGET-ec (the other certificate), TARGET-mem
+# (fresh, connection limits raised), TARGET-log (access log / audit log on), TARGET-mtls (client
+# certificates required).
+MEM_LIMIT=$((MEM_CONNECTIONS + 2 * CONNECTIONS + 1024))
+config_hook() {  # KIND INST FILE
+  local kind=$1 inst=$2 f=$3
+  case $kind:$inst in
+    nginx:*-mem) raise_limit "$f" worker_connections $((MEM_LIMIT + 256)) >/dev/null ;;
+    haproxy:*-mem) raise_limit "$f" maxconn "$MEM_LIMIT" >/dev/null ;;
+    phigate:*-hs-*)
+      sed -i 's/^tls:$/tls:\n  session_tickets: false/' "$f"
+      grep -q 'session_tickets: false' "$f" || die "could not turn off phigate's session tickets" ;;
+    nginx:*-hs-*)
+      sed -i "s#^    ssl_certificate_key \(.*\);#&\n    ssl_session_tickets off;\n    ssl_session_cache off;#" "$f"
+      grep -q 'ssl_session_tickets off;' "$f" || die "could not turn off nginx's session tickets" ;;
+    haproxy:*-hs-*)
+      sed -i -e "s#^\(  bind .* ssl crt [^ ]*\)#\1 no-tls-tickets#" -e "s/^global\$/global\n  tune.ssl.cachesize 0/" "$f"
+      grep -q 'no-tls-tickets' "$f" || die "could not turn off HAProxy's session tickets" ;;
+    phigate:*-mem) ((MEM_CONNECTIONS + 64 < 10000 * WORKERS)) || log "WARNING: $MEM_CONNECTIONS connections exceed phigate's default 10000 per worker" ;;
+    phigate:*-log)
+      mkdir -p "$TMP/audit-keys" "$TMP/audit"
+      [[ -f $TMP/audit-keys/k1.key ]] || openssl rand -base64 -out "$TMP/audit-keys/k1.key" 32
+      printf 'audit: { dir: "%s", keys: "%s", active_key: k1 }\n' "$TMP/audit" "$TMP/audit-keys" >>"$f" ;;
+    nginx:*-log)
+      sed -i "s#^  access_log off;#  access_log $TMP/$inst/access.log;#" "$f"
+      grep -q "access_log $TMP/$inst/access.log;" "$f" || die "could not turn on nginx's access log" ;;
+    haproxy:*-log)
+      # HAProxy cannot write a file itself: it logs to stdout, which start_bg sends to $TMP/INST.log.
+      sed -i -e "s/^global\$/global\n  log stdout format raw local0/" \
+        -e "s/^defaults\$/defaults\n  log global\n  option httplog/" "$f"
+      grep -q 'option httplog' "$f" || die "could not turn on HAProxy's log" ;;
+    phigate:*-mtls)
+      write_mtls_manifests "$TMP/$inst-k8s"
+      printf 'ingress: { dir: "%s", debounce: 50ms }\n' "$TMP/$inst-k8s" >>"$f" ;;
+    nginx:*-mtls)
+      sed -i "s#^    ssl_certificate_key \(.*\);#&\n    ssl_verify_client on;\n    ssl_client_certificate $CLIENT_CA;\n    ssl_verify_depth 1;#" "$f"
+      grep -q 'ssl_verify_client on;' "$f" || die "could not turn on client certificates for nginx" ;;
+    haproxy:*-mtls)
+      sed -i "s#^\(  bind .* ssl crt [^ ]*\)#\1 verify required ca-file $CLIENT_CA#" "$f"
+      grep -q 'verify required' "$f" || die "could not turn on client certificates for HAProxy" ;;
+  esac
 }
-start_nginx() {
-  free_port 'PORT[nginx]'
-  render "$CONF_DIR/nginx-proxy.conf" "$TMP/nginx/nginx.conf" DIR="$TMP/nginx" PORT="${PORT[nginx]}" \
-    WORKERS="$WORKERS" CIPHERS="$CIPHERS" CIPHERSUITES="$CIPHERSUITES" CERT="$CERT" KEY="$KEY" \
-    BACKEND_PORT="$BACKEND_PORT" NGINX_USER="$NGINX_USER"
-  render "$CONF_DIR/nginx-openssl.cnf" "$TMP/nginx/openssl.cnf" CIPHERSUITES="$CIPHERSUITES"
-  start_bg "$TMP/nginx.log" "${PROXY_PIN[@]}" env OPENSSL_CONF="$TMP/nginx/openssl.cnf" nginx -p "$TMP/nginx" -c "$TMP/nginx/nginx.conf" \
-    -e "$TMP/nginx/error.log" -g "daemon off;"
-  PID[nginx]=$LAST_PID
-  wait_ready nginx "$LAST_PID" "https://127.0.0.1:${PORT[nginx]}/" "$TMP/nginx.log"
-}
-start_haproxy() {
-  free_port 'PORT[haproxy]'
-  render "$CONF_DIR/haproxy.cfg" "$TMP/haproxy.cfg" PORT="${PORT[haproxy]}" WORKERS="$WORKERS" \
-    CIPHERS="$CIPHERS" CIPHERSUITES="$CIPHERSUITES" PEM="$PEM" BACKEND_PORT="$BACKEND_PORT"
-  start_bg "$TMP/haproxy.log" "${PROXY_PIN[@]}" haproxy -db -f "$TMP/haproxy.cfg"
-  PID[haproxy]=$LAST_PID
-  wait_ready haproxy "$LAST_PID" "https://127.0.0.1:${PORT[haproxy]}/" "$TMP/haproxy.log"
-}
+
+# Main instances, one per target.
 for t in "${TARGETS[@]}"; do
-  "start_$t"
-  # What an OpenSSL client with default settings (as wrk is) negotiates with this proxy.
-  TLSINFO[$t]=$(timeout 5 openssl s_client -connect "127.0.0.1:${PORT[$t]}" </dev/null 2>/dev/null |
-    awk '/^New, / { v = $2; c = $NF } /^(Server|Peer) Temp Key:/ { k = $4 } END { sub(",", "", v); sub(",", "", k); print v, c, k }')
-  log "$t on https://127.0.0.1:${PORT[$t]}/ (pid ${PID[$t]}, CPUs ${PROXY_CPUS:-any}, ${TLSINFO[$t]})"
+  start_proxy "$t" "$t" "$KEY_KIND"
+  log "$t on https://127.0.0.1:${PORT[$t]}/ (pid ${PID[$t]}, CPUs ${PROXY_CPUS:-any}, $(tls_info "${PORT[$t]}"))"
 done
+
+# --- recording ------------------------------------------------------------------------------------
+# emit SCENARIO VARIANT TARGET ROUND [EXTRA JSON MEMBERS]: one run (the M_* samples of `measure`) as a
+# JSON line in $RUNS.
+emit() {
+  local extra=${5:-}
+  printf '{"scenario": "%s", "variant": "%s", "target": "%s", "round": %s, "cpu_s": %s, "wall_s": %s, "cpu_pct": %s, "rss_kib": %s, "load_cpus_busy_pct": %s, "backend_cpu_pct": %s, "proxy_cpus_task_busy_pct": %s%s}\n' \
+    "$1" "$2" "$3" "$4" "$M_CPU_S" "$M_WALL_S" "$M_CPU_PCT" "$M_RSS_KIB" "$M_LOAD_BUSY" "$M_BACKEND_CPU_PCT" \
+    "$M_PROXY_TASK_BUSY" "${extra:+, $extra}" >>"$RUNS"
+}
+wrk_json() {  # the W_* figures of the last measure_wrk as JSON members
+  printf '"rps": %s, "p50_ms": %s, "p99_ms": %s, "max_ms": %s, "requests": %s, "non2xx": %s, "socket_errors": %s' \
+    "$W_RPS" "$W_P50" "$W_P99" "$W_MAX" "$W_REQ" "$W_NON2XX" "$W_SOCKERR"
+}
+note() {  # SCENARIO JSON-OBJECT-MEMBERS: facts checked during a scenario (for the report and JSON)
+  printf '{"scenario": "%s", %s}\n' "$1" "$2" >>"$NOTES"
+}
+say_run() {  # SCENARIO VARIANT TARGET ROUND WHAT
+  log "[$1${2:+/$2}] round $4/$REPEAT $3: $5, proxy CPU ${M_CPU_PCT}%, load CPUs ${M_LOAD_BUSY}%"
+}
+errs() { ((W_NON2XX + W_SOCKERR)) && echo ", ERRORS non-2xx=$W_NON2XX socket=$W_SOCKERR" || true; }
+
+warmup() {  # INST URL [WRK ARGS...]
+  local inst=$1 url=$2; shift 2
+  ((WARMUP > 0)) || return 0
+  measure_wrk "$inst" "${PID[$inst]}" "$WARMUP" "$TMP/wrk-$inst-warmup.txt" -t"$WRK_THREADS" -c"$CONNECTIONS" "$@" "$url"
+}
 
 # --- backend alone ------------------------------------------------------------------------------
-log "backend direct: wrk ${DURATION}s plain HTTP"
+log "backend direct: wrk ${DURATION}s plain HTTP (3-byte body, then 1 MiB)"
 wait_quiet
-run_wrk backend "http://127.0.0.1:$BACKEND_PORT/" "$BACKEND_PID" "$DURATION" "$TMP/wrk-backend.txt"
-BACKEND_RUN=$RUN
-IFS=$'\t' read -r b_rps b_p50 b_p99 _ _ _ _ _ b_cpu _ _ b_busy _ _ <<<"$BACKEND_RUN"
-printf 'backend direct (nginx, plain HTTP, wrk+backend on CPUs %s): %s req/s, p50 %s ms, p99 %s ms, backend CPU %s%%, load CPUs busy %s%%\n' \
-  "${LOAD_CPUS:-any}" "$b_rps" "$b_p50" "$b_p99" "$b_cpu" "$b_busy"
+measure_wrk backend "$BACKEND_PID" "$DURATION" "$TMP/wrk-backend.txt" -t"$WRK_THREADS" -c"$CONNECTIONS" "http://127.0.0.1:$BACKEND_PORT/"
+emit backend small backend 1 "$(wrk_json)"
+log "backend direct: $W_RPS req/s, p99 $W_P99 ms, backend CPU $M_BACKEND_CPU_PCT%, load CPUs $M_LOAD_BUSY%"
+if has_scenario bigbody; then
+  wait_quiet
+  measure_wrk backend "$BACKEND_PID" "$DURATION" "$TMP/wrk-backend-1m.txt" -t"$WRK_THREADS" -c"$BIG_CONNECTIONS" "http://127.0.0.1:$BACKEND_PORT/1m"
+  emit backend 1m backend 1 "$(wrk_json), \"mb_s\": $(awk -v r="$W_RPS" 'BEGIN { printf "%.1f", r * 1048576 / 1e6 }')"
+  log "backend direct /1m: $W_RPS req/s, backend CPU $M_BACKEND_CPU_PCT%"
+fi
 
-# --- 6. rounds ----------------------------------------------------------------------------------
-if ((WARMUP > 0)); then
+# ==== scenarios ====================================================================================
+
+# 1. keep-alive HTTPS, 3-byte body.
+scenario_keepalive() {
+  local t r
+  for t in "${TARGETS[@]}"; do warmup "$t" "https://127.0.0.1:${PORT[$t]}/"; done
+  for ((r = 1; r <= REPEAT; r++)); do
+    for t in "${TARGETS[@]}"; do
+      wait_quiet
+      measure_wrk "$t" "${PID[$t]}" "$DURATION" "$TMP/wrk-keepalive-$t-$r.txt" -t"$WRK_THREADS" -c"$CONNECTIONS" "https://127.0.0.1:${PORT[$t]}/"
+      emit keepalive "" "$t" "$r" "$(wrk_json)"
+      say_run keepalive "" "$t" "$r" "$W_RPS req/s, p99 $W_P99 ms$(errs)"
+    done
+  done
+}
+
+# 2. a new TLS connection (full handshake) per request: wrk with "Connection: close", ECDSA and RSA.
+# wrk keeps the TLS session of a closed connection and offers it on the next one (SSL_clear), so every
+# proxy would resume almost every connection: the instances here (TARGET-hs-ec, TARGET-hs-rsa) have
+# session resumption turned off (no tickets, no session cache), and phigate's resumed counter checks it.
+scenario_handshake() {
+  local kind t r inst res0 res1 acc0 acc1 extra reused
+  for kind in ec rsa; do
+    [[ -n ${CERT[$kind]:-} ]] || make_cert_set "$kind" "$kind"
+    for t in "${TARGETS[@]}"; do
+      inst=$t-hs-$kind
+      start_proxy "$t" "$inst" "$kind"
+      # Resumption really off? Offer the session of a first connection on a second one.
+      reused=$(stime_reused "${PORT[$inst]}")
+      log "[handshake/$kind] $inst: $(tls_info "${PORT[$inst]}"); s_time -reuse resumed $reused"
+      note handshake "\"target\": \"$t\", \"cert\": \"$kind\", \"stime_reuse_check\": $(jstr "$reused")"
+      ((WARMUP == 0)) || measure_wrk "$inst" "${PID[$inst]}" "$WARMUP" "$TMP/wrk-$inst-warmup.txt" -t"$WRK_THREADS" -c"$HS_CONNECTIONS" -H "Connection: close" "https://127.0.0.1:${PORT[$inst]}/"
+    done
+    for ((r = 1; r <= REPEAT; r++)); do
+      for t in "${TARGETS[@]}"; do
+        inst=$t-hs-$kind
+        wait_quiet
+        if [[ $t == phigate ]]; then
+          res0=$(phigate_metric "$inst" phigate_tls_resumed_total); acc0=$(phigate_metric "$inst" phigate_connections_accepted_total)
+        fi
+        measure_wrk "$inst" "${PID[$inst]}" "$DURATION" "$TMP/wrk-hs-$inst-$r.txt" -t"$WRK_THREADS" -c"$HS_CONNECTIONS" -H "Connection: close" "https://127.0.0.1:${PORT[$inst]}/"
+        extra=""
+        if [[ $t == phigate ]]; then
+          res1=$(phigate_metric "$inst" phigate_tls_resumed_total); acc1=$(phigate_metric "$inst" phigate_connections_accepted_total)
+          extra=", \"phigate_accepted\": $((acc1 - acc0)), \"phigate_resumed\": $((res1 - res0))"
+        fi
+        emit handshake "$kind" "$t" "$r" "$(wrk_json)$extra"
+        say_run handshake "$kind" "$t" "$r" "$W_RPS handshakes/s, p99 $W_P99 ms$(errs)${extra:+ (phigate accepted $((acc1 - acc0)), resumed $((res1 - res0)))}"
+      done
+    done
+    for t in "${TARGETS[@]}"; do stop_proxy "$t-hs-$kind"; done
+  done
+}
+
+# 3. resumed sessions: openssl s_time -reuse (one session, offered on every new connection) vs -new.
+# s_time prints one mark per connection ('r' resumed, '*' not) and "N connections in T real seconds"
+# (T in whole seconds: the rate uses our own wall-clock time of the run instead).
+parse_stime() {  # FILE -> "connections resumed_marks marks"
+  awk '/connections in [0-9.]+ real seconds/ { n = $1 }
+       /^[r*]+$/ { m += length($0); x = $0; r += gsub(/r/, "", x) }
+       END { if (n == "") exit 1; print n, r + 0, m + 0 }' "$1"
+}
+stime_reused() {  # PORT: "R/N" connections resumed by s_time -reuse in one second
+  local out parsed n r m
+  out=$(timeout 10 "${LOAD_PIN[@]}" openssl s_time -connect "127.0.0.1:$1" -reuse -time 1 -www / 2>&1) || true
+  parsed=$(parse_stime /dev/stdin <<<"$out") || { echo "s_time failed"; return 0; }
+  read -r n r m <<<"$parsed"
+  echo "$r/$m"
+}
+scenario_resume() {
+  local mode t r out parsed n rmarks marks res0 res1 acc0 acc1 extra
+  for ((r = 1; r <= REPEAT; r++)); do
+    for mode in reuse new; do
+      for t in "${TARGETS[@]}"; do
+        wait_quiet
+        out=$TMP/stime-$mode-$t-$r.txt
+        if [[ $t == phigate ]]; then
+          res0=$(phigate_metric "$t" phigate_tls_resumed_total); acc0=$(phigate_metric "$t" phigate_connections_accepted_total)
+        fi
+        measure "$t" "${PID[$t]}" $((DURATION + 30)) "$out" openssl s_time -connect "127.0.0.1:${PORT[$t]}" "-$mode" -time "$DURATION" -www /
+        parsed=$(parse_stime "$out") || { cat "$out" >&2; die "openssl s_time against $t failed (exit $M_RC)"; }
+        read -r n rmarks marks <<<"$parsed"
+        extra=""
+        if [[ $t == phigate ]]; then
+          res1=$(phigate_metric "$t" phigate_tls_resumed_total); acc1=$(phigate_metric "$t" phigate_connections_accepted_total)
+          extra=", \"phigate_accepted\": $((acc1 - acc0)), \"phigate_resumed\": $((res1 - res0))"
+        fi
+        emit resume "$mode" "$t" "$r" "\"connections\": $n, \"stime_resumed\": $rmarks, \"stime_marks\": $marks, \"hs_s\": $(awk -v n="$n" -v s="$M_WALL_S" 'BEGIN { printf "%.1f", (s > 0 ? n / s : 0) }')$extra"
+        say_run resume "$mode" "$t" "$r" "$n connections in ${M_WALL_S}s, $rmarks/$marks resumed per s_time${extra:+ (phigate accepted $((acc1 - acc0)), resumed $((res1 - res0)))}"
+        [[ $mode == new ]] || ((rmarks * 10 >= marks * 9)) || log "WARNING: $t resumed only $rmarks of $marks s_time connections"
+      done
+    done
+  done
+}
+
+# 4. 1 MiB downloads (GET /1m) and uploads (POST /upload, 1 MiB body) over keep-alive.
+scenario_bigbody() {
+  local t r dir code size got n0 n1 short extra lua=$TMP/upload.lua
+  printf 'wrk.method = "POST"\nwrk.body = string.rep("x", 1048576)\nwrk.headers["Content-Type"] = "application/octet-stream"\n' >"$lua"
+  # Byte-count checks, once per proxy: a whole 1 MiB download, and a whole 1 MiB upload as the backend saw it.
+  head -c 1048576 /dev/zero >"$TMP/upload.bin"
   for t in "${TARGETS[@]}"; do
-    log "warm-up $t ${WARMUP}s"
-    run_wrk "$t" "https://127.0.0.1:${PORT[$t]}/" "${PID[$t]}" "$WARMUP" "$TMP/wrk-$t-warmup.txt"
+    size=$(curl -sk --max-time 10 -o /dev/null -w '%{http_code} %{size_download}' "https://127.0.0.1:${PORT[$t]}/1m")
+    [[ $size == "200 1048576" ]] || die "GET /1m through $t: expected '200 1048576', got '$size'"
+    : >"$TMP/backend/upload.log"
+    code=$(curl -sk --max-time 10 -o /dev/null -w '%{http_code}' -H 'Expect:' --data-binary @"$TMP/upload.bin" "https://127.0.0.1:${PORT[$t]}/upload")
+    sleep 0.2
+    got=$(awk '{ print $1 }' "$TMP/backend/upload.log" | tail -1)
+    [[ $code == 200 ]] && ((${got:-0} >= 1048576)) || die "1 MiB upload through $t: status $code, backend read ${got:-nothing} bytes"
+    note bigbody "\"target\": \"$t\", \"download_bytes_checked\": 1048576, \"upload_request_length_at_backend\": $got"
   done
-fi
-for ((r = 1; r <= REPEAT; r++)); do
+  for dir in down up; do
+    for t in "${TARGETS[@]}"; do
+      if [[ $dir == down ]]; then warmup "$t" "https://127.0.0.1:${PORT[$t]}/1m"
+      else warmup "$t" "https://127.0.0.1:${PORT[$t]}/upload" -s "$lua"; fi
+    done
+    for ((r = 1; r <= REPEAT; r++)); do
+      for t in "${TARGETS[@]}"; do
+        wait_quiet
+        extra=""
+        if [[ $dir == down ]]; then
+          measure_wrk "$t" "${PID[$t]}" "$DURATION" "$TMP/wrk-big-$dir-$t-$r.txt" -t"$WRK_THREADS" -c"$BIG_CONNECTIONS" "https://127.0.0.1:${PORT[$t]}/1m"
+        else
+          n0=$(wc -l <"$TMP/backend/upload.log")
+          measure_wrk "$t" "${PID[$t]}" "$DURATION" "$TMP/wrk-big-$dir-$t-$r.txt" -t"$WRK_THREADS" -c"$BIG_CONNECTIONS" -s "$lua" "https://127.0.0.1:${PORT[$t]}/upload"
+          sleep 0.2
+          n1=$(wc -l <"$TMP/backend/upload.log")
+          # Every upload the backend answered, with the bytes it read (request_length includes the head).
+          short=$(tail -n +$((n0 + 1)) "$TMP/backend/upload.log" | awk '$1 < 1048576 || $2 != 200' | wc -l)
+          extra=", \"backend_uploads\": $((n1 - n0)), \"backend_short_uploads\": $short"
+          ((short == 0)) || log "WARNING: the backend got $short uploads shorter than 1 MiB (or not 200) through $t"
+          ((n1 - n0 >= W_REQ)) || log "WARNING: wrk counted $W_REQ uploads through $t, the backend $((n1 - n0))"
+        fi
+        emit bigbody "$dir" "$t" "$r" "$(wrk_json), \"mb_s\": $(awk -v n="$W_REQ" -v w="$M_WALL_S" 'BEGIN { printf "%.1f", n * 1048576 / 1e6 / w }')$extra"
+        say_run bigbody "$dir" "$t" "$r" "$W_RPS req/s ($(awk -v r="$W_RPS" 'BEGIN { printf "%.0f", r * 1.048576 }') MB/s)$(errs)"
+      done
+    done
+  done
+}
+
+# 5. memory: a fresh instance per round and target; RSS idle after a warm-up, then with N idle TLS
+# keep-alive connections (each did one request).
+scenario_memory() {
+  local t r inst idle with cl out est ready i c0 t0 l0
+  for ((r = 1; r <= REPEAT; r++)); do
+    for t in "${TARGETS[@]}"; do
+      inst=$t-mem
+      start_proxy "$t" "$inst" "$KEY_KIND"
+      measure_wrk "$inst" "${PID[$inst]}" 2 "$TMP/wrk-$inst-warm-$r.txt" -t"$WRK_THREADS" -c"$CONNECTIONS" "https://127.0.0.1:${PORT[$inst]}/"
+      wait_quiet
+      sleep 2
+      idle=$(rss_kib "${PID[$inst]}")
+      out=$TMP/idle-$inst-$r.txt
+      c0=$(cpu_ticks "${PID[$inst]}"); t0=$(now_ns); l0=$(cpu_stat "$LOAD_CPU_LINES")
+      start_bg "$out" "${LOAD_PIN[@]}" timeout -k 5 300 python3 -u "$IDLE_CONNS" --port "${PORT[$inst]}" \
+        --connections "$MEM_CONNECTIONS" --hold 120 --ready-timeout 120
+      cl=$LAST_PID
+      ready=""
+      for ((i = 0; i < 1300; i++)); do
+        grep -q '^READY ' "$out" 2>/dev/null && { ready=1; break; }
+        alive "$cl" || break
+        sleep 0.1
+      done
+      [[ -n $ready ]] || { cat "$out" >&2; stop_pid "$cl"; die "the idle-connection client did not get $MEM_CONNECTIONS connections open against $inst"; }
+      sleep 2
+      with=$(rss_kib "${PID[$inst]}")
+      est=$(ss -Htn state established "( dport = :${PORT[$inst]} )" 2>/dev/null | wc -l)
+      # CPU samples over the time it took to open the connections (handshakes + one request each).
+      read -r M_CPU_S M_WALL_S M_CPU_PCT < <(awk -v a="$c0" -v b="$(cpu_ticks "${PID[$inst]}")" -v t="$CLK_TCK" \
+        -v t0="$t0" -v t1="$(now_ns)" 'BEGIN { c = (b - a) / t; w = (t1 - t0) / 1e9; printf "%.2f %.3f %.1f\n", c, w, 100 * c / w }')
+      M_LOAD_BUSY=$(busy_pct "$l0" "$(cpu_stat "$LOAD_CPU_LINES")")
+      M_RSS_KIB=$with
+      emit memory "" "$t" "$r" "\"connections\": $MEM_CONNECTIONS, \"rss_idle_kib\": $idle, \"rss_with_kib\": $with, \"kib_per_conn\": $(awk -v a="$idle" -v b="$with" -v n="$MEM_CONNECTIONS" 'BEGIN { printf "%.2f", (b - a) / n }'), \"established_per_ss\": $est, \"client\": $(sed -n 's/^READY //p' "$out" | head -1)"
+      log "[memory] round $r/$REPEAT $t: RSS idle $((idle / 1024)) MiB, with $MEM_CONNECTIONS idle TLS connections $((with / 1024)) MiB ($(awk -v a="$idle" -v b="$with" -v n="$MEM_CONNECTIONS" 'BEGIN { printf "%.1f", (b - a) / n }') KiB each; $est established per ss)"
+      stop_pid "$cl"; forget_pid "$cl"
+      stop_proxy "$inst"
+    done
+  done
+}
+
+# 8. mutual TLS: wrk -> plain HTTP -> HAProxy (client side, on LOAD_CPUS; TLS with keep-alive, a
+# client certificate or none) -> the proxy under test (client certificates required, or the main
+# instance without). Plus the handshake cost: the same chain with a new TLS connection (full handshake,
+# no session reuse) from the client HAProxy to the proxy per request, with and without a certificate.
+CLIENT_CA="" CLIENT_DIR=""
+make_client_certs() {
+  CLIENT_DIR=$TMP/client-certs; mkdir -p "$CLIENT_DIR"; chmod 700 "$CLIENT_DIR"
+  local d=$CLIENT_DIR
+  openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$d/ca.key" 2>/dev/null
+  openssl req -x509 -new -key "$d/ca.key" -sha256 -days 30 -subj "/CN=bench client CA" \
+    -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" -out "$d/ca.crt" 2>/dev/null
+  openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$d/client.key" 2>/dev/null
+  openssl req -new -key "$d/client.key" -subj "/CN=bench-client" -out "$d/client.csr" 2>/dev/null
+  printf 'extendedKeyUsage=clientAuth\nbasicConstraints=CA:FALSE\n' >"$d/client.ext"
+  openssl x509 -req -in "$d/client.csr" -CA "$d/ca.crt" -CAkey "$d/ca.key" -CAcreateserial -days 30 -sha256 \
+    -extfile "$d/client.ext" -out "$d/client.crt" 2>/dev/null || die "could not make the client certificate"
+  cat "$d/client.crt" "$d/client.key" >"$d/client.pem"; chmod 600 "$d/client.pem"
+  CLIENT_CA=$d/ca.crt
+}
+write_mtls_manifests() {  # DIR: IngressClass, backend Service+EndpointSlice, CA Secret, Ingress for mtls.app.example
+  local d=$1
+  mkdir -p "$d"
+  cat >"$d/mtls.yaml" <<EOF
+apiVersion: networking.k8s.io/v1
+kind: IngressClass
+metadata: { name: phigate }
+spec: { controller: phigate.io/ingress-controller }
+---
+apiVersion: v1
+kind: Service
+metadata: { name: backend, namespace: default }
+spec: { ports: [{ name: http, port: 80, targetPort: 8080 }] }
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: { name: backend-a, namespace: default, labels: { kubernetes.io/service-name: backend } }
+addressType: IPv4
+ports: [{ name: http, port: $BACKEND_PORT }]
+endpoints: [{ addresses: ["127.0.0.1"], conditions: { ready: true } }]
+---
+apiVersion: v1
+kind: Secret
+metadata: { name: client-ca, namespace: default }
+data: { ca.crt: $(base64 -w0 "$CLIENT_CA") }
+---
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata:
+  name: mtls
+  namespace: default
+  creationTimestamp: "2026-01-01T00:00:00Z"
+  annotations:
+    nginx.ingress.kubernetes.io/auth-tls-secret: default/client-ca
+    nginx.ingress.kubernetes.io/auth-tls-verify-client: "on"
+    nginx.ingress.kubernetes.io/auth-tls-verify-depth: "1"
+spec:
+  ingressClassName: phigate
+  rules:
+  - host: mtls.app.example
+    http:
+      paths:
+      - { path: /, pathType: Prefix, backend: { service: { name: backend, port: { number: 80 } } } }
+EOF
+}
+scenario_mtls() {
+  local t r mode inst code hc_pid cfg=$TMP/haproxy-client.cfg i n parsed out
+  [[ -n $CLIENT_CA ]] || make_client_certs
+  declare -A CPORT
   for t in "${TARGETS[@]}"; do
-    wait_quiet
-    run_wrk "$t" "https://127.0.0.1:${PORT[$t]}/" "${PID[$t]}" "$DURATION" "$TMP/wrk-$t-$r.txt"
-    printf '%s\t%s\n' "$r" "$RUN" >>"$TMP/results/$t.tsv"
-    IFS=$'\t' read -r rps _ p99 _ n2 se _ _ cpu _ _ busy _ _ <<<"$RUN"
-    log "round $r/$REPEAT $t: $rps req/s, p99 $p99 ms, proxy CPU $cpu%, load CPUs busy $busy%$( ((n2 + se)) && echo ", ERRORS non-2xx=$n2 socket=$se")"
+    inst=$t-mtls
+    PROBE_CURL_ARGS=(--cert "$CLIENT_DIR/client.crt" --key "$CLIENT_DIR/client.key")
+    start_proxy "$t" "$inst" "$KEY_KIND"
+    PROBE_CURL_ARGS=()
+    # phigate: the Ingress must have loaded (wait for the mTLS host to refuse a request without a cert).
+    for ((i = 0; i < 100; i++)); do
+      code=$(curl -sk --max-time 2 -o /dev/null -w '%{http_code}' --resolve "mtls.app.example:${PORT[$inst]}:127.0.0.1" "https://mtls.app.example:${PORT[$inst]}/" 2>/dev/null || true)
+      [[ $code != 200 ]] && break
+      sleep 0.1
+    done
+    local with without
+    without=$(curl -sk --max-time 2 -o /dev/null -w '%{http_code}' --resolve "mtls.app.example:${PORT[$inst]}:127.0.0.1" "https://mtls.app.example:${PORT[$inst]}/" 2>/dev/null || true)
+    with=$(curl -sk --max-time 2 -o /dev/null -w '%{http_code}' --cert "$CLIENT_DIR/client.crt" --key "$CLIENT_DIR/client.key" --resolve "mtls.app.example:${PORT[$inst]}:127.0.0.1" "https://mtls.app.example:${PORT[$inst]}/" 2>/dev/null || true)
+    [[ $with == 200 && $without != 200 ]] || die "$inst does not require client certificates as configured: with a certificate $with, without ${without:-no answer} (expected 200 and a refusal)"
+    note mtls "\"target\": \"$t\", \"status_with_client_cert\": \"$with\", \"status_without\": \"${without:-000}\""
+    log "[mtls] $inst on ${PORT[$inst]}: with a client certificate $with, without ${without:-000} (refused)"
   done
-done
-
-# --- 7. summary ---------------------------------------------------------------------------------
-# Per target: the median-req/s run (lower middle for an even count) plus min and max req/s.
-# S[t] = "rps p50 p99 cpu_pct per_core rss_mib min max errors load_busy backend_pct other_pct", where
-# other_pct is the share of the proxy CPUs that went to tasks other than the proxy (noise).
-declare -A S
-for t in "${TARGETS[@]}"; do
-  S[$t]=$(sort -t$'\t' -k2,2g "$TMP/results/$t.tsv" | awk -F'\t' -v n="$PROXY_NCPUS" '
-    { rps[NR] = $2; row[NR] = $0; err += $6 + $7 }
-    END { m = int((NR + 1) / 2); split(row[m], f, "\t"); other = f[15] - f[10] / n; if (other < 0) other = 0
-          printf "%s %s %s %s %s %s %s %s %d %s %s %.1f\n", f[2], f[3], f[4], f[10], f[11], f[12], rps[1], rps[NR], err, f[13], f[14], other }')
-done
-
-echo
-printf '%-9s %12s %21s %8s %8s %7s %11s %8s %7s %6s\n' target "req/s" "min-max" "p50 ms" "p99 ms" "CPU %" "req/s/core" "RSS MiB" errors "load%"
-printf '%-9s %12s %21s %8s %8s %7s %11s %8s %7s %6s\n' backend "$b_rps" "(direct, plain HTTP)" "$b_p50" "$b_p99" "$b_cpu" "-" "-" "-" "$b_busy"
-for t in "${TARGETS[@]}"; do
-  read -r rps p50 p99 cpu pc rss mn mx err busy _ <<<"${S[$t]}"
-  printf '%-9s %12s %21s %8s %8s %7s %11s %8s %7s %6s\n' "$t" "$rps" "$mn-$mx" "$p50" "$p99" "$cpu" "$pc" "$rss" "$err" "$busy"
-done
-echo "(median of $REPEAT x ${DURATION}s runs; wrk -t$WRK_THREADS -c$CONNECTIONS keep-alive HTTPS; $WORKERS proxy worker(s) on CPUs ${PROXY_CPUS:-any}, wrk+backend on CPUs ${LOAD_CPUS:-any}; $KEY_KIND cert;"
-echo " CPU % = proxy CPU time / wall time; req/s/core = requests per proxy CPU-second; load% = busy share of the wrk+backend CPUs)"
-
-RATIOS=""
-if [[ -n ${S[phigate]:-} ]]; then
-  echo
-  for o in nginx haproxy; do
-    [[ -n ${S[$o]:-} ]] || continue
-    line=$(awk -v a="${S[phigate]}" -v b="${S[$o]}" -v o="$o" 'BEGIN {
-      split(a, x, " "); split(b, y, " ")
-      r1 = y[1] > 0 ? x[1] / y[1] : 0; r2 = y[5] > 0 ? x[5] / y[5] : 0; r3 = y[3] > 0 ? x[3] / y[3] : 0
-      printf "%s %.3f %.3f %.3f", o, r1, r2, r3 }')
-    read -r _ r1 r2 r3 <<<"$line"
-    printf 'phigate/%-8s req/s %.2fx   req/s per core %.2fx   p99 %.2fx (lower is better)\n' "$o" "$r1" "$r2" "$r3"
-    RATIOS+="${RATIOS:+,}\"phigate/$o\": {\"rps\": $r1, \"rps_per_core\": $r2, \"p99\": $r3}"
+  # The TLS-originating client proxy: one frontend per (target, mode).
+  {
+    printf 'global\n  nbthread 1\n  maxconn 4096\n  ssl-server-verify required\n\ndefaults\n  mode http\n  option http-keep-alive\n  timeout connect 5s\n  timeout client 60s\n  timeout server 60s\n\n'
+    for t in "${TARGETS[@]}"; do
+      for mode in mtls plain; do
+        free_port "CPORT[$t-$mode]"
+        local host=app.example port=${PORT[$t]} crt=""
+        [[ $mode == mtls ]] && { host=mtls.app.example; port=${PORT[$t-mtls]}; crt=" crt $CLIENT_DIR/client.pem"; }
+        # keep-alive to the proxy: TLS connections reused for many requests
+        printf 'listen c-%s-%s\n  bind 127.0.0.1:%s\n  http-request set-header Host %s\n  http-reuse always\n  server s 127.0.0.1:%s ssl sni str(%s) ca-file %s%s\n\n' \
+          "$t" "$mode" "${CPORT[$t-$mode]}" "$host" "$port" "$host" "${CA[$KEY_KIND]}" "$crt"
+        # a new TLS connection to the proxy per request, full handshake (no session reuse)
+        free_port "CPORT[$t-$mode-hs]"
+        printf 'listen h-%s-%s\n  bind 127.0.0.1:%s\n  option http-server-close\n  http-request set-header Host %s\n  http-reuse never\n  server s 127.0.0.1:%s ssl no-ssl-reuse sni str(%s) ca-file %s%s\n\n' \
+          "$t" "$mode" "${CPORT[$t-$mode-hs]}" "$host" "$port" "$host" "${CA[$KEY_KIND]}" "$crt"
+      done
+    done
+  } >"$cfg"
+  start_bg "$TMP/haproxy-client.log" "${LOAD_PIN[@]}" haproxy -db -f "$cfg"
+  hc_pid=$LAST_PID
+  for t in "${TARGETS[@]}"; do
+    for mode in mtls plain; do
+      wait_ready "haproxy-client" "$hc_pid" "http://127.0.0.1:${CPORT[$t-$mode]}/" "$TMP/haproxy-client.log"
+      wait_ready "haproxy-client" "$hc_pid" "http://127.0.0.1:${CPORT[$t-$mode-hs]}/" "$TMP/haproxy-client.log"
+    done
   done
-fi
-if awk -v b="$IDLE_CHECK_BUSY" 'BEGIN { exit !(b >= 10) }'; then
-  echo "WARNING: the machine was ${IDLE_CHECK_BUSY}% busy before the benchmark started: results are noisy"
-fi
-for t in "${TARGETS[@]}"; do
-  read -r _ _ _ _ _ _ _ _ err busy _ other <<<"${S[$t]}"
-  if ((err != 0)); then
-    echo "WARNING: $t had $err errors (non-2xx or socket errors); see its wrk output with --keep-tmp"
-  fi
-  if awk -v b="$busy" 'BEGIN { exit !(b >= 90) }'; then
-    echo "NOTE: the wrk+backend CPUs were ${busy}% busy during $t's median run: the load side may be the bottleneck"
-  fi
-  if awk -v o="$other" 'BEGIN { exit !(o >= 15) }'; then
-    echo "WARNING: ${other}% of the proxy CPUs went to tasks other than $t during its median run: noisy machine"
-  fi
+  for t in "${TARGETS[@]}"; do
+    for mode in plain mtls; do
+      inst=$t; [[ $mode == mtls ]] && inst=$t-mtls
+      warmup "$inst" "http://127.0.0.1:${CPORT[$t-$mode]}/"
+    done
+  done
+  for ((r = 1; r <= REPEAT; r++)); do
+    for t in "${TARGETS[@]}"; do
+      for mode in plain mtls; do
+        inst=$t; [[ $mode == mtls ]] && inst=$t-mtls
+        wait_quiet
+        measure_wrk "$inst" "${PID[$inst]}" "$DURATION" "$TMP/wrk-mtls-$t-$mode-$r.txt" -t"$WRK_THREADS" -c"$CONNECTIONS" "http://127.0.0.1:${CPORT[$t-$mode]}/"
+        emit mtls "$mode" "$t" "$r" "$(wrk_json), \"client_proxy_rss_kib\": $(rss_kib "$hc_pid")"
+        say_run mtls "$mode" "$t" "$r" "$W_RPS req/s, p99 $W_P99 ms$(errs)"
+      done
+    done
+  done
+  # Handshake cost: a full handshake per request between the client HAProxy and the proxy, with a
+  # client certificate or without (wrk keeps its own connections to the client HAProxy alive).
+  local res0 res1 acc0 acc1 extra
+  for ((r = 1; r <= REPEAT; r++)); do
+    for t in "${TARGETS[@]}"; do
+      for mode in plain mtls; do
+        inst=$t; [[ $mode == mtls ]] && inst=$t-mtls
+        wait_quiet
+        [[ $t == phigate ]] && { res0=$(phigate_metric "$inst" phigate_tls_resumed_total); acc0=$(phigate_metric "$inst" phigate_connections_accepted_total); }
+        measure_wrk "$inst" "${PID[$inst]}" "$DURATION" "$TMP/wrk-mtls-hs-$t-$mode-$r.txt" -t"$WRK_THREADS" -c"$HS_CONNECTIONS" "http://127.0.0.1:${CPORT[$t-$mode-hs]}/"
+        extra=""
+        if [[ $t == phigate ]]; then
+          res1=$(phigate_metric "$inst" phigate_tls_resumed_total); acc1=$(phigate_metric "$inst" phigate_connections_accepted_total)
+          extra=", \"phigate_accepted\": $((acc1 - acc0)), \"phigate_resumed\": $((res1 - res0))"
+        fi
+        emit mtls_handshake "$mode" "$t" "$r" "$(wrk_json)$extra"
+        say_run mtls_handshake "$mode" "$t" "$r" "$W_RPS handshakes/s, p99 $W_P99 ms$(errs)${extra:+ (phigate accepted $((acc1 - acc0)), resumed $((res1 - res0)))}"
+      done
+    done
+  done
+  stop_pid "$hc_pid"; forget_pid "$hc_pid"
+  for t in "${TARGETS[@]}"; do stop_proxy "$t-mtls"; done
+}
+
+# Audit log (phigate) and access logs (nginx, HAProxy), on vs off, keep-alive as scenario 1.
+scenario_audit() {
+  local t r mode inst vout lines
+  for t in "${TARGETS[@]}"; do
+    start_proxy "$t" "$t-log" "$KEY_KIND"
+    warmup "$t" "https://127.0.0.1:${PORT[$t]}/"
+    warmup "$t-log" "https://127.0.0.1:${PORT[$t-log]}/"
+  done
+  for ((r = 1; r <= REPEAT; r++)); do
+    for t in "${TARGETS[@]}"; do
+      for mode in off on; do
+        inst=$t; [[ $mode == on ]] && inst=$t-log
+        wait_quiet
+        measure_wrk "$inst" "${PID[$inst]}" "$DURATION" "$TMP/wrk-audit-$inst-$r.txt" -t"$WRK_THREADS" -c"$CONNECTIONS" "https://127.0.0.1:${PORT[$inst]}/"
+        emit audit "$mode" "$t" "$r" "$(wrk_json)"
+        say_run audit "$mode" "$t" "$r" "$W_RPS req/s, p99 $W_P99 ms$(errs)"
+      done
+    done
+  done
+  for t in "${TARGETS[@]}"; do
+    if [[ $t == phigate ]]; then
+      local recs; recs=$(phigate_metric phigate-log phigate_audit_records_total)
+      stop_proxy phigate-log  # SIGTERM seals the active segment
+      vout=$("$PHIGATE" audit verify --keys "$TMP/audit-keys" "$TMP/audit" 2>&1) && vrc=0 || vrc=$?
+      log "[audit] phigate audit verify (exit $vrc): $(tr '\n' ' ' <<<"$vout" | cut -c1-300)"
+      note audit "\"target\": \"phigate\", \"verify_exit\": $vrc, \"verify_output\": $(jstr "$vout"), \"records_metric\": ${recs:-0}, \"audit_bytes\": $(du -sb "$TMP/audit" | awk '{ print $1 }')"
+    else
+      if [[ $t == nginx ]]; then lines=$(wc -l <"$TMP/nginx-log/access.log"); else lines=$(grep -c ' "GET / HTTP/1.1"' "$TMP/haproxy-log.log" || true); fi
+      stop_proxy "$t-log"
+      note audit "\"target\": \"$t\", \"access_log_lines\": $lines"
+      log "[audit] $t access log: $lines lines"
+    fi
+  done
+}
+
+for s in "${SCENARIOS[@]}"; do
+  log "==== scenario $s"
+  "scenario_$s"
 done
 
-# --- JSON ---------------------------------------------------------------------------------------
-jstr() { local s=$1; s=${s//\\/\\\\}; s=${s//\"/\\\"}; printf '"%s"' "${s//$'\t'/ }"; }
+# --- scenarios 6 and 7 from their own scripts (--scenarios all+) -----------------------------------
+EXTRA_ARGS=()
+if [[ -n $EXTRAS ]]; then
+  SL_ARGS=(--no-build --wait-quiet "$WAIT_QUIET" --repeat "$REPEAT" --duration "$DURATION" --warmup "$WARMUP" --targets "$(IFS=,; echo "${TARGETS[*]}")")
+  [[ -z $QUICK ]] || SL_ARGS+=(--connections-slow 500)
+  log "==== scenario slowloris: bench/slowloris.sh ${SL_ARGS[*]}"
+  before=$(ls bench/results/slowloris-*.json 2>/dev/null | sort | tail -1 || true)
+  PROXY_CPUS=$PROXY_CPUS LOAD_CPUS=$LOAD_CPUS bench/slowloris.sh "${SL_ARGS[@]}" | tee "$TMP/slowloris.txt" >&2 || die "bench/slowloris.sh failed"
+  after=$(ls bench/results/slowloris-*.json 2>/dev/null | sort | tail -1 || true)
+  [[ -n $after && $after != "$before" ]] && EXTRA_ARGS+=(--slowloris-json "$after")
+  log "==== scenario ingress-scale: bench/ingress_scale.sh --no-build --duration $DURATION"
+  bench/ingress_scale.sh --no-build --duration "$DURATION" --json "$TMP/ingress_scale.json" | tee "$TMP/ingress_scale.txt" >&2 || die "bench/ingress_scale.sh failed"
+  EXTRA_ARGS+=(--ingress-json "$TMP/ingress_scale.json")
+fi
+
+# --- table and JSON -------------------------------------------------------------------------------
 STAMP=$(date -u +%Y%m%dT%H%M%SZ)
 mkdir -p bench/results
 OUT=bench/results/$STAMP.json
 commit=$(git rev-parse HEAD 2>/dev/null || echo unknown)
 dirty=false; [[ -n $(git status --porcelain 2>/dev/null) ]] && dirty=true
-{
-  echo "{"
-  echo "  \"stamp\": $(jstr "$STAMP"),"
-  echo "  \"git\": {\"commit\": $(jstr "$commit"), \"dirty\": $dirty},"
-  echo "  \"host\": {\"busy_pct_before_start\": $IDLE_CHECK_BUSY, \"cpus\": $(nproc), \"cpu_model\": $(jstr "$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)"), \"kernel\": $(jstr "$(uname -r)")},"
-  echo "  \"versions\": {\"phigate\": $(jstr "$("$PHIGATE" --version 2>&1 | head -1)"), \"nginx\": $(jstr "$(nginx -v 2>&1 | head -1)"), \"haproxy\": $(jstr "$(haproxy -v 2>&1 | head -1)"), \"wrk\": $(jstr "$(wrk -v 2>&1 | head -1 || true)"), \"openssl\": $(jstr "$(openssl version)")},"
-  echo "  \"settings\": {\"duration_s\": $DURATION, \"connections\": $CONNECTIONS, \"wrk_threads\": $WRK_THREADS, \"repeat\": $REPEAT, \"warmup_s\": $WARMUP, \"wait_quiet_s\": $WAIT_QUIET, \"workers\": $WORKERS, \"cert\": $(jstr "$KEY_KIND"), \"proxy_cpus\": $(jstr "$PROXY_CPUS"), \"load_cpus\": $(jstr "$LOAD_CPUS"), \"tls12_ciphers\": $(jstr "$CIPHERS"), \"tls13_ciphersuites\": $(jstr "$CIPHERSUITES")},"
-  echo "  \"backend_direct\": {\"rps\": $b_rps, \"p50_ms\": $b_p50, \"p99_ms\": $b_p99, \"backend_cpu_pct\": $b_cpu, \"load_cpus_busy_pct\": $b_busy},"
-  echo "  \"targets\": {"
-  n=0
-  for t in "${TARGETS[@]}"; do
-    read -r rps p50 p99 cpu pc rss mn mx err busy bcpu other <<<"${S[$t]}"
-    if ((n++ > 0)); then echo ","; fi
-    printf '    "%s": {"rps": %s, "rps_min": %s, "rps_max": %s, "p50_ms": %s, "p99_ms": %s, "cpu_pct": %s, "rps_per_core": %s, "rss_mib": %s, "errors": %s, "load_cpus_busy_pct": %s, "backend_cpu_pct": %s, "proxy_cpus_other_pct": %s, "tls": %s,\n' \
-      "$t" "$rps" "$mn" "$mx" "$p50" "$p99" "$cpu" "$pc" "$rss" "$err" "$busy" "$bcpu" "$other" "$(jstr "${TLSINFO[$t]}")"
-    printf '      "runs": ['
-    awk -F'\t' '{ printf "%s\n        {\"round\": %s, \"rps\": %s, \"p50_ms\": %s, \"p99_ms\": %s, \"requests\": %s, \"non2xx\": %s, \"socket_errors\": %s, \"cpu_s\": %s, \"wall_s\": %s, \"cpu_pct\": %s, \"rps_per_core\": %s, \"rss_mib\": %s, \"load_cpus_busy_pct\": %s, \"backend_cpu_pct\": %s, \"proxy_cpus_task_busy_pct\": %s}",
-                   (NR > 1 ? "," : ""), $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15 }' "$TMP/results/$t.tsv"
-    printf ']}'
-  done
-  echo
-  echo "  },"
-  echo "  \"ratios\": {${RATIOS}}"
-  echo "}"
-} >"$OUT"
-echo
-echo "wrote $OUT"
+META=$TMP/meta.json
+cat >"$META" <<EOF
+{"stamp": "$STAMP", "command": $(jstr "bench/run.sh $ARGS"), "git": {"commit": "$commit", "dirty": $dirty},
+ "host": {"busy_pct_before_start": $IDLE_CHECK_BUSY, "cpus": $(nproc), "cpu_model": $(jstr "$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)"), "kernel": $(jstr "$(uname -r)"), "mem_total_kib": $(awk '/^MemTotal:/ { print $2 }' /proc/meminfo)},
+ "versions": {"phigate": $(jstr "$("$PHIGATE" --version 2>&1 | head -1)"), "nginx": $(jstr "$(nginx -v 2>&1 | head -1)"), "haproxy": $(jstr "$(haproxy -v 2>&1 | head -1)"), "wrk": $(jstr "$(wrk -v 2>&1 | head -1 || true)"), "openssl": $(jstr "$(openssl version)"), "python": $(jstr "$(python3 --version 2>&1)")},
+ "settings": {"scenarios": $(jstr "${SCENARIOS[*]}"), "targets": $(jstr "${TARGETS[*]}"), "duration_s": $DURATION, "connections": $CONNECTIONS, "hs_connections": $HS_CONNECTIONS, "big_connections": $BIG_CONNECTIONS, "mem_connections": $MEM_CONNECTIONS, "wrk_threads": $WRK_THREADS, "repeat": $REPEAT, "warmup_s": $WARMUP, "wait_quiet_s": $WAIT_QUIET, "workers": $WORKERS, "cert": "$KEY_KIND", "proxy_cpus": "$PROXY_CPUS", "proxy_ncpus": $PROXY_NCPUS, "load_cpus": "$LOAD_CPUS", "tls12_ciphers": "$CIPHERS", "tls13_ciphersuites": "$CIPHERSUITES"}}
+EOF
+python3 "$REPORT" --meta "$META" --runs "$RUNS" --notes "$NOTES" --out "$OUT" "${EXTRA_ARGS[@]}"
