@@ -5,6 +5,7 @@
 namespace phigate::upstream {
 
 namespace {
+constexpr auto kPeekAfter = std::chrono::seconds(1);
 /// An idle keep-alive connection must have nothing to read: EOF means the upstream closed it
 /// (its own keepalive_timeout), and bytes would be an unsolicited response. One MSG_PEEK.
 bool still_idle(net::tcp::socket& s) {
@@ -22,7 +23,11 @@ std::optional<Connection> Pool::acquire(std::string_view key, Clock::time_point 
     Idle idle = std::move(q.back());
     q.pop_back();
     --idle_total_;
-    if (now - idle.since >= limits_.idle_timeout || !still_idle(idle.conn.socket)) {
+    // The peek costs a syscall: only for connections idle long enough for the upstream's own
+    // keep-alive timeout to matter. A hot connection closed under us is caught by the proxy's
+    // retry-once for requests without a body.
+    const bool check = now - idle.since >= kPeekAfter;
+    if (now - idle.since >= limits_.idle_timeout || (check && !still_idle(idle.conn.socket))) {
       net::error_code ec;
       idle.conn.socket.close(ec);
       continue;
