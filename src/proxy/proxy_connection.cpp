@@ -49,12 +49,11 @@ bool hsts_applies(const Snapshot& snap, std::string_view host, const config::Rou
   if (snap.hsts_field.empty() || (policy != nullptr && !policy->hsts)) return false;
   const auto& off = snap.config->tls.hsts.disabled_hosts;
   if (off.empty()) return true;
-  const std::string_view name = host;
-  const auto dot = name.find('.');
+  const auto dot = host.find('.');
   for (const auto& h : off) {
-    if (h == name) return false;
-    if (h.rfind("*.", 0) == 0 && dot != std::string::npos && dot > 0 &&
-        std::string_view(h).substr(2) == std::string_view(name).substr(dot + 1))
+    if (h == host) return false;
+    if (h.rfind("*.", 0) == 0 && dot != std::string_view::npos && dot > 0 &&
+        std::string_view(h).substr(2) == host.substr(dot + 1))
       return false;
   }
   return true;
@@ -708,17 +707,18 @@ net::awaitable<bool> ProxyConnection::proxy_request(const router::Route& route, 
     timed_out_ = false;
     rf_.upstream = ep.key;
     up_ = worker_.pool().acquire(ep.key, worker_.now());
+    const bool pooled = up_.has_value();
     const auto connect_start = Clock::now();
-    if (up_) {
+    if (pooled) {
       worker_.stats().upstream_reuses.inc();
-      rf_.upstream_connect = {};
     } else if (auto err = co_await connect_upstream(ep.address, limits)) {
       up_.reset();
       PHI_LOG_DEBUG("[w{} c{}] upstream {}: {}", worker_.id(), id_, ep.key, err->to_string());
       co_return co_await reply_error(stream_, *err, !req_parser_.message_complete());
     }
     up_sent_ = Clock::now();
-    if (rf_.upstream_connect.count() != 0) rf_.upstream_connect = up_sent_ - connect_start;
+    // 0 for a pooled connection; on a retry this attempt's figure replaces the first one's.
+    rf_.upstream_connect = pooled ? Clock::duration::zero() : up_sent_ - connect_start;
     up_out_ = up_head_;
     bool started = false;
     bool got_bytes = false;
