@@ -373,6 +373,9 @@ class Connection {
                      std::uint64_t seq);
   Next reject(Record& record, std::string reason);
   void write_record(const Record& record) const;
+  void append_record_line(std::string_view line) const;
+  /// Appends {"conn":N,"seq":S,"marker_sent":true}: every marker byte of response S has been written.
+  void write_marker_record(std::uint64_t seq) const;
   std::string upstream_fields(std::uint64_t seq) const;
   /// A complete unsolicited response whose head and body carry kMarker (stray=, an answer to nothing).
   std::string stray_response() const;
@@ -578,6 +581,12 @@ Next Connection::send_response(const RequestHead& head, const Behaviour& behavio
     std::this_thread::sleep_for(std::chrono::milliseconds(behaviour.stray_delay_ms));
     if (!stream_.write_all(stray_response())) return Next::Abort;
   }
+  // Tests wait for this line (not for a fixed time) before the next client goes, so that the marker is
+  // already on the proxy's connection when the proxy would reuse it.
+  const bool sent_marker = (behaviour.bodiless_body && !send_body) || behaviour.overlong || behaviour.twice ||
+                           behaviour.stray != Stray::None ||
+                           (behaviour.interim != 0 && behaviour.interim_body);
+  if (sent_marker) write_marker_record(seq);
   if (!keep_alive) return Next::Close;
   // stale=close: the response promised keep-alive, yet the backend goes away (an idle timeout the proxy
   // does not know). stale=next: the same, but only after the next request has arrived, so the proxy
@@ -606,8 +615,12 @@ std::string Connection::upstream_fields(std::uint64_t seq) const {
   return fields;
 }
 
+void Connection::write_marker_record(std::uint64_t seq) const {
+  append_record_line("{\"conn\":" + std::to_string(id_) + ",\"seq\":" + std::to_string(seq) +
+                     ",\"marker_sent\":true}\n");
+}
+
 void Connection::write_record(const Record& record) const {
-  if (config_.record_fd < 0) return;
   std::string line = "{\"conn\":" + std::to_string(record.conn) + ",\"seq\":" + std::to_string(record.seq);
   if (record.head != nullptr) {
     line += ",\"method\":";
@@ -634,6 +647,11 @@ void Connection::write_record(const Record& record) const {
     append_json_string(line, record.error);
   }
   line += "}\n";
+  append_record_line(line);
+}
+
+void Connection::append_record_line(std::string_view line) const {
+  if (config_.record_fd < 0) return;
   // O_APPEND and one write() per line: lines from concurrent connections never interleave.
   std::string_view rest = line;
   while (!rest.empty()) {
