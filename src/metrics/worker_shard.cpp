@@ -88,6 +88,10 @@ std::string render(std::span<const WorkerShard* const> shards, const ControlStat
           [](const WorkerShard& s) { return s.upstream_timeouts.get(); });
   counter("phigate_upstream_retries_total", "Requests retried after a reused upstream connection failed.",
           [](const WorkerShard& s) { return s.upstream_retries.get(); });
+  counter("phigate_upstream_unsolicited_total",
+          "Upstream connections closed because the upstream sent bytes nobody asked for (after a complete "
+          "response, or while idle in the pool).",
+          [](const WorkerShard& s) { return s.upstream_unsolicited.get(); });
 
   auto responses =
       family("phigate_responses_total", "Responses sent to clients by status class.", MetricType::Counter);

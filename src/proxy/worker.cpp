@@ -28,7 +28,10 @@ void on_connection_done(std::exception_ptr e) {
 }  // namespace
 
 Worker::Worker(unsigned id, SnapshotPtr initial, audit::Writer* audit)
-    : id_(id), snapshot_(std::move(initial)), pool_(pool_limits(snapshot_->config->upstream)), audit_(audit) {
+    : id_(id),
+      snapshot_(std::move(initial)),
+      pool_(pool_limits(snapshot_->config->upstream), &stats_.upstream_unsolicited),
+      audit_(audit) {
   rr_.assign(snapshot_->clusters.size(), 0);
 }
 

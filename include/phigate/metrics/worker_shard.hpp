@@ -55,6 +55,7 @@ struct alignas(64) WorkerShard {
   Counter upstream_connect_failures;
   Counter upstream_timeouts;
   Counter upstream_retries;
+  Counter upstream_unsolicited;  // upstream connections closed for bytes nobody asked for
 
   void count_response(int status) noexcept {
     const int cls = status / 100;
