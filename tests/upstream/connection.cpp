@@ -566,15 +566,15 @@ Next Connection::send_response(const RequestHead& head, const Behaviour& behavio
   if (behaviour.overlong) out.append(std::string(kMarker) + "\n");
   // The response-splitting shape: a whole second response in the same write, answering nothing.
   if (behaviour.stray == Stray::Same) out.append(stray_response());
-  if (!out.flush()) return Next::Abort;
+  // A second full response to the same request, echoing the same id: only the marker gives it away.
+  // Same write as the first: a later write could land after the proxy reused the connection for the
+  // next request, where no intermediary can tell it from that request's answer.
   if (behaviour.twice) {
-    // A second full response to the same request, echoing the same id: only the marker gives it away.
     const std::string body2 = std::string(kMarker) + "\n";
-    if (!stream_.write_all("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: " +
-                           std::to_string(body2.size()) + "\r\n" + upstream_fields(seq) + "\r\n" + body2)) {
-      return Next::Abort;
-    }
+    out.append("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: " +
+               std::to_string(body2.size()) + "\r\n" + upstream_fields(seq) + "\r\n" + body2);
   }
+  if (!out.flush()) return Next::Abort;
   if (behaviour.stray == Stray::Later) {
     // Unsolicited bytes on what the proxy believes is an idle pooled connection: whoever's request
     // goes over it next must not get them.
