@@ -171,6 +171,7 @@ net::awaitable<void> Worker::tick_loop() {
       }
       c = next;
     }
+    pool_.watch_idle(now_);
     if (++ticks % 10 == 0) pool_.sweep(now_);
     if (draining_ && head_ == nullptr) {
       pool_.clear();

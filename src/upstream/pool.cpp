@@ -34,14 +34,14 @@ std::optional<Connection> Pool::acquire(std::string_view key, Clock::time_point 
     q.pop_back();
     --idle_total_;
     net::error_code ec;
-    idle.conn.socket.cancel(ec);  // ends the watch: its handler sees operation_aborted
+    if (idle.watched) idle.conn.socket.cancel(ec);  // its handler sees operation_aborted
     if (now - idle.since >= limits_.idle_timeout) {
       close_idle(idle, false);
       continue;
     }
-    // The watch alone is not enough: its completion may be queued behind the request that is
-    // taking the connection now, and an edge that fired while no watch was armed is not
-    // reported again. Bytes in the socket now were never asked for.
+    // Checked on every reuse, watched or not: a watch's completion may be queued behind the
+    // request taking the connection now, and a hot connection has no watch yet. Bytes in the
+    // socket now were never asked for; EOF means the upstream closed it.
     if (const auto p = peek(idle.conn.socket); p != Peek::Silent) {
       if (p == Peek::Data && unsolicited_ != nullptr) unsolicited_->inc();
       idle.conn.socket.close(ec);
@@ -63,21 +63,35 @@ void Pool::release(std::string_view key, Connection conn, Clock::time_point now)
   if (it == idle_.end()) it = idle_.emplace(std::string(key), Queue{}).first;
   auto& q = it->second;
   if (q.size() >= limits_.idle_per_endpoint) {
-    q.front().conn.socket.close(ec);  // the least recently used goes (its watch is aborted)
+    close_idle(q.front(), false);  // the least recently used goes (a watch on it is aborted)
     q.pop_front();
     --idle_total_;
   }
-  const std::uint64_t id = ++next_id_;
-  q.push_back({std::move(conn), now, id});
+  q.push_back({std::move(conn), now, ++next_id_, false});
   ++idle_total_;
-  q.back().conn.socket.async_wait(
-      net::tcp::socket::wait_read,
-      [alive = std::weak_ptr<Pool*>(alive_), queue = &q, epoch = epoch_, id](const net::error_code& e) {
-        if (e == net::asio::error::operation_aborted) return;  // taken, evicted or closed
-        const auto self = alive.lock();
-        if (!self || (*self)->epoch_ != epoch) return;
-        (*self)->on_readable(*queue, id);
-      });
+}
+
+void Pool::watch_idle(Clock::time_point now) {
+  for (auto& [key, q] : idle_) {
+    // Oldest first (the back is reused first): the unwatched old enough are a run at the front
+    // after the watched ones.
+    for (auto& idle : q) {
+      if (now - idle.since < kWatchAfter) break;
+      if (idle.watched) continue;
+      idle.watched = true;
+      // Asio re-arms the descriptor for a non-speculative wait (EPOLL_CTL_MOD), so bytes or EOF
+      // that arrived before the wait are reported too.
+      idle.conn.socket.async_wait(net::tcp::socket::wait_read,
+                                  [alive = std::weak_ptr<Pool*>(alive_), queue = &q, epoch = epoch_,
+                                   id = idle.id](const net::error_code& e) {
+                                    if (e == net::asio::error::operation_aborted)
+                                      return;  // taken, evicted or closed
+                                    const auto self = alive.lock();
+                                    if (!self || (*self)->epoch_ != epoch) return;
+                                    (*self)->on_readable(*queue, id);
+                                  });
+    }
+  }
 }
 
 void Pool::on_readable(Queue& q, std::uint64_t id) {

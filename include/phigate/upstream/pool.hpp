@@ -43,10 +43,15 @@ class Pool {
   /// Most recently used idle connection to `key` that is still open and silent, or nullopt.
   /// Every candidate is checked for readability (one MSG_PEEK): EOF or unsolicited bytes close it.
   std::optional<Connection> acquire(std::string_view key, Clock::time_point now);
-  /// Returns a healthy, idle connection whose last response ended exactly at its framing. It is
-  /// watched while idle: the moment it becomes readable (data or EOF), it is closed and dropped,
-  /// as nginx does for its upstream keep-alive connections. Closed instead when over the limits.
+  /// Returns a healthy, idle connection whose last response ended exactly at its framing. Closed
+  /// instead when over the limits.
   void release(std::string_view key, Connection conn, Clock::time_point now);
+  /// Worker tick: every connection idle for kWatchAfter or more gets a readability watch; the
+  /// moment it becomes readable (data or EOF) it is closed and dropped, as nginx does for its
+  /// upstream keep-alive connections. Hot connections (reused sooner) cost no watch: the check
+  /// at acquire covers them.
+  void watch_idle(Clock::time_point now);
+  static constexpr auto kWatchAfter = std::chrono::milliseconds(50);
   /// Closes idle connections older than the idle timeout. Called from the worker's tick.
   void sweep(Clock::time_point now);
   /// Closes everything (drain).
@@ -57,7 +62,8 @@ class Pool {
   struct Idle {
     Connection conn;
     Clock::time_point since;
-    std::uint64_t id;  // names the entry for its readability watch
+    std::uint64_t id;      // names the entry for its readability watch
+    bool watched = false;  // a readability watch is pending
   };
   using Queue = std::deque<Idle>;
   struct Hash {
