@@ -1,10 +1,11 @@
 // A malicious backend against real phigate: whatever phigate-test-upstream writes out of turn (stray
 // responses, bodies where none belong, 1xx floods, answers before the body, stale keep-alive), no
-// client may ever receive bytes of another exchange. Every such byte carries the marker
+// client may ever receive bytes of another exchange. The attack is response-queue poisoning: bytes
+// left on a pooled upstream connection beyond what RFC 9112 §6.3 framing explains become the "answer"
+// to the next client's request, handing it someone else's PHI. Every such byte carries the marker
 // "PHI-of-someone-else", and every request carries its own X-Request-Id, which the backend echoes
 // (phigate keeps it: 127.0.0.1 is a trusted proxy here). One worker, so that every client shares the
-// one upstream pool the misbehaving exchange returned its connection to (RFC 9112 §9.3: a connection
-// with unexplained bytes must not be reused).
+// one upstream pool the misbehaving exchange returned its connection to.
 #include <sys/types.h>
 
 #include <algorithm>
@@ -32,8 +33,8 @@ struct Sent {
   std::string id;
 };
 
-/// What a client got back: the final response (if any), how many 1xx came before it, and any bytes
-/// left unread on the connection.
+/// What a client got back: the final response (if any), how many 1xx came before it, and whether the
+/// marker was anywhere in them or in the bytes left unread on the connection.
 struct Answer {
   std::optional<HttpResponse> final;
   int interims = 0;
