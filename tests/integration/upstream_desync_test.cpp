@@ -484,5 +484,36 @@ TEST_F(UpstreamDesyncTest, Desync_MixedTrafficFromFourClients_NoneGetsAnothersBy
   expect_own(exchange(c, s), s, {200});
 }
 
+// The backend answers from the head (early=keep) and then waits for the rest of the body; the client
+// sends a part and resets. The upstream connection now owes the backend body bytes: pooled, the next
+// client's request would be swallowed as the rest of that body and the backend's next answer would be
+// out of step. phigate must close it. (B goes after A's reset has reached phigate in practice; if it
+// ever raced ahead it would take a fresh connection, so the test can miss but never fail wrongly.)
+TEST_F(UpstreamDesyncTest, Desync_ClientResetMidBodyAfterEarlyAnswer_ConnectionNotReused) {
+  {
+    auto w = connect();
+    const Sent s = next("GET", "/warm");
+    expect_own(exchange(w, s), s, {200});
+  }
+  {
+    auto a = connect();
+    const Sent sa = next("POST", "/a?early=keep&status=413");
+    ASSERT_TRUE(a.write("POST " + sa.target + " HTTP/1.1\r\nHost: app.example\r\nX-Request-Id: " + sa.id +
+                        "\r\nContent-Length: 100000\r\n\r\n" + pattern_bytes(1000)));
+    // The backend has the request (and has answered it) once its record is there.
+    const auto deadline = std::chrono::steady_clock::now() + 10s;
+    while (records_for(sa.target).empty()) {
+      ASSERT_LT(std::chrono::steady_clock::now(), deadline) << "the POST never reached the backend";
+      std::this_thread::sleep_for(5ms);  // poll interval (tests/support/README.md)
+    }
+    a.reset();
+  }
+  for (int i = 0; i < 3; ++i) {
+    auto c = connect();
+    const Sent s = next("GET", "/after");
+    expect_own(exchange(c, s, "", 8s), s, {200});
+  }
+}
+
 }  // namespace
 }  // namespace phigate::test
