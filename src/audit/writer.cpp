@@ -230,6 +230,7 @@ struct Writer::Impl {
     while (done < text.size() && err == 0) {
       const ssize_t n = ::write(fd, text.data() + done, text.size() - done);
       if (n < 0 && errno != EINTR) err = errno;
+      if (n == 0) err = EIO;  // a regular file never takes nothing: do not spin
       if (n > 0) done += static_cast<std::size_t>(n);
     }
     // fchmod: a stale temp file left by someone else keeps its mode through O_CREAT.

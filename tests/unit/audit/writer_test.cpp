@@ -510,11 +510,20 @@ TEST_F(ChainRestart, StateFileRolledBackIsTamper) {
 }
 
 TEST_F(ChainRestart, FirstStartWithNothingIsNormal) {
+  {
+    auto w = Writer::start(test_options(dir()), keys, 1);
+    ASSERT_TRUE(w);
+    EXPECT_EQ((*w)->stats().chain_tamper_events, 0u);
+    // Saved at start, before any seal: a later start then knows that segments must follow it.
+    EXPECT_NE(read_file(state_file(dir())).find("\nend none\nsegment 0\n"), std::string::npos);
+    (*w)->abandon_for_test();  // a crash in the very first segment is a crash, not tampering
+  }
   const Restart r = restart();
   EXPECT_EQ(r.stats.chain_tamper_events, 0u);
-  EXPECT_EQ(r.stats.segment_seq, 1u);
+  EXPECT_EQ(r.stats.segment_seq, 2u);
   const VerifyReport v = verify(keys, {dir()});
-  EXPECT_TRUE(v.findings.empty()) << describe(v);
+  EXPECT_TRUE(v.ok()) << describe(v);
+  EXPECT_EQ(count_infos(v, K::Recovered), 1u) << describe(v);
 }
 
 TEST_F(ChainRestart, StateFileIsPrivateAndReplacedAtomically) {
