@@ -382,16 +382,23 @@ TEST_F(ChainRestart, CrashRestartStaysRecoveredInfo) {
     ASSERT_TRUE((*w)->flush());
     (*w)->abandon_for_test();  // SIGKILL: segment 2 stays .open, unsealed
   }
+  {
+    auto w = Writer::start(test_options(dir()), keys, 1);
+    ASSERT_TRUE(w);
+    // Saved at start after recovery: the end the new segment chains to (frames of 4 + 2 records).
+    EXPECT_NE(read_file(state_file(dir())).find("\nend crashed\nsegment 2\n"), std::string::npos);
+    EXPECT_NE(read_file(state_file(dir())).find("\nframe 2\n"), std::string::npos);
+    (*w)->abandon_for_test();  // and crash again, in segment 3 before its first record
+  }
   const Restart r = restart();
   EXPECT_EQ(r.stats.chain_tamper_events, 0u);
   EXPECT_EQ(frame_type(r.new_segment, 0), 1);
-  EXPECT_EQ(static_cast<int>(r.new_segment[13]), 2);  // chains to segment 2 as crashed
+  EXPECT_EQ(static_cast<int>(r.new_segment[13]), 2);  // chains to segment 3 as crashed
   const VerifyReport v = verify(keys, {dir()});
   EXPECT_TRUE(v.ok()) << describe(v);
-  EXPECT_EQ(count_infos(v, K::Recovered), 1u) << describe(v);
+  EXPECT_EQ(count_infos(v, K::Recovered), 2u) << describe(v);
   EXPECT_EQ(event_of(v), "");
-  // The state saved at that start named the recovered end; after stop() it names the new seal.
-  EXPECT_NE(read_file(state_file(dir())).find("\nend sealed\nsegment 3\n"), std::string::npos);
+  EXPECT_NE(read_file(state_file(dir())).find("\nend sealed\nsegment 4\n"), std::string::npos);
 }
 
 TEST_F(ChainRestart, SealedNewestSegmentTruncatedIsTamper) {
@@ -418,6 +425,20 @@ TEST_F(ChainRestart, SealedNewestSegmentTruncatedIsTamper) {
     EXPECT_GE(count_errors(v, K::Truncated), 1u) << describe(v);
     EXPECT_EQ(count_infos(v, K::Recovered), 0u) << describe(v);
   }
+}
+
+TEST_F(ChainRestart, SealedNewestSegmentAlteredIsTamper) {
+  write_log(dir(), keys, 2, 10);
+  std::string seg2 = read_file(files()[1]);
+  seg2[layout_of(seg2).frames[1].first + 40] ^= 0x01;  // frame 2's ciphertext; the seal stays intact
+  write_file(files()[1], seg2);
+  const Restart r = restart();
+  EXPECT_EQ(r.stats.chain_tamper_events, 1u);
+  EXPECT_EQ(frame_type(r.new_segment, 0), 3);
+  const VerifyReport v = verify(keys, {dir()});
+  EXPECT_FALSE(v.ok());
+  EXPECT_NE(event_of(v).find("sealed_segment_altered"), std::string::npos) << describe(v);
+  EXPECT_EQ(count_errors(v, K::Tampered), 1u) << describe(v);
 }
 
 TEST_F(ChainRestart, SealedNewestSegmentDeletedIsTamperAndItsNumberIsNotReused) {
