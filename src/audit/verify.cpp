@@ -661,7 +661,7 @@ class Scanner {
     }
     const Segment& p = *named;
     if (p.h.id != st.id) {
-      error(Kind::Tampered, p, 0, "not the segment 'state file " + path + "' names (another segment id)");
+      error(Kind::Tampered, p, 0, "another segment (id) than the one state file " + path + " names");
       return;
     }
     const auto tag = p.tags.find(st.frames);

@@ -223,6 +223,16 @@ TEST_F(Verify, OffHostStateCopyCatchesRollbackOfSegmentsAndState) {
   EXPECT_TRUE(verify(keys, {dir()}, VerifyOptions{older.path("s")}).ok());
 }
 
+// A log rebuilt from scratch (segments 1..3 again, same key) is not the one the state recorded.
+TEST_F(Verify, StateOfAnotherLogIsTampered) {
+  TempDir other;
+  write_log(other.path("log"), keys, 3, 10);
+  const VerifyReport r = verify(keys, {other.path("log")}, VerifyOptions{state_file(dir())});
+  ASSERT_EQ(count_errors(r, K::Tampered), 1u) << describe(r);
+  EXPECT_EQ(r.findings.back().segment, 3u);
+  EXPECT_NE(describe(r).find("another segment (id)"), std::string::npos) << describe(r);
+}
+
 TEST_F(Verify, VerifyMainTakesStateFile) {
   TempDir kdir;
   const Key a = make_key("a", 1);
