@@ -224,7 +224,8 @@ struct Writer::Impl {
     const std::string path = state_path(), tmp = path + ".tmp";
     int err = 0;
     if (injected(err)) return err;
-    const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    // O_NOFOLLOW: a symlink planted at the temp name must not make us truncate its target.
+    const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (fd < 0) return errno;
     std::size_t done = 0;
     while (done < text.size() && err == 0) {
