@@ -80,6 +80,7 @@ struct ControlStats {
   std::atomic<std::uint64_t> audit_bytes_written{0};
   std::atomic<std::uint64_t> audit_segments_sealed{0};
   std::atomic<std::uint64_t> audit_write_errors{0};
+  std::atomic<std::uint64_t> audit_chain_tamper_events{0};  // found by the writer at start
 };
 
 /// Prometheus text exposition of all shards merged, plus control stats. Admin (control) thread.
