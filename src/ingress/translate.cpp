@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <limits>
+#include <map>
 #include <memory>
 #include <string_view>
 #include <tuple>
@@ -59,6 +60,39 @@ std::string annotation_key(const Ingress& ing, std::string_view name) {
   return std::string(kNginxPrefix) + std::string(name);
 }
 
+/// Settings that ServerContexts applies per host name, from the ClientHello's SNI and the request's
+/// Host (auth-tls-*, ssl-ciphers): they cannot apply to a rule without a host or to the catch-all.
+bool has_host_tls(const config::RoutePolicy& p) {
+  return p.verify_client != config::VerifyClient::Off || !p.ssl_ciphers.empty();
+}
+
+/// How much a client-certificate rule demands, weakest first.
+int strictness(config::VerifyClient v) {
+  switch (v) {
+    case config::VerifyClient::On:
+      return 3;
+    case config::VerifyClient::Optional:
+      return 2;
+    case config::VerifyClient::OptionalNoCa:
+      return 1;
+    case config::VerifyClient::Off:
+      break;
+  }
+  return 0;
+}
+
+/// Plain HTTP is proxied for this path (ssl-redirect "false" without force-ssl-redirect).
+bool allows_plain_http(const config::RoutePolicy& p) {
+  return !p.ssl_redirect && !p.force_ssl_redirect;
+}
+
+/// The annotation that asked for per-host TLS settings, for diagnostics.
+std::string host_tls_annotation(const Ingress& ing, const config::RoutePolicy& p) {
+  if (!p.auth_tls_secret.empty()) return annotation_key(ing, "auth-tls-secret");
+  if (p.verify_client != config::VerifyClient::Off) return annotation_key(ing, "auth-tls-verify-client");
+  return annotation_key(ing, "ssl-ciphers");
+}
+
 struct ResolvedBackend {
   std::vector<std::string> backends;  // sorted, distinct "ip:port" / "[ip6]:port"
   std::string error;                  // "" when the Service and port exist
@@ -95,6 +129,7 @@ class Translator {
     });
     for (const Ingress* ing : ours) add(*ing);
     add_default_roots();
+    check_host_tls();
     out_.stats.ingresses = ingresses_.size();
     out_.stats.used = ours.size();
     out_.stats.routes = out_.routes.size();
@@ -354,6 +389,7 @@ class Translator {
     if (!parsed.fail_closed.empty()) fail_with(parsed.fail_closed);
     auto& policy = parsed.policy;
     policy.resource = resource;
+    by_resource_.emplace(resource, &ing);
     if (auto why = resolve_policy_secrets(ing, policy); !why.empty()) fail_with(std::move(why));
 
     // spec.tls hosts: a rule host is a TLS host when listed, or covered by a listed "*.suffix".
@@ -411,6 +447,41 @@ class Translator {
         hp.paths.push_back(std::move(ps));
         hp.fields.push_back(pf);
       }
+    }
+
+    // Client-certificate and cipher settings are chosen per host name (the ClientHello's SNI,
+    // then each request's Host): a rule without a host, or the catch-all defaultBackend, has no
+    // name to hang them on. Serving it anyway would hand its backend to clients without a
+    // certificate (the policy skipped, failing open), so the Ingress fails closed instead.
+    if (has_host_tls(policy)) {
+      const auto field = "metadata.annotations." + host_tls_annotation(ing, policy);
+      for (std::size_t i = 0; i < ing.rules.size(); ++i) {
+        if (!ing.rules[i].host.empty() || ing.rules[i].paths.empty()) continue;
+        const auto rf = field_index("spec.rules", i);
+        diag_.error(where, ing.meta.annotations_line, field,
+                    "client-certificate/cipher settings apply per host name (SNI and Host), and " + rf +
+                        " has no host: they cannot be enforced there, so the Ingress fails closed (503)",
+                    resource);
+        fail_with("client-certificate/cipher settings on " + rf + ", which has no host");
+      }
+      if (ing.rules.empty() && ing.default_backend) {
+        diag_.error(where, ing.meta.annotations_line, field,
+                    "client-certificate/cipher settings apply per host name (SNI and Host), and "
+                    "spec.defaultBackend without rules is the catch-all for every host: they cannot be "
+                    "enforced there, so the Ingress fails closed (503)",
+                    resource);
+        fail_with("client-certificate/cipher settings on the catch-all spec.defaultBackend");
+      }
+    }
+    // A client certificate only exists inside TLS: plain HTTP to a host that requires one would
+    // reach the backend without it.
+    if (policy.verify_client != config::VerifyClient::Off && allows_plain_http(policy)) {
+      diag_.error(where, ing.meta.annotations_line,
+                  "metadata.annotations." + annotation_key(ing, "ssl-redirect"),
+                  "plain HTTP (ssl-redirect \"false\") on an Ingress that verifies client certificates (" +
+                      host_tls_annotation(ing, policy) + "): the Ingress fails closed (503)",
+                  resource);
+      fail_with("ssl-redirect \"false\" with client certificates");
     }
 
     policy.fail_closed = fail;
@@ -491,6 +562,89 @@ class Translator {
       route.paths.push_back(std::move(r.path));
       out_.routes.push_back(std::move(route));
     }
+  }
+
+  /// Per-host TLS settings across Ingresses, once every route is known. The first live policy
+  /// with such settings on a host (precedence order) is the one the snapshot build compiles for it;
+  /// "*.suffix" covers one label, as in ServerContexts::policy_for.
+  void check_host_tls() {
+    const auto owners = [&] {
+      std::unordered_map<std::string, const config::RoutePolicy*> out;
+      for (const auto& r : out_.routes) {
+        if (r.host.empty()) continue;
+        for (const auto& p : r.paths) {
+          if (live(p) && has_host_tls(*p.policy)) out.try_emplace(r.host, p.policy.get());
+        }
+      }
+      return out;
+    };
+    const auto wildcard_of = [](const std::string& host) -> std::string {
+      const auto dot = host.find('.');
+      if (host.front() == '*' || dot == std::string::npos || dot == 0) return {};
+      return "*" + host.substr(dot);
+    };
+    const auto find = [](const auto& map, const std::string& host) -> const config::RoutePolicy* {
+      const auto it = map.find(host);
+      return it == map.end() ? nullptr : it->second;
+    };
+    // A host under a wildcard that verifies client certificates inherits that rule when it sets no
+    // TLS settings of its own (ServerContexts falls back to the wildcard). One that sets weaker
+    // ones (no client certificate, optional, or only ssl-ciphers) would quietly open what the
+    // wildcard's owner closed for every name under it: fail closed. Equal or stricter rules (with
+    // their own CA) stand.
+    auto own = owners();
+    for (auto& r : out_.routes) {
+      const auto* wild = find(own, r.host.empty() ? std::string() : wildcard_of(r.host));
+      if (wild == nullptr || wild->verify_client == config::VerifyClient::Off) continue;
+      for (auto& p : r.paths) {
+        if (!live(p) || !has_host_tls(*p.policy)) continue;
+        if (strictness(p.policy->verify_client) >= strictness(wild->verify_client)) continue;
+        const auto* ing = by_resource_.at(p.policy->resource);
+        diag_.error(p.where.file, p.where.line,
+                    "metadata.annotations." + host_tls_annotation(*ing, *p.policy),
+                    "host " + r.host + " is covered by " + wildcard_of(r.host) + ", whose " + wild->resource +
+                        " verifies client certificates; weaker client-certificate/cipher settings for it "
+                        "would open it: failing closed (503)",
+                    p.policy->resource);
+        fail_path(p, "weaker client-certificate settings than " + wildcard_of(r.host));
+      }
+    }
+    // Plain HTTP (ssl-redirect "false") on a host that verifies client certificates, asked for by
+    // another Ingress sharing the host (or the wildcard over it): the certificate only exists
+    // inside TLS, so that path would reach its backend without one.
+    own = owners();
+    for (auto& r : out_.routes) {
+      if (r.host.empty()) continue;
+      const auto* eff = find(own, r.host);
+      if (eff == nullptr) eff = find(own, wildcard_of(r.host));
+      if (eff == nullptr || eff->verify_client == config::VerifyClient::Off) continue;
+      for (auto& p : r.paths) {
+        if (!live(p) || !allows_plain_http(*p.policy)) continue;
+        const auto* ing = by_resource_.at(p.policy->resource);
+        diag_.error(p.where.file, p.where.line,
+                    "metadata.annotations." + annotation_key(*ing, "ssl-redirect"),
+                    "plain HTTP (ssl-redirect \"false\") on host " + r.host +
+                        ", which verifies client "
+                        "certificates (" +
+                        eff->resource + "): failing closed (503)",
+                    p.policy->resource);
+        fail_path(p, "plain HTTP on host " + r.host + ", which verifies client certificates");
+      }
+    }
+  }
+
+  static bool live(const config::PathSpec& p) { return p.policy != nullptr && p.policy->fail_closed.empty(); }
+
+  /// Replaces `p`'s policy by a fail-closed copy (shared by the paths of one policy and reason).
+  void fail_path(config::PathSpec& p, const std::string& why) {
+    auto& slot = failed_copies_[{p.policy.get(), why}];
+    if (!slot) {
+      if (failed_resources_.insert(p.policy->resource).second) ++out_.stats.failed_closed;
+      auto copy = *p.policy;
+      copy.fail_closed = why;
+      slot = std::make_shared<const config::RoutePolicy>(std::move(copy));
+    }
+    p.policy = slot;
   }
 
   void add_certificates(const Ingress& ing) {
@@ -576,6 +730,9 @@ class Translator {
   std::string default_owner_;
   std::unordered_map<std::string, std::size_t> cert_pos_;   // "ns/secret" → index in certificates
   std::unordered_map<std::string, std::size_t> cert_host_;  // TLS host → index of the certificate serving it
+  std::unordered_map<std::string, const Ingress*> by_resource_;  // "Ingress ns/name" → the Ingress
+  std::map<std::pair<const config::RoutePolicy*, std::string>, config::RoutePolicyPtr> failed_copies_;
+  std::unordered_set<std::string> failed_resources_;  // Ingresses failed closed by check_host_tls()
 };
 
 }  // namespace
