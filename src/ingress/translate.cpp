@@ -473,6 +473,29 @@ class Translator {
         fail_with("client-certificate/cipher settings on the catch-all spec.defaultBackend");
       }
     }
+    // Annotations follow rules (ingress-nginx sets a server's client-certificate rule from the
+    // rules' hosts), so a spec.tls host without a rule here gets the certificate but not these
+    // settings. Said out loud: its owner may expect the host to be protected.
+    if (has_host_tls(policy)) {
+      for (std::size_t i = 0; i < ing.tls.size(); ++i) {
+        for (std::size_t k = 0; k < ing.tls[i].hosts.size(); ++k) {
+          const auto h = detail::to_lower(ing.tls[i].hosts[k]);
+          const bool ruled = std::any_of(hosts.begin(), hosts.end(), [&](const HostPaths& hp) {
+            if (hp.paths.empty() || hp.host.empty()) return false;
+            if (hp.host == h) return true;
+            // A "*.suffix" TLS entry is used by the rule hosts under it.
+            const auto dot = hp.host.find('.');
+            return h.rfind("*.", 0) == 0 && dot != std::string::npos && hp.host.substr(dot) == h.substr(1);
+          });
+          if (ruled) continue;
+          diag_.warning(where, ing.tls[i].line, field_index(field_index("spec.tls", i) + ".hosts", k),
+                        "TLS host " + quote_value(h) +
+                            " has no rule in this Ingress: its client-certificate/" + "cipher settings (" +
+                            host_tls_annotation(ing, policy) + ") follow rules and do not apply to that host",
+                        resource);
+        }
+      }
+    }
     // A client certificate only exists inside TLS: plain HTTP to a host that requires one would
     // reach the backend without it.
     if (policy.verify_client != config::VerifyClient::Off && allows_plain_http(policy)) {

@@ -782,6 +782,24 @@ TEST_F(TranslateHostTls, WildcardWithAuthTls_PlainHttpOnACoveredHostFailsClosed)
             "plain HTTP on host a.corp.example, which verifies client certificates");
 }
 
+TEST_F(TranslateHostTls, TlsOnlyHostWithAuthTls_WarnsThatTheSettingsFollowRules) {
+  // Annotations follow rules (ingress-nginx): a spec.tls host without a rule in the Ingress gets the
+  // certificate, not the client-certificate rule. Not silent: a warning names the host.
+  auto ing =
+      on(ingress("a", 1, {rule("a.example"), rule("w.wild.example")}), {{kN + "auth-tls-secret", "ca"}});
+  ing.tls = {{{"a.example", "*.wild.example", "only-tls.example"}, "", 3}};
+  res_.ingresses = {ing};
+  const auto t = run();
+  EXPECT_FALSE(diag_.has_errors()) << diag_.to_string();
+  const auto* d = find("TLS host \"only-tls.example\" has no rule in this Ingress");
+  ASSERT_NE(d, nullptr) << diag_.to_string();
+  EXPECT_EQ(d->severity, config::Severity::Warning);
+  EXPECT_EQ(d->field, "spec.tls[0].hosts[2]");
+  EXPECT_EQ(find("TLS host \"a.example\""), nullptr);
+  EXPECT_EQ(find("TLS host \"*.wild.example\""), nullptr);  // used by w.wild.example
+  EXPECT_TRUE(policy_of(t, "a.example").fail_closed.empty());
+}
+
 TEST_F(TranslateHostTls, SourceRangesOnHostlessRuleAndCatchAll_KeptOnTheirPaths) {
   // Fine: source ranges are per path (the snapshot build compiles one list per policy and the
   // router's catch-all carries it), so a host-less rule and the default backend keep them.
