@@ -149,6 +149,50 @@ TEST_F(PolicyChainTest, WildcardHostWithAuthTls_EnforcedForSniAndHostUnderIt) {
   EXPECT_EQ(validate().exit_code, 0);
 }
 
+TEST_F(PolicyChainTest, SharedHostWhereOnlyOneIngressHasAuthTls_EveryPathNeedsTheCertificate) {
+  // Fine: the older Ingress on the host sets nothing, the newer one asks for client certificates;
+  // the host's policy is chosen by name, so the older one's path is protected too.
+  auto more = ingress_yaml("a-more", "secure.app.example", "svc-a");
+  more.replace(more.find("path: /,"), 8, "path: /more,");
+  dir_.write("manifests/ingress.yaml", more + "---\n" +
+                                           ingress_yaml("mtls", "secure.app.example", "svc-a",
+                                                        kA + "auth-tls-secret: default/client-ca\n"));
+  auto pg = start();
+  const auto url = [&](const std::string& path) {
+    return std::vector<std::string>{"--resolve",
+                                    "secure.app.example:" + std::to_string(pg.https) + ":127.0.0.1",
+                                    "-o",
+                                    "/dev/null",
+                                    "-w",
+                                    "%{http_code}",
+                                    https_url(pg, path, "secure.app.example")};
+  };
+  EXPECT_EQ(curl(pg, url("/more")).out, "400");
+  EXPECT_EQ(curl(pg, url("/")).out, "400");
+  EXPECT_TRUE(up_->records().empty());
+  auto with_cert = url("/more");
+  with_cert.insert(with_cert.begin(), {"--cert", good_.cert, "--key", good_.key});
+  EXPECT_EQ(curl(pg, with_cert).out, "200");
+}
+
+TEST_F(PolicyChainTest, WildcardWhosePolicyDoesNotCompile_HostsUnderItFailClosedToo) {
+  // The wildcard's CA looks like PEM but does not parse: its own paths fail closed, and so must a
+  // host under it that relies on it (no TLS settings of its own), instead of being served open.
+  dir_.write("manifests/bad-ca.yaml",
+             "apiVersion: v1\nkind: Secret\nmetadata: { name: bad-ca, namespace: default }\nstringData:\n"
+             "  ca.crt: \"-----BEGIN CERTIFICATE-----\\nbm90IGEgY2VydGlmaWNhdGU=\\n-----END "
+             "CERTIFICATE-----\\n\"\n");
+  dir_.write("manifests/ingress.yaml",
+             ingress_yaml("wild", "\"*.app.example\"", "svc-a", kA + "auth-tls-secret: default/bad-ca\n") +
+                 "---\n" + ingress_yaml("sub", "a.app.example", "svc-a") + "---\n" +
+                 ingress_yaml("open", "app.example", "svc-a"));
+  auto pg = start();
+  EXPECT_EQ(status(pg, "b.app.example"), "503");
+  EXPECT_EQ(status(pg, "a.app.example"), "503");
+  EXPECT_TRUE(up_->records().empty());
+  EXPECT_EQ(status(pg, "app.example"), "200");  // control: not under the wildcard
+}
+
 TEST_F(PolicyChainTest, SourceRangesOnHostlessRuleAndCatchAll_Enforced) {
   // Fine: both are per path, and the router's catch-all and host-less rules carry them.
   dir_.write("manifests/ingress.yaml",
