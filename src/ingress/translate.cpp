@@ -168,7 +168,19 @@ class Translator {
     std::unordered_map<std::string, const Ingress*> ingresses;
     index_unique(res_.ingresses, "Ingress", ingresses);
     for (const auto& i : res_.ingresses) {
-      if (ingresses.at(i.meta.key()) == &i) ingresses_.push_back(&i);
+      const Ingress* kept = ingresses.at(i.meta.key());
+      if (kept == &i) {
+        ingresses_.push_back(&i);
+      } else if (kept->meta.annotations != i.meta.annotations) {
+        // Two definitions of one Ingress that disagree on its policy: keeping the first would
+        // silently drop the other's (say, its auth-tls or source ranges). Which one was meant
+        // is unknowable, so the Ingress fails closed until one is removed.
+        diag_.error(i.origin.where(), i.meta.annotations_line, "metadata.annotations",
+                    "duplicate Ingress (first defined in " + kept->origin.where() +
+                        ") with other annotations: the Ingress fails closed (503) until one is removed",
+                    "Ingress " + i.meta.key());
+        ambiguous_.insert(i.meta.key());
+      }
     }
     index_unique(res_.ingress_classes, "IngressClass", classes_, true);
     index_unique(res_.secrets, "Secret", secrets_);
@@ -375,6 +387,7 @@ class Translator {
       if (fail.empty()) fail = std::move(why);
     };
     if (!ing.problems.empty()) fail_with("invalid field " + ing.problems.front());
+    if (ambiguous_.count(key) != 0) fail_with("duplicate definitions with other annotations");
 
     auto parsed = parse_annotations(ing.meta.annotations, ing.meta.ns);
     for (const auto& pr : parsed.problems) {
@@ -739,7 +752,8 @@ class Translator {
   config::Diagnostics& diag_;
   Translation out_;
 
-  std::vector<const Ingress*> ingresses_;  // distinct by namespace/name, in load order
+  std::vector<const Ingress*> ingresses_;      // distinct by namespace/name, in load order
+  std::unordered_set<std::string> ambiguous_;  // "ns/name" defined twice with different annotations
   std::unordered_map<std::string, const IngressClass*> classes_;
   std::unordered_map<std::string, const Secret*> secrets_;
   std::unordered_map<std::string, const Service*> services_;

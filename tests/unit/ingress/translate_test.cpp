@@ -847,6 +847,31 @@ TEST_F(Translate, DuplicateObjects_FirstWinsWithWarning) {
   EXPECT_NE(find("has no port 81"), nullptr);
 }
 
+TEST_F(Translate, DuplicateIngressWithOtherAnnotations_FailsClosedNotFirstWins) {
+  // The second definition carries auth-tls: keeping the first would drop it silently.
+  add_web_service();
+  res_.secrets = {secret("ca", "Opaque", {{"ca.crt", kPem}})};
+  auto first = ingress("a", 1, {{"a.example", {path("/", PathType::Prefix, "web", 80)}, 1}});
+  auto second = first;
+  second.origin.file = "cluster/again.yaml";
+  second.meta.annotations = {{kN + "auth-tls-secret", "ca"}};
+  auto same = ingress("b", 1, {{"b.example", {path("/", PathType::Prefix, "web", 80)}, 1}});
+  auto same_again = same;
+  same_again.origin.file = "cluster/b-again.yaml";
+  res_.ingresses = {first, second, same, same_again};
+  const auto t = run();
+  ASSERT_EQ(t.routes.size(), 2u);
+  EXPECT_EQ(t.routes[0].paths.at(0).policy->fail_closed, "duplicate definitions with other annotations");
+  const auto* d = find("duplicate Ingress (first defined in cluster/a.yaml#0) with other annotations");
+  ASSERT_NE(d, nullptr) << diag_.to_string();
+  EXPECT_EQ(d->file, "cluster/again.yaml#0");
+  EXPECT_EQ(d->resource, "Ingress default/a");
+  // Identical copies (the same manifest twice) only warn, and serve.
+  EXPECT_TRUE(t.routes[1].paths.at(0).policy->fail_closed.empty());
+  EXPECT_NE(find("duplicate Ingress (first defined in cluster/b.yaml#0): this one is ignored"), nullptr);
+  EXPECT_EQ(diag_.error_count(), 1u) << diag_.to_string();
+}
+
 TEST_F(Translate, FixtureTree_LoadsAndTranslatesEndToEnd) {
   const auto loaded = load_directory(std::string(PHIGATE_FIXTURES_DIR) + "/tree");
   ASSERT_FALSE(loaded.diagnostics.has_errors()) << loaded.diagnostics.to_string();
