@@ -494,19 +494,31 @@ class Translator {
         for (std::size_t k = 0; k < ing.tls[i].hosts.size(); ++k) {
           const auto h = detail::to_lower(ing.tls[i].hosts[k]);
           const bool ruled = std::any_of(hosts.begin(), hosts.end(), [&](const HostPaths& hp) {
-            if (hp.paths.empty() || hp.host.empty()) return false;
+            // A rule host without paths is served only through this Ingress's defaultBackend.
+            if ((hp.paths.empty() && !ing.default_backend) || hp.host.empty()) return false;
             if (hp.host == h) return true;
             // A "*.suffix" TLS entry is used by the rule hosts under it.
             const auto dot = hp.host.find('.');
             return h.rfind("*.", 0) == 0 && dot != std::string::npos && hp.host.substr(dot) == h.substr(1);
           });
           if (ruled) continue;
-          diag_.warning(where, ing.tls[i].line, field_index(field_index("spec.tls", i) + ".hosts", k),
-                        "TLS host " + quote_value(h) +
-                            " has no rule in this Ingress: its client-certificate/" + "cipher settings (" +
-                            host_tls_annotation(ing, policy) + ") follow rules and do not apply to that host",
-                        resource);
+          diag_.warning(
+              where, ing.tls[i].line, field_index(field_index("spec.tls", i) + ".hosts", k),
+              "TLS host " + quote_value(h) +
+                  " has no rule with paths in this Ingress: its client-certificate/cipher settings (" +
+                  host_tls_annotation(ing, policy) + ") follow rules and do not apply to that host",
+              resource);
         }
+      }
+      for (const auto& hp : hosts) {
+        if (hp.host.empty() || !hp.paths.empty() || ing.default_backend) continue;
+        diag_.warning(
+            where, hp.line, "spec.rules",
+            "rule for host " + hp.host +
+                " has no paths and the Ingress no defaultBackend: nothing is served for it here, so "
+                "its client-certificate/cipher settings (" +
+                host_tls_annotation(ing, policy) + ") do not apply to that host",
+            resource);
       }
     }
     // A client certificate only exists inside TLS: plain HTTP to a host that requires one would

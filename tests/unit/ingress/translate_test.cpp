@@ -791,13 +791,29 @@ TEST_F(TranslateHostTls, TlsOnlyHostWithAuthTls_WarnsThatTheSettingsFollowRules)
   res_.ingresses = {ing};
   const auto t = run();
   EXPECT_FALSE(diag_.has_errors()) << diag_.to_string();
-  const auto* d = find("TLS host \"only-tls.example\" has no rule in this Ingress");
+  const auto* d = find("TLS host \"only-tls.example\" has no rule with paths in this Ingress");
   ASSERT_NE(d, nullptr) << diag_.to_string();
   EXPECT_EQ(d->severity, config::Severity::Warning);
   EXPECT_EQ(d->field, "spec.tls[0].hosts[2]");
   EXPECT_EQ(find("TLS host \"a.example\""), nullptr);
   EXPECT_EQ(find("TLS host \"*.wild.example\""), nullptr);  // used by w.wild.example
   EXPECT_TRUE(policy_of(t, "a.example").fail_closed.empty());
+}
+
+TEST_F(TranslateHostTls, RuleHostWithoutPaths_WarnsUnlessTheDefaultBackendServesIt) {
+  auto bare =
+      on(ingress("bare", 1, {rule("a.example"), {"empty.example", {}, 2}}), {{kN + "auth-tls-secret", "ca"}});
+  res_.ingresses = {bare};
+  run();
+  const auto* d = find("rule for host empty.example has no paths");
+  ASSERT_NE(d, nullptr) << diag_.to_string();
+  EXPECT_EQ(d->severity, config::Severity::Warning);
+  // With a defaultBackend the host's root is served, under the host's policy: no warning.
+  bare.default_backend = IngressBackend{ServiceBackend{"web", 80, ""}, 7};
+  res_.ingresses = {bare};
+  const auto t = run();
+  EXPECT_EQ(find("has no paths"), nullptr) << diag_.to_string();
+  EXPECT_EQ(policy_of(t, "empty.example").verify_client, config::VerifyClient::On);
 }
 
 TEST_F(TranslateHostTls, SourceRangesOnHostlessRuleAndCatchAll_KeptOnTheirPaths) {
