@@ -193,6 +193,18 @@ TEST_F(PolicyChainTest, WildcardWhosePolicyDoesNotCompile_HostsUnderItFailClosed
   EXPECT_EQ(status(pg, "app.example"), "200");  // control: not under the wildcard
 }
 
+TEST_F(PolicyChainTest, MisspelledSourceRangeAnnotation_FailsClosedNotIgnored) {
+  dir_.write("manifests/ingress.yaml",
+             ingress_yaml("typo", "app.example", "svc-a", kA + "whitelist-source-ranges: \"10.0.0.0/8\"\n"));
+  auto pg = start();
+  EXPECT_EQ(status(pg, "app.example"), "503");
+  EXPECT_TRUE(up_->records().empty());
+  const auto v = validate();
+  EXPECT_EQ(v.exit_code, 1) << v.out;
+  EXPECT_NE(v.out.find("nginx.ingress.kubernetes.io/whitelist-source-ranges"), std::string::npos) << v.out;
+  EXPECT_NE(v.out.find("Ingress default/typo"), std::string::npos) << v.out;
+}
+
 TEST_F(PolicyChainTest, SourceRangesOnHostlessRuleAndCatchAll_Enforced) {
   // Fine: both are per path, and the router's catch-all and host-less rules carry them.
   dir_.write("manifests/ingress.yaml",
