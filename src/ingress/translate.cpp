@@ -672,9 +672,7 @@ class Translator {
         diag_.error(p.where.file, p.where.line,
                     "metadata.annotations." + annotation_key(*ing, "ssl-redirect"),
                     "plain HTTP (ssl-redirect \"false\") on host " + r.host +
-                        ", which verifies client "
-                        "certificates (" +
-                        eff->resource + "): failing closed (503)",
+                        ", which verifies client certificates (" + eff->resource + "): failing closed (503)",
                     p.policy->resource);
         fail_path(p, "plain HTTP on host " + r.host + ", which verifies client certificates");
       }
