@@ -635,6 +635,20 @@ class Translator {
       const auto it = map.find(host);
       return it == map.end() ? nullptr : it->second;
     };
+    // Before anything below fails a path: the hosts on which an invalid Ingress (failed closed in
+    // add()) asks for client certificates, with the strictest rule asked for each.
+    std::unordered_map<std::string, const config::RoutePolicy*> invalid;
+    for (const auto& r : out_.routes) {
+      if (r.host.empty()) continue;
+      for (const auto& p : r.paths) {
+        if (p.policy == nullptr || p.policy->fail_closed.empty()) continue;
+        if (p.policy->verify_client == config::VerifyClient::Off) continue;
+        const auto [it, inserted] = invalid.try_emplace(r.host, p.policy.get());
+        if (!inserted && strictness(p.policy->verify_client) > strictness(it->second->verify_client)) {
+          it->second = p.policy.get();
+        }
+      }
+    }
     // A host under a wildcard that verifies client certificates inherits that rule when it sets no
     // TLS settings of its own (ServerContexts falls back to the wildcard). One that sets weaker
     // ones (no client certificate, optional, or only ssl-ciphers) would quietly open what the
@@ -675,6 +689,34 @@ class Translator {
                         ", which verifies client certificates (" + eff->resource + "): failing closed (503)",
                     p.policy->resource);
         fail_path(p, "plain HTTP on host " + r.host + ", which verifies client certificates");
+      }
+    }
+    // Only live policies are compiled into host policies, so an invalid Ingress asking for client
+    // certificates on a host (or on the wildcard over it) leaves that host without them: another
+    // Ingress's paths there would be served to clients without a certificate, skipping the
+    // policy. They fail closed too, unless a live rule at least as strict protects the host.
+    if (invalid.empty()) return;
+    own = owners();
+    for (auto& r : out_.routes) {
+      if (r.host.empty()) continue;
+      const auto* asked = find(invalid, r.host);
+      if (const auto* w = find(invalid, wildcard_of(r.host));
+          w != nullptr &&
+          (asked == nullptr || strictness(w->verify_client) > strictness(asked->verify_client))) {
+        asked = w;
+      }
+      if (asked == nullptr) continue;
+      const auto* eff = find(own, r.host);
+      if (eff == nullptr) eff = find(own, wildcard_of(r.host));
+      if (eff != nullptr && strictness(eff->verify_client) >= strictness(asked->verify_client)) continue;
+      for (auto& p : r.paths) {
+        if (!live(p)) continue;
+        diag_.error(p.where.file, p.where.line, "host",
+                    "host " + r.host + ": " + asked->resource +
+                        " asks for client certificates there but is invalid (failing closed); served "
+                        "without them, this path would skip that policy: failing closed (503)",
+                    p.policy->resource);
+        fail_path(p, "client certificates asked for host " + r.host + " by invalid " + asked->resource);
       }
     }
   }

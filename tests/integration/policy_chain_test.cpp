@@ -175,6 +175,34 @@ TEST_F(PolicyChainTest, SharedHostWhereOnlyOneIngressHasAuthTls_EveryPathNeedsTh
   EXPECT_EQ(curl(pg, with_cert).out, "200");
 }
 
+TEST_F(PolicyChainTest, InvalidIngressWithAuthTls_OtherIngressOnItsHostNotServedOpen) {
+  // "mtls" asks for client certificates on the host but has an invalid annotation value, so it
+  // fails closed and no host policy is compiled from it; "a-more" on the same host must not be
+  // served to a client without a certificate because of that.
+  auto more = ingress_yaml("a-more", "secure.app.example", "svc-a");
+  more.replace(more.find("path: /,"), 8, "path: /more,");
+  dir_.write("manifests/ingress.yaml",
+             more + "---\n" +
+                 ingress_yaml("mtls", "secure.app.example", "svc-a",
+                              kA + "auth-tls-secret: default/client-ca\n" + kA + "proxy-body-size: lots\n"));
+  auto pg = start();
+  const auto url = [&](const std::string& path) {
+    return std::vector<std::string>{"--resolve",
+                                    "secure.app.example:" + std::to_string(pg.https) + ":127.0.0.1",
+                                    "-o",
+                                    "/dev/null",
+                                    "-w",
+                                    "%{http_code}",
+                                    https_url(pg, path, "secure.app.example")};
+  };
+  EXPECT_EQ(curl(pg, url("/more")).out, "503");
+  EXPECT_EQ(curl(pg, url("/")).out, "503");
+  EXPECT_TRUE(up_->records().empty());
+  const auto v = validate();
+  EXPECT_EQ(v.exit_code, 1) << v.out;
+  EXPECT_NE(v.out.find("Ingress default/a-more"), std::string::npos) << v.out;
+}
+
 TEST_F(PolicyChainTest, WildcardWhosePolicyDoesNotCompile_HostsUnderItFailClosedToo) {
   // The wildcard's CA looks like PEM but does not parse: its own paths fail closed, and so must a
   // host under it that relies on it (no TLS settings of its own), instead of being served open.

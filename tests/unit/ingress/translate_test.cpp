@@ -816,6 +816,36 @@ TEST_F(TranslateHostTls, RuleHostWithoutPaths_WarnsUnlessTheDefaultBackendServes
   EXPECT_EQ(policy_of(t, "empty.example").verify_client, config::VerifyClient::On);
 }
 
+TEST_F(TranslateHostTls, InvalidIngressAskingForClientCertificates_OtherPathsOnItsHostFailClosed) {
+  // Ingress "bad" asks for client certificates on a.example and *.w.example but is invalid, so no
+  // host policy is compiled from it: the other Ingresses' paths there would be served open.
+  const std::map<std::string, std::string> bad_annotations = {{kN + "auth-tls-secret", "ca"},
+                                                              {kN + "proxy-body-size", "lots"}};
+  res_.ingresses = {
+      on(ingress("bad", 1, {rule("a.example"), rule("*.w.example"), rule("c.example")}), bad_annotations),
+      ingress("more", 2, {rule("a.example", "/more")}), ingress("sub", 3, {rule("x.w.example")}),
+      // Protected by a live rule at least as strict: stands.
+      on(ingress("strict-sub", 4, {rule("y.w.example")}), {{kN + "auth-tls-secret", "ca2"}}),
+      on(ingress("also-mtls", 5, {rule("c.example", "/c")}), {{kN + "auth-tls-secret", "ca"}}),
+      ingress("c-more", 6, {rule("c.example", "/more")}),
+      // Unrelated host.
+      ingress("other", 7, {rule("b.example")})};
+  const auto t = run();
+  const std::string why_a = "client certificates asked for host a.example by invalid Ingress default/bad";
+  EXPECT_EQ(policy_of(t, "a.example", 1).fail_closed, why_a);
+  EXPECT_EQ(policy_of(t, "x.w.example").fail_closed,
+            "client certificates asked for host x.w.example by invalid Ingress default/bad");
+  EXPECT_TRUE(policy_of(t, "y.w.example").fail_closed.empty());
+  EXPECT_TRUE(policy_of(t, "c.example", 1).fail_closed.empty());
+  EXPECT_TRUE(policy_of(t, "c.example", 2).fail_closed.empty());
+  EXPECT_TRUE(policy_of(t, "b.example").fail_closed.empty());
+  const auto* d =
+      find("host a.example: Ingress default/bad asks for client certificates there but is invalid");
+  ASSERT_NE(d, nullptr) << diag_.to_string();
+  EXPECT_EQ(d->resource, "Ingress default/more");
+  EXPECT_EQ(d->severity, config::Severity::Error);
+}
+
 TEST_F(TranslateHostTls, SourceRangesOnHostlessRuleAndCatchAll_KeptOnTheirPaths) {
   // Fine: source ranges are per path (the snapshot build compiles one list per policy and the
   // router's catch-all carries it), so a host-less rule and the default backend keep them.
