@@ -358,8 +358,11 @@ net::awaitable<bool> ProxyConnection::serve_one() {
   // A host that requires client certificates is never served without TLS, whatever another
   // Ingress on the same host (or a host-less rule) says about plain HTTP: the certificate check
   // cannot happen there.
-  if (!tls_ && (req_snap_->tls->policy_for(host_norm_).verify() != config::VerifyClient::Off ||
-                (policy != nullptr && policy->verify_client != config::VerifyClient::Off))) {
+  // (An Ingress already failed closed answers its 503 below.)
+  const bool failed_closed = policy != nullptr && !policy->fail_closed.empty();
+  if (!tls_ && !failed_closed &&
+      (req_snap_->tls->policy_for(host_norm_).verify() != config::VerifyClient::Off ||
+       (policy != nullptr && policy->verify_client != config::VerifyClient::Off))) {
     decide("denied", "client-certificate-needs-tls");
     co_return co_await reply_error(
         stream_, Error::downstream(ErrorKind::Denied, "client certificate over plain HTTP"), false);
