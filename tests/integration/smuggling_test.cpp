@@ -118,6 +118,7 @@ TEST_F(SmugglingTest, MaliciousClientCorpus_RefusedOrServedSafely_EveryBackendRe
   // What each 2xx response says produced it (upstream name, connection, sequence) → the target
   // the client sent.
   std::map<std::string, std::string> produced_by;
+  std::map<std::string, std::string> echoed;  // the X-Request-Id the backend saw, as it echoed it
   std::size_t exchanges = 0;
   for (const auto& c : corpus()) {
     SCOPED_TRACE(c.name);
@@ -132,8 +133,10 @@ TEST_F(SmugglingTest, MaliciousClientCorpus_RefusedOrServedSafely_EveryBackendRe
       ++exchanges;
       if (r->status == 200) {
         ASSERT_LT(served, c.targets.size());
-        produced_by[r->header("X-Upstream-Name") + "/" + r->header("X-Upstream-Conn") + "/" +
-                    r->header("X-Upstream-Seq")] = c.targets[served++];
+        const auto key = r->header("X-Upstream-Name") + "/" + r->header("X-Upstream-Conn") + "/" +
+                         r->header("X-Upstream-Seq");
+        produced_by[key] = c.targets[served++];
+        echoed[key] = r->header("X-Echo-Request-Id");
       }
     }
     if (c.closes) {
@@ -179,6 +182,7 @@ TEST_F(SmugglingTest, MaliciousClientCorpus_RefusedOrServedSafely_EveryBackendRe
     for (const auto& [name, line] : records) {
       if (name + "/" + json_field(line, "conn") + "/" + json_field(line, "seq") == key) {
         EXPECT_EQ(json_field(line, "target"), target) << key;
+        EXPECT_EQ(echoed[key], record_header(line, "x-request-id")) << key;
         found = true;
       }
     }
