@@ -58,12 +58,16 @@ void set_forwarding_headers(HeaderList& headers, const ForwardInfo& info) {
   // One pass over the request's fields: from an untrusted peer every incoming forwarding field
   // goes (spoofing defence); from a trusted proxy they stay and we only note which are present.
   constexpr unsigned kXff = 1, kProto = 2, kHost = 4, kPort = 8, kRealIp = 16, kRequestId = 32,
-                     kForwarded = 64, kDrop = 128;
+                     kForwarded = 64, kDrop = 128, kUntrusted = 256;
   auto which = [=](std::string_view n) -> unsigned {
-    // CGI, PHP-FPM and WSGI map `-` and `_` to the same variable: `ssl_client_verify` or
-    // `X_Forwarded_For` would reach the application as the field we set or strip (nginx's
-    // underscores_in_headers off). Dropped from everyone, trusted proxies included.
-    if (n.find('_') != std::string_view::npos) return kDrop;
+    // CGI, PHP-FPM and WSGI map `-`, `_` (and some mappers any other non-alphanumeric) to the
+    // same variable: `ssl_client_verify`, `X_Forwarded_For` or `X.Forwarded.For` would reach the
+    // application as the field we set or strip. Only letters, digits and `-` pass (nginx's
+    // ignore_invalid_headers with underscores_in_headers off), from everyone.
+    for (const char c : n) {
+      const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-';
+      if (!ok) return kDrop;
+    }
     switch (n.size()) {
       case 9:
         return iequals(n, "x-real-ip") ? kRealIp : iequals(n, "forwarded") ? kForwarded : 0u;
@@ -72,15 +76,22 @@ void set_forwarding_headers(HeaderList& headers, const ForwardInfo& info) {
         // requested: a client could route by one path and be served another. Never ours to pass.
         return iequals(n, "x-rewrite-url") ? kDrop : 0u;
       case 14:
-        return iequals(n, "x-original-url") ? kDrop : 0u;
+        return iequals(n, "x-original-url") ? kDrop : iequals(n, "x-original-uri") ? kUntrusted : 0u;
       case 12:
         return iequals(n, "x-request-id") ? kRequestId : 0u;
       case 15:
-        return iequals(n, "x-forwarded-for") ? kXff : 0u;
+        // X-Forwarded-Ssl: Rack and others take it as "the client used HTTPS"; -Uri as the path.
+        return iequals(n, "x-forwarded-for")   ? kXff
+               : iequals(n, "x-forwarded-ssl") ? kUntrusted
+               : iequals(n, "x-forwarded-uri") ? kUntrusted
+                                               : 0u;
       case 16:
         return iequals(n, "x-forwarded-host") ? kHost : iequals(n, "x-forwarded-port") ? kPort : 0u;
       case 17:
         return iequals(n, "x-forwarded-proto") ? kProto : 0u;
+      case 18:
+        // Spring and Flask's ProxyFix prefix generated links and redirects with X-Forwarded-Prefix.
+        return iequals(n, "x-forwarded-prefix") || iequals(n, "x-forwarded-scheme") ? kUntrusted : 0u;
       default:
         return 0;
     }

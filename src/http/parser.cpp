@@ -109,6 +109,13 @@ int Parser::on_headers_complete(llhttp_t* p) {
   h.chunked = (p->flags & F_CHUNKED) != 0;
   if ((p->flags & F_CONTENT_LENGTH) != 0 && !h.chunked) h.content_length = p->content_length;
   h.keep_alive = llhttp_should_keep_alive(p) != 0;
+  // Only HTTP/1.0 and 1.1 are spoken here; llhttp also admits 0.9 and 2.0 lines (RFC 9112 §2.3).
+  if (h.version_major != 1 || h.version_minor > 1)
+    return s.fail(ErrorKind::BadRequest, "unsupported HTTP version");
+  // RFC 9110 §15: a status code is three digits from 100 to 599.
+  if (s.kind_ == Kind::Response && (p->status_code < 100 || p->status_code > 599)) {
+    return s.fail(ErrorKind::UpstreamBadResponse, "status code out of range");
+  }
   // RFC 9112 §6.1: Transfer-Encoding in an HTTP/1.0 message means the framing is faulty (a 1.0
   // hop would delimit the body differently): refuse it whatever Content-Length says.
   if ((p->flags & F_TRANSFER_ENCODING) != 0 && h.version_major == 1 && h.version_minor == 0) {
@@ -140,6 +147,18 @@ int Parser::on_headers_complete(llhttp_t* p) {
   // the caller sees head and end together. 1xx/204/304 responses never have one (llhttp knows).
   const bool bodyless_status =
       s.kind_ == Kind::Response && (h.status < 200 || h.status == 204 || h.status == 304);
+  if (bodyless_status) {
+    const bool framed = (p->flags & (F_CONTENT_LENGTH | F_CHUNKED | F_TRANSFER_ENCODING)) != 0;
+    // RFC 9110 §15.2: a 1xx has no content. llhttp ignores its framing fields and parses what
+    // follows as the next response, so a 103 "body" could be a forged final response: refuse.
+    if (h.status < 200 && framed) return s.fail(ErrorKind::UpstreamBadResponse, "1xx with framing fields");
+    // RFC 9110 §15.3.5 / §15.4.5: 204 never has content and 304 may only repeat Content-Length.
+    // Content announced here is not read, so whatever follows is unexplained: do not reuse.
+    const bool te = (p->flags & (F_CHUNKED | F_TRANSFER_ENCODING)) != 0;
+    if (te || (h.status == 204 && (p->flags & F_CONTENT_LENGTH) != 0 && p->content_length != 0)) {
+      h.framing_suspect = true;
+    }
+  }
   if (bodyless_status) s.until_eof_ = false;
   if (bodyless_status || (!h.has_body() && !s.until_eof_)) return 0;
   return HPE_PAUSED;
@@ -212,7 +231,10 @@ ParseStatus Parser::feed(const char* data, std::size_t len, std::size_t& consume
   }
   // A head is handed out once: after a message completed, head_complete() and
   // message_complete() describe the next message only, and turn true only from new bytes.
-  if (message_complete_ && len > 0) message_complete_ = head_complete_ = false;
+  if (message_complete_ && len > 0) {
+    message_complete_ = head_complete_ = false;
+    head_.clear();  // a failure before the next message begins must not report the last one's head
+  }
   return translate(llhttp_execute(&parser_, data, len), data, len, consumed);
 }
 

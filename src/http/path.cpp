@@ -33,6 +33,9 @@ const char* normalize_target(std::string_view target, std::string& out) {
       return nullptr;
     }
   }
+  // RFC 9112 §3.2: a request target has no fragment. llhttp passes `/admin#x` through, which
+  // would be routed by `/` here and served as `/admin` by servers that strip fragments.
+  if (target.find('#') != std::string_view::npos) return "fragment in request target";
   const auto q = target.find('?');
   const std::string_view path = target.substr(0, q);
   if (path.empty() || path.front() != '/') return "request target is not a path";

@@ -361,7 +361,7 @@ net::awaitable<bool> ProxyConnection::serve_one() {
   // (An Ingress already failed closed answers its 503 below.)
   const bool failed_closed = policy != nullptr && !policy->fail_closed.empty();
   if (!tls_ && !failed_closed &&
-      (req_snap_->tls->policy_for(host_norm_).verify() != config::VerifyClient::Off ||
+      ((req_snap_->tls && req_snap_->tls->policy_for(host_norm_).verify() != config::VerifyClient::Off) ||
        (policy != nullptr && policy->verify_client != config::VerifyClient::Off))) {
     decide("denied", "client-certificate-needs-tls");
     co_return co_await reply_error(
@@ -744,7 +744,8 @@ net::awaitable<bool> ProxyConnection::proxy_request(const router::Route& route, 
     const auto& ep = cluster.endpoints[worker_.next_endpoint(route.target, cluster.endpoints.size())];
     timed_out_ = false;
     rf_.upstream = ep.key;
-    up_ = worker_.pool().acquire(ep.key, worker_.now());
+    // A retry goes on a new connection: the pool may hold more connections the upstream dropped.
+    up_ = attempt == 0 ? worker_.pool().acquire(ep.key, worker_.now()) : std::nullopt;
     const bool pooled = up_.has_value();
     const auto connect_start = Clock::now();
     if (pooled) {
@@ -773,10 +774,15 @@ net::awaitable<bool> ProxyConnection::proxy_request(const router::Route& route, 
         worker_.stats().upstream_unsolicited.inc();
         up_in_.consume(up_in_.size());
       }
+      // After HEAD, and after a 204/304 that announced content, the content the upstream may still
+      // write was never read: it could arrive after the peek at the next acquire and be taken as
+      // that request's answer. Such a connection is not pooled (HEAD is rare; one connect).
+      const bool unread_content = head.method == "HEAD" || resp_parser_.head().framing_suspect;
       const bool reusable = resp_parser_.message_complete() && resp_parser_.should_keep_alive() &&
-                            req_parser_.message_complete() && !leftover;
+                            req_parser_.message_complete() && !leftover && !unread_content;
       if (reusable) {
-        worker_.pool().release(ep.key, std::move(*up_), worker_.now());
+        // Idle since now, not since the last tick: the watch threshold counts from here.
+        worker_.pool().release(ep.key, std::move(*up_), Clock::now());
       } else {
         up_->socket.close(ec);
       }

@@ -81,20 +81,21 @@ void Pool::watch_idle(Clock::time_point now) {
       idle.watched = true;
       // Asio re-arms the descriptor for a non-speculative wait (EPOLL_CTL_MOD), so bytes or EOF
       // that arrived before the wait are reported too.
-      idle.conn.socket.async_wait(net::tcp::socket::wait_read,
-                                  [alive = std::weak_ptr<Pool*>(alive_), queue = &q, epoch = epoch_,
-                                   id = idle.id](const net::error_code& e) {
-                                    if (e == net::asio::error::operation_aborted)
-                                      return;  // taken, evicted or closed
-                                    const auto self = alive.lock();
-                                    if (!self || (*self)->epoch_ != epoch) return;
-                                    (*self)->on_readable(*queue, id);
-                                  });
+      idle.conn.socket.async_wait(
+          net::tcp::socket::wait_read,
+          [alive = std::weak_ptr<Pool*>(alive_), key = key, id = idle.id](const net::error_code& e) {
+            if (e == net::asio::error::operation_aborted) return;  // taken, evicted or closed
+            if (const auto self = alive.lock()) (*self)->on_readable(key, id);
+          });
     }
   }
 }
 
-void Pool::on_readable(Queue& q, std::uint64_t id) {
+void Pool::on_readable(std::string_view key, std::uint64_t id) {
+  // The queue may be gone (swept empty, cleared) and the entry taken: look both up again.
+  const auto qit = idle_.find(key);
+  if (qit == idle_.end()) return;
+  auto& q = qit->second;
   const auto it = std::find_if(q.begin(), q.end(), [id](const Idle& i) { return i.id == id; });
   if (it == q.end()) return;  // taken before this completion ran: acquire's peek decided
   close_idle(*it, true);
@@ -103,13 +104,16 @@ void Pool::on_readable(Queue& q, std::uint64_t id) {
 }
 
 void Pool::sweep(Clock::time_point now) {
-  for (auto& [key, q] : idle_) {
+  for (auto it = idle_.begin(); it != idle_.end();) {
+    auto& q = it->second;
     // Oldest first: stop at the first one still young enough.
     while (!q.empty() && now - q.front().since >= limits_.idle_timeout) {
       close_idle(q.front(), false);
       q.pop_front();
       --idle_total_;
     }
+    // Endpoints come and go (pods): an empty queue is dropped, so the map stays bounded.
+    it = q.empty() ? idle_.erase(it) : std::next(it);
   }
 }
 
@@ -119,7 +123,6 @@ void Pool::clear() {
   }
   idle_.clear();
   idle_total_ = 0;
-  ++epoch_;  // watches still queued point into the queues just freed
 }
 
 }  // namespace phigate::upstream

@@ -49,5 +49,25 @@ TEST_F(PlainHttpPolicyTest, HostRequiringClientCertificates_NeverServedOverPlain
   EXPECT_EQ(run({bin("phigate"), "validate", "--ingress-dir", dir_.path("manifests")}).exit_code, 0);
 }
 
+TEST_F(PlainHttpPolicyTest, PlainHttpOnlyDeployment_ServesAndSurvives) {
+  // Without an HTTPS listener there is no TLS policy table: the plain-HTTP certificate guard must
+  // not dereference it (it crashed every worker on the first request).
+  auto up = start_upstream("a");
+  dir_.write("manifests/services.yaml", service_yaml("svc-a", up));
+  dir_.write("manifests/ingress.yaml",
+             ingress_yaml("plain", "app.example", "svc-a",
+                          "    nginx.ingress.kubernetes.io/ssl-redirect: \"false\"\n"));
+  auto yaml = config("  []\n", "ingress: { dir: " + dir_.path("manifests") + ", debounce: 50ms }\n");
+  const std::string https_line = "  https: [\"127.0.0.1:0\"]\n";
+  yaml.replace(yaml.find(https_line), https_line.size(), "");
+  auto pg = start_phigate(yaml);
+  const auto url = "http://127.0.0.1:" + std::to_string(pg.http) + "/";
+  for (int i = 0; i < 2; ++i) {
+    EXPECT_EQ(curl(pg, {"-o", "/dev/null", "-w", "%{http_code}", "-H", "Host: app.example", url}).out, "200");
+  }
+  EXPECT_TRUE(pg.process.running());
+  EXPECT_EQ(up.records().size(), 2u);
+}
+
 }  // namespace
 }  // namespace phigate::test

@@ -64,6 +64,8 @@ std::vector<Case> corpus() {
       // Routed as Tomcat resolves it: /admin/secret, so the /admin rule (backend B) takes it.
       {"segment-parameters", req("GET /admin;x/secret HTTP/1.1", host), {200}, false, {"/admin;x/secret"}},
       {"raw-backslash", req("GET /public\\..\\admin HTTP/1.1", host), {400}, true},
+      // Routed by `/` here but served as /admin by servers that strip fragments.
+      {"fragment", req("GET /admin#x HTTP/1.1", host), {400}, true},
       {"identity-spoofing",
        req("GET /spoof HTTP/1.1",
            host + "ssl_client_verify: SUCCESS\r\nX_Forwarded_For: 10.0.0.1\r\n"

@@ -27,8 +27,9 @@ struct ForwardInfo {
 /// Sets X-Forwarded-For/-Proto/-Host/-Port, Forwarded (RFC 7239), X-Real-IP and X-Request-Id.
 /// From an untrusted peer, incoming values are replaced (spoofing defence); from a trusted proxy,
 /// X-Forwarded-For and Forwarded are appended to and the others are kept when present. X-Real-IP
-/// is always ours: `real_ip`. From everyone: fields whose names contain `_` (CGI-style spellings
-/// of the fields above), X-Original-URL and X-Rewrite-URL are dropped.
+/// is always ours: `real_ip`. From an untrusted peer, X-Forwarded-Prefix/-Scheme/-Ssl/-Uri and
+/// X-Original-URI go too. From everyone: fields whose names hold anything but letters, digits
+/// and `-` (CGI-style spellings such as `ssl_client_verify`), X-Original-URL and X-Rewrite-URL.
 void set_forwarding_headers(HeaderList& headers, const ForwardInfo& info);
 
 }  // namespace phigate::http

@@ -23,6 +23,7 @@ struct MessageHead {
   bool chunked = false;                         // Transfer-Encoding: chunked
   bool keep_alive = true;                       // as llhttp decided from version and Connection
   bool expect_continue = false;                 // request: Expect: 100-continue
+  bool framing_suspect = false;  // response: 204/304 announcing content it cannot have (never reuse)
 
   bool has_body() const noexcept { return chunked || (content_length && *content_length > 0); }
   void clear() {
@@ -36,6 +37,7 @@ struct MessageHead {
     chunked = false;
     keep_alive = true;
     expect_continue = false;
+    framing_suspect = false;
   }
 };
 

@@ -11,7 +11,7 @@ namespace phigate::http {
 /// percent-encoded unreserved characters decoded (and other escapes' hex upper-cased), `.` and
 /// `..` segments resolved, runs of `/` collapsed. The query is kept as is. Returns nullptr, or why
 /// the target is refused (encoded or raw `\`, encoded `/`, a malformed escape, `..` above the
-/// root, a `.` or `..` segment with `;parameters`, no leading `/`).
+/// root, a `.` or `..` segment with `;parameters`, a `#` fragment, no leading `/`).
 const char* normalize_target(std::string_view target, std::string& out);
 
 /// The path that routing and access decisions use for a normalised `path` (no query): `path`

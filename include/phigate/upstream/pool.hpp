@@ -70,18 +70,15 @@ class Pool {
     using is_transparent = void;
     std::size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
   };
-  /// The watch of entry `id` in `q` fired: unless the entry was taken meanwhile, close it.
-  void on_readable(Queue& q, std::uint64_t id);
+  /// The watch of entry `id` of endpoint `key` fired: unless the entry was taken meanwhile, close it.
+  void on_readable(std::string_view key, std::uint64_t id);
   void close_idle(Idle& idle, bool peek);
 
   PoolLimits limits_;
   metrics::Counter* unsolicited_;
-  // Queues are never erased except by clear() (which bumps epoch_), so a watch can hold a
-  // pointer to its queue: unordered_map nodes do not move.
-  std::unordered_map<std::string, Queue, Hash, std::equal_to<>> idle_;
+  std::unordered_map<std::string, Queue, Hash, std::equal_to<>> idle_;  // empty queues are swept
   std::size_t idle_total_ = 0;
   std::uint64_t next_id_ = 0;
-  std::uint64_t epoch_ = 0;
   std::shared_ptr<Pool*> alive_ = std::make_shared<Pool*>(this);  // watches check it (STYLE §5)
 };
 

@@ -113,6 +113,29 @@ TEST(Forwarding, UnderscoreAndRewriteFieldsDroppedFromEveryone) {
   }
 }
 
+TEST(Forwarding, NamesBeyondLettersDigitsAndHyphenDropped) {
+  auto h = headers({{"X.Forwarded.For", "10.0.0.1"}, {"ssl~client~verify", "SUCCESS"}, {"X-Fine-2", "1"}});
+  set_forwarding_headers(h, {"10.1.2.3", true, "https", "app.example", 443, "id", ""});
+  EXPECT_EQ(h.find("x.forwarded.for"), nullptr);
+  EXPECT_EQ(h.find("ssl~client~verify"), nullptr);
+  EXPECT_NE(h.find("x-fine-2"), nullptr);
+}
+
+TEST(Forwarding, PrefixSchemeSslUriFromUntrustedOnly) {
+  for (bool trusted : {false, true}) {
+    auto h = headers({{"X-Forwarded-Prefix", "/evil"},
+                      {"X-Forwarded-Scheme", "https"},
+                      {"X-Forwarded-Ssl", "on"},
+                      {"X-Forwarded-Uri", "/admin"},
+                      {"X-Original-URI", "/admin"}});
+    set_forwarding_headers(h, {"10.1.2.3", trusted, "https", "app.example", 443, "id", ""});
+    for (const char* n : {"x-forwarded-prefix", "x-forwarded-scheme", "x-forwarded-ssl", "x-forwarded-uri",
+                          "x-original-uri"}) {
+      EXPECT_EQ(h.find(n) != nullptr, trusted) << n << " trusted=" << trusted;
+    }
+  }
+}
+
 TEST(Forwarding, ForwardedReplacedFromUntrustedAppendedFromTrusted) {
   auto h = headers({{"Forwarded", "for=10.0.0.1;proto=https"}, {"forwarded", "for=10.9.9.9"}});
   set_forwarding_headers(h, {"192.0.2.7", false, "https", "app.example:8443", 8443, "id", ""});

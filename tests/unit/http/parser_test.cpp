@@ -304,5 +304,60 @@ TEST(Parser, TransferEncodingInHttp10_Refused) {
   }
 }
 
+TEST(Parser, InterimWithFramingFields_Refused) {
+  // A 103 whose "body" is a forged final response: llhttp ignores 1xx framing and would parse it
+  // as the answer.
+  for (const char* resp : {"HTTP/1.1 103 Early Hints\r\nContent-Length: 38\r\n\r\n",
+                           "HTTP/1.1 100 Continue\r\nTransfer-Encoding: chunked\r\n\r\n",
+                           "HTTP/1.1 199 X\r\nContent-Length: 0\r\n\r\n"}) {
+    Parser p(Parser::Kind::Response, {});
+    std::string body;
+    ParseStatus st{};
+    feed_all(p, resp, body, st);
+    EXPECT_EQ(st, ParseStatus::Error) << resp;
+  }
+}
+
+TEST(Parser, BodylessStatusAnnouncingContent_MarkedSuspect) {
+  auto parse = [](const char* resp) {
+    Parser p(Parser::Kind::Response, {});
+    std::string body;
+    ParseStatus st{};
+    feed_all(p, resp, body, st);
+    EXPECT_TRUE(p.message_complete()) << resp;
+    return p.head().framing_suspect;
+  };
+  EXPECT_TRUE(parse("HTTP/1.1 204 No Content\r\nContent-Length: 5\r\n\r\n"));
+  EXPECT_TRUE(parse("HTTP/1.1 304 Not Modified\r\nTransfer-Encoding: chunked\r\n\r\n"));
+  EXPECT_FALSE(parse("HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n"));
+  EXPECT_FALSE(parse("HTTP/1.1 304 Not Modified\r\nContent-Length: 1234\r\n\r\n"));  // RFC 9110 §15.4.5
+  EXPECT_FALSE(parse("HTTP/1.1 204 No Content\r\n\r\n"));
+}
+
+TEST(Parser, VersionsAndStatusOutOfRange_Refused) {
+  for (auto [kind, text] :
+       {std::pair{Parser::Kind::Request, "GET / HTTP/2.0\r\nHost: a\r\n\r\n"},
+        std::pair{Parser::Kind::Response, "HTTP/2.0 200 OK\r\nContent-Length: 0\r\n\r\n"},
+        std::pair{Parser::Kind::Response, "HTTP/1.1 050 Odd\r\nContent-Length: 0\r\n\r\n"},
+        std::pair{Parser::Kind::Response, "HTTP/1.1 600 Odd\r\nContent-Length: 0\r\n\r\n"}}) {
+    Parser p(kind, {});
+    std::string body;
+    ParseStatus st{};
+    feed_all(p, text, body, st);
+    EXPECT_EQ(st, ParseStatus::Error) << text;
+  }
+}
+
+TEST(Parser, FailureAfterACompleteMessage_ReportsNoStaleHead) {
+  Parser p(Parser::Kind::Request, {});
+  std::string body;
+  ParseStatus st{};
+  feed_all(p, "GET /patient/123 HTTP/1.1\r\nHost: a\r\n\r\n", body, st);
+  ASSERT_EQ(p.head().target, "/patient/123");
+  std::size_t used = 0;
+  EXPECT_EQ(p.feed("\x01", 1, used), ParseStatus::Error);
+  EXPECT_EQ(p.head().target, "");
+}
+
 }  // namespace
 }  // namespace phigate::http

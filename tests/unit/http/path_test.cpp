@@ -57,6 +57,12 @@ TEST(NormalizeTarget, DotSegmentWithParametersRefused) {
   EXPECT_EQ(norm("/a/b;v=1"), "/a/b;v=1");
 }
 
+TEST(NormalizeTarget, FragmentRefused) {
+  EXPECT_EQ(norm("/admin#x"), "ERR: fragment in request target");
+  EXPECT_EQ(norm("/a?q=1#x"), "ERR: fragment in request target");
+  EXPECT_EQ(norm("/a%23x"), "/a%23x");  // an encoded # is data
+}
+
 TEST(NormalizeTarget, RawBackslashRefused) {
   EXPECT_EQ(norm("/public\\..\\admin"), "ERR: '\\' in path");
   EXPECT_EQ(norm("/a\\b"), "ERR: '\\' in path");
