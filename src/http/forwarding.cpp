@@ -1,6 +1,6 @@
 #include "phigate/http/forwarding.hpp"
 
-#include <array>
+#include <cstdio>
 #include <string>
 
 namespace phigate::http {
@@ -33,33 +33,46 @@ bool is_hop_by_hop(std::string_view n) noexcept {
 }  // namespace
 
 void remove_hop_by_hop(HeaderList& headers) {
-  // RFC 9110 §7.6.1: fields listed in Connection are meant for this hop only. Collect them first,
-  // because removing Connection invalidates the value we are reading.
-  std::array<std::string, 8> named;
-  std::size_t n_named = 0;
+  // RFC 9110 §7.6.1: fields listed in Connection are meant for this hop only. Every token counts
+  // (a cap would let the ninth name through). The values are copied first: removal moves field
+  // storage, and a view into a short (inline) string would then read another field.
+  std::string named;
   for (const auto& h : headers) {
     if (!iequals(h.name, "connection")) continue;
-    for_each_token(h.value, [&](std::string_view tok) {
-      if (n_named < named.size()) named[n_named++].assign(tok);
-    });
+    if (!named.empty()) named += ',';
+    named += h.value;
   }
   headers.remove_if([&](const Header& h) {
     if (is_hop_by_hop(h.name)) return true;
-    for (std::size_t i = 0; i < n_named; ++i) {
-      if (iequals(h.name, named[i])) return true;
-    }
-    return false;
+    // Host is end-to-end and routing already used it: `Connection: host` must not make the
+    // upstream see a request without one (or fall back to another virtual host). The framing
+    // fields are re-emitted from the parsed message whatever Connection says.
+    if (named.empty() || iequals(h.name, "host")) return false;
+    bool listed = false;
+    for_each_token(named, [&](std::string_view tok) { listed = listed || iequals(tok, h.name); });
+    return listed;
   });
 }
 
 void set_forwarding_headers(HeaderList& headers, const ForwardInfo& info) {
   // One pass over the request's fields: from an untrusted peer every incoming forwarding field
   // goes (spoofing defence); from a trusted proxy they stay and we only note which are present.
-  constexpr unsigned kXff = 1, kProto = 2, kHost = 4, kPort = 8, kRealIp = 16, kRequestId = 32;
+  constexpr unsigned kXff = 1, kProto = 2, kHost = 4, kPort = 8, kRealIp = 16, kRequestId = 32,
+                     kForwarded = 64, kDrop = 128;
   auto which = [=](std::string_view n) -> unsigned {
+    // CGI, PHP-FPM and WSGI map `-` and `_` to the same variable: `ssl_client_verify` or
+    // `X_Forwarded_For` would reach the application as the field we set or strip (nginx's
+    // underscores_in_headers off). Dropped from everyone, trusted proxies included.
+    if (n.find('_') != std::string_view::npos) return kDrop;
     switch (n.size()) {
       case 9:
-        return iequals(n, "x-real-ip") ? kRealIp : 0u;
+        return iequals(n, "x-real-ip") ? kRealIp : iequals(n, "forwarded") ? kForwarded : 0u;
+      case 13:
+        // Read by some frameworks (IIS URL Rewrite, Symfony, Zend) as the path actually
+        // requested: a client could route by one path and be served another. Never ours to pass.
+        return iequals(n, "x-rewrite-url") ? kDrop : 0u;
+      case 14:
+        return iequals(n, "x-original-url") ? kDrop : 0u;
       case 12:
         return iequals(n, "x-request-id") ? kRequestId : 0u;
       case 15:
@@ -74,6 +87,8 @@ void set_forwarding_headers(HeaderList& headers, const ForwardInfo& info) {
   };
   unsigned present = 0;
   std::string chain;
+  thread_local std::string forwarded;  // RFC 7239 elements from a trusted proxy, ours appended
+  forwarded.clear();
   if (info.peer_trusted) {
     for (auto& h : headers) {
       const unsigned w = which(h.name);
@@ -81,13 +96,34 @@ void set_forwarding_headers(HeaderList& headers, const ForwardInfo& info) {
       if (w == kXff) {
         if (!chain.empty()) chain += ", ";
         chain += h.value;
+      } else if (w == kForwarded) {
+        if (!forwarded.empty()) forwarded += ", ";
+        forwarded += h.value;
       }
     }
-    headers.remove_if([&](const Header& h) { return (which(h.name) & (kXff | kRealIp)) != 0; });
+    headers.remove_if(
+        [&](const Header& h) { return (which(h.name) & (kXff | kRealIp | kForwarded | kDrop)) != 0; });
     present &= ~kRealIp;
   } else {
     headers.remove_if([&](const Header& h) { return which(h.name) != 0; });
   }
+  // RFC 7239 §4: `for` is the client as we saw it, `host` and `proto` as it asked. IPv6 and a
+  // Host with a port need the quoted form (`:` and `[` are not token characters); Host was
+  // validated, so it holds no quote or backslash.
+  if (!forwarded.empty()) forwarded += ", ";
+  const bool v6 = info.client_ip.find(':') != std::string_view::npos;
+  forwarded += v6 ? "for=\"[" : "for=";
+  forwarded += info.client_ip;
+  if (v6) forwarded += "]\"";
+  if (!info.host.empty()) {
+    const bool quote = info.host.find_first_of(":[]") != std::string_view::npos;
+    forwarded += quote ? ";host=\"" : ";host=";
+    forwarded += info.host;
+    if (quote) forwarded += '"';
+  }
+  forwarded += ";proto=";
+  forwarded += info.proto;
+  headers.add("Forwarded", forwarded);
   if (!chain.empty()) {
     chain += ", ";
     chain.append(info.client_ip);

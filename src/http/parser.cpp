@@ -12,7 +12,7 @@ void Parser::reset() {
   error_ = {};
   header_bytes_ = 0;
   in_value_ = head_complete_ = message_complete_ = started_ = paused_ = no_body_ = until_eof_ = failed_ =
-      false;
+      upgraded_ = false;
 }
 
 Parser::Parser(Kind kind, ParserLimits limits) : kind_(kind), limits_(limits) {
@@ -109,8 +109,18 @@ int Parser::on_headers_complete(llhttp_t* p) {
   h.chunked = (p->flags & F_CHUNKED) != 0;
   if ((p->flags & F_CONTENT_LENGTH) != 0 && !h.chunked) h.content_length = p->content_length;
   h.keep_alive = llhttp_should_keep_alive(p) != 0;
+  // RFC 9112 §6.1: Transfer-Encoding in an HTTP/1.0 message means the framing is faulty (a 1.0
+  // hop would delimit the body differently): refuse it whatever Content-Length says.
+  if ((p->flags & F_TRANSFER_ENCODING) != 0 && h.version_major == 1 && h.version_minor == 0) {
+    return s.fail(ErrorKind::BadRequest, "Transfer-Encoding in HTTP/1.0");
+  }
   if (s.kind_ == Kind::Request) {
     if (p->method == HTTP_CONNECT) return s.fail(ErrorKind::BadRequest, "CONNECT is not supported");
+    // An upgrade (Connection: upgrade + Upgrade) turns the bytes after this message into a
+    // tunnel that is never parsed again. Until tunnels are built (with the 101 check), such a
+    // request is refused: forwarding it as an ordinary request would leave its trailing bytes to
+    // be read as requests nobody vetted (upgrade smuggling).
+    if (p->upgrade != 0) return s.fail(ErrorKind::BadRequest, "Upgrade is not supported");
     if (const auto* e = h.headers.find("expect")) {
       if (!iequals(*e, "100-continue")) return s.fail(ErrorKind::BadRequest, "unsupported Expect");
       h.expect_continue = true;
@@ -145,6 +155,8 @@ int Parser::on_message_complete(llhttp_t* p) {
   s.message_complete_ = true;
   s.until_eof_ = false;
   s.started_ = false;
+  // After a 101 (or any upgrade llhttp recognised) the bytes that follow are not HTTP.
+  if (p->upgrade != 0) s.upgraded_ = true;
   return HPE_PAUSED;
 }
 
@@ -156,6 +168,11 @@ ParseStatus Parser::translate(llhttp_errno_t err, const char* data, std::size_t 
   if (err == HPE_OK) {
     consumed = len;
     return ParseStatus::NeedMore;
+  }
+  if (err == HPE_PAUSED_UPGRADE) {
+    // Only a 101 response gets here (upgrade requests fail in on_headers_complete). What follows
+    // is another protocol: no later feed() may parse it as HTTP.
+    upgraded_ = true;
   }
   if (err == HPE_PAUSED || err == HPE_PAUSED_UPGRADE) {
     const char* pos = llhttp_get_error_pos(&parser_);
@@ -179,17 +196,23 @@ ParseStatus Parser::feed(const char* data, std::size_t len, std::size_t& consume
     consumed = 0;
     return ParseStatus::Error;
   }
+  if (upgraded_) {
+    // llhttp would answer every later call with HPE_PAUSED_UPGRADE at offset 0, and the caller
+    // would see the previous message's head again as if it were new.
+    consumed = 0;
+    failed_ = true;
+    error_ = kind_ == Kind::Request ? core::Error::downstream(ErrorKind::BadRequest, "bytes after an upgrade")
+                                    : core::Error::upstream(ErrorKind::UpstreamBadResponse,
+                                                            core::Retryable::No, "bytes after 101");
+    return ParseStatus::Error;
+  }
   if (paused_) {
     paused_ = false;
-    if (llhttp_get_errno(&parser_) == HPE_PAUSED_UPGRADE) {
-      llhttp_resume_after_upgrade(&parser_);
-    } else {
-      llhttp_resume(&parser_);
-    }
+    llhttp_resume(&parser_);
   }
-  // A new message starts after the previous one completed: reset per-message state even when no
-  // byte arrives (on_message_begin fires only with the first byte).
-  if (message_complete_ && len > 0) message_complete_ = false;
+  // A head is handed out once: after a message completed, head_complete() and
+  // message_complete() describe the next message only, and turn true only from new bytes.
+  if (message_complete_ && len > 0) message_complete_ = head_complete_ = false;
   return translate(llhttp_execute(&parser_, data, len), data, len, consumed);
 }
 

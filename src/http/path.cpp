@@ -36,6 +36,9 @@ const char* normalize_target(std::string_view target, std::string& out) {
   const auto q = target.find('?');
   const std::string_view path = target.substr(0, q);
   if (path.empty() || path.front() != '/') return "request target is not a path";
+  // Windows-based and some Java servers treat `\` as a separator, so `/public\..\admin` would be
+  // resolved there after being routed here by `/public` (the encoded form is refused below).
+  if (path.find('\\') != std::string_view::npos) return "'\\' in path";
   // Fast path, the common case: nothing to decode, no empty or dot segment.
   if (path.find('%') == std::string_view::npos && path.find("//") == std::string_view::npos &&
       path.find("/.") == std::string_view::npos) {
@@ -78,6 +81,13 @@ const char* normalize_target(std::string_view target, std::string& out) {
         std::string_view(decoded).substr(pos, next == std::string::npos ? std::string::npos : next - pos);
     trailing_slash = next != std::string::npos && next + 1 == decoded.size();
     pos = next == std::string::npos ? decoded.size() : next + 1;
+    // Tomcat, Jetty and Spring drop `;parameters` from each segment before resolving dot
+    // segments: `/public/..;/admin` is `/admin` there, but `/public/..;` here. Refuse such a
+    // segment rather than guess which resolution the upstream applies.
+    if (const auto semi = seg.find(';'); semi != std::string_view::npos) {
+      const auto base = seg.substr(0, semi);
+      if (base == "." || base == "..") return "dot segment with parameters";
+    }
     if (seg.empty() || seg == ".") {
       if (seg == "." && next == std::string::npos) trailing_slash = true;
       continue;
@@ -94,6 +104,27 @@ const char* normalize_target(std::string_view target, std::string& out) {
   if (out.empty() || trailing_slash) out += '/';
   if (q != std::string_view::npos) out += target.substr(q);
   return nullptr;
+}
+
+std::string_view routing_path(std::string_view path, std::string& scratch) {
+  if (path.find(';') == std::string_view::npos) return path;
+  scratch.clear();
+  std::size_t pos = 0;
+  while (pos < path.size()) {
+    // path starts with '/': each step copies "/segment" minus its parameters.
+    const auto next = path.find('/', pos + 1);
+    auto seg = path.substr(pos + 1, next == std::string_view::npos ? std::string_view::npos : next - pos - 1);
+    seg = seg.substr(0, seg.find(';'));
+    // A segment that was only parameters (`/;x/admin`) leaves nothing, as in Tomcat: `/admin`.
+    if (!seg.empty() || next == std::string_view::npos) {
+      scratch += '/';
+      scratch += seg;
+    }
+    if (next == std::string_view::npos) break;
+    pos = next;
+  }
+  if (scratch.empty()) scratch = "/";
+  return scratch;
 }
 
 }  // namespace phigate::http

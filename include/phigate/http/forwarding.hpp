@@ -8,9 +8,10 @@
 
 namespace phigate::http {
 
-/// Removes hop-by-hop fields: Connection and every field it names, Keep-Alive, Proxy-Connection,
-/// TE, Trailer, Transfer-Encoding, Upgrade; and Content-Length and Expect, whose job the proxy
-/// redoes itself (framing is re-emitted from the parsed message).
+/// Removes hop-by-hop fields: Connection and every field it names (except Host, which is
+/// end-to-end), Keep-Alive, Proxy-Connection, TE, Trailer, Transfer-Encoding, Upgrade; and
+/// Content-Length and Expect, whose job the proxy redoes itself (framing is re-emitted from the
+/// parsed message).
 void remove_hop_by_hop(HeaderList& headers);
 
 struct ForwardInfo {
@@ -23,9 +24,11 @@ struct ForwardInfo {
   std::string_view real_ip;     // the client behind trusted proxies (X-Real-IP); "" = client_ip
 };
 
-/// Sets X-Forwarded-For/-Proto/-Host/-Port, X-Real-IP and X-Request-Id. From an untrusted peer,
-/// incoming values are replaced (spoofing defence); from a trusted proxy, X-Forwarded-For is
-/// appended to and the others are kept when present. X-Real-IP is always ours: `real_ip`.
+/// Sets X-Forwarded-For/-Proto/-Host/-Port, Forwarded (RFC 7239), X-Real-IP and X-Request-Id.
+/// From an untrusted peer, incoming values are replaced (spoofing defence); from a trusted proxy,
+/// X-Forwarded-For and Forwarded are appended to and the others are kept when present. X-Real-IP
+/// is always ours: `real_ip`. From everyone: fields whose names contain `_` (CGI-style spellings
+/// of the fields above), X-Original-URL and X-Rewrite-URL are dropped.
 void set_forwarding_headers(HeaderList& headers, const ForwardInfo& info);
 
 }  // namespace phigate::http

@@ -92,6 +92,7 @@ class Parser {
   bool no_body_ = false;
   bool until_eof_ = false;
   bool failed_ = false;
+  bool upgraded_ = false;  // a 101 ended HTTP on this connection
 };
 
 }  // namespace phigate::http

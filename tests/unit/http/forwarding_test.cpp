@@ -63,7 +63,65 @@ TEST(Forwarding, AddsFieldsWhenAbsent) {
   HeaderList h;
   set_forwarding_headers(h, {"::1", false, "https", "h", 443, "id", ""});
   EXPECT_EQ(*h.find("x-forwarded-for"), "::1");
-  EXPECT_EQ(h.size(), 6u);
+  EXPECT_EQ(*h.find("forwarded"), "for=\"[::1]\";host=h;proto=https");
+  EXPECT_EQ(h.size(), 7u);
+}
+
+TEST(HopByHop, ConnectionNeverRemovesHost) {
+  auto h = headers({{"Host", "app.example"}, {"Connection", "host, close"}, {"Accept", "*/*"}});
+  remove_hop_by_hop(h);
+  ASSERT_NE(h.find("host"), nullptr);
+  EXPECT_EQ(*h.find("host"), "app.example");
+  EXPECT_EQ(h.size(), 2u);
+}
+
+TEST(HopByHop, EveryConnectionTokenHonoured) {
+  // The ninth and later names used to survive (only 8 were kept), in one field or across several.
+  auto h = headers({{"Connection", "a1, a2, a3, a4, a5, a6, a7, a8, X-Ninth"},
+                    {"Connection", "X-Tenth"},
+                    {"X-Ninth", "1"},
+                    {"x-tenth", "1"},
+                    {"Authorization-Hop", "kept"}});
+  remove_hop_by_hop(h);
+  EXPECT_EQ(h.find("x-ninth"), nullptr);
+  EXPECT_EQ(h.find("x-tenth"), nullptr);
+  EXPECT_EQ(h.size(), 1u);
+}
+
+TEST(HopByHop, ShortConnectionValueSurvivesFieldMoves) {
+  // Removal moves field storage; tokens must not be read from a moved inline string.
+  auto h = headers({{"Keep-Alive", "1"}, {"Connection", "x-a"}, {"B", "short"}, {"X-A", "1"}, {"C", "2"}});
+  remove_hop_by_hop(h);
+  EXPECT_EQ(h.find("x-a"), nullptr);
+  EXPECT_NE(h.find("b"), nullptr);
+  EXPECT_NE(h.find("c"), nullptr);
+}
+
+TEST(Forwarding, UnderscoreAndRewriteFieldsDroppedFromEveryone) {
+  for (bool trusted : {false, true}) {
+    auto h = headers({{"ssl_client_verify", "SUCCESS"},
+                      {"X_Forwarded_For", "10.0.0.1"},
+                      {"X-Original-URL", "/admin"},
+                      {"x-rewrite-url", "/admin"},
+                      {"X-Fine", "1"}});
+    set_forwarding_headers(h, {"10.1.2.3", trusted, "https", "app.example", 443, "id", ""});
+    EXPECT_EQ(h.find("ssl_client_verify"), nullptr) << trusted;
+    EXPECT_EQ(h.find("x_forwarded_for"), nullptr) << trusted;
+    EXPECT_EQ(h.find("x-original-url"), nullptr) << trusted;
+    EXPECT_EQ(h.find("x-rewrite-url"), nullptr) << trusted;
+    EXPECT_NE(h.find("x-fine"), nullptr) << trusted;
+  }
+}
+
+TEST(Forwarding, ForwardedReplacedFromUntrustedAppendedFromTrusted) {
+  auto h = headers({{"Forwarded", "for=10.0.0.1;proto=https"}, {"forwarded", "for=10.9.9.9"}});
+  set_forwarding_headers(h, {"192.0.2.7", false, "https", "app.example:8443", 8443, "id", ""});
+  EXPECT_EQ(h.count("forwarded"), 1u);
+  EXPECT_EQ(*h.find("forwarded"), "for=192.0.2.7;host=\"app.example:8443\";proto=https");
+  auto t = headers({{"Forwarded", "for=203.0.113.9;proto=https"}});
+  set_forwarding_headers(t, {"10.0.0.2", true, "https", "app.example", 443, "id", "203.0.113.9"});
+  EXPECT_EQ(t.count("forwarded"), 1u);
+  EXPECT_EQ(*t.find("forwarded"), "for=203.0.113.9;proto=https, for=10.0.0.2;host=app.example;proto=https");
 }
 
 TEST(HeaderList, SetReplacesAllDuplicates) {

@@ -209,5 +209,100 @@ TEST(Parser, Reset_StartsAFreshMessage) {
   EXPECT_EQ(p.head().status, 404);
 }
 
+// The upgrade-smuggling case: `Connection: Upgrade` + `Upgrade: foo` used to make llhttp stop
+// parsing, and the next feed handed out the same head again while the pipelined bytes (a forged
+// GET) were forwarded unparsed. Every split of the input must end in an error at that request.
+TEST(Parser, UpgradeRequest_RefusedAndNothingAfterItParsed) {
+  const std::string smuggle =
+      "POST /x HTTP/1.1\r\nHost: app.example\r\nConnection: Upgrade\r\nUpgrade: foo\r\n"
+      "Content-Length: 1\r\n\r\nA"
+      "POST /y HTTP/1.1\r\nHost: app.example\r\nContent-Length: 60\r\n\r\n"
+      "AGET /admin HTTP/1.1\r\nHost: app.example\r\nssl-client-verify: SUCCESS\r\n\r\n";
+  for (std::size_t step : {std::size_t{1}, std::size_t{7}, smuggle.size()}) {
+    Parser p(Parser::Kind::Request, {});
+    std::string body;
+    ParseStatus st{};
+    int heads = 0;
+    std::size_t off = 0;
+    for (int guard = 0; guard < 10000 && off < smuggle.size(); ++guard) {
+      const auto n = std::min(step, smuggle.size() - off);
+      std::size_t used = 0;
+      st = p.feed(smuggle.data() + off, n, used);
+      off += used;
+      if (st == ParseStatus::Error) break;
+      if (p.head_complete() && st == ParseStatus::Paused) ++heads;
+    }
+    EXPECT_EQ(st, ParseStatus::Error) << "step " << step;
+    EXPECT_EQ(heads, 0) << "step " << step;
+    EXPECT_EQ(p.error().kind, ErrorKind::BadRequest);
+    EXPECT_LT(off, smuggle.find("POST /y")) << "step " << step;
+  }
+}
+
+TEST(Parser, UpgradeVariants_Refused) {
+  for (const char* req : {
+           "GET /ws HTTP/1.1\r\nHost: a\r\nConnection: keep-alive, Upgrade\r\nUpgrade: websocket\r\n\r\n",
+           "GET /ws HTTP/1.1\r\nHost: a\r\nConnection: upgrade\r\nUpgrade: h2c\r\n\r\nGET / HTTP/1.1\r\n",
+           "CONNECT a:443 HTTP/1.1\r\nHost: a:443\r\n\r\n",
+       }) {
+    Parser p(Parser::Kind::Request, {});
+    std::string body;
+    ParseStatus st{};
+    feed_all(p, req, body, st);
+    EXPECT_EQ(st, ParseStatus::Error) << req;
+  }
+  // Upgrade without `Connection: upgrade` is no upgrade: an ordinary request (the field is
+  // hop-by-hop and is dropped when forwarding).
+  Parser p(Parser::Kind::Request, {});
+  std::string body;
+  ParseStatus st{};
+  feed_all(p, "GET / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\n\r\n", body, st);
+  EXPECT_EQ(st, ParseStatus::Paused);
+  EXPECT_TRUE(p.message_complete());
+}
+
+TEST(Parser, HeadHandedOutOncePerMessage) {
+  Parser p(Parser::Kind::Request, {});
+  std::string body;
+  ParseStatus st{};
+  const std::string one = "GET /1 HTTP/1.1\r\nHost: a\r\n\r\n";
+  feed_all(p, one, body, st);
+  ASSERT_TRUE(p.head_complete());
+  // The next bytes are a partial head: the previous head must not be reported again.
+  std::size_t used = 0;
+  st = p.feed("GET /2 HT", 9, used);
+  EXPECT_EQ(st, ParseStatus::NeedMore);
+  EXPECT_FALSE(p.head_complete());
+  EXPECT_FALSE(p.message_complete());
+}
+
+TEST(Parser, Response101_NothingAfterItParsed) {
+  Parser p(Parser::Kind::Response, {});
+  std::string body;
+  ParseStatus st{};
+  const std::string resp = "HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\nUpgrade: foo\r\n\r\n";
+  feed_all(p, resp, body, st);
+  ASSERT_TRUE(p.head_complete());
+  EXPECT_EQ(p.head().status, 101);
+  std::size_t used = 0;
+  const std::string more = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
+  EXPECT_EQ(p.feed(more.data(), more.size(), used), ParseStatus::Error);
+  EXPECT_EQ(used, 0u);
+}
+
+TEST(Parser, TransferEncodingInHttp10_Refused) {
+  for (auto kind : {Parser::Kind::Request, Parser::Kind::Response}) {
+    Parser p(kind, {});
+    std::string body;
+    ParseStatus st{};
+    feed_all(p,
+             kind == Parser::Kind::Request
+                 ? "POST / HTTP/1.0\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
+                 : "HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+             body, st);
+    EXPECT_EQ(st, ParseStatus::Error);
+  }
+}
+
 }  // namespace
 }  // namespace phigate::http

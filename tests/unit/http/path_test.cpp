@@ -48,5 +48,34 @@ TEST(NormalizeTarget, RefusesEncodedSeparatorsBadEscapesAndEscapingTheRoot) {
   EXPECT_EQ(norm("*"), "ERR: request target is not a path");
 }
 
+TEST(NormalizeTarget, DotSegmentWithParametersRefused) {
+  EXPECT_EQ(norm("/public/..;/admin"), "ERR: dot segment with parameters");
+  EXPECT_EQ(norm("/public/..;x=1/admin"), "ERR: dot segment with parameters");
+  EXPECT_EQ(norm("/public/.;/admin"), "ERR: dot segment with parameters");
+  EXPECT_EQ(norm("/public/%2e%2e;/admin"), "ERR: dot segment with parameters");
+  EXPECT_EQ(norm("/a;b/c"), "/a;b/c");  // parameters on a name are kept (routing strips them)
+  EXPECT_EQ(norm("/a/b;v=1"), "/a/b;v=1");
+}
+
+TEST(NormalizeTarget, RawBackslashRefused) {
+  EXPECT_EQ(norm("/public\\..\\admin"), "ERR: '\\' in path");
+  EXPECT_EQ(norm("/a\\b"), "ERR: '\\' in path");
+  EXPECT_EQ(norm("/a?q=\\"), "/a?q=\\");  // the query is not a path
+}
+
+std::string route_of(std::string_view p) {
+  std::string scratch;
+  return std::string(routing_path(p, scratch));
+}
+
+TEST(RoutingPath, ParametersRemovedPerSegment) {
+  EXPECT_EQ(route_of("/admin;x/secret"), "/admin/secret");
+  EXPECT_EQ(route_of("/admin;jsessionid=1"), "/admin");
+  EXPECT_EQ(route_of("/;x/admin"), "/admin");
+  EXPECT_EQ(route_of("/a/;x"), "/a/");
+  EXPECT_EQ(route_of("/;x"), "/");
+  EXPECT_EQ(route_of("/plain/path/"), "/plain/path/");
+}
+
 }  // namespace
 }  // namespace phigate::http
