@@ -68,6 +68,19 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     }
   }
 
+  // What routing and access rules see (`;parameters` stripped as Tomcat/Jetty/Spring do): the same
+  // shape guarantees, or `/admin;x/..;y/secret`-style tricks reach a path a rule does not match.
+  std::string scratch;
+  const std::string_view route = phigate::http::routing_path(path, scratch);
+  FUZZ_CHECK(!route.empty() && route.front() == '/', "routing path does not start with '/'");
+  FUZZ_CHECK(route.find(';') == std::string_view::npos, "';' left in the routing path");
+  FUZZ_CHECK(route.find("//") == std::string_view::npos, "'//' in the routing path");
+  FUZZ_CHECK(route.find("/./") == std::string_view::npos && route.find("/../") == std::string_view::npos &&
+                 !route.ends_with("/.") && !route.ends_with("/.."),
+             "dot segment in the routing path");
+  std::string scratch2;
+  FUZZ_CHECK(phigate::http::routing_path(route, scratch2) == route, "routing_path() is not idempotent");
+
   std::string again;
   FUZZ_CHECK(phigate::http::normalize_target(out, again) == nullptr, "a normalised target is refused");
   FUZZ_CHECK(again == out, "normalisation is not idempotent");

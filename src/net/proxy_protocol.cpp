@@ -129,6 +129,9 @@ Result parse_v2(const unsigned char* data, std::size_t n) {
 }  // namespace
 
 Result parse(const unsigned char* data, std::size_t n) {
+  // Nothing received yet: an empty buffer may hand us a null `data`, and memcmp on a null pointer
+  // is undefined even for 0 bytes (C11 §7.24.1p2); found by fuzz/proxy_protocol.cpp.
+  if (n == 0) return {};
   // Decide the version on the bytes we have: a prefix of either signature needs more.
   const std::size_t v2_cmp = n < sizeof kV2Signature ? n : sizeof kV2Signature;
   if (std::memcmp(data, kV2Signature, v2_cmp) == 0) {
