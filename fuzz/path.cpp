@@ -15,7 +15,8 @@ bool icontains(std::string_view s, std::string_view needle) {
   for (std::size_t i = 0; i + needle.size() <= s.size(); ++i) {
     bool eq = true;
     for (std::size_t j = 0; j < needle.size() && eq; ++j) {
-      eq = (s[i + j] | 0x20) == (needle[j] | 0x20);
+      const char c = s[i + j] >= 'A' && s[i + j] <= 'Z' ? static_cast<char>(s[i + j] | 0x20) : s[i + j];
+      eq = c == needle[j];  // `needle` is lower case
     }
     if (eq) return true;
   }

@@ -65,6 +65,16 @@ TEST(ProxyProtocol, V1Malformed) {
   EXPECT_EQ(parse_text("PROXY " + std::string(120, 'x')).status, Status::Invalid);
 }
 
+// The verdict must not depend on how the header was split into reads: a bare CR is refused while the
+// CRLF is still missing, so it must be refused once the CRLF has arrived too (the UNKNOWN form, whose
+// rest is otherwise ignored, used to accept it). Found by fuzz/proxy_protocol.cpp.
+TEST(ProxyProtocol, V1BareCrRefusedWhateverTheSplit) {
+  const std::string header = "PROXY UNKNOWN a\rb\r\n";
+  EXPECT_EQ(parse_text(header.substr(0, 17)).status, Status::Invalid);  // "...a\rb": bare CR
+  EXPECT_EQ(parse_text(header).status, Status::Invalid);
+  EXPECT_EQ(parse_text("PROXY TCP4 1.2.3.4\n 1.2.3.4 1 2\r\n").status, Status::Invalid);
+}
+
 TEST(ProxyProtocol, V2Inet) {
   std::string body = {'\xC0', '\x00', '\x02', '\x07', 10, 0, 0, 1, '\xDC', '\x04', 1, '\xBB'};
   const auto h = v2(0x21, 0x11, body);
