@@ -67,6 +67,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     FUZZ_CHECK(std::string_view("@/\\?#%").find(static_cast<char>(c)) == std::string_view::npos,
                "accepted host contains a delimiter (@ / \\ ? # %)");
   }
-  FUZZ_CHECK(well_formed(host), "accepted host is not a reg-name or IP literal with an optional port");
+  FUZZ_CHECK_KNOWN(!host.empty() && host.front() == '[' ? "host-ipv6" : "host-syntax", well_formed(host),
+                   "accepted host is not a reg-name or IP literal with an optional port");
   return 0;
 }

