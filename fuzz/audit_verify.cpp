@@ -1,12 +1,11 @@
 // libFuzzer target: `audit verify` (include/phigate/audit/verify.hpp) on mutated segments.
-// The seed is a genuine sealed segment written by audit::Writer with a fixed test key; the fuzzer
-// mutates it. verify() must never crash, and must never call a mutated segment intact: a forged or
-// altered PHI access log that verifies clean defeats the log's purpose (HIPAA §164.312(b)). The
-// only mutation allowed to pass without an error is cutting the tail (src/audit/README.md: the
-// unsealed tail of the newest segment cannot be told from a writer crash; that includes a frame
-// length altered so the tail reads as a torn append), and that one must still be reported (an
-// Info `truncated` finding).
-#include <dirent.h>
+// The seed is a genuine sealed segment written by audit::Writer with a fixed test key, with the
+// writer's state file (fuzz/audit_verify.state); the fuzzer mutates the segment. verify() must never
+// crash and never call a mutated segment intact: a forged or altered PHI access log that verifies
+// clean defeats the log's purpose (HIPAA §164.312(b)). Checked twice per input:
+// - with the state file: any change, truncation included, is an error (the state records the end);
+// - without it: the only change allowed to pass without an error is a lost tail, the documented
+//   crash limit (src/audit/README.md), and it must still be reported as `truncated`.
 #include <unistd.h>
 
 #include <chrono>
@@ -36,8 +35,9 @@ constexpr const char* kSegmentName = "audit-000000000001-20261127T080000Z.seg";
 
 struct State {
   audit::KeyRing keys;
-  std::string dir;                   // where each input is written, as kSegmentName
-  std::vector<std::string> genuine;  // segments written by the writer: the only ones that are intact
+  std::string dir;         // where each input is written, as kSegmentName (no state file there)
+  std::string state_path;  // the genuine segment's state file
+  std::string genuine;     // the one intact segment the fuzzer's inputs derive from
 };
 State* g = nullptr;
 
@@ -64,8 +64,13 @@ audit::KeyRing test_keys() {
   return ring;
 }
 
-/// A small sealed segment: three data frames (batch of two records) and the seal.
-std::string write_segment(const audit::KeyRing& keys, const std::string& dir) {
+struct Written {
+  std::string segment;
+  std::string state;
+};
+
+/// A small sealed segment: three data frames (batch of two records) and the seal, and its state file.
+Written write_segment(const audit::KeyRing& keys, const std::string& dir) {
   audit::WriterOptions o;
   o.dir = dir;
   o.active_key = "fuzz";
@@ -84,13 +89,20 @@ std::string write_segment(const audit::KeyRing& keys, const std::string& dir) {
   FUZZ_CHECK((*w)->stop(), "audit_verify: stop failed");
   const std::string path = dir + "/" + kSegmentName;
   FUZZ_CHECK(fs::exists(path), "audit_verify: the writer did not produce the expected segment name");
-  return slurp(path);
+  FUZZ_CHECK(fs::exists(dir + "/audit.state"), "audit_verify: the writer did not write audit.state");
+  return {slurp(path), slurp(dir + "/audit.state")};
 }
 
-audit::VerifyReport verify_bytes(const std::string& bytes) {
+audit::VerifyReport verify_bytes(const std::string& bytes, bool with_state) {
   const std::string path = g->dir + "/" + kSegmentName;
   spit(path, bytes);
-  return audit::verify(g->keys, {path});
+  audit::VerifyOptions options;
+  if (with_state) options.state_file = g->state_path;
+  return audit::verify(g->keys, {path}, options);
+}
+
+bool clean(const audit::VerifyReport& r) {
+  return r.ok() && r.records == 5;
 }
 
 }  // namespace
@@ -101,49 +113,48 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
   std::string tmpl = (fs::temp_directory_path() / "phigate-fuzz-audit-XXXXXX").string();
   FUZZ_CHECK(mkdtemp(tmpl.data()) != nullptr, "audit_verify: mkdtemp failed");
   g->dir = tmpl + "/in";
+  g->state_path = tmpl + "/audit.state";
   fs::create_directory(g->dir);
-  const std::string fresh = write_segment(g->keys, tmpl + "/writer");
-  // PHIGATE_FUZZ_WRITE_SEED=<file>: regenerate the checked-in seed (fuzz/README.md).
-  if (const char* out = std::getenv("PHIGATE_FUZZ_WRITE_SEED")) {
-    spit(out, fresh);
+  const Written fresh = write_segment(g->keys, tmpl + "/writer");
+  const std::string seed_path = std::string(PHIGATE_FUZZ_DIR) + "/corpus/audit_verify/" + kSegmentName;
+  const std::string seed_state_path = std::string(PHIGATE_FUZZ_DIR) + "/audit_verify.state";
+  // PHIGATE_FUZZ_WRITE_SEED=1: regenerate the checked-in seed and its state (fuzz/README.md).
+  if (std::getenv("PHIGATE_FUZZ_WRITE_SEED") != nullptr) {
+    spit(seed_path, fresh.segment);
+    spit(seed_state_path, fresh.state);
     std::exit(0);
   }
-  const auto clean = verify_bytes(fresh);
-  FUZZ_CHECK(clean.ok() && clean.findings.empty() && clean.records == 5,
-             "audit_verify: a freshly written segment does not verify clean");
-  g->genuine.push_back(fresh);
-  // The checked-in seed is genuine too while the format and key are unchanged.
-  const std::string seed = slurp(std::string(PHIGATE_FUZZ_CORPUS) + "/audit_verify/" + kSegmentName);
-  const auto seed_report = verify_bytes(seed);
-  if (seed_report.ok() && seed_report.findings.empty()) {
-    g->genuine.push_back(seed);
-  } else {
+  // The checked-in seed stays the reference while the format and key are unchanged; otherwise the
+  // fresh segment is (the fuzzer then mostly sees a stale seed: regenerate it).
+  g->genuine = slurp(seed_path);
+  spit(g->state_path, slurp(seed_state_path));
+  if (!clean(verify_bytes(g->genuine, true)) || !clean(verify_bytes(g->genuine, false))) {
     std::fprintf(stderr,
                  "audit_verify: the checked-in seed no longer verifies; regenerate it (fuzz/README.md)\n");
+    g->genuine = fresh.segment;
+    spit(g->state_path, fresh.state);
   }
+  FUZZ_CHECK(clean(verify_bytes(g->genuine, true)) && clean(verify_bytes(g->genuine, false)),
+             "audit_verify: a freshly written segment does not verify clean");
   fs::remove_all(tmpl + "/writer");
   return 0;
 }
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   const std::string bytes(reinterpret_cast<const char*>(data), size);
-  const auto report = verify_bytes(bytes);
-  bool genuine = false;
-  bool truncated = false;  // a proper prefix of a genuine segment
-  for (const auto& s : g->genuine) {
-    genuine |= bytes == s;
-    truncated |= bytes.size() < s.size() && s.compare(0, bytes.size(), bytes) == 0;
-  }
-  if (genuine) return 0;
-  FUZZ_CHECK(!report.findings.empty(), "a mutated segment verified without any finding");
-  FUZZ_CHECK(report.records <= 5, "more records authenticated than were written");
-  if (report.ok() && !truncated) {
-    // Not a plain truncation, yet no error: only acceptable as the documented crash limit, i.e. a
-    // tail that does not authenticate (an altered frame length reads as a torn append). It must
-    // then be reported as truncated.
+  if (bytes == g->genuine) return 0;
+  const auto with_state = verify_bytes(bytes, true);
+  FUZZ_CHECK(!with_state.ok(), "a mutated segment verified ok against its state file");
+  FUZZ_CHECK(with_state.records <= 5, "more records authenticated than were written");
+
+  const auto without = verify_bytes(bytes, false);
+  FUZZ_CHECK(without.records <= 5, "more records authenticated than were written");
+  if (without.ok()) {
+    // No error without the state file: only the documented crash limit (a tail that does not
+    // authenticate, e.g. cut off or with an altered frame length), and it must be reported.
     bool reported = false;
-    for (const auto& f : report.findings) reported |= f.kind == audit::Finding::Kind::Truncated;
-    FUZZ_CHECK(reported, "a mutated segment (not a truncation) verified ok without a truncation finding");
+    for (const auto& f : without.findings) reported |= f.kind == audit::Finding::Kind::Truncated;
+    FUZZ_CHECK(reported, "a mutated segment verified ok without a truncation finding");
   }
   return 0;
 }

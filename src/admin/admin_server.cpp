@@ -1,6 +1,8 @@
 #include "phigate/admin/admin_server.hpp"
 
 #include <chrono>
+#include <cstdint>
+#include <memory>
 
 #include "phigate/core/log.hpp"
 #include "phigate/http/parser.hpp"
@@ -8,8 +10,40 @@
 
 namespace phigate::admin {
 
-AdminServer::AdminServer(net::tcp::acceptor acceptor, AdminHooks hooks)
-    : acceptor_(std::move(acceptor)), hooks_(std::move(hooks)) {}
+namespace {
+
+/// One admin connection, owned by its coroutine. The deadline's handler holds only a weak_ptr
+/// and the generation it was armed with (STYLE.md §5.2): a deadline that expires while the
+/// response is being written can have its handler queued after the coroutine finished and freed
+/// the socket, so the handler must find nothing to close rather than close freed memory (or a
+/// socket object reused by the next connection).
+struct AdminConnection {
+  explicit AdminConnection(net::tcp::socket s) : sock(std::move(s)), deadline(sock.get_executor()) {}
+  net::tcp::socket sock;
+  net::asio::steady_timer deadline;
+  std::uint64_t deadline_gen = 0;
+
+  static void arm(const std::shared_ptr<AdminConnection>& self, std::chrono::milliseconds timeout) {
+    self->deadline.expires_after(timeout);
+    self->deadline.async_wait(
+        [w = std::weak_ptr<AdminConnection>(self), gen = ++self->deadline_gen](net::error_code ec) {
+          const auto conn = w.lock();
+          if (ec || !conn || gen != conn->deadline_gen) return;
+          net::error_code ignored;
+          conn->sock.close(ignored);
+        });
+  }
+  void disarm() {
+    ++deadline_gen;  // a handler already queued with success is now stale
+    deadline.cancel();
+  }
+};
+
+}  // namespace
+
+AdminServer::AdminServer(net::tcp::acceptor acceptor, AdminHooks hooks,
+                         std::chrono::milliseconds request_timeout)
+    : acceptor_(std::move(acceptor)), hooks_(std::move(hooks)), request_timeout_(request_timeout) {}
 
 void AdminServer::start() {
   net::asio::co_spawn(acceptor_.get_executor(), accept_loop(), net::asio::detached);
@@ -25,23 +59,23 @@ net::awaitable<void> AdminServer::accept_loop() {
     auto [ec, sock] = co_await acceptor_.async_accept(net::use_awaitable_tuple);
     if (ec == net::asio::error::operation_aborted || !acceptor_.is_open()) co_return;
     if (ec) continue;
-    net::asio::co_spawn(acceptor_.get_executor(), serve(std::move(sock), hooks_), net::asio::detached);
+    net::asio::co_spawn(acceptor_.get_executor(), serve(std::move(sock), hooks_, request_timeout_),
+                        net::asio::detached);
   }
 }
 
-net::awaitable<void> AdminServer::serve(net::tcp::socket sock, AdminHooks hooks) {
+net::awaitable<void> AdminServer::serve(net::tcp::socket sock, AdminHooks hooks,
+                                        std::chrono::milliseconds timeout) {
   // One request per connection, bounded in size and time: the admin port is for probes and
   // scrapes, not for clients to hold open.
-  net::asio::steady_timer deadline(sock.get_executor(), std::chrono::seconds(5));
-  deadline.async_wait([&sock](net::error_code ec) {
-    if (!ec) sock.close(ec);
-  });
+  const auto conn = std::make_shared<AdminConnection>(std::move(sock));
+  AdminConnection::arm(conn, timeout);
   http::Parser parser(http::Parser::Kind::Request, {});
   char buf[4096];
   for (;;) {
-    auto [ec, n] = co_await sock.async_read_some(net::asio::buffer(buf), net::use_awaitable_tuple);
+    auto [ec, n] = co_await conn->sock.async_read_some(net::asio::buffer(buf), net::use_awaitable_tuple);
     if (ec) {
-      deadline.cancel();
+      conn->disarm();
       co_return;
     }
     std::size_t used = 0;
@@ -69,11 +103,11 @@ net::awaitable<void> AdminServer::serve(net::tcp::socket sock, AdminHooks hooks)
   } else {
     http::append_local_reply(out, 404, 1, true, "not found\n");
   }
-  co_await net::asio::async_write(sock, net::asio::buffer(out), net::use_awaitable_tuple);
-  deadline.cancel();
+  co_await net::asio::async_write(conn->sock, net::asio::buffer(out), net::use_awaitable_tuple);
+  conn->disarm();
   net::error_code ec;
-  sock.shutdown(net::tcp::socket::shutdown_both, ec);
-  sock.close(ec);
+  conn->sock.shutdown(net::tcp::socket::shutdown_both, ec);
+  conn->sock.close(ec);
 }
 
 }  // namespace phigate::admin

@@ -83,7 +83,8 @@ HeaderParse parse_header(std::string_view file, SegmentHeader& h, std::size_t& h
                : HeaderParse::Malformed;
   }
   const unsigned char* p = u8(file);
-  if (file.substr(0, kMagic.size()) != kMagic || get_be(p + kOffVersion, 2) != kVersion)
+  const auto version = get_be(p + kOffVersion, 2);
+  if (file.substr(0, kMagic.size()) != kMagic || version < kOldestVersion || version > kVersion)
     return HeaderParse::Malformed;
   const std::size_t key_len = p[kOffKeyIdLen];
   const std::size_t len = get_be(p + kOffHeaderLen, 2);
@@ -92,6 +93,7 @@ HeaderParse parse_header(std::string_view file, SegmentHeader& h, std::size_t& h
     return HeaderParse::Malformed;
   }
   if (file.size() < len + kTagBytes) return HeaderParse::Short;
+  h.version = static_cast<std::uint16_t>(version);
   std::memcpy(h.id.data(), p + kOffId, h.id.size());
   h.seq = get_be(p + kOffSeq, 8);
   h.created_ns = static_cast<std::int64_t>(get_be(p + kOffCreated, 8));

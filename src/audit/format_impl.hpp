@@ -21,7 +21,10 @@ using Salt = std::array<unsigned char, 8>;
 using KeyCheck = std::array<unsigned char, 32>;
 
 inline constexpr std::string_view kMagic = "PHGAUDIT";
-inline constexpr std::uint16_t kVersion = 1;
+// Version 2: the writer keeps a state file beside the segments (README.md, "State file") and may
+// write event frames. parse_header still reads version 1 segments (same layout, no event frames).
+inline constexpr std::uint16_t kVersion = 2;
+inline constexpr std::uint16_t kOldestVersion = 1;
 inline constexpr std::size_t kHeaderFixed = 132;  // header bytes before the key id
 inline constexpr std::size_t kMaxKeyId = 64;
 inline constexpr std::size_t kTagBytes = 16;
@@ -31,9 +34,11 @@ inline constexpr std::uint32_t kMaxFrameBody = 16u << 20;
 inline constexpr std::size_t kSealBody = 12;  // be64 records, be32 data frames
 
 enum class PrevState : std::uint8_t { None = 0, Sealed = 1, Crashed = 2 };
-enum class FrameType : std::uint8_t { Data = 1, Seal = 2 };
+// Event: a chain event the writer found at start (a tamper event), JSON, not a record.
+enum class FrameType : std::uint8_t { Data = 1, Seal = 2, Event = 3 };
 
 struct SegmentHeader {
+  std::uint16_t version = kVersion;  // as parsed; encode_header always writes kVersion
   SegmentId id{};
   std::uint64_t seq = 0;
   std::int64_t created_ns = 0;

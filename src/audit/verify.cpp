@@ -15,6 +15,7 @@
 
 #include "format_impl.hpp"
 #include "phigate/audit/json_line.hpp"
+#include "state_file_impl.hpp"
 
 namespace phigate::audit {
 
@@ -44,6 +45,10 @@ std::string_view to_string(Finding::Kind kind) noexcept {
       return "partial_chain";
     case Kind::Unreadable:
       return "unreadable";
+    case Kind::TamperEvent:
+      return "tamper_event";
+    case Kind::NoState:
+      return "no_state";
   }
   return "unknown";
 }
@@ -253,7 +258,8 @@ struct Segment {
 class Scanner {
  public:
   using RecordFn = std::function<void(std::string_view)>;
-  Scanner(const KeyRing& keys, RecordFn on_record) : keys_(keys), on_record_(std::move(on_record)) {}
+  Scanner(const KeyRing& keys, RecordFn on_record, VerifyOptions options)
+      : keys_(keys), on_record_(std::move(on_record)), options_(std::move(options)) {}
 
   VerifyReport run(const std::vector<std::string>& paths) {
     std::vector<Segment> segs = collect(paths);
@@ -262,6 +268,7 @@ class Scanner {
     segs = drop_duplicates(std::move(segs));
     for (Segment& s : segs) analyze(s);
     chain(segs);
+    check_state(segs);
     report_.segments = segs.size();
     std::stable_sort(report_.findings.begin(), report_.findings.end(),
                      [](const Finding& a, const Finding& b) {
@@ -303,6 +310,7 @@ class Scanner {
       if (::stat(p.c_str(), &st) != 0) {
         add(Kind::Unreadable, Severity::Error, 0, 0, p, std::strerror(errno));
       } else if (S_ISDIR(st.st_mode)) {
+        dirs_.push_back(p);
         list_dir(p, files);
       } else {
         files.push_back(p);
@@ -423,7 +431,7 @@ class Scanner {
               error(Kind::Tampered, s, fh.frame_no, "frame fails authentication");
               return true;
             }
-          } else if (fh.frame_no == 0 || (fh.type != 1 && fh.type != 2)) {
+          } else if (fh.frame_no == 0 || fh.type < 1 || fh.type > 3) {
             return true;  // unauthenticated garbage: ignored for the chain view
           }
           if (seen.count(fh.frame_no)) {
@@ -441,6 +449,12 @@ class Scanner {
             if (plain_.size() == kSealBody) {
               seal_records = get_be(reinterpret_cast<const unsigned char*>(plain_.data()), 8);
             }
+          } else if (fh.type == static_cast<std::uint8_t>(FrameType::Event)) {
+            // Written by the writer itself (authenticated like any frame): what it found at start.
+            JsonReader event(plain_);
+            error(Kind::TamperEvent, s, fh.frame_no,
+                  "writer found at start: " + event.find({"event", "reason"}).value_or("unknown") + ": " +
+                      event.find({"message"}).value_or(""));
           } else {
             records += emit(plain_);
           }
@@ -585,6 +599,82 @@ class Scanner {
     }
   }
 
+  // The state file records where the chain ended when the writer last sealed a segment or started:
+  // that segment must be among the paths, ending exactly there. This is what catches the deletion or
+  // truncation of the newest sealed segments, which the chain alone cannot tell from a crash or from
+  // retention. Segments after it are expected (the writer went on; an off-host copy may be older).
+  void check_state(const std::vector<Segment>& segs) {
+    std::string path = options_.state_file;
+    if (path.empty()) {
+      for (const std::string& d : dirs_) {
+        const std::string candidate = d + (d.ends_with('/') ? "" : "/") + std::string(kStateFileName);
+        struct stat st {};
+        if (::stat(candidate.c_str(), &st) == 0) {
+          path = candidate;
+          break;
+        }
+      }
+      if (path.empty()) {
+        if (!segs.empty()) {
+          add(Kind::NoState, Severity::Info, segs.back().h.seq, 0, "",
+              "no state file given or found beside the segments: deletion or truncation of the newest "
+              "sealed segments is not checked (use --state)");
+        }
+        return;
+      }
+    }
+    std::string text;
+    if (int err = read_file(path, text, 4096)) {
+      add(Kind::Unreadable, Severity::Error, 0, 0, path, std::strerror(err));
+      return;
+    }
+    ChainState st;
+    switch (parse_state(text, keys_, st)) {
+      case StateParse::Ok:
+        break;
+      case StateParse::Malformed:
+        add(Kind::Tampered, Severity::Error, 0, 0, path, "state file malformed");
+        return;
+      case StateParse::UnknownKey:
+        add(Kind::UnknownKey, Severity::Error, 0, 0, path,
+            "state file key id " + st.key_id + " not in the key ring");
+        return;
+      case StateParse::BadMac:
+        add(Kind::Tampered, Severity::Error, 0, 0, path, "state file fails authentication");
+        return;
+    }
+    if (st.end == PrevState::None) return;  // written before the first segment: nothing to anchor
+    const std::string says = "state file " + path + " says " + describe_state(st);
+    const auto named =
+        std::find_if(segs.begin(), segs.end(), [&](const Segment& s) { return s.h.seq == st.seq; });
+    if (named == segs.end()) {
+      if (segs.empty() || segs.back().h.seq < st.seq) {
+        add(Kind::Missing, Severity::Error, st.seq, 0, path,
+            says + (segs.empty()
+                        ? "; no segment among the paths"
+                        : "; the newest segment among the paths is " + std::to_string(segs.back().h.seq)));
+      } else if (segs.front().h.seq > st.seq) {
+        add(Kind::PartialChain, Severity::Info, st.seq, 0, path,
+            says + "; the paths start after it (end not checked)");
+      }
+      return;  // otherwise a gap in the chain, reported as missing by chain()
+    }
+    const Segment& p = *named;
+    if (p.h.id != st.id) {
+      error(Kind::Tampered, p, 0, "another segment (id) than the one state file " + path + " names");
+      return;
+    }
+    const auto tag = p.tags.find(st.frames);
+    const bool tag_ok = tag != p.tags.end() && tag->second == st.tag;
+    const bool sealed = st.end == PrevState::Sealed;
+    if (p.sealed == sealed && p.max_no == st.frames && tag_ok) return;
+    if (p.max_no < st.frames) {
+      error(Kind::Truncated, p, p.max_no + 1, "ends after frame " + std::to_string(p.max_no) + "; " + says);
+    } else {
+      error(Kind::Tampered, p, st.frames, "does not end as recorded: " + says);
+    }
+  }
+
   struct ShortHeader {
     std::string path;
     std::uint64_t name_seq;
@@ -593,6 +683,8 @@ class Scanner {
 
   const KeyRing& keys_;
   RecordFn on_record_;
+  VerifyOptions options_;
+  std::vector<std::string> dirs_;  // directories among the paths, in order
   SegmentCipher cipher_;
   std::string plain_;
   VerifyReport report_;
@@ -611,25 +703,29 @@ bool digits(std::string_view s, std::size_t at, std::size_t n, int& out) {
 
 }  // namespace
 
-VerifyReport verify(const KeyRing& keys, const std::vector<std::string>& paths) {
-  return Scanner(keys, nullptr).run(paths);
+VerifyReport verify(const KeyRing& keys, const std::vector<std::string>& paths,
+                    const VerifyOptions& options) {
+  return Scanner(keys, nullptr, options).run(paths);
 }
 
 VerifyReport decrypt(const KeyRing& keys, const std::vector<std::string>& paths, const DecryptFilter& filter,
-                     std::ostream& out) {
+                     std::ostream& out, const VerifyOptions& options) {
   const std::vector<std::string_view> ts_path{"@timestamp"}, host_path{"url", "domain"};
-  Scanner scanner(keys, [&](std::string_view rec) {
-    if (filter.since || filter.until) {
-      const auto ts = JsonReader(rec).find(ts_path);
-      if (!ts || (filter.since && *ts < *filter.since) || (filter.until && *ts >= *filter.until)) return;
-    }
-    if (filter.host) {
-      const auto host = JsonReader(rec).find(host_path);
-      if (!host || !iequals(*host, *filter.host)) return;
-    }
-    out.write(rec.data(), static_cast<std::streamsize>(rec.size()));
-    out.put('\n');
-  });
+  Scanner scanner(
+      keys,
+      [&](std::string_view rec) {
+        if (filter.since || filter.until) {
+          const auto ts = JsonReader(rec).find(ts_path);
+          if (!ts || (filter.since && *ts < *filter.since) || (filter.until && *ts >= *filter.until)) return;
+        }
+        if (filter.host) {
+          const auto host = JsonReader(rec).find(host_path);
+          if (!host || !iequals(*host, *filter.host)) return;
+        }
+        out.write(rec.data(), static_cast<std::streamsize>(rec.size()));
+        out.put('\n');
+      },
+      options);
   return scanner.run(paths);
 }
 
@@ -708,7 +804,7 @@ std::size_t error_count(const VerifyReport& r) {
 }  // namespace
 
 int verify_main(const std::string& keys_dir, const std::vector<std::string>& paths, std::ostream& out,
-                std::ostream& err) {
+                std::ostream& err, const std::string& state_file) {
   if (paths.empty()) {
     err << "audit verify: no segment files or directories given\n";
     return 2;
@@ -718,7 +814,7 @@ int verify_main(const std::string& keys_dir, const std::vector<std::string>& pat
     err << keys.error().context << '\n';
     return 2;
   }
-  const VerifyReport r = verify(*keys, paths);
+  const VerifyReport r = verify(*keys, paths, VerifyOptions{state_file});
   print_findings(r, out);
   const std::size_t errors = error_count(r);
   out << "segments " << r.segments << ", frames " << r.frames << ", records " << r.records;

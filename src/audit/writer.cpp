@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <openssl/crypto.h>
+#include <openssl/err.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -17,8 +18,10 @@
 
 #include "byte_ring_impl.hpp"
 #include "format_impl.hpp"
+#include "phigate/audit/json_line.hpp"
 #include "phigate/core/assert.hpp"
 #include "phigate/core/log.hpp"
+#include "state_file_impl.hpp"
 
 namespace phigate::audit {
 
@@ -123,7 +126,7 @@ struct Writer::Impl {
   std::atomic<bool> failed{false}, stopped{false};
   std::atomic<int> fail_errno{0};
   std::atomic<std::uint64_t> records_written{0}, frames_written{0}, bytes_written{0}, segments_sealed{0},
-      write_errors{0}, segment_seq{0};
+      write_errors{0}, segment_seq{0}, tamper_events{0};
   std::thread thread;
 
   // Writer-thread state (also used by start() before the thread exists).
@@ -140,6 +143,7 @@ struct Writer::Impl {
     std::string pending;       // encoded bytes after `synced`, kept until fsync succeeds
     std::uint64_t pending_records = 0, pending_frames = 0;
     bool dir_sync = false;
+    bool state_saved = false;  // the state file names this segment's seal
     Clock::time_point created;
   } seg;
   struct Link {  // what the next segment header says about its predecessor
@@ -150,6 +154,7 @@ struct Writer::Impl {
     Tag tag{};
   } link;
   std::uint64_t next_seq = 1;
+  std::string pending_event;  // a chain event found at start: frame 1 of the next segment
   std::optional<std::pair<std::string, KeyRing>> rotation;
   std::string plain;
   std::size_t plain_records = 0;
@@ -203,6 +208,39 @@ struct Writer::Impl {
   }
 
   std::string open_path() const { return join(opt.dir, seg.base + ".open"); }
+  std::string state_path() const { return join(opt.dir, kStateFileName); }
+
+  // Replaces the state file atomically (temp file, fsync, rename, fsync dir): after a crash it holds
+  // either the old or the new state, never a torn one. MAC key: derived from the active key.
+  // Returns 0 or an errno value.
+  int save_state(const Link& l) {
+    const Key* key = keys.find(opt.active_key);
+    PHI_CHECK(key != nullptr);  // start() and rotate_key() only accept keys present in the ring
+    const std::string text = encode_state(ChainState{l.state, l.id, l.seq, l.frames, l.tag, key->id}, *key);
+    if (text.empty()) {
+      ERR_clear_error();
+      return EIO;  // HMAC failed: only without the default provider or memory
+    }
+    const std::string path = state_path(), tmp = path + ".tmp";
+    int err = 0;
+    if (injected(err)) return err;
+    // O_NOFOLLOW: a symlink planted at the temp name must not make us truncate its target.
+    const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0) return errno;
+    std::size_t done = 0;
+    while (done < text.size() && err == 0) {
+      const ssize_t n = ::write(fd, text.data() + done, text.size() - done);
+      if (n < 0 && errno != EINTR) err = errno;
+      if (n == 0) err = EIO;  // a regular file never takes nothing: do not spin
+      if (n > 0) done += static_cast<std::size_t>(n);
+    }
+    // fchmod: a stale temp file left by someone else keeps its mode through O_CREAT.
+    if (err == 0 && (::fchmod(fd, 0600) != 0 || ::fsync(fd) != 0)) err = errno;
+    ::close(fd);
+    if (err == 0 && rename_file(tmp, path, err) == 0 && sync_dir(opt.dir, err) == 0) return 0;
+    ::unlink(tmp.c_str());
+    return err ? err : EIO;
+  }
 
   // --- Segment lifecycle -----------------------------------------------------------------------
   // Encodes the header of a new segment into `pending`. The file is created by commit().
@@ -232,6 +270,12 @@ struct Writer::Impl {
     seg = std::move(s);
     ++next_seq;
     segment_seq.store(h.seq, std::memory_order_relaxed);
+    if (!pending_event.empty()) {
+      // Frame 1, written and fsynced with the header: authenticated and chained like any frame, so
+      // the event cannot be removed without verify noticing (README.md, "Tamper events").
+      if (!encode_frame(FrameType::Event, pending_event)) return false;
+      pending_event.clear();
+    }
     return true;
   }
 
@@ -376,13 +420,24 @@ struct Writer::Impl {
       }
     }
     if (seg.state == SegState::Renaming) {
-      const std::string to = join(opt.dir, seg.base + ".seg");
+      const Link sealed{PrevState::Sealed, seg.header.id, seg.header.seq, seg.next_frame - 1, seg.last_tag};
       int err = 0;
+      if (!seg.state_saved) {
+        // Before the rename: the state file never lags a `.seg` file (a restart treats a sealed `.seg`
+        // beyond the state as tampering), and a crash in between leaves a sealed `.open` file that
+        // the state already names.
+        if ((err = save_state(sealed)) != 0) {
+          note_failure("write", state_path(), err);
+          return false;
+        }
+        seg.state_saved = true;
+      }
+      const std::string to = join(opt.dir, seg.base + ".seg");
       if (rename_file(open_path(), to, err) != 0 || sync_dir(opt.dir, err) != 0) {
         note_failure("rename", open_path(), err);
         return false;
       }
-      link = Link{PrevState::Sealed, seg.header.id, seg.header.seq, seg.next_frame - 1, seg.last_tag};
+      link = sealed;
       seg.state = SegState::None;
       segments_sealed.fetch_add(1, std::memory_order_relaxed);
       archive(to);
@@ -483,14 +538,102 @@ struct Writer::Impl {
   }
 
   // --- Startup: recover the chain from the newest segment ----------------------------------------
-  std::optional<core::Error> recover() {
-    for (;;) {
-      std::optional<Found> found = newest_segment(opt.dir);
-      if (!opt.archive_dir.empty()) {
-        auto archived = newest_segment(opt.archive_dir);
-        if (archived && (!found || archived->seq > found->seq)) found = std::move(archived);
+  struct StateRead {
+    std::optional<ChainState> state;  // authentic
+    bool absent = false;
+    std::string problem;  // why a present file cannot be trusted
+  };
+
+  StateRead read_state() {
+    StateRead r;
+    std::string text;
+    const std::string path = state_path();
+    // 4 KiB: far above the ~330 bytes we write; anything longer is not ours and fails to parse.
+    if (const int err = read_file(path, text, 4096)) {
+      if (err == ENOENT) {
+        r.absent = true;
+      } else {
+        r.problem = "state file " + path + " cannot be read: " + std::strerror(err);
       }
-      if (!found) return std::nullopt;
+      return r;
+    }
+    ChainState cs;
+    switch (parse_state(text, keys, cs)) {
+      case StateParse::Ok:
+        r.state = cs;
+        break;
+      case StateParse::Malformed:
+        r.problem = "state file " + path + " is malformed";
+        break;
+      case StateParse::UnknownKey:
+        r.problem =
+            "state file " + path + " is authenticated with key " + cs.key_id + ", which is not loaded";
+        break;
+      case StateParse::BadMac:
+        r.problem = "state file " + path + " fails authentication (altered, or written with another key " +
+                    cs.key_id + ")";
+        break;
+    }
+    return r;
+  }
+
+  std::optional<Found> newest_anywhere() const {
+    std::optional<Found> found = newest_segment(opt.dir);
+    if (!opt.archive_dir.empty()) {
+      auto archived = newest_segment(opt.archive_dir);
+      if (archived && (!found || archived->seq > found->seq)) found = std::move(archived);
+    }
+    return found;
+  }
+
+  static Link link_of(const ChainState& s) { return Link{s.end, s.id, s.seq, s.frames, s.tag}; }
+  static bool chains_to(const SegmentHeader& h, const Link& l) {
+    if (h.prev_state != l.state) return false;
+    return l.state == PrevState::None ||
+           (h.prev_id == l.id && h.prev_seq == l.seq && h.prev_frames == l.frames && h.prev_tag == l.tag);
+  }
+  static std::string describe(const Link& l) {
+    return describe_state(ChainState{l.state, l.id, l.seq, l.frames, l.tag, {}});
+  }
+
+  // A tamper event: counted, logged once at error level, and written as frame 1 of the next segment.
+  void tamper(std::string_view reason, const std::string& detail) {
+    tamper_events.fetch_add(1, std::memory_order_relaxed);
+    PHI_LOG_ERROR("audit: chain tamper event {}: {}; recorded in the next segment (see phigate audit verify)",
+                  reason, detail);
+    JsonLine j;
+    j.field("@timestamp", format_timestamp(now()));
+    j.begin_object("event");
+    j.plain_field("kind", "alert");
+    j.plain_field("action", "audit-chain-check");
+    j.plain_field("reason", reason);
+    j.end_object();
+    j.field("message", detail);
+    pending_event = std::string(j.finish());
+  }
+
+  // Finds where the chain ends: the newest segment in `dir` or `archive_dir`, checked against the
+  // state file. A crash (the newest segment unsealed, or sealed but not yet named in the state,
+  // chaining to what the state records) recovers as before. A sealed segment that no longer ends as
+  // recorded, a missing one, or a sequence number going backwards is a tamper event: the new segment
+  // then chains to what the state file records (so verify reports the gap or truncation too) and takes
+  // a sequence number above every one seen (never reusing the number of a deleted segment).
+  std::optional<core::Error> recover() {
+    const StateRead st = read_state();
+    if (!st.problem.empty()) tamper("state_invalid", st.problem);
+    const std::optional<Link> recorded = st.state ? std::optional<Link>(link_of(*st.state)) : std::nullopt;
+    for (;;) {
+      std::optional<Found> found = newest_anywhere();
+      if (!found) {
+        if (recorded && recorded->state != PrevState::None) {
+          tamper("sealed_segment_missing", "state file says " + describe(*recorded) +
+                                               "; no segment found in " + opt.dir +
+                                               (opt.archive_dir.empty() ? "" : " or " + opt.archive_dir));
+          link = *recorded;
+          next_seq = recorded->seq + 1;
+        }
+        return finish_recovery(nullptr);
+      }
       std::string file;
       if (int err = read_file(found->path, file)) return io_error("cannot read segment", found->path, err);
       SegmentHeader h;
@@ -504,8 +647,19 @@ struct Writer::Impl {
         continue;
       }
       if (parsed != HeaderParse::Ok || h.seq != found->seq) {
-        return core::Error::internal("audit segment " + found->path +
-                                     ": unreadable header; verify the directory and move the file aside");
+        if (!recorded) {
+          return core::Error::internal("audit segment " + found->path +
+                                       ": unreadable header; verify the directory and move the file aside");
+        }
+        // The state file says where the chain ended: continue from there, above every number seen.
+        const bool older = parsed == HeaderParse::Ok && h.seq < recorded->seq;
+        tamper(older ? "sequence_rollback" : "segment_unreadable",
+               "state file says " + describe(*recorded) + "; " + found->path +
+                   (parsed != HeaderParse::Ok ? " has an unreadable header"
+                                              : " holds segment " + std::to_string(h.seq)));
+        link = *recorded;
+        next_seq = std::max({recorded->seq, found->seq, parsed == HeaderParse::Ok ? h.seq : 0}) + 1;
+        return finish_recovery(nullptr);
       }
       const Key* key = keys.find(h.key_id);
       SegmentCipher reader;
@@ -539,24 +693,66 @@ struct Writer::Impl {
         return true;
       });
       if (!scratch.empty()) OPENSSL_cleanse(scratch.data(), scratch.size());
-      link = Link{sealed ? PrevState::Sealed : PrevState::Crashed, h.id, h.seq, frames, last};
+      const Link on_disk{sealed ? PrevState::Sealed : PrevState::Crashed, h.id, h.seq, frames, last};
+      link = on_disk;
       next_seq = h.seq + 1;
-      if (!sealed) {
+      bool crashed = !sealed;
+      if (recorded) {
+        const std::string says = "state file says " + describe(*recorded) + "; ";
+        if (h.seq == recorded->seq) {
+          if (on_disk.state != recorded->state || on_disk.id != recorded->id ||
+              on_disk.frames != recorded->frames || on_disk.tag != recorded->tag) {
+            // Truncated (seal or frames cut off), altered (a frame no longer authenticates), or
+            // another segment with that number.
+            tamper("sealed_segment_altered", says + found->path + " now ends as " + describe(on_disk));
+            link = *recorded;
+            crashed = false;
+          }
+        } else if (h.seq < recorded->seq) {
+          // Deleted, or the log replaced by an older copy: starting from here would reuse numbers.
+          tamper("sealed_segment_missing",
+                 says + "the newest segment is " + std::to_string(h.seq) + " (" + found->path + ")");
+          link = *recorded;
+          next_seq = recorded->seq + 1;
+          crashed = false;
+        } else if (!(h.seq == recorded->seq + 1 && found->open && chains_to(h, *recorded))) {
+          // Only a crash leaves a segment beyond the state (the state is saved before a seal's rename):
+          // the state file was rolled back or replaced.
+          tamper("state_behind", says + "but " + found->path + " is " + describe(on_disk) +
+                                     (found->open ? ", and does not chain to it" : ""));
+        }
+      } else if (st.absent && h.version >= 2) {
+        // Every writer of a version 2 segment keeps the state file: deleting it is how one would
+        // hide the deletion or truncation of the newest sealed segments.
+        tamper("state_missing", "no state file " + state_path() + ", but " + found->path +
+                                    " was written by a writer that keeps one");
+      } else if (st.absent) {
+        PHI_LOG_WARN("audit: no state file yet; {} predates it (upgrade): starting one", found->path);
+      }
+      if (crashed) {
         PHI_LOG_WARN("audit: {} ended unsealed after frame {} (crash); the next segment records that",
                      found->path, frames);
       }
-      if (found->open) {
-        // Immutable from now on: give it its final name; its bytes stay as they are for verify.
-        std::string to = found->path.substr(0, found->path.size() - 5) + ".seg";
-        int err = 0;
-        if (rename_file(found->path, to, err) != 0 || sync_dir(opt.dir, err) != 0) {
-          return io_error("cannot rename", found->path, err);
-        }
-        ::chmod(to.c_str(), 0600);
-        archive(to);
-      }
-      return std::nullopt;
+      return finish_recovery(found->open ? &found->path : nullptr);
     }
+  }
+
+  // Saves the state (the chain end the next segment links to), then gives a left-over `.open` file its
+  // final name: in this order a crash in between is still consistent with the state.
+  std::optional<core::Error> finish_recovery(const std::string* open_path) {
+    if (int err = save_state(link)) return io_error("cannot write", state_path(), err);
+    if (open_path) {
+      // Immutable from now on: give it its final name; its bytes stay as they are for verify.
+      const std::string& from = *open_path;
+      std::string to = from.substr(0, from.size() - 5) + ".seg";
+      int err = 0;
+      if (rename_file(from, to, err) != 0 || sync_dir(opt.dir, err) != 0) {
+        return io_error("cannot rename", from, err);
+      }
+      ::chmod(to.c_str(), 0600);
+      archive(to);
+    }
+    return std::nullopt;
   }
 };
 
@@ -693,6 +889,7 @@ Writer::Stats Writer::stats() const {
   st.segments_sealed = s.segments_sealed.load(std::memory_order_relaxed);
   st.write_errors = s.write_errors.load(std::memory_order_relaxed);
   st.segment_seq = s.segment_seq.load(std::memory_order_relaxed);
+  st.chain_tamper_events = s.tamper_events.load(std::memory_order_relaxed);
   st.failed = s.failed.load(std::memory_order_relaxed);
   for (const auto& p : s.producers) {
     st.rejected += p->rejected.load(std::memory_order_relaxed);

@@ -26,8 +26,11 @@ constexpr const char* kUsage =
     "  validate --config FILE                  load and check FILE (and its ingress.dir), print every\n"
     "                                          problem, serve nothing\n"
     "  validate --ingress-dir DIR              check Kubernetes manifests alone, resource by resource\n"
-    "  audit verify --keys DIR PATH...         check audit segments (files or folders): every frame,\n"
-    "                                          the chain across segments; exit 1 on any problem\n"
+    "  audit verify --keys DIR [--state FILE] PATH...\n"
+    "                                          check audit segments (files or folders): every frame,\n"
+    "                                          the chain across segments, its end against the state\n"
+    "                                          file (default: audit.state in a folder given); exit 1\n"
+    "                                          on any problem\n"
     "  audit decrypt --keys DIR PATH... [--since T] [--until T] [--host H]\n"
     "                                          authenticated records as JSON lines on stdout\n"
     "\n"
@@ -124,13 +127,14 @@ int validate(const Args& args) {
   return 0;
 }
 
-/// `phigate audit verify|decrypt --keys DIR [--since T] [--until T] [--host H] PATH...`
+/// `phigate audit verify|decrypt --keys DIR [--state FILE] [--since T] [--until T] [--host H] PATH...`
+/// (--state: verify only)
 int audit_command(const std::vector<std::string_view>& rest) {
   if (rest.empty()) return usage_error("audit needs verify or decrypt");
   const auto sub = rest.front();
   const bool decrypt = sub == "decrypt";
   if (!decrypt && sub != "verify") return usage_error("unknown audit command '" + std::string(sub) + "'");
-  std::string keys;
+  std::string keys, state;
   std::optional<std::string> since, until, host;
   std::vector<std::string> paths;
   for (std::size_t i = 1; i < rest.size(); ++i) {
@@ -140,14 +144,18 @@ int audit_command(const std::vector<std::string_view>& rest) {
       paths.emplace_back(a);
       continue;
     }
-    const bool known =
-        name == "--keys" || (decrypt && (name == "--since" || name == "--until" || name == "--host"));
+    const bool known = name == "--keys" || (!decrypt && name == "--state") ||
+                       (decrypt && (name == "--since" || name == "--until" || name == "--host"));
     if (!known) return usage_error("unknown option '" + std::string(a) + "'");
     if (!inline_value) {
       if (i + 1 >= rest.size()) return usage_error("option '" + std::string(name) + "' needs a value");
       value = rest[++i];
     }
     if (name == "--keys") keys = value;
+    if (name == "--state") {
+      if (value.empty()) return usage_error("option '--state' needs a file");
+      state = value;
+    }
     if (name == "--since") since = std::string(value);
     if (name == "--until") until = std::string(value);
     if (name == "--host") host = std::string(value);
@@ -156,7 +164,7 @@ int audit_command(const std::vector<std::string_view>& rest) {
   if (paths.empty())
     return usage_error("audit " + std::string(sub) + " needs at least one segment file or folder");
   return decrypt ? phigate::audit::decrypt_main(keys, paths, since, until, host, std::cout, std::cerr)
-                 : phigate::audit::verify_main(keys, paths, std::cout, std::cerr);
+                 : phigate::audit::verify_main(keys, paths, std::cout, std::cerr, state);
 }
 
 }  // namespace

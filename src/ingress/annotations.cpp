@@ -351,10 +351,41 @@ std::string loggable_key(const std::string& key) {
   return plain ? key : quote_value(key, 320);
 }
 
+/// Lower case with '_' read as '-': how a typo such as "Auth_TLS_Secret" is recognised.
+std::string fold(std::string_view s) {
+  auto out = detail::to_lower(s);
+  std::replace(out.begin(), out.end(), '_', '-');
+  return out;
+}
+
+bool names_source_ranges(std::string_view folded) {
+  for (const auto word : {"source-range", "allowlist", "whitelist", "denylist", "blacklist"}) {
+    if (folded.find(word) != std::string_view::npos) return true;
+  }
+  return false;
+}
+
 /// Annotations that restrict who may reach a backend. Dropping one with a warning would serve the
-/// backend without the restriction its owner asked for (fail open), so an unsupported one is an error.
+/// backend without the restriction its owner asked for (fail open), so an unsupported one is an
+/// error. Matched loosely (case, '_' for '-', any "…source-range…"), so that a misspelled
+/// "whitelist-source-ranges" or "Auth-TLS-Secret" fails closed instead of being ignored.
 bool is_access_control(std::string_view name) {
-  return name.substr(0, 5) == "auth-" || name == "satisfy";
+  const auto n = fold(name);
+  return n.rfind("auth", 0) == 0 || n == "satisfy" || names_source_ranges(n);
+}
+
+/// A key outside our two prefixes that still reads as an ingress-nginx access-control annotation
+/// ("nginx.ingress.kubernetes.io.auth-tls-secret", "ingress.kubernetes.io/whitelist-source-range",
+/// a bare "auth-tls-secret"): its author expects a restriction that nothing would enforce.
+bool is_misprefixed_access_control(std::string_view key) {
+  const auto k = fold(key);
+  const bool meant_for_us = k.find('/') == std::string::npos || k.find("nginx") != std::string::npos ||
+                            k.find("phigate") != std::string::npos || k.find("ingress") != std::string::npos;
+  if (!meant_for_us) return false;
+  for (const auto word : {"auth-tls", "auth-url", "auth-type", "auth-secret", "satisfy"}) {
+    if (k.find(word) != std::string::npos) return true;
+  }
+  return names_source_ranges(k);
 }
 
 }  // namespace
@@ -374,7 +405,15 @@ ParsedAnnotations parse_annotations(const std::map<std::string, std::string>& an
     const std::string_view key = kv.first;
     const bool phigate = key.substr(0, kPhigatePrefix.size()) == kPhigatePrefix;
     const bool nginx = key.substr(0, kNginxPrefix.size()) == kNginxPrefix;
-    if (!phigate && !nginx) continue;
+    if (!phigate && !nginx) {
+      if (is_misprefixed_access_control(key)) {
+        problem(config::Severity::Error, kv.first, kv.second,
+                "looks like an access-control annotation, but its prefix is neither " +
+                    std::string(kNginxPrefix) + " nor " + std::string(kPhigatePrefix) +
+                    ": nothing would enforce it, so the Ingress fails closed");
+      }
+      continue;
+    }
     const auto name = key.substr(phigate ? kPhigatePrefix.size() : kNginxPrefix.size());
     // CVE-2025-1974 ("IngressNightmare"): snippets paste raw text into the proxy configuration.
     // Refuse them under either prefix, whatever the value, even when overridden.

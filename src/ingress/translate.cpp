@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <limits>
+#include <map>
 #include <memory>
 #include <string_view>
 #include <tuple>
@@ -59,6 +60,39 @@ std::string annotation_key(const Ingress& ing, std::string_view name) {
   return std::string(kNginxPrefix) + std::string(name);
 }
 
+/// Settings that ServerContexts applies per host name, from the ClientHello's SNI and the request's
+/// Host (auth-tls-*, ssl-ciphers): they cannot apply to a rule without a host or to the catch-all.
+bool has_host_tls(const config::RoutePolicy& p) {
+  return p.verify_client != config::VerifyClient::Off || !p.ssl_ciphers.empty();
+}
+
+/// How much a client-certificate rule demands, weakest first.
+int strictness(config::VerifyClient v) {
+  switch (v) {
+    case config::VerifyClient::On:
+      return 3;
+    case config::VerifyClient::Optional:
+      return 2;
+    case config::VerifyClient::OptionalNoCa:
+      return 1;
+    case config::VerifyClient::Off:
+      break;
+  }
+  return 0;
+}
+
+/// Plain HTTP is proxied for this path (ssl-redirect "false" without force-ssl-redirect).
+bool allows_plain_http(const config::RoutePolicy& p) {
+  return !p.ssl_redirect && !p.force_ssl_redirect;
+}
+
+/// The annotation that asked for per-host TLS settings, for diagnostics.
+std::string host_tls_annotation(const Ingress& ing, const config::RoutePolicy& p) {
+  if (!p.auth_tls_secret.empty()) return annotation_key(ing, "auth-tls-secret");
+  if (p.verify_client != config::VerifyClient::Off) return annotation_key(ing, "auth-tls-verify-client");
+  return annotation_key(ing, "ssl-ciphers");
+}
+
 struct ResolvedBackend {
   std::vector<std::string> backends;  // sorted, distinct "ip:port" / "[ip6]:port"
   std::string error;                  // "" when the Service and port exist
@@ -95,6 +129,7 @@ class Translator {
     });
     for (const Ingress* ing : ours) add(*ing);
     add_default_roots();
+    check_host_tls();
     out_.stats.ingresses = ingresses_.size();
     out_.stats.used = ours.size();
     out_.stats.routes = out_.routes.size();
@@ -133,7 +168,19 @@ class Translator {
     std::unordered_map<std::string, const Ingress*> ingresses;
     index_unique(res_.ingresses, "Ingress", ingresses);
     for (const auto& i : res_.ingresses) {
-      if (ingresses.at(i.meta.key()) == &i) ingresses_.push_back(&i);
+      const Ingress* kept = ingresses.at(i.meta.key());
+      if (kept == &i) {
+        ingresses_.push_back(&i);
+      } else if (kept->meta.annotations != i.meta.annotations) {
+        // Two definitions of one Ingress that disagree on its policy: keeping the first would
+        // silently drop the other's (say, its auth-tls or source ranges). Which one was meant
+        // is unknowable, so the Ingress fails closed until one is removed.
+        diag_.error(i.origin.where(), i.meta.annotations_line, "metadata.annotations",
+                    "duplicate Ingress (first defined in " + kept->origin.where() +
+                        ") with other annotations: the Ingress fails closed (503) until one is removed",
+                    "Ingress " + i.meta.key());
+        ambiguous_.insert(i.meta.key());
+      }
     }
     index_unique(res_.ingress_classes, "IngressClass", classes_, true);
     index_unique(res_.secrets, "Secret", secrets_);
@@ -340,6 +387,7 @@ class Translator {
       if (fail.empty()) fail = std::move(why);
     };
     if (!ing.problems.empty()) fail_with("invalid field " + ing.problems.front());
+    if (ambiguous_.count(key) != 0) fail_with("duplicate definitions with other annotations");
 
     auto parsed = parse_annotations(ing.meta.annotations, ing.meta.ns);
     for (const auto& pr : parsed.problems) {
@@ -354,6 +402,7 @@ class Translator {
     if (!parsed.fail_closed.empty()) fail_with(parsed.fail_closed);
     auto& policy = parsed.policy;
     policy.resource = resource;
+    by_resource_.emplace(resource, &ing);
     if (auto why = resolve_policy_secrets(ing, policy); !why.empty()) fail_with(std::move(why));
 
     // spec.tls hosts: a rule host is a TLS host when listed, or covered by a listed "*.suffix".
@@ -411,6 +460,76 @@ class Translator {
         hp.paths.push_back(std::move(ps));
         hp.fields.push_back(pf);
       }
+    }
+
+    // Client-certificate and cipher settings are chosen per host name (the ClientHello's SNI,
+    // then each request's Host): a rule without a host, or the catch-all defaultBackend, has no
+    // name to hang them on. Serving it anyway would hand its backend to clients without a
+    // certificate (the policy skipped, failing open), so the Ingress fails closed instead.
+    if (has_host_tls(policy)) {
+      const auto field = "metadata.annotations." + host_tls_annotation(ing, policy);
+      for (std::size_t i = 0; i < ing.rules.size(); ++i) {
+        if (!ing.rules[i].host.empty() || ing.rules[i].paths.empty()) continue;
+        const auto rf = field_index("spec.rules", i);
+        diag_.error(where, ing.meta.annotations_line, field,
+                    "client-certificate/cipher settings apply per host name (SNI and Host), and " + rf +
+                        " has no host: they cannot be enforced there, so the Ingress fails closed (503)",
+                    resource);
+        fail_with("client-certificate/cipher settings on " + rf + ", which has no host");
+      }
+      if (ing.rules.empty() && ing.default_backend) {
+        diag_.error(where, ing.meta.annotations_line, field,
+                    "client-certificate/cipher settings apply per host name (SNI and Host), and "
+                    "spec.defaultBackend without rules is the catch-all for every host: they cannot be "
+                    "enforced there, so the Ingress fails closed (503)",
+                    resource);
+        fail_with("client-certificate/cipher settings on the catch-all spec.defaultBackend");
+      }
+    }
+    // Annotations follow rules (ingress-nginx sets a server's client-certificate rule from the
+    // rules' hosts), so a spec.tls host without a rule here gets the certificate but not these
+    // settings. Said out loud: its owner may expect the host to be protected.
+    if (has_host_tls(policy)) {
+      for (std::size_t i = 0; i < ing.tls.size(); ++i) {
+        for (std::size_t k = 0; k < ing.tls[i].hosts.size(); ++k) {
+          const auto h = detail::to_lower(ing.tls[i].hosts[k]);
+          const bool ruled = std::any_of(hosts.begin(), hosts.end(), [&](const HostPaths& hp) {
+            // A rule host without paths is served only through this Ingress's defaultBackend.
+            if ((hp.paths.empty() && !ing.default_backend) || hp.host.empty()) return false;
+            if (hp.host == h) return true;
+            // A "*.suffix" TLS entry is used by the rule hosts under it.
+            const auto dot = hp.host.find('.');
+            return h.rfind("*.", 0) == 0 && dot != std::string::npos && hp.host.substr(dot) == h.substr(1);
+          });
+          if (ruled) continue;
+          diag_.warning(
+              where, ing.tls[i].line, field_index(field_index("spec.tls", i) + ".hosts", k),
+              "TLS host " + quote_value(h) +
+                  " has no rule with paths in this Ingress: its client-certificate/cipher settings (" +
+                  host_tls_annotation(ing, policy) + ") follow rules and do not apply to that host",
+              resource);
+        }
+      }
+      for (const auto& hp : hosts) {
+        if (hp.host.empty() || !hp.paths.empty() || ing.default_backend) continue;
+        diag_.warning(
+            where, hp.line, "spec.rules",
+            "rule for host " + hp.host +
+                " has no paths and the Ingress no defaultBackend: nothing is served for it here, so "
+                "its client-certificate/cipher settings (" +
+                host_tls_annotation(ing, policy) + ") do not apply to that host",
+            resource);
+      }
+    }
+    // A client certificate only exists inside TLS: plain HTTP to a host that requires one would
+    // reach the backend without it.
+    if (policy.verify_client != config::VerifyClient::Off && allows_plain_http(policy)) {
+      diag_.error(where, ing.meta.annotations_line,
+                  "metadata.annotations." + annotation_key(ing, "ssl-redirect"),
+                  "plain HTTP (ssl-redirect \"false\") on an Ingress that verifies client certificates (" +
+                      host_tls_annotation(ing, policy) + "): the Ingress fails closed (503)",
+                  resource);
+      fail_with("ssl-redirect \"false\" with client certificates");
     }
 
     policy.fail_closed = fail;
@@ -493,6 +612,129 @@ class Translator {
     }
   }
 
+  /// Per-host TLS settings across Ingresses, once every route is known. The first live policy
+  /// with such settings on a host (precedence order) is the one the snapshot build compiles for it;
+  /// "*.suffix" covers one label, as in ServerContexts::policy_for.
+  void check_host_tls() {
+    const auto owners = [&] {
+      std::unordered_map<std::string, const config::RoutePolicy*> out;
+      for (const auto& r : out_.routes) {
+        if (r.host.empty()) continue;
+        for (const auto& p : r.paths) {
+          if (live(p) && has_host_tls(*p.policy)) out.try_emplace(r.host, p.policy.get());
+        }
+      }
+      return out;
+    };
+    const auto wildcard_of = [](const std::string& host) -> std::string {
+      const auto dot = host.find('.');
+      if (host.front() == '*' || dot == std::string::npos || dot == 0) return {};
+      return "*" + host.substr(dot);
+    };
+    const auto find = [](const auto& map, const std::string& host) -> const config::RoutePolicy* {
+      const auto it = map.find(host);
+      return it == map.end() ? nullptr : it->second;
+    };
+    // Before anything below fails a path: the hosts on which an invalid Ingress (failed closed in
+    // add()) asks for client certificates, with the strictest rule asked for each.
+    std::unordered_map<std::string, const config::RoutePolicy*> invalid;
+    for (const auto& r : out_.routes) {
+      if (r.host.empty()) continue;
+      for (const auto& p : r.paths) {
+        if (p.policy == nullptr || p.policy->fail_closed.empty()) continue;
+        if (p.policy->verify_client == config::VerifyClient::Off) continue;
+        const auto [it, inserted] = invalid.try_emplace(r.host, p.policy.get());
+        if (!inserted && strictness(p.policy->verify_client) > strictness(it->second->verify_client)) {
+          it->second = p.policy.get();
+        }
+      }
+    }
+    // A host under a wildcard that verifies client certificates inherits that rule when it sets no
+    // TLS settings of its own (ServerContexts falls back to the wildcard). One that sets weaker
+    // ones (no client certificate, optional, or only ssl-ciphers) would quietly open what the
+    // wildcard's owner closed for every name under it: fail closed. Equal or stricter rules (with
+    // their own CA) stand.
+    auto own = owners();
+    for (auto& r : out_.routes) {
+      const auto* wild = find(own, r.host.empty() ? std::string() : wildcard_of(r.host));
+      if (wild == nullptr || wild->verify_client == config::VerifyClient::Off) continue;
+      for (auto& p : r.paths) {
+        if (!live(p) || !has_host_tls(*p.policy)) continue;
+        if (strictness(p.policy->verify_client) >= strictness(wild->verify_client)) continue;
+        const auto* ing = by_resource_.at(p.policy->resource);
+        diag_.error(p.where.file, p.where.line,
+                    "metadata.annotations." + host_tls_annotation(*ing, *p.policy),
+                    "host " + r.host + " is covered by " + wildcard_of(r.host) + ", whose " + wild->resource +
+                        " verifies client certificates; weaker client-certificate/cipher settings for it "
+                        "would open it: failing closed (503)",
+                    p.policy->resource);
+        fail_path(p, "weaker client-certificate settings than " + wildcard_of(r.host));
+      }
+    }
+    // Plain HTTP (ssl-redirect "false") on a host that verifies client certificates, asked for by
+    // another Ingress sharing the host (or the wildcard over it): the certificate only exists
+    // inside TLS, so that path would reach its backend without one.
+    own = owners();
+    for (auto& r : out_.routes) {
+      if (r.host.empty()) continue;
+      const auto* eff = find(own, r.host);
+      if (eff == nullptr) eff = find(own, wildcard_of(r.host));
+      if (eff == nullptr || eff->verify_client == config::VerifyClient::Off) continue;
+      for (auto& p : r.paths) {
+        if (!live(p) || !allows_plain_http(*p.policy)) continue;
+        const auto* ing = by_resource_.at(p.policy->resource);
+        diag_.error(p.where.file, p.where.line,
+                    "metadata.annotations." + annotation_key(*ing, "ssl-redirect"),
+                    "plain HTTP (ssl-redirect \"false\") on host " + r.host +
+                        ", which verifies client certificates (" + eff->resource + "): failing closed (503)",
+                    p.policy->resource);
+        fail_path(p, "plain HTTP on host " + r.host + ", which verifies client certificates");
+      }
+    }
+    // Only live policies are compiled into host policies, so an invalid Ingress asking for client
+    // certificates on a host (or on the wildcard over it) leaves that host without them: another
+    // Ingress's paths there would be served to clients without a certificate, skipping the
+    // policy. They fail closed too, unless a live rule at least as strict protects the host.
+    if (invalid.empty()) return;
+    own = owners();
+    for (auto& r : out_.routes) {
+      if (r.host.empty()) continue;
+      const auto* asked = find(invalid, r.host);
+      if (const auto* w = find(invalid, wildcard_of(r.host));
+          w != nullptr &&
+          (asked == nullptr || strictness(w->verify_client) > strictness(asked->verify_client))) {
+        asked = w;
+      }
+      if (asked == nullptr) continue;
+      const auto* eff = find(own, r.host);
+      if (eff == nullptr) eff = find(own, wildcard_of(r.host));
+      if (eff != nullptr && strictness(eff->verify_client) >= strictness(asked->verify_client)) continue;
+      for (auto& p : r.paths) {
+        if (!live(p)) continue;
+        diag_.error(p.where.file, p.where.line, "host",
+                    "host " + r.host + ": " + asked->resource +
+                        " asks for client certificates there but is invalid (failing closed); served "
+                        "without them, this path would skip that policy: failing closed (503)",
+                    p.policy->resource);
+        fail_path(p, "client certificates asked for host " + r.host + " by invalid " + asked->resource);
+      }
+    }
+  }
+
+  static bool live(const config::PathSpec& p) { return p.policy != nullptr && p.policy->fail_closed.empty(); }
+
+  /// Replaces `p`'s policy by a fail-closed copy (shared by the paths of one policy and reason).
+  void fail_path(config::PathSpec& p, const std::string& why) {
+    auto& slot = failed_copies_[{p.policy.get(), why}];
+    if (!slot) {
+      if (failed_resources_.insert(p.policy->resource).second) ++out_.stats.failed_closed;
+      auto copy = *p.policy;
+      copy.fail_closed = why;
+      slot = std::make_shared<const config::RoutePolicy>(std::move(copy));
+    }
+    p.policy = slot;
+  }
+
   void add_certificates(const Ingress& ing) {
     const auto where = ing.origin.where();
     const auto resource = "Ingress " + ing.meta.key();
@@ -562,7 +804,8 @@ class Translator {
   config::Diagnostics& diag_;
   Translation out_;
 
-  std::vector<const Ingress*> ingresses_;  // distinct by namespace/name, in load order
+  std::vector<const Ingress*> ingresses_;      // distinct by namespace/name, in load order
+  std::unordered_set<std::string> ambiguous_;  // "ns/name" defined twice with different annotations
   std::unordered_map<std::string, const IngressClass*> classes_;
   std::unordered_map<std::string, const Secret*> secrets_;
   std::unordered_map<std::string, const Service*> services_;
@@ -576,6 +819,9 @@ class Translator {
   std::string default_owner_;
   std::unordered_map<std::string, std::size_t> cert_pos_;   // "ns/secret" → index in certificates
   std::unordered_map<std::string, std::size_t> cert_host_;  // TLS host → index of the certificate serving it
+  std::unordered_map<std::string, const Ingress*> by_resource_;  // "Ingress ns/name" → the Ingress
+  std::map<std::pair<const config::RoutePolicy*, std::string>, config::RoutePolicyPtr> failed_copies_;
+  std::unordered_set<std::string> failed_resources_;  // Ingresses failed closed by check_host_tls()
 };
 
 }  // namespace

@@ -88,6 +88,10 @@ std::string render(std::span<const WorkerShard* const> shards, const ControlStat
           [](const WorkerShard& s) { return s.upstream_timeouts.get(); });
   counter("phigate_upstream_retries_total", "Requests retried after a reused upstream connection failed.",
           [](const WorkerShard& s) { return s.upstream_retries.get(); });
+  counter("phigate_upstream_unsolicited_total",
+          "Upstream connections closed because the upstream sent bytes nobody asked for (after a complete "
+          "response, or while idle in the pool).",
+          [](const WorkerShard& s) { return s.upstream_unsolicited.get(); });
 
   auto responses =
       family("phigate_responses_total", "Responses sent to clients by status class.", MetricType::Counter);
@@ -149,6 +153,11 @@ std::string render(std::span<const WorkerShard* const> shards, const ControlStat
                 static_cast<double>(control.audit_segments_sealed.load()));
   counter_value("phigate_audit_write_errors_total", "Failed audit write, fsync, open or rename calls.",
                 static_cast<double>(control.audit_write_errors.load()));
+  counter_value("phigate_audit_chain_tamper_events_total",
+                "Audit chain tamper events found at start: the newest segments disagree with the state "
+                "file (a sealed segment deleted, truncated or altered, a sequence going backwards, the "
+                "state file missing or forged). Recorded in the log; phigate audit verify reports them.",
+                static_cast<double>(control.audit_chain_tamper_events.load()));
   auto bugs = family("phigate_bugs_total", "Internal invariant violations (PHI_BUG).", MetricType::Counter);
   add_value(bugs, static_cast<double>(core::bug_count()));
   out.push_back(std::move(bugs));

@@ -1,5 +1,6 @@
 #include "proxy_connection.hpp"
 
+#include "phigate/http/host.hpp"
 #include "phigate/http/path.hpp"
 
 #include "phigate/http/forwarding.hpp"
@@ -13,8 +14,16 @@ using core::ErrorKind;
 using core::Retryable;
 
 inline constexpr std::size_t kFlushBytes = 16 * 1024;
+/// Interim (1xx) responses accepted before the final one; more is a misbehaving upstream.
+inline constexpr int kMaxInterimResponses = 8;
 
 namespace {
+
+/// RFC 9110 §9.2.1. Only these are sent again after a pooled connection failed under them: the
+/// upstream may have acted on the first copy (a body-less POST or DELETE is not harmless twice).
+bool is_safe_method(std::string_view m) noexcept {
+  return m == "GET" || m == "HEAD" || m == "OPTIONS" || m == "TRACE";
+}
 
 /// Request-smuggling and desync defences beyond llhttp's strict parsing. Returns why the request
 /// must be refused (400, connection closed), or nullptr.
@@ -306,6 +315,13 @@ net::awaitable<bool> ProxyConnection::serve_one() {
   router::RouteTable::normalize_host_into(host_, host_norm_);
   rf_.host = host_norm_;
   rf_.target = head.target;  // until normalised
+  // RFC 9110 §7.2 / RFC 3986 §3.2.2: `a.example:@b.example` is routed here as a.example and may be
+  // read as b.example (or as userinfo) by the upstream; a value with `/`, `\`, `?`, `#`, `%` or
+  // whitespace is likewise read differently by different parsers.
+  if (!http::valid_host(host_)) {
+    decide("error", "host-syntax");
+    co_return co_await reply_error(stream_, Error::downstream(ErrorKind::BadRequest, "invalid Host"), true);
+  }
   if (const char* why = strict_violation(head, host_)) {
     decide("error", "strict-http");
     co_return co_await reply_error(stream_, Error::downstream(ErrorKind::BadRequest, why), true);
@@ -322,9 +338,10 @@ net::awaitable<bool> ProxyConnection::serve_one() {
       co_return co_await reply_error(stream_, *err, err->kind == ErrorKind::Misdirected);
     }
   }
-  // target_ is origin-form after normalisation: its path is everything before the query.
-  const auto* route =
-      req_snap_->routes.match_normalized(host_norm_, std::string_view(target_).substr(0, target_.find('?')));
+  // target_ is origin-form after normalisation: its path is everything before the query. Routing
+  // and access use the path as Java servers resolve it (`;parameters` removed per segment).
+  const auto* route = req_snap_->routes.match_normalized(
+      host_norm_, http::routing_path(std::string_view(target_).substr(0, target_.find('?')), route_path_));
   const config::RoutePolicy* policy = route ? route->policy.get() : nullptr;
   if (route != nullptr) {
     rf_.route = route->name;
@@ -337,6 +354,18 @@ net::awaitable<bool> ProxyConnection::serve_one() {
   // Plain HTTP only where an Ingress asked for it explicitly; everything else goes to HTTPS.
   if (!tls_ && (policy == nullptr || policy->ssl_redirect || policy->force_ssl_redirect)) {
     co_return co_await redirect_to_https();
+  }
+  // A host that requires client certificates is never served without TLS, whatever another
+  // Ingress on the same host (or a host-less rule) says about plain HTTP: the certificate check
+  // cannot happen there.
+  // (An Ingress already failed closed answers its 503 below.)
+  const bool failed_closed = policy != nullptr && !policy->fail_closed.empty();
+  if (!tls_ && !failed_closed &&
+      (req_snap_->tls->policy_for(host_norm_).verify() != config::VerifyClient::Off ||
+       (policy != nullptr && policy->verify_client != config::VerifyClient::Off))) {
+    decide("denied", "client-certificate-needs-tls");
+    co_return co_await reply_error(
+        stream_, Error::downstream(ErrorKind::Denied, "client certificate over plain HTTP"), false);
   }
   if (route == nullptr) {
     decide("error", "no-route");
@@ -589,8 +618,12 @@ net::awaitable<std::optional<Error>> ProxyConnection::relay_response(bool& start
   const bool head_only = req.method == "HEAD";
   resp_parser_.reset();
   resp_parser_.expect_no_body(head_only);
+  // Bytes left from another exchange are never part of this response (they made that upstream
+  // connection unusable; see proxy_request).
+  up_in_.consume(up_in_.size());
   bool head_sent = false;
   bool rechunk = false;
+  int interim = 0;
   for (;;) {
     if (up_in_.empty()) {
       if (!out_.empty() && head_sent) {
@@ -624,9 +657,14 @@ net::awaitable<std::optional<Error>> ProxyConnection::relay_response(bool& start
     auto& rh = resp_parser_.head();
     if (resp_parser_.head_complete() && rh.status >= 100 && rh.status < 200) {
       // Interim responses: we answered Expect ourselves and do not tunnel upgrades; skip them.
+      // A backend that sends them without end would hold the exchange (and this loop) forever.
       up_in_.consume(used);
+      resp_parser_.clear_body();
       if (rh.status == 101) {
         co_return Error::upstream(ErrorKind::UpstreamBadResponse, Retryable::No, "101 unsupported");
+      }
+      if (++interim > kMaxInterimResponses) {
+        co_return Error::upstream(ErrorKind::UpstreamBadResponse, Retryable::No, "too many 1xx responses");
       }
       continue;
     }
@@ -727,8 +765,16 @@ net::awaitable<bool> ProxyConnection::proxy_request(const router::Route& route, 
     if (!err) {
       // Back to the pool only when both messages ended cleanly by their framing.
       ++up_->requests;
+      // Any byte after the response (a body on HEAD/204/304, more than Content-Length, a second
+      // response) is unexplained: whatever it is, it must never be read as another client's
+      // answer. The connection is closed, and the bytes dropped.
+      const bool leftover = !up_in_.empty();
+      if (leftover) {
+        worker_.stats().upstream_unsolicited.inc();
+        up_in_.consume(up_in_.size());
+      }
       const bool reusable = resp_parser_.message_complete() && resp_parser_.should_keep_alive() &&
-                            req_parser_.message_complete();
+                            req_parser_.message_complete() && !leftover;
       if (reusable) {
         worker_.pool().release(ep.key, std::move(*up_), worker_.now());
       } else {
@@ -744,7 +790,7 @@ net::awaitable<bool> ProxyConnection::proxy_request(const router::Route& route, 
     // A pooled connection the upstream closed just as we reused it: retry once on a fresh one,
     // but only when nothing of the request body was consumed and no response byte arrived.
     if (err->source == core::ErrorSource::Upstream && err->retryable == Retryable::OnlyIfReused && reused &&
-        !got_bytes && !head.has_body() && attempt == 0) {
+        !got_bytes && !head.has_body() && is_safe_method(head.method) && attempt == 0) {
       worker_.stats().upstream_retries.inc();
       continue;
     }

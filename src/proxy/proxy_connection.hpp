@@ -108,8 +108,9 @@ class ProxyConnection final : public ConnectionCore {
   std::string up_head_;  // the upstream request head, kept for a retry
   std::string up_out_;
   std::string host_;
-  std::string host_norm_;  // host_ lower-cased, without port (TLS policy, audit)
-  std::string target_;     // the request target, normalised (what is routed and forwarded)
+  std::string host_norm_;   // host_ lower-cased, without port (TLS policy, audit)
+  std::string target_;      // the request target, normalised (what is routed and forwarded)
+  std::string route_path_;  // scratch: target_'s path without ;parameters, when it has any
   http::Parser resp_parser_;
   std::string request_id_;
   std::uint64_t request_body_bytes_ = 0;

@@ -28,7 +28,10 @@ void on_connection_done(std::exception_ptr e) {
 }  // namespace
 
 Worker::Worker(unsigned id, SnapshotPtr initial, audit::Writer* audit)
-    : id_(id), snapshot_(std::move(initial)), pool_(pool_limits(snapshot_->config->upstream)), audit_(audit) {
+    : id_(id),
+      snapshot_(std::move(initial)),
+      pool_(pool_limits(snapshot_->config->upstream), &stats_.upstream_unsolicited),
+      audit_(audit) {
   rr_.assign(snapshot_->clusters.size(), 0);
 }
 
@@ -168,6 +171,7 @@ net::awaitable<void> Worker::tick_loop() {
       }
       c = next;
     }
+    pool_.watch_idle(now_);
     if (++ticks % 10 == 0) pool_.sweep(now_);
     if (draining_ && head_ == nullptr) {
       pool_.clear();

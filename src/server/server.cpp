@@ -235,6 +235,7 @@ void Server::watch_audit() {
   control_stats_.audit_bytes_written.store(st.bytes_written);
   control_stats_.audit_segments_sealed.store(st.segments_sealed);
   control_stats_.audit_write_errors.store(st.write_errors);
+  control_stats_.audit_chain_tamper_events.store(st.chain_tamper_events);
   if (healthy != audit_was_healthy_) {
     audit_was_healthy_ = healthy;
     if (healthy) {

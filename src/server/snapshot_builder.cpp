@@ -1,5 +1,6 @@
 #include <chrono>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "phigate/access/cidr.hpp"
 #include "phigate/ingress/loader.hpp"
@@ -82,12 +83,31 @@ tls::ServerContexts::HostPolicies host_tls_policies(config::Config& config, conf
     out.emplace_back(host, std::move(compiled));
   }
   if (!broken.empty()) {
+    std::unordered_set<std::string> own;  // hosts with a compiled policy of their own
+    for (const auto& hp : out) own.insert(hp.first);
     for (auto& r : config.routes) {
-      const auto it = broken.find(r.host);
+      auto it = broken.find(r.host);
+      // A host under a broken "*.suffix" (one label, as ServerContexts::policy_for) with no
+      // policy of its own would fall back to none, i.e. be served without the client
+      // certificates the wildcard asks of every name under it: it fails closed with it.
+      if (it == broken.end() && !r.host.empty() && r.host.front() != '*' && own.count(r.host) == 0) {
+        if (const auto dot = r.host.find('.'); dot != std::string::npos && dot > 0) {
+          std::string wildcard = "*";
+          wildcard.append(r.host, dot, std::string::npos);
+          it = broken.find(wildcard);
+          if (it != broken.end() && !r.paths.empty()) {
+            const auto* pol = r.paths.front().policy.get();
+            diag.error(r.where.file, r.where.line, "host",
+                       "host " + r.host + " relies on the TLS settings of " + it->first +
+                           ", which are invalid: failing closed (503)",
+                       pol != nullptr ? pol->resource : "");
+          }
+        }
+      }
       if (it == broken.end()) continue;
       for (auto& p : r.paths) {
         if (p.policy == nullptr) p.policy = std::make_shared<config::RoutePolicy>();
-        if (p.policy->fail_closed.empty()) fail_path(p, "invalid TLS settings for host " + r.host);
+        if (p.policy->fail_closed.empty()) fail_path(p, "invalid TLS settings for host " + it->first);
       }
     }
   }

@@ -8,66 +8,13 @@
 #include <thread>
 #include <unordered_set>
 
-#include "phigate_fixture.hpp"
+#include "audit_fixture.hpp"
 #include "support/plain_client.hpp"
 
 namespace phigate::test {
 namespace {
 
 namespace fs = std::filesystem;
-
-class AuditTest : public PhigateTest {
- protected:
-  void SetUp() override {
-    PhigateTest::SetUp();
-    fs::create_directories(dir_.path("keys"));
-    write_key("k1");
-  }
-  void write_key(const std::string& id) {
-    auto r = run({"openssl", "rand", "-base64", "-out", dir_.path("keys/" + id + ".key"), "32"});
-    ASSERT_EQ(r.exit_code, 0) << r.err;
-  }
-  std::string audit_yaml(const std::string& key = "k1", const std::string& extra = "") const {
-    return "audit: { dir: " + dir_.path("audit") + ", keys: " + dir_.path("keys") + ", active_key: " + key +
-           extra + " }\n";
-  }
-  std::string routes(const Upstream& up) const {
-    return "  - host: app.example\n    paths:\n      - { path: /, backends: [\"" + up.address() +
-           "\"] }\n      - { path: /down, backends: [\"127.0.0.1:1\"] }\n";
-  }
-  RunResult audit_cmd(const std::string& sub, std::vector<std::string> extra = {}) {
-    std::vector<std::string> argv{bin("phigate"), "audit", sub, "--keys", dir_.path("keys")};
-    argv.insert(argv.end(), extra.begin(), extra.end());
-    argv.push_back(dir_.path("audit"));
-    return run(argv);
-  }
-  /// Decrypted records, one JSON line each.
-  std::vector<std::string> records() {
-    auto r = audit_cmd("decrypt");
-    EXPECT_EQ(r.exit_code, 0) << r.err;
-    std::vector<std::string> out;
-    std::size_t pos = 0;
-    while (pos < r.out.size()) {
-      const auto nl = r.out.find('\n', pos);
-      out.push_back(r.out.substr(pos, nl - pos));
-      if (nl == std::string::npos) break;
-      pos = nl + 1;
-    }
-    return out;
-  }
-  static std::string find(const std::vector<std::string>& recs, const std::string& fragment) {
-    for (const auto& r : recs) {
-      if (r.find(fragment) != std::string::npos) return r;
-    }
-    return {};
-  }
-  static bool has(const std::string& rec, const std::string& fragment) {
-    return rec.find(fragment) != std::string::npos;
-  }
-  std::string metrics(const Phigate& pg) {
-    return run({"curl", "-sS", "http://127.0.0.1:" + std::to_string(pg.admin) + "/metrics"}).out;
-  }
-};
 
 TEST_F(AuditTest, EveryOutcomeLeavesARecordWithItsFields) {
   auto up = start_upstream();

@@ -142,7 +142,8 @@ TEST_F(MtlsTest, RequiredCertificate_NoneWrongCaRevokedAndGood) {
     const auto rec = d.out.substr(pos, nl - pos);
     if (rec.find("\"status_code\":200") != std::string::npos) {
       ++admitted;
-      EXPECT_NE(rec.find("\"subject\":{\"distinguished_name\":\"CN=good-client\"}"), std::string::npos) << rec;
+      EXPECT_NE(rec.find("\"subject\":{\"distinguished_name\":\"CN=good-client\"}"), std::string::npos)
+          << rec;
       EXPECT_NE(rec.find("\"sha256\":\"" + fingerprint(good_.cert) + "\""), std::string::npos) << rec;
       EXPECT_NE(rec.find("\"verify\":\"SUCCESS\""), std::string::npos) << rec;
     } else if (rec.find("\"status_code\":400") != std::string::npos) {
@@ -179,6 +180,25 @@ TEST_F(MtlsTest, HostWithAnotherPolicyThanSniIsMisdirected) {
   EXPECT_EQ(status_over("app.example", "app.example"), 200);
   EXPECT_EQ(status_over("secure.app.example", "secure.app.example", &good_), 200);
   EXPECT_EQ(up_->records().size(), 2u);
+}
+
+TEST_F(MtlsTest, DefaultCertificateForUnknownSniThenMtlsHost_NeverServed) {
+  // An SNI no certificate names gets the default certificate and no client-certificate policy;
+  // Host of a host that requires one must then be refused (421), with or without a certificate.
+  for (const bool with_cert : {false, true}) {
+    TlsClientOptions o{.sni = "unknown.example", .ca_file = ca_.cert, .verify_name = "app.example"};
+    if (with_cert) {
+      o.cert_file = good_.cert;
+      o.key_file = good_.key;
+    }
+    auto c = TlsClient::connect("127.0.0.1", pg_->https, o);
+    ASSERT_TRUE(c) << c.error;
+    ASSERT_TRUE(c->write("GET / HTTP/1.1\r\nHost: secure.app.example\r\n\r\n"));
+    const auto r = c->read_http_response(5s);
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 421) << (with_cert ? "with" : "without") << " a certificate";
+  }
+  EXPECT_TRUE(up_->records().empty());
 }
 
 TEST_F(MtlsTest, ResumedSessionNeverCarriesAnotherHostsPolicy) {

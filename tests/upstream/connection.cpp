@@ -24,8 +24,15 @@ constexpr std::string_view kPattern = "abcdefghijklmnopqrstuvwxyz0123456789";
 constexpr std::size_t kBlockBytes = 64 * 1024;
 constexpr std::size_t kChunkBytes = 16 * 1024;
 constexpr std::uint64_t kMaxDelayMs = 3'600'000;
+constexpr std::uint64_t kMaxInterims = 10'000'000;
+// What every misbehaviour writes where no client may ever see it: a test that finds this in any
+// response has caught one client receiving bytes meant for no one (or for someone else).
+constexpr std::string_view kMarker = "PHI-of-someone-else";
 
 enum class ResetPoint { None, BeforeHeaders, MidBody };
+enum class Stray { None, Same, Later };
+enum class Early { None, Keep, Close };
+enum class Stale { None, Close, Next };
 
 /// What the query string asks of the response.
 struct Behaviour {
@@ -36,6 +43,19 @@ struct Behaviour {
   bool close = false;
   std::uint64_t delay_ms = 0;
   ResetPoint reset = ResetPoint::None;
+  // Misbehaviours (README "Misbehaviour"): each writes kMarker where a correct proxy never forwards it.
+  Stray stray = Stray::None;
+  std::uint64_t stray_delay_ms = 50;
+  bool bodiless_body = false;
+  bool overlong = false;
+  int interim = 0;  // 1xx status sent before the final response; 0: none
+  std::uint64_t interims = 1;
+  bool interims_endless = false;
+  bool interim_body = false;
+  bool twice = false;
+  bool cl_te = false;
+  Early early = Early::None;
+  Stale stale = Stale::None;
 };
 
 // "echo", "echo=1" and "echo=true" all switch a flag on.
@@ -76,14 +96,41 @@ std::string parse_behaviour(std::string_view target, Behaviour& b) {
     } else if (key == "bytes") {
       b.bytes = parse_size(value);
       ok = b.bytes.has_value();
-    } else if (key == "echo" || key == "chunked" || key == "close") {
+    } else if (bool* flag_member = key == "echo"            ? &b.echo
+                                   : key == "chunked"       ? &b.chunked
+                                   : key == "close"         ? &b.close
+                                   : key == "bodiless_body" ? &b.bodiless_body
+                                   : key == "overlong"      ? &b.overlong
+                                   : key == "interim_body"  ? &b.interim_body
+                                   : key == "twice"         ? &b.twice
+                                   : key == "cl_te"         ? &b.cl_te
+                                                            : nullptr) {
       const auto flag = parse_flag(value);
       ok = flag.has_value();
-      if (ok) (key == "echo" ? b.echo : key == "chunked" ? b.chunked : b.close) = *flag;
-    } else if (key == "delay_ms") {
+      if (ok) *flag_member = *flag;
+    } else if (key == "delay_ms" || key == "stray_delay_ms") {
       const auto n = parse_decimal(value);
       ok = n && *n <= kMaxDelayMs;
-      if (ok) b.delay_ms = *n;
+      if (ok) (key == "delay_ms" ? b.delay_ms : b.stray_delay_ms) = *n;
+    } else if (key == "interim") {
+      // 101 switches protocols rather than preceding a final response: not an interim here.
+      const auto n = parse_decimal(value);
+      ok = n && *n >= 100 && *n <= 199 && *n != 101;
+      if (ok) b.interim = static_cast<int>(*n);
+    } else if (key == "interims") {
+      const auto n = parse_decimal(value);
+      b.interims_endless = value == "endless";
+      ok = b.interims_endless || (n && *n >= 1 && *n <= kMaxInterims);
+      if (ok && n) b.interims = *n;
+    } else if (key == "stray") {
+      ok = value == "same" || value == "later" || value == "none";
+      if (ok) b.stray = value == "same" ? Stray::Same : value == "later" ? Stray::Later : Stray::None;
+    } else if (key == "early") {
+      ok = value == "keep" || value == "close" || value == "none";
+      if (ok) b.early = value == "keep" ? Early::Keep : value == "close" ? Early::Close : Early::None;
+    } else if (key == "stale") {
+      ok = value == "close" || value == "next" || value == "none";
+      if (ok) b.stale = value == "close" ? Stale::Close : value == "next" ? Stale::Next : Stale::None;
     } else if (key == "reset") {
       if (value == "before_headers") {
         b.reset = ResetPoint::BeforeHeaders;
@@ -106,6 +153,9 @@ struct StatusReason {
 };
 
 constexpr StatusReason kReasons[] = {
+    {100, "Continue"},
+    {102, "Processing"},
+    {103, "Early Hints"},
     {200, "OK"},
     {201, "Created"},
     {202, "Accepted"},
@@ -192,6 +242,8 @@ class Output {
     buf_.clear();
     return ok_;
   }
+  /// False once a write failed (the peer went away).
+  bool ok() const { return ok_; }
 
  private:
   Stream& stream_;
@@ -244,6 +296,8 @@ struct Record {
   bool chunked = false;
   const Headers* trailers = nullptr;
   std::string error;
+  bool early = false;       ///< answered before the body was read (early=)
+  bool unanswered = false;  ///< read in full, then the connection closed without an answer (stale=next)
 };
 
 // JSON string of raw bytes. Bytes >= 0x7f and controls become \u00XX, so the file is pure ASCII and a
@@ -319,19 +373,30 @@ class Connection {
                      std::uint64_t seq);
   Next reject(Record& record, std::string reason);
   void write_record(const Record& record) const;
+  void append_record_line(std::string_view line) const;
+  /// Appends {"conn":N,"seq":S,"marker_sent":true}: every marker byte of response S has been written.
+  void write_marker_record(std::uint64_t seq) const;
   std::string upstream_fields(std::uint64_t seq) const;
+  /// A complete unsolicited response whose head and body carry kMarker (stray=, an answer to nothing).
+  std::string stray_response() const;
 
   const ServerConfig& config_;
   Stream stream_;
   Reader reader_;
   std::uint64_t id_;
   std::string tls_json_;  // the "tls" member of every record on this connection, if TLS
+  // The current request's X-Request-Id, echoed as X-Echo-Request-Id so that a test can tell which
+  // request a response answers (a proxy that hands one client another's response fails that check).
+  std::optional<std::string> request_id_;
+  // stale=next: the next request on this connection is read, recorded and never answered.
+  bool drop_next_ = false;
 };
 
 Next Connection::serve_request(std::uint64_t seq) {
   Record record;
   record.conn = id_;
   record.seq = seq;
+  request_id_.reset();
   std::string head_text;
   std::string error;
   switch (read_request_head(reader_, head_text, error)) {
@@ -347,10 +412,28 @@ Next Connection::serve_request(std::uint64_t seq) {
   // Once the request line parsed, an error record still shows it and the fields before the bad one.
   if (!head.method.empty()) record.head = &head;
   if (!error.empty()) return reject(record, error);
+  if (const auto id = first_field(head.headers, "X-Request-Id")) request_id_ = std::string(*id);
   Framing framing;
   if (error = determine_framing(head, framing); !error.empty()) return reject(record, error);
   Behaviour behaviour;
   const std::string query_error = parse_behaviour(head.target, behaviour);
+
+  // early=: answer from the head alone, as a backend rejecting an upload does (RFC 9110 §15.5.14). The
+  // record is written first, without body fields, so that a test can count the request.
+  if (behaviour.early != Early::None && framing.has_body() && query_error.empty() && !drop_next_) {
+    record.early = true;
+    write_record(record);
+    const Next next = send_response(head, behaviour, {}, seq);
+    if (next != Next::KeepAlive || behaviour.early == Early::Close)
+      return next == Next::Abort ? next : Next::Close;
+    Headers trailers;
+    // Keep: the rest of the body is read and dropped; a proxy that reused the connection before it had
+    // sent all of it gets its next request swallowed as body bytes.
+    if (!read_body(
+            reader_, framing, [](std::string_view) {}, trailers, error))
+      return Next::Abort;
+    return Next::KeepAlive;
+  }
 
   // RFC 9110 §10.1.1: the client may wait for this before sending the body; never to HTTP/1.0 clients.
   if (framing.has_body() && head.version == "1.1" && has_token(head.headers, "Expect", "100-continue")) {
@@ -374,6 +457,13 @@ Next Connection::serve_request(std::uint64_t seq) {
       trailers, error);
   record.body_sha256 = sha.hex();
   if (!body_ok) return reject(record, error);
+  // stale=next on the previous request: this one arrived on a connection the backend had meant to close.
+  // It is recorded (it reached the server, so re-sending it would repeat it) and never answered.
+  if (drop_next_) {
+    record.unanswered = true;
+    write_record(record);
+    return Next::Close;
+  }
   if (!query_error.empty()) return reject(record, query_error);
   // Before the response: a client that has the response can rely on the record being there.
   write_record(record);
@@ -391,6 +481,12 @@ Next Connection::serve_request(std::uint64_t seq) {
   return next;
 }
 
+std::string Connection::stray_response() const {
+  const std::string body = std::string(kMarker) + "\n";
+  return "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: " + std::to_string(body.size()) +
+         "\r\nX-Upstream-Name: " + config_.name + "\r\nX-Stray: " + std::string(kMarker) + "\r\n\r\n" + body;
+}
+
 Next Connection::send_response(const RequestHead& head, const Behaviour& behaviour,
                                std::string_view echo_body, std::uint64_t seq) {
   const BodySource body = behaviour.echo    ? BodySource::view(echo_body)
@@ -400,15 +496,35 @@ Next Connection::send_response(const RequestHead& head, const Behaviour& behavio
   const bool bodiless_status = behaviour.status == 204 || behaviour.status == 304;
   // HTTP/1.0 has no chunked coding (RFC 9112 §7): delimit such a body by closing instead.
   const bool close_delimited = behaviour.chunked && head.version == "1.0" && !bodiless_status;
-  const bool chunked = behaviour.chunked && !close_delimited && !bodiless_status;
-  const bool keep_alive = !behaviour.close && !close_delimited && wants_keep_alive(head);
+  // cl_te=1 forces chunked so that both framing fields are present.
+  const bool chunked = (behaviour.chunked || behaviour.cl_te) && !close_delimited && !bodiless_status;
+  const bool keep_alive =
+      !behaviour.close && !close_delimited && behaviour.early != Early::Close && wants_keep_alive(head);
   const bool send_body = head.method != "HEAD" && !bodiless_status;
+
+  Output out(stream_);
+  // interim=: RFC 9110 §15.2 lets any number of 1xx precede the final response; a proxy must bound
+  // them or one backend holds a worker (and its memory) forever.
+  if (behaviour.interim != 0) {
+    std::string interim =
+        "HTTP/1.1 " + std::to_string(behaviour.interim) + " " + reason_phrase(behaviour.interim) + "\r\n";
+    if (behaviour.interim == 103) interim += "Link: </style.css>; rel=preload; as=style\r\n";
+    interim += "\r\n";
+    // A 1xx has no content (RFC 9112 §6.3): bytes after its head are the start of the next response.
+    if (behaviour.interim_body) interim += kMarker;
+    for (std::uint64_t i = 0; behaviour.interims_endless || i < behaviour.interims; ++i) {
+      out.append(interim);
+      if (!out.ok()) return Next::Abort;
+    }
+  }
 
   std::string response = "HTTP/1.1 " + std::to_string(behaviour.status) + " " +
                          reason_phrase(behaviour.status) + "\r\nContent-Type: text/plain\r\n";
-  if (chunked) {
-    response += "Transfer-Encoding: chunked\r\n";
-  } else if (!bodiless_status && !close_delimited) {
+  if (chunked) response += "Transfer-Encoding: chunked\r\n";
+  // RFC 9112 §6.3: with both fields Transfer-Encoding wins, and the message "ought to be handled as an
+  // error" and the connection closed: the request-smuggling shape. Content-Length is the decoded size, so
+  // a proxy that trusts it leaves chunk framing behind on the connection.
+  if ((!chunked || behaviour.cl_te) && !bodiless_status && !close_delimited) {
     response += "Content-Length: " + std::to_string(body.size()) + "\r\n";
   }
   response += upstream_fields(seq);
@@ -419,7 +535,6 @@ Next Connection::send_response(const RequestHead& head, const Behaviour& behavio
   }
   response += "\r\n";
 
-  Output out(stream_);
   out.append(response);
   const std::uint64_t total = send_body ? body.size() : 0;
   const std::uint64_t limit = behaviour.reset == ResetPoint::MidBody ? total / 2 : total;
@@ -444,8 +559,41 @@ Next Connection::send_response(const RequestHead& head, const Behaviour& behavio
     return Next::Abort;
   }
   if (chunked && send_body) out.append("0\r\n\r\n");
+  // RFC 9110 §9.3.2, §15.3.5, §15.4.5: HEAD, 204 and 304 answers end at the empty line; these bytes
+  // belong to no response.
+  if (behaviour.bodiless_body && !send_body) out.append(std::string(kMarker) + "\n");
+  // Content-Length said where the body ends (RFC 9112 §6.2); these bytes lie beyond it.
+  if (behaviour.overlong) out.append(std::string(kMarker) + "\n");
+  // The response-splitting shape: a whole second response in the same write, answering nothing.
+  if (behaviour.stray == Stray::Same) out.append(stray_response());
+  // A second full response to the same request, echoing the same id: only the marker gives it away.
+  // Same write as the first: a later write could land after the proxy reused the connection for the
+  // next request, where no intermediary can tell it from that request's answer.
+  if (behaviour.twice) {
+    const std::string body2 = std::string(kMarker) + "\n";
+    out.append("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: " +
+               std::to_string(body2.size()) + "\r\n" + upstream_fields(seq) + "\r\n" + body2);
+  }
   if (!out.flush()) return Next::Abort;
-  return keep_alive ? Next::KeepAlive : Next::Close;
+  if (behaviour.stray == Stray::Later) {
+    // Unsolicited bytes on what the proxy believes is an idle pooled connection: whoever's request
+    // goes over it next must not get them.
+    std::this_thread::sleep_for(std::chrono::milliseconds(behaviour.stray_delay_ms));
+    if (!stream_.write_all(stray_response())) return Next::Abort;
+  }
+  // Tests wait for this line (not for a fixed time) before the next client goes, so that the marker is
+  // already on the proxy's connection when the proxy would reuse it.
+  const bool sent_marker = (behaviour.bodiless_body && !send_body) || behaviour.overlong || behaviour.twice ||
+                           behaviour.stray != Stray::None ||
+                           (behaviour.interim != 0 && behaviour.interim_body);
+  if (sent_marker) write_marker_record(seq);
+  if (!keep_alive) return Next::Close;
+  // stale=close: the response promised keep-alive, yet the backend goes away (an idle timeout the proxy
+  // does not know). stale=next: the same, but only after the next request has arrived, so the proxy
+  // cannot see it coming and must not re-send a non-idempotent request (RFC 9110 §9.2.2).
+  if (behaviour.stale == Stale::Close) return Next::Close;
+  if (behaviour.stale == Stale::Next) drop_next_ = true;
+  return Next::KeepAlive;
 }
 
 Next Connection::reject(Record& record, std::string reason) {
@@ -460,12 +608,19 @@ Next Connection::reject(Record& record, std::string reason) {
 }
 
 std::string Connection::upstream_fields(std::uint64_t seq) const {
-  return "X-Upstream-Name: " + config_.name + "\r\nX-Upstream-Conn: " + std::to_string(id_) +
-         "\r\nX-Upstream-Seq: " + std::to_string(seq) + "\r\n";
+  std::string fields = "X-Upstream-Name: " + config_.name + "\r\nX-Upstream-Conn: " + std::to_string(id_) +
+                       "\r\nX-Upstream-Seq: " + std::to_string(seq) + "\r\n";
+  // The parser rejected CR, LF and NUL in field values, so the echo cannot inject a field.
+  if (request_id_) fields += "X-Echo-Request-Id: " + *request_id_ + "\r\n";
+  return fields;
+}
+
+void Connection::write_marker_record(std::uint64_t seq) const {
+  append_record_line("{\"conn\":" + std::to_string(id_) + ",\"seq\":" + std::to_string(seq) +
+                     ",\"marker_sent\":true}\n");
 }
 
 void Connection::write_record(const Record& record) const {
-  if (config_.record_fd < 0) return;
   std::string line = "{\"conn\":" + std::to_string(record.conn) + ",\"seq\":" + std::to_string(record.seq);
   if (record.head != nullptr) {
     line += ",\"method\":";
@@ -485,11 +640,18 @@ void Connection::write_record(const Record& record) const {
     append_json_fields(line, *record.trailers);
   }
   line += tls_json_;
+  if (record.early) line += ",\"early\":true";
+  if (record.unanswered) line += ",\"unanswered\":true";
   if (!record.error.empty()) {
     line += ",\"error\":";
     append_json_string(line, record.error);
   }
   line += "}\n";
+  append_record_line(line);
+}
+
+void Connection::append_record_line(std::string_view line) const {
+  if (config_.record_fd < 0) return;
   // O_APPEND and one write() per line: lines from concurrent connections never interleave.
   std::string_view rest = line;
   while (!rest.empty()) {

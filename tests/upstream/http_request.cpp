@@ -192,6 +192,13 @@ bool has_token(const Headers& headers, std::string_view name, std::string_view t
   return found;
 }
 
+std::optional<std::string_view> first_field(const Headers& headers, std::string_view name) {
+  for (const auto& [field, value] : headers) {
+    if (iequals(field, name)) return value;
+  }
+  return std::nullopt;
+}
+
 ReadResult read_request_head(Reader& reader, std::string& head, std::string& error) {
   bool started = false;
   std::size_t scanned = 0;

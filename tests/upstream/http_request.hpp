@@ -56,6 +56,9 @@ bool read_body(Reader& reader, const Framing& framing, const BodySink& sink, Hea
 /// True if some field named `name` (any case) holds `token` (any case) in its comma-separated list.
 bool has_token(const Headers& headers, std::string_view name, std::string_view token);
 
+/// Value of the first field named `name` (any case); nullopt when absent. The view points into `headers`.
+std::optional<std::string_view> first_field(const Headers& headers, std::string_view name);
+
 /// Parses 1 to 19 decimal digits (no sign, no spaces).
 std::optional<std::uint64_t> parse_decimal(std::string_view s);
 

@@ -25,6 +25,8 @@ struct Finding {
     Recovered,     // Info: a crashed segment that the next segment's header chains to
     PartialChain,  // Info: the first segment's predecessors are not among the paths (archived)
     Unreadable,    // a path that cannot be read
+    TamperEvent,   // the writer found at start that the chain's end disagreed with its state file
+    NoState,       // Info: no state file was given or found beside the segments: the end is unchecked
   };
   enum class Severity : std::uint8_t { Info, Error };
 
@@ -50,10 +52,19 @@ struct VerifyReport {
   bool ok() const noexcept;
 };
 
+struct VerifyOptions {
+  /// State file (`audit.state`, e.g. an off-host copy) whose recorded chain end must be among the
+  /// segments, ending exactly as recorded. Empty: `audit.state` in the first directory among the paths
+  /// that has one; if none does, an Info `no_state` finding.
+  std::string state_file;
+};
+
 /// Verifies the segments in `paths` (files, or directories whose `audit-*.seg` / `audit-*.open` files
-/// are all taken), ordered by the sequence numbers in their authenticated headers. Never throws on bad
-/// input: every problem becomes a Finding. Any thread; reads files only.
-VerifyReport verify(const KeyRing& keys, const std::vector<std::string>& paths);
+/// are all taken), ordered by the sequence numbers in their authenticated headers, and the chain's end
+/// against a state file (`options`). Never throws on bad input: every problem becomes a Finding. Any
+/// thread; reads files only.
+VerifyReport verify(const KeyRing& keys, const std::vector<std::string>& paths,
+                    const VerifyOptions& options = {});
 
 struct DecryptFilter {
   std::optional<std::string> since;  // inclusive; normalised by normalize_timestamp_filter()
@@ -64,16 +75,17 @@ struct DecryptFilter {
 /// Like verify(), and writes each record of an authenticated frame that passes `filter` to `out`, one
 /// line each, in chain order. Records of frames that fail authentication are never written.
 VerifyReport decrypt(const KeyRing& keys, const std::vector<std::string>& paths, const DecryptFilter& filter,
-                     std::ostream& out);
+                     std::ostream& out, const VerifyOptions& options = {});
 
 /// Normalises "2026-11-27", "2026-11-27T08:00Z", "2026-11-27T08:00:00.5+01:00", ... to the record form
 /// "2026-11-27T07:00:00.500000000Z" so that filters compare lexicographically. Error: Config.
 core::Result<std::string> normalize_timestamp_filter(std::string_view text);
 
-/// `phigate audit verify`: loads keys, verifies, prints findings and a summary line to `out`, setup
-/// errors to `err`. Returns 0 (no error findings), 1 (problems) or 2 (bad keys dir or arguments).
+/// `phigate audit verify [--state FILE]`: loads keys, verifies, prints findings and a summary line to
+/// `out`, setup errors to `err`. `state_file` as VerifyOptions. Returns 0 (no error findings),
+/// 1 (problems) or 2 (bad keys dir or arguments).
 int verify_main(const std::string& keys_dir, const std::vector<std::string>& paths, std::ostream& out,
-                std::ostream& err);
+                std::ostream& err, const std::string& state_file = {});
 
 /// `phigate audit decrypt`: records to `out`, findings to `err`. Exit codes as verify_main.
 int decrypt_main(const std::string& keys_dir, const std::vector<std::string>& paths,

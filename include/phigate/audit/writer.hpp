@@ -44,16 +44,19 @@ class Writer {
     std::uint64_t frames_written = 0;   // durable, seal frames included
     std::uint64_t bytes_written = 0;    // durable, headers included
     std::uint64_t segments_sealed = 0;
-    std::uint64_t write_errors = 0;  // failed write/fsync/open/rename calls
-    std::uint64_t rejected = 0;      // submit() returned false
-    std::uint64_t segment_seq = 0;   // sequence number of the active segment
-    bool failed = false;             // the disk refused a write; retried every flush_interval
-    bool overflow = false;           // a queue was full since the writer last drained it
+    std::uint64_t write_errors = 0;         // failed write/fsync/open/rename calls
+    std::uint64_t rejected = 0;             // submit() returned false
+    std::uint64_t segment_seq = 0;          // sequence number of the active segment
+    std::uint64_t chain_tamper_events = 0;  // found at start: the chain end disagrees with the state file
+    bool failed = false;                    // the disk refused a write; retried every flush_interval
+    bool overflow = false;                  // a queue was full since the writer last drained it
   };
 
   /// Checks the options, creates `dir` (and `archive_dir`), recovers the chain from the newest segment
   /// there (a crashed `.open` one is renamed `.seg` and its last good frame recorded in the next header),
-  /// opens a new segment and starts the thread. `producers`: number of submitting threads. Errors:
+  /// checks it against the state file `dir/audit.state` (a disagreement is a tamper event: logged,
+  /// counted in `chain_tamper_events`, written as frame 1 of the new segment), saves the state, opens
+  /// a new segment and starts the thread. `producers`: number of submitting threads. Errors:
   /// ErrorKind::Config (bad options; missing active key, naming its file) or Internal (I/O, naming the path).
   static core::Result<std::unique_ptr<Writer>> start(WriterOptions options, KeyRing keys, unsigned producers);
 

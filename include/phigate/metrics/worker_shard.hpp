@@ -55,6 +55,7 @@ struct alignas(64) WorkerShard {
   Counter upstream_connect_failures;
   Counter upstream_timeouts;
   Counter upstream_retries;
+  Counter upstream_unsolicited;  // upstream connections closed for bytes nobody asked for
 
   void count_response(int status) noexcept {
     const int cls = status / 100;
@@ -79,6 +80,7 @@ struct ControlStats {
   std::atomic<std::uint64_t> audit_bytes_written{0};
   std::atomic<std::uint64_t> audit_segments_sealed{0};
   std::atomic<std::uint64_t> audit_write_errors{0};
+  std::atomic<std::uint64_t> audit_chain_tamper_events{0};  // found by the writer at start
 };
 
 /// Prometheus text exposition of all shards merged, plus control stats. Admin (control) thread.

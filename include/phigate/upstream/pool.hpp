@@ -4,11 +4,13 @@
 #include <chrono>
 #include <cstdint>
 #include <deque>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
 
+#include "phigate/metrics/worker_shard.hpp"
 #include "phigate/net/asio.hpp"
 
 namespace phigate::upstream {
@@ -30,14 +32,26 @@ struct PoolLimits {
 
 class Pool {
  public:
-  explicit Pool(PoolLimits limits) : limits_(limits) {}
+  /// `unsolicited` (may be null) counts connections closed because the upstream sent bytes
+  /// while nobody had asked (an idle pooled connection that became readable with data).
+  explicit Pool(PoolLimits limits, metrics::Counter* unsolicited = nullptr)
+      : limits_(limits), unsolicited_(unsolicited) {}
+  Pool(const Pool&) = delete;
+  Pool& operator=(const Pool&) = delete;
   void set_limits(PoolLimits limits) { limits_ = limits; }
 
-  /// Most recently used idle connection to `key` that is still open, or nullopt. Connections the
-  /// peer closed (or that hold unsolicited bytes) while idle are discarded here.
+  /// Most recently used idle connection to `key` that is still open and silent, or nullopt.
+  /// Every candidate is checked for readability (one MSG_PEEK): EOF or unsolicited bytes close it.
   std::optional<Connection> acquire(std::string_view key, Clock::time_point now);
-  /// Returns a healthy, idle connection. Closed instead when over the limits.
+  /// Returns a healthy, idle connection whose last response ended exactly at its framing. Closed
+  /// instead when over the limits.
   void release(std::string_view key, Connection conn, Clock::time_point now);
+  /// Worker tick: every connection idle for kWatchAfter or more gets a readability watch; the
+  /// moment it becomes readable (data or EOF) it is closed and dropped, as nginx does for its
+  /// upstream keep-alive connections. Hot connections (reused sooner) cost no watch: the check
+  /// at acquire covers them.
+  void watch_idle(Clock::time_point now);
+  static constexpr auto kWatchAfter = std::chrono::milliseconds(50);
   /// Closes idle connections older than the idle timeout. Called from the worker's tick.
   void sweep(Clock::time_point now);
   /// Closes everything (drain).
@@ -48,14 +62,27 @@ class Pool {
   struct Idle {
     Connection conn;
     Clock::time_point since;
+    std::uint64_t id;      // names the entry for its readability watch
+    bool watched = false;  // a readability watch is pending
   };
+  using Queue = std::deque<Idle>;
   struct Hash {
     using is_transparent = void;
     std::size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
   };
+  /// The watch of entry `id` in `q` fired: unless the entry was taken meanwhile, close it.
+  void on_readable(Queue& q, std::uint64_t id);
+  void close_idle(Idle& idle, bool peek);
+
   PoolLimits limits_;
-  std::unordered_map<std::string, std::deque<Idle>, Hash, std::equal_to<>> idle_;
+  metrics::Counter* unsolicited_;
+  // Queues are never erased except by clear() (which bumps epoch_), so a watch can hold a
+  // pointer to its queue: unordered_map nodes do not move.
+  std::unordered_map<std::string, Queue, Hash, std::equal_to<>> idle_;
   std::size_t idle_total_ = 0;
+  std::uint64_t next_id_ = 0;
+  std::uint64_t epoch_ = 0;
+  std::shared_ptr<Pool*> alive_ = std::make_shared<Pool*>(this);  // watches check it (STYLE §5)
 };
 
 }  // namespace phigate::upstream

@@ -153,6 +153,27 @@ inline Layout layout_of(const std::string& bytes) {
   return l;
 }
 
+// Type byte of frame j (README.md: byte 8 of the frame head; 1 data, 2 seal, 3 event).
+inline int frame_type(const std::string& bytes, std::size_t j) {
+  return static_cast<unsigned char>(bytes[layout_of(bytes).frames.at(j).first + 8]);
+}
+
+// The state file the writer keeps beside the segments (README.md, "State file").
+inline std::string state_file(const std::string& dir) {
+  return dir + "/audit.state";
+}
+
+// Lowercase hex of bytes [off, off + n) of `s`.
+inline std::string hex_of(const std::string& s, std::size_t off, std::size_t n) {
+  static const char* digits = "0123456789abcdef";
+  std::string out;
+  for (std::size_t i = off; i < off + n; ++i) {
+    out += digits[static_cast<unsigned char>(s[i]) >> 4];
+    out += digits[static_cast<unsigned char>(s[i]) & 15];
+  }
+  return out;
+}
+
 inline std::size_t count_errors(const VerifyReport& r, Finding::Kind kind) {
   return static_cast<std::size_t>(std::count_if(r.findings.begin(), r.findings.end(), [&](const Finding& f) {
     return f.kind == kind && f.severity == Finding::Severity::Error;

@@ -50,7 +50,7 @@ TEST_F(Format, HeaderFieldsAndFileNames) {
   EXPECT_TRUE(files[0].ends_with("Z.seg"));
   const std::string h = read_file(files[1]);
   EXPECT_EQ(h.substr(0, 8), "PHGAUDIT");
-  EXPECT_EQ(be(h, 8, 2), 1u);             // version
+  EXPECT_EQ(be(h, 8, 2), 2u);             // version (2: a state file beside the segments)
   EXPECT_EQ(be(h, 10, 2), 133u);          // header length: 132 + key id "a"
   EXPECT_EQ(be(h, 32, 8), 2u);            // sequence number
   EXPECT_EQ(be(h, 72, 8), 1u);            // previous sequence number

@@ -149,22 +149,102 @@ TEST_F(Verify, SameFileGivenTwiceIsNotDuplicate) {
   EXPECT_TRUE(verify(keys, {dir(), files[1]}).ok());
 }
 
-TEST_F(Verify, FinalSegmentTruncatedMidFrameIsCleanTruncation) {
+// Without a state file, a truncated final segment looks like a writer crash: info only (the limit
+// the state file removes), and verify says that the end was not checked.
+TEST_F(Verify, FinalSegmentTruncatedMidFrameWithoutStateIsCleanTruncation) {
+  fs::remove(state_file(dir()));
   std::string s = seg(2);
   put(2, s.substr(0, layout_of(s).frames[1].first + 30));
   const VerifyReport r = run();
   EXPECT_TRUE(r.ok()) << describe(r);
   EXPECT_EQ(count_infos(r, K::Truncated), 1u) << describe(r);
+  EXPECT_EQ(count_infos(r, K::NoState), 1u) << describe(r);
   EXPECT_EQ(r.records, 24u);
 }
 
-TEST_F(Verify, FinalSegmentTruncatedAtFrameBoundaryIsCleanTruncation) {
+TEST_F(Verify, FinalSegmentTruncatedAtFrameBoundaryWithoutStateIsCleanTruncation) {
+  fs::remove(state_file(dir()));
   std::string s = seg(2);
   put(2, s.substr(0, layout_of(s).frames[3].first));  // seal frame gone
   const VerifyReport r = run();
   EXPECT_TRUE(r.ok()) << describe(r);
   EXPECT_EQ(count_infos(r, K::Truncated), 1u);
   EXPECT_EQ(r.records, 30u);
+}
+
+// With the state file beside the segments (the default), the same truncations are errors.
+TEST_F(Verify, FinalSealedSegmentTruncatedIsAnErrorAgainstState) {
+  const std::string s = seg(2);
+  const Layout l = layout_of(s);
+  for (const std::size_t cut : {l.frames[3].first, l.frames[1].first + 30}) {
+    put(2, s.substr(0, cut));
+    const VerifyReport r = run();
+    EXPECT_FALSE(r.ok()) << describe(r);
+    EXPECT_EQ(count_errors(r, K::Truncated), 1u) << describe(r);
+    EXPECT_EQ(r.findings.back().file, files[2]) << describe(r);
+  }
+}
+
+TEST_F(Verify, FinalSealedSegmentDeletedIsMissingAgainstState) {
+  fs::remove(files[2]);
+  const VerifyReport r = run();
+  EXPECT_FALSE(r.ok());
+  ASSERT_EQ(count_errors(r, K::Missing), 1u) << describe(r);
+  EXPECT_NE(describe(r).find("says segment 3 sealed at frame 4"), std::string::npos) << describe(r);
+}
+
+TEST_F(Verify, AlteredStateFileIsTampered) {
+  std::string st = read_file(state_file(dir()));
+  st[st.find("\nframe 4\n") + 7] = '3';
+  write_file(state_file(dir()), st);
+  const VerifyReport r = run();
+  EXPECT_EQ(count_errors(r, K::Tampered), 1u) << describe(r);
+  EXPECT_NE(describe(r).find("state file fails authentication"), std::string::npos);
+}
+
+// The whole directory, state file included, restored from an older backup: nothing on the host can
+// tell, but a copy of the state file kept elsewhere can (README.md: keep one off-host).
+TEST_F(Verify, OffHostStateCopyCatchesRollbackOfSegmentsAndState) {
+  TempDir backup;
+  fs::copy(dir(), backup.path("log"));
+  write_log(dir(), keys, 1, 5);  // segment 4
+  fs::copy_file(state_file(dir()), backup.path("offhost.state"));
+  fs::remove_all(dir());
+  fs::copy(backup.path("log"), dir());  // segments 1..3 and their state
+  EXPECT_TRUE(run().ok()) << describe(run());
+  const VerifyReport r = verify(keys, {dir()}, VerifyOptions{backup.path("offhost.state")});
+  EXPECT_FALSE(r.ok());
+  ASSERT_EQ(count_errors(r, K::Missing), 1u) << describe(r);
+  EXPECT_EQ(r.findings.back().segment, 4u);
+  // An older off-host copy is fine: the chain went on after it.
+  TempDir older;
+  fs::copy_file(state_file(dir()), older.path("s"));
+  write_log(dir(), keys, 1, 5);
+  EXPECT_TRUE(verify(keys, {dir()}, VerifyOptions{older.path("s")}).ok());
+}
+
+// A log rebuilt from scratch (segments 1..3 again, same key) is not the one the state recorded.
+TEST_F(Verify, StateOfAnotherLogIsTampered) {
+  TempDir other;
+  write_log(other.path("log"), keys, 3, 10);
+  const VerifyReport r = verify(keys, {other.path("log")}, VerifyOptions{state_file(dir())});
+  ASSERT_EQ(count_errors(r, K::Tampered), 1u) << describe(r);
+  EXPECT_EQ(r.findings.back().segment, 3u);
+  EXPECT_NE(describe(r).find("another segment (id)"), std::string::npos) << describe(r);
+}
+
+TEST_F(Verify, VerifyMainTakesStateFile) {
+  TempDir kdir;
+  const Key a = make_key("a", 1);
+  write_file(kdir.path("a.key"), base64(a.bytes.data(), 32) + "\n");
+  std::ostringstream out, err;
+  EXPECT_EQ(verify_main(kdir.path(), {dir()}, out, err, state_file(dir())), 0) << out.str();
+  EXPECT_EQ(verify_main(kdir.path(), {dir()}, out, err, kdir.path("none.state")), 1);
+  EXPECT_NE(out.str().find("unreadable"), std::string::npos) << out.str();
+  fs::remove(files[2]);
+  out.str("");
+  EXPECT_EQ(verify_main(kdir.path(), {dir()}, out, err), 1);
+  EXPECT_NE(out.str().find("error: segment 3 missing: state file"), std::string::npos) << out.str();
 }
 
 TEST_F(Verify, MiddleSegmentTruncatedIsAnError) {
@@ -186,7 +266,7 @@ TEST_F(Verify, WrongKeyIsReported) {
 
 TEST_F(Verify, UnknownKeyIsReportedAndChainStillChecked) {
   const VerifyReport r = verify(ring_of({make_key("b", 1)}), {dir()});
-  EXPECT_EQ(count_errors(r, K::UnknownKey), 3u) << describe(r);
+  EXPECT_EQ(count_errors(r, K::UnknownKey), 4u) << describe(r);  // 3 segments and the state file
   EXPECT_EQ(count_errors(r, K::Missing) + count_errors(r, K::Tampered), 0u) << describe(r);
 }
 

@@ -199,8 +199,9 @@ TEST_F(WriterTest, KeyRotationStartsSegmentWithNewKey) {
   EXPECT_EQ(read_file(files[1]).substr(132, 1), "b");
   EXPECT_EQ(decrypted().size(), 2u);  // both keys in the ring: verifies clean
   const VerifyReport only_a = verify(ring_of({make_key("a", 1)}), {dir()});
-  EXPECT_EQ(count_errors(only_a, K::UnknownKey), 1u) << describe(only_a);
-  EXPECT_EQ(only_a.findings.size(), 1u) << describe(only_a);
+  // Segment 2 and the state file (authenticated with the key active at the last seal).
+  EXPECT_EQ(count_errors(only_a, K::UnknownKey), 2u) << describe(only_a);
+  EXPECT_EQ(only_a.findings.size(), 2u) << describe(only_a);
   EXPECT_EQ(only_a.records, 1u);
 }
 
@@ -315,6 +316,260 @@ TEST_F(WriterTest, RefusesBadRecordsAndBadOptions) {
   write_file(tmp.path("file"), "");
   EXPECT_FALSE(Writer::start(test_options(tmp.path("file")), keys, 1));
   EXPECT_FALSE(Writer::start(test_options(dir()), keys, 0));
+}
+
+// --- The chain across restarts, checked against the state file (security issue, item 9) ----------
+// Each scenario: what the writer records at start (an event frame, frame 1 of its new segment), the
+// `chain_tamper_events` stat, and the verdict of verify on the directory.
+
+class ChainRestart : public WriterTest {
+ protected:
+  struct Restart {
+    Writer::Stats stats;      // right after start
+    std::string new_segment;  // bytes of the segment it opened
+  };
+  // Starts a writer on dir(), writes one record, stops it.
+  Restart restart() {
+    Restart r;
+    auto w = Writer::start(test_options(dir()), keys, 1);
+    EXPECT_TRUE(w) << (w ? "" : w.error().context);
+    if (!w) return r;
+    r.stats = (*w)->stats();
+    EXPECT_TRUE((*w)->submit(0, record(500)));
+    EXPECT_TRUE((*w)->stop());
+    for (const auto& f : segment_files(dir())) {
+      if (f.find("/audit-" + std::string(12 - std::to_string(r.stats.segment_seq).size(), '0') +
+                 std::to_string(r.stats.segment_seq) + "-") != std::string::npos) {
+        r.new_segment = read_file(f);
+      }
+    }
+    return r;
+  }
+  // The tamper event frame the writer put first in its new segment, as verify reports it.
+  static std::string event_of(const VerifyReport& r) {
+    for (const Finding& f : r.findings) {
+      if (f.kind == K::TamperEvent) return f.detail;
+    }
+    return "";
+  }
+  std::vector<std::string> files() const { return segment_files(dir()); }
+};
+
+TEST_F(ChainRestart, NormalRestartIsCleanAndStateNamesTheLastSeal) {
+  write_log(dir(), keys, 2, 10);
+  const std::string state = read_file(state_file(dir()));
+  const std::string last = read_file(files()[1]);
+  EXPECT_NE(state.find("\nend sealed\nsegment 2\n"), std::string::npos) << state;
+  EXPECT_NE(state.find("\nid " + hex_of(last, 16, 16) + "\n"), std::string::npos) << state;
+  EXPECT_NE(state.find("\nframe 4\n"), std::string::npos) << state;  // 4 + 4 + 2 records, seal
+  EXPECT_NE(state.find("\ntag " + hex_of(last, last.size() - 16, 16) + "\n"), std::string::npos) << state;
+  const Restart r = restart();
+  EXPECT_EQ(r.stats.chain_tamper_events, 0u);
+  EXPECT_EQ(r.stats.segment_seq, 3u);
+  EXPECT_EQ(frame_type(r.new_segment, 0), 1);  // records, no event
+  const VerifyReport v = verify(keys, {dir()});
+  EXPECT_TRUE(v.ok()) << describe(v);
+  EXPECT_TRUE(v.findings.empty()) << describe(v);
+  EXPECT_NE(read_file(state_file(dir())).find("\nsegment 3\n"), std::string::npos);
+}
+
+TEST_F(ChainRestart, CrashRestartStaysRecoveredInfo) {
+  write_log(dir(), keys, 1, 3);
+  {
+    auto w = Writer::start(test_options(dir()), keys, 1);
+    ASSERT_TRUE(w);
+    for (int i = 0; i < 6; ++i) ASSERT_TRUE((*w)->submit(0, record(i)));
+    ASSERT_TRUE((*w)->flush());
+    (*w)->abandon_for_test();  // SIGKILL: segment 2 stays .open, unsealed
+  }
+  {
+    auto w = Writer::start(test_options(dir()), keys, 1);
+    ASSERT_TRUE(w);
+    // Saved at start after recovery: the end the new segment chains to (frames of 4 + 2 records).
+    EXPECT_NE(read_file(state_file(dir())).find("\nend crashed\nsegment 2\n"), std::string::npos);
+    EXPECT_NE(read_file(state_file(dir())).find("\nframe 2\n"), std::string::npos);
+    (*w)->abandon_for_test();  // and crash again, in segment 3 before its first record
+  }
+  const Restart r = restart();
+  EXPECT_EQ(r.stats.chain_tamper_events, 0u);
+  EXPECT_EQ(frame_type(r.new_segment, 0), 1);
+  EXPECT_EQ(static_cast<int>(r.new_segment[13]), 2);  // chains to segment 3 as crashed
+  const VerifyReport v = verify(keys, {dir()});
+  EXPECT_TRUE(v.ok()) << describe(v);
+  EXPECT_EQ(count_infos(v, K::Recovered), 2u) << describe(v);
+  EXPECT_EQ(event_of(v), "");
+  EXPECT_NE(read_file(state_file(dir())).find("\nend sealed\nsegment 4\n"), std::string::npos);
+}
+
+TEST_F(ChainRestart, SealedNewestSegmentTruncatedIsTamper) {
+  const std::string pristine = tmp.path("pristine");
+  write_log(pristine, keys, 2, 10);
+  const std::string seg2 = read_file(segment_files(pristine)[1]);
+  const Layout l = layout_of(seg2);
+  // At a frame boundary (looks exactly like a crash before the seal) and inside a frame.
+  for (const std::size_t cut : {l.frames[3].first, l.frames[1].first + 30}) {
+    SCOPED_TRACE(cut);
+    fs::remove_all(dir());
+    fs::copy(pristine, dir());
+    write_file(files()[1], seg2.substr(0, cut));
+    const Restart r = restart();
+    EXPECT_EQ(r.stats.chain_tamper_events, 1u);
+    EXPECT_EQ(r.stats.segment_seq, 3u);
+    ASSERT_FALSE(r.new_segment.empty());
+    EXPECT_EQ(frame_type(r.new_segment, 0), 3);         // the event, authenticated as frame 1
+    EXPECT_EQ(static_cast<int>(r.new_segment[13]), 1);  // chains to the seal the state recorded
+    const VerifyReport v = verify(keys, {dir()});
+    EXPECT_FALSE(v.ok());
+    EXPECT_EQ(count_errors(v, K::TamperEvent), 1u) << describe(v);
+    EXPECT_NE(event_of(v).find("sealed_segment_altered"), std::string::npos) << describe(v);
+    EXPECT_GE(count_errors(v, K::Truncated), 1u) << describe(v);
+    EXPECT_EQ(count_infos(v, K::Recovered), 0u) << describe(v);
+  }
+}
+
+TEST_F(ChainRestart, SealedNewestSegmentAlteredIsTamper) {
+  write_log(dir(), keys, 2, 10);
+  std::string seg2 = read_file(files()[1]);
+  seg2[layout_of(seg2).frames[1].first + 40] ^= 0x01;  // frame 2's ciphertext; the seal stays intact
+  write_file(files()[1], seg2);
+  const Restart r = restart();
+  EXPECT_EQ(r.stats.chain_tamper_events, 1u);
+  EXPECT_EQ(frame_type(r.new_segment, 0), 3);
+  const VerifyReport v = verify(keys, {dir()});
+  EXPECT_FALSE(v.ok());
+  EXPECT_NE(event_of(v).find("sealed_segment_altered"), std::string::npos) << describe(v);
+  EXPECT_EQ(count_errors(v, K::Tampered), 1u) << describe(v);
+}
+
+TEST_F(ChainRestart, SealedNewestSegmentDeletedIsTamperAndItsNumberIsNotReused) {
+  write_log(dir(), keys, 2, 10);
+  fs::remove(files()[1]);
+  const Restart r = restart();
+  EXPECT_EQ(r.stats.chain_tamper_events, 1u);
+  EXPECT_EQ(r.stats.segment_seq, 3u);  // not 2 again
+  EXPECT_EQ(frame_type(r.new_segment, 0), 3);
+  const VerifyReport v = verify(keys, {dir()});
+  EXPECT_FALSE(v.ok());
+  EXPECT_NE(event_of(v).find("sealed_segment_missing"), std::string::npos) << describe(v);
+  EXPECT_EQ(count_errors(v, K::Missing), 1u) << describe(v);  // the new segment chains to segment 2
+}
+
+TEST_F(ChainRestart, AllSegmentsDeletedIsTamper) {
+  write_log(dir(), keys, 2, 10);
+  for (const auto& f : files()) fs::remove(f);
+  const Restart r = restart();
+  EXPECT_EQ(r.stats.chain_tamper_events, 1u);
+  EXPECT_EQ(r.stats.segment_seq, 3u);
+  const VerifyReport v = verify(keys, {dir()});
+  EXPECT_NE(event_of(v).find("sealed_segment_missing"), std::string::npos) << describe(v);
+}
+
+TEST_F(ChainRestart, NewestReplacedByOlderCopyIsSequenceRollback) {
+  write_log(dir(), keys, 2, 10);
+  write_file(files()[1], read_file(files()[0]));  // segment 2's file now holds segment 1
+  const Restart r = restart();
+  EXPECT_EQ(r.stats.chain_tamper_events, 1u);
+  EXPECT_EQ(r.stats.segment_seq, 3u);
+  EXPECT_EQ(frame_type(r.new_segment, 0), 3);
+  const VerifyReport v = verify(keys, {dir()});
+  EXPECT_FALSE(v.ok());
+  EXPECT_NE(event_of(v).find("sequence_rollback"), std::string::npos) << describe(v);
+  EXPECT_EQ(count_errors(v, K::Missing), 1u) << describe(v);  // segment 2 is gone from the chain
+}
+
+TEST_F(ChainRestart, StateFileDeletedWhileSegmentsRemainIsTamper) {
+  write_log(dir(), keys, 2, 10);
+  fs::remove(state_file(dir()));
+  const Restart r = restart();
+  EXPECT_EQ(r.stats.chain_tamper_events, 1u);
+  EXPECT_EQ(frame_type(r.new_segment, 0), 3);
+  const VerifyReport v = verify(keys, {dir()});
+  EXPECT_FALSE(v.ok());
+  EXPECT_EQ(count_errors(v, K::TamperEvent), 1u) << describe(v);
+  EXPECT_NE(event_of(v).find("state_missing"), std::string::npos) << describe(v);
+  // The writer saved a new state: the next restart is clean again, the event stays in the log.
+  EXPECT_EQ(restart().stats.chain_tamper_events, 0u);
+  EXPECT_EQ(count_errors(verify(keys, {dir()}), K::TamperEvent), 1u);
+}
+
+TEST_F(ChainRestart, DeletingNewestSegmentAndStateFileIsTamper) {
+  write_log(dir(), keys, 2, 10);
+  fs::remove(files()[1]);
+  fs::remove(state_file(dir()));
+  EXPECT_EQ(restart().stats.chain_tamper_events, 1u);
+  const VerifyReport v = verify(keys, {dir()});
+  EXPECT_NE(event_of(v).find("state_missing"), std::string::npos) << describe(v);
+}
+
+TEST_F(ChainRestart, ForgedStateFileIsTamper) {
+  write_log(dir(), keys, 2, 10);
+  fs::remove(files()[1]);
+  // Point the state at segment 1's seal, whose tag anyone can read: the MAC no longer matches.
+  const std::string seg1 = read_file(files()[0]);
+  std::string state = read_file(state_file(dir()));
+  const auto tag_at = state.find("\ntag ") + 5;
+  state.replace(tag_at, 32, hex_of(seg1, seg1.size() - 16, 16));
+  state.replace(state.find("\nsegment 2\n"), 11, "\nsegment 1\n");
+  state.replace(state.find("\nid ") + 4, 32, hex_of(seg1, 16, 16));
+  write_file(state_file(dir()), state);
+  const Restart r = restart();
+  EXPECT_EQ(r.stats.chain_tamper_events, 1u);
+  const VerifyReport v = verify(keys, {dir()});
+  EXPECT_NE(event_of(v).find("state_invalid"), std::string::npos) << describe(v);
+}
+
+TEST_F(ChainRestart, StateFileRolledBackIsTamper) {
+  write_log(dir(), keys, 1, 3);
+  const std::string old_state = read_file(state_file(dir()));
+  write_log(dir(), keys, 2, 3);  // segments 2 and 3
+  write_file(state_file(dir()), old_state);
+  const Restart r = restart();
+  EXPECT_EQ(r.stats.chain_tamper_events, 1u);
+  EXPECT_EQ(r.stats.segment_seq, 4u);
+  const VerifyReport v = verify(keys, {dir()});
+  EXPECT_NE(event_of(v).find("state_behind"), std::string::npos) << describe(v);
+}
+
+TEST_F(ChainRestart, FirstStartWithNothingIsNormal) {
+  {
+    auto w = Writer::start(test_options(dir()), keys, 1);
+    ASSERT_TRUE(w);
+    EXPECT_EQ((*w)->stats().chain_tamper_events, 0u);
+    // Saved at start, before any seal: a later start then knows that segments must follow it.
+    EXPECT_NE(read_file(state_file(dir())).find("\nend none\nsegment 0\n"), std::string::npos);
+    (*w)->abandon_for_test();  // a crash in the very first segment is a crash, not tampering
+  }
+  const Restart r = restart();
+  EXPECT_EQ(r.stats.chain_tamper_events, 0u);
+  EXPECT_EQ(r.stats.segment_seq, 2u);
+  const VerifyReport v = verify(keys, {dir()});
+  EXPECT_TRUE(v.ok()) << describe(v);
+  EXPECT_EQ(count_infos(v, K::Recovered), 1u) << describe(v);
+}
+
+TEST_F(ChainRestart, StateFileIsPrivateAndReplacedAtomically) {
+  write_log(dir(), keys, 1, 3);
+  struct stat st {};
+  ASSERT_EQ(::stat(state_file(dir()).c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  EXPECT_FALSE(fs::exists(state_file(dir()) + ".tmp"));
+  EXPECT_EQ(read_file(state_file(dir())).rfind("phigate-audit-state 1\nkey a\n", 0), 0u);
+}
+
+TEST_F(ChainRestart, StateWriteFailureFailsClosedUntilItWorks) {
+  auto w = Writer::start(test_options(dir()), keys, 1);
+  ASSERT_TRUE(w);
+  ASSERT_TRUE((*w)->submit(0, record(0)));
+  ASSERT_TRUE((*w)->flush());
+  (*w)->fail_writes_for_test(ENOSPC);
+  ASSERT_FALSE((*w)->rotate_key("a", keys));
+  EXPECT_FALSE((*w)->flush());
+  EXPECT_FALSE((*w)->healthy());
+  (*w)->fail_writes_for_test(0);
+  EXPECT_TRUE((*w)->flush());
+  ASSERT_TRUE((*w)->stop());
+  EXPECT_NE(read_file(state_file(dir())).find("\nend sealed\nsegment 2\n"), std::string::npos);
+  EXPECT_EQ(restart().stats.chain_tamper_events, 0u);
 }
 
 }  // namespace

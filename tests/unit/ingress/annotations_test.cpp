@@ -236,6 +236,36 @@ TEST(IngressAnnotations, UnsupportedAccessControl_FailsClosedInsteadOfServingUnp
   }
 }
 
+TEST(IngressAnnotations, AccessControlTypos_FailClosedInsteadOfBeingIgnored) {
+  // A misspelled restriction would otherwise be a warning and the backend served without it.
+  for (const auto& key :
+       {kN + "whitelist-source-ranges", kN + "allowlist_source_range", kP + "Denylist-Source-Range",
+        kN + "Auth-TLS-Secret", kN + "auth_tls_verify_client", kN + "ip-whitelist"}) {
+    const auto r = parse({{key, "10.0.0.0/8"}});
+    EXPECT_EQ(errors(r), 1u) << key;
+    EXPECT_FALSE(r.fail_closed.empty()) << key;
+  }
+}
+
+TEST(IngressAnnotations, MisprefixedAccessControl_FailsClosed) {
+  for (const auto& key : {std::string("nginx.ingress.kubernetes.io.auth-tls-secret"),
+                          std::string("nginx.ingres.kubernetes.io/auth-tls-secret"),
+                          std::string("ingress.kubernetes.io/whitelist-source-range"),
+                          std::string("auth-tls-secret"), std::string("phigate/denylist-source-range")}) {
+    const auto r = parse({{key, "shop/ca"}});
+    ASSERT_EQ(errors(r), 1u) << key;
+    EXPECT_NE(r.problems[0].message.find("its prefix is neither"), std::string::npos) << key;
+    EXPECT_FALSE(r.fail_closed.empty()) << key;
+  }
+  // Other controllers' and Kubernetes' own keys that restrict nothing stay ignored.
+  for (const auto& key :
+       {std::string("kubernetes.io/ingress.class"), std::string("example.com/owner"),
+        std::string("nginx.org/rewrites"), std::string("ingress.kubernetes.io/rewrite-target")}) {
+    const auto r = parse({{key, "x"}});
+    EXPECT_TRUE(r.problems.empty()) << key;
+  }
+}
+
 TEST(IngressAnnotations, PhigatePrefixWinsOverNginx) {
   const auto r = parse({{kN + "proxy-body-size", "1m"}, {kP + "proxy-body-size", "2m"}});
   EXPECT_TRUE(r.problems.empty());

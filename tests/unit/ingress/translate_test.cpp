@@ -600,6 +600,266 @@ TEST_F(Translate, AuthTlsSecret_ResolvedIntoPolicyOrFailsClosed) {
   EXPECT_EQ(t.stats.failed_closed, 2u);
 }
 
+// --- The policy chain: a policy attached to a rule or default backend is never skipped. ---
+
+class TranslateHostTls : public Translate {
+ protected:
+  void SetUp() override {
+    add_web_service();
+    res_.secrets = {secret("ca", "Opaque", {{"ca.crt", kPem}}), secret("ca2", "Opaque", {{"ca.crt", kPem}})};
+  }
+  static Ingress on(Ingress ing, std::map<std::string, std::string> annotations) {
+    ing.meta.annotations = std::move(annotations);
+    ing.meta.annotations_line = 4;
+    return ing;
+  }
+  static IngressRule rule(std::string host, std::string p = "/") {
+    return {std::move(host), {path(std::move(p), PathType::Prefix, "web", 80)}, 1};
+  }
+  const config::RoutePolicy& policy_of(const Translation& t, const std::string& host, std::size_t i = 0) {
+    std::size_t seen = 0;
+    for (const auto& r : t.routes) {
+      if (r.host == host && seen++ == i) return *r.paths.at(0).policy;
+    }
+    ADD_FAILURE() << "no route " << i << " for host '" << host << "'";
+    static const config::RoutePolicy none;
+    return none;
+  }
+};
+
+TEST_F(TranslateHostTls, HostlessRuleWithAuthTls_FailsClosedNamingFileIngressAndAnnotation) {
+  res_.ingresses = {on(ingress("open-all", 1, {rule("")}),
+                       {{kN + "auth-tls-secret", "default/ca"}, {kN + "auth-tls-verify-client", "on"}})};
+  const auto t = run();
+  ASSERT_EQ(t.routes.size(), 1u);  // still emitted: the catch-all stays claimed and answers 503
+  EXPECT_EQ(t.routes[0].host, "");
+  EXPECT_EQ(policy_of(t, "").fail_closed,
+            "client-certificate/cipher settings on spec.rules[0], which has no host");
+  const auto* d = find("spec.rules[0] has no host");
+  ASSERT_NE(d, nullptr) << diag_.to_string();
+  EXPECT_EQ(d->severity, config::Severity::Error);
+  EXPECT_EQ(d->file, "cluster/open-all.yaml#0");
+  EXPECT_EQ(d->line, 4);
+  EXPECT_EQ(d->resource, "Ingress default/open-all");
+  EXPECT_EQ(d->field, "metadata.annotations." + kN + "auth-tls-secret");
+  EXPECT_EQ(t.stats.failed_closed, 1u);
+}
+
+TEST_F(TranslateHostTls, HostlessRuleNextToHostRule_WholeIngressFailsClosed) {
+  // verify-client optional_no_ca needs no Secret; ssl-ciphers alone is a per-host setting too.
+  res_.ingresses = {
+      on(ingress("mixed", 1, {rule("a.example"), rule("")}),
+         {{"phigate.io/auth-tls-verify-client", "optional_no_ca"}}),
+      on(ingress("ciphers", 2, {rule("", "/c")}), {{kN + "ssl-ciphers", "ECDHE-RSA-AES128-GCM-SHA256"}})};
+  const auto t = run();
+  EXPECT_FALSE(policy_of(t, "a.example").fail_closed.empty());
+  EXPECT_FALSE(policy_of(t, "").fail_closed.empty());
+  EXPECT_FALSE(policy_of(t, "", 1).fail_closed.empty());
+  EXPECT_EQ(diag_.error_count(), 2u) << diag_.to_string();
+  ASSERT_NE(find("spec.rules[1] has no host"), nullptr);
+  EXPECT_EQ(find("spec.rules[1] has no host")->field,
+            "metadata.annotations.phigate.io/auth-tls-verify-client");
+  ASSERT_NE(find("spec.rules[0] has no host"), nullptr);
+  EXPECT_EQ(find("spec.rules[0] has no host")->field, "metadata.annotations." + kN + "ssl-ciphers");
+}
+
+TEST_F(TranslateHostTls, CatchAllDefaultBackendWithAuthTls_FailsClosed) {
+  auto ing = on(ingress("fallback", 1), {{kN + "auth-tls-secret", "ca"}});
+  ing.default_backend = IngressBackend{ServiceBackend{"web", 80, ""}, 7};
+  res_.ingresses = {ing};
+  const auto t = run();
+  ASSERT_TRUE(t.default_backend);  // kept as the catch-all, answering 503
+  EXPECT_EQ(t.default_backend->policy->fail_closed,
+            "client-certificate/cipher settings on the catch-all spec.defaultBackend");
+  const auto* d = find("spec.defaultBackend without rules is the catch-all");
+  ASSERT_NE(d, nullptr) << diag_.to_string();
+  EXPECT_EQ(d->resource, "Ingress default/fallback");
+  EXPECT_EQ(d->field, "metadata.annotations." + kN + "auth-tls-secret");
+}
+
+TEST_F(TranslateHostTls, DefaultBackendNextToHostRules_ServesThoseHostsRootsUnderTheirPolicy) {
+  // Fine: with rules, spec.defaultBackend is the root of this Ingress's own hosts, which carry the
+  // per-host policy (the snapshot build compiles it for the host name).
+  auto ing = on(ingress("rooted", 1, {rule("a.example", "/api")}), {{kN + "auth-tls-secret", "ca"}});
+  ing.default_backend = IngressBackend{ServiceBackend{"web", 80, ""}, 7};
+  res_.ingresses = {ing};
+  const auto t = run();
+  EXPECT_FALSE(diag_.has_errors()) << diag_.to_string();
+  EXPECT_FALSE(t.default_backend);
+  ASSERT_EQ(t.routes.size(), 2u);
+  EXPECT_EQ(t.routes[1].host, "a.example");
+  EXPECT_EQ(t.routes[1].paths.at(0).path, "/");
+  EXPECT_EQ(t.routes[1].paths[0].policy->verify_client, config::VerifyClient::On);
+  EXPECT_TRUE(t.routes[1].paths[0].policy->fail_closed.empty());
+}
+
+TEST_F(TranslateHostTls, AuthTlsWithSslRedirectFalse_FailsClosedNamingSslRedirect) {
+  res_.ingresses = {on(ingress("plain", 1, {rule("a.example")}),
+                       {{kN + "auth-tls-secret", "ca"}, {kN + "ssl-redirect", "false"}}),
+                    // force-ssl-redirect still sends plain HTTP to HTTPS: nothing is served in the clear.
+                    on(ingress("forced", 2, {rule("b.example")}), {{kN + "auth-tls-secret", "ca"},
+                                                                   {kN + "ssl-redirect", "false"},
+                                                                   {kN + "force-ssl-redirect", "true"}}),
+                    // Plain HTTP without client certificates is the owner's choice.
+                    on(ingress("open", 3, {rule("c.example")}), {{kN + "ssl-redirect", "false"}})};
+  const auto t = run();
+  EXPECT_EQ(policy_of(t, "a.example").fail_closed, "ssl-redirect \"false\" with client certificates");
+  EXPECT_TRUE(policy_of(t, "b.example").fail_closed.empty());
+  EXPECT_TRUE(policy_of(t, "c.example").fail_closed.empty());
+  EXPECT_EQ(diag_.error_count(), 1u) << diag_.to_string();
+  const auto* d = find("plain HTTP (ssl-redirect \"false\") on an Ingress that verifies client certificates");
+  ASSERT_NE(d, nullptr) << diag_.to_string();
+  EXPECT_EQ(d->field, "metadata.annotations." + kN + "ssl-redirect");
+  EXPECT_EQ(d->resource, "Ingress default/plain");
+}
+
+TEST_F(TranslateHostTls, SharedHostPlainHttpFromAnotherIngress_FailsClosedThatPath) {
+  // Host a.example requires client certificates (Ingress mtls); Ingress leak adds /public on the
+  // same host with ssl-redirect "false": on the plain listener it would be served without one.
+  res_.ingresses = {on(ingress("mtls", 1, {rule("a.example")}), {{kN + "auth-tls-secret", "ca"}}),
+                    on(ingress("leak", 2, {rule("a.example", "/public")}), {{kN + "ssl-redirect", "false"}}),
+                    on(ingress("elsewhere", 3, {rule("b.example")}), {{kN + "ssl-redirect", "false"}})};
+  const auto t = run();
+  EXPECT_TRUE(policy_of(t, "a.example").fail_closed.empty());
+  EXPECT_EQ(policy_of(t, "a.example", 1).fail_closed,
+            "plain HTTP on host a.example, which verifies client certificates");
+  EXPECT_TRUE(policy_of(t, "b.example").fail_closed.empty());
+  const auto* d = find("plain HTTP (ssl-redirect \"false\") on host a.example");
+  ASSERT_NE(d, nullptr) << diag_.to_string();
+  EXPECT_EQ(d->resource, "Ingress default/leak");
+  EXPECT_EQ(d->field, "metadata.annotations." + kN + "ssl-redirect");
+  EXPECT_NE(d->message.find("Ingress default/mtls"), std::string::npos);
+  EXPECT_EQ(t.stats.failed_closed, 1u);
+}
+
+TEST_F(TranslateHostTls, SharedHostWithoutOwnSettings_KeepsTheHostsPolicy) {
+  // Fine: the other Ingress's paths on a.example are served under the host's TLS policy (it is
+  // chosen by host name, not by path), so nothing to fail.
+  res_.ingresses = {on(ingress("mtls", 1, {rule("a.example")}), {{kN + "auth-tls-secret", "ca"}}),
+                    ingress("more", 2, {rule("a.example", "/more")})};
+  const auto t = run();
+  EXPECT_FALSE(diag_.has_errors()) << diag_.to_string();
+  EXPECT_TRUE(policy_of(t, "a.example", 1).fail_closed.empty());
+  EXPECT_EQ(policy_of(t, "a.example", 1).verify_client, config::VerifyClient::Off);
+}
+
+TEST_F(TranslateHostTls, WildcardWithAuthTls_WeakerExactHostFailsClosedStricterOrSilentOnesStand) {
+  res_.ingresses = {on(ingress("wild", 1, {rule("*.corp.example")}), {{kN + "auth-tls-secret", "ca"}}),
+                    // No TLS settings: inherits the wildcard's rule (ServerContexts falls back to it).
+                    ingress("plain-sub", 2, {rule("a.corp.example")}),
+                    // Weaker: optional, or only ssl-ciphers (which would replace the wildcard's host policy).
+                    on(ingress("optional-sub", 3, {rule("b.corp.example")}),
+                       {{kN + "auth-tls-secret", "ca"}, {kN + "auth-tls-verify-client", "optional"}}),
+                    on(ingress("ciphers-sub", 4, {rule("c.corp.example")}),
+                       {{kN + "ssl-ciphers", "ECDHE-RSA-AES128-GCM-SHA256"}}),
+                    // As strict, with another CA: the owner of that host chose it.
+                    on(ingress("own-ca-sub", 5, {rule("d.corp.example")}), {{kN + "auth-tls-secret", "ca2"}}),
+                    // Two labels deep: not covered by the wildcard (RFC 6125 §6.4.3, as the router and SNI).
+                    on(ingress("deep", 6, {rule("x.y.corp.example")}),
+                       {{kN + "ssl-ciphers", "ECDHE-RSA-AES128-GCM-SHA256"}})};
+  const auto t = run();
+  EXPECT_TRUE(policy_of(t, "*.corp.example").fail_closed.empty());
+  EXPECT_TRUE(policy_of(t, "a.corp.example").fail_closed.empty());
+  EXPECT_EQ(policy_of(t, "b.corp.example").fail_closed,
+            "weaker client-certificate settings than *.corp.example");
+  EXPECT_EQ(policy_of(t, "c.corp.example").fail_closed,
+            "weaker client-certificate settings than *.corp.example");
+  EXPECT_TRUE(policy_of(t, "d.corp.example").fail_closed.empty());
+  EXPECT_TRUE(policy_of(t, "x.y.corp.example").fail_closed.empty());
+  EXPECT_EQ(diag_.error_count(), 2u) << diag_.to_string();
+  const auto* d = find("host c.corp.example is covered by *.corp.example");
+  ASSERT_NE(d, nullptr) << diag_.to_string();
+  EXPECT_EQ(d->resource, "Ingress default/ciphers-sub");
+  EXPECT_EQ(d->field, "metadata.annotations." + kN + "ssl-ciphers");
+  EXPECT_EQ(t.stats.failed_closed, 2u);
+}
+
+TEST_F(TranslateHostTls, WildcardWithAuthTls_PlainHttpOnACoveredHostFailsClosed) {
+  res_.ingresses = {on(ingress("wild", 1, {rule("*.corp.example")}), {{kN + "auth-tls-secret", "ca"}}),
+                    on(ingress("plain-sub", 2, {rule("a.corp.example")}), {{kN + "ssl-redirect", "false"}})};
+  const auto t = run();
+  EXPECT_EQ(policy_of(t, "a.corp.example").fail_closed,
+            "plain HTTP on host a.corp.example, which verifies client certificates");
+}
+
+TEST_F(TranslateHostTls, TlsOnlyHostWithAuthTls_WarnsThatTheSettingsFollowRules) {
+  // Annotations follow rules (ingress-nginx): a spec.tls host without a rule in the Ingress gets the
+  // certificate, not the client-certificate rule. Not silent: a warning names the host.
+  auto ing =
+      on(ingress("a", 1, {rule("a.example"), rule("w.wild.example")}), {{kN + "auth-tls-secret", "ca"}});
+  ing.tls = {{{"a.example", "*.wild.example", "only-tls.example"}, "", 3}};
+  res_.ingresses = {ing};
+  const auto t = run();
+  EXPECT_FALSE(diag_.has_errors()) << diag_.to_string();
+  const auto* d = find("TLS host \"only-tls.example\" has no rule with paths in this Ingress");
+  ASSERT_NE(d, nullptr) << diag_.to_string();
+  EXPECT_EQ(d->severity, config::Severity::Warning);
+  EXPECT_EQ(d->field, "spec.tls[0].hosts[2]");
+  EXPECT_EQ(find("TLS host \"a.example\""), nullptr);
+  EXPECT_EQ(find("TLS host \"*.wild.example\""), nullptr);  // used by w.wild.example
+  EXPECT_TRUE(policy_of(t, "a.example").fail_closed.empty());
+}
+
+TEST_F(TranslateHostTls, RuleHostWithoutPaths_WarnsUnlessTheDefaultBackendServesIt) {
+  auto bare =
+      on(ingress("bare", 1, {rule("a.example"), {"empty.example", {}, 2}}), {{kN + "auth-tls-secret", "ca"}});
+  res_.ingresses = {bare};
+  run();
+  const auto* d = find("rule for host empty.example has no paths");
+  ASSERT_NE(d, nullptr) << diag_.to_string();
+  EXPECT_EQ(d->severity, config::Severity::Warning);
+  // With a defaultBackend the host's root is served, under the host's policy: no warning.
+  bare.default_backend = IngressBackend{ServiceBackend{"web", 80, ""}, 7};
+  res_.ingresses = {bare};
+  const auto t = run();
+  EXPECT_EQ(find("has no paths"), nullptr) << diag_.to_string();
+  EXPECT_EQ(policy_of(t, "empty.example").verify_client, config::VerifyClient::On);
+}
+
+TEST_F(TranslateHostTls, InvalidIngressAskingForClientCertificates_OtherPathsOnItsHostFailClosed) {
+  // Ingress "bad" asks for client certificates on a.example and *.w.example but is invalid, so no
+  // host policy is compiled from it: the other Ingresses' paths there would be served open.
+  const std::map<std::string, std::string> bad_annotations = {{kN + "auth-tls-secret", "ca"},
+                                                              {kN + "proxy-body-size", "lots"}};
+  res_.ingresses = {
+      on(ingress("bad", 1, {rule("a.example"), rule("*.w.example"), rule("c.example")}), bad_annotations),
+      ingress("more", 2, {rule("a.example", "/more")}), ingress("sub", 3, {rule("x.w.example")}),
+      // Protected by a live rule at least as strict: stands.
+      on(ingress("strict-sub", 4, {rule("y.w.example")}), {{kN + "auth-tls-secret", "ca2"}}),
+      on(ingress("also-mtls", 5, {rule("c.example", "/c")}), {{kN + "auth-tls-secret", "ca"}}),
+      ingress("c-more", 6, {rule("c.example", "/more")}),
+      // Unrelated host.
+      ingress("other", 7, {rule("b.example")})};
+  const auto t = run();
+  const std::string why_a = "client certificates asked for host a.example by invalid Ingress default/bad";
+  EXPECT_EQ(policy_of(t, "a.example", 1).fail_closed, why_a);
+  EXPECT_EQ(policy_of(t, "x.w.example").fail_closed,
+            "client certificates asked for host x.w.example by invalid Ingress default/bad");
+  EXPECT_TRUE(policy_of(t, "y.w.example").fail_closed.empty());
+  EXPECT_TRUE(policy_of(t, "c.example", 1).fail_closed.empty());
+  EXPECT_TRUE(policy_of(t, "c.example", 2).fail_closed.empty());
+  EXPECT_TRUE(policy_of(t, "b.example").fail_closed.empty());
+  const auto* d =
+      find("host a.example: Ingress default/bad asks for client certificates there but is invalid");
+  ASSERT_NE(d, nullptr) << diag_.to_string();
+  EXPECT_EQ(d->resource, "Ingress default/more");
+  EXPECT_EQ(d->severity, config::Severity::Error);
+}
+
+TEST_F(TranslateHostTls, SourceRangesOnHostlessRuleAndCatchAll_KeptOnTheirPaths) {
+  // Fine: source ranges are per path (the snapshot build compiles one list per policy and the
+  // router's catch-all carries it), so a host-less rule and the default backend keep them.
+  auto hostless = on(ingress("hostless", 1, {rule("")}), {{kN + "whitelist-source-range", "10.0.0.0/8"}});
+  auto fallback = on(ingress("fallback", 2), {{kN + "denylist-source-range", "127.0.0.1"}});
+  fallback.default_backend = IngressBackend{ServiceBackend{"web", 80, ""}, 7};
+  res_.ingresses = {hostless, fallback};
+  const auto t = run();
+  EXPECT_FALSE(diag_.has_errors()) << diag_.to_string();
+  EXPECT_EQ(policy_of(t, "").allow_source_ranges, std::vector<std::string>{"10.0.0.0/8"});
+  ASSERT_TRUE(t.default_backend);
+  EXPECT_EQ(t.default_backend->policy->deny_source_ranges, std::vector<std::string>{"127.0.0.1/32"});
+}
+
 TEST_F(Translate, ProxySslSecret_ResolvedIntoPolicyVerifyNeedsCa) {
   add_web_service();
   res_.secrets = {
@@ -631,6 +891,31 @@ TEST_F(Translate, DuplicateObjects_FirstWinsWithWarning) {
   const auto t = run();
   EXPECT_NE(find("duplicate Service (first defined in cluster/svc.yaml#0): this one is ignored"), nullptr);
   EXPECT_NE(find("has no port 81"), nullptr);
+}
+
+TEST_F(Translate, DuplicateIngressWithOtherAnnotations_FailsClosedNotFirstWins) {
+  // The second definition carries auth-tls: keeping the first would drop it silently.
+  add_web_service();
+  res_.secrets = {secret("ca", "Opaque", {{"ca.crt", kPem}})};
+  auto first = ingress("a", 1, {{"a.example", {path("/", PathType::Prefix, "web", 80)}, 1}});
+  auto second = first;
+  second.origin.file = "cluster/again.yaml";
+  second.meta.annotations = {{kN + "auth-tls-secret", "ca"}};
+  auto same = ingress("b", 1, {{"b.example", {path("/", PathType::Prefix, "web", 80)}, 1}});
+  auto same_again = same;
+  same_again.origin.file = "cluster/b-again.yaml";
+  res_.ingresses = {first, second, same, same_again};
+  const auto t = run();
+  ASSERT_EQ(t.routes.size(), 2u);
+  EXPECT_EQ(t.routes[0].paths.at(0).policy->fail_closed, "duplicate definitions with other annotations");
+  const auto* d = find("duplicate Ingress (first defined in cluster/a.yaml#0) with other annotations");
+  ASSERT_NE(d, nullptr) << diag_.to_string();
+  EXPECT_EQ(d->file, "cluster/again.yaml#0");
+  EXPECT_EQ(d->resource, "Ingress default/a");
+  // Identical copies (the same manifest twice) only warn, and serve.
+  EXPECT_TRUE(t.routes[1].paths.at(0).policy->fail_closed.empty());
+  EXPECT_NE(find("duplicate Ingress (first defined in cluster/b.yaml#0): this one is ignored"), nullptr);
+  EXPECT_EQ(diag_.error_count(), 1u) << diag_.to_string();
 }
 
 TEST_F(Translate, FixtureTree_LoadsAndTranslatesEndToEnd) {
