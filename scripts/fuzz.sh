@@ -49,11 +49,11 @@ for t in "${targets[@]}"; do
   "$dir/bin/fuzz_$t" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
     -artifact_prefix="$art/" "$work" "$root/fuzz/corpus/$t" >"$log" 2>&1 || rc=$?
   execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log")
-  cov=$(grep -oE 'cov: [0-9]+ ft: [0-9]+' "$log" | tail -1)
+  cov=$(grep -oE 'cov: [0-9]+ ft: [0-9]+' "$log" | tail -1 || true)  # none when a seed crashes
   if ((rc != 0)); then
     failed+=("$t")
     echo "fuzz.sh: $t FAILED (exit $rc) after ${execs:-?} runs; log: $log"
-    grep -E 'invariant violated|ERROR: |runtime error|SUMMARY' "$log" | head -5 | sed 's/^/  /'
+    { grep -E 'invariant violated|ERROR: |runtime error|SUMMARY' "$log" || true; } | head -5 | sed 's/^/  /'
     for a in "$art"/*; do [[ -e $a ]] && echo "  reproducer: $a (run: $dir/bin/fuzz_$t $a)"; done
   else
     echo "fuzz.sh: $t ok: ${execs:-?} runs in ${seconds}s, ${cov:-cov ?}"
