@@ -341,6 +341,16 @@ void dedupe_in_order(std::vector<std::string>& v) {
   v = std::move(out);
 }
 
+/// The key as written when it is plain printable ASCII (always, from the API server, which validates
+/// keys); quoted and escaped like a value otherwise. Manifest files read from a directory are not
+/// validated, and fail_closed reaches the log: a raw CR/LF there forges log lines. Found by
+/// fuzz/annotations.cpp.
+std::string loggable_key(const std::string& key) {
+  const bool plain = std::all_of(key.begin(), key.end(),
+                                 [](char c) { return c > 0x20 && c < 0x7f && c != '"' && c != '\\'; });
+  return plain ? key : quote_value(key, 320);
+}
+
 /// Lower case with '_' read as '-': how a typo such as "Auth_TLS_Secret" is recognised.
 std::string fold(std::string_view s) {
   auto out = detail::to_lower(s);
@@ -458,7 +468,7 @@ ParsedAnnotations parse_annotations(const std::map<std::string, std::string>& an
                    [](const AnnotationProblem& a, const AnnotationProblem& b) { return a.key < b.key; });
   for (const auto& pr : out.problems) {
     if (pr.severity == config::Severity::Error) {
-      out.fail_closed = "invalid annotation " + pr.key + "=" + pr.value;
+      out.fail_closed = "invalid annotation " + loggable_key(pr.key) + "=" + pr.value;
       break;
     }
   }

@@ -54,6 +54,12 @@ Result parse_v1(const unsigned char* data, std::size_t n) {
     return {};
   }
   if (crlf + 2 > kV1Max) return invalid("v1 header longer than 107 bytes");
+  // A bare CR or LF before the CRLF is refused here as it is above while the CRLF has not arrived:
+  // otherwise the verdict would depend on how the header was split into reads (found by
+  // fuzz/proxy_protocol.cpp: `PROXY UNKNOWN x\ry\r\n` was Done in one read, Invalid in two).
+  if (text.substr(0, crlf).find_first_of("\r\n") != std::string_view::npos) {
+    return invalid("v1 header with a bare CR or LF");
+  }
   std::string_view line = text.substr(kV1Prefix.size(), crlf - kV1Prefix.size());
   std::string_view parts[5];
   std::size_t count = 0;
@@ -129,6 +135,9 @@ Result parse_v2(const unsigned char* data, std::size_t n) {
 }  // namespace
 
 Result parse(const unsigned char* data, std::size_t n) {
+  // Nothing received yet: an empty buffer may hand us a null `data`, and memcmp on a null pointer
+  // is undefined even for 0 bytes (C11 §7.24.1p2); found by fuzz/proxy_protocol.cpp.
+  if (n == 0) return {};
   // Decide the version on the bytes we have: a prefix of either signature needs more.
   const std::size_t v2_cmp = n < sizeof kV2Signature ? n : sizeof kV2Signature;
   if (std::memcmp(data, kV2Signature, v2_cmp) == 0) {

@@ -17,7 +17,8 @@ struct Diagnostic {
   std::string field;     // dotted key path, e.g. "tls.certificates[1].cert"
   std::string message;
 
-  /// "file:line: [resource: ]field: message" — one line, no trailing newline.
+  /// "file:line: [resource: ]field: message" — one line, no trailing newline (control bytes in
+  /// any part are written as `\xNN`).
   std::string to_string() const;
 };
 

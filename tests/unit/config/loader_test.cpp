@@ -96,6 +96,19 @@ TEST_F(LoaderTest, UnknownKey_NamesFileLineAndKey) {
       << d->to_string();
 }
 
+// A key is copied into the diagnostic: its control bytes must not forge extra log lines (log
+// injection). Found by fuzz/config_loader.cpp.
+TEST_F(LoaderTest, UnknownKeyWithNewline_DiagnosticStaysOneLine) {
+  const auto cfg = load("listeners:\n  \"x\\nphigate.yaml:1: error: forged\\r\\x1b[2J\": []\n");
+  EXPECT_FALSE(cfg);
+  ASSERT_FALSE(diag_.entries().empty());
+  const std::string line = diag_.entries().front().to_string();
+  EXPECT_EQ(line.find_first_of("\r\n\x1b"), std::string::npos) << line;
+  EXPECT_NE(line.find("listeners.x\\x0aphigate.yaml:1: error: forged\\x0d\\x1b[2J: unknown key"),
+            std::string::npos)
+      << line;
+}
+
 TEST_F(LoaderTest, WrongTypes_AreReportedAllAtOnce) {
   const auto cfg = load(R"(listeners: { http: ["127.0.0.1:8080"] }
 workers: many

@@ -206,6 +206,16 @@ TEST(IngressAnnotations, Snippets_RejectedUnderBothPrefixesWhateverTheValue) {
   EXPECT_EQ(errors(both), 2u);
 }
 
+// Keys from manifest files are not validated by an API server: a CR/LF in one must not reach the
+// log through fail_closed (log injection). Found by fuzz/annotations.cpp.
+TEST(IngressAnnotations, KeyWithControlBytes_IsQuotedInFailClosed) {
+  const std::string key = kN + "server-snippet\nERROR forged line";
+  const auto r = parse({{key, "x"}});
+  ASSERT_EQ(errors(r), 1u);
+  EXPECT_EQ(r.fail_closed.find('\n'), std::string::npos) << r.fail_closed;
+  EXPECT_EQ(r.fail_closed, "invalid annotation " + quote_value(key, 320) + "=\"x\"");
+}
+
 TEST(IngressAnnotations, UnknownNameUnderOurPrefixes_IsAWarningOtherPrefixesIgnored) {
   const auto r = parse({{kN + "rewrite-target", "/$2"},
                         {kP + "something-new", "x"},

@@ -20,6 +20,14 @@ std::string v2(unsigned char ver_cmd, unsigned char fam, const std::string& body
   return h + body;
 }
 
+// An empty buffer's data() may be null: parse must not pass it to memcmp (undefined behaviour even
+// for 0 bytes, which UBSan reports in the asan test run). Found by fuzz/proxy_protocol.cpp.
+TEST(ProxyProtocol, NothingReceivedNeedsMore) {
+  const auto r = parse(nullptr, 0);
+  EXPECT_EQ(r.status, Status::NeedMore);
+  EXPECT_EQ(r.consumed, 0u);
+}
+
 TEST(ProxyProtocol, V1Tcp4) {
   const auto r = parse_text("PROXY TCP4 192.0.2.7 10.0.0.1 56324 443\r\nGET /");
   ASSERT_EQ(r.status, Status::Done);
@@ -55,6 +63,16 @@ TEST(ProxyProtocol, V1Malformed) {
     EXPECT_EQ(parse_text(bad).status, Status::Invalid) << bad;
   }
   EXPECT_EQ(parse_text("PROXY " + std::string(120, 'x')).status, Status::Invalid);
+}
+
+// The verdict must not depend on how the header was split into reads: a bare CR is refused while the
+// CRLF is still missing, so it must be refused once the CRLF has arrived too (the UNKNOWN form, whose
+// rest is otherwise ignored, used to accept it). Found by fuzz/proxy_protocol.cpp.
+TEST(ProxyProtocol, V1BareCrRefusedWhateverTheSplit) {
+  const std::string header = "PROXY UNKNOWN a\rb\r\n";
+  EXPECT_EQ(parse_text(header.substr(0, 17)).status, Status::Invalid);  // "...a\rb": bare CR
+  EXPECT_EQ(parse_text(header).status, Status::Invalid);
+  EXPECT_EQ(parse_text("PROXY TCP4 1.2.3.4\n 1.2.3.4 1 2\r\n").status, Status::Invalid);
 }
 
 TEST(ProxyProtocol, V2Inet) {
