@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # bench/run.sh: phigate, nginx and HAProxy as TLS-terminating reverse proxies, side by side, in one run
-# (STYLE.md §10; the benchmark issue's scenarios 1-5, 8 and the audit/access-log cost; 6 and 7 through
+# (ARCHITECTURE.md; the benchmark issue's scenarios 1-5, 8 and the audit/access-log cost; 6 and 7 through
 # bench/slowloris.sh and bench/ingress_scale.sh with --scenarios all+).
 #
 # One nginx backend (plain HTTP: a 3-byte body, a 1 MiB file, an upload sink) and the proxies in front

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # bench/slowloris.sh: normal keep-alive HTTPS traffic with and without 2,000 slowloris connections held
-# open against the same proxy, for phigate, nginx and HAProxy side by side (STYLE.md §10; benchmark
+# open against the same proxy, for phigate, nginx and HAProxy side by side (ARCHITECTURE.md; benchmark
 # scenario 6; requirement "a slowloris attack of 2,000 connections must not delay a normal request by
 # more than 100 ms").
 #

@@ -13,7 +13,7 @@ namespace phigate::admin {
 namespace {
 
 /// One admin connection, owned by its coroutine. The deadline's handler holds only a weak_ptr
-/// and the generation it was armed with (STYLE.md §5.2): a deadline that expires while the
+/// and the generation it was armed with (ARCHITECTURE.md, Rules): a deadline that expires while the
 /// response is being written can have its handler queued after the coroutine finished and freed
 /// the socket, so the handler must find nothing to close rather than close freed memory (or a
 /// socket object reused by the next connection).

@@ -26,6 +26,22 @@ bool valid_port(std::string_view p) noexcept {
   return v <= 65535;
 }
 
+/// RFC 3986 §3.2.2 dec-octet ×4: 0-255, no leading zero (which some resolvers read as octal).
+bool valid_ipv4(std::string_view s) noexcept {
+  int octets = 0;
+  std::size_t i = 0;
+  while (true) {
+    std::size_t j = i;
+    unsigned v = 0;
+    while (j < s.size() && is_digit(s[j]) && j - i < 4) v = v * 10 + static_cast<unsigned>(s[j++] - '0');
+    const std::size_t len = j - i;
+    if (len == 0 || len > 3 || v > 255 || (len > 1 && s[i] == '0')) return false;
+    if (++octets == 4) return j == s.size();
+    if (j >= s.size() || s[j] != '.') return false;
+    i = j + 1;
+  }
+}
+
 /// Hex groups and colons, at most one `::`, optionally an IPv4 tail. Deliberately syntactic: the
 /// value is only matched against configured names, never resolved.
 bool valid_ipv6(std::string_view s) noexcept {
@@ -44,15 +60,7 @@ bool valid_ipv6(std::string_view s) noexcept {
     std::size_t j = i;
     while (j < s.size() && is_hex(s[j]) && j - i < 5) ++j;
     if (j < s.size() && s[j] == '.') {  // IPv4 tail: the rest must be a dotted quad
-      std::size_t dots = 0;
-      for (std::size_t k = i; k < s.size(); ++k) {
-        if (s[k] == '.') {
-          ++dots;
-        } else if (!is_digit(s[k])) {
-          return false;
-        }
-      }
-      return dots == 3 && groups + 2 <= (compressed ? 7 : 8) && (compressed || groups == 6);
+      return valid_ipv4(s.substr(i)) && groups + 2 <= (compressed ? 7 : 8) && (compressed || groups == 6);
     }
     if (j == i || j - i > 4) return false;
     ++groups;

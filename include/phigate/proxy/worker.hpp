@@ -30,7 +30,7 @@ class ConnectionBase {
   virtual void expire() = 0;
   /// Drain started: close now when idle, else close after the current response.
   virtual void drain() = 0;
-  /// Idle for a tick: give back buffers (STYLE.md §5: idle connections hold no buffers). Busy
+  /// Idle for a tick: give back buffers (idle connections hold no buffers). Busy
   /// keep-alive connections keep theirs, so a request does not pay for freeing and re-allocating.
   virtual void release_idle_memory() noexcept {}
 

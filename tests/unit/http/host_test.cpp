@@ -8,10 +8,10 @@ namespace phigate::http {
 namespace {
 
 TEST(ValidHost, NamesAddressesAndPortsAccepted) {
-  for (const char* h :
-       {"", "app.example", "APP.Example", "app.example.", "app.example:443", "app.example:", "a",
-        "my_host.internal", "127.0.0.1", "127.0.0.1:8443", "[::1]", "[::1]:443", "[::1]:", "[2001:db8::1]",
-        "[2001:db8:0:0:0:0:0:1]", "[::ffff:192.0.2.1]", "[fe80::]"}) {
+  for (const char* h : {"", "app.example", "APP.Example", "app.example.", "app.example:443",
+                        "app.example:", "a", "my_host.internal", "127.0.0.1", "127.0.0.1:8443", "[::1]",
+                        "[::1]:443", "[::1]:", "[2001:db8::1]", "[2001:db8:0:0:0:0:0:1]",
+                        "[::ffff:192.0.2.1]", "[::0.0.0.0]", "[1:2:3:4:5:6:255.255.255.255]", "[fe80::]"}) {
     EXPECT_TRUE(valid_host(h)) << h;
   }
 }
@@ -44,6 +44,12 @@ TEST(ValidHost, AmbiguousOrInjectedHostsRefused) {
                         "[1:2:3:4:5:6:7:8:9]",
                         "[12345::]",
                         "[1:2:3:4:5:6:7]",
+                        "[::...]",
+                        "[db8::0.000.0.10]",
+                        "[::999.1.1.1]",
+                        "[::1.2.3]",
+                        "[::1.2.3.4.5]",
+                        "[::01.2.3.4]",
                         "a,b",
                         "a;b",
                         "a(b)",
