@@ -40,6 +40,16 @@ class PolicyChainTest : public IngressTest {
   }
 
   /// curl without a client certificate to `host` (resolved to 127.0.0.1); the status code.
+  /// curl arguments for the status code of https://secure.app.example<path>.
+  std::vector<std::string> secure_code_args(const Phigate& pg, const std::string& path) const {
+    return {"--resolve",
+            "secure.app.example:" + std::to_string(pg.https) + ":127.0.0.1",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            https_url(pg, path, "secure.app.example")};
+  }
   std::string status(const Phigate& pg, const std::string& host, const CertPaths* cert = nullptr) {
     std::vector<std::string> args{"--resolve", host + ":" + std::to_string(pg.https) + ":127.0.0.1",
                                   "-o",        "/dev/null",
@@ -158,15 +168,7 @@ TEST_F(PolicyChainTest, SharedHostWhereOnlyOneIngressHasAuthTls_EveryPathNeedsTh
                                            ingress_yaml("mtls", "secure.app.example", "svc-a",
                                                         kA + "auth-tls-secret: default/client-ca\n"));
   auto pg = start();
-  const auto url = [&](const std::string& path) {
-    return std::vector<std::string>{"--resolve",
-                                    "secure.app.example:" + std::to_string(pg.https) + ":127.0.0.1",
-                                    "-o",
-                                    "/dev/null",
-                                    "-w",
-                                    "%{http_code}",
-                                    https_url(pg, path, "secure.app.example")};
-  };
+  const auto url = [&](const std::string& path) { return secure_code_args(pg, path); };
   EXPECT_EQ(curl(pg, url("/more")).out, "400");
   EXPECT_EQ(curl(pg, url("/")).out, "400");
   EXPECT_TRUE(up_->records().empty());
@@ -186,15 +188,7 @@ TEST_F(PolicyChainTest, InvalidIngressWithAuthTls_OtherIngressOnItsHostNotServed
                  ingress_yaml("mtls", "secure.app.example", "svc-a",
                               kA + "auth-tls-secret: default/client-ca\n" + kA + "proxy-body-size: lots\n"));
   auto pg = start();
-  const auto url = [&](const std::string& path) {
-    return std::vector<std::string>{"--resolve",
-                                    "secure.app.example:" + std::to_string(pg.https) + ":127.0.0.1",
-                                    "-o",
-                                    "/dev/null",
-                                    "-w",
-                                    "%{http_code}",
-                                    https_url(pg, path, "secure.app.example")};
-  };
+  const auto url = [&](const std::string& path) { return secure_code_args(pg, path); };
   EXPECT_EQ(curl(pg, url("/more")).out, "503");
   EXPECT_EQ(curl(pg, url("/")).out, "503");
   EXPECT_TRUE(up_->records().empty());

@@ -94,6 +94,14 @@ class UpstreamDesyncTest : public PhigateTest {
     return std::move(*c.client);
   }
 
+  /// One good exchange first, so that the next one goes over a pooled (reused) connection, the
+  /// usual case for a misbehaving exchange.
+  void warm_pool() {
+    auto w = connect();
+    const Sent s = next("GET", "/warm");
+    expect_own(exchange(w, s), s, {200});
+  }
+
   /// A fresh request id (32 hex digits, like phigate's own) and a target no other request uses.
   Sent next(const std::string& method, const std::string& path_and_query) {
     char id[33];
@@ -244,12 +252,7 @@ class UpstreamDesyncPipelinedTest : public UpstreamDesyncModeTest {};
 
 TEST_P(UpstreamDesyncModeTest, Desync_MisbehavingBackend_NoClientGetsAnothersBytes) {
   const Mode& m = GetParam();
-  // Warm the pool: the misbehaving exchange goes over a pooled (reused) connection, the usual case.
-  {
-    auto w = connect();
-    const Sent s = next("GET", "/warm");
-    expect_own(exchange(w, s), s, {200});
-  }
+  warm_pool();
   auto a = connect();
   const Sent sa = next(m.method, m.target);
   const Answer aa = exchange(a, sa, pattern_bytes(m.body_bytes));
@@ -270,11 +273,7 @@ TEST_P(UpstreamDesyncModeTest, Desync_MisbehavingBackend_NoClientGetsAnothersByt
 // its own answer, not the leftovers.
 TEST_P(UpstreamDesyncPipelinedTest, Desync_MisbehavingBackendPipelined_NextRequestGetsItsOwn) {
   const Mode& m = GetParam();
-  {
-    auto w = connect();
-    const Sent s = next("GET", "/warm");
-    expect_own(exchange(w, s), s, {200});
-  }
+  warm_pool();
   auto a = connect();
   const Sent sa = next(m.method, m.target);
   const Sent sp = next("GET", "/pipelined");
@@ -407,11 +406,7 @@ TEST_F(UpstreamStaleTest, Desync_PostAfterSilentClose_AtMostOnce) {
 // RFC 9110 §15.2 allows any number of 1xx before the final response. A backend that never stops must
 // cost phigate neither unbounded memory nor the client an endless wait: it is cut with a 502.
 TEST_F(UpstreamDesyncTest, Desync_EndlessInterimResponses_CutWith502WithoutMemoryGrowth) {
-  {
-    auto w = connect();
-    const Sent s = next("GET", "/warm");
-    expect_own(exchange(w, s), s, {200});
-  }
+  warm_pool();
   const long before = rss_kib(pg_->process.pid());
   ASSERT_GT(before, 0);
   auto a = connect();
@@ -490,11 +485,7 @@ TEST_F(UpstreamDesyncTest, Desync_MixedTrafficFromFourClients_NoneGetsAnothersBy
 // out of step. phigate must close it. (B goes after A's reset has reached phigate in practice; if it
 // ever raced ahead it would take a fresh connection, so the test can miss but never fail wrongly.)
 TEST_F(UpstreamDesyncTest, Desync_ClientResetMidBodyAfterEarlyAnswer_ConnectionNotReused) {
-  {
-    auto w = connect();
-    const Sent s = next("GET", "/warm");
-    expect_own(exchange(w, s), s, {200});
-  }
+  warm_pool();
   {
     auto a = connect();
     const Sent sa = next("POST", "/a?early=keep&status=413");
