@@ -20,6 +20,9 @@ bool unreserved(unsigned char c) noexcept {
 
 const char* normalize_target(std::string_view target, std::string& out) {
   out.clear();
+  // RFC 9112 §3.2: a request target has no fragment. llhttp passes `/admin#x` through, which
+  // would be routed by `/` here and served as `/admin` by servers that strip fragments.
+  if (target.find('#') != std::string_view::npos) return "fragment in request target";
   // Absolute-form: keep only what follows the authority (RFC 9112 §3.2.2).
   if (!target.empty() && target.front() != '/') {
     const auto scheme = target.find("://");
@@ -33,9 +36,6 @@ const char* normalize_target(std::string_view target, std::string& out) {
       return nullptr;
     }
   }
-  // RFC 9112 §3.2: a request target has no fragment. llhttp passes `/admin#x` through, which
-  // would be routed by `/` here and served as `/admin` by servers that strip fragments.
-  if (target.find('#') != std::string_view::npos) return "fragment in request target";
   const auto q = target.find('?');
   const std::string_view path = target.substr(0, q);
   if (path.empty() || path.front() != '/') return "request target is not a path";

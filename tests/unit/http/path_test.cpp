@@ -61,6 +61,7 @@ TEST(NormalizeTarget, FragmentRefused) {
   EXPECT_EQ(norm("/admin#x"), "ERR: fragment in request target");
   EXPECT_EQ(norm("/a?q=1#x"), "ERR: fragment in request target");
   EXPECT_EQ(norm("/a%23x"), "/a%23x");  // an encoded # is data
+  EXPECT_EQ(norm("http://a.example?q#x"), "ERR: fragment in request target");  // found by fuzz/path
 }
 
 TEST(NormalizeTarget, RawBackslashRefused) {
