@@ -134,6 +134,8 @@ std::string_view render_request(audit::JsonLine& j, const ConnectionFacts& c, co
   if (!r.upstream.empty() || r.upstream_connect.count() >= 0 || r.upstream_first_byte.count() >= 0) {
     j.begin_object("upstream");
     if (!r.upstream.empty()) j.plain_field("address", r.upstream);
+    // A retried request reached the upstream more than once: one record says how often.
+    if (r.upstream_attempts > 0) j.field("attempts", r.upstream_attempts);
     if (r.upstream_connect.count() >= 0) j.field("connect_duration", nanos(r.upstream_connect));
     if (r.upstream_first_byte.count() >= 0) j.field("first_byte_duration", nanos(r.upstream_first_byte));
     j.end_object();

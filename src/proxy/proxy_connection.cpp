@@ -744,6 +744,7 @@ net::awaitable<bool> ProxyConnection::proxy_request(const router::Route& route, 
     const auto& ep = cluster.endpoints[worker_.next_endpoint(route.target, cluster.endpoints.size())];
     timed_out_ = false;
     rf_.upstream = ep.key;
+    rf_.upstream_attempts = static_cast<unsigned>(attempt) + 1;
     // A retry goes on a new connection: the pool may hold more connections the upstream dropped.
     up_ = attempt == 0 ? worker_.pool().acquire(ep.key, worker_.now()) : std::nullopt;
     const bool pooled = up_.has_value();

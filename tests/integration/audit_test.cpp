@@ -93,6 +93,28 @@ TEST_F(AuditTest, EveryOutcomeLeavesARecordWithItsFields) {
   EXPECT_TRUE(has(find(recs, "\"action\":\"tls-handshake\""), "\"reason\":\"tls_handshake\""));
 }
 
+TEST_F(AuditTest, RetriedRequestRecordsBothAttemptsInItsOneRecord) {
+  // The backend reads the next request on the keep-alive connection and closes without answering
+  // (stale=next): phigate cannot tell that from a stale pooled connection and sends the GET again.
+  // The request reached the backend twice; its one audit record must say so.
+  auto up = start_upstream();
+  auto pg = start_phigate(config(routes(up), audit_yaml()));
+  auto r = curl(pg, {"-o", "/dev/null", "-o", "/dev/null", "-w", "%{http_code} ",
+                     https_url(pg, "/first?stale=next"), https_url(pg, "/second")});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "200 200 ");
+  int second_at_backend = 0;
+  for (const auto& line : up.records()) second_at_backend += json_field(line, "target") == "/second" ? 1 : 0;
+  EXPECT_EQ(second_at_backend, 2);
+  ASSERT_TRUE(pg.process.send_signal(SIGTERM));
+  ASSERT_EQ(pg.process.wait_exit(20s), 0);
+  const auto recs = records();
+  const auto first = find(recs, "\"path\":\"/first\"");
+  const auto second = find(recs, "\"path\":\"/second\"");
+  EXPECT_TRUE(has(first, "\"attempts\":1")) << first;
+  EXPECT_TRUE(has(second, "\"attempts\":2")) << second;
+}
+
 TEST_F(AuditTest, SigkillUnderLoadLosesAtMostTheLastFlush_AndTheChainContinues) {
   auto up = start_upstream();
   auto pg = start_phigate(config(routes(up), audit_yaml("k1", ", flush_interval: 100ms")));
