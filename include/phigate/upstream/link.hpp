@@ -1,0 +1,112 @@
+#pragma once
+// The upstream layer of one request: pick the endpoint, take a pooled connection or connect,
+// send, receive, then release to the pool or discard, and decide whether a failed attempt may
+// be tried again. It owns the upstream socket and its input buffer; what the bytes mean (framing,
+// 1xx, reuse) is the HTTP codec's (http/exchange.hpp). Worker thread only.
+//
+// Deadlines stay with the client connection (one coarse deadline per connection, checked by the
+// worker tick): the link asks its `Deadline` to arm one before every wait, and the connection's
+// expire() calls cancel().
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string_view>
+
+#include "phigate/core/error.hpp"
+#include "phigate/metrics/worker_shard.hpp"
+#include "phigate/net/asio.hpp"
+#include "phigate/net/buffer.hpp"
+#include "phigate/upstream/cluster.hpp"
+#include "phigate/upstream/pool.hpp"
+
+namespace phigate::upstream {
+
+/// Per-request upstream deadlines (the route's policy over the global config).
+struct Timeouts {
+  std::chrono::milliseconds connect{};
+  std::chrono::milliseconds send{};
+  std::chrono::milliseconds read{};
+};
+
+/// Where the link's waits get their deadline.
+class Deadline {
+ public:
+  enum class Wait { Connect, Send, Read };
+  /// A wait of kind `w` is about to start and may last `d`.
+  virtual void arm_upstream(Wait w, std::chrono::milliseconds d) noexcept = 0;
+  /// The last wait ended because its deadline fired.
+  virtual bool upstream_timed_out() const noexcept = 0;
+
+ protected:
+  ~Deadline() = default;
+};
+
+/// Round robin over a cluster's endpoints; `cursor` is the caller's position for that cluster.
+/// Null when the cluster has no endpoint.
+const Endpoint* pick_endpoint(const Cluster& cluster, std::size_t& cursor) noexcept;
+
+class Link {
+ public:
+  static constexpr std::size_t kBufferBytes = 16 * 1024;
+
+  Link(net::asio::io_context& io, Pool& pool, metrics::WorkerShard& stats)
+      : io_(io), pool_(pool), stats_(stats) {}
+  Link(const Link&) = delete;
+  Link& operator=(const Link&) = delete;
+  ~Link() { discard(); }
+
+  /// Opens attempt `attempt` (0-based) to `ep`: the first attempt takes a pooled connection when
+  /// one is idle and silent; a retry always connects anew (the pool may hold more connections the
+  /// upstream dropped). Clears the input buffer: bytes of another exchange are never this one's.
+  /// `now`: the worker's coarse clock (pool idle checks).
+  net::awaitable<std::optional<core::Error>> open(const Endpoint& ep, int attempt, Clock::time_point now,
+                                                  Timeouts t, Deadline& d);
+  /// Writes all of `bytes`; a failure is an upstream error with retry class `r`.
+  net::awaitable<std::optional<core::Error>> send(std::string_view bytes, core::Retryable r, Timeouts t,
+                                                  Deadline& d);
+  enum class ReadStatus { Data, Eof, Error };
+  /// Reads what the upstream sends into input(). Eof: the upstream closed cleanly (the codec
+  /// decides whether that ends the response). Error: `error` says why (timeout or reset; retry
+  /// class OnlyIfReused while no response byte has arrived on this attempt).
+  net::awaitable<ReadStatus> read(Timeouts t, Deadline& d, core::Error& error);
+  net::Buffer& input() noexcept { return in_; }
+
+  /// The exchange ended. Any byte left in input() was sent by nobody's request: it is counted
+  /// (phigate_upstream_unsolicited_total) and the connection closed, whatever `reusable` says.
+  /// Otherwise the connection goes back to the pool when `reusable`, idle since `now`.
+  void finish(bool reusable, Clock::time_point now);
+  /// Closes the connection (failed exchange, client gone, connection closing).
+  void discard() noexcept;
+  /// The deadline fired: cancel pending I/O; the descriptor stays until discard().
+  void cancel() noexcept;
+
+  bool is_open() const noexcept { return conn_.has_value(); }
+  bool reused() const noexcept { return reused_; }
+  /// A byte of the response arrived on this attempt.
+  bool got_bytes() const noexcept { return got_bytes_; }
+  std::string_view endpoint() const noexcept { return key_; }
+  /// Time to connect on this attempt (zero for a pooled connection).
+  Clock::duration connect_time() const noexcept { return connect_time_; }
+  /// Frees the input buffer while it is empty (idle client connection).
+  void release_memory() noexcept { in_.release(); }
+
+  /// May a request be sent again after `err` ended attempt `attempt`? Only once, only on a fresh
+  /// connection after a pooled one the upstream closed as we reused it (RFC 9112 §9.3.1), only
+  /// before any response byte, only for a safe method without a body (RFC 9110 §9.2.1): the
+  /// upstream may have acted on the first copy of anything else.
+  static bool may_retry(const core::Error& err, int attempt, bool reused, bool got_bytes, bool has_body,
+                        std::string_view method) noexcept;
+
+ private:
+  net::asio::io_context& io_;
+  Pool& pool_;
+  metrics::WorkerShard& stats_;
+  std::optional<Connection> conn_;
+  net::Buffer in_{kBufferBytes};
+  std::string_view key_;  // points into the pinned snapshot's cluster
+  Clock::duration connect_time_{};
+  bool reused_ = false;
+  bool got_bytes_ = false;
+};
+
+}  // namespace phigate::upstream

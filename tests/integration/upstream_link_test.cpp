@@ -1,0 +1,315 @@
+// The upstream layer (upstream::Link) on its own, against a real phigate-test-upstream on loopback
+// that misbehaves on purpose: endpoint choice, pooling and reuse, connect failures, timeouts,
+// stray bytes after a response, stale pooled connections, and the retry rule.
+#include <gtest/gtest.h>
+
+#include <charconv>
+#include <exception>
+#include <functional>
+
+#include "phigate/http/parser.hpp"
+#include "phigate/upstream/link.hpp"
+#include "support/process.hpp"
+
+namespace phigate::upstream {
+namespace {
+
+using namespace std::chrono_literals;
+
+/// The link's deadline: a real timer that cancels the link when it fires.
+class TimerDeadline final : public Deadline {
+ public:
+  explicit TimerDeadline(net::asio::io_context& io) : timer_(io) {}
+  void bind(Link& link) { link_ = &link; }
+  void arm_upstream(Wait w, std::chrono::milliseconds d) noexcept override {
+    waits.push_back(w);
+    fired_ = false;
+    timer_.expires_after(d);
+    timer_.async_wait([this](net::error_code ec) {
+      if (ec) return;
+      fired_ = true;
+      if (link_ != nullptr) link_->cancel();
+    });
+  }
+  bool upstream_timed_out() const noexcept override { return fired_; }
+  void stop() { timer_.cancel(); }
+  std::vector<Wait> waits;
+
+ private:
+  net::asio::steady_timer timer_;
+  Link* link_ = nullptr;
+  bool fired_ = false;
+};
+
+class UpstreamLink : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    upstream_ = std::make_unique<test::Process>(
+        test::Process::start({test::bin("phigate-test-upstream"), "--listen", "127.0.0.1:0"}));
+    const auto line = upstream_->wait_for_line("ready ", 10s);
+    ASSERT_TRUE(line.has_value()) << upstream_->output();
+    const auto colon = line->rfind(':');
+    unsigned port = 0;
+    std::from_chars(line->data() + colon + 1, line->data() + line->size(), port);
+    ASSERT_NE(port, 0u);
+    ep_.address =
+        net::tcp::endpoint(net::asio::ip::make_address("127.0.0.1"), static_cast<std::uint16_t>(port));
+    ep_.key = "127.0.0.1:" + std::to_string(port);
+    deadline_.bind(link_);
+  }
+
+  /// Runs `body` as a coroutine on the test's io_context, at most 10 s; rethrows its exception.
+  void run(std::function<net::awaitable<void>()> body) {
+    bool done = false;
+    std::exception_ptr failure;
+    net::asio::co_spawn(
+        io_,
+        [&]() -> net::awaitable<void> {
+          co_await body();
+          done = true;
+        },
+        [&](std::exception_ptr e) { failure = e; });
+    io_.run_for(10s);
+    io_.restart();
+    if (failure) std::rethrow_exception(failure);
+    ASSERT_TRUE(done) << "coroutine did not finish in 10 s";
+  }
+
+  struct Result {
+    std::optional<core::Error> error;
+    int status = 0;
+    bool complete = false;
+    std::string body;
+  };
+
+  /// One GET on an open link: sends it and reads until the response is complete or fails.
+  net::awaitable<Result> exchange(std::string_view target) {
+    Result r;
+    std::string req = "GET ";
+    req += target;
+    req += " HTTP/1.1\r\nHost: upstream.test\r\n\r\n";
+    r.error = co_await link_.send(req, core::Retryable::OnlyIfReused, timeouts_, deadline_);
+    if (r.error) co_return r;
+    http::Parser parser(http::Parser::Kind::Response, {});
+    for (;;) {
+      auto& in = link_.input();
+      if (in.empty()) {
+        core::Error err;
+        const auto st = co_await link_.read(timeouts_, deadline_, err);
+        if (st == Link::ReadStatus::Error) {
+          r.error = err;
+          co_return r;
+        }
+        if (st == Link::ReadStatus::Eof) {
+          r.error = core::Error::upstream(
+              core::ErrorKind::UpstreamReset,
+              link_.got_bytes() ? core::Retryable::No : core::Retryable::OnlyIfReused, "eof");
+          co_return r;
+        }
+      }
+      std::size_t used = 0;
+      const auto st = parser.feed(in.data(), in.size(), used);
+      for (auto piece : parser.body()) r.body.append(piece);
+      parser.clear_body();
+      in.consume(used);
+      if (st == http::ParseStatus::Error) {
+        r.error = parser.error();
+        co_return r;
+      }
+      if (parser.message_complete()) {
+        r.status = parser.head().status;
+        r.complete = true;
+        co_return r;
+      }
+    }
+  }
+
+  net::asio::io_context io_{1};
+  metrics::WorkerShard stats_;
+  Pool pool_{PoolLimits{}, &stats_.upstream_unsolicited};
+  Link link_{io_, pool_, stats_};
+  TimerDeadline deadline_{io_};
+  Timeouts timeouts_{1000ms, 1000ms, 1000ms};
+  Endpoint ep_;
+  std::unique_ptr<test::Process> upstream_;
+};
+
+TEST_F(UpstreamLink, CleanExchangeGoesBackToThePoolAndIsReusedByTheNextFirstAttempt) {
+  run([&]() -> net::awaitable<void> {
+    auto err = co_await link_.open(ep_, 0, Clock::now(), timeouts_, deadline_);
+    EXPECT_FALSE(err.has_value());
+    EXPECT_FALSE(link_.reused());
+    EXPECT_EQ(link_.endpoint(), ep_.key);
+    const auto r = co_await exchange("/");
+    EXPECT_TRUE(r.complete);
+    EXPECT_EQ(r.status, 200);
+    EXPECT_EQ(r.body, "ok\n");
+    link_.finish(true, Clock::now());
+    EXPECT_FALSE(link_.is_open());
+    EXPECT_EQ(pool_.idle_count(), 1u);
+    err = co_await link_.open(ep_, 0, Clock::now(), timeouts_, deadline_);
+    EXPECT_FALSE(err.has_value());
+    EXPECT_TRUE(link_.reused());
+    EXPECT_EQ(link_.connect_time(), Clock::duration::zero());
+    const auto again = co_await exchange("/");
+    EXPECT_TRUE(again.complete);
+    link_.finish(false, Clock::now());
+    EXPECT_EQ(pool_.idle_count(), 0u);
+    deadline_.stop();
+  });
+  EXPECT_EQ(stats_.upstream_connects.get(), 1u);
+  EXPECT_EQ(stats_.upstream_reuses.get(), 1u);
+  EXPECT_EQ(stats_.upstream_unsolicited.get(), 0u);
+  // The link armed a deadline before every wait: connect, then send and reads.
+  ASSERT_FALSE(deadline_.waits.empty());
+  EXPECT_EQ(deadline_.waits.front(), Deadline::Wait::Connect);
+}
+
+TEST_F(UpstreamLink, ARetryNeverTakesAPooledConnection) {
+  run([&]() -> net::awaitable<void> {
+    (void)co_await link_.open(ep_, 0, Clock::now(), timeouts_, deadline_);
+    (void)co_await exchange("/");
+    link_.finish(true, Clock::now());
+    EXPECT_EQ(pool_.idle_count(), 1u);
+    const auto err = co_await link_.open(ep_, 1, Clock::now(), timeouts_, deadline_);
+    EXPECT_FALSE(err.has_value());
+    EXPECT_FALSE(link_.reused());
+    EXPECT_EQ(pool_.idle_count(), 1u);  // the pooled one was not touched
+    link_.discard();
+    deadline_.stop();
+  });
+  EXPECT_EQ(stats_.upstream_connects.get(), 2u);
+}
+
+TEST_F(UpstreamLink, StrayResponseInTheSameWriteIsCountedAndTheConnectionClosed) {
+  run([&]() -> net::awaitable<void> {
+    (void)co_await link_.open(ep_, 0, Clock::now(), timeouts_, deadline_);
+    const auto r = co_await exchange("/?stray=same");
+    EXPECT_TRUE(r.complete);
+    EXPECT_EQ(r.body.find("PHI-of-someone-else"), std::string::npos);
+    EXPECT_FALSE(link_.input().empty());  // the unsolicited response is left over
+    link_.finish(true, Clock::now());     // even when the codec would allow reuse
+    deadline_.stop();
+  });
+  EXPECT_EQ(pool_.idle_count(), 0u);
+  EXPECT_EQ(stats_.upstream_unsolicited.get(), 1u);
+}
+
+TEST_F(UpstreamLink, OverlongBodyLeavesBytesThatKeepTheConnectionOutOfThePool) {
+  run([&]() -> net::awaitable<void> {
+    (void)co_await link_.open(ep_, 0, Clock::now(), timeouts_, deadline_);
+    const auto r = co_await exchange("/?bytes=10&overlong=1");
+    EXPECT_TRUE(r.complete);
+    EXPECT_EQ(r.body.size(), 10u);
+    link_.finish(true, Clock::now());
+    deadline_.stop();
+  });
+  EXPECT_EQ(pool_.idle_count(), 0u);
+  EXPECT_EQ(stats_.upstream_unsolicited.get(), 1u);
+}
+
+TEST_F(UpstreamLink, StalePooledConnectionFailsRetryablyAndOnlyASafeBodylessRequestMayBeRetried) {
+  std::optional<core::Error> failure;
+  bool reused = false, got_bytes = true;
+  run([&]() -> net::awaitable<void> {
+    (void)co_await link_.open(ep_, 0, Clock::now(), timeouts_, deadline_);
+    const auto r = co_await exchange("/?stale=next");
+    EXPECT_TRUE(r.complete);
+    link_.finish(true, Clock::now());
+    EXPECT_EQ(pool_.idle_count(), 1u);
+    (void)co_await link_.open(ep_, 0, Clock::now(), timeouts_, deadline_);
+    reused = link_.reused();
+    const auto second = co_await exchange("/");  // read in full by the backend, never answered
+    failure = second.error;
+    got_bytes = link_.got_bytes();
+    link_.discard();
+    deadline_.stop();
+  });
+  ASSERT_TRUE(failure.has_value());
+  EXPECT_TRUE(reused);
+  EXPECT_FALSE(got_bytes);
+  EXPECT_EQ(failure->kind, core::ErrorKind::UpstreamReset);
+  EXPECT_EQ(failure->retryable, core::Retryable::OnlyIfReused);
+  EXPECT_TRUE(Link::may_retry(*failure, 0, reused, got_bytes, false, "GET"));
+  // The backend did receive it: a POST (or anything with a body) is never sent twice.
+  EXPECT_FALSE(Link::may_retry(*failure, 0, reused, got_bytes, false, "POST"));
+  EXPECT_FALSE(Link::may_retry(*failure, 0, reused, got_bytes, true, "GET"));
+  EXPECT_FALSE(Link::may_retry(*failure, 1, reused, got_bytes, false, "GET"));
+}
+
+TEST_F(UpstreamLink, ResetMidBodyIsNotRetryable) {
+  std::optional<core::Error> failure;
+  run([&]() -> net::awaitable<void> {
+    (void)co_await link_.open(ep_, 0, Clock::now(), timeouts_, deadline_);
+    const auto r = co_await exchange("/?bytes=1000&reset=mid_body");
+    failure = r.error;
+    EXPECT_TRUE(link_.got_bytes());
+    link_.discard();
+    deadline_.stop();
+  });
+  ASSERT_TRUE(failure.has_value());
+  EXPECT_EQ(failure->kind, core::ErrorKind::UpstreamReset);
+  EXPECT_EQ(failure->retryable, core::Retryable::No);
+}
+
+TEST_F(UpstreamLink, SlowUpstreamEndsInATimeoutWhenTheDeadlineFires) {
+  std::optional<core::Error> failure;
+  run([&]() -> net::awaitable<void> {
+    timeouts_.read = 150ms;
+    (void)co_await link_.open(ep_, 0, Clock::now(), timeouts_, deadline_);
+    const auto r = co_await exchange("/?delay_ms=3000");
+    failure = r.error;
+    link_.discard();
+    deadline_.stop();
+  });
+  ASSERT_TRUE(failure.has_value());
+  EXPECT_EQ(failure->kind, core::ErrorKind::UpstreamTimeout);
+  EXPECT_EQ(failure->source, core::ErrorSource::Upstream);
+  EXPECT_EQ(stats_.upstream_timeouts.get(), 1u);
+}
+
+TEST_F(UpstreamLink, RefusedConnectIsAnUpstreamErrorAndLeavesNothingOpen) {
+  // A port that was just free: bind, note it, close.
+  net::tcp::acceptor probe(io_, net::tcp::endpoint(net::asio::ip::make_address("127.0.0.1"), 0));
+  Endpoint closed{probe.local_endpoint(), "closed"};
+  probe.close();
+  std::optional<core::Error> failure;
+  run([&]() -> net::awaitable<void> {
+    failure = co_await link_.open(closed, 0, Clock::now(), timeouts_, deadline_);
+    deadline_.stop();
+  });
+  ASSERT_TRUE(failure.has_value());
+  EXPECT_EQ(failure->kind, core::ErrorKind::ConnectRefused);
+  EXPECT_EQ(failure->source, core::ErrorSource::Upstream);
+  EXPECT_FALSE(link_.is_open());
+  EXPECT_EQ(stats_.upstream_connect_failures.get(), 1u);
+}
+
+TEST(UpstreamRetryRule, OnlyTheFirstAttemptOnAReusedConnectionBeforeAnyByteOfASafeBodylessRequest) {
+  const auto stale = core::Error::upstream(core::ErrorKind::UpstreamReset, core::Retryable::OnlyIfReused);
+  EXPECT_TRUE(Link::may_retry(stale, 0, true, false, false, "GET"));
+  EXPECT_TRUE(Link::may_retry(stale, 0, true, false, false, "HEAD"));
+  EXPECT_TRUE(Link::may_retry(stale, 0, true, false, false, "OPTIONS"));
+  EXPECT_FALSE(Link::may_retry(stale, 0, false, false, false, "GET"));  // fresh connection
+  EXPECT_FALSE(Link::may_retry(stale, 0, true, true, false, "GET"));    // a response byte arrived
+  EXPECT_FALSE(Link::may_retry(stale, 0, true, false, false, "DELETE"));
+  EXPECT_FALSE(Link::may_retry(stale, 0, true, false, false, "PUT"));
+  const auto no = core::Error::upstream(core::ErrorKind::UpstreamReset, core::Retryable::No);
+  EXPECT_FALSE(Link::may_retry(no, 0, true, false, false, "GET"));
+  const auto client = core::Error::downstream(core::ErrorKind::ClientClosed);
+  EXPECT_FALSE(Link::may_retry(client, 0, true, false, false, "GET"));
+}
+
+TEST(UpstreamPick, RoundRobinOverTheClusterAndNothingFromAnEmptyOne) {
+  Cluster c;
+  for (const char* k : {"e0", "e1", "e2"}) c.endpoints.push_back({net::tcp::endpoint{}, k});
+  std::size_t cursor = 0;
+  std::vector<std::string_view> seen;
+  for (int i = 0; i < 6; ++i) seen.push_back(pick_endpoint(c, cursor)->key);
+  EXPECT_EQ(seen, (std::vector<std::string_view>{"e0", "e1", "e2", "e0", "e1", "e2"}));
+  Cluster empty;
+  EXPECT_EQ(pick_endpoint(empty, cursor), nullptr);
+}
+
+}  // namespace
+}  // namespace phigate::upstream
