@@ -79,11 +79,15 @@ class Http1Exchange {
   /// Complete: the response ended; `used` stops there, so bytes after it are NOT consumed.
   /// Error: error() with kind UpstreamBadResponse (or the parser's kind).
   ResponseStatus feed_response(const char* data, std::size_t len, std::size_t& used, std::string& out);
-  /// The upstream closed: Complete when the body was delimited by close (RFC 9112 §6.3 rule 8),
-  /// appending what completes the client framing; else Error (UpstreamReset, "eof").
+  /// The upstream closed cleanly (FIN; a reset or timeout is the caller's own error): Complete when the body
+  /// was delimited by close (RFC 9112 §6.3 rule 8), appending what completes the client framing; else Error
+  /// (UpstreamReset, "eof").
   ResponseStatus upstream_eof(std::string& out);
   bool response_head_sent() const noexcept { return head_sent_; }
   int response_status() const noexcept { return response_status_; }  // the final status, 0 before
+  bool response_complete() const noexcept { return response_complete_; }
+  /// The upstream's final response head as parsed (hop-by-hop fields removed once it was sent).
+  const MessageHead& response() const noexcept { return resp_.head(); }
   /// After Complete: may the upstream connection carry another request?
   bool upstream_reusable(bool leftover) const noexcept;
   /// After Complete (or a local reply): may the client connection carry another request?

@@ -778,6 +778,35 @@ TEST(Exchange, UpstreamEof_MidBodyOrBeforeTheHead_IsAReset) {
   }
 }
 
+TEST(Exchange, OutOfOrderCalls_AreInternalErrors) {
+  Http1Exchange ex{{}};
+  std::string out;
+  std::size_t used = 1;
+  EXPECT_EQ(ex.feed_body("ab", 2, used, out, 0), BS::Error);
+  EXPECT_EQ(ex.error().kind, ErrorKind::Internal);
+  ASSERT_EQ(feed_head(ex, kGet).st, HS::Ready);
+  EXPECT_EQ(ex.feed_response("HTTP/1.1 200 OK\r\n\r\n", 19, used, out), RS::Error);
+  EXPECT_EQ(ex.error().kind, ErrorKind::Internal);
+  EXPECT_EQ(used, 0u);
+  EXPECT_EQ(out, "");
+}
+
+TEST(Exchange, ResponseAccessors) {
+  Http1Exchange ex{{}};
+  start(ex, kGet);
+  auto r =
+      feed_response(ex, "HTTP/1.1 201 Made\r\nConnection: close\r\nX-R: 1\r\nContent-Length: 2\r\n\r\no");
+  EXPECT_FALSE(ex.response_complete());
+  EXPECT_EQ(ex.response().status, 201);
+  EXPECT_EQ(ex.response().reason, "Made");
+  EXPECT_EQ(ex.response().headers.find("connection"), nullptr);
+  ASSERT_NE(ex.response().headers.find("x-r"), nullptr);
+  EXPECT_EQ(r.out, "HTTP/1.1 201 Made\r\nX-R: 1\r\nContent-Length: 2\r\n\r\no");
+  r = feed_response(ex, "k");
+  EXPECT_EQ(r.st, RS::Complete);
+  EXPECT_TRUE(ex.response_complete());
+}
+
 TEST(Exchange, UpstreamEof_AfterCompleteResponse_StaysComplete) {
   Http1Exchange ex{{}};
   start(ex, kGet);
@@ -1111,6 +1140,7 @@ TEST(ExchangeCorpus, AnswerBeforeTheRequestBody_NeitherConnectionReused) {
     const auto r = feed_response(ex, resp);
     EXPECT_EQ(r.st, RS::Complete);
     EXPECT_EQ(ex.response_status(), 413);
+    EXPECT_NE(r.out.find("Connection: close\r\n"), std::string::npos) << r.out;
     // The rest of the body is unread: on either connection it would be taken as the next request.
     EXPECT_FALSE(ex.upstream_reusable(false));
     EXPECT_FALSE(ex.client_keep_alive());
