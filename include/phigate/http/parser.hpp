@@ -43,6 +43,10 @@ class Parser {
   /// Starts over for a new connection (keeps header storage capacity).
   void reset();
 
+  /// New limits for the fields parsed from now on: call between messages (a reload applies to the
+  /// next request, never to a head half parsed).
+  void set_limits(ParserLimits limits) noexcept { limits_ = limits; }
+
   /// Response parser only: the request was HEAD, so the response has no body (RFC 9110 §9.3.2).
   void expect_no_body(bool v) noexcept { no_body_ = v; }
 

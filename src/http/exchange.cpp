@@ -1,0 +1,313 @@
+#include "phigate/http/exchange.hpp"
+
+#include "phigate/http/forwarding.hpp"
+#include "phigate/http/serializer.hpp"
+
+namespace phigate::http {
+
+using core::Error;
+using core::ErrorKind;
+using core::Retryable;
+
+namespace {
+
+/// Request-smuggling defences beyond llhttp's strict parsing that need only the head. Returns why
+/// the request must be refused (400, connection closed), or nullptr.
+const char* head_violation(const MessageHead& head) {
+  // Only HTTP/1.0 and 1.1 are spoken here; llhttp also admits 0.9 and 2.0 request lines.
+  if (head.version_major != 1 || head.version_minor > 1) return "unsupported HTTP version";
+  // h2c would switch protocols under our feet (RFC 9113 §3.1 removed it; proxies must not relay it).
+  if (const auto* up = head.headers.find("upgrade")) {
+    bool h2c = false;
+    for_each_token(*up, [&](std::string_view t) { h2c = h2c || iequals(t, "h2c"); });
+    if (h2c) return "Upgrade: h2c";
+  }
+  // Two Upgrade fields may be read as one list by us and as the other field by the upstream.
+  if (head.headers.count("upgrade") > 1) return "repeated Upgrade";
+  return nullptr;
+}
+
+}  // namespace
+
+Http1Exchange::Http1Exchange(ExchangeOptions options)
+    : options_(options),
+      req_(Parser::Kind::Request, options.request),
+      resp_(Parser::Kind::Response, options.response) {}
+
+void Http1Exchange::set_request_limits(ParserLimits l) {
+  pending_limits_ = l;
+  limits_pending_ = true;
+}
+
+bool Http1Exchange::at_message_start() const noexcept {
+  return req_.at_message_start();
+}
+bool Http1Exchange::head_started() const noexcept {
+  return head_started_;
+}
+MessageHead& Http1Exchange::request() noexcept {
+  return req_.head();
+}
+const MessageHead& Http1Exchange::request() const noexcept {
+  return req_.head();
+}
+bool Http1Exchange::request_head_complete() const noexcept {
+  return head_ready_;
+}
+bool Http1Exchange::request_complete() const noexcept {
+  return head_ready_ && req_.message_complete();
+}
+const core::Error& Http1Exchange::error() const noexcept {
+  return error_;
+}
+
+Http1Exchange::HeadStatus Http1Exchange::feed_head(const char* data, std::size_t len, std::size_t& used) {
+  used = 0;
+  if (request_failed_) return HeadStatus::Error;
+  // The head is handed out once per request: feeding more now would swallow body bytes.
+  if (head_ready_) return HeadStatus::Ready;
+  // An empty feed must not let the parser report the previous message's head as this one's.
+  if (len == 0) return HeadStatus::NeedMore;
+  if (!head_started_ && limits_pending_ && req_.at_message_start()) {
+    req_.set_limits(pending_limits_);
+    limits_pending_ = false;
+  }
+  head_started_ = true;
+  const auto st = req_.feed(data, len, used);
+  if (st == ParseStatus::Error) {
+    request_failed_ = true;
+    fail(req_.error());
+    return HeadStatus::Error;
+  }
+  if (!req_.head_complete()) return HeadStatus::NeedMore;
+  head_ready_ = true;
+  if (const char* why = head_violation(req_.head())) {
+    request_failed_ = true;
+    fail(Error::downstream(ErrorKind::BadRequest, why));
+    return HeadStatus::Error;
+  }
+  return HeadStatus::Ready;
+}
+
+void Http1Exchange::append_upstream_head(std::string& out, std::string_view target) {
+  const auto& head = req_.head();
+  Framing framing;
+  if (head.chunked) {
+    framing.kind = Framing::Kind::Chunked;
+  } else if (head.content_length) {
+    framing = {Framing::Kind::ContentLength, *head.content_length};
+  }
+  upstream_chunked_ = head.chunked;
+  append_request_head(out, head.method, target, head.headers, framing);
+}
+
+bool Http1Exchange::take_continue() noexcept {
+  const auto& head = req_.head();
+  // RFC 9110 §10.1.1: an HTTP/1.1 client that sent Expect: 100-continue waits for 100 before its
+  // body (a 1.0 client does not know 100). Once body bytes came, the client is sending anyway.
+  const bool due = head_ready_ && !request_failed_ && !continue_taken_ && head.expect_continue &&
+                   head.version_minor >= 1 && head.has_body() && !req_.message_complete() && !body_seen_;
+  if (due) continue_taken_ = true;
+  return due;
+}
+
+Http1Exchange::BodyStatus Http1Exchange::feed_body(const char* data, std::size_t len, std::size_t& used,
+                                                   std::string& out, std::uint64_t body_limit) {
+  used = 0;
+  if (request_failed_ || body_failed_ || !head_ready_) {
+    if (!head_ready_ && !request_failed_) fail(Error::internal("feed_body before the request head"));
+    return BodyStatus::Error;
+  }
+  if (!body_done_ && len > 0 && !req_.message_complete()) {
+    body_seen_ = true;
+    const auto st = req_.feed(data, len, used);
+    for (const auto piece : req_.body()) {
+      body_bytes_ += piece.size();
+      if (upstream_chunked_) append_chunk_header(out, piece.size());
+      out.append(piece);
+      if (upstream_chunked_) out.append(kChunkEnd);
+    }
+    req_.clear_body();
+    if (st == ParseStatus::Error) {
+      request_failed_ = true;
+      fail(req_.error());
+      return BodyStatus::Error;
+    }
+    if (body_limit != 0 && body_bytes_ > body_limit) {
+      // Not request_failed_: the stream is still in step when the body was read to its end, and
+      // the reply may then keep the connection (as it always did); otherwise the unread body closes it.
+      body_failed_ = true;
+      fail(Error::downstream(ErrorKind::BodyTooLarge));
+      return BodyStatus::Error;
+    }
+  }
+  if (!req_.message_complete()) return BodyStatus::NeedMore;
+  if (!body_done_) {
+    body_done_ = true;
+    // The head said chunked, so the upstream waits for the last chunk (RFC 9112 §7.1).
+    if (upstream_chunked_) out.append(kLastChunk);
+  }
+  return BodyStatus::Done;
+}
+
+void Http1Exchange::begin_response(std::string_view extra_fields, bool close_client) {
+  resp_.reset();
+  // RFC 9110 §9.3.2: a response to HEAD has no body whatever its headers say.
+  resp_.expect_no_body(req_.head().method == "HEAD");
+  extra_fields_.assign(extra_fields);
+  close_client_ = close_client;
+  client_keep_alive_ = req_.head().keep_alive;
+  response_begun_ = true;
+  head_sent_ = rechunk_ = response_complete_ = response_failed_ = false;
+  interim_ = 0;
+  response_status_ = 0;
+}
+
+void Http1Exchange::emit_response_head(std::string& out) {
+  const auto& req = req_.head();
+  auto& rh = resp_.head();
+  Framing framing;
+  const bool bodyless = req.method == "HEAD" || rh.status == 204 || rh.status == 304;
+  if (rh.content_length && rh.status != 204 && rh.status != 304) {
+    framing = {Framing::Kind::ContentLength, *rh.content_length};
+  } else if (!bodyless) {
+    if (req.version_minor >= 1) {
+      framing.kind = Framing::Kind::Chunked;  // RFC 9112 §7: the upstream's close becomes a last chunk
+      rechunk_ = true;
+    } else {
+      framing.kind = Framing::Kind::UntilClose;  // HTTP/1.0 client: close delimits the body
+      client_keep_alive_ = false;
+    }
+  }
+  remove_hop_by_hop(rh.headers);
+  // A response that overtakes its request's body (the upstream answered early) ends the client
+  // connection: the unread rest of the body would be parsed as the next request.
+  const bool close = !client_keep_alive_ || close_client_ || !request_complete();
+  if (close) client_keep_alive_ = false;
+  // HSTS (RFC 6797) on every HTTPS response, unless the application already sets its own.
+  const bool own_hsts = !extra_fields_.empty() && rh.headers.find("strict-transport-security") != nullptr;
+  append_response_head(out, rh.status, rh.reason, req.version_minor, rh.headers, framing, close,
+                       own_hsts ? std::string_view{} : std::string_view(extra_fields_));
+  response_status_ = rh.status;
+  head_sent_ = true;
+}
+
+void Http1Exchange::emit_response_body(std::string& out) {
+  for (const auto piece : resp_.body()) {
+    if (rechunk_) append_chunk_header(out, piece.size());
+    out.append(piece);
+    if (rechunk_) out.append(kChunkEnd);
+  }
+  resp_.clear_body();
+}
+
+Http1Exchange::ResponseStatus Http1Exchange::complete_response(std::string& out) {
+  if (rechunk_) out.append(kLastChunk);
+  response_complete_ = true;
+  return ResponseStatus::Complete;
+}
+
+Http1Exchange::ResponseStatus Http1Exchange::feed_response(const char* data, std::size_t len,
+                                                           std::size_t& used, std::string& out) {
+  used = 0;
+  if (response_failed_) return ResponseStatus::Error;
+  if (response_complete_) return ResponseStatus::Complete;
+  if (!response_begun_) {
+    response_failed_ = true;
+    fail(Error::internal("feed_response before begin_response"));
+    return ResponseStatus::Error;
+  }
+  while (used < len) {
+    std::size_t n = 0;
+    const auto st = resp_.feed(data + used, len - used, n);
+    if (st == ParseStatus::Error) {
+      response_failed_ = true;
+      fail(resp_.error());
+      return ResponseStatus::Error;
+    }
+    const auto& rh = resp_.head();
+    if (resp_.head_complete() && rh.status >= 100 && rh.status < 200) {
+      // Interim responses: Expect is answered by us and upgrades are not tunnelled; drop them.
+      // A backend that sends them without end would otherwise hold the exchange forever.
+      used += n;
+      resp_.clear_body();
+      if (rh.status == 101) {
+        response_failed_ = true;
+        fail(Error::upstream(ErrorKind::UpstreamBadResponse, Retryable::No, "101 unsupported"));
+        return ResponseStatus::Error;
+      }
+      if (++interim_ > options_.max_interim) {
+        response_failed_ = true;
+        fail(Error::upstream(ErrorKind::UpstreamBadResponse, Retryable::No, "too many 1xx responses"));
+        return ResponseStatus::Error;
+      }
+      continue;
+    }
+    if (resp_.head_complete() && !head_sent_) emit_response_head(out);
+    emit_response_body(out);
+    used += n;
+    // `used` stops at the end of the response: what follows is not part of it (unsolicited).
+    if (resp_.message_complete()) return complete_response(out);
+    if (st == ParseStatus::NeedMore) break;
+  }
+  return ResponseStatus::NeedMore;
+}
+
+Http1Exchange::ResponseStatus Http1Exchange::upstream_eof(std::string& out) {
+  if (response_failed_) return ResponseStatus::Error;
+  if (response_complete_) return ResponseStatus::Complete;
+  // RFC 9112 §6.3 rule 8: without Content-Length or chunked framing, the close ends the body.
+  if (response_begun_ && head_sent_ && resp_.body_until_eof()) {
+    if (resp_.finish() != ParseStatus::Error && resp_.message_complete()) {
+      emit_response_body(out);
+      return complete_response(out);
+    }
+  }
+  response_failed_ = true;
+  fail(Error::upstream(ErrorKind::UpstreamReset, Retryable::No, "eof"));
+  return ResponseStatus::Error;
+}
+
+bool Http1Exchange::upstream_reusable(bool leftover) const noexcept {
+  // Any byte after the response is unexplained and must never be read as another client's answer.
+  // After HEAD, and after a 204/304 that announced content, content the upstream may still write
+  // was never read: it could arrive after the next acquire's peek (response desync).
+  return response_complete_ && resp_.message_complete() && resp_.should_keep_alive() && request_complete() &&
+         !leftover && req_.head().method != "HEAD" && !resp_.head().framing_suspect;
+}
+
+bool Http1Exchange::client_keep_alive() const noexcept {
+  // An unread request body would be parsed as the next request.
+  return client_keep_alive_ && !close_client_ && !request_failed_ && request_complete();
+}
+
+Http1Exchange::Reply Http1Exchange::append_local_reply(std::string& out, int status, std::string_view body,
+                                                       std::string_view location,
+                                                       std::string_view extra_fields, bool must_close,
+                                                       bool close_client) {
+  const auto& head = req_.head();
+  // After a malformed request, or with its body unread, the byte stream cannot be trusted to
+  // re-synchronise on the next request: close.
+  const bool close = must_close || close_client || request_failed_ || !head_ready_ ||
+                     !req_.message_complete() || !head.keep_alive;
+  http::append_local_reply(out, status, head_ready_ ? head.version_minor : 1, close, body, location,
+                           head_ready_ && head.method == "HEAD", extra_fields);
+  client_keep_alive_ = !close;
+  if (close) close_client_ = true;
+  // A client still sending a body we refused would get a reset on its next write, and a reset can
+  // discard our reply before it reads it: the caller drains for a moment first (lingering close).
+  return {!close, close && head_ready_ && !req_.message_complete()};
+}
+
+void Http1Exchange::next_request() noexcept {
+  head_started_ = head_ready_ = false;
+  upstream_chunked_ = body_seen_ = body_done_ = body_failed_ = continue_taken_ = false;
+  body_bytes_ = 0;
+  response_begun_ = close_client_ = head_sent_ = rechunk_ = response_complete_ = response_failed_ = false;
+  client_keep_alive_ = true;
+  interim_ = 0;
+  response_status_ = 0;
+  if (!request_failed_) error_ = {};
+}
+
+}  // namespace phigate::http
