@@ -102,6 +102,16 @@ std::string render(std::span<const WorkerShard* const> shards, const ControlStat
   }
   out.push_back(std::move(responses));
 
+  // Bounded labels: one series per row of the outcome table.
+  auto outcomes = family("phigate_request_outcomes_total",
+                         "Requests by outcome (how they ended) and audit decision.", MetricType::Counter);
+  for (std::size_t o = 0; o < core::kOutcomeCount; ++o) {
+    const auto& info = core::outcome_info(static_cast<core::Outcome>(o));
+    add_value(outcomes, sum(shards, [o](const WorkerShard& s) { return s.outcomes[o].get(); }),
+              {{"outcome", std::string(info.name)}, {"decision", std::string(info.decision)}});
+  }
+  out.push_back(std::move(outcomes));
+
   auto open = family("phigate_connections_open", "Client connections currently open.", MetricType::Gauge);
   add_value(open, sum(shards, [](const WorkerShard& s) { return s.connections_open.get(); }));
   out.push_back(std::move(open));

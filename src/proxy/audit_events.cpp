@@ -70,11 +70,13 @@ std::string_view render_request(audit::JsonLine& j, const ConnectionFacts& c, co
                                 const http::MessageHead* head, const config::AuditSpec& spec) {
   j.clear();
   common(j, c, r.start);
-  const bool ok = r.status != 0 && r.status < 400;
+  // Decision, rule and success come from the outcome table, never from the status: a relayed
+  // upstream 500 was still allowed, a 308 was a redirect because a phase decided so.
+  const auto& info = core::outcome_info(r.outcome);
   j.begin_object("event");
   j.plain_field("kind", "event");
   j.plain_field("action", "http-request");
-  j.plain_field("outcome", ok ? "success" : "failure");
+  j.plain_field("outcome", info.success ? "success" : "failure");
   if (!r.reason.empty()) j.plain_field("reason", r.reason);
   j.field("duration", nanos(r.total));
   j.end_object();
@@ -127,8 +129,8 @@ std::string_view render_request(audit::JsonLine& j, const ConnectionFacts& c, co
   }
   j.begin_object("phigate");
   j.plain_field("request_id", r.request_id);
-  j.plain_field("decision", r.decision.empty() ? std::string_view("error") : r.decision);
-  if (!r.rule.empty()) j.plain_field("rule", r.rule);
+  j.plain_field("decision", info.decision);
+  if (!info.rule.empty()) j.plain_field("rule", info.rule);
   if (!r.route.empty()) j.field("route", r.route);
   if (!r.ingress.empty()) j.field("ingress", r.ingress);
   if (!r.upstream.empty() || r.upstream_connect.count() >= 0 || r.upstream_first_byte.count() >= 0) {

@@ -9,6 +9,7 @@
 
 #include "phigate/audit/json_line.hpp"
 #include "phigate/config/spec.hpp"
+#include "phigate/core/outcome.hpp"
 #include "phigate/http/message.hpp"
 #include "phigate/tls/host_policy.hpp"
 
@@ -39,15 +40,14 @@ struct RequestFacts {
   int status = 0;                                               // 0: no response was sent
   std::uint64_t request_bytes = 0;
   std::uint64_t response_bytes = 0;
-  std::string_view decision;       // allowed | denied | redirected | error
-  std::string_view rule;           // what decided (route, access, source-range, mtls, ...)
-  std::string_view reason;         // error reason (core::Error::reason()), "" on success
-  std::string_view host;           // normalised, no port
-  std::string_view target;         // normalised origin-form target (path and query)
-  std::string_view route;          // "host path" of the route, "" when none matched
-  std::string_view ingress;        // "ns/name" or ""
-  std::string_view upstream;       // endpoint "ip:port" or ""
-  unsigned upstream_attempts = 0;  // times the request was sent upstream (2: retried once)
+  core::Outcome outcome = core::Outcome::Internal;  // decision, rule, event.outcome (core::outcome_info)
+  std::string_view reason;                          // error reason (core::Error::reason()), "" on success
+  std::string_view host;                            // normalised, no port
+  std::string_view target;                          // normalised origin-form target (path and query)
+  std::string_view route;                           // "host path" of the route, "" when none matched
+  std::string_view ingress;                         // "ns/name" or ""
+  std::string_view upstream;                        // endpoint "ip:port" or ""
+  unsigned upstream_attempts = 0;                   // times the request was sent upstream (2: retried once)
   std::string_view request_id;
 };
 

@@ -1,5 +1,7 @@
 #include "proxy_connection.hpp"
 
+#include "phases.hpp"
+
 #include "phigate/http/host.hpp"
 #include "phigate/http/path.hpp"
 
@@ -245,7 +247,6 @@ void ProxyConnection::finish_request() {
   rf_.reason = error_reason_;
   rf_.response_bytes = client_bytes_;
   rf_.request_bytes = request_body_bytes_;
-  if (rf_.decision.empty() && response_status_ == 308) decide("redirected", "ssl-redirect");
   const bool head = req_parser_.head_complete();
   rf_.request_id = request_id_;
   worker_.audit_submit(render_request(worker_.audit_json(), connection_facts(), rf_,
@@ -283,7 +284,7 @@ net::awaitable<bool> ProxyConnection::serve_one() {
   if (head_result == HeadResult::Closed) co_return false;
   if (head_result == HeadResult::Failed) {
     PHI_LOG_DEBUG("[w{} c{}] bad request: {}", worker_.id(), id_, error_.to_string());
-    decide("error", "http-parser");
+    decide(core::outcome_of(error_));
     rf_.target = req_parser_.head().target;  // as far as it was read: not normalised
     co_return co_await reply_error(stream_, error_, true);
   }
@@ -301,12 +302,13 @@ net::awaitable<bool> ProxyConnection::serve_one() {
   if (worker_.audit_on() && !worker_.audit_healthy() && !req_snap_->config->audit.block_on_overflow) {
     // 164.312(b): nothing is served that cannot be audited. Refused until the writer recovers.
     worker_.stats().audit_fail_closed.inc();
-    decide("denied", "audit-unavailable");
+    decide(core::Outcome::AuditUnavailable);
     co_return co_await reply_error(stream_, Error::downstream(ErrorKind::AuditUnavailable), false);
   }
   const auto host_count = head.headers.count("host");
   if (host_count > 1 || (host_count == 0 && head.version_minor >= 1)) {
     // RFC 9112 §3.2: exactly one Host in HTTP/1.1.
+    decide(core::Outcome::HostHeader);
     co_return co_await reply_error(
         stream_, Error::downstream(ErrorKind::BadRequest, "missing or repeated Host"), true);
   }
@@ -319,22 +321,22 @@ net::awaitable<bool> ProxyConnection::serve_one() {
   // read as b.example (or as userinfo) by the upstream; a value with `/`, `\`, `?`, `#`, `%` or
   // whitespace is likewise read differently by different parsers.
   if (!http::valid_host(host_)) {
-    decide("error", "host-syntax");
+    decide(core::Outcome::HostSyntax);
     co_return co_await reply_error(stream_, Error::downstream(ErrorKind::BadRequest, "invalid Host"), true);
   }
   if (const char* why = strict_violation(head, host_)) {
-    decide("error", "strict-http");
+    decide(core::Outcome::StrictHttp);
     co_return co_await reply_error(stream_, Error::downstream(ErrorKind::BadRequest, why), true);
   }
   // Route, check and forward the normalised target: `/public/../admin` is `/admin` everywhere.
   if (const char* why = http::normalize_target(head.target, target_)) {
-    decide("error", "path-normalisation");
+    decide(core::Outcome::PathNormalisation);
     co_return co_await reply_error(stream_, Error::downstream(ErrorKind::BadRequest, why), true);
   }
   rf_.target = target_;
   if (tls_) {
     if (auto err = check_tls_policy()) {
-      decide("denied", err->kind == ErrorKind::Misdirected ? "sni-host-policy" : "client-certificate");
+      decide(core::outcome_of(*err));
       co_return co_await reply_error(stream_, *err, err->kind == ErrorKind::Misdirected);
     }
   }
@@ -363,12 +365,12 @@ net::awaitable<bool> ProxyConnection::serve_one() {
   if (!tls_ && !failed_closed &&
       ((req_snap_->tls && req_snap_->tls->policy_for(host_norm_).verify() != config::VerifyClient::Off) ||
        (policy != nullptr && policy->verify_client != config::VerifyClient::Off))) {
-    decide("denied", "client-certificate-needs-tls");
+    decide(core::Outcome::ClientCertificateNeedsTls);
     co_return co_await reply_error(
         stream_, Error::downstream(ErrorKind::Denied, "client certificate over plain HTTP"), false);
   }
   if (route == nullptr) {
-    decide("error", "no-route");
+    decide(core::Outcome::NoRoute);
     co_return co_await reply_error(stream_, Error::downstream(ErrorKind::NoRoute), false);
   }
   const auto& acl = req_snap_->route_access[route->target];
@@ -376,13 +378,13 @@ net::awaitable<bool> ProxyConnection::serve_one() {
   if (!global_ok || (acl && !acl->admits(*client_addr_))) {
     // Source ranges (HIPAA 164.312(a)(1) access control): refused before anything reaches the
     // upstream; the connection stays usable when the request had no unread body.
-    decide("denied", !global_ok ? "access (global allow/deny)" : "source-range annotation");
+    decide(!global_ok ? core::Outcome::AccessGlobal : core::Outcome::AccessSourceRange);
     co_return co_await reply_error(stream_, Error::downstream(ErrorKind::Denied, "source address"), false);
   }
   if (policy != nullptr && !policy->fail_closed.empty()) {
     // An invalid Ingress keeps its hosts and paths claimed and answers 503, so that a protected
     // path never falls through to a broader route.
-    decide("denied", "fail-closed");
+    decide(core::Outcome::FailClosed);
     co_return co_await reply_error(stream_, Error::downstream(ErrorKind::Unavailable, policy->resource),
                                    false);
   }
@@ -396,10 +398,10 @@ net::awaitable<bool> ProxyConnection::serve_one() {
     if (policy->body_size) limits.body_bytes = *policy->body_size;
   }
   if (limits.body_bytes != 0 && head.content_length && *head.content_length > limits.body_bytes) {
-    decide("denied", "body-size");
+    decide(core::Outcome::BodyTooLarge);
     co_return co_await reply_error(stream_, Error::downstream(ErrorKind::BodyTooLarge), true);
   }
-  decide("allowed", "route");
+  decide(core::Outcome::Proxied);
   co_return co_await proxy_request(*route, limits);
 }
 
@@ -465,44 +467,12 @@ void ProxyConnection::set_client_cert_headers(http::HeaderList& headers, const c
   if (policy != nullptr && policy->auth_tls_pass_certificate) headers.add("ssl-client-cert", c.escaped_pem);
 }
 
-std::string https_location(std::string_view host, std::string_view target, std::uint16_t https_port) {
-  // Drop the port the client used for plain HTTP; keep IPv6 brackets.
-  std::string_view name = host;
-  if (!name.empty() && name.front() == '[') {
-    const auto close = name.find(']');
-    if (close == std::string_view::npos) return {};
-    name = name.substr(0, close + 1);
-  } else if (const auto colon = name.rfind(':'); colon != std::string_view::npos) {
-    name = name.substr(0, colon);
-  }
-  if (name.empty()) return {};
-  for (char c : name) {
-    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
-                    c == '.' || c == '[' || c == ']' || c == ':';
-    if (!ok) return {};
-  }
-  // Absolute-form targets carry their own scheme and host: keep only path and query.
-  if (!target.empty() && target.front() != '/') {
-    const auto scheme = target.find("://");
-    if (scheme == std::string_view::npos) return {};
-    const auto slash = target.find('/', scheme + 3);
-    target = slash == std::string_view::npos ? std::string_view("/") : target.substr(slash);
-  }
-  std::string loc = "https://";
-  loc += name;
-  if (https_port != 443) {
-    loc += ':';
-    loc += std::to_string(https_port);
-  }
-  loc += target.empty() ? std::string_view("/") : target;
-  return loc;
-}
-
 net::awaitable<bool> ProxyConnection::redirect_to_https() {
   const auto& head = req_parser_.head();
   const auto configured = req_snap_->https_redirect_port;
   const auto location = https_location(host_, target_, configured != 0 ? configured : worker_.https_port());
   if (location.empty() || head.headers.count("host") != 1) {
+    decide(core::Outcome::HostHeader);
     co_return co_await reply_error(
         stream_, core::Error::downstream(core::ErrorKind::BadRequest, "redirect needs one valid Host"), true);
   }
@@ -515,6 +485,7 @@ net::awaitable<bool> ProxyConnection::redirect_to_https() {
   worker_.stats().count_response(308);
   response_status_ = 308;
   worker_.stats().redirects.inc();
+  decide(core::Outcome::Redirected);
   if (co_await flush_client(stream_)) co_return false;
   co_return !close;
 }
@@ -738,6 +709,7 @@ net::awaitable<bool> ProxyConnection::proxy_request(const router::Route& route, 
   net::error_code ec;  // close() errors on a socket we drop anyway are of no interest
   for (int attempt = 0;; ++attempt) {
     if (cluster.endpoints.empty()) {
+      decide(core::Outcome::NoHealthyEndpoint);
       co_return co_await reply_error(stream_, Error::upstream(ErrorKind::NoHealthyEndpoint, Retryable::No),
                                      !req_parser_.message_complete());
     }
@@ -754,6 +726,7 @@ net::awaitable<bool> ProxyConnection::proxy_request(const router::Route& route, 
     } else if (auto err = co_await connect_upstream(ep.address, limits)) {
       up_.reset();
       PHI_LOG_DEBUG("[w{} c{}] upstream {}: {}", worker_.id(), id_, ep.key, err->to_string());
+      decide(core::outcome_of(*err));
       co_return co_await reply_error(stream_, *err, !req_parser_.message_complete());
     }
     up_sent_ = Clock::now();
@@ -802,6 +775,7 @@ net::awaitable<bool> ProxyConnection::proxy_request(const router::Route& route, 
       continue;
     }
     PHI_LOG_DEBUG("[w{} c{}] request failed: {}", worker_.id(), id_, err->to_string());
+    decide(core::outcome_of(*err));
     if (started || (err->source == core::ErrorSource::Downstream && err->status() == 0)) co_return false;
     co_return co_await reply_error(stream_, *err, !req_parser_.message_complete());
   }

@@ -11,16 +11,9 @@
 #include "phigate/tls/host_policy.hpp"
 #include "phigate/tls/stream.hpp"
 #include "phigate/upstream/pool.hpp"
+#include "request.hpp"
 
 namespace phigate::proxy::detail {
-
-/// Per-request limits after the route's policy has overridden the global ones.
-struct RequestLimits {
-  std::chrono::milliseconds connect{};
-  std::chrono::milliseconds send{};
-  std::chrono::milliseconds read{};
-  std::uint64_t body_bytes = 0;  // 0: unlimited
-};
 
 class ProxyConnection final : public ConnectionCore {
  public:
@@ -41,11 +34,8 @@ class ProxyConnection final : public ConnectionCore {
   ConnectionFacts connection_facts();
   void finish_request();
   void audit_connection_failure(std::string_view action, std::string_view reason, std::string_view detail);
-  /// Marks who decided this request's fate (audit phigate.decision / phigate.rule).
-  void decide(std::string_view decision, std::string_view rule) noexcept {
-    rf_.decision = decision;
-    rf_.rule = rule;
-  }
+  /// Marks how this request ended (audit phigate.decision / phigate.rule / event.outcome).
+  void decide(core::Outcome o) noexcept { rf_.outcome = o; }
   /// PROXY protocol listeners: takes the header off the socket and adopts its client address.
   /// False when it is missing, malformed or late.
   net::awaitable<bool> read_proxy_header();

@@ -8,6 +8,8 @@
 #include <span>
 #include <string>
 
+#include "phigate/core/outcome.hpp"
+
 namespace phigate::metrics {
 
 /// A single-writer counter: inc() only from the owning thread; get() from any thread.
@@ -40,14 +42,12 @@ struct alignas(64) WorkerShard {
   Gauge connections_open;
   Counter tls_handshake_failures;
   Counter tls_resumed;
-  Counter client_cert_refusals;  // 400: required client certificate missing or invalid
-  Counter misdirected;
+  Counter client_cert_refusals;   // 400: required client certificate missing or invalid
+  Counter misdirected;            // 421: Host's TLS policy differs from the SNI's
   Counter proxy_protocol_errors;  // connections closed for a missing or malformed PROXY header
   Counter audit_records;          // records handed to the audit writer
   Counter audit_rejected;         // records the writer refused (queue full, disk failing)
-  Counter
-      audit_fail_closed;  // requests answered 503 because the audit log could not take records            //
-                          // 421: Host's TLS policy differs from the SNI's
+  Counter audit_fail_closed;      // requests answered 503 because the audit log could not take records
   std::array<Counter, 6> responses_by_class;  // index: status / 100 (0 for "no response")
   Counter redirects;
   Counter upstream_connects;
@@ -56,6 +56,13 @@ struct alignas(64) WorkerShard {
   Counter upstream_timeouts;
   Counter upstream_retries;
   Counter upstream_unsolicited;  // upstream connections closed for bytes nobody asked for
+  /// Requests by how they ended (core::outcome_info): phigate_request_outcomes_total.
+  std::array<Counter, core::kOutcomeCount> outcomes;
+
+  void count_outcome(core::Outcome o) noexcept {
+    const auto i = static_cast<std::size_t>(o);
+    outcomes[i < outcomes.size() ? i : static_cast<std::size_t>(core::Outcome::Internal)].inc();
+  }
 
   void count_response(int status) noexcept {
     const int cls = status / 100;

@@ -1,0 +1,86 @@
+#pragma once
+// Private to proxy: the checks every request passes between its complete head and the upstream,
+// as an ordered list of phases (ARCHITECTURE.md "Life of a request", step 5). Each phase is a
+// pure function of the request, the pinned snapshot and what the connection knows: no I/O, no
+// clock, no metrics, no logs. The connection (HTTP/1 now, HTTP/2 later) runs the list, writes the
+// reply a Decision names and counts its outcome (count_outcome).
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+
+#include "phigate/core/error.hpp"
+#include "phigate/core/outcome.hpp"
+#include "phigate/metrics/worker_shard.hpp"
+#include "phigate/proxy/snapshot.hpp"
+#include "phigate/tls/host_policy.hpp"
+#include "request.hpp"
+
+namespace phigate::proxy::detail {
+
+/// What the phases may know about the connection (filled by the connection before the phases run).
+struct ConnectionView {
+  bool tls = false;
+  std::string_view peer_ip;  // socket peer or PROXY-protocol source
+  const std::optional<access::Address>* peer_addr = nullptr;
+  bool peer_trusted = false;                            // peer is in snapshot.trusted_proxies
+  const tls::HostPolicy* conn_policy = nullptr;         // negotiated at handshake (TLS only)
+  const tls::ClientCertificate* client_cert = nullptr;  // described when conn_policy requires/asks one
+  bool audit_on = false, audit_healthy = true;
+  std::uint16_t https_port = 443;  // redirect target when the snapshot names none
+};
+
+/// How a request ends before reaching the upstream.
+struct Decision {
+  core::Outcome outcome;
+  core::Error error;        // status and reason come from error.kind (core::kind_info); context never PHI
+  bool must_close = false;  // same choices as today's reply_error(..., must_close)
+};
+
+using PhaseResult = std::optional<Decision>;  // nullopt: continue with the next phase
+using PhaseFn = PhaseResult (*)(Request&, const Snapshot&, const ConnectionView&);
+struct PhaseEntry {
+  std::string_view name;
+  PhaseFn run;
+};
+
+/// The order is data: the same list for HTTP/1 and, later, HTTP/2.
+std::span<const PhaseEntry> request_phases() noexcept;
+
+/// Runs the phases in order; the first Decision ends the request (outcome Proxied is never
+/// returned: nullopt means proxy it).
+PhaseResult run_phases(Request& r, const Snapshot& s, const ConnectionView& c);
+
+/// The status a Decision is answered with: 308 for Redirected (no ErrorKind carries a redirect:
+/// it is not an error, and its Location is in Request::location), else the error's.
+int decision_status(const Decision& d) noexcept;
+
+/// "https://host[:port]target" for a Host value and a request target, or "" when the Host is
+/// not a plain hostname/IP (which would let a client inject into the Location header).
+std::string https_location(std::string_view host, std::string_view target, std::uint16_t https_port);
+
+/// Counts one ended request: phigate_request_outcomes_total{outcome,decision}, and the legacy
+/// named counter of the outcomes that have one (misdirected, client certificate refusals, audit
+/// fail-closed, redirects). Worker thread (the shard's one writer).
+void count_outcome(metrics::WorkerShard& stats, core::Outcome o) noexcept;
+
+/// The phases, each callable alone (tests; a codec that needs one of them early). Names as in
+/// request_phases().
+namespace phase {
+PhaseResult client_address(Request& r, const Snapshot& s, const ConnectionView& c);
+PhaseResult audit_healthy(Request& r, const Snapshot& s, const ConnectionView& c);
+PhaseResult host(Request& r, const Snapshot& s, const ConnectionView& c);
+PhaseResult target(Request& r, const Snapshot& s, const ConnectionView& c);
+PhaseResult tls_policy(Request& r, const Snapshot& s, const ConnectionView& c);
+PhaseResult route(Request& r, const Snapshot& s, const ConnectionView& c);
+PhaseResult plain_redirect(Request& r, const Snapshot& s, const ConnectionView& c);
+PhaseResult client_cert_needs_tls(Request& r, const Snapshot& s, const ConnectionView& c);
+PhaseResult no_route(Request& r, const Snapshot& s, const ConnectionView& c);
+PhaseResult access(Request& r, const Snapshot& s, const ConnectionView& c);
+PhaseResult fail_closed(Request& r, const Snapshot& s, const ConnectionView& c);
+PhaseResult limits(Request& r, const Snapshot& s, const ConnectionView& c);
+PhaseResult body_size(Request& r, const Snapshot& s, const ConnectionView& c);
+}  // namespace phase
+
+}  // namespace phigate::proxy::detail

@@ -1,0 +1,44 @@
+#pragma once
+// Private to proxy: one request, from its complete head to its end, as the phases see it. Sans-I/O
+// (no Asio here): the phases and their unit tests include this without the connection.
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "phigate/access/cidr.hpp"
+#include "phigate/config/spec.hpp"
+#include "phigate/http/message.hpp"
+#include "phigate/router/route_table.hpp"
+
+namespace phigate::proxy::detail {
+
+/// Per-request limits after the route's policy has overridden the global ones.
+struct RequestLimits {
+  std::chrono::milliseconds connect{};
+  std::chrono::milliseconds send{};
+  std::chrono::milliseconds read{};
+  std::uint64_t body_bytes = 0;  // 0: unlimited
+};
+
+/// One request, created when its head is complete and destroyed when it ends: no hand reset, so
+/// nothing of one request (route, client, limits) can leak into the next on a kept-alive connection.
+struct Request {
+  explicit Request(http::MessageHead& h) : head(h) {}
+  http::MessageHead& head;
+  std::string host;        // the Host value as sent ("" when none)
+  std::string host_norm;   // lower-case, without port (router::RouteTable::normalize_host_into)
+  std::string target;      // normalised origin-form target (http::normalize_target)
+  std::string route_path;  // scratch for http::routing_path
+  std::string_view path;   // what is routed: target's path without ;parameters (into target or route_path)
+  std::string client_ip;   // after trusted proxies / X-Forwarded-For
+  std::optional<access::Address> client_addr;
+  const router::Route* route = nullptr;
+  const config::RoutePolicy* policy = nullptr;
+  RequestLimits limits;
+  bool hsts = false;     // HTTPS responses carry the snapshot's HSTS field
+  std::string location;  // Redirected: where to
+};
+
+}  // namespace phigate::proxy::detail

@@ -1,0 +1,92 @@
+// Audit rendering of a request: decision, rule and event.outcome come from the outcome table.
+#include "audit_events.hpp"
+
+#include <gtest/gtest.h>
+
+#include <string>
+
+namespace phigate::proxy::detail {
+namespace {
+
+using core::Outcome;
+
+std::string render(const RequestFacts& r) {
+  audit::JsonLine j;
+  ConnectionFacts c;
+  c.source_ip = "198.51.100.7";
+  c.source_port = 40000;
+  c.worker = 1;
+  c.connection = 2;
+  http::MessageHead head;
+  head.method = "GET";
+  return std::string(render_request(j, c, r, &head, config::AuditSpec{}));
+}
+
+bool has(const std::string& s, std::string_view part) {
+  return s.find(part) != std::string::npos;
+}
+
+TEST(AuditRequest, DecisionRuleAndOutcomeFromTheTable) {
+  RequestFacts r;
+  r.target = "/x";
+  r.outcome = Outcome::Proxied;
+  r.status = 500;  // the upstream's status: still allowed, and a success of ours
+  auto line = render(r);
+  EXPECT_TRUE(has(line, R"("outcome":"success")")) << line;
+  EXPECT_TRUE(has(line, R"("decision":"allowed","rule":"route")")) << line;
+  EXPECT_FALSE(has(line, R"("reason")")) << line;
+
+  r.outcome = Outcome::Redirected;
+  r.status = 308;
+  line = render(r);
+  EXPECT_TRUE(has(line, R"("outcome":"success")")) << line;
+  EXPECT_TRUE(has(line, R"("decision":"redirected","rule":"ssl-redirect")")) << line;
+
+  r.outcome = Outcome::AccessSourceRange;
+  r.status = 403;
+  r.reason = "denied";
+  line = render(r);
+  EXPECT_TRUE(has(line, R"("outcome":"failure","reason":"denied")")) << line;
+  EXPECT_TRUE(has(line, R"("decision":"denied","rule":"source-range annotation")")) << line;
+
+  r.outcome = Outcome::UpstreamConnectRefused;
+  r.status = 502;
+  r.reason = "connect_refused";
+  line = render(r);
+  EXPECT_TRUE(has(line, R"("outcome":"failure","reason":"connect_refused")")) << line;
+  EXPECT_TRUE(has(line, R"("decision":"allowed","rule":"route")")) << line;
+
+  r.outcome = Outcome::HostHeader;
+  r.status = 400;
+  r.reason = "bad_request";
+  line = render(r);
+  EXPECT_TRUE(has(line, R"("decision":"error","rule":"host-header")")) << line;
+}
+
+TEST(AuditRequest, NothingDecidedIsAnInternalError) {
+  RequestFacts r;
+  r.status = 200;  // a status alone decides nothing
+  const auto line = render(r);
+  EXPECT_TRUE(has(line, R"("outcome":"failure")")) << line;
+  EXPECT_TRUE(has(line, R"("decision":"error","rule":"internal")")) << line;
+}
+
+TEST(AuditRequest, FieldOrderUnchanged) {
+  RequestFacts r;
+  r.outcome = Outcome::Proxied;
+  r.status = 200;
+  r.target = "/p";
+  r.host = "app.example";
+  r.request_id = "00000000000000000000000000000001";
+  r.route = "app.example /";
+  const auto line = render(r);
+  EXPECT_TRUE(
+      has(line, R"("event":{"kind":"event","action":"http-request","outcome":"success","duration":0},)"))
+      << line;
+  EXPECT_TRUE(has(line, R"("phigate":{"request_id":"00000000000000000000000000000001","decision":"allowed",)"
+                        R"("rule":"route","route":"app.example /","worker":1,"connection":2})"))
+      << line;
+}
+
+}  // namespace
+}  // namespace phigate::proxy::detail
