@@ -4,15 +4,8 @@
 
 namespace phigate::proxy::detail {
 
-http::ParserLimits parser_limits(const config::LimitsSpec& l) {
-  return {l.request_line_bytes, l.request_header_bytes, l.header_count};
-}
-
-ConnectionCore::ConnectionCore(Worker& worker, SnapshotPtr snap)
-    : worker_(worker),
-      snap_(std::move(snap)),
-      id_(worker.next_connection_id()),
-      req_parser_(http::Parser::Kind::Request, parser_limits(snap_->config->limits)) {
+ConnectionCore::ConnectionCore(WorkerImpl& worker, SnapshotPtr snap)
+    : worker_(worker), snap_(std::move(snap)), id_(worker.next_connection_id()) {
   worker_.register_connection(this);
   worker_.stats().connections_open.add(1);
 }
@@ -29,7 +22,7 @@ void ConnectionCore::cancel_socket(net::tcp::socket& s) noexcept {
   s.cancel(ec);
 }
 
-core::Error ConnectionCore::timeout_error(Phase phase) const {
+core::Error ConnectionCore::timeout_error(Phase phase) {
   using core::ErrorKind;
   switch (phase) {
     case Phase::UpConnect:

@@ -1,11 +1,10 @@
 #include "proxy_connection.hpp"
 
-#include "phases.hpp"
+#include <sys/socket.h>
 
-#include "phigate/http/host.hpp"
-#include "phigate/http/path.hpp"
-
+#include "phigate/core/log.hpp"
 #include "phigate/http/forwarding.hpp"
+#include "phigate/http/headers.hpp"
 #include "phigate/net/proxy_protocol.hpp"
 #include "phigate/net/socket.hpp"
 
@@ -13,70 +12,21 @@ namespace phigate::proxy::detail {
 
 using core::Error;
 using core::ErrorKind;
+using core::Outcome;
 using core::Retryable;
 
 inline constexpr std::size_t kFlushBytes = 16 * 1024;
-/// Interim (1xx) responses accepted before the final one; more is a misbehaving upstream.
-inline constexpr int kMaxInterimResponses = 8;
 
-namespace {
-
-/// RFC 9110 §9.2.1. Only these are sent again after a pooled connection failed under them: the
-/// upstream may have acted on the first copy (a body-less POST or DELETE is not harmless twice).
-bool is_safe_method(std::string_view m) noexcept {
-  return m == "GET" || m == "HEAD" || m == "OPTIONS" || m == "TRACE";
+http::ParserLimits parser_limits(const config::LimitsSpec& l) {
+  return {l.request_line_bytes, l.request_header_bytes, l.header_count};
 }
 
-/// Request-smuggling and desync defences beyond llhttp's strict parsing. Returns why the request
-/// must be refused (400, connection closed), or nullptr.
-const char* strict_violation(const http::MessageHead& head, std::string_view host) {
-  // Only HTTP/1.0 and 1.1 are spoken here; llhttp also admits 0.9 and 2.0 request lines.
-  if (head.version_major != 1 || head.version_minor > 1) return "unsupported HTTP version";
-  // h2c would switch protocols under our feet (RFC 9113 §3.1 removed it; proxies must not relay it).
-  if (const auto* up = head.headers.find("upgrade")) {
-    bool h2c = false;
-    http::for_each_token(*up, [&](std::string_view t) { h2c = h2c || http::iequals(t, "h2c"); });
-    if (h2c) return "Upgrade: h2c";
-  }
-  if (head.headers.count("upgrade") > 1) return "repeated Upgrade";
-  // RFC 9112 §3.2.2: an absolute-form target's authority replaces Host; a different Host is an
-  // attempt to route by one name and be served as another.
-  std::string_view t = head.target;
-  if (!t.empty() && t.front() != '/' && t != "*") {
-    const auto scheme = t.find("://");
-    if (scheme == std::string_view::npos) return "malformed request target";
-    const auto rest = t.substr(scheme + 3);
-    const auto authority = rest.substr(0, rest.find_first_of("/?#"));
-    if (router::RouteTable::normalize_host(authority) != router::RouteTable::normalize_host(host)) {
-      return "absolute-form target names another host than Host";
-    }
-  }
-  return nullptr;
-}
-
-/// `host` is normalised. HSTS is on for every TLS host unless the config lists the host under
-/// tls.hsts.disabled_hosts or its Ingress says phigate.io/hsts: "false".
-bool hsts_applies(const Snapshot& snap, std::string_view host, const config::RoutePolicy* policy) {
-  if (snap.hsts_field.empty() || (policy != nullptr && !policy->hsts)) return false;
-  const auto& off = snap.config->tls.hsts.disabled_hosts;
-  if (off.empty()) return true;
-  const auto dot = host.find('.');
-  for (const auto& h : off) {
-    if (h == host) return false;
-    if (h.rfind("*.", 0) == 0 && dot != std::string_view::npos && dot > 0 &&
-        std::string_view(h).substr(2) == host.substr(dot + 1))
-      return false;
-  }
-  return true;
-}
-
-}  // namespace
-
-ProxyConnection::ProxyConnection(Worker& worker, SnapshotPtr snap, net::tcp::socket sock, bool tls)
+ProxyConnection::ProxyConnection(WorkerImpl& worker, SnapshotPtr snap, net::tcp::socket sock, bool tls)
     : ConnectionCore(worker, std::move(snap)),
       stream_(std::move(sock), tls ? snap_->tls->initial() : nullptr),
       tls_(tls),
-      resp_parser_(http::Parser::Kind::Response, {64 * 1024, 64 * 1024, 1000}) {
+      ex_(http::ExchangeOptions{parser_limits(snap_->config->limits)}),
+      link_(worker.io(), worker.pool(), worker.stats()) {
   net::error_code ec;
   peer_ = stream_.socket().remote_endpoint(ec);
   local_port_ = stream_.socket().local_endpoint(ec).port();
@@ -97,10 +47,8 @@ net::awaitable<void> ProxyConnection::run(std::shared_ptr<ProxyConnection> self)
 
 void ProxyConnection::expire() {
   timed_out_ = true;
-  const bool upstream_phase =
-      phase_ == Phase::UpConnect || phase_ == Phase::UpWrite || phase_ == Phase::UpRead;
-  if (upstream_phase && up_) {
-    cancel_socket(up_->socket);
+  if (phase_ == Phase::UpConnect || phase_ == Phase::UpWrite || phase_ == Phase::UpRead) {
+    link_.cancel();
   } else if (phase_ == Phase::Body) {
     // Keep the socket writable: a body too slow for body_idle/min_body_rate is answered 408.
     net::error_code ec;
@@ -122,8 +70,16 @@ void ProxyConnection::close() noexcept {
   stream_.shutdown_nowait();
   net::error_code ec;
   stream_.socket().close(ec);
-  if (up_) up_->socket.close(ec);
-  up_.reset();
+  link_.discard();
+}
+
+void ProxyConnection::release_idle_memory() noexcept {
+  static constexpr std::size_t kKeepCapacity = 1024;
+  in_.release();
+  link_.release_memory();  // 16 KiB, needed again only when the next request goes upstream
+  for (auto* s : {&out_, &up_out_, &up_head_}) {
+    if (s->capacity() > kKeepCapacity) std::string().swap(*s);
+  }
 }
 
 bool ProxyConnection::peer_trusted() {
@@ -199,28 +155,124 @@ net::awaitable<void> ProxyConnection::serve() {
   const bool started = co_await start_session();
   if (!started) co_return;
   for (;;) {
-    const bool ready = co_await wait_for_request(stream_);
+    const bool ready = co_await wait_for_request();
     if (!ready) break;
-    rf_ = RequestFacts{};
-    head_started_ = false;
-    response_status_ = 0;
-    error_reason_ = {};
-    client_bytes_ = 0;
-    request_body_bytes_ = 0;
-    request_id_.clear();
-    const bool more = co_await serve_one();
-    first_request_ = false;
-    if (head_started_) finish_request();
+    bool more = false;
+    {
+      InFlight f;  // this request's state: it ends with this block
+      more = co_await serve_one(f);
+      first_request_ = false;
+      if (f.head_started) finish_request(f);
+    }
+    ex_.next_request();
     if (!more) break;
   }
   if (linger_) co_await linger();
 }
 
-ConnectionFacts ProxyConnection::connection_facts() {
+net::awaitable<bool> ProxyConnection::wait_for_request() {
+  if (!in_.empty()) co_return true;  // pipelined: the next request is already here
+  if (close_after_response_) co_return false;
+  const auto& t = snap_->config->timeouts;
+  // A new connection gets request_header to start its first request, not keepalive_idle:
+  // otherwise a client that completes TLS and sends nothing holds a slot for a minute.
+  arm(Phase::Idle, first_request_ ? std::min(t.request_header, t.keepalive_idle) : t.keepalive_idle);
+  idle = true;
+  trimmed = false;
+  idle_since = worker_.now();
+  // This small frame is all an idle connection keeps on the coroutine stack; the request
+  // frames (serve_one and below) exist only while a request is in progress.
+  const auto ec = co_await stream_.wait_readable();
+  idle = false;
+  co_return !ec;
+}
+
+net::awaitable<ProxyConnection::HeadResult> ProxyConnection::read_request_head(InFlight& f) {
+  const auto& t = snap_->config->timeouts;
+  bool started = !in_.empty();
+  f.head_started = started;
+  if (started) {
+    arm(Phase::Header, t.request_header);
+  } else {
+    arm(Phase::Idle, first_request_ ? std::min(t.request_header, t.keepalive_idle) : t.keepalive_idle);
+  }
+  for (;;) {
+    if (!in_.empty()) {
+      std::size_t used = 0;
+      const auto st = ex_.feed_head(in_.data(), in_.size(), used);
+      in_.consume(used);
+      if (st == http::Http1Exchange::HeadStatus::Error) {
+        error_ = ex_.error();
+        co_return HeadResult::Failed;
+      }
+      if (st == http::Http1Exchange::HeadStatus::Ready) co_return HeadResult::Ready;
+    }
+    if (close_after_response_ && !started) co_return HeadResult::Closed;  // drain: idle, so leave
+    auto [ec, n] = co_await stream_.read_some(in_.space(), in_.space_size());
+    if (ec || n == 0) {
+      idle = false;
+      if (timed_out_ && started) {
+        error_ = timeout_error(phase_);
+        co_return HeadResult::Failed;
+      }
+      // EOF or idle timeout between requests is a normal end; mid-head it is a client error.
+      if (!started && ex_.at_message_start()) co_return HeadResult::Closed;
+      error_ = Error::downstream(ErrorKind::ClientClosed, "closed mid-request head");
+      co_return HeadResult::Failed;
+    }
+    in_.commit(n);
+    if (!started) {
+      started = true;
+      f.head_started = true;
+      idle = false;
+      arm(Phase::Header, t.request_header);
+    }
+  }
+}
+
+net::awaitable<net::error_code> ProxyConnection::flush_client(InFlight& f) {
+  if (out_.empty()) co_return net::error_code{};
+  arm(Phase::ClientWrite, snap_->config->timeouts.body_idle);
+  f.client_bytes += out_.size();
+  auto ec = co_await stream_.write_all(out_.data(), out_.size());
+  out_.clear();
+  co_return ec;
+}
+
+net::awaitable<bool> ProxyConnection::reply(InFlight& f, int status, std::string_view body,
+                                            std::string_view location, std::string_view extra_fields,
+                                            bool must_close) {
+  f.status = status;
+  out_.clear();
+  const auto r = ex_.append_local_reply(out_, status, body, location, extra_fields, must_close,
+                                        close_after_response_ || worker_.draining());
+  worker_.stats().count_response(status);
+  const auto ec = co_await flush_client(f);
+  // A client still sending a body we refused would get a reset on its next write, and a reset
+  // can discard our reply before it reads it: drain for a moment first (nginx lingering_close).
+  linger_ = !ec && r.linger;
+  co_return !ec && r.keep_alive;
+}
+
+net::awaitable<bool> ProxyConnection::reply_error(InFlight& f, const Error& error, bool must_close) {
+  f.reason = error.reason();
+  const int status = error.status();
+  if (status == 0) co_return false;
+  std::string body = std::to_string(status) + " " + http::reason_phrase(status);
+  // These two tell the client what to fix (nginx words the first the same way); never PHI.
+  if (error.kind == ErrorKind::ClientCertificate || error.kind == ErrorKind::Misdirected) {
+    body += ": ";
+    body += error.context;
+  }
+  body += "\n";
+  co_return co_await reply(f, status, body, {}, extra_fields_, must_close);
+}
+
+ConnectionFacts ProxyConnection::connection_facts(std::string_view client_ip) {
   ConnectionFacts c;
   c.source_ip = socket_ip_;
   c.source_port = peer_.port();
-  c.client_ip = client_ip_.empty() ? std::string_view(peer_ip_) : std::string_view(client_ip_);
+  c.client_ip = client_ip.empty() ? std::string_view(peer_ip_) : client_ip;
   if (tls_ && stream_.native() != nullptr && SSL_is_init_finished(stream_.native()) == 1) {
     c.tls_version = SSL_version(stream_.native()) == TLS1_3_VERSION ? "1.3" : "1.2";
     c.tls_cipher = SSL_get_cipher_name(stream_.native());
@@ -235,22 +287,26 @@ ConnectionFacts ProxyConnection::connection_facts() {
   return c;
 }
 
-void ProxyConnection::finish_request() {
+void ProxyConnection::finish_request(InFlight& f) {
+  // Metrics and audit read the one outcome set where the request ended (core/outcome.hpp).
+  count_outcome(worker_.stats(), f.facts.outcome);
   if (!worker_.audit_on()) return;
   const auto& snap = req_snap_ ? *req_snap_ : *snap_;
-  if (rf_.start == std::chrono::system_clock::time_point{}) {
-    rf_.start = std::chrono::system_clock::now();  // the head never completed
+  auto& rf = f.facts;
+  if (f.started == Clock::time_point{}) {
+    rf.start = std::chrono::system_clock::now();  // the head never completed
   } else {
-    rf_.total = Clock::now() - req_started_;
+    rf.total = Clock::now() - f.started;
   }
-  rf_.status = response_status_;
-  rf_.reason = error_reason_;
-  rf_.response_bytes = client_bytes_;
-  rf_.request_bytes = request_body_bytes_;
-  const bool head = req_parser_.head_complete();
-  rf_.request_id = request_id_;
-  worker_.audit_submit(render_request(worker_.audit_json(), connection_facts(), rf_,
-                                      head ? &req_parser_.head() : nullptr, snap.config->audit));
+  rf.status = f.status;
+  rf.reason = f.reason;
+  rf.response_bytes = f.client_bytes;
+  rf.request_bytes = ex_.body_bytes();
+  rf.request_id = f.request_id;
+  const bool head = ex_.request_head_complete();
+  worker_.audit_submit(render_request(worker_.audit_json(),
+                                      connection_facts(f.req ? std::string_view(f.req->client_ip) : ""), rf,
+                                      head ? &ex_.request() : nullptr, snap.config->audit));
 }
 
 void ProxyConnection::audit_connection_failure(std::string_view action, std::string_view reason,
@@ -258,7 +314,7 @@ void ProxyConnection::audit_connection_failure(std::string_view action, std::str
   if (!worker_.audit_on()) return;
   const bool tls = action == "tls-handshake";
   worker_.audit_submit(render_connection_event(
-      worker_.audit_json(), connection_facts(), std::chrono::system_clock::now(), action,
+      worker_.audit_json(), connection_facts({}), std::chrono::system_clock::now(), action,
       tls ? "error" : "denied", tls ? "tls" : "listeners.proxy_protocol", reason, detail));
 }
 
@@ -278,176 +334,220 @@ net::awaitable<void> ProxyConnection::linger() {
   disarm();
 }
 
-net::awaitable<bool> ProxyConnection::serve_one() {
+net::awaitable<bool> ProxyConnection::serve_one(InFlight& f) {
   timed_out_ = false;
-  const auto head_result = co_await read_request_head(stream_);
+  const auto head_result = co_await read_request_head(f);
   if (head_result == HeadResult::Closed) co_return false;
   if (head_result == HeadResult::Failed) {
     PHI_LOG_DEBUG("[w{} c{}] bad request: {}", worker_.id(), id_, error_.to_string());
-    decide(core::outcome_of(error_));
-    rf_.target = req_parser_.head().target;  // as far as it was read: not normalised
-    co_return co_await reply_error(stream_, error_, true);
+    f.facts.outcome = core::outcome_of(error_);
+    f.facts.target = ex_.request().target;  // as far as it was read: not normalised
+    co_return co_await reply_error(f, error_, true);
   }
-  rf_.start = std::chrono::system_clock::now();
-  req_started_ = Clock::now();
-  core::make_request_id(worker_.rng(), request_id_);
+  f.facts.start = std::chrono::system_clock::now();
+  f.started = Clock::now();
+  core::make_request_id(worker_.rng(), f.request_id);
   // Pin the snapshot for this request: routes and clusters come from one generation. In the
   // steady state the worker's pointer has not changed and no reference count is touched.
-  if (req_snap_.get() != worker_.snapshot().get()) {
-    req_snap_ = worker_.snapshot();
-    if (tls_) extra_fields_ = req_snap_->hsts_field;
+  if (req_snap_.get() != worker_.snapshot().get()) req_snap_ = worker_.snapshot();
+  const auto& snap = *req_snap_;
+  if (tls_) extra_fields_ = snap.hsts_field;
+  auto& r = f.req.emplace(ex_.request());
+  ConnectionView view;
+  view.tls = tls_;
+  view.peer_ip = peer_ip_;
+  view.peer_addr = &peer_addr_;
+  view.peer_trusted = peer_trusted();
+  view.conn_policy = conn_policy_;
+  if (tls_ && conn_policy_ != nullptr && conn_policy_->verify() != config::VerifyClient::Off) {
+    // Re-checked on every request, resumed sessions included: the certificate and its verdict
+    // come from the session.
+    if (!client_cert_) client_cert_ = tls::describe_client(stream_.native(), *conn_policy_);
+    view.client_cert = &*client_cert_;
   }
-  auto& head = req_parser_.head();
-  resolve_client();
-  if (worker_.audit_on() && !worker_.audit_healthy() && !req_snap_->config->audit.block_on_overflow) {
-    // 164.312(b): nothing is served that cannot be audited. Refused until the writer recovers.
-    worker_.stats().audit_fail_closed.inc();
-    decide(core::Outcome::AuditUnavailable);
-    co_return co_await reply_error(stream_, Error::downstream(ErrorKind::AuditUnavailable), false);
-  }
-  const auto host_count = head.headers.count("host");
-  if (host_count > 1 || (host_count == 0 && head.version_minor >= 1)) {
-    // RFC 9112 §3.2: exactly one Host in HTTP/1.1.
-    decide(core::Outcome::HostHeader);
-    co_return co_await reply_error(
-        stream_, Error::downstream(ErrorKind::BadRequest, "missing or repeated Host"), true);
-  }
-  const std::string* host = head.headers.find("host");
-  host_.assign(host ? std::string_view(*host) : std::string_view{});
-  router::RouteTable::normalize_host_into(host_, host_norm_);
-  rf_.host = host_norm_;
-  rf_.target = head.target;  // until normalised
-  // RFC 9110 §7.2 / RFC 3986 §3.2.2: `a.example:@b.example` is routed here as a.example and may be
-  // read as b.example (or as userinfo) by the upstream; a value with `/`, `\`, `?`, `#`, `%` or
-  // whitespace is likewise read differently by different parsers.
-  if (!http::valid_host(host_)) {
-    decide(core::Outcome::HostSyntax);
-    co_return co_await reply_error(stream_, Error::downstream(ErrorKind::BadRequest, "invalid Host"), true);
-  }
-  if (const char* why = strict_violation(head, host_)) {
-    decide(core::Outcome::StrictHttp);
-    co_return co_await reply_error(stream_, Error::downstream(ErrorKind::BadRequest, why), true);
-  }
-  // Route, check and forward the normalised target: `/public/../admin` is `/admin` everywhere.
-  if (const char* why = http::normalize_target(head.target, target_)) {
-    decide(core::Outcome::PathNormalisation);
-    co_return co_await reply_error(stream_, Error::downstream(ErrorKind::BadRequest, why), true);
-  }
-  rf_.target = target_;
-  if (tls_) {
-    if (auto err = check_tls_policy()) {
-      decide(core::outcome_of(*err));
-      co_return co_await reply_error(stream_, *err, err->kind == ErrorKind::Misdirected);
+  view.audit_on = worker_.audit_on();
+  view.audit_healthy = worker_.audit_healthy();
+  view.https_port = worker_.https_port();
+  auto decision = run_phases(r, snap, view);
+  auto& rf = f.facts;
+  rf.host = r.host_norm;
+  rf.target = r.target.empty() ? std::string_view(r.head.target) : std::string_view(r.target);
+  if (r.route != nullptr) {
+    rf.route = r.route->name;
+    if (r.policy != nullptr && r.policy->resource.rfind("Ingress ", 0) == 0) {
+      rf.ingress = std::string_view(r.policy->resource).substr(8);
     }
   }
-  // target_ is origin-form after normalisation: its path is everything before the query. Routing
-  // and access use the path as Java servers resolve it (`;parameters` removed per segment).
-  const auto* route = req_snap_->routes.match_normalized(
-      host_norm_, http::routing_path(std::string_view(target_).substr(0, target_.find('?')), route_path_));
-  const config::RoutePolicy* policy = route ? route->policy.get() : nullptr;
-  if (route != nullptr) {
-    rf_.route = route->name;
-    if (policy != nullptr && policy->resource.rfind("Ingress ", 0) == 0) {
-      rf_.ingress = std::string_view(policy->resource).substr(8);
+  if (tls_) extra_fields_ = r.hsts ? snap.hsts_field : std::string_view{};
+  if (decision) {
+    rf.outcome = decision->outcome;
+    if (decision->outcome == Outcome::Redirected) {
+      co_return co_await reply(f, decision_status(*decision), "308 Permanent Redirect\n", r.location, {},
+                               decision->must_close);
     }
+    co_return co_await reply_error(f, decision->error, decision->must_close);
   }
-  if (tls_)
-    extra_fields_ = hsts_applies(*req_snap_, host_norm_, policy) ? req_snap_->hsts_field : std::string_view{};
-  // Plain HTTP only where an Ingress asked for it explicitly; everything else goes to HTTPS.
-  if (!tls_ && (policy == nullptr || policy->ssl_redirect || policy->force_ssl_redirect)) {
-    co_return co_await redirect_to_https();
-  }
-  // A host that requires client certificates is never served without TLS, whatever another
-  // Ingress on the same host (or a host-less rule) says about plain HTTP: the certificate check
-  // cannot happen there.
-  // (An Ingress already failed closed answers its 503 below.)
-  const bool failed_closed = policy != nullptr && !policy->fail_closed.empty();
-  if (!tls_ && !failed_closed &&
-      ((req_snap_->tls && req_snap_->tls->policy_for(host_norm_).verify() != config::VerifyClient::Off) ||
-       (policy != nullptr && policy->verify_client != config::VerifyClient::Off))) {
-    decide(core::Outcome::ClientCertificateNeedsTls);
-    co_return co_await reply_error(
-        stream_, Error::downstream(ErrorKind::Denied, "client certificate over plain HTTP"), false);
-  }
-  if (route == nullptr) {
-    decide(core::Outcome::NoRoute);
-    co_return co_await reply_error(stream_, Error::downstream(ErrorKind::NoRoute), false);
-  }
-  const auto& acl = req_snap_->route_access[route->target];
-  const bool global_ok = client_addr_ && req_snap_->global_access.admits(*client_addr_);
-  if (!global_ok || (acl && !acl->admits(*client_addr_))) {
-    // Source ranges (HIPAA 164.312(a)(1) access control): refused before anything reaches the
-    // upstream; the connection stays usable when the request had no unread body.
-    decide(!global_ok ? core::Outcome::AccessGlobal : core::Outcome::AccessSourceRange);
-    co_return co_await reply_error(stream_, Error::downstream(ErrorKind::Denied, "source address"), false);
-  }
-  if (policy != nullptr && !policy->fail_closed.empty()) {
-    // An invalid Ingress keeps its hosts and paths claimed and answers 503, so that a protected
-    // path never falls through to a broader route.
-    decide(core::Outcome::FailClosed);
-    co_return co_await reply_error(stream_, Error::downstream(ErrorKind::Unavailable, policy->resource),
-                                   false);
-  }
+  rf.outcome = Outcome::Proxied;
+  co_return co_await proxy_request(f);
+}
+
+net::awaitable<std::optional<Error>> ProxyConnection::flush_upstream(const upstream::Timeouts& t,
+                                                                     Retryable r) {
+  auto err = co_await link_.send(up_out_, r, t, *this);
+  up_out_.clear();
+  co_return err;
+}
+
+net::awaitable<std::optional<Error>> ProxyConnection::send_request(InFlight& f, const upstream::Timeouts& t) {
   const auto& cfg = *req_snap_->config;
-  RequestLimits limits{cfg.timeouts.upstream_connect, cfg.timeouts.upstream_send, cfg.timeouts.upstream_read,
-                       cfg.limits.request_body_bytes};
-  if (policy != nullptr) {
-    if (policy->connect_timeout) limits.connect = *policy->connect_timeout;
-    if (policy->send_timeout) limits.send = *policy->send_timeout;
-    if (policy->read_timeout) limits.read = *policy->read_timeout;
-    if (policy->body_size) limits.body_bytes = *policy->body_size;
+  const auto body_limit = f.req->limits.body_bytes;
+  // up_out_ holds the request head; body bytes are appended and flushed in kFlushBytes pieces.
+  while (!ex_.request_complete()) {
+    if (in_.empty()) {
+      if (!up_out_.empty()) {
+        if (auto err = co_await flush_upstream(t, Retryable::OnlyIfReused)) co_return err;
+      }
+      if (ex_.take_continue()) {
+        out_ = http::Http1Exchange::kContinue;
+        const auto ec = co_await flush_client(f);
+        if (ec) co_return Error::downstream(ErrorKind::ClientClosed, "writing 100");
+      }
+      // Slow bodies: body_idle between reads, and in all body_idle plus one second per
+      // min_body_rate bytes of time spent waiting for the client (upstream waits don't count).
+      auto wait = cfg.timeouts.body_idle;
+      if (const auto rate = cfg.limits.min_body_rate; rate != 0) {
+        const auto allowed =
+            cfg.timeouts.body_idle + std::chrono::milliseconds(ex_.body_bytes() * 1000 / rate);
+        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(allowed - f.body_wait);
+        wait = std::clamp(left, std::chrono::milliseconds(0), wait);
+      }
+      arm(Phase::Body, wait);
+      const auto wait_start = Clock::now();
+      auto [ec, n] = co_await stream_.read_some(in_.space(), in_.space_size());
+      f.body_wait += Clock::now() - wait_start;
+      if (ec || n == 0) {
+        co_return timed_out_ ? timeout_error(Phase::Body)
+                             : Error::downstream(ErrorKind::ClientClosed, "closed mid-request body");
+      }
+      in_.commit(n);
+    }
+    std::size_t used = 0;
+    const auto st = ex_.feed_body(in_.data(), in_.size(), used, up_out_, body_limit);
+    in_.consume(used);
+    if (st == http::Http1Exchange::BodyStatus::Error) co_return ex_.error();
+    if (up_out_.size() >= kFlushBytes) {
+      if (auto err = co_await flush_upstream(t, Retryable::No)) co_return err;
+    }
   }
-  if (limits.body_bytes != 0 && head.content_length && *head.content_length > limits.body_bytes) {
-    decide(core::Outcome::BodyTooLarge);
-    co_return co_await reply_error(stream_, Error::downstream(ErrorKind::BodyTooLarge), true);
+  if (!up_out_.empty()) {
+    if (auto err = co_await flush_upstream(t, Retryable::OnlyIfReused)) co_return err;
   }
-  decide(core::Outcome::Proxied);
-  co_return co_await proxy_request(*route, limits);
+  co_return std::nullopt;
 }
 
-void ProxyConnection::release_idle_memory() noexcept {
-  ConnectionCore::release_idle_memory();
-  up_in_.release();  // 16 KiB, needed again only when the next request goes upstream
-  for (auto* s : {&up_out_, &up_head_}) {
-    if (s->capacity() > kKeepCapacity) std::string().swap(*s);
+net::awaitable<std::optional<Error>> ProxyConnection::relay_response(InFlight& f,
+                                                                     const upstream::Timeouts& t) {
+  using RS = http::Http1Exchange::ResponseStatus;
+  ex_.begin_response(extra_fields_, close_after_response_ || worker_.draining());
+  auto& in = link_.input();
+  const auto upstream_error = [&](Error e, Retryable r) {
+    e.source = core::ErrorSource::Upstream;
+    e.retryable = r;
+    return e;
+  };
+  for (;;) {
+    const bool had_head = ex_.response_head_sent();
+    RS st = RS::NeedMore;
+    if (in.empty()) {
+      if (!out_.empty() && had_head) {
+        const auto ec = co_await flush_client(f);
+        if (ec) co_return Error::downstream(ErrorKind::ClientClosed, "client gone");
+      }
+      Error err;
+      const auto rs = co_await link_.read(t, *this, err);
+      if (rs == upstream::Link::ReadStatus::Error) co_return err;
+      if (rs == upstream::Link::ReadStatus::Eof) {
+        st = ex_.upstream_eof(out_);  // completes a body delimited by close (RFC 9112 §6.3 rule 8)
+        if (st == RS::Error) {
+          co_return upstream_error(ex_.error(), link_.got_bytes() ? Retryable::No : Retryable::OnlyIfReused);
+        }
+      }
+    }
+    if (st != RS::Complete && !in.empty()) {
+      std::size_t used = 0;
+      st = ex_.feed_response(in.data(), in.size(), used, out_);
+      in.consume(used);
+      if (st == RS::Error) co_return upstream_error(ex_.error(), Retryable::No);
+    }
+    if (!had_head && ex_.response_head_sent()) {
+      const int status = ex_.response_status();
+      worker_.stats().count_response(status);
+      f.status = status;
+      f.facts.upstream_first_byte = Clock::now() - f.up_sent;
+    }
+    if (st == RS::Complete || out_.size() >= kFlushBytes) {
+      const auto ec = co_await flush_client(f);
+      if (ec) co_return Error::downstream(ErrorKind::ClientClosed, "client gone");
+      if (st == RS::Complete) co_return std::nullopt;
+    }
   }
 }
 
-void ProxyConnection::resolve_client() {
-  client_ip_.assign(peer_ip_);
-  client_addr_ = peer_addr_;
-  if (!peer_trusted()) return;
-  xff_values_.clear();
-  for (const auto& h : req_parser_.head().headers) {
-    if (http::iequals(h.name, "x-forwarded-for")) xff_values_.emplace_back(h.value);
+net::awaitable<bool> ProxyConnection::proxy_request(InFlight& f) {
+  auto& r = *f.req;
+  auto& head = r.head;
+  const auto& cluster = req_snap_->clusters[r.route->target];
+  // Build the upstream head once: hop-by-hop fields out, forwarding fields in.
+  http::remove_hop_by_hop(head.headers);
+  set_client_cert_headers(head.headers, r.policy);
+  http::set_forwarding_headers(head.headers, {peer_ip_, peer_trusted(), tls_ ? "https" : "http", r.host,
+                                              local_port_, f.request_id, r.client_ip});
+  up_head_.clear();
+  ex_.append_upstream_head(up_head_, r.target);
+  const upstream::Timeouts t{r.limits.connect, r.limits.send, r.limits.read};
+  for (int attempt = 0;; ++attempt) {
+    const auto* ep = upstream::pick_endpoint(cluster, worker_.endpoint_cursor(r.route->target));
+    if (ep == nullptr) {
+      const auto err = Error::upstream(ErrorKind::NoHealthyEndpoint, Retryable::No);
+      f.facts.outcome = core::outcome_of(err);
+      co_return co_await reply_error(f, err, !ex_.request_complete());
+    }
+    timed_out_ = false;
+    f.facts.upstream = ep->key;
+    f.facts.upstream_attempts = static_cast<unsigned>(attempt) + 1;
+    if (auto err = co_await link_.open(*ep, attempt, worker_.now(), t, *this)) {
+      PHI_LOG_DEBUG("[w{} c{}] upstream {}: {}", worker_.id(), id_, ep->key, err->to_string());
+      f.facts.outcome = core::outcome_of(*err);
+      co_return co_await reply_error(f, *err, !ex_.request_complete());
+    }
+    f.up_sent = Clock::now();
+    // 0 for a pooled connection; on a retry this attempt's figure replaces the first one's.
+    f.facts.upstream_connect = link_.connect_time();
+    up_out_ = up_head_;
+    auto err = co_await send_request(f, t);
+    if (!err) err = co_await relay_response(f, t);
+    if (!err) {
+      // Back to the pool only when both messages ended exactly at their framing; a byte left over
+      // closes it (Link::finish counts it as unsolicited).
+      link_.finish(ex_.upstream_reusable(!link_.input().empty()), Clock::now());
+      disarm();
+      co_return ex_.client_keep_alive() && !close_after_response_ && !worker_.draining();
+    }
+    const bool reused = link_.reused();
+    const bool got_bytes = link_.got_bytes();
+    link_.discard();
+    if (upstream::Link::may_retry(*err, attempt, reused, got_bytes, head.has_body(), head.method)) {
+      worker_.stats().upstream_retries.inc();
+      continue;
+    }
+    PHI_LOG_DEBUG("[w{} c{}] request failed: {}", worker_.id(), id_, err->to_string());
+    f.facts.outcome = core::outcome_of(*err);
+    if (ex_.response_head_sent() || (err->source == core::ErrorSource::Downstream && err->status() == 0)) {
+      f.reason = err->reason();
+      co_return false;
+    }
+    co_return co_await reply_error(f, *err, !ex_.request_complete());
   }
-  if (xff_values_.empty()) return;
-  if (const auto c = access::client_behind_proxies(xff_values_, req_snap_->trusted_proxies)) {
-    client_ip_.assign(c->text);
-    client_addr_ = c->address;
-  }
-}
-
-std::optional<Error> ProxyConnection::check_tls_policy() {
-  // The newest snapshot decides what the host requires; the handshake's policy lives in the
-  // connection's own. A policy change on reload therefore also ends in 421, and the client
-  // reconnects under the new one.
-  const auto& wanted = req_snap_->tls->policy_for(host_norm_);
-  if (conn_policy_ == nullptr || !conn_policy_->same(wanted)) {
-    // RFC 9110 §15.5.20. SNI a.example (no client certificate) then Host: b.example (required)
-    // must never reach b's backend; nor may a host be reached under weaker ciphers.
-    worker_.stats().misdirected.inc();
-    return Error::downstream(ErrorKind::Misdirected, "Host does not match the TLS server name's policy");
-  }
-  if (wanted.verify() == config::VerifyClient::Off) return std::nullopt;
-  // Re-checked on every request, resumed sessions included: the certificate and its verdict
-  // come from the session, so a session without one is refused here even if it was resumed.
-  if (!client_cert_) client_cert_ = tls::describe_client(stream_.native(), wanted);
-  if (client_cert_->refusal != nullptr) {
-    worker_.stats().client_cert_refusals.inc();
-    return Error::downstream(ErrorKind::ClientCertificate, client_cert_->refusal);
-  }
-  return std::nullopt;
 }
 
 void ProxyConnection::set_client_cert_headers(http::HeaderList& headers, const config::RoutePolicy* policy) {
@@ -465,320 +565,6 @@ void ProxyConnection::set_client_cert_headers(http::HeaderList& headers, const c
   headers.add("ssl-client-serial", c.serial);
   headers.add("ssl-client-fingerprint", c.fingerprint);
   if (policy != nullptr && policy->auth_tls_pass_certificate) headers.add("ssl-client-cert", c.escaped_pem);
-}
-
-net::awaitable<bool> ProxyConnection::redirect_to_https() {
-  const auto& head = req_parser_.head();
-  const auto configured = req_snap_->https_redirect_port;
-  const auto location = https_location(host_, target_, configured != 0 ? configured : worker_.https_port());
-  if (location.empty() || head.headers.count("host") != 1) {
-    decide(core::Outcome::HostHeader);
-    co_return co_await reply_error(
-        stream_, core::Error::downstream(core::ErrorKind::BadRequest, "redirect needs one valid Host"), true);
-  }
-  // A request body we did not read would be parsed as the next request: close instead.
-  const bool close =
-      !req_parser_.message_complete() || !head.keep_alive || close_after_response_ || worker_.draining();
-  out_.clear();
-  http::append_local_reply(out_, 308, head.version_minor, close, "308 Permanent Redirect\n", location,
-                           head.method == "HEAD");
-  worker_.stats().count_response(308);
-  response_status_ = 308;
-  worker_.stats().redirects.inc();
-  decide(core::Outcome::Redirected);
-  if (co_await flush_client(stream_)) co_return false;
-  co_return !close;
-}
-
-net::awaitable<std::optional<Error>> ProxyConnection::connect_upstream(const net::tcp::endpoint& ep,
-                                                                       RequestLimits limits) {
-  up_.emplace(upstream::Connection{net::tcp::socket(worker_.io())});
-  arm(Phase::UpConnect, limits.connect);
-  auto [ec] = co_await up_->socket.async_connect(ep, net::use_awaitable_tuple);
-  if (ec) {
-    worker_.stats().upstream_connect_failures.inc();
-    if (timed_out_) co_return timeout_error(Phase::UpConnect);
-    co_return Error::upstream(ErrorKind::ConnectRefused, Retryable::Yes, ec.message());
-  }
-  net::error_code ignored;
-  up_->socket.set_option(net::tcp::no_delay(true), ignored);
-  worker_.stats().upstream_connects.inc();
-  co_return std::nullopt;
-}
-
-net::awaitable<net::error_code> ProxyConnection::write_upstream(const char* data, std::size_t n,
-                                                                RequestLimits limits) {
-  arm(Phase::UpWrite, limits.send);
-  auto [ec, written] =
-      co_await net::asio::async_write(up_->socket, net::asio::buffer(data, n), net::use_awaitable_tuple);
-  co_return ec;
-}
-
-net::awaitable<std::optional<Error>> ProxyConnection::flush_upstream(RequestLimits limits, Retryable r) {
-  if (auto ec = co_await write_upstream(up_out_.data(), up_out_.size(), limits)) {
-    co_return Error::upstream(timed_out_ ? ErrorKind::UpstreamTimeout : ErrorKind::UpstreamReset, r,
-                              ec.message());
-  }
-  up_out_.clear();
-  co_return std::nullopt;
-}
-
-net::awaitable<std::optional<Error>> ProxyConnection::send_request(bool chunked, RequestLimits limits) {
-  const auto& cfg = *req_snap_->config;
-  const auto& head = req_parser_.head();
-  // up_out_ holds the request head; body bytes are appended and flushed in kFlushBytes pieces.
-  while (head.has_body() && !req_parser_.message_complete()) {
-    if (in_.empty()) {
-      if (!up_out_.empty()) {
-        if (auto err = co_await flush_upstream(limits, Retryable::OnlyIfReused)) co_return err;
-      }
-      // RFC 9110 §10.1.1: the client waits for 100 Continue before sending the body.
-      if (head.expect_continue && !sent_continue_ && head.version_minor >= 1) {
-        sent_continue_ = true;
-        out_ = "HTTP/1.1 100 Continue\r\n\r\n";
-        if (co_await flush_client(stream_))
-          co_return Error::downstream(ErrorKind::ClientClosed, "writing 100");
-      }
-      // Slow bodies: body_idle between reads, and in all body_idle plus one second per
-      // min_body_rate bytes of time spent waiting for the client (upstream waits don't count).
-      auto wait = cfg.timeouts.body_idle;
-      if (const auto rate = cfg.limits.min_body_rate; rate != 0) {
-        const auto allowed =
-            cfg.timeouts.body_idle + std::chrono::milliseconds(request_body_bytes_ * 1000 / rate);
-        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(allowed - body_wait_);
-        wait = std::clamp(left, std::chrono::milliseconds(0), wait);
-      }
-      arm(Phase::Body, wait);
-      const auto wait_start = Clock::now();
-      auto [ec, n] = co_await stream_.read_some(in_.space(), in_.space_size());
-      body_wait_ += Clock::now() - wait_start;
-      if (ec || n == 0) {
-        co_return timed_out_ ? timeout_error(Phase::Body)
-                             : Error::downstream(ErrorKind::ClientClosed, "closed mid-request body");
-      }
-      in_.commit(n);
-    }
-    std::size_t used = 0;
-    const auto st = req_parser_.feed(in_.data(), in_.size(), used);
-    for (const auto piece : req_parser_.body()) {
-      request_body_bytes_ += piece.size();
-      if (chunked) http::append_chunk_header(up_out_, piece.size());
-      up_out_.append(piece);
-      if (chunked) up_out_.append(http::kChunkEnd);
-    }
-    req_parser_.clear_body();
-    in_.consume(used);
-    if (st == http::ParseStatus::Error) co_return req_parser_.error();
-    if (limits.body_bytes != 0 && request_body_bytes_ > limits.body_bytes) {
-      co_return Error::downstream(ErrorKind::BodyTooLarge);
-    }
-    if (up_out_.size() >= kFlushBytes) {
-      if (auto err = co_await flush_upstream(limits, Retryable::No)) co_return err;
-    }
-  }
-  if (chunked) up_out_.append(http::kLastChunk);
-  if (!up_out_.empty()) {
-    if (auto err = co_await flush_upstream(limits, Retryable::OnlyIfReused)) co_return err;
-  }
-  co_return std::nullopt;
-}
-
-net::awaitable<std::optional<Error>> ProxyConnection::relay_response(bool& started, bool& got_bytes,
-                                                                     RequestLimits limits) {
-  const auto& req = req_parser_.head();
-  const bool head_only = req.method == "HEAD";
-  resp_parser_.reset();
-  resp_parser_.expect_no_body(head_only);
-  // Bytes left from another exchange are never part of this response (they made that upstream
-  // connection unusable; see proxy_request).
-  up_in_.consume(up_in_.size());
-  bool head_sent = false;
-  bool rechunk = false;
-  int interim = 0;
-  for (;;) {
-    if (up_in_.empty()) {
-      if (!out_.empty() && head_sent) {
-        if (co_await flush_client(stream_))
-          co_return Error::downstream(ErrorKind::ClientClosed, "client gone");
-      }
-      arm(Phase::UpRead, limits.read);
-      auto [ec, n] = co_await up_->socket.async_read_some(
-          net::asio::buffer(up_in_.space(), up_in_.space_size()), net::use_awaitable_tuple);
-      if (ec || n == 0) {
-        if (timed_out_) {
-          worker_.stats().upstream_timeouts.inc();
-          co_return timeout_error(Phase::UpRead);
-        }
-        if (ec == net::asio::error::eof && resp_parser_.body_until_eof()) {
-          resp_parser_.finish();  // EOF delimits this body (RFC 9112 §6.3 rule 8)
-        } else {
-          co_return Error::upstream(ErrorKind::UpstreamReset,
-                                    got_bytes ? Retryable::No : Retryable::OnlyIfReused,
-                                    ec ? ec.message() : "eof");
-        }
-      } else {
-        got_bytes = true;
-        up_in_.commit(n);
-      }
-    }
-    std::size_t used = 0;
-    const auto st =
-        up_in_.empty() ? http::ParseStatus::Paused : resp_parser_.feed(up_in_.data(), up_in_.size(), used);
-    if (st == http::ParseStatus::Error) co_return resp_parser_.error();
-    auto& rh = resp_parser_.head();
-    if (resp_parser_.head_complete() && rh.status >= 100 && rh.status < 200) {
-      // Interim responses: we answered Expect ourselves and do not tunnel upgrades; skip them.
-      // A backend that sends them without end would hold the exchange (and this loop) forever.
-      up_in_.consume(used);
-      resp_parser_.clear_body();
-      if (rh.status == 101) {
-        co_return Error::upstream(ErrorKind::UpstreamBadResponse, Retryable::No, "101 unsupported");
-      }
-      if (++interim > kMaxInterimResponses) {
-        co_return Error::upstream(ErrorKind::UpstreamBadResponse, Retryable::No, "too many 1xx responses");
-      }
-      continue;
-    }
-    if (resp_parser_.head_complete() && !head_sent) {
-      http::Framing framing;
-      const bool bodyless = head_only || rh.status == 204 || rh.status == 304;
-      if (rh.content_length && rh.status != 204 && rh.status != 304) {
-        framing = {http::Framing::Kind::ContentLength, *rh.content_length};
-      } else if (!bodyless) {
-        if (req.version_minor >= 1) {
-          framing.kind = http::Framing::Kind::Chunked;
-          rechunk = true;
-        } else {
-          framing.kind = http::Framing::Kind::UntilClose;  // HTTP/1.0 client: close delimits the body
-          client_keep_alive_ = false;
-        }
-      }
-      http::remove_hop_by_hop(rh.headers);
-      const bool close = !client_keep_alive_ || close_after_response_ || worker_.draining();
-      if (close) client_keep_alive_ = false;
-      // HSTS (RFC 6797) on every HTTPS response, unless the application already sets its own.
-      const bool own_hsts = !extra_fields_.empty() && rh.headers.find("strict-transport-security") != nullptr;
-      http::append_response_head(out_, rh.status, rh.reason, req.version_minor, rh.headers, framing, close,
-                                 own_hsts ? std::string_view{} : extra_fields_);
-      worker_.stats().count_response(rh.status);
-      response_status_ = rh.status;
-      rf_.upstream_first_byte = Clock::now() - up_sent_;
-      head_sent = true;
-      started = true;
-    }
-    for (const auto piece : resp_parser_.body()) {
-      if (rechunk) http::append_chunk_header(out_, piece.size());
-      out_.append(piece);
-      if (rechunk) out_.append(http::kChunkEnd);
-    }
-    resp_parser_.clear_body();
-    up_in_.consume(used);
-    if (resp_parser_.message_complete()) {
-      if (rechunk) out_.append(http::kLastChunk);
-      if (co_await flush_client(stream_)) co_return Error::downstream(ErrorKind::ClientClosed, "client gone");
-      co_return std::nullopt;
-    }
-    if (out_.size() >= kFlushBytes) {
-      if (co_await flush_client(stream_)) co_return Error::downstream(ErrorKind::ClientClosed, "client gone");
-    }
-  }
-}
-
-net::awaitable<bool> ProxyConnection::proxy_request(const router::Route& route, RequestLimits limits) {
-  const auto& cluster = req_snap_->clusters[route.target];
-  auto& head = req_parser_.head();
-  client_keep_alive_ = head.keep_alive;
-  sent_continue_ = false;
-  request_body_bytes_ = 0;
-  body_wait_ = {};
-
-  // Build the upstream head once: hop-by-hop fields out, forwarding fields in.
-  http::remove_hop_by_hop(head.headers);
-  set_client_cert_headers(head.headers, route.policy.get());
-  http::set_forwarding_headers(head.headers, {peer_ip_, peer_trusted(), tls_ ? "https" : "http", host_,
-                                              local_port_, request_id_, client_ip_});
-  http::Framing framing;
-  if (head.chunked) {
-    framing.kind = http::Framing::Kind::Chunked;
-  } else if (head.content_length) {
-    framing = {http::Framing::Kind::ContentLength, *head.content_length};
-  }
-  up_head_.clear();
-  http::append_request_head(up_head_, head.method, target_, head.headers, framing);
-
-  net::error_code ec;  // close() errors on a socket we drop anyway are of no interest
-  for (int attempt = 0;; ++attempt) {
-    if (cluster.endpoints.empty()) {
-      decide(core::Outcome::NoHealthyEndpoint);
-      co_return co_await reply_error(stream_, Error::upstream(ErrorKind::NoHealthyEndpoint, Retryable::No),
-                                     !req_parser_.message_complete());
-    }
-    const auto& ep = cluster.endpoints[worker_.next_endpoint(route.target, cluster.endpoints.size())];
-    timed_out_ = false;
-    rf_.upstream = ep.key;
-    rf_.upstream_attempts = static_cast<unsigned>(attempt) + 1;
-    // A retry goes on a new connection: the pool may hold more connections the upstream dropped.
-    up_ = attempt == 0 ? worker_.pool().acquire(ep.key, worker_.now()) : std::nullopt;
-    const bool pooled = up_.has_value();
-    const auto connect_start = Clock::now();
-    if (pooled) {
-      worker_.stats().upstream_reuses.inc();
-    } else if (auto err = co_await connect_upstream(ep.address, limits)) {
-      up_.reset();
-      PHI_LOG_DEBUG("[w{} c{}] upstream {}: {}", worker_.id(), id_, ep.key, err->to_string());
-      decide(core::outcome_of(*err));
-      co_return co_await reply_error(stream_, *err, !req_parser_.message_complete());
-    }
-    up_sent_ = Clock::now();
-    // 0 for a pooled connection; on a retry this attempt's figure replaces the first one's.
-    rf_.upstream_connect = pooled ? Clock::duration::zero() : up_sent_ - connect_start;
-    up_out_ = up_head_;
-    bool started = false;
-    bool got_bytes = false;
-    auto err = co_await send_request(head.chunked, limits);
-    if (!err) err = co_await relay_response(started, got_bytes, limits);
-    if (!err) {
-      // Back to the pool only when both messages ended cleanly by their framing.
-      ++up_->requests;
-      // Any byte after the response (a body on HEAD/204/304, more than Content-Length, a second
-      // response) is unexplained: whatever it is, it must never be read as another client's
-      // answer. The connection is closed, and the bytes dropped.
-      const bool leftover = !up_in_.empty();
-      if (leftover) {
-        worker_.stats().upstream_unsolicited.inc();
-        up_in_.consume(up_in_.size());
-      }
-      // After HEAD, and after a 204/304 that announced content, the content the upstream may still
-      // write was never read: it could arrive after the peek at the next acquire and be taken as
-      // that request's answer. Such a connection is not pooled (HEAD is rare; one connect).
-      const bool unread_content = head.method == "HEAD" || resp_parser_.head().framing_suspect;
-      const bool reusable = resp_parser_.message_complete() && resp_parser_.should_keep_alive() &&
-                            req_parser_.message_complete() && !leftover && !unread_content;
-      if (reusable) {
-        // Idle since now, not since the last tick: the watch threshold counts from here.
-        worker_.pool().release(ep.key, std::move(*up_), Clock::now());
-      } else {
-        up_->socket.close(ec);
-      }
-      up_.reset();
-      disarm();
-      co_return client_keep_alive_ && !close_after_response_ && !worker_.draining();
-    }
-    const bool reused = up_->reused;
-    up_->socket.close(ec);
-    up_.reset();
-    // A pooled connection the upstream closed just as we reused it: retry once on a fresh one,
-    // but only when nothing of the request body was consumed and no response byte arrived.
-    if (err->source == core::ErrorSource::Upstream && err->retryable == Retryable::OnlyIfReused && reused &&
-        !got_bytes && !head.has_body() && is_safe_method(head.method) && attempt == 0) {
-      worker_.stats().upstream_retries.inc();
-      continue;
-    }
-    PHI_LOG_DEBUG("[w{} c{}] request failed: {}", worker_.id(), id_, err->to_string());
-    decide(core::outcome_of(*err));
-    if (started || (err->source == core::ErrorSource::Downstream && err->status() == 0)) co_return false;
-    co_return co_await reply_error(stream_, *err, !req_parser_.message_complete());
-  }
 }
 
 }  // namespace phigate::proxy::detail

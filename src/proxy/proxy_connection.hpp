@@ -1,116 +1,120 @@
 #pragma once
-// Private to proxy: one client connection, TLS or plain, served request by request. Over TLS
-// every request is proxied; over plain HTTP a request is redirected to HTTPS unless its route
-// explicitly allows plain HTTP (Ingress `ssl-redirect: "false"` without `force-ssl-redirect`).
-// One class for both: the stream branches at run time, so the code exists once.
+// Private to proxy: one HTTP/1 client connection, TLS or plain, served request by request. It
+// only does I/O and bookkeeping: the HTTP/1 exchange rules are http::Http1Exchange's (framing,
+// 1xx, 100-continue, keep-alive, reuse), the decisions are the phases' (phases.hpp), the
+// upstream side is upstream::Link's (endpoint, pool, connect, retry). ARCHITECTURE.md, "Life of
+// a request". One class for TLS and plain: the stream branches at run time.
 #include <memory>
 #include <optional>
 
 #include "audit_events.hpp"
 #include "connection_core.hpp"
+#include "phases.hpp"
+#include "phigate/http/exchange.hpp"
+#include "phigate/net/buffer.hpp"
 #include "phigate/tls/host_policy.hpp"
 #include "phigate/tls/stream.hpp"
-#include "phigate/upstream/pool.hpp"
-#include "request.hpp"
+#include "phigate/upstream/link.hpp"
 
 namespace phigate::proxy::detail {
 
-class ProxyConnection final : public ConnectionCore {
+inline constexpr std::size_t kBufferBytes = 16 * 1024;
+
+http::ParserLimits parser_limits(const config::LimitsSpec& l);
+
+/// The request in progress: emplaced when it starts, destroyed when it ends (no hand reset).
+struct InFlight {
+  RequestFacts facts;          // its audit record
+  std::optional<Request> req;  // once its head is complete
+  std::string request_id;
+  Clock::time_point started{};  // head complete
+  Clock::time_point up_sent{};  // head sent upstream
+  Clock::duration body_wait{};  // waiting for request body bytes (min_body_rate)
+  std::uint64_t client_bytes = 0;
+  int status = 0;             // sent to the client (0: none)
+  std::string_view reason;    // error that ended it
+  bool head_started = false;  // a byte of it arrived
+};
+
+class ProxyConnection final : public ConnectionCore, private upstream::Deadline {
  public:
   /// `tls`: the connection came in on an https listener (handshake first); else plain HTTP.
-  ProxyConnection(Worker& worker, SnapshotPtr snap, net::tcp::socket sock, bool tls);
+  ProxyConnection(WorkerImpl& worker, SnapshotPtr snap, net::tcp::socket sock, bool tls);
 
   /// The connection's whole life: handshake (TLS), requests, close. Holds `self` until the end.
   static net::awaitable<void> run(std::shared_ptr<ProxyConnection> self);
 
   void expire() override;
   void drain() override;
-
- private:
-  net::awaitable<void> serve();
-  /// After a reply that closes while the client may still be sending: drain briefly, then close.
-  net::awaitable<void> linger();
-  /// Audit: the facts of the connection, and one record per request / failed connection.
-  ConnectionFacts connection_facts();
-  void finish_request();
-  void audit_connection_failure(std::string_view action, std::string_view reason, std::string_view detail);
-  /// Marks how this request ended (audit phigate.decision / phigate.rule / event.outcome).
-  void decide(core::Outcome o) noexcept { rf_.outcome = o; }
-  /// PROXY protocol listeners: takes the header off the socket and adopts its client address.
-  /// False when it is missing, malformed or late.
-  net::awaitable<bool> read_proxy_header();
-  /// PROXY header when configured, then the TLS handshake (false: give up). Plain: nothing more.
-  net::awaitable<bool> start_session();
-  /// One request/response exchange. True when the connection may carry on.
-  net::awaitable<bool> serve_one();
-  net::awaitable<bool> redirect_to_https();
-  /// Forwards the current request through `route`'s cluster and streams the response back.
-  net::awaitable<bool> proxy_request(const router::Route& route, RequestLimits limits);
-  net::awaitable<std::optional<core::Error>> connect_upstream(const net::tcp::endpoint& ep,
-                                                              RequestLimits limits);
-  net::awaitable<std::optional<core::Error>> send_request(bool chunked, RequestLimits limits);
-  /// Reads the upstream response and streams it to the client. `started` tells whether any
-  /// byte went to the client (after which no error reply is possible).
-  net::awaitable<std::optional<core::Error>> relay_response(bool& started, bool& got_bytes,
-                                                            RequestLimits limits);
-  net::awaitable<net::error_code> write_upstream(const char* data, std::size_t n, RequestLimits limits);
-  /// Writes and clears up_out_; a failure is an upstream error with retry class `r`.
-  net::awaitable<std::optional<core::Error>> flush_upstream(RequestLimits limits, core::Retryable r);
-  bool peer_trusted();
-
- public:
   void release_idle_memory() noexcept override;
 
  private:
-  /// Sets client_ip_/client_addr_ for this request: the peer, or the client named by
-  /// X-Forwarded-For when the peer is a trusted proxy.
-  void resolve_client();
-  /// TLS: the request's Host must have the TLS policy the handshake negotiated for the SNI
-  /// (421 otherwise), and its client-certificate rule must hold (400). Null when it may go on.
-  std::optional<core::Error> check_tls_policy();
+  enum class HeadResult { Ready, Closed, Failed };
+
+  // upstream::Deadline: the link's waits share the connection's deadline.
+  void arm_upstream(Wait w, std::chrono::milliseconds d) noexcept override {
+    arm(w == Wait::Connect ? Phase::UpConnect : w == Wait::Send ? Phase::UpWrite : Phase::UpRead, d);
+  }
+  bool upstream_timed_out() const noexcept override { return timed_out_; }
+
+  net::awaitable<void> serve();
+  /// PROXY protocol listeners: takes the header off the socket and adopts its client address.
+  net::awaitable<bool> read_proxy_header();
+  /// PROXY header when configured, then the TLS handshake (false: give up).
+  net::awaitable<bool> start_session();
+  /// Between requests: waits, holding no buffer, until the next request's first byte can be read.
+  net::awaitable<bool> wait_for_request();
+  net::awaitable<HeadResult> read_request_head(InFlight& f);
+  /// One request/response exchange. True when the connection may carry on.
+  net::awaitable<bool> serve_one(InFlight& f);
+  /// Forwards the request through its route's cluster and streams the response back.
+  net::awaitable<bool> proxy_request(InFlight& f);
+  net::awaitable<std::optional<core::Error>> send_request(InFlight& f, const upstream::Timeouts& t);
+  net::awaitable<std::optional<core::Error>> relay_response(InFlight& f, const upstream::Timeouts& t);
+  net::awaitable<std::optional<core::Error>> flush_upstream(const upstream::Timeouts& t, core::Retryable r);
+  /// Writes out_ to the client and clears it.
+  net::awaitable<net::error_code> flush_client(InFlight& f);
+  /// A local response (the codec decides close and linger). True when the connection may go on.
+  net::awaitable<bool> reply(InFlight& f, int status, std::string_view body, std::string_view location,
+                             std::string_view extra_fields, bool must_close);
+  net::awaitable<bool> reply_error(InFlight& f, const core::Error& error, bool must_close);
+  /// After a reply that closes while the client may still be sending: drain briefly, then close.
+  net::awaitable<void> linger();
+
+  /// Audit: the facts of the connection, and one record per request / failed connection.
+  ConnectionFacts connection_facts(std::string_view client_ip);
+  void finish_request(InFlight& f);
+  void audit_connection_failure(std::string_view action, std::string_view reason, std::string_view detail);
+  bool peer_trusted();
   /// Replaces client-supplied ssl-client-* fields with the connection's certificate facts.
   void set_client_cert_headers(http::HeaderList& headers, const config::RoutePolicy* policy);
   void close() noexcept;
 
   tls::Stream stream_;  // TLS, or plain when tls_ is false
   bool tls_;
+  bool first_request_ = true;  // no request has been served on this connection yet
+  bool close_after_response_ = false;
+  bool linger_ = false;  // closing after a reply while the client may still be sending
   net::tcp::endpoint peer_;
   std::uint16_t local_port_ = 0;
   std::string socket_ip_;  // the socket peer, always
   std::string peer_ip_;    // the socket peer, or the client a PROXY protocol header named
   std::uint16_t peer_port_ = 0;
   std::optional<access::Address> peer_addr_;  // for trusted proxies
-  std::string client_ip_;                     // this request's client (allow/deny lists, X-Real-IP)
-  std::optional<access::Address> client_addr_;
-  std::vector<std::string_view> xff_values_;  // scratch for resolve_client
   SnapshotPtr req_snap_;                      // pinned for the current request (routes, clusters)
   std::uint64_t trusted_gen_ = 0;
   bool trusted_ = false;
   const tls::HostPolicy* conn_policy_ = nullptr;       // chosen at handshake; lives in snap_->tls
   std::optional<tls::ClientCertificate> client_cert_;  // described once, on first need
-  std::optional<upstream::Connection> up_;
-  RequestFacts rf_;                  // the current request, for its audit record
-  Clock::time_point req_started_{};  // when its head was complete
-  Clock::time_point up_sent_{};      // when its head went to the upstream
-  std::string server_name_;          // SNI, for the audit record
-  std::string deny_rule_;            // scratch: which list denied
-  net::Buffer up_in_{kBufferBytes};
+  std::string server_name_;                            // SNI, for the audit record
+  std::string_view extra_fields_;                      // added to local replies and responses (HSTS over TLS)
+  core::Error error_;                                  // why the head could not be read
+  net::Buffer in_{kBufferBytes};
+  std::string out_;
   std::string up_head_;  // the upstream request head, kept for a retry
   std::string up_out_;
-  std::string host_;
-  std::string host_norm_;   // host_ lower-cased, without port (TLS policy, audit)
-  std::string target_;      // the request target, normalised (what is routed and forwarded)
-  std::string route_path_;  // scratch: target_'s path without ;parameters, when it has any
-  http::Parser resp_parser_;
-  std::string request_id_;
-  std::uint64_t request_body_bytes_ = 0;
-  Clock::duration body_wait_{};  // time spent waiting for request body bytes (min_body_rate)
-  bool sent_continue_ = false;
-  bool client_keep_alive_ = true;
+  http::Http1Exchange ex_;
+  upstream::Link link_;
 };
-
-/// "https://host[:port]target" for a Host value and a request target, or "" when the Host is
-/// not a plain hostname/IP (which would let a client inject into the Location header).
-std::string https_location(std::string_view host, std::string_view target, std::uint16_t https_port);
 
 }  // namespace phigate::proxy::detail

@@ -1,4 +1,4 @@
-#include "phigate/proxy/worker.hpp"
+#include "worker_impl.hpp"
 
 #include "audit_events.hpp"
 #include "phigate/core/assert.hpp"
@@ -6,6 +6,12 @@
 #include "proxy_connection.hpp"
 
 namespace phigate::proxy {
+
+std::unique_ptr<Worker> Worker::create(unsigned id, SnapshotPtr initial, audit::Writer* audit) {
+  return std::make_unique<detail::WorkerImpl>(id, std::move(initial), audit);
+}
+
+namespace detail {
 
 namespace {
 constexpr auto kTick = std::chrono::milliseconds(100);
@@ -27,7 +33,7 @@ void on_connection_done(std::exception_ptr e) {
 }
 }  // namespace
 
-Worker::Worker(unsigned id, SnapshotPtr initial, audit::Writer* audit)
+WorkerImpl::WorkerImpl(unsigned id, SnapshotPtr initial, audit::Writer* audit)
     : id_(id),
       snapshot_(std::move(initial)),
       pool_(pool_limits(snapshot_->config->upstream), &stats_.upstream_unsolicited),
@@ -35,11 +41,11 @@ Worker::Worker(unsigned id, SnapshotPtr initial, audit::Writer* audit)
   rr_.assign(snapshot_->clusters.size(), 0);
 }
 
-void Worker::add_listener(net::tcp::acceptor acceptor, ListenerKind kind) {
+void WorkerImpl::add_listener(net::tcp::acceptor acceptor, ListenerKind kind) {
   listeners_.push_back({std::move(acceptor), kind});
 }
 
-void Worker::run() {
+void WorkerImpl::run() {
   for (std::size_t i = 0; i < listeners_.size(); ++i) {
     net::asio::co_spawn(io_, accept_loop(i), on_connection_done);
   }
@@ -47,18 +53,18 @@ void Worker::run() {
   io_.run();
 }
 
-void Worker::adopt(SnapshotPtr snap) {
+void WorkerImpl::adopt(SnapshotPtr snap) {
   snapshot_ = std::move(snap);
   rr_.assign(snapshot_->clusters.size(), 0);
   pool_.set_limits(pool_limits(snapshot_->config->upstream));
 }
 
-std::size_t Worker::next_endpoint(std::size_t cluster, std::size_t n) {
+std::size_t& WorkerImpl::endpoint_cursor(std::size_t cluster) {
   if (cluster >= rr_.size()) rr_.resize(cluster + 1, 0);
-  return rr_[cluster]++ % n;
+  return rr_[cluster];
 }
 
-void Worker::audit_submit(std::string_view line) {
+void WorkerImpl::audit_submit(std::string_view line) {
   if (audit_ == nullptr) return;
   if (audit_->submit(id_, line)) {
     stats_.audit_records.inc();
@@ -71,7 +77,7 @@ void Worker::audit_submit(std::string_view line) {
   }
 }
 
-void Worker::register_connection(ConnectionBase* c) noexcept {
+void WorkerImpl::register_connection(ConnectionBase* c) noexcept {
   c->prev_ = nullptr;
   c->next_ = head_;
   if (head_ != nullptr) head_->prev_ = c;
@@ -79,7 +85,7 @@ void Worker::register_connection(ConnectionBase* c) noexcept {
   ++conn_count_;
 }
 
-void Worker::unregister_connection(ConnectionBase* c) noexcept {
+void WorkerImpl::unregister_connection(ConnectionBase* c) noexcept {
   if (c->prev_ != nullptr) {
     c->prev_->next_ = c->next_;
   } else {
@@ -90,14 +96,14 @@ void Worker::unregister_connection(ConnectionBase* c) noexcept {
   --conn_count_;
 }
 
-void Worker::close_acceptors() {
+void WorkerImpl::close_acceptors() {
   for (auto& l : listeners_) {
     net::error_code ec;
     l.acceptor.close(ec);
   }
 }
 
-void Worker::begin_drain(std::chrono::milliseconds grace) {
+void WorkerImpl::begin_drain(std::chrono::milliseconds grace) {
   if (draining_) return;
   draining_ = true;
   now_ = Clock::now();
@@ -111,7 +117,7 @@ void Worker::begin_drain(std::chrono::milliseconds grace) {
   }
 }
 
-net::awaitable<void> Worker::accept_loop(std::size_t index) {
+net::awaitable<void> WorkerImpl::accept_loop(std::size_t index) {
   auto& l = listeners_[index];
   for (;;) {
     auto [ec, sock] = co_await l.acceptor.async_accept(net::use_awaitable_tuple);
@@ -148,13 +154,13 @@ net::awaitable<void> Worker::accept_loop(std::size_t index) {
     }
     net::error_code ignored;
     sock.set_option(net::tcp::no_delay(true), ignored);
-    auto conn = std::make_shared<detail::ProxyConnection>(*this, snapshot_, std::move(sock),
-                                                          l.kind == ListenerKind::Https);
-    net::asio::co_spawn(io_, detail::ProxyConnection::run(std::move(conn)), on_connection_done);
+    auto conn =
+        std::make_shared<ProxyConnection>(*this, snapshot_, std::move(sock), l.kind == ListenerKind::Https);
+    net::asio::co_spawn(io_, ProxyConnection::run(std::move(conn)), on_connection_done);
   }
 }
 
-net::awaitable<void> Worker::tick_loop() {
+net::awaitable<void> WorkerImpl::tick_loop() {
   int ticks = 0;
   for (;;) {
     ticker_.expires_after(kTick);
@@ -180,4 +186,5 @@ net::awaitable<void> Worker::tick_loop() {
   }
 }
 
+}  // namespace detail
 }  // namespace phigate::proxy

@@ -300,7 +300,7 @@ void Server::schedule_housekeeping() {
 int Server::start(const config::Diagnostics& diag) {
   const unsigned n = current_->config->workers;
   for (unsigned i = 0; i < n; ++i)
-    workers_.push_back(std::make_unique<proxy::Worker>(i, current_, audit_.get()));
+    workers_.push_back(proxy::Worker::create(i, current_, audit_.get()));
   control_stats_.audit_enabled.store(audit_ ? 1 : 0);
   control_stats_.audit_healthy.store(audit_ ? 1 : 0);
   std::string summary;
