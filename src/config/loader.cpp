@@ -13,6 +13,7 @@
 
 #include "phigate/core/host_map.hpp"
 #include "phigate/core/host_port.hpp"
+#include "phigate/core/strings.hpp"
 
 namespace phigate::config {
 
@@ -365,9 +366,7 @@ void read_root(Reader& r, const YAML::Node& root, Config& cfg) {
       r.boolean(h, "include_subdomains", "tls.hsts", t.hsts.include_subdomains);
       r.boolean(h, "preload", "tls.hsts", t.hsts.preload);
       r.string_list(h, "disabled_hosts", "tls.hsts", t.hsts.disabled_hosts);
-      for (auto& host : t.hsts.disabled_hosts) {
-        for (auto& c : host) c = (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c;
-      }
+      for (auto& host : t.hsts.disabled_hosts) core::to_lower_in_place(host);
     }
     if (const auto d = n["default_certificate"]) {
       t.default_certificate.emplace();
@@ -488,7 +487,7 @@ void read_root(Reader& r, const YAML::Node& root, Config& cfg) {
     }
     r.string_list(n, "headers", "audit", a.headers);
     for (auto& h : a.headers) {
-      for (auto& c : h) c = (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c;
+      core::to_lower_in_place(h);
       // RFC 9110 §5.1 field names are tokens (they become record keys as they are).
       const bool token = !h.empty() && std::all_of(h.begin(), h.end(), [](char c) {
         return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||

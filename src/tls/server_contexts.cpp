@@ -1,5 +1,6 @@
 #include "phigate/tls/server_contexts.hpp"
 
+#include "phigate/core/strings.hpp"
 #include "phigate/tls/host_policy.hpp"
 
 #include <openssl/core_names.h>
@@ -106,7 +107,7 @@ int on_client_hello(SSL* ssl, int* /*alert*/, void* arg) {
     if (name_len + 5 <= len && name_len < sizeof buf) {
       for (; n < name_len; ++n) {
         const char c = static_cast<char>(p[5 + n]);
-        buf[n] = (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c;
+        buf[n] = core::to_lower(c);
       }
     }
   }
