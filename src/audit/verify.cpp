@@ -13,8 +13,13 @@
 #include <map>
 #include <set>
 
+#include <boost/json/parse.hpp>
+#include <boost/json/value.hpp>
+
 #include "format_impl.hpp"
 #include "phigate/audit/json_line.hpp"
+#include "phigate/core/strings.hpp"
+#include "phigate/core/time.hpp"
 #include "state_file_impl.hpp"
 
 namespace phigate::audit {
@@ -60,181 +65,54 @@ bool VerifyReport::ok() const noexcept {
 
 namespace {
 
-// ---- A small JSON reader: enough to pull string members out of one record -----------------------
+// ---- Records as JSON (Boost.JSON) ------------------------------------------------------------
 
-class JsonReader {
- public:
-  explicit JsonReader(std::string_view s) : s_(s) {}
+/// One record parsed; null when it is not a JSON object. Invalid UTF-8 inside strings is kept (a
+/// header value recorded byte for byte must not hide the record's time and host). Nesting is
+/// bounded: hostile input cannot exhaust the stack.
+boost::json::value parse_record(std::string_view text) {
+  boost::json::parse_options opt;
+  opt.max_depth = 64;
+  opt.allow_invalid_utf8 = true;
+  boost::system::error_code ec;
+  boost::json::value v = boost::json::parse(boost::json::string_view(text.data(), text.size()), ec, {}, opt);
+  if (ec || !v.is_object()) return nullptr;
+  return v;
+}
 
-  // Finds the string at `path` (nested objects, or one flat member named "a.b") in the top object.
-  std::optional<std::string> find(const std::vector<std::string_view>& path) {
-    i_ = 0;
-    std::optional<std::string> out;
-    return object(path, 0, out) ? out : std::nullopt;
+// "a.b.c" at depth 0 matches the path a/b/c; "b.c" inside "a" too.
+bool matches_flat(std::string_view key, const std::vector<std::string_view>& path, std::size_t at) {
+  for (std::size_t k = at; k < path.size(); ++k) {
+    if (k > at) {
+      if (key.empty() || key.front() != '.') return false;
+      key.remove_prefix(1);
+    }
+    if (!key.starts_with(path[k])) return false;
+    key.remove_prefix(path[k].size());
   }
+  return key.empty();
+}
 
- private:
-  void ws() {
-    while (i_ < s_.size() && (s_[i_] == ' ' || s_[i_] == '\t' || s_[i_] == '\n' || s_[i_] == '\r')) ++i_;
-  }
-  bool eat(char c) {
-    ws();
-    if (i_ < s_.size() && s_[i_] == c) return ++i_, true;
-    return false;
-  }
-  static void utf8(std::string& out, std::uint32_t cp) {
-    if (cp < 0x80) {
-      out += static_cast<char>(cp);
-    } else if (cp < 0x800) {
-      out += static_cast<char>(0xC0 | (cp >> 6));
-      out += static_cast<char>(0x80 | (cp & 0x3F));
-    } else if (cp < 0x10000) {
-      out += static_cast<char>(0xE0 | (cp >> 12));
-      out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-      out += static_cast<char>(0x80 | (cp & 0x3F));
-    } else {
-      out += static_cast<char>(0xF0 | (cp >> 18));
-      out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
-      out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-      out += static_cast<char>(0x80 | (cp & 0x3F));
+/// The string at `path` (nested objects, or one flat member named "a.b") in `o`: the first match in
+/// member order wins.
+std::optional<std::string> find_string(const boost::json::object& o,
+                                       const std::vector<std::string_view>& path, std::size_t at = 0) {
+  for (const auto& member : o) {
+    const std::string_view key(member.key().data(), member.key().size());
+    if (const auto* str = member.value().if_string(); str && matches_flat(key, path, at)) {
+      return std::string(str->data(), str->size());
+    }
+    if (const auto* obj = member.value().if_object(); obj && at + 1 < path.size() && key == path[at]) {
+      if (auto found = find_string(*obj, path, at + 1)) return found;
     }
   }
-  bool hex4(std::uint32_t& v) {
-    if (s_.size() - i_ < 4) return false;
-    v = 0;
-    for (int k = 0; k < 4; ++k) {
-      const char c = s_[i_++];
-      v <<= 4;
-      if (c >= '0' && c <= '9')
-        v |= static_cast<std::uint32_t>(c - '0');
-      else if (c >= 'a' && c <= 'f')
-        v |= static_cast<std::uint32_t>(c - 'a' + 10);
-      else if (c >= 'A' && c <= 'F')
-        v |= static_cast<std::uint32_t>(c - 'A' + 10);
-      else
-        return false;
-    }
-    return true;
-  }
-  bool string(std::string* out) {
-    if (!eat('"')) return false;
-    while (i_ < s_.size()) {
-      const std::size_t run = s_.find_first_of("\"\\", i_);
-      if (run == std::string_view::npos) return false;
-      if (out) out->append(s_.substr(i_, run - i_));
-      i_ = run + 1;
-      if (s_[run] == '"') return true;
-      if (i_ >= s_.size()) return false;
-      const char e = s_[i_++];
-      char plain = 0;
-      switch (e) {
-        case '"':
-        case '\\':
-        case '/':
-          plain = e;
-          break;
-        case 'b':
-          plain = '\b';
-          break;
-        case 'f':
-          plain = '\f';
-          break;
-        case 'n':
-          plain = '\n';
-          break;
-        case 'r':
-          plain = '\r';
-          break;
-        case 't':
-          plain = '\t';
-          break;
-        case 'u': {
-          std::uint32_t cp = 0;
-          if (!hex4(cp)) return false;
-          if (cp >= 0xD800 && cp < 0xDC00 && s_.substr(i_, 2) == "\\u") {
-            i_ += 2;
-            std::uint32_t lo = 0;
-            if (!hex4(lo) || lo < 0xDC00 || lo > 0xDFFF) return false;
-            cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
-          }
-          if (out) utf8(*out, cp);
-          continue;
-        }
-        default:
-          return false;
-      }
-      if (out) *out += plain;
-    }
-    return false;
-  }
-  bool skip_value(int depth) {
-    if (depth > 64) return false;  // bounded recursion on hostile input
-    ws();
-    if (i_ >= s_.size()) return false;
-    const char c = s_[i_];
-    if (c == '"') return string(nullptr);
-    if (c == '{' || c == '[') {
-      const char close = c == '{' ? '}' : ']';
-      ++i_;
-      if (eat(close)) return true;
-      do {
-        if (c == '{' && (!string(nullptr) || !eat(':'))) return false;
-        if (!skip_value(depth + 1)) return false;
-      } while (eat(','));
-      return eat(close);
-    }
-    const std::size_t start = i_;
-    while (i_ < s_.size() && std::strchr(",}] \t\r\n", s_[i_]) == nullptr) ++i_;
-    return i_ > start;
-  }
-  bool object(const std::vector<std::string_view>& path, std::size_t at, std::optional<std::string>& out) {
-    if (!eat('{')) return false;
-    if (eat('}')) return true;
-    std::string key;
-    do {
-      key.clear();
-      if (!string(&key) || !eat(':')) return false;
-      ws();
-      const bool is_string = i_ < s_.size() && s_[i_] == '"';
-      const bool is_object = i_ < s_.size() && s_[i_] == '{';
-      if (is_string && matches_flat(key, path, at)) {
-        std::string v;
-        if (!string(&v)) return false;
-        out = std::move(v);
-        return true;  // first match wins; the rest of the record is not needed
-      } else if (is_object && at + 1 < path.size() && key == path[at]) {
-        if (!object(path, at + 1, out)) return false;
-        if (out) return true;
-      } else if (!skip_value(0)) {
-        return false;
-      }
-    } while (eat(','));
-    return eat('}');
-  }
-  // "a.b.c" at depth 0 matches the path a/b/c; "b.c" inside "a" too.
-  static bool matches_flat(std::string_view key, const std::vector<std::string_view>& path, std::size_t at) {
-    for (std::size_t k = at; k < path.size(); ++k) {
-      if (k > at) {
-        if (key.empty() || key.front() != '.') return false;
-        key.remove_prefix(1);
-      }
-      if (!key.starts_with(path[k])) return false;
-      key.remove_prefix(path[k].size());
-    }
-    return key.empty();
-  }
+  return std::nullopt;
+}
 
-  std::string_view s_;
-  std::size_t i_ = 0;
-};
-
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    const auto lower = [](char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; };
-    if (lower(a[i]) != lower(b[i])) return false;
-  }
-  return true;
+std::optional<std::string> find_string(const boost::json::value& record,
+                                       const std::vector<std::string_view>& path) {
+  const auto* o = record.if_object();
+  return o ? find_string(*o, path) : std::nullopt;
 }
 
 // ---- Segment analysis -------------------------------------------------------------------------
@@ -257,7 +135,8 @@ struct Segment {
 
 class Scanner {
  public:
-  using RecordFn = std::function<void(std::string_view)>;
+  /// A record and its JSON (null when malformed).
+  using RecordFn = std::function<void(std::string_view, const boost::json::value&)>;
   Scanner(const KeyRing& keys, RecordFn on_record, VerifyOptions options)
       : keys_(keys), on_record_(std::move(on_record)), options_(std::move(options)) {}
 
@@ -451,10 +330,10 @@ class Scanner {
             }
           } else if (fh.type == static_cast<std::uint8_t>(FrameType::Event)) {
             // Written by the writer itself (authenticated like any frame): what it found at start.
-            JsonReader event(plain_);
+            const auto event = parse_record(plain_);
             error(Kind::TamperEvent, s, fh.frame_no,
-                  "writer found at start: " + event.find({"event", "reason"}).value_or("unknown") + ": " +
-                      event.find({"message"}).value_or(""));
+                  "writer found at start: " + find_string(event, {"event", "reason"}).value_or("unknown") +
+                      ": " + find_string(event, {"message"}).value_or(""));
           } else {
             records += emit(plain_);
           }
@@ -515,11 +394,13 @@ class Scanner {
       const std::string_view rec = plain.substr(0, nl);
       plain.remove_prefix(nl == std::string_view::npos ? plain.size() : nl + 1);
       ++n;
-      if (auto ts = JsonReader(rec).find({"@timestamp"})) {
+      const auto json = parse_record(rec);
+      if (json.is_null()) ++report_.malformed_records;
+      if (auto ts = find_string(json, {"@timestamp"})) {
         if (report_.first_timestamp.empty() || *ts < report_.first_timestamp) report_.first_timestamp = *ts;
         if (*ts > report_.last_timestamp) report_.last_timestamp = *ts;
       }
-      if (on_record_) on_record_(rec);
+      if (on_record_) on_record_(rec, json);
     }
     return n;
   }
@@ -691,16 +572,6 @@ class Scanner {
   std::vector<ShortHeader> short_headers_;
 };
 
-bool digits(std::string_view s, std::size_t at, std::size_t n, int& out) {
-  if (s.size() < at + n) return false;
-  out = 0;
-  for (std::size_t i = at; i < at + n; ++i) {
-    if (s[i] < '0' || s[i] > '9') return false;
-    out = out * 10 + (s[i] - '0');
-  }
-  return true;
-}
-
 }  // namespace
 
 VerifyReport verify(const KeyRing& keys, const std::vector<std::string>& paths,
@@ -713,14 +584,14 @@ VerifyReport decrypt(const KeyRing& keys, const std::vector<std::string>& paths,
   const std::vector<std::string_view> ts_path{"@timestamp"}, host_path{"url", "domain"};
   Scanner scanner(
       keys,
-      [&](std::string_view rec) {
+      [&](std::string_view rec, const boost::json::value& json) {
         if (filter.since || filter.until) {
-          const auto ts = JsonReader(rec).find(ts_path);
+          const auto ts = find_string(json, ts_path);
           if (!ts || (filter.since && *ts < *filter.since) || (filter.until && *ts >= *filter.until)) return;
         }
         if (filter.host) {
-          const auto host = JsonReader(rec).find(host_path);
-          if (!host || !iequals(*host, *filter.host)) return;
+          const auto host = find_string(json, host_path);
+          if (!host || !core::iequals(*host, *filter.host)) return;
         }
         out.write(rec.data(), static_cast<std::streamsize>(rec.size()));
         out.put('\n');
@@ -737,50 +608,12 @@ core::Result<std::string> normalize_timestamp_filter(std::string_view text) {
         "bad timestamp '" + std::string(text) +
             "': use RFC 3339, e.g. 2026-11-27, 2026-11-27T08:00:00Z or 2026-11-27T09:00:00.5+01:00"};
   };
-  int y = 0, mo = 0, d = 0, h = 0, mi = 0, sec = 0;
-  if (!digits(text, 0, 4, y) || text.size() < 10 || text[4] != '-' || !digits(text, 5, 2, mo) ||
-      text[7] != '-' || !digits(text, 8, 2, d)) {
-    return bad();
-  }
-  const year_month_day ymd{year{y}, month{static_cast<unsigned>(mo)}, day{static_cast<unsigned>(d)}};
-  if (!ymd.ok()) return bad();
-  std::size_t i = 10;
-  std::int64_t frac_ns = 0;
-  minutes offset{0};
-  if (i < text.size()) {
-    if (text[i] != 'T' && text[i] != 't' && text[i] != ' ') return bad();
-    if (!digits(text, i + 1, 2, h) || text.size() < i + 6 || text[i + 3] != ':' ||
-        !digits(text, i + 4, 2, mi)) {
-      return bad();
-    }
-    i += 6;
-    if (i < text.size() && text[i] == ':') {
-      if (!digits(text, i + 1, 2, sec)) return bad();
-      i += 3;
-      if (i < text.size() && text[i] == '.') {
-        ++i;
-        int scale = 100000000, nd = 0;
-        for (; i < text.size() && text[i] >= '0' && text[i] <= '9'; ++i, ++nd) {
-          if (nd < 9) frac_ns += (text[i] - '0') * static_cast<std::int64_t>(scale), scale /= 10;
-        }
-        if (nd == 0) return bad();
-      }
-    }
-    if (h > 23 || mi > 59 || sec > 59) return bad();
-    if (i < text.size() && (text[i] == 'Z' || text[i] == 'z')) {
-      ++i;
-    } else if (i < text.size() && (text[i] == '+' || text[i] == '-')) {
-      int oh = 0, om = 0;
-      if (!digits(text, i + 1, 2, oh) || text.size() < i + 6 || text[i + 3] != ':' ||
-          !digits(text, i + 4, 2, om) || oh > 23 || om > 59) {
-        return bad();
-      }
-      offset = minutes{(text[i] == '-' ? -1 : 1) * (oh * 60 + om)};
-      i += 6;
-    }
-    if (i != text.size()) return bad();
-  }
-  const auto t = sys_days{ymd} + hours{h} + minutes{mi} + seconds{sec} + nanoseconds{frac_ns} - offset;
+  // What an operator types on the command line: a bare date, a space for 'T', minutes only, no zone
+  // (UTC).
+  const auto parsed = core::parse_rfc3339(
+      text, {.date_only = true, .space_separator = true, .optional_seconds = true, .optional_zone = true});
+  if (!parsed) return bad();
+  const auto t = system_clock::time_point{} + seconds{parsed->seconds} + nanoseconds{parsed->nanoseconds};
   return format_timestamp(time_point_cast<system_clock::duration>(t));
 }
 
@@ -818,6 +651,7 @@ int verify_main(const std::string& keys_dir, const std::vector<std::string>& pat
   print_findings(r, out);
   const std::size_t errors = error_count(r);
   out << "segments " << r.segments << ", frames " << r.frames << ", records " << r.records;
+  if (r.malformed_records != 0) out << " (" << r.malformed_records << " not valid JSON)";
   if (!r.first_timestamp.empty()) out << ", from " << r.first_timestamp << " to " << r.last_timestamp;
   if (errors == 0) {
     out << ": OK\n";
@@ -852,6 +686,10 @@ int decrypt_main(const std::string& keys_dir, const std::vector<std::string>& pa
   }
   const VerifyReport r = decrypt(*keys, paths, filter, out);
   print_findings(r, err);
+  if (r.malformed_records != 0) {
+    err << "note: " << r.malformed_records
+        << " records are not valid JSON: written when unfiltered, skipped by --since/--until/--host\n";
+  }
   return r.ok() ? 0 : 1;
 }
 

@@ -11,33 +11,14 @@
 #include <sstream>
 #include <thread>
 
+#include "phigate/core/host_map.hpp"
+#include "phigate/core/host_port.hpp"
+#include "phigate/core/strings.hpp"
+
 namespace phigate::config {
 
 namespace fs = std::filesystem;
-
-bool split_host_port(const std::string& text, std::string& host, std::uint16_t& port) {
-  std::string_view t = text;
-  std::string_view h;
-  std::string_view p;
-  if (!t.empty() && t.front() == '[') {
-    const auto close = t.find(']');
-    if (close == std::string_view::npos || close + 1 >= t.size() || t[close + 1] != ':') return false;
-    h = t.substr(1, close - 1);
-    p = t.substr(close + 2);
-  } else {
-    const auto colon = t.rfind(':');
-    if (colon == std::string_view::npos || t.find(':') != colon) return false;
-    h = t.substr(0, colon);
-    p = t.substr(colon + 1);
-  }
-  if (h.empty() || p.empty()) return false;
-  unsigned value = 0;
-  auto [ptr, ec] = std::from_chars(p.data(), p.data() + p.size(), value);
-  if (ec != std::errc{} || ptr != p.data() + p.size() || value > 65535) return false;
-  host.assign(h);
-  port = static_cast<std::uint16_t>(value);
-  return true;
-}
+using core::split_host_port;
 
 bool parse_duration(const std::string& text, Duration& out) {
   std::uint64_t n = 0;
@@ -238,7 +219,7 @@ void read_certificate(Reader& r, const YAML::Node& n, const std::string& field, 
 
 bool valid_hostname(const std::string& h) {
   std::string_view v = h;
-  if (v.rfind("*.", 0) == 0) v.remove_prefix(2);
+  if (const auto suffix = core::wildcard_suffix(v)) v = *suffix;  // one "*." label, as HostMap matches
   if (v.empty() || v.size() > 253) return false;
   std::size_t label = 0;
   for (char c : v) {
@@ -385,9 +366,7 @@ void read_root(Reader& r, const YAML::Node& root, Config& cfg) {
       r.boolean(h, "include_subdomains", "tls.hsts", t.hsts.include_subdomains);
       r.boolean(h, "preload", "tls.hsts", t.hsts.preload);
       r.string_list(h, "disabled_hosts", "tls.hsts", t.hsts.disabled_hosts);
-      for (auto& host : t.hsts.disabled_hosts) {
-        for (auto& c : host) c = (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c;
-      }
+      for (auto& host : t.hsts.disabled_hosts) core::to_lower_in_place(host);
     }
     if (const auto d = n["default_certificate"]) {
       t.default_certificate.emplace();
@@ -508,7 +487,7 @@ void read_root(Reader& r, const YAML::Node& root, Config& cfg) {
     }
     r.string_list(n, "headers", "audit", a.headers);
     for (auto& h : a.headers) {
-      for (auto& c : h) c = (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c;
+      core::to_lower_in_place(h);
       // RFC 9110 §5.1 field names are tokens (they become record keys as they are).
       const bool token = !h.empty() && std::all_of(h.begin(), h.end(), [](char c) {
         return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||

@@ -2,12 +2,6 @@
 
 namespace phigate::http {
 
-namespace {
-constexpr char lower(char c) noexcept {
-  return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c;
-}
-}  // namespace
-
 Header& HeaderList::add(std::string_view name, std::string_view value) {
   if (size_ == fields_.size()) fields_.emplace_back();
   Header& h = fields_[size_++];

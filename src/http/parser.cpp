@@ -1,12 +1,59 @@
 #include "phigate/http/parser.hpp"
 
+#include <llhttp.h>
+
+#include <new>
+
 namespace phigate::http {
 
 using core::ErrorKind;
 
+struct Parser::Callbacks {
+  static_assert(sizeof(llhttp_t) <= kStateBytes, "llhttp_t grew: raise Parser::kStateBytes");
+  static_assert(alignof(llhttp_t) <= 8, "llhttp_t alignment: raise Parser::state_'s alignas");
+
+  static llhttp_t* state(Parser& p) noexcept { return std::launder(reinterpret_cast<llhttp_t*>(p.state_)); }
+  static const llhttp_t* state(const Parser& p) noexcept {
+    return std::launder(reinterpret_cast<const llhttp_t*>(p.state_));
+  }
+  static Parser& self(llhttp_t* p) noexcept { return *static_cast<Parser*>(p->data); }
+  static void init(Parser& p) noexcept {
+    llhttp_t* st = new (p.state_) llhttp_t{};
+    llhttp_init(st, p.kind_ == Kind::Request ? HTTP_REQUEST : HTTP_RESPONSE, &settings());
+    st->data = &p;
+  }
+  /// One table for every parser: the callbacks find their Parser through llhttp_t::data.
+  static const llhttp_settings_t& settings() noexcept {
+    static const llhttp_settings_t kSettings = [] {
+      llhttp_settings_t s;
+      llhttp_settings_init(&s);
+      s.on_message_begin = &on_message_begin;
+      s.on_url = &on_url;
+      s.on_status = &on_status;
+      s.on_method = &on_method;
+      s.on_header_field = &on_header_field;
+      s.on_header_value = &on_header_value;
+      s.on_headers_complete = &on_headers_complete;
+      s.on_body = &on_body;
+      s.on_message_complete = &on_message_complete;
+      return s;
+    }();
+    return kSettings;
+  }
+
+  static int on_message_begin(llhttp_t* p);
+  static int on_url(llhttp_t* p, const char* at, std::size_t len);
+  static int on_status(llhttp_t* p, const char* at, std::size_t len);
+  static int on_method(llhttp_t* p, const char* at, std::size_t len);
+  static int on_header_field(llhttp_t* p, const char* at, std::size_t len);
+  static int on_header_value(llhttp_t* p, const char* at, std::size_t len);
+  static int on_headers_complete(llhttp_t* p);
+  static int on_body(llhttp_t* p, const char* at, std::size_t len);
+  static int on_message_complete(llhttp_t* p);
+};
+
 void Parser::reset() {
-  llhttp_init(&parser_, kind_ == Kind::Request ? HTTP_REQUEST : HTTP_RESPONSE, &settings_);
-  parser_.data = this;
+  Callbacks::init(*this);
   head_.clear();
   body_.clear();
   error_ = {};
@@ -16,18 +63,7 @@ void Parser::reset() {
 }
 
 Parser::Parser(Kind kind, ParserLimits limits) : kind_(kind), limits_(limits) {
-  llhttp_settings_init(&settings_);
-  settings_.on_message_begin = &Parser::on_message_begin;
-  settings_.on_url = &Parser::on_url;
-  settings_.on_status = &Parser::on_status;
-  settings_.on_method = &Parser::on_method;
-  settings_.on_header_field = &Parser::on_header_field;
-  settings_.on_header_value = &Parser::on_header_value;
-  settings_.on_headers_complete = &Parser::on_headers_complete;
-  settings_.on_body = &Parser::on_body;
-  settings_.on_message_complete = &Parser::on_message_complete;
-  llhttp_init(&parser_, kind == Kind::Request ? HTTP_REQUEST : HTTP_RESPONSE, &settings_);
-  parser_.data = this;
+  Callbacks::init(*this);
 }
 
 int Parser::fail(ErrorKind kind, const char* why) {
@@ -40,7 +76,7 @@ int Parser::fail(ErrorKind kind, const char* why) {
   return HPE_USER;
 }
 
-int Parser::on_message_begin(llhttp_t* p) {
+int Parser::Callbacks::on_message_begin(llhttp_t* p) {
   auto& s = self(p);
   s.head_.clear();
   s.body_.clear();
@@ -53,12 +89,12 @@ int Parser::on_message_begin(llhttp_t* p) {
   return 0;
 }
 
-int Parser::on_method(llhttp_t* p, const char* at, std::size_t len) {
+int Parser::Callbacks::on_method(llhttp_t* p, const char* at, std::size_t len) {
   self(p).head_.method.append(at, len);
   return 0;
 }
 
-int Parser::on_url(llhttp_t* p, const char* at, std::size_t len) {
+int Parser::Callbacks::on_url(llhttp_t* p, const char* at, std::size_t len) {
   auto& s = self(p);
   if (s.head_.target.size() + len > s.limits_.request_line_bytes) {
     return s.fail(ErrorKind::UriTooLong, "request target too long");
@@ -67,14 +103,14 @@ int Parser::on_url(llhttp_t* p, const char* at, std::size_t len) {
   return 0;
 }
 
-int Parser::on_status(llhttp_t* p, const char* at, std::size_t len) {
+int Parser::Callbacks::on_status(llhttp_t* p, const char* at, std::size_t len) {
   auto& s = self(p);
   if (s.head_.reason.size() + len > 1024) return s.fail(ErrorKind::BadRequest, "reason phrase too long");
   s.head_.reason.append(at, len);
   return 0;
 }
 
-int Parser::on_header_field(llhttp_t* p, const char* at, std::size_t len) {
+int Parser::Callbacks::on_header_field(llhttp_t* p, const char* at, std::size_t len) {
   auto& s = self(p);
   s.header_bytes_ += len;
   if (s.header_bytes_ > s.limits_.header_bytes) return s.fail(ErrorKind::HeaderTooLarge, "headers too large");
@@ -92,7 +128,7 @@ int Parser::on_header_field(llhttp_t* p, const char* at, std::size_t len) {
   return 0;
 }
 
-int Parser::on_header_value(llhttp_t* p, const char* at, std::size_t len) {
+int Parser::Callbacks::on_header_value(llhttp_t* p, const char* at, std::size_t len) {
   auto& s = self(p);
   s.header_bytes_ += len;
   if (s.header_bytes_ > s.limits_.header_bytes) return s.fail(ErrorKind::HeaderTooLarge, "headers too large");
@@ -101,7 +137,7 @@ int Parser::on_header_value(llhttp_t* p, const char* at, std::size_t len) {
   return 0;
 }
 
-int Parser::on_headers_complete(llhttp_t* p) {
+int Parser::Callbacks::on_headers_complete(llhttp_t* p) {
   auto& s = self(p);
   auto& h = s.head_;
   h.version_major = p->http_major;
@@ -164,12 +200,12 @@ int Parser::on_headers_complete(llhttp_t* p) {
   return HPE_PAUSED;
 }
 
-int Parser::on_body(llhttp_t* p, const char* at, std::size_t len) {
+int Parser::Callbacks::on_body(llhttp_t* p, const char* at, std::size_t len) {
   self(p).body_.emplace_back(at, len);
   return 0;
 }
 
-int Parser::on_message_complete(llhttp_t* p) {
+int Parser::Callbacks::on_message_complete(llhttp_t* p) {
   auto& s = self(p);
   s.message_complete_ = true;
   s.until_eof_ = false;
@@ -180,10 +216,11 @@ int Parser::on_message_complete(llhttp_t* p) {
 }
 
 bool Parser::should_keep_alive() const noexcept {
-  return llhttp_should_keep_alive(&parser_) != 0;
+  return llhttp_should_keep_alive(Callbacks::state(*this)) != 0;
 }
 
-ParseStatus Parser::translate(llhttp_errno_t err, const char* data, std::size_t len, std::size_t& consumed) {
+ParseStatus Parser::translate(int llhttp_errno, const char* data, std::size_t len, std::size_t& consumed) {
+  const auto err = static_cast<llhttp_errno_t>(llhttp_errno);
   if (err == HPE_OK) {
     consumed = len;
     return ParseStatus::NeedMore;
@@ -194,7 +231,7 @@ ParseStatus Parser::translate(llhttp_errno_t err, const char* data, std::size_t 
     upgraded_ = true;
   }
   if (err == HPE_PAUSED || err == HPE_PAUSED_UPGRADE) {
-    const char* pos = llhttp_get_error_pos(&parser_);
+    const char* pos = llhttp_get_error_pos(Callbacks::state(*this));
     consumed = pos ? static_cast<std::size_t>(pos - data) : len;
     paused_ = true;
     return ParseStatus::Paused;
@@ -227,7 +264,7 @@ ParseStatus Parser::feed(const char* data, std::size_t len, std::size_t& consume
   }
   if (paused_) {
     paused_ = false;
-    llhttp_resume(&parser_);
+    llhttp_resume(Callbacks::state(*this));
   }
   // A head is handed out once: after a message completed, head_complete() and
   // message_complete() describe the next message only, and turn true only from new bytes.
@@ -235,17 +272,17 @@ ParseStatus Parser::feed(const char* data, std::size_t len, std::size_t& consume
     message_complete_ = head_complete_ = false;
     head_.clear();  // a failure before the next message begins must not report the last one's head
   }
-  return translate(llhttp_execute(&parser_, data, len), data, len, consumed);
+  return translate(llhttp_execute(Callbacks::state(*this), data, len), data, len, consumed);
 }
 
 ParseStatus Parser::finish() {
   if (failed_) return ParseStatus::Error;
   if (paused_) {
     paused_ = false;
-    llhttp_resume(&parser_);
+    llhttp_resume(Callbacks::state(*this));
   }
   std::size_t unused = 0;
-  const auto err = llhttp_finish(&parser_);
+  const auto err = llhttp_finish(Callbacks::state(*this));
   // llhttp reports EOF inside a length-delimited message as HPE_INVALID_EOF_STATE: that is a
   // truncation (the peer went away), not malformed syntax.
   if ((err == HPE_OK && !message_complete_ && started_) || err == HPE_INVALID_EOF_STATE) {

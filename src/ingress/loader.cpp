@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "names_impl.hpp"
+#include "phigate/core/time.hpp"
 #include "yaml_tree_impl.hpp"
 
 namespace phigate::ingress {
@@ -62,63 +63,11 @@ std::optional<std::string> decode_base64(std::string_view text) {
   return out;
 }
 
-namespace {
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's days_from_civil).
-std::int64_t days_from_civil(std::int64_t y, unsigned m, unsigned d) {
-  y -= m <= 2;
-  const std::int64_t era = (y >= 0 ? y : y - 399) / 400;
-  const auto yoe = static_cast<unsigned>(y - era * 400);
-  const unsigned doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
-  const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-  return era * 146097 + static_cast<std::int64_t>(doe) - 719468;
-}
-
-bool fixed_digits(std::string_view s, std::size_t pos, std::size_t count, unsigned& out) {
-  if (pos + count > s.size()) return false;
-  out = 0;
-  for (std::size_t i = pos; i < pos + count; ++i) {
-    if (s[i] < '0' || s[i] > '9') return false;
-    out = out * 10 + static_cast<unsigned>(s[i] - '0');
-  }
-  return true;
-}
-
-}  // namespace
-
 std::optional<std::int64_t> parse_rfc3339(std::string_view s) {
-  unsigned year = 0, month = 0, day = 0, hour = 0, minute = 0, second = 0;
-  if (!fixed_digits(s, 0, 4, year) || s.size() < 20 || s[4] != '-' || !fixed_digits(s, 5, 2, month) ||
-      s[7] != '-' || !fixed_digits(s, 8, 2, day) || (s[10] != 'T' && s[10] != 't') ||
-      !fixed_digits(s, 11, 2, hour) || s[13] != ':' || !fixed_digits(s, 14, 2, minute) || s[16] != ':' ||
-      !fixed_digits(s, 17, 2, second)) {
-    return std::nullopt;
-  }
-  static constexpr unsigned kDays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-  const bool leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
-  if (month < 1 || month > 12 || day < 1 || day > kDays[month - 1] + (month == 2 && leap ? 1 : 0) ||
-      hour > 23 || minute > 59 || second > 59) {
-    return std::nullopt;
-  }
-  std::size_t pos = 19;
-  if (s[pos] == '.') {
-    const auto start = ++pos;
-    while (pos < s.size() && s[pos] >= '0' && s[pos] <= '9') ++pos;
-    if (pos == start) return std::nullopt;
-  }
-  std::int64_t offset = 0;
-  const auto zone = s.substr(pos);
-  if (zone == "Z" || zone == "z") {
-    offset = 0;
-  } else {
-    unsigned oh = 0, om = 0;
-    if (zone.size() != 6 || (zone[0] != '+' && zone[0] != '-') || !fixed_digits(zone, 1, 2, oh) ||
-        zone[3] != ':' || !fixed_digits(zone, 4, 2, om) || oh > 23 || om > 59) {
-      return std::nullopt;
-    }
-    offset = (zone[0] == '+' ? 1 : -1) * static_cast<std::int64_t>(oh * 3600 + om * 60);
-  }
-  return days_from_civil(year, month, day) * 86400 + hour * 3600 + minute * 60 + second - offset;
+  // metav1.Time is always a full date-time with a zone; fractions are dropped (second precision).
+  const auto t = core::parse_rfc3339(s);
+  if (!t) return std::nullopt;
+  return t->seconds;
 }
 
 namespace {

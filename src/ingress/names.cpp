@@ -6,15 +6,9 @@
 #include <charconv>
 #include <cstring>
 
-namespace phigate::ingress::detail {
+#include "phigate/core/host_map.hpp"
 
-std::string to_lower(std::string_view s) {
-  std::string out(s);
-  for (auto& c : out) {
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-  }
-  return out;
-}
+namespace phigate::ingress::detail {
 
 bool is_dns_label(std::string_view s) {
   if (s.empty() || s.size() > 63 || s.front() == '-' || s.back() == '-') return false;
@@ -25,7 +19,7 @@ bool is_dns_label(std::string_view s) {
 }
 
 bool is_dns_name(std::string_view s, bool allow_wildcard) {
-  if (allow_wildcard && s.substr(0, 2) == "*.") s.remove_prefix(2);
+  if (const auto suffix = core::wildcard_suffix(s); allow_wildcard && suffix) s = *suffix;
   if (s.empty() || s.size() > 253) return false;
   for (;;) {
     const auto dot = s.find('.');

@@ -4,10 +4,12 @@
 #include <string>
 #include <string_view>
 
+#include "phigate/core/strings.hpp"
+
 namespace phigate::ingress::detail {
 
-/// Lower-cases ASCII letters.
-std::string to_lower(std::string_view s);
+/// Lower-cases ASCII letters (core's; annotations.cpp and translate.cpp call it as detail::to_lower).
+using core::to_lower;
 
 /// A DNS-1123 label: [a-z0-9]([-a-z0-9]*[a-z0-9])?, at most 63 bytes (namespaces).
 bool is_dns_label(std::string_view s);

@@ -4,14 +4,14 @@
 
 #include <boost/asio/ip/v6_only.hpp>
 
-#include "phigate/config/spec.hpp"
+#include "phigate/core/host_port.hpp"
 
 namespace phigate::net {
 
 core::Result<tcp::endpoint> parse_endpoint(const std::string& text) {
   std::string host;
   std::uint16_t port = 0;
-  if (!config::split_host_port(text, host, port)) return core::Error::internal("bad address '" + text + "'");
+  if (!core::split_host_port(text, host, port)) return core::Error::internal("bad address '" + text + "'");
   error_code ec;
   const auto addr = asio::ip::make_address(host, ec);
   if (ec) return core::Error::internal("not an IP address: '" + host + "'");
@@ -22,7 +22,7 @@ core::Result<tcp::endpoint> resolve_endpoint(const std::string& text) {
   if (auto ep = parse_endpoint(text)) return ep;
   std::string host;
   std::uint16_t port = 0;
-  if (!config::split_host_port(text, host, port)) return core::Error::internal("bad address '" + text + "'");
+  if (!core::split_host_port(text, host, port)) return core::Error::internal("bad address '" + text + "'");
   asio::io_context io;
   tcp::resolver resolver(io);
   error_code ec;

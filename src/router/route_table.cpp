@@ -27,9 +27,7 @@ void RouteTable::normalize_host_into(std::string_view host, std::string& out) {
   }
   if (!h.empty() && h.back() == '.') h.remove_suffix(1);
   out.assign(h);
-  for (auto& c : out) {
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c + 32);
-  }
+  core::to_lower_in_place(out);
 }
 
 RouteTable RouteTable::build(const std::vector<config::RouteSpec>& routes, config::Diagnostics& diag,
@@ -41,10 +39,8 @@ RouteTable RouteTable::build(const std::vector<config::RouteSpec>& routes, confi
     if (r.host.empty()) {
       bucket = &t.default_host_;
       t.has_default_ = true;
-    } else if (r.host.rfind("*.", 0) == 0) {
-      bucket = &t.wildcard_hosts_[r.host.substr(2)];
     } else {
-      bucket = &t.exact_hosts_[r.host];
+      bucket = &t.hosts_[r.host];  // "*.suffix" or an exact name
     }
     for (const auto& p : r.paths) {
       const auto index = static_cast<std::uint32_t>(t.routes_.size());
@@ -93,15 +89,9 @@ const Route* RouteTable::match_normalized(std::string_view h, std::string_view p
 }
 
 const Route* RouteTable::match_host(std::string_view h, std::string_view path) const {
-  if (auto it = exact_hosts_.find(h); it != exact_hosts_.end()) return match_in(it->second, path);
-  if (!wildcard_hosts_.empty()) {
-    // "*.example.com" covers exactly one extra label: "a.example.com", not "a.b.example.com".
-    if (const auto dot = h.find('.'); dot != std::string_view::npos && dot > 0) {
-      if (auto it = wildcard_hosts_.find(h.substr(dot + 1)); it != wildcard_hosts_.end()) {
-        return match_in(it->second, path);
-      }
-    }
-  }
+  // Exact name, else "*.example.com" for exactly one extra label ("a.example.com", not
+  // "a.b.example.com"). A host bucket without this path does not fall through to the default host.
+  if (const HostRoutes* bucket = hosts_.find(h)) return match_in(*bucket, path);
   return has_default_ ? match_in(default_host_, path) : nullptr;
 }
 

@@ -1,5 +1,6 @@
 #include "phigate/tls/server_contexts.hpp"
 
+#include "phigate/core/strings.hpp"
 #include "phigate/tls/host_policy.hpp"
 
 #include <openssl/core_names.h>
@@ -35,13 +36,6 @@ int contexts_index() {
   return index;
 }
 
-std::string lower(std::string s) {
-  for (auto& c : s) {
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c + 32);
-  }
-  return s;
-}
-
 /// DNS names of a certificate: subjectAltName DNS entries, or the CN when there are none.
 std::vector<std::string> certificate_names(X509* cert) {
   std::vector<std::string> names;
@@ -51,15 +45,15 @@ std::vector<std::string> certificate_names(X509* cert) {
       const GENERAL_NAME* gn = sk_GENERAL_NAME_value(sans, i);
       if (gn->type != GEN_DNS) continue;
       const auto* s = gn->d.dNSName;
-      names.push_back(lower(std::string(reinterpret_cast<const char*>(ASN1_STRING_get0_data(s)),
-                                        static_cast<std::size_t>(ASN1_STRING_length(s)))));
+      names.push_back(core::to_lower(std::string_view(reinterpret_cast<const char*>(ASN1_STRING_get0_data(s)),
+                                                      static_cast<std::size_t>(ASN1_STRING_length(s)))));
     }
     GENERAL_NAMES_free(sans);
   }
   if (names.empty()) {
     char cn[256];
     if (X509_NAME_get_text_by_NID(X509_get_subject_name(cert), NID_commonName, cn, sizeof cn) > 0) {
-      names.push_back(lower(cn));
+      names.push_back(core::to_lower(std::string_view(cn)));
     }
   }
   return names;
@@ -113,7 +107,7 @@ int on_client_hello(SSL* ssl, int* /*alert*/, void* arg) {
     if (name_len + 5 <= len && name_len < sizeof buf) {
       for (; n < name_len; ++n) {
         const char c = static_cast<char>(p[5 + n]);
-        buf[n] = (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c;
+        buf[n] = core::to_lower(c);
       }
     }
   }
@@ -187,27 +181,12 @@ int on_ticket_key(SSL* ssl, unsigned char key_name[16], unsigned char* iv, EVP_C
 ServerContexts::~ServerContexts() = default;
 
 SSL_CTX* ServerContexts::select(std::string_view name) const noexcept {
-  if (!exact_.empty()) {
-    if (auto it = exact_.find(name); it != exact_.end()) return it->second;
-  }
-  if (!wildcard_.empty()) {
-    if (const auto dot = name.find('.'); dot != std::string_view::npos && dot > 0) {
-      if (auto it = wildcard_.find(name.substr(dot + 1)); it != wildcard_.end()) return it->second;
-    }
-  }
+  if (SSL_CTX* const* ctx = by_name_.find(name)) return *ctx;
   return initial();
 }
 
 const HostPolicy& ServerContexts::policy_for(std::string_view name) const noexcept {
-  if (!policy_exact_.empty()) {
-    if (auto it = policy_exact_.find(name); it != policy_exact_.end()) return *it->second;
-  }
-  if (!policy_wildcard_.empty()) {
-    if (const auto dot = name.find('.'); dot != std::string_view::npos && dot > 0) {
-      if (auto it = policy_wildcard_.find(name.substr(dot + 1)); it != policy_wildcard_.end())
-        return *it->second;
-    }
-  }
+  if (const auto* policy = policies_.find(name)) return **policy;
   return *none_;
 }
 
@@ -217,11 +196,7 @@ std::shared_ptr<const ServerContexts> ServerContexts::build(const config::TlsSpe
   std::shared_ptr<ServerContexts> self(new ServerContexts());
   self->keys_ = std::move(keys);
   self->none_ = HostPolicy::none();
-  for (auto& [host, policy] : hosts) {
-    const bool wild = host.rfind("*.", 0) == 0;
-    (wild ? self->policy_wildcard_ : self->policy_exact_)
-        .emplace(wild ? host.substr(2) : host, std::move(policy));
-  }
+  for (auto& [host, policy] : hosts) self->policies_.emplace(host, std::move(policy));
   std::vector<const config::CertificateSpec*> certs;
   if (spec.default_certificate) certs.push_back(&*spec.default_certificate);
   for (const auto& c : spec.certificates) certs.push_back(&c);
@@ -323,10 +298,7 @@ std::shared_ptr<const ServerContexts> ServerContexts::build(const config::TlsSpe
     // Names the operator listed (Ingress spec.tls[].hosts) come first, then the certificate's own.
     auto names = c.hosts;
     for (auto& n : certificate_names(SSL_CTX_get0_certificate(x))) names.push_back(std::move(n));
-    for (const auto& n : names) {
-      auto& map = n.rfind("*.", 0) == 0 ? self->wildcard_ : self->exact_;
-      map.emplace(n.rfind("*.", 0) == 0 ? n.substr(2) : n, x);  // first certificate naming a host wins
-    }
+    for (const auto& n : names) self->by_name_.emplace(n, x);  // first certificate naming a host wins
     self->names_.push_back(std::move(names));
     self->contexts_.push_back(std::move(ctx));
   }

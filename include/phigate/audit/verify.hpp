@@ -42,9 +42,10 @@ std::string_view to_string(Finding::Kind kind) noexcept;
 
 struct VerifyReport {
   std::uint64_t segments = 0;
-  std::uint64_t frames = 0;     // authenticated frames, seal frames included
-  std::uint64_t records = 0;    // records in authenticated data frames (duplicates not counted)
-  std::string first_timestamp;  // smallest and largest `@timestamp` seen; empty if none
+  std::uint64_t frames = 0;             // authenticated frames, seal frames included
+  std::uint64_t records = 0;            // records in authenticated data frames (duplicates not counted)
+  std::uint64_t malformed_records = 0;  // of those, lines that are not one JSON object (no time, no host)
+  std::string first_timestamp;          // smallest and largest `@timestamp` seen; empty if none
   std::string last_timestamp;
   std::vector<Finding> findings;  // sorted by segment, frame
 

@@ -213,7 +213,4 @@ struct Config {
   std::optional<PathSpec> default_backend;
 };
 
-/// "host:port" / "[v6]:port" split. False when malformed or the port is not 0..65535.
-bool split_host_port(const std::string& text, std::string& host, std::uint16_t& port);
-
 }  // namespace phigate::config

@@ -5,6 +5,8 @@
 #include <string_view>
 #include <vector>
 
+#include "phigate/core/strings.hpp"
+
 namespace phigate::http {
 
 struct Header {
@@ -12,18 +14,8 @@ struct Header {
   std::string value;
 };
 
-/// ASCII case-insensitive equality (header names, tokens). Inline: it runs for every header of
-/// every request, usually on a length mismatch or the first byte.
-inline bool iequals(std::string_view a, std::string_view b) noexcept {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    const auto x = static_cast<unsigned char>(a[i]);
-    const auto y = static_cast<unsigned char>(b[i]);
-    if (x != y && (x | 0x20) != (y | 0x20)) return false;
-    if (x != y && ((x | 0x20) < 'a' || (x | 0x20) > 'z')) return false;
-  }
-  return true;
-}
+/// ASCII case-insensitive equality (header names, tokens): core's, under its old name here.
+using core::iequals;
 
 /// Ordered header fields. Storage is reused across requests (clear keeps capacity).
 class HeaderList {

@@ -5,8 +5,9 @@
 // then pauses so that the caller answers pipelined requests in order (bytes after the pause are
 // left unconsumed). Body bytes seen during a feed() are exposed as views into the caller's
 // buffer, valid until the caller reuses that buffer.
-#include <llhttp.h>
-
+//
+// llhttp stays behind this header: its state lives in storage sized here and checked in
+// parser.cpp, so users neither include <llhttp.h> nor pay an allocation per parser.
 #include <cstddef>
 #include <cstdint>
 #include <string_view>
@@ -67,21 +68,14 @@ class Parser {
   const core::Error& error() const noexcept { return error_; }
 
  private:
-  static int on_message_begin(llhttp_t* p);
-  static int on_url(llhttp_t* p, const char* at, std::size_t len);
-  static int on_status(llhttp_t* p, const char* at, std::size_t len);
-  static int on_method(llhttp_t* p, const char* at, std::size_t len);
-  static int on_header_field(llhttp_t* p, const char* at, std::size_t len);
-  static int on_header_value(llhttp_t* p, const char* at, std::size_t len);
-  static int on_headers_complete(llhttp_t* p);
-  static int on_body(llhttp_t* p, const char* at, std::size_t len);
-  static int on_message_complete(llhttp_t* p);
-  static Parser& self(llhttp_t* p) { return *static_cast<Parser*>(p->data); }
+  struct Callbacks;  // llhttp's callbacks and state access (parser.cpp)
   int fail(core::ErrorKind kind, const char* why);
-  ParseStatus translate(llhttp_errno_t err, const char* data, std::size_t len, std::size_t& consumed);
+  ParseStatus translate(int llhttp_errno, const char* data, std::size_t len, std::size_t& consumed);
 
-  llhttp_t parser_{};
-  llhttp_settings_t settings_{};
+  // An llhttp_t (placement-constructed in parser.cpp, trivially destructible). parser.cpp
+  // static_asserts that it fits; raise the size there if a newer llhttp grows it.
+  static constexpr std::size_t kStateBytes = 96;
+  alignas(8) unsigned char state_[kStateBytes];
   Kind kind_;
   ParserLimits limits_;
   MessageHead head_;

@@ -5,15 +5,15 @@
 // built, shared by all workers through the snapshot.
 #include <cstddef>
 #include <cstdint>
-#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 #include <vector>
 
 #include "phigate/config/diagnostics.hpp"
 #include "phigate/config/spec.hpp"
+#include "phigate/core/host_map.hpp"
+#include "phigate/core/strings.hpp"
 
 namespace phigate::router {
 
@@ -25,13 +25,6 @@ struct Route {
   std::string name;               // "host path" for logs and metrics-free diagnostics
   config::RoutePolicyPtr policy;  // null: defaults (static routes)
 };
-
-struct StringHash {
-  using is_transparent = void;
-  std::size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
-};
-template <class V>
-using StringMap = std::unordered_map<std::string, V, StringHash, std::equal_to<>>;
 
 class RouteTable {
  public:
@@ -58,15 +51,14 @@ class RouteTable {
 
  private:
   struct HostRoutes {
-    StringMap<std::uint32_t> exact;
-    StringMap<std::uint32_t> prefix;  // key: prefix without trailing '/' ("" is the root)
+    core::StringMap<std::uint32_t> exact;
+    core::StringMap<std::uint32_t> prefix;  // key: prefix without trailing '/' ("" is the root)
   };
   const Route* match_in(const HostRoutes& h, std::string_view path) const;
   const Route* match_host(std::string_view host, std::string_view path) const;
 
   std::vector<Route> routes_;
-  StringMap<HostRoutes> exact_hosts_;
-  StringMap<HostRoutes> wildcard_hosts_;  // key: the suffix after "*."
+  core::HostMap<HostRoutes> hosts_;  // exact names and "*.suffix" (one label)
   HostRoutes default_host_;
   bool has_default_ = false;
   std::optional<Route> fallback_;

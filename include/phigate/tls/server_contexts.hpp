@@ -9,11 +9,11 @@
 #include <memory>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 #include <vector>
 
 #include "phigate/config/diagnostics.hpp"
 #include "phigate/config/spec.hpp"
+#include "phigate/core/host_map.hpp"
 #include "phigate/tls/host_policy.hpp"
 #include "phigate/tls/ticket_keys.hpp"
 
@@ -21,14 +21,6 @@ namespace phigate::tls {
 
 /// Drains this thread's OpenSSL error queue into one line (empty when there was none).
 std::string drain_errors();
-
-/// Hash for string-keyed maps looked up by string_view without building a std::string.
-struct NameHash {
-  using is_transparent = void;
-  std::size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
-};
-template <class V>
-using NameMap = std::unordered_map<std::string, V, NameHash, std::equal_to<>>;
 
 class ServerContexts {
  public:
@@ -63,11 +55,9 @@ class ServerContexts {
   };
   std::vector<std::unique_ptr<SSL_CTX, CtxFree>> contexts_;  // [0] is the default
   std::vector<std::vector<std::string>> names_;
-  NameMap<SSL_CTX*> exact_;
-  NameMap<SSL_CTX*> wildcard_;  // key: suffix after "*."
+  core::HostMap<SSL_CTX*> by_name_;  // exact names and "*.suffix" (one label)
   std::shared_ptr<TicketKeyRing> keys_;
-  NameMap<std::shared_ptr<const HostPolicy>> policy_exact_;
-  NameMap<std::shared_ptr<const HostPolicy>> policy_wildcard_;  // key: suffix
+  core::HostMap<std::shared_ptr<const HostPolicy>> policies_;
   std::shared_ptr<const HostPolicy> none_;
 };
 

@@ -8,8 +8,8 @@
 #include <optional>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 
+#include "phigate/core/strings.hpp"
 #include "phigate/metrics/worker_shard.hpp"
 #include "phigate/net/asio.hpp"
 
@@ -66,17 +66,13 @@ class Pool {
     bool watched = false;  // a readability watch is pending
   };
   using Queue = std::deque<Idle>;
-  struct Hash {
-    using is_transparent = void;
-    std::size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
-  };
   /// The watch of entry `id` of endpoint `key` fired: unless the entry was taken meanwhile, close it.
   void on_readable(std::string_view key, std::uint64_t id);
   void close_idle(Idle& idle, bool peek);
 
   PoolLimits limits_;
   metrics::Counter* unsolicited_;
-  std::unordered_map<std::string, Queue, Hash, std::equal_to<>> idle_;  // empty queues are swept
+  core::StringMap<Queue> idle_;  // empty queues are swept
   std::size_t idle_total_ = 0;
   std::uint64_t next_id_ = 0;
   std::shared_ptr<Pool*> alive_ = std::make_shared<Pool*>(this);  // watches check it (STYLE §5)

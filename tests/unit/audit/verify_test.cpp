@@ -332,6 +332,66 @@ TEST(DecryptHost, FlatAndNestedDomainKeys) {
             "a{\\\"b\",\"domain\":\"x.example\"},\"n\":2}\n");
 }
 
+// Records are authenticated, so a malformed one is a writer bug or a hand-made log; verify and decrypt
+// must count it and go on (no crash, no stack exhaustion), not lose the records around it.
+TEST(DecryptMalformed, MalformedRecordsAreCountedAndSkippedByFilters) {
+  TempDir tmp;
+  const KeyRing keys = ring_of({make_key("a", 1)});
+  auto w = Writer::start(test_options(tmp.path("log")), keys, 1);
+  ASSERT_TRUE(w);
+  const std::string deep = std::string(10000, '[') + std::string(10000, ']');
+  const std::vector<std::string> records{
+      R"({"@timestamp":"2026-11-27T08:00:01.000000000Z","url":{"domain":"x.example"},"n":1})",
+      R"({"@timestamp":"2026-11-27T08:00:02.000000000Z","url":{"domain":"x.example")",  // truncated
+      "not json",
+      R"(["@timestamp","2026-11-27T08:00:03.000000000Z"])",  // JSON, but not an object
+      deep,
+      R"({"@timestamp":"2026-11-27T08:00:04.000000000Z\x","url.domain":"x.example"})",  // bad escape
+      R"({"@timestamp":"2026-11-27T08:00:05.000000000Z","url.domain":"x.example"} trailing)",
+      // Raw bytes that are not UTF-8 (a header value recorded as it came) keep the record readable.
+      "{\"@timestamp\":\"2026-11-27T08:00:06.000000000Z\",\"h\":\"\xff\xfe\",\"url.domain\":\"x.example\"}",
+  };
+  for (const auto& r : records) ASSERT_TRUE((*w)->submit(0, r));
+  ASSERT_TRUE((*w)->stop());
+
+  const VerifyReport v = verify(keys, {tmp.path("log")});
+  EXPECT_TRUE(v.ok());
+  EXPECT_EQ(v.records, records.size());
+  EXPECT_EQ(v.malformed_records, 6u);
+  EXPECT_EQ(v.first_timestamp, "2026-11-27T08:00:01.000000000Z");
+  EXPECT_EQ(v.last_timestamp, "2026-11-27T08:00:06.000000000Z");
+
+  std::ostringstream out;
+  EXPECT_TRUE(decrypt(keys, {tmp.path("log")}, {}, out).ok());
+  std::string all;
+  for (const auto& r : records) all += r + "\n";
+  EXPECT_EQ(out.str(), all);  // unfiltered: every record, malformed or not
+
+  out.str("");
+  DecryptFilter f;
+  f.host = "X.example";
+  const VerifyReport d = decrypt(keys, {tmp.path("log")}, f, out);
+  EXPECT_EQ(d.malformed_records, 6u);
+  EXPECT_EQ(out.str(), records[0] + "\n" + records[7] + "\n");
+
+  out.str("");
+  DecryptFilter t;
+  t.since = *normalize_timestamp_filter("2026-11-27T08:00:02Z");
+  decrypt(keys, {tmp.path("log")}, t, out);
+  EXPECT_EQ(out.str(), records[7] + "\n");
+
+  TempDir kdir;
+  const Key a = make_key("a", 1);
+  write_file(kdir.path("a.key"), base64(a.bytes.data(), 32));
+  std::ostringstream vout, verr;
+  EXPECT_EQ(verify_main(kdir.path(), {tmp.path("log")}, vout, verr), 0) << verr.str();
+  EXPECT_NE(vout.str().find("records 8 (6 not valid JSON)"), std::string::npos) << vout.str();
+  std::ostringstream dout, derr;
+  EXPECT_EQ(decrypt_main(kdir.path(), {tmp.path("log")}, std::nullopt, std::nullopt, "x.example", dout, derr),
+            0);
+  EXPECT_NE(derr.str().find("6 records are not valid JSON"), std::string::npos) << derr.str();
+}
+
 TEST(TimestampFilter, Normalises) {
   EXPECT_EQ(*normalize_timestamp_filter("2026-11-27"), "2026-11-27T00:00:00.000000000Z");
   EXPECT_EQ(*normalize_timestamp_filter("2026-11-27T08:00Z"), "2026-11-27T08:00:00.000000000Z");

@@ -238,19 +238,5 @@ TEST(ParseSize, AcceptsBinaryMultiples) {
   EXPECT_FALSE(parse_size("100000000000g", v));  // 2^64 overflow
 }
 
-TEST(SplitHostPort, HandlesV4V6AndRejectsJunk) {
-  std::string h;
-  std::uint16_t p = 0;
-  ASSERT_TRUE(split_host_port("127.0.0.1:8443", h, p));
-  EXPECT_EQ(h, "127.0.0.1");
-  EXPECT_EQ(p, 8443);
-  ASSERT_TRUE(split_host_port("[::1]:0", h, p));
-  EXPECT_EQ(h, "::1");
-  EXPECT_EQ(p, 0);
-  EXPECT_FALSE(split_host_port("::1:80", h, p));
-  EXPECT_FALSE(split_host_port("host:70000", h, p));
-  EXPECT_FALSE(split_host_port("host:", h, p));
-}
-
 }  // namespace
 }  // namespace phigate::config

@@ -74,6 +74,18 @@ TEST(RouteTable, HostPrecedence_ExactThenWildcardThenDefault) {
   EXPECT_EQ(match(t, "other.org", "/x"), "* /");
 }
 
+TEST(RouteTable, RoutesOfOneHostShareItsBucket) {
+  // Two route entries for the same wildcard (two Ingresses) fill one host bucket; an exact host
+  // under the wildcard has its own bucket and does not borrow the wildcard's paths.
+  const auto t = table({{"*.example.com", {path("/a")}, {}},
+                        {"*.example.com", {path("/b")}, {}},
+                        {"api.example.com", {path("/c")}, {}}});
+  EXPECT_EQ(match(t, "www.example.com", "/a"), "*.example.com /a");
+  EXPECT_EQ(match(t, "www.example.com", "/b/x"), "*.example.com /b");
+  EXPECT_EQ(match(t, "api.example.com", "/c"), "api.example.com /c");
+  EXPECT_EQ(match(t, "api.example.com", "/a"), "none");
+}
+
 TEST(RouteTable, HostIsCaseInsensitiveAndPortIgnored) {
   const auto t = table({{"app.example", {path("/")}, {}}});
   EXPECT_EQ(match(t, "APP.Example:8443", "/"), "app.example /");

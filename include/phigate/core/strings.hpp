@@ -1,0 +1,47 @@
+#pragma once
+// ASCII string helpers shared by every layer: case folding for protocol tokens and DNS names, and
+// the one transparent hash for string-keyed maps looked up by string_view. ASCII only on purpose:
+// HTTP field names, tokens and host names are ASCII (RFC 9110 §5.1, RFC 1123), and locale-aware
+// std::tolower would make matching depend on the process locale.
+#include <cstddef>
+#include <functional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+
+namespace phigate::core {
+
+/// 'A'..'Z' → 'a'..'z'; every other byte unchanged.
+constexpr char to_lower(char c) noexcept {
+  return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c;
+}
+
+/// ASCII lower-case copy of `s`.
+std::string to_lower(std::string_view s);
+
+/// Lower-cases `s` in place (no allocation: hot paths reuse one string).
+void to_lower_in_place(std::string& s) noexcept;
+
+/// ASCII case-insensitive equality (header names, tokens, host names). Only letters fold: '@' and
+/// '`' differ by the case bit but are not letters. Inline: it runs for every header of every
+/// request, usually deciding on a length mismatch or the first byte.
+inline bool iequals(std::string_view a, std::string_view b) noexcept {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    if (to_lower(a[i]) != to_lower(b[i])) return false;
+  }
+  return true;
+}
+
+/// Transparent hash: a std::string-keyed map can be searched with a string_view without building a
+/// std::string (no allocation on the request path).
+struct StringHash {
+  using is_transparent = void;
+  std::size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
+};
+
+/// std::string → V, found by string_view.
+template <class V>
+using StringMap = std::unordered_map<std::string, V, StringHash, std::equal_to<>>;
+
+}  // namespace phigate::core

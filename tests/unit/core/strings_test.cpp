@@ -1,0 +1,44 @@
+#include "phigate/core/strings.hpp"
+
+#include <gtest/gtest.h>
+
+namespace phigate::core {
+namespace {
+
+TEST(Strings, ToLowerFoldsAsciiLettersOnly) {
+  EXPECT_EQ(to_lower("App.EXAMPLE.com:8443"), "app.example.com:8443");
+  EXPECT_EQ(to_lower(""), "");
+  EXPECT_EQ(to_lower("@[`{"), "@[`{");          // neighbours of 'A'..'Z' and 'a'..'z' stay
+  EXPECT_EQ(to_lower("\xC3\x89"), "\xC3\x89");  // bytes above 0x7f are not letters here
+  EXPECT_EQ(to_lower('Z'), 'z');
+  EXPECT_EQ(to_lower('z'), 'z');
+  std::string s = "MiXeD-1";
+  to_lower_in_place(s);
+  EXPECT_EQ(s, "mixed-1");
+}
+
+TEST(Strings, IequalsComparesLettersCaseInsensitively) {
+  EXPECT_TRUE(iequals("X-Forwarded-For", "x-forwarded-for"));
+  EXPECT_TRUE(iequals("", ""));
+  EXPECT_TRUE(iequals("ZZ9", "zz9"));
+  EXPECT_FALSE(iequals("a", "ab"));
+  EXPECT_FALSE(iequals("@", "`"));  // 0x40 / 0x60 differ by the case bit but are not letters
+  EXPECT_FALSE(iequals("[", "{"));
+  EXPECT_FALSE(iequals("a-b", "a_b"));
+  EXPECT_FALSE(iequals("host", "hosu"));
+}
+
+TEST(Strings, StringMapIsFoundByStringView) {
+  StringMap<int> m;
+  m.emplace("alpha", 1);
+  m.emplace("beta", 2);
+  const std::string_view key = "beta-and-more";
+  const auto it = m.find(key.substr(0, 4));  // heterogeneous lookup: no std::string built
+  ASSERT_NE(it, m.end());
+  EXPECT_EQ(it->second, 2);
+  EXPECT_EQ(m.find(std::string_view("gamma")), m.end());
+  EXPECT_EQ(StringHash{}(std::string_view("alpha")), StringHash{}(std::string("alpha")));
+}
+
+}  // namespace
+}  // namespace phigate::core
