@@ -9,11 +9,10 @@
 #include <vector>
 
 #include "phigate/audit/verify.hpp"
+#include "phigate/compile/policy.hpp"
 #include "phigate/config/loader.hpp"
 #include "phigate/core/log.hpp"
 #include "phigate/core/version.hpp"
-#include "phigate/ingress/loader.hpp"
-#include "phigate/ingress/translate.hpp"
 #include "phigate/server/server.hpp"
 
 namespace {
@@ -25,7 +24,8 @@ constexpr const char* kUsage =
     "  run --config FILE [--log-level LEVEL]   serve with the configuration in FILE\n"
     "  validate --config FILE                  load and check FILE (and its ingress.dir), print every\n"
     "                                          problem, serve nothing\n"
-    "  validate --ingress-dir DIR              check Kubernetes manifests alone, resource by resource\n"
+    "  validate --ingress-dir DIR              check Kubernetes manifests alone (default settings),\n"
+    "                                          compiled exactly as run would compile them\n"
     "  audit verify --keys DIR [--state FILE] PATH...\n"
     "                                          check audit segments (files or folders): every frame,\n"
     "                                          the chain across segments, its end against the state\n"
@@ -110,11 +110,13 @@ int validate(const Args& args) {
       phigate::server::build_snapshot(std::move(*cfg), keys, 0, diag);
     }
   } else {
-    // Manifests alone, with the default class and controller: every resource-level problem.
+    // Manifests alone, with the default class, controller and TLS settings: the same compile step
+    // as `run` (and as --config, through build_snapshot), so client-certificate CAs, cipher lists
+    // and per-host conflicts are checked here too and both forms report the same problems.
     what = args.ingress_dir;
-    auto loaded = phigate::ingress::load_directory(args.ingress_dir);
-    for (const auto& d : loaded.diagnostics.entries()) diag.add(d);
-    phigate::ingress::translate(loaded.resources, phigate::config::IngressSpec{}, diag);
+    phigate::config::Config cfg;
+    cfg.ingress.dir = args.ingress_dir;
+    phigate::compile::load_and_compile(std::move(cfg), diag);
   }
   for (const auto& d : diag.entries()) std::printf("%s\n", d.to_string().c_str());
   if (diag.has_errors()) {

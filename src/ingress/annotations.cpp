@@ -278,9 +278,17 @@ std::string parse_hash_by(std::string_view v, Context& c) {
   return {};
 }
 
+/// Why a parsed annotation has no effect yet (nothing in phigate reads its field), or nullptr when
+/// it is enforced. Only annotations that do not decide who can reach what may be here: an
+/// unenforced access-control annotation is an error (fail closed), never a warning.
+constexpr const char* kHttpsBackendOnly =
+    "parsed but not enforced: it applies to HTTPS backends (backend-protocol HTTPS), which are not "
+    "supported yet, so it has no effect";
+
 struct Known {
   std::string_view name;
   Parser parse;
+  const char* not_enforced = nullptr;
 };
 
 // Sorted by name (binary search; checked below).
@@ -299,7 +307,9 @@ constexpr Known kKnown[] = {
     {"force-ssl-redirect",
      [](std::string_view v, Context& c) { return parse_bool(v, c.policy.force_ssl_redirect); }},
     {"hsts", [](std::string_view v, Context& c) { return parse_bool(v, c.policy.hsts); }},
-    {"load-balance", parse_load_balance},
+    {"load-balance", parse_load_balance,
+     "parsed but not enforced: phigate balances round-robin per worker, so a value other than "
+     "round_robin has no effect"},
     {"proxy-body-size", parse_body_size},
     {"proxy-connect-timeout",
      [](std::string_view v, Context& c) { return parse_timeout(v, c.policy.connect_timeout); }},
@@ -307,21 +317,27 @@ constexpr Known kKnown[] = {
      [](std::string_view v, Context& c) { return parse_timeout(v, c.policy.read_timeout); }},
     {"proxy-send-timeout",
      [](std::string_view v, Context& c) { return parse_timeout(v, c.policy.send_timeout); }},
-    {"proxy-ssl-ciphers", parse_proxy_ssl_ciphers},
-    {"proxy-ssl-name", parse_proxy_ssl_name},
-    {"proxy-ssl-protocols", parse_proxy_ssl_protocols},
+    {"proxy-ssl-ciphers", parse_proxy_ssl_ciphers, kHttpsBackendOnly},
+    {"proxy-ssl-name", parse_proxy_ssl_name, kHttpsBackendOnly},
+    {"proxy-ssl-protocols", parse_proxy_ssl_protocols, kHttpsBackendOnly},
     {"proxy-ssl-secret",
-     [](std::string_view v, Context& c) { return parse_secret_ref(v, c.ns, c.policy.proxy_ssl_secret); }},
+     [](std::string_view v, Context& c) { return parse_secret_ref(v, c.ns, c.policy.proxy_ssl_secret); },
+     kHttpsBackendOnly},
     {"proxy-ssl-server-name",
-     [](std::string_view v, Context& c) { return parse_on_off(v, c.policy.proxy_ssl_server_name); }},
+     [](std::string_view v, Context& c) { return parse_on_off(v, c.policy.proxy_ssl_server_name); },
+     kHttpsBackendOnly},
     {"proxy-ssl-verify",
-     [](std::string_view v, Context& c) { return parse_on_off(v, c.policy.proxy_ssl_verify); }},
+     [](std::string_view v, Context& c) { return parse_on_off(v, c.policy.proxy_ssl_verify); },
+     kHttpsBackendOnly},
     {"proxy-ssl-verify-depth",
-     [](std::string_view v, Context& c) { return parse_depth(v, c.policy.proxy_ssl_verify_depth); }},
+     [](std::string_view v, Context& c) { return parse_depth(v, c.policy.proxy_ssl_verify_depth); },
+     kHttpsBackendOnly},
     {"ssl-ciphers",
      [](std::string_view v, Context& c) { return parse_cipher_list(v, c.policy.ssl_ciphers); }},
     {"ssl-redirect", [](std::string_view v, Context& c) { return parse_bool(v, c.policy.ssl_redirect); }},
-    {"upstream-hash-by", parse_hash_by},
+    {"upstream-hash-by", parse_hash_by,
+     "parsed but not enforced: phigate balances round-robin per worker (no consistent hashing yet), so "
+     "it has no effect"},
     {"whitelist-source-range", [](std::string_view v, Context& c) { return parse_ranges(v, c.whitelist); }},
 };
 static_assert(std::is_sorted(std::begin(kKnown), std::end(kKnown),
@@ -430,6 +446,10 @@ ParsedAnnotations parse_annotations(const std::map<std::string, std::string>& an
     if (const Known* k = find_known(name)) {
       if (auto message = k->parse(kv->second, c); !message.empty()) {
         problem(config::Severity::Error, kv->first, kv->second, std::move(message));
+      } else if (k->not_enforced != nullptr &&
+                 !(name == "load-balance" && out.policy.load_balance == config::LoadBalance::RoundRobin)) {
+        // Accepted (ingress-nginx manifests carry it) but said out loud: its owner may rely on it.
+        out.not_enforced.push_back({kv->first, k->not_enforced});
       }
     } else if (is_access_control(name)) {
       problem(

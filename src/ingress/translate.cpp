@@ -399,6 +399,9 @@ class Translator {
         diag_.warning(where, ing.meta.annotations_line, field, pr.message, resource);
       }
     }
+    for (const auto& ne : parsed.not_enforced) {
+      diag_.warning(where, ing.meta.annotations_line, "metadata.annotations." + ne.key, ne.message, resource);
+    }
     if (!parsed.fail_closed.empty()) fail_with(parsed.fail_closed);
     auto& policy = parsed.policy;
     policy.resource = resource;

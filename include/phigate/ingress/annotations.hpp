@@ -22,10 +22,20 @@ struct AnnotationProblem {
   std::string message;  // why, without the value
 };
 
+/// An annotation whose value is valid but that phigate does not act on yet (nothing reads its
+/// field). Never an access-control one: those fail closed instead.
+struct UnenforcedAnnotation {
+  std::string key;      // the full annotation key, as written
+  std::string message;  // why it has no effect
+};
+
 struct ParsedAnnotations {
   config::RoutePolicy policy;  // `resource`, `fail_closed` and the PEM fields are left for translate()
   std::vector<AnnotationProblem> problems;  // in key order; an Error means the Ingress fails closed
   std::string fail_closed;  // the first error as `invalid annotation <key>="<value>"`; "" when none
+  /// In key order; translate() reports each as a warning (kept apart from `problems`: the value is
+  /// valid, and the annotation is still parsed and kept in `policy`).
+  std::vector<UnenforcedAnnotation> not_enforced;
 };
 
 /// Parses the annotations of an Ingress in namespace `ns`. Keys under `nginx.ingress.kubernetes.io/`

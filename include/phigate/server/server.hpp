@@ -14,8 +14,9 @@
 
 namespace phigate::server {
 
-/// Compiles a loaded config into a snapshot: reads and translates the Ingress directory when
-/// `cfg.ingress.dir` is set, then builds TLS contexts, the route table and clusters. Control thread
+/// Compiles a loaded config into a snapshot: compile::load_and_compile() (reads and translates the
+/// Ingress directory when `cfg.ingress.dir` is set, and makes every policy decision, exactly as
+/// `phigate validate` does), then assembles TLS contexts, the route table and clusters. Control thread
 /// (reads files, resolves backend names). Returns nullptr on a fatal error (the main config, an
 /// unreadable manifest file); a problem confined to one Kubernetes resource is reported in `diag`
 /// (with its resource) and the rest applies.

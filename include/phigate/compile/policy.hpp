@@ -1,0 +1,51 @@
+#pragma once
+// The one compile step from configuration (static routes plus translated Ingresses) to policy:
+// every route with its final RoutePolicy (fail-closed marks applied), the per-host TLS policies
+// with their CA, CRL and cipher list compiled, the source allow/deny lists and trusted proxies.
+// `phigate run` (through server::build_snapshot, which then only assembles runtime objects) and
+// both forms of `phigate validate` call it, so what validate reports is what run would do.
+// Control thread; reads the manifest folder when asked to, otherwise no I/O.
+#include <memory>
+#include <optional>
+#include <vector>
+
+#include "phigate/access/cidr.hpp"
+#include "phigate/config/diagnostics.hpp"
+#include "phigate/config/spec.hpp"
+#include "phigate/ingress/loader.hpp"
+#include "phigate/ingress/translate.hpp"
+#include "phigate/tls/server_contexts.hpp"
+
+namespace phigate::compile {
+
+struct CompiledPolicy {
+  /// The input with Ingress routes, certificates and default backend merged (static routes first)
+  /// and every policy that cannot be enforced replaced by a fail-closed copy.
+  config::Config config;
+  /// Per-host client-certificate/cipher policies, in precedence order (first Ingress wins).
+  tls::ServerContexts::HostPolicies host_policies;
+  /// One per path of `config.routes` in order, then one for `config.default_backend` when set;
+  /// null where the path has no allow/deny list.
+  std::vector<std::shared_ptr<const access::AccessList>> route_access;
+  access::AccessList global_access;  // `access:` of the config file
+  access::CidrSet trusted_proxies;
+  ingress::TranslationStats ingress;  // zero when there is no Ingress folder
+};
+
+/// Merges a translation into `config`: static routes first (they win over Ingresses claiming the
+/// same host and path), a static default backend wins, certificates appended.
+void merge(config::Config& config, ingress::Translation translation);
+
+/// The compile step proper: `config` already holds the translated Ingress routes (see merge()).
+/// Every problem goes to `diag` naming file, resource and field; an unenforceable policy fails
+/// its paths closed (503), never open. `stats` is copied into the result.
+CompiledPolicy compile(config::Config config, config::Diagnostics& diag,
+                       ingress::TranslationStats stats = {});
+
+/// What run and validate call: reads and translates `config.ingress.dir` when set (through
+/// `loader` when given: it re-parses only changed files), merges, then compile(). nullopt when a
+/// manifest file does not load as a whole (a reload keeps the last good configuration).
+std::optional<CompiledPolicy> load_and_compile(config::Config config, config::Diagnostics& diag,
+                                               ingress::DirectoryLoader* loader = nullptr);
+
+}  // namespace phigate::compile

@@ -1,0 +1,211 @@
+#include "phigate/compile/policy.hpp"
+
+#include <string>
+#include <unordered_map>
+#include <unordered_set>
+#include <utility>
+
+namespace phigate::compile {
+
+namespace {
+
+/// Replaces `p`'s policy by a copy marked fail-closed (503) with `why` (no PHI: names and reasons).
+void fail_path(config::PathSpec& p, const std::string& why) {
+  auto copy =
+      p.policy ? std::make_shared<config::RoutePolicy>(*p.policy) : std::make_shared<config::RoutePolicy>();
+  copy->fail_closed = why;
+  p.policy = std::move(copy);
+}
+
+/// Annotations whose behaviour is not built yet must not be ignored: an Ingress asking for an
+/// HTTPS backend fails closed instead of being served over plain HTTP.
+void fail_unsupported(config::Config& config, config::Diagnostics& diag) {
+  for (auto& r : config.routes) {
+    for (auto& p : r.paths) {
+      const auto* pol = p.policy.get();
+      if (pol == nullptr || !pol->fail_closed.empty()) continue;
+      if (pol->backend_protocol != config::BackendProtocol::Https) continue;
+      diag.error(p.where.file, p.where.line, "metadata.annotations",
+                 "backend-protocol HTTPS is not supported yet: failing closed (503)", pol->resource);
+      fail_path(p, "backend-protocol HTTPS is not supported yet");
+    }
+  }
+}
+
+/// Client-certificate and cipher settings are per host (ingress-nginx applies them to the server
+/// block): the first Ingress in precedence order that sets them for a host decides. A later one
+/// asking for different settings on that host fails closed rather than being served under
+/// someone else's client-certificate policy; a host whose settings do not compile fails closed
+/// as a whole (its paths answer 503), never open.
+tls::ServerContexts::HostPolicies host_tls_policies(config::Config& config, config::Diagnostics& diag) {
+  struct Entry {
+    tls::HostTlsSpec spec;
+    const config::RoutePolicy* owner;
+    config::SourceRef where;  // the first path that asked: diagnostics name its manifest
+  };
+  std::unordered_map<std::string, Entry> hosts;
+  std::vector<std::string> order;
+  const auto spec_of = [](const std::string& host, const config::RoutePolicy& pol) {
+    tls::HostTlsSpec s;
+    s.host = host;
+    s.verify = pol.verify_client;
+    s.verify_depth = pol.auth_tls_verify_depth;
+    s.ca_pem = pol.auth_tls_ca_pem;
+    s.crl_pem = pol.auth_tls_crl_pem;
+    s.ciphers = pol.ssl_ciphers;
+    s.resource = pol.resource;
+    return s;
+  };
+  const auto same = [](const tls::HostTlsSpec& a, const tls::HostTlsSpec& b) {
+    return a.verify == b.verify && a.verify_depth == b.verify_depth && a.ca_pem == b.ca_pem &&
+           a.crl_pem == b.crl_pem && a.ciphers == b.ciphers;
+  };
+  for (auto& r : config.routes) {
+    if (r.host.empty() || r.host == "*") continue;
+    for (auto& p : r.paths) {
+      const auto* pol = p.policy.get();
+      if (pol == nullptr || !pol->fail_closed.empty()) continue;
+      if (pol->verify_client == config::VerifyClient::Off && pol->ssl_ciphers.empty()) continue;
+      auto spec = spec_of(r.host, *pol);
+      auto [it, inserted] = hosts.try_emplace(r.host, Entry{spec, pol, p.where});
+      if (inserted) {
+        order.push_back(r.host);
+      } else if (it->second.owner != pol && !same(it->second.spec, spec)) {
+        diag.error(p.where.file, p.where.line, "metadata.annotations",
+                   "host " + r.host + " already has client-certificate/cipher settings from " +
+                       it->second.spec.resource + ": failing closed (503)",
+                   pol->resource);
+        fail_path(p, "conflicting TLS settings for host " + r.host);
+      }
+    }
+  }
+  tls::ServerContexts::HostPolicies out;
+  std::unordered_map<std::string, std::string> broken;  // host → why
+  for (const auto& host : order) {
+    auto& e = hosts.at(host);
+    std::string error;
+    auto compiled = tls::HostPolicy::compile(e.spec, config.tls.allow_insecure_tls, error);
+    if (!compiled) {
+      // Named after the manifest of the Ingress that set it (not the config file): the same line
+      // whether validate is given the config file or the manifest folder alone.
+      diag.error(e.where.file, e.where.line, "metadata.annotations",
+                 "host " + host + ": " + error + ": failing closed (503)", e.spec.resource);
+      broken.emplace(host, error);
+      continue;
+    }
+    out.emplace_back(host, std::move(compiled));
+  }
+  if (broken.empty()) return out;
+  std::unordered_set<std::string> own;  // hosts with a compiled policy of their own
+  for (const auto& hp : out) own.insert(hp.first);
+  for (auto& r : config.routes) {
+    auto it = broken.find(r.host);
+    // A host under a broken "*.suffix" (one label, as ServerContexts::policy_for) with no
+    // policy of its own would fall back to none, i.e. be served without the client
+    // certificates the wildcard asks of every name under it: it fails closed with it.
+    if (it == broken.end() && !r.host.empty() && r.host.front() != '*' && own.count(r.host) == 0) {
+      if (const auto dot = r.host.find('.'); dot != std::string::npos && dot > 0) {
+        std::string wildcard = "*";
+        wildcard.append(r.host, dot, std::string::npos);
+        it = broken.find(wildcard);
+        if (it != broken.end() && !r.paths.empty()) {
+          const auto* pol = r.paths.front().policy.get();
+          diag.error(r.where.file, r.where.line, "host",
+                     "host " + r.host + " relies on the TLS settings of " + it->first +
+                         ", which are invalid: failing closed (503)",
+                     pol != nullptr ? pol->resource : "");
+        }
+      }
+    }
+    if (it == broken.end()) continue;
+    for (auto& p : r.paths) {
+      if (p.policy == nullptr || p.policy->fail_closed.empty())
+        fail_path(p, "invalid TLS settings for host " + it->first);
+    }
+  }
+  return out;
+}
+
+void add_cidrs(const std::vector<std::string>& cidrs, access::CidrSet& into, const config::SourceRef& where,
+               const std::string& field, const std::string& resource, config::Diagnostics& diag) {
+  for (const auto& text : cidrs) {
+    if (auto c = access::parse_cidr(text)) {
+      into.add(*c);
+    } else {
+      diag.error(where.file, where.line, field, "invalid CIDR '" + text + "'", resource);
+    }
+  }
+}
+
+/// Source allow/deny lists, compiled once per policy (an Ingress's paths share one), one slot per
+/// path in route order then the default backend: the route table's target order.
+void access_lists(CompiledPolicy& out, config::Diagnostics& diag) {
+  std::unordered_map<const config::RoutePolicy*, std::shared_ptr<const access::AccessList>> compiled;
+  const auto add = [&](const config::PathSpec& p) {
+    const auto* pol = p.policy.get();
+    std::shared_ptr<const access::AccessList> acl;
+    if (pol != nullptr && (!pol->allow_source_ranges.empty() || !pol->deny_source_ranges.empty())) {
+      auto& slot = compiled[pol];
+      if (!slot) {
+        auto list = std::make_shared<access::AccessList>();
+        add_cidrs(pol->allow_source_ranges, list->allow, p.where, "allowlist-source-range", pol->resource,
+                  diag);
+        add_cidrs(pol->deny_source_ranges, list->deny, p.where, "denylist-source-range", pol->resource, diag);
+        slot = std::move(list);
+      }
+      acl = slot;
+    }
+    out.route_access.push_back(std::move(acl));
+  };
+  for (const auto& r : out.config.routes) {
+    for (const auto& p : r.paths) add(p);
+  }
+  if (out.config.default_backend) add(*out.config.default_backend);
+  const auto& cfg = out.config;
+  add_cidrs(cfg.allow_source_ranges, out.global_access.allow, {cfg.file, 0}, "access.allow", "", diag);
+  add_cidrs(cfg.deny_source_ranges, out.global_access.deny, {cfg.file, 0}, "access.deny", "", diag);
+  for (std::size_t i = 0; i < cfg.trusted_proxies.size(); ++i) {
+    const auto c = access::parse_cidr(cfg.trusted_proxies[i]);
+    if (!c) {
+      diag.error(cfg.file, 0, "trusted_proxies[" + std::to_string(i) + "]",
+                 "invalid CIDR '" + cfg.trusted_proxies[i] + "'");
+      continue;
+    }
+    out.trusted_proxies.add(*c);
+  }
+}
+
+}  // namespace
+
+void merge(config::Config& config, ingress::Translation translation) {
+  // Static routes first: they win over Ingresses claiming the same host and path.
+  for (auto& r : translation.routes) config.routes.push_back(std::move(r));
+  if (!config.default_backend) config.default_backend = std::move(translation.default_backend);
+  for (auto& c : translation.certificates) config.tls.certificates.push_back(std::move(c));
+}
+
+CompiledPolicy compile(config::Config config, config::Diagnostics& diag, ingress::TranslationStats stats) {
+  CompiledPolicy out;
+  out.ingress = stats;
+  fail_unsupported(config, diag);
+  out.host_policies = host_tls_policies(config, diag);
+  out.config = std::move(config);
+  access_lists(out, diag);
+  return out;
+}
+
+std::optional<CompiledPolicy> load_and_compile(config::Config config, config::Diagnostics& diag,
+                                               ingress::DirectoryLoader* loader) {
+  ingress::TranslationStats stats;
+  if (!config.ingress.dir.empty()) {
+    auto loaded = loader ? loader->load(config.ingress.dir) : ingress::load_directory(config.ingress.dir);
+    for (const auto& d : loaded.diagnostics.entries()) diag.add(d);
+    if (loaded.broken_files > 0) return std::nullopt;  // a change that does not load as a whole
+    auto t = ingress::translate(loaded.resources, config.ingress, diag);
+    stats = t.stats;
+    merge(config, std::move(t));
+  }
+  return compile(std::move(config), diag, stats);
+}
+
+}  // namespace phigate::compile
