@@ -11,6 +11,7 @@
 #include <unordered_set>
 
 #include "names_impl.hpp"
+#include "phigate/core/host_map.hpp"
 #include "phigate/ingress/annotations.hpp"
 
 namespace phigate::ingress {
@@ -499,10 +500,8 @@ class Translator {
           const bool ruled = std::any_of(hosts.begin(), hosts.end(), [&](const HostPaths& hp) {
             // A rule host without paths is served only through this Ingress's defaultBackend.
             if ((hp.paths.empty() && !ing.default_backend) || hp.host.empty()) return false;
-            if (hp.host == h) return true;
-            // A "*.suffix" TLS entry is used by the rule hosts under it.
-            const auto dot = hp.host.find('.');
-            return h.rfind("*.", 0) == 0 && dot != std::string::npos && hp.host.substr(dot) == h.substr(1);
+            // Exact, or a "*.suffix" TLS entry used by the rule hosts one label under it.
+            return core::host_matches(h, hp.host);
           });
           if (ruled) continue;
           diag_.warning(

@@ -3,6 +3,7 @@
 #include <array>
 #include <vector>
 
+#include "phigate/core/host_map.hpp"
 #include "phigate/http/headers.hpp"
 #include "phigate/http/host.hpp"
 #include "phigate/http/path.hpp"
@@ -54,12 +55,8 @@ bool hsts_applies(const Snapshot& snap, std::string_view host, const config::Rou
   if (!snap.config) return true;
   const auto& off = snap.config->tls.hsts.disabled_hosts;
   if (off.empty()) return true;
-  const auto dot = host.find('.');
   for (const auto& h : off) {
-    if (h == host) return false;
-    if (h.rfind("*.", 0) == 0 && dot != std::string_view::npos && dot > 0 &&
-        std::string_view(h).substr(2) == host.substr(dot + 1))
-      return false;
+    if (core::host_matches(h, host)) return false;  // exact, or "*.suffix" one label deeper
   }
   return true;
 }
