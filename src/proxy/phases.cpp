@@ -20,19 +20,10 @@ Decision refuse(Outcome o, ErrorKind k, std::string context, bool must_close) {
   return Decision{o, Error::downstream(k, std::move(context)), must_close};
 }
 
-/// Request-smuggling and desync defences beyond llhttp's strict parsing. Returns why the request
-/// must be refused (400, connection closed), or nullptr.
+/// An absolute-form target must name the Host's host. Returns why the request must be refused
+/// (400, connection closed), or nullptr. (Version, h2c and repeated Upgrade are the HTTP/1 codec's
+/// refusals: http::Http1Exchange::feed_head; an HTTP/2 codec has its own.)
 const char* strict_violation(const http::MessageHead& head, std::string_view host) {
-  // Only HTTP/1.0 and 1.1 are spoken here; llhttp also admits 0.9 and 2.0 request lines. (The
-  // HTTP/1 parser refuses these too; kept here so that no codec can let one through.)
-  if (head.version_major != 1 || head.version_minor > 1) return "unsupported HTTP version";
-  // h2c would switch protocols under our feet (RFC 9113 §3.1 removed it; proxies must not relay it).
-  if (const auto* up = head.headers.find("upgrade")) {
-    bool h2c = false;
-    http::for_each_token(*up, [&](std::string_view t) { h2c = h2c || http::iequals(t, "h2c"); });
-    if (h2c) return "Upgrade: h2c";
-  }
-  if (head.headers.count("upgrade") > 1) return "repeated Upgrade";
   // RFC 9112 §3.2.2: an absolute-form target's authority replaces Host; a different Host is an
   // attempt to route by one name and be served as another.
   std::string_view t = head.target;

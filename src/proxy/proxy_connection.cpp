@@ -393,9 +393,9 @@ net::awaitable<bool> ProxyConnection::serve_one(InFlight& f) {
 
 net::awaitable<std::optional<Error>> ProxyConnection::flush_upstream(const upstream::Timeouts& t,
                                                                      Retryable r) {
-  auto err = co_await link_.send(up_out_, r, t, *this);
+  auto [ec, n] = co_await link_.send(up_out_, t, *this);
   up_out_.clear();
-  co_return err;
+  co_return link_.sent(ec, r, *this);
 }
 
 net::awaitable<std::optional<Error>> ProxyConnection::send_request(InFlight& f, const upstream::Timeouts& t) {
@@ -464,7 +464,8 @@ net::awaitable<std::optional<Error>> ProxyConnection::relay_response(InFlight& f
         if (ec) co_return Error::downstream(ErrorKind::ClientClosed, "client gone");
       }
       Error err;
-      const auto rs = co_await link_.read(t, *this, err);
+      auto [ec, n] = co_await link_.read(t, *this);
+      const auto rs = link_.received(ec, n, *this, err);
       if (rs == upstream::Link::ReadStatus::Error) co_return err;
       if (rs == upstream::Link::ReadStatus::Eof) {
         st = ex_.upstream_eof(out_);  // completes a body delimited by close (RFC 9112 §6.3 rule 8)
@@ -515,10 +516,12 @@ net::awaitable<bool> ProxyConnection::proxy_request(InFlight& f) {
     timed_out_ = false;
     f.facts.upstream = ep->key;
     f.facts.upstream_attempts = static_cast<unsigned>(attempt) + 1;
-    if (auto err = co_await link_.open(*ep, attempt, worker_.now(), t, *this)) {
-      PHI_LOG_DEBUG("[w{} c{}] upstream {}: {}", worker_.id(), id_, ep->key, err->to_string());
-      f.facts.outcome = core::outcome_of(*err);
-      co_return co_await reply_error(f, *err, !ex_.request_complete());
+    if (!link_.take_pooled(*ep, attempt, worker_.now())) {
+      if (auto err = co_await link_.connect(*ep, t, *this)) {
+        PHI_LOG_DEBUG("[w{} c{}] upstream {}: {}", worker_.id(), id_, ep->key, err->to_string());
+        f.facts.outcome = core::outcome_of(*err);
+        co_return co_await reply_error(f, *err, !ex_.request_complete());
+      }
     }
     f.up_sent = Clock::now();
     // 0 for a pooled connection; on a retry this attempt's figure replaces the first one's.

@@ -24,6 +24,11 @@ const Endpoint* pick_endpoint(const Cluster& cluster, std::size_t& cursor) noexc
 
 net::awaitable<std::optional<Error>> Link::open(const Endpoint& ep, int attempt, Clock::time_point now,
                                                 Timeouts t, Deadline& d) {
+  if (take_pooled(ep, attempt, now)) co_return std::nullopt;
+  co_return co_await connect(ep, t, d);
+}
+
+bool Link::take_pooled(const Endpoint& ep, int attempt, Clock::time_point now) {
   discard();
   in_.consume(in_.size());
   key_ = ep.key;
@@ -31,10 +36,16 @@ net::awaitable<std::optional<Error>> Link::open(const Endpoint& ep, int attempt,
   connect_time_ = Clock::duration::zero();
   conn_ = attempt == 0 ? pool_.acquire(ep.key, now) : std::nullopt;
   reused_ = conn_.has_value();
-  if (reused_) {
-    stats_.upstream_reuses.inc();
-    co_return std::nullopt;
-  }
+  if (reused_) stats_.upstream_reuses.inc();
+  return reused_;
+}
+
+net::awaitable<std::optional<Error>> Link::connect(const Endpoint& ep, Timeouts t, Deadline& d) {
+  discard();
+  in_.consume(in_.size());
+  key_ = ep.key;
+  got_bytes_ = false;
+  reused_ = false;
   conn_.emplace(Connection{net::tcp::socket(io_)});
   const auto start = Clock::now();
   d.arm_upstream(Deadline::Wait::Connect, t.connect);
@@ -54,41 +65,27 @@ net::awaitable<std::optional<Error>> Link::open(const Endpoint& ep, int attempt,
   co_return std::nullopt;
 }
 
-net::awaitable<std::optional<Error>> Link::send(std::string_view bytes, Retryable r, Timeouts t,
-                                                Deadline& d) {
-  if (!conn_) co_return Error::upstream(ErrorKind::UpstreamReset, Retryable::No, "not connected");
-  d.arm_upstream(Deadline::Wait::Send, t.send);
-  auto [ec, written] = co_await net::asio::async_write(
-      conn_->socket, net::asio::buffer(bytes.data(), bytes.size()), net::use_awaitable_tuple);
-  if (ec) {
-    co_return Error::upstream(d.upstream_timed_out() ? ErrorKind::UpstreamTimeout : ErrorKind::UpstreamReset,
-                              r, ec.message());
-  }
-  co_return std::nullopt;
+std::optional<Error> Link::sent(net::error_code ec, Retryable r, const Deadline& d) const {
+  if (!ec) return std::nullopt;
+  return Error::upstream(d.upstream_timed_out() ? ErrorKind::UpstreamTimeout : ErrorKind::UpstreamReset, r,
+                         ec.message());
 }
 
-net::awaitable<Link::ReadStatus> Link::read(Timeouts t, Deadline& d, Error& error) {
-  if (!conn_) {
-    error = Error::upstream(ErrorKind::UpstreamReset, Retryable::No, "not connected");
-    co_return ReadStatus::Error;
-  }
-  d.arm_upstream(Deadline::Wait::Read, t.read);
-  auto [ec, n] = co_await conn_->socket.async_read_some(net::asio::buffer(in_.space(), in_.space_size()),
-                                                        net::use_awaitable_tuple);
+Link::ReadStatus Link::received(net::error_code ec, std::size_t n, const Deadline& d, Error& error) {
   if (!ec && n > 0) {
     got_bytes_ = true;
     in_.commit(n);
-    co_return ReadStatus::Data;
+    return ReadStatus::Data;
   }
   if (d.upstream_timed_out()) {
     stats_.upstream_timeouts.inc();
     error = Error::upstream(ErrorKind::UpstreamTimeout, Retryable::No, "upstream timeout");
-    co_return ReadStatus::Error;
+    return ReadStatus::Error;
   }
-  if (ec == net::asio::error::eof || (!ec && n == 0)) co_return ReadStatus::Eof;
+  if (ec == net::asio::error::eof || (!ec && n == 0)) return ReadStatus::Eof;
   error = Error::upstream(ErrorKind::UpstreamReset, got_bytes_ ? Retryable::No : Retryable::OnlyIfReused,
                           ec.message());
-  co_return ReadStatus::Error;
+  return ReadStatus::Error;
 }
 
 void Link::finish(bool reusable, Clock::time_point now) {

@@ -88,14 +88,16 @@ class UpstreamLink : public ::testing::Test {
     std::string req = "GET ";
     req += target;
     req += " HTTP/1.1\r\nHost: upstream.test\r\n\r\n";
-    r.error = co_await link_.send(req, core::Retryable::OnlyIfReused, timeouts_, deadline_);
+    auto [wec, written] = co_await link_.send(req, timeouts_, deadline_);
+    r.error = link_.sent(wec, core::Retryable::OnlyIfReused, deadline_);
     if (r.error) co_return r;
     http::Parser parser(http::Parser::Kind::Response, {});
     for (;;) {
       auto& in = link_.input();
       if (in.empty()) {
         core::Error err;
-        const auto st = co_await link_.read(timeouts_, deadline_, err);
+        auto [ec, n] = co_await link_.read(timeouts_, deadline_);
+        const auto st = link_.received(ec, n, deadline_, err);
         if (st == Link::ReadStatus::Error) {
           r.error = err;
           co_return r;

@@ -28,7 +28,11 @@ void to_lower_in_place(std::string& s) noexcept;
 inline bool iequals(std::string_view a, std::string_view b) noexcept {
   if (a.size() != b.size()) return false;
   for (std::size_t i = 0; i < a.size(); ++i) {
-    if (to_lower(a[i]) != to_lower(b[i])) return false;
+    const auto x = static_cast<unsigned char>(a[i]);
+    const auto y = static_cast<unsigned char>(b[i]);
+    if (x == y) continue;  // the common case (same case) costs one compare
+    const auto lx = static_cast<unsigned char>(x | 0x20);
+    if (lx != (y | 0x20) || lx < 'a' || lx > 'z') return false;
   }
   return true;
 }

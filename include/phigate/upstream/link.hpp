@@ -61,14 +61,32 @@ class Link {
   /// `now`: the worker's coarse clock (pool idle checks).
   net::awaitable<std::optional<core::Error>> open(const Endpoint& ep, int attempt, Clock::time_point now,
                                                   Timeouts t, Deadline& d);
-  /// Writes all of `bytes`; a failure is an upstream error with retry class `r`.
-  net::awaitable<std::optional<core::Error>> send(std::string_view bytes, core::Retryable r, Timeouts t,
-                                                  Deadline& d);
+  /// open() in two steps, so that the hot path (a pooled connection) costs no coroutine frame:
+  /// take_pooled() is open() when it returns true; otherwise co_await connect().
+  bool take_pooled(const Endpoint& ep, int attempt, Clock::time_point now);
+  net::awaitable<std::optional<core::Error>> connect(const Endpoint& ep, Timeouts t, Deadline& d);
+
+  /// Writes all of `bytes` (the caller keeps them alive until it resumes): co_await it, then
+  /// pass the result to sent(). Not a coroutine itself: one frame less per write.
+  auto send(std::string_view bytes, Timeouts t, Deadline& d) {
+    d.arm_upstream(Deadline::Wait::Send, t.send);
+    return net::asio::async_write(conn_->socket, net::asio::buffer(bytes.data(), bytes.size()),
+                                  net::use_awaitable_tuple);
+  }
+  /// What a send() came to: nothing, or an upstream error with retry class `r`.
+  std::optional<core::Error> sent(net::error_code ec, core::Retryable r, const Deadline& d) const;
+
   enum class ReadStatus { Data, Eof, Error };
-  /// Reads what the upstream sends into input(). Eof: the upstream closed cleanly (the codec
-  /// decides whether that ends the response). Error: `error` says why (timeout or reset; retry
-  /// class OnlyIfReused while no response byte has arrived on this attempt).
-  net::awaitable<ReadStatus> read(Timeouts t, Deadline& d, core::Error& error);
+  /// Reads what the upstream sends into input(): co_await it, then pass the result to received().
+  auto read(Timeouts t, Deadline& d) {
+    d.arm_upstream(Deadline::Wait::Read, t.read);
+    return conn_->socket.async_read_some(net::asio::buffer(in_.space(), in_.space_size()),
+                                         net::use_awaitable_tuple);
+  }
+  /// What a read() came to. Data: `n` bytes were added to input(). Eof: the upstream closed
+  /// cleanly (the codec decides whether that ends the response). Error: `error` says why (timeout
+  /// or reset; retry class OnlyIfReused while no response byte has arrived on this attempt).
+  ReadStatus received(net::error_code ec, std::size_t n, const Deadline& d, core::Error& error);
   net::Buffer& input() noexcept { return in_; }
 
   /// The exchange ended. Any byte left in input() was sent by nobody's request: it is counted

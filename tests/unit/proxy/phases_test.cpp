@@ -272,21 +272,6 @@ TEST(HostPhase, OneValidHostMatchingTheAbsoluteForm) {
   EXPECT_EQ(ok.r.host_norm, "app.example");
 }
 
-TEST(HostPhase, RefusesWhatTheCodecShouldHaveRefused) {
-  Fixture f;
-  const auto peer = access::parse_address("198.51.100.7");
-  Req v("/", "a.example");
-  v.head.version_major = 2;
-  v.head.version_minor = 0;
-  ASSERT_TRUE(phase::host(v.r, f.snap, plain(peer)));
-  Req h2c("/", "a.example");
-  h2c.head.headers.add("Upgrade", "foo, H2C");
-  const auto d = phase::host(h2c.r, f.snap, plain(peer));
-  ASSERT_TRUE(d);
-  EXPECT_EQ(d->outcome, Outcome::StrictHttp);
-  EXPECT_EQ(d->error.context, "Upgrade: h2c");
-}
-
 TEST(TargetPhase, NormalisesOrRefuses) {
   Fixture f;
   const auto peer = access::parse_address("198.51.100.7");
