@@ -19,13 +19,11 @@ constexpr std::string_view kMarker = "PHI-of-someone-else";
 constexpr std::size_t kAll = static_cast<std::size_t>(-1);
 
 /// Feeds `bytes` as a caller would: pieces of `step` bytes appended to a buffer from which the
-/// codec's `used` is removed. `used` is how many of `bytes` were consumed in all.
-struct HeadRun {
-  HS st = HS::NeedMore;
-  std::size_t used = 0;
-};
-HeadRun feed_head(Http1Exchange& ex, std::string_view bytes, std::size_t step = kAll) {
-  HeadRun r;
+/// codec's `used` is removed, until `feed(data, len, used)` returns something else than NeedMore.
+/// `used` is how many of `bytes` were consumed in all.
+template <class Status, class Feed>
+Status feed_split(std::string_view bytes, std::size_t step, std::size_t& used_total, Feed feed) {
+  Status st = Status::NeedMore;
   std::string buf;
   std::size_t off = 0;
   while (off < bytes.size()) {
@@ -33,11 +31,22 @@ HeadRun feed_head(Http1Exchange& ex, std::string_view bytes, std::size_t step = 
     buf.append(bytes.substr(off, n));
     off += n;
     std::size_t used = 0;
-    r.st = ex.feed_head(buf.data(), buf.size(), used);
+    st = feed(buf.data(), buf.size(), used);
     buf.erase(0, used);
-    r.used += used;
-    if (r.st != HS::NeedMore) break;
+    used_total += used;
+    if (st != Status::NeedMore) break;
   }
+  return st;
+}
+
+struct HeadRun {
+  HS st = HS::NeedMore;
+  std::size_t used = 0;
+};
+HeadRun feed_head(Http1Exchange& ex, std::string_view bytes, std::size_t step = kAll) {
+  HeadRun r;
+  r.st = feed_split<HS>(bytes, step, r.used,
+                        [&](const char* d, std::size_t n, std::size_t& u) { return ex.feed_head(d, n, u); });
   return r;
 }
 
@@ -49,18 +58,9 @@ struct BodyRun {
 BodyRun feed_body(Http1Exchange& ex, std::string_view bytes, std::uint64_t limit = 0,
                   std::size_t step = kAll) {
   BodyRun r;
-  std::string buf;
-  std::size_t off = 0;
-  while (off < bytes.size()) {
-    const auto n = std::min(step, bytes.size() - off);
-    buf.append(bytes.substr(off, n));
-    off += n;
-    std::size_t used = 0;
-    r.st = ex.feed_body(buf.data(), buf.size(), used, r.out, limit);
-    buf.erase(0, used);
-    r.used += used;
-    if (r.st != BS::NeedMore) break;
-  }
+  r.st = feed_split<BS>(bytes, step, r.used, [&](const char* d, std::size_t n, std::size_t& u) {
+    return ex.feed_body(d, n, u, r.out, limit);
+  });
   return r;
 }
 
@@ -71,18 +71,9 @@ struct RespRun {
 };
 RespRun feed_response(Http1Exchange& ex, std::string_view bytes, std::size_t step = kAll) {
   RespRun r;
-  std::string buf;
-  std::size_t off = 0;
-  while (off < bytes.size()) {
-    const auto n = std::min(step, bytes.size() - off);
-    buf.append(bytes.substr(off, n));
-    off += n;
-    std::size_t used = 0;
-    r.st = ex.feed_response(buf.data(), buf.size(), used, r.out);
-    buf.erase(0, used);
-    r.used += used;
-    if (r.st != RS::NeedMore) break;
-  }
+  r.st = feed_split<RS>(bytes, step, r.used, [&](const char* d, std::size_t n, std::size_t& u) {
+    return ex.feed_response(d, n, u, r.out);
+  });
   return r;
 }
 
