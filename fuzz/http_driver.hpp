@@ -1,7 +1,6 @@
 #pragma once
-// Drives http::Parser the way the proxy does (src/proxy/connection_core.hpp read_request_head,
-// proxy_connection.cpp send_request/relay_response): bytes arrive in reads of fuzzer-chosen sizes
-// and are appended to one buffer; feed() the unconsumed bytes (never an empty buffer), take the
+// Drives http::Parser the way the HTTP/1 codec does (src/http/exchange.cpp: feed_head,
+// feed_body, feed_response): bytes arrive in reads of fuzzer-chosen sizes and are appended to one buffer; feed() the unconsumed bytes (never an empty buffer), take the
 // body views, consume what feed() used, resume after each pause, and finish() at EOF. Every step
 // checks the contract of include/phigate/http/parser.hpp, and the outcome (heads, bodies, error)
 // is compared across splittings: a parser whose verdict depends on TCP segmentation lets an

@@ -35,7 +35,7 @@ struct ConnectionView {
 struct Decision {
   core::Outcome outcome;
   core::Error error;        // status and reason come from error.kind (core::kind_info); context never PHI
-  bool must_close = false;  // same choices as today's reply_error(..., must_close)
+  bool must_close = false;  // close after the reply even if the codec would keep the connection
 };
 
 using PhaseResult = std::optional<Decision>;  // nullopt: continue with the next phase

@@ -20,7 +20,7 @@
 namespace phigate::proxy::detail {
 
 /// What the worker's registry knows of a connection: its deadline, and how to stop it.
-/// Implementations: HttpsConnection (proxying) and RedirectConnection (plain HTTP).
+/// One implementation: ProxyConnection (TLS or plain HTTP, proxy_connection.hpp).
 class ConnectionBase {
  public:
   virtual ~ConnectionBase() = default;
