@@ -1,4 +1,4 @@
-// libFuzzer target: Ingress annotation values (include/phigate/ingress/annotations.hpp).
+// libFuzzer target: Ingress annotation values (phigate/ingress/annotations.hpp).
 // Input: lines of `name=value`; a name without '/' gets the nginx.ingress.kubernetes.io/ prefix,
 // one starting with '+' the phigate.io/ prefix. Properties: nothing fails open (an access-control
 // annotation either yields a restriction or an error), Secret references never leave the

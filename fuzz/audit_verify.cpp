@@ -1,4 +1,4 @@
-// libFuzzer target: `audit verify` (include/phigate/audit/verify.hpp) on mutated segments.
+// libFuzzer target: `audit verify` (phigate/audit/verify.hpp) on mutated segments.
 // The seed is a genuine sealed segment written by audit::Writer with a fixed test key, with the
 // writer's state file (fuzz/audit_verify.state); the fuzzer mutates the segment. verify() must never
 // crash and never call a mutated segment intact: a forged or altered PHI access log that verifies

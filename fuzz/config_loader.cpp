@@ -1,4 +1,4 @@
-// libFuzzer target: the phigate.yaml loader (include/phigate/config/loader.hpp) on arbitrary text.
+// libFuzzer target: the phigate.yaml loader (phigate/config/loader.hpp) on arbitrary text.
 // Properties: nothing throws past the loader (the control plane reports Diagnostics at its edge);
 // a config comes back exactly when there is no error; every diagnostic is one line, so a key or
 // value in the file cannot forge extra lines in `phigate validate` output or the log (log injection).

@@ -1,4 +1,4 @@
-// libFuzzer target: Host field validation (include/phigate/http/host.hpp). Routing, TLS policy and
+// libFuzzer target: Host field validation (phigate/http/host.hpp). Routing, TLS policy and
 // access rules key on the Host value and it is forwarded; a value two parsers split differently
 // (`a.example:@b.example`, `a.example/..`, `a.example\b`) is a routing-confusion attack. Property:
 // an accepted value is empty, or a reg-name or IP literal with an optional port, checked here by an

@@ -1,10 +1,11 @@
 #pragma once
 // Drives http::Parser the way the HTTP/1 codec does (src/http/exchange.cpp: feed_head,
-// feed_body, feed_response): bytes arrive in reads of fuzzer-chosen sizes and are appended to one buffer; feed() the unconsumed bytes (never an empty buffer), take the
-// body views, consume what feed() used, resume after each pause, and finish() at EOF. Every step
-// checks the contract of include/phigate/http/parser.hpp, and the outcome (heads, bodies, error)
-// is compared across splittings: a parser whose verdict depends on TCP segmentation lets an
-// attacker make the proxy and the backend see different messages (request smuggling).
+// feed_body, feed_response): bytes arrive in reads of fuzzer-chosen sizes and are appended to one
+// buffer; feed() the unconsumed bytes (never an empty buffer), take the body views, consume what
+// feed() used, resume after each pause, and finish() at EOF. Every step checks the contract of
+// phigate/http/parser.hpp, and the outcome (heads, bodies, error) is compared across splittings: a
+// parser whose verdict depends on TCP segmentation lets an attacker make the proxy and the backend
+// see different messages (request smuggling).
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>

@@ -1,4 +1,4 @@
-// libFuzzer target: the Kubernetes manifest loader (include/phigate/ingress/loader.hpp, load_text,
+// libFuzzer target: the Kubernetes manifest loader (phigate/ingress/loader.hpp, load_text,
 // which is what load_directory runs per file) followed by translate() on what it read.
 // Properties: nothing throws; a broken file contributes no object (src/ingress/README.md: a file
 // parses completely before any object is read); every diagnostic names its file and is one line

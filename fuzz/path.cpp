@@ -1,4 +1,4 @@
-// libFuzzer target: request-target normalisation (include/phigate/http/path.hpp). Routing and
+// libFuzzer target: request-target normalisation (phigate/http/path.hpp). Routing and
 // access rules match the normalised path, so any way to make it differ from what the backend
 // resolves (a dot segment, a double slash, an encoded '/' decoded late) bypasses a path rule.
 #include <cstddef>

@@ -1,4 +1,4 @@
-// libFuzzer target: the PROXY protocol v1/v2 header parser (include/phigate/net/proxy_protocol.hpp).
+// libFuzzer target: the PROXY protocol v1/v2 header parser (phigate/net/proxy_protocol.hpp).
 // The connection re-parses its growing buffer after each read, so the verdict must not depend on
 // how the header was split: NeedMore on every proper prefix of a header, then the same Done (or
 // Invalid from the first impossible byte on) whatever follows. A header whose end moves with later

@@ -1,8 +1,8 @@
 #pragma once
-// Private to proxy: the worker behind proxy::Worker (include/phigate/proxy/worker.hpp). One worker: one
-// thread, one io_context, its own SO_REUSEPORT acceptors, upstream pool, metrics shard, connection registry
-// and current snapshot. Connections live and die here. Other threads talk to a worker only by posting to io()
-// (adopt, begin_drain).
+// Private to proxy: the worker behind proxy::Worker (phigate/proxy/worker.hpp). One worker: one
+// thread, one io_context, its own SO_REUSEPORT acceptors, upstream pool, metrics shard,
+// connection registry and current snapshot. Connections live and die here. Other threads talk to
+// a worker only by posting to io() (adopt, begin_drain).
 #include <chrono>
 #include <cstdint>
 #include <memory>
