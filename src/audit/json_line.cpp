@@ -127,7 +127,7 @@ void JsonLine::grow(std::size_t n) {
 }
 
 void JsonLine::put(std::string_view s) {
-  std::memcpy(room(s.size()), s.data(), s.size());
+  if (!s.empty()) std::memcpy(room(s.size()), s.data(), s.size());
   size_ += s.size();
 }
 
@@ -177,7 +177,8 @@ void JsonLine::plain_field(std::string_view k, std::string_view value) {
   key(k);
   char* p = room(value.size() + 2);
   *p++ = '"';
-  std::memcpy(p, value.data(), value.size());
+  // An empty view may have a null data(): memcpy must not see it (UBSan nonnull).
+  if (!value.empty()) std::memcpy(p, value.data(), value.size());
   p += value.size();
   *p++ = '"';
   size_ = static_cast<std::size_t>(p - data_.get());
