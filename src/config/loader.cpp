@@ -416,13 +416,26 @@ void read_root(Reader& r, const YAML::Node& root, Config& cfg) {
 
   if (const auto n = root["upstream"];
       n &&
-      r.expect_map(n, "upstream", {"keepalive_connections", "keepalive_timeout", "keepalive_requests"})) {
+      r.expect_map(n, "upstream",
+                   {"keepalive_connections", "keepalive_timeout", "keepalive_requests", "balance", "health",
+                    "retry", "tls", "upgrades"})) {
     auto& u = cfg.upstream;
     r.integer(n, "keepalive_connections", "upstream", u.keepalive_connections, std::size_t{0},
               std::size_t{100'000});
     r.duration(n, "keepalive_timeout", "upstream", u.keepalive_timeout);
     r.integer(n, "keepalive_requests", "upstream", u.keepalive_requests, std::size_t{1},
               std::size_t{1'000'000'000});
+
+    // --- upstream.balance ---
+
+    // --- upstream.health ---
+
+    // --- upstream.retry ---
+
+    // --- upstream.tls ---
+
+    // --- upstream.upgrades ---
+
   }
 
   r.string_list(root, "trusted_proxies", "", cfg.trusted_proxies);

@@ -506,8 +506,16 @@ net::awaitable<bool> ProxyConnection::proxy_request(InFlight& f) {
   up_head_.clear();
   ex_.append_upstream_head(up_head_, r.target);
   const upstream::Timeouts t{r.limits.connect, r.limits.send, r.limits.read};
+  auto& balancer = worker_.balancer(r.route->target);
+  std::array<std::size_t, 8> tried{};  // endpoints already tried by this request (the first 8)
+  std::size_t tried_n = 0;
   for (int attempt = 0;; ++attempt) {
-    const auto* ep = upstream::pick_endpoint(cluster, worker_.endpoint_cursor(r.route->target));
+    upstream::PickInput in;
+    in.now = worker_.now();
+    in.tried = std::span<const std::size_t>(tried.data(), tried_n);
+    const auto picked = upstream::pick(cluster, balancer, in);
+    const auto* ep = picked.index == upstream::kNoEndpoint ? nullptr : &cluster.endpoints[picked.index];
+    if (ep != nullptr && tried_n < tried.size()) tried[tried_n++] = picked.index;
     if (ep == nullptr) {
       const auto err = Error::upstream(ErrorKind::NoHealthyEndpoint, Retryable::No);
       f.facts.outcome = core::outcome_of(err);

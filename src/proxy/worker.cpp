@@ -38,7 +38,7 @@ WorkerImpl::WorkerImpl(unsigned id, SnapshotPtr initial, audit::Writer* audit)
       snapshot_(std::move(initial)),
       pool_(pool_limits(snapshot_->config->upstream), &stats_.upstream_unsolicited),
       audit_(audit) {
-  rr_.assign(snapshot_->clusters.size(), 0);
+  reset_balancers();
 }
 
 void WorkerImpl::add_listener(net::tcp::acceptor acceptor, ListenerKind kind) {
@@ -55,13 +55,21 @@ void WorkerImpl::run() {
 
 void WorkerImpl::adopt(SnapshotPtr snap) {
   snapshot_ = std::move(snap);
-  rr_.assign(snapshot_->clusters.size(), 0);
+  reset_balancers();
   pool_.set_limits(pool_limits(snapshot_->config->upstream));
 }
 
-std::size_t& WorkerImpl::endpoint_cursor(std::size_t cluster) {
-  if (cluster >= rr_.size()) rr_.resize(cluster + 1, 0);
-  return rr_[cluster];
+void WorkerImpl::reset_balancers() {
+  const auto& clusters = snapshot_->clusters;
+  balancers_.assign(clusters.size(), upstream::BalancerState{});
+  for (std::size_t i = 0; i < clusters.size(); ++i) balancers_[i].reset(clusters[i]);
+}
+
+upstream::BalancerState& WorkerImpl::balancer(std::size_t cluster) {
+  // A request pinned to an older snapshot may name a cluster index past the current ones; the
+  // state adapts to the cluster it is used with (BalancerState tolerates a size change).
+  if (cluster >= balancers_.size()) balancers_.resize(cluster + 1);
+  return balancers_[cluster];
 }
 
 void WorkerImpl::audit_submit(std::string_view line) {

@@ -15,6 +15,7 @@
 #include "phigate/net/asio.hpp"
 #include "phigate/proxy/snapshot.hpp"
 #include "phigate/proxy/worker.hpp"
+#include "phigate/upstream/balancer.hpp"
 #include "phigate/upstream/pool.hpp"
 
 namespace phigate::proxy::detail {
@@ -76,8 +77,8 @@ class WorkerImpl final : public Worker {
   Clock::time_point now() const noexcept { return now_; }
   bool draining() const noexcept { return draining_; }
   std::uint64_t next_connection_id() noexcept { return ++conn_ids_; }
-  /// Round-robin position for a cluster of this worker's current snapshot (upstream::pick_endpoint).
-  std::size_t& endpoint_cursor(std::size_t cluster);
+  /// This worker's balancing state for a cluster of its current snapshot (upstream::pick).
+  upstream::BalancerState& balancer(std::size_t cluster);
 
   /// Audit log: on, and able to take records (false: fail closed unless overflow is `block`).
   bool audit_on() const noexcept { return audit_ != nullptr; }
@@ -112,7 +113,8 @@ class WorkerImpl final : public Worker {
   bool draining_ = false;
   std::uint64_t conn_ids_ = 0;
   std::uint16_t https_port_ = 443;
-  std::vector<std::size_t> rr_;  // per cluster of snapshot_
+  void reset_balancers();
+  std::vector<upstream::BalancerState> balancers_;  // per cluster of snapshot_
   ConnectionBase* head_ = nullptr;
   std::size_t conn_count_ = 0;
   net::asio::steady_timer ticker_{io_};

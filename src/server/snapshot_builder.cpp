@@ -3,6 +3,7 @@
 #include "phigate/compile/policy.hpp"
 #include "phigate/net/socket.hpp"
 #include "phigate/server/server.hpp"
+#include "phigate/upstream/health.hpp"
 
 namespace phigate::server {
 
@@ -43,8 +44,23 @@ proxy::SnapshotPtr build_snapshot(config::Config config, std::shared_ptr<tls::Ti
                    p.policy ? p.policy->resource : "");
         continue;
       }
-      c.endpoints.push_back({*ep, net::to_string(*ep)});
+      upstream::Endpoint e;
+      e.address = *ep;
+      e.key = net::to_string(*ep);
+      // --- health: state shared by every worker ---
+      e.health = std::make_shared<upstream::EndpointHealth>();
+
+      c.endpoints.push_back(std::move(e));
     }
+    // --- health ---
+    c.health = std::make_shared<upstream::HealthGroup>();
+
+    // --- balancing ---
+
+    // --- retries ---
+
+    // --- TLS to the backend ---
+
     snap->clusters.push_back(std::move(c));
   };
   for (const auto& r : cfg->routes) {

@@ -17,11 +17,6 @@ bool is_safe_method(std::string_view m) noexcept {
 
 }  // namespace
 
-const Endpoint* pick_endpoint(const Cluster& cluster, std::size_t& cursor) noexcept {
-  if (cluster.endpoints.empty()) return nullptr;
-  return &cluster.endpoints[cursor++ % cluster.endpoints.size()];
-}
-
 net::awaitable<std::optional<Error>> Link::open(const Endpoint& ep, int attempt, Clock::time_point now,
                                                 Timeouts t, Deadline& d) {
   if (take_pooled(ep, attempt, now)) co_return std::nullopt;

@@ -273,7 +273,9 @@ TEST_F(UpstreamLink, SlowUpstreamEndsInATimeoutWhenTheDeadlineFires) {
 TEST_F(UpstreamLink, RefusedConnectIsAnUpstreamErrorAndLeavesNothingOpen) {
   // A port that was just free: bind, note it, close.
   net::tcp::acceptor probe(io_, net::tcp::endpoint(net::asio::ip::make_address("127.0.0.1"), 0));
-  Endpoint closed{probe.local_endpoint(), "closed"};
+  Endpoint closed;
+  closed.address = probe.local_endpoint();
+  closed.key = "closed";
   probe.close();
   std::optional<core::Error> failure;
   run([&]() -> net::awaitable<void> {

@@ -1,6 +1,7 @@
 // The upstream layer's pure rules: which endpoint, and whether a failed attempt may be sent again.
 #include <gtest/gtest.h>
 
+#include "phigate/upstream/balancer.hpp"
 #include "phigate/upstream/link.hpp"
 
 namespace phigate::upstream {
@@ -23,13 +24,19 @@ TEST(UpstreamRetryRule, OnlyTheFirstAttemptOnAReusedConnectionBeforeAnyByteOfASa
 
 TEST(UpstreamPick, RoundRobinOverTheClusterAndNothingFromAnEmptyOne) {
   Cluster c;
-  for (const char* k : {"e0", "e1", "e2"}) c.endpoints.push_back({net::tcp::endpoint{}, k});
-  std::size_t cursor = 0;
+  for (const char* k : {"e0", "e1", "e2"}) {
+    Endpoint e;
+    e.key = k;
+    c.endpoints.push_back(std::move(e));
+  }
+  BalancerState s;
+  s.reset(c);
   std::vector<std::string_view> seen;
-  for (int i = 0; i < 6; ++i) seen.push_back(pick_endpoint(c, cursor)->key);
+  for (int i = 0; i < 6; ++i) seen.push_back(c.endpoints[pick(c, s, {}).index].key);
   EXPECT_EQ(seen, (std::vector<std::string_view>{"e0", "e1", "e2", "e0", "e1", "e2"}));
   Cluster empty;
-  EXPECT_EQ(pick_endpoint(empty, cursor), nullptr);
+  s.reset(empty);
+  EXPECT_EQ(pick(empty, s, {}).index, kNoEndpoint);
 }
 
 }  // namespace

@@ -104,6 +104,17 @@ struct UpstreamSpec {
   std::size_t keepalive_connections = 64;  // idle connections kept per endpoint per worker
   Duration keepalive_timeout = 60s;        // an idle pooled connection is closed after this
   std::size_t keepalive_requests = 10000;  // requests on one upstream connection before closing it
+
+  // --- balancing (global default) ---
+
+  // --- health checks (global defaults, passive checks) ---
+
+  // --- retries (global defaults, retry budget) ---
+
+  // --- TLS to backends (require encryption) ---
+
+  // --- upgrades ---
+
 };
 
 enum class PathType { Exact, Prefix, ImplementationSpecific };
@@ -146,6 +157,15 @@ struct RoutePolicy {
   std::optional<Duration> read_timeout;
   LoadBalance load_balance = LoadBalance::RoundRobin;
   std::string upstream_hash_by;  // one validated variable, e.g. "$remote_addr"; empty: off
+
+  // --- balancing and affinity (affinity, session-cookie-*) ---
+
+  // --- health checks (phigate.io/health-check-*) ---
+
+  // --- retries (proxy-next-upstream*) ---
+
+  // --- upgrades (WebSocket) ---
+
 };
 using RoutePolicyPtr = std::shared_ptr<const RoutePolicy>;
 

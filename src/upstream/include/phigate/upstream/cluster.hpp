@@ -1,5 +1,9 @@
 #pragma once
-// A cluster: the endpoints one route forwards to. Immutable, part of the snapshot.
+// A cluster: the endpoints one route forwards to, and how it picks among them, checks them,
+// retries and encrypts. Immutable, part of the snapshot; the mutable state it points to (health,
+// shared by every worker) is made of atomics only.
+#include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -7,14 +11,62 @@
 
 namespace phigate::upstream {
 
+class EndpointHealth;  // upstream/health.hpp: shared by all workers, survives reloads
+class HealthGroup;     // upstream/health.hpp: per cluster (ejection cap)
+struct BackendTls;     // upstream/backend_tls.hpp: client context to an HTTPS backend
+
 struct Endpoint {
   net::tcp::endpoint address;
   std::string key;  // "ip:port": stable identity across reloads (pool, health)
+  std::uint32_t weight = 1;
+  /// EndpointSlice conditions.terminating (or serving=false): no new requests; requests in
+  /// flight finish.
+  bool terminating = false;
+
+  // --- health (active + passive) ---
+  std::shared_ptr<EndpointHealth> health;  // never null in a built snapshot
+};
+
+/// How a cluster picks an endpoint (RoutePolicy load-balance / upstream-hash-by / affinity).
+enum class BalanceKind { RoundRobin, LeastRequest, Ewma, Hash };
+enum class HashSource { None, RemoteAddr, Uri, Header, Cookie, Host };
+
+struct BalanceSettings {
+  BalanceKind kind = BalanceKind::RoundRobin;
+  HashSource hash_source = HashSource::None;
+  std::string hash_name;  // header or cookie name (lower-case header name)
+
+  // --- cookie affinity ---
+  bool affinity_cookie = false;
+  bool affinity_persistent = false;  // affinity-mode: persistent (else balanced)
+  std::string cookie_name = "INGRESSCOOKIE";
+  std::string cookie_path;           // empty: the route's path
+  std::uint64_t cookie_max_age = 0;  // seconds, 0: none
+  std::uint64_t cookie_expires = 0;  // seconds from now, 0: none
+  bool cookie_secure = false;
+  std::string cookie_samesite;  // "", Strict, Lax, None
+};
+
+/// proxy-next-upstream and friends (RoutePolicy over the global config).
+struct RetrySettings {
+  bool on_error = true;    // connect failure, reset before a response byte
+  bool on_timeout = true;  // connect timeout / read timeout before a response byte
+  bool on_502 = false, on_503 = false, on_504 = false;
+  unsigned tries = 3;  // attempts in all (proxy-next-upstream-tries; 0 = unlimited → endpoints)
+  std::chrono::milliseconds timeout{0};  // all attempts together (0: no limit)
 };
 
 struct Cluster {
   std::string name;  // route name, for logs
   std::vector<Endpoint> endpoints;
+  BalanceSettings balance;
+  RetrySettings retry;
+
+  // --- health ---
+  std::shared_ptr<HealthGroup> health;  // never null in a built snapshot
+
+  // --- TLS to the backend ---
+  std::shared_ptr<const BackendTls> tls;  // null: plain HTTP to the backend
 };
 
 }  // namespace phigate::upstream

@@ -41,10 +41,6 @@ class Deadline {
   ~Deadline() = default;
 };
 
-/// Round robin over a cluster's endpoints; `cursor` is the caller's position for that cluster.
-/// Null when the cluster has no endpoint.
-const Endpoint* pick_endpoint(const Cluster& cluster, std::size_t& cursor) noexcept;
-
 class Link {
  public:
   static constexpr std::size_t kBufferBytes = 16 * 1024;
