@@ -93,6 +93,16 @@ std::string render(std::span<const WorkerShard* const> shards, const ControlStat
           "response, or while idle in the pool).",
           [](const WorkerShard& s) { return s.upstream_unsolicited.get(); });
 
+  // --- health ---
+
+  // --- balancing and affinity ---
+
+  // --- retries ---
+
+  // --- TLS to backends ---
+
+  // --- upgrades ---
+
   auto responses =
       family("phigate_responses_total", "Responses sent to clients by status class.", MetricType::Counter);
   static constexpr const char* kClasses[] = {"none", "1xx", "2xx", "3xx", "4xx", "5xx"};

@@ -2,11 +2,14 @@
 
 #include <sys/socket.h>
 
+#include "balance_input.hpp"
 #include "phigate/core/log.hpp"
 #include "phigate/http/forwarding.hpp"
 #include "phigate/http/headers.hpp"
 #include "phigate/net/proxy_protocol.hpp"
 #include "phigate/net/socket.hpp"
+#include "phigate/upstream/balancer.hpp"
+#include "phigate/upstream/health.hpp"
 
 namespace phigate::proxy::detail {
 
@@ -448,7 +451,8 @@ net::awaitable<std::optional<Error>> ProxyConnection::send_request(InFlight& f, 
 net::awaitable<std::optional<Error>> ProxyConnection::relay_response(InFlight& f,
                                                                      const upstream::Timeouts& t) {
   using RS = http::Http1Exchange::ResponseStatus;
-  ex_.begin_response(extra_fields_, close_after_response_ || worker_.draining());
+  ex_.begin_response(f.set_cookie.empty() ? extra_fields_ : std::string_view(f.set_cookie),
+                     close_after_response_ || worker_.draining());
   auto& in = link_.input();
   const auto upstream_error = [&](Error e, Retryable r) {
     e.source = core::ErrorSource::Upstream;
@@ -494,6 +498,23 @@ net::awaitable<std::optional<Error>> ProxyConnection::relay_response(InFlight& f
   }
 }
 
+namespace {
+
+/// How passive health checks see an attempt that failed with `e` (an upstream error).
+upstream::AttemptResult attempt_result(const Error& e) noexcept {
+  switch (e.kind) {
+    case ErrorKind::ConnectRefused:
+    case ErrorKind::ConnectTimeout:
+      return upstream::AttemptResult::ConnectFailure;
+    case ErrorKind::UpstreamTimeout:
+      return upstream::AttemptResult::Timeout;
+    default:
+      return upstream::AttemptResult::Reset;
+  }
+}
+
+}  // namespace
+
 net::awaitable<bool> ProxyConnection::proxy_request(InFlight& f) {
   auto& r = *f.req;
   auto& head = r.head;
@@ -509,8 +530,11 @@ net::awaitable<bool> ProxyConnection::proxy_request(InFlight& f) {
   auto& balancer = worker_.balancer(r.route->target);
   std::array<std::size_t, 8> tried{};  // endpoints already tried by this request (the first 8)
   std::size_t tried_n = 0;
+  std::string hash_scratch;
+  upstream::PickInput in;
+  in.hash_key = balance_hash_key(r, cluster.balance, hash_scratch);
+  in.affinity_value = affinity_cookie_value(r, cluster.balance);
   for (int attempt = 0;; ++attempt) {
-    upstream::PickInput in;
     in.now = worker_.now();
     in.tried = std::span<const std::size_t>(tried.data(), tried_n);
     const auto picked = upstream::pick(cluster, balancer, in);
@@ -524,9 +548,18 @@ net::awaitable<bool> ProxyConnection::proxy_request(InFlight& f) {
     timed_out_ = false;
     f.facts.upstream = ep->key;
     f.facts.upstream_attempts = static_cast<unsigned>(attempt) + 1;
+    f.set_cookie.clear();
+    if (picked.set_cookie) {
+      f.set_cookie = extra_fields_;
+      upstream::append_affinity_cookie(f.set_cookie, cluster, picked.index, r.route->path);
+    }
+    upstream::attempt_started(balancer, picked.index);
+    const auto attempt_start = Clock::now();
     if (!link_.take_pooled(*ep, attempt, worker_.now())) {
       if (auto err = co_await link_.connect(*ep, t, *this)) {
         PHI_LOG_DEBUG("[w{} c{}] upstream {}: {}", worker_.id(), id_, ep->key, err->to_string());
+        upstream::attempt_ended(balancer, picked.index, Clock::now() - attempt_start, false);
+        upstream::report_attempt(cluster, picked.index, attempt_result(*err), worker_.now());
         f.facts.outcome = core::outcome_of(*err);
         co_return co_await reply_error(f, *err, !ex_.request_complete());
       }
@@ -537,12 +570,21 @@ net::awaitable<bool> ProxyConnection::proxy_request(InFlight& f) {
     up_out_ = up_head_;
     auto err = co_await send_request(f, t);
     if (!err) err = co_await relay_response(f, t);
+    upstream::attempt_ended(balancer, picked.index, Clock::now() - attempt_start, !err);
     if (!err) {
+      upstream::report_attempt(
+          cluster, picked.index,
+          f.status >= 500 ? upstream::AttemptResult::Status5xx : upstream::AttemptResult::Success,
+          worker_.now());
+      if (ex_.upgraded()) co_return co_await tunnel(f, t);
       // Back to the pool only when both messages ended exactly at their framing; a byte left over
       // closes it (Link::finish counts it as unsolicited).
       link_.finish(ex_.upstream_reusable(!link_.input().empty()), Clock::now());
       disarm();
       co_return ex_.client_keep_alive() && !close_after_response_ && !worker_.draining();
+    }
+    if (err->source == core::ErrorSource::Upstream) {
+      upstream::report_attempt(cluster, picked.index, attempt_result(*err), worker_.now());
     }
     const bool reused = link_.reused();
     const bool got_bytes = link_.got_bytes();

@@ -33,6 +33,7 @@ struct InFlight {
   std::uint64_t client_bytes = 0;
   int status = 0;             // sent to the client (0: none)
   std::string_view reason;    // error that ended it
+  std::string set_cookie;     // extra response fields with an affinity Set-Cookie (else empty)
   bool head_started = false;  // a byte of it arrived
 };
 
@@ -72,6 +73,9 @@ class ProxyConnection final : public ConnectionCore, private upstream::Deadline 
   net::awaitable<std::optional<core::Error>> send_request(InFlight& f, const upstream::Timeouts& t);
   net::awaitable<std::optional<core::Error>> relay_response(InFlight& f, const upstream::Timeouts& t);
   net::awaitable<std::optional<core::Error>> flush_upstream(const upstream::Timeouts& t, core::Retryable r);
+  /// After a 101 to an upgrade: splices client and upstream byte for byte until either side ends
+  /// (tunnel.cpp). True when the connection may carry on (never: a tunnel ends the connection).
+  net::awaitable<bool> tunnel(InFlight& f, const upstream::Timeouts& t);
   /// Writes out_ to the client and clears it.
   net::awaitable<net::error_code> flush_client(InFlight& f);
   /// A local response (the codec decides close and linger). True when the connection may go on.

@@ -86,6 +86,9 @@ class Http1Exchange {
   bool response_head_sent() const noexcept { return head_sent_; }
   int response_status() const noexcept { return response_status_; }  // the final status, 0 before
   bool response_complete() const noexcept { return response_complete_; }
+  /// The upstream answered an upgrade request with 101 and the head went to the client: from
+  /// here the connection is a tunnel (bytes both ways, no HTTP), and the exchange is over.
+  bool upgraded() const noexcept { return upgraded_; }
   /// The upstream's final response head as parsed (hop-by-hop fields removed once it was sent).
   const MessageHead& response() const noexcept { return resp_.head(); }
   /// After Complete: may the upstream connection carry another request?
@@ -137,6 +140,7 @@ class Http1Exchange {
   bool rechunk_ = false;
   bool response_complete_ = false;
   bool response_failed_ = false;
+  bool upgraded_ = false;
   int interim_ = 0;
   int response_status_ = 0;
 };

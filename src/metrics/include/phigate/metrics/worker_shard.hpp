@@ -56,6 +56,17 @@ struct alignas(64) WorkerShard {
   Counter upstream_timeouts;
   Counter upstream_retries;
   Counter upstream_unsolicited;  // upstream connections closed for bytes nobody asked for
+
+  // --- health (passive checks, no healthy endpoint) ---
+
+  // --- balancing and affinity ---
+
+  // --- retries ---
+
+  // --- TLS to backends ---
+
+  // --- upgrades (WebSocket tunnels) ---
+
   /// Requests by how they ended (core::outcome_info): phigate_request_outcomes_total.
   std::array<Counter, core::kOutcomeCount> outcomes;
 
@@ -88,6 +99,8 @@ struct ControlStats {
   std::atomic<std::uint64_t> audit_segments_sealed{0};
   std::atomic<std::uint64_t> audit_write_errors{0};
   std::atomic<std::uint64_t> audit_chain_tamper_events{0};  // found by the writer at start
+
+  // --- active health checks (checker thread) ---
 };
 
 /// Prometheus text exposition of all shards merged, plus control stats. Admin (control) thread.
