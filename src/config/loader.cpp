@@ -193,6 +193,48 @@ class Reader {
   Diagnostics& diag_;
 };
 
+}  // namespace
+
+std::string parse_next_upstream(std::string_view text, std::uint16_t& out) {
+  static constexpr std::string_view kWhat =
+      "expected \"off\" or a space-separated list of error, timeout, invalid_header, http_500, http_502, "
+      "http_503, http_504, http_403, http_404, http_429";
+  static constexpr std::pair<std::string_view, std::uint16_t> kWords[] = {
+      {"error", kNextUpstreamError},          {"timeout", kNextUpstreamTimeout},
+      {"invalid_header", kNextUpstreamError},  // a malformed answer is an error here
+      {"http_500", kNextUpstreamHttp500},     {"http_502", kNextUpstreamHttp502},
+      {"http_503", kNextUpstreamHttp503},     {"http_504", kNextUpstreamHttp504},
+      {"http_403", kNextUpstreamHttp403},     {"http_404", kNextUpstreamHttp404},
+      {"http_429", kNextUpstreamHttp429}};
+  std::uint16_t bits = 0;
+  bool off = false;
+  bool any = false;
+  while (!text.empty()) {
+    const auto space = text.find(' ');
+    const auto word = text.substr(0, space);
+    text = space == std::string_view::npos ? std::string_view{} : text.substr(space + 1);
+    if (word.empty()) continue;
+    any = true;
+    if (word == "off") {
+      off = true;
+      continue;
+    }
+    if (word == "non_idempotent") {
+      return "non_idempotent is not supported: phigate never sends a second copy of a POST or PATCH (a "
+             "backend may already have acted on the first)";
+    }
+    const auto* w =
+        std::find_if(std::begin(kWords), std::end(kWords), [&](const auto& e) { return e.first == word; });
+    if (w == std::end(kWords)) return std::string(kWhat);
+    bits |= w->second;
+  }
+  if (!any || (off && bits != 0)) return std::string(kWhat);
+  out = bits;
+  return {};
+}
+
+namespace {
+
 std::string resolve(const std::string& dir, const std::string& p) {
   if (p.empty() || fs::path(p).is_absolute()) return p;
   return (fs::path(dir) / p).lexically_normal().string();
@@ -415,10 +457,9 @@ void read_root(Reader& r, const YAML::Node& root, Config& cfg) {
   }
 
   if (const auto n = root["upstream"];
-      n &&
-      r.expect_map(n, "upstream",
-                   {"keepalive_connections", "keepalive_timeout", "keepalive_requests", "balance", "health",
-                    "retry", "tls", "upgrades"})) {
+      n && r.expect_map(n, "upstream",
+                        {"keepalive_connections", "keepalive_timeout", "keepalive_requests", "balance",
+                         "health", "retry", "tls", "upgrades"})) {
     auto& u = cfg.upstream;
     r.integer(n, "keepalive_connections", "upstream", u.keepalive_connections, std::size_t{0},
               std::size_t{100'000});
@@ -431,11 +472,29 @@ void read_root(Reader& r, const YAML::Node& root, Config& cfg) {
     // --- upstream.health ---
 
     // --- upstream.retry ---
+    if (const auto rn = n["retry"]; rn && r.expect_map(rn, "upstream.retry",
+                                                       {"next_upstream", "tries", "timeout", "budget_percent",
+                                                        "budget_min_per_second"})) {
+      if (const auto nu = rn["next_upstream"]) {
+        std::vector<std::string> words;
+        r.string_list(rn, "next_upstream", "upstream.retry", words);
+        std::string joined;
+        for (const auto& w : words) joined += (joined.empty() ? "" : " ") + w;
+        if (nu.IsSequence()) {
+          if (const auto why = parse_next_upstream(joined, u.next_upstream); !why.empty()) {
+            r.error(nu, "upstream.retry.next_upstream", why);
+          }
+        }
+      }
+      r.integer(rn, "tries", "upstream.retry", u.next_upstream_tries, 0u, 100u);
+      r.duration(rn, "timeout", "upstream.retry", u.next_upstream_timeout);
+      r.integer(rn, "budget_percent", "upstream.retry", u.retry_budget_percent, 0u, 100u);
+      r.integer(rn, "budget_min_per_second", "upstream.retry", u.retry_budget_min_per_second, 0u, 100000u);
+    }
 
     // --- upstream.tls ---
 
     // --- upstream.upgrades ---
-
   }
 
   r.string_list(root, "trusted_proxies", "", cfg.trusted_proxies);

@@ -313,6 +313,30 @@ constexpr Known kKnown[] = {
     {"proxy-body-size", parse_body_size},
     {"proxy-connect-timeout",
      [](std::string_view v, Context& c) { return parse_timeout(v, c.policy.connect_timeout); }},
+    {"proxy-next-upstream",
+     [](std::string_view v, Context& c) {
+       std::uint16_t bits = 0;
+       auto why = config::parse_next_upstream(v, bits);
+       if (why.empty()) c.policy.next_upstream = bits;
+       return why;
+     }},
+    {"proxy-next-upstream-timeout",
+     [](std::string_view v, Context& c) {
+       // ingress-nginx: seconds, "0" = no limit.
+       if (v == "0") {
+         c.policy.next_upstream_timeout = config::Duration{0};
+         return std::string();
+       }
+       return parse_timeout(v, c.policy.next_upstream_timeout);
+     }},
+    {"proxy-next-upstream-tries",
+     [](std::string_view v, Context& c) {
+       unsigned n = 0;
+       if (!parse_digits(v, n) || n > 100)
+         return std::string("expected an integer from 0 (as many as endpoints) to 100");
+       c.policy.next_upstream_tries = n;
+       return std::string();
+     }},
     {"proxy-read-timeout",
      [](std::string_view v, Context& c) { return parse_timeout(v, c.policy.read_timeout); }},
     {"proxy-send-timeout",

@@ -86,7 +86,9 @@ std::string render(std::span<const WorkerShard* const> shards, const ControlStat
           [](const WorkerShard& s) { return s.upstream_connect_failures.get(); });
   counter("phigate_upstream_timeouts_total", "Upstream reads or writes that hit their deadline.",
           [](const WorkerShard& s) { return s.upstream_timeouts.get(); });
-  counter("phigate_upstream_retries_total", "Requests retried after a reused upstream connection failed.",
+  counter("phigate_upstream_retries_total",
+          "Attempts sent again to an upstream after a failed one (proxy_next_upstream, stale pooled "
+          "connections).",
           [](const WorkerShard& s) { return s.upstream_retries.get(); });
   counter("phigate_upstream_unsolicited_total",
           "Upstream connections closed because the upstream sent bytes nobody asked for (after a complete "
@@ -98,6 +100,9 @@ std::string render(std::span<const WorkerShard* const> shards, const ControlStat
   // --- balancing and affinity ---
 
   // --- retries ---
+  counter("phigate_upstream_retry_budget_exhausted_total",
+          "Failed attempts that would have been retried but for the worker's retry budget (upstream.retry).",
+          [](const WorkerShard& s) { return s.upstream_retry_budget_exhausted.get(); });
 
   // --- TLS to backends ---
 

@@ -397,6 +397,7 @@ net::awaitable<bool> ProxyConnection::serve_one(InFlight& f) {
 net::awaitable<std::optional<Error>> ProxyConnection::flush_upstream(const upstream::Timeouts& t,
                                                                      Retryable r) {
   auto [ec, n] = co_await link_.send(up_out_, t, *this);
+  attempt_sent_ += n;
   up_out_.clear();
   co_return link_.sent(ec, r, *this);
 }
@@ -486,6 +487,13 @@ net::awaitable<std::optional<Error>> ProxyConnection::relay_response(InFlight& f
     }
     if (!had_head && ex_.response_head_sent()) {
       const int status = ex_.response_status();
+      if ((retry_statuses_ & upstream::status_condition(status)) != 0) {
+        // proxy_next_upstream http_5xx: this answer is dropped unseen (nothing of it was written
+        // to the client) and the request goes to another endpoint.
+        out_.clear();
+        status_retry_ = status;
+        co_return Error::upstream(ErrorKind::UpstreamReset, Retryable::No, "retried on status");
+      }
       worker_.stats().count_response(status);
       f.status = status;
       f.facts.upstream_first_byte = Clock::now() - f.up_sent;
@@ -513,6 +521,18 @@ upstream::AttemptResult attempt_result(const Error& e) noexcept {
   }
 }
 
+/// Is there a usable endpoint this request has not tried? A retry goes to another endpoint, never
+/// to the one that just failed (a stale pooled connection aside).
+bool untried_left(const upstream::Cluster& c, std::span<const std::size_t> tried, std::size_t capacity,
+                  Clock::time_point now) {
+  if (tried.size() >= capacity) return false;  // more tries than we track: stop
+  for (std::size_t i = 0; i < c.endpoints.size(); ++i) {
+    if (std::find(tried.begin(), tried.end(), i) == tried.end() && upstream::endpoint_usable(c, i, now))
+      return true;
+  }
+  return false;
+}
+
 }  // namespace
 
 net::awaitable<bool> ProxyConnection::proxy_request(InFlight& f) {
@@ -528,25 +548,36 @@ net::awaitable<bool> ProxyConnection::proxy_request(InFlight& f) {
   ex_.append_upstream_head(up_head_, r.target);
   const upstream::Timeouts t{r.limits.connect, r.limits.send, r.limits.read};
   auto& balancer = worker_.balancer(r.route->target);
+  auto& budget = worker_.retry_budget();
+  budget.on_request();
+  const auto& rs = cluster.retry;
+  // Tries in all (stale pooled connections excepted); 0: one per endpoint, as nginx.
+  const std::size_t max_tries = rs.tries == 0 ? std::max<std::size_t>(1, cluster.endpoints.size()) : rs.tries;
+  const bool idempotent = upstream::is_idempotent(head.method);
+  const auto first_start = Clock::now();
   std::array<std::size_t, 8> tried{};  // endpoints already tried by this request (the first 8)
   std::size_t tried_n = 0;
+  std::size_t tries = 0;    // attempts that count against max_tries
+  bool stale_used = false;  // the one free retry after a stale pooled connection
   std::string hash_scratch;
   upstream::PickInput in;
   in.hash_key = balance_hash_key(r, cluster.balance, hash_scratch);
   in.affinity_value = affinity_cookie_value(r, cluster.balance);
+  bool entered_send = false;  // a request body may have been read: it cannot be sent again
   for (int attempt = 0;; ++attempt) {
     in.now = worker_.now();
     in.tried = std::span<const std::size_t>(tried.data(), tried_n);
     const auto picked = upstream::pick(cluster, balancer, in);
-    const auto* ep = picked.index == upstream::kNoEndpoint ? nullptr : &cluster.endpoints[picked.index];
-    if (ep != nullptr && tried_n < tried.size()) tried[tried_n++] = picked.index;
-    if (ep == nullptr) {
+    if (picked.index == upstream::kNoEndpoint) {
       const auto err = Error::upstream(ErrorKind::NoHealthyEndpoint, Retryable::No);
       f.facts.outcome = core::outcome_of(err);
       co_return co_await reply_error(f, err, !ex_.request_complete());
     }
+    const auto& ep = cluster.endpoints[picked.index];
+    if (tried_n < tried.size()) tried[tried_n++] = picked.index;
+    ++tries;
     timed_out_ = false;
-    f.facts.upstream = ep->key;
+    f.facts.upstream = ep.key;
     f.facts.upstream_attempts = static_cast<unsigned>(attempt) + 1;
     f.set_cookie.clear();
     if (picked.set_cookie) {
@@ -555,21 +586,26 @@ net::awaitable<bool> ProxyConnection::proxy_request(InFlight& f) {
     }
     upstream::attempt_started(balancer, picked.index);
     const auto attempt_start = Clock::now();
-    if (!link_.take_pooled(*ep, attempt, worker_.now())) {
-      if (auto err = co_await link_.connect(*ep, t, *this)) {
-        PHI_LOG_DEBUG("[w{} c{}] upstream {}: {}", worker_.id(), id_, ep->key, err->to_string());
-        upstream::attempt_ended(balancer, picked.index, Clock::now() - attempt_start, false);
-        upstream::report_attempt(cluster, picked.index, attempt_result(*err), worker_.now());
-        f.facts.outcome = core::outcome_of(*err);
-        co_return co_await reply_error(f, *err, !ex_.request_complete());
-      }
+    attempt_sent_ = 0;
+    status_retry_ = 0;
+    std::optional<Error> err;
+    if (!link_.take_pooled(ep, attempt, worker_.now())) err = co_await link_.connect(ep, t, *this);
+    if (!err) {
+      f.up_sent = Clock::now();
+      // 0 for a pooled connection; on a retry this attempt's figure replaces the first one's.
+      f.facts.upstream_connect = link_.connect_time();
+      up_out_ = up_head_;
+      entered_send = true;
+      // A 5xx named by proxy_next_upstream is dropped unseen only while another attempt is
+      // possible; the last attempt's answer goes to the client whatever it is.
+      const bool more = tries < max_tries && idempotent && !head.has_body() && budget.tokens() >= 1.0 &&
+                        (rs.timeout.count() == 0 || Clock::now() - first_start < rs.timeout);
+      retry_statuses_ =
+          more ? static_cast<std::uint16_t>(rs.when & ~(upstream::kNextError | upstream::kNextTimeout)) : 0;
+      err = co_await send_request(f, t);
+      if (!err) err = co_await relay_response(f, t);
+      retry_statuses_ = 0;
     }
-    f.up_sent = Clock::now();
-    // 0 for a pooled connection; on a retry this attempt's figure replaces the first one's.
-    f.facts.upstream_connect = link_.connect_time();
-    up_out_ = up_head_;
-    auto err = co_await send_request(f, t);
-    if (!err) err = co_await relay_response(f, t);
     upstream::attempt_ended(balancer, picked.index, Clock::now() - attempt_start, !err);
     if (!err) {
       upstream::report_attempt(
@@ -583,18 +619,47 @@ net::awaitable<bool> ProxyConnection::proxy_request(InFlight& f) {
       disarm();
       co_return ex_.client_keep_alive() && !close_after_response_ && !worker_.draining();
     }
-    if (err->source == core::ErrorSource::Upstream) {
-      upstream::report_attempt(cluster, picked.index, attempt_result(*err), worker_.now());
+    upstream::AttemptEnd end;
+    end.idempotent = idempotent;
+    end.body_consumed = head.has_body() && entered_send;
+    end.reused = link_.reused();
+    if (status_retry_ != 0) {
+      end.failure = upstream::Failure::Status;
+      end.status = status_retry_;
+      upstream::report_attempt(cluster, picked.index, upstream::AttemptResult::Status5xx, worker_.now());
+    } else {
+      end.failure = upstream::classify(*err, attempt_sent_, link_.got_bytes() || ex_.response_head_sent());
+      if (err->source == core::ErrorSource::Upstream) {
+        upstream::report_attempt(cluster, picked.index, attempt_result(*err), worker_.now());
+      }
     }
-    const bool reused = link_.reused();
-    const bool got_bytes = link_.got_bytes();
+    f.attempts.push_back(
+        {ep.key, status_retry_ != 0 ? std::string_view("http_status") : err->reason(), status_retry_});
     link_.discard();
-    if (upstream::Link::may_retry(*err, attempt, reused, got_bytes, head.has_body(), head.method)) {
+    PHI_LOG_DEBUG("[w{} c{}] upstream {} attempt {}: {}", worker_.id(), id_, ep.key, attempt + 1,
+                  err->to_string());
+    if (!stale_used && upstream::stale_connection_retry(end)) {
+      // RFC 9112 §9.3.1: the pooled connection was closed under us; a new one, once, free.
+      stale_used = true;
+      --tries;
       worker_.stats().upstream_retries.inc();
       continue;
     }
-    PHI_LOG_DEBUG("[w{} c{}] request failed: {}", worker_.id(), id_, err->to_string());
+    const bool allowed = upstream::next_upstream_allows(rs, end) && tries < max_tries &&
+                         (rs.timeout.count() == 0 || Clock::now() - first_start < rs.timeout);
+    if (allowed && untried_left(cluster, {tried.data(), tried_n}, tried.size(), worker_.now())) {
+      if (budget.try_spend()) {
+        worker_.stats().upstream_retries.inc();
+        continue;
+      }
+      worker_.stats().upstream_retry_budget_exhausted.inc();
+    }
     f.facts.outcome = core::outcome_of(*err);
+    if (status_retry_ != 0) {
+      // Cannot happen: a status is only dropped when another attempt is possible. Fail safe.
+      f.reason = err->reason();
+      co_return false;
+    }
     if (ex_.response_head_sent() || (err->source == core::ErrorSource::Downstream && err->status() == 0)) {
       f.reason = err->reason();
       co_return false;

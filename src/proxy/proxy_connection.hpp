@@ -6,6 +6,7 @@
 // a request". One class for TLS and plain: the stream branches at run time.
 #include <memory>
 #include <optional>
+#include <vector>
 
 #include "audit_events.hpp"
 #include "connection_core.hpp"
@@ -22,6 +23,13 @@ inline constexpr std::size_t kBufferBytes = 16 * 1024;
 
 http::ParserLimits parser_limits(const config::LimitsSpec& l);
 
+/// One failed attempt of a request (its audit record lists them).
+struct AttemptFact {
+  std::string_view endpoint;  // "ip:port", into the pinned snapshot
+  std::string_view reason;    // core::Error::reason() or "http_status"
+  int status = 0;             // the dropped answer's status (proxy_next_upstream http_5xx)
+};
+
 /// The request in progress: emplaced when it starts, destroyed when it ends (no hand reset).
 struct InFlight {
   RequestFacts facts;          // its audit record
@@ -31,10 +39,11 @@ struct InFlight {
   Clock::time_point up_sent{};  // head sent upstream
   Clock::duration body_wait{};  // waiting for request body bytes (min_body_rate)
   std::uint64_t client_bytes = 0;
-  int status = 0;             // sent to the client (0: none)
-  std::string_view reason;    // error that ended it
-  std::string set_cookie;     // extra response fields with an affinity Set-Cookie (else empty)
-  bool head_started = false;  // a byte of it arrived
+  int status = 0;                     // sent to the client (0: none)
+  std::string_view reason;            // error that ended it
+  std::string set_cookie;             // extra response fields with an affinity Set-Cookie (else empty)
+  std::vector<AttemptFact> attempts;  // failed attempts, in order (allocates only when one fails)
+  bool head_started = false;          // a byte of it arrived
 };
 
 class ProxyConnection final : public ConnectionCore, private upstream::Deadline {
@@ -119,6 +128,9 @@ class ProxyConnection final : public ConnectionCore, private upstream::Deadline 
   std::string up_out_;
   http::Http1Exchange ex_;
   upstream::Link link_;
+  std::uint64_t attempt_sent_ = 0;    // request bytes written upstream on the current attempt
+  std::uint16_t retry_statuses_ = 0;  // proxy_next_upstream status bits live on this attempt
+  int status_retry_ = 0;              // the attempt's answer was dropped for a retry: its status
 };
 
 }  // namespace phigate::proxy::detail

@@ -39,6 +39,7 @@ WorkerImpl::WorkerImpl(unsigned id, SnapshotPtr initial, audit::Writer* audit)
       pool_(pool_limits(snapshot_->config->upstream), &stats_.upstream_unsolicited),
       audit_(audit) {
   reset_balancers();
+  configure_retry_budget();
 }
 
 void WorkerImpl::add_listener(net::tcp::acceptor acceptor, ListenerKind kind) {
@@ -56,7 +57,13 @@ void WorkerImpl::run() {
 void WorkerImpl::adopt(SnapshotPtr snap) {
   snapshot_ = std::move(snap);
   reset_balancers();
+  configure_retry_budget();
   pool_.set_limits(pool_limits(snapshot_->config->upstream));
+}
+
+void WorkerImpl::configure_retry_budget() {
+  const auto& u = snapshot_->config->upstream;
+  retry_budget_.configure(u.retry_budget_percent, u.retry_budget_min_per_second);
 }
 
 void WorkerImpl::reset_balancers() {
@@ -174,6 +181,7 @@ net::awaitable<void> WorkerImpl::tick_loop() {
     ticker_.expires_after(kTick);
     co_await ticker_.async_wait(net::use_awaitable_tuple);  // cancelled only at destruction
     now_ = Clock::now();
+    retry_budget_.on_tick(kTick);
     const bool force = draining_ && now_ >= drain_deadline_;
     for (auto* c = head_; c != nullptr;) {
       auto* next = c->next_;

@@ -17,6 +17,7 @@
 #include "phigate/proxy/worker.hpp"
 #include "phigate/upstream/balancer.hpp"
 #include "phigate/upstream/pool.hpp"
+#include "phigate/upstream/retry.hpp"
 
 namespace phigate::proxy::detail {
 
@@ -80,6 +81,9 @@ class WorkerImpl final : public Worker {
   /// This worker's balancing state for a cluster of its current snapshot (upstream::pick).
   upstream::BalancerState& balancer(std::size_t cluster);
 
+  /// Retries of this worker's requests draw on this budget (upstream/retry.hpp).
+  upstream::RetryBudget& retry_budget() noexcept { return retry_budget_; }
+
   /// Audit log: on, and able to take records (false: fail closed unless overflow is `block`).
   bool audit_on() const noexcept { return audit_ != nullptr; }
   bool audit_healthy() const noexcept { return audit_ == nullptr || audit_->healthy(); }
@@ -115,6 +119,8 @@ class WorkerImpl final : public Worker {
   std::uint16_t https_port_ = 443;
   void reset_balancers();
   std::vector<upstream::BalancerState> balancers_;  // per cluster of snapshot_
+  void configure_retry_budget();
+  upstream::RetryBudget retry_budget_;
   ConnectionBase* head_ = nullptr;
   std::size_t conn_count_ = 0;
   net::asio::steady_timer ticker_{io_};

@@ -7,6 +7,17 @@
 
 namespace phigate::server {
 
+// The proxy_next_upstream bits are spelled twice (config cannot see upstream): keep them equal.
+static_assert(config::kNextUpstreamError == upstream::kNextError &&
+              config::kNextUpstreamTimeout == upstream::kNextTimeout &&
+              config::kNextUpstreamHttp500 == upstream::kNextHttp500 &&
+              config::kNextUpstreamHttp502 == upstream::kNextHttp502 &&
+              config::kNextUpstreamHttp503 == upstream::kNextHttp503 &&
+              config::kNextUpstreamHttp504 == upstream::kNextHttp504 &&
+              config::kNextUpstreamHttp403 == upstream::kNextHttp403 &&
+              config::kNextUpstreamHttp404 == upstream::kNextHttp404 &&
+              config::kNextUpstreamHttp429 == upstream::kNextHttp429);
+
 std::size_t fatal_errors(const config::Diagnostics& diag) {
   std::size_t n = 0;
   for (const auto& d : diag.entries())
@@ -58,6 +69,14 @@ proxy::SnapshotPtr build_snapshot(config::Config config, std::shared_ptr<tls::Ti
     // --- balancing ---
 
     // --- retries ---
+    {
+      const auto& u = cfg->upstream;
+      const auto* pol = p.policy.get();
+      c.retry.when = pol && pol->next_upstream ? *pol->next_upstream : u.next_upstream;
+      c.retry.tries = pol && pol->next_upstream_tries ? *pol->next_upstream_tries : u.next_upstream_tries;
+      c.retry.timeout =
+          pol && pol->next_upstream_timeout ? *pol->next_upstream_timeout : u.next_upstream_timeout;
+    }
 
     // --- TLS to the backend ---
 

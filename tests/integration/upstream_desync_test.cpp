@@ -367,8 +367,23 @@ TEST_F(UpstreamStaleTest, Desync_PostOnStalePooledConnection_NotResent) {
   expect_not_resent("POST");
 }
 
-TEST_F(UpstreamStaleTest, Desync_DeleteOnStalePooledConnection_NotResent) {
-  expect_not_resent("DELETE");
+TEST_F(UpstreamStaleTest, Desync_PatchOnStalePooledConnection_NotResent) {
+  expect_not_resent("PATCH");
+}
+
+// DELETE is idempotent (RFC 9110 §9.2.2): a second copy has the effect of the first, so like a
+// GET it is sent once more on a new connection (nginx does the same).
+TEST_F(UpstreamStaleTest, Desync_DeleteOnStalePooledConnection_RetriedOnceAndSucceeds) {
+  auto a = connect();
+  const Sent sa = next("GET", "/a?stale=next");
+  expect_own(exchange(a, sa), sa, {200});
+  auto b = connect();
+  const Sent sb = next("DELETE", "/b");
+  expect_own(exchange(b, sb), sb, {200});
+  const auto recs = records_for(sb.target);
+  ASSERT_EQ(recs.size(), 2u);
+  EXPECT_NE(recs[0].find("\"unanswered\":true"), std::string::npos) << recs[0];
+  EXPECT_EQ(recs[1].find("\"unanswered\""), std::string::npos) << recs[1];
 }
 
 TEST_F(UpstreamStaleTest, Desync_GetOnStalePooledConnection_RetriedOnceAndSucceeds) {

@@ -1,7 +1,9 @@
 #pragma once
 // YAML loader for phigate.yaml. Control thread only. Keeps file:line for every diagnostic.
+#include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "phigate/config/diagnostics.hpp"
 #include "phigate/config/spec.hpp"
@@ -19,5 +21,10 @@ std::optional<Config> load_config_text(const std::string& text, const std::strin
 bool parse_duration(const std::string& text, Duration& out);
 /// "512", "16k", "10m", "1g" (binary multiples). False on anything else.
 bool parse_size(const std::string& text, std::uint64_t& out);
+
+/// nginx's proxy_next_upstream list ("error timeout http_502", tokens separated by spaces) into
+/// kNextUpstream* bits. "off" alone is 0. Returns "" or what is wrong (never the value).
+/// `non_idempotent` is refused: phigate never sends a second copy of a POST or PATCH.
+std::string parse_next_upstream(std::string_view text, std::uint16_t& out);
 
 }  // namespace phigate::config

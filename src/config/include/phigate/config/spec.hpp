@@ -100,6 +100,18 @@ struct LimitsSpec {
   std::uint64_t min_body_rate = 500;
 };
 
+/// nginx's proxy_next_upstream conditions (the same bits as upstream::NextUpstream).
+inline constexpr std::uint16_t kNextUpstreamError = 1 << 0;
+inline constexpr std::uint16_t kNextUpstreamTimeout = 1 << 1;
+inline constexpr std::uint16_t kNextUpstreamHttp500 = 1 << 2;
+inline constexpr std::uint16_t kNextUpstreamHttp502 = 1 << 3;
+inline constexpr std::uint16_t kNextUpstreamHttp503 = 1 << 4;
+inline constexpr std::uint16_t kNextUpstreamHttp504 = 1 << 5;
+inline constexpr std::uint16_t kNextUpstreamHttp403 = 1 << 6;
+inline constexpr std::uint16_t kNextUpstreamHttp404 = 1 << 7;
+inline constexpr std::uint16_t kNextUpstreamHttp429 = 1 << 8;
+inline constexpr std::uint16_t kNextUpstreamDefault = kNextUpstreamError | kNextUpstreamTimeout;
+
 struct UpstreamSpec {
   std::size_t keepalive_connections = 64;  // idle connections kept per endpoint per worker
   Duration keepalive_timeout = 60s;        // an idle pooled connection is closed after this
@@ -110,11 +122,15 @@ struct UpstreamSpec {
   // --- health checks (global defaults, passive checks) ---
 
   // --- retries (global defaults, retry budget) ---
+  std::uint16_t next_upstream = kNextUpstreamDefault;  // proxy-next-upstream bits (kNextUpstream*)
+  unsigned next_upstream_tries = 3;                    // attempts in all; 0: as many as endpoints
+  Duration next_upstream_timeout{0};                   // 0: no limit
+  unsigned retry_budget_percent = 20;        // retries may add this share to the requests of a worker
+  unsigned retry_budget_min_per_second = 3;  // ... plus this many per second per worker
 
   // --- TLS to backends (require encryption) ---
 
   // --- upgrades ---
-
 };
 
 enum class PathType { Exact, Prefix, ImplementationSpecific };
@@ -163,9 +179,11 @@ struct RoutePolicy {
   // --- health checks (phigate.io/health-check-*) ---
 
   // --- retries (proxy-next-upstream*) ---
+  std::optional<std::uint16_t> next_upstream;  // kNextUpstream* bits; 0: off
+  std::optional<unsigned> next_upstream_tries;
+  std::optional<Duration> next_upstream_timeout;
 
   // --- upgrades (WebSocket) ---
-
 };
 using RoutePolicyPtr = std::shared_ptr<const RoutePolicy>;
 

@@ -62,6 +62,7 @@ struct alignas(64) WorkerShard {
   // --- balancing and affinity ---
 
   // --- retries ---
+  Counter upstream_retry_budget_exhausted;  // a retry everything else allowed, refused by the budget
 
   // --- TLS to backends ---
 

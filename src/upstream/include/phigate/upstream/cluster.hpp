@@ -2,6 +2,7 @@
 // A cluster: the endpoints one route forwards to, and how it picks among them, checks them,
 // retries and encrypts. Immutable, part of the snapshot; the mutable state it points to (health,
 // shared by every worker) is made of atomics only.
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -47,13 +48,23 @@ struct BalanceSettings {
   std::string cookie_samesite;  // "", Strict, Lax, None
 };
 
+/// proxy-next-upstream conditions (nginx's names), the bits of RetrySettings::when.
+inline constexpr std::uint16_t kNextError =
+    1 << 0;  // connect failure, reset or malformed response before a response byte
+inline constexpr std::uint16_t kNextTimeout = 1 << 1;  // connect timeout, read timeout before a response byte
+inline constexpr std::uint16_t kNextHttp500 = 1 << 2;
+inline constexpr std::uint16_t kNextHttp502 = 1 << 3;
+inline constexpr std::uint16_t kNextHttp503 = 1 << 4;
+inline constexpr std::uint16_t kNextHttp504 = 1 << 5;
+inline constexpr std::uint16_t kNextHttp403 = 1 << 6;
+inline constexpr std::uint16_t kNextHttp404 = 1 << 7;
+inline constexpr std::uint16_t kNextHttp429 = 1 << 8;
+
 /// proxy-next-upstream and friends (RoutePolicy over the global config).
 struct RetrySettings {
-  bool on_error = true;    // connect failure, reset before a response byte
-  bool on_timeout = true;  // connect timeout / read timeout before a response byte
-  bool on_502 = false, on_503 = false, on_504 = false;
-  unsigned tries = 3;  // attempts in all (proxy-next-upstream-tries; 0 = unlimited → endpoints)
-  std::chrono::milliseconds timeout{0};  // all attempts together (0: no limit)
+  std::uint16_t when = kNextError | kNextTimeout;  // 0: off
+  unsigned tries = 3;                              // attempts in all; 0: as many as endpoints
+  std::chrono::milliseconds timeout{0};            // no new attempt after this since the first (0: none)
 };
 
 struct Cluster {
