@@ -589,6 +589,7 @@ net::awaitable<bool> ProxyConnection::proxy_request(InFlight& f) {
     attempt_sent_ = 0;
     status_retry_ = 0;
     std::optional<Error> err;
+    bool relayed = false;  // this attempt reached the response (the codec's head state is its own)
     if (!link_.take_pooled(ep, attempt, worker_.now())) err = co_await link_.connect(ep, t, *this);
     if (!err) {
       f.up_sent = Clock::now();
@@ -599,11 +600,15 @@ net::awaitable<bool> ProxyConnection::proxy_request(InFlight& f) {
       // A 5xx named by proxy_next_upstream is dropped unseen only while another attempt is
       // possible; the last attempt's answer goes to the client whatever it is.
       const bool more = tries < max_tries && idempotent && !head.has_body() && budget.tokens() >= 1.0 &&
-                        (rs.timeout.count() == 0 || Clock::now() - first_start < rs.timeout);
+                        (rs.timeout.count() == 0 || Clock::now() - first_start < rs.timeout) &&
+                        untried_left(cluster, {tried.data(), tried_n}, tried.size(), worker_.now());
       retry_statuses_ =
           more ? static_cast<std::uint16_t>(rs.when & ~(upstream::kNextError | upstream::kNextTimeout)) : 0;
       err = co_await send_request(f, t);
-      if (!err) err = co_await relay_response(f, t);
+      if (!err) {
+        relayed = true;
+        err = co_await relay_response(f, t);
+      }
       retry_statuses_ = 0;
     }
     upstream::attempt_ended(balancer, picked.index, Clock::now() - attempt_start, !err);
@@ -626,9 +631,13 @@ net::awaitable<bool> ProxyConnection::proxy_request(InFlight& f) {
     if (status_retry_ != 0) {
       end.failure = upstream::Failure::Status;
       end.status = status_retry_;
-      upstream::report_attempt(cluster, picked.index, upstream::AttemptResult::Status5xx, worker_.now());
+      upstream::report_attempt(
+          cluster, picked.index,
+          status_retry_ >= 500 ? upstream::AttemptResult::Status5xx : upstream::AttemptResult::Success,
+          worker_.now());
     } else {
-      end.failure = upstream::classify(*err, attempt_sent_, link_.got_bytes() || ex_.response_head_sent());
+      end.failure =
+          upstream::classify(*err, attempt_sent_, link_.got_bytes() || (relayed && ex_.response_head_sent()));
       if (err->source == core::ErrorSource::Upstream) {
         upstream::report_attempt(cluster, picked.index, attempt_result(*err), worker_.now());
       }
@@ -655,12 +664,10 @@ net::awaitable<bool> ProxyConnection::proxy_request(InFlight& f) {
       worker_.stats().upstream_retry_budget_exhausted.inc();
     }
     f.facts.outcome = core::outcome_of(*err);
-    if (status_retry_ != 0) {
-      // Cannot happen: a status is only dropped when another attempt is possible. Fail safe.
-      f.reason = err->reason();
-      co_return false;
-    }
-    if (ex_.response_head_sent() || (err->source == core::ErrorSource::Downstream && err->status() == 0)) {
+    // (A dropped answer is always followed by another attempt: `more` checked the same limits. Should
+    // the budget or the health of the endpoints change in between, the client gets a 502.)
+    if ((relayed && ex_.response_head_sent()) ||
+        (err->source == core::ErrorSource::Downstream && err->status() == 0)) {
       f.reason = err->reason();
       co_return false;
     }

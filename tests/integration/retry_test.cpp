@@ -104,6 +104,18 @@ TEST_F(RetryTest, StatusConditionsAndTries) {
       << "a request with a body is not sent twice";
 }
 
+// One endpoint: nothing to retry on, so its 503 is the answer (never dropped with nothing after it).
+TEST_F(RetryTest, StatusConditionWithOneEndpointAnswersItsStatus) {
+  auto a = start_upstream("a");
+  auto pg =
+      start_phigate(config(routes({a.address()}), "upstream: { retry: { next_upstream: [http_503] } }\n"));
+  for (int i = 0; i < 3; ++i) {
+    const auto t = "/one" + std::to_string(i) + "?status=503";
+    EXPECT_EQ(status_of(pg, {https_url(pg, t)}), "503");
+    EXPECT_EQ(hits(a, t), 1);
+  }
+}
+
 TEST_F(RetryTest, OffMeansOneAttempt) {
   auto up = start_upstream("live");
   const std::string dead = "127.0.0.1:" + std::to_string(free_port());
