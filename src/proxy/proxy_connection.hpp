@@ -20,6 +20,8 @@ namespace phigate::proxy::detail {
 
 inline constexpr std::size_t kBufferBytes = 16 * 1024;
 
+struct TunnelState;  // tunnel.cpp: one upgraded connection's splice
+
 http::ParserLimits parser_limits(const config::LimitsSpec& l);
 
 /// The request in progress: emplaced when it starts, destroyed when it ends (no hand reset).
@@ -76,6 +78,12 @@ class ProxyConnection final : public ConnectionCore, private upstream::Deadline 
   /// After a 101 to an upgrade: splices client and upstream byte for byte until either side ends
   /// (tunnel.cpp). True when the connection may carry on (never: a tunnel ends the connection).
   net::awaitable<bool> tunnel(InFlight& f, const upstream::Timeouts& t);
+  net::awaitable<void> tunnel_to_upstream(TunnelState& s, const upstream::Timeouts& t);
+  net::awaitable<void> tunnel_to_client(TunnelState& s, const upstream::Timeouts& t);
+  /// Ends the splice once (the first reason wins): both sides are shut down, pending I/O cancelled.
+  void end_tunnel(TunnelState& s, metrics::WorkerShard::TunnelClose why) noexcept;
+  /// The deadline fired while splicing: a direction idle too long or the drain deadline ends it.
+  void expire_tunnel();
   /// Writes out_ to the client and clears it.
   net::awaitable<net::error_code> flush_client(InFlight& f);
   /// A local response (the codec decides close and linger). True when the connection may go on.
@@ -119,6 +127,7 @@ class ProxyConnection final : public ConnectionCore, private upstream::Deadline 
   std::string up_out_;
   http::Http1Exchange ex_;
   upstream::Link link_;
+  TunnelState* tunnel_ = nullptr;  // while tunnel() splices (its frame owns the state)
 };
 
 }  // namespace phigate::proxy::detail
