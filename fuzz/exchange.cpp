@@ -215,6 +215,7 @@ class Run {
                "connection kept after a local reply with the request unread or a close asked");
     FUZZ_CHECK(!r.linger || !r.keep_alive, "lingering close on a kept connection");
     FUZZ_CHECK(r.keep_alive == ex_.client_keep_alive(), "client_keep_alive() differs from the reply's");
+    FUZZ_CHECK(!r.keep_alive || !ex_.upgrade_requested(), "connection kept after an upgrade request");
     return r;
   }
 
@@ -418,6 +419,30 @@ class Run {
     const bool client_eof = rs != RS::Complete || !ex_.client_keep_alive();
     const auto c = reparse(Kind::Response, out, head_req, false, rs == RS::Complete && client_eof);
     FUZZ_CHECK(!c.error, "the response written to the client does not parse");
+    // After an upgrade request neither connection carries another request, whatever the answer.
+    FUZZ_CHECK(!ex_.upgrade_requested() || (!ex_.upstream_reusable(false) && !ex_.client_keep_alive()),
+               "a connection kept after an upgrade request");
+    FUZZ_CHECK(!ex_.upgraded() || ex_.upgrade_requested(), "upgraded without an upgrade request");
+    if (ex_.upgraded()) {
+      // A 101 to an allowed upgrade (RFC 6455 §4.1: HTTP/1.1 GET, no body) went out as one head
+      // naming the protocol asked for, and nothing after it: the rest is the tunnel's.
+      FUZZ_CHECK(rs == RS::Complete && ex_.response_status() == 101, "upgraded without a relayed 101");
+      FUZZ_CHECK(client_head.upgrade && client_head.method == "GET" && client_head.version_minor == 1 &&
+                     !client_head.has_body(),
+                 "upgraded a request that is no HTTP/1.1 GET upgrade without a body");
+      FUZZ_CHECK(u.h.upgrade && u.h.headers.find("upgrade") != nullptr &&
+                     *u.h.headers.find("upgrade") == ex_.upgrade_protocol(),
+                 "the upstream was not asked for the protocol that was vetted");
+      FUZZ_CHECK(c.complete == 1 && c.left == 0 && c.h.status == 101 && c.h.upgrade,
+                 "the client did not get exactly one 101 head");
+      FUZZ_CHECK(c.h.headers.find("upgrade") != nullptr &&
+                     http::iequals(*c.h.headers.find("upgrade"), ex_.upgrade_protocol()),
+                 "the 101 names another protocol than asked");
+      FUZZ_CHECK(raw.size() >= 4 && raw.substr(raw.size() - 4) == "\r\n\r\n",
+                 "the codec consumed bytes after the 101 head");
+      note("upgraded " + std::string(ex_.upgrade_protocol()));
+      return false;  // the connection is a tunnel now
+    }
     FUZZ_CHECK(!c.head || c.h.status >= 200, "an interim response reached the client");
     if (rs == RS::Complete) {
       FUZZ_CHECK(!uresp.error && uresp.complete == 1 && uresp.left == 0,

@@ -220,6 +220,24 @@ void JsonLine::end_object() {
   need_comma_ = true;
 }
 
+void JsonLine::begin_array(std::string_view k) {
+  key(k);
+  put('[');
+  need_comma_ = false;
+}
+
+void JsonLine::begin_element() {
+  if (need_comma_) put(',');
+  put('{');
+  ++depth_;
+  need_comma_ = false;
+}
+
+void JsonLine::end_array() {
+  put(']');
+  need_comma_ = true;
+}
+
 std::string_view JsonLine::finish() {
   while (depth_ > 0) {
     put('}');

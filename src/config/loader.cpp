@@ -495,6 +495,25 @@ void read_root(Reader& r, const YAML::Node& root, Config& cfg) {
     // --- upstream.tls ---
 
     // --- upstream.upgrades ---
+    r.string_list(n, "upgrades", "upstream", u.upgrades);
+    if (const auto list = n["upgrades"]; list && list.IsSequence()) {
+      for (std::size_t i = 0; i < list.size() && i < u.upgrades.size(); ++i) {
+        const auto& p = u.upgrades[i];
+        const auto field = "upstream.upgrades[" + std::to_string(i) + "]";
+        const bool token = !p.empty() && std::all_of(p.begin(), p.end(), [](char c) {
+          return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                 std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
+        });
+        if (!token) {
+          r.error(list[i], field, "must be a protocol name (an HTTP token without version), e.g. websocket");
+        } else if (core::iequals(p, "h2c")) {
+          // RFC 9113 §3.1: HTTP/2 over cleartext upgrade is gone; tunnelling it would hide HTTP/2
+          // requests from every check.
+          r.error(list[i], field, "h2c is never tunnelled (HTTP/2 is not spoken through an upgrade)");
+        }
+      }
+    }
+
   }
 
   r.string_list(root, "trusted_proxies", "", cfg.trusted_proxies);

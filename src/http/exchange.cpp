@@ -27,7 +27,54 @@ const char* head_violation(const MessageHead& head) {
   return nullptr;
 }
 
+bool is_tchar(char c) noexcept {
+  // RFC 9110 §5.6.2 token characters.
+  const auto u = static_cast<unsigned char>(c);
+  if ((u >= '0' && u <= '9') || (u >= 'a' && u <= 'z') || (u >= 'A' && u <= 'Z')) return true;
+  return std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
+}
+
+/// An upgrade request (Connection: upgrade + Upgrade, llhttp's verdict) is tunnelled only as
+/// WebSocket opens one (RFC 6455 §4.1): HTTP/1.1 GET without a body, naming exactly one protocol,
+/// and only a protocol the operator allowed. Sets `token` to that protocol; returns why the
+/// request must be refused (400), or nullptr. Upgrade without Connection: upgrade is no upgrade:
+/// the field is hop-by-hop and dropped when forwarding.
+const char* upgrade_violation(const MessageHead& head, std::span<const std::string> allowed,
+                              std::string& token) {
+  token.clear();
+  if (!head.upgrade) return nullptr;
+  if (head.version_minor != 1) return "upgrade in HTTP/1.0";  // RFC 9110 §7.8: 1.0 has no Upgrade
+  if (head.method != "GET") return "upgrade with a method other than GET";
+  if (head.has_body()) return "upgrade request with a body";
+  const auto* up = head.headers.find("upgrade");
+  if (up == nullptr) return "upgrade without Upgrade";
+  int n = 0;
+  std::string_view proto;
+  for_each_token(*up, [&](std::string_view t) {
+    ++n;
+    proto = t;
+  });
+  // Several protocols would let the upstream pick one we did not vet.
+  if (n != 1) return "Upgrade must name one protocol";
+  for (const char c : proto) {
+    if (c != '/' && !is_tchar(c)) return "Upgrade protocol is not a token";
+  }
+  const auto name = proto.substr(0, proto.find('/'));  // "name/version": the version is the peers'
+  for (const auto& a : allowed) {
+    if (iequals(name, a)) {
+      token.assign(proto);
+      return nullptr;
+    }
+  }
+  return "Upgrade protocol not allowed";
+}
+
 }  // namespace
+
+std::span<const std::string> default_upgrades() noexcept {
+  static const std::string kDefault[] = {"websocket"};
+  return kDefault;
+}
 
 Http1Exchange::Http1Exchange(ExchangeOptions options)
     : options_(options),
@@ -81,7 +128,10 @@ Http1Exchange::HeadStatus Http1Exchange::feed_head(const char* data, std::size_t
   }
   if (!req_.head_complete()) return HeadStatus::NeedMore;
   head_ready_ = true;
-  if (const char* why = head_violation(req_.head())) {
+  const char* why = head_violation(req_.head());
+  if (why == nullptr) why = upgrade_violation(req_.head(), options_.upgrades, upgrade_token_);
+  if (why != nullptr) {
+    upgrade_token_.clear();
     request_failed_ = true;
     fail(Error::downstream(ErrorKind::BadRequest, why));
     return HeadStatus::Error;
@@ -98,6 +148,15 @@ void Http1Exchange::append_upstream_head(std::string& out, std::string_view targ
     framing = {Framing::Kind::ContentLength, *head.content_length};
   }
   upstream_chunked_ = head.chunked;
+  if (upgrade_requested()) {
+    // RFC 9110 §7.8: the upgrade is hop-by-hop, so it is asked again on the upstream hop, with
+    // exactly the protocol that was vetted (whatever else the client's fields said is gone).
+    auto& headers = req_.head().headers;
+    headers.remove_if(
+        [](const Header& h) { return iequals(h.name, "connection") || iequals(h.name, "upgrade"); });
+    headers.add("Connection", "upgrade");
+    headers.add("Upgrade", upgrade_token_);
+  }
   append_request_head(out, head.method, target, head.headers, framing);
 }
 
@@ -181,8 +240,9 @@ void Http1Exchange::emit_response_head(std::string& out) {
   }
   remove_hop_by_hop(rh.headers);
   // A response that overtakes its request's body (the upstream answered early) ends the client
-  // connection: the unread rest of the body would be parsed as the next request.
-  const bool close = !client_keep_alive_ || close_client_ || !request_complete();
+  // connection: the unread rest of the body would be parsed as the next request. So does any
+  // answer but 101 to an upgrade: the client may already be sending the new protocol.
+  const bool close = !client_keep_alive_ || close_client_ || !request_complete() || upgrade_requested();
   if (close) client_keep_alive_ = false;
   // HSTS (RFC 6797) on every HTTPS response, unless the application already sets its own.
   const bool own_hsts = !extra_fields_.empty() && rh.headers.find("strict-transport-security") != nullptr;
@@ -199,6 +259,40 @@ void Http1Exchange::emit_response_body(std::string& out) {
     if (rechunk_) out.append(kChunkEnd);
   }
   resp_.clear_body();
+}
+
+Http1Exchange::ResponseStatus Http1Exchange::switch_protocols(std::string& out) {
+  auto& rh = resp_.head();
+  // RFC 9110 §15.2.2: the server switches to the protocol(s) its Upgrade names; only the one that
+  // was asked for and vetted may become a tunnel (a backend must not pick another protocol).
+  const auto* up = rh.headers.find("upgrade");
+  bool same = false;
+  if (up != nullptr && rh.upgrade && rh.headers.count("upgrade") == 1) {
+    int n = 0;
+    for_each_token(*up, [&](std::string_view t) {
+      ++n;
+      same = iequals(t, upgrade_token_);
+    });
+    same = same && n == 1;
+  }
+  if (!same) {
+    response_failed_ = true;
+    fail(Error::upstream(ErrorKind::UpstreamBadResponse, Retryable::No, "101 for another protocol"));
+    return ResponseStatus::Error;
+  }
+  remove_hop_by_hop(rh.headers);
+  rh.headers.add("Connection", "upgrade");
+  rh.headers.add("Upgrade", upgrade_token_);
+  // No framing and no Connection: close: after this head the connection is the new protocol's.
+  const bool own_hsts = !extra_fields_.empty() && rh.headers.find("strict-transport-security") != nullptr;
+  append_response_head(out, 101, rh.reason, 1, rh.headers, Framing{}, false,
+                       own_hsts ? std::string_view{} : std::string_view(extra_fields_));
+  response_status_ = 101;
+  head_sent_ = true;
+  response_complete_ = true;
+  upgraded_ = true;
+  client_keep_alive_ = false;
+  return ResponseStatus::Complete;
 }
 
 Http1Exchange::ResponseStatus Http1Exchange::complete_response(std::string& out) {
@@ -227,13 +321,17 @@ Http1Exchange::ResponseStatus Http1Exchange::feed_response(const char* data, std
     }
     const auto& rh = resp_.head();
     if (resp_.head_complete() && rh.status >= 100 && rh.status < 200) {
-      // Interim responses: Expect is answered by us and upgrades are not tunnelled; drop them.
-      // A backend that sends them without end would otherwise hold the exchange forever.
+      // Interim responses: Expect is answered by us; drop them. A backend that sends them
+      // without end would otherwise hold the exchange forever. A 101 ends HTTP on this
+      // connection: only an upgrade request may get one (else the bytes after it would be
+      // relayed unparsed as an answer nobody asked for); `used` stops right after its head.
       used += n;
       resp_.clear_body();
       if (rh.status == 101) {
+        if (upgrade_requested() && request_complete()) return switch_protocols(out);
         response_failed_ = true;
-        fail(Error::upstream(ErrorKind::UpstreamBadResponse, Retryable::No, "101 unsupported"));
+        fail(
+            Error::upstream(ErrorKind::UpstreamBadResponse, Retryable::No, "101 without an upgrade request"));
         return ResponseStatus::Error;
       }
       if (++interim_ > options_.max_interim) {
@@ -273,12 +371,14 @@ bool Http1Exchange::upstream_reusable(bool leftover) const noexcept {
   // After HEAD, and after a 204/304 that announced content, content the upstream may still write
   // was never read: it could arrive after the next acquire's peek (response desync).
   return response_complete_ && resp_.message_complete() && resp_.should_keep_alive() && request_complete() &&
-         !leftover && req_.head().method != "HEAD" && !resp_.head().framing_suspect;
+         !upgrade_requested() && !upgraded_ && !leftover && req_.head().method != "HEAD" &&
+         !resp_.head().framing_suspect;
 }
 
 bool Http1Exchange::client_keep_alive() const noexcept {
   // An unread request body would be parsed as the next request.
-  return client_keep_alive_ && !close_client_ && !request_failed_ && request_complete();
+  return client_keep_alive_ && !close_client_ && !request_failed_ && request_complete() &&
+         !upgrade_requested();
 }
 
 Http1Exchange::Reply Http1Exchange::append_local_reply(std::string& out, int status, std::string_view body,
@@ -288,8 +388,9 @@ Http1Exchange::Reply Http1Exchange::append_local_reply(std::string& out, int sta
   const auto& head = req_.head();
   // After a malformed request, or with its body unread, the byte stream cannot be trusted to
   // re-synchronise on the next request: close.
+  // After an upgrade request the client may already be sending the new protocol's bytes.
   const bool close = must_close || close_client || request_failed_ || !head_ready_ ||
-                     !req_.message_complete() || !head.keep_alive;
+                     !req_.message_complete() || !head.keep_alive || upgrade_requested();
   http::append_local_reply(out, status, head_ready_ ? head.version_minor : 1, close, body, location,
                            head_ready_ && head.method == "HEAD", extra_fields);
   client_keep_alive_ = !close;
@@ -303,6 +404,7 @@ void Http1Exchange::next_request() noexcept {
   head_started_ = head_ready_ = false;
   upstream_chunked_ = body_seen_ = body_done_ = body_failed_ = continue_taken_ = false;
   body_bytes_ = 0;
+  upgrade_token_.clear();
   response_begun_ = close_client_ = head_sent_ = rechunk_ = response_complete_ = response_failed_ = false;
   client_keep_alive_ = true;
   interim_ = 0;

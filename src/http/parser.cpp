@@ -160,16 +160,24 @@ int Parser::Callbacks::on_headers_complete(llhttp_t* p) {
   if (s.kind_ == Kind::Request) {
     if (p->method == HTTP_CONNECT) return s.fail(ErrorKind::BadRequest, "CONNECT is not supported");
     // An upgrade (Connection: upgrade + Upgrade) turns the bytes after this message into a
-    // tunnel that is never parsed again. Until tunnels are built (with the 101 check), such a
-    // request is refused: forwarding it as an ordinary request would leave its trailing bytes to
-    // be read as requests nobody vetted (upgrade smuggling).
-    if (p->upgrade != 0) return s.fail(ErrorKind::BadRequest, "Upgrade is not supported");
+    // tunnel that is never parsed again (on_message_complete). llhttp would first read a body
+    // and then stop: an upgrade request with a body is refused, so that its trailing bytes can
+    // never be forwarded as requests nobody vetted (upgrade smuggling). Whether the token is
+    // allowed is the exchange codec's decision (RFC 6455 §4.1: GET, no body).
+    if (p->upgrade != 0) {
+      if ((p->flags & (F_CHUNKED | F_TRANSFER_ENCODING)) != 0 ||
+          ((p->flags & F_CONTENT_LENGTH) != 0 && p->content_length != 0)) {
+        return s.fail(ErrorKind::BadRequest, "upgrade request with a body");
+      }
+      h.upgrade = true;
+    }
     if (const auto* e = h.headers.find("expect")) {
       if (!iequals(*e, "100-continue")) return s.fail(ErrorKind::BadRequest, "unsupported Expect");
       h.expect_continue = true;
     }
   } else {
     h.status = p->status_code;
+    h.upgrade = p->upgrade != 0;  // only a 101 with Connection: upgrade + Upgrade
     s.until_eof_ = !h.chunked && !h.content_length;
   }
   s.head_complete_ = true;
@@ -226,8 +234,8 @@ ParseStatus Parser::translate(int llhttp_errno, const char* data, std::size_t le
     return ParseStatus::NeedMore;
   }
   if (err == HPE_PAUSED_UPGRADE) {
-    // Only a 101 response gets here (upgrade requests fail in on_headers_complete). What follows
-    // is another protocol: no later feed() may parse it as HTTP.
+    // An upgrade request or a 101 response: what follows is another protocol, and no later
+    // feed() may parse it as HTTP.
     upgraded_ = true;
   }
   if (err == HPE_PAUSED || err == HPE_PAUSED_UPGRADE) {

@@ -107,6 +107,28 @@ std::string render(std::span<const WorkerShard* const> shards, const ControlStat
   // --- TLS to backends ---
 
   // --- upgrades ---
+  counter("phigate_tunnels_opened_total", "Upgraded connections (WebSocket) spliced after a 101.",
+          [](const WorkerShard& s) { return s.tunnels_opened.get(); });
+  {
+    auto open_tunnels =
+        family("phigate_tunnels_open", "Upgraded connections being spliced now.", MetricType::Gauge);
+    add_value(open_tunnels, sum(shards, [](const WorkerShard& s) { return s.tunnels_open.get(); }));
+    out.push_back(std::move(open_tunnels));
+    auto bytes = family("phigate_tunnel_bytes_total",
+                        "Bytes spliced through tunnels after the 101, by direction.", MetricType::Counter);
+    add_value(bytes, sum(shards, [](const WorkerShard& s) { return s.tunnel_bytes_to_upstream.get(); }),
+              {{"direction", "to_upstream"}});
+    add_value(bytes, sum(shards, [](const WorkerShard& s) { return s.tunnel_bytes_to_client.get(); }),
+              {{"direction", "to_client"}});
+    out.push_back(std::move(bytes));
+    auto closed =
+        family("phigate_tunnels_closed_total", "Tunnels ended, by what ended them.", MetricType::Counter);
+    for (std::size_t r = 0; r < std::size(WorkerShard::kTunnelCloseNames); ++r) {
+      add_value(closed, sum(shards, [r](const WorkerShard& s) { return s.tunnels_closed[r].get(); }),
+                {{"reason", WorkerShard::kTunnelCloseNames[r]}});
+    }
+    out.push_back(std::move(closed));
+  }
 
   auto responses =
       family("phigate_responses_total", "Responses sent to clients by status class.", MetricType::Counter);

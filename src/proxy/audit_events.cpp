@@ -138,8 +138,28 @@ std::string_view render_request(audit::JsonLine& j, const ConnectionFacts& c, co
     if (!r.upstream.empty()) j.plain_field("address", r.upstream);
     // A retried request reached the upstream more than once: one record says how often.
     if (r.upstream_attempts > 0) j.field("attempts", r.upstream_attempts);
+    if (!r.failed_attempts.empty()) {
+      j.begin_array("failed_attempts");
+      for (const auto& a : r.failed_attempts) {
+        j.begin_element();
+        j.plain_field("address", a.endpoint);
+        j.plain_field("reason", a.reason);
+        if (a.status != 0) j.field("status_code", a.status);
+        j.end_object();
+      }
+      j.end_array();
+    }
     if (r.upstream_connect.count() >= 0) j.field("connect_duration", nanos(r.upstream_connect));
     if (r.upstream_first_byte.count() >= 0) j.field("first_byte_duration", nanos(r.upstream_first_byte));
+    j.end_object();
+  }
+  if (!r.tunnel_protocol.empty()) {
+    j.begin_object("tunnel");
+    j.field("protocol", r.tunnel_protocol);
+    j.field("bytes_to_upstream", r.tunnel_to_upstream);
+    j.field("bytes_to_client", r.tunnel_to_client);
+    j.field("duration", nanos(r.tunnel_duration));
+    j.plain_field("closed_by", r.tunnel_closed_by);
     j.end_object();
   }
   if (head != nullptr && !spec.headers.empty()) {
@@ -150,6 +170,35 @@ std::string_view render_request(audit::JsonLine& j, const ConnectionFacts& c, co
     }
     j.end_object();
   }
+  j.field("worker", c.worker);
+  j.field("connection", c.connection);
+  j.end_object();
+  return j.finish();
+}
+
+std::string_view render_tunnel_start(audit::JsonLine& j, const ConnectionFacts& c,
+                                     std::chrono::system_clock::time_point when, std::string_view request_id,
+                                     std::string_view protocol, std::string_view route,
+                                     std::string_view upstream) {
+  j.clear();
+  common(j, c, when);
+  j.begin_object("event");
+  j.plain_field("kind", "event");
+  j.plain_field("action", "tunnel-start");
+  j.plain_field("outcome", "success");
+  j.end_object();
+  j.begin_object("phigate");
+  j.plain_field("request_id", request_id);
+  j.plain_field("decision", "allowed");
+  if (!route.empty()) j.field("route", route);
+  if (!upstream.empty()) {
+    j.begin_object("upstream");
+    j.plain_field("address", upstream);
+    j.end_object();
+  }
+  j.begin_object("tunnel");
+  j.field("protocol", protocol);
+  j.end_object();
   j.field("worker", c.worker);
   j.field("connection", c.connection);
   j.end_object();

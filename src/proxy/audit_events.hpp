@@ -4,6 +4,7 @@
 // Worker thread only; the JsonLine is the worker's.
 #include <chrono>
 #include <cstdint>
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -30,6 +31,13 @@ struct ConnectionFacts {
   std::uint64_t connection = 0;
 };
 
+/// One failed attempt of a request that was then sent again (or given up on).
+struct FailedAttempt {
+  std::string_view endpoint;  // "ip:port", into the pinned snapshot
+  std::string_view reason;    // core::Error::reason(), or "http_status" for a dropped answer
+  int status = 0;             // the dropped answer's status (proxy_next_upstream http_<status>)
+};
+
 /// What became of one request. Views must outlive render_request (they point into the
 /// connection and its pinned snapshot).
 struct RequestFacts {
@@ -48,12 +56,27 @@ struct RequestFacts {
   std::string_view ingress;                         // "ns/name" or ""
   std::string_view upstream;                        // endpoint "ip:port" or ""
   unsigned upstream_attempts = 0;                   // times the request was sent upstream (2: retried once)
+  std::span<const FailedAttempt> failed_attempts;   // in order; the last one may be the final failure
   std::string_view request_id;
+  /// After a 101 (tunnel.cpp): the protocol, bytes each way after the 101 head, how long the
+  /// splice lasted and what ended it. Empty protocol: no tunnel (nothing rendered).
+  std::string_view tunnel_protocol;
+  std::uint64_t tunnel_to_upstream = 0;
+  std::uint64_t tunnel_to_client = 0;
+  std::chrono::steady_clock::duration tunnel_duration{};
+  std::string_view tunnel_closed_by;  // metrics::WorkerShard::kTunnelCloseNames
 };
 
 /// Renders a request record into `j` (cleared first) and returns the line.
 std::string_view render_request(audit::JsonLine& j, const ConnectionFacts& c, const RequestFacts& r,
                                 const http::MessageHead* head, const config::AuditSpec& spec);
+
+/// Renders the start of a tunnel (a 101 was relayed): event.action "tunnel-start". The request's
+/// own record, written when the tunnel ends, carries the status 101, duration and bytes.
+std::string_view render_tunnel_start(audit::JsonLine& j, const ConnectionFacts& c,
+                                     std::chrono::system_clock::time_point when, std::string_view request_id,
+                                     std::string_view protocol, std::string_view route,
+                                     std::string_view upstream);
 
 /// Renders a connection-level event (TLS handshake failure, PROXY header refused, shed).
 std::string_view render_connection_event(audit::JsonLine& j, const ConnectionFacts& c,

@@ -28,7 +28,11 @@ ProxyConnection::ProxyConnection(WorkerImpl& worker, SnapshotPtr snap, net::tcp:
     : ConnectionCore(worker, std::move(snap)),
       stream_(std::move(sock), tls ? snap_->tls->initial() : nullptr),
       tls_(tls),
-      ex_(http::ExchangeOptions{parser_limits(snap_->config->limits)}),
+      ex_([this] {
+        http::ExchangeOptions o{parser_limits(snap_->config->limits)};
+        o.upgrades = snap_->config->upstream.upgrades;  // snap_ is pinned for the connection's life
+        return o;
+      }()),
       link_(worker.io(), worker.pool(), worker.stats()) {
   net::error_code ec;
   peer_ = stream_.socket().remote_endpoint(ec);
@@ -49,6 +53,10 @@ net::awaitable<void> ProxyConnection::run(std::shared_ptr<ProxyConnection> self)
 }
 
 void ProxyConnection::expire() {
+  if (tunnel_ != nullptr) {
+    expire_tunnel();  // per-direction idle timeouts and the drain deadline (tunnel.cpp)
+    return;
+  }
   timed_out_ = true;
   if (phase_ == Phase::UpConnect || phase_ == Phase::UpWrite || phase_ == Phase::UpRead) {
     link_.cancel();
@@ -306,6 +314,7 @@ void ProxyConnection::finish_request(InFlight& f) {
   rf.response_bytes = f.client_bytes;
   rf.request_bytes = ex_.body_bytes();
   rf.request_id = f.request_id;
+  rf.failed_attempts = f.attempts;
   const bool head = ex_.request_head_complete();
   worker_.audit_submit(render_request(worker_.audit_json(),
                                       connection_facts(f.req ? std::string_view(f.req->client_ip) : ""), rf,

@@ -21,14 +21,9 @@ namespace phigate::proxy::detail {
 
 inline constexpr std::size_t kBufferBytes = 16 * 1024;
 
-http::ParserLimits parser_limits(const config::LimitsSpec& l);
+struct TunnelState;  // tunnel.cpp: one upgraded connection's splice
 
-/// One failed attempt of a request (its audit record lists them).
-struct AttemptFact {
-  std::string_view endpoint;  // "ip:port", into the pinned snapshot
-  std::string_view reason;    // core::Error::reason() or "http_status"
-  int status = 0;             // the dropped answer's status (proxy_next_upstream http_5xx)
-};
+http::ParserLimits parser_limits(const config::LimitsSpec& l);
 
 /// The request in progress: emplaced when it starts, destroyed when it ends (no hand reset).
 struct InFlight {
@@ -39,11 +34,11 @@ struct InFlight {
   Clock::time_point up_sent{};  // head sent upstream
   Clock::duration body_wait{};  // waiting for request body bytes (min_body_rate)
   std::uint64_t client_bytes = 0;
-  int status = 0;                     // sent to the client (0: none)
-  std::string_view reason;            // error that ended it
-  std::string set_cookie;             // extra response fields with an affinity Set-Cookie (else empty)
-  std::vector<AttemptFact> attempts;  // failed attempts, in order (allocates only when one fails)
-  bool head_started = false;          // a byte of it arrived
+  int status = 0;                       // sent to the client (0: none)
+  std::string_view reason;              // error that ended it
+  std::string set_cookie;               // extra response fields with an affinity Set-Cookie (else empty)
+  std::vector<FailedAttempt> attempts;  // failed attempts, in order (allocates only when one fails)
+  bool head_started = false;            // a byte of it arrived
 };
 
 class ProxyConnection final : public ConnectionCore, private upstream::Deadline {
@@ -85,6 +80,12 @@ class ProxyConnection final : public ConnectionCore, private upstream::Deadline 
   /// After a 101 to an upgrade: splices client and upstream byte for byte until either side ends
   /// (tunnel.cpp). True when the connection may carry on (never: a tunnel ends the connection).
   net::awaitable<bool> tunnel(InFlight& f, const upstream::Timeouts& t);
+  net::awaitable<void> tunnel_to_upstream(TunnelState& s, const upstream::Timeouts& t);
+  net::awaitable<void> tunnel_to_client(TunnelState& s, const upstream::Timeouts& t);
+  /// Ends the splice once (the first reason wins): both sides are shut down, pending I/O cancelled.
+  void end_tunnel(TunnelState& s, metrics::WorkerShard::TunnelClose why) noexcept;
+  /// The deadline fired while splicing: a direction idle too long or the drain deadline ends it.
+  void expire_tunnel();
   /// Writes out_ to the client and clears it.
   net::awaitable<net::error_code> flush_client(InFlight& f);
   /// A local response (the codec decides close and linger). True when the connection may go on.
@@ -131,6 +132,7 @@ class ProxyConnection final : public ConnectionCore, private upstream::Deadline 
   std::uint64_t attempt_sent_ = 0;    // request bytes written upstream on the current attempt
   std::uint16_t retry_statuses_ = 0;  // proxy_next_upstream status bits live on this attempt
   int status_retry_ = 0;              // the attempt's answer was dropped for a retry: its status
+  TunnelState* tunnel_ = nullptr;     // while tunnel() splices (its frame owns the state)
 };
 
 }  // namespace phigate::proxy::detail

@@ -95,5 +95,27 @@ TEST(JsonEscape, SpecialByteAtEveryOffsetOfALongString) {
     }
   }
 }
+TEST(JsonLine, ArrayOfObjects) {
+  JsonLine j;
+  j.begin_object("upstream");
+  j.field("attempts", 3);
+  j.begin_array("failed_attempts");
+  j.begin_element();
+  j.plain_field("address", "10.0.0.1:80");
+  j.end_object();
+  j.begin_element();
+  j.field("status", 503);
+  j.end_object();
+  j.end_array();
+  j.field("after", true);
+  EXPECT_EQ(
+      j.finish(),
+      R"({"upstream":{"attempts":3,"failed_attempts":[{"address":"10.0.0.1:80"},{"status":503}],"after":true}})");
+  j.clear();
+  j.begin_array("empty");
+  j.end_array();
+  EXPECT_EQ(j.finish(), R"({"empty":[]})");
+}
+
 }  // namespace
 }  // namespace phigate::audit

@@ -238,5 +238,29 @@ TEST(ParseSize, AcceptsBinaryMultiples) {
   EXPECT_FALSE(parse_size("100000000000g", v));  // 2^64 overflow
 }
 
+TEST_F(LoaderTest, UpstreamUpgrades_DefaultWebSocketListedOrH2cRefused) {
+  const auto def = load(R"(listeners: { http: ["127.0.0.1:8080"] })");
+  ASSERT_TRUE(def) << diag_.to_string();
+  EXPECT_EQ(def->upstream.upgrades, std::vector<std::string>{"websocket"});
+  const auto two = load(R"(listeners: { http: ["127.0.0.1:8080"] }
+upstream: { upgrades: [websocket, foo] })");
+  ASSERT_TRUE(two) << diag_.to_string();
+  EXPECT_EQ(two->upstream.upgrades, (std::vector<std::string>{"websocket", "foo"}));
+  const auto none = load(R"(listeners: { http: ["127.0.0.1:8080"] }
+upstream: { upgrades: [] })");
+  ASSERT_TRUE(none) << diag_.to_string();
+  EXPECT_TRUE(none->upstream.upgrades.empty());
+  const auto bad = load(R"(listeners: { http: ["127.0.0.1:8080"] }
+upstream:
+  upgrades: [websocket, H2C, "web socket"]
+)");
+  EXPECT_FALSE(bad);
+  const auto* h2c = find("upstream.upgrades[1]");
+  ASSERT_NE(h2c, nullptr) << diag_.to_string();
+  EXPECT_EQ(h2c->line, 3);
+  EXPECT_NE(h2c->message.find("h2c"), std::string::npos);
+  ASSERT_NE(find("upstream.upgrades[2]"), nullptr) << diag_.to_string();
+}
+
 }  // namespace
 }  // namespace phigate::config

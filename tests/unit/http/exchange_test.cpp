@@ -2,6 +2,8 @@
 // the upstream and the client, statuses and reuse decisions out. No sockets.
 #include "phigate/http/exchange.hpp"
 
+#include "phigate/http/forwarding.hpp"
+
 #include <gtest/gtest.h>
 
 #include <string>
@@ -639,13 +641,15 @@ TEST(Exchange, Interim_DroppedBeforeTheFinalResponse) {
   }
 }
 
-TEST(Exchange, Interim_101Refused) {
+TEST(Exchange, Interim_101WithoutUpgradeRequest_Refused) {
   Http1Exchange ex{{}};
   start(ex, kGet);
-  const auto r = feed_response(ex, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: foo\r\n\r\nanything");
+  const auto r = feed_response(
+      ex, "HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\nanything");
   EXPECT_EQ(r.st, RS::Error);
   EXPECT_EQ(ex.error().kind, ErrorKind::UpstreamBadResponse);
-  EXPECT_EQ(ex.error().context, "101 unsupported");
+  EXPECT_EQ(ex.error().context, "101 without an upgrade request");
+  EXPECT_FALSE(ex.upgraded());
   EXPECT_EQ(ex.error().status(), 502);
   EXPECT_EQ(r.out, "");
   EXPECT_FALSE(ex.response_head_sent());
@@ -887,6 +891,186 @@ TEST(Exchange, NextRequest_ForgetsTheExchange) {
   EXPECT_TRUE(ex.upstream_reusable(false));
 }
 
+// ---------------------------------------------------------------- upgrades (WebSocket)
+// RFC 6455 §4.1 / RFC 9110 §7.8: an allowed upgrade goes upstream with its Connection/Upgrade
+// fields; only a 101 naming the same protocol turns the exchange into a tunnel; anything else
+// ends both connections. The bytes after either head are the tunnel's, never parsed.
+
+const std::string kWsRequest =
+    "GET /ws HTTP/1.1\r\nHost: x\r\nConnection: keep-alive, Upgrade\r\nUpgrade: websocket\r\n"
+    "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+const std::string kWs101 =
+    "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+    "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n";
+
+TEST(ExchangeUpgrade, WebSocket_AcceptedForwardedAndSwitched) {
+  for (std::size_t step : {kAll, std::size_t{1}, std::size_t{7}}) {
+    SCOPED_TRACE(step);
+    Http1Exchange ex{{}};
+    // Frames the client sent right after its head (not waiting for the 101) stay unconsumed.
+    const std::string frames = "\x81\x85\x37\xfa\x21\x3d\x7f\x9f\x4d\x51\x58";
+    const auto h = feed_head(ex, kWsRequest + frames, step);
+    ASSERT_EQ(h.st, HS::Ready) << ex.error().context;
+    EXPECT_EQ(h.used, kWsRequest.size());
+    EXPECT_TRUE(ex.upgrade_requested());
+    EXPECT_EQ(ex.upgrade_protocol(), "websocket");
+    EXPECT_TRUE(ex.request_complete());
+    EXPECT_FALSE(ex.take_continue());
+    // The caller strips hop-by-hop fields first; the codec asks for the upgrade again.
+    remove_hop_by_hop(ex.request().headers);
+    std::string up;
+    ex.append_upstream_head(up, "/ws");
+    EXPECT_NE(up.find("\r\nConnection: upgrade\r\n"), std::string::npos) << up;
+    EXPECT_NE(up.find("\r\nUpgrade: websocket\r\n"), std::string::npos) << up;
+    EXPECT_NE(up.find("Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"), std::string::npos);
+    EXPECT_EQ(up.find("keep-alive"), std::string::npos);
+    EXPECT_EQ(count(up, "Upgrade: "), 1u);
+    // No body to forward.
+    std::size_t used = 0;
+    std::string body_out;
+    EXPECT_EQ(ex.feed_body(frames.data(), frames.size(), used, body_out, 0), BS::Done);
+    EXPECT_EQ(used, 0u);
+    EXPECT_EQ(body_out, "");
+
+    ex.begin_response("Strict-Transport-Security: max-age=1\r\n", false);
+    const std::string server_frames = "\x81\x05hello";
+    const auto r = feed_response(ex, kWs101 + server_frames, step);
+    EXPECT_EQ(r.st, RS::Complete);
+    EXPECT_EQ(r.used, kWs101.size());  // the frames after the head are the tunnel's
+    EXPECT_TRUE(ex.upgraded());
+    EXPECT_EQ(ex.response_status(), 101);
+    EXPECT_TRUE(ex.response_head_sent());
+    EXPECT_EQ(r.out.rfind("HTTP/1.1 101 Switching Protocols\r\n", 0), 0u) << r.out;
+    EXPECT_NE(r.out.find("\r\nConnection: upgrade\r\n"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("\r\nUpgrade: websocket\r\n"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"), std::string::npos);
+    EXPECT_EQ(r.out.find("close"), std::string::npos) << r.out;
+    EXPECT_EQ(r.out.find("Content-Length"), std::string::npos);
+    EXPECT_EQ(r.out.find("Transfer-Encoding"), std::string::npos);
+    EXPECT_EQ(r.out.find("hello"), std::string::npos);
+    EXPECT_EQ(r.out.substr(r.out.size() - 4), "\r\n\r\n");
+    // Never reused, whatever is left; the client connection is the tunnel's, not HTTP's.
+    EXPECT_FALSE(ex.upstream_reusable(false));
+    EXPECT_FALSE(ex.upstream_reusable(true));
+    EXPECT_FALSE(ex.client_keep_alive());
+    // Nothing after the 101 is parsed as HTTP, on either side.
+    std::string more;
+    EXPECT_EQ(ex.feed_response(server_frames.data(), server_frames.size(), used, more), RS::Complete);
+    EXPECT_EQ(used, 0u);
+    EXPECT_EQ(more, "");
+  }
+}
+
+TEST(ExchangeUpgrade, ProtocolNamesComparedWithoutCase_VersionKept) {
+  Http1Exchange ex{{}};
+  ASSERT_EQ(
+      feed_head(ex, "GET / HTTP/1.1\r\nHost: x\r\nConnection: upgrade\r\nUpgrade: WebSocket/13\r\n\r\n").st,
+      HS::Ready)
+      << ex.error().context;
+  EXPECT_EQ(ex.upgrade_protocol(), "WebSocket/13");
+  ex.begin_response({}, false);
+  EXPECT_EQ(
+      feed_response(
+          ex, "HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\nUpgrade: websocket/13\r\n\r\n")
+          .st,
+      RS::Complete);
+  EXPECT_TRUE(ex.upgraded());
+}
+
+TEST(ExchangeUpgrade, ConfiguredTokens_OthersAndH2cRefused) {
+  const std::vector<std::string> allowed = {"foo", "h2c"};  // h2c is refused even when listed
+  ExchangeOptions opts;
+  opts.upgrades = allowed;
+  struct C {
+    std::string proto;
+    const char* why;  // nullptr: accepted
+  };
+  for (const auto& c : std::vector<C>{{"foo", nullptr},
+                                      {"FOO/2", nullptr},
+                                      {"websocket", "Upgrade protocol not allowed"},
+                                      {"bar", "Upgrade protocol not allowed"},
+                                      {"h2c", "Upgrade: h2c"},
+                                      {"foo, h2c", "Upgrade: h2c"},
+                                      {"foo, bar", "Upgrade must name one protocol"},
+                                      {"fo\"o", "Upgrade protocol is not a token"}}) {
+    SCOPED_TRACE(c.proto);
+    Http1Exchange ex{opts};
+    const auto h = feed_head(
+        ex, "GET / HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: " + c.proto + "\r\n\r\n" + kGet);
+    if (c.why == nullptr) {
+      EXPECT_EQ(h.st, HS::Ready) << ex.error().context;
+      EXPECT_TRUE(ex.upgrade_requested());
+      continue;
+    }
+    EXPECT_EQ(h.st, HS::Error);
+    EXPECT_EQ(ex.error().kind, ErrorKind::BadRequest);
+    EXPECT_EQ(ex.error().context, c.why);
+    EXPECT_FALSE(ex.upgrade_requested());
+    std::string out;
+    EXPECT_FALSE(ex.append_local_reply(out, 400, "400\n", {}, {}, false, false).keep_alive);
+  }
+  // An empty list turns upgrades off: even websocket is refused.
+  ExchangeOptions none;
+  none.upgrades = {};
+  Http1Exchange ex{none};
+  EXPECT_EQ(feed_head(ex, kWsRequest).st, HS::Error);
+  EXPECT_EQ(ex.error().context, "Upgrade protocol not allowed");
+}
+
+TEST(ExchangeUpgrade, NonSwitchingAnswer_RelayedThenBothConnectionsClose) {
+  for (const std::string& resp : {std::string("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"),
+                                 std::string("HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n"),
+                                 std::string("HTTP/1.1 426 Upgrade Required\r\nUpgrade: websocket\r\n"
+                                             "Connection: Upgrade\r\nContent-Length: 0\r\n\r\n")}) {
+    SCOPED_TRACE(resp);
+    Http1Exchange ex{{}};
+    start(ex, kWsRequest);
+    const auto r = feed_response(ex, resp);
+    EXPECT_EQ(r.st, RS::Complete);
+    EXPECT_FALSE(ex.upgraded());
+    EXPECT_NE(r.out.find("Connection: close\r\n"), std::string::npos) << r.out;
+    EXPECT_EQ(r.out.find("Upgrade:"), std::string::npos) << r.out;  // hop-by-hop: not relayed
+    // The upstream may still expect the new protocol; the client may already be sending it.
+    EXPECT_FALSE(ex.upstream_reusable(false));
+    EXPECT_FALSE(ex.client_keep_alive());
+  }
+  // A local reply (a phase refused the request) closes too.
+  Http1Exchange ex{{}};
+  ASSERT_EQ(feed_head(ex, kWsRequest).st, HS::Ready);
+  std::string out;
+  EXPECT_FALSE(ex.append_local_reply(out, 404, "404\n", {}, {}, false, false).keep_alive);
+  EXPECT_NE(out.find("Connection: close\r\n"), std::string::npos);
+}
+
+TEST(ExchangeUpgrade, Interim_ThenSwitch) {
+  Http1Exchange ex{{}};
+  start(ex, kWsRequest);
+  const auto r = feed_response(ex, "HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n" + kWs101 + "X");
+  EXPECT_EQ(r.st, RS::Complete);
+  EXPECT_TRUE(ex.upgraded());
+  EXPECT_EQ(count(r.out, "HTTP/1.1 "), 1u);
+}
+
+TEST(ExchangeUpgrade, SwitchToAnotherProtocol_Refused) {
+  for (const std::string& resp :
+       {std::string("HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\nUpgrade: foo\r\n\r\n"),
+        std::string(
+            "HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\nUpgrade: websocket, foo\r\n\r\n"),
+        std::string("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n"),  // no Connection
+        std::string("HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\n\r\n")}) {
+    SCOPED_TRACE(resp);
+    Http1Exchange ex{{}};
+    start(ex, kWsRequest);
+    const auto r = feed_response(ex, resp + std::string(kMarker));
+    EXPECT_EQ(r.st, RS::Error);
+    EXPECT_EQ(ex.error().kind, ErrorKind::UpstreamBadResponse);
+    EXPECT_EQ(ex.error().status(), 502);
+    EXPECT_EQ(r.out, "");
+    EXPECT_FALSE(ex.upgraded());
+    EXPECT_FALSE(ex.upstream_reusable(false));
+  }
+}
+
 // ---------------------------------------------------------------- malicious client corpus
 // tests/integration/smuggling_test.cpp and the framing attacks behind it, at the codec: each is
 // refused before anything is forwarded, nothing after it is parsed, and the reply closes.
@@ -905,12 +1089,23 @@ std::vector<ClientCase> client_corpus() {
        "POST /x HTTP/1.1\r\n" + host + "Connection: Upgrade\r\nUpgrade: foo\r\nContent-Length: 1\r\n\r\nA" +
            next,
        false},
-      {"websocket-without-101",
+      {"websocket-with-body",
        "GET /ws HTTP/1.1\r\n" + host +
-           "Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\n"
-           "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n" +
-           next,
+           "Connection: Upgrade\r\nUpgrade: websocket\r\nContent-Length: 5\r\n\r\nhello" + next,
        false},
+      {"websocket-chunked",
+       "GET /ws HTTP/1.1\r\n" + host +
+           "Connection: Upgrade\r\nUpgrade: websocket\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n" + next,
+       false},
+      {"websocket-post",
+       "POST /ws HTTP/1.1\r\n" + host + "Connection: Upgrade\r\nUpgrade: websocket\r\n\r\n" + next, false},
+      {"websocket-http10",
+       "GET /ws HTTP/1.0\r\n" + host + "Connection: Upgrade\r\nUpgrade: websocket\r\n\r\n" + next, false},
+      {"websocket-and-another",
+       "GET /ws HTTP/1.1\r\n" + host + "Connection: Upgrade\r\nUpgrade: websocket, foo\r\n\r\n" + next,
+       false},
+      {"unknown-protocol",
+       "GET /ws HTTP/1.1\r\n" + host + "Connection: Upgrade\r\nUpgrade: foo/1\r\n\r\n" + next, false},
       {"keep-alive-and-upgrade",
        "GET /ka HTTP/1.1\r\n" + host + "Connection: keep-alive, Upgrade\r\nUpgrade: foo\r\n\r\n" + next,
        false},
@@ -1070,6 +1265,9 @@ std::vector<BackendCase> backend_corpus() {
       {"few_early_hints", get, hints.substr(0, hints.size() / 20 * 3) + ok, RS::Complete, 200, true},
       {"many_early_hints", get, hints + ok, RS::Error},
       {"switching_protocols", get, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\n\r\n" + stray,
+       RS::Error},
+      {"switching_protocols_unasked", get,
+       "HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n" + stray,
        RS::Error},
       {"status_out_of_range", get, "HTTP/1.1 999 Nope\r\nContent-Length: 0\r\n\r\n" + m, RS::Error},
       {"status_two_digits", get, "HTTP/1.1 20 OK\r\nContent-Length: 0\r\n\r\n" + m, RS::Error},

@@ -212,7 +212,7 @@ TEST(Parser, Reset_StartsAFreshMessage) {
 // The upgrade-smuggling case: `Connection: Upgrade` + `Upgrade: foo` used to make llhttp stop
 // parsing, and the next feed handed out the same head again while the pipelined bytes (a forged
 // GET) were forwarded unparsed. Every split of the input must end in an error at that request.
-TEST(Parser, UpgradeRequest_RefusedAndNothingAfterItParsed) {
+TEST(Parser, UpgradeRequestWithBody_RefusedAndNothingAfterItParsed) {
   const std::string smuggle =
       "POST /x HTTP/1.1\r\nHost: app.example\r\nConnection: Upgrade\r\nUpgrade: foo\r\n"
       "Content-Length: 1\r\n\r\nA"
@@ -239,17 +239,41 @@ TEST(Parser, UpgradeRequest_RefusedAndNothingAfterItParsed) {
   }
 }
 
-TEST(Parser, UpgradeVariants_Refused) {
+// An upgrade head without a body is parsed (whether its protocol is allowed is the exchange
+// codec's decision) and marked; the bytes after it are another protocol and never parsed.
+TEST(Parser, UpgradeHead_MarkedAndNothingAfterItParsed) {
   for (const char* req : {
-           "GET /ws HTTP/1.1\r\nHost: a\r\nConnection: keep-alive, Upgrade\r\nUpgrade: websocket\r\n\r\n",
+           "GET /ws HTTP/1.1\r\nHost: a\r\nConnection: keep-alive, Upgrade\r\nUpgrade: websocket\r\n\r\n"
+           "GET / HTTP/1.1\r\nHost: a\r\n\r\n",
            "GET /ws HTTP/1.1\r\nHost: a\r\nConnection: upgrade\r\nUpgrade: h2c\r\n\r\nGET / HTTP/1.1\r\n",
+       }) {
+    SCOPED_TRACE(req);
+    Parser p(Parser::Kind::Request, {});
+    std::string body;
+    ParseStatus st{};
+    const auto used = feed_all(p, req, body, st);
+    EXPECT_EQ(st, ParseStatus::Paused);
+    EXPECT_TRUE(p.message_complete());
+    EXPECT_TRUE(p.head().upgrade);
+    EXPECT_EQ(std::string_view(req).substr(used).rfind("GET / HTTP/1.1", 0), 0u);
+    std::size_t n = 9;
+    const std::string rest(std::string_view(req).substr(used));
+    EXPECT_EQ(p.feed(rest.data(), rest.size(), n), ParseStatus::Error);
+    EXPECT_EQ(n, 0u);
+  }
+  for (const char* req : {
+           "GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nContent-Length: "
+           "1\r\n\r\nA",
+           "GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+           "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
            "CONNECT a:443 HTTP/1.1\r\nHost: a:443\r\n\r\n",
        }) {
+    SCOPED_TRACE(req);
     Parser p(Parser::Kind::Request, {});
     std::string body;
     ParseStatus st{};
     feed_all(p, req, body, st);
-    EXPECT_EQ(st, ParseStatus::Error) << req;
+    EXPECT_EQ(st, ParseStatus::Error);
   }
   // Upgrade without `Connection: upgrade` is no upgrade: an ordinary request (the field is
   // hop-by-hop and is dropped when forwarding).
@@ -259,6 +283,7 @@ TEST(Parser, UpgradeVariants_Refused) {
   feed_all(p, "GET / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\n\r\n", body, st);
   EXPECT_EQ(st, ParseStatus::Paused);
   EXPECT_TRUE(p.message_complete());
+  EXPECT_FALSE(p.head().upgrade);
 }
 
 TEST(Parser, HeadHandedOutOncePerMessage) {

@@ -88,5 +88,53 @@ TEST(AuditRequest, FieldOrderUnchanged) {
       << line;
 }
 
+TEST(AuditRequest, FailedAttemptsListedInOrder) {
+  RequestFacts r;
+  r.outcome = core::Outcome::Proxied;
+  r.upstream = "10.0.0.3:80";
+  r.upstream_attempts = 3;
+  const FailedAttempt failed[] = {{"10.0.0.1:80", "upstream_connect_refused", 0},
+                                  {"10.0.0.2:80", "http_status", 503}};
+  r.failed_attempts = failed;
+  const auto line = render(r);
+  EXPECT_NE(
+      line.find(
+          R"("attempts":3,"failed_attempts":[{"address":"10.0.0.1:80","reason":"upstream_connect_refused"},)"
+          R"({"address":"10.0.0.2:80","reason":"http_status","status_code":503}])"),
+      std::string::npos)
+      << line;
+  r.failed_attempts = {};
+  EXPECT_EQ(render(r).find("failed_attempts"), std::string::npos);
+}
+
+TEST(AuditTunnel, StartRecordAndEndFields) {
+  audit::JsonLine j;
+  ConnectionFacts c;
+  c.source_ip = "198.51.100.7";
+  c.worker = 1;
+  c.connection = 2;
+  const std::string start(render_tunnel_start(j, c, std::chrono::system_clock::time_point{}, "abc123",
+                                              "websocket", "app.example /", "127.0.0.1:9000"));
+  EXPECT_TRUE(has(start, R"("action":"tunnel-start","outcome":"success")")) << start;
+  EXPECT_TRUE(has(start, R"("request_id":"abc123","decision":"allowed","route":"app.example /")")) << start;
+  EXPECT_TRUE(has(start, R"("upstream":{"address":"127.0.0.1:9000"})")) << start;
+  EXPECT_TRUE(has(start, R"("tunnel":{"protocol":"websocket"})")) << start;
+
+  RequestFacts r;
+  r.target = "/ws";
+  r.outcome = Outcome::Proxied;
+  r.status = 101;
+  EXPECT_FALSE(has(render(r), R"("tunnel")"));  // no tunnel: nothing rendered
+  r.tunnel_protocol = "websocket";
+  r.tunnel_to_upstream = 8;
+  r.tunnel_to_client = 1048580;
+  r.tunnel_duration = std::chrono::seconds(2);
+  r.tunnel_closed_by = "idle";
+  const auto end = render(r);
+  EXPECT_TRUE(has(end, R"("tunnel":{"protocol":"websocket","bytes_to_upstream":8,"bytes_to_client":1048580,)"
+                       R"("duration":2000000000,"closed_by":"idle"})"))
+      << end;
+}
+
 }  // namespace
 }  // namespace phigate::proxy::detail

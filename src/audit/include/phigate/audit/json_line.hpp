@@ -39,6 +39,11 @@ class JsonLine {
   /// Opens a nested object `"key":{`; close it with end_object(). Use for ECS nesting (`url.domain`).
   void begin_object(std::string_view key);
   void end_object();
+  /// Opens `"key":[` for an array of objects: each element is begin_element() ... end_object().
+  /// Close it with end_array() before finish() (finish() closes objects only).
+  void begin_array(std::string_view key);
+  void begin_element();
+  void end_array();
 
   /// Closes every open object and returns the line (no trailing newline). The view stays valid until
   /// the next call of any other member. Add no fields after finish() without clear().

@@ -131,6 +131,10 @@ struct UpstreamSpec {
   // --- TLS to backends (require encryption) ---
 
   // --- upgrades ---
+  /// Upgrade protocols (RFC 9110 §7.8) tunnelled after a 101, compared without case; any other
+  /// upgrade request is refused (400). `h2c` is never accepted (HTTP/2 is not tunnelled).
+  std::vector<std::string> upgrades{"websocket"};
+
 };
 
 enum class PathType { Exact, Prefix, ImplementationSpecific };

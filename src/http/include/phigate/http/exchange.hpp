@@ -6,6 +6,7 @@
 // out. The proxy drives it with its own I/O; HTTP/2 will be a second codec with the same role.
 #include <cstddef>
 #include <cstdint>
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -15,10 +16,17 @@
 
 namespace phigate::http {
 
+/// The Upgrade protocols tunnelled when nothing else is configured: WebSocket only.
+std::span<const std::string> default_upgrades() noexcept;
+
 struct ExchangeOptions {
   ParserLimits request;                               // client request limits
   ParserLimits response{64 * 1024, 64 * 1024, 1000};  // upstream response limits
   int max_interim = 8;                                // 1xx responses tolerated before the final one
+  /// Upgrade protocol names (RFC 9110 §7.8, compared without case, version ignored) a request may
+  /// ask for; any other is refused (400). h2c is refused whatever this says (RFC 9113 §3.1). The
+  /// strings must outlive the exchange (the connection's pinned snapshot holds them).
+  std::span<const std::string> upgrades = default_upgrades();
 };
 
 /// One HTTP/1 client connection's exchanges, request by request (pipelining: bytes after a
@@ -37,22 +45,30 @@ class Http1Exchange {
   enum class HeadStatus { NeedMore, Ready, Error };
   /// Parses client bytes until the request head is complete. `used`: bytes consumed. Ready also
   /// requires the HTTP/1 rules that are not llhttp's (version 1.0/1.1, no Upgrade: h2c, at most
-  /// one Upgrade field); every refusal is an Error of kind BadRequest (error()). Once Ready, later
-  /// calls consume nothing until next_request().
+  /// one Upgrade field; an upgrade — Connection: upgrade + Upgrade — only as an HTTP/1.1 GET
+  /// without a body naming one allowed protocol); every refusal is an Error of kind BadRequest
+  /// (error()). Once Ready, later calls consume nothing until next_request(). After an upgrade
+  /// request's head, the client's bytes are not HTTP any more: they stay unconsumed (`used` stops
+  /// at the head) and belong to the tunnel if the upstream switches protocols.
   HeadStatus feed_head(const char* data, std::size_t len, std::size_t& used);
   bool at_message_start() const noexcept;  // no byte of the next request seen
   bool head_started() const noexcept;      // some byte of the current request seen
   MessageHead& request() noexcept;
   const MessageHead& request() const noexcept;
   bool request_head_complete() const noexcept;
-  bool request_complete() const noexcept;     // head and whole body parsed
+  bool request_complete() const noexcept;  // head and whole body parsed
+  /// The current request asks to switch to an allowed protocol (Connection: upgrade + Upgrade).
+  bool upgrade_requested() const noexcept { return !upgrade_token_.empty(); }
+  /// The protocol it asks for, as the client wrote it ("websocket"); empty when none.
+  std::string_view upgrade_protocol() const noexcept { return upgrade_token_; }
   const core::Error& error() const noexcept;  // after any Error status
 
   // --- forwarding the request
   /// Appends the upstream request head: `method target HTTP/1.1`, the request's headers as they
   /// are now (the caller already removed hop-by-hop fields and added forwarding ones) and the
   /// framing (chunked when the client sent chunked, else Content-Length when it sent one, else
-  /// none). Remembers that framing for feed_body.
+  /// none). Remembers that framing for feed_body. For an upgrade request, `Connection: upgrade`
+  /// and `Upgrade: <protocol>` go out again (hop-by-hop removal took them off).
   void append_upstream_head(std::string& out, std::string_view target);
   /// True exactly once per request, when the caller must now write kContinue to the client before
   /// waiting for body bytes (RFC 9110 §10.1.1).
@@ -76,7 +92,10 @@ class Http1Exchange {
   void set_close_client() noexcept { close_client_ = true; }
   enum class ResponseStatus { NeedMore, Complete, Error };
   /// Feeds upstream bytes; appends to `out` what the client gets (see the README of http/).
-  /// Complete: the response ended; `used` stops there, so bytes after it are NOT consumed.
+  /// Complete: the response ended; `used` stops there, so bytes after it are NOT consumed. After
+  /// a 101 (upgraded()), those unconsumed bytes are the tunnel's first upstream bytes: the caller
+  /// sends them to the client, after the head, before anything else. A 101 is accepted only for
+  /// an upgrade request and only when its Upgrade names the protocol asked for; else Error.
   /// Error: error() with kind UpstreamBadResponse (or the parser's kind).
   ResponseStatus feed_response(const char* data, std::size_t len, std::size_t& used, std::string& out);
   /// The upstream closed cleanly (FIN; a reset or timeout is the caller's own error): Complete when the body
@@ -91,9 +110,12 @@ class Http1Exchange {
   bool upgraded() const noexcept { return upgraded_; }
   /// The upstream's final response head as parsed (hop-by-hop fields removed once it was sent).
   const MessageHead& response() const noexcept { return resp_.head(); }
-  /// After Complete: may the upstream connection carry another request?
+  /// After Complete: may the upstream connection carry another request? Never after an upgrade
+  /// request, whatever the answer (101: it is a tunnel; otherwise the upstream may still expect
+  /// the new protocol).
   bool upstream_reusable(bool leftover) const noexcept;
-  /// After Complete (or a local reply): may the client connection carry another request?
+  /// After Complete (or a local reply): may the client connection carry another request? Never
+  /// after an upgrade request: the client may already be sending the new protocol's bytes.
   bool client_keep_alive() const noexcept;
 
   // --- local replies (phigate answers itself)
@@ -112,6 +134,7 @@ class Http1Exchange {
  private:
   void fail(core::Error e) { error_ = std::move(e); }
   void emit_response_head(std::string& out);
+  ResponseStatus switch_protocols(std::string& out);
   void emit_response_body(std::string& out);
   ResponseStatus complete_response(std::string& out);
 
@@ -132,6 +155,8 @@ class Http1Exchange {
   bool body_failed_ = false;  // over the body limit
   bool continue_taken_ = false;
   std::uint64_t body_bytes_ = 0;
+  std::string
+      upgrade_token_;  // the protocol an upgrade request asks for (copied: hop-by-hop removal drops it)
   // Response side
   bool response_begun_ = false;
   bool close_client_ = false;

@@ -24,6 +24,7 @@ struct MessageHead {
   bool keep_alive = true;                       // as llhttp decided from version and Connection
   bool expect_continue = false;                 // request: Expect: 100-continue
   bool framing_suspect = false;  // response: 204/304 announcing content it cannot have (never reuse)
+  bool upgrade = false;          // Connection: upgrade + Upgrade (llhttp's verdict; a 101's for responses)
 
   bool has_body() const noexcept { return chunked || (content_length && *content_length > 0); }
   void clear() {
@@ -38,6 +39,7 @@ struct MessageHead {
     keep_alive = true;
     expect_continue = false;
     framing_suspect = false;
+    upgrade = false;
   }
 };
 

@@ -67,6 +67,15 @@ struct alignas(64) WorkerShard {
   // --- TLS to backends ---
 
   // --- upgrades (WebSocket tunnels) ---
+  /// Why a tunnel ended: phigate_tunnels_closed_total{reason} (kTunnelCloseNames, same order).
+  enum class TunnelClose : std::uint8_t { Client, Upstream, ClientError, UpstreamError, Idle, Drain, Count };
+  static constexpr const char* kTunnelCloseNames[] = {"client",         "upstream", "client_error",
+                                                      "upstream_error", "idle",     "drain"};
+  Counter tunnels_opened;            // 101 relayed, splice started
+  Gauge tunnels_open;                // splicing now
+  Counter tunnel_bytes_to_upstream;  // after the 101, client -> upstream
+  Counter tunnel_bytes_to_client;    // after the 101, upstream -> client
+  std::array<Counter, static_cast<std::size_t>(TunnelClose::Count)> tunnels_closed;
 
   /// Requests by how they ended (core::outcome_info): phigate_request_outcomes_total.
   std::array<Counter, core::kOutcomeCount> outcomes;
