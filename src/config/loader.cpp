@@ -468,6 +468,20 @@ void read_root(Reader& r, const YAML::Node& root, Config& cfg) {
               std::size_t{1'000'000'000});
 
     // --- upstream.balance ---
+    if (const auto b = n["balance"]; b && r.expect_map(b, "upstream.balance", {"load_balance"})) {
+      std::string lb;
+      r.string(b, "load_balance", "upstream.balance", lb);
+      if (lb == "round_robin") {
+        u.load_balance = LoadBalance::RoundRobin;
+      } else if (lb == "least_request") {
+        u.load_balance = LoadBalance::LeastRequest;
+      } else if (lb == "ewma") {
+        u.load_balance = LoadBalance::Ewma;
+      } else if (b["load_balance"]) {
+        r.error(b["load_balance"], "upstream.balance.load_balance",
+                "must be round_robin, least_request or ewma, not '" + lb + "'");
+      }
+    }
 
     // --- upstream.health ---
 

@@ -247,10 +247,81 @@ std::string parse_proxy_ssl_ciphers(std::string_view v, Context& c) {
 std::string parse_load_balance(std::string_view v, Context& c) {
   if (v == "round_robin") {
     c.policy.load_balance = config::LoadBalance::RoundRobin;
+  } else if (v == "least_request") {
+    c.policy.load_balance = config::LoadBalance::LeastRequest;
   } else if (v == "ewma") {
     c.policy.load_balance = config::LoadBalance::Ewma;
   } else {
-    return "expected round_robin or ewma";
+    return "expected round_robin, least_request or ewma";
+  }
+  c.policy.load_balance_set = true;
+  return {};
+}
+
+// Cookie affinity. Every session-cookie-* value ends up in a Set-Cookie response field, and the
+// Ingress author is an untrusted tenant: a CR/LF would add response headers (response splitting),
+// a ';' or ',' would add cookie attributes (e.g. Domain= to plant the cookie on a parent domain),
+// so each value is checked against a closed grammar and never pasted as text.
+
+std::string parse_affinity(std::string_view v, Context& c) {
+  if (v != "cookie") return "expected \"cookie\" (the only affinity type)";
+  c.policy.affinity_cookie = true;
+  return {};
+}
+
+std::string parse_affinity_mode(std::string_view v, Context& c) {
+  if (v == "balanced") {
+    c.policy.affinity_persistent = false;
+  } else if (v == "persistent") {
+    c.policy.affinity_persistent = true;
+  } else {
+    return "expected balanced or persistent";
+  }
+  return {};
+}
+
+/// RFC 6265 §4.1.1 cookie-name: an RFC 9110 token, at most 128 bytes.
+std::string parse_cookie_name(std::string_view v, Context& c) {
+  static constexpr std::string_view kTchar = "!#$%&'*+-.^_`|~";
+  const bool ok = !v.empty() && v.size() <= 128 && std::all_of(v.begin(), v.end(), [](char ch) {
+    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+           kTchar.find(ch) != std::string_view::npos;
+  });
+  if (!ok) return "expected a cookie name (1 to 128 letters, digits and !#$%&'*+-.^_`|~)";
+  c.policy.session_cookie_name = std::string(v);
+  return {};
+}
+
+/// RFC 6265 path-value, stricter: absolute, visible ASCII, no ';' ',' or space.
+std::string parse_cookie_path(std::string_view v, Context& c) {
+  const bool ok = !v.empty() && v.size() <= 1024 && v.front() == '/' &&
+                  std::all_of(v.begin(), v.end(),
+                              [](char ch) { return ch > 0x20 && ch < 0x7f && ch != ';' && ch != ','; });
+  if (!ok) return "expected an absolute path (\"/app\"): visible ASCII without ';', ',' or spaces";
+  c.policy.session_cookie_path = std::string(v);
+  return {};
+}
+
+/// Seconds, 1 to 10 years (Max-Age=0 would delete the cookie at once).
+std::string parse_cookie_seconds(std::string_view v, std::uint64_t& out) {
+  constexpr std::uint64_t kTenYears = 10ULL * 366 * 24 * 3600;
+  std::uint64_t n = 0;
+  if (!parse_digits(v, n) || n == 0 || n > kTenYears)
+    return "expected seconds from 1 to 316224000 (10 years)";
+  out = n;
+  return {};
+}
+
+std::string parse_cookie_samesite(std::string_view v, Context& c) {
+  const auto lower = detail::to_lower(v);
+  if (lower == "strict") {
+    c.policy.session_cookie_samesite = "Strict";
+  } else if (lower == "lax") {
+    c.policy.session_cookie_samesite = "Lax";
+  } else if (lower == "none") {
+    c.policy.session_cookie_samesite = "None";
+  } else {
+    return "expected Strict, Lax or None";
   }
   return {};
 }
@@ -293,6 +364,8 @@ struct Known {
 
 // Sorted by name (binary search; checked below).
 constexpr Known kKnown[] = {
+    {"affinity", parse_affinity},
+    {"affinity-mode", parse_affinity_mode},
     {"allowlist-source-range", [](std::string_view v, Context& c) { return parse_ranges(v, c.allowlist); }},
     {"auth-tls-pass-certificate-to-upstream",
      [](std::string_view v, Context& c) { return parse_bool(v, c.policy.auth_tls_pass_certificate); }},
@@ -307,9 +380,7 @@ constexpr Known kKnown[] = {
     {"force-ssl-redirect",
      [](std::string_view v, Context& c) { return parse_bool(v, c.policy.force_ssl_redirect); }},
     {"hsts", [](std::string_view v, Context& c) { return parse_bool(v, c.policy.hsts); }},
-    {"load-balance", parse_load_balance,
-     "parsed but not enforced: phigate balances round-robin per worker, so a value other than "
-     "round_robin has no effect"},
+    {"load-balance", parse_load_balance},
     {"proxy-body-size", parse_body_size},
     {"proxy-connect-timeout",
      [](std::string_view v, Context& c) { return parse_timeout(v, c.policy.connect_timeout); }},
@@ -356,12 +427,19 @@ constexpr Known kKnown[] = {
     {"proxy-ssl-verify-depth",
      [](std::string_view v, Context& c) { return parse_depth(v, c.policy.proxy_ssl_verify_depth); },
      kHttpsBackendOnly},
+    {"session-cookie-expires",
+     [](std::string_view v, Context& c) { return parse_cookie_seconds(v, c.policy.session_cookie_expires); }},
+    {"session-cookie-max-age",
+     [](std::string_view v, Context& c) { return parse_cookie_seconds(v, c.policy.session_cookie_max_age); }},
+    {"session-cookie-name", parse_cookie_name},
+    {"session-cookie-path", parse_cookie_path},
+    {"session-cookie-samesite", parse_cookie_samesite},
+    {"session-cookie-secure",
+     [](std::string_view v, Context& c) { return parse_bool(v, c.policy.session_cookie_secure); }},
     {"ssl-ciphers",
      [](std::string_view v, Context& c) { return parse_cipher_list(v, c.policy.ssl_ciphers); }},
     {"ssl-redirect", [](std::string_view v, Context& c) { return parse_bool(v, c.policy.ssl_redirect); }},
-    {"upstream-hash-by", parse_hash_by,
-     "parsed but not enforced: phigate balances round-robin per worker (no consistent hashing yet), so "
-     "it has no effect"},
+    {"upstream-hash-by", parse_hash_by},
     {"whitelist-source-range", [](std::string_view v, Context& c) { return parse_ranges(v, c.whitelist); }},
 };
 static_assert(std::is_sorted(std::begin(kKnown), std::end(kKnown),
@@ -470,8 +548,7 @@ ParsedAnnotations parse_annotations(const std::map<std::string, std::string>& an
     if (const Known* k = find_known(name)) {
       if (auto message = k->parse(kv->second, c); !message.empty()) {
         problem(config::Severity::Error, kv->first, kv->second, std::move(message));
-      } else if (k->not_enforced != nullptr &&
-                 !(name == "load-balance" && out.policy.load_balance == config::LoadBalance::RoundRobin)) {
+      } else if (k->not_enforced != nullptr) {
         // Accepted (ingress-nginx manifests carry it) but said out loud: its owner may rely on it.
         out.not_enforced.push_back({kv->first, k->not_enforced});
       }
@@ -496,6 +573,19 @@ ParsedAnnotations parse_annotations(const std::map<std::string, std::string>& an
     const auto* kv = key_of("auth-tls-verify-client");
     problem(config::Severity::Error, kv->first, kv->second,
             "requires auth-tls-secret (the CA to verify against)");
+  }
+  // Cookie settings without `affinity: cookie` do nothing (as in ingress-nginx): say so.
+  if (!p.affinity_cookie) {
+    for (const auto name :
+         {"affinity-mode", "session-cookie-expires", "session-cookie-max-age", "session-cookie-name",
+          "session-cookie-path", "session-cookie-samesite", "session-cookie-secure"}) {
+      const auto* kv = key_of(name);
+      if (kv == nullptr || std::any_of(out.problems.begin(), out.problems.end(),
+                                       [&](const AnnotationProblem& pr) { return pr.key == kv->first; })) {
+        continue;  // absent, or already an error
+      }
+      problem(config::Severity::Warning, kv->first, kv->second, "has no effect without affinity: cookie");
+    }
   }
   // nginx refuses proxy_ssl_verify without proxy_ssl_trusted_certificate, which comes from the secret.
   if (p.proxy_ssl_verify && p.proxy_ssl_secret.empty() && key_of("proxy-ssl-verify") != nullptr) {

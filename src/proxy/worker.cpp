@@ -67,16 +67,21 @@ void WorkerImpl::configure_retry_budget() {
 }
 
 void WorkerImpl::reset_balancers() {
+  // States are kept, never destroyed or moved: a request in flight on the previous snapshot holds a
+  // reference to one across co_awaits (proxy_request), so each lives in its own allocation and
+  // is only reset (BalancerState::reset keeps counts when the endpoints are the same).
   const auto& clusters = snapshot_->clusters;
-  balancers_.assign(clusters.size(), upstream::BalancerState{});
-  for (std::size_t i = 0; i < clusters.size(); ++i) balancers_[i].reset(clusters[i]);
+  for (std::size_t i = 0; i < clusters.size(); ++i) balancer(i).reset(clusters[i]);
 }
 
 upstream::BalancerState& WorkerImpl::balancer(std::size_t cluster) {
   // A request pinned to an older snapshot may name a cluster index past the current ones; the
-  // state adapts to the cluster it is used with (BalancerState tolerates a size change).
+  // state adapts to the cluster it is used with (BalancerState tolerates a size change). Growing
+  // the vector moves the pointers only, never the states.
   if (cluster >= balancers_.size()) balancers_.resize(cluster + 1);
-  return balancers_[cluster];
+  auto& s = balancers_[cluster];
+  if (!s) s = std::make_unique<upstream::BalancerState>();
+  return *s;
 }
 
 void WorkerImpl::audit_submit(std::string_view line) {

@@ -118,7 +118,7 @@ class WorkerImpl final : public Worker {
   std::uint64_t conn_ids_ = 0;
   std::uint16_t https_port_ = 443;
   void reset_balancers();
-  std::vector<upstream::BalancerState> balancers_;  // per cluster of snapshot_
+  std::vector<std::unique_ptr<upstream::BalancerState>> balancers_;  // per cluster index; stable addresses
   void configure_retry_budget();
   upstream::RetryBudget retry_budget_;
   ConnectionBase* head_ = nullptr;

@@ -1,8 +1,10 @@
+#include <algorithm>
 #include <chrono>
 
 #include "phigate/compile/policy.hpp"
 #include "phigate/net/socket.hpp"
 #include "phigate/server/server.hpp"
+#include "phigate/upstream/balancer.hpp"
 #include "phigate/upstream/health.hpp"
 
 namespace phigate::server {
@@ -67,6 +69,54 @@ proxy::SnapshotPtr build_snapshot(config::Config config, std::shared_ptr<tls::Ti
     c.health = std::make_shared<upstream::HealthGroup>();
 
     // --- balancing ---
+    {
+      // RoutePolicy (an Ingress's annotations) over upstream.balance; static routes use the global
+      // default. upstream-hash-by wins over load-balance, as in ingress-nginx.
+      const auto* pol = p.policy.get();
+      auto& b = c.balance;
+      const auto lb =
+          pol != nullptr && pol->load_balance_set ? pol->load_balance : cfg->upstream.load_balance;
+      b.kind = lb == config::LoadBalance::LeastRequest ? upstream::BalanceKind::LeastRequest
+               : lb == config::LoadBalance::Ewma       ? upstream::BalanceKind::Ewma
+                                                       : upstream::BalanceKind::RoundRobin;
+      if (pol != nullptr && !pol->upstream_hash_by.empty()) {
+        // One variable from the annotation parser's closed list (parse_hash_by).
+        const std::string_view v = pol->upstream_hash_by;
+        const auto named = [&](std::string_view prefix, upstream::HashSource src) {
+          if (v.substr(0, prefix.size()) != prefix) return false;
+          b.hash_source = src;
+          b.hash_name = std::string(v.substr(prefix.size()));
+          return true;
+        };
+        b.kind = upstream::BalanceKind::Hash;
+        if (v == "$remote_addr" || v == "$binary_remote_addr") {
+          b.hash_source = upstream::HashSource::RemoteAddr;
+        } else if (v == "$request_uri") {
+          b.hash_source = upstream::HashSource::RequestUri;
+        } else if (v == "$uri") {
+          b.hash_source = upstream::HashSource::Uri;
+        } else if (v == "$host") {
+          b.hash_source = upstream::HashSource::Host;
+        } else if (named("$http_", upstream::HashSource::Header)) {
+          // nginx's $http_x_user_id is the field X-User-Id.
+          std::replace(b.hash_name.begin(), b.hash_name.end(), '_', '-');
+        } else if (!named("$cookie_", upstream::HashSource::Cookie) &&
+                   !named("$arg_", upstream::HashSource::Arg)) {
+          b.kind = upstream::BalanceKind::RoundRobin;  // unreachable: the parser refuses anything else
+        }
+      }
+      if (pol != nullptr && pol->affinity_cookie) {
+        b.affinity_cookie = true;
+        b.affinity_persistent = pol->affinity_persistent;
+        if (!pol->session_cookie_name.empty()) b.cookie_name = pol->session_cookie_name;
+        b.cookie_path = pol->session_cookie_path;
+        b.cookie_max_age = pol->session_cookie_max_age;
+        b.cookie_expires = pol->session_cookie_expires;
+        b.cookie_secure = pol->session_cookie_secure;
+        b.cookie_samesite = pol->session_cookie_samesite;
+      }
+      upstream::build_balancing(c);  // the ring and the endpoints' affinity ids
+    }
 
     // --- retries ---
     {

@@ -29,7 +29,7 @@ class ValidateTest : public IngressTest {
  protected:
   /// A client-certificate CA that is PEM-shaped but no certificate (other.example), two Ingresses
   /// asking for different cipher lists on app.example, and an annotation phigate parses but does
-  /// not enforce (load-balance: ewma).
+  /// not enforce (proxy-ssl-name: it applies to HTTPS backends only).
   void write_manifests(const std::string& services) {
     const std::string bad_ca =
         "-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydGlmaWNhdGU=\n-----END CERTIFICATE-----\n";
@@ -45,7 +45,7 @@ class ValidateTest : public IngressTest {
     dir_.write("manifests/ingress.yaml",
                ingress_yaml("first", "app.example", "web",
                             std::string(kNginx) + "ssl-ciphers: ECDHE-RSA-AES128-GCM-SHA256\n" + kNginx +
-                                "load-balance: ewma\n") +
+                                "proxy-ssl-name: backend.example\n") +
                    "---\n" + second + "---\n" +
                    ingress_yaml("mtls", "other.example", "web",
                                 std::string(kNginx) + "auth-tls-secret: default/client-ca\n"));
@@ -77,7 +77,7 @@ TEST_F(ValidateTest, ConfigAndIngressDirReportTheSameBadCaConflictAndUnenforcedA
   EXPECT_TRUE(has("error: Ingress default/second", "host app.example already has", "Ingress default/first"))
       << by_dir.out;
   EXPECT_TRUE(
-      has("warning: Ingress default/first", "nginx.ingress.kubernetes.io/load-balance", "not enforced"))
+      has("warning: Ingress default/first", "nginx.ingress.kubernetes.io/proxy-ssl-name", "not enforced"))
       << by_dir.out;
   for (const auto& l : lines) EXPECT_NE(l.find("/ingress.yaml#"), std::string::npos) << l;
 }

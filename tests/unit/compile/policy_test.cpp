@@ -174,8 +174,8 @@ TEST(CompilePolicy, ParsedButUnenforcedAnnotation_WarnsNamingAnnotationResourceA
     EXPECT_NE(e.message.find("not enforced"), std::string::npos);
     fields.push_back(e.field);
   }
-  EXPECT_EQ(fields, (std::vector<std::string>{"metadata.annotations." + kNginx + "load-balance",
-                                              "metadata.annotations." + kNginx + "upstream-hash-by"}));
+  // load-balance and upstream-hash-by are enforced (no warning); proxy-ssl-name is not yet.
+  EXPECT_EQ(fields, (std::vector<std::string>{"metadata.annotations." + kNginx + "proxy-ssl-name"}));
   // A warning, not a failure: the Ingress is served.
   const auto* pol = policy_of(*r, "lb.example");
   ASSERT_NE(pol, nullptr);

@@ -85,6 +85,27 @@ TEST_F(LoaderTest, Defaults_AreTheDocumentedOnes) {
   EXPECT_EQ(cfg->upstream.keepalive_connections, 64u);
 }
 
+TEST_F(LoaderTest, UpstreamBalance_GlobalDefaultAndBadValueNamed) {
+  EXPECT_EQ(load(R"(listeners: { http: ["127.0.0.1:8080"] })")->upstream.load_balance,
+            LoadBalance::RoundRobin);
+  const auto lr = load(R"(listeners: { http: ["127.0.0.1:8080"] }
+upstream: { balance: { load_balance: least_request } })");
+  ASSERT_TRUE(lr) << diag_.to_string();
+  EXPECT_EQ(lr->upstream.load_balance, LoadBalance::LeastRequest);
+  EXPECT_EQ(load(R"(listeners: { http: ["127.0.0.1:8080"] }
+upstream: { balance: { load_balance: ewma } })")
+                ->upstream.load_balance,
+            LoadBalance::Ewma);
+  EXPECT_FALSE(load(R"(listeners: { http: ["127.0.0.1:8080"] }
+upstream: { balance: { load_balance: random } })"));
+  const auto* d = find("upstream.balance.load_balance");
+  ASSERT_NE(d, nullptr) << diag_.to_string();
+  EXPECT_EQ(d->line, 2);
+  EXPECT_FALSE(load(R"(listeners: { http: ["127.0.0.1:8080"] }
+upstream: { balance: { algorithm: ewma } })"));
+  EXPECT_NE(find("upstream.balance.algorithm"), nullptr) << diag_.to_string();
+}
+
 TEST_F(LoaderTest, UnknownKey_NamesFileLineAndKey) {
   const auto cfg = load("listeners:\n  http: [\"127.0.0.1:8080\"]\n  htps: []\n");
   EXPECT_FALSE(cfg);

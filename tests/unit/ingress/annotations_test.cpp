@@ -98,6 +98,12 @@ TEST(IngressAnnotations, ValidValues_SetTheTypedField) {
        [](const RoutePolicy& p) { return p.load_balance == config::LoadBalance::Ewma; }},
       {"load-balance", "round_robin",
        [](const RoutePolicy& p) { return p.load_balance == config::LoadBalance::RoundRobin; }},
+      {"load-balance", "least_request",
+       [](const RoutePolicy& p) {
+         return p.load_balance == config::LoadBalance::LeastRequest && p.load_balance_set;
+       }},
+      {"affinity", "cookie",
+       [](const RoutePolicy& p) { return p.affinity_cookie && !p.affinity_persistent; }},
       {"upstream-hash-by", "$request_uri",
        [](const RoutePolicy& p) { return p.upstream_hash_by == "$request_uri"; }},
       {"upstream-hash-by", "$binary_remote_addr",
@@ -181,6 +187,34 @@ TEST(IngressAnnotations, InvalidValues_AreErrorsAndFailClosedNamingKeyAndValue) 
       {"upstream-hash-by", "$http_a b"},
       {"upstream-hash-by", "request_uri"},
       {"upstream-hash-by", "$remote_port"},
+      {"affinity", "ip"},
+      {"affinity", "Cookie"},
+      {"affinity-mode", "sticky"},
+      // Session cookie attributes reach a Set-Cookie line: response splitting and attribute
+      // injection (Domain= planting the cookie on a parent domain) must not get through.
+      {"session-cookie-name", "a b"},
+      {"session-cookie-name", "route;Domain=example.com"},
+      {"session-cookie-name", "route\r\nSet-Cookie: admin=1"},
+      {"session-cookie-name", "a=b"},
+      {"session-cookie-name", "a,b"},
+      {"session-cookie-name", ""},
+      {"session-cookie-name", std::string(129, 'a')},
+      {"session-cookie-name", "caf\xc3\xa9"},
+      {"session-cookie-path", "app"},
+      {"session-cookie-path", "/app; Domain=evil.example"},
+      {"session-cookie-path", "/app\r\nX-Injected: 1"},
+      {"session-cookie-path", "/a b"},
+      {"session-cookie-path", "/a,b"},
+      {"session-cookie-path", ""},
+      {"session-cookie-max-age", "0"},
+      {"session-cookie-max-age", "-1"},
+      {"session-cookie-max-age", "1h"},
+      {"session-cookie-max-age", "999999999999"},
+      {"session-cookie-expires", "172800; Domain=x"},
+      {"session-cookie-expires", " 60"},
+      {"session-cookie-samesite", "Lax; Secure"},
+      {"session-cookie-samesite", "none\r\n"},
+      {"session-cookie-secure", "yes"},
   };
   for (const auto& [name, value] : cases) {
     const auto key = kN + name;
@@ -191,6 +225,46 @@ TEST(IngressAnnotations, InvalidValues_AreErrorsAndFailClosedNamingKeyAndValue) 
     EXPECT_EQ(r.problems[0].value, quote_value(value));
     EXPECT_EQ(r.fail_closed, "invalid annotation " + key + "=" + quote_value(value));
   }
+}
+
+TEST(IngressAnnotations, CookieAffinity_EveryAttributeParsedWithoutWarnings) {
+  const auto r = parse({{kN + "affinity", "cookie"},
+                        {kN + "affinity-mode", "persistent"},
+                        {kN + "session-cookie-name", "route_v2"},
+                        {kN + "session-cookie-path", "/portal/"},
+                        {kN + "session-cookie-max-age", "3600"},
+                        {kN + "session-cookie-expires", "172800"},
+                        {kN + "session-cookie-secure", "true"},
+                        {kN + "session-cookie-samesite", "lax"}});
+  EXPECT_TRUE(r.problems.empty()) << r.problems.at(0).message;
+  EXPECT_TRUE(r.not_enforced.empty());
+  const auto& p = r.policy;
+  EXPECT_TRUE(p.affinity_cookie);
+  EXPECT_TRUE(p.affinity_persistent);
+  EXPECT_EQ(p.session_cookie_name, "route_v2");
+  EXPECT_EQ(p.session_cookie_path, "/portal/");
+  EXPECT_EQ(p.session_cookie_max_age, 3600u);
+  EXPECT_EQ(p.session_cookie_expires, 172800u);
+  EXPECT_TRUE(p.session_cookie_secure);
+  EXPECT_EQ(p.session_cookie_samesite, "Lax");  // canonical spelling
+}
+
+TEST(IngressAnnotations, CookieSettingsWithoutAffinity_WarnThatTheyDoNothing) {
+  const auto r = parse({{kN + "session-cookie-name", "route"}, {kN + "affinity-mode", "balanced"}});
+  ASSERT_EQ(r.problems.size(), 2u);
+  for (const auto& pr : r.problems) {
+    EXPECT_EQ(pr.severity, config::Severity::Warning);
+    EXPECT_NE(pr.message.find("without affinity: cookie"), std::string::npos);
+  }
+  EXPECT_TRUE(r.fail_closed.empty());
+}
+
+TEST(IngressAnnotations, BalancingAnnotations_AreEnforcedSoNoLongerWarn) {
+  const auto r = parse({{kN + "load-balance", "ewma"}, {kN + "upstream-hash-by", "$http_x_user"}});
+  EXPECT_TRUE(r.problems.empty());
+  EXPECT_TRUE(r.not_enforced.empty());
+  EXPECT_TRUE(r.policy.load_balance_set);
+  EXPECT_FALSE(parse({}).policy.load_balance_set);  // no annotation: the global default applies
 }
 
 TEST(IngressAnnotations, Snippets_RejectedUnderBothPrefixesWhateverTheValue) {

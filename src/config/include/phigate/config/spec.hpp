@@ -111,6 +111,7 @@ inline constexpr std::uint16_t kNextUpstreamHttp403 = 1 << 6;
 inline constexpr std::uint16_t kNextUpstreamHttp404 = 1 << 7;
 inline constexpr std::uint16_t kNextUpstreamHttp429 = 1 << 8;
 inline constexpr std::uint16_t kNextUpstreamDefault = kNextUpstreamError | kNextUpstreamTimeout;
+enum class LoadBalance;  // below, with RoutePolicy
 
 struct UpstreamSpec {
   std::size_t keepalive_connections = 64;  // idle connections kept per endpoint per worker
@@ -118,6 +119,9 @@ struct UpstreamSpec {
   std::size_t keepalive_requests = 10000;  // requests on one upstream connection before closing it
 
   // --- balancing (global default) ---
+  /// upstream.balance.load_balance: what a route without a load-balance annotation uses
+  /// (0: RoundRobin; the enum is defined further down).
+  LoadBalance load_balance{};
 
   // --- health checks (global defaults, passive checks) ---
 
@@ -141,7 +145,7 @@ enum class PathType { Exact, Prefix, ImplementationSpecific };
 
 enum class VerifyClient { Off, On, Optional, OptionalNoCa };
 enum class BackendProtocol { Http, Https };
-enum class LoadBalance { RoundRobin, Ewma };
+enum class LoadBalance { RoundRobin, LeastRequest, Ewma };
 
 /// Per-path behaviour set by Ingress annotations (ingress-nginx names, `nginx.ingress.kubernetes.io/`
 /// or `phigate.io/` prefix). Every value is parsed strictly into a typed field; nothing is ever
@@ -179,6 +183,15 @@ struct RoutePolicy {
   std::string upstream_hash_by;  // one validated variable, e.g. "$remote_addr"; empty: off
 
   // --- balancing and affinity (affinity, session-cookie-*) ---
+  bool load_balance_set = false;             // a load-balance annotation was given (else the global default)
+  bool affinity_cookie = false;              // affinity: cookie
+  bool affinity_persistent = false;          // affinity-mode: persistent (default balanced)
+  std::string session_cookie_name;           // validated RFC 6265 token; empty: INGRESSCOOKIE
+  std::string session_cookie_path;           // validated; empty: the path of the rule
+  std::uint64_t session_cookie_max_age = 0;  // seconds; 0: no Max-Age
+  std::uint64_t session_cookie_expires = 0;  // seconds from the response; 0: no Expires
+  bool session_cookie_secure = false;
+  std::string session_cookie_samesite;  // "", "Strict", "Lax" or "None"
 
   // --- health checks (phigate.io/health-check-*) ---
 

@@ -26,16 +26,36 @@ struct Endpoint {
 
   // --- health (active + passive) ---
   std::shared_ptr<EndpointHealth> health;  // never null in a built snapshot
+
+  // --- balancing: cookie affinity ---
+  /// The affinity cookie's value for this endpoint: 32 hex digits of HMAC-SHA256(process secret,
+  /// key), so a cookie never reveals the backend's address (balancer.hpp `affinity_id`). Set at
+  /// snapshot build; empty when the cluster has no cookie affinity.
+  std::string affinity_id;
 };
 
 /// How a cluster picks an endpoint (RoutePolicy load-balance / upstream-hash-by / affinity).
 enum class BalanceKind { RoundRobin, LeastRequest, Ewma, Hash };
-enum class HashSource { None, RemoteAddr, Uri, Header, Cookie, Host };
+/// What upstream-hash-by hashes: $remote_addr / $binary_remote_addr, $request_uri (the target with
+/// its query), $uri (the path), $host, $http_<name>, $cookie_<name>, $arg_<name>.
+enum class HashSource { None, RemoteAddr, RequestUri, Uri, Host, Header, Cookie, Arg };
+
+/// One virtual node of the consistent-hash ring.
+struct RingPoint {
+  std::uint64_t hash = 0;
+  std::uint32_t endpoint = 0;  // index into Cluster::endpoints
+};
+
+/// An endpoint's affinity id and index, sorted by id: a cookie is found by binary search.
+struct AffinityEntry {
+  std::string id;
+  std::uint32_t endpoint = 0;
+};
 
 struct BalanceSettings {
   BalanceKind kind = BalanceKind::RoundRobin;
   HashSource hash_source = HashSource::None;
-  std::string hash_name;  // header or cookie name (lower-case header name)
+  std::string hash_name;  // header name (lower case, '-'), cookie or query argument name
 
   // --- cookie affinity ---
   bool affinity_cookie = false;
@@ -46,6 +66,10 @@ struct BalanceSettings {
   std::uint64_t cookie_expires = 0;  // seconds from now, 0: none
   bool cookie_secure = false;
   std::string cookie_samesite;  // "", Strict, Lax, None
+
+  // Built once per cluster at snapshot build (balancer.hpp `build_balancing`), read-only after.
+  std::vector<RingPoint> ring;          // sorted by hash; empty unless kind == Hash
+  std::vector<AffinityEntry> affinity;  // sorted by id; empty unless affinity_cookie
 };
 
 /// proxy-next-upstream conditions (nginx's names), the bits of RetrySettings::when.
