@@ -555,8 +555,8 @@ net::awaitable<bool> ProxyConnection::proxy_request(InFlight& f) {
     }
     upstream::attempt_started(balancer, picked.index);
     const auto attempt_start = Clock::now();
-    if (!link_.take_pooled(*ep, attempt, worker_.now())) {
-      if (auto err = co_await link_.connect(*ep, t, *this)) {
+    if (!link_.take_pooled(*ep, attempt, worker_.now(), cluster.tls.get())) {
+      if (auto err = co_await link_.connect(*ep, t, *this, cluster.tls.get())) {
         PHI_LOG_DEBUG("[w{} c{}] upstream {}: {}", worker_.id(), id_, ep->key, err->to_string());
         upstream::attempt_ended(balancer, picked.index, Clock::now() - attempt_start, false);
         upstream::report_attempt(cluster, picked.index, attempt_result(*err), worker_.now());
