@@ -5,6 +5,8 @@
 #include <unordered_set>
 #include <utility>
 
+#include "phigate/core/host_port.hpp"
+
 namespace phigate::compile {
 
 namespace {
@@ -17,19 +19,107 @@ void fail_path(config::PathSpec& p, const std::string& why) {
   p.policy = std::move(copy);
 }
 
-/// Annotations whose behaviour is not built yet must not be ignored: an Ingress asking for an
-/// HTTPS backend fails closed instead of being served over plain HTTP.
-void fail_unsupported(config::Config& config, config::Diagnostics& diag) {
-  for (auto& r : config.routes) {
-    for (auto& p : r.paths) {
-      const auto* pol = p.policy.get();
-      if (pol == nullptr || !pol->fail_closed.empty()) continue;
-      if (pol->backend_protocol != config::BackendProtocol::Https) continue;
-      diag.error(p.where.file, p.where.line, "metadata.annotations",
-                 "backend-protocol HTTPS is not supported yet: failing closed (503)", pol->resource);
-      fail_path(p, "backend-protocol HTTPS is not supported yet");
+/// TLS to the backends, one slot per path in route order then the default backend (the clusters'
+/// order): HTTPS backends get their client context compiled here, once per distinct setting, so
+/// that `validate` reports what `run` would; a setting that does not compile fails its path closed
+/// (never plain). upstream.tls.require makes plain HTTP, or TLS without verification, to a path's
+/// backends a fail-closed error naming the Ingress and field. Unverified TLS is a warning.
+void backend_tls(CompiledPolicy& out, config::Diagnostics& diag) {
+  using Require = config::UpstreamSpec::RequireTls;
+  const auto require = out.config.upstream.require_tls;
+  std::unordered_map<std::string, std::shared_ptr<const upstream::BackendTls>> built;
+  const auto add = [&](config::PathSpec& p) {
+    std::shared_ptr<const upstream::BackendTls> slot;
+    const auto* pol = p.policy.get();
+    const bool ingress = pol != nullptr && !pol->resource.empty();
+    const std::string resource = pol != nullptr ? pol->resource : "";
+    const auto field = [&](const char* annotation, const char* key) {
+      return ingress ? std::string("metadata.annotations.") + annotation : std::string(key);
+    };
+    const bool required = require == Require::All || (require == Require::Phi && pol != nullptr && pol->phi);
+    const char* why_required = require == Require::All
+                                   ? "upstream.tls.require is all"
+                                   : "upstream.tls.require is phi and the path carries PHI";
+    if (pol != nullptr && !pol->fail_closed.empty()) {
+      out.backend_tls.push_back(nullptr);
+      return;
     }
+    if (pol == nullptr || pol->backend_protocol != config::BackendProtocol::Https) {
+      if (required) {
+        diag.error(p.where.file, p.where.line, field("backend-protocol", "backend_tls"),
+                   std::string("plain HTTP to the backend, but ") + why_required +
+                       ": failing closed (503); set backend-protocol HTTPS (or backend_tls:)",
+                   resource);
+        fail_path(p, "plain HTTP backend where upstream.tls.require demands TLS");
+      }
+      out.backend_tls.push_back(nullptr);
+      return;
+    }
+    upstream::BackendTlsSpec spec;
+    spec.ca_pem = pol->proxy_ssl_ca_pem;
+    spec.cert_pem = pol->proxy_ssl_cert_pem;
+    spec.key_pem = pol->proxy_ssl_key_pem;
+    spec.server_name = pol->proxy_ssl_server_name;
+    spec.verify = pol->proxy_ssl_verify;
+    spec.verify_depth = pol->proxy_ssl_verify_depth;
+    spec.protocols = pol->proxy_ssl_protocols;
+    spec.ciphers = pol->proxy_ssl_ciphers;
+    spec.verify_name = pol->proxy_ssl_name;
+    if (spec.verify_name.empty()) spec.verify_name = p.service_host;
+    if (spec.verify_name.empty()) {
+      // A static route: the backends' host, when they share one.
+      for (const auto& b : p.backends) {
+        std::string host;
+        std::uint16_t port = 0;
+        if (!core::split_host_port(b, host, port)) continue;
+        if (spec.verify_name.empty()) {
+          spec.verify_name = host;
+        } else if (spec.verify_name != host) {
+          spec.verify_name.clear();
+          break;
+        }
+      }
+    }
+    std::string problem;
+    if (required && !spec.verify) {
+      problem = std::string("proxy-ssl-verify is off, but ") + why_required +
+                ": an unverified backend could be anyone on the path";
+    } else if (spec.verify && spec.verify_name.empty()) {
+      problem = "no name to check the backend's certificate against: set the name (proxy-ssl-name)";
+    } else {
+      const auto id = upstream::BackendTls::identity_of(spec);
+      auto& cached = built[id];
+      if (!cached) {
+        auto r = upstream::BackendTls::build(spec);
+        if (r) {
+          cached = std::move(r.value());
+        } else {
+          problem = "invalid TLS settings for the backend: " + r.error().context;
+        }
+      }
+      slot = cached;
+    }
+    if (!problem.empty()) {
+      diag.error(p.where.file, p.where.line,
+                 required && !spec.verify ? field("proxy-ssl-verify", "backend_tls.verify")
+                                          : field("proxy-ssl-secret", "backend_tls"),
+                 problem + ": failing closed (503)", resource);
+      fail_path(p, "invalid TLS to the backend");
+      out.backend_tls.push_back(nullptr);
+      return;
+    }
+    if (!spec.verify) {
+      diag.warning(p.where.file, p.where.line, field("proxy-ssl-verify", "backend_tls.verify"),
+                   "the backend's certificate is not verified (proxy-ssl-verify off): anyone between phigate "
+                   "and the backend can read and change the traffic",
+                   resource);
+    }
+    out.backend_tls.push_back(std::move(slot));
+  };
+  for (auto& r : out.config.routes) {
+    for (auto& p : r.paths) add(p);
   }
+  if (out.config.default_backend) add(*out.config.default_backend);
 }
 
 /// Client-certificate and cipher settings are per host (ingress-nginx applies them to the server
@@ -187,9 +277,9 @@ void merge(config::Config& config, ingress::Translation translation) {
 CompiledPolicy compile(config::Config config, config::Diagnostics& diag, ingress::TranslationStats stats) {
   CompiledPolicy out;
   out.ingress = stats;
-  fail_unsupported(config, diag);
   out.host_policies = host_tls_policies(config, diag);
   out.config = std::move(config);
+  backend_tls(out, diag);
   access_lists(out, diag);
   return out;
 }

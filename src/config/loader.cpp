@@ -276,6 +276,56 @@ bool valid_hostname(const std::string& h) {
   return label > 0;
 }
 
+/// The whole of a PEM file named by `key` of `n` (resolved against `dir`) into `out`.
+void read_pem_file(Reader& r, const YAML::Node& n, std::string_view key, const std::string& field,
+                   const std::string& dir, std::string& out) {
+  const auto v = n[std::string(key)];
+  if (!v) return;
+  const auto f = Reader::join(field, key);
+  std::string s;
+  if (!r.scalar(v, f, s)) return;
+  const auto path = resolve(dir, s);
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    r.error(v, f, "cannot read " + path);
+    return;
+  }
+  std::stringstream ss;
+  ss << in.rdbuf();
+  out = ss.str();
+  if (out.find("-----BEGIN ") == std::string::npos) r.error(v, f, "not a PEM file: " + path);
+}
+
+/// A static path's `backend_tls:` (its backends speak HTTPS) and `phi:` as the RoutePolicy fields
+/// an Ingress's proxy-ssl-* annotations fill, so that one compile step serves both. Without them
+/// the path keeps no policy (defaults).
+void read_path_policy(Reader& r, const YAML::Node& pn, const std::string& pf, const std::string& dir,
+                      PathSpec& p) {
+  const auto tn = pn["backend_tls"];
+  if (!tn && !pn["phi"]) return;
+  auto pol = std::make_shared<RoutePolicy>();
+  r.boolean(pn, "phi", pf, pol->phi);
+  const auto f = pf + ".backend_tls";
+  if (tn && r.expect_map(tn, f,
+                         {"ca", "cert", "key", "name", "server_name", "verify", "verify_depth", "protocols",
+                          "ciphers"})) {
+    pol->backend_protocol = BackendProtocol::Https;
+    read_pem_file(r, tn, "ca", f, dir, pol->proxy_ssl_ca_pem);
+    read_pem_file(r, tn, "cert", f, dir, pol->proxy_ssl_cert_pem);
+    read_pem_file(r, tn, "key", f, dir, pol->proxy_ssl_key_pem);
+    if (pol->proxy_ssl_cert_pem.empty() != pol->proxy_ssl_key_pem.empty()) {
+      r.error(tn, f, "cert and key go together (the client certificate for mTLS to the backend)");
+    }
+    r.string(tn, "name", f, pol->proxy_ssl_name);
+    r.boolean(tn, "server_name", f, pol->proxy_ssl_server_name);
+    r.boolean(tn, "verify", f, pol->proxy_ssl_verify);
+    r.integer(tn, "verify_depth", f, pol->proxy_ssl_verify_depth, 0, 100);
+    r.string(tn, "protocols", f, pol->proxy_ssl_protocols);
+    r.string(tn, "ciphers", f, pol->proxy_ssl_ciphers);
+  }
+  p.policy = std::move(pol);
+}
+
 void read_routes(Reader& r, const YAML::Node& n, Config& cfg) {
   if (!n.IsSequence()) {
     r.error(n, "routes", "expected a list");
@@ -301,7 +351,7 @@ void read_routes(Reader& r, const YAML::Node& n, Config& cfg) {
     for (std::size_t j = 0; j < paths.size(); ++j) {
       const auto pn = paths[j];
       const auto pf = field + ".paths[" + std::to_string(j) + "]";
-      if (!r.expect_map(pn, pf, {"path", "type", "backends"})) continue;
+      if (!r.expect_map(pn, pf, {"path", "type", "backends", "backend_tls", "phi"})) continue;
       PathSpec p;
       p.where = {r.file(), Reader::line_of(pn)};
       r.string(pn, "path", pf, p.path);
@@ -328,6 +378,7 @@ void read_routes(Reader& r, const YAML::Node& n, Config& cfg) {
                   "expected host:port, got '" + p.backends[k] + "'");
         }
       }
+      read_path_policy(r, pn, pf, cfg.dir, p);
       route.paths.push_back(std::move(p));
     }
     cfg.routes.push_back(std::move(route));
@@ -507,6 +558,19 @@ void read_root(Reader& r, const YAML::Node& root, Config& cfg) {
     }
 
     // --- upstream.tls ---
+    if (const auto tn = n["tls"]; tn && r.expect_map(tn, "upstream.tls", {"require"})) {
+      std::string req = "none";
+      r.string(tn, "require", "upstream.tls", req);
+      if (req == "none") {
+        u.require_tls = UpstreamSpec::RequireTls::None;
+      } else if (req == "phi") {
+        u.require_tls = UpstreamSpec::RequireTls::Phi;
+      } else if (req == "all") {
+        u.require_tls = UpstreamSpec::RequireTls::All;
+      } else {
+        r.error(tn["require"], "upstream.tls.require", "must be none, phi or all, not '" + req + "'");
+      }
+    }
 
     // --- upstream.upgrades ---
     r.string_list(n, "upgrades", "upstream", u.upgrades);

@@ -6,7 +6,7 @@ namespace phigate::core {
 
 namespace {
 // Indexed by ErrorKind. Status 0: the connection is closed without a response.
-constexpr std::array<KindInfo, 22> kKinds{{
+constexpr std::array<KindInfo, 23> kKinds{{
     {400, "bad_request"},
     {414, "uri_too_long"},
     {431, "header_too_large"},
@@ -24,6 +24,7 @@ constexpr std::array<KindInfo, 22> kKinds{{
     {502, "upstream_reset"},
     {504, "upstream_timeout"},
     {502, "upstream_bad_response"},
+    {502, "upstream_tls"},
     {503, "no_healthy_endpoint"},
     {503, "overloaded"},
     {503, "unavailable"},

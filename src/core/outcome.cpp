@@ -36,6 +36,7 @@ constexpr std::array<OutcomeInfo, kOutcomeCount> kOutcomes{{
     {"upstream_timeout", "allowed", "route", Party::Upstream, How::Timeout, false},
     {"upstream_reset", "allowed", "route", Party::Upstream, How::Reset, false},
     {"upstream_bad_response", "allowed", "route", Party::Upstream, How::Invalid, false},
+    {"upstream_tls", "allowed", "route", Party::Upstream, How::Invalid, false},
     {"no_healthy_endpoint", "allowed", "route", Party::Upstream, How::Unavailable, false},
     {"internal", "error", "internal", Party::Phigate, How::Unavailable, false},
     {"overloaded", "denied", "overloaded", Party::Phigate, How::Unavailable, false},
@@ -85,6 +86,8 @@ Outcome outcome_of(const Error& e) noexcept {
       return Outcome::UpstreamTimeout;
     case ErrorKind::UpstreamBadResponse:
       return Outcome::UpstreamBadResponse;
+    case ErrorKind::UpstreamTls:
+      return Outcome::UpstreamTls;
     case ErrorKind::NoHealthyEndpoint:
       return Outcome::NoHealthyEndpoint;
     case ErrorKind::Overloaded:

@@ -352,10 +352,6 @@ std::string parse_hash_by(std::string_view v, Context& c) {
 /// Why a parsed annotation has no effect yet (nothing in phigate reads its field), or nullptr when
 /// it is enforced. Only annotations that do not decide who can reach what may be here: an
 /// unenforced access-control annotation is an error (fail closed), never a warning.
-constexpr const char* kHttpsBackendOnly =
-    "parsed but not enforced: it applies to HTTPS backends (backend-protocol HTTPS), which are not "
-    "supported yet, so it has no effect";
-
 struct Known {
   std::string_view name;
   Parser parse;
@@ -381,6 +377,7 @@ constexpr Known kKnown[] = {
      [](std::string_view v, Context& c) { return parse_bool(v, c.policy.force_ssl_redirect); }},
     {"hsts", [](std::string_view v, Context& c) { return parse_bool(v, c.policy.hsts); }},
     {"load-balance", parse_load_balance},
+    {"phi", [](std::string_view v, Context& c) { return parse_bool(v, c.policy.phi); }},
     {"proxy-body-size", parse_body_size},
     {"proxy-connect-timeout",
      [](std::string_view v, Context& c) { return parse_timeout(v, c.policy.connect_timeout); }},
@@ -412,21 +409,17 @@ constexpr Known kKnown[] = {
      [](std::string_view v, Context& c) { return parse_timeout(v, c.policy.read_timeout); }},
     {"proxy-send-timeout",
      [](std::string_view v, Context& c) { return parse_timeout(v, c.policy.send_timeout); }},
-    {"proxy-ssl-ciphers", parse_proxy_ssl_ciphers, kHttpsBackendOnly},
-    {"proxy-ssl-name", parse_proxy_ssl_name, kHttpsBackendOnly},
-    {"proxy-ssl-protocols", parse_proxy_ssl_protocols, kHttpsBackendOnly},
+    {"proxy-ssl-ciphers", parse_proxy_ssl_ciphers},
+    {"proxy-ssl-name", parse_proxy_ssl_name},
+    {"proxy-ssl-protocols", parse_proxy_ssl_protocols},
     {"proxy-ssl-secret",
-     [](std::string_view v, Context& c) { return parse_secret_ref(v, c.ns, c.policy.proxy_ssl_secret); },
-     kHttpsBackendOnly},
+     [](std::string_view v, Context& c) { return parse_secret_ref(v, c.ns, c.policy.proxy_ssl_secret); }},
     {"proxy-ssl-server-name",
-     [](std::string_view v, Context& c) { return parse_on_off(v, c.policy.proxy_ssl_server_name); },
-     kHttpsBackendOnly},
+     [](std::string_view v, Context& c) { return parse_on_off(v, c.policy.proxy_ssl_server_name); }},
     {"proxy-ssl-verify",
-     [](std::string_view v, Context& c) { return parse_on_off(v, c.policy.proxy_ssl_verify); },
-     kHttpsBackendOnly},
+     [](std::string_view v, Context& c) { return parse_on_off(v, c.policy.proxy_ssl_verify); }},
     {"proxy-ssl-verify-depth",
-     [](std::string_view v, Context& c) { return parse_depth(v, c.policy.proxy_ssl_verify_depth); },
-     kHttpsBackendOnly},
+     [](std::string_view v, Context& c) { return parse_depth(v, c.policy.proxy_ssl_verify_depth); }},
     {"session-cookie-expires",
      [](std::string_view v, Context& c) { return parse_cookie_seconds(v, c.policy.session_cookie_expires); }},
     {"session-cookie-max-age",
@@ -587,10 +580,15 @@ ParsedAnnotations parse_annotations(const std::map<std::string, std::string>& an
       problem(config::Severity::Warning, kv->first, kv->second, "has no effect without affinity: cookie");
     }
   }
-  // nginx refuses proxy_ssl_verify without proxy_ssl_trusted_certificate, which comes from the secret.
-  if (p.proxy_ssl_verify && p.proxy_ssl_secret.empty() && key_of("proxy-ssl-verify") != nullptr) {
-    const auto* kv = key_of("proxy-ssl-verify");
-    problem(config::Severity::Error, kv->first, kv->second, "requires proxy-ssl-secret with a ca.crt");
+  // proxy-ssl-* shape the TLS connection to an HTTPS backend; over plain HTTP they do nothing,
+  // and their owner may believe the backend traffic is encrypted: said out loud.
+  if (p.backend_protocol != config::BackendProtocol::Https) {
+    for (const auto& [name, kv] : effective) {
+      if (name.rfind("proxy-ssl-", 0) == 0) {
+        out.not_enforced.push_back(
+            {kv->first, "has no effect: the backend is plain HTTP (backend-protocol is not HTTPS)"});
+      }
+    }
   }
   // allowlist- and whitelist- are two names of one list (ingress-nginx renamed it): merge them.
   for (auto* list : {&c.allowlist, &c.whitelist}) {

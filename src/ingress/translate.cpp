@@ -292,6 +292,13 @@ class Translator {
     return r.backends;
   }
 
+  /// The Service's cluster DNS name, "<service>.<namespace>.svc": the name an HTTPS backend's
+  /// certificate is checked against when proxy-ssl-name is not set.
+  static std::string service_host(const Ingress& ing, const IngressBackend& b) {
+    if (!b.service) return {};
+    return b.service->name + "." + ing.meta.ns + ".svc";
+  }
+
   /// Looks up a Secret of the Ingress's namespace; "" and `out` set when usable, else why not.
   std::string find_secret(const std::string& key, const Secret*& out) const {
     const auto it = secrets_.find(key);
@@ -346,9 +353,8 @@ class Translator {
           why = "has no PEM tls.crt and tls.key";
         } else if (s->data.count("ca.crt") != 0 && ca == nullptr) {
           why = "has a ca.crt that is not PEM";
-        } else if (policy.proxy_ssl_verify && ca == nullptr) {
-          why = "has no ca.crt, which proxy-ssl-verify requires";
         } else {
+          // Without a ca.crt, a verified backend is checked against the system trust store.
           policy.proxy_ssl_cert_pem = *crt;
           policy.proxy_ssl_key_pem = *key;
           if (ca != nullptr) policy.proxy_ssl_ca_pem = *ca;
@@ -461,6 +467,7 @@ class Translator {
           fail_with("invalid path at " + pf + ".path");
         }
         ps.backends = backends(ing, p.backend, pf + ".backend");
+        ps.service_host = service_host(ing, p.backend);
         hp.paths.push_back(std::move(ps));
         hp.fields.push_back(pf);
       }
@@ -568,6 +575,7 @@ class Translator {
       d.type = config::PathType::Prefix;
       d.where = {where, ing.default_backend->line};
       d.backends = backends(ing, *ing.default_backend, "spec.defaultBackend");
+      d.service_host = service_host(ing, *ing.default_backend);
       if (ing.rules.empty()) {
         // ingress-nginx: an Ingress with a backend and no rules configures the catch-all server.
         if (!out_.default_backend) {

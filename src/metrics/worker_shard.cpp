@@ -105,6 +105,16 @@ std::string render(std::span<const WorkerShard* const> shards, const ControlStat
           [](const WorkerShard& s) { return s.upstream_retry_budget_exhausted.get(); });
 
   // --- TLS to backends ---
+  counter("phigate_backend_tls_handshakes_total", "TLS handshakes started with backends (HTTPS backends).",
+          [](const WorkerShard& s) { return s.backend_tls_handshakes.get(); });
+  counter("phigate_backend_tls_resumed_total", "Backend TLS handshakes that resumed a cached session.",
+          [](const WorkerShard& s) { return s.backend_tls_resumed.get(); });
+  counter("phigate_backend_tls_failures_total",
+          "Backend TLS handshakes that failed (verification, handshake); the audit reason says which check.",
+          [](const WorkerShard& s) { return s.backend_tls_failures.get(); });
+  counter("phigate_backend_tls_unverified_requests_total",
+          "Requests sent to a backend over TLS whose certificate was not verified (proxy-ssl-verify off).",
+          [](const WorkerShard& s) { return s.backend_tls_unverified_requests.get(); });
 
   // --- upgrades ---
   counter("phigate_tunnels_opened_total", "Upgraded connections (WebSocket) spliced after a 101.",
@@ -181,6 +191,9 @@ std::string render(std::span<const WorkerShard* const> shards, const ControlStat
   add_value(ingresses, static_cast<double>(control.ingresses_failed_closed.load()),
             {{"state", "failed_closed"}});
   out.push_back(std::move(ingresses));
+  gauge("phigate_backend_tls_unverified_routes",
+        "Paths served whose HTTPS backends' certificates are not verified (proxy-ssl-verify off).",
+        static_cast<double>(control.backend_tls_unverified_routes.load()));
   gauge("phigate_audit_enabled", "1 when the encrypted audit log is configured.",
         static_cast<double>(control.audit_enabled.load()));
   gauge("phigate_audit_healthy",

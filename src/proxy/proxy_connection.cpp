@@ -599,7 +599,9 @@ net::awaitable<bool> ProxyConnection::proxy_request(InFlight& f) {
     status_retry_ = 0;
     std::optional<Error> err;
     bool relayed = false;  // this attempt reached the response (the codec's head state is its own)
-    if (!link_.take_pooled(ep, attempt, worker_.now())) err = co_await link_.connect(ep, t, *this);
+    if (!link_.take_pooled(ep, attempt, worker_.now(), cluster.tls.get())) {
+      err = co_await link_.connect(ep, t, *this, cluster.tls.get());
+    }
     if (!err) {
       f.up_sent = Clock::now();
       // 0 for a pooled connection; on a retry this attempt's figure replaces the first one's.

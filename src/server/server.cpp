@@ -1,5 +1,6 @@
 #include "phigate/server/server.hpp"
 
+#include <algorithm>
 #include <csignal>
 #include <cstdio>
 #include <list>
@@ -13,6 +14,7 @@
 #include "phigate/metrics/worker_shard.hpp"
 #include "phigate/net/socket.hpp"
 #include "phigate/proxy/worker.hpp"
+#include "phigate/upstream/backend_tls.hpp"
 
 namespace phigate::server {
 
@@ -154,6 +156,9 @@ void Server::log_snapshot(const proxy::Snapshot& snap, const config::Diagnostics
   control_stats_.build_ms.store(static_cast<std::int64_t>(snap.build_time.count()));
   control_stats_.ingresses_used.store(static_cast<std::int64_t>(snap.ingress.used));
   control_stats_.ingresses_failed_closed.store(static_cast<std::int64_t>(snap.ingress.failed_closed));
+  control_stats_.backend_tls_unverified_routes.store(static_cast<std::int64_t>(
+      std::count_if(snap.clusters.begin(), snap.clusters.end(),
+                    [](const upstream::Cluster& c) { return c.tls != nullptr && !c.tls->verify(); })));
   PHI_LOG_INFO(
       "{} {}: generation {} in {} ms: {} routes, ingresses {} used / {} ignored / {} failed closed, "
       "{} conflicts, {} errors",

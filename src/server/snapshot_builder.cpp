@@ -129,6 +129,7 @@ proxy::SnapshotPtr build_snapshot(config::Config config, std::shared_ptr<tls::Ti
     }
 
     // --- TLS to the backend ---
+    c.tls = compiled->backend_tls.at(snap->clusters.size());  // compiled in the same path order
 
     snap->clusters.push_back(std::move(c));
   };

@@ -1,6 +1,11 @@
 #include "phigate/upstream/link.hpp"
 
+#include <openssl/err.h>
 #include <sys/socket.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
 
 namespace phigate::upstream {
 
@@ -18,28 +23,36 @@ bool is_safe_method(std::string_view m) noexcept {
 }  // namespace
 
 net::awaitable<std::optional<Error>> Link::open(const Endpoint& ep, int attempt, Clock::time_point now,
-                                                Timeouts t, Deadline& d) {
-  if (take_pooled(ep, attempt, now)) co_return std::nullopt;
-  co_return co_await connect(ep, t, d);
+                                                Timeouts t, Deadline& d, const BackendTls* tls) {
+  if (take_pooled(ep, attempt, now, tls)) co_return std::nullopt;
+  co_return co_await connect(ep, t, d, tls);
 }
 
-bool Link::take_pooled(const Endpoint& ep, int attempt, Clock::time_point now) {
+void Link::begin(const Endpoint& ep, const BackendTls* tls) {
   discard();
   in_.consume(in_.size());
   key_ = ep.key;
+  tls_ = tls;
+  tls_failure_.reset();
+  Pool::pool_key(pool_key_, ep.key, tls);
   got_bytes_ = false;
+}
+
+bool Link::take_pooled(const Endpoint& ep, int attempt, Clock::time_point now, const BackendTls* tls) {
+  begin(ep, tls);
   connect_time_ = Clock::duration::zero();
-  conn_ = attempt == 0 ? pool_.acquire(ep.key, now) : std::nullopt;
+  conn_ = attempt == 0 ? pool_.acquire(pool_key_, now) : std::nullopt;
   reused_ = conn_.has_value();
-  if (reused_) stats_.upstream_reuses.inc();
+  if (reused_) {
+    stats_.upstream_reuses.inc();
+    if (tls != nullptr && !tls->verify()) stats_.backend_tls_unverified_requests.inc();
+  }
   return reused_;
 }
 
-net::awaitable<std::optional<Error>> Link::connect(const Endpoint& ep, Timeouts t, Deadline& d) {
-  discard();
-  in_.consume(in_.size());
-  key_ = ep.key;
-  got_bytes_ = false;
+net::awaitable<std::optional<Error>> Link::connect(const Endpoint& ep, Timeouts t, Deadline& d,
+                                                   const BackendTls* tls) {
+  begin(ep, tls);
   reused_ = false;
   conn_.emplace(Connection{net::tcp::socket(io_)});
   const auto start = Clock::now();
@@ -56,12 +69,117 @@ net::awaitable<std::optional<Error>> Link::connect(const Endpoint& ep, Timeouts 
   net::error_code ignored;
   conn_->socket.set_option(net::tcp::no_delay(true), ignored);
   stats_.upstream_connects.inc();
+  if (tls != nullptr) {
+    // The handshake is part of connecting: it gets what is left of the connect deadline.
+    const auto spent = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start);
+    d.arm_upstream(Deadline::Wait::Connect, std::max(t.connect - spent, std::chrono::milliseconds(1)));
+    auto ssl = tls->new_ssl(pool_.session(pool_key_));
+    if (!ssl || SSL_set_fd(ssl.get(), static_cast<int>(conn_->socket.native_handle())) != 1) {
+      ERR_clear_error();
+      discard();
+      co_return Error::internal("cannot create a TLS connection to the backend");
+    }
+    conn_->ssl = std::move(ssl);
+    stats_.backend_tls_handshakes.inc();
+    if (auto failure = co_await handshake(conn_->socket, conn_->ssl.get())) {
+      stats_.backend_tls_failures.inc();
+      discard();
+      if (d.upstream_timed_out()) {
+        co_return Error::upstream(ErrorKind::ConnectTimeout, Retryable::No, "upstream TLS handshake timeout");
+      }
+      // Nothing was sent yet: another endpoint may be tried, as for a refused connect.
+      co_return failure->to_error(Retryable::Yes);
+    }
+    if (SSL_session_reused(conn_->ssl.get()) == 1) stats_.backend_tls_resumed.inc();
+    if (!tls->verify()) stats_.backend_tls_unverified_requests.inc();
+    keep_session();  // TLS 1.2: resumable now; TLS 1.3: again at finish, after the tickets came
+  }
   connect_time_ = Clock::now() - start;
   co_return std::nullopt;
 }
 
+void Link::keep_session() noexcept {
+  if (conn_ && conn_->ssl && SSL_is_init_finished(conn_->ssl.get()) == 1) {
+    pool_.store_session(pool_key_, conn_->ssl.get());
+  }
+}
+
+net::awaitable<Link::IoResult> Link::tls_write(std::string_view bytes) {
+  SSL* ssl = conn_->ssl.get();
+  auto& sock = conn_->socket;
+  std::size_t done = 0;
+  while (done < bytes.size()) {
+    std::size_t n = 0;
+    ERR_clear_error();
+    const int r = SSL_write_ex(ssl, bytes.data() + done, bytes.size() - done, &n);
+    if (r == 1) {
+      done += n;
+      continue;
+    }
+    net::tcp::socket::wait_type wait{};
+    switch (SSL_get_error(ssl, r)) {
+      case SSL_ERROR_WANT_READ:
+        wait = net::tcp::socket::wait_read;
+        break;
+      case SSL_ERROR_WANT_WRITE:
+        wait = net::tcp::socket::wait_write;
+        break;
+      case SSL_ERROR_SYSCALL:
+        if (ERR_peek_error() == 0) {
+          const int e = errno != 0 ? errno : EPIPE;
+          co_return IoResult{net::error_code(e, boost::system::system_category()), done};
+        }
+        [[fallthrough]];
+      default:
+        tls_failure_ = classify_failure(ssl);
+        co_return IoResult{net::error_code(EPROTO, boost::system::system_category()), done};
+    }
+    auto [wec] = co_await sock.async_wait(wait, net::use_awaitable_tuple);
+    if (wec) co_return IoResult{wec, done};
+  }
+  co_return IoResult{net::error_code{}, done};
+}
+
+net::awaitable<Link::IoResult> Link::tls_read() {
+  SSL* ssl = conn_->ssl.get();
+  auto& sock = conn_->socket;
+  for (;;) {
+    std::size_t n = 0;
+    ERR_clear_error();
+    const int r = SSL_read_ex(ssl, in_.space(), in_.space_size(), &n);
+    if (r == 1) co_return IoResult{net::error_code{}, n};
+    net::tcp::socket::wait_type wait{};
+    switch (SSL_get_error(ssl, r)) {
+      case SSL_ERROR_WANT_READ:
+        wait = net::tcp::socket::wait_read;
+        break;
+      case SSL_ERROR_WANT_WRITE:
+        wait = net::tcp::socket::wait_write;
+        break;
+      case SSL_ERROR_ZERO_RETURN:  // close_notify, or a FIN (SSL_OP_IGNORE_UNEXPECTED_EOF)
+        co_return IoResult{net::asio::error::eof, 0};
+      case SSL_ERROR_SYSCALL:
+        if (ERR_peek_error() == 0) {
+          const int e = errno;
+          co_return IoResult{e == 0 ? net::error_code(net::asio::error::eof)
+                                    : net::error_code(e, boost::system::system_category()),
+                             0};
+        }
+        [[fallthrough]];
+      default:
+        // A TLS alert after the handshake: with TLS 1.3 a backend refuses our client
+        // certificate only now (certificate_required, RFC 8446 §4.4.2.4), at the first read.
+        tls_failure_ = classify_failure(ssl);
+        co_return IoResult{net::error_code(EPROTO, boost::system::system_category()), 0};
+    }
+    auto [wec] = co_await sock.async_wait(wait, net::use_awaitable_tuple);
+    if (wec) co_return IoResult{wec, 0};
+  }
+}
+
 std::optional<Error> Link::sent(net::error_code ec, Retryable r, const Deadline& d) const {
   if (!ec) return std::nullopt;
+  if (tls_failure_ && !d.upstream_timed_out()) return tls_failure_->to_error(Retryable::No);
   return Error::upstream(d.upstream_timed_out() ? ErrorKind::UpstreamTimeout : ErrorKind::UpstreamReset, r,
                          ec.message());
 }
@@ -78,6 +196,10 @@ Link::ReadStatus Link::received(net::error_code ec, std::size_t n, const Deadlin
     return ReadStatus::Error;
   }
   if (ec == net::asio::error::eof || (!ec && n == 0)) return ReadStatus::Eof;
+  if (tls_failure_) {
+    error = tls_failure_->to_error(Retryable::No);
+    return ReadStatus::Error;
+  }
   error = Error::upstream(ErrorKind::UpstreamReset, got_bytes_ ? Retryable::No : Retryable::OnlyIfReused,
                           ec.message());
   return ReadStatus::Error;
@@ -88,13 +210,15 @@ void Link::finish(bool reusable, Clock::time_point now) {
   ++conn_->requests;
   // Any byte after the response (a body on HEAD/204/304, more than Content-Length, a second
   // response) is unexplained: whatever it is, it must never be read as another client's answer.
-  if (!in_.empty()) {
+  // TLS: records OpenSSL holds but has not handed over are bytes after the response too.
+  if (!in_.empty() || (conn_->ssl && SSL_has_pending(conn_->ssl.get()) == 1)) {
     stats_.upstream_unsolicited.inc();
     in_.consume(in_.size());
     reusable = false;
   }
+  keep_session();
   if (reusable) {
-    pool_.release(key_, std::move(*conn_), now);
+    pool_.release(pool_key_, std::move(*conn_), now);
     conn_.reset();
   } else {
     discard();
@@ -104,6 +228,7 @@ void Link::finish(bool reusable, Clock::time_point now) {
 void Link::discard() noexcept {
   if (!conn_) return;
   net::error_code ec;  // errors closing a socket we drop anyway are of no interest
+  conn_->ssl.reset();  // no close_notify (SslFree): the descriptor closes now, the backend sees the FIN
   conn_->socket.close(ec);
   conn_.reset();
 }

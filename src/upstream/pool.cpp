@@ -1,5 +1,6 @@
 #include "phigate/upstream/pool.hpp"
 
+#include <openssl/err.h>
 #include <sys/socket.h>
 
 #include <algorithm>
@@ -10,19 +11,71 @@ namespace {
 enum class Peek { Silent, Eof, Data };
 /// An idle keep-alive connection must have nothing to read: EOF means the upstream closed it
 /// (its own keepalive_timeout), and bytes would be an unsolicited response. One MSG_PEEK.
-Peek peek(net::tcp::socket& s) {
+Peek peek_socket(net::tcp::socket& s) {
   char c = 0;
   const auto n = ::recv(s.native_handle(), &c, 1, MSG_PEEK | MSG_DONTWAIT);
   if (n > 0) return Peek::Data;
   if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return Peek::Silent;
   return Peek::Eof;
 }
+
+/// peek_socket for a TLS connection: readable bytes may be records without application data
+/// (TLS 1.3 NewSessionTicket or KeyUpdate, RFC 8446 §4.6), which a backend may send at any
+/// time. They are read through OpenSSL (non-blocking; the descriptor is) until the socket is
+/// silent again; any application byte is Data (unsolicited), close_notify or an error is Eof.
+/// Bounded: a backend streaming records keeps nothing pooled.
+Peek peek(Connection& c) {
+  if (!c.ssl) return peek_socket(c.socket);
+  for (int round = 0; round < 8; ++round) {
+    if (SSL_has_pending(c.ssl.get()) == 0) {
+      const auto p = peek_socket(c.socket);
+      if (p != Peek::Data) return p;
+    }
+    char buf[64];
+    std::size_t n = 0;
+    ERR_clear_error();
+    const int r = SSL_read_ex(c.ssl.get(), buf, sizeof buf, &n);
+    if (r == 1) return Peek::Data;
+    const int err = SSL_get_error(c.ssl.get(), r);
+    ERR_clear_error();
+    if (err != SSL_ERROR_WANT_READ) return Peek::Eof;
+  }
+  return Peek::Data;
+}
 }  // namespace
 
+void Pool::pool_key(std::string& out, std::string_view endpoint_key, const BackendTls* tls) {
+  out.assign(endpoint_key);
+  if (tls != nullptr) {
+    // '|' never occurs in "ip:port": a TLS key can never equal a plain one.
+    out += '|';
+    out += tls->identity();
+  }
+}
+
 void Pool::close_idle(Idle& idle, bool check) {
-  if (check && unsolicited_ != nullptr && peek(idle.conn.socket) == Peek::Data) unsolicited_->inc();
+  if (check && unsolicited_ != nullptr && peek(idle.conn) == Peek::Data) unsolicited_->inc();
   net::error_code ec;
+  idle.conn.ssl.reset();
   idle.conn.socket.close(ec);
+}
+
+SSL_SESSION* Pool::session(std::string_view key) const {
+  const auto it = sessions_.find(key);
+  return it == sessions_.end() ? nullptr : it->second.get();
+}
+
+void Pool::store_session(std::string_view key, SSL* ssl) {
+  SessionPtr s(SSL_get1_session(ssl));
+  if (!s || SSL_SESSION_is_resumable(s.get()) != 1) return;
+  auto it = sessions_.find(key);
+  if (it != sessions_.end()) {
+    it->second = std::move(s);
+    return;
+  }
+  // Endpoints come and go (pods): a full cache starts over rather than growing without bound.
+  if (sessions_.size() >= kMaxSessions) sessions_.clear();
+  sessions_.emplace(std::string(key), std::move(s));
 }
 
 std::optional<Connection> Pool::acquire(std::string_view key, Clock::time_point now) {
@@ -42,8 +95,9 @@ std::optional<Connection> Pool::acquire(std::string_view key, Clock::time_point 
     // Checked on every reuse, watched or not: a watch's completion may be queued behind the
     // request taking the connection now, and a hot connection has no watch yet. Bytes in the
     // socket now were never asked for; EOF means the upstream closed it.
-    if (const auto p = peek(idle.conn.socket); p != Peek::Silent) {
+    if (const auto p = peek(idle.conn); p != Peek::Silent) {
       if (p == Peek::Data && unsolicited_ != nullptr) unsolicited_->inc();
+      idle.conn.ssl.reset();
       idle.conn.socket.close(ec);
       continue;
     }
@@ -56,6 +110,7 @@ std::optional<Connection> Pool::acquire(std::string_view key, Clock::time_point 
 void Pool::release(std::string_view key, Connection conn, Clock::time_point now) {
   net::error_code ec;
   if (limits_.idle_per_endpoint == 0 || conn.requests >= limits_.max_requests) {
+    conn.ssl.reset();
     conn.socket.close(ec);
     return;
   }
@@ -98,6 +153,20 @@ void Pool::on_readable(std::string_view key, std::uint64_t id) {
   auto& q = qit->second;
   const auto it = std::find_if(q.begin(), q.end(), [id](const Idle& i) { return i.id == id; });
   if (it == q.end()) return;  // taken before this completion ran: acquire's peek decided
+  if (it->conn.ssl) {
+    // TLS: the readable bytes may be a session ticket or KeyUpdate. Drained and silent again, it
+    // stays, and the next tick watches it again.
+    const auto p = peek(it->conn);
+    if (p == Peek::Silent) {
+      it->watched = false;
+      return;
+    }
+    if (p == Peek::Data && unsolicited_ != nullptr) unsolicited_->inc();
+    close_idle(*it, false);
+    q.erase(it);
+    --idle_total_;
+    return;
+  }
   close_idle(*it, true);
   q.erase(it);
   --idle_total_;
@@ -123,6 +192,7 @@ void Pool::clear() {
   }
   idle_.clear();
   idle_total_ = 0;
+  sessions_.clear();
 }
 
 }  // namespace phigate::upstream

@@ -28,8 +28,8 @@ std::vector<std::string> manifest_lines(const std::string& out, const std::strin
 class ValidateTest : public IngressTest {
  protected:
   /// A client-certificate CA that is PEM-shaped but no certificate (other.example), two Ingresses
-  /// asking for different cipher lists on app.example, and an annotation phigate parses but does
-  /// not enforce (proxy-ssl-name: it applies to HTTPS backends only).
+  /// asking for different cipher lists on app.example, and an annotation that has no effect
+  /// (proxy-ssl-name on a plain-HTTP backend: it applies to HTTPS backends only).
   void write_manifests(const std::string& services) {
     const std::string bad_ca =
         "-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydGlmaWNhdGU=\n-----END CERTIFICATE-----\n";
@@ -77,7 +77,7 @@ TEST_F(ValidateTest, ConfigAndIngressDirReportTheSameBadCaConflictAndUnenforcedA
   EXPECT_TRUE(has("error: Ingress default/second", "host app.example already has", "Ingress default/first"))
       << by_dir.out;
   EXPECT_TRUE(
-      has("warning: Ingress default/first", "nginx.ingress.kubernetes.io/proxy-ssl-name", "not enforced"))
+      has("warning: Ingress default/first", "nginx.ingress.kubernetes.io/proxy-ssl-name", "has no effect"))
       << by_dir.out;
   for (const auto& l : lines) EXPECT_NE(l.find("/ingress.yaml#"), std::string::npos) << l;
 }

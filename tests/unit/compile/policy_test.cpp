@@ -171,10 +171,10 @@ TEST(CompilePolicy, ParsedButUnenforcedAnnotation_WarnsNamingAnnotationResourceA
     if (e.resource != "Ingress default/balanced") continue;
     EXPECT_EQ(e.severity, Severity::Warning) << e.to_string();
     EXPECT_NE(e.file.find("ingresses.yaml#"), std::string::npos);
-    EXPECT_NE(e.message.find("not enforced"), std::string::npos);
+    EXPECT_NE(e.message.find("has no effect"), std::string::npos);
     fields.push_back(e.field);
   }
-  // load-balance and upstream-hash-by are enforced (no warning); proxy-ssl-name is not yet.
+  // load-balance and upstream-hash-by are enforced (no warning); proxy-ssl-name on a plain-HTTP backend does nothing.
   EXPECT_EQ(fields, (std::vector<std::string>{"metadata.annotations." + kNginx + "proxy-ssl-name"}));
   // A warning, not a failure: the Ingress is served.
   const auto* pol = policy_of(*r, "lb.example");
@@ -203,18 +203,107 @@ config::PathSpec path(const std::string& p, config::RoutePolicyPtr policy) {
   return s;
 }
 
-TEST(CompilePolicy, HttpsBackendFailsClosed_NeverServedOverPlainHttp) {
-  config::Config cfg;
+std::shared_ptr<config::RoutePolicy> https_policy(const std::string& resource) {
   auto pol = std::make_shared<config::RoutePolicy>();
-  pol->resource = "Ingress default/tls-backend";
+  pol->resource = resource;
   pol->backend_protocol = config::BackendProtocol::Https;
+  return pol;
+}
+
+TEST(CompilePolicy, HttpsBackend_OneContextPerDistinctSettingNamedAfterTheService) {
+  config::Config cfg;
+  auto a = path("/a", https_policy("Ingress default/a"));
+  a.service_host = "web.default.svc";
+  auto b = path("/b", https_policy("Ingress default/b"));
+  b.service_host = "web.default.svc";
+  auto plain = path("/plain", nullptr);
+  cfg.routes.push_back({"a.example", {a, b, plain}, {"m.yaml#1", 5}});
+  config::Diagnostics d;
+  const auto r = compile(std::move(cfg), d);
+  EXPECT_FALSE(d.has_errors()) << d.to_string();
+  ASSERT_EQ(r.backend_tls.size(), 3u);
+  ASSERT_NE(r.backend_tls[0], nullptr);
+  EXPECT_EQ(r.backend_tls[0], r.backend_tls[1]);  // equal settings: one SSL_CTX
+  EXPECT_EQ(r.backend_tls[2], nullptr);           // plain HTTP
+  EXPECT_EQ(r.backend_tls[0]->verify_name(), "web.default.svc");
+  EXPECT_TRUE(r.backend_tls[0]->verify());
+}
+
+TEST(CompilePolicy, HttpsBackend_SettingsThatDoNotCompileFailClosedNeverPlain) {
+  config::Config cfg;
+  auto pol = https_policy("Ingress default/tls-backend");
+  pol->proxy_ssl_ciphers = "NO-SUCH-CIPHER";
+  pol->proxy_ssl_name = "web.internal";
   cfg.routes.push_back({"a.example", {path("/", pol)}, {"m.yaml#1", 5}});
   config::Diagnostics d;
   const auto r = compile(std::move(cfg), d);
-  ASSERT_EQ(d.entries().size(), 1u);
+  ASSERT_EQ(d.entries().size(), 1u) << d.to_string();
+  EXPECT_EQ(d.entries()[0].severity, Severity::Error);
   EXPECT_EQ(d.entries()[0].resource, "Ingress default/tls-backend");
   EXPECT_EQ(d.entries()[0].file, "m.yaml#1");
-  EXPECT_EQ(r.config.routes[0].paths[0].policy->fail_closed, "backend-protocol HTTPS is not supported yet");
+  EXPECT_EQ(d.entries()[0].field, "metadata.annotations.proxy-ssl-secret");
+  EXPECT_NE(d.entries()[0].message.find("invalid cipher list"), std::string::npos);
+  EXPECT_EQ(r.config.routes[0].paths[0].policy->fail_closed, "invalid TLS to the backend");
+  EXPECT_EQ(r.backend_tls[0], nullptr);
+}
+
+TEST(CompilePolicy, HttpsBackend_StaticRouteChecksTheBackendsHostAndUnverifiedWarns) {
+  config::Config cfg;
+  auto verified = path("/v", https_policy(""));
+  verified.backends = {"backend.internal:443"};
+  auto mixed = path("/m", https_policy(""));
+  mixed.backends = {"a.internal:443", "b.internal:443"};
+  auto off = std::make_shared<config::RoutePolicy>(*https_policy(""));
+  off->proxy_ssl_verify = false;
+  cfg.routes.push_back({"a.example", {verified, mixed, path("/off", off)}, {"phigate.yaml", 5}});
+  config::Diagnostics d;
+  const auto r = compile(std::move(cfg), d);
+  ASSERT_NE(r.backend_tls[0], nullptr);
+  EXPECT_EQ(r.backend_tls[0]->verify_name(), "backend.internal");
+  // Two hosts and no name: nothing to check the certificate against.
+  EXPECT_EQ(r.backend_tls[1], nullptr);
+  EXPECT_EQ(r.config.routes[0].paths[1].policy->fail_closed, "invalid TLS to the backend");
+  EXPECT_NE(find(d, "", "no name to check"), nullptr) << d.to_string();
+  ASSERT_NE(r.backend_tls[2], nullptr);
+  EXPECT_FALSE(r.backend_tls[2]->verify());
+  const auto* w = find(d, "", "is not verified");
+  ASSERT_NE(w, nullptr) << d.to_string();
+  EXPECT_EQ(w->severity, Severity::Warning);
+  EXPECT_EQ(w->field, "backend_tls.verify");
+}
+
+TEST(CompilePolicy, RequireTls_PlainOrUnverifiedBackendsOfRequiredPathsFailClosed) {
+  for (const auto require : {config::UpstreamSpec::RequireTls::Phi, config::UpstreamSpec::RequireTls::All}) {
+    config::Config cfg;
+    cfg.upstream.require_tls = require;
+    auto phi_plain = std::make_shared<config::RoutePolicy>();
+    phi_plain->resource = "Ingress default/phi";
+    phi_plain->phi = true;
+    auto other_plain = std::make_shared<config::RoutePolicy>();
+    other_plain->resource = "Ingress default/other";
+    auto phi_unverified = https_policy("Ingress default/phi-off");
+    phi_unverified->phi = true;
+    phi_unverified->proxy_ssl_verify = false;
+    auto phi_tls = https_policy("Ingress default/phi-tls");
+    phi_tls->phi = true;
+    phi_tls->proxy_ssl_name = "web.internal";
+    cfg.routes.push_back({"a.example",
+                          {path("/phi", phi_plain), path("/other", other_plain), path("/off", phi_unverified),
+                           path("/tls", phi_tls)},
+                          {"m.yaml#1", 5}});
+    config::Diagnostics d;
+    const auto r = compile(std::move(cfg), d);
+    const auto& paths = r.config.routes[0].paths;
+    EXPECT_EQ(paths[0].policy->fail_closed, "plain HTTP backend where upstream.tls.require demands TLS");
+    const auto* e = find(d, "Ingress default/phi", "plain HTTP to the backend");
+    ASSERT_NE(e, nullptr) << d.to_string();
+    EXPECT_EQ(e->field, "metadata.annotations.backend-protocol");
+    EXPECT_EQ(paths[1].policy->fail_closed.empty(), require == config::UpstreamSpec::RequireTls::Phi);
+    EXPECT_EQ(paths[2].policy->fail_closed, "invalid TLS to the backend");
+    EXPECT_NE(find(d, "Ingress default/phi-off", "proxy-ssl-verify is off"), nullptr) << d.to_string();
+    EXPECT_TRUE(paths[3].policy->fail_closed.empty()) << d.to_string();
+    EXPECT_NE(r.backend_tls[3], nullptr);
+  }
 }
 
 TEST(CompilePolicy, WildcardWithBrokenTlsSettings_FailsHostsUnderItClosed) {

@@ -384,9 +384,27 @@ TEST(IngressAnnotations, AuthTls_VerifyClientOnWithoutSecretIsAnError) {
   EXPECT_TRUE(parse({{kN + "auth-tls-verify-client", "optional_no_ca"}}).problems.empty());
 }
 
-TEST(IngressAnnotations, ProxySslVerifyOnWithoutSecretIsAnError) {
-  EXPECT_EQ(errors(parse({{kN + "proxy-ssl-verify", "on"}})), 1u);
-  EXPECT_TRUE(parse({{kN + "proxy-ssl-verify", "on"}, {kN + "proxy-ssl-secret", "shop/s"}}).problems.empty());
+TEST(IngressAnnotations, ProxySsl_VerifiesByDefaultAndWithoutSecretUsesTheSystemStore) {
+  // phigate verifies HTTPS backends unless told not to (ingress-nginx's default is off).
+  EXPECT_TRUE(parse({}).policy.proxy_ssl_verify);
+  const auto https = parse({{kN + "backend-protocol", "HTTPS"}, {kN + "proxy-ssl-verify", "on"}});
+  EXPECT_TRUE(https.problems.empty());
+  EXPECT_TRUE(https.not_enforced.empty());
+  EXPECT_TRUE(https.policy.proxy_ssl_verify);
+}
+
+TEST(IngressAnnotations, ProxySsl_WithAPlainBackendSaysItHasNoEffect) {
+  const auto r = parse({{kN + "proxy-ssl-verify", "on"}, {kN + "proxy-ssl-name", "a.example"}});
+  EXPECT_TRUE(r.problems.empty());
+  ASSERT_EQ(r.not_enforced.size(), 2u);
+  EXPECT_NE(r.not_enforced[0].message.find("backend is plain HTTP"), std::string::npos);
+}
+
+TEST(IngressAnnotations, Phi_MarksThePolicy) {
+  EXPECT_FALSE(parse({}).policy.phi);
+  EXPECT_TRUE(parse({{"phigate.io/phi", "true"}}).policy.phi);
+  EXPECT_FALSE(parse({{"phigate.io/phi", "false"}}).policy.phi);
+  EXPECT_EQ(errors(parse({{"phigate.io/phi", "yes please"}})), 1u);
 }
 
 TEST(IngressAnnotations, FailClosed_FirstErrorInKeyOrderAllErrorsReported) {

@@ -860,7 +860,7 @@ TEST_F(TranslateHostTls, SourceRangesOnHostlessRuleAndCatchAll_KeptOnTheirPaths)
   EXPECT_EQ(t.default_backend->policy->deny_source_ranges, std::vector<std::string>{"127.0.0.1/32"});
 }
 
-TEST_F(Translate, ProxySslSecret_ResolvedIntoPolicyVerifyNeedsCa) {
+TEST_F(Translate, ProxySslSecret_ResolvedIntoPolicyWithoutCaTheSystemStoreVerifies) {
   add_web_service();
   res_.secrets = {
       secret("client", "kubernetes.io/tls", {{"tls.crt", kPem}, {"tls.key", kKeyPem}, {"ca.crt", kPem}}),
@@ -879,8 +879,12 @@ TEST_F(Translate, ProxySslSecret_ResolvedIntoPolicyVerifyNeedsCa) {
   EXPECT_EQ(p_ok.proxy_ssl_key_pem, kKeyPem);
   EXPECT_EQ(p_ok.proxy_ssl_ca_pem, kPem);
   EXPECT_TRUE(p_ok.proxy_ssl_verify);
-  EXPECT_EQ(t.routes.at(1).paths.at(0).policy->fail_closed,
-            "proxy-ssl-secret default/client-noca: Secret has no ca.crt, which proxy-ssl-verify requires");
+  // The default proxy-ssl-name: the Service's cluster DNS name.
+  EXPECT_EQ(t.routes.at(0).paths.at(0).service_host, "web.default.svc");
+  const auto& p_noca = *t.routes.at(1).paths.at(0).policy;
+  EXPECT_TRUE(p_noca.fail_closed.empty()) << diag_.to_string();
+  EXPECT_EQ(p_noca.proxy_ssl_cert_pem, kPem);
+  EXPECT_TRUE(p_noca.proxy_ssl_ca_pem.empty());
 }
 
 TEST_F(Translate, DuplicateObjects_FirstWinsWithWarning) {

@@ -15,6 +15,7 @@
 #include "phigate/ingress/loader.hpp"
 #include "phigate/ingress/translate.hpp"
 #include "phigate/tls/server_contexts.hpp"
+#include "phigate/upstream/backend_tls.hpp"
 
 namespace phigate::compile {
 
@@ -27,6 +28,9 @@ struct CompiledPolicy {
   /// One per path of `config.routes` in order, then one for `config.default_backend` when set;
   /// null where the path has no allow/deny list.
   std::vector<std::shared_ptr<const access::AccessList>> route_access;
+  /// TLS to the backends, one per path in the same order as route_access; null: plain HTTP (or
+  /// the path fails closed). Equal settings share one context.
+  std::vector<std::shared_ptr<const upstream::BackendTls>> backend_tls;
   access::AccessList global_access;  // `access:` of the config file
   access::CidrSet trusted_proxies;
   ingress::TranslationStats ingress;  // zero when there is no Ingress folder

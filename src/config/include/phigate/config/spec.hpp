@@ -133,6 +133,10 @@ struct UpstreamSpec {
   unsigned retry_budget_min_per_second = 3;  // ... plus this many per second per worker
 
   // --- TLS to backends (require encryption) ---
+  /// upstream.tls.require: which paths must reach their backends over verified TLS. A path that
+  /// would not fails closed (503) with an error naming its Ingress and field.
+  enum class RequireTls { None, Phi, All };
+  RequireTls require_tls = RequireTls::None;  // phi: paths marked phigate.io/phi / phi: true
 
   // --- upgrades ---
   /// Upgrade protocols (RFC 9110 §7.8) tunnelled after a 101, compared without case; any other
@@ -169,12 +173,13 @@ struct RoutePolicy {
   BackendProtocol backend_protocol = BackendProtocol::Http;
   std::string proxy_ssl_secret;  // "ns/name"
   std::string proxy_ssl_cert_pem, proxy_ssl_key_pem, proxy_ssl_ca_pem;
-  bool proxy_ssl_verify = false;
+  bool proxy_ssl_verify = true;  // phigate verifies by default (ingress-nginx does not)
   int proxy_ssl_verify_depth = 1;
   std::string proxy_ssl_name;
   bool proxy_ssl_server_name = false;
   std::string proxy_ssl_protocols;  // e.g. "TLSv1.2 TLSv1.3"
   std::string proxy_ssl_ciphers;
+  bool phi = false;                        // phigate.io/phi: the paths carry PHI (upstream.tls.require: phi)
   std::optional<std::uint64_t> body_size;  // proxy-body-size; 0 = unlimited
   std::optional<Duration> connect_timeout;
   std::optional<Duration> send_timeout;
@@ -210,6 +215,7 @@ struct PathSpec {
   std::vector<std::string> backends;  // "host:port"
   RoutePolicyPtr policy;              // null: defaults (static routes)
   SourceRef where;
+  std::string service_host{};  // Ingress: "<service>.<namespace>.svc", the default proxy-ssl-name
 };
 
 struct RouteSpec {

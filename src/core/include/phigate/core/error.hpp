@@ -26,6 +26,7 @@ enum class ErrorKind : std::uint8_t {
   UpstreamReset,        // upstream closed or reset before a complete response
   UpstreamTimeout,      // upstream read/write deadline
   UpstreamBadResponse,  // upstream sent malformed HTTP
+  UpstreamTls,          // TLS to the backend failed (verification, handshake, a TLS alert)
   NoHealthyEndpoint,    // the cluster has no endpoint to try
   Overloaded,           // a per-worker cap was reached
   Unavailable,          // the route exists but is configured to fail closed
@@ -50,9 +51,14 @@ struct Error {
   ErrorSource source = ErrorSource::Internal;
   Retryable retryable = Retryable::No;
   std::string context;  // short, never PHI (no header values, bodies, query strings)
+  /// A static snake_case refinement of the kind's reason (which check failed, e.g.
+  /// "upstream_tls_name_mismatch"), bounded like the table's; empty: the kind's reason.
+  std::string_view reason_detail{};
 
   int status() const noexcept { return kind_info(kind).status; }
-  std::string_view reason() const noexcept { return kind_info(kind).reason; }
+  std::string_view reason() const noexcept {
+    return reason_detail.empty() ? kind_info(kind).reason : reason_detail;
+  }
   std::string to_string() const;
 
   static Error downstream(ErrorKind k, std::string ctx = {}) {

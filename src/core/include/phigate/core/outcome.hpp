@@ -40,6 +40,7 @@ enum class Outcome : std::uint8_t {
   UpstreamTimeout,            // 504
   UpstreamReset,              // 502
   UpstreamBadResponse,        // 502
+  UpstreamTls,                // 502: TLS to the backend failed (event.reason says which check)
   NoHealthyEndpoint,          // 503
   Internal,                   // a bug or resource failure on our side (also: nothing decided)
   Overloaded,                 // 503: a per-worker cap was reached

@@ -65,6 +65,10 @@ struct alignas(64) WorkerShard {
   Counter upstream_retry_budget_exhausted;  // a retry everything else allowed, refused by the budget
 
   // --- TLS to backends ---
+  Counter backend_tls_handshakes;           // TLS handshakes started with backends
+  Counter backend_tls_resumed;              // ... that resumed a cached session
+  Counter backend_tls_failures;             // ... that failed (the request's outcome says why)
+  Counter backend_tls_unverified_requests;  // requests sent over TLS whose certificate was not verified
 
   // --- upgrades (WebSocket tunnels) ---
   /// Why a tunnel ended: phigate_tunnels_closed_total{reason} (kTunnelCloseNames, same order).
@@ -109,6 +113,8 @@ struct ControlStats {
   std::atomic<std::uint64_t> audit_segments_sealed{0};
   std::atomic<std::uint64_t> audit_write_errors{0};
   std::atomic<std::uint64_t> audit_chain_tamper_events{0};  // found by the writer at start
+  // TLS to backends: paths of the snapshot served whose backend certificate is not verified.
+  std::atomic<std::int64_t> backend_tls_unverified_routes{0};
 
   // --- active health checks (checker thread) ---
 };

@@ -10,12 +10,15 @@
 #include <chrono>
 #include <cstdint>
 #include <optional>
+#include <string>
 #include <string_view>
+#include <tuple>
 
 #include "phigate/core/error.hpp"
 #include "phigate/metrics/worker_shard.hpp"
 #include "phigate/net/asio.hpp"
 #include "phigate/net/buffer.hpp"
+#include "phigate/upstream/backend_tls.hpp"
 #include "phigate/upstream/cluster.hpp"
 #include "phigate/upstream/pool.hpp"
 
@@ -54,18 +57,26 @@ class Link {
   /// Opens attempt `attempt` (0-based) to `ep`: the first attempt takes a pooled connection when
   /// one is idle and silent; a retry always connects anew (the pool may hold more connections the
   /// upstream dropped). Clears the input buffer: bytes of another exchange are never this one's.
-  /// `now`: the worker's coarse clock (pool idle checks).
+  /// `now`: the worker's coarse clock (pool idle checks). `tls` (the cluster's, kept alive by the
+  /// pinned snapshot; null: plain HTTP): the connection speaks TLS with those settings, and only
+  /// a pooled connection made with the same settings (BackendTls identity) is taken.
   net::awaitable<std::optional<core::Error>> open(const Endpoint& ep, int attempt, Clock::time_point now,
-                                                  Timeouts t, Deadline& d);
+                                                  Timeouts t, Deadline& d, const BackendTls* tls = nullptr);
   /// open() in two steps, so that the hot path (a pooled connection) costs no coroutine frame:
-  /// take_pooled() is open() when it returns true; otherwise co_await connect().
-  bool take_pooled(const Endpoint& ep, int attempt, Clock::time_point now);
-  net::awaitable<std::optional<core::Error>> connect(const Endpoint& ep, Timeouts t, Deadline& d);
+  /// take_pooled() is open() when it returns true; otherwise co_await connect() with the same `tls`.
+  bool take_pooled(const Endpoint& ep, int attempt, Clock::time_point now, const BackendTls* tls = nullptr);
+  /// Connects, then (with `tls`) runs the TLS handshake within the same connect deadline, offering
+  /// the session last cached for this endpoint and settings. A failed handshake is
+  /// ErrorKind::UpstreamTls (502) whose reason names the check (unknown CA, name, expiry, ...).
+  net::awaitable<std::optional<core::Error>> connect(const Endpoint& ep, Timeouts t, Deadline& d,
+                                                     const BackendTls* tls = nullptr);
 
+  using IoResult = std::tuple<net::error_code, std::size_t>;
   /// Writes all of `bytes` (the caller keeps them alive until it resumes): co_await it, then
-  /// pass the result to sent(). Not a coroutine itself: one frame less per write.
-  auto send(std::string_view bytes, Timeouts t, Deadline& d) {
+  /// pass the result to sent(). Plain: not a coroutine itself, one frame less per write.
+  net::awaitable<IoResult> send(std::string_view bytes, Timeouts t, Deadline& d) {
     d.arm_upstream(Deadline::Wait::Send, t.send);
+    if (conn_->ssl) return tls_write(bytes);
     return net::asio::async_write(conn_->socket, net::asio::buffer(bytes.data(), bytes.size()),
                                   net::use_awaitable_tuple);
   }
@@ -74,8 +85,9 @@ class Link {
 
   enum class ReadStatus { Data, Eof, Error };
   /// Reads what the upstream sends into input(): co_await it, then pass the result to received().
-  auto read(Timeouts t, Deadline& d) {
+  net::awaitable<IoResult> read(Timeouts t, Deadline& d) {
     d.arm_upstream(Deadline::Wait::Read, t.read);
+    if (conn_->ssl) return tls_read();
     return conn_->socket.async_read_some(net::asio::buffer(in_.space(), in_.space_size()),
                                          net::use_awaitable_tuple);
   }
@@ -95,6 +107,8 @@ class Link {
   void cancel() noexcept;
 
   bool is_open() const noexcept { return conn_.has_value(); }
+  /// The connection speaks TLS to the backend.
+  bool is_tls() const noexcept { return conn_.has_value() && conn_->ssl != nullptr; }
   bool reused() const noexcept { return reused_; }
   /// A byte of the response arrived on this attempt.
   bool got_bytes() const noexcept { return got_bytes_; }
@@ -112,12 +126,21 @@ class Link {
                         std::string_view method) noexcept;
 
  private:
+  net::awaitable<IoResult> tls_write(std::string_view bytes);
+  net::awaitable<IoResult> tls_read();
+  /// Keeps the connection's TLS session for the next connect to the same endpoint and settings.
+  void keep_session() noexcept;
+  void begin(const Endpoint& ep, const BackendTls* tls);
+
   net::asio::io_context& io_;
   Pool& pool_;
   metrics::WorkerShard& stats_;
   std::optional<Connection> conn_;
   net::Buffer in_{kBufferBytes};
   std::string_view key_;  // points into the pinned snapshot's cluster
+  std::string pool_key_;  // key_, plus the TLS identity for a TLS connection (Pool::pool_key)
+  const BackendTls* tls_ = nullptr;
+  std::optional<TlsFailure> tls_failure_;  // why the last TLS read/write failed
   Clock::duration connect_time_{};
   bool reused_ = false;
   bool got_bytes_ = false;

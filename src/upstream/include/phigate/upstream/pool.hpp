@@ -12,6 +12,7 @@
 #include "phigate/core/strings.hpp"
 #include "phigate/metrics/worker_shard.hpp"
 #include "phigate/net/asio.hpp"
+#include "phigate/upstream/backend_tls.hpp"
 
 namespace phigate::upstream {
 
@@ -22,7 +23,15 @@ struct Connection {
   net::tcp::socket socket;
   std::uint32_t requests = 0;  // requests already sent on it
   bool reused = false;         // came from the pool (a failure before any byte may be retried)
+  /// TLS to the backend (handshake done) on the socket's descriptor; null: plain TCP. Declared
+  /// after the socket, so it is freed before the descriptor closes.
+  SslPtr ssl{};
 };
+
+struct SessionFree {
+  void operator()(SSL_SESSION* s) const noexcept { SSL_SESSION_free(s); }
+};
+using SessionPtr = std::unique_ptr<SSL_SESSION, SessionFree>;
 
 struct PoolLimits {
   std::size_t idle_per_endpoint = 64;
@@ -40,8 +49,15 @@ class Pool {
   Pool& operator=(const Pool&) = delete;
   void set_limits(PoolLimits limits) { limits_ = limits; }
 
+  /// The pool key of a connection to endpoint `endpoint_key` ("ip:port") with `tls` (null:
+  /// plain), written into `out` (its capacity is reused: no allocation once warm).
+  static void pool_key(std::string& out, std::string_view endpoint_key, const BackendTls* tls);
+
   /// Most recently used idle connection to `key` that is still open and silent, or nullopt.
   /// Every candidate is checked for readability (one MSG_PEEK): EOF or unsolicited bytes close it.
+  /// A TLS candidate with readable bytes is drained through OpenSSL first: TLS records that carry
+  /// no application data (TLS 1.3 NewSessionTicket, KeyUpdate) are consumed and it stays usable;
+  /// application data or close_notify close it as for plain connections.
   std::optional<Connection> acquire(std::string_view key, Clock::time_point now);
   /// Returns a healthy, idle connection whose last response ended exactly at its framing. Closed
   /// instead when over the limits.
@@ -58,6 +74,13 @@ class Pool {
   void clear();
   std::size_t idle_count() const noexcept { return idle_total_; }
 
+  /// TLS session resumption: the last resumable session of a connection with pool key `key`
+  /// (endpoint + TLS identity), or null. Owned by the pool; valid until the next store or clear.
+  SSL_SESSION* session(std::string_view key) const;
+  /// Keeps `ssl`'s session for `key` when it is resumable (one per key; bounded: kMaxSessions).
+  void store_session(std::string_view key, SSL* ssl);
+  static constexpr std::size_t kMaxSessions = 4096;
+
  private:
   struct Idle {
     Connection conn;
@@ -73,6 +96,7 @@ class Pool {
   PoolLimits limits_;
   metrics::Counter* unsolicited_;
   core::StringMap<Queue> idle_;  // empty queues are swept
+  core::StringMap<SessionPtr> sessions_;
   std::size_t idle_total_ = 0;
   std::uint64_t next_id_ = 0;
   std::shared_ptr<Pool*> alive_ = std::make_shared<Pool*>(this);  // watches check it (STYLE §5)
