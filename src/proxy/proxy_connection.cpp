@@ -559,7 +559,8 @@ net::awaitable<bool> ProxyConnection::proxy_request(InFlight& f) {
       if (auto err = co_await link_.connect(*ep, t, *this)) {
         PHI_LOG_DEBUG("[w{} c{}] upstream {}: {}", worker_.id(), id_, ep->key, err->to_string());
         upstream::attempt_ended(balancer, picked.index, Clock::now() - attempt_start, false);
-        upstream::report_attempt(cluster, picked.index, attempt_result(*err), worker_.now());
+        if (upstream::report_attempt(cluster, picked.index, attempt_result(*err), worker_.now()))
+          worker_.stats().upstream_ejections.inc();
         f.facts.outcome = core::outcome_of(*err);
         co_return co_await reply_error(f, *err, !ex_.request_complete());
       }
@@ -572,10 +573,11 @@ net::awaitable<bool> ProxyConnection::proxy_request(InFlight& f) {
     if (!err) err = co_await relay_response(f, t);
     upstream::attempt_ended(balancer, picked.index, Clock::now() - attempt_start, !err);
     if (!err) {
-      upstream::report_attempt(
-          cluster, picked.index,
-          f.status >= 500 ? upstream::AttemptResult::Status5xx : upstream::AttemptResult::Success,
-          worker_.now());
+      if (upstream::report_attempt(
+              cluster, picked.index,
+              f.status >= 500 ? upstream::AttemptResult::Status5xx : upstream::AttemptResult::Success,
+              worker_.now()))
+        worker_.stats().upstream_ejections.inc();
       if (ex_.upgraded()) co_return co_await tunnel(f, t);
       // Back to the pool only when both messages ended exactly at their framing; a byte left over
       // closes it (Link::finish counts it as unsolicited).
@@ -584,7 +586,8 @@ net::awaitable<bool> ProxyConnection::proxy_request(InFlight& f) {
       co_return ex_.client_keep_alive() && !close_after_response_ && !worker_.draining();
     }
     if (err->source == core::ErrorSource::Upstream) {
-      upstream::report_attempt(cluster, picked.index, attempt_result(*err), worker_.now());
+      if (upstream::report_attempt(cluster, picked.index, attempt_result(*err), worker_.now()))
+        worker_.stats().upstream_ejections.inc();
     }
     const bool reused = link_.reused();
     const bool got_bytes = link_.got_bytes();
