@@ -193,6 +193,19 @@ TEST_F(HealthTest, ConsecutiveFiveHundredsEjectTheEndpointUntilItsBackOffEnds) {
       << "the ejection must end after its back-off";
 }
 
+TEST_F(HealthTest, ConnectionResetsEjectToo) {
+  auto a = start_checked_upstream(dir_, "a");
+  auto b = start_checked_upstream(dir_, "b");
+  auto pg =
+      start_phigate(config(two_backends(a, b),
+                           "upstream:\n  health:\n    passive: { consecutive_failures: 2, base_ejection: 60s,"
+                           " max_ejection: 60s }\n"));
+  control(a, "reset=1");
+  for (int i = 0; i < 3; ++i) send(pg, 10);
+  for (const auto& x : send(pg, 10)) EXPECT_TRUE(x.status == "200" && x.name == "b") << x.status << x.name;
+  EXPECT_EQ(metric(metrics(pg), "phigate_upstream_ejections_total"), 1);
+}
+
 TEST_F(HealthTest, NeverEjectsMoreThanHalfOfAService) {
   auto a = start_checked_upstream(dir_, "a");
   auto b = start_checked_upstream(dir_, "b");
@@ -226,25 +239,28 @@ TEST_F(HealthAuditTest, NoHealthyEndpointIs503WithItsAuditReason) {
   control(b, "health=fail");
   const auto end = Clock::now() + 5s;
   RunResult r;
+  int tries = 0;
   while (Clock::now() < end) {
-    r = curl(pg, {"-w", "\\n%{http_code}", https_url(pg, "/all-down")});
+    r = curl(pg, {"-w", "\\n%{http_code}", https_url(pg, "/down-" + std::to_string(++tries))});
     if (r.out.ends_with("503")) break;
   }
   ASSERT_TRUE(r.out.ends_with("503")) << r.out;
   const auto body = r.out.substr(0, r.out.size() - 3);
   EXPECT_LT(body.size(), 200u) << body;
   EXPECT_EQ(body.find("127.0.0.1"), std::string::npos) << "the body names no endpoint: " << body;
-  const auto a_requests = requests(a) + requests(b);
-  EXPECT_EQ(a_requests, 0u);
+  const auto before = requests(a) + requests(b);
+  EXPECT_EQ(curl(pg, {"-o", "/dev/null", "-w", "%{http_code}", https_url(pg, "/all-down")}).out, "503");
+  EXPECT_EQ(requests(a) + requests(b), before) << "a request reached an unhealthy endpoint";
   pg.process.terminate(10s);
   const auto rec = find(records(), "/all-down");
-  EXPECT_TRUE(has(rec, "\"status\":503")) << rec;
+  EXPECT_TRUE(has(rec, "\"status_code\":503")) << rec;
   EXPECT_TRUE(has(rec, "\"reason\":\"no_healthy_endpoint\"")) << rec;
 }
 
 /// A Service with two EndpointSlices (one port each, both on 127.0.0.1): `a` ready, `b` with the
 /// given conditions.
-std::string two_slice_service(const Upstream& a, const Upstream& b, const std::string& b_conditions) {
+std::string two_slice_service(const Upstream& a, const Upstream& b, const std::string& b_conditions,
+                              const std::string& a_conditions = "{ ready: true }") {
   auto slice = [](const std::string& name, const Upstream& up, const std::string& cond) {
     return "---\napiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata:\n  name: " + name +
            "\n  namespace: default\n  labels: { kubernetes.io/service-name: app }\naddressType: IPv4\n"
@@ -254,7 +270,7 @@ std::string two_slice_service(const Upstream& a, const Upstream& b, const std::s
   };
   return "apiVersion: v1\nkind: Service\nmetadata: { name: app, namespace: default }\nspec:\n"
          "  ports: [{ name: http, port: 80, targetPort: 8080 }]\n" +
-         slice("app-a", a, "{ ready: true }") + slice("app-b", b, b_conditions);
+         slice("app-a", a, a_conditions) + slice("app-b", b, b_conditions);
 }
 
 class HealthIngressTest : public IngressTest {
@@ -291,6 +307,29 @@ TEST_F(HealthIngressTest, TerminatingEndpointGetsNoNewRequests) {
   EXPECT_TRUE(b_seen);
 }
 
+TEST_F(HealthIngressTest, ARequestUnderWayToAnEndpointThatStartsTerminatingFinishes) {
+  auto a = start_checked_upstream(dir_, "a");
+  auto b = start_checked_upstream(dir_, "b");
+  // b takes requests, a is terminating.
+  dir_.write("manifests/svc.yaml", two_slice_service(a, b, "{ ready: true }",
+                                                     "{ ready: false, serving: true, terminating: true }"));
+  dir_.write("manifests/ing.yaml", ingress_yaml("app", "app.example", "app"));
+  auto pg = start();
+  RunResult slow;
+  std::thread t([&] {
+    slow = curl(pg, {"-w", "\n%{http_code} %header{x-upstream-name}", https_url(pg, "/slow?delay_ms=1500")});
+  });
+  const auto end = Clock::now() + 5s;
+  while (requests(b) == 0 && Clock::now() < end) std::this_thread::sleep_for(10ms);
+  ASSERT_EQ(requests(b), 1u);
+  // Now b terminates and a is ready again: the slow request still gets b's answer.
+  rewrite(pg, "svc.yaml", two_slice_service(a, b, "{ ready: false, serving: true, terminating: true }"));
+  for (const auto& line : codes(pg, 10)) EXPECT_EQ(line, "200 a");
+  t.join();
+  EXPECT_TRUE(slow.out.ends_with("200 b")) << slow.out;
+  EXPECT_EQ(requests(b), 1u);
+}
+
 TEST_F(HealthIngressTest, OnlyTerminatingEndpointsLeftIs503) {
   auto a = start_checked_upstream(dir_, "a");
   auto b = start_checked_upstream(dir_, "b");
@@ -300,7 +339,9 @@ TEST_F(HealthIngressTest, OnlyTerminatingEndpointsLeftIs503) {
   auto pg = start();
   ASSERT_EQ(code(pg, "app.example"), "200");
   // a goes away (not serving, terminating), b still terminating: nothing may take a request.
-  rewrite(pg, "svc.yaml", two_slice_service(b, a, "{ ready: false, serving: false, terminating: true }"));
+  rewrite(pg, "svc.yaml",
+          two_slice_service(a, b, "{ ready: false, serving: true, terminating: true }",
+                            "{ ready: false, serving: false, terminating: true }"));
   EXPECT_EQ(code(pg, "app.example"), "503");
   EXPECT_EQ(requests(b), 0u);
 }
