@@ -280,6 +280,44 @@ TEST(EjectionCap, TwoThreadsReportingAtOnceLoseNoSlot) {
   }
 }
 
+TEST(EjectionCap, TwoThreadsFindingTheSameExpiryReleaseItsSlotOnce) {
+  // Both threads look at the same expired ejection at the same moment, many times over: the slot
+  // must be given back exactly once each time (a double release would wrap the count around).
+  auto c = cluster(2, passive(1));
+  std::atomic<int> go{0};
+  std::atomic<int> done{0};
+  constexpr int kRounds = 30000;
+  auto looker = [&] {
+    for (int round = 1; round <= kRounds; ++round) {
+      // Spin (both threads wake together), yielding only when this core is shared.
+      for (int k = 0; go.load(std::memory_order_acquire) < round; ++k) {
+        if (k > 2000) std::this_thread::yield();
+      }
+      endpoint_usable(c, 0, kT0 + std::chrono::hours(round));
+      done.fetch_add(1, std::memory_order_acq_rel);
+    }
+  };
+  std::thread a(looker), b(looker);
+  int bad_round = 0;
+  for (int round = 1; round <= kRounds; ++round) {
+    // Eject endpoint 0 (10 s) an hour × round in, then let both look 1 h later, long expired.
+    fail(c, 0, 1, kT0 + std::chrono::hours(round - 1));
+    go.store(round, std::memory_order_release);
+    while (done.load(std::memory_order_acquire) < 2 * round) std::this_thread::yield();
+    if (c.health->ejected_count() != 0 && bad_round == 0) {
+      bad_round = round;
+      go.store(kRounds, std::memory_order_release);  // let both threads finish at once
+      break;
+    }
+  }
+  a.join();
+  b.join();
+  EXPECT_EQ(bad_round, 0) << "count " << c.health->ejected_count();
+  if (bad_round == 0) {
+    EXPECT_EQ(c.endpoints[0].health->ejections(), static_cast<unsigned>(kRounds));  // every round ejected
+  }
+}
+
 TEST(PassiveHealth, PickSkipsEjectedAndTerminatingEndpoints) {
   auto c = cluster(3, passive(1));
   c.endpoints[2].terminating = true;
