@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <csignal>
 #include <map>
 #include <sstream>
 #include <string>
@@ -204,6 +205,14 @@ TEST_F(HealthTest, ConnectionResetsEjectToo) {
   for (int i = 0; i < 3; ++i) send(pg, 10);
   for (const auto& x : send(pg, 10)) EXPECT_TRUE(x.status == "200" && x.name == "b") << x.status << x.name;
   EXPECT_EQ(metric(metrics(pg), "phigate_upstream_ejections_total"), 1);
+  // A reload keeps the ejection (same route, endpoint and settings): a is not tried again.
+  control(a, "reset=0");
+  const auto mark = pg.process.output().size();
+  ASSERT_TRUE(pg.process.send_signal(SIGHUP));
+  ASSERT_TRUE(pg.process.wait_for_line("reloaded", 10s, mark)) << pg.process.output().substr(mark);
+  const auto a_requests = requests(a);
+  for (const auto& x : send(pg, 10)) EXPECT_TRUE(x.status == "200" && x.name == "b") << x.status << x.name;
+  EXPECT_EQ(requests(a), a_requests);
 }
 
 TEST_F(HealthTest, NeverEjectsMoreThanHalfOfAService) {
