@@ -535,6 +535,87 @@ void read_root(Reader& r, const YAML::Node& root, Config& cfg) {
     }
 
     // --- upstream.health ---
+    if (const auto h = n["health"];
+        h && r.expect_map(h, "upstream.health", {"active", "passive", "initial"})) {
+      if (const auto i = h["initial"]) {
+        std::string v;
+        if (r.scalar(i, "upstream.health.initial", v) && v != "healthy" && v != "unhealthy") {
+          r.error(i, "upstream.health.initial", "must be healthy or unhealthy");
+        }
+        u.health_initial_healthy = v != "unhealthy";
+      }
+      if (const auto a = h["active"];
+          a && r.expect_map(a, "upstream.health.active",
+                            {"enabled", "path", "host", "port", "interval", "timeout", "healthy_threshold",
+                             "unhealthy_threshold", "expected_status"})) {
+        const std::string f = "upstream.health.active";
+        auto& s = u.health_active;
+        s.enabled = true;  // the section turns them on unless it says enabled: false
+        r.boolean(a, "enabled", f, s.enabled);
+        r.string(a, "path", f, s.path);
+        // The path goes into a request line: printable ASCII without spaces (no CRLF injection).
+        if (a["path"] &&
+            (s.path.empty() || s.path[0] != '/' ||
+             !std::all_of(s.path.begin(), s.path.end(), [](char c) { return c > 0x20 && c < 0x7f; }))) {
+          r.error(a["path"], f + ".path", "must start with '/' and be printable ASCII without spaces");
+        }
+        r.string(a, "host", f, s.host);
+        if (!std::all_of(s.host.begin(), s.host.end(), [](char c) {
+              return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+                     c == '-' || c == ':' || c == '[' || c == ']';
+            })) {
+          r.error(a["host"], f + ".host", "must be a host name or address");
+        }
+        r.integer(a, "port", f, s.port, 0, 65535);
+        r.duration(a, "interval", f, s.interval);
+        r.duration(a, "timeout", f, s.timeout);
+        if (s.interval < 100ms || s.interval > 1h)
+          r.error(a, f + ".interval", "must be between 100ms and 1h");
+        if (s.timeout < 10ms || s.timeout > s.interval)
+          r.error(a, f + ".timeout", "must be between 10ms and the interval");
+        r.integer(a, "healthy_threshold", f, s.healthy_threshold, 1u, 100u);
+        r.integer(a, "unhealthy_threshold", f, s.unhealthy_threshold, 1u, 100u);
+        if (const auto es = a["expected_status"]) {
+          // "200-399" or "200": three-digit codes, low <= high.
+          std::string v;
+          int lo = 0, hi = 0;
+          bool ok = r.scalar(es, f + ".expected_status", v);
+          const auto dash = v.find('-');
+          const auto code = [](std::string_view t, int& out) {
+            if (t.size() != 3 ||
+                !std::all_of(t.begin(), t.end(), [](char c) { return c >= '0' && c <= '9'; }))
+              return false;
+            out = (t[0] - '0') * 100 + (t[1] - '0') * 10 + (t[2] - '0');
+            return out >= 100 && out <= 599;
+          };
+          const std::string_view sv(v);
+          ok = ok &&
+               (dash == std::string::npos ? code(sv, lo) && code(sv, hi)
+                                          : code(sv.substr(0, dash), lo) && code(sv.substr(dash + 1), hi));
+          if (!ok || lo > hi) {
+            r.error(es, f + ".expected_status", "expected a status or a range such as 200-399");
+          } else {
+            s.status_min = lo;
+            s.status_max = hi;
+          }
+        }
+      }
+      if (const auto p = h["passive"]; p && r.expect_map(p, "upstream.health.passive",
+                                                         {"enabled", "consecutive_failures", "base_ejection",
+                                                          "max_ejection", "max_ejected_percent"})) {
+        const std::string f = "upstream.health.passive";
+        auto& s = u.health_passive;
+        r.boolean(p, "enabled", f, s.enabled);
+        r.integer(p, "consecutive_failures", f, s.consecutive_failures, 1u, 1000u);
+        r.duration(p, "base_ejection", f, s.base_ejection);
+        r.duration(p, "max_ejection", f, s.max_ejection);
+        r.integer(p, "max_ejected_percent", f, s.max_ejected_percent, 0u, 100u);
+        if (s.base_ejection < 1ms || s.base_ejection > 1h)
+          r.error(p, f + ".base_ejection", "must be between 1ms and 1h");
+        if (s.max_ejection < s.base_ejection || s.max_ejection > 24h)
+          r.error(p, f + ".max_ejection", "must be between base_ejection and 24h");
+      }
+    }
 
     // --- upstream.retry ---
     if (const auto rn = n["retry"]; rn && r.expect_map(rn, "upstream.retry",

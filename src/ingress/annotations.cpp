@@ -349,6 +349,43 @@ std::string parse_hash_by(std::string_view v, Context& c) {
   return {};
 }
 
+/// phigate.io/health-check-path: the path probed with GET. It goes into a request line, so printable
+/// ASCII without spaces only (a CR/LF would let an Ingress author forge probe requests).
+std::string parse_health_path(std::string_view v, Context& c) {
+  if (v.empty() || v.front() != '/' || v.size() > 1024 ||
+      !std::all_of(v.begin(), v.end(), [](char ch) { return ch > 0x20 && ch < 0x7f; })) {
+    return "expected a path starting with '/', printable ASCII without spaces, at most 1024 bytes";
+  }
+  c.policy.health_check_path = std::string(v);
+  return {};
+}
+
+std::string parse_health_port(std::string_view v, Context& c) {
+  int port = 0;
+  if (!parse_digits(v, port) || port < 1 || port > 65535) return "expected a port from 1 to 65535";
+  c.policy.health_check_port = port;
+  return {};
+}
+
+std::string parse_health_threshold(std::string_view v, std::optional<unsigned>& out) {
+  unsigned n = 0;
+  if (!parse_digits(v, n) || n < 1 || n > 100) return "expected an integer from 1 to 100";
+  out = n;
+  return {};
+}
+
+/// Seconds ("5") or a duration ("500ms", "5s", "1m"), from `min` to 1h.
+std::string parse_health_duration(std::string_view v, config::Duration min,
+                                  std::optional<config::Duration>& out) {
+  config::Duration d{};
+  if (!config::parse_duration(std::string(v), d) || d < min || d > std::chrono::hours(1)) {
+    return "expected seconds (\"5\") or a duration (\"500ms\", \"5s\", \"1m\") from " +
+           std::to_string(min.count()) + "ms to 1h";
+  }
+  out = d;
+  return {};
+}
+
 /// Why a parsed annotation has no effect yet (nothing in phigate reads its field), or nullptr when
 /// it is enforced. Only annotations that do not decide who can reach what may be here: an
 /// unenforced access-control annotation is an error (fail closed), never a warning.
@@ -375,6 +412,24 @@ constexpr Known kKnown[] = {
      [](std::string_view v, Context& c) { return parse_ranges(v, c.policy.deny_source_ranges); }},
     {"force-ssl-redirect",
      [](std::string_view v, Context& c) { return parse_bool(v, c.policy.force_ssl_redirect); }},
+    {"health-check-healthy-threshold",
+     [](std::string_view v, Context& c) {
+       return parse_health_threshold(v, c.policy.health_check_healthy_threshold);
+     }},
+    {"health-check-interval",
+     [](std::string_view v, Context& c) {
+       return parse_health_duration(v, std::chrono::milliseconds(100), c.policy.health_check_interval);
+     }},
+    {"health-check-path", parse_health_path},
+    {"health-check-port", parse_health_port},
+    {"health-check-timeout",
+     [](std::string_view v, Context& c) {
+       return parse_health_duration(v, std::chrono::milliseconds(10), c.policy.health_check_timeout);
+     }},
+    {"health-check-unhealthy-threshold",
+     [](std::string_view v, Context& c) {
+       return parse_health_threshold(v, c.policy.health_check_unhealthy_threshold);
+     }},
     {"hsts", [](std::string_view v, Context& c) { return parse_bool(v, c.policy.hsts); }},
     {"load-balance", parse_load_balance},
     {"phi", [](std::string_view v, Context& c) { return parse_bool(v, c.policy.phi); }},

@@ -437,6 +437,9 @@ bool read_endpoint_slice(ObjectReader& r, const Node& obj, EndpointSlice& s) {
     }
     const Node cond = r.map(en, "conditions", f);
     e.ready = r.boolean(cond, "ready", join(f, "conditions")).value_or(true);
+    // Kubernetes API: a nil serving is true, a nil terminating is false.
+    e.serving = r.boolean(cond, "serving", join(f, "conditions")).value_or(true);
+    e.terminating = r.boolean(cond, "terminating", join(f, "conditions")).value_or(false);
     s.endpoints.push_back(std::move(e));
   }
   return true;

@@ -96,6 +96,7 @@ std::string host_tls_annotation(const Ingress& ing, const config::RoutePolicy& p
 
 struct ResolvedBackend {
   std::vector<std::string> backends;  // sorted, distinct "ip:port" / "[ip6]:port"
+  std::vector<std::string> terminating;  // terminating but serving: in-flight requests only
   std::string error;                  // "" when the Service and port exist
 };
 
@@ -262,19 +263,31 @@ class Translator {
         const auto suffix = ":" + std::to_string(*sp->port);
         const bool v6 = slice->address_type == "IPv6";
         for (const auto& e : slice->endpoints) {
-          if (!e.ready) continue;
-          for (const auto& a : e.addresses) r.backends.push_back(v6 ? "[" + a + "]" + suffix : a + suffix);
+          // Ready endpoints take requests. A terminating one that still serves (its Pod got
+          // SIGTERM) is listed apart: no new requests, but the ones under way may finish.
+          auto* into = e.ready && !e.terminating      ? &r.backends
+                       : (e.terminating && e.serving) ? &r.terminating
+                                                      : nullptr;
+          if (into == nullptr) continue;
+          for (const auto& a : e.addresses) into->push_back(v6 ? "[" + a + "]" + suffix : a + suffix);
         }
       }
     }
-    std::sort(r.backends.begin(), r.backends.end());
-    r.backends.erase(std::unique(r.backends.begin(), r.backends.end()), r.backends.end());
+    for (auto* v : {&r.backends, &r.terminating}) {
+      std::sort(v->begin(), v->end());
+      v->erase(std::unique(v->begin(), v->end()), v->end());
+    }
+    // An address ready in one slice and terminating in another (a slice being replaced) is ready.
+    std::erase_if(r.terminating, [&](const std::string& t) {
+      return std::binary_search(r.backends.begin(), r.backends.end(), t);
+    });
     return r;
   }
 
   /// Backends for one path (or defaultBackend); a missing Service or port is reported and yields
   /// none: the route answers 503 until it appears, and the Ingress does not fail closed.
-  std::vector<std::string> backends(const Ingress& ing, const IngressBackend& b, const std::string& field) {
+  std::vector<std::string> backends(const Ingress& ing, const IngressBackend& b, const std::string& field,
+                                    std::vector<std::string>* terminating = nullptr) {
     if (!b.service) {
       diag_.error(ing.origin.where(), b.line, field + ".resource",
                   "resource backends are not supported: the path answers 503", "Ingress " + ing.meta.key());
@@ -289,6 +302,7 @@ class Translator {
                   "backend " + b.service->name + ":" + port + ": " + r.error + " (the path answers 503)",
                   "Ingress " + ing.meta.key());
     }
+    if (terminating != nullptr) *terminating = r.terminating;
     return r.backends;
   }
 
@@ -466,7 +480,7 @@ class Translator {
                       resource);
           fail_with("invalid path at " + pf + ".path");
         }
-        ps.backends = backends(ing, p.backend, pf + ".backend");
+        ps.backends = backends(ing, p.backend, pf + ".backend", &ps.terminating_backends);
         ps.service_host = service_host(ing, p.backend);
         hp.paths.push_back(std::move(ps));
         hp.fields.push_back(pf);
@@ -574,7 +588,7 @@ class Translator {
       d.path = "/";
       d.type = config::PathType::Prefix;
       d.where = {where, ing.default_backend->line};
-      d.backends = backends(ing, *ing.default_backend, "spec.defaultBackend");
+      d.backends = backends(ing, *ing.default_backend, "spec.defaultBackend", &d.terminating_backends);
       d.service_host = service_host(ing, *ing.default_backend);
       if (ing.rules.empty()) {
         // ingress-nginx: an Ingress with a backend and no rules configures the catch-all server.

@@ -96,6 +96,24 @@ std::string render(std::span<const WorkerShard* const> shards, const ControlStat
           [](const WorkerShard& s) { return s.upstream_unsolicited.get(); });
 
   // --- health ---
+  counter("phigate_upstream_ejections_total",
+          "Endpoints ejected by passive health checks (consecutive 5xx or connection failures).",
+          [](const WorkerShard& s) { return s.upstream_ejections.get(); });
+  {
+    auto f = family("phigate_health_probes_total", "Active health-check probes run.", MetricType::Counter);
+    add_value(f, static_cast<double>(control.health_probes.load()));
+    out.push_back(std::move(f));
+    auto e = family("phigate_health_probe_failures_total",
+                    "Active health-check probes that failed (connect, timeout, unexpected status).",
+                    MetricType::Counter);
+    add_value(e, static_cast<double>(control.health_probe_failures.load()));
+    out.push_back(std::move(e));
+    auto g = family("phigate_health_endpoints", "Actively checked endpoints by their check's state.",
+                    MetricType::Gauge);
+    add_value(g, static_cast<double>(control.health_endpoints_healthy.load()), {{"state", "healthy"}});
+    add_value(g, static_cast<double>(control.health_endpoints_unhealthy.load()), {{"state", "unhealthy"}});
+    out.push_back(std::move(g));
+  }
 
   // --- balancing and affinity ---
 

@@ -558,6 +558,11 @@ net::awaitable<bool> ProxyConnection::proxy_request(InFlight& f) {
   const upstream::Timeouts t{r.limits.connect, r.limits.send, r.limits.read};
   auto& balancer = worker_.balancer(r.route->target);
   auto& budget = worker_.retry_budget();
+  // Passive health checks see every attempt; an ejection it causes is counted here.
+  const auto report = [&](std::size_t index, upstream::AttemptResult result) {
+    if (upstream::report_attempt(cluster, index, result, worker_.now()))
+      worker_.stats().upstream_ejections.inc();
+  };
   budget.on_request();
   const auto& rs = cluster.retry;
   // Tries in all (stale pooled connections excepted); 0: one per endpoint, as nginx.
@@ -624,10 +629,8 @@ net::awaitable<bool> ProxyConnection::proxy_request(InFlight& f) {
     }
     upstream::attempt_ended(balancer, picked.index, Clock::now() - attempt_start, !err);
     if (!err) {
-      upstream::report_attempt(
-          cluster, picked.index,
-          f.status >= 500 ? upstream::AttemptResult::Status5xx : upstream::AttemptResult::Success,
-          worker_.now());
+      report(picked.index,
+             f.status >= 500 ? upstream::AttemptResult::Status5xx : upstream::AttemptResult::Success);
       if (ex_.upgraded()) co_return co_await tunnel(f, t);
       // Back to the pool only when both messages ended exactly at their framing; a byte left over
       // closes it (Link::finish counts it as unsolicited).
@@ -642,15 +645,13 @@ net::awaitable<bool> ProxyConnection::proxy_request(InFlight& f) {
     if (status_retry_ != 0) {
       end.failure = upstream::Failure::Status;
       end.status = status_retry_;
-      upstream::report_attempt(
-          cluster, picked.index,
-          status_retry_ >= 500 ? upstream::AttemptResult::Status5xx : upstream::AttemptResult::Success,
-          worker_.now());
+      report(picked.index,
+             status_retry_ >= 500 ? upstream::AttemptResult::Status5xx : upstream::AttemptResult::Success);
     } else {
       end.failure =
           upstream::classify(*err, attempt_sent_, link_.got_bytes() || (relayed && ex_.response_head_sent()));
       if (err->source == core::ErrorSource::Upstream) {
-        upstream::report_attempt(cluster, picked.index, attempt_result(*err), worker_.now());
+        report(picked.index, attempt_result(*err));
       }
     }
     f.attempts.push_back(

@@ -6,6 +6,7 @@
 #include <list>
 #include <thread>
 
+#include "health_checker.hpp"
 #include "ingress_watcher.hpp"
 #include "phigate/admin/admin_server.hpp"
 #include "phigate/audit/writer.hpp"
@@ -15,6 +16,7 @@
 #include "phigate/net/socket.hpp"
 #include "phigate/proxy/worker.hpp"
 #include "phigate/upstream/backend_tls.hpp"
+#include "phigate/upstream/health.hpp"
 
 namespace phigate::server {
 
@@ -25,12 +27,14 @@ using namespace std::chrono_literals;
 class Server {
  public:
   Server(std::string path, proxy::SnapshotPtr first, std::shared_ptr<tls::TicketKeyRing> keys,
-         std::unique_ptr<ingress::DirectoryLoader> manifests, std::unique_ptr<audit::Writer> audit)
+         std::unique_ptr<ingress::DirectoryLoader> manifests, std::unique_ptr<audit::Writer> audit,
+         std::unique_ptr<upstream::HealthRegistry> health)
       : path_(std::move(path)),
         keys_(std::move(keys)),
         current_(std::move(first)),
         manifests_(std::move(manifests)),
-        audit_(std::move(audit)) {}
+        audit_(std::move(audit)),
+        health_(std::move(health)) {}
 
   /// `diag`: what loading the first snapshot reported (logged once serving starts).
   int start(const config::Diagnostics& diag);
@@ -70,6 +74,9 @@ class Server {
   std::unique_ptr<audit::Writer> audit_;  // outlives the workers (they hold a raw pointer)
   bool audit_was_healthy_ = true;
   metrics::ControlStats control_stats_;
+  // Endpoint health that survives reloads (control thread), and the active checks' own thread.
+  std::unique_ptr<upstream::HealthRegistry> health_;
+  std::unique_ptr<detail::HealthChecker> checker_;
   std::atomic<bool> ready_{false};
   bool draining_ = false;
   std::size_t workers_done_ = 0;
@@ -198,10 +205,12 @@ void Server::reload() {
       cfg->audit.archive_dir = old_audit.archive_dir;
       cfg->audit.keys = old_audit.keys;
     }
-    snap = build_snapshot(std::move(*cfg), keys_, current_->generation + 1, diag, manifests_.get());
+    snap = build_snapshot(std::move(*cfg), keys_, current_->generation + 1, diag, manifests_.get(),
+                          health_.get());
     if (snap && audit_ && !reload_audit_keys(snap->config->audit, diag)) snap.reset();
   }
   if (!snap) {
+    health_->abandon();
     control_stats_.reload_error.fetch_add(1);
     for (const auto& d : diag.entries()) PHI_LOG_ERROR("{}", d.to_string());
     PHI_LOG_ERROR("reload failed, still serving generation {}: {} error(s)", current_->generation,
@@ -210,6 +219,9 @@ void Server::reload() {
   }
   control_stats_.reload_ok.fetch_add(1);
   publish(std::move(snap));
+  // Endpoints that stayed keep their state; the checker follows the new set of endpoints.
+  health_->commit();
+  if (checker_) checker_->update(health_->probes());
   log_snapshot(*current_, diag, "reloaded");
 }
 
@@ -304,8 +316,7 @@ void Server::schedule_housekeeping() {
 
 int Server::start(const config::Diagnostics& diag) {
   const unsigned n = current_->config->workers;
-  for (unsigned i = 0; i < n; ++i)
-    workers_.push_back(proxy::Worker::create(i, current_, audit_.get()));
+  for (unsigned i = 0; i < n; ++i) workers_.push_back(proxy::Worker::create(i, current_, audit_.get()));
   control_stats_.audit_enabled.store(audit_ ? 1 : 0);
   control_stats_.audit_healthy.store(audit_ ? 1 : 0);
   std::string summary;
@@ -325,6 +336,7 @@ int Server::start(const config::Diagnostics& diag) {
           if (watcher_) watcher_->stop();
           ticket_timer_.cancel();
           if (admin_) admin_->stop();
+          if (checker_) checker_->stop();
         }
       });
     });
@@ -335,6 +347,9 @@ int Server::start(const config::Diagnostics& diag) {
   });
   schedule_ticket_rotation();
   schedule_housekeeping();
+  checker_ = std::make_unique<detail::HealthChecker>(control_stats_);
+  checker_->start();
+  checker_->update(health_->probes());
   const auto& ing = current_->config->ingress;
   if (!ing.dir.empty() && ing.watch) {
     watcher_ = std::make_unique<detail::IngressWatcher>(control_, ing.dir, ing.rescan,
@@ -348,6 +363,7 @@ int Server::start(const config::Diagnostics& diag) {
   std::fflush(stdout);
   control_.run();
   for (auto& t : threads_) t.join();
+  if (checker_) checker_->stop();
   int rc = 0;
   if (audit_) {
     // Every worker has finished: what they handed over is flushed and the segment sealed.
@@ -372,7 +388,8 @@ int run(const std::string& path, const std::string& log_level_override) {
   auto keys = std::make_shared<tls::TicketKeyRing>();
   proxy::SnapshotPtr snap;
   auto manifests = std::make_unique<ingress::DirectoryLoader>();
-  if (cfg) snap = build_snapshot(std::move(*cfg), keys, 1, diag, manifests.get());
+  auto health = std::make_unique<upstream::HealthRegistry>();
+  if (cfg) snap = build_snapshot(std::move(*cfg), keys, 1, diag, manifests.get(), health.get());
   if (!snap) {
     for (const auto& d : diag.entries()) {
       if (d.severity == config::Severity::Error) std::fprintf(stderr, "phigate: %s\n", d.to_string().c_str());
@@ -412,7 +429,9 @@ int run(const std::string& path, const std::string& log_level_override) {
   } else {
     PHI_LOG_WARN("audit log is off (no audit: section): requests leave no audit record");
   }
-  Server server(path, std::move(snap), std::move(keys), std::move(manifests), std::move(writer));
+  health->commit();
+  Server server(path, std::move(snap), std::move(keys), std::move(manifests), std::move(writer),
+                std::move(health));
   return server.start(diag);
 }
 

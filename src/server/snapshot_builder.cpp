@@ -29,8 +29,11 @@ std::size_t fatal_errors(const config::Diagnostics& diag) {
 
 proxy::SnapshotPtr build_snapshot(config::Config config, std::shared_ptr<tls::TicketKeyRing> keys,
                                   std::uint64_t generation, config::Diagnostics& diag,
-                                  ingress::DirectoryLoader* loader) {
+                                  ingress::DirectoryLoader* loader, upstream::HealthRegistry* health) {
   const auto started = std::chrono::steady_clock::now();
+  upstream::HealthRegistry scratch;  // no registry (validate, tests): every endpoint starts afresh
+  auto& registry = health != nullptr ? *health : scratch;
+  registry.abandon();  // what an earlier failed build asked for
   auto snap = std::make_shared<proxy::Snapshot>();
   snap->generation = generation;
   // Every policy decision (Ingress translation, fail-closed marks, per-host TLS policies, access
@@ -47,6 +50,52 @@ proxy::SnapshotPtr build_snapshot(config::Config config, std::shared_ptr<tls::Ti
         tls::ServerContexts::build(cfg->tls, std::move(keys), diag, std::move(compiled->host_policies));
   }
   snap->routes = router::RouteTable::build(cfg->routes, diag, cfg->default_backend);
+  // Health settings of a path: the global ones under the Ingress's health-check-* annotations.
+  const auto active_settings = [&](const config::PathSpec& p) {
+    const auto& g = cfg->upstream.health_active;
+    upstream::ActiveCheckSettings a;
+    a.enabled = g.enabled;
+    a.path = g.path;
+    a.host = g.host;
+    a.port = static_cast<std::uint16_t>(g.port);
+    a.interval = g.interval;
+    a.timeout = g.timeout;
+    a.healthy_threshold = g.healthy_threshold;
+    a.unhealthy_threshold = g.unhealthy_threshold;
+    a.status_min = g.status_min;
+    a.status_max = g.status_max;
+    a.initial_healthy = cfg->upstream.health_initial_healthy;
+    if (const auto* pol = p.policy.get()) {
+      // Any health-check annotation turns active checks on for the Ingress's paths.
+      if (pol->health_check_path || pol->health_check_interval || pol->health_check_timeout ||
+          pol->health_check_healthy_threshold || pol->health_check_unhealthy_threshold ||
+          pol->health_check_port)
+        a.enabled = true;
+      if (pol->health_check_path) a.path = *pol->health_check_path;
+      if (pol->health_check_interval) a.interval = *pol->health_check_interval;
+      if (pol->health_check_timeout) a.timeout = *pol->health_check_timeout;
+      if (pol->health_check_healthy_threshold) a.healthy_threshold = *pol->health_check_healthy_threshold;
+      if (pol->health_check_unhealthy_threshold)
+        a.unhealthy_threshold = *pol->health_check_unhealthy_threshold;
+      if (pol->health_check_port) a.port = static_cast<std::uint16_t>(*pol->health_check_port);
+    }
+    a.timeout = std::min(a.timeout, a.interval);  // a probe never outlives its interval
+    return a;
+  };
+  const auto passive_settings = [&] {
+    const auto& g = cfg->upstream.health_passive;
+    upstream::PassiveSettings s;
+    s.enabled = g.enabled;
+    s.consecutive_failures = g.consecutive_failures;
+    s.base_ejection = g.base_ejection;
+    s.max_ejection = g.max_ejection;
+    s.max_ejected_percent = g.max_ejected_percent;
+    return s;
+  }();
+  // HTTPS backends get a TCP-connect check until the probe speaks TLS (upstream::BackendTls).
+  const auto tls_backend = [](const config::PathSpec& p) {
+    return p.policy != nullptr && p.policy->backend_protocol == config::BackendProtocol::Https;
+  };
   auto add_cluster = [&](const std::string& name, const config::PathSpec& p) {
     upstream::Cluster c;
     c.name = name;
@@ -61,12 +110,25 @@ proxy::SnapshotPtr build_snapshot(config::Config config, std::shared_ptr<tls::Ti
       e.address = *ep;
       e.key = net::to_string(*ep);
       // --- health: state shared by every worker ---
-      e.health = std::make_shared<upstream::EndpointHealth>();
+      e.health = registry.endpoint(name, e, active_settings(p), tls_backend(p),
+                                   registry.group(name, passive_settings));
 
       c.endpoints.push_back(std::move(e));
     }
     // --- health ---
-    c.health = std::make_shared<upstream::HealthGroup>();
+    c.health = registry.group(name, passive_settings);
+    // Terminating endpoints (EndpointSlice): part of the cluster so that nothing about them is
+    // forgotten, never picked for a new request (endpoint_usable).
+    for (const auto& b : p.terminating_backends) {
+      auto ep = net::resolve_endpoint(b);
+      if (!ep) continue;  // from an EndpointSlice: always an IP address
+      upstream::Endpoint e;
+      e.address = *ep;
+      e.key = net::to_string(*ep);
+      e.terminating = true;
+      e.health = registry.endpoint(name, e, active_settings(p), tls_backend(p), c.health);
+      c.endpoints.push_back(std::move(e));
+    }
 
     // --- balancing ---
     {

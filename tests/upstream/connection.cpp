@@ -76,6 +76,20 @@ std::optional<std::uint64_t> parse_size(std::string_view v) {
   return *n * unit;
 }
 
+// True when the target's query has no parameter `name` (a query parameter wins over a /__control mode).
+bool target_query_lacks(std::string_view target, std::string_view name) {
+  const auto q = target.find('?');
+  if (q == std::string_view::npos) return true;
+  std::string_view query = target.substr(q + 1);
+  while (!query.empty()) {
+    const auto amp = query.find('&');
+    const std::string_view param = query.substr(0, amp);
+    query = amp == std::string_view::npos ? std::string_view() : query.substr(amp + 1);
+    if (param.substr(0, param.find('=')) == name) return false;
+  }
+  return true;
+}
+
 // Unknown parameters are ignored, so tests may tag requests freely. The last occurrence wins.
 std::string parse_behaviour(std::string_view target, Behaviour& b) {
   const auto q = target.find('?');
@@ -372,6 +386,8 @@ class Connection {
   Next send_response(const RequestHead& head, const Behaviour& behaviour, std::string_view echo_body,
                      std::uint64_t seq);
   Next reject(Record& record, std::string reason);
+  /// /__control and --health-path: answered here, never recorded. nullopt: an ordinary request.
+  std::optional<Next> serve_special(const RequestHead& head, std::uint64_t seq);
   void write_record(const Record& record) const;
   void append_record_line(std::string_view line) const;
   /// Appends {"conn":N,"seq":S,"marker_sent":true}: every marker byte of response S has been written.
@@ -415,8 +431,18 @@ Next Connection::serve_request(std::uint64_t seq) {
   if (const auto id = first_field(head.headers, "X-Request-Id")) request_id_ = std::string(*id);
   Framing framing;
   if (error = determine_framing(head, framing); !error.empty()) return reject(record, error);
+  if (!framing.has_body()) {
+    if (const auto handled = serve_special(head, seq)) return *handled;
+  }
   Behaviour behaviour;
   const std::string query_error = parse_behaviour(head.target, behaviour);
+  // Modes set by /__control (README "Control requests"): a query parameter still wins.
+  if (const int forced = config_.force_status.load();
+      forced != 0 && target_query_lacks(head.target, "status"))
+    behaviour.status = forced;
+  if (config_.close_keepalive.load()) behaviour.close = true;
+  behaviour.delay_ms += config_.stall_ms.load();
+  if (config_.reset_all.load()) behaviour.reset = ResetPoint::BeforeHeaders;
 
   // early=: answer from the head alone, as a backend rejecting an upload does (RFC 9110 §15.5.14). The
   // record is written first, without body fields, so that a test can count the request.
@@ -594,6 +620,74 @@ Next Connection::send_response(const RequestHead& head, const Behaviour& behavio
   if (behaviour.stale == Stale::Close) return Next::Close;
   if (behaviour.stale == Stale::Next) drop_next_ = true;
   return Next::KeepAlive;
+}
+
+std::optional<Next> Connection::serve_special(const RequestHead& head, std::uint64_t seq) {
+  const std::string_view target = head.target;
+  const std::string_view path = target.substr(0, target.find('?'));
+  std::string body;
+  int status = 200;
+  if (path == "/__control") {
+    const auto q = target.find('?');
+    std::string_view query = q == std::string_view::npos ? std::string_view() : target.substr(q + 1);
+    while (!query.empty()) {
+      const auto amp = query.find('&');
+      const std::string_view param = query.substr(0, amp);
+      query = amp == std::string_view::npos ? std::string_view() : query.substr(amp + 1);
+      const auto eq = param.find('=');
+      const std::string_view key = param.substr(0, eq);
+      const std::string_view value = eq == std::string_view::npos ? std::string_view() : param.substr(eq + 1);
+      bool ok = true;
+      if (key == "health" && (value == "ok" || value == "fail")) {
+        config_.health_ok.store(value == "ok");
+      } else if (key == "status") {
+        const auto n = parse_decimal(value);
+        ok = n && (*n == 0 || (*n >= 200 && *n <= 999));
+        if (ok) config_.force_status.store(static_cast<int>(*n));
+      } else if (key == "keepalive" && (value == "close" || value == "keep")) {
+        config_.close_keepalive.store(value == "close");
+      } else if (key == "stall_ms") {
+        const auto n = parse_decimal(value);
+        ok = n && *n <= kMaxDelayMs;
+        if (ok) config_.stall_ms.store(*n);
+      } else if (key == "reset") {
+        const auto f = parse_flag(value);
+        ok = f.has_value();
+        if (ok) config_.reset_all.store(*f);
+      } else {
+        ok = false;
+      }
+      if (!ok) {
+        status = 400;
+        body = "bad control parameter '" + std::string(param) + "'\n";
+        break;
+      }
+    }
+    if (status == 200) {
+      body = std::string("health=") + (config_.health_ok.load() ? "ok" : "fail") +
+             " probes=" + std::to_string(config_.health_probes.load()) +
+             " status=" + std::to_string(config_.force_status.load()) + "\n";
+    }
+  } else if (!config_.health_path.empty() && path == config_.health_path) {
+    config_.health_probes.fetch_add(1);
+    if (const auto stall = config_.stall_ms.load())
+      std::this_thread::sleep_for(std::chrono::milliseconds(stall));
+    if (config_.reset_all.load()) {
+      stream_.reset();
+      return Next::Abort;
+    }
+    status = config_.health_ok.load() ? 200 : 503;
+    body = status == 200 ? "healthy\n" : "unhealthy\n";
+  } else {
+    return std::nullopt;
+  }
+  const bool keep_alive = wants_keep_alive(head) && !config_.close_keepalive.load();
+  std::string response = "HTTP/1.1 " + std::to_string(status) + " " + reason_phrase(status) +
+                         "\r\nContent-Type: text/plain\r\nContent-Length: " + std::to_string(body.size()) +
+                         "\r\n" + upstream_fields(seq) + (keep_alive ? "" : "Connection: close\r\n") + "\r\n";
+  if (head.method != "HEAD") response += body;
+  if (!stream_.write_all(response)) return Next::Abort;
+  return keep_alive ? Next::KeepAlive : Next::Close;
 }
 
 Next Connection::reject(Record& record, std::string reason) {

@@ -37,6 +37,7 @@ struct CliOptions {
   std::string tls_cert;
   std::string tls_key;
   std::string name = "upstream";
+  std::string health_path;
 };
 
 struct ListenAddress {
@@ -53,6 +54,7 @@ void print_usage() {
       "  --tls-cert CRT      serve HTTPS with this PEM certificate chain (needs --tls-key)\n"
       "  --tls-key KEY       PEM private key for --tls-cert\n"
       "  --name NAME         value of the X-Upstream-Name response field (default: upstream)\n"
+      "  --health-path PATH  answer GET PATH with 200 (or 503 after /__control?health=fail)\n"
       "Query parameters: status, bytes, echo, chunked, delay_ms, reset, close (see README.md).\n",
       kProgram);
 }
@@ -93,12 +95,13 @@ CliOptions parse_cli(int argc, char** argv) {
       flag = arg.substr(0, eq);
       value = arg.substr(eq + 1);
     }
-    std::string* slot = flag == "--listen"     ? &cli.listen
-                        : flag == "--record"   ? &cli.record
-                        : flag == "--tls-cert" ? &cli.tls_cert
-                        : flag == "--tls-key"  ? &cli.tls_key
-                        : flag == "--name"     ? &cli.name
-                                               : nullptr;
+    std::string* slot = flag == "--listen"        ? &cli.listen
+                        : flag == "--record"      ? &cli.record
+                        : flag == "--tls-cert"    ? &cli.tls_cert
+                        : flag == "--tls-key"     ? &cli.tls_key
+                        : flag == "--name"        ? &cli.name
+                        : flag == "--health-path" ? &cli.health_path
+                                                  : nullptr;
     if (slot == nullptr) usage_error("unknown option '" + std::string(arg) + "'");
     if (!value) {
       if (i + 1 >= argc) usage_error("option " + std::string(flag) + " needs a value");
@@ -107,6 +110,7 @@ CliOptions parse_cli(int argc, char** argv) {
     *slot = std::string(*value);
   }
   if (cli.listen.empty()) usage_error("missing --listen HOST:PORT");
+  if (!cli.health_path.empty() && cli.health_path[0] != '/') usage_error("--health-path must start with '/'");
   if (cli.tls_cert.empty() != cli.tls_key.empty()) usage_error("--tls-cert and --tls-key go together");
   const bool bad_name = cli.name.empty() || cli.name.find_first_of("\r\n") != std::string::npos ||
                         std::any_of(cli.name.begin(), cli.name.end(), [](char c) {
@@ -279,6 +283,7 @@ int run(int argc, char** argv) {
 
   static ServerConfig config;  // static: connection threads may outlive run()'s frame at _exit
   config.name = cli.name;
+  config.health_path = cli.health_path;
   if (!cli.record.empty()) {
     config.record_fd = ::open(cli.record.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
     if (config.record_fd < 0)

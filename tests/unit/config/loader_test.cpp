@@ -283,5 +283,62 @@ upstream:
   ASSERT_NE(find("upstream.upgrades[2]"), nullptr) << diag_.to_string();
 }
 
+TEST_F(LoaderTest, UpstreamHealth_ActivePassiveAndInitial) {
+  auto cfg = load(std::string(kIssueExample) + R"(upstream:
+  health:
+    initial: unhealthy
+    active: { path: /healthz, interval: 5s, timeout: 1s, healthy_threshold: 3, unhealthy_threshold: 4,
+              expected_status: 200-299, host: app.internal, port: 8081 }
+    passive: { consecutive_failures: 7, base_ejection: 10s, max_ejection: 60s, max_ejected_percent: 30 }
+)");
+  ASSERT_TRUE(cfg) << diag_.to_string();
+  const auto& h = cfg->upstream;
+  EXPECT_FALSE(h.health_initial_healthy);
+  EXPECT_TRUE(h.health_active.enabled);
+  EXPECT_EQ(h.health_active.path, "/healthz");
+  EXPECT_EQ(h.health_active.interval, 5s);
+  EXPECT_EQ(h.health_active.timeout, 1s);
+  EXPECT_EQ(h.health_active.healthy_threshold, 3u);
+  EXPECT_EQ(h.health_active.unhealthy_threshold, 4u);
+  EXPECT_EQ(h.health_active.status_min, 200);
+  EXPECT_EQ(h.health_active.status_max, 299);
+  EXPECT_EQ(h.health_active.host, "app.internal");
+  EXPECT_EQ(h.health_active.port, 8081);
+  EXPECT_TRUE(h.health_passive.enabled);
+  EXPECT_EQ(h.health_passive.consecutive_failures, 7u);
+  EXPECT_EQ(h.health_passive.base_ejection, 10s);
+  EXPECT_EQ(h.health_passive.max_ejection, 60s);
+  EXPECT_EQ(h.health_passive.max_ejected_percent, 30u);
+
+  auto defaults = load(kIssueExample);
+  ASSERT_TRUE(defaults);
+  EXPECT_FALSE(defaults->upstream.health_active.enabled);  // no active checks unless asked
+  EXPECT_TRUE(defaults->upstream.health_passive.enabled);
+  EXPECT_EQ(defaults->upstream.health_passive.consecutive_failures, 5u);
+  EXPECT_EQ(defaults->upstream.health_passive.max_ejected_percent, 50u);
+  EXPECT_TRUE(defaults->upstream.health_initial_healthy);
+}
+
+TEST_F(LoaderTest, UpstreamHealth_InvalidValuesNameTheField) {
+  const std::pair<const char*, const char*> cases[] = {
+      {"active: { path: healthz }", "upstream.health.active.path"},
+      {"active: { path: \"/a b\" }", "upstream.health.active.path"},
+      {"active: { expected_status: 2xx }", "upstream.health.active.expected_status"},
+      {"active: { expected_status: 399-200 }", "upstream.health.active.expected_status"},
+      {"active: { interval: 10ms }", "upstream.health.active.interval"},
+      {"active: { interval: 1s, timeout: 2s }", "upstream.health.active.timeout"},
+      {"active: { healthy_threshold: 0 }", "upstream.health.active.healthy_threshold"},
+      {"active: { colour: red }", "upstream.health.active.colour"},
+      {"passive: { max_ejected_percent: 101 }", "upstream.health.passive.max_ejected_percent"},
+      {"passive: { base_ejection: 10s, max_ejection: 5s }", "upstream.health.passive.max_ejection"},
+      {"initial: sick", "upstream.health.initial"},
+  };
+  for (const auto& [yaml, field] : cases) {
+    auto cfg = load(std::string(kIssueExample) + "upstream:\n  health:\n    " + yaml + "\n");
+    EXPECT_FALSE(cfg) << yaml;
+    EXPECT_NE(find(field), nullptr) << yaml << ": " << diag_.to_string();
+  }
+}
+
 }  // namespace
 }  // namespace phigate::config

@@ -424,5 +424,47 @@ TEST(IngressAnnotations, QuoteValue_EscapesAndTruncates) {
             "invalid annotation " + kN + "load-balance=\"" + std::string(100, 'x') + "\" (truncated)");
 }
 
+TEST(IngressAnnotationsHealth, HealthCheckValuesSetTheTypedFields) {
+  const auto r = parse({{kP + "health-check-path", "/healthz?full=1"},
+                        {kP + "health-check-interval", "5s"},
+                        {kP + "health-check-timeout", "500ms"},
+                        {kP + "health-check-healthy-threshold", "2"},
+                        {kP + "health-check-unhealthy-threshold", "4"},
+                        {kP + "health-check-port", "8081"}});
+  EXPECT_EQ(errors(r), 0u);
+  EXPECT_EQ(r.policy.health_check_path, "/healthz?full=1");
+  EXPECT_EQ(r.policy.health_check_interval, 5s);
+  EXPECT_EQ(r.policy.health_check_timeout, 500ms);
+  EXPECT_EQ(r.policy.health_check_healthy_threshold, 2u);
+  EXPECT_EQ(r.policy.health_check_unhealthy_threshold, 4u);
+  EXPECT_EQ(r.policy.health_check_port, 8081);
+  EXPECT_TRUE(r.not_enforced.empty());
+  EXPECT_FALSE(parse({}).policy.health_check_path.has_value());
+}
+
+TEST(IngressAnnotationsHealth, InvalidHealthCheckValuesAreErrors) {
+  const std::vector<std::pair<const char*, const char*>> bad = {
+      {"health-check-path", "healthz"},           // not absolute
+      {"health-check-path", "/a b"},              // a space would split the request line
+      {"health-check-path", "/a\r\nHost: evil"},  // CRLF: a forged probe request
+      {"health-check-path", ""},
+      {"health-check-interval", "0"},
+      {"health-check-interval", "50ms"},  // under 100ms: a probe storm
+      {"health-check-interval", "2h"},
+      {"health-check-interval", "fast"},
+      {"health-check-timeout", "5ms"},
+      {"health-check-healthy-threshold", "0"},
+      {"health-check-healthy-threshold", "101"},
+      {"health-check-unhealthy-threshold", "-1"},
+      {"health-check-unhealthy-threshold", "3x"},
+      {"health-check-port", "0"},
+      {"health-check-port", "65536"},
+      {"health-check-port", "http"},
+  };
+  for (const auto& [name, value] : bad) {
+    EXPECT_EQ(errors(parse({{kP + name, value}})), 1u) << name << "=" << value;
+  }
+}
+
 }  // namespace
 }  // namespace phigate::ingress

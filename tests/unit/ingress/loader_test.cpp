@@ -627,3 +627,40 @@ TEST(IngressLoader, ParseRfc3339_ZoneOffsetsFractionsAndRanges) {
 
 }  // namespace
 }  // namespace phigate::ingress
+
+namespace phigate::ingress {
+namespace {
+
+TEST(IngressLoaderHealth, EndpointSlice_ConditionsServingAndTerminatingWithApiDefaults) {
+  const auto r = load(R"(apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {name: s1, labels: {kubernetes.io/service-name: web}}
+addressType: IPv4
+ports: [{name: http, port: 8080}]
+endpoints:
+- addresses: [10.0.0.1]
+- addresses: [10.0.0.2]
+  conditions: {ready: false, serving: true, terminating: true}
+- addresses: [10.0.0.3]
+  conditions: {ready: false, serving: false, terminating: true}
+- addresses: [10.0.0.4]
+  conditions: {ready: true, serving: null, terminating: null}
+- addresses: [10.0.0.5]
+  conditions: {terminating: maybe}
+)");
+  ASSERT_EQ(r.resources.endpoint_slices.size(), 1u);
+  const auto& e = r.resources.endpoint_slices[0].endpoints;
+  ASSERT_EQ(e.size(), 5u);
+  // nil ready and serving are true, nil terminating is false (Kubernetes API).
+  EXPECT_TRUE(e[0].ready && e[0].serving && !e[0].terminating);
+  EXPECT_TRUE(!e[1].ready && e[1].serving && e[1].terminating);
+  EXPECT_TRUE(!e[2].ready && !e[2].serving && e[2].terminating);
+  EXPECT_TRUE(e[3].ready && e[3].serving && !e[3].terminating);
+  bool reported = false;  // "maybe" is not a boolean
+  for (const auto& d : r.diagnostics.entries())
+    reported = reported || d.field.find("terminating") != std::string::npos;
+  EXPECT_TRUE(reported) << r.diagnostics.to_string();
+}
+
+}  // namespace
+}  // namespace phigate::ingress

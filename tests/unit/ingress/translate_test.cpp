@@ -1006,5 +1006,29 @@ TEST_F(Translate, Large_5000Ingresses10000Hosts20000Paths) {
   }
 }
 
+TEST_F(Translate, EndpointSlice_TerminatingButServingEndpointsAreListedApart) {
+  res_.services.push_back(service("web", {{"http", 80, "8080"}}));
+  Endpoint ready{{"10.0.0.1"}, true};
+  Endpoint draining{{"10.0.0.2"}, false};
+  draining.serving = true;
+  draining.terminating = true;
+  Endpoint gone{{"10.0.0.3"}, false};
+  gone.serving = false;
+  gone.terminating = true;
+  Endpoint not_ready{{"10.0.0.4"}, false};  // starting up: neither list
+  // The same address ready in one slice and terminating in another (slices being replaced): ready.
+  Endpoint both{{"10.0.0.5"}, false};
+  both.terminating = true;
+  res_.endpoint_slices.push_back(
+      slice("web-1", "web", "IPv4", {{"http", 8080}}, {ready, draining, gone, not_ready, both}));
+  res_.endpoint_slices.push_back(slice("web-2", "web", "IPv4", {{"http", 8080}}, {{{"10.0.0.5"}, true}}));
+  res_.ingresses.push_back(ingress("a", 1, {{"a.example", {path("/", PathType::Prefix, "web", 80)}, 1}}));
+  const auto t = run();
+  ASSERT_EQ(t.routes.size(), 1u);
+  const auto& p = t.routes[0].paths.at(0);
+  EXPECT_EQ(p.backends, (std::vector<std::string>{"10.0.0.1:8080", "10.0.0.5:8080"}));
+  EXPECT_EQ(p.terminating_backends, std::vector<std::string>{"10.0.0.2:8080"});
+}
+
 }  // namespace
 }  // namespace phigate::ingress

@@ -124,6 +124,30 @@ struct UpstreamSpec {
   LoadBalance load_balance{};
 
   // --- health checks (global defaults, passive checks) ---
+  /// Active checks (`upstream.health.active`): off unless configured here or by an Ingress's
+  /// phigate.io/health-check-* annotations.
+  struct ActiveHealthSpec {
+    bool enabled = false;
+    std::string path;  // HTTP GET of this path; empty: TCP connect only
+    std::string host;  // Host header of the probe; empty: the endpoint's address
+    int port = 0;      // 0: the endpoint's port
+    Duration interval = 10s;
+    Duration timeout = 2s;
+    unsigned healthy_threshold = 2;
+    unsigned unhealthy_threshold = 3;
+    int status_min = 200, status_max = 399;  // expected_status "200-399"
+  };
+  /// Passive checks (`upstream.health.passive`): outlier ejection.
+  struct PassiveHealthSpec {
+    bool enabled = true;
+    unsigned consecutive_failures = 5;
+    Duration base_ejection = 30s;
+    Duration max_ejection = 300s;
+    unsigned max_ejected_percent = 50;
+  };
+  ActiveHealthSpec health_active;
+  PassiveHealthSpec health_passive;
+  bool health_initial_healthy = true;  // upstream.health.initial: healthy | unhealthy
 
   // --- retries (global defaults, retry budget) ---
   std::uint16_t next_upstream = kNextUpstreamDefault;  // proxy-next-upstream bits (kNextUpstream*)
@@ -199,6 +223,10 @@ struct RoutePolicy {
   std::string session_cookie_samesite;  // "", "Strict", "Lax" or "None"
 
   // --- health checks (phigate.io/health-check-*) ---
+  std::optional<std::string> health_check_path;  // "/..." (turns active checks on)
+  std::optional<Duration> health_check_interval, health_check_timeout;
+  std::optional<unsigned> health_check_healthy_threshold, health_check_unhealthy_threshold;
+  std::optional<int> health_check_port;
 
   // --- retries (proxy-next-upstream*) ---
   std::optional<std::uint16_t> next_upstream;  // kNextUpstream* bits; 0: off
@@ -215,6 +243,9 @@ struct PathSpec {
   std::vector<std::string> backends;  // "host:port"
   RoutePolicyPtr policy;              // null: defaults (static routes)
   SourceRef where;
+  /// EndpointSlice endpoints that are terminating but still serving: kept so requests in flight
+  /// to them finish, but they get no new requests (sorted, distinct, none also in `backends`).
+  std::vector<std::string> terminating_backends{};
   std::string service_host{};  // Ingress: "<service>.<namespace>.svc", the default proxy-ssl-name
 };
 

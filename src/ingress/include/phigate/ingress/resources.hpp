@@ -116,6 +116,8 @@ struct EndpointPort {
 struct Endpoint {
   std::vector<std::string> addresses;
   bool ready = true;  // conditions.ready; absent means ready (API contract)
+  bool serving = true;       // conditions.serving; absent means serving
+  bool terminating = false;  // conditions.terminating; absent means not terminating
 };
 
 struct EndpointSlice {

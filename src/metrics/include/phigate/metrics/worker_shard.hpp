@@ -58,6 +58,7 @@ struct alignas(64) WorkerShard {
   Counter upstream_unsolicited;  // upstream connections closed for bytes nobody asked for
 
   // --- health (passive checks, no healthy endpoint) ---
+  Counter upstream_ejections;  // endpoints this worker's reports ejected (passive checks)
 
   // --- balancing and affinity ---
 
@@ -117,6 +118,10 @@ struct ControlStats {
   std::atomic<std::int64_t> backend_tls_unverified_routes{0};
 
   // --- active health checks (checker thread) ---
+  std::atomic<std::uint64_t> health_probes{0};              // probes run
+  std::atomic<std::uint64_t> health_probe_failures{0};      // probes that failed (connect, timeout, status)
+  std::atomic<std::int64_t> health_endpoints_healthy{0};    // actively checked endpoints passing
+  std::atomic<std::int64_t> health_endpoints_unhealthy{0};  // ... and failing
 };
 
 /// Prometheus text exposition of all shards merged, plus control stats. Admin (control) thread.

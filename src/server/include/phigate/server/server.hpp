@@ -12,6 +12,10 @@
 #include "phigate/proxy/snapshot.hpp"
 #include "phigate/tls/ticket_keys.hpp"
 
+namespace phigate::upstream {
+class HealthRegistry;
+}
+
 namespace phigate::server {
 
 /// Compiles a loaded config into a snapshot: compile::load_and_compile() (reads and translates the
@@ -22,9 +26,13 @@ namespace phigate::server {
 /// (with its resource) and the rest applies.
 /// `loader`, when given, caches parsed manifest files between reloads (only changed files are
 /// parsed again).
+/// `health`, when given, hands endpoints that stay (same cluster, address and check settings) the
+/// health state they had; the caller commits it once the snapshot is published (abandons it when
+/// not). Without it every endpoint starts as `upstream.health.initial` says.
 proxy::SnapshotPtr build_snapshot(config::Config cfg, std::shared_ptr<tls::TicketKeyRing> keys,
                                   std::uint64_t generation, config::Diagnostics& diag,
-                                  ingress::DirectoryLoader* loader = nullptr);
+                                  ingress::DirectoryLoader* loader = nullptr,
+                                  upstream::HealthRegistry* health = nullptr);
 
 /// Errors in `diag` that stop a load: those not confined to one Kubernetes resource.
 std::size_t fatal_errors(const config::Diagnostics& diag);
