@@ -13,15 +13,6 @@ using core::Error;
 using core::ErrorKind;
 using core::Retryable;
 
-namespace {
-
-/// RFC 9110 §9.2.1.
-bool is_safe_method(std::string_view m) noexcept {
-  return m == "GET" || m == "HEAD" || m == "OPTIONS" || m == "TRACE";
-}
-
-}  // namespace
-
 net::awaitable<std::optional<Error>> Link::open(const Endpoint& ep, int attempt, Clock::time_point now,
                                                 Timeouts t, Deadline& d, const BackendTls* tls) {
   if (take_pooled(ep, attempt, now, tls)) co_return std::nullopt;
@@ -238,12 +229,6 @@ void Link::cancel() noexcept {
   ::shutdown(conn_->socket.native_handle(), SHUT_RDWR);
   net::error_code ec;
   conn_->socket.cancel(ec);
-}
-
-bool Link::may_retry(const Error& err, int attempt, bool reused, bool got_bytes, bool has_body,
-                     std::string_view method) noexcept {
-  return attempt == 0 && reused && !got_bytes && !has_body && err.source == core::ErrorSource::Upstream &&
-         err.retryable == Retryable::OnlyIfReused && is_safe_method(method);
 }
 
 }  // namespace phigate::upstream

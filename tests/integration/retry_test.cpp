@@ -104,6 +104,21 @@ TEST_F(RetryTest, StatusConditionsAndTries) {
       << "a request with a body is not sent twice";
 }
 
+// The read deadline passes before any response byte: a GET goes to the other endpoint (both are
+// slow: 504 after two tries), a POST that left is answered 504 without a second copy.
+TEST_F(RetryTest, ReadTimeoutRetriesGetButNeverPost) {
+  auto a = start_upstream("a");
+  auto b = start_upstream("b");
+  auto pg = start_phigate(
+      config(routes({a.address(), b.address()}),
+             "timeouts: { upstream_read: 300ms }\nupstream: { health: { passive: { enabled: false } } }\n"));
+  EXPECT_EQ(status_of(pg, {https_url(pg, "/slow?delay_ms=1500")}), "504");
+  EXPECT_EQ(hits(a, "/slow?delay_ms=1500"), 1);
+  EXPECT_EQ(hits(b, "/slow?delay_ms=1500"), 1);
+  EXPECT_EQ(status_of(pg, {https_url(pg, "/slowpost?delay_ms=1500"), "--data-binary", "x=1"}), "504");
+  EXPECT_EQ(hits(a, "/slowpost?delay_ms=1500") + hits(b, "/slowpost?delay_ms=1500"), 1);
+}
+
 // One endpoint: nothing to retry on, so its 503 is the answer (never dropped with nothing after it).
 TEST_F(RetryTest, StatusConditionWithOneEndpointAnswersItsStatus) {
   auto a = start_upstream("a");

@@ -9,6 +9,7 @@
 
 #include "phigate/http/parser.hpp"
 #include "phigate/upstream/link.hpp"
+#include "phigate/upstream/retry.hpp"
 #include "support/process.hpp"
 
 namespace phigate::upstream {
@@ -232,11 +233,19 @@ TEST_F(UpstreamLink, StalePooledConnectionFailsRetryablyAndOnlyASafeBodylessRequ
   EXPECT_FALSE(got_bytes);
   EXPECT_EQ(failure->kind, core::ErrorKind::UpstreamReset);
   EXPECT_EQ(failure->retryable, core::Retryable::OnlyIfReused);
-  EXPECT_TRUE(Link::may_retry(*failure, 0, reused, got_bytes, false, "GET"));
-  // The backend did receive it: a POST (or anything with a body) is never sent twice.
-  EXPECT_FALSE(Link::may_retry(*failure, 0, reused, got_bytes, false, "POST"));
-  EXPECT_FALSE(Link::may_retry(*failure, 0, reused, got_bytes, true, "GET"));
-  EXPECT_FALSE(Link::may_retry(*failure, 1, reused, got_bytes, false, "GET"));
+  // The request left (it was written in full) and no response byte came back: a reset after sending.
+  AttemptEnd end;
+  end.failure = classify(*failure, 64, got_bytes);
+  EXPECT_EQ(end.failure, Failure::Reset);
+  end.reused = reused;
+  end.idempotent = is_idempotent("GET");
+  EXPECT_TRUE(stale_connection_retry(end));
+  // The backend did receive it: a POST (or anything with a consumed body) is never sent twice.
+  end.idempotent = is_idempotent("POST");
+  EXPECT_FALSE(stale_connection_retry(end));
+  end.idempotent = true;
+  end.body_consumed = true;
+  EXPECT_FALSE(stale_connection_retry(end));
 }
 
 TEST_F(UpstreamLink, ResetMidBodyIsNotRetryable) {

@@ -1,4 +1,4 @@
-// The upstream layer's pure rules: which endpoint, and whether a failed attempt may be sent again.
+// The upstream layer's pure rules: which endpoint (the retry rules are in retry_test.cpp).
 #include <gtest/gtest.h>
 
 #include "phigate/upstream/balancer.hpp"
@@ -6,21 +6,6 @@
 
 namespace phigate::upstream {
 namespace {
-
-TEST(UpstreamRetryRule, OnlyTheFirstAttemptOnAReusedConnectionBeforeAnyByteOfASafeBodylessRequest) {
-  const auto stale = core::Error::upstream(core::ErrorKind::UpstreamReset, core::Retryable::OnlyIfReused);
-  EXPECT_TRUE(Link::may_retry(stale, 0, true, false, false, "GET"));
-  EXPECT_TRUE(Link::may_retry(stale, 0, true, false, false, "HEAD"));
-  EXPECT_TRUE(Link::may_retry(stale, 0, true, false, false, "OPTIONS"));
-  EXPECT_FALSE(Link::may_retry(stale, 0, false, false, false, "GET"));  // fresh connection
-  EXPECT_FALSE(Link::may_retry(stale, 0, true, true, false, "GET"));    // a response byte arrived
-  EXPECT_FALSE(Link::may_retry(stale, 0, true, false, false, "DELETE"));
-  EXPECT_FALSE(Link::may_retry(stale, 0, true, false, false, "PUT"));
-  const auto no = core::Error::upstream(core::ErrorKind::UpstreamReset, core::Retryable::No);
-  EXPECT_FALSE(Link::may_retry(no, 0, true, false, false, "GET"));
-  const auto client = core::Error::downstream(core::ErrorKind::ClientClosed);
-  EXPECT_FALSE(Link::may_retry(client, 0, true, false, false, "GET"));
-}
 
 TEST(UpstreamPick, RoundRobinOverTheClusterAndNothingFromAnEmptyOne) {
   Cluster c;

@@ -118,13 +118,6 @@ class Link {
   /// Frees the input buffer while it is empty (idle client connection).
   void release_memory() noexcept { in_.release(); }
 
-  /// May a request be sent again after `err` ended attempt `attempt`? Only once, only on a fresh
-  /// connection after a pooled one the upstream closed as we reused it (RFC 9112 §9.3.1), only
-  /// before any response byte, only for a safe method without a body (RFC 9110 §9.2.1): the
-  /// upstream may have acted on the first copy of anything else.
-  static bool may_retry(const core::Error& err, int attempt, bool reused, bool got_bytes, bool has_body,
-                        std::string_view method) noexcept;
-
  private:
   net::awaitable<IoResult> tls_write(std::string_view bytes);
   net::awaitable<IoResult> tls_read();
