@@ -496,7 +496,7 @@ net::awaitable<std::optional<Error>> ProxyConnection::relay_response(InFlight& f
     }
     if (!had_head && ex_.response_head_sent()) {
       const int status = ex_.response_status();
-      if ((retry_statuses_ & upstream::status_condition(status)) != 0) {
+      if (retry_statuses_ != 0 && (retry_statuses_ & upstream::status_condition(status)) != 0) {
         // proxy_next_upstream http_5xx: this answer is dropped unseen (nothing of it was written
         // to the client) and the request goes to another endpoint.
         out_.clear();
@@ -568,7 +568,10 @@ net::awaitable<bool> ProxyConnection::proxy_request(InFlight& f) {
   // Tries in all (stale pooled connections excepted); 0: one per endpoint, as nginx.
   const std::size_t max_tries = rs.tries == 0 ? std::max<std::size_t>(1, cluster.endpoints.size()) : rs.tries;
   const bool idempotent = upstream::is_idempotent(head.method);
-  const auto first_start = Clock::now();
+  // Clock reads only where a setting needs them (each is a vDSO call on the hot path).
+  const auto first_start = rs.timeout.count() != 0 ? Clock::now() : Clock::time_point{};
+  const bool by_latency = cluster.balance.kind == upstream::BalanceKind::Ewma;
+  const bool status_conditions = (rs.when & ~(upstream::kNextError | upstream::kNextTimeout)) != 0;
   std::array<std::size_t, 8> tried{};  // endpoints already tried by this request (the first 8)
   std::size_t tried_n = 0;
   std::size_t tries = 0;    // attempts that count against max_tries
@@ -599,7 +602,8 @@ net::awaitable<bool> ProxyConnection::proxy_request(InFlight& f) {
       upstream::append_affinity_cookie(f.set_cookie, cluster, picked.index, r.route->path);
     }
     upstream::attempt_started(balancer, picked.index);
-    const auto attempt_start = Clock::now();
+    const auto attempt_start = by_latency ? Clock::now() : Clock::time_point{};
+    const auto latency = [&] { return by_latency ? Clock::now() - attempt_start : Clock::duration(-1); };
     attempt_sent_ = 0;
     status_retry_ = 0;
     std::optional<Error> err;
@@ -615,7 +619,8 @@ net::awaitable<bool> ProxyConnection::proxy_request(InFlight& f) {
       entered_send = true;
       // A 5xx named by proxy_next_upstream is dropped unseen only while another attempt is
       // possible; the last attempt's answer goes to the client whatever it is.
-      const bool more = tries < max_tries && idempotent && !head.has_body() && budget.tokens() >= 1.0 &&
+      const bool more = status_conditions && tries < max_tries && idempotent && !head.has_body() &&
+                        budget.tokens() >= 1.0 &&
                         (rs.timeout.count() == 0 || Clock::now() - first_start < rs.timeout) &&
                         untried_left(cluster, {tried.data(), tried_n}, tried.size(), worker_.now());
       retry_statuses_ =
@@ -627,7 +632,7 @@ net::awaitable<bool> ProxyConnection::proxy_request(InFlight& f) {
       }
       retry_statuses_ = 0;
     }
-    upstream::attempt_ended(balancer, picked.index, Clock::now() - attempt_start, !err);
+    upstream::attempt_ended(balancer, picked.index, latency(), !err);
     if (!err) {
       report(picked.index,
              f.status >= 500 ? upstream::AttemptResult::Status5xx : upstream::AttemptResult::Success);

@@ -140,6 +140,12 @@ Pick pick(const Cluster& c, BalancerState& s, const PickInput& in) noexcept {
   const std::size_t n = c.endpoints.size();
   if (n == 0) return {};
   s.fit(n);
+  if (n == 1 && !c.balance.affinity_cookie) {
+    // Nothing to choose (the common single-Service-endpoint route): skip the algorithms. A tried
+    // endpoint is still a fallback when no other is left, as below.
+    s.now_ = in.now;
+    return endpoint_usable(c, 0, in.now) ? Pick{0, false} : Pick{};
+  }
   s.now_ = in.now;
   const auto& b = c.balance;
 
@@ -256,6 +262,7 @@ void attempt_ended(BalancerState& s, std::size_t index, Clock::duration latency,
   auto& sl = s.slots_[index];
   // Saturating: an attempt started before the state was reset for other endpoints ends here too.
   if (sl.in_flight > 0) --sl.in_flight;
+  if (latency < Clock::duration::zero()) return;  // not measured: the cluster does not balance by latency
   if (!ok && latency < kEwmaFailurePenalty) latency = kEwmaFailurePenalty;
   const double sample =
       static_cast<double>(std::chrono::duration_cast<std::chrono::nanoseconds>(latency).count());

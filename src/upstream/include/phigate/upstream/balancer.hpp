@@ -82,7 +82,8 @@ class BalancerState {
 Pick pick(const Cluster& c, BalancerState& s, const PickInput& in) noexcept;
 /// An attempt to endpoint `index` starts / ends (least_request counts, EWMA latency). A failed
 /// attempt counts as at least kEwmaFailurePenalty of latency: a backend that refuses at once must
-/// not look fast.
+/// not look fast. A negative `latency` means not measured (the caller measures only for `ewma`
+/// clusters): only the in-flight count changes.
 void attempt_started(BalancerState& s, std::size_t index) noexcept;
 void attempt_ended(BalancerState& s, std::size_t index, Clock::duration latency, bool ok) noexcept;
 inline constexpr std::chrono::seconds kEwmaFailurePenalty{1};
