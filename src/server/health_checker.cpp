@@ -3,9 +3,15 @@
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/read.hpp>
 
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
 #include <charconv>
+#include <optional>
+#include <string_view>
 
 #include "phigate/core/log.hpp"
+#include "phigate/upstream/backend_tls.hpp"
 
 namespace phigate::server::detail {
 
@@ -115,6 +121,72 @@ net::awaitable<void> HealthChecker::run(std::shared_ptr<Probe> p, std::chrono::m
   }
 }
 
+namespace {
+
+/// The probe's connection: plain TCP, or TLS over it (OpenSSL on the non-blocking socket, waiting
+/// through Asio, so the deadline's close ends whichever wait is pending).
+struct ProbeIo {
+  net::tcp::socket& sock;
+  SSL* ssl = nullptr;  // null: plain
+
+  net::awaitable<bool> write_all(std::string_view bytes) {
+    if (ssl == nullptr) {
+      auto [ec, n] = co_await net::asio::async_write(sock, net::asio::buffer(bytes.data(), bytes.size()),
+                                                     net::use_awaitable_tuple);
+      co_return !ec && n == bytes.size();
+    }
+    std::size_t done = 0;
+    while (done < bytes.size()) {
+      std::size_t n = 0;
+      ERR_clear_error();
+      const int r = SSL_write_ex(ssl, bytes.data() + done, bytes.size() - done, &n);
+      if (r == 1) {
+        done += n;
+        continue;
+      }
+      const auto wait = want(r);
+      if (!wait) co_return false;
+      auto [wec] = co_await sock.async_wait(*wait, net::use_awaitable_tuple);
+      if (wec) co_return false;
+    }
+    co_return true;
+  }
+
+  /// Some bytes into `buf`; 0 at end of stream or on any error (a probe only needs to know that
+  /// it got no status line).
+  net::awaitable<std::size_t> read_some(char* buf, std::size_t size) {
+    if (ssl == nullptr) {
+      auto [ec, n] = co_await sock.async_read_some(net::asio::buffer(buf, size), net::use_awaitable_tuple);
+      co_return ec ? 0 : n;
+    }
+    for (;;) {
+      std::size_t n = 0;
+      ERR_clear_error();
+      const int r = SSL_read_ex(ssl, buf, size, &n);
+      if (r == 1) co_return n;
+      const auto wait = want(r);
+      if (!wait) co_return 0;
+      auto [wec] = co_await sock.async_wait(*wait, net::use_awaitable_tuple);
+      if (wec) co_return 0;
+    }
+  }
+
+ private:
+  std::optional<net::tcp::socket::wait_type> want(int r) const {
+    switch (SSL_get_error(ssl, r)) {
+      case SSL_ERROR_WANT_READ:
+        return net::tcp::socket::wait_read;
+      case SSL_ERROR_WANT_WRITE:
+        return net::tcp::socket::wait_write;
+      default:
+        ERR_clear_error();  // close_notify, EOF, an alert: the probe fails, nothing to report
+        return std::nullopt;
+    }
+  }
+};
+
+}  // namespace
+
 net::awaitable<bool> HealthChecker::check(const upstream::ProbeTarget& t) {
   // Shared with the deadline's handler, which may run after this frame is gone.
   struct State {
@@ -125,7 +197,8 @@ net::awaitable<bool> HealthChecker::check(const upstream::ProbeTarget& t) {
   };
   auto st = std::make_shared<State>(io_);
   auto& sock = st->sock;
-  // One deadline for connect, write and read: closing the socket ends whichever is pending.
+  // One deadline for connect, handshake, write and read: closing the socket ends whichever wait
+  // is pending (the SSL below is only touched after a wait returned, on this thread).
   st->deadline.expires_after(t.settings.timeout);
   st->deadline.async_wait([st](const net::error_code& ec) {
     if (ec) return;
@@ -138,7 +211,24 @@ net::awaitable<bool> HealthChecker::check(const upstream::ProbeTarget& t) {
   if (t.settings.port != 0) addr.port(t.settings.port);
   auto [cec] = co_await sock.async_connect(addr, net::use_awaitable_tuple);
   bool ok = !cec && !timed_out;
+  upstream::SslPtr ssl;  // declared after st: freed (no I/O) before the socket closes
+  if (ok && t.tls != nullptr) {
+    // The same context, name check and client certificate as the workers' connections: a backend
+    // whose certificate does not verify fails its check, so it is taken out before a request
+    // would be refused on it. No session is offered: a probe every few seconds per endpoint does
+    // not need resumption, and the workers' session caches stay theirs.
+    ssl = t.tls->new_ssl();
+    ok = ssl != nullptr && SSL_set_fd(ssl.get(), static_cast<int>(sock.native_handle())) == 1;
+    if (ok) {
+      const auto failure = co_await upstream::handshake(sock, ssl.get());
+      ok = !failure && !timed_out;
+      // The reason (unknown CA, name mismatch...) is what the workers' audit records say when a
+      // request meets it; the checker logs only the change of state.
+    }
+    ERR_clear_error();
+  }
   if (ok && !t.tcp_only) {
+    ProbeIo io{sock, ssl.get()};
     std::string host = t.settings.host;
     if (host.empty()) {
       host = addr.address().is_v6() ? "[" + addr.address().to_string() + "]" : addr.address().to_string();
@@ -146,17 +236,16 @@ net::awaitable<bool> HealthChecker::check(const upstream::ProbeTarget& t) {
     }
     const std::string req = "GET " + t.settings.path + " HTTP/1.1\r\nHost: " + host +
                             "\r\nUser-Agent: phigate-health-check\r\nConnection: close\r\n\r\n";
-    auto [wec, wn] = co_await net::asio::async_write(sock, net::asio::buffer(req), net::use_awaitable_tuple);
-    ok = !wec && wn == req.size() && !timed_out;
+    ok = co_await io.write_all(req) && !timed_out;
     std::string buf;
     while (ok && buf.find("\r\n") == std::string::npos && buf.size() < kMaxStatusLine) {
       char chunk[512];
-      auto [rec, rn] = co_await sock.async_read_some(net::asio::buffer(chunk), net::use_awaitable_tuple);
-      if (rec && rn == 0) {
+      const auto n = co_await io.read_some(chunk, sizeof chunk);
+      if (n == 0 || timed_out) {
         ok = false;
         break;
       }
-      buf.append(chunk, rn);
+      buf.append(chunk, n);
     }
     // "HTTP/1.x NNN ...": anything else (a backend that is not speaking HTTP) fails the check.
     int status = 0;
@@ -167,6 +256,7 @@ net::awaitable<bool> HealthChecker::check(const upstream::ProbeTarget& t) {
     ok = ok && status >= t.settings.status_min && status <= t.settings.status_max;
   }
   st->deadline.cancel();
+  ssl.reset();  // no close_notify: the connection is dropped either way (SslFree)
   net::error_code ignored;
   sock.close(ignored);
   co_return ok;

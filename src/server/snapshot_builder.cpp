@@ -92,13 +92,19 @@ proxy::SnapshotPtr build_snapshot(config::Config config, std::shared_ptr<tls::Ti
     s.max_ejected_percent = g.max_ejected_percent;
     return s;
   }();
-  // HTTPS backends get a TCP-connect check until the probe speaks TLS (upstream::BackendTls).
-  const auto tls_backend = [](const config::PathSpec& p) {
-    return p.policy != nullptr && p.policy->backend_protocol == config::BackendProtocol::Https;
+  // HTTPS backends are probed over TLS with the cluster's own context (same verification as
+  // requests). An HTTPS path without one has failed closed: nothing to probe, and never in plain.
+  const auto probe_settings = [&](const config::PathSpec& p, const upstream::Cluster& c) {
+    auto a = active_settings(p);
+    const bool https = p.policy != nullptr && p.policy->backend_protocol == config::BackendProtocol::Https;
+    if (https && c.tls == nullptr) a.enabled = false;
+    return a;
   };
   auto add_cluster = [&](const std::string& name, const config::PathSpec& p) {
     upstream::Cluster c;
     c.name = name;
+    // TLS before health: the probes of an HTTPS backend use the cluster's context.
+    c.tls = compiled->backend_tls.at(snap->clusters.size());  // compiled in the same path order
     for (const auto& b : p.backends) {
       auto ep = net::resolve_endpoint(b);
       if (!ep) {
@@ -110,8 +116,8 @@ proxy::SnapshotPtr build_snapshot(config::Config config, std::shared_ptr<tls::Ti
       e.address = *ep;
       e.key = net::to_string(*ep);
       // --- health: state shared by every worker ---
-      e.health = registry.endpoint(name, e, active_settings(p), tls_backend(p),
-                                   registry.group(name, passive_settings));
+      e.health =
+          registry.endpoint(name, e, probe_settings(p, c), c.tls, registry.group(name, passive_settings));
 
       c.endpoints.push_back(std::move(e));
     }
@@ -126,7 +132,7 @@ proxy::SnapshotPtr build_snapshot(config::Config config, std::shared_ptr<tls::Ti
       e.address = *ep;
       e.key = net::to_string(*ep);
       e.terminating = true;
-      e.health = registry.endpoint(name, e, active_settings(p), tls_backend(p), c.health);
+      e.health = registry.endpoint(name, e, probe_settings(p, c), c.tls, c.health);
       c.endpoints.push_back(std::move(e));
     }
 
@@ -191,7 +197,7 @@ proxy::SnapshotPtr build_snapshot(config::Config config, std::shared_ptr<tls::Ti
     }
 
     // --- TLS to the backend ---
-    c.tls = compiled->backend_tls.at(snap->clusters.size());  // compiled in the same path order
+    // c.tls: set first (above), health registration needs it.
 
     snap->clusters.push_back(std::move(c));
   };

@@ -1,5 +1,7 @@
 #include "phigate/upstream/health.hpp"
 
+#include "phigate/upstream/backend_tls.hpp"
+
 #include <algorithm>
 
 namespace phigate::upstream {
@@ -180,22 +182,27 @@ std::shared_ptr<HealthGroup> HealthRegistry::group(const std::string& cluster, c
 }
 
 std::shared_ptr<EndpointHealth> HealthRegistry::endpoint(const std::string& cluster, const Endpoint& e,
-                                                         const ActiveCheckSettings& a, bool tcp_only,
+                                                         const ActiveCheckSettings& a,
+                                                         const std::shared_ptr<const BackendTls>& tls,
                                                          const std::shared_ptr<HealthGroup>& group) {
   std::shared_ptr<ActiveHealth> active;
+  // The TLS identity (a hash of every setting: CA, client certificate, name, protocols...) is
+  // part of the probe's: a route verifying against another CA or name must not inherit a
+  // verdict reached with other settings (a backend trusted by one route is not by the other).
+  const auto id = e.key + "\n" + a.identity() + (tls ? " " + tls->identity() : std::string(" plain"));
   if (a.enabled) {
-    const auto id = e.key + "\n" + a.identity() + (tcp_only ? " tcp-only" : "");
     if (auto it = next_active_.find(id); it != next_active_.end()) {
       active = it->second;
     } else {
       auto old = active_.find(id);
       active = old != active_.end() ? old->second : std::make_shared<ActiveHealth>(a);
       next_active_.emplace(id, active);
-      next_probes_.emplace(id, ProbeTarget{id, e.address, a, tcp_only || a.path.empty(), active});
+      next_probes_.emplace(id, ProbeTarget{id, e.address, a, a.path.empty(), tls, active});
     }
   }
   // The group's identity is in the key: an endpoint counts in exactly one group's cap for life.
-  const auto key = cluster + "\n" + e.key + "\n" + (active ? a.identity() : "off") + "\n" +
+  // So is the probe's: its EndpointHealth holds that probe's state.
+  const auto key = cluster + "\n" + (active ? id : e.key + "\noff") + "\n" +
                    (group ? group->settings().identity() : "none") + "\n" +
                    std::to_string(reinterpret_cast<std::uintptr_t>(group.get()));
   if (auto it = next_endpoints_.find(key); it != next_endpoints_.end()) return it->second;

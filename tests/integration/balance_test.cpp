@@ -1,8 +1,14 @@
 // Load balancing end to end: a real phigate fed an Ingress whose Service has five endpoints, each a
 // phigate-test-upstream with its own --name (echoed as X-Upstream-Name): consistent hashing by a
-// header, cookie affinity (the cookie, stickiness, re-pinning after the endpoint dies).
+// header (and how few keys move when one of five endpoints leaves or dies), cookie affinity (the
+// cookie, stickiness, re-pinning after the endpoint dies).
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <map>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "ingress_fixture.hpp"
@@ -25,12 +31,14 @@ class BalanceTest : public IngressTest {
     for (int i = 0; i < 5; ++i) ups_.push_back(start_upstream("u" + std::to_string(i)));
   }
 
-  /// Service "web" and one EndpointSlice per upstream (each listens on its own port).
-  std::string services() const {
+  /// Service "web" and one EndpointSlice per upstream (each listens on its own port), but the
+  /// upstream at index `skip`.
+  std::string services(std::size_t skip = SIZE_MAX) const {
     std::string y =
         "apiVersion: v1\nkind: Service\nmetadata: { name: web, namespace: default }\n"
         "spec:\n  ports: [{ name: http, port: 80, targetPort: 8080 }]\n";
     for (std::size_t i = 0; i < ups_.size(); ++i) {
+      if (i == skip) continue;
       y += "---\napiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata:\n  name: web-" +
            std::to_string(i) +
            "\n  namespace: default\n  labels: { kubernetes.io/service-name: web }\naddressType: IPv4\n"
@@ -63,6 +71,24 @@ class BalanceTest : public IngressTest {
     return *r;
   }
 
+  /// Which upstream answers each of `keys` (X-User: key-N); "" for an answer other than 200.
+  std::vector<std::string> owners(const Phigate& pg, int keys) {
+    std::vector<std::string> out;
+    for (int k = 0; k < keys; ++k) {
+      const auto r = get(pg, "X-User: key-" + std::to_string(k) + "\r\n");
+      out.push_back(r.status == 200 ? r.header("X-Upstream-Name") : "");
+    }
+    return out;
+  }
+
+  /// A series of the admin /metrics (-1 when absent).
+  double metric(const Phigate& pg, const std::string& series) {
+    const auto m = run({"curl", "-sS", "http://127.0.0.1:" + std::to_string(pg.admin) + "/metrics"}).out;
+    const auto at = m.find("\n" + series + " ");
+    return at == std::string::npos ? -1 : std::stod(m.substr(at + series.size() + 2));
+  }
+  double generation(const Phigate& pg) { return metric(pg, "phigate_config_generation"); }
+
   /// The affinity cookie's "name=value" from a Set-Cookie field.
   static std::string cookie_pair(const std::string& set_cookie) {
     return set_cookie.substr(0, set_cookie.find(';'));
@@ -89,6 +115,70 @@ TEST_F(BalanceTest, HashByHeader_SameKeyAlwaysReachesTheSameUpstream) {
   }
   // Twelve keys over five endpoints all on one would mean the key is not hashed at all.
   EXPECT_GE(used.size(), 2u);
+}
+
+constexpr int kKeys = 100;
+constexpr std::size_t kLeaving = 2;  // "u2"
+
+// Consistent hashing (RFC-less, as ingress-nginx's chash): when one of five endpoints leaves the
+// Service, only its keys move (spread over the four others); every other key stays where it was,
+// so per-user caches and sessions on the survivors are not reshuffled.
+TEST_F(BalanceTest, HashByHeader_OneOfFiveEndpointsLeaving_MovesOnlyItsKeysAboutAFifth) {
+  auto pg = start_with(std::string(kNginx) + "upstream-hash-by: \"$http_x_user\"\n");
+  const auto before = owners(pg, kKeys);
+  for (const auto& o : before) ASSERT_FALSE(o.empty()) << pg.process.output();
+  const auto gen = generation(pg);
+  ASSERT_GT(gen, 0);
+
+  rewrite(pg, "services.yaml", services(kLeaving));
+  const auto end = std::chrono::steady_clock::now() + 10s;
+  while (generation(pg) <= gen && std::chrono::steady_clock::now() < end) std::this_thread::sleep_for(20ms);
+  ASSERT_GT(generation(pg), gen) << "the configuration without u2 is not served";
+
+  const auto after = owners(pg, kKeys);
+  const std::string gone = "u" + std::to_string(kLeaving);
+  int moved = 0;
+  std::set<std::string> heirs;
+  for (int k = 0; k < kKeys; ++k) {
+    ASSERT_FALSE(after[k].empty()) << "key-" << k;
+    EXPECT_NE(after[k], gone) << "key-" << k << " still reaches the removed endpoint";
+    if (before[k] == gone) {
+      ++moved;
+      heirs.insert(after[k]);
+    } else {
+      EXPECT_EQ(after[k], before[k]) << "key-" << k << " moved from a surviving endpoint";
+    }
+  }
+  EXPECT_GE(moved, kKeys / 10) << "u2 held " << moved << " of " << kKeys << " keys";
+  EXPECT_LE(moved, kKeys * 3 / 10) << "u2 held " << moved << " of " << kKeys << " keys";
+  // Its keys spread over the others rather than all landing on one (a ring with virtual nodes).
+  EXPECT_GE(heirs.size(), std::min<std::size_t>(2, static_cast<std::size_t>(moved)));
+}
+
+// The same endpoint killed instead (the Service unchanged, as before Kubernetes notices): its
+// keys are answered by the others (the refused connect is retried, then passive checks eject
+// it), and no key of a surviving endpoint ever moves.
+TEST_F(BalanceTest, HashByHeader_OneOfFiveEndpointsKilled_OnlyItsKeysAreAnsweredElsewhere) {
+  auto pg = start_with(std::string(kNginx) + "upstream-hash-by: \"$http_x_user\"\n");
+  const auto before = owners(pg, kKeys);
+  for (const auto& o : before) ASSERT_FALSE(o.empty()) << pg.process.output();
+  const std::string dead = "u" + std::to_string(kLeaving);
+  ASSERT_TRUE(std::count(before.begin(), before.end(), dead) > 0) << "no key on u2: nothing to test";
+  ups_[kLeaving].process.terminate(2s);
+
+  // Twice: first while the dead endpoint is still tried (connect refused, retried elsewhere),
+  // then once passive checks have ejected it.
+  for (int round = 0; round < 2; ++round) {
+    const auto after = owners(pg, kKeys);
+    for (int k = 0; k < kKeys; ++k) {
+      EXPECT_FALSE(after[k].empty()) << "key-" << k << " got no 200 (round " << round << ")";
+      EXPECT_NE(after[k], dead);
+      if (before[k] != dead) {
+        EXPECT_EQ(after[k], before[k]) << "key-" << k << " moved (round " << round << ")";
+      }
+    }
+  }
+  EXPECT_EQ(metric(pg, "phigate_upstream_ejections_total"), 1) << "the dead endpoint is ejected, no other";
 }
 
 TEST_F(BalanceTest, CookieAffinity_FirstResponseSetsTheCookieAndLaterRequestsStick) {

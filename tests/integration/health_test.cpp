@@ -5,6 +5,7 @@
 // request. Every wait polls with a deadline.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <csignal>
 #include <map>
@@ -33,14 +34,28 @@ Upstream start_checked_upstream(TempDir& dir, const std::string& name) {
   return Upstream{std::move(p), static_cast<std::uint16_t>(std::stoi(line->substr(colon + 1))), record};
 }
 
+/// A test upstream serving HTTPS with `cert` and answering --health-path /healthz.
+Upstream start_tls_upstream(TempDir& dir, const std::string& name, const CertPaths& cert) {
+  const std::string record = dir.path(name + ".jsonl");
+  auto p =
+      Process::start({bin("phigate-test-upstream"), "--listen", "127.0.0.1:0", "--record", record, "--name",
+                      name, "--health-path", "/healthz", "--tls-cert", cert.cert, "--tls-key", cert.key});
+  const auto line = p.wait_for_line("ready ", 10s);
+  if (!line) throw std::runtime_error("test upstream did not start: " + p.output());
+  const auto colon = line->rfind(':');
+  return Upstream{std::move(p), static_cast<std::uint16_t>(std::stoi(line->substr(colon + 1))), record};
+}
+
 /// GET /__control?query straight to the upstream; its answer ("health=ok probes=N status=0").
-std::string control(const Upstream& up, const std::string& query) {
-  auto r = run({"curl", "-sS", "--max-time", "5", "http://" + up.address() + "/__control?" + query});
+/// `tls`: the upstream serves HTTPS (the test talks to it without verifying: it is the test's own).
+std::string control(const Upstream& up, const std::string& query, bool tls = false) {
+  auto r = run({"curl", "-sS", "-k", "--max-time", "5",
+                std::string(tls ? "https://" : "http://") + up.address() + "/__control?" + query});
   return r.out;
 }
 
-std::uint64_t probes(const Upstream& up) {
-  const auto s = control(up, "");
+std::uint64_t probes(const Upstream& up, bool tls = false) {
+  const auto s = control(up, "", tls);
   const auto at = s.find("probes=");
   return at == std::string::npos ? 0 : std::stoull(s.substr(at + 7));
 }
@@ -234,6 +249,153 @@ TEST_F(HealthTest, NeverEjectsMoreThanHalfOfAService) {
     EXPECT_EQ(x.name, batch[0].name);
   }
   EXPECT_EQ(metric(metrics(pg), "phigate_upstream_ejections_total"), 1);
+}
+
+// --- HTTPS backends: the probe speaks TLS with the route's own verification ---
+
+class HealthTlsTest : public HealthTest {
+ protected:
+  void SetUp() override {
+    HealthTest::SetUp();
+    backend_ca_ = make_ca(dir_.path(), "backend-ca");
+    impostor_ca_ = make_ca(dir_.path(), "impostor-ca");
+    good_cert_ = make_leaf(dir_.path(), backend_ca_, "backend.internal", {"backend.internal"});
+    // Same name, another CA: what an attacker answering on the backend's address would present.
+    impostor_cert_ = make_leaf(dir_.path(), impostor_ca_, "backend.internal", {"backend.internal"});
+  }
+  std::string tls_route(const Upstream& a, const Upstream& b) const {
+    return "  - host: app.example\n    paths:\n      - { path: /, backends: [\"" + a.address() + "\", \"" +
+           b.address() + "\"], backend_tls: { ca: " + backend_ca_.cert + ", name: backend.internal } }\n";
+  }
+  CertPaths backend_ca_, impostor_ca_, good_cert_, impostor_cert_;
+};
+
+TEST_F(HealthTlsTest, HttpsBackendsHealthPathIsCheckedOverTlsOutAndBackIn) {
+  auto a = start_tls_upstream(dir_, "a", good_cert_);
+  auto b = start_tls_upstream(dir_, "b", good_cert_);
+  auto pg = start_phigate(config(tls_route(a, b), kActive));
+  const auto from_a = [](const Answer& x) { return x.status == "200" && x.name == "a"; };
+  const auto from_b = [](const Answer& x) { return x.status == "200" && x.name == "b"; };
+  ASSERT_TRUE(until_any(pg, from_a, 5s)) << pg.process.output();
+  ASSERT_TRUE(until_any(pg, from_b, 5s));
+  // The probes reached the health path: HTTP inside the verified TLS connection (a TCP-only
+  // check never sends one).
+  const auto wait_probes = [&](const Upstream& u) {
+    const auto end = Clock::now() + 5s;
+    while (Clock::now() < end && probes(u, true) == 0) std::this_thread::sleep_for(50ms);
+    return probes(u, true);
+  };
+  EXPECT_GT(wait_probes(a), 0u);
+  EXPECT_GT(wait_probes(b), 0u);
+
+  ASSERT_NE(control(a, "health=fail", true).find("health=fail"), std::string::npos);
+  ASSERT_TRUE(until_all(pg, from_b, 5s)) << pg.process.output();
+  const auto a_requests = requests(a);
+  for (const auto& x : send(pg, 10)) EXPECT_TRUE(from_b(x)) << x.status << " " << x.name;
+  EXPECT_EQ(requests(a), a_requests) << "an unhealthy HTTPS endpoint got requests";
+  const auto m = metrics(pg);
+  EXPECT_EQ(metric(m, "phigate_health_endpoints{state=\"unhealthy\"}"), 1) << m;
+
+  control(a, "health=ok", true);
+  ASSERT_TRUE(until_any(pg, from_a, 5s)) << "a passing check over TLS brings it back";
+  EXPECT_EQ(metric(metrics(pg), "phigate_health_endpoints{state=\"healthy\"}"), 2);
+}
+
+// Without a path the check is connect + TLS handshake: a backend whose certificate does not
+// verify (an impostor on the address, a CA rotated on one side only) is unhealthy, where a
+// TCP-connect check would call it healthy and let every worker's handshake fail on it.
+TEST_F(HealthTlsTest, BackendWhoseCertificateDoesNotVerifyIsUnhealthyAndGetsNoRequest) {
+  auto good = start_tls_upstream(dir_, "good", good_cert_);
+  auto impostor = start_tls_upstream(dir_, "impostor", impostor_cert_);
+  auto pg = start_phigate(
+      config(tls_route(good, impostor),
+             "upstream:\n  health:\n    initial: unhealthy\n    active: { interval: 200ms, timeout: 150ms,"
+             " healthy_threshold: 1, unhealthy_threshold: 1 }\n    passive: { enabled: false }\n"));
+  const auto end = Clock::now() + 5s;
+  std::string m;
+  while (Clock::now() < end) {
+    m = metrics(pg);
+    if (metric(m, "phigate_health_endpoints{state=\"healthy\"}") == 1 &&
+        metric(m, "phigate_health_endpoints{state=\"unhealthy\"}") == 1 &&
+        metric(m, "phigate_health_probes_total") >= 4)
+      break;
+    std::this_thread::sleep_for(50ms);
+  }
+  EXPECT_EQ(metric(m, "phigate_health_endpoints{state=\"healthy\"}"), 1) << m;
+  ASSERT_EQ(metric(m, "phigate_health_endpoints{state=\"unhealthy\"}"), 1) << m;
+  EXPECT_GT(metric(m, "phigate_health_probe_failures_total"), 0) << m;
+  // Starting unhealthy, the impostor never got a request: no worker even tried its handshake.
+  const auto failures = metric(m, "phigate_backend_tls_failures_total");
+  for (int i = 0; i < 3; ++i) {
+    for (const auto& x : send(pg, 10))
+      EXPECT_TRUE(x.status == "200" && x.name == "good") << x.status << x.name;
+  }
+  EXPECT_EQ(metric(metrics(pg), "phigate_backend_tls_failures_total"), failures);
+  EXPECT_EQ(requests(impostor), 0u);
+  EXPECT_EQ(probes(impostor, true), 0u) << "no path: the check sends no HTTP request";
+  EXPECT_EQ(probes(good, true), 0u);
+}
+
+// --- test-upstream modes: a stalled health endpoint, a backend closing every connection ---
+
+TEST_F(HealthTest, HealthEndpointSlowerThanTheTimeoutIsUnhealthy) {
+  auto a = start_checked_upstream(dir_, "a");
+  auto b = start_checked_upstream(dir_, "b");
+  auto pg = start_phigate(config(two_backends(a, b), kActive));
+  const auto from_a = [](const Answer& x) { return x.status == "200" && x.name == "a"; };
+  const auto from_b = [](const Answer& x) { return x.status == "200" && x.name == "b"; };
+  ASSERT_TRUE(until_any(pg, from_a, 5s));
+  // The health path still answers 200, but 400 ms late: past the 150 ms timeout.
+  ASSERT_NE(control(a, "stall_ms=400").find("health=ok"), std::string::npos);
+  const auto probes_before = probes(a);
+  ASSERT_TRUE(until_all(pg, from_b, 10s)) << pg.process.output();
+  EXPECT_GT(probes(a), probes_before) << "the probes reached it: the timeout, not a refused connect";
+  EXPECT_EQ(metric(metrics(pg), "phigate_health_endpoints{state=\"unhealthy\"}"), 1);
+  control(a, "stall_ms=0");
+  ASSERT_TRUE(until_any(pg, from_a, 5s)) << "a prompt answer again brings it back";
+}
+
+TEST_F(HealthTest, BackendClosingEveryKeepAliveConnectionStillServesEveryRequestOnce) {
+  auto a = start_checked_upstream(dir_, "a");
+  auto pg = start_phigate(config("  - host: app.example\n    paths:\n      - { path: /, backends: [\"" +
+                                 a.address() + "\"] }\n"));
+  ASSERT_NE(control(a, "keepalive=close").find("health=ok"), std::string::npos);
+  // 20 POSTs then 20 GETs, each list on one client connection (so one worker and its pool): a
+  // pooled connection the backend closed would be a 502, or a POST sent twice.
+  constexpr int kN = 20;
+  for (const char* method : {"POST", "GET"}) {
+    std::vector<std::string> args = {"-w", "%{http_code}\n", "-o", "/dev/null"};
+    if (std::string(method) == "POST") {
+      args.push_back("--data-binary");
+      args.push_back("payload");
+    }
+    for (int i = 0; i < kN; ++i) {
+      args.push_back(https_url(pg, "/" + std::string(method) + "-" + std::to_string(i)));
+      if (i + 1 < kN) {
+        args.push_back("-o");
+        args.push_back("/dev/null");
+      }
+    }
+    const auto r = curl(pg, args);
+    std::istringstream in(r.out);
+    int ok = 0;
+    for (std::string line; std::getline(in, line);) {
+      EXPECT_EQ(line, "200") << method;
+      ok += line == "200" ? 1 : 0;
+    }
+    EXPECT_EQ(ok, kN) << r.out << r.err;
+  }
+  std::map<std::string, int> seen;
+  for (const auto& l : a.records()) {
+    if (l.find("\"method\"") == std::string::npos) continue;
+    ++seen[json_field(l, "target")];
+    EXPECT_EQ(json_field(l, "seq"), "1") << "a request on a connection the backend had closed: " << l;
+  }
+  EXPECT_EQ(seen.size(), static_cast<std::size_t>(2 * kN));
+  for (const auto& [target, n] : seen) EXPECT_EQ(n, 1) << target << " reached the backend " << n << " times";
+  const auto m = metrics(pg);
+  EXPECT_EQ(metric(m, "phigate_upstream_reuses_total"), 0) << m;
+  EXPECT_EQ(metric(m, "phigate_upstream_ejections_total"), 0) << m;
 }
 
 class HealthAuditTest : public AuditTest {};

@@ -9,6 +9,7 @@
 #include <set>
 #include <thread>
 
+#include "phigate/upstream/backend_tls.hpp"
 #include "phigate/upstream/balancer.hpp"
 
 namespace phigate::upstream {
@@ -49,7 +50,7 @@ Cluster cluster(std::size_t n, const PassiveSettings& p, HealthRegistry* reg = n
     e.address =
         net::tcp::endpoint(net::asio::ip::make_address("127.0.0.1"), static_cast<unsigned short>(8000 + i));
     e.key = "127.0.0.1:" + std::to_string(8000 + i);
-    e.health = r.endpoint(c.name, e, ActiveCheckSettings{}, false, c.health);
+    e.health = r.endpoint(c.name, e, ActiveCheckSettings{}, nullptr, c.health);
     c.endpoints.push_back(std::move(e));
   }
   return c;
@@ -120,7 +121,7 @@ TEST(ActiveHealth, AFailingActiveCheckMakesTheEndpointUnusable) {
   c.health = r.group("x", passive());
   Endpoint e;
   e.key = "127.0.0.1:1";
-  e.health = r.endpoint("x", e, active(1, 1), false, c.health);
+  e.health = r.endpoint("x", e, active(1, 1), nullptr, c.health);
   c.endpoints.push_back(e);
   EXPECT_TRUE(endpoint_usable(c, 0, kT0));
   e.health->active()->record(false);
@@ -393,20 +394,61 @@ TEST(HealthRegistry, OneProbePerEndpointAndSettingsWhateverTheClusters) {
     auto g = r.group(name, passive());
     Endpoint e;
     e.key = "127.0.0.1:9";
-    auto h = r.endpoint(name, e, active(2, 3), false, g);
+    auto h = r.endpoint(name, e, active(2, 3), nullptr, g);
     EXPECT_NE(h->active(), nullptr);
   }
   Endpoint e;
   e.key = "127.0.0.1:9";
   auto other = active(2, 3);
   other.path = "/ready";
-  r.endpoint("d /", e, other, false, r.group("d /", passive()));
+  r.endpoint("d /", e, other, nullptr, r.group("d /", passive()));
   r.commit();
   EXPECT_EQ(r.probes().size(), 2u);  // "/healthz" once for three clusters, "/ready" once
   r.abandon();
   // Endpoints dropped from the configuration: their probes stop.
   r.commit();
   EXPECT_TRUE(r.probes().empty());
+}
+
+TEST(HealthRegistry, TheBackendTlsIdentityIsPartOfTheProbes) {
+  const auto tls = [](const std::string& name) {
+    BackendTlsSpec s;
+    s.verify = false;  // no CA needed to build; the name still counts in the identity
+    s.verify_name = name;
+    auto r = BackendTls::build(s);
+    EXPECT_TRUE(r) << r.error().context;
+    return std::move(r.value());
+  };
+  const auto a = tls("a.internal");
+  const auto a_again = tls("a.internal");  // equal settings, another object: the same probe
+  const auto b = tls("b.internal");
+  HealthRegistry r;
+  Endpoint e;
+  e.key = "127.0.0.1:9";
+  const auto add = [&](const char* cluster, const std::shared_ptr<const BackendTls>& t) {
+    return r.endpoint(cluster, e, active(2, 3), t, r.group(cluster, passive()));
+  };
+  const auto plain = add("p /", nullptr);
+  const auto h1 = add("a /", a);
+  const auto h2 = add("a2 /", a_again);
+  const auto h3 = add("b /", b);
+  r.commit();
+  EXPECT_EQ(h1->active(), h2->active());
+  EXPECT_NE(h1->active(), h3->active()) << "a verdict under other TLS settings is not this route's";
+  EXPECT_NE(h1->active(), plain->active());
+  const auto probes = r.probes();
+  ASSERT_EQ(probes.size(), 3u);  // plain, a.internal, b.internal
+  std::size_t with_tls = 0;
+  for (const auto& p : probes) {
+    with_tls += p.tls != nullptr ? 1 : 0;
+    EXPECT_FALSE(p.tcp_only) << "a path is set: HTTP over the connection";
+  }
+  EXPECT_EQ(with_tls, 2u);
+  // A rebuild that changes only the TLS settings starts the endpoint's checks afresh.
+  add("a /", b);
+  r.commit();
+  ASSERT_EQ(r.probes().size(), 1u);
+  EXPECT_EQ(r.probes()[0].tls->identity(), b->identity());
 }
 
 TEST(HealthRegistry, AnEndpointDroppedWhileEjectedGivesItsSlotBack) {
@@ -416,12 +458,12 @@ TEST(HealthRegistry, AnEndpointDroppedWhileEjectedGivesItsSlotBack) {
     auto c = cluster(0, passive(1), &r);
     Endpoint e;
     e.key = "127.0.0.1:1";
-    e.health = r.endpoint(c.name, e, ActiveCheckSettings{}, false, c.health);
+    e.health = r.endpoint(c.name, e, ActiveCheckSettings{}, nullptr, c.health);
     c.endpoints.push_back(e);
     e.health.reset();
     Endpoint f;
     f.key = "127.0.0.1:2";
-    f.health = r.endpoint(c.name, f, ActiveCheckSettings{}, false, c.health);
+    f.health = r.endpoint(c.name, f, ActiveCheckSettings{}, nullptr, c.health);
     c.endpoints.push_back(f);
     r.commit();
     ASSERT_TRUE(fail(c, 0, 1, kT0));

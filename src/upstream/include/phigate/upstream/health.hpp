@@ -147,10 +147,13 @@ std::chrono::milliseconds next_probe_delay(std::chrono::milliseconds interval, d
 
 /// One endpoint's active check, as the checker runs it.
 struct ProbeTarget {
-  std::string id;  // endpoint key + check identity
+  std::string id;  // endpoint key + check identity + TLS identity
   net::tcp::endpoint address;
   ActiveCheckSettings settings;
-  bool tcp_only = false;  // TLS backend (no TLS probe yet) or no path
+  bool tcp_only = false;  // no path: connect (and TLS handshake) only, no HTTP request
+  /// HTTPS backend: the cluster's client context (immutable, shared with the workers), so the
+  /// probe verifies the backend exactly as requests do. Null: plain TCP.
+  std::shared_ptr<const BackendTls> tls;
   std::shared_ptr<ActiveHealth> state;
 };
 
@@ -161,9 +164,12 @@ struct ProbeTarget {
 class HealthRegistry {
  public:
   std::shared_ptr<HealthGroup> group(const std::string& cluster, const PassiveSettings& s);
-  /// `group`: what group() returned for the cluster (the endpoint counts in its cap).
+  /// `group`: what group() returned for the cluster (the endpoint counts in its cap). `tls`: the
+  /// cluster's TLS to its backends (null: plain); its identity is part of the probe's, so two
+  /// clusters share a probe only when they would make the same connection.
   std::shared_ptr<EndpointHealth> endpoint(const std::string& cluster, const Endpoint& e,
-                                           const ActiveCheckSettings& a, bool tcp_only,
+                                           const ActiveCheckSettings& a,
+                                           const std::shared_ptr<const BackendTls>& tls,
                                            const std::shared_ptr<HealthGroup>& group);
   void commit();
   void abandon();
