@@ -222,6 +222,19 @@ void Http1Exchange::begin_response(std::string_view extra_fields, bool close_cli
   response_status_ = 0;
 }
 
+std::string_view Http1Exchange::fields_for(const HeaderList& response_headers) const {
+  std::string_view extra = extra_fields_;
+  // HSTS (RFC 6797) on every HTTPS response, unless the application already sets its own: then
+  // only our Strict-Transport-Security line is left out (an affinity Set-Cookie after it stays).
+  static constexpr std::string_view kHsts = "Strict-Transport-Security:";
+  if (extra.substr(0, kHsts.size()) == kHsts &&
+      response_headers.find("strict-transport-security") != nullptr) {
+    const auto end = extra.find("\r\n");
+    extra = end == std::string_view::npos ? std::string_view{} : extra.substr(end + 2);
+  }
+  return extra;
+}
+
 void Http1Exchange::emit_response_head(std::string& out) {
   const auto& req = req_.head();
   auto& rh = resp_.head();
@@ -244,10 +257,8 @@ void Http1Exchange::emit_response_head(std::string& out) {
   // answer but 101 to an upgrade: the client may already be sending the new protocol.
   const bool close = !client_keep_alive_ || close_client_ || !request_complete() || upgrade_requested();
   if (close) client_keep_alive_ = false;
-  // HSTS (RFC 6797) on every HTTPS response, unless the application already sets its own.
-  const bool own_hsts = !extra_fields_.empty() && rh.headers.find("strict-transport-security") != nullptr;
   append_response_head(out, rh.status, rh.reason, req.version_minor, rh.headers, framing, close,
-                       own_hsts ? std::string_view{} : std::string_view(extra_fields_));
+                       fields_for(rh.headers));
   response_status_ = rh.status;
   head_sent_ = true;
 }
@@ -284,9 +295,7 @@ Http1Exchange::ResponseStatus Http1Exchange::switch_protocols(std::string& out) 
   rh.headers.add("Connection", "upgrade");
   rh.headers.add("Upgrade", upgrade_token_);
   // No framing and no Connection: close: after this head the connection is the new protocol's.
-  const bool own_hsts = !extra_fields_.empty() && rh.headers.find("strict-transport-security") != nullptr;
-  append_response_head(out, 101, rh.reason, 1, rh.headers, Framing{}, false,
-                       own_hsts ? std::string_view{} : std::string_view(extra_fields_));
+  append_response_head(out, 101, rh.reason, 1, rh.headers, Framing{}, false, fields_for(rh.headers));
   response_status_ = 101;
   head_sent_ = true;
   response_complete_ = true;

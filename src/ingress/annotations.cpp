@@ -374,13 +374,14 @@ std::string parse_health_threshold(std::string_view v, std::optional<unsigned>& 
   return {};
 }
 
-/// Seconds ("5") or a duration ("500ms", "5s", "1m"), from `min` to 1h.
+/// Seconds ("5") or a duration ("500ms", "5s", "1m"), from `min` to `max`.
 std::string parse_health_duration(std::string_view v, config::Duration min,
-                                  std::optional<config::Duration>& out) {
+                                  std::optional<config::Duration>& out,
+                                  config::Duration max = std::chrono::hours(1)) {
   config::Duration d{};
-  if (!config::parse_duration(std::string(v), d) || d < min || d > std::chrono::hours(1)) {
+  if (!config::parse_duration(std::string(v), d) || d < min || d > max) {
     return "expected seconds (\"5\") or a duration (\"500ms\", \"5s\", \"1m\") from " +
-           std::to_string(min.count()) + "ms to 1h";
+           std::to_string(min.count()) + "ms to " + std::to_string(max.count() / 1000) + "s";
   }
   out = d;
   return {};
@@ -424,7 +425,10 @@ constexpr Known kKnown[] = {
     {"health-check-port", parse_health_port},
     {"health-check-timeout",
      [](std::string_view v, Context& c) {
-       return parse_health_duration(v, std::chrono::milliseconds(10), c.policy.health_check_timeout);
+       // At most 60 s: every probe holds a socket on the checker thread until its timeout, and an
+       // Ingress author must not be able to park thousands of them for an hour.
+       return parse_health_duration(v, std::chrono::milliseconds(10), c.policy.health_check_timeout,
+                                    std::chrono::seconds(60));
      }},
     {"health-check-unhealthy-threshold",
      [](std::string_view v, Context& c) {

@@ -576,10 +576,20 @@ net::awaitable<bool> ProxyConnection::proxy_request(InFlight& f) {
   std::size_t tried_n = 0;
   std::size_t tries = 0;    // attempts that count against max_tries
   bool stale_used = false;  // the one free retry after a stale pooled connection
-  std::string hash_scratch;
+  // Copies, not views into the request head: trailers parsed while the body streams are added to
+  // its header list (which may move), and a retry picks again after that.
+  std::string hash_key;
+  std::string affinity_value;
   upstream::PickInput in;
-  in.hash_key = balance_hash_key(r, cluster.balance, hash_scratch);
-  in.affinity_value = affinity_cookie_value(r, cluster.balance);
+  if (cluster.balance.kind == upstream::BalanceKind::Hash) {
+    std::string scratch;
+    hash_key = balance_hash_key(r, cluster.balance, scratch);
+    in.hash_key = hash_key;
+  }
+  if (cluster.balance.affinity_cookie) {
+    affinity_value = affinity_cookie_value(r, cluster.balance);
+    in.affinity_value = affinity_value;
+  }
   bool entered_send = false;  // a request body may have been read: it cannot be sent again
   for (int attempt = 0;; ++attempt) {
     in.now = worker_.now();
@@ -608,6 +618,7 @@ net::awaitable<bool> ProxyConnection::proxy_request(InFlight& f) {
     status_retry_ = 0;
     std::optional<Error> err;
     bool relayed = false;  // this attempt reached the response (the codec's head state is its own)
+    bool sending = false;  // this attempt began writing the request
     if (!link_.take_pooled(ep, attempt, worker_.now(), cluster.tls.get())) {
       err = co_await link_.connect(ep, t, *this, cluster.tls.get());
     }
@@ -616,7 +627,7 @@ net::awaitable<bool> ProxyConnection::proxy_request(InFlight& f) {
       // 0 for a pooled connection; on a retry this attempt's figure replaces the first one's.
       f.facts.upstream_connect = link_.connect_time();
       up_out_ = up_head_;
-      entered_send = true;
+      entered_send = sending = true;
       // A 5xx named by proxy_next_upstream is dropped unseen only while another attempt is
       // possible; the last attempt's answer goes to the client whatever it is.
       const bool more = status_conditions && tries < max_tries && idempotent && !head.has_body() &&
@@ -653,8 +664,11 @@ net::awaitable<bool> ProxyConnection::proxy_request(InFlight& f) {
       report(picked.index,
              status_retry_ >= 500 ? upstream::AttemptResult::Status5xx : upstream::AttemptResult::Success);
     } else {
+      // Over TLS a failed write may have delivered records before it failed (OpenSSL reports a
+      // whole write or nothing): once sending began, count the request as sent.
+      const std::uint64_t sent = link_.is_tls() && sending && attempt_sent_ == 0 ? 1 : attempt_sent_;
       end.failure =
-          upstream::classify(*err, attempt_sent_, link_.got_bytes() || (relayed && ex_.response_head_sent()));
+          upstream::classify(*err, sent, link_.got_bytes() || (relayed && ex_.response_head_sent()));
       if (err->source == core::ErrorSource::Upstream) {
         report(picked.index, attempt_result(*err));
       }
@@ -664,7 +678,7 @@ net::awaitable<bool> ProxyConnection::proxy_request(InFlight& f) {
     link_.discard();
     PHI_LOG_DEBUG("[w{} c{}] upstream {} attempt {}: {}", worker_.id(), id_, ep.key, attempt + 1,
                   err->to_string());
-    if (!stale_used && upstream::stale_connection_retry(end)) {
+    if (!stale_used && rs.when != 0 && upstream::stale_connection_retry(end)) {
       // RFC 9112 §9.3.1: the pooled connection was closed under us; a new one, once, free.
       stale_used = true;
       --tries;
@@ -683,7 +697,8 @@ net::awaitable<bool> ProxyConnection::proxy_request(InFlight& f) {
     f.facts.outcome = core::outcome_of(*err);
     // (A dropped answer is always followed by another attempt: `more` checked the same limits. Should
     // the budget or the health of the endpoints change in between, the client gets a 502.)
-    if ((relayed && ex_.response_head_sent()) ||
+    // A dropped answer (status_retry_) never reached the client: it gets a 502 like any failure.
+    if ((relayed && ex_.response_head_sent() && status_retry_ == 0) ||
         (err->source == core::ErrorSource::Downstream && err->status() == 0)) {
       f.reason = err->reason();
       co_return false;

@@ -103,6 +103,11 @@ proxy::SnapshotPtr build_snapshot(config::Config config, std::shared_ptr<tls::Ti
   auto add_cluster = [&](const std::string& name, const config::PathSpec& p) {
     upstream::Cluster c;
     c.name = name;
+    // Health state is kept per route across reloads: the key must tell apart routes that share a
+    // display name (an Exact and a Prefix /api on one host, from different Ingresses), or one
+    // tenant's failures would eject another's endpoints under a cap computed for its own route.
+    const std::string health_key = name + "\n" + std::to_string(static_cast<int>(p.type)) + "\n" +
+                                   (p.policy ? p.policy->resource : std::string());
     // TLS before health: the probes of an HTTPS backend use the cluster's context.
     c.tls = compiled->backend_tls.at(snap->clusters.size());  // compiled in the same path order
     for (const auto& b : p.backends) {
@@ -116,13 +121,13 @@ proxy::SnapshotPtr build_snapshot(config::Config config, std::shared_ptr<tls::Ti
       e.address = *ep;
       e.key = net::to_string(*ep);
       // --- health: state shared by every worker ---
-      e.health =
-          registry.endpoint(name, e, probe_settings(p, c), c.tls, registry.group(name, passive_settings));
+      e.health = registry.endpoint(health_key, e, probe_settings(p, c), c.tls,
+                                   registry.group(health_key, passive_settings));
 
       c.endpoints.push_back(std::move(e));
     }
     // --- health ---
-    c.health = registry.group(name, passive_settings);
+    c.health = registry.group(health_key, passive_settings);
     // Terminating endpoints (EndpointSlice): part of the cluster so that nothing about them is
     // forgotten, never picked for a new request (endpoint_usable).
     for (const auto& b : p.terminating_backends) {
@@ -132,7 +137,7 @@ proxy::SnapshotPtr build_snapshot(config::Config config, std::shared_ptr<tls::Ti
       e.address = *ep;
       e.key = net::to_string(*ep);
       e.terminating = true;
-      e.health = registry.endpoint(name, e, probe_settings(p, c), c.tls, c.health);
+      e.health = registry.endpoint(health_key, e, probe_settings(p, c), c.tls, c.health);
       c.endpoints.push_back(std::move(e));
     }
 

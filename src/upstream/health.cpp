@@ -131,12 +131,15 @@ bool report_attempt(const Cluster& c, std::size_t i, AttemptResult r, Clock::tim
     const auto k = h.ejections_.load(std::memory_order_relaxed) + 1;
     ejected = h.ejected_until_.compare_exchange_strong(until, eject_for(k), std::memory_order_acq_rel);
   } else {
-    // Expired ejections of the other endpoints give their slots back before the cap is judged.
+    // Expired ejections of the other endpoints give their slots back before the cap is judged. The
+    // cap is a share of the endpoints that can serve: terminating ones do not count, or two ready
+    // and two terminating endpoints would let both ready ones go.
+    std::size_t serving = 0;
     for (const auto& e : c.endpoints) {
       if (e.health) release_expired(*e.health, now);
+      serving += e.terminating ? 0 : 1;
     }
-    const auto cap =
-        static_cast<std::uint32_t>(c.endpoints.size() * std::min(s.max_ejected_percent, 100u) / 100);
+    const auto cap = static_cast<std::uint32_t>(serving * std::min(s.max_ejected_percent, 100u) / 100);
     auto cur = g->ejected_.load(std::memory_order_acquire);
     bool reserved = false;
     while (cur < cap) {

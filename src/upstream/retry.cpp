@@ -33,8 +33,11 @@ bool next_upstream_allows(const RetrySettings& s, const AttemptEnd& e) noexcept 
   const bool replayable = e.idempotent && !e.body_consumed;
   switch (e.failure) {
     case Failure::ConnectError:
-    case Failure::NotSent:
       return (s.when & kNextError) != 0;
+    case Failure::NotSent:
+      // Body bytes may have been read from the client into the first write that failed: they
+      // cannot be sent again, so a second attempt would carry a truncated body.
+      return !e.body_consumed && (s.when & kNextError) != 0;
     case Failure::ConnectTimeout:
       return (s.when & kNextTimeout) != 0;
     case Failure::Reset:

@@ -600,6 +600,15 @@ TEST(Exchange, Response_HstsAddedUnlessTheUpstreamSetsItsOwn) {
     EXPECT_NE(r.out.find("max-age=5"), std::string::npos);
   }
   {
+    // The upstream's own HSTS drops ours only: an affinity Set-Cookie after it still goes out.
+    Http1Exchange ex{{}};
+    start(ex, kGet, {}, hsts + "Set-Cookie: route=ab; Path=/; HttpOnly\r\n");
+    const auto r = feed_response(
+        ex, "HTTP/1.1 200 OK\r\nstrict-transport-security: max-age=5\r\nContent-Length: 0\r\n\r\n");
+    EXPECT_EQ(count(r.out, "max-age"), 1u);
+    EXPECT_NE(r.out.find("\r\nSet-Cookie: route=ab; Path=/; HttpOnly\r\n"), std::string::npos) << r.out;
+  }
+  {
     // extra_fields are copied: the caller's view may die before the head goes out.
     Http1Exchange ex{{}};
     ASSERT_EQ(feed_head(ex, kGet).st, HS::Ready);
@@ -1019,9 +1028,9 @@ TEST(ExchangeUpgrade, ConfiguredTokens_OthersAndH2cRefused) {
 
 TEST(ExchangeUpgrade, NonSwitchingAnswer_RelayedThenBothConnectionsClose) {
   for (const std::string& resp : {std::string("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"),
-                                 std::string("HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n"),
-                                 std::string("HTTP/1.1 426 Upgrade Required\r\nUpgrade: websocket\r\n"
-                                             "Connection: Upgrade\r\nContent-Length: 0\r\n\r\n")}) {
+                                  std::string("HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n"),
+                                  std::string("HTTP/1.1 426 Upgrade Required\r\nUpgrade: websocket\r\n"
+                                              "Connection: Upgrade\r\nContent-Length: 0\r\n\r\n")}) {
     SCOPED_TRACE(resp);
     Http1Exchange ex{{}};
     start(ex, kWsRequest);

@@ -453,6 +453,7 @@ TEST(IngressAnnotationsHealth, InvalidHealthCheckValuesAreErrors) {
       {"health-check-interval", "2h"},
       {"health-check-interval", "fast"},
       {"health-check-timeout", "5ms"},
+      {"health-check-timeout", "61s"},  // over 60 s: a tenant could park probe sockets
       {"health-check-healthy-threshold", "0"},
       {"health-check-healthy-threshold", "101"},
       {"health-check-unhealthy-threshold", "-1"},

@@ -240,6 +240,15 @@ TEST(EjectionCap, ExpiredEjectionsOfOthersAreReleasedBeforeTheCapIsJudged) {
   EXPECT_FALSE(endpoint_usable(c, 1, kT0 + 10s));
 }
 
+TEST(EjectionCap, TerminatingEndpointsDoNotCountTowardsTheCap) {
+  // Two serving and two terminating endpoints: 50% of the two that serve is one, not two.
+  auto c = cluster(4, passive(1));
+  c.endpoints[2].terminating = c.endpoints[3].terminating = true;
+  EXPECT_TRUE(fail(c, 0, 1, kT0));
+  EXPECT_FALSE(fail(c, 1, 1, kT0)) << "ejecting the second serving endpoint would empty the route";
+  EXPECT_TRUE(endpoint_usable(c, 1, kT0));
+}
+
 TEST(EjectionCap, PassiveChecksOffNeverEject) {
   auto p = passive(1);
   p.enabled = false;

@@ -134,6 +134,8 @@ class Http1Exchange {
  private:
   void fail(core::Error e) { error_ = std::move(e); }
   void emit_response_head(std::string& out);
+  /// extra_fields_ for a response with these headers (without our HSTS when it sets its own).
+  std::string_view fields_for(const HeaderList& response_headers) const;
   ResponseStatus switch_protocols(std::string& out);
   void emit_response_body(std::string& out);
   ResponseStatus complete_response(std::string& out);

@@ -40,7 +40,8 @@ struct AttemptEnd {
 /// May the request go to another endpoint after `e`, as far as the conditions and the request go?
 /// (Tries, the retry timeout, the budget and whether an untried endpoint exists are the caller's.)
 /// - nothing of the request left (ConnectError, ConnectTimeout, NotSent): any method, when the
-///   condition (error / timeout) is on;
+///   condition (error / timeout) is on — for NotSent only when no body byte was consumed (it may
+///   sit in the failed write);
 /// - the request left (Reset, Timeout, Status): only idempotent requests whose body was not
 ///   consumed — the upstream may have acted on the first copy;
 /// - Late: never.
