@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # bench/run.sh: phigate, nginx and HAProxy as TLS-terminating reverse proxies, side by side, in one run
 # (ARCHITECTURE.md; the benchmark issue's scenarios 1-5, 8 and the audit/access-log cost; 6 and 7 through
-# bench/slowloris.sh and bench/ingress_scale.sh with --scenarios all+).
+# bench/slowloris.sh and bench/ingress_scale.sh with --scenarios all+; issue 12's health checks of 5,000
+# endpoints on/off and TLS to the backend on/off: scenarios health and backendtls).
 #
 # One nginx backend (plain HTTP: a 3-byte body, a 1 MiB file, an upload sink) and the proxies in front
 # of it, all on 127.0.0.1, with the same certificate, TLS 1.2+1.3, ECDHE+AEAD ciphers in the same order,
