@@ -211,18 +211,44 @@ NGINX_USER=""
 # --- backend: nginx, plain HTTP, on LOAD_CPUS -------------------------------------------------------
 # Serves "ok\n" at every path; /1m is a 1 MiB file (made here) and /upload reads and discards a request
 # body of up to 2 MiB (access-logged to backend/upload.log with its length, so byte counts can be checked).
-BACKEND_PORT="" BACKEND_PID=""
+# With BACKEND_TLS_SET set to a make_cert_set name (before the call), the backend also listens with TLS
+# on BACKEND_TLS_PORT (TLS 1.2+1.3, the proxies' cipher lists, server preference, so every proxy gets
+# the same suite), logging one line per new TLS connection to backend/tls-conn.log.
+BACKEND_PORT="" BACKEND_PID="" BACKEND_TLS_SET="" BACKEND_TLS_PORT=""
 start_backend() {
+  local tls="" env=()
   mkdir -p "$TMP/backend/www"
   head -c 1048576 /dev/urandom >"$TMP/backend/www/1m"
   free_port BACKEND_PORT
+  if [[ -n $BACKEND_TLS_SET ]]; then
+    free_port BACKEND_TLS_PORT
+    render "$CONF_DIR/nginx-openssl.cnf" "$TMP/backend/openssl.cnf" CIPHERSUITES="$CIPHERSUITES"
+    env=(env OPENSSL_CONF="$TMP/backend/openssl.cnf")
+    tls="  map \$connection_requests \$first_on_conn { 1 1; default 0; }
+  log_format tlsconn '\$ssl_protocol \$ssl_cipher \$ssl_session_reused \$ssl_server_name';
+  server {
+    listen 127.0.0.1:$BACKEND_TLS_PORT ssl;
+    ssl_certificate ${CERT[$BACKEND_TLS_SET]};
+    ssl_certificate_key ${KEY[$BACKEND_TLS_SET]};
+    ssl_protocols TLSv1.2 TLSv1.3;
+    ssl_ciphers $CIPHERS;
+    ssl_prefer_server_ciphers on;
+    ssl_session_cache shared:be:4m;
+    access_log $TMP/backend/tls-conn.log tlsconn if=\$first_on_conn;
+    location / { return 200 \"ok\\n\"; }
+  }"
+  fi
   render "$CONF_DIR/backend-nginx.conf" "$TMP/backend/nginx.conf" DIR="$TMP/backend" \
-    BACKEND_PORT="$BACKEND_PORT" NGINX_USER="$NGINX_USER"
-  start_bg "$TMP/backend.log" "${LOAD_PIN[@]}" nginx -p "$TMP/backend" -c "$TMP/backend/nginx.conf" \
+    BACKEND_PORT="$BACKEND_PORT" NGINX_USER="$NGINX_USER" TLS_SERVER="$tls"
+  start_bg "$TMP/backend.log" "${LOAD_PIN[@]}" "${env[@]}" nginx -p "$TMP/backend" -c "$TMP/backend/nginx.conf" \
     -e "$TMP/backend/error.log" -g "daemon off;"
   BACKEND_PID=$LAST_PID
   wait_ready backend "$BACKEND_PID" "http://127.0.0.1:$BACKEND_PORT/" "$TMP/backend.log"
-  log "backend nginx on 127.0.0.1:$BACKEND_PORT (pid $BACKEND_PID, CPUs ${LOAD_CPUS:-any})"
+  log "backend nginx on 127.0.0.1:$BACKEND_PORT${BACKEND_TLS_PORT:+ and TLS on 127.0.0.1:$BACKEND_TLS_PORT} (pid $BACKEND_PID, CPUs ${LOAD_CPUS:-any})"
+}
+nginx_status() {  # PORT [ADDR]: "accepts requests" from an nginx stub_status at ADDR:PORT/__status
+  curl -s --max-time 2 "http://${2:-127.0.0.1}:$1/__status" 2>/dev/null |
+    awk 'p { print $1, $3; exit } /^ *server accepts handled requests/ { p = 1 }'
 }
 
 # --- proxies under test ---------------------------------------------------------------------------

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # bench/run.sh: phigate, nginx and HAProxy as TLS-terminating reverse proxies, side by side, in one run
 # (ARCHITECTURE.md; the benchmark issue's scenarios 1-5, 8 and the audit/access-log cost; 6 and 7 through
-# bench/slowloris.sh and bench/ingress_scale.sh with --scenarios all+).
+# bench/slowloris.sh and bench/ingress_scale.sh with --scenarios all+; issue 12's health checks of 5,000
+# endpoints on/off and TLS to the backend on/off: scenarios health and backendtls).
 #
 # One nginx backend (plain HTTP: a 3-byte body, a 1 MiB file, an upload sink) and the proxies in front
 # of it, all on 127.0.0.1, with the same certificate, TLS 1.2+1.3, ECDHE+AEAD ciphers in the same order,
@@ -18,7 +19,7 @@ BENCH_NAME=bench
 # shellcheck source=bench/lib.sh
 . bench/lib.sh
 
-ALL_SCENARIOS=(keepalive handshake resume bigbody memory mtls audit)
+ALL_SCENARIOS=(keepalive handshake resume bigbody memory mtls audit health backendtls)
 
 usage() {
   cat <<'EOF'
@@ -32,6 +33,9 @@ usage: bench/run.sh [options]
                        memory     RSS idle and with --mem-connections idle TLS connections
                        mtls       client certificates required vs not, through a TLS-originating HAProxy
                        audit      phigate's audit log on vs off; nginx's and HAProxy's access logs on vs off
+                       health     keep-alive with active health checks of 5,000 other endpoints on vs off
+                                  (open-source nginx has none: its "on" is the same config doing nothing)
+                       backendtls keep-alive with verified TLS from the proxy to the backend vs plain HTTP
                      "all" = all of the above; "all+" = all, then bench/slowloris.sh (scenario 6) and
                      bench/ingress_scale.sh (scenario 7, phigate only), merged into the same JSON
   --quick            smoke run: --duration 3 --repeat 1, 1 s warm-up, 1000 memory connections
@@ -132,6 +136,8 @@ setup_pinning
 
 # Descriptors for the memory scenario's idle connections (and upstream ones) in one process.
 raise_nofile $((MEM_CONNECTIONS + 4 * CONNECTIONS + 1024))
+# The health scenario's endpoint pool listens on 5,000 sockets; HAProxy and phigate probe them.
+! has_scenario health || raise_nofile 16384
 
 # --- 1. bootstrap and Release build -----------------------------------------------------------
 [[ -z $BUILD ]] || build_phigate phigate ${EXTRAS:+phigate-test-upstream}
@@ -150,7 +156,9 @@ RUNS=$TMP/runs.jsonl NOTES=$TMP/notes.jsonl
 make_cert_set ec ec
 has_scenario handshake || [[ $KEY_KIND == rsa ]] && make_cert_set rsa rsa
 
-# --- 3. backend ---------------------------------------------------------------------------------
+# --- 3. backend (with a TLS listener for scenario backendtls: its own CA, name BACKEND_TLS_NAME) ----------
+BACKEND_TLS_NAME=backend.bench.internal
+if has_scenario backendtls; then make_cert_set backend ec "$BACKEND_TLS_NAME"; BACKEND_TLS_SET=backend; fi
 start_backend
 
 # --- config variants of the proxies (start_proxy calls this after rendering each config) ---------------
@@ -191,6 +199,8 @@ config_hook() {  # KIND INST FILE
     nginx:*-mtls)
       sed -i "s#^    ssl_certificate_key \(.*\);#&\n    ssl_verify_client on;\n    ssl_client_certificate $CLIENT_CA;\n    ssl_verify_depth 1;#" "$f"
       grep -q 'ssl_verify_client on;' "$f" || die "could not turn on client certificates for nginx" ;;
+    *:*-health) health_config "$kind" "$inst" "$f" ;;
+    *:*-btls) btls_config "$kind" "$inst" "$f" ;;
     haproxy:*-mtls)
       sed -i "s#^\(  bind .* ssl crt [^ ]*\)#\1 verify required ca-file $CLIENT_CA#" "$f"
       grep -q 'verify required' "$f" || die "could not turn on client certificates for HAProxy" ;;
@@ -609,6 +619,219 @@ scenario_audit() {
       log "[audit] $t access log: $lines lines"
     fi
   done
+}
+
+# H. active health checks: keep-alive HTTPS as scenario 1 to the one real backend, while the proxy
+# also actively checks HEALTH_N (5,000) other endpoints every HEALTH_INTERVAL (5 s: ~1,000 probes/s)
+# on a route that gets no traffic (host health-pool.example). The endpoints are HEALTH_N distinct
+# loopback addresses 127.0.1.1-127.0.20.250, one port, each its own listening socket of one small
+# nginx (the "pool", on LOAD_CPUS, GET /healthz -> 200): loopback only, nothing on 0.0.0.0, and the
+# distinct addresses keep the probes' 4-tuples distinct (no ephemeral port pressure). Variant off is
+# the main instance (no pool route); variant on is TARGET-health, started for its round only (so no
+# proxy probes while another one is measured), and measured once its checks are seen running:
+# phigate's /metrics (phigate_health_probes_total >= HEALTH_N, phigate_health_endpoints healthy >=
+# HEALTH_N), HAProxy's stats CSV (every pool server UP with L7OK). Open-source nginx has no active
+# health checks (only passive max_fails): its "on" instance carries the same 5,000-server upstream
+# and does nothing with it, so its on/off ratio is the noise floor of this scenario. Before each
+# measured run, the instance's CPU over HEALTH_IDLE_S seconds without traffic is the checks' own cost.
+HEALTH_N=5000 HEALTH_INTERVAL=5 HEALTH_HOST=health-pool.example HEALTH_IDLE_S=3
+HEALTH_PORT="" HEALTH_PID="" HEALTH_LIST=""
+declare -A HSTATS
+health_addr() { echo "127.0.$((1 + $1 / 250)).$((1 + $1 % 250))"; }
+start_health_pool() {
+  local d=$TMP/health-pool i
+  mkdir -p "$d"
+  free_port HEALTH_PORT
+  HEALTH_LIST=$TMP/health-endpoints.txt
+  for ((i = 0; i < HEALTH_N; i++)); do echo "$(health_addr "$i"):$HEALTH_PORT"; done >"$HEALTH_LIST"
+  {
+    printf '%s\nworker_processes 1;\nworker_rlimit_nofile %d;\npid %s/nginx.pid;\nerror_log %s/error.log warn;\n' \
+      "$NGINX_USER" $((HEALTH_N * 2 + 4096)) "$d" "$d"
+    printf 'events { worker_connections %d; }\nhttp {\n  access_log off;\n' $((HEALTH_N * 2 + 2048))
+    for i in body proxy fastcgi uwsgi scgi; do printf '  %s_temp_path %s/%s;\n' "${i/body/client_body}" "$d" "$i"; done
+    printf '  server {\n'
+    sed 's/^/    listen /; s/$/;/' "$HEALTH_LIST"
+    printf '    location = /healthz { return 200 "ok\\n"; }\n    location = /__status { stub_status; }\n    location / { return 404; }\n  }\n}\n'
+  } >"$d/nginx.conf"
+  start_bg "$TMP/health-pool.log" "${LOAD_PIN[@]}" nginx -p "$d" -c "$d/nginx.conf" -e "$d/error.log" -g "daemon off;"
+  HEALTH_PID=$LAST_PID
+  wait_ready health-pool "$HEALTH_PID" "http://$(health_addr 0):$HEALTH_PORT/healthz" "$TMP/health-pool.log"
+  wait_ready health-pool "$HEALTH_PID" "http://$(health_addr $((HEALTH_N - 1))):$HEALTH_PORT/healthz" "$TMP/health-pool.log"
+  log "[health] pool: nginx with $HEALTH_N listeners $(health_addr 0)-$(health_addr $((HEALTH_N - 1))):$HEALTH_PORT (pid $HEALTH_PID, CPUs ${LOAD_CPUS:-any})"
+}
+health_config() {  # KIND INST FILE: the pool route/upstream/backend with active checks (config_hook)
+  local kind=$1 inst=$2 f=$3 inc
+  case $kind in
+    phigate)
+      sed -i "s#^upstream: { \(.*\) }\$#upstream: { \1, health: { active: { path: /healthz, interval: ${HEALTH_INTERVAL}s, timeout: 1s } } }#" "$f"
+      grep -q 'health: { active:' "$f" || die "could not turn on phigate's active health checks"
+      printf '  - host: %s\n    paths: [ { path: /, type: Prefix, backends: [%s] } ]\n' "$HEALTH_HOST" \
+        "$(awk '{ printf "%s\"%s\"", (NR > 1 ? ", " : ""), $0 }' "$HEALTH_LIST")" >>"$f" ;;
+    nginx)
+      inc=$TMP/$inst/health-pool.conf
+      {
+        printf '  upstream hc {\n'
+        sed 's/^/    server /; s/$/;/' "$HEALTH_LIST"
+        printf '    keepalive 16;\n  }\n  server {\n    listen 127.0.0.1:%s ssl;\n    server_name %s;\n' "${PORT[$inst]}" "$HEALTH_HOST"
+        grep -E '^    ssl_certificate(_key)? ' "$f"
+        printf '    location / { proxy_pass http://hc; proxy_http_version 1.1; proxy_set_header Connection ""; }\n  }\n'
+      } >"$inc"
+      # After the main server, so that stays the default server of the port.
+      sed -i "\$s#^}\$#  include $inc;\n}#" "$f"
+      grep -q "include $inc;" "$f" || die "could not add the pool upstream to nginx" ;;
+    haproxy)
+      free_port "HSTATS[$inst]"
+      sed -i "s#^  default_backend be#  use_backend hc if { req.hdr(host) -m beg -i $HEALTH_HOST }\n&#" "$f"
+      grep -q 'use_backend hc' "$f" || die "could not add the pool backend to HAProxy"
+      {
+        printf '\nbackend hc\n  option httpchk GET /healthz\n  default-server check inter %ss fall 3 rise 2\n' "$HEALTH_INTERVAL"
+        awk '{ printf "  server h%d %s\n", NR, $0 }' "$HEALTH_LIST"
+        printf '\nlisten stats\n  bind 127.0.0.1:%s\n  stats enable\n  stats uri /stats\n' "${HSTATS[$inst]}"
+      } >>"$f" ;;
+  esac
+}
+haproxy_pool_state() {  # INST: "servers up_l7ok chkfail" of backend hc from HAProxy's stats CSV
+  curl -s --max-time 5 "http://127.0.0.1:${HSTATS[$1]}/stats;csv" 2>/dev/null |
+    awk -F, 'NR == 1 { for (i = 1; i <= NF; i++) { h = $i; sub(/^# /, "", h); c[h] = i }; next }
+      $1 == "hc" && $2 != "BACKEND" && $2 != "FRONTEND" {
+        n++; if ($c["status"] == "UP" && $c["check_status"] ~ /^L7OK/) ok++; f += $c["chkfail"] }
+      END { printf "%d %d %d\n", n, ok, f }'
+}
+phigate_healthy() {  # INST: phigate_health_endpoints{state="healthy"}
+  curl -s --max-time 2 "http://127.0.0.1:${ADMIN[$1]}/metrics" 2>/dev/null |
+    awk '$1 ~ /^phigate_health_endpoints\{/ && $1 ~ /state="healthy"/ { s += $2 } END { printf "%d", s }'
+}
+# health_wait T INST ROUND: waits (bounded) until INST's checks have gone round all HEALTH_N endpoints
+# once; a note per target in round 1. Dies if phigate's or HAProxy's checks do not show up.
+health_wait() {
+  local t=$1 inst=$2 r=$3 i probes healthy fails st n ok detail=""
+  for ((i = 0; i < (3 * HEALTH_INTERVAL + 10) * 2; i++)); do
+    case $t in
+      phigate)
+        probes=$(phigate_metric "$inst" phigate_health_probes_total); healthy=$(phigate_healthy "$inst")
+        fails=$(phigate_metric "$inst" phigate_health_probe_failures_total)
+        detail="phigate_health_probes_total $probes, phigate_health_endpoints{state=healthy} $healthy, probe failures $fails"
+        ((probes >= HEALTH_N && healthy >= HEALTH_N)) && break ;;
+      haproxy)
+        read -r n ok fails <<<"$(haproxy_pool_state "$inst")"
+        detail="$n pool servers, $ok UP with L7OK, chkfail $fails"
+        ((n == HEALTH_N && ok == HEALTH_N)) && break ;;
+      nginx) detail="open-source nginx: no active health checks (passive max_fails only); the 5,000-server upstream is idle"; break ;;
+    esac
+    sleep 0.5
+  done
+  [[ $t == nginx ]] || ((i < (3 * HEALTH_INTERVAL + 10) * 2)) || {
+    note health "\"target\": \"$t\", \"round\": $r, \"checks\": \"failed\", \"detail\": $(jstr "$detail")"
+    die "[health] $inst: active checks not seen on all $HEALTH_N endpoints within $((3 * HEALTH_INTERVAL + 10)) s: $detail"
+  }
+  log "[health] $inst round $r: checks running after $((i / 2)) s: $detail"
+  ((r == 1)) && note health "\"target\": \"$t\", \"checks\": \"$([[ $t == nginx ]] && echo none || echo running)\", \"seconds_to_first_cycle\": $((i / 2)), \"detail\": $(jstr "$detail")"
+  return 0
+}
+scenario_health() {
+  local t r mode inst s0 s1 pc0 pc1 p0 p1 f0 f1 extra pool i0 idle w0 w1 span
+  [[ -n $HEALTH_PID ]] || start_health_pool
+  for t in "${TARGETS[@]}"; do warmup "$t" "https://127.0.0.1:${PORT[$t]}/"; done
+  for ((r = 1; r <= REPEAT; r++)); do
+    for t in "${TARGETS[@]}"; do
+      for mode in off on; do
+        inst=$t
+        if [[ $mode == on ]]; then
+          inst=$t-health
+          start_proxy "$t" "$inst" "$KEY_KIND"
+          health_wait "$t" "$inst" "$r"
+          warmup "$inst" "https://127.0.0.1:${PORT[$inst]}/"
+        fi
+        # The checks' own cost, without traffic: the instance's CPU over HEALTH_IDLE_S idle seconds.
+        i0=$(cpu_ticks "${PID[$inst]}"); sleep "$HEALTH_IDLE_S"
+        idle=$(awk -v a="$i0" -v b="$(cpu_ticks "${PID[$inst]}")" -v tck="$CLK_TCK" -v s="$HEALTH_IDLE_S" 'BEGIN { printf "%.1f", 100 * (b - a) / tck / s }')
+        wait_quiet
+        # Probe counters are read right before and after the run, with their own clock (rates per s).
+        [[ $inst == phigate-health ]] && { p0=$(phigate_metric "$inst" phigate_health_probes_total); f0=$(phigate_metric "$inst" phigate_health_probe_failures_total); }
+        read -r _ s0 <<<"$(nginx_status "$HEALTH_PORT" "$(health_addr 0)")"; pc0=$(cpu_ticks "$HEALTH_PID"); w0=$(now_ns)
+        measure_wrk "$inst" "${PID[$inst]}" "$DURATION" "$TMP/wrk-health-$inst-$r.txt" -t"$WRK_THREADS" -c"$CONNECTIONS" "https://127.0.0.1:${PORT[$inst]}/"
+        read -r _ s1 <<<"$(nginx_status "$HEALTH_PORT" "$(health_addr 0)")"; pc1=$(cpu_ticks "$HEALTH_PID"); w1=$(now_ns)
+        [[ $inst == phigate-health ]] && { p1=$(phigate_metric "$inst" phigate_health_probes_total); f1=$(phigate_metric "$inst" phigate_health_probe_failures_total); }
+        span=$(awk -v a="$w0" -v b="$w1" 'BEGIN { printf "%.3f", (b - a) / 1e9 }')
+        pool=$(awk -v a="$s0" -v b="$s1" -v c0="$pc0" -v c1="$pc1" -v w="$span" -v tck="$CLK_TCK" \
+          'BEGIN { printf "\"pool_probes_per_s\": %.1f, \"pool_cpu_pct\": %.1f", (b - a - 1) / w, 100 * (c1 - c0) / tck / w }')
+        extra=""
+        if [[ $inst == phigate-health ]]; then
+          extra=", \"phigate_probes_per_s\": $(awk -v a="$p0" -v b="$p1" -v w="$span" 'BEGIN { printf "%.1f", (b - a) / w }'), \"phigate_probe_failures\": $((f1 - f0)), \"phigate_healthy\": $(phigate_healthy "$inst")"
+        fi
+        emit health "$mode" "$t" "$r" "$(wrk_json), \"idle_cpu_pct\": $idle, $pool$extra"
+        say_run health "$mode" "$t" "$r" "$W_RPS req/s, p99 $W_P99 ms$(errs); idle CPU $idle%; ${pool//\"/}${extra//\"/}"
+        [[ $mode == off ]] || stop_proxy "$inst"
+      done
+    done
+  done
+  stop_pid "$HEALTH_PID"; forget_pid "$HEALTH_PID"; HEALTH_PID=""
+}
+
+# T. TLS to the backend: keep-alive HTTPS to the proxy as scenario 1, and from the proxy to the backend
+# plain HTTP (off: the main instance) or HTTPS with verification (on: TARGET-btls) to the same backend
+# nginx's TLS listener (certificate for BACKEND_TLS_NAME from the run's own backend CA; TLS 1.2+1.3 and
+# the proxies' cipher lists, server preference). phigate: `backend_tls: { ca, name, server_name: true,
+# verify: true }`; nginx: proxy_pass https:// with proxy_ssl_verify on, proxy_ssl_trusted_certificate,
+# proxy_ssl_name, proxy_ssl_server_name on, proxy_ssl_session_reuse on; HAProxy: `ssl verify required
+# ca-file sni str() verifyhost`. All keep upstream connections alive; the backend's stub_status
+# (accepted connections vs requests during each run) checks it, and the backend's per-connection log
+# what each proxy negotiated (protocol, cipher, SNI).
+btls_config() {  # KIND INST FILE (config_hook)
+  local kind=$1 f=$3
+  case $kind in
+    phigate)
+      sed -i "s#backends: \[\"127.0.0.1:$BACKEND_PORT\"\] }#backends: [\"127.0.0.1:$BACKEND_TLS_PORT\"], backend_tls: { ca: \"${CA[backend]}\", name: $BACKEND_TLS_NAME, server_name: true, verify: true } }#" "$f"
+      grep -q 'backend_tls: { ca:' "$f" || die "could not turn on phigate's backend_tls" ;;
+    nginx)
+      sed -i -e "s#^    server 127.0.0.1:$BACKEND_PORT;#    server 127.0.0.1:$BACKEND_TLS_PORT;#" \
+        -e "s#^      proxy_pass http://b;#      proxy_pass https://b;\n      proxy_ssl_verify on;\n      proxy_ssl_trusted_certificate ${CA[backend]};\n      proxy_ssl_name $BACKEND_TLS_NAME;\n      proxy_ssl_server_name on;\n      proxy_ssl_session_reuse on;\n      proxy_ssl_protocols TLSv1.2 TLSv1.3;\n      proxy_ssl_ciphers $CIPHERS;#" "$f"
+      grep -q "server 127.0.0.1:$BACKEND_TLS_PORT;" "$f" && grep -q 'proxy_ssl_verify on;' "$f" || die "could not turn on nginx's TLS to the backend" ;;
+    haproxy)
+      sed -i "s#^  server b 127.0.0.1:$BACKEND_PORT max-reuse 100000\$#  server b 127.0.0.1:$BACKEND_TLS_PORT max-reuse 100000 ssl verify required ca-file ${CA[backend]} sni str($BACKEND_TLS_NAME) verifyhost $BACKEND_TLS_NAME ssl-min-ver TLSv1.2#" "$f"
+      grep -q 'ssl verify required' "$f" || die "could not turn on HAProxy's TLS to the backend" ;;
+  esac
+}
+scenario_backendtls() {
+  local t r mode inst a0 q0 a1 q1 n0 line conns reqs per1k extra c0 c1 h0 h1 rs0 rs1
+  [[ -n $BACKEND_TLS_PORT ]] || die "the backend has no TLS listener"
+  for t in "${TARGETS[@]}"; do
+    n0=$(wc -l <"$TMP/backend/tls-conn.log" 2>/dev/null || echo 0)
+    start_proxy "$t" "$t-btls" "$KEY_KIND"
+    sleep 0.3  # the backend's log line for the new connection
+    line=$(tail -n +$((n0 + 1)) "$TMP/backend/tls-conn.log" 2>/dev/null | tail -1)
+    [[ -n $line ]] || die "[backendtls] $t-btls: the backend logged no TLS connection"
+    log "[backendtls] $t-btls on ${PORT[$t-btls]}: to the backend: $line (protocol cipher resumed SNI)"
+    note backendtls "\"target\": \"$t\", \"backend_tls_connection\": $(jstr "$line")"
+    warmup "$t" "https://127.0.0.1:${PORT[$t]}/"
+    warmup "$t-btls" "https://127.0.0.1:${PORT[$t-btls]}/"
+  done
+  for ((r = 1; r <= REPEAT; r++)); do
+    for t in "${TARGETS[@]}"; do
+      for mode in off on; do
+        inst=$t; [[ $mode == on ]] && inst=$t-btls
+        wait_quiet
+        read -r a0 q0 <<<"$(nginx_status "$BACKEND_PORT")"
+        [[ $t == phigate ]] && { c0=$(phigate_metric "$inst" phigate_upstream_connects_total); h0=$(phigate_metric "$inst" phigate_backend_tls_handshakes_total); rs0=$(phigate_metric "$inst" phigate_backend_tls_resumed_total); }
+        measure_wrk "$inst" "${PID[$inst]}" "$DURATION" "$TMP/wrk-btls-$inst-$r.txt" -t"$WRK_THREADS" -c"$CONNECTIONS" "https://127.0.0.1:${PORT[$inst]}/"
+        read -r a1 q1 <<<"$(nginx_status "$BACKEND_PORT")"
+        conns=$((a1 - a0 - 1)) reqs=$((q1 - q0 - 1))
+        per1k=$(awk -v c="$conns" -v q="$reqs" 'BEGIN { printf "%.3f", (q > 0 ? 1000 * c / q : 0) }')
+        extra=""
+        if [[ $t == phigate ]]; then
+          c1=$(phigate_metric "$inst" phigate_upstream_connects_total); h1=$(phigate_metric "$inst" phigate_backend_tls_handshakes_total); rs1=$(phigate_metric "$inst" phigate_backend_tls_resumed_total)
+          extra=", \"phigate_upstream_connects\": $((c1 - c0)), \"phigate_backend_tls_handshakes\": $((h1 - h0)), \"phigate_backend_tls_resumed\": $((rs1 - rs0))"
+        fi
+        emit backendtls "$mode" "$t" "$r" "$(wrk_json), \"backend_conns\": $conns, \"backend_requests\": $reqs, \"backend_conns_per_1k\": $per1k$extra"
+        say_run backendtls "$mode" "$t" "$r" "$W_RPS req/s, p99 $W_P99 ms$(errs); backend: $conns new connections for $reqs requests, backend CPU $M_BACKEND_CPU_PCT%${extra:+; ${extra//\"/}}"
+        if ((conns * 100 > reqs)); then
+          log "WARNING: [backendtls] $inst opened $conns backend connections for $reqs requests"
+          note backendtls "\"target\": \"$t\", \"variant\": \"$mode\", \"round\": $r, \"reuse\": \"poor\", \"backend_conns\": $conns, \"backend_requests\": $reqs"
+        fi
+      done
+    done
+  done
+  for t in "${TARGETS[@]}"; do stop_proxy "$t-btls"; done
 }
 
 for s in "${SCENARIOS[@]}"; do

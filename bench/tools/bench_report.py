@@ -48,7 +48,8 @@ def summarise(runs):
     for key, rs in groups.items():
         scen = key[0]
         for r in rs:  # derived per-run figures
-            if scen in ("keepalive", "handshake", "mtls", "mtls_handshake", "audit", "backend"):
+            if scen in ("keepalive", "handshake", "mtls", "mtls_handshake", "audit", "backend", "health",
+                        "backendtls"):
                 r["per_core"] = per_core(r)
             elif scen == "resume":
                 r["per_core"] = per_core(r, count="connections")
@@ -132,6 +133,20 @@ def main():
     row("A log on req/s (phigate: audit)", "audit", "on", "rps", rng=True)
     row("A log off req/s per core", "audit", "off", "per_core")
     row("A log on req/s per core", "audit", "on", "per_core")
+    row("H checks off req/s", "health", "off", "rps", rng=True)
+    row("H 5000 checked endpoints req/s (nginx: no checks)", "health", "on", "rps", rng=True)
+    row("H checks off req/s per core", "health", "off", "per_core")
+    row("H checks on req/s per core", "health", "on", "per_core")
+    row("H checks on p99 ms", "health", "on", "p99_ms", "lower")
+    row("H checks on: idle proxy CPU % (no traffic)", "health", "on", "idle_cpu_pct", "lower")
+    row("H probes/s seen by the endpoints", "health", "on", "pool_probes_per_s", "info")
+    row("T plain to backend req/s", "backendtls", "off", "rps", rng=True)
+    row("T TLS to backend (verified) req/s", "backendtls", "on", "rps", rng=True)
+    row("T plain to backend req/s per core", "backendtls", "off", "per_core")
+    row("T TLS to backend req/s per core", "backendtls", "on", "per_core")
+    row("T TLS to backend p99 ms", "backendtls", "on", "p99_ms", "lower")
+    row("T TLS backend conns per 1k req", "backendtls", "on", "backend_conns_per_1k", "info")
+    row("T TLS backend CPU %", "backendtls", "on", "backend_cpu_pct", "info")
 
     # Derived per-target ratios (log on/off, mTLS/plain).
     derived = {}
@@ -140,7 +155,9 @@ def main():
         for scen, on, off, m in (("audit", "on", "off", "rps"), ("audit", "on", "off", "per_core"),
                                  ("mtls", "mtls", "plain", "rps"), ("mtls", "mtls", "plain", "per_core"),
                                  ("mtls_handshake", "mtls", "plain", "per_core"),
-                                 ("mtls_handshake", "mtls", "plain", "rps")):
+                                 ("mtls_handshake", "mtls", "plain", "rps"),
+                                 ("health", "on", "off", "rps"), ("health", "on", "off", "per_core"),
+                                 ("backendtls", "on", "off", "rps"), ("backendtls", "on", "off", "per_core")):
             x, y = get(scen, on, t, m), get(scen, off, t, m)
             if x is not None and y:
                 d[f"{scen}_{on}/{off}_{m}"] = x / y
@@ -280,8 +297,11 @@ def main():
     for n in notes:
         if n.get("scenario") == "audit" and n.get("target") == "phigate" and n.get("verify_exit") != 0:
             warn.append(f"phigate audit verify failed (exit {n.get('verify_exit')}): {n.get('verify_output')}")
-        if n.get("scenario") == "handshake":
-            pass
+        if n.get("scenario") == "health" and n.get("checks") == "failed":
+            warn.append(f"health: {n.get('target')}'s active checks were not seen running: {n.get('detail')}")
+        if n.get("scenario") == "backendtls" and n.get("reuse") == "poor":
+            warn.append(f"backendtls: {n.get('target')} opened {n.get('backend_conns')} backend connections for"
+                        f" {n.get('backend_requests')} requests: it measures handshakes, not keep-alive")
     for (scen, var, t), s in S.items():
         if scen == "handshake" and t == "phigate" and s.get("phigate_resumed"):
             warn.append(f"handshake/{var}: phigate resumed {s['phigate_resumed']} sessions: not all handshakes were full")
