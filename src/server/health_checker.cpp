@@ -135,21 +135,9 @@ struct ProbeIo {
                                                      net::use_awaitable_tuple);
       co_return !ec && n == bytes.size();
     }
-    std::size_t done = 0;
-    while (done < bytes.size()) {
-      std::size_t n = 0;
-      ERR_clear_error();
-      const int r = SSL_write_ex(ssl, bytes.data() + done, bytes.size() - done, &n);
-      if (r == 1) {
-        done += n;
-        continue;
-      }
-      const auto wait = want(r);
-      if (!wait) co_return false;
-      auto [wec] = co_await sock.async_wait(*wait, net::use_awaitable_tuple);
-      if (wec) co_return false;
-    }
-    co_return true;
+    const auto io = co_await upstream::tls_write_all(sock, ssl, bytes);
+    ERR_clear_error();  // an alert: the probe fails, nothing to report
+    co_return !io.ec;
   }
 
   /// Some bytes into `buf`; 0 at end of stream or on any error (a probe only needs to know that
@@ -159,29 +147,9 @@ struct ProbeIo {
       auto [ec, n] = co_await sock.async_read_some(net::asio::buffer(buf, size), net::use_awaitable_tuple);
       co_return ec ? 0 : n;
     }
-    for (;;) {
-      std::size_t n = 0;
-      ERR_clear_error();
-      const int r = SSL_read_ex(ssl, buf, size, &n);
-      if (r == 1) co_return n;
-      const auto wait = want(r);
-      if (!wait) co_return 0;
-      auto [wec] = co_await sock.async_wait(*wait, net::use_awaitable_tuple);
-      if (wec) co_return 0;
-    }
-  }
-
- private:
-  std::optional<net::tcp::socket::wait_type> want(int r) const {
-    switch (SSL_get_error(ssl, r)) {
-      case SSL_ERROR_WANT_READ:
-        return net::tcp::socket::wait_read;
-      case SSL_ERROR_WANT_WRITE:
-        return net::tcp::socket::wait_write;
-      default:
-        ERR_clear_error();  // close_notify, EOF, an alert: the probe fails, nothing to report
-        return std::nullopt;
-    }
+    const auto io = co_await upstream::tls_read_some(sock, ssl, buf, size);
+    ERR_clear_error();
+    co_return io.ec ? 0 : io.bytes;
   }
 };
 

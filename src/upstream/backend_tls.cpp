@@ -320,4 +320,79 @@ net::awaitable<std::optional<TlsFailure>> handshake(net::tcp::socket& s, SSL* ss
   }
 }
 
+namespace {
+
+/// The wait an SSL call that returned `r` asks for, or nullopt when it failed. `ec` and
+/// `protocol_error` say how: a syscall error (errno, or `eof` when the peer just closed), else a TLS
+/// error whose details stay in the error queue for classify_failure().
+std::optional<net::tcp::socket::wait_type> tls_want(SSL* ssl, int r, TlsIo& io) {
+  switch (SSL_get_error(ssl, r)) {
+    case SSL_ERROR_WANT_READ:
+      return net::tcp::socket::wait_read;
+    case SSL_ERROR_WANT_WRITE:
+      return net::tcp::socket::wait_write;
+    case SSL_ERROR_ZERO_RETURN:  // close_notify, or a FIN (SSL_OP_IGNORE_UNEXPECTED_EOF)
+      io.ec = net::asio::error::eof;
+      return std::nullopt;
+    case SSL_ERROR_SYSCALL:
+      if (ERR_peek_error() == 0) {
+        const int e = errno;
+        io.ec = e == 0 ? net::error_code(net::asio::error::eof)
+                       : net::error_code(e, boost::system::system_category());
+        return std::nullopt;
+      }
+      [[fallthrough]];
+    default:
+      io.ec = net::error_code(EPROTO, boost::system::system_category());
+      io.protocol_error = true;
+      return std::nullopt;
+  }
+}
+
+}  // namespace
+
+net::awaitable<TlsIo> tls_write_all(net::tcp::socket& s, SSL* ssl, std::string_view bytes) {
+  TlsIo io;
+  while (io.bytes < bytes.size()) {
+    std::size_t n = 0;
+    ERR_clear_error();
+    const int r = SSL_write_ex(ssl, bytes.data() + io.bytes, bytes.size() - io.bytes, &n);
+    if (r == 1) {
+      io.bytes += n;
+      continue;
+    }
+    const auto wait = tls_want(ssl, r, io);
+    if (!wait) {
+      if (io.ec == net::asio::error::eof) io.ec = net::error_code(EPIPE, boost::system::system_category());
+      co_return io;
+    }
+    auto [wec] = co_await s.async_wait(*wait, net::use_awaitable_tuple);
+    if (wec) {
+      io.ec = wec;
+      co_return io;
+    }
+  }
+  co_return io;
+}
+
+net::awaitable<TlsIo> tls_read_some(net::tcp::socket& s, SSL* ssl, char* buf, std::size_t size) {
+  TlsIo io;
+  for (;;) {
+    std::size_t n = 0;
+    ERR_clear_error();
+    const int r = SSL_read_ex(ssl, buf, size, &n);
+    if (r == 1) {
+      io.bytes = n;
+      co_return io;
+    }
+    const auto wait = tls_want(ssl, r, io);
+    if (!wait) co_return io;
+    auto [wec] = co_await s.async_wait(*wait, net::use_awaitable_tuple);
+    if (wec) {
+      io.ec = wec;
+      co_return io;
+    }
+  }
+}
+
 }  // namespace phigate::upstream

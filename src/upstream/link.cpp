@@ -96,76 +96,17 @@ void Link::keep_session() noexcept {
 }
 
 net::awaitable<Link::IoResult> Link::tls_write(std::string_view bytes) {
-  SSL* ssl = conn_->ssl.get();
-  auto& sock = conn_->socket;
-  std::size_t done = 0;
-  while (done < bytes.size()) {
-    std::size_t n = 0;
-    ERR_clear_error();
-    const int r = SSL_write_ex(ssl, bytes.data() + done, bytes.size() - done, &n);
-    if (r == 1) {
-      done += n;
-      continue;
-    }
-    net::tcp::socket::wait_type wait{};
-    switch (SSL_get_error(ssl, r)) {
-      case SSL_ERROR_WANT_READ:
-        wait = net::tcp::socket::wait_read;
-        break;
-      case SSL_ERROR_WANT_WRITE:
-        wait = net::tcp::socket::wait_write;
-        break;
-      case SSL_ERROR_SYSCALL:
-        if (ERR_peek_error() == 0) {
-          const int e = errno != 0 ? errno : EPIPE;
-          co_return IoResult{net::error_code(e, boost::system::system_category()), done};
-        }
-        [[fallthrough]];
-      default:
-        tls_failure_ = classify_failure(ssl);
-        co_return IoResult{net::error_code(EPROTO, boost::system::system_category()), done};
-    }
-    auto [wec] = co_await sock.async_wait(wait, net::use_awaitable_tuple);
-    if (wec) co_return IoResult{wec, done};
-  }
-  co_return IoResult{net::error_code{}, done};
+  const auto io = co_await tls_write_all(conn_->socket, conn_->ssl.get(), bytes);
+  if (io.protocol_error) tls_failure_ = classify_failure(conn_->ssl.get());
+  co_return IoResult{io.ec, io.bytes};
 }
 
 net::awaitable<Link::IoResult> Link::tls_read() {
-  SSL* ssl = conn_->ssl.get();
-  auto& sock = conn_->socket;
-  for (;;) {
-    std::size_t n = 0;
-    ERR_clear_error();
-    const int r = SSL_read_ex(ssl, in_.space(), in_.space_size(), &n);
-    if (r == 1) co_return IoResult{net::error_code{}, n};
-    net::tcp::socket::wait_type wait{};
-    switch (SSL_get_error(ssl, r)) {
-      case SSL_ERROR_WANT_READ:
-        wait = net::tcp::socket::wait_read;
-        break;
-      case SSL_ERROR_WANT_WRITE:
-        wait = net::tcp::socket::wait_write;
-        break;
-      case SSL_ERROR_ZERO_RETURN:  // close_notify, or a FIN (SSL_OP_IGNORE_UNEXPECTED_EOF)
-        co_return IoResult{net::asio::error::eof, 0};
-      case SSL_ERROR_SYSCALL:
-        if (ERR_peek_error() == 0) {
-          const int e = errno;
-          co_return IoResult{e == 0 ? net::error_code(net::asio::error::eof)
-                                    : net::error_code(e, boost::system::system_category()),
-                             0};
-        }
-        [[fallthrough]];
-      default:
-        // A TLS alert after the handshake: with TLS 1.3 a backend refuses our client
-        // certificate only now (certificate_required, RFC 8446 §4.4.2.4), at the first read.
-        tls_failure_ = classify_failure(ssl);
-        co_return IoResult{net::error_code(EPROTO, boost::system::system_category()), 0};
-    }
-    auto [wec] = co_await sock.async_wait(wait, net::use_awaitable_tuple);
-    if (wec) co_return IoResult{wec, 0};
-  }
+  const auto io = co_await tls_read_some(conn_->socket, conn_->ssl.get(), in_.space(), in_.space_size());
+  // A TLS alert after the handshake: with TLS 1.3 a backend refuses our client certificate only
+  // now (certificate_required, RFC 8446 §4.4.2.4), at the first read.
+  if (io.protocol_error) tls_failure_ = classify_failure(conn_->ssl.get());
+  co_return IoResult{io.ec, io.bytes};
 }
 
 std::optional<Error> Link::sent(net::error_code ec, Retryable r, const Deadline& d) const {

@@ -100,6 +100,20 @@ class BackendTls {
 /// socket cancel() (the connection's deadline) ends it with a failure.
 net::awaitable<std::optional<TlsFailure>> handshake(net::tcp::socket& s, SSL* ssl);
 
+/// What a TLS read or write on a non-blocking socket came to.
+struct TlsIo {
+  net::error_code ec;           // empty: done; eof: close_notify or a FIN
+  std::size_t bytes = 0;        // written (all of them unless ec) or read
+  bool protocol_error = false;  // a TLS error (an alert, a bad record): classify_failure(ssl) says which
+};
+
+/// Writes all of `bytes` through `ssl`, waiting through Asio (so a socket cancel() ends it).
+/// OpenSSL reports a whole write or nothing: after an error, `bytes` is what completed, and part of
+/// the failed write may have left.
+net::awaitable<TlsIo> tls_write_all(net::tcp::socket& s, SSL* ssl, std::string_view bytes);
+/// Reads what is there (at most `size` bytes) through `ssl`, waiting through Asio.
+net::awaitable<TlsIo> tls_read_some(net::tcp::socket& s, SSL* ssl, char* buf, std::size_t size);
+
 /// Classifies a failed SSL call on `ssl` (verify result, then the error queue, which it empties).
 TlsFailure classify_failure(const SSL* ssl);
 
