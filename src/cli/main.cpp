@@ -104,7 +104,10 @@ int validate(const Args& args) {
   std::string what = args.config;
   if (!args.config.empty()) {
     auto cfg = phigate::config::load_config(args.config, diag);
-    if (cfg && !args.ingress_dir.empty()) cfg->ingress.dir = args.ingress_dir;
+    if (cfg && !args.ingress_dir.empty()) {
+      cfg->ingress.dir = args.ingress_dir;
+      cfg->ingress.source = phigate::config::IngressSource::Directory;
+    }
     if (cfg) {
       auto keys = std::make_shared<phigate::tls::TicketKeyRing>();
       phigate::server::build_snapshot(std::move(*cfg), keys, 0, diag);
@@ -116,6 +119,7 @@ int validate(const Args& args) {
     what = args.ingress_dir;
     phigate::config::Config cfg;
     cfg.ingress.dir = args.ingress_dir;
+    cfg.ingress.source = phigate::config::IngressSource::Directory;
     phigate::compile::load_and_compile(std::move(cfg), diag);
   }
   for (const auto& d : diag.entries()) std::printf("%s\n", d.to_string().c_str());

@@ -235,6 +235,24 @@ std::string parse_next_upstream(std::string_view text, std::uint16_t& out) {
 
 namespace {
 
+/// RFC 1123 label as Kubernetes names namespaces: lower-case alphanumerics and '-', 1..63, no '-' at the ends.
+bool valid_dns_label(std::string_view s) {
+  if (s.empty() || s.size() > 63 || s.front() == '-' || s.back() == '-') return false;
+  return std::all_of(s.begin(), s.end(), [](char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-'; });
+}
+
+/// RFC 1123 subdomain (most object names): labels joined by '.', at most 253 characters.
+bool valid_dns_subdomain(std::string_view s) {
+  if (s.empty() || s.size() > 253) return false;
+  for (std::size_t start = 0;;) {
+    const auto dot = s.find('.', start);
+    if (!valid_dns_label(s.substr(start, dot == std::string_view::npos ? std::string_view::npos : dot - start)))
+      return false;
+    if (dot == std::string_view::npos) return true;
+    start = dot + 1;
+  }
+}
+
 std::string resolve(const std::string& dir, const std::string& p) {
   if (p.empty() || fs::path(p).is_absolute()) return p;
   return (fs::path(dir) / p).lexically_normal().string();
@@ -747,15 +765,32 @@ void read_root(Reader& r, const YAML::Node& root, Config& cfg) {
     }
   }
   if (const auto n = root["ingress"];
-      n && r.expect_map(n, "ingress", {"dir", "class", "controller", "watch", "debounce", "rescan"})) {
+      n && r.expect_map(n, "ingress",
+                        {"source", "dir", "class", "controller", "watch", "debounce", "rescan", "namespaces",
+                         "kubernetes", "status", "leader_election", "events", "webhook"})) {
     auto& i = cfg.ingress;
-    r.string(n, "dir", "ingress", i.dir);
-    if (i.dir.empty()) {
-      r.error(n, "ingress.dir", "required");
+    std::string source = n["dir"] ? "directory" : "";
+    r.string(n, "source", "ingress", source);
+    if (source == "directory") {
+      i.source = IngressSource::Directory;
+    } else if (source == "kubernetes") {
+      i.source = IngressSource::Kubernetes;
     } else {
-      i.dir = resolve(cfg.dir, i.dir);
-      std::error_code ec;
-      if (!fs::is_directory(i.dir, ec)) r.error(n["dir"], "ingress.dir", "not a directory: " + i.dir);
+      r.error(n["source"] ? n["source"] : n, "ingress.source",
+              source.empty() ? "required (directory or kubernetes)" : "expected directory or kubernetes");
+    }
+    r.string(n, "dir", "ingress", i.dir);
+    if (i.source == IngressSource::Directory) {
+      if (i.dir.empty()) {
+        r.error(n, "ingress.dir", "required");
+      } else {
+        i.dir = resolve(cfg.dir, i.dir);
+        std::error_code ec;
+        if (!fs::is_directory(i.dir, ec)) r.error(n["dir"], "ingress.dir", "not a directory: " + i.dir);
+      }
+    } else if (n["dir"]) {
+      r.error(n["dir"], "ingress.dir", "only with source: directory");
+      i.dir.clear();
     }
     r.string(n, "class", "ingress", i.class_name);
     r.string(n, "controller", "ingress", i.controller);
@@ -763,6 +798,92 @@ void read_root(Reader& r, const YAML::Node& root, Config& cfg) {
     r.duration(n, "debounce", "ingress", i.debounce);
     r.duration(n, "rescan", "ingress", i.rescan);
     if (i.rescan < 1s) r.error(n["rescan"], "ingress.rescan", "must be at least 1s");
+    auto& k = i.kubernetes;
+    const bool kube = i.source == IngressSource::Kubernetes;
+    for (const char* key : {"namespaces", "kubernetes", "status", "leader_election", "events"}) {
+      if (!kube && n[key]) r.error(n[key], std::string("ingress.") + key, "only with source: kubernetes");
+    }
+    if (const auto ns = n["namespaces"]; ns) {
+      if (ns.IsScalar() && ns.Scalar() == "all") {
+        k.namespaces.clear();
+      } else if (ns.IsSequence() && ns.size() > 0) {
+        r.string_list(n, "namespaces", "ingress", k.namespaces);
+        for (const auto& name : k.namespaces) {
+          if (!valid_dns_label(name)) r.error(ns, "ingress.namespaces", "'" + name + "' is not a namespace name");
+        }
+      } else {
+        r.error(ns, "ingress.namespaces", "expected all or a non-empty list of namespaces");
+      }
+    }
+    if (const auto kn = n["kubernetes"];
+        kn && r.expect_map(kn, "ingress.kubernetes",
+                           {"kubeconfig", "context", "secrets_label_selector", "page_size", "watch_timeout",
+                            "backoff_initial", "backoff_max", "request_timeout"})) {
+      r.string(kn, "kubeconfig", "ingress.kubernetes", k.kubeconfig);
+      if (!k.kubeconfig.empty()) k.kubeconfig = resolve(cfg.dir, k.kubeconfig);
+      r.string(kn, "context", "ingress.kubernetes", k.context);
+      r.string(kn, "secrets_label_selector", "ingress.kubernetes", k.secrets_label_selector);
+      r.integer(kn, "page_size", "ingress.kubernetes", k.page_size, std::int64_t{1}, std::int64_t{10000});
+      r.duration(kn, "watch_timeout", "ingress.kubernetes", k.watch_timeout);
+      r.duration(kn, "backoff_initial", "ingress.kubernetes", k.backoff_initial);
+      r.duration(kn, "backoff_max", "ingress.kubernetes", k.backoff_max);
+      r.duration(kn, "request_timeout", "ingress.kubernetes", k.request_timeout);
+      if (k.watch_timeout < 10s || k.watch_timeout > 1h)
+        r.error(kn["watch_timeout"], "ingress.kubernetes.watch_timeout", "must be between 10s and 1h");
+      if (k.backoff_initial < 10ms || k.backoff_max < k.backoff_initial)
+        r.error(kn, "ingress.kubernetes.backoff_initial",
+                "must be at least 10ms and at most ingress.kubernetes.backoff_max");
+      if (k.request_timeout < 1s) r.error(kn["request_timeout"], "ingress.kubernetes.request_timeout", "must be at least 1s");
+    }
+    if (const auto sn = n["status"];
+        sn && r.expect_map(sn, "ingress.status", {"enabled", "publish_service", "publish_address"})) {
+      k.status = true;
+      r.boolean(sn, "enabled", "ingress.status", k.status);
+      r.string(sn, "publish_service", "ingress.status", k.publish_service);
+      r.string(sn, "publish_address", "ingress.status", k.publish_address);
+      if (!k.publish_service.empty() && !k.publish_address.empty()) {
+        r.error(sn, "ingress.status", "publish_service and publish_address exclude each other");
+      } else if (k.status && k.publish_service.empty() && k.publish_address.empty()) {
+        r.error(sn, "ingress.status", "publish_service (ns/name) or publish_address is required");
+      }
+      if (const auto slash = k.publish_service.find('/');
+          !k.publish_service.empty() &&
+          (slash == std::string::npos || !valid_dns_label(k.publish_service.substr(0, slash)) ||
+           !valid_dns_label(k.publish_service.substr(slash + 1)))) {
+        r.error(sn["publish_service"], "ingress.status.publish_service", "expected namespace/name");
+      }
+    }
+    if (const auto ln = n["leader_election"];
+        ln && r.expect_map(ln, "ingress.leader_election",
+                           {"enabled", "lease_name", "lease_namespace", "identity", "lease_duration",
+                            "renew_deadline", "retry_period"})) {
+      r.boolean(ln, "enabled", "ingress.leader_election", k.leader_election);
+      r.string(ln, "lease_name", "ingress.leader_election", k.lease_name);
+      r.string(ln, "lease_namespace", "ingress.leader_election", k.lease_namespace);
+      r.string(ln, "identity", "ingress.leader_election", k.identity);
+      r.duration(ln, "lease_duration", "ingress.leader_election", k.lease_duration);
+      r.duration(ln, "renew_deadline", "ingress.leader_election", k.renew_deadline);
+      r.duration(ln, "retry_period", "ingress.leader_election", k.retry_period);
+      if (!(k.retry_period < k.renew_deadline && k.renew_deadline < k.lease_duration) || k.retry_period < 100ms)
+        r.error(ln, "ingress.leader_election",
+                "need 100ms <= retry_period < renew_deadline < lease_duration");
+      if (!valid_dns_subdomain(k.lease_name))
+        r.error(ln["lease_name"], "ingress.leader_election.lease_name", "not a valid object name");
+    }
+    r.boolean(n, "events", "ingress", k.events);
+    if (const auto wn = n["webhook"];
+        wn && r.expect_map(wn, "ingress.webhook", {"listen", "certificate", "key"})) {
+      auto& w = i.webhook;
+      r.string(wn, "listen", "ingress.webhook", w.listen);
+      r.string(wn, "certificate", "ingress.webhook", w.cert);
+      r.string(wn, "key", "ingress.webhook", w.key);
+      if (w.listen.empty() || w.cert.empty() || w.key.empty()) {
+        r.error(wn, "ingress.webhook", "listen, certificate and key are all required");
+      } else {
+        w.cert = resolve(cfg.dir, w.cert);
+        w.key = resolve(cfg.dir, w.key);
+      }
+    }
   }
 
   // Cross-field checks.

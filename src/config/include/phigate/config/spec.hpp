@@ -275,14 +275,54 @@ struct AuditSpec {
   SourceRef where;
 };
 
+enum class IngressSource { None, Directory, Kubernetes };
+
+/// `ingress.kubernetes`: how phigate reaches and follows the API server (source: kubernetes).
+struct KubernetesSpec {
+  std::string kubeconfig;  // absolute; empty: in-cluster credentials (service account)
+  std::string context;     // kubeconfig context; empty: its current-context
+  std::vector<std::string> namespaces;  // empty: all namespaces (`namespaces: all`)
+  /// Secrets: only those Ingresses reference (each followed by name), or, when set, those
+  /// carrying this label selector (one list/watch per namespace scope). Never every Secret.
+  std::string secrets_label_selector;
+  std::int64_t page_size = 500;      // LIST `limit`
+  Duration watch_timeout = 290s;     // `timeoutSeconds` asked of each WATCH (renewed before the server's end)
+  Duration backoff_initial = 500ms;  // reconnect back-off, doubled per failure with jitter ...
+  Duration backoff_max = 30s;        // ... up to this
+  Duration request_timeout = 30s;    // LIST, GET and writes
+  // Status (`ingress.status`): status.loadBalancer.ingress of the Ingresses phigate serves.
+  bool status = false;
+  std::string publish_service;  // "ns/name": copy that Service's load-balancer addresses
+  std::string publish_address;  // or a fixed IP address or host name (comma-separated list allowed)
+  // Leader election (`ingress.leader_election`): only the Lease holder writes status and Events.
+  bool leader_election = true;
+  std::string lease_name = "phigate-leader";
+  std::string lease_namespace;  // empty: $POD_NAMESPACE, else the service account's namespace, else "default"
+  std::string identity;         // empty: $POD_NAME, else the host name, plus the process id
+  Duration lease_duration = 15s;
+  Duration renew_deadline = 10s;
+  Duration retry_period = 2s;
+  bool events = true;  // Kubernetes Events on Ingresses that fail closed
+};
+
+/// `ingress.webhook`: the validating admission webhook (AdmissionReview v1, POST /validate).
+struct WebhookSpec {
+  std::string listen;  // "host:port"; empty: off
+  std::string cert;    // absolute paths (PEM)
+  std::string key;
+};
+
 /// Where Kubernetes resources come from (the `ingress:` key).
 struct IngressSpec {
-  std::string dir;  // absolute; empty: no Ingress provider
+  IngressSource source = IngressSource::None;  // `source:`, default `directory` when `dir` is set
+  std::string dir;  // absolute; empty: no Ingress folder
   std::string class_name = "phigate";
   std::string controller = "phigate.io/ingress-controller";
   bool watch = true;          // inotify + periodic rescan
   Duration debounce = 200ms;  // changes closer than this are loaded together
   Duration rescan = 60s;      // fallback full rescan period
+  KubernetesSpec kubernetes{};
+  WebhookSpec webhook{};
 };
 
 struct Config {

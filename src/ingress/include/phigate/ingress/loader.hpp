@@ -53,6 +53,12 @@ class DirectoryLoader {
 /// Loads one file's `text` as if read from `file`, appending to `into` (tests, `phigate validate`).
 void load_text(const std::string& text, const std::string& file, LoadResult& into);
 
+/// One JSON document as the API server sends it (an object with kind/apiVersion, or a typed
+/// `*List` whose items lack them), parsed with simdjson into the same tree the YAML reader builds
+/// and read by the same object readers, appended to `into`. `file` names it in diagnostics
+/// ("kubernetes:Ingress ns/name"). Lines are 0 (JSON from the API has none worth naming).
+void load_json(std::string_view json, const std::string& file, LoadResult& into);
+
 /// Base64 (RFC 4648 §4, padded) as the API server decodes Secret data (Go's StdEncoding: CR and LF
 /// are skipped). nullopt on any other character, bad padding or bad length.
 std::optional<std::string> decode_base64(std::string_view text);

@@ -76,6 +76,7 @@ struct Ingress {
   std::vector<IngressTls> tls;
   std::vector<IngressRule> rules;
   std::vector<std::string> problems;
+  std::vector<std::string> load_balancer{};  // status.loadBalancer.ingress[]: each ip, else hostname
 };
 
 struct IngressClass {
@@ -106,6 +107,7 @@ struct Service {
   std::string type = "ClusterIP";
   std::vector<ServicePort> ports;
   std::vector<std::string> problems;
+  std::vector<std::string> load_balancer{};  // status.loadBalancer.ingress[]: each ip, else hostname
 };
 
 struct EndpointPort {

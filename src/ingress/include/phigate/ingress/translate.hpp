@@ -22,6 +22,7 @@ struct TranslationStats {
   std::size_t paths = 0;
   std::size_t certificates = 0;
   std::size_t conflicts = 0;  // host+path (or default backend) claimed by more than one Ingress
+  std::vector<std::string> used_keys{};  // "ns/name" of each Ingress used, in precedence order
 };
 
 struct Translation {
@@ -40,6 +41,14 @@ struct Translation {
 /// Translates `resources` for the controller described by `spec` (class_name, controller). Every
 /// problem goes to `diag` with the object's "file#doc" and "Kind ns/name"; nothing throws. An invalid
 /// Ingress still claims its hosts and paths, with `policy->fail_closed` set.
+/// "ns/name" of every Secret `ing` refers to: spec.tls[].secretName, auth-tls-secret and
+/// proxy-ssl-secret ("ns/name" or "name", in the Ingress's namespace). Sorted, unique.
+std::vector<std::string> referenced_secrets(const Ingress& ing);
+
+/// Whether `ing` is ours under `spec` (the class selection translate() applies), given the
+/// IngressClasses in `classes`.
+bool is_ours(const Ingress& ing, const std::vector<IngressClass>& classes, const config::IngressSpec& spec);
+
 Translation translate(const Resources& resources, const config::IngressSpec& spec, config::Diagnostics& diag);
 
 }  // namespace phigate::ingress

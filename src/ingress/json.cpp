@@ -1,0 +1,1 @@
+#include "phigate/ingress/loader.hpp"

@@ -1,0 +1,1 @@
+#include "phigate/kube/leader.hpp"

@@ -1,0 +1,1 @@
+#include "phigate/kube/provider.hpp"

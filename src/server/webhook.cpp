@@ -1,0 +1,1 @@
+#include "webhook.hpp"
