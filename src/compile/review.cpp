@@ -1,0 +1,1 @@
+#include "phigate/compile/review.hpp"
