@@ -22,6 +22,7 @@ PACKAGES=(build-essential cmake ninja-build ccache pkg-config git curl ca-certif
   libssl-dev libyaml-cpp-dev libyaml-dev libspdlog-dev libgtest-dev libgmock-dev libbenchmark-dev
   nginx-light haproxy wrk procps
   python3-websockets  # tests/websocket: the WebSocket client and server of websocket_test.cpp
+  python3-yaml  # tests/kube/fake_apiserver.py: YAML bodies (kubectl apply --server-side, control port)
   libsimdjson-dev  # src/kube, src/ingress: JSON from the Kubernetes API (LIST pages, watch streams)
   clang-14 libclang-rt-14-dev libfuzzer-14-dev)  # scripts/fuzz.sh: libFuzzer with ASan+UBSan
 
