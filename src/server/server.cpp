@@ -8,6 +8,7 @@
 
 #include "health_checker.hpp"
 #include "ingress_watcher.hpp"
+#include "webhook.hpp"
 #include "phigate/admin/admin_server.hpp"
 #include "phigate/audit/writer.hpp"
 #include "phigate/config/loader.hpp"
@@ -55,6 +56,9 @@ class Server {
   /// Every second: audit gauges, and one log line per change of the writer's health.
   void watch_audit();
   std::string render_metrics() const;
+  /// The Kubernetes resources the running configuration was built from (the Ingress folder's
+  /// last load, or the API store): what the admission webhook reviews a candidate against.
+  ingress::LoadResult current_resources();
 
   std::string path_;
   std::shared_ptr<tls::TicketKeyRing> keys_;
@@ -80,7 +84,15 @@ class Server {
   std::atomic<bool> ready_{false};
   bool draining_ = false;
   std::size_t workers_done_ = 0;
+  // --- webhook members ---
+
 };
+
+ingress::LoadResult Server::current_resources() {
+  const auto& ing = current_->config->ingress;
+  if (ing.source == config::IngressSource::Directory && manifests_) return manifests_->load(ing.dir);
+  return {};
+}
 
 bool Server::bind_all(std::string& summary) {
   const auto& cfg = *current_->config;
@@ -278,6 +290,8 @@ void Server::begin_drain() {
   if (watcher_) watcher_->stop();
   debounce_.cancel();
   ticket_timer_.cancel();
+  // --- webhook stop ---
+
 }
 
 void Server::on_signal(int sig) {
@@ -356,6 +370,8 @@ int Server::start(const config::Diagnostics& diag) {
                                                         [this] { schedule_reload(); });
     watcher_->start();
   }
+  // --- webhook start ---
+
   ready_ = true;
   log_snapshot(*current_, diag, "loaded");
   PHI_LOG_INFO("phigate ready workers={}{}", n, summary);
