@@ -58,7 +58,7 @@ class Server {
   std::string render_metrics() const;
   /// The Kubernetes resources the running configuration was built from (the Ingress folder's
   /// last load, or the API store): what the admission webhook reviews a candidate against.
-  ingress::LoadResult current_resources();
+  [[maybe_unused]] ingress::LoadResult current_resources();
 
   std::string path_;
   std::shared_ptr<tls::TicketKeyRing> keys_;
@@ -88,7 +88,7 @@ class Server {
 
 };
 
-ingress::LoadResult Server::current_resources() {
+[[maybe_unused]] ingress::LoadResult Server::current_resources() {
   const auto& ing = current_->config->ingress;
   if (ing.source == config::IngressSource::Directory && manifests_) return manifests_->load(ing.dir);
   return {};
