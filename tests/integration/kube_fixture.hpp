@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "support/certs.hpp"
@@ -19,14 +20,14 @@ namespace phigate::test {
 
 /// One API request as the server saw and authorised it.
 struct ApiRequest {
-  std::string user;       // token or certificate identity ("" when anonymous)
-  std::string verb;       // get list watch create update patch delete (Kubernetes RBAC verbs)
-  std::string group;      // "" for core
-  std::string resource;   // plural, with "/status" for the subresource
-  std::string ns;         // "" cluster-wide
-  std::string name;       // "" for collections
+  std::string user;          // token or certificate identity ("" when anonymous)
+  std::string verb;          // get list watch create update patch delete (Kubernetes RBAC verbs)
+  std::string group;         // "" for core
+  std::string resource;      // plural, with "/status" for the subresource
+  std::string ns;            // "" cluster-wide
+  std::string name;          // "" for collections
   std::string method, path;  // as sent (path with query)
-  int status = 0;         // what the server answered
+  int status = 0;            // what the server answered
 };
 
 struct FakeApiOptions {
@@ -35,8 +36,8 @@ struct FakeApiOptions {
   /// "get,list,watch /secrets default" ("/x" is the core group). "*" allows everything.
   struct Identity {
     std::string name;
-    std::string token;                // empty: this identity uses a client certificate (CN = name)
-    std::vector<std::string> rules;   // empty: allowed everything
+    std::string token;               // empty: this identity uses a client certificate (CN = name)
+    std::vector<std::string> rules;  // empty: allowed everything
   };
   std::vector<Identity> identities{{"admin", "admin-token", {}}};
   int bookmark_interval_ms = 1000;  // BOOKMARK events on open watches
@@ -50,8 +51,10 @@ class FakeApiServer {
   ~FakeApiServer();
 
   const std::string& url() const { return url_; }  // https://127.0.0.1:PORT
-  const CertPaths& ca() const { return ca_; }       // the server certificate's CA (cert path)
+  const CertPaths& ca() const { return ca_; }      // the server certificate's CA (cert path)
   std::uint16_t port() const { return port_; }
+  /// The CA the server trusts for client certificates (cert and key: sign test client certificates).
+  const CertPaths& client_ca() const { return client_ca_; }
 
   /// A kubeconfig for `identity` (bearer token, or client certificate made here and signed by the
   /// server's client CA when the identity has no token). Returns its path.
@@ -95,6 +98,12 @@ class FakeApiServer {
   CertPaths ca_;
   CertPaths client_ca_;
   std::string dir_;
+  // Added by the fakeapi branch (private; the declared API above is unchanged). Process has no
+  // default constructor, so the server is built around its already started process.
+  explicit FakeApiServer(Process process) : process_(std::move(process)) {}
+  const FakeApiOptions::Identity* identity(const std::string& name) const;
+  FakeApiOptions options_;  // identities as configured, tokens updated by set_token()
+  int files_ = 0;           // suffix for kubeconfig / service-account folders made here
 };
 
 }  // namespace phigate::test
