@@ -20,14 +20,14 @@ namespace phigate::test {
 
 /// One API request as the server saw and authorised it.
 struct ApiRequest {
-  std::string user;          // token or certificate identity ("" when anonymous)
-  std::string verb;          // get list watch create update patch delete (Kubernetes RBAC verbs)
-  std::string group;         // "" for core
-  std::string resource;      // plural, with "/status" for the subresource
-  std::string ns;            // "" cluster-wide
-  std::string name;          // "" for collections
+  std::string user;       // token or certificate identity ("" when anonymous)
+  std::string verb;       // get list watch create update patch delete (Kubernetes RBAC verbs)
+  std::string group;      // "" for core
+  std::string resource;   // plural, with "/status" for the subresource
+  std::string ns;         // "" cluster-wide
+  std::string name;       // "" for collections
   std::string method, path;  // as sent (path with query)
-  int status = 0;            // what the server answered
+  int status = 0;         // what the server answered
 };
 
 struct FakeApiOptions {
@@ -36,8 +36,8 @@ struct FakeApiOptions {
   /// "get,list,watch /secrets default" ("/x" is the core group). "*" allows everything.
   struct Identity {
     std::string name;
-    std::string token;               // empty: this identity uses a client certificate (CN = name)
-    std::vector<std::string> rules;  // empty: allowed everything
+    std::string token;                // empty: this identity uses a client certificate (CN = name)
+    std::vector<std::string> rules;   // empty: allowed everything
   };
   std::vector<Identity> identities{{"admin", "admin-token", {}}};
   int bookmark_interval_ms = 1000;  // BOOKMARK events on open watches
@@ -51,7 +51,7 @@ class FakeApiServer {
   ~FakeApiServer();
 
   const std::string& url() const { return url_; }  // https://127.0.0.1:PORT
-  const CertPaths& ca() const { return ca_; }      // the server certificate's CA (cert path)
+  const CertPaths& ca() const { return ca_; }       // the server certificate's CA (cert path)
   std::uint16_t port() const { return port_; }
   /// The CA the server trusts for client certificates (cert and key: sign test client certificates).
   const CertPaths& client_ca() const { return client_ca_; }
