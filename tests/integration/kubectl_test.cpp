@@ -9,6 +9,7 @@
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -56,6 +57,12 @@ struct Json {
     return a.size();
   }
 };
+
+std::string base64_file(const std::string& path) {
+  auto r = run({"openssl", "base64", "-A", "-in", path});
+  if (r.exit_code != 0) throw std::runtime_error("openssl base64: " + r.err);
+  return r.out;
+}
 
 std::vector<std::string> lines_of(const std::string& s) {
   std::vector<std::string> out;
@@ -271,6 +278,65 @@ TEST_F(KubectlTest, ClientCertificateIdentity) {
   EXPECT_EQ(r.out, "ingress.networking.k8s.io/one\n");
   r = kubectl(api_->kubeconfig("certuser"), {"get", "secrets"});
   EXPECT_NE(r.err.find("User \"certuser\" cannot list resource \"secrets\""), std::string::npos) << r.err;
+}
+
+TEST_F(KubectlTest, ValidatingWebhookDecidesApply) {
+  // The API server calls the webhooks of stored ValidatingWebhookConfigurations, as a cluster does.
+  CertPaths hook_ca = make_ca(dir_.path(), "webhook-ca");
+  CertPaths hook_cert = make_leaf(dir_.path(), hook_ca, "webhook", {"127.0.0.1"});
+  auto start_hook = [&](bool hang) {
+    std::vector<std::string> argv{"/usr/bin/python3",
+                                  std::string(PHIGATE_KUBE_DIR) + "/test_webhook.py",
+                                  "--cert",
+                                  hook_cert.cert,
+                                  "--key",
+                                  hook_cert.key};
+    if (hang) argv.push_back("--hang");
+    auto p = Process::start(argv);
+    auto line = p.wait_for_line("listening ", 20s);
+    if (!line) throw std::runtime_error("test_webhook.py did not start: " + p.output());
+    return std::make_pair(std::move(p), line->substr(line->find(' ') + 1));
+  };
+  auto [hook, port] = start_hook(false);
+  auto config = [&](const std::string& hook_port, const std::string& policy) {
+    return "apiVersion: admissionregistration.k8s.io/v1\nkind: ValidatingWebhookConfiguration\nmetadata: "
+           "{name: "
+           "phigate}\nwebhooks:\n- name: ingress.test.phigate.io\n  failurePolicy: " +
+           policy +
+           "\n  timeoutSeconds: 2\n  sideEffects: None\n  admissionReviewVersions: [v1]\n  clientConfig:\n"
+           "    url: https://127.0.0.1:" +
+           hook_port + "/validate\n    caBundle: " + base64_file(hook_ca.cert) +
+           "\n  rules:\n  - operations: [CREATE, UPDATE]\n    apiGroups: [networking.k8s.io]\n    "
+           "apiVersions: [v1]\n"
+           "    resources: [ingresses]\n";
+  };
+  api_->apply(config(port, "Fail"));
+  std::string ok = dir_.write("ok.yaml", ingress_yaml("default", "fine", "fine.example"));
+  auto r = kubectl(api_->kubeconfig(), {"apply", "--validate=false", "-f", ok});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  std::string bad_yaml = ingress_yaml("default", "bad", "bad.example");
+  bad_yaml.insert(bad_yaml.find("  namespace:"),
+                  "  annotations: {test.phigate.io/deny: \"host is not allowed\"}\n");
+  std::string bad = dir_.write("bad.yaml", bad_yaml);
+  r = kubectl(api_->kubeconfig(), {"apply", "--validate=false", "-f", bad});
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(
+      r.err.find("admission webhook \"ingress.test.phigate.io\" denied the request: host is not allowed"),
+      std::string::npos)
+      << r.err;
+  EXPECT_EQ(api_->objects("Ingress").size(), 1u);
+
+  // A webhook that does not answer in time: failurePolicy Fail refuses, Ignore lets it through.
+  auto [hung, hung_port] = start_hook(true);
+  api_->apply(config(hung_port, "Fail"));
+  std::string other = dir_.write("other.yaml", ingress_yaml("default", "other", "other.example"));
+  r = kubectl(api_->kubeconfig(), {"apply", "--validate=false", "-f", other});
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("failed calling webhook \"ingress.test.phigate.io\""), std::string::npos) << r.err;
+  api_->apply(config(hung_port, "Ignore"));
+  r = kubectl(api_->kubeconfig(), {"apply", "--validate=false", "-f", other});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(api_->objects("Ingress").size(), 2u);
 }
 
 TEST_F(KubectlTest, AuthCanIAnswersFromRules) {
@@ -490,6 +556,10 @@ TEST_F(FakeApiTest, WritesFollowApiSemantics) {
   EXPECT_EQ(c.num("/metadata/generation"), 1);
   EXPECT_NE(c.str("/metadata/uid"), "<absent>");
   EXPECT_EQ(c.str("/status/loadBalancer/ingress/0/ip"), "<absent>");  // status only through /status
+  Json dry(curl({"-X", "POST", "-H", "Content-Type: application/json", "--data-binary", body,
+                 base + "?dryRun=All"})
+               .out);
+  EXPECT_EQ(dry.num("/code"), 400);  // not supported: refused, never silently stored
   Json again(curl({"-X", "POST", "-H", "Content-Type: application/json", "--data-binary", body, base}).out);
   EXPECT_EQ(again.num("/code"), 409);
   EXPECT_EQ(again.str("/reason"), "AlreadyExists");
