@@ -339,6 +339,68 @@ TEST_F(KubectlTest, ValidatingWebhookDecidesApply) {
   EXPECT_EQ(api_->objects("Ingress").size(), 2u);
 }
 
+TEST_F(KubectlTest, ApplyManifestOfDeploymentKinds) {
+  // The kinds of a deployment manifest (docker/) must all be known to kubectl's discovery here.
+  std::string manifest = dir_.write("all.yaml", R"(apiVersion: v1
+kind: Namespace
+metadata: {name: phigate}
+---
+apiVersion: v1
+kind: ServiceAccount
+metadata: {name: phigate, namespace: phigate}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata: {name: phigate}
+rules:
+- apiGroups: [networking.k8s.io]
+  resources: [ingresses]
+  verbs: [get, list, watch]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {name: phigate}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: phigate}
+subjects: [{kind: ServiceAccount, name: phigate, namespace: phigate}]
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: phigate, namespace: phigate}
+spec:
+  selector: {matchLabels: {app: phigate}}
+  template:
+    metadata: {labels: {app: phigate}}
+    spec: {containers: [{name: phigate, image: phigate:test}]}
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: phigate, namespace: phigate}
+spec: {podSelector: {}}
+---
+apiVersion: v1
+kind: PersistentVolumeClaim
+metadata: {name: audit, namespace: phigate}
+spec: {accessModes: [ReadWriteOnce], resources: {requests: {storage: 1Gi}}}
+---
+apiVersion: policy/v1
+kind: PodDisruptionBudget
+metadata: {name: phigate, namespace: phigate}
+spec: {maxUnavailable: 1, selector: {matchLabels: {app: phigate}}}
+---
+apiVersion: networking.k8s.io/v1
+kind: IngressClass
+metadata: {name: phigate}
+spec: {controller: phigate.io/ingress-controller}
+)");
+  auto r = kubectl(api_->kubeconfig(), {"apply", "--validate=false", "-f", manifest});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(occurrences(r.out, " created\n"), 9u) << r.out;
+  for (const char* kind : {"Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Deployment",
+                           "NetworkPolicy", "PersistentVolumeClaim", "PodDisruptionBudget", "IngressClass"}) {
+    EXPECT_EQ(api_->objects(kind).size(), 1u) << kind;
+  }
+}
+
 TEST_F(KubectlTest, AuthCanIAnswersFromRules) {
   // kubectl sends the SelfSubjectAccessReview in protobuf; the server reads the few fields it needs.
   auto can = [&](const std::string& identity, std::vector<std::string> args) {
