@@ -3,6 +3,7 @@
 #include <llhttp.h>
 #include <openssl/ssl.h>
 
+#include <algorithm>
 #include <boost/asio/connect.hpp>
 #include <cstdint>
 #include <vector>
@@ -57,8 +58,9 @@ struct Parse {
   bool body_too_large = false;
   bool informational = false;
   bool complete = false;
-  std::string body;     // the whole body (request, or a non-200 stream)
-  std::string pending;  // a 200 stream's bytes not yet split into lines
+  std::string body;         // the whole body (request, or a non-200 stream)
+  std::string pending;      // a 200 stream's bytes not yet split into lines
+  std::size_t scanned = 0;  // bytes of `pending` already searched for '\n' (no rescan: linear)
 
   bool lines() const { return stream && status == 200; }
   static Parse& of(llhttp_t* p) { return *static_cast<Parse*>(p->data); }
@@ -284,9 +286,10 @@ std::optional<std::string> build_request(State& self, const RequestOptions& o, s
 bool deliver_lines(Parse& ps, Op& op, const std::function<void(std::string_view)>& on_line, bool flush) {
   std::size_t start = 0;
   for (;;) {
-    const auto nl = ps.pending.find('\n', start);
+    const auto nl = ps.pending.find('\n', std::max(start, ps.scanned));
     std::string_view line;
     if (nl == std::string::npos) {
+      ps.scanned = ps.pending.size();
       if (!flush || start >= ps.pending.size()) break;
       line = std::string_view(ps.pending).substr(start);
       start = ps.pending.size();
@@ -300,6 +303,7 @@ bool deliver_lines(Parse& ps, Op& op, const std::function<void(std::string_view)
     if (op.cancelled) return false;
   }
   ps.pending.erase(0, start);
+  ps.scanned -= std::min(ps.scanned, start);
   return true;
 }
 
