@@ -5,10 +5,13 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <fstream>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "kube_fixture.hpp"
 #include "phigate/kube/client.hpp"
 #include "phigate/kube/credentials.hpp"
 #include "support/certs.hpp"
@@ -412,6 +415,170 @@ TEST_F(KubeClientTest, RequestTimeoutAndUnsafePaths) {
   o = get(client, "/echo\r\nX-Injected: 1");
   ASSERT_TRUE(o.error.has_value());
   EXPECT_NE(o.error->message.find("invalid request path"), std::string::npos) << o.error->message;
+}
+
+// --- against the test API server ---------------------------------------------------------------
+
+class KubeClientApiTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    test::FakeApiOptions o;
+    o.identities = {{"admin", "admin-token", {}},
+                    {"reader", "reader-token", {"get,list,watch /services,configmaps"}},
+                    {"cert-user", "", {}}};
+    api_ = test::FakeApiServer::start(dir_, o);
+  }
+
+  Credentials kubeconfig(const std::string& identity) {
+    CredentialsError err;
+    auto c = from_kubeconfig(api_->kubeconfig(identity), "", err);
+    EXPECT_TRUE(c.has_value()) << err.message;
+    return c.value_or(Credentials{});
+  }
+
+  Outcome get(Client& client, const std::string& path) {
+    Outcome o;
+    RequestOptions opt;
+    opt.path = path;
+    opt.timeout = 10s;
+    client.request(opt, record(o));
+    EXPECT_TRUE(run_until(
+        io_, [&] { return o.done; }, 20s))
+        << path;
+    return o;
+  }
+
+  /// The identity the server saw for the last request to `path`.
+  std::string user_of_last(const std::string& path) {
+    std::string user = "<none>";
+    for (const auto& r : api_->requests()) {
+      if (r.path == path) user = r.user;
+    }
+    return user;
+  }
+
+  TempDir dir_;
+  std::unique_ptr<test::FakeApiServer> api_;
+  net::asio::io_context io_;
+};
+
+constexpr const char* kServicesPath = "/api/v1/namespaces/default/services";
+
+TEST_F(KubeClientApiTest, ListsServicesWithTheKubeconfigToken) {
+  api_->apply(R"({"apiVersion":"v1","kind":"Service","metadata":{"name":"web","namespace":"default"},
+                  "spec":{"ports":[{"port":80}]}})");
+  Client client(io_, kubeconfig("admin"));
+  const auto o = get(client, kServicesPath);
+  ASSERT_TRUE(o.response.has_value()) << o.error->message;
+  EXPECT_EQ(o.response->status, 200) << o.response->body;
+  EXPECT_EQ(o.response->content_type, "application/json");
+  EXPECT_NE(o.response->body.find(R"("kind": "ServiceList")"), std::string::npos) << o.response->body;
+  EXPECT_NE(o.response->body.find(R"("web")"), std::string::npos) << o.response->body;
+  EXPECT_EQ(user_of_last(kServicesPath), "admin");
+}
+
+TEST_F(KubeClientApiTest, ClientCertificateIdentity) {
+  Client client(io_, kubeconfig("cert-user"));
+  EXPECT_TRUE(client.credentials().token.empty());
+  const auto o = get(client, kServicesPath);
+  ASSERT_TRUE(o.response.has_value()) << o.error->message;
+  EXPECT_EQ(o.response->status, 200) << o.response->body;
+  EXPECT_EQ(user_of_last(kServicesPath), "cert-user");
+}
+
+TEST_F(KubeClientApiTest, WrongCaAgainstTheApiServer) {
+  auto c = kubeconfig("admin");
+  c.ca_pem = test::read_file(test::make_ca(dir_.path(), "not-the-cluster-ca").cert);
+  Client client(io_, c);
+  const auto o = get(client, kServicesPath);
+  ASSERT_TRUE(o.error.has_value());
+  EXPECT_NE(o.error->message.find(api_->url() + ": certificate verify failed"), std::string::npos)
+      << o.error->message;
+  EXPECT_EQ(user_of_last(kServicesPath), "<none>") << "nothing reached the server";
+}
+
+TEST_F(KubeClientApiTest, InClusterTokenRotation) {
+  const auto sa = api_->service_account_dir("reader");
+  std::map<std::string, std::string> env = {{"KUBERNETES_SERVICE_HOST", "127.0.0.1"},
+                                            {"KUBERNETES_SERVICE_PORT", std::to_string(api_->port())}};
+  CredentialsError err;
+  auto creds = in_cluster(
+      [&env](const std::string& k) -> std::optional<std::string> {
+        const auto it = env.find(k);
+        return it == env.end() ? std::nullopt : std::optional<std::string>(it->second);
+      },
+      err, sa);
+  ASSERT_TRUE(creds.has_value()) << err.message;
+  Client client(io_, *creds);
+  auto o = get(client, kServicesPath);
+  ASSERT_TRUE(o.response.has_value()) << o.error->message;
+  EXPECT_EQ(o.response->status, 200) << o.response->body;
+
+  // The server rotates the token: the old one is refused until the file is rewritten.
+  api_->set_token("reader", "reader-token-rotated");
+  o = get(client, kServicesPath);
+  ASSERT_TRUE(o.response.has_value()) << o.error->message;
+  EXPECT_EQ(o.response->status, 401);
+  EXPECT_NE(o.response->body.find("Unauthorized"), std::string::npos) << o.response->body;
+
+  std::ofstream(sa + "/token", std::ios::trunc) << "reader-token-rotated\n";
+  o = get(client, kServicesPath);
+  ASSERT_TRUE(o.response.has_value()) << o.error->message;
+  EXPECT_EQ(o.response->status, 200) << o.response->body;
+  EXPECT_EQ(user_of_last(kServicesPath), "reader");
+}
+
+TEST_F(KubeClientApiTest, WatchReceivesAppliedObjectsAndACutEndsIt) {
+  Client client(io_, kubeconfig("admin"));
+  Outcome o;
+  auto s = client.stream(
+      "/api/v1/namespaces/default/configmaps?watch=1&allowWatchBookmarks=false", 10s,
+      [&o](std::string_view l) { o.lines.emplace_back(l); }, record(o));
+  ASSERT_TRUE(run_until(
+      io_, [&] { return api_->open_watches() == 1; }, 10s));
+  api_->apply(R"({"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"one","namespace":"default"}})");
+  api_->apply(R"({"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"two","namespace":"default"}})");
+  ASSERT_TRUE(run_until(
+      io_, [&] { return o.lines.size() >= 2; }, 10s));
+  EXPECT_NE(o.lines[0].find(R"("type": "ADDED")"), std::string::npos) << o.lines[0];
+  EXPECT_NE(o.lines[0].find(R"("name": "one")"), std::string::npos) << o.lines[0];
+  EXPECT_NE(o.lines[1].find(R"("name": "two")"), std::string::npos) << o.lines[1];
+  EXPECT_FALSE(o.done);
+
+  api_->cut_watches();
+  ASSERT_TRUE(run_until(
+      io_, [&] { return o.done; }, 10s));
+  ASSERT_TRUE(o.error.has_value()) << "a cut mid-stream is an error, not a clean end";
+  EXPECT_NE(o.error->message.find(api_->url()), std::string::npos) << o.error->message;
+}
+
+TEST_F(KubeClientApiTest, WatchCancelClosesTheConnection) {
+  Client client(io_, kubeconfig("admin"));
+  Outcome o;
+  auto s = client.stream(
+      "/api/v1/namespaces/default/configmaps?watch=1", 10s, [](std::string_view) {}, record(o));
+  ASSERT_TRUE(run_until(
+      io_, [&] { return api_->open_watches() == 1; }, 10s));
+  s->cancel();
+  // The server notices the closed connection at its next write (a bookmark or an event).
+  api_->apply(R"({"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"poke","namespace":"default"}})");
+  EXPECT_TRUE(run_until(
+      io_, [&] { return api_->open_watches() == 0; }, 10s));
+  EXPECT_FALSE(o.done) << "cancel() calls no handler";
+}
+
+TEST_F(KubeClientApiTest, ForbiddenWatchPassesTheStatusBody) {
+  Client client(io_, kubeconfig("reader"));
+  Outcome o;
+  auto s = client.stream(
+      "/apis/networking.k8s.io/v1/ingresses?watch=1", 10s,
+      [&o](std::string_view l) { o.lines.emplace_back(l); }, record(o));
+  ASSERT_TRUE(run_until(
+      io_, [&] { return o.done; }, 10s));
+  ASSERT_TRUE(o.response.has_value()) << o.error->message;
+  EXPECT_EQ(o.response->status, 403);
+  EXPECT_NE(o.response->body.find(R"("reason": "Forbidden")"), std::string::npos) << o.response->body;
+  EXPECT_TRUE(o.lines.empty());
 }
 
 TEST(KubeClientEscape, UrlEscape) {
