@@ -118,6 +118,10 @@ def handle(raw):
         elif path == "/silent":
             c.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
             time.sleep(10)
+        elif path == "/keep-alive-then-close":
+            # Keeps the connection, then drops the next request unanswered (an idle timeout racing it).
+            c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+            c.recv(65536)
         elif path == "/truncated":
             c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nshort")
         else:
@@ -406,6 +410,44 @@ TEST_F(KubeClientTest, HostileHeadersGarbageAndTruncationAreErrors) {
   EXPECT_NE(o.error->message.find("closed before the response ended"), std::string::npos) << o.error->message;
 }
 
+TEST_F(KubeClientTest, ClosedIdleConnectionsAreNotReused) {
+  Client client(io_, creds());
+  // The server closes after each answer (without saying so): the idle connection is readable
+  // (FIN) when the next request wants it, so a fresh one is made.
+  for (int i = 0; i < 2; ++i) {
+    const auto o = get(client, "/echo");
+    ASSERT_TRUE(o.response.has_value()) << o.error->message;
+  }
+  EXPECT_EQ(client.connections(), 2u);
+}
+
+TEST_F(KubeClientTest, AnIdempotentRequestLostOnAReusedConnectionIsSentAgain) {
+  Client client(io_, creds());
+  auto o = get(client, "/keep-alive-then-close");
+  ASSERT_TRUE(o.response.has_value()) << o.error->message;
+  o = get(client, "/echo");  // sent on the kept connection, dropped unanswered, sent again
+  ASSERT_TRUE(o.response.has_value()) << o.error->message;
+  EXPECT_EQ(o.response->status, 200);
+  EXPECT_EQ(client.requests(), 3u);
+  EXPECT_EQ(client.connections(), 2u);
+
+  // A POST is not sent twice: the loss is the caller's error to handle.
+  o = get(client, "/keep-alive-then-close");
+  ASSERT_TRUE(o.response.has_value()) << o.error->message;
+  Outcome post;
+  RequestOptions opt;
+  opt.method = "POST";
+  opt.path = "/echo";
+  opt.body = "{}";
+  client.request(opt, record(post));
+  ASSERT_TRUE(run_until(
+      io_, [&] { return post.done; }, 20s));
+  ASSERT_TRUE(post.error.has_value());
+  EXPECT_NE(post.error->message.find("connection closed before the response ended"), std::string::npos)
+      << post.error->message;
+  EXPECT_EQ(client.connections(), 3u);
+}
+
 TEST_F(KubeClientTest, RequestTimeoutAndUnsafePaths) {
   Client client(io_, creds());
   auto o = get(client, "/silent", 300ms);
@@ -475,6 +517,39 @@ TEST_F(KubeClientApiTest, ListsServicesWithTheKubeconfigToken) {
   EXPECT_NE(o.response->body.find(R"("kind": "ServiceList")"), std::string::npos) << o.response->body;
   EXPECT_NE(o.response->body.find(R"("web")"), std::string::npos) << o.response->body;
   EXPECT_EQ(user_of_last(kServicesPath), "admin");
+}
+
+TEST_F(KubeClientApiTest, KeepAliveReusesOneConnectionButNotForWatches) {
+  Client client(io_, kubeconfig("admin"));
+  for (int i = 0; i < 3; ++i) {
+    const auto o = get(client, kServicesPath);
+    ASSERT_TRUE(o.response.has_value()) << o.error->message;
+    EXPECT_EQ(o.response->status, 200);
+  }
+  Outcome created;
+  RequestOptions opt;
+  opt.method = "POST";
+  opt.path = "/api/v1/namespaces/default/configmaps";
+  opt.body = R"({"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"made"}})";
+  client.request(opt, record(created));
+  ASSERT_TRUE(run_until(
+      io_, [&] { return created.done; }, 20s));
+  ASSERT_TRUE(created.response.has_value()) << created.error->message;
+  EXPECT_EQ(created.response->status, 201) << created.response->body;
+  EXPECT_EQ(client.requests(), 4u);
+  EXPECT_EQ(client.connections(), 1u);
+
+  Outcome w;
+  auto s = client.stream(
+      "/api/v1/namespaces/default/configmaps?watch=1", 10s,
+      [&w](std::string_view l) { w.lines.emplace_back(l); }, record(w));
+  ASSERT_TRUE(run_until(
+      io_, [&] { return !w.lines.empty(); }, 10s));  // the synthetic ADDED of "made"
+  EXPECT_EQ(client.connections(), 2u) << "a watch has its own connection";
+  const auto o = get(client, kServicesPath);
+  ASSERT_TRUE(o.response.has_value()) << o.error->message;
+  EXPECT_EQ(client.connections(), 2u) << "the idle connection is still the one for requests";
+  s->cancel();
 }
 
 TEST_F(KubeClientApiTest, ClientCertificateIdentity) {
