@@ -50,6 +50,7 @@ bool header_safe(std::string_view s, bool space) {
 /// One response being parsed: llhttp's callbacks write here (llhttp_t::data).
 struct Parse {
   bool stream = false;  // a watch: a 200 body is split into lines instead of kept whole
+  bool head = false;    // the request was HEAD: the response has no body (RFC 9110 §9.3.2)
   int status = 0;
   std::string content_type;
   std::string field;
@@ -111,6 +112,7 @@ const llhttp_settings_t& parse_settings() {
         ps.informational = true;
         return -1;
       }
+      if (ps.head) return 1;  // llhttp: no body follows
       // A declared length over the cap fails before a byte of it is read.
       if ((p->flags & F_CONTENT_LENGTH) != 0 && p->content_length > Client::kMaxBody && !ps.lines()) {
         ps.body_too_large = true;
@@ -401,6 +403,7 @@ net::awaitable<void> run(Job job) {
 
     ps = Parse{};
     ps.stream = job.stream;
+    ps.head = job.options.method == "HEAD";
     llhttp_init(&parser, HTTP_RESPONSE, &parse_settings());
     parser.data = &ps;
     bool received = false;

@@ -122,6 +122,9 @@ def handle(raw):
             # Keeps the connection, then drops the next request unanswered (an idle timeout racing it).
             c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
             c.recv(65536)
+        elif path == "/head" and method == "HEAD":
+            c.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 1234\r\n\r\n")
+            c.recv(65536)
         elif path == "/truncated":
             c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nshort")
         else:
@@ -446,6 +449,21 @@ TEST_F(KubeClientTest, AnIdempotentRequestLostOnAReusedConnectionIsSentAgain) {
   EXPECT_NE(post.error->message.find("connection closed before the response ended"), std::string::npos)
       << post.error->message;
   EXPECT_EQ(client.connections(), 3u);
+}
+
+TEST_F(KubeClientTest, HeadResponseHasNoBody) {
+  Client client(io_, creds());
+  Outcome o;
+  RequestOptions opt;
+  opt.method = "HEAD";
+  opt.path = "/head";
+  opt.timeout = 5s;
+  client.request(opt, record(o));
+  ASSERT_TRUE(run_until(
+      io_, [&] { return o.done; }, 20s));
+  ASSERT_TRUE(o.response.has_value()) << o.error->message;  // not a timeout waiting for 1234 bytes
+  EXPECT_EQ(o.response->status, 200);
+  EXPECT_TRUE(o.response->body.empty());
 }
 
 TEST_F(KubeClientTest, RequestTimeoutAndUnsafePaths) {
