@@ -143,6 +143,14 @@ class KubeProviderTest : public ::testing::Test {
         io_, [&] { return pred(provider_->resources()); }, timeout);
   }
 
+  /// Every watch is open on the server's side (synced() holds once the WATCH requests are sent,
+  /// not once the server took them): a cut now reaches all of them.
+  bool all_watches_open() {
+    const auto n = static_cast<int>(provider_->stats().reflectors);
+    return run_until(
+        io_, [&] { return api_->open_watches() >= n; }, 10s);
+  }
+
   std::vector<test::ApiRequest> requests_of(const std::string& resource) {
     std::vector<test::ApiRequest> out;
     for (auto& r : api_->requests()) {
@@ -290,6 +298,7 @@ TEST_F(KubeProviderTest, DeletionWhileDisconnectedIsNoticedAfterGone) {
   ASSERT_TRUE(wait_synced());
   const auto before = provider_->stats();
   EXPECT_EQ(before.relists_gone, 0u);
+  ASSERT_TRUE(all_watches_open());
   // The io_context does not run between these calls: the reflectors see the cut only afterwards,
   // and re-watch from a resourceVersion that compaction expired.
   api_->cut_watches();
@@ -319,6 +328,7 @@ TEST_F(KubeProviderTest, CompactWithOpenWatchesThenChangeKeepsFollowing) {
   ASSERT_TRUE(
       wait_for([](const ingress::LoadResult& r) { return has(keys(r.resources.services), "shop/late"); }));
   // A cut now: the re-watch from an expired version gets 410 and re-LISTs.
+  ASSERT_TRUE(all_watches_open());
   api_->cut_watches();
   api_->compact();
   api_->remove("Service", "shop", "late");
@@ -332,6 +342,10 @@ TEST_F(KubeProviderTest, CutWatchesReconnectAndCatchUp) {
   start_api();
   start_provider();
   ASSERT_TRUE(wait_synced());
+  // Every watch is open on the server's side before the cut (synced() is true once the WATCH
+  // requests are sent, not once the server took them).
+  ASSERT_TRUE(run_until(
+      io_, [&] { return api_->open_watches() >= 5; }, 10s));
   const auto watches = provider_->stats().watches;
   api_->cut_watches();
   api_->apply(
@@ -340,7 +354,7 @@ TEST_F(KubeProviderTest, CutWatchesReconnectAndCatchUp) {
   ASSERT_TRUE(
       wait_for([](const ingress::LoadResult& r) { return has(keys(r.resources.ingresses), "shop/new"); }));
   EXPECT_TRUE(run_until(
-      io_, [&] { return api_->open_watches() >= 5; }, 10s))
+      io_, [&] { return api_->open_watches() >= 5 && provider_->stats().watches >= watches + 5; }, 10s))
       << api_->open_watches();
   const auto st = provider_->stats();
   EXPECT_GE(st.watches, watches + 5);
@@ -353,6 +367,7 @@ TEST_F(KubeProviderTest, RotatedServiceAccountTokenIsReadFromItsFile) {
   start_api();
   start_provider();
   ASSERT_TRUE(wait_synced());
+  ASSERT_TRUE(all_watches_open());
   // The server stops accepting the old token before the kubelet rewrote the file: requests fail
   // (401) until the file holds the new one.
   api_->set_token("phigate", "token-two-longer");
