@@ -338,8 +338,9 @@ TEST(KubeStatus, WritesOnlyWhileLeadingAndOnlyWhenItDiffers) {
   writer.update({served("one", {"198.51.100.1"}), served("two", {"10.0.0.7", "lb.example.com"})});
   ASSERT_TRUE(run_until({&peer.io}, 5s, [&] { return writer.stats().status_updates == 3; }));
   EXPECT_EQ(count_requests(*api, "PATCH", "ingresses/status", 200), 3);
-  for (const auto& r : api->requests())
+  for (const auto& r : api->requests()) {
     if (r.method == "PATCH") EXPECT_EQ(r.user, "a");
+  }
 }
 
 TEST(KubeStatus, ClearsOnlyIngressesItSetAndNoLongerServes) {
