@@ -205,6 +205,9 @@ struct StatusWriter::Impl : std::enable_shared_from_this<Impl> {
         if (failed_status.count(key)) continue;
         const auto current = sorted(ing.current);
         if (current == desired) continue;
+        // No address to publish (the Service has no load balancer yet): leave status alone, except
+        // what we wrote ourselves, which is no longer true.
+        if (desired.empty() && !written.count(key)) continue;
         if (auto w = written.find(key);
             w != written.end() && w->second.wrote == desired && w->second.current_then == current)
           continue;  // our write is not in the snapshot yet
