@@ -248,6 +248,41 @@ TEST(KubeLeader, ConflictingWriteIsNotLeadership) {
   EXPECT_EQ(lease_field(*api, "holderIdentity"), "intruder");
 }
 
+// A broken or hostile API server: answers that are not a Lease never make a leader, and a leader
+// whose renewals fail (500) steps down within renew_deadline and comes back when the server does.
+TEST(KubeLeader, BrokenAnswersAreNeverLeadership) {
+  TempDir dir;
+  auto api = FakeApiServer::start(dir, api_options());
+  api->apply(R"({"apiVersion":"coordination.k8s.io/v1","kind":"Lease",
+    "metadata":{"name":"phigate-leader","namespace":"default"},"spec":{}})");
+  api->misbehave("malformed", 1000);  // every 2xx body cut in half
+  const auto spec = short_spec();
+  Candidate a(*api, "a", spec);
+  a.election->start();
+  run_until(ios({&a}), 5 * kRetry, [&] {
+    EXPECT_FALSE(a.leading());
+    return false;
+  });
+  EXPECT_TRUE(a.changes.empty());
+  EXPECT_EQ(count_requests(*api, "PUT", "leases"), 0) << "acted on a body that is not a Lease";
+  EXPECT_GE(count_requests(*api, "GET", "leases"), 4);
+
+  api->misbehave("malformed", 0);
+  ASSERT_TRUE(run_until(ios({&a}), 5s, [&] { return a.leading(); }));
+
+  // Every request now fails with 500: the leader steps down within renew_deadline ...
+  api->misbehave("status-500", 100000);
+  const auto failing = Clock::now();
+  ASSERT_TRUE(run_until(ios({&a}), kRenew + 1s, [&] { return !a.leading(); }));
+  EXPECT_LE(Clock::now() - failing, kRenew + 200ms);
+  EXPECT_EQ(a.changes, (std::vector<bool>{true, false}));
+  // ... and leads again once the server answers (the Lease still names it).
+  api->misbehave("status-500", 0);
+  ASSERT_TRUE(run_until(ios({&a}), 5s, [&] { return a.leading(); }));
+  EXPECT_EQ(a.changes, (std::vector<bool>{true, false, true}));
+  EXPECT_EQ(lease_field(*api, "holderIdentity"), a.name);
+}
+
 // --- status and Events
 
 constexpr const char* kIngresses = R"(
@@ -390,6 +425,15 @@ status: {loadBalancer: {ingress: [{ip: 203.0.113.7}]}}
   ASSERT_TRUE(run_until({&peer.io}, 5s, [&] { return writer.stats().status_updates == 1; }));
   EXPECT_EQ(writer.addresses(), std::vector<std::string>{"203.0.113.7"});
   EXPECT_EQ(lb_of(*api, "one"), std::vector<std::string>{"ip:203.0.113.7"});
+
+  // A Service answer that is not JSON changes nothing (the last good addresses stay).
+  api->misbehave("malformed", 3);
+  writer.update({served("one", {"203.0.113.7"})});
+  run_until({&peer.io}, 4 * kRetry, nullptr);
+  EXPECT_EQ(writer.addresses(), std::vector<std::string>{"203.0.113.7"});
+  EXPECT_EQ(writer.stats().status_updates, 1u);
+  EXPECT_EQ(count_requests(*api, "PATCH", "ingresses/status"), 1);
+  api->misbehave("malformed", 0);
 
   // The load balancer moved to a host name: followed within a retry period or two.
   api->apply(R"(
