@@ -443,5 +443,43 @@ TEST_F(KubeServerTest, OtherNamespacesAndTheirSecretsStayOutOfReach) {
   }
 }
 
+TEST_F(KubeServerTest, LeaderPublishesStatusOfServedIngressesAndEventsForFailedClosedOnes) {
+  auto a = start_upstream("a");
+  start_api();
+  seed(a);
+  api_->apply(ingress("default", "broken", "other.example", "web", "",
+                      "    nginx.ingress.kubernetes.io/proxy-read-timeout: \"soon\"\n"));
+  auto pg = start_phigate(config(kubeconfig_lines(),
+                                 "  status: { publish_address: 203.0.113.7 }\n"
+                                 "  leader_election: { lease_namespace: default, lease_duration: 3s, "
+                                 "renew_deadline: 2s, retry_period: 500ms }\n"));
+  ASSERT_TRUE(wait_ready(pg)) << pg.process.output();
+  EXPECT_TRUE(eventually(pg, "app.example", "200", "a"));
+  EXPECT_TRUE(eventually(pg, "other.example", "503", ""));
+  const auto until = Clock::now() + 15s;
+  bool status_published = false, event = false, lease = false;
+  while (Clock::now() < until && !(status_published && event && lease)) {
+    // Both are served (one failing closed with 503): both carry the published address.
+    int with_status = 0;
+    for (const auto& o : api_->objects("Ingress", "default")) {
+      with_status += o.find("203.0.113.7") != std::string::npos ? 1 : 0;
+    }
+    status_published = with_status == 2;
+    for (const auto& o : api_->objects("Event", "default")) {
+      if (o.find("FailedClosed") != std::string::npos && o.find("broken") != std::string::npos &&
+          o.find("proxy-read-timeout") != std::string::npos)
+        event = true;
+    }
+    for (const auto& o : api_->objects("Lease", "default"))
+      lease |= o.find("phigate-leader") != std::string::npos;
+    std::this_thread::sleep_for(100ms);
+  }
+  EXPECT_TRUE(status_published) << pg.process.output();
+  EXPECT_TRUE(event);
+  EXPECT_TRUE(lease);
+  EXPECT_EQ(wait_metric(pg, "phigate_kube_leading", [](double v) { return v == 1; }), 1);
+  EXPECT_GE(wait_metric(pg, "phigate_kube_status_updates_total", [](double v) { return v >= 1; }), 1);
+}
+
 }  // namespace
 }  // namespace phigate::test
