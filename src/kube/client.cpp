@@ -2,7 +2,9 @@
 
 #include <llhttp.h>
 #include <openssl/ssl.h>
+#include <poll.h>
 
+#include <algorithm>
 #include <boost/asio/connect.hpp>
 #include <cstdint>
 #include <vector>
@@ -48,6 +50,7 @@ bool header_safe(std::string_view s, bool space) {
 /// One response being parsed: llhttp's callbacks write here (llhttp_t::data).
 struct Parse {
   bool stream = false;  // a watch: a 200 body is split into lines instead of kept whole
+  bool head = false;    // the request was HEAD: the response has no body (RFC 9110 §9.3.2)
   int status = 0;
   std::string content_type;
   std::string field;
@@ -57,8 +60,9 @@ struct Parse {
   bool body_too_large = false;
   bool informational = false;
   bool complete = false;
-  std::string body;     // the whole body (request, or a non-200 stream)
-  std::string pending;  // a 200 stream's bytes not yet split into lines
+  std::string body;         // the whole body (request, or a non-200 stream)
+  std::string pending;      // a 200 stream's bytes not yet split into lines
+  std::size_t scanned = 0;  // bytes of `pending` already searched for '\n' (no rescan: linear)
 
   bool lines() const { return stream && status == 200; }
   static Parse& of(llhttp_t* p) { return *static_cast<Parse*>(p->data); }
@@ -108,6 +112,7 @@ const llhttp_settings_t& parse_settings() {
         ps.informational = true;
         return -1;
       }
+      if (ps.head) return 1;  // llhttp: no body follows
       // A declared length over the cap fails before a byte of it is read.
       if ((p->flags & F_CONTENT_LENGTH) != 0 && p->content_length > Client::kMaxBody && !ps.lines()) {
         ps.body_too_large = true;
@@ -197,6 +202,31 @@ struct State {
   std::string setup_error;  // set: every request fails with it (bad server URL, CA, key)
   std::uint64_t requests = 0;
   std::vector<std::weak_ptr<Op>> ops;  // live ones, cancelled when the Client goes
+  std::uint64_t connections = 0;       // TLS connections made (for tests: keep-alive reuse)
+  bool closed = false;                 // the Client is gone: keep no idle connection
+  /// One idle keep-alive connection for the next request (never a watch's).
+  struct Idle {
+    net::tcp::socket socket;
+    upstream::SslPtr ssl;
+  };
+  std::optional<Idle> idle;
+
+  /// The idle connection into `op` when it is still quiet: a readable idle socket is a FIN, an
+  /// alert or bytes nobody asked for — dropped, never read as the next response.
+  bool take_idle(Op& op) {
+    if (!idle) return false;
+    Idle i = std::move(*idle);
+    idle.reset();
+    pollfd p{i.socket.native_handle(), POLLIN, 0};
+    if (::poll(&p, 1, 0) != 0 || SSL_pending(i.ssl.get()) > 0) {
+      net::error_code ec;
+      i.socket.close(ec);
+      return false;
+    }
+    op.socket = std::move(i.socket);
+    op.ssl = std::move(i.ssl);
+    return true;
+  }
 
   std::shared_ptr<Op> new_op() {
     std::erase_if(ops, [](const std::weak_ptr<Op>& w) { return w.expired(); });
@@ -240,6 +270,7 @@ net::awaitable<std::optional<std::string>> connect(State& self, Op& op) {
   if (op.cancelled) co_return std::string();
   if (op.timed_out) co_return std::string("timed out connecting");
   if (cec) co_return "connect failed: " + cec.message();
+  ++self.connections;
   op.ssl = self.tls->new_ssl();
   if (!op.ssl || SSL_set_fd(op.ssl.get(), op.socket.native_handle()) != 1) {
     co_return std::string("cannot create a TLS connection");
@@ -256,7 +287,8 @@ net::awaitable<std::optional<std::string>> connect(State& self, Op& op) {
   co_return std::nullopt;
 }
 
-std::optional<std::string> build_request(State& self, const RequestOptions& o, std::string& out) {
+std::optional<std::string> build_request(State& self, const RequestOptions& o, bool stream,
+                                         std::string& out) {
   if (o.method.empty() || !header_safe(o.method, false)) return "invalid method";
   if (o.path.empty() || o.path.front() != '/' || !header_safe(o.path, false)) return "invalid request path";
   if (!header_safe(o.content_type, true)) return "invalid content type";
@@ -274,8 +306,8 @@ std::optional<std::string> build_request(State& self, const RequestOptions& o, s
            "\r\n";
     out += "Content-Length: " + std::to_string(o.body.size()) + "\r\n";
   }
-  // One connection per call (see client.hpp): the server closes it after the response.
-  out += "Connection: close\r\n\r\n";
+  // A watch holds its connection to the end; other calls keep theirs for the next one.
+  out += stream ? "Connection: close\r\n\r\n" : "\r\n";
   out += o.body;
   return std::nullopt;
 }
@@ -284,9 +316,10 @@ std::optional<std::string> build_request(State& self, const RequestOptions& o, s
 bool deliver_lines(Parse& ps, Op& op, const std::function<void(std::string_view)>& on_line, bool flush) {
   std::size_t start = 0;
   for (;;) {
-    const auto nl = ps.pending.find('\n', start);
+    const auto nl = ps.pending.find('\n', std::max(start, ps.scanned));
     std::string_view line;
     if (nl == std::string::npos) {
+      ps.scanned = ps.pending.size();
       if (!flush || start >= ps.pending.size()) break;
       line = std::string_view(ps.pending).substr(start);
       start = ps.pending.size();
@@ -300,7 +333,14 @@ bool deliver_lines(Parse& ps, Op& op, const std::function<void(std::string_view)
     if (op.cancelled) return false;
   }
   ps.pending.erase(0, start);
+  ps.scanned -= std::min(ps.scanned, start);
   return true;
+}
+
+/// Safe to send again when a reused connection turned out closed before any answer (RFC 9110
+/// §9.2.2 idempotent methods; RFC 9112 §9.3.1).
+bool idempotent(const std::string& method) {
+  return method == "GET" || method == "HEAD" || method == "PUT" || method == "DELETE";
 }
 
 net::awaitable<void> run(Job job) {
@@ -321,83 +361,122 @@ net::awaitable<void> run(Job job) {
   const std::chrono::milliseconds limit = job.stream ? job.idle : job.options.timeout;
   op.arm(limit);
   std::string request;
-  if (auto bad = build_request(self, job.options, request)) {
+  if (auto bad = build_request(self, job.options, job.stream, request)) {
     fail(*bad);
     co_return;
   }
-  if (auto err = co_await connect(self, op)) {
-    fail(*err);  // empty only when cancelled: then fail() does nothing
-    co_return;
-  }
-  ++self.requests;
-  const auto wr = co_await upstream::tls_write_all(op.socket, op.ssl.get(), request);
-  if (op.cancelled) co_return;
-  if (op.timed_out) {
-    fail("timed out sending the request");
-    co_return;
-  }
-  if (wr.ec) {
-    fail("cannot send the request: " +
-         (wr.protocol_error ? upstream::classify_failure(op.ssl.get()).detail : wr.ec.message()));
-    co_return;
-  }
-
   Parse ps;
-  ps.stream = job.stream;
   llhttp_t parser;
-  llhttp_init(&parser, HTTP_RESPONSE, &parse_settings());
-  parser.data = &ps;
   std::vector<char> buf(kReadChunk);
-  for (;;) {
-    const auto rd = co_await upstream::tls_read_some(op.socket, op.ssl.get(), buf.data(), buf.size());
-    if (op.cancelled) co_return;
-    if (op.timed_out) {
-      fail(job.stream ? "no byte for " + std::to_string(limit.count()) + " ms"
-                      : "no complete response within " + std::to_string(limit.count()) + " ms");
-      co_return;
-    }
-    const bool eof = rd.ec == net::asio::error::eof;
-    if (rd.ec && !eof) {
-      fail("read failed: " +
-           (rd.protocol_error ? upstream::classify_failure(op.ssl.get()).detail : rd.ec.message()));
-      co_return;
-    }
-    if (job.stream && !eof) op.arm(limit);  // idle: reset per received chunk
-    const llhttp_errno_t e = eof ? llhttp_finish(&parser) : llhttp_execute(&parser, buf.data(), rd.bytes);
-    if (ps.head_too_large) {
-      fail("response headers larger than " + std::to_string(kMaxHead) + " bytes");
-      co_return;
-    }
-    if (ps.body_too_large) {
-      fail("response body larger than " + std::to_string(Client::kMaxBody) + " bytes");
-      co_return;
-    }
-    if (ps.informational) {
-      fail("unexpected interim response " + std::to_string(ps.status));
-      co_return;
-    }
-    if (e != HPE_OK && e != HPE_PAUSED) {
-      fail(eof ? std::string("connection closed before the response ended")
-               : std::string("malformed HTTP response: ") + llhttp_errno_name(e));
-      co_return;
-    }
-    if (ps.lines()) {
-      if (!deliver_lines(ps, op, job.on_line, ps.complete)) co_return;
-      if (ps.pending.size() > Client::kMaxLine) {
-        fail("watch event line longer than " + std::to_string(Client::kMaxLine) + " bytes");
+  bool reusable = false;
+  // At most two attempts: the second only after a reused connection failed before any answer.
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    const bool reused = !job.stream && attempt == 0 && self.take_idle(op);
+    const bool may_retry = reused && idempotent(job.options.method);
+    const auto drop = [&op] {
+      net::error_code ec;
+      op.ssl.reset();
+      op.socket.close(ec);
+    };
+    if (!reused) {
+      if (auto err = co_await connect(self, op)) {
+        fail(*err);  // empty only when cancelled: then fail() does nothing
         co_return;
       }
     }
-    if (ps.complete) break;
-    if (eof) {
-      fail("connection closed before the response ended");
+    ++self.requests;
+    const auto wr = co_await upstream::tls_write_all(op.socket, op.ssl.get(), request);
+    if (op.cancelled) co_return;
+    if (op.timed_out) {
+      fail("timed out sending the request");
       co_return;
     }
+    if (wr.ec) {
+      if (may_retry) {
+        drop();
+        continue;
+      }
+      fail("cannot send the request: " +
+           (wr.protocol_error ? upstream::classify_failure(op.ssl.get()).detail : wr.ec.message()));
+      co_return;
+    }
+
+    ps = Parse{};
+    ps.stream = job.stream;
+    ps.head = job.options.method == "HEAD";
+    llhttp_init(&parser, HTTP_RESPONSE, &parse_settings());
+    parser.data = &ps;
+    bool received = false;
+    bool retry = false;
+    for (;;) {
+      const auto rd = co_await upstream::tls_read_some(op.socket, op.ssl.get(), buf.data(), buf.size());
+      if (op.cancelled) co_return;
+      if (op.timed_out) {
+        fail(job.stream ? "no byte for " + std::to_string(limit.count()) + " ms"
+                        : "no complete response within " + std::to_string(limit.count()) + " ms");
+        co_return;
+      }
+      const bool eof = rd.ec == net::asio::error::eof;
+      if (rd.ec && !received && may_retry) {
+        retry = true;  // the server had closed the idle connection: not an answer
+        break;
+      }
+      if (rd.ec && !eof) {
+        fail("read failed: " +
+             (rd.protocol_error ? upstream::classify_failure(op.ssl.get()).detail : rd.ec.message()));
+        co_return;
+      }
+      received = received || rd.bytes > 0;
+      if (job.stream && !eof) op.arm(limit);  // idle: reset per received chunk
+      const llhttp_errno_t e = eof ? llhttp_finish(&parser) : llhttp_execute(&parser, buf.data(), rd.bytes);
+      if (ps.head_too_large) {
+        fail("response headers larger than " + std::to_string(kMaxHead) + " bytes");
+        co_return;
+      }
+      if (ps.body_too_large) {
+        fail("response body larger than " + std::to_string(Client::kMaxBody) + " bytes");
+        co_return;
+      }
+      if (ps.informational) {
+        fail("unexpected interim response " + std::to_string(ps.status));
+        co_return;
+      }
+      if (e != HPE_OK && e != HPE_PAUSED) {
+        fail(eof ? std::string("connection closed before the response ended")
+                 : std::string("malformed HTTP response: ") + llhttp_errno_name(e));
+        co_return;
+      }
+      if (ps.lines()) {
+        if (!deliver_lines(ps, op, job.on_line, ps.complete)) co_return;
+        if (ps.pending.size() > Client::kMaxLine) {
+          fail("watch event line longer than " + std::to_string(Client::kMaxLine) + " bytes");
+          co_return;
+        }
+      }
+      if (ps.complete) {
+        // Reusable only when the response ended exactly at its framing: no byte after it, in
+        // this read or buffered by OpenSSL, and both sides keep the connection open.
+        const bool all_used = e == HPE_OK || llhttp_get_error_pos(&parser) == buf.data() + rd.bytes;
+        reusable = !job.stream && !eof && all_used && llhttp_should_keep_alive(&parser) != 0 &&
+                   SSL_pending(op.ssl.get()) == 0;
+        break;
+      }
+      if (eof) {
+        fail("connection closed before the response ended");
+        co_return;
+      }
+    }
+    if (!retry) break;
+    drop();
   }
   op.cancelled = true;  // done: a late cancel() or ~Client is a no-op
-  net::error_code ec;
   op.timer.cancel();
-  op.socket.close(ec);
+  if (reusable && !self.closed && !self.idle) {
+    self.idle.emplace(State::Idle{std::move(op.socket), std::move(op.ssl)});
+  } else {
+    net::error_code ec;
+    op.socket.close(ec);
+  }
   Response r;
   r.status = ps.status;
   r.content_type = std::move(ps.content_type);
@@ -452,6 +531,8 @@ Client::Client(net::asio::io_context& io, Credentials creds)
 }
 
 Client::~Client() {
+  impl_->closed = true;
+  impl_->idle.reset();  // closes the socket (no close_notify: nothing waits for it)
   for (const auto& w : impl_->ops) {
     if (auto op = w.lock()) op->cancel();
   }
@@ -477,6 +558,10 @@ const Credentials& Client::credentials() const noexcept {
 
 std::uint64_t Client::requests() const noexcept {
   return impl_->requests;
+}
+
+std::uint64_t Client::connections() const noexcept {
+  return impl_->connections;
 }
 
 std::string url_escape(std::string_view s) {

@@ -19,6 +19,8 @@ namespace {
 using Clock = std::chrono::steady_clock;
 using namespace std::chrono_literals;
 
+constexpr const char* kStopped = "stopped";  // a shutdown, not a problem: logged as info
+
 /// The fields of a Lease phigate reads (coordination.k8s.io/v1 LeaseSpec).
 struct LeaseRecord {
   std::string resource_version;
@@ -99,6 +101,9 @@ struct LeaderElection::Impl : std::enable_shared_from_this<Impl> {
     leading = now_leading;
     if (now_leading) {
       PHI_LOG_INFO("leader election: {} now leads (Lease {}/{})", identity, ns, spec.lease_name);
+    } else if (std::string_view(why) == kStopped) {
+      PHI_LOG_INFO("leader election: {} stopped leading (Lease {}/{}): {}", identity, ns, spec.lease_name,
+                   why);
     } else {
       PHI_LOG_WARN("leader election: {} stopped leading (Lease {}/{}): {}", identity, ns, spec.lease_name,
                    why);
@@ -243,16 +248,15 @@ struct LeaderElection::Impl : std::enable_shared_from_this<Impl> {
                           next.transitions);
     req.content_type = "application/json";
     req.timeout = request_timeout();
-    client.request(std::move(req), [weak = weak_from_this(), gen = generation, sent, next](
+    client.request(std::move(req), [weak = weak_from_this(), gen = generation, sent](
                                        std::optional<Response> r, std::optional<TransportError> e) {
       auto self = weak.lock();
       if (!self || self->generation != gen) return;
-      self->on_write(sent, next, std::move(r), std::move(e));
+      self->on_write(sent, std::move(r), std::move(e));
     });
   }
 
-  void on_write(Clock::time_point sent, LeaseRecord next, std::optional<Response> r,
-                std::optional<TransportError> e) {
+  void on_write(Clock::time_point sent, std::optional<Response> r, std::optional<TransportError> e) {
     const auto now = Clock::now();
     if (e || !r) {
       note_failure(e ? e->message : "no answer");
@@ -260,9 +264,16 @@ struct LeaderElection::Impl : std::enable_shared_from_this<Impl> {
       return finish();
     }
     if (r->status == 200 || r->status == 201) {
+      // The stored Lease as the server answers it (its new resourceVersion). A body that is not a
+      // Lease is a broken server: not proof that we hold it.
+      auto rec = parse_lease(r->body);
+      if (!rec || rec->holder != identity) {
+        note_failure("write answered a body that is not our Lease");
+        check_deadline(now);
+        return finish();
+      }
       logged_failure.clear();
-      if (auto rec = parse_lease(r->body)) next = *rec;
-      observe(next, now);
+      observe(*rec, now);
       // Leadership counts from when the write was sent, not answered: a slow answer must not
       // stretch our term beyond what the others computed from the record.
       if (now - sent < spec.renew_deadline) {
@@ -285,7 +296,9 @@ struct LeaderElection::Impl : std::enable_shared_from_this<Impl> {
   }
 
   void release() {
-    if (!observed || !leading) return;
+    // Only with the resourceVersion of our own last write: an unconditional update could
+    // overwrite a successor's Lease.
+    if (!observed || !leading || observed->resource_version.empty()) return;
     // client-go ReleaseOnCancel: empty holder, a 1 s duration and renewTime now, so the next
     // candidate takes it on its next round instead of waiting out the lease.
     const auto wall = detail::format_time(std::chrono::system_clock::now());
@@ -336,7 +349,7 @@ void LeaderElection::stop() {
   i.in_flight = false;
   i.release();
   i.observed.reset();
-  i.set_leading(false, "stopped");
+  i.set_leading(false, kStopped);
 }
 
 bool LeaderElection::leading() const noexcept {

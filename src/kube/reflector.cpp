@@ -419,6 +419,15 @@ struct Reflector::Impl : std::enable_shared_from_this<Impl> {
 
   void progress() {
     watch_delivered = true;
+    // Not reset on any line: a server that sends one good line and then garbage (or 410) would
+    // otherwise make us re-LIST at the initial back-off forever.
+    if (Clock::now() - watch_started >= kHealthyWatch) healthy();
+    // Back from a failure: the watch works again (reported once, on its first line).
+    set_state(ReflectorState::Watching, "watch resumed from resourceVersion " + rv);
+  }
+
+  /// The back-off starts over (a watch that ended cleanly having delivered events, or lasted a while).
+  void healthy() {
     attempts = 0;
     immediate_relists = 0;
   }
@@ -437,7 +446,7 @@ struct Reflector::Impl : std::enable_shared_from_this<Impl> {
   void on_watch_end(std::optional<Response> r, std::optional<TransportError> e) {
     stream.reset();
     const auto lasted = Clock::now() - watch_started;
-    if (lasted >= kHealthyWatch) attempts = 0;
+    if (lasted >= kHealthyWatch || (r && r->status == 200 && watch_delivered)) healthy();
     if (e || !r) {
       fail(e ? "watch: " + e->message : "watch: no answer", false);
       return;

@@ -9,6 +9,7 @@
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -56,6 +57,12 @@ struct Json {
     return a.size();
   }
 };
+
+std::string base64_file(const std::string& path) {
+  auto r = run({"openssl", "base64", "-A", "-in", path});
+  if (r.exit_code != 0) throw std::runtime_error("openssl base64: " + r.err);
+  return r.out;
+}
 
 std::vector<std::string> lines_of(const std::string& s) {
   std::vector<std::string> out;
@@ -271,6 +278,127 @@ TEST_F(KubectlTest, ClientCertificateIdentity) {
   EXPECT_EQ(r.out, "ingress.networking.k8s.io/one\n");
   r = kubectl(api_->kubeconfig("certuser"), {"get", "secrets"});
   EXPECT_NE(r.err.find("User \"certuser\" cannot list resource \"secrets\""), std::string::npos) << r.err;
+}
+
+TEST_F(KubectlTest, ValidatingWebhookDecidesApply) {
+  // The API server calls the webhooks of stored ValidatingWebhookConfigurations, as a cluster does.
+  CertPaths hook_ca = make_ca(dir_.path(), "webhook-ca");
+  CertPaths hook_cert = make_leaf(dir_.path(), hook_ca, "webhook", {"127.0.0.1"});
+  auto start_hook = [&](bool hang) {
+    std::vector<std::string> argv{"/usr/bin/python3",
+                                  std::string(PHIGATE_KUBE_DIR) + "/test_webhook.py",
+                                  "--cert",
+                                  hook_cert.cert,
+                                  "--key",
+                                  hook_cert.key};
+    if (hang) argv.push_back("--hang");
+    auto p = Process::start(argv);
+    auto line = p.wait_for_line("listening ", 20s);
+    if (!line) throw std::runtime_error("test_webhook.py did not start: " + p.output());
+    return std::make_pair(std::move(p), line->substr(line->find(' ') + 1));
+  };
+  auto [hook, port] = start_hook(false);
+  auto config = [&](const std::string& hook_port, const std::string& policy) {
+    return "apiVersion: admissionregistration.k8s.io/v1\nkind: ValidatingWebhookConfiguration\nmetadata: "
+           "{name: "
+           "phigate}\nwebhooks:\n- name: ingress.test.phigate.io\n  failurePolicy: " +
+           policy +
+           "\n  timeoutSeconds: 2\n  sideEffects: None\n  admissionReviewVersions: [v1]\n  clientConfig:\n"
+           "    url: https://127.0.0.1:" +
+           hook_port + "/validate\n    caBundle: " + base64_file(hook_ca.cert) +
+           "\n  rules:\n  - operations: [CREATE, UPDATE]\n    apiGroups: [networking.k8s.io]\n    "
+           "apiVersions: [v1]\n"
+           "    resources: [ingresses]\n";
+  };
+  api_->apply(config(port, "Fail"));
+  std::string ok = dir_.write("ok.yaml", ingress_yaml("default", "fine", "fine.example"));
+  auto r = kubectl(api_->kubeconfig(), {"apply", "--validate=false", "-f", ok});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  std::string bad_yaml = ingress_yaml("default", "bad", "bad.example");
+  bad_yaml.insert(bad_yaml.find("  namespace:"),
+                  "  annotations: {test.phigate.io/deny: \"host is not allowed\"}\n");
+  std::string bad = dir_.write("bad.yaml", bad_yaml);
+  r = kubectl(api_->kubeconfig(), {"apply", "--validate=false", "-f", bad});
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(
+      r.err.find("admission webhook \"ingress.test.phigate.io\" denied the request: host is not allowed"),
+      std::string::npos)
+      << r.err;
+  EXPECT_EQ(api_->objects("Ingress").size(), 1u);
+
+  // A webhook that does not answer in time: failurePolicy Fail refuses, Ignore lets it through.
+  auto [hung, hung_port] = start_hook(true);
+  api_->apply(config(hung_port, "Fail"));
+  std::string other = dir_.write("other.yaml", ingress_yaml("default", "other", "other.example"));
+  r = kubectl(api_->kubeconfig(), {"apply", "--validate=false", "-f", other});
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("failed calling webhook \"ingress.test.phigate.io\""), std::string::npos) << r.err;
+  api_->apply(config(hung_port, "Ignore"));
+  r = kubectl(api_->kubeconfig(), {"apply", "--validate=false", "-f", other});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(api_->objects("Ingress").size(), 2u);
+}
+
+TEST_F(KubectlTest, ApplyManifestOfDeploymentKinds) {
+  // The kinds of a deployment manifest (docker/) must all be known to kubectl's discovery here.
+  std::string manifest = dir_.write("all.yaml", R"(apiVersion: v1
+kind: Namespace
+metadata: {name: phigate}
+---
+apiVersion: v1
+kind: ServiceAccount
+metadata: {name: phigate, namespace: phigate}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata: {name: phigate}
+rules:
+- apiGroups: [networking.k8s.io]
+  resources: [ingresses]
+  verbs: [get, list, watch]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {name: phigate}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: phigate}
+subjects: [{kind: ServiceAccount, name: phigate, namespace: phigate}]
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: phigate, namespace: phigate}
+spec:
+  selector: {matchLabels: {app: phigate}}
+  template:
+    metadata: {labels: {app: phigate}}
+    spec: {containers: [{name: phigate, image: phigate:test}]}
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: phigate, namespace: phigate}
+spec: {podSelector: {}}
+---
+apiVersion: v1
+kind: PersistentVolumeClaim
+metadata: {name: audit, namespace: phigate}
+spec: {accessModes: [ReadWriteOnce], resources: {requests: {storage: 1Gi}}}
+---
+apiVersion: policy/v1
+kind: PodDisruptionBudget
+metadata: {name: phigate, namespace: phigate}
+spec: {maxUnavailable: 1, selector: {matchLabels: {app: phigate}}}
+---
+apiVersion: networking.k8s.io/v1
+kind: IngressClass
+metadata: {name: phigate}
+spec: {controller: phigate.io/ingress-controller}
+)");
+  auto r = kubectl(api_->kubeconfig(), {"apply", "--validate=false", "-f", manifest});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(occurrences(r.out, " created\n"), 9u) << r.out;
+  for (const char* kind : {"Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Deployment",
+                           "NetworkPolicy", "PersistentVolumeClaim", "PodDisruptionBudget", "IngressClass"}) {
+    EXPECT_EQ(api_->objects(kind).size(), 1u) << kind;
+  }
 }
 
 TEST_F(KubectlTest, AuthCanIAnswersFromRules) {
@@ -490,6 +618,10 @@ TEST_F(FakeApiTest, WritesFollowApiSemantics) {
   EXPECT_EQ(c.num("/metadata/generation"), 1);
   EXPECT_NE(c.str("/metadata/uid"), "<absent>");
   EXPECT_EQ(c.str("/status/loadBalancer/ingress/0/ip"), "<absent>");  // status only through /status
+  Json dry(curl({"-X", "POST", "-H", "Content-Type: application/json", "--data-binary", body,
+                 base + "?dryRun=All"})
+               .out);
+  EXPECT_EQ(dry.num("/code"), 400);  // not supported: refused, never silently stored
   Json again(curl({"-X", "POST", "-H", "Content-Type: application/json", "--data-binary", body, base}).out);
   EXPECT_EQ(again.num("/code"), 409);
   EXPECT_EQ(again.str("/reason"), "AlreadyExists");
@@ -600,6 +732,50 @@ TEST_F(FakeApiTest, MaxWatchSecondsEndsEveryWatch) {
   EXPECT_EQ(r.exit_code, 0) << r.err;  // ended with the final chunk, not cut
   EXPECT_LT(took, 10s);
   EXPECT_GE(took, 900ms);
+}
+
+TEST_F(FakeApiTest, HistoryIsBoundedAndOldVersionsExpire) {
+  TempDir other;
+  FakeApiOptions options;
+  options.max_history = 100;
+  auto small = FakeApiServer::start(other, options);
+  std::string first = small->apply(
+      "apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: {name: web, namespace: default}\n"
+      "addressType: IPv4\nendpoints:\n- addresses: [10.0.0.1]\n");
+  small->storm("default", "web", 300);
+  auto watch_from = [&](const std::string& rv) {
+    return run(
+        {"curl", "-sS", "-N", "--max-time", "20", "--cacert", small->ca().cert, "-H",
+         "Authorization: Bearer admin-token",
+         small->url() +
+             "/apis/discovery.k8s.io/v1/endpointslices?watch=1&timeoutSeconds=1&resourceVersion=" + rv});
+  };
+  auto expired = lines_of(watch_from(first).out);
+  ASSERT_EQ(expired.size(), 1u);
+  EXPECT_EQ(Json(expired[0]).num("/object/code"), 410);
+  // The last 100 events are still there to replay.
+  auto recent = lines_of(watch_from(std::to_string(std::stol(first) + 300 - 50)).out);
+  ASSERT_EQ(recent.size(), 50u);
+  EXPECT_EQ(Json(recent.back()).str("/type"), "MODIFIED");
+}
+
+TEST_F(FakeApiTest, WatchWithInitialEventsEndsThemWithAnnotatedBookmark) {
+  std::string rv = api_->apply(
+      "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a, namespace: default}\n---\n"
+      "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: b, namespace: default}\n");
+  auto w = curl({"-N", api("/api/v1/configmaps?watch=1&sendInitialEvents=true&allowWatchBookmarks=true&"
+                           "resourceVersionMatch=NotOlderThan&timeoutSeconds=1")},
+                "admin-token", 10s);
+  auto events = lines_of(w.out);
+  ASSERT_GE(events.size(), 3u) << w.out;
+  EXPECT_EQ(Json(events[0]).str("/type"), "ADDED");
+  EXPECT_EQ(Json(events[1]).str("/type"), "ADDED");
+  Json end(events[2]);
+  EXPECT_EQ(end.str("/type"), "BOOKMARK");
+  EXPECT_EQ(end.str("/object/metadata/resourceVersion"), rv);
+  EXPECT_EQ(end.str("/object/metadata/annotations/k8s.io~1initial-events-end"), "true");
+  Json refused(curl({api("/api/v1/configmaps?watch=1&sendInitialEvents=true")}).out);
+  EXPECT_EQ(refused.num("/code"), 422);
 }
 
 TEST_F(FakeApiTest, InjectedMisbehaviour) {

@@ -17,6 +17,7 @@ import base64
 import bisect
 import copy
 import datetime
+import http.client
 import json
 import os
 import re
@@ -34,7 +35,7 @@ import yaml
 
 # Bounds: the server must survive hostile or buggy clients in tests without growing without limit.
 MAX_BODY = 3 * 1024 * 1024  # the real API server's default request body limit (3 MiB)
-MAX_HISTORY = 50000  # watch events kept for replay; older ones are compacted away (410 Expired)
+MAX_HISTORY = 50000  # watch events kept for replay (config maxHistory); older ones are compacted away
 MAX_REQUEST_LOG = 100000
 MAX_LIST_SNAPSHOTS = 256  # consistent snapshots kept for continue tokens
 DEFAULT_WATCH_SECONDS = 1800  # the real server picks a random 30-60 min timeout; we bound at 30 min
@@ -72,8 +73,10 @@ KINDS = [
     Kind("", "v1", "events", "Event", True, ["ev"]),
     Kind("", "v1", "serviceaccounts", "ServiceAccount", True, ["sa"]),
     Kind("", "v1", "pods", "Pod", True, ["po"]),
+    Kind("", "v1", "persistentvolumeclaims", "PersistentVolumeClaim", True, ["pvc"]),
     Kind("networking.k8s.io", "v1", "ingresses", "Ingress", True, ["ing"], status_sub=True),
     Kind("networking.k8s.io", "v1", "ingressclasses", "IngressClass", False),
+    Kind("networking.k8s.io", "v1", "networkpolicies", "NetworkPolicy", True, ["netpol"]),
     Kind("discovery.k8s.io", "v1", "endpointslices", "EndpointSlice", True),
     Kind("coordination.k8s.io", "v1", "leases", "Lease", True),
     Kind("events.k8s.io", "v1", "events", "Event", True, ["ev"]),
@@ -276,7 +279,8 @@ class Event:
 
 
 class Store:
-    def __init__(self):
+    def __init__(self, max_history=MAX_HISTORY):
+        self.max_history = max_history
         self.cond = threading.Condition()
         self.rv = 1
         self.objects = {}  # (Kind, ns, name) -> object (never mutated in place: replaced on write)
@@ -290,10 +294,11 @@ class Store:
     # Callers hold self.cond.
     def _emit(self, type_, kind, obj, old):
         self.history.append(Event(self.rv, type_, kind, obj, old))
-        if len(self.history) > MAX_HISTORY:
-            dropped = self.history[: len(self.history) - MAX_HISTORY]
-            self.history = self.history[len(dropped):]
-            self.compacted_rv = max(self.compacted_rv, dropped[-1].rv)
+        if len(self.history) > self.max_history + self.max_history // 10:
+            # Trimmed in batches so that a storm costs amortised O(1) per event.
+            drop = len(self.history) - self.max_history
+            self.compacted_rv = max(self.compacted_rv, self.history[drop - 1].rv)
+            del self.history[:drop]
         self.cond.notify_all()
 
     def _stamp(self, kind, obj, old):
@@ -440,7 +445,7 @@ def forbidden(user, verb, kind, resource, ns, name):
 
 class State:
     def __init__(self, config):
-        self.store = Store()
+        self.store = Store(max(1, min(int(config.get("maxHistory") or MAX_HISTORY), MAX_HISTORY)))
         self.identities = Identities(config)
         self.bookmark_interval = max(0.05, config.get("bookmarkIntervalMs", 1000) / 1000.0)
         self.max_watch_seconds = config.get("maxWatchSeconds", 0)
@@ -657,6 +662,9 @@ class ApiHandler(Quiet, BaseHTTPRequestHandler):
         resource = kind.plural + ("/" + sub if sub else "")
         e = self.entry
         e.update(verb=verb, group=kind.group, resource=resource, ns=ns, name=name)
+        if "dryRun" in self.query and verb not in ("get", "list", "watch"):
+            # Ignoring it would store what the client asked only to try: refuse instead.
+            raise bad_request("dryRun is not supported by the test API server")
         if STATE.take_misbehaviour(("status-500",))[0]:
             raise ApiError(500, "InternalError", "Internal error occurred: injected by the test")
         if kind.plural == "selfsubjectaccessreviews":
@@ -801,11 +809,17 @@ class ApiHandler(Quiet, BaseHTTPRequestHandler):
             seconds = min(seconds, STATE.max_watch_seconds)
         deadline = time.monotonic() + seconds
         rv_param = self.query.get("resourceVersion", "")
+        # Streaming lists (KEP-3157): initial state as ADDED events, then a BOOKMARK annotated
+        # k8s.io/initial-events-end; the reference requires allowWatchBookmarks with it.
+        initial_events = self.query.get("sendInitialEvents", "") in ("1", "true", "True")
+        if initial_events and not bookmarks:
+            raise ApiError(422, "Invalid", "sendInitialEvents is forbidden for watch unless the "
+                           "WatchBookmarks feature is enabled (allowWatchBookmarks=true)")
         store = STATE.store
         expired = None
         initial = []
         with store.cond:
-            if rv_param in ("", "0"):
+            if rv_param in ("", "0") or initial_events:
                 # "Get State and Start at Most Recent" / "Start at Any": synthetic ADDED events for
                 # the current state, then changes after it.
                 initial = [o for o in store.list(kind, ns) if self.watch_matches(kind, ns, labels, fields, o)]
@@ -834,6 +848,11 @@ class ApiHandler(Quiet, BaseHTTPRequestHandler):
                 return
             for o in initial:
                 self.send_event({"type": "ADDED", "object": o})
+            if initial_events:
+                self.send_event({"type": "BOOKMARK", "object": {
+                    "kind": kind.kind, "apiVersion": kind.api_version,
+                    "metadata": {"resourceVersion": str(pos),
+                                 "annotations": {"k8s.io/initial-events-end": "true"}}}})
             last_mark = time.monotonic()
             while True:
                 out = []
@@ -962,13 +981,14 @@ class ApiHandler(Quiet, BaseHTTPRequestHandler):
         obj["metadata"].pop("resourceVersion", None)
         if kind.status_sub:
             obj.pop("status", None)  # PrepareForCreate resets status (only the subresource writes it)
-        store = STATE.store
-        with store.cond:
-            if (kind, ns, name) in store.objects:
+
+        def compute(old):
+            if old is not None:
                 raise ApiError(409, "AlreadyExists", '%s "%s" already exists' % (kind.qualified, name),
                                {"name": name, "group": kind.group, "kind": kind.plural})
-            _, obj = store.put(kind, obj)
-        self.send_json(201, obj)
+            return "CREATE", copy.deepcopy(obj)
+
+        self.send_json(201, self.admitted_write(kind, ns, name, "", compute))
 
     def conflict(self, kind, name):
         return ApiError(409, "Conflict", (
@@ -976,8 +996,8 @@ class ApiHandler(Quiet, BaseHTTPRequestHandler):
             'changes to the latest version and try again') % (kind.qualified, name),
             {"name": name, "group": kind.group, "kind": kind.plural})
 
-    def write_existing(self, kind, ns, name, sub, old, new):
-        """Stores `new` over `old` with the subresource rules; returns the stored object."""
+    def prepare_existing(self, kind, sub, old, new):
+        """`new` with the subresource rules applied against `old`."""
         if sub == "status":
             merged = copy.deepcopy(old)
             if "status" in new:
@@ -991,22 +1011,43 @@ class ApiHandler(Quiet, BaseHTTPRequestHandler):
             else:
                 new.pop("status", None)
         new.setdefault("metadata", {})
-        _, stored = STATE.store.put(kind, new)
-        return stored
+        return new
+
+    def admitted_write(self, kind, ns, name, sub, compute):
+        """Runs `compute(old)` → (operation, new object or None to delete) under the store lock,
+        asks the matching validating webhooks outside it (a slow webhook must not stall every
+        watcher), then stores if nobody wrote in between (else computes again, bounded)."""
+        store = STATE.store
+        for _ in range(5):
+            with store.cond:
+                old = store.objects.get((kind, ns, name))
+                op, new = compute(old)
+                old_rv = old["metadata"]["resourceVersion"] if old is not None else None
+                hooks = matching_webhooks(store, kind, sub, op)
+            if hooks:
+                admit(hooks, self.entry["user"], op, kind, sub, ns, name, new, old)
+            with store.cond:
+                cur = store.objects.get((kind, ns, name))
+                if (cur["metadata"]["resourceVersion"] if cur is not None else None) != old_rv:
+                    continue
+                if new is None:
+                    return store.delete(kind, ns, name)
+                return store.put(kind, new)[1]
+        raise self.conflict(kind, name)
 
     def do_update(self, kind, ns, name, sub):
         obj = self.parse_object(self.read_body(), self.headers.get("Content-Type") or "")
         self.check_name(kind, obj, ns, name)
-        store = STATE.store
-        with store.cond:
-            old = store.objects.get((kind, ns, name))
+
+        def compute(old):
             if old is None:
                 raise not_found(kind, name)
             want = obj["metadata"].get("resourceVersion")
             if want and want != old["metadata"]["resourceVersion"]:
                 raise self.conflict(kind, name)
-            stored = self.write_existing(kind, ns, name, sub, old, obj)
-        self.send_json(200, stored)
+            return "UPDATE", self.prepare_existing(kind, sub, old, copy.deepcopy(obj))
+
+        self.send_json(200, self.admitted_write(kind, ns, name, sub, compute))
 
     def do_patch(self, kind, ns, name, sub):
         ctype = (self.headers.get("Content-Type") or "").split(";")[0].strip()
@@ -1022,9 +1063,9 @@ class ApiHandler(Quiet, BaseHTTPRequestHandler):
         patch = self.parse_object(self.read_body(), "yaml" if apply else "json")
         # Strategic-merge directives are not understood; drop them rather than store them.
         patch = {k: v for k, v in patch.items() if not k.startswith("$")}
-        store = STATE.store
-        with store.cond:
-            old = store.objects.get((kind, ns, name))
+        created = []
+
+        def compute(old):
             if old is None:
                 if not apply:
                     raise not_found(kind, name)
@@ -1033,15 +1074,17 @@ class ApiHandler(Quiet, BaseHTTPRequestHandler):
                 self.check_name(kind, obj, ns, name)
                 if kind.status_sub and sub != "status":
                     obj.pop("status", None)
-                _, stored = store.put(kind, obj)
-                return self.send_json(201, stored)
+                created.append(True)
+                return "CREATE", obj
             want = (patch.get("metadata") or {}).get("resourceVersion")
             if want and want != old["metadata"]["resourceVersion"]:
                 raise self.conflict(kind, name)
             new = merge_patch(copy.deepcopy(old), patch)
             self.check_name(kind, new, ns, name)
-            stored = self.write_existing(kind, ns, name, sub, old, new)
-        self.send_json(200, stored)
+            return "UPDATE", self.prepare_existing(kind, sub, old, new)
+
+        stored = self.admitted_write(kind, ns, name, sub, compute)
+        self.send_json(201 if created and stored["metadata"].get("generation") == 1 else 200, stored)
 
     def do_delete(self, kind, ns, name):
         raw = self.read_body()
@@ -1049,17 +1092,109 @@ class ApiHandler(Quiet, BaseHTTPRequestHandler):
         if raw.strip():
             opts = self.parse_object(raw)
         pre = opts.get("preconditions") or {}
-        store = STATE.store
-        with store.cond:
-            old = store.objects.get((kind, ns, name))
+
+        def compute(old):
             if old is None:
                 raise not_found(kind, name)
             if pre.get("resourceVersion") and pre["resourceVersion"] != old["metadata"]["resourceVersion"]:
                 raise self.conflict(kind, name)
             if pre.get("uid") and pre["uid"] != old["metadata"]["uid"]:
                 raise self.conflict(kind, name)
-            gone = store.delete(kind, ns, name)
-        self.send_json(200, gone)
+            return "DELETE", None
+
+        self.send_json(200, self.admitted_write(kind, ns, name, "", compute))
+
+
+# ---------------------------------------------------------------------------------------------
+# Validating admission webhooks (https://kubernetes.io/docs/reference/access-authn-authz/
+# extensible-admission-controllers/): only clientConfig.url, only AdmissionReview v1.
+
+MAX_WEBHOOK_RESPONSE = 1024 * 1024
+
+
+def matching_webhooks(store, kind, sub, op):
+    """The webhooks of stored ValidatingWebhookConfigurations whose rules match. Store locked."""
+    resource = kind.plural + ("/" + sub if sub else "")
+    out = []
+    vwc = BY_PATH[("admissionregistration.k8s.io", "v1", "validatingwebhookconfigurations")]
+    for (k, _, _), cfg in sorted(store.objects.items(), key=lambda kv: kv[0][2]):
+        if k is not vwc:
+            continue
+        for hook in cfg.get("webhooks") or []:
+            for rule in hook.get("rules") or []:
+                ops = rule.get("operations") or []
+                res = rule.get("resources") or []
+                if (("*" in ops or op in ops) and
+                        any(g in ("*", kind.group) for g in rule.get("apiGroups") or []) and
+                        any(v in ("*", kind.version) for v in rule.get("apiVersions") or []) and
+                        any(r in ("*/*", resource) or (r == "*" and not sub) for r in res)):
+                    out.append(copy.deepcopy(hook))
+                    break
+    return out
+
+
+def admit(hooks, user, op, kind, sub, ns, name, new, old):
+    """Calls each webhook; raises the ApiError a real API server would answer on a denial."""
+    for hook in hooks:
+        hook_name = hook.get("name", "")
+        fail_closed = hook.get("failurePolicy", "Fail") != "Ignore"
+        uid = str(uuid.uuid4())
+        review = {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {
+            "uid": uid,
+            "kind": {"group": kind.group, "version": kind.version, "kind": kind.kind},
+            "resource": {"group": kind.group, "version": kind.version, "resource": kind.plural},
+            "requestKind": {"group": kind.group, "version": kind.version, "kind": kind.kind},
+            "requestResource": {"group": kind.group, "version": kind.version, "resource": kind.plural},
+            "name": name, "namespace": ns, "operation": op,
+            "userInfo": {"username": user, "groups": ["system:authenticated"]},
+            "object": new, "oldObject": old, "dryRun": False}}
+        if sub:
+            review["request"]["subResource"] = sub
+        try:
+            response = call_webhook(hook, review)
+            if not isinstance(response, dict) or response.get("uid") != uid:
+                raise ValueError("expected response.uid=%r" % uid)
+        except Exception as ex:  # unreachable, TLS failure, timeout, bad JSON, wrong uid
+            if fail_closed:
+                raise ApiError(500, "InternalError", 'Internal error occurred: failed calling webhook "%s": %s' % (
+                    hook_name, str(ex).splitlines()[0] if str(ex) else type(ex).__name__))
+            continue
+        if response.get("allowed") is True:
+            continue
+        st = dict(response.get("status") or {})
+        code = st.get("code") if isinstance(st.get("code"), int) else 0
+        denied = 'admission webhook "%s" denied the request' % hook_name
+        message = "%s: %s" % (denied, st["message"]) if st.get("message") else denied + " without explanation"
+        err = ApiError(max(code, 400), st.get("reason") or "", message)
+        raise err
+
+
+def call_webhook(hook, review):
+    cc = hook.get("clientConfig") or {}
+    url = cc.get("url")
+    if not url:
+        raise ValueError("only clientConfig.url is supported by the test API server")
+    u = urlsplit(url)
+    if u.scheme != "https" or u.hostname not in ("127.0.0.1", "::1", "localhost"):
+        raise ValueError("webhook URL must be https on loopback here: %s" % url)
+    ctx = ssl.create_default_context()
+    if cc.get("caBundle"):
+        ctx = ssl.create_default_context(cadata=base64.b64decode(cc["caBundle"]).decode())
+    timeout = min(max(int(hook.get("timeoutSeconds", 10)), 1), 30)
+    conn = http.client.HTTPSConnection(u.hostname, u.port or 443, context=ctx, timeout=timeout)
+    try:
+        body = json.dumps(review).encode()
+        conn.request("POST", (u.path or "/") + ("?" + u.query if u.query else ""), body=body,
+                     headers={"Content-Type": "application/json", "Accept": "application/json"})
+        resp = conn.getresponse()
+        data = resp.read(MAX_WEBHOOK_RESPONSE + 1)
+        if len(data) > MAX_WEBHOOK_RESPONSE:
+            raise ValueError("webhook response too large")
+        if resp.status != 200:
+            raise ValueError("webhook answered HTTP %d" % resp.status)
+        return (json.loads(data.decode("utf-8")) or {}).get("response")
+    finally:
+        conn.close()
 
 
 class _Discard:

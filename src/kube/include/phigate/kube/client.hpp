@@ -63,6 +63,8 @@ class Client {
   const Credentials& credentials() const noexcept;
   /// Requests sent so far (for tests and a debug metric).
   std::uint64_t requests() const noexcept;
+  /// TLS connections opened so far (for tests: keep-alive reuse). Added by the kclient branch.
+  std::uint64_t connections() const noexcept;
 
  private:
   struct Impl;
