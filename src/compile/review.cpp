@@ -52,8 +52,7 @@ Review review_ingress(const config::Config& config, const ingress::LoadResult& c
                       std::string_view ingress_json) {
   Review out;
   ingress::LoadResult candidate;
-  // TODO(provider): ingress::load_json once it lands (JSON is read here as YAML flow syntax).
-  ingress::load_text(std::string(ingress_json), "admission", candidate);
+  ingress::load_json(ingress_json, "admission", candidate);
   if (candidate.resources.ingresses.size() != 1) {
     out.ours = true;  // unknown: a body that is not one Ingress is refused, never let through
     out.allowed = false;
@@ -67,7 +66,7 @@ Review review_ingress(const config::Config& config, const ingress::LoadResult& c
   ingress::Ingress ing = std::move(candidate.resources.ingresses.front());
   const std::string key = ing.meta.key();
   const std::string resource = "Ingress " + key;
-  // Named like a manifest in `phigate validate` output: "admission:Ingress ns/name#0".
+  // Named like a manifest in `phigate validate` output: "admission:Ingress ns/name".
   ing.origin.file = "admission:" + resource;
 
   ingress::Resources resources = current.resources;
@@ -75,13 +74,7 @@ Review review_ingress(const config::Config& config, const ingress::LoadResult& c
 
   // Class selection alone, with the cluster's IngressClasses: is this Ingress phigate's? Another
   // controller's Ingress is allowed whatever it holds (it is not ours to judge).
-  {
-    ingress::Resources alone;
-    alone.ingress_classes = resources.ingress_classes;
-    alone.ingresses.push_back(ing);
-    config::Diagnostics ignored;
-    out.ours = ingress::translate(alone, config.ingress, ignored).stats.used == 1;
-  }
+  out.ours = ingress::is_ours(ing, resources.ingress_classes, config.ingress);
   if (!out.ours) return out;
 
   // What the loader said about the candidate's fields (a field that does not load fails it closed).
