@@ -8,6 +8,7 @@
 
 #include "support/certs.hpp"
 #include "support/net.hpp"
+#include "support/plain_client.hpp"
 #include "support/process.hpp"
 #include "support/run.hpp"
 #include "support/temp_dir.hpp"
@@ -269,6 +270,69 @@ TEST_F(WebhookTest, TlsVerified_WrongCaRefusedByClient) {
   EXPECT_NE(r.exit_code, 0);
   r = post(review("u2", "CREATE", ingress_json("good", "good.example", "")));
   EXPECT_EQ(status_of(r), 200) << r.err;
+}
+
+TEST_F(WebhookTest, HostileRequests_RefusedAndTheListenerSurvives) {
+  start();
+  TlsClientOptions opts;
+  opts.ca_file = ca_.cert;
+  opts.verify_name = "127.0.0.1";
+  const auto status_for = [&](const std::string& raw) {
+    auto c = TlsClient::connect("127.0.0.1", port_, opts);
+    EXPECT_TRUE(c) << c.error;
+    if (!c) return 0;
+    c->write(raw);
+    const auto resp = c->read_http_response(15s);
+    return resp ? resp->status : -1;
+  };
+  const std::string json = "Content-Type: application/json\r\n";
+  // Not HTTP at all.
+  EXPECT_EQ(status_for("\x16\x03\x01garbage\r\n\r\n"), 400);
+  // Content-Length and Transfer-Encoding together (request smuggling): refused by the strict parser.
+  EXPECT_EQ(status_for("POST /validate HTTP/1.1\r\nHost: x\r\n" + json +
+                       "Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"),
+            400);
+  // A header block beyond the parser's limit.
+  EXPECT_EQ(
+      status_for("POST /validate HTTP/1.1\r\nHost: x\r\nX-Big: " + std::string(64 * 1024, 'a') + "\r\n\r\n"),
+      400);
+  // No body framing at all.
+  EXPECT_EQ(status_for("POST /validate HTTP/1.1\r\nHost: x\r\n" + json + "\r\n"), 411);
+  // A review whose strings hold every kind of byte: answered with valid JSON (checked in the unit
+  // tests), never a crash.
+  const auto r =
+      post(review("u\\\"\\u0001\\u00ff", "CREATE", ingress_json("odd", "odd.example", "\\u0000\\n\\u2028")));
+  EXPECT_EQ(status_of(r), 200) << r.out;
+  EXPECT_NE(body_of(r).find(R"("allowed":false)"), std::string::npos) << r.out;
+  ASSERT_TRUE(pg_->running());
+  const auto ok = post(review("u-ok", "CREATE", ingress_json("good", "good.example", "")));
+  EXPECT_NE(body_of(ok).find(R"("allowed":true)"), std::string::npos) << ok.out;
+}
+
+TEST_F(WebhookTest, ConnectionFlood_BoundedAndRecovers) {
+  start();
+  // 64 connections that never start TLS hold every slot (until their 10 s deadline)...
+  std::vector<PlainClient> idle;
+  for (int i = 0; i < 64; ++i) {
+    auto c = PlainClient::connect("127.0.0.1", port_);
+    ASSERT_TRUE(c) << c.error;
+    idle.push_back(std::move(*c));
+  }
+  // ...so one more is closed on accept rather than queued or served.
+  auto extra = PlainClient::connect("127.0.0.1", port_);
+  ASSERT_TRUE(extra) << extra.error;
+  const auto t0 = std::chrono::steady_clock::now();
+  extra->read_all(5s);
+  EXPECT_TRUE(extra->closed());
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 4s);
+  // When they go, reviews are served again (polled with a deadline: the server sees the FINs).
+  idle.clear();
+  bool served = false;
+  for (int i = 0; i < 50 && !served; ++i) {
+    const auto r = post(review("u-after", "CREATE", ingress_json("good", "good.example", "")));
+    served = body_of(r).find(R"("allowed":true)") != std::string::npos;
+  }
+  EXPECT_TRUE(served);
 }
 
 TEST_F(WebhookTest, SlowClient_DoesNotBlockAnotherReview_AndIsCutOff) {
