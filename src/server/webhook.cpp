@@ -6,9 +6,11 @@
 #include <chrono>
 #include <cstdint>
 #include <exception>
+#include <filesystem>
 #include <list>
 #include <optional>
 #include <string_view>
+#include <tuple>
 
 #include "phigate/core/log.hpp"
 #include "phigate/http/parser.hpp"
@@ -49,7 +51,46 @@ struct Shared {
   WebhookStats stats;
   std::size_t active = 0;
   bool stopped = false;
+  // Certificate renewal (cert-manager rewrites the mounted Secret): the files' times when `ctx`
+  // was made, and when they were last looked at.
+  config::WebhookSpec spec;
+  std::filesystem::file_time_type cert_time{}, key_time{};
+  std::chrono::steady_clock::time_point checked{};
 };
+
+SslCtxPtr make_context(const config::WebhookSpec& spec, std::string& error);
+
+std::pair<std::filesystem::file_time_type, std::filesystem::file_time_type> file_times(
+    const config::WebhookSpec& spec) {
+  std::error_code ec;
+  const auto c = std::filesystem::last_write_time(spec.cert, ec);
+  const auto k = std::filesystem::last_write_time(spec.key, ec);
+  return {c, k};
+}
+
+/// Loads the certificate again when its files changed (looked at most once a second, on accept):
+/// a renewed certificate is served without a restart, so the API server never meets an expired
+/// one (with failurePolicy Fail that would block every Ingress change). A pair that does not load
+/// (half written, key and certificate from different renewals) keeps the current one and is
+/// tried again on the next change. Connections already open keep their context (SSL_new holds a
+/// reference to it).
+void maybe_reload(Shared& sh) {
+  const auto now = std::chrono::steady_clock::now();
+  if (now - sh.checked < 1s) return;
+  sh.checked = now;
+  const auto [c, k] = file_times(sh.spec);
+  if (c == sh.cert_time && k == sh.key_time) return;
+  std::string error;
+  auto ctx = make_context(sh.spec, error);
+  if (!ctx) {
+    PHI_LOG_WARN("webhook: the certificate changed but does not load, keeping the current one: {}", error);
+    return;
+  }
+  sh.ctx = std::move(ctx);
+  sh.cert_time = c;
+  sh.key_time = k;
+  PHI_LOG_INFO("webhook: certificate reloaded");
+}
 
 /// One connection; the deadline's handler holds a weak_ptr and a generation (ARCHITECTURE.md,
 /// Rules), so a deadline firing after the coroutine finished finds nothing to close.
@@ -301,6 +342,7 @@ class WebhookImpl final : public Webhook {
         continue;
       }
       conns.remove_if([](const std::weak_ptr<Conn>& w) { return w.expired(); });
+      maybe_reload(*sh);
       auto conn = std::make_shared<Conn>(std::move(sock), sh->ctx.get());
       conns.push_back(conn);
       ++sh->active;
@@ -349,6 +391,9 @@ SslCtxPtr make_context(const config::WebhookSpec& spec, std::string& error) {
 std::unique_ptr<Webhook> Webhook::create(net::asio::io_context& io, const config::WebhookSpec& spec,
                                          Hooks hooks, std::string& error) {
   auto sh = std::make_shared<Shared>();
+  sh->spec = spec;
+  std::tie(sh->cert_time, sh->key_time) = file_times(spec);
+  sh->checked = std::chrono::steady_clock::now();
   sh->ctx = make_context(spec, error);
   if (!sh->ctx) return nullptr;
   sh->hooks = std::move(hooks);

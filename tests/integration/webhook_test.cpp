@@ -3,7 +3,9 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <filesystem>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "support/certs.hpp"
@@ -333,6 +335,27 @@ TEST_F(WebhookTest, ConnectionFlood_BoundedAndRecovers) {
     served = body_of(r).find(R"("allowed":true)") != std::string::npos;
   }
   EXPECT_TRUE(served);
+}
+
+TEST_F(WebhookTest, RenewedCertificate_ServedWithoutRestart) {
+  start();
+  // cert-manager renews: new files in place (here from a new CA, so the test can tell them apart).
+  const auto ca2 = make_ca(dir_.path(), "renewal CA");
+  const auto renewed = make_leaf(dir_.path(), ca2, "renewed", {"127.0.0.1"});
+  std::filesystem::copy_file(renewed.key, cert_.key, std::filesystem::copy_options::overwrite_existing);
+  std::filesystem::copy_file(renewed.cert, cert_.cert, std::filesystem::copy_options::overwrite_existing);
+  const auto file =
+      dir_.write("renew.json", review("u-r", "CREATE", ingress_json("good", "good.example", "")));
+  bool served = false;
+  for (int i = 0; i < 100 && !served; ++i) {  // the webhook looks at the files at most once a second
+    const auto r = run({"curl", "-sS", "--cacert", ca2.cert, "--max-time", "5", "-H",
+                        "Content-Type: application/json", "--data-binary", "@" + file, url()},
+                       {.timeout = 10s});
+    served = r.out.find(R"("allowed":true)") != std::string::npos;
+    if (!served) std::this_thread::sleep_for(50ms);  // polling with a deadline (100 tries)
+  }
+  EXPECT_TRUE(served) << pg_->output();
+  EXPECT_TRUE(pg_->wait_for_line("webhook: certificate reloaded", 1s));
 }
 
 TEST_F(WebhookTest, SlowClient_DoesNotBlockAnotherReview_AndIsCutOff) {
