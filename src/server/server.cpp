@@ -86,7 +86,7 @@ class Server {
   std::string render_metrics() const;
   /// The Kubernetes resources the running configuration was built from (the Ingress folder's
   /// last load, or the API store): what the admission webhook reviews a candidate against.
-  [[maybe_unused]] ingress::LoadResult current_resources();
+  ingress::LoadResult current_resources();
 
   std::string path_;
   std::shared_ptr<tls::TicketKeyRing> keys_;
@@ -129,10 +129,11 @@ class Server {
   std::unique_ptr<kube::LeaderElection> leader_;
   std::unique_ptr<kube::StatusWriter> status_;
   // --- webhook members ---
+  std::unique_ptr<detail::Webhook> webhook_;  // ingress.webhook.listen set: the admission webhook
 
 };
 
-[[maybe_unused]] ingress::LoadResult Server::current_resources() {
+ingress::LoadResult Server::current_resources() {
   const auto& ing = current_->config->ingress;
   if (ing.source == config::IngressSource::Directory && manifests_) return manifests_->load(ing.dir);
   if (ing.source == config::IngressSource::Kubernetes && provider_) return provider_->resources();
@@ -519,6 +520,7 @@ void Server::begin_drain() {
   ticket_timer_.cancel();
   stop_kubernetes();
   // --- webhook stop ---
+  if (webhook_) webhook_->stop();
 
 }
 
@@ -601,6 +603,25 @@ int Server::start(const config::Diagnostics& diag) {
     watcher_->start();
   }
   // --- webhook start ---
+  if (const auto& wh = current_->config->ingress.webhook; !wh.listen.empty()) {
+    std::string error;
+    webhook_ = detail::Webhook::create(
+        control_, wh, {[this] { return current_->config; }, [this] { return current_resources(); }}, error);
+    if (!webhook_) {
+      // A startup error like a listener that cannot bind: the workers already run, so they are
+      // drained (nothing is in flight yet) before exiting 1.
+      PHI_LOG_ERROR("{}", error);
+      begin_drain();
+      control_.run();
+      for (auto& t : threads_) t.join();
+      if (checker_) checker_->stop();
+      if (audit_) audit_->stop();
+      return 1;
+    }
+    webhook_->start();
+    PHI_LOG_INFO("webhook listening on {}", webhook_->local_address());
+    summary += " webhook=" + webhook_->local_address();
+  }
 
   // The Kubernetes source: listeners serve the config file's static routes until the first full
   // sync; /readyz answers 503 until then (a load balancer must not send traffic that would 404).
