@@ -286,16 +286,21 @@ CompiledPolicy compile(config::Config config, config::Diagnostics& diag, ingress
 
 std::optional<CompiledPolicy> load_and_compile(config::Config config, config::Diagnostics& diag,
                                                ingress::DirectoryLoader* loader) {
-  ingress::TranslationStats stats;
   if (!config.ingress.dir.empty()) {
     auto loaded = loader ? loader->load(config.ingress.dir) : ingress::load_directory(config.ingress.dir);
-    for (const auto& d : loaded.diagnostics.entries()) diag.add(d);
-    if (loaded.broken_files > 0) return std::nullopt;  // a change that does not load as a whole
-    auto t = ingress::translate(loaded.resources, config.ingress, diag);
-    stats = t.stats;
-    merge(config, std::move(t));
+    return load_and_compile(std::move(config), loaded, diag);
   }
-  return compile(std::move(config), diag, stats);
+  return compile(std::move(config), diag, {});
+}
+
+std::optional<CompiledPolicy> load_and_compile(config::Config config, const ingress::LoadResult& loaded,
+                                               config::Diagnostics& diag) {
+  for (const auto& d : loaded.diagnostics.entries()) diag.add(d);
+  if (loaded.broken_files > 0) return std::nullopt;  // a change that does not load as a whole
+  auto t = ingress::translate(loaded.resources, config.ingress, diag);
+  auto stats = t.stats;
+  merge(config, std::move(t));
+  return compile(std::move(config), diag, std::move(stats));
 }
 
 }  // namespace phigate::compile

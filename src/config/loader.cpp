@@ -818,10 +818,17 @@ void read_root(Reader& r, const YAML::Node& root, Config& cfg) {
     if (const auto kn = n["kubernetes"];
         kn && r.expect_map(kn, "ingress.kubernetes",
                            {"kubeconfig", "context", "secrets_label_selector", "page_size", "watch_timeout",
-                            "backoff_initial", "backoff_max", "request_timeout"})) {
+                            "backoff_initial", "backoff_max", "request_timeout",
+                            "service_account_dir"})) {
       r.string(kn, "kubeconfig", "ingress.kubernetes", k.kubeconfig);
       if (!k.kubeconfig.empty()) k.kubeconfig = resolve(cfg.dir, k.kubeconfig);
       r.string(kn, "context", "ingress.kubernetes", k.context);
+      r.string(kn, "service_account_dir", "ingress.kubernetes", k.service_account_dir);
+      if (k.service_account_dir.empty()) {
+        r.error(kn["service_account_dir"], "ingress.kubernetes.service_account_dir", "must not be empty");
+      } else {
+        k.service_account_dir = resolve(cfg.dir, k.service_account_dir);
+      }
       r.string(kn, "secrets_label_selector", "ingress.kubernetes", k.secrets_label_selector);
       r.integer(kn, "page_size", "ingress.kubernetes", k.page_size, std::int64_t{1}, std::int64_t{10000});
       r.duration(kn, "watch_timeout", "ingress.kubernetes", k.watch_timeout);

@@ -8,6 +8,7 @@
 #include <set>
 #include <sstream>
 
+#include "loader_impl.hpp"
 #include "names_impl.hpp"
 #include "phigate/core/time.hpp"
 #include "yaml_tree_impl.hpp"
@@ -17,7 +18,8 @@ namespace phigate::ingress {
 namespace fs = std::filesystem;
 
 std::string Origin::where() const {
-  std::string s = file + "#" + std::to_string(doc);
+  // doc < 0: an object from the API server, named by `file` alone ("kubernetes:Ingress ns/name").
+  std::string s = doc >= 0 ? file + "#" + std::to_string(doc) : file;
   if (item >= 0) s += ".items[" + std::to_string(item) + "]";
   return s;
 }
@@ -262,7 +264,33 @@ void read_backend(ObjectReader& r, const Node& n, const std::string& field, Ingr
   b.service = std::move(s);
 }
 
+/// status.loadBalancer.ingress[]: each entry's ip, else its hostname. Status is written by
+/// controllers, not by the Ingress's author, so a malformed entry is a warning and skipped: it must
+/// not make the object fail closed.
+std::vector<std::string> read_load_balancer(ObjectReader& r, const Node& obj) {
+  std::vector<std::string> out;
+  const Node lb = child(child(child(obj, "status"), "loadBalancer"), "ingress");
+  if (!present(lb)) return out;
+  if (!lb.is_seq()) {
+    r.warning(lb, "status.loadBalancer.ingress", "expected a list: ignored");
+    return out;
+  }
+  for (std::size_t i = 0; i < lb.size(); ++i) {
+    const Node ip = child(lb[i], "ip");
+    const Node host = child(lb[i], "hostname");
+    if (ip.is_scalar() && !ip.scalar().empty()) {
+      out.emplace_back(ip.scalar());
+    } else if (host.is_scalar() && !host.scalar().empty()) {
+      out.emplace_back(host.scalar());
+    } else {
+      r.warning(lb[i], index("status.loadBalancer.ingress", i), "expected an ip or a hostname: ignored");
+    }
+  }
+  return out;
+}
+
 void read_ingress(ObjectReader& r, const Node& obj, Ingress& ing) {
+  ing.load_balancer = read_load_balancer(r, obj);
   const Node spec = r.map(obj, "spec", "");
   ing.class_name = r.str(spec, "ingressClassName", "spec");
   if (const Node db = r.map(spec, "defaultBackend", "spec"); present(db)) {
@@ -366,6 +394,7 @@ bool valid_target_port(const std::string& t) {
 }
 
 void read_service(ObjectReader& r, const Node& obj, Service& s) {
+  s.load_balancer = read_load_balancer(r, obj);
   const Node spec = r.map(obj, "spec", "");
   if (auto type = r.str(spec, "type", "spec"); type && !type->empty()) s.type = std::move(*type);
   const Node ports = r.seq(spec, "ports", "spec");
@@ -604,6 +633,10 @@ void parse_text(const std::string& text, const std::string& file, LoadResult& in
 }
 
 }  // namespace
+
+void detail::load_document(const YamlNode& obj, const Origin& origin, LoadResult& into) {
+  load_object(obj, origin, into, "", "");
+}
 
 void load_text(const std::string& text, const std::string& file, LoadResult& into) {
   ++into.parsed_files;

@@ -95,9 +95,49 @@ std::string host_tls_annotation(const Ingress& ing, const config::RoutePolicy& p
 }
 
 struct ResolvedBackend {
-  std::vector<std::string> backends;  // sorted, distinct "ip:port" / "[ip6]:port"
+  std::vector<std::string> backends;     // sorted, distinct "ip:port" / "[ip6]:port"
   std::vector<std::string> terminating;  // terminating but serving: in-flight requests only
-  std::string error;                  // "" when the Service and port exist
+  std::string error;                     // "" when the Service and port exist
+};
+
+/// ingress-nginx's class selection, shared by translate() and is_ours(): `classes` by name (the
+/// first of duplicates).
+class ClassSelection {
+ public:
+  ClassSelection(const std::unordered_map<std::string, const IngressClass*>& classes,
+                 const config::IngressSpec& spec)
+      : classes_(classes), spec_(spec) {
+    for (const auto& [name, ic] : classes_) {
+      if (ic->problems.empty() && ic->is_default && ic->controller == spec_.controller)
+        default_class_ours_ = true;
+    }
+  }
+
+  /// "" when the Ingress is ours; otherwise why not (for a debug log).
+  std::string not_ours(const Ingress& ing) const {
+    if (ing.class_name && !ing.class_name->empty()) {
+      const auto& name = *ing.class_name;
+      if (const auto it = classes_.find(name); it != classes_.end() && it->second->problems.empty()) {
+        // The IngressClass object decides: it may name our class but hand it to another controller.
+        if (it->second->controller == spec_.controller) return {};
+        return "IngressClass " + name + " belongs to controller " + it->second->controller;
+      }
+      if (name == spec_.class_name) return {};
+      return "ingressClassName " + name + " is not ours";
+    }
+    if (const auto it = ing.meta.annotations.find(std::string(kClassAnnotation));
+        it != ing.meta.annotations.end()) {
+      if (it->second == spec_.class_name) return {};
+      return std::string(kClassAnnotation) + " " + it->second + " is not ours";
+    }
+    if (default_class_ours_) return {};
+    return "no ingressClassName and no default IngressClass of ours";
+  }
+
+ private:
+  const std::unordered_map<std::string, const IngressClass*>& classes_;
+  const config::IngressSpec& spec_;
+  bool default_class_ours_ = false;
 };
 
 struct Claim {
@@ -129,7 +169,10 @@ class Translator {
       const auto tb = b->meta.created.value_or(kNoTime);
       return std::tie(ta, a->meta.ns, a->meta.name) < std::tie(tb, b->meta.ns, b->meta.name);
     });
-    for (const Ingress* ing : ours) add(*ing);
+    for (const Ingress* ing : ours) {
+      out_.stats.used_keys.push_back(ing->meta.key());
+      add(*ing);
+    }
     add_default_roots();
     check_host_tls();
     out_.stats.ingresses = ingresses_.size();
@@ -194,32 +237,11 @@ class Translator {
       if (slices.at(s.meta.key()) != &s || !s.problems.empty() || s.service_name.empty()) continue;
       slices_[s.meta.ns + "/" + s.service_name].push_back(&s);
     }
-    for (const auto& [name, ic] : classes_) {
-      if (ic->problems.empty() && ic->is_default && ic->controller == spec_.controller)
-        default_class_ours_ = true;
-    }
+    selection_.emplace(classes_, spec_);
   }
 
   /// "" when the Ingress is ours; otherwise why not (for a debug log).
-  std::string not_ours(const Ingress& ing) const {
-    if (ing.class_name && !ing.class_name->empty()) {
-      const auto& name = *ing.class_name;
-      if (const auto it = classes_.find(name); it != classes_.end() && it->second->problems.empty()) {
-        // The IngressClass object decides: it may name our class but hand it to another controller.
-        if (it->second->controller == spec_.controller) return {};
-        return "IngressClass " + name + " belongs to controller " + it->second->controller;
-      }
-      if (name == spec_.class_name) return {};
-      return "ingressClassName " + name + " is not ours";
-    }
-    if (const auto it = ing.meta.annotations.find(std::string(kClassAnnotation));
-        it != ing.meta.annotations.end()) {
-      if (it->second == spec_.class_name) return {};
-      return std::string(kClassAnnotation) + " " + it->second + " is not ours";
-    }
-    if (default_class_ours_) return {};
-    return "no ingressClassName and no default IngressClass of ours";
-  }
+  std::string not_ours(const Ingress& ing) const { return selection_->not_ours(ing); }
 
   const ResolvedBackend& resolve(const std::string& ns, const ServiceBackend& b) {
     auto key = ns + "/" + b.name + ":" +
@@ -834,7 +856,7 @@ class Translator {
   std::unordered_map<std::string, const Secret*> secrets_;
   std::unordered_map<std::string, const Service*> services_;
   std::unordered_map<std::string, std::vector<const EndpointSlice*>> slices_;  // "ns/service"
-  bool default_class_ours_ = false;
+  std::optional<ClassSelection> selection_;                                    // set by index()
 
   std::unordered_map<std::string, ResolvedBackend> resolved_;  // "ns/service:port"
   std::unordered_map<std::string, Claim> claims_;              // claim_key → owner
@@ -849,6 +871,27 @@ class Translator {
 };
 
 }  // namespace
+
+std::vector<std::string> referenced_secrets(const Ingress& ing) {
+  std::vector<std::string> out;
+  for (const auto& t : ing.tls) {
+    if (!t.secret_name.empty()) out.push_back(ing.meta.ns + "/" + t.secret_name);
+  }
+  // The annotations as translate() reads them: an invalid or cross-namespace reference is refused
+  // there (and fails the Ingress closed), so it names no Secret to fetch here either.
+  const auto parsed = parse_annotations(ing.meta.annotations, ing.meta.ns);
+  if (!parsed.policy.auth_tls_secret.empty()) out.push_back(parsed.policy.auth_tls_secret);
+  if (!parsed.policy.proxy_ssl_secret.empty()) out.push_back(parsed.policy.proxy_ssl_secret);
+  std::sort(out.begin(), out.end());
+  out.erase(std::unique(out.begin(), out.end()), out.end());
+  return out;
+}
+
+bool is_ours(const Ingress& ing, const std::vector<IngressClass>& classes, const config::IngressSpec& spec) {
+  std::unordered_map<std::string, const IngressClass*> by_name;
+  for (const auto& c : classes) by_name.emplace(c.meta.name, &c);  // the first of duplicates, as translate()
+  return ClassSelection(by_name, spec).not_ours(ing).empty();
+}
 
 Translation translate(const Resources& resources, const config::IngressSpec& spec,
                       config::Diagnostics& diag) {

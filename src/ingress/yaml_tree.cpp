@@ -1,5 +1,6 @@
 #include "yaml_tree_impl.hpp"
 
+#include <simdjson.h>
 #include <yaml.h>
 
 #include <algorithm>
@@ -7,6 +8,7 @@
 #include <cstring>
 #include <limits>
 #include <new>
+#include <system_error>
 #include <unordered_map>
 
 namespace phigate::ingress::detail {
@@ -291,6 +293,91 @@ std::optional<YamlError> YamlTree::parse(std::string_view text) {
     }
     if (err) return err;
   }
+  return std::nullopt;
+}
+
+std::optional<YamlError> YamlTree::parse_json(std::string_view text) {
+  entries_.clear();
+  kids_.clear();
+  documents_.clear();
+  arena_.clear();
+  if (text.size() > kMaxJsonSize) {
+    return YamlError{0, "JSON larger than " + std::to_string(kMaxJsonSize) + " bytes: refused"};
+  }
+  simdjson::dom::parser parser(kMaxJsonSize);
+  // The depth bound as the YAML path (simdjson checks it while parsing, so the walk below recurses
+  // at most kMaxDepth levels).
+  if (const auto err = parser.allocate(std::max<std::size_t>(text.size(), 64), kMaxDepth)) {
+    return YamlError{0, simdjson::error_message(err)};
+  }
+  simdjson::dom::element root;
+  if (const auto err = parser.parse(text.data(), text.size()).get(root)) {
+    std::string message = simdjson::error_message(err);
+    if (err == simdjson::DEPTH_ERROR) message = "nested deeper than " + std::to_string(kMaxDepth) + " levels";
+    return YamlError{0, std::move(message)};
+  }
+
+  const auto scalar = [&](std::string_view text_of_scalar, Kind kind) {
+    Entry e;
+    e.kind = kind;
+    e.text = arena_.copy(text_of_scalar.data(), text_of_scalar.size());
+    entries_.push_back(e);
+    return static_cast<std::uint32_t>(entries_.size() - 1);
+  };
+  const auto build = [&](const auto& self, simdjson::dom::element el) -> std::uint32_t {
+    using simdjson::dom::element_type;
+    switch (el.type()) {
+      case element_type::OBJECT: {
+        simdjson::dom::object object;
+        if (el.get(object) != simdjson::SUCCESS) break;  // not reached: the type says object
+        const auto index = static_cast<std::uint32_t>(entries_.size());
+        entries_.push_back(Entry{{}, 0, 0, 0, Kind::Map});
+        std::vector<std::uint32_t> children;
+        for (const auto field : object) {
+          children.push_back(scalar(field.key, Kind::Scalar));
+          children.push_back(self(self, field.value));
+        }
+        entries_[index].first = static_cast<std::uint32_t>(kids_.size());
+        entries_[index].count = static_cast<std::uint32_t>(children.size());
+        kids_.insert(kids_.end(), children.begin(), children.end());
+        return index;
+      }
+      case element_type::ARRAY: {
+        simdjson::dom::array array;
+        if (el.get(array) != simdjson::SUCCESS) break;  // not reached: the type says array
+        const auto index = static_cast<std::uint32_t>(entries_.size());
+        entries_.push_back(Entry{{}, 0, 0, 0, Kind::Seq});
+        std::vector<std::uint32_t> children;
+        for (const auto item : array) children.push_back(self(self, item));
+        entries_[index].first = static_cast<std::uint32_t>(kids_.size());
+        entries_[index].count = static_cast<std::uint32_t>(children.size());
+        kids_.insert(kids_.end(), children.begin(), children.end());
+        return index;
+      }
+      case element_type::STRING:
+        return scalar(el.get_string().value_unsafe(), Kind::Scalar);
+      case element_type::INT64:
+        return scalar(std::to_string(el.get_int64().value_unsafe()), Kind::Scalar);
+      case element_type::UINT64:
+        return scalar(std::to_string(el.get_uint64().value_unsafe()), Kind::Scalar);
+      case element_type::DOUBLE: {
+        // Shortest round-trip text; a value that prints like an integer (8080.0 → "8080") keeps a
+        // ".0", so that a field read as an integer refuses it as the YAML path refuses "8080.0".
+        char buf[64];
+        const auto r = std::to_chars(buf, buf + sizeof buf, el.get_double().value_unsafe());
+        std::string out(buf, r.ec == std::errc{} ? r.ptr : buf);
+        if (out.find_first_of(".eE") == std::string::npos) out += ".0";
+        return scalar(out, Kind::Scalar);
+      }
+      case element_type::BOOL:
+        return scalar(el.get_bool().value_unsafe() ? "true" : "false", Kind::Scalar);
+      case element_type::NULL_VALUE:
+        break;
+    }
+    return scalar({}, Kind::Null);
+  };
+  const std::uint32_t top = build(build, root);
+  documents_.push_back(YamlNode(this, top));
   return std::nullopt;
 }
 

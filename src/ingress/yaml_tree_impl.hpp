@@ -73,6 +73,16 @@ class YamlTree {
   /// empty and the error names the line. Replaces any previous content.
   std::optional<YamlError> parse(std::string_view text);
 
+  /// JSON text larger than this is refused by parse_json (the API client caps a body at 256 MiB).
+  static constexpr std::size_t kMaxJsonSize = 256u << 20;
+
+  /// Parses one JSON document (as the API server sends it) with simdjson into the same tree:
+  /// objects are mappings, arrays sequences, strings scalars, numbers and booleans scalars holding
+  /// their JSON text (8080, true; a non-integer number keeps a '.' or an exponent so that an integer
+  /// field never reads it), null a Null node. Lines are 0. Nesting is bounded by kMaxDepth and size
+  /// by kMaxJsonSize. On failure the tree is empty. Replaces any previous content.
+  std::optional<YamlError> parse_json(std::string_view text);
+
   /// One root per document, in order; an empty document ("---" alone) is a null node.
   const std::vector<YamlNode>& documents() const noexcept { return documents_; }
 

@@ -236,6 +236,39 @@ std::string render(std::span<const WorkerShard* const> shards, const ControlStat
                 "file (a sealed segment deleted, truncated or altered, a sequence going backwards, the "
                 "state file missing or forged). Recorded in the log; phigate audit verify reports them.",
                 static_cast<double>(control.audit_chain_tamper_events.load()));
+  counter_value("phigate_tls_context_builds_total",
+                "Sets of TLS server contexts built (a reload whose certificates, TLS settings and host "
+                "policies are unchanged keeps the running ones).",
+                static_cast<double>(control.tls_context_builds.load()));
+  if (control.kube_enabled.load() != 0) {
+    gauge("phigate_kube_synced", "1 once every LIST/WATCH of the Kubernetes API completed its first LIST.",
+          static_cast<double>(control.kube_synced.load()));
+    counter_value("phigate_kube_lists_total", "LIST requests completed against the Kubernetes API.",
+                  static_cast<double>(control.kube_lists.load()));
+    counter_value("phigate_kube_relists_total", "LISTs made again because a WATCH answered 410 Gone.",
+                  static_cast<double>(control.kube_relists_gone.load()));
+    counter_value("phigate_kube_watches_total", "WATCH requests started.",
+                  static_cast<double>(control.kube_watches.load()));
+    counter_value("phigate_kube_watch_events_total", "WATCH events applied (ADDED, MODIFIED, DELETED).",
+                  static_cast<double>(control.kube_events.load()));
+    counter_value("phigate_kube_failures_total",
+                  "Failed Kubernetes API requests and broken WATCH streams (each retried with back-off).",
+                  static_cast<double>(control.kube_failures.load()));
+    gauge("phigate_kube_reflectors", "LIST/WATCH loops running (one per kind and namespace scope).",
+          static_cast<double>(control.kube_reflectors.load()));
+    gauge("phigate_kube_secrets_followed", "Secrets followed because an Ingress references them.",
+          static_cast<double>(control.kube_secrets_followed.load()));
+    gauge("phigate_kube_leading", "1 while this process holds the leader Lease (writes status and Events).",
+          static_cast<double>(control.kube_leading.load()));
+    counter_value("phigate_kube_status_updates_total", "Ingress status writes.",
+                  static_cast<double>(control.kube_status_updates.load()));
+    counter_value("phigate_kube_status_failures_total", "Ingress status writes that failed.",
+                  static_cast<double>(control.kube_status_failures.load()));
+    counter_value("phigate_kube_events_total", "Kubernetes Events created.",
+                  static_cast<double>(control.kube_events_written.load()));
+    counter_value("phigate_kube_event_failures_total", "Kubernetes Events that could not be created.",
+                  static_cast<double>(control.kube_event_failures.load()));
+  }
   auto bugs = family("phigate_bugs_total", "Internal invariant violations (PHI_BUG).", MetricType::Counter);
   add_value(bugs, static_cast<double>(core::bug_count()));
   out.push_back(std::move(bugs));

@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <list>
 #include <thread>
+#include <unordered_map>
 
 #include "health_checker.hpp"
 #include "ingress_watcher.hpp"
@@ -13,6 +14,10 @@
 #include "phigate/audit/writer.hpp"
 #include "phigate/config/loader.hpp"
 #include "phigate/core/log.hpp"
+#include "phigate/kube/credentials.hpp"
+#include "phigate/kube/leader.hpp"
+#include "phigate/kube/provider.hpp"
+#include "phigate/kube/status.hpp"
 #include "phigate/metrics/worker_shard.hpp"
 #include "phigate/net/socket.hpp"
 #include "phigate/proxy/worker.hpp"
@@ -39,11 +44,34 @@ class Server {
 
   /// `diag`: what loading the first snapshot reported (logged once serving starts).
   int start(const config::Diagnostics& diag);
+  /// The configuration file as loaded (before any Ingress is merged in): what every rebuild
+  /// starts from when the Kubernetes store changes (the file is not re-read then).
+  void set_base(std::shared_ptr<const config::Config> base) { base_ = std::move(base); }
+  /// ingress.source kubernetes: follow the API server with these credentials once started.
+  void use_kubernetes(kube::Credentials creds) { kube_creds_ = std::move(creds); }
 
  private:
   bool bind_all(std::string& summary);
   void on_signal(int sig);
   void reload();
+  /// Builds from `cfg` (the Ingress folder, or the Kubernetes store once synced) and publishes;
+  /// on failure the running snapshot keeps serving. Returns whether it published.
+  bool build_and_publish(config::Config cfg, config::Diagnostics& diag, const char* what,
+                         const char* failed_as);
+  // --- Kubernetes source ---
+  void start_kubernetes();
+  /// The provider saw a change: the first one arms the debounce timer, later ones while it is
+  /// armed do not re-arm it, so a storm of events cannot postpone a build forever and builds
+  /// happen at most once per `ingress.debounce`.
+  void on_kube_change();
+  /// The first full sync: build from the store now and become ready.
+  void check_first_sync();
+  /// Every second: copies the provider's counters into metrics; one log line per change between
+  /// reachable and unreachable.
+  void watch_kubernetes();
+  /// After a publish (and when leadership is gained): what the StatusWriter should write.
+  void update_status(const ingress::LoadResult& loaded, const config::Diagnostics& diag);
+  void stop_kubernetes();
   /// A change under the Ingress directory: reload once things settle (debounce).
   void schedule_reload();
   void log_snapshot(const proxy::Snapshot& snap, const config::Diagnostics& diag, const char* what);
@@ -84,6 +112,21 @@ class Server {
   std::atomic<bool> ready_{false};
   bool draining_ = false;
   std::size_t workers_done_ = 0;
+  std::shared_ptr<const config::Config> base_;
+  // Kubernetes source. The provider keeps a reference to kube_spec_; the leader election and the
+  // status writer use the provider's client, so they are declared (and destroyed) after it.
+  std::optional<kube::Credentials> kube_creds_;
+  std::string kube_server_;
+  config::IngressSpec kube_spec_;
+  bool kube_synced_ = false;       // the first build from the store was published
+  bool kube_build_armed_ = false;  // the debounce timer runs
+  bool kube_unreachable_ = false;
+  kube::ProviderStats kube_last_{};
+  std::vector<kube::ServedIngress> last_served_;
+  net::asio::steady_timer kube_debounce_{control_};
+  std::unique_ptr<kube::Provider> provider_;
+  std::unique_ptr<kube::LeaderElection> leader_;
+  std::unique_ptr<kube::StatusWriter> status_;
   // --- webhook members ---
 
 };
@@ -91,6 +134,7 @@ class Server {
 [[maybe_unused]] ingress::LoadResult Server::current_resources() {
   const auto& ing = current_->config->ingress;
   if (ing.source == config::IngressSource::Directory && manifests_) return manifests_->load(ing.dir);
+  if (ing.source == config::IngressSource::Kubernetes && provider_) return provider_->resources();
   return {};
 }
 
@@ -172,6 +216,7 @@ void Server::log_snapshot(const proxy::Snapshot& snap, const config::Diagnostics
     }
   }
   control_stats_.resource_errors.store(static_cast<std::int64_t>(snap.resource_errors));
+  control_stats_.tls_context_builds.store(tls::ServerContexts::builds_total());
   control_stats_.build_ms.store(static_cast<std::int64_t>(snap.build_time.count()));
   control_stats_.ingresses_used.store(static_cast<std::int64_t>(snap.ingress.used));
   control_stats_.ingresses_failed_closed.store(static_cast<std::int64_t>(snap.ingress.failed_closed));
@@ -195,7 +240,6 @@ void Server::schedule_reload() {
 void Server::reload() {
   config::Diagnostics diag;
   auto cfg = config::load_config(path_, diag);
-  proxy::SnapshotPtr snap;
   if (cfg) {
     const auto& old = current_->config->listeners;
     if (cfg->listeners.https != old.https || cfg->listeners.http != old.http ||
@@ -217,24 +261,209 @@ void Server::reload() {
       cfg->audit.archive_dir = old_audit.archive_dir;
       cfg->audit.keys = old_audit.keys;
     }
-    snap = build_snapshot(std::move(*cfg), keys_, current_->generation + 1, diag, manifests_.get(),
-                          health_.get());
-    if (snap && audit_ && !reload_audit_keys(snap->config->audit, diag)) snap.reset();
+    if (provider_) {
+      // The provider and status writer were started with these: following another API server,
+      // other namespaces or classes is a new process.
+      const auto& was = kube_spec_;
+      const auto& now = cfg->ingress;
+      const auto& a = was.kubernetes;
+      const auto& b = now.kubernetes;
+      if (now.source != was.source || now.class_name != was.class_name || now.controller != was.controller ||
+          a.kubeconfig != b.kubeconfig || a.context != b.context || a.namespaces != b.namespaces ||
+          a.secrets_label_selector != b.secrets_label_selector ||
+          a.service_account_dir != b.service_account_dir || a.page_size != b.page_size ||
+          a.watch_timeout != b.watch_timeout || a.status != b.status ||
+          a.publish_service != b.publish_service || a.publish_address != b.publish_address ||
+          a.leader_election != b.leader_election || a.lease_name != b.lease_name ||
+          a.lease_namespace != b.lease_namespace || a.identity != b.identity || a.events != b.events) {
+        diag.warning(
+            path_, 0, "ingress",
+            "ingress.source, class, controller, kubernetes, status, leader_election and events changes "
+            "need a restart; keeping the current ones");
+      }
+      const auto debounce = cfg->ingress.debounce;
+      cfg->ingress = was;
+      cfg->ingress.debounce = debounce;
+    }
+    auto base = std::make_shared<const config::Config>(*cfg);
+    if (build_and_publish(std::move(*cfg), diag, "reloaded", "reload")) base_ = std::move(base);
+    return;
   }
+  control_stats_.reload_error.fetch_add(1);
+  for (const auto& d : diag.entries()) PHI_LOG_ERROR("{}", d.to_string());
+  PHI_LOG_ERROR("reload failed, still serving generation {}: {} error(s)", current_->generation,
+                fatal_errors(diag));
+}
+
+bool Server::build_and_publish(config::Config cfg, config::Diagnostics& diag, const char* what,
+                               const char* failed_as) {
+  BuildInputs in;
+  in.loader = manifests_.get();
+  in.health = health_.get();
+  in.previous = current_.get();
+  std::optional<ingress::LoadResult> loaded;
+  // Until the first full sync the Kubernetes source contributes nothing: a partial store would
+  // serve some Ingresses and 404 others that exist.
+  if (provider_ && kube_synced_) {
+    loaded = provider_->resources();
+    in.resources = &*loaded;
+  }
+  auto snap = build_snapshot(std::move(cfg), keys_, current_->generation + 1, diag, in);
+  if (snap && audit_ && !reload_audit_keys(snap->config->audit, diag)) snap.reset();
   if (!snap) {
     health_->abandon();
     control_stats_.reload_error.fetch_add(1);
+    control_stats_.tls_context_builds.store(tls::ServerContexts::builds_total());
     for (const auto& d : diag.entries()) PHI_LOG_ERROR("{}", d.to_string());
-    PHI_LOG_ERROR("reload failed, still serving generation {}: {} error(s)", current_->generation,
+    PHI_LOG_ERROR("{} failed, still serving generation {}: {} error(s)", failed_as, current_->generation,
                   fatal_errors(diag));
-    return;
+    return false;
   }
   control_stats_.reload_ok.fetch_add(1);
   publish(std::move(snap));
   // Endpoints that stayed keep their state; the checker follows the new set of endpoints.
   health_->commit();
   if (checker_) checker_->update(health_->probes());
-  log_snapshot(*current_, diag, "reloaded");
+  log_snapshot(*current_, diag, what);
+  if (loaded) update_status(*loaded, diag);
+  return true;
+}
+
+void Server::start_kubernetes() {
+  kube_spec_ = current_->config->ingress;
+  kube_server_ = kube_creds_->server;
+  const auto namespace_of_creds = kube_creds_->namespace_;
+  control_stats_.kube_enabled.store(1);
+  provider_ = std::make_unique<kube::Provider>(control_, kube_spec_, std::move(*kube_creds_),
+                                               [this] { on_kube_change(); });
+  kube_creds_.reset();
+  const auto& k = kube_spec_.kubernetes;
+  if (k.status || k.events) {
+    if (k.status && k.leader_election) {
+      auto env = kube::process_env();
+      std::string ns = k.lease_namespace;
+      if (ns.empty()) ns = env("POD_NAMESPACE").value_or("");
+      if (ns.empty()) ns = namespace_of_creds;
+      if (ns.empty()) ns = "default";
+      const std::string identity = !k.identity.empty() ? k.identity : kube::default_identity(env);
+      leader_ =
+          std::make_unique<kube::LeaderElection>(provider_->client(), k, ns, identity, [this](bool leading) {
+            control_stats_.kube_leading.store(leading ? 1 : 0);
+            PHI_LOG_INFO("kubernetes: {} the leader Lease", leading ? "holding" : "no longer holding");
+            // A new leader writes what the served snapshot says at once, not at the next change.
+            if (leading && status_ && kube_synced_) status_->update(last_served_);
+          });
+    }
+    // Events without status: the writer runs with no address to publish, which it reads as
+    // "leave status alone" (status.hpp); without leader election every replica may write.
+    auto spec = k;
+    if (!k.status) {
+      spec.publish_service.clear();
+      spec.publish_address.clear();
+    }
+    status_ = std::make_unique<kube::StatusWriter>(
+        provider_->client(), spec, [this] { return leader_ == nullptr || leader_->leading(); });
+  }
+  PHI_LOG_INFO("kubernetes: waiting for the first full sync of {}", kube_server_);
+  provider_->start();
+  if (leader_) leader_->start();
+  if (status_) status_->start();
+}
+
+void Server::on_kube_change() {
+  if (draining_) return;
+  if (!kube_synced_) {
+    check_first_sync();
+    return;
+  }
+  if (kube_build_armed_) return;
+  kube_build_armed_ = true;
+  kube_debounce_.expires_after(current_->config->ingress.debounce);
+  kube_debounce_.async_wait([this](const net::error_code& ec) {
+    kube_build_armed_ = false;
+    if (ec || draining_ || !base_) return;
+    config::Diagnostics diag;
+    build_and_publish(*base_, diag, "rebuilt from the Kubernetes API for", "kubernetes rebuild");
+  });
+}
+
+void Server::check_first_sync() {
+  if (kube_synced_ || draining_ || !provider_ || !provider_->synced() || !base_) return;
+  kube_synced_ = true;
+  config::Diagnostics diag;
+  if (!build_and_publish(*base_, diag, "first full Kubernetes sync built for", "kubernetes first build")) {
+    kube_synced_ = false;  // tried again at the next change or tick; not ready meanwhile
+    return;
+  }
+  ready_ = true;
+  PHI_LOG_INFO("kubernetes: synced with {}: serving generation {}, ready", kube_server_,
+               current_->generation);
+}
+
+void Server::watch_kubernetes() {
+  if (!provider_) return;
+  check_first_sync();
+  const auto st = provider_->stats();
+  control_stats_.kube_synced.store(provider_->synced() ? 1 : 0);
+  control_stats_.kube_lists.store(st.lists);
+  control_stats_.kube_relists_gone.store(st.relists_gone);
+  control_stats_.kube_watches.store(st.watches);
+  control_stats_.kube_events.store(st.events);
+  control_stats_.kube_failures.store(st.failures);
+  control_stats_.kube_reflectors.store(static_cast<std::int64_t>(st.reflectors));
+  control_stats_.kube_secrets_followed.store(static_cast<std::int64_t>(st.secrets_followed));
+  if (status_) {
+    const auto ss = status_->stats();
+    control_stats_.kube_status_updates.store(ss.status_updates);
+    control_stats_.kube_status_failures.store(ss.status_failures);
+    control_stats_.kube_events_written.store(ss.events);
+    control_stats_.kube_event_failures.store(ss.event_failures);
+  }
+  // Reachability as seen over the last second: failures and no progress (a LIST, an event or a
+  // BOOKMARK) is unreachable; progress without failures is back. The reflectors log the reasons.
+  const auto failed = st.failures - kube_last_.failures;
+  const bool progress =
+      st.lists != kube_last_.lists || st.events != kube_last_.events || st.bookmarks != kube_last_.bookmarks;
+  if (!kube_unreachable_ && failed > 0 && !progress) {
+    kube_unreachable_ = true;
+    PHI_LOG_WARN("kubernetes: API server {} unreachable ({} failed request(s) in the last second); {}",
+                 kube_server_, failed,
+                 kube_synced_ ? "the last snapshot keeps serving" : "still not ready (no full sync yet)");
+  } else if (kube_unreachable_ && progress && failed == 0) {
+    kube_unreachable_ = false;
+    PHI_LOG_INFO("kubernetes: API server {} reachable again", kube_server_);
+  }
+  kube_last_ = st;
+}
+
+void Server::update_status(const ingress::LoadResult& loaded, const config::Diagnostics& diag) {
+  if (!status_) return;
+  std::unordered_map<std::string, const ingress::Ingress*> by_key;
+  for (const auto& ing : loaded.resources.ingresses) by_key.emplace(ing.meta.key(), &ing);
+  std::vector<kube::ServedIngress> served;
+  for (const auto& key : current_->ingress.used_keys) {
+    kube::ServedIngress s;
+    const auto slash = key.find('/');
+    s.ns = key.substr(0, slash);
+    s.name = slash == std::string::npos ? std::string() : key.substr(slash + 1);
+    if (const auto it = by_key.find(key); it != by_key.end()) s.current = it->second->load_balancer;
+    // Why it fails closed: this Ingress's errors (field and reason; never a header value or body).
+    const std::string resource = "Ingress " + key;
+    for (const auto& d : diag.entries()) {
+      if (d.severity == config::Severity::Error && d.resource == resource)
+        s.failed_closed.push_back(d.field + ": " + d.message);
+    }
+    served.push_back(std::move(s));
+  }
+  last_served_ = served;
+  status_->update(std::move(served));
+}
+
+void Server::stop_kubernetes() {
+  kube_debounce_.cancel();
+  if (status_) status_->stop();
+  if (leader_) leader_->stop();  // releases the Lease: a successor takes over at once
+  if (provider_) provider_->stop();
 }
 
 bool Server::reload_audit_keys(const config::AuditSpec& next, config::Diagnostics& diag) {
@@ -290,6 +519,7 @@ void Server::begin_drain() {
   if (watcher_) watcher_->stop();
   debounce_.cancel();
   ticket_timer_.cancel();
+  stop_kubernetes();
   // --- webhook stop ---
 
 }
@@ -324,6 +554,7 @@ void Server::schedule_housekeeping() {
     // SSL_CTXs: once only this list holds one, nothing can take a new reference.
     retired_.remove_if([](const proxy::SnapshotPtr& s) { return s.use_count() == 1; });
     watch_audit();
+    watch_kubernetes();
     if (workers_done_ < workers_.size()) schedule_housekeeping();
   });
 }
@@ -351,6 +582,7 @@ int Server::start(const config::Diagnostics& diag) {
           ticket_timer_.cancel();
           if (admin_) admin_->stop();
           if (checker_) checker_->stop();
+          stop_kubernetes();
         }
       });
     });
@@ -372,7 +604,13 @@ int Server::start(const config::Diagnostics& diag) {
   }
   // --- webhook start ---
 
-  ready_ = true;
+  // The Kubernetes source: listeners serve the config file's static routes until the first full
+  // sync; /readyz answers 503 until then (a load balancer must not send traffic that would 404).
+  if (kube_creds_) {
+    start_kubernetes();
+  } else {
+    ready_ = true;
+  }
   log_snapshot(*current_, diag, "loaded");
   PHI_LOG_INFO("phigate ready workers={}{}", n, summary);
   std::printf("phigate ready workers=%u%s\n", n, summary.c_str());
@@ -405,6 +643,23 @@ int run(const std::string& path, const std::string& log_level_override) {
   proxy::SnapshotPtr snap;
   auto manifests = std::make_unique<ingress::DirectoryLoader>();
   auto health = std::make_unique<upstream::HealthRegistry>();
+  std::optional<kube::Credentials> creds;
+  std::shared_ptr<const config::Config> base;
+  if (cfg && cfg->ingress.source == config::IngressSource::Kubernetes) {
+    // A credentials problem is a startup error: without them phigate could never become ready.
+    const auto& k = cfg->ingress.kubernetes;
+    kube::CredentialsError err;
+    creds = k.kubeconfig.empty() ? kube::in_cluster(kube::process_env(), err, k.service_account_dir)
+                                 : kube::from_kubeconfig(k.kubeconfig, k.context, err);
+    if (!creds) {
+      std::fprintf(stderr, "phigate: %s: %s: %s\n", path.c_str(),
+                   k.kubeconfig.empty() ? "ingress.kubernetes.service_account_dir (in-cluster credentials)"
+                                        : "ingress.kubernetes.kubeconfig",
+                   err.message.c_str());
+      return 1;
+    }
+  }
+  if (cfg) base = std::make_shared<const config::Config>(*cfg);
   if (cfg) snap = build_snapshot(std::move(*cfg), keys, 1, diag, manifests.get(), health.get());
   if (!snap) {
     for (const auto& d : diag.entries()) {
@@ -448,6 +703,8 @@ int run(const std::string& path, const std::string& log_level_override) {
   health->commit();
   Server server(path, std::move(snap), std::move(keys), std::move(manifests), std::move(writer),
                 std::move(health));
+  server.set_base(std::move(base));
+  if (creds) server.use_kubernetes(std::move(*creds));
   return server.start(diag);
 }
 

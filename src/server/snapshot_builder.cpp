@@ -30,6 +30,16 @@ std::size_t fatal_errors(const config::Diagnostics& diag) {
 proxy::SnapshotPtr build_snapshot(config::Config config, std::shared_ptr<tls::TicketKeyRing> keys,
                                   std::uint64_t generation, config::Diagnostics& diag,
                                   ingress::DirectoryLoader* loader, upstream::HealthRegistry* health) {
+  BuildInputs in;
+  in.loader = loader;
+  in.health = health;
+  return build_snapshot(std::move(config), std::move(keys), generation, diag, in);
+}
+
+proxy::SnapshotPtr build_snapshot(config::Config config, std::shared_ptr<tls::TicketKeyRing> keys,
+                                  std::uint64_t generation, config::Diagnostics& diag,
+                                  const BuildInputs& in) {
+  auto* const health = in.health;
   const auto started = std::chrono::steady_clock::now();
   upstream::HealthRegistry scratch;  // no registry (validate, tests): every endpoint starts afresh
   auto& registry = health != nullptr ? *health : scratch;
@@ -39,15 +49,26 @@ proxy::SnapshotPtr build_snapshot(config::Config config, std::shared_ptr<tls::Ti
   // Every policy decision (Ingress translation, fail-closed marks, per-host TLS policies, access
   // lists) is made by the compile step that `phigate validate` runs too; what follows only
   // assembles runtime objects from it.
-  auto compiled = compile::load_and_compile(std::move(config), diag, loader);
+  auto compiled = in.resources != nullptr ? compile::load_and_compile(std::move(config), *in.resources, diag)
+                                          : compile::load_and_compile(std::move(config), diag, in.loader);
   if (!compiled) return nullptr;  // a manifest file that does not load as a whole
   const auto& st = compiled->ingress;
-  snap->ingress = {st.ingresses, st.used,  st.ignored,      st.failed_closed,
-                   st.routes,    st.paths, st.certificates, st.conflicts};
+  snap->ingress = {st.ingresses, st.used,         st.ignored,   st.failed_closed, st.routes,
+                   st.paths,     st.certificates, st.conflicts, st.used_keys};
   auto cfg = std::make_shared<const config::Config>(std::move(compiled->config));
   if (!cfg->listeners.https.empty()) {
-    snap->tls =
-        tls::ServerContexts::build(cfg->tls, std::move(keys), diag, std::move(compiled->host_policies));
+    // Building every SSL_CTX costs milliseconds per certificate: when nothing they are built from
+    // changed (an EndpointSlice or a route moved), the running contexts serve the new snapshot.
+    const auto* prev = in.previous != nullptr ? in.previous->tls.get() : nullptr;
+    if (prev != nullptr &&
+        prev->inputs() == tls::ServerContexts::fingerprint(cfg->tls, keys.get(), compiled->host_policies) &&
+        !prev->inputs().empty()) {
+      for (const auto& d : prev->diagnostics()) diag.add(d);
+      snap->tls = in.previous->tls;
+    } else {
+      snap->tls =
+          tls::ServerContexts::build(cfg->tls, std::move(keys), diag, std::move(compiled->host_policies));
+    }
   }
   snap->routes = router::RouteTable::build(cfg->routes, diag, cfg->default_backend);
   // Health settings of a path: the global ones under the Ingress's health-check-* annotations.

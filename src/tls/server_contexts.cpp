@@ -10,7 +10,10 @@
 #include <openssl/rand.h>
 #include <openssl/x509v3.h>
 
+#include <atomic>
 #include <cstring>
+#include <fstream>
+#include <sstream>
 
 namespace phigate::tls {
 
@@ -190,10 +193,99 @@ const HostPolicy& ServerContexts::policy_for(std::string_view name) const noexce
   return *none_;
 }
 
+namespace {
+
+std::atomic<std::uint64_t> g_builds{0};
+
+/// Feeds length-prefixed fields into a SHA-256, so that no two field lists hash alike by shifting
+/// bytes from one field to the next.
+class Fingerprint {
+ public:
+  Fingerprint() : md_(EVP_MD_CTX_new()) {
+    if (md_ == nullptr || EVP_DigestInit_ex(md_, EVP_sha256(), nullptr) != 1) ok_ = false;
+  }
+  ~Fingerprint() { EVP_MD_CTX_free(md_); }
+  Fingerprint(const Fingerprint&) = delete;
+  Fingerprint& operator=(const Fingerprint&) = delete;
+  Fingerprint& add(std::string_view v) {
+    const std::string len = std::to_string(v.size()) + ":";
+    if (ok_ && (EVP_DigestUpdate(md_, len.data(), len.size()) != 1 ||
+                EVP_DigestUpdate(md_, v.data(), v.size()) != 1))
+      ok_ = false;
+    return *this;
+  }
+  /// A file's bytes (certificate and key files are small); "missing" when it cannot be read, so a
+  /// file that appears later changes the fingerprint too.
+  Fingerprint& add_file(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) return add("missing").add(path);
+    std::ostringstream bytes;
+    bytes << in.rdbuf();
+    return add("file").add(path).add(bytes.str());
+  }
+  /// Hex digest; empty when hashing failed (never equal to anything: no reuse).
+  std::string hex() {
+    unsigned char out[EVP_MAX_MD_SIZE];
+    unsigned len = 0;
+    if (!ok_ || EVP_DigestFinal_ex(md_, out, &len) != 1) return {};
+    static constexpr char kHex[] = "0123456789abcdef";
+    std::string h;
+    for (unsigned i = 0; i < len; ++i) {
+      h += kHex[out[i] >> 4];
+      h += kHex[out[i] & 15];
+    }
+    return h;
+  }
+
+ private:
+  EVP_MD_CTX* md_;
+  bool ok_ = true;
+};
+
+}  // namespace
+
+std::string ServerContexts::fingerprint(const config::TlsSpec& spec, const TicketKeyRing* keys,
+                                        const HostPolicies& hosts) {
+  Fingerprint f;
+  f.add("phigate/server-contexts/1").add(spec.profile).add(spec.allow_insecure_tls ? "1" : "0");
+  f.add(spec.min_version).add(spec.ciphers).add(spec.ciphersuites).add(spec.groups);
+  f.add(spec.session_tickets ? "1" : "0").add(std::to_string(spec.ticket_key_rotation.count()));
+  f.add(std::to_string(reinterpret_cast<std::uintptr_t>(keys)));
+  const auto cert = [&](const config::CertificateSpec& c) {
+    f.add("cert").add(c.resource).add(c.where.file).add(std::to_string(c.where.line));
+    if (!c.cert_pem.empty()) {
+      f.add(c.cert_pem).add(c.key_pem);
+    } else {
+      f.add_file(c.cert).add_file(c.key);
+    }
+    f.add(std::to_string(c.hosts.size()));
+    for (const auto& h : c.hosts) f.add(h);
+  };
+  if (spec.default_certificate) cert(*spec.default_certificate);
+  for (const auto& c : spec.certificates) cert(c);
+  f.add("hosts").add(std::to_string(hosts.size()));
+  for (const auto& [host, policy] : hosts) {
+    f.add(host);
+    if (policy) {
+      f.add(std::string_view(reinterpret_cast<const char*>(policy->id().data()), policy->id().size()));
+      f.add(policy->resource());
+    } else {
+      f.add("none");
+    }
+  }
+  return f.hex();
+}
+
+std::uint64_t ServerContexts::builds_total() noexcept {
+  return g_builds.load(std::memory_order_relaxed);
+}
+
 std::shared_ptr<const ServerContexts> ServerContexts::build(const config::TlsSpec& spec,
                                                             std::shared_ptr<TicketKeyRing> keys,
                                                             config::Diagnostics& diag, HostPolicies hosts) {
   std::shared_ptr<ServerContexts> self(new ServerContexts());
+  self->inputs_ = fingerprint(spec, keys.get(), hosts);
+  const std::size_t diag_start = diag.entries().size();
   self->keys_ = std::move(keys);
   self->none_ = HostPolicy::none();
   for (auto& [host, policy] : hosts) self->policies_.emplace(host, std::move(policy));
@@ -303,6 +395,9 @@ std::shared_ptr<const ServerContexts> ServerContexts::build(const config::TlsSpe
     self->contexts_.push_back(std::move(ctx));
   }
   if (!ok) return nullptr;
+  self->diagnostics_.assign(diag.entries().begin() + static_cast<std::ptrdiff_t>(diag_start),
+                            diag.entries().end());
+  g_builds.fetch_add(1, std::memory_order_relaxed);
   return self;
 }
 

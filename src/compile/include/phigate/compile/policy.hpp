@@ -52,4 +52,11 @@ CompiledPolicy compile(config::Config config, config::Diagnostics& diag,
 std::optional<CompiledPolicy> load_and_compile(config::Config config, config::Diagnostics& diag,
                                                ingress::DirectoryLoader* loader = nullptr);
 
+/// The same step for resources already loaded (the Kubernetes source: kube::Provider::resources()):
+/// their diagnostics are copied to `diag`, then translate, merge and compile() as for a folder, so
+/// an Ingress from the API server and the same Ingress from a manifest file compile alike.
+/// nullopt when `loaded` reports broken files (the API store never does).
+std::optional<CompiledPolicy> load_and_compile(config::Config config, const ingress::LoadResult& loaded,
+                                               config::Diagnostics& diag);
+
 }  // namespace phigate::compile

@@ -303,6 +303,8 @@ struct KubernetesSpec {
   Duration renew_deadline = 10s;
   Duration retry_period = 2s;
   bool events = true;  // Kubernetes Events on Ingresses that fail closed
+  /// In-cluster credentials' folder (token, ca.crt, namespace); tests point it at their own.
+  std::string service_account_dir = "/var/run/secrets/kubernetes.io/serviceaccount";
 };
 
 /// `ingress.webhook`: the validating admission webhook (AdmissionReview v1, POST /validate).

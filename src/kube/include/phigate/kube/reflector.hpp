@@ -50,13 +50,13 @@ enum class ReflectorState {
 };
 
 struct ReflectorStats {
-  std::uint64_t lists = 0;        // complete LISTs (each possibly several pages)
+  std::uint64_t lists = 0;  // complete LISTs (each possibly several pages)
   std::uint64_t pages = 0;
   std::uint64_t relists_gone = 0;  // LISTs forced by 410 Gone / Expired
   std::uint64_t watches = 0;       // WATCH requests started
   std::uint64_t events = 0;        // ADDED/MODIFIED/DELETED passed on
   std::uint64_t bookmarks = 0;
-  std::uint64_t failures = 0;      // transport errors, cuts, unexpected statuses
+  std::uint64_t failures = 0;  // transport errors, cuts, unexpected statuses
 };
 
 class Reflector {
@@ -71,8 +71,9 @@ class Reflector {
     std::function<void(ReflectorState state, const std::string& why)> on_state;
   };
 
-  Reflector(Client& client, ResourceKind kind, Scope scope, const config::KubernetesSpec& spec,
-            Handlers handlers);
+  /// `io` is the client's io_context (for the back-off timer: Client does not expose it).
+  Reflector(net::asio::io_context& io, Client& client, ResourceKind kind, Scope scope,
+            const config::KubernetesSpec& spec, Handlers handlers);
   ~Reflector();
   Reflector(const Reflector&) = delete;
   Reflector& operator=(const Reflector&) = delete;

@@ -122,6 +122,25 @@ struct ControlStats {
   std::atomic<std::uint64_t> health_probe_failures{0};      // probes that failed (connect, timeout, status)
   std::atomic<std::int64_t> health_endpoints_healthy{0};    // actively checked endpoints passing
   std::atomic<std::int64_t> health_endpoints_unhealthy{0};  // ... and failing
+
+  // --- TLS contexts (control thread): builds, not reuses (an endpoint change must not build) ---
+  std::atomic<std::uint64_t> tls_context_builds{0};
+
+  // --- Kubernetes source (control thread, copied from kube::Provider/StatusWriter stats) ---
+  std::atomic<std::int64_t> kube_enabled{0};  // ingress.source is kubernetes: the series below mean something
+  std::atomic<std::int64_t> kube_synced{0};   // 1 once every reflector completed its first LIST
+  std::atomic<std::uint64_t> kube_lists{0};
+  std::atomic<std::uint64_t> kube_relists_gone{0};  // LISTs again after 410 Gone
+  std::atomic<std::uint64_t> kube_watches{0};
+  std::atomic<std::uint64_t> kube_events{0};  // watch events applied (BOOKMARKs not included)
+  std::atomic<std::uint64_t> kube_failures{0};
+  std::atomic<std::int64_t> kube_reflectors{0};
+  std::atomic<std::int64_t> kube_secrets_followed{0};
+  std::atomic<std::int64_t> kube_leading{0};  // 1 while this process holds the Lease
+  std::atomic<std::uint64_t> kube_status_updates{0};
+  std::atomic<std::uint64_t> kube_status_failures{0};
+  std::atomic<std::uint64_t> kube_events_written{0};  // Kubernetes Events created
+  std::atomic<std::uint64_t> kube_event_failures{0};
 };
 
 /// Prometheus text exposition of all shards merged, plus control stats. Admin (control) thread.

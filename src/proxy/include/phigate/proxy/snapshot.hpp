@@ -33,6 +33,7 @@ struct Snapshot {
   struct IngressStats {
     std::size_t ingresses = 0, used = 0, ignored = 0, failed_closed = 0, routes = 0, paths = 0,
                 certificates = 0, conflicts = 0;
+    std::vector<std::string> used_keys{};  // "ns/name" of each Ingress served (status is written for these)
   } ingress;
 };
 using SnapshotPtr = std::shared_ptr<const Snapshot>;

@@ -34,6 +34,20 @@ proxy::SnapshotPtr build_snapshot(config::Config cfg, std::shared_ptr<tls::Ticke
                                   ingress::DirectoryLoader* loader = nullptr,
                                   upstream::HealthRegistry* health = nullptr);
 
+/// What a build reads besides the config file (see build_snapshot above for `loader` and `health`).
+struct BuildInputs {
+  ingress::DirectoryLoader* loader = nullptr;
+  upstream::HealthRegistry* health = nullptr;
+  /// The Kubernetes source: the API store's objects (kube::Provider::resources()), compiled
+  /// instead of a folder. Null: `cfg.ingress.dir` when set, else static routes only.
+  const ingress::LoadResult* resources = nullptr;
+  /// The snapshot being served: its TLS contexts are reused when everything they were built from
+  /// (tls::ServerContexts::fingerprint) is unchanged, so an endpoint change rebuilds no SSL_CTX.
+  const proxy::Snapshot* previous = nullptr;
+};
+proxy::SnapshotPtr build_snapshot(config::Config cfg, std::shared_ptr<tls::TicketKeyRing> keys,
+                                  std::uint64_t generation, config::Diagnostics& diag, const BuildInputs& in);
+
 /// Errors in `diag` that stop a load: those not confined to one Kubernetes resource.
 std::size_t fatal_errors(const config::Diagnostics& diag);
 

@@ -37,6 +37,20 @@ class ServerContexts {
                                                      std::shared_ptr<TicketKeyRing> keys,
                                                      config::Diagnostics& diag, HostPolicies hosts = {});
 
+  /// SHA-256 (hex) of everything build() reads: the TLS settings, every certificate (its
+  /// in-memory PEM, or the bytes of its files, so a rotated file changes it), the host policies
+  /// (name, policy id, resource) and which ticket-key ring. Equal fingerprints: build() would make
+  /// the same contexts, so a reload may keep the running ones — an endpoint change must not cost
+  /// a rebuild of every SSL_CTX. Control thread (reads the certificate files).
+  static std::string fingerprint(const config::TlsSpec& spec, const TicketKeyRing* keys,
+                                 const HostPolicies& hosts);
+  /// fingerprint() of this object's inputs.
+  const std::string& inputs() const noexcept { return inputs_; }
+  /// What build() reported to its `diag` (a reuse reports it again: the same resources still fail).
+  const std::vector<config::Diagnostic>& diagnostics() const noexcept { return diagnostics_; }
+  /// build() calls in this process that produced contexts (phigate_tls_context_builds_total).
+  static std::uint64_t builds_total() noexcept;
+
   /// The context a new connection starts with (the default certificate). Worker threads.
   SSL_CTX* initial() const noexcept { return contexts_.front().get(); }
   /// The context for an SNI name (already lower-case). Never null.
@@ -59,6 +73,8 @@ class ServerContexts {
   std::shared_ptr<TicketKeyRing> keys_;
   core::HostMap<std::shared_ptr<const HostPolicy>> policies_;
   std::shared_ptr<const HostPolicy> none_;
+  std::string inputs_;
+  std::vector<config::Diagnostic> diagnostics_;
 };
 
 }  // namespace phigate::tls
