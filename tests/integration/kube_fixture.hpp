@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "support/certs.hpp"
@@ -52,6 +53,8 @@ class FakeApiServer {
   const std::string& url() const { return url_; }  // https://127.0.0.1:PORT
   const CertPaths& ca() const { return ca_; }       // the server certificate's CA (cert path)
   std::uint16_t port() const { return port_; }
+  /// The CA the server trusts for client certificates (cert and key: sign test client certificates).
+  const CertPaths& client_ca() const { return client_ca_; }
 
   /// A kubeconfig for `identity` (bearer token, or client certificate made here and signed by the
   /// server's client CA when the identity has no token). Returns its path.
@@ -95,6 +98,12 @@ class FakeApiServer {
   CertPaths ca_;
   CertPaths client_ca_;
   std::string dir_;
+  // Added by the fakeapi branch (private; the declared API above is unchanged). Process has no
+  // default constructor, so the server is built around its already started process.
+  explicit FakeApiServer(Process process) : process_(std::move(process)) {}
+  const FakeApiOptions::Identity* identity(const std::string& name) const;
+  FakeApiOptions options_;  // identities as configured, tokens updated by set_token()
+  int files_ = 0;           // suffix for kubeconfig / service-account folders made here
 };
 
 }  // namespace phigate::test
