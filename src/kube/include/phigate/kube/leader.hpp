@@ -16,11 +16,14 @@ namespace phigate::kube {
 
 class LeaderElection {
  public:
-  LeaderElection(Client& client, const config::KubernetesSpec& spec, std::string ns, std::string identity,
-                 std::function<void(bool leading)> on_change);
+  /// `io` is the client's io_context (for the retry timer: Client does not expose it).
+  LeaderElection(net::asio::io_context& io, Client& client, const config::KubernetesSpec& spec,
+                 std::string ns, std::string identity, std::function<void(bool leading)> on_change);
   ~LeaderElection();
   void start();
-  void stop();  // releases the Lease when held
+  /// Releases the Lease when held (an asynchronous PUT: keep `io` running for up to the request
+  /// timeout, or the successor waits out the lease), and calls on_change(false) if it was leading.
+  void stop();
   bool leading() const noexcept;
   const std::string& identity() const noexcept;
 

@@ -30,8 +30,11 @@ struct StatusStats {
 
 class StatusWriter {
  public:
-  /// `leading`: may this process write now (leader election, or always true without it).
-  StatusWriter(Client& client, const config::KubernetesSpec& spec, std::function<bool()> leading);
+  /// `io`: the client's io_context (for the retry timer: Client does not expose it). `leading`:
+  /// may this process write now (leader election; empty or always true without it). Status is
+  /// written when spec.status, Events posted when spec.events: construct it when either is on.
+  StatusWriter(net::asio::io_context& io, Client& client, const config::KubernetesSpec& spec,
+               std::function<bool()> leading);
   ~StatusWriter();
   void start();  // follows publish_service when set
   void stop();
