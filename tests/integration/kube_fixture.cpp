@@ -247,6 +247,11 @@ std::vector<ApiRequest> FakeApiServer::requests() {
   return out;
 }
 
+void FakeApiServer::misbehave(const std::string& mode, int count, std::size_t bytes) {
+  control("POST", "/misbehave?format=text&mode=" + url_escape(mode) + "&count=" + std::to_string(count) +
+                      "&bytes=" + std::to_string(bytes));
+}
+
 int FakeApiServer::open_watches() {
   return std::stoi(control("GET", "/watches?format=text"));
 }

@@ -6,6 +6,7 @@
 // without going through the API, cut streams, slow them, expire resourceVersions, read the log).
 // Owned by PID; stopped by the destructor.
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -86,6 +87,11 @@ class FakeApiServer {
   std::vector<ApiRequest> requests();
   /// Open watch connections right now.
   int open_watches();
+  /// A hostile or broken API server, for the next `count` responses (or watch events): mode
+  /// "malformed" (a 2xx JSON body cut in half, Content-Length matching), "huge" (a 2xx body padded
+  /// with a `bytes`-long string), "watch-garbage" (an event line that is not JSON), "watch-huge"
+  /// (an event line of more than `bytes`), "status-500" (500 InternalError Status). Added by fakeapi.
+  void misbehave(const std::string& mode, int count = 1, std::size_t bytes = 16u << 20);
 
  private:
   FakeApiServer() = default;

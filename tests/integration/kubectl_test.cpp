@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -14,6 +15,7 @@
 
 #include "kube_fixture.hpp"
 #include "support/run.hpp"
+#include "support/temp_dir.hpp"
 
 namespace phigate::test {
 namespace {
@@ -269,6 +271,23 @@ TEST_F(KubectlTest, ClientCertificateIdentity) {
   EXPECT_EQ(r.out, "ingress.networking.k8s.io/one\n");
   r = kubectl(api_->kubeconfig("certuser"), {"get", "secrets"});
   EXPECT_NE(r.err.find("User \"certuser\" cannot list resource \"secrets\""), std::string::npos) << r.err;
+}
+
+TEST_F(KubectlTest, AuthCanIAnswersFromRules) {
+  // kubectl sends the SelfSubjectAccessReview in protobuf; the server reads the few fields it needs.
+  auto can = [&](const std::string& identity, std::vector<std::string> args) {
+    args.insert(args.begin(), {"auth", "can-i"});
+    auto r = kubectl(api_->kubeconfig(identity), args);
+    return r.out.substr(0, r.out.find_first_of(" \n"));
+  };
+  EXPECT_EQ(can("reader", {"list", "ingresses", "-n", "default"}), "yes");
+  EXPECT_EQ(can("reader", {"watch", "ingresses", "-n", "default"}), "yes");
+  EXPECT_EQ(can("reader", {"list", "ingresses", "-n", "prod"}), "no");
+  EXPECT_EQ(can("reader", {"create", "ingresses", "-n", "default"}), "no");
+  EXPECT_EQ(can("reader", {"update", "ingresses", "--subresource=status", "-n", "default"}), "no");
+  EXPECT_EQ(can("one-secret", {"get", "secrets/s1", "-n", "default"}), "yes");
+  EXPECT_EQ(can("one-secret", {"get", "secrets/s2", "-n", "default"}), "no");
+  EXPECT_EQ(can("admin", {"delete", "leases.coordination.k8s.io", "-n", "kube-system"}), "yes");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -552,6 +571,69 @@ TEST_F(FakeApiTest, SelectorsFilterListAndWatch) {
   EXPECT_EQ(names("fieldSelector=metadata.namespace%3Dother"), "c ");
   EXPECT_EQ(names("fieldSelector=metadata.name!%3Da"), "b c ");
   EXPECT_EQ(Json(curl({api("/api/v1/services?fieldSelector=spec.type%3DNodePort")}).out).num("/code"), 400);
+}
+
+TEST_F(FakeApiTest, ServiceAccountFolderAuthenticates) {
+  std::string folder = api_->service_account_dir("reader", "apps");
+  EXPECT_EQ(read_file(folder + "/namespace"), "apps");
+  std::string token = read_file(folder + "/token");
+  EXPECT_EQ(token, "reader-token");
+  // The folder's ca.crt alone verifies the server (as in a pod).
+  auto r = run({"curl", "-sS", "--max-time", "10", "--cacert", folder + "/ca.crt", "-H",
+                "Authorization: Bearer " + token, "-w", "\n%{http_code}",
+                api("/apis/networking.k8s.io/v1/namespaces/default/ingresses")});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("\n200"), std::string::npos) << r.out;
+  EXPECT_THROW(api_->service_account_dir("certuser"), std::invalid_argument);  // no token to put there
+}
+
+TEST_F(FakeApiTest, MaxWatchSecondsEndsEveryWatch) {
+  TempDir other;
+  FakeApiOptions options;
+  options.max_watch_seconds = 1;
+  auto short_api = FakeApiServer::start(other, options);
+  auto started = std::chrono::steady_clock::now();
+  auto r = run({"curl", "-sS", "-N", "--max-time", "20", "--cacert", short_api->ca().cert, "-H",
+                "Authorization: Bearer admin-token",
+                short_api->url() + "/api/v1/configmaps?watch=1&timeoutSeconds=600"});
+  auto took = std::chrono::steady_clock::now() - started;
+  EXPECT_EQ(r.exit_code, 0) << r.err;  // ended with the final chunk, not cut
+  EXPECT_LT(took, 10s);
+  EXPECT_GE(took, 900ms);
+}
+
+TEST_F(FakeApiTest, InjectedMisbehaviour) {
+  const std::string path = api("/api/v1/namespaces/default/secrets");
+  api_->misbehave("malformed");
+  auto cut = curl({path});
+  EXPECT_FALSE(Json(cut.out).ok) << cut.out;
+  EXPECT_TRUE(Json(curl({path}).out).ok) << "the misbehaviour is for one response only";
+
+  api_->misbehave("huge", 1, 2u << 20);
+  auto huge = curl({path});
+  EXPECT_GT(huge.out.size(), 2u << 20);
+  EXPECT_EQ(Json(huge.out).str("/kind"), "SecretList");
+
+  api_->misbehave("status-500", 2);
+  EXPECT_EQ(Json(curl({path}).out).num("/code"), 500);
+  EXPECT_EQ(Json(curl({path}).out).num("/code"), 500);
+  EXPECT_EQ(Json(curl({path}).out).str("/kind"), "SecretList");
+
+  std::string rv = api_->apply("apiVersion: v1\nkind: Secret\nmetadata: {name: s, namespace: default}\n");
+  api_->misbehave("watch-garbage");
+  auto w = curl({"-N", path + "?watch=1&timeoutSeconds=1"}, "admin-token", 10s);
+  auto events = lines_of(w.out);
+  ASSERT_EQ(events.size(), 1u) << w.out;
+  EXPECT_FALSE(Json(events[0]).ok) << events[0];
+}
+
+TEST_F(FakeApiTest, SlowDelaysResponses) {
+  api_->set_slow(400);
+  auto started = std::chrono::steady_clock::now();
+  auto r = curl({api("/api/v1/namespaces/default/secrets")});
+  EXPECT_GE(std::chrono::steady_clock::now() - started, 400ms);
+  EXPECT_EQ(Json(r.out).str("/kind"), "SecretList");
+  api_->set_slow(0);
 }
 
 }  // namespace

@@ -44,7 +44,8 @@ ALL_VERBS = ["create", "delete", "deletecollection", "get", "list", "patch", "up
 
 
 class Kind:
-    def __init__(self, group, version, plural, kind, namespaced, short=(), status_sub=False):
+    def __init__(self, group, version, plural, kind, namespaced, short=(), status_sub=False, verbs=None):
+        self.verbs = verbs or ["create", "delete", "get", "list", "patch", "update", "watch"]
         self.group = group
         self.version = version
         self.plural = plural
@@ -84,6 +85,9 @@ KINDS = [
     Kind("rbac.authorization.k8s.io", "v1", "clusterrolebindings", "ClusterRoleBinding", False),
     Kind("admissionregistration.k8s.io", "v1", "validatingwebhookconfigurations",
          "ValidatingWebhookConfiguration", False),
+    # For `kubectl auth can-i`: answered from the caller's rules, stored nowhere.
+    Kind("authorization.k8s.io", "v1", "selfsubjectaccessreviews", "SelfSubjectAccessReview", False,
+         verbs=["create"]),
 ]
 BY_PATH = {(k.group, k.version, k.plural): k for k in KINDS}
 GROUPS = []  # (group, version) in declaration order, core excluded
@@ -441,6 +445,8 @@ class State:
         self.bookmark_interval = max(0.05, config.get("bookmarkIntervalMs", 1000) / 1000.0)
         self.max_watch_seconds = config.get("maxWatchSeconds", 0)
         self.slow_ms = 0
+        self.misbehave_lock = threading.Lock()
+        self.misbehave = {}  # mode -> (responses or events left, size in bytes)
         self.log_lock = threading.Lock()
         self.requests = []
         self.api_port = 0
@@ -449,6 +455,16 @@ class State:
         with self.log_lock:
             if len(self.requests) < MAX_REQUEST_LOG:
                 self.requests.append(entry)
+
+    def take_misbehaviour(self, modes):
+        """The first armed mode of `modes` (consuming one use), or None."""
+        with self.misbehave_lock:
+            for m in modes:
+                left, size = self.misbehave.get(m, (0, 0))
+                if left > 0:
+                    self.misbehave[m] = (left - 1, size)
+                    return m, size
+        return None, 0
 
     def slow(self):
         if self.slow_ms > 0:
@@ -480,6 +496,14 @@ class ApiHandler(Quiet, BaseHTTPRequestHandler):
 
     def send_json(self, code, obj, extra_headers=()):
         body = (json.dumps(obj) + "\n").encode()
+        if self.entry["verb"] and code < 300:
+            mode, size = STATE.take_misbehaviour(("malformed", "huge"))
+            if mode == "malformed":
+                body = body[: len(body) // 2]  # cut inside the JSON; Content-Length matches the cut
+            elif mode == "huge":
+                obj = dict(obj)
+                obj["padding"] = "x" * size
+                body = (json.dumps(obj) + "\n").encode()
         STATE.slow()
         self.send_response(code)
         self.send_header("Content-Type", "application/json")
@@ -633,6 +657,12 @@ class ApiHandler(Quiet, BaseHTTPRequestHandler):
         resource = kind.plural + ("/" + sub if sub else "")
         e = self.entry
         e.update(verb=verb, group=kind.group, resource=resource, ns=ns, name=name)
+        if STATE.take_misbehaviour(("status-500",))[0]:
+            raise ApiError(500, "InternalError", "Internal error occurred: injected by the test")
+        if kind.plural == "selfsubjectaccessreviews":
+            if method != "POST" or name:
+                raise method_not_allowed(method)
+            return self.do_access_review(user)
         # resourceNames rules apply to list/watch when the client names the object with a field
         # selector (RBAC since Kubernetes 1.10 for watch; the reflector pattern for one object).
         authz_name = name
@@ -663,6 +693,9 @@ class ApiHandler(Quiet, BaseHTTPRequestHandler):
         raise method_not_allowed(method)
 
     def parse_object(self, raw, content_type="application/json"):
+        if "protobuf" in content_type or "cbor" in content_type:
+            raise ApiError(415, "UnsupportedMediaType", "the body of the request was in an unknown format - "
+                           "accepted media types include: application/json, application/yaml")
         try:
             if "yaml" in content_type:
                 obj = yaml.safe_load(raw.decode("utf-8"))
@@ -673,6 +706,25 @@ class ApiHandler(Quiet, BaseHTTPRequestHandler):
         if not isinstance(obj, dict):
             raise bad_request("the object provided is not a JSON object")
         return obj
+
+    def do_access_review(self, user):
+        # Every authenticated user may ask about itself (system:basic-user in a real cluster).
+        ctype = self.headers.get("Content-Type") or ""
+        raw = self.read_body()
+        if ctype.startswith("application/vnd.kubernetes.protobuf"):
+            # kubectl sends this one in protobuf and does not fall back to JSON on 415.
+            review = access_review_from_protobuf(raw)
+        else:
+            review = self.parse_object(raw, ctype)
+        attrs = (review.get("spec") or {}).get("resourceAttributes") or {}
+        resource = attrs.get("resource", "") + ("/" + attrs["subresource"] if attrs.get("subresource") else "")
+        allowed = STATE.identities.allowed(user, attrs.get("verb", ""), attrs.get("group", ""), resource,
+                                           attrs.get("namespace", ""), attrs.get("name", ""))
+        review["status"] = {"allowed": allowed}
+        if not allowed:
+            review["status"]["reason"] = "no rule of the test server allows it"
+        review.setdefault("metadata", {})["creationTimestamp"] = None
+        self.send_json(201, review)
 
     def do_get(self, kind, ns, name):
         with STATE.store.cond:
@@ -848,6 +900,13 @@ class ApiHandler(Quiet, BaseHTTPRequestHandler):
 
     def send_event(self, ev):
         data = (json.dumps(ev) + "\n").encode()
+        mode, size = STATE.take_misbehaviour(("watch-garbage", "watch-huge"))
+        if mode == "watch-garbage":
+            data = b"this is not a watch event {\n"
+        elif mode == "watch-huge":
+            ev = dict(ev)
+            ev["padding"] = "x" * size
+            data = (json.dumps(ev) + "\n").encode()
         STATE.slow()
         self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
         self.wfile.flush()
@@ -1016,6 +1075,55 @@ class _Discard:
         pass
 
 
+def protobuf_fields(data):
+    """(field number, wire type, value) of one protobuf message; only what a review needs."""
+    i, out = 0, []
+
+    def varint():
+        nonlocal i
+        shift, value = 0, 0
+        while True:
+            if i >= len(data) or shift > 63:
+                raise bad_request("the object provided is unparseable: bad protobuf varint")
+            b = data[i]
+            i += 1
+            value |= (b & 0x7F) << shift
+            shift += 7
+            if not b & 0x80:
+                return value
+
+    while i < len(data):
+        key = varint()
+        field, wire = key >> 3, key & 7
+        if wire == 0:
+            out.append((field, wire, varint()))
+        elif wire == 2:
+            n = varint()
+            if i + n > len(data):
+                raise bad_request("the object provided is unparseable: truncated protobuf")
+            out.append((field, wire, data[i:i + n]))
+            i += n
+        else:
+            raise bad_request("the object provided is unparseable: unexpected protobuf wire type")
+    return out
+
+
+def access_review_from_protobuf(raw):
+    # The envelope is "k8s\0" + runtime.Unknown{typeMeta=1, raw=2, ...}; raw is a
+    # SelfSubjectAccessReview{metadata=1, spec=2{resourceAttributes=1{namespace=1, verb=2, group=3,
+    # version=4, resource=5, subresource=6, name=7}}} (k8s.io/api/authorization/v1/generated.proto).
+    if not raw.startswith(b"k8s\x00"):
+        raise bad_request("the object provided is unparseable: no protobuf envelope")
+    body = next((v for f, w, v in protobuf_fields(raw[4:]) if f == 2 and w == 2), b"")
+    spec = next((v for f, w, v in protobuf_fields(body) if f == 2 and w == 2), b"")
+    attrs_raw = next((v for f, w, v in protobuf_fields(spec) if f == 1 and w == 2), b"")
+    names = {1: "namespace", 2: "verb", 3: "group", 4: "version", 5: "resource", 6: "subresource", 7: "name"}
+    attrs = {names[f]: v.decode("utf-8", "replace") for f, w, v in protobuf_fields(attrs_raw)
+             if w == 2 and f in names}
+    return {"kind": "SelfSubjectAccessReview", "apiVersion": "authorization.k8s.io/v1", "metadata": {},
+            "spec": {"resourceAttributes": attrs}}
+
+
 def method_not_allowed(method):
     return ApiError(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
 
@@ -1045,7 +1153,7 @@ def api_resource_list(group, version):
         if k.group != group or k.version != version:
             continue
         r = {"name": k.plural, "singularName": singular(k), "namespaced": k.namespaced, "kind": k.kind,
-             "verbs": ["create", "delete", "get", "list", "patch", "update", "watch"]}
+             "verbs": k.verbs}
         if k.short:
             r["shortNames"] = k.short
         resources.append(r)
@@ -1201,6 +1309,18 @@ class ControlHandler(Quiet, BaseHTTPRequestHandler):
     def c_post_slow(self, q, body, text):
         STATE.slow_ms = max(0, int(q.get("ms", "0")))
         self.answer(200, "ok" if text else {"slowMs": STATE.slow_ms}, text)
+
+    def c_post_misbehave(self, q, body, text):
+        mode = q["mode"]
+        if mode not in ("malformed", "huge", "watch-garbage", "watch-huge", "status-500"):
+            raise ValueError("unknown mode %s" % mode)
+        count = int(q.get("count", "1"))
+        size = int(q.get("bytes", str(16 * 1024 * 1024)))
+        if count < 0 or size < 0 or size > 512 * 1024 * 1024:
+            raise ValueError("count or bytes out of range")
+        with STATE.misbehave_lock:
+            STATE.misbehave[mode] = (count, size)
+        self.answer(200, "ok" if text else {"mode": mode, "count": count, "bytes": size}, text)
 
     def c_post_token(self, q, body, text):
         STATE.identities.set_token(q["identity"], q["token"])
