@@ -4,6 +4,7 @@
 
 #include <simdjson.h>
 
+#include <algorithm>
 #include <chrono>
 #include <optional>
 #include <string>
@@ -131,7 +132,11 @@ struct LeaderElection::Impl : std::enable_shared_from_this<Impl> {
 
   void schedule() {
     if (!running) return;
-    timer.expires_after(spec.retry_period);
+    // A leader also wakes at its renew deadline, so it steps down on time, not up to a retry
+    // period late.
+    auto at = Clock::now() + spec.retry_period;
+    if (leading) at = std::min(at, renewed_at + spec.renew_deadline);
+    timer.expires_at(at);
     timer.async_wait([weak = weak_from_this(), gen = generation](const net::error_code& ec) {
       auto self = weak.lock();
       if (ec || !self || self->generation != gen) return;

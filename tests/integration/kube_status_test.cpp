@@ -339,7 +339,9 @@ TEST(KubeStatus, WritesOnlyWhileLeadingAndOnlyWhenItDiffers) {
   ASSERT_TRUE(run_until({&peer.io}, 5s, [&] { return writer.stats().status_updates == 3; }));
   EXPECT_EQ(count_requests(*api, "PATCH", "ingresses/status", 200), 3);
   for (const auto& r : api->requests()) {
-    if (r.method == "PATCH") EXPECT_EQ(r.user, "a");
+    if (r.method == "PATCH") {
+      EXPECT_EQ(r.user, "a");
+    }
   }
 }
 
