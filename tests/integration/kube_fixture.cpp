@@ -119,7 +119,8 @@ std::unique_ptr<FakeApiServer> FakeApiServer::start(TempDir& dir, FakeApiOptions
     config += "]}";
   }
   config += "],\"bookmarkIntervalMs\":" + std::to_string(options.bookmark_interval_ms) +
-            ",\"maxWatchSeconds\":" + std::to_string(options.max_watch_seconds) + "}";
+            ",\"maxWatchSeconds\":" + std::to_string(options.max_watch_seconds) +
+            ",\"maxHistory\":" + std::to_string(options.max_history) + "}";
   std::string config_path = dir.write("fake-apiserver/config.json", config);
 
   std::unique_ptr<FakeApiServer> server(new FakeApiServer(Process::start(

@@ -43,6 +43,7 @@ struct FakeApiOptions {
   std::vector<Identity> identities{{"admin", "admin-token", {}}};
   int bookmark_interval_ms = 1000;  // BOOKMARK events on open watches
   int max_watch_seconds = 0;        // >0: the server ends each watch after at most this many seconds
+  int max_history = 0;  // >0: watch events kept for replay (default 50000); older RVs get 410 (fakeapi)
 };
 
 class FakeApiServer {

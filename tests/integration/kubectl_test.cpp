@@ -602,6 +602,50 @@ TEST_F(FakeApiTest, MaxWatchSecondsEndsEveryWatch) {
   EXPECT_GE(took, 900ms);
 }
 
+TEST_F(FakeApiTest, HistoryIsBoundedAndOldVersionsExpire) {
+  TempDir other;
+  FakeApiOptions options;
+  options.max_history = 100;
+  auto small = FakeApiServer::start(other, options);
+  std::string first = small->apply(
+      "apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: {name: web, namespace: default}\n"
+      "addressType: IPv4\nendpoints:\n- addresses: [10.0.0.1]\n");
+  small->storm("default", "web", 300);
+  auto watch_from = [&](const std::string& rv) {
+    return run(
+        {"curl", "-sS", "-N", "--max-time", "20", "--cacert", small->ca().cert, "-H",
+         "Authorization: Bearer admin-token",
+         small->url() +
+             "/apis/discovery.k8s.io/v1/endpointslices?watch=1&timeoutSeconds=1&resourceVersion=" + rv});
+  };
+  auto expired = lines_of(watch_from(first).out);
+  ASSERT_EQ(expired.size(), 1u);
+  EXPECT_EQ(Json(expired[0]).num("/object/code"), 410);
+  // The last 100 events are still there to replay.
+  auto recent = lines_of(watch_from(std::to_string(std::stol(first) + 300 - 50)).out);
+  ASSERT_EQ(recent.size(), 50u);
+  EXPECT_EQ(Json(recent.back()).str("/type"), "MODIFIED");
+}
+
+TEST_F(FakeApiTest, WatchWithInitialEventsEndsThemWithAnnotatedBookmark) {
+  std::string rv = api_->apply(
+      "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a, namespace: default}\n---\n"
+      "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: b, namespace: default}\n");
+  auto w = curl({"-N", api("/api/v1/configmaps?watch=1&sendInitialEvents=true&allowWatchBookmarks=true&"
+                           "resourceVersionMatch=NotOlderThan&timeoutSeconds=1")},
+                "admin-token", 10s);
+  auto events = lines_of(w.out);
+  ASSERT_GE(events.size(), 3u) << w.out;
+  EXPECT_EQ(Json(events[0]).str("/type"), "ADDED");
+  EXPECT_EQ(Json(events[1]).str("/type"), "ADDED");
+  Json end(events[2]);
+  EXPECT_EQ(end.str("/type"), "BOOKMARK");
+  EXPECT_EQ(end.str("/object/metadata/resourceVersion"), rv);
+  EXPECT_EQ(end.str("/object/metadata/annotations/k8s.io~1initial-events-end"), "true");
+  Json refused(curl({api("/api/v1/configmaps?watch=1&sendInitialEvents=true")}).out);
+  EXPECT_EQ(refused.num("/code"), 422);
+}
+
 TEST_F(FakeApiTest, InjectedMisbehaviour) {
   const std::string path = api("/api/v1/namespaces/default/secrets");
   api_->misbehave("malformed");

@@ -34,7 +34,7 @@ import yaml
 
 # Bounds: the server must survive hostile or buggy clients in tests without growing without limit.
 MAX_BODY = 3 * 1024 * 1024  # the real API server's default request body limit (3 MiB)
-MAX_HISTORY = 50000  # watch events kept for replay; older ones are compacted away (410 Expired)
+MAX_HISTORY = 50000  # watch events kept for replay (config maxHistory); older ones are compacted away
 MAX_REQUEST_LOG = 100000
 MAX_LIST_SNAPSHOTS = 256  # consistent snapshots kept for continue tokens
 DEFAULT_WATCH_SECONDS = 1800  # the real server picks a random 30-60 min timeout; we bound at 30 min
@@ -276,7 +276,8 @@ class Event:
 
 
 class Store:
-    def __init__(self):
+    def __init__(self, max_history=MAX_HISTORY):
+        self.max_history = max_history
         self.cond = threading.Condition()
         self.rv = 1
         self.objects = {}  # (Kind, ns, name) -> object (never mutated in place: replaced on write)
@@ -290,10 +291,11 @@ class Store:
     # Callers hold self.cond.
     def _emit(self, type_, kind, obj, old):
         self.history.append(Event(self.rv, type_, kind, obj, old))
-        if len(self.history) > MAX_HISTORY:
-            dropped = self.history[: len(self.history) - MAX_HISTORY]
-            self.history = self.history[len(dropped):]
-            self.compacted_rv = max(self.compacted_rv, dropped[-1].rv)
+        if len(self.history) > self.max_history + self.max_history // 10:
+            # Trimmed in batches so that a storm costs amortised O(1) per event.
+            drop = len(self.history) - self.max_history
+            self.compacted_rv = max(self.compacted_rv, self.history[drop - 1].rv)
+            del self.history[:drop]
         self.cond.notify_all()
 
     def _stamp(self, kind, obj, old):
@@ -440,7 +442,7 @@ def forbidden(user, verb, kind, resource, ns, name):
 
 class State:
     def __init__(self, config):
-        self.store = Store()
+        self.store = Store(max(1, min(int(config.get("maxHistory") or MAX_HISTORY), MAX_HISTORY)))
         self.identities = Identities(config)
         self.bookmark_interval = max(0.05, config.get("bookmarkIntervalMs", 1000) / 1000.0)
         self.max_watch_seconds = config.get("maxWatchSeconds", 0)
@@ -801,11 +803,17 @@ class ApiHandler(Quiet, BaseHTTPRequestHandler):
             seconds = min(seconds, STATE.max_watch_seconds)
         deadline = time.monotonic() + seconds
         rv_param = self.query.get("resourceVersion", "")
+        # Streaming lists (KEP-3157): initial state as ADDED events, then a BOOKMARK annotated
+        # k8s.io/initial-events-end; the reference requires allowWatchBookmarks with it.
+        initial_events = self.query.get("sendInitialEvents", "") in ("1", "true", "True")
+        if initial_events and not bookmarks:
+            raise ApiError(422, "Invalid", "sendInitialEvents is forbidden for watch unless the "
+                           "WatchBookmarks feature is enabled (allowWatchBookmarks=true)")
         store = STATE.store
         expired = None
         initial = []
         with store.cond:
-            if rv_param in ("", "0"):
+            if rv_param in ("", "0") or initial_events:
                 # "Get State and Start at Most Recent" / "Start at Any": synthetic ADDED events for
                 # the current state, then changes after it.
                 initial = [o for o in store.list(kind, ns) if self.watch_matches(kind, ns, labels, fields, o)]
@@ -834,6 +842,11 @@ class ApiHandler(Quiet, BaseHTTPRequestHandler):
                 return
             for o in initial:
                 self.send_event({"type": "ADDED", "object": o})
+            if initial_events:
+                self.send_event({"type": "BOOKMARK", "object": {
+                    "kind": kind.kind, "apiVersion": kind.api_version,
+                    "metadata": {"resourceVersion": str(pos),
+                                 "annotations": {"k8s.io/initial-events-end": "true"}}}})
             last_mark = time.monotonic()
             while True:
                 out = []
