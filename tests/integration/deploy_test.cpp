@@ -23,6 +23,7 @@
 #include <thread>
 #include <vector>
 
+#include "kube_fixture.hpp"
 #include "support/certs.hpp"
 #include "support/net.hpp"
 #include "support/process.hpp"
@@ -190,8 +191,8 @@ TEST_F(DeployManifests, RendersEveryObjectOnceInNamespacePhigate) {
       {"ServiceAccount", "phigate"},
       {"ClusterRole", "phigate"},
       {"ClusterRoleBinding", "phigate"},
-      {"Role", "phigate-leader-election"},
-      {"RoleBinding", "phigate-leader-election"},
+      {"Role", "phigate"},
+      {"RoleBinding", "phigate"},
       {"IngressClass", "phigate"},
       {"PersistentVolumeClaim", "phigate-audit"},
       {"Deployment", "phigate"},
@@ -414,21 +415,25 @@ TEST(DeployOverlay, ManualWebhookCertNeedsNoCertManager) {
 // --- RBAC ---------------------------------------------------------------------------------------
 
 /// The rules granted to ServiceAccount phigate/phigate through the rendered bindings, as the test
-/// API server's rule strings (FakeApiOptions::Identity: "verb,verb group/resource [ns]", "/x" for
-/// the core group), one per group/resource, sorted. resourceNames cannot be expressed there and are
-/// dropped (the test server then allows more than the cluster would, never less). Errors (a
-/// wildcard, a non-resource URL, a binding to a missing role) are added to `errors`.
+/// API server's rule strings (FakeApiOptions::Identity, tests/kube/README.md: "verb,verb
+/// group/resource [ns] [names]", "/x" for the core group), one per group/resource/names, sorted.
+/// Errors (a wildcard, a non-resource URL, resourceNames on a cluster-wide grant, a binding to a
+/// missing role) are added to `errors`.
 std::vector<std::string> rules_for_service_account(const Rendered& r, std::vector<std::string>& errors) {
   std::map<std::string, std::set<std::string>> verbs;  // "group/resource [ns]" → verbs
   const auto add_rules = [&](dom::element role, const std::string& ns) {
     for (auto rule : items(role, "/rules")) {
       if (at(rule, "/nonResourceURLs")) errors.push_back("nonResourceURLs granted");
+      std::string names;  // "a,b" from resourceNames
+      for (const auto& n : strings(rule, "/resourceNames")) names += (names.empty() ? "" : ",") + n;
+      if (!names.empty() && ns.empty()) errors.push_back("resourceNames in a cluster-wide grant");
       for (const auto& group : strings(rule, "/apiGroups")) {
         for (const auto& resource : strings(rule, "/resources")) {
           for (const auto& verb : strings(rule, "/verbs")) {
             if (group == "*" || resource == "*" || verb == "*" || resource.find('*') != std::string::npos)
               errors.push_back("wildcard in " + str(role, "/metadata/name"));
-            verbs[group + "/" + resource + (ns.empty() ? "" : " " + ns)].insert(verb);
+            verbs[group + "/" + resource + (ns.empty() ? "" : " " + ns) + (names.empty() ? "" : " " + names)]
+                .insert(verb);
           }
         }
       }
@@ -478,25 +483,27 @@ TEST_F(DeployManifests, RbacGrantsExactlyWhatPhigateUses) {
   // the code that makes the new request.
   const std::vector<std::string> expected_sorted = [] {
     std::vector<std::string> v = {
-        "create,get,update coordination.k8s.io/leases phigate",
-        "create,patch /events",
-        "get,list,watch /secrets",
-        "get,list,watch /services",
-        "get,list,watch networking.k8s.io/ingressclasses",
-        "get,list,watch networking.k8s.io/ingresses",
-        "get,patch,update networking.k8s.io/ingresses/status",
+        "create coordination.k8s.io/leases phigate",
+        "get,update coordination.k8s.io/leases phigate phigate-leader",
+        "get /services phigate phigate",
+        "create /events",
+        "list,watch /secrets",
+        "list,watch /services",
+        "list,watch networking.k8s.io/ingressclasses",
+        "list,watch networking.k8s.io/ingresses",
+        "patch networking.k8s.io/ingresses/status",
         "list,watch discovery.k8s.io/endpointslices",
     };
     std::sort(v.begin(), v.end());
     return v;
   }();
   EXPECT_EQ(rules, expected_sorted);
-  // The Lease rules: get/update only on phigate's own Lease (create cannot be limited by name).
-  const auto role = get("Role", "phigate-leader-election");
+  // The namespaced rules name their object (create cannot be limited by name).
+  const auto role = get("Role", "phigate");
   for (auto rule : items(role, "/rules")) {
     const auto vs = strings(rule, "/verbs");
     if (vs != std::vector<std::string>{"create"}) {
-      EXPECT_EQ(strings(rule, "/resourceNames"), std::vector<std::string>{"phigate-leader"});
+      EXPECT_EQ(strings(rule, "/resourceNames").size(), 1u) << str(rule, "/resources/0");
     }
   }
   EXPECT_NE(phigate_yaml().find("lease_name: phigate-leader"), std::string::npos);
@@ -778,6 +785,156 @@ TEST(DeployProbe, ProbesARealPhigateAdminListener) {
   EXPECT_EQ(missing.exit_code, 1);
   EXPECT_NE(missing.err.find("status 404"), std::string::npos) << missing.err;
   EXPECT_EQ(pg.terminate(), 0);
+}
+
+/// Waits until `done()` or the deadline, polling every 100 ms.
+template <typename F>
+bool eventually(F done, std::chrono::milliseconds deadline) {
+  const auto end = std::chrono::steady_clock::now() + deadline;
+  while (std::chrono::steady_clock::now() < end) {
+    if (done()) return true;
+    std::this_thread::sleep_for(100ms);
+  }
+  return done();
+}
+
+std::string base64_of(const std::string& file) {
+  auto r = run({"openssl", "base64", "-A", "-in", file});
+  if (r.exit_code != 0) throw std::runtime_error("openssl base64: " + r.err);
+  return r.out;
+}
+
+TEST_F(DeployManifests, RbacMatchesWhatPhigateRequests) {
+  std::vector<std::string> errors;
+  const auto rules = rules_for_service_account(r_, errors);
+  ASSERT_EQ(errors, std::vector<std::string>{});
+  TempDir dir;
+  FakeApiOptions options;
+  options.identities = {{"admin", "admin-token", {}}, {"phigate", "phigate-token", rules}};
+  auto api = FakeApiServer::start(dir, options);
+  ASSERT_TRUE(api);
+
+  const auto root = dir.path();
+  const auto ca = make_ca(root, "deploy rbac CA");
+  const auto app = make_leaf(root, ca, "app.example", {"app.example"});
+  api->apply(R"(apiVersion: v1
+kind: Service
+metadata: {name: phigate, namespace: phigate}
+spec: {type: LoadBalancer, ports: [{name: https, port: 443, targetPort: 8443}]}
+status: {loadBalancer: {ingress: [{ip: 203.0.113.7}]}}
+---
+apiVersion: networking.k8s.io/v1
+kind: IngressClass
+metadata: {name: phigate}
+spec: {controller: phigate.io/ingress-controller}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: app-tls, namespace: app}
+type: kubernetes.io/tls
+data: {tls.crt: )" +
+             base64_of(app.cert) + ", tls.key: " + base64_of(app.key) + R"(}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: app, namespace: app}
+spec: {ports: [{name: http, port: 80, targetPort: 8080}]}
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {name: app-1, namespace: app, labels: {kubernetes.io/service-name: app}}
+addressType: IPv4
+endpoints: [{addresses: [127.0.0.1], conditions: {ready: true}}]
+ports: [{name: http, port: 8080, protocol: TCP}]
+---
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {name: app, namespace: app}
+spec:
+  ingressClassName: phigate
+  tls: [{hosts: [app.example], secretName: app-tls}]
+  rules:
+    - host: app.example
+      http: {paths: [{path: /, pathType: Prefix, backend: {service: {name: app, port: {number: 80}}}}]}
+---
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata:
+  name: bad
+  namespace: app
+  annotations: {nginx.ingress.kubernetes.io/configuration-snippet: "return 200;"}
+spec:
+  ingressClassName: phigate
+  rules:
+    - host: bad.example
+      http: {paths: [{path: /, pathType: Prefix, backend: {service: {name: app, port: {number: 80}}}}]}
+)");
+
+  // The cluster's phigate.yaml, on loopback, following the test API server as `phigate`.
+  for (const char* which : {"default", "webhook"}) {
+    const auto leaf = make_leaf(root, ca, std::string("phigate-") + which, {"127.0.0.1"});
+    fs::create_directories(root + "/etc/phigate/tls/" + which);
+    fs::copy_file(leaf.cert, root + "/etc/phigate/tls/" + which + "/tls.crt");
+    fs::copy_file(leaf.key, root + "/etc/phigate/tls/" + which + "/tls.key");
+  }
+  auto key = run({"openssl", "rand", "-base64", "32"});
+  ASSERT_EQ(key.exit_code, 0);
+  dir.write("etc/phigate/audit-keys/k1.key", key.out);
+  fs::create_directories(root + "/var/lib/phigate/audit");
+  const auto admin = free_port();
+  auto yaml = replace_all(replace_all(phigate_yaml(), "/etc/phigate/", root + "/etc/phigate/"),
+                          "/var/lib/phigate/", root + "/var/lib/phigate/");
+  for (const auto& [from, to] : std::vector<std::pair<std::string, std::string>>{
+           {"[\"0.0.0.0:8443\"]", "[\"127.0.0.1:0\"]"},
+           {"[\"0.0.0.0:8080\"]", "[\"127.0.0.1:0\"]"},
+           {"\"0.0.0.0:9901\"", "\"127.0.0.1:" + std::to_string(admin) + "\""},
+           {"\"0.0.0.0:9443\"", "\"127.0.0.1:0\""},
+           {"  namespaces: all\n",
+            "  namespaces: all\n  kubernetes:\n    kubeconfig: " + api->kubeconfig("phigate") + "\n"}}) {
+    ASSERT_NE(yaml.find(from), std::string::npos) << from;
+    yaml = replace_all(yaml, from, to);
+  }
+  const auto file = dir.write("phigate.yaml", yaml);
+  auto pg = Process::start({bin("phigate"), "run", "--config", file},
+                           {.env = {{"POD_NAME", "phigate-test-0"}, {"POD_NAMESPACE", "phigate"}}});
+  const auto readyz = "http://127.0.0.1:" + std::to_string(admin) + "/readyz";
+  ASSERT_TRUE(eventually(
+      [&] {
+        return probe({readyz, "--timeout", "1"}).exit_code == 0;
+      },
+      30s))
+      << pg.output();
+  // The leader publishes status and the Event on the failing Ingress.
+  EXPECT_TRUE(eventually(
+      [&] {
+        for (const auto& o : api->objects("Ingress", "app")) {
+          if (o.find("\"app\"") != std::string::npos && o.find("203.0.113.7") != std::string::npos)
+            return true;
+        }
+        return false;
+      },
+      20s))
+      << pg.output();
+  EXPECT_TRUE(eventually([&] { return !api->objects("Event", "app").empty(); }, 20s)) << pg.output();
+  EXPECT_EQ(pg.terminate(std::chrono::milliseconds(40000)), 0) << pg.output();
+
+  // No request was refused, and every verb granted was used.
+  std::map<std::string, std::set<std::string>> used;  // "group/resource[ ns]" → verbs, as in `rules`
+  for (const auto& r : api->requests()) {
+    if (r.user != "phigate") continue;
+    EXPECT_NE(r.status, 403) << r.method << " " << r.path;
+    used[r.group + "/" + r.resource].insert(r.verb);
+    if (!r.ns.empty()) used[r.group + "/" + r.resource + " " + r.ns].insert(r.verb);
+  }
+  for (const auto& rule : rules) {
+    const auto space = rule.find(' ');
+    const auto what = rule.substr(space + 1);
+    std::string verbs = rule.substr(0, space) + ",";
+    for (std::size_t at = 0, comma; (comma = verbs.find(',', at)) != std::string::npos; at = comma + 1) {
+      const auto verb = verbs.substr(at, comma - at);
+      EXPECT_TRUE(used[what].count(verb)) << "granted but never requested: " << verb << " " << what;
+    }
+  }
 }
 
 }  // namespace
