@@ -121,6 +121,7 @@ class Server {
   bool kube_synced_ = false;       // the first build from the store was published
   bool kube_build_armed_ = false;  // the debounce timer runs
   bool kube_unreachable_ = false;
+  bool kube_stopped_ = false;
   kube::ProviderStats kube_last_{};
   std::vector<kube::ServedIngress> last_served_;
   net::asio::steady_timer kube_debounce_{control_};
@@ -346,23 +347,18 @@ void Server::start_kubernetes() {
       if (ns.empty()) ns = namespace_of_creds;
       if (ns.empty()) ns = "default";
       const std::string identity = !k.identity.empty() ? k.identity : kube::default_identity(env);
-      leader_ =
-          std::make_unique<kube::LeaderElection>(provider_->client(), k, ns, identity, [this](bool leading) {
+      leader_ = std::make_unique<kube::LeaderElection>(
+          control_, provider_->client(), k, ns, identity, [this](bool leading) {
             control_stats_.kube_leading.store(leading ? 1 : 0);
             PHI_LOG_INFO("kubernetes: {} the leader Lease", leading ? "holding" : "no longer holding");
             // A new leader writes what the served snapshot says at once, not at the next change.
             if (leading && status_ && kube_synced_) status_->update(last_served_);
           });
     }
-    // Events without status: the writer runs with no address to publish, which it reads as
-    // "leave status alone" (status.hpp); without leader election every replica may write.
-    auto spec = k;
-    if (!k.status) {
-      spec.publish_service.clear();
-      spec.publish_address.clear();
-    }
+    // Events without status: the writer posts Events and leaves status alone (spec.status off,
+    // status.hpp); without leader election every replica may write.
     status_ = std::make_unique<kube::StatusWriter>(
-        provider_->client(), spec, [this] { return leader_ == nullptr || leader_->leading(); });
+        control_, provider_->client(), k, [this] { return leader_ == nullptr || leader_->leading(); });
   }
   PHI_LOG_INFO("kubernetes: waiting for the first full sync of {}", kube_server_);
   provider_->start();
@@ -460,6 +456,8 @@ void Server::update_status(const ingress::LoadResult& loaded, const config::Diag
 }
 
 void Server::stop_kubernetes() {
+  if (kube_stopped_) return;
+  kube_stopped_ = true;
   kube_debounce_.cancel();
   if (status_) status_->stop();
   if (leader_) leader_->stop();  // releases the Lease: a successor takes over at once
