@@ -1,5 +1,6 @@
-// phigate command line: run / validate / --version / --help.
+// phigate command line: run / validate / audit / probe / --version / --help.
 // Usage errors (unknown flag, missing file) print one line and exit 2.
+#include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
@@ -11,8 +12,11 @@
 #include "phigate/audit/verify.hpp"
 #include "phigate/compile/policy.hpp"
 #include "phigate/config/loader.hpp"
+#include "phigate/core/host_port.hpp"
 #include "phigate/core/log.hpp"
 #include "phigate/core/version.hpp"
+#include "phigate/net/asio.hpp"
+#include "phigate/net/socket.hpp"
 #include "phigate/server/server.hpp"
 
 namespace {
@@ -33,6 +37,9 @@ constexpr const char* kUsage =
     "                                          on any problem\n"
     "  audit decrypt --keys DIR PATH... [--since T] [--until T] [--host H]\n"
     "                                          authenticated records as JSON lines on stdout\n"
+    "  probe URL [--timeout SECONDS]           GET http://host:port/path once (default timeout 2);\n"
+    "                                          exit 0 on status 200, 1 otherwise (a container\n"
+    "                                          HEALTHCHECK for images without a shell)\n"
     "\n"
     "options:\n"
     "  --version    print the version and exit\n"
@@ -173,6 +180,93 @@ int audit_command(const std::vector<std::string_view>& rest) {
                  : phigate::audit::verify_main(keys, paths, std::cout, std::cerr, state);
 }
 
+/// `phigate probe http://host:port/path [--timeout SECONDS]`: one GET, exit 0 on 200 and 1 on
+/// anything else (refused, timed out, another status, not HTTP). The image has no shell, curl or
+/// wget (less to attack), so its HEALTHCHECK execs phigate itself. Only plain http: the admin
+/// listener it probes is plain HTTP on the pod network.
+int probe_command(const std::vector<std::string_view>& rest) {
+  std::string url;
+  int timeout_s = 2;
+  for (std::size_t i = 0; i < rest.size(); ++i) {
+    auto [name, value, inline_value] = split_option(rest[i]);
+    if (name == "--timeout") {
+      if (!inline_value) {
+        if (i + 1 >= rest.size()) return usage_error("option '--timeout' needs a value");
+        value = rest[++i];
+      }
+      int t = 0;
+      const bool digits = !value.empty() && value.size() <= 3 &&
+                          value.find_first_not_of("0123456789") == std::string_view::npos;
+      if (digits) t = std::stoi(std::string(value));
+      if (t < 1 || t > 60) return usage_error("--timeout must be 1 to 60 seconds");
+      timeout_s = t;
+    } else if (name.rfind("--", 0) == 0 || !url.empty()) {
+      return usage_error("unexpected argument '" + std::string(rest[i]) + "'");
+    } else {
+      url = rest[i];
+    }
+  }
+  constexpr std::string_view kScheme = "http://";
+  if (url.rfind(kScheme, 0) != 0) return usage_error("probe needs an http://host:port/path URL");
+  const auto slash = url.find('/', kScheme.size());
+  const std::string authority = url.substr(kScheme.size(), slash - kScheme.size());
+  const std::string path = slash == std::string::npos ? "/" : url.substr(slash);
+  std::string host;
+  std::uint16_t port = 0;
+  // The path goes into the request line as it is: refuse what would split or end it.
+  const bool path_ok = path.find_first_of(" \r\n\t") == std::string::npos;
+  if (!phigate::core::split_host_port(authority, host, port) || port == 0 || !path_ok) {
+    return usage_error("probe needs an http://host:port/path URL");
+  }
+  auto fail = [&](const std::string& why) {
+    std::fprintf(stderr, "phigate probe: %s: %s\n", url.c_str(), why.c_str());
+    return 1;
+  };
+  auto ep = phigate::net::resolve_endpoint(authority);
+  if (!ep) return fail(ep.error().context);
+
+  namespace asio = phigate::net::asio;
+  asio::io_context io;
+  phigate::net::tcp::socket sock(io);
+  const std::string request = "GET " + path + " HTTP/1.1\r\nHost: " + authority +
+                              "\r\nUser-Agent: phigate-probe\r\nConnection: close\r\n\r\n";
+  std::string outcome = "timed out";  // until the exchange below says otherwise
+  auto exchange = [&]() -> phigate::net::awaitable<void> {
+    constexpr auto kTok = asio::as_tuple(asio::use_awaitable);
+    if (auto [ec] = co_await sock.async_connect(*ep, kTok); ec) {
+      outcome = ec.message();
+      co_return;
+    }
+    if (auto [ec, n] = co_await asio::async_write(sock, asio::buffer(request), kTok); ec) {
+      outcome = ec.message();
+      co_return;
+    }
+    std::string line;
+    char buf[512];
+    while (line.find("\r\n") == std::string::npos) {
+      if (line.size() > 4096) {  // no status line is this long
+        outcome = "not an HTTP response";
+        co_return;
+      }
+      auto [ec, n] = co_await sock.async_read_some(asio::buffer(buf), kTok);
+      if (ec) {
+        outcome = ec == asio::error::eof ? "closed before a status line" : ec.message();
+        co_return;
+      }
+      line.append(buf, n);
+    }
+    // RFC 9112 §4: status-line = HTTP-version SP status-code SP [ reason-phrase ]
+    const auto digit = [&](std::size_t i) { return line[i] >= '0' && line[i] <= '9'; };
+    const bool http = line.size() >= 14 && line.rfind("HTTP/1.", 0) == 0 && line[8] == ' ' && digit(9) &&
+                      digit(10) && digit(11) && (line[12] == ' ' || line[12] == '\r');
+    outcome = !http ? "not an HTTP response" : "status " + line.substr(9, 3);
+  };
+  asio::co_spawn(io, exchange(), asio::detached);
+  io.run_for(std::chrono::seconds(timeout_s));
+  if (outcome == "status 200") return 0;
+  return fail(outcome);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -194,6 +288,7 @@ int main(int argc, char** argv) {
     return phigate::server::run(parsed.config, parsed.log_level);
   }
   if (cmd == "audit") return audit_command(rest);
+  if (cmd == "probe") return probe_command(rest);
   if (cmd == "validate") {
     if (auto err = parse(rest, false, parsed); !err.empty()) return usage_error(err);
     return validate(parsed);
