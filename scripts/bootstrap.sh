@@ -23,6 +23,7 @@ PACKAGES=(build-essential cmake ninja-build ccache pkg-config git curl ca-certif
   nginx-light haproxy wrk procps
   python3-websockets  # tests/websocket: the WebSocket client and server of websocket_test.cpp
   python3-yaml  # tests/kube/fake_apiserver.py: YAML bodies (kubectl apply --server-side, control port)
+  buildah  # docker/build-image.sh: the shell-less image, built and inspected by tests (DeployImage)
   libsimdjson-dev  # src/kube, src/ingress: JSON from the Kubernetes API (LIST pages, watch streams)
   clang-14 libclang-rt-14-dev libfuzzer-14-dev)  # scripts/fuzz.sh: libFuzzer with ASan+UBSan
 

@@ -526,11 +526,26 @@ class ApiHandler(Quiet, BaseHTTPRequestHandler):
     def read_body(self):
         if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
             raise ApiError(411, "BadRequest", "chunked request bodies are not supported here")
+        self.body_read = True
         n = int(self.headers.get("Content-Length") or 0)
         if n < 0 or n > MAX_BODY:
             self.close_connection = True
             raise ApiError(413, "RequestEntityTooLarge", "the request body is too large")
         return self.rfile.read(n) if n else b""
+
+    def discard_unread_body(self):
+        # A request refused before its body was read (401, 403, 404...) must not leave the body
+        # on a kept-alive connection, where it would be parsed as the next request.
+        if getattr(self, "body_read", False):
+            return
+        try:
+            n = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            n = -1
+        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower() or n < 0 or n > MAX_BODY:
+            self.close_connection = True
+        elif n:
+            self.rfile.read(n)
 
     def authenticate(self):
         auth = self.headers.get("Authorization") or ""
@@ -567,10 +582,12 @@ class ApiHandler(Quiet, BaseHTTPRequestHandler):
         self.entry = {"user": "", "verb": "", "group": "", "resource": "", "ns": "", "name": "",
                       "method": method, "path": self.path, "status": 0}
         STATE.log_request(self.entry)  # logged on arrival (in order); fields filled in as known
+        self.body_read = False
         try:
             self.route(method, u.path)
         except ApiError as e:
             if self.entry["status"] == 0:
+                self.discard_unread_body()
                 self.send_error_status(e)
         except (BrokenPipeError, ConnectionError, ssl.SSLError, socket.timeout, OSError):
             self.close_connection = True
