@@ -1,5 +1,7 @@
 #include "phigate/ingress/translate.hpp"
 
+#include <arpa/inet.h>
+
 #include <algorithm>
 #include <cstdint>
 #include <limits>
@@ -98,7 +100,30 @@ struct ResolvedBackend {
   std::vector<std::string> backends;     // sorted, distinct "ip:port" / "[ip6]:port"
   std::vector<std::string> terminating;  // terminating but serving: in-flight requests only
   std::string error;                     // "" when the Service and port exist
+  std::size_t refused = 0;               // endpoint addresses never used (see never_a_backend)
 };
+
+/// An EndpointSlice address phigate never sends to: unspecified, link-local (169.254.0.0/16 holds
+/// the cloud metadata service, fe80::/10), multicast, and AWS's IPv6 metadata address. Anyone who may write
+/// an EndpointSlice could otherwise point a route at the node's metadata endpoint and read its credentials
+/// through us.
+bool never_a_backend(const std::string& a, bool v6) {
+  unsigned char b[16] = {};
+  if (!v6) {
+    if (inet_pton(AF_INET, a.c_str(), b) != 1) return false;  // the loader checked the form
+    return (b[0] == 0) || (b[0] == 169 && b[1] == 254) || (b[0] >= 224);
+  }
+  if (inet_pton(AF_INET6, a.c_str(), b) != 1) return false;
+  const bool unspecified = std::all_of(b, b + 16, [](unsigned char c) { return c == 0; });
+  const bool mapped =
+      std::all_of(b, b + 10, [](unsigned char c) { return c == 0; }) && b[10] == 0xff && b[11] == 0xff;
+  if (mapped) return (b[12] == 0) || (b[12] == 169 && b[13] == 254) || (b[12] >= 224);
+  // fd00:ec2::254: AWS's IPv6 instance metadata service (a ULA address, so named here).
+  static constexpr unsigned char kAwsMetadata[16] = {0xfd, 0, 0x0e, 0xc2, 0, 0, 0,    0,
+                                                     0,    0, 0,    0,    0, 0, 0x02, 0x54};
+  return unspecified || (b[0] == 0xfe && (b[1] & 0xc0) == 0x80) || b[0] == 0xff ||
+         std::equal(b, b + 16, kAwsMetadata);
+}
 
 /// ingress-nginx's class selection, shared by translate() and is_ours(): `classes` by name (the
 /// first of duplicates).
@@ -291,7 +316,13 @@ class Translator {
                        : (e.terminating && e.serving) ? &r.terminating
                                                       : nullptr;
           if (into == nullptr) continue;
-          for (const auto& a : e.addresses) into->push_back(v6 ? "[" + a + "]" + suffix : a + suffix);
+          for (const auto& a : e.addresses) {
+            if (never_a_backend(a, v6)) {
+              ++r.refused;
+              continue;
+            }
+            into->push_back(v6 ? "[" + a + "]" + suffix : a + suffix);
+          }
         }
       }
     }
@@ -323,6 +354,12 @@ class Translator {
       diag_.error(ing.origin.where(), b.line, field + ".service",
                   "backend " + b.service->name + ":" + port + ": " + r.error + " (the path answers 503)",
                   "Ingress " + ing.meta.key());
+    }
+    if (r.refused > 0) {
+      diag_.warning(ing.origin.where(), b.line, field + ".service",
+                    "backend " + b.service->name + ": " + std::to_string(r.refused) +
+                        " EndpointSlice address(es) refused: unspecified, link-local or multicast",
+                    "Ingress " + ing.meta.key());
     }
     if (terminating != nullptr) *terminating = r.terminating;
     return r.backends;

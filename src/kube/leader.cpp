@@ -192,8 +192,12 @@ struct LeaderElection::Impl : std::enable_shared_from_this<Impl> {
       return finish();
     }
     observe(*rec, now);
-    const auto duration = rec->duration_seconds > 0 ? std::chrono::milliseconds(rec->duration_seconds * 1000)
-                                                    : spec.lease_duration;
+    // The holder's own leaseDurationSeconds, clamped to a day: a tampered Lease must neither
+    // overflow the multiplication nor keep every candidate waiting for ever.
+    const auto duration =
+        rec->duration_seconds > 0
+            ? std::chrono::milliseconds(std::min<std::int64_t>(rec->duration_seconds, 86400) * 1000)
+            : spec.lease_duration;
     switch (detail::decide_lease(rec->holder, identity, observed_at, duration, now)) {
       case detail::LeaseAction::Renew:
         return write("PUT", *rec, /*take=*/false);

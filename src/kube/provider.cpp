@@ -158,20 +158,36 @@ std::size_t Store::size(const std::string& id) const {
   return it == scopes_.end() ? 0 : it->second.objects.size();
 }
 
-std::set<std::string> wanted_secrets(const Store& store, const config::IngressSpec& spec) {
+std::set<std::string> wanted_secrets(const Store& store, const config::IngressSpec& spec,
+                                     std::size_t* dropped) {
   const auto classes = store.ingress_classes();
   const auto& namespaces = spec.kubernetes.namespaces;
   std::set<std::string> out;
+  std::map<std::string, std::size_t> per_namespace;
+  std::size_t over = 0;
   for (const auto* ing : store.ingresses()) {
     // Another controller's Ingress: its Secrets are none of our business (least privilege).
     if (!ingress::is_ours(*ing, classes, spec)) continue;
+    // Each followed Secret is a LIST and a held WATCH connection: a tenant's Ingress naming
+    // thousands of Secrets must not exhaust our descriptors or the API server's budget, nor crowd
+    // out other namespaces. Beyond the caps a Secret is not followed (its TLS host gets the default
+    // certificate; an auth-tls or proxy-ssl Secret that is missing fails its Ingress closed).
+    std::size_t mine = 0;
     for (auto& ref : ingress::referenced_secrets(*ing)) {
       const auto ns = ref.substr(0, ref.find('/'));
       if (!namespaces.empty() && std::find(namespaces.begin(), namespaces.end(), ns) == namespaces.end())
         continue;
+      if (out.count(ref) != 0) continue;
+      if (++mine > kMaxSecretsPerIngress || per_namespace[ns] >= kMaxSecretsPerNamespace ||
+          out.size() >= kMaxFollowedSecrets) {
+        ++over;
+        continue;
+      }
+      ++per_namespace[ns];
       out.insert(std::move(ref));
     }
   }
+  if (dropped != nullptr) *dropped = over;
   return out;
 }
 
@@ -281,8 +297,20 @@ struct Provider::Impl {
 
   /// Secrets by name: one reflector per referenced Secret; those no longer referenced stop and
   /// their objects leave the store (a Secret we no longer need is not kept in memory).
+  std::size_t secrets_dropped = 0;  // references over the caps at the last follow_secrets()
+
   void follow_secrets() {
-    const auto wanted = detail::wanted_secrets(store, spec);
+    std::size_t dropped = 0;
+    const auto wanted = detail::wanted_secrets(store, spec, &dropped);
+    if (dropped != secrets_dropped) {
+      secrets_dropped = dropped;
+      if (dropped > 0) {
+        PHI_LOG_WARN(
+            "kube: {} Secret references not followed: over {} per Ingress, {} per namespace or {} in all",
+            dropped, detail::kMaxSecretsPerIngress, detail::kMaxSecretsPerNamespace,
+            detail::kMaxFollowedSecrets);
+      }
+    }
     for (auto it = reflectors.begin(); it != reflectors.end();) {
       if (!it->second.secret.empty() && wanted.count(it->second.secret) == 0) {
         it->second.reflector->stop();

@@ -321,13 +321,13 @@ struct Reflector::Impl : std::enable_shared_from_this<Impl> {
     ++list_pages;
     list_bytes += r->body.size();
     for (auto& i : page->items) items.push_back(std::move(i));
+    if (list_bytes > kMaxListBytes || (!page->continue_token.empty() && list_pages >= kMaxPages)) {
+      fail("LIST larger than " + std::to_string(kMaxPages) + " pages or " + std::to_string(kMaxListBytes) +
+               " bytes: refused",
+           false);
+      return;
+    }
     if (!page->continue_token.empty()) {
-      if (list_pages >= kMaxPages || list_bytes > kMaxListBytes) {
-        fail("LIST larger than " + std::to_string(kMaxPages) + " pages or " + std::to_string(kMaxListBytes) +
-                 " bytes: refused",
-             false);
-        return;
-      }
       list_page(page->continue_token);
       return;
     }

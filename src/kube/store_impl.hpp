@@ -54,6 +54,12 @@ class Store {
 
 /// "ns/name" of each Secret that an Ingress of ours (ingress::is_ours under `spec`) in the store
 /// references (ingress::referenced_secrets), restricted to the watched namespaces.
-std::set<std::string> wanted_secrets(const Store& store, const config::IngressSpec& spec);
+/// At most this many Secrets are followed per Ingress, per namespace and in all (each is a LIST
+/// and a held WATCH); references beyond are counted in `dropped`.
+inline constexpr std::size_t kMaxSecretsPerIngress = 32;
+inline constexpr std::size_t kMaxSecretsPerNamespace = 500;
+inline constexpr std::size_t kMaxFollowedSecrets = 2000;
+std::set<std::string> wanted_secrets(const Store& store, const config::IngressSpec& spec,
+                                     std::size_t* dropped = nullptr);
 
 }  // namespace phigate::kube::detail

@@ -185,9 +185,19 @@ std::shared_ptr<const HostPolicy> HostPolicy::compile(const HostTlsSpec& spec, b
       X509_STORE_set_flags(p->store_.get(), X509_V_FLAG_CRL_CHECK | X509_V_FLAG_CRL_CHECK_ALL);
     }
   }
-  const std::string material = std::string("phigate/host-policy/1\n") + verify_name(spec.verify) + "\n" +
-                               std::to_string(spec.verify_depth) + "\n" + spec.ciphers + "\n" + spec.ca_pem +
-                               "\n" + spec.crl_pem;
+  // Every field length-prefixed: joined by separators alone, a CA bundle ending in "\n" + CRL and no
+  // CRL would hash like that CA with that CRL, and two different policies would share a session
+  // context (a session from the one without the CRL could resume on the other).
+  std::string material = "phigate/host-policy/2";
+  const std::string depth = std::to_string(spec.verify_depth);
+  for (const std::string_view field :
+       {std::string_view(verify_name(spec.verify)), std::string_view(depth), std::string_view(spec.ciphers),
+        std::string_view(spec.ca_pem), std::string_view(spec.crl_pem)}) {
+    material += '\n';
+    material += std::to_string(field.size());
+    material += ':';
+    material += field;
+  }
   if (EVP_Digest(material.data(), material.size(), p->id_.data(), nullptr, EVP_sha256(), nullptr) != 1) {
     error = "SHA-256 failed: " + drain_errors();
     return nullptr;

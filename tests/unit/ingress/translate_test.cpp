@@ -340,6 +340,26 @@ TEST_F(Translate, Endpoints_NamedNumberedTargetPortReadyAndIpv6) {
   EXPECT_EQ(p.at(4).backends, std::vector<std::string>{"10.1.0.1:8081"});
 }
 
+TEST_F(Translate, Endpoints_MetadataLinkLocalUnspecifiedAndMulticastAreNeverBackends) {
+  // Whoever may write an EndpointSlice must not be able to point a route at the cloud metadata
+  // service (169.254.169.254, AWS's fd00:ec2::254) or other addresses no Pod has.
+  res_.services.push_back(service("web", {{"http", 80, ""}}));
+  res_.endpoint_slices = {
+      slice("v4", "web", "IPv4", {{"http", 8080}},
+            {{{"169.254.169.254", "10.0.0.1", "0.0.0.0", "224.0.0.1", "169.254.0.1"}, true}}),
+      slice("v6", "web", "IPv6", {{"http", 8080}},
+            {{{"fe80::1", "::", "ff02::1", "::ffff:169.254.169.254", "fd00:ec2::254", "fd00::1"}, true}}),
+  };
+  res_.ingresses.push_back(ingress("a", 1, {{"a.example", {path("/", PathType::Prefix, "web", 80)}, 1}}));
+  const auto t = run();
+  EXPECT_EQ(t.routes.at(0).paths.at(0).backends,
+            (std::vector<std::string>{"10.0.0.1:8080", "[fd00::1]:8080"}));
+  const auto* d = find("EndpointSlice address(es) refused");
+  ASSERT_NE(d, nullptr) << diag_.to_string();
+  EXPECT_EQ(d->severity, config::Severity::Warning);
+  EXPECT_NE(d->message.find("9 EndpointSlice"), std::string::npos) << d->message;
+}
+
 TEST_F(Translate, Endpoints_NoneReadyIsEmptyWithoutDiagnostic) {
   res_.services.push_back(service("web", {{"http", 80, ""}}));
   res_.endpoint_slices.push_back(slice("web-1", "web", "IPv4", {{"http", 8080}}, {{{"10.0.0.1"}, false}}));
