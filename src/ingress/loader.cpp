@@ -643,8 +643,6 @@ void load_text(const std::string& text, const std::string& file, LoadResult& int
   parse_text(text, file, into);
 }
 
-namespace {
-
 void append(LoadResult& into, const LoadResult& part) {
   const auto add = [](auto& to, const auto& from) { to.insert(to.end(), from.begin(), from.end()); };
   add(into.resources.ingresses, part.resources.ingresses);
@@ -665,8 +663,6 @@ void append(LoadResult& into, const LoadResult& part) {
   into.broken_files += part.broken_files;
   into.parsed_files += part.parsed_files;
 }
-
-}  // namespace
 
 LoadResult DirectoryLoader::load(const std::string& dir) {
   LoadResult out;

@@ -1,5 +1,7 @@
 #include "phigate/kube/admission.hpp"
 
+#include "json_text_impl.hpp"
+
 #include <simdjson.h>
 
 #include <cstdint>
@@ -7,6 +9,8 @@
 namespace phigate::kube {
 
 namespace {
+
+using detail::append_json_string;
 
 constexpr std::string_view kApiVersion = "admission.k8s.io/v1";
 constexpr std::string_view kKind = "AdmissionReview";
@@ -29,73 +33,6 @@ bool string_member(simdjson::dom::object obj, std::string_view key, std::string_
   }
   out.assign(s);
   return true;
-}
-
-/// Decodes one UTF-8 sequence at `s[i]`; its length, or 0 when it is not well-formed (RFC 3629 §4:
-/// overlong forms, surrogates and code points above U+10FFFF are invalid).
-std::size_t utf8_length(std::string_view s, std::size_t i) {
-  const auto b = [&](std::size_t k) { return static_cast<unsigned char>(s[i + k]); };
-  const auto cont = [&](std::size_t k) { return i + k < s.size() && (b(k) & 0xC0) == 0x80; };
-  const unsigned char c = b(0);
-  if (c < 0x80) return 1;
-  if (c >= 0xC2 && c <= 0xDF) return cont(1) ? 2 : 0;
-  if (c >= 0xE0 && c <= 0xEF) {
-    if (!cont(1) || !cont(2)) return 0;
-    if (c == 0xE0 && b(1) < 0xA0) return 0;  // overlong
-    if (c == 0xED && b(1) > 0x9F) return 0;  // UTF-16 surrogate
-    return 3;
-  }
-  if (c >= 0xF0 && c <= 0xF4) {
-    if (!cont(1) || !cont(2) || !cont(3)) return 0;
-    if (c == 0xF0 && b(1) < 0x90) return 0;  // overlong
-    if (c == 0xF4 && b(1) > 0x8F) return 0;  // above U+10FFFF
-    return 4;
-  }
-  return 0;
-}
-
-/// Appends `s` as a JSON string (RFC 8259 §7). The text may hold any byte an Ingress author wrote:
-/// control characters are \u-escaped, and a byte that is not part of well-formed UTF-8 becomes
-/// U+FFFD so the answer stays valid JSON (the API server rejects a response it cannot decode,
-/// and with failurePolicy Fail that would refuse every Ingress).
-void append_json_string(std::string& out, std::string_view s) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  out += '"';
-  for (std::size_t i = 0; i < s.size();) {
-    const auto c = static_cast<unsigned char>(s[i]);
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += static_cast<char>(c);
-      ++i;
-    } else if (c < 0x20 || c == 0x7f) {
-      switch (c) {
-        case '\n':
-          out += "\\n";
-          break;
-        case '\r':
-          out += "\\r";
-          break;
-        case '\t':
-          out += "\\t";
-          break;
-        default:
-          out += "\\u00";
-          out += kHex[c >> 4];
-          out += kHex[c & 15];
-      }
-      ++i;
-    } else if (c < 0x80) {
-      out += static_cast<char>(c);
-      ++i;
-    } else if (const auto n = utf8_length(s, i); n > 0) {
-      out.append(s, i, n);
-      i += n;
-    } else {
-      out += "\\ufffd";
-      ++i;
-    }
-  }
-  out += '"';
 }
 
 }  // namespace

@@ -25,23 +25,6 @@ int kind_rank(const std::string& kind) {
   return static_cast<int>(it - kOrder.begin());
 }
 
-void append(ingress::LoadResult& into, const ingress::LoadResult& part) {
-  const auto add = [](auto& to, const auto& from) { to.insert(to.end(), from.begin(), from.end()); };
-  add(into.resources.ingresses, part.resources.ingresses);
-  add(into.resources.ingress_classes, part.resources.ingress_classes);
-  add(into.resources.secrets, part.resources.secrets);
-  add(into.resources.services, part.resources.services);
-  add(into.resources.endpoint_slices, part.resources.endpoint_slices);
-  add(into.ignored, part.ignored);
-  for (const auto& d : part.diagnostics.entries()) {
-    if (d.severity == config::Severity::Error) {
-      into.diagnostics.error(d.file, d.line, d.field, d.message, d.resource);
-    } else {
-      into.diagnostics.warning(d.file, d.line, d.field, d.message, d.resource);
-    }
-  }
-}
-
 }  // namespace
 
 void Store::add_scope(const std::string& id, const ResourceKind& kind, const Scope& scope) {
@@ -129,7 +112,12 @@ ingress::LoadResult Store::resources() const {
     for (const auto& [key, lr] : s.objects) order.try_emplace({kind_rank(s.kind.kind), key}, &lr);
   }
   ingress::LoadResult out;
-  for (const auto& [k, lr] : order) append(out, *lr);
+  for (const auto& [k, lr] : order) ingress::append(out, *lr);
+  // An object that did not load is missing with its diagnostics; unlike a broken manifest file it
+  // must not hold back every other change (Provider::resources: never broken_files).
+  out.files = 0;
+  out.broken_files = 0;
+  out.parsed_files = 0;
   return out;
 }
 

@@ -9,46 +9,9 @@
 #include <string>
 #include <string_view>
 
-namespace phigate::kube::detail {
+#include "json_text_impl.hpp"
 
-/// `s` as a JSON string literal (RFC 8259 §7): quote, backslash and control characters escaped.
-/// Bytes >= 0x80 pass through (the inputs are UTF-8 already: object names, diagnostics).
-inline std::string json_quote(std::string_view s) {
-  std::string out;
-  out.reserve(s.size() + 2);
-  out.push_back('"');
-  for (const char c : s) {
-    const auto u = static_cast<unsigned char>(c);
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      default:
-        if (u < 0x20 || u == 0x7f) {
-          static constexpr char kHex[] = "0123456789abcdef";
-          out += "\\u00";
-          out.push_back(kHex[u >> 4]);
-          out.push_back(kHex[u & 0xf]);
-        } else {
-          out.push_back(c);
-        }
-    }
-  }
-  out.push_back('"');
-  return out;
-}
+namespace phigate::kube::detail {
 
 /// Kubernetes MicroTime (Lease acquireTime/renewTime): "2006-01-02T15:04:05.000000Z07:00", in UTC.
 /// `micro`: false gives metav1.Time ("2006-01-02T15:04:05Z": Event first/lastTimestamp).

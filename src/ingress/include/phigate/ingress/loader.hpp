@@ -50,6 +50,10 @@ class DirectoryLoader {
   std::unordered_map<std::string, CachedFile> cache_;  // by path as found
 };
 
+/// Appends `part` to `into`: its objects after those already there, its diagnostics (errors counted
+/// as errors) and its file counts.
+void append(LoadResult& into, const LoadResult& part);
+
 /// Loads one file's `text` as if read from `file`, appending to `into` (tests, `phigate validate`).
 void load_text(const std::string& text, const std::string& file, LoadResult& into);
 
