@@ -636,7 +636,14 @@ TEST(DeployImage, BuildahImageHasNoShellRunsAsNonRootAndProbesHealth) {
       executables.push_back(rel);
   }
   EXPECT_EQ(executables, std::vector<std::string>{"usr/local/bin/phigate"});
-  if (::geteuid() == 0) {
+#if defined(__SANITIZE_ADDRESS__)
+  // The ASan flavour puts a sanitized binary in the image; LeakSanitizer needs /proc, which the image
+  // (and so the chroot) has not, and the sanitizer reads its options from /proc/self/environ.
+  const bool can_run_inside = false;
+#else
+  const bool can_run_inside = true;
+#endif
+  if (::geteuid() == 0 && can_run_inside) {
     // chroot as uid 10001: the libraries ldd named are enough (no ld.so.cache in the image).
     auto version = run({"chroot", "--userspec=10001:10001", rootfs, "/usr/local/bin/phigate", "--version"},
                        {.timeout = 30s});

@@ -1,6 +1,7 @@
 // Kubernetes Ingress resources from a directory: routing, live reload, TLS Secrets, fail-closed
 // annotations, and a reload storm under load that must not drop a request.
 #include <atomic>
+#include <filesystem>
 #include <future>
 #include <thread>
 
@@ -198,7 +199,12 @@ TEST_F(IngressTest, ZeroDropReload_WrkUnderFiftyRewrites) {
                {.timeout = 30s});
   });
   for (int i = 0; i < 50; ++i) {
-    dir_.write("manifests/ingress.yaml", ingress_yaml("web", "app.example", i % 2 ? "svc-a" : "svc-b"));
+    // Atomically, as a ConfigMap volume or GitOps sync swaps files: written in place, a test process
+    // descheduled between truncate and write (ASan, a loaded CI machine) would let a reload read
+    // an empty file and drop the route for one rewrite.
+    const auto tmp = dir_.write("manifests/.ingress.yaml.tmp",
+                                ingress_yaml("web", "app.example", i % 2 ? "svc-a" : "svc-b"));
+    std::filesystem::rename(tmp, dir_.path("manifests/ingress.yaml"));
     std::this_thread::sleep_for(120ms);  // paces the rewrites across the run; not a readiness wait
   }
   const auto r = load.get();
