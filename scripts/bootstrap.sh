@@ -25,6 +25,9 @@ PACKAGES=(build-essential cmake ninja-build ccache pkg-config git curl ca-certif
   python3-yaml  # tests/kube/fake_apiserver.py: YAML bodies (kubectl apply --server-side, control port)
   buildah  # docker/build-image.sh: the shell-less image, built and inspected by tests (DeployImage)
   libsimdjson-dev  # src/kube, src/ingress: JSON from the Kubernetes API (LIST pages, watch streams)
+  libnghttp2-dev  # src/http (HTTP/2 server codec), src/upstream (HTTP/2 to gRPC backends), tests/grpc
+  nghttp2-client  # tests and bench/: nghttp, h2load
+  python3-h2  # tests/h2: the raw-frame attack client
   clang-14 libclang-rt-14-dev libfuzzer-14-dev)  # scripts/fuzz.sh: libFuzzer with ASan+UBSan
 
 die() { echo "bootstrap: error: $*" >&2; exit 1; }

@@ -158,6 +158,37 @@ std::string render(std::span<const WorkerShard* const> shards, const ControlStat
     out.push_back(std::move(closed));
   }
 
+  // --- HTTP/2 and gRPC ---
+  {
+    auto requests = family("phigate_requests_total", "Requests whose head completed, by client protocol.",
+                           MetricType::Counter);
+    add_value(requests, sum(shards, [](const WorkerShard& s) { return s.requests_http1.get(); }),
+              {{"protocol", "http/1.1"}});
+    add_value(requests, sum(shards, [](const WorkerShard& s) { return s.requests_h2.get(); }),
+              {{"protocol", "h2"}});
+    out.push_back(std::move(requests));
+    auto streams = family("phigate_h2_streams_open", "Client HTTP/2 streams open now.", MetricType::Gauge);
+    add_value(streams, sum(shards, [](const WorkerShard& s) { return s.h2_streams_open.get(); }));
+    out.push_back(std::move(streams));
+    auto errors = family("phigate_h2_connection_errors_total",
+                         "HTTP/2 client connections phigate ended with an error GOAWAY, by reason.",
+                         MetricType::Counter);
+    for (std::size_t r = 0; r < std::size(WorkerShard::kH2ErrorNames); ++r) {
+      add_value(errors, sum(shards, [r](const WorkerShard& s) { return s.h2_connection_errors[r].get(); }),
+                {{"reason", WorkerShard::kH2ErrorNames[r]}});
+    }
+    out.push_back(std::move(errors));
+  }
+  counter("phigate_h2_connections_total", "Client connections that negotiated HTTP/2 (ALPN h2).",
+          [](const WorkerShard& s) { return s.h2_connections.get(); });
+  counter("phigate_h2_streams_rejected_total",
+          "Client HTTP/2 streams refused as malformed (RFC 9113 §8.1.1) or over the header limits.",
+          [](const WorkerShard& s) { return s.h2_streams_rejected.get(); });
+  counter("phigate_grpc_upstream_connections_total", "HTTP/2 connections opened to gRPC backends.",
+          [](const WorkerShard& s) { return s.grpc_upstream_connects.get(); });
+  counter("phigate_grpc_upstream_streams_total", "Streams opened to gRPC backends.",
+          [](const WorkerShard& s) { return s.grpc_upstream_streams.get(); });
+
   auto responses =
       family("phigate_responses_total", "Responses sent to clients by status class.", MetricType::Counter);
   static constexpr const char* kClasses[] = {"none", "1xx", "2xx", "3xx", "4xx", "5xx"};

@@ -93,7 +93,9 @@ std::string_view render_request(audit::JsonLine& j, const ConnectionFacts& c, co
   }
   j.field("bytes", r.response_bytes);
   j.end_object();
-  if (head != nullptr) {
+  if (r.h2_stream != 0) {
+    j.plain_field("version", "2");  // ECS http.version: "2" for HTTP/2 (the stream is phigate.h2_stream)
+  } else if (head != nullptr) {
     char version[4] = {static_cast<char>('0' + head->version_major), '.',
                        static_cast<char>('0' + head->version_minor), 0};
     j.plain_field("version", std::string_view(version, 3));
@@ -153,6 +155,8 @@ std::string_view render_request(audit::JsonLine& j, const ConnectionFacts& c, co
     if (r.upstream_first_byte.count() >= 0) j.field("first_byte_duration", nanos(r.upstream_first_byte));
     j.end_object();
   }
+  if (r.h2_stream != 0) j.field("h2_stream", static_cast<std::int64_t>(r.h2_stream));
+  if (r.grpc_status >= 0) j.field("grpc_status", r.grpc_status);
   if (!r.tunnel_protocol.empty()) {
     j.begin_object("tunnel");
     j.field("protocol", r.tunnel_protocol);

@@ -65,6 +65,11 @@ struct RequestFacts {
   std::uint64_t tunnel_to_client = 0;
   std::chrono::steady_clock::duration tunnel_duration{};
   std::string_view tunnel_closed_by;  // metrics::WorkerShard::kTunnelCloseNames
+  /// HTTP/2: the client stream that carried the request (http.version "2"); 0 for HTTP/1.x.
+  std::int32_t h2_stream = 0;
+  /// gRPC: the grpc-status the client received (from the backend's trailers or phigate's own
+  /// trailers-only reply); -1 when none.
+  int grpc_status = -1;
 };
 
 /// Renders a request record into `j` (cleared first) and returns the line.

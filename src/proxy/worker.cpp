@@ -202,6 +202,7 @@ net::awaitable<void> WorkerImpl::tick_loop() {
     if (++ticks % 10 == 0) pool_.sweep(now_);
     if (draining_ && head_ == nullptr) {
       pool_.clear();
+      h2_pool_.close_all();
       co_return;  // nothing left: io_context::run() returns once the last handlers finish
     }
   }

@@ -16,6 +16,7 @@
 #include "phigate/proxy/snapshot.hpp"
 #include "phigate/proxy/worker.hpp"
 #include "phigate/upstream/balancer.hpp"
+#include "phigate/upstream/h2_pool.hpp"
 #include "phigate/upstream/pool.hpp"
 #include "phigate/upstream/retry.hpp"
 
@@ -73,6 +74,8 @@ class WorkerImpl final : public Worker {
   metrics::WorkerShard& stats() noexcept { return stats_; }
   const metrics::WorkerShard& stats() const noexcept override { return stats_; }
   upstream::Pool& pool() noexcept { return pool_; }
+  /// HTTP/2 connections to gRPC backends (multiplexed).
+  upstream::H2Pool& h2_pool() noexcept { return h2_pool_; }
   core::FastRandom& rng() noexcept { return rng_; }
   /// Coarse clock: refreshed every tick (100 ms) and on each accept. Deadlines use it.
   Clock::time_point now() const noexcept { return now_; }
@@ -111,6 +114,7 @@ class WorkerImpl final : public Worker {
   std::vector<Listener> listeners_;
   metrics::WorkerShard stats_;
   upstream::Pool pool_;
+  upstream::H2Pool h2_pool_{io_, stats_};
   core::FastRandom rng_;
   Clock::time_point now_ = Clock::now();
   Clock::time_point drain_deadline_ = Clock::time_point::max();

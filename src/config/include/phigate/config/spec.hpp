@@ -113,6 +113,27 @@ inline constexpr std::uint16_t kNextUpstreamHttp429 = 1 << 8;
 inline constexpr std::uint16_t kNextUpstreamDefault = kNextUpstreamError | kNextUpstreamTimeout;
 enum class LoadBalance;  // below, with RoutePolicy
 
+/// `http2:` HTTP/2 to clients (ALPN h2 over TLS; never cleartext h2c) and its protections against
+/// the HTTP/2 attacks. Budgets are token buckets per connection: `*_budget` tokens at most, refilled
+/// at `*_refill` per second; a frame that finds the bucket empty ends the connection with GOAWAY
+/// (ENHANCE_YOUR_CALM).
+struct Http2Spec {
+  bool enabled = true;                      // ALPN offers h2, preferred over http/1.1
+  std::vector<std::string> disabled_hosts;  // SNI names (lower-case, "*.x" wildcards) offered http/1.1 only
+  std::uint32_t max_concurrent_streams = 100;  // SETTINGS_MAX_CONCURRENT_STREAMS
+  std::size_t max_header_list_bytes = 32768;   // decoded fields of one header block (name+value+32 each)
+  std::uint32_t header_table_bytes = 4096;     // HPACK dynamic table we let the client use
+  std::size_t max_continuation_frames = 8;     // CONTINUATION frames in one header block (CVE-2024-27316)
+  std::uint32_t initial_window_bytes = 65535;  // per-stream receive window: request body buffered per stream
+  std::uint32_t connection_window_bytes = 1048576;  // connection receive window
+  std::uint32_t max_frame_bytes = 16384;            // SETTINGS_MAX_FRAME_SIZE we accept
+  std::uint32_t reset_budget = 100;     // streams the client resets or that fail (CVE-2023-44487 rapid reset)
+  std::uint32_t reset_refill = 10;      // per second
+  std::uint32_t control_budget = 1000;  // SETTINGS, PING, PRIORITY, WINDOW_UPDATE, empty DATA frames
+  std::uint32_t control_refill = 100;   // per second
+  std::size_t connection_memory_bytes = 8u << 20;  // nghttp2's allocations plus the connection's buffers
+};
+
 struct UpstreamSpec {
   std::size_t keepalive_connections = 64;  // idle connections kept per endpoint per worker
   Duration keepalive_timeout = 60s;        // an idle pooled connection is closed after this
@@ -166,13 +187,14 @@ struct UpstreamSpec {
   /// Upgrade protocols (RFC 9110 §7.8) tunnelled after a 101, compared without case; any other
   /// upgrade request is refused (400). `h2c` is never accepted (HTTP/2 is not tunnelled).
   std::vector<std::string> upgrades{"websocket"};
-
 };
 
 enum class PathType { Exact, Prefix, ImplementationSpecific };
 
 enum class VerifyClient { Off, On, Optional, OptionalNoCa };
-enum class BackendProtocol { Http, Https };
+/// backend-protocol: HTTP/1.1 (Http), HTTP/1.1 over verified TLS (Https), HTTP/2 with prior
+/// knowledge for gRPC (Grpc), HTTP/2 over verified TLS with ALPN h2 (Grpcs).
+enum class BackendProtocol { Http, Https, Grpc, Grpcs };
 enum class LoadBalance { RoundRobin, LeastRequest, Ewma };
 
 /// Per-path behaviour set by Ingress annotations (ingress-nginx names, `nginx.ingress.kubernetes.io/`
@@ -279,8 +301,8 @@ enum class IngressSource { None, Directory, Kubernetes };
 
 /// `ingress.kubernetes`: how phigate reaches and follows the API server (source: kubernetes).
 struct KubernetesSpec {
-  std::string kubeconfig;  // absolute; empty: in-cluster credentials (service account)
-  std::string context;     // kubeconfig context; empty: its current-context
+  std::string kubeconfig;               // absolute; empty: in-cluster credentials (service account)
+  std::string context;                  // kubeconfig context; empty: its current-context
   std::vector<std::string> namespaces;  // empty: all namespaces (`namespaces: all`)
   /// Secrets: only those Ingresses reference (each followed by name), or, when set, those
   /// carrying this label selector (one list/watch per namespace scope). Never every Secret.
@@ -317,7 +339,7 @@ struct WebhookSpec {
 /// Where Kubernetes resources come from (the `ingress:` key).
 struct IngressSpec {
   IngressSource source = IngressSource::None;  // `source:`, default `directory` when `dir` is set
-  std::string dir;  // absolute; empty: no Ingress folder
+  std::string dir;                             // absolute; empty: no Ingress folder
   std::string class_name = "phigate";
   std::string controller = "phigate.io/ingress-controller";
   bool watch = true;          // inotify + periodic rescan
@@ -336,6 +358,7 @@ struct Config {
   TimeoutsSpec timeouts;
   LimitsSpec limits;
   UpstreamSpec upstream;
+  Http2Spec http2;
   std::vector<std::string> trusted_proxies;      // CIDRs
   std::vector<std::string> allow_source_ranges;  // `access.allow`: only these clients (empty: all)
   std::vector<std::string> deny_source_ranges;   // `access.deny`: never these clients

@@ -82,6 +82,23 @@ struct alignas(64) WorkerShard {
   Counter tunnel_bytes_to_client;    // after the 101, upstream -> client
   std::array<Counter, static_cast<std::size_t>(TunnelClose::Count)> tunnels_closed;
 
+  // --- HTTP/2 (clients) and gRPC (HTTP/2 to backends) ---
+  /// Requests by client protocol: phigate_requests_total{protocol="http/1.1"|"h2"} (HTTP/1.0 counts
+  /// as http/1.1). Incremented once per request whose head completed.
+  Counter requests_http1;
+  Counter requests_h2;
+  Counter h2_connections;  // client connections that negotiated h2
+  Gauge h2_streams_open;   // client streams open now
+  /// Why phigate ended an HTTP/2 connection with a GOAWAY other than NO_ERROR:
+  /// phigate_h2_connection_errors_total{reason} (kH2ErrorNames, same order).
+  enum class H2Error : std::uint8_t { Protocol, RapidReset, ControlFlood, ContinuationFlood, Memory, Count };
+  static constexpr const char* kH2ErrorNames[] = {"protocol_error", "rapid_reset", "control_flood",
+                                                  "continuation_flood", "memory"};
+  std::array<Counter, static_cast<std::size_t>(H2Error::Count)> h2_connection_errors;
+  Counter h2_streams_rejected;     // streams refused by the codec (malformed, too large headers)
+  Counter grpc_upstream_connects;  // HTTP/2 connections opened to gRPC backends
+  Counter grpc_upstream_streams;   // streams opened on them
+
   /// Requests by how they ended (core::outcome_info): phigate_request_outcomes_total.
   std::array<Counter, core::kOutcomeCount> outcomes;
 

@@ -102,6 +102,11 @@ struct Cluster {
 
   // --- TLS to the backend ---
   std::shared_ptr<const BackendTls> tls;  // null: plain HTTP to the backend
+
+  // --- HTTP/2 to the backend (backend-protocol GRPC / GRPCS) ---
+  /// Requests go as streams on the worker's H2Pool (h2_pool.hpp): prior knowledge when `tls` is
+  /// null (GRPC), ALPN h2 over TLS otherwise (GRPCS). False: HTTP/1.1 through Link.
+  bool grpc = false;
 };
 
 }  // namespace phigate::upstream

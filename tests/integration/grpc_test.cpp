@@ -1,0 +1,1 @@
+// Placeholder: filled in by the HTTP/2 work (issue 14).
