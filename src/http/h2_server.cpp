@@ -289,16 +289,14 @@ struct H2ServerSession::Impl {
         // Empty DATA without END_STREAM does nothing but cost us work (CVE-2019-9518).
         control_frame = hd.length == 0 && (hd.flags & NGHTTP2_FLAG_END_STREAM) == 0;
         break;
-      case NGHTTP2_RST_STREAM: {
-        const Stream* s = find(hd.stream_id);
-        if (s != nullptr && !s->remote_closed) {
-          // CVE-2023-44487 rapid reset: open, then cancel, streams as fast as possible.
+      case NGHTTP2_RST_STREAM:
+        if (find(hd.stream_id) != nullptr) {
+          // CVE-2023-44487 rapid reset: open streams (END_STREAM or not) and cancel them at once.
           if (!resets.take(now)) return fail("rapid_reset");
         } else {
           control_frame = true;  // RST for a stream that is not open: nothing to cancel
         }
         break;
-      }
       default:
         break;
     }
