@@ -107,6 +107,10 @@ struct H2ServerSession::Impl {
   nghttp2_mem mem{};
   std::size_t alloc_bytes = 0;
   std::map<std::int32_t, Stream> streams;
+  // Streams whose Closed is in the current batch of events: request() and take_body() still see
+  // them until the next feed/take_output, so a caller walking the batch in order never finds a
+  // Request (or Data) whose state is gone because Closed follows in the same batch.
+  std::map<std::int32_t, Stream> closing;
   TokenBucket resets;
   TokenBucket control;
   H2Clock::time_point now{};
@@ -116,7 +120,6 @@ struct H2ServerSession::Impl {
   std::string_view close_reason;
   bool failed = false;    // connection error: GOAWAY queued, nothing more is read
   bool shutdown = false;  // our graceful GOAWAY
-  bool goaway_received = false;
 
   // --- memory accounting (nghttp2_mem): each block carries its size in a header
   void* alloc(std::size_t n) {
@@ -160,8 +163,10 @@ struct H2ServerSession::Impl {
 
   std::size_t memory() const noexcept {
     std::size_t total = alloc_bytes + pending.capacity();
-    for (const auto& [id, s] : streams) {
-      total += sizeof(Stream) + s.header_bytes + s.req.body.capacity() + s.out.capacity();
+    for (const auto* m : {&streams, &closing}) {
+      for (const auto& [id, s] : *m) {
+        total += sizeof(Stream) + s.header_bytes + s.req.body.capacity() + s.out.capacity();
+      }
     }
     return total;
   }
@@ -195,6 +200,7 @@ struct H2ServerSession::Impl {
       if (!s.rejected && !s.response_done && !s.local_reset) emit(H2Event::Kind::Reset, id, code);
       emit(H2Event::Kind::Closed, id);
     }
+    closing.merge(streams);
     streams.clear();
   }
 
@@ -360,7 +366,6 @@ struct H2ServerSession::Impl {
 
   int on_frame_recv(const nghttp2_frame& f) {
     const std::int32_t id = f.hd.stream_id;
-    if (f.hd.type == NGHTTP2_GOAWAY) goaway_received = true;
     Stream* s = id != 0 ? find(id) : nullptr;
     if (s == nullptr) return 0;
     const bool end = (f.hd.flags & NGHTTP2_FLAG_END_STREAM) != 0;
@@ -416,11 +421,24 @@ struct H2ServerSession::Impl {
       emit(H2Event::Kind::Rejected, id, code, "protocol_error", 0);
       emit(H2Event::Kind::Closed, id);
     }
-    streams.erase(it);
+    closing.insert(streams.extract(it));
     return 0;
   }
 
+  /// nghttp2 found a connection error itself and queued its GOAWAY: nothing more is read.
+  void nghttp2_failed() {
+    if (failed) return;
+    failed = true;
+    if (close_reason.empty()) close_reason = "protocol_error";
+  }
+
   int on_invalid_frame(const nghttp2_frame& f, int lib_error) {
+    // An invalid frame on stream 0 is always a connection error (nghttp2 terminates the session
+    // right after this callback, with its own error code).
+    if (f.hd.stream_id == 0) {
+      nghttp2_failed();
+      return 0;
+    }
     // A stream nghttp2 refused (malformed request, over the concurrency limit, content-length
     // mismatch): the client spent our work on it, as with a reset.
     if (f.hd.stream_id != 0 &&
@@ -433,6 +451,13 @@ struct H2ServerSession::Impl {
   }
 
   int on_frame_send(const nghttp2_frame& f) {
+    // A GOAWAY neither shutdown() nor our budgets asked for: nghttp2 ended the connection (a
+    // connection error it found while reading, reported here at the latest).
+    if (f.hd.type == NGHTTP2_GOAWAY && !shutdown && !failed) {
+      nghttp2_failed();
+      sweep(f.goaway.error_code);
+      return 0;
+    }
     if ((f.hd.type != NGHTTP2_HEADERS && f.hd.type != NGHTTP2_DATA) ||
         (f.hd.flags & NGHTTP2_FLAG_END_STREAM) == 0) {
       return 0;
@@ -610,6 +635,7 @@ H2ServerSession::~H2ServerSession() = default;
 H2ServerSession::Status H2ServerSession::feed(const char* data, std::size_t len, H2Clock::time_point now) {
   events_.clear();
   Impl& im = *impl_;
+  im.closing.clear();
   if (im.failed) return Status::Closed;
   im.now = now;
   const auto rv = nghttp2_session_mem_recv(im.session, reinterpret_cast<const std::uint8_t*>(data), len);
@@ -644,11 +670,6 @@ H2ServerSession::Status H2ServerSession::feed(const char* data, std::size_t len,
     return Status::Closed;
   }
   if (!im.failed && im.over_memory()) im.fail("memory");
-  if (!im.failed && !im.shutdown && !im.goaway_received && nghttp2_session_want_read(im.session) == 0) {
-    // nghttp2 found a connection error itself (its GOAWAY is queued).
-    im.failed = true;
-    im.close_reason = "protocol_error";
-  }
   if (im.failed) {
     im.sweep(kH2ProtocolError);
     return Status::Closed;
@@ -658,11 +679,19 @@ H2ServerSession::Status H2ServerSession::feed(const char* data, std::size_t len,
 
 H2Request* H2ServerSession::request(std::int32_t stream) noexcept {
   auto* s = impl_->find(stream);
+  if (s == nullptr) {
+    const auto it = impl_->closing.find(stream);
+    s = it == impl_->closing.end() ? nullptr : &it->second;
+  }
   return s != nullptr && s->reported ? &s->req : nullptr;
 }
 
 void H2ServerSession::take_body(std::int32_t stream, std::string& out) {
   auto* s = impl_->find(stream);
+  if (s == nullptr) {
+    const auto it = impl_->closing.find(stream);
+    s = it == impl_->closing.end() ? nullptr : &it->second;
+  }
   if (s == nullptr) return;
   out.append(s->req.body);
   s->req.body.clear();
@@ -744,6 +773,7 @@ void H2ServerSession::shutdown(std::uint32_t error_code) {
 void H2ServerSession::take_output(std::string& out, std::size_t max) {
   events_.clear();
   Impl& im = *impl_;
+  im.closing.clear();
   if (im.session == nullptr) return;
   std::size_t added = 0;
   if (im.pending_off < im.pending.size()) {

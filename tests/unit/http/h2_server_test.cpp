@@ -539,6 +539,25 @@ TEST_F(H2ServerTest, ClientResetIsResetThenClosedOnce) {
   EXPECT_EQ(count(Kind::Closed), 1);
 }
 
+TEST_F(H2ServerTest, ClosedInTheSameBatchKeepsTheRequestUntilTheNextCall) {
+  start();
+  Hpack hp;
+  feed(raw_start() + frame(NGHTTP2_HEADERS, NGHTTP2_FLAG_END_HEADERS, 1, hp.encode(post())) +
+       frame(NGHTTP2_DATA, 0, 1, "abc") + frame(NGHTTP2_RST_STREAM, 0, 1, u32(NGHTTP2_CANCEL)));
+  std::vector<Kind> batch;
+  for (const auto& e : server->events()) batch.push_back(e.kind);
+  ASSERT_EQ(batch, (std::vector<Kind>{Kind::Request, Kind::Data, Kind::Reset, Kind::Closed}));
+  ASSERT_NE(server->request(1), nullptr);
+  EXPECT_EQ(server->request(1)->head.method, "POST");
+  std::string body;
+  server->take_body(1, body);
+  EXPECT_EQ(body, "abc");
+  respond(1, 200, "ignored");  // the stream is closed: nothing is sent
+  drain_to(reader);
+  EXPECT_EQ(server->request(1), nullptr);
+  EXPECT_FALSE(reader.responses.count(1) != 0 && reader.responses[1].status != 0);
+}
+
 TEST_F(H2ServerTest, HundredConcurrentStreamsThe101stRefused) {
   start();
   // The client sends before it has read our SETTINGS (RFC 9113 allows it): nghttp2 refuses the
@@ -822,6 +841,23 @@ TEST_F(H2ServerTest, PingsWithinTheBudgetAreAnswered) {
   raw(bytes);
   EXPECT_EQ(status, H2ServerSession::Status::Ok);
   EXPECT_EQ(reader.ping_acks, 20);
+}
+
+TEST_F(H2ServerTest, ConnectionErrorFoundByNghttp2ClosesAndSweepsStreams) {
+  start();
+  Hpack hp;
+  raw(raw_start() +
+      frame(NGHTTP2_HEADERS, NGHTTP2_FLAG_END_HEADERS | NGHTTP2_FLAG_END_STREAM, 1, hp.encode(get())));
+  ASSERT_EQ(kinds(1), (std::vector<Kind>{Kind::Request, Kind::End}));
+  // WINDOW_UPDATE with a zero increment on the connection: PROTOCOL_ERROR (RFC 9113 §6.9).
+  raw(frame(NGHTTP2_WINDOW_UPDATE, 0, 0, u32(0)));
+  EXPECT_EQ(status, H2ServerSession::Status::Closed);
+  EXPECT_EQ(server->close_reason(), "protocol_error");
+  EXPECT_TRUE(reader.goaway);
+  EXPECT_EQ(reader.goaway_code, kH2ProtocolError);
+  EXPECT_EQ(kinds(1), (std::vector<Kind>{Kind::Request, Kind::End, Kind::Reset, Kind::Closed}));
+  EXPECT_EQ(server->request(1), nullptr);
+  EXPECT_TRUE(server->finished());
 }
 
 TEST_F(H2ServerTest, BadPrefaceIsAConnectionError) {
