@@ -67,9 +67,10 @@ struct H2ServerSession::Impl {
   struct Stream {
     H2Request req;
     std::string authority;
-    std::string host;  // the first client `host` field
-    std::size_t header_bytes = 0;
-    std::size_t header_count = 0;
+    std::string host;              // the first client `host` field
+    std::size_t header_bytes = 0;  // all decoded fields kept (memory)
+    std::size_t block_bytes = 0;   // this header block (request head, then trailers): the limits
+    std::size_t block_count = 0;
     std::size_t unconsumed = 0;  // body bytes counted against the windows, not yet consume()d
     std::string out;             // queued response body bytes [out_off, size)
     std::size_t out_off = 0;
@@ -279,6 +280,7 @@ struct H2ServerSession::Impl {
     switch (hd.type) {
       case NGHTTP2_HEADERS:
         continuations = 0;
+        if (Stream* s = find(hd.stream_id)) s->block_bytes = s->block_count = 0;  // trailers: a new list
         break;
       case NGHTTP2_CONTINUATION:
         // CVE-2024-27316: endless CONTINUATION frames make a server decode (and hold) an unbounded
@@ -323,9 +325,9 @@ struct H2ServerSession::Impl {
     if (s == nullptr) return 0;
     const bool trailer = f.headers.cat != NGHTTP2_HCAT_REQUEST;
     if (trailer && (!s->reported || s->rejected)) return 0;
-    s->header_bytes += name.size() + value.size() + kFieldOverhead;
-    if (name.empty() || name[0] != ':') ++s->header_count;
-    if (s->header_bytes > opts.http2.max_header_list_bytes || s->header_count > opts.header_count) {
+    s->block_bytes += name.size() + value.size() + kFieldOverhead;
+    if (name.empty() || name[0] != ':') ++s->block_count;
+    if (s->block_bytes > opts.http2.max_header_list_bytes || s->block_count > opts.header_count) {
       // Keep decoding (the HPACK state must follow the block) but keep nothing.
       if (!s->too_large) {
         s->too_large = true;
@@ -335,6 +337,7 @@ struct H2ServerSession::Impl {
       return 0;
     }
     if (s->too_large) return 0;
+    s->header_bytes += name.size() + value.size() + kFieldOverhead;
     if (over_memory()) return fail("memory");
     if (trailer) {
       s->req.trailers.add(name, value);
@@ -623,6 +626,9 @@ H2ServerSession::H2ServerSession(const H2Options& options) : impl_(std::make_uni
       {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE,
        static_cast<std::uint32_t>(std::min<std::size_t>(h2.max_header_list_bytes, 0xffffffffu))},
       {NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
+      // RFC 9218 §2.1: no RFC 7540 priority tree (PRIORITY frames cost nothing but a token, and
+      // a client cannot make us build and walk a dependency tree, CVE-2019-9513).
+      {NGHTTP2_SETTINGS_NO_RFC7540_PRIORITIES, 1},
   };
   nghttp2_submit_settings(im.session, NGHTTP2_FLAG_NONE, iv, std::size(iv));
   const auto conn_window =

@@ -350,6 +350,7 @@ TEST_F(H2ServerTest, SettingsAndConnectionWindowAreSent) {
   EXPECT_EQ(client.settings[NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE], 32768u);
   EXPECT_EQ(client.settings.count(NGHTTP2_SETTINGS_ENABLE_PUSH), 1u);
   EXPECT_EQ(client.settings[NGHTTP2_SETTINGS_ENABLE_PUSH], 0u);
+  EXPECT_EQ(client.settings[NGHTTP2_SETTINGS_NO_RFC7540_PRIORITIES], 1u);
   EXPECT_EQ(client.conn_window_update, 1048576u - 65535u);
   EXPECT_EQ(status, H2ServerSession::Status::Ok);
   EXPECT_FALSE(server->finished());
@@ -689,6 +690,51 @@ TEST_F(H2ServerTest, OversizedHeaderListIs431) {
   pump();
   ASSERT_EQ(kinds(next).front(), Kind::Request);
   EXPECT_EQ(*server->request(next)->head.headers.find("x-big-1"), std::string(1000, 'v'));
+}
+
+TEST_F(H2ServerTest, TrailersAreAHeaderListOfTheirOwn) {
+  opts.http2.max_header_list_bytes = 4096;
+  start();
+  Fields head = post();
+  head.emplace_back("x-head", std::string(3000, 'h'));
+  const auto ok = client.request(head, "body", true, {{"x-trailer", std::string(3000, 't')}});
+  pump();
+  ASSERT_EQ(kinds(ok).front(), Kind::Request);
+  EXPECT_EQ(kinds(ok).back(), Kind::End);
+  EXPECT_EQ(server->request(ok)->trailers.size(), 1u);
+  // Trailers over the limit: the request is reset, never completed.
+  const auto big = client.request(post(), "body", true, {{"x-trailer", std::string(5000, 't')}});
+  pump();
+  const auto k = kinds(big);
+  ASSERT_FALSE(k.empty());
+  EXPECT_EQ(k.front(), Kind::Request);
+  EXPECT_EQ(std::count(k.begin(), k.end(), Kind::End), 0);
+  EXPECT_EQ(k.back(), Kind::Closed);
+  EXPECT_EQ(client.responses[big].close_code, kH2ProtocolError);
+}
+
+TEST_F(H2ServerTest, ZeroWindowClientHoldsTheResponseNotTheCodec) {
+  start();
+  // The client advertises a zero stream window and never opens it (a slow or stalled reader).
+  const nghttp2_settings_entry iv{NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, 0};
+  nghttp2_submit_settings(client.session(), NGHTTP2_FLAG_NONE, &iv, 1);
+  pump();
+  const auto id = client.request(get());
+  pump();
+  server->submit_response(id, 200, {}, false);
+  server->send_data(id, std::string(H2ServerSession::kHighWater + 1, 'w'));
+  pump();
+  EXPECT_EQ(client.responses[id].status, 200);
+  EXPECT_TRUE(client.responses[id].body.empty());
+  EXPECT_EQ(server->queued(id), H2ServerSession::kHighWater + 1);
+  EXPECT_EQ(count(Kind::Writable), 0);
+  EXPECT_FALSE(server->want_write());
+  EXPECT_LT(server->memory(), opts.http2.connection_memory_bytes);
+  // The caller gives up on it (its own timer): the stream resets and closes once.
+  server->reset(id, kH2Cancel);
+  pump();
+  EXPECT_EQ(kinds(id).back(), Kind::Closed);
+  EXPECT_EQ(client.responses[id].close_code, kH2Cancel);
 }
 
 TEST_F(H2ServerTest, TooManyFieldsIs431) {
