@@ -86,6 +86,7 @@ struct H2ServerSession::Impl {
     bool response_started = false;
     bool response_done = false;  // our END_STREAM went out
     bool local_reset = false;    // reset() by the caller (or our RST NO_ERROR after a full response)
+    bool charged = false;        // already drawn on the reset budget (client RST, refused by nghttp2)
     bool data_eof = false;
     bool deferred = false;
     bool above_high = false;
@@ -298,8 +299,9 @@ struct H2ServerSession::Impl {
         control_frame = hd.length == 0 && (hd.flags & NGHTTP2_FLAG_END_STREAM) == 0;
         break;
       case NGHTTP2_RST_STREAM:
-        if (find(hd.stream_id) != nullptr) {
+        if (Stream* s = find(hd.stream_id)) {
           // CVE-2023-44487 rapid reset: open streams (END_STREAM or not) and cancel them at once.
+          s->charged = true;
           if (!resets.take(now)) return fail("rapid_reset");
         } else {
           control_frame = true;  // RST for a stream that is not open: nothing to cancel
@@ -424,7 +426,17 @@ struct H2ServerSession::Impl {
       emit(H2Event::Kind::Rejected, id, code, "protocol_error", 0);
       emit(H2Event::Kind::Closed, id);
     }
+    // Any other reset the client provoked without sending RST_STREAM (nghttp2 resets some streams
+    // without telling on_invalid_frame_recv, e.g. DATA beyond content-length) costs a token too.
+    const bool provoked = code != NGHTTP2_NO_ERROR && !s.charged && !s.local_reset && !shutdown && !failed;
     closing.insert(streams.extract(it));
+    if (provoked && !resets.take(now)) {
+      // Inside nghttp2's send or receive loop: end the session without failing the callback.
+      close_reason = "rapid_reset";
+      failed = true;
+      nghttp2_session_terminate_session(session, kH2EnhanceYourCalm);
+      sweep(kH2EnhanceYourCalm);
+    }
     return 0;
   }
 
@@ -442,14 +454,14 @@ struct H2ServerSession::Impl {
       nghttp2_failed();
       return 0;
     }
-    // A stream nghttp2 refused (malformed request, over the concurrency limit, content-length
-    // mismatch): the client spent our work on it, as with a reset.
-    if (f.hd.stream_id != 0 &&
-        (lib_error == NGHTTP2_ERR_HTTP_HEADER || lib_error == NGHTTP2_ERR_HTTP_MESSAGING ||
-         lib_error == NGHTTP2_ERR_REFUSED_STREAM)) {
-      if (failed) return 0;
-      if (!resets.take(now)) return fail("rapid_reset");
-    }
+    // A stream nghttp2 refused or reset (malformed request, over the concurrency limit,
+    // content-length mismatch, WINDOW_UPDATE 0 or a flow-control violation on a stream): the
+    // client made us reset it, which costs what a client reset costs ("MadeYouReset",
+    // CVE-2025-8671, the server-side twin of rapid reset).
+    if (failed) return 0;
+    (void)lib_error;
+    if (Stream* s = find(f.hd.stream_id)) s->charged = true;
+    if (!resets.take(now)) return fail("rapid_reset");
     return 0;
   }
 
