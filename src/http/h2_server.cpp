@@ -60,6 +60,8 @@ constexpr std::size_t kFieldOverhead = 32;
 // connection once memory() is over it); past this, allocations fail.
 constexpr std::size_t kMemorySlack = 256 * 1024;
 constexpr std::size_t kAllocHeader = alignof(std::max_align_t);
+// WINDOW_UPDATEs owed for DATA frames sent, at most (a client that saves them up gains little).
+constexpr std::uint32_t kMaxUpdateCredit = 64;
 
 }  // namespace
 
@@ -84,9 +86,10 @@ struct H2ServerSession::Impl {
     bool rejected = false;
     bool remote_closed = false;
     bool response_started = false;
-    bool response_done = false;  // our END_STREAM went out
-    bool local_reset = false;    // reset() by the caller (or our RST NO_ERROR after a full response)
-    bool charged = false;        // already drawn on the reset budget (client RST, refused by nghttp2)
+    bool response_done = false;       // our END_STREAM went out
+    bool local_reset = false;         // reset() by the caller (or our RST NO_ERROR after a full response)
+    bool charged = false;             // already drawn on the reset budget (client RST, refused by nghttp2)
+    std::uint32_t update_credit = 0;  // DATA frames sent here not yet answered by a WINDOW_UPDATE
     bool data_eof = false;
     bool deferred = false;
     bool above_high = false;
@@ -117,7 +120,8 @@ struct H2ServerSession::Impl {
   TokenBucket control;
   H2Clock::time_point now{};
   std::size_t continuations = 0;
-  std::string pending;  // bytes nghttp2 framed that did not fit the caller's `max`
+  std::uint32_t update_credit = 0;  // connection level: DATA frames sent, not yet answered by an update
+  std::string pending;              // bytes nghttp2 framed that did not fit the caller's `max`
   std::size_t pending_off = 0;
   std::string_view close_reason;
   bool failed = false;    // connection error: GOAWAY queued, nothing more is read
@@ -291,9 +295,21 @@ struct H2ServerSession::Impl {
       case NGHTTP2_SETTINGS:
       case NGHTTP2_PING:
       case NGHTTP2_PRIORITY:
-      case NGHTTP2_WINDOW_UPDATE:
         control_frame = true;
         break;
+      case NGHTTP2_WINDOW_UPDATE: {
+        // A client reading a long response returns window all along (with 64 KiB windows, an
+        // update per 32 KiB it reads); one update per DATA frame we sent is free, only updates
+        // that answer no DATA of ours are a flood.
+        std::uint32_t* credit = &update_credit;
+        if (hd.stream_id != 0) {
+          Stream* s = find(hd.stream_id);
+          credit = s != nullptr ? &s->update_credit : nullptr;
+        }
+        control_frame = credit == nullptr || *credit == 0;
+        if (!control_frame) --*credit;
+        break;
+      }
       case NGHTTP2_DATA:
         // Empty DATA without END_STREAM does nothing but cost us work (CVE-2019-9518).
         control_frame = hd.length == 0 && (hd.flags & NGHTTP2_FLAG_END_STREAM) == 0;
@@ -466,6 +482,11 @@ struct H2ServerSession::Impl {
   }
 
   int on_frame_send(const nghttp2_frame& f) {
+    if (f.hd.type == NGHTTP2_DATA && f.hd.length > 0) {
+      update_credit = std::min<std::uint32_t>(update_credit + 1, kMaxUpdateCredit);
+      if (Stream* s = find(f.hd.stream_id))
+        s->update_credit = std::min<std::uint32_t>(s->update_credit + 1, kMaxUpdateCredit);
+    }
     // A GOAWAY neither shutdown() nor our budgets asked for: nghttp2 ended the connection (a
     // connection error it found while reading, reported here at the latest).
     if (f.hd.type == NGHTTP2_GOAWAY && !shutdown && !failed) {

@@ -911,6 +911,28 @@ INSTANTIATE_TEST_SUITE_P(Frames, H2FloodTest,
                                                  frame(NGHTTP2_WINDOW_UPDATE, 0, 0, u32(1))}),
                          [](const auto& info) { return std::string(info.param.name); });
 
+TEST_F(H2ServerTest, WindowUpdatesOfALongDownloadAreNoFlood) {
+  opts.http2.control_budget = 20;
+  opts.http2.control_refill = 1;
+  start();
+  const auto id = client.request(get());
+  pump();
+  // 4 MiB through the client's default 64 KiB windows: well over a hundred WINDOW_UPDATEs.
+  server->submit_response(id, 200, {}, false);
+  const std::string chunk(64 * 1024, 'd');
+  for (int i = 0; i < 64; ++i) {
+    server->send_data(id, chunk);
+    pump();
+    ASSERT_EQ(status, H2ServerSession::Status::Ok) << i << " " << server->close_reason();
+  }
+  server->end_response(id, nullptr);
+  pump();
+  EXPECT_EQ(client.responses[id].body.size(), 64u * chunk.size());
+  EXPECT_TRUE(client.responses[id].end);
+  EXPECT_EQ(server->close_reason(), "");
+  EXPECT_FALSE(client.goaway);
+}
+
 TEST_F(H2ServerTest, EmptyDataFloodIsAControlFlood) {
   opts.http2.control_budget = 50;
   start();
