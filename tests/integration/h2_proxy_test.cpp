@@ -1,9 +1,11 @@
 // HTTP/2 clients through phigate to HTTP/1.1 backends (h2_connection.cpp): curl --http2 on
 // loopback, phigate-test-upstream behind it, the audit log read back. Each stream is a request
 // with the same phases, upstream layer, audit record and metrics as HTTP/1.1.
+#include <csignal>
 #include <fstream>
 #include <map>
 #include <set>
+#include <thread>
 
 #include "audit_fixture.hpp"
 #include "support/hash.hpp"
@@ -236,6 +238,86 @@ TEST_F(H2ProxyTest, PerStreamRefusalsAndUpstreamFailures) {
   EXPECT_TRUE(has(find(recs, "/a/slow"), "\"status_code\":504"));
   EXPECT_TRUE(has(find(recs, "/a/up\""), "\"status_code\":413"));
   EXPECT_EQ(count(recs, "\"h2_stream\":"), 10);
+}
+
+TEST_F(H2ProxyTest, DrainLetsOpenStreamsFinish) {
+  auto a = start_upstream("a");
+  auto b = start_upstream("b");
+  auto pg = start_phigate(config(two_routes(a, b), audit_yaml()));
+  RunResult r;
+  std::thread client([&] {
+    r = h2curl(pg, {"-w", "%{http_version} %{http_code};", "-o", "/dev/null", "-o", "/dev/null", "--parallel",
+                    https_url(pg, "/a/slow1?delay_ms=1500"), https_url(pg, "/b/slow2?delay_ms=1500")});
+  });
+  // Both requests are at their backends (a record is written before the delay): drain now.
+  const auto until = std::chrono::steady_clock::now() + 20s;
+  while ((a.records().size() < 1 || b.records().size() < 1) && std::chrono::steady_clock::now() < until) {
+    std::this_thread::sleep_for(20ms);
+  }
+  ASSERT_TRUE(pg.process.send_signal(SIGTERM));
+  client.join();
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "2 200;2 200;");  // GOAWAY: open streams finish, then the connection closes
+  ASSERT_EQ(pg.process.wait_exit(20s), 0);
+  EXPECT_EQ(count(records(), "\"h2_stream\":"), 2);
+}
+
+TEST_F(H2ProxyTest, RejectedStreamAndBadPrefaceAreAudited) {
+  auto a = start_upstream("a");
+  auto b = start_upstream("b");
+  auto pg = start_phigate(config(two_routes(a, b), audit_yaml()));
+  // :authority and Host disagree (the codec refuses: 400), then a good request on the same
+  // connection; and a connection whose first bytes are not the HTTP/2 preface.
+  static const std::string kScript = R"(
+import socket, ssl, sys, h2.connection, h2.config, h2.events
+port, ca = int(sys.argv[1]), sys.argv[2]
+ctx = ssl.create_default_context(cafile=ca); ctx.set_alpn_protocols(['h2'])
+def conn():
+    return ctx.wrap_socket(socket.create_connection(('127.0.0.1', port), timeout=10), server_hostname='app.example')
+s = conn()
+c = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True, validate_outbound_headers=False, normalize_outbound_headers=False))
+c.initiate_connection()
+c.send_headers(1, [(':method', 'GET'), (':path', '/a/x'), (':scheme', 'https'), (':authority', 'app.example'), ('host', 'other.example')], end_stream=True)
+c.send_headers(3, [(':method', 'GET'), (':path', '/a/good'), (':scheme', 'https'), (':authority', 'app.example')], end_stream=True)
+s.sendall(c.data_to_send())
+got = {}
+while len(got) < 2:
+    d = s.recv(65535)
+    if not d: break
+    for e in c.receive_data(d):
+        if isinstance(e, h2.events.ResponseReceived): got[e.stream_id] = dict(e.headers)[b':status'].decode()
+        if isinstance(e, h2.events.StreamReset): got.setdefault(e.stream_id, 'reset')
+    s.sendall(c.data_to_send())
+print(got.get(1), got.get(3))
+b = conn()
+b.sendall(b'GET / HTTP/1.1\r\nHost: app.example\r\n\r\n' + b'x' * 64)
+data = b''
+try:
+    while True:
+        d = b.recv(65535)
+        if not d: break
+        data += d
+except Exception: pass
+types, at = [], 0
+while at + 9 <= len(data):
+    types.append(data[at + 3]); at += 9 + int.from_bytes(data[at:at + 3], 'big')
+print('goaway' if 7 in types else 'other')  # our SETTINGS first, then GOAWAY
+)";
+  auto r = run({"/usr/bin/python3", "-c", kScript, std::to_string(pg.https), ca_.cert});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "400 200\ngoaway\n");
+  const auto m = metrics(pg);
+  EXPECT_NE(m.find("phigate_h2_streams_rejected_total 1"), std::string::npos) << m;
+  EXPECT_NE(m.find("phigate_h2_connection_errors_total{reason=\"protocol_error\"} 1"), std::string::npos)
+      << m;
+  EXPECT_EQ(pg.process.terminate(), 0);
+  const auto recs = records();
+  const auto rejected = find(recs, "\"h2_stream\":1");
+  EXPECT_TRUE(has(rejected, "\"status_code\":400")) << rejected;
+  EXPECT_TRUE(has(rejected, "host_mismatch")) << rejected;
+  EXPECT_TRUE(has(find(recs, "/a/good"), "\"h2_stream\":3"));
+  EXPECT_FALSE(find(recs, "h2-connection").empty());  // the bad preface: a connection record
+  EXPECT_EQ(a.records().size(), 1u);                  // only the good request reached a backend
 }
 
 }  // namespace
