@@ -320,5 +320,40 @@ print('goaway' if 7 in types else 'other')  # our SETTINGS first, then GOAWAY
   EXPECT_EQ(a.records().size(), 1u);                  // only the good request reached a backend
 }
 
+TEST_F(H2ProxyTest, SlowBodyIs408ForItsStream_IdleConnectionGetsGoaway) {
+  auto a = start_upstream("a");
+  auto b = start_upstream("b");
+  auto pg = start_phigate(
+      config(two_routes(a, b), audit_yaml() + "timeouts: { body_idle: 400ms, keepalive_idle: 1s }\n"));
+  // Stream 1 announces a body and never sends it; stream 3, on the same connection, is served
+  // meanwhile. Then the connection stays idle: GOAWAY and close after keepalive_idle.
+  static const std::string kScript = R"(
+import socket, ssl, sys, time, h2.connection, h2.config, h2.events
+port, ca = int(sys.argv[1]), sys.argv[2]
+ctx = ssl.create_default_context(cafile=ca); ctx.set_alpn_protocols(['h2'])
+s = ctx.wrap_socket(socket.create_connection(('127.0.0.1', port), timeout=10), server_hostname='app.example')
+c = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True)); c.initiate_connection()
+c.send_headers(1, [(':method', 'POST'), (':path', '/a/stalled'), (':scheme', 'https'), (':authority', 'app.example'), ('content-length', '10')])
+c.send_headers(3, [(':method', 'GET'), (':path', '/b/meanwhile'), (':scheme', 'https'), (':authority', 'app.example')], end_stream=True)
+s.sendall(c.data_to_send())
+got, goaway, start = {}, None, time.monotonic()
+while goaway is None:
+    d = s.recv(65535)
+    if not d: break
+    for e in c.receive_data(d):
+        if isinstance(e, h2.events.ResponseReceived): got[e.stream_id] = dict(e.headers)[b':status'].decode()
+        if isinstance(e, h2.events.ConnectionTerminated): goaway = e.error_code
+    s.sendall(c.data_to_send())
+print(got.get(1), got.get(3), 'goaway' if goaway == 0 else goaway, 'late' if time.monotonic() - start > 8 else 'in time')
+)";
+  auto r = run({"/usr/bin/python3", "-c", kScript, std::to_string(pg.https), ca_.cert});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "408 200 goaway in time\n");
+  EXPECT_EQ(pg.process.terminate(), 0);
+  const auto recs = records();
+  EXPECT_TRUE(has(find(recs, "/a/stalled"), "\"status_code\":408")) << find(recs, "/a/stalled");
+  EXPECT_EQ(a.records().size(), 0u);  // its head goes upstream with the first body bytes: never sent
+}
+
 }  // namespace
 }  // namespace phigate::test
