@@ -32,13 +32,18 @@ class H2CallImpl;
 class H2Connection : public std::enable_shared_from_this<H2Connection> {
  public:
   H2Connection(net::asio::io_context& io, std::string key, metrics::WorkerShard& stats)
-      : socket_(io), write_wake_(io), idle_(io), key_(std::move(key)), stats_(stats) {}
+      : socket_(io), write_wake_(io), idle_(io), ready_(io), key_(std::move(key)), stats_(stats) {
+    ready_.expires_at(Clock::time_point::max());
+  }
 
   net::tcp::socket socket_;
   SslPtr ssl_{};  // after socket_: freed before the descriptor closes
   detail::H2ClientSession session_;
   net::asio::steady_timer write_wake_;
   net::asio::steady_timer idle_;
+  /// Opens that found this connection still connecting wait here (cancelled when the connect
+  /// ends either way): concurrent calls share one new connection instead of opening one each.
+  net::asio::steady_timer ready_;
   std::string key_;
   metrics::WorkerShard& stats_;
   std::map<std::int32_t, H2CallImpl*> calls_;
@@ -245,6 +250,7 @@ void H2Connection::close(const Error& why) {
   if (closed_) return;
   closed_ = true;
   idle_.cancel();
+  ready_.cancel();
   write_wake_.cancel();
   net::error_code ec;
   if (socket_.is_open()) {
@@ -379,18 +385,34 @@ net::awaitable<std::variant<Error, std::shared_ptr<H2Call>>> H2Pool::open(
   std::string key;
   Pool::pool_key(key, ep.key, tls);
   std::shared_ptr<H2Connection> conn;
-  {
+  // Bounded: each round either finds a slot, starts a connection, fails, or waits for a
+  // connection being opened (which then is connected or closed).
+  for (int round = 0; round < 8 && !conn; ++round) {
     auto& v = impl_->list(key);
+    std::shared_ptr<H2Connection> connecting;
     for (auto& c : v) {
       if (c->connected_ && c->usable()) {
         conn = c;
         break;
       }
+      if (!c->connected_ && !c->closed_) connecting = c;
     }
-    if (!conn && v.size() >= kMaxConnectionsPerEndpoint) {
+    if (conn) break;
+    if (connecting) {
+      d.arm_upstream(Deadline::Wait::Connect, t.connect);
+      // No expiry of our own (changing it would wake the other waiters): the connecting open's
+      // timer bounds the connect, and closes the connection when it fires.
+      co_await connecting->ready_.async_wait(net::use_awaitable_tuple);
+      if (!connecting->connected_) {
+        co_return Error::upstream(ErrorKind::ConnectRefused, Retryable::Yes, "backend connection failed");
+      }
+      continue;
+    }
+    if (v.size() >= kMaxConnectionsPerEndpoint) {
       // Nothing was sent: another endpoint may take it.
       co_return Error::upstream(ErrorKind::UpstreamReset, Retryable::Yes, "no stream slot");
     }
+    break;  // connect anew below
   }
   if (!conn) {
     conn = std::make_shared<H2Connection>(impl_->io, key, impl_->stats);
@@ -414,6 +436,7 @@ net::awaitable<std::variant<Error, std::shared_ptr<H2Call>>> H2Pool::open(
     const auto failed = [&](Error e) {
       timer.cancel();
       conn->closed_ = true;
+      conn->ready_.cancel();
       net::error_code ignored;
       conn->socket_.close(ignored);
       return e;
@@ -452,8 +475,12 @@ net::awaitable<std::variant<Error, std::shared_ptr<H2Call>>> H2Pool::open(
       }
       if (!tls->verify()) impl_->stats.backend_tls_unverified_requests.inc();
     }
+    if (conn->closed_) {
+      co_return failed(Error::upstream(ErrorKind::UpstreamReset, Retryable::No, "phigate is closing"));
+    }
     timer.cancel();
     conn->connected_ = true;
+    conn->ready_.cancel();
     impl_->stats.grpc_upstream_connects.inc();
     conn->start();
   } else {

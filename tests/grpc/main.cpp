@@ -40,6 +40,7 @@ struct Stream {
   bool deferred = false;
   Clock::time_point due{};  // Sleep: answer then
   bool sleeping = false;
+  bool reset_pending = false;  // Reset: RST_STREAM once the head and message left
 };
 
 std::string frame_message(std::string_view payload) {
@@ -189,7 +190,7 @@ struct Conn {
       // Misbehaving: a message, then RST_STREAM INTERNAL_ERROR instead of trailers.
       head(id, {}, false);
       send(id, frame_message("partial"), false);
-      nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, id, NGHTTP2_INTERNAL_ERROR);
+      st.reset_pending = true;
     } else if (path == "/test.Echo/Goaway") {
       // Misbehaving: GOAWAY (no stream after this one), then the answer.
       nghttp2_submit_goaway(session, NGHTTP2_FLAG_NONE, id, NGHTTP2_NO_ERROR, nullptr, 0);
@@ -300,7 +301,19 @@ struct Conn {
         const std::uint8_t* d = nullptr;
         const auto n = nghttp2_session_mem_send(session, &d);
         if (n < 0) return false;
-        if (n == 0) break;
+        if (n == 0) {
+          // Everything queued left: now reset the streams that asked for it (mid-stream reset).
+          bool again = false;
+          for (auto& [sid, st] : streams) {
+            if (st.reset_pending && st.out.empty()) {
+              st.reset_pending = false;
+              nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, sid, NGHTTP2_INTERNAL_ERROR);
+              again = true;
+            }
+          }
+          if (again) continue;
+          break;
+        }
         pending.assign(reinterpret_cast<const char*>(d), static_cast<std::size_t>(n));
       }
       ssize_t w;
