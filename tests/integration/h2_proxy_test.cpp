@@ -181,6 +181,17 @@ TEST_F(H2ProxyTest, FiftyConcurrentStreams_EachRoutedToItsBackend_OneAuditRecord
   ASSERT_EQ(rb.size(), 25u);
   for (const auto& rec : ra) EXPECT_EQ(json_field(rec, "target").rfind("/a/s?i=", 0), 0u) << rec;
   for (const auto& rec : rb) EXPECT_EQ(json_field(rec, "target").rfind("/b/s?i=", 0), 0u) << rec;
+  // Every stream ended is forgotten: the open-streams gauge is back to 0 (polled: the last
+  // stream's bookkeeping may trail the client's view of its end by a moment).
+  std::string m;
+  const auto until = std::chrono::steady_clock::now() + 5s;
+  do {
+    m = metrics(pg);
+    if (m.find("phigate_h2_streams_open 0\n") != std::string::npos) break;
+    std::this_thread::sleep_for(50ms);
+  } while (std::chrono::steady_clock::now() < until);
+  EXPECT_NE(m.find("phigate_h2_streams_open 0\n"), std::string::npos) << m;
+  EXPECT_NE(m.find("phigate_h2_connections_total 1\n"), std::string::npos) << m;
 
   EXPECT_EQ(pg.process.terminate(), 0);
   const auto recs = records();
