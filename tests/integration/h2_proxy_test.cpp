@@ -364,5 +364,43 @@ print(got.get(1), got.get(3), 'goaway' if goaway == 0 else goaway, 'late' if tim
   EXPECT_EQ(a.records().size(), 0u);  // its head goes upstream with the first body bytes: never sent
 }
 
+TEST_F(H2ProxyTest, ClientThatNeverOpensItsWindowLosesTheConnection) {
+  auto a = start_upstream("a");
+  auto b = start_upstream("b");
+  auto pg = start_phigate(config(two_routes(a, b), audit_yaml() + "timeouts: { body_idle: 500ms }\n"));
+  // Slow read: SETTINGS_INITIAL_WINDOW_SIZE 0, then a 1 MiB response. phigate cannot send a byte
+  // of it; after body_idle with nothing drained the connection goes (it would otherwise hold the
+  // response and an upstream connection for as long as the client likes).
+  static const std::string kScript = R"(
+import socket, ssl, sys, time, h2.connection, h2.config, h2.events, h2.settings
+port, ca = int(sys.argv[1]), sys.argv[2]
+ctx = ssl.create_default_context(cafile=ca); ctx.set_alpn_protocols(['h2'])
+s = ctx.wrap_socket(socket.create_connection(('127.0.0.1', port), timeout=15), server_hostname='app.example')
+c = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True)); c.initiate_connection()
+c.update_settings({h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 0})
+c.send_headers(1, [(':method', 'GET'), (':path', '/a/big?bytes=1m'), (':scheme', 'https'), (':authority', 'app.example')], end_stream=True)
+s.sendall(c.data_to_send())
+start, status, ended = time.monotonic(), None, 'timeout'
+try:
+    while True:
+        d = s.recv(65535)
+        if not d: ended = 'closed'; break
+        for e in c.receive_data(d):
+            if isinstance(e, h2.events.ResponseReceived): status = dict(e.headers)[b':status'].decode()
+            if isinstance(e, h2.events.ConnectionTerminated): ended = 'goaway'
+        if ended == 'goaway': break
+except ConnectionResetError: ended = 'closed'
+except socket.timeout: pass
+print(status, ended, 'in time' if time.monotonic() - start < 10 else 'late')
+)";
+  auto r = run({"/usr/bin/python3", "-c", kScript, std::to_string(pg.https), ca_.cert});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "200 closed in time\n");
+  EXPECT_EQ(pg.process.terminate(), 0);
+  const auto rec = find(records(), "/a/big");
+  EXPECT_TRUE(has(rec, "\"h2_stream\":1")) << rec;
+  EXPECT_TRUE(has(rec, "\"outcome\":\"failure\"")) << rec;  // it did not end well
+}
+
 }  // namespace
 }  // namespace phigate::test
