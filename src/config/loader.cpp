@@ -480,8 +480,8 @@ void read_http2(Reader& r, const YAML::Node& n, Http2Spec& h) {
                "per-connection memory budget");
   // The budget must hold what the settings let a well-behaved client send at once (a full
   // connection window, one header list, the HPACK table); otherwise a legitimate client is cut off.
-  if (const std::uint64_t need = std::uint64_t{h.connection_window_bytes} + h.max_header_list_bytes +
-                                 h.header_table_bytes;
+  if (const std::uint64_t need =
+          std::uint64_t{h.connection_window_bytes} + h.max_header_list_bytes + h.header_table_bytes;
       h.connection_memory_bytes < need) {
     r.error(n["connection_memory_bytes"] ? n["connection_memory_bytes"] : n, "http2.connection_memory_bytes",
             "must be at least connection_window_bytes + max_header_list_bytes + header_table_bytes (" +

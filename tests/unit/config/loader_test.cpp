@@ -357,13 +357,18 @@ http2:
   push: true
 )");
   EXPECT_FALSE(cfg);
-  const std::pair<const char*, int> want[] = {
-      {"http2.max_concurrent_streams", 3}, {"http2.max_frame_bytes", 4},
-      {"http2.initial_window_bytes", 5},   {"http2.connection_window_bytes", 6},
-      {"http2.reset_budget", 7},           {"http2.control_refill", 8},
-      {"http2.max_continuation_frames", 9}, {"http2.header_table_bytes", 10},
-      {"http2.max_header_list_bytes", 11}, {"http2.enabled", 12},
-      {"http2.disabled_hosts[0]", 13},     {"http2.push", 14}};
+  const std::pair<const char*, int> want[] = {{"http2.max_concurrent_streams", 3},
+                                              {"http2.max_frame_bytes", 4},
+                                              {"http2.initial_window_bytes", 5},
+                                              {"http2.connection_window_bytes", 6},
+                                              {"http2.reset_budget", 7},
+                                              {"http2.control_refill", 8},
+                                              {"http2.max_continuation_frames", 9},
+                                              {"http2.header_table_bytes", 10},
+                                              {"http2.max_header_list_bytes", 11},
+                                              {"http2.enabled", 12},
+                                              {"http2.disabled_hosts[0]", 13},
+                                              {"http2.push", 14}};
   for (const auto& [field, line] : want) {
     const auto* d = find(field);
     ASSERT_NE(d, nullptr) << field << "\n" << diag_.to_string();
