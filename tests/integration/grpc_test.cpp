@@ -1,9 +1,9 @@
 // gRPC end to end: a gRPC client (tests/grpc/grpc_client.py, python3-h2) through phigate to
 // phigate-test-grpc (tests/grpc/) over backend-protocol GRPC (h2 prior knowledge) and GRPCS (TLS,
-// ALPN h2). The tools are first checked against the test backend directly. The calls through
-// phigate need HTTP/2 to clients (ALPN h2, the h2conn branch): until phigate offers h2 they skip,
-// saying so.
+// ALPN h2). The tools are first checked against the test backend directly. One audit record per
+// call, with its grpc_status.
 #include <charconv>
+#include <filesystem>
 
 #include "ingress_fixture.hpp"
 
@@ -73,25 +73,28 @@ class GrpcTest : public IngressTest {
   }
 
   /// phigate routing grpc.example to `backend` (GRPC, or GRPCS verified against the test CA).
-  Phigate start_with(const GrpcBackend& backend, bool tls) {
+  Phigate start_with(const GrpcBackend& backend, bool tls, const std::string& extra = "") {
     dir_.write("manifests/services.yaml", grpc_service_yaml("grpc", backend.port));
     std::string ann =
         std::string("    nginx.ingress.kubernetes.io/backend-protocol: ") + (tls ? "GRPCS" : "GRPC") + "\n";
     if (tls) {
+      // proxy-ssl-secret is ingress-nginx's: a client certificate (tls.crt, tls.key) plus ca.crt.
+      const auto client =
+          make_leaf(dir_.path(), ca_, "phigate-client", {"phigate-client"}, KeyType::EcdsaP256, true);
       dir_.write("manifests/ca.yaml",
                  "apiVersion: v1\nkind: Secret\nmetadata: { name: backend-ca, namespace: default }\n"
                  "data:\n  ca.crt: " +
-                     b64(read_file(ca_.cert)) + "\n");
+                     b64(read_file(ca_.cert)) + "\n  tls.crt: " + b64(read_file(client.cert)) +
+                     "\n  tls.key: " + b64(read_file(client.key)) + "\n");
       ann +=
           "    nginx.ingress.kubernetes.io/proxy-ssl-secret: default/backend-ca\n"
           "    nginx.ingress.kubernetes.io/proxy-ssl-name: grpc.default.svc\n";
     }
     dir_.write("manifests/ingress.yaml", ingress_yaml("grpc", "app.example", "grpc", ann));
-    return start();
+    return start(extra);
   }
 
-  /// Skips the test while phigate does not offer h2 to clients (HTTP/2 client connections are
-  /// another branch's; see the file comment).
+  /// phigate does not offer h2 to clients (then nothing here can pass).
   bool h2_missing(const Phigate& pg) {
     const auto out = call(pg.https, true, "app.example", "/test.Echo/Unary", {"--message", "probe"});
     return out.find("no h2 in ALPN") != std::string::npos;
@@ -167,25 +170,53 @@ TEST_F(GrpcTest, UnsupportedBackendProtocolsFailClosed) {
 TEST_F(GrpcTest, GrpcBackendEndToEnd) {
   auto b = start_grpc(false);
   auto pg = start_with(b, false);
-  if (h2_missing(pg)) GTEST_SKIP() << "phigate does not offer h2 to clients yet (h2conn not merged)";
+  ASSERT_FALSE(h2_missing(pg)) << "phigate does not offer h2 to clients";
   exercise(pg);
 }
 
 TEST_F(GrpcTest, GrpcsBackendEndToEnd) {
   auto b = start_grpc(true);
   auto pg = start_with(b, true);
-  if (h2_missing(pg)) GTEST_SKIP() << "phigate does not offer h2 to clients yet (h2conn not merged)";
+  ASSERT_FALSE(h2_missing(pg)) << "phigate does not offer h2 to clients";
   exercise(pg);
 }
 
 TEST_F(GrpcTest, NoRouteIsUnimplementedTrailersOnly) {
   auto b = start_grpc(false);
   auto pg = start_with(b, false);
-  if (h2_missing(pg)) GTEST_SKIP() << "phigate does not offer h2 to clients yet (h2conn not merged)";
+  ASSERT_FALSE(h2_missing(pg)) << "phigate does not offer h2 to clients";
   const auto r = call(pg.https, true, "other.example", "/test.Echo/Unary", {"--message", "x"});
   EXPECT_EQ(field(r, "status"), "200") << r;
   EXPECT_EQ(field(r, "trailers_only"), "true") << r;
   EXPECT_NE(r.find("\"grpc-status\": \"12\""), std::string::npos) << r;
+}
+
+TEST_F(GrpcTest, OneAuditRecordPerCallWithItsGrpcStatus) {
+  std::filesystem::create_directories(dir_.path("keys"));
+  ASSERT_EQ(run({"openssl", "rand", "-base64", "-out", dir_.path("keys/k1.key"), "32"}).exit_code, 0);
+  auto b = start_grpc(false);
+  auto pg = start_with(
+      b, false,
+      "audit: { dir: " + dir_.path("audit") + ", keys: " + dir_.path("keys") + ", active_key: k1 }\n");
+  const auto ok = call(pg.https, true, "app.example", "/test.Echo/Unary", {"--message", "audited"});
+  EXPECT_NE(ok.find("\"grpc-status\": \"0\""), std::string::npos) << ok;
+  const auto failed = call(pg.https, true, "app.example", "/test.Echo/Fail", {"--header", "x-grpc-status:9"});
+  EXPECT_NE(failed.find("\"grpc-status\": \"9\""), std::string::npos) << failed;
+  const auto none = call(pg.https, true, "other.example", "/test.Echo/Unary");
+  EXPECT_NE(none.find("\"grpc-status\": \"12\""), std::string::npos) << none;
+  pg.process.terminate();  // every record flushed
+  const auto r = run({bin("phigate"), "audit", "decrypt", "--keys", dir_.path("keys"), dir_.path("audit")});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto count = [&](const std::string& fragment) {
+    std::size_t n = 0;
+    for (auto pos = r.out.find(fragment); pos != std::string::npos; pos = r.out.find(fragment, pos + 1)) ++n;
+    return n;
+  };
+  EXPECT_EQ(count("\"grpc_status\":0"), 1u) << r.out;
+  EXPECT_EQ(count("\"grpc_status\":9"), 1u) << r.out;
+  EXPECT_EQ(count("\"grpc_status\":12"), 1u) << r.out;
+  EXPECT_EQ(count("/test.Echo/Unary"), 2u) << r.out;  // the audited call and the unrouted one
+  EXPECT_EQ(count("audited"), 0u);                    // never a body byte in the log
 }
 
 }  // namespace
