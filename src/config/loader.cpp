@@ -10,6 +10,7 @@
 #include <limits>
 #include <sstream>
 #include <thread>
+#include <type_traits>
 
 #include "phigate/core/host_map.hpp"
 #include "phigate/core/host_port.hpp"
@@ -410,10 +411,88 @@ void check_address(Reader& r, const YAML::Node& n, const std::string& field, con
     r.error(n, field, "expected ip:port or [ipv6]:port, got '" + addr + "'");
 }
 
+/// `http2:`: HTTP/2 to clients. Every bound is one the codec enforces per connection, so each
+/// range keeps it meaningful: none may be switched off, and none may exceed what RFC 9113 allows.
+void read_http2(Reader& r, const YAML::Node& n, Http2Spec& h) {
+  if (!r.expect_map(n, "http2",
+                    {"enabled", "disabled_hosts", "max_concurrent_streams", "max_header_list_bytes",
+                     "header_table_bytes", "max_continuation_frames", "initial_window_bytes",
+                     "connection_window_bytes", "max_frame_bytes", "reset_budget", "reset_refill",
+                     "control_budget", "control_refill", "connection_memory_bytes"})) {
+    return;
+  }
+  const std::string f = "http2";
+  r.boolean(n, "enabled", f, h.enabled);
+  r.string_list(n, "disabled_hosts", f, h.disabled_hosts);
+  for (std::size_t i = 0; i < h.disabled_hosts.size(); ++i) {
+    auto& host = h.disabled_hosts[i];
+    core::to_lower_in_place(host);
+    // Matched against the SNI name as certificates are (exact, then one-label "*."): anything
+    // else would never match and silently leave h2 on for the host the operator meant.
+    if (!valid_hostname(host)) {
+      r.error(n["disabled_hosts"][i], "http2.disabled_hosts[" + std::to_string(i) + "]",
+              "invalid host '" + host + "' (DNS name, optionally starting with '*.')");
+    }
+  }
+  // A size key read into a wide value first, so that "16m" for a 32-bit field is range-checked
+  // rather than truncated.
+  const auto bounded_size = [&](std::string_view key, auto& out, std::uint64_t min, std::uint64_t max,
+                                std::string_view why) {
+    const auto v = n[std::string(key)];
+    if (!v) return;
+    std::uint64_t wide = out;
+    const auto errors = r.diag().error_count();
+    r.size(n, key, f, wide);
+    if (r.diag().error_count() != errors) return;
+    if (wide < min || wide > max) {
+      r.error(v, Reader::join(f, key),
+              "must be between " + std::to_string(min) + " and " + std::to_string(max) + " (" +
+                  std::string(why) + ")");
+      return;
+    }
+    out = static_cast<std::remove_reference_t<decltype(out)>>(wide);
+  };
+  // SETTINGS_MAX_CONCURRENT_STREAMS: 0 would refuse every request; each open stream holds
+  // buffers, so the bound is what one client may hold open at once.
+  r.integer(n, "max_concurrent_streams", f, h.max_concurrent_streams, 1u, 1000u);
+  // HPACK bomb: the decoded header list, not the compressed bytes, is what is bounded.
+  bounded_size("max_header_list_bytes", h.max_header_list_bytes, 1024, 1u << 20,
+               "decoded header fields of one request");
+  bounded_size("header_table_bytes", h.header_table_bytes, 0, 65536,
+               "HPACK dynamic table held per connection; 0 turns it off");
+  // CVE-2024-27316: CONTINUATION frames of one header block; 0 means a block fits one frame.
+  r.integer(n, "max_continuation_frames", f, h.max_continuation_frames, std::size_t{0}, std::size_t{100});
+  // RFC 9113 §6.9.1: a flow-control window is at most 2^31-1; §6.9.2: the connection window
+  // starts at 65535 and can only be raised.
+  bounded_size("initial_window_bytes", h.initial_window_bytes, 1024, 2147483647,
+               "RFC 9113 6.9.1: per-stream receive window");
+  bounded_size("connection_window_bytes", h.connection_window_bytes, 65535, 2147483647,
+               "RFC 9113 6.9.2: the connection window starts at 65535");
+  // RFC 9113 §6.5.2: SETTINGS_MAX_FRAME_SIZE is 2^14..2^24-1.
+  bounded_size("max_frame_bytes", h.max_frame_bytes, 16384, 16777215, "RFC 9113 6.5.2");
+  // Token buckets (CVE-2023-44487 rapid reset; SETTINGS/PING/PRIORITY/WINDOW_UPDATE floods): a
+  // budget or refill of 0 would end every connection at its first reset or control frame.
+  r.integer(n, "reset_budget", f, h.reset_budget, 1u, 1'000'000u);
+  r.integer(n, "reset_refill", f, h.reset_refill, 1u, 1'000'000u);
+  r.integer(n, "control_budget", f, h.control_budget, 1u, 1'000'000u);
+  r.integer(n, "control_refill", f, h.control_refill, 1u, 1'000'000u);
+  bounded_size("connection_memory_bytes", h.connection_memory_bytes, 256u << 10, 1u << 30,
+               "per-connection memory budget");
+  // The budget must hold what the settings let a well-behaved client send at once (a full
+  // connection window, one header list, the HPACK table); otherwise a legitimate client is cut off.
+  if (const std::uint64_t need =
+          std::uint64_t{h.connection_window_bytes} + h.max_header_list_bytes + h.header_table_bytes;
+      h.connection_memory_bytes < need) {
+    r.error(n["connection_memory_bytes"] ? n["connection_memory_bytes"] : n, "http2.connection_memory_bytes",
+            "must be at least connection_window_bytes + max_header_list_bytes + header_table_bytes (" +
+                std::to_string(need) + ")");
+  }
+}
+
 void read_root(Reader& r, const YAML::Node& root, Config& cfg) {
   if (!r.expect_map(root, "",
-                    {"listeners", "workers", "tls", "timeouts", "limits", "upstream", "trusted_proxies",
-                     "log", "routes", "ingress", "access", "audit"})) {
+                    {"listeners", "workers", "tls", "timeouts", "limits", "upstream", "http2",
+                     "trusted_proxies", "log", "routes", "ingress", "access", "audit"})) {
     return;
   }
   if (const auto n = root["listeners"];
@@ -692,6 +771,8 @@ void read_root(Reader& r, const YAML::Node& root, Config& cfg) {
     }
 
   }
+
+  if (const auto n = root["http2"]) read_http2(r, n, cfg.http2);
 
   r.string_list(root, "trusted_proxies", "", cfg.trusted_proxies);
   if (const auto n = root["access"]; n && r.expect_map(n, "access", {"allow", "deny"})) {

@@ -379,15 +379,22 @@ net::awaitable<void> forward_grpc(ClientStream& s, const Snapshot& snap, WorkerI
     co_return;
   }
 
-  auto result = co_await (pump_request(s, *call, t) || relay_response(s, *call, t, grpc_deadline));
   std::optional<Error> err;
   bool got_head = false;
-  if (result.index() == 0) {
-    err = std::get<0>(result);  // the request side failed (client reset, body limit, send timeout)
-  } else {
-    auto& relay = std::get<1>(result);
-    err = relay.error;
-    got_head = relay.got_head;
+  try {
+    auto result = co_await (pump_request(s, *call, t) || relay_response(s, *call, t, grpc_deadline));
+    if (result.index() == 0) {
+      err = std::get<0>(result);  // the request side failed (client reset, body limit, send timeout)
+    } else {
+      auto& relay = std::get<1>(result);
+      err = relay.error;
+      got_head = relay.got_head;
+    }
+  } catch (const std::exception&) {
+    // A wait of the cancelled half threw (Asio cancels the loser of ||): the call is over.
+    call->cancel();
+    got_head = s.head_sent();
+    err = Error::upstream(ErrorKind::UpstreamReset, Retryable::No, "gRPC relay cancelled");
   }
   upstream::attempt_ended(balancer, index, upstream::Clock::duration(-1), !err);
   if (!err) {

@@ -61,13 +61,14 @@ proxy::SnapshotPtr build_snapshot(config::Config config, std::shared_ptr<tls::Ti
     // changed (an EndpointSlice or a route moved), the running contexts serve the new snapshot.
     const auto* prev = in.previous != nullptr ? in.previous->tls.get() : nullptr;
     if (prev != nullptr &&
-        prev->inputs() == tls::ServerContexts::fingerprint(cfg->tls, keys.get(), compiled->host_policies) &&
+        prev->inputs() ==
+            tls::ServerContexts::fingerprint(cfg->tls, keys.get(), compiled->host_policies, &cfg->http2) &&
         !prev->inputs().empty()) {
       for (const auto& d : prev->diagnostics()) diag.add(d);
       snap->tls = in.previous->tls;
     } else {
-      snap->tls =
-          tls::ServerContexts::build(cfg->tls, std::move(keys), diag, std::move(compiled->host_policies));
+      snap->tls = tls::ServerContexts::build(cfg->tls, std::move(keys), diag,
+                                             std::move(compiled->host_policies), &cfg->http2);
     }
   }
   snap->routes = router::RouteTable::build(cfg->routes, diag, cfg->default_backend);

@@ -217,6 +217,14 @@ class H2CallImpl final : public H2Call {
     if (Clock::now() >= deadline) co_return true;
     wake_.expires_at(deadline);
     auto [ec] = co_await wake_.async_wait(net::use_awaitable_tuple);
+    // The caller's coroutine was cancelled (Asio per-operation cancellation, e.g. the other half
+    // of a bidirectional relay ended): the stream ends here, and no further wait is started
+    // (a cancelled coroutine's next co_await would throw).
+    const auto cs = co_await net::asio::this_coro::cancellation_state;
+    if (cs.cancelled() != net::asio::cancellation_type::none) {
+      cancel();
+      co_return false;
+    }
     co_return !ec && Clock::now() >= deadline;
   }
 

@@ -1,1 +1,223 @@
-// Placeholder: filled in by the HTTP/2 work (issue 14).
+// gRPC end to end: a gRPC client (tests/grpc/grpc_client.py, python3-h2) through phigate to
+// phigate-test-grpc (tests/grpc/) over backend-protocol GRPC (h2 prior knowledge) and GRPCS (TLS,
+// ALPN h2). The tools are first checked against the test backend directly. One audit record per
+// call, with its grpc_status.
+#include <charconv>
+#include <filesystem>
+
+#include "ingress_fixture.hpp"
+
+namespace phigate::test {
+namespace {
+
+/// A running phigate-test-grpc.
+struct GrpcBackend {
+  Process process;
+  std::uint16_t port = 0;
+};
+
+/// A Service and EndpointSlice for a backend on `port` (ingress_fixture's service_yaml takes an
+/// Upstream).
+std::string grpc_service_yaml(const std::string& name, std::uint16_t port) {
+  return "apiVersion: v1\nkind: Service\nmetadata: { name: " + name +
+         ", namespace: default }\nspec:\n  ports: [{ name: grpc, port: 80, targetPort: 8080 }]\n---\n"
+         "apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata:\n  name: " +
+         name + "-abc\n  namespace: default\n  labels: { kubernetes.io/service-name: " + name +
+         " }\naddressType: IPv4\nports: [{ name: grpc, port: " + std::to_string(port) +
+         " }]\nendpoints:\n  - addresses: [\"127.0.0.1\"]\n    conditions: { ready: true }\n";
+}
+
+/// The value of `"key": ...` in the client's JSON line: a string's contents, else the raw token.
+std::string field(const std::string& json, const std::string& key) {
+  const auto k = json.find("\"" + key + "\": ");
+  if (k == std::string::npos) return "";
+  auto pos = k + key.size() + 4;
+  if (json[pos] == '"') {
+    const auto end = json.find('"', pos + 1);
+    return json.substr(pos + 1, end - pos - 1);
+  }
+  const auto end = json.find_first_of(",}", pos);
+  return json.substr(pos, end - pos);
+}
+
+class GrpcTest : public IngressTest {
+ protected:
+  GrpcBackend start_grpc(bool tls) {
+    std::vector<std::string> argv{bin("phigate-test-grpc"), "--listen", "127.0.0.1:0"};
+    if (tls) {
+      const auto leaf = make_leaf(dir_.path(), ca_, "grpc.default.svc", {"grpc.default.svc", "127.0.0.1"});
+      argv.insert(argv.end(), {"--tls-cert", leaf.cert, "--tls-key", leaf.key});
+    }
+    GrpcBackend b{Process::start(argv)};
+    const auto line = b.process.wait_for_line("ready ", 10s);
+    if (!line) throw std::runtime_error("phigate-test-grpc did not start: " + b.process.output());
+    const auto colon = line->rfind(':');
+    unsigned port = 0;
+    std::from_chars(line->data() + colon + 1, line->data() + line->size(), port);
+    b.port = static_cast<std::uint16_t>(port);
+    return b;
+  }
+
+  /// One call with the Python client; returns its JSON line (or its error output).
+  std::string call(std::uint16_t port, bool tls, const std::string& authority, const std::string& path,
+                   std::vector<std::string> extra = {}) {
+    std::vector<std::string> argv{"/usr/bin/python3", std::string(PHIGATE_GRPC_DIR) + "/grpc_client.py",
+                                  "--port",           std::to_string(port),
+                                  "--authority",      authority,
+                                  "--path",           path,
+                                  "--timeout",        "10"};
+    if (tls) argv.insert(argv.end(), {"--tls", "--sni", authority, "--cafile", ca_.cert});
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    const auto r = run(argv, {.timeout = 20s});
+    return r.out.empty() ? "client failed: " + r.err : r.out;
+  }
+
+  /// phigate routing grpc.example to `backend` (GRPC, or GRPCS verified against the test CA).
+  Phigate start_with(const GrpcBackend& backend, bool tls, const std::string& extra = "") {
+    dir_.write("manifests/services.yaml", grpc_service_yaml("grpc", backend.port));
+    std::string ann =
+        std::string("    nginx.ingress.kubernetes.io/backend-protocol: ") + (tls ? "GRPCS" : "GRPC") + "\n";
+    if (tls) {
+      // proxy-ssl-secret is ingress-nginx's: a client certificate (tls.crt, tls.key) plus ca.crt.
+      const auto client =
+          make_leaf(dir_.path(), ca_, "phigate-client", {"phigate-client"}, KeyType::EcdsaP256, true);
+      dir_.write("manifests/ca.yaml",
+                 "apiVersion: v1\nkind: Secret\nmetadata: { name: backend-ca, namespace: default }\n"
+                 "data:\n  ca.crt: " +
+                     b64(read_file(ca_.cert)) + "\n  tls.crt: " + b64(read_file(client.cert)) +
+                     "\n  tls.key: " + b64(read_file(client.key)) + "\n");
+      ann +=
+          "    nginx.ingress.kubernetes.io/proxy-ssl-secret: default/backend-ca\n"
+          "    nginx.ingress.kubernetes.io/proxy-ssl-name: grpc.default.svc\n";
+    }
+    dir_.write("manifests/ingress.yaml", ingress_yaml("grpc", "app.example", "grpc", ann));
+    return start(extra);
+  }
+
+  /// phigate does not offer h2 to clients (then nothing here can pass).
+  bool h2_missing(const Phigate& pg) {
+    const auto out = call(pg.https, true, "app.example", "/test.Echo/Unary", {"--message", "probe"});
+    return out.find("no h2 in ALPN") != std::string::npos;
+  }
+
+  /// The exchanges every backend protocol must carry.
+  void exercise(const Phigate& pg) {
+    const auto unary = call(pg.https, true, "app.example", "/test.Echo/Unary", {"--message", "hello"});
+    EXPECT_EQ(field(unary, "status"), "200") << unary;
+    EXPECT_NE(unary.find("\"messages\": [\"hello\"]"), std::string::npos) << unary;
+    EXPECT_NE(unary.find("\"grpc-status\": \"0\""), std::string::npos) << unary;
+    EXPECT_NE(unary.find("\"x-saw-te\": \"trailers\""), std::string::npos) << unary;
+
+    const auto ss = call(pg.https, true, "app.example", "/test.Echo/ServerStream", {"--header", "x-count:3"});
+    EXPECT_NE(ss.find("\"messages\": [\"msg-0\", \"msg-1\", \"msg-2\"]"), std::string::npos) << ss;
+
+    const auto cs = call(pg.https, true, "app.example", "/test.Echo/ClientStream",
+                         {"--message", "a", "--message", "b", "--message", "c"});
+    EXPECT_NE(cs.find("\"messages\": [\"3\"]"), std::string::npos) << cs;
+
+    const auto bidi = call(pg.https, true, "app.example", "/test.Echo/BidiStream",
+                           {"--bidi", "--message", "x", "--message", "y"});
+    EXPECT_NE(bidi.find("\"messages\": [\"x\", \"y\"]"), std::string::npos) << bidi;
+
+    const auto tr = call(pg.https, true, "app.example", "/test.Echo/Trailers");
+    EXPECT_NE(tr.find("\"x-custom-trailer\": \"custom-value\""), std::string::npos) << tr;
+
+    // The backend's own error, trailers-only, passes through as it is.
+    const auto fail = call(pg.https, true, "app.example", "/test.Echo/Fail", {"--header", "x-grpc-status:5"});
+    EXPECT_EQ(field(fail, "trailers_only"), "true") << fail;
+    EXPECT_NE(fail.find("\"grpc-status\": \"5\""), std::string::npos) << fail;
+
+    // grpc-timeout shorter than the backend's answer: DEADLINE_EXCEEDED, trailers-only.
+    const auto late = call(pg.https, true, "app.example", "/test.Echo/Sleep",
+                           {"--header", "x-sleep-ms:3000", "--header", "grpc-timeout:300m"});
+    EXPECT_EQ(field(late, "status"), "200") << late;
+    EXPECT_NE(late.find("\"grpc-status\": \"4\""), std::string::npos) << late;
+  }
+};
+
+TEST_F(GrpcTest, TheTestBackendAndClientSpeakGrpcPlainAndTls) {
+  // The tools the end-to-end tests rely on, against each other (no phigate).
+  auto plain = start_grpc(false);
+  const auto unary = call(plain.port, false, "grpc.test", "/test.Echo/Unary", {"--message", "ping"});
+  EXPECT_NE(unary.find("\"messages\": [\"ping\"]"), std::string::npos) << unary;
+  EXPECT_NE(unary.find("\"grpc-status\": \"0\""), std::string::npos) << unary;
+  const auto bidi = call(plain.port, false, "grpc.test", "/test.Echo/BidiStream",
+                         {"--bidi", "--message", "1", "--message", "2"});
+  EXPECT_NE(bidi.find("\"messages\": [\"1\", \"2\"]"), std::string::npos) << bidi;
+  const auto fail = call(plain.port, false, "grpc.test", "/test.Echo/Fail", {"--header", "x-grpc-status:7"});
+  EXPECT_EQ(field(fail, "trailers_only"), "true") << fail;
+  const auto reset = call(plain.port, false, "grpc.test", "/test.Echo/Reset");
+  EXPECT_EQ(field(reset, "reset"), "2") << reset;  // INTERNAL_ERROR, after a message
+  EXPECT_NE(reset.find("\"messages\": [\"partial\"]"), std::string::npos) << reset;
+
+  auto tls = start_grpc(true);
+  const auto secure = call(tls.port, true, "grpc.default.svc", "/test.Echo/Unary", {"--message", "s"});
+  EXPECT_NE(secure.find("\"messages\": [\"s\"]"), std::string::npos) << secure;
+}
+
+TEST_F(GrpcTest, UnsupportedBackendProtocolsFailClosed) {
+  auto b = start_grpc(false);
+  dir_.write("manifests/services.yaml", grpc_service_yaml("grpc", b.port));
+  dir_.write(
+      "manifests/ingress.yaml",
+      ingress_yaml("ajp", "app.example", "grpc", "    nginx.ingress.kubernetes.io/backend-protocol: AJP\n"));
+  auto pg = start();
+  EXPECT_EQ(code(pg, "app.example"), "503");  // never plain HTTP to a backend meant for AJP
+  const auto out = pg.process.output();
+  EXPECT_NE(out.find("GRPCS"), std::string::npos);  // the error says what is supported
+}
+
+TEST_F(GrpcTest, GrpcBackendEndToEnd) {
+  auto b = start_grpc(false);
+  auto pg = start_with(b, false);
+  ASSERT_FALSE(h2_missing(pg)) << "phigate does not offer h2 to clients";
+  exercise(pg);
+}
+
+TEST_F(GrpcTest, GrpcsBackendEndToEnd) {
+  auto b = start_grpc(true);
+  auto pg = start_with(b, true);
+  ASSERT_FALSE(h2_missing(pg)) << "phigate does not offer h2 to clients";
+  exercise(pg);
+}
+
+TEST_F(GrpcTest, NoRouteIsUnimplementedTrailersOnly) {
+  auto b = start_grpc(false);
+  auto pg = start_with(b, false);
+  ASSERT_FALSE(h2_missing(pg)) << "phigate does not offer h2 to clients";
+  const auto r = call(pg.https, true, "other.example", "/test.Echo/Unary", {"--message", "x"});
+  EXPECT_EQ(field(r, "status"), "200") << r;
+  EXPECT_EQ(field(r, "trailers_only"), "true") << r;
+  EXPECT_NE(r.find("\"grpc-status\": \"12\""), std::string::npos) << r;
+}
+
+TEST_F(GrpcTest, OneAuditRecordPerCallWithItsGrpcStatus) {
+  std::filesystem::create_directories(dir_.path("keys"));
+  ASSERT_EQ(run({"openssl", "rand", "-base64", "-out", dir_.path("keys/k1.key"), "32"}).exit_code, 0);
+  auto b = start_grpc(false);
+  auto pg = start_with(
+      b, false,
+      "audit: { dir: " + dir_.path("audit") + ", keys: " + dir_.path("keys") + ", active_key: k1 }\n");
+  const auto ok = call(pg.https, true, "app.example", "/test.Echo/Unary", {"--message", "audited"});
+  EXPECT_NE(ok.find("\"grpc-status\": \"0\""), std::string::npos) << ok;
+  const auto failed = call(pg.https, true, "app.example", "/test.Echo/Fail", {"--header", "x-grpc-status:9"});
+  EXPECT_NE(failed.find("\"grpc-status\": \"9\""), std::string::npos) << failed;
+  const auto none = call(pg.https, true, "other.example", "/test.Echo/Unary");
+  EXPECT_NE(none.find("\"grpc-status\": \"12\""), std::string::npos) << none;
+  pg.process.terminate();  // every record flushed
+  const auto r = run({bin("phigate"), "audit", "decrypt", "--keys", dir_.path("keys"), dir_.path("audit")});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto count = [&](const std::string& fragment) {
+    std::size_t n = 0;
+    for (auto pos = r.out.find(fragment); pos != std::string::npos; pos = r.out.find(fragment, pos + 1)) ++n;
+    return n;
+  };
+  EXPECT_EQ(count("\"grpc_status\":0"), 1u) << r.out;
+  EXPECT_EQ(count("\"grpc_status\":9"), 1u) << r.out;
+  EXPECT_EQ(count("\"grpc_status\":12"), 1u) << r.out;
+  EXPECT_EQ(count("/test.Echo/Unary"), 2u) << r.out;  // the audited call and the unrouted one
+  EXPECT_EQ(count("audited"), 0u);                    // never a body byte in the log
+}
+
+}  // namespace
+}  // namespace phigate::test

@@ -283,6 +283,150 @@ upstream:
   ASSERT_NE(find("upstream.upgrades[2]"), nullptr) << diag_.to_string();
 }
 
+TEST_F(LoaderTest, Http2_DefaultsAreTheDocumentedOnes) {
+  const auto cfg = load(R"(listeners: { http: ["127.0.0.1:8080"] })");
+  ASSERT_TRUE(cfg) << diag_.to_string();
+  const auto& h = cfg->http2;
+  EXPECT_TRUE(h.enabled);
+  EXPECT_TRUE(h.disabled_hosts.empty());
+  EXPECT_EQ(h.max_concurrent_streams, 100u);
+  EXPECT_EQ(h.max_header_list_bytes, 32768u);
+  EXPECT_EQ(h.header_table_bytes, 4096u);
+  EXPECT_EQ(h.max_continuation_frames, 8u);
+  EXPECT_EQ(h.initial_window_bytes, 65535u);
+  EXPECT_EQ(h.connection_window_bytes, 1048576u);
+  EXPECT_EQ(h.max_frame_bytes, 16384u);
+  EXPECT_EQ(h.reset_budget, 100u);
+  EXPECT_EQ(h.reset_refill, 10u);
+  EXPECT_EQ(h.control_budget, 1000u);
+  EXPECT_EQ(h.control_refill, 100u);
+  EXPECT_EQ(h.connection_memory_bytes, 8u << 20);
+}
+
+TEST_F(LoaderTest, Http2_EveryKeyLoadsAsWritten) {
+  const auto cfg = load(R"(listeners: { http: ["127.0.0.1:8080"] }
+http2:
+  enabled: false
+  disabled_hosts: [Legacy.Example, "*.old.example"]
+  max_concurrent_streams: 32
+  max_header_list_bytes: 16k
+  header_table_bytes: 0
+  max_continuation_frames: 0
+  initial_window_bytes: 1m
+  connection_window_bytes: 2m
+  max_frame_bytes: 16777215
+  reset_budget: 20
+  reset_refill: 2
+  control_budget: 50
+  control_refill: 5
+  connection_memory_bytes: 4m
+)");
+  ASSERT_TRUE(cfg) << diag_.to_string();
+  const auto& h = cfg->http2;
+  EXPECT_FALSE(h.enabled);
+  EXPECT_EQ(h.disabled_hosts, (std::vector<std::string>{"legacy.example", "*.old.example"}));
+  EXPECT_EQ(h.max_concurrent_streams, 32u);
+  EXPECT_EQ(h.max_header_list_bytes, 16384u);
+  EXPECT_EQ(h.header_table_bytes, 0u);
+  EXPECT_EQ(h.max_continuation_frames, 0u);
+  EXPECT_EQ(h.initial_window_bytes, 1u << 20);
+  EXPECT_EQ(h.connection_window_bytes, 2u << 20);
+  EXPECT_EQ(h.max_frame_bytes, 16777215u);
+  EXPECT_EQ(h.reset_budget, 20u);
+  EXPECT_EQ(h.reset_refill, 2u);
+  EXPECT_EQ(h.control_budget, 50u);
+  EXPECT_EQ(h.control_refill, 5u);
+  EXPECT_EQ(h.connection_memory_bytes, 4u << 20);
+}
+
+// Each out-of-range value is reported on its own line with its dotted key, all in one load.
+TEST_F(LoaderTest, Http2_RangesPerRfc9113NameFileLineAndKey) {
+  const auto cfg = load(R"(listeners: { http: ["127.0.0.1:8080"] }
+http2:
+  max_concurrent_streams: 0
+  max_frame_bytes: 16383
+  initial_window_bytes: 2g
+  connection_window_bytes: 65534
+  reset_budget: 0
+  control_refill: 0
+  max_continuation_frames: 101
+  header_table_bytes: 1m
+  max_header_list_bytes: lots
+  enabled: yes
+  disabled_hosts: ["bad host", "*.ok.example"]
+  push: true
+)");
+  EXPECT_FALSE(cfg);
+  const std::pair<const char*, int> want[] = {{"http2.max_concurrent_streams", 3},
+                                              {"http2.max_frame_bytes", 4},
+                                              {"http2.initial_window_bytes", 5},
+                                              {"http2.connection_window_bytes", 6},
+                                              {"http2.reset_budget", 7},
+                                              {"http2.control_refill", 8},
+                                              {"http2.max_continuation_frames", 9},
+                                              {"http2.header_table_bytes", 10},
+                                              {"http2.max_header_list_bytes", 11},
+                                              {"http2.enabled", 12},
+                                              {"http2.disabled_hosts[0]", 13},
+                                              {"http2.push", 14}};
+  for (const auto& [field, line] : want) {
+    const auto* d = find(field);
+    ASSERT_NE(d, nullptr) << field << "\n" << diag_.to_string();
+    EXPECT_EQ(d->line, line) << field;
+    EXPECT_NE(d->to_string().find("phigate.yaml:" + std::to_string(line) + ": error: " + field),
+              std::string::npos)
+        << d->to_string();
+  }
+  EXPECT_EQ(find("http2.disabled_hosts[1]"), nullptr) << diag_.to_string();
+  EXPECT_NE(find("http2.max_frame_bytes")->message.find("16384"), std::string::npos);
+  EXPECT_NE(find("http2.initial_window_bytes")->message.find("2147483647"), std::string::npos);
+}
+
+TEST_F(LoaderTest, Http2_BoundsAreInclusive) {
+  const auto cfg = load(R"(listeners: { http: ["127.0.0.1:8080"] }
+http2:
+  max_concurrent_streams: 1
+  max_frame_bytes: 16384
+  initial_window_bytes: 2147483647
+  connection_window_bytes: 65535
+  reset_budget: 1
+  reset_refill: 1
+  control_budget: 1
+  control_refill: 1
+)");
+  ASSERT_TRUE(cfg) << diag_.to_string();
+  EXPECT_EQ(cfg->http2.initial_window_bytes, 2147483647u);
+  EXPECT_EQ(cfg->http2.connection_window_bytes, 65535u);
+  EXPECT_FALSE(load(R"(listeners: { http: ["127.0.0.1:8080"] }
+http2: { max_concurrent_streams: 1001 })"));
+  EXPECT_NE(find("http2.max_concurrent_streams"), nullptr) << diag_.to_string();
+  EXPECT_FALSE(load(R"(listeners: { http: ["127.0.0.1:8080"] }
+http2: { max_frame_bytes: 16777216 })"));
+  EXPECT_NE(find("http2.max_frame_bytes"), nullptr) << diag_.to_string();
+  EXPECT_FALSE(load(R"(listeners: { http: ["127.0.0.1:8080"] }
+http2: { initial_window_bytes: 2147483648 })"));
+  EXPECT_NE(find("http2.initial_window_bytes"), nullptr) << diag_.to_string();
+}
+
+// A memory budget smaller than one full connection window plus one header list would cut off a
+// client that stays within every advertised limit.
+TEST_F(LoaderTest, Http2_MemoryBudgetMustHoldTheWindowAndOneHeaderList) {
+  EXPECT_FALSE(load(R"(listeners: { http: ["127.0.0.1:8080"] }
+http2:
+  connection_window_bytes: 1m
+  connection_memory_bytes: 1m
+)"));
+  const auto* d = find("http2.connection_memory_bytes");
+  ASSERT_NE(d, nullptr) << diag_.to_string();
+  EXPECT_EQ(d->line, 4);
+  EXPECT_FALSE(load(R"(listeners: { http: ["127.0.0.1:8080"] }
+http2: { connection_window_bytes: 16m })"));
+  EXPECT_NE(find("http2.connection_memory_bytes"), nullptr) << diag_.to_string();
+  EXPECT_FALSE(load(R"(listeners: { http: ["127.0.0.1:8080"] }
+http2: { connection_memory_bytes: 100k })"));
+  EXPECT_NE(find("http2.connection_memory_bytes"), nullptr) << diag_.to_string();
+}
+
 TEST_F(LoaderTest, UpstreamHealth_ActivePassiveAndInitial) {
   auto cfg = load(std::string(kIssueExample) + R"(upstream:
   health:
