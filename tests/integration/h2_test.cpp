@@ -125,6 +125,21 @@ class H2Suite : public IngressTest, public ::testing::WithParamInterface<Proto> 
     return out;
   }
 
+  /// nghttp (HTTP/2 only) POSTing `body` with :authority `host`; the response's :status ("" when
+  /// none). nghttp sends no SNI for an IP address: the default certificate and policy answer.
+  std::string nghttp_post_status(const std::string& host, const std::string& path, const std::string& body) {
+    const auto file = dir_.write("nghttp-body.bin", body);
+    RunOptions o;
+    o.timeout = 20s;
+    auto r = run({"nghttp", "-v", "-t", "10", "-d", file, "-H", ":authority: " + host,
+                  "https://127.0.0.1:" + std::to_string(pg_->https) + path},
+                 o);
+    EXPECT_NE(r.out.find("The negotiated protocol: h2"), std::string::npos) << r.out << r.err;
+    const std::string key = ":status: ";
+    const auto at = r.out.find(key);
+    return at == std::string::npos ? std::string() : r.out.substr(at + key.size(), 3);
+  }
+
   /// Decrypted audit records after phigate stopped (its drain flushes them), one JSON line each.
   std::vector<std::string> audit_records_after_stop() {
     pg_->process.terminate();
@@ -166,8 +181,13 @@ TEST_P(H2Suite, RoutingLocalAnswersAndHsts) {
   EXPECT_EQ(none.version, want_version());
   EXPECT_EQ(count(lower(none.out), hsts), 1) << none.out;
   EXPECT_EQ(fetch("allow.app.example", "/").code, "403");  // whitelist-source-range
-  const auto big = fetch("small.app.example", "/upload", {"--data-binary", std::string(2048, 'x')});
-  EXPECT_EQ(big.code, "413") << big.out;
+  // Over h2 the 413 comes before the client has sent its body, so it is followed by RST_STREAM
+  // NO_ERROR (RFC 9113 §8.1: the client must not discard the response). curl 7.88 does discard it
+  // (exit 92) when its DATA leaves after the HEADERS; nghttp keeps the response.
+  const auto big =
+      h2() ? nghttp_post_status("small.app.example", "/upload", std::string(2048, 'x'))
+           : fetch("small.app.example", "/upload", {"--data-binary", std::string(2048, 'x')}).code;
+  EXPECT_EQ(big, "413");
   EXPECT_EQ(fetch("small.app.example", "/upload", {"--data-binary", std::string(512, 'x')}).code, "200");
 
   // Only the admitted requests reached a backend: /, /upload (512 bytes) on a; two on b.
@@ -276,9 +296,9 @@ TEST_F(PhigateTest, H2_NghttpAndCurlToNginxBehindPhigate) {
   std::ofstream(nginx.root_dir() + "/index.html") << "from nginx\n";
   auto pg = start_phigate(config("  - host: app.example\n    paths: [{ path: /, backends: [\"127.0.0.1:" +
                                  std::to_string(nginx.port()) + "\"] }]\n"));
-  auto c = curl(pg, {"--http2", "-w", "@@%{http_version}", https_url(pg, "/index.html")});
+  auto c = curl(pg, {"--http2", "-w", "|%{http_version}", https_url(pg, "/index.html")});
   ASSERT_EQ(c.exit_code, 0) << c.err;
-  EXPECT_EQ(c.out, "from nginx\n@@2");
+  EXPECT_EQ(c.out, "from nginx\n|2");
   auto head = curl(pg, {"--http2", "-I", https_url(pg, "/index.html")});
   EXPECT_NE(lower(head.out).find("content-length: 11"), std::string::npos) << head.out;
 

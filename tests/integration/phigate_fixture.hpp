@@ -48,7 +48,8 @@ class PhigateTest : public ::testing::Test {
   /// A config with port-0 listeners, the app.example certificate as default, `routes` (YAML list
   /// items, indented by two spaces) and `extra` top-level keys.
   std::string config(const std::string& routes, const std::string& extra = "") const;
-  /// Runs curl with --cacert and --resolve for app.example/other.example → 127.0.0.1.
+  /// Runs curl with --cacert and --resolve for app.example/other.example → 127.0.0.1, speaking
+  /// HTTP/1.1 unless `args` name a protocol (--http2, --http1.0, ...).
   RunResult curl(const Phigate& pg, std::vector<std::string> args, std::chrono::milliseconds timeout = 30s);
   std::string https_url(const Phigate& pg, const std::string& path,
                         const std::string& host = "app.example") const {
