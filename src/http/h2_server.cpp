@@ -1,1 +1,807 @@
-// Placeholder: filled in by the HTTP/2 work (issue 14).
+// HTTP/2 server codec over nghttp2's session API (RFC 9113). nghttp2 does all framing, HPACK,
+// stream states and the HTTP messaging checks of §8; this file adds our own rules (host agreement,
+// no CONNECT, header list bounds), the per-connection budgets against the HTTP/2 attacks and the
+// mapping to H2Events. Sans-I/O: bytes in (feed), bytes out (take_output).
+#include "phigate/http/h2_server.hpp"
+
+#include <nghttp2/nghttp2.h>
+
+#include <algorithm>
+#include <charconv>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+
+namespace phigate::http {
+namespace {
+
+/// Token bucket over the caller's clock (the codec never reads a clock itself).
+class TokenBucket {
+ public:
+  TokenBucket(std::uint32_t capacity, std::uint32_t per_second)
+      : tokens_(capacity), capacity_(capacity), rate_(per_second) {}
+  bool take(H2Clock::time_point now) {
+    if (started_ && now > last_) {
+      const double secs = std::chrono::duration<double>(now - last_).count();
+      tokens_ = std::min(static_cast<double>(capacity_), tokens_ + secs * rate_);
+    }
+    if (!started_ || now > last_) last_ = now;
+    started_ = true;
+    if (tokens_ < 1.0) return false;
+    tokens_ -= 1.0;
+    return true;
+  }
+
+ private:
+  double tokens_;
+  std::uint32_t capacity_;
+  std::uint32_t rate_;
+  H2Clock::time_point last_{};
+  bool started_ = false;
+};
+
+// RFC 9113 §8.2.2: connection-specific fields never appear in an HTTP/2 message.
+bool connection_specific(std::string_view lower_name) {
+  return lower_name == "connection" || lower_name == "keep-alive" || lower_name == "proxy-connection" ||
+         lower_name == "transfer-encoding" || lower_name == "upgrade" || lower_name == "te";
+}
+
+std::string lower(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) {
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  }
+  return out;
+}
+
+// Per-field overhead of a header list size (RFC 9113 §6.5.2, SETTINGS_MAX_HEADER_LIST_SIZE).
+constexpr std::size_t kFieldOverhead = 32;
+// Allocations nghttp2 may still make past the budget (to queue the GOAWAY that ends the
+// connection once memory() is over it); past this, allocations fail.
+constexpr std::size_t kMemorySlack = 256 * 1024;
+constexpr std::size_t kAllocHeader = alignof(std::max_align_t);
+
+}  // namespace
+
+struct H2ServerSession::Impl {
+  struct Stream {
+    H2Request req;
+    std::string authority;
+    std::string host;  // the first client `host` field
+    std::size_t header_bytes = 0;
+    std::size_t header_count = 0;
+    std::size_t unconsumed = 0;  // body bytes counted against the windows, not yet consume()d
+    std::string out;             // queued response body bytes [out_off, size)
+    std::size_t out_off = 0;
+    HeaderList trailers_out;
+    bool has_authority = false;
+    bool host_conflict = false;  // several `host` fields that differ
+    int host_count = 0;
+    bool has_protocol = false;
+    bool too_large = false;
+    bool reported = false;  // Request or Rejected emitted: the caller knows the stream
+    bool rejected = false;
+    bool remote_closed = false;
+    bool response_started = false;
+    bool response_done = false;  // our END_STREAM went out
+    bool local_reset = false;    // reset() by the caller (or our RST NO_ERROR after a full response)
+    bool data_eof = false;
+    bool deferred = false;
+    bool above_high = false;
+    std::size_t queued() const noexcept { return out.size() - out_off; }
+  };
+
+  Impl(const H2Options& o, std::vector<H2Event>& ev)
+      : opts(o),
+        events(ev),
+        resets(o.http2.reset_budget, o.http2.reset_refill),
+        control(o.http2.control_budget, o.http2.control_refill) {}
+
+  ~Impl() {
+    if (session != nullptr) nghttp2_session_del(session);
+  }
+
+  H2Options opts;
+  std::vector<H2Event>& events;
+  nghttp2_session* session = nullptr;
+  nghttp2_mem mem{};
+  std::size_t alloc_bytes = 0;
+  std::map<std::int32_t, Stream> streams;
+  TokenBucket resets;
+  TokenBucket control;
+  H2Clock::time_point now{};
+  std::size_t continuations = 0;
+  std::string pending;  // bytes nghttp2 framed that did not fit the caller's `max`
+  std::size_t pending_off = 0;
+  std::string_view close_reason;
+  bool failed = false;    // connection error: GOAWAY queued, nothing more is read
+  bool shutdown = false;  // our graceful GOAWAY
+  bool goaway_received = false;
+
+  // --- memory accounting (nghttp2_mem): each block carries its size in a header
+  void* alloc(std::size_t n) {
+    if (n > std::numeric_limits<std::size_t>::max() - kAllocHeader ||
+        alloc_bytes + n > opts.http2.connection_memory_bytes + kMemorySlack) {
+      return nullptr;
+    }
+    auto* base = static_cast<unsigned char*>(std::malloc(n + kAllocHeader));
+    if (base == nullptr) return nullptr;
+    std::memcpy(base, &n, sizeof n);
+    alloc_bytes += n;
+    return base + kAllocHeader;
+  }
+  void release(void* p) {
+    if (p == nullptr) return;
+    auto* base = static_cast<unsigned char*>(p) - kAllocHeader;
+    std::size_t n;
+    std::memcpy(&n, base, sizeof n);
+    alloc_bytes -= n;
+    std::free(base);
+  }
+  void* resize(void* p, std::size_t n) {
+    if (p == nullptr) return alloc(n);
+    if (n == 0) {
+      release(p);
+      return nullptr;
+    }
+    auto* base = static_cast<unsigned char*>(p) - kAllocHeader;
+    std::size_t old;
+    std::memcpy(&old, base, sizeof old);
+    if (n > std::numeric_limits<std::size_t>::max() - kAllocHeader ||
+        alloc_bytes - old + n > opts.http2.connection_memory_bytes + kMemorySlack) {
+      return nullptr;
+    }
+    auto* nb = static_cast<unsigned char*>(std::realloc(base, n + kAllocHeader));
+    if (nb == nullptr) return nullptr;
+    std::memcpy(nb, &n, sizeof n);
+    alloc_bytes = alloc_bytes - old + n;
+    return nb + kAllocHeader;
+  }
+
+  std::size_t memory() const noexcept {
+    std::size_t total = alloc_bytes + pending.capacity();
+    for (const auto& [id, s] : streams) {
+      total += sizeof(Stream) + s.header_bytes + s.req.body.capacity() + s.out.capacity();
+    }
+    return total;
+  }
+
+  Stream* find(std::int32_t id) {
+    const auto it = streams.find(id);
+    return it == streams.end() ? nullptr : &it->second;
+  }
+
+  void emit(H2Event::Kind k, std::int32_t id, std::uint32_t code = 0, std::string_view reason = {},
+            int status = 0) {
+    events.push_back(H2Event{k, id, code, reason, status});
+  }
+
+  /// A connection error of ours: GOAWAY (queued for take_output), nothing more is read.
+  int fail(std::string_view reason, std::uint32_t code = kH2EnhanceYourCalm) {
+    if (close_reason.empty()) close_reason = reason;
+    if (!failed) {
+      failed = true;
+      nghttp2_session_terminate_session(session, code);
+    }
+    return NGHTTP2_ERR_CALLBACK_FAILURE;
+  }
+  bool over_memory() const noexcept { return memory() > opts.http2.connection_memory_bytes; }
+
+  /// After a connection error the open streams never close through nghttp2: the caller learns
+  /// of each (Reset, then Closed) here, exactly once.
+  void sweep(std::uint32_t code) {
+    for (auto& [id, s] : streams) {
+      if (!s.reported) continue;
+      if (!s.rejected && !s.response_done && !s.local_reset) emit(H2Event::Kind::Reset, id, code);
+      emit(H2Event::Kind::Closed, id);
+    }
+    streams.clear();
+  }
+
+  /// A stream the codec refuses counts against the rapid-reset budget like a client reset: a
+  /// client can make the server do the same work by sending requests it knows we refuse.
+  bool charge_reset() {
+    if (resets.take(now)) return true;
+    fail("rapid_reset");
+    return false;
+  }
+
+  int reject_status(std::int32_t id, Stream& s, int status, std::string_view reason) {
+    s.reported = s.rejected = s.response_started = s.data_eof = true;
+    s.req.head.headers.clear();
+    const std::string code = std::to_string(status);
+    nghttp2_nv nv{reinterpret_cast<std::uint8_t*>(const_cast<char*>(":status")),
+                  reinterpret_cast<std::uint8_t*>(const_cast<char*>(code.data())), 7, code.size(),
+                  NGHTTP2_NV_FLAG_NONE};
+    nghttp2_submit_response(session, id, &nv, 1, nullptr);
+    emit(H2Event::Kind::Rejected, id, 0, reason, status);
+    return charge_reset() ? 0 : NGHTTP2_ERR_CALLBACK_FAILURE;
+  }
+  int reject_rst(std::int32_t id, Stream& s, std::uint32_t code, std::string_view reason) {
+    s.reported = s.rejected = s.local_reset = true;
+    s.req.head.headers.clear();
+    nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, id, code);
+    emit(H2Event::Kind::Rejected, id, code, reason, 0);
+    return charge_reset() ? 0 : NGHTTP2_ERR_CALLBACK_FAILURE;
+  }
+
+  /// The request's header block is complete and passed nghttp2's checks: ours, then Request.
+  int finish_head(std::int32_t id, Stream& s) {
+    auto& h = s.req.head;
+    h.version_major = 2;
+    h.version_minor = 0;
+    h.chunked = false;
+    h.keep_alive = true;
+    if (s.too_large) return reject_status(id, s, 431, "headers_too_large");
+    // Extended CONNECT (RFC 8441) is not offered: no SETTINGS_ENABLE_CONNECT_PROTOCOL.
+    if (s.has_protocol) return reject_rst(id, s, kH2ProtocolError, "extended_connect");
+    // No tunnels, as for HTTP/1 (the proxy forwards requests, never raw bytes).
+    if (h.method == "CONNECT") return reject_status(id, s, 400, "connect_refused");
+    // RFC 9113 §8.3.1: :authority and Host must not disagree; we require that they are equal so
+    // routing and the upstream see one name (no Host confusion between hops).
+    if (s.host_conflict) return reject_status(id, s, 400, "host_mismatch");
+    if (s.has_authority) {
+      if (s.host_count > 0 && !iequals(s.host, s.authority))
+        return reject_status(id, s, 400, "host_mismatch");
+    } else if (s.host_count > 0) {
+      s.authority = s.host;
+    } else {
+      return reject_status(id, s, 400, "missing_host");
+    }
+    HeaderList fields;
+    fields.add("host", s.authority);
+    for (const auto& f : h.headers) fields.add(f.name, f.value);
+    h.headers = std::move(fields);
+    if (const auto* cl = h.headers.find("content-length")) {
+      std::uint64_t v = 0;
+      const auto r = std::from_chars(cl->data(), cl->data() + cl->size(), v);
+      if (r.ec != std::errc{} || r.ptr != cl->data() + cl->size() || h.headers.count("content-length") != 1) {
+        return reject_status(id, s, 400, "bad_content_length");
+      }
+      h.content_length = v;
+    }
+    s.req.head_complete = true;
+    s.reported = true;
+    emit(H2Event::Kind::Request, id);
+    return 0;
+  }
+
+  // --- nghttp2 callbacks
+  int on_begin_frame(const nghttp2_frame_hd& hd) {
+    if (failed) return NGHTTP2_ERR_CALLBACK_FAILURE;
+    bool control_frame = false;
+    switch (hd.type) {
+      case NGHTTP2_HEADERS:
+        continuations = 0;
+        break;
+      case NGHTTP2_CONTINUATION:
+        // CVE-2024-27316: endless CONTINUATION frames make a server decode (and hold) an unbounded
+        // header block before any request exists.
+        if (++continuations > opts.http2.max_continuation_frames) return fail("continuation_flood");
+        break;
+      case NGHTTP2_SETTINGS:
+      case NGHTTP2_PING:
+      case NGHTTP2_PRIORITY:
+      case NGHTTP2_WINDOW_UPDATE:
+        control_frame = true;
+        break;
+      case NGHTTP2_DATA:
+        // Empty DATA without END_STREAM does nothing but cost us work (CVE-2019-9518).
+        control_frame = hd.length == 0 && (hd.flags & NGHTTP2_FLAG_END_STREAM) == 0;
+        break;
+      case NGHTTP2_RST_STREAM: {
+        const Stream* s = find(hd.stream_id);
+        if (s != nullptr && !s->remote_closed) {
+          // CVE-2023-44487 rapid reset: open, then cancel, streams as fast as possible.
+          if (!resets.take(now)) return fail("rapid_reset");
+        } else {
+          control_frame = true;  // RST for a stream that is not open: nothing to cancel
+        }
+        break;
+      }
+      default:
+        break;
+    }
+    if (control_frame && !control.take(now)) return fail("control_flood");
+    if (over_memory()) return fail("memory");
+    return 0;
+  }
+
+  int on_begin_headers(const nghttp2_frame& f) {
+    if (f.hd.type != NGHTTP2_HEADERS || f.headers.cat != NGHTTP2_HCAT_REQUEST) return 0;
+    streams[f.hd.stream_id].req.id = f.hd.stream_id;
+    return 0;
+  }
+
+  int on_header(const nghttp2_frame& f, std::string_view name, std::string_view value) {
+    if (f.hd.type != NGHTTP2_HEADERS) return 0;
+    Stream* s = find(f.hd.stream_id);
+    if (s == nullptr) return 0;
+    const bool trailer = f.headers.cat != NGHTTP2_HCAT_REQUEST;
+    if (trailer && (!s->reported || s->rejected)) return 0;
+    s->header_bytes += name.size() + value.size() + kFieldOverhead;
+    if (name.empty() || name[0] != ':') ++s->header_count;
+    if (s->header_bytes > opts.http2.max_header_list_bytes || s->header_count > opts.header_count) {
+      // Keep decoding (the HPACK state must follow the block) but keep nothing.
+      if (!s->too_large) {
+        s->too_large = true;
+        s->req.head.headers.clear();
+        s->req.trailers.clear();
+      }
+      return 0;
+    }
+    if (s->too_large) return 0;
+    if (over_memory()) return fail("memory");
+    if (trailer) {
+      s->req.trailers.add(name, value);
+      return 0;
+    }
+    auto& h = s->req.head;
+    if (name == ":method") {
+      h.method.assign(value);
+    } else if (name == ":path") {
+      h.target.assign(value);
+    } else if (name == ":scheme") {
+      s->req.scheme.assign(value);
+    } else if (name == ":authority") {
+      s->authority.assign(value);
+      s->has_authority = true;
+    } else if (name == ":protocol") {
+      s->has_protocol = true;
+    } else if (name == "host") {
+      if (s->host_count++ == 0) {
+        s->host.assign(value);
+      } else if (!iequals(s->host, value)) {
+        s->host_conflict = true;
+      }
+    } else {
+      h.headers.add(name, value);
+    }
+    return 0;
+  }
+
+  int on_frame_recv(const nghttp2_frame& f) {
+    const std::int32_t id = f.hd.stream_id;
+    if (f.hd.type == NGHTTP2_GOAWAY) goaway_received = true;
+    Stream* s = id != 0 ? find(id) : nullptr;
+    if (s == nullptr) return 0;
+    const bool end = (f.hd.flags & NGHTTP2_FLAG_END_STREAM) != 0;
+    if (f.hd.type == NGHTTP2_HEADERS) {
+      if (end) s->remote_closed = true;
+      if (f.headers.cat == NGHTTP2_HCAT_REQUEST) {
+        const int rv = finish_head(id, *s);
+        if (rv != 0) return rv;
+      } else if (s->reported && !s->rejected && s->too_large) {
+        s->req.trailers.clear();
+        nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, id, kH2ProtocolError);
+        return charge_reset() ? 0 : NGHTTP2_ERR_CALLBACK_FAILURE;
+      }
+    } else if (f.hd.type == NGHTTP2_DATA) {
+      if (end) s->remote_closed = true;
+    } else {
+      return 0;
+    }
+    if (end && s->reported && !s->rejected) {
+      s->req.end_stream = true;
+      emit(H2Event::Kind::End, id);
+    }
+    return 0;
+  }
+
+  int on_data_chunk(std::int32_t id, const std::uint8_t* data, std::size_t len) {
+    Stream* s = find(id);
+    if (s == nullptr || !s->reported || s->rejected) {
+      // Nobody will read these bytes: give the window back now.
+      nghttp2_session_consume(session, id, len);
+      return 0;
+    }
+    s->req.body.append(reinterpret_cast<const char*>(data), len);
+    s->req.body_bytes += len;
+    s->unconsumed += len;
+    if (events.empty() || events.back().kind != H2Event::Kind::Data || events.back().stream != id) {
+      emit(H2Event::Kind::Data, id);
+    }
+    if (over_memory()) return fail("memory");
+    return 0;
+  }
+
+  int on_stream_close(std::int32_t id, std::uint32_t code) {
+    const auto it = streams.find(id);
+    if (it == streams.end()) return 0;
+    Stream& s = it->second;
+    if (s.unconsumed > 0) nghttp2_session_consume_connection(session, s.unconsumed);
+    if (s.reported) {
+      if (!s.rejected && !s.response_done && !s.local_reset) emit(H2Event::Kind::Reset, id, code);
+      emit(H2Event::Kind::Closed, id);
+    } else if (code != NGHTTP2_NO_ERROR) {
+      // nghttp2 refused the request head (RFC 9113 §8.1.1 malformed: stream error).
+      emit(H2Event::Kind::Rejected, id, code, "protocol_error", 0);
+      emit(H2Event::Kind::Closed, id);
+    }
+    streams.erase(it);
+    return 0;
+  }
+
+  int on_invalid_frame(const nghttp2_frame& f, int lib_error) {
+    // A stream nghttp2 refused (malformed request, over the concurrency limit, content-length
+    // mismatch): the client spent our work on it, as with a reset.
+    if (f.hd.stream_id != 0 &&
+        (lib_error == NGHTTP2_ERR_HTTP_HEADER || lib_error == NGHTTP2_ERR_HTTP_MESSAGING ||
+         lib_error == NGHTTP2_ERR_REFUSED_STREAM)) {
+      if (failed) return 0;
+      if (!resets.take(now)) return fail("rapid_reset");
+    }
+    return 0;
+  }
+
+  int on_frame_send(const nghttp2_frame& f) {
+    if ((f.hd.type != NGHTTP2_HEADERS && f.hd.type != NGHTTP2_DATA) ||
+        (f.hd.flags & NGHTTP2_FLAG_END_STREAM) == 0) {
+      return 0;
+    }
+    Stream* s = find(f.hd.stream_id);
+    if (s == nullptr) return 0;
+    s->response_done = true;
+    if (!s->remote_closed) {
+      // RFC 9113 §8.1: a complete response before the whole request; ask the client to stop
+      // sending (NO_ERROR) instead of holding the stream open for bytes nobody reads.
+      s->local_reset = true;
+      nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, f.hd.stream_id, NGHTTP2_NO_ERROR);
+    }
+    return 0;
+  }
+
+  ssize_t read_data(std::int32_t id, std::uint8_t* buf, std::size_t length, std::uint32_t* flags) {
+    Stream* s = find(id);
+    if (s == nullptr) return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+    const std::size_t n = std::min(length, s->queued());
+    if (n > 0) std::memcpy(buf, s->out.data() + s->out_off, n);
+    s->out_off += n;
+    if (s->out_off == s->out.size()) {
+      s->out.clear();
+      s->out_off = 0;
+    } else if (s->out_off >= kHighWater && s->out_off * 2 >= s->out.size()) {
+      s->out.erase(0, s->out_off);
+      s->out_off = 0;
+    }
+    if (s->above_high && s->queued() < kLowWater) {
+      s->above_high = false;
+      emit(H2Event::Kind::Writable, id);
+    }
+    if (s->queued() == 0 && s->data_eof) {
+      *flags |= NGHTTP2_DATA_FLAG_EOF;
+      if (!s->trailers_out.empty()) {
+        std::vector<nghttp2_nv> nva;
+        for (const auto& t : s->trailers_out) nva.push_back(nv(t.name, t.value));
+        if (nghttp2_submit_trailer(session, id, nva.data(), nva.size()) == 0) {
+          *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
+        }
+      }
+      return static_cast<ssize_t>(n);
+    }
+    if (n == 0) {
+      s->deferred = true;
+      return NGHTTP2_ERR_DEFERRED;
+    }
+    return static_cast<ssize_t>(n);
+  }
+
+  static nghttp2_nv nv(const std::string& name, const std::string& value) {
+    return nghttp2_nv{reinterpret_cast<std::uint8_t*>(const_cast<char*>(name.data())),
+                      reinterpret_cast<std::uint8_t*>(const_cast<char*>(value.data())), name.size(),
+                      value.size(), NGHTTP2_NV_FLAG_NONE};
+  }
+
+  /// Response fields as HTTP/2 allows them: lower-case names, no connection-specific field
+  /// (§8.2.2), no pseudo-header from the caller, nothing nghttp2 would refuse as invalid.
+  static void clean_fields(const HeaderList& in, HeaderList& out) {
+    for (const auto& f : in) {
+      std::string name = lower(f.name);
+      if (name.empty() || name[0] == ':' || connection_specific(name)) continue;
+      if (nghttp2_check_header_name(reinterpret_cast<const std::uint8_t*>(name.data()), name.size()) == 0 ||
+          nghttp2_check_header_value(reinterpret_cast<const std::uint8_t*>(f.value.data()), f.value.size()) ==
+              0) {
+        continue;
+      }
+      out.add(name, f.value);
+    }
+  }
+
+  static Impl& of(void* user) { return *static_cast<Impl*>(user); }
+
+  void resume(std::int32_t id, Stream& s) {
+    if (s.deferred) {
+      s.deferred = false;
+      nghttp2_session_resume_data(session, id);
+    }
+  }
+};
+
+H2ServerSession::H2ServerSession(const H2Options& options) : impl_(std::make_unique<Impl>(options, events_)) {
+  Impl& im = *impl_;
+  const auto& h2 = options.http2;
+  im.mem.mem_user_data = &im;
+  im.mem.malloc = [](std::size_t n, void* u) { return Impl::of(u).alloc(n); };
+  im.mem.free = [](void* p, void* u) { Impl::of(u).release(p); };
+  im.mem.calloc = [](std::size_t n, std::size_t size, void* u) -> void* {
+    if (size != 0 && n > std::numeric_limits<std::size_t>::max() / size) return nullptr;
+    void* p = Impl::of(u).alloc(n * size);
+    if (p != nullptr) std::memset(p, 0, n * size);
+    return p;
+  };
+  im.mem.realloc = [](void* p, std::size_t n, void* u) { return Impl::of(u).resize(p, n); };
+
+  nghttp2_session_callbacks* cb = nullptr;
+  nghttp2_session_callbacks_new(&cb);
+  nghttp2_session_callbacks_set_on_begin_frame_callback(
+      cb,
+      [](nghttp2_session*, const nghttp2_frame_hd* hd, void* u) { return Impl::of(u).on_begin_frame(*hd); });
+  nghttp2_session_callbacks_set_on_begin_headers_callback(
+      cb, [](nghttp2_session*, const nghttp2_frame* f, void* u) { return Impl::of(u).on_begin_headers(*f); });
+  nghttp2_session_callbacks_set_on_header_callback(
+      cb, [](nghttp2_session*, const nghttp2_frame* f, const std::uint8_t* name, std::size_t namelen,
+             const std::uint8_t* value, std::size_t valuelen, std::uint8_t, void* u) {
+        return Impl::of(u).on_header(*f, {reinterpret_cast<const char*>(name), namelen},
+                                     {reinterpret_cast<const char*>(value), valuelen});
+      });
+  // A field nghttp2 would silently drop (upper-case name, CR/LF/NUL or edge whitespace in a
+  // value) makes the request malformed instead (RFC 9113 §8.2.1): never forward a request whose
+  // fields we did not all see.
+  nghttp2_session_callbacks_set_on_invalid_header_callback(
+      cb, [](nghttp2_session*, const nghttp2_frame*, const std::uint8_t*, std::size_t, const std::uint8_t*,
+             std::size_t, std::uint8_t,
+             void*) { return static_cast<int>(NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE); });
+  nghttp2_session_callbacks_set_on_frame_recv_callback(
+      cb, [](nghttp2_session*, const nghttp2_frame* f, void* u) { return Impl::of(u).on_frame_recv(*f); });
+  nghttp2_session_callbacks_set_on_data_chunk_recv_callback(
+      cb, [](nghttp2_session*, std::uint8_t, std::int32_t id, const std::uint8_t* data, std::size_t len,
+             void* u) { return Impl::of(u).on_data_chunk(id, data, len); });
+  nghttp2_session_callbacks_set_on_stream_close_callback(
+      cb, [](nghttp2_session*, std::int32_t id, std::uint32_t code, void* u) {
+        return Impl::of(u).on_stream_close(id, code);
+      });
+  nghttp2_session_callbacks_set_on_invalid_frame_recv_callback(
+      cb, [](nghttp2_session*, const nghttp2_frame* f, int lib_error, void* u) {
+        return Impl::of(u).on_invalid_frame(*f, lib_error);
+      });
+  nghttp2_session_callbacks_set_on_frame_send_callback(
+      cb, [](nghttp2_session*, const nghttp2_frame* f, void* u) { return Impl::of(u).on_frame_send(*f); });
+
+  nghttp2_option* opt = nullptr;
+  nghttp2_option_new(&opt);
+  // Manual flow control: a stream's window reopens only when the caller forwarded its bytes.
+  nghttp2_option_set_no_auto_window_update(opt, 1);
+  // No priority tree of closed streams to keep (memory a client could make us hold).
+  nghttp2_option_set_no_closed_streams(opt, 1);
+  nghttp2_option_set_max_outbound_ack(opt, 1000);
+  nghttp2_option_set_max_settings(opt, 16);
+  nghttp2_option_set_max_deflate_dynamic_table_size(opt, 4096);
+  // nghttp2's own CONTINUATION and reset limits stay behind ours (ours name the reason).
+  nghttp2_option_set_max_continuations(opt, h2.max_continuation_frames + 1);
+  nghttp2_option_set_stream_reset_rate_limit(opt, std::max<std::uint64_t>(1000, 4ull * h2.reset_budget),
+                                             std::max<std::uint64_t>(33, 4ull * h2.reset_refill));
+  nghttp2_session_server_new3(&im.session, cb, &im, opt, &im.mem);
+  nghttp2_option_del(opt);
+  nghttp2_session_callbacks_del(cb);
+  if (im.session == nullptr) {
+    // Only an allocation failure (a budget too small for an empty session): nothing is served.
+    im.failed = true;
+    im.close_reason = "memory";
+    return;
+  }
+
+  const std::uint32_t frame = std::clamp<std::uint32_t>(h2.max_frame_bytes, 16384, 16777215);
+  const std::uint32_t window = std::min<std::uint32_t>(h2.initial_window_bytes, 2147483647u);
+  const nghttp2_settings_entry iv[] = {
+      {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, h2.max_concurrent_streams},
+      {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, window},
+      {NGHTTP2_SETTINGS_HEADER_TABLE_SIZE, h2.header_table_bytes},
+      {NGHTTP2_SETTINGS_MAX_FRAME_SIZE, frame},
+      {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE,
+       static_cast<std::uint32_t>(std::min<std::size_t>(h2.max_header_list_bytes, 0xffffffffu))},
+      {NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
+  };
+  nghttp2_submit_settings(im.session, NGHTTP2_FLAG_NONE, iv, std::size(iv));
+  const auto conn_window =
+      static_cast<std::int32_t>(std::clamp<std::uint32_t>(h2.connection_window_bytes, 65535u, 2147483647u));
+  nghttp2_session_set_local_window_size(im.session, NGHTTP2_FLAG_NONE, 0, conn_window);
+}
+
+H2ServerSession::~H2ServerSession() = default;
+
+H2ServerSession::Status H2ServerSession::feed(const char* data, std::size_t len, H2Clock::time_point now) {
+  events_.clear();
+  Impl& im = *impl_;
+  if (im.failed) return Status::Closed;
+  im.now = now;
+  const auto rv = nghttp2_session_mem_recv(im.session, reinterpret_cast<const std::uint8_t*>(data), len);
+  if (rv < 0) {
+    if (im.close_reason.empty()) {
+      switch (rv) {
+        case NGHTTP2_ERR_FLOODED:
+        case NGHTTP2_ERR_TOO_MANY_SETTINGS:
+          im.close_reason = "control_flood";
+          break;
+        case NGHTTP2_ERR_TOO_MANY_CONTINUATIONS:
+          im.close_reason = "continuation_flood";
+          break;
+        case NGHTTP2_ERR_NOMEM:
+          im.close_reason = "memory";
+          break;
+        default:
+          im.close_reason = "protocol_error";
+          break;
+      }
+    }
+    const std::uint32_t code = (rv == NGHTTP2_ERR_FLOODED || rv == NGHTTP2_ERR_TOO_MANY_SETTINGS ||
+                                rv == NGHTTP2_ERR_TOO_MANY_CONTINUATIONS || rv == NGHTTP2_ERR_NOMEM ||
+                                rv == NGHTTP2_ERR_CALLBACK_FAILURE)
+                                   ? kH2EnhanceYourCalm
+                                   : kH2ProtocolError;
+    if (!im.failed) {
+      im.failed = true;
+      nghttp2_session_terminate_session(im.session, code);  // no-op when nghttp2 queued its own
+    }
+    im.sweep(code);
+    return Status::Closed;
+  }
+  if (!im.failed && im.over_memory()) im.fail("memory");
+  if (!im.failed && !im.shutdown && !im.goaway_received && nghttp2_session_want_read(im.session) == 0) {
+    // nghttp2 found a connection error itself (its GOAWAY is queued).
+    im.failed = true;
+    im.close_reason = "protocol_error";
+  }
+  if (im.failed) {
+    im.sweep(kH2ProtocolError);
+    return Status::Closed;
+  }
+  return Status::Ok;
+}
+
+H2Request* H2ServerSession::request(std::int32_t stream) noexcept {
+  auto* s = impl_->find(stream);
+  return s != nullptr && s->reported ? &s->req : nullptr;
+}
+
+void H2ServerSession::take_body(std::int32_t stream, std::string& out) {
+  auto* s = impl_->find(stream);
+  if (s == nullptr) return;
+  out.append(s->req.body);
+  s->req.body.clear();
+  if (s->req.body.capacity() > kHighWater) s->req.body.shrink_to_fit();
+}
+
+void H2ServerSession::consume(std::int32_t stream, std::size_t n) {
+  auto* s = impl_->find(stream);
+  if (s == nullptr) return;
+  n = std::min(n, s->unconsumed);
+  if (n == 0) return;
+  s->unconsumed -= n;
+  nghttp2_session_consume(impl_->session, stream, n);
+}
+
+void H2ServerSession::submit_response(std::int32_t stream, int status, const HeaderList& headers,
+                                      bool end_stream) {
+  Impl& im = *impl_;
+  auto* s = im.find(stream);
+  if (s == nullptr || !s->reported || s->rejected || s->response_started || im.failed) return;
+  HeaderList fields;
+  Impl::clean_fields(headers, fields);
+  const std::string status_name = ":status";
+  const std::string code = std::to_string(status);
+  std::vector<nghttp2_nv> nva;
+  nva.reserve(fields.size() + 1);
+  nva.push_back(Impl::nv(status_name, code));
+  for (const auto& f : fields) nva.push_back(Impl::nv(f.name, f.value));
+  nghttp2_data_provider provider{};
+  provider.read_callback = [](nghttp2_session*, std::int32_t id, std::uint8_t* buf, std::size_t length,
+                              std::uint32_t* flags, nghttp2_data_source*,
+                              void* u) { return Impl::of(u).read_data(id, buf, length, flags); };
+  s->response_started = true;
+  s->data_eof = end_stream;
+  nghttp2_submit_response(im.session, stream, nva.data(), nva.size(), end_stream ? nullptr : &provider);
+}
+
+void H2ServerSession::send_data(std::int32_t stream, std::string_view bytes) {
+  Impl& im = *impl_;
+  auto* s = im.find(stream);
+  if (s == nullptr || !s->response_started || s->data_eof || bytes.empty()) return;
+  s->out.append(bytes);
+  if (s->queued() > kHighWater) s->above_high = true;
+  im.resume(stream, *s);
+}
+
+void H2ServerSession::end_response(std::int32_t stream, const HeaderList* trailers) {
+  Impl& im = *impl_;
+  auto* s = im.find(stream);
+  if (s == nullptr || !s->response_started || s->data_eof) return;
+  s->data_eof = true;
+  if (trailers != nullptr) Impl::clean_fields(*trailers, s->trailers_out);
+  im.resume(stream, *s);
+}
+
+std::size_t H2ServerSession::queued(std::int32_t stream) const noexcept {
+  const auto it = impl_->streams.find(stream);
+  return it == impl_->streams.end() ? 0 : it->second.queued();
+}
+
+void H2ServerSession::reset(std::int32_t stream, std::uint32_t error_code) {
+  Impl& im = *impl_;
+  auto* s = im.find(stream);
+  if (s == nullptr || im.failed) return;
+  s->local_reset = true;
+  nghttp2_submit_rst_stream(im.session, NGHTTP2_FLAG_NONE, stream, error_code);
+}
+
+void H2ServerSession::shutdown(std::uint32_t error_code) {
+  Impl& im = *impl_;
+  if (im.shutdown || im.failed) return;
+  im.shutdown = true;
+  // Not nghttp2_submit_shutdown_notice: one final GOAWAY naming the last stream we processed,
+  // so the streams open now finish and new ones are refused (RFC 9113 §6.8).
+  nghttp2_submit_goaway(im.session, NGHTTP2_FLAG_NONE, nghttp2_session_get_last_proc_stream_id(im.session),
+                        error_code, nullptr, 0);
+}
+
+void H2ServerSession::take_output(std::string& out, std::size_t max) {
+  events_.clear();
+  Impl& im = *impl_;
+  if (im.session == nullptr) return;
+  std::size_t added = 0;
+  if (im.pending_off < im.pending.size()) {
+    const std::size_t n = std::min(max, im.pending.size() - im.pending_off);
+    out.append(im.pending, im.pending_off, n);
+    im.pending_off += n;
+    added += n;
+    if (im.pending_off == im.pending.size()) {
+      im.pending.clear();
+      im.pending_off = 0;
+    }
+  }
+  // Bounded: each round frames at least one byte or stops.
+  while (added < max && im.pending.empty()) {
+    const std::uint8_t* p = nullptr;
+    const auto n = nghttp2_session_mem_send(im.session, &p);
+    if (n < 0) {
+      if (im.close_reason.empty()) im.close_reason = n == NGHTTP2_ERR_NOMEM ? "memory" : "protocol_error";
+      if (!im.failed) {
+        im.failed = true;
+        im.sweep(kH2InternalError);
+      }
+      break;
+    }
+    if (n == 0) break;
+    const auto len = static_cast<std::size_t>(n);
+    const std::size_t take = std::min(len, max - added);
+    out.append(reinterpret_cast<const char*>(p), take);
+    added += take;
+    if (take < len) im.pending.assign(reinterpret_cast<const char*>(p) + take, len - take);
+  }
+}
+
+bool H2ServerSession::want_write() const noexcept {
+  const Impl& im = *impl_;
+  if (im.session == nullptr) return false;
+  return im.pending_off < im.pending.size() || nghttp2_session_want_write(im.session) != 0;
+}
+
+bool H2ServerSession::finished() const noexcept {
+  const Impl& im = *impl_;
+  if (im.session == nullptr) return true;
+  if (im.pending_off < im.pending.size() || nghttp2_session_want_write(im.session) != 0) return false;
+  return im.failed || nghttp2_session_want_read(im.session) == 0;
+}
+
+std::size_t H2ServerSession::open_streams() const noexcept {
+  return impl_->streams.size();
+}
+
+std::size_t H2ServerSession::memory() const noexcept {
+  return impl_->memory();
+}
+
+std::string_view H2ServerSession::close_reason() const noexcept {
+  return impl_->close_reason;
+}
+
+}  // namespace phigate::http

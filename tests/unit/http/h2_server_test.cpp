@@ -1,1 +1,512 @@
-// Placeholder: filled in by the HTTP/2 work (issue 14).
+// The HTTP/2 server codec, event by event. Bytes come from an nghttp2 CLIENT session (sans-I/O on
+// both sides: the test pumps bytes between them); malformed input a client session would refuse
+// to produce is built by hand (frame headers) with nghttp2's HPACK deflater for header blocks.
+#include "phigate/http/h2_server.hpp"
+
+#include <gtest/gtest.h>
+#include <nghttp2/nghttp2.h>
+
+#include <algorithm>
+#include <map>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace phigate::http {
+namespace {
+
+using namespace std::chrono_literals;
+using Kind = H2Event::Kind;
+using Fields = std::vector<std::pair<std::string, std::string>>;
+
+struct Logged {
+  Kind kind;
+  std::int32_t stream;
+  std::uint32_t error_code;
+  std::string reason;
+  int status;
+};
+
+/// An nghttp2 client session: submits requests, records what the server answered.
+class Client {
+ public:
+  struct Response {
+    int status = 0;
+    Fields headers;
+    Fields trailers;
+    std::string body;
+    bool end = false;
+    bool closed = false;
+    std::uint32_t close_code = 0;
+    bool saw_headers = false;
+  };
+
+  Client() {
+    nghttp2_session_callbacks* cb = nullptr;
+    nghttp2_session_callbacks_new(&cb);
+    nghttp2_session_callbacks_set_on_header_callback(
+        cb, [](nghttp2_session*, const nghttp2_frame* f, const std::uint8_t* n, std::size_t nl,
+               const std::uint8_t* v, std::size_t vl, std::uint8_t, void* u) {
+          auto& self = *static_cast<Client*>(u);
+          auto& r = self.responses[f->hd.stream_id];
+          std::string name(reinterpret_cast<const char*>(n), nl), value(reinterpret_cast<const char*>(v), vl);
+          if (name == ":status") {
+            r.status = std::stoi(value);
+          } else if (r.saw_headers) {
+            r.trailers.emplace_back(name, value);
+          } else {
+            r.headers.emplace_back(name, value);
+          }
+          return 0;
+        });
+    nghttp2_session_callbacks_set_on_frame_recv_callback(
+        cb, [](nghttp2_session*, const nghttp2_frame* f, void* u) {
+          auto& self = *static_cast<Client*>(u);
+          if (f->hd.type == NGHTTP2_GOAWAY) {
+            self.goaway = true;
+            self.goaway_code = f->goaway.error_code;
+            self.goaway_last = f->goaway.last_stream_id;
+          }
+          if (f->hd.type == NGHTTP2_SETTINGS && (f->hd.flags & NGHTTP2_FLAG_ACK) == 0) {
+            for (std::size_t i = 0; i < f->settings.niv; ++i)
+              self.settings[f->settings.iv[i].settings_id] = f->settings.iv[i].value;
+          }
+          if (f->hd.type == NGHTTP2_WINDOW_UPDATE && f->hd.stream_id == 0)
+            self.conn_window_update += f->window_update.window_size_increment;
+          if (f->hd.type == NGHTTP2_PING && (f->hd.flags & NGHTTP2_FLAG_ACK)) ++self.ping_acks;
+          if (f->hd.stream_id != 0 && f->hd.type == NGHTTP2_HEADERS)
+            self.responses[f->hd.stream_id].saw_headers = true;
+          if (f->hd.stream_id != 0 && (f->hd.flags & NGHTTP2_FLAG_END_STREAM) &&
+              (f->hd.type == NGHTTP2_HEADERS || f->hd.type == NGHTTP2_DATA)) {
+            self.responses[f->hd.stream_id].end = true;
+          }
+          return 0;
+        });
+    nghttp2_session_callbacks_set_on_data_chunk_recv_callback(
+        cb,
+        [](nghttp2_session*, std::uint8_t, std::int32_t id, const std::uint8_t* d, std::size_t n, void* u) {
+          static_cast<Client*>(u)->responses[id].body.append(reinterpret_cast<const char*>(d), n);
+          return 0;
+        });
+    nghttp2_session_callbacks_set_on_stream_close_callback(
+        cb, [](nghttp2_session*, std::int32_t id, std::uint32_t code, void* u) {
+          auto& r = static_cast<Client*>(u)->responses[id];
+          r.closed = true;
+          r.close_code = code;
+          return 0;
+        });
+    nghttp2_option* opt = nullptr;
+    nghttp2_option_new(&opt);
+    // The test reads responses whatever they contain (the server's job is checked, not ours).
+    nghttp2_option_set_no_http_messaging(opt, 1);
+    nghttp2_session_client_new2(&s_, cb, this, opt);
+    nghttp2_option_del(opt);
+    nghttp2_session_callbacks_del(cb);
+    nghttp2_submit_settings(s_, NGHTTP2_FLAG_NONE, nullptr, 0);
+  }
+  ~Client() { nghttp2_session_del(s_); }
+  Client(const Client&) = delete;
+  Client& operator=(const Client&) = delete;
+
+  nghttp2_session* session() { return s_; }
+
+  std::int32_t request(const Fields& fields, std::string body = {}, bool with_body = false,
+                       Fields trailers = {}) {
+    std::vector<nghttp2_nv> nva;
+    for (const auto& [n, v] : fields) nva.push_back(nv(n, v));
+    nghttp2_data_provider dp{};
+    dp.read_callback = [](nghttp2_session* s, std::int32_t id, std::uint8_t* buf, std::size_t len,
+                          std::uint32_t* flags, nghttp2_data_source*, void* u) -> ssize_t {
+      auto& self = *static_cast<Client*>(u);
+      auto& b = self.bodies[id];
+      const std::size_t n = std::min(len, b.size());
+      std::copy_n(b.data(), n, buf);
+      b.erase(0, n);
+      if (b.empty()) {
+        *flags |= NGHTTP2_DATA_FLAG_EOF;
+        const auto& t = self.trailers[id];
+        if (!t.empty()) {
+          std::vector<nghttp2_nv> tv;
+          for (const auto& [tn, tvv] : t) tv.push_back(nv(tn, tvv));
+          nghttp2_submit_trailer(s, id, tv.data(), tv.size());
+          *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
+        }
+      }
+      return static_cast<ssize_t>(n);
+    };
+    const bool has_body = with_body || !body.empty() || !trailers.empty();
+    const auto id =
+        nghttp2_submit_request(s_, nullptr, nva.data(), nva.size(), has_body ? &dp : nullptr, nullptr);
+    bodies[id] = std::move(body);
+    this->trailers[id] = std::move(trailers);
+    return id;
+  }
+
+  std::string output() {
+    std::string out;
+    for (int i = 0; i < 100000; ++i) {
+      const std::uint8_t* p = nullptr;
+      const auto n = nghttp2_session_mem_send(s_, &p);
+      if (n <= 0) break;
+      out.append(reinterpret_cast<const char*>(p), static_cast<std::size_t>(n));
+    }
+    return out;
+  }
+  void input(const std::string& bytes) {
+    if (!bytes.empty())
+      nghttp2_session_mem_recv(s_, reinterpret_cast<const std::uint8_t*>(bytes.data()), bytes.size());
+  }
+
+  static nghttp2_nv nv(const std::string& n, const std::string& v) {
+    return {reinterpret_cast<std::uint8_t*>(const_cast<char*>(n.data())),
+            reinterpret_cast<std::uint8_t*>(const_cast<char*>(v.data())), n.size(), v.size(),
+            NGHTTP2_NV_FLAG_NONE};
+  }
+
+  std::map<std::int32_t, Response> responses;
+  std::map<std::int32_t, std::string> bodies;
+  std::map<std::int32_t, Fields> trailers;
+  std::map<std::int32_t, std::uint32_t> settings;
+  std::uint64_t conn_window_update = 0;
+  int ping_acks = 0;
+  bool goaway = false;
+  std::uint32_t goaway_code = 0;
+  std::int32_t goaway_last = -1;
+
+ private:
+  nghttp2_session* s_ = nullptr;
+};
+
+Fields get(std::string path = "/a", std::string authority = "example.test") {
+  return {{":method", "GET"},
+          {":scheme", "https"},
+          {":authority", std::move(authority)},
+          {":path", std::move(path)}};
+}
+Fields post(std::string path = "/up") {
+  return {
+      {":method", "POST"}, {":scheme", "https"}, {":authority", "example.test"}, {":path", std::move(path)}};
+}
+Fields with(Fields f, std::string n, std::string v) {
+  f.emplace_back(std::move(n), std::move(v));
+  return f;
+}
+
+// --- raw frames (only for input a client session would refuse to produce)
+constexpr std::string_view kPreface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+std::string frame(std::uint8_t type, std::uint8_t flags, std::int32_t stream, std::string_view payload) {
+  std::string f;
+  const auto len = payload.size();
+  f.push_back(static_cast<char>((len >> 16) & 0xff));
+  f.push_back(static_cast<char>((len >> 8) & 0xff));
+  f.push_back(static_cast<char>(len & 0xff));
+  f.push_back(static_cast<char>(type));
+  f.push_back(static_cast<char>(flags));
+  const auto id = static_cast<std::uint32_t>(stream);
+  for (int sh = 24; sh >= 0; sh -= 8) f.push_back(static_cast<char>((id >> sh) & 0xff));
+  f.append(payload);
+  return f;
+}
+[[maybe_unused]] std::string u32(std::uint32_t v) {
+  std::string s;
+  for (int sh = 24; sh >= 0; sh -= 8) s.push_back(static_cast<char>((v >> sh) & 0xff));
+  return s;
+}
+/// HPACK-encodes `fields` with nghttp2's deflater (one per test connection, like a client).
+class Hpack {
+ public:
+  Hpack() { nghttp2_hd_deflate_new(&d_, 4096); }
+  ~Hpack() { nghttp2_hd_deflate_del(d_); }
+  Hpack(const Hpack&) = delete;
+  Hpack& operator=(const Hpack&) = delete;
+  std::string encode(const Fields& fields) {
+    std::vector<nghttp2_nv> nva;
+    for (const auto& [n, v] : fields) nva.push_back(Client::nv(n, v));
+    std::string out(nghttp2_hd_deflate_bound(d_, nva.data(), nva.size()), '\0');
+    const auto n = nghttp2_hd_deflate_hd(d_, reinterpret_cast<std::uint8_t*>(out.data()), out.size(),
+                                         nva.data(), nva.size());
+    out.resize(n < 0 ? 0 : static_cast<std::size_t>(n));
+    return out;
+  }
+
+ private:
+  nghttp2_hd_deflater* d_ = nullptr;
+};
+
+class H2ServerTest : public ::testing::Test {
+ protected:
+  void start() { server = std::make_unique<H2ServerSession>(opts); }
+
+  void collect() {
+    for (const auto& e : server->events()) {
+      log.push_back({e.kind, e.stream, e.error_code, std::string(e.reason), e.status});
+    }
+  }
+  /// Client <-> server until neither has anything to say (bounded).
+  void pump(std::size_t out_max = static_cast<std::size_t>(-1)) {
+    for (int round = 0; round < 10000; ++round) {
+      const std::string c2s = client.output();
+      if (!c2s.empty()) feed(c2s);
+      std::string s2c;
+      server->take_output(s2c, out_max);
+      collect();
+      client.input(s2c);
+      if (c2s.empty() && s2c.empty()) break;
+    }
+  }
+  void feed(const std::string& bytes) {
+    status = server->feed(bytes.data(), bytes.size(), now);
+    collect();
+  }
+  /// Raw bytes in; what the server writes goes to `reader` (a client session parsing it).
+  void raw(const std::string& bytes) {
+    feed(bytes);
+    drain_to(reader);
+  }
+  void drain_to(Client& c) {
+    for (int i = 0; i < 1000; ++i) {
+      std::string out;
+      server->take_output(out, static_cast<std::size_t>(-1));
+      collect();
+      if (out.empty()) break;
+      c.input(out);
+    }
+  }
+  std::string raw_start() { return std::string(kPreface) + frame(NGHTTP2_SETTINGS, 0, 0, ""); }
+
+  std::vector<Logged> of(std::int32_t stream) const {
+    std::vector<Logged> r;
+    for (const auto& e : log) {
+      if (e.stream == stream) r.push_back(e);
+    }
+    return r;
+  }
+  std::vector<Kind> kinds(std::int32_t stream) const {
+    std::vector<Kind> r;
+    for (const auto& e : of(stream)) r.push_back(e.kind);
+    return r;
+  }
+  int count(Kind k) const {
+    return static_cast<int>(
+        std::count_if(log.begin(), log.end(), [&](const Logged& e) { return e.kind == k; }));
+  }
+  void respond(std::int32_t id, int code, std::string body, HeaderList headers = {}) {
+    server->submit_response(id, code, headers, body.empty());
+    if (!body.empty()) {
+      server->send_data(id, body);
+      server->end_response(id, nullptr);
+    }
+  }
+
+  H2Options opts;
+  std::unique_ptr<H2ServerSession> server;
+  Client client;
+  Client reader;  // parses the server's output in raw-frame tests
+  std::vector<Logged> log;
+  H2Clock::time_point now = H2Clock::time_point{} + 1h;
+  H2ServerSession::Status status = H2ServerSession::Status::Ok;
+};
+
+TEST_F(H2ServerTest, SettingsAndConnectionWindowAreSent) {
+  opts.http2.max_concurrent_streams = 50;
+  opts.http2.initial_window_bytes = 32768;
+  start();
+  pump();
+  EXPECT_EQ(client.settings[NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS], 50u);
+  EXPECT_EQ(client.settings[NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE], 32768u);
+  EXPECT_EQ(client.settings[NGHTTP2_SETTINGS_HEADER_TABLE_SIZE], 4096u);
+  EXPECT_EQ(client.settings[NGHTTP2_SETTINGS_MAX_FRAME_SIZE], 16384u);
+  EXPECT_EQ(client.settings[NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE], 32768u);
+  EXPECT_EQ(client.settings.count(NGHTTP2_SETTINGS_ENABLE_PUSH), 1u);
+  EXPECT_EQ(client.settings[NGHTTP2_SETTINGS_ENABLE_PUSH], 0u);
+  EXPECT_EQ(client.conn_window_update, 1048576u - 65535u);
+  EXPECT_EQ(status, H2ServerSession::Status::Ok);
+  EXPECT_FALSE(server->finished());
+}
+
+TEST_F(H2ServerTest, GetBecomesOneRequestThenResponseThenClosed) {
+  start();
+  const auto id = client.request(with(get("/p?q=1"), "accept", "text/plain"));
+  pump();
+  ASSERT_EQ(kinds(id), (std::vector<Kind>{Kind::Request, Kind::End}));
+  auto* r = server->request(id);
+  ASSERT_NE(r, nullptr);
+  EXPECT_EQ(r->head.method, "GET");
+  EXPECT_EQ(r->head.target, "/p?q=1");
+  EXPECT_EQ(r->head.version_major, 2);
+  EXPECT_EQ(r->head.version_minor, 0);
+  EXPECT_EQ(r->scheme, "https");
+  ASSERT_EQ(r->head.headers.size(), 2u);
+  EXPECT_EQ(r->head.headers.begin()->name, "host");
+  EXPECT_EQ(r->head.headers.begin()->value, "example.test");
+  EXPECT_EQ(*r->head.headers.find("accept"), "text/plain");
+  EXPECT_FALSE(r->head.content_length);
+  EXPECT_FALSE(r->head.chunked);
+  EXPECT_TRUE(r->end_stream);
+  EXPECT_EQ(server->open_streams(), 1u);
+
+  HeaderList h;
+  h.add("Content-Type", "text/plain");
+  respond(id, 200, "hello", h);
+  pump();
+  EXPECT_EQ(client.responses[id].status, 200);
+  EXPECT_EQ(client.responses[id].body, "hello");
+  EXPECT_EQ(client.responses[id].headers, (Fields{{"content-type", "text/plain"}}));
+  EXPECT_TRUE(client.responses[id].end);
+  EXPECT_EQ(kinds(id), (std::vector<Kind>{Kind::Request, Kind::End, Kind::Closed}));
+  EXPECT_EQ(server->request(id), nullptr);
+  EXPECT_EQ(server->open_streams(), 0u);
+}
+
+TEST_F(H2ServerTest, HostFieldEqualToAuthorityIsKeptOnceFirst) {
+  start();
+  const auto id = client.request(with(with(get(), "x-a", "1"), "host", "EXAMPLE.test"));
+  pump();
+  auto* r = server->request(id);
+  ASSERT_NE(r, nullptr);
+  EXPECT_EQ(r->head.headers.count("host"), 1u);
+  EXPECT_EQ(r->head.headers.begin()->name, "host");
+  EXPECT_EQ(r->head.headers.begin()->value, "example.test");
+}
+
+TEST_F(H2ServerTest, HostWithoutAuthorityIsTheHost) {
+  start();
+  const auto id =
+      client.request({{":method", "GET"}, {":scheme", "https"}, {":path", "/"}, {"host", "h.test"}});
+  pump();
+  auto* r = server->request(id);
+  ASSERT_NE(r, nullptr);
+  EXPECT_EQ(*r->head.headers.find("host"), "h.test");
+}
+
+TEST_F(H2ServerTest, HostMismatchIsRejected400) {
+  start();
+  const auto id = client.request(with(get(), "host", "other.test"));
+  pump();
+  ASSERT_EQ(kinds(id), (std::vector<Kind>{Kind::Rejected, Kind::Closed}));
+  EXPECT_EQ(of(id)[0].reason, "host_mismatch");
+  EXPECT_EQ(of(id)[0].status, 400);
+  EXPECT_EQ(client.responses[id].status, 400);
+  EXPECT_EQ(count(Kind::Request), 0);
+}
+
+TEST_F(H2ServerTest, PostBodyAcrossDataFramesWithTrailersAndContentLength) {
+  start();
+  const std::string body(50000, 'b');
+  const auto id = client.request(with(post(), "content-length", "50000"), body, true, {{"x-sum", "42"}});
+  pump();
+  auto k = kinds(id);
+  ASSERT_FALSE(k.empty());
+  EXPECT_EQ(k.front(), Kind::Request);
+  EXPECT_EQ(k.back(), Kind::End);
+  EXPECT_GE(std::count(k.begin(), k.end(), Kind::Data), 1);
+  auto* r = server->request(id);
+  ASSERT_NE(r, nullptr);
+  EXPECT_EQ(r->head.content_length, 50000u);
+  EXPECT_EQ(r->body_bytes, 50000u);
+  std::string got;
+  server->take_body(id, got);
+  EXPECT_EQ(got, body);
+  EXPECT_TRUE(r->body.empty());
+  ASSERT_EQ(r->trailers.size(), 1u);
+  EXPECT_EQ(r->trailers.begin()->name, "x-sum");
+  EXPECT_EQ(r->trailers.begin()->value, "42");
+}
+
+TEST_F(H2ServerTest, ConsumeGatesTheStreamWindow) {
+  opts.http2.initial_window_bytes = 16384;
+  start();
+  pump();  // SETTINGS exchanged: before that, RFC 9113 §6.9.2's default 65535 holds
+  const std::string body(100000, 'x');
+  const auto id = client.request(post(), body, true);
+  pump();
+  auto* r = server->request(id);
+  ASSERT_NE(r, nullptr);
+  // Without consume() the client is stuck at the stream window.
+  EXPECT_EQ(r->body_bytes, 16384u);
+  EXPECT_FALSE(r->end_stream);
+  std::string got;
+  for (int i = 0; i < 100 && !server->request(id)->end_stream; ++i) {
+    const auto before = got.size();
+    server->take_body(id, got);
+    server->consume(id, got.size() - before);
+    pump();
+  }
+  server->take_body(id, got);
+  EXPECT_EQ(got, body);
+  EXPECT_TRUE(server->request(id)->end_stream);
+}
+
+TEST_F(H2ServerTest, ResponseTrailersAndDroppedConnectionFields) {
+  start();
+  const auto id = client.request(get());
+  pump();
+  HeaderList h;
+  h.add("Connection", "close");
+  h.add("Keep-Alive", "5");
+  h.add("Proxy-Connection", "x");
+  h.add("Transfer-Encoding", "chunked");
+  h.add("Upgrade", "h2c");
+  h.add("TE", "trailers");
+  h.add("X-Kept", "yes");
+  server->submit_response(id, 200, h, false);
+  server->send_data(id, "abc");
+  HeaderList t;
+  t.add("Grpc-Status", "0");
+  t.add("connection", "x");
+  server->end_response(id, &t);
+  pump();
+  EXPECT_EQ(client.responses[id].headers, (Fields{{"x-kept", "yes"}}));
+  EXPECT_EQ(client.responses[id].body, "abc");
+  EXPECT_EQ(client.responses[id].trailers, (Fields{{"grpc-status", "0"}}));
+  EXPECT_TRUE(client.responses[id].end);
+  EXPECT_EQ(kinds(id).back(), Kind::Closed);
+}
+
+TEST_F(H2ServerTest, WritableAfterHighWaterDrains) {
+  start();
+  const auto id = client.request(get());
+  pump();
+  server->submit_response(id, 200, {}, false);
+  server->send_data(id, std::string(200000, 'r'));
+  EXPECT_GT(server->queued(id), H2ServerSession::kHighWater);
+  // A slow writer: a few bytes taken, the queue stays high, no Writable.
+  std::string out;
+  server->take_output(out, 100);
+  collect();
+  EXPECT_EQ(out.size(), 100u);
+  EXPECT_EQ(count(Kind::Writable), 0);
+  EXPECT_GT(server->queued(id), H2ServerSession::kLowWater);
+  client.input(out);
+  pump();  // the client reads and opens its windows as it goes: the queue drains
+  EXPECT_EQ(count(Kind::Writable), 1);
+  EXPECT_EQ(server->queued(id), 0u);
+  server->end_response(id, nullptr);
+  pump();
+  EXPECT_EQ(client.responses[id].body, std::string(200000, 'r'));
+  EXPECT_EQ(kinds(id).back(), Kind::Closed);
+  EXPECT_EQ(count(Kind::Writable), 1);
+}
+
+TEST_F(H2ServerTest, ClientResetIsResetThenClosedOnce) {
+  start();
+  const auto id = client.request(post(), "x", true);
+  pump();
+  nghttp2_submit_rst_stream(client.session(), NGHTTP2_FLAG_NONE, id, NGHTTP2_CANCEL);
+  pump();
+  const auto k = kinds(id);
+  ASSERT_GE(k.size(), 3u);
+  EXPECT_EQ(k.front(), Kind::Request);
+  EXPECT_EQ(k[k.size() - 2], Kind::Reset);
+  EXPECT_EQ(of(id)[k.size() - 2].error_code, kH2Cancel);
+  EXPECT_EQ(k.back(), Kind::Closed);
+  EXPECT_EQ(server->request(id), nullptr);
+  // The caller's late answer goes nowhere.
+  respond(id, 200, "late");
+  pump();
+  EXPECT_EQ(client.responses[id].status, 0);
+  EXPECT_EQ(count(Kind::Closed), 1);
+}
+
+}  // namespace
+}  // namespace phigate::http
