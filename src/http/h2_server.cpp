@@ -67,9 +67,10 @@ struct H2ServerSession::Impl {
   struct Stream {
     H2Request req;
     std::string authority;
-    std::string host;  // the first client `host` field
-    std::size_t header_bytes = 0;
-    std::size_t header_count = 0;
+    std::string host;              // the first client `host` field
+    std::size_t header_bytes = 0;  // all decoded fields kept (memory)
+    std::size_t block_bytes = 0;   // this header block (request head, then trailers): the limits
+    std::size_t block_count = 0;
     std::size_t unconsumed = 0;  // body bytes counted against the windows, not yet consume()d
     std::string out;             // queued response body bytes [out_off, size)
     std::size_t out_off = 0;
@@ -107,6 +108,10 @@ struct H2ServerSession::Impl {
   nghttp2_mem mem{};
   std::size_t alloc_bytes = 0;
   std::map<std::int32_t, Stream> streams;
+  // Streams whose Closed is in the current batch of events: request() and take_body() still see
+  // them until the next feed/take_output, so a caller walking the batch in order never finds a
+  // Request (or Data) whose state is gone because Closed follows in the same batch.
+  std::map<std::int32_t, Stream> closing;
   TokenBucket resets;
   TokenBucket control;
   H2Clock::time_point now{};
@@ -116,7 +121,6 @@ struct H2ServerSession::Impl {
   std::string_view close_reason;
   bool failed = false;    // connection error: GOAWAY queued, nothing more is read
   bool shutdown = false;  // our graceful GOAWAY
-  bool goaway_received = false;
 
   // --- memory accounting (nghttp2_mem): each block carries its size in a header
   void* alloc(std::size_t n) {
@@ -160,8 +164,10 @@ struct H2ServerSession::Impl {
 
   std::size_t memory() const noexcept {
     std::size_t total = alloc_bytes + pending.capacity();
-    for (const auto& [id, s] : streams) {
-      total += sizeof(Stream) + s.header_bytes + s.req.body.capacity() + s.out.capacity();
+    for (const auto* m : {&streams, &closing}) {
+      for (const auto& [id, s] : *m) {
+        total += sizeof(Stream) + s.header_bytes + s.req.body.capacity() + s.out.capacity();
+      }
     }
     return total;
   }
@@ -195,6 +201,7 @@ struct H2ServerSession::Impl {
       if (!s.rejected && !s.response_done && !s.local_reset) emit(H2Event::Kind::Reset, id, code);
       emit(H2Event::Kind::Closed, id);
     }
+    closing.merge(streams);
     streams.clear();
   }
 
@@ -273,6 +280,7 @@ struct H2ServerSession::Impl {
     switch (hd.type) {
       case NGHTTP2_HEADERS:
         continuations = 0;
+        if (Stream* s = find(hd.stream_id)) s->block_bytes = s->block_count = 0;  // trailers: a new list
         break;
       case NGHTTP2_CONTINUATION:
         // CVE-2024-27316: endless CONTINUATION frames make a server decode (and hold) an unbounded
@@ -289,16 +297,14 @@ struct H2ServerSession::Impl {
         // Empty DATA without END_STREAM does nothing but cost us work (CVE-2019-9518).
         control_frame = hd.length == 0 && (hd.flags & NGHTTP2_FLAG_END_STREAM) == 0;
         break;
-      case NGHTTP2_RST_STREAM: {
-        const Stream* s = find(hd.stream_id);
-        if (s != nullptr && !s->remote_closed) {
-          // CVE-2023-44487 rapid reset: open, then cancel, streams as fast as possible.
+      case NGHTTP2_RST_STREAM:
+        if (find(hd.stream_id) != nullptr) {
+          // CVE-2023-44487 rapid reset: open streams (END_STREAM or not) and cancel them at once.
           if (!resets.take(now)) return fail("rapid_reset");
         } else {
           control_frame = true;  // RST for a stream that is not open: nothing to cancel
         }
         break;
-      }
       default:
         break;
     }
@@ -319,9 +325,9 @@ struct H2ServerSession::Impl {
     if (s == nullptr) return 0;
     const bool trailer = f.headers.cat != NGHTTP2_HCAT_REQUEST;
     if (trailer && (!s->reported || s->rejected)) return 0;
-    s->header_bytes += name.size() + value.size() + kFieldOverhead;
-    if (name.empty() || name[0] != ':') ++s->header_count;
-    if (s->header_bytes > opts.http2.max_header_list_bytes || s->header_count > opts.header_count) {
+    s->block_bytes += name.size() + value.size() + kFieldOverhead;
+    if (name.empty() || name[0] != ':') ++s->block_count;
+    if (s->block_bytes > opts.http2.max_header_list_bytes || s->block_count > opts.header_count) {
       // Keep decoding (the HPACK state must follow the block) but keep nothing.
       if (!s->too_large) {
         s->too_large = true;
@@ -331,6 +337,7 @@ struct H2ServerSession::Impl {
       return 0;
     }
     if (s->too_large) return 0;
+    s->header_bytes += name.size() + value.size() + kFieldOverhead;
     if (over_memory()) return fail("memory");
     if (trailer) {
       s->req.trailers.add(name, value);
@@ -362,7 +369,6 @@ struct H2ServerSession::Impl {
 
   int on_frame_recv(const nghttp2_frame& f) {
     const std::int32_t id = f.hd.stream_id;
-    if (f.hd.type == NGHTTP2_GOAWAY) goaway_received = true;
     Stream* s = id != 0 ? find(id) : nullptr;
     if (s == nullptr) return 0;
     const bool end = (f.hd.flags & NGHTTP2_FLAG_END_STREAM) != 0;
@@ -418,11 +424,24 @@ struct H2ServerSession::Impl {
       emit(H2Event::Kind::Rejected, id, code, "protocol_error", 0);
       emit(H2Event::Kind::Closed, id);
     }
-    streams.erase(it);
+    closing.insert(streams.extract(it));
     return 0;
   }
 
+  /// nghttp2 found a connection error itself and queued its GOAWAY: nothing more is read.
+  void nghttp2_failed() {
+    if (failed) return;
+    failed = true;
+    if (close_reason.empty()) close_reason = "protocol_error";
+  }
+
   int on_invalid_frame(const nghttp2_frame& f, int lib_error) {
+    // An invalid frame on stream 0 is always a connection error (nghttp2 terminates the session
+    // right after this callback, with its own error code).
+    if (f.hd.stream_id == 0) {
+      nghttp2_failed();
+      return 0;
+    }
     // A stream nghttp2 refused (malformed request, over the concurrency limit, content-length
     // mismatch): the client spent our work on it, as with a reset.
     if (f.hd.stream_id != 0 &&
@@ -435,6 +454,13 @@ struct H2ServerSession::Impl {
   }
 
   int on_frame_send(const nghttp2_frame& f) {
+    // A GOAWAY neither shutdown() nor our budgets asked for: nghttp2 ended the connection (a
+    // connection error it found while reading, reported here at the latest).
+    if (f.hd.type == NGHTTP2_GOAWAY && !shutdown && !failed) {
+      nghttp2_failed();
+      sweep(f.goaway.error_code);
+      return 0;
+    }
     if ((f.hd.type != NGHTTP2_HEADERS && f.hd.type != NGHTTP2_DATA) ||
         (f.hd.flags & NGHTTP2_FLAG_END_STREAM) == 0) {
       return 0;
@@ -600,6 +626,9 @@ H2ServerSession::H2ServerSession(const H2Options& options) : impl_(std::make_uni
       {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE,
        static_cast<std::uint32_t>(std::min<std::size_t>(h2.max_header_list_bytes, 0xffffffffu))},
       {NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
+      // RFC 9218 §2.1: no RFC 7540 priority tree (PRIORITY frames cost nothing but a token, and
+      // a client cannot make us build and walk a dependency tree, CVE-2019-9513).
+      {NGHTTP2_SETTINGS_NO_RFC7540_PRIORITIES, 1},
   };
   nghttp2_submit_settings(im.session, NGHTTP2_FLAG_NONE, iv, std::size(iv));
   const auto conn_window =
@@ -612,6 +641,7 @@ H2ServerSession::~H2ServerSession() = default;
 H2ServerSession::Status H2ServerSession::feed(const char* data, std::size_t len, H2Clock::time_point now) {
   events_.clear();
   Impl& im = *impl_;
+  im.closing.clear();
   if (im.failed) return Status::Closed;
   im.now = now;
   const auto rv = nghttp2_session_mem_recv(im.session, reinterpret_cast<const std::uint8_t*>(data), len);
@@ -646,11 +676,6 @@ H2ServerSession::Status H2ServerSession::feed(const char* data, std::size_t len,
     return Status::Closed;
   }
   if (!im.failed && im.over_memory()) im.fail("memory");
-  if (!im.failed && !im.shutdown && !im.goaway_received && nghttp2_session_want_read(im.session) == 0) {
-    // nghttp2 found a connection error itself (its GOAWAY is queued).
-    im.failed = true;
-    im.close_reason = "protocol_error";
-  }
   if (im.failed) {
     im.sweep(kH2ProtocolError);
     return Status::Closed;
@@ -660,11 +685,19 @@ H2ServerSession::Status H2ServerSession::feed(const char* data, std::size_t len,
 
 H2Request* H2ServerSession::request(std::int32_t stream) noexcept {
   auto* s = impl_->find(stream);
+  if (s == nullptr) {
+    const auto it = impl_->closing.find(stream);
+    s = it == impl_->closing.end() ? nullptr : &it->second;
+  }
   return s != nullptr && s->reported ? &s->req : nullptr;
 }
 
 void H2ServerSession::take_body(std::int32_t stream, std::string& out) {
   auto* s = impl_->find(stream);
+  if (s == nullptr) {
+    const auto it = impl_->closing.find(stream);
+    s = it == impl_->closing.end() ? nullptr : &it->second;
+  }
   if (s == nullptr) return;
   out.append(s->req.body);
   s->req.body.clear();
@@ -746,6 +779,7 @@ void H2ServerSession::shutdown(std::uint32_t error_code) {
 void H2ServerSession::take_output(std::string& out, std::size_t max) {
   events_.clear();
   Impl& im = *impl_;
+  im.closing.clear();
   if (im.session == nullptr) return;
   std::size_t added = 0;
   if (im.pending_off < im.pending.size()) {

@@ -41,7 +41,8 @@ class Client {
     bool saw_headers = false;
   };
 
-  Client() {
+  /// `peer_max_concurrent`: streams it opens before our SETTINGS arrive (nghttp2's default: 100).
+  explicit Client(std::uint32_t peer_max_concurrent = 1000) {
     nghttp2_session_callbacks* cb = nullptr;
     nghttp2_session_callbacks_new(&cb);
     nghttp2_session_callbacks_set_on_header_callback(
@@ -99,6 +100,7 @@ class Client {
     nghttp2_option_new(&opt);
     // The test reads responses whatever they contain (the server's job is checked, not ours).
     nghttp2_option_set_no_http_messaging(opt, 1);
+    nghttp2_option_set_peer_max_concurrent_streams(opt, peer_max_concurrent);
     nghttp2_session_client_new2(&s_, cb, this, opt);
     nghttp2_option_del(opt);
     nghttp2_session_callbacks_del(cb);
@@ -298,6 +300,35 @@ class H2ServerTest : public ::testing::Test {
     }
   }
 
+  /// Event-order invariants every test must hold: a stream's first event is Request or Rejected;
+  /// Data and End only after Request; End once; Closed once and last; nothing for unknown ids.
+  void TearDown() override {
+    std::map<std::int32_t, std::vector<Kind>> by;
+    for (const auto& e : log) by[e.stream].push_back(e.kind);
+    for (const auto& [id, k] : by) {
+      SCOPED_TRACE("stream " + std::to_string(id));
+      ASSERT_GT(id, 0);
+      ASSERT_TRUE(k.front() == Kind::Request || k.front() == Kind::Rejected);
+      EXPECT_LE(std::count(k.begin(), k.end(), Kind::Closed), 1);
+      EXPECT_LE(std::count(k.begin(), k.end(), Kind::End), 1);
+      EXPECT_LE(std::count(k.begin(), k.end(), Kind::Rejected), 1);
+      const auto closed = std::find(k.begin(), k.end(), Kind::Closed);
+      if (closed != k.end()) {
+        EXPECT_EQ(closed + 1, k.end()) << "event after Closed";
+      }
+      if (k.front() == Kind::Rejected) {
+        for (const auto kind : k) EXPECT_TRUE(kind == Kind::Rejected || kind == Kind::Closed);
+      }
+      const auto end = std::find(k.begin(), k.end(), Kind::End);
+      if (end != k.end()) {
+        EXPECT_EQ(std::count(end, k.end(), Kind::Data), 0) << "Data after End";
+      }
+    }
+    if (server) {
+      EXPECT_LE(server->memory(), opts.http2.connection_memory_bytes + 512 * 1024);
+    }
+  }
+
   H2Options opts;
   std::unique_ptr<H2ServerSession> server;
   Client client;
@@ -319,6 +350,7 @@ TEST_F(H2ServerTest, SettingsAndConnectionWindowAreSent) {
   EXPECT_EQ(client.settings[NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE], 32768u);
   EXPECT_EQ(client.settings.count(NGHTTP2_SETTINGS_ENABLE_PUSH), 1u);
   EXPECT_EQ(client.settings[NGHTTP2_SETTINGS_ENABLE_PUSH], 0u);
+  EXPECT_EQ(client.settings[NGHTTP2_SETTINGS_NO_RFC7540_PRIORITIES], 1u);
   EXPECT_EQ(client.conn_window_update, 1048576u - 65535u);
   EXPECT_EQ(status, H2ServerSession::Status::Ok);
   EXPECT_FALSE(server->finished());
@@ -506,6 +538,535 @@ TEST_F(H2ServerTest, ClientResetIsResetThenClosedOnce) {
   pump();
   EXPECT_EQ(client.responses[id].status, 0);
   EXPECT_EQ(count(Kind::Closed), 1);
+}
+
+TEST_F(H2ServerTest, ClosedInTheSameBatchKeepsTheRequestUntilTheNextCall) {
+  start();
+  Hpack hp;
+  feed(raw_start() + frame(NGHTTP2_HEADERS, NGHTTP2_FLAG_END_HEADERS, 1, hp.encode(post())) +
+       frame(NGHTTP2_DATA, 0, 1, "abc") + frame(NGHTTP2_RST_STREAM, 0, 1, u32(NGHTTP2_CANCEL)));
+  std::vector<Kind> batch;
+  for (const auto& e : server->events()) batch.push_back(e.kind);
+  ASSERT_EQ(batch, (std::vector<Kind>{Kind::Request, Kind::Data, Kind::Reset, Kind::Closed}));
+  ASSERT_NE(server->request(1), nullptr);
+  EXPECT_EQ(server->request(1)->head.method, "POST");
+  std::string body;
+  server->take_body(1, body);
+  EXPECT_EQ(body, "abc");
+  respond(1, 200, "ignored");  // the stream is closed: nothing is sent
+  drain_to(reader);
+  EXPECT_EQ(server->request(1), nullptr);
+  EXPECT_FALSE(reader.responses.count(1) != 0 && reader.responses[1].status != 0);
+}
+
+TEST_F(H2ServerTest, HundredConcurrentStreamsThe101stRefused) {
+  start();
+  // The client sends before it has read our SETTINGS (RFC 9113 allows it): nghttp2 refuses the
+  // stream over our limit with REFUSED_STREAM and the others are served.
+  std::vector<std::int32_t> ids;
+  for (int i = 0; i < 101; ++i) ids.push_back(client.request(get("/s" + std::to_string(i))));
+  pump();
+  EXPECT_EQ(count(Kind::Request), 100);
+  EXPECT_TRUE(of(ids.back()).empty()) << "no event for a stream refused before its head was decoded";
+  EXPECT_TRUE(client.responses[ids.back()].closed);
+  EXPECT_EQ(client.responses[ids.back()].close_code, kH2RefusedStream);
+  EXPECT_EQ(server->open_streams(), 100u);
+  for (int i = 0; i < 100; ++i) respond(ids[static_cast<std::size_t>(i)], 204, "");
+  pump();
+  EXPECT_EQ(count(Kind::Closed), 100);
+  for (int i = 0; i < 100; ++i) EXPECT_EQ(client.responses[ids[static_cast<std::size_t>(i)]].status, 204);
+  EXPECT_EQ(status, H2ServerSession::Status::Ok);
+  EXPECT_EQ(server->open_streams(), 0u);
+}
+
+/// One request that nghttp2 or the codec must refuse: Rejected then Closed, never Request, and
+/// the client sees a RST_STREAM (or a 4xx when `status` is not 0).
+struct BadRequest {
+  const char* name;
+  Fields fields;
+  int status;
+  const char* reason;
+};
+
+class H2RejectTest : public H2ServerTest, public ::testing::WithParamInterface<BadRequest> {};
+
+TEST_P(H2RejectTest, RejectedThenClosedNeverRequest) {
+  start();
+  const auto& p = GetParam();
+  const auto id = client.request(p.fields);
+  const auto ok = client.request(get("/fine"));  // the connection carries on
+  pump();
+  ASSERT_EQ(kinds(id), (std::vector<Kind>{Kind::Rejected, Kind::Closed}));
+  const auto e = of(id)[0];
+  EXPECT_EQ(e.status, p.status);
+  if (p.reason != nullptr) {
+    EXPECT_EQ(e.reason, p.reason);
+  }
+  if (p.status == 0) {
+    EXPECT_EQ(e.error_code, kH2ProtocolError);
+    EXPECT_EQ(client.responses[id].close_code, kH2ProtocolError);
+    EXPECT_EQ(client.responses[id].status, 0);
+  } else {
+    EXPECT_EQ(client.responses[id].status, p.status);
+  }
+  EXPECT_EQ(kinds(ok).front(), Kind::Request);
+  EXPECT_EQ(status, H2ServerSession::Status::Ok);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Malformed, H2RejectTest,
+    ::testing::Values(
+        BadRequest{"connection", with(get(), "connection", "keep-alive"), 0, "protocol_error"},
+        BadRequest{"keep_alive", with(get(), "keep-alive", "5"), 0, "protocol_error"},
+        BadRequest{"transfer_encoding", with(get(), "transfer-encoding", "chunked"), 0, "protocol_error"},
+        BadRequest{"upgrade", with(get(), "upgrade", "h2c"), 0, "protocol_error"},
+        BadRequest{"proxy_connection", with(get(), "proxy-connection", "x"), 0, "protocol_error"},
+        BadRequest{"te_gzip", with(get(), "te", "gzip"), 0, "protocol_error"},
+        BadRequest{"cr_in_value", with(get(), "x-a", "a\rb"), 0, "protocol_error"},
+        BadRequest{"lf_in_value", with(get(), "x-a", "a\nInjected: 1"), 0, "protocol_error"},
+        BadRequest{"nul_in_value", with(get(), "x-a", std::string("a\0b", 3)), 0, "protocol_error"},
+        BadRequest{"missing_path",
+                   {{":method", "GET"}, {":scheme", "https"}, {":authority", "a.test"}},
+                   0,
+                   "protocol_error"},
+        BadRequest{
+            "pseudo_after_regular",
+            {{":method", "GET"}, {":scheme", "https"}, {"x-a", "1"}, {":path", "/"}, {":authority", "a"}},
+            0,
+            "protocol_error"},
+        BadRequest{"protocol", with(get(), ":protocol", "websocket"), 0, nullptr},
+        BadRequest{
+            "connect", {{":method", "CONNECT"}, {":authority", "db.internal:5432"}}, 400, "connect_refused"},
+        // nghttp2 refuses these itself (RFC 9113 §8.3.1: :authority or host; host only once).
+        BadRequest{
+            "no_host", {{":method", "GET"}, {":scheme", "https"}, {":path", "/"}}, 0, "protocol_error"},
+        BadRequest{"two_hosts", with(with(get(), "host", "example.test"), "host", "evil.test"), 0,
+                   "protocol_error"},
+        BadRequest{"host_mismatch", with(get(), "host", "evil.test"), 400, "host_mismatch"}),
+    [](const auto& info) { return std::string(info.param.name); });
+
+TEST_F(H2ServerTest, TeTrailersIsAccepted) {
+  start();
+  const auto id = client.request(with(get(), "te", "trailers"));
+  pump();
+  EXPECT_EQ(kinds(id).front(), Kind::Request);
+}
+
+TEST_F(H2ServerTest, ContentLengthMismatchResetsTheRequest) {
+  start();
+  const auto id = client.request(with(post(), "content-length", "10"), "12345", true);
+  pump();
+  const auto k = kinds(id);
+  ASSERT_GE(k.size(), 3u);
+  EXPECT_EQ(k.front(), Kind::Request);
+  EXPECT_EQ(k[k.size() - 2], Kind::Reset);
+  EXPECT_EQ(of(id)[k.size() - 2].error_code, kH2ProtocolError);
+  EXPECT_EQ(k.back(), Kind::Closed);
+  EXPECT_EQ(std::count(k.begin(), k.end(), Kind::End), 0) << "a short body never completes the request";
+  EXPECT_EQ(client.responses[id].close_code, kH2ProtocolError);
+
+  const auto longer = client.request(with(post(), "content-length", "2"), "12345", true);
+  pump();
+  const auto kl = kinds(longer);
+  ASSERT_FALSE(kl.empty());
+  EXPECT_EQ(kl.back(), Kind::Closed);
+  EXPECT_EQ(std::count(kl.begin(), kl.end(), Kind::End), 0);
+}
+
+TEST_F(H2ServerTest, OversizedHeaderListIs431) {
+  opts.http2.max_header_list_bytes = 8192;
+  start();
+  Fields f = get();
+  for (int i = 0; i < 10; ++i) f.emplace_back("x-big-" + std::to_string(i), std::string(1000, 'v'));
+  const auto id = client.request(f, "body-nobody-reads", true);
+  pump();
+  ASSERT_EQ(kinds(id), (std::vector<Kind>{Kind::Rejected, Kind::Closed}));
+  EXPECT_EQ(of(id)[0].status, 431);
+  EXPECT_EQ(of(id)[0].reason, "headers_too_large");
+  EXPECT_EQ(client.responses[id].status, 431);
+  EXPECT_TRUE(client.responses[id].closed);
+  // HPACK state survived: the next request on the connection decodes fine.
+  const auto next = client.request(with(get("/next"), "x-big-1", std::string(1000, 'v')));
+  pump();
+  ASSERT_EQ(kinds(next).front(), Kind::Request);
+  EXPECT_EQ(*server->request(next)->head.headers.find("x-big-1"), std::string(1000, 'v'));
+}
+
+TEST_F(H2ServerTest, TrailersAreAHeaderListOfTheirOwn) {
+  opts.http2.max_header_list_bytes = 4096;
+  start();
+  Fields head = post();
+  head.emplace_back("x-head", std::string(3000, 'h'));
+  const auto ok = client.request(head, "body", true, {{"x-trailer", std::string(3000, 't')}});
+  pump();
+  ASSERT_EQ(kinds(ok).front(), Kind::Request);
+  EXPECT_EQ(kinds(ok).back(), Kind::End);
+  EXPECT_EQ(server->request(ok)->trailers.size(), 1u);
+  // Trailers over the limit: the request is reset, never completed.
+  const auto big = client.request(post(), "body", true, {{"x-trailer", std::string(5000, 't')}});
+  pump();
+  const auto k = kinds(big);
+  ASSERT_FALSE(k.empty());
+  EXPECT_EQ(k.front(), Kind::Request);
+  EXPECT_EQ(std::count(k.begin(), k.end(), Kind::End), 0);
+  EXPECT_EQ(k.back(), Kind::Closed);
+  EXPECT_EQ(client.responses[big].close_code, kH2ProtocolError);
+}
+
+TEST_F(H2ServerTest, ZeroWindowClientHoldsTheResponseNotTheCodec) {
+  start();
+  // The client advertises a zero stream window and never opens it (a slow or stalled reader).
+  const nghttp2_settings_entry iv{NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, 0};
+  nghttp2_submit_settings(client.session(), NGHTTP2_FLAG_NONE, &iv, 1);
+  pump();
+  const auto id = client.request(get());
+  pump();
+  server->submit_response(id, 200, {}, false);
+  server->send_data(id, std::string(H2ServerSession::kHighWater + 1, 'w'));
+  pump();
+  EXPECT_EQ(client.responses[id].status, 200);
+  EXPECT_TRUE(client.responses[id].body.empty());
+  EXPECT_EQ(server->queued(id), H2ServerSession::kHighWater + 1);
+  EXPECT_EQ(count(Kind::Writable), 0);
+  EXPECT_FALSE(server->want_write());
+  EXPECT_LT(server->memory(), opts.http2.connection_memory_bytes);
+  // The caller gives up on it (its own timer): the stream resets and closes once.
+  server->reset(id, kH2Cancel);
+  pump();
+  EXPECT_EQ(kinds(id).back(), Kind::Closed);
+  EXPECT_EQ(client.responses[id].close_code, kH2Cancel);
+}
+
+TEST_F(H2ServerTest, TooManyFieldsIs431) {
+  opts.header_count = 5;
+  start();
+  Fields f = get();
+  for (int i = 0; i < 6; ++i) f.emplace_back("x-" + std::to_string(i), "1");
+  const auto id = client.request(f);
+  const auto ok = client.request(with(get(), "x-1", "1"));
+  pump();
+  ASSERT_EQ(kinds(id), (std::vector<Kind>{Kind::Rejected, Kind::Closed}));
+  EXPECT_EQ(of(id)[0].status, 431);
+  EXPECT_EQ(kinds(ok).front(), Kind::Request);
+}
+
+// --- attacks with hand-made frames
+
+TEST_F(H2ServerTest, RapidResetEndsWithEnhanceYourCalm) {
+  opts.http2.reset_budget = 20;
+  opts.http2.reset_refill = 1;
+  start();
+  Hpack hp;
+  std::string bytes = raw_start();
+  for (std::int32_t id = 1; id < 2 * 100; id += 2) {
+    bytes += frame(NGHTTP2_HEADERS, NGHTTP2_FLAG_END_HEADERS | NGHTTP2_FLAG_END_STREAM, id, hp.encode(get()));
+    bytes += frame(NGHTTP2_RST_STREAM, 0, id, u32(NGHTTP2_CANCEL));
+  }
+  raw(bytes);
+  EXPECT_EQ(status, H2ServerSession::Status::Closed);
+  EXPECT_EQ(server->close_reason(), "rapid_reset");
+  EXPECT_TRUE(reader.goaway);
+  EXPECT_EQ(reader.goaway_code, kH2EnhanceYourCalm);
+  EXPECT_LE(count(Kind::Request), 21);
+  EXPECT_EQ(count(Kind::Request), count(Kind::Closed)) << "every reported stream closes, once";
+  EXPECT_TRUE(server->finished());
+  // Nothing more is read.
+  raw(frame(NGHTTP2_HEADERS, NGHTTP2_FLAG_END_HEADERS | NGHTTP2_FLAG_END_STREAM, 1001, hp.encode(get())));
+  EXPECT_EQ(status, H2ServerSession::Status::Closed);
+  EXPECT_TRUE(of(1001).empty());
+}
+
+TEST_F(H2ServerTest, ResetsWithinTheRefillRateAreFine) {
+  opts.http2.reset_budget = 5;
+  opts.http2.reset_refill = 10;
+  start();
+  Hpack hp;
+  raw(raw_start());
+  for (std::int32_t id = 1; id < 2 * 60; id += 2) {
+    now += 200ms;  // 5 per second, under the refill of 10
+    raw(frame(NGHTTP2_HEADERS, NGHTTP2_FLAG_END_HEADERS | NGHTTP2_FLAG_END_STREAM, id, hp.encode(get())) +
+        frame(NGHTTP2_RST_STREAM, 0, id, u32(NGHTTP2_CANCEL)));
+    ASSERT_EQ(status, H2ServerSession::Status::Ok) << id;
+  }
+  EXPECT_EQ(count(Kind::Request), 60);
+  EXPECT_EQ(count(Kind::Reset), 60);
+  EXPECT_FALSE(reader.goaway);
+}
+
+TEST_F(H2ServerTest, RejectedStreamsCountAsResets) {
+  opts.http2.reset_budget = 10;
+  opts.http2.reset_refill = 1;
+  start();
+  for (int i = 0; i < 30; ++i) client.request(with(get(), "host", "evil.test"));
+  pump();
+  EXPECT_EQ(status, H2ServerSession::Status::Closed);
+  EXPECT_EQ(server->close_reason(), "rapid_reset");
+  EXPECT_TRUE(client.goaway);
+  EXPECT_EQ(client.goaway_code, kH2EnhanceYourCalm);
+}
+
+TEST_F(H2ServerTest, ContinuationFloodEndsTheConnection) {
+  start();
+  Hpack hp;
+  const std::string block = hp.encode(with(get(), "x-pad", std::string(300, 'p')));
+  std::string bytes = raw_start() + frame(NGHTTP2_HEADERS, 0, 1, block.substr(0, 10));
+  // Then endless CONTINUATION frames, none with END_HEADERS (CVE-2024-27316).
+  for (int i = 0; i < 50; ++i)
+    bytes += frame(NGHTTP2_CONTINUATION, 0, 1, std::string(1, block[10 + static_cast<std::size_t>(i)]));
+  raw(bytes);
+  EXPECT_EQ(status, H2ServerSession::Status::Closed);
+  EXPECT_EQ(server->close_reason(), "continuation_flood");
+  EXPECT_TRUE(reader.goaway);
+  EXPECT_EQ(reader.goaway_code, kH2EnhanceYourCalm);
+  EXPECT_TRUE(log.empty());
+}
+
+TEST_F(H2ServerTest, ContinuationsWithinTheLimitAreFine) {
+  start();
+  Hpack hp;
+  const std::string block = hp.encode(get("/cont"));
+  ASSERT_GT(block.size(), 8u);
+  std::string bytes =
+      raw_start() + frame(NGHTTP2_HEADERS, NGHTTP2_FLAG_END_STREAM, 1, block.substr(0, block.size() - 8));
+  for (std::size_t i = block.size() - 8; i < block.size(); ++i) {
+    bytes += frame(NGHTTP2_CONTINUATION, i + 1 == block.size() ? NGHTTP2_FLAG_END_HEADERS : 0, 1,
+                   block.substr(i, 1));
+  }
+  raw(bytes);
+  EXPECT_EQ(status, H2ServerSession::Status::Ok);
+  ASSERT_EQ(kinds(1), (std::vector<Kind>{Kind::Request, Kind::End}));
+  EXPECT_EQ(server->request(1)->head.target, "/cont");
+}
+
+struct Flood {
+  const char* name;
+  std::string frame;
+};
+class H2FloodTest : public H2ServerTest, public ::testing::WithParamInterface<Flood> {};
+
+TEST_P(H2FloodTest, ControlFloodEndsWithEnhanceYourCalm) {
+  opts.http2.control_budget = 100;
+  opts.http2.control_refill = 10;
+  start();
+  raw(raw_start());
+  std::string bytes;
+  for (int i = 0; i < 150; ++i) bytes += GetParam().frame;
+  raw(bytes);
+  EXPECT_EQ(status, H2ServerSession::Status::Closed);
+  EXPECT_EQ(server->close_reason(), "control_flood");
+  EXPECT_TRUE(reader.goaway);
+  EXPECT_EQ(reader.goaway_code, kH2EnhanceYourCalm);
+  EXPECT_LE(reader.ping_acks, 100);
+}
+
+INSTANTIATE_TEST_SUITE_P(Frames, H2FloodTest,
+                         ::testing::Values(Flood{"ping", frame(NGHTTP2_PING, 0, 0, std::string(8, 'p'))},
+                                           Flood{"settings", frame(NGHTTP2_SETTINGS, 0, 0, "")},
+                                           Flood{"priority", frame(NGHTTP2_PRIORITY, 0, 3, u32(1) + "\x10")},
+                                           Flood{"window_update",
+                                                 frame(NGHTTP2_WINDOW_UPDATE, 0, 0, u32(1))}),
+                         [](const auto& info) { return std::string(info.param.name); });
+
+TEST_F(H2ServerTest, EmptyDataFloodIsAControlFlood) {
+  opts.http2.control_budget = 50;
+  start();
+  Hpack hp;
+  std::string bytes = raw_start() + frame(NGHTTP2_HEADERS, NGHTTP2_FLAG_END_HEADERS, 1, hp.encode(post()));
+  for (int i = 0; i < 100; ++i) bytes += frame(NGHTTP2_DATA, 0, 1, "");
+  raw(bytes);
+  EXPECT_EQ(status, H2ServerSession::Status::Closed);
+  EXPECT_EQ(server->close_reason(), "control_flood");
+  EXPECT_EQ(kinds(1), (std::vector<Kind>{Kind::Request, Kind::Reset, Kind::Closed}));
+}
+
+TEST_F(H2ServerTest, PingsWithinTheBudgetAreAnswered) {
+  start();
+  raw(raw_start());
+  std::string bytes;
+  for (int i = 0; i < 20; ++i) bytes += frame(NGHTTP2_PING, 0, 0, std::string(8, 'p'));
+  raw(bytes);
+  EXPECT_EQ(status, H2ServerSession::Status::Ok);
+  EXPECT_EQ(reader.ping_acks, 20);
+}
+
+TEST_F(H2ServerTest, ConnectionErrorFoundByNghttp2ClosesAndSweepsStreams) {
+  start();
+  Hpack hp;
+  raw(raw_start() +
+      frame(NGHTTP2_HEADERS, NGHTTP2_FLAG_END_HEADERS | NGHTTP2_FLAG_END_STREAM, 1, hp.encode(get())));
+  ASSERT_EQ(kinds(1), (std::vector<Kind>{Kind::Request, Kind::End}));
+  // WINDOW_UPDATE with a zero increment on the connection: PROTOCOL_ERROR (RFC 9113 §6.9).
+  raw(frame(NGHTTP2_WINDOW_UPDATE, 0, 0, u32(0)));
+  EXPECT_EQ(status, H2ServerSession::Status::Closed);
+  EXPECT_EQ(server->close_reason(), "protocol_error");
+  EXPECT_TRUE(reader.goaway);
+  EXPECT_EQ(reader.goaway_code, kH2ProtocolError);
+  EXPECT_EQ(kinds(1), (std::vector<Kind>{Kind::Request, Kind::End, Kind::Reset, Kind::Closed}));
+  EXPECT_EQ(server->request(1), nullptr);
+  EXPECT_TRUE(server->finished());
+}
+
+TEST_F(H2ServerTest, BadPrefaceIsAConnectionError) {
+  start();
+  raw("GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+  EXPECT_EQ(status, H2ServerSession::Status::Closed);
+  EXPECT_EQ(server->close_reason(), "protocol_error");
+  EXPECT_TRUE(log.empty());
+  EXPECT_TRUE(server->finished());
+}
+
+TEST_F(H2ServerTest, UppercaseNameIsRejected) {
+  // nghttp2's client session lower-cases names: the block is encoded by hand.
+  start();
+  Hpack hp;
+  raw(raw_start() + frame(NGHTTP2_HEADERS, NGHTTP2_FLAG_END_HEADERS | NGHTTP2_FLAG_END_STREAM, 1,
+                          hp.encode(with(get(), "X-Upper", "1"))));
+  EXPECT_EQ(kinds(1), (std::vector<Kind>{Kind::Rejected, Kind::Closed}));
+  EXPECT_EQ(of(1)[0].error_code, kH2ProtocolError);
+  EXPECT_EQ(status, H2ServerSession::Status::Ok);
+}
+
+TEST_F(H2ServerTest, HeadersAgainOnAHalfClosedStreamIsNeverASecondRequest) {
+  start();
+  Hpack hp;
+  raw(raw_start() +
+      frame(NGHTTP2_HEADERS, NGHTTP2_FLAG_END_HEADERS | NGHTTP2_FLAG_END_STREAM, 3, hp.encode(get())));
+  ASSERT_EQ(kinds(3), (std::vector<Kind>{Kind::Request, Kind::End}));
+  // Stream 3 is half-closed (remote): a second request on it (RFC 9113 §5.1 STREAM_CLOSED).
+  raw(frame(NGHTTP2_HEADERS, NGHTTP2_FLAG_END_HEADERS | NGHTTP2_FLAG_END_STREAM, 3,
+            hp.encode(get("/again"))));
+  EXPECT_EQ(count(Kind::Request), 1);
+  if (server->request(3) != nullptr) {
+    EXPECT_EQ(server->request(3)->head.target, "/a");
+  }
+  EXPECT_EQ(count(Kind::End), 1);
+}
+
+TEST_F(H2ServerTest, RstFloodOnClosedStreamsIsAControlFlood) {
+  opts.http2.control_budget = 100;
+  start();
+  Hpack hp;
+  raw(raw_start() +
+      frame(NGHTTP2_HEADERS, NGHTTP2_FLAG_END_HEADERS | NGHTTP2_FLAG_END_STREAM, 1, hp.encode(get())));
+  respond(1, 204, "");
+  Client sink;  // a response on a stream `reader` never opened would break its session
+  drain_to(sink);
+  ASSERT_EQ(kinds(1).back(), Kind::Closed);
+  std::string bytes;
+  for (int i = 0; i < 150; ++i) bytes += frame(NGHTTP2_RST_STREAM, 0, 1, u32(NGHTTP2_CANCEL));
+  raw(bytes);
+  EXPECT_EQ(status, H2ServerSession::Status::Closed);
+  EXPECT_EQ(server->close_reason(), "control_flood");
+  EXPECT_EQ(reader.goaway_code, kH2EnhanceYourCalm);
+}
+
+TEST_F(H2ServerTest, ClosedStreamIdReuseIsNeverARequest) {
+  start();
+  Hpack hp;
+  raw(raw_start() +
+      frame(NGHTTP2_HEADERS, NGHTTP2_FLAG_END_HEADERS | NGHTTP2_FLAG_END_STREAM, 3, hp.encode(get())));
+  respond(3, 200, "");
+  drain_to(reader);
+  ASSERT_EQ(kinds(3), (std::vector<Kind>{Kind::Request, Kind::End, Kind::Closed}));
+  raw(frame(NGHTTP2_HEADERS, NGHTTP2_FLAG_END_HEADERS | NGHTTP2_FLAG_END_STREAM, 3,
+            hp.encode(get("/again"))));
+  raw(frame(NGHTTP2_HEADERS, NGHTTP2_FLAG_END_HEADERS | NGHTTP2_FLAG_END_STREAM, 1,
+            hp.encode(get("/lower"))));
+  EXPECT_EQ(count(Kind::Request), 1);
+  EXPECT_EQ(kinds(3).size(), 3u);
+  EXPECT_TRUE(of(1).empty());
+}
+
+TEST_F(H2ServerTest, MemoryBudgetEndsTheConnection) {
+  opts.http2.connection_memory_bytes = 256 * 1024;
+  start();
+  std::vector<std::int32_t> ids;
+  // Bodies nobody takes: each stream may hold a window's worth (65535) before SETTINGS apply.
+  for (int i = 0; i < 10; ++i) ids.push_back(client.request(post(), std::string(60000, 'm'), true));
+  pump();
+  EXPECT_EQ(status, H2ServerSession::Status::Closed);
+  EXPECT_EQ(server->close_reason(), "memory");
+  EXPECT_TRUE(client.goaway);
+  EXPECT_EQ(client.goaway_code, kH2EnhanceYourCalm);
+  EXPECT_EQ(count(Kind::Request), count(Kind::Closed));
+}
+
+TEST_F(H2ServerTest, MemoryStaysSmallForAnIdleConnection) {
+  start();
+  pump();
+  EXPECT_GT(server->memory(), 0u);
+  EXPECT_LT(server->memory(), 128u * 1024);
+}
+
+TEST_F(H2ServerTest, ShutdownLetsOpenStreamsFinish) {
+  start();
+  const auto a = client.request(get("/a"));
+  const auto b = client.request(post(), "partial", true);
+  pump();
+  ASSERT_EQ(kinds(a).front(), Kind::Request);
+  ASSERT_EQ(kinds(b).front(), Kind::Request);
+  server->shutdown();
+  pump();
+  EXPECT_TRUE(client.goaway);
+  EXPECT_EQ(client.goaway_code, kH2NoError);
+  EXPECT_EQ(client.goaway_last, b);
+  EXPECT_FALSE(server->finished());
+  // A stream opened after the GOAWAY is not served.
+  Hpack hp;
+  feed(frame(NGHTTP2_HEADERS, NGHTTP2_FLAG_END_HEADERS | NGHTTP2_FLAG_END_STREAM, b + 2,
+             hp.encode(get("/late"))));
+  EXPECT_TRUE(of(b + 2).empty());
+  respond(a, 200, "A");
+  respond(b, 200, "B");
+  pump();
+  EXPECT_EQ(client.responses[a].body, "A");
+  EXPECT_EQ(client.responses[b].body, "B");
+  EXPECT_EQ(kinds(a).back(), Kind::Closed);
+  EXPECT_EQ(kinds(b).back(), Kind::Closed);
+  EXPECT_TRUE(server->finished());
+  EXPECT_EQ(server->close_reason(), "");
+}
+
+TEST_F(H2ServerTest, ResponseBeforeTheWholeRequestEndsTheUpload) {
+  start();
+  const auto id = client.request(post(), "", true);  // body never ends: the provider defers
+  pump();
+  ASSERT_EQ(kinds(id).front(), Kind::Request);
+  respond(id, 413, "too big");
+  pump();
+  EXPECT_EQ(client.responses[id].status, 413);
+  EXPECT_EQ(client.responses[id].body, "too big");
+  EXPECT_EQ(kinds(id).back(), Kind::Closed);
+  EXPECT_EQ(count(Kind::Reset), 0);
+}
+
+TEST_F(H2ServerTest, CallerResetIsClosedWithoutReset) {
+  start();
+  const auto id = client.request(get());
+  pump();
+  server->submit_response(id, 200, {}, false);
+  server->send_data(id, "part");
+  server->reset(id, kH2InternalError);
+  pump();
+  EXPECT_EQ(client.responses[id].close_code, kH2InternalError);
+  EXPECT_EQ(kinds(id), (std::vector<Kind>{Kind::Request, Kind::End, Kind::Closed}));
+}
+
+TEST_F(H2ServerTest, TakeOutputHonoursMax) {
+  start();
+  const auto id = client.request(get());
+  pump();
+  respond(id, 200, std::string(40000, 'z'));
+  std::string all;
+  for (int i = 0; i < 10000 && server->want_write(); ++i) {
+    const auto before = all.size();
+    server->take_output(all, 1000);
+    collect();
+    ASSERT_LE(all.size() - before, 1000u);
+  }
+  client.input(all);
+  pump();
+  EXPECT_EQ(client.responses[id].body, std::string(40000, 'z'));
 }
 
 }  // namespace

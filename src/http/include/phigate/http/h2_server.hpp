@@ -93,7 +93,9 @@ class H2ServerSession {
   /// Events since the last call, in order; the vector is cleared by the next feed or take_output.
   std::vector<H2Event>& events() noexcept { return events_; }
 
-  /// The stream's state; null once Closed was reported (or for an unknown id).
+  /// The stream's state; null once Closed was reported (or for an unknown id). "Reported": the
+  /// batch of events holding Closed was cleared (next feed/take_output), so a caller walking one
+  /// batch in order still finds the request of a Request or Data that Closed follows.
   H2Request* request(std::int32_t stream) noexcept;
   /// Moves the received body bytes out (appending to `out`); they still count against the
   /// stream's window until consume().
