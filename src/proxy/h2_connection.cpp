@@ -1,1 +1,1008 @@
-// Placeholder: filled in by the HTTP/2 work (issue 14).
+#include "h2_connection.hpp"
+
+#include <unordered_map>
+
+#include "balance_input.hpp"
+#include "client_stream.hpp"
+#include "grpc_forward.hpp"
+#include "phases.hpp"
+#include "phigate/core/assert.hpp"
+#include "phigate/core/log.hpp"
+#include "phigate/http/forwarding.hpp"
+#include "phigate/http/h2_server.hpp"
+#include "phigate/http/h2_translate.hpp"
+#include "phigate/upstream/balancer.hpp"
+#include "phigate/upstream/health.hpp"
+#include "phigate/upstream/retry.hpp"
+#include "proxy_connection.hpp"
+#include "upstream_attempt.hpp"
+
+namespace phigate::proxy::detail {
+
+using core::Error;
+using core::ErrorKind;
+using core::Outcome;
+using core::Retryable;
+using TimePoint = Clock::time_point;
+
+namespace {
+
+constexpr TimePoint kNever = TimePoint::max();
+constexpr std::size_t kWriteBytes = 64 * 1024;  // frames taken from the codec per client write
+
+void on_done(std::exception_ptr e) {
+  if (!e) return;
+  try {
+    std::rethrow_exception(e);
+  } catch (const std::exception& ex) {
+    PHI_BUG(ex.what());
+  } catch (...) {
+    PHI_BUG("unknown exception in an HTTP/2 coroutine");
+  }
+}
+
+http::H2Options h2_options(const config::Config& cfg) {
+  http::H2Options o;
+  o.http2 = cfg.http2;
+  o.header_count = cfg.limits.header_count;
+  return o;
+}
+
+metrics::WorkerShard::H2Error h2_error_of(std::string_view reason) noexcept {
+  using E = metrics::WorkerShard::H2Error;
+  if (reason == "rapid_reset") return E::RapidReset;
+  if (reason == "control_flood") return E::ControlFlood;
+  if (reason == "continuation_flood") return E::ContinuationFlood;
+  if (reason == "memory") return E::Memory;
+  return E::Protocol;
+}
+
+}  // namespace
+
+class H2Stream;
+
+class H2Connection : public std::enable_shared_from_this<H2Connection> {
+ public:
+  explicit H2Connection(std::shared_ptr<ProxyConnection> pc)
+      : pc_(std::move(pc)),
+        c_(*pc_),
+        worker_(c_.worker_),
+        snap_(c_.snap_),
+        codec_(h2_options(*snap_->config)),
+        writer_wake_(worker_.io()),
+        writer_done_(worker_.io()) {
+    c_.h2_conn_ = this;
+  }
+  ~H2Connection() { c_.h2_conn_ = nullptr; }
+
+  net::awaitable<void> serve();
+  void expire();
+  void drain();
+
+  // For the streams.
+  void wake_writer() noexcept { writer_wake_.cancel(); }
+  void update_deadline() noexcept;
+  /// The connection cannot go on: stop reading and writing, end every stream.
+  void close_now() noexcept;
+  void stream_done(H2Stream& s);
+
+  std::shared_ptr<ProxyConnection> pc_;
+  ProxyConnection& c_;
+  WorkerImpl& worker_;
+  SnapshotPtr snap_;  // the connection's (codec options); each stream pins its own
+  http::H2ServerSession codec_;
+  std::unordered_map<std::int32_t, std::shared_ptr<H2Stream>> streams_;
+  net::asio::steady_timer writer_wake_;
+  net::asio::steady_timer writer_done_;
+  std::string out_;
+  TimePoint idle_deadline_ = kNever;   // no stream open: keepalive_idle (request_header before the first)
+  TimePoint write_deadline_ = kNever;  // a write to the client is in progress: body_idle
+  std::uint64_t streams_seen_ = 0;
+  bool closing_ = false;  // GOAWAY sent (drain, idle): close once the streams are done
+  bool fatal_ = false;    // connection error: close once the GOAWAY is written
+  bool dead_ = false;
+  bool writer_running_ = false;
+
+ private:
+  net::awaitable<void> write_loop(std::shared_ptr<H2Connection> self);
+  void handle_events();
+  void start_stream(std::int32_t id);
+  void audit_rejected(const http::H2Event& ev);
+  void set_idle() noexcept;
+  H2Stream* find(std::int32_t id) noexcept {
+    const auto it = streams_.find(id);
+    return it == streams_.end() ? nullptr : it->second.get();
+  }
+};
+
+class H2Stream final : public ClientStream {
+ public:
+  H2Stream(H2Connection& c, std::int32_t id, const http::H2Request& r)
+      : c_(c),
+        id_(id),
+        head_(r.head),
+        link_(c.worker_.io(), c.worker_.pool(), c.worker_.stats()),
+        wake_(c.worker_.io()) {
+    c_.worker_.stats().h2_streams_open.add(1);
+    end_ = r.end_stream;
+  }
+  ~H2Stream() { c_.worker_.stats().h2_streams_open.add(-1); }
+
+  static net::awaitable<void> run(std::shared_ptr<H2Connection> conn, std::shared_ptr<H2Stream> self) {
+    co_await self->serve();
+    self->finish();
+    self->done_ = true;
+    conn->stream_done(*self);
+  }
+
+  // --- ClientStream ---
+  Request& request() noexcept override { return *req_; }
+  RequestFacts& facts() noexcept override { return facts_; }
+  net::awaitable<std::optional<Error>> read_body(std::string& out, bool& done) override;
+  void body_forwarded(std::size_t n) noexcept override {
+    if (closed_ || n == 0) return;
+    c_.codec_.consume(id_, n);  // the client gets the window back only for bytes that went on
+    c_.wake_writer();
+  }
+  const http::HeaderList* request_trailers() const noexcept override {
+    return trailers_.empty() ? nullptr : &trailers_;
+  }
+  void send_head(int status, const http::HeaderList& fields, bool end_stream) override {
+    head_sent_ = true;
+    if (status_ == 0) status_ = status;
+    if (end_stream) ended_ = true;
+    if (closed_ || c_.dead_) return;
+    c_.codec_.submit_response(id_, status, fields, end_stream);
+    c_.wake_writer();
+  }
+  net::awaitable<std::optional<Error>> send_body(std::string_view bytes) override;
+  void end_response(const http::HeaderList* trailers) override {
+    ended_ = true;
+    if (closed_ || c_.dead_) return;
+    c_.codec_.end_response(id_, trailers);
+    c_.wake_writer();
+  }
+  void reset(std::uint32_t code) override {
+    if (!closed_ && !c_.dead_) c_.codec_.reset(id_, code);
+    reset_ = true;
+    c_.wake_writer();
+  }
+  bool head_sent() const noexcept override { return head_sent_; }
+
+  // --- upstream::Deadline: the link's waits arm this stream's deadline ---
+  void arm_upstream(Wait, std::chrono::milliseconds d) noexcept override { arm(Waiting::Upstream, d); }
+  bool upstream_timed_out() const noexcept override { return timed_out_; }
+
+  /// The stream's deadline passed (the connection's expire()).
+  void expire() noexcept {
+    timed_out_ = true;
+    deadline_ = kNever;
+    switch (waiting_) {
+      case Waiting::Upstream:
+        link_.cancel();
+        break;
+      case Waiting::Write:
+        // A client that does not read (zero window, or writes blocked) for body_idle: slow-read
+        // defence, the connection goes (its other streams are the same client's).
+        c_.close_now();
+        break;
+      default:
+        break;
+    }
+    wake();
+  }
+  /// The client is gone or reset the stream: stop whatever it waits for.
+  void kill() noexcept {
+    reset_ = true;
+    link_.cancel();
+    wake();
+  }
+  void wake() noexcept { wake_.cancel(); }
+
+  enum class Waiting { None, Body, Write, Upstream };
+
+  H2Connection& c_;
+  std::int32_t id_;
+  http::MessageHead head_;  // the codec's copy goes at Closed; the request and audit keep this one
+  SnapshotPtr snap_;
+  std::optional<Request> req_;
+  RequestFacts facts_;
+  std::string request_id_;
+  std::string set_cookie_;  // extra fields with an affinity Set-Cookie (else empty)
+  std::string_view extra_fields_;
+  http::HeaderList trailers_;
+  std::vector<FailedAttempt> attempts_;
+  upstream::Link link_;
+  net::asio::steady_timer wake_;
+  TimePoint deadline_ = kNever;
+  Waiting waiting_ = Waiting::None;
+  TimePoint started_{};
+  TimePoint up_sent_{};
+  Clock::duration body_wait_{};
+  std::uint64_t body_taken_ = 0;
+  std::uint64_t response_bytes_ = 0;
+  std::uint64_t attempt_sent_ = 0;
+  std::uint16_t retry_statuses_ = 0;
+  int status_retry_ = 0;
+  int status_ = 0;
+  std::string_view reason_;
+  bool end_ = false;       // the client's request is complete
+  bool reset_ = false;     // the client reset the stream (or the connection went)
+  bool rejected_ = false;  // the codec refused it after its head (e.g. content-length mismatch)
+  bool closed_ = false;    // the codec reported Closed: the id is gone
+  bool done_ = false;      // the coroutine ended
+  bool timed_out_ = false;
+  bool head_sent_ = false;
+  bool ended_ = false;         // the response is complete (or was reset)
+  bool grpc_request_ = false;  // content-type application/grpc: refusals are trailers-only
+
+ private:
+  void arm(Waiting w, std::chrono::milliseconds d) noexcept {
+    waiting_ = w;
+    timed_out_ = false;
+    deadline_ = c_.worker_.now() + d;
+    c_.update_deadline();
+  }
+  void disarm() noexcept {
+    waiting_ = Waiting::None;
+    if (deadline_ == kNever) return;
+    deadline_ = kNever;
+    c_.update_deadline();  // no stale deadline: an expire() with nothing due means drain is over
+  }
+  net::awaitable<void> wait() {
+    wake_.expires_at(TimePoint::max());
+    auto [ec] = co_await wake_.async_wait(net::use_awaitable_tuple);
+    (void)ec;  // cancelled: something changed (or the deadline passed)
+  }
+
+  net::awaitable<void> serve();
+  void finish();
+  void local_reply(int status, std::string_view body, std::string_view location);
+  void reply_error(const Error& error);
+  /// After a local reply to a request whose body is still coming: RFC 9113 §8.1 lets the server
+  /// answer early and then reset with NO_ERROR once the response is out.
+  net::awaitable<void> end_early();
+  net::awaitable<void> forward_h1();
+  net::awaitable<std::optional<Error>> send_request(const upstream::Timeouts& t, std::string_view head,
+                                                    http::Framing framing);
+  net::awaitable<std::optional<Error>> relay_response(const upstream::Timeouts& t,
+                                                      http::H1ResponseReader& rd);
+};
+
+// ---------------------------------------------------------------------------------------------
+// Connection
+
+net::awaitable<void> serve_h2(std::shared_ptr<ProxyConnection> conn) {
+  auto h2 = std::make_shared<H2Connection>(std::move(conn));
+  co_await h2->serve();
+}
+
+void h2_expire(H2Connection& c) {
+  c.expire();
+}
+void h2_drain(H2Connection& c) {
+  c.drain();
+}
+
+void H2Connection::update_deadline() noexcept {
+  auto d = std::min(idle_deadline_, write_deadline_);
+  for (const auto& [id, s] : streams_) d = std::min(d, s->deadline_);
+  c_.deadline = d;
+}
+
+void H2Connection::set_idle() noexcept {
+  const auto& t = snap_->config->timeouts;
+  // Before the first stream a client gets request_header, not keepalive_idle (as HTTP/1.1: a
+  // client that completes TLS and sends nothing must not hold a slot for a minute).
+  idle_deadline_ =
+      worker_.now() + (streams_seen_ == 0 ? std::min(t.request_header, t.keepalive_idle) : t.keepalive_idle);
+  c_.link_.release_memory();
+  update_deadline();
+}
+
+void H2Connection::close_now() noexcept {
+  if (dead_) return;
+  dead_ = true;
+  ProxyConnection::cancel_socket(c_.stream_.socket());
+  for (auto& [id, s] : streams_) s->kill();
+  wake_writer();
+}
+
+void H2Connection::stream_done(H2Stream& s) {
+  if (s.closed_ || dead_) streams_.erase(s.id_);
+  if (streams_.empty()) {
+    if (closing_) wake_writer();  // drained: the GOAWAY is out, close
+    if (!dead_) set_idle();
+  }
+  update_deadline();
+}
+
+void H2Connection::expire() {
+  const auto now = worker_.now();
+  bool due = false;
+  if (write_deadline_ <= now || dead_) {
+    // The client has not taken our bytes for body_idle: it does not read (slow read).
+    close_now();
+    for (auto& [id, s] : streams_) s->kill();
+    c_.deadline = kNever;
+    return;
+  }
+  if (idle_deadline_ <= now) {
+    due = true;
+    idle_deadline_ = kNever;
+    closing_ = true;
+    codec_.shutdown();  // GOAWAY NO_ERROR, then close
+    wake_writer();
+  }
+  // Collect first: a stream's expire may close the connection (and kill the others).
+  std::vector<H2Stream*> expired;
+  for (auto& [id, s] : streams_) {
+    if (s->deadline_ <= now) expired.push_back(s.get());
+  }
+  for (auto* s : expired) {
+    due = true;
+    s->expire();
+  }
+  if (!due && worker_.draining()) {
+    close_now();  // the worker's drain grace is over (it expires every connection)
+    c_.deadline = kNever;
+    return;
+  }
+  update_deadline();
+}
+
+void H2Connection::drain() {
+  if (closing_) return;
+  closing_ = true;
+  codec_.shutdown();  // GOAWAY with the last stream id: open streams finish, new ones are refused
+  wake_writer();
+}
+
+void H2Connection::start_stream(std::int32_t id) {
+  auto* r = codec_.request(id);
+  if (r == nullptr || dead_) return;
+  worker_.stats().requests_h2.inc();
+  ++streams_seen_;
+  idle_deadline_ = kNever;
+  auto s = std::make_shared<H2Stream>(*this, id, *r);
+  streams_[id] = s;
+  net::asio::co_spawn(worker_.io(), H2Stream::run(shared_from_this(), std::move(s)), on_done);
+}
+
+void H2Connection::audit_rejected(const http::H2Event& ev) {
+  // A stream refused before its head was complete: one record, as HTTP/1.1's malformed requests.
+  count_outcome(worker_.stats(), Outcome::ClientBadRequest);
+  if (ev.status != 0) worker_.stats().count_response(ev.status);
+  if (!worker_.audit_on()) return;
+  RequestFacts rf;
+  rf.start = std::chrono::system_clock::now();
+  rf.h2_stream = ev.stream;
+  rf.status = ev.status;
+  rf.reason = ev.reason;
+  rf.outcome = Outcome::ClientBadRequest;
+  c_.req_snap_ = worker_.snapshot();
+  worker_.audit_submit(render_request(worker_.audit_json(), c_.connection_facts({}), rf, nullptr,
+                                      c_.req_snap_->config->audit));
+}
+
+void H2Connection::handle_events() {
+  using K = http::H2Event::Kind;
+  auto& evs = codec_.events();
+  for (std::size_t i = 0; i < evs.size(); ++i) {
+    const auto ev = evs[i];
+    auto* s = find(ev.stream);
+    switch (ev.kind) {
+      case K::Request:
+        start_stream(ev.stream);
+        break;
+      case K::Data:
+      case K::Writable:
+        if (s != nullptr) s->wake();
+        break;
+      case K::End:
+        if (s != nullptr) {
+          s->end_ = true;
+          if (const auto* r = codec_.request(ev.stream)) s->trailers_ = r->trailers;
+          s->wake();
+        }
+        break;
+      case K::Rejected:
+        worker_.stats().h2_streams_rejected.inc();
+        if (s == nullptr) {
+          audit_rejected(ev);
+        } else {
+          s->rejected_ = true;
+          s->reason_ = ev.reason;
+          s->kill();
+        }
+        break;
+      case K::Reset:
+        if (s != nullptr) s->kill();
+        break;
+      case K::Closed:
+        if (s != nullptr) {
+          s->closed_ = true;
+          if (!s->ended_) s->kill();  // closed before the response completed
+          if (s->done_) {
+            streams_.erase(ev.stream);
+            if (streams_.empty() && !dead_) {
+              if (closing_) wake_writer();
+              set_idle();
+            }
+          }
+        }
+        break;
+    }
+  }
+  evs.clear();
+}
+
+net::awaitable<void> H2Connection::write_loop(std::shared_ptr<H2Connection> self) {
+  writer_running_ = true;
+  const auto body_idle = snap_->config->timeouts.body_idle;
+  // Bounded: every write is under body_idle (expire() closes a client that does not read), and a
+  // wait ends when a stream, the reader or expire() wakes it.
+  while (!dead_) {
+    if (codec_.want_write()) {
+      out_.clear();
+      codec_.take_output(out_, kWriteBytes);
+      handle_events();
+      // Streams waiting for their queued bytes to drain look again.
+      for (auto& [id, s] : streams_) {
+        if (s->waiting_ == H2Stream::Waiting::Write) s->wake();
+      }
+      if (!out_.empty()) {
+        write_deadline_ = worker_.now() + body_idle;
+        update_deadline();
+        const auto ec = co_await c_.stream_.write_all(out_.data(), out_.size());
+        write_deadline_ = kNever;
+        update_deadline();
+        if (ec) {
+          close_now();
+          break;
+        }
+        continue;
+      }
+    }
+    if (codec_.finished() || (fatal_ && !codec_.want_write()) ||
+        (closing_ && streams_.empty() && !codec_.want_write())) {
+      close_now();
+      break;
+    }
+    writer_wake_.expires_at(TimePoint::max());
+    auto [ec] = co_await writer_wake_.async_wait(net::use_awaitable_tuple);
+    (void)ec;
+  }
+  if (out_.capacity() > kWriteBytes * 2) std::string().swap(out_);
+  writer_running_ = false;
+  writer_done_.cancel();
+  (void)self;
+}
+
+net::awaitable<void> H2Connection::serve() {
+  worker_.stats().h2_connections.inc();
+  c_.link_.release_memory();  // the HTTP/1 link is never used on this connection
+  set_idle();
+  net::asio::co_spawn(worker_.io(), write_loop(shared_from_this()), on_done);
+  auto& in = c_.in_;
+  bool client_gone = false;
+  // Bounded: each read waits under the connection's deadline (idle, streams, writes).
+  for (;;) {
+    in.consume(in.size());
+    auto [ec, n] = co_await c_.stream_.read_some(in.space(), in.space_size());
+    if (ec || n == 0 || dead_) {
+      client_gone = true;
+      break;
+    }
+    const auto st = codec_.feed(in.space(), n, http::H2Clock::now());
+    handle_events();
+    wake_writer();
+    if (st == http::H2ServerSession::Status::Closed) {
+      const auto reason = codec_.close_reason();
+      worker_.stats().h2_connection_errors[static_cast<std::size_t>(h2_error_of(reason))].inc();
+      PHI_LOG_DEBUG("[w{} c{}] HTTP/2 connection error: {}", worker_.id(), c_.id_, reason);
+      if (streams_seen_ == 0 && worker_.audit_on()) {
+        // Nothing else records it: a bad preface or a flood before any request.
+        c_.req_snap_ = worker_.snapshot();
+        worker_.audit_submit(render_connection_event(
+            worker_.audit_json(), c_.connection_facts({}), std::chrono::system_clock::now(), "h2-connection",
+            "error", "http2", reason.empty() ? "protocol_error" : reason, ""));
+      }
+      fatal_ = true;
+      for (auto& [id, s] : streams_) s->kill();
+      wake_writer();
+      break;
+    }
+    if (codec_.finished()) break;
+  }
+  if (client_gone && !fatal_) close_now();  // the client went away (or the socket failed)
+  // The writer flushes what is queued (a GOAWAY), bounded by body_idle, then ends.
+  if (writer_running_) {
+    writer_done_.expires_at(TimePoint::max());
+    auto [ec] = co_await writer_done_.async_wait(net::use_awaitable_tuple);
+    (void)ec;
+  }
+  close_now();
+  for (auto& [id, s] : streams_) s->kill();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Stream
+
+net::awaitable<std::optional<Error>> H2Stream::read_body(std::string& out, bool& done) {
+  const auto& cfg = *snap_->config;
+  const auto limit = req_ ? req_->limits.body_bytes : 0;
+  // Bounded: each wait ends with bytes, the end, a reset or the body deadline.
+  for (;;) {
+    done = false;
+    if (reset_ || c_.dead_) co_return Error::downstream(ErrorKind::ClientClosed, "stream reset");
+    auto* r = closed_ ? nullptr : c_.codec_.request(id_);
+    if (r != nullptr && !r->body.empty()) {
+      const auto before = out.size();
+      c_.codec_.take_body(id_, out);
+      body_taken_ += out.size() - before;
+      if (limit != 0 && body_taken_ > limit) {
+        co_return Error::downstream(ErrorKind::BodyTooLarge, "request body over the limit");
+      }
+      done = end_ && c_.codec_.request(id_) != nullptr && c_.codec_.request(id_)->body.empty();
+      co_return std::nullopt;
+    }
+    if (end_) {
+      done = true;
+      co_return std::nullopt;
+    }
+    // Slow bodies, as HTTP/1.1: body_idle between pieces, and in all body_idle plus one second per
+    // min_body_rate bytes of time spent waiting for the client.
+    auto wait_for = cfg.timeouts.body_idle;
+    if (const auto rate = cfg.limits.min_body_rate; rate != 0) {
+      const auto allowed = cfg.timeouts.body_idle + std::chrono::milliseconds(body_taken_ * 1000 / rate);
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(allowed - body_wait_);
+      wait_for = std::clamp(left, std::chrono::milliseconds(0), wait_for);
+    }
+    arm(Waiting::Body, wait_for);
+    const auto start = Clock::now();
+    co_await wait();
+    body_wait_ += Clock::now() - start;
+    const bool late = timed_out_ && waiting_ == Waiting::Body;
+    disarm();
+    if (late) co_return ConnectionCore::timeout_error(Phase::Body);
+  }
+}
+
+net::awaitable<std::optional<Error>> H2Stream::send_body(std::string_view bytes) {
+  if (reset_ || closed_ || c_.dead_) co_return Error::downstream(ErrorKind::ClientClosed, "client gone");
+  if (bytes.empty()) co_return std::nullopt;
+  c_.codec_.send_data(id_, bytes);
+  response_bytes_ += bytes.size();
+  c_.wake_writer();
+  if (c_.codec_.queued(id_) <= http::H2ServerSession::kHighWater) co_return std::nullopt;
+  // Backpressure: the client's windows hold our bytes; wait until they drain to the low-water
+  // mark. A client that never opens its window is closed after body_idle (expire()).
+  while (c_.codec_.queued(id_) > http::H2ServerSession::kLowWater) {
+    if (reset_ || closed_ || c_.dead_) co_return Error::downstream(ErrorKind::ClientClosed, "client gone");
+    arm(Waiting::Write, snap_->config->timeouts.body_idle);
+    co_await wait();
+    const bool late = timed_out_ && waiting_ == Waiting::Write;
+    disarm();
+    if (late) co_return Error::downstream(ErrorKind::ClientTimeout, "client not reading");
+  }
+  co_return std::nullopt;
+}
+
+void H2Stream::local_reply(int status, std::string_view body, std::string_view location) {
+  status_ = status;
+  c_.worker_.stats().count_response(status);
+  http::HeaderList f;
+  f.add("server", "phigate");
+  f.add("content-type", "text/plain");
+  f.add("content-length", std::to_string(body.size()));
+  if (!location.empty()) f.add("location", location);
+  http::add_raw_fields(f, extra_fields_);
+  const bool no_body = head_.method == "HEAD" || body.empty();
+  send_head(status, f, no_body);
+  if (!no_body && !closed_ && !c_.dead_) {
+    c_.codec_.send_data(id_, body);
+    response_bytes_ += body.size();
+    end_response(nullptr);
+  }
+}
+
+void H2Stream::reply_error(const Error& error) {
+  reason_ = error.reason();
+  const int status = error.status();
+  if (status == 0 || reset_) return;
+  if (head_sent_) {
+    reset(http::kH2InternalError);  // too late for a status: end the stream abruptly
+    return;
+  }
+  if (req_ && grpc_request_) {
+    reply_grpc_error(*this, error);
+    ended_ = true;
+    return;
+  }
+  std::string body = std::to_string(status) + " " + http::reason_phrase(status);
+  if (error.kind == ErrorKind::ClientCertificate || error.kind == ErrorKind::Misdirected) {
+    body += ": ";
+    body += error.context;  // tells the client what to fix; never PHI
+  }
+  body += "\n";
+  local_reply(status, body, {});
+}
+
+net::awaitable<void> H2Stream::end_early() {
+  // The client may still be sending the body we answered without: take and drop the rest for a
+  // moment (HTTP/1.1's lingering close, per stream: up to 1 s and 1 MiB), crediting the window so
+  // the client can finish, then RST_STREAM NO_ERROR (RFC 9113 §8.1). (The codec itself resets a
+  // stream whose response completed before its request; then Closed ends this at once.)
+  std::size_t dropped = 0;
+  std::string scratch;
+  // Bounded: 1 MiB of bytes or one second of waiting, whichever comes first.
+  while (!end_ && !reset_ && !closed_ && !c_.dead_ && dropped < (1u << 20)) {
+    scratch.clear();
+    if (auto* r = c_.codec_.request(id_); r != nullptr && !r->body.empty()) {
+      c_.codec_.take_body(id_, scratch);
+      dropped += scratch.size();
+      body_taken_ += scratch.size();
+      body_forwarded(scratch.size());
+      continue;
+    }
+    arm(Waiting::Body, std::chrono::seconds(1));
+    co_await wait();
+    const bool late = timed_out_;
+    disarm();
+    if (late) break;
+  }
+  if (!end_ && !closed_ && !c_.dead_) c_.codec_.reset(id_, http::kH2NoError);
+  c_.wake_writer();
+}
+
+net::awaitable<void> H2Stream::serve() {
+  auto& worker = c_.worker_;
+  facts_.h2_stream = id_;
+  facts_.start = std::chrono::system_clock::now();
+  started_ = Clock::now();
+  core::make_request_id(worker.rng(), request_id_);
+  // Pinned for this stream: routes and clusters come from one generation, whatever reloads do
+  // while it runs (each stream pins its own, as each HTTP/1.1 request does).
+  snap_ = worker.snapshot();
+  const auto& snap = *snap_;
+  auto& pc = c_.c_;
+  pc.req_snap_ = snap_;  // peer_trusted() reads the request's snapshot
+  extra_fields_ = snap.hsts_field;
+  auto& r = req_.emplace(head_);
+  grpc_request_ = is_grpc_request(head_.headers);
+  ConnectionView view;
+  view.tls = true;  // HTTP/2 is only offered over TLS (ALPN)
+  view.peer_ip = pc.peer_ip_;
+  view.peer_addr = &pc.peer_addr_;
+  view.peer_trusted = pc.peer_trusted();
+  view.conn_policy = pc.conn_policy_;
+  if (pc.conn_policy_ != nullptr && pc.conn_policy_->verify() != config::VerifyClient::Off) {
+    if (!pc.client_cert_) pc.client_cert_ = tls::describe_client(pc.stream_.native(), *pc.conn_policy_);
+    view.client_cert = &*pc.client_cert_;
+  }
+  view.audit_on = worker.audit_on();
+  view.audit_healthy = worker.audit_healthy();
+  view.https_port = worker.https_port();
+  auto decision = run_phases(r, snap, view);
+  facts_.host = r.host_norm;
+  facts_.target = r.target.empty() ? std::string_view(r.head.target) : std::string_view(r.target);
+  if (r.route != nullptr) {
+    facts_.route = r.route->name;
+    if (r.policy != nullptr && r.policy->resource.rfind("Ingress ", 0) == 0) {
+      facts_.ingress = std::string_view(r.policy->resource).substr(8);
+    }
+  }
+  extra_fields_ = r.hsts ? snap.hsts_field : std::string_view{};
+  if (decision) {
+    facts_.outcome = decision->outcome;
+    if (decision->outcome == Outcome::Redirected && !grpc_request_) {
+      local_reply(decision_status(*decision), "308 Permanent Redirect\n", r.location);
+    } else {
+      reply_error(decision->error);
+    }
+    co_await end_early();
+    co_return;
+  }
+  facts_.outcome = Outcome::Proxied;
+  const auto& cluster = snap.clusters[r.route->target];
+  if (cluster.grpc) {
+    co_await forward_grpc(*this, snap, worker);
+  } else {
+    co_await forward_h1();
+  }
+  if (!ended_ && !reset_) reset(http::kH2InternalError);  // never leave a stream half answered
+  co_await end_early();
+}
+
+void H2Stream::finish() {
+  auto& worker = c_.worker_;
+  disarm();
+  link_.discard();
+  if (reset_ && !ended_ && facts_.outcome == Outcome::Proxied) {
+    facts_.outcome = rejected_ ? Outcome::ClientBadRequest : Outcome::ClientClosed;
+    if (reason_.empty()) reason_ = rejected_ ? "rejected" : "client_closed";
+  }
+  count_outcome(worker.stats(), facts_.outcome);
+  if (!worker.audit_on()) return;
+  facts_.total = Clock::now() - started_;
+  facts_.status = status_;
+  facts_.reason = reason_;
+  facts_.response_bytes = response_bytes_;
+  facts_.request_bytes = body_taken_;
+  facts_.request_id = request_id_;
+  facts_.failed_attempts = attempts_;
+  auto& pc = c_.c_;
+  pc.req_snap_ = snap_;
+  worker.audit_submit(render_request(worker.audit_json(),
+                                     pc.connection_facts(req_ ? std::string_view(req_->client_ip) : ""),
+                                     facts_, &head_, snap_->config->audit));
+}
+
+net::awaitable<std::optional<Error>> H2Stream::send_request(const upstream::Timeouts& t,
+                                                            std::string_view head, http::Framing framing) {
+  std::string up_out(head);
+  const bool has_body = framing.kind != http::Framing::Kind::None;
+  bool first = true;
+  // Bounded: each round forwards received bytes or ends with the body's end, an error or a timeout.
+  for (;;) {
+    bool done = !has_body;
+    std::string piece;
+    if (has_body) {
+      if (auto err = co_await read_body(piece, done)) co_return err;
+      http::append_h1_body(up_out, piece, framing);
+      if (done) http::append_h1_body_end(up_out, request_trailers(), framing);
+    }
+    if (!up_out.empty()) {
+      auto [ec, n] = co_await link_.send(up_out, t, *this);
+      attempt_sent_ += n;
+      disarm();
+      if (reset_) co_return Error::downstream(ErrorKind::ClientClosed, "stream reset");
+      // Only the first write of a reused connection may have met a stale connection.
+      if (auto err = link_.sent(ec, first ? Retryable::OnlyIfReused : Retryable::No, *this)) co_return err;
+      first = false;
+      up_out.clear();
+    }
+    body_forwarded(piece.size());
+    if (done) co_return std::nullopt;
+  }
+}
+
+net::awaitable<std::optional<Error>> H2Stream::relay_response(const upstream::Timeouts& t,
+                                                              http::H1ResponseReader& rd) {
+  using RS = http::H1ResponseReader::Status;
+  auto& in = link_.input();
+  std::string body;
+  const auto upstream_error = [](Error e, Retryable r) {
+    e.source = core::ErrorSource::Upstream;
+    e.retryable = r;
+    return e;
+  };
+  // Bounded: each round reads from the upstream under the read timeout or relays what it sent.
+  for (;;) {
+    RS st = RS::NeedMore;
+    if (in.empty()) {
+      Error err;
+      auto [ec, n] = co_await link_.read(t, *this);
+      disarm();
+      if (reset_) co_return Error::downstream(ErrorKind::ClientClosed, "stream reset");
+      const auto rs = link_.received(ec, n, *this, err);
+      if (rs == upstream::Link::ReadStatus::Error) co_return err;
+      if (rs == upstream::Link::ReadStatus::Eof) {
+        st = rd.eof(body);
+        if (st == RS::Error) {
+          co_return upstream_error(rd.error(), link_.got_bytes() ? Retryable::No : Retryable::OnlyIfReused);
+        }
+      }
+    }
+    if (st != RS::Complete && !in.empty()) {
+      std::size_t used = 0;
+      st = rd.feed(in.data(), in.size(), used, body);
+      in.consume(used);
+      if (st == RS::Error) co_return upstream_error(rd.error(), Retryable::No);
+    }
+    if (rd.head_ready() && !head_sent_) {
+      const int status = rd.status();
+      if (retry_statuses_ != 0 && (retry_statuses_ & upstream::status_condition(status)) != 0) {
+        // proxy_next_upstream http_5xx: dropped unseen, the request goes to another endpoint.
+        status_retry_ = status;
+        co_return Error::upstream(ErrorKind::UpstreamReset, Retryable::No, "retried on status");
+      }
+      c_.worker_.stats().count_response(status);
+      facts_.upstream_first_byte = Clock::now() - up_sent_;
+      http::HeaderList fields;
+      rd.h2_fields(fields);
+      http::add_raw_fields(fields, set_cookie_.empty() ? extra_fields_ : std::string_view(set_cookie_));
+      const bool end = st == RS::Complete && body.empty() && rd.trailers().empty();
+      send_head(status, fields, end || rd.bodyless());
+      if (end || rd.bodyless()) {
+        // A bodyless status ends here; the upstream connection is reused only if it ended too.
+        if (st == RS::Complete || rd.bodyless()) co_return std::nullopt;
+      }
+    }
+    if (!body.empty() && head_sent_ && !rd.bodyless()) {
+      auto err = co_await send_body(body);
+      body.clear();
+      if (err) co_return err;
+    }
+    body.clear();
+    if (st == RS::Complete) {
+      if (!ended_) end_response(rd.trailers().empty() ? nullptr : &rd.trailers());
+      co_return std::nullopt;
+    }
+  }
+}
+
+net::awaitable<void> H2Stream::forward_h1() {
+  auto& worker = c_.worker_;
+  auto& pc = c_.c_;
+  auto& r = *req_;
+  auto& head = r.head;
+  const auto& cluster = snap_->clusters[r.route->target];
+  // The upstream head, built once: hop-by-hop fields out, one Cookie field (RFC 9113 §8.2.3),
+  // ssl-client-* and forwarding fields ours, exactly as for an HTTP/1.1 client.
+  http::remove_hop_by_hop(head.headers);
+  http::join_cookie_fields(head.headers);
+  pc.req_snap_ = snap_;
+  pc.set_client_cert_headers(head.headers, r.policy);
+  http::set_forwarding_headers(head.headers, {pc.peer_ip_, pc.peer_trusted(), "https", r.host, pc.local_port_,
+                                              request_id_, r.client_ip});
+  const auto* cr = closed_ ? nullptr : c_.codec_.request(id_);
+  const std::uint64_t received = cr != nullptr ? cr->body_bytes : 0;
+  const auto limit = r.limits.body_bytes;
+  if (limit != 0 && end_ && received > limit) {
+    const auto err = Error::downstream(ErrorKind::BodyTooLarge, "request body over the limit");
+    facts_.outcome = core::outcome_of(err);
+    reply_error(err);
+    co_return;
+  }
+  const auto framing = http::h1_request_framing(head, end_, received);
+  const bool has_body = framing.kind != http::Framing::Kind::None;
+  std::string up_head;
+  http::append_h1_request_head(up_head, head, r.target, framing);
+  const upstream::Timeouts t{r.limits.connect, r.limits.send, r.limits.read};
+  auto& balancer = worker.balancer(r.route->target);
+  auto& budget = worker.retry_budget();
+  const auto report = [&](std::size_t index, upstream::AttemptResult result) {
+    if (upstream::report_attempt(cluster, index, result, worker.now()))
+      worker.stats().upstream_ejections.inc();
+  };
+  budget.on_request();
+  const auto& rs = cluster.retry;
+  const std::size_t max_tries = rs.tries == 0 ? std::max<std::size_t>(1, cluster.endpoints.size()) : rs.tries;
+  const bool idempotent = upstream::is_idempotent(head.method);
+  const auto first_start = rs.timeout.count() != 0 ? Clock::now() : Clock::time_point{};
+  const bool by_latency = cluster.balance.kind == upstream::BalanceKind::Ewma;
+  const bool status_conditions = (rs.when & ~(upstream::kNextError | upstream::kNextTimeout)) != 0;
+  std::array<std::size_t, 8> tried{};
+  std::size_t tried_n = 0;
+  std::size_t tries = 0;
+  bool stale_used = false;
+  std::string hash_key;
+  std::string affinity_value;
+  upstream::PickInput in;
+  if (cluster.balance.kind == upstream::BalanceKind::Hash) {
+    std::string scratch;
+    hash_key = balance_hash_key(r, cluster.balance, scratch);
+    in.hash_key = hash_key;
+  }
+  if (cluster.balance.affinity_cookie) {
+    affinity_value = affinity_cookie_value(r, cluster.balance);
+    in.affinity_value = affinity_value;
+  }
+  bool entered_send = false;
+  // Bounded by max_tries (plus one stale-connection retry) and the retry budget.
+  for (int attempt = 0;; ++attempt) {
+    in.now = worker.now();
+    in.tried = std::span<const std::size_t>(tried.data(), tried_n);
+    const auto picked = upstream::pick(cluster, balancer, in);
+    if (picked.index == upstream::kNoEndpoint) {
+      const auto err = Error::upstream(ErrorKind::NoHealthyEndpoint, Retryable::No);
+      facts_.outcome = core::outcome_of(err);
+      reply_error(err);
+      co_return;
+    }
+    const auto& ep = cluster.endpoints[picked.index];
+    if (tried_n < tried.size()) tried[tried_n++] = picked.index;
+    ++tries;
+    timed_out_ = false;
+    facts_.upstream = ep.key;
+    facts_.upstream_attempts = static_cast<unsigned>(attempt) + 1;
+    set_cookie_.clear();
+    if (picked.set_cookie) {
+      set_cookie_ = extra_fields_;
+      upstream::append_affinity_cookie(set_cookie_, cluster, picked.index, r.route->path);
+    }
+    upstream::attempt_started(balancer, picked.index);
+    const auto attempt_start = by_latency ? Clock::now() : Clock::time_point{};
+    attempt_sent_ = 0;
+    status_retry_ = 0;
+    std::optional<Error> err;
+    bool relayed = false;
+    bool sending = false;
+    http::H1ResponseReader rd(parser_limits(snap_->config->limits), head.method == "HEAD");
+    if (!link_.take_pooled(ep, attempt, worker.now(), cluster.tls.get())) {
+      err = co_await link_.connect(ep, t, *this, cluster.tls.get());
+      disarm();
+      if (reset_) err = Error::downstream(ErrorKind::ClientClosed, "stream reset");
+    }
+    if (!err) {
+      up_sent_ = Clock::now();
+      facts_.upstream_connect = link_.connect_time();
+      entered_send = sending = true;
+      const bool more = status_conditions && tries < max_tries && idempotent && !has_body &&
+                        budget.tokens() >= 1.0 &&
+                        (rs.timeout.count() == 0 || Clock::now() - first_start < rs.timeout) &&
+                        untried_left(cluster, {tried.data(), tried_n}, tried.size(), worker.now());
+      retry_statuses_ =
+          more ? static_cast<std::uint16_t>(rs.when & ~(upstream::kNextError | upstream::kNextTimeout)) : 0;
+      err = co_await send_request(t, up_head, framing);
+      if (!err) {
+        relayed = true;
+        err = co_await relay_response(t, rd);
+      }
+      retry_statuses_ = 0;
+    }
+    upstream::attempt_ended(balancer, picked.index,
+                            by_latency ? Clock::now() - attempt_start : Clock::duration(-1), !err);
+    if (!err) {
+      report(picked.index,
+             status_ >= 500 ? upstream::AttemptResult::Status5xx : upstream::AttemptResult::Success);
+      // Back to the pool only when the response ended exactly at its framing and the request
+      // body was all sent.
+      link_.finish(rd.reusable(!link_.input().empty()) && (end_ || !has_body), Clock::now());
+      co_return;
+    }
+    if (err->source == core::ErrorSource::Downstream) {
+      // The client reset the stream, went away or sent a bad body: not the endpoint's fault.
+      link_.discard();
+      facts_.outcome = core::outcome_of(*err);
+      if (head_sent_) {
+        reason_ = err->reason();
+        if (!reset_) reset(http::kH2Cancel);
+      } else {
+        reply_error(*err);
+      }
+      co_return;
+    }
+    upstream::AttemptEnd end;
+    end.idempotent = idempotent;
+    end.body_consumed = has_body && entered_send;
+    end.reused = link_.reused();
+    if (status_retry_ != 0) {
+      end.failure = upstream::Failure::Status;
+      end.status = status_retry_;
+      report(picked.index,
+             status_retry_ >= 500 ? upstream::AttemptResult::Status5xx : upstream::AttemptResult::Success);
+    } else {
+      const std::uint64_t sent = link_.is_tls() && sending && attempt_sent_ == 0 ? 1 : attempt_sent_;
+      end.failure = upstream::classify(*err, sent, link_.got_bytes() || (relayed && head_sent_));
+      report(picked.index, attempt_result(*err));
+    }
+    attempts_.push_back(
+        {ep.key, status_retry_ != 0 ? std::string_view("http_status") : err->reason(), status_retry_});
+    link_.discard();
+    PHI_LOG_DEBUG("[w{} c{} s{}] upstream {} attempt {}: {}", worker.id(), pc.id_, id_, ep.key, attempt + 1,
+                  err->to_string());
+    if (!head_sent_ && !stale_used && rs.when != 0 && upstream::stale_connection_retry(end)) {
+      stale_used = true;  // RFC 9112 §9.3.1: the pooled connection was closed under us; once, free
+      --tries;
+      worker.stats().upstream_retries.inc();
+      continue;
+    }
+    const bool allowed = !head_sent_ && upstream::next_upstream_allows(rs, end) && tries < max_tries &&
+                         (rs.timeout.count() == 0 || Clock::now() - first_start < rs.timeout);
+    if (allowed && untried_left(cluster, {tried.data(), tried_n}, tried.size(), worker.now())) {
+      if (budget.try_spend()) {
+        worker.stats().upstream_retries.inc();
+        continue;
+      }
+      worker.stats().upstream_retry_budget_exhausted.inc();
+    }
+    facts_.outcome = core::outcome_of(*err);
+    reply_error(*err);  // 502/504, or a reset once the head went out
+    co_return;
+  }
+}
+
+}  // namespace phigate::proxy::detail

@@ -3,6 +3,7 @@
 #include <sys/socket.h>
 
 #include "balance_input.hpp"
+#include "h2_connection.hpp"
 #include "phigate/core/log.hpp"
 #include "phigate/http/forwarding.hpp"
 #include "phigate/http/headers.hpp"
@@ -10,6 +11,7 @@
 #include "phigate/net/socket.hpp"
 #include "phigate/upstream/balancer.hpp"
 #include "phigate/upstream/health.hpp"
+#include "upstream_attempt.hpp"
 
 namespace phigate::proxy::detail {
 
@@ -49,10 +51,15 @@ ProxyConnection::ProxyConnection(WorkerImpl& worker, SnapshotPtr snap, net::tcp:
 
 net::awaitable<void> ProxyConnection::run(std::shared_ptr<ProxyConnection> self) {
   co_await self->serve();
+  if (self->h2_) co_await serve_h2(self);
   self->close();
 }
 
 void ProxyConnection::expire() {
+  if (h2_conn_ != nullptr) {
+    h2_expire(*h2_conn_);  // per-stream deadlines (h2_connection.cpp)
+    return;
+  }
   if (tunnel_ != nullptr) {
     expire_tunnel();  // per-direction idle timeouts and the drain deadline (tunnel.cpp)
     return;
@@ -71,6 +78,10 @@ void ProxyConnection::expire() {
 }
 
 void ProxyConnection::drain() {
+  if (h2_conn_ != nullptr) {
+    h2_drain(*h2_conn_);  // GOAWAY; open streams finish
+    return;
+  }
   close_after_response_ = true;
   if (idle) cancel_socket(stream_.socket());
 }
@@ -85,6 +96,7 @@ void ProxyConnection::close() noexcept {
 }
 
 void ProxyConnection::release_idle_memory() noexcept {
+  if (h2_conn_ != nullptr) return;  // the HTTP/2 driver frees its own when no stream is open
   static constexpr std::size_t kKeepCapacity = 1024;
   in_.release();
   link_.release_memory();  // 16 KiB, needed again only when the next request goes upstream
@@ -165,6 +177,16 @@ net::awaitable<void> ProxyConnection::serve() {
   // every co_await result in a variable before testing it.
   const bool started = co_await start_session();
   if (!started) co_return;
+  if (tls_) {
+    // RFC 9113 §3.2: "h2" negotiated by ALPN means the client speaks HTTP/2 from its first byte.
+    const unsigned char* alpn = nullptr;
+    unsigned int alpn_len = 0;
+    SSL_get0_alpn_selected(stream_.native(), &alpn, &alpn_len);
+    if (alpn_len == 2 && alpn[0] == 'h' && alpn[1] == '2') {
+      h2_ = true;
+      co_return;  // run() hands the connection to serve_h2()
+    }
+  }
   for (;;) {
     const bool ready = co_await wait_for_request();
     if (!ready) break;
@@ -356,6 +378,7 @@ net::awaitable<bool> ProxyConnection::serve_one(InFlight& f) {
     f.facts.target = ex_.request().target;  // as far as it was read: not normalised
     co_return co_await reply_error(f, error_, true);
   }
+  worker_.stats().requests_http1.inc();
   f.facts.start = std::chrono::system_clock::now();
   f.started = Clock::now();
   core::make_request_id(worker_.rng(), f.request_id);
@@ -514,35 +537,6 @@ net::awaitable<std::optional<Error>> ProxyConnection::relay_response(InFlight& f
     }
   }
 }
-
-namespace {
-
-/// How passive health checks see an attempt that failed with `e` (an upstream error).
-upstream::AttemptResult attempt_result(const Error& e) noexcept {
-  switch (e.kind) {
-    case ErrorKind::ConnectRefused:
-    case ErrorKind::ConnectTimeout:
-      return upstream::AttemptResult::ConnectFailure;
-    case ErrorKind::UpstreamTimeout:
-      return upstream::AttemptResult::Timeout;
-    default:
-      return upstream::AttemptResult::Reset;
-  }
-}
-
-/// Is there a usable endpoint this request has not tried? A retry goes to another endpoint, never
-/// to the one that just failed (a stale pooled connection aside).
-bool untried_left(const upstream::Cluster& c, std::span<const std::size_t> tried, std::size_t capacity,
-                  Clock::time_point now) {
-  if (tried.size() >= capacity) return false;  // more tries than we track: stop
-  for (std::size_t i = 0; i < c.endpoints.size(); ++i) {
-    if (std::find(tried.begin(), tried.end(), i) == tried.end() && upstream::endpoint_usable(c, i, now))
-      return true;
-  }
-  return false;
-}
-
-}  // namespace
 
 net::awaitable<bool> ProxyConnection::proxy_request(InFlight& f) {
   auto& r = *f.req;

@@ -22,6 +22,8 @@ namespace phigate::proxy::detail {
 inline constexpr std::size_t kBufferBytes = 16 * 1024;
 
 struct TunnelState;  // tunnel.cpp: one upgraded connection's splice
+class H2Connection;  // h2_connection.cpp: the HTTP/2 driver a connection that negotiated h2 is handed to
+class H2Stream;      // h2_connection.cpp: one of its streams
 
 http::ParserLimits parser_limits(const config::LimitsSpec& l);
 
@@ -54,6 +56,10 @@ class ProxyConnection final : public ConnectionCore, private upstream::Deadline 
   void release_idle_memory() noexcept override;
 
  private:
+  // HTTP/2 (ALPN h2): the driver serves the streams over this connection's stream_, peer and TLS
+  // facts, and takes over expire/drain/release_idle_memory while it runs.
+  friend class H2Connection;
+  friend class H2Stream;
   enum class HeadResult { Ready, Closed, Failed };
 
   // upstream::Deadline: the link's waits share the connection's deadline.
@@ -133,6 +139,8 @@ class ProxyConnection final : public ConnectionCore, private upstream::Deadline 
   std::uint16_t retry_statuses_ = 0;  // proxy_next_upstream status bits live on this attempt
   int status_retry_ = 0;              // the attempt's answer was dropped for a retry: its status
   TunnelState* tunnel_ = nullptr;     // while tunnel() splices (its frame owns the state)
+  bool h2_ = false;                   // TLS negotiated ALPN h2: run() hands the connection to H2Connection
+  H2Connection* h2_conn_ = nullptr;   // while the HTTP/2 driver runs (it owns itself)
 };
 
 }  // namespace phigate::proxy::detail

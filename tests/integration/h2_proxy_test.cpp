@@ -1,0 +1,242 @@
+// HTTP/2 clients through phigate to HTTP/1.1 backends (h2_connection.cpp): curl --http2 on
+// loopback, phigate-test-upstream behind it, the audit log read back. Each stream is a request
+// with the same phases, upstream layer, audit record and metrics as HTTP/1.1.
+#include <fstream>
+#include <map>
+#include <set>
+
+#include "audit_fixture.hpp"
+#include "support/hash.hpp"
+#include "support/net.hpp"
+
+namespace phigate::test {
+namespace {
+
+class H2ProxyTest : public AuditTest {
+ protected:
+  /// curl over HTTP/2 (ALPN h2), -w with the protocol version first.
+  RunResult h2curl(const Phigate& pg, std::vector<std::string> args,
+                   std::chrono::milliseconds timeout = 30s) {
+    args.insert(args.begin(), "--http2");
+    return curl(pg, std::move(args), timeout);
+  }
+  /// "<http_version> <status>" of one request.
+  std::string version_status(const Phigate& pg, std::vector<std::string> args,
+                             std::chrono::milliseconds timeout = 30s) {
+    args.insert(args.begin(), {"-o", "/dev/null", "-w", "%{http_version} %{http_code}"});
+    auto r = h2curl(pg, std::move(args), timeout);
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    return r.out;
+  }
+  static std::string two_routes(const Upstream& a, const Upstream& b) {
+    return "  - host: app.example\n    paths:\n"
+           "      - { path: /a, backends: [\"" +
+           a.address() +
+           "\"] }\n"
+           "      - { path: /b, backends: [\"" +
+           b.address() +
+           "\"] }\n"
+           "      - { path: /down, backends: [\"127.0.0.1:" +
+           std::to_string(free_port()) + "\"] }\n";
+  }
+  /// One request over a raw HTTP/2 connection (Debian python3-h2): HEADERS (with content-length
+  /// when `declared`), then `pieces` DATA frames of `piece` bytes, the last with END_STREAM.
+  /// Prints the response status ("reset" when the stream was reset first). curl 7.88 fails a
+  /// transfer whose response completes before its upload (the codec then resets the stream with
+  /// NO_ERROR, RFC 9113 §8.1): this client reads the response as RFC 9113 says it must.
+  std::string raw_h2_status(const Phigate& pg, const std::string& path, int pieces, int piece,
+                            bool declared) {
+    static const std::string kScript = R"(
+import socket, ssl, sys, h2.connection, h2.config, h2.events
+port, path, pieces, piece, declared = int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5] == '1'
+ctx = ssl.create_default_context(cafile=sys.argv[6]); ctx.set_alpn_protocols(['h2'])
+s = ctx.wrap_socket(socket.create_connection(('127.0.0.1', port), timeout=10), server_hostname='app.example')
+c = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True)); c.initiate_connection()
+hs = [(':method', 'POST'), (':path', path), (':scheme', 'https'), (':authority', 'app.example')]
+if declared: hs.append(('content-length', str(pieces * piece)))
+c.send_headers(1, hs); s.sendall(c.data_to_send())
+status = None
+for i in range(pieces):
+    if status is not None: break
+    c.send_data(1, b'x' * piece, end_stream=(i == pieces - 1)); s.sendall(c.data_to_send())
+    s.settimeout(0.05)
+    try:
+        for e in c.receive_data(s.recv(65535)):
+            if isinstance(e, h2.events.ResponseReceived): status = dict(e.headers)[b':status'].decode()
+            if isinstance(e, h2.events.StreamReset) and status is None: status = 'reset'
+    except (socket.timeout, h2.exceptions.StreamClosedError): pass
+    except h2.exceptions.ProtocolError: break
+s.settimeout(10)
+while status is None:
+    d = s.recv(65535)
+    if not d: break
+    for e in c.receive_data(d):
+        if isinstance(e, h2.events.ResponseReceived): status = dict(e.headers)[b':status'].decode()
+        if isinstance(e, h2.events.StreamReset) and status is None: status = 'reset'
+    s.sendall(c.data_to_send())
+print(status)
+)";
+    auto r = run({"/usr/bin/python3", "-c", kScript, std::to_string(pg.https), path, std::to_string(pieces),
+                  std::to_string(piece), declared ? "1" : "0", ca_.cert});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    return r.out.empty() ? r.out : r.out.substr(0, r.out.size() - 1);
+  }
+  static int count(const std::vector<std::string>& recs, const std::string& fragment) {
+    int n = 0;
+    for (const auto& r : recs) n += r.find(fragment) != std::string::npos ? 1 : 0;
+    return n;
+  }
+  static std::string pattern(std::size_t n) {
+    static constexpr std::string_view kP = "abcdefghijklmnopqrstuvwxyz0123456789";
+    std::string s(n, '\0');
+    for (std::size_t i = 0; i < n; ++i) s[i] = kP[i % kP.size()];
+    return s;
+  }
+};
+
+TEST_F(H2ProxyTest, GetAndPostBodiesOverH2_ByteExact_ForwardedAsHttp11) {
+  auto a = start_upstream("a");
+  auto b = start_upstream("b");
+  auto pg = start_phigate(config(two_routes(a, b), audit_yaml()));
+
+  auto get = h2curl(pg, {"-i", https_url(pg, "/a/hello?x=1"), "-H", "X-Forwarded-For: 6.6.6.6", "-H",
+                         "Cookie: c1=1", "-H", "Cookie: c2=2"});
+  ASSERT_EQ(get.exit_code, 0) << get.err;
+  EXPECT_EQ(get.out.rfind("HTTP/2 200", 0), 0u) << get.out;
+  EXPECT_NE(get.out.find("\r\n\r\nok\n"), std::string::npos) << get.out;
+  EXPECT_NE(get.out.find("strict-transport-security"), std::string::npos) << get.out;  // HSTS, as HTTP/1.1
+
+  // Bodies of 0 B, 1 B, 64 KiB and 4 MiB, echoed back byte for byte.
+  for (const std::size_t n : {std::size_t{0}, std::size_t{1}, std::size_t{64 * 1024}, std::size_t{4 << 20}}) {
+    const auto body = pattern(n);
+    const auto file = dir_.write("body" + std::to_string(n), body);
+    const auto out = dir_.path("out" + std::to_string(n));
+    auto r = h2curl(pg, {"-o", out, "-w", "%{http_version} %{http_code}", "--data-binary", "@" + file,
+                         https_url(pg, "/a/echo?echo=1")});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(r.out, "2 200") << n;
+    std::ifstream in(out, std::ios::binary);
+    const std::string got((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    EXPECT_EQ(got.size(), n);
+    EXPECT_TRUE(got == body) << n;
+  }
+  // A response of 4 MiB (more than any window) and a chunked one.
+  auto big = h2curl(pg, {"-w", "%{size_download}", "-o", "/dev/null", https_url(pg, "/b/x?bytes=4m")});
+  ASSERT_EQ(big.exit_code, 0) << big.err;
+  EXPECT_EQ(big.out, std::to_string(4 << 20));
+  auto chunked = h2curl(pg, {https_url(pg, "/b/y?bytes=40000&chunked=1")});
+  ASSERT_EQ(chunked.exit_code, 0) << chunked.err;
+  EXPECT_EQ(chunked.out, pattern(40000));
+
+  const auto ra = a.records();
+  ASSERT_EQ(ra.size(), 5u);
+  EXPECT_EQ(json_field(ra[0], "method"), "GET");
+  EXPECT_EQ(json_field(ra[0], "target"), "/a/hello?x=1");
+  EXPECT_EQ(record_header(ra[0], "host"), "app.example:" + std::to_string(pg.https));
+  EXPECT_EQ(record_header_count(ra[0], "x-forwarded-for"), 1);
+  EXPECT_EQ(record_header(ra[0], "x-forwarded-for"), "127.0.0.1");  // spoofed value replaced
+  EXPECT_EQ(record_header(ra[0], "x-forwarded-proto"), "https");
+  EXPECT_EQ(record_header(ra[0], "cookie"), "c1=1; c2=2");  // RFC 9113 §8.2.3: one field on HTTP/1.1
+  EXPECT_EQ(record_header(ra[0], "x-request-id").size(), 32u);
+  EXPECT_EQ(json_field(ra[4], "body_bytes"), std::to_string(4 << 20));
+  EXPECT_EQ(json_field(ra[4], "body_sha256"), sha256_hex(pattern(4 << 20)));
+  EXPECT_EQ(json_field(ra[2], "body_bytes"), "1");
+
+  EXPECT_EQ(pg.process.terminate(), 0);
+  const auto recs = records();
+  // One record per stream, HTTP version 2, the stream id, the route and upstream.
+  EXPECT_EQ(count(recs, "\"h2_stream\":"), 7);
+  const auto g = find(recs, "/a/hello");
+  EXPECT_TRUE(has(g, "\"version\":\"2\"")) << g;
+  EXPECT_TRUE(has(g, "\"h2_stream\":1")) << g;
+  EXPECT_TRUE(has(g, a.address())) << g;
+  EXPECT_FALSE(has(g, "6.6.6.6")) << g;
+}
+
+TEST_F(H2ProxyTest, FiftyConcurrentStreams_EachRoutedToItsBackend_OneAuditRecordEach) {
+  auto a = start_upstream("a");
+  auto b = start_upstream("b");
+  auto pg = start_phigate(config(two_routes(a, b), audit_yaml()));
+  // One connection, 50 streams at once: curl multiplexes parallel transfers to one host over h2.
+  std::vector<std::string> args{
+      "--parallel", "--parallel-max", "50", "-w", "%{http_version} %{http_code} %{url}\n", "-o", "/dev/null"};
+  for (int i = 0; i < 50; ++i) {
+    if (i > 0) args.insert(args.end(), {"-o", "/dev/null"});
+    args.push_back(
+        https_url(pg, std::string(i % 2 == 0 ? "/a" : "/b") + "/s?i=" + std::to_string(i) + "&delay_ms=200"));
+  }
+  auto r = h2curl(pg, args, 40s);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  int ok = 0;
+  for (std::size_t pos = 0, nl = r.out.find('\n'); nl != std::string::npos;
+       pos = nl + 1, nl = r.out.find('\n', pos)) {
+    ok += r.out.compare(pos, 6, "2 200 ") == 0 ? 1 : 0;
+  }
+  EXPECT_EQ(ok, 50) << r.out;
+  const auto ra = a.records();
+  const auto rb = b.records();
+  ASSERT_EQ(ra.size(), 25u);
+  ASSERT_EQ(rb.size(), 25u);
+  for (const auto& rec : ra) EXPECT_EQ(json_field(rec, "target").rfind("/a/s?i=", 0), 0u) << rec;
+  for (const auto& rec : rb) EXPECT_EQ(json_field(rec, "target").rfind("/b/s?i=", 0), 0u) << rec;
+
+  EXPECT_EQ(pg.process.terminate(), 0);
+  const auto recs = records();
+  std::set<std::string> streams;
+  std::set<std::string> connections;
+  for (const auto& rec : recs) {
+    const auto at = rec.find("\"h2_stream\":");
+    if (at == std::string::npos) continue;
+    streams.insert(rec.substr(at + 12, rec.find_first_of(",}", at) - at - 12));
+    const auto c = rec.find("\"connection\":");
+    if (c != std::string::npos) connections.insert(rec.substr(c, rec.find_first_of(",}", c) - c));
+  }
+  EXPECT_EQ(streams.size(), 50u);  // distinct streams, one record each
+  EXPECT_EQ(count(recs, "\"h2_stream\":"), 50);
+}
+
+TEST_F(H2ProxyTest, PerStreamRefusalsAndUpstreamFailures) {
+  auto a = start_upstream("a");
+  auto b = start_upstream("b");
+  auto pg = start_phigate(config(
+      two_routes(a, b), audit_yaml() +
+                            "timeouts: { upstream_read: 300ms }\nlimits: { request_body_bytes: 1024 }\n"
+                            "access: { deny: [\"127.0.0.2\"] }\n"));
+  EXPECT_EQ(version_status(pg, {https_url(pg, "/nothing-here")}), "2 404");
+  EXPECT_EQ(version_status(pg, {"--interface", "127.0.0.2", https_url(pg, "/a/x")}), "2 403");
+  EXPECT_EQ(version_status(pg, {https_url(pg, "/down")}), "2 502");
+  EXPECT_EQ(version_status(pg, {https_url(pg, "/a/slow?delay_ms=5000")}, 10s), "2 504");
+  // Over the body limit, declared (the body-size phase) and streamed without a length (the limit
+  // checked as DATA arrives): 413 for that stream.
+  EXPECT_EQ(raw_h2_status(pg, "/a/up", 2, 1024, true), "413");
+  EXPECT_EQ(raw_h2_status(pg, "/a/up2", 64, 1000, false), "413");
+  EXPECT_EQ(raw_h2_status(pg, "/a/fits", 2, 500, false), "200");
+  // Several outcomes on one connection: each stream is answered on its own.
+  auto multi = h2curl(pg, {"-w", "%{http_code}\n", "-o", "/dev/null", https_url(pg, "/nothing"), "-o",
+                           "/dev/null", https_url(pg, "/a/fine"), "-o", "/dev/null", https_url(pg, "/down")});
+  ASSERT_EQ(multi.exit_code, 0) << multi.err;
+  EXPECT_EQ(multi.out, "404\n200\n502\n");
+  // Only requests every phase allowed reached a backend: /a/slow, /a/fits, /a/fine, and /a/up2 whose
+  // streamed body went over the limit on its way (as HTTP/1.1 chunked: the backend saw its head and
+  // a truncated body, the client a 413).
+  const auto ra = a.records();
+  EXPECT_EQ(ra.size(), 4u);
+  for (const auto& rec : ra) {
+    const auto target = json_field(rec, "target");
+    EXPECT_TRUE(target == "/a/fine" || target == "/a/up2" || target == "/a/fits" ||
+                target == "/a/slow?delay_ms=5000")
+        << rec;
+  }
+
+  const auto m = metrics(pg);
+  EXPECT_NE(m.find("phigate_requests_total{protocol=\"h2\"} 10"), std::string::npos) << m;
+  EXPECT_EQ(pg.process.terminate(), 0);
+  const auto recs = records();
+  EXPECT_TRUE(has(find(recs, "/nothing-here"), "\"status_code\":404"));
+  EXPECT_TRUE(has(find(recs, "/a/slow"), "\"status_code\":504"));
+  EXPECT_TRUE(has(find(recs, "/a/up\""), "\"status_code\":413"));
+  EXPECT_EQ(count(recs, "\"h2_stream\":"), 10);
+}
+
+}  // namespace
+}  // namespace phigate::test
