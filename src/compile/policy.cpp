@@ -44,11 +44,14 @@ void backend_tls(CompiledPolicy& out, config::Diagnostics& diag) {
       out.backend_tls.push_back(nullptr);
       return;
     }
-    if (pol == nullptr || pol->backend_protocol != config::BackendProtocol::Https) {
+    // GRPCS is TLS to the backend exactly as HTTPS is (same checks), plus ALPN h2 only.
+    const bool tls = pol != nullptr && (pol->backend_protocol == config::BackendProtocol::Https ||
+                                        pol->backend_protocol == config::BackendProtocol::Grpcs);
+    if (!tls) {
       if (required) {
         diag.error(p.where.file, p.where.line, field("backend-protocol", "backend_tls"),
                    std::string("plain HTTP to the backend, but ") + why_required +
-                       ": failing closed (503); set backend-protocol HTTPS (or backend_tls:)",
+                       ": failing closed (503); set backend-protocol HTTPS or GRPCS (or backend_tls:)",
                    resource);
         fail_path(p, "plain HTTP backend where upstream.tls.require demands TLS");
       }
@@ -65,6 +68,7 @@ void backend_tls(CompiledPolicy& out, config::Diagnostics& diag) {
     spec.protocols = pol->proxy_ssl_protocols;
     spec.ciphers = pol->proxy_ssl_ciphers;
     spec.verify_name = pol->proxy_ssl_name;
+    spec.alpn_h2 = pol->backend_protocol == config::BackendProtocol::Grpcs;
     if (spec.verify_name.empty()) spec.verify_name = p.service_host;
     if (spec.verify_name.empty()) {
       // A static route: the backends' host, when they share one.

@@ -193,8 +193,12 @@ std::string parse_backend_protocol(std::string_view v, Context& c) {
     c.policy.backend_protocol = config::BackendProtocol::Http;
   } else if (lower == "https") {
     c.policy.backend_protocol = config::BackendProtocol::Https;
+  } else if (lower == "grpc") {
+    c.policy.backend_protocol = config::BackendProtocol::Grpc;  // HTTP/2 with prior knowledge
+  } else if (lower == "grpcs") {
+    c.policy.backend_protocol = config::BackendProtocol::Grpcs;  // HTTP/2 over TLS, ALPN h2
   } else {
-    return "expected HTTP or HTTPS (GRPC, GRPCS, AJP, FCGI and AUTO_HTTP are not supported)";
+    return "expected HTTP, HTTPS, GRPC or GRPCS (AJP, FCGI and AUTO_HTTP are not supported)";
   }
   return {};
 }
@@ -641,11 +645,12 @@ ParsedAnnotations parse_annotations(const std::map<std::string, std::string>& an
   }
   // proxy-ssl-* shape the TLS connection to an HTTPS backend; over plain HTTP they do nothing,
   // and their owner may believe the backend traffic is encrypted: said out loud.
-  if (p.backend_protocol != config::BackendProtocol::Https) {
+  if (p.backend_protocol != config::BackendProtocol::Https &&
+      p.backend_protocol != config::BackendProtocol::Grpcs) {
     for (const auto& [name, kv] : effective) {
       if (name.rfind("proxy-ssl-", 0) == 0) {
         out.not_enforced.push_back(
-            {kv->first, "has no effect: the backend is plain HTTP (backend-protocol is not HTTPS)"});
+            {kv->first, "has no effect: the backend is plain HTTP (backend-protocol is not HTTPS or GRPCS)"});
       }
     }
   }

@@ -5,6 +5,8 @@
 // grpc-message) back; grpc-timeout honoured against the route's timeouts. phigate's own refusals of
 // a gRPC request are trailers-only responses with the grpc-status that fits (RFC-less: the gRPC
 // over HTTP/2 protocol document). Worker thread only.
+#include <chrono>
+#include <optional>
 #include <string_view>
 
 #include "client_stream.hpp"
@@ -18,6 +20,10 @@ class WorkerImpl;
 
 /// A request is gRPC when its content-type is application/grpc or application/grpc+<subtype>.
 bool is_grpc_request(const http::HeaderList& headers) noexcept;
+
+/// grpc-timeout's value (PROTOCOL-HTTP2.md: 1 to 8 digits, then H, M, S, m, u or n), capped at a
+/// day; nullopt when malformed (the call is then refused with INTERNAL, as gRPC servers do).
+std::optional<std::chrono::nanoseconds> parse_grpc_timeout(std::string_view value) noexcept;
 
 /// The grpc-status phigate answers with when it ends a gRPC request itself with `error`
 /// (no route: UNIMPLEMENTED 12, denied: PERMISSION_DENIED 7, unauthenticated client certificate:

@@ -61,13 +61,14 @@ proxy::SnapshotPtr build_snapshot(config::Config config, std::shared_ptr<tls::Ti
     // changed (an EndpointSlice or a route moved), the running contexts serve the new snapshot.
     const auto* prev = in.previous != nullptr ? in.previous->tls.get() : nullptr;
     if (prev != nullptr &&
-        prev->inputs() == tls::ServerContexts::fingerprint(cfg->tls, keys.get(), compiled->host_policies) &&
+        prev->inputs() ==
+            tls::ServerContexts::fingerprint(cfg->tls, keys.get(), compiled->host_policies, &cfg->http2) &&
         !prev->inputs().empty()) {
       for (const auto& d : prev->diagnostics()) diag.add(d);
       snap->tls = in.previous->tls;
     } else {
-      snap->tls =
-          tls::ServerContexts::build(cfg->tls, std::move(keys), diag, std::move(compiled->host_policies));
+      snap->tls = tls::ServerContexts::build(cfg->tls, std::move(keys), diag,
+                                             std::move(compiled->host_policies), &cfg->http2);
     }
   }
   snap->routes = router::RouteTable::build(cfg->routes, diag, cfg->default_backend);
@@ -117,8 +118,12 @@ proxy::SnapshotPtr build_snapshot(config::Config config, std::shared_ptr<tls::Ti
   // requests). An HTTPS path without one has failed closed: nothing to probe, and never in plain.
   const auto probe_settings = [&](const config::PathSpec& p, const upstream::Cluster& c) {
     auto a = active_settings(p);
-    const bool https = p.policy != nullptr && p.policy->backend_protocol == config::BackendProtocol::Https;
+    const auto proto = p.policy != nullptr ? p.policy->backend_protocol : config::BackendProtocol::Http;
+    const bool https = proto == config::BackendProtocol::Https || proto == config::BackendProtocol::Grpcs;
     if (https && c.tls == nullptr) a.enabled = false;
+    // A gRPC backend speaks HTTP/2 only: an HTTP/1.1 GET probe would fail on every healthy
+    // endpoint. Its probes are connects (and the TLS handshake for GRPCS); passive health applies.
+    if (c.grpc) a.path.clear();
     return a;
   };
   auto add_cluster = [&](const std::string& name, const config::PathSpec& p) {
@@ -131,6 +136,9 @@ proxy::SnapshotPtr build_snapshot(config::Config config, std::shared_ptr<tls::Ti
                                    (p.policy ? p.policy->resource : std::string());
     // TLS before health: the probes of an HTTPS backend use the cluster's context.
     c.tls = compiled->backend_tls.at(snap->clusters.size());  // compiled in the same path order
+    // GRPC / GRPCS: streams on the worker's H2Pool (prior knowledge, or TLS with ALPN h2).
+    c.grpc = p.policy != nullptr && (p.policy->backend_protocol == config::BackendProtocol::Grpc ||
+                                     p.policy->backend_protocol == config::BackendProtocol::Grpcs);
     for (const auto& b : p.backends) {
       auto ep = net::resolve_endpoint(b);
       if (!ep) {

@@ -38,6 +38,12 @@ int contexts_index() {
   static const int index = SSL_CTX_get_ex_new_index(0, nullptr, nullptr, nullptr, nullptr);
   return index;
 }
+/// Per SSL: non-null when the ClientHello's SNI may get h2 (set in on_client_hello, read by on_alpn).
+int h2_index() {
+  static const int index = SSL_get_ex_new_index(0, nullptr, nullptr, nullptr, nullptr);
+  return index;
+}
+char g_h2_allowed;  // its address is the "h2 allowed" mark: nothing to free with the SSL
 
 /// DNS names of a certificate: subjectAltName DNS entries, or the CN when there are none.
 std::vector<std::string> certificate_names(X509* cert) {
@@ -96,7 +102,8 @@ bool use_pem_key(SSL_CTX* ctx, const std::string& pem) {
 
 /// Runs first on every ClientHello, before OpenSSL looks at session resumption: picks the
 /// certificate and the host's policy (client certificates, ciphers, session-id context) from the
-/// SNI, so a ticket minted under another policy is not resumable here.
+/// SNI, so a ticket minted under another policy is not resumable here; and, from the same name,
+/// whether ALPN may pick h2 (runs again on a HelloRetryRequest's second ClientHello).
 int on_client_hello(SSL* ssl, int* /*alert*/, void* arg) {
   const auto* self = static_cast<const ServerContexts*>(arg);
   const unsigned char* p = nullptr;
@@ -118,6 +125,7 @@ int on_client_hello(SSL* ssl, int* /*alert*/, void* arg) {
   SSL_CTX* want = self->select(name);
   if (want != SSL_get_SSL_CTX(ssl)) SSL_set_SSL_CTX(ssl, want);
   set_policy(ssl, self->policy_for(name));
+  SSL_set_ex_data(ssl, h2_index(), self->h2_for(name) ? &g_h2_allowed : nullptr);
   return SSL_CLIENT_HELLO_SUCCESS;
 }
 
@@ -126,20 +134,36 @@ int on_servername(SSL* /*ssl*/, int* /*alert*/, void* /*arg*/) {
   return SSL_TLSEXT_ERR_OK;
 }
 
-int on_alpn(SSL* /*ssl*/, const unsigned char** out, unsigned char* outlen, const unsigned char* in,
-            unsigned int inlen, void* /*arg*/) {
-  static constexpr unsigned char kHttp11[] = {'h', 't', 't', 'p', '/', '1', '.', '1'};
+/// The position of protocol `want` in the client's ALPN list (RFC 7301 §3.1 wire format), or
+/// nullptr. A malformed list ends the search.
+const unsigned char* find_protocol(const unsigned char* in, unsigned int inlen, std::string_view want) {
   for (unsigned int i = 0; i < inlen;) {
     const unsigned len = in[i];
-    if (i + 1 + len > inlen) break;
-    if (len == sizeof kHttp11 && std::memcmp(in + i + 1, kHttp11, len) == 0) {
-      *out = in + i + 1;
-      *outlen = static_cast<unsigned char>(len);
-      return SSL_TLSEXT_ERR_OK;
-    }
+    if (len == 0 || i + 1 + len > inlen) break;
+    if (len == want.size() && std::memcmp(in + i + 1, want.data(), len) == 0) return in + i + 1;
     i += 1 + len;
   }
-  // No overlap (e.g. h2 only): carry on without ALPN rather than fail; we speak HTTP/1.1.
+  return nullptr;
+}
+
+/// The server's preference decides (RFC 7301 §3.2): h2 when the ClientHello's SNI allows it, else
+/// http/1.1, whatever order the client listed them in.
+int on_alpn(SSL* ssl, const unsigned char** out, unsigned char* outlen, const unsigned char* in,
+            unsigned int inlen, void* /*arg*/) {
+  // RFC 9113 §9.2: HTTP/2 over TLS needs TLS 1.2 or later (only reachable with
+  // tls.allow_insecure_tls); the cipher rules of §9.2.2 already hold for every suite we accept.
+  const bool h2 = SSL_get_ex_data(ssl, h2_index()) != nullptr && SSL_version(ssl) >= TLS1_2_VERSION;
+  for (const std::string_view want : {std::string_view(h2 ? "h2" : ""), std::string_view("http/1.1")}) {
+    if (want.empty()) continue;
+    if (const auto* at = find_protocol(in, inlen, want)) {
+      *out = at;
+      *outlen = static_cast<unsigned char>(want.size());
+      return SSL_TLSEXT_ERR_OK;
+    }
+  }
+  // No overlap (e.g. h2 only, to a host with h2 off): carry on without ALPN rather than fail. A
+  // client may only speak HTTP/2 when ALPN selected h2 (RFC 9113 §3.2), so it falls back to
+  // HTTP/1.1 or gives up; one that sends the h2 preface anyway meets the HTTP/1 parser (400).
   return SSL_TLSEXT_ERR_NOACK;
 }
 
@@ -245,7 +269,7 @@ class Fingerprint {
 }  // namespace
 
 std::string ServerContexts::fingerprint(const config::TlsSpec& spec, const TicketKeyRing* keys,
-                                        const HostPolicies& hosts) {
+                                        const HostPolicies& hosts, const config::Http2Spec* http2) {
   Fingerprint f;
   f.add("phigate/server-contexts/1").add(spec.profile).add(spec.allow_insecure_tls ? "1" : "0");
   f.add(spec.min_version).add(spec.ciphers).add(spec.ciphersuites).add(spec.groups);
@@ -273,6 +297,12 @@ std::string ServerContexts::fingerprint(const config::TlsSpec& spec, const Ticke
       f.add("none");
     }
   }
+  // The ALPN choice lives in the contexts: a reload that flips http2 must build new ones.
+  f.add("http2").add(http2 != nullptr && http2->enabled ? "1" : "0");
+  if (http2 != nullptr) {
+    f.add(std::to_string(http2->disabled_hosts.size()));
+    for (const auto& h : http2->disabled_hosts) f.add(h);
+  }
   return f.hex();
 }
 
@@ -282,9 +312,14 @@ std::uint64_t ServerContexts::builds_total() noexcept {
 
 std::shared_ptr<const ServerContexts> ServerContexts::build(const config::TlsSpec& spec,
                                                             std::shared_ptr<TicketKeyRing> keys,
-                                                            config::Diagnostics& diag, HostPolicies hosts) {
+                                                            config::Diagnostics& diag, HostPolicies hosts,
+                                                            const config::Http2Spec* http2) {
   std::shared_ptr<ServerContexts> self(new ServerContexts());
-  self->inputs_ = fingerprint(spec, keys.get(), hosts);
+  self->inputs_ = fingerprint(spec, keys.get(), hosts, http2);
+  if (http2 != nullptr) {
+    self->h2_enabled_ = http2->enabled;
+    for (const auto& h : http2->disabled_hosts) self->h2_disabled_.emplace(h, true);
+  }
   const std::size_t diag_start = diag.entries().size();
   self->keys_ = std::move(keys);
   self->none_ = HostPolicy::none();

@@ -109,6 +109,7 @@ std::string BackendTls::identity_of(const BackendTlsSpec& s) {
   field(std::to_string(s.verify_depth));
   field(s.protocols);
   field(s.ciphers);
+  field(s.alpn_h2 ? "h2" : "");
   EVP_DigestFinal_ex(ctx, md, &len);
   EVP_MD_CTX_free(ctx);
   static constexpr char kHex[] = "0123456789abcdef";
@@ -210,6 +211,13 @@ core::Result<std::shared_ptr<const BackendTls>> BackendTls::build(const BackendT
       return config_error("the client key does not match the client certificate");
     }
   }
+  if (spec.alpn_h2) {
+    // Wire format: length-prefixed protocol names (RFC 7301 §3.1). h2 only: gRPC needs HTTP/2.
+    static constexpr unsigned char kH2[] = {2, 'h', '2'};
+    if (SSL_CTX_set_alpn_protos(ctx, kH2, sizeof kH2) != 0) {
+      return config_error("cannot set ALPN h2: " + openssl_error());
+    }
+  }
   ERR_clear_error();
   return std::shared_ptr<const BackendTls>(std::move(out));
 }
@@ -288,6 +296,15 @@ TlsFailure classify_failure(const SSL* ssl) {
   f.detail = openssl_error();
   if (f.detail.empty()) f.detail = "handshake failed";
   return f;
+}
+
+std::optional<TlsFailure> check_alpn_h2(const SSL* ssl) {
+  const unsigned char* proto = nullptr;
+  unsigned int len = 0;
+  SSL_get0_alpn_selected(ssl, &proto, &len);
+  if (len == 2 && proto[0] == 'h' && proto[1] == '2') return std::nullopt;
+  return TlsFailure{kTlsAlpn, len == 0 ? "the backend selected no ALPN protocol (h2 required)"
+                                       : "the backend selected an ALPN protocol other than h2"};
 }
 
 net::awaitable<std::optional<TlsFailure>> handshake(net::tcp::socket& s, SSL* ssl) {

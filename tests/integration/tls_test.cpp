@@ -45,13 +45,15 @@ TEST_F(TlsTest, Sni_ChoosesCertificateByName) {
   EXPECT_EQ(r.out, "404");  // other.example has a certificate but no route
 }
 
-TEST_F(TlsTest, Policy_Tls12And13Accepted_AlpnHttp11) {
+// ALPN prefers h2 when the client offers it (http2.enabled by default; RFC 9113 §9.2 allows it
+// over TLS 1.2 with these AEAD/ECDHE suites). More ALPN cases: h2_test.cpp.
+TEST_F(TlsTest, Policy_Tls12And13Accepted_AlpnH2) {
   auto v12 = TlsClient::connect(
       "127.0.0.1", pg_->https,
       {.sni = "app.example", .ca_file = ca_.cert, .alpn = {"h2", "http/1.1"}, .max_version = TLS1_2_VERSION});
   ASSERT_TRUE(v12) << v12.error;
   EXPECT_EQ(v12->negotiated_version(), "TLSv1.2");
-  EXPECT_EQ(v12->negotiated_protocol(), "http/1.1");
+  EXPECT_EQ(v12->negotiated_protocol(), "h2");
   EXPECT_NE(v12->negotiated_cipher().find("GCM"), std::string::npos) << v12->negotiated_cipher();
   auto v13 = TlsClient::connect("127.0.0.1", pg_->https, {.sni = "app.example", .ca_file = ca_.cert});
   ASSERT_TRUE(v13) << v13.error;

@@ -174,7 +174,8 @@ TEST(CompilePolicy, ParsedButUnenforcedAnnotation_WarnsNamingAnnotationResourceA
     EXPECT_NE(e.message.find("has no effect"), std::string::npos);
     fields.push_back(e.field);
   }
-  // load-balance and upstream-hash-by are enforced (no warning); proxy-ssl-name on a plain-HTTP backend does nothing.
+  // load-balance and upstream-hash-by are enforced (no warning); proxy-ssl-name on a plain-HTTP backend does
+  // nothing.
   EXPECT_EQ(fields, (std::vector<std::string>{"metadata.annotations." + kNginx + "proxy-ssl-name"}));
   // A warning, not a failure: the Ingress is served.
   const auto* pol = policy_of(*r, "lb.example");
@@ -378,5 +379,40 @@ TEST(CompilePolicy, Merge_StaticRoutesAndDefaultBackendWin) {
   EXPECT_EQ(cfg.tls.certificates.size(), 1u);
 }
 
+TEST(CompilePolicy, GrpcsBackend_IsTlsWithAlpnH2AndGrpcIsPlain) {
+  for (const auto require : {config::UpstreamSpec::RequireTls::None, config::UpstreamSpec::RequireTls::All}) {
+    config::Config cfg;
+    cfg.upstream.require_tls = require;
+    auto grpcs = https_policy("Ingress default/grpcs");
+    grpcs->backend_protocol = config::BackendProtocol::Grpcs;
+    grpcs->proxy_ssl_name = "grpc.internal";
+    auto https = https_policy("Ingress default/https");
+    https->proxy_ssl_name = "grpc.internal";  // same settings otherwise: never the same context
+    auto grpc = std::make_shared<config::RoutePolicy>();
+    grpc->resource = "Ingress default/grpc";
+    grpc->backend_protocol = config::BackendProtocol::Grpc;
+    cfg.routes.push_back(
+        {"a.example", {path("/s", grpcs), path("/h", https), path("/p", grpc)}, {"m.yaml#1", 5}});
+    config::Diagnostics d;
+    const auto r = compile(std::move(cfg), d);
+    ASSERT_EQ(r.backend_tls.size(), 3u);
+    ASSERT_NE(r.backend_tls[0], nullptr) << d.to_string();
+    ASSERT_NE(r.backend_tls[1], nullptr) << d.to_string();
+    EXPECT_TRUE(r.backend_tls[0]->alpn_h2());
+    EXPECT_FALSE(r.backend_tls[1]->alpn_h2());  // HTTPS backends keep speaking HTTP/1.1
+    EXPECT_NE(r.backend_tls[0], r.backend_tls[1]);
+    EXPECT_NE(r.backend_tls[0]->identity(), r.backend_tls[1]->identity());
+    EXPECT_EQ(r.backend_tls[2], nullptr);  // GRPC: h2 with prior knowledge, plain
+    const auto& paths = r.config.routes[0].paths;
+    EXPECT_TRUE(paths[0].policy->fail_closed.empty());
+    if (require == config::UpstreamSpec::RequireTls::All) {
+      // Plain gRPC where TLS is required fails closed like plain HTTP.
+      EXPECT_EQ(paths[2].policy->fail_closed, "plain HTTP backend where upstream.tls.require demands TLS");
+    } else {
+      EXPECT_TRUE(paths[2].policy->fail_closed.empty());
+      EXPECT_FALSE(d.has_errors()) << d.to_string();
+    }
+  }
+}
 }  // namespace
 }  // namespace phigate::compile

@@ -70,6 +70,10 @@ TEST(IngressAnnotations, ValidValues_SetTheTypedField) {
        [](const RoutePolicy& p) { return p.backend_protocol == config::BackendProtocol::Https; }},
       {"backend-protocol", "http",
        [](const RoutePolicy& p) { return p.backend_protocol == config::BackendProtocol::Http; }},
+      {"backend-protocol", "GRPC",
+       [](const RoutePolicy& p) { return p.backend_protocol == config::BackendProtocol::Grpc; }},
+      {"backend-protocol", "grpcs",
+       [](const RoutePolicy& p) { return p.backend_protocol == config::BackendProtocol::Grpcs; }},
       {"proxy-ssl-secret", "shop/upstream-client",
        [](const RoutePolicy& p) { return p.proxy_ssl_secret == "shop/upstream-client"; }},
       {"proxy-ssl-verify-depth", "1", [](const RoutePolicy& p) { return p.proxy_ssl_verify_depth == 1; }},
@@ -154,8 +158,9 @@ TEST(IngressAnnotations, InvalidValues_AreErrorsAndFailClosedNamingKeyAndValue) 
       {"auth-tls-verify-depth", "11"},
       {"auth-tls-verify-depth", "-1"},
       {"auth-tls-verify-depth", "1x"},
-      {"backend-protocol", "GRPC"},
       {"backend-protocol", "AJP"},
+      {"backend-protocol", "AUTO_HTTP"},
+      {"backend-protocol", "GRPC2"},
       {"backend-protocol", "FCGI"},
       {"backend-protocol", "HTTPS "},
       {"proxy-ssl-secret", "other/client"},
@@ -467,5 +472,25 @@ TEST(IngressAnnotationsHealth, InvalidHealthCheckValuesAreErrors) {
   }
 }
 
+TEST(IngressAnnotations, ProxySsl_AppliesToGrpcsAndNotToGrpc) {
+  // GRPCS is TLS to the backend exactly as HTTPS is: proxy-ssl-* shape it. GRPC is plain HTTP/2.
+  const auto grpcs = parse({{kN + "backend-protocol", "GRPCS"}, {kN + "proxy-ssl-name", "a.example"}});
+  EXPECT_TRUE(grpcs.problems.empty());
+  EXPECT_TRUE(grpcs.not_enforced.empty());
+  EXPECT_EQ(grpcs.policy.backend_protocol, config::BackendProtocol::Grpcs);
+  const auto grpc = parse({{kN + "backend-protocol", "GRPC"}, {kN + "proxy-ssl-name", "a.example"}});
+  EXPECT_TRUE(grpc.problems.empty());
+  ASSERT_EQ(grpc.not_enforced.size(), 1u);
+  EXPECT_NE(grpc.not_enforced[0].message.find("backend is plain HTTP"), std::string::npos);
+}
+
+TEST(IngressAnnotations, BackendProtocol_RefusesAjpFcgiAutoHttpSayingWhatIsSupported) {
+  for (const char* v : {"AJP", "FCGI", "AUTO_HTTP"}) {
+    const auto r = parse({{kN + "backend-protocol", v}});
+    ASSERT_EQ(errors(r), 1u) << v;
+    EXPECT_NE(r.problems[0].message.find("GRPCS"), std::string::npos) << r.problems[0].message;
+    EXPECT_FALSE(r.fail_closed.empty()) << v;
+  }
+}
 }  // namespace
 }  // namespace phigate::ingress

@@ -1,8 +1,9 @@
 #pragma once
 // One SSL_CTX per certificate, all with the same policy (TLS 1.2/1.3, AEAD+ECDHE, groups, no
-// compression or renegotiation, ALPN http/1.1, shared ticket keys). The ClientHello's SNI picks
-// the certificate (exact name, then a "*.example.com" certificate one label deep, then the
-// default) and the host's HostPolicy (client certificates, ciphers, session-id context).
+// compression or renegotiation, shared ticket keys). The ClientHello's SNI picks the certificate
+// (exact name, then a "*.example.com" certificate one label deep, then the default), the host's
+// HostPolicy (client certificates, ciphers, session-id context) and whether ALPN offers h2 (first,
+// when http2.enabled and the name is not in http2.disabled_hosts) or http/1.1 only.
 // Built on the control thread; immutable afterwards and shared by all workers via the snapshot.
 #include <openssl/ssl.h>
 
@@ -32,10 +33,11 @@ class ServerContexts {
   using HostPolicies = std::vector<std::pair<std::string, std::shared_ptr<const HostPolicy>>>;
   /// Loads every certificate of `spec`. Problems go to `diag` naming the file; returns nullptr
   /// when any certificate fails. `keys` is kept alive by the result. Hosts not in `hosts` get
-  /// HostPolicy::none().
+  /// HostPolicy::none(). `http2` (null: HTTP/1.1 only) decides whether ALPN may select h2.
   static std::shared_ptr<const ServerContexts> build(const config::TlsSpec& spec,
                                                      std::shared_ptr<TicketKeyRing> keys,
-                                                     config::Diagnostics& diag, HostPolicies hosts = {});
+                                                     config::Diagnostics& diag, HostPolicies hosts = {},
+                                                     const config::Http2Spec* http2 = nullptr);
 
   /// SHA-256 (hex) of everything build() reads: the TLS settings, every certificate (its
   /// in-memory PEM, or the bytes of its files, so a rotated file changes it), the host policies
@@ -43,7 +45,7 @@ class ServerContexts {
   /// the same contexts, so a reload may keep the running ones — an endpoint change must not cost
   /// a rebuild of every SSL_CTX. Control thread (reads the certificate files).
   static std::string fingerprint(const config::TlsSpec& spec, const TicketKeyRing* keys,
-                                 const HostPolicies& hosts);
+                                 const HostPolicies& hosts, const config::Http2Spec* http2 = nullptr);
   /// fingerprint() of this object's inputs.
   const std::string& inputs() const noexcept { return inputs_; }
   /// What build() reported to its `diag` (a reuse reports it again: the same resources still fail).
@@ -58,6 +60,13 @@ class ServerContexts {
   /// The policy of a host name (lower-case, no port): exact, then one-label wildcard, then none.
   /// Any thread; the reference lives as long as this object.
   const HostPolicy& policy_for(std::string_view name) const noexcept;
+  /// Whether ALPN offers h2 to a connection whose SNI is `server_name` (lower-case; empty when the
+  /// client sent none): http2.enabled and the name not in http2.disabled_hosts (exact, then
+  /// one-label wildcard). The proxy may ask the same of a request's :authority, since an HTTP/2
+  /// client reuses one connection for every host its certificate covers (RFC 9113 §9.1.1).
+  bool h2_for(std::string_view server_name) const noexcept {
+    return h2_enabled_ && h2_disabled_.find(server_name) == nullptr;
+  }
   /// DNS names each certificate covers, for diagnostics.
   const std::vector<std::string>& names(std::size_t i) const { return names_[i]; }
   std::size_t size() const noexcept { return contexts_.size(); }
@@ -75,6 +84,8 @@ class ServerContexts {
   std::shared_ptr<const HostPolicy> none_;
   std::string inputs_;
   std::vector<config::Diagnostic> diagnostics_;
+  bool h2_enabled_ = false;
+  core::HostMap<bool> h2_disabled_;  // http2.disabled_hosts
 };
 
 }  // namespace phigate::tls

@@ -31,6 +31,9 @@ struct BackendTlsSpec {
   int verify_depth = 1;      // proxy-ssl-verify-depth
   std::string protocols;     // space-separated subset of "TLSv1.2 TLSv1.3"; empty: both
   std::string ciphers;       // TLS 1.2 OpenSSL cipher list; empty: ECDHE + AEAD only
+  /// backend-protocol GRPCS: offer ALPN "h2" only (RFC 9113 §3.2), and the connection is refused
+  /// unless the backend selects it (h2_pool). False (HTTPS): no ALPN, HTTP/1.1 as always.
+  bool alpn_h2 = false;
 };
 
 /// Frees without I/O (no close_notify: the descriptor may be shut down or about to close). Marked
@@ -61,6 +64,7 @@ inline constexpr std::string_view kTlsExpired = "upstream_tls_expired";
 inline constexpr std::string_view kTlsCertificate = "upstream_tls_certificate";  // other verify failures
 inline constexpr std::string_view kTlsClientCertRefused = "upstream_tls_client_certificate_refused";
 inline constexpr std::string_view kTlsHandshake = "upstream_tls_handshake";
+inline constexpr std::string_view kTlsAlpn = "upstream_tls_alpn";  // GRPCS backend did not select h2
 
 class BackendTls {
  public:
@@ -83,6 +87,8 @@ class BackendTls {
   bool verify() const noexcept { return spec_.verify; }
   bool server_name() const noexcept { return spec_.server_name; }
   bool client_certificate() const noexcept { return !spec_.cert_pem.empty(); }
+  /// The context offers ALPN h2 only (GRPCS).
+  bool alpn_h2() const noexcept { return spec_.alpn_h2; }
 
   /// A client SSL for one new connection: connect state, SNI when asked, the name check armed
   /// (DNS or IP), `session` (may be null) offered for resumption. Null when OpenSSL fails.
@@ -113,6 +119,10 @@ struct TlsIo {
 net::awaitable<TlsIo> tls_write_all(net::tcp::socket& s, SSL* ssl, std::string_view bytes);
 /// Reads what is there (at most `size` bytes) through `ssl`, waiting through Asio.
 net::awaitable<TlsIo> tls_read_some(net::tcp::socket& s, SSL* ssl, char* buf, std::size_t size);
+
+/// After a handshake with an `alpn_h2` context: nullopt when the backend selected "h2", else the
+/// failure (kTlsAlpn): a backend that would speak HTTP/1.1 to an HTTP/2 client is refused.
+std::optional<TlsFailure> check_alpn_h2(const SSL* ssl);
 
 /// Classifies a failed SSL call on `ssl` (verify result, then the error queue, which it empties).
 TlsFailure classify_failure(const SSL* ssl);

@@ -82,6 +82,9 @@ class H2Pool {
       const Endpoint& ep, const BackendTls* tls, const http::MessageHead& head, std::string_view authority,
       std::string_view scheme, bool end_stream, Timeouts t, Deadline& d);
 
+  /// Connections without streams for this long are closed with GOAWAY (upstream.keepalive_timeout;
+  /// applies to connections opened afterwards). Default 60 s.
+  void set_idle_timeout(std::chrono::milliseconds t) noexcept;
   /// Closes every connection (worker drain, shutdown); open calls end with an Error event.
   void close_all() noexcept;
   /// Connections open now (tests, metrics).
