@@ -79,7 +79,7 @@ class Peer:
         self.server_settings = {}
         self.frames_out = 0
         self.bytes_out = 0
-        self.send_blocked = False
+        self.send_failed = ""  # the server stopped reading: we stop sending, still read its frames
         self.next_id = 1
         self.header_block = {}  # stream -> header fragments awaiting END_HEADERS
         self.ack_settings = True
@@ -108,13 +108,15 @@ class Peer:
         self.send_raw(self.conn.data_to_send())
 
     def send_raw(self, data):
-        if not data or self.closed:
+        if not data or self.closed or self.send_failed:
             return
         try:
             self.sock.sendall(data)
             self.bytes_out += len(data)
         except (OSError, ssl.SSLError) as e:
-            self.mark_closed("send: " + type(e).__name__)
+            self.send_failed = type(e).__name__
+            # What the server wrote before it closed (its GOAWAY) is still in our receive buffer.
+            self.wait(lambda: False, 2)
 
     def send_frame(self, frame):
         self.frames_out += 1
@@ -286,6 +288,7 @@ class Peer:
             "data_bytes": {str(k): v for k, v in sorted(self.data_bytes.items())},
             "closed": self.closed,
             "close_reason": self.close_reason,
+            "send_failed": self.send_failed,
             "frames_in": self.frames_in,
             "frames_out": self.frames_out,
             "bytes_out": self.bytes_out,
@@ -307,7 +310,7 @@ def flood(p, args, make_frame, batch=50):
     the peer closes or args.time_limit passes. Returns how many were sent."""
     end = time.monotonic() + args.time_limit
     sent = 0
-    while sent < args.count and not p.closed and time.monotonic() < end:
+    while sent < args.count and not p.closed and not p.send_failed and time.monotonic() < end:
         chunk = b"".join(make_frame(sent + i).serialize() for i in range(min(batch, args.count - sent)))
         n = min(batch, args.count - sent)
         p.frames_out += n
@@ -601,9 +604,16 @@ def mode_stream_id_reuse(args):
             first = None
             p.send_request("/ok/five", sid=5)
             sid = p.send_request("/evil/decreasing", sid=3)
-        p.wait(lambda: p.goaway is not None and p.closed, args.settle)
+        p.wait(lambda: p.goaway is not None and p.closed, min(args.settle, 2.0))
+        # RFC 9113 §5.1: a closed stream's frames MAY be a connection error; a server that ignores
+        # them must still serve the next (higher) stream and never the ignored request.
+        followup = None
+        if not p.closed and p.goaway is None:
+            p.next_id = max(p.next_id, 7)
+            followup = probe(p, args)
         return {"first_status": first, "stream": sid, "status": p.statuses.get(sid),
-                "reset": p.resets.get(sid), "goaway": p.goaway, "closed": p.closed}
+                "reset": p.resets.get(sid), "goaway": p.goaway, "closed": p.closed,
+                "followup_status": followup}
 
     return per_case(args, [("reuse", None), ("even", None), ("decreasing", None)], run)
 
@@ -658,6 +668,7 @@ def mode_too_many_streams(args):
     # Streams held open (POST without END_STREAM) above SETTINGS_MAX_CONCURRENT_STREAMS must be
     # refused (RST_STREAM REFUSED_STREAM, RFC 9113 §5.1.2), never queued.
     p = Peer(args)
+    p.ack_settings = not args.no_settings_ack
     p.wait(lambda: p.settings_in > 0, 2)
     limit = p.server_settings.get(h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS, 100)
     extra = max(1, args.extra)
@@ -788,6 +799,8 @@ def main():
     ap.add_argument("--size", default="", help="bytes (oversized_headers) or a bytes= value (zero_window, slow_read)")
     ap.add_argument("--path", default="")
     ap.add_argument("--extra", type=int, default=10, help="streams above the limit (too_many_streams)")
+    ap.add_argument("--no-settings-ack", action="store_true",
+                    help="too_many_streams: never acknowledge the server's SETTINGS (its limits stay pending)")
     ap.add_argument("--rcvbuf", type=int, default=0, help="SO_RCVBUF (slow_read)")
     args = ap.parse_args()
     if args.mode == "oversized_headers" and args.size:
