@@ -60,6 +60,8 @@ constexpr std::size_t kFieldOverhead = 32;
 // connection once memory() is over it); past this, allocations fail.
 constexpr std::size_t kMemorySlack = 256 * 1024;
 constexpr std::size_t kAllocHeader = alignof(std::max_align_t);
+// WINDOW_UPDATEs owed for DATA frames sent, at most (a client that saves them up gains little).
+constexpr std::uint32_t kMaxUpdateCredit = 64;
 
 }  // namespace
 
@@ -84,8 +86,10 @@ struct H2ServerSession::Impl {
     bool rejected = false;
     bool remote_closed = false;
     bool response_started = false;
-    bool response_done = false;  // our END_STREAM went out
-    bool local_reset = false;    // reset() by the caller (or our RST NO_ERROR after a full response)
+    bool response_done = false;       // our END_STREAM went out
+    bool local_reset = false;         // reset() by the caller (or our RST NO_ERROR after a full response)
+    bool charged = false;             // already drawn on the reset budget (client RST, refused by nghttp2)
+    std::uint32_t update_credit = 0;  // DATA frames sent here not yet answered by a WINDOW_UPDATE
     bool data_eof = false;
     bool deferred = false;
     bool above_high = false;
@@ -116,7 +120,8 @@ struct H2ServerSession::Impl {
   TokenBucket control;
   H2Clock::time_point now{};
   std::size_t continuations = 0;
-  std::string pending;  // bytes nghttp2 framed that did not fit the caller's `max`
+  std::uint32_t update_credit = 0;  // connection level: DATA frames sent, not yet answered by an update
+  std::string pending;              // bytes nghttp2 framed that did not fit the caller's `max`
   std::size_t pending_off = 0;
   std::string_view close_reason;
   bool failed = false;    // connection error: GOAWAY queued, nothing more is read
@@ -290,16 +295,29 @@ struct H2ServerSession::Impl {
       case NGHTTP2_SETTINGS:
       case NGHTTP2_PING:
       case NGHTTP2_PRIORITY:
-      case NGHTTP2_WINDOW_UPDATE:
         control_frame = true;
         break;
+      case NGHTTP2_WINDOW_UPDATE: {
+        // A client reading a long response returns window all along (with 64 KiB windows, an
+        // update per 32 KiB it reads); one update per DATA frame we sent is free, only updates
+        // that answer no DATA of ours are a flood.
+        std::uint32_t* credit = &update_credit;
+        if (hd.stream_id != 0) {
+          Stream* s = find(hd.stream_id);
+          credit = s != nullptr ? &s->update_credit : nullptr;
+        }
+        control_frame = credit == nullptr || *credit == 0;
+        if (!control_frame) --*credit;
+        break;
+      }
       case NGHTTP2_DATA:
         // Empty DATA without END_STREAM does nothing but cost us work (CVE-2019-9518).
         control_frame = hd.length == 0 && (hd.flags & NGHTTP2_FLAG_END_STREAM) == 0;
         break;
       case NGHTTP2_RST_STREAM:
-        if (find(hd.stream_id) != nullptr) {
+        if (Stream* s = find(hd.stream_id)) {
           // CVE-2023-44487 rapid reset: open streams (END_STREAM or not) and cancel them at once.
+          s->charged = true;
           if (!resets.take(now)) return fail("rapid_reset");
         } else {
           control_frame = true;  // RST for a stream that is not open: nothing to cancel
@@ -424,7 +442,17 @@ struct H2ServerSession::Impl {
       emit(H2Event::Kind::Rejected, id, code, "protocol_error", 0);
       emit(H2Event::Kind::Closed, id);
     }
+    // Any other reset the client provoked without sending RST_STREAM (nghttp2 resets some streams
+    // without telling on_invalid_frame_recv, e.g. DATA beyond content-length) costs a token too.
+    const bool provoked = code != NGHTTP2_NO_ERROR && !s.charged && !s.local_reset && !shutdown && !failed;
     closing.insert(streams.extract(it));
+    if (provoked && !resets.take(now)) {
+      // Inside nghttp2's send or receive loop: end the session without failing the callback.
+      close_reason = "rapid_reset";
+      failed = true;
+      nghttp2_session_terminate_session(session, kH2EnhanceYourCalm);
+      sweep(kH2EnhanceYourCalm);
+    }
     return 0;
   }
 
@@ -442,18 +470,23 @@ struct H2ServerSession::Impl {
       nghttp2_failed();
       return 0;
     }
-    // A stream nghttp2 refused (malformed request, over the concurrency limit, content-length
-    // mismatch): the client spent our work on it, as with a reset.
-    if (f.hd.stream_id != 0 &&
-        (lib_error == NGHTTP2_ERR_HTTP_HEADER || lib_error == NGHTTP2_ERR_HTTP_MESSAGING ||
-         lib_error == NGHTTP2_ERR_REFUSED_STREAM)) {
-      if (failed) return 0;
-      if (!resets.take(now)) return fail("rapid_reset");
-    }
+    // A stream nghttp2 refused or reset (malformed request, over the concurrency limit,
+    // content-length mismatch, WINDOW_UPDATE 0 or a flow-control violation on a stream): the
+    // client made us reset it, which costs what a client reset costs ("MadeYouReset",
+    // CVE-2025-8671, the server-side twin of rapid reset).
+    if (failed) return 0;
+    (void)lib_error;
+    if (Stream* s = find(f.hd.stream_id)) s->charged = true;
+    if (!resets.take(now)) return fail("rapid_reset");
     return 0;
   }
 
   int on_frame_send(const nghttp2_frame& f) {
+    if (f.hd.type == NGHTTP2_DATA && f.hd.length > 0) {
+      update_credit = std::min<std::uint32_t>(update_credit + 1, kMaxUpdateCredit);
+      if (Stream* s = find(f.hd.stream_id))
+        s->update_credit = std::min<std::uint32_t>(s->update_credit + 1, kMaxUpdateCredit);
+    }
     // A GOAWAY neither shutdown() nor our budgets asked for: nghttp2 ended the connection (a
     // connection error it found while reading, reported here at the latest).
     if (f.hd.type == NGHTTP2_GOAWAY && !shutdown && !failed) {

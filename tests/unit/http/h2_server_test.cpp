@@ -214,6 +214,22 @@ std::string frame(std::uint8_t type, std::uint8_t flags, std::int32_t stream, st
   for (int sh = 24; sh >= 0; sh -= 8) s.push_back(static_cast<char>((v >> sh) & 0xff));
   return s;
 }
+/// The error code of the last GOAWAY in the server's raw output (-1: none). Only for output a
+/// client session would stop reading (RST_STREAM for streams it never opened).
+std::int64_t goaway_code_in(std::string_view out) {
+  std::int64_t code = -1;
+  while (out.size() >= 9) {
+    const auto b = [&](std::size_t i) {
+      return static_cast<std::uint32_t>(static_cast<unsigned char>(out[i]));
+    };
+    const std::size_t len = (b(0) << 16) | (b(1) << 8) | b(2);
+    if (out.size() < 9 + len) break;
+    if (b(3) == NGHTTP2_GOAWAY && len >= 8) code = (b(13) << 24) | (b(14) << 16) | (b(15) << 8) | b(16);
+    out.remove_prefix(9 + len);
+  }
+  return code;
+}
+
 /// HPACK-encodes `fields` with nghttp2's deflater (one per test connection, like a client).
 class Hpack {
  public:
@@ -793,6 +809,34 @@ TEST_F(H2ServerTest, ResetsWithinTheRefillRateAreFine) {
   EXPECT_FALSE(reader.goaway);
 }
 
+TEST_F(H2ServerTest, ResetsTheClientProvokesCountAsResets) {
+  // "MadeYouReset": no RST_STREAM from the client, but frames that make the server reset the
+  // stream (here more DATA than the content-length announced, RFC 9113 §8.1.1).
+  opts.http2.reset_budget = 20;
+  opts.http2.reset_refill = 1;
+  start();
+  Hpack hp;
+  std::string bytes = raw_start();
+  for (std::int32_t id = 1; id < 2 * 60; id += 2) {
+    bytes +=
+        frame(NGHTTP2_HEADERS, NGHTTP2_FLAG_END_HEADERS, id, hp.encode(with(post(), "content-length", "1")));
+    bytes += frame(NGHTTP2_DATA, NGHTTP2_FLAG_END_STREAM, id, "xx");
+  }
+  feed(bytes);
+  std::string out;
+  for (int i = 0; i < 100 && server->want_write(); ++i) {
+    server->take_output(out, 65536);
+    collect();
+  }
+  // nghttp2 resets those streams as it writes: the budget runs out in take_output at the latest.
+  EXPECT_EQ(server->close_reason(), "rapid_reset");
+  EXPECT_EQ(goaway_code_in(out), kH2EnhanceYourCalm);
+  EXPECT_TRUE(server->finished());
+  EXPECT_EQ(count(Kind::Request), count(Kind::Closed));
+  raw(frame(NGHTTP2_PING, 0, 0, std::string(8, 'p')));
+  EXPECT_EQ(status, H2ServerSession::Status::Closed);
+}
+
 TEST_F(H2ServerTest, RejectedStreamsCountAsResets) {
   opts.http2.reset_budget = 10;
   opts.http2.reset_refill = 1;
@@ -866,6 +910,28 @@ INSTANTIATE_TEST_SUITE_P(Frames, H2FloodTest,
                                            Flood{"window_update",
                                                  frame(NGHTTP2_WINDOW_UPDATE, 0, 0, u32(1))}),
                          [](const auto& info) { return std::string(info.param.name); });
+
+TEST_F(H2ServerTest, WindowUpdatesOfALongDownloadAreNoFlood) {
+  opts.http2.control_budget = 20;
+  opts.http2.control_refill = 1;
+  start();
+  const auto id = client.request(get());
+  pump();
+  // 4 MiB through the client's default 64 KiB windows: well over a hundred WINDOW_UPDATEs.
+  server->submit_response(id, 200, {}, false);
+  const std::string chunk(64 * 1024, 'd');
+  for (int i = 0; i < 64; ++i) {
+    server->send_data(id, chunk);
+    pump();
+    ASSERT_EQ(status, H2ServerSession::Status::Ok) << i << " " << server->close_reason();
+  }
+  server->end_response(id, nullptr);
+  pump();
+  EXPECT_EQ(client.responses[id].body.size(), 64u * chunk.size());
+  EXPECT_TRUE(client.responses[id].end);
+  EXPECT_EQ(server->close_reason(), "");
+  EXPECT_FALSE(client.goaway);
+}
 
 TEST_F(H2ServerTest, EmptyDataFloodIsAControlFlood) {
   opts.http2.control_budget = 50;
