@@ -84,6 +84,9 @@ class H2Connection : public std::enable_shared_from_this<H2Connection> {
   void update_deadline() noexcept;
   /// The connection cannot go on: stop reading and writing, end every stream.
   void close_now() noexcept;
+  /// The codec ended the connection with an error (ours or one nghttp2 raised, which may only show
+  /// once its GOAWAY was taken): counted by reason, and audited when no stream recorded it. Once.
+  void connection_error(std::string_view reason);
   void stream_done(H2Stream& s);
 
   std::shared_ptr<ProxyConnection> pc_;
@@ -100,6 +103,7 @@ class H2Connection : public std::enable_shared_from_this<H2Connection> {
   std::uint64_t streams_seen_ = 0;
   bool closing_ = false;  // GOAWAY sent (drain, idle): close once the streams are done
   bool fatal_ = false;    // connection error: close once the GOAWAY is written
+  bool error_counted_ = false;
   bool dead_ = false;
   bool writer_running_ = false;
 
@@ -466,6 +470,9 @@ net::awaitable<void> H2Connection::write_loop(std::shared_ptr<H2Connection> self
     }
     if (codec_.finished() || (fatal_ && !codec_.want_write()) ||
         (closing_ && streams_.empty() && !codec_.want_write())) {
+      // nghttp2's own connection errors (an even stream id, streams over an acknowledged limit)
+      // surface here, after their GOAWAY was taken.
+      if (!codec_.close_reason().empty()) connection_error(codec_.close_reason());
       close_now();
       break;
     }
@@ -498,22 +505,16 @@ net::awaitable<void> H2Connection::serve() {
     handle_events();
     wake_writer();
     if (st == http::H2ServerSession::Status::Closed) {
-      const auto reason = codec_.close_reason();
-      worker_.stats().h2_connection_errors[static_cast<std::size_t>(h2_error_of(reason))].inc();
-      PHI_LOG_DEBUG("[w{} c{}] HTTP/2 connection error: {}", worker_.id(), c_.id_, reason);
-      if (streams_seen_ == 0 && worker_.audit_on()) {
-        // Nothing else records it: a bad preface or a flood before any request.
-        c_.req_snap_ = worker_.snapshot();
-        worker_.audit_submit(render_connection_event(
-            worker_.audit_json(), c_.connection_facts({}), std::chrono::system_clock::now(), "h2-connection",
-            "error", "http2", reason.empty() ? "protocol_error" : reason, ""));
-      }
+      connection_error(codec_.close_reason());
       fatal_ = true;
       for (auto& [id, s] : streams_) s->kill();
       wake_writer();
       break;
     }
-    if (codec_.finished()) break;
+    if (codec_.finished()) {
+      if (!codec_.close_reason().empty()) connection_error(codec_.close_reason());
+      break;
+    }
   }
   if (client_gone && !fatal_) close_now();  // the client went away (or the socket failed)
   // The writer flushes what is queued (a GOAWAY), bounded by body_idle, then ends.
@@ -524,6 +525,20 @@ net::awaitable<void> H2Connection::serve() {
   }
   close_now();
   for (auto& [id, s] : streams_) s->kill();
+}
+
+void H2Connection::connection_error(std::string_view reason) {
+  if (error_counted_) return;
+  error_counted_ = true;
+  worker_.stats().h2_connection_errors[static_cast<std::size_t>(h2_error_of(reason))].inc();
+  PHI_LOG_DEBUG("[w{} c{}] HTTP/2 connection error: {}", worker_.id(), c_.id_, reason);
+  if (streams_seen_ == 0 && worker_.audit_on()) {
+    // Nothing else records it: a bad preface or a flood before any request.
+    c_.req_snap_ = worker_.snapshot();
+    worker_.audit_submit(render_connection_event(worker_.audit_json(), c_.connection_facts({}),
+                                                 std::chrono::system_clock::now(), "h2-connection", "error",
+                                                 "http2", reason.empty() ? "protocol_error" : reason, ""));
+  }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -542,6 +542,13 @@ net::awaitable<bool> ProxyConnection::proxy_request(InFlight& f) {
   auto& r = *f.req;
   auto& head = r.head;
   const auto& cluster = req_snap_->clusters[r.route->target];
+  if (cluster.grpc) {
+    // backend-protocol GRPC/GRPCS: the backend speaks HTTP/2 only. An HTTP/1.x request is refused
+    // (503, fail-closed) rather than sent in a protocol the backend would misread.
+    const auto err = Error::downstream(ErrorKind::Unavailable, "grpc backend needs an HTTP/2 client");
+    f.facts.outcome = core::outcome_of(err);
+    co_return co_await reply_error(f, err, !ex_.request_complete());
+  }
   // Build the upstream head once: hop-by-hop fields out, forwarding fields in.
   http::remove_hop_by_hop(head.headers);
   set_client_cert_headers(head.headers, r.policy);

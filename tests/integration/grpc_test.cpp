@@ -174,6 +174,14 @@ TEST_F(GrpcTest, GrpcBackendEndToEnd) {
   exercise(pg);
 }
 
+TEST_F(GrpcTest, Http11ClientToAGrpcBackendIsRefused) {
+  // The backend speaks HTTP/2 only: an HTTP/1.1 request is answered 503 by phigate, never sent
+  // there in a protocol it would misread.
+  auto b = start_grpc(false);
+  auto pg = start_with(b, false);
+  EXPECT_EQ(code(pg, "app.example"), "503");  // the fixture's curl speaks HTTP/1.1
+}
+
 TEST_F(GrpcTest, GrpcsBackendEndToEnd) {
   auto b = start_grpc(true);
   auto pg = start_with(b, true);

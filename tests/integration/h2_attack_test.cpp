@@ -401,12 +401,10 @@ TEST_F(H2AttackTest, TooManyStreamsAfterSettingsAck) {
   expect_healthy_after();
 }
 
-// KNOWN BUG (reported to the lead, h2codec): a connection error nghttp2 detects itself (even
-// stream id, streams over an acknowledged limit) queues GOAWAY PROTOCOL_ERROR while
-// nghttp2_session_mem_recv still returns >= 0, so H2ServerSession::feed returns Ok with an empty
-// close_reason: phigate_h2_connection_errors_total{reason="protocol_error"} stays 0 and no
-// connection audit record is written. Enable once the codec reports these as Closed.
-TEST_F(H2AttackTest, DISABLED_ConnectionErrorsNghttp2RaisesAreCounted) {
+// A connection error nghttp2 detects itself (an even stream id, streams over an acknowledged limit)
+// queues its GOAWAY while feed() still returns Ok: the connection counts and audits it when the
+// codec reports finished() with a close reason (it was missed once).
+TEST_F(H2AttackTest, ConnectionErrorsNghttp2RaisesAreCounted) {
   const auto before = conn_errors("protocol_error");
   auto line = attack("stream_id_reuse", {"--case", "even"});
   EXPECT_EQ(num(line, "goaway_code"), 0x1) << line;

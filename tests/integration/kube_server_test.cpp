@@ -145,7 +145,7 @@ class KubeServerTest : public ::testing::Test {
   std::pair<std::string, std::string> get(const Pg& pg, const std::string& host,
                                           const std::string& cacert = "") {
     const auto port = std::to_string(pg.https);
-    auto r = run({"curl", "-sS", "-o", "/dev/null", "-D", "-", "--max-time", "5", "--cacert",
+    auto r = run({"curl", "-sS", "--http1.1", "-o", "/dev/null", "-D", "-", "--max-time", "5", "--cacert",
                   cacert.empty() ? ca_.cert : cacert, "--resolve", host + ":" + port + ":127.0.0.1",
                   "https://" + host + ":" + port + "/"},
                  RunOptions{10s});
