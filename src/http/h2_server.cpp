@@ -62,6 +62,11 @@ constexpr std::size_t kMemorySlack = 256 * 1024;
 constexpr std::size_t kAllocHeader = alignof(std::max_align_t);
 // WINDOW_UPDATEs owed for DATA frames sent, at most (a client that saves them up gains little).
 constexpr std::uint32_t kMaxUpdateCredit = 64;
+// A header block decoding to more than this many times max_header_list_bytes is
+// an HPACK amplification attack, not an oversized request: the connection ends.
+constexpr std::size_t kAmplification = 4;
+// high_water(): never below this, so a stream still moves a frame's worth per wake-up.
+constexpr std::size_t kMinHighWater = 16 * 1024;
 
 }  // namespace
 
@@ -93,6 +98,7 @@ struct H2ServerSession::Impl {
     bool data_eof = false;
     bool deferred = false;
     bool above_high = false;
+    bool refused = false;  // opened after our GOAWAY was submitted: RST REFUSED_STREAM, never served
     std::size_t queued() const noexcept { return out.size() - out_off; }
   };
 
@@ -124,8 +130,9 @@ struct H2ServerSession::Impl {
   std::string pending;              // bytes nghttp2 framed that did not fit the caller's `max`
   std::size_t pending_off = 0;
   std::string_view close_reason;
-  bool failed = false;    // connection error: GOAWAY queued, nothing more is read
-  bool shutdown = false;  // our graceful GOAWAY
+  bool failed = false;           // connection error: GOAWAY queued, nothing more is read
+  bool shutdown = false;         // our graceful GOAWAY
+  std::int32_t goaway_last = 0;  // shutdown(): the last stream id the GOAWAY names
 
   // --- memory accounting (nghttp2_mem): each block carries its size in a header
   void* alloc(std::size_t n) {
@@ -197,6 +204,11 @@ struct H2ServerSession::Impl {
     return NGHTTP2_ERR_CALLBACK_FAILURE;
   }
   bool over_memory() const noexcept { return memory() > opts.http2.connection_memory_bytes; }
+  std::size_t high_water() const noexcept {
+    const std::size_t streams_max = std::max<std::size_t>(1, opts.http2.max_concurrent_streams);
+    const std::size_t share = opts.http2.connection_memory_bytes / (2 * streams_max);
+    return std::max(kMinHighWater, std::min(kHighWater, share));
+  }
 
   /// After a connection error the open streams never close through nghttp2: the caller learns
   /// of each (Reset, then Closed) here, exactly once.
@@ -311,7 +323,8 @@ struct H2ServerSession::Impl {
         break;
       }
       case NGHTTP2_DATA:
-        // Empty DATA without END_STREAM does nothing but cost us work (CVE-2019-9518).
+        // Empty DATA without END_STREAM does nothing but cost us work (CVE-2019-9518). A padded
+        // frame with no data is charged in on_frame_recv (its pad length is not known yet).
         control_frame = hd.length == 0 && (hd.flags & NGHTTP2_FLAG_END_STREAM) == 0;
         break;
       case NGHTTP2_RST_STREAM:
@@ -324,6 +337,10 @@ struct H2ServerSession::Impl {
         }
         break;
       default:
+        // Extension and unknown frame types (RFC 9113 §5.5: ignored, but read and parsed all the
+        // same: PRIORITY_UPDATE, ALTSVC, ORIGIN, GREASE); they reach here only because they are
+        // registered as user extension types (else nghttp2 skips them without a callback).
+        control_frame = hd.type > NGHTTP2_CONTINUATION;
         break;
     }
     if (control_frame && !control.take(now)) return fail("control_flood");
@@ -333,7 +350,12 @@ struct H2ServerSession::Impl {
 
   int on_begin_headers(const nghttp2_frame& f) {
     if (f.hd.type != NGHTTP2_HEADERS || f.headers.cat != NGHTTP2_HCAT_REQUEST) return 0;
-    streams[f.hd.stream_id].req.id = f.hd.stream_id;
+    Stream& s = streams[f.hd.stream_id];
+    s.req.id = f.hd.stream_id;
+    // RFC 9113 §6.8: nghttp2 still opens streams between our GOAWAY's submission and its write,
+    // but the GOAWAY already told the client they were not processed (it retries them, even a
+    // POST): never serve one.
+    s.refused = shutdown && f.hd.stream_id > goaway_last;
     return 0;
   }
 
@@ -342,10 +364,16 @@ struct H2ServerSession::Impl {
     Stream* s = find(f.hd.stream_id);
     if (s == nullptr) return 0;
     const bool trailer = f.headers.cat != NGHTTP2_HCAT_REQUEST;
-    if (trailer && (!s->reported || s->rejected)) return 0;
+    if (s->refused || (trailer && (!s->reported || s->rejected))) return 0;
     s->block_bytes += name.size() + value.size() + kFieldOverhead;
     if (name.empty() || name[0] != ':') ++s->block_count;
-    if (s->block_bytes > opts.http2.max_header_list_bytes || s->block_count > opts.header_count) {
+    // HPACK amplification: a field in the dynamic table referenced by 1-byte indices decodes to
+    // kilobytes each; a few frames of them are hundreds of megabytes to decode and check. Past a
+    // modest excess (still a 431), the block is an attack: end the connection before decoding on.
+    const std::size_t limit = opts.http2.max_header_list_bytes;
+    // (The field count needs no bound of its own: each field costs kFieldOverhead bytes here.)
+    if (s->block_bytes / kAmplification > limit) return fail("continuation_flood");
+    if (s->block_bytes > limit || s->block_count > opts.header_count) {
       // Keep decoding (the HPACK state must follow the block) but keep nothing.
       if (!s->too_large) {
         s->too_large = true;
@@ -387,11 +415,25 @@ struct H2ServerSession::Impl {
 
   int on_frame_recv(const nghttp2_frame& f) {
     const std::int32_t id = f.hd.stream_id;
+    // DATA that is all padding carries nothing but costs a frame (and nghttp2 gives the padding's
+    // window back by itself): the empty-DATA flood of CVE-2019-9518 with a pad byte.
+    if (f.hd.type == NGHTTP2_DATA && f.hd.length > 0 && f.hd.length <= f.data.padlen &&
+        (f.hd.flags & NGHTTP2_FLAG_END_STREAM) == 0 && !control.take(now)) {
+      return fail("control_flood");
+    }
     Stream* s = id != 0 ? find(id) : nullptr;
     if (s == nullptr) return 0;
     const bool end = (f.hd.flags & NGHTTP2_FLAG_END_STREAM) != 0;
     if (f.hd.type == NGHTTP2_HEADERS) {
       if (end) s->remote_closed = true;
+      if (s->refused) {
+        // Not reported, not charged (the client did nothing wrong): its id is above our GOAWAY.
+        if (f.headers.cat == NGHTTP2_HCAT_REQUEST) {
+          s->local_reset = true;
+          nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, id, kH2RefusedStream);
+        }
+        return 0;
+      }
       if (f.headers.cat == NGHTTP2_HCAT_REQUEST) {
         const int rv = finish_head(id, *s);
         if (rv != 0) return rv;
@@ -437,6 +479,8 @@ struct H2ServerSession::Impl {
     if (s.reported) {
       if (!s.rejected && !s.response_done && !s.local_reset) emit(H2Event::Kind::Reset, id, code);
       emit(H2Event::Kind::Closed, id);
+    } else if (s.refused) {
+      // Never reported: nothing for the caller to forget.
     } else if (code != NGHTTP2_NO_ERROR) {
       // nghttp2 refused the request head (RFC 9113 §8.1.1 malformed: stream error).
       emit(H2Event::Kind::Rejected, id, code, "protocol_error", 0);
@@ -444,7 +488,8 @@ struct H2ServerSession::Impl {
     }
     // Any other reset the client provoked without sending RST_STREAM (nghttp2 resets some streams
     // without telling on_invalid_frame_recv, e.g. DATA beyond content-length) costs a token too.
-    const bool provoked = code != NGHTTP2_NO_ERROR && !s.charged && !s.local_reset && !shutdown && !failed;
+    const bool provoked =
+        code != NGHTTP2_NO_ERROR && !s.charged && !s.local_reset && !s.refused && !shutdown && !failed;
     closing.insert(streams.extract(it));
     if (provoked && !resets.take(now)) {
       // Inside nghttp2's send or receive loop: end the session without failing the callback.
@@ -517,7 +562,13 @@ struct H2ServerSession::Impl {
     if (n > 0) std::memcpy(buf, s->out.data() + s->out_off, n);
     s->out_off += n;
     if (s->out_off == s->out.size()) {
-      s->out.clear();
+      // A drained queue gives its memory back (a download's burst must not stay reserved for an
+      // idle stream: 100 of them would hold the connection's memory budget).
+      if (s->out.capacity() > 2 * kLowWater) {
+        std::string().swap(s->out);
+      } else {
+        s->out.clear();
+      }
       s->out_off = 0;
     } else if (s->out_off >= kHighWater && s->out_off * 2 >= s->out.size()) {
       s->out.erase(0, s->out_off);
@@ -625,6 +676,14 @@ H2ServerSession::H2ServerSession(const H2Options& options) : impl_(std::make_uni
       });
   nghttp2_session_callbacks_set_on_frame_send_callback(
       cb, [](nghttp2_session*, const nghttp2_frame* f, void* u) { return Impl::of(u).on_frame_send(*f); });
+  // Extension frames are read (so on_begin_frame charges them) and dropped: nothing is kept.
+  nghttp2_session_callbacks_set_on_extension_chunk_recv_callback(
+      cb,
+      [](nghttp2_session*, const nghttp2_frame_hd*, const std::uint8_t*, std::size_t, void*) { return 0; });
+  nghttp2_session_callbacks_set_unpack_extension_callback(
+      cb, [](nghttp2_session*, void**, const nghttp2_frame_hd*, void*) {
+        return static_cast<int>(NGHTTP2_ERR_CANCEL);
+      });
 
   nghttp2_option* opt = nullptr;
   nghttp2_option_new(&opt);
@@ -635,6 +694,11 @@ H2ServerSession::H2ServerSession(const H2Options& options) : impl_(std::make_uni
   nghttp2_option_set_max_outbound_ack(opt, 1000);
   nghttp2_option_set_max_settings(opt, 16);
   nghttp2_option_set_max_deflate_dynamic_table_size(opt, 4096);
+  // Every type past the standard ones (RFC 9113 §5.5) goes through the callbacks above, so an
+  // unknown-frame flood costs control tokens instead of being skipped for free.
+  for (unsigned type = NGHTTP2_CONTINUATION + 1; type <= 0xff; ++type) {
+    nghttp2_option_set_user_recv_extension_type(opt, static_cast<std::uint8_t>(type));
+  }
   // nghttp2's own CONTINUATION and reset limits stay behind ours (ours name the reason).
   nghttp2_option_set_max_continuations(opt, h2.max_continuation_frames + 1);
   nghttp2_option_set_stream_reset_rate_limit(opt, std::max<std::uint64_t>(1000, 4ull * h2.reset_budget),
@@ -773,7 +837,8 @@ void H2ServerSession::send_data(std::int32_t stream, std::string_view bytes) {
   auto* s = im.find(stream);
   if (s == nullptr || !s->response_started || s->data_eof || bytes.empty()) return;
   s->out.append(bytes);
-  if (s->queued() > kHighWater) s->above_high = true;
+  // high_water() <= kHighWater: a caller waiting at either mark gets its Writable.
+  if (s->queued() > im.high_water()) s->above_high = true;
   im.resume(stream, *s);
 }
 
@@ -805,8 +870,8 @@ void H2ServerSession::shutdown(std::uint32_t error_code) {
   im.shutdown = true;
   // Not nghttp2_submit_shutdown_notice: one final GOAWAY naming the last stream we processed,
   // so the streams open now finish and new ones are refused (RFC 9113 §6.8).
-  nghttp2_submit_goaway(im.session, NGHTTP2_FLAG_NONE, nghttp2_session_get_last_proc_stream_id(im.session),
-                        error_code, nullptr, 0);
+  im.goaway_last = nghttp2_session_get_last_proc_stream_id(im.session);
+  nghttp2_submit_goaway(im.session, NGHTTP2_FLAG_NONE, im.goaway_last, error_code, nullptr, 0);
 }
 
 void H2ServerSession::take_output(std::string& out, std::size_t max) {
@@ -861,6 +926,10 @@ bool H2ServerSession::finished() const noexcept {
 
 std::size_t H2ServerSession::open_streams() const noexcept {
   return impl_->streams.size();
+}
+
+std::size_t H2ServerSession::high_water() const noexcept {
+  return impl_->high_water();
 }
 
 std::size_t H2ServerSession::memory() const noexcept {

@@ -708,6 +708,35 @@ TEST_F(H2ServerTest, OversizedHeaderListIs431) {
   EXPECT_EQ(*server->request(next)->head.headers.find("x-big-1"), std::string(1000, 'v'));
 }
 
+// HPACK amplification: one dynamic-table entry of ~3 KB, then referenced by 1-byte indices.
+TEST_F(H2ServerTest, HpackAmplificationEndsTheConnection) {
+  start();
+  Hpack hp;
+  const std::string big(3000, 'a');  // fits the 4096-byte table (name + value + 32)
+  // A modest excess (about 2x the 32 KiB list limit) is an oversized request: 431.
+  Fields modest = get("/modest");
+  for (int i = 0; i < 20; ++i) modest.emplace_back("x-amp", big);
+  raw(raw_start() +
+      frame(NGHTTP2_HEADERS, NGHTTP2_FLAG_END_HEADERS | NGHTTP2_FLAG_END_STREAM, 1, hp.encode(modest)));
+  ASSERT_EQ(status, H2ServerSession::Status::Ok);
+  ASSERT_EQ(kinds(1), (std::vector<Kind>{Kind::Rejected, Kind::Closed}));
+  EXPECT_EQ(of(1)[0].status, 431);
+  // 5000 references in one ~8 KB block: 15 MB to decode. The connection ends once the decoded
+  // size passes 4x the limit, never decoding the rest.
+  Fields amp = get("/amp");
+  for (int i = 0; i < 5000; ++i) amp.emplace_back("x-amp", big);
+  const std::string block = hp.encode(amp);
+  ASSERT_LT(block.size(), 16384u);  // one frame: the flood needs no CONTINUATION at all
+  feed(frame(NGHTTP2_HEADERS, NGHTTP2_FLAG_END_HEADERS | NGHTTP2_FLAG_END_STREAM, 3, block));
+  EXPECT_EQ(status, H2ServerSession::Status::Closed);
+  EXPECT_EQ(server->close_reason(), "continuation_flood");
+  std::string out;  // raw: the reader session stopped at the 431 for a stream it never opened
+  server->take_output(out, static_cast<std::size_t>(-1));
+  collect();
+  EXPECT_EQ(goaway_code_in(out), kH2EnhanceYourCalm);
+  EXPECT_TRUE(of(3).empty());
+}
+
 TEST_F(H2ServerTest, TrailersAreAHeaderListOfTheirOwn) {
   opts.http2.max_header_list_bytes = 4096;
   start();
@@ -903,13 +932,16 @@ TEST_P(H2FloodTest, ControlFloodEndsWithEnhanceYourCalm) {
   EXPECT_LE(reader.ping_acks, 100);
 }
 
-INSTANTIATE_TEST_SUITE_P(Frames, H2FloodTest,
-                         ::testing::Values(Flood{"ping", frame(NGHTTP2_PING, 0, 0, std::string(8, 'p'))},
-                                           Flood{"settings", frame(NGHTTP2_SETTINGS, 0, 0, "")},
-                                           Flood{"priority", frame(NGHTTP2_PRIORITY, 0, 3, u32(1) + "\x10")},
-                                           Flood{"window_update",
-                                                 frame(NGHTTP2_WINDOW_UPDATE, 0, 0, u32(1))}),
-                         [](const auto& info) { return std::string(info.param.name); });
+INSTANTIATE_TEST_SUITE_P(
+    Frames, H2FloodTest,
+    ::testing::Values(Flood{"ping", frame(NGHTTP2_PING, 0, 0, std::string(8, 'p'))},
+                      Flood{"unknown_type", frame(0xfa, 0, 0, "grease")},
+                      Flood{"priority_update", frame(NGHTTP2_PRIORITY_UPDATE, 0, 0, u32(1) + "u=1")},
+                      Flood{"altsvc", frame(NGHTTP2_ALTSVC, 0, 0, std::string("\0\x03a.b", 5) + "h2=\":1\"")},
+                      Flood{"settings", frame(NGHTTP2_SETTINGS, 0, 0, "")},
+                      Flood{"priority", frame(NGHTTP2_PRIORITY, 0, 3, u32(1) + "\x10")},
+                      Flood{"window_update", frame(NGHTTP2_WINDOW_UPDATE, 0, 0, u32(1))}),
+    [](const auto& info) { return std::string(info.param.name); });
 
 TEST_F(H2ServerTest, WindowUpdatesOfALongDownloadAreNoFlood) {
   opts.http2.control_budget = 20;
@@ -943,6 +975,39 @@ TEST_F(H2ServerTest, EmptyDataFloodIsAControlFlood) {
   EXPECT_EQ(status, H2ServerSession::Status::Closed);
   EXPECT_EQ(server->close_reason(), "control_flood");
   EXPECT_EQ(kinds(1), (std::vector<Kind>{Kind::Request, Kind::Reset, Kind::Closed}));
+}
+
+TEST_F(H2ServerTest, AllPaddingDataFloodIsAControlFlood) {
+  opts.http2.control_budget = 50;
+  start();
+  Hpack hp;
+  std::string bytes = raw_start() + frame(NGHTTP2_HEADERS, NGHTTP2_FLAG_END_HEADERS, 1, hp.encode(post()));
+  // Each frame: pad length 3, three pad bytes, no data (the empty-DATA flood with padding).
+  for (int i = 0; i < 100; ++i)
+    bytes += frame(NGHTTP2_DATA, NGHTTP2_FLAG_PADDED, 1, std::string("\x03\0\0\0", 4));
+  raw(bytes);
+  EXPECT_EQ(status, H2ServerSession::Status::Closed);
+  EXPECT_EQ(server->close_reason(), "control_flood");
+  EXPECT_TRUE(reader.goaway);
+  EXPECT_EQ(reader.goaway_code, kH2EnhanceYourCalm);
+}
+
+TEST_F(H2ServerTest, PaddedDataWithBytesAndAFewExtensionFramesAreFine) {
+  opts.http2.control_budget = 50;
+  start();
+  Hpack hp;
+  std::string bytes = raw_start() + frame(NGHTTP2_HEADERS, NGHTTP2_FLAG_END_HEADERS, 1, hp.encode(post()));
+  for (int i = 0; i < 100; ++i) {
+    bytes += frame(NGHTTP2_DATA, NGHTTP2_FLAG_PADDED, 1, std::string("\x02x\0\0", 4));
+  }
+  for (int i = 0; i < 10; ++i) bytes += frame(0xfa, 0, 0, "grease");
+  bytes += frame(NGHTTP2_DATA, NGHTTP2_FLAG_END_STREAM, 1, "");
+  raw(bytes);
+  EXPECT_EQ(status, H2ServerSession::Status::Ok);
+  EXPECT_EQ(server->close_reason(), "");
+  ASSERT_NE(server->request(1), nullptr);
+  EXPECT_EQ(server->request(1)->body, std::string(100, 'x'));
+  EXPECT_EQ(kinds(1), (std::vector<Kind>{Kind::Request, Kind::Data, Kind::End}));
 }
 
 TEST_F(H2ServerTest, PingsWithinTheBudgetAreAnswered) {
@@ -1091,6 +1156,83 @@ TEST_F(H2ServerTest, ShutdownLetsOpenStreamsFinish) {
   EXPECT_EQ(kinds(b).back(), Kind::Closed);
   EXPECT_TRUE(server->finished());
   EXPECT_EQ(server->close_reason(), "");
+}
+
+// GOAWAY race: streams nghttp2 opens after shutdown() but before the GOAWAY is written.
+TEST_F(H2ServerTest, StreamsOpenedBeforeTheGoawayIsWrittenAreRefused) {
+  opts.http2.reset_budget = 1;  // refusals are not the client's fault: no charge
+  opts.http2.reset_refill = 1;
+  start();
+  const auto a = client.request(get("/a"));
+  pump();
+  ASSERT_EQ(kinds(a).front(), Kind::Request);
+  server->shutdown();
+  std::vector<std::int32_t> late;
+  for (int i = 0; i < 3; ++i) late.push_back(client.request(post("/late"), "run-once", true));
+  pump();  // the client's HEADERS reach the server before the GOAWAY is taken
+  EXPECT_EQ(status, H2ServerSession::Status::Ok);
+  EXPECT_EQ(count(Kind::Request), 1);
+  EXPECT_TRUE(client.goaway);
+  EXPECT_EQ(client.goaway_last, a);
+  for (const auto id : late) {
+    SCOPED_TRACE(id);
+    EXPECT_TRUE(of(id).empty());
+    EXPECT_TRUE(client.responses[id].closed);
+    EXPECT_EQ(client.responses[id].close_code, kH2RefusedStream);
+    EXPECT_EQ(client.responses[id].status, 0);
+  }
+  respond(a, 200, "A");
+  pump();
+  EXPECT_EQ(client.responses[a].body, "A");
+  EXPECT_EQ(kinds(a).back(), Kind::Closed);
+  EXPECT_TRUE(server->finished());
+  EXPECT_EQ(server->close_reason(), "");
+}
+
+TEST_F(H2ServerTest, DrainedOutputQueueGivesItsMemoryBack) {
+  start();
+  const auto id = client.request(get());
+  pump();
+  server->submit_response(id, 200, {}, false);
+  pump();
+  const std::size_t before = server->memory();
+  server->send_data(id, std::string(200 * 1024, 'q'));
+  EXPECT_GE(server->memory(), 200u * 1024);  // queued bytes are counted
+  pump();
+  ASSERT_EQ(client.responses[id].body.size(), 200u * 1024);
+  EXPECT_EQ(server->queued(id), 0u);
+  EXPECT_LT(server->memory(), before + 2 * H2ServerSession::kLowWater);
+  server->end_response(id, nullptr);
+  pump();
+  EXPECT_TRUE(client.responses[id].end);
+}
+
+TEST_F(H2ServerTest, HighWaterIsAShareOfTheMemoryBudget) {
+  start();  // defaults: 8 MiB, 100 streams
+  EXPECT_EQ(server->high_water(), (8u << 20) / 200);
+  opts.http2.max_concurrent_streams = 1;
+  start();
+  EXPECT_EQ(server->high_water(), H2ServerSession::kHighWater);
+  opts.http2.max_concurrent_streams = 100;
+  opts.http2.connection_memory_bytes = 1u << 20;
+  start();
+  EXPECT_EQ(server->high_water(), 16u * 1024);
+}
+
+TEST_F(H2ServerTest, WritableAfterTheBudgetHighWaterDrains) {
+  start();
+  const auto id = client.request(get());
+  pump();
+  ASSERT_LT(server->high_water(), H2ServerSession::kHighWater);
+  server->submit_response(id, 200, {}, false);
+  // Above this connection's high-water mark, below kHighWater: a caller waiting at high_water()
+  // must get its Writable too.
+  server->send_data(id, std::string(server->high_water() + 1, 'w'));
+  pump();
+  EXPECT_EQ(count(Kind::Writable), 1);
+  server->end_response(id, nullptr);
+  pump();
+  EXPECT_TRUE(client.responses[id].end);
 }
 
 TEST_F(H2ServerTest, ResponseBeforeTheWholeRequestEndsTheUpload) {

@@ -114,6 +114,11 @@ class H2ServerSession {
   std::size_t queued(std::int32_t stream) const noexcept;
   static constexpr std::size_t kLowWater = 16 * 1024;
   static constexpr std::size_t kHighWater = 64 * 1024;
+  /// This connection's high-water mark: min(kHighWater, connection_memory_bytes / (2 x
+  /// max_concurrent_streams)), at least 16 KiB, so every stream's queue at its mark together stays
+  /// within half the memory budget. Writable comes (after queued() fell below kLowWater) for a
+  /// stream that went above either mark.
+  std::size_t high_water() const noexcept;
   /// Resets the stream (RST_STREAM `error_code`, e.g. INTERNAL_ERROR after an upstream failure
   /// mid-response, CANCEL).
   void reset(std::int32_t stream, std::uint32_t error_code);
