@@ -67,12 +67,26 @@ bool trailer_allowed(std::string_view n) noexcept {
            iequals(n, "x-real-ip") || iequals(n, "x-request-id") || n.empty() || n.front() == ':');
 }
 
+bool request_trailer_allowed(std::string_view n) noexcept {
+  if (!trailer_allowed(n)) return false;
+  // An allowlist of characters, as set_forwarding_headers applies to the head: CGI, PHP-FPM and
+  // WSGI map `_` (and other non-alphanumerics) to `-`, so `ssl_client_verify` or `x_forwarded_for`
+  // in a trailer would reach the application as the field phigate sets or strips.
+  for (const char c : n) {
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-';
+    if (!ok) return false;
+  }
+  // The path-override fields forwarding.cpp drops from the head (IIS URL Rewrite, Symfony, Zend
+  // read them as the path actually requested), and every other x-original-* field.
+  return !(iequals(n, "x-rewrite-url") || (n.size() >= 11 && iequals(n.substr(0, 11), "x-original-")));
+}
+
 void append_h1_body_end(std::string& out, const HeaderList* trailers, Framing framing) {
   if (framing.kind != Framing::Kind::Chunked) return;
   out += "0\r\n";
   if (trailers != nullptr) {
     for (const auto& h : *trailers) {
-      if (!trailer_allowed(h.name)) continue;
+      if (!request_trailer_allowed(h.name)) continue;
       out += h.name;
       out += ": ";
       out += h.value;

@@ -40,6 +40,9 @@ class ClientStream : public upstream::Deadline {
   virtual void reset(std::uint32_t code) = 0;
   /// The response head went out.
   virtual bool head_sent() const noexcept = 0;
+  /// The client reset the stream or the connection went: nothing more may be forwarded for it.
+  /// (Not pure: a stream that cannot be reset keeps the default.)
+  virtual bool client_gone() const noexcept { return false; }
 
  protected:
   ~ClientStream() = default;

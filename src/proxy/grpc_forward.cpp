@@ -198,6 +198,11 @@ net::awaitable<std::optional<Error>> pump_request(ClientStream& s, upstream::H2C
       call.cancel();
       co_return err;
     }
+    if (s.client_gone()) {
+      // Reset by the client: nothing more of it goes to the backend (review finding 5).
+      call.cancel();
+      co_return Error::downstream(ErrorKind::ClientClosed, "stream reset");
+    }
     const auto* trailers = done ? s.request_trailers() : nullptr;
     const bool with_trailers = trailers != nullptr && !trailers->empty();
     if (!buf.empty() || (done && !with_trailers)) {
@@ -340,6 +345,7 @@ net::awaitable<void> forward_grpc(ClientStream& s, const Snapshot& snap, WorkerI
   // No retries for gRPC once the stream was sent: a call is not known to be idempotent. Only a
   // connection that failed before the stream left (nothing sent) moves on to another endpoint.
   for (std::size_t attempt = 0; attempt < kMaxConnectAttempts; ++attempt) {
+    if (s.client_gone()) break;  // reset while we connected: never opened (review finding 5)
     in.now = worker.now();
     in.tried = std::span<const std::size_t>(tried.data(), tried_n);
     const auto picked = upstream::pick(cluster, balancer, in);
@@ -373,6 +379,16 @@ net::awaitable<void> forward_grpc(ClientStream& s, const Snapshot& snap, WorkerI
       co_return;
     }
     worker.stats().upstream_retries.inc();
+  }
+  if (s.client_gone()) {
+    // The client reset the stream while the call was being opened: cancel it at once (no body,
+    // RST_STREAM CANCEL after at most its HEADERS); nothing is answered, the record says so.
+    if (call) call->cancel();
+    if (index != upstream::kNoEndpoint)
+      upstream::attempt_ended(balancer, index, upstream::Clock::duration(-1), true);
+    f.outcome = core::Outcome::ClientClosed;
+    f.reason = "client_closed";
+    co_return;
   }
   if (!call) {
     reply_grpc_error(s, Error::upstream(ErrorKind::NoHealthyEndpoint, Retryable::No));

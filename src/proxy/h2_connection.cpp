@@ -1,5 +1,7 @@
 #include "h2_connection.hpp"
 
+#include <algorithm>
+#include <array>
 #include <unordered_map>
 
 #include "balance_input.hpp"
@@ -72,6 +74,14 @@ class H2Connection : public std::enable_shared_from_this<H2Connection> {
         writer_wake_(worker_.io()),
         writer_done_(worker_.io()) {
     c_.h2_conn_ = this;
+    // Per-stream high-water of queued response bytes: max_concurrent_streams streams each at their
+    // mark stay within half the connection's memory budget (review finding 4), capped at the
+    // codec's own mark and never below one frame's worth.
+    const auto& h2 = snap_->config->http2;
+    const std::size_t streams = std::max<std::size_t>(1, h2.max_concurrent_streams);
+    high_water_ = std::clamp<std::size_t>(h2.connection_memory_bytes / (2 * streams), 16 * 1024,
+                                          http::H2ServerSession::kHighWater);
+    low_water_ = high_water_ / 4;
   }
   ~H2Connection() { c_.h2_conn_ = nullptr; }
 
@@ -95,12 +105,16 @@ class H2Connection : public std::enable_shared_from_this<H2Connection> {
   SnapshotPtr snap_;  // the connection's (codec options); each stream pins its own
   http::H2ServerSession codec_;
   std::unordered_map<std::int32_t, std::shared_ptr<H2Stream>> streams_;
+  std::vector<std::shared_ptr<H2Stream>> starting_;  // Request seen in this batch of events
   net::asio::steady_timer writer_wake_;
   net::asio::steady_timer writer_done_;
   std::string out_;
   TimePoint idle_deadline_ = kNever;   // no stream open: keepalive_idle (request_header before the first)
   TimePoint write_deadline_ = kNever;  // a write to the client is in progress: body_idle
   std::uint64_t streams_seen_ = 0;
+  TimePoint data_progress_{};  // the last time a stream's queued response bytes went down
+  std::size_t high_water_ = http::H2ServerSession::kHighWater;  // per-stream queued bytes: send_body waits
+  std::size_t low_water_ = http::H2ServerSession::kLowWater;    // ... until they drain to this
   bool closing_ = false;  // GOAWAY sent (drain, idle): close once the streams are done
   bool fatal_ = false;    // connection error: close once the GOAWAY is written
   bool error_counted_ = false;
@@ -126,7 +140,8 @@ class H2Stream final : public ClientStream {
         id_(id),
         head_(r.head),
         link_(c.worker_.io(), c.worker_.pool(), c.worker_.stats()),
-        wake_(c.worker_.io()) {
+        body_wake_(c.worker_.io()),
+        write_wake_(c.worker_.io()) {
     c_.worker_.stats().h2_streams_open.add(1);
     end_ = r.end_stream;
   }
@@ -134,7 +149,12 @@ class H2Stream final : public ClientStream {
 
   static net::awaitable<void> run(std::shared_ptr<H2Connection> conn, std::shared_ptr<H2Stream> self) {
     co_await self->serve();
+    self->disarm_upstream();
+    // The response is handed to the codec; the audit record waits until its bytes left (or the
+    // client is found not to read them: review finding 1).
+    co_await self->flush();
     self->finish();
+    self->release();
     self->done_ = true;
     conn->stream_done(*self);
   }
@@ -172,28 +192,40 @@ class H2Stream final : public ClientStream {
     c_.wake_writer();
   }
   bool head_sent() const noexcept override { return head_sent_; }
+  bool client_gone() const noexcept override { return reset_ || closed_ || c_.dead_; }
 
-  // --- upstream::Deadline: the link's waits arm this stream's deadline ---
-  void arm_upstream(Wait, std::chrono::milliseconds d) noexcept override { arm(Waiting::Upstream, d); }
-  bool upstream_timed_out() const noexcept override { return timed_out_; }
+  // --- upstream::Deadline: the upstream waits arm this stream's deadline slots ---
+  // Send and Read have their own slots: a gRPC stream's request pump and response relay wait at
+  // the same time (review finding 2).
+  void arm_upstream(Wait w, std::chrono::milliseconds d) noexcept override {
+    arm(w == Wait::Read ? kUpRead : kUpSend, d);
+  }
+  bool upstream_timed_out() const noexcept override { return fired_[kUpRead] || fired_[kUpSend]; }
 
-  /// The stream's deadline passed (the connection's expire()).
-  void expire() noexcept {
-    timed_out_ = true;
-    deadline_ = kNever;
-    switch (waiting_) {
-      case Waiting::Upstream:
-        link_.cancel();
-        break;
-      case Waiting::Write:
-        // A client that does not read (zero window, or writes blocked) for body_idle: slow-read
-        // defence, the connection goes (its other streams are the same client's).
-        c_.close_now();
-        break;
-      default:
-        break;
+  /// One deadline per kind of wait, so that two coroutines of one stream (gRPC's pump and relay)
+  /// never overwrite each other's deadline or share a timer.
+  enum Slot : std::size_t { kBody, kWrite, kUpSend, kUpRead, kSlots };
+
+  TimePoint deadline() const noexcept { return *std::min_element(dl_.begin(), dl_.end()); }
+
+  /// Deadlines at or before `now` passed (the connection's expire()).
+  void expire(TimePoint now) noexcept {
+    for (std::size_t i = 0; i < kSlots; ++i) {
+      if (dl_[i] > now) continue;
+      dl_[i] = kNever;
+      fired_[i] = true;
+      switch (i) {
+        case kBody:
+          body_wake_.cancel();
+          break;
+        case kWrite:
+          write_wake_.cancel();  // send_body / flush decide: RST_STREAM, or the connection goes
+          break;
+        default:
+          link_.cancel();  // HTTP/1.1 upstream; a gRPC call's own waits hold the same deadline
+          break;
+      }
     }
-    wake();
   }
   /// The client is gone or reset the stream: stop whatever it waits for.
   void kill() noexcept {
@@ -201,13 +233,29 @@ class H2Stream final : public ClientStream {
     link_.cancel();
     wake();
   }
-  void wake() noexcept { wake_.cancel(); }
-
-  enum class Waiting { None, Body, Write, Upstream };
+  void wake() noexcept {
+    body_wake_.cancel();
+    write_wake_.cancel();
+  }
+  /// The write loop took frames: when this stream's queued bytes went down since its write
+  /// deadline was armed, the deadline moves; anything else (PINGs, other streams) leaves it
+  /// (review finding 3). Then the waiter looks again.
+  void on_output(TimePoint now, std::chrono::milliseconds body_idle) noexcept {
+    const auto q = closed_ ? 0 : c_.codec_.queued(id_);
+    if (q < last_queued_) c_.data_progress_ = now;  // some stream's bytes reach the client
+    last_queued_ = q;
+    if (dl_[kWrite] == kNever) return;
+    if (q < write_mark_) {
+      write_mark_ = q;
+      dl_[kWrite] = now + body_idle;
+    }
+    write_wake_.cancel();
+  }
 
   H2Connection& c_;
   std::int32_t id_;
-  http::MessageHead head_;  // the codec's copy goes at Closed; the request and audit keep this one
+  std::uint64_t undelivered_ = 0;  // response bytes still queued when the stream was given up
+  http::MessageHead head_;         // the codec's copy goes at Closed; the request and audit keep this one
   SnapshotPtr snap_;
   std::optional<Request> req_;
   RequestFacts facts_;
@@ -217,9 +265,12 @@ class H2Stream final : public ClientStream {
   http::HeaderList trailers_;
   std::vector<FailedAttempt> attempts_;
   upstream::Link link_;
-  net::asio::steady_timer wake_;
-  TimePoint deadline_ = kNever;
-  Waiting waiting_ = Waiting::None;
+  net::asio::steady_timer body_wake_;   // read_body, end_early
+  net::asio::steady_timer write_wake_;  // send_body, flush
+  std::array<TimePoint, kSlots> dl_{kNever, kNever, kNever, kNever};
+  std::array<bool, kSlots> fired_{};
+  std::size_t write_mark_ = 0;   // queued bytes when the write deadline was last set
+  std::size_t last_queued_ = 0;  // queued bytes at the write loop's last look
   TimePoint started_{};
   TimePoint up_sent_{};
   Clock::duration body_wait_{};
@@ -235,29 +286,41 @@ class H2Stream final : public ClientStream {
   bool rejected_ = false;  // the codec refused it after its head (e.g. content-length mismatch)
   bool closed_ = false;    // the codec reported Closed: the id is gone
   bool done_ = false;      // the coroutine ended
-  bool timed_out_ = false;
   bool head_sent_ = false;
   bool ended_ = false;         // the response is complete (or was reset)
   bool grpc_request_ = false;  // content-type application/grpc: refusals are trailers-only
 
  private:
-  void arm(Waiting w, std::chrono::milliseconds d) noexcept {
-    waiting_ = w;
-    timed_out_ = false;
-    deadline_ = c_.worker_.now() + d;
+  void arm(Slot slot, std::chrono::milliseconds d) noexcept {
+    fired_[slot] = false;
+    dl_[slot] = c_.worker_.now() + d;
     c_.update_deadline();
   }
-  void disarm() noexcept {
-    waiting_ = Waiting::None;
-    if (deadline_ == kNever) return;
-    deadline_ = kNever;
+  void disarm(Slot slot) noexcept {
+    if (dl_[slot] == kNever) return;
+    dl_[slot] = kNever;
     c_.update_deadline();  // no stale deadline: an expire() with nothing due means drain is over
   }
-  net::awaitable<void> wait() {
-    wake_.expires_at(TimePoint::max());
-    auto [ec] = co_await wake_.async_wait(net::use_awaitable_tuple);
+  void disarm_upstream() noexcept {
+    disarm(kUpSend);
+    disarm(kUpRead);
+  }
+  void disarm_all() noexcept {
+    for (std::size_t i = 0; i < kSlots; ++i) dl_[i] = kNever;
+    c_.update_deadline();
+  }
+  /// Waits on `timer` (each waiter its own: re-arming a timer cancels its pending wait).
+  static net::awaitable<void> wait(net::asio::steady_timer& timer) {
+    timer.expires_at(TimePoint::max());
+    auto [ec] = co_await timer.async_wait(net::use_awaitable_tuple);
     (void)ec;  // cancelled: something changed (or the deadline passed)
   }
+  /// Waits until this stream's queued response bytes are at most `target`, under the write
+  /// deadline (body_idle, moved only by this stream's progress). Error when the client is gone or
+  /// does not read.
+  net::awaitable<std::optional<Error>> wait_queued(std::size_t target);
+  net::awaitable<void> flush();
+  void release() noexcept;
 
   net::awaitable<void> serve();
   void finish();
@@ -290,7 +353,7 @@ void h2_drain(H2Connection& c) {
 
 void H2Connection::update_deadline() noexcept {
   auto d = std::min(idle_deadline_, write_deadline_);
-  for (const auto& [id, s] : streams_) d = std::min(d, s->deadline_);
+  for (const auto& [id, s] : streams_) d = std::min(d, s->deadline());
   c_.deadline = d;
 }
 
@@ -341,11 +404,11 @@ void H2Connection::expire() {
   // Collect first: a stream's expire may close the connection (and kill the others).
   std::vector<H2Stream*> expired;
   for (auto& [id, s] : streams_) {
-    if (s->deadline_ <= now) expired.push_back(s.get());
+    if (s->deadline() <= now) expired.push_back(s.get());
   }
   for (auto* s : expired) {
     due = true;
-    s->expire();
+    s->expire(now);
   }
   if (!due && worker_.draining()) {
     close_now();  // the worker's drain grace is over (it expires every connection)
@@ -368,9 +431,13 @@ void H2Connection::start_stream(std::int32_t id) {
   worker_.stats().requests_h2.inc();
   ++streams_seen_;
   idle_deadline_ = kNever;
+  update_deadline();  // a stale idle deadline must not fire on the new stream
   auto s = std::make_shared<H2Stream>(*this, id, *r);
   streams_[id] = s;
-  net::asio::co_spawn(worker_.io(), H2Stream::run(shared_from_this(), std::move(s)), on_done);
+  // Started once the whole batch of events was handled (handle_events): co_spawn from the worker's
+  // thread runs the coroutine at once, and a pooled upstream connection would carry the request
+  // before a RST_STREAM read in the same batch was seen (review finding 5).
+  starting_.push_back(std::move(s));
 }
 
 void H2Connection::audit_rejected(const http::H2Event& ev) {
@@ -427,6 +494,7 @@ void H2Connection::handle_events() {
         if (s != nullptr) {
           s->closed_ = true;
           if (!s->ended_) s->kill();  // closed before the response completed
+          s->wake();                  // a flush wait ends
           if (s->done_) {
             streams_.erase(ev.stream);
             if (streams_.empty() && !dead_) {
@@ -439,6 +507,11 @@ void H2Connection::handle_events() {
     }
   }
   evs.clear();
+  // Bounded: the streams whose Request was in this batch.
+  for (auto& s : starting_) {
+    net::asio::co_spawn(worker_.io(), H2Stream::run(shared_from_this(), std::move(s)), on_done);
+  }
+  starting_.clear();
 }
 
 net::awaitable<void> H2Connection::write_loop(std::shared_ptr<H2Connection> self) {
@@ -451,10 +524,11 @@ net::awaitable<void> H2Connection::write_loop(std::shared_ptr<H2Connection> self
       out_.clear();
       codec_.take_output(out_, kWriteBytes);
       handle_events();
-      // Streams waiting for their queued bytes to drain look again.
-      for (auto& [id, s] : streams_) {
-        if (s->waiting_ == H2Stream::Waiting::Write) s->wake();
-      }
+      // Streams waiting for their queued bytes to drain look again (their write deadline moves
+      // only if their own bytes went out).
+      const auto now = worker_.now();
+      for (auto& [id, s] : streams_) s->on_output(now, body_idle);
+      update_deadline();
       if (!out_.empty()) {
         write_deadline_ = worker_.now() + body_idle;
         update_deadline();
@@ -547,6 +621,7 @@ void H2Connection::connection_error(std::string_view reason) {
 net::awaitable<std::optional<Error>> H2Stream::read_body(std::string& out, bool& done) {
   const auto& cfg = *snap_->config;
   const auto limit = req_ ? req_->limits.body_bytes : 0;
+  disarm(kUpSend);  // the caller's upstream send (if any) ended before it asked for more body
   // Bounded: each wait ends with bytes, the end, a reset or the body deadline.
   for (;;) {
     done = false;
@@ -574,34 +649,81 @@ net::awaitable<std::optional<Error>> H2Stream::read_body(std::string& out, bool&
       const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(allowed - body_wait_);
       wait_for = std::clamp(left, std::chrono::milliseconds(0), wait_for);
     }
-    arm(Waiting::Body, wait_for);
+    arm(kBody, wait_for);
     const auto start = Clock::now();
-    co_await wait();
+    co_await wait(body_wake_);
     body_wait_ += Clock::now() - start;
-    const bool late = timed_out_ && waiting_ == Waiting::Body;
-    disarm();
+    const bool late = fired_[kBody];
+    disarm(kBody);
     if (late) co_return ConnectionCore::timeout_error(Phase::Body);
   }
 }
 
 net::awaitable<std::optional<Error>> H2Stream::send_body(std::string_view bytes) {
   if (reset_ || closed_ || c_.dead_) co_return Error::downstream(ErrorKind::ClientClosed, "client gone");
+  disarm(kUpRead);  // the caller's upstream read ended: it is relaying what it got
   if (bytes.empty()) co_return std::nullopt;
   c_.codec_.send_data(id_, bytes);
   response_bytes_ += bytes.size();
   c_.wake_writer();
-  if (c_.codec_.queued(id_) <= http::H2ServerSession::kHighWater) co_return std::nullopt;
+  if (c_.codec_.queued(id_) <= c_.high_water_) co_return std::nullopt;
   // Backpressure: the client's windows hold our bytes; wait until they drain to the low-water
-  // mark. A client that never opens its window is closed after body_idle (expire()).
-  while (c_.codec_.queued(id_) > http::H2ServerSession::kLowWater) {
+  // mark, under a body_idle deadline that only this stream's progress moves.
+  co_return co_await wait_queued(c_.low_water_);
+}
+
+net::awaitable<std::optional<Error>> H2Stream::wait_queued(std::size_t target) {
+  const auto body_idle = snap_->config->timeouts.body_idle;
+  // Bounded: each wait ends when frames were taken (the deadline moves only when this stream's
+  // queued bytes went down), the stream or connection ends, or body_idle passes without progress.
+  while (c_.codec_.queued(id_) > target) {
     if (reset_ || closed_ || c_.dead_) co_return Error::downstream(ErrorKind::ClientClosed, "client gone");
-    arm(Waiting::Write, snap_->config->timeouts.body_idle);
-    co_await wait();
-    const bool late = timed_out_ && waiting_ == Waiting::Write;
-    disarm();
-    if (late) co_return Error::downstream(ErrorKind::ClientTimeout, "client not reading");
+    if (dl_[kWrite] == kNever) {
+      write_mark_ = c_.codec_.queued(id_);
+      arm(kWrite, body_idle);
+    }
+    co_await wait(write_wake_);
+    if (!fired_[kWrite]) continue;
+    fired_[kWrite] = false;
+    // body_idle without one byte of this stream taken by the client: a slow (or zero-window)
+    // reader. When no stream of the connection made progress either, the connection window is
+    // the culprit: the connection goes (its other streams are the same client's); else only this
+    // stream is cancelled.
+    undelivered_ = c_.codec_.queued(id_);
+    if (c_.worker_.now() - c_.data_progress_ >= body_idle) {
+      c_.close_now();
+    } else {
+      reset(http::kH2Cancel);
+    }
+    co_return Error::downstream(ErrorKind::ClientTimeout, "client not reading");
   }
+  disarm(kWrite);
   co_return std::nullopt;
+}
+
+net::awaitable<void> H2Stream::flush() {
+  // The coroutine is done but the client's windows may still hold the response's tail (up to
+  // the high-water mark): without a deadline here, a client that never opens its window would
+  // keep the stream, its buffers and the connection for ever (review finding 1).
+  if (reset_ || closed_ || c_.dead_ || c_.codec_.queued(id_) == 0) co_return;
+  auto err = co_await wait_queued(0);
+  if (err && err->kind == ErrorKind::ClientTimeout && facts_.outcome == Outcome::Proxied) {
+    facts_.outcome = Outcome::ClientTimeout;
+    reason_ = err->reason();
+  }
+}
+
+void H2Stream::release() noexcept {
+  // The stream may stay in the connection's map until the codec reports Closed: keep nothing
+  // that was only the request's (review finding 4).
+  req_.reset();
+  head_ = http::MessageHead{};
+  trailers_ = http::HeaderList{};
+  attempts_ = std::vector<FailedAttempt>{};
+  std::string().swap(set_cookie_);
+  link_.discard();
+  link_.release_memory();
+  snap_.reset();
 }
 
 void H2Stream::local_reply(int status, std::string_view body, std::string_view location) {
@@ -661,10 +783,10 @@ net::awaitable<void> H2Stream::end_early() {
       body_forwarded(scratch.size());
       continue;
     }
-    arm(Waiting::Body, std::chrono::seconds(1));
-    co_await wait();
-    const bool late = timed_out_;
-    disarm();
+    arm(kBody, std::chrono::seconds(1));
+    co_await wait(body_wake_);
+    const bool late = fired_[kBody];
+    disarm(kBody);
     if (late) break;
   }
   if (!end_ && !closed_ && !c_.dead_) c_.codec_.reset(id_, http::kH2NoError);
@@ -719,6 +841,13 @@ net::awaitable<void> H2Stream::serve() {
     co_await end_early();
     co_return;
   }
+  if (client_gone()) {
+    // Reset (or the connection went) while the phases ran: never forwarded (review finding 5);
+    // the record says so.
+    facts_.outcome = Outcome::ClientClosed;
+    reason_ = "client_closed";
+    co_return;
+  }
   facts_.outcome = Outcome::Proxied;
   const auto& cluster = snap.clusters[r.route->target];
   if (cluster.grpc) {
@@ -732,8 +861,12 @@ net::awaitable<void> H2Stream::serve() {
 
 void H2Stream::finish() {
   auto& worker = c_.worker_;
-  disarm();
+  disarm_all();
   link_.discard();
+  // Bytes still in the codec (the client's windows held them) never reached the client: the
+  // record counts only what left.
+  if (!closed_) undelivered_ = std::max<std::uint64_t>(undelivered_, c_.codec_.queued(id_));
+  response_bytes_ -= std::min(response_bytes_, undelivered_);
   if (reset_ && !ended_ && facts_.outcome == Outcome::Proxied) {
     facts_.outcome = rejected_ ? Outcome::ClientBadRequest : Outcome::ClientClosed;
     if (reason_.empty()) reason_ = rejected_ ? "rejected" : "client_closed";
@@ -759,19 +892,28 @@ net::awaitable<std::optional<Error>> H2Stream::send_request(const upstream::Time
   std::string up_out(head);
   const bool has_body = framing.kind != http::Framing::Kind::None;
   bool first = true;
+  std::uint64_t body_out = 0;
   // Bounded: each round forwards received bytes or ends with the body's end, an error or a timeout.
   for (;;) {
     bool done = !has_body;
     std::string piece;
     if (has_body) {
       if (auto err = co_await read_body(piece, done)) co_return err;
+      body_out += piece.size();
+      if (framing.kind == http::Framing::Kind::ContentLength && body_out > framing.length) {
+        // The codec enforces content-length against DATA (RFC 9113 §8.1.1); defence in depth:
+        // never write past the declared length (the excess would be a second request).
+        co_return Error::downstream(ErrorKind::BadRequest, "body over content-length");
+      }
       http::append_h1_body(up_out, piece, framing);
       if (done) http::append_h1_body_end(up_out, request_trailers(), framing);
     }
     if (!up_out.empty()) {
+      // A stream the client reset is never (further) forwarded (review finding 5).
+      if (client_gone()) co_return Error::downstream(ErrorKind::ClientClosed, "stream reset");
       auto [ec, n] = co_await link_.send(up_out, t, *this);
       attempt_sent_ += n;
-      disarm();
+      disarm_upstream();
       if (reset_) co_return Error::downstream(ErrorKind::ClientClosed, "stream reset");
       // Only the first write of a reused connection may have met a stale connection.
       if (auto err = link_.sent(ec, first ? Retryable::OnlyIfReused : Retryable::No, *this)) co_return err;
@@ -799,7 +941,7 @@ net::awaitable<std::optional<Error>> H2Stream::relay_response(const upstream::Ti
     if (in.empty()) {
       Error err;
       auto [ec, n] = co_await link_.read(t, *this);
-      disarm();
+      disarm_upstream();
       if (reset_) co_return Error::downstream(ErrorKind::ClientClosed, "stream reset");
       const auto rs = link_.received(ec, n, *this, err);
       if (rs == upstream::Link::ReadStatus::Error) co_return err;
@@ -920,7 +1062,7 @@ net::awaitable<void> H2Stream::forward_h1() {
     const auto& ep = cluster.endpoints[picked.index];
     if (tried_n < tried.size()) tried[tried_n++] = picked.index;
     ++tries;
-    timed_out_ = false;
+    fired_[kUpSend] = fired_[kUpRead] = false;
     facts_.upstream = ep.key;
     facts_.upstream_attempts = static_cast<unsigned>(attempt) + 1;
     set_cookie_.clear();
@@ -936,11 +1078,14 @@ net::awaitable<void> H2Stream::forward_h1() {
     bool relayed = false;
     bool sending = false;
     http::H1ResponseReader rd(parser_limits(snap_->config->limits), head.method == "HEAD");
-    if (!link_.take_pooled(ep, attempt, worker.now(), cluster.tls.get())) {
+    if (client_gone()) {
+      err = Error::downstream(ErrorKind::ClientClosed, "stream reset");
+    } else if (!link_.take_pooled(ep, attempt, worker.now(), cluster.tls.get())) {
       err = co_await link_.connect(ep, t, *this, cluster.tls.get());
-      disarm();
-      if (reset_) err = Error::downstream(ErrorKind::ClientClosed, "stream reset");
+      disarm_upstream();
     }
+    // The client may have reset the stream while we connected: nothing is sent (finding 5).
+    if (!err && client_gone()) err = Error::downstream(ErrorKind::ClientClosed, "stream reset");
     if (!err) {
       up_sent_ = Clock::now();
       facts_.upstream_connect = link_.connect_time();

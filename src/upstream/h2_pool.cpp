@@ -70,7 +70,7 @@ class H2Connection : public std::enable_shared_from_this<H2Connection> {
 class H2CallImpl final : public H2Call {
  public:
   H2CallImpl(std::shared_ptr<H2Connection> conn, std::int32_t id, net::asio::io_context& io)
-      : conn_(std::move(conn)), id_(id), wake_(io) {
+      : conn_(std::move(conn)), id_(id), send_wake_(io), read_wake_(io) {
     conn_->calls_[id_] = this;
   }
   ~H2CallImpl() override {
@@ -93,7 +93,7 @@ class H2CallImpl final : public H2Call {
       if (auto e = gone()) co_return e;
       d.arm_upstream(Deadline::Wait::Send, t.send);
       waiting_send_ = true;
-      const bool timed_out = co_await wait(deadline);
+      const bool timed_out = co_await wait(send_wake_, deadline);
       waiting_send_ = false;
       if (timed_out || d.upstream_timed_out()) {
         cancel();
@@ -131,7 +131,7 @@ class H2CallImpl final : public H2Call {
         co_return out;
       }
       d.arm_upstream(Deadline::Wait::Read, t.read);
-      const bool expired = co_await wait(deadline);
+      const bool expired = co_await wait(read_wake_, deadline);
       if (expired && !conn_->session_.pop(id_, current_)) {
         timed_out_ = true;
         conn_->stats_.upstream_timeouts.inc();
@@ -194,7 +194,10 @@ class H2CallImpl final : public H2Call {
 
   bool got_response() const noexcept override { return got_response_; }
 
-  void wake() noexcept { wake_.cancel(); }
+  void wake() noexcept {
+    send_wake_.cancel();
+    read_wake_.cancel();
+  }
   void connection_lost(const Error& why) {
     if (!lost_) {
       lost_ = why;
@@ -212,11 +215,13 @@ class H2CallImpl final : public H2Call {
     if (cancelled_) return Error::upstream(ErrorKind::UpstreamReset, Retryable::No, "stream cancelled");
     return std::nullopt;
   }
-  /// Waits for an event or `deadline`; true when the deadline passed.
-  net::awaitable<bool> wait(Clock::time_point deadline) {
+  /// Waits on `timer` for an event or `deadline`; true when the deadline passed. send_data and
+  /// next each have their own timer: a gRPC relay runs both at once, and re-arming a shared timer
+  /// would cancel the other's wait (a busy loop in which no deadline ever fired).
+  net::awaitable<bool> wait(net::asio::steady_timer& timer, Clock::time_point deadline) {
     if (Clock::now() >= deadline) co_return true;
-    wake_.expires_at(deadline);
-    auto [ec] = co_await wake_.async_wait(net::use_awaitable_tuple);
+    timer.expires_at(deadline);
+    auto [ec] = co_await timer.async_wait(net::use_awaitable_tuple);
     // The caller's coroutine was cancelled (Asio per-operation cancellation, e.g. the other half
     // of a bidirectional relay ended): the stream ends here, and no further wait is started
     // (a cancelled coroutine's next co_await would throw).
@@ -230,7 +235,8 @@ class H2CallImpl final : public H2Call {
 
   std::shared_ptr<H2Connection> conn_;
   std::int32_t id_;
-  net::asio::steady_timer wake_;
+  net::asio::steady_timer send_wake_;  // send_data's wait
+  net::asio::steady_timer read_wake_;  // next's wait
   detail::H2StreamEvent current_;
   std::optional<Error> lost_;
   bool cancelled_ = false;

@@ -227,5 +227,50 @@ TEST_F(GrpcTest, OneAuditRecordPerCallWithItsGrpcStatus) {
   EXPECT_EQ(count("audited"), 0u);                    // never a body byte in the log
 }
 
+// Review finding 2: a bidi call whose client sends one message without ending its request (the
+// pump waits for body) and never opens its window (the relay waits to write the echo, above the
+// high-water mark). The two waits of one stream must not share a timer: the stream ends after
+// body_idle, and phigate does not spin meanwhile (its CPU time is read from /proc).
+TEST_F(GrpcTest, StalledBidiClientEndsAfterBodyIdleWithoutSpinning) {
+  auto b = start_grpc(false);
+  auto pg = start_with(b, false, "timeouts: { body_idle: 1s }\n");
+  ASSERT_FALSE(h2_missing(pg)) << "phigate does not offer h2 to clients";
+  static const std::string kScript = R"(
+import socket, ssl, struct, sys, time, h2.connection, h2.config, h2.events, h2.settings
+port, ca, pid = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+def cpu():
+    f = open('/proc/%d/stat' % pid).read().rsplit(')', 1)[1].split()
+    return int(f[11]) + int(f[12])  # utime + stime, clock ticks
+ctx = ssl.create_default_context(cafile=ca); ctx.set_alpn_protocols(['h2'])
+s = ctx.wrap_socket(socket.create_connection(('127.0.0.1', port), timeout=10), server_hostname='app.example')
+c = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True)); c.initiate_connection()
+c.update_settings({h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 0})
+c.send_headers(1, [(':method', 'POST'), (':path', '/test.Echo/BidiStream'), (':scheme', 'https'), (':authority', 'app.example'), ('content-type', 'application/grpc'), ('te', 'trailers')])
+msg = b'\0' + struct.pack('>I', 60000) + b'x' * 60000
+for i in range(0, len(msg), 16384): c.send_data(1, msg[i:i + 16384])
+s.sendall(c.data_to_send())
+time.sleep(0.2)
+c0, start, ended = cpu(), time.monotonic(), 'stuck'
+s.settimeout(0.2)
+while time.monotonic() - start < 8 and ended == 'stuck':
+    try: d = s.recv(65535)
+    except socket.timeout: continue
+    except (ConnectionResetError, ssl.SSLError): ended = 'closed'; break
+    if not d: ended = 'closed'; break
+    for e in c.receive_data(d):
+        if isinstance(e, h2.events.StreamReset): ended = 'reset'
+        if isinstance(e, h2.events.ConnectionTerminated): ended = 'closed'
+    try: s.sendall(c.data_to_send())
+    except OSError: ended = 'closed'
+elapsed, ticks = time.monotonic() - start, cpu() - c0
+print('ended' if ended != 'stuck' else 'stuck', 'in time' if elapsed < 5 else 'late', 'idle' if ticks < 30 else 'spinning(%d ticks in %.1fs)' % (ticks, elapsed))
+)";
+  auto r = run({"/usr/bin/python3", "-c", kScript, std::to_string(pg.https), ca_.cert,
+                std::to_string(pg.process.pid())},
+               {.timeout = 20s});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "ended in time idle\n");
+}
+
 }  // namespace
 }  // namespace phigate::test

@@ -402,5 +402,114 @@ print(status, ended, 'in time' if time.monotonic() - start < 10 else 'late')
   EXPECT_TRUE(has(rec, "\"outcome\":\"failure\"")) << rec;  // it did not end well
 }
 
+// Review findings 1 and 3: a client with a zero window that keeps the connection busy with PINGs.
+// (a) /a/tail: the response (30 kB) is below the stream's high-water mark, so the stream's coroutine
+// ends with the tail still queued; (b) /a/big: 1 MiB, send_body waits for the window. In both the
+// stream must end after body_idle: PING ACKs and other frames never move its write deadline, only
+// its own bytes leaving would. The record says it did not end well and claims no undelivered byte.
+TEST_F(H2ProxyTest, ZeroWindowClientThatPingsStillLosesTheStreamAfterBodyIdle) {
+  auto a = start_upstream("a");
+  auto b = start_upstream("b");
+  auto pg = start_phigate(
+      config(two_routes(a, b), audit_yaml() + "timeouts: { body_idle: 600ms, keepalive_idle: 30s }\n"));
+  static const std::string kScript = R"(
+import socket, ssl, sys, time, h2.connection, h2.config, h2.events, h2.settings
+port, ca, path = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+ctx = ssl.create_default_context(cafile=ca); ctx.set_alpn_protocols(['h2'])
+s = ctx.wrap_socket(socket.create_connection(('127.0.0.1', port), timeout=10), server_hostname='app.example')
+c = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True)); c.initiate_connection()
+c.update_settings({h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 0})
+c.send_headers(1, [(':method', 'GET'), (':path', path), (':scheme', 'https'), (':authority', 'app.example')], end_stream=True)
+s.sendall(c.data_to_send())
+start, status, ended, last_ping, n = time.monotonic(), None, 'stuck', 0.0, 0
+s.settimeout(0.1)
+while time.monotonic() - start < 8 and ended == 'stuck':
+    if time.monotonic() - last_ping >= 0.2:
+        n += 1; c.ping(n.to_bytes(8, 'big')); last_ping = time.monotonic()
+        try: s.sendall(c.data_to_send())
+        except OSError: ended = 'closed'; break
+    try: d = s.recv(65535)
+    except socket.timeout: continue
+    except (ConnectionResetError, ssl.SSLError): ended = 'closed'; break
+    if not d: ended = 'closed'; break
+    for e in c.receive_data(d):
+        if isinstance(e, h2.events.ResponseReceived): status = dict(e.headers)[b':status'].decode()
+        if isinstance(e, h2.events.StreamReset): ended = 'reset'
+        if isinstance(e, h2.events.ConnectionTerminated): ended = 'closed'
+print(status, 'ended' if ended != 'stuck' else 'stuck', 'in time' if time.monotonic() - start < 5 else 'late')
+)";
+  for (const std::string path : {"/a/tail?bytes=30000", "/a/big?bytes=1m"}) {
+    auto r = run({"/usr/bin/python3", "-c", kScript, std::to_string(pg.https), ca_.cert, path});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(r.out, "200 ended in time\n") << path;
+  }
+  EXPECT_EQ(pg.process.terminate(), 0);
+  const auto recs = records();
+  for (const std::string path : {"/a/tail", "/a/big"}) {
+    const auto rec = find(recs, path);
+    EXPECT_TRUE(has(rec, "\"outcome\":\"failure\"")) << rec;
+    // The window was never opened: not one body byte reached the client, and the record says so.
+    EXPECT_TRUE(has(rec, "\"status_code\":200,\"bytes\":0")) << rec;
+  }
+}
+
+// Review finding 5: HEADERS(END_STREAM) and RST_STREAM(CANCEL) together, stream after stream. The
+// client withdrew each request before phigate looked at it: none may reach the backend; each still
+// has its one audit record (client closed).
+TEST_F(H2ProxyTest, StreamsResetWithTheirHeadersAreNeverForwarded) {
+  auto a = start_upstream("a");
+  auto b = start_upstream("b");
+  auto pg = start_phigate(config(two_routes(a, b), audit_yaml()));
+  static const std::string kScript = R"(
+import socket, ssl, sys, time, h2.connection, h2.config, h2.events
+port, ca, n = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+ctx = ssl.create_default_context(cafile=ca); ctx.set_alpn_protocols(['h2'])
+s = ctx.wrap_socket(socket.create_connection(('127.0.0.1', port), timeout=10), server_hostname='app.example')
+c = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True)); c.initiate_connection()
+def get(sid, path):
+    c.send_headers(sid, [(':method', 'GET'), (':path', path), (':scheme', 'https'), (':authority', 'app.example')], end_stream=True)
+    s.sendall(c.data_to_send())
+    status = None
+    while status is None:
+        d = s.recv(65535)
+        if not d: break
+        for e in c.receive_data(d):
+            if isinstance(e, h2.events.ResponseReceived) and e.stream_id == sid: status = dict(e.headers)[b':status'].decode()
+        s.sendall(c.data_to_send())
+    return status
+s.sendall(c.data_to_send())
+warm = get(1, '/a/warm')  # leaves an idle upstream connection in the pool: the fast path
+for i in range(n):
+    sid = 3 + 2 * i
+    c.send_headers(sid, [(':method', 'POST'), (':path', '/a/withdrawn-%d' % i), (':scheme', 'https'), (':authority', 'app.example')], end_stream=True)
+    c.reset_stream(sid, error_code=8)
+    s.sendall(c.data_to_send())  # one TLS record: phigate reads both frames at once
+    time.sleep(0.01)
+print(warm, get(3 + 2 * n, '/a/after'))
+)";
+  constexpr int kStreams = 30;  // under the default reset budget (100)
+  auto r =
+      run({"/usr/bin/python3", "-c", kScript, std::to_string(pg.https), ca_.cert, std::to_string(kStreams)});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "200 200\n");  // the connection still serves: the last request went through
+  const auto seen = a.records();
+  int withdrawn = 0;
+  std::string leaked;
+  for (const auto& rec : seen) {
+    if (rec.find("/a/withdrawn-") == std::string::npos) continue;
+    ++withdrawn;
+    leaked += rec + "\n";
+  }
+  EXPECT_EQ(withdrawn, 0) << "reset streams reached the backend:\n" << leaked;
+  EXPECT_EQ(count(seen, "/a/after"), 1);
+  EXPECT_EQ(pg.process.terminate(), 0);
+  const auto recs = records();
+  EXPECT_EQ(count(recs, "/a/withdrawn-"), kStreams);  // one record each, none lost
+  for (const auto& rec : recs) {
+    if (rec.find("/a/withdrawn-") == std::string::npos) continue;
+    EXPECT_TRUE(has(rec, "\"outcome\":\"failure\"")) << rec;
+  }
+}
+
 }  // namespace
 }  // namespace phigate::test

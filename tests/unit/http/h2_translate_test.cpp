@@ -270,5 +270,33 @@ TEST(H2Translate, TrailerAllowList) {
   }
 }
 
+// Review finding 6: a request trailer must not smuggle what set_forwarding_headers strips from the
+// head (underscore variants a CGI/WSGI mapper reads as the real field, path-override fields).
+TEST(H2Translate, RequestTrailersDropForwardingAndPathOverrideFields) {
+  auto h = h2_head("POST", "/up");
+  const auto f = h1_request_framing(h, false, 0);
+  HeaderList t;
+  t.add("ssl_client_verify", "SUCCESS");
+  t.add("SSL_Client_S_DN", "CN=admin");
+  t.add("x_forwarded_for", "10.0.0.1");
+  t.add("X.Forwarded.Proto", "https");
+  t.add("x-original-url", "/admin");
+  t.add("X-Rewrite-URL", "/admin");
+  t.add("x-original-uri", "/admin");
+  t.add("x-forwarded-host", "evil.example");
+  t.add("x-real-ip", "10.0.0.1");
+  t.add("x-checksum", "abc");
+  std::string out;
+  append_h1_body_end(out, &t, f);
+  EXPECT_EQ(out, "0\r\nx-checksum: abc\r\n\r\n");
+  EXPECT_TRUE(request_trailer_allowed("x-checksum"));
+  EXPECT_TRUE(request_trailer_allowed("grpc-status"));
+  for (const auto* n :
+       {"ssl_client_verify", "x_forwarded_for", "x-original-url", "x-rewrite-url", "x-original-uri",
+        "x-original-host", "x-forwarded-for", "x-request-id", "Host", "bad name"}) {
+    EXPECT_FALSE(request_trailer_allowed(n)) << n;
+  }
+}
+
 }  // namespace
 }  // namespace phigate::http

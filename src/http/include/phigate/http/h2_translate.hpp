@@ -41,6 +41,10 @@ void append_h1_body_end(std::string& out, const HeaderList* trailers, Framing fr
 
 /// May a field travel as a trailer? Not the framing, routing, hop-by-hop or authentication ones.
 bool trailer_allowed(std::string_view name) noexcept;
+/// May a field travel as a request trailer to an HTTP/1.1 backend? trailer_allowed, and none of
+/// the fields set_forwarding_headers drops from a head: only letters, digits and `-` (so no
+/// `ssl_client_verify`, `x_forwarded_for`), no x-rewrite-url or x-original-*.
+bool request_trailer_allowed(std::string_view name) noexcept;
 
 /// Adds raw "Name: value\r\n" lines (the proxy's preformatted extra fields: HSTS, an affinity
 /// Set-Cookie) to `out` as fields.
