@@ -32,17 +32,6 @@ namespace {
 constexpr TimePoint kNever = TimePoint::max();
 constexpr std::size_t kWriteBytes = 64 * 1024;  // frames taken from the codec per client write
 
-void on_done(std::exception_ptr e) {
-  if (!e) return;
-  try {
-    std::rethrow_exception(e);
-  } catch (const std::exception& ex) {
-    PHI_BUG(ex.what());
-  } catch (...) {
-    PHI_BUG("unknown exception in an HTTP/2 coroutine");
-  }
-}
-
 http::H2Options h2_options(const config::Config& cfg) {
   http::H2Options o;
   o.http2 = cfg.http2;
@@ -538,7 +527,7 @@ void H2Connection::handle_events() {
   evs.clear();
   // Bounded: the streams whose Request was in this batch.
   for (auto& s : starting_) {
-    net::asio::co_spawn(worker_.io(), H2Stream::run(shared_from_this(), std::move(s)), on_done);
+    net::asio::co_spawn(worker_.io(), H2Stream::run(shared_from_this(), std::move(s)), on_coroutine_done);
   }
   starting_.clear();
 }
@@ -593,7 +582,7 @@ net::awaitable<void> H2Connection::serve() {
   worker_.stats().h2_connections.inc();
   c_.link_.release_memory();  // the HTTP/1 link is never used on this connection
   set_idle();
-  net::asio::co_spawn(worker_.io(), write_loop(shared_from_this()), on_done);
+  net::asio::co_spawn(worker_.io(), write_loop(shared_from_this()), on_coroutine_done);
   auto& in = c_.in_;
   bool client_gone = false;
   // Bounded: each read waits under the connection's deadline (idle, streams, writes).

@@ -13,6 +13,17 @@ std::unique_ptr<Worker> Worker::create(unsigned id, SnapshotPtr initial, audit::
 
 namespace detail {
 
+void on_coroutine_done(std::exception_ptr e) {
+  if (!e) return;
+  try {
+    std::rethrow_exception(e);
+  } catch (const std::exception& ex) {
+    PHI_BUG(ex.what());
+  } catch (...) {
+    PHI_BUG("unknown exception in a worker coroutine");
+  }
+}
+
 namespace {
 constexpr auto kTick = std::chrono::milliseconds(100);
 
@@ -20,17 +31,6 @@ upstream::PoolLimits pool_limits(const config::UpstreamSpec& u) {
   return {u.keepalive_connections, u.keepalive_timeout, static_cast<std::uint32_t>(u.keepalive_requests)};
 }
 
-/// co_spawn completion: an exception escaping a connection coroutine is a bug.
-void on_connection_done(std::exception_ptr e) {
-  if (!e) return;
-  try {
-    std::rethrow_exception(e);
-  } catch (const std::exception& ex) {
-    PHI_BUG(ex.what());
-  } catch (...) {
-    PHI_BUG("unknown exception in connection coroutine");
-  }
-}
 }  // namespace
 
 WorkerImpl::WorkerImpl(unsigned id, SnapshotPtr initial, audit::Writer* audit)
@@ -48,9 +48,9 @@ void WorkerImpl::add_listener(net::tcp::acceptor acceptor, ListenerKind kind) {
 
 void WorkerImpl::run() {
   for (std::size_t i = 0; i < listeners_.size(); ++i) {
-    net::asio::co_spawn(io_, accept_loop(i), on_connection_done);
+    net::asio::co_spawn(io_, accept_loop(i), on_coroutine_done);
   }
-  net::asio::co_spawn(io_, tick_loop(), on_connection_done);
+  net::asio::co_spawn(io_, tick_loop(), on_coroutine_done);
   io_.run();
 }
 
@@ -176,7 +176,7 @@ net::awaitable<void> WorkerImpl::accept_loop(std::size_t index) {
     sock.set_option(net::tcp::no_delay(true), ignored);
     auto conn =
         std::make_shared<ProxyConnection>(*this, snapshot_, std::move(sock), l.kind == ListenerKind::Https);
-    net::asio::co_spawn(io_, ProxyConnection::run(std::move(conn)), on_connection_done);
+    net::asio::co_spawn(io_, ProxyConnection::run(std::move(conn)), on_coroutine_done);
   }
 }
 

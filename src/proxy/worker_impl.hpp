@@ -5,6 +5,7 @@
 // a worker only by posting to io() (adopt, begin_drain).
 #include <chrono>
 #include <cstdint>
+#include <exception>
 #include <memory>
 #include <vector>
 
@@ -21,6 +22,10 @@
 #include "phigate/upstream/retry.hpp"
 
 namespace phigate::proxy::detail {
+
+/// co_spawn completion for every coroutine a worker starts (connections, HTTP/2 streams and
+/// writers, accept and tick loops): an exception escaping one is a bug (PHI_BUG).
+void on_coroutine_done(std::exception_ptr e);
 
 /// What the worker's registry knows of a connection: its deadline, and how to stop it.
 /// One implementation: ProxyConnection (TLS or plain HTTP, proxy_connection.hpp).
