@@ -433,6 +433,10 @@ spec:
   const auto r = provider_->resources();
   EXPECT_EQ(keys(r.resources.secrets), (std::vector<std::string>{"shop/client-ca", "shop/tls-new"}));
 
+  // The client logs "watching" when it sends a WATCH; the test API server records it when it reads
+  // it: on a loaded machine the last one may not be in its log yet.
+  run_until(
+      io_, [&] { return requests_of("secrets").size() >= 6; }, 5s);
   int secret_requests = 0;
   for (const auto& q : requests_of("secrets")) {
     ++secret_requests;
