@@ -447,9 +447,10 @@ int main(int argc, char** argv) {
         if (c->start()) conns.push_back(std::move(c));
       }
     }
+    // fds has one entry per connection polled; connections accepted just now have none yet.
     for (std::size_t i = 0; i < conns.size(); ++i) {
       auto& c = *conns[i];
-      const auto re = fds[i + 1].revents;
+      const short re = i + 1 < fds.size() ? fds[i + 1].revents : 0;
       bool ok = true;
       if (re & (POLLIN | POLLHUP | POLLERR)) ok = c.on_readable();
       c.wake_sleepers();

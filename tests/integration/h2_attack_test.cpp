@@ -21,6 +21,15 @@
 namespace phigate::test {
 namespace {
 
+// RSS bounds are the Release run's. ASan keeps freed blocks in quarantine (up to 256 MiB) and pads
+// every allocation, so under it they are scaled: there the tests check that phigate survives the
+// attack and keeps serving, and the Release run checks the memory bound.
+#if defined(__SANITIZE_ADDRESS__)
+constexpr long kRssScale = 6;
+#else
+constexpr long kRssScale = 1;
+#endif
+
 // Smaller than the defaults so the floods end fast on a loaded 2-core machine.
 constexpr const char* kHttp2Yaml =
     "http2: { max_concurrent_streams: 20, max_header_list_bytes: 16384, reset_budget: 50, reset_refill: 5,"
@@ -152,7 +161,8 @@ class H2AttackTest : public AuditTest {
     EXPECT_TRUE(pg_->process.running()) << pg_->process.output();
     EXPECT_TRUE(served_over_h2("/ok/after"));
     const auto rss = rss_kib(pg_->process.pid());
-    EXPECT_LT(rss - baseline_rss_, max_growth_kib) << "RSS " << rss << " KiB, baseline " << baseline_rss_;
+    EXPECT_LT(rss - baseline_rss_, kRssScale * max_growth_kib)
+        << "RSS " << rss << " KiB, baseline " << baseline_rss_;
     expect_backend_never_saw_evil();
   }
 
@@ -167,7 +177,7 @@ class H2AttackTest : public AuditTest {
     EXPECT_GT(conn_errors(reason), before) << metrics(*pg_);
     EXPECT_GT(d.served, 0) << "no other client served during " << mode;
     EXPECT_EQ(d.failed, 0) << "clients failed during " << mode;
-    EXPECT_LT(d.max_rss - baseline_rss_, 64 * 1024) << "peak RSS " << d.max_rss;
+    EXPECT_LT(d.max_rss - baseline_rss_, kRssScale * 64 * 1024) << "peak RSS " << d.max_rss;
     expect_healthy_after();
   }
 
@@ -208,7 +218,7 @@ TEST_F(H2AttackTest, RapidResetEndsWithEnhanceYourCalm) {
   EXPECT_GT(conn_errors("rapid_reset"), before);
   EXPECT_GT(d.served, 0);
   EXPECT_EQ(d.failed, 0);
-  EXPECT_LT(d.max_rss - baseline_rss_, 64 * 1024);
+  EXPECT_LT(d.max_rss - baseline_rss_, kRssScale * 64 * 1024);
   // Streams that did reach the backend were vetted: each has its audit record.
   const int at_backend = backend_count("/evil/rapid-reset/");
   int audited = 0;
@@ -284,7 +294,7 @@ TEST_F(H2AttackTest, HpackBombIsBoundedByTheDecodedSize) {
   const auto status = num(line, "status");
   EXPECT_TRUE(status == 431 || num(line, "reset") >= 0 || num(line, "goaway_code") > 0) << line;
   EXPECT_NE(status, 200) << line;
-  EXPECT_LT(d.max_rss - baseline_rss_, 64 * 1024);
+  EXPECT_LT(d.max_rss - baseline_rss_, kRssScale * 64 * 1024);
   EXPECT_EQ(d.failed, 0);
   expect_healthy_after();
 }
@@ -353,7 +363,7 @@ TEST_F(H2AttackTest, ZeroWindowDoesNotHoldTheStreamNorBufferTheBody) {
   EXPECT_EQ(num(line, "data_bytes_total"), 0) << line;
   EXPECT_TRUE(flag(line, "stream_ended") || num(line, "goaway_code") >= 0 || flag(line, "closed")) << line;
   EXPECT_LT(num(line, "elapsed_s"), 30) << line;
-  EXPECT_LT(d.max_rss - baseline_rss_, 32 * 1024) << "peak RSS " << d.max_rss << " KiB";
+  EXPECT_LT(d.max_rss - baseline_rss_, kRssScale * 32 * 1024) << "peak RSS " << d.max_rss << " KiB";
   EXPECT_EQ(d.failed, 0);
   expect_healthy_after(32 * 1024);
 }
@@ -365,7 +375,7 @@ TEST_F(H2AttackTest, SlowReadIsBounded) {
     line = attack("slow_read", {"--count", "20", "--size", "8m", "--time-limit", "15", "--settle", "5",
                                 "--rcvbuf", "4096"});
   });
-  EXPECT_LT(d.max_rss - baseline_rss_, 48 * 1024) << "peak RSS " << d.max_rss << " KiB: " << line;
+  EXPECT_LT(d.max_rss - baseline_rss_, kRssScale * 48 * 1024) << "peak RSS " << d.max_rss << " KiB: " << line;
   EXPECT_GT(d.served, 0);
   EXPECT_EQ(d.failed, 0);
   expect_healthy_after(48 * 1024);
