@@ -14,6 +14,9 @@ case $flavor in
   *) echo "build.sh: unknown flavor '$flavor' (release|asan)" >&2; exit 2 ;;
 esac
 export CCACHE_DIR=${CCACHE_DIR:-$root/.deps/ccache}
+# Paths under the checkout hashed relative to it: another clone or worktree of the same sources
+# (with its own .deps) hits the same cache entries.
+export CCACHE_BASEDIR=${CCACHE_BASEDIR:-$root} CCACHE_NOHASHDIR=${CCACHE_NOHASHDIR:-1}
 # Re-running cmake on a configured tree takes a moment and fixes options left by other tools.
 cmake -S "$root" -B "$dir" -G Ninja "${opts[@]}" -DPHIGATE_TESTS=ON >/dev/null
 # Two cores: two jobs (Asio translation units take ~1 GiB each, memory is not the limit).

@@ -31,6 +31,9 @@ done
 [[ -z $bootstrap ]] || PHIGATE_QUIET=1 "$root/scripts/bootstrap.sh"
 dir="$root/build/fuzz"
 export CCACHE_DIR=${CCACHE_DIR:-$root/.deps/ccache}
+# Paths under the checkout hashed relative to it: another clone or worktree of the same sources
+# (with its own .deps) hits the same cache entries.
+export CCACHE_BASEDIR=${CCACHE_BASEDIR:-$root} CCACHE_NOHASHDIR=${CCACHE_NOHASHDIR:-1}
 CC=clang-14 CXX=clang++-14 cmake -S "$root" -B "$dir" -G Ninja -DPHIGATE_FUZZ=ON -DPHIGATE_TESTS=OFF \
   -DCMAKE_BUILD_TYPE=RelWithDebInfo "-DCMAKE_CXX_FLAGS_RELWITHDEBINFO=-O1 -g" >/dev/null
 ninja -C "$dir" -j "$(nproc)" "${targets[@]/#/fuzz_}" | grep -vE '^\[[0-9]+/[0-9]+\] ' || true
