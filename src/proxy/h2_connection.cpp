@@ -1102,8 +1102,10 @@ net::awaitable<void> H2Stream::forward_h1() {
       err = co_await link_.connect(ep, t, *this, cluster.tls.get());
       disarm_upstream();
     }
-    // The client may have reset the stream while we connected: nothing is sent (finding 5).
-    if (!err && client_gone()) err = Error::downstream(ErrorKind::ClientClosed, "stream reset");
+    // The client may have reset the stream while we connected: nothing is sent (finding 5). A
+    // connect its reset cancelled is not the endpoint's failure either: passive checks must not
+    // count it (a client could otherwise get endpoints ejected by resetting streams).
+    if (client_gone()) err = Error::downstream(ErrorKind::ClientClosed, "stream reset");
     if (!err) {
       up_sent_ = Clock::now();
       facts_.upstream_connect = link_.connect_time();
@@ -1121,6 +1123,10 @@ net::awaitable<void> H2Stream::forward_h1() {
       }
       retry_statuses_ = 0;
     }
+    // A reset (or the connection lost) cancels the upstream wait under way: whatever error that
+    // left is the client's doing, never reported against the endpoint.
+    if (err && err->source != core::ErrorSource::Downstream && client_gone())
+      err = Error::downstream(ErrorKind::ClientClosed, "stream reset");
     upstream::attempt_ended(balancer, picked.index,
                             by_latency ? Clock::now() - attempt_start : Clock::duration(-1), !err);
     if (!err) {

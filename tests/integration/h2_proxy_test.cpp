@@ -7,6 +7,11 @@
 #include <set>
 #include <thread>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include "audit_fixture.hpp"
 #include "support/hash.hpp"
 #include "support/net.hpp"
@@ -509,6 +514,71 @@ print(warm, get(3 + 2 * n, '/a/after'))
     if (rec.find("/a/withdrawn-") == std::string::npos) continue;
     EXPECT_TRUE(has(rec, "\"outcome\":\"failure\"")) << rec;
   }
+}
+
+TEST_F(H2ProxyTest, StreamsResetWhileTheBackendConnectsAreNotCountedAgainstIt) {
+  // A backend that takes TCP connections and never answers the TLS ClientHello: every attempt
+  // waits in connect (the handshake is part of it) until the client resets its stream. A client
+  // must not be able to get endpoints ejected by resetting streams: the reset is not the
+  // endpoint's failure (passive checks count connect failures, resets and timeouts).
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(fd, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof addr;
+  ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  ASSERT_EQ(::listen(fd, 64), 0);  // never accepted: the kernel completes the TCP handshakes
+  ASSERT_EQ(::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len), 0);
+  const std::string silent = "127.0.0.1:" + std::to_string(ntohs(addr.sin_port));
+  const std::string routes =
+      "  - host: app.example\n    paths:\n"
+      "      - path: /silent\n        backends: [\"" +
+      silent + "\"]\n        backend_tls: { verify: false }\n";
+  auto pg = start_phigate(
+      config(routes, audit_yaml() + "timeouts: { upstream_connect: 1s }\n"
+                                    "upstream:\n  health:\n    passive: { consecutive_failures: 2,"
+                                    " base_ejection: 60s, max_ejection: 60s, max_ejected_percent: 100 }\n"));
+  const auto ejections = [&] {
+    const auto text = metrics(pg);
+    const auto at = text.find("\nphigate_upstream_ejections_total ");
+    return at == std::string::npos ? -1L : std::strtol(text.c_str() + at + 34, nullptr, 10);
+  };
+  static const std::string kScript = R"(
+import socket, ssl, sys, time, h2.connection, h2.config, h2.events
+port, ca, n = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+ctx = ssl.create_default_context(cafile=ca); ctx.set_alpn_protocols(['h2'])
+s = ctx.wrap_socket(socket.create_connection(('127.0.0.1', port), timeout=10), server_hostname='app.example')
+c = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True)); c.initiate_connection()
+s.sendall(c.data_to_send())
+for i in range(n):
+    sid = 1 + 2 * i
+    c.send_headers(sid, [(':method', 'GET'), (':path', '/silent/reset-%d' % i), (':scheme', 'https'), (':authority', 'app.example')], end_stream=True)
+    s.sendall(c.data_to_send())
+    time.sleep(0.2)  # phigate waits in the backend's TLS handshake (its connect timeout is 1 s)
+    c.reset_stream(sid, error_code=8)
+    s.sendall(c.data_to_send())
+print('sent')
+)";
+  constexpr int kStreams = 6;  // three times the failures in a row that eject an endpoint
+  auto r =
+      run({"/usr/bin/python3", "-c", kScript, std::to_string(pg.https), ca_.cert, std::to_string(kStreams)});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  // Each reset stream is audited once its attempt has ended: wait (bounded) for all of them.
+  const auto until = std::chrono::steady_clock::now() + 10s;
+  while (count(records(), "/silent/reset-") < kStreams && std::chrono::steady_clock::now() < until)
+    std::this_thread::sleep_for(50ms);
+  EXPECT_EQ(count(records(), "/silent/reset-"), kStreams);
+  EXPECT_EQ(ejections(), 0) << "client resets were counted as the endpoint's failures";
+  // The control: two real connect timeouts in a row do eject it (the counter above could move).
+  for (int i = 0; i < 2; ++i) {
+    const auto res =
+        curl(pg, {"-o", "/dev/null", "-w", "%{http_code}", https_url(pg, "/silent/timeout")}, 10s);
+    EXPECT_EQ(res.out, "504");
+  }
+  EXPECT_EQ(ejections(), 1);
+  EXPECT_EQ(pg.process.terminate(), 0);
+  ::close(fd);
 }
 
 }  // namespace
