@@ -373,7 +373,8 @@ net::awaitable<void> forward_grpc(ClientStream& s, const Snapshot& snap, WorkerI
     }
     const auto err = std::get<Error>(opened);
     upstream::attempt_ended(balancer, index, upstream::Clock::duration(-1), false);
-    if (err.source == core::ErrorSource::Upstream) report(index, attempt_result(err));
+    // A reset while the connection was being opened cancelled it: not the endpoint's failure.
+    if (err.source == core::ErrorSource::Upstream && !s.client_gone()) report(index, attempt_result(err));
     if (err.retryable != Retryable::Yes || attempt + 1 == kMaxConnectAttempts) {
       reply_grpc_error(s, err);
       co_return;
@@ -418,7 +419,8 @@ net::awaitable<void> forward_grpc(ClientStream& s, const Snapshot& snap, WorkerI
     f.outcome = core::Outcome::Proxied;
     co_return;
   }
-  if (err->source == core::ErrorSource::Upstream && !got_head) report(index, attempt_result(*err));
+  if (err->source == core::ErrorSource::Upstream && !got_head && !s.client_gone())
+    report(index, attempt_result(*err));
   if (!s.head_sent() && err->source != core::ErrorSource::Downstream) {
     reply_grpc_error(s, *err);  // trailers-only: DEADLINE_EXCEEDED, UNAVAILABLE, ...
     co_return;

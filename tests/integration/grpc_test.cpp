@@ -4,6 +4,12 @@
 // call, with its grpc_status.
 #include <charconv>
 #include <filesystem>
+#include <thread>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "ingress_fixture.hpp"
 
@@ -74,7 +80,10 @@ class GrpcTest : public IngressTest {
 
   /// phigate routing grpc.example to `backend` (GRPC, or GRPCS verified against the test CA).
   Phigate start_with(const GrpcBackend& backend, bool tls, const std::string& extra = "") {
-    dir_.write("manifests/services.yaml", grpc_service_yaml("grpc", backend.port));
+    return start_with(backend.port, tls, extra);
+  }
+  Phigate start_with(std::uint16_t backend_port, bool tls, const std::string& extra = "") {
+    dir_.write("manifests/services.yaml", grpc_service_yaml("grpc", backend_port));
     std::string ann =
         std::string("    nginx.ingress.kubernetes.io/backend-protocol: ") + (tls ? "GRPCS" : "GRPC") + "\n";
     if (tls) {
@@ -270,6 +279,65 @@ print('ended' if ended != 'stuck' else 'stuck', 'in time' if elapsed < 5 else 'l
                {.timeout = 20s});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(r.out, "ended in time idle\n");
+}
+
+// A client must not be able to get a gRPC endpoint ejected by resetting its calls while phigate
+// connects to it: a GRPCS backend that takes TCP connections and never answers the ClientHello,
+// calls reset mid-handshake. Passive checks eject after 2 failures; the resets are no failures.
+TEST_F(GrpcTest, CallsResetWhileTheBackendConnectsAreNotCountedAgainstIt) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(fd, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof addr;
+  ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  ASSERT_EQ(::listen(fd, 64), 0);  // never accepted: the kernel completes the TCP handshakes
+  ASSERT_EQ(::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len), 0);
+  auto pg = start_with(ntohs(addr.sin_port), true,
+                       "timeouts: { upstream_connect: 1s }\n"
+                       "upstream:\n  health:\n    passive: { consecutive_failures: 2, base_ejection: 60s,"
+                       " max_ejection: 60s, max_ejected_percent: 100 }\n");
+  const auto ejections = [&] {
+    const auto text = run({"curl", "-sS", "http://127.0.0.1:" + std::to_string(pg.admin) + "/metrics"}).out;
+    const auto at = text.find("\nphigate_upstream_ejections_total ");
+    return at == std::string::npos ? -1L : std::strtol(text.c_str() + at + 34, nullptr, 10);
+  };
+  static const std::string kScript = R"(
+import socket, ssl, sys, time, h2.connection, h2.config
+port, ca, n = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+ctx = ssl.create_default_context(cafile=ca); ctx.set_alpn_protocols(['h2'])
+s = ctx.wrap_socket(socket.create_connection(('127.0.0.1', port), timeout=10), server_hostname='app.example')
+c = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True)); c.initiate_connection()
+s.sendall(c.data_to_send())
+for i in range(n):
+    sid = 1 + 2 * i
+    c.send_headers(sid, [(':method', 'POST'), (':path', '/test.Echo/Unary'), (':scheme', 'https'),
+                         (':authority', 'app.example'), ('content-type', 'application/grpc'), ('te', 'trailers')])
+    s.sendall(c.data_to_send())
+    time.sleep(0.2)  # phigate waits in the backend's TLS handshake (its connect timeout is 1 s)
+    c.reset_stream(sid, error_code=8)
+    s.sendall(c.data_to_send())
+s.settimeout(0.5)
+try:
+    while s.recv(65535): pass  # let phigate take the last reset before the connection closes
+except socket.timeout: pass
+print('sent')
+)";
+  auto r = run({"/usr/bin/python3", "-c", kScript, std::to_string(pg.https), ca_.cert, "6"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(ejections(), 0) << "call resets were counted as the endpoint's failures";
+  // The control: two real connect timeouts in a row do eject it (the counter above could move).
+  for (int i = 0; i < 2; ++i) {
+    const auto out = call(pg.https, true, "app.example", "/test.Echo/Unary", {"--message", "x"});
+    // DEADLINE_EXCEEDED (connect timeout), or UNAVAILABLE once a call's own retry (a connect
+    // failure is retried on the next attempt) has ejected it.
+    EXPECT_TRUE(out.find("\"grpc-status\": \"4\"") != std::string::npos ||
+                out.find("\"grpc-status\": \"14\"") != std::string::npos)
+        << out;
+  }
+  EXPECT_EQ(ejections(), 1);
+  ::close(fd);
 }
 
 }  // namespace
