@@ -43,6 +43,9 @@ class ClientStream : public upstream::Deadline {
   /// The client reset the stream or the connection went: nothing more may be forwarded for it.
   /// (Not pure: a stream that cannot be reset keeps the default.)
   virtual bool client_gone() const noexcept { return false; }
+  /// Notes an attempt that failed, for the audit record's failed_attempts (`endpoint` and `reason`
+  /// point into the pinned snapshot or static text). (Not pure: the default forgets it.)
+  virtual void failed_attempt(const FailedAttempt&) {}
 
  protected:
   ~ClientStream() = default;

@@ -373,6 +373,7 @@ net::awaitable<void> forward_grpc(ClientStream& s, const Snapshot& snap, WorkerI
     }
     const auto err = std::get<Error>(opened);
     upstream::attempt_ended(balancer, index, upstream::Clock::duration(-1), false);
+    if (!s.client_gone()) s.failed_attempt({ep.key, err.reason(), 0});
     // A reset while the connection was being opened cancelled it: not the endpoint's failure.
     if (err.source == core::ErrorSource::Upstream && !s.client_gone()) report(index, attempt_result(err));
     if (err.retryable != Retryable::Yes || attempt + 1 == kMaxConnectAttempts) {
@@ -421,6 +422,8 @@ net::awaitable<void> forward_grpc(ClientStream& s, const Snapshot& snap, WorkerI
   }
   if (err->source == core::ErrorSource::Upstream && !got_head && !s.client_gone())
     report(index, attempt_result(*err));
+  if (err->source == core::ErrorSource::Upstream && !s.client_gone())
+    s.failed_attempt({cluster.endpoints[index].key, err->reason(), 0});
   if (!s.head_sent() && err->source != core::ErrorSource::Downstream) {
     reply_grpc_error(s, *err);  // trailers-only: DEADLINE_EXCEEDED, UNAVAILABLE, ...
     co_return;

@@ -187,6 +187,7 @@ class H2Stream final : public ClientStream {
   }
   bool head_sent() const noexcept override { return head_sent_; }
   bool client_gone() const noexcept override { return reset_ || closed_ || c_.dead_; }
+  void failed_attempt(const FailedAttempt& a) override { attempts_.push_back(a); }
 
   // --- upstream::Deadline: the upstream waits arm this stream's deadline slots ---
   // Send and Read have their own slots: a gRPC stream's request pump and response relay wait at

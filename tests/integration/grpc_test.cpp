@@ -294,10 +294,14 @@ TEST_F(GrpcTest, CallsResetWhileTheBackendConnectsAreNotCountedAgainstIt) {
   ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
   ASSERT_EQ(::listen(fd, 64), 0);  // never accepted: the kernel completes the TCP handshakes
   ASSERT_EQ(::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len), 0);
+  std::filesystem::create_directories(dir_.path("keys"));
+  ASSERT_EQ(run({"openssl", "rand", "-base64", "-out", dir_.path("keys/k1.key"), "32"}).exit_code, 0);
   auto pg = start_with(ntohs(addr.sin_port), true,
-                       "timeouts: { upstream_connect: 1s }\n"
-                       "upstream:\n  health:\n    passive: { consecutive_failures: 2, base_ejection: 60s,"
-                       " max_ejection: 60s, max_ejected_percent: 100 }\n");
+                       "audit: { dir: " + dir_.path("audit") + ", keys: " + dir_.path("keys") +
+                           ", active_key: k1 }\n"
+                           "timeouts: { upstream_connect: 1s }\n"
+                           "upstream:\n  health:\n    passive: { consecutive_failures: 2, base_ejection: 60s,"
+                           " max_ejection: 60s, max_ejected_percent: 100 }\n");
   const auto ejections = [&] {
     const auto text = run({"curl", "-sS", "http://127.0.0.1:" + std::to_string(pg.admin) + "/metrics"}).out;
     const auto at = text.find("\nphigate_upstream_ejections_total ");
@@ -337,6 +341,14 @@ print('sent')
         << out;
   }
   EXPECT_EQ(ejections(), 1);
+  // The calls that timed out say so in their records: the endpoint and the reason of each failed
+  // connect (phigate.upstream.failed_attempts); the reset calls list none.
+  pg.process.terminate();  // every record flushed
+  const auto rec = run({bin("phigate"), "audit", "decrypt", "--keys", dir_.path("keys"), dir_.path("audit")});
+  ASSERT_EQ(rec.exit_code, 0) << rec.err;
+  const std::string attempt = "{\"address\":\"127.0.0.1:" + std::to_string(ntohs(addr.sin_port)) +
+                              "\",\"reason\":\"connect_timeout\"";
+  EXPECT_NE(rec.out.find("\"failed_attempts\":[" + attempt), std::string::npos) << rec.out;
   ::close(fd);
 }
 
