@@ -3,6 +3,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
+#include <cctype>
 #include <charconv>
 #include <filesystem>
 #include <fstream>
@@ -236,10 +237,12 @@ std::string parse_next_upstream(std::string_view text, std::uint16_t& out) {
 
 namespace {
 
-/// RFC 1123 label as Kubernetes names namespaces: lower-case alphanumerics and '-', 1..63, no '-' at the ends.
+/// RFC 1123 label as Kubernetes names namespaces: lower-case alphanumerics and '-', 1..63, no '-' at the
+/// ends.
 bool valid_dns_label(std::string_view s) {
   if (s.empty() || s.size() > 63 || s.front() == '-' || s.back() == '-') return false;
-  return std::all_of(s.begin(), s.end(), [](char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-'; });
+  return std::all_of(s.begin(), s.end(),
+                     [](char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-'; });
 }
 
 /// RFC 1123 subdomain (most object names): labels joined by '.', at most 253 characters.
@@ -247,7 +250,8 @@ bool valid_dns_subdomain(std::string_view s) {
   if (s.empty() || s.size() > 253) return false;
   for (std::size_t start = 0;;) {
     const auto dot = s.find('.', start);
-    if (!valid_dns_label(s.substr(start, dot == std::string_view::npos ? std::string_view::npos : dot - start)))
+    if (!valid_dns_label(
+            s.substr(start, dot == std::string_view::npos ? std::string_view::npos : dot - start)))
       return false;
     if (dot == std::string_view::npos) return true;
     start = dot + 1;
@@ -315,20 +319,36 @@ void read_pem_file(Reader& r, const YAML::Node& n, std::string_view key, const s
   if (out.find("-----BEGIN ") == std::string::npos) r.error(v, f, "not a PEM file: " + path);
 }
 
-/// A static path's `backend_tls:` (its backends speak HTTPS) and `phi:` as the RoutePolicy fields
-/// an Ingress's proxy-ssl-* annotations fill, so that one compile step serves both. Without them
-/// the path keeps no policy (defaults).
+/// A static path's `backend_protocol:` (as ingress-nginx's backend-protocol annotation: HTTP,
+/// HTTPS, GRPC, GRPCS), `backend_tls:` (the TLS settings of HTTPS and GRPCS; alone it means HTTPS)
+/// and `phi:` as the RoutePolicy fields an Ingress's annotations fill, so that one compile step
+/// serves both. Without them the path keeps no policy (defaults).
 void read_path_policy(Reader& r, const YAML::Node& pn, const std::string& pf, const std::string& dir,
                       PathSpec& p) {
   const auto tn = pn["backend_tls"];
-  if (!tn && !pn["phi"]) return;
+  const auto bp = pn["backend_protocol"];
+  if (!tn && !bp && !pn["phi"]) return;
   auto pol = std::make_shared<RoutePolicy>();
   r.boolean(pn, "phi", pf, pol->phi);
+  if (tn) pol->backend_protocol = BackendProtocol::Https;
+  if (bp) {
+    std::string v;
+    r.string(pn, "backend_protocol", pf, v);
+    for (auto& c : v) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    const auto bf = pf + ".backend_protocol";
+    if (v == "HTTP" || v == "GRPC") {
+      pol->backend_protocol = v == "HTTP" ? BackendProtocol::Http : BackendProtocol::Grpc;
+      if (tn) r.error(bp, bf, v + " is plain text to the backend, but backend_tls is set: use " + v + "S");
+    } else if (v == "HTTPS" || v == "GRPCS") {
+      pol->backend_protocol = v == "HTTPS" ? BackendProtocol::Https : BackendProtocol::Grpcs;
+    } else {
+      r.error(bp, bf, "must be HTTP, HTTPS, GRPC or GRPCS, not '" + v + "'");
+    }
+  }
   const auto f = pf + ".backend_tls";
   if (tn && r.expect_map(tn, f,
                          {"ca", "cert", "key", "name", "server_name", "verify", "verify_depth", "protocols",
                           "ciphers"})) {
-    pol->backend_protocol = BackendProtocol::Https;
     read_pem_file(r, tn, "ca", f, dir, pol->proxy_ssl_ca_pem);
     read_pem_file(r, tn, "cert", f, dir, pol->proxy_ssl_cert_pem);
     read_pem_file(r, tn, "key", f, dir, pol->proxy_ssl_key_pem);
@@ -370,7 +390,8 @@ void read_routes(Reader& r, const YAML::Node& n, Config& cfg) {
     for (std::size_t j = 0; j < paths.size(); ++j) {
       const auto pn = paths[j];
       const auto pf = field + ".paths[" + std::to_string(j) + "]";
-      if (!r.expect_map(pn, pf, {"path", "type", "backends", "backend_tls", "phi"})) continue;
+      if (!r.expect_map(pn, pf, {"path", "type", "backends", "backend_protocol", "backend_tls", "phi"}))
+        continue;
       PathSpec p;
       p.where = {r.file(), Reader::line_of(pn)};
       r.string(pn, "path", pf, p.path);
@@ -769,7 +790,6 @@ void read_root(Reader& r, const YAML::Node& root, Config& cfg) {
         }
       }
     }
-
   }
 
   if (const auto n = root["http2"]) read_http2(r, n, cfg.http2);
@@ -890,7 +910,8 @@ void read_root(Reader& r, const YAML::Node& root, Config& cfg) {
       } else if (ns.IsSequence() && ns.size() > 0) {
         r.string_list(n, "namespaces", "ingress", k.namespaces);
         for (const auto& name : k.namespaces) {
-          if (!valid_dns_label(name)) r.error(ns, "ingress.namespaces", "'" + name + "' is not a namespace name");
+          if (!valid_dns_label(name))
+            r.error(ns, "ingress.namespaces", "'" + name + "' is not a namespace name");
         }
       } else {
         r.error(ns, "ingress.namespaces", "expected all or a non-empty list of namespaces");
@@ -899,8 +920,7 @@ void read_root(Reader& r, const YAML::Node& root, Config& cfg) {
     if (const auto kn = n["kubernetes"];
         kn && r.expect_map(kn, "ingress.kubernetes",
                            {"kubeconfig", "context", "secrets_label_selector", "page_size", "watch_timeout",
-                            "backoff_initial", "backoff_max", "request_timeout",
-                            "service_account_dir"})) {
+                            "backoff_initial", "backoff_max", "request_timeout", "service_account_dir"})) {
       r.string(kn, "kubeconfig", "ingress.kubernetes", k.kubeconfig);
       if (!k.kubeconfig.empty()) k.kubeconfig = resolve(cfg.dir, k.kubeconfig);
       r.string(kn, "context", "ingress.kubernetes", k.context);
@@ -921,7 +941,8 @@ void read_root(Reader& r, const YAML::Node& root, Config& cfg) {
       if (k.backoff_initial < 10ms || k.backoff_max < k.backoff_initial)
         r.error(kn, "ingress.kubernetes.backoff_initial",
                 "must be at least 10ms and at most ingress.kubernetes.backoff_max");
-      if (k.request_timeout < 1s) r.error(kn["request_timeout"], "ingress.kubernetes.request_timeout", "must be at least 1s");
+      if (k.request_timeout < 1s)
+        r.error(kn["request_timeout"], "ingress.kubernetes.request_timeout", "must be at least 1s");
     }
     if (const auto sn = n["status"];
         sn && r.expect_map(sn, "ingress.status", {"enabled", "publish_service", "publish_address"})) {
@@ -952,7 +973,8 @@ void read_root(Reader& r, const YAML::Node& root, Config& cfg) {
       r.duration(ln, "lease_duration", "ingress.leader_election", k.lease_duration);
       r.duration(ln, "renew_deadline", "ingress.leader_election", k.renew_deadline);
       r.duration(ln, "retry_period", "ingress.leader_election", k.retry_period);
-      if (!(k.retry_period < k.renew_deadline && k.renew_deadline < k.lease_duration) || k.retry_period < 100ms)
+      if (!(k.retry_period < k.renew_deadline && k.renew_deadline < k.lease_duration) ||
+          k.retry_period < 100ms)
         r.error(ln, "ingress.leader_election",
                 "need 100ms <= retry_period < renew_deadline < lease_duration");
       if (!valid_dns_subdomain(k.lease_name))

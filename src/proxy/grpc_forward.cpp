@@ -373,9 +373,14 @@ net::awaitable<void> forward_grpc(ClientStream& s, const Snapshot& snap, WorkerI
     }
     const auto err = std::get<Error>(opened);
     upstream::attempt_ended(balancer, index, upstream::Clock::duration(-1), false);
-    if (!s.client_gone()) s.failed_attempt({ep.key, err.reason(), 0});
-    // A reset while the connection was being opened cancelled it: not the endpoint's failure.
-    if (err.source == core::ErrorSource::Upstream && !s.client_gone()) report(index, attempt_result(err));
+    // A call reset while it waited for the connect (which runs on for the other calls) ends as the
+    // client's: nothing answered, nothing counted against the endpoint.
+    if (s.client_gone()) {
+      index = upstream::kNoEndpoint;
+      break;
+    }
+    s.failed_attempt({ep.key, err.reason(), 0});
+    if (err.source == core::ErrorSource::Upstream) report(index, attempt_result(err));
     if (err.retryable != Retryable::Yes || attempt + 1 == kMaxConnectAttempts) {
       reply_grpc_error(s, err);
       co_return;

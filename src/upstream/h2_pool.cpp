@@ -49,7 +49,8 @@ class H2Connection : public std::enable_shared_from_this<H2Connection> {
   std::map<std::int32_t, H2CallImpl*> calls_;
   bool connected_ = false;  // connect (and TLS) done
   bool closed_ = false;
-  bool reused_ = false;  // carried a stream before (a failure before any byte may be retried)
+  std::optional<Error> connect_error_;  // why the connect failed: what the opens waiting on it return
+  bool reused_ = false;                 // carried a stream before (a failure before any byte may be retried)
   std::chrono::milliseconds idle_timeout_{60000};
 
   bool usable() const noexcept {
@@ -418,7 +419,9 @@ net::awaitable<std::variant<Error, std::shared_ptr<H2Call>>> H2Pool::open(
       // timer bounds the connect, and closes the connection when it fires.
       co_await connecting->ready_.async_wait(net::use_awaitable_tuple);
       if (!connecting->connected_) {
-        co_return Error::upstream(ErrorKind::ConnectRefused, Retryable::Yes, "backend connection failed");
+        // The same failure as the open that made the connect (a timeout stays a timeout).
+        co_return connecting->connect_error_.value_or(
+            Error::upstream(ErrorKind::ConnectRefused, Retryable::Yes, "backend connection failed"));
       }
       continue;
     }
@@ -449,6 +452,7 @@ net::awaitable<std::variant<Error, std::shared_ptr<H2Call>>> H2Pool::open(
     auto [ec] = co_await conn->socket_.async_connect(ep.address, net::use_awaitable_tuple);
     const auto failed = [&](Error e) {
       timer.cancel();
+      conn->connect_error_ = e;
       conn->closed_ = true;
       conn->ready_.cancel();
       net::error_code ignored;

@@ -4,6 +4,7 @@
 // call, with its grpc_status.
 #include <charconv>
 #include <filesystem>
+#include <sstream>
 #include <thread>
 
 #include <arpa/inet.h>
@@ -198,6 +199,27 @@ TEST_F(GrpcTest, GrpcsBackendEndToEnd) {
   exercise(pg);
 }
 
+// The static config says the same as the annotation: backend_protocol GRPC (h2 prior knowledge)
+// and GRPCS (TLS + ALPN h2, verified with backend_tls's CA and name).
+TEST_F(GrpcTest, StaticRoutesWithBackendProtocolGrpcAndGrpcs) {
+  auto plain = start_grpc(false);
+  auto tls = start_grpc(true);
+  for (const bool use_tls : {false, true}) {
+    SCOPED_TRACE(use_tls ? "GRPCS" : "GRPC");
+    const auto port = std::to_string(use_tls ? tls.port : plain.port);
+    const std::string routes =
+        "  - host: app.example\n    paths:\n"
+        "      - path: /\n        backends: [\"127.0.0.1:" +
+        port + "\"]\n" +
+        (use_tls ? "        backend_protocol: GRPCS\n        backend_tls: { ca: " + ca_.cert +
+                       ", name: grpc.default.svc }\n"
+                 : "        backend_protocol: GRPC\n");
+    auto pg = start_phigate(config(routes));
+    exercise(pg);
+    EXPECT_EQ(pg.process.terminate(), 0);
+  }
+}
+
 TEST_F(GrpcTest, NoRouteIsUnimplementedTrailersOnly) {
   auto b = start_grpc(false);
   auto pg = start_with(b, false);
@@ -299,7 +321,7 @@ TEST_F(GrpcTest, CallsResetWhileTheBackendConnectsAreNotCountedAgainstIt) {
   auto pg = start_with(ntohs(addr.sin_port), true,
                        "audit: { dir: " + dir_.path("audit") + ", keys: " + dir_.path("keys") +
                            ", active_key: k1 }\n"
-                           "timeouts: { upstream_connect: 1s }\n"
+                           "timeouts: { upstream_connect: 2s }\n"
                            "upstream:\n  health:\n    passive: { consecutive_failures: 2, base_ejection: 60s,"
                            " max_ejection: 60s, max_ejected_percent: 100 }\n");
   const auto ejections = [&] {
@@ -314,18 +336,23 @@ ctx = ssl.create_default_context(cafile=ca); ctx.set_alpn_protocols(['h2'])
 s = ctx.wrap_socket(socket.create_connection(('127.0.0.1', port), timeout=10), server_hostname='app.example')
 c = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True)); c.initiate_connection()
 s.sendall(c.data_to_send())
+start = time.time()
 for i in range(n):
     sid = 1 + 2 * i
-    c.send_headers(sid, [(':method', 'POST'), (':path', '/test.Echo/Unary'), (':scheme', 'https'),
+    c.send_headers(sid, [(':method', 'POST'), (':path', '/test.Echo/Reset'), (':scheme', 'https'),
                          (':authority', 'app.example'), ('content-type', 'application/grpc'), ('te', 'trailers')])
     s.sendall(c.data_to_send())
-    time.sleep(0.2)  # phigate waits in the backend's TLS handshake (its connect timeout is 1 s)
+    time.sleep(0.15)  # phigate waits in the backend's TLS handshake (its connect timeout is 2 s)
     c.reset_stream(sid, error_code=8)
     s.sendall(c.data_to_send())
-s.settimeout(0.5)
-try:
-    while s.recv(65535): pass  # let phigate take the last reset before the connection closes
-except socket.timeout: pass
+# Every call was reset well before the connect (2 s) ends; stay connected until it has ended,
+# so that whatever phigate does with its failure happens while we look.
+s.settimeout(0.1)
+until = start + 2.8
+while time.time() < until:
+    try:
+        if not s.recv(65535): break
+    except socket.timeout: pass
 print('sent')
 )";
   auto r = run({"/usr/bin/python3", "-c", kScript, std::to_string(pg.https), ca_.cert, "6"});
@@ -342,13 +369,24 @@ print('sent')
   }
   EXPECT_EQ(ejections(), 1);
   // The calls that timed out say so in their records: the endpoint and the reason of each failed
-  // connect (phigate.upstream.failed_attempts); the reset calls list none.
+  // connect (phigate.upstream.failed_attempts; a call that waited for another's connect gets that
+  // connect's failure); the reset calls list none, and none of them was answered.
   pg.process.terminate();  // every record flushed
   const auto rec = run({bin("phigate"), "audit", "decrypt", "--keys", dir_.path("keys"), dir_.path("audit")});
   ASSERT_EQ(rec.exit_code, 0) << rec.err;
   const std::string attempt = "{\"address\":\"127.0.0.1:" + std::to_string(ntohs(addr.sin_port)) +
                               "\",\"reason\":\"connect_timeout\"";
   EXPECT_NE(rec.out.find("\"failed_attempts\":[" + attempt), std::string::npos) << rec.out;
+  std::size_t reset_records = 0;
+  std::istringstream lines(rec.out);
+  for (std::string line; std::getline(lines, line);) {
+    if (line.find("/test.Echo/Reset") == std::string::npos) continue;
+    ++reset_records;
+    EXPECT_NE(line.find("\"rule\":\"http-parser\""), std::string::npos) << line;  // client_closed
+    EXPECT_EQ(line.find("grpc_status"), std::string::npos) << line;               // never answered
+    EXPECT_EQ(line.find("failed_attempts"), std::string::npos) << line;
+  }
+  EXPECT_EQ(reset_records, 6u) << rec.out;
   ::close(fd);
 }
 

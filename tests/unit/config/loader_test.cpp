@@ -201,6 +201,44 @@ routes:
   EXPECT_EQ(cfg->routes[1].paths[0].type, PathType::Exact);
 }
 
+TEST_F(LoaderTest, StaticBackendProtocol_AsTheAnnotationAndContradictionsNamed) {
+  const auto cfg = load(R"(listeners: { http: ["127.0.0.1:8080"] }
+routes:
+  - host: app.example
+    paths:
+      - { path: /plain, backends: ["127.0.0.1:1"] }
+      - { path: /grpc, backends: ["127.0.0.1:2"], backend_protocol: GRPC }
+      - { path: /grpcs, backends: ["127.0.0.1:3"], backend_protocol: grpcs }
+      - { path: /https, backends: ["127.0.0.1:4"], backend_protocol: HTTPS }
+      - { path: /tls, backends: ["127.0.0.1:5"], backend_tls: { verify: false } }
+      - { path: /grpcs-tls, backends: ["127.0.0.1:6"], backend_protocol: GRPCS, backend_tls: { name: g.internal } }
+)");
+  ASSERT_TRUE(cfg) << diag_.to_string();
+  const auto& p = cfg->routes[0].paths;
+  EXPECT_EQ(p[0].policy, nullptr);
+  EXPECT_EQ(p[1].policy->backend_protocol, BackendProtocol::Grpc);
+  EXPECT_EQ(p[2].policy->backend_protocol, BackendProtocol::Grpcs);  // case as ingress-nginx ignores it
+  EXPECT_EQ(p[3].policy->backend_protocol, BackendProtocol::Https);
+  EXPECT_EQ(p[4].policy->backend_protocol, BackendProtocol::Https);  // backend_tls alone: HTTPS
+  EXPECT_FALSE(p[4].policy->proxy_ssl_verify);
+  EXPECT_EQ(p[5].policy->backend_protocol, BackendProtocol::Grpcs);
+  EXPECT_EQ(p[5].policy->proxy_ssl_name, "g.internal");
+
+  // Plain text with TLS settings, or an unknown protocol: errors naming the path's field.
+  EXPECT_FALSE(load(R"(listeners: { http: ["127.0.0.1:8080"] }
+routes:
+  - paths:
+      - { path: /a, backends: ["127.0.0.1:1"], backend_protocol: GRPC, backend_tls: {} }
+      - { path: /b, backends: ["127.0.0.1:1"], backend_protocol: AJP }
+)"));
+  const auto* plain = find("routes[0].paths[0].backend_protocol");
+  ASSERT_NE(plain, nullptr) << diag_.to_string();
+  EXPECT_NE(plain->message.find("use GRPCS"), std::string::npos) << plain->message;
+  const auto* ajp = find("routes[0].paths[1].backend_protocol");
+  ASSERT_NE(ajp, nullptr) << diag_.to_string();
+  EXPECT_NE(ajp->message.find("'AJP'"), std::string::npos) << ajp->message;
+}
+
 TEST_F(LoaderTest, TlsProfiles_SetPolicyAndExplicitKeysOverride) {
   auto nist = load("listeners: { http: [\"127.0.0.1:8080\"] }\ntls: { profile: nist-800-52r2 }\n");
   ASSERT_TRUE(nist) << diag_.to_string();
