@@ -48,14 +48,6 @@ bool connection_specific(std::string_view lower_name) {
          lower_name == "transfer-encoding" || lower_name == "upgrade" || lower_name == "te";
 }
 
-std::string lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) {
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-  }
-  return out;
-}
-
 // Per-field overhead of a header list size (RFC 9113 §6.5.2, SETTINGS_MAX_HEADER_LIST_SIZE).
 constexpr std::size_t kFieldOverhead = 32;
 // Allocations nghttp2 may still make past the budget (to queue the GOAWAY that ends the
@@ -135,6 +127,11 @@ struct H2ServerSession::Impl {
   std::string pending;              // bytes nghttp2 framed that did not fit the caller's `max`
   std::size_t pending_off = 0;
   std::string_view close_reason;
+  // submit_response()'s cleaned fields and nv array, reused (nghttp2 copies them): no allocation
+  // per response once they have grown to the usual header set.
+  HeaderList scratch_fields;
+  std::vector<nghttp2_nv> scratch_nva;
+  std::string scratch_name;
   bool failed = false;           // connection error: GOAWAY queued, nothing more is read
   bool shutdown = false;         // our graceful GOAWAY
   std::int32_t goaway_last = 0;  // shutdown(): the last stream id the GOAWAY names
@@ -631,9 +628,12 @@ struct H2ServerSession::Impl {
 
   /// Response fields as HTTP/2 allows them: lower-case names, no connection-specific field
   /// (§8.2.2), no pseudo-header from the caller, nothing nghttp2 would refuse as invalid.
-  static void clean_fields(const HeaderList& in, HeaderList& out) {
+  static void clean_fields(const HeaderList& in, HeaderList& out, std::string& name) {
     for (const auto& f : in) {
-      std::string name = lower(f.name);
+      name.assign(f.name);
+      for (char& c : name) {
+        if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+      }
       if (name.empty() || name[0] == ':' || connection_specific(name)) continue;
       if (nghttp2_check_header_name(reinterpret_cast<const std::uint8_t*>(name.data()), name.size()) == 0 ||
           nghttp2_check_header_value(reinterpret_cast<const std::uint8_t*>(f.value.data()), f.value.size()) ==
@@ -844,11 +844,13 @@ void H2ServerSession::submit_response(std::int32_t stream, int status, const Hea
   Impl& im = *impl_;
   auto* s = im.find(stream);
   if (s == nullptr || !s->reported || s->rejected || s->response_started || im.failed) return;
-  HeaderList fields;
-  Impl::clean_fields(headers, fields);
+  HeaderList& fields = im.scratch_fields;
+  fields.clear();
+  Impl::clean_fields(headers, fields, im.scratch_name);
   const std::string status_name = ":status";
   const std::string code = std::to_string(status);
-  std::vector<nghttp2_nv> nva;
+  std::vector<nghttp2_nv>& nva = im.scratch_nva;
+  nva.clear();
   nva.reserve(fields.size() + 1);
   nva.push_back(Impl::nv(status_name, code));
   for (const auto& f : fields) nva.push_back(Impl::nv(f.name, f.value));
@@ -878,7 +880,7 @@ void H2ServerSession::end_response(std::int32_t stream, const HeaderList* traile
   auto* s = im.find(stream);
   if (s == nullptr || !s->response_started || s->data_eof) return;
   s->data_eof = true;
-  if (trailers != nullptr) Impl::clean_fields(*trailers, s->trailers_out);
+  if (trailers != nullptr) Impl::clean_fields(*trailers, s->trailers_out, im.scratch_name);
   im.resume(stream, *s);
 }
 
