@@ -6,6 +6,8 @@
 
 #include <nghttp2/nghttp2.h>
 
+#include "phigate/core/assert.hpp"
+
 #include <algorithm>
 #include <charconv>
 #include <cstdlib>
@@ -44,14 +46,6 @@ class TokenBucket {
 bool connection_specific(std::string_view lower_name) {
   return lower_name == "connection" || lower_name == "keep-alive" || lower_name == "proxy-connection" ||
          lower_name == "transfer-encoding" || lower_name == "upgrade" || lower_name == "te";
-}
-
-std::string lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) {
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-  }
-  return out;
 }
 
 // Per-field overhead of a header list size (RFC 9113 §6.5.2, SETTINGS_MAX_HEADER_LIST_SIZE).
@@ -117,6 +111,9 @@ struct H2ServerSession::Impl {
   nghttp2_session* session = nullptr;
   nghttp2_mem mem{};
   std::size_t alloc_bytes = 0;
+  // footprint() of every stream in `streams` and `closing`, kept as a running total: memory() is
+  // checked per frame, and a walk over 100 streams per frame was O(streams) per request.
+  std::size_t stream_bytes = 0;
   std::map<std::int32_t, Stream> streams;
   // Streams whose Closed is in the current batch of events: request() and take_body() still see
   // them until the next feed/take_output, so a caller walking the batch in order never finds a
@@ -130,6 +127,11 @@ struct H2ServerSession::Impl {
   std::string pending;              // bytes nghttp2 framed that did not fit the caller's `max`
   std::size_t pending_off = 0;
   std::string_view close_reason;
+  // submit_response()'s cleaned fields and nv array, reused (nghttp2 copies them): no allocation
+  // per response once they have grown to the usual header set.
+  HeaderList scratch_fields;
+  std::vector<nghttp2_nv> scratch_nva;
+  std::string scratch_name;
   bool failed = false;           // connection error: GOAWAY queued, nothing more is read
   bool shutdown = false;         // our graceful GOAWAY
   std::int32_t goaway_last = 0;  // shutdown(): the last stream id the GOAWAY names
@@ -174,14 +176,28 @@ struct H2ServerSession::Impl {
     return nb + kAllocHeader;
   }
 
-  std::size_t memory() const noexcept {
-    std::size_t total = alloc_bytes + pending.capacity();
+  static std::size_t footprint(const Stream& s) noexcept {
+    return sizeof(Stream) + s.header_bytes + s.req.body.capacity() + s.out.capacity();
+  }
+  /// Every change of a stream's footprint goes through here (unsigned wrap-around is exact).
+  void account(std::size_t before, const Stream& s) noexcept { stream_bytes += footprint(s) - before; }
+  /// The walk stream_bytes replaces: debug builds check that the running total matches it.
+  std::size_t walked_stream_bytes() const noexcept {
+    std::size_t total = 0;
     for (const auto* m : {&streams, &closing}) {
-      for (const auto& [id, s] : *m) {
-        total += sizeof(Stream) + s.header_bytes + s.req.body.capacity() + s.out.capacity();
-      }
+      for (const auto& [id, s] : *m) total += footprint(s);
     }
     return total;
+  }
+  /// Forgets the streams whose Closed was in the previous batch.
+  void clear_closing() noexcept {
+    for (const auto& [id, s] : closing) stream_bytes -= footprint(s);
+    closing.clear();
+  }
+
+  std::size_t memory() const noexcept {
+    PHI_ASSERT(stream_bytes == walked_stream_bytes());
+    return alloc_bytes + pending.capacity() + stream_bytes;
   }
 
   Stream* find(std::int32_t id) {
@@ -219,6 +235,7 @@ struct H2ServerSession::Impl {
       emit(H2Event::Kind::Closed, id);
     }
     closing.merge(streams);
+    for (const auto& [id, s] : streams) stream_bytes -= footprint(s);  // none: stream ids are unique
     streams.clear();
   }
 
@@ -350,7 +367,9 @@ struct H2ServerSession::Impl {
 
   int on_begin_headers(const nghttp2_frame& f) {
     if (f.hd.type != NGHTTP2_HEADERS || f.headers.cat != NGHTTP2_HCAT_REQUEST) return 0;
-    Stream& s = streams[f.hd.stream_id];
+    const auto [it, added] = streams.try_emplace(f.hd.stream_id);
+    Stream& s = it->second;
+    if (added) stream_bytes += footprint(s);
     s.req.id = f.hd.stream_id;
     // RFC 9113 §6.8: nghttp2 still opens streams between our GOAWAY's submission and its write,
     // but the GOAWAY already told the client they were not processed (it retries them, even a
@@ -383,9 +402,10 @@ struct H2ServerSession::Impl {
       return 0;
     }
     if (s->too_large) return 0;
-    // Memory is checked once per frame (on_begin_frame; memory() walks every stream, too much per
-    // field at 100 streams): a block is bounded by 4 x max_header_list_bytes, a frame by its size.
+    // Memory is checked once per frame (on_begin_frame): a block is bounded by 4 x
+    // max_header_list_bytes, a frame by its size.
     s->header_bytes += name.size() + value.size() + kFieldOverhead;
+    stream_bytes += name.size() + value.size() + kFieldOverhead;
     if (trailer) {
       s->req.trailers.add(name, value);
       return 0;
@@ -462,7 +482,9 @@ struct H2ServerSession::Impl {
       nghttp2_session_consume(session, id, len);
       return 0;
     }
+    const std::size_t before = footprint(*s);
     s->req.body.append(reinterpret_cast<const char*>(data), len);
+    account(before, *s);
     s->req.body_bytes += len;
     s->unconsumed += len;
     if (events.empty() || events.back().kind != H2Event::Kind::Data || events.back().stream != id) {
@@ -558,6 +580,7 @@ struct H2ServerSession::Impl {
   ssize_t read_data(std::int32_t id, std::uint8_t* buf, std::size_t length, std::uint32_t* flags) {
     Stream* s = find(id);
     if (s == nullptr) return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+    const std::size_t before = footprint(*s);
     const std::size_t n = std::min(length, s->queued());
     if (n > 0) std::memcpy(buf, s->out.data() + s->out_off, n);
     s->out_off += n;
@@ -574,6 +597,7 @@ struct H2ServerSession::Impl {
       s->out.erase(0, s->out_off);
       s->out_off = 0;
     }
+    account(before, *s);
     if (s->above_high && s->queued() < kLowWater) {
       s->above_high = false;
       emit(H2Event::Kind::Writable, id);
@@ -604,9 +628,12 @@ struct H2ServerSession::Impl {
 
   /// Response fields as HTTP/2 allows them: lower-case names, no connection-specific field
   /// (§8.2.2), no pseudo-header from the caller, nothing nghttp2 would refuse as invalid.
-  static void clean_fields(const HeaderList& in, HeaderList& out) {
+  static void clean_fields(const HeaderList& in, HeaderList& out, std::string& name) {
     for (const auto& f : in) {
-      std::string name = lower(f.name);
+      name.assign(f.name);
+      for (char& c : name) {
+        if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+      }
       if (name.empty() || name[0] == ':' || connection_specific(name)) continue;
       if (nghttp2_check_header_name(reinterpret_cast<const std::uint8_t*>(name.data()), name.size()) == 0 ||
           nghttp2_check_header_value(reinterpret_cast<const std::uint8_t*>(f.value.data()), f.value.size()) ==
@@ -738,7 +765,7 @@ H2ServerSession::~H2ServerSession() = default;
 H2ServerSession::Status H2ServerSession::feed(const char* data, std::size_t len, H2Clock::time_point now) {
   events_.clear();
   Impl& im = *impl_;
-  im.closing.clear();
+  im.clear_closing();
   if (im.failed) return Status::Closed;
   im.now = now;
   const auto rv = nghttp2_session_mem_recv(im.session, reinterpret_cast<const std::uint8_t*>(data), len);
@@ -796,9 +823,11 @@ void H2ServerSession::take_body(std::int32_t stream, std::string& out) {
     s = it == impl_->closing.end() ? nullptr : &it->second;
   }
   if (s == nullptr) return;
+  const std::size_t before = Impl::footprint(*s);
   out.append(s->req.body);
   s->req.body.clear();
   if (s->req.body.capacity() > kHighWater) s->req.body.shrink_to_fit();
+  impl_->account(before, *s);
 }
 
 void H2ServerSession::consume(std::int32_t stream, std::size_t n) {
@@ -815,11 +844,13 @@ void H2ServerSession::submit_response(std::int32_t stream, int status, const Hea
   Impl& im = *impl_;
   auto* s = im.find(stream);
   if (s == nullptr || !s->reported || s->rejected || s->response_started || im.failed) return;
-  HeaderList fields;
-  Impl::clean_fields(headers, fields);
+  HeaderList& fields = im.scratch_fields;
+  fields.clear();
+  Impl::clean_fields(headers, fields, im.scratch_name);
   const std::string status_name = ":status";
   const std::string code = std::to_string(status);
-  std::vector<nghttp2_nv> nva;
+  std::vector<nghttp2_nv>& nva = im.scratch_nva;
+  nva.clear();
   nva.reserve(fields.size() + 1);
   nva.push_back(Impl::nv(status_name, code));
   for (const auto& f : fields) nva.push_back(Impl::nv(f.name, f.value));
@@ -836,7 +867,9 @@ void H2ServerSession::send_data(std::int32_t stream, std::string_view bytes) {
   Impl& im = *impl_;
   auto* s = im.find(stream);
   if (s == nullptr || !s->response_started || s->data_eof || bytes.empty()) return;
+  const std::size_t before = Impl::footprint(*s);
   s->out.append(bytes);
+  im.account(before, *s);
   // high_water() <= kHighWater: a caller waiting at either mark gets its Writable.
   if (s->queued() > im.high_water()) s->above_high = true;
   im.resume(stream, *s);
@@ -847,7 +880,7 @@ void H2ServerSession::end_response(std::int32_t stream, const HeaderList* traile
   auto* s = im.find(stream);
   if (s == nullptr || !s->response_started || s->data_eof) return;
   s->data_eof = true;
-  if (trailers != nullptr) Impl::clean_fields(*trailers, s->trailers_out);
+  if (trailers != nullptr) Impl::clean_fields(*trailers, s->trailers_out, im.scratch_name);
   im.resume(stream, *s);
 }
 
@@ -877,7 +910,7 @@ void H2ServerSession::shutdown(std::uint32_t error_code) {
 void H2ServerSession::take_output(std::string& out, std::size_t max) {
   events_.clear();
   Impl& im = *impl_;
-  im.closing.clear();
+  im.clear_closing();
   if (im.session == nullptr) return;
   std::size_t added = 0;
   if (im.pending_off < im.pending.size()) {
