@@ -418,11 +418,13 @@ void read_http2(Reader& r, const YAML::Node& n, Http2Spec& h) {
                     {"enabled", "disabled_hosts", "max_concurrent_streams", "max_header_list_bytes",
                      "header_table_bytes", "max_continuation_frames", "initial_window_bytes",
                      "connection_window_bytes", "max_frame_bytes", "reset_budget", "reset_refill",
-                     "control_budget", "control_refill", "connection_memory_bytes"})) {
+                     "control_budget", "control_refill", "connection_memory_bytes", "websocket",
+                     "max_websockets_per_connection"})) {
     return;
   }
   const std::string f = "http2";
   r.boolean(n, "enabled", f, h.enabled);
+  r.boolean(n, "websocket", f, h.websocket);
   r.string_list(n, "disabled_hosts", f, h.disabled_hosts);
   for (std::size_t i = 0; i < h.disabled_hosts.size(); ++i) {
     auto& host = h.disabled_hosts[i];
@@ -455,6 +457,8 @@ void read_http2(Reader& r, const YAML::Node& n, Http2Spec& h) {
   // SETTINGS_MAX_CONCURRENT_STREAMS: 0 would refuse every request; each open stream holds
   // buffers, so the bound is what one client may hold open at once.
   r.integer(n, "max_concurrent_streams", f, h.max_concurrent_streams, 1u, 1000u);
+  // RFC 8441 tunnels per connection: each holds a backend connection for hours; 0 turns them off.
+  r.integer(n, "max_websockets_per_connection", f, h.max_websockets_per_connection, 0u, 1000u);
   // HPACK bomb: the decoded header list, not the compressed bytes, is what is bounded.
   bounded_size("max_header_list_bytes", h.max_header_list_bytes, 1024, 1u << 20,
                "decoded header fields of one request");
