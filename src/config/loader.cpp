@@ -414,12 +414,12 @@ void check_address(Reader& r, const YAML::Node& n, const std::string& field, con
 /// `http2:`: HTTP/2 to clients. Every bound is one the codec enforces per connection, so each
 /// range keeps it meaningful: none may be switched off, and none may exceed what RFC 9113 allows.
 void read_http2(Reader& r, const YAML::Node& n, Http2Spec& h) {
-  if (!r.expect_map(n, "http2",
-                    {"enabled", "disabled_hosts", "max_concurrent_streams", "max_header_list_bytes",
-                     "header_table_bytes", "max_continuation_frames", "initial_window_bytes",
-                     "connection_window_bytes", "max_frame_bytes", "reset_budget", "reset_refill",
-                     "control_budget", "control_refill", "connection_memory_bytes", "websocket",
-                     "max_websockets_per_connection"})) {
+  if (!r.expect_map(
+          n, "http2",
+          {"enabled", "disabled_hosts", "max_concurrent_streams", "max_header_list_bytes",
+           "header_table_bytes", "max_continuation_frames", "initial_window_bytes", "connection_window_bytes",
+           "max_frame_bytes", "reset_budget", "reset_refill", "control_budget", "control_refill",
+           "connection_memory_bytes", "websocket", "max_websockets_per_connection"})) {
     return;
   }
   const std::string f = "http2";
