@@ -228,7 +228,7 @@ bool H1ResponseReader::reusable(bool leftover) const noexcept {
   // answer; after HEAD or a 204/304 announcing content, that content may still come.
   const auto& h = parser_.head();
   return complete_ && !failed_ && parser_.should_keep_alive() && !leftover && !head_request_ &&
-         !h.framing_suspect;
+         !h.framing_suspect && h.status != 101;  // after a 101 the connection is the new protocol's
 }
 
 const char* websocket_switch_violation(const MessageHead& response, std::string_view protocol,
