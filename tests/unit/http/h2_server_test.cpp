@@ -195,7 +195,10 @@ Fields with(Fields f, std::string n, std::string v) {
 }
 /// RFC 8441 §4: an extended CONNECT, :protocol last when `protocol` is empty (the caller adds it).
 Fields ext_connect(std::string path = "/chat", std::string protocol = "") {
-  Fields f{{":method", "CONNECT"}, {":scheme", "https"}, {":authority", "example.test"}, {":path", std::move(path)}};
+  Fields f{{":method", "CONNECT"},
+           {":scheme", "https"},
+           {":authority", "example.test"},
+           {":path", std::move(path)}};
   if (!protocol.empty()) f.emplace_back(":protocol", std::move(protocol));
   return f;
 }
@@ -669,17 +672,20 @@ INSTANTIATE_TEST_SUITE_P(
         // RFC 8441 extended CONNECT: only websocket, with :scheme, :path and :authority, no body.
         BadRequest{"ext_connect_other_protocol", with(ext_connect(), ":protocol", "foo"), 400,
                    "extended_connect_protocol"},
-        BadRequest{"ext_connect_h2c", with(ext_connect(), ":protocol", "h2c"), 400, "extended_connect_protocol"},
-        BadRequest{"ext_connect_content_length", with(ext_connect("/chat", "websocket"), "content-length", "0"),
-                   400, "extended_connect_body"},
+        BadRequest{"ext_connect_h2c", with(ext_connect(), ":protocol", "h2c"), 400,
+                   "extended_connect_protocol"},
+        BadRequest{"ext_connect_content_length",
+                   with(ext_connect("/chat", "websocket"), "content-length", "0"), 400,
+                   "extended_connect_body"},
         BadRequest{"ext_connect_no_scheme",
                    {{":method", "CONNECT"}, {":protocol", "websocket"}, {":path", "/"}, {":authority", "a"}},
                    0,
                    "protocol_error"},
-        BadRequest{"ext_connect_no_path",
-                   {{":method", "CONNECT"}, {":protocol", "websocket"}, {":scheme", "https"}, {":authority", "a"}},
-                   0,
-                   "protocol_error"},
+        BadRequest{
+            "ext_connect_no_path",
+            {{":method", "CONNECT"}, {":protocol", "websocket"}, {":scheme", "https"}, {":authority", "a"}},
+            0,
+            "protocol_error"},
         BadRequest{"ext_connect_extra_pseudo", with(ext_connect("/chat", "websocket"), ":foo", "bar"), 0,
                    "protocol_error"}),
     [](const auto& info) { return std::string(info.param.name); });
@@ -687,8 +693,8 @@ INSTANTIATE_TEST_SUITE_P(
 TEST_F(H2ServerTest, ExtendedConnectForWebSocketIsARequestWithItsProtocolAndTunnelData) {
   opts.upgrades = {"WebSocket"};  // compared without case
   start();
-  const auto id =
-      client.request(with(ext_connect("/chat?room=1", "websocket"), "sec-websocket-version", "13"), "frame", true);
+  const auto id = client.request(
+      with(ext_connect("/chat?room=1", "websocket"), "sec-websocket-version", "13"), "frame", true);
   pump();
   ASSERT_EQ(kinds(id), (std::vector<Kind>{Kind::Request, Kind::Data, Kind::End}));
   auto* r = server->request(id);

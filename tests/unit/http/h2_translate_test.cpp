@@ -220,7 +220,8 @@ TEST(H2Translate, WebSocketSwitchStopsAtTheHeadAndIsChecked) {
     const char* why = websocket_switch_violation(r.head(), "websocket", "abc=");
     return std::string(why == nullptr ? "" : why);
   };
-  EXPECT_EQ(check("Connection: keep-alive, upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Accept: abc=\r\n"), "");
+  EXPECT_EQ(check("Connection: keep-alive, upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Accept: abc=\r\n"),
+            "");
   EXPECT_NE(check("Upgrade: websocket\r\nSec-WebSocket-Accept: abc=\r\n"), "");  // no Connection: upgrade
   EXPECT_NE(check("Connection: upgrade\r\nUpgrade: h2c\r\nSec-WebSocket-Accept: abc=\r\n"), "");
   EXPECT_NE(check("Connection: upgrade\r\nUpgrade: websocket, h2c\r\nSec-WebSocket-Accept: abc=\r\n"), "");
