@@ -206,6 +206,23 @@ TEST_F(H2WebSocketTest, PolicyEnforcedBeforeTheBackend_DeniedClientAndUnknownRou
   EXPECT_EQ(ws.requests(), 1);
 }
 
+TEST_F(H2WebSocketTest, IdleTunnel_EndedByTheProxyReadAndSendTimeouts) {
+  auto ws = start_ws_server({"--ping-interval", "0"});  // nothing moves unless the client talks
+  auto pg = start_phigate(
+      config(route(ws.address()), audit_yaml() + "timeouts: { upstream_read: 1s, upstream_send: 1s }\n"));
+  const auto line = client(pg, "read", {"--path", "/echo", "--size", "1000000", "--time-limit", "15"});
+  EXPECT_EQ(json_field(line, "status"), "200") << line;
+  EXPECT_EQ(json_field(line, "reset_code"), "8") << line;  // CANCEL
+  EXPECT_LT(std::stod(json_field(line, "elapsed_s")), 8.0) << line;
+  const auto page = wait_metric(pg, "phigate_tunnels_closed_total{reason=\"idle\"}", "1");
+  EXPECT_EQ(metric(page, "phigate_tunnels_closed_total{reason=\"idle\"}"), "1") << page;
+  pg.process.terminate();
+  const auto end = find(records(), "\"closed_by\":\"idle\"");
+  ASSERT_FALSE(end.empty());
+  EXPECT_TRUE(has(end, "\"status_code\":200")) << end;
+  EXPECT_TRUE(has(end, "\"outcome\":\"success\"")) << end;  // as an HTTP/1.1 tunnel: proxied
+}
+
 TEST_F(H2WebSocketTest, MaliciousBackend_BadSwitchOr2xx_502_RefusalsRelayed) {
   auto evil = start_ws_server({"--mode", "evil"});
   auto pg =
