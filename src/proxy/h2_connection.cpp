@@ -158,6 +158,10 @@ class H2Stream final : public ClientStream {
     self->release();
     self->done_ = true;
     conn->stream_done(*self);
+    // The stream (its destructor reaches the connection) goes before the connection: this frame
+    // may hold the last reference to both (a tunnel that outlived its client connection), and
+    // parameters are destroyed connection first.
+    self.reset();
   }
 
   // --- ClientStream ---

@@ -267,14 +267,14 @@ TEST_F(H2WebSocketTest, MaliciousBackend_FloodBoundedByFlowControl_EofIsEndStrea
     std::this_thread::sleep_for(100ms);
   }
   t.join();
-  EXPECT_EQ(json_field(zero, "status"), "200") << zero;
+  ASSERT_EQ(json_field(zero, "status"), "200") << zero << pg.process.output();
   EXPECT_EQ(json_field(zero, "data_bytes"), "0") << zero;
   EXPECT_LE(std::stod(json_field(zero, "waited_s")), 8.0) << zero;  // ended by body_idle, not our limit
   EXPECT_TRUE(json_field(zero, "reset_code") != "null" || json_field(zero, "closed") == "true") << zero;
   EXPECT_LT(peak - baseline, 32 * 1024 * kRssScale) << "KiB over baseline " << baseline;
   // The backend sends a frame and closes: the client gets the frame, then END_STREAM.
   const auto eof = client(pg, "read", {"--path", "/eof", "--size", "100", "--time-limit", "10"});
-  EXPECT_EQ(json_field(eof, "status"), "200") << eof;
+  EXPECT_EQ(json_field(eof, "status"), "200") << eof << pg.process.output();
   EXPECT_EQ(json_field(eof, "first_message"), "bye") << eof;
   EXPECT_EQ(json_field(eof, "end_stream"), "true") << eof;
   const auto page = wait_metric(pg, "phigate_tunnels_open", "0");
