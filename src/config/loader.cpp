@@ -435,15 +435,17 @@ void check_address(Reader& r, const YAML::Node& n, const std::string& field, con
 /// `http2:`: HTTP/2 to clients. Every bound is one the codec enforces per connection, so each
 /// range keeps it meaningful: none may be switched off, and none may exceed what RFC 9113 allows.
 void read_http2(Reader& r, const YAML::Node& n, Http2Spec& h) {
-  if (!r.expect_map(n, "http2",
-                    {"enabled", "disabled_hosts", "max_concurrent_streams", "max_header_list_bytes",
-                     "header_table_bytes", "max_continuation_frames", "initial_window_bytes",
-                     "connection_window_bytes", "max_frame_bytes", "reset_budget", "reset_refill",
-                     "control_budget", "control_refill", "connection_memory_bytes"})) {
+  if (!r.expect_map(
+          n, "http2",
+          {"enabled", "disabled_hosts", "max_concurrent_streams", "max_header_list_bytes",
+           "header_table_bytes", "max_continuation_frames", "initial_window_bytes", "connection_window_bytes",
+           "max_frame_bytes", "reset_budget", "reset_refill", "control_budget", "control_refill",
+           "connection_memory_bytes", "websocket", "max_websockets_per_connection"})) {
     return;
   }
   const std::string f = "http2";
   r.boolean(n, "enabled", f, h.enabled);
+  r.boolean(n, "websocket", f, h.websocket);
   r.string_list(n, "disabled_hosts", f, h.disabled_hosts);
   for (std::size_t i = 0; i < h.disabled_hosts.size(); ++i) {
     auto& host = h.disabled_hosts[i];
@@ -476,6 +478,8 @@ void read_http2(Reader& r, const YAML::Node& n, Http2Spec& h) {
   // SETTINGS_MAX_CONCURRENT_STREAMS: 0 would refuse every request; each open stream holds
   // buffers, so the bound is what one client may hold open at once.
   r.integer(n, "max_concurrent_streams", f, h.max_concurrent_streams, 1u, 1000u);
+  // RFC 8441 tunnels per connection: each holds a backend connection for hours; 0 turns them off.
+  r.integer(n, "max_websockets_per_connection", f, h.max_websockets_per_connection, 0u, 1000u);
   // HPACK bomb: the decoded header list, not the compressed bytes, is what is bounded.
   bounded_size("max_header_list_bytes", h.max_header_list_bytes, 1024, 1u << 20,
                "decoded header fields of one request");

@@ -1,7 +1,7 @@
 // HTTP/2 server codec over nghttp2's session API (RFC 9113). nghttp2 does all framing, HPACK,
 // stream states and the HTTP messaging checks of §8; this file adds our own rules (host agreement,
-// no CONNECT, header list bounds), the per-connection budgets against the HTTP/2 attacks and the
-// mapping to H2Events. Sans-I/O: bytes in (feed), bytes out (take_output).
+// no plain CONNECT, extended CONNECT for WebSocket only, header list bounds), the per-connection budgets
+// against the HTTP/2 attacks and the mapping to H2Events. Sans-I/O: bytes in (feed), bytes out (take_output).
 #include "phigate/http/h2_server.hpp"
 
 #include <nghttp2/nghttp2.h>
@@ -80,6 +80,7 @@ struct H2ServerSession::Impl {
     bool host_conflict = false;  // several `host` fields that differ
     int host_count = 0;
     bool has_protocol = false;
+    std::string protocol;  // :protocol (extended CONNECT)
     bool too_large = false;
     bool reported = false;  // Request or Rejected emitted: the caller knows the stream
     bool rejected = false;
@@ -274,10 +275,26 @@ struct H2ServerSession::Impl {
     h.chunked = false;
     h.keep_alive = true;
     if (s.too_large) return reject_status(id, s, 431, "headers_too_large");
-    // Extended CONNECT (RFC 8441) is not offered: no SETTINGS_ENABLE_CONNECT_PROTOCOL.
-    if (s.has_protocol) return reject_rst(id, s, kH2ProtocolError, "extended_connect");
-    // No tunnels, as for HTTP/1 (the proxy forwards requests, never raw bytes).
-    if (h.method == "CONNECT") return reject_status(id, s, 400, "connect_refused");
+    if (s.has_protocol) {
+      // Extended CONNECT (RFC 8441). nghttp2 admits :protocol only once we announced
+      // SETTINGS_ENABLE_CONNECT_PROTOCOL (else the stream was malformed before this), and only
+      // with CONNECT and :authority; checked again here, with :scheme and :path (§4).
+      if (!opts.connect_protocol()) return reject_rst(id, s, kH2ProtocolError, "extended_connect");
+      if (h.method != "CONNECT" || s.req.scheme.empty() || h.target.empty() || !s.has_authority)
+        return reject_status(id, s, 400, "extended_connect_malformed");
+      // Only WebSocket is translated (to an HTTP/1.1 upgrade), and only when the operator allows it.
+      bool listed = false;
+      for (const auto& u : opts.upgrades) listed = listed || iequals(u, "websocket");
+      if (!listed || !iequals(s.protocol, "websocket"))
+        return reject_status(id, s, 400, "extended_connect_protocol");
+      // A tunnel's DATA is the new protocol's bytes, not a message body of a declared length.
+      if (h.headers.find("content-length") != nullptr)
+        return reject_status(id, s, 400, "extended_connect_body");
+      s.req.protocol = "websocket";
+    } else if (h.method == "CONNECT") {
+      // No plain CONNECT tunnels, as for HTTP/1 (the proxy forwards requests, never raw bytes).
+      return reject_status(id, s, 400, "connect_refused");
+    }
     // RFC 9113 §8.3.1: :authority and Host must not disagree; we require that they are equal so
     // routing and the upstream see one name (no Host confusion between hops).
     if (s.host_conflict) return reject_status(id, s, 400, "host_mismatch");
@@ -422,6 +439,7 @@ struct H2ServerSession::Impl {
       s->has_authority = true;
     } else if (name == ":protocol") {
       s->has_protocol = true;
+      s->protocol.assign(value);
     } else if (name == "host") {
       if (s->host_count++ == 0) {
         s->host.assign(value);
@@ -654,6 +672,12 @@ struct H2ServerSession::Impl {
   }
 };
 
+bool H2Options::connect_protocol() const noexcept {
+  if (!http2.websocket || http2.max_websockets_per_connection == 0) return false;
+  return std::any_of(upgrades.begin(), upgrades.end(),
+                     [](const std::string& u) { return iequals(u, "websocket"); });
+}
+
 H2ServerSession::H2ServerSession(const H2Options& options) : impl_(std::make_unique<Impl>(options, events_)) {
   Impl& im = *impl_;
   const auto& h2 = options.http2;
@@ -742,7 +766,7 @@ H2ServerSession::H2ServerSession(const H2Options& options) : impl_(std::make_uni
 
   const std::uint32_t frame = std::clamp<std::uint32_t>(h2.max_frame_bytes, 16384, 16777215);
   const std::uint32_t window = std::min<std::uint32_t>(h2.initial_window_bytes, 2147483647u);
-  const nghttp2_settings_entry iv[] = {
+  std::vector<nghttp2_settings_entry> iv = {
       {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, h2.max_concurrent_streams},
       {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, window},
       {NGHTTP2_SETTINGS_HEADER_TABLE_SIZE, h2.header_table_bytes},
@@ -754,7 +778,10 @@ H2ServerSession::H2ServerSession(const H2Options& options) : impl_(std::make_uni
       // a client cannot make us build and walk a dependency tree, CVE-2019-9513).
       {NGHTTP2_SETTINGS_NO_RFC7540_PRIORITIES, 1},
   };
-  nghttp2_submit_settings(im.session, NGHTTP2_FLAG_NONE, iv, std::size(iv));
+  // RFC 8441 §3: the client may send :protocol only after it saw this setting; nghttp2 checks
+  // :protocol (with CONNECT, :scheme, :path, :authority) only when we sent it.
+  if (options.connect_protocol()) iv.push_back({NGHTTP2_SETTINGS_ENABLE_CONNECT_PROTOCOL, 1});
+  nghttp2_submit_settings(im.session, NGHTTP2_FLAG_NONE, iv.data(), iv.size());
   const auto conn_window =
       static_cast<std::int32_t>(std::clamp<std::uint32_t>(h2.connection_window_bytes, 65535u, 2147483647u));
   nghttp2_session_set_local_window_size(im.session, NGHTTP2_FLAG_NONE, 0, conn_window);

@@ -142,6 +142,12 @@ H1ResponseReader::Status H1ResponseReader::feed(const char* data, std::size_t le
       // Interim responses: the client's Expect was answered by us (the field is not forwarded),
       // and 103 hints are dropped. A 101 was never asked for (no upgrade over HTTP/2).
       parser_.clear_body();
+      if (h.status == 101 && accept_switch_) {
+        // The parser paused at the 101's head: what follows is the tunnel's, not ours to parse.
+        head_ready_ = complete_ = true;
+        head_fields_ = h.headers.size();
+        return Status::Complete;
+      }
       if (h.status == 101)
         return fail(Error::upstream(ErrorKind::UpstreamBadResponse, core::Retryable::No,
                                     "101 without an upgrade request"));
@@ -222,7 +228,32 @@ bool H1ResponseReader::reusable(bool leftover) const noexcept {
   // answer; after HEAD or a 204/304 announcing content, that content may still come.
   const auto& h = parser_.head();
   return complete_ && !failed_ && parser_.should_keep_alive() && !leftover && !head_request_ &&
-         !h.framing_suspect;
+         !h.framing_suspect && h.status != 101;  // after a 101 the connection is the new protocol's
+}
+
+const char* websocket_switch_violation(const MessageHead& response, std::string_view protocol,
+                                       std::string_view accept) {
+  if (response.status != 101) return "not 101";
+  bool conn_upgrade = false;
+  for (const auto& f : response.headers) {
+    if (!iequals(f.name, "connection")) continue;
+    for_each_token(f.value,
+                   [&](std::string_view t) { conn_upgrade = conn_upgrade || iequals(t, "upgrade"); });
+  }
+  if (!conn_upgrade) return "101 without Connection: upgrade";
+  const auto* up = response.headers.find("upgrade");
+  if (up == nullptr || response.headers.count("upgrade") != 1) return "101 without one Upgrade";
+  int n = 0;
+  bool same = false;
+  for_each_token(*up, [&](std::string_view t) {
+    ++n;
+    same = iequals(t, protocol);
+  });
+  if (n != 1 || !same) return "101 for another protocol";
+  const auto* acc = response.headers.find("sec-websocket-accept");
+  if (acc == nullptr || response.headers.count("sec-websocket-accept") != 1 || *acc != accept)
+    return "101 with a wrong Sec-WebSocket-Accept";
+  return nullptr;
 }
 
 }  // namespace phigate::http

@@ -183,7 +183,7 @@ std::string_view render_request(audit::JsonLine& j, const ConnectionFacts& c, co
 std::string_view render_tunnel_start(audit::JsonLine& j, const ConnectionFacts& c,
                                      std::chrono::system_clock::time_point when, std::string_view request_id,
                                      std::string_view protocol, std::string_view route,
-                                     std::string_view upstream) {
+                                     std::string_view upstream, std::int32_t h2_stream) {
   j.clear();
   common(j, c, when);
   j.begin_object("event");
@@ -203,6 +203,7 @@ std::string_view render_tunnel_start(audit::JsonLine& j, const ConnectionFacts& 
   j.begin_object("tunnel");
   j.field("protocol", protocol);
   j.end_object();
+  if (h2_stream != 0) j.field("h2_stream", static_cast<std::int64_t>(h2_stream));
   j.field("worker", c.worker);
   j.field("connection", c.connection);
   j.end_object();

@@ -76,12 +76,13 @@ struct RequestFacts {
 std::string_view render_request(audit::JsonLine& j, const ConnectionFacts& c, const RequestFacts& r,
                                 const http::MessageHead* head, const config::AuditSpec& spec);
 
-/// Renders the start of a tunnel (a 101 was relayed): event.action "tunnel-start". The request's
-/// own record, written when the tunnel ends, carries the status 101, duration and bytes.
+/// Renders the start of a tunnel (a 101 was relayed, or an RFC 8441 stream answered 200):
+/// event.action "tunnel-start". The request's own record, written when the tunnel ends, carries
+/// the status (101; 200 over HTTP/2), duration and bytes. `h2_stream`: the HTTP/2 stream (0: none).
 std::string_view render_tunnel_start(audit::JsonLine& j, const ConnectionFacts& c,
                                      std::chrono::system_clock::time_point when, std::string_view request_id,
                                      std::string_view protocol, std::string_view route,
-                                     std::string_view upstream);
+                                     std::string_view upstream, std::int32_t h2_stream = 0);
 
 /// Renders a connection-level event (TLS handshake failure, PROXY header refused, shed).
 std::string_view render_connection_event(audit::JsonLine& j, const ConnectionFacts& c,

@@ -4,6 +4,8 @@
 #include <array>
 #include <unordered_map>
 
+#include <boost/asio/experimental/awaitable_operators.hpp>
+
 #include "balance_input.hpp"
 #include "client_stream.hpp"
 #include "grpc_forward.hpp"
@@ -18,6 +20,7 @@
 #include "phigate/upstream/retry.hpp"
 #include "proxy_connection.hpp"
 #include "upstream_attempt.hpp"
+#include "websocket_key.hpp"
 
 namespace phigate::proxy::detail {
 
@@ -26,6 +29,7 @@ using core::ErrorKind;
 using core::Outcome;
 using core::Retryable;
 using TimePoint = Clock::time_point;
+using TunnelClose = metrics::WorkerShard::TunnelClose;
 
 namespace {
 
@@ -36,6 +40,7 @@ http::H2Options h2_options(const config::Config& cfg) {
   http::H2Options o;
   o.http2 = cfg.http2;
   o.header_count = cfg.limits.header_count;
+  o.upgrades = cfg.upstream.upgrades;
   return o;
 }
 
@@ -106,7 +111,8 @@ class H2Connection : public std::enable_shared_from_this<H2Connection> {
   TimePoint idle_deadline_ = kNever;   // no stream open: keepalive_idle (request_header before the first)
   TimePoint write_deadline_ = kNever;  // a write to the client is in progress: body_idle
   std::uint64_t streams_seen_ = 0;
-  TimePoint data_progress_{};  // the last time a stream's queued response bytes went down
+  std::uint32_t websockets_ = 0;  // RFC 8441 tunnels forwarding now (http2.max_websockets_per_connection)
+  TimePoint data_progress_{};     // the last time a stream's queued response bytes went down
   std::size_t high_water_ = http::H2ServerSession::kHighWater;  // per-stream queued bytes: send_body waits
   std::size_t low_water_ = http::H2ServerSession::kLowWater;    // ... until they drain to this
   bool closing_ = false;  // GOAWAY sent (drain, idle): close once the streams are done
@@ -138,6 +144,7 @@ class H2Stream final : public ClientStream {
         write_wake_(c.worker_.io()) {
     c_.worker_.stats().h2_streams_open.add(1);
     end_ = r.end_stream;
+    protocol_ = r.protocol;
   }
   ~H2Stream() { c_.worker_.stats().h2_streams_open.add(-1); }
 
@@ -151,6 +158,10 @@ class H2Stream final : public ClientStream {
     self->release();
     self->done_ = true;
     conn->stream_done(*self);
+    // The stream (its destructor reaches the connection) goes before the connection: this frame
+    // may hold the last reference to both (a tunnel that outlived its client connection), and
+    // parameters are destroyed connection first.
+    self.reset();
   }
 
   // --- ClientStream ---
@@ -217,7 +228,13 @@ class H2Stream final : public ClientStream {
           write_wake_.cancel();  // send_body / flush decide: RST_STREAM, or the connection goes
           break;
         default:
-          link_.cancel();  // HTTP/1.1 upstream; a gRPC call's own waits hold the same deadline
+          // An RFC 8441 tunnel's slots are its idle timeouts (no byte one way for proxy-send /
+          // proxy-read timeout): the tunnel ends, both directions stop.
+          if (tunnel_) {
+            end_tunnel(TunnelClose::Idle);
+          } else {
+            link_.cancel();  // HTTP/1.1 upstream; a gRPC call's own waits hold the same deadline
+          }
           break;
       }
     }
@@ -284,6 +301,21 @@ class H2Stream final : public ClientStream {
   bool head_sent_ = false;
   bool ended_ = false;         // the response is complete (or was reset)
   bool grpc_request_ = false;  // content-type application/grpc: refusals are trailers-only
+  // --- RFC 8441 (WebSocket over HTTP/2), forward_ws ---
+  std::string protocol_;  // the accepted :protocol ("websocket"); empty: an ordinary request
+  bool tunnel_ = false;   // splicing: kUpSend / kUpRead are the per-direction idle deadlines
+  std::optional<TunnelClose> tunnel_closed_;
+  std::uint64_t tunnel_to_upstream_ = 0;
+  std::uint64_t tunnel_to_client_ = 0;
+  /// The tunnel's link waits: no per-wait deadline (the slots are idle deadlines armed as bytes
+  /// move, tunnel.cpp's rule); timed out when one fired.
+  struct TunnelWait final : upstream::Deadline {
+    explicit TunnelWait(H2Stream& s) : s_(s) {}
+    void arm_upstream(Wait, std::chrono::milliseconds) noexcept override {}
+    bool upstream_timed_out() const noexcept override { return s_.fired_[kUpSend] || s_.fired_[kUpRead]; }
+    H2Stream& s_;
+  };
+  TunnelWait tunnel_wait_{*this};
 
  private:
   void arm(Slot slot, std::chrono::milliseconds d) noexcept {
@@ -331,6 +363,17 @@ class H2Stream final : public ClientStream {
                                                     http::Framing framing);
   net::awaitable<std::optional<Error>> relay_response(const upstream::Timeouts& t,
                                                       http::H1ResponseReader& rd);
+  // RFC 8441: an extended CONNECT stream to an HTTP/1.1 WebSocket backend.
+  net::awaitable<void> forward_ws();
+  net::awaitable<void> tunnel(const upstream::Timeouts& t);
+  net::awaitable<void> tunnel_to_upstream(const upstream::Timeouts& t);
+  net::awaitable<void> tunnel_to_client(const upstream::Timeouts& t);
+  void end_tunnel(TunnelClose why) noexcept {
+    if (tunnel_closed_) return;
+    tunnel_closed_ = why;
+    link_.cancel();
+    wake();
+  }
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -697,6 +740,7 @@ net::awaitable<std::optional<Error>> H2Stream::wait_queued(std::size_t target) {
   // queued bytes went down), the stream or connection ends, or body_idle passes without progress.
   while (c_.codec_.queued(id_) > target) {
     if (reset_ || closed_ || c_.dead_) co_return Error::downstream(ErrorKind::ClientClosed, "client gone");
+    if (tunnel_ && tunnel_closed_) co_return Error::downstream(ErrorKind::ClientClosed, "tunnel closed");
     if (dl_[kWrite] == kNever) {
       write_mark_ = c_.codec_.queued(id_);
       arm(kWrite, body_idle);
@@ -869,7 +913,9 @@ net::awaitable<void> H2Stream::serve() {
   }
   facts_.outcome = Outcome::Proxied;
   const auto& cluster = snap.clusters[r.route->target];
-  if (cluster.grpc) {
+  if (!protocol_.empty()) {
+    co_await forward_ws();
+  } else if (cluster.grpc) {
     co_await forward_grpc(*this, snap, worker);
   } else {
     co_await forward_h1();
@@ -1187,6 +1233,397 @@ net::awaitable<void> H2Stream::forward_h1() {
     facts_.outcome = core::outcome_of(*err);
     reply_error(*err);  // 502/504, or a reset once the head went out
     co_return;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// RFC 8441: WebSocket over HTTP/2 to an HTTP/1.1 WebSocket backend (docs/websocket.md)
+
+net::awaitable<void> H2Stream::forward_ws() {
+  auto& worker = c_.worker_;
+  auto& pc = c_.c_;
+  auto& r = *req_;
+  auto& head = r.head;
+  const auto& cluster = snap_->clusters[r.route->target];
+  // Each tunnel holds a backend connection for as long as it lives (hours): one client connection
+  // must not open max_concurrent_streams of them. The connection's own setting (its codec's).
+  if (c_.websockets_ >= c_.snap_->config->http2.max_websockets_per_connection) {
+    facts_.outcome = Outcome::Overloaded;
+    reason_ = "websocket_cap";
+    local_reply(429, "429 Too Many Requests\n", {});
+    co_return;
+  }
+  ++c_.websockets_;
+  struct Slot {
+    std::uint32_t& n;
+    ~Slot() { --n; }
+  } slot{c_.websockets_};
+
+  // The HTTP/1.1 upgrade phigate asks for itself (RFC 8441 §5, RFC 6455 §4.1): GET, the
+  // client's end-to-end fields (Sec-WebSocket-Version, -Protocol, -Extensions, Origin pass), the
+  // usual forwarding fields, and a key of our own: the HTTP/2 client sends none, and a backend's
+  // accept must answer this hop's key.
+  http::remove_hop_by_hop(head.headers);
+  http::join_cookie_fields(head.headers);
+  head.headers.remove("sec-websocket-key");
+  head.headers.remove("sec-websocket-accept");
+  head.headers.remove("content-length");  // refused by the codec; never framed on this hop
+  pc.req_snap_ = snap_;
+  pc.set_client_cert_headers(head.headers, r.policy);
+  http::set_forwarding_headers(head.headers, {pc.peer_ip_, pc.peer_trusted(), "https", r.host, pc.local_port_,
+                                              request_id_, r.client_ip});
+  std::string key;
+  const bool keyed = new_websocket_key(key);
+  const std::string accept = keyed ? websocket_accept(key) : std::string();
+  if (accept.empty()) {
+    const auto err = Error::internal("no random bytes for a WebSocket key");
+    facts_.outcome = core::outcome_of(err);
+    reply_error(err);
+    co_return;
+  }
+  head.headers.add("Connection", "Upgrade");
+  head.headers.add("Upgrade", "websocket");
+  head.headers.add("Sec-WebSocket-Key", key);
+  head.method = "GET";  // the audit record keeps the client's CONNECT (head_)
+  std::string up_head;
+  http::append_h1_request_head(up_head, head, r.target, http::Framing{});
+
+  const upstream::Timeouts t{r.limits.connect, r.limits.send, r.limits.read};
+  auto& balancer = worker.balancer(r.route->target);
+  auto& budget = worker.retry_budget();
+  const auto report = [&](std::size_t index, upstream::AttemptResult result) {
+    if (upstream::report_attempt(cluster, index, result, worker.now()))
+      worker.stats().upstream_ejections.inc();
+  };
+  budget.on_request();
+  const auto& rs = cluster.retry;
+  const std::size_t max_tries = rs.tries == 0 ? std::max<std::size_t>(1, cluster.endpoints.size()) : rs.tries;
+  const auto first_start = rs.timeout.count() != 0 ? Clock::now() : Clock::time_point{};
+  std::array<std::size_t, 8> tried{};
+  std::size_t tried_n = 0;
+  std::size_t tries = 0;
+  std::string hash_key;
+  std::string affinity_value;
+  upstream::PickInput in;
+  if (cluster.balance.kind == upstream::BalanceKind::Hash) {
+    std::string scratch;
+    hash_key = balance_hash_key(r, cluster.balance, scratch);
+    in.hash_key = hash_key;
+  }
+  if (cluster.balance.affinity_cookie) {
+    affinity_value = affinity_cookie_value(r, cluster.balance);
+    in.affinity_value = affinity_value;
+  }
+  const auto client_closed = [&] {
+    // Reset or connection lost while connecting or in the handshake: not the endpoint's fault,
+    // so nothing is reported to passive health (an attacker resetting streams must not eject it).
+    link_.discard();
+    facts_.outcome = Outcome::ClientClosed;
+    reason_ = "client_closed";
+  };
+  // Bounded by max_tries and the retry budget; each wait under the route's timeouts.
+  for (int attempt = 0;; ++attempt) {
+    in.now = worker.now();
+    in.tried = std::span<const std::size_t>(tried.data(), tried_n);
+    const auto picked = upstream::pick(cluster, balancer, in);
+    if (picked.index == upstream::kNoEndpoint) {
+      const auto err = Error::upstream(ErrorKind::NoHealthyEndpoint, Retryable::No);
+      facts_.outcome = core::outcome_of(err);
+      reply_error(err);
+      co_return;
+    }
+    const auto& ep = cluster.endpoints[picked.index];
+    if (tried_n < tried.size()) tried[tried_n++] = picked.index;
+    ++tries;
+    fired_[kUpSend] = fired_[kUpRead] = false;
+    facts_.upstream = ep.key;
+    facts_.upstream_attempts = static_cast<unsigned>(attempt) + 1;
+    set_cookie_.clear();
+    if (picked.set_cookie) {
+      set_cookie_ = extra_fields_;
+      upstream::append_affinity_cookie(set_cookie_, cluster, picked.index, r.route->path);
+    }
+    upstream::attempt_started(balancer, picked.index);
+    std::optional<Error> err;
+    std::uint64_t sent = 0;
+    http::H1ResponseReader rd(parser_limits(snap_->config->limits), false);
+    rd.accept_switch();
+    std::string body;
+    // Never a pooled connection: the upgrade's connection becomes the tunnel (or is closed).
+    if (!client_gone()) {
+      err = co_await link_.connect(ep, t, *this, cluster.tls.get());
+      disarm_upstream();
+    }
+    if (!err && !client_gone()) {
+      up_sent_ = Clock::now();
+      facts_.upstream_connect = link_.connect_time();
+      auto [ec, n] = co_await link_.send(up_head, t, *this);
+      disarm_upstream();
+      sent = n;
+      if (!client_gone()) err = link_.sent(ec, Retryable::No, *this);
+    }
+    // The response head: 1xx dropped, a 101 stops the reader at its head.
+    while (!err && !client_gone() && !rd.head_ready()) {
+      auto& input = link_.input();
+      if (!input.empty()) {
+        std::size_t used = 0;
+        if (rd.feed(input.data(), input.size(), used, body) == http::H1ResponseReader::Status::Error) {
+          err = rd.error();
+        } else if (used == 0 && !rd.head_ready()) {
+          err = Error::upstream(ErrorKind::UpstreamBadResponse, Retryable::No, "response head not parsed");
+        }
+        input.consume(used);
+        continue;
+      }
+      auto [ec, n] = co_await link_.read(t, *this);
+      disarm_upstream();
+      if (client_gone()) break;
+      Error e;
+      const auto st = link_.received(ec, n, *this, e);
+      if (st == upstream::Link::ReadStatus::Error) {
+        err = std::move(e);
+      } else if (st == upstream::Link::ReadStatus::Eof &&
+                 rd.eof(body) == http::H1ResponseReader::Status::Error) {
+        err = rd.error();
+      }
+    }
+    if (client_gone()) {
+      upstream::attempt_ended(balancer, picked.index, Clock::duration(-1), true);
+      client_closed();
+      co_return;
+    }
+    int status = err ? 0 : rd.status();
+    if (!err && status == 101) {
+      if (const char* why = http::websocket_switch_violation(rd.head(), protocol_, accept))
+        err = Error::upstream(ErrorKind::UpstreamBadResponse, Retryable::No, why);
+    } else if (!err && status >= 200 && status < 300) {
+      // RFC 8441 §5: any 2xx opens the tunnel for the client; a backend that did not switch must
+      // not make it believe so.
+      err = Error::upstream(ErrorKind::UpstreamBadResponse, Retryable::No, "2xx to a WebSocket upgrade");
+    }
+    upstream::attempt_ended(balancer, picked.index, Clock::duration(-1), !err);
+    if (err) {
+      report(picked.index, attempt_result(*err));
+      attempts_.push_back({ep.key, err->reason(), 0});
+      upstream::AttemptEnd end;
+      end.idempotent = true;  // an upgrade is a GET without a body, as over HTTP/1.1
+      end.body_consumed = false;
+      end.reused = false;
+      end.failure = upstream::classify(*err, link_.is_tls() && sent == 0 ? 1 : sent, link_.got_bytes());
+      link_.discard();
+      PHI_LOG_DEBUG("[w{} c{} s{}] upstream {} websocket attempt {}: {}", worker.id(), pc.id_, id_, ep.key,
+                    attempt + 1, err->to_string());
+      const bool allowed = upstream::next_upstream_allows(rs, end) && tries < max_tries &&
+                           (rs.timeout.count() == 0 || Clock::now() - first_start < rs.timeout);
+      if (allowed && untried_left(cluster, {tried.data(), tried_n}, tried.size(), worker.now())) {
+        if (budget.try_spend()) {
+          worker.stats().upstream_retries.inc();
+          continue;
+        }
+        worker.stats().upstream_retry_budget_exhausted.inc();
+      }
+      facts_.outcome = core::outcome_of(*err);
+      reply_error(*err);
+      co_return;
+    }
+    report(picked.index,
+           status >= 500 ? upstream::AttemptResult::Status5xx : upstream::AttemptResult::Success);
+    facts_.upstream_first_byte = Clock::now() - up_sent_;
+    http::HeaderList fields;
+    rd.h2_fields(fields);
+    http::add_raw_fields(fields, set_cookie_.empty() ? extra_fields_ : std::string_view(set_cookie_));
+    if (status != 101) {
+      // A refusal (>= 300: 403, 426, ...) is relayed with its body, streamed under the client's
+      // flow control and the read timeout; then the backend connection is closed.
+      worker.stats().count_response(status);
+      send_head(status, fields, rd.complete() && body.empty() && rd.trailers().empty());
+      // Bounded: each round relays what came or reads once under the read timeout.
+      while (!ended_) {
+        if (!body.empty()) {
+          if (auto e = co_await send_body(body)) {
+            reason_ = e->reason();
+            if (!reset_) reset(http::kH2Cancel);
+            break;
+          }
+          body.clear();
+        }
+        if (rd.complete()) {
+          end_response(nullptr);
+          break;
+        }
+        auto& input = link_.input();
+        if (input.empty()) {
+          auto [ec, n] = co_await link_.read(t, *this);
+          disarm_upstream();
+          if (client_gone()) break;
+          Error e;
+          const auto st = link_.received(ec, n, *this, e);
+          if (st == upstream::Link::ReadStatus::Error ||
+              (st == upstream::Link::ReadStatus::Eof &&
+               rd.eof(body) == http::H1ResponseReader::Status::Error)) {
+            reason_ = st == upstream::Link::ReadStatus::Error ? e.reason() : rd.error().reason();
+            reset(http::kH2InternalError);  // the head went out: too late for a status
+            break;
+          }
+          continue;
+        }
+        std::size_t used = 0;
+        if (rd.feed(input.data(), input.size(), used, body) == http::H1ResponseReader::Status::Error) {
+          reason_ = rd.error().reason();
+          reset(http::kH2InternalError);
+          break;
+        }
+        input.consume(used);
+      }
+      link_.discard();
+      co_return;
+    }
+    // The switch: the client's stream is the tunnel now (RFC 8441 §5: a 2xx, here 200). The
+    // backend's accept is this hop's (hop-by-hop by nature): not passed.
+    fields.remove("sec-websocket-accept");
+    worker.stats().count_response(200);
+    send_head(200, fields, false);
+    co_await tunnel(t);
+    link_.discard();
+    co_return;
+  }
+}
+
+net::awaitable<void> H2Stream::tunnel(const upstream::Timeouts& t) {
+  using namespace boost::asio::experimental::awaitable_operators;
+  auto& worker = c_.worker_;
+  auto& stats = worker.stats();
+  const auto started = Clock::now();
+  stats.tunnels_opened.inc();
+  stats.tunnels_open.add(1);
+  if (worker.audit_on()) {
+    auto& pc = c_.c_;
+    pc.req_snap_ = snap_;
+    worker.audit_submit(render_tunnel_start(worker.audit_json(), pc.connection_facts(req_->client_ip),
+                                            std::chrono::system_clock::now(), request_id_, protocol_,
+                                            facts_.route, facts_.upstream, id_));
+  }
+  tunnel_ = true;
+  // The slots are idle deadlines from here on (tunnel.cpp's rule, ingress-nginx's
+  // proxy-send-timeout / proxy-read-timeout): re-armed each time bytes move that way.
+  arm(kUpSend, t.send);
+  arm(kUpRead, t.read);
+  // The stream keeps its pinned snapshot: a reload changes nothing here.
+  co_await (tunnel_to_upstream(t) && tunnel_to_client(t));
+  tunnel_ = false;
+  disarm_upstream();
+  const auto why = tunnel_closed_.value_or(TunnelClose::Client);
+  stats.tunnels_open.add(-1);
+  stats.tunnels_closed[static_cast<std::size_t>(why)].inc();
+  PHI_LOG_DEBUG("[w{} c{} s{}] tunnel closed: {}", worker.id(), c_.c_.id_, id_,
+                metrics::WorkerShard::kTunnelCloseNames[static_cast<std::size_t>(why)]);
+  switch (why) {
+    case TunnelClose::Client:    // END_STREAM to a TLS backend: both sides close, cleanly
+    case TunnelClose::Upstream:  // the backend closed: END_STREAM went to the client
+      if (!ended_) end_response(nullptr);
+      break;
+    case TunnelClose::Idle:
+    case TunnelClose::Drain:
+      // phigate ended a healthy tunnel (as over HTTP/1.1: proxied, closed_by says why).
+      ended_ = true;
+      reset(http::kH2Cancel);
+      break;
+    case TunnelClose::UpstreamError:
+      // RFC 9113 §8.5: the tunnel's TCP connection failed.
+      facts_.outcome = Outcome::UpstreamReset;
+      reason_ = "upstream_reset";
+      if (!reset_) reset(http::kH2ConnectError);
+      break;
+    default:  // ClientError: the client reset the stream or the connection went
+      facts_.outcome = Outcome::ClientClosed;
+      reason_ = "client_closed";
+      break;
+  }
+  facts_.tunnel_protocol = protocol_;
+  facts_.tunnel_to_upstream = tunnel_to_upstream_;
+  facts_.tunnel_to_client = tunnel_to_client_;
+  facts_.tunnel_duration = Clock::now() - started;
+  facts_.tunnel_closed_by = metrics::WorkerShard::kTunnelCloseNames[static_cast<std::size_t>(why)];
+}
+
+net::awaitable<void> H2Stream::tunnel_to_upstream(const upstream::Timeouts& t) {
+  auto& stats = c_.worker_.stats();
+  std::string piece;
+  // Bounded: each round forwards what the client sent (at most its window: the codec returns
+  // window only once the bytes went upstream) or waits for more; the tunnel's end wakes it.
+  for (;;) {
+    if (tunnel_closed_) co_return;
+    if (reset_ || closed_ || c_.dead_) {
+      end_tunnel(c_.dead_ && c_.worker_.draining() ? TunnelClose::Drain : TunnelClose::ClientError);
+      co_return;
+    }
+    piece.clear();
+    if (auto* rq = c_.codec_.request(id_); rq != nullptr && !rq->body.empty())
+      c_.codec_.take_body(id_, piece);
+    if (!piece.empty()) {
+      auto [ec, n] = co_await link_.send(piece, t, tunnel_wait_);
+      if (tunnel_closed_) co_return;
+      if (ec) {
+        end_tunnel(TunnelClose::UpstreamError);
+        co_return;
+      }
+      tunnel_to_upstream_ += n;
+      stats.tunnel_bytes_to_upstream.inc(n);
+      body_forwarded(n);
+      arm(kUpSend, t.send);
+      continue;
+    }
+    if (end_) {
+      // The client's END_STREAM (RFC 8441 §5: its FIN). A plain TCP backend gets the half-close
+      // and may still answer; over TLS a half-close is a close_notify, so both sides close.
+      if (link_.is_tls()) {
+        end_tunnel(TunnelClose::Client);
+      } else {
+        link_.shutdown_send();
+        disarm(kUpSend);  // nothing more goes this way: only the read timeout is left
+      }
+      co_return;
+    }
+    if (piece.capacity() > http::H2ServerSession::kLowWater)
+      std::string().swap(piece);  // idle tunnels hold nothing
+    co_await wait(body_wake_);
+  }
+}
+
+net::awaitable<void> H2Stream::tunnel_to_client(const upstream::Timeouts& t) {
+  auto& stats = c_.worker_.stats();
+  auto& input = link_.input();
+  // Bounded: each round relays what the backend sent (the link's fixed buffer; send_body waits
+  // while the client's windows hold more than the high-water mark) or reads once.
+  for (;;) {
+    if (!input.empty()) {
+      const std::size_t n = input.size();
+      auto err = co_await send_body(std::string_view(input.data(), n));
+      if (tunnel_closed_) co_return;
+      if (err) {
+        // A client that takes nothing for body_idle (zero window) loses the stream.
+        end_tunnel(err->kind == ErrorKind::ClientTimeout ? TunnelClose::Idle : TunnelClose::ClientError);
+        co_return;
+      }
+      input.consume(n);
+      tunnel_to_client_ += n;
+      stats.tunnel_bytes_to_client.inc(n);
+      arm(kUpRead, t.read);
+    }
+    if (tunnel_closed_) co_return;
+    auto [ec, n] = co_await link_.read(t, tunnel_wait_);
+    if (tunnel_closed_) co_return;
+    Error err;
+    const auto rs = link_.received(ec, n, tunnel_wait_, err);
+    if (rs == upstream::Link::ReadStatus::Eof) {
+      end_response(nullptr);  // the backend's FIN: END_STREAM (RFC 8441 §5)
+      end_tunnel(TunnelClose::Upstream);
+      co_return;
+    }
+    if (rs == upstream::Link::ReadStatus::Error) {
+      end_tunnel(TunnelClose::UpstreamError);
+      co_return;
+    }
   }
 }
 

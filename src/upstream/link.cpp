@@ -172,4 +172,9 @@ void Link::cancel() noexcept {
   conn_->socket.cancel(ec);
 }
 
+void Link::shutdown_send() noexcept {
+  if (!conn_ || conn_->ssl || !conn_->socket.is_open()) return;
+  ::shutdown(conn_->socket.native_handle(), SHUT_WR);
+}
+
 }  // namespace phigate::upstream

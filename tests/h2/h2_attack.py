@@ -539,9 +539,11 @@ def mode_invalid_pseudo(args):
         ("uppercase_name", lambda p: base(p, "/evil/uppercase") + [(b"X-Upper", b"1")]),
         ("duplicate_path", lambda p: base(p, "/evil/dup-path") + [(b":path", b"/evil/dup-path-2")]),
         ("response_pseudo", lambda p: base(p, "/evil/status-pseudo") + [(b":status", b"200")]),
-        ("connect_protocol", lambda p: [(b":method", b"CONNECT"), (b":protocol", b"websocket"),
-                                        (b":scheme", b"https"), (b":path", b"/evil/protocol"),
-                                        (b":authority", args.authority.encode())]),
+        # RFC 8441 §4: :protocol only with CONNECT (a valid extended CONNECT is a WebSocket now:
+        # tests/integration/h2_websocket_test.cpp).
+        ("protocol_on_get", lambda p: [(b":method", b"GET"), (b":protocol", b"websocket"),
+                                       (b":scheme", b"https"), (b":path", b"/evil/protocol"),
+                                       (b":authority", args.authority.encode())]),
     ]
 
     def run(p, name, make):

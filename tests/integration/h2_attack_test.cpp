@@ -310,7 +310,7 @@ TEST_F(H2AttackTest, HpackBombIsBoundedByTheDecodedSize) {
 TEST_F(H2AttackTest, InvalidPseudoHeaders) {
   expect_streams_rejected("invalid_pseudo",
                           {"missing_path", "unknown_pseudo", "pseudo_after_regular", "uppercase_name",
-                           "duplicate_path", "response_pseudo", "connect_protocol"});
+                           "duplicate_path", "response_pseudo", "protocol_on_get"});
 }
 
 TEST_F(H2AttackTest, AuthorityHostMismatch) {

@@ -339,6 +339,8 @@ TEST_F(LoaderTest, Http2_DefaultsAreTheDocumentedOnes) {
   EXPECT_EQ(h.control_budget, 1000u);
   EXPECT_EQ(h.control_refill, 100u);
   EXPECT_EQ(h.connection_memory_bytes, 8u << 20);
+  EXPECT_TRUE(h.websocket);
+  EXPECT_EQ(h.max_websockets_per_connection, 32u);
 }
 
 TEST_F(LoaderTest, Http2_EveryKeyLoadsAsWritten) {
@@ -358,6 +360,8 @@ http2:
   control_budget: 50
   control_refill: 5
   connection_memory_bytes: 4m
+  websocket: false
+  max_websockets_per_connection: 0
 )");
   ASSERT_TRUE(cfg) << diag_.to_string();
   const auto& h = cfg->http2;
@@ -375,6 +379,8 @@ http2:
   EXPECT_EQ(h.control_budget, 50u);
   EXPECT_EQ(h.control_refill, 5u);
   EXPECT_EQ(h.connection_memory_bytes, 4u << 20);
+  EXPECT_FALSE(h.websocket);
+  EXPECT_EQ(h.max_websockets_per_connection, 0u);
 }
 
 // Each out-of-range value is reported on its own line with its dotted key, all in one load.
@@ -393,6 +399,7 @@ http2:
   enabled: yes
   disabled_hosts: ["bad host", "*.ok.example"]
   push: true
+  max_websockets_per_connection: 1001
 )");
   EXPECT_FALSE(cfg);
   const std::pair<const char*, int> want[] = {{"http2.max_concurrent_streams", 3},
@@ -406,7 +413,8 @@ http2:
                                               {"http2.max_header_list_bytes", 11},
                                               {"http2.enabled", 12},
                                               {"http2.disabled_hosts[0]", 13},
-                                              {"http2.push", 14}};
+                                              {"http2.push", 14},
+                                              {"http2.max_websockets_per_connection", 15}};
   for (const auto& [field, line] : want) {
     const auto* d = find(field);
     ASSERT_NE(d, nullptr) << field << "\n" << diag_.to_string();

@@ -193,6 +193,15 @@ Fields with(Fields f, std::string n, std::string v) {
   f.emplace_back(std::move(n), std::move(v));
   return f;
 }
+/// RFC 8441 §4: an extended CONNECT, :protocol last when `protocol` is empty (the caller adds it).
+Fields ext_connect(std::string path = "/chat", std::string protocol = "") {
+  Fields f{{":method", "CONNECT"},
+           {":scheme", "https"},
+           {":authority", "example.test"},
+           {":path", std::move(path)}};
+  if (!protocol.empty()) f.emplace_back(":protocol", std::move(protocol));
+  return f;
+}
 
 // --- raw frames (only for input a client session would refuse to produce)
 constexpr std::string_view kPreface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
@@ -367,6 +376,7 @@ TEST_F(H2ServerTest, SettingsAndConnectionWindowAreSent) {
   EXPECT_EQ(client.settings.count(NGHTTP2_SETTINGS_ENABLE_PUSH), 1u);
   EXPECT_EQ(client.settings[NGHTTP2_SETTINGS_ENABLE_PUSH], 0u);
   EXPECT_EQ(client.settings[NGHTTP2_SETTINGS_NO_RFC7540_PRIORITIES], 1u);
+  EXPECT_EQ(client.settings[NGHTTP2_SETTINGS_ENABLE_CONNECT_PROTOCOL], 1u);  // RFC 8441, by default
   EXPECT_EQ(client.conn_window_update, 1048576u - 65535u);
   EXPECT_EQ(status, H2ServerSession::Status::Ok);
   EXPECT_FALSE(server->finished());
@@ -658,8 +668,98 @@ INSTANTIATE_TEST_SUITE_P(
             "no_host", {{":method", "GET"}, {":scheme", "https"}, {":path", "/"}}, 0, "protocol_error"},
         BadRequest{"two_hosts", with(with(get(), "host", "example.test"), "host", "evil.test"), 0,
                    "protocol_error"},
-        BadRequest{"host_mismatch", with(get(), "host", "evil.test"), 400, "host_mismatch"}),
+        BadRequest{"host_mismatch", with(get(), "host", "evil.test"), 400, "host_mismatch"},
+        // RFC 8441 extended CONNECT: only websocket, with :scheme, :path and :authority, no body.
+        BadRequest{"ext_connect_other_protocol", with(ext_connect(), ":protocol", "foo"), 400,
+                   "extended_connect_protocol"},
+        BadRequest{"ext_connect_h2c", with(ext_connect(), ":protocol", "h2c"), 400,
+                   "extended_connect_protocol"},
+        BadRequest{"ext_connect_content_length",
+                   with(ext_connect("/chat", "websocket"), "content-length", "0"), 400,
+                   "extended_connect_body"},
+        BadRequest{"ext_connect_no_scheme",
+                   {{":method", "CONNECT"}, {":protocol", "websocket"}, {":path", "/"}, {":authority", "a"}},
+                   0,
+                   "protocol_error"},
+        BadRequest{
+            "ext_connect_no_path",
+            {{":method", "CONNECT"}, {":protocol", "websocket"}, {":scheme", "https"}, {":authority", "a"}},
+            0,
+            "protocol_error"},
+        BadRequest{"ext_connect_extra_pseudo", with(ext_connect("/chat", "websocket"), ":foo", "bar"), 0,
+                   "protocol_error"}),
     [](const auto& info) { return std::string(info.param.name); });
+
+TEST_F(H2ServerTest, ExtendedConnectForWebSocketIsARequestWithItsProtocolAndTunnelData) {
+  opts.upgrades = {"WebSocket"};  // compared without case
+  start();
+  const auto id = client.request(
+      with(ext_connect("/chat?room=1", "websocket"), "sec-websocket-version", "13"), "frame", true);
+  pump();
+  ASSERT_EQ(kinds(id), (std::vector<Kind>{Kind::Request, Kind::Data, Kind::End}));
+  auto* r = server->request(id);
+  ASSERT_NE(r, nullptr);
+  EXPECT_EQ(r->protocol, "websocket");
+  EXPECT_EQ(r->head.method, "CONNECT");
+  EXPECT_EQ(r->head.target, "/chat?room=1");
+  EXPECT_EQ(r->head.headers.begin()->value, "example.test");
+  EXPECT_EQ(*r->head.headers.find("sec-websocket-version"), "13");
+  EXPECT_EQ(r->body, "frame");
+  // The tunnel's answer: 200, then bytes both ways.
+  server->submit_response(id, 200, {}, false);
+  server->send_data(id, "echo");
+  server->end_response(id, nullptr);
+  pump();
+  EXPECT_EQ(client.responses[id].status, 200);
+  EXPECT_EQ(client.responses[id].body, "echo");
+  // An ordinary request keeps an empty protocol.
+  const auto plain = client.request(get());
+  pump();
+  ASSERT_NE(server->request(plain), nullptr);
+  EXPECT_TRUE(server->request(plain)->protocol.empty());
+}
+
+TEST_F(H2ServerTest, ExtendedConnectNotOfferedIsNotAnnouncedAndRefused) {
+  const auto off = [](H2Options& o, int which) {
+    if (which == 0) o.http2.websocket = false;
+    if (which == 1) o.upgrades.clear();
+    if (which == 2) o.http2.max_websockets_per_connection = 0;
+  };
+  for (int which = 0; which < 3; ++which) {
+    SCOPED_TRACE(which);
+    H2Options o;
+    off(o, which);
+    EXPECT_FALSE(o.connect_protocol());
+    Client c;
+    H2ServerSession srv(o);
+    // The client sends :protocol without having seen the setting (RFC 8441 §3): malformed.
+    std::vector<nghttp2_nv> nva;
+    const Fields f = ext_connect("/chat", "websocket");
+    for (const auto& [n, v] : f) {
+      nva.push_back({reinterpret_cast<std::uint8_t*>(const_cast<char*>(n.data())),
+                     reinterpret_cast<std::uint8_t*>(const_cast<char*>(v.data())), n.size(), v.size(),
+                     NGHTTP2_NV_FLAG_NONE});
+    }
+    const auto id = nghttp2_submit_request(c.session(), nullptr, nva.data(), nva.size(), nullptr, nullptr);
+    std::vector<H2Event> evs;
+    for (int round = 0; round < 100; ++round) {
+      const auto out = c.output();
+      if (!out.empty()) srv.feed(out.data(), out.size(), now);
+      for (const auto& e : srv.events()) evs.push_back(e);
+      std::string s2c;
+      srv.take_output(s2c, static_cast<std::size_t>(-1));
+      for (const auto& e : srv.events()) evs.push_back(e);
+      c.input(s2c);
+      if (out.empty() && s2c.empty()) break;
+    }
+    EXPECT_EQ(c.settings.count(NGHTTP2_SETTINGS_ENABLE_CONNECT_PROTOCOL), 0u);
+    ASSERT_FALSE(evs.empty());
+    EXPECT_EQ(evs.front().kind, Kind::Rejected);
+    EXPECT_EQ(evs.front().stream, id);
+    EXPECT_EQ(c.responses[id].close_code, kH2ProtocolError);
+    EXPECT_EQ(c.responses[id].status, 0);
+  }
+}
 
 TEST_F(H2ServerTest, TeTrailersIsAccepted) {
   start();

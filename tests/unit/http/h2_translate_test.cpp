@@ -190,6 +190,51 @@ TEST(H2Translate, InterimResponsesDroppedAnd101Refused) {
   EXPECT_EQ(up.error().source, core::ErrorSource::Upstream);
 }
 
+TEST(H2Translate, WebSocketSwitchStopsAtTheHeadAndIsChecked) {
+  H1ResponseReader rd({}, false);
+  rd.accept_switch();
+  std::string body;
+  std::size_t left = 0;
+  // The tunnel's first bytes follow the head in the same read: they are not the reader's.
+  const std::string head =
+      "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\n"
+      "Upgrade: WebSocket\r\nSec-WebSocket-Accept: abc=\r\nSec-WebSocket-Protocol: chat\r\n\r\n";
+  EXPECT_EQ(feed_all(rd, head + "\x81\x02hi", body, 1000, &left), RS::Complete);
+  EXPECT_EQ(left, 4u);
+  EXPECT_TRUE(body.empty());
+  ASSERT_TRUE(rd.head_ready());
+  EXPECT_EQ(rd.status(), 101);
+  EXPECT_EQ(websocket_switch_violation(rd.head(), "websocket", "abc="), nullptr);
+  HeaderList f;
+  rd.h2_fields(f);
+  EXPECT_FALSE(has(f, "connection"));
+  EXPECT_FALSE(has(f, "upgrade"));
+  EXPECT_TRUE(has(f, "sec-websocket-protocol"));
+  EXPECT_FALSE(rd.reusable(false));  // never pooled
+
+  const auto check = [](const std::string& fields) {
+    H1ResponseReader r({}, false);
+    r.accept_switch();
+    std::string b;
+    EXPECT_EQ(feed_all(r, "HTTP/1.1 101 Switching Protocols\r\n" + fields + "\r\n", b, 1000), RS::Complete);
+    const char* why = websocket_switch_violation(r.head(), "websocket", "abc=");
+    return std::string(why == nullptr ? "" : why);
+  };
+  EXPECT_EQ(check("Connection: keep-alive, upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Accept: abc=\r\n"),
+            "");
+  EXPECT_NE(check("Upgrade: websocket\r\nSec-WebSocket-Accept: abc=\r\n"), "");  // no Connection: upgrade
+  EXPECT_NE(check("Connection: upgrade\r\nUpgrade: h2c\r\nSec-WebSocket-Accept: abc=\r\n"), "");
+  EXPECT_NE(check("Connection: upgrade\r\nUpgrade: websocket, h2c\r\nSec-WebSocket-Accept: abc=\r\n"), "");
+  EXPECT_NE(check("Connection: upgrade\r\nUpgrade: websocket\r\nUpgrade: websocket\r\n"
+                  "Sec-WebSocket-Accept: abc=\r\n"),
+            "");
+  EXPECT_NE(check("Connection: upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Accept: xyz=\r\n"), "");
+  EXPECT_NE(check("Connection: upgrade\r\nUpgrade: websocket\r\n"), "");  // no accept at all
+  EXPECT_NE(check("Connection: upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Accept: abc=\r\n"
+                  "Sec-WebSocket-Accept: abc=\r\n"),
+            "");
+}
+
 TEST(H2Translate, TooManyInterimResponsesRefused) {
   H1ResponseReader rd({}, false);
   std::string body, resp;

@@ -132,6 +132,12 @@ struct Http2Spec {
   std::uint32_t control_budget = 1000;  // SETTINGS, PING, PRIORITY, WINDOW_UPDATE, empty DATA frames
   std::uint32_t control_refill = 100;   // per second
   std::size_t connection_memory_bytes = 8u << 20;  // nghttp2's allocations plus the connection's buffers
+  /// RFC 8441 WebSocket over HTTP/2 (extended CONNECT, SETTINGS_ENABLE_CONNECT_PROTOCOL): offered
+  /// when true, `max_websockets_per_connection` is not 0 and `upstream.upgrades` lists websocket.
+  bool websocket = true;
+  /// Extended-CONNECT tunnels open at once on one client connection (each holds a backend
+  /// connection for as long as it lives); streams over it are answered 429. 0: not offered.
+  std::uint32_t max_websockets_per_connection = 32;
 };
 
 struct UpstreamSpec {

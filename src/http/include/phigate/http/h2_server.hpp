@@ -11,8 +11,11 @@
 //    Proxy-Connection, Transfer-Encoding, Upgrade); `te` only "trailers"; content-length equal
 //    to the DATA received; names lower-case; no CR, LF or NUL in names or values. A malformed
 //    request is a stream error (RST_STREAM PROTOCOL_ERROR) reported as Event::Rejected.
-//  - Ours: :authority and a `host` field must agree (else Rejected, "host_mismatch"); no
-//    `:protocol` (extended CONNECT is not offered); CONNECT refused; header list bounded by
+//  - Ours: :authority and a `host` field must agree (else Rejected, "host_mismatch"); plain
+//    CONNECT refused (400); extended CONNECT (RFC 8441, `:protocol`) only when offered
+//    (H2Options::connect_protocol(): SETTINGS_ENABLE_CONNECT_PROTOCOL=1 announced) and only for
+//    `websocket` listed in `upgrades`, with :scheme, :path and :authority and no content-length
+//    (else 400); header list bounded by
 //    Http2Spec::max_header_list_bytes and LimitsSpec::header_count (stream refused with 431 semantics:
 //    Rejected "headers_too_large"); CONTINUATION frames per block bounded (connection error).
 //  - Budgets (token buckets, Http2Spec): client resets and failed streams (rapid reset), control
@@ -42,6 +45,12 @@ using H2Clock = std::chrono::steady_clock;
 struct H2Options {
   config::Http2Spec http2;
   std::size_t header_count = 100;  // LimitsSpec::header_count
+  /// UpstreamSpec::upgrades: the protocols an extended CONNECT may name (compared without case;
+  /// only `websocket` is ever accepted, RFC 8441).
+  std::vector<std::string> upgrades{"websocket"};
+
+  /// RFC 8441 is offered: http2.websocket, max_websockets_per_connection > 0, websocket listed.
+  bool connect_protocol() const noexcept;
 };
 
 /// One stream's request as the client sent it.
@@ -57,6 +66,9 @@ struct H2Request {
   std::uint64_t body_bytes = 0;  // received so far
   bool head_complete = false;
   bool end_stream = false;  // the client's request is complete
+  /// Extended CONNECT (RFC 8441): the `:protocol` accepted ("websocket"), else empty. Then
+  /// head.method is "CONNECT", head.target the :path, and the stream's DATA is the tunnel's bytes.
+  std::string protocol{};
 };
 
 /// Something the caller must act on, in the order it happened.
@@ -80,7 +92,8 @@ struct H2Event {
 class H2ServerSession {
  public:
   /// Queues our SETTINGS (max_concurrent_streams, initial window, header table, max frame size,
-  /// max header list size, ENABLE_PUSH 0) and the connection window update.
+  /// max header list size, ENABLE_PUSH 0, ENABLE_CONNECT_PROTOCOL 1 when connect_protocol()) and
+  /// the connection window update.
   explicit H2ServerSession(const H2Options& options);
   ~H2ServerSession();
   H2ServerSession(const H2ServerSession&) = delete;
@@ -153,6 +166,7 @@ inline constexpr std::uint32_t kH2ProtocolError = 0x1;
 inline constexpr std::uint32_t kH2InternalError = 0x2;
 inline constexpr std::uint32_t kH2RefusedStream = 0x7;
 inline constexpr std::uint32_t kH2Cancel = 0x8;
+inline constexpr std::uint32_t kH2ConnectError = 0xa;  // RFC 9113 §8.5: the tunnel's TCP connection failed
 inline constexpr std::uint32_t kH2EnhanceYourCalm = 0xb;
 
 }  // namespace phigate::http

@@ -65,7 +65,15 @@ class H1ResponseReader {
   /// The upstream closed: completes a body delimited by the close (RFC 9112 §6.3 rule 8), else Error.
   Status eof(std::string& body);
 
+  /// The request was phigate's own WebSocket upgrade (an RFC 8441 stream): a 101 is the final
+  /// answer (head_ready and Complete, no body; `used` stops at its head, so the bytes after it stay
+  /// with the caller as the tunnel's first) instead of an error. Check it with
+  /// websocket_switch_violation before opening the tunnel.
+  void accept_switch() noexcept { accept_switch_ = true; }
+
   bool head_ready() const noexcept { return head_ready_; }
+  /// The final response head (valid once head_ready()).
+  const MessageHead& head() const noexcept { return parser_.head(); }
   bool complete() const noexcept { return complete_; }
   int status() const noexcept { return parser_.head().status; }
   /// The response fields as HTTP/2 may carry them: hop-by-hop and connection-specific ones
@@ -90,9 +98,18 @@ class H1ResponseReader {
   bool complete_ = false;
   bool failed_ = false;
   unsigned interim_ = 0;
+  bool accept_switch_ = false;
   std::size_t head_fields_ = 0;  // fields of the head; the parser appends chunked trailers after them
   HeaderList trailers_;
   core::Error error_;
 };
+
+/// RFC 6455 §4.2.2 and RFC 9110 §15.2.2: a backend's 101 to phigate's own WebSocket upgrade
+/// request. It must carry `Connection: upgrade`, exactly one Upgrade field naming exactly
+/// `protocol` (without case), and one Sec-WebSocket-Accept equal to `accept` (computed from the
+/// key phigate sent: a backend that did not do the handshake, or answers another request, fails
+/// here). Returns why it is refused (502), or nullptr.
+const char* websocket_switch_violation(const MessageHead& response, std::string_view protocol,
+                                       std::string_view accept);
 
 }  // namespace phigate::http

@@ -105,6 +105,10 @@ class Link {
   void discard() noexcept;
   /// The deadline fired: cancel pending I/O; the descriptor stays until discard().
   void cancel() noexcept;
+  /// A tunnel's client finished sending (RFC 8441 END_STREAM): half-close a plain TCP connection
+  /// (FIN; the backend may still answer). Nothing for TLS: a TLS half-close is a close_notify
+  /// many servers answer by closing, so a TLS tunnel's caller closes both sides instead.
+  void shutdown_send() noexcept;
 
   bool is_open() const noexcept { return conn_.has_value(); }
   /// The connection speaks TLS to the backend.
