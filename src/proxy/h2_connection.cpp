@@ -1083,41 +1083,12 @@ net::awaitable<void> H2Stream::forward_h1() {
   std::string up_head;
   http::append_h1_request_head(up_head, head, r.target, framing);
   const upstream::Timeouts t{r.limits.connect, r.limits.send, r.limits.read};
-  auto& balancer = worker.balancer(r.route->target);
-  auto& budget = worker.retry_budget();
-  const auto report = [&](std::size_t index, upstream::AttemptResult result) {
-    if (upstream::report_attempt(cluster, index, result, worker.now()))
-      worker.stats().upstream_ejections.inc();
-  };
-  budget.on_request();
-  const auto& rs = cluster.retry;
-  const std::size_t max_tries = rs.tries == 0 ? std::max<std::size_t>(1, cluster.endpoints.size()) : rs.tries;
-  const bool idempotent = upstream::is_idempotent(head.method);
-  const auto first_start = rs.timeout.count() != 0 ? Clock::now() : Clock::time_point{};
-  const bool by_latency = cluster.balance.kind == upstream::BalanceKind::Ewma;
-  const bool status_conditions = (rs.when & ~(upstream::kNextError | upstream::kNextTimeout)) != 0;
-  std::array<std::size_t, 8> tried{};
-  std::size_t tried_n = 0;
-  std::size_t tries = 0;
-  bool stale_used = false;
-  std::string hash_key;
-  std::string affinity_value;
-  upstream::PickInput in;
-  if (cluster.balance.kind == upstream::BalanceKind::Hash) {
-    std::string scratch;
-    hash_key = balance_hash_key(r, cluster.balance, scratch);
-    in.hash_key = hash_key;
-  }
-  if (cluster.balance.affinity_cookie) {
-    affinity_value = affinity_cookie_value(r, cluster.balance);
-    in.affinity_value = affinity_value;
-  }
+  AttemptPlan plan(worker, cluster, r, head.method);
+  auto& balancer = plan.balancer;
   bool entered_send = false;
   // Bounded by max_tries (plus one stale-connection retry) and the retry budget.
   for (int attempt = 0;; ++attempt) {
-    in.now = worker.now();
-    in.tried = std::span<const std::size_t>(tried.data(), tried_n);
-    const auto picked = upstream::pick(cluster, balancer, in);
+    const auto picked = plan.next();
     if (picked.index == upstream::kNoEndpoint) {
       const auto err = Error::upstream(ErrorKind::NoHealthyEndpoint, Retryable::No);
       facts_.outcome = core::outcome_of(err);
@@ -1125,8 +1096,6 @@ net::awaitable<void> H2Stream::forward_h1() {
       co_return;
     }
     const auto& ep = cluster.endpoints[picked.index];
-    if (tried_n < tried.size()) tried[tried_n++] = picked.index;
-    ++tries;
     fired_[kUpSend] = fired_[kUpRead] = false;
     facts_.upstream = ep.key;
     facts_.upstream_attempts = static_cast<unsigned>(attempt) + 1;
@@ -1136,7 +1105,7 @@ net::awaitable<void> H2Stream::forward_h1() {
       upstream::append_affinity_cookie(set_cookie_, cluster, picked.index, r.route->path);
     }
     upstream::attempt_started(balancer, picked.index);
-    const auto attempt_start = by_latency ? Clock::now() : Clock::time_point{};
+    const auto attempt_start = plan.by_latency ? Clock::now() : Clock::time_point{};
     attempt_sent_ = 0;
     status_retry_ = 0;
     std::optional<Error> err;
@@ -1157,12 +1126,10 @@ net::awaitable<void> H2Stream::forward_h1() {
       up_sent_ = Clock::now();
       facts_.upstream_connect = link_.connect_time();
       entered_send = sending = true;
-      const bool more = status_conditions && tries < max_tries && idempotent && !has_body &&
-                        budget.tokens() >= 1.0 &&
-                        (rs.timeout.count() == 0 || Clock::now() - first_start < rs.timeout) &&
-                        untried_left(cluster, {tried.data(), tried_n}, tried.size(), worker.now());
       retry_statuses_ =
-          more ? static_cast<std::uint16_t>(rs.when & ~(upstream::kNextError | upstream::kNextTimeout)) : 0;
+          plan.status_retry_possible(has_body)
+              ? static_cast<std::uint16_t>(plan.rs.when & ~(upstream::kNextError | upstream::kNextTimeout))
+              : 0;
       err = co_await send_request(t, up_head, framing);
       if (!err) {
         relayed = true;
@@ -1175,10 +1142,10 @@ net::awaitable<void> H2Stream::forward_h1() {
     if (err && err->source != core::ErrorSource::Downstream && client_gone())
       err = Error::downstream(ErrorKind::ClientClosed, "stream reset");
     upstream::attempt_ended(balancer, picked.index,
-                            by_latency ? Clock::now() - attempt_start : Clock::duration(-1), !err);
+                            plan.by_latency ? Clock::now() - attempt_start : Clock::duration(-1), !err);
     if (!err) {
-      report(picked.index,
-             status_ >= 500 ? upstream::AttemptResult::Status5xx : upstream::AttemptResult::Success);
+      plan.report(picked.index,
+                  status_ >= 500 ? upstream::AttemptResult::Status5xx : upstream::AttemptResult::Success);
       // Back to the pool only when the response ended exactly at its framing and the request
       // body was all sent.
       link_.finish(rd.reusable(!link_.input().empty()) && (end_ || !has_body), Clock::now());
@@ -1197,39 +1164,27 @@ net::awaitable<void> H2Stream::forward_h1() {
       co_return;
     }
     upstream::AttemptEnd end;
-    end.idempotent = idempotent;
+    end.idempotent = plan.idempotent;
     end.body_consumed = has_body && entered_send;
     end.reused = link_.reused();
     if (status_retry_ != 0) {
       end.failure = upstream::Failure::Status;
       end.status = status_retry_;
-      report(picked.index,
-             status_retry_ >= 500 ? upstream::AttemptResult::Status5xx : upstream::AttemptResult::Success);
+      plan.report(picked.index, status_retry_ >= 500 ? upstream::AttemptResult::Status5xx
+                                                     : upstream::AttemptResult::Success);
     } else {
       const std::uint64_t sent = link_.is_tls() && sending && attempt_sent_ == 0 ? 1 : attempt_sent_;
       end.failure = upstream::classify(*err, sent, link_.got_bytes() || (relayed && head_sent_));
-      report(picked.index, attempt_result(*err));
+      plan.report(picked.index, attempt_result(*err));
     }
     attempts_.push_back(
         {ep.key, status_retry_ != 0 ? std::string_view("http_status") : err->reason(), status_retry_});
     link_.discard();
     PHI_LOG_DEBUG("[w{} c{} s{}] upstream {} attempt {}: {}", worker.id(), pc.id_, id_, ep.key, attempt + 1,
                   err->to_string());
-    if (!head_sent_ && !stale_used && rs.when != 0 && upstream::stale_connection_retry(end)) {
-      stale_used = true;  // RFC 9112 §9.3.1: the pooled connection was closed under us; once, free
-      --tries;
-      worker.stats().upstream_retries.inc();
-      continue;
-    }
-    const bool allowed = !head_sent_ && upstream::next_upstream_allows(rs, end) && tries < max_tries &&
-                         (rs.timeout.count() == 0 || Clock::now() - first_start < rs.timeout);
-    if (allowed && untried_left(cluster, {tried.data(), tried_n}, tried.size(), worker.now())) {
-      if (budget.try_spend()) {
-        worker.stats().upstream_retries.inc();
-        continue;
-      }
-      worker.stats().upstream_retry_budget_exhausted.inc();
-    }
+    // RFC 9112 §9.3.1: the pooled connection was closed under us; once, free.
+    if (!head_sent_ && plan.stale_retry(end)) continue;
+    if (plan.retry(!head_sent_ && upstream::next_upstream_allows(plan.rs, end))) continue;
     facts_.outcome = core::outcome_of(*err);
     reply_error(*err);  // 502/504, or a reset once the head went out
     co_return;
@@ -1289,31 +1244,8 @@ net::awaitable<void> H2Stream::forward_ws() {
   http::append_h1_request_head(up_head, head, r.target, http::Framing{});
 
   const upstream::Timeouts t{r.limits.connect, r.limits.send, r.limits.read};
-  auto& balancer = worker.balancer(r.route->target);
-  auto& budget = worker.retry_budget();
-  const auto report = [&](std::size_t index, upstream::AttemptResult result) {
-    if (upstream::report_attempt(cluster, index, result, worker.now()))
-      worker.stats().upstream_ejections.inc();
-  };
-  budget.on_request();
-  const auto& rs = cluster.retry;
-  const std::size_t max_tries = rs.tries == 0 ? std::max<std::size_t>(1, cluster.endpoints.size()) : rs.tries;
-  const auto first_start = rs.timeout.count() != 0 ? Clock::now() : Clock::time_point{};
-  std::array<std::size_t, 8> tried{};
-  std::size_t tried_n = 0;
-  std::size_t tries = 0;
-  std::string hash_key;
-  std::string affinity_value;
-  upstream::PickInput in;
-  if (cluster.balance.kind == upstream::BalanceKind::Hash) {
-    std::string scratch;
-    hash_key = balance_hash_key(r, cluster.balance, scratch);
-    in.hash_key = hash_key;
-  }
-  if (cluster.balance.affinity_cookie) {
-    affinity_value = affinity_cookie_value(r, cluster.balance);
-    in.affinity_value = affinity_value;
-  }
+  AttemptPlan plan(worker, cluster, r, head.method);  // GET: the upgrade is retried as a GET
+  auto& balancer = plan.balancer;
   const auto client_closed = [&] {
     // Reset or connection lost while connecting or in the handshake: not the endpoint's fault,
     // so nothing is reported to passive health (an attacker resetting streams must not eject it).
@@ -1323,9 +1255,7 @@ net::awaitable<void> H2Stream::forward_ws() {
   };
   // Bounded by max_tries and the retry budget; each wait under the route's timeouts.
   for (int attempt = 0;; ++attempt) {
-    in.now = worker.now();
-    in.tried = std::span<const std::size_t>(tried.data(), tried_n);
-    const auto picked = upstream::pick(cluster, balancer, in);
+    const auto picked = plan.next();
     if (picked.index == upstream::kNoEndpoint) {
       const auto err = Error::upstream(ErrorKind::NoHealthyEndpoint, Retryable::No);
       facts_.outcome = core::outcome_of(err);
@@ -1333,8 +1263,6 @@ net::awaitable<void> H2Stream::forward_ws() {
       co_return;
     }
     const auto& ep = cluster.endpoints[picked.index];
-    if (tried_n < tried.size()) tried[tried_n++] = picked.index;
-    ++tries;
     fired_[kUpSend] = fired_[kUpRead] = false;
     facts_.upstream = ep.key;
     facts_.upstream_attempts = static_cast<unsigned>(attempt) + 1;
@@ -1403,7 +1331,7 @@ net::awaitable<void> H2Stream::forward_ws() {
     }
     upstream::attempt_ended(balancer, picked.index, Clock::duration(-1), !err);
     if (err) {
-      report(picked.index, attempt_result(*err));
+      plan.report(picked.index, attempt_result(*err));
       attempts_.push_back({ep.key, err->reason(), 0});
       upstream::AttemptEnd end;
       end.idempotent = true;  // an upgrade is a GET without a body, as over HTTP/1.1
@@ -1413,21 +1341,13 @@ net::awaitable<void> H2Stream::forward_ws() {
       link_.discard();
       PHI_LOG_DEBUG("[w{} c{} s{}] upstream {} websocket attempt {}: {}", worker.id(), pc.id_, id_, ep.key,
                     attempt + 1, err->to_string());
-      const bool allowed = upstream::next_upstream_allows(rs, end) && tries < max_tries &&
-                           (rs.timeout.count() == 0 || Clock::now() - first_start < rs.timeout);
-      if (allowed && untried_left(cluster, {tried.data(), tried_n}, tried.size(), worker.now())) {
-        if (budget.try_spend()) {
-          worker.stats().upstream_retries.inc();
-          continue;
-        }
-        worker.stats().upstream_retry_budget_exhausted.inc();
-      }
+      if (plan.retry(upstream::next_upstream_allows(plan.rs, end))) continue;
       facts_.outcome = core::outcome_of(*err);
       reply_error(*err);
       co_return;
     }
-    report(picked.index,
-           status >= 500 ? upstream::AttemptResult::Status5xx : upstream::AttemptResult::Success);
+    plan.report(picked.index,
+                status >= 500 ? upstream::AttemptResult::Status5xx : upstream::AttemptResult::Success);
     facts_.upstream_first_byte = Clock::now() - up_sent_;
     http::HeaderList fields;
     rd.h2_fields(fields);

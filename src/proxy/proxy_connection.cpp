@@ -557,53 +557,17 @@ net::awaitable<bool> ProxyConnection::proxy_request(InFlight& f) {
   up_head_.clear();
   ex_.append_upstream_head(up_head_, r.target);
   const upstream::Timeouts t{r.limits.connect, r.limits.send, r.limits.read};
-  auto& balancer = worker_.balancer(r.route->target);
-  auto& budget = worker_.retry_budget();
-  // Passive health checks see every attempt; an ejection it causes is counted here.
-  const auto report = [&](std::size_t index, upstream::AttemptResult result) {
-    if (upstream::report_attempt(cluster, index, result, worker_.now()))
-      worker_.stats().upstream_ejections.inc();
-  };
-  budget.on_request();
-  const auto& rs = cluster.retry;
-  // Tries in all (stale pooled connections excepted); 0: one per endpoint, as nginx.
-  const std::size_t max_tries = rs.tries == 0 ? std::max<std::size_t>(1, cluster.endpoints.size()) : rs.tries;
-  const bool idempotent = upstream::is_idempotent(head.method);
-  // Clock reads only where a setting needs them (each is a vDSO call on the hot path).
-  const auto first_start = rs.timeout.count() != 0 ? Clock::now() : Clock::time_point{};
-  const bool by_latency = cluster.balance.kind == upstream::BalanceKind::Ewma;
-  const bool status_conditions = (rs.when & ~(upstream::kNextError | upstream::kNextTimeout)) != 0;
-  std::array<std::size_t, 8> tried{};  // endpoints already tried by this request (the first 8)
-  std::size_t tried_n = 0;
-  std::size_t tries = 0;    // attempts that count against max_tries
-  bool stale_used = false;  // the one free retry after a stale pooled connection
-  // Copies, not views into the request head: trailers parsed while the body streams are added to
-  // its header list (which may move), and a retry picks again after that.
-  std::string hash_key;
-  std::string affinity_value;
-  upstream::PickInput in;
-  if (cluster.balance.kind == upstream::BalanceKind::Hash) {
-    std::string scratch;
-    hash_key = balance_hash_key(r, cluster.balance, scratch);
-    in.hash_key = hash_key;
-  }
-  if (cluster.balance.affinity_cookie) {
-    affinity_value = affinity_cookie_value(r, cluster.balance);
-    in.affinity_value = affinity_value;
-  }
+  AttemptPlan plan(worker_, cluster, r, head.method);
+  auto& balancer = plan.balancer;
   bool entered_send = false;  // a request body may have been read: it cannot be sent again
   for (int attempt = 0;; ++attempt) {
-    in.now = worker_.now();
-    in.tried = std::span<const std::size_t>(tried.data(), tried_n);
-    const auto picked = upstream::pick(cluster, balancer, in);
+    const auto picked = plan.next();
     if (picked.index == upstream::kNoEndpoint) {
       const auto err = Error::upstream(ErrorKind::NoHealthyEndpoint, Retryable::No);
       f.facts.outcome = core::outcome_of(err);
       co_return co_await reply_error(f, err, !ex_.request_complete());
     }
     const auto& ep = cluster.endpoints[picked.index];
-    if (tried_n < tried.size()) tried[tried_n++] = picked.index;
-    ++tries;
     timed_out_ = false;
     f.facts.upstream = ep.key;
     f.facts.upstream_attempts = static_cast<unsigned>(attempt) + 1;
@@ -613,8 +577,8 @@ net::awaitable<bool> ProxyConnection::proxy_request(InFlight& f) {
       upstream::append_affinity_cookie(f.set_cookie, cluster, picked.index, r.route->path);
     }
     upstream::attempt_started(balancer, picked.index);
-    const auto attempt_start = by_latency ? Clock::now() : Clock::time_point{};
-    const auto latency = [&] { return by_latency ? Clock::now() - attempt_start : Clock::duration(-1); };
+    const auto attempt_start = plan.by_latency ? Clock::now() : Clock::time_point{};
+    const auto latency = [&] { return plan.by_latency ? Clock::now() - attempt_start : Clock::duration(-1); };
     attempt_sent_ = 0;
     status_retry_ = 0;
     std::optional<Error> err;
@@ -631,12 +595,10 @@ net::awaitable<bool> ProxyConnection::proxy_request(InFlight& f) {
       entered_send = sending = true;
       // A 5xx named by proxy_next_upstream is dropped unseen only while another attempt is
       // possible; the last attempt's answer goes to the client whatever it is.
-      const bool more = status_conditions && tries < max_tries && idempotent && !head.has_body() &&
-                        budget.tokens() >= 1.0 &&
-                        (rs.timeout.count() == 0 || Clock::now() - first_start < rs.timeout) &&
-                        untried_left(cluster, {tried.data(), tried_n}, tried.size(), worker_.now());
       retry_statuses_ =
-          more ? static_cast<std::uint16_t>(rs.when & ~(upstream::kNextError | upstream::kNextTimeout)) : 0;
+          plan.status_retry_possible(head.has_body())
+              ? static_cast<std::uint16_t>(plan.rs.when & ~(upstream::kNextError | upstream::kNextTimeout))
+              : 0;
       err = co_await send_request(f, t);
       if (!err) {
         relayed = true;
@@ -646,8 +608,8 @@ net::awaitable<bool> ProxyConnection::proxy_request(InFlight& f) {
     }
     upstream::attempt_ended(balancer, picked.index, latency(), !err);
     if (!err) {
-      report(picked.index,
-             f.status >= 500 ? upstream::AttemptResult::Status5xx : upstream::AttemptResult::Success);
+      plan.report(picked.index,
+                  f.status >= 500 ? upstream::AttemptResult::Status5xx : upstream::AttemptResult::Success);
       if (ex_.upgraded()) co_return co_await tunnel(f, t);
       // Back to the pool only when both messages ended exactly at their framing; a byte left over
       // closes it (Link::finish counts it as unsolicited).
@@ -656,45 +618,30 @@ net::awaitable<bool> ProxyConnection::proxy_request(InFlight& f) {
       co_return ex_.client_keep_alive() && !close_after_response_ && !worker_.draining();
     }
     upstream::AttemptEnd end;
-    end.idempotent = idempotent;
+    end.idempotent = plan.idempotent;
     end.body_consumed = head.has_body() && entered_send;
     end.reused = link_.reused();
     if (status_retry_ != 0) {
       end.failure = upstream::Failure::Status;
       end.status = status_retry_;
-      report(picked.index,
-             status_retry_ >= 500 ? upstream::AttemptResult::Status5xx : upstream::AttemptResult::Success);
+      plan.report(picked.index, status_retry_ >= 500 ? upstream::AttemptResult::Status5xx
+                                                     : upstream::AttemptResult::Success);
     } else {
       // Over TLS a failed write may have delivered records before it failed (OpenSSL reports a
       // whole write or nothing): once sending began, count the request as sent.
       const std::uint64_t sent = link_.is_tls() && sending && attempt_sent_ == 0 ? 1 : attempt_sent_;
       end.failure =
           upstream::classify(*err, sent, link_.got_bytes() || (relayed && ex_.response_head_sent()));
-      if (err->source == core::ErrorSource::Upstream) {
-        report(picked.index, attempt_result(*err));
-      }
+      if (err->source == core::ErrorSource::Upstream) plan.report(picked.index, attempt_result(*err));
     }
     f.attempts.push_back(
         {ep.key, status_retry_ != 0 ? std::string_view("http_status") : err->reason(), status_retry_});
     link_.discard();
     PHI_LOG_DEBUG("[w{} c{}] upstream {} attempt {}: {}", worker_.id(), id_, ep.key, attempt + 1,
                   err->to_string());
-    if (!stale_used && rs.when != 0 && upstream::stale_connection_retry(end)) {
-      // RFC 9112 §9.3.1: the pooled connection was closed under us; a new one, once, free.
-      stale_used = true;
-      --tries;
-      worker_.stats().upstream_retries.inc();
-      continue;
-    }
-    const bool allowed = upstream::next_upstream_allows(rs, end) && tries < max_tries &&
-                         (rs.timeout.count() == 0 || Clock::now() - first_start < rs.timeout);
-    if (allowed && untried_left(cluster, {tried.data(), tried_n}, tried.size(), worker_.now())) {
-      if (budget.try_spend()) {
-        worker_.stats().upstream_retries.inc();
-        continue;
-      }
-      worker_.stats().upstream_retry_budget_exhausted.inc();
-    }
+    // RFC 9112 §9.3.1: the pooled connection was closed under us; a new one, once, free.
+    if (plan.stale_retry(end)) continue;
+    if (plan.retry(upstream::next_upstream_allows(plan.rs, end))) continue;
     f.facts.outcome = core::outcome_of(*err);
     // (A dropped answer is always followed by another attempt: `more` checked the same limits. Should
     // the budget or the health of the endpoints change in between, the client gets a 502.)

@@ -7,12 +7,8 @@
 #include <sstream>
 #include <thread>
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
 #include "ingress_fixture.hpp"
+#include "support/net.hpp"
 
 namespace phigate::test {
 namespace {
@@ -307,18 +303,10 @@ print('ended' if ended != 'stuck' else 'stuck', 'in time' if elapsed < 5 else 'l
 // connects to it: a GRPCS backend that takes TCP connections and never answers the ClientHello,
 // calls reset mid-handshake. Passive checks eject after 2 failures; the resets are no failures.
 TEST_F(GrpcTest, CallsResetWhileTheBackendConnectsAreNotCountedAgainstIt) {
-  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  ASSERT_GE(fd, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof addr;
-  ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
-  ASSERT_EQ(::listen(fd, 64), 0);  // never accepted: the kernel completes the TCP handshakes
-  ASSERT_EQ(::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len), 0);
+  SilentListener silent;
   std::filesystem::create_directories(dir_.path("keys"));
   ASSERT_EQ(run({"openssl", "rand", "-base64", "-out", dir_.path("keys/k1.key"), "32"}).exit_code, 0);
-  auto pg = start_with(ntohs(addr.sin_port), true,
+  auto pg = start_with(silent.port(), true,
                        "audit: { dir: " + dir_.path("audit") + ", keys: " + dir_.path("keys") +
                            ", active_key: k1 }\n"
                            "timeouts: { upstream_connect: 2s }\n"
@@ -374,8 +362,8 @@ print('sent')
   pg.process.terminate();  // every record flushed
   const auto rec = run({bin("phigate"), "audit", "decrypt", "--keys", dir_.path("keys"), dir_.path("audit")});
   ASSERT_EQ(rec.exit_code, 0) << rec.err;
-  const std::string attempt = "{\"address\":\"127.0.0.1:" + std::to_string(ntohs(addr.sin_port)) +
-                              "\",\"reason\":\"connect_timeout\"";
+  const std::string attempt =
+      "{\"address\":\"127.0.0.1:" + std::to_string(silent.port()) + "\",\"reason\":\"connect_timeout\"";
   EXPECT_NE(rec.out.find("\"failed_attempts\":[" + attempt), std::string::npos) << rec.out;
   std::size_t reset_records = 0;
   std::istringstream lines(rec.out);
@@ -387,7 +375,6 @@ print('sent')
     EXPECT_EQ(line.find("failed_attempts"), std::string::npos) << line;
   }
   EXPECT_EQ(reset_records, 6u) << rec.out;
-  ::close(fd);
 }
 
 }  // namespace

@@ -7,11 +7,6 @@
 #include <set>
 #include <thread>
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
 #include "audit_fixture.hpp"
 #include "support/hash.hpp"
 #include "support/net.hpp"
@@ -521,16 +516,8 @@ TEST_F(H2ProxyTest, StreamsResetWhileTheBackendConnectsAreNotCountedAgainstIt) {
   // waits in connect (the handshake is part of it) until the client resets its stream. A client
   // must not be able to get endpoints ejected by resetting streams: the reset is not the
   // endpoint's failure (passive checks count connect failures, resets and timeouts).
-  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  ASSERT_GE(fd, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof addr;
-  ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
-  ASSERT_EQ(::listen(fd, 64), 0);  // never accepted: the kernel completes the TCP handshakes
-  ASSERT_EQ(::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len), 0);
-  const std::string silent = "127.0.0.1:" + std::to_string(ntohs(addr.sin_port));
+  SilentListener listener;
+  const std::string silent = listener.address();
   const std::string routes =
       "  - host: app.example\n    paths:\n"
       "      - path: /silent\n        backends: [\"" +
@@ -578,7 +565,6 @@ print('sent')
   }
   EXPECT_EQ(ejections(), 1);
   EXPECT_EQ(pg.process.terminate(), 0);
-  ::close(fd);
 }
 
 }  // namespace
