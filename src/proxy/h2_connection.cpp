@@ -241,6 +241,10 @@ class H2Stream final : public ClientStream {
   }
   /// The client is gone or reset the stream: stop whatever it waits for.
   void kill() noexcept {
+    // Mid-tunnel the splice's aborted waits must not read as the backend's failure: say first why
+    // the tunnel ends (the client reset or went away; or the drain grace ended).
+    if (tunnel_ && !tunnel_closed_)
+      end_tunnel(c_.dead_ && c_.worker_.draining() ? TunnelClose::Drain : TunnelClose::ClientError);
     reset_ = true;
     link_.cancel();
     wake();
@@ -852,7 +856,9 @@ net::awaitable<void> H2Stream::end_early() {
     disarm(kBody);
     if (late) break;
   }
-  if (!end_ && !closed_ && !c_.dead_) c_.codec_.reset(id_, http::kH2NoError);
+  // Not after our END_STREAM (the codec resets with NO_ERROR once it has gone out: a reset now
+  // would drop response bytes still queued behind the client's window), nor a second time.
+  if (!end_ && !ended_ && !reset_ && !closed_ && !c_.dead_) c_.codec_.reset(id_, http::kH2NoError);
   c_.wake_writer();
 }
 
@@ -913,7 +919,13 @@ net::awaitable<void> H2Stream::serve() {
   }
   facts_.outcome = Outcome::Proxied;
   const auto& cluster = snap.clusters[r.route->target];
-  if (!protocol_.empty()) {
+  if (!protocol_.empty() && cluster.grpc) {
+    // A gRPC backend speaks HTTP/2 only: an HTTP/1.1 upgrade must never be written to it (as an
+    // HTTP/1.x client on a gRPC route is refused).
+    const auto err = Error::downstream(ErrorKind::Unavailable, "grpc backend needs an HTTP/2 client");
+    facts_.outcome = core::outcome_of(err);
+    reply_error(err);
+  } else if (!protocol_.empty()) {
     co_await forward_ws();
   } else if (cluster.grpc) {
     co_await forward_grpc(*this, snap, worker);
@@ -1202,17 +1214,36 @@ net::awaitable<void> H2Stream::forward_ws() {
   const auto& cluster = snap_->clusters[r.route->target];
   // Each tunnel holds a backend connection for as long as it lives (hours): one client connection
   // must not open max_concurrent_streams of them. The connection's own setting (its codec's).
-  if (c_.websockets_ >= c_.snap_->config->http2.max_websockets_per_connection) {
+  // And across connections: with the worker's client connections, under
+  // limits.max_connections_per_worker (each tunnel is a backend connection that may live long).
+  const auto& cfg = *snap_->config;
+  if (c_.websockets_ >= c_.snap_->config->http2.max_websockets_per_connection ||
+      worker.connection_count() + worker.h2_tunnels() >= cfg.limits.max_connections_per_worker) {
     facts_.outcome = Outcome::Overloaded;
     reason_ = "websocket_cap";
     local_reply(429, "429 Too Many Requests\n", {});
     co_return;
   }
+  // A reload that turned WebSocket off (http2.websocket, upstream.upgrades) applies to streams
+  // opened after it, also on connections whose SETTINGS still announce extended CONNECT.
+  const bool listed = std::any_of(cfg.upstream.upgrades.begin(), cfg.upstream.upgrades.end(),
+                                  [](const std::string& u) { return core::iequals(u, "websocket"); });
+  if (!cfg.http2.websocket || cfg.http2.max_websockets_per_connection == 0 || !listed) {
+    const auto err = Error::downstream(ErrorKind::BadRequest, "websocket over http/2 is off");
+    facts_.outcome = core::outcome_of(err);
+    reply_error(err);
+    co_return;
+  }
   ++c_.websockets_;
+  ++worker.h2_tunnels();
   struct Slot {
     std::uint32_t& n;
-    ~Slot() { --n; }
-  } slot{c_.websockets_};
+    std::uint32_t& w;
+    ~Slot() {
+      --n;
+      --w;
+    }
+  } slot{c_.websockets_, worker.h2_tunnels()};
 
   // The HTTP/1.1 upgrade phigate asks for itself (RFC 8441 §5, RFC 6455 §4.1): GET, the
   // client's end-to-end fields (Sec-WebSocket-Version, -Protocol, -Extensions, Origin pass), the
@@ -1321,6 +1352,10 @@ net::awaitable<void> H2Stream::forward_ws() {
       co_return;
     }
     int status = err ? 0 : rd.status();
+    // A backend that answered with a well-formed head, just not the switch asked for, is healthy
+    // (an ordinary app answering 200 to any GET): passive checks must not count it, or any client
+    // could get endpoints ejected by sending extended CONNECTs to plain routes.
+    bool answered = !err;
     if (!err && status == 101) {
       if (const char* why = http::websocket_switch_violation(rd.head(), protocol_, accept))
         err = Error::upstream(ErrorKind::UpstreamBadResponse, Retryable::No, why);
@@ -1331,7 +1366,7 @@ net::awaitable<void> H2Stream::forward_ws() {
     }
     upstream::attempt_ended(balancer, picked.index, Clock::duration(-1), !err);
     if (err) {
-      plan.report(picked.index, attempt_result(*err));
+      plan.report(picked.index, answered ? upstream::AttemptResult::Success : attempt_result(*err));
       attempts_.push_back({ep.key, err->reason(), 0});
       upstream::AttemptEnd end;
       end.idempotent = true;  // an upgrade is a GET without a body, as over HTTP/1.1

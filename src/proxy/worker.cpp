@@ -153,7 +153,7 @@ net::awaitable<void> WorkerImpl::accept_loop(std::size_t index) {
     }
     stats_.connections_accepted.inc();
     now_ = Clock::now();
-    if (conn_count_ >= snapshot_->config->limits.max_connections_per_worker) {
+    if (conn_count_ + h2_tunnels_ >= snapshot_->config->limits.max_connections_per_worker) {
       // Shed: close at once rather than queue without bound.
       stats_.connections_shed.inc();
       net::error_code ignored;

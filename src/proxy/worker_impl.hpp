@@ -103,6 +103,10 @@ class WorkerImpl final : public Worker {
   void register_connection(ConnectionBase* c) noexcept;
   void unregister_connection(ConnectionBase* c) noexcept;
   std::size_t connection_count() const noexcept { return conn_count_; }
+  /// WebSocket tunnels over HTTP/2 open on this worker: each holds a backend connection for as long
+  /// as it lives, so they count against limits.max_connections_per_worker with the client
+  /// connections (an HTTP/1.1 tunnel is its client connection).
+  std::uint32_t& h2_tunnels() noexcept { return h2_tunnels_; }
 
  private:
   net::awaitable<void> accept_loop(std::size_t index);
@@ -132,6 +136,7 @@ class WorkerImpl final : public Worker {
   upstream::RetryBudget retry_budget_;
   ConnectionBase* head_ = nullptr;
   std::size_t conn_count_ = 0;
+  std::uint32_t h2_tunnels_ = 0;
   net::asio::steady_timer ticker_{io_};
   audit::Writer* audit_ = nullptr;
   audit::JsonLine audit_json_;

@@ -268,7 +268,7 @@ def close_handshake(c, sid, timeout):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--mode", required=True,
-                    choices=["settings", "echo", "many", "request", "reset_connect", "zero_window", "read"])
+                    choices=["settings", "echo", "many", "request", "reset_connect", "reset_tunnel", "zero_window", "read"])
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--port", type=int, required=True)
     ap.add_argument("--source", default="", help="local address to connect from (127.0.0.x)")
@@ -373,6 +373,17 @@ def main():
                 pass
         c.pump(lambda: False, args.settle)
         out["answered"] = len([x for x in statuses if x is not None])
+    elif args.mode == "reset_tunnel":
+        # An open tunnel the client aborts with RST_STREAM CANCEL after one echo.
+        sid = c.open(args.path)
+        s = c.st(sid)
+        c.pump(lambda: s.status is not None or s.reset is not None, tl)
+        out["status"] = s.status
+        if s.status == 200:
+            out["echo_ok"] = echo_one(c, sid, b"before the reset", tl)
+            c.conn.reset_stream(sid, 0x8)
+            c.flush()
+            c.pump(lambda: False, args.settle)
     elif args.mode == "zero_window":
         sid = c.open(args.path)
         s = c.st(sid)

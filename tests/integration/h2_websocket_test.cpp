@@ -225,8 +225,11 @@ TEST_F(H2WebSocketTest, IdleTunnel_EndedByTheProxyReadAndSendTimeouts) {
 
 TEST_F(H2WebSocketTest, MaliciousBackend_BadSwitchOr2xx_502_RefusalsRelayed) {
   auto evil = start_ws_server({"--mode", "evil"});
-  auto pg =
-      start_phigate(config(route(evil.address()), "upstream: { health: { passive: { enabled: false } } }\n"));
+  // Passive checks on and strict: a backend that answers a well-formed head that is not the switch
+  // (an ordinary app answering 200 to any GET) is not failing; only the 500 counts, once.
+  auto pg = start_phigate(config(route(evil.address()),
+                                 "upstream:\n  health:\n    passive: { consecutive_failures: 2, "
+                                 "max_ejected_percent: 100, base_ejection: 60s }\n"));
   struct C {
     std::string path, status;
   };
@@ -244,6 +247,46 @@ TEST_F(H2WebSocketTest, MaliciousBackend_BadSwitchOr2xx_502_RefusalsRelayed) {
   }
   const auto page = metrics(pg);
   EXPECT_EQ(metric(page, "phigate_tunnels_opened_total"), "0") << page;
+  EXPECT_EQ(metric(page, "phigate_upstream_ejections_total"), "0") << page;
+}
+
+// An extended CONNECT on a gRPC route: the backend speaks HTTP/2 only, so an HTTP/1.1 upgrade is
+// never written to it (503, as an HTTP/1.x client on a gRPC route).
+TEST_F(H2WebSocketTest, GrpcRouteRefusesExtendedConnect) {
+  auto ws = start_ws_server({"--ping-interval", "0"});
+  auto pg = start_phigate(config(route(ws.address(), ", backend_protocol: GRPC")));
+  const auto line = client(pg, "echo", {"--path", "/echo"});
+  EXPECT_EQ(json_field(line, "status"), "503") << line;
+  EXPECT_EQ(ws.requests(), 0);
+}
+
+// A client that aborts an open tunnel (RST_STREAM): the tunnel ends as the client's doing, never as
+// the backend's failure (audit and metrics).
+TEST_F(H2WebSocketTest, ClientResetMidTunnel_IsTheClientsNotTheBackends) {
+  auto ws = start_ws_server({"--ping-interval", "0"});
+  auto pg = start_phigate(config(route(ws.address()), audit_yaml()));
+  const auto line = client(pg, "reset_tunnel", {"--path", "/echo"});
+  EXPECT_EQ(json_field(line, "status"), "200") << line;
+  EXPECT_EQ(json_field(line, "echo_ok"), "true") << line;
+  const auto page = wait_metric(pg, "phigate_tunnels_open", "0");
+  EXPECT_EQ(metric(page, "phigate_tunnels_closed_total{reason=\"client_error\"}"), "1") << page;
+  EXPECT_EQ(metric(page, "phigate_tunnels_closed_total{reason=\"upstream_error\"}"), "0") << page;
+  pg.process.terminate();
+  const auto end = find(records(), "\"closed_by\":");
+  ASSERT_FALSE(end.empty());
+  EXPECT_TRUE(has(end, "\"closed_by\":\"client_error\"")) << end;
+  EXPECT_FALSE(has(end, "upstream_reset")) << end;
+}
+
+// Tunnels count against limits.max_connections_per_worker with the client connections: one client
+// connection (1) plus two tunnels fill a limit of 3; the third tunnel is refused 429.
+TEST_F(H2WebSocketTest, TunnelsCountAgainstTheWorkersConnectionLimit) {
+  auto ws = start_ws_server({"--ping-interval", "0"});
+  auto pg = start_phigate(config(route(ws.address()), "limits: { max_connections_per_worker: 3 }\n"));
+  const auto line = client(pg, "many", {"--count", "3", "--path", "/echo"});
+  EXPECT_EQ(json_field(line, "n_200"), "2") << line;
+  EXPECT_EQ(json_field(line, "n_429"), "1") << line;
+  EXPECT_EQ(ws.requests(), 3);  // two tunnels, then the one after a slot was freed; never the refused
 }
 
 TEST_F(H2WebSocketTest, MaliciousBackend_FloodBoundedByFlowControl_EofIsEndStream) {
