@@ -6,6 +6,7 @@ usage: tls_segments.py PORT MODE
   pipelined   the client Finished and a GET in one send
   closenotify a GET and the client's close_notify in one send
   upload      a 1 MiB POST to ?echo=1, the echoed body must come back whole
+  proxy       a PROXY v1 header and the ClientHello in one send, then one GET
 Prints the response status line, then "body N" (bytes of body) and "eof" when the server closed.
 Every wait is bounded by the socket timeout.
 """
@@ -24,8 +25,8 @@ inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
 tls = ctx.wrap_bio(inc, out, server_hostname="app.example")
 
 
-def flush(tiny=False):
-    data = out.read()
+def flush(tiny=False, preamble=b""):
+    data = preamble + out.read()
     if tiny:
         for i in range(len(data)):
             sock.sendall(data[i:i + 1])
@@ -48,7 +49,8 @@ for _ in range(100):  # bounded handshake
         tls.do_handshake()
         break
     except ssl.SSLWantReadError:
-        flush(tiny=(mode == "tiny" and first))
+        proxy = b"PROXY TCP4 198.51.100.7 127.0.0.1 40000 443\r\n" if mode == "proxy" and first else b""
+        flush(tiny=(mode == "tiny" and first), preamble=proxy)
         first = False
         if not feed():
             sys.exit("eof during handshake")
