@@ -148,5 +148,62 @@ TEST_F(PhigateTest, Policy_InsecureCipherListRefusedAtLoad) {
       << allowed.out;
 }
 
+// tls::Stream reads the socket through Asio into its own ciphertext buffer (src/tls/README.md):
+// the segment boundaries below must not matter. tests/tls/tls_segments.py cuts the bytes.
+class TlsSegmentsTest : public TlsTest {
+ protected:
+  RunResult segments(const std::string& mode) {
+    RunOptions o;
+    o.timeout = 30s;
+    return run({"/usr/bin/python3", PHIGATE_TLS_SEGMENTS_SCRIPT, std::to_string(pg_->https), mode}, o);
+  }
+};
+
+TEST_F(TlsSegmentsTest, ClientHelloInOneByteSegments) {
+  auto r = segments("tiny");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out.rfind("HTTP/1.1 200", 0), 0u) << r.out;
+}
+
+TEST_F(TlsSegmentsTest, RequestInTheSegmentOfTheFinished) {
+  // The request arrives with the handshake's last flight: it is read before the handshake ends
+  // and must be served without the socket becoming readable again (wait_readable sees it).
+  auto r = segments("pipelined");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out.rfind("HTTP/1.1 200", 0), 0u) << r.out;
+}
+
+TEST_F(TlsSegmentsTest, RequestAndCloseNotifyInOneSegment) {
+  auto r = segments("closenotify");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out.rfind("HTTP/1.1 200", 0), 0u) << r.out;  // served, then the connection ends
+  EXPECT_NE(r.out.find("eof"), std::string::npos) << r.out;
+}
+
+TEST_F(TlsSegmentsTest, OneMebibyteUploadEchoedWhole) {
+  auto r = segments("upload");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out.rfind("HTTP/1.1 200", 0), 0u) << r.out;
+  EXPECT_NE(r.out.find("body 1048576\necho-ok"), std::string::npos) << r.out;
+}
+
+// The PROXY header is peeked and taken off the socket by its exact length before TLS reads
+// anything: the ClientHello in the same segment must reach OpenSSL whole.
+TEST_F(PhigateTest, TlsSegments_ProxyHeaderAndClientHelloInOneSegment) {
+  auto up = start_upstream();
+  auto yaml =
+      config("  - host: app.example\n    paths: [{ path: /, backends: [\"" + up.address() + "\"] }]\n");
+  yaml.replace(yaml.find("  admin:"), 0, "  proxy_protocol: true\n");
+  auto pg = start_phigate(yaml);
+  RunOptions o;
+  o.timeout = 30s;
+  auto r = run({"/usr/bin/python3", PHIGATE_TLS_SEGMENTS_SCRIPT, std::to_string(pg.https), "proxy"}, o);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out.rfind("HTTP/1.1 200", 0), 0u) << r.out;
+  const auto recs = up.records();
+  ASSERT_EQ(recs.size(), 1u);
+  EXPECT_EQ(record_header(recs[0], "x-real-ip"), "198.51.100.7");
+}
+
 }  // namespace
 }  // namespace phigate::test
