@@ -369,6 +369,9 @@ class H2Stream final : public ClientStream {
                                                       http::H1ResponseReader& rd);
   // RFC 8441: an extended CONNECT stream to an HTTP/1.1 WebSocket backend.
   net::awaitable<void> forward_ws();
+  /// The next endpoint of `plan` for attempt `attempt` (facts, affinity cookie, balancer told), or
+  /// kNoEndpoint after answering 503 (none usable).
+  upstream::Pick begin_attempt(AttemptPlan& plan, const upstream::Cluster& cluster, int attempt);
   net::awaitable<void> tunnel(const upstream::Timeouts& t);
   net::awaitable<void> tunnel_to_upstream(const upstream::Timeouts& t);
   net::awaitable<void> tunnel_to_client(const upstream::Timeouts& t);
@@ -1067,6 +1070,26 @@ net::awaitable<std::optional<Error>> H2Stream::relay_response(const upstream::Ti
   }
 }
 
+upstream::Pick H2Stream::begin_attempt(AttemptPlan& plan, const upstream::Cluster& cluster, int attempt) {
+  const auto picked = plan.next();
+  if (picked.index == upstream::kNoEndpoint) {
+    const auto err = Error::upstream(ErrorKind::NoHealthyEndpoint, Retryable::No);
+    facts_.outcome = core::outcome_of(err);
+    reply_error(err);
+    return picked;
+  }
+  fired_[kUpSend] = fired_[kUpRead] = false;
+  facts_.upstream = cluster.endpoints[picked.index].key;
+  facts_.upstream_attempts = static_cast<unsigned>(attempt) + 1;
+  set_cookie_.clear();
+  if (picked.set_cookie) {
+    set_cookie_ = extra_fields_;
+    upstream::append_affinity_cookie(set_cookie_, cluster, picked.index, req_->route->path);
+  }
+  upstream::attempt_started(plan.balancer, picked.index);
+  return picked;
+}
+
 net::awaitable<void> H2Stream::forward_h1() {
   auto& worker = c_.worker_;
   auto& pc = c_.c_;
@@ -1100,23 +1123,9 @@ net::awaitable<void> H2Stream::forward_h1() {
   bool entered_send = false;
   // Bounded by max_tries (plus one stale-connection retry) and the retry budget.
   for (int attempt = 0;; ++attempt) {
-    const auto picked = plan.next();
-    if (picked.index == upstream::kNoEndpoint) {
-      const auto err = Error::upstream(ErrorKind::NoHealthyEndpoint, Retryable::No);
-      facts_.outcome = core::outcome_of(err);
-      reply_error(err);
-      co_return;
-    }
+    const auto picked = begin_attempt(plan, cluster, attempt);
+    if (picked.index == upstream::kNoEndpoint) co_return;  // answered 503
     const auto& ep = cluster.endpoints[picked.index];
-    fired_[kUpSend] = fired_[kUpRead] = false;
-    facts_.upstream = ep.key;
-    facts_.upstream_attempts = static_cast<unsigned>(attempt) + 1;
-    set_cookie_.clear();
-    if (picked.set_cookie) {
-      set_cookie_ = extra_fields_;
-      upstream::append_affinity_cookie(set_cookie_, cluster, picked.index, r.route->path);
-    }
-    upstream::attempt_started(balancer, picked.index);
     const auto attempt_start = plan.by_latency ? Clock::now() : Clock::time_point{};
     attempt_sent_ = 0;
     status_retry_ = 0;
@@ -1286,23 +1295,9 @@ net::awaitable<void> H2Stream::forward_ws() {
   };
   // Bounded by max_tries and the retry budget; each wait under the route's timeouts.
   for (int attempt = 0;; ++attempt) {
-    const auto picked = plan.next();
-    if (picked.index == upstream::kNoEndpoint) {
-      const auto err = Error::upstream(ErrorKind::NoHealthyEndpoint, Retryable::No);
-      facts_.outcome = core::outcome_of(err);
-      reply_error(err);
-      co_return;
-    }
+    const auto picked = begin_attempt(plan, cluster, attempt);
+    if (picked.index == upstream::kNoEndpoint) co_return;  // answered 503
     const auto& ep = cluster.endpoints[picked.index];
-    fired_[kUpSend] = fired_[kUpRead] = false;
-    facts_.upstream = ep.key;
-    facts_.upstream_attempts = static_cast<unsigned>(attempt) + 1;
-    set_cookie_.clear();
-    if (picked.set_cookie) {
-      set_cookie_ = extra_fields_;
-      upstream::append_affinity_cookie(set_cookie_, cluster, picked.index, r.route->path);
-    }
-    upstream::attempt_started(balancer, picked.index);
     std::optional<Error> err;
     std::uint64_t sent = 0;
     http::H1ResponseReader rd(parser_limits(snap_->config->limits), false);

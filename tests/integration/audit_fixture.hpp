@@ -1,8 +1,10 @@
 #pragma once
 // Integration fixture with phigate's encrypted audit log on: a key in the temp dir, the config
 // snippet that turns the log on, and `phigate audit verify/decrypt` to read it back.
+#include <chrono>
 #include <filesystem>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "phigate_fixture.hpp"
@@ -59,6 +61,23 @@ class AuditTest : public PhigateTest {
   }
   std::string metrics(const Phigate& pg) {
     return run({"curl", "-sS", "http://127.0.0.1:" + std::to_string(pg.admin) + "/metrics"}).out;
+  }
+  /// The value of an unlabelled or labelled sample in a Prometheus text page ("" when absent).
+  static std::string metric(const std::string& page, const std::string& sample) {
+    const auto at = page.find("\n" + sample + " ");
+    if (at == std::string::npos) return {};
+    const auto v = at + sample.size() + 2;
+    return page.substr(v, page.find('\n', v) - v);
+  }
+  /// Polls /metrics until `sample` has value `want` (bounded: ~5 s), returns the last page.
+  std::string wait_metric(const Phigate& pg, const std::string& sample, const std::string& want) {
+    std::string page;
+    for (int i = 0; i < 200; ++i) {
+      page = metrics(pg);
+      if (metric(page, sample) == want) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(25));
+    }
+    return page;
   }
 };
 

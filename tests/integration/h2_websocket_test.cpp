@@ -49,13 +49,6 @@ std::string route(const std::string& backend, const std::string& extra = "") {
          " }\n";
 }
 
-std::string metric(const std::string& page, const std::string& sample) {
-  const auto at = page.find("\n" + sample + " ");
-  if (at == std::string::npos) return {};
-  const auto v = at + sample.size() + 2;
-  return page.substr(v, page.find('\n', v) - v);
-}
-
 long rss_kib(pid_t pid) {
   std::ifstream in("/proc/" + std::to_string(pid) + "/status");
   for (std::string line; std::getline(in, line);) {
@@ -79,15 +72,6 @@ class H2WebSocketTest : public AuditTest {
     auto line = r.out.substr(0, r.out.find('\n'));
     EXPECT_EQ(line.rfind("{", 0), 0u) << r.out << r.err;
     return line;
-  }
-  std::string wait_metric(const Phigate& pg, const std::string& sample, const std::string& want) {
-    std::string page;
-    for (int i = 0; i < 200; ++i) {
-      page = metrics(pg);
-      if (metric(page, sample) == want) break;
-      std::this_thread::sleep_for(25ms);
-    }
-    return page;
   }
 };
 

@@ -55,14 +55,6 @@ std::string client_text_frame(const std::string& payload) {
   return f;
 }
 
-/// The value of an unlabelled or labelled sample in a Prometheus text page ("" when absent).
-std::string metric(const std::string& page, const std::string& sample) {
-  const auto at = page.find("\n" + sample + " ");
-  if (at == std::string::npos) return {};
-  const auto v = at + sample.size() + 2;
-  return page.substr(v, page.find('\n', v) - v);
-}
-
 class WebSocketTest : public AuditTest {
  protected:
   RunResult client(const Phigate& pg, std::vector<std::string> args,
@@ -84,16 +76,6 @@ class WebSocketTest : public AuditTest {
     auto c = TlsClient::connect("127.0.0.1", pg.https, {.sni = "app.example"});
     if (!c) throw std::runtime_error("TLS connect: " + c.error);
     return std::move(*c);
-  }
-  /// Polls /metrics until `sample` has value `want` (bounded), returns the last page.
-  std::string wait_metric(const Phigate& pg, const std::string& sample, const std::string& want) {
-    std::string page;
-    for (int i = 0; i < 200; ++i) {
-      page = metrics(pg);
-      if (metric(page, sample) == want) break;
-      std::this_thread::sleep_for(25ms);
-    }
-    return page;
   }
 };
 
