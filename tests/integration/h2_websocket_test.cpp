@@ -8,41 +8,18 @@
 #include <thread>
 
 #include "audit_fixture.hpp"
+#include "ws_server.hpp"
 
 namespace phigate::test {
 namespace {
 
-const std::string kWsDir = PHIGATE_WS_DIR;
-const std::string kPython = "/usr/bin/python3";  // Debian's: python3-h2 and python3-websockets
+const std::string& kPython = kWsPython;
 
 #if defined(__SANITIZE_ADDRESS__)
 constexpr long kRssScale = 6;  // as h2_attack_test.cpp: quarantine and redzones under ASan
 #else
 constexpr long kRssScale = 1;
 #endif
-
-struct WsServer {
-  Process process;
-  std::uint16_t port = 0;
-  std::string address() const { return "127.0.0.1:" + std::to_string(port); }
-  /// Request heads the backend read ("request <path>" lines).
-  int requests() const {
-    const auto out = process.output();
-    int n = 0;
-    for (auto at = out.find("request "); at != std::string::npos; at = out.find("request ", at + 1)) ++n;
-    return n;
-  }
-};
-
-WsServer start_ws_server(std::vector<std::string> extra = {}) {
-  std::vector<std::string> argv = {kPython, kWsDir + "/ws_server.py"};
-  argv.insert(argv.end(), extra.begin(), extra.end());
-  auto p = Process::start(argv);
-  const auto line = p.wait_for_line("ready ", 20s);
-  if (!line) throw std::runtime_error("ws_server.py did not start: " + p.output());
-  const auto port = static_cast<std::uint16_t>(std::stoi(line->substr(line->find("ready ") + 6)));
-  return WsServer{std::move(p), port};
-}
 
 std::string route(const std::string& backend, const std::string& extra = "") {
   return "  - host: app.example\n    paths:\n      - { path: /, backends: [\"" + backend + "\"]" + extra +

@@ -7,34 +7,15 @@
 
 #include "audit_fixture.hpp"
 #include "phigate_fixture.hpp"
+#include "ws_server.hpp"
 
 namespace phigate::test {
 namespace {
 
-const std::string kWsDir = PHIGATE_WS_DIR;
-// Debian's interpreter: python3-websockets (scripts/bootstrap.sh) is installed for it, whatever
-// other python3 comes first in PATH.
-const std::string kPython = "/usr/bin/python3";
+const std::string& kPython = kWsPython;
 
 std::string route(const std::string& backend) {
   return "  - host: app.example\n    paths:\n      - { path: /, backends: [\"" + backend + "\"] }\n";
-}
-
-/// The Python WebSocket backend (ws_server.py) on a kernel-chosen port.
-struct WsServer {
-  Process process;
-  std::uint16_t port = 0;
-  std::string address() const { return "127.0.0.1:" + std::to_string(port); }
-};
-
-WsServer start_ws_server(std::vector<std::string> extra = {}) {
-  std::vector<std::string> argv = {kPython, kWsDir + "/ws_server.py"};
-  argv.insert(argv.end(), extra.begin(), extra.end());
-  auto p = Process::start(argv);
-  const auto line = p.wait_for_line("ready ", 20s);
-  if (!line) throw std::runtime_error("ws_server.py did not start: " + p.output());
-  const auto port = static_cast<std::uint16_t>(std::stoi(line->substr(line->find("ready ") + 6)));
-  return WsServer{std::move(p), port};
 }
 
 std::string ws_request(const std::string& path, const std::string& upgrade = "websocket",
