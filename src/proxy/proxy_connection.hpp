@@ -19,7 +19,7 @@
 
 namespace phigate::proxy::detail {
 
-inline constexpr std::size_t kBufferBytes = 16 * 1024;
+inline constexpr std::size_t kBufferBytes = net::Buffer::kBlockBytes;  // from the per-thread cache
 
 struct TunnelState;  // tunnel.cpp: one upgraded connection's splice
 class H2Connection;  // h2_connection.cpp: the HTTP/2 driver a connection that negotiated h2 is handed to

@@ -46,7 +46,7 @@ class Deadline {
 
 class Link {
  public:
-  static constexpr std::size_t kBufferBytes = 16 * 1024;
+  static constexpr std::size_t kBufferBytes = net::Buffer::kBlockBytes;  // from the per-thread cache
 
   Link(net::asio::io_context& io, Pool& pool, metrics::WorkerShard& stats)
       : io_(io), pool_(pool), stats_(stats) {}
