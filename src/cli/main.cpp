@@ -1,7 +1,10 @@
 // phigate command line: run / validate / audit / probe / --version / --help.
 // Usage errors (unknown flag, missing file) print one line and exit 2.
+#include <malloc.h>
+
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <iostream>
 #include <optional>
@@ -269,6 +272,27 @@ int probe_command(const std::vector<std::string_view>& rest) {
 
 }  // namespace
 
+namespace {
+
+/// glibc's allocator, set for a long-running server with one arena per worker thread. By default
+/// it returns the free top of an arena to the kernel once it passes 128 KiB (M_TRIM_THRESHOLD),
+/// so a worker whose in-flight requests rise and fall (100 HTTP/2 streams per connection start and
+/// end a 16 KiB upstream buffer and their heads each) gave pages back and faulted them in again
+/// all the time: 7 % of its CPU (docs/perf-h2-many-streams.md, round 4). Both thresholds are set to
+/// the ceilings glibc's own dynamic adjustment would reach after the first large free (32 MiB for
+/// mmap on 64-bit, twice that for trimming), so memory is still returned after a real peak. An
+/// operator's MALLOC_*_ or GLIBC_TUNABLES settings win.
+void tune_allocator() {
+  if (std::getenv("GLIBC_TUNABLES") != nullptr || std::getenv("MALLOC_TRIM_THRESHOLD_") != nullptr ||
+      std::getenv("MALLOC_MMAP_THRESHOLD_") != nullptr) {
+    return;
+  }
+  mallopt(M_MMAP_THRESHOLD, 32 * 1024 * 1024);
+  mallopt(M_TRIM_THRESHOLD, 64 * 1024 * 1024);
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
   std::vector<std::string_view> args(argv + 1, argv + argc);
   if (args.empty()) return usage_error("missing command");
@@ -285,6 +309,7 @@ int main(int argc, char** argv) {
   Args parsed;
   if (cmd == "run") {
     if (auto err = parse(rest, true, parsed); !err.empty()) return usage_error(err);
+    tune_allocator();
     return phigate::server::run(parsed.config, parsed.log_level);
   }
   if (cmd == "audit") return audit_command(rest);
