@@ -70,6 +70,7 @@ struct H2ServerSession::Impl {
     std::string authority;
     std::string host;              // the first client `host` field
     std::size_t header_bytes = 0;  // all decoded fields kept (memory)
+    std::size_t reused_bytes = 0;  // storage of the recycled head it decodes into (memory)
     std::size_t block_bytes = 0;   // this header block (request head, then trailers): the limits
     std::size_t block_count = 0;
     std::size_t unconsumed = 0;  // body bytes counted against the windows, not yet consume()d
@@ -133,9 +134,11 @@ struct H2ServerSession::Impl {
   HeaderList scratch_fields;
   std::vector<nghttp2_nv> scratch_nva;
   std::string scratch_name;
-  bool failed = false;           // connection error: GOAWAY queued, nothing more is read
-  bool shutdown = false;         // our graceful GOAWAY
-  std::int32_t goaway_last = 0;  // shutdown(): the last stream id the GOAWAY names
+  std::vector<MessageHead> spare_heads;  // recycle(): cleared heads whose strings keep their capacity
+  std::size_t spare_bytes = 0;           // their storage, counted in memory()
+  bool failed = false;                   // connection error: GOAWAY queued, nothing more is read
+  bool shutdown = false;                 // our graceful GOAWAY
+  std::int32_t goaway_last = 0;          // shutdown(): the last stream id the GOAWAY names
 
   // --- memory accounting (nghttp2_mem): each block carries its size in a header
   void* alloc(std::size_t n) {
@@ -177,8 +180,13 @@ struct H2ServerSession::Impl {
     return nb + kAllocHeader;
   }
 
+  static std::size_t head_storage(const MessageHead& h) noexcept {
+    return sizeof(MessageHead) + h.method.capacity() + h.target.capacity() + h.reason.capacity() +
+           h.headers.storage_bytes();
+  }
+
   static std::size_t footprint(const Stream& s) noexcept {
-    return sizeof(Stream) + s.header_bytes + s.req.body.capacity() + s.out.capacity();
+    return sizeof(Stream) + s.header_bytes + s.reused_bytes + s.req.body.capacity() + s.out.capacity();
   }
   /// Every change of a stream's footprint goes through here (unsigned wrap-around is exact).
   void account(std::size_t before, const Stream& s) noexcept { stream_bytes += footprint(s) - before; }
@@ -198,7 +206,7 @@ struct H2ServerSession::Impl {
 
   std::size_t memory() const noexcept {
     PHI_ASSERT(stream_bytes == walked_stream_bytes());
-    return alloc_bytes + pending.capacity() + stream_bytes;
+    return alloc_bytes + pending.capacity() + stream_bytes + spare_bytes;
   }
 
   Stream* find(std::int32_t id) {
@@ -306,10 +314,7 @@ struct H2ServerSession::Impl {
     } else {
       return reject_status(id, s, 400, "missing_host");
     }
-    HeaderList fields;
-    fields.add("host", s.authority);
-    for (const auto& f : h.headers) fields.add(f.name, f.value);
-    h.headers = std::move(fields);
+    h.headers.add_front("host", s.authority);
     if (const auto* cl = h.headers.find("content-length")) {
       std::uint64_t v = 0;
       const auto r = std::from_chars(cl->data(), cl->data() + cl->size(), v);
@@ -386,6 +391,12 @@ struct H2ServerSession::Impl {
     if (f.hd.type != NGHTTP2_HEADERS || f.headers.cat != NGHTTP2_HCAT_REQUEST) return 0;
     const auto [it, added] = streams.try_emplace(f.hd.stream_id);
     Stream& s = it->second;
+    if (added && !spare_heads.empty()) {
+      s.req.head = std::move(spare_heads.back());
+      spare_heads.pop_back();
+      s.reused_bytes = head_storage(s.req.head);  // now the stream's (footprint)
+      spare_bytes -= s.reused_bytes;
+    }
     if (added) stream_bytes += footprint(s);
     s.req.id = f.hd.stream_id;
     // RFC 9113 §6.8: nghttp2 still opens streams between our GOAWAY's submission and its write,
@@ -646,7 +657,8 @@ struct H2ServerSession::Impl {
 
   /// Response fields as HTTP/2 allows them: lower-case names, no connection-specific field
   /// (§8.2.2), no pseudo-header from the caller, nothing nghttp2 would refuse as invalid.
-  static void clean_fields(const HeaderList& in, HeaderList& out, std::string& name) {
+  template <class Fields>
+  static void clean_fields(const Fields& in, HeaderList& out, std::string& name) {
     for (const auto& f : in) {
       name.assign(f.name);
       for (char& c : name) {
@@ -660,6 +672,29 @@ struct H2ServerSession::Impl {
       }
       out.add(name, f.value);
     }
+  }
+
+  template <class Fields>
+  void submit_response(std::int32_t stream, int status, const Fields& headers, bool end_stream) {
+    auto* s = find(stream);
+    if (s == nullptr || !s->reported || s->rejected || s->response_started || failed) return;
+    HeaderList& fields = scratch_fields;
+    fields.clear();
+    clean_fields(headers, fields, scratch_name);
+    const std::string status_name = ":status";
+    const std::string code = std::to_string(status);
+    std::vector<nghttp2_nv>& nva = scratch_nva;
+    nva.clear();
+    nva.reserve(fields.size() + 1);
+    nva.push_back(nv(status_name, code));
+    for (const auto& f : fields) nva.push_back(nv(f.name, f.value));
+    nghttp2_data_provider provider{};
+    provider.read_callback = [](nghttp2_session*, std::int32_t id, std::uint8_t* buf, std::size_t length,
+                                std::uint32_t* flags, nghttp2_data_source*,
+                                void* u) { return Impl::of(u).read_data(id, buf, length, flags); };
+    s->response_started = true;
+    s->data_eof = end_stream;
+    nghttp2_submit_response(session, stream, nva.data(), nva.size(), end_stream ? nullptr : &provider);
   }
 
   static Impl& of(void* user) { return *static_cast<Impl*>(user); }
@@ -866,28 +901,30 @@ void H2ServerSession::consume(std::int32_t stream, std::size_t n) {
   nghttp2_session_consume(impl_->session, stream, n);
 }
 
+void H2ServerSession::recycle(MessageHead&& head) {
+  Impl& im = *impl_;
+  const std::size_t limit = std::min<std::size_t>(im.opts.http2.max_concurrent_streams, 256);
+  if (im.spare_heads.size() >= limit) return;
+  const std::size_t bytes = Impl::head_storage(head);
+  if (bytes > kSpareHeadBytes) return;  // a large head is not kept: memory, not speed
+  head.clear();
+  im.spare_heads.push_back(std::move(head));
+  im.spare_bytes += bytes;
+}
+
+void H2ServerSession::drop_spare_heads() noexcept {
+  impl_->spare_heads = std::vector<MessageHead>{};
+  impl_->spare_bytes = 0;
+}
+
 void H2ServerSession::submit_response(std::int32_t stream, int status, const HeaderList& headers,
                                       bool end_stream) {
-  Impl& im = *impl_;
-  auto* s = im.find(stream);
-  if (s == nullptr || !s->reported || s->rejected || s->response_started || im.failed) return;
-  HeaderList& fields = im.scratch_fields;
-  fields.clear();
-  Impl::clean_fields(headers, fields, im.scratch_name);
-  const std::string status_name = ":status";
-  const std::string code = std::to_string(status);
-  std::vector<nghttp2_nv>& nva = im.scratch_nva;
-  nva.clear();
-  nva.reserve(fields.size() + 1);
-  nva.push_back(Impl::nv(status_name, code));
-  for (const auto& f : fields) nva.push_back(Impl::nv(f.name, f.value));
-  nghttp2_data_provider provider{};
-  provider.read_callback = [](nghttp2_session*, std::int32_t id, std::uint8_t* buf, std::size_t length,
-                              std::uint32_t* flags, nghttp2_data_source*,
-                              void* u) { return Impl::of(u).read_data(id, buf, length, flags); };
-  s->response_started = true;
-  s->data_eof = end_stream;
-  nghttp2_submit_response(im.session, stream, nva.data(), nva.size(), end_stream ? nullptr : &provider);
+  impl_->submit_response(stream, status, headers, end_stream);
+}
+
+void H2ServerSession::submit_response_refs(std::int32_t stream, int status,
+                                           const std::vector<FieldRef>& headers, bool end_stream) {
+  impl_->submit_response(stream, status, headers, end_stream);
 }
 
 void H2ServerSession::send_data(std::int32_t stream, std::string_view bytes) {

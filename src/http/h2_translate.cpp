@@ -96,7 +96,10 @@ void append_h1_body_end(std::string& out, const HeaderList* trailers, Framing fr
   out += "\r\n";
 }
 
-void add_raw_fields(HeaderList& out, std::string_view raw) {
+namespace {
+
+template <class F>
+void for_each_raw_field(std::string_view raw, F&& f) {
   while (!raw.empty()) {
     const auto eol = raw.find("\r\n");
     const auto line = raw.substr(0, eol);
@@ -105,8 +108,20 @@ void add_raw_fields(HeaderList& out, std::string_view raw) {
     if (colon == std::string_view::npos || colon == 0) continue;
     auto value = line.substr(colon + 1);
     while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.remove_prefix(1);
-    out.add(line.substr(0, colon), value);
+    f(line.substr(0, colon), value);
   }
+}
+
+}  // namespace
+
+void add_raw_fields(HeaderList& out, std::string_view raw) {
+  for_each_raw_field(raw, [&](std::string_view name, std::string_view value) { out.add(name, value); });
+}
+
+void add_raw_fields(std::vector<FieldRef>& out, std::string_view raw) {
+  for_each_raw_field(raw, [&](std::string_view name, std::string_view value) {
+    out.push_back({name, value});
+  });
 }
 
 H1ResponseReader::H1ResponseReader(ParserLimits limits, bool head_request)
@@ -191,6 +206,12 @@ H1ResponseReader::Status H1ResponseReader::eof(std::string& body) {
 }
 
 void H1ResponseReader::h2_fields(HeaderList& out) const {
+  std::vector<FieldRef> refs;
+  h2_fields(refs);
+  for (const auto& f : refs) out.add(f.name, f.value);
+}
+
+void H1ResponseReader::h2_fields(std::vector<FieldRef>& out) const {
   const auto& h = parser_.head();
   std::string named;  // fields the Connection field names are this hop's too (RFC 9110 §7.6.1)
   for (const auto& f : h.headers) {
@@ -213,7 +234,7 @@ void H1ResponseReader::h2_fields(HeaderList& out) const {
       for_each_token(named, [&](std::string_view tok) { listed = listed || iequals(tok, f.name); });
     }
     if (listed) continue;
-    out.add(f.name, f.value);
+    out.push_back({f.name, f.value});
   }
 }
 

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <array>
+#include <type_traits>
 #include <unordered_map>
 
 #include <boost/asio/experimental/awaitable_operators.hpp>
@@ -105,11 +106,14 @@ class H2Connection : public std::enable_shared_from_this<H2Connection> {
   http::H2ServerSession codec_;
   std::unordered_map<std::int32_t, std::shared_ptr<H2Stream>> streams_;
   std::vector<std::shared_ptr<H2Stream>> starting_;  // Request seen in this batch of events
+  std::vector<http::FieldRef> field_refs_;           // a stream's response head on its way to the codec
   net::asio::steady_timer writer_wake_;
   net::asio::steady_timer writer_done_;
   std::string out_;
   TimePoint idle_deadline_ = kNever;   // no stream open: keepalive_idle (request_header before the first)
   TimePoint write_deadline_ = kNever;  // a write to the client is in progress: body_idle
+  TimePoint spare_deadline_ = kNever;  // idle since: the codec's recycled heads go then
+  static constexpr std::chrono::seconds kSpareHeadsIdle{1};
   std::uint64_t streams_seen_ = 0;
   std::uint32_t websockets_ = 0;  // RFC 8441 tunnels forwarding now (http2.max_websockets_per_connection)
   TimePoint data_progress_{};     // the last time a stream's queued response bytes went down
@@ -135,10 +139,11 @@ class H2Connection : public std::enable_shared_from_this<H2Connection> {
 
 class H2Stream final : public ClientStream {
  public:
-  H2Stream(H2Connection& c, std::int32_t id, const http::H2Request& r)
+  /// Takes the request head from the codec (it keeps the body, trailers and framing state).
+  H2Stream(H2Connection& c, std::int32_t id, http::H2Request& r)
       : c_(c),
         id_(id),
-        head_(r.head),
+        head_(std::move(r.head)),
         link_(c.worker_.io(), c.worker_.pool(), c.worker_.stats()),
         body_wake_(c.worker_.io()),
         write_wake_(c.worker_.io()) {
@@ -177,14 +182,27 @@ class H2Stream final : public ClientStream {
     return trailers_.empty() ? nullptr : &trailers_;
   }
   void send_head(int status, const http::HeaderList& fields, bool end_stream) override {
+    submit_head(status, fields, end_stream);
+  }
+  /// send_head's work, for a HeaderList or field references (the relayed response head).
+  template <class Fields>
+  void submit_head(int status, const Fields& fields, bool end_stream) {
     head_sent_ = true;
     if (status_ == 0) status_ = status;
     if (end_stream) ended_ = true;
     if (closed_ || c_.dead_) return;
-    c_.codec_.submit_response(id_, status, fields, end_stream);
+    if constexpr (std::is_same_v<Fields, http::HeaderList>) {
+      c_.codec_.submit_response(id_, status, fields, end_stream);
+    } else {
+      c_.codec_.submit_response_refs(id_, status, fields, end_stream);
+    }
     c_.wake_writer();
   }
   net::awaitable<std::optional<Error>> send_body(std::string_view bytes) override;
+  /// send_body without waiting: Done (queued under the high-water mark), Wait (queued, above it:
+  /// co_await wait_queued(low water)), Gone (nothing queued: the client reset or went away).
+  enum class Push { Done, Wait, Gone };
+  Push push_body(std::string_view bytes);
   void end_response(const http::HeaderList* trailers) override {
     ended_ = true;
     if (closed_ || c_.dead_) return;
@@ -271,7 +289,7 @@ class H2Stream final : public ClientStream {
   H2Connection& c_;
   std::int32_t id_;
   std::uint64_t undelivered_ = 0;  // response bytes still queued when the stream was given up
-  http::MessageHead head_;         // the codec's copy goes at Closed; the request and audit keep this one
+  http::MessageHead head_;         // moved out of the codec at Request; the request and audit keep it
   SnapshotPtr snap_;
   std::optional<Request> req_;
   RequestFacts facts_;
@@ -408,7 +426,7 @@ void H2Connection::update_deadline() noexcept {
     recompute_deadline();
     return;
   }
-  c_.deadline = std::min({c_.deadline, idle_deadline_, write_deadline_});
+  c_.deadline = std::min({c_.deadline, idle_deadline_, write_deadline_, spare_deadline_});
 }
 
 void H2Connection::lower_deadline(TimePoint t) noexcept {
@@ -420,7 +438,7 @@ void H2Connection::lower_deadline(TimePoint t) noexcept {
 }
 
 void H2Connection::recompute_deadline() noexcept {
-  auto d = std::min(idle_deadline_, write_deadline_);
+  auto d = std::min({idle_deadline_, write_deadline_, spare_deadline_});
   for (const auto& [id, s] : streams_) d = std::min(d, s->deadline());
   c_.deadline = d;
 }
@@ -432,6 +450,9 @@ void H2Connection::set_idle() noexcept {
   idle_deadline_ =
       worker_.now() + (streams_seen_ == 0 ? std::min(t.request_header, t.keepalive_idle) : t.keepalive_idle);
   c_.link_.release_memory();
+  // Recycled request heads outlive a pause between a client's batches of streams (dropping them
+  // at every idle moment made them useless at 100 streams), not an idle second.
+  if (spare_deadline_ == kNever) spare_deadline_ = worker_.now() + kSpareHeadsIdle;
   update_deadline();
 }
 
@@ -461,6 +482,15 @@ void H2Connection::expire() {
     for (auto& [id, s] : streams_) s->kill();
     c_.deadline = kNever;
     return;
+  }
+  if (spare_deadline_ <= now) {
+    due = true;
+    spare_deadline_ = kNever;
+    if (streams_.empty()) {
+      codec_.drop_spare_heads();
+    } else {
+      spare_deadline_ = now + kSpareHeadsIdle;  // busy again: look once more later
+    }
   }
   if (idle_deadline_ <= now) {
     due = true;
@@ -728,14 +758,25 @@ net::awaitable<std::optional<Error>> H2Stream::read_body(std::string& out, bool&
   }
 }
 
-net::awaitable<std::optional<Error>> H2Stream::send_body(std::string_view bytes) {
-  if (reset_ || closed_ || c_.dead_) co_return Error::downstream(ErrorKind::ClientClosed, "client gone");
+H2Stream::Push H2Stream::push_body(std::string_view bytes) {
+  if (reset_ || closed_ || c_.dead_) return Push::Gone;
   disarm(kUpRead);  // the caller's upstream read ended: it is relaying what it got
-  if (bytes.empty()) co_return std::nullopt;
+  if (bytes.empty()) return Push::Done;
   c_.codec_.send_data(id_, bytes);
   response_bytes_ += bytes.size();
   c_.wake_writer();
-  if (c_.codec_.queued(id_) <= c_.high_water_) co_return std::nullopt;
+  return c_.codec_.queued(id_) <= c_.high_water_ ? Push::Done : Push::Wait;
+}
+
+net::awaitable<std::optional<Error>> H2Stream::send_body(std::string_view bytes) {
+  switch (push_body(bytes)) {
+    case Push::Gone:
+      co_return Error::downstream(ErrorKind::ClientClosed, "client gone");
+    case Push::Done:
+      co_return std::nullopt;
+    case Push::Wait:
+      break;
+  }
   // Backpressure: the client's windows hold our bytes; wait until they drain to the low-water
   // mark, under a body_idle deadline that only this stream's progress moves.
   co_return co_await wait_queued(c_.low_water_);
@@ -787,6 +828,8 @@ void H2Stream::release() noexcept {
   // The stream may stay in the connection's map until the codec reports Closed: keep nothing
   // that was only the request's (review finding 4).
   req_.reset();
+  // Its strings serve a later stream's head (the codec bounds and counts what it keeps).
+  if (!c_.dead_) c_.codec_.recycle(std::move(head_));
   head_ = http::MessageHead{};
   trailers_ = http::HeaderList{};
   attempts_ = std::vector<FailedAttempt>{};
@@ -1047,20 +1090,26 @@ net::awaitable<std::optional<Error>> H2Stream::relay_response(const upstream::Ti
       }
       c_.worker_.stats().count_response(status);
       facts_.upstream_first_byte = Clock::now() - up_sent_;
-      http::HeaderList fields;
+      // By reference: the backend's fields go from its parsed head to nghttp2 without a copy.
+      auto& fields = c_.field_refs_;
+      fields.clear();
       rd.h2_fields(fields);
       http::add_raw_fields(fields, set_cookie_.empty() ? extra_fields_ : std::string_view(set_cookie_));
       const bool end = st == RS::Complete && body.empty() && rd.trailers().empty();
-      send_head(status, fields, end || rd.bodyless());
+      submit_head(status, fields, end || rd.bodyless());
       if (end || rd.bodyless()) {
         // A bodyless status ends here; the upstream connection is reused only if it ended too.
         if (st == RS::Complete || rd.bodyless()) co_return std::nullopt;
       }
     }
     if (!body.empty() && head_sent_ && !rd.bodyless()) {
-      auto err = co_await send_body(body);
+      // send_body's work without its coroutine frame unless the client's windows make us wait.
+      const auto pushed = push_body(body);
       body.clear();
-      if (err) co_return err;
+      if (pushed == Push::Gone) co_return Error::downstream(ErrorKind::ClientClosed, "client gone");
+      if (pushed == Push::Wait) {
+        if (auto err = co_await wait_queued(c_.low_water_)) co_return err;
+      }
     }
     body.clear();
     if (st == RS::Complete) {
@@ -1151,7 +1200,21 @@ net::awaitable<void> H2Stream::forward_h1() {
           plan.status_retry_possible(has_body)
               ? static_cast<std::uint16_t>(plan.rs.when & ~(upstream::kNextError | upstream::kNextTimeout))
               : 0;
-      err = co_await send_request(t, up_head, framing);
+      if (has_body) {
+        err = co_await send_request(t, up_head, framing);
+      } else if (client_gone()) {
+        err = Error::downstream(ErrorKind::ClientClosed, "stream reset");  // never forwarded (finding 5)
+      } else {
+        // Most requests: the head alone, in one write, without send_request's coroutine frame.
+        auto [ec, n] = co_await link_.send(up_head, t, *this);
+        attempt_sent_ += n;
+        disarm_upstream();
+        if (reset_) {
+          err = Error::downstream(ErrorKind::ClientClosed, "stream reset");
+        } else {
+          err = link_.sent(ec, Retryable::OnlyIfReused, *this);
+        }
+      }
       if (!err) {
         relayed = true;
         err = co_await relay_response(t, rd);

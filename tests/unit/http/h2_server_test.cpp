@@ -427,6 +427,84 @@ TEST_F(H2ServerTest, HostFieldEqualToAuthorityIsKeptOnceFirst) {
   EXPECT_EQ(r->head.headers.begin()->value, "example.test");
 }
 
+TEST_F(H2ServerTest, HostGoesFirstAndTheOtherFieldsKeepTheirOrder) {
+  start();
+  const auto id = client.request(with(with(with(get(), "x-a", "1"), "x-b", "2"), "x-c", "3"));
+  pump();
+  auto* r = server->request(id);
+  ASSERT_NE(r, nullptr);
+  std::vector<std::string> names;
+  for (const auto& f : r->head.headers) names.push_back(f.name);
+  EXPECT_EQ(names, (std::vector<std::string>{"host", "x-a", "x-b", "x-c"}));
+}
+
+// A head the caller moved out and gave back serves a later stream: nothing of the first request
+// may show in the second (a recycled list must never leak one client's fields into another
+// request), and what the codec keeps is counted in memory() and dropped on demand.
+TEST_F(H2ServerTest, RecycledHeadCarriesNothingOfTheFirstRequest) {
+  start();
+  const auto first = client.request(with(with(get("/first"), "authorization", "Bearer secret-of-stream-one"),
+                                         "x-first-only", std::string(200, 'a')));
+  pump();
+  auto* r1 = server->request(first);
+  ASSERT_NE(r1, nullptr);
+  MessageHead taken = std::move(r1->head);
+  ASSERT_EQ(taken.headers.size(), 3u);
+  respond(first, 200, "ok");
+  pump();
+  const std::size_t before = server->memory();
+  server->recycle(std::move(taken));
+  const std::size_t with_spare = server->memory();
+  EXPECT_GT(with_spare, before);  // the spare head is counted
+
+  const auto second = client.request(with(get("/second"), "x-b", "2"));
+  pump();
+  auto* r2 = server->request(second);
+  ASSERT_NE(r2, nullptr);
+  EXPECT_EQ(r2->head.method, "GET");
+  EXPECT_EQ(r2->head.target, "/second");
+  ASSERT_EQ(r2->head.headers.size(), 2u);
+  EXPECT_EQ(r2->head.headers.begin()->name, "host");
+  EXPECT_EQ(*r2->head.headers.find("x-b"), "2");
+  EXPECT_EQ(r2->head.headers.find("authorization"), nullptr);
+  EXPECT_EQ(r2->head.headers.find("x-first-only"), nullptr);
+  EXPECT_FALSE(r2->head.content_length);
+}
+
+TEST_F(H2ServerTest, LargeRecycledHeadsAreNotKeptAndSparesCanBeDropped) {
+  start();
+  pump();
+  const std::size_t base = server->memory();
+  MessageHead big;
+  big.headers.add("x-big", std::string(H2ServerSession::kSpareHeadBytes, 'b'));
+  server->recycle(std::move(big));
+  EXPECT_EQ(server->memory(), base);  // over kSpareHeadBytes: freed, not kept
+
+  MessageHead small;
+  small.method = "GET";
+  small.headers.add("x-small", "1");
+  server->recycle(std::move(small));
+  EXPECT_GT(server->memory(), base);
+  server->drop_spare_heads();
+  EXPECT_EQ(server->memory(), base);
+}
+
+TEST_F(H2ServerTest, SpareHeadsAreBoundedByTheStreamLimit) {
+  opts.http2.max_concurrent_streams = 4;
+  start();
+  pump();
+  const std::size_t base = server->memory();
+  std::size_t after_four = 0;
+  for (int i = 0; i < 10; ++i) {
+    MessageHead h;
+    h.headers.add("x-n", std::to_string(i));
+    server->recycle(std::move(h));
+    if (i == 3) after_four = server->memory();
+  }
+  EXPECT_GT(after_four, base);
+  EXPECT_EQ(server->memory(), after_four);  // the fifth and later were not kept
+}
+
 TEST_F(H2ServerTest, HostWithoutAuthorityIsTheHost) {
   start();
   const auto id =

@@ -58,7 +58,8 @@ struct H2Request {
   std::int32_t id = 0;
   /// method (:method), target (:path), version 2.0, headers: the regular fields in order with a
   /// `host` field first (from :authority when the client sent no host field), content_length from
-  /// content-length; chunked always false; keep_alive true.
+  /// content-length; chunked always false; keep_alive true. The codec no longer reads it once
+  /// Request was reported: the caller may move it out (the proxy does, instead of copying).
   MessageHead head;
   std::string scheme;            // :scheme
   std::string body;              // received body bytes not yet taken by the caller (take_body)
@@ -119,6 +120,16 @@ class H2ServerSession {
   /// Submits the response head: `status`, then `headers` (names lower-cased here; hop-by-hop and
   /// connection-specific fields dropped). `end_stream`: no body follows.
   void submit_response(std::int32_t stream, int status, const HeaderList& headers, bool end_stream);
+  /// Gives back a head moved out of request(): a later stream's head is decoded into its strings,
+  /// so a connection at 100 streams does not allocate every field of every request anew. Kept
+  /// only while small (kSpareHeadBytes) and up to max_concurrent_streams of them, counted in
+  /// memory(); drop_spare_heads() frees them (an idle connection).
+  void recycle(MessageHead&& head);
+  void drop_spare_heads() noexcept;
+  static constexpr std::size_t kSpareHeadBytes = 4096;
+  /// The same from references (nghttp2 copies what it keeps before this returns).
+  void submit_response_refs(std::int32_t stream, int status, const std::vector<FieldRef>& headers,
+                            bool end_stream);
   /// Queues response body bytes (sent as the client's flow-control windows allow).
   void send_data(std::int32_t stream, std::string_view bytes);
   /// Ends the response body; with trailers when `trailers` is not null and not empty.

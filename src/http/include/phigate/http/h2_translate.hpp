@@ -49,6 +49,8 @@ bool request_trailer_allowed(std::string_view name) noexcept;
 /// Adds raw "Name: value\r\n" lines (the proxy's preformatted extra fields: HSTS, an affinity
 /// Set-Cookie) to `out` as fields.
 void add_raw_fields(HeaderList& out, std::string_view raw);
+/// The same, as references into `raw` (valid while `raw` is).
+void add_raw_fields(std::vector<FieldRef>& out, std::string_view raw);
 
 /// Reads one HTTP/1.1 response from an upstream for an HTTP/2 client: 1xx dropped (bounded),
 /// no body after HEAD or for 204/304, body bytes decoded from their framing, chunked trailers kept.
@@ -80,6 +82,8 @@ class H1ResponseReader {
   /// (Connection and what it names, Keep-Alive, Proxy-Connection, Transfer-Encoding, Upgrade, TE,
   /// Trailer) removed; Content-Length kept only for a body framed by it.
   void h2_fields(HeaderList& out) const;
+  /// The same fields as references into head() (valid while this reader is and feeds no more).
+  void h2_fields(std::vector<FieldRef>& out) const;
   /// The response has no body at all (HEAD, 204, 304, or Content-Length: 0 with the message done).
   bool bodyless() const noexcept;
   /// Chunked trailers (valid after Complete), as HTTP/2 trailers may carry them.

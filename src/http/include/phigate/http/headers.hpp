@@ -14,6 +14,13 @@ struct Header {
   std::string value;
 };
 
+/// A field by reference (into a HeaderList, a parser's head or preformatted lines): for handing
+/// fields on without copying them (the HTTP/2 response head, docs/perf-h2-many-streams.md round 4).
+struct FieldRef {
+  std::string_view name;
+  std::string_view value;
+};
+
 /// ASCII case-insensitive equality (header names, tokens): core's, under its old name here.
 using core::iequals;
 
@@ -26,6 +33,10 @@ class HeaderList {
 
   /// Appends a field; the returned reference is valid until the next add/remove/clear.
   Header& add(std::string_view name, std::string_view value);
+  /// Inserts a field before all others; the returned reference is valid until the list changes.
+  Header& add_front(std::string_view name, std::string_view value);
+  /// Bytes the list holds, spare fields and string capacity included (bounds on recycled lists).
+  std::size_t storage_bytes() const noexcept;
   /// Value of the first field named `name`, or nullptr. Valid until the list changes.
   const std::string* find(std::string_view name) const noexcept;
   std::size_t count(std::string_view name) const noexcept;
@@ -54,6 +65,7 @@ class HeaderList {
   Header& back() noexcept { return fields_[size_ - 1]; }
 
  private:
+  static constexpr std::size_t kInitialFields = 16;
   std::vector<Header> fields_;  // [0, size_) are live; the rest keep their string capacity
   std::size_t size_ = 0;
 };
