@@ -129,11 +129,11 @@ struct H2ServerSession::Impl {
   std::string pending;              // bytes nghttp2 framed that did not fit the caller's `max`
   std::size_t pending_off = 0;
   std::string_view close_reason;
-  // submit_response()'s cleaned fields and nv array, reused (nghttp2 copies them): no allocation
-  // per response once they have grown to the usual header set.
-  HeaderList scratch_fields;
+  // submit_response()'s nv array and name bytes, reused (nghttp2 copies them): no allocation per
+  // response once they have grown to the usual header set.
   std::vector<nghttp2_nv> scratch_nva;
-  std::string scratch_name;
+  std::string scratch_names;             // submit_response(): the lower-cased names the nv entries point into
+  std::string scratch_name;              // clean_fields()
   std::vector<MessageHead> spare_heads;  // recycle(): cleared heads whose strings keep their capacity
   std::size_t spare_bytes = 0;           // their storage, counted in memory()
   bool failed = false;                   // connection error: GOAWAY queued, nothing more is read
@@ -649,7 +649,7 @@ struct H2ServerSession::Impl {
     return static_cast<ssize_t>(n);
   }
 
-  static nghttp2_nv nv(const std::string& name, const std::string& value) {
+  static nghttp2_nv nv(std::string_view name, std::string_view value) {
     return nghttp2_nv{reinterpret_cast<std::uint8_t*>(const_cast<char*>(name.data())),
                       reinterpret_cast<std::uint8_t*>(const_cast<char*>(value.data())), name.size(),
                       value.size(), NGHTTP2_NV_FLAG_NONE};
@@ -678,16 +678,36 @@ struct H2ServerSession::Impl {
   void submit_response(std::int32_t stream, int status, const Fields& headers, bool end_stream) {
     auto* s = find(stream);
     if (s == nullptr || !s->reported || s->rejected || s->response_started || failed) return;
-    HeaderList& fields = scratch_fields;
-    fields.clear();
-    clean_fields(headers, fields, scratch_name);
-    const std::string status_name = ":status";
-    const std::string code = std::to_string(status);
+    // clean_fields' rules, without copying the fields: lower-cased names go back to back into
+    // scratch_names (reserved first, so the nv entries pointing into it stay valid), values are
+    // referenced where they are; nghttp2 copies both before nghttp2_submit_response returns.
+    std::string& names = scratch_names;
+    names.clear();
+    std::size_t name_bytes = 0;
+    for (const auto& f : headers) name_bytes += f.name.size();
+    names.reserve(name_bytes);
+    char code[8];
+    const auto code_end = std::to_chars(code, code + sizeof code, status).ptr;
     std::vector<nghttp2_nv>& nva = scratch_nva;
     nva.clear();
-    nva.reserve(fields.size() + 1);
-    nva.push_back(nv(status_name, code));
-    for (const auto& f : fields) nva.push_back(nv(f.name, f.value));
+    nva.reserve(headers.size() + 1);
+    nva.push_back(nv(":status", std::string_view(code, static_cast<std::size_t>(code_end - code))));
+    for (const auto& f : headers) {
+      const std::size_t at = names.size();
+      for (const char c : std::string_view(f.name)) {
+        names.push_back(c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c);
+      }
+      const std::string_view name(names.data() + at, names.size() - at);
+      const std::string_view value(f.value);
+      if (name.empty() || name[0] == ':' || connection_specific(name) ||
+          nghttp2_check_header_name(reinterpret_cast<const std::uint8_t*>(name.data()), name.size()) == 0 ||
+          nghttp2_check_header_value(reinterpret_cast<const std::uint8_t*>(value.data()), value.size()) ==
+              0) {
+        names.resize(at);
+        continue;
+      }
+      nva.push_back(nv(name, value));
+    }
     nghttp2_data_provider provider{};
     provider.read_callback = [](nghttp2_session*, std::int32_t id, std::uint8_t* buf, std::size_t length,
                                 std::uint32_t* flags, nghttp2_data_source*,
