@@ -817,6 +817,11 @@ net::awaitable<void> H2Stream::flush() {
   // the high-water mark): without a deadline here, a client that never opens its window would
   // keep the stream, its buffers and the connection for ever (review finding 1).
   if (reset_ || closed_ || c_.dead_ || c_.codec_.queued(id_) == 0) co_return;
+  // The writer was woken when the response was queued and runs before a handler posted now: one
+  // yield usually finds the bytes taken, without a timer and a deadline per stream (most of a
+  // one-stream connection's flush cost, docs/perf-h2-many-streams.md round 4).
+  co_await net::asio::post(c_.worker_.io(), net::asio::use_awaitable);
+  if (reset_ || closed_ || c_.dead_ || c_.codec_.queued(id_) == 0) co_return;
   auto err = co_await wait_queued(0);
   if (err && err->kind == ErrorKind::ClientTimeout && facts_.outcome == Outcome::Proxied) {
     facts_.outcome = Outcome::ClientTimeout;
