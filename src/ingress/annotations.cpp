@@ -507,6 +507,58 @@ const Known* find_known(std::string_view name) {
   return it != std::end(kKnown) && it->name == name ? it : nullptr;
 }
 
+// ingress-nginx features phigate does not have, whose absence changes who can reach what or where
+// traffic goes: served without them, clients over a rate or connection limit would get through,
+// requests a WAF would block would reach the backend, TLS meant for the backend would end here, a
+// canary would take (all of) its main Ingress's traffic. The rule: an unsupported setting that
+// changes who can reach what fails closed; it is never silently ignored. So each of these is an
+// error unless its value is exactly the one that turns it off (ingress-nginx: "0" = no limit,
+// "false"), which only warns that it has no effect. An explicit list, not a pattern: names that
+// only shape traffic (timeouts, CORS, rewrites) stay warnings.
+struct Refused {
+  std::string_view name;
+  std::string_view off;  // the value that asks for nothing: a warning
+  bool boolean;          // "true"/"false" only: another value is invalid (an error too)
+  bool limit;            // a rate or connection limit (limit-burst-multiplier scales these)
+  std::string_view why;  // the error for any other value, after `<key>="<value>": `
+};
+
+constexpr std::string_view kRateLimit = "rate limits are not enforced by phigate: the Ingress fails closed";
+constexpr std::string_view kNoWaf =
+    "phigate has no web application firewall (ModSecurity): the Ingress must not be served as if it "
+    "were protected, so it fails closed";
+
+// Sorted by name (binary search; checked below).
+constexpr Refused kRefused[] = {
+    {"canary", "false", true, false,
+     "canary Ingresses are not supported by phigate: this Ingress is not served (it takes no traffic, "
+     "and the Ingress with the same host and path serves as if it did not exist)"},
+    {"enable-modsecurity", "false", true, false, kNoWaf},
+    {"enable-owasp-core-rules", "false", true, false, kNoWaf},
+    {"global-rate-limit", "0", false, true, kRateLimit},
+    {"global-rate-limit-ignored-cidrs", "0", false, true, kRateLimit},
+    {"global-rate-limit-key", "0", false, true, kRateLimit},
+    {"global-rate-limit-window", "0", false, true, kRateLimit},
+    {"limit-connections", "0", false, true,
+     "connection limits are not enforced by phigate: the Ingress fails closed"},
+    {"limit-rate", "0", false, true,
+     "response bandwidth limits are not enforced by phigate: the Ingress fails closed"},
+    {"limit-rate-after", "0", false, true,
+     "response bandwidth limits are not enforced by phigate: the Ingress fails closed"},
+    {"limit-rpm", "0", false, true, kRateLimit},
+    {"limit-rps", "0", false, true, kRateLimit},
+    {"ssl-passthrough", "false", true, false,
+     "TLS passthrough is not supported (phigate terminates TLS): the Ingress fails closed"},
+};
+static_assert(std::is_sorted(std::begin(kRefused), std::end(kRefused),
+                             [](const Refused& a, const Refused& b) { return a.name < b.name; }));
+
+const Refused* find_refused(std::string_view name) {
+  const auto* it = std::lower_bound(std::begin(kRefused), std::end(kRefused), name,
+                                    [](const Refused& r, std::string_view n) { return r.name < n; });
+  return it != std::end(kRefused) && it->name == name ? it : nullptr;
+}
+
 void dedupe_in_order(std::vector<std::string>& v) {
   std::vector<std::string> out;
   for (auto& s : v) {
@@ -564,6 +616,12 @@ bool is_misprefixed_access_control(std::string_view key) {
 
 }  // namespace
 
+bool is_canary(const std::map<std::string, std::string>& annotations) {
+  auto it = annotations.find(std::string(kPhigatePrefix) + "canary");
+  if (it == annotations.end()) it = annotations.find(std::string(kNginxPrefix) + "canary");
+  return it != annotations.end() && it->second != "false";
+}
+
 ParsedAnnotations parse_annotations(const std::map<std::string, std::string>& annotations,
                                     std::string_view ns) {
   ParsedAnnotations out;
@@ -600,6 +658,8 @@ ParsedAnnotations parse_annotations(const std::map<std::string, std::string>& an
     if (!inserted && phigate) it->second = &kv;
   }
 
+  out.canary = is_canary(annotations);
+  bool limit_refused = false;  // a rate or connection limit is an error (the Ingress fails closed)
   for (const auto& [name, kv] : effective) {
     if (const Known* k = find_known(name)) {
       if (auto message = k->parse(kv->second, c); !message.empty()) {
@@ -608,6 +668,28 @@ ParsedAnnotations parse_annotations(const std::map<std::string, std::string>& an
         // Accepted (ingress-nginx manifests carry it) but said out loud: its owner may rely on it.
         out.not_enforced.push_back({kv->first, k->not_enforced});
       }
+    } else if (const Refused* r = find_refused(name)) {
+      const std::string_view v = kv->second;
+      if (v == r->off) {
+        problem(config::Severity::Warning, kv->first, kv->second,
+                quote_value(r->off) + " turns it off: no effect");
+      } else if (r->boolean && v != "true") {
+        problem(config::Severity::Error, kv->first, kv->second,
+                name == "canary"
+                    ? "expected \"true\" or \"false\"; read as a canary (ingress-nginx also reads "
+                      "\"True\", \"1\", \"t\" and others as true): this Ingress is not served"
+                    : "expected \"true\" or \"false\"");
+      } else {
+        out.problems.push_back(
+            {config::Severity::Error, kv->first, quote_value(kv->second),
+             loggable_key(kv->first) + "=" + quote_value(kv->second) + ": " + std::string(r->why), true});
+        limit_refused = limit_refused || r->limit;
+      }
+    } else if (name == "limit-burst-multiplier" || name.rfind("canary-", 0) == 0) {
+      continue;  // they only modify a refused feature: below
+    } else if (name == "modsecurity-transaction-id") {
+      problem(config::Severity::Warning, kv->first, kv->second,
+              "has no effect: phigate has no web application firewall (ModSecurity)");
     } else if (is_access_control(name)) {
       problem(
           config::Severity::Error, kv->first, kv->second,
@@ -643,6 +725,21 @@ ParsedAnnotations parse_annotations(const std::map<std::string, std::string>& an
       problem(config::Severity::Warning, kv->first, kv->second, "has no effect without affinity: cookie");
     }
   }
+  // limit-burst-multiplier only scales limit-rps/limit-rpm: next to a refused limit it adds nothing
+  // to that error; without one it does nothing (as in ingress-nginx). canary-* only tune a canary:
+  // without `canary: "true"` they do nothing; with it, the Ingress is not served at all.
+  if (const auto* kv = key_of("limit-burst-multiplier"); kv != nullptr && !limit_refused) {
+    problem(config::Severity::Warning, kv->first, kv->second,
+            "has no effect: no rate limit is set (and phigate enforces none)");
+  }
+  if (!out.canary) {
+    for (const auto& [name, kv] : effective) {
+      if (name.rfind("canary-", 0) == 0) {
+        problem(config::Severity::Warning, kv->first, kv->second,
+                "has no effect: the Ingress is not a canary (canary is not \"true\")");
+      }
+    }
+  }
   // proxy-ssl-* shape the TLS connection to an HTTPS backend; over plain HTTP they do nothing,
   // and their owner may believe the backend traffic is encrypted: said out loud.
   if (p.backend_protocol != config::BackendProtocol::Https &&
@@ -664,7 +761,8 @@ ParsedAnnotations parse_annotations(const std::map<std::string, std::string>& an
                    [](const AnnotationProblem& a, const AnnotationProblem& b) { return a.key < b.key; });
   for (const auto& pr : out.problems) {
     if (pr.severity == config::Severity::Error) {
-      out.fail_closed = "invalid annotation " + loggable_key(pr.key) + "=" + pr.value;
+      out.fail_closed = (pr.unsupported ? "unsupported annotation " : "invalid annotation ") +
+                        loggable_key(pr.key) + "=" + pr.value;
       break;
     }
   }

@@ -241,10 +241,12 @@ class Translator {
       const Ingress* kept = ingresses.at(i.meta.key());
       if (kept == &i) {
         ingresses_.push_back(&i);
-      } else if (kept->meta.annotations != i.meta.annotations) {
+      } else if (kept->meta.annotations != i.meta.annotations &&
+                 !(is_canary(kept->meta.annotations) && is_canary(i.meta.annotations))) {
         // Two definitions of one Ingress that disagree on its policy: keeping the first would
         // silently drop the other's (say, its auth-tls or source ranges). Which one was meant
-        // is unknowable, so the Ingress fails closed until one is removed.
+        // is unknowable, so the Ingress fails closed until one is removed. (Two canaries are
+        // not served either way: nothing to choose between.)
         diag_.error(i.origin.where(), i.meta.annotations_line, "metadata.annotations",
                     "duplicate Ingress (first defined in " + kept->origin.where() +
                         ") with other annotations: the Ingress fails closed (503) until one is removed",
@@ -470,11 +472,30 @@ class Translator {
     if (ambiguous_.count(key) != 0) fail_with("duplicate definitions with other annotations");
 
     auto parsed = parse_annotations(ing.meta.annotations, ing.meta.ns);
+    const auto error_text = [](const AnnotationProblem& pr) {
+      return pr.unsupported ? pr.message : "invalid value " + pr.value + ": " + pr.message;
+    };
+    // An ingress-nginx canary takes a share of the traffic of the Ingress with the same host and
+    // path. phigate has none: emitted like any Ingress it would conflict with that one and, when
+    // older, take all of its traffic (a test version receiving every request); failed closed, it
+    // would make that host and path answer 503. So nothing of it is emitted (no route, default
+    // backend, host or certificate claim) and its one error says why. Unless it is defined twice
+    // with other annotations, one of them not a canary: then which is meant is unknowable and it
+    // fails closed below.
+    if (parsed.canary && ambiguous_.count(key) == 0) {
+      ++out_.stats.failed_closed;
+      const auto canary_key = annotation_key(ing, "canary");
+      for (const auto& pr : parsed.problems) {
+        if (pr.key != canary_key) continue;
+        diag_.error(where, ing.meta.annotations_line, "metadata.annotations." + pr.key, error_text(pr),
+                    resource);
+      }
+      return;
+    }
     for (const auto& pr : parsed.problems) {
       const auto field = "metadata.annotations." + pr.key;
       if (pr.severity == config::Severity::Error) {
-        diag_.error(where, ing.meta.annotations_line, field, "invalid value " + pr.value + ": " + pr.message,
-                    resource);
+        diag_.error(where, ing.meta.annotations_line, field, error_text(pr), resource);
       } else {
         diag_.warning(where, ing.meta.annotations_line, field, pr.message, resource);
       }

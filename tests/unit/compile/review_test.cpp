@@ -226,5 +226,42 @@ TEST(Review, ControlBytesInAnnotation_EscapedInTheMessage) {
   for (const auto& e : r.errors) EXPECT_EQ(e.find_first_of("\r\n"), std::string::npos) << e;
 }
 
+TEST(Review, Canary_RefusedNamingTheAnnotationWithoutAConflict) {
+  // Older than the Ingress it would split traffic with: without the canary rule it would take all.
+  const std::string annotation = "\"" + kNginx + "canary\":\"true\",\"" + kNginx + "canary-weight\":\"10\"";
+  const auto r = review_ingress(
+      {}, cluster(), ingress_json("canary", "taken.example", annotation, "phigate", "2020-01-01T00:00:00Z"));
+  EXPECT_TRUE(r.ours);
+  EXPECT_FALSE(r.allowed);
+  ASSERT_EQ(r.errors.size(), 1u);
+  EXPECT_NE(r.errors[0].find("metadata.annotations." + kNginx + "canary: " + kNginx +
+                             "canary=\"true\": canary Ingresses are not supported"),
+            std::string::npos)
+      << r.errors[0];
+  EXPECT_FALSE(any_contains(r.warnings, "conflict:"));
+}
+
+TEST(Review, MainIngressNextToACanary_AllowedWithoutConflict) {
+  auto current = cluster();
+  ingress::load_json(ingress_json("canary", "main.example", "\"" + kNginx + "canary\":\"true\"", "phigate",
+                                  "2020-01-01T00:00:00Z"),
+                     "kubernetes:Ingress default/canary", current);
+  const auto r = review_ingress({}, current, ingress_json("main", "main.example"));
+  EXPECT_TRUE(r.allowed);
+  EXPECT_TRUE(r.errors.empty()) << r.errors.front();
+  EXPECT_TRUE(r.warnings.empty()) << r.warnings.front();
+}
+
+TEST(Review, RateLimit_Refused) {
+  const auto r = review_ingress({}, cluster(),
+                                ingress_json("limited", "l.example", "\"" + kNginx + "limit-rps\":\"5\""));
+  EXPECT_FALSE(r.allowed);
+  EXPECT_TRUE(any_contains(r.errors, kNginx + "limit-rps=\"5\": rate limits are not enforced by phigate"));
+  const auto zero = review_ingress(
+      {}, cluster(), ingress_json("unlimited", "u.example", "\"" + kNginx + "limit-rps\":\"0\""));
+  EXPECT_TRUE(zero.allowed);
+  EXPECT_TRUE(any_contains(zero.warnings, "no effect"));
+}
+
 }  // namespace
 }  // namespace phigate::compile

@@ -492,5 +492,154 @@ TEST(IngressAnnotations, BackendProtocol_RefusesAjpFcgiAutoHttpSayingWhatIsSuppo
     EXPECT_FALSE(r.fail_closed.empty()) << v;
   }
 }
+
+// Features phigate does not have whose absence changes who can reach what or where traffic goes:
+// an error (the Ingress fails closed) unless the value turns them off, never a silent warning.
+TEST(IngressAnnotationsRefused, LimitsFailClosedUnlessZeroUnderBothPrefixes) {
+  for (const char* name :
+       {"limit-rps", "limit-rpm", "limit-connections", "limit-rate", "limit-rate-after", "global-rate-limit",
+        "global-rate-limit-window", "global-rate-limit-key", "global-rate-limit-ignored-cidrs"}) {
+    for (const auto& prefix : {kN, kP}) {
+      const auto key = prefix + name;
+      for (const char* value : {"10", "1m", "$remote_addr", "10.0.0.0/8", "00", " 0", ""}) {
+        const auto r = parse({{key, value}});
+        ASSERT_EQ(errors(r), 1u) << key << "=" << value;
+        EXPECT_TRUE(r.problems[0].unsupported) << key;
+        EXPECT_EQ(r.problems[0].message.rfind(key + "=" + quote_value(value) + ": ", 0), 0u)
+            << r.problems[0].message;
+        EXPECT_NE(r.problems[0].message.find("not enforced by phigate: the Ingress fails closed"),
+                  std::string::npos)
+            << r.problems[0].message;
+        EXPECT_EQ(r.fail_closed, "unsupported annotation " + key + "=" + quote_value(value));
+      }
+      // ingress-nginx: 0 is no limit. Nothing to enforce: said, not refused.
+      const auto off = parse({{key, "0"}});
+      ASSERT_EQ(off.problems.size(), 1u) << key;
+      EXPECT_EQ(off.problems[0].severity, config::Severity::Warning) << key;
+      EXPECT_NE(off.problems[0].message.find("no effect"), std::string::npos) << off.problems[0].message;
+      EXPECT_TRUE(off.fail_closed.empty()) << key;
+    }
+  }
+  const auto r = parse({{kN + "limit-rps", "10"}});
+  EXPECT_EQ(r.problems.at(0).message,
+            "nginx.ingress.kubernetes.io/limit-rps=\"10\": rate limits are not enforced by phigate: the "
+            "Ingress fails closed");
+}
+
+TEST(IngressAnnotationsRefused, BurstMultiplierWarnsAloneAndAddsNothingToARefusedLimit) {
+  for (const auto& prefix : {kN, kP}) {
+    const auto alone = parse({{prefix + "limit-burst-multiplier", "5"}});
+    ASSERT_EQ(alone.problems.size(), 1u);
+    EXPECT_EQ(alone.problems[0].severity, config::Severity::Warning);
+    EXPECT_NE(alone.problems[0].message.find("no effect"), std::string::npos);
+    EXPECT_TRUE(alone.fail_closed.empty());
+
+    const auto with = parse({{prefix + "limit-burst-multiplier", "5"}, {prefix + "limit-rpm", "600"}});
+    ASSERT_EQ(with.problems.size(), 1u);  // the limit's error only
+    EXPECT_EQ(with.problems[0].key, prefix + "limit-rpm");
+    EXPECT_EQ(with.problems[0].severity, config::Severity::Error);
+  }
+  // Next to a limit of 0 (no limit) it does nothing either: both say so.
+  const auto zero = parse({{kN + "limit-burst-multiplier", "5"}, {kN + "limit-rps", "0"}});
+  EXPECT_EQ(zero.problems.size(), 2u);
+  EXPECT_EQ(errors(zero), 0u);
+}
+
+TEST(IngressAnnotationsRefused, WafTrueFailsClosedFalseWarnsOtherValuesInvalid) {
+  for (const char* name : {"enable-modsecurity", "enable-owasp-core-rules"}) {
+    for (const auto& prefix : {kN, kP}) {
+      const auto key = prefix + name;
+      const auto on = parse({{key, "true"}});
+      ASSERT_EQ(errors(on), 1u) << key;
+      EXPECT_TRUE(on.problems[0].unsupported);
+      EXPECT_EQ(on.problems[0].message.rfind(key + "=\"true\": phigate has no web application firewall", 0),
+                0u)
+          << on.problems[0].message;
+      EXPECT_EQ(on.fail_closed, "unsupported annotation " + key + "=\"true\"");
+
+      const auto off = parse({{key, "false"}});
+      ASSERT_EQ(off.problems.size(), 1u) << key;
+      EXPECT_EQ(off.problems[0].severity, config::Severity::Warning);
+      EXPECT_TRUE(off.fail_closed.empty());
+
+      for (const char* bad : {"True", "on", "1", ""}) {
+        const auto r = parse({{key, bad}});
+        ASSERT_EQ(errors(r), 1u) << key << "=" << bad;
+        EXPECT_FALSE(r.problems[0].unsupported);
+        EXPECT_EQ(r.fail_closed, "invalid annotation " + key + "=" + quote_value(bad));
+      }
+    }
+  }
+  // Without a WAF a transaction id names nothing: a warning.
+  const auto id = parse({{kN + "modsecurity-transaction-id", "$request_id"}});
+  ASSERT_EQ(id.problems.size(), 1u);
+  EXPECT_EQ(id.problems[0].severity, config::Severity::Warning);
+  EXPECT_NE(id.problems[0].message.find("web application firewall"), std::string::npos);
+}
+
+TEST(IngressAnnotationsRefused, SslPassthroughTrueFailsClosedFalseWarns) {
+  for (const auto& prefix : {kN, kP}) {
+    const auto key = prefix + "ssl-passthrough";
+    const auto on = parse({{key, "true"}});
+    ASSERT_EQ(errors(on), 1u);
+    EXPECT_EQ(on.problems[0].message,
+              key +
+                  "=\"true\": TLS passthrough is not supported (phigate terminates TLS): the Ingress fails "
+                  "closed");
+    EXPECT_FALSE(on.fail_closed.empty());
+    const auto off = parse({{key, "false"}});
+    ASSERT_EQ(off.problems.size(), 1u);
+    EXPECT_EQ(off.problems[0].severity, config::Severity::Warning);
+    EXPECT_TRUE(off.fail_closed.empty());
+    EXPECT_EQ(errors(parse({{key, "yes"}})), 1u);
+  }
+}
+
+TEST(IngressAnnotationsRefused, CanaryTrueIsACanaryErrorFalseIsAnOrdinaryIngress) {
+  for (const auto& prefix : {kN, kP}) {
+    const auto key = prefix + "canary";
+    const auto on = parse({{key, "true"}, {prefix + "canary-weight", "10"}});
+    EXPECT_TRUE(on.canary);
+    ASSERT_EQ(on.problems.size(), 1u);  // canary-weight adds nothing: the Ingress is not served
+    EXPECT_EQ(on.problems[0].severity, config::Severity::Error);
+    EXPECT_EQ(on.problems[0].key, key);
+    EXPECT_EQ(on.problems[0].message.rfind(key + "=\"true\": canary Ingresses are not supported", 0), 0u)
+        << on.problems[0].message;
+
+    const auto off = parse({{key, "false"}, {prefix + "canary-by-header", "X-Canary"}});
+    EXPECT_FALSE(off.canary);
+    ASSERT_EQ(off.problems.size(), 2u);
+    for (const auto& pr : off.problems) EXPECT_EQ(pr.severity, config::Severity::Warning) << pr.key;
+    EXPECT_TRUE(off.fail_closed.empty());
+
+    // A value ingress-nginx may read as true ("True", "1") is not served either: an error.
+    for (const char* v : {"True", "1", "yes"}) {
+      const auto r = parse({{key, v}});
+      EXPECT_TRUE(r.canary) << v;
+      ASSERT_EQ(errors(r), 1u) << v;
+      EXPECT_NE(r.problems[0].message.find("not served"), std::string::npos) << r.problems[0].message;
+    }
+  }
+  // canary-* without canary: nothing to tune.
+  const auto lone = parse({{kN + "canary-weight", "50"}});
+  EXPECT_FALSE(lone.canary);
+  ASSERT_EQ(lone.problems.size(), 1u);
+  EXPECT_EQ(lone.problems[0].severity, config::Severity::Warning);
+  EXPECT_NE(lone.problems[0].message.find("no effect"), std::string::npos);
+  // phigate.io/ wins: a canary under one prefix switched off under the other is not a canary.
+  EXPECT_FALSE(parse({{kN + "canary", "true"}, {kP + "canary", "false"}}).canary);
+  EXPECT_TRUE(parse({{kN + "canary", "false"}, {kP + "canary", "true"}}).canary);
+  EXPECT_FALSE(is_canary({}));
+}
+
+TEST(IngressAnnotationsRefused, OtherUnknownNamesStayWarnings) {
+  for (const char* name :
+       {"rewrite-target", "enable-cors", "use-regex", "limit-whatever", "proxy-buffering"}) {
+    const auto r = parse({{kN + name, "true"}});
+    ASSERT_EQ(r.problems.size(), 1u) << name;
+    EXPECT_EQ(r.problems[0].severity, config::Severity::Warning) << name;
+    EXPECT_EQ(r.problems[0].message, "unknown or unsupported annotation: ignored") << name;
+  }
+}
 }  // namespace
 }  // namespace phigate::ingress

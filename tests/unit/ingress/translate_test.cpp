@@ -1050,5 +1050,106 @@ TEST_F(Translate, EndpointSlice_TerminatingButServingEndpointsAreListedApart) {
   EXPECT_EQ(p.terminating_backends, std::vector<std::string>{"10.0.0.2:8080"});
 }
 
+// ingress-nginx canary: a second Ingress for the same host and path taking a share of the main
+// one's traffic. phigate has none; the canary must take no traffic and must not make the main
+// Ingress answer 503, whichever of the two is older.
+TEST_F(Translate, Canary_NeverServedMainIngressServesAsIfItDidNotExist) {
+  add_web_service();
+  res_.services.push_back(service("web-v2", {{"http", 80, "8080"}}));
+  res_.endpoint_slices.push_back(
+      slice("web-v2-1", "web-v2", "IPv4", {{"http", 8080}}, {{{"10.0.0.2"}, true}}));
+  res_.secrets.push_back(tls_secret("canary-tls"));
+  for (const std::int64_t canary_created : {0, 2}) {  // older than the main Ingress, then newer
+    for (const auto& prefix : {kN, std::string("phigate.io/")}) {
+      auto main = ingress("main", 1, {{"app.example", {path("/", PathType::Prefix, "web", 80)}, 1}});
+      auto canary = ingress("canary", canary_created,
+                            {{"app.example", {path("/", PathType::Prefix, "web-v2", 80)}, 1},
+                             {"only-canary.example", {path("/", PathType::Prefix, "web-v2", 80)}, 2}});
+      canary.meta.annotations = {{prefix + "canary", "true"}, {prefix + "canary-weight", "100"}};
+      canary.default_backend = IngressBackend{ServiceBackend{"web-v2", 80, ""}, 5};
+      canary.tls = {{{"app.example"}, "canary-tls", 6}};
+      res_.ingresses = {canary, main};
+      const auto t = run();
+      const std::string what = prefix + " canary created at " + std::to_string(canary_created);
+      ASSERT_EQ(t.routes.size(), 1u) << what;
+      EXPECT_EQ(t.routes[0].host, "app.example");
+      ASSERT_EQ(t.routes[0].paths.size(), 1u);
+      const auto& p = t.routes[0].paths[0];
+      EXPECT_EQ(p.backends, std::vector<std::string>{"10.0.0.1:8080"}) << what;  // the main's Service
+      ASSERT_TRUE(p.policy);
+      EXPECT_EQ(p.policy->resource, "Ingress default/main");
+      EXPECT_TRUE(p.policy->fail_closed.empty()) << what;  // no 503
+      EXPECT_FALSE(t.default_backend) << what;
+      EXPECT_TRUE(t.certificates.empty()) << what;
+      EXPECT_EQ(t.stats.conflicts, 0u) << what;
+      EXPECT_EQ(t.stats.failed_closed, 1u) << what;
+      // One error, naming the canary Ingress and its annotation; nothing about the main one.
+      ASSERT_EQ(diag_.error_count(), 1u) << diag_.to_string();
+      const auto* d = find("canary Ingresses are not supported");
+      ASSERT_NE(d, nullptr) << diag_.to_string();
+      EXPECT_EQ(d->severity, config::Severity::Error);
+      EXPECT_EQ(d->resource, "Ingress default/canary");
+      EXPECT_EQ(d->field, "metadata.annotations." + prefix + "canary");
+      EXPECT_EQ(d->message.rfind(prefix + "canary=\"true\": ", 0), 0u) << d->message;
+      for (const auto& e : diag_.entries()) EXPECT_NE(e.resource, "Ingress default/main") << e.to_string();
+    }
+  }
+}
+
+TEST_F(Translate, CanaryFalse_IsAnOrdinaryIngressWithAWarning) {
+  add_web_service();
+  auto ing = ingress("a", 1, {{"a.example", {path("/", PathType::Prefix, "web", 80)}, 1}});
+  ing.meta.annotations = {{kN + "canary", "false"}};
+  res_.ingresses.push_back(ing);
+  const auto t = run();
+  EXPECT_FALSE(diag_.has_errors()) << diag_.to_string();
+  ASSERT_EQ(t.routes.size(), 1u);
+  EXPECT_TRUE(t.routes[0].paths.at(0).policy->fail_closed.empty());
+  const auto* d = find("no effect");
+  ASSERT_NE(d, nullptr) << diag_.to_string();
+  EXPECT_EQ(d->field, "metadata.annotations." + kN + "canary");
+}
+
+TEST_F(Translate, DuplicateCanaryDefinitions_StillNotServed) {
+  add_web_service();
+  auto main = ingress("main", 2, {{"a.example", {path("/", PathType::Prefix, "web", 80)}, 1}});
+  auto canary = ingress("c", 1, {{"a.example", {path("/", PathType::Prefix, "web", 80)}, 1}});
+  canary.meta.annotations = {{kN + "canary", "true"}};
+  auto again = canary;
+  again.origin.file = "cluster/again.yaml";
+  again.meta.annotations[kN + "canary-weight"] = "5";
+  res_.ingresses = {canary, again, main};
+  const auto t = run();
+  ASSERT_EQ(t.routes.size(), 1u);
+  EXPECT_EQ(t.routes[0].paths.at(0).policy->resource, "Ingress default/main");
+  EXPECT_TRUE(t.routes[0].paths.at(0).policy->fail_closed.empty());
+}
+
+TEST_F(Translate, RateLimit_FailsClosedNamingTheAnnotation) {
+  add_web_service();
+  auto ing = ingress("a", 1, {{"a.example", {path("/", PathType::Prefix, "web", 80)}, 1}});
+  ing.meta.annotations = {{kN + "limit-rps", "10"}};
+  res_.ingresses.push_back(ing);
+  const auto t = run();
+  ASSERT_EQ(t.routes.size(), 1u);
+  EXPECT_EQ(t.routes[0].paths.at(0).policy->fail_closed,
+            "unsupported annotation nginx.ingress.kubernetes.io/limit-rps=\"10\"");
+  EXPECT_EQ(t.stats.failed_closed, 1u);
+  ASSERT_EQ(diag_.error_count(), 1u) << diag_.to_string();
+  const auto& d = diag_.entries().at(0);
+  EXPECT_EQ(d.field, "metadata.annotations.nginx.ingress.kubernetes.io/limit-rps");
+  EXPECT_EQ(d.resource, "Ingress default/a");
+  EXPECT_EQ(
+      d.message,
+      "nginx.ingress.kubernetes.io/limit-rps=\"10\": rate limits are not enforced by phigate: the Ingress "
+      "fails closed");
+  // "0" is no limit: served, with a warning.
+  res_.ingresses[0].meta.annotations = {{kN + "limit-rps", "0"}};
+  const auto zero = run();
+  EXPECT_FALSE(diag_.has_errors()) << diag_.to_string();
+  EXPECT_TRUE(zero.routes.at(0).paths.at(0).policy->fail_closed.empty());
+  EXPECT_NE(find("no effect"), nullptr);
+}
+
 }  // namespace
 }  // namespace phigate::ingress

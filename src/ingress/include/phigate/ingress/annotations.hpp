@@ -19,7 +19,11 @@ struct AnnotationProblem {
   config::Severity severity = config::Severity::Error;
   std::string key;      // the full annotation key, as written
   std::string value;    // quote_value() of the value: safe to log
-  std::string message;  // why, without the value
+  std::string message;  // why, without the value (unless `unsupported`)
+  /// The value is not invalid: what it asks for is a feature phigate does not have (a rate limit,
+  /// a WAF, TLS passthrough, a canary). `message` then reads `<key>="<value>": why` by itself and is
+  /// reported as is, not as an invalid value.
+  bool unsupported = false;
 };
 
 /// An annotation whose value is valid but that phigate does not act on yet (nothing reads its
@@ -36,14 +40,25 @@ struct ParsedAnnotations {
   /// In key order; translate() reports each as a warning (kept apart from `problems`: the value is
   /// valid, and the annotation is still parsed and kept in `policy`).
   std::vector<UnenforcedAnnotation> not_enforced;
+  /// The Ingress is an ingress-nginx canary (`is_canary`): translate() serves nothing of it, so it
+  /// neither takes nor blocks its main Ingress's traffic; the `canary` problem says why.
+  bool canary = false;
 };
 
 /// Parses the annotations of an Ingress in namespace `ns`. Keys under `nginx.ingress.kubernetes.io/`
 /// and `phigate.io/` are read (the latter wins when both name the same annotation); other keys are
-/// ignored. Invalid values, snippets and unsupported access-control annotations are errors; other
-/// unknown names under our prefixes are warnings.
+/// ignored. Invalid values, snippets, unsupported access-control annotations and the features in
+/// the refused table of annotations.cpp (rate and connection limits, WAF, TLS passthrough, canary:
+/// unless their value turns them off) are errors; other unknown names under our prefixes are warnings.
 ParsedAnnotations parse_annotations(const std::map<std::string, std::string>& annotations,
                                     std::string_view ns);
+
+/// Whether the `canary` annotation in effect (phigate.io/ wins over nginx.ingress.kubernetes.io/) is
+/// set to anything but "false". ingress-nginx reads "true" (and "True", "1", "t"…) as a canary that
+/// takes a share of the traffic of the Ingress with the same host and path; phigate has no canaries,
+/// so such an Ingress must take none (served as an ordinary Ingress it would conflict with the main
+/// one and could take all of it).
+bool is_canary(const std::map<std::string, std::string>& annotations);
 
 /// `value` as it may appear in a log line or a fail_closed reason: in double quotes, at most `max`
 /// bytes of it, '"', '\\' and bytes outside printable ASCII escaped, then " (truncated)" when cut.

@@ -17,11 +17,11 @@ struct TranslationStats {
   std::size_t ingresses = 0;      // distinct Ingress objects seen
   std::size_t used = 0;           // ours (class selection) and translated
   std::size_t ignored = 0;        // another controller's
-  std::size_t failed_closed = 0;  // ours but invalid: their routes answer 503
+  std::size_t failed_closed = 0;  // ours but invalid: their routes answer 503 (a canary: none emitted)
   std::size_t routes = 0;
   std::size_t paths = 0;
   std::size_t certificates = 0;
-  std::size_t conflicts = 0;  // host+path (or default backend) claimed by more than one Ingress
+  std::size_t conflicts = 0;             // host+path (or default backend) claimed by more than one Ingress
   std::vector<std::string> used_keys{};  // "ns/name" of each Ingress used, in precedence order
 };
 
@@ -38,9 +38,6 @@ struct Translation {
   TranslationStats stats;
 };
 
-/// Translates `resources` for the controller described by `spec` (class_name, controller). Every
-/// problem goes to `diag` with the object's "file#doc" and "Kind ns/name"; nothing throws. An invalid
-/// Ingress still claims its hosts and paths, with `policy->fail_closed` set.
 /// "ns/name" of every Secret `ing` refers to: spec.tls[].secretName, auth-tls-secret and
 /// proxy-ssl-secret ("ns/name" or "name", in the Ingress's namespace). Sorted, unique.
 std::vector<std::string> referenced_secrets(const Ingress& ing);
@@ -49,6 +46,10 @@ std::vector<std::string> referenced_secrets(const Ingress& ing);
 /// IngressClasses in `classes`.
 bool is_ours(const Ingress& ing, const std::vector<IngressClass>& classes, const config::IngressSpec& spec);
 
+/// Translates `resources` for the controller described by `spec` (class_name, controller). Every
+/// problem goes to `diag` with the object's "file#doc" and "Kind ns/name"; nothing throws. An invalid
+/// Ingress still claims its hosts and paths, with `policy->fail_closed` set. A canary Ingress
+/// (`is_canary`) claims nothing and emits nothing: one error names its `canary` annotation.
 Translation translate(const Resources& resources, const config::IngressSpec& spec, config::Diagnostics& diag);
 
 }  // namespace phigate::ingress
