@@ -229,6 +229,16 @@ struct H2ServerSession::Impl {
     return NGHTTP2_ERR_CALLBACK_FAILURE;
   }
   bool over_memory() const noexcept { return memory() > opts.http2.connection_memory_bytes; }
+  /// over_memory(), after giving up the recycled heads first: they are a cache, never the reason
+  /// a connection ends (review finding F3).
+  bool out_of_memory() noexcept {
+    if (!over_memory()) return false;
+    if (spare_bytes != 0) {
+      spare_heads = std::vector<MessageHead>{};
+      spare_bytes = 0;
+    }
+    return over_memory();
+  }
   std::size_t high_water() const noexcept {
     const std::size_t streams_max = std::max<std::size_t>(1, opts.http2.max_concurrent_streams);
     const std::size_t share = opts.http2.connection_memory_bytes / (2 * streams_max);
@@ -383,7 +393,7 @@ struct H2ServerSession::Impl {
         break;
     }
     if (control_frame && !control.take(now)) return fail("control_flood");
-    if (over_memory()) return fail("memory");
+    if (out_of_memory()) return fail("memory");
     return 0;
   }
 
@@ -881,7 +891,7 @@ H2ServerSession::Status H2ServerSession::feed(const char* data, std::size_t len,
     im.sweep(code);
     return Status::Closed;
   }
-  if (!im.failed && im.over_memory()) im.fail("memory");
+  if (!im.failed && im.out_of_memory()) im.fail("memory");
   if (im.failed) {
     im.sweep(kH2ProtocolError);
     return Status::Closed;
@@ -927,6 +937,8 @@ void H2ServerSession::recycle(MessageHead&& head) {
   if (im.spare_heads.size() >= limit) return;
   const std::size_t bytes = Impl::head_storage(head);
   if (bytes > kSpareHeadBytes) return;  // a large head is not kept: memory, not speed
+  // All spares together stay a small share of the connection's budget (review finding F3).
+  if (im.spare_bytes + bytes > im.opts.http2.connection_memory_bytes / 8) return;
   head.clear();
   im.spare_heads.push_back(std::move(head));
   im.spare_bytes += bytes;

@@ -616,10 +616,23 @@ bool is_misprefixed_access_control(std::string_view key) {
 
 }  // namespace
 
+namespace {
+// Go's strconv.ParseBool, which ingress-nginx reads `canary` with (an invalid value: not a canary).
+bool parse_bool_true(std::string_view v) {
+  return v == "1" || v == "t" || v == "T" || v == "TRUE" || v == "true" || v == "True";
+}
+bool parse_bool_false(std::string_view v) {
+  return v == "0" || v == "f" || v == "F" || v == "FALSE" || v == "false" || v == "False";
+}
+}  // namespace
+
 bool is_canary(const std::map<std::string, std::string>& annotations) {
   auto it = annotations.find(std::string(kPhigatePrefix) + "canary");
   if (it == annotations.end()) it = annotations.find(std::string(kNginxPrefix) + "canary");
-  return it != annotations.end() && it->second != "false";
+  // Only what ingress-nginx itself takes for a canary: an Ingress it serves as an ordinary one
+  // (say "False", or a typo) must never vanish here, or its paths would fall through to a broader
+  // route without its own access policy (review finding F1).
+  return it != annotations.end() && parse_bool_true(it->second);
 }
 
 ParsedAnnotations parse_annotations(const std::map<std::string, std::string>& annotations,
@@ -670,15 +683,29 @@ ParsedAnnotations parse_annotations(const std::map<std::string, std::string>& an
       }
     } else if (const Refused* r = find_refused(name)) {
       const std::string_view v = kv->second;
-      if (v == r->off) {
-        problem(config::Severity::Warning, kv->first, kv->second,
-                quote_value(r->off) + " turns it off: no effect");
-      } else if (r->boolean && v != "true") {
+      // The key under the other prefix: one prefix may not switch off what the other asks for
+      // (a policy engine may require the nginx key; review finding F2).
+      const bool phigate_key = std::string_view(kv->first).substr(0, kPhigatePrefix.size()) == kPhigatePrefix;
+      const auto other =
+          annotations.find(std::string(phigate_key ? kNginxPrefix : kPhigatePrefix) + std::string(name));
+      const bool other_asks = other != annotations.end() && other->second != r->off &&
+                              !(name == "canary" && parse_bool_false(other->second));
+      const bool off = v == r->off || (name == "canary" && parse_bool_false(v));
+      if (off && other_asks) {
         problem(config::Severity::Error, kv->first, kv->second,
-                name == "canary"
-                    ? "expected \"true\" or \"false\"; read as a canary (ingress-nginx also reads "
-                      "\"True\", \"1\", \"t\" and others as true): this Ingress is not served"
-                    : "expected \"true\" or \"false\"");
+                "switches off what " + loggable_key(other->first) + "=" + quote_value(other->second) +
+                    " asks for: the Ingress fails closed until the two agree");
+      } else if (off) {
+        problem(config::Severity::Warning, kv->first, kv->second,
+                quote_value(v) + " turns it off: no effect");
+      } else if (name == "canary" && !parse_bool_true(v)) {
+        // ingress-nginx serves it as an ordinary Ingress (it defaults an invalid value to false);
+        // which was meant is unknowable, so it fails closed: its paths stay claimed and answer 503.
+        problem(config::Severity::Error, kv->first, kv->second,
+                "expected \"true\" or \"false\" (ingress-nginx: an invalid value is not a canary): the "
+                "Ingress fails closed");
+      } else if (r->boolean && name != "canary" && v != "true") {
+        problem(config::Severity::Error, kv->first, kv->second, "expected \"true\" or \"false\"");
       } else {
         out.problems.push_back(
             {config::Severity::Error, kv->first, quote_value(kv->second),

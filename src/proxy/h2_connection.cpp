@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <array>
+#include <new>
 #include <type_traits>
 #include <unordered_map>
 
@@ -834,7 +835,13 @@ void H2Stream::release() noexcept {
   // that was only the request's (review finding 4).
   req_.reset();
   // Its strings serve a later stream's head (the codec bounds and counts what it keeps).
-  if (!c_.dead_) c_.codec_.recycle(std::move(head_));
+  if (!c_.dead_) {
+    try {
+      c_.codec_.recycle(std::move(head_));
+    } catch (const std::bad_alloc&) {
+      // Only a cache: a stream ends the same without it (review finding F5).
+    }
+  }
   head_ = http::MessageHead{};
   trailers_ = http::HeaderList{};
   attempts_ = std::vector<FailedAttempt>{};

@@ -505,6 +505,38 @@ TEST_F(H2ServerTest, SpareHeadsAreBoundedByTheStreamLimit) {
   EXPECT_EQ(server->memory(), after_four);  // the fifth and later were not kept
 }
 
+TEST_F(H2ServerTest, SpareHeadsStayASmallShareOfTheMemoryBudget) {
+  opts.http2.connection_memory_bytes = 256 * 1024;
+  opts.http2.max_concurrent_streams = 256;
+  start();
+  pump();
+  const std::size_t base = server->memory();
+  for (int i = 0; i < 256; ++i) {
+    MessageHead h;
+    h.headers.add("x-n", std::string(1000, 'v'));
+    server->recycle(std::move(h));
+  }
+  EXPECT_LE(server->memory() - base, opts.http2.connection_memory_bytes / 8);
+}
+
+TEST(HeaderListTest, AMovedFromListIsEmptyAndUsable) {
+  HeaderList a;
+  a.add("x-a", "1");
+  a.add("x-b", "2");
+  HeaderList b(std::move(a));
+  EXPECT_EQ(b.size(), 2u);
+  EXPECT_EQ(a.size(), 0u);  // NOLINT(bugprone-use-after-move): the point of the test
+  EXPECT_EQ(a.begin(), a.end());
+  a.add("x-c", "3");
+  EXPECT_EQ(*a.find("x-c"), "3");
+  HeaderList c;
+  c = std::move(b);
+  EXPECT_EQ(c.size(), 2u);
+  EXPECT_EQ(b.size(), 0u);  // NOLINT(bugprone-use-after-move)
+  b.add("x-d", "4");
+  EXPECT_EQ(b.size(), 1u);
+}
+
 TEST_F(H2ServerTest, HostWithoutAuthorityIsTheHost) {
   start();
   const auto id =

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <tuple>
+
 #include <functional>
 
 namespace phigate::ingress {
@@ -612,12 +614,28 @@ TEST(IngressAnnotationsRefused, CanaryTrueIsACanaryErrorFalseIsAnOrdinaryIngress
     for (const auto& pr : off.problems) EXPECT_EQ(pr.severity, config::Severity::Warning) << pr.key;
     EXPECT_TRUE(off.fail_closed.empty());
 
-    // A value ingress-nginx may read as true ("True", "1") is not served either: an error.
-    for (const char* v : {"True", "1", "yes"}) {
+    // What ingress-nginx reads as true (Go's ParseBool) is a canary, not served.
+    for (const char* v : {"True", "TRUE", "1", "t"}) {
       const auto r = parse({{key, v}});
       EXPECT_TRUE(r.canary) << v;
       ASSERT_EQ(errors(r), 1u) << v;
       EXPECT_NE(r.problems[0].message.find("not served"), std::string::npos) << r.problems[0].message;
+    }
+    // What it reads as false is an ordinary Ingress (review finding F1: an Ingress ingress-nginx
+    // serves must never vanish, or its paths fall through to a broader route and its policy).
+    for (const char* v : {"False", "0", "f", "FALSE"}) {
+      const auto r = parse({{key, v}});
+      EXPECT_FALSE(r.canary) << v;
+      EXPECT_EQ(errors(r), 0u) << v;
+      EXPECT_TRUE(r.fail_closed.empty()) << v;
+    }
+    // Anything else ingress-nginx defaults to "not a canary": which was meant is unknowable, so it
+    // is not a canary (its paths stay claimed) and fails closed (they answer 503).
+    for (const char* v : {"yes", " true", ""}) {
+      const auto r = parse({{key, v}});
+      EXPECT_FALSE(r.canary) << v;
+      ASSERT_EQ(errors(r), 1u) << v;
+      EXPECT_FALSE(r.fail_closed.empty()) << v;
     }
   }
   // canary-* without canary: nothing to tune.
@@ -626,10 +644,30 @@ TEST(IngressAnnotationsRefused, CanaryTrueIsACanaryErrorFalseIsAnOrdinaryIngress
   ASSERT_EQ(lone.problems.size(), 1u);
   EXPECT_EQ(lone.problems[0].severity, config::Severity::Warning);
   EXPECT_NE(lone.problems[0].message.find("no effect"), std::string::npos);
-  // phigate.io/ wins: a canary under one prefix switched off under the other is not a canary.
-  EXPECT_FALSE(parse({{kN + "canary", "true"}, {kP + "canary", "false"}}).canary);
+  // phigate.io/ wins, but it may not switch off what the nginx key asks for: not a canary (its
+  // paths stay claimed) and failed closed until the two agree (review finding F2).
+  const auto split = parse({{kN + "canary", "true"}, {kP + "canary", "false"}});
+  EXPECT_FALSE(split.canary);
+  EXPECT_EQ(errors(split), 1u);
+  EXPECT_FALSE(split.fail_closed.empty());
   EXPECT_TRUE(parse({{kN + "canary", "false"}, {kP + "canary", "true"}}).canary);
   EXPECT_FALSE(is_canary({}));
+}
+
+TEST(IngressAnnotationsRefused, OnePrefixCannotSwitchOffWhatTheOtherAsksFor) {
+  // A policy engine may require nginx.ingress.kubernetes.io/enable-modsecurity or a rate limit;
+  // phigate.io/ winning must not turn that into a warning (review finding F2).
+  for (const auto& [name, on, off] :
+       std::vector<std::tuple<std::string, std::string, std::string>>{{"enable-modsecurity", "true", "false"},
+                                                                      {"limit-rps", "10", "0"},
+                                                                      {"ssl-passthrough", "true", "false"}}) {
+    const auto r = parse({{kN + name, on}, {kP + name, off}});
+    EXPECT_EQ(errors(r), 1u) << name;
+    EXPECT_FALSE(r.fail_closed.empty()) << name;
+    // Both off, or only one key: as before.
+    EXPECT_EQ(errors(parse({{kN + name, off}, {kP + name, off}})), 0u) << name;
+    EXPECT_EQ(errors(parse({{kP + name, off}})), 0u) << name;
+  }
 }
 
 TEST(IngressAnnotationsRefused, OtherUnknownNamesStayWarnings) {

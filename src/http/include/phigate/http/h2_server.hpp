@@ -75,7 +75,7 @@ struct H2Request {
 /// Something the caller must act on, in the order it happened.
 struct H2Event {
   enum class Kind {
-    Request,   // request(stream).head is complete and valid: run the phases
+    Request,   // request(stream).head is complete and valid (the caller may move it out): run the phases
     Data,      // body bytes arrived for `stream` (request(stream).body)
     End,       // the request is complete (trailers, if any, in request(stream).trailers)
     Rejected,  // the codec refused the request (RST_STREAM or 4xx sent already); `reason` says why

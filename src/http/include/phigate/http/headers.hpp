@@ -3,6 +3,7 @@
 // Sans-I/O; owned by one connection on one worker.
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "phigate/core/strings.hpp"
@@ -27,6 +28,18 @@ using core::iequals;
 /// Ordered header fields. Storage is reused across requests (clear keeps capacity).
 class HeaderList {
  public:
+  HeaderList() = default;
+  HeaderList(const HeaderList&) = default;
+  HeaderList& operator=(const HeaderList&) = default;
+  /// A moved-from list is empty (size_ follows fields_; review finding F4).
+  HeaderList(HeaderList&& o) noexcept : fields_(std::move(o.fields_)), size_(std::exchange(o.size_, 0)) {}
+  HeaderList& operator=(HeaderList&& o) noexcept {
+    if (this == &o) return *this;
+    fields_ = std::move(o.fields_);
+    size_ = std::exchange(o.size_, 0);
+    o.fields_.clear();
+    return *this;
+  }
   void clear() noexcept { size_ = 0; }
   std::size_t size() const noexcept { return size_; }
   bool empty() const noexcept { return size_ == 0; }
