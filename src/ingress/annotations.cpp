@@ -498,13 +498,23 @@ constexpr Known kKnown[] = {
     {"upstream-hash-by", parse_hash_by},
     {"whitelist-source-range", [](std::string_view v, Context& c) { return parse_ranges(v, c.whitelist); }},
 };
-static_assert(std::is_sorted(std::begin(kKnown), std::end(kKnown),
-                             [](const Known& a, const Known& b) { return a.name < b.name; }));
+/// The annotation tables below are sorted by name (checked at compile time) and searched by it.
+template <class Row, std::size_t N>
+constexpr bool sorted_by_name(const Row (&table)[N]) {
+  return std::is_sorted(std::begin(table), std::end(table),
+                        [](const Row& a, const Row& b) { return a.name < b.name; });
+}
+template <class Row, std::size_t N>
+const Row* find_by_name(const Row (&table)[N], std::string_view name) {
+  const auto* it = std::lower_bound(std::begin(table), std::end(table), name,
+                                    [](const Row& r, std::string_view n) { return r.name < n; });
+  return it != std::end(table) && it->name == name ? it : nullptr;
+}
+
+static_assert(sorted_by_name(kKnown));
 
 const Known* find_known(std::string_view name) {
-  const auto* it = std::lower_bound(std::begin(kKnown), std::end(kKnown), name,
-                                    [](const Known& k, std::string_view n) { return k.name < n; });
-  return it != std::end(kKnown) && it->name == name ? it : nullptr;
+  return find_by_name(kKnown, name);
 }
 
 // ingress-nginx features phigate does not have, whose absence changes who can reach what or where
@@ -550,13 +560,10 @@ constexpr Refused kRefused[] = {
     {"ssl-passthrough", "false", true, false,
      "TLS passthrough is not supported (phigate terminates TLS): the Ingress fails closed"},
 };
-static_assert(std::is_sorted(std::begin(kRefused), std::end(kRefused),
-                             [](const Refused& a, const Refused& b) { return a.name < b.name; }));
+static_assert(sorted_by_name(kRefused));
 
 const Refused* find_refused(std::string_view name) {
-  const auto* it = std::lower_bound(std::begin(kRefused), std::end(kRefused), name,
-                                    [](const Refused& r, std::string_view n) { return r.name < n; });
-  return it != std::end(kRefused) && it->name == name ? it : nullptr;
+  return find_by_name(kRefused, name);
 }
 
 void dedupe_in_order(std::vector<std::string>& v) {
