@@ -17,6 +17,7 @@
 #include "phigate/http/forwarding.hpp"
 #include "phigate/http/h2_server.hpp"
 #include "phigate/http/h2_translate.hpp"
+#include "phigate/http/serializer.hpp"
 #include "phigate/upstream/balancer.hpp"
 #include "phigate/upstream/health.hpp"
 #include "phigate/upstream/retry.hpp"
@@ -1354,12 +1355,12 @@ net::awaitable<void> H2Stream::forward_ws() {
   head.headers.add("Connection", "Upgrade");
   head.headers.add("Upgrade", "websocket");
   head.headers.add("Sec-WebSocket-Key", key);
-  head.method = "GET";  // the audit record keeps the client's CONNECT (head_)
+  // GET on this hop only: `head` is the stream's own head_, whose CONNECT the audit record shows.
   std::string up_head;
-  http::append_h1_request_head(up_head, head, r.target, http::Framing{});
+  http::append_request_head(up_head, "GET", r.target, head.headers, http::Framing{});
 
   const upstream::Timeouts t{r.limits.connect, r.limits.send, r.limits.read};
-  AttemptPlan plan(worker, cluster, r, head.method);  // GET: the upgrade is retried as a GET
+  AttemptPlan plan(worker, cluster, r, "GET");  // the upgrade is retried as a GET
   auto& balancer = plan.balancer;
   const auto client_closed = [&] {
     // Reset or connection lost while connecting or in the handshake: not the endpoint's fault,

@@ -80,6 +80,7 @@ TEST_F(H2WebSocketTest, Echo_LargeMessagesBothWays_AuditedAndCounted) {
   ASSERT_FALSE(end.empty());
   EXPECT_TRUE(has(end, "\"status_code\":200")) << end;
   EXPECT_TRUE(has(end, "\"version\":\"2\"")) << end;
+  EXPECT_TRUE(has(end, "\"method\":\"CONNECT\"")) << end;  // as the client sent it (GET only on the hop)
   EXPECT_TRUE(has(end, "\"h2_stream\":1")) << end;
   EXPECT_TRUE(has(end, "\"closed_by\":\"upstream\"")) << end;
   EXPECT_TRUE(has(end, "\"outcome\":\"success\"")) << end;
