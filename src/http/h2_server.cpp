@@ -724,7 +724,18 @@ struct H2ServerSession::Impl {
                                 void* u) { return Impl::of(u).read_data(id, buf, length, flags); };
     s->response_started = true;
     s->data_eof = end_stream;
-    nghttp2_submit_response(session, stream, nva.data(), nva.size(), end_stream ? nullptr : &provider);
+    const int rv =
+        nghttp2_submit_response(session, stream, nva.data(), nva.size(), end_stream ? nullptr : &provider);
+    if (rv == 0) return;
+    // Never a stream left waiting for a head nghttp2 did not take: its allocations are refused past
+    // the memory budget, which ends the connection as any overrun does; anything else resets it.
+    if (rv == NGHTTP2_ERR_NOMEM) {
+      fail("memory");
+      sweep(kH2EnhanceYourCalm);  // every stream the caller knows: Reset, then Closed
+      return;
+    }
+    s->local_reset = true;
+    nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, stream, NGHTTP2_INTERNAL_ERROR);
   }
 
   static Impl& of(void* user) { return *static_cast<Impl*>(user); }

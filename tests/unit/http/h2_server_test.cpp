@@ -1332,6 +1332,25 @@ TEST_F(H2ServerTest, MemoryBudgetEndsTheConnection) {
   EXPECT_EQ(count(Kind::Request), count(Kind::Closed));
 }
 
+TEST_F(H2ServerTest, AResponseHeadNghttp2CannotTakeEndsTheConnectionNotTheStreamsWait) {
+  // nghttp2 copies a response head with allocations the memory budget refuses past its slack: the
+  // connection ends as for any overrun (before, the stream waited for a head never sent).
+  opts.http2.connection_memory_bytes = 64 * 1024;
+  start();
+  const auto id = client.request(get());
+  pump();
+  ASSERT_NE(server->request(id), nullptr);
+  HeaderList h;
+  h.add("x-huge", std::string(512 * 1024, 'h'));
+  server->submit_response(id, 200, h, true);
+  collect();  // the stream's Reset and Closed come out of this call
+  pump();
+  EXPECT_EQ(server->close_reason(), "memory");
+  EXPECT_TRUE(client.goaway);
+  EXPECT_EQ(client.goaway_code, kH2EnhanceYourCalm);
+  EXPECT_EQ(count(Kind::Request), count(Kind::Closed));
+}
+
 TEST_F(H2ServerTest, MemoryStaysSmallForAnIdleConnection) {
   start();
   pump();
