@@ -186,7 +186,8 @@ struct H2ServerSession::Impl {
   }
 
   static std::size_t footprint(const Stream& s) noexcept {
-    return sizeof(Stream) + s.header_bytes + s.reused_bytes + s.req.body.capacity() + s.out.capacity();
+    return sizeof(Stream) + s.header_bytes + s.reused_bytes + s.req.body.capacity() + s.out.capacity() +
+           s.trailers_out.storage_bytes();
   }
   /// Every change of a stream's footprint goes through here (unsigned wrap-around is exact).
   void account(std::size_t before, const Stream& s) noexcept { stream_bytes += footprint(s) - before; }
@@ -987,7 +988,11 @@ void H2ServerSession::end_response(std::int32_t stream, const HeaderList* traile
   auto* s = im.find(stream);
   if (s == nullptr || !s->response_started || s->data_eof) return;
   s->data_eof = true;
-  if (trailers != nullptr) Impl::clean_fields(*trailers, s->trailers_out, im.scratch_name);
+  if (trailers != nullptr) {
+    const std::size_t before = Impl::footprint(*s);
+    Impl::clean_fields(*trailers, s->trailers_out, im.scratch_name);
+    im.account(before, *s);  // response trailers count against the budget too (review finding F7)
+  }
   im.resume(stream, *s);
 }
 

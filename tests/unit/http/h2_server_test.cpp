@@ -605,6 +605,22 @@ TEST_F(H2ServerTest, ConsumeGatesTheStreamWindow) {
   EXPECT_TRUE(server->request(id)->end_stream);
 }
 
+TEST_F(H2ServerTest, ResponseTrailersCountAgainstTheMemoryBudget) {
+  start();
+  const auto id = client.request(get());
+  pump();
+  server->submit_response(id, 200, HeaderList{}, false);
+  const auto before = server->memory();
+  HeaderList t;
+  t.add("x-big", std::string(10000, 't'));
+  server->end_response(id, &t);
+  EXPECT_GE(server->memory(), before + 10000);
+  pump();
+  ASSERT_EQ(client.responses[id].trailers.size(), 1u);
+  EXPECT_EQ(client.responses[id].trailers[0].second.size(), 10000u);
+  EXPECT_EQ(kinds(id).back(), Kind::Closed);
+}
+
 TEST_F(H2ServerTest, ResponseTrailersAndDroppedConnectionFields) {
   start();
   const auto id = client.request(get());
