@@ -44,13 +44,19 @@ TEST(Buffer, ReleaseKeepsUnreadBytes) {
 }
 
 TEST(Buffer, AFreedBlockServesTheNextBufferOfThisThread) {
+  auto* cache = BlockCache::local();
+  ASSERT_NE(cache, nullptr);
   const char* first = nullptr;
+  std::size_t cached = 0;
   {
     Buffer a(Buffer::kBlockBytes);
     first = a.space();
+    cached = cache->cached();
   }
+  EXPECT_EQ(cache->cached(), cached + 1);  // the block went to the cache, not to free()
   Buffer b(Buffer::kBlockBytes);
-  EXPECT_EQ(b.space(), first);  // from the cache, not the allocator
+  EXPECT_EQ(b.space(), first);
+  EXPECT_EQ(cache->cached(), cached);  // and came back from it
 }
 
 TEST(Buffer, TheCacheIsBounded) {
