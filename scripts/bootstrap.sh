@@ -27,6 +27,7 @@ PACKAGES=(build-essential cmake ninja-build ccache pkg-config git curl ca-certif
   libsimdjson-dev  # src/kube, src/ingress: JSON from the Kubernetes API (LIST pages, watch streams)
   libnghttp2-dev  # src/http (HTTP/2 server codec), src/upstream (HTTP/2 to gRPC backends), tests/grpc
   nghttp2-client  # tests and bench/: nghttp, h2load
+  libre2-dev  # src/router, src/ingress: regex paths and canary header patterns (RE2: linear time)
   python3-h2  # tests/h2: the raw-frame attack client
   clang-14 libclang-rt-14-dev libfuzzer-14-dev)  # scripts/fuzz.sh: libFuzzer with ASan+UBSan
 
