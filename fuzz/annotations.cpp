@@ -113,5 +113,19 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       FUZZ_CHECK(!policy.allow_source_ranges.empty(), "an allowlist annotation produced no restriction");
     }
   }
+  for (const auto& u : parsed.unhonoured) {
+    FUZZ_CHECK(annotations.count(u.key) == 1, "unhonoured names a key that was not given");
+  }
+  // ingress.unsupported_annotations: fail_closed: nothing unsupported is only ignored, and every
+  // error under warn stays an error.
+  const auto strict = ing::parse_annotations(
+      annotations, kNs,
+      ing::AnnotationOptions{.unsupported = phigate::config::UnsupportedAnnotations::FailClosed});
+  for (const auto& u : strict.unhonoured) {
+    FUZZ_CHECK(u.support != ing::Support::Unsupported,
+               "unsupported annotation only ignored under fail_closed");
+  }
+  FUZZ_CHECK(parsed.fail_closed.empty() || !strict.fail_closed.empty(),
+             "fail_closed policy opened an Ingress");
   return 0;
 }

@@ -1,7 +1,8 @@
-// phigate command line: run / validate / audit / probe / --version / --help.
+// phigate command line: run / validate / annotations / audit / probe / --version / --help.
 // Usage errors (unknown flag, missing file) print one line and exit 2.
 #include <malloc.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -18,6 +19,9 @@
 #include "phigate/core/host_port.hpp"
 #include "phigate/core/log.hpp"
 #include "phigate/core/version.hpp"
+#include "phigate/ingress/annotation_registry.hpp"
+#include "phigate/ingress/loader.hpp"
+#include "phigate/ingress/translate.hpp"
 #include "phigate/net/asio.hpp"
 #include "phigate/net/socket.hpp"
 #include "phigate/server/server.hpp"
@@ -32,7 +36,12 @@ constexpr const char* kUsage =
     "  validate --config FILE                  load and check FILE (and its ingress.dir), print every\n"
     "                                          problem, serve nothing\n"
     "  validate --ingress-dir DIR              check Kubernetes manifests alone (default settings),\n"
-    "                                          compiled exactly as run would compile them\n"
+    "                                          compiled exactly as run would compile them; both forms\n"
+    "                                          then list, per Ingress, the annotations phigate does\n"
+    "                                          not fully honour\n"
+    "  annotations [--markdown|--json]         print every ingress-nginx annotation name and what\n"
+    "                                          phigate does with it (docs/annotations.md is the\n"
+    "                                          Markdown output)\n"
     "  audit verify --keys DIR [--state FILE] PATH...\n"
     "                                          check audit segments (files or folders): every frame,\n"
     "                                          the chain across segments, its end against the state\n"
@@ -109,15 +118,53 @@ std::string parse(const std::vector<std::string_view>& rest, bool run, Args& out
   return {};
 }
 
+/// Per Ingress, the annotations phigate does not fully honour (no effect, unsupported, supported
+/// with a difference), from translate()'s result: the supported-with-differences ones are no
+/// diagnostics (their difference is documented, docs/annotations.md), so they are listed here.
+void print_unhonoured(const phigate::config::IngressSpec& spec) {
+  if (spec.dir.empty()) return;
+  const auto loaded = phigate::ingress::load_directory(spec.dir);
+  if (loaded.broken_files > 0) return;   // nothing is translated: the errors above say why
+  phigate::config::Diagnostics scratch;  // already printed, by the compile step above
+  const auto t = phigate::ingress::translate(loaded.resources, spec, scratch);
+  const bool fail = spec.unsupported_annotations == phigate::config::UnsupportedAnnotations::FailClosed;
+  for (const auto& ing : t.unhonoured) {
+    std::printf("%s (%s): %zu annotation(s) not fully honoured\n", ing.resource.c_str(), ing.where.c_str(),
+                ing.annotations.size());
+    std::size_t width = 0;
+    for (const auto& a : ing.annotations) width = std::max(width, a.key.size());
+    for (const auto& a : ing.annotations) {
+      std::string state;
+      switch (a.support) {
+        case phigate::ingress::Support::NoEffect:
+          state = "no effect";
+          break;
+        case phigate::ingress::Support::Unsupported:
+          state = fail ? "unsupported (fail_closed)" : "unsupported (warn)";
+          break;
+        case phigate::ingress::Support::SupportedWithDifferences:
+          state = "differs";
+          break;
+        default:
+          state = std::string(phigate::ingress::to_string(a.support));
+          break;
+      }
+      std::printf("  %-*s  %s: %s\n", static_cast<int>(width), a.key.c_str(), state.c_str(), a.why.c_str());
+    }
+  }
+}
+
 int validate(const Args& args) {
   phigate::config::Diagnostics diag;
   std::string what = args.config;
+  phigate::config::IngressSpec ingress;  // what the summary of unhonoured annotations reads
   if (!args.config.empty()) {
     auto cfg = phigate::config::load_config(args.config, diag);
     if (cfg && !args.ingress_dir.empty()) {
       cfg->ingress.dir = args.ingress_dir;
       cfg->ingress.source = phigate::config::IngressSource::Directory;
     }
+    if (cfg && cfg->ingress.source == phigate::config::IngressSource::Directory) ingress = cfg->ingress;
     if (cfg) {
       auto keys = std::make_shared<phigate::tls::TicketKeyRing>();
       phigate::server::build_snapshot(std::move(*cfg), keys, 0, diag);
@@ -130,9 +177,11 @@ int validate(const Args& args) {
     phigate::config::Config cfg;
     cfg.ingress.dir = args.ingress_dir;
     cfg.ingress.source = phigate::config::IngressSource::Directory;
+    ingress = cfg.ingress;
     phigate::compile::load_and_compile(std::move(cfg), diag);
   }
   for (const auto& d : diag.entries()) std::printf("%s\n", d.to_string().c_str());
+  print_unhonoured(ingress);
   if (diag.has_errors()) {
     // A resource error does not stop `run` (that resource fails closed) but fails validation.
     std::printf("%s: %zu error(s), %zu outside single resources\n", what.c_str(), diag.error_count(),
@@ -311,6 +360,16 @@ int main(int argc, char** argv) {
     if (auto err = parse(rest, true, parsed); !err.empty()) return usage_error(err);
     tune_allocator();
     return phigate::server::run(parsed.config, parsed.log_level);
+  }
+  if (cmd == "annotations") {
+    if (rest.size() > 1 || (rest.size() == 1 && rest[0] != "--markdown" && rest[0] != "--json")) {
+      return usage_error("annotations takes --markdown (the default) or --json");
+    }
+    const bool json = rest.size() == 1 && rest[0] == "--json";
+    std::fputs(
+        (json ? phigate::ingress::annotations_json() : phigate::ingress::annotations_markdown()).c_str(),
+        stdout);
+    return 0;
   }
   if (cmd == "audit") return audit_command(rest);
   if (cmd == "probe") return probe_command(rest);

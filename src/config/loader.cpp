@@ -870,9 +870,10 @@ void read_root(Reader& r, const YAML::Node& root, Config& cfg) {
     }
   }
   if (const auto n = root["ingress"];
-      n && r.expect_map(n, "ingress",
-                        {"source", "dir", "class", "controller", "watch", "debounce", "rescan", "namespaces",
-                         "kubernetes", "status", "leader_election", "events", "webhook"})) {
+      n && r.expect_map(
+               n, "ingress",
+               {"source", "dir", "class", "controller", "watch", "debounce", "rescan", "namespaces",
+                "kubernetes", "status", "leader_election", "events", "webhook", "unsupported_annotations"})) {
     auto& i = cfg.ingress;
     std::string source = n["dir"] ? "directory" : "";
     r.string(n, "source", "ingress", source);
@@ -903,6 +904,16 @@ void read_root(Reader& r, const YAML::Node& root, Config& cfg) {
     r.duration(n, "debounce", "ingress", i.debounce);
     r.duration(n, "rescan", "ingress", i.rescan);
     if (i.rescan < 1s) r.error(n["rescan"], "ingress.rescan", "must be at least 1s");
+    std::string unsupported = "warn";
+    r.string(n, "unsupported_annotations", "ingress", unsupported);
+    if (unsupported == "warn") {
+      i.unsupported_annotations = UnsupportedAnnotations::Warn;
+    } else if (unsupported == "fail_closed") {
+      i.unsupported_annotations = UnsupportedAnnotations::FailClosed;
+    } else {
+      r.error(n["unsupported_annotations"], "ingress.unsupported_annotations",
+              "expected warn or fail_closed, not '" + unsupported + "'");
+    }
     auto& k = i.kubernetes;
     const bool kube = i.source == IngressSource::Kubernetes;
     for (const char* key : {"namespaces", "kubernetes", "status", "leader_election", "events"}) {

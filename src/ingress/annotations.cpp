@@ -10,7 +10,9 @@
 #include <optional>
 #include <utility>
 
+#include "annotations_impl.hpp"
 #include "names_impl.hpp"
+#include "phigate/ingress/annotation_registry.hpp"
 
 namespace phigate::ingress {
 
@@ -40,19 +42,7 @@ std::string quote_value(std::string_view value, std::size_t max) {
   return out;
 }
 
-namespace {
-
-/// State shared by the value parsers of one Ingress.
-struct Context {
-  config::RoutePolicy& policy;
-  std::string_view ns;
-  bool verify_client_set = false;
-  std::vector<std::string> allowlist;
-  std::vector<std::string> whitelist;
-};
-
-/// Parses one value into the policy; returns "" when valid, else what is wrong (never the value).
-using Parser = std::string (*)(std::string_view value, Context& c);
+namespace detail {
 
 std::string parse_bool(std::string_view v, bool& out) {
   if (v == "true") {
@@ -74,15 +64,6 @@ std::string parse_on_off(std::string_view v, bool& out) {
     return "expected \"on\" or \"off\"";
   }
   return {};
-}
-
-/// Decimal digits only: no sign, no spaces, no "0x" (from_chars alone would accept a leading '-').
-template <class Int>
-bool parse_digits(std::string_view v, Int& out) {
-  if (v.empty() || !std::all_of(v.begin(), v.end(), [](char c) { return c >= '0' && c <= '9'; }))
-    return false;
-  auto [ptr, ec] = std::from_chars(v.data(), v.data() + v.size(), out);
-  return ec == std::errc{} && ptr == v.data() + v.size();
 }
 
 std::string parse_depth(std::string_view v, int& out) {
@@ -107,7 +88,7 @@ std::string parse_timeout(std::string_view v, std::optional<config::Duration>& o
 }
 
 /// nginx size syntax: an integer with an optional k/K, m/M or g/G (binary multiples); "0" is unlimited.
-std::string parse_body_size(std::string_view v, Context& c) {
+std::string parse_body_size(std::string_view v, AnnotationContext& c) {
   static constexpr std::string_view kWhat = "expected a size such as 0 (unlimited), 1024, 512k, 8m or 1g";
   if (v.empty()) return std::string(kWhat);
   std::uint64_t mult = 1;
@@ -170,7 +151,7 @@ std::string parse_secret_ref(std::string_view v, std::string_view ns, std::strin
   return {};
 }
 
-std::string parse_verify_client(std::string_view v, Context& c) {
+std::string parse_verify_client(std::string_view v, AnnotationContext& c) {
   using config::VerifyClient;
   if (v == "on") {
     c.policy.verify_client = VerifyClient::On;
@@ -187,7 +168,7 @@ std::string parse_verify_client(std::string_view v, Context& c) {
   return {};
 }
 
-std::string parse_backend_protocol(std::string_view v, Context& c) {
+std::string parse_backend_protocol(std::string_view v, AnnotationContext& c) {
   const auto lower = detail::to_lower(v);
   if (lower == "http") {
     c.policy.backend_protocol = config::BackendProtocol::Http;
@@ -203,14 +184,14 @@ std::string parse_backend_protocol(std::string_view v, Context& c) {
   return {};
 }
 
-std::string parse_proxy_ssl_name(std::string_view v, Context& c) {
+std::string parse_proxy_ssl_name(std::string_view v, AnnotationContext& c) {
   const auto name = detail::to_lower(v);
   if (!detail::is_dns_name(name)) return "expected a DNS name";
   c.policy.proxy_ssl_name = name;
   return {};
 }
 
-std::string parse_proxy_ssl_protocols(std::string_view v, Context& c) {
+std::string parse_proxy_ssl_protocols(std::string_view v, AnnotationContext& c) {
   bool v12 = false;
   bool v13 = false;
   bool any = false;
@@ -244,11 +225,11 @@ std::string parse_cipher_list(std::string_view v, std::string& into) {
   return {};
 }
 
-std::string parse_proxy_ssl_ciphers(std::string_view v, Context& c) {
+std::string parse_proxy_ssl_ciphers(std::string_view v, AnnotationContext& c) {
   return parse_cipher_list(v, c.policy.proxy_ssl_ciphers);
 }
 
-std::string parse_load_balance(std::string_view v, Context& c) {
+std::string parse_load_balance(std::string_view v, AnnotationContext& c) {
   if (v == "round_robin") {
     c.policy.load_balance = config::LoadBalance::RoundRobin;
   } else if (v == "least_request") {
@@ -267,13 +248,13 @@ std::string parse_load_balance(std::string_view v, Context& c) {
 // a ';' or ',' would add cookie attributes (e.g. Domain= to plant the cookie on a parent domain),
 // so each value is checked against a closed grammar and never pasted as text.
 
-std::string parse_affinity(std::string_view v, Context& c) {
+std::string parse_affinity(std::string_view v, AnnotationContext& c) {
   if (v != "cookie") return "expected \"cookie\" (the only affinity type)";
   c.policy.affinity_cookie = true;
   return {};
 }
 
-std::string parse_affinity_mode(std::string_view v, Context& c) {
+std::string parse_affinity_mode(std::string_view v, AnnotationContext& c) {
   if (v == "balanced") {
     c.policy.affinity_persistent = false;
   } else if (v == "persistent") {
@@ -285,7 +266,7 @@ std::string parse_affinity_mode(std::string_view v, Context& c) {
 }
 
 /// RFC 6265 §4.1.1 cookie-name: an RFC 9110 token, at most 128 bytes.
-std::string parse_cookie_name(std::string_view v, Context& c) {
+std::string parse_cookie_name(std::string_view v, AnnotationContext& c) {
   static constexpr std::string_view kTchar = "!#$%&'*+-.^_`|~";
   const bool ok = !v.empty() && v.size() <= 128 && std::all_of(v.begin(), v.end(), [](char ch) {
     return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
@@ -297,7 +278,7 @@ std::string parse_cookie_name(std::string_view v, Context& c) {
 }
 
 /// RFC 6265 path-value, stricter: absolute, visible ASCII, no ';' ',' or space.
-std::string parse_cookie_path(std::string_view v, Context& c) {
+std::string parse_cookie_path(std::string_view v, AnnotationContext& c) {
   const bool ok = !v.empty() && v.size() <= 1024 && v.front() == '/' &&
                   std::all_of(v.begin(), v.end(),
                               [](char ch) { return ch > 0x20 && ch < 0x7f && ch != ';' && ch != ','; });
@@ -316,7 +297,7 @@ std::string parse_cookie_seconds(std::string_view v, std::uint64_t& out) {
   return {};
 }
 
-std::string parse_cookie_samesite(std::string_view v, Context& c) {
+std::string parse_cookie_samesite(std::string_view v, AnnotationContext& c) {
   const auto lower = detail::to_lower(v);
   if (lower == "strict") {
     c.policy.session_cookie_samesite = "Strict";
@@ -332,7 +313,7 @@ std::string parse_cookie_samesite(std::string_view v, Context& c) {
 
 /// One nginx variable from a closed list: the value is later used to pick an upstream, never
 /// expanded as text, so anything else (e.g. "$request_uri$host" or a literal) is refused.
-std::string parse_hash_by(std::string_view v, Context& c) {
+std::string parse_hash_by(std::string_view v, AnnotationContext& c) {
   static constexpr std::array<std::string_view, 5> kPlain = {"$request_uri", "$uri", "$host", "$remote_addr",
                                                              "$binary_remote_addr"};
   static constexpr std::array<std::string_view, 3> kTokenPrefixes = {"$http_", "$cookie_", "$arg_"};
@@ -355,7 +336,7 @@ std::string parse_hash_by(std::string_view v, Context& c) {
 
 /// phigate.io/health-check-path: the path probed with GET. It goes into a request line, so printable
 /// ASCII without spaces only (a CR/LF would let an Ingress author forge probe requests).
-std::string parse_health_path(std::string_view v, Context& c) {
+std::string parse_health_path(std::string_view v, AnnotationContext& c) {
   if (v.empty() || v.front() != '/' || v.size() > 1024 ||
       !std::all_of(v.begin(), v.end(), [](char ch) { return ch > 0x20 && ch < 0x7f; })) {
     return "expected a path starting with '/', printable ASCII without spaces, at most 1024 bytes";
@@ -364,7 +345,7 @@ std::string parse_health_path(std::string_view v, Context& c) {
   return {};
 }
 
-std::string parse_health_port(std::string_view v, Context& c) {
+std::string parse_health_port(std::string_view v, AnnotationContext& c) {
   int port = 0;
   if (!parse_digits(v, port) || port < 1 || port > 65535) return "expected a port from 1 to 65535";
   c.policy.health_check_port = port;
@@ -380,8 +361,7 @@ std::string parse_health_threshold(std::string_view v, std::optional<unsigned>& 
 
 /// Seconds ("5") or a duration ("500ms", "5s", "1m"), from `min` to `max`.
 std::string parse_health_duration(std::string_view v, config::Duration min,
-                                  std::optional<config::Duration>& out,
-                                  config::Duration max = std::chrono::hours(1)) {
+                                  std::optional<config::Duration>& out, config::Duration max) {
   config::Duration d{};
   if (!config::parse_duration(std::string(v), d) || d < min || d > max) {
     return "expected seconds (\"5\") or a duration (\"500ms\", \"5s\", \"1m\") from " +
@@ -391,180 +371,11 @@ std::string parse_health_duration(std::string_view v, config::Duration min,
   return {};
 }
 
-/// Why a parsed annotation has no effect yet (nothing in phigate reads its field), or nullptr when
-/// it is enforced. Only annotations that do not decide who can reach what may be here: an
-/// unenforced access-control annotation is an error (fail closed), never a warning.
-struct Known {
-  std::string_view name;
-  Parser parse;
-  const char* not_enforced = nullptr;
-};
+}  // namespace detail
 
-// Sorted by name (binary search; checked below).
-constexpr Known kKnown[] = {
-    {"affinity", parse_affinity},
-    {"affinity-mode", parse_affinity_mode},
-    {"allowlist-source-range", [](std::string_view v, Context& c) { return parse_ranges(v, c.allowlist); }},
-    {"auth-tls-pass-certificate-to-upstream",
-     [](std::string_view v, Context& c) { return parse_bool(v, c.policy.auth_tls_pass_certificate); }},
-    {"auth-tls-secret",
-     [](std::string_view v, Context& c) { return parse_secret_ref(v, c.ns, c.policy.auth_tls_secret); }},
-    {"auth-tls-verify-client", parse_verify_client},
-    {"auth-tls-verify-depth",
-     [](std::string_view v, Context& c) { return parse_depth(v, c.policy.auth_tls_verify_depth); }},
-    {"backend-protocol", parse_backend_protocol},
-    {"denylist-source-range",
-     [](std::string_view v, Context& c) { return parse_ranges(v, c.policy.deny_source_ranges); }},
-    {"force-ssl-redirect",
-     [](std::string_view v, Context& c) { return parse_bool(v, c.policy.force_ssl_redirect); }},
-    {"health-check-healthy-threshold",
-     [](std::string_view v, Context& c) {
-       return parse_health_threshold(v, c.policy.health_check_healthy_threshold);
-     }},
-    {"health-check-interval",
-     [](std::string_view v, Context& c) {
-       return parse_health_duration(v, std::chrono::milliseconds(100), c.policy.health_check_interval);
-     }},
-    {"health-check-path", parse_health_path},
-    {"health-check-port", parse_health_port},
-    {"health-check-timeout",
-     [](std::string_view v, Context& c) {
-       // At most 60 s: every probe holds a socket on the checker thread until its timeout, and an
-       // Ingress author must not be able to park thousands of them for an hour.
-       return parse_health_duration(v, std::chrono::milliseconds(10), c.policy.health_check_timeout,
-                                    std::chrono::seconds(60));
-     }},
-    {"health-check-unhealthy-threshold",
-     [](std::string_view v, Context& c) {
-       return parse_health_threshold(v, c.policy.health_check_unhealthy_threshold);
-     }},
-    {"hsts", [](std::string_view v, Context& c) { return parse_bool(v, c.policy.hsts); }},
-    {"load-balance", parse_load_balance},
-    {"phi", [](std::string_view v, Context& c) { return parse_bool(v, c.policy.phi); }},
-    {"proxy-body-size", parse_body_size},
-    {"proxy-connect-timeout",
-     [](std::string_view v, Context& c) { return parse_timeout(v, c.policy.connect_timeout); }},
-    {"proxy-next-upstream",
-     [](std::string_view v, Context& c) {
-       std::uint16_t bits = 0;
-       auto why = config::parse_next_upstream(v, bits);
-       if (why.empty()) c.policy.next_upstream = bits;
-       return why;
-     }},
-    {"proxy-next-upstream-timeout",
-     [](std::string_view v, Context& c) {
-       // ingress-nginx: seconds, "0" = no limit.
-       if (v == "0") {
-         c.policy.next_upstream_timeout = config::Duration{0};
-         return std::string();
-       }
-       return parse_timeout(v, c.policy.next_upstream_timeout);
-     }},
-    {"proxy-next-upstream-tries",
-     [](std::string_view v, Context& c) {
-       unsigned n = 0;
-       if (!parse_digits(v, n) || n > 100)
-         return std::string("expected an integer from 0 (as many as endpoints) to 100");
-       c.policy.next_upstream_tries = n;
-       return std::string();
-     }},
-    {"proxy-read-timeout",
-     [](std::string_view v, Context& c) { return parse_timeout(v, c.policy.read_timeout); }},
-    {"proxy-send-timeout",
-     [](std::string_view v, Context& c) { return parse_timeout(v, c.policy.send_timeout); }},
-    {"proxy-ssl-ciphers", parse_proxy_ssl_ciphers},
-    {"proxy-ssl-name", parse_proxy_ssl_name},
-    {"proxy-ssl-protocols", parse_proxy_ssl_protocols},
-    {"proxy-ssl-secret",
-     [](std::string_view v, Context& c) { return parse_secret_ref(v, c.ns, c.policy.proxy_ssl_secret); }},
-    {"proxy-ssl-server-name",
-     [](std::string_view v, Context& c) { return parse_on_off(v, c.policy.proxy_ssl_server_name); }},
-    {"proxy-ssl-verify",
-     [](std::string_view v, Context& c) { return parse_on_off(v, c.policy.proxy_ssl_verify); }},
-    {"proxy-ssl-verify-depth",
-     [](std::string_view v, Context& c) { return parse_depth(v, c.policy.proxy_ssl_verify_depth); }},
-    {"session-cookie-expires",
-     [](std::string_view v, Context& c) { return parse_cookie_seconds(v, c.policy.session_cookie_expires); }},
-    {"session-cookie-max-age",
-     [](std::string_view v, Context& c) { return parse_cookie_seconds(v, c.policy.session_cookie_max_age); }},
-    {"session-cookie-name", parse_cookie_name},
-    {"session-cookie-path", parse_cookie_path},
-    {"session-cookie-samesite", parse_cookie_samesite},
-    {"session-cookie-secure",
-     [](std::string_view v, Context& c) { return parse_bool(v, c.policy.session_cookie_secure); }},
-    {"ssl-ciphers",
-     [](std::string_view v, Context& c) { return parse_cipher_list(v, c.policy.ssl_ciphers); }},
-    {"ssl-redirect", [](std::string_view v, Context& c) { return parse_bool(v, c.policy.ssl_redirect); }},
-    {"upstream-hash-by", parse_hash_by},
-    {"whitelist-source-range", [](std::string_view v, Context& c) { return parse_ranges(v, c.whitelist); }},
-};
-/// The annotation tables below are sorted by name (checked at compile time) and searched by it.
-template <class Row, std::size_t N>
-constexpr bool sorted_by_name(const Row (&table)[N]) {
-  return std::is_sorted(std::begin(table), std::end(table),
-                        [](const Row& a, const Row& b) { return a.name < b.name; });
-}
-template <class Row, std::size_t N>
-const Row* find_by_name(const Row (&table)[N], std::string_view name) {
-  const auto* it = std::lower_bound(std::begin(table), std::end(table), name,
-                                    [](const Row& r, std::string_view n) { return r.name < n; });
-  return it != std::end(table) && it->name == name ? it : nullptr;
-}
+namespace {
 
-static_assert(sorted_by_name(kKnown));
-
-const Known* find_known(std::string_view name) {
-  return find_by_name(kKnown, name);
-}
-
-// ingress-nginx features phigate does not have, whose absence changes who can reach what or where
-// traffic goes: served without them, clients over a rate or connection limit would get through,
-// requests a WAF would block would reach the backend, TLS meant for the backend would end here, a
-// canary would take (all of) its main Ingress's traffic. The rule: an unsupported setting that
-// changes who can reach what fails closed; it is never silently ignored. So each of these is an
-// error unless its value is exactly the one that turns it off (ingress-nginx: "0" = no limit,
-// "false"), which only warns that it has no effect. An explicit list, not a pattern: names that
-// only shape traffic (timeouts, CORS, rewrites) stay warnings.
-struct Refused {
-  std::string_view name;
-  std::string_view off;  // the value that asks for nothing: a warning
-  bool boolean;          // "true"/"false" only: another value is invalid (an error too)
-  bool limit;            // a rate or connection limit (limit-burst-multiplier scales these)
-  std::string_view why;  // the error for any other value, after `<key>="<value>": `
-};
-
-constexpr std::string_view kRateLimit = "rate limits are not enforced by phigate: the Ingress fails closed";
-constexpr std::string_view kNoWaf =
-    "phigate has no web application firewall (ModSecurity): the Ingress must not be served as if it "
-    "were protected, so it fails closed";
-
-// Sorted by name (binary search; checked below).
-constexpr Refused kRefused[] = {
-    {"canary", "false", true, false,
-     "canary Ingresses are not supported by phigate: this Ingress is not served (it takes no traffic, "
-     "and the Ingress with the same host and path serves as if it did not exist)"},
-    {"enable-modsecurity", "false", true, false, kNoWaf},
-    {"enable-owasp-core-rules", "false", true, false, kNoWaf},
-    {"global-rate-limit", "0", false, true, kRateLimit},
-    {"global-rate-limit-ignored-cidrs", "0", false, true, kRateLimit},
-    {"global-rate-limit-key", "0", false, true, kRateLimit},
-    {"global-rate-limit-window", "0", false, true, kRateLimit},
-    {"limit-connections", "0", false, true,
-     "connection limits are not enforced by phigate: the Ingress fails closed"},
-    {"limit-rate", "0", false, true,
-     "response bandwidth limits are not enforced by phigate: the Ingress fails closed"},
-    {"limit-rate-after", "0", false, true,
-     "response bandwidth limits are not enforced by phigate: the Ingress fails closed"},
-    {"limit-rpm", "0", false, true, kRateLimit},
-    {"limit-rps", "0", false, true, kRateLimit},
-    {"ssl-passthrough", "false", true, false,
-     "TLS passthrough is not supported (phigate terminates TLS): the Ingress fails closed"},
-};
-static_assert(sorted_by_name(kRefused));
-
-const Refused* find_refused(std::string_view name) {
-  return find_by_name(kRefused, name);
-}
+using detail::AnnotationContext;
 
 void dedupe_in_order(std::vector<std::string>& v) {
   std::vector<std::string> out;
@@ -643,13 +454,26 @@ bool is_canary(const std::map<std::string, std::string>& annotations) {
 }
 
 ParsedAnnotations parse_annotations(const std::map<std::string, std::string>& annotations,
-                                    std::string_view ns) {
+                                    std::string_view ns, const AnnotationOptions& options) {
   ParsedAnnotations out;
-  Context c{out.policy, ns, false, {}, {}};
+  AnnotationContext c{out.policy, ns, false, {}, {}};
   const auto problem = [&](config::Severity sev, const std::string& key, const std::string& value,
                            std::string message) {
     out.problems.push_back({sev, key, quote_value(value), std::move(message)});
   };
+  // An error whose message reads `<key>="<value>": why` by itself (a feature phigate lacks).
+  const auto refuse = [&](const std::string& key, const std::string& value, std::string_view why) {
+    out.problems.push_back({config::Severity::Error, key, quote_value(value),
+                            loggable_key(key) + "=" + quote_value(value) + ": " + std::string(why), true});
+  };
+  const auto unhonoured = [&](const std::string& key, Support support, std::string_view why) {
+    // A later, stronger reason (no effect) replaces a documented difference for the same key.
+    std::erase_if(out.unhonoured, [&](const UnhonouredAnnotation& u) { return u.key == key; });
+    out.unhonoured.push_back({key, support, std::string(why)});
+  };
+  const bool fail_unsupported = options.unsupported == config::UnsupportedAnnotations::FailClosed;
+  constexpr std::string_view kFailUnsupported =
+      ": ingress.unsupported_annotations is fail_closed, so the Ingress fails closed";
 
   // name → the key that sets it; phigate.io/ wins over nginx.ingress.kubernetes.io/.
   std::map<std::string_view, const std::pair<const std::string, std::string>*> effective;
@@ -681,55 +505,82 @@ ParsedAnnotations parse_annotations(const std::map<std::string, std::string>& an
   out.canary = is_canary(annotations);
   bool limit_refused = false;  // a rate or connection limit is an error (the Ingress fails closed)
   for (const auto& [name, kv] : effective) {
-    if (const Known* k = find_known(name)) {
-      if (auto message = k->parse(kv->second, c); !message.empty()) {
-        problem(config::Severity::Error, kv->first, kv->second, std::move(message));
-      } else if (k->not_enforced != nullptr) {
-        // Accepted (ingress-nginx manifests carry it) but said out loud: its owner may rely on it.
-        out.not_enforced.push_back({kv->first, k->not_enforced});
-      }
-    } else if (const Refused* r = find_refused(name)) {
-      const std::string_view v = kv->second;
-      // The key under the other prefix: one prefix may not switch off what the other asks for
-      // (a policy engine may require the nginx key; review finding F2).
-      const bool phigate_key = std::string_view(kv->first).substr(0, kPhigatePrefix.size()) == kPhigatePrefix;
-      const auto other =
-          annotations.find(std::string(phigate_key ? kNginxPrefix : kPhigatePrefix) + std::string(name));
-      const bool other_asks = other != annotations.end() && other->second != r->off &&
-                              !(name == "canary" && parse_bool_false(other->second));
-      const bool off = v == r->off || (name == "canary" && parse_bool_false(v));
-      if (off && other_asks) {
-        problem(config::Severity::Error, kv->first, kv->second,
-                "switches off what " + loggable_key(other->first) + "=" + quote_value(other->second) +
-                    " asks for: the Ingress fails closed until the two agree");
-      } else if (off) {
-        problem(config::Severity::Warning, kv->first, kv->second,
-                quote_value(v) + " turns it off: no effect");
-      } else if (name == "canary" && !parse_bool_true(v)) {
-        // ingress-nginx serves it as an ordinary Ingress (it defaults an invalid value to false);
-        // which was meant is unknowable, so it fails closed: its paths stay claimed and answer 503.
-        problem(config::Severity::Error, kv->first, kv->second,
-                "expected \"true\" or \"false\" (ingress-nginx: an invalid value is not a canary): the "
-                "Ingress fails closed");
-      } else if (r->boolean && name != "canary" && v != "true") {
-        problem(config::Severity::Error, kv->first, kv->second, "expected \"true\" or \"false\"");
+    const std::string& key = kv->first;
+    const std::string_view v = kv->second;
+    const AnnotationInfo* a = find_annotation(name);
+    if (a == nullptr) {
+      if (is_access_control(name)) {
+        problem(config::Severity::Error, key, kv->second,
+                "unsupported access-control annotation: phigate cannot enforce it, so the Ingress fails "
+                "closed");
+      } else if (fail_unsupported) {
+        refuse(key, kv->second, std::string("unknown annotation") + std::string(kFailUnsupported));
       } else {
-        out.problems.push_back(
-            {config::Severity::Error, kv->first, quote_value(kv->second),
-             loggable_key(kv->first) + "=" + quote_value(kv->second) + ": " + std::string(r->why), true});
-        limit_refused = limit_refused || r->limit;
+        problem(config::Severity::Warning, key, kv->second, "unknown annotation: ignored");
+        unhonoured(key, Support::Unsupported, "unknown annotation: ignored");
       }
-    } else if (name == "limit-burst-multiplier" || name.rfind("canary-", 0) == 0) {
-      continue;  // they only modify a refused feature: below
-    } else if (name == "modsecurity-transaction-id") {
-      problem(config::Severity::Warning, kv->first, kv->second,
-              "has no effect: phigate has no web application firewall (ModSecurity)");
-    } else if (is_access_control(name)) {
-      problem(
-          config::Severity::Error, kv->first, kv->second,
-          "unsupported access-control annotation: phigate cannot enforce it, so the Ingress fails closed");
-    } else {
-      problem(config::Severity::Warning, kv->first, kv->second, "unknown or unsupported annotation: ignored");
+      continue;
+    }
+    switch (a->support) {
+      case Support::Supported:
+      case Support::SupportedWithDifferences:
+        if (auto message = a->parse(v, c); !message.empty()) {
+          problem(config::Severity::Error, key, kv->second, std::move(message));
+        } else if (a->support == Support::SupportedWithDifferences) {
+          unhonoured(key, a->support, a->difference);
+        }
+        break;
+      case Support::NoEffect:
+        // These only tune a feature another annotation asks for: said below, once that is known.
+        if (name == "limit-burst-multiplier" || name.rfind("canary-", 0) == 0 ||
+            name == "affinity-canary-behavior") {
+          break;
+        }
+        problem(config::Severity::Warning, key, kv->second, "has no effect: " + std::string(a->behaviour));
+        unhonoured(key, Support::NoEffect, a->behaviour);
+        break;
+      case Support::Unsupported:
+        if (fail_unsupported) {
+          refuse(
+              key, kv->second,
+              "unsupported annotation (" + std::string(a->behaviour) + ")" + std::string(kFailUnsupported));
+        } else {
+          problem(config::Severity::Warning, key, kv->second,
+                  "unsupported annotation, ignored: " + std::string(a->behaviour));
+          unhonoured(key, Support::Unsupported, a->behaviour);
+        }
+        break;
+      case Support::Refused: {
+        const bool canary = name == "canary";
+        // The key under the other prefix: one prefix may not switch off what the other asks for
+        // (a policy engine may require the nginx key; review finding F2).
+        const bool phigate_key = std::string_view(key).substr(0, kPhigatePrefix.size()) == kPhigatePrefix;
+        const auto other =
+            annotations.find(std::string(phigate_key ? kNginxPrefix : kPhigatePrefix) + std::string(name));
+        const bool other_asks = other != annotations.end() && other->second != a->off &&
+                                !(canary && parse_bool_false(other->second));
+        const bool off = (!a->off.empty() && v == a->off) || (canary && parse_bool_false(v));
+        if (off && other_asks) {
+          problem(config::Severity::Error, key, kv->second,
+                  "switches off what " + loggable_key(other->first) + "=" + quote_value(other->second) +
+                      " asks for: the Ingress fails closed until the two agree");
+        } else if (off) {
+          problem(config::Severity::Warning, key, kv->second, quote_value(v) + " turns it off: no effect");
+          unhonoured(key, Support::NoEffect, quote_value(v) + " turns it off");
+        } else if (canary && !parse_bool_true(v)) {
+          // ingress-nginx serves it as an ordinary Ingress (it defaults an invalid value to false);
+          // which was meant is unknowable, so it fails closed: its paths stay claimed and answer 503.
+          problem(config::Severity::Error, key, kv->second,
+                  "expected \"true\" or \"false\" (ingress-nginx: an invalid value is not a canary): the "
+                  "Ingress fails closed");
+        } else if (a->off == "false" && !canary && v != "true") {
+          problem(config::Severity::Error, key, kv->second, "expected \"true\" or \"false\"");
+        } else {
+          refuse(key, kv->second, a->behaviour);
+          limit_refused = limit_refused || a->group == "rate-limit";
+        }
+        break;
+      }
     }
   }
 
@@ -757,6 +608,7 @@ ParsedAnnotations parse_annotations(const std::map<std::string, std::string>& an
         continue;  // absent, or already an error
       }
       problem(config::Severity::Warning, kv->first, kv->second, "has no effect without affinity: cookie");
+      unhonoured(kv->first, Support::NoEffect, "without affinity: cookie");
     }
   }
   // limit-burst-multiplier only scales limit-rps/limit-rpm: next to a refused limit it adds nothing
@@ -765,12 +617,14 @@ ParsedAnnotations parse_annotations(const std::map<std::string, std::string>& an
   if (const auto* kv = key_of("limit-burst-multiplier"); kv != nullptr && !limit_refused) {
     problem(config::Severity::Warning, kv->first, kv->second,
             "has no effect: no rate limit is set (and phigate enforces none)");
+    unhonoured(kv->first, Support::NoEffect, "no rate limit is set (and phigate enforces none)");
   }
   if (!out.canary) {
     for (const auto& [name, kv] : effective) {
-      if (name.rfind("canary-", 0) == 0) {
+      if (name.rfind("canary-", 0) == 0 || name == "affinity-canary-behavior") {
         problem(config::Severity::Warning, kv->first, kv->second,
                 "has no effect: the Ingress is not a canary (canary is not \"true\")");
+        unhonoured(kv->first, Support::NoEffect, "the Ingress is not a canary (canary is not \"true\")");
       }
     }
   }
@@ -782,6 +636,8 @@ ParsedAnnotations parse_annotations(const std::map<std::string, std::string>& an
       if (name.rfind("proxy-ssl-", 0) == 0) {
         out.not_enforced.push_back(
             {kv->first, "has no effect: the backend is plain HTTP (backend-protocol is not HTTPS or GRPCS)"});
+        unhonoured(kv->first, Support::NoEffect,
+                   "the backend is plain HTTP (backend-protocol is not HTTPS or GRPCS)");
       }
     }
   }
@@ -793,6 +649,9 @@ ParsedAnnotations parse_annotations(const std::map<std::string, std::string>& an
 
   std::stable_sort(out.problems.begin(), out.problems.end(),
                    [](const AnnotationProblem& a, const AnnotationProblem& b) { return a.key < b.key; });
+  std::stable_sort(
+      out.unhonoured.begin(), out.unhonoured.end(),
+      [](const UnhonouredAnnotation& a, const UnhonouredAnnotation& b) { return a.key < b.key; });
   for (const auto& pr : out.problems) {
     if (pr.severity == config::Severity::Error) {
       out.fail_closed = (pr.unsupported ? "unsupported annotation " : "invalid annotation ") +

@@ -471,7 +471,11 @@ class Translator {
     if (!ing.problems.empty()) fail_with("invalid field " + ing.problems.front());
     if (ambiguous_.count(key) != 0) fail_with("duplicate definitions with other annotations");
 
-    auto parsed = parse_annotations(ing.meta.annotations, ing.meta.ns);
+    auto parsed = parse_annotations(ing.meta.annotations, ing.meta.ns,
+                                    AnnotationOptions{.unsupported = spec_.unsupported_annotations});
+    if (!parsed.unhonoured.empty()) {
+      out_.unhonoured.push_back({resource, where, std::move(parsed.unhonoured)});
+    }
     const auto error_text = [](const AnnotationProblem& pr) {
       return pr.unsupported ? pr.message : "invalid value " + pr.value + ": " + pr.message;
     };

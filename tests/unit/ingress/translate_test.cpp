@@ -304,7 +304,7 @@ TEST_F(Translate, UnknownAnnotation_WarnsAndServes) {
   res_.ingresses.push_back(ing);
   const auto t = run();
   EXPECT_FALSE(diag_.has_errors());
-  const auto* d = find("unknown or unsupported annotation");
+  const auto* d = find("unsupported annotation, ignored");
   ASSERT_NE(d, nullptr);
   EXPECT_EQ(d->severity, config::Severity::Warning);
   EXPECT_TRUE(t.routes.at(0).paths.at(0).policy->fail_closed.empty());

@@ -343,6 +343,13 @@ struct WebhookSpec {
 };
 
 /// Where Kubernetes resources come from (the `ingress:` key).
+/// `ingress.unsupported_annotations`: what an Ingress annotation phigate does not support (and
+/// whose absence does not change who can reach what) is. NoEffect ones always only warn.
+enum class UnsupportedAnnotations : std::uint8_t {
+  Warn,        // a warning; the Ingress is served without it (default)
+  FailClosed,  // an error: the Ingress fails closed (503), the message names the annotation
+};
+
 struct IngressSpec {
   IngressSource source = IngressSource::None;  // `source:`, default `directory` when `dir` is set
   std::string dir;                             // absolute; empty: no Ingress folder
@@ -353,6 +360,7 @@ struct IngressSpec {
   Duration rescan = 60s;      // fallback full rescan period
   KubernetesSpec kubernetes{};
   WebhookSpec webhook{};
+  UnsupportedAnnotations unsupported_annotations = UnsupportedAnnotations::Warn;
 };
 
 struct Config {

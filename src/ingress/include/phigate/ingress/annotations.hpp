@@ -2,6 +2,7 @@
 // Ingress annotations → RoutePolicy, with ingress-nginx's names and strict value grammars.
 // Pure (no I/O, no resources): Secret references are only checked for syntax here; translate()
 // resolves them. Reusable by `phigate validate`.
+#include <cstdint>
 #include <map>
 #include <string>
 #include <string_view>
@@ -9,6 +10,7 @@
 
 #include "phigate/config/diagnostics.hpp"
 #include "phigate/config/spec.hpp"
+#include "phigate/ingress/annotation_registry.hpp"
 
 namespace phigate::ingress {
 
@@ -33,6 +35,22 @@ struct UnenforcedAnnotation {
   std::string message;  // why it has no effect
 };
 
+/// An annotation in effect that phigate does not fully honour, for `phigate validate`'s per-Ingress
+/// summary: NoEffect and Unsupported ones (also warnings), and SupportedWithDifferences ones (not
+/// warnings: their difference is documented, docs/annotations.md). In key order.
+struct UnhonouredAnnotation {
+  std::string key;  // the full annotation key, as written
+  Support support;  // NoEffect, Unsupported or SupportedWithDifferences
+  std::string why;  // one line: why it has no effect, what is ignored, or how it differs
+};
+
+/// Settings of parse_annotations() that come from the configuration (config::IngressSpec).
+struct AnnotationOptions {
+  /// What an unsupported annotation (Support::Unsupported, or an unknown name under our prefixes
+  /// that does not look like access control) is: a warning, or an error (`ingress.unsupported_annotations`).
+  config::UnsupportedAnnotations unsupported = config::UnsupportedAnnotations::Warn;
+};
+
 struct ParsedAnnotations {
   config::RoutePolicy policy;  // `resource`, `fail_closed` and the PEM fields are left for translate()
   std::vector<AnnotationProblem> problems;  // in key order; an Error means the Ingress fails closed
@@ -40,18 +58,23 @@ struct ParsedAnnotations {
   /// In key order; translate() reports each as a warning (kept apart from `problems`: the value is
   /// valid, and the annotation is still parsed and kept in `policy`).
   std::vector<UnenforcedAnnotation> not_enforced;
+  /// Every annotation in effect that is not fully honoured (see UnhonouredAnnotation), in key order.
+  std::vector<UnhonouredAnnotation> unhonoured;
   /// The Ingress is an ingress-nginx canary (`is_canary`): translate() serves nothing of it, so it
   /// neither takes nor blocks its main Ingress's traffic; the `canary` problem says why.
   bool canary = false;
 };
 
-/// Parses the annotations of an Ingress in namespace `ns`. Keys under `nginx.ingress.kubernetes.io/`
-/// and `phigate.io/` are read (the latter wins when both name the same annotation); other keys are
-/// ignored. Invalid values, snippets, unsupported access-control annotations and the features in
-/// the refused table of annotations.cpp (rate and connection limits, WAF, TLS passthrough, canary:
-/// unless their value turns them off) are errors; other unknown names under our prefixes are warnings.
+/// Parses the annotations of an Ingress in namespace `ns`, as the annotation registry
+/// (annotation_registry.hpp) says. Keys under `nginx.ingress.kubernetes.io/` and `phigate.io/` are
+/// read (the latter wins when both name the same annotation, but cannot switch off a Refused one the
+/// former asks for); other keys are ignored unless they look like misprefixed access control (an
+/// error). Errors: invalid values, snippets, Refused names (unless their value turns them off),
+/// unknown names that look like access control, and, under `config::UnsupportedAnnotations::FailClosed`,
+/// Unsupported and unknown names. Warnings: NoEffect names, and Unsupported and unknown ones under
+/// `Warn`.
 ParsedAnnotations parse_annotations(const std::map<std::string, std::string>& annotations,
-                                    std::string_view ns);
+                                    std::string_view ns, const AnnotationOptions& options = {});
 
 /// Whether the `canary` annotation in effect (phigate.io/ wins over nginx.ingress.kubernetes.io/) is
 /// set to anything but "false". ingress-nginx reads "true" (and "True", "1", "t"…) as a canary that

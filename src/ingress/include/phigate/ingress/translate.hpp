@@ -9,6 +9,7 @@
 
 #include "phigate/config/diagnostics.hpp"
 #include "phigate/config/spec.hpp"
+#include "phigate/ingress/annotations.hpp"
 #include "phigate/ingress/resources.hpp"
 
 namespace phigate::ingress {
@@ -25,6 +26,13 @@ struct TranslationStats {
   std::vector<std::string> used_keys{};  // "ns/name" of each Ingress used, in precedence order
 };
 
+/// The annotations of one Ingress that phigate does not fully honour (`phigate validate` lists them).
+struct IngressUnhonoured {
+  std::string resource;  // "Ingress ns/name"
+  std::string where;     // "file#doc" of the Ingress
+  std::vector<UnhonouredAnnotation> annotations;
+};
+
 struct Translation {
   /// In precedence order (oldest Ingress first, then namespace/name): where several claim the same
   /// host+path+type all are listed and the router keeps the first.
@@ -36,6 +44,10 @@ struct Translation {
   /// "Ingress ns/name: why" for each Ingress that is not ours (debug log).
   std::vector<std::string> ignored;
   TranslationStats stats;
+  /// Per Ingress translated (in the order they were, precedence order), the annotations it has that
+  /// phigate does not fully honour: NoEffect, Unsupported, SupportedWithDifferences. Ingresses with
+  /// none are left out.
+  std::vector<IngressUnhonoured> unhonoured;
 };
 
 /// "ns/name" of every Secret `ing` refers to: spec.tls[].secretName, auth-tls-secret and

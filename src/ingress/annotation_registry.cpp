@@ -1,0 +1,567 @@
+#include "phigate/ingress/annotation_registry.hpp"
+
+#include <algorithm>
+#include <array>
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "annotations_impl.hpp"
+#include "phigate/config/loader.hpp"
+
+namespace phigate::ingress {
+namespace {
+
+using namespace detail;  // the value parsers
+using Context = detail::AnnotationContext;
+using Parser = AnnotationParser;
+
+// Row builders: every field of AnnotationInfo set (GCC's -Wmissing-field-initializers), rows short.
+
+/// Supported; with a `difference`, SupportedWithDifferences.
+constexpr AnnotationInfo supported(std::string_view name, Parser parse, std::string_view group,
+                                   std::string_view behaviour, std::string_view difference = {},
+                                   AnnotationOrigin origin = AnnotationOrigin::IngressNginx) {
+  return {name,       difference.empty() ? Support::Supported : Support::SupportedWithDifferences,
+          parse,      {},
+          group,      behaviour,
+          difference, origin,
+          {}};
+}
+constexpr AnnotationInfo own(std::string_view name, Parser parse, std::string_view group,
+                             std::string_view behaviour) {
+  return supported(name, parse, group, behaviour, {}, AnnotationOrigin::Phigate);
+}
+/// Accepted, nothing to do: `behaviour` says why (a warning "has no effect: <behaviour>").
+constexpr AnnotationInfo no_effect(std::string_view name, std::string_view group, std::string_view behaviour,
+                                   std::string_view planned = {},
+                                   AnnotationOrigin origin = AnnotationOrigin::IngressNginx) {
+  return {name, Support::NoEffect, nullptr, {}, group, behaviour, {}, origin, planned};
+}
+/// The Ingress fails closed, unless the value is `off` (then a warning): `behaviour` is the error,
+/// read after `<key>="<value>": `.
+constexpr AnnotationInfo refused(std::string_view name, std::string_view off, std::string_view group,
+                                 std::string_view behaviour, std::string_view planned = {},
+                                 AnnotationOrigin origin = AnnotationOrigin::IngressNginx) {
+  return {name, Support::Refused, nullptr, off, group, behaviour, {}, origin, planned};
+}
+/// Ignored, or an error under ingress.unsupported_annotations: fail_closed: `behaviour` says what
+/// does not happen.
+constexpr AnnotationInfo unsupported(std::string_view name, std::string_view group,
+                                     std::string_view behaviour, std::string_view planned = {},
+                                     AnnotationOrigin origin = AnnotationOrigin::IngressNginx) {
+  return {name, Support::Unsupported, nullptr, {}, group, behaviour, {}, origin, planned};
+}
+constexpr AnnotationInfo code_only(AnnotationInfo row) {
+  row.origin = AnnotationOrigin::IngressNginxCodeOnly;
+  return row;
+}
+constexpr AnnotationInfo removed(AnnotationInfo row) {
+  row.origin = AnnotationOrigin::IngressNginxRemoved;
+  return row;
+}
+
+constexpr std::string_view kAuth =
+    "authentication is not implemented by phigate: the Ingress fails closed (it must not be served "
+    "without the restriction its owner asked for)";
+constexpr std::string_view kAuthPlanned = "authentication (part 2)";
+constexpr std::string_view kSnippet =
+    "snippet annotations are not supported (raw configuration injection, CVE-2025-1974)";
+constexpr std::string_view kRateLimit = "rate limits are not enforced by phigate: the Ingress fails closed";
+constexpr std::string_view kBandwidth =
+    "response bandwidth limits are not enforced by phigate: the Ingress fails closed";
+constexpr std::string_view kLimitsPlanned = "rate limits (part 2)";
+constexpr std::string_view kNoWaf =
+    "phigate has no web application firewall (ModSecurity): the Ingress must not be served as if it "
+    "were protected, so it fails closed";
+constexpr std::string_view kCanaryTunes =
+    "only tunes a canary: without canary \"true\" it does nothing, and a canary Ingress is not served";
+constexpr std::string_view kCanaryPlanned = "WP4: canary routing";
+constexpr std::string_view kCors = "no CORS headers are added and preflight requests reach the backend";
+constexpr std::string_view kCorsPlanned = "WP5: CORS";
+constexpr std::string_view kRedirectPlanned = "WP3: redirects";
+constexpr std::string_view kRangeDifference =
+    "a CIDR with host bits set (\"10.0.0.1/8\") is refused as a likely typo";
+constexpr std::string_view kSecretDifference =
+    "the Secret must be in the Ingress's own namespace (as allow-cross-namespace-resources: false)";
+constexpr std::string_view kTimeoutDifference = "1ms to 1h; a unit is accepted too (\"500ms\", \"2m\")";
+
+// Sorted by name (binary search; checked below). One row per name: a new ingress-nginx name or a
+// phigate one gets a row here, and docs/annotations.md is regenerated from this table.
+constexpr auto kRegistry = std::to_array<AnnotationInfo>({
+    supported("affinity", parse_affinity, "affinity", "\"cookie\": sticky sessions with a cookie"),
+    no_effect("affinity-canary-behavior", "canary", kCanaryTunes, kCanaryPlanned),
+    supported("affinity-mode", parse_affinity_mode, "affinity",
+              "balanced (default) or persistent, with affinity: cookie"),
+    code_only(supported(
+        "allowlist-source-range", [](std::string_view v, Context& c) { return parse_ranges(v, c.allowlist); },
+        "access", "client addresses allowed (merged with whitelist-source-range); others get 403",
+        kRangeDifference)),
+    unsupported("app-root", "rewrite", "\"/\" is not redirected to the application root", "WP2: app-root"),
+    refused("auth-always-set-cookie", {}, "auth", kAuth, kAuthPlanned),
+    refused("auth-cache-duration", {}, "auth", kAuth, kAuthPlanned),
+    refused("auth-cache-key", {}, "auth", kAuth, kAuthPlanned),
+    refused("auth-keepalive", {}, "auth", kAuth, kAuthPlanned),
+    refused("auth-keepalive-requests", {}, "auth", kAuth, kAuthPlanned),
+    refused("auth-keepalive-share-vars", {}, "auth", kAuth, kAuthPlanned),
+    refused("auth-keepalive-timeout", {}, "auth", kAuth, kAuthPlanned),
+    refused("auth-method", {}, "auth", kAuth, kAuthPlanned),
+    refused("auth-proxy-set-headers", {}, "auth", kAuth, kAuthPlanned),
+    refused("auth-realm", {}, "auth", kAuth, kAuthPlanned),
+    refused("auth-request-redirect", {}, "auth", kAuth, kAuthPlanned),
+    refused("auth-response-headers", {}, "auth", kAuth, kAuthPlanned),
+    refused("auth-secret", {}, "auth", kAuth, kAuthPlanned),
+    refused("auth-secret-type", {}, "auth", kAuth, kAuthPlanned),
+    refused("auth-signin", {}, "auth", kAuth, kAuthPlanned),
+    refused("auth-signin-redirect-param", {}, "auth", kAuth, kAuthPlanned),
+    refused("auth-snippet", {}, "snippet", kSnippet),
+    no_effect("auth-tls-error-page", "client-certificates",
+              "a client without a valid certificate is refused (400) either way; only the page differs"),
+    refused("auth-tls-match-cn", {}, "client-certificates",
+            "client-certificate CN matching is not implemented by phigate: the Ingress fails closed",
+            kAuthPlanned),
+    supported("auth-tls-pass-certificate-to-upstream",
+              [](std::string_view v, Context& c) { return parse_bool(v, c.policy.auth_tls_pass_certificate); },
+              "client-certificates", "\"true\": the client certificate goes to the backend in ssl-client-cert"),
+    supported(
+        "auth-tls-secret",
+        [](std::string_view v, Context& c) { return parse_secret_ref(v, c.ns, c.policy.auth_tls_secret); },
+        "client-certificates", "the CA (ca.crt of a Secret) client certificates are verified against",
+        kSecretDifference),
+    supported("auth-tls-verify-client", parse_verify_client, "client-certificates",
+              "on, off, optional or optional_no_ca (default on with auth-tls-secret)"),
+    supported("auth-tls-verify-depth",
+              [](std::string_view v, Context& c) { return parse_depth(v, c.policy.auth_tls_verify_depth); },
+              "client-certificates", "verification depth, 1 to 10"),
+    refused("auth-type", {}, "auth", kAuth, kAuthPlanned),
+    refused("auth-url", {}, "auth", kAuth, kAuthPlanned),
+    supported("backend-protocol", parse_backend_protocol, "backend", "HTTP, HTTPS, GRPC or GRPCS",
+              "AJP, FCGI and AUTO_HTTP are invalid values (the Ingress fails closed)"),
+    refused("canary", "false", "canary",
+            "canary Ingresses are not supported by phigate: this Ingress is not served (it takes no "
+            "traffic, and the Ingress with the same host and path serves as if it did not exist)",
+            kCanaryPlanned),
+    no_effect("canary-by-cookie", "canary", kCanaryTunes, kCanaryPlanned),
+    no_effect("canary-by-header", "canary", kCanaryTunes, kCanaryPlanned),
+    no_effect("canary-by-header-pattern", "canary", kCanaryTunes, kCanaryPlanned),
+    no_effect("canary-by-header-value", "canary", kCanaryTunes, kCanaryPlanned),
+    no_effect("canary-weight", "canary", kCanaryTunes, kCanaryPlanned),
+    no_effect("canary-weight-total", "canary", kCanaryTunes, kCanaryPlanned),
+    unsupported("client-body-buffer-size", "buffering", "request bodies are streamed, not buffered",
+                "WP6: request buffering"),
+    refused("configuration-snippet", {}, "snippet", kSnippet),
+    unsupported("connection-proxy-header", "buffering", "the Connection header to the backend is not changed",
+                "WP6: connection-proxy-header"),
+    unsupported("cors-allow-credentials", "cors", kCors, kCorsPlanned),
+    unsupported("cors-allow-headers", "cors", kCors, kCorsPlanned),
+    unsupported("cors-allow-methods", "cors", kCors, kCorsPlanned),
+    unsupported("cors-allow-origin", "cors", kCors, kCorsPlanned),
+    unsupported("cors-expose-headers", "cors", kCors, kCorsPlanned),
+    unsupported("cors-max-age", "cors", kCors, kCorsPlanned),
+    unsupported("custom-headers", "headers", "no response headers are added from a ConfigMap",
+                "WP5: custom-headers"),
+    unsupported("custom-http-errors", "errors", "backend error responses are passed on unchanged",
+                "WP6: custom-http-errors"),
+    unsupported("default-backend", "errors", "paths without a ready endpoint answer 503, not another backend",
+                "WP6: default-backend"),
+    supported("denylist-source-range",
+              [](std::string_view v, Context& c) { return parse_ranges(v, c.policy.deny_source_ranges); },
+              "access", "client addresses refused (403)", kRangeDifference),
+    code_only(unsupported("disable-proxy-intercept-errors", "errors",
+                          "backend error responses are passed on unchanged", "WP6: custom-http-errors")),
+    no_effect("enable-access-log", "logging",
+              "the audit log records every request; it cannot be turned off per Ingress"),
+    unsupported("enable-cors", "cors", kCors, kCorsPlanned),
+    no_effect("enable-global-auth", "auth", "phigate has no global external authentication"),
+    refused("enable-modsecurity", "false", "waf", kNoWaf),
+    no_effect("enable-opentelemetry", "logging", "phigate does not export traces"),
+    refused("enable-owasp-core-rules", "false", "waf", kNoWaf),
+    no_effect("enable-rewrite-log", "logging", "phigate has no rewrite log"),
+    code_only(no_effect("fastcgi-index", "backend", "FCGI backends are refused, so it never applies")),
+    code_only(no_effect("fastcgi-params-configmap", "backend", "FCGI backends are refused, so it never applies")),
+    supported("force-ssl-redirect",
+              [](std::string_view v, Context& c) { return parse_bool(v, c.policy.force_ssl_redirect); },
+              "https", "\"true\": plain-HTTP requests are redirected to HTTPS (308) even without TLS hosts"),
+    unsupported("from-to-www-redirect", "redirect", "requests to the www/non-www twin host are not redirected",
+                kRedirectPlanned),
+    removed(refused("global-rate-limit", "0", "rate-limit", kRateLimit, kLimitsPlanned)),
+    removed(refused("global-rate-limit-ignored-cidrs", "0", "rate-limit", kRateLimit, kLimitsPlanned)),
+    removed(refused("global-rate-limit-key", "0", "rate-limit", kRateLimit, kLimitsPlanned)),
+    removed(refused("global-rate-limit-window", "0", "rate-limit", kRateLimit, kLimitsPlanned)),
+    own("health-check-healthy-threshold",
+        [](std::string_view v, Context& c) {
+          return parse_health_threshold(v, c.policy.health_check_healthy_threshold);
+        },
+        "health-check", "passed probes before an endpoint takes traffic again, 1 to 100"),
+    own("health-check-interval",
+        [](std::string_view v, Context& c) {
+          return parse_health_duration(v, std::chrono::milliseconds(100), c.policy.health_check_interval);
+        },
+        "health-check", "active health checks of the backends, every 100ms to 1h"),
+    own("health-check-path", parse_health_path, "health-check", "the path active health checks GET"),
+    own("health-check-port", parse_health_port, "health-check", "the port active health checks probe"),
+    own("health-check-timeout",
+        [](std::string_view v, Context& c) {
+          // At most 60 s: every probe holds a socket on the checker thread until its timeout, and an
+          // Ingress author must not be able to park thousands of them for an hour.
+          return parse_health_duration(v, std::chrono::milliseconds(10), c.policy.health_check_timeout,
+                                       std::chrono::seconds(60));
+        },
+        "health-check", "timeout of one probe, 10ms to 60s"),
+    own("health-check-unhealthy-threshold",
+        [](std::string_view v, Context& c) {
+          return parse_health_threshold(v, c.policy.health_check_unhealthy_threshold);
+        },
+        "health-check", "failed probes before an endpoint stops taking traffic, 1 to 100"),
+    own("hsts", [](std::string_view v, Context& c) { return parse_bool(v, c.policy.hsts); }, "https",
+        "\"false\": no Strict-Transport-Security on this Ingress's responses (default: tls.hsts)"),
+    no_effect("http2-push-preload", "https", "phigate does not offer HTTP/2 server push"),
+    code_only(no_effect("limit-allowlist", "rate-limit",
+                        "it only exempts clients from rate limits, which phigate does not enforce (a limit "
+                        "that asks for one fails the Ingress closed)",
+                        kLimitsPlanned)),
+    no_effect("limit-burst-multiplier", "rate-limit",
+              "it only scales limit-rps and limit-rpm, which phigate does not enforce (a limit that asks "
+              "for one fails the Ingress closed)",
+              kLimitsPlanned),
+    refused("limit-connections", "0", "rate-limit",
+            "connection limits are not enforced by phigate: the Ingress fails closed", kLimitsPlanned),
+    refused("limit-rate", "0", "rate-limit", kBandwidth, kLimitsPlanned),
+    refused("limit-rate-after", "0", "rate-limit", kBandwidth, kLimitsPlanned),
+    refused("limit-rpm", "0", "rate-limit", kRateLimit, kLimitsPlanned),
+    refused("limit-rps", "0", "rate-limit", kRateLimit, kLimitsPlanned),
+    no_effect("limit-whitelist", "rate-limit",
+              "it only exempts clients from rate limits, which phigate does not enforce (a limit that "
+              "asks for one fails the Ingress closed)",
+              kLimitsPlanned),
+    supported("load-balance", parse_load_balance, "backend", "round_robin, least_request or ewma"),
+    unsupported("mirror-host", "mirror", "requests are not mirrored"),
+    unsupported("mirror-request-body", "mirror", "requests are not mirrored"),
+    unsupported("mirror-target", "mirror", "requests are not mirrored"),
+    refused("modsecurity-snippet", {}, "snippet", kSnippet),
+    no_effect("modsecurity-transaction-id", "waf", "phigate has no web application firewall (ModSecurity)"),
+    code_only(no_effect("opentelemetry-operation-name", "logging", "phigate does not export traces")),
+    no_effect("opentelemetry-trust-incoming-span", "logging", "phigate does not export traces"),
+    unsupported("permanent-redirect", "redirect", "requests are not redirected: the backend serves them",
+                kRedirectPlanned),
+    unsupported("permanent-redirect-code", "redirect", "requests are not redirected: the backend serves them",
+                kRedirectPlanned),
+    supported("phi", [](std::string_view v, Context& c) { return parse_bool(v, c.policy.phi); }, "audit",
+              "\"true\": requests carry protected health information (audit records say so)", {},
+              AnnotationOrigin::Phigate),
+    no_effect("preserve-trailing-slash", "https", "the HTTPS redirect always keeps the path as sent"),
+    supported("proxy-body-size", parse_body_size, "buffering",
+              "largest request body (0: unlimited); larger ones get 413"),
+    no_effect("proxy-buffer-size", "buffering", "responses stream through fixed buffers"),
+    no_effect("proxy-buffering", "buffering", "responses stream through fixed buffers (as with \"off\")"),
+    no_effect("proxy-buffers-number", "buffering", "responses stream through fixed buffers"),
+    no_effect("proxy-busy-buffers-size", "buffering", "responses stream through fixed buffers"),
+    supported("proxy-connect-timeout",
+              [](std::string_view v, Context& c) { return parse_timeout(v, c.policy.connect_timeout); },
+              "timeouts", "time to connect to a backend", kTimeoutDifference),
+    unsupported("proxy-cookie-domain", "headers", "Set-Cookie Domain attributes are passed on unchanged",
+                "WP5: proxy-cookie-*"),
+    unsupported("proxy-cookie-path", "headers", "Set-Cookie Path attributes are passed on unchanged",
+                "WP5: proxy-cookie-*"),
+    unsupported("proxy-http-version", "backend", "phigate speaks HTTP/1.1 to HTTP backends",
+                "WP6: proxy-http-version"),
+    no_effect("proxy-max-temp-file-size", "buffering", "responses stream through fixed buffers"),
+    supported("proxy-next-upstream",
+              [](std::string_view v, Context& c) {
+                std::uint16_t bits = 0;
+                auto why = config::parse_next_upstream(v, bits);
+                if (why.empty()) c.policy.next_upstream = bits;
+                return why;
+              },
+              "retries", "which failures are retried on another endpoint"),
+    supported("proxy-next-upstream-timeout",
+              [](std::string_view v, Context& c) {
+                // ingress-nginx: seconds, "0" = no limit.
+                if (v == "0") {
+                  c.policy.next_upstream_timeout = config::Duration{0};
+                  return std::string();
+                }
+                return parse_timeout(v, c.policy.next_upstream_timeout);
+              },
+              "retries", "time limit for retries (0: none)", kTimeoutDifference),
+    supported("proxy-next-upstream-tries",
+              [](std::string_view v, Context& c) {
+                unsigned n = 0;
+                if (!parse_digits(v, n) || n > 100)
+                  return std::string("expected an integer from 0 (as many as endpoints) to 100");
+                c.policy.next_upstream_tries = n;
+                return std::string();
+              },
+              "retries", "attempts in all (0: as many as endpoints), at most 100"),
+    supported("proxy-read-timeout",
+              [](std::string_view v, Context& c) { return parse_timeout(v, c.policy.read_timeout); },
+              "timeouts", "time between two reads from a backend", kTimeoutDifference),
+    unsupported("proxy-redirect-from", "headers", "Location headers are passed on unchanged",
+                "WP5: proxy-redirect-*"),
+    unsupported("proxy-redirect-to", "headers", "Location headers are passed on unchanged",
+                "WP5: proxy-redirect-*"),
+    unsupported("proxy-request-buffering", "buffering", "request bodies are streamed, not buffered",
+                "WP6: request buffering"),
+    supported("proxy-send-timeout",
+              [](std::string_view v, Context& c) { return parse_timeout(v, c.policy.send_timeout); },
+              "timeouts", "time between two writes to a backend", kTimeoutDifference),
+    supported("proxy-ssl-ciphers", parse_proxy_ssl_ciphers, "backend-tls",
+              "OpenSSL cipher list towards an HTTPS backend"),
+    supported("proxy-ssl-name", parse_proxy_ssl_name, "backend-tls",
+              "the name the backend certificate is verified against (and SNI)"),
+    supported("proxy-ssl-protocols", parse_proxy_ssl_protocols, "backend-tls",
+              "TLS versions towards an HTTPS backend", "TLSv1.2 and TLSv1.3 only"),
+    supported(
+        "proxy-ssl-secret",
+        [](std::string_view v, Context& c) { return parse_secret_ref(v, c.ns, c.policy.proxy_ssl_secret); },
+        "backend-tls", "client certificate and CA (a Secret) for HTTPS backends", kSecretDifference),
+    supported("proxy-ssl-server-name",
+              [](std::string_view v, Context& c) { return parse_on_off(v, c.policy.proxy_ssl_server_name); },
+              "backend-tls", "\"on\": send SNI to an HTTPS backend"),
+    supported("proxy-ssl-verify",
+              [](std::string_view v, Context& c) { return parse_on_off(v, c.policy.proxy_ssl_verify); },
+              "backend-tls", "\"on\": verify an HTTPS backend's certificate"),
+    supported("proxy-ssl-verify-depth",
+              [](std::string_view v, Context& c) { return parse_depth(v, c.policy.proxy_ssl_verify_depth); },
+              "backend-tls", "verification depth of the backend certificate, 1 to 10"),
+    code_only(no_effect("relative-redirects", "redirect", "only the form of a Location header")),
+    unsupported("rewrite-target", "rewrite", "the path is sent to the backend unchanged", "WP2: rewrite-target"),
+    refused("satisfy", {}, "auth",
+            "satisfy combines authentication rules phigate does not implement: the Ingress fails closed",
+            kAuthPlanned),
+    unsupported("server-alias", "hosts", "the alias hosts are not served", "WP3: server-alias"),
+    refused("server-snippet", {}, "snippet", kSnippet),
+    unsupported("service-upstream", "hosts", "endpoints are used, not the Service's cluster IP",
+                "WP3: service-upstream"),
+    unsupported("session-cookie-change-on-failure", "affinity", "the cookie is kept when its endpoint fails"),
+    unsupported("session-cookie-conditional-samesite-none", "affinity",
+                "SameSite=None is sent to every client"),
+    unsupported("session-cookie-domain", "affinity", "the affinity cookie has no Domain attribute"),
+    supported("session-cookie-expires",
+              [](std::string_view v, Context& c) {
+                return parse_cookie_seconds(v, c.policy.session_cookie_expires);
+              },
+              "affinity", "the cookie's Expires, in seconds from now (1 s to 10 years)"),
+    supported("session-cookie-max-age",
+              [](std::string_view v, Context& c) {
+                return parse_cookie_seconds(v, c.policy.session_cookie_max_age);
+              },
+              "affinity", "the cookie's Max-Age, in seconds (1 s to 10 years)"),
+    supported("session-cookie-name", parse_cookie_name, "affinity", "the cookie's name (a token)"),
+    supported("session-cookie-path", parse_cookie_path, "affinity", "the cookie's Path"),
+    supported("session-cookie-samesite", parse_cookie_samesite, "affinity", "Strict, Lax or None"),
+    supported("session-cookie-secure",
+              [](std::string_view v, Context& c) { return parse_bool(v, c.policy.session_cookie_secure); },
+              "affinity", "\"true\": the cookie is Secure"),
+    supported("ssl-ciphers",
+              [](std::string_view v, Context& c) { return parse_cipher_list(v, c.policy.ssl_ciphers); },
+              "https", "OpenSSL cipher list for the Ingress's TLS hosts"),
+    refused("ssl-passthrough", "false", "passthrough",
+            "TLS passthrough is not supported (phigate terminates TLS): the Ingress fails closed",
+            "WP6: listeners.tls_passthrough"),
+    no_effect("ssl-prefer-server-ciphers", "https", "the server's cipher order is always preferred"),
+    supported("ssl-redirect",
+              [](std::string_view v, Context& c) { return parse_bool(v, c.policy.ssl_redirect); }, "https",
+              "\"false\": plain HTTP is served instead of redirected to HTTPS"),
+    refused("stream-snippet", {}, "snippet", kSnippet),
+    unsupported("temporal-redirect", "redirect", "requests are not redirected: the backend serves them",
+                kRedirectPlanned),
+    unsupported("temporal-redirect-code", "redirect", "requests are not redirected: the backend serves them",
+                kRedirectPlanned),
+    supported("upstream-hash-by", parse_hash_by, "backend", "consistent hashing of requests to endpoints",
+              "one variable from a closed list ($request_uri, $uri, $host, $remote_addr, "
+              "$binary_remote_addr, $http_*, $cookie_*, $arg_*), no combinations"),
+    unsupported("upstream-hash-by-subset", "backend", "hashing picks one endpoint, not a subset"),
+    unsupported("upstream-hash-by-subset-size", "backend", "hashing picks one endpoint, not a subset"),
+    unsupported("upstream-vhost", "hosts", "the Host header is sent to the backend unchanged",
+                "WP3: upstream-vhost"),
+    code_only(no_effect("use-port-in-redirects", "redirect", "only the form of a Location header")),
+    unsupported("use-regex", "rewrite", "paths are matched as literal prefixes, not regular expressions",
+                "WP2: regex paths"),
+    supported(
+        "whitelist-source-range", [](std::string_view v, Context& c) { return parse_ranges(v, c.whitelist); },
+        "access", "client addresses allowed (merged with allowlist-source-range); others get 403",
+        kRangeDifference),
+    unsupported("x-forwarded-prefix", "rewrite", "no X-Forwarded-Prefix header is sent",
+                "WP2: x-forwarded-prefix"),
+});
+
+constexpr bool sorted_and_unique() {
+  for (std::size_t i = 1; i < kRegistry.size(); ++i) {
+    if (!(kRegistry[i - 1].name < kRegistry[i].name)) return false;
+  }
+  return true;
+}
+static_assert(sorted_and_unique(), "kRegistry: rows must be sorted by name, each name once");
+
+constexpr bool rows_consistent() {
+  for (const auto& r : kRegistry) {
+    const bool supported = r.support == Support::Supported || r.support == Support::SupportedWithDifferences;
+    if (supported != (r.parse != nullptr)) return false;                // only supported rows parse
+    if (!r.off.empty() && r.support != Support::Refused) return false;  // only refused rows turn off
+    if (!r.difference.empty() && r.support != Support::SupportedWithDifferences) return false;
+    if (r.behaviour.empty() || r.group.empty()) return false;
+  }
+  return true;
+}
+static_assert(rows_consistent(), "kRegistry: a row's fields contradict its state");
+
+void json_string(std::string& out, std::string_view s) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  out += '"';
+  for (const char ch : s) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += ch;
+    } else if (c < 0x20) {
+      out += "\\u00";
+      out += kHex[c >> 4];
+      out += kHex[c & 0xf];
+    } else {
+      out += ch;
+    }
+  }
+  out += '"';
+}
+
+/// Markdown table cells: '|' would end the cell.
+std::string cell(std::string_view s) {
+  std::string out;
+  for (const char ch : s) {
+    if (ch == '|') out += '\\';
+    out += ch;
+  }
+  return out;
+}
+
+}  // namespace
+
+std::span<const AnnotationInfo> annotation_registry() noexcept {
+  return kRegistry;
+}
+
+const AnnotationInfo* find_annotation(std::string_view name) noexcept {
+  const auto* it = std::lower_bound(kRegistry.begin(), kRegistry.end(), name,
+                                    [](const AnnotationInfo& r, std::string_view n) { return r.name < n; });
+  return it != kRegistry.end() && it->name == name ? &*it : nullptr;
+}
+
+std::string_view to_string(Support s) noexcept {
+  switch (s) {
+    case Support::Supported:
+      return "supported";
+    case Support::SupportedWithDifferences:
+      return "supported, with differences";
+    case Support::NoEffect:
+      return "no effect";
+    case Support::Refused:
+      return "refused";
+    case Support::Unsupported:
+      return "unsupported";
+  }
+  return "unsupported";
+}
+
+std::string_view to_string(AnnotationOrigin o) noexcept {
+  switch (o) {
+    case AnnotationOrigin::IngressNginx:
+      return "ingress-nginx";
+    case AnnotationOrigin::IngressNginxCodeOnly:
+      return "ingress-nginx (code only)";
+    case AnnotationOrigin::IngressNginxRemoved:
+      return "ingress-nginx (older releases)";
+    case AnnotationOrigin::Phigate:
+      return "phigate";
+  }
+  return "phigate";
+}
+
+std::string annotations_markdown() {
+  std::string out =
+      "<!-- Generated by `phigate annotations` from src/ingress/annotation_registry.cpp: do not edit.\n"
+      "     Regenerate with scripts/gen-annotations.sh (the annotations_doc test fails when it is stale). "
+      "-->\n"
+      "# Ingress annotations\n\n"
+      "Every ingress-nginx annotation name, and phigate's own, with what phigate does with it. This page\n"
+      "is generated from the annotation registry (`src/ingress/annotation_registry.cpp`), the table the\n"
+      "annotation parser itself reads, so it cannot drift from what phigate does.\n\n"
+      "- **Prefixes**: `nginx.ingress.kubernetes.io/<name>` and `phigate.io/<name>`. When both are set, the\n"
+      "  `phigate.io/` one wins, except that it cannot switch off what the nginx key asks for (a limit,\n"
+      "  a WAF, `ssl-passthrough`, `canary`): the two must agree, or the Ingress fails closed. Keys under\n"
+      "  other prefixes are ignored, unless they look like access control (`auth-tls-secret`,\n"
+      "  `whitelist-source-range`, … under a misspelled prefix): those fail the Ingress closed.\n"
+      "- **Fails closed** means the Ingress's hosts and paths stay claimed and answer 503; an error (a\n"
+      "  log line, a Kubernetes Event, `phigate validate`, the admission webhook) names the annotation.\n"
+      "- Any name containing `snippet` fails closed (raw configuration injection, CVE-2025-1974).\n"
+      "- An unknown name under our prefixes is handled as **unsupported**, unless it looks like access\n"
+      "  control (`auth*`, `satisfy`, `*source-range*`, `*allowlist*`, `*whitelist*`, `*denylist*`,\n"
+      "  `*blacklist*`, in any case, `_` for `-`): then it fails closed, so a misspelled restriction is\n"
+      "  never ignored.\n"
+      "- `phigate validate` prints, per Ingress, every annotation that is not fully honoured (no effect,\n"
+      "  unsupported, and supported ones with a difference, with that difference).\n\n"
+      "States:\n\n"
+      "| state | what phigate does |\n"
+      "|---|---|\n"
+      "| supported | applied, with ingress-nginx's semantics |\n"
+      "| supported, with differences | applied; the difference column says how it differs (no warning; "
+      "`phigate validate` lists it) |\n"
+      "| no effect | accepted, nothing to do in phigate: a warning, never an error |\n"
+      "| refused | the Ingress fails closed, unless its value is the one shown as `off` (that only warns) |\n"
+      "| unsupported | ignored with a warning; an error (the Ingress fails closed) under "
+      "`ingress.unsupported_annotations: fail_closed` |\n\n"
+      "\"Not yet\" names the planned work that will change a row "
+      "(docs/design/ingress-nginx-annotations-plan.md).\n";
+
+  std::map<std::string_view, std::vector<const AnnotationInfo*>> groups;
+  for (const auto& r : kRegistry) groups[r.group].push_back(&r);
+  for (const auto& [group, rows] : groups) {
+    out += "\n## " + std::string(group) + "\n\n";
+    out += "| name | state | phigate | difference from ingress-nginx | not yet | origin |\n";
+    out += "|---|---|---|---|---|---|\n";
+    for (const auto* r : rows) {
+      std::string state(to_string(r->support));
+      if (!r->off.empty()) state += " (off: `\"" + std::string(r->off) + "\"`)";
+      out += "| `" + std::string(r->name) + "` | " + state + " | " + cell(r->behaviour) + " | " +
+             cell(r->difference) + " | " + cell(r->planned) + " | " + std::string(to_string(r->origin)) +
+             " |\n";
+    }
+  }
+  std::size_t counts[5] = {};
+  for (const auto& r : kRegistry) ++counts[static_cast<std::size_t>(r.support)];
+  out += "\n## Totals\n\n" + std::to_string(kRegistry.size()) + " names: ";
+  for (std::size_t i = 0; i < 5; ++i) {
+    out += std::to_string(counts[i]) + " " + std::string(to_string(static_cast<Support>(i)));
+    out += i + 1 < 5 ? "; " : ".\n";
+  }
+  return out;
+}
+
+std::string annotations_json() {
+  std::string out = "[\n";
+  for (std::size_t i = 0; i < kRegistry.size(); ++i) {
+    const auto& r = kRegistry[i];
+    out += "  {\"name\": ";
+    json_string(out, r.name);
+    out += ", \"state\": ";
+    json_string(out, to_string(r.support));
+    out += ", \"off\": ";
+    json_string(out, r.off);
+    out += ", \"group\": ";
+    json_string(out, r.group);
+    out += ", \"behaviour\": ";
+    json_string(out, r.behaviour);
+    out += ", \"difference\": ";
+    json_string(out, r.difference);
+    out += ", \"origin\": ";
+    json_string(out, to_string(r.origin));
+    out += ", \"planned\": ";
+    json_string(out, r.planned);
+    out += i + 1 < kRegistry.size() ? "},\n" : "}\n";
+  }
+  out += "]\n";
+  return out;
+}
+
+}  // namespace phigate::ingress

@@ -1,0 +1,64 @@
+#pragma once
+// The annotation value parsers (annotations.cpp) and the state they share, for the registry table
+// (annotation_registry.cpp). Private to the ingress library.
+#include <algorithm>
+#include <charconv>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "phigate/config/spec.hpp"
+#include "phigate/ingress/annotation_registry.hpp"
+
+namespace phigate::ingress::detail {
+
+/// State shared by the value parsers of one Ingress.
+struct AnnotationContext {
+  config::RoutePolicy& policy;
+  std::string_view ns;
+  bool verify_client_set = false;
+  std::vector<std::string> allowlist;
+  std::vector<std::string> whitelist;
+};
+
+/// Decimal digits only: no sign, no spaces, no "0x" (from_chars alone would accept a leading '-').
+template <class Int>
+bool parse_digits(std::string_view v, Int& out) {
+  if (v.empty() || !std::all_of(v.begin(), v.end(), [](char c) { return c >= '0' && c <= '9'; }))
+    return false;
+  auto [ptr, ec] = std::from_chars(v.data(), v.data() + v.size(), out);
+  return ec == std::errc{} && ptr == v.data() + v.size();
+}
+
+// Each returns "" when the value is valid, else what is wrong (never the value).
+std::string parse_bool(std::string_view v, bool& out);
+std::string parse_on_off(std::string_view v, bool& out);
+std::string parse_depth(std::string_view v, int& out);
+std::string parse_timeout(std::string_view v, std::optional<config::Duration>& out);
+std::string parse_body_size(std::string_view v, AnnotationContext& c);
+std::string parse_ranges(std::string_view v, std::vector<std::string>& out);
+std::string parse_secret_ref(std::string_view v, std::string_view ns, std::string& out);
+std::string parse_verify_client(std::string_view v, AnnotationContext& c);
+std::string parse_backend_protocol(std::string_view v, AnnotationContext& c);
+std::string parse_proxy_ssl_name(std::string_view v, AnnotationContext& c);
+std::string parse_proxy_ssl_protocols(std::string_view v, AnnotationContext& c);
+std::string parse_cipher_list(std::string_view v, std::string& into);
+std::string parse_proxy_ssl_ciphers(std::string_view v, AnnotationContext& c);
+std::string parse_load_balance(std::string_view v, AnnotationContext& c);
+std::string parse_affinity(std::string_view v, AnnotationContext& c);
+std::string parse_affinity_mode(std::string_view v, AnnotationContext& c);
+std::string parse_cookie_name(std::string_view v, AnnotationContext& c);
+std::string parse_cookie_path(std::string_view v, AnnotationContext& c);
+std::string parse_cookie_seconds(std::string_view v, std::uint64_t& out);
+std::string parse_cookie_samesite(std::string_view v, AnnotationContext& c);
+std::string parse_hash_by(std::string_view v, AnnotationContext& c);
+std::string parse_health_path(std::string_view v, AnnotationContext& c);
+std::string parse_health_port(std::string_view v, AnnotationContext& c);
+std::string parse_health_threshold(std::string_view v, std::optional<unsigned>& out);
+std::string parse_health_duration(std::string_view v, config::Duration min,
+                                  std::optional<config::Duration>& out,
+                                  config::Duration max = std::chrono::hours(1));
+
+}  // namespace phigate::ingress::detail
