@@ -115,6 +115,49 @@ TEST_F(IngressTest, InvalidAnnotationFailsClosedWith503_NeverFallsThrough) {
   EXPECT_NE(v.out.find("ingress.yaml#"), std::string::npos) << v.out;
 }
 
+// ingress.unsupported_annotations: an annotation phigate does not support (mirror-target) is
+// ignored under warn (the default) and fails its Ingress closed under fail_closed; a no-effect one
+// (proxy-buffering) serves under both, and an unknown name under our prefix counts as unsupported.
+TEST_F(IngressTest, UnsupportedAnnotationFailsClosedUnderFailClosedAndServesUnderWarn) {
+  auto a = start_upstream("a");
+  auto b = start_upstream("b");
+  dir_.write("manifests/services.yaml", service_yaml("svc-a", a) + "---\n" + service_yaml("svc-b", b));
+  dir_.write("manifests/ingress.yaml",
+             ingress_yaml("mirrored", "app.example", "svc-a",
+                          "    nginx.ingress.kubernetes.io/mirror-target: http://mirror.example/\n") +
+                 "---\n" +
+                 ingress_yaml("buffered", "other.example", "svc-b",
+                              "    nginx.ingress.kubernetes.io/proxy-buffering: \"on\"\n"));
+  const auto start_with = [&](const std::string& policy) {
+    return start_phigate(config("  []\n", "ingress: { dir: " + dir_.path("manifests") +
+                                              ", debounce: 50ms, unsupported_annotations: " + policy +
+                                              " }\n"));
+  };
+  {
+    auto pg = start_with("fail_closed");
+    EXPECT_EQ(code(pg, "app.example", "/patients"), "503");
+    EXPECT_EQ(code(pg, "other.example"), "200");  // no effect: a warning only
+    EXPECT_TRUE(a.records().empty());
+    EXPECT_EQ(b.records().size(), 1u);
+    EXPECT_NE(pg.process.output().find("nginx.ingress.kubernetes.io/mirror-target"), std::string::npos)
+        << pg.process.output();
+    // An unknown name is as unsupported: renaming the annotation does not get it ignored.
+    rewrite(pg, "ingress.yaml",
+            ingress_yaml("mirrored", "app.example", "svc-a",
+                         "    phigate.io/mirror-targets: http://mirror.example/\n"));
+    EXPECT_EQ(code(pg, "app.example", "/patients"), "503");
+    EXPECT_TRUE(a.records().empty());
+  }
+  dir_.write("manifests/ingress.yaml",
+             ingress_yaml("mirrored", "app.example", "svc-a",
+                          "    nginx.ingress.kubernetes.io/mirror-target: http://mirror.example/\n"));
+  auto pg = start_with("warn");
+  EXPECT_EQ(code(pg, "app.example", "/patients"), "200");
+  EXPECT_EQ(a.records().size(), 1u);
+  EXPECT_NE(pg.process.output().find("unsupported annotation, ignored"), std::string::npos)
+      << pg.process.output();
+}
+
 TEST_F(IngressTest, CanaryIngressTakesNoTrafficMainIngressKeepsServing) {
   auto main = start_upstream("main");
   auto canary = start_upstream("canary");

@@ -98,5 +98,65 @@ TEST_F(ValidateTest, RunLogsWhatValidatePrintsAndFailsThoseHostsClosed) {
   EXPECT_EQ(a.records().size(), 1u);
 }
 
+// Per Ingress, validate lists every annotation phigate does not fully honour: no effect,
+// unsupported (with the policy in force) and supported with a difference (not a warning: only here).
+TEST_F(ValidateTest, ListsAnnotationsNotFullyHonouredPerIngress) {
+  dir_.write("manifests/services.yaml",
+             "apiVersion: v1\nkind: Service\nmetadata: { name: web, namespace: default }\n"
+             "spec:\n  ports: [{ name: http, port: 80, targetPort: 8080 }]\n");
+  dir_.write(
+      "manifests/ingress.yaml",
+      ingress_yaml("shop", "shop.example", "web",
+                   std::string(kNginx) + "proxy-buffering: \"on\"\n" + kNginx +
+                       "mirror-target: http://mirror.example/\n" + kNginx + "proxy-connect-timeout: \"5\"\n" +
+                       kNginx + "ssl-redirect: \"true\"\n") +
+          "---\n" +
+          ingress_yaml("plain", "plain.example", "web", std::string(kNginx) + "ssl-redirect: \"false\"\n"));
+  const auto dir = dir_.path("manifests");
+  const auto v = run({bin("phigate"), "validate", "--ingress-dir", dir});
+  EXPECT_EQ(v.exit_code, 0) << v.out;  // warnings only
+  const auto header =
+      "Ingress default/shop (" + dir + "/ingress.yaml#0): 3 annotation(s) not fully honoured\n";
+  const auto at = v.out.find(header);
+  ASSERT_NE(at, std::string::npos) << v.out;
+  const auto block = v.out.substr(at + header.size());
+  const std::string pad(std::string("nginx.ingress.kubernetes.io/proxy-connect-timeout").size() -
+                            std::string("nginx.ingress.kubernetes.io/mirror-target").size(),
+                        ' ');
+  EXPECT_EQ(block.rfind("  nginx.ingress.kubernetes.io/mirror-target" + pad +
+                            "  unsupported (warn): requests are not mirrored\n"
+                            "  nginx.ingress.kubernetes.io/proxy-buffering",
+                        0),
+            0u)
+      << v.out;
+  EXPECT_NE(block.find("no effect: responses stream through fixed buffers"), std::string::npos) << v.out;
+  EXPECT_NE(block.find("  nginx.ingress.kubernetes.io/proxy-connect-timeout  differs: 1ms to 1h"),
+            std::string::npos)
+      << v.out;
+  EXPECT_EQ(v.out.find("ssl-redirect  "), std::string::npos) << v.out;  // fully honoured: not listed
+  EXPECT_EQ(v.out.find("Ingress default/plain ("), std::string::npos) << v.out;
+  // The supported-with-differences line is no diagnostic (decision 5): only the summary has it.
+  for (const auto& l : manifest_lines(v.out, dir))
+    EXPECT_EQ(l.find("proxy-connect-timeout"), std::string::npos) << l;
+
+  // Under ingress.unsupported_annotations: fail_closed the unsupported one is an error naming it.
+  const auto cfg =
+      dir_.write("strict.yaml",
+                 config("  []\n", "ingress: { dir: " + dir + ", unsupported_annotations: fail_closed }\n"));
+  const auto strict = run({bin("phigate"), "validate", "--config", cfg});
+  EXPECT_EQ(strict.exit_code, 1) << strict.out;
+  bool named = false;
+  for (const auto& l : manifest_lines(strict.out, dir)) {
+    named |= l.find("error: Ingress default/shop") != std::string::npos &&
+             l.find("nginx.ingress.kubernetes.io/mirror-target") != std::string::npos &&
+             l.find("fail_closed") != std::string::npos;
+  }
+  EXPECT_TRUE(named) << strict.out;
+  EXPECT_NE(strict.out.find("Ingress default/shop (" + dir +
+                            "/ingress.yaml#0): 2 annotation(s) not fully honoured"),
+            std::string::npos)
+      << strict.out;
+}
+
 }  // namespace
 }  // namespace phigate::test

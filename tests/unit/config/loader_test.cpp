@@ -532,3 +532,28 @@ TEST_F(LoaderTest, UpstreamHealth_InvalidValuesNameTheField) {
 
 }  // namespace
 }  // namespace phigate::config
+
+namespace phigate::config {
+namespace {
+
+TEST_F(LoaderTest, IngressUnsupportedAnnotations_WarnByDefaultFailClosedOrAnErrorNamingTheField) {
+  fs::create_directories(dir_ / "k8s");
+  const std::string base = std::string(kIssueExample) + "ingress:\n  dir: k8s\n";
+  auto cfg = load(base);
+  ASSERT_TRUE(cfg) << diag_.to_string();
+  EXPECT_EQ(cfg->ingress.unsupported_annotations, UnsupportedAnnotations::Warn);
+  cfg = load(base + "  unsupported_annotations: fail_closed\n");
+  ASSERT_TRUE(cfg) << diag_.to_string();
+  EXPECT_EQ(cfg->ingress.unsupported_annotations, UnsupportedAnnotations::FailClosed);
+  cfg = load(base + "  unsupported_annotations: warn\n");
+  ASSERT_TRUE(cfg) << diag_.to_string();
+  EXPECT_EQ(cfg->ingress.unsupported_annotations, UnsupportedAnnotations::Warn);
+  for (const char* bad : {"fail-closed", "error", "Warn", "\"\""}) {
+    load(base + "  unsupported_annotations: " + bad + "\n");
+    EXPECT_TRUE(diag_.has_errors()) << bad;
+    EXPECT_NE(find("ingress.unsupported_annotations"), nullptr) << bad << "\n" << diag_.to_string();
+  }
+}
+
+}  // namespace
+}  // namespace phigate::config

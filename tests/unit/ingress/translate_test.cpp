@@ -310,6 +310,38 @@ TEST_F(Translate, UnknownAnnotation_WarnsAndServes) {
   EXPECT_TRUE(t.routes.at(0).paths.at(0).policy->fail_closed.empty());
 }
 
+TEST_F(Translate, UnsupportedAnnotationsFailClosed_FailsOnlyThatIngressAndListsUnhonoured) {
+  add_web_service();
+  auto a = ingress("a", 1, {{"a.example", {path("/", PathType::Prefix, "web", 80)}, 1}});
+  a.meta.annotations = {{kN + "mirror-target", "http://mirror.example/"}, {kN + "proxy-buffering", "on"}};
+  auto b = ingress("b", 2, {{"b.example", {path("/", PathType::Prefix, "web", 80)}, 1}});
+  b.meta.annotations = {{kN + "proxy-read-timeout", "30"}};
+  res_.ingresses = {a, b};
+  // warn (default): served, both listed.
+  auto t = run();
+  EXPECT_FALSE(diag_.has_errors());
+  EXPECT_TRUE(t.routes.at(0).paths.at(0).policy->fail_closed.empty());
+  ASSERT_EQ(t.unhonoured.size(), 2u);
+  EXPECT_EQ(t.unhonoured[0].resource, "Ingress default/a");
+  ASSERT_EQ(t.unhonoured[0].annotations.size(), 2u);
+  EXPECT_EQ(t.unhonoured[0].annotations[0].support, Support::Unsupported);
+  EXPECT_EQ(t.unhonoured[1].resource, "Ingress default/b");
+  EXPECT_EQ(t.unhonoured[1].annotations.at(0).support, Support::SupportedWithDifferences);
+  // fail_closed: a answers 503 with an error naming the annotation; b is untouched.
+  spec_.unsupported_annotations = config::UnsupportedAnnotations::FailClosed;
+  t = run();
+  const auto* d = find("ingress.unsupported_annotations is fail_closed");
+  ASSERT_NE(d, nullptr) << diag_.to_string();
+  EXPECT_EQ(d->severity, config::Severity::Error);
+  EXPECT_EQ(d->resource, "Ingress default/a");
+  EXPECT_EQ(d->field, "metadata.annotations." + kN + "mirror-target");
+  ASSERT_EQ(t.routes.size(), 2u);
+  EXPECT_EQ(t.routes[0].paths.at(0).policy->fail_closed,
+            "unsupported annotation " + kN + "mirror-target=\"http://mirror.example/\"");
+  EXPECT_TRUE(t.routes[1].paths.at(0).policy->fail_closed.empty());
+  EXPECT_EQ(t.unhonoured.at(0).annotations.size(), 1u);  // proxy-buffering: no effect, still listed
+}
+
 TEST_F(Translate, Endpoints_NamedNumberedTargetPortReadyAndIpv6) {
   res_.services.push_back(service("api", {{"http", 80, "http-alt"}, {"grpc", 9000, "9001"}, {"", 81, ""}}));
   res_.services.push_back(service("solo", {{"", 8080, ""}}));
