@@ -473,9 +473,6 @@ class Translator {
 
     auto parsed = parse_annotations(ing.meta.annotations, ing.meta.ns,
                                     AnnotationOptions{.unsupported = spec_.unsupported_annotations});
-    if (!parsed.unhonoured.empty()) {
-      out_.unhonoured.push_back({resource, where, std::move(parsed.unhonoured)});
-    }
     const auto error_text = [](const AnnotationProblem& pr) {
       return pr.unsupported ? pr.message : "invalid value " + pr.value + ": " + pr.message;
     };
@@ -503,6 +500,10 @@ class Translator {
       } else {
         diag_.warning(where, ing.meta.annotations_line, field, pr.message, resource);
       }
+    }
+    // A canary (returned above) is not served: nothing of it to list.
+    if (!parsed.unhonoured.empty()) {
+      out_.unhonoured.push_back({resource, where, std::move(parsed.unhonoured)});
     }
     for (const auto& ne : parsed.not_enforced) {
       diag_.warning(where, ing.meta.annotations_line, "metadata.annotations." + ne.key, ne.message, resource);
