@@ -158,5 +158,30 @@ TEST_F(ValidateTest, ListsAnnotationsNotFullyHonouredPerIngress) {
       << strict.out;
 }
 
+// `phigate annotations`: the registry as Markdown (docs/annotations.md) or JSON; other arguments
+// are usage errors.
+TEST(AnnotationsCommand, MarkdownJsonAndUsageErrors) {
+  const auto md = run({bin("phigate"), "annotations"});
+  EXPECT_EQ(md.exit_code, 0);
+  EXPECT_EQ(md.out, run({bin("phigate"), "annotations", "--markdown"}).out);
+  EXPECT_NE(md.out.find("| `rewrite-target` | unsupported |"), std::string::npos) << md.out.substr(0, 400);
+  const auto json = run({bin("phigate"), "annotations", "--json"});
+  EXPECT_EQ(json.exit_code, 0);
+  // Valid JSON, one object per row, each with the fields docs and tools read.
+  const auto check =
+      run({"python3", "-c",
+           "import json,sys; rows=json.load(sys.stdin); "
+           "assert all(set(r)=={'name','state','off','group','behaviour','difference','origin',"
+           "'planned'} for r in rows); "
+           "assert [r['name'] for r in rows]==sorted(r['name'] for r in rows); print(len(rows))"},
+          {.stdin_data = json.out});
+  EXPECT_EQ(check.exit_code, 0) << check.err;
+  EXPECT_EQ(check.out, "150\n");
+  for (const char* bad : {"--yaml", "extra"}) {
+    EXPECT_EQ(run({bin("phigate"), "annotations", bad}).exit_code, 2) << bad;
+  }
+  EXPECT_EQ(run({bin("phigate"), "annotations", "--json", "--markdown"}).exit_code, 2);
+}
+
 }  // namespace
 }  // namespace phigate::test
