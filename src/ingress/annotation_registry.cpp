@@ -13,8 +13,7 @@
 namespace phigate::ingress {
 namespace {
 
-using namespace detail;  // the value parsers
-using Context = detail::AnnotationContext;
+using namespace detail;  // the value parsers and their Context
 using Parser = AnnotationParser;
 
 // Row builders: every field of AnnotationInfo set (GCC's -Wmissing-field-initializers), rows short.

@@ -1,6 +1,8 @@
 #pragma once
 // The annotation value parsers (annotations.cpp) and the state they share, for the registry table
-// (annotation_registry.cpp). Private to the ingress library.
+// (annotation_registry.cpp). Private to the ingress library. A new parser: define it in namespace
+// detail (annotations.cpp, or a file of its group), declare it here, and name it in its registry row
+// (`supported(name, parser, group, behaviour[, difference])`).
 #include <algorithm>
 #include <charconv>
 #include <cstdint>
@@ -22,6 +24,9 @@ struct AnnotationContext {
   std::vector<std::string> allowlist;
   std::vector<std::string> whitelist;
 };
+
+/// The parsers' own name for it (an AnnotationParser is `std::string (*)(std::string_view, Context&)`).
+using Context = AnnotationContext;
 
 /// Decimal digits only: no sign, no spaces, no "0x" (from_chars alone would accept a leading '-').
 template <class Int>
