@@ -121,6 +121,24 @@ std::string parse(const std::vector<std::string_view>& rest, bool run, Args& out
 /// Per Ingress, the annotations phigate does not fully honour (no effect, unsupported, supported
 /// with a difference), from translate()'s result: the supported-with-differences ones are no
 /// diagnostics (their difference is documented, docs/annotations.md), so they are listed here.
+/// `s` with bytes outside printable ASCII as \xNN: annotation keys and file names from a folder of
+/// manifests are not validated by an API server, and a CR/LF would forge output lines.
+std::string printable(std::string_view s) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  for (const char ch : s) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (c < 0x20 || c >= 0x7f) {
+      out += "\\x";
+      out += kHex[c >> 4];
+      out += kHex[c & 0xf];
+    } else {
+      out += ch;
+    }
+  }
+  return out;
+}
+
 void print_unhonoured(const phigate::config::IngressSpec& spec) {
   if (spec.dir.empty()) return;
   const auto loaded = phigate::ingress::load_directory(spec.dir);
@@ -129,10 +147,10 @@ void print_unhonoured(const phigate::config::IngressSpec& spec) {
   const auto t = phigate::ingress::translate(loaded.resources, spec, scratch);
   const bool fail = spec.unsupported_annotations == phigate::config::UnsupportedAnnotations::FailClosed;
   for (const auto& ing : t.unhonoured) {
-    std::printf("%s (%s): %zu annotation(s) not fully honoured\n", ing.resource.c_str(), ing.where.c_str(),
-                ing.annotations.size());
+    std::printf("%s (%s): %zu annotation(s) not fully honoured\n", printable(ing.resource).c_str(),
+                printable(ing.where).c_str(), ing.annotations.size());
     std::size_t width = 0;
-    for (const auto& a : ing.annotations) width = std::max(width, a.key.size());
+    for (const auto& a : ing.annotations) width = std::max(width, printable(a.key).size());
     for (const auto& a : ing.annotations) {
       std::string state;
       switch (a.support) {
@@ -149,7 +167,8 @@ void print_unhonoured(const phigate::config::IngressSpec& spec) {
           state = std::string(phigate::ingress::to_string(a.support));
           break;
       }
-      std::printf("  %-*s  %s: %s\n", static_cast<int>(width), a.key.c_str(), state.c_str(), a.why.c_str());
+      std::printf("  %-*s  %s: %s\n", static_cast<int>(width), printable(a.key).c_str(), state.c_str(),
+                  printable(a.why).c_str());
     }
   }
 }

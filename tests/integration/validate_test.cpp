@@ -158,6 +158,23 @@ TEST_F(ValidateTest, ListsAnnotationsNotFullyHonouredPerIngress) {
       << strict.out;
 }
 
+// An Ingress author forges a summary line with a CR/LF in an annotation key (manifest files are not
+// validated by an API server): it is printed escaped, on its own line.
+TEST_F(ValidateTest, UnhonouredSummaryEscapesControlBytesInKeys) {
+  dir_.write("manifests/services.yaml",
+             "apiVersion: v1\nkind: Service\nmetadata: { name: web, namespace: default }\n"
+             "spec:\n  ports: [{ name: http, port: 80, targetPort: 8080 }]\n");
+  dir_.write("manifests/ingress.yaml",
+             ingress_yaml("shop", "shop.example", "web",
+                          "    \"nginx.ingress.kubernetes.io/x\\nIngress default/forged (f): 0 annotation(s) "
+                          "not fully honoured\\r\": \"1\"\n"));
+  const auto v = run({bin("phigate"), "validate", "--ingress-dir", dir_.path("manifests")});
+  EXPECT_NE(v.out.find("nginx.ingress.kubernetes.io/x\\x0aIngress default/forged"), std::string::npos)
+      << v.out;
+  EXPECT_EQ(v.out.find("\nIngress default/forged"), std::string::npos) << v.out;
+  EXPECT_EQ(v.out.find('\r'), std::string::npos) << v.out;
+}
+
 // `phigate annotations`: the registry as Markdown (docs/annotations.md) or JSON; other arguments
 // are usage errors.
 TEST(AnnotationsCommand, MarkdownJsonAndUsageErrors) {
