@@ -10,6 +10,7 @@
 #include <optional>
 #include <utility>
 
+#include "annotations_rewrite.hpp"
 #include "names_impl.hpp"
 
 namespace phigate::ingress {
@@ -405,6 +406,7 @@ constexpr Known kKnown[] = {
     {"affinity", parse_affinity},
     {"affinity-mode", parse_affinity_mode},
     {"allowlist-source-range", [](std::string_view v, Context& c) { return parse_ranges(v, c.allowlist); }},
+    {"app-root", [](std::string_view v, Context& c) { return detail::parse_app_root(v, c.policy.regex); }},
     {"auth-tls-pass-certificate-to-upstream",
      [](std::string_view v, Context& c) { return parse_bool(v, c.policy.auth_tls_pass_certificate); }},
     {"auth-tls-secret",
@@ -483,6 +485,8 @@ constexpr Known kKnown[] = {
      [](std::string_view v, Context& c) { return parse_on_off(v, c.policy.proxy_ssl_verify); }},
     {"proxy-ssl-verify-depth",
      [](std::string_view v, Context& c) { return parse_depth(v, c.policy.proxy_ssl_verify_depth); }},
+    {"rewrite-target",
+     [](std::string_view v, Context& c) { return detail::parse_rewrite_target(v, c.policy.regex); }},
     {"session-cookie-expires",
      [](std::string_view v, Context& c) { return parse_cookie_seconds(v, c.policy.session_cookie_expires); }},
     {"session-cookie-max-age",
@@ -496,7 +500,10 @@ constexpr Known kKnown[] = {
      [](std::string_view v, Context& c) { return parse_cipher_list(v, c.policy.ssl_ciphers); }},
     {"ssl-redirect", [](std::string_view v, Context& c) { return parse_bool(v, c.policy.ssl_redirect); }},
     {"upstream-hash-by", parse_hash_by},
+    {"use-regex", [](std::string_view v, Context& c) { return detail::parse_use_regex(v, c.policy.regex); }},
     {"whitelist-source-range", [](std::string_view v, Context& c) { return parse_ranges(v, c.whitelist); }},
+    {"x-forwarded-prefix",
+     [](std::string_view v, Context& c) { return detail::parse_x_forwarded_prefix(v, c.policy.regex); }},
 };
 /// The annotation tables below are sorted by name (checked at compile time) and searched by it.
 template <class Row, std::size_t N>

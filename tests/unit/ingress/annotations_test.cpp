@@ -298,13 +298,13 @@ TEST(IngressAnnotations, KeyWithControlBytes_IsQuotedInFailClosed) {
 }
 
 TEST(IngressAnnotations, UnknownNameUnderOurPrefixes_IsAWarningOtherPrefixesIgnored) {
-  const auto r = parse({{kN + "rewrite-target", "/$2"},
+  const auto r = parse({{kN + "proxy-buffering", "on"},
                         {kP + "something-new", "x"},
                         {"kubernetes.io/ingress.class", "phigate"},
                         {"example.com/anything", "{{ evil }}"}});
   ASSERT_EQ(r.problems.size(), 2u);
   EXPECT_EQ(r.problems[0].severity, config::Severity::Warning);
-  EXPECT_EQ(r.problems[0].key, kN + "rewrite-target");
+  EXPECT_EQ(r.problems[0].key, kN + "proxy-buffering");
   EXPECT_EQ(r.problems[1].key, kP + "something-new");
   EXPECT_TRUE(r.fail_closed.empty());
 }
@@ -671,8 +671,7 @@ TEST(IngressAnnotationsRefused, OnePrefixCannotSwitchOffWhatTheOtherAsksFor) {
 }
 
 TEST(IngressAnnotationsRefused, OtherUnknownNamesStayWarnings) {
-  for (const char* name :
-       {"rewrite-target", "enable-cors", "use-regex", "limit-whatever", "proxy-buffering"}) {
+  for (const char* name : {"enable-cors", "limit-whatever", "proxy-buffering"}) {
     const auto r = parse({{kN + name, "true"}});
     ASSERT_EQ(r.problems.size(), 1u) << name;
     EXPECT_EQ(r.problems[0].severity, config::Severity::Warning) << name;
