@@ -4,6 +4,8 @@
 
 #include <array>
 
+#include "phigate/http/path.hpp"
+
 namespace phigate::router {
 
 std::vector<Rewrite::Piece> split_template(std::string_view t) {
@@ -21,6 +23,23 @@ std::vector<Rewrite::Piece> split_template(std::string_view t) {
   }
   if (!lit.empty()) out.push_back({std::move(lit), 0});
   return out;
+}
+
+const char* unsafe_rewrite(std::string_view path) {
+  if (path.empty() || path.front() != '/') return "rewrite produced a path not starting with '/'";
+  for (const char c : path) {
+    if (c <= 0x20 || c >= 0x7f || c == '?' || c == '#') return "rewrite produced an unsafe byte";
+  }
+  std::string normalised;
+  if (http::normalize_target(path, normalised) != nullptr) return "rewrite produced an unsafe path";
+  std::string collapsed;
+  collapsed.reserve(path.size());
+  for (const char c : path) {
+    if (c == '/' && !collapsed.empty() && collapsed.back() == '/') continue;
+    collapsed += c;
+  }
+  if (collapsed != normalised) return "rewrite produced dot segments";
+  return nullptr;
 }
 
 Rewrite::~Rewrite() = default;

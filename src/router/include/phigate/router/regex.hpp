@@ -46,6 +46,13 @@ class Rewrite {
   int groups_ = 0;  // capture groups the pattern has
 };
 
+/// Why a rewritten path (no query) may not go upstream, or nullptr. Captures are pieces of the
+/// client's normalised path: glued together they may make `..` (`/a..b` with `(.*)\.\.(.*)` →
+/// `/$1/../$2`) or a path that is not one. The result must start with '/', hold only printable
+/// ASCII without '?' or '#', and be what http::normalize_target leaves alone except for runs of
+/// '/' (nginx forwards those as they are).
+const char* unsafe_rewrite(std::string_view path);
+
 /// Splits a template ("/$2/x") into pieces. `$` followed by 1..9 is a reference; any other `$`
 /// is literal (annotation parsing refuses those).
 std::vector<Rewrite::Piece> split_template(std::string_view t);
