@@ -953,6 +953,7 @@ net::awaitable<void> H2Stream::serve() {
   auto decision = run_phases(r, snap, view);
   facts_.host = r.host_norm;
   facts_.target = r.target.empty() ? std::string_view(r.head.target) : std::string_view(r.target);
+  facts_.rewritten = !r.upstream_target.empty();
   if (r.route != nullptr) {
     facts_.route = r.route->name;
     if (r.policy != nullptr && r.policy->resource.rfind("Ingress ", 0) == 0) {

@@ -408,6 +408,7 @@ net::awaitable<bool> ProxyConnection::serve_one(InFlight& f) {
   auto& rf = f.facts;
   rf.host = r.host_norm;
   rf.target = r.target.empty() ? std::string_view(r.head.target) : std::string_view(r.target);
+  rf.rewritten = !r.upstream_target.empty();
   if (r.route != nullptr) {
     rf.route = r.route->name;
     if (r.policy != nullptr && r.policy->resource.rfind("Ingress ", 0) == 0) {
