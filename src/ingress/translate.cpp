@@ -467,6 +467,20 @@ class Translator {
                   "Ingress " + owner);
   }
 
+  /// app-root is per host (ingress-nginx: server level); the router keeps the first live Ingress's.
+  void claim_app_root(const std::string& host, const std::string& root, const Ingress& ing,
+                      const std::string& owner) {
+    const auto [it, inserted] = app_roots_.try_emplace(host, root, owner);
+    if (inserted || it->second.first == root) return;
+    ++out_.stats.conflicts;
+    diag_.warning(ing.origin.where(), ing.meta.annotations_line,
+                  "metadata.annotations." + annotation_key(ing, "app-root"),
+                  "conflict: app-root of host " + shown(host) + " set to " + quote_value(it->second.first) +
+                      " by Ingress " + it->second.second + " (kept) and " + quote_value(root) + " by " +
+                      owner + " (ignored)",
+                  "Ingress " + owner);
+  }
+
   void add(const Ingress& ing) {
     const auto key = ing.meta.key();
     const auto where = ing.origin.where();
@@ -684,6 +698,8 @@ class Translator {
       route.host = hp.host;
       route.where = {where, hp.line};
       const auto p = policy_for(hp.host);
+      if (!policy.regex.app_root.empty() && fail.empty())
+        claim_app_root(hp.host, policy.regex.app_root, ing, key);
       for (std::size_t k = 0; k < hp.paths.size(); ++k) {
         hp.paths[k].policy = p;
         claim(hp.host, hp.paths[k], ing, key, hp.fields[k]);
@@ -948,6 +964,8 @@ class Translator {
   std::unordered_map<std::string, ResolvedBackend> resolved_;  // "ns/service:port"
   std::unordered_map<std::string, Claim> claims_;              // claim_key → owner
   std::unordered_map<std::string, std::string> host_creator_;  // host → first Ingress with a rule for it
+  std::unordered_map<std::string, std::pair<std::string, std::string>>
+      app_roots_;  // host → (app-root, owner)
   std::vector<DefaultRoot> default_roots_;
   std::string default_owner_;
   std::unordered_map<std::string, std::size_t> cert_pos_;   // "ns/secret" → index in certificates

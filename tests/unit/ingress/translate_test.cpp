@@ -1221,6 +1221,19 @@ TEST_F(Translate, RewriteReferenceBeyondGroupsWarns) {
   EXPECT_NE(find("refers to $3"), nullptr) << diag_.to_string();
 }
 
+TEST_F(Translate, AppRootConflictOnOneHostWarnsFirstKept) {
+  add_web_service();
+  auto a = ingress("a", 1, {{"a.example", {path("/", PathType::Prefix, "web", 80)}, 1}});
+  a.meta.annotations = {{kN + "app-root", "/one"}};
+  auto b = ingress("b", 2, {{"a.example", {path("/b", PathType::Prefix, "web", 80)}, 1}});
+  b.meta.annotations = {{kN + "app-root", "/two"}};
+  res_.ingresses = {b, a};
+  const auto t = run();
+  EXPECT_EQ(t.stats.conflicts, 1u) << diag_.to_string();
+  EXPECT_NE(find("app-root of host a.example set to \"/one\" by Ingress default/a (kept)"), nullptr)
+      << diag_.to_string();
+}
+
 TEST_F(Translate, ForwardedPrefixWithoutRewriteWarns) {
   add_web_service();
   auto ing = ingress("a", 1, {{"a.example", {path("/", PathType::Prefix, "web", 80)}, 1}});
