@@ -40,6 +40,8 @@ constexpr std::array<OutcomeInfo, kOutcomeCount> kOutcomes{{
     {"no_healthy_endpoint", "allowed", "route", Party::Upstream, How::Unavailable, false},
     {"internal", "error", "internal", Party::Phigate, How::Unavailable, false},
     {"overloaded", "denied", "overloaded", Party::Phigate, How::Unavailable, false},
+    {"app_root_redirect", "redirected", "app-root", Party::Phigate, How::Redirected, true},
+    {"rewrite_refused", "error", "rewrite-target", Party::Client, How::Invalid, false},
 }};
 
 }  // namespace

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "annotations_impl.hpp"
+#include "annotations_rewrite.hpp"
 #include "phigate/config/loader.hpp"
 
 namespace phigate::ingress {
@@ -97,7 +98,11 @@ constexpr auto kRegistry = std::to_array<AnnotationInfo>({
         "allowlist-source-range", [](std::string_view v, Context& c) { return parse_ranges(v, c.allowlist); },
         "access", "client addresses allowed (merged with whitelist-source-range); others get 403",
         kRangeDifference)),
-    unsupported("app-root", "rewrite", "\"/\" is not redirected to the application root", "WP2: app-root"),
+    supported(
+        "app-root", [](std::string_view v, Context& c) { return parse_app_root(v, c.policy.regex); }, "rewrite",
+        "a request for \"/\" of the host gets 302 to this path (per host, first Ingress wins)",
+        "answered after the access checks (a refused client gets 403, not the redirect); needs a route that "
+        "matches \"/\""),
     refused("auth-always-set-cookie", {}, "auth", kAuth, kAuthPlanned),
     refused("auth-cache-duration", {}, "auth", kAuth, kAuthPlanned),
     refused("auth-cache-key", {}, "auth", kAuth, kAuthPlanned),
@@ -325,7 +330,13 @@ constexpr auto kRegistry = std::to_array<AnnotationInfo>({
               [](std::string_view v, Context& c) { return parse_depth(v, c.policy.proxy_ssl_verify_depth); },
               "backend-tls", "verification depth of the backend certificate, 1 to 10"),
     code_only(no_effect("relative-redirects", "redirect", "only the form of a Location header")),
-    unsupported("rewrite-target", "rewrite", "the path is sent to the backend unchanged", "WP2: rewrite-target"),
+    supported(
+        "rewrite-target", [](std::string_view v, Context& c) { return parse_rewrite_target(v, c.policy.regex); },
+        "rewrite",
+        "the path sent to the backend is this template with $1..$9 from the path's regex captures, plus the "
+        "query; implies use-regex",
+        "RE2 instead of PCRE; applied to the normalised path without ;params; a URL target is an error; an "
+        "unsafe result (dot segments, encoded slash) gets 400"),
     refused("satisfy", {}, "auth",
             "satisfy combines authentication rules phigate does not implement: the Ingress fails closed",
             kAuthPlanned),
@@ -376,14 +387,21 @@ constexpr auto kRegistry = std::to_array<AnnotationInfo>({
     unsupported("upstream-vhost", "hosts", "the Host header is sent to the backend unchanged",
                 "WP3: upstream-vhost"),
     code_only(no_effect("use-port-in-redirects", "redirect", "only the form of a Location header")),
-    unsupported("use-regex", "rewrite", "paths are matched as literal prefixes, not regular expressions",
-                "WP2: regex paths"),
+    supported(
+        "use-regex", [](std::string_view v, Context& c) { return parse_use_regex(v, c.policy.regex); }, "rewrite",
+        "the Ingress's paths are regular expressions; the host's paths are then matched case-insensitively, "
+        "anchored at the start, longest first",
+        "RE2 (linear time: no backreferences or lookaround) instead of PCRE; other Ingresses' literal paths on "
+        "the host stay literal (quoted)"),
     supported(
         "whitelist-source-range", [](std::string_view v, Context& c) { return parse_ranges(v, c.whitelist); },
         "access", "client addresses allowed (merged with allowlist-source-range); others get 403",
         kRangeDifference),
-    unsupported("x-forwarded-prefix", "rewrite", "no X-Forwarded-Prefix header is sent",
-                "WP2: x-forwarded-prefix"),
+    supported(
+        "x-forwarded-prefix",
+        [](std::string_view v, Context& c) { return parse_x_forwarded_prefix(v, c.policy.regex); }, "rewrite",
+        "with an active rewrite-target: X-Forwarded-Prefix set to this value ($1..$9 expanded), replacing any "
+        "the client sent"),
 });
 
 constexpr bool sorted_and_unique() {

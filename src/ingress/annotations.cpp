@@ -11,6 +11,7 @@
 #include <utility>
 
 #include "annotations_impl.hpp"
+#include "annotations_rewrite.hpp"
 #include "names_impl.hpp"
 #include "phigate/ingress/annotation_registry.hpp"
 

@@ -12,6 +12,7 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "annotations_rewrite.hpp"
 #include "names_impl.hpp"
 #include "phigate/core/host_map.hpp"
 #include "phigate/ingress/annotations.hpp"
@@ -36,9 +37,13 @@ bool looks_like_pem(const std::string& s) {
 
 /// What the router considers the same route (RouteTable::build): Exact paths by their text;
 /// Prefix and ImplementationSpecific share one map keyed by the path without trailing slashes.
+/// A regex path (use-regex, or a rewrite) is claimed by its text, as the router keys it.
 std::string claim_key(const std::string& host, const config::PathSpec& p) {
   std::string key = host;
-  if (p.type == config::PathType::Exact) {
+  if (p.policy != nullptr && p.policy->regex.regex_path(p.path)) {
+    key += "\nR";
+    key += p.path;
+  } else if (p.type == config::PathType::Exact) {
     key += "\nE";
     key += p.path;
   } else {
@@ -50,10 +55,12 @@ std::string claim_key(const std::string& host, const config::PathSpec& p) {
   return key;
 }
 
-/// A request path the router can match literally: absolute, printable, no query or fragment.
-bool valid_path(const std::string& p) {
+/// A request path the router can match literally: absolute, printable, no query or fragment. A
+/// regex path may have '?' (a quantifier); it is checked with RE2 separately.
+bool valid_path(const std::string& p, bool regex = false) {
   if (p.empty() || p.front() != '/' || p.size() > 4096) return false;
-  return std::all_of(p.begin(), p.end(), [](char c) { return c > 0x20 && c < 0x7f && c != '?' && c != '#'; });
+  return std::all_of(p.begin(), p.end(),
+                     [&](char c) { return c > 0x20 && c < 0x7f && (c != '?' || regex) && c != '#'; });
 }
 
 /// The key of annotation `name` that is in effect (phigate.io/ wins), for diagnostics.
@@ -460,6 +467,20 @@ class Translator {
                   "Ingress " + owner);
   }
 
+  /// app-root is per host (ingress-nginx: server level); the router keeps the first live Ingress's.
+  void claim_app_root(const std::string& host, const std::string& root, const Ingress& ing,
+                      const std::string& owner) {
+    const auto [it, inserted] = app_roots_.try_emplace(host, root, owner);
+    if (inserted || it->second.first == root) return;
+    ++out_.stats.conflicts;
+    diag_.warning(ing.origin.where(), ing.meta.annotations_line,
+                  "metadata.annotations." + annotation_key(ing, "app-root"),
+                  "conflict: app-root of host " + shown(host) + " set to " + quote_value(it->second.first) +
+                      " by Ingress " + it->second.second + " (kept) and " + quote_value(root) + " by " +
+                      owner + " (ignored)",
+                  "Ingress " + owner);
+  }
+
   void add(const Ingress& ing) {
     const auto key = ing.meta.key();
     const auto where = ing.origin.where();
@@ -513,6 +534,11 @@ class Translator {
     policy.resource = resource;
     by_resource_.emplace(resource, &ing);
     if (auto why = resolve_policy_secrets(ing, policy); !why.empty()) fail_with(std::move(why));
+    if (!policy.regex.x_forwarded_prefix.empty() && policy.regex.rewrite_target.empty()) {
+      diag_.warning(where, ing.meta.annotations_line,
+                    "metadata.annotations." + annotation_key(ing, "x-forwarded-prefix"),
+                    "has no effect without rewrite-target (as in ingress-nginx)", resource);
+    }
 
     // spec.tls hosts: a rule host is a TLS host when listed, or covered by a listed "*.suffix".
     std::unordered_set<std::string> tls_hosts;
@@ -559,11 +585,28 @@ class Translator {
         ps.path = p.path.empty() ? "/" : p.path;  // ingress-nginx: an empty path is the root
         ps.type = p.type;
         ps.where = {where, p.line};
-        if (!valid_path(ps.path)) {
+        const bool regex = policy.regex.regex_path(ps.path);
+        if (!valid_path(ps.path, regex)) {
           diag_.error(where, p.line, pf + ".path",
-                      "invalid path " + quote_value(p.path) + " (must start with '/', no spaces, '?' or '#')",
+                      "invalid path " + quote_value(p.path) +
+                          (regex ? " (must start with '/', no spaces or '#')"
+                                 : " (must start with '/', no spaces, '?' or '#')"),
                       resource);
           fail_with("invalid path at " + pf + ".path");
+        } else if (regex) {
+          // use-regex or rewrite-target: the path is an RE2 pattern. One that does not compile
+          // fails the Ingress closed; the router then claims its literal prefix (503 there).
+          int groups = 0;
+          if (auto why = detail::check_regex_path(ps.path, &groups); !why.empty()) {
+            diag_.error(where, p.line, pf + ".path", "path " + quote_value(p.path) + " is " + why, resource);
+            fail_with("invalid regex path at " + pf + ".path");
+          } else if (const int wanted = detail::max_capture_reference(policy.regex); wanted > groups) {
+            diag_.warning(where, p.line, pf + ".path",
+                          "rewrite-target or x-forwarded-prefix refers to $" + std::to_string(wanted) +
+                              ", but path " + quote_value(p.path) + " has " + std::to_string(groups) +
+                              " capture groups: the reference expands to \"\" (as in ingress-nginx)",
+                          resource);
+          }
         }
         ps.backends = backends(ing, p.backend, pf + ".backend", &ps.terminating_backends);
         ps.service_host = service_host(ing, p.backend);
@@ -660,6 +703,8 @@ class Translator {
       route.host = hp.host;
       route.where = {where, hp.line};
       const auto p = policy_for(hp.host);
+      if (!policy.regex.app_root.empty() && fail.empty())
+        claim_app_root(hp.host, policy.regex.app_root, ing, key);
       for (std::size_t k = 0; k < hp.paths.size(); ++k) {
         hp.paths[k].policy = p;
         claim(hp.host, hp.paths[k], ing, key, hp.fields[k]);
@@ -924,6 +969,8 @@ class Translator {
   std::unordered_map<std::string, ResolvedBackend> resolved_;  // "ns/service:port"
   std::unordered_map<std::string, Claim> claims_;              // claim_key → owner
   std::unordered_map<std::string, std::string> host_creator_;  // host → first Ingress with a rule for it
+  std::unordered_map<std::string, std::pair<std::string, std::string>>
+      app_roots_;  // host → (app-root, owner)
   std::vector<DefaultRoot> default_roots_;
   std::string default_owner_;
   std::unordered_map<std::string, std::size_t> cert_pos_;   // "ns/secret" → index in certificates

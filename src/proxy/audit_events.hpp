@@ -70,6 +70,8 @@ struct RequestFacts {
   /// gRPC: the grpc-status the client received (from the backend's trailers or phigate's own
   /// trailers-only reply); -1 when none.
   int grpc_status = -1;
+  /// rewrite-target changed the target sent upstream (`target` stays the client's).
+  bool rewritten = false;
 };
 
 /// Renders a request record into `j` (cleared first) and returns the line.

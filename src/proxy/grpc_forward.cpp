@@ -14,6 +14,7 @@
 #include "phigate/upstream/balancer.hpp"
 #include "phigate/upstream/h2_pool.hpp"
 #include "phigate/upstream/health.hpp"
+#include "upstream_head.hpp"
 #include "worker_impl.hpp"
 
 namespace phigate::proxy::detail {
@@ -321,7 +322,6 @@ net::awaitable<void> forward_grpc(ClientStream& s, const Snapshot& snap, WorkerI
   // Forwarding fields as for HTTP/1.1; connection-specific ones go (RFC 9113 §8.2.2).
   http::MessageHead head;
   head.method = r.head.method;
-  head.target = r.target;
   head.headers = r.head.headers;
   http::remove_hop_by_hop(head.headers);
   // The peer of an HTTP/2 stream is not known here as trusted: incoming forwarding fields are
@@ -329,6 +329,7 @@ net::awaitable<void> forward_grpc(ClientStream& s, const Snapshot& snap, WorkerI
   http::set_forwarding_headers(head.headers,
                                {r.client_ip, false, "https", r.host, 0, f.request_id, r.client_ip});
   head.headers.remove("x-forwarded-port");  // the stream does not tell the local port
+  head.target = prepare_upstream_head(r, head.headers);
   // gRPC requires te: trailers (hop-by-hop in HTTP/1.1, the one TE value HTTP/2 allows).
   head.headers.set("te", "trailers");
 

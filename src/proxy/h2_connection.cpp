@@ -23,6 +23,7 @@
 #include "phigate/upstream/retry.hpp"
 #include "proxy_connection.hpp"
 #include "upstream_attempt.hpp"
+#include "upstream_head.hpp"
 #include "websocket_key.hpp"
 
 namespace phigate::proxy::detail {
@@ -952,6 +953,7 @@ net::awaitable<void> H2Stream::serve() {
   auto decision = run_phases(r, snap, view);
   facts_.host = r.host_norm;
   facts_.target = r.target.empty() ? std::string_view(r.head.target) : std::string_view(r.target);
+  facts_.rewritten = !r.upstream_target.empty();
   if (r.route != nullptr) {
     facts_.route = r.route->name;
     if (r.policy != nullptr && r.policy->resource.rfind("Ingress ", 0) == 0) {
@@ -961,8 +963,9 @@ net::awaitable<void> H2Stream::serve() {
   extra_fields_ = r.hsts ? snap.hsts_field : std::string_view{};
   if (decision) {
     facts_.outcome = decision->outcome;
-    if (decision->outcome == Outcome::Redirected && !grpc_request_) {
-      local_reply(decision_status(*decision), "308 Permanent Redirect\n", r.location);
+    if (is_redirect(*decision) && !grpc_request_) {
+      const int status = decision_status(*decision);
+      local_reply(status, redirect_body(status), r.location);
     } else {
       reply_error(decision->error);
     }
@@ -1166,6 +1169,7 @@ net::awaitable<void> H2Stream::forward_h1() {
   pc.set_client_cert_headers(head.headers, r.policy);
   http::set_forwarding_headers(head.headers, {pc.peer_ip_, pc.peer_trusted(), "https", r.host, pc.local_port_,
                                               request_id_, r.client_ip});
+  const auto upstream_target = prepare_upstream_head(r, head.headers);
   const auto* cr = closed_ ? nullptr : c_.codec_.request(id_);
   const std::uint64_t received = cr != nullptr ? cr->body_bytes : 0;
   const auto limit = r.limits.body_bytes;
@@ -1178,7 +1182,7 @@ net::awaitable<void> H2Stream::forward_h1() {
   const auto framing = http::h1_request_framing(head, end_, received);
   const bool has_body = framing.kind != http::Framing::Kind::None;
   std::string up_head;
-  http::append_h1_request_head(up_head, head, r.target, framing);
+  http::append_h1_request_head(up_head, head, upstream_target, framing);
   const upstream::Timeouts t{r.limits.connect, r.limits.send, r.limits.read};
   AttemptPlan plan(worker, cluster, r, head.method);
   auto& balancer = plan.balancer;
@@ -1356,8 +1360,9 @@ net::awaitable<void> H2Stream::forward_ws() {
   head.headers.add("Upgrade", "websocket");
   head.headers.add("Sec-WebSocket-Key", key);
   // GET on this hop only: `head` is the stream's own head_, whose CONNECT the audit record shows.
+  const auto upstream_target = prepare_upstream_head(r, head.headers);
   std::string up_head;
-  http::append_request_head(up_head, "GET", r.target, head.headers, http::Framing{});
+  http::append_request_head(up_head, "GET", upstream_target, head.headers, http::Framing{});
 
   const upstream::Timeouts t{r.limits.connect, r.limits.send, r.limits.read};
   AttemptPlan plan(worker, cluster, r, "GET");  // the upgrade is retried as a GET

@@ -54,7 +54,7 @@ bool hsts_applies(const Snapshot& snap, std::string_view host, const config::Rou
 
 // The client address goes first: every record, the audit 503's included, names the client
 // behind trusted proxies, and the access lists act on it.
-constexpr std::array<PhaseEntry, 13> kPhases{{
+constexpr auto kPhases = std::to_array<PhaseEntry>({
     {"client-address", &phase::client_address},
     {"audit-healthy", &phase::audit_healthy},
     {"host", &phase::host},
@@ -66,9 +66,11 @@ constexpr std::array<PhaseEntry, 13> kPhases{{
     {"no-route", &phase::no_route},
     {"access", &phase::access},
     {"fail-closed", &phase::fail_closed},
+    {"app-root", &phase::app_root},
+    {"rewrite", &phase::rewrite},
     {"limits", &phase::limits},
     {"body-size", &phase::body_size},
-}};
+});
 
 }  // namespace
 
@@ -183,7 +185,7 @@ PhaseResult plain_redirect(Request& r, const Snapshot& s, const ConnectionView& 
   return Decision{
       Outcome::Redirected,
       Error{ErrorKind::Internal, core::ErrorSource::Downstream, core::Retryable::No, "redirect to https"},
-      false};
+      false, 308};
 }
 
 PhaseResult client_cert_needs_tls(Request& r, const Snapshot& s, const ConnectionView& c) {
@@ -274,7 +276,20 @@ PhaseResult run_phases(Request& r, const Snapshot& s, const ConnectionView& c) {
 }
 
 int decision_status(const Decision& d) noexcept {
+  if (d.status != 0) return d.status;
   return d.outcome == Outcome::Redirected ? 308 : d.error.status();
+}
+
+bool is_redirect(const Decision& d) noexcept {
+  return core::outcome_info(d.outcome).how == core::How::Redirected;
+}
+
+std::string redirect_body(int status) {
+  std::string body = std::to_string(status);
+  body += ' ';
+  body += http::reason_phrase(status);
+  body += '\n';
+  return body;
 }
 
 std::string https_location(std::string_view host, std::string_view target, std::uint16_t https_port) {
@@ -323,6 +338,7 @@ void count_outcome(metrics::WorkerShard& stats, core::Outcome o) noexcept {
       stats.audit_fail_closed.inc();
       break;
     case Outcome::Redirected:
+    case Outcome::AppRootRedirect:
       stats.redirects.inc();
       break;
     default:

@@ -36,6 +36,7 @@ struct Decision {
   core::Outcome outcome;
   core::Error error;        // status and reason come from error.kind (core::kind_info); context never PHI
   bool must_close = false;  // close after the reply even if the codec would keep the connection
+  int status = 0;           // a redirect's status (3xx, Location in Request::location); 0: the error's
 };
 
 using PhaseResult = std::optional<Decision>;  // nullopt: continue with the next phase
@@ -52,9 +53,15 @@ std::span<const PhaseEntry> request_phases() noexcept;
 /// returned: nullopt means proxy it).
 PhaseResult run_phases(Request& r, const Snapshot& s, const ConnectionView& c);
 
-/// The status a Decision is answered with: 308 for Redirected (no ErrorKind carries a redirect:
-/// it is not an error, and its Location is in Request::location), else the error's.
+/// The status a Decision is answered with: its own `status` when set (a redirect: no ErrorKind
+/// carries one, it is not an error, and its Location is in Request::location), else the error's.
 int decision_status(const Decision& d) noexcept;
+
+/// Whether the Decision is a redirect (a 3xx with Request::location), answered with
+/// redirect_body() rather than as an error.
+bool is_redirect(const Decision& d) noexcept;
+/// The body of a redirect reply: "302 Found\n", "308 Permanent Redirect\n", ...
+std::string redirect_body(int status);
 
 /// "https://host[:port]target" for a Host value and a request target, or "" when the Host is
 /// not a plain hostname/IP (which would let a client inject into the Location header).
@@ -81,6 +88,9 @@ PhaseResult access(Request& r, const Snapshot& s, const ConnectionView& c);
 PhaseResult fail_closed(Request& r, const Snapshot& s, const ConnectionView& c);
 PhaseResult limits(Request& r, const Snapshot& s, const ConnectionView& c);
 PhaseResult body_size(Request& r, const Snapshot& s, const ConnectionView& c);
+// phases_rewrite.cpp
+PhaseResult app_root(Request& r, const Snapshot& s, const ConnectionView& c);
+PhaseResult rewrite(Request& r, const Snapshot& s, const ConnectionView& c);
 }  // namespace phase
 
 }  // namespace phigate::proxy::detail

@@ -12,6 +12,7 @@
 #include "phigate/upstream/balancer.hpp"
 #include "phigate/upstream/health.hpp"
 #include "upstream_attempt.hpp"
+#include "upstream_head.hpp"
 
 namespace phigate::proxy::detail {
 
@@ -407,6 +408,7 @@ net::awaitable<bool> ProxyConnection::serve_one(InFlight& f) {
   auto& rf = f.facts;
   rf.host = r.host_norm;
   rf.target = r.target.empty() ? std::string_view(r.head.target) : std::string_view(r.target);
+  rf.rewritten = !r.upstream_target.empty();
   if (r.route != nullptr) {
     rf.route = r.route->name;
     if (r.policy != nullptr && r.policy->resource.rfind("Ingress ", 0) == 0) {
@@ -416,9 +418,9 @@ net::awaitable<bool> ProxyConnection::serve_one(InFlight& f) {
   if (tls_) extra_fields_ = r.hsts ? snap.hsts_field : std::string_view{};
   if (decision) {
     rf.outcome = decision->outcome;
-    if (decision->outcome == Outcome::Redirected) {
-      co_return co_await reply(f, decision_status(*decision), "308 Permanent Redirect\n", r.location, {},
-                               decision->must_close);
+    if (is_redirect(*decision)) {
+      const int status = decision_status(*decision);
+      co_return co_await reply(f, status, redirect_body(status), r.location, {}, decision->must_close);
     }
     co_return co_await reply_error(f, decision->error, decision->must_close);
   }
@@ -554,8 +556,9 @@ net::awaitable<bool> ProxyConnection::proxy_request(InFlight& f) {
   set_client_cert_headers(head.headers, r.policy);
   http::set_forwarding_headers(head.headers, {peer_ip_, peer_trusted(), tls_ ? "https" : "http", r.host,
                                               local_port_, f.request_id, r.client_ip});
+  const auto upstream_target = prepare_upstream_head(r, head.headers);
   up_head_.clear();
-  ex_.append_upstream_head(up_head_, r.target);
+  ex_.append_upstream_head(up_head_, upstream_target);
   const upstream::Timeouts t{r.limits.connect, r.limits.send, r.limits.read};
   AttemptPlan plan(worker_, cluster, r, head.method);
   auto& balancer = plan.balancer;

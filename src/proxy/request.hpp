@@ -39,6 +39,10 @@ struct Request {
   RequestLimits limits;
   bool hsts = false;     // HTTPS responses carry the snapshot's HSTS field
   std::string location;  // Redirected: where to
+  // The rewrite phase (rewrite-target): the target sent upstream ("" when not rewritten: `target`)
+  // and the X-Forwarded-Prefix value ("" when none). Audit records keep the client's `target`.
+  std::string upstream_target;
+  std::string forwarded_prefix;
 };
 
 }  // namespace phigate::proxy::detail

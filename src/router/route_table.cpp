@@ -1,8 +1,29 @@
 #include "phigate/router/route_table.hpp"
 
+#include <re2/re2.h>
+#include <re2/set.h>
+
+#include <algorithm>
+
 namespace phigate::router {
 
+/// A bucket in regex mode: its routes in ingress-nginx order (path text length descending, then
+/// text descending, then definition order), one anchored pattern each, and the RE2::Set over them.
+struct RouteTable::RegexBucket {
+  std::vector<std::uint32_t> ordered;             // route indices
+  std::unique_ptr<re2::RE2::Set> set;             // pattern i is ordered[i]; null: sequential
+  std::vector<std::unique_ptr<re2::RE2>> single;  // the same patterns one by one (fallback)
+};
+
 namespace {
+
+RE2::Options regex_options() {
+  RE2::Options o;
+  o.set_encoding(RE2::Options::EncodingLatin1);
+  o.set_case_sensitive(false);
+  o.set_log_errors(false);
+  return o;
+}
 
 std::string_view strip_trailing_slashes(std::string_view p) {
   while (!p.empty() && p.back() == '/') p.remove_suffix(1);
@@ -34,6 +55,7 @@ RouteTable RouteTable::build(const std::vector<config::RouteSpec>& routes, confi
                              const std::optional<config::PathSpec>& fallback) {
   RouteTable t;
   std::size_t target = 0;
+  std::vector<std::string> seen_hosts;
   for (const auto& r : routes) {
     HostRoutes* bucket = nullptr;
     if (r.host.empty()) {
@@ -41,12 +63,15 @@ RouteTable RouteTable::build(const std::vector<config::RouteSpec>& routes, confi
       t.has_default_ = true;
     } else {
       bucket = &t.hosts_[r.host];  // "*.suffix" or an exact name
+      if (bucket->members.empty()) seen_hosts.push_back(r.host);
     }
     for (const auto& p : r.paths) {
       const auto index = static_cast<std::uint32_t>(t.routes_.size());
       const bool exact = p.type == config::PathType::Exact;
-      auto& map = exact ? bucket->exact : bucket->prefix;
-      std::string key(exact ? std::string_view(p.path) : strip_trailing_slashes(p.path));
+      // A regex path (its Ingress asked for use-regex or a rewrite) is keyed by its text.
+      const bool regex = p.policy != nullptr && p.policy->regex.regex_path(p.path);
+      auto& map = regex ? bucket->regex : exact ? bucket->exact : bucket->prefix;
+      std::string key(exact || regex ? std::string_view(p.path) : strip_trailing_slashes(p.path));
       const auto [it, inserted] = map.emplace(std::move(key), index);
       if (!inserted) {
         diag.warning(p.where.file, p.where.line, "path",
@@ -55,16 +80,100 @@ RouteTable RouteTable::build(const std::vector<config::RouteSpec>& routes, confi
         ++target;
         continue;
       }
-      t.routes_.push_back(
-          {r.host, p.path, p.type, target++, (r.host.empty() ? "*" : r.host) + " " + p.path, p.policy});
+      Route route{r.host, p.path, p.type, target++, (r.host.empty() ? "*" : r.host) + " " + p.path, p.policy};
+      if (regex && p.policy->regex.rewrites(p.path)) {
+        // Null when the path is no valid RE2 pattern: its Ingress is failed closed (503).
+        route.rewrite =
+            Rewrite::compile(p.path, p.policy->regex.rewrite_target, p.policy->regex.x_forwarded_prefix);
+      }
+      bucket->members.push_back(index);
+      t.routes_.push_back(std::move(route));
     }
   }
+  for (const auto& h : seen_hosts) finish_bucket(t.hosts_[h], t.routes_, diag);
+  finish_bucket(t.default_host_, t.routes_, diag);
   if (fallback)
     t.fallback_ = Route{"", fallback->path, fallback->type, target, "default backend", fallback->policy};
   return t;
 }
 
+void RouteTable::finish_bucket(HostRoutes& h, const std::vector<Route>& routes, config::Diagnostics&) {
+  const auto regex_route = [&](std::uint32_t i) {
+    const auto& p = routes[i].policy;
+    return p != nullptr && p->regex.regex_path(routes[i].path);
+  };
+  for (const auto i : h.members) {
+    const auto& p = routes[i].policy;
+    if (p != nullptr && p->fail_closed.empty() && !p->regex.app_root.empty()) {
+      h.app_root = p->regex.app_root;
+      break;
+    }
+  }
+  if (std::none_of(h.members.begin(), h.members.end(), regex_route)) return;
+  // ingress-nginx (controller.go): locations sorted by path text descending, then stable by
+  // length descending; nginx takes the first regex that matches.
+  auto b = std::make_shared<RegexBucket>();
+  b->ordered = h.members;
+  std::stable_sort(b->ordered.begin(), b->ordered.end(), [&](std::uint32_t x, std::uint32_t y) {
+    const auto& a = routes[x].path;
+    const auto& c = routes[y].path;
+    return a.size() != c.size() ? a.size() > c.size() : a > c;
+  });
+  auto opts = regex_options();
+  opts.set_max_mem(8 << 20);
+  b->set = std::make_unique<re2::RE2::Set>(opts, RE2::ANCHOR_START);
+  bool set_ok = true;
+  for (const auto i : b->ordered) {
+    const std::string_view path = routes[i].path;
+    // Only the routes of Ingresses that asked for regex are read as regexes; every other path
+    // (another tenant's Prefix or Exact path, a static route) is quoted: "." stays a dot.
+    std::string pattern;
+    if (regex_route(i)) {
+      auto one = regex_options();
+      one.set_max_mem(1 << 20);
+      const RE2 check(re2::StringPiece(path.data(), path.size()), one);
+      // An invalid pattern (its Ingress is failed closed) claims its literal prefix.
+      pattern = check.ok() ? std::string(path) : RE2::QuoteMeta(config::regex_literal_prefix(path));
+    } else {
+      pattern = RE2::QuoteMeta(path);
+    }
+    if (set_ok && b->set->Add(pattern, nullptr) < 0) set_ok = false;
+    b->single.push_back(std::make_unique<re2::RE2>(pattern, regex_options()));
+  }
+  if (!set_ok || !b->set->Compile()) b->set.reset();
+  h.regex_mode = std::move(b);
+}
+
+const Route* RouteTable::match_regex(const RegexBucket& b, std::string_view path) const {
+  const re2::StringPiece text(path.data(), path.size());
+  if (b.set) {
+    thread_local std::vector<int> hits;
+    re2::RE2::Set::ErrorInfo info{};
+    if (b.set->Match(text, &hits, &info))
+      return &routes_[b.ordered[*std::min_element(hits.begin(), hits.end())]];
+    if (info.kind == re2::RE2::Set::kNoError) return nullptr;
+    // The DFA ran out of memory: one pattern at a time, still linear each.
+  }
+  for (std::size_t i = 0; i < b.single.size(); ++i) {
+    if (b.single[i]->ok() && b.single[i]->Match(text, 0, text.size(), RE2::ANCHOR_START, nullptr, 0)) {
+      return &routes_[b.ordered[i]];
+    }
+  }
+  return nullptr;
+}
+
+const RouteTable::HostRoutes* RouteTable::bucket_of(std::string_view h) const {
+  if (const HostRoutes* bucket = hosts_.find(h)) return bucket;
+  return has_default_ ? &default_host_ : nullptr;
+}
+
+std::string_view RouteTable::app_root(std::string_view host) const {
+  const HostRoutes* b = bucket_of(host);
+  return b != nullptr ? std::string_view(b->app_root) : std::string_view{};
+}
+
 const Route* RouteTable::match_in(const HostRoutes& h, std::string_view path) const {
+  if (h.regex_mode) return match_regex(*h.regex_mode, path);
   if (!h.exact.empty()) {
     if (auto it = h.exact.find(path); it != h.exact.end()) return &routes_[it->second];
   }
@@ -91,8 +200,8 @@ const Route* RouteTable::match_normalized(std::string_view h, std::string_view p
 const Route* RouteTable::match_host(std::string_view h, std::string_view path) const {
   // Exact name, else "*.example.com" for exactly one extra label ("a.example.com", not
   // "a.b.example.com"). A host bucket without this path does not fall through to the default host.
-  if (const HostRoutes* bucket = hosts_.find(h)) return match_in(*bucket, path);
-  return has_default_ ? match_in(default_host_, path) : nullptr;
+  const HostRoutes* bucket = bucket_of(h);
+  return bucket != nullptr ? match_in(*bucket, path) : nullptr;
 }
 
 }  // namespace phigate::router

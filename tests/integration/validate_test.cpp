@@ -181,7 +181,7 @@ TEST(AnnotationsCommand, MarkdownJsonAndUsageErrors) {
   const auto md = run({bin("phigate"), "annotations"});
   EXPECT_EQ(md.exit_code, 0);
   EXPECT_EQ(md.out, run({bin("phigate"), "annotations", "--markdown"}).out);
-  EXPECT_NE(md.out.find("| `rewrite-target` | unsupported |"), std::string::npos) << md.out.substr(0, 400);
+  EXPECT_NE(md.out.find("| `mirror-target` | unsupported |"), std::string::npos) << md.out.substr(0, 400);
   const auto json = run({bin("phigate"), "annotations", "--json"});
   EXPECT_EQ(json.exit_code, 0);
   // Valid JSON, one object per row, each with the fields docs and tools read.

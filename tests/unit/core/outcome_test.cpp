@@ -35,7 +35,7 @@ TEST(OutcomeTable, NamesAreUniqueSnakeCase) {
 
 TEST(OutcomeTable, OnlyProxiedAndRedirectedSucceed) {
   for (std::size_t i = 0; i < kOutcomeCount; ++i) {
-    const bool expected = at(i) == Outcome::Proxied || at(i) == Outcome::Redirected;
+    const bool expected = at(i) == Outcome::Proxied || outcome_info(at(i)).how == How::Redirected;
     EXPECT_EQ(outcome_info(at(i)).success, expected) << outcome_info(at(i)).name;
   }
 }
@@ -74,6 +74,8 @@ TEST(OutcomeTable, DecisionsAndRulesAreTheAuditSchemas) {
       {Outcome::NoHealthyEndpoint, "allowed", "route"},
       {Outcome::Internal, "error", "internal"},
       {Outcome::Overloaded, "denied", "overloaded"},
+      {Outcome::AppRootRedirect, "redirected", "app-root"},
+      {Outcome::RewriteRefused, "error", "rewrite-target"},
   };
   EXPECT_EQ(std::size(rows), kOutcomeCount);
   for (const auto& r : rows) {

@@ -54,6 +54,7 @@ const std::map<std::string, std::string>& samples() {
       {"affinity", "cookie"},
       {"affinity-mode", "persistent"},
       {"allowlist-source-range", "10.0.0.0/8"},
+      {"app-root", "/app"},
       {"auth-tls-pass-certificate-to-upstream", "true"},
       {"auth-tls-secret", "shop/ca"},
       {"auth-tls-verify-client", "off"},
@@ -84,16 +85,19 @@ const std::map<std::string, std::string>& samples() {
       {"proxy-ssl-server-name", "on"},
       {"proxy-ssl-verify", "on"},
       {"proxy-ssl-verify-depth", "2"},
+      {"rewrite-target", "/$2"},
       {"session-cookie-expires", "3600"},
       {"session-cookie-max-age", "3600"},
       {"session-cookie-name", "SID"},
       {"session-cookie-path", "/app"},
       {"session-cookie-samesite", "Lax"},
       {"session-cookie-secure", "true"},
+      {"use-regex", "true"},
       {"ssl-ciphers", "ECDHE-RSA-AES128-GCM-SHA256"},
       {"ssl-redirect", "false"},
       {"upstream-hash-by", "$request_uri"},
       {"whitelist-source-range", "10.0.0.0/8"},
+      {"x-forwarded-prefix", "/api"},
   };
   return m;
 }
@@ -291,7 +295,8 @@ TEST(AnnotationRegistry, FailClosedCannotBeDodged) {
     EXPECT_EQ(errors(p), 1u) << key;
   }
   // phigate.io/ wins, but naming an unsupported feature under it is still unsupported.
-  const auto both = parse({{kN + "rewrite-target", "/"}, {kP + "rewrite-target", "/"}}, kFailClosed);
+  const auto both =
+      parse({{kN + "mirror-target", "http://x"}, {kP + "mirror-target", "http://x"}}, kFailClosed);
   EXPECT_EQ(errors(both), 1u);
   EXPECT_FALSE(both.fail_closed.empty());
   // A no-effect row does not shield an unsupported one next to it.

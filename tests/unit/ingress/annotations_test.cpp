@@ -298,13 +298,13 @@ TEST(IngressAnnotations, KeyWithControlBytes_IsQuotedInFailClosed) {
 }
 
 TEST(IngressAnnotations, UnknownNameUnderOurPrefixes_IsAWarningOtherPrefixesIgnored) {
-  const auto r = parse({{kN + "rewrite-target", "/$2"},
+  const auto r = parse({{kN + "proxy-buffering", "on"},
                         {kP + "something-new", "x"},
                         {"kubernetes.io/ingress.class", "phigate"},
                         {"example.com/anything", "{{ evil }}"}});
   ASSERT_EQ(r.problems.size(), 2u);
   EXPECT_EQ(r.problems[0].severity, config::Severity::Warning);
-  EXPECT_EQ(r.problems[0].key, kN + "rewrite-target");
+  EXPECT_EQ(r.problems[0].key, kN + "proxy-buffering");
   EXPECT_EQ(r.problems[1].key, kP + "something-new");
   EXPECT_TRUE(r.fail_closed.empty());
 }
@@ -673,9 +673,8 @@ TEST(IngressAnnotationsRefused, OnePrefixCannotSwitchOffWhatTheOtherAsksFor) {
 TEST(IngressAnnotationsRefused, OtherUnknownNamesStayWarnings) {
   // The registry's unsupported rows, an unknown name and a no-effect row: warnings (by default).
   for (const auto& [name, message] : std::vector<std::pair<std::string, std::string>>{
-           {"rewrite-target", "unsupported annotation, ignored: "},
            {"enable-cors", "unsupported annotation, ignored: "},
-           {"use-regex", "unsupported annotation, ignored: "},
+           {"mirror-target", "unsupported annotation, ignored: "},
            {"limit-whatever", "unknown annotation: ignored"},
            {"proxy-buffering", "has no effect: "}}) {
     const auto r = parse({{kN + name, "true"}});

@@ -300,7 +300,7 @@ TEST_F(Translate, InvalidAnnotation_FailsClosedWithErrorNamingIngressAnnotationA
 TEST_F(Translate, UnknownAnnotation_WarnsAndServes) {
   add_web_service();
   auto ing = ingress("a", 1, {{"a.example", {path("/", PathType::Prefix, "web", 80)}, 1}});
-  ing.meta.annotations = {{kN + "rewrite-target", "/"}};
+  ing.meta.annotations = {{kN + "mirror-target", "http://mirror.example/"}};
   res_.ingresses.push_back(ing);
   const auto t = run();
   EXPECT_FALSE(diag_.has_errors());
@@ -1181,6 +1181,99 @@ TEST_F(Translate, RateLimit_FailsClosedNamingTheAnnotation) {
   EXPECT_FALSE(diag_.has_errors()) << diag_.to_string();
   EXPECT_TRUE(zero.routes.at(0).paths.at(0).policy->fail_closed.empty());
   EXPECT_NE(find("no effect"), nullptr);
+}
+
+// --- use-regex / rewrite-target (regex paths) ---
+
+TEST_F(Translate, RegexPath_QuestionMarkAllowedOnlyWithRegex) {
+  add_web_service();
+  auto ing =
+      ingress("a", 1, {{"a.example", {path("/foo/?(.*)", PathType::ImplementationSpecific, "web", 80)}, 1}});
+  ing.meta.annotations = {{kN + "use-regex", "true"}};
+  res_.ingresses.push_back(ing);
+  auto t = run();
+  EXPECT_FALSE(diag_.has_errors()) << diag_.to_string();
+  EXPECT_TRUE(t.routes.at(0).paths.at(0).policy->fail_closed.empty());
+  // The same path without use-regex: refused, as before.
+  res_.ingresses[0].meta.annotations.clear();
+  t = run();
+  EXPECT_TRUE(diag_.has_errors());
+  EXPECT_FALSE(t.routes.at(0).paths.at(0).policy->fail_closed.empty());
+  // rewrite-target implies regex.
+  res_.ingresses[0].meta.annotations = {{kN + "rewrite-target", "/$1"}};
+  t = run();
+  EXPECT_FALSE(diag_.has_errors()) << diag_.to_string();
+}
+
+TEST_F(Translate, RegexPath_InvalidRe2FailsClosedNamingIngressAndField) {
+  add_web_service();
+  for (const char* bad : {"/(a)\\1", "/(?=x)", "/a++", "/(((a{100}){100}){100})"}) {
+    res_.ingresses.clear();
+    auto ing = ingress(
+        "a", 1,
+        {{"a.example",
+          {path("/ok", PathType::Prefix, "web", 80), path(bad, PathType::ImplementationSpecific, "web", 80)},
+          1}});
+    ing.meta.annotations = {{kN + "use-regex", "true"}};
+    res_.ingresses.push_back(ing);
+    const auto t = run();
+    ASSERT_EQ(diag_.error_count(), 1u) << bad << diag_.to_string();
+    const auto& d = diag_.entries().at(0);
+    EXPECT_EQ(d.resource, "Ingress default/a");
+    EXPECT_EQ(d.field, "spec.rules[0].http.paths[1].path") << bad;
+    EXPECT_NE(d.message.find("RE2"), std::string::npos) << d.message;
+    // The whole Ingress fails closed; its paths are still emitted (and claimed): 503 there.
+    EXPECT_FALSE(t.routes.at(0).paths.at(0).policy->fail_closed.empty()) << bad;
+    EXPECT_EQ(t.routes.at(0).paths.size(), 2u);
+  }
+}
+
+TEST_F(Translate, RegexPath_ClaimedByTextNotAsPrefix) {
+  add_web_service();
+  // "/api" (Prefix) and the regex "/api/" are different claims: no conflict.
+  auto a = ingress("a", 1, {{"a.example", {path("/api", PathType::Prefix, "web", 80)}, 1}});
+  auto b = ingress("b", 2, {{"a.example", {path("/api/", PathType::ImplementationSpecific, "web", 80)}, 1}});
+  b.meta.annotations = {{kN + "use-regex", "true"}};
+  auto c = ingress("c", 3, {{"a.example", {path("/api/", PathType::Prefix, "web", 80)}, 1}});
+  c.meta.annotations = {{kN + "use-regex", "true"}};
+  res_.ingresses = {a, b, c};
+  const auto t = run();
+  EXPECT_EQ(t.stats.conflicts, 1u) << diag_.to_string();  // b and c: the same regex text
+  EXPECT_NE(find("claimed by Ingress default/b (kept) and default/c"), nullptr) << diag_.to_string();
+}
+
+TEST_F(Translate, RewriteReferenceBeyondGroupsWarns) {
+  add_web_service();
+  auto ing =
+      ingress("a", 1, {{"a.example", {path("/a/(.*)", PathType::ImplementationSpecific, "web", 80)}, 1}});
+  ing.meta.annotations = {{kN + "rewrite-target", "/$3"}};
+  res_.ingresses.push_back(ing);
+  run();
+  EXPECT_FALSE(diag_.has_errors()) << diag_.to_string();
+  EXPECT_NE(find("refers to $3"), nullptr) << diag_.to_string();
+}
+
+TEST_F(Translate, AppRootConflictOnOneHostWarnsFirstKept) {
+  add_web_service();
+  auto a = ingress("a", 1, {{"a.example", {path("/", PathType::Prefix, "web", 80)}, 1}});
+  a.meta.annotations = {{kN + "app-root", "/one"}};
+  auto b = ingress("b", 2, {{"a.example", {path("/b", PathType::Prefix, "web", 80)}, 1}});
+  b.meta.annotations = {{kN + "app-root", "/two"}};
+  res_.ingresses = {b, a};
+  const auto t = run();
+  EXPECT_EQ(t.stats.conflicts, 1u) << diag_.to_string();
+  EXPECT_NE(find("app-root of host a.example set to \"/one\" by Ingress default/a (kept)"), nullptr)
+      << diag_.to_string();
+}
+
+TEST_F(Translate, ForwardedPrefixWithoutRewriteWarns) {
+  add_web_service();
+  auto ing = ingress("a", 1, {{"a.example", {path("/", PathType::Prefix, "web", 80)}, 1}});
+  ing.meta.annotations = {{kN + "x-forwarded-prefix", "/x"}};
+  res_.ingresses.push_back(ing);
+  run();
+  EXPECT_FALSE(diag_.has_errors()) << diag_.to_string();
+  EXPECT_NE(find("has no effect without rewrite-target"), nullptr) << diag_.to_string();
 }
 
 }  // namespace

@@ -63,6 +63,19 @@ TEST(AuditRequest, DecisionRuleAndOutcomeFromTheTable) {
   EXPECT_TRUE(has(line, R"("decision":"error","rule":"host-header")")) << line;
 }
 
+// rewrite-target: the record keeps the client's target and says it was rewritten.
+TEST(AuditRequest, RewrittenKeepsTheClientsTarget) {
+  RequestFacts r;
+  r.target = "/something/new?q=1";
+  r.outcome = Outcome::Proxied;
+  r.status = 200;
+  EXPECT_FALSE(has(render(r), R"("rewritten")"));
+  r.rewritten = true;
+  const auto line = render(r);
+  EXPECT_TRUE(has(line, R"("rewritten":true)")) << line;
+  EXPECT_TRUE(has(line, R"(/something/new)")) << line;
+}
+
 TEST(AuditRequest, NothingDecidedIsAnInternalError) {
   RequestFacts r;
   r.status = 200;  // a status alone decides nothing

@@ -10,6 +10,8 @@
 #include <string>
 #include <vector>
 
+#include "phigate/config/policy_regex.hpp"
+
 namespace phigate::config {
 
 using Duration = std::chrono::milliseconds;
@@ -262,6 +264,8 @@ struct RoutePolicy {
   std::optional<Duration> next_upstream_timeout;
 
   // --- upgrades (WebSocket) ---
+
+  RegexPolicy regex;  // use-regex, rewrite-target, app-root, x-forwarded-prefix
 };
 using RoutePolicyPtr = std::shared_ptr<const RoutePolicy>;
 

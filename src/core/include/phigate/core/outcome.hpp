@@ -44,6 +44,8 @@ enum class Outcome : std::uint8_t {
   NoHealthyEndpoint,          // 503
   Internal,                   // a bug or resource failure on our side (also: nothing decided)
   Overloaded,                 // 503: a per-worker cap was reached
+  AppRootRedirect,            // 302: app-root, for "/"
+  RewriteRefused,             // 400: rewrite-target produced an unsafe path
   kCount
 };
 

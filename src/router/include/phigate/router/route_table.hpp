@@ -1,10 +1,15 @@
 #pragma once
 // Compiled routing: host bucket by hash (exact, then one-label wildcard, then default), then
 // Exact path by hash, then the longest Prefix by walking the path's segments from the longest
-// (one hash lookup per segment). No regex, no scan over all routes. Sans-I/O; immutable once
-// built, shared by all workers through the snapshot.
+// (one hash lookup per segment). A host bucket where any route is a regex (ingress-nginx
+// `use-regex`, or a `rewrite-target`) is matched as ingress-nginx matches it instead: every
+// route of the bucket as a case-insensitive regex anchored at the start, in ingress-nginx's order
+// (longest path text first), with one RE2::Set match (linear time); other routes' literal paths
+// are quoted, never read as regexes. Sans-I/O; immutable once built, shared by all workers
+// through the snapshot.
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -14,6 +19,7 @@
 #include "phigate/config/spec.hpp"
 #include "phigate/core/host_map.hpp"
 #include "phigate/core/strings.hpp"
+#include "phigate/router/regex.hpp"
 
 namespace phigate::router {
 
@@ -21,9 +27,10 @@ struct Route {
   std::string host;  // as configured; "" for the default host
   std::string path;  // as configured
   config::PathType type = config::PathType::Prefix;
-  std::size_t target = 0;         // index of the PathSpec in the flattened spec list (→ cluster)
-  std::string name;               // "host path" for logs and metrics-free diagnostics
-  config::RoutePolicyPtr policy;  // null: defaults (static routes)
+  std::size_t target = 0;                    // index of the PathSpec in the flattened spec list (→ cluster)
+  std::string name;                          // "host path" for logs and metrics-free diagnostics
+  config::RoutePolicyPtr policy;             // null: defaults (static routes)
+  std::shared_ptr<const Rewrite> rewrite{};  // rewrite-target of a regex route; null: none
 };
 
 class RouteTable {
@@ -44,17 +51,29 @@ class RouteTable {
 
   std::size_t size() const noexcept { return routes_.size(); }
 
+  /// The app-root of the bucket `host` (normalised) is matched in: the first route's (in
+  /// definition order) of an Ingress that is not failed closed; "" when none.
+  std::string_view app_root(std::string_view host) const;
+
   /// Lower-cases and strips the port and a trailing dot: "App.Example.:8443" → "app.example".
   static std::string normalize_host(std::string_view host);
   /// The same into `out`, reusing its capacity (the hot path keeps one per connection).
   static void normalize_host_into(std::string_view host, std::string& out);
 
  private:
+  struct RegexBucket;  // route_table.cpp: the order and the RE2::Set of a regex bucket
   struct HostRoutes {
     core::StringMap<std::uint32_t> exact;
-    core::StringMap<std::uint32_t> prefix;  // key: prefix without trailing '/' ("" is the root)
+    core::StringMap<std::uint32_t> prefix;          // key: prefix without trailing '/' ("" is the root)
+    core::StringMap<std::uint32_t> regex;           // regex paths, by their text
+    std::vector<std::uint32_t> members;             // every route of the bucket, in definition order
+    std::shared_ptr<const RegexBucket> regex_mode;  // set: the bucket is matched by regex
+    std::string app_root;
   };
+  static void finish_bucket(HostRoutes& h, const std::vector<Route>& routes, config::Diagnostics& diag);
   const Route* match_in(const HostRoutes& h, std::string_view path) const;
+  const Route* match_regex(const RegexBucket& b, std::string_view path) const;
+  const HostRoutes* bucket_of(std::string_view host) const;
   const Route* match_host(std::string_view host, std::string_view path) const;
 
   std::vector<Route> routes_;

@@ -1,0 +1,92 @@
+// Phases `app-root` and `rewrite` (ingress-nginx app-root, rewrite-target, x-forwarded-prefix).
+// Both run after the access and fail-closed phases: a refused client learns nothing from a
+// redirect target, and an invalid Ingress answers 503 before anything is rewritten.
+#include <string>
+#include <string_view>
+
+#include "phases.hpp"
+#include "phigate/router/regex.hpp"
+
+namespace phigate::proxy::detail {
+
+using core::Error;
+using core::ErrorKind;
+using core::Outcome;
+
+namespace {
+
+/// "scheme://host[:port]app_root" with the Host as sent (port kept), or "" when the Host is not
+/// a plain hostname/IP[:port] (the host phase already refused those; checked again because the
+/// value goes into a header).
+std::string app_root_location(bool tls, std::string_view host, std::string_view root) {
+  if (host.empty()) return {};
+  for (char ch : host) {
+    const bool ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+                    ch == '-' || ch == '.' || ch == '[' || ch == ']' || ch == ':';
+    if (!ok) return {};
+  }
+  std::string loc = tls ? "https://" : "http://";
+  loc += host;
+  loc += root;
+  return loc;
+}
+
+bool safe_header_value(std::string_view v) {
+  for (const char c : v) {
+    if (c <= 0x20 || c >= 0x7f) return false;
+  }
+  return true;
+}
+
+Decision rewrite_refused(Request& r, const char* why) {
+  r.upstream_target.clear();
+  r.forwarded_prefix.clear();
+  return Decision{Outcome::RewriteRefused, Error::downstream(ErrorKind::BadRequest, why), false};
+}
+
+}  // namespace
+
+namespace phase {
+
+PhaseResult app_root(Request& r, const Snapshot& s, const ConnectionView& c) {
+  // ingress-nginx: `if ($uri = /) { return 302 $scheme://$http_host<app-root>; }` at server level.
+  if (r.path != "/") return std::nullopt;
+  const auto root = s.routes.app_root(r.host_norm);
+  if (root.empty()) return std::nullopt;
+  r.location = app_root_location(c.tls, r.host, root);
+  if (r.location.empty() || r.head.headers.count("host") != 1) {
+    r.location.clear();
+    return Decision{Outcome::HostHeader,
+                    Error::downstream(ErrorKind::BadRequest, "redirect needs one valid Host"), true};
+  }
+  return Decision{
+      Outcome::AppRootRedirect,
+      Error{ErrorKind::Internal, core::ErrorSource::Downstream, core::Retryable::No, "app-root redirect"},
+      false, 302};
+}
+
+PhaseResult rewrite(Request& r, const Snapshot&, const ConnectionView&) {
+  if (r.route == nullptr || r.policy == nullptr || !r.policy->regex.rewrites(r.route->path))
+    return std::nullopt;
+  // The route matched, so its regex matches too; if not (or it did not compile), nothing
+  // unrewritten may go out.
+  const auto* rw = r.route->rewrite.get();
+  if (rw == nullptr || !rw->apply(r.path, r.upstream_target, r.forwarded_prefix)) {
+    r.upstream_target.clear();
+    r.forwarded_prefix.clear();
+    return Decision{Outcome::Internal, Error::internal("rewrite did not match"), false};
+  }
+  if (const char* why = router::unsafe_rewrite(r.upstream_target)) return rewrite_refused(r, why);
+  if (rw->has_prefix() && !safe_header_value(r.forwarded_prefix)) {
+    return rewrite_refused(r, "x-forwarded-prefix produced an unsafe value");
+  }
+  // nginx keeps the query: the target cannot hold one.
+  if (const auto q = r.target.find('?'); q != std::string::npos) {
+    r.upstream_target.append(r.target, q, std::string::npos);
+  }
+  return std::nullopt;
+}
+
+}  // namespace phase
+
+}  // namespace phigate::proxy::detail
