@@ -10,6 +10,7 @@
 #include <optional>
 #include <utility>
 
+#include "annotations_canary_impl.hpp"
 #include "names_impl.hpp"
 
 namespace phigate::ingress {
@@ -391,6 +392,12 @@ std::string parse_health_duration(std::string_view v, config::Duration min,
   return {};
 }
 
+/// A canary annotation's parser (annotations_canary.cpp) as a table row's Parser.
+template <std::string (*F)(std::string_view, config::CanaryPolicy&)>
+std::string canary(std::string_view v, Context& c) {
+  return F(v, c.policy.canary);
+}
+
 /// Why a parsed annotation has no effect yet (nothing in phigate reads its field), or nullptr when
 /// it is enforced. Only annotations that do not decide who can reach what may be here: an
 /// unenforced access-control annotation is an error (fail closed), never a warning.
@@ -403,6 +410,7 @@ struct Known {
 // Sorted by name (binary search; checked below).
 constexpr Known kKnown[] = {
     {"affinity", parse_affinity},
+    {"affinity-canary-behavior", canary<detail::parse_affinity_canary_behavior>},
     {"affinity-mode", parse_affinity_mode},
     {"allowlist-source-range", [](std::string_view v, Context& c) { return parse_ranges(v, c.allowlist); }},
     {"auth-tls-pass-certificate-to-upstream",
@@ -413,6 +421,13 @@ constexpr Known kKnown[] = {
     {"auth-tls-verify-depth",
      [](std::string_view v, Context& c) { return parse_depth(v, c.policy.auth_tls_verify_depth); }},
     {"backend-protocol", parse_backend_protocol},
+    {"canary", canary<detail::parse_canary>},
+    {"canary-by-cookie", canary<detail::parse_canary_cookie>},
+    {"canary-by-header", canary<detail::parse_canary_header>},
+    {"canary-by-header-pattern", canary<detail::parse_canary_header_pattern>},
+    {"canary-by-header-value", canary<detail::parse_canary_header_value>},
+    {"canary-weight", canary<detail::parse_canary_weight>},
+    {"canary-weight-total", canary<detail::parse_canary_weight_total>},
     {"denylist-source-range",
      [](std::string_view v, Context& c) { return parse_ranges(v, c.policy.deny_source_ranges); }},
     {"force-ssl-redirect",
@@ -519,10 +534,9 @@ const Known* find_known(std::string_view name) {
 
 // ingress-nginx features phigate does not have, whose absence changes who can reach what or where
 // traffic goes: served without them, clients over a rate or connection limit would get through,
-// requests a WAF would block would reach the backend, TLS meant for the backend would end here, a
-// canary would take (all of) its main Ingress's traffic. The rule: an unsupported setting that
-// changes who can reach what fails closed; it is never silently ignored. So each of these is an
-// error unless its value is exactly the one that turns it off (ingress-nginx: "0" = no limit,
+// requests a WAF would block would reach the backend, TLS meant for the backend would end here. The rule: an
+// unsupported setting that changes who can reach what fails closed; it is never silently ignored. So each of
+// these is an error unless its value is exactly the one that turns it off (ingress-nginx: "0" = no limit,
 // "false"), which only warns that it has no effect. An explicit list, not a pattern: names that
 // only shape traffic (timeouts, CORS, rewrites) stay warnings.
 struct Refused {
@@ -540,9 +554,6 @@ constexpr std::string_view kNoWaf =
 
 // Sorted by name (binary search; checked below).
 constexpr Refused kRefused[] = {
-    {"canary", "false", true, false,
-     "canary Ingresses are not supported by phigate: this Ingress is not served (it takes no traffic, "
-     "and the Ingress with the same host and path serves as if it did not exist)"},
     {"enable-modsecurity", "false", true, false, kNoWaf},
     {"enable-owasp-core-rules", "false", true, false, kNoWaf},
     {"global-rate-limit", "0", false, true, kRateLimit},
@@ -623,23 +634,13 @@ bool is_misprefixed_access_control(std::string_view key) {
 
 }  // namespace
 
-namespace {
-// Go's strconv.ParseBool, which ingress-nginx reads `canary` with (an invalid value: not a canary).
-bool parse_bool_true(std::string_view v) {
-  return v == "1" || v == "t" || v == "T" || v == "TRUE" || v == "true" || v == "True";
-}
-bool parse_bool_false(std::string_view v) {
-  return v == "0" || v == "f" || v == "F" || v == "FALSE" || v == "false" || v == "False";
-}
-}  // namespace
-
 bool is_canary(const std::map<std::string, std::string>& annotations) {
   auto it = annotations.find(std::string(kPhigatePrefix) + "canary");
   if (it == annotations.end()) it = annotations.find(std::string(kNginxPrefix) + "canary");
   // Only what ingress-nginx itself takes for a canary: an Ingress it serves as an ordinary one
   // (say "False", or a typo) must never vanish here, or its paths would fall through to a broader
   // route without its own access policy (review finding F1).
-  return it != annotations.end() && parse_bool_true(it->second);
+  return it != annotations.end() && detail::go_bool_true(it->second);
 }
 
 ParsedAnnotations parse_annotations(const std::map<std::string, std::string>& annotations,
@@ -695,9 +696,8 @@ ParsedAnnotations parse_annotations(const std::map<std::string, std::string>& an
       const bool phigate_key = std::string_view(kv->first).substr(0, kPhigatePrefix.size()) == kPhigatePrefix;
       const auto other =
           annotations.find(std::string(phigate_key ? kNginxPrefix : kPhigatePrefix) + std::string(name));
-      const bool other_asks = other != annotations.end() && other->second != r->off &&
-                              !(name == "canary" && parse_bool_false(other->second));
-      const bool off = v == r->off || (name == "canary" && parse_bool_false(v));
+      const bool other_asks = other != annotations.end() && other->second != r->off;
+      const bool off = v == r->off;
       if (off && other_asks) {
         problem(config::Severity::Error, kv->first, kv->second,
                 "switches off what " + loggable_key(other->first) + "=" + quote_value(other->second) +
@@ -705,13 +705,7 @@ ParsedAnnotations parse_annotations(const std::map<std::string, std::string>& an
       } else if (off) {
         problem(config::Severity::Warning, kv->first, kv->second,
                 quote_value(v) + " turns it off: no effect");
-      } else if (name == "canary" && !parse_bool_true(v)) {
-        // ingress-nginx serves it as an ordinary Ingress (it defaults an invalid value to false);
-        // which was meant is unknowable, so it fails closed: its paths stay claimed and answer 503.
-        problem(config::Severity::Error, kv->first, kv->second,
-                "expected \"true\" or \"false\" (ingress-nginx: an invalid value is not a canary): the "
-                "Ingress fails closed");
-      } else if (r->boolean && name != "canary" && v != "true") {
+      } else if (r->boolean && v != "true") {
         problem(config::Severity::Error, kv->first, kv->second, "expected \"true\" or \"false\"");
       } else {
         out.problems.push_back(
@@ -719,7 +713,7 @@ ParsedAnnotations parse_annotations(const std::map<std::string, std::string>& an
              loggable_key(kv->first) + "=" + quote_value(kv->second) + ": " + std::string(r->why), true});
         limit_refused = limit_refused || r->limit;
       }
-    } else if (name == "limit-burst-multiplier" || name.rfind("canary-", 0) == 0) {
+    } else if (name == "limit-burst-multiplier") {
       continue;  // they only modify a refused feature: below
     } else if (name == "modsecurity-transaction-id") {
       problem(config::Severity::Warning, kv->first, kv->second,
@@ -761,14 +755,21 @@ ParsedAnnotations parse_annotations(const std::map<std::string, std::string>& an
   }
   // limit-burst-multiplier only scales limit-rps/limit-rpm: next to a refused limit it adds nothing
   // to that error; without one it does nothing (as in ingress-nginx). canary-* only tune a canary:
-  // without `canary: "true"` they do nothing; with it, the Ingress is not served at all.
+  // without `canary: "true"` they do nothing, whatever their value (ingress-nginx drops them).
   if (const auto* kv = key_of("limit-burst-multiplier"); kv != nullptr && !limit_refused) {
     problem(config::Severity::Warning, kv->first, kv->second,
             "has no effect: no rate limit is set (and phigate enforces none)");
   }
+  if (const auto* kv = key_of("canary"); kv != nullptr) {
+    if (auto why = detail::canary_prefix_conflict(annotations); !why.empty()) {
+      problem(config::Severity::Error, kv->first, kv->second, std::move(why));
+    }
+  }
   if (!out.canary) {
     for (const auto& [name, kv] : effective) {
-      if (name.rfind("canary-", 0) == 0) {
+      if (detail::is_canary_tuning(name)) {
+        const auto& key = kv->first;
+        std::erase_if(out.problems, [&](const AnnotationProblem& pr) { return pr.key == key; });
         problem(config::Severity::Warning, kv->first, kv->second,
                 "has no effect: the Ingress is not a canary (canary is not \"true\")");
       }

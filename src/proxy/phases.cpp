@@ -54,7 +54,7 @@ bool hsts_applies(const Snapshot& snap, std::string_view host, const config::Rou
 
 // The client address goes first: every record, the audit 503's included, names the client
 // behind trusted proxies, and the access lists act on it.
-constexpr std::array<PhaseEntry, 13> kPhases{{
+constexpr std::array<PhaseEntry, 14> kPhases{{
     {"client-address", &phase::client_address},
     {"audit-healthy", &phase::audit_healthy},
     {"host", &phase::host},
@@ -66,6 +66,7 @@ constexpr std::array<PhaseEntry, 13> kPhases{{
     {"no-route", &phase::no_route},
     {"access", &phase::access},
     {"fail-closed", &phase::fail_closed},
+    {"canary", &phase::canary},
     {"limits", &phase::limits},
     {"body-size", &phase::body_size},
 }};
@@ -162,6 +163,7 @@ PhaseResult tls_policy(Request& r, const Snapshot& s, const ConnectionView& c) {
 PhaseResult route(Request& r, const Snapshot& s, const ConnectionView& c) {
   r.route = s.routes.match_normalized(r.host_norm, r.path);
   r.policy = r.route != nullptr ? r.route->policy.get() : nullptr;
+  r.cluster = r.route != nullptr ? r.route->target : 0;
   r.hsts = c.tls && hsts_applies(s, r.host_norm, r.policy);
   return std::nullopt;
 }

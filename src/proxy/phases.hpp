@@ -29,6 +29,7 @@ struct ConnectionView {
   const tls::ClientCertificate* client_cert = nullptr;  // described when conn_policy requires/asks one
   bool audit_on = false, audit_healthy = true;
   std::uint16_t https_port = 443;  // redirect target when the snapshot names none
+  std::uint32_t random = 0;  // drawn by the connection from the worker's RNG per request (canary weight)
 };
 
 /// How a request ends before reaching the upstream.
@@ -81,6 +82,7 @@ PhaseResult access(Request& r, const Snapshot& s, const ConnectionView& c);
 PhaseResult fail_closed(Request& r, const Snapshot& s, const ConnectionView& c);
 PhaseResult limits(Request& r, const Snapshot& s, const ConnectionView& c);
 PhaseResult body_size(Request& r, const Snapshot& s, const ConnectionView& c);
+PhaseResult canary(Request& r, const Snapshot& s, const ConnectionView& c);  // phases_canary.cpp
 }  // namespace phase
 
 }  // namespace phigate::proxy::detail

@@ -37,8 +37,10 @@ struct Request {
   const router::Route* route = nullptr;
   const config::RoutePolicy* policy = nullptr;
   RequestLimits limits;
-  bool hsts = false;     // HTTPS responses carry the snapshot's HSTS field
-  std::string location;  // Redirected: where to
+  bool hsts = false;        // HTTPS responses carry the snapshot's HSTS field
+  std::string location;     // Redirected: where to
+  std::size_t cluster = 0;  // the cluster proxied to: route->target, or its canary's (phase canary)
+  bool canary = false;      // the canary phase chose the route's canary
 };
 
 }  // namespace phigate::proxy::detail

@@ -34,6 +34,9 @@ RouteTable RouteTable::build(const std::vector<config::RouteSpec>& routes, confi
                              const std::optional<config::PathSpec>& fallback) {
   RouteTable t;
   std::size_t target = 0;
+  // Canary clusters follow every path and the fallback, in route order (compile/README.md).
+  std::size_t canary_next = fallback ? 1 : 0;
+  for (const auto& r : routes) canary_next += r.paths.size();
   for (const auto& r : routes) {
     HostRoutes* bucket = nullptr;
     if (r.host.empty()) {
@@ -43,6 +46,7 @@ RouteTable RouteTable::build(const std::vector<config::RouteSpec>& routes, confi
       bucket = &t.hosts_[r.host];  // "*.suffix" or an exact name
     }
     for (const auto& p : r.paths) {
+      const std::size_t canary_target = p.canary ? canary_next++ : 0;
       const auto index = static_cast<std::uint32_t>(t.routes_.size());
       const bool exact = p.type == config::PathType::Exact;
       auto& map = exact ? bucket->exact : bucket->prefix;
@@ -57,6 +61,10 @@ RouteTable RouteTable::build(const std::vector<config::RouteSpec>& routes, confi
       }
       t.routes_.push_back(
           {r.host, p.path, p.type, target++, (r.host.empty() ? "*" : r.host) + " " + p.path, p.policy});
+      if (p.canary) {
+        t.routes_.back().canary = compile_canary(*p.canary);
+        t.routes_.back().canary_target = canary_target;
+      }
     }
   }
   if (fallback)

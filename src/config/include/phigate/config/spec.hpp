@@ -10,6 +10,8 @@
 #include <string>
 #include <vector>
 
+#include "phigate/config/policy_canary.hpp"
+
 namespace phigate::config {
 
 using Duration = std::chrono::milliseconds;
@@ -262,6 +264,8 @@ struct RoutePolicy {
   std::optional<Duration> next_upstream_timeout;
 
   // --- upgrades (WebSocket) ---
+
+  CanaryPolicy canary{};  // canary-* (policy_canary.hpp)
 };
 using RoutePolicyPtr = std::shared_ptr<const RoutePolicy>;
 
@@ -275,6 +279,9 @@ struct PathSpec {
   /// to them finish, but they get no new requests (sorted, distinct, none also in `backends`).
   std::vector<std::string> terminating_backends{};
   std::string service_host{};  // Ingress: "<service>.<namespace>.svc", the default proxy-ssl-name
+  /// The canary attached to this path (translate: same host, path text and type): its backends,
+  /// with the main's policy plus the canary's balancing and `canary` rules. Null: none.
+  std::shared_ptr<const PathSpec> canary{};
 };
 
 struct RouteSpec {
@@ -353,6 +360,9 @@ struct IngressSpec {
   Duration rescan = 60s;      // fallback full rescan period
   KubernetesSpec kubernetes{};
   WebhookSpec webhook{};
+  /// A canary Ingress may attach to a main Ingress in another namespace (ingress-nginx does);
+  /// off by default: a namespace could otherwise take another's traffic.
+  bool canary_cross_namespace = false;
 };
 
 struct Config {

@@ -21,7 +21,7 @@ struct AnnotationProblem {
   std::string value;    // quote_value() of the value: safe to log
   std::string message;  // why, without the value (unless `unsupported`)
   /// The value is not invalid: what it asks for is a feature phigate does not have (a rate limit,
-  /// a WAF, TLS passthrough, a canary). `message` then reads `<key>="<value>": why` by itself and is
+  /// a WAF, TLS passthrough). `message` then reads `<key>="<value>": why` by itself and is
   /// reported as is, not as an invalid value.
   bool unsupported = false;
 };
@@ -40,24 +40,22 @@ struct ParsedAnnotations {
   /// In key order; translate() reports each as a warning (kept apart from `problems`: the value is
   /// valid, and the annotation is still parsed and kept in `policy`).
   std::vector<UnenforcedAnnotation> not_enforced;
-  /// The Ingress is an ingress-nginx canary (`is_canary`): translate() serves nothing of it, so it
-  /// neither takes nor blocks its main Ingress's traffic; the `canary` problem says why.
+  /// The Ingress is an ingress-nginx canary (`is_canary`): translate() emits no route for it and
+  /// attaches its paths to their main paths (`policy.canary` holds its rules).
   bool canary = false;
 };
 
 /// Parses the annotations of an Ingress in namespace `ns`. Keys under `nginx.ingress.kubernetes.io/`
 /// and `phigate.io/` are read (the latter wins when both name the same annotation); other keys are
 /// ignored. Invalid values, snippets, unsupported access-control annotations and the features in
-/// the refused table of annotations.cpp (rate and connection limits, WAF, TLS passthrough, canary:
-/// unless their value turns them off) are errors; other unknown names under our prefixes are warnings.
+/// the refused table of annotations.cpp (rate and connection limits, WAF, TLS passthrough: unless
+/// their value turns them off) are errors; other unknown names under our prefixes are warnings.
 ParsedAnnotations parse_annotations(const std::map<std::string, std::string>& annotations,
                                     std::string_view ns);
 
 /// Whether the `canary` annotation in effect (phigate.io/ wins over nginx.ingress.kubernetes.io/) is
-/// set to anything but "false". ingress-nginx reads "true" (and "True", "1", "t"…) as a canary that
-/// takes a share of the traffic of the Ingress with the same host and path; phigate has no canaries,
-/// so such an Ingress must take none (served as an ordinary Ingress it would conflict with the main
-/// one and could take all of it).
+/// true as Go's ParseBool reads it ("true", "True", "1", "t"…), as ingress-nginx does: a canary that
+/// takes a share of the traffic of the Ingress with the same host and path (docs/canary.md).
 bool is_canary(const std::map<std::string, std::string>& annotations);
 
 /// `value` as it may appear in a log line or a fail_closed reason: in double quotes, at most `max`

@@ -14,6 +14,7 @@
 #include "phigate/config/spec.hpp"
 #include "phigate/core/host_map.hpp"
 #include "phigate/core/strings.hpp"
+#include "phigate/router/canary.hpp"
 
 namespace phigate::router {
 
@@ -24,6 +25,10 @@ struct Route {
   std::size_t target = 0;         // index of the PathSpec in the flattened spec list (→ cluster)
   std::string name;               // "host path" for logs and metrics-free diagnostics
   config::RoutePolicyPtr policy;  // null: defaults (static routes)
+  /// An attached canary (PathSpec::canary): its rules and cluster index (after every path and the
+  /// fallback, in route order). Null: none.
+  std::shared_ptr<const CanaryRule> canary{};
+  std::size_t canary_target{};
 };
 
 class RouteTable {
