@@ -133,6 +133,22 @@ TEST_F(CanaryTest, WeightTenAndWeightTotal) {
   EXPECT_LE(canary_->records().size() - ten, 35u);
 }
 
+// affinity-canary-behavior sticky (the default): the main's cookie affinity holds across the split.
+// 50 requests with a cookie jar all reach the side that served the first one (at weight 50,
+// without affinity they would reach both: the chance of 49 more draws on one side is 2^-49).
+TEST_F(CanaryTest, AffinityCookieSticksToTheSideThatIssuedIt) {
+  write(std::string(kN) + "canary-weight: \"50\"\n", std::string(kN) + "affinity: \"cookie\"\n");
+  auto pg = start();
+  const auto jar = dir_.path("jar.txt");
+  const auto r =
+      curl(pg, {"-c", jar, "-b", jar, "-o", "/dev/null", "-w", "%{http_code}\\n", https_url(pg, "/n[1-50]")});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto main = main_->records().size();
+  const auto canary = canary_->records().size();
+  EXPECT_EQ(main + canary, 50u);
+  EXPECT_TRUE(main == 50u || canary == 50u) << "main " << main << ", canary " << canary;
+}
+
 TEST_F(CanaryTest, InvalidCanaryMainGetsEverything) {
   write(std::string(kN) + "canary-weight: \"lots\"\n" + kN + "canary-by-header: \"X-Canary\"\n");
   auto pg = start();
