@@ -39,6 +39,28 @@ std::string namespace_of(const std::string& resource) {
   return rest.substr(0, rest.find('/'));
 }
 
+/// ingress-nginx splits every location whose backend is the main's Service (it attaches the canary
+/// to the upstream); phigate splits only the matched path. Said out loud when they differ.
+void warn_other_uses(const std::vector<config::RouteSpec>& routes, const config::PathSpec& main,
+                     const CanaryCandidate& c, const std::string& what, config::Diagnostics& diag) {
+  if (main.service_host.empty()) return;
+  std::vector<std::string> others;
+  for (const auto& r : routes) {
+    for (const auto& p : r.paths) {
+      if (&p == &main || p.service_host != main.service_host || p.backends != main.backends) continue;
+      others.push_back((r.host.empty() ? std::string("*") : r.host) + " " + p.path);
+    }
+  }
+  if (others.empty()) return;
+  std::string list;
+  for (std::size_t i = 0; i < others.size() && i < 3; ++i) list += (i == 0 ? "" : ", ") + others[i];
+  if (others.size() > 3) list += " and " + std::to_string(others.size() - 3) + " more";
+  diag.warning(c.path.where.file, c.path.where.line, c.field,
+               "canary " + what + " splits this path only; ingress-nginx would also split " + list +
+                   " (same Service): see docs/canary.md",
+               "Ingress " + c.ing->meta.key());
+}
+
 }  // namespace
 
 std::string check_canary(const Ingress& ing, const ParsedAnnotations& parsed, config::Diagnostics& diag) {
@@ -189,6 +211,7 @@ void attach_canaries(std::vector<config::RouteSpec>& routes, const std::vector<C
     spec.policy = std::make_shared<const config::RoutePolicy>(std::move(pol));
     spec.canary = nullptr;
     main->canary = std::make_shared<const config::PathSpec>(std::move(spec));
+    warn_other_uses(routes, *main, c, what, diag);
   }
 }
 

@@ -1110,6 +1110,24 @@ TEST_F(Translate, Canary_AttachesToTheMainPathAndClaimsNothing) {
   }
 }
 
+TEST_F(Translate, Canary_SplitsOnlyItsPathWarnsWhereIngressNginxWouldSplitToo) {
+  add_web_service();
+  auto main = ingress("main", 1,
+                      {{"app.example", {path("/", PathType::Prefix, "web", 80)}, 1},
+                       {"admin.example", {path("/", PathType::Prefix, "web", 80)}, 2}});
+  auto canary = ingress("canary", 2, {{"app.example", {path("/", PathType::Prefix, "web", 80)}, 1}});
+  canary.meta.annotations = {{kN + "canary", "true"}, {kN + "canary-weight", "10"}};
+  res_.ingresses = {main, canary};
+  const auto t = run();
+  ASSERT_EQ(t.routes.size(), 2u);
+  EXPECT_TRUE(t.routes[0].paths[0].canary);
+  EXPECT_FALSE(t.routes[1].paths[0].canary);  // admin.example is not split
+  const auto* d = find("ingress-nginx would also split admin.example /");
+  ASSERT_NE(d, nullptr) << diag_.to_string();
+  EXPECT_EQ(d->severity, config::Severity::Warning);
+  EXPECT_EQ(d->resource, "Ingress default/canary");
+}
+
 TEST_F(Translate, Canary_NoMainGetsNoTrafficAndCreatesNoRoute) {
   add_web_service();
   auto canary = ingress("canary", 1, {{"app.example", {path("/admin", PathType::Prefix, "web", 80)}, 1}});
