@@ -534,11 +534,11 @@ const Known* find_known(std::string_view name) {
 
 // ingress-nginx features phigate does not have, whose absence changes who can reach what or where
 // traffic goes: served without them, clients over a rate or connection limit would get through,
-// requests a WAF would block would reach the backend, TLS meant for the backend would end here. The rule: an
-// unsupported setting that changes who can reach what fails closed; it is never silently ignored. So each of
-// these is an error unless its value is exactly the one that turns it off (ingress-nginx: "0" = no limit,
-// "false"), which only warns that it has no effect. An explicit list, not a pattern: names that
-// only shape traffic (timeouts, CORS, rewrites) stay warnings.
+// requests a WAF would block would reach the backend, TLS meant for the backend would end here. The
+// rule: an unsupported setting that changes who can reach what fails closed; it is never silently
+// ignored. So each of these is an error unless its value is exactly the one that turns it off
+// (ingress-nginx: "0" = no limit, "false"), which only warns that it has no effect. An explicit
+// list, not a pattern: names that only shape traffic (timeouts, CORS, rewrites) stay warnings.
 struct Refused {
   std::string_view name;
   std::string_view off;  // the value that asks for nothing: a warning
