@@ -134,6 +134,10 @@ void backend_tls(CompiledPolicy& out, config::Diagnostics& diag) {
       add(canary);
       if (canary.policy == nullptr || canary.policy->fail_closed.empty()) continue;
       out.backend_tls.pop_back();
+      diag.warning(canary.where.file, canary.where.line, "metadata.annotations",
+                   "the canary's TLS to its backends cannot be set up: the canary is detached (no traffic; "
+                   "its main serves every request)",
+                   canary.policy->resource);
       p.canary = nullptr;
     }
   }
