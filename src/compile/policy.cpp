@@ -124,6 +124,23 @@ void backend_tls(CompiledPolicy& out, config::Diagnostics& diag) {
     for (auto& p : r.paths) add(p);
   }
   if (out.config.default_backend) add(*out.config.default_backend);
+  // Attached canaries, in route order, after the default backend (RouteTable's canary_target). A
+  // canary whose TLS to its backends cannot be set up is detached: it gets no traffic, its main
+  // is untouched.
+  for (auto& r : out.config.routes) {
+    for (auto& p : r.paths) {
+      if (!p.canary) continue;
+      auto canary = *p.canary;
+      add(canary);
+      if (canary.policy == nullptr || canary.policy->fail_closed.empty()) continue;
+      out.backend_tls.pop_back();
+      diag.warning(canary.where.file, canary.where.line, "metadata.annotations",
+                   "the canary's TLS to its backends cannot be set up: the canary is detached (no traffic; "
+                   "its main serves every request)",
+                   canary.policy->resource);
+      p.canary = nullptr;
+    }
+  }
 }
 
 /// Client-certificate and cipher settings are per host (ingress-nginx applies them to the server
@@ -255,6 +272,11 @@ void access_lists(CompiledPolicy& out, config::Diagnostics& diag) {
     for (const auto& p : r.paths) add(p);
   }
   if (out.config.default_backend) add(*out.config.default_backend);
+  for (const auto& r : out.config.routes) {
+    for (const auto& p : r.paths) {
+      if (p.canary) add(*p.canary);  // unused (the access phase checks the main's), keeps the order
+    }
+  }
   const auto& cfg = out.config;
   add_cidrs(cfg.allow_source_ranges, out.global_access.allow, {cfg.file, 0}, "access.allow", "", diag);
   add_cidrs(cfg.deny_source_ranges, out.global_access.deny, {cfg.file, 0}, "access.deny", "", diag);

@@ -870,10 +870,10 @@ void read_root(Reader& r, const YAML::Node& root, Config& cfg) {
     }
   }
   if (const auto n = root["ingress"];
-      n && r.expect_map(
-               n, "ingress",
-               {"source", "dir", "class", "controller", "watch", "debounce", "rescan", "namespaces",
-                "kubernetes", "status", "leader_election", "events", "webhook", "unsupported_annotations"})) {
+      n && r.expect_map(n, "ingress",
+                        {"source", "dir", "class", "controller", "watch", "debounce", "rescan", "namespaces",
+                         "kubernetes", "status", "leader_election", "events", "webhook",
+                         "unsupported_annotations", "canary_cross_namespace"})) {
     auto& i = cfg.ingress;
     std::string source = n["dir"] ? "directory" : "";
     r.string(n, "source", "ingress", source);
@@ -903,6 +903,7 @@ void read_root(Reader& r, const YAML::Node& root, Config& cfg) {
     r.boolean(n, "watch", "ingress", i.watch);
     r.duration(n, "debounce", "ingress", i.debounce);
     r.duration(n, "rescan", "ingress", i.rescan);
+    r.boolean(n, "canary_cross_namespace", "ingress", i.canary_cross_namespace);
     if (i.rescan < 1s) r.error(n["rescan"], "ingress.rescan", "must be at least 1s");
     std::string unsupported = "warn";
     r.string(n, "unsupported_annotations", "ingress", unsupported);

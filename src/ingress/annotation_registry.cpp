@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "annotations_canary_impl.hpp"
 #include "annotations_impl.hpp"
 #include "annotations_rewrite.hpp"
 #include "phigate/config/loader.hpp"
@@ -16,6 +17,12 @@ namespace {
 
 using namespace detail;  // the value parsers and their Context
 using Parser = AnnotationParser;
+
+/// A canary annotation's parser (annotations_canary.cpp) as a registry row's parser.
+template <std::string (*F)(std::string_view, config::CanaryPolicy&)>
+std::string canary(std::string_view v, Context& c) {
+  return F(v, c.policy.canary);
+}
 
 // Row builders: every field of AnnotationInfo set (GCC's -Wmissing-field-initializers), rows short.
 
@@ -75,9 +82,6 @@ constexpr std::string_view kLimitsPlanned = "rate limits (part 2)";
 constexpr std::string_view kNoWaf =
     "phigate has no web application firewall (ModSecurity): the Ingress must not be served as if it "
     "were protected, so it fails closed";
-constexpr std::string_view kCanaryTunes =
-    "only tunes a canary: without canary \"true\" it does nothing, and a canary Ingress is not served";
-constexpr std::string_view kCanaryPlanned = "WP4: canary routing";
 constexpr std::string_view kCors = "no CORS headers are added and preflight requests reach the backend";
 constexpr std::string_view kCorsPlanned = "WP5: CORS";
 constexpr std::string_view kRedirectPlanned = "WP3: redirects";
@@ -91,7 +95,9 @@ constexpr std::string_view kTimeoutDifference = "1ms to 1h; a unit is accepted t
 // phigate one gets a row here, and docs/annotations.md is regenerated from this table.
 constexpr auto kRegistry = std::to_array<AnnotationInfo>({
     supported("affinity", parse_affinity, "affinity", "\"cookie\": sticky sessions with a cookie"),
-    no_effect("affinity-canary-behavior", "canary", kCanaryTunes, kCanaryPlanned),
+    supported("affinity-canary-behavior", canary<parse_affinity_canary_behavior>, "canary",
+              "sticky (default): a client with an affinity cookie stays on the side that served it; legacy: "
+              "the canary's own affinity settings apply to it"),
     supported("affinity-mode", parse_affinity_mode, "affinity",
               "balanced (default) or persistent, with affinity: cookie"),
     code_only(supported(
@@ -142,16 +148,23 @@ constexpr auto kRegistry = std::to_array<AnnotationInfo>({
     refused("auth-url", {}, "auth", kAuth, kAuthPlanned),
     supported("backend-protocol", parse_backend_protocol, "backend", "HTTP, HTTPS, GRPC or GRPCS",
               "AJP, FCGI and AUTO_HTTP are invalid values (the Ingress fails closed)"),
-    refused("canary", "false", "canary",
-            "canary Ingresses are not supported by phigate: this Ingress is not served (it takes no "
-            "traffic, and the Ingress with the same host and path serves as if it did not exist)",
-            kCanaryPlanned),
-    no_effect("canary-by-cookie", "canary", kCanaryTunes, kCanaryPlanned),
-    no_effect("canary-by-header", "canary", kCanaryTunes, kCanaryPlanned),
-    no_effect("canary-by-header-pattern", "canary", kCanaryTunes, kCanaryPlanned),
-    no_effect("canary-by-header-value", "canary", kCanaryTunes, kCanaryPlanned),
-    no_effect("canary-weight", "canary", kCanaryTunes, kCanaryPlanned),
-    no_effect("canary-weight-total", "canary", kCanaryTunes, kCanaryPlanned),
+    supported("canary", canary<parse_canary>, "canary",
+              "true (as Go's ParseBool reads it): the Ingress serves no route of its own; each path is a "
+              "canary of the main Ingress's path with the same host, path and type (docs/canary.md)",
+              "split per route (host and path), not per Service; a main in another namespace is refused "
+              "unless ingress.canary_cross_namespace is true; an invalid canary gets no traffic"),
+    supported("canary-by-cookie", canary<parse_canary_cookie>, "canary",
+              "cookie named so: \"always\" sends to the canary, \"never\" to the main, else the next rule"),
+    supported("canary-by-header", canary<parse_canary_header>, "canary",
+              "header named so: \"always\" sends to the canary, \"never\" to the main (unless -value or -pattern is set), else the next rule"),
+    supported("canary-by-header-pattern", canary<parse_canary_header_pattern>, "canary",
+              "the header value matching this regular expression (RE2, unanchored) sends to the canary", "RE2 instead of PCRE (no backreferences or lookaround)"),
+    supported("canary-by-header-value", canary<parse_canary_header_value>, "canary",
+              "the header with exactly this value sends to the canary"),
+    supported("canary-weight", canary<parse_canary_weight>, "canary",
+              "share of the remaining requests sent to the canary, out of canary-weight-total"),
+    supported("canary-weight-total", canary<parse_canary_weight_total>, "canary",
+              "the total canary-weight is out of (default 100)", "a total below 100 acts as 100, as in ingress-nginx (a warning says so)"),
     unsupported("client-body-buffer-size", "buffering", "request bodies are streamed, not buffered",
                 "WP6: request buffering"),
     refused("configuration-snippet", {}, "snippet", kSnippet),

@@ -10,6 +10,7 @@
 #include <optional>
 #include <utility>
 
+#include "annotations_canary_impl.hpp"
 #include "annotations_impl.hpp"
 #include "annotations_rewrite.hpp"
 #include "names_impl.hpp"
@@ -435,15 +436,7 @@ bool is_misprefixed_access_control(std::string_view key) {
 
 }  // namespace
 
-namespace {
-// Go's strconv.ParseBool, which ingress-nginx reads `canary` with (an invalid value: not a canary).
-bool parse_bool_true(std::string_view v) {
-  return v == "1" || v == "t" || v == "T" || v == "TRUE" || v == "true" || v == "True";
-}
-bool parse_bool_false(std::string_view v) {
-  return v == "0" || v == "f" || v == "F" || v == "FALSE" || v == "false" || v == "False";
-}
-}  // namespace
+namespace {}  // namespace
 
 bool is_canary(const std::map<std::string, std::string>& annotations) {
   auto it = annotations.find(std::string(kPhigatePrefix) + "canary");
@@ -451,7 +444,7 @@ bool is_canary(const std::map<std::string, std::string>& annotations) {
   // Only what ingress-nginx itself takes for a canary: an Ingress it serves as an ordinary one
   // (say "False", or a typo) must never vanish here, or its paths would fall through to a broader
   // route without its own access policy (review finding F1).
-  return it != annotations.end() && parse_bool_true(it->second);
+  return it != annotations.end() && detail::go_bool_true(it->second);
 }
 
 ParsedAnnotations parse_annotations(const std::map<std::string, std::string>& annotations,
@@ -552,15 +545,13 @@ ParsedAnnotations parse_annotations(const std::map<std::string, std::string>& an
         }
         break;
       case Support::Refused: {
-        const bool canary = name == "canary";
         // The key under the other prefix: one prefix may not switch off what the other asks for
         // (a policy engine may require the nginx key; review finding F2).
         const bool phigate_key = std::string_view(key).substr(0, kPhigatePrefix.size()) == kPhigatePrefix;
         const auto other =
             annotations.find(std::string(phigate_key ? kNginxPrefix : kPhigatePrefix) + std::string(name));
-        const bool other_asks = other != annotations.end() && other->second != a->off &&
-                                !(canary && parse_bool_false(other->second));
-        const bool off = (!a->off.empty() && v == a->off) || (canary && parse_bool_false(v));
+        const bool other_asks = other != annotations.end() && other->second != a->off;
+        const bool off = !a->off.empty() && v == a->off;
         if (off && other_asks) {
           problem(config::Severity::Error, key, kv->second,
                   "switches off what " + loggable_key(other->first) + "=" + quote_value(other->second) +
@@ -568,13 +559,7 @@ ParsedAnnotations parse_annotations(const std::map<std::string, std::string>& an
         } else if (off) {
           problem(config::Severity::Warning, key, kv->second, quote_value(v) + " turns it off: no effect");
           unhonoured(key, Support::NoEffect, quote_value(v) + " turns it off");
-        } else if (canary && !parse_bool_true(v)) {
-          // ingress-nginx serves it as an ordinary Ingress (it defaults an invalid value to false);
-          // which was meant is unknowable, so it fails closed: its paths stay claimed and answer 503.
-          problem(config::Severity::Error, key, kv->second,
-                  "expected \"true\" or \"false\" (ingress-nginx: an invalid value is not a canary): the "
-                  "Ingress fails closed");
-        } else if (a->off == "false" && !canary && v != "true") {
+        } else if (a->off == "false" && v != "true") {
           problem(config::Severity::Error, key, kv->second, "expected \"true\" or \"false\"");
         } else {
           refuse(key, kv->second, a->behaviour);
@@ -614,15 +599,23 @@ ParsedAnnotations parse_annotations(const std::map<std::string, std::string>& an
   }
   // limit-burst-multiplier only scales limit-rps/limit-rpm: next to a refused limit it adds nothing
   // to that error; without one it does nothing (as in ingress-nginx). canary-* only tune a canary:
-  // without `canary: "true"` they do nothing; with it, the Ingress is not served at all.
+  // without `canary: "true"` they do nothing, whatever their value (ingress-nginx drops them).
   if (const auto* kv = key_of("limit-burst-multiplier"); kv != nullptr && !limit_refused) {
     problem(config::Severity::Warning, kv->first, kv->second,
             "has no effect: no rate limit is set (and phigate enforces none)");
     unhonoured(kv->first, Support::NoEffect, "no rate limit is set (and phigate enforces none)");
   }
+  if (const auto* kv = key_of("canary"); kv != nullptr) {
+    if (auto why = detail::canary_prefix_conflict(annotations); !why.empty()) {
+      problem(config::Severity::Error, kv->first, kv->second, std::move(why));
+    }
+  }
   if (!out.canary) {
     for (const auto& [name, kv] : effective) {
-      if (name.rfind("canary-", 0) == 0 || name == "affinity-canary-behavior") {
+      if (detail::is_canary_tuning(name)) {
+        // Whatever their value (ingress-nginx drops them): a parse error here is only a warning.
+        const auto& key = kv->first;
+        std::erase_if(out.problems, [&](const AnnotationProblem& pr) { return pr.key == key; });
         problem(config::Severity::Warning, kv->first, kv->second,
                 "has no effect: the Ingress is not a canary (canary is not \"true\")");
         unhonoured(kv->first, Support::NoEffect, "the Ingress is not a canary (canary is not \"true\")");

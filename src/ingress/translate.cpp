@@ -16,6 +16,7 @@
 #include "names_impl.hpp"
 #include "phigate/core/host_map.hpp"
 #include "phigate/ingress/annotations.hpp"
+#include "translate_canary_impl.hpp"
 
 namespace phigate::ingress {
 
@@ -206,6 +207,13 @@ class Translator {
       add(*ing);
     }
     add_default_roots();
+    detail::attach_canaries(
+        out_.routes, canaries_,
+        [&](const std::string& host, const config::PathSpec& p) {
+          const auto it = claims_.find(claim_key(host, p));
+          return it != claims_.end() && "Ingress " + it->second.owner == p.policy->resource;
+        },
+        spec_.canary_cross_namespace, diag_);
     check_host_tls();
     out_.stats.ingresses = ingresses_.size();
     out_.stats.used = ours.size();
@@ -248,17 +256,18 @@ class Translator {
       const Ingress* kept = ingresses.at(i.meta.key());
       if (kept == &i) {
         ingresses_.push_back(&i);
-      } else if (kept->meta.annotations != i.meta.annotations &&
-                 !(is_canary(kept->meta.annotations) && is_canary(i.meta.annotations))) {
+      } else if (kept->meta.annotations != i.meta.annotations) {
         // Two definitions of one Ingress that disagree on its policy: keeping the first would
         // silently drop the other's (say, its auth-tls or source ranges). Which one was meant
-        // is unknowable, so the Ingress fails closed until one is removed. (Two canaries are
-        // not served either way: nothing to choose between.)
+        // is unknowable, so the Ingress fails closed until one is removed (two canaries: the
+        // canary gets no traffic).
         diag_.error(i.origin.where(), i.meta.annotations_line, "metadata.annotations",
                     "duplicate Ingress (first defined in " + kept->origin.where() +
                         ") with other annotations: the Ingress fails closed (503) until one is removed",
                     "Ingress " + i.meta.key());
         ambiguous_.insert(i.meta.key());
+        if (is_canary(kept->meta.annotations) && is_canary(i.meta.annotations))
+          canary_dups_.insert(i.meta.key());
       }
     }
     index_unique(res_.ingress_classes, "IngressClass", classes_, true);
@@ -497,23 +506,10 @@ class Translator {
     const auto error_text = [](const AnnotationProblem& pr) {
       return pr.unsupported ? pr.message : "invalid value " + pr.value + ": " + pr.message;
     };
-    // An ingress-nginx canary takes a share of the traffic of the Ingress with the same host and
-    // path. phigate has none: emitted like any Ingress it would conflict with that one and, when
-    // older, take all of its traffic (a test version receiving every request); failed closed, it
-    // would make that host and path answer 503. So nothing of it is emitted (no route, default
-    // backend, host or certificate claim) and its one error says why. Unless it is defined twice
-    // with other annotations, one of them not a canary: then which is meant is unknowable and it
-    // fails closed below.
-    if (parsed.canary && ambiguous_.count(key) == 0) {
-      ++out_.stats.failed_closed;
-      const auto canary_key = annotation_key(ing, "canary");
-      for (const auto& pr : parsed.problems) {
-        if (pr.key != canary_key) continue;
-        diag_.error(where, ing.meta.annotations_line, "metadata.annotations." + pr.key, error_text(pr),
-                    resource);
-      }
-      return;
-    }
+    // An ingress-nginx canary (translate_canary.cpp) emits no route and claims nothing: its paths
+    // become candidates attached to their main path once every route is known. Defined twice with
+    // other annotations, one of them not a canary: which is meant is unknowable, it fails closed.
+    const bool canary = parsed.canary && (ambiguous_.count(key) == 0 || canary_dups_.count(key) != 0);
     for (const auto& pr : parsed.problems) {
       const auto field = "metadata.annotations." + pr.key;
       if (pr.severity == config::Severity::Error) {
@@ -574,7 +570,7 @@ class Translator {
         fail_with("invalid host at " + rf + ".host");
         continue;
       }
-      if (!host.empty()) host_creator_.try_emplace(host, key);
+      if (!host.empty() && !canary) host_creator_.try_emplace(host, key);
       const auto [pos, inserted] = host_pos.try_emplace(host, hosts.size());
       if (inserted) hosts.push_back({host, rule.line, {}, {}});
       auto& hp = hosts[pos->second];
@@ -613,6 +609,17 @@ class Translator {
         hp.paths.push_back(std::move(ps));
         hp.fields.push_back(pf);
       }
+    }
+
+    if (canary) {
+      fail_with(detail::check_canary(ing, parsed, diag_));
+      if (!fail.empty()) ++out_.stats.failed_closed;
+      for (auto& hp : hosts) {
+        for (std::size_t k = 0; k < hp.paths.size(); ++k) {
+          canaries_.push_back({hp.host, std::move(hp.paths[k]), hp.fields[k], &ing, policy, fail});
+        }
+      }
+      return;
     }
 
     // Client-certificate and cipher settings are chosen per host name (the ClientHello's SNI,
@@ -958,8 +965,10 @@ class Translator {
   config::Diagnostics& diag_;
   Translation out_;
 
-  std::vector<const Ingress*> ingresses_;      // distinct by namespace/name, in load order
-  std::unordered_set<std::string> ambiguous_;  // "ns/name" defined twice with different annotations
+  std::vector<const Ingress*> ingresses_;          // distinct by namespace/name, in load order
+  std::unordered_set<std::string> ambiguous_;      // "ns/name" defined twice with different annotations
+  std::unordered_set<std::string> canary_dups_;    // of those, both definitions canaries
+  std::vector<detail::CanaryCandidate> canaries_;  // canary paths, in precedence order
   std::unordered_map<std::string, const IngressClass*> classes_;
   std::unordered_map<std::string, const Secret*> secrets_;
   std::unordered_map<std::string, const Service*> services_;

@@ -136,6 +136,10 @@ std::string_view render_request(audit::JsonLine& j, const ConnectionFacts& c, co
   if (!r.route.empty()) j.field("route", r.route);
   if (!r.ingress.empty()) j.field("ingress", r.ingress);
   if (r.rewritten) j.field("rewritten", true);
+  if (!r.canary.empty()) {
+    j.field("canary", true);
+    j.field("canary_ingress", r.canary);
+  }
   if (!r.upstream.empty() || r.upstream_connect.count() >= 0 || r.upstream_first_byte.count() >= 0) {
     j.begin_object("upstream");
     if (!r.upstream.empty()) j.plain_field("address", r.upstream);

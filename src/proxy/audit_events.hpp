@@ -54,6 +54,7 @@ struct RequestFacts {
   std::string_view target;                          // normalised origin-form target (path and query)
   std::string_view route;                           // "host path" of the route, "" when none matched
   std::string_view ingress;                         // "ns/name" or ""
+  std::string_view canary;                          // the canary Ingress "ns/name" that served it, or ""
   std::string_view upstream;                        // endpoint "ip:port" or ""
   unsigned upstream_attempts = 0;                   // times the request was sent upstream (2: retried once)
   std::span<const FailedAttempt> failed_attempts;   // in order; the last one may be the final failure

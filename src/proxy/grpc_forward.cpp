@@ -299,7 +299,7 @@ net::awaitable<void> forward_grpc(ClientStream& s, const Snapshot& snap, WorkerI
   using namespace net::asio::experimental::awaitable_operators;
   auto& r = s.request();
   auto& f = s.facts();
-  const auto& cluster = snap.clusters[r.route->target];
+  const auto& cluster = snap.clusters[r.cluster];
   if (snap.config) worker.h2_pool().set_idle_timeout(snap.config->upstream.keepalive_timeout);
 
   // grpc-timeout: the call's whole deadline (PROTOCOL-HTTP2.md); malformed is an error, as gRPC
@@ -333,7 +333,7 @@ net::awaitable<void> forward_grpc(ClientStream& s, const Snapshot& snap, WorkerI
   // gRPC requires te: trailers (hop-by-hop in HTTP/1.1, the one TE value HTTP/2 allows).
   head.headers.set("te", "trailers");
 
-  auto& balancer = worker.balancer(r.route->target);
+  auto& balancer = worker.balancer(r.cluster);
   const auto report = [&](std::size_t index, upstream::AttemptResult result) {
     if (upstream::report_attempt(cluster, index, result, worker.now()))
       worker.stats().upstream_ejections.inc();

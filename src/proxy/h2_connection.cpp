@@ -950,6 +950,7 @@ net::awaitable<void> H2Stream::serve() {
   view.audit_on = worker.audit_on();
   view.audit_healthy = worker.audit_healthy();
   view.https_port = worker.https_port();
+  view.random = static_cast<std::uint32_t>(worker.rng().next());
   auto decision = run_phases(r, snap, view);
   facts_.host = r.host_norm;
   facts_.target = r.target.empty() ? std::string_view(r.head.target) : std::string_view(r.target);
@@ -959,6 +960,7 @@ net::awaitable<void> H2Stream::serve() {
     if (r.policy != nullptr && r.policy->resource.rfind("Ingress ", 0) == 0) {
       facts_.ingress = std::string_view(r.policy->resource).substr(8);
     }
+    if (r.canary && r.route->canary) facts_.canary = r.route->canary->ingress;
   }
   extra_fields_ = r.hsts ? snap.hsts_field : std::string_view{};
   if (decision) {
@@ -980,7 +982,7 @@ net::awaitable<void> H2Stream::serve() {
     co_return;
   }
   facts_.outcome = Outcome::Proxied;
-  const auto& cluster = snap.clusters[r.route->target];
+  const auto& cluster = snap.clusters[r.cluster];
   if (!protocol_.empty() && cluster.grpc) {
     // A gRPC backend speaks HTTP/2 only: an HTTP/1.1 upgrade must never be written to it (as an
     // HTTP/1.x client on a gRPC route is refused).
@@ -1160,7 +1162,7 @@ net::awaitable<void> H2Stream::forward_h1() {
   auto& pc = c_.c_;
   auto& r = *req_;
   auto& head = r.head;
-  const auto& cluster = snap_->clusters[r.route->target];
+  const auto& cluster = snap_->clusters[r.cluster];
   // The upstream head, built once: hop-by-hop fields out, one Cookie field (RFC 9113 §8.2.3),
   // ssl-client-* and forwarding fields ours, exactly as for an HTTP/1.1 client.
   http::remove_hop_by_hop(head.headers);
@@ -1300,7 +1302,7 @@ net::awaitable<void> H2Stream::forward_ws() {
   auto& pc = c_.c_;
   auto& r = *req_;
   auto& head = r.head;
-  const auto& cluster = snap_->clusters[r.route->target];
+  const auto& cluster = snap_->clusters[r.cluster];
   // Each tunnel holds a backend connection for as long as it lives (hours): one client connection
   // must not open max_concurrent_streams of them. The connection's own setting (its codec's).
   // And across connections: with the worker's client connections, under

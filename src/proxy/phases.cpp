@@ -68,6 +68,7 @@ constexpr auto kPhases = std::to_array<PhaseEntry>({
     {"fail-closed", &phase::fail_closed},
     {"app-root", &phase::app_root},
     {"rewrite", &phase::rewrite},
+    {"canary", &phase::canary},
     {"limits", &phase::limits},
     {"body-size", &phase::body_size},
 });
@@ -164,6 +165,7 @@ PhaseResult tls_policy(Request& r, const Snapshot& s, const ConnectionView& c) {
 PhaseResult route(Request& r, const Snapshot& s, const ConnectionView& c) {
   r.route = s.routes.match_normalized(r.host_norm, r.path);
   r.policy = r.route != nullptr ? r.route->policy.get() : nullptr;
+  r.cluster = r.route != nullptr ? r.route->target : 0;
   r.hsts = c.tls && hsts_applies(s, r.host_norm, r.policy);
   return std::nullopt;
 }

@@ -29,6 +29,7 @@ struct ConnectionView {
   const tls::ClientCertificate* client_cert = nullptr;  // described when conn_policy requires/asks one
   bool audit_on = false, audit_healthy = true;
   std::uint16_t https_port = 443;  // redirect target when the snapshot names none
+  std::uint32_t random = 0;  // drawn by the connection from the worker's RNG per request (canary weight)
 };
 
 /// How a request ends before reaching the upstream.
@@ -91,6 +92,7 @@ PhaseResult body_size(Request& r, const Snapshot& s, const ConnectionView& c);
 // phases_rewrite.cpp
 PhaseResult app_root(Request& r, const Snapshot& s, const ConnectionView& c);
 PhaseResult rewrite(Request& r, const Snapshot& s, const ConnectionView& c);
+PhaseResult canary(Request& r, const Snapshot& s, const ConnectionView& c);  // phases_canary.cpp
 }  // namespace phase
 
 }  // namespace phigate::proxy::detail

@@ -404,6 +404,7 @@ net::awaitable<bool> ProxyConnection::serve_one(InFlight& f) {
   view.audit_on = worker_.audit_on();
   view.audit_healthy = worker_.audit_healthy();
   view.https_port = worker_.https_port();
+  view.random = static_cast<std::uint32_t>(worker_.rng().next());
   auto decision = run_phases(r, snap, view);
   auto& rf = f.facts;
   rf.host = r.host_norm;
@@ -414,6 +415,7 @@ net::awaitable<bool> ProxyConnection::serve_one(InFlight& f) {
     if (r.policy != nullptr && r.policy->resource.rfind("Ingress ", 0) == 0) {
       rf.ingress = std::string_view(r.policy->resource).substr(8);
     }
+    if (r.canary && r.route->canary) rf.canary = r.route->canary->ingress;
   }
   if (tls_) extra_fields_ = r.hsts ? snap.hsts_field : std::string_view{};
   if (decision) {
@@ -543,7 +545,7 @@ net::awaitable<std::optional<Error>> ProxyConnection::relay_response(InFlight& f
 net::awaitable<bool> ProxyConnection::proxy_request(InFlight& f) {
   auto& r = *f.req;
   auto& head = r.head;
-  const auto& cluster = req_snap_->clusters[r.route->target];
+  const auto& cluster = req_snap_->clusters[r.cluster];
   if (cluster.grpc) {
     // backend-protocol GRPC/GRPCS: the backend speaks HTTP/2 only. An HTTP/1.x request is refused
     // (503, fail-closed) rather than sent in a protocol the backend would misread.

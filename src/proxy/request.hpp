@@ -43,6 +43,8 @@ struct Request {
   // and the X-Forwarded-Prefix value ("" when none). Audit records keep the client's `target`.
   std::string upstream_target;
   std::string forwarded_prefix;
+  std::size_t cluster = 0;  // the cluster proxied to: route->target, or its canary's (phase canary)
+  bool canary = false;      // the canary phase chose the route's canary
 };
 
 }  // namespace phigate::proxy::detail

@@ -8,7 +8,7 @@ namespace phigate::proxy::detail {
 AttemptPlan::AttemptPlan(WorkerImpl& worker, const upstream::Cluster& cluster, const Request& r,
                          std::string_view method)
     : rs(cluster.retry),
-      balancer(worker.balancer(r.route->target)),
+      balancer(worker.balancer(r.cluster)),
       idempotent(upstream::is_idempotent(method)),
       by_latency(cluster.balance.kind == upstream::BalanceKind::Ewma),
       worker_(worker),

@@ -56,6 +56,9 @@ RouteTable RouteTable::build(const std::vector<config::RouteSpec>& routes, confi
   RouteTable t;
   std::size_t target = 0;
   std::vector<std::string> seen_hosts;
+  // Canary clusters follow every path and the fallback, in route order (compile/README.md).
+  std::size_t canary_next = fallback ? 1 : 0;
+  for (const auto& r : routes) canary_next += r.paths.size();
   for (const auto& r : routes) {
     HostRoutes* bucket = nullptr;
     if (r.host.empty()) {
@@ -66,6 +69,7 @@ RouteTable RouteTable::build(const std::vector<config::RouteSpec>& routes, confi
       if (bucket->members.empty()) seen_hosts.push_back(r.host);
     }
     for (const auto& p : r.paths) {
+      const std::size_t canary_target = p.canary ? canary_next++ : 0;
       const auto index = static_cast<std::uint32_t>(t.routes_.size());
       const bool exact = p.type == config::PathType::Exact;
       // A regex path (its Ingress asked for use-regex or a rewrite) is keyed by its text.
@@ -85,6 +89,10 @@ RouteTable RouteTable::build(const std::vector<config::RouteSpec>& routes, confi
         // Null when the path is no valid RE2 pattern: its Ingress is failed closed (503).
         route.rewrite =
             Rewrite::compile(p.path, p.policy->regex.rewrite_target, p.policy->regex.x_forwarded_prefix);
+      }
+      if (p.canary) {
+        route.canary = compile_canary(*p.canary);
+        route.canary_target = canary_target;
       }
       bucket->members.push_back(index);
       t.routes_.push_back(std::move(route));

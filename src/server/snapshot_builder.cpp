@@ -243,6 +243,13 @@ proxy::SnapshotPtr build_snapshot(config::Config config, std::shared_ptr<tls::Ti
   if (cfg->default_backend) {
     add_cluster("default backend", *cfg->default_backend);
   }
+  // Attached canaries after the default backend, in route order (Route::canary_target).
+  for (const auto& r : cfg->routes) {
+    for (const auto& p : r.paths) {
+      if (p.canary)
+        add_cluster("canary " + (r.host.empty() ? std::string("*") : r.host) + " " + p.path, *p.canary);
+    }
+  }
   snap->route_access = std::move(compiled->route_access);  // same order as the clusters
   snap->global_access = std::move(compiled->global_access);
   snap->trusted_proxies = std::move(compiled->trusted_proxies);

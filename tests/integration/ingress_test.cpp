@@ -158,31 +158,7 @@ TEST_F(IngressTest, UnsupportedAnnotationFailsClosedUnderFailClosedAndServesUnde
       << pg.process.output();
 }
 
-TEST_F(IngressTest, CanaryIngressTakesNoTrafficMainIngressKeepsServing) {
-  auto main = start_upstream("main");
-  auto canary = start_upstream("canary");
-  dir_.write("manifests/services.yaml",
-             service_yaml("svc-main", main) + "---\n" + service_yaml("svc-canary", canary));
-  // Same creation time: "a-canary" sorts first, so served as an ordinary Ingress it would take the
-  // host and path over; failed closed, it would make them answer 503.
-  dir_.write("manifests/ingress.yaml",
-             ingress_yaml("a-canary", "app.example", "svc-canary",
-                          "    nginx.ingress.kubernetes.io/canary: \"true\"\n"
-                          "    nginx.ingress.kubernetes.io/canary-weight: \"100\"\n") +
-                 "---\n" + ingress_yaml("web", "app.example", "svc-main"));
-  auto pg = start();
-  EXPECT_EQ(code(pg, "app.example", "/patients"), "200");
-  EXPECT_EQ(code(pg, "app.example"), "200");
-  EXPECT_EQ(main.records().size(), 2u);
-  EXPECT_TRUE(canary.records().empty());
-  auto v = run({bin("phigate"), "validate", "--ingress-dir", dir_.path("manifests")});
-  EXPECT_EQ(v.exit_code, 1);
-  EXPECT_NE(v.out.find("Ingress default/a-canary"), std::string::npos) << v.out;
-  EXPECT_NE(v.out.find("nginx.ingress.kubernetes.io/canary=\"true\": canary Ingresses are not supported"),
-            std::string::npos)
-      << v.out;
-  EXPECT_EQ(v.out.find("conflict"), std::string::npos) << v.out;
-}
+// Canaries: canary_test.cpp.
 
 TEST_F(IngressTest, PlainHttpRedirectsUnlessSslRedirectIsFalse) {
   auto a = start_upstream("a");

@@ -352,6 +352,32 @@ TEST(CompilePolicy, AccessLists_OnePerPathInRouteOrderThenDefaultBackend_SharedP
   EXPECT_TRUE(r.trusted_proxies.contains(*outside));
 }
 
+TEST(CompilePolicy, Canaries_SlotsAfterTheDefaultBackendBrokenBackendTlsDetachesOnlyTheCanary) {
+  config::Config cfg;
+  auto main = std::make_shared<config::RoutePolicy>();
+  main->resource = "Ingress default/main";
+  auto good = path("/", main);
+  good.canary = std::make_shared<const config::PathSpec>(path("/", main));
+  auto broken_policy = https_policy("Ingress default/broken-canary");
+  broken_policy->proxy_ssl_ciphers = "NO-SUCH-CIPHER";
+  broken_policy->proxy_ssl_name = "web.internal";
+  auto with_broken = path("/", main);
+  with_broken.canary = std::make_shared<const config::PathSpec>(path("/", broken_policy));
+  cfg.routes.push_back({"a.example", {good, path("/x", nullptr)}, {}});
+  cfg.routes.push_back({"b.example", {with_broken}, {}});
+  cfg.default_backend = path("/", nullptr);
+  config::Diagnostics d;
+  const auto r = compile(std::move(cfg), d);
+  // Three paths, the default backend, then the one canary left attached.
+  EXPECT_EQ(r.backend_tls.size(), 5u);
+  EXPECT_EQ(r.route_access.size(), 5u);
+  ASSERT_TRUE(r.config.routes[0].paths[0].canary);
+  EXPECT_FALSE(r.config.routes[1].paths[0].canary);                      // detached: gets no traffic
+  EXPECT_TRUE(r.config.routes[1].paths[0].policy->fail_closed.empty());  // its main is untouched
+  ASSERT_NE(find(d, "Ingress default/broken-canary", "invalid cipher list"), nullptr) << d.to_string();
+  ASSERT_NE(find(d, "Ingress default/broken-canary", "the canary is detached"), nullptr) << d.to_string();
+}
+
 TEST(CompilePolicy, InvalidTrustedProxy_IsAnErrorOutsideAnyResource) {
   config::Config cfg;
   cfg.file = "phigate.yaml";

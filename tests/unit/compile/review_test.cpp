@@ -226,19 +226,30 @@ TEST(Review, ControlBytesInAnnotation_EscapedInTheMessage) {
   for (const auto& e : r.errors) EXPECT_EQ(e.find_first_of("\r\n"), std::string::npos) << e;
 }
 
-TEST(Review, Canary_RefusedNamingTheAnnotationWithoutAConflict) {
-  // Older than the Ingress it would split traffic with: without the canary rule it would take all.
+TEST(Review, Canary_WithoutMainAdmittedWithAWarningInvalidOrCrossNamespaceRefused) {
+  // Older than the Ingress it splits: it still claims nothing (no conflict).
   const std::string annotation = "\"" + kNginx + "canary\":\"true\",\"" + kNginx + "canary-weight\":\"10\"";
   const auto r = review_ingress(
       {}, cluster(), ingress_json("canary", "taken.example", annotation, "phigate", "2020-01-01T00:00:00Z"));
   EXPECT_TRUE(r.ours);
-  EXPECT_FALSE(r.allowed);
-  ASSERT_EQ(r.errors.size(), 1u);
-  EXPECT_NE(r.errors[0].find("metadata.annotations." + kNginx + "canary: " + kNginx +
-                             "canary=\"true\": canary Ingresses are not supported"),
-            std::string::npos)
-      << r.errors[0];
+  EXPECT_TRUE(r.allowed);
+  EXPECT_TRUE(r.errors.empty()) << r.errors.front();
   EXPECT_FALSE(any_contains(r.warnings, "conflict:"));
+  const auto alone = review_ingress({}, cluster(), ingress_json("canary", "nomain.example", annotation));
+  EXPECT_TRUE(alone.allowed);
+  EXPECT_TRUE(any_contains(alone.warnings, "has no main path"));
+
+  const std::string bad = "\"" + kNginx + "canary\":\"true\",\"" + kNginx + "canary-weight\":\"ten\"";
+  EXPECT_FALSE(review_ingress({}, cluster(), ingress_json("canary", "taken.example", bad)).allowed);
+
+  // A canary in another namespace than the main Ingress it would split.
+  auto current = cluster();
+  ingress::load_json(ingress_json("main", "main.example"), "kubernetes:Ingress default/main", current);
+  auto steal = ingress_json("steal", "main.example", annotation);
+  steal.replace(steal.find("\"namespace\":\"default\""), 21, "\"namespace\":\"tenant\"");
+  const auto x = review_ingress({}, current, steal);
+  EXPECT_FALSE(x.allowed);
+  EXPECT_TRUE(any_contains(x.errors, "another namespace")) << (x.errors.empty() ? "" : x.errors[0]);
 }
 
 TEST(Review, MainIngressNextToACanary_AllowedWithoutConflict) {

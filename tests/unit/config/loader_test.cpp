@@ -53,6 +53,19 @@ routes:
       - { path: /, type: Prefix, backends: ["127.0.0.1:18080"] }
 )";
 
+TEST_F(LoaderTest, IngressCanaryCrossNamespace_OffByDefaultBooleanOnly) {
+  fs::create_directories(dir_ / "manifests");
+  const std::string base = std::string(kIssueExample) + "ingress:\n  dir: manifests\n";
+  auto cfg = load(base);
+  ASSERT_TRUE(cfg) << diag_.to_string();
+  EXPECT_FALSE(cfg->ingress.canary_cross_namespace);
+  cfg = load(base + "  canary_cross_namespace: true\n");
+  ASSERT_TRUE(cfg) << diag_.to_string();
+  EXPECT_TRUE(cfg->ingress.canary_cross_namespace);
+  EXPECT_FALSE(load(base + "  canary_cross_namespace: sometimes\n"));
+  EXPECT_TRUE(diag_.has_errors());
+}
+
 TEST_F(LoaderTest, IssueExample_LoadsExactlyAsWritten) {
   const auto cfg = load(kIssueExample);
   ASSERT_TRUE(cfg) << diag_.to_string();

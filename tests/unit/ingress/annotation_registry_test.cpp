@@ -52,6 +52,7 @@ const UnhonouredAnnotation* unhonoured_for(const ParsedAnnotations& p, const std
 const std::map<std::string, std::string>& samples() {
   static const std::map<std::string, std::string> m = {
       {"affinity", "cookie"},
+      {"affinity-canary-behavior", "legacy"},
       {"affinity-mode", "persistent"},
       {"allowlist-source-range", "10.0.0.0/8"},
       {"app-root", "/app"},
@@ -60,6 +61,13 @@ const std::map<std::string, std::string>& samples() {
       {"auth-tls-verify-client", "off"},
       {"auth-tls-verify-depth", "2"},
       {"backend-protocol", "HTTPS"},
+      {"canary", "true"},
+      {"canary-by-cookie", "beta"},
+      {"canary-by-header", "X-Canary"},
+      {"canary-by-header-pattern", "^(a|b)$"},
+      {"canary-by-header-value", "yes"},
+      {"canary-weight", "10"},
+      {"canary-weight-total", "1000"},
       {"denylist-source-range", "10.0.0.0/8"},
       {"force-ssl-redirect", "true"},
       {"health-check-healthy-threshold", "2"},
@@ -164,11 +172,16 @@ TEST(AnnotationRegistry, SupportedRowsParseUnderBothPrefixes) {
       // affinity: cookie, so that the session-cookie-* rows are not "no effect without affinity".
       std::map<std::string, std::string> a = {{key, sample->second}};
       if (r.group == "affinity" && r.name != "affinity") a[prefix + "affinity"] = "cookie";
+      // canary-* only tune a canary Ingress (on another, any value is only "no effect").
+      std::map<std::string, std::string> with;
+      if (r.group == "canary" && r.name != "canary") with[prefix + "canary"] = "true";
+      a.insert(with.begin(), with.end());
       const auto p = parse(a, kFailClosed);
       EXPECT_TRUE(p.problems.empty()) << key << ": " << p.problems.at(0).message;
       EXPECT_TRUE(p.fail_closed.empty()) << key;
       // An invalid value is an error naming the key, whatever the policy.
-      const auto bad = parse({{key, "\x01 not a value"}});
+      with[key] = "\x01 not a value";
+      const auto bad = parse(with);
       ASSERT_NE(problem_for(bad, key), nullptr) << key;
       EXPECT_EQ(problem_for(bad, key)->severity, config::Severity::Error) << key;
       EXPECT_FALSE(bad.fail_closed.empty()) << key;

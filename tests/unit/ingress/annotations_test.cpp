@@ -597,29 +597,27 @@ TEST(IngressAnnotationsRefused, SslPassthroughTrueFailsClosedFalseWarns) {
   }
 }
 
-TEST(IngressAnnotationsRefused, CanaryTrueIsACanaryErrorFalseIsAnOrdinaryIngress) {
+TEST(IngressAnnotationsCanary, CanaryTrueIsACanaryFalseIsAnOrdinaryIngress) {
   for (const auto& prefix : {kN, kP}) {
     const auto key = prefix + "canary";
     const auto on = parse({{key, "true"}, {prefix + "canary-weight", "10"}});
     EXPECT_TRUE(on.canary);
-    ASSERT_EQ(on.problems.size(), 1u);  // canary-weight adds nothing: the Ingress is not served
-    EXPECT_EQ(on.problems[0].severity, config::Severity::Error);
-    EXPECT_EQ(on.problems[0].key, key);
-    EXPECT_EQ(on.problems[0].message.rfind(key + "=\"true\": canary Ingresses are not supported", 0), 0u)
-        << on.problems[0].message;
+    EXPECT_TRUE(on.problems.empty()) << on.problems.at(0).message;
+    EXPECT_TRUE(on.policy.canary.enabled);
+    EXPECT_EQ(on.policy.canary.weight, 10u);
 
     const auto off = parse({{key, "false"}, {prefix + "canary-by-header", "X-Canary"}});
     EXPECT_FALSE(off.canary);
-    ASSERT_EQ(off.problems.size(), 2u);
+    ASSERT_EQ(off.problems.size(), 1u);  // canary-by-header: no effect
     for (const auto& pr : off.problems) EXPECT_EQ(pr.severity, config::Severity::Warning) << pr.key;
     EXPECT_TRUE(off.fail_closed.empty());
 
-    // What ingress-nginx reads as true (Go's ParseBool) is a canary, not served.
+    // What ingress-nginx reads as true (Go's ParseBool) is a canary.
     for (const char* v : {"True", "TRUE", "1", "t"}) {
       const auto r = parse({{key, v}});
       EXPECT_TRUE(r.canary) << v;
-      ASSERT_EQ(errors(r), 1u) << v;
-      EXPECT_NE(r.problems[0].message.find("not served"), std::string::npos) << r.problems[0].message;
+      EXPECT_EQ(errors(r), 0u) << v;
+      EXPECT_TRUE(r.policy.canary.enabled) << v;
     }
     // What it reads as false is an ordinary Ingress (review finding F1: an Ingress ingress-nginx
     // serves must never vanish, or its paths fall through to a broader route and its policy).

@@ -1083,9 +1083,9 @@ TEST_F(Translate, EndpointSlice_TerminatingButServingEndpointsAreListedApart) {
 }
 
 // ingress-nginx canary: a second Ingress for the same host and path taking a share of the main
-// one's traffic. phigate has none; the canary must take no traffic and must not make the main
-// Ingress answer 503, whichever of the two is older.
-TEST_F(Translate, Canary_NeverServedMainIngressServesAsIfItDidNotExist) {
+// one's traffic. It emits no route and claims nothing (whichever of the two is older): its paths
+// attach to the main's path with the same host, path text and type.
+TEST_F(Translate, Canary_AttachesToTheMainPathAndClaimsNothing) {
   add_web_service();
   res_.services.push_back(service("web-v2", {{"http", 80, "8080"}}));
   res_.endpoint_slices.push_back(
@@ -1093,56 +1093,195 @@ TEST_F(Translate, Canary_NeverServedMainIngressServesAsIfItDidNotExist) {
   res_.secrets.push_back(tls_secret("canary-tls"));
   for (const std::int64_t canary_created : {0, 2}) {  // older than the main Ingress, then newer
     for (const auto& prefix : {kN, std::string("phigate.io/")}) {
-      auto main = ingress("main", 1, {{"app.example", {path("/", PathType::Prefix, "web", 80)}, 1}});
-      auto canary = ingress("canary", canary_created,
-                            {{"app.example", {path("/", PathType::Prefix, "web-v2", 80)}, 1},
-                             {"only-canary.example", {path("/", PathType::Prefix, "web-v2", 80)}, 2}});
-      canary.meta.annotations = {{prefix + "canary", "true"}, {prefix + "canary-weight", "100"}};
+      auto main =
+          ingress("main", 1,
+                  {{"app.example",
+                    {path("/", PathType::Prefix, "web", 80), path("/api", PathType::Exact, "web", 80)},
+                    1}});
+      main.meta.annotations = {{kN + "whitelist-source-range", "10.0.0.0/8"}};
+      auto canary =
+          ingress("canary", canary_created,
+                  {{"app.example",
+                    {path("/", PathType::Prefix, "web-v2", 80), path("/api", PathType::Prefix, "web-v2", 80)},
+                    1},
+                   {"only-canary.example", {path("/", PathType::Prefix, "web-v2", 80)}, 2}});
+      canary.meta.annotations = {
+          {prefix + "canary", "true"}, {prefix + "canary-weight", "30"}, {prefix + "load-balance", "ewma"}};
       canary.default_backend = IngressBackend{ServiceBackend{"web-v2", 80, ""}, 5};
       canary.tls = {{{"app.example"}, "canary-tls", 6}};
       res_.ingresses = {canary, main};
       const auto t = run();
       const std::string what = prefix + " canary created at " + std::to_string(canary_created);
-      ASSERT_EQ(t.routes.size(), 1u) << what;
+      EXPECT_FALSE(diag_.has_errors()) << diag_.to_string();
+      ASSERT_EQ(t.routes.size(), 1u) << what;  // only-canary.example: no route
       EXPECT_EQ(t.routes[0].host, "app.example");
-      ASSERT_EQ(t.routes[0].paths.size(), 1u);
+      ASSERT_EQ(t.routes[0].paths.size(), 2u);
       const auto& p = t.routes[0].paths[0];
       EXPECT_EQ(p.backends, std::vector<std::string>{"10.0.0.1:8080"}) << what;  // the main's Service
       ASSERT_TRUE(p.policy);
       EXPECT_EQ(p.policy->resource, "Ingress default/main");
-      EXPECT_TRUE(p.policy->fail_closed.empty()) << what;  // no 503
+      EXPECT_TRUE(p.policy->fail_closed.empty()) << what;
+      ASSERT_TRUE(p.canary) << what;
+      EXPECT_EQ(p.canary->backends, std::vector<std::string>{"10.0.0.2:8080"});
+      // The main's policy (its source range) with the canary's balancing and rules.
+      ASSERT_TRUE(p.canary->policy);
+      EXPECT_EQ(p.canary->policy->resource, "Ingress default/canary");
+      EXPECT_EQ(p.canary->policy->allow_source_ranges, std::vector<std::string>{"10.0.0.0/8"});
+      EXPECT_EQ(p.canary->policy->load_balance, config::LoadBalance::Ewma);
+      EXPECT_EQ(p.canary->policy->canary.weight, 30u);
+      EXPECT_EQ(p.policy->load_balance, config::LoadBalance::RoundRobin);
+      // Exact /api of the main and Prefix /api of the canary: another type, not attached.
+      EXPECT_FALSE(t.routes[0].paths[1].canary) << what;
+      EXPECT_NE(find("has no main path"), nullptr) << diag_.to_string();
       EXPECT_FALSE(t.default_backend) << what;
       EXPECT_TRUE(t.certificates.empty()) << what;
       EXPECT_EQ(t.stats.conflicts, 0u) << what;
-      EXPECT_EQ(t.stats.failed_closed, 1u) << what;
-      // One error, naming the canary Ingress and its annotation; nothing about the main one.
-      ASSERT_EQ(diag_.error_count(), 1u) << diag_.to_string();
-      const auto* d = find("canary Ingresses are not supported");
-      ASSERT_NE(d, nullptr) << diag_.to_string();
-      EXPECT_EQ(d->severity, config::Severity::Error);
-      EXPECT_EQ(d->resource, "Ingress default/canary");
-      EXPECT_EQ(d->field, "metadata.annotations." + prefix + "canary");
-      EXPECT_EQ(d->message.rfind(prefix + "canary=\"true\": ", 0), 0u) << d->message;
+      EXPECT_EQ(t.stats.failed_closed, 0u) << what;
       for (const auto& e : diag_.entries()) EXPECT_NE(e.resource, "Ingress default/main") << e.to_string();
     }
   }
 }
 
-TEST_F(Translate, CanaryFalse_IsAnOrdinaryIngressWithAWarning) {
+TEST_F(Translate, Canary_SplitsOnlyItsPathWarnsWhereIngressNginxWouldSplitToo) {
+  add_web_service();
+  auto main = ingress("main", 1,
+                      {{"app.example", {path("/", PathType::Prefix, "web", 80)}, 1},
+                       {"admin.example", {path("/", PathType::Prefix, "web", 80)}, 2}});
+  auto canary = ingress("canary", 2, {{"app.example", {path("/", PathType::Prefix, "web", 80)}, 1}});
+  canary.meta.annotations = {{kN + "canary", "true"}, {kN + "canary-weight", "10"}};
+  res_.ingresses = {main, canary};
+  const auto t = run();
+  ASSERT_EQ(t.routes.size(), 2u);
+  EXPECT_TRUE(t.routes[0].paths[0].canary);
+  EXPECT_FALSE(t.routes[1].paths[0].canary);  // admin.example is not split
+  const auto* d = find("ingress-nginx would also split admin.example /");
+  ASSERT_NE(d, nullptr) << diag_.to_string();
+  EXPECT_EQ(d->severity, config::Severity::Warning);
+  EXPECT_EQ(d->resource, "Ingress default/canary");
+}
+
+TEST_F(Translate, Canary_NoMainGetsNoTrafficAndCreatesNoRoute) {
+  add_web_service();
+  auto canary = ingress("canary", 1, {{"app.example", {path("/admin", PathType::Prefix, "web", 80)}, 1}});
+  canary.meta.annotations = {{kN + "canary", "true"}, {kN + "canary-weight", "100"}};
+  auto main = ingress("main", 2, {{"app.example", {path("/", PathType::Prefix, "web", 80)}, 1}});
+  res_.ingresses = {canary, main};
+  const auto t = run();
+  ASSERT_EQ(t.routes.size(), 1u);
+  ASSERT_EQ(t.routes[0].paths.size(), 1u);  // no /admin route from the canary
+  EXPECT_FALSE(t.routes[0].paths[0].canary);
+  const auto* d = find("has no main path");
+  ASSERT_NE(d, nullptr) << diag_.to_string();
+  EXPECT_EQ(d->severity, config::Severity::Warning);
+  EXPECT_EQ(d->resource, "Ingress default/canary");
+  EXPECT_EQ(d->field, "spec.rules[0].http.paths[0]");
+}
+
+TEST_F(Translate, Canary_AnotherNamespaceIsRefusedUnlessAllowed) {
+  add_web_service();
+  add_web_service("evil");
+  auto main = ingress("main", 2, {{"app.example", {path("/", PathType::Prefix, "web", 80)}, 1}});
+  auto canary = ingress("steal", 1, {{"app.example", {path("/", PathType::Prefix, "web", 80)}, 1}}, "evil");
+  canary.meta.annotations = {{kN + "canary", "true"}, {kN + "canary-weight", "100"}};
+  res_.ingresses = {canary, main};
+  auto t = run();
+  ASSERT_EQ(t.routes.size(), 1u);
+  EXPECT_FALSE(t.routes[0].paths[0].canary);
+  EXPECT_TRUE(t.routes[0].paths[0].policy->fail_closed.empty());
+  const auto* d = find("in another namespace");
+  ASSERT_NE(d, nullptr) << diag_.to_string();
+  EXPECT_EQ(d->severity, config::Severity::Error);
+  EXPECT_EQ(d->resource, "Ingress evil/steal");
+  EXPECT_NE(d->message.find("ingress.canary_cross_namespace"), std::string::npos);
+  spec_.canary_cross_namespace = true;
+  t = run();
+  EXPECT_FALSE(diag_.has_errors()) << diag_.to_string();
+  ASSERT_TRUE(t.routes[0].paths[0].canary);
+}
+
+TEST_F(Translate, Canary_SecondCanaryOnOnePathWarnsTheFirstKeepsIt) {
+  add_web_service();
+  auto main = ingress("main", 1, {{"app.example", {path("/", PathType::Prefix, "web", 80)}, 1}});
+  auto c1 = ingress("c1", 2, {{"app.example", {path("/", PathType::Prefix, "web", 80)}, 1}});
+  auto c2 = ingress("c2", 3, {{"app.example", {path("/", PathType::Prefix, "web", 80)}, 1}});
+  c1.meta.annotations = {{kN + "canary", "true"}, {kN + "canary-weight", "10"}};
+  c2.meta.annotations = {{kN + "canary", "true"}, {kN + "canary-weight", "90"}};
+  res_.ingresses = {c2, main, c1};
+  const auto t = run();
+  ASSERT_TRUE(t.routes.at(0).paths.at(0).canary);
+  EXPECT_EQ(t.routes[0].paths[0].canary->policy->resource, "Ingress default/c1");
+  const auto* d = find("already has canary");
+  ASSERT_NE(d, nullptr) << diag_.to_string();
+  EXPECT_EQ(d->resource, "Ingress default/c2");
+  EXPECT_EQ(d->severity, config::Severity::Warning);
+}
+
+TEST_F(Translate, Canary_InvalidOrAccessControlledCanaryIsDetachedMainUntouched) {
+  add_web_service();
+  const std::vector<std::map<std::string, std::string>> bad = {
+      {{kN + "canary-weight", "lots"}},
+      {{kN + "canary-by-header-pattern", "(a)\\1"}},
+      {{kN + "whitelist-source-range", "0.0.0.0/0"}},
+      {{kN + "auth-url", "https://auth.example/"}},
+      {{kN + "denylist-source-range", "10.0.0.0/8"}},
+  };
+  for (auto a : bad) {
+    a[kN + "canary"] = "true";
+    a[kN + "canary-weight"] = a.count(kN + "canary-weight") ? a[kN + "canary-weight"] : "100";
+    auto main = ingress("main", 2, {{"app.example", {path("/", PathType::Prefix, "web", 80)}, 1}});
+    auto canary = ingress("canary", 1, {{"app.example", {path("/", PathType::Prefix, "web", 80)}, 1}});
+    canary.meta.annotations = a;
+    res_.ingresses = {canary, main};
+    const auto t = run();
+    const auto what = a.begin()->first;
+    ASSERT_EQ(t.routes.size(), 1u) << what;
+    EXPECT_FALSE(t.routes[0].paths[0].canary) << what;
+    EXPECT_TRUE(t.routes[0].paths[0].policy->fail_closed.empty()) << what;
+    EXPECT_EQ(t.stats.failed_closed, 1u) << what;
+    EXPECT_TRUE(diag_.has_errors()) << what;
+    for (const auto& e : diag_.entries()) EXPECT_NE(e.resource, "Ingress default/main") << e.to_string();
+  }
+}
+
+TEST_F(Translate, Canary_OtherAnnotationsAreIgnoredWithAWarning) {
+  add_web_service();
+  auto main = ingress("main", 1, {{"app.example", {path("/", PathType::Prefix, "web", 80)}, 1}});
+  auto canary = ingress("canary", 2, {{"app.example", {path("/", PathType::Prefix, "web", 80)}, 1}});
+  canary.meta.annotations = {{kN + "canary", "true"},
+                             {kN + "canary-weight", "5"},
+                             {kN + "canary-weight-total", "50"},
+                             {kN + "proxy-read-timeout", "5"},
+                             {kN + "ssl-redirect", "false"}};
+  res_.ingresses = {main, canary};
+  const auto t = run();
+  EXPECT_FALSE(diag_.has_errors()) << diag_.to_string();
+  ASSERT_TRUE(t.routes[0].paths[0].canary);
+  const auto& pol = *t.routes[0].paths[0].canary->policy;
+  EXPECT_FALSE(pol.read_timeout);  // the main's (none), not the canary's
+  EXPECT_TRUE(pol.ssl_redirect);
+  std::size_t ignored = 0;
+  for (const auto& e : diag_.entries())
+    ignored += e.message.find("ignored on a canary Ingress") != std::string::npos;
+  EXPECT_EQ(ignored, 2u) << diag_.to_string();
+  EXPECT_NE(find("below 100 is read as 100"), nullptr) << diag_.to_string();
+}
+
+TEST_F(Translate, CanaryFalse_IsAnOrdinaryIngressItsCanaryAnnotationsWarn) {
   add_web_service();
   auto ing = ingress("a", 1, {{"a.example", {path("/", PathType::Prefix, "web", 80)}, 1}});
-  ing.meta.annotations = {{kN + "canary", "false"}};
+  ing.meta.annotations = {{kN + "canary", "false"}, {kN + "canary-weight", "x"}};
   res_.ingresses.push_back(ing);
   const auto t = run();
   EXPECT_FALSE(diag_.has_errors()) << diag_.to_string();
   ASSERT_EQ(t.routes.size(), 1u);
   EXPECT_TRUE(t.routes[0].paths.at(0).policy->fail_closed.empty());
+  EXPECT_FALSE(t.routes[0].paths.at(0).canary);
   const auto* d = find("no effect");
   ASSERT_NE(d, nullptr) << diag_.to_string();
-  EXPECT_EQ(d->field, "metadata.annotations." + kN + "canary");
+  EXPECT_EQ(d->field, "metadata.annotations." + kN + "canary-weight");
 }
 
-TEST_F(Translate, DuplicateCanaryDefinitions_StillNotServed) {
+TEST_F(Translate, DuplicateCanaryDefinitions_NotAttachedMainUntouched) {
   add_web_service();
   auto main = ingress("main", 2, {{"a.example", {path("/", PathType::Prefix, "web", 80)}, 1}});
   auto canary = ingress("c", 1, {{"a.example", {path("/", PathType::Prefix, "web", 80)}, 1}});
@@ -1155,6 +1294,7 @@ TEST_F(Translate, DuplicateCanaryDefinitions_StillNotServed) {
   ASSERT_EQ(t.routes.size(), 1u);
   EXPECT_EQ(t.routes[0].paths.at(0).policy->resource, "Ingress default/main");
   EXPECT_TRUE(t.routes[0].paths.at(0).policy->fail_closed.empty());
+  EXPECT_FALSE(t.routes[0].paths.at(0).canary);
 }
 
 TEST_F(Translate, RateLimit_FailsClosedNamingTheAnnotation) {

@@ -101,6 +101,20 @@ TEST(AuditRequest, FieldOrderUnchanged) {
       << line;
 }
 
+TEST(AuditRequest, CanaryFieldsOnlyWhenTheCanaryServed) {
+  RequestFacts r;
+  r.target = "/x";
+  r.outcome = Outcome::Proxied;
+  r.status = 200;
+  r.route = "app.example /";
+  r.ingress = "shop/web";
+  auto line = render(r);
+  EXPECT_FALSE(has(line, "canary")) << line;
+  r.canary = "shop/web-canary";
+  line = render(r);
+  EXPECT_TRUE(has(line, R"("ingress":"shop/web","canary":true,"canary_ingress":"shop/web-canary")")) << line;
+}
+
 TEST(AuditRequest, FailedAttemptsListedInOrder) {
   RequestFacts r;
   r.outcome = core::Outcome::Proxied;

@@ -182,7 +182,7 @@ TEST(Phases, OrderIsTodays) {
       "client-address", "audit-healthy", "host",           "target",
       "tls-policy",     "route",         "plain-redirect", "client-cert-needs-tls",
       "no-route",       "access",        "fail-closed",    "app-root",
-      "rewrite",        "limits",        "body-size"};
+      "rewrite",        "canary",        "limits",         "body-size"};
   EXPECT_EQ(names, expected);
   for (const auto& p : request_phases()) EXPECT_NE(p.run, nullptr) << p.name;
 }

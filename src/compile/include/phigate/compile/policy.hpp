@@ -25,7 +25,8 @@ struct CompiledPolicy {
   config::Config config;
   /// Per-host client-certificate/cipher policies, in precedence order (first Ingress wins).
   tls::ServerContexts::HostPolicies host_policies;
-  /// One per path of `config.routes` in order, then one for `config.default_backend` when set;
+  /// One per path of `config.routes` in order, then one for `config.default_backend` when set,
+  /// then one per attached canary (PathSpec::canary) in route order;
   /// null where the path has no allow/deny list.
   std::vector<std::shared_ptr<const access::AccessList>> route_access;
   /// TLS to the backends, one per path in the same order as route_access; null: plain HTTP (or

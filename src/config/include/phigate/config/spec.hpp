@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "phigate/config/policy_regex.hpp"
+#include "phigate/config/policy_canary.hpp"
 
 namespace phigate::config {
 
@@ -266,6 +267,7 @@ struct RoutePolicy {
   // --- upgrades (WebSocket) ---
 
   RegexPolicy regex;  // use-regex, rewrite-target, app-root, x-forwarded-prefix
+  CanaryPolicy canary{};  // canary-* (policy_canary.hpp)
 };
 using RoutePolicyPtr = std::shared_ptr<const RoutePolicy>;
 
@@ -279,6 +281,9 @@ struct PathSpec {
   /// to them finish, but they get no new requests (sorted, distinct, none also in `backends`).
   std::vector<std::string> terminating_backends{};
   std::string service_host{};  // Ingress: "<service>.<namespace>.svc", the default proxy-ssl-name
+  /// The canary attached to this path (translate: same host, path text and type): its backends,
+  /// with the main's policy plus the canary's balancing and `canary` rules. Null: none.
+  std::shared_ptr<const PathSpec> canary{};
 };
 
 struct RouteSpec {
@@ -365,6 +370,9 @@ struct IngressSpec {
   KubernetesSpec kubernetes{};
   WebhookSpec webhook{};
   UnsupportedAnnotations unsupported_annotations = UnsupportedAnnotations::Warn;
+  /// A canary Ingress may attach to a main Ingress in another namespace (ingress-nginx does);
+  /// off by default: a namespace could otherwise take another's traffic.
+  bool canary_cross_namespace = false;
 };
 
 struct Config {

@@ -23,7 +23,7 @@ struct AnnotationProblem {
   std::string value;    // quote_value() of the value: safe to log
   std::string message;  // why, without the value (unless `unsupported`)
   /// The value is not invalid: what it asks for is a feature phigate does not have (a rate limit,
-  /// a WAF, TLS passthrough, a canary). `message` then reads `<key>="<value>": why` by itself and is
+  /// a WAF, TLS passthrough). `message` then reads `<key>="<value>": why` by itself and is
   /// reported as is, not as an invalid value.
   bool unsupported = false;
 };
@@ -60,8 +60,8 @@ struct ParsedAnnotations {
   std::vector<UnenforcedAnnotation> not_enforced;
   /// Every annotation in effect that is not fully honoured (see UnhonouredAnnotation), in key order.
   std::vector<UnhonouredAnnotation> unhonoured;
-  /// The Ingress is an ingress-nginx canary (`is_canary`): translate() serves nothing of it, so it
-  /// neither takes nor blocks its main Ingress's traffic; the `canary` problem says why.
+  /// The Ingress is an ingress-nginx canary (`is_canary`): translate() emits no route for it and
+  /// attaches its paths to their main paths (`policy.canary` holds its rules).
   bool canary = false;
 };
 
@@ -77,10 +77,8 @@ ParsedAnnotations parse_annotations(const std::map<std::string, std::string>& an
                                     std::string_view ns, const AnnotationOptions& options = {});
 
 /// Whether the `canary` annotation in effect (phigate.io/ wins over nginx.ingress.kubernetes.io/) is
-/// set to anything but "false". ingress-nginx reads "true" (and "True", "1", "t"…) as a canary that
-/// takes a share of the traffic of the Ingress with the same host and path; phigate has no canaries,
-/// so such an Ingress must take none (served as an ordinary Ingress it would conflict with the main
-/// one and could take all of it).
+/// true as Go's ParseBool reads it ("true", "True", "1", "t"…), as ingress-nginx does: a canary that
+/// takes a share of the traffic of the Ingress with the same host and path (docs/canary.md).
 bool is_canary(const std::map<std::string, std::string>& annotations);
 
 /// `value` as it may appear in a log line or a fail_closed reason: in double quotes, at most `max`

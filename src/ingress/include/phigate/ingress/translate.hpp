@@ -18,7 +18,7 @@ struct TranslationStats {
   std::size_t ingresses = 0;      // distinct Ingress objects seen
   std::size_t used = 0;           // ours (class selection) and translated
   std::size_t ignored = 0;        // another controller's
-  std::size_t failed_closed = 0;  // ours but invalid: their routes answer 503 (a canary: none emitted)
+  std::size_t failed_closed = 0;  // ours but invalid: their routes answer 503 (a canary: not attached)
   std::size_t routes = 0;
   std::size_t paths = 0;
   std::size_t certificates = 0;
@@ -61,7 +61,8 @@ bool is_ours(const Ingress& ing, const std::vector<IngressClass>& classes, const
 /// Translates `resources` for the controller described by `spec` (class_name, controller). Every
 /// problem goes to `diag` with the object's "file#doc" and "Kind ns/name"; nothing throws. An invalid
 /// Ingress still claims its hosts and paths, with `policy->fail_closed` set. A canary Ingress
-/// (`is_canary`) claims nothing and emits nothing: one error names its `canary` annotation.
+/// (`is_canary`) claims nothing and emits no route: its paths become `PathSpec::canary` of their
+/// main paths (same host, path text and type), or get no traffic (docs/canary.md).
 Translation translate(const Resources& resources, const config::IngressSpec& spec, config::Diagnostics& diag);
 
 }  // namespace phigate::ingress

@@ -19,6 +19,7 @@
 #include "phigate/config/spec.hpp"
 #include "phigate/core/host_map.hpp"
 #include "phigate/core/strings.hpp"
+#include "phigate/router/canary.hpp"
 #include "phigate/router/regex.hpp"
 
 namespace phigate::router {
@@ -31,6 +32,10 @@ struct Route {
   std::string name;                          // "host path" for logs and metrics-free diagnostics
   config::RoutePolicyPtr policy;             // null: defaults (static routes)
   std::shared_ptr<const Rewrite> rewrite{};  // rewrite-target of a regex route; null: none
+  /// An attached canary (PathSpec::canary): its rules and cluster index (after every path and the
+  /// fallback, in route order). Null: none.
+  std::shared_ptr<const CanaryRule> canary{};
+  std::size_t canary_target{};
 };
 
 class RouteTable {
