@@ -873,7 +873,7 @@ void read_root(Reader& r, const YAML::Node& root, Config& cfg) {
       n && r.expect_map(n, "ingress",
                         {"source", "dir", "class", "controller", "watch", "debounce", "rescan", "namespaces",
                          "kubernetes", "status", "leader_election", "events", "webhook",
-                         "unsupported_annotations", "canary_cross_namespace"})) {
+                         "unsupported_annotations", "canary_cross_namespace", "regex_cross_namespace"})) {
     auto& i = cfg.ingress;
     std::string source = n["dir"] ? "directory" : "";
     r.string(n, "source", "ingress", source);
@@ -904,6 +904,7 @@ void read_root(Reader& r, const YAML::Node& root, Config& cfg) {
     r.duration(n, "debounce", "ingress", i.debounce);
     r.duration(n, "rescan", "ingress", i.rescan);
     r.boolean(n, "canary_cross_namespace", "ingress", i.canary_cross_namespace);
+    r.boolean(n, "regex_cross_namespace", "ingress", i.regex_cross_namespace);
     if (i.rescan < 1s) r.error(n["rescan"], "ingress.rescan", "must be at least 1s");
     std::string unsupported = "warn";
     r.string(n, "unsupported_annotations", "ingress", unsupported);

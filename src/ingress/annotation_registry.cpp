@@ -84,6 +84,9 @@ constexpr std::string_view kNoWaf =
     "were protected, so it fails closed";
 constexpr std::string_view kCors = "no CORS headers are added and preflight requests reach the backend";
 constexpr std::string_view kCorsPlanned = "WP5: CORS";
+constexpr std::string_view kRedirectRefused =
+    "redirects are not implemented by phigate yet: the Ingress fails closed (served without the redirect, "
+    "its backend would answer requests its owner sent elsewhere)";
 constexpr std::string_view kRedirectPlanned = "WP3: redirects";
 constexpr std::string_view kRangeDifference =
     "a CIDR with host bits set (\"10.0.0.1/8\") is refused as a likely typo";
@@ -260,9 +263,8 @@ constexpr auto kRegistry = std::to_array<AnnotationInfo>({
     no_effect("modsecurity-transaction-id", "waf", "phigate has no web application firewall (ModSecurity)"),
     code_only(no_effect("opentelemetry-operation-name", "logging", "phigate does not export traces")),
     no_effect("opentelemetry-trust-incoming-span", "logging", "phigate does not export traces"),
-    unsupported("permanent-redirect", "redirect", "requests are not redirected: the backend serves them",
-                kRedirectPlanned),
-    unsupported("permanent-redirect-code", "redirect", "requests are not redirected: the backend serves them",
+    refused("permanent-redirect", {}, "redirect", kRedirectRefused, kRedirectPlanned),
+    unsupported("permanent-redirect-code", "redirect", "the code of a redirect phigate does not make (its URL annotation fails closed)",
                 kRedirectPlanned),
     supported("phi", [](std::string_view v, Context& c) { return parse_bool(v, c.policy.phi); }, "audit",
               "\"true\": requests carry protected health information (audit records say so)", {},
@@ -349,7 +351,7 @@ constexpr auto kRegistry = std::to_array<AnnotationInfo>({
         "the path sent to the backend is this template with $1..$9 from the path's regex captures, plus the "
         "query; implies use-regex",
         "RE2 instead of PCRE; applied to the normalised path without ;params; a URL target is an error; an "
-        "unsafe result (dot segments, encoded slash) gets 400"),
+        "unsafe result (dot segments, encoded slash) gets 400; leading slashes collapse to one"),
     refused("satisfy", {}, "auth",
             "satisfy combines authentication rules phigate does not implement: the Ingress fails closed",
             kAuthPlanned),
@@ -388,9 +390,8 @@ constexpr auto kRegistry = std::to_array<AnnotationInfo>({
               [](std::string_view v, Context& c) { return parse_bool(v, c.policy.ssl_redirect); }, "https",
               "\"false\": plain HTTP is served instead of redirected to HTTPS"),
     refused("stream-snippet", {}, "snippet", kSnippet),
-    unsupported("temporal-redirect", "redirect", "requests are not redirected: the backend serves them",
-                kRedirectPlanned),
-    unsupported("temporal-redirect-code", "redirect", "requests are not redirected: the backend serves them",
+    refused("temporal-redirect", {}, "redirect", kRedirectRefused, kRedirectPlanned),
+    unsupported("temporal-redirect-code", "redirect", "the code of a redirect phigate does not make (its URL annotation fails closed)",
                 kRedirectPlanned),
     supported("upstream-hash-by", parse_hash_by, "backend", "consistent hashing of requests to endpoints",
               "one variable from a closed list ($request_uri, $uri, $host, $remote_addr, "
@@ -405,7 +406,8 @@ constexpr auto kRegistry = std::to_array<AnnotationInfo>({
         "the Ingress's paths are regular expressions; the host's paths are then matched case-insensitively, "
         "anchored at the start, longest first",
         "RE2 (linear time: no backreferences or lookaround) instead of PCRE; other Ingresses' literal paths on "
-        "the host stay literal (quoted)"),
+        "the host stay literal and keep their bounds; not served on a host an older Ingress of another "
+        "namespace serves (unless ingress.regex_cross_namespace)"),
     supported(
         "whitelist-source-range", [](std::string_view v, Context& c) { return parse_ranges(v, c.whitelist); },
         "access", "client addresses allowed (merged with allowlist-source-range); others get 403",

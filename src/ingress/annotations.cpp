@@ -608,6 +608,9 @@ ParsedAnnotations parse_annotations(const std::map<std::string, std::string>& an
   if (const auto* kv = key_of("canary"); kv != nullptr) {
     if (auto why = detail::canary_prefix_conflict(annotations); !why.empty()) {
       problem(config::Severity::Error, kv->first, kv->second, std::move(why));
+      // Not a canary then: an ordinary Ingress that fails closed, its paths claimed (503), so
+      // they never fall through to a broader route without its policy.
+      out.canary = false;
     }
   }
   if (!out.canary) {

@@ -706,6 +706,23 @@ class Translator {
 
     for (auto& hp : hosts) {
       if (hp.paths.empty()) continue;
+      // The first Ingress (in precedence order) to serve a host makes its namespace the host's.
+      // A regex path of another namespace would be matched before that namespace's paths (longest
+      // pattern first, ingress-nginx's order) and could take their requests: not served.
+      const auto [host_ns, first_on_host] = host_namespace_.try_emplace(hp.host, ing.meta.ns);
+      if (!first_on_host && host_ns->second != ing.meta.ns && !spec_.regex_cross_namespace &&
+          std::any_of(hp.paths.begin(), hp.paths.end(),
+                      [&](const config::PathSpec& ps) { return policy.regex.regex_path(ps.path); })) {
+        diag_.error(where, hp.line, "spec.rules",
+                    "regex paths (use-regex or rewrite-target) on host " +
+                        (hp.host.empty() ? std::string("(any host)") : hp.host) +
+                        ", which an Ingress of namespace " + host_ns->second +
+                        " already serves: a regex could take that namespace's requests, so this "
+                        "Ingress's paths on the host are not served (ingress.regex_cross_namespace: "
+                        "true allows it)",
+                    resource);
+        continue;
+      }
       config::RouteSpec route;
       route.host = hp.host;
       route.where = {where, hp.line};
@@ -975,9 +992,10 @@ class Translator {
   std::unordered_map<std::string, std::vector<const EndpointSlice*>> slices_;  // "ns/service"
   std::optional<ClassSelection> selection_;                                    // set by index()
 
-  std::unordered_map<std::string, ResolvedBackend> resolved_;  // "ns/service:port"
-  std::unordered_map<std::string, Claim> claims_;              // claim_key → owner
-  std::unordered_map<std::string, std::string> host_creator_;  // host → first Ingress with a rule for it
+  std::unordered_map<std::string, ResolvedBackend> resolved_;    // "ns/service:port"
+  std::unordered_map<std::string, std::string> host_namespace_;  // host → namespace of its first Ingress
+  std::unordered_map<std::string, Claim> claims_;                // claim_key → owner
+  std::unordered_map<std::string, std::string> host_creator_;    // host → first Ingress with a rule for it
   std::unordered_map<std::string, std::pair<std::string, std::string>>
       app_roots_;  // host → (app-root, owner)
   std::vector<DefaultRoot> default_roots_;

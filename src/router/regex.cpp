@@ -78,6 +78,11 @@ bool Rewrite::apply(std::string_view path, std::string& target, std::string& pre
     }
   };
   expand(target_, target);
+  // `/api(.*)` → `/$1` turns `/api/x` into `//x`, which a backend may read as a network-path
+  // reference (`//host/…`): leading slashes collapse to one.
+  if (const auto first = target.find_first_not_of('/'); first > 1 && target.size() > 1) {
+    target.erase(0, (first == std::string::npos ? target.size() : first) - 1);
+  }
   expand(prefix_, prefix);
   return true;
 }

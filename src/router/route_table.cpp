@@ -142,11 +142,19 @@ void RouteTable::finish_bucket(HostRoutes& h, const std::vector<Route>& routes, 
       const RE2 check(re2::StringPiece(path.data(), path.size()), one);
       // An invalid pattern (its Ingress is failed closed) claims its literal prefix.
       pattern = check.ok() ? std::string(path) : RE2::QuoteMeta(config::regex_literal_prefix(path));
+    } else if (routes[i].type == config::PathType::Exact) {
+      // Quoted, and bounded as written: entering regex mode never widens another path's scope
+      // (ingress-nginx would read Exact "/" as every path and Prefix "/public" as "/publicity").
+      pattern = RE2::QuoteMeta(path) + "$";
+    } else if (path.size() > 1 && path.back() == '/') {
+      pattern = RE2::QuoteMeta(path);  // "/foo/" as ingress-nginx reads it: "/foo/…" only
     } else {
-      pattern = RE2::QuoteMeta(path);
+      pattern = path == "/" ? std::string() : RE2::QuoteMeta(path) + "(?:/|$)";
     }
     if (set_ok && b->set->Add(pattern, nullptr) < 0) set_ok = false;
-    b->single.push_back(std::make_unique<re2::RE2>(pattern, regex_options()));
+    auto one = regex_options();
+    one.set_max_mem(1 << 20);  // as translate checked it
+    b->single.push_back(std::make_unique<re2::RE2>(pattern, one));
   }
   if (!set_ok || !b->set->Compile()) b->set.reset();
   h.regex_mode = std::move(b);

@@ -142,6 +142,40 @@ TEST_F(RewriteIngressTest, UseRegexDoesNotTurnAnotherIngresssLiteralPathIntoAReg
   EXPECT_EQ(get(pg, "other.example", "/file.txt/x"), "200");
 }
 
+// An author in another namespace joins a host with a regex one byte longer than the owner's path
+// ("/records/" is matched before "/records"), to take its requests past its allowlist. Not served:
+// the owner's route and its allowlist still answer. And a literal Exact "/" on a host in regex
+// mode stays exact (ingress-nginx would match every path with it).
+TEST_F(RewriteIngressTest, RegexFromAnotherNamespaceCannotTakeAHostsPaths) {
+  auto ehr = start_upstream("ehr");
+  auto steal = start_upstream("steal");
+  auto other_ns = [](std::string y) {
+    for (std::size_t at; (at = y.find("namespace: default")) != std::string::npos;)
+      y.replace(at, 18, "namespace: other");
+    return y;
+  };
+  dir_.write("manifests/services.yaml",
+             service_yaml("ehr", ehr) + "---\n" + other_ns(service_yaml("steal", steal)));
+  dir_.write("manifests/ingress.yaml",
+             ingress_paths("ehr", "app.example", "ehr", {{"/records", "Prefix"}, {"/", "Exact"}},
+                           "    nginx.ingress.kubernetes.io/whitelist-source-range: 10.0.0.0/8\n",
+                           "2025-01-01T00:00:00Z") +
+                 "---\n" +
+                 ingress_paths("more", "app.example", "ehr", {{"/api/v[0-9]+/.*"}}, kUseRegex,
+                               "2025-06-01T00:00:00Z") +
+                 "---\n" +
+                 other_ns(ingress_paths("steal", "app.example", "steal", {{"/records/"}}, kUseRegex)));
+  auto pg = start();
+  EXPECT_EQ(get(pg, "app.example", "/records/123"), "403");  // the owner's allowlist (127.0.0.1)
+  EXPECT_EQ(get(pg, "app.example", "/"), "403");
+  EXPECT_EQ(get(pg, "app.example", "/internal/patients/7"), "404");  // Exact "/" is not every path
+  EXPECT_TRUE(steal.records().empty());
+  EXPECT_TRUE(ehr.records().empty());
+  EXPECT_NE(pg.process.output().find("which an Ingress of namespace default already serves"),
+            std::string::npos)
+      << pg.process.output();
+}
+
 // RE2 is linear: a pattern that backtracks catastrophically elsewhere answers at once.
 TEST_F(RewriteIngressTest, CatastrophicBacktrackingPatternReturnsFast) {
   auto up = start_upstream("up");

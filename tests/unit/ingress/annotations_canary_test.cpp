@@ -114,6 +114,9 @@ TEST(IngressAnnotationsCanary, PrefixesMustAgreeOnWhetherItIsACanary) {
   for (const auto& [p, n] : {std::pair<std::string, std::string>{"false", "true"}, {"true", "false"}}) {
     const auto r = parse({{kP + "canary", p}, {kN + "canary", n}});
     EXPECT_FALSE(r.fail_closed.empty()) << p << "/" << n;
+    // Not a canary (which would claim nothing): an ordinary Ingress failed closed, so its paths
+    // stay claimed and answer 503 instead of falling through to a broader route.
+    EXPECT_FALSE(r.canary) << p << "/" << n;
     const auto* pr = problem_for(r, kP + "canary");
     ASSERT_NE(pr, nullptr);
     EXPECT_EQ(pr->severity, config::Severity::Error);

@@ -648,7 +648,11 @@ TEST(IngressAnnotationsCanary, CanaryTrueIsACanaryFalseIsAnOrdinaryIngress) {
   EXPECT_FALSE(split.canary);
   EXPECT_EQ(errors(split), 1u);
   EXPECT_FALSE(split.fail_closed.empty());
-  EXPECT_TRUE(parse({{kN + "canary", "false"}, {kP + "canary", "true"}}).canary);
+  // The reverse too: which was meant is unknowable, so an ordinary Ingress, failed closed (a
+  // canary claims nothing, and its paths would fall through to a broader route).
+  const auto reverse = parse({{kN + "canary", "false"}, {kP + "canary", "true"}});
+  EXPECT_FALSE(reverse.canary);
+  EXPECT_FALSE(reverse.fail_closed.empty());
   EXPECT_FALSE(is_canary({}));
 }
 

@@ -1382,6 +1382,46 @@ TEST_F(Translate, RegexPath_ClaimedByTextNotAsPrefix) {
   EXPECT_NE(find("claimed by Ingress default/b (kept) and default/c"), nullptr) << diag_.to_string();
 }
 
+// Another namespace's Ingress joins a host with a regex one path longer than the owner's
+// ("/records/" sorts before "/records"), to take its requests: refused unless allowed.
+TEST_F(Translate, RegexPath_OnAnotherNamespacesHostNotServed) {
+  add_web_service();
+  auto a = ingress("a", 1, {{"ehr.example", {path("/records", PathType::Prefix, "web", 80)}, 1}});
+  a.meta.annotations = {{kN + "whitelist-source-range", "10.0.0.0/8"}};
+  auto b = ingress("b", 2,
+                   {{"ehr.example", {path("/records/", PathType::ImplementationSpecific, "web", 80)}, 1},
+                    {"b.example", {path("/b/.*", PathType::ImplementationSpecific, "web", 80)}, 2}},
+                   "other");
+  b.meta.annotations = {{kN + "use-regex", "true"}};
+  auto c =
+      ingress("c", 3, {{"ehr.example", {path("/more/.*", PathType::ImplementationSpecific, "web", 80)}, 1}});
+  c.meta.annotations = {{kN + "use-regex", "true"}};  // same namespace as the host's owner: served
+  res_.ingresses = {a, b, c};
+  const auto hosts_of = [](const Translation& t, const std::string& resource) {
+    std::vector<std::string> out;
+    for (const auto& r : t.routes) {
+      for (const auto& p : r.paths) {
+        if (p.policy != nullptr && p.policy->resource == resource) out.push_back(r.host + p.path);
+      }
+    }
+    return out;
+  };
+  auto t = run();
+  const auto* d = find("which an Ingress of namespace default already serves");
+  ASSERT_NE(d, nullptr) << diag_.to_string();
+  EXPECT_EQ(d->severity, config::Severity::Error);
+  EXPECT_EQ(d->resource, "Ingress other/b");
+  EXPECT_EQ(hosts_of(t, "Ingress other/b"), std::vector<std::string>{"b.example/b/.*"});
+  EXPECT_EQ(hosts_of(t, "Ingress default/c"), std::vector<std::string>{"ehr.example/more/.*"});
+  // Allowed explicitly: served.
+  diag_ = config::Diagnostics{};
+  spec_.regex_cross_namespace = true;
+  t = run();
+  EXPECT_EQ(find("which an Ingress of namespace default already serves"), nullptr) << diag_.to_string();
+  EXPECT_EQ(hosts_of(t, "Ingress other/b"),
+            (std::vector<std::string>{"ehr.example/records/", "b.example/b/.*"}));
+}
+
 TEST_F(Translate, RewriteReferenceBeyondGroupsWarns) {
   add_web_service();
   auto ing =

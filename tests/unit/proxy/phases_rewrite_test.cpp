@@ -137,7 +137,8 @@ TEST(RewritePhase, DotSegmentsFromCapturesAre400) {
     EXPECT_EQ(decision_status(*r.d), 400) << target;
   }
   EXPECT_EQ(run(f, "/axb", "dots.example").upstream, "/a/b");
-  EXPECT_EQ(run(f, "/x", "dots.example").upstream, "//");  // empty captures: nginx sends "//" as is
+  // Empty captures: nginx would send "//"; leading slashes collapse (never a network-path reference).
+  EXPECT_EQ(run(f, "/x", "dots.example").upstream, "/");
 }
 
 TEST(RewritePhase, ResultNotStartingWithSlashIs400) {

@@ -60,12 +60,25 @@ TEST(RouteTableRegex, LongestPatternTextWinsNotLongestMatch) {
   EXPECT_EQ(match(t, "test.com", "/foo/bar/b"), "none");
 }
 
-TEST(RouteTableRegex, RegexModeIsCaseInsensitiveAndPrefixByString) {
-  const auto t = table({{"a", {path("/foo"), path("/login", nullptr, PathType::Exact)}, {}},
+// Literal paths in a regex host keep their bounds (ingress-nginx would widen them: Exact "/" to
+// every path, Prefix "/foo" to "/foobar"): only the case of the match is relaxed.
+TEST(RouteTableRegex, RegexModeIsCaseInsensitiveAndKeepsLiteralBounds) {
+  const auto t = table({{"a",
+                         {path("/foo"), path("/login", nullptr, PathType::Exact),
+                          path("/", nullptr, PathType::Exact), path("/pub/")},
+                         {}},
                         {"a", {path("/api/.*", regex_policy())}, {}}});
   EXPECT_EQ(match(t, "a", "/FOO"), "/foo");
-  EXPECT_EQ(match(t, "a", "/foobar"), "/foo");     // by string, not by segment
-  EXPECT_EQ(match(t, "a", "/login/x"), "/login");  // Exact becomes a prefix regex
+  EXPECT_EQ(match(t, "a", "/foo/bar"), "/foo");
+  EXPECT_EQ(match(t, "a", "/foobar"), "none");  // Prefix: by segment, as outside regex mode
+  EXPECT_EQ(match(t, "a", "/login"), "/login");
+  EXPECT_EQ(match(t, "a", "/LOGIN"), "/login");
+  EXPECT_EQ(match(t, "a", "/login/x"), "none");  // Exact stays exact
+  EXPECT_EQ(match(t, "a", "/"), "/");
+  EXPECT_EQ(match(t, "a", "/internal/patients/7"), "none");  // Exact "/" is not every path
+  EXPECT_EQ(match(t, "a", "/pub"), "none");  // "/pub/" as ingress-nginx reads it: below "/pub/"
+  EXPECT_EQ(match(t, "a", "/pub/x"), "/pub/");
+  EXPECT_EQ(match(t, "a", "/public"), "none");
   EXPECT_EQ(match(t, "a", "/API/x"), "/api/.*");
   EXPECT_EQ(match(t, "a", "/other"), "none");
   EXPECT_EQ(match(t, "a", "/xfoo"), "none");  // anchored at the start
@@ -195,6 +208,16 @@ TEST(Rewrite, MissingAndUnsetGroupsExpandToNothing) {
   EXPECT_EQ(rewrite("/a(/b)?(.*)", "/$1|$2", "/ac"), "/|c");
   EXPECT_EQ(rewrite("/a", "/b", "/c"), "no match");
   EXPECT_EQ(rewrite("/a(", "/b", "/a("), "invalid");
+}
+
+// `/api(.*)` with `/$1` would send `/api//evil.example/x` as `//evil.example/x`, a network-path
+// reference to some backends: leading slashes collapse to one; inner ones stay.
+TEST(Rewrite, LeadingSlashesCollapse) {
+  EXPECT_EQ(rewrite("/api(.*)", "/$1", "/api/evil.example/x"), "/evil.example/x");
+  EXPECT_EQ(rewrite("/api(.*)", "/$1", "/api///x"), "/x");
+  EXPECT_EQ(rewrite("/api(.*)", "/$1", "/api"), "/");
+  EXPECT_EQ(rewrite("/api(.*)", "/$1", "/api/"), "/");
+  EXPECT_EQ(rewrite("/a/(.*)", "/x/$1", "/a//b"), "/x//b");
 }
 
 TEST(Rewrite, UnanchoredAsInNginx) {

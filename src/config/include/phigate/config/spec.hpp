@@ -373,6 +373,10 @@ struct IngressSpec {
   /// A canary Ingress may attach to a main Ingress in another namespace (ingress-nginx does);
   /// off by default: a namespace could otherwise take another's traffic.
   bool canary_cross_namespace = false;
+  /// An Ingress with regex paths (use-regex, rewrite-target) may serve a host whose paths an older
+  /// Ingress of another namespace already serves; off by default: in a regex host every path is
+  /// matched longest pattern first, so a regex could take the other namespace's requests.
+  bool regex_cross_namespace = false;
 };
 
 struct Config {

@@ -29,7 +29,8 @@ class Rewrite {
 
   /// Runs the regex on `path`. On a match, `target` gets the expanded rewrite target and
   /// `prefix` the expanded X-Forwarded-Prefix ("" when none); a reference to a group that did not
-  /// take part, or that the pattern lacks, expands to "" (as in nginx). False: no match.
+  /// take part, or that the pattern lacks, expands to "" (as in nginx); leading slashes of the
+  /// target collapse to one (never `//host/…`). False: no match.
   bool apply(std::string_view path, std::string& target, std::string& prefix) const;
   bool has_prefix() const noexcept { return !prefix_.empty(); }
 
