@@ -131,6 +131,15 @@ TEST(AnnotationRegistry, SortedUniqueAndFindable) {
   EXPECT_EQ(find_annotation("Affinity"), nullptr);  // names are exact
 }
 
+// A parser only on supported rows: a refused or unsupported row with a parser would apply a
+// value phigate then claims not to honour; a supported row without one would ignore it.
+TEST(AnnotationRegistry, OnlySupportedRowsParse) {
+  for (const auto& r : annotation_registry()) {
+    const bool supported = r.support == Support::Supported || r.support == Support::SupportedWithDifferences;
+    EXPECT_EQ(supported, r.parse != nullptr) << r.name;
+  }
+}
+
 TEST(AnnotationRegistry, EveryIngressNginxNameHasARow) {
   std::ifstream in(std::string(PHIGATE_SOURCE_DIR) + "/tests/annotations/ingress_nginx_names.txt");
   ASSERT_TRUE(in) << "tests/annotations/ingress_nginx_names.txt";
