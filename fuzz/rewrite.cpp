@@ -32,6 +32,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if (!rw) return 0;
   std::string out, prefix;
   if (!rw->apply(path, out, prefix)) return 0;
+  // The target's leading run of '/' collapses to one (no `//host` reaches a backend); the
+  // x-forwarded-prefix value is expanded verbatim, so compare them after that collapse.
+  if (const auto first = prefix.find_first_not_of('/'); first > 1 && prefix.size() > 1) {
+    prefix.erase(0, (first == std::string::npos ? prefix.size() : first) - 1);
+  }
   FUZZ_CHECK(out == prefix, "the same template expanded twice differs");
   if (phigate::router::unsafe_rewrite(out) != nullptr) return 0;
 
