@@ -272,7 +272,7 @@ start_proxy() {
       ! declare -F config_hook >/dev/null || config_hook "$kind" "$inst" "$f"
       start_bg "$TMP/$inst.log" "${PROXY_PIN[@]}" "$PHIGATE" run --config "$f"
       PID[$inst]=$LAST_PID
-      wait_ready "$inst" "$LAST_PID" "https://127.0.0.1:${PORT[$inst]}/" "$TMP/$inst.log" \
+      wait_ready "$inst" "$LAST_PID" "https://127.0.0.1:${PORT[$inst]}${READY_PATH:-/}" "$TMP/$inst.log" \
         "http://127.0.0.1:${ADMIN[$inst]}/readyz"
       grep -q "phigate ready" "$TMP/$inst.log" || fail_start "$inst" "$TMP/$inst.log" "serves, but printed no 'phigate ready' line"
       ;;
@@ -288,7 +288,7 @@ start_proxy() {
       start_bg "$TMP/$inst.log" "${PROXY_PIN[@]}" env OPENSSL_CONF="$TMP/$inst/openssl.cnf" nginx -p "$TMP/$inst" \
         -c "$f" -e "$TMP/$inst/error.log" -g "daemon off;"
       PID[$inst]=$LAST_PID
-      wait_ready "$inst" "$LAST_PID" "https://127.0.0.1:${PORT[$inst]}/" "$TMP/$inst.log"
+      wait_ready "$inst" "$LAST_PID" "https://127.0.0.1:${PORT[$inst]}${READY_PATH:-/}" "$TMP/$inst.log"
       ;;
     haproxy)
       free_port "PORT[$inst]"
@@ -298,7 +298,7 @@ start_proxy() {
       ! declare -F config_hook >/dev/null || config_hook "$kind" "$inst" "$f"
       start_bg "$TMP/$inst.log" "${PROXY_PIN[@]}" haproxy -db -f "$f"
       PID[$inst]=$LAST_PID
-      wait_ready "$inst" "$LAST_PID" "https://127.0.0.1:${PORT[$inst]}/" "$TMP/$inst.log"
+      wait_ready "$inst" "$LAST_PID" "https://127.0.0.1:${PORT[$inst]}${READY_PATH:-/}" "$TMP/$inst.log"
       ;;
     *) die "unknown proxy kind '$kind'" ;;
   esac

@@ -19,7 +19,7 @@ BENCH_NAME=bench
 # shellcheck source=bench/lib.sh
 . bench/lib.sh
 
-ALL_SCENARIOS=(keepalive handshake resume bigbody memory mtls audit health backendtls)
+ALL_SCENARIOS=(keepalive handshake resume bigbody memory mtls audit health backendtls regex)
 
 usage() {
   cat <<'EOF'
@@ -36,6 +36,8 @@ usage: bench/run.sh [options]
                        health     keep-alive with active health checks of 5,000 other endpoints on vs off
                                   (open-source nginx has none: its "on" is the same config doing nothing)
                        backendtls keep-alive with verified TLS from the proxy to the backend vs plain HTTP
+                       regex      keep-alive to 100 regex locations with a rewrite (ingress-nginx's
+                                  `/svcNN(/|$)(.*)` -> `/$2`) vs 100 prefix locations, paths spread over all
                      "all" = all of the above; "all+" = all, then bench/slowloris.sh (scenario 6) and
                      bench/ingress_scale.sh (scenario 7, phigate only), merged into the same JSON
   --quick            smoke run: --duration 3 --repeat 1, 1 s warm-up, 1000 memory connections
@@ -201,6 +203,7 @@ config_hook() {  # KIND INST FILE
       grep -q 'ssl_verify_client on;' "$f" || die "could not turn on client certificates for nginx" ;;
     *:*-health) health_config "$kind" "$inst" "$f" ;;
     *:*-btls) btls_config "$kind" "$inst" "$f" ;;
+    *:*-rx | *:*-px) regex_config "$kind" "$inst" "$f" ;;
     haproxy:*-mtls)
       sed -i "s#^\(  bind .* ssl crt [^ ]*\)#\1 verify required ca-file $CLIENT_CA#" "$f"
       grep -q 'verify required' "$f" || die "could not turn on client certificates for HAProxy" ;;
@@ -832,6 +835,140 @@ scenario_backendtls() {
     done
   done
   for t in "${TARGETS[@]}"; do stop_proxy "$t-btls"; done
+}
+
+# R. regex routing: keep-alive HTTPS as scenario 1, to one host with REGEX_N (100) locations. Variant
+# regex (TARGET-rx): the locations ingress-nginx renders for `use-regex` + `rewrite-target: /$2` on paths
+# `/svcNN(/|$)(.*)`: phigate gets that Ingress (one RE2 set), nginx 100 `location ~* "^/svcNN(/|$)(.*)"`
+# blocks each with `rewrite ... /$2 break` (what ingress-nginx writes), HAProxy one ACL of 100 `path_reg`
+# patterns and 100 `replace-path` rules. Variant prefix (TARGET-px): 100 plain prefix locations `/svcNN`, no rewrite. A wrk Lua
+# script cycles the request path over /svc00/item .. /svc99/item, so every location is hit alike; the
+# backend answers any path. Before measuring, each instance must route /svc42/item (200) and refuse an
+# unknown prefix (404).
+REGEX_N=100
+write_regex_manifests() {  # DIR MODE(rx|px)
+  local d=$1 mode=$2 i
+  mkdir -p "$d"
+  {
+    cat <<EOF
+apiVersion: networking.k8s.io/v1
+kind: IngressClass
+metadata: { name: phigate }
+spec: { controller: phigate.io/ingress-controller }
+---
+apiVersion: v1
+kind: Service
+metadata: { name: backend, namespace: default }
+spec: { ports: [{ name: http, port: 80, targetPort: 8080 }] }
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: { name: backend-a, namespace: default, labels: { kubernetes.io/service-name: backend } }
+addressType: IPv4
+ports: [{ name: http, port: $BACKEND_PORT }]
+endpoints: [{ addresses: ["127.0.0.1"], conditions: { ready: true } }]
+---
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata:
+  name: svc
+  namespace: default
+  creationTimestamp: "2026-01-01T00:00:00Z"
+EOF
+    [[ $mode == rx ]] && printf '  annotations:\n    nginx.ingress.kubernetes.io/use-regex: "true"\n    nginx.ingress.kubernetes.io/rewrite-target: /$2\n'
+    printf 'spec:\n  ingressClassName: phigate\n  rules:\n  - http:\n      paths:\n'
+    for ((i = 0; i < REGEX_N; i++)); do
+      if [[ $mode == rx ]]; then
+        printf '      - { path: "/svc%02d(/|$)(.*)", pathType: ImplementationSpecific, backend: { service: { name: backend, port: { number: 80 } } } }\n' "$i"
+      else
+        printf '      - { path: /svc%02d, pathType: Prefix, backend: { service: { name: backend, port: { number: 80 } } } }\n' "$i"
+      fi
+    done
+  } >"$d/regex.yaml"
+}
+regex_config() {  # KIND INST FILE (config_hook)
+  local kind=$1 inst=$2 f=$3 mode=${2##*-} i loc rules
+  case $kind in
+    phigate)
+      # The Ingress replaces the static catch-all route: no `routes:` section.
+      sed -i '/^routes:$/,$d' "$f"
+      ! grep -q '^routes:' "$f" || die "could not drop phigate's static routes"
+      write_regex_manifests "$TMP/$inst-k8s" "$mode"
+      printf 'ingress: { dir: "%s", debounce: 50ms }\n' "$TMP/$inst-k8s" >>"$f" ;;
+    nginx)
+      loc=$TMP/$inst/regex-locations.conf
+      {
+        for ((i = 0; i < REGEX_N; i++)); do
+          if [[ $mode == rx ]]; then
+            printf '    location ~* "^/svc%02d(/|$)(.*)" {\n      rewrite "(?i)^/svc%02d(/|$)(.*)" /$2 break;\n' "$i" "$i"
+          else
+            printf '    location /svc%02d {\n' "$i"
+          fi
+          printf '      proxy_pass http://b;\n      proxy_http_version 1.1;\n      proxy_set_header Connection "";\n'
+          printf '      proxy_set_header Host $http_host;\n      proxy_set_header X-Forwarded-For $remote_addr;\n'
+          printf '      proxy_set_header X-Forwarded-Proto $scheme;\n      proxy_set_header X-Forwarded-Host $host;\n'
+          printf '      proxy_set_header X-Forwarded-Port $server_port;\n      proxy_set_header X-Real-IP $remote_addr;\n'
+          printf '      proxy_set_header X-Request-Id $request_id;\n    }\n'
+        done
+        # No location matched: 404, as in the other proxies.
+        printf '    location / { return 404; }\n'
+      } >"$loc"
+      # The config's own `location / { ... }` block (up to its closing brace) is replaced by the include.
+      sed -i "/^    location \/ {\$/,/^    }\$/c\\    include $loc;" "$f"
+      grep -q "include $loc;" "$f" || die "could not add nginx's regex locations" ;;
+    haproxy)
+      rules=$TMP/$inst-rules.cfg
+      # One ACL `known` with REGEX_N patterns (OR): no match -> 404; then, for regex, one replace-path per
+      # location (each applies only where its pattern matches).
+      {
+        for ((i = 0; i < REGEX_N; i++)); do
+          if [[ $mode == rx ]]; then printf '  acl known path_reg -i ^/svc%02d(/|$)(.*)\n' "$i"; else printf '  acl known path_beg /svc%02d\n' "$i"; fi
+        done
+        printf '  http-request deny deny_status 404 unless known\n'
+        if [[ $mode == rx ]]; then
+          for ((i = 0; i < REGEX_N; i++)); do printf '  http-request replace-path (?i)^/svc%02d(/|$)(.*) /\\2\n' "$i"; done
+        fi
+        printf '  default_backend be\n'
+      } >"$rules"
+      # The rules go into the frontend in place of `default_backend be`.
+      sed -i -e "/^  default_backend be\$/r $rules" -e "/^  default_backend be\$/d" "$f"
+      grep -q 'deny_status 404' "$f" || die "could not add HAProxy's regex rules" ;;
+  esac
+}
+scenario_regex() {
+  local t r mode inst code i script=$TMP/regex-paths.lua
+  printf 'local i = 0\nrequest = function()\n  i = (i + 1) %% %d\n  return wrk.format(nil, string.format("/svc%%02d/item", i))\nend\n' "$REGEX_N" >"$script"
+  for t in "${TARGETS[@]}"; do
+    for mode in rx px; do
+      inst=$t-$mode
+      READY_PATH=/svc42/item start_proxy "$t" "$inst" "$KEY_KIND"
+      # / is a 404 here: start_proxy waits for /svc42/item instead (phigate: once its Ingress loaded).
+      code=""
+      for ((i = 0; i < 100; i++)); do
+        code=$(curl -sk --max-time 2 -o /dev/null -w '%{http_code}' "https://127.0.0.1:${PORT[$inst]}/svc42/item" 2>/dev/null || true)
+        [[ $code == 200 ]] && break
+        sleep 0.1
+      done
+      [[ $code == 200 ]] || die "[regex] $inst does not route /svc42/item (got ${code:-no answer})"
+      code=$(curl -sk --max-time 2 -o /dev/null -w '%{http_code}' "https://127.0.0.1:${PORT[$inst]}/other/item" 2>/dev/null || true)
+      [[ $code == 404 ]] || die "[regex] $inst answers /other/item with ${code:-nothing}, expected 404"
+      note regex "\"target\": \"$t\", \"variant\": \"$mode\", \"routes\": $REGEX_N, \"svc42_status\": 200, \"unknown_status\": 404"
+      log "[regex] $inst on ${PORT[$inst]}: /svc42/item 200, /other/item 404"
+      warmup "$inst" "https://127.0.0.1:${PORT[$inst]}/" -s "$script"
+    done
+  done
+  for ((r = 1; r <= REPEAT; r++)); do
+    for t in "${TARGETS[@]}"; do
+      for mode in px rx; do
+        inst=$t-$mode
+        wait_quiet
+        measure_wrk "$inst" "${PID[$inst]}" "$DURATION" "$TMP/wrk-regex-$inst-$r.txt" -t"$WRK_THREADS" -c"$CONNECTIONS" -s "$script" "https://127.0.0.1:${PORT[$inst]}/"
+        emit regex "$([[ $mode == rx ]] && echo regex || echo prefix)" "$t" "$r" "$(wrk_json)"
+        say_run regex "$mode" "$t" "$r" "$W_RPS req/s, p99 $W_P99 ms$(errs)"
+      done
+    done
+  done
+  for t in "${TARGETS[@]}"; do stop_proxy "$t-rx"; stop_proxy "$t-px"; done
 }
 
 for s in "${SCENARIOS[@]}"; do

@@ -49,7 +49,7 @@ def summarise(runs):
         scen = key[0]
         for r in rs:  # derived per-run figures
             if scen in ("keepalive", "handshake", "mtls", "mtls_handshake", "audit", "backend", "health",
-                        "backendtls"):
+                        "backendtls", "regex"):
                 r["per_core"] = per_core(r)
             elif scen == "resume":
                 r["per_core"] = per_core(r, count="connections")
@@ -147,6 +147,11 @@ def main():
     row("T TLS to backend p99 ms", "backendtls", "on", "p99_ms", "lower")
     row("T TLS backend conns per 1k req", "backendtls", "on", "backend_conns_per_1k", "info")
     row("T TLS backend CPU %", "backendtls", "on", "backend_cpu_pct", "info")
+    row("R 100 prefix locations req/s", "regex", "prefix", "rps", rng=True)
+    row("R 100 regex locations + rewrite req/s", "regex", "regex", "rps", rng=True)
+    row("R prefix req/s per core", "regex", "prefix", "per_core")
+    row("R regex + rewrite req/s per core", "regex", "regex", "per_core")
+    row("R regex + rewrite p99 ms", "regex", "regex", "p99_ms", "lower")
 
     # Derived per-target ratios (log on/off, mTLS/plain).
     derived = {}
@@ -157,7 +162,8 @@ def main():
                                  ("mtls_handshake", "mtls", "plain", "per_core"),
                                  ("mtls_handshake", "mtls", "plain", "rps"),
                                  ("health", "on", "off", "rps"), ("health", "on", "off", "per_core"),
-                                 ("backendtls", "on", "off", "rps"), ("backendtls", "on", "off", "per_core")):
+                                 ("backendtls", "on", "off", "rps"), ("backendtls", "on", "off", "per_core"),
+                                 ("regex", "regex", "prefix", "rps"), ("regex", "regex", "prefix", "per_core")):
             x, y = get(scen, on, t, m), get(scen, off, t, m)
             if x is not None and y:
                 d[f"{scen}_{on}/{off}_{m}"] = x / y
