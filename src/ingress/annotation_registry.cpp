@@ -109,7 +109,8 @@ constexpr auto kRegistry = std::to_array<AnnotationInfo>({
         kRangeDifference)),
     supported(
         "app-root", [](std::string_view v, Context& c) { return parse_app_root(v, c.policy.regex); }, "rewrite",
-        "a request for \"/\" of the host gets 302 to this path (per host, first Ingress wins)",
+        "a request for \"/\" of the host gets 302 to this path (per host: from the Ingress whose path is \"/\", "
+        "else the first that sets it)",
         "answered after the access checks (a refused client gets 403, not the redirect); needs a route that "
         "matches \"/\""),
     refused("auth-always-set-cookie", {}, "auth", kAuth, kAuthPlanned),
@@ -374,7 +375,8 @@ constexpr auto kRegistry = std::to_array<AnnotationInfo>({
               },
               "affinity", "the cookie's Max-Age, in seconds (1 s to 10 years)"),
     supported("session-cookie-name", parse_cookie_name, "affinity", "the cookie's name (a token)"),
-    supported("session-cookie-path", parse_cookie_path, "affinity", "the cookie's Path"),
+    supported("session-cookie-path", parse_cookie_path, "affinity",
+              "the cookie's Path (default: the route's path; for a regex path, its literal prefix)"),
     supported("session-cookie-samesite", parse_cookie_samesite, "affinity", "Strict, Lax or None"),
     supported("session-cookie-secure",
               [](std::string_view v, Context& c) { return parse_bool(v, c.policy.session_cookie_secure); },

@@ -1151,7 +1151,7 @@ upstream::Pick H2Stream::begin_attempt(AttemptPlan& plan, const upstream::Cluste
   set_cookie_.clear();
   if (picked.set_cookie) {
     set_cookie_ = extra_fields_;
-    upstream::append_affinity_cookie(set_cookie_, cluster, picked.index, req_->route->path);
+    upstream::append_affinity_cookie(set_cookie_, cluster, picked.index, req_->route->affinity_cookie_path());
   }
   upstream::attempt_started(plan.balancer, picked.index);
   return picked;

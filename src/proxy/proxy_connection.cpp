@@ -579,7 +579,7 @@ net::awaitable<bool> ProxyConnection::proxy_request(InFlight& f) {
     f.set_cookie.clear();
     if (picked.set_cookie) {
       f.set_cookie = extra_fields_;
-      upstream::append_affinity_cookie(f.set_cookie, cluster, picked.index, r.route->path);
+      upstream::append_affinity_cookie(f.set_cookie, cluster, picked.index, r.route->affinity_cookie_path());
     }
     upstream::attempt_started(balancer, picked.index);
     const auto attempt_start = plan.by_latency ? Clock::now() : Clock::time_point{};

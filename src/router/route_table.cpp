@@ -85,6 +85,12 @@ RouteTable RouteTable::build(const std::vector<config::RouteSpec>& routes, confi
         continue;
       }
       Route route{r.host, p.path, p.type, target++, (r.host.empty() ? "*" : r.host) + " " + p.path, p.policy};
+      if (regex) {
+        // A cookie's Path is literal: a regex route's affinity cookie gets the pattern's literal
+        // prefix ("/api(/|$)(.*)" → "/api"), not the pattern text.
+        const auto lit = config::regex_literal_prefix(p.path);
+        route.cookie_path = lit.empty() ? "/" : std::string(lit);
+      }
       if (regex && p.policy->regex.rewrites(p.path)) {
         // Null when the path is no valid RE2 pattern: its Ingress is failed closed (503).
         route.rewrite =
@@ -110,7 +116,13 @@ void RouteTable::finish_bucket(HostRoutes& h, const std::vector<Route>& routes, 
     const auto& p = routes[i].policy;
     return p != nullptr && p->regex.regex_path(routes[i].path);
   };
+  // app-root answers "/" only: it is taken from the route that owns "/" on the host when there is
+  // one (another Ingress with a deeper path cannot redirect the root it does not own), else from
+  // the first live route that sets it.
+  const auto root = std::find_if(h.members.begin(), h.members.end(),
+                                 [&](std::uint32_t i) { return routes[i].path == "/"; });
   for (const auto i : h.members) {
+    if (root != h.members.end() && i != *root) continue;
     const auto& p = routes[i].policy;
     if (p != nullptr && p->fail_closed.empty() && !p->regex.app_root.empty()) {
       h.app_root = p->regex.app_root;

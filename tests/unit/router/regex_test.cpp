@@ -149,6 +149,13 @@ TEST(RouteTableRegex, LiteralPrefix) {
   EXPECT_EQ(config::regex_literal_prefix("/ab+"), "/ab");
   EXPECT_EQ(config::regex_literal_prefix("/a.b"), "/a");
   EXPECT_EQ(config::regex_literal_prefix("/a|/b"), "/");
+  EXPECT_EQ(config::regex_literal_prefix("/a(x)|/b"), "/");
+  EXPECT_EQ(config::regex_literal_prefix("/a)|/b"), "/");  // unbalanced: top level again
+  // An alternation inside a group, escaped or in a class leaves the prefix before it.
+  EXPECT_EQ(config::regex_literal_prefix("/api(/|$)(.*)"), "/api");
+  EXPECT_EQ(config::regex_literal_prefix("/a\\|b"), "/a");
+  EXPECT_EQ(config::regex_literal_prefix("/a[|]b"), "/a");
+  EXPECT_EQ(config::regex_literal_prefix("/a[]|]b"), "/a");
   EXPECT_EQ(config::regex_literal_prefix("/plain"), "/plain");
 }
 
@@ -183,6 +190,34 @@ TEST(RouteTableRegex, AppRootIsPerBucketFromTheFirstLiveRoute) {
   EXPECT_EQ(t.app_root("a"), "/app1");
   EXPECT_EQ(t.app_root("b"), "");
   EXPECT_EQ(t.app_root("c"), "");
+}
+
+// app-root redirects "/": an Ingress with a deeper path cannot redirect a root another one owns.
+TEST(RouteTableRegex, AppRootComesFromTheRootsOwnerWhenThereIsOne) {
+  auto owner = std::make_shared<config::RoutePolicy>();
+  auto other = std::make_shared<config::RoutePolicy>();
+  other->regex.app_root = "/elsewhere";
+  auto owner_with = std::make_shared<config::RoutePolicy>();
+  owner_with->regex.app_root = "/app1";
+  const auto t = table({{"a", {path("/", owner)}, {}},
+                        {"a", {path("/y", other)}, {}},
+                        {"b", {path("/y", other)}, {}},
+                        {"b", {path("/", owner_with)}, {}}});
+  EXPECT_EQ(t.app_root("a"), "");
+  EXPECT_EQ(t.app_root("b"), "/app1");
+}
+
+// A cookie Path is literal: a regex route's affinity cookie is scoped to the pattern's literal
+// prefix, a plain route's to its path.
+TEST(RouteTableRegex, AffinityCookiePathOfARegexRouteIsItsLiteralPrefix) {
+  const auto t =
+      table({{"a",
+              {path("/api(/|$)(.*)", regex_policy("/$2"), PathType::ImplementationSpecific), path("/static")},
+              {}},
+             {"b", {path("/(.*)", regex_policy(), PathType::ImplementationSpecific)}, {}}});
+  EXPECT_EQ(t.match("a", "/api/x")->affinity_cookie_path(), "/api");
+  EXPECT_EQ(t.match("a", "/static/x")->affinity_cookie_path(), "/static");
+  EXPECT_EQ(t.match("b", "/z")->affinity_cookie_path(), "/");
 }
 
 std::string rewrite(std::string_view pattern, std::string_view target, std::string_view p,

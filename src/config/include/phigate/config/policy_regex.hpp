@@ -23,11 +23,37 @@ struct RegexPolicy {
   bool regex_path(std::string_view path) const noexcept { return use_regex || rewrites(path); }
 };
 
+/// Whether `pattern` has a `|` outside every group (not escaped, not in a character class): then
+/// no literal prefix is common to all its matches. An unbalanced `)` counts as top level again.
+inline bool regex_top_level_alternation(std::string_view pattern) noexcept {
+  int depth = 0;
+  bool in_class = false;
+  for (std::size_t i = 0; i < pattern.size(); ++i) {
+    const char c = pattern[i];
+    if (c == '\\') {
+      ++i;
+    } else if (in_class) {
+      in_class = c != ']';
+    } else if (c == '[') {
+      in_class = true;
+      if (i + 1 < pattern.size() && pattern[i + 1] == ']') ++i;  // "[]…]": ']' first is literal
+    } else if (c == '(') {
+      ++depth;
+    } else if (c == ')') {
+      depth = depth > 0 ? depth - 1 : 0;
+    } else if (c == '|' && depth == 0) {
+      return true;
+    }
+  }
+  return false;
+}
+
 /// The bytes of a regex path before its first metacharacter, less the one a quantifier makes
-/// optional: what an invalid regex path still claims (`/api/(?=x)` claims `/api/`). A pattern
-/// with an alternation anywhere claims only "/".
+/// optional: what an invalid regex path still claims (`/api/(?=x)` claims `/api/`), and the Path
+/// of a regex route's affinity cookie (`/api(/|$)(.*)` → `/api`). A pattern with a top-level
+/// alternation (`/a|/b`) has only "/".
 inline std::string_view regex_literal_prefix(std::string_view path) noexcept {
-  if (path.find('|') != std::string_view::npos) return path.substr(0, path.empty() ? 0 : 1);
+  if (regex_top_level_alternation(path)) return path.substr(0, path.empty() ? 0 : 1);
   std::size_t i = 0;
   for (; i < path.size(); ++i) {
     const char c = path[i];

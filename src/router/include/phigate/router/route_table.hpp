@@ -36,6 +36,9 @@ struct Route {
   /// fallback, in route order). Null: none.
   std::shared_ptr<const CanaryRule> canary{};
   std::size_t canary_target{};
+  std::string cookie_path{};  // Path of an affinity cookie when not `path` (a regex route's literal prefix)
+
+  std::string_view affinity_cookie_path() const noexcept { return cookie_path.empty() ? path : cookie_path; }
 };
 
 class RouteTable {
