@@ -106,8 +106,15 @@ RouteTable RouteTable::build(const std::vector<config::RouteSpec>& routes, confi
   }
   for (const auto& h : seen_hosts) finish_bucket(t.hosts_[h], t.routes_, diag);
   finish_bucket(t.default_host_, t.routes_, diag);
-  if (fallback)
+  if (fallback) {
     t.fallback_ = Route{"", fallback->path, fallback->type, target, "default backend", fallback->policy};
+    // An Ingress's spec.defaultBackend with rewrite-target: its "/" location rewrites as any other
+    // regex path (ingress-nginx: every target becomes the template).
+    if (const auto& p = fallback->policy; p != nullptr && p->regex.rewrites(fallback->path)) {
+      t.fallback_->rewrite =
+          Rewrite::compile(fallback->path, p->regex.rewrite_target, p->regex.x_forwarded_prefix);
+    }
+  }
   return t;
 }
 

@@ -207,6 +207,20 @@ TEST(RouteTableRegex, AppRootComesFromTheRootsOwnerWhenThereIsOne) {
   EXPECT_EQ(t.app_root("b"), "/app1");
 }
 
+// An Ingress defaultBackend with rewrite-target rewrites like any "/" regex location: every target
+// becomes the template (before: the route had no compiled rewrite, and every request got a 500).
+TEST(RouteTableRegex, DefaultBackendWithRewriteTargetRewrites) {
+  config::Diagnostics diag;
+  const auto t = RouteTable::build({{"a", {path("/x")}, {}}}, diag, path("/", regex_policy("/app", false)));
+  const auto* r = t.match("other", "/some/where");
+  ASSERT_NE(r, nullptr);
+  ASSERT_NE(r->rewrite, nullptr);
+  std::string target, prefix;
+  ASSERT_TRUE(r->rewrite->apply("/some/where", target, prefix));
+  EXPECT_EQ(target, "/app");
+  EXPECT_EQ(t.match("a", "/x")->rewrite, nullptr);
+}
+
 // A cookie Path is literal: a regex route's affinity cookie is scoped to the pattern's literal
 // prefix, a plain route's to its path.
 TEST(RouteTableRegex, AffinityCookiePathOfARegexRouteIsItsLiteralPrefix) {
