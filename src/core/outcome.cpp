@@ -42,6 +42,9 @@ constexpr std::array<OutcomeInfo, kOutcomeCount> kOutcomes{{
     {"overloaded", "denied", "overloaded", Party::Phigate, How::Unavailable, false},
     {"app_root_redirect", "redirected", "app-root", Party::Phigate, How::Redirected, true},
     {"rewrite_refused", "error", "rewrite-target", Party::Client, How::Invalid, false},
+    {"annotation_redirect", "redirected", "permanent-redirect/temporal-redirect", Party::Phigate,
+     How::Redirected, true},
+    {"www_redirect", "redirected", "from-to-www-redirect", Party::Phigate, How::Redirected, true},
 }};
 
 }  // namespace

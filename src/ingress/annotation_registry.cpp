@@ -9,6 +9,7 @@
 
 #include "annotations_canary_impl.hpp"
 #include "annotations_impl.hpp"
+#include "annotations_redirect.hpp"
 #include "annotations_rewrite.hpp"
 #include "phigate/config/loader.hpp"
 
@@ -84,10 +85,13 @@ constexpr std::string_view kNoWaf =
     "were protected, so it fails closed";
 constexpr std::string_view kCors = "no CORS headers are added and preflight requests reach the backend";
 constexpr std::string_view kCorsPlanned = "WP5: CORS";
-constexpr std::string_view kRedirectRefused =
-    "redirects are not implemented by phigate yet: the Ingress fails closed (served without the redirect, "
-    "its backend would answer requests its owner sent elsewhere)";
-constexpr std::string_view kRedirectPlanned = "WP3: redirects";
+constexpr std::string_view kRedirectDifference =
+    "codes 301, 302, 303, 307 and 308 only (others are an error, not silently defaulted); answered after "
+    "the access checks (a refused client gets 403, not the redirect); a path is made absolute with the "
+    "request's scheme and Host; no `$variables`";
+constexpr std::string_view kRedirectCodeDifference =
+    "301, 302, 303, 307 or 308 (anything else is an error: ingress-nginx silently uses the default, or "
+    "sends the URL as a body)";
 constexpr std::string_view kRangeDifference =
     "a CIDR with host bits set (\"10.0.0.1/8\") is refused as a likely typo";
 constexpr std::string_view kSecretDifference =
@@ -204,8 +208,13 @@ constexpr auto kRegistry = std::to_array<AnnotationInfo>({
     supported("force-ssl-redirect",
               [](std::string_view v, Context& c) { return parse_bool(v, c.policy.force_ssl_redirect); },
               "https", "\"true\": plain-HTTP requests are redirected to HTTPS (308) even without TLS hosts"),
-    unsupported("from-to-www-redirect", "redirect", "requests to the www/non-www twin host are not redirected",
-                kRedirectPlanned),
+    supported(
+        "from-to-www-redirect",
+        [](std::string_view v, Context& c) { return parse_bool(v, c.policy.redirect.from_to_www); }, "redirect",
+        "\"true\": requests for the host's www/non-www partner name (www.a.example ↔ a.example) get 308 to "
+        "https on the host, with the path and query; only while the partner has no routes of its own",
+        "always to https, the port written only when not 443, the path kept as sent (ingress-nginx drops one "
+        "trailing '/'); the partner name is answered with the default certificate unless a Secret lists it"),
     removed(refused("global-rate-limit", "0", "rate-limit", kRateLimit, kLimitsPlanned)),
     removed(refused("global-rate-limit-ignored-cidrs", "0", "rate-limit", kRateLimit, kLimitsPlanned)),
     removed(refused("global-rate-limit-key", "0", "rate-limit", kRateLimit, kLimitsPlanned)),
@@ -264,9 +273,15 @@ constexpr auto kRegistry = std::to_array<AnnotationInfo>({
     no_effect("modsecurity-transaction-id", "waf", "phigate has no web application firewall (ModSecurity)"),
     code_only(no_effect("opentelemetry-operation-name", "logging", "phigate does not export traces")),
     no_effect("opentelemetry-trust-incoming-span", "logging", "phigate does not export traces"),
-    refused("permanent-redirect", {}, "redirect", kRedirectRefused, kRedirectPlanned),
-    unsupported("permanent-redirect-code", "redirect", "the code of a redirect phigate does not make (its URL annotation fails closed)",
-                kRedirectPlanned),
+    supported(
+        "permanent-redirect",
+        [](std::string_view v, Context& c) { return parse_redirect_url(v, c.policy.redirect.permanent_url); },
+        "redirect", "every request of the Ingress's paths is answered with this URL (301 unless "
+        "permanent-redirect-code), empty body", kRedirectDifference),
+    supported(
+        "permanent-redirect-code",
+        [](std::string_view v, Context& c) { return parse_redirect_code(v, c.policy.redirect.permanent_code); },
+        "redirect", "the status of permanent-redirect", kRedirectCodeDifference),
     supported("phi", [](std::string_view v, Context& c) { return parse_bool(v, c.policy.phi); }, "audit",
               "\"true\": requests carry protected health information (audit records say so)", {},
               AnnotationOrigin::Phigate),
@@ -356,10 +371,22 @@ constexpr auto kRegistry = std::to_array<AnnotationInfo>({
     refused("satisfy", {}, "auth",
             "satisfy combines authentication rules phigate does not implement: the Ingress fails closed",
             kAuthPlanned),
-    unsupported("server-alias", "hosts", "the alias hosts are not served", "WP3: server-alias"),
+    supported(
+        "server-alias", [](std::string_view v, Context& c) { return parse_server_alias(v, c.policy.hosts); },
+        "hosts",
+        "more names for the Ingress's hosts: every path of the host, from every Ingress, is served under each "
+        "with the host's policies (client certificates, source ranges) and its certificate; the first Ingress "
+        "defining the host sets them",
+        "DNS names and \"*.suffix\" only (nginx `~regex` names are an error); an alias that is a host of its own "
+        "or another host's alias is dropped with a warning"),
     refused("server-snippet", {}, "snippet", kSnippet),
-    unsupported("service-upstream", "hosts", "endpoints are used, not the Service's cluster IP",
-                "WP3: service-upstream"),
+    supported(
+        "service-upstream",
+        [](std::string_view v, Context& c) { return parse_bool(v, c.policy.hosts.service_upstream); }, "hosts",
+        "\"true\": the Service's cluster IP and port is the one backend (kube-proxy balances), not its endpoints",
+        "a headless Service (no cluster IP), or a cluster IP that can never be a backend (link-local, metadata, "
+        "multicast), falls back to the endpoints with a warning; affinity and retries across endpoints have no "
+        "effect"),
     unsupported("session-cookie-change-on-failure", "affinity", "the cookie is kept when its endpoint fails"),
     unsupported("session-cookie-conditional-samesite-none", "affinity",
                 "SameSite=None is sent to every client"),
@@ -392,16 +419,26 @@ constexpr auto kRegistry = std::to_array<AnnotationInfo>({
               [](std::string_view v, Context& c) { return parse_bool(v, c.policy.ssl_redirect); }, "https",
               "\"false\": plain HTTP is served instead of redirected to HTTPS"),
     refused("stream-snippet", {}, "snippet", kSnippet),
-    refused("temporal-redirect", {}, "redirect", kRedirectRefused, kRedirectPlanned),
-    unsupported("temporal-redirect-code", "redirect", "the code of a redirect phigate does not make (its URL annotation fails closed)",
-                kRedirectPlanned),
+    supported(
+        "temporal-redirect",
+        [](std::string_view v, Context& c) { return parse_redirect_url(v, c.policy.redirect.temporal_url); },
+        "redirect", "every request of the Ingress's paths is answered with this URL (302 unless "
+        "temporal-redirect-code), empty body; wins over permanent-redirect", kRedirectDifference),
+    supported(
+        "temporal-redirect-code",
+        [](std::string_view v, Context& c) { return parse_redirect_code(v, c.policy.redirect.temporal_code); },
+        "redirect", "the status of temporal-redirect", kRedirectCodeDifference),
     supported("upstream-hash-by", parse_hash_by, "backend", "consistent hashing of requests to endpoints",
               "one variable from a closed list ($request_uri, $uri, $host, $remote_addr, "
               "$binary_remote_addr, $http_*, $cookie_*, $arg_*), no combinations"),
     unsupported("upstream-hash-by-subset", "backend", "hashing picks one endpoint, not a subset"),
     unsupported("upstream-hash-by-subset-size", "backend", "hashing picks one endpoint, not a subset"),
-    unsupported("upstream-vhost", "hosts", "the Host header is sent to the backend unchanged",
-                "WP3: upstream-vhost"),
+    supported(
+        "upstream-vhost", [](std::string_view v, Context& c) { return parse_upstream_vhost(v, c.policy.hosts); },
+        "hosts",
+        "the Host (HTTP/2 and gRPC: :authority) sent to the backend; X-Forwarded-Host stays the client's. "
+        "Without it the client's Host is sent unchanged (ingress-nginx's default; it has no preserve-host)",
+        "host[:port] only: nginx `$variables` are an error"),
     code_only(no_effect("use-port-in-redirects", "redirect", "only the form of a Location header")),
     supported(
         "use-regex", [](std::string_view v, Context& c) { return parse_use_regex(v, c.policy.regex); }, "rewrite",

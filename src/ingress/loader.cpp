@@ -397,6 +397,7 @@ void read_service(ObjectReader& r, const Node& obj, Service& s) {
   s.load_balancer = read_load_balancer(r, obj);
   const Node spec = r.map(obj, "spec", "");
   if (auto type = r.str(spec, "type", "spec"); type && !type->empty()) s.type = std::move(*type);
+  s.cluster_ip = r.str(spec, "clusterIP", "spec").value_or("");
   const Node ports = r.seq(spec, "ports", "spec");
   for (std::size_t i = 0; present(ports) && i < ports.size(); ++i) {
     const auto f = index("spec.ports", i);

@@ -214,6 +214,7 @@ class Translator {
           return it != claims_.end() && "Ingress " + it->second.owner == p.policy->resource;
         },
         spec_.canary_cross_namespace, diag_);
+    add_aliases();
     check_host_tls();
     out_.stats.ingresses = ingresses_.size();
     out_.stats.used = ours.size();
@@ -355,16 +356,55 @@ class Translator {
     return r;
   }
 
+  /// service-upstream: "clusterIP:port" of the Service (the port by number or name), or "" with
+  /// `why` set when there is none to use (headless, or an address never_a_backend refuses); "" and
+  /// no `why` when the Service or port is missing (resolve() reports that).
+  std::string cluster_backend(const std::string& ns, const ServiceBackend& b, std::string& why) const {
+    const auto svc_it = services_.find(ns + "/" + b.name);
+    if (svc_it == services_.end() || !svc_it->second->problems.empty()) return {};
+    const Service& svc = *svc_it->second;
+    const auto port = std::find_if(svc.ports.begin(), svc.ports.end(), [&](const ServicePort& p) {
+      return b.port_name.empty() ? p.port == b.port_number : p.name == b.port_name;
+    });
+    if (port == svc.ports.end() || svc.type == "ExternalName") return {};
+    const auto& ip = svc.cluster_ip;
+    if (ip.empty() || ip == "None") {
+      why = "Service " + ns + "/" + b.name + " has no cluster IP (headless)";
+      return {};
+    }
+    const bool v6 = ip.find(':') != std::string::npos;
+    if (!detail::is_ip_address(ip) || never_a_backend(ip, v6)) {
+      why = "Service " + ns + "/" + b.name + " has a cluster IP that cannot be a backend";
+      return {};
+    }
+    return (v6 ? "[" + ip + "]" : ip) + ":" + std::to_string(port->port);
+  }
+
   /// Backends for one path (or defaultBackend); a missing Service or port is reported and yields
   /// none: the route answers 503 until it appears, and the Ingress does not fail closed.
   std::vector<std::string> backends(const Ingress& ing, const IngressBackend& b, const std::string& field,
-                                    std::vector<std::string>* terminating = nullptr) {
+                                    std::vector<std::string>* terminating = nullptr,
+                                    bool service_upstream = false) {
     if (!b.service) {
       diag_.error(ing.origin.where(), b.line, field + ".resource",
                   "resource backends are not supported: the path answers 503", "Ingress " + ing.meta.key());
       return {};
     }
     if (b.service->name.empty()) return {};  // reported by the loader
+    if (service_upstream) {
+      std::string why;
+      auto ip = cluster_backend(ing.meta.ns, *b.service, why);
+      if (!ip.empty()) {
+        if (terminating != nullptr) terminating->clear();
+        return {std::move(ip)};
+      }
+      if (!why.empty()) {
+        diag_.warning(ing.origin.where(), ing.meta.annotations_line,
+                      "metadata.annotations." + annotation_key(ing, "service-upstream"),
+                      "backend " + b.service->name + ": " + why + ": its endpoints are used instead",
+                      "Ingress " + ing.meta.key());
+      }
+    }
     const auto& r = resolve(ing.meta.ns, *b.service);
     if (!r.error.empty()) {
       const auto port =
@@ -604,7 +644,8 @@ class Translator {
                           resource);
           }
         }
-        ps.backends = backends(ing, p.backend, pf + ".backend", &ps.terminating_backends);
+        ps.backends = backends(ing, p.backend, pf + ".backend", &ps.terminating_backends,
+                               policy.hosts.service_upstream);
         ps.service_host = service_host(ing, p.backend);
         hp.paths.push_back(std::move(ps));
         hp.fields.push_back(pf);
@@ -742,7 +783,8 @@ class Translator {
       d.path = "/";
       d.type = config::PathType::Prefix;
       d.where = {where, ing.default_backend->line};
-      d.backends = backends(ing, *ing.default_backend, "spec.defaultBackend", &d.terminating_backends);
+      d.backends = backends(ing, *ing.default_backend, "spec.defaultBackend", &d.terminating_backends,
+                            policy.hosts.service_upstream);
       d.service_host = service_host(ing, *ing.default_backend);
       if (ing.rules.empty()) {
         // ingress-nginx: an Ingress with a backend and no rules configures the catch-all server.
@@ -787,6 +829,66 @@ class Translator {
       route.where = r.path.where;
       route.paths.push_back(std::move(r.path));
       out_.routes.push_back(std::move(route));
+    }
+  }
+
+  /// server-alias, once every route (canaries and default roots included) is known: each alias of
+  /// a host serves copies of every RouteSpec of that host, from every Ingress, with the same
+  /// policies, so check_host_tls and the snapshot's host TLS policies give the alias exactly the
+  /// host's client-certificate and source-range policy (an alias is never a way around them).
+  /// The first Ingress to serve a host (precedence order) sets its aliases. An alias that is a host
+  /// of its own, the host itself or another host's alias is dropped with a warning (real hosts win).
+  void add_aliases() {
+    std::unordered_set<std::string> real;
+    for (const auto& r : out_.routes) real.insert(r.host);
+    std::map<std::string, std::vector<std::string>>
+        aliases_of;                                           // host → its aliases (ordered: stable output)
+    std::unordered_map<std::string, std::string> alias_host;  // alias → host
+    std::unordered_set<std::string> seen;
+    for (const auto& r : out_.routes) {
+      if (r.host.empty() || r.paths.empty() || !seen.insert(r.host).second) continue;
+      const auto& policy = r.paths.front().policy;
+      if (policy == nullptr || policy->hosts.aliases.empty()) continue;
+      const auto ing = by_resource_.find(policy->resource);
+      const auto field = ing != by_resource_.end()
+                             ? "metadata.annotations." + annotation_key(*ing->second, "server-alias")
+                             : std::string("metadata.annotations.server-alias");
+      for (const auto& a : policy->hosts.aliases) {
+        std::string why;
+        if (real.count(a) != 0) {
+          why = a == r.host ? "is the host itself" : "is a host of its own (served as itself)";
+        } else if (const auto it = alias_host.find(a); it != alias_host.end()) {
+          why = "is already an alias of host " + it->second;
+        }
+        if (!why.empty()) {
+          ++out_.stats.conflicts;
+          diag_.warning(r.where.file, r.where.line, field,
+                        "alias " + a + " of host " + r.host + " " + why + ": dropped", policy->resource);
+          continue;
+        }
+        alias_host.emplace(a, r.host);
+        aliases_of[r.host].push_back(a);
+      }
+    }
+    if (aliases_of.empty()) return;
+    const std::size_t n = out_.routes.size();
+    for (std::size_t i = 0; i < n; ++i) {
+      const auto it = aliases_of.find(out_.routes[i].host);
+      if (it == aliases_of.end()) continue;
+      for (const auto& a : it->second) {
+        config::RouteSpec copy = out_.routes[i];  // same PathSpecs: policies, canaries, backends
+        copy.host = a;
+        out_.routes.push_back(std::move(copy));
+      }
+    }
+    // The host's certificate serves its aliases too, unless a Secret lists the alias itself.
+    for (const auto& [host, list] : aliases_of) {
+      const auto cert = cert_host_.find(host);
+      if (cert == cert_host_.end()) continue;
+      for (const auto& a : list) {
+        if (cert_host_.try_emplace(a, cert->second).second)
+          out_.certificates[cert->second].hosts.push_back(a);
+      }
     }
   }
 

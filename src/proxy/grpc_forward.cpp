@@ -365,7 +365,7 @@ net::awaitable<void> forward_grpc(ClientStream& s, const Snapshot& snap, WorkerI
     f.upstream_attempts = static_cast<unsigned>(attempt) + 1;
     upstream::attempt_started(balancer, index);
     const auto connect_start = upstream::Clock::now();
-    auto opened = co_await worker.h2_pool().open(ep, cluster.tls.get(), head, r.host,
+    auto opened = co_await worker.h2_pool().open(ep, cluster.tls.get(), head, upstream_authority(r),
                                                  cluster.tls ? "https" : "http", false, t, s);
     if (auto* c = std::get_if<std::shared_ptr<upstream::H2Call>>(&opened)) {
       call = std::move(*c);

@@ -967,7 +967,7 @@ net::awaitable<void> H2Stream::serve() {
     facts_.outcome = decision->outcome;
     if (is_redirect(*decision) && !grpc_request_) {
       const int status = decision_status(*decision);
-      local_reply(status, redirect_body(status), r.location);
+      local_reply(status, redirect_body(*decision), r.location);
     } else {
       reply_error(decision->error);
     }

@@ -60,12 +60,14 @@ constexpr auto kPhases = std::to_array<PhaseEntry>({
     {"host", &phase::host},
     {"target", &phase::target},
     {"tls-policy", &phase::tls_policy},
+    {"www-redirect", &phase::www_redirect},
     {"route", &phase::route},
     {"plain-redirect", &phase::plain_redirect},
     {"client-cert-needs-tls", &phase::client_cert_needs_tls},
     {"no-route", &phase::no_route},
     {"access", &phase::access},
     {"fail-closed", &phase::fail_closed},
+    {"annotation-redirect", &phase::annotation_redirect},
     {"app-root", &phase::app_root},
     {"rewrite", &phase::rewrite},
     {"canary", &phase::canary},
@@ -286,6 +288,12 @@ bool is_redirect(const Decision& d) noexcept {
   return core::outcome_info(d.outcome).how == core::How::Redirected;
 }
 
+std::string redirect_body(const Decision& d) {
+  // permanent-redirect / temporal-redirect: nginx's `return <code> <url>` with an empty body.
+  if (d.outcome == Outcome::AnnotationRedirect) return {};
+  return redirect_body(decision_status(d));
+}
+
 std::string redirect_body(int status) {
   std::string body = std::to_string(status);
   body += ' ';
@@ -341,6 +349,8 @@ void count_outcome(metrics::WorkerShard& stats, core::Outcome o) noexcept {
       break;
     case Outcome::Redirected:
     case Outcome::AppRootRedirect:
+    case Outcome::AnnotationRedirect:
+    case Outcome::WwwRedirect:
       stats.redirects.inc();
       break;
     default:

@@ -63,6 +63,14 @@ int decision_status(const Decision& d) noexcept;
 bool is_redirect(const Decision& d) noexcept;
 /// The body of a redirect reply: "302 Found\n", "308 Permanent Redirect\n", ...
 std::string redirect_body(int status);
+/// The body of the reply to a redirect Decision: redirect_body(status), or empty for the
+/// annotation redirects (as nginx's `return`).
+std::string redirect_body(const Decision& d);
+
+/// "<scheme>://<Host as sent><path>" for a local redirect that keeps the client's Host (app-root,
+/// a relative permanent/temporal-redirect), or "" when the Host is not a plain hostname/IP[:port]
+/// (the host phase refused those already; checked again because the value goes into a header).
+std::string same_host_location(bool tls, std::string_view host, std::string_view path);
 
 /// "https://host[:port]target" for a Host value and a request target, or "" when the Host is
 /// not a plain hostname/IP (which would let a client inject into the Location header).
@@ -93,6 +101,9 @@ PhaseResult body_size(Request& r, const Snapshot& s, const ConnectionView& c);
 PhaseResult app_root(Request& r, const Snapshot& s, const ConnectionView& c);
 PhaseResult rewrite(Request& r, const Snapshot& s, const ConnectionView& c);
 PhaseResult canary(Request& r, const Snapshot& s, const ConnectionView& c);  // phases_canary.cpp
+// phases_redirect.cpp
+PhaseResult www_redirect(Request& r, const Snapshot& s, const ConnectionView& c);
+PhaseResult annotation_redirect(Request& r, const Snapshot& s, const ConnectionView& c);
 }  // namespace phase
 
 }  // namespace phigate::proxy::detail

@@ -15,22 +15,6 @@ using core::Outcome;
 
 namespace {
 
-/// "scheme://host[:port]app_root" with the Host as sent (port kept), or "" when the Host is not
-/// a plain hostname/IP[:port] (the host phase already refused those; checked again because the
-/// value goes into a header).
-std::string app_root_location(bool tls, std::string_view host, std::string_view root) {
-  if (host.empty()) return {};
-  for (char ch : host) {
-    const bool ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-                    ch == '-' || ch == '.' || ch == '[' || ch == ']' || ch == ':';
-    if (!ok) return {};
-  }
-  std::string loc = tls ? "https://" : "http://";
-  loc += host;
-  loc += root;
-  return loc;
-}
-
 bool safe_header_value(std::string_view v) {
   for (const char c : v) {
     if (c <= 0x20 || c >= 0x7f) return false;
@@ -53,7 +37,7 @@ PhaseResult app_root(Request& r, const Snapshot& s, const ConnectionView& c) {
   if (r.path != "/") return std::nullopt;
   const auto root = s.routes.app_root(r.host_norm);
   if (root.empty()) return std::nullopt;
-  r.location = app_root_location(c.tls, r.host, root);
+  r.location = same_host_location(c.tls, r.host, root);
   if (r.location.empty() || r.head.headers.count("host") != 1) {
     r.location.clear();
     return Decision{Outcome::HostHeader,

@@ -422,7 +422,7 @@ net::awaitable<bool> ProxyConnection::serve_one(InFlight& f) {
     rf.outcome = decision->outcome;
     if (is_redirect(*decision)) {
       const int status = decision_status(*decision);
-      co_return co_await reply(f, status, redirect_body(status), r.location, {}, decision->must_close);
+      co_return co_await reply(f, status, redirect_body(*decision), r.location, {}, decision->must_close);
     }
     co_return co_await reply_error(f, decision->error, decision->must_close);
   }

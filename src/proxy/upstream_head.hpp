@@ -10,8 +10,12 @@
 namespace phigate::proxy::detail {
 
 /// Edits `headers` for the upstream (X-Forwarded-Prefix of a rewrite replaces any, a trusted
-/// peer's included) and returns the target to send: the rewrite's, else the normalised target.
-/// The view lives as long as `r`.
+/// peer's included; upstream-vhost replaces Host) and returns the target to send: the rewrite's, else the
+/// normalised target. The view lives as long as `r`.
 std::string_view prepare_upstream_head(const Request& r, http::HeaderList& headers);
+
+/// The authority of an HTTP/2 request to the backend (gRPC's :authority): the route's
+/// upstream-vhost, else the client's Host. The view lives as long as `r`.
+std::string_view upstream_authority(const Request& r) noexcept;
 
 }  // namespace phigate::proxy::detail

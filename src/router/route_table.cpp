@@ -105,6 +105,21 @@ RouteTable RouteTable::build(const std::vector<config::RouteSpec>& routes, confi
     }
   }
   for (const auto& h : seen_hosts) finish_bucket(t.hosts_[h], t.routes_, diag);
+  // from-to-www-redirect, once every bucket is known: a partner name with routes of its own (or
+  // under a wildcard) is served, never redirected. Wildcard hosts have no partner.
+  for (const auto& h : seen_hosts) {
+    if (core::wildcard_suffix(h)) continue;
+    const auto& members = t.hosts_[h].members;
+    const bool wanted = std::any_of(members.begin(), members.end(), [&](std::uint32_t i) {
+      const auto& p = t.routes_[i].policy;
+      return p != nullptr && p->fail_closed.empty() && p->redirect.from_to_www;
+    });
+    if (!wanted) continue;
+    std::string partner = h.rfind("www.", 0) == 0 ? h.substr(4) : "www." + h;
+    core::to_lower_in_place(partner);
+    if (partner.empty() || t.hosts_.find(partner) != nullptr) continue;
+    t.www_redirect_.try_emplace(std::move(partner), normalize_host(h));  // the first host wins
+  }
   finish_bucket(t.default_host_, t.routes_, diag);
   if (fallback) {
     t.fallback_ = Route{"", fallback->path, fallback->type, target, "default backend", fallback->policy};
@@ -205,6 +220,12 @@ const RouteTable::HostRoutes* RouteTable::bucket_of(std::string_view h) const {
 std::string_view RouteTable::app_root(std::string_view host) const {
   const HostRoutes* b = bucket_of(host);
   return b != nullptr ? std::string_view(b->app_root) : std::string_view{};
+}
+
+std::string_view RouteTable::www_redirect(std::string_view host) const {
+  if (www_redirect_.empty() || hosts_.find(host) != nullptr) return {};
+  const auto it = www_redirect_.find(host);
+  return it != www_redirect_.end() ? std::string_view(it->second) : std::string_view{};
 }
 
 const Route* RouteTable::match_in(const HostRoutes& h, std::string_view path) const {

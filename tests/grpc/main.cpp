@@ -104,6 +104,8 @@ struct Conn {
                                                          {"content-type", "application/grpc"}};
     if (st.headers.count("te")) all.push_back({"x-saw-te", st.headers["te"]});
     if (st.headers.count("x-forwarded-for")) all.push_back({"x-saw-xff", st.headers["x-forwarded-for"]});
+    if (st.headers.count(":authority")) all.push_back({"x-saw-authority", st.headers[":authority"]});
+    if (st.headers.count("x-forwarded-host")) all.push_back({"x-saw-xfh", st.headers["x-forwarded-host"]});
     for (auto& f : fields) all.push_back(std::move(f));
     std::vector<nghttp2_nv> nva;
     for (auto& [k, v] : all) {

@@ -180,6 +180,21 @@ TEST_F(GrpcTest, GrpcBackendEndToEnd) {
   exercise(pg);
 }
 
+// upstream-vhost on a gRPC route: the backend's :authority is the annotation's, X-Forwarded-Host
+// the client's.
+TEST_F(GrpcTest, UpstreamVhostIsTheBackendsAuthority) {
+  auto b = start_grpc(false);
+  dir_.write("manifests/services.yaml", grpc_service_yaml("grpc", b.port));
+  dir_.write("manifests/ingress.yaml", ingress_yaml("grpc", "app.example", "grpc",
+                                                    "    nginx.ingress.kubernetes.io/backend-protocol: GRPC\n"
+                                                    "    nginx.ingress.kubernetes.io/upstream-vhost: grpc.internal\n"));
+  auto pg = start();
+  ASSERT_FALSE(h2_missing(pg)) << "phigate does not offer h2 to clients";
+  const auto unary = call(pg.https, true, "app.example", "/test.Echo/Unary", {"--message", "hello"});
+  EXPECT_NE(unary.find("\"x-saw-authority\": \"grpc.internal\""), std::string::npos) << unary;
+  EXPECT_NE(unary.find("\"x-saw-xfh\": \"app.example\""), std::string::npos) << unary;
+}
+
 TEST_F(GrpcTest, Http11ClientToAGrpcBackendIsRefused) {
   // The backend speaks HTTP/2 only: an HTTP/1.1 request is answered 503 by phigate, never sent
   // there in a protocol it would misread.

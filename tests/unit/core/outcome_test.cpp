@@ -76,6 +76,8 @@ TEST(OutcomeTable, DecisionsAndRulesAreTheAuditSchemas) {
       {Outcome::Overloaded, "denied", "overloaded"},
       {Outcome::AppRootRedirect, "redirected", "app-root"},
       {Outcome::RewriteRefused, "error", "rewrite-target"},
+      {Outcome::AnnotationRedirect, "redirected", "permanent-redirect/temporal-redirect"},
+      {Outcome::WwwRedirect, "redirected", "from-to-www-redirect"},
   };
   EXPECT_EQ(std::size(rows), kOutcomeCount);
   for (const auto& r : rows) {

@@ -10,8 +10,9 @@
 #include <string>
 #include <vector>
 
-#include "phigate/config/policy_regex.hpp"
 #include "phigate/config/policy_canary.hpp"
+#include "phigate/config/policy_redirect.hpp"
+#include "phigate/config/policy_regex.hpp"
 
 namespace phigate::config {
 
@@ -266,8 +267,10 @@ struct RoutePolicy {
 
   // --- upgrades (WebSocket) ---
 
-  RegexPolicy regex;  // use-regex, rewrite-target, app-root, x-forwarded-prefix
-  CanaryPolicy canary{};  // canary-* (policy_canary.hpp)
+  RegexPolicy regex;          // use-regex, rewrite-target, app-root, x-forwarded-prefix
+  CanaryPolicy canary{};      // canary-* (policy_canary.hpp)
+  RedirectPolicy redirect{};  // permanent/temporal redirects, from-to-www-redirect (policy_redirect.hpp)
+  HostsPolicy hosts{};        // upstream-vhost, server-alias, service-upstream (policy_redirect.hpp)
 };
 using RoutePolicyPtr = std::shared_ptr<const RoutePolicy>;
 

@@ -46,6 +46,8 @@ enum class Outcome : std::uint8_t {
   Overloaded,                 // 503: a per-worker cap was reached
   AppRootRedirect,            // 302: app-root, for "/"
   RewriteRefused,             // 400: rewrite-target produced an unsafe path
+  AnnotationRedirect,         // 301/302/303/307/308: permanent-redirect or temporal-redirect
+  WwwRedirect,                // 308: from-to-www-redirect, a partner name to its host
   kCount
 };
 

@@ -105,6 +105,7 @@ struct Service {
   Origin origin;
   ObjectMeta meta;
   std::string type = "ClusterIP";
+  std::string cluster_ip{};  // spec.clusterIP: "" when absent, "None" for a headless Service
   std::vector<ServicePort> ports;
   std::vector<std::string> problems;
   std::vector<std::string> load_balancer{};  // status.loadBalancer.ingress[]: each ip, else hostname
@@ -117,7 +118,7 @@ struct EndpointPort {
 
 struct Endpoint {
   std::vector<std::string> addresses;
-  bool ready = true;  // conditions.ready; absent means ready (API contract)
+  bool ready = true;         // conditions.ready; absent means ready (API contract)
   bool serving = true;       // conditions.serving; absent means serving
   bool terminating = false;  // conditions.terminating; absent means not terminating
 };

@@ -63,6 +63,12 @@ class RouteTable {
   /// definition order) of an Ingress that is not failed closed; "" when none.
   std::string_view app_root(std::string_view host) const;
 
+  /// ingress-nginx from-to-www-redirect: the host to redirect `host` (normalised) to, when a
+  /// live route of that host asked for it, `host` is its www/non-www partner ("www.a.example" ↔
+  /// "a.example"), and `host` has no bucket of its own (exact or wildcard: real hosts win); ""
+  /// otherwise.
+  std::string_view www_redirect(std::string_view host) const;
+
   /// Lower-cases and strips the port and a trailing dot: "App.Example.:8443" → "app.example".
   static std::string normalize_host(std::string_view host);
   /// The same into `out`, reusing its capacity (the hot path keeps one per connection).
@@ -89,6 +95,7 @@ class RouteTable {
   HostRoutes default_host_;
   bool has_default_ = false;
   std::optional<Route> fallback_;
+  core::StringMap<std::string> www_redirect_;  // partner name → the host that asked for it
 };
 
 }  // namespace phigate::router
