@@ -1251,7 +1251,8 @@ net::awaitable<void> H2Stream::forward_h1() {
                   status_ >= 500 ? upstream::AttemptResult::Status5xx : upstream::AttemptResult::Success);
       // Back to the pool only when the response ended exactly at its framing and the request
       // body was all sent.
-      link_.finish(rd.reusable(!link_.input().empty()) && (end_ || !has_body), Clock::now());
+      link_.finish(rd.reusable(!link_.input().empty()) && (end_ || !has_body) && !closes_upstream(r),
+                   Clock::now());
       co_return;
     }
     if (err->source == core::ErrorSource::Downstream) {
@@ -1362,7 +1363,7 @@ net::awaitable<void> H2Stream::forward_ws() {
   head.headers.add("Upgrade", "websocket");
   head.headers.add("Sec-WebSocket-Key", key);
   // GET on this hop only: `head` is the stream's own head_, whose CONNECT the audit record shows.
-  const auto upstream_target = prepare_upstream_head(r, head.headers);
+  const auto upstream_target = prepare_upstream_head(r, head.headers, UpstreamHop::Upgrade);
   std::string up_head;
   http::append_request_head(up_head, "GET", upstream_target, head.headers, http::Framing{});
 

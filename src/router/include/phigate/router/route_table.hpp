@@ -36,6 +36,12 @@ struct Route {
   /// fallback, in route order). Null: none.
   std::shared_ptr<const CanaryRule> canary{};
   std::size_t canary_target{};
+  /// The error backend (PathSpec::error_backend, default-backend): its cluster index, after every
+  /// canary, in route order. False: none.
+  bool has_error_backend = false;
+  std::size_t error_target{};
+  std::string service_name{};  // the path's Service and port (X-Service-Name, X-Service-Port)
+  std::string service_port{};
 };
 
 class RouteTable {
