@@ -99,8 +99,8 @@ constexpr std::string_view kCustomErrors =
     "upstream errors (502, 503, 504) with a listed code too";
 constexpr std::string_view kCustomErrorsDifference =
     "needs default-backend (there is no global error backend: without it errors pass through, with a "
-    "warning); phigate's refusals (403, 413, 421, a failed-closed 503) are never replaced; gRPC and "
-    "HTTP/2 clients get the answer unchanged";
+    "warning); phigate's refusals (403, 413, 421, a failed-closed 503) are never replaced; gRPC answers "
+    "are never replaced";
 constexpr std::string_view kTimeoutDifference = "1ms to 1h; a unit is accepted too (\"500ms\", \"2m\")";
 
 // Sorted by name (binary search; checked below). One row per name: a new ingress-nginx name or a

@@ -48,6 +48,28 @@ void set_error_page_fields(http::HeaderList& headers, const ErrorPageFields& f) 
   for (const auto& h : ours) headers.add(h.name, h.value);
 }
 
+ErrorPageFields error_page_fields(const Request& r, int code, std::string_view original_uri,
+                                  std::string_view request_id) {
+  ErrorPageFields e;
+  e.code = code;
+  if (const auto* accept = r.head.headers.find("accept")) e.format = *accept;
+  e.original_uri = original_uri;
+  if (r.policy != nullptr && r.policy->resource.rfind("Ingress ", 0) == 0) {
+    const std::string_view key = std::string_view(r.policy->resource).substr(8);
+    const auto slash = key.find('/');
+    if (slash != std::string_view::npos) {
+      e.ns = key.substr(0, slash);
+      e.ingress = key.substr(slash + 1);
+    }
+  }
+  if (r.route != nullptr) {
+    e.service = r.route->service_name;
+    e.service_port = r.route->service_port;
+  }
+  e.request_id = request_id;
+  return e;
+}
+
 void append_error_page_head(std::string& out, std::string_view method, std::string_view host,
                             std::string_view forwarded_for, const ErrorPageFields& f) {
   http::HeaderList h;

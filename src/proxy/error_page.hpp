@@ -7,6 +7,7 @@
 
 #include "phigate/config/spec.hpp"
 #include "phigate/http/headers.hpp"
+#include "request.hpp"
 
 namespace phigate::proxy::detail {
 
@@ -34,6 +35,10 @@ bool replaces_status(const config::RoutePolicy* policy, int status, bool own) no
 inline bool intercepts(const config::RoutePolicy* policy, int status) noexcept {
   return replaces_status(policy, status, false);
 }
+
+/// The fields for request `r` (its Ingress, route Service and port, Accept), views into `r`.
+ErrorPageFields error_page_fields(const Request& r, int code, std::string_view original_uri,
+                                  std::string_view request_id);
 
 /// Replaces whatever the client sent under the X-* names above by ours, in `headers` (the original
 /// request sent to the default-backend when its path has no ready endpoint). A client cannot

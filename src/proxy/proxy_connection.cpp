@@ -792,28 +792,6 @@ net::awaitable<bool> ProxyConnection::serve_error_page(InFlight& f, int code, co
   co_return co_await reply(f, code, body, {}, extra_fields_, !ex_.request_complete());
 }
 
-ErrorPageFields ProxyConnection::error_page_fields(const Request& r, int code, std::string_view original_uri,
-                                                   std::string_view request_id) {
-  ErrorPageFields e;
-  e.code = code;
-  if (const auto* accept = r.head.headers.find("accept")) e.format = *accept;
-  e.original_uri = original_uri;
-  if (r.policy != nullptr && r.policy->resource.rfind("Ingress ", 0) == 0) {
-    const std::string_view key = std::string_view(r.policy->resource).substr(8);
-    const auto slash = key.find('/');
-    if (slash != std::string_view::npos) {
-      e.ns = key.substr(0, slash);
-      e.ingress = key.substr(slash + 1);
-    }
-  }
-  if (r.route != nullptr) {
-    e.service = r.route->service_name;
-    e.service_port = r.route->service_port;
-  }
-  e.request_id = request_id;
-  return e;
-}
-
 void ProxyConnection::set_client_cert_headers(http::HeaderList& headers, const config::RoutePolicy* policy) {
   // Whatever the client sent under these names is forged: only we may set them.
   headers.remove_if([](const http::Header& h) {

@@ -96,8 +96,6 @@ class ProxyConnection final : public ConnectionCore, private upstream::Deadline 
   /// default-backend: the path has no usable endpoint; the original request goes to the error
   /// backend with X-Code: 503 (and the other X-* fields).
   net::awaitable<bool> proxy_to_error_backend(InFlight& f, std::string_view upstream_target);
-  static ErrorPageFields error_page_fields(const Request& r, int code, std::string_view original_uri,
-                                           std::string_view request_id);
   /// After a 101 to an upgrade: splices client and upstream byte for byte until either side ends
   /// (tunnel.cpp). True when the connection may carry on (never: a tunnel ends the connection).
   net::awaitable<bool> tunnel(InFlight& f, const upstream::Timeouts& t);

@@ -60,6 +60,16 @@ class ErrorsTest : public AuditTest {
     args.push_back(https_url(pg, path));
     return curl(pg, args).out;
   }
+  /// `--next` and the options curl() sets that --next resets (same connection when they match).
+  std::vector<std::string> next(const Phigate& pg, const std::string& protocol = "--http1.1") const {
+    return {"--next", "-i",        "--cacert",
+            ca_.cert, "--resolve", "app.example:" + std::to_string(pg.https) + ":127.0.0.1",
+            protocol};
+  }
+  static std::vector<std::string> cat(std::vector<std::string> a, const std::vector<std::string>& b) {
+    a.insert(a.end(), b.begin(), b.end());
+    return a;
+  }
   static std::string status_of(const std::string& out) { return out.size() >= 12 ? out.substr(9, 3) : out; }
   /// Every upstream answer of the error backend from now on has this status (0: its own default).
   void error_backend_status(int status) {
@@ -107,7 +117,7 @@ TEST_F(ErrorsTest, ListedStatusIsReplacedByTheErrorBackendsPage) {
   EXPECT_EQ(record_header(e, "X-Service-Name"), "svc-main");
   EXPECT_EQ(record_header(e, "X-Service-Port"), "80");
   EXPECT_FALSE(record_header(e, "X-Request-ID").empty());
-  EXPECT_EQ(record_header(e, "Host"), "app.example");
+  EXPECT_EQ(record_header(e, "Host").rfind("app.example:", 0), 0u);  // the client's Host
 
   // 404 too; HEAD stays HEAD.
   const auto head = fetch(pg, "/missing?status=404", {"-I"});
@@ -146,11 +156,12 @@ TEST_F(ErrorsTest, ErrorBackendsListedStatusIsNotInterceptedAgain) {
 TEST_F(ErrorsTest, InterceptedBodyNeverReachesTheClientNorPoisonsThePool) {
   ingress(errors_annotations("500"));
   auto pg = start();
-  const auto out =
-      curl(pg, {"-i", "--data-binary", std::string(kMarker),
-                https_url(pg, "/leak?status=500&echo=1&overlong=1&stray=same"), "--next", "-i",
-                https_url(pg, "/after?bytes=5"), "--next", "-i", https_url(pg, "/big?status=500&bytes=1m")})
-          .out;
+  auto args = cat({"-i", "--data-binary", std::string(kMarker),
+                   https_url(pg, "/leak?status=500&echo=1&overlong=1&stray=same")},
+                  next(pg));
+  args = cat(cat(args, {https_url(pg, "/after?bytes=5")}), next(pg));
+  args.push_back(https_url(pg, "/big?status=500&bytes=1m"));
+  const auto out = curl(pg, args).out;
   EXPECT_EQ(out.find(kMarker), std::string::npos) << out.substr(0, 2000);
   EXPECT_NE(out.find("abcde"), std::string::npos) << "the next request got its own answer";
   EXPECT_EQ(out.find("abcdefghijklmnopqrstuvwxyz0123456789abcdefghijklmnopqrstuvwxyz0123456789a"),
@@ -250,13 +261,29 @@ TEST_F(ErrorsTest, RefusalsAreNeverRendered) {
   EXPECT_TRUE(requests(*main_).empty());
 }
 
-// HTTP/2 clients get the backend's answer unchanged (a documented difference).
-TEST_F(ErrorsTest, Http2PassesErrorsThrough) {
-  ingress(errors_annotations("503"));
+// HTTP/2 clients (streams to HTTP/1.1 backends) get the page too: a listed 500 whose body is
+// someone's PHI never reaches them either, and the next stream gets its own answer.
+TEST_F(ErrorsTest, Http2ClientsGetThePageAndNeverTheBody) {
+  ingress(errors_annotations("500"));
   auto pg = start();
-  const auto out = fetch(pg, "/?status=503", {"--http2"});
-  EXPECT_NE(out.find(" 503"), std::string::npos) << out;
-  EXPECT_TRUE(requests(*errors_).empty());
+  error_backend_status(503);
+  auto args = cat({"--http2", "-i", "--data-binary", std::string(kMarker),
+                   https_url(pg, "/leak?status=500&echo=1&overlong=1")},
+                  next(pg, "--http2"));
+  args.push_back(https_url(pg, "/after?bytes=5"));
+  const auto out = curl(pg, args).out;
+  EXPECT_EQ(out.find(kMarker), std::string::npos) << out;
+  EXPECT_NE(out.find("HTTP/2 503"), std::string::npos) << out;
+  EXPECT_NE(out.find("abcde"), std::string::npos) << out;
+  const auto reqs = requests(*errors_);
+  ASSERT_EQ(reqs.size(), 1u);
+  EXPECT_EQ(record_header(reqs[0], "X-Code"), "500");
+  EXPECT_EQ(record_header(reqs[0], "X-Original-URI"), "/leak?status=500&echo=1&overlong=1");
+  const auto audit = stop_and_read_audit(pg);
+  int n = 0;
+  for (const auto& rec : audit) n += has(rec, "/leak") ? 1 : 0;
+  EXPECT_EQ(n, 1);
+  EXPECT_TRUE(has(find(audit, "/leak"), "\"error_page\":500")) << find(audit, "/leak");
 }
 
 // connection-proxy-header: close: every request on one client connection reaches the backend on a

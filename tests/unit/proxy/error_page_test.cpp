@@ -125,5 +125,33 @@ TEST(ErrorPage, FieldsMayViewIntoTheHeadersTheyReplace) {
   EXPECT_EQ(*h.find("accept"), accept);
 }
 
+TEST(ErrorPage, FieldsFromTheRequestsIngressRouteAndAccept) {
+  http::MessageHead head;
+  head.method = "GET";
+  head.headers.add("Accept", "text/html");
+  Request r(head);
+  config::RoutePolicy p;
+  p.resource = "Ingress shop/web";
+  router::Route route;
+  route.service_name = "svc-main";
+  route.service_port = "http";
+  r.policy = &p;
+  r.route = &route;
+  const auto f = error_page_fields(r, 404, "/a", "rid");
+  EXPECT_EQ(f.code, 404);
+  EXPECT_EQ(f.format, "text/html");
+  EXPECT_EQ(f.original_uri, "/a");
+  EXPECT_EQ(f.ns, "shop");
+  EXPECT_EQ(f.ingress, "web");
+  EXPECT_EQ(f.service, "svc-main");
+  EXPECT_EQ(f.service_port, "http");
+  EXPECT_EQ(f.request_id, "rid");
+  // A static route (no Ingress): no namespace or name.
+  p.resource.clear();
+  const auto s = error_page_fields(r, 404, "/a", "rid");
+  EXPECT_TRUE(s.ns.empty());
+  EXPECT_TRUE(s.ingress.empty());
+}
+
 }  // namespace
 }  // namespace phigate::proxy::detail
