@@ -174,6 +174,25 @@ TEST_F(ErrorsTest, InterceptedBodyNeverReachesTheClientNorPoisonsThePool) {
   EXPECT_EQ(requests(*errors_).size(), 2u);
 }
 
+// A misbehaving error backend (silent past the read timeout): the client gets phigate's own answer
+// with the intercepted status, never the intercepted body, and one audit record.
+TEST_F(ErrorsTest, SilentErrorBackendFallsBackToPhigatesOwnAnswer) {
+  ingress(errors_annotations("500", std::string(kN) + "proxy-read-timeout: \"1\"\n"));
+  auto pg = start();
+  const auto stall = run({"curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}",
+                          "http://" + errors_->address() + "/__control?stall_ms=3000"});
+  ASSERT_EQ(stall.out, "200") << stall.err;
+  const auto out = fetch(pg, "/slow?status=500&echo=1", {"--data-binary", std::string(kMarker)});
+  EXPECT_EQ(status_of(out), "500") << out;
+  EXPECT_EQ(out.find(kMarker), std::string::npos) << out;
+  EXPECT_EQ(out.find("X-Upstream-Name"), std::string::npos) << out;
+  const auto audit = stop_and_read_audit(pg);
+  int n = 0;
+  for (const auto& rec : audit) n += has(rec, "/slow") ? 1 : 0;
+  EXPECT_EQ(n, 1);
+  EXPECT_TRUE(has(find(audit, "/slow"), "error_page_unavailable")) << find(audit, "/slow");
+}
+
 // Malicious client: it cannot choose X-Code or any field the error backend trusts, nor the
 // error backend itself (an annotation of its Ingress names it; nothing in the request does).
 TEST_F(ErrorsTest, ClientCannotForgeTheErrorBackendsFields) {
