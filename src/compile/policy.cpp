@@ -141,6 +141,25 @@ void backend_tls(CompiledPolicy& out, config::Diagnostics& diag) {
       p.canary = nullptr;
     }
   }
+  // Error backends (default-backend), in route order, after the canaries (Route::error_target).
+  // One whose TLS policy cannot be met (upstream.tls.require) is detached: error pages are then
+  // phigate's own answers, and an intercepted backend answer is still never let through.
+  for (auto& r : out.config.routes) {
+    for (auto& p : r.paths) {
+      if (!p.error_backend) continue;
+      auto eb = *p.error_backend;
+      add(eb);
+      if (eb.policy == nullptr || eb.policy->fail_closed.empty() ||
+          (p.policy != nullptr && !p.policy->fail_closed.empty()))
+        continue;
+      out.backend_tls.pop_back();
+      diag.warning(eb.where.file, eb.where.line, "metadata.annotations.default-backend",
+                   "the error backend cannot be used (" + eb.policy->fail_closed +
+                       "): error pages are phigate's own answers",
+                   eb.policy->resource);
+      p.error_backend = nullptr;
+    }
+  }
 }
 
 /// Client-certificate and cipher settings are per host (ingress-nginx applies them to the server
@@ -275,6 +294,11 @@ void access_lists(CompiledPolicy& out, config::Diagnostics& diag) {
   for (const auto& r : out.config.routes) {
     for (const auto& p : r.paths) {
       if (p.canary) add(*p.canary);  // unused (the access phase checks the main's), keeps the order
+    }
+  }
+  for (const auto& r : out.config.routes) {
+    for (const auto& p : r.paths) {
+      if (p.error_backend) add(*p.error_backend);  // unused, keeps the order
     }
   }
   const auto& cfg = out.config;

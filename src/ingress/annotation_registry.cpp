@@ -96,6 +96,15 @@ constexpr std::string_view kRangeDifference =
     "a CIDR with host bits set (\"10.0.0.1/8\") is refused as a likely typo";
 constexpr std::string_view kSecretDifference =
     "the Secret must be in the Ingress's own namespace (as allow-cross-namespace-resources: false)";
+constexpr std::string_view kCustomErrors =
+    "a backend answer with a listed status (400 to 599) is dropped unseen and replaced by the "
+    "default-backend Service's answer to GET / (HEAD stays HEAD) with X-Code, X-Format, X-Original-URI, "
+    "X-Namespace, X-Ingress-Name, X-Service-Name, X-Service-Port and X-Request-ID; phigate's own "
+    "upstream errors (502, 503, 504) with a listed code too";
+constexpr std::string_view kCustomErrorsDifference =
+    "needs default-backend (there is no global error backend: without it errors pass through, with a "
+    "warning); phigate's refusals (403, 413, 421, a failed-closed 503) are never replaced; gRPC answers "
+    "are never replaced";
 constexpr std::string_view kTimeoutDifference = "1ms to 1h; a unit is accepted too (\"500ms\", \"2m\")";
 
 // Sorted by name (binary search; checked below). One row per name: a new ingress-nginx name or a
@@ -176,8 +185,11 @@ constexpr auto kRegistry = std::to_array<AnnotationInfo>({
     unsupported("client-body-buffer-size", "buffering", "request bodies are streamed, not buffered",
                 "WP6: request buffering"),
     refused("configuration-snippet", {}, "snippet", kSnippet),
-    unsupported("connection-proxy-header", "buffering", "the Connection header to the backend is not changed",
-                "WP6: connection-proxy-header"),
+    supported("connection-proxy-header", parse_connection_proxy_header, "backend",
+              "close: Connection: close to the backend, and that backend connection is not reused; "
+              "keep-alive: no change (phigate keeps backend connections alive anyway)",
+              "never applied to WebSocket upgrades, which keep Connection: upgrade (a warning says so); "
+              "other values are an error"),
     unsupported("cors-allow-credentials", "cors", kCors, kCorsPlanned),
     unsupported("cors-allow-headers", "cors", kCors, kCorsPlanned),
     unsupported("cors-allow-methods", "cors", kCors, kCorsPlanned),
@@ -186,15 +198,17 @@ constexpr auto kRegistry = std::to_array<AnnotationInfo>({
     unsupported("cors-max-age", "cors", kCors, kCorsPlanned),
     unsupported("custom-headers", "headers", "no response headers are added from a ConfigMap",
                 "WP5: custom-headers"),
-    unsupported("custom-http-errors", "errors", "backend error responses are passed on unchanged",
-                "WP6: custom-http-errors"),
-    unsupported("default-backend", "errors", "paths without a ready endpoint answer 503, not another backend",
-                "WP6: default-backend"),
+    supported("custom-http-errors", parse_custom_http_errors, "errors", kCustomErrors, kCustomErrorsDifference),
+    supported("default-backend", parse_default_backend, "errors",
+              "a Service of the Ingress's namespace (its first port): the error backend of custom-http-errors, "
+              "and where a request goes, with X-Code: 503, when its path has no ready endpoint",
+              "requests over HTTP/2 whose path has no ready endpoint get 503 (only HTTP/1 goes to it)"),
     supported("denylist-source-range",
               [](std::string_view v, Context& c) { return parse_ranges(v, c.policy.deny_source_ranges); },
               "access", "client addresses refused (403)", kRangeDifference),
-    code_only(unsupported("disable-proxy-intercept-errors", "errors",
-                          "backend error responses are passed on unchanged", "WP6: custom-http-errors")),
+    code_only(supported("disable-proxy-intercept-errors", parse_disable_intercept_errors, "errors",
+                        "\"true\": backend answers pass unchanged; phigate's own upstream errors (502, 503, 504) "
+                        "with a listed code still get the error page")),
     no_effect("enable-access-log", "logging",
               "the audit log records every request; it cannot be turned off per Ingress"),
     unsupported("enable-cors", "cors", kCors, kCorsPlanned),
@@ -299,8 +313,10 @@ constexpr auto kRegistry = std::to_array<AnnotationInfo>({
                 "WP5: proxy-cookie-*"),
     unsupported("proxy-cookie-path", "headers", "Set-Cookie Path attributes are passed on unchanged",
                 "WP5: proxy-cookie-*"),
-    unsupported("proxy-http-version", "backend", "phigate speaks HTTP/1.1 to HTTP backends",
-                "WP6: proxy-http-version"),
+    supported("proxy-http-version", parse_proxy_http_version, "backend",
+              "\"1.1\": what phigate speaks to HTTP backends (no change); \"1.0\" is handled as an unsupported "
+              "annotation (a warning, or the Ingress fails closed under ingress.unsupported_annotations: "
+              "fail_closed); other values are an error"),
     no_effect("proxy-max-temp-file-size", "buffering", "responses stream through fixed buffers"),
     supported("proxy-next-upstream",
               [](std::string_view v, Context& c) {

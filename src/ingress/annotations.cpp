@@ -450,7 +450,7 @@ bool is_canary(const std::map<std::string, std::string>& annotations) {
 ParsedAnnotations parse_annotations(const std::map<std::string, std::string>& annotations,
                                     std::string_view ns, const AnnotationOptions& options) {
   ParsedAnnotations out;
-  AnnotationContext c{out.policy, ns, false, {}, {}};
+  AnnotationContext c{out.policy, ns, false, {}, {}, {}};
   const auto problem = [&](config::Severity sev, const std::string& key, const std::string& value,
                            std::string message) {
     out.problems.push_back({sev, key, quote_value(value), std::move(message)});
@@ -518,8 +518,19 @@ ParsedAnnotations parse_annotations(const std::map<std::string, std::string>& an
     switch (a->support) {
       case Support::Supported:
       case Support::SupportedWithDifferences:
+        c.unsupported_value.clear();
         if (auto message = a->parse(v, c); !message.empty()) {
           problem(config::Severity::Error, key, kv->second, std::move(message));
+        } else if (!c.unsupported_value.empty()) {
+          // A valid value asking for what phigate lacks: as an Unsupported row.
+          if (fail_unsupported) {
+            refuse(key, kv->second,
+                   "unsupported value (" + c.unsupported_value + ")" + std::string(kFailUnsupported));
+          } else {
+            problem(config::Severity::Warning, key, kv->second,
+                    "unsupported value, ignored: " + c.unsupported_value);
+            unhonoured(key, Support::Unsupported, c.unsupported_value);
+          }
         } else if (a->support == Support::SupportedWithDifferences) {
           unhonoured(key, a->support, a->difference);
         }
@@ -637,6 +648,21 @@ ParsedAnnotations parse_annotations(const std::map<std::string, std::string>& an
                    "the backend is plain HTTP (backend-protocol is not HTTPS or GRPCS)");
       }
     }
+  }
+  // connection-proxy-header: close is never applied to a WebSocket upgrade (ingress-nginx's would
+  // break it): said out loud, since its owner may count on every backend connection closing.
+  if (const auto* kv = key_of("connection-proxy-header"); kv != nullptr && p.connection_close) {
+    out.not_enforced.push_back(
+        {kv->first, "is not applied to WebSocket upgrades: they keep Connection: upgrade to the backend"});
+  }
+  // custom-http-errors need an error backend: phigate has no global one, only default-backend.
+  if (const auto* kv = key_of("custom-http-errors");
+      kv != nullptr && !p.custom_http_errors.empty() && p.default_backend.empty()) {
+    out.not_enforced.push_back(
+        {kv->first,
+         "has no effect: custom-http-errors has no error backend (no default-backend annotation): "
+         "errors pass through"});
+    unhonoured(kv->first, Support::NoEffect, "no default-backend annotation: errors pass through");
   }
   // allowlist- and whitelist- are two names of one list (ingress-nginx renamed it): merge them.
   for (auto* list : {&c.allowlist, &c.whitelist}) {

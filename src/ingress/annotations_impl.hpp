@@ -23,6 +23,10 @@ struct AnnotationContext {
   bool verify_client_set = false;
   std::vector<std::string> allowlist;
   std::vector<std::string> whitelist;
+  /// Set by a parser whose value is valid but asks for what phigate lacks (proxy-http-version
+  /// "1.0"): that annotation is then handled as Unsupported (a warning, or an error under
+  /// ingress.unsupported_annotations: fail_closed). Cleared before each parser runs.
+  std::string unsupported_value{};
 };
 
 /// The parsers' own name for it (an AnnotationParser is `std::string (*)(std::string_view, Context&)`).
@@ -65,5 +69,11 @@ std::string parse_health_threshold(std::string_view v, std::optional<unsigned>& 
 std::string parse_health_duration(std::string_view v, config::Duration min,
                                   std::optional<config::Duration>& out,
                                   config::Duration max = std::chrono::hours(1));
+// annotations_upstream.cpp
+std::string parse_proxy_http_version(std::string_view v, AnnotationContext& c);
+std::string parse_connection_proxy_header(std::string_view v, AnnotationContext& c);
+std::string parse_custom_http_errors(std::string_view v, AnnotationContext& c);
+std::string parse_default_backend(std::string_view v, AnnotationContext& c);
+std::string parse_disable_intercept_errors(std::string_view v, AnnotationContext& c);
 
 }  // namespace phigate::ingress::detail

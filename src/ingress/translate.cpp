@@ -530,6 +530,51 @@ class Translator {
                   "Ingress " + owner);
   }
 
+  /// The default-backend annotation's Service (its first port, as ingress-nginx takes it) as the
+  /// paths' error backend: plain HTTP, the Ingress's timeouts, nothing else of its policy. A
+  /// missing Service or port is reported and yields no endpoints: error pages are then phigate's
+  /// own (an intercepted answer is never let through). Null when the annotation is not set.
+  std::shared_ptr<const config::PathSpec> resolve_error_backend(const Ingress& ing,
+                                                                const config::RoutePolicy& policy) {
+    if (policy.default_backend.empty()) return nullptr;
+    const auto field = "metadata.annotations." + annotation_key(ing, "default-backend");
+    const auto resource = "Ingress " + ing.meta.key();
+    auto eb = std::make_shared<config::PathSpec>();
+    eb->path = "/";
+    eb->where = {ing.origin.where(), ing.meta.annotations_line};
+    eb->service_host = policy.default_backend + "." + ing.meta.ns + ".svc";
+    eb->service_name = policy.default_backend;
+    auto pol = std::make_shared<config::RoutePolicy>();
+    pol->resource = resource;
+    pol->fail_closed = policy.fail_closed;
+    pol->phi = policy.phi;
+    pol->connect_timeout = policy.connect_timeout;
+    pol->send_timeout = policy.send_timeout;
+    pol->read_timeout = policy.read_timeout;
+    pol->next_upstream = 0;  // one try: the error page is a best effort over phigate's own answer
+    eb->policy = std::move(pol);
+    const auto svc = services_.find(ing.meta.ns + "/" + policy.default_backend);
+    if (svc == services_.end() || svc->second->ports.empty()) {
+      diag_.error(ing.origin.where(), ing.meta.annotations_line, field,
+                  "Service " + ing.meta.ns + "/" + policy.default_backend +
+                      (svc == services_.end() ? " not found" : " has no port") +
+                      ": error pages and requests without a ready endpoint get phigate's own answer",
+                  resource);
+      return eb;
+    }
+    const auto& port = svc->second->ports.front();
+    eb->service_port = std::to_string(port.port);
+    const auto& r = resolve(ing.meta.ns, ServiceBackend{policy.default_backend, port.port, {}});
+    if (!r.error.empty()) {
+      diag_.error(ing.origin.where(), ing.meta.annotations_line, field,
+                  r.error + ": error pages and requests without a ready endpoint get phigate's own answer",
+                  resource);
+    }
+    eb->backends = r.backends;
+    eb->terminating_backends = r.terminating;
+    return eb;
+  }
+
   void add(const Ingress& ing) {
     const auto key = ing.meta.key();
     const auto where = ing.origin.where();
@@ -647,6 +692,12 @@ class Translator {
         ps.backends = backends(ing, p.backend, pf + ".backend", &ps.terminating_backends,
                                policy.hosts.service_upstream);
         ps.service_host = service_host(ing, p.backend);
+        if (p.backend.service) {
+          ps.service_name = p.backend.service->name;
+          ps.service_port = p.backend.service->port_name.empty()
+                                ? std::to_string(p.backend.service->port_number)
+                                : p.backend.service->port_name;
+        }
         hp.paths.push_back(std::move(ps));
         hp.fields.push_back(pf);
       }
@@ -732,6 +783,7 @@ class Translator {
     }
 
     policy.fail_closed = fail;
+    const auto error_backend = resolve_error_backend(ing, policy);
     const auto plain = std::make_shared<const config::RoutePolicy>(policy);
     config::RoutePolicyPtr tls;
     const auto policy_for = [&](const std::string& host) {
@@ -772,6 +824,7 @@ class Translator {
         claim_app_root(hp.host, policy.regex.app_root, ing, key);
       for (std::size_t k = 0; k < hp.paths.size(); ++k) {
         hp.paths[k].policy = p;
+        hp.paths[k].error_backend = error_backend;
         claim(hp.host, hp.paths[k], ing, key, hp.fields[k]);
       }
       route.paths = std::move(hp.paths);

@@ -329,7 +329,7 @@ net::awaitable<void> forward_grpc(ClientStream& s, const Snapshot& snap, WorkerI
   http::set_forwarding_headers(head.headers,
                                {r.client_ip, false, "https", r.host, 0, f.request_id, r.client_ip});
   head.headers.remove("x-forwarded-port");  // the stream does not tell the local port
-  head.target = prepare_upstream_head(r, head.headers);
+  head.target = prepare_upstream_head(r, head.headers, UpstreamHop::Grpc);
   // gRPC requires te: trailers (hop-by-hop in HTTP/1.1, the one TE value HTTP/2 allows).
   head.headers.set("te", "trailers");
 

@@ -10,6 +10,7 @@
 
 #include "balance_input.hpp"
 #include "client_stream.hpp"
+#include "error_page.hpp"
 #include "grpc_forward.hpp"
 #include "phases.hpp"
 #include "phigate/core/assert.hpp"
@@ -316,6 +317,8 @@ class H2Stream final : public ClientStream {
   std::uint64_t attempt_sent_ = 0;
   std::uint16_t retry_statuses_ = 0;
   int status_retry_ = 0;
+  const config::RoutePolicy* intercept_ = nullptr;  // custom-http-errors live on this attempt
+  int intercepted_ = 0;  // the attempt's answer was dropped for an error page: its status
   int status_ = 0;
   std::string_view reason_;
   bool end_ = false;       // the client's request is complete
@@ -384,6 +387,9 @@ class H2Stream final : public ClientStream {
   /// answer early and then reset with NO_ERROR once the response is out.
   net::awaitable<void> end_early();
   net::awaitable<void> forward_h1();
+  /// custom-http-errors: the page for `code` from the route's error backend, else phigate's own
+  /// answer with that status (`own`: phigate's error, replied as such). Nothing was sent yet.
+  net::awaitable<void> serve_error_page(int code, const Error* own);
   net::awaitable<std::optional<Error>> send_request(const upstream::Timeouts& t, std::string_view head,
                                                     http::Framing framing);
   net::awaitable<std::optional<Error>> relay_response(const upstream::Timeouts& t,
@@ -1106,6 +1112,11 @@ net::awaitable<std::optional<Error>> H2Stream::relay_response(const upstream::Ti
         status_retry_ = status;
         co_return Error::upstream(ErrorKind::UpstreamReset, Retryable::No, "retried on status");
       }
+      if (intercept_ != nullptr && intercepts(intercept_, status)) {
+        // custom-http-errors: dropped unseen; its body is never read (the connection is discarded).
+        intercepted_ = status;
+        co_return Error::upstream(ErrorKind::UpstreamReset, Retryable::No, "intercepted");
+      }
       c_.worker_.stats().count_response(status);
       facts_.upstream_first_byte = Clock::now() - up_sent_;
       // By reference: the backend's fields go from its parsed head to nghttp2 without a copy.
@@ -1219,6 +1230,8 @@ net::awaitable<void> H2Stream::forward_h1() {
           plan.status_retry_possible(has_body)
               ? static_cast<std::uint16_t>(plan.rs.when & ~(upstream::kNextError | upstream::kNextTimeout))
               : 0;
+      intercepted_ = 0;
+      intercept_ = r.policy;
       if (has_body) {
         err = co_await send_request(t, up_head, framing);
       } else if (client_gone()) {
@@ -1239,6 +1252,7 @@ net::awaitable<void> H2Stream::forward_h1() {
         err = co_await relay_response(t, rd);
       }
       retry_statuses_ = 0;
+      intercept_ = nullptr;
     }
     // A reset (or the connection lost) cancels the upstream wait under way: whatever error that
     // left is the client's doing, never reported against the endpoint.
@@ -1251,7 +1265,8 @@ net::awaitable<void> H2Stream::forward_h1() {
                   status_ >= 500 ? upstream::AttemptResult::Status5xx : upstream::AttemptResult::Success);
       // Back to the pool only when the response ended exactly at its framing and the request
       // body was all sent.
-      link_.finish(rd.reusable(!link_.input().empty()) && (end_ || !has_body), Clock::now());
+      link_.finish(rd.reusable(!link_.input().empty()) && (end_ || !has_body) && !closes_upstream(r),
+                   Clock::now());
       co_return;
     }
     if (err->source == core::ErrorSource::Downstream) {
@@ -1264,6 +1279,14 @@ net::awaitable<void> H2Stream::forward_h1() {
       } else {
         reply_error(*err);
       }
+      co_return;
+    }
+    if (intercepted_ != 0) {
+      // custom-http-errors: its unread body must never meet another request: the connection goes.
+      plan.report(picked.index, intercepted_ >= 500 ? upstream::AttemptResult::Status5xx
+                                                    : upstream::AttemptResult::Success);
+      link_.discard();
+      co_await serve_error_page(std::exchange(intercepted_, 0), nullptr);
       co_return;
     }
     upstream::AttemptEnd end;
@@ -1289,9 +1312,80 @@ net::awaitable<void> H2Stream::forward_h1() {
     if (!head_sent_ && plan.stale_retry(end)) continue;
     if (plan.retry(!head_sent_ && upstream::next_upstream_allows(plan.rs, end))) continue;
     facts_.outcome = core::outcome_of(*err);
+    // custom-http-errors: phigate's own upstream error with a listed code gets the page too.
+    if (!head_sent_ && replaces_status(r.policy, err->status(), true)) {
+      co_await serve_error_page(err->status(), &*err);
+      co_return;
+    }
     reply_error(*err);  // 502/504, or a reset once the head went out
     co_return;
   }
+}
+
+net::awaitable<void> H2Stream::serve_error_page(int code, const Error* own) {
+  auto& worker = c_.worker_;
+  auto& r = *req_;
+  if (own != nullptr) reason_ = own->reason();
+  set_cookie_.clear();  // an affinity cookie for the main's endpoint has nothing to do with the page
+  if (r.route != nullptr && r.route->has_error_backend && !client_gone()) {
+    const auto* xff = r.head.headers.find("x-forwarded-for");
+    const auto* rid = r.head.headers.find("x-request-id");
+    const std::string request_id = rid != nullptr ? *rid : request_id_;
+    std::string page_head;
+    append_error_page_head(page_head, r.head.method, r.host, xff != nullptr ? std::string_view(*xff) : "",
+                           error_page_fields(r, code, r.target, request_id));
+    const auto index = r.route->error_target;
+    const auto& cluster = snap_->clusters[index];
+    const upstream::Timeouts t{r.limits.connect, r.limits.send, r.limits.read};
+    AttemptPlan plan(worker, cluster, r, "GET", index);
+    // Two tries at most: the second only after a stale pooled connection.
+    for (int attempt = 0; attempt < 2; ++attempt) {
+      const auto picked = plan.next();
+      if (picked.index == upstream::kNoEndpoint) break;
+      const auto& ep = cluster.endpoints[picked.index];
+      fired_[kUpSend] = fired_[kUpRead] = false;
+      http::H1ResponseReader rd(parser_limits(snap_->config->limits), r.head.method == "HEAD");
+      std::optional<Error> err;
+      if (!link_.take_pooled(ep, attempt, worker.now(), cluster.tls.get())) {
+        err = co_await link_.connect(ep, t, *this, cluster.tls.get());
+        disarm_upstream();
+      }
+      if (client_gone()) err = Error::downstream(ErrorKind::ClientClosed, "stream reset");
+      if (!err) {
+        up_sent_ = Clock::now();
+        auto [ec, n] = co_await link_.send(page_head, t, *this);
+        attempt_sent_ = n;
+        disarm_upstream();
+        err = reset_ ? Error::downstream(ErrorKind::ClientClosed, "stream reset")
+                     : link_.sent(ec, Retryable::OnlyIfReused, *this);
+        if (!err) err = co_await relay_response(t, rd);  // intercept_ is null: never intercepted again
+      }
+      if (!err) {
+        plan.report(picked.index, upstream::AttemptResult::Success);
+        link_.finish(rd.reusable(!link_.input().empty()), Clock::now());
+        facts_.error_page = code;
+        co_return;
+      }
+      const bool stale =
+          link_.reused() && !link_.got_bytes() && !head_sent_ && err->source == core::ErrorSource::Upstream;
+      if (err->source == core::ErrorSource::Upstream) plan.report(picked.index, attempt_result(*err));
+      link_.discard();
+      if (err->source == core::ErrorSource::Downstream || head_sent_) {
+        facts_.error_page = code;
+        reason_ = err->reason();
+        if (head_sent_ && !reset_) reset(http::kH2Cancel);
+        co_return;
+      }
+      if (!stale) break;
+    }
+  }
+  // phigate's own answer with the same status: the replaced answer never shows.
+  if (own != nullptr) {
+    reply_error(*own);
+    co_return;
+  }
+  reason_ = "error_page_unavailable";
+  local_reply(code, std::to_string(code) + " " + http::reason_phrase(code) + "\n", {});
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1362,7 +1456,7 @@ net::awaitable<void> H2Stream::forward_ws() {
   head.headers.add("Upgrade", "websocket");
   head.headers.add("Sec-WebSocket-Key", key);
   // GET on this hop only: `head` is the stream's own head_, whose CONNECT the audit record shows.
-  const auto upstream_target = prepare_upstream_head(r, head.headers);
+  const auto upstream_target = prepare_upstream_head(r, head.headers, UpstreamHop::Upgrade);
   std::string up_head;
   http::append_request_head(up_head, "GET", upstream_target, head.headers, http::Framing{});
 

@@ -3,6 +3,7 @@
 #include <sys/socket.h>
 
 #include "balance_input.hpp"
+#include "error_page.hpp"
 #include "h2_connection.hpp"
 #include "phigate/core/log.hpp"
 #include "phigate/http/forwarding.hpp"
@@ -530,6 +531,13 @@ net::awaitable<std::optional<Error>> ProxyConnection::relay_response(InFlight& f
         status_retry_ = status;
         co_return Error::upstream(ErrorKind::UpstreamReset, Retryable::No, "retried on status");
       }
+      if (intercept_ != nullptr && intercepts(intercept_, status)) {
+        // custom-http-errors: the same spot, the same rule: nothing of this answer was written to
+        // the client, and its body is never read (the connection is discarded, never pooled).
+        out_.clear();
+        intercepted_ = status;
+        co_return Error::upstream(ErrorKind::UpstreamReset, Retryable::No, "intercepted");
+      }
       worker_.stats().count_response(status);
       f.status = status;
       f.facts.upstream_first_byte = Clock::now() - f.up_sent;
@@ -558,7 +566,8 @@ net::awaitable<bool> ProxyConnection::proxy_request(InFlight& f) {
   set_client_cert_headers(head.headers, r.policy);
   http::set_forwarding_headers(head.headers, {peer_ip_, peer_trusted(), tls_ ? "https" : "http", r.host,
                                               local_port_, f.request_id, r.client_ip});
-  const auto upstream_target = prepare_upstream_head(r, head.headers);
+  const auto upstream_target = prepare_upstream_head(
+      r, head.headers, ex_.upgrade_requested() ? UpstreamHop::Upgrade : UpstreamHop::Http1);
   up_head_.clear();
   ex_.append_upstream_head(up_head_, upstream_target);
   const upstream::Timeouts t{r.limits.connect, r.limits.send, r.limits.read};
@@ -568,8 +577,13 @@ net::awaitable<bool> ProxyConnection::proxy_request(InFlight& f) {
   for (int attempt = 0;; ++attempt) {
     const auto picked = plan.next();
     if (picked.index == upstream::kNoEndpoint) {
+      // ingress-nginx: a path whose Service has no active endpoint is served by its default-backend.
+      if (attempt == 0 && r.route != nullptr && r.route->has_error_backend)
+        co_return co_await proxy_to_error_backend(f, upstream_target);
       const auto err = Error::upstream(ErrorKind::NoHealthyEndpoint, Retryable::No);
       f.facts.outcome = core::outcome_of(err);
+      if (replaces_status(r.policy, err.status(), true))
+        co_return co_await serve_error_page(f, err.status(), &err);
       co_return co_await reply_error(f, err, !ex_.request_complete());
     }
     const auto& ep = cluster.endpoints[picked.index];
@@ -604,12 +618,15 @@ net::awaitable<bool> ProxyConnection::proxy_request(InFlight& f) {
           plan.status_retry_possible(head.has_body())
               ? static_cast<std::uint16_t>(plan.rs.when & ~(upstream::kNextError | upstream::kNextTimeout))
               : 0;
+      intercepted_ = 0;
+      intercept_ = r.policy;
       err = co_await send_request(f, t);
       if (!err) {
         relayed = true;
         err = co_await relay_response(f, t);
       }
       retry_statuses_ = 0;
+      intercept_ = nullptr;
     }
     upstream::attempt_ended(balancer, picked.index, latency(), !err);
     if (!err) {
@@ -618,9 +635,18 @@ net::awaitable<bool> ProxyConnection::proxy_request(InFlight& f) {
       if (ex_.upgraded()) co_return co_await tunnel(f, t);
       // Back to the pool only when both messages ended exactly at their framing; a byte left over
       // closes it (Link::finish counts it as unsolicited).
-      link_.finish(ex_.upstream_reusable(!link_.input().empty()), Clock::now());
+      // connection-proxy-header: close: this connection served its one request.
+      link_.finish(ex_.upstream_reusable(!link_.input().empty()) && !closes_upstream(r), Clock::now());
       disarm();
       co_return ex_.client_keep_alive() && !close_after_response_ && !worker_.draining();
+    }
+    if (intercepted_ != 0) {
+      // custom-http-errors: the answer was dropped unseen; its unread body must never meet another
+      // request, so the connection goes.
+      plan.report(picked.index, intercepted_ >= 500 ? upstream::AttemptResult::Status5xx
+                                                    : upstream::AttemptResult::Success);
+      link_.discard();
+      co_return co_await serve_error_page(f, std::exchange(intercepted_, 0), nullptr);
     }
     upstream::AttemptEnd end;
     end.idempotent = plan.idempotent;
@@ -656,8 +682,114 @@ net::awaitable<bool> ProxyConnection::proxy_request(InFlight& f) {
       f.reason = err->reason();
       co_return false;
     }
+    // custom-http-errors: phigate's own upstream error with a listed code gets the page too.
+    if (err->source == core::ErrorSource::Upstream && replaces_status(r.policy, err->status(), true))
+      co_return co_await serve_error_page(f, err->status(), &*err);
     co_return co_await reply_error(f, *err, !ex_.request_complete());
   }
+}
+
+net::awaitable<std::optional<Error>> ProxyConnection::error_backend_exchange(InFlight& f,
+                                                                             std::string_view head,
+                                                                             bool with_body) {
+  const auto& r = *f.req;
+  const auto index = r.route->error_target;
+  const auto& cluster = req_snap_->clusters[index];
+  const upstream::Timeouts t{r.limits.connect, r.limits.send, r.limits.read};
+  AttemptPlan plan(worker_, cluster, r, with_body ? std::string_view(r.head.method) : "GET", index);
+  std::optional<Error> err;
+  // Two tries at most: the second only after a stale pooled connection, nothing of a body read.
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    const auto picked = plan.next();
+    if (picked.index == upstream::kNoEndpoint) {
+      if (!err) err = Error::upstream(ErrorKind::NoHealthyEndpoint, Retryable::No);
+      break;
+    }
+    const auto& ep = cluster.endpoints[picked.index];
+    timed_out_ = false;
+    if (with_body) {
+      f.facts.upstream = ep.key;
+      f.facts.upstream_attempts = static_cast<unsigned>(attempt) + 1;
+    }
+    err.reset();
+    if (!link_.take_pooled(ep, attempt, worker_.now(), cluster.tls.get())) {
+      err = co_await link_.connect(ep, t, *this, cluster.tls.get());
+    }
+    if (!err) {
+      f.up_sent = Clock::now();
+      attempt_sent_ = 0;
+      up_out_ = head;
+      err = with_body ? co_await send_request(f, t) : co_await flush_upstream(t, Retryable::OnlyIfReused);
+      if (!err) err = co_await relay_response(f, t);  // intercept_ is null: never intercepted again
+    }
+    if (!err) {
+      plan.report(picked.index,
+                  f.status >= 500 ? upstream::AttemptResult::Status5xx : upstream::AttemptResult::Success);
+      if (!ex_.upgraded())
+        link_.finish(ex_.upstream_reusable(!link_.input().empty()) && !closes_upstream(r), Clock::now());
+      co_return std::nullopt;
+    }
+    const bool stale = link_.reused() && !link_.got_bytes() && !ex_.response_head_sent() &&
+                       (!with_body || !r.head.has_body()) && err->source == core::ErrorSource::Upstream;
+    if (err->source == core::ErrorSource::Upstream) plan.report(picked.index, attempt_result(*err));
+    link_.discard();
+    if (!stale) break;
+  }
+  co_return err;
+}
+
+net::awaitable<bool> ProxyConnection::proxy_to_error_backend(InFlight& f, std::string_view upstream_target) {
+  auto& r = *f.req;
+  const std::string request_id(f.request_id);
+  // The original request, with X-Code: 503 and the fields the default-backend is told; whatever
+  // the client sent under those names is replaced.
+  set_error_page_fields(r.head.headers, error_page_fields(r, 503, {}, request_id));
+  up_head_.clear();
+  ex_.append_upstream_head(up_head_, upstream_target);
+  f.facts.error_page = 503;
+  f.set_cookie.clear();
+  const auto err = co_await error_backend_exchange(f, up_head_, true);
+  if (!err) {
+    if (ex_.upgraded()) co_return co_await tunnel(f, {r.limits.connect, r.limits.send, r.limits.read});
+    disarm();
+    co_return ex_.client_keep_alive() && !close_after_response_ && !worker_.draining();
+  }
+  f.facts.outcome = core::outcome_of(*err);
+  if (ex_.response_head_sent() || (err->source == core::ErrorSource::Downstream && err->status() == 0)) {
+    f.reason = err->reason();
+    co_return false;
+  }
+  co_return co_await reply_error(f, *err, !ex_.request_complete());
+}
+
+net::awaitable<bool> ProxyConnection::serve_error_page(InFlight& f, int code, const Error* own) {
+  auto& r = *f.req;
+  if (own != nullptr) f.reason = own->reason();
+  f.set_cookie.clear();  // an affinity cookie for the main's endpoint has nothing to do with the page
+  if (r.route != nullptr && r.route->has_error_backend) {
+    const auto* xff = r.head.headers.find("x-forwarded-for");
+    const auto* rid = r.head.headers.find("x-request-id");
+    const std::string request_id = rid != nullptr ? *rid : std::string(f.request_id);
+    std::string page_head;
+    append_error_page_head(page_head, r.head.method, r.host, xff != nullptr ? std::string_view(*xff) : "",
+                           error_page_fields(r, code, r.target, request_id));
+    f.facts.error_page = code;
+    const auto err = co_await error_backend_exchange(f, page_head, false);
+    if (!err) {
+      disarm();
+      co_return ex_.client_keep_alive() && !close_after_response_ && !worker_.draining();
+    }
+    if (ex_.response_head_sent() || (err->source == core::ErrorSource::Downstream && err->status() == 0)) {
+      f.reason = err->reason();
+      co_return false;  // part of the page went out, or the client went away
+    }
+    f.facts.error_page = 0;
+  }
+  // phigate's own answer with the same status: the replaced answer never shows.
+  if (own != nullptr) co_return co_await reply_error(f, *own, !ex_.request_complete());
+  f.reason = "error_page_unavailable";
+  const std::string body = std::to_string(code) + " " + http::reason_phrase(code) + "\n";
+  co_return co_await reply(f, code, body, {}, extra_fields_, !ex_.request_complete());
 }
 
 void ProxyConnection::set_client_cert_headers(http::HeaderList& headers, const config::RoutePolicy* policy) {

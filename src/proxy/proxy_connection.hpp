@@ -10,6 +10,7 @@
 
 #include "audit_events.hpp"
 #include "connection_core.hpp"
+#include "error_page.hpp"
 #include "phases.hpp"
 #include "phigate/http/exchange.hpp"
 #include "phigate/net/buffer.hpp"
@@ -83,6 +84,18 @@ class ProxyConnection final : public ConnectionCore, private upstream::Deadline 
   net::awaitable<std::optional<core::Error>> send_request(InFlight& f, const upstream::Timeouts& t);
   net::awaitable<std::optional<core::Error>> relay_response(InFlight& f, const upstream::Timeouts& t);
   net::awaitable<std::optional<core::Error>> flush_upstream(const upstream::Timeouts& t, core::Retryable r);
+  /// custom-http-errors: answers the request with its route's error backend's page for `code`
+  /// (GET /, X-Code…), or, when that backend cannot answer, with phigate's own `code` reply
+  /// (`own`: phigate's error, replied as such). Nothing of the request's answer reached the client.
+  net::awaitable<bool> serve_error_page(InFlight& f, int code, const core::Error* own);
+  /// One exchange with the route's error backend (Route::error_target): `head` sent (with
+  /// `with_body`, the client's body after it), the answer relayed, the connection pooled or
+  /// discarded. A second try only after a stale pooled connection. nullopt: relayed.
+  net::awaitable<std::optional<core::Error>> error_backend_exchange(InFlight& f, std::string_view head,
+                                                                    bool with_body);
+  /// default-backend: the path has no usable endpoint; the original request goes to the error
+  /// backend with X-Code: 503 (and the other X-* fields).
+  net::awaitable<bool> proxy_to_error_backend(InFlight& f, std::string_view upstream_target);
   /// After a 101 to an upgrade: splices client and upstream byte for byte until either side ends
   /// (tunnel.cpp). True when the connection may carry on (never: a tunnel ends the connection).
   net::awaitable<bool> tunnel(InFlight& f, const upstream::Timeouts& t);
@@ -138,9 +151,11 @@ class ProxyConnection final : public ConnectionCore, private upstream::Deadline 
   std::uint64_t attempt_sent_ = 0;    // request bytes written upstream on the current attempt
   std::uint16_t retry_statuses_ = 0;  // proxy_next_upstream status bits live on this attempt
   int status_retry_ = 0;              // the attempt's answer was dropped for a retry: its status
-  TunnelState* tunnel_ = nullptr;     // while tunnel() splices (its frame owns the state)
-  bool h2_ = false;                   // TLS negotiated ALPN h2: run() hands the connection to H2Connection
-  H2Connection* h2_conn_ = nullptr;   // while the HTTP/2 driver runs (it owns itself)
+  const config::RoutePolicy* intercept_ = nullptr;  // custom-http-errors live on this attempt
+  int intercepted_ = 0;              // the attempt's answer was dropped for an error page: its status
+  TunnelState* tunnel_ = nullptr;    // while tunnel() splices (its frame owns the state)
+  bool h2_ = false;                  // TLS negotiated ALPN h2: run() hands the connection to H2Connection
+  H2Connection* h2_conn_ = nullptr;  // while the HTTP/2 driver runs (it owns itself)
 };
 
 }  // namespace phigate::proxy::detail

@@ -6,9 +6,9 @@
 namespace phigate::proxy::detail {
 
 AttemptPlan::AttemptPlan(WorkerImpl& worker, const upstream::Cluster& cluster, const Request& r,
-                         std::string_view method)
+                         std::string_view method, std::size_t cluster_index)
     : rs(cluster.retry),
-      balancer(worker.balancer(r.cluster)),
+      balancer(worker.balancer(cluster_index == kRequestCluster ? r.cluster : cluster_index)),
       idempotent(upstream::is_idempotent(method)),
       by_latency(cluster.balance.kind == upstream::BalanceKind::Ewma),
       worker_(worker),

@@ -53,9 +53,11 @@ class WorkerImpl;
 class AttemptPlan {
  public:
   using Clock = std::chrono::steady_clock;
-  /// Counts the request in the retry budget.
-  AttemptPlan(WorkerImpl& worker, const upstream::Cluster& cluster, const Request& r,
-              std::string_view method);
+  /// Counts the request in the retry budget. `cluster_index`: the cluster's index in the snapshot
+  /// (its balancer state), r.cluster when left out.
+  AttemptPlan(WorkerImpl& worker, const upstream::Cluster& cluster, const Request& r, std::string_view method,
+              std::size_t cluster_index = kRequestCluster);
+  static constexpr std::size_t kRequestCluster = static_cast<std::size_t>(-1);
   AttemptPlan(const AttemptPlan&) = delete;
   AttemptPlan& operator=(const AttemptPlan&) = delete;
 

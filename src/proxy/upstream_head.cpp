@@ -2,12 +2,15 @@
 
 namespace phigate::proxy::detail {
 
-std::string_view prepare_upstream_head(const Request& r, http::HeaderList& headers) {
+std::string_view prepare_upstream_head(const Request& r, http::HeaderList& headers, UpstreamHop hop) {
   // rewrite-target + x-forwarded-prefix (phase `rewrite`): ours, never the client's.
   if (!r.forwarded_prefix.empty()) headers.set("X-Forwarded-Prefix", r.forwarded_prefix);
   // upstream-vhost: the backend's Host (X-Forwarded-Host, set from r.host, stays the client's).
   if (r.policy != nullptr && !r.policy->hosts.upstream_vhost.empty())
     headers.set("Host", r.policy->hosts.upstream_vhost);
+  // connection-proxy-header: close (HTTP/1.1 hops only: an upgrade keeps Connection: upgrade, and
+  // HTTP/2 to gRPC backends has no Connection field). The caller does not pool the connection.
+  if (hop == UpstreamHop::Http1 && closes_upstream(r)) headers.set("Connection", "close");
   return r.upstream_target.empty() ? std::string_view(r.target) : std::string_view(r.upstream_target);
 }
 

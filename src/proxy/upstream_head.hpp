@@ -9,10 +9,20 @@
 
 namespace phigate::proxy::detail {
 
+/// What the upstream hop carries: a plain HTTP/1.1 exchange, an upgrade (WebSocket), or gRPC.
+enum class UpstreamHop { Http1, Upgrade, Grpc };
+
+/// connection-proxy-header: close asks that the backend connection serve this request only.
+inline bool closes_upstream(const Request& r) noexcept {
+  return r.policy != nullptr && r.policy->connection_close;
+}
+
 /// Edits `headers` for the upstream (X-Forwarded-Prefix of a rewrite replaces any, a trusted
-/// peer's included; upstream-vhost replaces Host) and returns the target to send: the rewrite's, else the
+/// peer's included; upstream-vhost replaces Host; Connection: close on an HTTP/1.1 hop under
+/// connection-proxy-header: close) and returns the target to send: the rewrite's, else the
 /// normalised target. The view lives as long as `r`.
-std::string_view prepare_upstream_head(const Request& r, http::HeaderList& headers);
+std::string_view prepare_upstream_head(const Request& r, http::HeaderList& headers,
+                                       UpstreamHop hop = UpstreamHop::Http1);
 
 /// The authority of an HTTP/2 request to the backend (gRPC's :authority): the route's
 /// upstream-vhost, else the client's Host. The view lives as long as `r`.

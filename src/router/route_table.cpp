@@ -59,6 +59,11 @@ RouteTable RouteTable::build(const std::vector<config::RouteSpec>& routes, confi
   // Canary clusters follow every path and the fallback, in route order (compile/README.md).
   std::size_t canary_next = fallback ? 1 : 0;
   for (const auto& r : routes) canary_next += r.paths.size();
+  // Error backends follow the canaries, in route order.
+  std::size_t error_next = canary_next;
+  for (const auto& r : routes) {
+    for (const auto& p : r.paths) error_next += p.canary ? 1 : 0;
+  }
   for (const auto& r : routes) {
     HostRoutes* bucket = nullptr;
     if (r.host.empty()) {
@@ -70,6 +75,7 @@ RouteTable RouteTable::build(const std::vector<config::RouteSpec>& routes, confi
     }
     for (const auto& p : r.paths) {
       const std::size_t canary_target = p.canary ? canary_next++ : 0;
+      const std::size_t error_target = p.error_backend ? error_next++ : 0;
       const auto index = static_cast<std::uint32_t>(t.routes_.size());
       const bool exact = p.type == config::PathType::Exact;
       // A regex path (its Ingress asked for use-regex or a rewrite) is keyed by its text.
@@ -100,6 +106,12 @@ RouteTable RouteTable::build(const std::vector<config::RouteSpec>& routes, confi
         route.canary = compile_canary(*p.canary);
         route.canary_target = canary_target;
       }
+      if (p.error_backend) {
+        route.has_error_backend = true;
+        route.error_target = error_target;
+      }
+      route.service_name = p.service_name;
+      route.service_port = p.service_port;
       bucket->members.push_back(index);
       t.routes_.push_back(std::move(route));
     }

@@ -250,6 +250,14 @@ proxy::SnapshotPtr build_snapshot(config::Config config, std::shared_ptr<tls::Ti
         add_cluster("canary " + (r.host.empty() ? std::string("*") : r.host) + " " + p.path, *p.canary);
     }
   }
+  // Error backends (default-backend) after the canaries, in route order (Route::error_target).
+  for (const auto& r : cfg->routes) {
+    for (const auto& p : r.paths) {
+      if (p.error_backend)
+        add_cluster("error backend " + (r.host.empty() ? std::string("*") : r.host) + " " + p.path,
+                    *p.error_backend);
+    }
+  }
   snap->route_access = std::move(compiled->route_access);  // same order as the clusters
   snap->global_access = std::move(compiled->global_access);
   snap->trusted_proxies = std::move(compiled->trusted_proxies);

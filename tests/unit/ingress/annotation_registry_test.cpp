@@ -68,7 +68,11 @@ const std::map<std::string, std::string>& samples() {
       {"canary-by-header-value", "yes"},
       {"canary-weight", "10"},
       {"canary-weight-total", "1000"},
+      {"connection-proxy-header", "close"},
+      {"custom-http-errors", "404,503"},
+      {"default-backend", "errors"},
       {"denylist-source-range", "10.0.0.0/8"},
+      {"disable-proxy-intercept-errors", "true"},
       {"force-ssl-redirect", "true"},
       {"from-to-www-redirect", "true"},
       {"health-check-healthy-threshold", "2"},
@@ -84,6 +88,7 @@ const std::map<std::string, std::string>& samples() {
       {"phi", "true"},
       {"proxy-body-size", "8m"},
       {"proxy-connect-timeout", "5"},
+      {"proxy-http-version", "1.1"},
       {"proxy-next-upstream", "error timeout"},
       {"proxy-next-upstream-timeout", "10"},
       {"proxy-next-upstream-tries", "3"},
@@ -189,6 +194,8 @@ TEST(AnnotationRegistry, SupportedRowsParseUnderBothPrefixes) {
       // affinity: cookie, so that the session-cookie-* rows are not "no effect without affinity".
       std::map<std::string, std::string> a = {{key, sample->second}};
       if (r.group == "affinity" && r.name != "affinity") a[prefix + "affinity"] = "cookie";
+      // custom-http-errors needs its error backend (else "no effect: errors pass through").
+      if (r.name == "custom-http-errors") a[prefix + "default-backend"] = "errors";
       // canary-* only tune a canary Ingress (on another, any value is only "no effect").
       std::map<std::string, std::string> with;
       if (r.group == "canary" && r.name != "canary") with[prefix + "canary"] = "true";

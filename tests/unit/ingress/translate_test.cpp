@@ -1458,3 +1458,67 @@ TEST_F(Translate, ForwardedPrefixWithoutRewriteWarns) {
 
 }  // namespace
 }  // namespace phigate::ingress
+
+namespace phigate::ingress {
+namespace {
+
+// default-backend: a Service of the Ingress's namespace, its first port, becomes every rule path's
+// error backend (plain HTTP, one try); each path names its own Service and port for X-Service-*.
+TEST_F(Translate, DefaultBackend_ResolvedToFirstPortAsEveryPathsErrorBackend) {
+  add_web_service();
+  res_.services.push_back(service("errors", {{"http", 8080, "9000"}, {"other", 81, "9001"}}));
+  res_.endpoint_slices.push_back(
+      slice("errors-1", "errors", "IPv4", {{"http", 9000}, {"other", 9001}}, {{{"10.0.0.9"}, true}}));
+  auto ing = ingress(
+      "a", 1,
+      {{"app.example", {path("/", PathType::Prefix, "web", 80), path("/b", PathType::Exact, "web", 80)}, 1}});
+  ing.meta.annotations = {{kN + "default-backend", "errors"}, {kN + "custom-http-errors", "404"}};
+  res_.ingresses.push_back(ing);
+  const auto t = run();
+  EXPECT_FALSE(diag_.has_errors()) << diag_.to_string();
+  ASSERT_EQ(t.routes.size(), 1u);
+  for (const auto& p : t.routes[0].paths) {
+    ASSERT_NE(p.error_backend, nullptr);
+    EXPECT_EQ(p.error_backend->backends, std::vector<std::string>{"10.0.0.9:9000"});
+    EXPECT_EQ(p.error_backend->service_name, "errors");
+    EXPECT_EQ(p.error_backend->service_port, "8080");
+    ASSERT_NE(p.error_backend->policy, nullptr);
+    EXPECT_EQ(p.error_backend->policy->backend_protocol, config::BackendProtocol::Http);
+    EXPECT_TRUE(p.error_backend->policy->custom_http_errors.empty());
+    EXPECT_EQ(p.service_name, "web");
+    EXPECT_EQ(p.service_port, "80");
+  }
+}
+
+// A Service of another namespace is never found (the annotation has no namespace part), and a
+// missing one is an error on the annotation that leaves the error backend without endpoints: the
+// Ingress is still served (an error page is no access control), its pages are phigate's own.
+TEST_F(Translate, DefaultBackend_MissingServiceIsAnErrorWithoutEndpoints) {
+  add_web_service();
+  res_.services.push_back(service("errors", {{"http", 80, "9000"}}, "other"));
+  auto ing = ingress("a", 1, {{"app.example", {path("/", PathType::Prefix, "web", 80)}, 1}});
+  ing.meta.annotations = {{kN + "default-backend", "errors"}};
+  res_.ingresses.push_back(ing);
+  const auto t = run();
+  const auto* d = find("Service default/errors not found");
+  ASSERT_NE(d, nullptr) << diag_.to_string();
+  EXPECT_NE(d->field.find("default-backend"), std::string::npos);
+  ASSERT_EQ(t.routes.size(), 1u);
+  ASSERT_NE(t.routes[0].paths[0].error_backend, nullptr);
+  EXPECT_TRUE(t.routes[0].paths[0].error_backend->backends.empty());
+  EXPECT_TRUE(t.routes[0].paths[0].policy->fail_closed.empty());
+}
+
+TEST_F(Translate, ConnectionProxyHeaderCloseWarnsAboutWebSockets) {
+  add_web_service();
+  auto ing = ingress("a", 1, {{"app.example", {path("/", PathType::Prefix, "web", 80)}, 1}});
+  ing.meta.annotations = {{kN + "connection-proxy-header", "close"}};
+  res_.ingresses.push_back(ing);
+  const auto t = run();
+  EXPECT_FALSE(diag_.has_errors()) << diag_.to_string();
+  EXPECT_NE(find("not applied to WebSocket upgrades"), nullptr) << diag_.to_string();
+  EXPECT_TRUE(t.routes.at(0).paths.at(0).policy->connection_close);
+}
+
+}  // namespace
+}  // namespace phigate::ingress

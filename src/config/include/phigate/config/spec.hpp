@@ -265,6 +265,13 @@ struct RoutePolicy {
   std::optional<unsigned> next_upstream_tries;
   std::optional<Duration> next_upstream_timeout;
 
+  // --- upstream flows (connection-proxy-header, custom-http-errors, default-backend) ---
+  bool connection_close = false;  // connection-proxy-header: close (never on upgrades)
+  /// custom-http-errors: sorted, distinct, each 400 to 599; empty: no error pages.
+  std::vector<std::uint16_t> custom_http_errors;
+  bool intercept_errors = true;  // false: disable-proxy-intercept-errors (only phigate's own errors)
+  std::string default_backend;   // default-backend: a Service of the Ingress's namespace; "": none
+
   // --- upgrades (WebSocket) ---
 
   RegexPolicy regex;          // use-regex, rewrite-target, app-root, x-forwarded-prefix
@@ -287,6 +294,11 @@ struct PathSpec {
   /// The canary attached to this path (translate: same host, path text and type): its backends,
   /// with the main's policy plus the canary's balancing and `canary` rules. Null: none.
   std::shared_ptr<const PathSpec> canary{};
+  /// The error backend (default-backend annotation): where custom-http-errors fetch their page and
+  /// where requests go when this path has no ready endpoint. Null: none.
+  std::shared_ptr<const PathSpec> error_backend{};
+  std::string service_name{};  // Ingress: the path's Service and port (X-Service-Name/-Port)
+  std::string service_port{};
 };
 
 struct RouteSpec {

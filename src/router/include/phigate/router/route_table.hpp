@@ -36,6 +36,12 @@ struct Route {
   /// fallback, in route order). Null: none.
   std::shared_ptr<const CanaryRule> canary{};
   std::size_t canary_target{};
+  /// The error backend (PathSpec::error_backend, default-backend): its cluster index, after every
+  /// canary, in route order. False: none.
+  bool has_error_backend = false;
+  std::size_t error_target{};
+  std::string service_name{};  // the path's Service and port (X-Service-Name, X-Service-Port)
+  std::string service_port{};
   std::string cookie_path{};  // Path of an affinity cookie when not `path` (a regex route's literal prefix)
 
   std::string_view affinity_cookie_path() const noexcept { return cookie_path.empty() ? path : cookie_path; }

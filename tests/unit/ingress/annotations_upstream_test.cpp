@@ -1,0 +1,132 @@
+// The upstream-flow annotations (annotations_upstream.cpp) as parse_annotations applies them:
+// proxy-http-version, connection-proxy-header, custom-http-errors, default-backend and
+// disable-proxy-intercept-errors.
+#include <gtest/gtest.h>
+
+#include "phigate/ingress/annotations.hpp"
+
+namespace phigate::ingress {
+namespace {
+
+const std::string kN(kNginxPrefix);
+
+const AnnotationOptions kFailClosed{.unsupported = config::UnsupportedAnnotations::FailClosed};
+
+ParsedAnnotations parse(std::map<std::string, std::string> a, const AnnotationOptions& o = {}) {
+  return parse_annotations(a, "shop", o);
+}
+
+const AnnotationProblem* problem_for(const ParsedAnnotations& p, const std::string& key) {
+  for (const auto& pr : p.problems) {
+    if (pr.key == key) return &pr;
+  }
+  return nullptr;
+}
+
+const UnenforcedAnnotation* not_enforced_for(const ParsedAnnotations& p, const std::string& key) {
+  for (const auto& n : p.not_enforced) {
+    if (n.key == key) return &n;
+  }
+  return nullptr;
+}
+
+TEST(IngressAnnotationsUpstream, ProxyHttpVersionOneOneIsANoOp) {
+  const auto r = parse({{kN + "proxy-http-version", "1.1"}});
+  EXPECT_TRUE(r.problems.empty());
+  EXPECT_TRUE(r.unhonoured.empty());
+  EXPECT_TRUE(r.fail_closed.empty());
+  // Under fail_closed too: 1.1 asks for nothing phigate lacks.
+  EXPECT_TRUE(parse({{kN + "proxy-http-version", "1.1"}}, kFailClosed).fail_closed.empty());
+}
+
+TEST(IngressAnnotationsUpstream, ProxyHttpVersionOneZeroFollowsTheUnsupportedPolicy) {
+  const auto key = kN + "proxy-http-version";
+  const auto warn = parse({{key, "1.0"}});
+  ASSERT_NE(problem_for(warn, key), nullptr);
+  EXPECT_EQ(problem_for(warn, key)->severity, config::Severity::Warning);
+  EXPECT_NE(problem_for(warn, key)->message.find("HTTP/1.0"), std::string::npos);
+  EXPECT_TRUE(warn.fail_closed.empty());
+  ASSERT_EQ(warn.unhonoured.size(), 1u);
+  EXPECT_EQ(warn.unhonoured[0].support, Support::Unsupported);
+
+  const auto closed = parse({{key, "1.0"}}, kFailClosed);
+  ASSERT_NE(problem_for(closed, key), nullptr);
+  EXPECT_EQ(problem_for(closed, key)->severity, config::Severity::Error);
+  EXPECT_NE(closed.fail_closed.find("proxy-http-version"), std::string::npos);
+  EXPECT_NE(problem_for(closed, key)->message.find("ingress.unsupported_annotations"), std::string::npos);
+}
+
+TEST(IngressAnnotationsUpstream, ProxyHttpVersionOtherValuesAreErrors) {
+  for (const char* v : {"2", "2.0", "1", "1.1 ", "HTTP/1.1", ""}) {
+    const auto r = parse({{kN + "proxy-http-version", v}});
+    EXPECT_FALSE(r.fail_closed.empty()) << v;
+  }
+}
+
+TEST(IngressAnnotationsUpstream, ConnectionProxyHeader) {
+  const auto key = kN + "connection-proxy-header";
+  const auto close = parse({{key, "close"}});
+  EXPECT_TRUE(close.fail_closed.empty());
+  EXPECT_TRUE(close.policy.connection_close);
+  // Never applied to WebSocket upgrades: said as a warning (translate reports not_enforced).
+  ASSERT_NE(not_enforced_for(close, key), nullptr);
+  EXPECT_NE(not_enforced_for(close, key)->message.find("WebSocket"), std::string::npos);
+
+  const auto keep = parse({{key, "keep-alive"}});
+  EXPECT_TRUE(keep.fail_closed.empty());
+  EXPECT_FALSE(keep.policy.connection_close);
+  EXPECT_EQ(not_enforced_for(keep, key), nullptr);
+
+  for (const char* v : {"Close", "upgrade", "close, upgrade", "", "keep-alive\r\nX-Evil: 1"}) {
+    const auto r = parse({{key, v}});
+    EXPECT_FALSE(r.fail_closed.empty()) << v;
+    EXPECT_FALSE(r.policy.connection_close) << v;
+  }
+}
+
+TEST(IngressAnnotationsUpstream, CustomHttpErrorsListSortedDistinct) {
+  const auto r = parse({{kN + "custom-http-errors", "503, 404,500,404"}, {kN + "default-backend", "errors"}});
+  EXPECT_TRUE(r.problems.empty()) << r.problems.at(0).message;
+  EXPECT_EQ(r.policy.custom_http_errors, (std::vector<std::uint16_t>{404, 500, 503}));
+  EXPECT_EQ(r.policy.default_backend, "errors");
+  EXPECT_TRUE(r.policy.intercept_errors);
+}
+
+TEST(IngressAnnotationsUpstream, CustomHttpErrorsBadValuesFailClosed) {
+  for (const char* v : {"", "404,", ",404", "399", "600", "200", "302", "4040", "40", "abc", "404;503",
+                        "+404", "404 503", "0x194"}) {
+    const auto r = parse({{kN + "custom-http-errors", v}, {kN + "default-backend", "errors"}});
+    EXPECT_FALSE(r.fail_closed.empty()) << v;
+    EXPECT_TRUE(r.policy.custom_http_errors.empty()) << v;
+  }
+}
+
+TEST(IngressAnnotationsUpstream, CustomHttpErrorsWithoutDefaultBackendWarns) {
+  const auto key = kN + "custom-http-errors";
+  const auto r = parse({{key, "404"}});
+  EXPECT_TRUE(r.fail_closed.empty());
+  ASSERT_NE(not_enforced_for(r, key), nullptr);
+  EXPECT_NE(not_enforced_for(r, key)->message.find("no error backend"), std::string::npos);
+  EXPECT_EQ(not_enforced_for(parse({{key, "404"}, {kN + "default-backend", "errors"}}), key), nullptr);
+}
+
+TEST(IngressAnnotationsUpstream, DefaultBackendIsAServiceOfTheSameNamespace) {
+  EXPECT_EQ(parse({{kN + "default-backend", "custom-errors-1"}}).policy.default_backend, "custom-errors-1");
+  // Another namespace, a DNS name, upper case, a leading digit or dash: refused (never read as
+  // "namespace/name": an Ingress author cannot send error pages to another tenant's Service).
+  for (const char* v :
+       {"other/errors", "errors.other.svc", "Errors", "1errors", "-errors", "", "errors:80"}) {
+    const auto r = parse({{kN + "default-backend", v}});
+    EXPECT_FALSE(r.fail_closed.empty()) << v;
+    EXPECT_TRUE(r.policy.default_backend.empty()) << v;
+  }
+}
+
+TEST(IngressAnnotationsUpstream, DisableProxyInterceptErrors) {
+  EXPECT_FALSE(parse({{kN + "disable-proxy-intercept-errors", "true"}}).policy.intercept_errors);
+  EXPECT_TRUE(parse({{kN + "disable-proxy-intercept-errors", "false"}}).policy.intercept_errors);
+  EXPECT_FALSE(parse({{kN + "disable-proxy-intercept-errors", "yes"}}).fail_closed.empty());
+}
+
+}  // namespace
+}  // namespace phigate::ingress
