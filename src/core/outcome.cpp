@@ -42,6 +42,7 @@ constexpr std::array<OutcomeInfo, kOutcomeCount> kOutcomes{{
     {"overloaded", "denied", "overloaded", Party::Phigate, How::Unavailable, false},
     {"app_root_redirect", "redirected", "app-root", Party::Phigate, How::Redirected, true},
     {"rewrite_refused", "error", "rewrite-target", Party::Client, How::Invalid, false},
+    {"cors_preflight", "allowed", "enable-cors", Party::Phigate, How::Served, true},
 }};
 
 }  // namespace

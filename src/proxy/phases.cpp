@@ -67,6 +67,8 @@ constexpr auto kPhases = std::to_array<PhaseEntry>({
     {"access", &phase::access},
     {"fail-closed", &phase::fail_closed},
     {"app-root", &phase::app_root},
+    {"cors", &phase::cors},
+    {"response-headers", &phase::response_headers},
     {"rewrite", &phase::rewrite},
     {"canary", &phase::canary},
     {"limits", &phase::limits},

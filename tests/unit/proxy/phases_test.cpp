@@ -179,10 +179,9 @@ TEST(Phases, OrderIsTodays) {
   std::vector<std::string_view> names;
   for (const auto& p : request_phases()) names.push_back(p.name);
   const std::vector<std::string_view> expected = {
-      "client-address", "audit-healthy", "host",           "target",
-      "tls-policy",     "route",         "plain-redirect", "client-cert-needs-tls",
-      "no-route",       "access",        "fail-closed",    "app-root",
-      "rewrite",        "canary",        "limits",         "body-size"};
+      "client-address", "audit-healthy",         "host",     "target", "tls-policy",  "route",
+      "plain-redirect", "client-cert-needs-tls", "no-route", "access", "fail-closed", "app-root",
+      "cors",           "response-headers",      "rewrite",  "canary", "limits",      "body-size"};
   EXPECT_EQ(names, expected);
   for (const auto& p : request_phases()) EXPECT_NE(p.run, nullptr) << p.name;
 }

@@ -10,8 +10,10 @@
 #include <string>
 #include <vector>
 
-#include "phigate/config/policy_regex.hpp"
 #include "phigate/config/policy_canary.hpp"
+#include "phigate/config/policy_cors.hpp"
+#include "phigate/config/policy_headers.hpp"
+#include "phigate/config/policy_regex.hpp"
 
 namespace phigate::config {
 
@@ -266,8 +268,10 @@ struct RoutePolicy {
 
   // --- upgrades (WebSocket) ---
 
-  RegexPolicy regex;  // use-regex, rewrite-target, app-root, x-forwarded-prefix
-  CanaryPolicy canary{};  // canary-* (policy_canary.hpp)
+  RegexPolicy regex;       // use-regex, rewrite-target, app-root, x-forwarded-prefix
+  CanaryPolicy canary{};   // canary-* (policy_canary.hpp)
+  CorsPolicy cors{};       // enable-cors, cors-* (policy_cors.hpp)
+  HeaderPolicy headers{};  // proxy-redirect-*, proxy-cookie-* (policy_headers.hpp)
 };
 using RoutePolicyPtr = std::shared_ptr<const RoutePolicy>;
 

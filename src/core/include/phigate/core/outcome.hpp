@@ -46,6 +46,7 @@ enum class Outcome : std::uint8_t {
   Overloaded,                 // 503: a per-worker cap was reached
   AppRootRedirect,            // 302: app-root, for "/"
   RewriteRefused,             // 400: rewrite-target produced an unsafe path
+  CorsPreflight,              // 204: enable-cors, an OPTIONS request from an allowed origin
   kCount
 };
 
