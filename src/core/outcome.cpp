@@ -45,6 +45,7 @@ constexpr std::array<OutcomeInfo, kOutcomeCount> kOutcomes{{
     {"annotation_redirect", "redirected", "permanent-redirect/temporal-redirect", Party::Phigate,
      How::Redirected, true},
     {"www_redirect", "redirected", "from-to-www-redirect", Party::Phigate, How::Redirected, true},
+    {"cors_preflight", "allowed", "enable-cors", Party::Phigate, How::Served, true},
 }};
 
 }  // namespace

@@ -209,8 +209,11 @@ Http1Exchange::BodyStatus Http1Exchange::feed_body(const char* data, std::size_t
   return BodyStatus::Done;
 }
 
-void Http1Exchange::begin_response(std::string_view extra_fields, bool close_client) {
+void Http1Exchange::begin_response(std::string_view extra_fields, bool close_client,
+                                   const ResponseEdits* edits, std::string_view response_fields) {
   resp_.reset();
+  response_edits_ = edits;
+  response_fields_.assign(response_fields);
   // RFC 9110 §9.3.2: a response to HEAD has no body whatever its headers say.
   resp_.expect_no_body(req_.head().method == "HEAD");
   extra_fields_.assign(extra_fields);
@@ -252,6 +255,9 @@ void Http1Exchange::emit_response_head(std::string& out) {
     }
   }
   remove_hop_by_hop(rh.headers);
+  if (response_edits_ != nullptr || !response_fields_.empty()) {
+    apply_response_edits(rh.headers, response_edits_, response_fields_);
+  }
   // A response that overtakes its request's body (the upstream answered early) ends the client
   // connection: the unread rest of the body would be parsed as the next request. So does any
   // answer but 101 to an upgrade: the client may already be sending the new protocol.

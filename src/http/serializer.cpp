@@ -78,9 +78,12 @@ void append_local_reply(std::string& out, int status, int minor, bool close, std
   append_number(out, static_cast<std::uint64_t>(status));
   out += ' ';
   out += reason_phrase(status);
-  out += "\r\nServer: phigate\r\nContent-Type: text/plain\r\nContent-Length: ";
-  append_number(out, body.size());
-  out += "\r\n";
+  out += "\r\nServer: phigate\r\nContent-Type: text/plain\r\n";
+  if (status != 204) {  // RFC 9110 §8.6: never in a 204 (a CORS preflight)
+    out += "Content-Length: ";
+    append_number(out, body.size());
+    out += "\r\n";
+  }
   if (!location.empty()) {
     out += "Location: ";
     out += location;

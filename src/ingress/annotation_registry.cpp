@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "annotations_canary_impl.hpp"
+#include "annotations_cors_impl.hpp"
 #include "annotations_impl.hpp"
 #include "annotations_redirect.hpp"
 #include "annotations_rewrite.hpp"
@@ -23,6 +24,18 @@ using Parser = AnnotationParser;
 template <std::string (*F)(std::string_view, config::CanaryPolicy&)>
 std::string canary(std::string_view v, Context& c) {
   return F(v, c.policy.canary);
+}
+
+/// A response-header annotation's parser (annotations_cors.cpp) as a registry row's parser.
+template <std::string (*F)(std::string_view, config::HeaderPolicy&)>
+std::string headers(std::string_view v, Context& c) {
+  return F(v, c.policy.headers);
+}
+
+/// A CORS annotation's parser (annotations_cors.cpp) as a registry row's parser.
+template <std::string (*F)(std::string_view, config::CorsPolicy&)>
+std::string cors(std::string_view v, Context& c) {
+  return F(v, c.policy.cors);
 }
 
 // Row builders: every field of AnnotationInfo set (GCC's -Wmissing-field-initializers), rows short.
@@ -83,8 +96,6 @@ constexpr std::string_view kLimitsPlanned = "rate limits (part 2)";
 constexpr std::string_view kNoWaf =
     "phigate has no web application firewall (ModSecurity): the Ingress must not be served as if it "
     "were protected, so it fails closed";
-constexpr std::string_view kCors = "no CORS headers are added and preflight requests reach the backend";
-constexpr std::string_view kCorsPlanned = "WP5: CORS";
 constexpr std::string_view kRedirectDifference =
     "codes 301, 302, 303, 307 and 308 only (others are an error, not silently defaulted); answered after "
     "the access checks (a refused client gets 403, not the redirect); a path is made absolute with the "
@@ -92,6 +103,8 @@ constexpr std::string_view kRedirectDifference =
 constexpr std::string_view kRedirectCodeDifference =
     "301, 302, 303, 307 or 308 (anything else is an error: ingress-nginx silently uses the default, or "
     "sends the URL as a body)";
+constexpr std::string_view kCorsInvalid =
+    "an invalid value fails the Ingress closed (ingress-nginx used its default silently)";
 constexpr std::string_view kRangeDifference =
     "a CIDR with host bits set (\"10.0.0.1/8\") is refused as a likely typo";
 constexpr std::string_view kSecretDifference =
@@ -190,12 +203,25 @@ constexpr auto kRegistry = std::to_array<AnnotationInfo>({
               "keep-alive: no change (phigate keeps backend connections alive anyway)",
               "never applied to WebSocket upgrades, which keep Connection: upgrade (a warning says so); "
               "other values are an error"),
-    unsupported("cors-allow-credentials", "cors", kCors, kCorsPlanned),
-    unsupported("cors-allow-headers", "cors", kCors, kCorsPlanned),
-    unsupported("cors-allow-methods", "cors", kCors, kCorsPlanned),
-    unsupported("cors-allow-origin", "cors", kCors, kCorsPlanned),
-    unsupported("cors-expose-headers", "cors", kCors, kCorsPlanned),
-    unsupported("cors-max-age", "cors", kCors, kCorsPlanned),
+    supported("cors-allow-credentials", cors<parse_cors_allow_credentials>, "cors",
+              "Access-Control-Allow-Credentials: true unless \"false\" (default true)", kCorsInvalid),
+    supported("cors-allow-headers", cors<parse_cors_allow_headers>, "cors",
+              "Access-Control-Allow-Headers (default DNT,Keep-Alive,User-Agent,X-Requested-With,"
+              "If-Modified-Since,Cache-Control,Content-Type,Range,Authorization)",
+              kCorsInvalid),
+    supported("cors-allow-methods", cors<parse_cors_allow_methods>, "cors",
+              "Access-Control-Allow-Methods (default GET, PUT, POST, DELETE, PATCH, OPTIONS)", kCorsInvalid),
+    supported("cors-allow-origin", cors<parse_cors_allow_origin>, "cors",
+              "origins answered with CORS fields: \"*\" (default), or a list of scheme://host[:port], "
+              "scheme://*.domain[:port] and null; a listed Origin is sent back in "
+              "Access-Control-Allow-Origin, with Vary: Origin",
+              "the Origin must equal an entry (scheme and host case-insensitively, the port exactly, * as "
+              "exactly one label), where ingress-nginx also matched any Origin ending in an entry; an "
+              "invalid entry fails the Ingress closed instead of being skipped"),
+    supported("cors-expose-headers", cors<parse_cors_expose_headers>, "cors",
+              "Access-Control-Expose-Headers (default none)", kCorsInvalid),
+    supported("cors-max-age", cors<parse_cors_max_age>, "cors",
+              "Access-Control-Max-Age in seconds (default 1728000)", kCorsInvalid),
     unsupported("custom-headers", "headers", "no response headers are added from a ConfigMap",
                 "WP5: custom-headers"),
     supported("custom-http-errors", parse_custom_http_errors, "errors", kCustomErrors, kCustomErrorsDifference),
@@ -211,7 +237,13 @@ constexpr auto kRegistry = std::to_array<AnnotationInfo>({
                         "with a listed code still get the error page")),
     no_effect("enable-access-log", "logging",
               "the audit log records every request; it cannot be turned off per Ingress"),
-    unsupported("enable-cors", "cors", kCors, kCorsPlanned),
+    supported("enable-cors", cors<parse_enable_cors>, "cors",
+              "\"true\": an OPTIONS request from an allowed origin is answered 204 with the CORS fields "
+              "(never reaching the backend); other requests from it get the CORS fields in the response, "
+              "replacing the backend's own",
+              "the preflight is answered after the source-range and client-certificate checks (a refused "
+              "client gets 403, not 204); Vary: Origin when an Origin is sent back; the fields are not "
+              "added to phigate's own error replies"),
     no_effect("enable-global-auth", "auth", "phigate has no global external authentication"),
     refused("enable-modsecurity", "false", "waf", kNoWaf),
     no_effect("enable-opentelemetry", "logging", "phigate does not export traces"),
@@ -309,10 +341,14 @@ constexpr auto kRegistry = std::to_array<AnnotationInfo>({
     supported("proxy-connect-timeout",
               [](std::string_view v, Context& c) { return parse_timeout(v, c.policy.connect_timeout); },
               "timeouts", "time to connect to a backend", kTimeoutDifference),
-    unsupported("proxy-cookie-domain", "headers", "Set-Cookie Domain attributes are passed on unchanged",
-                "WP5: proxy-cookie-*"),
-    unsupported("proxy-cookie-path", "headers", "Set-Cookie Path attributes are passed on unchanged",
-                "WP5: proxy-cookie-*"),
+    supported("proxy-cookie-domain", headers<parse_proxy_cookie_domain>, "headers",
+              "\"FROM TO\": a backend Set-Cookie Domain equal to FROM (any case, a leading dot ignored and "
+              "kept) becomes TO; \"off\" (default): unchanged",
+              "literal domains only (nginx's ~regex and $variables fail the Ingress closed)"),
+    supported("proxy-cookie-path", headers<parse_proxy_cookie_path>, "headers",
+              "\"FROM TO\": a backend Set-Cookie Path starting with FROM (case-sensitive) gets TO instead of "
+              "that prefix; \"off\" (default): unchanged",
+              "literal paths only (nginx's ~regex and $variables fail the Ingress closed)"),
     supported("proxy-http-version", parse_proxy_http_version, "backend",
               "\"1.1\": what phigate speaks to HTTP backends (no change); \"1.0\" is handled as an unsupported "
               "annotation (a warning, or the Ingress fails closed under ingress.unsupported_annotations: "
@@ -348,10 +384,13 @@ constexpr auto kRegistry = std::to_array<AnnotationInfo>({
     supported("proxy-read-timeout",
               [](std::string_view v, Context& c) { return parse_timeout(v, c.policy.read_timeout); },
               "timeouts", "time between two reads from a backend", kTimeoutDifference),
-    unsupported("proxy-redirect-from", "headers", "Location headers are passed on unchanged",
-                "WP5: proxy-redirect-*"),
-    unsupported("proxy-redirect-to", "headers", "Location headers are passed on unchanged",
-                "WP5: proxy-redirect-*"),
+    supported("proxy-redirect-from", headers<parse_proxy_redirect_from>, "headers",
+              "a backend Location (and Refresh after url=) starting with this prefix (case-sensitive) gets "
+              "proxy-redirect-to instead of it; \"off\" (default) or \"default\": unchanged",
+              "\"default\" is \"off\" (phigate has no proxy_pass URL to derive it from); without "
+              "proxy-redirect-to the Ingress fails closed; literal prefixes only"),
+    supported("proxy-redirect-to", headers<parse_proxy_redirect_to>, "headers",
+              "what replaces the proxy-redirect-from prefix (no effect without it)"),
     unsupported("proxy-request-buffering", "buffering", "request bodies are streamed, not buffered",
                 "WP6: request buffering"),
     supported("proxy-send-timeout",
@@ -586,6 +625,9 @@ std::string annotations_markdown() {
       "  control (`auth*`, `satisfy`, `*source-range*`, `*allowlist*`, `*whitelist*`, `*denylist*`,\n"
       "  `*blacklist*`, in any case, `_` for `-`): then it fails closed, so a misspelled restriction is\n"
       "  never ignored.\n"
+      "- **Order**: `app-root` redirects and CORS preflights are answered only after the source-range,\n"
+      "  client-certificate and fail-closed checks, so a refused client gets its 403 or 503, never a\n"
+      "  redirect target or a 204 (nginx answers them in its rewrite phase, before `allow`/`deny`).\n"
       "- `phigate validate` prints, per Ingress, every annotation that is not fully honoured (no effect,\n"
       "  unsupported, and supported ones with a difference, with that difference).\n\n"
       "States:\n\n"

@@ -594,6 +594,12 @@ ParsedAnnotations parse_annotations(const std::map<std::string, std::string>& an
     problem(config::Severity::Error, kv->first, kv->second,
             "requires auth-tls-secret (the CA to verify against)");
   }
+  // proxy-redirect-from without -to would cut the prefix off every Location: refused.
+  if (!p.headers.redirect_from.empty() && p.headers.redirect_to.empty()) {
+    const auto* kv = key_of("proxy-redirect-from");
+    problem(config::Severity::Error, kv->first, kv->second,
+            "requires proxy-redirect-to (what replaces the prefix)");
+  }
   // Cookie settings without `affinity: cookie` do nothing (as in ingress-nginx): say so.
   if (!p.affinity_cookie) {
     for (const auto name :

@@ -18,6 +18,7 @@
 #include "phigate/http/forwarding.hpp"
 #include "phigate/http/h2_server.hpp"
 #include "phigate/http/h2_translate.hpp"
+#include "phigate/http/response_edits.hpp"
 #include "phigate/http/serializer.hpp"
 #include "phigate/upstream/balancer.hpp"
 #include "phigate/upstream/health.hpp"
@@ -381,7 +382,8 @@ class H2Stream final : public ClientStream {
 
   net::awaitable<void> serve();
   void finish();
-  void local_reply(int status, std::string_view body, std::string_view location);
+  void local_reply(int status, std::string_view body, std::string_view location,
+                   std::string_view more_fields = {});
   void reply_error(const Error& error);
   /// After a local reply to a request whose body is still coming: RFC 9113 §8.1 lets the server
   /// answer early and then reset with NO_ERROR once the response is out.
@@ -859,15 +861,17 @@ void H2Stream::release() noexcept {
   snap_.reset();
 }
 
-void H2Stream::local_reply(int status, std::string_view body, std::string_view location) {
+void H2Stream::local_reply(int status, std::string_view body, std::string_view location,
+                           std::string_view more_fields) {
   status_ = status;
   c_.worker_.stats().count_response(status);
   http::HeaderList f;
   f.add("server", "phigate");
   f.add("content-type", "text/plain");
-  f.add("content-length", std::to_string(body.size()));
+  if (status != 204) f.add("content-length", std::to_string(body.size()));  // RFC 9110 §8.6
   if (!location.empty()) f.add("location", location);
   http::add_raw_fields(f, extra_fields_);
+  http::add_raw_fields(f, more_fields);
   const bool no_body = head_.method == "HEAD" || body.empty();
   send_head(status, f, no_body);
   if (!no_body && !closed_ && !c_.dead_) {
@@ -974,6 +978,8 @@ net::awaitable<void> H2Stream::serve() {
     if (is_redirect(*decision) && !grpc_request_) {
       const int status = decision_status(*decision);
       local_reply(status, redirect_body(*decision), r.location);
+    } else if (is_preflight(*decision)) {
+      local_reply(204, {}, {}, r.response_fields);
     } else {
       reply_error(decision->error);
     }
@@ -1119,13 +1125,25 @@ net::awaitable<std::optional<Error>> H2Stream::relay_response(const upstream::Ti
       }
       c_.worker_.stats().count_response(status);
       facts_.upstream_first_byte = Clock::now() - up_sent_;
-      // By reference: the backend's fields go from its parsed head to nghttp2 without a copy.
-      auto& fields = c_.field_refs_;
-      fields.clear();
-      rd.h2_fields(fields);
-      http::add_raw_fields(fields, set_cookie_.empty() ? extra_fields_ : std::string_view(set_cookie_));
       const bool end = st == RS::Complete && body.empty() && rd.trailers().empty();
-      submit_head(status, fields, end || rd.bodyless());
+      const auto extra = set_cookie_.empty() ? extra_fields_ : std::string_view(set_cookie_);
+      if (!req_->response_fields.empty() || req_->edits.rewrites()) {
+        // CORS fields replace the backend's own of those names; Location and Set-Cookie
+        // rewrites (a copy to edit).
+        http::HeaderList edited;
+        rd.h2_fields(edited);
+        http::apply_response_edits(edited, req_->edits.rewrites() ? &req_->edits : nullptr,
+                                   req_->response_fields);
+        http::add_raw_fields(edited, extra);
+        submit_head(status, edited, end || rd.bodyless());
+      } else {
+        // By reference: the backend's fields go from its parsed head to nghttp2 without a copy.
+        auto& fields = c_.field_refs_;
+        fields.clear();
+        rd.h2_fields(fields);
+        http::add_raw_fields(fields, extra);
+        submit_head(status, fields, end || rd.bodyless());
+      }
       if (end || rd.bodyless()) {
         // A bodyless status ends here; the upstream connection is reused only if it ended too.
         if (st == RS::Complete || rd.bodyless()) co_return std::nullopt;

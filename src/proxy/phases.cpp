@@ -69,6 +69,8 @@ constexpr auto kPhases = std::to_array<PhaseEntry>({
     {"fail-closed", &phase::fail_closed},
     {"annotation-redirect", &phase::annotation_redirect},
     {"app-root", &phase::app_root},
+    {"cors", &phase::cors},
+    {"response-headers", &phase::response_headers},
     {"rewrite", &phase::rewrite},
     {"canary", &phase::canary},
     {"limits", &phase::limits},

@@ -81,6 +81,14 @@ std::string https_location(std::string_view host, std::string_view target, std::
 /// fail-closed, redirects). Worker thread (the shard's one writer).
 void count_outcome(metrics::WorkerShard& stats, core::Outcome o) noexcept;
 
+/// Whether `origin` (one Origin field's value) gets CORS fields under `p`: "*" admits any; else it
+/// must equal a listed origin (scheme and host case-insensitively, the port exactly, a wildcard as
+/// exactly one DNS label), or be "null" when null is listed. phases_cors.cpp.
+bool cors_origin_allowed(const config::CorsPolicy& p, std::string_view origin);
+/// Whether the Decision is a CORS preflight: 204 with Request::response_fields, no body.
+inline bool is_preflight(const Decision& d) noexcept {
+  return d.outcome == core::Outcome::CorsPreflight;
+}
 /// The phases, each callable alone (tests; a codec that needs one of them early). Names as in
 /// request_phases().
 namespace phase {
@@ -104,6 +112,8 @@ PhaseResult canary(Request& r, const Snapshot& s, const ConnectionView& c);  // 
 // phases_redirect.cpp
 PhaseResult www_redirect(Request& r, const Snapshot& s, const ConnectionView& c);
 PhaseResult annotation_redirect(Request& r, const Snapshot& s, const ConnectionView& c);
+PhaseResult cors(Request& r, const Snapshot& s, const ConnectionView& c);              // phases_cors.cpp
+PhaseResult response_headers(Request& r, const Snapshot& s, const ConnectionView& c);  // phases_cors.cpp
 }  // namespace phase
 
 }  // namespace phigate::proxy::detail

@@ -425,6 +425,11 @@ net::awaitable<bool> ProxyConnection::serve_one(InFlight& f) {
       const int status = decision_status(*decision);
       co_return co_await reply(f, status, redirect_body(*decision), r.location, {}, decision->must_close);
     }
+    if (is_preflight(*decision)) {
+      std::string fields(extra_fields_);  // HSTS, then the CORS fields
+      fields += r.response_fields;
+      co_return co_await reply(f, 204, {}, {}, fields, decision->must_close);
+    }
     co_return co_await reply_error(f, decision->error, decision->must_close);
   }
   rf.outcome = Outcome::Proxied;
@@ -490,7 +495,8 @@ net::awaitable<std::optional<Error>> ProxyConnection::relay_response(InFlight& f
                                                                      const upstream::Timeouts& t) {
   using RS = http::Http1Exchange::ResponseStatus;
   ex_.begin_response(f.set_cookie.empty() ? extra_fields_ : std::string_view(f.set_cookie),
-                     close_after_response_ || worker_.draining());
+                     close_after_response_ || worker_.draining(),
+                     f.req->edits.rewrites() ? &f.req->edits : nullptr, f.req->response_fields);
   auto& in = link_.input();
   const auto upstream_error = [&](Error e, Retryable r) {
     e.source = core::ErrorSource::Upstream;

@@ -10,6 +10,7 @@
 #include "phigate/access/cidr.hpp"
 #include "phigate/config/spec.hpp"
 #include "phigate/http/message.hpp"
+#include "phigate/http/response_edits.hpp"
 #include "phigate/router/route_table.hpp"
 
 namespace phigate::proxy::detail {
@@ -45,6 +46,12 @@ struct Request {
   std::string forwarded_prefix;
   std::size_t cluster = 0;  // the cluster proxied to: route->target, or its canary's (phase canary)
   bool canary = false;      // the canary phase chose the route's canary
+  // Response fields this request sets ("Name: value\r\n" lines; the cors phase): they replace the
+  // backend's fields of those names (http::apply_response_edits), or go with a 204 preflight.
+  std::string response_fields;
+  // The route's Location/Refresh/Set-Cookie rewrites (phase response-headers; views into the
+  // route's policy, which the pinned snapshot keeps alive).
+  http::ResponseEdits edits;
 };
 
 }  // namespace phigate::proxy::detail

@@ -56,7 +56,31 @@ struct Behaviour {
   bool cl_te = false;
   Early early = Early::None;
   Stale stale = Stale::None;
+  std::string fields;  // header=Name:Value lines ("Name: Value\r\n"), in order
 };
+
+// %XX-decoded; nullopt for a bad escape.
+std::optional<std::string> percent_decode(std::string_view v) {
+  std::string out;
+  for (std::size_t i = 0; i < v.size(); ++i) {
+    if (v[i] != '%') {
+      out += v[i] == '+' ? ' ' : v[i];
+      continue;
+    }
+    if (i + 2 >= v.size()) return std::nullopt;
+    const auto hex = [](char c) -> int {
+      if (c >= '0' && c <= '9') return c - '0';
+      if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+      if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+      return -1;
+    };
+    const int hi = hex(v[i + 1]), lo = hex(v[i + 2]);
+    if (hi < 0 || lo < 0) return std::nullopt;
+    out += static_cast<char>(hi * 16 + lo);
+    i += 2;
+  }
+  return out;
+}
 
 // "echo", "echo=1" and "echo=true" all switch a flag on.
 std::optional<bool> parse_flag(std::string_view v) {
@@ -145,6 +169,20 @@ std::string parse_behaviour(std::string_view target, Behaviour& b) {
     } else if (key == "stale") {
       ok = value == "close" || value == "next" || value == "none";
       if (ok) b.stale = value == "close" ? Stale::Close : value == "next" ? Stale::Next : Stale::None;
+    } else if (key == "header") {
+      // header=Name:Value (percent-decoded): a field of the backend's own, e.g. its own
+      // Access-Control-Allow-Origin, for tests that a proxy replaces it. No CR, LF or NUL.
+      const auto decoded = percent_decode(value);
+      const auto colon = decoded ? decoded->find(':') : std::string::npos;
+      ok = decoded && colon != std::string::npos && colon != 0 && colon < 256 && decoded->size() < 8192 &&
+           decoded->find_first_of(std::string("\r\n\0", 3)) == std::string::npos &&
+           decoded->find_first_of(" \t") > colon;
+      if (ok) {
+        b.fields += decoded->substr(0, colon);
+        b.fields += ": ";
+        b.fields += decoded->substr(colon + 1);
+        b.fields += "\r\n";
+      }
     } else if (key == "reset") {
       if (value == "before_headers") {
         b.reset = ResetPoint::BeforeHeaders;
@@ -554,6 +592,7 @@ Next Connection::send_response(const RequestHead& head, const Behaviour& behavio
     response += "Content-Length: " + std::to_string(body.size()) + "\r\n";
   }
   response += upstream_fields(seq);
+  response += behaviour.fields;
   if (!keep_alive) {
     response += "Connection: close\r\n";
   } else if (head.version == "1.0") {

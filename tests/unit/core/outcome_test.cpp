@@ -33,9 +33,10 @@ TEST(OutcomeTable, NamesAreUniqueSnakeCase) {
   EXPECT_EQ(names.size(), kOutcomeCount);
 }
 
-TEST(OutcomeTable, OnlyProxiedAndRedirectedSucceed) {
+TEST(OutcomeTable, OnlyProxiedRedirectedAndPreflightsSucceed) {
   for (std::size_t i = 0; i < kOutcomeCount; ++i) {
-    const bool expected = at(i) == Outcome::Proxied || outcome_info(at(i)).how == How::Redirected;
+    const bool expected = at(i) == Outcome::Proxied || at(i) == Outcome::CorsPreflight ||
+                          outcome_info(at(i)).how == How::Redirected;
     EXPECT_EQ(outcome_info(at(i)).success, expected) << outcome_info(at(i)).name;
   }
 }
@@ -78,6 +79,7 @@ TEST(OutcomeTable, DecisionsAndRulesAreTheAuditSchemas) {
       {Outcome::RewriteRefused, "error", "rewrite-target"},
       {Outcome::AnnotationRedirect, "redirected", "permanent-redirect/temporal-redirect"},
       {Outcome::WwwRedirect, "redirected", "from-to-www-redirect"},
+      {Outcome::CorsPreflight, "allowed", "enable-cors"},
   };
   EXPECT_EQ(std::size(rows), kOutcomeCount);
   for (const auto& r : rows) {

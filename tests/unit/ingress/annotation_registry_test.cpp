@@ -69,10 +69,17 @@ const std::map<std::string, std::string>& samples() {
       {"canary-weight", "10"},
       {"canary-weight-total", "1000"},
       {"connection-proxy-header", "close"},
+      {"cors-allow-credentials", "false"},
+      {"cors-allow-headers", "X-Custom, Content-Type"},
+      {"cors-allow-methods", "GET, POST"},
+      {"cors-allow-origin", "https://app.example, https://*.example.com"},
+      {"cors-expose-headers", "X-Total"},
+      {"cors-max-age", "600"},
       {"custom-http-errors", "404,503"},
       {"default-backend", "errors"},
       {"denylist-source-range", "10.0.0.0/8"},
       {"disable-proxy-intercept-errors", "true"},
+      {"enable-cors", "true"},
       {"force-ssl-redirect", "true"},
       {"from-to-www-redirect", "true"},
       {"health-check-healthy-threshold", "2"},
@@ -92,7 +99,11 @@ const std::map<std::string, std::string>& samples() {
       {"proxy-next-upstream", "error timeout"},
       {"proxy-next-upstream-timeout", "10"},
       {"proxy-next-upstream-tries", "3"},
+      {"proxy-cookie-domain", "backend.local app.example"},
+      {"proxy-cookie-path", "/internal /app"},
       {"proxy-read-timeout", "30"},
+      {"proxy-redirect-from", "http://backend:8080/"},
+      {"proxy-redirect-to", "https://app.example/"},
       {"proxy-send-timeout", "30"},
       {"proxy-ssl-ciphers", "ECDHE-RSA-AES128-GCM-SHA256"},
       {"proxy-ssl-name", "backend.example"},
@@ -199,6 +210,8 @@ TEST(AnnotationRegistry, SupportedRowsParseUnderBothPrefixes) {
       // canary-* only tune a canary Ingress (on another, any value is only "no effect").
       std::map<std::string, std::string> with;
       if (r.group == "canary" && r.name != "canary") with[prefix + "canary"] = "true";
+      // proxy-redirect-from needs its -to.
+      if (r.name == "proxy-redirect-from") with[prefix + "proxy-redirect-to"] = "https://app.example/";
       a.insert(with.begin(), with.end());
       const auto p = parse(a, kFailClosed);
       EXPECT_TRUE(p.problems.empty()) << key << ": " << p.problems.at(0).message;

@@ -192,6 +192,8 @@ TEST(Phases, OrderIsTodays) {
                                                   "fail-closed",
                                                   "annotation-redirect",
                                                   "app-root",
+                                                  "cors",
+                                                  "response-headers",
                                                   "rewrite",
                                                   "canary",
                                                   "limits",

@@ -11,6 +11,8 @@
 #include <vector>
 
 #include "phigate/config/policy_canary.hpp"
+#include "phigate/config/policy_cors.hpp"
+#include "phigate/config/policy_headers.hpp"
 #include "phigate/config/policy_redirect.hpp"
 #include "phigate/config/policy_regex.hpp"
 
@@ -278,6 +280,8 @@ struct RoutePolicy {
   CanaryPolicy canary{};      // canary-* (policy_canary.hpp)
   RedirectPolicy redirect{};  // permanent/temporal redirects, from-to-www-redirect (policy_redirect.hpp)
   HostsPolicy hosts{};        // upstream-vhost, server-alias, service-upstream (policy_redirect.hpp)
+  CorsPolicy cors{};          // enable-cors, cors-* (policy_cors.hpp)
+  HeaderPolicy headers{};     // proxy-redirect-*, proxy-cookie-* (policy_headers.hpp)
 };
 using RoutePolicyPtr = std::shared_ptr<const RoutePolicy>;
 

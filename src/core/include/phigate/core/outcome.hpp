@@ -48,6 +48,7 @@ enum class Outcome : std::uint8_t {
   RewriteRefused,             // 400: rewrite-target produced an unsafe path
   AnnotationRedirect,         // 301/302/303/307/308: permanent-redirect or temporal-redirect
   WwwRedirect,                // 308: from-to-www-redirect, a partner name to its host
+  CorsPreflight,              // 204: enable-cors, an OPTIONS request from an allowed origin
   kCount
 };
 

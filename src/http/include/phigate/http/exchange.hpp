@@ -13,6 +13,7 @@
 #include "phigate/core/error.hpp"
 #include "phigate/http/message.hpp"
 #include "phigate/http/parser.hpp"
+#include "phigate/http/response_edits.hpp"
 
 namespace phigate::http {
 
@@ -86,7 +87,10 @@ class Http1Exchange {
   /// Starts the response of the current request. `extra_fields`: raw header lines added to the
   /// response head (HSTS), skipped when the upstream sends Strict-Transport-Security itself.
   /// `close_client`: the client connection must close after this response (drain, shutdown).
-  void begin_response(std::string_view extra_fields, bool close_client);
+  /// `edits` (may be null; must outlive the response head) and `response_fields` (raw lines, e.g.
+  /// CORS; copied) replace the upstream's fields of their names (http/response_edits.hpp).
+  void begin_response(std::string_view extra_fields, bool close_client, const ResponseEdits* edits = nullptr,
+                      std::string_view response_fields = {});
   /// The caller learned, before the response head went out, that the client connection must
   /// close after this response (a drain began while waiting for the upstream).
   void set_close_client() noexcept { close_client_ = true; }
@@ -144,7 +148,9 @@ class Http1Exchange {
   Parser req_;
   Parser resp_;
   core::Error error_;
-  std::string extra_fields_;  // copied: the caller's snapshot may be released before the head goes out
+  std::string extra_fields_;     // copied: the caller's snapshot may be released before the head goes out
+  std::string response_fields_;  // per-request edits (CORS), copied likewise
+  const ResponseEdits* response_edits_ = nullptr;  // the route's edits (the pinned snapshot's)
   ParserLimits pending_limits_{};
   bool limits_pending_ = false;
   // Request side
