@@ -135,10 +135,11 @@ constexpr auto kRegistry = std::to_array<AnnotationInfo>({
         kRangeDifference)),
     supported(
         "app-root", [](std::string_view v, Context& c) { return parse_app_root(v, c.policy.regex); }, "rewrite",
-        "a request for \"/\" of the host gets 302 to this path (per host: from the Ingress whose path is \"/\", "
-        "else the first that sets it)",
-        "answered after the access checks (a refused client gets 403, not the redirect); needs a route that "
-        "matches \"/\""),
+        "a request for \"/\" of the host gets 302 to this path, when this Ingress's path is the one \"/\" "
+        "matches",
+        "answered after the access checks (a refused client gets 403, not the redirect); ingress-nginx applies "
+        "it at server level, whichever Ingress serves \"/\"; here another Ingress's deeper path cannot "
+        "redirect a root it does not serve"),
     refused("auth-always-set-cookie", {}, "auth", kAuth, kAuthPlanned),
     refused("auth-cache-duration", {}, "auth", kAuth, kAuthPlanned),
     refused("auth-cache-key", {}, "auth", kAuth, kAuthPlanned),
@@ -228,7 +229,9 @@ constexpr auto kRegistry = std::to_array<AnnotationInfo>({
     supported("default-backend", parse_default_backend, "errors",
               "a Service of the Ingress's namespace (its first port): the error backend of custom-http-errors, "
               "and where a request goes, with X-Code: 503, when its path has no ready endpoint",
-              "requests over HTTP/2 whose path has no ready endpoint get 503 (only HTTP/1 goes to it)"),
+              "requests over HTTP/2 whose path has no ready endpoint get 503 (only HTTP/1 goes to it); the error "
+              "backend is plain HTTP, so it is not used (a warning) on an Ingress whose backend-protocol is HTTPS "
+              "or GRPCS"),
     supported("denylist-source-range",
               [](std::string_view v, Context& c) { return parse_ranges(v, c.policy.deny_source_ranges); },
               "access", "client addresses refused (403)", kRangeDifference),

@@ -516,7 +516,9 @@ class Translator {
                   "Ingress " + owner);
   }
 
-  /// app-root is per host (ingress-nginx: server level); the router keeps the first live Ingress's.
+  /// app-root is server level in ingress-nginx; phigate honours it only on the route that serves
+  /// "/" of the host (the app-root phase reads the matched route's policy), so two Ingresses
+  /// setting it on one host are reported: at most the root's owner redirects.
   void claim_app_root(const std::string& host, const std::string& root, const Ingress& ing,
                       const std::string& owner) {
     const auto [it, inserted] = app_roots_.try_emplace(host, root, owner);
@@ -525,8 +527,8 @@ class Translator {
     diag_.warning(ing.origin.where(), ing.meta.annotations_line,
                   "metadata.annotations." + annotation_key(ing, "app-root"),
                   "conflict: app-root of host " + shown(host) + " set to " + quote_value(it->second.first) +
-                      " by Ingress " + it->second.second + " (kept) and " + quote_value(root) + " by " +
-                      owner + " (ignored)",
+                      " by Ingress " + it->second.second + " and " + quote_value(root) + " by " + owner +
+                      ": only the Ingress serving \"/\" of the host redirects it",
                   "Ingress " + owner);
   }
 
@@ -539,6 +541,16 @@ class Translator {
     if (policy.default_backend.empty()) return nullptr;
     const auto field = "metadata.annotations." + annotation_key(ing, "default-backend");
     const auto resource = "Ingress " + ing.meta.key();
+    // The error backend is plain HTTP and may get the original request (no ready endpoint): never
+    // for a route whose backends are reached over TLS, whose requests must not leave in clear.
+    if (policy.backend_protocol == config::BackendProtocol::Https ||
+        policy.backend_protocol == config::BackendProtocol::Grpcs) {
+      diag_.warning(ing.origin.where(), ing.meta.annotations_line, field,
+                    "not used: this Ingress's backends are reached over TLS (backend-protocol) and the error "
+                    "backend would be plain HTTP; error pages are phigate's own answers",
+                    resource);
+      return nullptr;
+    }
     auto eb = std::make_shared<config::PathSpec>();
     eb->path = "/";
     eb->where = {ing.origin.where(), ing.meta.annotations_line};
@@ -885,6 +897,13 @@ class Translator {
     }
   }
 
+  /// The wildcard name that covers `host` ("*.b.c" for "a.b.c"), or "" (a wildcard itself, no dot).
+  static std::string wildcard_of(const std::string& host) {
+    const auto dot = host.find('.');
+    if (host.empty() || host.front() == '*' || dot == std::string::npos || dot == 0) return {};
+    return "*" + host.substr(dot);
+  }
+
   /// server-alias, once every route (canaries and default roots included) is known: each alias of
   /// a host serves copies of every RouteSpec of that host, from every Ingress, with the same
   /// policies, so check_host_tls and the snapshot's host TLS policies give the alias exactly the
@@ -898,6 +917,14 @@ class Translator {
         aliases_of;                                           // host → its aliases (ordered: stable output)
     std::unordered_map<std::string, std::string> alias_host;  // alias → host
     std::unordered_set<std::string> seen;
+    // Hosts (wildcards included) whose live routes carry TLS settings, as check_host_tls counts them.
+    std::unordered_set<std::string> tls_owner;
+    for (const auto& r : out_.routes) {
+      if (r.host.empty()) continue;
+      for (const auto& p : r.paths) {
+        if (live(p) && has_host_tls(*p.policy)) tls_owner.insert(r.host);
+      }
+    }
     for (const auto& r : out_.routes) {
       if (r.host.empty() || r.paths.empty() || !seen.insert(r.host).second) continue;
       const auto& policy = r.paths.front().policy;
@@ -912,6 +939,14 @@ class Translator {
           why = a == r.host ? "is the host itself" : "is a host of its own (served as itself)";
         } else if (const auto it = alias_host.find(a); it != alias_host.end()) {
           why = "is already an alias of host " + it->second;
+        } else if (const auto w = wildcard_of(r.host);
+                   !w.empty() && tls_owner.count(w) != 0 && wildcard_of(a) != w) {
+          // The host may take client-certificate or cipher settings from the wildcard over it
+          // (ServerContexts falls back to it), which the alias's name is not under: copies of its
+          // routes would be served without them.
+          why = "would not be covered by " + w +
+                ", whose TLS settings (client certificates, ciphers) apply to "
+                "the host";
         }
         if (!why.empty()) {
           ++out_.stats.conflicts;
@@ -958,11 +993,6 @@ class Translator {
         }
       }
       return out;
-    };
-    const auto wildcard_of = [](const std::string& host) -> std::string {
-      const auto dot = host.find('.');
-      if (host.front() == '*' || dot == std::string::npos || dot == 0) return {};
-      return "*" + host.substr(dot);
     };
     const auto find = [](const auto& map, const std::string& host) -> const config::RoutePolicy* {
       const auto it = map.find(host);

@@ -32,10 +32,13 @@ Decision rewrite_refused(Request& r, const char* why) {
 
 namespace phase {
 
-PhaseResult app_root(Request& r, const Snapshot& s, const ConnectionView& c) {
+PhaseResult app_root(Request& r, const Snapshot&, const ConnectionView& c) {
   // ingress-nginx: `if ($uri = /) { return 302 $scheme://$http_host<app-root>; }` at server level.
-  if (r.path != "/") return std::nullopt;
-  const auto root = s.routes.app_root(r.host_norm);
+  // Here it is the app-root of the route that "/" matched: only the Ingress that serves a host's
+  // root (a literal "/", a regex like "/(.*)", or its defaultBackend) can redirect it, never
+  // another Ingress with a deeper path on the same host.
+  if (r.path != "/" || r.policy == nullptr) return std::nullopt;
+  const std::string_view root = r.policy->regex.app_root;
   if (root.empty()) return std::nullopt;
   r.location = same_host_location(c.tls, r.host, root);
   if (r.location.empty() || r.head.headers.count("host") != 1) {

@@ -150,19 +150,6 @@ void RouteTable::finish_bucket(HostRoutes& h, const std::vector<Route>& routes, 
     const auto& p = routes[i].policy;
     return p != nullptr && p->regex.regex_path(routes[i].path);
   };
-  // app-root answers "/" only: it is taken from the route that owns "/" on the host when there is
-  // one (another Ingress with a deeper path cannot redirect the root it does not own), else from
-  // the first live route that sets it.
-  const auto root = std::find_if(h.members.begin(), h.members.end(),
-                                 [&](std::uint32_t i) { return routes[i].path == "/"; });
-  for (const auto i : h.members) {
-    if (root != h.members.end() && i != *root) continue;
-    const auto& p = routes[i].policy;
-    if (p != nullptr && p->fail_closed.empty() && !p->regex.app_root.empty()) {
-      h.app_root = p->regex.app_root;
-      break;
-    }
-  }
   if (std::none_of(h.members.begin(), h.members.end(), regex_route)) return;
   // ingress-nginx (controller.go): locations sorted by path text descending, then stable by
   // length descending; nginx takes the first regex that matches.
@@ -227,11 +214,6 @@ const Route* RouteTable::match_regex(const RegexBucket& b, std::string_view path
 const RouteTable::HostRoutes* RouteTable::bucket_of(std::string_view h) const {
   if (const HostRoutes* bucket = hosts_.find(h)) return bucket;
   return has_default_ ? &default_host_ : nullptr;
-}
-
-std::string_view RouteTable::app_root(std::string_view host) const {
-  const HostRoutes* b = bucket_of(host);
-  return b != nullptr ? std::string_view(b->app_root) : std::string_view{};
 }
 
 std::string_view RouteTable::www_redirect(std::string_view host) const {

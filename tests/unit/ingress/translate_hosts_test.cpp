@@ -127,6 +127,25 @@ TEST_F(TranslateHosts, AliasServesEveryPathOfTheHostFromEveryIngressWithTheSameP
             (std::vector<std::string>{"shop.example", "*.alias.example", "alias.example"}));
 }
 
+// A host under a wildcard that verifies client certificates inherits that rule (ServerContexts
+// falls back to the wildcard): an alias outside that wildcard would serve the host's paths without
+// a certificate, so it is dropped; an alias under the same wildcard inherits the rule too and stays.
+TEST_F(TranslateHosts, AliasOutsideTheWildcardTheHostInheritsClientCertificatesFromIsDropped) {
+  auto wild = ingress("wild", 1, {rule("*.corp.example", "/")},
+                      {{kN + "auth-tls-secret", "default/ca"}, {kN + "auth-tls-verify-client", "on"}});
+  auto host = ingress("host", 2, {rule("app.corp.example", "/records")},
+                      {{kN + "server-alias", "app.other.example, app2.corp.example"}});
+  res_.ingresses = {host, wild};
+  const auto t = run();
+  EXPECT_TRUE(paths_of(t, "app.other.example").empty());
+  ASSERT_NE(find("alias app.other.example of host app.corp.example would not be covered by *.corp.example"),
+            nullptr)
+      << diag_.to_string();
+  const auto same = paths_of(t, "app2.corp.example");
+  ASSERT_EQ(same.size(), 1u);
+  EXPECT_EQ(same[0].first, "/records");
+}
+
 TEST_F(TranslateHosts, AliasThatIsARealHostOrAnotherAliasIsDroppedWithAWarning) {
   res_.ingresses = {
       ingress("a", 1, {rule("a.example", "/a")},

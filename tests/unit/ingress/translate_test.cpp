@@ -1433,7 +1433,7 @@ TEST_F(Translate, RewriteReferenceBeyondGroupsWarns) {
   EXPECT_NE(find("refers to $3"), nullptr) << diag_.to_string();
 }
 
-TEST_F(Translate, AppRootConflictOnOneHostWarnsFirstKept) {
+TEST_F(Translate, AppRootConflictOnOneHostWarns) {
   add_web_service();
   auto a = ingress("a", 1, {{"a.example", {path("/", PathType::Prefix, "web", 80)}, 1}});
   a.meta.annotations = {{kN + "app-root", "/one"}};
@@ -1442,7 +1442,9 @@ TEST_F(Translate, AppRootConflictOnOneHostWarnsFirstKept) {
   res_.ingresses = {b, a};
   const auto t = run();
   EXPECT_EQ(t.stats.conflicts, 1u) << diag_.to_string();
-  EXPECT_NE(find("app-root of host a.example set to \"/one\" by Ingress default/a (kept)"), nullptr)
+  EXPECT_NE(find("app-root of host a.example set to \"/one\" by Ingress default/a and \"/two\" by default/b: "
+                 "only the Ingress serving \"/\" of the host redirects it"),
+            nullptr)
       << diag_.to_string();
 }
 
@@ -1507,6 +1509,26 @@ TEST_F(Translate, DefaultBackend_MissingServiceIsAnErrorWithoutEndpoints) {
   ASSERT_NE(t.routes[0].paths[0].error_backend, nullptr);
   EXPECT_TRUE(t.routes[0].paths[0].error_backend->backends.empty());
   EXPECT_TRUE(t.routes[0].paths[0].policy->fail_closed.empty());
+}
+
+// The error backend is plain HTTP and may receive the original request: a route reached over TLS
+// (backend-protocol HTTPS or GRPCS) never gets one, so no request of it leaves in clear.
+TEST_F(Translate, DefaultBackend_NotUsedWhenTheBackendsAreReachedOverTls) {
+  add_web_service();
+  res_.services.push_back(service("errors", {{"http", 8080, "9000"}}));
+  res_.endpoint_slices.push_back(
+      slice("errors-1", "errors", "IPv4", {{"http", 9000}}, {{{"10.0.0.9"}, true}}));
+  for (const char* proto : {"HTTPS", "GRPCS"}) {
+    auto ing = ingress("a", 1, {{"app.example", {path("/", PathType::Prefix, "web", 80)}, 1}});
+    ing.meta.annotations = {{kN + "default-backend", "errors"},
+                            {kN + "custom-http-errors", "503"},
+                            {kN + "backend-protocol", proto}};
+    res_.ingresses = {ing};
+    const auto t = run();
+    ASSERT_EQ(t.routes.size(), 1u) << proto;
+    EXPECT_EQ(t.routes[0].paths[0].error_backend, nullptr) << proto;
+    EXPECT_NE(find("the error backend would be plain HTTP"), nullptr) << proto << diag_.to_string();
+  }
 }
 
 TEST_F(Translate, ConnectionProxyHeaderCloseWarnsAboutWebSockets) {

@@ -175,6 +175,7 @@ TEST(AppRootPhase, OnlySlashRedirects302WithTheHostAsSent) {
     c.tls = true;
     ASSERT_FALSE(phase::host(q.r, f.snap, c).has_value());
     ASSERT_FALSE(phase::target(q.r, f.snap, c).has_value());
+    ASSERT_FALSE(phase::route(q.r, f.snap, c).has_value());
     const auto d = phase::app_root(q.r, f.snap, c);
     ASSERT_TRUE(d.has_value());
     EXPECT_EQ(q.r.location, "https://approot.example/app1");
@@ -183,6 +184,24 @@ TEST(AppRootPhase, OnlySlashRedirects302WithTheHostAsSent) {
   EXPECT_FALSE(run(f, "/x", "approot.example").d.has_value());
   EXPECT_EQ(redirect_body(302), "302 Found\n");
   EXPECT_EQ(redirect_body(308), "308 Permanent Redirect\n");
+}
+
+// Only the Ingress serving "/" redirects it: another Ingress's app-root on a deeper path of the
+// same host does not, whether the root is a literal "/" or a regex that matches "/".
+TEST(AppRootPhase, OnlyTheRootsOwnerRedirectsIt) {
+  const Fixture literal({{"approot.example", "/", "", "", "", false, false},
+                         {"approot.example", "/b", "", "", "/b/login", false, false}});
+  EXPECT_FALSE(run(literal, "/", "approot.example").d.has_value());
+  const Fixture regex({{"approot.example", "/(.*)", "", "", "", true, false},
+                       {"approot.example", "/b", "", "", "/b/login", false, false}});
+  const auto r = run(regex, "/", "approot.example");
+  EXPECT_FALSE(r.d.has_value());
+  const Fixture owner({{"approot.example", "/(.*)", "", "", "/app1", true, false},
+                       {"approot.example", "/b", "", "", "/b/login", false, false}});
+  const auto o = run(owner, "/", "approot.example");
+  ASSERT_TRUE(o.d.has_value());
+  EXPECT_EQ(o.d->outcome, Outcome::AppRootRedirect);
+  EXPECT_EQ(o.upstream, "http://approot.example/app1");
 }
 
 // A client refused by the route's source range gets 403, not the redirect target.

@@ -156,6 +156,7 @@ TEST(RouteTableRegex, LiteralPrefix) {
   EXPECT_EQ(config::regex_literal_prefix("/a\\|b"), "/a");
   EXPECT_EQ(config::regex_literal_prefix("/a[|]b"), "/a");
   EXPECT_EQ(config::regex_literal_prefix("/a[]|]b"), "/a");
+  EXPECT_EQ(config::regex_literal_prefix("/a\\Q(\\E|/admin"), "/");  // a quoted "(" is no group
   EXPECT_EQ(config::regex_literal_prefix("/plain"), "/plain");
 }
 
@@ -178,33 +179,6 @@ TEST(RouteTableRegex, DuplicateRegexPathKeepsTheFirst) {
       RouteTable::build({{"a", {path("/x.*", first)}, {}}, {"a", {path("/x.*", second)}, {}}}, diag);
   EXPECT_EQ(t.match("a", "/xy")->policy, first);
   EXPECT_EQ(t.size(), 1u);
-}
-
-TEST(RouteTableRegex, AppRootIsPerBucketFromTheFirstLiveRoute) {
-  auto dead = std::make_shared<config::RoutePolicy>();
-  dead->regex.app_root = "/dead";
-  dead->fail_closed = "x";
-  auto live = std::make_shared<config::RoutePolicy>();
-  live->regex.app_root = "/app1";
-  const auto t = table({{"a", {path("/x", dead), path("/y", live)}, {}}, {"b", {path("/")}, {}}});
-  EXPECT_EQ(t.app_root("a"), "/app1");
-  EXPECT_EQ(t.app_root("b"), "");
-  EXPECT_EQ(t.app_root("c"), "");
-}
-
-// app-root redirects "/": an Ingress with a deeper path cannot redirect a root another one owns.
-TEST(RouteTableRegex, AppRootComesFromTheRootsOwnerWhenThereIsOne) {
-  auto owner = std::make_shared<config::RoutePolicy>();
-  auto other = std::make_shared<config::RoutePolicy>();
-  other->regex.app_root = "/elsewhere";
-  auto owner_with = std::make_shared<config::RoutePolicy>();
-  owner_with->regex.app_root = "/app1";
-  const auto t = table({{"a", {path("/", owner)}, {}},
-                        {"a", {path("/y", other)}, {}},
-                        {"b", {path("/y", other)}, {}},
-                        {"b", {path("/", owner_with)}, {}}});
-  EXPECT_EQ(t.app_root("a"), "");
-  EXPECT_EQ(t.app_root("b"), "/app1");
 }
 
 // An Ingress defaultBackend with rewrite-target rewrites like any "/" regex location: every target

@@ -31,6 +31,8 @@ inline bool regex_top_level_alternation(std::string_view pattern) noexcept {
   for (std::size_t i = 0; i < pattern.size(); ++i) {
     const char c = pattern[i];
     if (c == '\\') {
+      // \Q…\E quotes a run that may hold `(` or `|`: no prefix is trusted then.
+      if (i + 1 < pattern.size() && pattern[i + 1] == 'Q') return true;
       ++i;
     } else if (in_class) {
       in_class = c != ']';
@@ -51,7 +53,7 @@ inline bool regex_top_level_alternation(std::string_view pattern) noexcept {
 /// The bytes of a regex path before its first metacharacter, less the one a quantifier makes
 /// optional: what an invalid regex path still claims (`/api/(?=x)` claims `/api/`), and the Path
 /// of a regex route's affinity cookie (`/api(/|$)(.*)` → `/api`). A pattern with a top-level
-/// alternation (`/a|/b`) has only "/".
+/// alternation (`/a|/b`), or a `\\Q` quoted run, has only "/".
 inline std::string_view regex_literal_prefix(std::string_view path) noexcept {
   if (regex_top_level_alternation(path)) return path.substr(0, path.empty() ? 0 : 1);
   std::size_t i = 0;

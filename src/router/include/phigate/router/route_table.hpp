@@ -65,10 +65,6 @@ class RouteTable {
 
   std::size_t size() const noexcept { return routes_.size(); }
 
-  /// The app-root of the bucket `host` (normalised) is matched in: the first route's (in
-  /// definition order) of an Ingress that is not failed closed; "" when none.
-  std::string_view app_root(std::string_view host) const;
-
   /// ingress-nginx from-to-www-redirect: the host to redirect `host` (normalised) to, when a
   /// live route of that host asked for it, `host` is its www/non-www partner ("www.a.example" ↔
   /// "a.example"), and `host` has no bucket of its own (exact or wildcard: real hosts win); ""
@@ -88,7 +84,6 @@ class RouteTable {
     core::StringMap<std::uint32_t> regex;           // regex paths, by their text
     std::vector<std::uint32_t> members;             // every route of the bucket, in definition order
     std::shared_ptr<const RegexBucket> regex_mode;  // set: the bucket is matched by regex
-    std::string app_root;
   };
   static void finish_bucket(HostRoutes& h, const std::vector<Route>& routes, config::Diagnostics& diag);
   const Route* match_in(const HostRoutes& h, std::string_view path) const;
