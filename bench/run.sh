@@ -455,10 +455,8 @@ make_client_certs() {
   cat "$d/client.crt" "$d/client.key" >"$d/client.pem"; chmod 600 "$d/client.pem"
   CLIENT_CA=$d/ca.crt
 }
-write_mtls_manifests() {  # DIR: IngressClass, backend Service+EndpointSlice, CA Secret, Ingress for mtls.app.example
-  local d=$1
-  mkdir -p "$d"
-  cat >"$d/mtls.yaml" <<EOF
+backend_manifests() {  # the IngressClass, and Service "backend" with one EndpointSlice to the bench backend
+  cat <<EOF
 apiVersion: networking.k8s.io/v1
 kind: IngressClass
 metadata: { name: phigate }
@@ -476,6 +474,12 @@ addressType: IPv4
 ports: [{ name: http, port: $BACKEND_PORT }]
 endpoints: [{ addresses: ["127.0.0.1"], conditions: { ready: true } }]
 ---
+EOF
+}
+write_mtls_manifests() {  # DIR: IngressClass, backend Service+EndpointSlice, CA Secret, Ingress for mtls.app.example
+  local d=$1
+  mkdir -p "$d"
+  { backend_manifests; cat <<EOF
 apiVersion: v1
 kind: Secret
 metadata: { name: client-ca, namespace: default }
@@ -499,6 +503,7 @@ spec:
       paths:
       - { path: /, pathType: Prefix, backend: { service: { name: backend, port: { number: 80 } } } }
 EOF
+  } >"$d/mtls.yaml"
 }
 scenario_mtls() {
   local t r mode inst code hc_pid cfg=$TMP/haproxy-client.cfg i n parsed out
@@ -850,24 +855,8 @@ write_regex_manifests() {  # DIR MODE(rx|px)
   local d=$1 mode=$2 i
   mkdir -p "$d"
   {
+    backend_manifests
     cat <<EOF
-apiVersion: networking.k8s.io/v1
-kind: IngressClass
-metadata: { name: phigate }
-spec: { controller: phigate.io/ingress-controller }
----
-apiVersion: v1
-kind: Service
-metadata: { name: backend, namespace: default }
-spec: { ports: [{ name: http, port: 80, targetPort: 8080 }] }
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata: { name: backend-a, namespace: default, labels: { kubernetes.io/service-name: backend } }
-addressType: IPv4
-ports: [{ name: http, port: $BACKEND_PORT }]
-endpoints: [{ addresses: ["127.0.0.1"], conditions: { ready: true } }]
----
 apiVersion: networking.k8s.io/v1
 kind: Ingress
 metadata:
