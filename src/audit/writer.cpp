@@ -459,7 +459,7 @@ struct Writer::Impl {
   }
 
   // Copies every queued record into frames. Runs only while writing works: while failed, records stay
-  // in the rings (producers are refused meanwhile, so they are bounded) and are written on recovery.
+  // in the rings (bounded by them: a full ring refuses) and are written on recovery.
   bool drain() {
     bool ok = true;
     for (auto& p : producers) {
@@ -803,7 +803,10 @@ bool Writer::submit(unsigned producer, std::string_view line) {
     p.rejected.store(p.rejected.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
     return false;
   };
-  if (s.failed.load(std::memory_order_relaxed) || s.stopped.load(std::memory_order_relaxed)) return reject();
+  // A failed writer still queues: the proxy stops admitting requests while !healthy(), but one
+  // admitted just before the failure, and each 503 refusal, must still leave its record. The ring is
+  // preallocated, so queuing while failed is bounded by it; when it is full the record is refused.
+  if (s.stopped.load(std::memory_order_relaxed)) return reject();
   if (line.size() > s.max_record || std::memchr(line.data(), '\n', line.size())) return reject();
   const auto wake_writer = [&] {
     p.since_wake = 0;

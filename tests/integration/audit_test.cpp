@@ -190,6 +190,18 @@ TEST_F(AuditTest, DiskRefusingWritesFailsClosedWith503ThenRecovers) {
   }
   ASSERT_GT(size, 2 * log_size());
   const auto pid = std::to_string(pg.process.pid());
+  // A request admitted while the log is healthy whose response (and so its record) comes after the
+  // writer failed: its record must still be kept. The upstream has it before the limit is set.
+  std::string slow_code;
+  std::thread slow([&] { slow_code = code("/slow?delay_ms=3000"); });
+  const auto upstream_has = [&](const std::string& target) {
+    for (const auto& line : up.records()) {
+      if (json_field(line, "target") == target) return true;
+    }
+    return false;
+  };
+  for (int i = 0; i < 100 && !upstream_has("/slow?delay_ms=3000"); ++i) std::this_thread::sleep_for(20ms);
+  EXPECT_TRUE(upstream_has("/slow?delay_ms=3000"));
   // Soft limit only: lowering the hard limit could not be undone without CAP_SYS_RESOURCE.
   auto lim = run({"prlimit", "--pid", pid, "--fsize=" + std::to_string(size) + ":"});
   ASSERT_EQ(lim.exit_code, 0) << lim.err;
@@ -199,6 +211,8 @@ TEST_F(AuditTest, DiskRefusingWritesFailsClosedWith503ThenRecovers) {
   EXPECT_EQ(seen, "503");
   EXPECT_TRUE(pg.process.wait_for_line("failing closed", 5s, mark))
       << "since mark: " << pg.process.output().substr(mark) << "\nall: " << pg.process.output();
+  slow.join();  // answered while the writer is still failed (the limit is still set)
+  EXPECT_EQ(slow_code, "200");
   bool gauge_down = false;  // refreshed every second by the control thread
   for (int i = 0; i < 40 && !gauge_down; ++i) {
     gauge_down = metrics(pg).find("phigate_audit_healthy 0") != std::string::npos;
@@ -221,7 +235,8 @@ TEST_F(AuditTest, DiskRefusingWritesFailsClosedWith503ThenRecovers) {
   EXPECT_FALSE(find(recs, "\"path\":\"/recovered\"").empty());
   // Every request phigate let through while failing is in the log: nothing accepted was lost.
   for (const auto& line : up.records()) {
-    const auto path = json_field(line, "target");
+    const auto target = json_field(line, "target");
+    const auto path = target.substr(0, target.find('?'));  // the record keeps no query
     EXPECT_FALSE(find(recs, "\"path\":\"" + path + "\"").empty()) << path;
   }
 }

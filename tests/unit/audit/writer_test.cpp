@@ -142,18 +142,43 @@ TEST_F(WriterTest, DiskFailureFailsClosedKeepsAcceptedRecordsAndRecovers) {
   EXPECT_TRUE((*w)->stats().failed);
   EXPECT_GE((*w)->stats().write_errors, 1u);
   EXPECT_EQ((*w)->stats().records_written, 0u);
-  EXPECT_FALSE((*w)->submit(0, record(99)));  // refused while failed: the proxy answers 503
-  EXPECT_EQ((*w)->stats().rejected, 1u);
+  // Still queued while failed (the proxy answers 503 from healthy(), but a request admitted just
+  // before the failure, and each refusal, leaves its record): kept in the ring until recovery.
+  EXPECT_TRUE((*w)->submit(0, record(99)));
+  EXPECT_EQ((*w)->stats().rejected, 0u);
   EXPECT_FALSE((*w)->flush());  // still failing: retried, not dropped
+  EXPECT_FALSE((*w)->healthy());
   (*w)->fail_writes_for_test(0);
   EXPECT_TRUE((*w)->flush());
   EXPECT_TRUE((*w)->healthy());
-  EXPECT_EQ((*w)->stats().records_written, 10u);
+  EXPECT_EQ((*w)->stats().records_written, 11u);
   for (int i = 10; i < 15; ++i) ASSERT_TRUE((*w)->submit(0, record(i)));
   ASSERT_TRUE((*w)->stop());
   std::vector<std::string> expected;
-  for (int i = 0; i < 15; ++i) expected.push_back(record(i));
+  for (int i = 0; i < 10; ++i) expected.push_back(record(i));
+  expected.push_back(record(99));
+  for (int i = 10; i < 15; ++i) expected.push_back(record(i));
   EXPECT_EQ(decrypted(), expected);
+}
+
+TEST_F(WriterTest, DiskFailureQueuesUntilTheRingIsFullThenRefuses) {
+  WriterOptions o = test_options(dir());
+  o.queue_bytes_per_producer = 64 << 10;
+  o.batch_records = 1'000'000;
+  auto w = Writer::start(o, keys, 1);
+  ASSERT_TRUE(w);
+  (*w)->fail_writes_for_test(ENOSPC);
+  ASSERT_TRUE((*w)->submit(0, record(0)));
+  EXPECT_FALSE((*w)->flush());
+  int accepted = 1;
+  while (accepted < 100000 && (*w)->submit(0, record(accepted))) ++accepted;
+  ASSERT_LT(accepted, 100000);  // bounded by the preallocated ring, not by memory
+  EXPECT_EQ((*w)->stats().rejected, 1u);
+  (*w)->fail_writes_for_test(0);
+  EXPECT_TRUE((*w)->flush());
+  EXPECT_TRUE((*w)->healthy());
+  ASSERT_TRUE((*w)->stop());
+  EXPECT_EQ(decrypted().size(), static_cast<std::size_t>(accepted));
 }
 
 TEST_F(WriterTest, DiskFailureDuringRotationRecovers) {

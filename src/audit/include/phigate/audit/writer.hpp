@@ -66,8 +66,9 @@ class Writer {
 
   /// Queues one record (a single JSON line without '\n'). Only thread `producer` may call it with that
   /// index (single producer per ring); never allocates. Returns false, counting `rejected`, when the
-  /// record is not accepted: writer failed or stopped, a record containing '\n' or over the size limit,
-  /// or (FailClosed) a full queue. With Block it waits for space instead, unless the writer fails.
+  /// record is not accepted: writer stopped, a record containing '\n' or over the size limit, or
+  /// (FailClosed) a full queue. While the disk fails records are still queued (written on recovery)
+  /// until the queue is full. With Block it waits for space instead, unless the writer fails.
   /// An accepted record is written unless the process dies before the next flush.
   bool submit(unsigned producer, std::string_view json_line);
 
