@@ -119,9 +119,14 @@ std::optional<std::string> Process::wait_for_line(std::string_view needle, std::
         const std::size_t nl = out.rfind('\n', hit);
         const std::size_t begin = nl == std::string::npos || nl < from_offset ? from_offset : nl + 1;
         std::size_t end = out.find('\n', hit);
-        if (end == std::string::npos) end = out.size();
-        if (end > begin && out[end - 1] == '\r') --end;
-        return out.substr(begin, end - begin);
+        // Only a whole line: a child may write one in several pieces (python3 -u writes print()'s
+        // arguments one by one), and "READY " without its port is not the line. The last line of a
+        // child that exited counts without its newline.
+        if (end != std::string::npos || exited) {
+          if (end == std::string::npos) end = out.size();
+          if (end > begin && out[end - 1] == '\r') --end;
+          return out.substr(begin, end - begin);
+        }
       }
     }
     if (exited || std::chrono::steady_clock::now() >= deadline) return std::nullopt;

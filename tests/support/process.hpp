@@ -44,8 +44,8 @@ class Process {
   const std::string& output_path() const { return output_path_; }
   /// Everything the child has written so far (reads the whole file).
   std::string output() const;
-  /// First line at or after byte `from_offset` of the output that contains `needle`, polled every ~5 ms
-  /// until `timeout`. Returns nullopt on timeout or once the child has exited without printing it. Pass
+  /// First line at or after byte `from_offset` of the output that contains `needle`, once complete
+  /// (its newline written, or the child exited), polled every ~5 ms until `timeout`. Returns nullopt on timeout or once the child has exited without printing it. Pass
   /// `output().size()` as `from_offset` to wait for a line printed after some action (e.g. a reload).
   std::optional<std::string> wait_for_line(std::string_view needle, std::chrono::milliseconds timeout,
                                            std::size_t from_offset = 0);

@@ -146,6 +146,21 @@ TEST(Process, WaitForLine_Signal_ExitCodes) {
   EXPECT_EQ(q.output(), "bye\n");
 }
 
+TEST(Process, WaitForLineWaitsForTheWholeLine) {
+  // The line arrives in two writes, the second one a while later: the first piece alone is not it.
+  auto p = Process::start({"sh", "-c", "printf 'READY '; sleep 0.3; echo 4242; exec sleep 30"});
+  auto line = p.wait_for_line("READY ", 5s);
+  ASSERT_TRUE(line) << p.output();
+  EXPECT_EQ(*line, "READY 4242");
+  ASSERT_TRUE(p.send_signal(SIGTERM));
+  EXPECT_EQ(p.wait_exit(5s), 128 + SIGTERM);
+  // A last line without its newline counts once the child has exited.
+  auto q = Process::start({"sh", "-c", "printf 'done 7'"});
+  line = q.wait_for_line("done", 5s);
+  ASSERT_TRUE(line) << q.output();
+  EXPECT_EQ(*line, "done 7");
+}
+
 TEST(Nginx, ServesFile_ToCurl_AndToPipelinedPlainClient) {
   TempDir dir;
   const std::string body = pattern_bytes(100000);
