@@ -27,9 +27,9 @@ void strip_kubernetes(config::Config& config) {
                 [](const config::CertificateSpec& c) { return !c.resource.empty(); });
 }
 
-/// An error that only says another object is not there yet: a backend Service, or a Secret named
-/// by spec.tls or an annotation. Those paths answer 503 (or get the default certificate) until it
-/// appears, which is safe; refusing them would break the usual orders of creation (`kubectl apply`
+/// An error that only says another object is not there yet: a backend Service, or a Secret or
+/// ConfigMap named by spec.tls or an annotation. Those paths answer 503 (or get the default certificate)
+/// until it appears, which is safe; refusing them would break the usual orders of creation (`kubectl apply`
 /// of a folder in name order, cert-manager's ingress-shim, which creates the TLS Secret only after
 /// the Ingress exists). They are returned as warnings, with the same text.
 bool missing_reference(const config::Diagnostic& d) {
@@ -38,7 +38,10 @@ bool missing_reference(const config::Diagnostic& d) {
       d.message.find(" not found: ") == std::string::npos) {
     return false;
   }
-  return d.message.starts_with("Secret ") || d.message.starts_with("backend ");
+  // A ConfigMap (custom-headers, proxy-set-headers) is followed only once an Ingress names it: at
+  // admission it is not in the provider's store yet even when it exists.
+  return d.message.starts_with("Secret ") || d.message.starts_with("ConfigMap ") ||
+         d.message.starts_with("backend ");
 }
 
 /// Whether a conflict warning about another Ingress names `key` (the candidate kept or ignored).

@@ -870,10 +870,11 @@ void read_root(Reader& r, const YAML::Node& root, Config& cfg) {
     }
   }
   if (const auto n = root["ingress"];
-      n && r.expect_map(n, "ingress",
-                        {"source", "dir", "class", "controller", "watch", "debounce", "rescan", "namespaces",
-                         "kubernetes", "status", "leader_election", "events", "webhook",
-                         "unsupported_annotations", "canary_cross_namespace", "regex_cross_namespace"})) {
+      n &&
+      r.expect_map(n, "ingress",
+                   {"source", "dir", "class", "controller", "watch", "debounce", "rescan", "namespaces",
+                    "kubernetes", "status", "leader_election", "events", "webhook", "unsupported_annotations",
+                    "canary_cross_namespace", "regex_cross_namespace", "allowed_response_headers"})) {
     auto& i = cfg.ingress;
     std::string source = n["dir"] ? "directory" : "";
     r.string(n, "source", "ingress", source);
@@ -905,6 +906,18 @@ void read_root(Reader& r, const YAML::Node& root, Config& cfg) {
     r.duration(n, "rescan", "ingress", i.rescan);
     r.boolean(n, "canary_cross_namespace", "ingress", i.canary_cross_namespace);
     r.boolean(n, "regex_cross_namespace", "ingress", i.regex_cross_namespace);
+    r.string_list(n, "allowed_response_headers", "ingress", i.allowed_response_headers);
+    for (auto& h : i.allowed_response_headers) {
+      const bool token = !h.empty() && std::all_of(h.begin(), h.end(), [](char c) {
+        return std::isalnum(static_cast<unsigned char>(c)) != 0 ||
+               std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
+      });
+      if (!token)
+        r.error(n["allowed_response_headers"], "ingress.allowed_response_headers",
+                "not a header name: '" + h + "'");
+      std::transform(h.begin(), h.end(), h.begin(),
+                     [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    }
     if (i.rescan < 1s) r.error(n["rescan"], "ingress.rescan", "must be at least 1s");
     std::string unsupported = "warn";
     r.string(n, "unsupported_annotations", "ingress", unsupported);

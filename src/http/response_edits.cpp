@@ -177,6 +177,9 @@ std::size_t apply_response_edits(HeaderList& h, const ResponseEdits* edits, std:
     for (const auto& f : edits->set) {
       if (!apply_one(h, f.name, f.value)) ++skipped;
     }
+    for_each_raw_line(edits->set_fields, [&](std::string_view name, std::string_view value) {
+      if (!apply_one(h, name, value)) ++skipped;
+    });
   }
   return skipped;
 }

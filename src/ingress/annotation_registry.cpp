@@ -223,8 +223,21 @@ constexpr auto kRegistry = std::to_array<AnnotationInfo>({
               "Access-Control-Expose-Headers (default none)", kCorsInvalid),
     supported("cors-max-age", cors<parse_cors_max_age>, "cors",
               "Access-Control-Max-Age in seconds (default 1728000)", kCorsInvalid),
-    unsupported("custom-headers", "headers", "no response headers are added from a ConfigMap",
-                "WP5: custom-headers"),
+    supported(
+        "custom-headers",
+        [](std::string_view v, Context& c) {
+          return parse_config_map_ref(v, c.ns, c.policy.headers.custom_headers_ref);
+        },
+        "headers",
+        "a ConfigMap (\"namespace/name\" or \"name\", the Ingress's own namespace) whose data are response "
+        "fields set on the answers of the Ingress's paths, replacing the backend's of those names; each name "
+        "must be listed in ingress.allowed_response_headers (empty by default); a missing ConfigMap, an "
+        "unlisted or refused name or a bad value fails the Ingress closed",
+        "names phigate owns are refused whatever the allowlist: Set-Cookie, Set-Cookie2, "
+        "Strict-Transport-Security, Access-Control-*, Location, Refresh, Alt-Svc, Connection, Content-Length, "
+        "Content-Encoding, Keep-Alive, Proxy-Connection, TE, Trailer, Transfer-Encoding, Upgrade; values are "
+        "literal, visible ASCII, at most 4096 bytes, 64 fields at most; phigate's own answers (redirects, "
+        "errors, preflights) do not get them"),
     supported("custom-http-errors", parse_custom_http_errors, "errors", kCustomErrors, kCustomErrorsDifference),
     supported("default-backend", parse_default_backend, "errors",
               "a Service of the Ingress's namespace (its first port): the error backend of custom-http-errors, "
@@ -399,6 +412,17 @@ constexpr auto kRegistry = std::to_array<AnnotationInfo>({
     supported("proxy-send-timeout",
               [](std::string_view v, Context& c) { return parse_timeout(v, c.policy.send_timeout); },
               "timeouts", "time between two writes to a backend", kTimeoutDifference),
+    own("proxy-set-headers",
+        [](std::string_view v, Context& c) {
+          return parse_config_map_ref(v, c.ns, c.policy.headers.proxy_set_headers_ref);
+        },
+        "headers",
+        "a ConfigMap (\"namespace/name\" or \"name\", the Ingress's own namespace) whose data are request "
+        "fields sent to the backend, replacing the client's of those names (the per-Ingress, static "
+        "equivalent of ingress-nginx's global proxy-set-headers); a missing ConfigMap, a `$` in a value "
+        "(no nginx variables), a refused name (Host, framing and hop-by-hop fields, Forwarded, X-Forwarded-*, "
+        "X-Real-IP, X-Request-Id, X-Original-*, X-Rewrite-URL, ssl-client-*, Authorization, "
+        "Proxy-Authorization, Cookie) or a bad value fails the Ingress closed"),
     supported("proxy-ssl-ciphers", parse_proxy_ssl_ciphers, "backend-tls",
               "OpenSSL cipher list towards an HTTPS backend"),
     supported("proxy-ssl-name", parse_proxy_ssl_name, "backend-tls",

@@ -153,6 +153,21 @@ std::string parse_secret_ref(std::string_view v, std::string_view ns, std::strin
   return {};
 }
 
+/// "ns/name" or "name" of a ConfigMap (custom-headers, proxy-set-headers): the Ingress's own
+/// namespace only, as ingress-nginx ("Only ConfigMaps on the same namespace are allowed"): another
+/// namespace's headers are not for this Ingress's author to use.
+std::string parse_config_map_ref(std::string_view v, std::string_view ns, std::string& out) {
+  const auto slash = v.find('/');
+  const auto map_ns = slash == std::string_view::npos ? ns : v.substr(0, slash);
+  const auto name = slash == std::string_view::npos ? v : v.substr(slash + 1);
+  if (!detail::is_dns_label(map_ns) || !detail::is_dns_name(name)) {
+    return "expected a ConfigMap reference \"namespace/name\" or \"name\"";
+  }
+  if (map_ns != ns) return "must name a ConfigMap in the Ingress's own namespace";
+  out = std::string(map_ns) + "/" + std::string(name);
+  return {};
+}
+
 std::string parse_verify_client(std::string_view v, AnnotationContext& c) {
   using config::VerifyClient;
   if (v == "on") {

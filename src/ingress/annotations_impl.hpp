@@ -49,6 +49,7 @@ std::string parse_timeout(std::string_view v, std::optional<config::Duration>& o
 std::string parse_body_size(std::string_view v, AnnotationContext& c);
 std::string parse_ranges(std::string_view v, std::vector<std::string>& out);
 std::string parse_secret_ref(std::string_view v, std::string_view ns, std::string& out);
+std::string parse_config_map_ref(std::string_view v, std::string_view ns, std::string& out);
 std::string parse_verify_client(std::string_view v, AnnotationContext& c);
 std::string parse_backend_protocol(std::string_view v, AnnotationContext& c);
 std::string parse_proxy_ssl_name(std::string_view v, AnnotationContext& c);

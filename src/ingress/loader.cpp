@@ -386,6 +386,15 @@ void read_secret(ObjectReader& r, const Node& obj, Secret& s) {
   }
 }
 
+void read_config_map(ObjectReader& r, const Node& obj, ConfigMap& m) {
+  if (const Node data = r.map(obj, "data", ""); present(data)) {
+    for (auto& [key, value] : r.string_map(data, "data")) m.data[key] = std::move(value);
+  }
+  if (present(child(obj, "binaryData"))) {
+    r.warning(child(obj, "binaryData"), "binaryData", "not read (only data is used)");
+  }
+}
+
 bool valid_target_port(const std::string& t) {
   if (!t.empty() && std::all_of(t.begin(), t.end(), [](char c) { return c >= '0' && c <= '9'; })) {
     return t.size() <= 5 && std::stoi(t) >= 1 && std::stoi(t) <= 65535;
@@ -516,11 +525,11 @@ void load_object(const Node& obj, Origin origin, LoadResult& into, const std::st
     if (!n.empty()) n = (ns.is_scalar() ? std::string(ns.scalar()) : "default") + "/" + n;
     into.ignored.push_back({origin, api, kind, std::move(n)});
   };
-  static constexpr std::array<std::string_view, 5> kKnownKinds = {"Ingress", "IngressClass", "Secret",
-                                                                  "Service", "EndpointSlice"};
+  static constexpr std::array<std::string_view, 6> kKnownKinds = {"Ingress", "IngressClass",  "Secret",
+                                                                  "Service", "EndpointSlice", "ConfigMap"};
   const bool known_kind = std::find(kKnownKinds.begin(), kKnownKinds.end(), kind) != kKnownKinds.end();
   const bool supported = (api == kIngressApi && (kind == "Ingress" || kind == "IngressClass")) ||
-                         (api == "v1" && (kind == "Secret" || kind == "Service")) ||
+                         (api == "v1" && (kind == "Secret" || kind == "Service" || kind == "ConfigMap")) ||
                          (api == kSliceApi && kind == "EndpointSlice");
   if (!supported) {
     if (known_kind) {
@@ -562,6 +571,14 @@ void load_object(const Node& obj, Origin origin, LoadResult& into, const std::st
           return true;
         })) {
       res.secrets.push_back(std::move(s));
+    }
+  } else if (kind == "ConfigMap") {
+    ConfigMap m;
+    if (read(m, [&](ObjectReader& r) {
+          read_config_map(r, obj, m);
+          return true;
+        })) {
+      res.config_maps.push_back(std::move(m));
     }
   } else if (kind == "Service") {
     Service s;
@@ -651,6 +668,7 @@ void append(LoadResult& into, const LoadResult& part) {
   add(into.resources.secrets, part.resources.secrets);
   add(into.resources.services, part.resources.services);
   add(into.resources.endpoint_slices, part.resources.endpoint_slices);
+  add(into.resources.config_maps, part.resources.config_maps);
   add(into.ignored, part.ignored);
   // Not Diagnostics::add(): it does not count errors.
   for (const auto& d : part.diagnostics.entries()) {

@@ -17,6 +17,7 @@
 #include "phigate/core/host_map.hpp"
 #include "phigate/ingress/annotations.hpp"
 #include "translate_canary_impl.hpp"
+#include "translate_headers_impl.hpp"
 
 namespace phigate::ingress {
 
@@ -274,6 +275,7 @@ class Translator {
     index_unique(res_.ingress_classes, "IngressClass", classes_, true);
     index_unique(res_.secrets, "Secret", secrets_);
     index_unique(res_.services, "Service", services_);
+    index_unique(res_.config_maps, "ConfigMap", config_maps_);
     std::unordered_map<std::string, const EndpointSlice*> slices;
     index_unique(res_.endpoint_slices, "EndpointSlice", slices);
     for (const auto& s : res_.endpoint_slices) {
@@ -496,6 +498,36 @@ class Translator {
     return fail;
   }
 
+  /// Renders the header fields of the ConfigMaps `policy` names (custom-headers,
+  /// proxy-set-headers); "" or a fail_closed reason. Each problem is an error naming the Ingress,
+  /// its annotation and the ConfigMap's key.
+  std::string resolve_policy_config_maps(const Ingress& ing, config::RoutePolicy& policy) {
+    const auto resource = "Ingress " + ing.meta.key();
+    std::string fail;
+    const auto resolve = [&](std::string_view name, const std::string& ref, bool request, std::string& out) {
+      if (ref.empty()) return;
+      std::string why;
+      const auto it = config_maps_.find(ref);
+      if (it == config_maps_.end()) {
+        why = "not found";
+      } else if (!it->second->problems.empty()) {
+        why = "is invalid";
+      } else {
+        why =
+            detail::render_config_map_headers(it->second->data, request, spec_.allowed_response_headers, out);
+      }
+      if (why.empty()) return;
+      out.clear();
+      diag_.error(ing.origin.where(), ing.meta.annotations_line,
+                  "metadata.annotations." + annotation_key(ing, name), "ConfigMap " + ref + " " + why,
+                  resource);
+      if (fail.empty()) fail = std::string(name) + " " + ref + ": ConfigMap " + why;
+    };
+    resolve("custom-headers", policy.headers.custom_headers_ref, false, policy.headers.response_fields);
+    resolve("proxy-set-headers", policy.headers.proxy_set_headers_ref, true, policy.headers.request_fields);
+    return fail;
+  }
+
   /// Claims host+path for `owner`; warns when an earlier Ingress (or an earlier path of the same one)
   /// already has it. The route is emitted either way: the router keeps the first.
   void claim(const std::string& host, const config::PathSpec& p, const Ingress& ing, const std::string& owner,
@@ -627,6 +659,7 @@ class Translator {
     policy.resource = resource;
     by_resource_.emplace(resource, &ing);
     if (auto why = resolve_policy_secrets(ing, policy); !why.empty()) fail_with(std::move(why));
+    if (auto why = resolve_policy_config_maps(ing, policy); !why.empty()) fail_with(std::move(why));
     if (!policy.regex.x_forwarded_prefix.empty() && policy.regex.rewrite_target.empty()) {
       diag_.warning(where, ing.meta.annotations_line,
                     "metadata.annotations." + annotation_key(ing, "x-forwarded-prefix"),
@@ -1174,6 +1207,7 @@ class Translator {
   std::unordered_map<std::string, const IngressClass*> classes_;
   std::unordered_map<std::string, const Secret*> secrets_;
   std::unordered_map<std::string, const Service*> services_;
+  std::unordered_map<std::string, const ConfigMap*> config_maps_;
   std::unordered_map<std::string, std::vector<const EndpointSlice*>> slices_;  // "ns/service"
   std::optional<ClassSelection> selection_;                                    // set by index()
 
@@ -1204,6 +1238,19 @@ std::vector<std::string> referenced_secrets(const Ingress& ing) {
   const auto parsed = parse_annotations(ing.meta.annotations, ing.meta.ns);
   if (!parsed.policy.auth_tls_secret.empty()) out.push_back(parsed.policy.auth_tls_secret);
   if (!parsed.policy.proxy_ssl_secret.empty()) out.push_back(parsed.policy.proxy_ssl_secret);
+  std::sort(out.begin(), out.end());
+  out.erase(std::unique(out.begin(), out.end()), out.end());
+  return out;
+}
+
+std::vector<std::string> referenced_config_maps(const Ingress& ing) {
+  // As translate() reads them: an invalid or cross-namespace reference names nothing to fetch.
+  const auto parsed = parse_annotations(ing.meta.annotations, ing.meta.ns);
+  std::vector<std::string> out;
+  if (!parsed.policy.headers.custom_headers_ref.empty())
+    out.push_back(parsed.policy.headers.custom_headers_ref);
+  if (!parsed.policy.headers.proxy_set_headers_ref.empty())
+    out.push_back(parsed.policy.headers.proxy_set_headers_ref);
   std::sort(out.begin(), out.end());
   out.erase(std::unique(out.begin(), out.end()), out.end());
   return out;

@@ -19,8 +19,8 @@ constexpr std::string_view kNameSelector = "metadata.name=";
 
 /// The order resources() lists kinds in.
 int kind_rank(const std::string& kind) {
-  static constexpr std::array<std::string_view, 5> kOrder = {"Ingress", "IngressClass", "Secret", "Service",
-                                                             "EndpointSlice"};
+  static constexpr std::array<std::string_view, 6> kOrder = {"Ingress", "IngressClass",  "Secret",
+                                                             "Service", "EndpointSlice", "ConfigMap"};
   const auto it = std::find(kOrder.begin(), kOrder.end(), kind);
   return static_cast<int>(it - kOrder.begin());
 }
@@ -146,8 +146,12 @@ std::size_t Store::size(const std::string& id) const {
   return it == scopes_.end() ? 0 : it->second.objects.size();
 }
 
-std::set<std::string> wanted_secrets(const Store& store, const config::IngressSpec& spec,
-                                     std::size_t* dropped) {
+namespace {
+
+/// The references `refs` gives for each Ingress of ours, in the watched namespaces, under the caps.
+template <class Refs>
+std::set<std::string> wanted_refs(const Store& store, const config::IngressSpec& spec, std::size_t* dropped,
+                                  Refs&& refs) {
   const auto classes = store.ingress_classes();
   const auto& namespaces = spec.kubernetes.namespaces;
   std::set<std::string> out;
@@ -161,7 +165,7 @@ std::set<std::string> wanted_secrets(const Store& store, const config::IngressSp
     // out other namespaces. Beyond the caps a Secret is not followed (its TLS host gets the default
     // certificate; an auth-tls or proxy-ssl Secret that is missing fails its Ingress closed).
     std::size_t mine = 0;
-    for (auto& ref : ingress::referenced_secrets(*ing)) {
+    for (auto& ref : refs(*ing)) {
       const auto ns = ref.substr(0, ref.find('/'));
       if (!namespaces.empty() && std::find(namespaces.begin(), namespaces.end(), ns) == namespaces.end())
         continue;
@@ -177,6 +181,20 @@ std::set<std::string> wanted_secrets(const Store& store, const config::IngressSp
   }
   if (dropped != nullptr) *dropped = over;
   return out;
+}
+
+}  // namespace
+
+std::set<std::string> wanted_secrets(const Store& store, const config::IngressSpec& spec,
+                                     std::size_t* dropped) {
+  return wanted_refs(store, spec, dropped,
+                     [](const ingress::Ingress& i) { return ingress::referenced_secrets(i); });
+}
+
+std::set<std::string> wanted_config_maps(const Store& store, const config::IngressSpec& spec,
+                                         std::size_t* dropped) {
+  return wanted_refs(store, spec, dropped,
+                     [](const ingress::Ingress& i) { return ingress::referenced_config_maps(i); });
 }
 
 }  // namespace detail
@@ -219,7 +237,8 @@ struct Provider::Impl {
   struct Entry {
     std::unique_ptr<Reflector> reflector;
     ResourceKind kind;
-    std::string secret;  // "ns/name" of a Secret followed by name; "" otherwise
+    std::string secret;      // "ns/name" of a Secret followed by name; "" otherwise
+    std::string config_map;  // "ns/name" of a ConfigMap followed by name; "" otherwise
   };
 
   net::asio::io_context& io;
@@ -232,7 +251,8 @@ struct Provider::Impl {
   std::uint64_t changes = 0;
   bool started = false;
 
-  void add_reflector(const ResourceKind& kind, const Scope& scope, std::string secret = {}) {
+  void add_reflector(const ResourceKind& kind, const Scope& scope, std::string secret = {},
+                     std::string config_map = {}) {
     const auto id = scope_id(kind, scope);
     if (reflectors.count(id) != 0) return;  // e.g. a namespace listed twice
     store.add_scope(id, kind, scope);
@@ -265,6 +285,7 @@ struct Provider::Impl {
     auto& e = reflectors[id];
     e.kind = kind;
     e.secret = std::move(secret);
+    e.config_map = std::move(config_map);
     e.reflector = std::move(r);
     if (started) e.reflector->start();
   }
@@ -275,9 +296,9 @@ struct Provider::Impl {
   }
 
   void changed(const ResourceKind& kind) {
-    if (spec.kubernetes.secrets_label_selector.empty() &&
-        (kind.kind == ResourceKind::ingress().kind || kind.kind == ResourceKind::ingress_class().kind)) {
-      follow_secrets();
+    if (kind.kind == ResourceKind::ingress().kind || kind.kind == ResourceKind::ingress_class().kind) {
+      if (spec.kubernetes.secrets_label_selector.empty()) follow_secrets();
+      follow_config_maps();
     }
     ++changes;
     if (on_change) on_change();
@@ -299,8 +320,34 @@ struct Provider::Impl {
             detail::kMaxFollowedSecrets);
       }
     }
+    follow_named(ResourceKind::secret(), wanted, &Entry::secret);
+  }
+
+  /// ConfigMaps by name, as Secrets (whatever secrets_label_selector says: ConfigMaps are never
+  /// listed by label).
+  std::size_t config_maps_dropped = 0;
+
+  void follow_config_maps() {
+    std::size_t dropped = 0;
+    const auto wanted = detail::wanted_config_maps(store, spec, &dropped);
+    if (dropped != config_maps_dropped) {
+      config_maps_dropped = dropped;
+      if (dropped > 0) {
+        PHI_LOG_WARN(
+            "kube: {} ConfigMap references not followed: over {} per Ingress, {} per namespace or {} in all",
+            dropped, detail::kMaxSecretsPerIngress, detail::kMaxSecretsPerNamespace,
+            detail::kMaxFollowedSecrets);
+      }
+    }
+    follow_named(ResourceKind::config_map(), wanted, &Entry::config_map);
+  }
+
+  /// One name-scoped reflector of `kind` per "ns/name" of `wanted` (its Entry's `ref` member set);
+  /// those of `kind` no longer wanted stop, and their objects leave the store.
+  void follow_named(const ResourceKind& kind, const std::set<std::string>& wanted, std::string Entry::*ref) {
     for (auto it = reflectors.begin(); it != reflectors.end();) {
-      if (!it->second.secret.empty() && wanted.count(it->second.secret) == 0) {
+      const auto& followed = it->second.*ref;
+      if (!followed.empty() && wanted.count(followed) == 0) {
         it->second.reflector->stop();
         add_stats(retired, it->second.reflector->stats());
         store.remove_scope(it->first);
@@ -309,12 +356,16 @@ struct Provider::Impl {
         ++it;
       }
     }
-    for (const auto& ref : wanted) {
-      const auto slash = ref.find('/');
+    for (const auto& name : wanted) {
+      const auto slash = name.find('/');
       Scope s;
-      s.ns = ref.substr(0, slash);
-      s.field_selector = "metadata.name=" + ref.substr(slash + 1);
-      add_reflector(ResourceKind::secret(), s, ref);
+      s.ns = name.substr(0, slash);
+      s.field_selector = "metadata.name=" + name.substr(slash + 1);
+      if (ref == &Entry::secret) {
+        add_reflector(kind, s, name);
+      } else {
+        add_reflector(kind, s, {}, name);
+      }
     }
   }
 };
@@ -367,6 +418,7 @@ ProviderStats Provider::stats() const {
   for (const auto& [id, e] : impl_->reflectors) {
     add_stats(out, e.reflector->stats());
     if (!e.secret.empty()) ++out.secrets_followed;
+    if (!e.config_map.empty()) ++out.config_maps_followed;
   }
   return out;
 }

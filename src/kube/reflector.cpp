@@ -85,6 +85,10 @@ const ResourceKind& ResourceKind::secret() {
   static const ResourceKind k{"v1", "secrets", "Secret", true};
   return k;
 }
+const ResourceKind& ResourceKind::config_map() {
+  static const ResourceKind k{"v1", "configmaps", "ConfigMap", true};
+  return k;
+}
 
 std::string collection_path(const ResourceKind& kind, const std::string& ns) {
   // Kubernetes API concepts: core group under /api/v1, named groups under /apis/<group>/<version>.

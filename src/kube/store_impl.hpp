@@ -61,5 +61,9 @@ inline constexpr std::size_t kMaxSecretsPerNamespace = 500;
 inline constexpr std::size_t kMaxFollowedSecrets = 2000;
 std::set<std::string> wanted_secrets(const Store& store, const config::IngressSpec& spec,
                                      std::size_t* dropped = nullptr);
+/// "ns/name" of each ConfigMap an Ingress of ours references (ingress::referenced_config_maps:
+/// custom-headers, proxy-set-headers), under the same rules and caps as Secrets (counted apart).
+std::set<std::string> wanted_config_maps(const Store& store, const config::IngressSpec& spec,
+                                         std::size_t* dropped = nullptr);
 
 }  // namespace phigate::kube::detail

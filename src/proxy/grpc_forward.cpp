@@ -11,6 +11,7 @@
 
 #include "phigate/core/outcome.hpp"
 #include "phigate/http/forwarding.hpp"
+#include "phigate/http/response_edits.hpp"
 #include "phigate/upstream/balancer.hpp"
 #include "phigate/upstream/h2_pool.hpp"
 #include "phigate/upstream/health.hpp"
@@ -258,6 +259,8 @@ net::awaitable<Relay> relay_response(ClientStream& s, upstream::H2Call& call, up
         f.upstream_first_byte = upstream::Clock::now() - start;
         head = *ev.fields;
         head_status = ev.status;
+        // custom-headers and the Location/Set-Cookie rewrites, as for HTTP responses.
+        if (s.request().edits.any()) http::apply_response_edits(*head, &s.request().edits, {});
         f.grpc_status = parse_status(head->find("grpc-status"));  // trailers-only from the backend
         break;
       case K::Data: {

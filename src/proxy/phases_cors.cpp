@@ -117,9 +117,12 @@ PhaseResult cors(Request& r, const Snapshot&, const ConnectionView&) {
 }
 
 PhaseResult response_headers(Request& r, const Snapshot&, const ConnectionView&) {
-  // proxy-redirect-*, proxy-cookie-*: what the response editor rewrites in the backend's head.
-  if (r.policy == nullptr || !r.policy->headers.rewrites()) return std::nullopt;
+  // proxy-redirect-*, proxy-cookie-*: what the response editor rewrites in the backend's head;
+  // custom-headers: the fields it sets (checked by translate).
+  if (r.policy == nullptr) return std::nullopt;
   const auto& h = r.policy->headers;
+  r.edits.set_fields = h.response_fields;
+  if (!h.rewrites()) return std::nullopt;
   r.edits.redirect_from = h.redirect_from;
   r.edits.redirect_to = h.redirect_to;
   r.edits.cookie_domain_from = h.cookie_domain_from;

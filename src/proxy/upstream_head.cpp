@@ -1,5 +1,7 @@
 #include "upstream_head.hpp"
 
+#include "phigate/http/response_edits.hpp"
+
 namespace phigate::proxy::detail {
 
 std::string_view prepare_upstream_head(const Request& r, http::HeaderList& headers, UpstreamHop hop) {
@@ -11,6 +13,12 @@ std::string_view prepare_upstream_head(const Request& r, http::HeaderList& heade
   // connection-proxy-header: close (HTTP/1.1 hops only: an upgrade keeps Connection: upgrade, and
   // HTTP/2 to gRPC backends has no Connection field). The caller does not pool the connection.
   if (hop == UpstreamHop::Http1 && closes_upstream(r)) headers.set("Connection", "close");
+  // phigate.io/proxy-set-headers: static fields of the route's ConfigMap, replacing the client's
+  // of those names (translate refused Host, framing, forwarding and client-certificate names).
+  if (r.policy != nullptr) {
+    http::for_each_raw_line(r.policy->headers.request_fields,
+                            [&](std::string_view name, std::string_view value) { headers.set(name, value); });
+  }
   return r.upstream_target.empty() ? std::string_view(r.target) : std::string_view(r.upstream_target);
 }
 

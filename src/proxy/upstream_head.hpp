@@ -19,8 +19,8 @@ inline bool closes_upstream(const Request& r) noexcept {
 
 /// Edits `headers` for the upstream (X-Forwarded-Prefix of a rewrite replaces any, a trusted
 /// peer's included; upstream-vhost replaces Host; Connection: close on an HTTP/1.1 hop under
-/// connection-proxy-header: close) and returns the target to send: the rewrite's, else the
-/// normalised target. The view lives as long as `r`.
+/// connection-proxy-header: close; the fields of proxy-set-headers replace the client's) and returns the
+/// target to send: the rewrite's, else the normalised target. The view lives as long as `r`.
 std::string_view prepare_upstream_head(const Request& r, http::HeaderList& headers,
                                        UpstreamHop hop = UpstreamHop::Http1);
 

@@ -488,6 +488,7 @@ TEST_F(DeployManifests, RbacGrantsExactlyWhatPhigateUses) {
         "get /services phigate phigate",
         "create /events",
         "list,watch /secrets",
+        "list,watch /configmaps",
         "list,watch /services",
         "list,watch networking.k8s.io/ingressclasses",
         "list,watch networking.k8s.io/ingresses",
@@ -847,9 +848,17 @@ addressType: IPv4
 endpoints: [{addresses: [127.0.0.1], conditions: {ready: true}}]
 ports: [{name: http, port: 8080, protocol: TCP}]
 ---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: app-upstream-headers, namespace: app}
+data: {X-Env: prod}
+---
 apiVersion: networking.k8s.io/v1
 kind: Ingress
-metadata: {name: app, namespace: app}
+metadata:
+  name: app
+  namespace: app
+  annotations: {phigate.io/proxy-set-headers: app-upstream-headers}
 spec:
   ingressClassName: phigate
   tls: [{hosts: [app.example], secretName: app-tls}]

@@ -458,6 +458,89 @@ spec:
   }
 }
 
+TEST_F(KubeProviderTest, ConfigMapsFollowTheReferencesOnly) {
+  start_api();
+  // Follows ConfigMaps whatever the Secret mode.
+  spec_.kubernetes.secrets_label_selector = "phigate.io/tls=true";
+  start_provider();
+  ASSERT_TRUE(wait_synced());
+  api_->apply(R"(
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: unrelated, namespace: shop}
+data: {X-Secretish: "1"}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: victim, namespace: other}
+data: {X-Team: other}
+---
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata:
+  name: web
+  namespace: shop
+  annotations:
+    nginx.ingress.kubernetes.io/custom-headers: shop/hdrs
+    phigate.io/proxy-set-headers: other/victim
+spec:
+  ingressClassName: phigate
+  rules: [{host: web.example, http: {paths: [{path: /, pathType: Prefix, backend: {service: {name: web, port: {number: 80}}}}]}}]
+---
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata:
+  name: theirs
+  namespace: shop
+  annotations: {nginx.ingress.kubernetes.io/custom-headers: shop/unrelated}
+spec:
+  ingressClassName: nginx
+)");
+  // Referenced, created later: arrives through its watch.
+  ASSERT_TRUE(run_until(
+      io_, [&] { return provider_->stats().config_maps_followed == 1; }, 10s));
+  ASSERT_TRUE(wait_synced());
+  api_->apply(R"({"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"hdrs","namespace":"shop"},
+    "data":{"X-Team":"one"}})");
+  ASSERT_TRUE(wait_for([](const ingress::LoadResult& r) {
+    return r.resources.config_maps.size() == 1 && r.resources.config_maps[0].data.at("X-Team") == "one";
+  }));
+  // Changed.
+  const auto before = changes_;
+  api_->apply(R"({"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"hdrs","namespace":"shop"},
+    "data":{"X-Team":"two"}})");
+  ASSERT_TRUE(wait_for([](const ingress::LoadResult& r) {
+    return r.resources.config_maps.size() == 1 && r.resources.config_maps[0].data.at("X-Team") == "two";
+  }));
+  EXPECT_GT(changes_, before);
+  // Deleted.
+  api_->remove("ConfigMap", "shop", "hdrs");
+  ASSERT_TRUE(wait_for([](const ingress::LoadResult& r) { return r.resources.config_maps.empty(); }));
+  // No longer referenced: its reflector stops.
+  api_->apply(R"({"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"hdrs","namespace":"shop"},
+    "data":{"X-Team":"three"}})");
+  ASSERT_TRUE(wait_for([](const ingress::LoadResult& r) { return r.resources.config_maps.size() == 1; }));
+  api_->apply(R"(
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {name: web, namespace: shop}
+spec:
+  ingressClassName: phigate
+  rules: [{host: web.example, http: {paths: [{path: /, pathType: Prefix, backend: {service: {name: web, port: {number: 80}}}}]}}]
+)");
+  ASSERT_TRUE(wait_for([](const ingress::LoadResult& r) { return r.resources.config_maps.empty(); }));
+  EXPECT_EQ(provider_->stats().config_maps_followed, 0u);
+  // Only by name, only shop/hdrs: never another namespace's (refused reference), never one of
+  // another controller's Ingress, never a list of all.
+  const auto cms = requests_of("configmaps");
+  EXPECT_FALSE(cms.empty());
+  for (const auto& q : cms) {
+    EXPECT_TRUE(q.verb == "list" || q.verb == "watch") << q.verb;
+    EXPECT_EQ(q.ns, "shop") << q.path;
+    EXPECT_NE(q.path.find("fieldSelector=metadata.name%3Dhdrs"), std::string::npos) << q.path;
+  }
+}
+
 TEST_F(KubeProviderTest, SecretsByLabelSelectorWhenConfigured) {
   start_api();
   spec_.kubernetes.secrets_label_selector = "phigate.io/tls=true";

@@ -443,6 +443,68 @@ TEST_F(KubeServerTest, OtherNamespacesAndTheirSecretsStayOutOfReach) {
   }
 }
 
+TEST_F(KubeServerTest, CustomHeadersConfigMapCreatedLaterChangedDeletedReloads) {
+  auto a = start_upstream("a");
+  start_api();
+  seed(a);
+  api_->apply(ingress("default", "web", "app.example", "web", "",
+                      "    nginx.ingress.kubernetes.io/custom-headers: hdrs\n"));
+  auto pg = start_phigate(config(kubeconfig_lines(), "  allowed_response_headers: [x-team]\n"));
+  ASSERT_TRUE(wait_ready(pg)) << pg.process.output();
+  // The ConfigMap does not exist yet: the Ingress fails closed.
+  EXPECT_TRUE(eventually(pg, "app.example", "503", ""));
+  const auto x_team = [&] {
+    const auto port = std::to_string(pg.https);
+    auto r = run(
+        {"curl", "-sS", "--http1.1", "-o", "/dev/null", "-D", "-", "--max-time", "5", "--cacert", ca_.cert,
+         "--resolve", "app.example:" + port + ":127.0.0.1", "https://app.example:" + port + "/"},
+        RunOptions{10s});
+    std::string lower = r.out;
+    for (auto& ch : lower) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    const auto at = lower.find("\r\nx-team: ");
+    if (at == std::string::npos) return std::string("(none)");
+    const auto from = at + 10;
+    return r.out.substr(from, r.out.find('\r', from) - from);
+  };
+  const auto header_becomes = [&](const std::string& want) {
+    const auto until = Clock::now() + 15s;
+    while (Clock::now() < until) {
+      if (x_team() == want) return true;
+      std::this_thread::sleep_for(50ms);
+    }
+    ADD_FAILURE() << "X-Team never became " << want << ", is " << x_team();
+    return false;
+  };
+  // Created: served with the header.
+  api_->apply(
+      "apiVersion: v1\nkind: ConfigMap\nmetadata: { name: hdrs, namespace: default }\n"
+      "data: { X-Team: one }\n");
+  EXPECT_TRUE(header_becomes("one"));
+  EXPECT_EQ(get(pg, "app.example"), (std::pair<std::string, std::string>{"200", "a"}));
+  // Changed: the new value.
+  api_->apply(
+      "apiVersion: v1\nkind: ConfigMap\nmetadata: { name: hdrs, namespace: default }\n"
+      "data: { X-Team: two }\n");
+  EXPECT_TRUE(header_becomes("two"));
+  // Changed to a header the operator did not allow: fails closed.
+  api_->apply(
+      "apiVersion: v1\nkind: ConfigMap\nmetadata: { name: hdrs, namespace: default }\n"
+      "data: { X-Other: three }\n");
+  EXPECT_TRUE(eventually(pg, "app.example", "503", ""));
+  api_->apply(
+      "apiVersion: v1\nkind: ConfigMap\nmetadata: { name: hdrs, namespace: default }\n"
+      "data: { X-Team: four }\n");
+  EXPECT_TRUE(header_becomes("four"));
+  // Deleted: fails closed again.
+  api_->remove("ConfigMap", "default", "hdrs");
+  EXPECT_TRUE(eventually(pg, "app.example", "503", ""));
+  for (const auto& r : api_->requests()) {
+    if (r.resource == "configmaps") {
+      EXPECT_NE(r.path.find("fieldSelector=metadata.name%3Dhdrs"), std::string::npos) << r.path;
+    }
+  }
+}
+
 TEST_F(KubeServerTest, LeaderPublishesStatusOfServedIngressesAndEventsForFailedClosedOnes) {
   auto a = start_upstream("a");
   start_api();

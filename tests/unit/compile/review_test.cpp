@@ -200,6 +200,19 @@ TEST(Review, MissingService_AllowedWithTheErrorAsWarning) {
   EXPECT_TRUE(any_contains(r.warnings, "Service default/later not found"));
 }
 
+TEST(Review, HeadersConfigMapNotYetFollowed_AllowedWithTheErrorAsWarning) {
+  // phigate follows a ConfigMap only once an Ingress names it: at admission it is unknown even when
+  // it exists, so "not found" cannot refuse. A reference to another namespace still does.
+  const auto r = review_ingress({}, cluster(),
+                                ingress_json("hdr", "hdr.example", R"("phigate.io/proxy-set-headers":"up")"));
+  EXPECT_TRUE(r.allowed) << (r.errors.empty() ? "" : r.errors.front());
+  EXPECT_TRUE(any_contains(r.warnings, "ConfigMap default/up not found"));
+  const auto other = review_ingress(
+      {}, cluster(), ingress_json("hdr", "hdr.example", R"(")" + kNginx + R"(custom-headers":"b/h")"));
+  EXPECT_FALSE(other.allowed);
+  EXPECT_TRUE(any_contains(other.errors, "must name a ConfigMap in the Ingress's own namespace"));
+}
+
 TEST(Review, ResourceBackend_Refused) {
   const std::string json =
       R"({"apiVersion":"networking.k8s.io/v1","kind":"Ingress","metadata":{"name":"res","namespace":"default"},)"

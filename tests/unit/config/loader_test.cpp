@@ -66,6 +66,21 @@ TEST_F(LoaderTest, IngressCanaryCrossNamespace_OffByDefaultBooleanOnly) {
   EXPECT_TRUE(diag_.has_errors());
 }
 
+TEST_F(LoaderTest, IngressAllowedResponseHeaders_EmptyByDefaultLowerCasedTokensOnly) {
+  fs::create_directories(dir_ / "manifests");
+  const std::string base = std::string(kIssueExample) + "ingress:\n  dir: manifests\n";
+  auto cfg = load(base);
+  ASSERT_TRUE(cfg) << diag_.to_string();
+  EXPECT_TRUE(cfg->ingress.allowed_response_headers.empty());
+  cfg = load(base + "  allowed_response_headers: [X-Frame-Options, x-team]\n");
+  ASSERT_TRUE(cfg) << diag_.to_string();
+  EXPECT_EQ(cfg->ingress.allowed_response_headers, (std::vector<std::string>{"x-frame-options", "x-team"}));
+  for (const char* bad : {"[\"X Frame\"]", "[\"X-A:\"]", "[\"\"]", "x-team"}) {
+    EXPECT_FALSE(load(base + "  allowed_response_headers: " + bad + "\n")) << bad;
+    EXPECT_NE(diag_.to_string().find("ingress.allowed_response_headers"), std::string::npos) << bad;
+  }
+}
+
 TEST_F(LoaderTest, IssueExample_LoadsExactlyAsWritten) {
   const auto cfg = load(kIssueExample);
   ASSERT_TRUE(cfg) << diag_.to_string();

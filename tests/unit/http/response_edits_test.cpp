@@ -59,6 +59,22 @@ TEST(ResponseEdits, RouteEditsReplaceToo) {
   EXPECT_EQ(dump(h), "X-Frame-Options: DENY\nX-New: 1\n");
 }
 
+TEST(ResponseEdits, RouteFieldLinesReplaceTheBackendsAfterTheRequests) {
+  // custom-headers (the route's "Name: value" lines) replace every backend field of a name, and
+  // come after the request's fields.
+  HeaderList h;
+  h.add("x-frame-options", "ALLOW");
+  h.add("X-Frame-Options", "SAMEORIGIN");
+  h.add("Content-Type", "text/plain");
+  ResponseEdits e;
+  EXPECT_FALSE(e.any());
+  e.set_fields = "X-Frame-Options: DENY\r\nX-Team: web\r\n";
+  EXPECT_TRUE(e.any());
+  EXPECT_FALSE(e.rewrites());
+  EXPECT_EQ(apply_response_edits(h, &e, "X-Team: request\r\n"), 0u);
+  EXPECT_EQ(dump(h), "x-frame-options: DENY\nContent-Type: text/plain\nX-Team: web\n");
+}
+
 TEST(ResponseEdits, UnsafeLinesAreSkippedNeverSent) {
   HeaderList h;
   h.add("A", "backend");

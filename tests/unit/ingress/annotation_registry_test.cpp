@@ -75,6 +75,7 @@ const std::map<std::string, std::string>& samples() {
       {"cors-allow-origin", "https://app.example, https://*.example.com"},
       {"cors-expose-headers", "X-Total"},
       {"cors-max-age", "600"},
+      {"custom-headers", "shop/headers"},
       {"custom-http-errors", "404,503"},
       {"default-backend", "errors"},
       {"denylist-source-range", "10.0.0.0/8"},
@@ -101,6 +102,7 @@ const std::map<std::string, std::string>& samples() {
       {"proxy-next-upstream-tries", "3"},
       {"proxy-cookie-domain", "backend.local app.example"},
       {"proxy-cookie-path", "/internal /app"},
+      {"proxy-set-headers", "upstream-headers"},
       {"proxy-read-timeout", "30"},
       {"proxy-redirect-from", "http://backend:8080/"},
       {"proxy-redirect-to", "https://app.example/"},
@@ -190,7 +192,9 @@ TEST(AnnotationRegistry, EveryIngressNginxNameHasARow) {
   // Every row that is not ingress-nginx's is phigate's own.
   for (const auto& r : annotation_registry()) {
     if (r.origin == AnnotationOrigin::Phigate) {
-      EXPECT_TRUE(r.name == "phi" || r.name == "hsts" || r.name.rfind("health-check-", 0) == 0) << r.name;
+      EXPECT_TRUE(r.name == "phi" || r.name == "hsts" || r.name == "proxy-set-headers" ||
+                  r.name.rfind("health-check-", 0) == 0)
+          << r.name;
     }
   }
 }

@@ -675,7 +675,7 @@ TEST(IngressAnnotationsRefused, OnePrefixCannotSwitchOffWhatTheOtherAsksFor) {
 TEST(IngressAnnotationsRefused, OtherUnknownNamesStayWarnings) {
   // The registry's unsupported rows, an unknown name and a no-effect row: warnings (by default).
   for (const auto& [name, message] : std::vector<std::pair<std::string, std::string>>{
-           {"custom-headers", "unsupported annotation, ignored: "},
+           {"mirror-host", "unsupported annotation, ignored: "},
            {"mirror-target", "unsupported annotation, ignored: "},
            {"limit-whatever", "unknown annotation: ignored"},
            {"proxy-buffering", "has no effect: "}}) {

@@ -64,10 +64,14 @@ TEST(IngressLoader, Directory_NestedListJsonLoadedHiddenAndOtherFilesSkipped) {
   EXPECT_EQ(r.resources.endpoint_slices[0].meta.name, "web-x7k2p");
   EXPECT_EQ(r.resources.endpoint_slices[1].meta.name, "web-v6");
 
+  // A ConfigMap is read (custom-headers, proxy-set-headers); other kinds are listed as ignored.
+  ASSERT_EQ(r.resources.config_maps.size(), 1u);
+  EXPECT_EQ(r.resources.config_maps[0].meta.key(), "shop/settings");
+  EXPECT_EQ(r.resources.config_maps[0].data.at("key"), "dmFsdWU=");  // ConfigMap data is not base64
   ASSERT_EQ(r.ignored.size(), 1u);
-  EXPECT_EQ(r.ignored[0].kind, "ConfigMap");
-  EXPECT_EQ(r.ignored[0].name, "shop/settings");
-  EXPECT_EQ(r.ignored[0].origin.where(), kFixtures + "/tree/20-list.yaml#0.items[1]");
+  EXPECT_EQ(r.ignored[0].kind, "ServiceAccount");
+  EXPECT_EQ(r.ignored[0].name, "shop/web");
+  EXPECT_EQ(r.ignored[0].origin.where(), kFixtures + "/tree/20-list.yaml#0.items[2]");
 }
 
 TEST(IngressLoader, Directory_OriginsNameFileDocumentAndListItem) {

@@ -396,6 +396,10 @@ struct IngressSpec {
   /// Ingress of another namespace already serves; off by default: in a regex host every path is
   /// matched longest pattern first, so a regex could take the other namespace's requests.
   bool regex_cross_namespace = false;
+  /// Response header names (lower-cased) that custom-headers ConfigMaps may set (ingress-nginx's
+  /// global-allowed-response-headers); empty by default: custom-headers then sets nothing and an
+  /// Ingress naming a header not listed fails closed.
+  std::vector<std::string> allowed_response_headers{};
 };
 
 struct Config {

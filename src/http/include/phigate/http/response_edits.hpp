@@ -14,7 +14,10 @@ namespace phigate::http {
 /// A route's response edits, validated when the route was built. The views point into the
 /// route's policy (alive while the request pins its snapshot).
 struct ResponseEdits {
-  std::vector<Header> set;  // replace-or-add, in this order (custom-headers)
+  std::vector<Header> set;  // replace-or-add, in this order
+  // custom-headers: "Name: value\r\n" lines (the route's, checked when it was built), applied after
+  // `set` with the same replace-or-add rule.
+  std::string_view set_fields;
   // proxy-redirect-from/-to: a Location (or Refresh after "url=") starting with `redirect_from`
   // (case-sensitive) gets `redirect_to` instead of that prefix. "" from: off.
   std::string_view redirect_from, redirect_to;
@@ -27,6 +30,8 @@ struct ResponseEdits {
   bool rewrites() const noexcept {
     return !redirect_from.empty() || !cookie_domain_from.empty() || !cookie_path_from.empty();
   }
+  /// Whether there is anything to apply (rewrites or fields to set).
+  bool any() const noexcept { return rewrites() || !set.empty() || !set_fields.empty(); }
 };
 
 /// Upper bound of one edited field's value.
@@ -39,7 +44,8 @@ bool safe_field_value(std::string_view v) noexcept;
 /// Applies `per_request` (raw lines "Name: value\r\n") and then `edits` (may be null) to a response
 /// head's fields: first the rewrites of Location, Refresh and Set-Cookie (the rest of each field
 /// kept byte for byte; a result that is not a safe value is not written, the field stays as the
-/// backend sent it and counts as skipped), then the set fields. Each named field replaces all of the
+/// backend sent it and counts as skipped), then `per_request`, then the set fields (`set`, then
+/// `set_fields`). Each named field replaces all of the
 /// backend's fields of that name, except `Vary`, whose tokens are added when the backend's fields lack them
 /// (and nothing is added to `Vary: *`). A line with an empty or non-token name or an unsafe value is skipped,
 /// never sent. Returns the number of lines skipped.

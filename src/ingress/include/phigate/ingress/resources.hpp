@@ -95,6 +95,15 @@ struct Secret {
   std::vector<std::string> problems;
 };
 
+/// A ConfigMap an Ingress refers to (custom-headers, phigate.io/proxy-set-headers). `binaryData`
+/// is not read (a warning when present).
+struct ConfigMap {
+  Origin origin;
+  ObjectMeta meta;
+  std::map<std::string, std::string> data;
+  std::vector<std::string> problems;
+};
+
 struct ServicePort {
   std::string name;  // "" when unnamed
   std::int32_t port = 0;
@@ -140,6 +149,7 @@ struct Resources {
   std::vector<Secret> secrets;
   std::vector<Service> services;
   std::vector<EndpointSlice> endpoint_slices;
+  std::vector<ConfigMap> config_maps{};
 };
 
 }  // namespace phigate::ingress

@@ -54,6 +54,10 @@ struct Translation {
 /// proxy-ssl-secret ("ns/name" or "name", in the Ingress's namespace). Sorted, unique.
 std::vector<std::string> referenced_secrets(const Ingress& ing);
 
+/// "ns/name" of every ConfigMap `ing` refers to: custom-headers and proxy-set-headers (in the
+/// Ingress's namespace only; a reference to another is refused and names nothing). Sorted, unique.
+std::vector<std::string> referenced_config_maps(const Ingress& ing);
+
 /// Whether `ing` is ours under `spec` (the class selection translate() applies), given the
 /// IngressClasses in `classes`.
 bool is_ours(const Ingress& ing, const std::vector<IngressClass>& classes, const config::IngressSpec& spec);

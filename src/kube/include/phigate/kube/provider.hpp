@@ -2,7 +2,8 @@
 // The Kubernetes source of Ingress resources: one Reflector per kind and namespace scope
 // (IngressClass cluster-wide; Ingress, Service, EndpointSlice per configured namespace or all),
 // Secrets only as Ingresses reference them (one name-scoped reflector each: spec.tls secretName,
-// auth-tls-secret, proxy-ssl-secret) or by `secrets_label_selector`. Objects land in a store of
+// auth-tls-secret, proxy-ssl-secret) or by `secrets_label_selector`, ConfigMaps only as Ingresses
+// reference them (custom-headers, proxy-set-headers; by name, as Secrets). Objects land in a store of
 // typed ingress::Resources (the same structs the folder source loads, through the same readers),
 // and every change calls `on_change` (the server debounces and rebuilds). Control thread.
 #include <functional>
@@ -22,6 +23,7 @@ struct ProviderStats {
   std::uint64_t lists = 0, relists_gone = 0, watches = 0, events = 0, bookmarks = 0, failures = 0;
   std::size_t reflectors = 0;
   std::size_t secrets_followed = 0;
+  std::size_t config_maps_followed = 0;
 };
 
 class Provider {

@@ -29,6 +29,7 @@ struct ResourceKind {
   static const ResourceKind& service();
   static const ResourceKind& endpoint_slice();
   static const ResourceKind& secret();
+  static const ResourceKind& config_map();
 };
 
 struct Scope {
