@@ -317,6 +317,73 @@ void access_lists(CompiledPolicy& out, config::Diagnostics& diag) {
 
 }  // namespace
 
+namespace {
+
+/// ssl-passthrough: refused (fail closed) while listeners.tls_passthrough is off, on a host that
+/// is not one exact name, and with a client-certificate policy (phigate never sees the TLS session
+/// it would apply to). Otherwise the host's connections are spliced undecrypted, and its paths fail
+/// closed for requests phigate does terminate (another SNI on the same connection): the backend
+/// expects TLS from its clients, never plain HTTP from phigate.
+std::vector<CompiledPolicy::Passthrough> passthrough(config::Config& config, config::Diagnostics& diag) {
+  std::vector<CompiledPolicy::Passthrough> out;
+  std::unordered_set<std::string> hosts;
+  std::unordered_set<const config::RoutePolicy*> warned;
+  std::size_t index = 0;  // the path's index over every route's paths (the clusters' order)
+  for (auto& r : config.routes) {
+    const std::size_t first = index;
+    index += r.paths.size();
+    if (r.paths.empty()) continue;
+    const auto* pol = r.paths.front().policy.get();
+    if (pol == nullptr || !pol->ssl_passthrough || !pol->fail_closed.empty()) continue;
+    const auto& where = r.paths.front().where;
+    const std::string field = "metadata.annotations.ssl-passthrough";
+    std::string refused;
+    if (!config.listeners.tls_passthrough) {
+      refused = "ssl-passthrough needs listeners.tls_passthrough: true in the configuration (it is false)";
+    } else if (r.host.empty() || r.host == "*" || r.host.find('*') != std::string::npos) {
+      refused = "ssl-passthrough needs a rule with one exact host (the ClientHello's server name), not \"" +
+                (r.host.empty() ? std::string("*") : r.host) + "\"";
+    } else if (pol->verify_client != config::VerifyClient::Off || !pol->auth_tls_secret.empty()) {
+      refused =
+          "ssl-passthrough contradicts auth-tls-*: phigate does not terminate the connection, so it cannot "
+          "ask for or verify a client certificate";
+    }
+    if (!refused.empty()) {
+      diag.error(where.file, where.line, field, refused + ": the Ingress's paths fail closed", pol->resource);
+      for (auto& p : r.paths) fail_path(p, refused);
+      continue;
+    }
+    if (warned.insert(pol).second) {
+      diag.warning(where.file, where.line, field,
+                   "passthrough connections are not decrypted: the Ingress's other annotations (except the "
+                   "source ranges, enforced per connection) have no effect on them",
+                   pol->resource);
+    }
+    std::size_t chosen = first;
+    for (std::size_t i = 0; i < r.paths.size(); ++i) {
+      if (r.paths[i].path == "/") {
+        chosen = first + i;
+        break;
+      }
+    }
+    if (hosts.insert(r.host).second) {
+      out.push_back({r.host, chosen, pol->resource});
+    } else {
+      diag.warning(where.file, where.line, field,
+                   "host " + r.host +
+                       " is already passed through for an older Ingress: this one's backend is "
+                       "not used for it",
+                   pol->resource);
+    }
+    for (auto& p : r.paths) {
+      fail_path(p, "ssl-passthrough: the host's TLS connections are passed through undecrypted");
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
 void merge(config::Config& config, ingress::Translation translation) {
   // Static routes first: they win over Ingresses claiming the same host and path.
   for (auto& r : translation.routes) config.routes.push_back(std::move(r));
@@ -327,6 +394,7 @@ void merge(config::Config& config, ingress::Translation translation) {
 CompiledPolicy compile(config::Config config, config::Diagnostics& diag, ingress::TranslationStats stats) {
   CompiledPolicy out;
   out.ingress = stats;
+  out.passthrough = passthrough(config, diag);
   out.host_policies = host_tls_policies(config, diag);
   out.config = std::move(config);
   backend_tls(out, diag);

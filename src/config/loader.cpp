@@ -520,14 +520,15 @@ void read_root(Reader& r, const YAML::Node& root, Config& cfg) {
                      "trusted_proxies", "log", "routes", "ingress", "access", "audit"})) {
     return;
   }
-  if (const auto n = root["listeners"];
-      n &&
-      r.expect_map(n, "listeners", {"https", "http", "admin", "https_redirect_port", "proxy_protocol"})) {
+  if (const auto n = root["listeners"]; n && r.expect_map(n, "listeners",
+                                                          {"https", "http", "admin", "https_redirect_port",
+                                                           "proxy_protocol", "tls_passthrough"})) {
     r.string_list(n, "https", "listeners", cfg.listeners.https);
     r.string_list(n, "http", "listeners", cfg.listeners.http);
     r.string(n, "admin", "listeners", cfg.listeners.admin);
     r.integer(n, "https_redirect_port", "listeners", cfg.listeners.https_redirect_port, 0, 65535);
     r.boolean(n, "proxy_protocol", "listeners", cfg.listeners.proxy_protocol);
+    r.boolean(n, "tls_passthrough", "listeners", cfg.listeners.tls_passthrough);
     for (std::size_t i = 0; i < cfg.listeners.https.size(); ++i)
       check_address(r, n["https"][i], "listeners.https[" + std::to_string(i) + "]", cfg.listeners.https[i]);
     for (std::size_t i = 0; i < cfg.listeners.http.size(); ++i)

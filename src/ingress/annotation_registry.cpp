@@ -493,9 +493,17 @@ constexpr auto kRegistry = std::to_array<AnnotationInfo>({
     supported("ssl-ciphers",
               [](std::string_view v, Context& c) { return parse_cipher_list(v, c.policy.ssl_ciphers); },
               "https", "OpenSSL cipher list for the Ingress's TLS hosts"),
-    refused("ssl-passthrough", "false", "passthrough",
-            "TLS passthrough is not supported (phigate terminates TLS): the Ingress fails closed",
-            "WP6: listeners.tls_passthrough"),
+    supported("ssl-passthrough",
+              [](std::string_view v, Context& c) { return parse_bool(v, c.policy.ssl_passthrough); },
+              "passthrough",
+              "\"true\": a TLS connection whose ClientHello names one of the Ingress's hosts is not "
+              "decrypted: its bytes (the ClientHello included) are spliced to a ready endpoint of that host's "
+              "`/` backend (else its first path's); every other name is terminated as usual. Needs "
+              "listeners.tls_passthrough: true (else the Ingress fails closed)",
+              "refused (the Ingress fails closed) while listeners.tls_passthrough is false, on a wildcard or "
+              "missing host, and with auth-tls-*; the source ranges are enforced per connection (ingress-nginx "
+              "drops them); the backend is the Service's endpoints, not its cluster IP; other annotations "
+              "have no effect on passthrough connections (a warning)"),
     no_effect("ssl-prefer-server-ciphers", "https", "the server's cipher order is always preferred"),
     supported("ssl-redirect",
               [](std::string_view v, Context& c) { return parse_bool(v, c.policy.ssl_redirect); }, "https",

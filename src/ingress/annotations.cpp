@@ -596,6 +596,18 @@ ParsedAnnotations parse_annotations(const std::map<std::string, std::string>& an
     }
   }
 
+  // ssl-passthrough decides who decrypts the connection: one prefix may not switch off what the
+  // other asks for (as a Refused row; review finding F2).
+  {
+    const auto n = annotations.find(std::string(kNginxPrefix) + "ssl-passthrough");
+    const auto ph = annotations.find(std::string(kPhigatePrefix) + "ssl-passthrough");
+    if (n != annotations.end() && ph != annotations.end() && n->second != ph->second) {
+      problem(config::Severity::Error, ph->first, ph->second,
+              "disagrees with " + loggable_key(n->first) + "=" + quote_value(n->second) +
+                  ": the Ingress fails closed until the two agree");
+    }
+  }
+
   auto& p = out.policy;
   const auto key_of = [&](std::string_view name) -> const std::pair<const std::string, std::string>* {
     const auto it = effective.find(name);

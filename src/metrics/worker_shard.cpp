@@ -158,6 +158,26 @@ std::string render(std::span<const WorkerShard* const> shards, const ControlStat
     out.push_back(std::move(closed));
   }
 
+  // --- TLS passthrough ---
+  {
+    auto conns =
+        family("phigate_passthrough_connections_total",
+               "TLS passthrough connections (ClientHello naming an ssl-passthrough host), by result.",
+               MetricType::Counter);
+    for (std::size_t r = 0; r < std::size(WorkerShard::kPassthroughResultNames); ++r) {
+      add_value(conns, sum(shards, [r](const WorkerShard& s) { return s.passthrough[r].get(); }),
+                {{"result", WorkerShard::kPassthroughResultNames[r]}});
+    }
+    out.push_back(std::move(conns));
+    auto bytes = family("phigate_passthrough_bytes_total", "Bytes spliced by TLS passthrough, by direction.",
+                        MetricType::Counter);
+    add_value(bytes, sum(shards, [](const WorkerShard& s) { return s.passthrough_bytes_to_upstream.get(); }),
+              {{"direction", "to_upstream"}});
+    add_value(bytes, sum(shards, [](const WorkerShard& s) { return s.passthrough_bytes_to_client.get(); }),
+              {{"direction", "to_client"}});
+    out.push_back(std::move(bytes));
+  }
+
   // --- HTTP/2 and gRPC ---
   {
     auto requests = family("phigate_requests_total", "Requests whose head completed, by client protocol.",

@@ -216,6 +216,46 @@ std::string_view render_tunnel_start(audit::JsonLine& j, const ConnectionFacts& 
   return j.finish();
 }
 
+std::string_view render_passthrough(audit::JsonLine& j, const ConnectionFacts& c,
+                                    std::chrono::system_clock::time_point when, const PassthroughFacts& p) {
+  j.clear();
+  common(j, c, when);
+  // common() writes tls.* only for a terminated session: here only the ClientHello's name is known.
+  j.begin_object("tls");
+  j.begin_object("client");
+  j.field("server_name", p.server_name);
+  j.end_object();
+  j.end_object();
+  j.begin_object("event");
+  j.plain_field("kind", "event");
+  j.plain_field("action", p.end ? "passthrough" : "passthrough-start");
+  j.plain_field("outcome", p.decision == "allowed" ? "success" : "failure");
+  if (!p.reason.empty()) j.field("reason", p.reason);
+  if (p.end) j.field("duration", nanos(p.duration));
+  j.end_object();
+  j.begin_object("phigate");
+  j.field("decision", p.decision);
+  j.plain_field("rule", "ssl-passthrough");
+  j.field("ingress", p.ingress);
+  j.field("uninspected", true);
+  if (!p.upstream.empty()) {
+    j.begin_object("upstream");
+    j.plain_field("address", p.upstream);
+    j.end_object();
+  }
+  if (p.end && p.decision == "allowed") {
+    j.begin_object("passthrough");
+    j.field("bytes_to_upstream", p.to_upstream);
+    j.field("bytes_to_client", p.to_client);
+    j.field("closed_by", p.closed_by);
+    j.end_object();
+  }
+  j.field("worker", c.worker);
+  j.field("connection", c.connection);
+  j.end_object();
+  return j.finish();
+}
+
 std::string_view render_connection_event(audit::JsonLine& j, const ConnectionFacts& c,
                                          std::chrono::system_clock::time_point when, std::string_view action,
                                          std::string_view decision, std::string_view rule,

@@ -90,6 +90,24 @@ std::string_view render_tunnel_start(audit::JsonLine& j, const ConnectionFacts& 
                                      std::string_view protocol, std::string_view route,
                                      std::string_view upstream, std::int32_t h2_stream = 0);
 
+/// A TLS passthrough connection (ssl-passthrough): the bytes were never decrypted, so the record
+/// has no request; `end` false is the start of the splice ("passthrough-start"), true its end or
+/// its refusal ("passthrough").
+struct PassthroughFacts {
+  std::string_view server_name;           // the ClientHello's, normalised
+  std::string_view ingress;               // "namespace/name"
+  std::string_view upstream;              // endpoint "ip:port", "" when none was reached
+  std::string_view decision = "allowed";  // allowed | denied | error
+  std::string_view reason;                // "" when spliced
+  bool end = false;
+  std::uint64_t to_upstream = 0;  // bytes, the ClientHello included
+  std::uint64_t to_client = 0;
+  std::chrono::steady_clock::duration duration{};
+  std::string_view closed_by;  // metrics::WorkerShard::kTunnelCloseNames
+};
+std::string_view render_passthrough(audit::JsonLine& j, const ConnectionFacts& c,
+                                    std::chrono::system_clock::time_point when, const PassthroughFacts& p);
+
 /// Renders a connection-level event (TLS handshake failure, PROXY header refused, shed).
 std::string_view render_connection_event(audit::JsonLine& j, const ConnectionFacts& c,
                                          std::chrono::system_clock::time_point when, std::string_view action,

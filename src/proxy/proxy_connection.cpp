@@ -66,6 +66,10 @@ void ProxyConnection::expire() {
     expire_tunnel();  // per-direction idle timeouts and the drain deadline (tunnel.cpp)
     return;
   }
+  if (passthrough_ != nullptr) {
+    expire_passthrough();  // connect timeout, idle timeout and the drain deadline (passthrough.cpp)
+    return;
+  }
   timed_out_ = true;
   if (phase_ == Phase::UpConnect || phase_ == Phase::UpWrite || phase_ == Phase::UpRead) {
     link_.cancel();
@@ -159,7 +163,13 @@ net::awaitable<bool> ProxyConnection::start_session() {
     if (!ok) co_return false;
   }
   if (!tls_) co_return true;
-  arm(Phase::Handshake, snap_->config->timeouts.tls_handshake);
+  if (!snap_->passthrough.empty()) {
+    // The ClientHello was read within timeouts.tls_handshake: the handshake keeps that deadline.
+    const bool done = co_await passthrough_or_terminate();
+    if (done) co_return false;
+  } else {
+    arm(Phase::Handshake, snap_->config->timeouts.tls_handshake);
+  }
   if (const auto ec = co_await stream_.handshake()) {
     worker_.stats().tls_handshake_failures.inc();
     const std::string why = timed_out_ ? std::string("timeout")

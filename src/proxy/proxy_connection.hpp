@@ -22,9 +22,10 @@ namespace phigate::proxy::detail {
 
 inline constexpr std::size_t kBufferBytes = net::Buffer::kBlockBytes;  // from the per-thread cache
 
-struct TunnelState;  // tunnel.cpp: one upgraded connection's splice
-class H2Connection;  // h2_connection.cpp: the HTTP/2 driver a connection that negotiated h2 is handed to
-class H2Stream;      // h2_connection.cpp: one of its streams
+struct TunnelState;       // tunnel.cpp: one upgraded connection's splice
+struct PassthroughState;  // passthrough.cpp: one TLS passthrough connection's splice
+class H2Connection;       // h2_connection.cpp: the HTTP/2 driver a connection that negotiated h2 is handed to
+class H2Stream;           // h2_connection.cpp: one of its streams
 
 http::ParserLimits parser_limits(const config::LimitsSpec& l);
 
@@ -72,6 +73,17 @@ class ProxyConnection final : public ConnectionCore, private upstream::Deadline 
   net::awaitable<void> serve();
   /// PROXY protocol listeners: takes the header off the socket and adopts its client address.
   net::awaitable<bool> read_proxy_header();
+  /// TLS passthrough (snapshot has passthrough hosts): reads the ClientHello off the socket. When
+  /// it names a passthrough host the connection is spliced to its backend here (true: the
+  /// connection is done); otherwise its bytes are handed to the TLS stream unchanged (false: go on
+  /// with the handshake). A client that closes or stalls before a whole hello is done too (audited).
+  net::awaitable<bool> passthrough_or_terminate();
+  /// Splices the connection to a ready endpoint of `target`'s cluster, `hello` first.
+  net::awaitable<void> passthrough(const Snapshot::Passthrough& target, std::string_view server_name,
+                                   std::string_view hello);
+  net::awaitable<void> passthrough_pump(PassthroughState& s, bool to_upstream);
+  void end_passthrough(PassthroughState& s, metrics::WorkerShard::TunnelClose why) noexcept;
+  void expire_passthrough();
   /// PROXY header when configured, then the TLS handshake (false: give up).
   net::awaitable<bool> start_session();
   /// Between requests: waits, holding no buffer, until the next request's first byte can be read.
@@ -152,8 +164,9 @@ class ProxyConnection final : public ConnectionCore, private upstream::Deadline 
   std::uint16_t retry_statuses_ = 0;  // proxy_next_upstream status bits live on this attempt
   int status_retry_ = 0;              // the attempt's answer was dropped for a retry: its status
   const config::RoutePolicy* intercept_ = nullptr;  // custom-http-errors live on this attempt
-  int intercepted_ = 0;              // the attempt's answer was dropped for an error page: its status
-  TunnelState* tunnel_ = nullptr;    // while tunnel() splices (its frame owns the state)
+  int intercepted_ = 0;                      // the attempt's answer was dropped for an error page: its status
+  TunnelState* tunnel_ = nullptr;            // while tunnel() splices (its frame owns the state)
+  PassthroughState* passthrough_ = nullptr;  // while passthrough() connects or splices (its frame owns it)
   bool h2_ = false;                  // TLS negotiated ALPN h2: run() hands the connection to H2Connection
   H2Connection* h2_conn_ = nullptr;  // while the HTTP/2 driver runs (it owns itself)
 };

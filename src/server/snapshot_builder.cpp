@@ -259,6 +259,12 @@ proxy::SnapshotPtr build_snapshot(config::Config config, std::shared_ptr<tls::Ti
     }
   }
   snap->route_access = std::move(compiled->route_access);  // same order as the clusters
+  for (auto& pt : compiled->passthrough) {
+    // The audit record's phigate.ingress is "namespace/name", as a request's.
+    std::string_view key = pt.resource;
+    if (key.rfind("Ingress ", 0) == 0) key.remove_prefix(8);
+    snap->passthrough.emplace(std::move(pt.host), proxy::Snapshot::Passthrough{pt.path, std::string(key)});
+  }
   snap->global_access = std::move(compiled->global_access);
   snap->trusted_proxies = std::move(compiled->trusted_proxies);
   snap->https_redirect_port = static_cast<std::uint16_t>(cfg->listeners.https_redirect_port);

@@ -99,6 +99,20 @@ Stream::~Stream() {
   if (ssl_ != nullptr) SSL_free(ssl_);
 }
 
+void Stream::preload(const unsigned char* data, std::size_t n) {
+  if (n == 0) return;
+  // Room for the rest of the handshake behind them (fill() reads into the same buffer).
+  const std::size_t kept = clen_ - cpos_;
+  const std::size_t size = n + kept + kLargeBuffer;
+  auto buf = std::make_unique_for_overwrite<char[]>(size);
+  std::memcpy(buf.get(), data, n);
+  if (kept > 0) std::memcpy(buf.get() + n, cbuf_.get() + cpos_, kept);
+  cbuf_ = std::move(buf);
+  cbuf_size_ = size;
+  cpos_ = 0;
+  clen_ = n + kept;
+}
+
 net::awaitable<error_code> Stream::fill() {
   if (cpos_ > 0) {  // not expected (OpenSSL asks for more only when it took all), but keep the bytes
     std::memmove(cbuf_.get(), cbuf_.get() + cpos_, clen_ - cpos_);

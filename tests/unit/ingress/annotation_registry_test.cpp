@@ -125,6 +125,7 @@ const std::map<std::string, std::string>& samples() {
       {"session-cookie-secure", "true"},
       {"use-regex", "true"},
       {"ssl-ciphers", "ECDHE-RSA-AES128-GCM-SHA256"},
+      {"ssl-passthrough", "true"},
       {"ssl-redirect", "false"},
       {"temporal-redirect", "/maintenance"},
       {"temporal-redirect-code", "307"},

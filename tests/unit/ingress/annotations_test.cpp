@@ -579,22 +579,23 @@ TEST(IngressAnnotationsRefused, WafTrueFailsClosedFalseWarnsOtherValuesInvalid) 
   EXPECT_NE(id.problems[0].message.find("web application firewall"), std::string::npos);
 }
 
-TEST(IngressAnnotationsRefused, SslPassthroughTrueFailsClosedFalseWarns) {
+TEST(IngressAnnotationsPassthrough, SslPassthroughIsParsedTheSwitchIsTheCompileStepsToCheck) {
+  // listeners.tls_passthrough is configuration: the compile step refuses the Ingress when it is off
+  // (tests/unit/compile/passthrough_test.cpp); the parser only reads the value strictly.
   for (const auto& prefix : {kN, kP}) {
     const auto key = prefix + "ssl-passthrough";
     const auto on = parse({{key, "true"}});
-    ASSERT_EQ(errors(on), 1u);
-    EXPECT_EQ(on.problems[0].message,
-              key +
-                  "=\"true\": TLS passthrough is not supported (phigate terminates TLS): the Ingress fails "
-                  "closed");
-    EXPECT_FALSE(on.fail_closed.empty());
+    EXPECT_EQ(errors(on), 0u);
+    EXPECT_TRUE(on.policy.ssl_passthrough);
+    EXPECT_TRUE(on.fail_closed.empty());
     const auto off = parse({{key, "false"}});
-    ASSERT_EQ(off.problems.size(), 1u);
-    EXPECT_EQ(off.problems[0].severity, config::Severity::Warning);
-    EXPECT_TRUE(off.fail_closed.empty());
+    EXPECT_EQ(errors(off), 0u);
+    EXPECT_FALSE(off.policy.ssl_passthrough);
     EXPECT_EQ(errors(parse({{key, "yes"}})), 1u);
   }
+  // The two prefixes must agree either way: who decrypts the connection is not for one to decide.
+  EXPECT_EQ(errors(parse({{kN + "ssl-passthrough", "false"}, {kP + "ssl-passthrough", "true"}})), 1u);
+  EXPECT_EQ(errors(parse({{kN + "ssl-passthrough", "true"}, {kP + "ssl-passthrough", "true"}})), 0u);
 }
 
 TEST(IngressAnnotationsCanary, CanaryTrueIsACanaryFalseIsAnOrdinaryIngress) {

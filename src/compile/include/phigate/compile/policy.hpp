@@ -35,6 +35,15 @@ struct CompiledPolicy {
   access::AccessList global_access;  // `access:` of the config file
   access::CidrSet trusted_proxies;
   ingress::TranslationStats ingress;  // zero when there is no Ingress folder
+  /// TLS passthrough (ssl-passthrough under listeners.tls_passthrough): one per host, the first
+  /// Ingress for the host wins. `path` indexes the paths of `config.routes` in order (the clusters'
+  /// and route_access's index).
+  struct Passthrough {
+    std::string host;      // exact, normalised (lower-case, no trailing dot)
+    std::size_t path = 0;  // the host's `/` path, else its first
+    std::string resource;  // "Ingress ns/name"
+  };
+  std::vector<Passthrough> passthrough;
 };
 
 /// Merges a translation into `config`: static routes first (they win over Ingresses claiming the

@@ -82,6 +82,10 @@ struct ListenersSpec {
   /// Every connection starts with a PROXY protocol v1 or v2 header (from a load balancer), which
   /// names the client; one without a valid header is closed.
   bool proxy_protocol = false;
+  /// Ingresses with `ssl-passthrough: "true"` are served: a TLS connection whose ClientHello names
+  /// one of their hosts is spliced, undecrypted, to that host's backend (ingress-nginx's
+  /// --enable-ssl-passthrough). Off: such an Ingress fails closed.
+  bool tls_passthrough = false;
 };
 
 struct TimeoutsSpec {
@@ -273,6 +277,9 @@ struct RoutePolicy {
   std::vector<std::uint16_t> custom_http_errors;
   bool intercept_errors = true;  // false: disable-proxy-intercept-errors (only phigate's own errors)
   std::string default_backend;   // default-backend: a Service of the Ingress's namespace; "": none
+
+  // --- TLS passthrough (ssl-passthrough; compile step: listeners.tls_passthrough) ---
+  bool ssl_passthrough = false;
 
   // --- upgrades (WebSocket) ---
 

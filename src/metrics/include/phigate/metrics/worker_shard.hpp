@@ -82,6 +82,17 @@ struct alignas(64) WorkerShard {
   Counter tunnel_bytes_to_client;    // after the 101, upstream -> client
   std::array<Counter, static_cast<std::size_t>(TunnelClose::Count)> tunnels_closed;
 
+  // --- TLS passthrough (ssl-passthrough: spliced undecrypted) ---
+  /// How a passthrough connection went: phigate_passthrough_connections_total{result}
+  /// (kPassthroughResultNames, same order). One per connection whose ClientHello named a
+  /// passthrough host.
+  enum class PassthroughResult : std::uint8_t { Spliced, Denied, NoEndpoint, ConnectFailed, Count };
+  static constexpr const char* kPassthroughResultNames[] = {"spliced", "denied", "no_endpoint",
+                                                            "connect_failed"};
+  std::array<Counter, static_cast<std::size_t>(PassthroughResult::Count)> passthrough;
+  Counter passthrough_bytes_to_upstream;
+  Counter passthrough_bytes_to_client;
+
   // --- HTTP/2 (clients) and gRPC (HTTP/2 to backends) ---
   /// Requests by client protocol: phigate_requests_total{protocol="http/1.1"|"h2"} (HTTP/1.0 counts
   /// as http/1.1). Incremented once per request whose head completed.

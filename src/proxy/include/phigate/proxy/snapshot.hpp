@@ -4,6 +4,8 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "phigate/access/cidr.hpp"
@@ -25,6 +27,14 @@ struct Snapshot {
   /// Per-route source allow/deny lists (Ingress *-source-range annotations), index Route::target;
   /// null when the route has none.
   std::vector<std::shared_ptr<const access::AccessList>> route_access;
+  /// TLS passthrough (listeners.tls_passthrough, ssl-passthrough): the ClientHello's server name
+  /// (normalised) → the index of the cluster (and of route_access) its connections are spliced to.
+  /// Empty: no ClientHello is read before the handshake.
+  struct Passthrough {
+    std::size_t cluster = 0;
+    std::string ingress;  // "namespace/name", for the audit record
+  };
+  std::unordered_map<std::string, Passthrough> passthrough;
   std::string hsts_field;  // "Strict-Transport-Security: ...\r\n" for HTTPS responses, or empty
   std::uint16_t https_redirect_port = 0;  // 0: the port the first https listener bound
   // How it was built (logs and metrics on the control thread).

@@ -27,6 +27,9 @@ class Stream {
   SSL* native() noexcept { return ssl_; }
   bool is_tls() const noexcept { return tls_; }
 
+  /// Bytes already taken off the socket before the handshake (the ClientHello read for TLS
+  /// passthrough): OpenSSL reads them first, exactly as if they had just arrived.
+  void preload(const unsigned char* data, std::size_t n);
   /// Server-side handshake. On failure, last_error() says why (OpenSSL's reason, no PHI).
   net::awaitable<net::error_code> handshake();
   /// Reads at least one byte. eof when the peer closed (close_notify or TCP FIN).
