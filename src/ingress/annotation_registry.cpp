@@ -215,7 +215,7 @@ constexpr auto kRegistry = std::to_array<AnnotationInfo>({
     supported("cors-allow-origin", cors<parse_cors_allow_origin>, "cors",
               "origins answered with CORS fields: \"*\" (default), or a list of scheme://host[:port], "
               "scheme://*.domain[:port] and null; a listed Origin is sent back in "
-              "Access-Control-Allow-Origin, with Vary: Origin",
+              "Access-Control-Allow-Origin; with a list, every response carries Vary: Origin",
               "the Origin must equal an entry (scheme and host case-insensitively, the port exactly, * as "
               "exactly one label), where ingress-nginx also matched any Origin ending in an entry; an "
               "invalid entry fails the Ingress closed instead of being skipped"),
@@ -242,11 +242,12 @@ constexpr auto kRegistry = std::to_array<AnnotationInfo>({
               "the audit log records every request; it cannot be turned off per Ingress"),
     supported("enable-cors", cors<parse_enable_cors>, "cors",
               "\"true\": an OPTIONS request from an allowed origin is answered 204 with the CORS fields "
-              "(never reaching the backend); other requests from it get the CORS fields in the response, "
-              "replacing the backend's own",
+              "(never reaching the backend); other requests from it get the CORS fields in the response; "
+              "the backend's own Access-Control-* fields are always removed",
               "the preflight is answered after the source-range and client-certificate checks (a refused "
-              "client gets 403, not 204); Vary: Origin when an Origin is sent back; the fields are not "
-              "added to phigate's own error replies"),
+              "client gets 403, not 204); Vary: Origin whenever the origins are a list; the backend's "
+              "Access-Control-* fields are removed even when phigate sends none (ingress-nginx passes them "
+              "through); the fields are not added to phigate's own error replies"),
     no_effect("enable-global-auth", "auth", "phigate has no global external authentication"),
     refused("enable-modsecurity", "false", "waf", kNoWaf),
     no_effect("enable-opentelemetry", "logging", "phigate does not export traces"),

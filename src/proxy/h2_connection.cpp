@@ -1127,13 +1127,12 @@ net::awaitable<std::optional<Error>> H2Stream::relay_response(const upstream::Ti
       facts_.upstream_first_byte = Clock::now() - up_sent_;
       const bool end = st == RS::Complete && body.empty() && rd.trailers().empty();
       const auto extra = set_cookie_.empty() ? extra_fields_ : std::string_view(set_cookie_);
-      if (!req_->response_fields.empty() || req_->edits.rewrites()) {
+      if (!req_->response_fields.empty() || req_->edits.any()) {
         // CORS fields replace the backend's own of those names; Location and Set-Cookie
         // rewrites (a copy to edit).
         http::HeaderList edited;
         rd.h2_fields(edited);
-        http::apply_response_edits(edited, req_->edits.rewrites() ? &req_->edits : nullptr,
-                                   req_->response_fields);
+        http::apply_response_edits(edited, req_->edits.any() ? &req_->edits : nullptr, req_->response_fields);
         http::add_raw_fields(edited, extra);
         submit_head(status, edited, end || rd.bodyless());
       } else {

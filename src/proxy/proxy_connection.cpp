@@ -496,7 +496,7 @@ net::awaitable<std::optional<Error>> ProxyConnection::relay_response(InFlight& f
   using RS = http::Http1Exchange::ResponseStatus;
   ex_.begin_response(f.set_cookie.empty() ? extra_fields_ : std::string_view(f.set_cookie),
                      close_after_response_ || worker_.draining(),
-                     f.req->edits.rewrites() ? &f.req->edits : nullptr, f.req->response_fields);
+                     f.req->edits.any() ? &f.req->edits : nullptr, f.req->response_fields);
   auto& in = link_.input();
   const auto upstream_error = [&](Error e, Retryable r) {
     e.source = core::ErrorSource::Upstream;
