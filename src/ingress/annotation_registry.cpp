@@ -117,7 +117,9 @@ constexpr std::string_view kCustomErrors =
 constexpr std::string_view kCustomErrorsDifference =
     "needs default-backend (there is no global error backend: without it errors pass through, with a "
     "warning); phigate's refusals (403, 413, 421, a failed-closed 503) are never replaced; gRPC answers "
-    "are never replaced";
+    "are never replaced; the error backend never switches protocols: a 101 (or any 1xx but 100) to the "
+    "page's "
+    "GET / gets phigate's own answer instead";
 constexpr std::string_view kTimeoutDifference = "1ms to 1h; a unit is accepted too (\"500ms\", \"2m\")";
 
 // Sorted by name (binary search; checked below). One row per name: a new ingress-nginx name or a

@@ -1362,6 +1362,7 @@ net::awaitable<void> H2Stream::serve_error_page(int code, const Error* own) {
       const auto& ep = cluster.endpoints[picked.index];
       fired_[kUpSend] = fired_[kUpRead] = false;
       http::H1ResponseReader rd(parser_limits(snap_->config->limits), r.head.method == "HEAD");
+      rd.error_page_response();
       std::optional<Error> err;
       if (!link_.take_pooled(ep, attempt, worker.now(), cluster.tls.get())) {
         err = co_await link_.connect(ep, t, *this, cluster.tls.get());

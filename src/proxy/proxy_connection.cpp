@@ -725,6 +725,8 @@ net::awaitable<std::optional<Error>> ProxyConnection::error_backend_exchange(InF
       f.up_sent = Clock::now();
       attempt_sent_ = 0;
       up_out_ = head;
+      // The page's GET / asks for no upgrade: its 101 (or another 1xx but 100) is a failed fetch.
+      if (!with_body) ex_.error_page_response();
       err = with_body ? co_await send_request(f, t) : co_await flush_upstream(t, Retryable::OnlyIfReused);
       if (!err) err = co_await relay_response(f, t);  // intercept_ is null: never intercepted again
     }

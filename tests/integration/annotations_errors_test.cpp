@@ -9,6 +9,7 @@
 
 #include "audit_fixture.hpp"
 #include "ingress_fixture.hpp"
+#include "ws_server.hpp"
 
 namespace phigate::test {
 namespace {
@@ -303,6 +304,35 @@ TEST_F(ErrorsTest, Http2ClientsGetThePageAndNeverTheBody) {
   for (const auto& rec : audit) n += has(rec, "/leak") ? 1 : 0;
   EXPECT_EQ(n, 1);
   EXPECT_TRUE(has(find(audit, "/leak"), "\"error_page\":500")) << find(audit, "/leak");
+}
+
+// A WebSocket upgrade whose answer is replaced by an error page: the page is a GET / that asked for
+// no upgrade, so an error backend answering 101 (followed by bytes that look like a response) is a
+// failed fetch and the client gets phigate's own 404, never a 101 without a tunnel behind it.
+TEST_F(ErrorsTest, ErrorBackendNeverSwitchesProtocols) {
+  auto bad = start_ws_server({"--mode", "raw101"});
+  dir_.write("manifests/services.yaml",
+             service_yaml("svc-main", *main_) + "---\n" + service_on("errors", bad.port));
+  ingress(errors_annotations("404"));
+  auto pg = start();
+  auto c = TlsClient::connect("127.0.0.1", pg.https, {.sni = "app.example"});
+  ASSERT_TRUE(c) << c.error;
+  ASSERT_TRUE(c->write(
+      "GET /ws?status=404 HTTP/1.1\r\nHost: app.example\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+      "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"));
+  const auto resp = c->read_http_response(10s);
+  ASSERT_TRUE(resp) << c->error();
+  EXPECT_EQ(resp->status, 404);
+  EXPECT_EQ(resp->body, "404 Not Found\n");
+  EXPECT_EQ(resp->header("connection"), "close");
+  EXPECT_TRUE(resp->header("upgrade").empty());
+  const auto rest = c->read_all(3s);
+  EXPECT_EQ(rest.find("forged"), std::string::npos) << rest;
+  ASSERT_EQ(requests(*main_).size(), 1u);
+  const auto audit = stop_and_read_audit(pg);
+  const auto rec = find(audit, "\"path\":\"/ws\"");
+  EXPECT_TRUE(has(rec, "\"status_code\":404")) << rec;
+  EXPECT_FALSE(has(rec, "\"error_page\"")) << rec;
 }
 
 // connection-proxy-header: close: every request on one client connection reaches the backend on a
