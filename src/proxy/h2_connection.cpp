@@ -1380,7 +1380,8 @@ net::awaitable<void> H2Stream::serve_error_page(int code, const Error* own) {
       }
       if (!err) {
         plan.report(picked.index, upstream::AttemptResult::Success);
-        link_.finish(rd.reusable(!link_.input().empty()), Clock::now());
+        // connection-proxy-header: close holds for the error backend's connection too (as HTTP/1).
+        link_.finish(rd.reusable(!link_.input().empty()) && !closes_upstream(r), Clock::now());
         facts_.error_page = code;
         co_return;
       }

@@ -360,6 +360,27 @@ TEST_F(ErrorsTest, ConnectionProxyHeaderCloseUsesOneBackendConnectionPerRequest)
   EXPECT_TRUE(record_header(reqs[3], "Connection").empty()) << reqs[3];
 }
 
+// connection-proxy-header: close holds for the error backend too, over HTTP/1.1 and HTTP/2: two
+// pages fetched for requests on one client connection use two error-backend connections.
+TEST_F(ErrorsTest, ConnectionProxyHeaderCloseNeverPoolsTheErrorBackend) {
+  ingress(errors_annotations("500", std::string(kN) + "connection-proxy-header: \"close\"\n"));
+  auto pg = start();
+  std::size_t seen = 0;
+  for (const char* proto : {"--http1.1", "--http2"}) {
+    const auto r = curl(pg, {proto, "-o", "/dev/null", "-o", "/dev/null", "-w", "%{http_code} ",
+                             https_url(pg, "/a?status=500"), https_url(pg, "/b?status=500")});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(r.out, "200 200 ") << proto;  // the error backend's page (its own status)
+    const auto reqs = requests(*errors_);
+    ASSERT_EQ(reqs.size(), seen + 2) << proto;
+    EXPECT_NE(json_field(reqs[seen], "conn"), json_field(reqs[seen + 1], "conn")) << proto;
+    seen += 2;
+  }
+  const auto main = requests(*main_);
+  ASSERT_EQ(main.size(), 4u);
+  EXPECT_NE(json_field(main[2], "conn"), json_field(main[3], "conn"));  // HTTP/2 main hops too
+}
+
 // proxy-http-version "1.0" follows ingress.unsupported_annotations: served with a warning under
 // warn, 503 under fail_closed.
 TEST_F(ErrorsTest, ProxyHttpVersionOneZeroFollowsTheUnsupportedPolicy) {
