@@ -10,6 +10,7 @@
 
 #include "balance_input.hpp"
 #include "client_stream.hpp"
+#include "error_backend.hpp"
 #include "error_page.hpp"
 #include "grpc_forward.hpp"
 #include "phases.hpp"
@@ -142,7 +143,11 @@ class H2Connection : public std::enable_shared_from_this<H2Connection> {
   }
 };
 
+struct H2ErrorBackend;
+
 class H2Stream final : public ClientStream {
+  friend struct H2ErrorBackend;  // the error-backend attempts (error_backend.hpp) use its link and relay
+
  public:
   /// Takes the request head from the codec (it keeps the body, trailers and framing state).
   H2Stream(H2Connection& c, std::int32_t id, http::H2Request& r)
@@ -1339,8 +1344,65 @@ net::awaitable<void> H2Stream::forward_h1() {
   }
 }
 
+/// The HTTP/2 side of error_backend_attempts (error_backend.hpp): one HTTP/1.1 request to the
+/// error backend, its answer relayed on this stream. `original`: the client's request (with its
+/// body, `framing`) for a path without a ready endpoint; else the error page's GET /.
+struct H2ErrorBackend {
+  H2Stream& s;
+  std::string_view head;
+  http::Framing framing;
+  bool original;
+  const upstream::Cluster& cluster;
+  upstream::Timeouts t;
+  std::optional<http::H1ResponseReader> rd{};
+
+  void begin(const upstream::Endpoint& ep, int attempt) {
+    s.fired_[H2Stream::kUpSend] = s.fired_[H2Stream::kUpRead] = false;
+    s.attempt_sent_ = 0;
+    rd.emplace(parser_limits(s.snap_->config->limits), s.req_->head.method == "HEAD");
+    if (original) {
+      s.facts_.upstream = ep.key;
+      s.facts_.upstream_attempts = static_cast<unsigned>(attempt) + 1;
+    } else {
+      rd->error_page_response();  // no 1xx but 100 (the page's GET / asked for no upgrade)
+    }
+  }
+  net::awaitable<std::optional<Error>> connect(const upstream::Endpoint& ep, int attempt) {
+    std::optional<Error> err;
+    if (!s.link_.take_pooled(ep, attempt, s.c_.worker_.now(), cluster.tls.get())) {
+      err = co_await s.link_.connect(ep, t, s, cluster.tls.get());
+      s.disarm_upstream();
+    }
+    if (s.client_gone()) err = Error::downstream(ErrorKind::ClientClosed, "stream reset");
+    co_return err;
+  }
+  net::awaitable<std::optional<Error>> exchange() {
+    s.up_sent_ = Clock::now();
+    std::optional<Error> err;
+    if (original && framing.kind != http::Framing::Kind::None) {
+      err = co_await s.send_request(t, head, framing);
+    } else {
+      auto [ec, n] = co_await s.link_.send(head, t, s);
+      s.attempt_sent_ = n;
+      s.disarm_upstream();
+      err = s.reset_ ? Error::downstream(ErrorKind::ClientClosed, "stream reset")
+                     : s.link_.sent(ec, Retryable::OnlyIfReused, s);
+    }
+    if (!err) err = co_await s.relay_response(t, *rd);  // intercept_ is null: never intercepted again
+    co_return err;
+  }
+  upstream::AttemptResult result() const {
+    return original && s.status_ >= 500 ? upstream::AttemptResult::Status5xx
+                                        : upstream::AttemptResult::Success;
+  }
+  bool reusable() const {
+    return rd->reusable(!s.link_.input().empty()) && (s.end_ || framing.kind == http::Framing::Kind::None);
+  }
+  bool tunnelled() const { return false; }
+  bool response_started() const { return s.head_sent_; }
+};
+
 net::awaitable<void> H2Stream::serve_error_page(int code, const Error* own) {
-  auto& worker = c_.worker_;
   auto& r = *req_;
   if (own != nullptr) reason_ = own->reason();
   set_cookie_.clear();  // an affinity cookie for the main's endpoint has nothing to do with the page
@@ -1353,49 +1415,19 @@ net::awaitable<void> H2Stream::serve_error_page(int code, const Error* own) {
                            error_page_fields(r, code, r.target, request_id));
     const auto index = r.route->error_target;
     const auto& cluster = snap_->clusters[index];
-    const upstream::Timeouts t{r.limits.connect, r.limits.send, r.limits.read};
-    AttemptPlan plan(worker, cluster, r, "GET", index);
-    // Two tries at most: the second only after a stale pooled connection.
-    for (int attempt = 0; attempt < 2; ++attempt) {
-      const auto picked = plan.next();
-      if (picked.index == upstream::kNoEndpoint) break;
-      const auto& ep = cluster.endpoints[picked.index];
-      fired_[kUpSend] = fired_[kUpRead] = false;
-      http::H1ResponseReader rd(parser_limits(snap_->config->limits), r.head.method == "HEAD");
-      rd.error_page_response();
-      std::optional<Error> err;
-      if (!link_.take_pooled(ep, attempt, worker.now(), cluster.tls.get())) {
-        err = co_await link_.connect(ep, t, *this, cluster.tls.get());
-        disarm_upstream();
-      }
-      if (client_gone()) err = Error::downstream(ErrorKind::ClientClosed, "stream reset");
-      if (!err) {
-        up_sent_ = Clock::now();
-        auto [ec, n] = co_await link_.send(page_head, t, *this);
-        attempt_sent_ = n;
-        disarm_upstream();
-        err = reset_ ? Error::downstream(ErrorKind::ClientClosed, "stream reset")
-                     : link_.sent(ec, Retryable::OnlyIfReused, *this);
-        if (!err) err = co_await relay_response(t, rd);  // intercept_ is null: never intercepted again
-      }
-      if (!err) {
-        plan.report(picked.index, upstream::AttemptResult::Success);
-        // connection-proxy-header: close holds for the error backend's connection too (as HTTP/1).
-        link_.finish(rd.reusable(!link_.input().empty()) && !closes_upstream(r), Clock::now());
-        facts_.error_page = code;
-        co_return;
-      }
-      const bool stale =
-          link_.reused() && !link_.got_bytes() && !head_sent_ && err->source == core::ErrorSource::Upstream;
-      if (err->source == core::ErrorSource::Upstream) plan.report(picked.index, attempt_result(*err));
-      link_.discard();
-      if (err->source == core::ErrorSource::Downstream || head_sent_) {
-        facts_.error_page = code;
-        reason_ = err->reason();
-        if (head_sent_ && !reset_) reset(http::kH2Cancel);
-        co_return;
-      }
-      if (!stale) break;
+    H2ErrorBackend codec{*this, page_head, http::Framing{},
+                         false, cluster,   {r.limits.connect, r.limits.send, r.limits.read}};
+    AttemptPlan plan(c_.worker_, cluster, r, "GET", index);
+    const auto err = co_await error_backend_attempts(codec, link_, plan, cluster, r, false);
+    if (!err) {
+      facts_.error_page = code;
+      co_return;
+    }
+    if (err->source == core::ErrorSource::Downstream || head_sent_) {
+      facts_.error_page = code;
+      reason_ = err->reason();
+      if (head_sent_ && !reset_) reset(http::kH2Cancel);
+      co_return;
     }
   }
   // phigate's own answer with the same status: the replaced answer never shows.
