@@ -231,7 +231,7 @@ constexpr auto kRegistry = std::to_array<AnnotationInfo>({
     supported("default-backend", parse_default_backend, "errors",
               "a Service of the Ingress's namespace (its first port): the error backend of custom-http-errors, "
               "and where a request goes, with X-Code: 503, when its path has no ready endpoint",
-              "requests over HTTP/2 whose path has no ready endpoint get 503 (only HTTP/1 goes to it); the error "
+              "WebSocket over HTTP/2 (extended CONNECT) whose path has no ready endpoint gets 503; the error "
               "backend is plain HTTP, so it is not used (a warning) on an Ingress whose backend-protocol is HTTPS "
               "or GRPCS"),
     supported("denylist-source-range",

@@ -397,6 +397,9 @@ class H2Stream final : public ClientStream {
   /// custom-http-errors: the page for `code` from the route's error backend, else phigate's own
   /// answer with that status (`own`: phigate's error, replied as such). Nothing was sent yet.
   net::awaitable<void> serve_error_page(int code, const Error* own);
+  /// default-backend: a path whose cluster has no usable endpoint sends the original request
+  /// (head `upstream_target`, body `framing`) to the route's error backend with X-Code: 503.
+  net::awaitable<void> proxy_to_error_backend(std::string_view upstream_target, http::Framing framing);
   net::awaitable<std::optional<Error>> send_request(const upstream::Timeouts& t, std::string_view head,
                                                     http::Framing framing);
   net::awaitable<std::optional<Error>> relay_response(const upstream::Timeouts& t,
@@ -404,7 +407,7 @@ class H2Stream final : public ClientStream {
   // RFC 8441: an extended CONNECT stream to an HTTP/1.1 WebSocket backend.
   net::awaitable<void> forward_ws();
   /// The next endpoint of `plan` for attempt `attempt` (facts, affinity cookie, balancer told), or
-  /// kNoEndpoint after answering 503 (none usable).
+  /// kNoEndpoint (none usable; the caller answers).
   upstream::Pick begin_attempt(AttemptPlan& plan, const upstream::Cluster& cluster, int attempt);
   net::awaitable<void> tunnel(const upstream::Timeouts& t);
   net::awaitable<void> tunnel_to_upstream(const upstream::Timeouts& t);
@@ -1172,12 +1175,7 @@ net::awaitable<std::optional<Error>> H2Stream::relay_response(const upstream::Ti
 
 upstream::Pick H2Stream::begin_attempt(AttemptPlan& plan, const upstream::Cluster& cluster, int attempt) {
   const auto picked = plan.next();
-  if (picked.index == upstream::kNoEndpoint) {
-    const auto err = Error::upstream(ErrorKind::NoHealthyEndpoint, Retryable::No);
-    facts_.outcome = core::outcome_of(err);
-    reply_error(err);
-    return picked;
-  }
+  if (picked.index == upstream::kNoEndpoint) return picked;
   fired_[kUpSend] = fired_[kUpRead] = false;
   facts_.upstream = cluster.endpoints[picked.index].key;
   facts_.upstream_attempts = static_cast<unsigned>(attempt) + 1;
@@ -1225,7 +1223,21 @@ net::awaitable<void> H2Stream::forward_h1() {
   // Bounded by max_tries (plus one stale-connection retry) and the retry budget.
   for (int attempt = 0;; ++attempt) {
     const auto picked = begin_attempt(plan, cluster, attempt);
-    if (picked.index == upstream::kNoEndpoint) co_return;  // answered 503
+    if (picked.index == upstream::kNoEndpoint) {
+      // ingress-nginx: a path whose Service has no active endpoint is served by its default-backend.
+      if (attempt == 0 && r.route != nullptr && r.route->has_error_backend) {
+        co_await proxy_to_error_backend(upstream_target, framing);
+        co_return;
+      }
+      const auto err = Error::upstream(ErrorKind::NoHealthyEndpoint, Retryable::No);
+      facts_.outcome = core::outcome_of(err);
+      if (replaces_status(r.policy, err.status(), true)) {
+        co_await serve_error_page(err.status(), &err);
+      } else {
+        reply_error(err);
+      }
+      co_return;
+    }
     const auto& ep = cluster.endpoints[picked.index];
     const auto attempt_start = plan.by_latency ? Clock::now() : Clock::time_point{};
     attempt_sent_ = 0;
@@ -1402,6 +1414,35 @@ struct H2ErrorBackend {
   bool response_started() const { return s.head_sent_; }
 };
 
+net::awaitable<void> H2Stream::proxy_to_error_backend(std::string_view upstream_target,
+                                                      http::Framing framing) {
+  auto& r = *req_;
+  // The original request, with X-Code: 503 and the fields the default-backend is told; whatever
+  // the client sent under those names is replaced (as over HTTP/1).
+  set_error_page_fields(r.head.headers, error_page_fields(r, 503, {}, request_id_));
+  std::string up_head;
+  http::append_h1_request_head(up_head, r.head, upstream_target, framing);
+  facts_.error_page = 503;
+  set_cookie_.clear();
+  const auto index = r.route->error_target;
+  const auto& cluster = snap_->clusters[index];
+  H2ErrorBackend codec{*this, up_head, framing,
+                       true,  cluster, {r.limits.connect, r.limits.send, r.limits.read}};
+  AttemptPlan plan(c_.worker_, cluster, r, r.head.method, index);
+  const auto err = co_await error_backend_attempts(codec, link_, plan, cluster, r,
+                                                   framing.kind != http::Framing::Kind::None);
+  if (!err) co_return;
+  facts_.outcome = core::outcome_of(*err);
+  if (head_sent_ || err->source == core::ErrorSource::Downstream) {
+    reason_ = err->reason();
+    if (head_sent_) {
+      if (!reset_) reset(http::kH2Cancel);
+      co_return;
+    }
+  }
+  reply_error(*err);
+}
+
 net::awaitable<void> H2Stream::serve_error_page(int code, const Error* own) {
   auto& r = *req_;
   if (own != nullptr) reason_ = own->reason();
@@ -1524,7 +1565,12 @@ net::awaitable<void> H2Stream::forward_ws() {
   // Bounded by max_tries and the retry budget; each wait under the route's timeouts.
   for (int attempt = 0;; ++attempt) {
     const auto picked = begin_attempt(plan, cluster, attempt);
-    if (picked.index == upstream::kNoEndpoint) co_return;  // answered 503
+    if (picked.index == upstream::kNoEndpoint) {
+      const auto err = Error::upstream(ErrorKind::NoHealthyEndpoint, Retryable::No);
+      facts_.outcome = core::outcome_of(err);
+      reply_error(err);  // 503
+      co_return;
+    }
     const auto& ep = cluster.endpoints[picked.index];
     std::optional<Error> err;
     std::uint64_t sent = 0;

@@ -4,6 +4,7 @@
 // recording backends (phigate-test-upstream --record), the encrypted audit log read back.
 #include <gtest/gtest.h>
 
+#include <cctype>
 #include <csignal>
 #include <string>
 
@@ -223,20 +224,39 @@ TEST_F(ErrorsTest, NoReadyEndpointSendsTheOriginalRequestToTheDefaultBackend) {
              service_on("svc-main", main_->port, false) + "---\n" + service_yaml("errors", *errors_));
   ingress(std::string(kN) + "default-backend: \"errors\"\n");
   auto pg = start();
-  const auto out = fetch(pg, "/orders?id=7", {"--data-binary", "hello", "-H", "X-Code: 200"});
-  EXPECT_EQ(status_of(out), "200") << out;
-  EXPECT_NE(out.find("X-Upstream-Name: errors"), std::string::npos) << out;
-  const auto reqs = requests(*errors_);
-  ASSERT_EQ(reqs.size(), 1u);
-  EXPECT_EQ(json_field(reqs[0], "method"), "POST");
-  EXPECT_EQ(json_field(reqs[0], "target"), "/orders?id=7");
-  EXPECT_EQ(json_field(reqs[0], "body_bytes"), "5");
-  EXPECT_EQ(record_header_count(reqs[0], "X-Code"), 1);
-  EXPECT_EQ(record_header(reqs[0], "X-Code"), "503");
-  EXPECT_EQ(record_header(reqs[0], "X-Service-Name"), "svc-main");
+  // HTTP/1.1 and HTTP/2 alike (HTTP/2 answered 503 before), with a body and without.
+  const std::vector<std::string> protos = {"--http1.1", "--http2"};
+  for (std::size_t i = 0; i < protos.size(); ++i) {
+    const auto& proto = protos[i];
+    const auto out =
+        fetch(pg, "/orders" + std::to_string(i) + "?id=7",
+              {proto, "--data-binary", "hello", "-H", "X-Code: 200", "-H", "X-Service-Name: forged"});
+    // "HTTP/1.1 200 OK" or "HTTP/2 200"; field names in lower case over HTTP/2.
+    const auto status = [](const std::string& o) { return o.substr(o.find(' ') + 1, 3); };
+    std::string lower = out;
+    for (auto& ch : lower) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    EXPECT_EQ(status(out), "200") << proto << out;
+    EXPECT_NE(lower.find("x-upstream-name: errors"), std::string::npos) << out;
+    EXPECT_EQ(status(fetch(pg, "/get", {proto})), "200") << proto;
+    const auto reqs = requests(*errors_);
+    ASSERT_EQ(reqs.size(), 2 * i + 2) << proto;
+    const auto& post = reqs[2 * i];
+    EXPECT_EQ(json_field(post, "method"), "POST") << proto;
+    EXPECT_EQ(json_field(post, "target"), "/orders" + std::to_string(i) + "?id=7") << proto;
+    EXPECT_EQ(json_field(post, "body_bytes"), "5") << proto;
+    EXPECT_EQ(record_header_count(post, "X-Code"), 1) << proto;
+    EXPECT_EQ(record_header(post, "X-Code"), "503") << proto;
+    EXPECT_EQ(record_header_count(post, "X-Service-Name"), 1) << proto;
+    EXPECT_EQ(record_header(post, "X-Service-Name"), "svc-main") << proto;
+    EXPECT_EQ(json_field(reqs[2 * i + 1], "method"), "GET") << proto;
+    EXPECT_EQ(json_field(reqs[2 * i + 1], "target"), "/get") << proto;
+  }
   EXPECT_TRUE(requests(*main_).empty());
   const auto audit = stop_and_read_audit(pg);
-  EXPECT_TRUE(has(find(audit, "/orders"), "\"error_page\":503")) << find(audit, "/orders");
+  for (const char* path : {"\"path\":\"/orders0\"", "\"path\":\"/orders1\""})
+    EXPECT_TRUE(has(find(audit, path), "\"error_page\":503")) << find(audit, path);
+  EXPECT_TRUE(has(find(audit, "\"path\":\"/orders1\""), "\"version\":\"2\""))
+      << find(audit, "\"path\":\"/orders1\"");
 }
 
 // phigate's own upstream errors with a listed code take the page too (connect refused: 502);
