@@ -356,18 +356,28 @@ TEST_F(ErrorsTest, ErrorBackendNeverSwitchesProtocols) {
 }
 
 // connection-proxy-header: close: every request on one client connection reaches the backend on a
-// connection of its own, carrying Connection: close; keep-alive (and no annotation) reuses one.
+// connection of its own, carrying Connection: close, even when the backend ignores the close and
+// keeps the connection open (HTTP/1.1 and HTTP/2 clients); keep-alive (and no annotation) reuses one.
 TEST_F(ErrorsTest, ConnectionProxyHeaderCloseUsesOneBackendConnectionPerRequest) {
   ingress(std::string(kN) + "connection-proxy-header: \"close\"\n" + kN + "proxy-http-version: \"1.1\"\n");
   auto pg = start();
-  const auto r = curl(pg, {"-o", "/dev/null", "-o", "/dev/null", "-o", "/dev/null", https_url(pg, "/a"),
-                           https_url(pg, "/b"), https_url(pg, "/c")});
-  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto ctl = run({"curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}",
+                        "http://" + main_->address() + "/__control?keepalive=ignore_close"});
+  ASSERT_EQ(ctl.out, "200") << ctl.err;
+  std::size_t seen = 0;
+  for (const char* proto : {"--http1.1", "--http2"}) {
+    const auto r = curl(pg, {proto, "-o", "/dev/null", "-o", "/dev/null", "-o", "/dev/null",
+                             https_url(pg, "/a"), https_url(pg, "/b"), https_url(pg, "/c")});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    const auto reqs = requests(*main_);
+    ASSERT_EQ(reqs.size(), seen + 3) << proto;
+    EXPECT_NE(json_field(reqs[seen], "conn"), json_field(reqs[seen + 1], "conn")) << proto;
+    EXPECT_NE(json_field(reqs[seen + 1], "conn"), json_field(reqs[seen + 2], "conn")) << proto;
+    for (std::size_t i = seen; i < reqs.size(); ++i)
+      EXPECT_EQ(record_header(reqs[i], "Connection"), "close") << reqs[i];
+    seen += 3;
+  }
   auto reqs = requests(*main_);
-  ASSERT_EQ(reqs.size(), 3u);
-  EXPECT_NE(json_field(reqs[0], "conn"), json_field(reqs[1], "conn"));
-  EXPECT_NE(json_field(reqs[1], "conn"), json_field(reqs[2], "conn"));
-  for (const auto& rec : reqs) EXPECT_EQ(record_header(rec, "Connection"), "close") << rec;
 
   rewrite(pg, "ingress.yaml",
           ingress_yaml("web", "app.example", "svc-main",
@@ -375,9 +385,9 @@ TEST_F(ErrorsTest, ConnectionProxyHeaderCloseUsesOneBackendConnectionPerRequest)
   const auto k = curl(pg, {"-o", "/dev/null", "-o", "/dev/null", https_url(pg, "/d"), https_url(pg, "/e")});
   ASSERT_EQ(k.exit_code, 0) << k.err;
   reqs = requests(*main_);
-  ASSERT_EQ(reqs.size(), 5u);
-  EXPECT_EQ(json_field(reqs[3], "conn"), json_field(reqs[4], "conn"));
-  EXPECT_TRUE(record_header(reqs[3], "Connection").empty()) << reqs[3];
+  ASSERT_EQ(reqs.size(), 8u);
+  EXPECT_EQ(json_field(reqs[6], "conn"), json_field(reqs[7], "conn"));
+  EXPECT_TRUE(record_header(reqs[6], "Connection").empty()) << reqs[6];
 }
 
 // connection-proxy-header: close holds for the error backend too, over HTTP/1.1 and HTTP/2: two
