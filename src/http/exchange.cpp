@@ -148,6 +148,8 @@ void Http1Exchange::append_upstream_head(std::string& out, std::string_view targ
     framing = {Framing::Kind::ContentLength, *head.content_length};
   }
   upstream_chunked_ = head.chunked;
+  upstream_upgrade_ = upgrade_requested();
+  error_page_ = false;
   if (upgrade_requested()) {
     // RFC 9110 §7.8: the upgrade is hop-by-hop, so it is asked again on the upstream hop, with
     // exactly the protocol that was vetted (whatever else the client's fields said is gone).
@@ -343,10 +345,16 @@ Http1Exchange::ResponseStatus Http1Exchange::feed_response(const char* data, std
       used += n;
       resp_.clear_body();
       if (rh.status == 101) {
-        if (upgrade_requested() && request_complete()) return switch_protocols(out);
+        // Only a head that asked for the upgrade may be answered so: never an error page's GET.
+        if (upstream_upgrade_ && upgrade_requested() && request_complete()) return switch_protocols(out);
         response_failed_ = true;
         fail(
             Error::upstream(ErrorKind::UpstreamBadResponse, Retryable::No, "101 without an upgrade request"));
+        return ResponseStatus::Error;
+      }
+      if (error_page_ && rh.status != 100) {
+        response_failed_ = true;
+        fail(Error::upstream(ErrorKind::UpstreamBadResponse, Retryable::No, "1xx from the error backend"));
         return ResponseStatus::Error;
       }
       if (++interim_ > options_.max_interim) {
@@ -420,6 +428,7 @@ void Http1Exchange::next_request() noexcept {
   upstream_chunked_ = body_seen_ = body_done_ = body_failed_ = continue_taken_ = false;
   body_bytes_ = 0;
   upgrade_token_.clear();
+  upstream_upgrade_ = error_page_ = false;
   response_begun_ = close_client_ = head_sent_ = rechunk_ = response_complete_ = response_failed_ = false;
   client_keep_alive_ = true;
   interim_ = 0;

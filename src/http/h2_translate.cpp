@@ -166,6 +166,9 @@ H1ResponseReader::Status H1ResponseReader::feed(const char* data, std::size_t le
       if (h.status == 101)
         return fail(Error::upstream(ErrorKind::UpstreamBadResponse, core::Retryable::No,
                                     "101 without an upgrade request"));
+      if (error_page_ && h.status != 100)
+        return fail(Error::upstream(ErrorKind::UpstreamBadResponse, core::Retryable::No,
+                                    "1xx from the error backend"));
       if (++interim_ > kMaxInterim) {
         return fail(
             Error::upstream(ErrorKind::UpstreamBadResponse, core::Retryable::No, "too many 1xx responses"));

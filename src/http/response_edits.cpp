@@ -169,6 +169,12 @@ bool safe_field_value(std::string_view v) noexcept {
 
 std::size_t apply_response_edits(HeaderList& h, const ResponseEdits* edits, std::string_view per_request) {
   std::size_t skipped = 0;
+  if (edits != nullptr && edits->drop_access_control) {
+    static constexpr std::string_view kAc = "access-control-";
+    h.remove_if([](const Header& f) {
+      return f.name.size() >= kAc.size() && iequals(std::string_view(f.name).substr(0, kAc.size()), kAc);
+    });
+  }
   if (edits != nullptr && edits->rewrites()) skipped += rewrite_fields(h, *edits);
   for_each_raw_line(per_request, [&](std::string_view name, std::string_view value) {
     if (!apply_one(h, name, value)) ++skipped;

@@ -117,7 +117,9 @@ constexpr std::string_view kCustomErrors =
 constexpr std::string_view kCustomErrorsDifference =
     "needs default-backend (there is no global error backend: without it errors pass through, with a "
     "warning); phigate's refusals (403, 413, 421, a failed-closed 503) are never replaced; gRPC answers "
-    "are never replaced";
+    "are never replaced; the error backend never switches protocols: a 101 (or any 1xx but 100) to the "
+    "page's "
+    "GET / gets phigate's own answer instead";
 constexpr std::string_view kTimeoutDifference = "1ms to 1h; a unit is accepted too (\"500ms\", \"2m\")";
 
 // Sorted by name (binary search; checked below). One row per name: a new ingress-nginx name or a
@@ -215,7 +217,7 @@ constexpr auto kRegistry = std::to_array<AnnotationInfo>({
     supported("cors-allow-origin", cors<parse_cors_allow_origin>, "cors",
               "origins answered with CORS fields: \"*\" (default), or a list of scheme://host[:port], "
               "scheme://*.domain[:port] and null; a listed Origin is sent back in "
-              "Access-Control-Allow-Origin, with Vary: Origin",
+              "Access-Control-Allow-Origin; with a list, every response carries Vary: Origin",
               "the Origin must equal an entry (scheme and host case-insensitively, the port exactly, * as "
               "exactly one label), where ingress-nginx also matched any Origin ending in an entry; an "
               "invalid entry fails the Ingress closed instead of being skipped"),
@@ -242,7 +244,7 @@ constexpr auto kRegistry = std::to_array<AnnotationInfo>({
     supported("default-backend", parse_default_backend, "errors",
               "a Service of the Ingress's namespace (its first port): the error backend of custom-http-errors, "
               "and where a request goes, with X-Code: 503, when its path has no ready endpoint",
-              "requests over HTTP/2 whose path has no ready endpoint get 503 (only HTTP/1 goes to it); the error "
+              "WebSocket over HTTP/2 (extended CONNECT) whose path has no ready endpoint gets 503; the error "
               "backend is plain HTTP, so it is not used (a warning) on an Ingress whose backend-protocol is HTTPS "
               "or GRPCS"),
     supported("denylist-source-range",
@@ -255,11 +257,12 @@ constexpr auto kRegistry = std::to_array<AnnotationInfo>({
               "the audit log records every request; it cannot be turned off per Ingress"),
     supported("enable-cors", cors<parse_enable_cors>, "cors",
               "\"true\": an OPTIONS request from an allowed origin is answered 204 with the CORS fields "
-              "(never reaching the backend); other requests from it get the CORS fields in the response, "
-              "replacing the backend's own",
+              "(never reaching the backend); other requests from it get the CORS fields in the response; "
+              "the backend's own Access-Control-* fields are always removed",
               "the preflight is answered after the source-range and client-certificate checks (a refused "
-              "client gets 403, not 204); Vary: Origin when an Origin is sent back; the fields are not "
-              "added to phigate's own error replies"),
+              "client gets 403, not 204); Vary: Origin whenever the origins are a list; the backend's "
+              "Access-Control-* fields are removed even when phigate sends none (ingress-nginx passes them "
+              "through); the fields are not added to phigate's own error replies"),
     no_effect("enable-global-auth", "auth", "phigate has no global external authentication"),
     refused("enable-modsecurity", "false", "waf", kNoWaf),
     no_effect("enable-opentelemetry", "logging", "phigate does not export traces"),

@@ -10,6 +10,7 @@
 
 #include "balance_input.hpp"
 #include "client_stream.hpp"
+#include "error_backend.hpp"
 #include "error_page.hpp"
 #include "grpc_forward.hpp"
 #include "phases.hpp"
@@ -142,7 +143,11 @@ class H2Connection : public std::enable_shared_from_this<H2Connection> {
   }
 };
 
+struct H2ErrorBackend;
+
 class H2Stream final : public ClientStream {
+  friend struct H2ErrorBackend;  // the error-backend attempts (error_backend.hpp) use its link and relay
+
  public:
   /// Takes the request head from the codec (it keeps the body, trailers and framing state).
   H2Stream(H2Connection& c, std::int32_t id, http::H2Request& r)
@@ -392,6 +397,9 @@ class H2Stream final : public ClientStream {
   /// custom-http-errors: the page for `code` from the route's error backend, else phigate's own
   /// answer with that status (`own`: phigate's error, replied as such). Nothing was sent yet.
   net::awaitable<void> serve_error_page(int code, const Error* own);
+  /// default-backend: a path whose cluster has no usable endpoint sends the original request
+  /// (head `upstream_target`, body `framing`) to the route's error backend with X-Code: 503.
+  net::awaitable<void> proxy_to_error_backend(std::string_view upstream_target, http::Framing framing);
   net::awaitable<std::optional<Error>> send_request(const upstream::Timeouts& t, std::string_view head,
                                                     http::Framing framing);
   net::awaitable<std::optional<Error>> relay_response(const upstream::Timeouts& t,
@@ -399,7 +407,7 @@ class H2Stream final : public ClientStream {
   // RFC 8441: an extended CONNECT stream to an HTTP/1.1 WebSocket backend.
   net::awaitable<void> forward_ws();
   /// The next endpoint of `plan` for attempt `attempt` (facts, affinity cookie, balancer told), or
-  /// kNoEndpoint after answering 503 (none usable).
+  /// kNoEndpoint (none usable; the caller answers).
   upstream::Pick begin_attempt(AttemptPlan& plan, const upstream::Cluster& cluster, int attempt);
   net::awaitable<void> tunnel(const upstream::Timeouts& t);
   net::awaitable<void> tunnel_to_upstream(const upstream::Timeouts& t);
@@ -1167,12 +1175,7 @@ net::awaitable<std::optional<Error>> H2Stream::relay_response(const upstream::Ti
 
 upstream::Pick H2Stream::begin_attempt(AttemptPlan& plan, const upstream::Cluster& cluster, int attempt) {
   const auto picked = plan.next();
-  if (picked.index == upstream::kNoEndpoint) {
-    const auto err = Error::upstream(ErrorKind::NoHealthyEndpoint, Retryable::No);
-    facts_.outcome = core::outcome_of(err);
-    reply_error(err);
-    return picked;
-  }
+  if (picked.index == upstream::kNoEndpoint) return picked;
   fired_[kUpSend] = fired_[kUpRead] = false;
   facts_.upstream = cluster.endpoints[picked.index].key;
   facts_.upstream_attempts = static_cast<unsigned>(attempt) + 1;
@@ -1220,7 +1223,21 @@ net::awaitable<void> H2Stream::forward_h1() {
   // Bounded by max_tries (plus one stale-connection retry) and the retry budget.
   for (int attempt = 0;; ++attempt) {
     const auto picked = begin_attempt(plan, cluster, attempt);
-    if (picked.index == upstream::kNoEndpoint) co_return;  // answered 503
+    if (picked.index == upstream::kNoEndpoint) {
+      // ingress-nginx: a path whose Service has no active endpoint is served by its default-backend.
+      if (attempt == 0 && r.route != nullptr && r.route->has_error_backend) {
+        co_await proxy_to_error_backend(upstream_target, framing);
+        co_return;
+      }
+      const auto err = Error::upstream(ErrorKind::NoHealthyEndpoint, Retryable::No);
+      facts_.outcome = core::outcome_of(err);
+      if (replaces_status(r.policy, err.status(), true)) {
+        co_await serve_error_page(err.status(), &err);
+      } else {
+        reply_error(err);
+      }
+      co_return;
+    }
     const auto& ep = cluster.endpoints[picked.index];
     const auto attempt_start = plan.by_latency ? Clock::now() : Clock::time_point{};
     attempt_sent_ = 0;
@@ -1339,8 +1356,94 @@ net::awaitable<void> H2Stream::forward_h1() {
   }
 }
 
+/// The HTTP/2 side of error_backend_attempts (error_backend.hpp): one HTTP/1.1 request to the
+/// error backend, its answer relayed on this stream. `original`: the client's request (with its
+/// body, `framing`) for a path without a ready endpoint; else the error page's GET /.
+struct H2ErrorBackend {
+  H2Stream& s;
+  std::string_view head;
+  http::Framing framing;
+  bool original;
+  const upstream::Cluster& cluster;
+  upstream::Timeouts t;
+  std::optional<http::H1ResponseReader> rd{};
+
+  void begin(const upstream::Endpoint& ep, int attempt) {
+    s.fired_[H2Stream::kUpSend] = s.fired_[H2Stream::kUpRead] = false;
+    s.attempt_sent_ = 0;
+    rd.emplace(parser_limits(s.snap_->config->limits), s.req_->head.method == "HEAD");
+    if (original) {
+      s.facts_.upstream = ep.key;
+      s.facts_.upstream_attempts = static_cast<unsigned>(attempt) + 1;
+    } else {
+      rd->error_page_response();  // no 1xx but 100 (the page's GET / asked for no upgrade)
+    }
+  }
+  net::awaitable<std::optional<Error>> connect(const upstream::Endpoint& ep, int attempt) {
+    std::optional<Error> err;
+    if (!s.link_.take_pooled(ep, attempt, s.c_.worker_.now(), cluster.tls.get())) {
+      err = co_await s.link_.connect(ep, t, s, cluster.tls.get());
+      s.disarm_upstream();
+    }
+    if (s.client_gone()) err = Error::downstream(ErrorKind::ClientClosed, "stream reset");
+    co_return err;
+  }
+  net::awaitable<std::optional<Error>> exchange() {
+    s.up_sent_ = Clock::now();
+    std::optional<Error> err;
+    if (original && framing.kind != http::Framing::Kind::None) {
+      err = co_await s.send_request(t, head, framing);
+    } else {
+      auto [ec, n] = co_await s.link_.send(head, t, s);
+      s.attempt_sent_ = n;
+      s.disarm_upstream();
+      err = s.reset_ ? Error::downstream(ErrorKind::ClientClosed, "stream reset")
+                     : s.link_.sent(ec, Retryable::OnlyIfReused, s);
+    }
+    if (!err) err = co_await s.relay_response(t, *rd);  // intercept_ is null: never intercepted again
+    co_return err;
+  }
+  upstream::AttemptResult result() const {
+    return original && s.status_ >= 500 ? upstream::AttemptResult::Status5xx
+                                        : upstream::AttemptResult::Success;
+  }
+  bool reusable() const {
+    return rd->reusable(!s.link_.input().empty()) && (s.end_ || framing.kind == http::Framing::Kind::None);
+  }
+  bool tunnelled() const { return false; }
+  bool response_started() const { return s.head_sent_; }
+};
+
+net::awaitable<void> H2Stream::proxy_to_error_backend(std::string_view upstream_target,
+                                                      http::Framing framing) {
+  auto& r = *req_;
+  // The original request, with X-Code: 503 and the fields the default-backend is told; whatever
+  // the client sent under those names is replaced (as over HTTP/1).
+  set_error_page_fields(r.head.headers, error_page_fields(r, 503, {}, request_id_));
+  std::string up_head;
+  http::append_h1_request_head(up_head, r.head, upstream_target, framing);
+  facts_.error_page = 503;
+  set_cookie_.clear();
+  const auto index = r.route->error_target;
+  const auto& cluster = snap_->clusters[index];
+  H2ErrorBackend codec{*this, up_head, framing,
+                       true,  cluster, {r.limits.connect, r.limits.send, r.limits.read}};
+  AttemptPlan plan(c_.worker_, cluster, r, r.head.method, index);
+  const auto err = co_await error_backend_attempts(codec, link_, plan, cluster, r,
+                                                   framing.kind != http::Framing::Kind::None);
+  if (!err) co_return;
+  facts_.outcome = core::outcome_of(*err);
+  if (head_sent_ || err->source == core::ErrorSource::Downstream) {
+    reason_ = err->reason();
+    if (head_sent_) {
+      if (!reset_) reset(http::kH2Cancel);
+      co_return;
+    }
+  }
+  reply_error(*err);
+}
+
 net::awaitable<void> H2Stream::serve_error_page(int code, const Error* own) {
-  auto& worker = c_.worker_;
   auto& r = *req_;
   if (own != nullptr) reason_ = own->reason();
   set_cookie_.clear();  // an affinity cookie for the main's endpoint has nothing to do with the page
@@ -1353,47 +1456,19 @@ net::awaitable<void> H2Stream::serve_error_page(int code, const Error* own) {
                            error_page_fields(r, code, r.target, request_id));
     const auto index = r.route->error_target;
     const auto& cluster = snap_->clusters[index];
-    const upstream::Timeouts t{r.limits.connect, r.limits.send, r.limits.read};
-    AttemptPlan plan(worker, cluster, r, "GET", index);
-    // Two tries at most: the second only after a stale pooled connection.
-    for (int attempt = 0; attempt < 2; ++attempt) {
-      const auto picked = plan.next();
-      if (picked.index == upstream::kNoEndpoint) break;
-      const auto& ep = cluster.endpoints[picked.index];
-      fired_[kUpSend] = fired_[kUpRead] = false;
-      http::H1ResponseReader rd(parser_limits(snap_->config->limits), r.head.method == "HEAD");
-      std::optional<Error> err;
-      if (!link_.take_pooled(ep, attempt, worker.now(), cluster.tls.get())) {
-        err = co_await link_.connect(ep, t, *this, cluster.tls.get());
-        disarm_upstream();
-      }
-      if (client_gone()) err = Error::downstream(ErrorKind::ClientClosed, "stream reset");
-      if (!err) {
-        up_sent_ = Clock::now();
-        auto [ec, n] = co_await link_.send(page_head, t, *this);
-        attempt_sent_ = n;
-        disarm_upstream();
-        err = reset_ ? Error::downstream(ErrorKind::ClientClosed, "stream reset")
-                     : link_.sent(ec, Retryable::OnlyIfReused, *this);
-        if (!err) err = co_await relay_response(t, rd);  // intercept_ is null: never intercepted again
-      }
-      if (!err) {
-        plan.report(picked.index, upstream::AttemptResult::Success);
-        link_.finish(rd.reusable(!link_.input().empty()), Clock::now());
-        facts_.error_page = code;
-        co_return;
-      }
-      const bool stale =
-          link_.reused() && !link_.got_bytes() && !head_sent_ && err->source == core::ErrorSource::Upstream;
-      if (err->source == core::ErrorSource::Upstream) plan.report(picked.index, attempt_result(*err));
-      link_.discard();
-      if (err->source == core::ErrorSource::Downstream || head_sent_) {
-        facts_.error_page = code;
-        reason_ = err->reason();
-        if (head_sent_ && !reset_) reset(http::kH2Cancel);
-        co_return;
-      }
-      if (!stale) break;
+    H2ErrorBackend codec{*this, page_head, http::Framing{},
+                         false, cluster,   {r.limits.connect, r.limits.send, r.limits.read}};
+    AttemptPlan plan(c_.worker_, cluster, r, "GET", index);
+    const auto err = co_await error_backend_attempts(codec, link_, plan, cluster, r, false);
+    if (!err) {
+      facts_.error_page = code;
+      co_return;
+    }
+    if (err->source == core::ErrorSource::Downstream || head_sent_) {
+      facts_.error_page = code;
+      reason_ = err->reason();
+      if (head_sent_ && !reset_) reset(http::kH2Cancel);
+      co_return;
     }
   }
   // phigate's own answer with the same status: the replaced answer never shows.
@@ -1490,7 +1565,12 @@ net::awaitable<void> H2Stream::forward_ws() {
   // Bounded by max_tries and the retry budget; each wait under the route's timeouts.
   for (int attempt = 0;; ++attempt) {
     const auto picked = begin_attempt(plan, cluster, attempt);
-    if (picked.index == upstream::kNoEndpoint) co_return;  // answered 503
+    if (picked.index == upstream::kNoEndpoint) {
+      const auto err = Error::upstream(ErrorKind::NoHealthyEndpoint, Retryable::No);
+      facts_.outcome = core::outcome_of(err);
+      reply_error(err);  // 503
+      co_return;
+    }
     const auto& ep = cluster.endpoints[picked.index];
     std::optional<Error> err;
     std::uint64_t sent = 0;

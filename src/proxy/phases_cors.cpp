@@ -1,8 +1,9 @@
 // Phase `cors` (ingress-nginx enable-cors, cors-*). After the access and fail-closed phases: a
 // refused client gets its 403/503, never a 204 that tells it what the origin may do. The Origin
 // is matched exactly (never a suffix, never reflected unless listed); a match sets the CORS fields
-// of the response (Request::response_fields), which replace the backend's own (http/response_edits),
-// and an OPTIONS request is answered here with 204.
+// of the response (Request::response_fields), and an OPTIONS request is answered here with 204. On
+// a route with enable-cors the backend's own Access-Control-* fields are always removed
+// (http/response_edits), and `Vary: Origin` is added whenever the origins are a list.
 #include <string>
 #include <string_view>
 
@@ -91,6 +92,12 @@ namespace phase {
 PhaseResult cors(Request& r, const Snapshot&, const ConnectionView&) {
   if (r.policy == nullptr || !r.policy->cors.enabled) return std::nullopt;
   const auto& p = r.policy->cors;
+  // The backend's own Access-Control-* fields never reach the client: ours, or none (a backend
+  // must not open a route to an origin the Ingress did not list).
+  r.edits.drop_access_control = true;
+  // A cache must not give one origin's answer to another (Fetch standard §3.2.5), including the
+  // answer without CORS fields that an unlisted origin gets.
+  if (!p.any_origin) add_field(r.response_fields, "Vary", "Origin");
   std::string_view allow = "*";
   if (!p.any_origin) {
     // Two Origin fields are read differently by different parsers: no CORS at all.
@@ -106,8 +113,6 @@ PhaseResult cors(Request& r, const Snapshot&, const ConnectionView&) {
   add_field(f, "Access-Control-Allow-Headers", p.headers);
   add_field(f, "Access-Control-Max-Age", std::to_string(p.max_age));
   if (!p.expose.empty()) add_field(f, "Access-Control-Expose-Headers", p.expose);
-  // A cache must not give one origin's answer to another (Fetch standard §3.2.5).
-  if (!p.any_origin) add_field(f, "Vary", "Origin");
   if (r.head.method != "OPTIONS") return std::nullopt;
   // ingress-nginx answers every matched OPTIONS (no Access-Control-Request-Method needed).
   return Decision{

@@ -3,6 +3,7 @@
 #include <sys/socket.h>
 
 #include "balance_input.hpp"
+#include "error_backend.hpp"
 #include "error_page.hpp"
 #include "h2_connection.hpp"
 #include "phigate/core/log.hpp"
@@ -711,47 +712,46 @@ net::awaitable<std::optional<Error>> ProxyConnection::error_backend_exchange(InF
   const auto& r = *f.req;
   const auto index = r.route->error_target;
   const auto& cluster = req_snap_->clusters[index];
-  const upstream::Timeouts t{r.limits.connect, r.limits.send, r.limits.read};
-  AttemptPlan plan(worker_, cluster, r, with_body ? std::string_view(r.head.method) : "GET", index);
-  std::optional<Error> err;
-  // Two tries at most: the second only after a stale pooled connection, nothing of a body read.
-  for (int attempt = 0; attempt < 2; ++attempt) {
-    const auto picked = plan.next();
-    if (picked.index == upstream::kNoEndpoint) {
-      if (!err) err = Error::upstream(ErrorKind::NoHealthyEndpoint, Retryable::No);
-      break;
+  // The HTTP/1 side of error_backend_attempts (error_backend.hpp).
+  struct Codec {
+    ProxyConnection& c;
+    InFlight& f;
+    std::string_view head;
+    bool with_body;
+    const upstream::Cluster& cluster;
+    upstream::Timeouts t;
+    void begin(const upstream::Endpoint& ep, int attempt) {
+      c.timed_out_ = false;
+      if (with_body) {
+        f.facts.upstream = ep.key;
+        f.facts.upstream_attempts = static_cast<unsigned>(attempt) + 1;
+      }
     }
-    const auto& ep = cluster.endpoints[picked.index];
-    timed_out_ = false;
-    if (with_body) {
-      f.facts.upstream = ep.key;
-      f.facts.upstream_attempts = static_cast<unsigned>(attempt) + 1;
+    net::awaitable<std::optional<Error>> connect(const upstream::Endpoint& ep, int attempt) {
+      if (c.link_.take_pooled(ep, attempt, c.worker_.now(), cluster.tls.get())) co_return std::nullopt;
+      co_return co_await c.link_.connect(ep, t, c, cluster.tls.get());
     }
-    err.reset();
-    if (!link_.take_pooled(ep, attempt, worker_.now(), cluster.tls.get())) {
-      err = co_await link_.connect(ep, t, *this, cluster.tls.get());
-    }
-    if (!err) {
+    net::awaitable<std::optional<Error>> exchange() {
       f.up_sent = Clock::now();
-      attempt_sent_ = 0;
-      up_out_ = head;
-      err = with_body ? co_await send_request(f, t) : co_await flush_upstream(t, Retryable::OnlyIfReused);
-      if (!err) err = co_await relay_response(f, t);  // intercept_ is null: never intercepted again
+      c.attempt_sent_ = 0;
+      c.up_out_ = head;
+      // The page's GET / asks for no upgrade: its 101 (or another 1xx but 100) is a failed fetch.
+      if (!with_body) c.ex_.error_page_response();
+      auto err =
+          with_body ? co_await c.send_request(f, t) : co_await c.flush_upstream(t, Retryable::OnlyIfReused);
+      if (!err) err = co_await c.relay_response(f, t);  // intercept_ is null: never intercepted again
+      co_return err;
     }
-    if (!err) {
-      plan.report(picked.index,
-                  f.status >= 500 ? upstream::AttemptResult::Status5xx : upstream::AttemptResult::Success);
-      if (!ex_.upgraded())
-        link_.finish(ex_.upstream_reusable(!link_.input().empty()) && !closes_upstream(r), Clock::now());
-      co_return std::nullopt;
+    upstream::AttemptResult result() const {
+      return f.status >= 500 ? upstream::AttemptResult::Status5xx : upstream::AttemptResult::Success;
     }
-    const bool stale = link_.reused() && !link_.got_bytes() && !ex_.response_head_sent() &&
-                       (!with_body || !r.head.has_body()) && err->source == core::ErrorSource::Upstream;
-    if (err->source == core::ErrorSource::Upstream) plan.report(picked.index, attempt_result(*err));
-    link_.discard();
-    if (!stale) break;
-  }
-  co_return err;
+    bool reusable() const { return c.ex_.upstream_reusable(!c.link_.input().empty()); }
+    bool tunnelled() const { return c.ex_.upgraded(); }
+    bool response_started() const { return c.ex_.response_head_sent(); }
+  };
+  Codec codec{*this, f, head, with_body, cluster, {r.limits.connect, r.limits.send, r.limits.read}};
+  AttemptPlan plan(worker_, cluster, r, with_body ? std::string_view(r.head.method) : "GET", index);
+  co_return co_await error_backend_attempts(codec, link_, plan, cluster, r, with_body && r.head.has_body());
 }
 
 net::awaitable<bool> ProxyConnection::proxy_to_error_backend(InFlight& f, std::string_view upstream_target) {

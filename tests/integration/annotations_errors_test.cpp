@@ -4,11 +4,13 @@
 // recording backends (phigate-test-upstream --record), the encrypted audit log read back.
 #include <gtest/gtest.h>
 
+#include <cctype>
 #include <csignal>
 #include <string>
 
 #include "audit_fixture.hpp"
 #include "ingress_fixture.hpp"
+#include "ws_server.hpp"
 
 namespace phigate::test {
 namespace {
@@ -222,20 +224,39 @@ TEST_F(ErrorsTest, NoReadyEndpointSendsTheOriginalRequestToTheDefaultBackend) {
              service_on("svc-main", main_->port, false) + "---\n" + service_yaml("errors", *errors_));
   ingress(std::string(kN) + "default-backend: \"errors\"\n");
   auto pg = start();
-  const auto out = fetch(pg, "/orders?id=7", {"--data-binary", "hello", "-H", "X-Code: 200"});
-  EXPECT_EQ(status_of(out), "200") << out;
-  EXPECT_NE(out.find("X-Upstream-Name: errors"), std::string::npos) << out;
-  const auto reqs = requests(*errors_);
-  ASSERT_EQ(reqs.size(), 1u);
-  EXPECT_EQ(json_field(reqs[0], "method"), "POST");
-  EXPECT_EQ(json_field(reqs[0], "target"), "/orders?id=7");
-  EXPECT_EQ(json_field(reqs[0], "body_bytes"), "5");
-  EXPECT_EQ(record_header_count(reqs[0], "X-Code"), 1);
-  EXPECT_EQ(record_header(reqs[0], "X-Code"), "503");
-  EXPECT_EQ(record_header(reqs[0], "X-Service-Name"), "svc-main");
+  // HTTP/1.1 and HTTP/2 alike (HTTP/2 answered 503 before), with a body and without.
+  const std::vector<std::string> protos = {"--http1.1", "--http2"};
+  for (std::size_t i = 0; i < protos.size(); ++i) {
+    const auto& proto = protos[i];
+    const auto out =
+        fetch(pg, "/orders" + std::to_string(i) + "?id=7",
+              {proto, "--data-binary", "hello", "-H", "X-Code: 200", "-H", "X-Service-Name: forged"});
+    // "HTTP/1.1 200 OK" or "HTTP/2 200"; field names in lower case over HTTP/2.
+    const auto status = [](const std::string& o) { return o.substr(o.find(' ') + 1, 3); };
+    std::string lower = out;
+    for (auto& ch : lower) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    EXPECT_EQ(status(out), "200") << proto << out;
+    EXPECT_NE(lower.find("x-upstream-name: errors"), std::string::npos) << out;
+    EXPECT_EQ(status(fetch(pg, "/get", {proto})), "200") << proto;
+    const auto reqs = requests(*errors_);
+    ASSERT_EQ(reqs.size(), 2 * i + 2) << proto;
+    const auto& post = reqs[2 * i];
+    EXPECT_EQ(json_field(post, "method"), "POST") << proto;
+    EXPECT_EQ(json_field(post, "target"), "/orders" + std::to_string(i) + "?id=7") << proto;
+    EXPECT_EQ(json_field(post, "body_bytes"), "5") << proto;
+    EXPECT_EQ(record_header_count(post, "X-Code"), 1) << proto;
+    EXPECT_EQ(record_header(post, "X-Code"), "503") << proto;
+    EXPECT_EQ(record_header_count(post, "X-Service-Name"), 1) << proto;
+    EXPECT_EQ(record_header(post, "X-Service-Name"), "svc-main") << proto;
+    EXPECT_EQ(json_field(reqs[2 * i + 1], "method"), "GET") << proto;
+    EXPECT_EQ(json_field(reqs[2 * i + 1], "target"), "/get") << proto;
+  }
   EXPECT_TRUE(requests(*main_).empty());
   const auto audit = stop_and_read_audit(pg);
-  EXPECT_TRUE(has(find(audit, "/orders"), "\"error_page\":503")) << find(audit, "/orders");
+  for (const char* path : {"\"path\":\"/orders0\"", "\"path\":\"/orders1\""})
+    EXPECT_TRUE(has(find(audit, path), "\"error_page\":503")) << find(audit, path);
+  EXPECT_TRUE(has(find(audit, "\"path\":\"/orders1\""), "\"version\":\"2\""))
+      << find(audit, "\"path\":\"/orders1\"");
 }
 
 // phigate's own upstream errors with a listed code take the page too (connect refused: 502);
@@ -305,19 +326,58 @@ TEST_F(ErrorsTest, Http2ClientsGetThePageAndNeverTheBody) {
   EXPECT_TRUE(has(find(audit, "/leak"), "\"error_page\":500")) << find(audit, "/leak");
 }
 
+// A WebSocket upgrade whose answer is replaced by an error page: the page is a GET / that asked for
+// no upgrade, so an error backend answering 101 (followed by bytes that look like a response) is a
+// failed fetch and the client gets phigate's own 404, never a 101 without a tunnel behind it.
+TEST_F(ErrorsTest, ErrorBackendNeverSwitchesProtocols) {
+  auto bad = start_ws_server({"--mode", "raw101"});
+  dir_.write("manifests/services.yaml",
+             service_yaml("svc-main", *main_) + "---\n" + service_on("errors", bad.port));
+  ingress(errors_annotations("404"));
+  auto pg = start();
+  auto c = TlsClient::connect("127.0.0.1", pg.https, {.sni = "app.example"});
+  ASSERT_TRUE(c) << c.error;
+  ASSERT_TRUE(c->write(
+      "GET /ws?status=404 HTTP/1.1\r\nHost: app.example\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+      "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"));
+  const auto resp = c->read_http_response(10s);
+  ASSERT_TRUE(resp) << c->error();
+  EXPECT_EQ(resp->status, 404);
+  EXPECT_EQ(resp->body, "404 Not Found\n");
+  EXPECT_EQ(resp->header("connection"), "close");
+  EXPECT_TRUE(resp->header("upgrade").empty());
+  const auto rest = c->read_all(3s);
+  EXPECT_EQ(rest.find("forged"), std::string::npos) << rest;
+  ASSERT_EQ(requests(*main_).size(), 1u);
+  const auto audit = stop_and_read_audit(pg);
+  const auto rec = find(audit, "\"path\":\"/ws\"");
+  EXPECT_TRUE(has(rec, "\"status_code\":404")) << rec;
+  EXPECT_FALSE(has(rec, "\"error_page\"")) << rec;
+}
+
 // connection-proxy-header: close: every request on one client connection reaches the backend on a
-// connection of its own, carrying Connection: close; keep-alive (and no annotation) reuses one.
+// connection of its own, carrying Connection: close, even when the backend ignores the close and
+// keeps the connection open (HTTP/1.1 and HTTP/2 clients); keep-alive (and no annotation) reuses one.
 TEST_F(ErrorsTest, ConnectionProxyHeaderCloseUsesOneBackendConnectionPerRequest) {
   ingress(std::string(kN) + "connection-proxy-header: \"close\"\n" + kN + "proxy-http-version: \"1.1\"\n");
   auto pg = start();
-  const auto r = curl(pg, {"-o", "/dev/null", "-o", "/dev/null", "-o", "/dev/null", https_url(pg, "/a"),
-                           https_url(pg, "/b"), https_url(pg, "/c")});
-  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto ctl = run({"curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}",
+                        "http://" + main_->address() + "/__control?keepalive=ignore_close"});
+  ASSERT_EQ(ctl.out, "200") << ctl.err;
+  std::size_t seen = 0;
+  for (const char* proto : {"--http1.1", "--http2"}) {
+    const auto r = curl(pg, {proto, "-o", "/dev/null", "-o", "/dev/null", "-o", "/dev/null",
+                             https_url(pg, "/a"), https_url(pg, "/b"), https_url(pg, "/c")});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    const auto reqs = requests(*main_);
+    ASSERT_EQ(reqs.size(), seen + 3) << proto;
+    EXPECT_NE(json_field(reqs[seen], "conn"), json_field(reqs[seen + 1], "conn")) << proto;
+    EXPECT_NE(json_field(reqs[seen + 1], "conn"), json_field(reqs[seen + 2], "conn")) << proto;
+    for (std::size_t i = seen; i < reqs.size(); ++i)
+      EXPECT_EQ(record_header(reqs[i], "Connection"), "close") << reqs[i];
+    seen += 3;
+  }
   auto reqs = requests(*main_);
-  ASSERT_EQ(reqs.size(), 3u);
-  EXPECT_NE(json_field(reqs[0], "conn"), json_field(reqs[1], "conn"));
-  EXPECT_NE(json_field(reqs[1], "conn"), json_field(reqs[2], "conn"));
-  for (const auto& rec : reqs) EXPECT_EQ(record_header(rec, "Connection"), "close") << rec;
 
   rewrite(pg, "ingress.yaml",
           ingress_yaml("web", "app.example", "svc-main",
@@ -325,9 +385,30 @@ TEST_F(ErrorsTest, ConnectionProxyHeaderCloseUsesOneBackendConnectionPerRequest)
   const auto k = curl(pg, {"-o", "/dev/null", "-o", "/dev/null", https_url(pg, "/d"), https_url(pg, "/e")});
   ASSERT_EQ(k.exit_code, 0) << k.err;
   reqs = requests(*main_);
-  ASSERT_EQ(reqs.size(), 5u);
-  EXPECT_EQ(json_field(reqs[3], "conn"), json_field(reqs[4], "conn"));
-  EXPECT_TRUE(record_header(reqs[3], "Connection").empty()) << reqs[3];
+  ASSERT_EQ(reqs.size(), 8u);
+  EXPECT_EQ(json_field(reqs[6], "conn"), json_field(reqs[7], "conn"));
+  EXPECT_TRUE(record_header(reqs[6], "Connection").empty()) << reqs[6];
+}
+
+// connection-proxy-header: close holds for the error backend too, over HTTP/1.1 and HTTP/2: two
+// pages fetched for requests on one client connection use two error-backend connections.
+TEST_F(ErrorsTest, ConnectionProxyHeaderCloseNeverPoolsTheErrorBackend) {
+  ingress(errors_annotations("500", std::string(kN) + "connection-proxy-header: \"close\"\n"));
+  auto pg = start();
+  std::size_t seen = 0;
+  for (const char* proto : {"--http1.1", "--http2"}) {
+    const auto r = curl(pg, {proto, "-o", "/dev/null", "-o", "/dev/null", "-w", "%{http_code} ",
+                             https_url(pg, "/a?status=500"), https_url(pg, "/b?status=500")});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(r.out, "200 200 ") << proto;  // the error backend's page (its own status)
+    const auto reqs = requests(*errors_);
+    ASSERT_EQ(reqs.size(), seen + 2) << proto;
+    EXPECT_NE(json_field(reqs[seen], "conn"), json_field(reqs[seen + 1], "conn")) << proto;
+    seen += 2;
+  }
+  const auto main = requests(*main_);
+  ASSERT_EQ(main.size(), 4u);
+  EXPECT_NE(json_field(main[2], "conn"), json_field(main[3], "conn"));  // HTTP/2 main hops too
 }
 
 // proxy-http-version "1.0" follows ingress.unsupported_annotations: served with a warning under

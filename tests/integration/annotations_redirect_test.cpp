@@ -168,6 +168,33 @@ TEST_F(RedirectIngressTest, UpstreamVhost_BackendSeesTheNewHost_ForwardedHostThe
   EXPECT_EQ(record_header(up.records().back(), "host"), "other.example:" + std::to_string(pg.https));
 }
 
+// upstream-vhost on a WebSocket upgrade: the backend sees the annotation's Host on the upgrade
+// request (asked again with Connection: upgrade), X-Forwarded-Host the client's; a client's own
+// Host-ish fields change nothing.
+TEST_F(RedirectIngressTest, UpstreamVhost_OnTheWebSocketUpgradeToo) {
+  auto up = start_upstream("up");
+  dir_.write("manifests/services.yaml", service_yaml("http-svc", up));
+  dir_.write("manifests/ingress.yaml", ingress_yaml("vhost", "app.example", "http-svc",
+                                                    std::string(kA) + "upstream-vhost: ws.internal\n"));
+  auto pg = start();
+  auto c = TlsClient::connect("127.0.0.1", pg.https, {.sni = "app.example"});
+  ASSERT_TRUE(c) << c.error;
+  ASSERT_TRUE(c->write(
+      "GET /ws HTTP/1.1\r\nHost: app.example\r\nX-Forwarded-Host: forged.example\r\nConnection: Upgrade\r\n"
+      "Upgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: "
+      "13\r\n\r\n"));
+  const auto resp = c->read_http_response(10s);
+  ASSERT_TRUE(resp) << c->error();
+  EXPECT_EQ(resp->status, 200);  // the test backend does not switch: relayed, then closed
+  const auto recs = up.records();
+  ASSERT_EQ(recs.size(), 1u);
+  EXPECT_EQ(record_header(recs[0], "upgrade"), "websocket");
+  EXPECT_EQ(record_header(recs[0], "connection"), "upgrade");
+  EXPECT_EQ(record_header(recs[0], "host"), "ws.internal");
+  EXPECT_EQ(record_header_count(recs[0], "host"), 1);
+  EXPECT_EQ(record_header(recs[0], "x-forwarded-host"), "app.example");
+}
+
 // ingress-nginx's usual `$service_name.$namespace.svc` value: an error naming the annotation.
 TEST_F(RedirectIngressTest, UpstreamVhostVariableFailsClosed) {
   auto up = start_upstream("up");

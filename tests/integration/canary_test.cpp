@@ -6,7 +6,9 @@
 #include <optional>
 #include <string>
 
+#include "audit_fixture.hpp"
 #include "ingress_fixture.hpp"
+#include "ws_server.hpp"
 
 namespace phigate::test {
 namespace {
@@ -215,6 +217,91 @@ TEST_F(CanaryTest, MainAccessRulesApplyToCanaryTrafficCanaryOwnRulesDetachIt) {
   EXPECT_EQ(get(pg, {"-H", "X-Canary: always"}), "200");
   EXPECT_TRUE(canary_->records().empty());
   EXPECT_EQ(main_->records().size(), 1u);
+}
+
+/// A Service and EndpointSlice for a backend listening on 127.0.0.1:`port`.
+std::string service_on(const std::string& name, std::uint16_t port) {
+  return "apiVersion: v1\nkind: Service\nmetadata: { name: " + name +
+         ", namespace: default }\nspec:\n  ports: [{ name: http, port: 80, targetPort: 8080 }]\n---\n"
+         "apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata:\n  name: " +
+         name + "-abc\n  namespace: default\n  labels: { kubernetes.io/service-name: " + name +
+         " }\naddressType: IPv4\nports: [{ name: http, port: " + std::to_string(port) +
+         " }]\nendpoints:\n  - addresses: [\"127.0.0.1\"]\n    conditions: { ready: true }\n";
+}
+
+/// A masked client text frame (RFC 6455 §5.2), payload < 126 bytes.
+std::string client_text_frame(const std::string& payload) {
+  const unsigned char mask[4] = {0x12, 0x34, 0x56, 0x78};
+  std::string f;
+  f += static_cast<char>(0x81);
+  f += static_cast<char>(0x80 | payload.size());
+  for (unsigned char m : mask) f += static_cast<char>(m);
+  for (std::size_t i = 0; i < payload.size(); ++i) f += static_cast<char>(payload[i] ^ mask[i % 4]);
+  return f;
+}
+
+// A canary of a WebSocket route: the upgrade (and so the whole tunnel) goes to the side chosen at
+// its head, by header or by weight, and each tunnel leaves exactly one request record (with
+// phigate.canary on the canary's) besides its tunnel-start event.
+class CanaryTunnelTest : public AuditTest {};
+
+TEST_F(CanaryTunnelTest, WebSocketTunnelGoesWholeToTheChosenSide) {
+  dir_.write("manifests/class.yaml", kIngressClass);
+  auto main = start_ws_server({"--ping-interval", "0"});
+  auto canary = start_ws_server({"--ping-interval", "0"});
+  dir_.write("manifests/services.yaml",
+             service_on("svc-main", main.port) + "---\n" + service_on("svc-canary", canary.port));
+  dir_.write("manifests/ingress.yaml",
+             ingress_yaml("web", "app.example", "svc-main") + "---\n" +
+                 ingress_yaml("web-canary", "app.example", "svc-canary",
+                              std::string(kN) + "canary: \"true\"\n" + kN + "canary-by-header: X-Canary\n" +
+                                  kN + "canary-weight: \"100\"\n"));
+  auto pg = start_phigate(
+      config("  []\n", "ingress: { dir: " + dir_.path("manifests") + ", debounce: 50ms }\n" + audit_yaml()));
+  struct Case {
+    std::string path;
+    std::string header;  // the X-Canary line, or none (the weight decides)
+    bool to_canary;
+  };
+  const std::vector<Case> cases = {{"/echo-never", "X-Canary: never\r\n", false},
+                                   {"/echo-always", "X-Canary: always\r\n", true},
+                                   {"/echo-weight", "", true}};
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.path);
+    auto conn = TlsClient::connect("127.0.0.1", pg.https, {.sni = "app.example"});
+    ASSERT_TRUE(conn) << conn.error;
+    ASSERT_TRUE(
+        conn->write("GET " + c.path + " HTTP/1.1\r\nHost: app.example\r\n" + c.header +
+                    "Connection: Upgrade\r\nUpgrade: websocket\r\n"
+                    "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"));
+    const auto resp = conn->read_http_response(10s);
+    ASSERT_TRUE(resp) << conn->error();
+    ASSERT_EQ(resp->status, 101);
+    // Several messages, all through the one tunnel to the one side.
+    for (const char* msg : {"one", "two"}) {
+      ASSERT_TRUE(conn->write(client_text_frame(msg)));
+      const auto echo = conn->read_until([](std::string_view b) { return b.size() >= 5; }, 10s);
+      ASSERT_TRUE(echo) << conn->error();
+      EXPECT_EQ(*echo, std::string("\x81\x03") + msg);
+    }
+  }
+  EXPECT_EQ(main.requests(), 1);
+  EXPECT_EQ(canary.requests(), 2);
+  wait_metric(pg, "phigate_tunnels_open", "0");
+  pg.process.terminate();
+  const auto recs = records();
+  for (const auto& c : cases) {
+    std::vector<std::string> mine;
+    for (const auto& r : recs) {
+      if (has(r, "\"path\":\"" + c.path + "\"") && !has(r, "tunnel-start")) mine.push_back(r);
+    }
+    ASSERT_EQ(mine.size(), 1u) << c.path;
+    const auto& rec = mine[0];
+    EXPECT_TRUE(has(rec, "\"status_code\":101")) << rec;
+    EXPECT_EQ(has(rec, "\"canary\":true"), c.to_canary) << rec;
+    const auto side = c.to_canary ? canary.address() : main.address();
+    EXPECT_TRUE(has(rec, "\"address\":\"" + side + "\"")) << rec;
+  }
 }
 
 }  // namespace

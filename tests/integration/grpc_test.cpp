@@ -185,14 +185,67 @@ TEST_F(GrpcTest, GrpcBackendEndToEnd) {
 TEST_F(GrpcTest, UpstreamVhostIsTheBackendsAuthority) {
   auto b = start_grpc(false);
   dir_.write("manifests/services.yaml", grpc_service_yaml("grpc", b.port));
-  dir_.write("manifests/ingress.yaml", ingress_yaml("grpc", "app.example", "grpc",
-                                                    "    nginx.ingress.kubernetes.io/backend-protocol: GRPC\n"
-                                                    "    nginx.ingress.kubernetes.io/upstream-vhost: grpc.internal\n"));
+  dir_.write("manifests/ingress.yaml",
+             ingress_yaml("grpc", "app.example", "grpc",
+                          "    nginx.ingress.kubernetes.io/backend-protocol: GRPC\n"
+                          "    nginx.ingress.kubernetes.io/upstream-vhost: grpc.internal\n"));
   auto pg = start();
   ASSERT_FALSE(h2_missing(pg)) << "phigate does not offer h2 to clients";
   const auto unary = call(pg.https, true, "app.example", "/test.Echo/Unary", {"--message", "hello"});
   EXPECT_NE(unary.find("\"x-saw-authority\": \"grpc.internal\""), std::string::npos) << unary;
   EXPECT_NE(unary.find("\"x-saw-xfh\": \"app.example\""), std::string::npos) << unary;
+}
+
+// A canary of a gRPC route (canary-by-header and canary-weight): the whole call, a bidi stream's
+// every message included, goes to the side chosen at its head, and each call leaves exactly one
+// audit record naming that side's endpoint (phigate.canary on the canary's).
+TEST_F(GrpcTest, CanaryTakesTheWholeCallWithOneAuditRecord) {
+  std::filesystem::create_directories(dir_.path("keys"));
+  ASSERT_EQ(run({"openssl", "rand", "-base64", "-out", dir_.path("keys/k1.key"), "32"}).exit_code, 0);
+  auto main = start_grpc(false);
+  auto canary = start_grpc(false);
+  constexpr const char* kN = "    nginx.ingress.kubernetes.io/";
+  dir_.write("manifests/services.yaml",
+             grpc_service_yaml("grpc", main.port) + "---\n" + grpc_service_yaml("grpc-canary", canary.port));
+  // Header first (never: the main), then the weight (100: every other call).
+  dir_.write("manifests/ingress.yaml",
+             ingress_yaml("grpc", "app.example", "grpc", std::string(kN) + "backend-protocol: GRPC\n") +
+                 "---\n" +
+                 ingress_yaml("grpc-canary", "app.example", "grpc-canary",
+                              std::string(kN) + "canary: \"true\"\n" + kN + "canary-by-header: X-Canary\n" +
+                                  kN + "canary-weight: \"100\"\n"));
+  auto pg =
+      start("audit: { dir: " + dir_.path("audit") + ", keys: " + dir_.path("keys") + ", active_key: k1 }\n");
+  ASSERT_FALSE(h2_missing(pg)) << "phigate does not offer h2 to clients";
+  const auto to_main = call(pg.https, true, "app.example", "/test.Echo/ClientStream",
+                            {"--message", "a", "--message", "b", "--header", "x-canary:never"});
+  EXPECT_NE(to_main.find("\"messages\": [\"2\"]"), std::string::npos) << to_main;
+  const auto by_header =
+      call(pg.https, true, "app.example", "/test.Echo/BidiStream",
+           {"--bidi", "--message", "x", "--message", "y", "--message", "z", "--header", "x-canary:always"});
+  EXPECT_NE(by_header.find("\"messages\": [\"x\", \"y\", \"z\"]"), std::string::npos) << by_header;
+  const auto by_weight =
+      call(pg.https, true, "app.example", "/test.Echo/ServerStream", {"--header", "x-count:2"});
+  EXPECT_NE(by_weight.find("\"messages\": [\"msg-0\", \"msg-1\"]"), std::string::npos) << by_weight;
+  pg.process.terminate();  // every record flushed
+  const auto r = run({bin("phigate"), "audit", "decrypt", "--keys", dir_.path("keys"), dir_.path("audit")});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  std::vector<std::string> recs;
+  std::istringstream lines(r.out);
+  for (std::string line; std::getline(lines, line);) {
+    if (line.find("/test.Echo/") != std::string::npos) recs.push_back(line);
+  }
+  // One per call, however many messages it carried; the first is h2_missing's Unary probe (weight).
+  ASSERT_EQ(recs.size(), 4u) << r.out;
+  const auto main_ep = "\"address\":\"127.0.0.1:" + std::to_string(main.port) + "\"";
+  const auto canary_ep = "\"address\":\"127.0.0.1:" + std::to_string(canary.port) + "\"";
+  for (const auto& rec : recs) {
+    const bool is_main = rec.find("/test.Echo/ClientStream") != std::string::npos;
+    EXPECT_EQ(rec.find(main_ep) != std::string::npos, is_main) << rec;
+    EXPECT_EQ(rec.find(canary_ep) != std::string::npos, !is_main) << rec;
+    EXPECT_EQ(rec.find("\"canary\":true") != std::string::npos, !is_main) << rec;
+    EXPECT_NE(rec.find("\"grpc_status\":0"), std::string::npos) << rec;
+  }
 }
 
 TEST_F(GrpcTest, Http11ClientToAGrpcBackendIsRefused) {

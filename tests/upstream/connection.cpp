@@ -562,8 +562,11 @@ Next Connection::send_response(const RequestHead& head, const Behaviour& behavio
   const bool close_delimited = behaviour.chunked && head.version == "1.0" && !bodiless_status;
   // cl_te=1 forces chunked so that both framing fields are present.
   const bool chunked = (behaviour.chunked || behaviour.cl_te) && !close_delimited && !bodiless_status;
-  const bool keep_alive =
-      !behaviour.close && !close_delimited && behaviour.early != Early::Close && wants_keep_alive(head);
+  // keepalive=ignore_close: a misbehaving backend that keeps an HTTP/1.1 connection open although
+  // the request said Connection: close (a proxy must not reuse it anyway).
+  const bool ignores_close = config_.ignore_close.load() && head.version == "1.1";
+  const bool keep_alive = !behaviour.close && !close_delimited && behaviour.early != Early::Close &&
+                          (wants_keep_alive(head) || ignores_close);
   const bool send_body = head.method != "HEAD" && !bodiless_status;
 
   Output out(stream_);
@@ -683,8 +686,9 @@ std::optional<Next> Connection::serve_special(const RequestHead& head, std::uint
         const auto n = parse_decimal(value);
         ok = n && (*n == 0 || (*n >= 200 && *n <= 999));
         if (ok) config_.force_status.store(static_cast<int>(*n));
-      } else if (key == "keepalive" && (value == "close" || value == "keep")) {
+      } else if (key == "keepalive" && (value == "close" || value == "keep" || value == "ignore_close")) {
         config_.close_keepalive.store(value == "close");
+        config_.ignore_close.store(value == "ignore_close");
       } else if (key == "stall_ms") {
         const auto n = parse_decimal(value);
         ok = n && *n <= kMaxDelayMs;

@@ -19,6 +19,7 @@ struct ServerConfig {
   mutable std::atomic<bool> health_ok{true};         ///< health=ok|fail
   mutable std::atomic<int> force_status{0};          ///< status=N: other requests answer N (0: off)
   mutable std::atomic<bool> close_keepalive{false};  ///< keepalive=close|keep: close after every response
+  mutable std::atomic<bool> ignore_close{false};     ///< keepalive=ignore_close: a request's close is ignored
   mutable std::atomic<std::uint64_t> stall_ms{0};    ///< stall_ms=N: every response (health too) waits N ms
   mutable std::atomic<bool> reset_all{false};        ///< reset=1|0: every request gets an RST, no answer
   mutable std::atomic<std::uint64_t> health_probes{0};  ///< health-path requests answered

@@ -112,6 +112,10 @@ void start(Http1Exchange& ex, std::string_view request, std::string_view body = 
            std::string_view extra = {}) {
   const auto h = feed_head(ex, request);
   ASSERT_EQ(h.st, HS::Ready) << ex.error().context;
+  if (ex.upgrade_requested()) {
+    std::string up;
+    ex.append_upstream_head(up, "/");  // as the proxy does: only an upgrade asked upstream may switch
+  }
   if (!body.empty()) {
     ASSERT_EQ(feed_body(ex, body).st, BS::Done);
   }
@@ -970,6 +974,47 @@ TEST(ExchangeUpgrade, WebSocket_AcceptedForwardedAndSwitched) {
   }
 }
 
+// An upgrade request whose answer came from the error backend (custom-http-errors): the page's
+// `GET /` asked for no upgrade, so that backend's 101 is an error (the caller falls back to its own
+// answer), never a head relayed without a tunnel; so is any other 1xx but 100.
+TEST(ExchangeUpgrade, ErrorPageResponse_NeverSwitchesNorTakesInterims) {
+  for (const std::string& interim : {kWs101, std::string("HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n"),
+                                     std::string("HTTP/1.1 102 Processing\r\n\r\n")}) {
+    SCOPED_TRACE(interim.substr(0, 12));
+    Http1Exchange ex{{}};
+    ASSERT_EQ(feed_head(ex, kWsRequest).st, HS::Ready);
+    remove_hop_by_hop(ex.request().headers);
+    std::string up;
+    ex.append_upstream_head(up, "/ws");
+    ex.begin_response({}, false);
+    ASSERT_EQ(feed_response(ex, "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n").st, RS::Complete);
+    // The error page: a head of the caller's own.
+    ex.error_page_response();
+    ex.begin_response({}, false);
+    const auto r = feed_response(ex, interim + "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+    EXPECT_EQ(r.st, RS::Error);
+    EXPECT_FALSE(ex.upgraded());
+    EXPECT_FALSE(ex.response_head_sent());
+    EXPECT_EQ(r.out, "");
+    EXPECT_EQ(ex.error().kind, ErrorKind::UpstreamBadResponse);
+  }
+  // 100 Continue is only dropped, as always.
+  Http1Exchange ex{{}};
+  ASSERT_EQ(feed_head(ex, kWsRequest).st, HS::Ready);
+  ex.error_page_response();
+  ex.begin_response({}, false);
+  const auto r =
+      feed_response(ex, "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+  EXPECT_EQ(r.st, RS::Complete);
+  EXPECT_EQ(ex.response_status(), 200);
+  // A 101 also needs the upstream head to have asked for it (append_upstream_head).
+  Http1Exchange unasked{{}};
+  ASSERT_EQ(feed_head(unasked, kWsRequest).st, HS::Ready);
+  unasked.begin_response({}, false);
+  EXPECT_EQ(feed_response(unasked, kWs101).st, RS::Error);
+  EXPECT_FALSE(unasked.upgraded());
+}
+
 TEST(ExchangeUpgrade, ProtocolNamesComparedWithoutCase_VersionKept) {
   Http1Exchange ex{{}};
   ASSERT_EQ(
@@ -977,6 +1022,8 @@ TEST(ExchangeUpgrade, ProtocolNamesComparedWithoutCase_VersionKept) {
       HS::Ready)
       << ex.error().context;
   EXPECT_EQ(ex.upgrade_protocol(), "WebSocket/13");
+  std::string up;
+  ex.append_upstream_head(up, "/");  // the upgrade is asked upstream: only then may a 101 switch
   ex.begin_response({}, false);
   EXPECT_EQ(
       feed_response(

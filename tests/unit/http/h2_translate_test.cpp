@@ -190,6 +190,28 @@ TEST(H2Translate, InterimResponsesDroppedAnd101Refused) {
   EXPECT_EQ(up.error().source, core::ErrorSource::Upstream);
 }
 
+// An error page's GET / (custom-http-errors): the error backend answers with its page; a 103 or
+// 102 first is a failed fetch, 100 is only dropped.
+TEST(H2Translate, ErrorPageResponseTakesNoInterimButContinue) {
+  for (const std::string_view interim :
+       {"HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n", "HTTP/1.1 102 Processing\r\n\r\n"}) {
+    H1ResponseReader rd({}, false);
+    rd.error_page_response();
+    std::string body;
+    EXPECT_EQ(
+        feed_all(rd, std::string(interim) + "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", body, 1000),
+        RS::Error);
+    EXPECT_FALSE(rd.head_ready());
+  }
+  H1ResponseReader ok({}, false);
+  ok.error_page_response();
+  std::string body;
+  EXPECT_EQ(
+      feed_all(ok, "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", body, 1000),
+      RS::Complete);
+  EXPECT_EQ(body, "ok");
+}
+
 TEST(H2Translate, WebSocketSwitchStopsAtTheHeadAndIsChecked) {
   H1ResponseReader rd({}, false);
   rd.accept_switch();

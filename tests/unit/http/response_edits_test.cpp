@@ -31,6 +31,29 @@ TEST(ResponseEdits, RequestFieldsReplaceTheBackends) {
   EXPECT_EQ(*h.find("content-type"), "text/html");
 }
 
+// enable-cors: the backend's Access-Control-* fields are removed, any case, before ours go in;
+// a field that only starts like one (Access-Controls, X-Access-Control-...) stays.
+TEST(ResponseEdits, AccessControlFieldsAreDroppedWhenAsked) {
+  HeaderList h;
+  h.add("Content-Type", "text/html");
+  h.add("ACCESS-CONTROL-ALLOW-CREDENTIALS", "true");
+  h.add("Access-Control-Allow-Origin", "https://evil.example");
+  h.add("access-control-expose-headers", "X-Secret");
+  h.add("Access-Controls", "kept");
+  h.add("X-Access-Control-Allow-Origin", "kept");
+  ResponseEdits e;
+  e.drop_access_control = true;
+  EXPECT_TRUE(e.any());
+  EXPECT_EQ(apply_response_edits(h, &e, "Access-Control-Allow-Origin: https://app.example\r\n"), 0u);
+  EXPECT_EQ(dump(h),
+            "Content-Type: text/html\nAccess-Controls: kept\nX-Access-Control-Allow-Origin: kept\n"
+            "Access-Control-Allow-Origin: https://app.example\n");
+  HeaderList none;
+  none.add("Access-Control-Allow-Origin", "*");
+  apply_response_edits(none, &e, {});
+  EXPECT_EQ(none.size(), 0u);
+}
+
 TEST(ResponseEdits, VaryIsMerged) {
   HeaderList h;
   h.add("Vary", "Accept-Encoding");

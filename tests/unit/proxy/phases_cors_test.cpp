@@ -78,6 +78,7 @@ struct Req {
 struct Result {
   PhaseResult d;
   std::string fields;
+  bool drop = false;  // the backend's Access-Control-* fields are removed
 };
 
 Result run(const Fixture& f, std::string method, std::string host, std::vector<std::string> origins) {
@@ -89,6 +90,7 @@ Result run(const Fixture& f, std::string method, std::string host, std::vector<s
   Result out;
   out.d = run_phases(q.r, f.snap, c);
   out.fields = q.r.response_fields;
+  out.drop = q.r.edits.drop_access_control;
   return out;
 }
 
@@ -128,14 +130,15 @@ TEST(CorsPhase, OtherMethodsGoOnWithTheFields) {
   const Fixture f;
   const auto r = run(f, "GET", "list.example", {"https://app.example"});
   EXPECT_FALSE(r.d.has_value());
+  EXPECT_TRUE(r.drop);
   EXPECT_EQ(r.fields,
+            "Vary: Origin\r\n"
             "Access-Control-Allow-Origin: https://app.example\r\n"
             "Access-Control-Allow-Methods: GET, PUT, POST, DELETE, PATCH, OPTIONS\r\n"
             "Access-Control-Allow-Headers: DNT,Keep-Alive,User-Agent,X-Requested-With,If-Modified-Since,"
             "Cache-Control,Content-Type,Range,Authorization\r\n"
             "Access-Control-Max-Age: 1728000\r\n"
-            "Access-Control-Expose-Headers: X-Total\r\n"
-            "Vary: Origin\r\n");
+            "Access-Control-Expose-Headers: X-Total\r\n");
 }
 
 TEST(CorsPhase, ExactOriginMatchTable) {
@@ -179,7 +182,10 @@ TEST(CorsPhase, ExactOriginMatchTable) {
   for (const auto& c : cases) {
     const auto get = run(f, "GET", "list.example", {c.origin});
     EXPECT_FALSE(get.d.has_value()) << c.origin;
-    EXPECT_EQ(!get.fields.empty(), c.allowed) << c.origin;
+    // A list: Vary: Origin and the removal of the backend's fields whatever the Origin.
+    EXPECT_EQ(get.fields.starts_with("Vary: Origin\r\n"), true) << c.origin;
+    EXPECT_TRUE(get.drop) << c.origin;
+    EXPECT_EQ(get.fields.find("Access-Control-") != std::string::npos, c.allowed) << c.origin;
     const auto pre = run(f, "OPTIONS", "list.example", {c.origin});
     EXPECT_EQ(pre.d.has_value(), c.allowed) << c.origin;  // unmatched OPTIONS goes to the backend
     if (c.allowed) {
@@ -187,7 +193,8 @@ TEST(CorsPhase, ExactOriginMatchTable) {
                 std::string::npos)
           << c.origin;
     } else {
-      EXPECT_TRUE(pre.fields.empty()) << c.origin;
+      EXPECT_EQ(pre.fields, "Vary: Origin\r\n") << c.origin;
+      EXPECT_TRUE(pre.drop) << c.origin;
     }
   }
 }
@@ -207,10 +214,11 @@ TEST(CorsPhase, TwoOriginFieldsGetNothing) {
   const Fixture f;
   const auto r = run(f, "OPTIONS", "list.example", {"https://app.example", "https://evil.example"});
   EXPECT_FALSE(r.d.has_value());
-  EXPECT_TRUE(r.fields.empty());
+  EXPECT_EQ(r.fields, "Vary: Origin\r\n");
+  EXPECT_TRUE(r.drop);
   const auto same = run(f, "GET", "list.example", {"https://app.example", "https://app.example"});
-  EXPECT_TRUE(same.fields.empty());
-  EXPECT_TRUE(run(f, "GET", "list.example", {}).fields.empty());
+  EXPECT_EQ(same.fields, "Vary: Origin\r\n");
+  EXPECT_EQ(run(f, "GET", "list.example", {}).fields, "Vary: Origin\r\n");
 }
 
 TEST(CorsPhase, RefusedClientsGetTheirRefusalNotA204) {
@@ -220,6 +228,7 @@ TEST(CorsPhase, RefusedClientsGetTheirRefusalNotA204) {
   EXPECT_EQ(denied.d->outcome, Outcome::AccessSourceRange);
   EXPECT_EQ(decision_status(*denied.d), 403);
   EXPECT_TRUE(denied.fields.empty());
+  EXPECT_FALSE(denied.drop);
   const auto broken = run(f, "OPTIONS", "broken.example", {"https://app.example"});
   ASSERT_TRUE(broken.d.has_value());
   EXPECT_EQ(broken.d->outcome, Outcome::FailClosed);
@@ -231,6 +240,7 @@ TEST(CorsPhase, OffMeansNothing) {
   const auto r = run(f, "OPTIONS", "off.example", {"https://app.example"});
   EXPECT_FALSE(r.d.has_value());
   EXPECT_TRUE(r.fields.empty());
+  EXPECT_FALSE(r.drop);
 }
 
 }  // namespace

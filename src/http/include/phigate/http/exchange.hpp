@@ -71,6 +71,14 @@ class Http1Exchange {
   /// none). Remembers that framing for feed_body. For an upgrade request, `Connection: upgrade`
   /// and `Upgrade: <protocol>` go out again (hop-by-hop removal took them off).
   void append_upstream_head(std::string& out, std::string_view target);
+  /// The next responses answer a head the caller wrote itself, an error page's `GET /`
+  /// (proxy/error_page.hpp), not append_upstream_head's: it asked for no upgrade, so a 101 is an
+  /// Error even when the client's request asked for one, and so is any 1xx but 100 (an error
+  /// backend answers with its page, nothing else). Holds until next_request().
+  void error_page_response() noexcept {
+    upstream_upgrade_ = false;
+    error_page_ = true;
+  }
   /// True exactly once per request, when the caller must now write kContinue to the client before
   /// waiting for body bytes (RFC 9110 §10.1.1).
   bool take_continue() noexcept;
@@ -99,7 +107,8 @@ class Http1Exchange {
   /// Complete: the response ended; `used` stops there, so bytes after it are NOT consumed. After
   /// a 101 (upgraded()), those unconsumed bytes are the tunnel's first upstream bytes: the caller
   /// sends them to the client, after the head, before anything else. A 101 is accepted only for
-  /// an upgrade request and only when its Upgrade names the protocol asked for; else Error.
+  /// an upgrade request whose upstream head (append_upstream_head) asked for it, and only when its
+  /// Upgrade names the protocol asked for; else Error.
   /// Error: error() with kind UpstreamBadResponse (or the parser's kind).
   ResponseStatus feed_response(const char* data, std::size_t len, std::size_t& used, std::string& out);
   /// The upstream closed cleanly (FIN; a reset or timeout is the caller's own error): Complete when the body
@@ -174,6 +183,8 @@ class Http1Exchange {
   bool response_complete_ = false;
   bool response_failed_ = false;
   bool upgraded_ = false;
+  bool upstream_upgrade_ = false;  // the upstream head sent for this request asked for the upgrade
+  bool error_page_ = false;        // the upstream head was an error-page GET (error_page_response)
   int interim_ = 0;
   int response_status_ = 0;
 };

@@ -72,6 +72,10 @@ class H1ResponseReader {
   /// with the caller as the tunnel's first) instead of an error. Check it with
   /// websocket_switch_violation before opening the tunnel.
   void accept_switch() noexcept { accept_switch_ = true; }
+  /// The request was an error page's `GET /` (proxy/error_page.hpp): any 1xx but 100 is an Error
+  /// (an error backend answers with its page, nothing else), as the HTTP/1 codec's
+  /// Http1Exchange::error_page_response.
+  void error_page_response() noexcept { error_page_ = true; }
 
   bool head_ready() const noexcept { return head_ready_; }
   /// The final response head (valid once head_ready()).
@@ -103,6 +107,7 @@ class H1ResponseReader {
   bool failed_ = false;
   unsigned interim_ = 0;
   bool accept_switch_ = false;
+  bool error_page_ = false;
   std::size_t head_fields_ = 0;  // fields of the head; the parser appends chunked trailers after them
   HeaderList trailers_;
   core::Error error_;

@@ -27,11 +27,14 @@ struct ResponseEdits {
   // proxy-cookie-path: a Set-Cookie Path= starting with `cookie_path_from` (case-sensitive) gets
   // `cookie_path_to` instead of that prefix. "" from: off.
   std::string_view cookie_path_from, cookie_path_to;
+  // enable-cors: every backend field named Access-Control-* is removed before the per-request
+  // fields are applied, so only phigate's CORS answer (or none) reaches the client.
+  bool drop_access_control = false;
   bool rewrites() const noexcept {
     return !redirect_from.empty() || !cookie_domain_from.empty() || !cookie_path_from.empty();
   }
-  /// Whether there is anything to apply (rewrites or fields to set).
-  bool any() const noexcept { return rewrites() || !set.empty() || !set_fields.empty(); }
+  /// Whether applying these edits can change a head (callers skip the editor otherwise).
+  bool any() const noexcept { return rewrites() || drop_access_control || !set.empty() || !set_fields.empty(); }
 };
 
 /// Upper bound of one edited field's value.
@@ -42,13 +45,13 @@ inline constexpr std::size_t kMaxEditedValue = 8192;
 bool safe_field_value(std::string_view v) noexcept;
 
 /// Applies `per_request` (raw lines "Name: value\r\n") and then `edits` (may be null) to a response
-/// head's fields: first the rewrites of Location, Refresh and Set-Cookie (the rest of each field
-/// kept byte for byte; a result that is not a safe value is not written, the field stays as the
-/// backend sent it and counts as skipped), then `per_request`, then the set fields (`set`, then
-/// `set_fields`). Each named field replaces all of the
-/// backend's fields of that name, except `Vary`, whose tokens are added when the backend's fields lack them
-/// (and nothing is added to `Vary: *`). A line with an empty or non-token name or an unsafe value is skipped,
-/// never sent. Returns the number of lines skipped.
+/// head's fields: first the removal of Access-Control-* fields (drop_access_control), then the rewrites of
+/// Location, Refresh and Set-Cookie (the rest of each field kept byte for byte; a result that is not a safe
+/// value is not written, the field stays as the backend sent it and counts as skipped), then `per_request`,
+/// then the set fields (`set`, then `set_fields`). Each named field replaces all of the backend's fields of
+/// that name, except `Vary`, whose tokens are added when the backend's fields lack them (and nothing is added
+/// to `Vary: *`). A line with an empty or non-token name or an unsafe value is skipped, never sent. Returns
+/// the number of lines skipped.
 std::size_t apply_response_edits(HeaderList& h, const ResponseEdits* edits, std::string_view per_request);
 
 /// Calls f(name, value) for each "Name: value\r\n" line of `raw` (value without leading blanks).
