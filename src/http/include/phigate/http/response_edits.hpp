@@ -34,7 +34,9 @@ struct ResponseEdits {
     return !redirect_from.empty() || !cookie_domain_from.empty() || !cookie_path_from.empty();
   }
   /// Whether applying these edits can change a head (callers skip the editor otherwise).
-  bool any() const noexcept { return rewrites() || drop_access_control || !set.empty() || !set_fields.empty(); }
+  bool any() const noexcept {
+    return rewrites() || drop_access_control || !set.empty() || !set_fields.empty();
+  }
 };
 
 /// Upper bound of one edited field's value.
