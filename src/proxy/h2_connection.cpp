@@ -9,6 +9,7 @@
 #include <boost/asio/experimental/awaitable_operators.hpp>
 
 #include "balance_input.hpp"
+#include "body_buffer.hpp"
 #include "client_stream.hpp"
 #include "error_backend.hpp"
 #include "error_page.hpp"
@@ -183,6 +184,9 @@ class H2Stream final : public ClientStream {
   Request& request() noexcept override { return *req_; }
   RequestFacts& facts() noexcept override { return facts_; }
   net::awaitable<std::optional<Error>> read_body(std::string& out, bool& done) override;
+  /// proxy-request-buffering: the whole body into body_ within the request's bound (else 413)
+  /// and the worker's budget (else 503, shed), under the body timeouts.
+  net::awaitable<std::optional<Error>> buffer_body();
   void body_forwarded(std::size_t n) noexcept override {
     if (closed_ || n == 0) return;
     c_.codec_.consume(id_, n);  // the client gets the window back only for bytes that went on
@@ -320,6 +324,12 @@ class H2Stream final : public ClientStream {
   Clock::duration body_wait_{};
   std::uint64_t body_taken_ = 0;
   std::uint64_t response_bytes_ = 0;
+  // proxy-request-buffering: "on": the whole body, read before the upstream was connected and
+  // sent with Content-Length (again on a retry), and its share of the worker's budget. Both go
+  // with the stream.
+  bool buffered_ = false;
+  std::string body_;
+  BodyHold body_hold_;
   std::uint64_t attempt_sent_ = 0;
   std::uint16_t retry_statuses_ = 0;
   int status_retry_ = 0;
@@ -1016,6 +1026,10 @@ net::awaitable<void> H2Stream::serve() {
   } else {
     co_await forward_h1();
   }
+  // A buffered body is no longer needed: its bytes go back to the worker's budget now, not after
+  // the lingering below.
+  body_hold_.release();
+  std::string().swap(body_);
   if (!ended_ && !reset_) reset(http::kH2InternalError);  // never leave a stream half answered
   co_await end_early();
 }
@@ -1048,8 +1062,50 @@ void H2Stream::finish() {
                                      facts_, &head_, snap_->config->audit));
 }
 
+net::awaitable<std::optional<Error>> H2Stream::buffer_body() {
+  const auto& lim = req_->limits;
+  const auto budget = snap_->config->limits.request_buffer_worker_bytes;
+  auto& stats = c_.worker_.stats();
+  const auto shed = [&] {
+    stats.request_buffer_shed.inc();
+    return Error::downstream(ErrorKind::Overloaded, "request buffer budget spent");
+  };
+  const auto bound = lim.body_bytes != 0 ? std::min(lim.body_bytes, lim.buffer_bytes) : lim.buffer_bytes;
+  buffered_ = true;
+  if (head_.content_length) {
+    // The announced length up front (the body-size phase refused one over the bound).
+    if (!body_hold_.grow_to(stats.request_buffer_bytes, *head_.content_length, budget)) co_return shed();
+    body_.reserve(*head_.content_length);
+  }
+  // Bounded: each round takes received bytes (at most the stream's window) or ends.
+  for (bool done = false; !done;) {
+    const auto before = body_.size();
+    if (auto err = co_await read_body(body_, done)) co_return err;
+    if (body_.size() > bound)
+      co_return Error::downstream(ErrorKind::BodyTooLarge, "request body over the limit");
+    if (!body_hold_.grow_to(stats.request_buffer_bytes, body_.size(), budget)) co_return shed();
+    // The window comes back only as bytes are held (they count against the budget from now).
+    body_forwarded(body_.size() - before);
+  }
+  co_return std::nullopt;
+}
+
 net::awaitable<std::optional<Error>> H2Stream::send_request(const upstream::Timeouts& t,
                                                             std::string_view head, http::Framing framing) {
+  if (buffered_) {
+    // The body is whole in memory (buffer_body): head and body, as often as attempts need.
+    const std::array<std::string_view, 2> parts{head, std::string_view(body_)};
+    for (const auto bytes : parts) {
+      if (bytes.empty()) continue;
+      if (client_gone()) co_return Error::downstream(ErrorKind::ClientClosed, "stream reset");
+      auto [ec, n] = co_await link_.send(bytes, t, *this);
+      attempt_sent_ += n;
+      disarm_upstream();
+      if (reset_) co_return Error::downstream(ErrorKind::ClientClosed, "stream reset");
+      if (auto err = link_.sent(ec, Retryable::OnlyIfReused, *this)) co_return err;
+    }
+    co_return std::nullopt;
+  }
   std::string up_out(head);
   const bool has_body = framing.kind != http::Framing::Kind::None;
   bool first = true;
@@ -1212,7 +1268,17 @@ net::awaitable<void> H2Stream::forward_h1() {
     reply_error(err);
     co_return;
   }
-  const auto framing = http::h1_request_framing(head, end_, received);
+  // proxy-request-buffering: "on": the whole body first, before any upstream is chosen or
+  // connected; it then goes with Content-Length (its trailers dropped).
+  if (r.limits.buffer_body && (!end_ || received != 0)) {
+    if (auto err = co_await buffer_body()) {
+      facts_.outcome = core::outcome_of(*err);
+      reply_error(*err);
+      co_return;
+    }
+  }
+  const auto framing = buffered_ ? http::Framing{http::Framing::Kind::ContentLength, body_.size()}
+                                 : http::h1_request_framing(head, end_, received);
   const bool has_body = framing.kind != http::Framing::Kind::None;
   std::string up_head;
   http::append_h1_request_head(up_head, head, upstream_target, framing);
@@ -1261,7 +1327,7 @@ net::awaitable<void> H2Stream::forward_h1() {
       facts_.upstream_connect = link_.connect_time();
       entered_send = sending = true;
       retry_statuses_ =
-          plan.status_retry_possible(has_body)
+          plan.status_retry_possible(has_body && !buffered_)
               ? static_cast<std::uint16_t>(plan.rs.when & ~(upstream::kNextError | upstream::kNextTimeout))
               : 0;
       intercepted_ = 0;
@@ -1325,7 +1391,7 @@ net::awaitable<void> H2Stream::forward_h1() {
     }
     upstream::AttemptEnd end;
     end.idempotent = plan.idempotent;
-    end.body_consumed = has_body && entered_send;
+    end.body_consumed = has_body && entered_send && !buffered_;  // a buffered body is sent again
     end.reused = link_.reused();
     if (status_retry_ != 0) {
       end.failure = upstream::Failure::Status;

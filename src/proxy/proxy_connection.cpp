@@ -455,8 +455,83 @@ net::awaitable<std::optional<Error>> ProxyConnection::flush_upstream(const upstr
   co_return link_.sent(ec, r, *this);
 }
 
-net::awaitable<std::optional<Error>> ProxyConnection::send_request(InFlight& f, const upstream::Timeouts& t) {
+net::awaitable<std::optional<Error>> ProxyConnection::read_body_bytes(InFlight& f) {
   const auto& cfg = *req_snap_->config;
+  if (ex_.take_continue()) {
+    out_ = http::Http1Exchange::kContinue;
+    const auto ec = co_await flush_client(f);
+    if (ec) co_return Error::downstream(ErrorKind::ClientClosed, "writing 100");
+  }
+  // Slow bodies: body_idle between reads, and in all body_idle plus one second per
+  // min_body_rate bytes of time spent waiting for the client (upstream waits don't count).
+  auto wait = cfg.timeouts.body_idle;
+  if (const auto rate = cfg.limits.min_body_rate; rate != 0) {
+    const auto allowed = cfg.timeouts.body_idle + std::chrono::milliseconds(ex_.body_bytes() * 1000 / rate);
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(allowed - f.body_wait);
+    wait = std::clamp(left, std::chrono::milliseconds(0), wait);
+  }
+  arm(Phase::Body, wait);
+  const auto wait_start = Clock::now();
+  auto [ec, n] = co_await stream_.read_some(in_.space(), in_.space_size());
+  f.body_wait += Clock::now() - wait_start;
+  if (ec || n == 0) {
+    co_return timed_out_ ? timeout_error(Phase::Body)
+                         : Error::downstream(ErrorKind::ClientClosed, "closed mid-request body");
+  }
+  in_.commit(n);
+  co_return std::nullopt;
+}
+
+net::awaitable<std::optional<Error>> ProxyConnection::buffer_request_body(InFlight& f) {
+  const auto& cfg = *req_snap_->config;
+  const auto& lim = f.req->limits;
+  const auto budget = cfg.limits.request_buffer_worker_bytes;
+  auto& held = worker_.stats().request_buffer_bytes;
+  const auto shed = [&] {
+    worker_.stats().request_buffer_shed.inc();
+    return Error::downstream(ErrorKind::Overloaded, "request buffer budget spent");
+  };
+  // The bound: client-body-buffer-size (capped), and proxy-body-size when it is smaller.
+  const auto bound = lim.body_bytes != 0 ? std::min(lim.body_bytes, lim.buffer_bytes) : lim.buffer_bytes;
+  f.buffered = true;
+  ex_.buffer_body();
+  if (const auto& cl = f.req->head.content_length; cl && !f.req->head.chunked) {
+    // The whole announced length up front (the body-size phase refused one over the bound): a
+    // client that sends it slowly holds its share from the start, and the next one is shed.
+    if (!f.body_hold.grow_to(held, *cl, budget)) co_return shed();
+    f.body.reserve(*cl);
+  }
+  while (!ex_.request_complete()) {
+    if (in_.empty()) {
+      if (auto err = co_await read_body_bytes(f)) co_return err;
+    }
+    // Chunked: at most the bytes at hand (framing included) can become body; counted before they
+    // are taken, in whole blocks, never past the bound.
+    if (!f.body_hold.grow_to(held, std::min<std::uint64_t>(f.body.size() + in_.size(), bound), budget))
+      co_return shed();
+    std::size_t used = 0;
+    const auto st = ex_.feed_body(in_.data(), in_.size(), used, f.body, bound);
+    in_.consume(used);
+    if (st == http::Http1Exchange::BodyStatus::Error) co_return ex_.error();
+    // (feed_body reads a limit of 0 as none; a bound of 0 is "no body at all".)
+    if (ex_.body_bytes() > bound) co_return Error::downstream(ErrorKind::BodyTooLarge);
+  }
+  co_return std::nullopt;
+}
+
+net::awaitable<std::optional<Error>> ProxyConnection::send_request(InFlight& f, const upstream::Timeouts& t) {
+  if (f.buffered) {
+    // The body is whole in memory (buffer_request_body): head and body, as often as attempts
+    // need. A small body goes in the head's write; a larger one is written from where it lies.
+    if (f.body.size() <= kFlushBytes) {
+      up_out_ += f.body;
+      co_return co_await flush_upstream(t, Retryable::OnlyIfReused);
+    }
+    if (auto err = co_await flush_upstream(t, Retryable::OnlyIfReused)) co_return err;
+    auto [ec, n] = co_await link_.send(f.body, t, *this);
+    attempt_sent_ += n;
+    co_return link_.sent(ec, Retryable::OnlyIfReused, *this);
+  }
   const auto body_limit = f.req->limits.body_bytes;
   // up_out_ holds the request head; body bytes are appended and flushed in kFlushBytes pieces.
   while (!ex_.request_complete()) {
@@ -464,29 +539,7 @@ net::awaitable<std::optional<Error>> ProxyConnection::send_request(InFlight& f, 
       if (!up_out_.empty()) {
         if (auto err = co_await flush_upstream(t, Retryable::OnlyIfReused)) co_return err;
       }
-      if (ex_.take_continue()) {
-        out_ = http::Http1Exchange::kContinue;
-        const auto ec = co_await flush_client(f);
-        if (ec) co_return Error::downstream(ErrorKind::ClientClosed, "writing 100");
-      }
-      // Slow bodies: body_idle between reads, and in all body_idle plus one second per
-      // min_body_rate bytes of time spent waiting for the client (upstream waits don't count).
-      auto wait = cfg.timeouts.body_idle;
-      if (const auto rate = cfg.limits.min_body_rate; rate != 0) {
-        const auto allowed =
-            cfg.timeouts.body_idle + std::chrono::milliseconds(ex_.body_bytes() * 1000 / rate);
-        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(allowed - f.body_wait);
-        wait = std::clamp(left, std::chrono::milliseconds(0), wait);
-      }
-      arm(Phase::Body, wait);
-      const auto wait_start = Clock::now();
-      auto [ec, n] = co_await stream_.read_some(in_.space(), in_.space_size());
-      f.body_wait += Clock::now() - wait_start;
-      if (ec || n == 0) {
-        co_return timed_out_ ? timeout_error(Phase::Body)
-                             : Error::downstream(ErrorKind::ClientClosed, "closed mid-request body");
-      }
-      in_.commit(n);
+      if (auto err = co_await read_body_bytes(f)) co_return err;
     }
     std::size_t used = 0;
     const auto st = ex_.feed_body(in_.data(), in_.size(), used, up_out_, body_limit);
@@ -578,6 +631,18 @@ net::awaitable<bool> ProxyConnection::proxy_request(InFlight& f) {
     f.facts.outcome = core::outcome_of(err);
     co_return co_await reply_error(f, err, !ex_.request_complete());
   }
+  // proxy-request-buffering: "on": the whole body first, before any upstream is chosen or
+  // connected (a WebSocket upgrade has no body: nothing to buffer).
+  if (r.limits.buffer_body && head.has_body()) {
+    if (auto err = co_await buffer_request_body(f)) {
+      f.facts.outcome = core::outcome_of(*err);
+      if (err->source == core::ErrorSource::Downstream && err->status() == 0) {
+        f.reason = err->reason();
+        co_return false;
+      }
+      co_return co_await reply_error(f, *err, !ex_.request_complete());
+    }
+  }
   // Build the upstream head once: hop-by-hop fields out, forwarding fields in.
   http::remove_hop_by_hop(head.headers);
   set_client_cert_headers(head.headers, r.policy);
@@ -632,7 +697,7 @@ net::awaitable<bool> ProxyConnection::proxy_request(InFlight& f) {
       // A 5xx named by proxy_next_upstream is dropped unseen only while another attempt is
       // possible; the last attempt's answer goes to the client whatever it is.
       retry_statuses_ =
-          plan.status_retry_possible(head.has_body())
+          plan.status_retry_possible(head.has_body() && !f.buffered)
               ? static_cast<std::uint16_t>(plan.rs.when & ~(upstream::kNextError | upstream::kNextTimeout))
               : 0;
       intercepted_ = 0;
@@ -667,7 +732,8 @@ net::awaitable<bool> ProxyConnection::proxy_request(InFlight& f) {
     }
     upstream::AttemptEnd end;
     end.idempotent = plan.idempotent;
-    end.body_consumed = head.has_body() && entered_send;
+    // A buffered body is whole in memory: sent again as it was (idempotent requests only).
+    end.body_consumed = head.has_body() && entered_send && !f.buffered;
     end.reused = link_.reused();
     if (status_retry_ != 0) {
       end.failure = upstream::Failure::Status;

@@ -1,0 +1,334 @@
+// proxy-request-buffering and client-body-buffer-size through the real binary: a buffered body
+// reaches the recording backend whole, with Content-Length (never chunked), over HTTP/1.1 and
+// HTTP/2; bodies over the bound get 413 (announced: before a byte is read; chunked: as the bound
+// is crossed); the worker's byte budget sheds with 503; and attackers (slow bodies, a
+// Content-Length that lies, a request pipelined behind a buffered body) get nowhere, with every
+// byte given back to the budget (phigate_request_buffer_bytes returns to 0).
+#include <gtest/gtest.h>
+
+#include <csignal>
+#include <cstdio>
+#include <string>
+
+#include "audit_fixture.hpp"
+#include "ingress_fixture.hpp"
+#include "support/hash.hpp"
+#include "support/tls_client.hpp"
+
+namespace phigate::test {
+namespace {
+
+constexpr const char* kN = "    nginx.ingress.kubernetes.io/";
+
+/// Two Ingresses of app.example on one Service: /b buffered (with `annotations`), /s streamed.
+std::string ingresses(const std::string& annotations) {
+  const auto one = [](const std::string& name, const std::string& path, const std::string& ann) {
+    std::string y = "apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata:\n  name: " + name +
+                    "\n  namespace: default\n  creationTimestamp: \"2026-01-01T00:00:00Z\"\n";
+    if (!ann.empty()) y += "  annotations:\n" + ann;
+    y += "spec:\n  ingressClassName: phigate\n  rules:\n  - host: app.example\n    http:\n      paths:\n"
+         "      - { path: " +
+         path + ", pathType: Prefix, backend: { service: { name: svc-main, port: { number: 80 } } } }\n";
+    return y;
+  };
+  return one("buffered", "/b", annotations) + "---\n" + one("streamed", "/s", "");
+}
+
+std::string pattern(std::size_t n) {
+  std::string s(n, '\0');
+  for (std::size_t i = 0; i < n; ++i) s[i] = static_cast<char>('a' + (i * 7 + i / 251) % 26);
+  return s;
+}
+
+std::string chunked(const std::string& body, std::size_t piece) {
+  std::string out;
+  char size[32];
+  for (std::size_t at = 0; at < body.size(); at += piece) {
+    const auto n = std::min(piece, body.size() - at);
+    std::snprintf(size, sizeof size, "%zx\r\n", n);
+    out += size;
+    out.append(body, at, n);
+    out += "\r\n";
+  }
+  return out + "0\r\n\r\n";
+}
+
+class BufferingTest : public AuditTest {
+ protected:
+  void SetUp() override {
+    AuditTest::SetUp();
+    dir_.write("manifests/class.yaml", kIngressClass);
+    main_ = start_upstream("main");
+    dir_.write("manifests/services.yaml", service_yaml("svc-main", *main_));
+  }
+  /// One worker, so that the per-worker budget is the one every connection meets.
+  Phigate start(const std::string& annotations, const std::string& extra = "") {
+    dir_.write("manifests/ingress.yaml", ingresses(annotations));
+    auto yaml = config("  []\n", "ingress: { dir: " + dir_.path("manifests") + ", debounce: 50ms }\n" +
+                                     audit_yaml() + extra);
+    const auto w = yaml.find("workers: 2");
+    yaml.replace(w, 10, "workers: 1");
+    return start_phigate(yaml);
+  }
+  TlsClient client(const Phigate& pg) {
+    auto c = TlsClient::connect("127.0.0.1", pg.https, {.sni = "app.example"});
+    EXPECT_TRUE(c) << c.error;
+    return std::move(*c);
+  }
+  std::vector<std::string> requests() const {
+    std::vector<std::string> out;
+    for (auto& line : main_->records()) {
+      if (!json_field(line, "method").empty()) out.push_back(std::move(line));
+    }
+    return out;
+  }
+  std::vector<std::string> stop_and_read_audit(Phigate& pg) {
+    EXPECT_TRUE(pg.process.send_signal(SIGTERM));
+    EXPECT_EQ(pg.process.wait_exit(20s), 0);
+    return records();
+  }
+  /// The status of an HTTP/2 POST of `body` by nghttp (curl 7.88 drops a response that comes, with
+  /// RST_STREAM NO_ERROR, before its upload ended: h2_test.cpp).
+  std::string nghttp_post_status(const Phigate& pg, const std::string& path, const std::string& body) {
+    const auto file = dir_.write("nghttp-body.bin", body);
+    RunOptions o;
+    o.timeout = 20s;
+    auto r = run({"nghttp", "-v", "-t", "10", "-d", file, "-H", ":authority: app.example",
+                  "https://127.0.0.1:" + std::to_string(pg.https) + path},
+                 o);
+    EXPECT_NE(r.out.find("The negotiated protocol: h2"), std::string::npos) << r.out << r.err;
+    const std::string key = ":status: ";
+    const auto at = r.out.find(key);
+    return at == std::string::npos ? std::string() : r.out.substr(at + key.size(), 3);
+  }
+  void expect_budget_back(const Phigate& pg) {
+    const auto page = wait_metric(pg, "phigate_request_buffer_bytes", "0");
+    EXPECT_EQ(metric(page, "phigate_request_buffer_bytes"), "0") << page;
+  }
+
+  std::optional<Upstream> main_;
+};
+
+const std::string kOn = std::string(kN) + "proxy-request-buffering: \"on\"\n";
+
+// A chunked upload to a buffered path reaches the backend with Content-Length and no
+// Transfer-Encoding, byte for byte; the same upload to a streamed path stays chunked (the check
+// can fail); the client sees the backend's answer.
+TEST_F(BufferingTest, ChunkedUploadArrivesWithContentLength) {
+  auto pg = start(kOn);
+  const auto body = pattern(300 * 1024);
+  const auto file = dir_.write("body.bin", body);
+  for (const std::string path : {"/b/up", "/s/up"}) {
+    const auto r = curl(pg, {"-o", "/dev/null", "-w", "%{http_code}", "-H", "Transfer-Encoding: chunked",
+                             "--data-binary", "@" + file, https_url(pg, path)});
+    EXPECT_EQ(r.out, "200") << r.err;
+  }
+  const auto reqs = requests();
+  ASSERT_EQ(reqs.size(), 2u);
+  const auto& b = reqs[0];
+  EXPECT_EQ(json_field(b, "target"), "/b/up");
+  EXPECT_EQ(json_field(b, "chunked"), "false") << b;
+  EXPECT_EQ(record_header(b, "Content-Length"), std::to_string(body.size())) << b;
+  EXPECT_EQ(record_header_count(b, "Transfer-Encoding"), 0) << b;
+  EXPECT_EQ(json_field(b, "body_bytes"), std::to_string(body.size()));
+  EXPECT_EQ(json_field(b, "body_sha256"), sha256_hex(body));
+  const auto& s = reqs[1];
+  EXPECT_EQ(json_field(s, "chunked"), "true") << s;
+  EXPECT_EQ(json_field(s, "body_sha256"), sha256_hex(body));
+  expect_budget_back(pg);
+}
+
+// An HTTP/2 upload without content-length (curl -T - reads stdin) is buffered and sent with one.
+TEST_F(BufferingTest, Http2BodyWithoutLengthArrivesWithContentLength) {
+  auto pg = start(kOn);
+  const auto body = pattern(200 * 1024 + 17);
+  RunOptions opts;
+  opts.stdin_data = body;
+  const auto r = run({"curl", "-sS", "--http2", "--cacert", ca_.cert, "--resolve",
+                      "app.example:" + std::to_string(pg.https) + ":127.0.0.1", "-o", "/dev/null", "-w",
+                      "%{http_version} %{http_code}", "-X", "POST", "-T", "-", https_url(pg, "/b/h2")},
+                     opts);
+  EXPECT_EQ(r.out, "2 200") << r.err;
+  const auto reqs = requests();
+  ASSERT_EQ(reqs.size(), 1u);
+  EXPECT_EQ(json_field(reqs[0], "chunked"), "false") << reqs[0];
+  EXPECT_EQ(record_header(reqs[0], "Content-Length"), std::to_string(body.size())) << reqs[0];
+  EXPECT_EQ(json_field(reqs[0], "body_sha256"), sha256_hex(body));
+  expect_budget_back(pg);
+}
+
+// client-body-buffer-size: 64k. A Content-Length over it is refused before the body is sent
+// (HTTP/1.1 and HTTP/2); a chunked body is refused as it crosses it; nothing reaches the backend;
+// the audit says body_too_large.
+TEST_F(BufferingTest, OverTheBound_413) {
+  auto pg = start(kOn + kN + "client-body-buffer-size: \"64k\"\n");
+  {
+    auto c = client(pg);
+    ASSERT_TRUE(c.write("POST /b/cl HTTP/1.1\r\nHost: app.example\r\nContent-Length: 65537\r\n\r\n"));
+    const auto r = c.read_http_response(5s);  // no body byte sent: refused from the length alone
+    ASSERT_TRUE(r) << c.error();
+    EXPECT_EQ(r->status, 413);
+  }
+  {
+    auto c = client(pg);
+    ASSERT_TRUE(
+        c.write("POST /b/chunked HTTP/1.1\r\nHost: app.example\r\nTransfer-Encoding: chunked\r\n\r\n"));
+    std::optional<HttpResponse> r;
+    std::size_t sent = 0;
+    // Bounded: 40 pieces of 4 KiB; the answer must come once 64 KiB have passed.
+    for (int i = 0; i < 40 && !r; ++i) {
+      if (!c.write("1000\r\n" + pattern(4096) + "\r\n")) break;  // one 4 KiB chunk
+      sent += 4096;
+      r = c.read_http_response(100ms);
+    }
+    ASSERT_TRUE(r) << "after " << sent << ": " << c.error();
+    EXPECT_EQ(r->status, 413);
+    EXPECT_GT(sent, 64u * 1024);
+    EXPECT_LE(sent, 64u * 1024 + 32 * 1024);
+  }
+  EXPECT_EQ(nghttp_post_status(pg, "/b/h2", pattern(65537)), "413");
+  // At the bound: served.
+  const auto at = curl(pg, {"-o", "/dev/null", "-w", "%{http_code}", "--data-binary",
+                            "@" + dir_.write("at.bin", pattern(65536)), https_url(pg, "/b/at")});
+  EXPECT_EQ(at.out, "200") << at.err;
+  const auto reqs = requests();
+  ASSERT_EQ(reqs.size(), 1u);
+  EXPECT_EQ(json_field(reqs[0], "target"), "/b/at");
+  expect_budget_back(pg);
+  const auto recs = stop_and_read_audit(pg);
+  for (const std::string target : {"/b/cl", "/b/chunked", "/b/h2"}) {
+    const auto rec = find(recs, "\"" + target + "\"");
+    EXPECT_TRUE(has(rec, "\"outcome\":\"failure\"")) << rec;
+    EXPECT_TRUE(has(rec, "body_too_large")) << rec;
+  }
+}
+
+// The worker's budget: a slow client holding a partly sent 60 KB body leaves too little of a
+// 100 KB budget for a second one, which is shed with 503 (never queued); once the first finishes,
+// the budget is back and the second is served.
+TEST_F(BufferingTest, WorkerBudgetShedsWith503AndComesBack) {
+  auto pg = start(kOn, "limits: { request_buffer_worker_bytes: 100000 }\n");
+  const auto body = pattern(60000);
+  auto slow = client(pg);
+  ASSERT_TRUE(slow.write("POST /b/slow HTTP/1.1\r\nHost: app.example\r\nContent-Length: 60000\r\n\r\n" +
+                         body.substr(0, 1000)));
+  auto page = wait_metric(pg, "phigate_request_buffer_bytes", "60000");
+  ASSERT_EQ(metric(page, "phigate_request_buffer_bytes"), "60000") << page;
+  const auto file = dir_.write("body.bin", body);
+  const auto shed = curl(
+      pg, {"-o", "/dev/null", "-w", "%{http_code}", "--data-binary", "@" + file, https_url(pg, "/b/shed")});
+  EXPECT_EQ(shed.out, "503") << shed.err;
+  EXPECT_EQ(nghttp_post_status(pg, "/b/shed2", body), "503");
+  ASSERT_TRUE(slow.write(body.substr(1000)));
+  const auto r = slow.read_http_response(5s);
+  ASSERT_TRUE(r) << slow.error();
+  EXPECT_EQ(r->status, 200);
+  expect_budget_back(pg);
+  const auto ok = curl(
+      pg, {"-o", "/dev/null", "-w", "%{http_code}", "--data-binary", "@" + file, https_url(pg, "/b/after")});
+  EXPECT_EQ(ok.out, "200") << ok.err;
+  page = metrics(pg);
+  EXPECT_EQ(metric(page, "phigate_request_buffer_shed_total"), "2") << page;
+  const auto reqs = requests();
+  ASSERT_EQ(reqs.size(), 2u);
+  EXPECT_EQ(json_field(reqs[0], "target"), "/b/slow");
+  EXPECT_EQ(json_field(reqs[0], "body_sha256"), sha256_hex(body));
+  EXPECT_EQ(json_field(reqs[1], "target"), "/b/after");
+  const auto recs = stop_and_read_audit(pg);
+  const auto rec = find(recs, "\"/b/shed\"");
+  EXPECT_TRUE(has(rec, "\"reason\":\"overloaded\"")) << rec;
+}
+
+// Slowloris on a buffered route: a body that stops coming hits body_idle (408), is audited, and
+// its bytes go back to the budget; the backend never hears of it.
+TEST_F(BufferingTest, Attack_SlowBodyTimesOutAndGivesTheBudgetBack) {
+  auto pg = start(kOn, "timeouts: { body_idle: 1s }\n");
+  auto c = client(pg);
+  ASSERT_TRUE(
+      c.write("POST /b/slowloris HTTP/1.1\r\nHost: app.example\r\nContent-Length: 50000\r\n\r\nxxxx"));
+  auto page = wait_metric(pg, "phigate_request_buffer_bytes", "50000");
+  EXPECT_EQ(metric(page, "phigate_request_buffer_bytes"), "50000") << page;
+  const auto r = c.read_http_response(5s);
+  ASSERT_TRUE(r) << c.error();
+  EXPECT_EQ(r->status, 408);
+  expect_budget_back(pg);
+  // Chunked, the same: what arrived is held, then given back.
+  auto d = client(pg);
+  ASSERT_TRUE(
+      d.write("POST /b/slowchunks HTTP/1.1\r\nHost: app.example\r\nTransfer-Encoding: chunked\r\n\r\n" +
+              std::string("1000\r\n") + pattern(4096) + "\r\n"));
+  const auto r2 = d.read_http_response(5s);
+  ASSERT_TRUE(r2) << d.error();
+  EXPECT_EQ(r2->status, 408);
+  expect_budget_back(pg);
+  EXPECT_TRUE(requests().empty());
+  const auto recs = stop_and_read_audit(pg);
+  EXPECT_TRUE(has(find(recs, "\"/b/slowloris\""), "client_timeout")) << find(recs, "\"/b/slowloris\"");
+  EXPECT_TRUE(has(find(recs, "\"/b/slowchunks\""), "client_timeout")) << find(recs, "\"/b/slowchunks\"");
+}
+
+// A Content-Length that lies: fewer bytes, then the connection closes. Nothing is sent upstream
+// (a streamed request would have reached it), the record says the client closed, and the budget
+// is whole again.
+TEST_F(BufferingTest, Attack_ShortBodyThenCloseNeverReachesTheBackend) {
+  auto pg = start(kOn);
+  {
+    auto c = client(pg);
+    ASSERT_TRUE(c.write("POST /b/lie HTTP/1.1\r\nHost: app.example\r\nContent-Length: 40000\r\n\r\n" +
+                        pattern(10000)));
+    wait_metric(pg, "phigate_request_buffer_bytes", "40000");
+    c.close();
+  }
+  expect_budget_back(pg);
+  EXPECT_TRUE(requests().empty());
+  const auto recs = stop_and_read_audit(pg);
+  const auto rec = find(recs, "\"/b/lie\"");
+  EXPECT_TRUE(has(rec, "client_closed")) << rec;
+}
+
+// A request pipelined behind a buffered chunked body (in the same write) is its own request: the
+// backend gets the body with Content-Length, then the next request, and the client both answers
+// in order (no desync: the chunked framing ended exactly where the body did).
+TEST_F(BufferingTest, Attack_PipelinedAfterBufferedBodyStaysInStep) {
+  auto pg = start(kOn);
+  auto c = client(pg);
+  const auto body = pattern(5000);
+  // The smuggling shape: a body that looks like a request, then a real one.
+  const std::string inner = "GET /b/smuggled HTTP/1.1\r\nHost: app.example\r\n\r\n";
+  ASSERT_TRUE(c.write("POST /b/first HTTP/1.1\r\nHost: app.example\r\nTransfer-Encoding: chunked\r\n\r\n" +
+                      chunked(body + inner, 1000) +
+                      "GET /b/second?echo=0 HTTP/1.1\r\nHost: app.example\r\n\r\n"));
+  const auto r1 = c.read_http_response(5s);
+  ASSERT_TRUE(r1) << c.error();
+  EXPECT_EQ(r1->status, 200);
+  const auto r2 = c.read_http_response(5s);
+  ASSERT_TRUE(r2) << c.error();
+  EXPECT_EQ(r2->status, 200);
+  const auto reqs = requests();
+  ASSERT_EQ(reqs.size(), 2u);
+  EXPECT_EQ(json_field(reqs[0], "target"), "/b/first");
+  EXPECT_EQ(record_header(reqs[0], "Content-Length"), std::to_string(body.size() + inner.size()));
+  EXPECT_EQ(json_field(reqs[0], "body_sha256"), sha256_hex(body + inner));
+  EXPECT_EQ(json_field(reqs[1], "target"), "/b/second?echo=0");
+  EXPECT_EQ(json_field(reqs[1], "method"), "GET");
+  expect_budget_back(pg);
+}
+
+// client-body-buffer-size without proxy-request-buffering: "on" changes nothing (a warning); an
+// invalid one fails the Ingress closed naming the field.
+TEST_F(BufferingTest, BufferSizeAloneWarnsAndInvalidFailsClosed) {
+  auto pg = start(std::string(kN) + "client-body-buffer-size: \"1k\"\n");
+  EXPECT_NE(pg.process.output().find("client-body-buffer-size"), std::string::npos);
+  const auto big = curl(pg, {"-o", "/dev/null", "-w", "%{http_code}", "--data-binary",
+                             "@" + dir_.write("b.bin", pattern(10000)), https_url(pg, "/b/x")});
+  EXPECT_EQ(big.out, "200") << big.err;  // streamed: no bound
+  const auto mark = pg.process.output().size();
+  dir_.write("manifests/ingress.yaml", ingresses(kOn + kN + "client-body-buffer-size: \"1.5m\"\n"));
+  ASSERT_TRUE(pg.process.wait_for_line("reloaded", 10s, mark)) << pg.process.output().substr(mark);
+  EXPECT_NE(pg.process.output().find("client-body-buffer-size", mark), std::string::npos);
+  const auto closed = curl(pg, {"-o", "/dev/null", "-w", "%{http_code}", https_url(pg, "/b/x")});
+  EXPECT_EQ(closed.out, "503") << closed.err;
+}
+
+}  // namespace
+}  // namespace phigate::test
