@@ -8,6 +8,7 @@
 
 #include <csignal>
 #include <cstdio>
+#include <map>
 #include <string>
 
 #include "audit_fixture.hpp"
@@ -21,7 +22,7 @@ namespace {
 constexpr const char* kN = "    nginx.ingress.kubernetes.io/";
 
 /// Two Ingresses of app.example on one Service: /b buffered (with `annotations`), /s streamed.
-std::string ingresses(const std::string& annotations) {
+std::string ingresses(const std::string& annotations, const std::string& streamed = "") {
   const auto one = [](const std::string& name, const std::string& path, const std::string& ann) {
     std::string y = "apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata:\n  name: " + name +
                     "\n  namespace: default\n  creationTimestamp: \"2026-01-01T00:00:00Z\"\n";
@@ -31,7 +32,7 @@ std::string ingresses(const std::string& annotations) {
          path + ", pathType: Prefix, backend: { service: { name: svc-main, port: { number: 80 } } } }\n";
     return y;
   };
-  return one("buffered", "/b", annotations) + "---\n" + one("streamed", "/s", "");
+  return one("buffered", "/b", annotations) + "---\n" + one("streamed", "/s", streamed);
 }
 
 std::string pattern(std::size_t n) {
@@ -62,8 +63,9 @@ class BufferingTest : public AuditTest {
     dir_.write("manifests/services.yaml", service_yaml("svc-main", *main_));
   }
   /// One worker, so that the per-worker budget is the one every connection meets.
-  Phigate start(const std::string& annotations, const std::string& extra = "") {
-    dir_.write("manifests/ingress.yaml", ingresses(annotations));
+  Phigate start(const std::string& annotations, const std::string& extra = "",
+                const std::string& streamed = "") {
+    dir_.write("manifests/ingress.yaml", ingresses(annotations, streamed));
     auto yaml = config("  []\n", "ingress: { dir: " + dir_.path("manifests") + ", debounce: 50ms }\n" +
                                      audit_yaml() + extra);
     const auto w = yaml.find("workers: 2");
@@ -311,6 +313,48 @@ TEST_F(BufferingTest, Attack_PipelinedAfterBufferedBodyStaysInStep) {
   EXPECT_EQ(json_field(reqs[0], "body_sha256"), sha256_hex(body + inner));
   EXPECT_EQ(json_field(reqs[1], "target"), "/b/second?echo=0");
   EXPECT_EQ(json_field(reqs[1], "method"), "GET");
+  expect_budget_back(pg);
+}
+
+// Retries: a buffered body is whole in memory, so an idempotent PUT whose answer is a listed 503 is
+// sent again, body and all, to the other endpoint; a streamed PUT and a buffered POST never are.
+TEST_F(BufferingTest, BufferedIdempotentRequestIsRetriedWithItsBody) {
+  auto b = start_upstream("b");
+  // svc-main gets a second endpoint (its own EndpointSlice: another port).
+  dir_.write(
+      "manifests/services.yaml",
+      service_yaml("svc-main", *main_) +
+          "---\napiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata:\n  name: svc-main-b\n"
+          "  namespace: default\n  labels: { kubernetes.io/service-name: svc-main }\naddressType: IPv4\n"
+          "ports: [{ name: http, port: " +
+          std::to_string(b.port) +
+          " }]\nendpoints:\n  - addresses: [\"127.0.0.1\"]\n    conditions: { ready: true }\n");
+  const std::string retry = std::string(kN) + "proxy-next-upstream: \"error timeout http_503\"\n" + kN +
+                            "proxy-next-upstream-tries: \"2\"\n";
+  auto pg = start(kOn + retry, "upstream: { health: { passive: { enabled: false } } }\n", retry);
+  const auto body = pattern(20000);
+  const auto file = dir_.write("body.bin", body);
+  const auto status = [&](const std::string& method, const std::string& path) {
+    return curl(pg, {"-o", "/dev/null", "-w", "%{http_code}", "-X", method, "--data-binary", "@" + file,
+                     https_url(pg, path)})
+        .out;
+  };
+  EXPECT_EQ(status("PUT", "/b/put?status=503"), "503");
+  EXPECT_EQ(status("PUT", "/s/put?status=503"), "503");
+  EXPECT_EQ(status("POST", "/b/post?status=503"), "503");
+  std::map<std::string, int> seen;
+  for (const auto* up : {&*main_, &b}) {
+    for (const auto& line : up->records()) {
+      const auto target = json_field(line, "target");
+      if (target.empty()) continue;
+      ++seen[target];
+      EXPECT_EQ(json_field(line, "body_sha256"), sha256_hex(body)) << line;
+      EXPECT_EQ(record_header(line, "Content-Length"), std::to_string(body.size())) << line;
+    }
+  }
+  EXPECT_EQ(seen["/b/put?status=503"], 2) << "the buffered PUT goes to both endpoints";
+  EXPECT_EQ(seen["/s/put?status=503"], 1) << "a streamed body is never sent twice";
+  EXPECT_EQ(seen["/b/post?status=503"], 1) << "a POST is never sent twice";
   expect_budget_back(pg);
 }
 
