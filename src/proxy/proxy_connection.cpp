@@ -495,7 +495,10 @@ net::awaitable<std::optional<Error>> ProxyConnection::buffer_request_body(InFlig
   const auto bound = lim.body_bytes != 0 ? std::min(lim.body_bytes, lim.buffer_bytes) : lim.buffer_bytes;
   f.buffered = true;
   ex_.buffer_body();
+  // The most this body can hold: its announced length, else the bound.
+  auto most = bound;
   if (const auto& cl = f.req->head.content_length; cl && !f.req->head.chunked) {
+    most = std::min(most, *cl);
     // The whole announced length up front (the body-size phase refused one over the bound): a
     // client that sends it slowly holds its share from the start, and the next one is shed.
     if (!f.body_hold.grow_to(held, *cl, budget)) co_return shed();
@@ -507,7 +510,7 @@ net::awaitable<std::optional<Error>> ProxyConnection::buffer_request_body(InFlig
     }
     // Chunked: at most the bytes at hand (framing included) can become body; counted before they
     // are taken, in whole blocks, never past the bound.
-    if (!f.body_hold.grow_to(held, std::min<std::uint64_t>(f.body.size() + in_.size(), bound), budget))
+    if (!f.body_hold.grow_to(held, std::min<std::uint64_t>(f.body.size() + in_.size(), most), budget))
       co_return shed();
     std::size_t used = 0;
     const auto st = ex_.feed_body(in_.data(), in_.size(), used, f.body, bound);
