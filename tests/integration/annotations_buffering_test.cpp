@@ -205,6 +205,70 @@ TEST_F(BufferingTest, OverTheBound_413) {
   }
 }
 
+// A chunked body's trailers never become fields of the buffered request's head (its head is
+// built after the body): a trailer forging a header is dropped.
+TEST_F(BufferingTest, Attack_TrailersNeverBecomeFields) {
+  auto pg = start(kOn);
+  auto c = client(pg);
+  ASSERT_TRUE(c.write(
+      "POST /b/trailers HTTP/1.1\r\nHost: app.example\r\nTransfer-Encoding: chunked\r\n\r\n"
+      "5\r\nhello\r\n0\r\nX-Smuggled: 1\r\nAuthorization: Bearer forged\r\nHost: evil.example\r\n\r\n"));
+  const auto r = c.read_http_response(5s);
+  ASSERT_TRUE(r) << c.error();
+  EXPECT_EQ(r->status, 200);
+  const auto reqs = requests();
+  ASSERT_EQ(reqs.size(), 1u);
+  EXPECT_EQ(record_header_count(reqs[0], "X-Smuggled"), 0) << reqs[0];
+  EXPECT_EQ(record_header_count(reqs[0], "Authorization"), 0) << reqs[0];
+  EXPECT_EQ(record_header_count(reqs[0], "Host"), 1) << reqs[0];
+  EXPECT_EQ(record_header(reqs[0], "Content-Length"), "5") << reqs[0];
+  EXPECT_EQ(json_field(reqs[0], "body_sha256"), sha256_hex("hello"));
+}
+
+// HTTP/2 without content-length: the body is refused (413) as it crosses the bound; the stream's
+// window came back only as bytes were held; the budget is whole again.
+TEST_F(BufferingTest, Http2BodyCrossingTheBound_413) {
+  auto pg = start(kOn + kN + "client-body-buffer-size: \"64k\"\n");
+  static const std::string kScript = R"(
+import socket, ssl, sys, h2.connection, h2.config, h2.events, h2.exceptions
+port, path, total, cafile = int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), sys.argv[4]
+ctx = ssl.create_default_context(cafile=cafile); ctx.set_alpn_protocols(['h2'])
+s = ctx.wrap_socket(socket.create_connection(('127.0.0.1', port), timeout=10), server_hostname='app.example')
+c = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True)); c.initiate_connection()
+c.send_headers(1, [(':method', 'POST'), (':path', path), (':scheme', 'https'), (':authority', 'app.example')])
+s.sendall(c.data_to_send())
+status, sent = None, 0
+def take(d):
+    global status
+    for e in c.receive_data(d):
+        if isinstance(e, h2.events.ResponseReceived): status = dict(e.headers)[b':status'].decode()
+        if isinstance(e, h2.events.StreamReset) and status is None: status = 'reset'
+    s.sendall(c.data_to_send())
+s.settimeout(0.05)
+for _ in range(2000):
+    if status is not None or sent >= total: break
+    n = min(8192, total - sent, c.local_flow_control_window(1))
+    if n > 0:
+        try: c.send_data(1, b'y' * n, end_stream=(sent + n == total))
+        except h2.exceptions.StreamClosedError: break
+        sent += n; s.sendall(c.data_to_send())
+    try: take(s.recv(65535))
+    except socket.timeout: pass
+s.settimeout(10)
+while status is None:
+    d = s.recv(65535)
+    if not d: break
+    take(d)
+print(status, sent)
+)";
+  const auto r = run({"/usr/bin/python3", "-c", kScript, std::to_string(pg.https), "/b/h2cross",
+                      std::to_string(256 * 1024), ca_.cert});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out.substr(0, 4), "413 ") << r.out;
+  EXPECT_TRUE(requests().empty());
+  expect_budget_back(pg);
+}
+
 // The worker's budget: a slow client holding a partly sent 60 KB body leaves too little of a
 // 100 KB budget for a second one, which is shed with 503 (never queued); once the first finishes,
 // the budget is back and the second is served.
