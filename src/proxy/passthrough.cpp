@@ -96,12 +96,23 @@ net::awaitable<void> ProxyConnection::passthrough(const Snapshot::Passthrough& t
     worker_.audit_submit(
         render_passthrough(worker_.audit_json(), connection_facts({}), std::chrono::system_clock::now(), pf));
   };
+  // Nothing is spliced that cannot be audited: as the audit-healthy phase does for requests.
+  if (worker_.audit_on() && !worker_.audit_healthy() && !snap_->config->audit.block_on_overflow) {
+    refuse(PassthroughResult::AuditUnavailable, "error", "audit_unavailable");
+    co_return;
+  }
   // Source ranges: `access:` of the config, then the Ingress's (whitelist-source-range…), on the
-  // client address (the PROXY header's when the listener has one). Unknown address: refused.
+  // client address (the PROXY header's when the listener has one). Unknown address: refused. A
+  // peer in trusted_proxies without a PROXY header is a proxy standing for many clients (there is
+  // no X-Forwarded-For in an undecrypted connection): refused whenever a source range applies.
   const bool known = target.cluster < snap_->route_access.size() && target.cluster < snap_->clusters.size();
   const auto* acl = known ? snap_->route_access[target.cluster].get() : nullptr;
+  const bool ranges = !snap_->global_access.allow.empty() || !snap_->global_access.deny.empty() ||
+                      (acl != nullptr && (!acl->allow.empty() || !acl->deny.empty()));
+  const bool proxy_peer =
+      peer_addr_ && !snap_->config->listeners.proxy_protocol && snap_->trusted_proxies.contains(*peer_addr_);
   if (!known || !peer_addr_ || !snap_->global_access.admits(*peer_addr_) ||
-      (acl != nullptr && !acl->admits(*peer_addr_))) {
+      (acl != nullptr && !acl->admits(*peer_addr_)) || (ranges && proxy_peer)) {
     refuse(PassthroughResult::Denied, "denied", "access_denied");
     co_return;
   }
@@ -143,12 +154,19 @@ net::awaitable<void> ProxyConnection::passthrough(const Snapshot::Passthrough& t
     co_return;
   }
 
+  // The start record first: a splice whose record the writer refused does not begin.
+  if (worker_.audit_on() &&
+      !worker_.audit_submit(render_passthrough(worker_.audit_json(), connection_facts({}),
+                                               std::chrono::system_clock::now(), pf))) {
+    passthrough_ = nullptr;
+    disarm();
+    net::error_code ignored;
+    s.up.close(ignored);
+    refuse(PassthroughResult::AuditUnavailable, "error", "audit_unavailable");
+    co_return;
+  }
   stats.passthrough[static_cast<std::size_t>(PassthroughResult::Spliced)].inc();
   stats.passthrough_bytes_to_upstream.inc(s.to_upstream);
-  if (worker_.audit_on()) {
-    worker_.audit_submit(
-        render_passthrough(worker_.audit_json(), connection_facts({}), std::chrono::system_clock::now(), pf));
-  }
   const auto started = Clock::now();
   s.connecting = false;
   s.idle = timeouts.upstream_read;
