@@ -275,6 +275,28 @@ TEST_F(PassthroughTest, ATrustedProxyPeerWithoutAProxyHeaderIsNotTheClient) {
   EXPECT_EQ(metric(page, "phigate_passthrough_connections_total{result=\"denied\"}"), "1") << page;
 }
 
+// Active health checks of a passthrough backend are TCP connects: an HTTP GET to a port that speaks
+// TLS would fail on every healthy endpoint and take the host down.
+TEST_F(PassthroughTest, ActiveHealthChecksOfAPassthroughBackendAreConnects) {
+  auto tls_up = start_tls_upstream("tls-backend");
+  auto plain_up = start_upstream("plain-backend");
+  write_manifests(tls_up, plain_up,
+                  "    phigate.io/health-check-path: /healthz\n"
+                  "    phigate.io/health-check-interval: 100ms\n");
+  auto pg = start(true);
+  std::string page;
+  for (int i = 0; i < 100; ++i) {
+    page = metrics(pg);
+    const auto probes = metric(page, "phigate_health_probes_total");
+    if (!probes.empty() && std::stod(probes) >= 5) break;
+    std::this_thread::sleep_for(50ms);
+  }
+  ASSERT_GE(std::stod(metric(page, "phigate_health_probes_total")), 5) << page;
+  EXPECT_EQ(metric(page, "phigate_health_probe_failures_total"), "0") << page;
+  EXPECT_EQ(metric(page, "phigate_health_endpoints{state=\"unhealthy\"}"), "0") << page;
+  EXPECT_EQ(curl_backend(pg).exit_code, 0) << pg.process.output();
+}
+
 TEST_F(PassthroughTest, AuthTlsWithPassthroughIsRefused) {
   auto tls_up = start_tls_upstream("tls-backend");
   auto plain_up = start_upstream("plain-backend");
