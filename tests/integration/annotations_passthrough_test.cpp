@@ -297,6 +297,26 @@ TEST_F(PassthroughTest, ActiveHealthChecksOfAPassthroughBackendAreConnects) {
   EXPECT_EQ(curl_backend(pg).exit_code, 0) << pg.process.output();
 }
 
+// The decision is taken on the configuration current when the ClientHello is whole: a client that
+// connects, waits while a reload narrows the host's source ranges, then sends its hello is refused.
+TEST_F(PassthroughTest, AReloadBetweenAcceptAndHelloApplies) {
+  auto tls_up = start_tls_upstream("tls-backend");
+  auto plain_up = start_upstream("plain-backend");
+  write_manifests(tls_up, plain_up);
+  auto pg = start(true);
+  const auto go = dir_.path("go");
+  auto c = Process::start({"/usr/bin/python3", PHIGATE_PASSTHROUGH_CLIENT_SCRIPT, std::to_string(pg.https),
+                           "pass.example", backend_ca_.cert, "wait:" + go, "pass.example"});
+  ASSERT_TRUE(c.wait_for_line("connected", 10s)) << c.output();
+  const auto mark = pg.process.output().size();
+  write_manifests(tls_up, plain_up,
+                  "    nginx.ingress.kubernetes.io/whitelist-source-range: \"192.0.2.0/24\"\n");
+  ASSERT_TRUE(pg.process.wait_for_line("reloaded", 10s, mark)) << pg.process.output().substr(mark);
+  dir_.write("go", "");
+  EXPECT_NE(c.wait_exit(15s).value_or(-1), 0) << c.output();
+  EXPECT_TRUE(tls_up.records().empty());
+}
+
 TEST_F(PassthroughTest, AuthTlsWithPassthroughIsRefused) {
   auto tls_up = start_tls_upstream("tls-backend");
   auto plain_up = start_upstream("plain-backend");
