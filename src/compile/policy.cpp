@@ -1,5 +1,6 @@
 #include "phigate/compile/policy.hpp"
 
+#include <algorithm>
 #include <string>
 #include <unordered_map>
 #include <unordered_set>
@@ -348,6 +349,31 @@ std::vector<CompiledPolicy::Passthrough> passthrough(config::Config& config, con
   std::vector<CompiledPolicy::Passthrough> out;
   std::unordered_set<std::string> hosts;
   std::unordered_set<const config::RoutePolicy*> warned;
+  // Who else serves each host, and which hosts (exact or wildcard) ask for client certificates or
+  // ciphers: a passthrough would take the whole host's TLS connections away from them, so it is
+  // only allowed on a host that no other resource serves, under no such TLS setting.
+  const auto owner_of = [](const config::RoutePolicy* pol) {
+    return pol != nullptr && !pol->resource.empty() ? pol->resource : std::string("the configuration file");
+  };
+  std::unordered_map<std::string, std::vector<std::string>> owners;  // host → resources serving it
+  std::unordered_map<std::string, std::string> tls_setting;          // host → resource with the setting
+  for (const auto& r : config.routes) {
+    for (const auto& p : r.paths) {
+      auto& list = owners[r.host];
+      const auto who = owner_of(p.policy.get());
+      if (std::find(list.begin(), list.end(), who) == list.end()) list.push_back(who);
+      const auto* pol = p.policy.get();
+      if (pol != nullptr && !pol->ssl_passthrough &&
+          (pol->verify_client != config::VerifyClient::Off || !pol->auth_tls_secret.empty() ||
+           !pol->ssl_ciphers.empty())) {
+        tls_setting.try_emplace(r.host, who);
+      }
+    }
+  }
+  const auto wildcard_of = [](const std::string& host) {
+    const auto dot = host.find('.');
+    return dot == std::string::npos ? std::string() : "*" + host.substr(dot);
+  };
   std::size_t index = 0;  // the path's index over every route's paths (the clusters' order)
   for (auto& r : config.routes) {
     const std::size_t first = index;
@@ -358,6 +384,17 @@ std::vector<CompiledPolicy::Passthrough> passthrough(config::Config& config, con
     const auto& where = r.paths.front().where;
     const std::string field = "metadata.annotations.ssl-passthrough";
     std::string refused;
+    std::string other;  // another resource serving the host
+    if (const auto it = owners.find(r.host); it != owners.end()) {
+      for (const auto& who : it->second) {
+        if (who != pol->resource) {
+          other = who;
+          break;
+        }
+      }
+    }
+    const auto wildcard = wildcard_of(r.host);
+    const auto wild_tls = wildcard.empty() ? tls_setting.end() : tls_setting.find(wildcard);
     if (!config.listeners.tls_passthrough) {
       refused = "ssl-passthrough needs listeners.tls_passthrough: true in the configuration (it is false)";
     } else if (r.host.empty() || r.host == "*" || r.host.find('*') != std::string::npos) {
@@ -367,6 +404,18 @@ std::vector<CompiledPolicy::Passthrough> passthrough(config::Config& config, con
       refused =
           "ssl-passthrough contradicts auth-tls-*: phigate does not terminate the connection, so it cannot "
           "ask for or verify a client certificate";
+    } else if (!pol->ssl_ciphers.empty()) {
+      refused =
+          "ssl-passthrough contradicts ssl-ciphers: phigate does not terminate the connection, so it "
+          "cannot choose its ciphers";
+    } else if (!other.empty()) {
+      refused =
+          "host " + r.host + " is also served by " + other +
+          ": ssl-passthrough would take every TLS connection to it away from that resource's routes and "
+          "policies";
+    } else if (wild_tls != tls_setting.end()) {
+      refused = "host " + r.host + " is under " + wildcard + ", whose client-certificate/cipher settings (" +
+                wild_tls->second + ") a passthrough connection would skip";
     }
     if (!refused.empty()) {
       diag.error(where.file, where.line, field, refused + ": the Ingress's paths fail closed", pol->resource);
@@ -386,15 +435,7 @@ std::vector<CompiledPolicy::Passthrough> passthrough(config::Config& config, con
         break;
       }
     }
-    if (hosts.insert(r.host).second) {
-      out.push_back({r.host, chosen, pol->resource});
-    } else {
-      diag.warning(where.file, where.line, field,
-                   "host " + r.host +
-                       " is already passed through for an older Ingress: this one's backend is "
-                       "not used for it",
-                   pol->resource);
-    }
+    if (hosts.insert(r.host).second) out.push_back({r.host, chosen, pol->resource});
     for (auto& p : r.paths) {
       fail_path(p, "ssl-passthrough: the host's TLS connections are passed through undecrypted");
     }

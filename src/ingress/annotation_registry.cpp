@@ -511,7 +511,10 @@ constexpr auto kRegistry = std::to_array<AnnotationInfo>({
               "`/` backend (else its first path's); every other name is terminated as usual. Needs "
               "listeners.tls_passthrough: true (else the Ingress fails closed)",
               "refused (the Ingress fails closed) while listeners.tls_passthrough is false, on a wildcard or "
-              "missing host, and with auth-tls-*; the source ranges are enforced per connection (ingress-nginx "
+              "missing host, with auth-tls-* or ssl-ciphers, on a host another Ingress (or the configuration "
+              "file) also serves, and under a wildcard host with client-certificate or cipher settings; refused "
+              "per connection while the audit log fails; tls.profile/min_version/ciphers do not apply (the "
+              "client and the backend negotiate); the source ranges are enforced per connection (ingress-nginx "
               "drops them); the backend is the Service's endpoints, not its cluster IP; other annotations "
               "have no effect on passthrough connections (a warning)"),
     no_effect("ssl-prefer-server-ciphers", "https", "the server's cipher order is always preferred"),

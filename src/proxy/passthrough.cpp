@@ -65,10 +65,14 @@ net::awaitable<bool> ProxyConnection::passthrough_or_terminate() {
     r = ch::parse(buf.get(), have);
     if (r.status != ch::Status::NeedMore || have == ch::kMaxPeekBytes) break;
   }
-  const auto it = r.status == ch::Status::Done && !r.server_name.empty()
-                      ? snap_->passthrough.find(r.server_name)
-                      : snap_->passthrough.end();
-  if (it == snap_->passthrough.end()) {
+  // Decided on the configuration current now that the hello is whole, not the one of the accept
+  // (up to timeouts.tls_handshake earlier): a reload that removed the host or narrowed its ranges
+  // applies. The passthrough path reads only req_snap_ from here on.
+  req_snap_ = worker_.snapshot();
+  const auto& table = req_snap_->passthrough;
+  const auto it =
+      r.status == ch::Status::Done && !r.server_name.empty() ? table.find(r.server_name) : table.end();
+  if (it == table.end()) {
     // Terminated here: OpenSSL reads the same bytes first (and refuses them if they are not TLS).
     stream_.preload(buf.get(), have);
     co_return false;
@@ -82,7 +86,7 @@ net::awaitable<void> ProxyConnection::passthrough(const Snapshot::Passthrough& t
                                                   std::string_view server_name, std::string_view hello) {
   using namespace boost::asio::experimental::awaitable_operators;
   auto& stats = worker_.stats();
-  const auto& timeouts = snap_->config->timeouts;
+  const auto& timeouts = req_snap_->config->timeouts;
   PassthroughFacts pf;
   pf.server_name = server_name;
   pf.ingress = target.ingress;
@@ -96,16 +100,29 @@ net::awaitable<void> ProxyConnection::passthrough(const Snapshot::Passthrough& t
     worker_.audit_submit(
         render_passthrough(worker_.audit_json(), connection_facts({}), std::chrono::system_clock::now(), pf));
   };
+  // Nothing is spliced that cannot be audited: as the audit-healthy phase does for requests.
+  if (worker_.audit_on() && !worker_.audit_healthy() && !req_snap_->config->audit.block_on_overflow) {
+    refuse(PassthroughResult::AuditUnavailable, "error", "audit_unavailable");
+    co_return;
+  }
   // Source ranges: `access:` of the config, then the Ingress's (whitelist-source-range…), on the
-  // client address (the PROXY header's when the listener has one). Unknown address: refused.
-  const bool known = target.cluster < snap_->route_access.size() && target.cluster < snap_->clusters.size();
-  const auto* acl = known ? snap_->route_access[target.cluster].get() : nullptr;
-  if (!known || !peer_addr_ || !snap_->global_access.admits(*peer_addr_) ||
-      (acl != nullptr && !acl->admits(*peer_addr_))) {
+  // client address (the PROXY header's when the listener has one). Unknown address: refused. A
+  // peer in trusted_proxies without a PROXY header is a proxy standing for many clients (there is
+  // no X-Forwarded-For in an undecrypted connection): refused whenever a source range applies.
+  // Whether a PROXY header was read is the accept-time configuration's (snap_).
+  const bool known =
+      target.cluster < req_snap_->route_access.size() && target.cluster < req_snap_->clusters.size();
+  const auto* acl = known ? req_snap_->route_access[target.cluster].get() : nullptr;
+  const bool ranges = !req_snap_->global_access.allow.empty() || !req_snap_->global_access.deny.empty() ||
+                      (acl != nullptr && (!acl->allow.empty() || !acl->deny.empty()));
+  const bool proxy_peer = peer_addr_ && !snap_->config->listeners.proxy_protocol &&
+                          req_snap_->trusted_proxies.contains(*peer_addr_);
+  if (!known || !peer_addr_ || !req_snap_->global_access.admits(*peer_addr_) ||
+      (acl != nullptr && !acl->admits(*peer_addr_)) || (ranges && proxy_peer)) {
     refuse(PassthroughResult::Denied, "denied", "access_denied");
     co_return;
   }
-  const auto& cluster = snap_->clusters[target.cluster];
+  const auto& cluster = req_snap_->clusters[target.cluster];
   auto& balancer = worker_.balancer(target.cluster);
   upstream::PickInput in;
   in.now = worker_.now();
@@ -143,12 +160,19 @@ net::awaitable<void> ProxyConnection::passthrough(const Snapshot::Passthrough& t
     co_return;
   }
 
+  // The start record first: a splice whose record the writer refused does not begin.
+  if (worker_.audit_on() &&
+      !worker_.audit_submit(render_passthrough(worker_.audit_json(), connection_facts({}),
+                                               std::chrono::system_clock::now(), pf))) {
+    passthrough_ = nullptr;
+    disarm();
+    net::error_code ignored;
+    s.up.close(ignored);
+    refuse(PassthroughResult::AuditUnavailable, "error", "audit_unavailable");
+    co_return;
+  }
   stats.passthrough[static_cast<std::size_t>(PassthroughResult::Spliced)].inc();
   stats.passthrough_bytes_to_upstream.inc(s.to_upstream);
-  if (worker_.audit_on()) {
-    worker_.audit_submit(
-        render_passthrough(worker_.audit_json(), connection_facts({}), std::chrono::system_clock::now(), pf));
-  }
   const auto started = Clock::now();
   s.connecting = false;
   s.idle = timeouts.upstream_read;

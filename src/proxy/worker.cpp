@@ -84,17 +84,18 @@ upstream::BalancerState& WorkerImpl::balancer(std::size_t cluster) {
   return *s;
 }
 
-void WorkerImpl::audit_submit(std::string_view line) {
-  if (audit_ == nullptr) return;
+bool WorkerImpl::audit_submit(std::string_view line) {
+  if (audit_ == nullptr) return true;
   if (audit_->submit(id_, line)) {
     stats_.audit_records.inc();
-    return;
+    return true;
   }
   stats_.audit_rejected.inc();
   if (now_ - audit_warned_ >= std::chrono::seconds(1)) {
     audit_warned_ = now_;
     PHI_LOG_WARN("[w{}] audit writer refused a record (queue full or disk failing): failing closed", id_);
   }
+  return false;
 }
 
 void WorkerImpl::register_connection(ConnectionBase* c) noexcept {

@@ -98,7 +98,8 @@ class WorkerImpl final : public Worker {
   /// The worker's reusable record builder.
   audit::JsonLine& audit_json() noexcept { return audit_json_; }
   /// Hands one record to the writer; a refusal is counted and logged (rate-limited), never silent.
-  void audit_submit(std::string_view line);
+  /// False when the writer refused the record (counted, warned once a second).
+  bool audit_submit(std::string_view line);
 
   void register_connection(ConnectionBase* c) noexcept;
   void unregister_connection(ConnectionBase* c) noexcept;

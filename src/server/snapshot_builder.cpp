@@ -124,6 +124,9 @@ proxy::SnapshotPtr build_snapshot(config::Config config, std::shared_ptr<tls::Ti
     // A gRPC backend speaks HTTP/2 only: an HTTP/1.1 GET probe would fail on every healthy
     // endpoint. Its probes are connects (and the TLS handshake for GRPCS); passive health applies.
     if (c.grpc) a.path.clear();
+    // A passthrough backend speaks TLS to its clients, and phigate holds no context for it: probes
+    // are TCP connects (an HTTP GET would fail on every healthy endpoint).
+    if (p.policy != nullptr && p.policy->ssl_passthrough) a.path.clear();
     return a;
   };
   auto add_cluster = [&](const std::string& name, const config::PathSpec& p) {

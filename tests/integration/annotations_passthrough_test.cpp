@@ -3,6 +3,7 @@
 // handshake that succeeds proves the bytes were not terminated by phigate (whose certificates
 // come from another CA). Attackers: a ClientHello in 1-byte segments, garbage, an oversized hello,
 // a stalled hello, SNI and Host that disagree, SNI spelled in upper case with a trailing dot.
+#include <filesystem>
 #include <string>
 #include <thread>
 
@@ -47,9 +48,9 @@ class PassthroughTest : public AuditTest {
                service_yaml("app", plain_up) + "---\n" + ingress_yaml("app", "app.example", "app"));
   }
 
-  Phigate start(bool passthrough, const std::string& extra = "") {
+  Phigate start(bool passthrough, const std::string& extra = "", const std::string& audit_extra = "") {
     auto yaml = config("  []\n", "ingress: { dir: " + dir_.path("manifests") + ", debounce: 50ms }\n" +
-                                     audit_yaml() + extra);
+                                     audit_yaml("k1", audit_extra) + extra);
     if (passthrough) yaml.replace(yaml.find("listeners:\n"), 11, "listeners:\n  tls_passthrough: true\n");
     return start_phigate(yaml);
   }
@@ -254,6 +255,68 @@ TEST_F(PassthroughTest, SourceRangesAreEnforcedPerConnection) {
   EXPECT_TRUE(has(rec, "\"decision\":\"denied\"")) << rec;
 }
 
+// A trusted proxy (an L7 load balancer in front) stands for many clients, and an undecrypted
+// connection has no X-Forwarded-For: with source ranges in force and no PROXY header naming the
+// client, its connections are refused even when its own address is in the range.
+TEST_F(PassthroughTest, ATrustedProxyPeerWithoutAProxyHeaderIsNotTheClient) {
+  auto tls_up = start_tls_upstream("tls-backend");
+  auto plain_up = start_upstream("plain-backend");
+  write_manifests(tls_up, plain_up,
+                  "    nginx.ingress.kubernetes.io/whitelist-source-range: \"127.0.0.0/8\"\n");
+  {
+    auto pg = start(true);  // not trusted: the peer is the client, and it is in the range
+    EXPECT_EQ(curl_backend(pg).exit_code, 0) << pg.process.output();
+  }
+  ASSERT_EQ(tls_up.records().size(), 1u);
+  auto pg = start(true, "trusted_proxies: [127.0.0.1/32]\n");
+  EXPECT_NE(curl_backend(pg).exit_code, 0);
+  EXPECT_EQ(tls_up.records().size(), 1u);
+  const auto page = wait_metric(pg, "phigate_passthrough_connections_total{result=\"denied\"}", "1");
+  EXPECT_EQ(metric(page, "phigate_passthrough_connections_total{result=\"denied\"}"), "1") << page;
+}
+
+// Active health checks of a passthrough backend are TCP connects: an HTTP GET to a port that speaks
+// TLS would fail on every healthy endpoint and take the host down.
+TEST_F(PassthroughTest, ActiveHealthChecksOfAPassthroughBackendAreConnects) {
+  auto tls_up = start_tls_upstream("tls-backend");
+  auto plain_up = start_upstream("plain-backend");
+  write_manifests(tls_up, plain_up,
+                  "    phigate.io/health-check-path: /healthz\n"
+                  "    phigate.io/health-check-interval: 100ms\n");
+  auto pg = start(true);
+  std::string page;
+  for (int i = 0; i < 100; ++i) {
+    page = metrics(pg);
+    const auto probes = metric(page, "phigate_health_probes_total");
+    if (!probes.empty() && std::stod(probes) >= 5) break;
+    std::this_thread::sleep_for(50ms);
+  }
+  ASSERT_GE(std::stod(metric(page, "phigate_health_probes_total")), 5) << page;
+  EXPECT_EQ(metric(page, "phigate_health_probe_failures_total"), "0") << page;
+  EXPECT_EQ(metric(page, "phigate_health_endpoints{state=\"unhealthy\"}"), "0") << page;
+  EXPECT_EQ(curl_backend(pg).exit_code, 0) << pg.process.output();
+}
+
+// The decision is taken on the configuration current when the ClientHello is whole: a client that
+// connects, waits while a reload narrows the host's source ranges, then sends its hello is refused.
+TEST_F(PassthroughTest, AReloadBetweenAcceptAndHelloApplies) {
+  auto tls_up = start_tls_upstream("tls-backend");
+  auto plain_up = start_upstream("plain-backend");
+  write_manifests(tls_up, plain_up);
+  auto pg = start(true);
+  const auto go = dir_.path("go");
+  auto c = Process::start({"/usr/bin/python3", PHIGATE_PASSTHROUGH_CLIENT_SCRIPT, std::to_string(pg.https),
+                           "pass.example", backend_ca_.cert, "wait:" + go, "pass.example"});
+  ASSERT_TRUE(c.wait_for_line("connected", 10s)) << c.output();
+  const auto mark = pg.process.output().size();
+  write_manifests(tls_up, plain_up,
+                  "    nginx.ingress.kubernetes.io/whitelist-source-range: \"192.0.2.0/24\"\n");
+  ASSERT_TRUE(pg.process.wait_for_line("reloaded", 10s, mark)) << pg.process.output().substr(mark);
+  dir_.write("go", "");
+  EXPECT_NE(c.wait_exit(15s).value_or(-1), 0) << c.output();
+  EXPECT_TRUE(tls_up.records().empty());
+}
+
 TEST_F(PassthroughTest, AuthTlsWithPassthroughIsRefused) {
   auto tls_up = start_tls_upstream("tls-backend");
   auto plain_up = start_upstream("plain-backend");
@@ -266,6 +329,80 @@ TEST_F(PassthroughTest, AuthTlsWithPassthroughIsRefused) {
   EXPECT_TRUE(pg.process.wait_for_line("contradicts auth-tls", 5s)) << pg.process.output();
   EXPECT_NE(curl_backend(pg).exit_code, 0);
   EXPECT_TRUE(tls_up.records().empty());
+}
+
+// Attacker: an Ingress author in another namespace passes through a host another Ingress serves
+// (with its own policies). Refused: the host stays terminated and served by the other Ingress.
+TEST_F(PassthroughTest, AttackerCannotTakeOverAHostAnotherIngressServes) {
+  auto tls_up = start_tls_upstream("tls-backend");
+  auto plain_up = start_upstream("plain-backend");
+  write_manifests(tls_up, plain_up);
+  // The attacker's Ingress is younger than the victim's, in another namespace.
+  auto evil = read_file(dir_.path("manifests/pass.yaml"));
+  for (const std::string from : {"namespace: default", "2026-01-01"}) {
+    for (auto at = evil.find(from); at != std::string::npos; at = evil.find(from, at + 1)) {
+      evil.replace(at, from.size(), from == "2026-01-01" ? "2026-02-01" : "namespace: evil");
+    }
+  }
+  dir_.write("manifests/pass.yaml", evil);
+  dir_.write("manifests/victim.yaml",
+             service_yaml("portal", plain_up) + "---\n" + ingress_yaml("portal", "pass.example", "portal"));
+  auto pg = start(true);
+  EXPECT_TRUE(pg.process.wait_for_line("also served by Ingress default/portal", 5s)) << pg.process.output();
+  EXPECT_NE(curl_backend(pg).exit_code, 0);  // phigate's certificate, not the backend's: terminated
+  // Served, terminated, by the victim's Ingress (phigate's default certificate: -k).
+  const auto r = run({"curl", "-sS", "-k", "--http1.1", "-o", "/dev/null", "-w", "%{http_code}", "--resolve",
+                      "pass.example:" + std::to_string(pg.https) + ":127.0.0.1",
+                      "https://pass.example:" + std::to_string(pg.https) + "/"});
+  EXPECT_EQ(r.out, "200") << r.err;
+  EXPECT_TRUE(tls_up.records().empty());
+  ASSERT_EQ(plain_up.records().size(), 1u);
+}
+
+// Nothing is spliced that cannot be audited: while the audit writer fails (the disk refuses writes),
+// a passthrough connection is refused before any byte reaches the backend.
+TEST_F(PassthroughTest, AuditFailingRefusesPassthroughConnections) {
+  auto tls_up = start_tls_upstream("tls-backend");
+  auto plain_up = start_upstream("plain-backend");
+  write_manifests(tls_up, plain_up);
+  auto pg = start(true, "", ", flush_interval: 50ms");
+  // As AuditTest.DiskRefusingWrites…: grow the segment past the log's size, then limit file sizes.
+  std::string open_segment;
+  for (const auto& e : std::filesystem::directory_iterator(dir_.path("audit"))) {
+    if (e.path().extension() == ".open") open_segment = e.path();
+  }
+  ASSERT_FALSE(open_segment.empty());
+  const auto log_size = [&] { return std::filesystem::file_size(pg.process.output_path()); };
+  for (int i = 0; i < 200 && std::filesystem::file_size(open_segment) < 4 * log_size() + 8192; ++i) {
+    ASSERT_EQ(code(pg, "app.example"), "200");
+  }
+  std::uintmax_t size = 0;
+  for (int i = 0; i < 50 && size != std::filesystem::file_size(open_segment); ++i) {
+    size = std::filesystem::file_size(open_segment);
+    std::this_thread::sleep_for(100ms);
+  }
+  const auto pid = std::to_string(pg.process.pid());
+  auto lim = run({"prlimit", "--pid", pid, "--fsize=" + std::to_string(size) + ":"});
+  ASSERT_EQ(lim.exit_code, 0) << lim.err;
+  const auto mark = pg.process.output().size();
+  std::string seen;
+  for (int i = 0; i < 100 && seen != "503"; ++i) seen = code(pg, "app.example");
+  ASSERT_EQ(seen, "503");
+  ASSERT_TRUE(pg.process.wait_for_line("failing closed", 5s, mark)) << pg.process.output();
+  EXPECT_NE(curl_backend(pg).exit_code, 0);
+  EXPECT_TRUE(tls_up.records().empty());
+  const auto page =
+      wait_metric(pg, "phigate_passthrough_connections_total{result=\"audit_unavailable\"}", "1");
+  EXPECT_EQ(metric(page, "phigate_passthrough_connections_total{result=\"audit_unavailable\"}"), "1") << page;
+  EXPECT_EQ(metric(page, "phigate_passthrough_connections_total{result=\"spliced\"}"), "0") << page;
+  lim = run({"prlimit", "--pid", pid, "--fsize=unlimited:"});
+  ASSERT_EQ(lim.exit_code, 0) << lim.err;
+  // Recovered: spliced again.
+  std::string back;
+  for (int i = 0; i < 100 && back != "200"; ++i) back = code(pg, "app.example");
+  EXPECT_EQ(back, "200");
+  EXPECT_EQ(curl_backend(pg).exit_code, 0);
+  EXPECT_EQ(tls_up.records().size(), 1u);
 }
 
 }  // namespace

@@ -4,6 +4,7 @@
 usage: passthrough_client.py PORT SNI CAFILE MODE HOST
   whole  the ClientHello in one send
   tiny   the ClientHello in 1-byte sends (TCP_NODELAY)
+  wait:PATH  connect, print "connected", wait (at most 10 s) until PATH exists, then as whole
 The server's certificate must chain to CAFILE (the backend's own CA: phigate's certificates are
 issued by another), the host name is not checked (SNI may be upper-case or end with a dot).
 Then one GET / with Host: HOST. Prints the response head (status line first), an empty line, then the body.
@@ -21,6 +22,13 @@ ctx.load_verify_locations(cafile)
 ctx.set_alpn_protocols(["http/1.1"])
 sock = socket.create_connection(("127.0.0.1", port), timeout=10)
 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+if mode.startswith("wait:"):
+    import os
+    import time
+    print("connected", flush=True)
+    deadline = time.monotonic() + 10
+    while not os.path.exists(mode[5:]) and time.monotonic() < deadline:
+        time.sleep(0.01)
 inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
 tls = ctx.wrap_bio(inc, out, server_hostname=sni)
 

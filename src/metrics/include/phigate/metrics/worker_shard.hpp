@@ -89,9 +89,16 @@ struct alignas(64) WorkerShard {
   /// How a passthrough connection went: phigate_passthrough_connections_total{result}
   /// (kPassthroughResultNames, same order). One per connection whose ClientHello named a
   /// passthrough host.
-  enum class PassthroughResult : std::uint8_t { Spliced, Denied, NoEndpoint, ConnectFailed, Count };
+  enum class PassthroughResult : std::uint8_t {
+    Spliced,
+    Denied,
+    NoEndpoint,
+    ConnectFailed,
+    AuditUnavailable,
+    Count
+  };
   static constexpr const char* kPassthroughResultNames[] = {"spliced", "denied", "no_endpoint",
-                                                            "connect_failed"};
+                                                            "connect_failed", "audit_unavailable"};
   std::array<Counter, static_cast<std::size_t>(PassthroughResult::Count)> passthrough;
   Counter passthrough_bytes_to_upstream;
   Counter passthrough_bytes_to_client;
