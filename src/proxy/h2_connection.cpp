@@ -1189,6 +1189,10 @@ net::awaitable<std::optional<Error>> H2Stream::relay_response(const upstream::Ti
       }
       c_.worker_.stats().count_response(status);
       facts_.upstream_first_byte = Clock::now() - up_sent_;
+      // No attempt can use a buffered body once an answer is accepted for the client: its memory
+      // and budget share go back now, not after the relay (a slow reader would hold them).
+      body_hold_.release();
+      std::string().swap(body_);
       const bool end = st == RS::Complete && body.empty() && rd.trailers().empty();
       const auto extra = set_cookie_.empty() ? extra_fields_ : std::string_view(set_cookie_);
       if (!req_->response_fields.empty() || req_->edits.any()) {

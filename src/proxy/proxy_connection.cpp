@@ -614,6 +614,10 @@ net::awaitable<std::optional<Error>> ProxyConnection::relay_response(InFlight& f
       worker_.stats().count_response(status);
       f.status = status;
       f.facts.upstream_first_byte = Clock::now() - f.up_sent;
+      // No attempt can use a buffered body once an answer is accepted for the client: its memory
+      // and budget share go back now, not after the relay (a slow reader would hold them).
+      f.body_hold.release();
+      std::string().swap(f.body);
     }
     if (st == RS::Complete || out_.size() >= kFlushBytes) {
       const auto ec = co_await flush_client(f);

@@ -424,6 +424,29 @@ TEST_F(BufferingTest, BufferedIdempotentRequestIsRetriedWithItsBody) {
 
 // client-body-buffer-size without proxy-request-buffering: "on" changes nothing (a warning); an
 // invalid one fails the Ingress closed naming the field.
+// Attack (review F3): a buffered request whose answer the client reads slowly must not hold its
+// buffered body, and its share of the worker's budget, for the whole relay.
+TEST_F(BufferingTest, Attack_SlowReaderDoesNotHoldTheBudgetDuringTheRelay) {
+  auto pg = start(std::string(kN) + "proxy-request-buffering: \"on\"\n");
+  const auto file = dir_.write("upload.bin", pattern(8000));  // --limit-rate paces the upload too
+  auto c =
+      Process::start({"curl", "-sk", "--http1.1", "--limit-rate", "10k", "-o", "/dev/null", "--resolve",
+                      "app.example:" + std::to_string(pg.https) + ":127.0.0.1", "--data-binary", "@" + file,
+                      "https://app.example:" + std::to_string(pg.https) + "/b?bytes=50000000"});
+  for (int i = 0; i < 500 && requests().empty(); ++i) std::this_thread::sleep_for(20ms);
+  ASSERT_EQ(requests().size(), 1u);
+  std::string held;
+  for (int i = 0; i < 100; ++i) {
+    held = metric(metrics(pg), "phigate_request_buffer_bytes");
+    if (held == "0") break;
+    std::this_thread::sleep_for(50ms);
+  }
+  EXPECT_TRUE(c.running()) << "the relay must still be going on";
+  EXPECT_EQ(held, "0");
+  ASSERT_TRUE(c.send_signal(SIGTERM));
+  c.wait_exit(5s);
+}
+
 TEST_F(BufferingTest, BufferSizeAloneWarnsAndInvalidFailsClosed) {
   auto pg = start(std::string(kN) + "client-body-buffer-size: \"1k\"\n");
   EXPECT_NE(pg.process.output().find("client-body-buffer-size"), std::string::npos);
