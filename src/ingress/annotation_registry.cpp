@@ -418,7 +418,10 @@ constexpr auto kRegistry = std::to_array<AnnotationInfo>({
               "with Content-Length (chunked uploads too); a body over client-body-buffer-size gets 413, one "
               "over the worker's limits.request_buffer_worker_bytes 503; \"off\": streamed (no change)",
               "phigate streams unless \"on\" is given (ingress-nginx buffers by default); no disk spill; "
-              "chunked trailers are dropped; gRPC backends are never buffered (a warning says so)"),
+              "chunked trailers are dropped; gRPC backends are never buffered (a warning says so); the "
+              "request is decided again, under the configuration current then, once its body is whole; as "
+              "in nginx, a buffered idempotent request (PUT, DELETE) is resent to the next endpoint after "
+              "an error or timeout (proxy-next-upstream), where a streamed one never is"),
     supported("proxy-send-timeout",
               [](std::string_view v, Context& c) { return parse_timeout(v, c.policy.send_timeout); },
               "timeouts", "time between two writes to a backend", kTimeoutDifference),

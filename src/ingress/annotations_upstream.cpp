@@ -74,6 +74,7 @@ std::string parse_nginx_size(std::string_view v, std::uint64_t& out) {
 std::string parse_client_body_buffer_size(std::string_view v, AnnotationContext& c) {
   std::uint64_t n = 0;
   auto why = parse_nginx_size(v, n);
+  if (why.empty() && n == 0) why = "must be more than 0 (a bound of 0 would refuse every request body)";
   if (why.empty()) c.policy.body_buffer_bytes = n;
   return why;
 }

@@ -43,6 +43,10 @@ namespace {
 
 constexpr TimePoint kNever = TimePoint::max();
 constexpr std::size_t kWriteBytes = 64 * 1024;  // frames taken from the codec per client write
+// proxy-request-buffering: one HTTP/2 connection's streams hold at most an eighth of the worker's
+// budget together (or one request's bound, when that is more): a connection cannot shed every other
+// client's uploads on its own.
+constexpr std::uint64_t kConnectionShareDivisor = 8;
 
 http::H2Options h2_options(const config::Config& cfg) {
   http::H2Options o;
@@ -112,6 +116,8 @@ class H2Connection : public std::enable_shared_from_this<H2Connection> {
   SnapshotPtr snap_;  // the connection's (codec options); each stream pins its own
   http::H2ServerSession codec_;
   std::unordered_map<std::int32_t, std::shared_ptr<H2Stream>> streams_;
+  // proxy-request-buffering: what this connection's streams hold of the worker's budget together.
+  ConnShare buffer_share_;
   std::vector<std::shared_ptr<H2Stream>> starting_;  // Request seen in this batch of events
   std::vector<http::FieldRef> field_refs_;           // a stream's response head on its way to the codec
   net::asio::steady_timer writer_wake_;
@@ -187,6 +193,10 @@ class H2Stream final : public ClientStream {
   /// proxy-request-buffering: the whole body into body_ within the request's bound (else 413)
   /// and the worker's budget (else 503, shed), under the body timeouts.
   net::awaitable<std::optional<Error>> buffer_body();
+  /// Runs the phases under the worker's current snapshot (re-pinned into snap_) for head_: fills
+  /// req_ and the audit facts; a Decision to answer, or nullopt to proxy.
+  PhaseResult decide();
+  void answer(const Decision& decision);
   void body_forwarded(std::size_t n) noexcept override {
     if (closed_ || n == 0) return;
     c_.codec_.consume(id_, n);  // the client gets the window back only for bytes that went on
@@ -950,14 +960,10 @@ net::awaitable<void> H2Stream::end_early() {
   c_.wake_writer();
 }
 
-net::awaitable<void> H2Stream::serve() {
-  auto& worker = c_.worker_;
-  facts_.h2_stream = id_;
-  facts_.start = std::chrono::system_clock::now();
-  started_ = Clock::now();
-  core::make_request_id(worker.rng(), request_id_);
+PhaseResult H2Stream::decide() {
   // Pinned for this stream: routes and clusters come from one generation, whatever reloads do
   // while it runs (each stream pins its own, as each HTTP/1.1 request does).
+  auto& worker = c_.worker_;
   snap_ = worker.snapshot();
   const auto& snap = *snap_;
   auto& pc = c_.c_;
@@ -980,6 +986,10 @@ net::awaitable<void> H2Stream::serve() {
   view.https_port = worker.https_port();
   view.random = static_cast<std::uint32_t>(worker.rng().next());
   auto decision = run_phases(r, snap, view);
+  // A second decision (after a buffered body) starts from nothing of the first one's snapshot.
+  facts_.route = {};
+  facts_.ingress = {};
+  facts_.canary = {};
   facts_.host = r.host_norm;
   facts_.target = r.target.empty() ? std::string_view(r.head.target) : std::string_view(r.target);
   facts_.rewritten = !r.upstream_target.empty();
@@ -991,16 +1001,33 @@ net::awaitable<void> H2Stream::serve() {
     if (r.canary && r.route->canary) facts_.canary = r.route->canary->ingress;
   }
   extra_fields_ = r.hsts ? snap.hsts_field : std::string_view{};
+  facts_.outcome = decision ? decision->outcome : Outcome::Proxied;
+  return decision;
+}
+
+void H2Stream::answer(const Decision& decision) {
+  auto& r = *req_;
+  if (is_redirect(decision) && !grpc_request_) {
+    const int status = decision_status(decision);
+    local_reply(status, redirect_body(decision), r.location);
+  } else if (is_preflight(decision)) {
+    local_reply(204, {}, {}, r.response_fields);
+  } else {
+    reply_error(decision.error);
+  }
+}
+
+net::awaitable<void> H2Stream::serve() {
+  auto& worker = c_.worker_;
+  facts_.h2_stream = id_;
+  facts_.start = std::chrono::system_clock::now();
+  started_ = Clock::now();
+  core::make_request_id(worker.rng(), request_id_);
+  auto decision = decide();
+  const auto& snap = *snap_;
+  auto& r = *req_;
   if (decision) {
-    facts_.outcome = decision->outcome;
-    if (is_redirect(*decision) && !grpc_request_) {
-      const int status = decision_status(*decision);
-      local_reply(status, redirect_body(*decision), r.location);
-    } else if (is_preflight(*decision)) {
-      local_reply(204, {}, {}, r.response_fields);
-    } else {
-      reply_error(decision->error);
-    }
+    answer(*decision);
     co_await end_early();
     co_return;
   }
@@ -1072,20 +1099,25 @@ net::awaitable<std::optional<Error>> H2Stream::buffer_body() {
   };
   const auto bound = lim.body_bytes != 0 ? std::min(lim.body_bytes, lim.buffer_bytes) : lim.buffer_bytes;
   buffered_ = true;
-  if (head_.content_length) {
-    // The announced length up front (the body-size phase refused one over the bound).
-    if (!body_hold_.grow_to(stats.request_buffer_bytes, *head_.content_length, budget)) co_return shed();
-    body_.reserve(*head_.content_length);
-  }
+  // Nothing is charged for an announced length: memory is allocated, and charged, as bytes arrive
+  // (review F1); and the connection's streams together hold at most their share of the budget.
+  auto most = bound;
+  if (head_.content_length) most = std::min(most, *head_.content_length);
+  auto& share = c_.buffer_share_;
+  share.limit = std::max(snap_->config->limits.request_buffer_bytes, budget / kConnectionShareDivisor);
   // Bounded: each round takes received bytes (at most the stream's window) or ends.
+  std::string piece;
   for (bool done = false; !done;) {
-    const auto before = body_.size();
-    if (auto err = co_await read_body(body_, done)) co_return err;
-    if (body_.size() > bound)
+    piece.clear();
+    if (auto err = co_await read_body(piece, done)) co_return err;
+    if (body_.size() + piece.size() > bound)
       co_return Error::downstream(ErrorKind::BodyTooLarge, "request body over the limit");
-    if (!body_hold_.grow_to(stats.request_buffer_bytes, body_.size(), budget)) co_return shed();
+    if (!make_body_room(body_, body_.size() + piece.size(), most, body_hold_, stats.request_buffer_bytes,
+                        budget, &share))
+      co_return shed();
+    body_.append(piece);
     // The window comes back only as bytes are held (they count against the budget from now).
-    body_forwarded(body_.size() - before);
+    body_forwarded(piece.size());
   }
   co_return std::nullopt;
 }
@@ -1251,6 +1283,44 @@ upstream::Pick H2Stream::begin_attempt(AttemptPlan& plan, const upstream::Cluste
 net::awaitable<void> H2Stream::forward_h1() {
   auto& worker = c_.worker_;
   auto& pc = c_.c_;
+  const auto* cr = closed_ ? nullptr : c_.codec_.request(id_);
+  const std::uint64_t received = cr != nullptr ? cr->body_bytes : 0;
+  const auto too_large = [&] {
+    const auto err = Error::downstream(ErrorKind::BodyTooLarge, "request body over the limit");
+    facts_.outcome = core::outcome_of(err);
+    reply_error(err);
+  };
+  if (const auto limit = req_->limits.body_bytes; limit != 0 && end_ && received > limit) {
+    too_large();
+    co_return;
+  }
+  // proxy-request-buffering: "on": the whole body first, before any upstream is chosen or
+  // connected; it then goes with Content-Length (its trailers dropped).
+  if (req_->limits.buffer_body && (!end_ || received != 0)) {
+    if (auto err = co_await buffer_body()) {
+      facts_.outcome = core::outcome_of(*err);
+      reply_error(*err);
+      co_return;
+    }
+    // Reading the body can take minutes: the request goes on under the configuration, the audit
+    // log's health and the endpoints current now, not those of when its head came (review F2).
+    if (auto decision = decide()) {
+      answer(*decision);
+      co_return;
+    }
+    const auto& lim = req_->limits;
+    if ((lim.body_bytes != 0 && body_.size() > lim.body_bytes) ||
+        (lim.buffer_body && body_.size() > lim.buffer_bytes)) {
+      too_large();
+      co_return;
+    }
+    if (snap_->clusters[req_->cluster].grpc) {
+      const auto err = Error::downstream(ErrorKind::Unavailable, "grpc backend needs an HTTP/2 client");
+      facts_.outcome = core::outcome_of(err);
+      reply_error(err);
+      co_return;
+    }
+  }
   auto& r = *req_;
   auto& head = r.head;
   const auto& cluster = snap_->clusters[r.cluster];
@@ -1263,24 +1333,6 @@ net::awaitable<void> H2Stream::forward_h1() {
   http::set_forwarding_headers(head.headers, {pc.peer_ip_, pc.peer_trusted(), "https", r.host, pc.local_port_,
                                               request_id_, r.client_ip});
   const auto upstream_target = prepare_upstream_head(r, head.headers);
-  const auto* cr = closed_ ? nullptr : c_.codec_.request(id_);
-  const std::uint64_t received = cr != nullptr ? cr->body_bytes : 0;
-  const auto limit = r.limits.body_bytes;
-  if (limit != 0 && end_ && received > limit) {
-    const auto err = Error::downstream(ErrorKind::BodyTooLarge, "request body over the limit");
-    facts_.outcome = core::outcome_of(err);
-    reply_error(err);
-    co_return;
-  }
-  // proxy-request-buffering: "on": the whole body first, before any upstream is chosen or
-  // connected; it then goes with Content-Length (its trailers dropped).
-  if (r.limits.buffer_body && (!end_ || received != 0)) {
-    if (auto err = co_await buffer_body()) {
-      facts_.outcome = core::outcome_of(*err);
-      reply_error(*err);
-      co_return;
-    }
-  }
   const auto framing = buffered_ ? http::Framing{http::Framing::Kind::ContentLength, body_.size()}
                                  : http::h1_request_framing(head, end_, received);
   const bool has_body = framing.kind != http::Framing::Kind::None;

@@ -99,7 +99,12 @@ class ProxyConnection final : public ConnectionCore, private upstream::Deadline 
   /// One request/response exchange. True when the connection may carry on.
   net::awaitable<bool> serve_one(InFlight& f);
   /// Forwards the request through its route's cluster and streams the response back.
+  /// Runs the phases under the worker's current snapshot (re-pinned) for f's head: fills f.req and
+  /// its audit facts; a Decision to answer, or nullopt to proxy.
+  PhaseResult decide(InFlight& f);
+  net::awaitable<bool> answer(InFlight& f, const Decision& decision);
   net::awaitable<bool> proxy_request(InFlight& f);
+  net::awaitable<bool> forward_request(InFlight& f);
   net::awaitable<std::optional<core::Error>> send_request(InFlight& f, const upstream::Timeouts& t);
   /// proxy-request-buffering: reads the whole body into f.body (de-chunked) within the request's
   /// bound (else 413) and the worker's budget (else 503, shed), under the body timeouts.

@@ -103,6 +103,32 @@ class BufferingTest : public AuditTest {
     const auto at = r.out.find(key);
     return at == std::string::npos ? std::string() : r.out.substr(at + key.size(), 3);
   }
+  /// Polls /metrics until `sample` is at least `least` (bounded: ~5 s), returns the last page.
+  std::string wait_metric_at_least(const Phigate& pg, const std::string& sample, long long least) {
+    std::string page;
+    for (int i = 0; i < 200; ++i) {
+      page = metrics(pg);
+      if (std::stoll("0" + metric(page, sample)) >= least) break;
+      std::this_thread::sleep_for(25ms);
+    }
+    return page;
+  }
+  /// Sends a buffered POST's head with Expect: 100-continue and waits for the 100: phigate is then
+  /// reading its body (the budget was checked before).
+  void start_upload(TlsClient& c, const std::string& path, std::size_t length) {
+    ASSERT_TRUE(c.write("POST " + path + " HTTP/1.1\r\nHost: app.example\r\nContent-Length: " +
+                        std::to_string(length) + "\r\nExpect: 100-continue\r\n\r\n"));
+    const auto r = c.read_until("\r\n\r\n", 5s);
+    ASSERT_TRUE(r) << c.error();
+    ASSERT_EQ(r->rfind("HTTP/1.1 100", 0), 0u) << *r;
+  }
+  /// tests/h2/h2_attack.py --mode held_uploads in the background (its JSON line when it ends).
+  Process held_uploads(const Phigate& pg, int streams, std::size_t size, std::size_t partial, int seconds) {
+    return Process::start({"/usr/bin/python3", PHIGATE_H2_ATTACK_SCRIPT, "--mode", "held_uploads", "--port",
+                           std::to_string(pg.https), "--count", std::to_string(streams), "--size",
+                           std::to_string(size), "--partial", std::to_string(partial), "--settle",
+                           std::to_string(seconds)});
+  }
   void expect_budget_back(const Phigate& pg) {
     const auto page = wait_metric(pg, "phigate_request_buffer_bytes", "0");
     EXPECT_EQ(metric(page, "phigate_request_buffer_bytes"), "0") << page;
@@ -276,16 +302,17 @@ TEST_F(BufferingTest, WorkerBudgetShedsWith503AndComesBack) {
   auto pg = start(kOn, "limits: { request_buffer_worker_bytes: 100000 }\n");
   const auto body = pattern(60000);
   auto slow = client(pg);
+  // Bytes are held as they arrive (an announced length costs nothing): 59,000 of 60,000 sent.
   ASSERT_TRUE(slow.write("POST /b/slow HTTP/1.1\r\nHost: app.example\r\nContent-Length: 60000\r\n\r\n" +
-                         body.substr(0, 1000)));
-  auto page = wait_metric(pg, "phigate_request_buffer_bytes", "60000");
-  ASSERT_EQ(metric(page, "phigate_request_buffer_bytes"), "60000") << page;
+                         body.substr(0, 59000)));
+  auto page = wait_metric_at_least(pg, "phigate_request_buffer_bytes", 59000);
+  ASSERT_GE(std::stoll("0" + metric(page, "phigate_request_buffer_bytes")), 59000) << page;
   const auto file = dir_.write("body.bin", body);
   const auto shed = curl(
       pg, {"-o", "/dev/null", "-w", "%{http_code}", "--data-binary", "@" + file, https_url(pg, "/b/shed")});
   EXPECT_EQ(shed.out, "503") << shed.err;
   EXPECT_EQ(nghttp_post_status(pg, "/b/shed2", body), "503");
-  ASSERT_TRUE(slow.write(body.substr(1000)));
+  ASSERT_TRUE(slow.write(body.substr(59000)));
   const auto r = slow.read_http_response(5s);
   ASSERT_TRUE(r) << slow.error();
   EXPECT_EQ(r->status, 200);
@@ -312,8 +339,9 @@ TEST_F(BufferingTest, Attack_SlowBodyTimesOutAndGivesTheBudgetBack) {
   auto c = client(pg);
   ASSERT_TRUE(
       c.write("POST /b/slowloris HTTP/1.1\r\nHost: app.example\r\nContent-Length: 50000\r\n\r\nxxxx"));
-  auto page = wait_metric(pg, "phigate_request_buffer_bytes", "50000");
-  EXPECT_EQ(metric(page, "phigate_request_buffer_bytes"), "50000") << page;
+  // What arrived is held (in the first allocation's size), not the announced 50,000.
+  auto page = wait_metric(pg, "phigate_request_buffer_bytes", "4096");
+  EXPECT_EQ(metric(page, "phigate_request_buffer_bytes"), "4096") << page;
   const auto r = c.read_http_response(5s);
   ASSERT_TRUE(r) << c.error();
   EXPECT_EQ(r->status, 408);
@@ -459,6 +487,107 @@ TEST_F(BufferingTest, BufferSizeAloneWarnsAndInvalidFailsClosed) {
   EXPECT_NE(pg.process.output().find("client-body-buffer-size", mark), std::string::npos);
   const auto closed = curl(pg, {"-o", "/dev/null", "-w", "%{http_code}", https_url(pg, "/b/x")});
   EXPECT_EQ(closed.out, "503") << closed.err;
+}
+
+// Attack (review F1): an announced Content-Length costs the client nothing to send, so it must
+// cost phigate nothing either. Two stalled uploads announcing 60 KB each, on a 100 KB budget,
+// leave it to everyone else (before the fix, the second was shed at once, and so was the next).
+TEST_F(BufferingTest, Attack_AnnouncedLengthsHoldNothing) {
+  auto pg = start(kOn, "limits: { request_buffer_worker_bytes: 100000 }\n");
+  auto a = client(pg);
+  auto b = client(pg);
+  start_upload(a, "/b/stalled-a", 60000);
+  start_upload(b, "/b/stalled-b", 60000);
+  EXPECT_EQ(metric(metrics(pg), "phigate_request_buffer_bytes"), "0");
+  const auto file = dir_.write("small.bin", pattern(10000));
+  const auto ok = curl(
+      pg, {"-o", "/dev/null", "-w", "%{http_code}", "--data-binary", "@" + file, https_url(pg, "/b/served")});
+  EXPECT_EQ(ok.out, "200") << ok.err;
+  EXPECT_EQ(metric(metrics(pg), "phigate_request_buffer_shed_total"), "0");
+  a.close();
+  b.close();
+  const auto reqs = requests();
+  ASSERT_EQ(reqs.size(), 1u);
+  EXPECT_EQ(json_field(reqs[0], "target"), "/b/served");
+  expect_budget_back(pg);
+}
+
+// The same over HTTP/2: streams announcing content-length and sending nothing hold nothing.
+TEST_F(BufferingTest, Attack_Http2AnnouncedLengthsHoldNothing) {
+  auto pg = start(kOn, "limits: { request_buffer_worker_bytes: 100000 }\n");
+  auto attack = held_uploads(pg, 2, 60000, 0, 4);
+  auto page = wait_metric(pg, "phigate_h2_streams_open", "2");
+  ASSERT_EQ(metric(page, "phigate_h2_streams_open"), "2") << page;
+  EXPECT_EQ(nghttp_post_status(pg, "/b/served", pattern(10000)), "200");
+  ASSERT_TRUE(attack.wait_for_line("{", 15s)) << attack.output();
+  const auto line = attack.output();
+  EXPECT_EQ(json_field(line, "answered"), "0") << line;
+  EXPECT_EQ(metric(metrics(pg), "phigate_request_buffer_shed_total"), "0");
+}
+
+// Attack (review F1): one HTTP/2 connection's streams hold at most their connection's share of the
+// worker's budget (an eighth, or one request's bound when that is more): here 50 KB of 400 KB. The
+// fourth 15 KB stream is shed with 503, while another connection's upload is still served.
+TEST_F(BufferingTest, Attack_OneHttp2ConnectionHoldsOnlyItsShare) {
+  auto pg = start(kOn, "limits: { request_buffer_bytes: 20000, request_buffer_worker_bytes: 400000 }\n");
+  auto attack = held_uploads(pg, 4, 19000, 15000, 4);
+  auto page = wait_metric(pg, "phigate_request_buffer_shed_total", "1");
+  ASSERT_EQ(metric(page, "phigate_request_buffer_shed_total"), "1") << page << attack.output();
+  EXPECT_GE(std::stoll("0" + metric(page, "phigate_request_buffer_bytes")), 45000) << page;
+  EXPECT_LE(std::stoll("0" + metric(page, "phigate_request_buffer_bytes")), 50000) << page;
+  EXPECT_EQ(nghttp_post_status(pg, "/b/other-connection", pattern(15000)), "200");
+  ASSERT_TRUE(attack.wait_for_line("{", 15s)) << attack.output();
+  const auto line = attack.output();
+  EXPECT_EQ(json_field(line, "answered"), "1") << line;
+  EXPECT_EQ(json_field(line, "status_5xx"), "1") << line;
+  expect_budget_back(pg);
+}
+
+// Review F2: a buffered body can take minutes to arrive; the request then goes on under the
+// configuration current when it is whole. An allowlist narrowed meanwhile refuses it (403, the
+// backend never hears of it), and a Service moved to another backend gets it there.
+TEST_F(BufferingTest, Attack_AccessWithdrawnWhileTheBodyArrivesIsRefused) {
+  auto pg = start(kOn + kN + "whitelist-source-range: \"127.0.0.0/8\"\n");
+  const auto body = pattern(20000);
+  auto c = client(pg);
+  start_upload(c, "/b/revoked", body.size());
+  ASSERT_TRUE(c.write(body.substr(0, 10000)));
+  const auto mark = pg.process.output().size();
+  dir_.write("manifests/ingress.yaml", ingresses(kOn + kN + "whitelist-source-range: \"10.0.0.0/8\"\n"));
+  ASSERT_TRUE(pg.process.wait_for_line("reloaded", 10s, mark)) << pg.process.output().substr(mark);
+  ASSERT_TRUE(c.write(body.substr(10000)));
+  const auto r = c.read_http_response(5s);
+  ASSERT_TRUE(r) << c.error();
+  EXPECT_EQ(r->status, 403);
+  EXPECT_TRUE(requests().empty());
+  expect_budget_back(pg);
+  const auto recs = stop_and_read_audit(pg);
+  const auto rec = find(recs, "\"/b/revoked\"");
+  EXPECT_TRUE(has(rec, "\"status_code\":403")) << rec;
+  EXPECT_TRUE(has(rec, "\"decision\":\"denied\"")) << rec;
+}
+
+TEST_F(BufferingTest, Attack_EndpointsMovedWhileTheBodyArrivesAreFollowed) {
+  auto other = start_upstream("other");
+  auto pg = start(kOn);
+  const auto body = pattern(20000);
+  auto c = client(pg);
+  start_upload(c, "/b/moved", body.size());
+  ASSERT_TRUE(c.write(body.substr(0, 10000)));
+  const auto mark = pg.process.output().size();
+  dir_.write("manifests/services.yaml", service_yaml("svc-main", other));
+  ASSERT_TRUE(pg.process.wait_for_line("reloaded", 10s, mark)) << pg.process.output().substr(mark);
+  ASSERT_TRUE(c.write(body.substr(10000)));
+  const auto r = c.read_http_response(5s);
+  ASSERT_TRUE(r) << c.error();
+  EXPECT_EQ(r->status, 200);
+  EXPECT_TRUE(requests().empty()) << "the old endpoint must not get it";
+  std::vector<std::string> got;
+  for (auto& line : other.records()) {
+    if (!json_field(line, "method").empty()) got.push_back(std::move(line));
+  }
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(json_field(got[0], "body_sha256"), sha256_hex(body));
 }
 
 }  // namespace

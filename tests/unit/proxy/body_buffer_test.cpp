@@ -99,5 +99,62 @@ TEST(BufferingPhases, ContentLengthOverTheBound_413BeforeAnyByteIsRead) {
   EXPECT_FALSE(f.run(101));
 }
 
+// One HTTP/2 connection's streams share a cap of their own: a stream that would take the
+// connection past it is shed although the worker's budget has room; releases give the share back.
+TEST(BodyHold, AConnectionShareCapsItsStreamsTogether) {
+  metrics::Gauge held;
+  ConnShare share{.held = 0, .limit = 500};
+  BodyHold a;
+  BodyHold b;
+  EXPECT_TRUE(a.grow_to(held, 300, 10000, &share));
+  EXPECT_FALSE(b.grow_to(held, 201, 10000, &share));  // 300 + 201 > 500
+  EXPECT_EQ(held.get(), 300);
+  EXPECT_TRUE(b.grow_to(held, 200, 10000, &share));
+  EXPECT_EQ(share.held, 500u);
+  EXPECT_FALSE(a.grow_to(held, 250, 10000));  // a hold is tied to its share (else it would be "true")
+  a.release();
+  EXPECT_EQ(share.held, 200u);
+  EXPECT_EQ(held.get(), 200);
+  {
+    BodyHold moved = std::move(b);
+    EXPECT_EQ(share.held, 200u);
+  }
+  EXPECT_EQ(share.held, 0u);
+  EXPECT_EQ(held.get(), 0);
+}
+
+// Review F4: what is charged is the memory the body holds (its capacity), grown as bytes arrive,
+// at least doubling and never past the most the body may hold; a 1-byte-at-a-time chunked body
+// never holds more than it is charged for.
+TEST(BodyRoom, TheHoldIsTheCapacityGrownAsBytesArrive) {
+  metrics::Gauge held;
+  BodyHold hold;
+  std::string body;
+  ASSERT_TRUE(make_body_room(body, 10, 100000, hold, held, 1000000));
+  EXPECT_EQ(hold.bytes(), kBodyFirstBytes);
+  EXPECT_GE(body.capacity(), kBodyFirstBytes);
+  for (int i = 0; i < 99999; ++i) {
+    ASSERT_TRUE(make_body_room(body, body.size() + 1, 100000, hold, held, 1000000));
+    const auto cap = body.capacity();
+    body.push_back('x');
+    ASSERT_EQ(body.capacity(), cap) << "appended within the room made";
+    ASSERT_GE(hold.bytes(), body.capacity());
+  }
+  EXPECT_EQ(hold.bytes(), 100000u);  // capped at the most, not the next doubling (131072)
+  EXPECT_EQ(static_cast<std::uint64_t>(held.get()), hold.bytes());
+}
+
+TEST(BodyRoom, ShedWhenTheBudgetIsSpentAndNothingChanges) {
+  metrics::Gauge held;
+  BodyHold other;
+  ASSERT_TRUE(other.grow_to(held, 9000, 10000));
+  BodyHold hold;
+  std::string body = "abc";
+  EXPECT_FALSE(make_body_room(body, 5000, 100000, hold, held, 10000));  // 5000 > the 1000 left
+  EXPECT_EQ(body, "abc");
+  EXPECT_EQ(hold.bytes(), 0u);
+  EXPECT_EQ(held.get(), 9000);
+}
+
 }  // namespace
 }  // namespace phigate::proxy::detail
