@@ -163,6 +163,26 @@ void backend_tls(CompiledPolicy& out, config::Diagnostics& diag) {
   }
 }
 
+/// client-body-buffer-size over limits.request_buffer_bytes is capped there (the proxy takes the
+/// smaller): said once per Ingress, since its owner may count on the larger bound.
+void request_buffer_caps(const CompiledPolicy& out, config::Diagnostics& diag) {
+  const auto cap = out.config.limits.request_buffer_bytes;
+  std::unordered_set<const config::RoutePolicy*> seen;
+  for (const auto& r : out.config.routes) {
+    for (const auto& p : r.paths) {
+      const auto* pol = p.policy.get();
+      if (pol == nullptr || !pol->request_buffering || !pol->body_buffer_bytes ||
+          *pol->body_buffer_bytes <= cap || !seen.insert(pol).second)
+        continue;
+      diag.warning(p.where.file, p.where.line, "metadata.annotations.client-body-buffer-size",
+                   std::to_string(*pol->body_buffer_bytes) +
+                       " bytes is over limits.request_buffer_bytes: capped to " + std::to_string(cap) +
+                       " (larger bodies get 413)",
+                   pol->resource);
+    }
+  }
+}
+
 /// Client-certificate and cipher settings are per host (ingress-nginx applies them to the server
 /// block): the first Ingress in precedence order that sets them for a host decides. A later one
 /// asking for different settings on that host fails closed rather than being served under
@@ -439,6 +459,7 @@ CompiledPolicy compile(config::Config config, config::Diagnostics& diag, ingress
   out.host_policies = host_tls_policies(config, diag);
   out.config = std::move(config);
   backend_tls(out, diag);
+  request_buffer_caps(out, diag);
   access_lists(out, diag);
   return out;
 }

@@ -619,7 +619,8 @@ void read_root(Reader& r, const YAML::Node& root, Config& cfg) {
   if (const auto n = root["limits"];
       n && r.expect_map(n, "limits",
                         {"max_connections_per_worker", "request_line_bytes", "request_header_bytes",
-                         "header_count", "request_body_bytes", "min_body_rate"})) {
+                         "header_count", "request_body_bytes", "min_body_rate", "request_buffer_bytes",
+                         "request_buffer_worker_bytes"})) {
     auto& l = cfg.limits;
     r.integer(n, "max_connections_per_worker", "limits", l.max_connections_per_worker, std::size_t{1},
               std::size_t{1'000'000});
@@ -628,6 +629,17 @@ void read_root(Reader& r, const YAML::Node& root, Config& cfg) {
     r.integer(n, "header_count", "limits", l.header_count, std::size_t{1}, std::size_t{10'000});
     r.size(n, "request_body_bytes", "limits", l.request_body_bytes);
     r.size(n, "min_body_rate", "limits", l.min_body_rate);
+    r.size(n, "request_buffer_bytes", "limits", l.request_buffer_bytes);
+    r.size(n, "request_buffer_worker_bytes", "limits", l.request_buffer_worker_bytes);
+    // A bound or budget of 0 would refuse every buffered body; past 1 TiB it means nothing here
+    // (and would wrap the budget's signed gauge).
+    constexpr std::uint64_t kMostBuffer = std::uint64_t{1} << 40;
+    for (const auto* key : {"request_buffer_bytes", "request_buffer_worker_bytes"}) {
+      const auto v = std::string_view(key) == "request_buffer_bytes" ? l.request_buffer_bytes
+                                                                     : l.request_buffer_worker_bytes;
+      if (n[key] && (v == 0 || v > kMostBuffer))
+        r.error(n[key], std::string("limits.") + key, "must be between 1 and 1024g (1 TiB)");
+    }
   }
 
   if (const auto n = root["upstream"];

@@ -142,12 +142,21 @@ Http1Exchange::HeadStatus Http1Exchange::feed_head(const char* data, std::size_t
 void Http1Exchange::append_upstream_head(std::string& out, std::string_view target) {
   const auto& head = req_.head();
   Framing framing;
-  if (head.chunked) {
+  if (buffered_) {
+    // The whole body was read (buffer_body): its length is known, whatever the client's framing.
+    // (The caller read it to its end first: that is what buffering means.)
+    if (head.chunked || head.content_length) framing = {Framing::Kind::ContentLength, body_bytes_};
+    // The client's framing fields describe a framing that is not this one (the caller's hop-by-hop
+    // removal takes them too; here whatever the caller did).
+    req_.head().headers.remove_if([](const Header& h) {
+      return iequals(h.name, "transfer-encoding") || iequals(h.name, "content-length");
+    });
+  } else if (head.chunked) {
     framing.kind = Framing::Kind::Chunked;
   } else if (head.content_length) {
     framing = {Framing::Kind::ContentLength, *head.content_length};
   }
-  upstream_chunked_ = head.chunked;
+  upstream_chunked_ = head.chunked && !buffered_;
   upstream_upgrade_ = upgrade_requested();
   error_page_ = false;
   if (upgrade_requested()) {
@@ -205,6 +214,8 @@ Http1Exchange::BodyStatus Http1Exchange::feed_body(const char* data, std::size_t
   if (!req_.message_complete()) return BodyStatus::NeedMore;
   if (!body_done_) {
     body_done_ = true;
+    // A buffered body's head is built now: the trailers (chunked) must not become its fields.
+    if (buffered_) req_.head().headers.truncate(head_fields_);
     // The head said chunked, so the upstream waits for the last chunk (RFC 9112 §7.1).
     if (upstream_chunked_) out.append(kLastChunk);
   }
@@ -425,7 +436,7 @@ Http1Exchange::Reply Http1Exchange::append_local_reply(std::string& out, int sta
 
 void Http1Exchange::next_request() noexcept {
   head_started_ = head_ready_ = false;
-  upstream_chunked_ = body_seen_ = body_done_ = body_failed_ = continue_taken_ = false;
+  upstream_chunked_ = buffered_ = body_seen_ = body_done_ = body_failed_ = continue_taken_ = false;
   body_bytes_ = 0;
   upgrade_token_.clear();
   upstream_upgrade_ = error_page_ = false;

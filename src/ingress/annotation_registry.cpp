@@ -198,8 +198,11 @@ constexpr auto kRegistry = std::to_array<AnnotationInfo>({
               "share of the remaining requests sent to the canary, out of canary-weight-total"),
     supported("canary-weight-total", canary<parse_canary_weight_total>, "canary",
               "the total canary-weight is out of (default 100)", "a total below 100 acts as 100, as in ingress-nginx (a warning says so)"),
-    unsupported("client-body-buffer-size", "buffering", "request bodies are streamed, not buffered",
-                "WP6: request buffering"),
+    supported("client-body-buffer-size", parse_client_body_buffer_size, "buffering",
+              "with proxy-request-buffering: \"on\", the largest request body held in memory (nginx size: "
+              "8192, 16k, 1m); a larger one gets 413",
+              "capped by limits.request_buffer_bytes (its default; a warning when capped), never spilled to "
+              "disk; without proxy-request-buffering: \"on\" it has no effect (a warning says so)"),
     refused("configuration-snippet", {}, "snippet", kSnippet),
     supported("connection-proxy-header", parse_connection_proxy_header, "backend",
               "close: Connection: close to the backend, and that backend connection is not reused; "
@@ -410,8 +413,15 @@ constexpr auto kRegistry = std::to_array<AnnotationInfo>({
               "proxy-redirect-to the Ingress fails closed; literal prefixes only"),
     supported("proxy-redirect-to", headers<parse_proxy_redirect_to>, "headers",
               "what replaces the proxy-redirect-from prefix (no effect without it)"),
-    unsupported("proxy-request-buffering", "buffering", "request bodies are streamed, not buffered",
-                "WP6: request buffering"),
+    supported("proxy-request-buffering", parse_proxy_request_buffering, "buffering",
+              "\"on\": the whole request body is read into memory before the backend is connected and sent "
+              "with Content-Length (chunked uploads too); a body over client-body-buffer-size gets 413, one "
+              "over the worker's limits.request_buffer_worker_bytes 503; \"off\": streamed (no change)",
+              "phigate streams unless \"on\" is given (ingress-nginx buffers by default); no disk spill; "
+              "chunked trailers are dropped; gRPC backends are never buffered (a warning says so); the "
+              "request is decided again, under the configuration current then, once its body is whole; as "
+              "in nginx, a buffered idempotent request (PUT, DELETE) is resent to the next endpoint after "
+              "an error or timeout (proxy-next-upstream), where a streamed one never is"),
     supported("proxy-send-timeout",
               [](std::string_view v, Context& c) { return parse_timeout(v, c.policy.send_timeout); },
               "timeouts", "time between two writes to a backend", kTimeoutDifference),

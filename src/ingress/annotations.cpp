@@ -688,6 +688,22 @@ ParsedAnnotations parse_annotations(const std::map<std::string, std::string>& an
     out.not_enforced.push_back(
         {kv->first, "is not applied to WebSocket upgrades: they keep Connection: upgrade to the backend"});
   }
+  // client-body-buffer-size bounds proxy-request-buffering only; gRPC streams are never buffered
+  // (a stream of messages has no end to wait for).
+  if (const auto* kv = key_of("client-body-buffer-size"); kv != nullptr && !p.request_buffering) {
+    out.not_enforced.push_back(
+        {kv->first, "has no effect: request bodies are streamed (proxy-request-buffering is not \"on\")"});
+    unhonoured(kv->first, Support::NoEffect,
+               "request bodies are streamed (proxy-request-buffering is not \"on\")");
+  }
+  if (const auto* kv = key_of("proxy-request-buffering");
+      kv != nullptr && p.request_buffering &&
+      (p.backend_protocol == config::BackendProtocol::Grpc ||
+       p.backend_protocol == config::BackendProtocol::Grpcs)) {
+    p.request_buffering = false;
+    out.not_enforced.push_back({kv->first, "has no effect: gRPC requests are streamed, never buffered"});
+    unhonoured(kv->first, Support::NoEffect, "gRPC requests are streamed, never buffered");
+  }
   // custom-http-errors need an error backend: phigate has no global one, only default-backend.
   if (const auto* kv = key_of("custom-http-errors");
       kv != nullptr && !p.custom_http_errors.empty() && p.default_backend.empty()) {

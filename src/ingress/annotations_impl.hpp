@@ -47,6 +47,8 @@ std::string parse_on_off(std::string_view v, bool& out);
 std::string parse_depth(std::string_view v, int& out);
 std::string parse_timeout(std::string_view v, std::optional<config::Duration>& out);
 std::string parse_body_size(std::string_view v, AnnotationContext& c);
+/// nginx size syntax (\d+[bBkKmMgG]?, binary multiples), e.g. client-body-buffer-size.
+std::string parse_nginx_size(std::string_view v, std::uint64_t& out);
 std::string parse_ranges(std::string_view v, std::vector<std::string>& out);
 std::string parse_secret_ref(std::string_view v, std::string_view ns, std::string& out);
 std::string parse_config_map_ref(std::string_view v, std::string_view ns, std::string& out);
@@ -73,6 +75,8 @@ std::string parse_health_duration(std::string_view v, config::Duration min,
 // annotations_upstream.cpp
 std::string parse_proxy_http_version(std::string_view v, AnnotationContext& c);
 std::string parse_connection_proxy_header(std::string_view v, AnnotationContext& c);
+std::string parse_proxy_request_buffering(std::string_view v, AnnotationContext& c);
+std::string parse_client_body_buffer_size(std::string_view v, AnnotationContext& c);
 std::string parse_custom_http_errors(std::string_view v, AnnotationContext& c);
 std::string parse_default_backend(std::string_view v, AnnotationContext& c);
 std::string parse_disable_intercept_errors(std::string_view v, AnnotationContext& c);

@@ -1,7 +1,8 @@
 // Upstream-flow annotations (WP6a): proxy-http-version, connection-proxy-header, custom-http-errors,
-// default-backend, disable-proxy-intercept-errors. Pure value parsers; translate() resolves the
-// default-backend Service.
+// default-backend, disable-proxy-intercept-errors, proxy-request-buffering, client-body-buffer-size. Pure
+// value parsers; translate() resolves the default-backend Service.
 #include <algorithm>
+#include <limits>
 
 #include "annotations_impl.hpp"
 #include "names_impl.hpp"
@@ -28,6 +29,54 @@ std::string parse_connection_proxy_header(std::string_view v, AnnotationContext&
     return "expected \"close\" or \"keep-alive\"";
   }
   return {};
+}
+
+std::string parse_proxy_request_buffering(std::string_view v, AnnotationContext& c) {
+  // ingress-nginx: on/off, default on; phigate streams unless "on" is given (off: no change).
+  return parse_on_off(v, c.policy.request_buffering);
+}
+
+std::string parse_nginx_size(std::string_view v, std::uint64_t& out) {
+  // nginx's size syntax as ingress-nginx checks it (\d+[bkmg]?, upper-case accepted as nginx does):
+  // digits and one optional unit, binary multiples; nothing else (no sign, spaces or fractions).
+  static constexpr std::string_view kWhat =
+      "expected a size such as 8192, 16k or 1m (digits, then k, m or g)";
+  if (v.empty()) return std::string(kWhat);
+  std::uint64_t mult = 1;
+  switch (v.back()) {
+    case 'b':
+    case 'B':
+      break;
+    case 'k':
+    case 'K':
+      mult = 1ULL << 10;
+      break;
+    case 'm':
+    case 'M':
+      mult = 1ULL << 20;
+      break;
+    case 'g':
+    case 'G':
+      mult = 1ULL << 30;
+      break;
+    default:
+      mult = 0;  // no unit
+      break;
+  }
+  if (mult != 0) v.remove_suffix(1);
+  if (mult == 0) mult = 1;
+  std::uint64_t n = 0;
+  if (!parse_digits(v, n) || n > std::numeric_limits<std::uint64_t>::max() / mult) return std::string(kWhat);
+  out = n * mult;
+  return {};
+}
+
+std::string parse_client_body_buffer_size(std::string_view v, AnnotationContext& c) {
+  std::uint64_t n = 0;
+  auto why = parse_nginx_size(v, n);
+  if (why.empty() && n == 0) why = "must be more than 0 (a bound of 0 would refuse every request body)";
+  if (why.empty()) c.policy.body_buffer_bytes = n;
+  return why;
 }
 
 std::string parse_custom_http_errors(std::string_view v, AnnotationContext& c) {

@@ -134,6 +134,18 @@ std::string render(std::span<const WorkerShard* const> shards, const ControlStat
           "Requests sent to a backend over TLS whose certificate was not verified (proxy-ssl-verify off).",
           [](const WorkerShard& s) { return s.backend_tls_unverified_requests.get(); });
 
+  // --- request buffering ---
+  {
+    auto held =
+        family("phigate_request_buffer_bytes",
+               "Request body bytes held in memory now (proxy-request-buffering: \"on\").", MetricType::Gauge);
+    add_value(held, sum(shards, [](const WorkerShard& s) { return s.request_buffer_bytes.get(); }));
+    out.push_back(std::move(held));
+  }
+  counter("phigate_request_buffer_shed_total",
+          "Buffered requests shed with 503: the worker's limits.request_buffer_worker_bytes was spent.",
+          [](const WorkerShard& s) { return s.request_buffer_shed.get(); });
+
   // --- upgrades ---
   counter("phigate_tunnels_opened_total", "Upgraded connections (WebSocket) spliced after a 101.",
           [](const WorkerShard& s) { return s.tunnels_opened.get(); });

@@ -9,6 +9,7 @@
 #include <boost/asio/experimental/awaitable_operators.hpp>
 
 #include "balance_input.hpp"
+#include "body_buffer.hpp"
 #include "client_stream.hpp"
 #include "error_backend.hpp"
 #include "error_page.hpp"
@@ -42,6 +43,10 @@ namespace {
 
 constexpr TimePoint kNever = TimePoint::max();
 constexpr std::size_t kWriteBytes = 64 * 1024;  // frames taken from the codec per client write
+// proxy-request-buffering: one HTTP/2 connection's streams hold at most an eighth of the worker's
+// budget together (or one request's bound, when that is more): a connection cannot shed every other
+// client's uploads on its own.
+constexpr std::uint64_t kConnectionShareDivisor = 8;
 
 http::H2Options h2_options(const config::Config& cfg) {
   http::H2Options o;
@@ -111,6 +116,8 @@ class H2Connection : public std::enable_shared_from_this<H2Connection> {
   SnapshotPtr snap_;  // the connection's (codec options); each stream pins its own
   http::H2ServerSession codec_;
   std::unordered_map<std::int32_t, std::shared_ptr<H2Stream>> streams_;
+  // proxy-request-buffering: what this connection's streams hold of the worker's budget together.
+  ConnShare buffer_share_;
   std::vector<std::shared_ptr<H2Stream>> starting_;  // Request seen in this batch of events
   std::vector<http::FieldRef> field_refs_;           // a stream's response head on its way to the codec
   net::asio::steady_timer writer_wake_;
@@ -183,6 +190,13 @@ class H2Stream final : public ClientStream {
   Request& request() noexcept override { return *req_; }
   RequestFacts& facts() noexcept override { return facts_; }
   net::awaitable<std::optional<Error>> read_body(std::string& out, bool& done) override;
+  /// proxy-request-buffering: the whole body into body_ within the request's bound (else 413)
+  /// and the worker's budget (else 503, shed), under the body timeouts.
+  net::awaitable<std::optional<Error>> buffer_body();
+  /// Runs the phases under the worker's current snapshot (re-pinned into snap_) for head_: fills
+  /// req_ and the audit facts; a Decision to answer, or nullopt to proxy.
+  PhaseResult decide();
+  void answer(const Decision& decision);
   void body_forwarded(std::size_t n) noexcept override {
     if (closed_ || n == 0) return;
     c_.codec_.consume(id_, n);  // the client gets the window back only for bytes that went on
@@ -320,6 +334,12 @@ class H2Stream final : public ClientStream {
   Clock::duration body_wait_{};
   std::uint64_t body_taken_ = 0;
   std::uint64_t response_bytes_ = 0;
+  // proxy-request-buffering: "on": the whole body, read before the upstream was connected and
+  // sent with Content-Length (again on a retry), and its share of the worker's budget. Both go
+  // with the stream.
+  bool buffered_ = false;
+  std::string body_;
+  BodyHold body_hold_;
   std::uint64_t attempt_sent_ = 0;
   std::uint16_t retry_statuses_ = 0;
   int status_retry_ = 0;
@@ -940,14 +960,10 @@ net::awaitable<void> H2Stream::end_early() {
   c_.wake_writer();
 }
 
-net::awaitable<void> H2Stream::serve() {
-  auto& worker = c_.worker_;
-  facts_.h2_stream = id_;
-  facts_.start = std::chrono::system_clock::now();
-  started_ = Clock::now();
-  core::make_request_id(worker.rng(), request_id_);
+PhaseResult H2Stream::decide() {
   // Pinned for this stream: routes and clusters come from one generation, whatever reloads do
   // while it runs (each stream pins its own, as each HTTP/1.1 request does).
+  auto& worker = c_.worker_;
   snap_ = worker.snapshot();
   const auto& snap = *snap_;
   auto& pc = c_.c_;
@@ -970,6 +986,10 @@ net::awaitable<void> H2Stream::serve() {
   view.https_port = worker.https_port();
   view.random = static_cast<std::uint32_t>(worker.rng().next());
   auto decision = run_phases(r, snap, view);
+  // A second decision (after a buffered body) starts from nothing of the first one's snapshot.
+  facts_.route = {};
+  facts_.ingress = {};
+  facts_.canary = {};
   facts_.host = r.host_norm;
   facts_.target = r.target.empty() ? std::string_view(r.head.target) : std::string_view(r.target);
   facts_.rewritten = !r.upstream_target.empty();
@@ -981,16 +1001,33 @@ net::awaitable<void> H2Stream::serve() {
     if (r.canary && r.route->canary) facts_.canary = r.route->canary->ingress;
   }
   extra_fields_ = r.hsts ? snap.hsts_field : std::string_view{};
+  facts_.outcome = decision ? decision->outcome : Outcome::Proxied;
+  return decision;
+}
+
+void H2Stream::answer(const Decision& decision) {
+  auto& r = *req_;
+  if (is_redirect(decision) && !grpc_request_) {
+    const int status = decision_status(decision);
+    local_reply(status, redirect_body(decision), r.location);
+  } else if (is_preflight(decision)) {
+    local_reply(204, {}, {}, r.response_fields);
+  } else {
+    reply_error(decision.error);
+  }
+}
+
+net::awaitable<void> H2Stream::serve() {
+  auto& worker = c_.worker_;
+  facts_.h2_stream = id_;
+  facts_.start = std::chrono::system_clock::now();
+  started_ = Clock::now();
+  core::make_request_id(worker.rng(), request_id_);
+  auto decision = decide();
+  const auto& snap = *snap_;
+  auto& r = *req_;
   if (decision) {
-    facts_.outcome = decision->outcome;
-    if (is_redirect(*decision) && !grpc_request_) {
-      const int status = decision_status(*decision);
-      local_reply(status, redirect_body(*decision), r.location);
-    } else if (is_preflight(*decision)) {
-      local_reply(204, {}, {}, r.response_fields);
-    } else {
-      reply_error(decision->error);
-    }
+    answer(*decision);
     co_await end_early();
     co_return;
   }
@@ -1016,6 +1053,10 @@ net::awaitable<void> H2Stream::serve() {
   } else {
     co_await forward_h1();
   }
+  // A buffered body is no longer needed: its bytes go back to the worker's budget now, not after
+  // the lingering below.
+  body_hold_.release();
+  std::string().swap(body_);
   if (!ended_ && !reset_) reset(http::kH2InternalError);  // never leave a stream half answered
   co_await end_early();
 }
@@ -1048,8 +1089,55 @@ void H2Stream::finish() {
                                      facts_, &head_, snap_->config->audit));
 }
 
+net::awaitable<std::optional<Error>> H2Stream::buffer_body() {
+  const auto& lim = req_->limits;
+  const auto budget = snap_->config->limits.request_buffer_worker_bytes;
+  auto& stats = c_.worker_.stats();
+  const auto shed = [&] {
+    stats.request_buffer_shed.inc();
+    return Error::downstream(ErrorKind::Overloaded, "request buffer budget spent");
+  };
+  const auto bound = lim.body_bytes != 0 ? std::min(lim.body_bytes, lim.buffer_bytes) : lim.buffer_bytes;
+  buffered_ = true;
+  // Nothing is charged for an announced length: memory is allocated, and charged, as bytes arrive
+  // (review F1); and the connection's streams together hold at most their share of the budget.
+  auto most = bound;
+  if (head_.content_length) most = std::min(most, *head_.content_length);
+  auto& share = c_.buffer_share_;
+  share.limit = std::max(snap_->config->limits.request_buffer_bytes, budget / kConnectionShareDivisor);
+  // Bounded: each round takes received bytes (at most the stream's window) or ends.
+  std::string piece;
+  for (bool done = false; !done;) {
+    piece.clear();
+    if (auto err = co_await read_body(piece, done)) co_return err;
+    if (body_.size() + piece.size() > bound)
+      co_return Error::downstream(ErrorKind::BodyTooLarge, "request body over the limit");
+    if (!make_body_room(body_, body_.size() + piece.size(), most, body_hold_, stats.request_buffer_bytes,
+                        budget, &share))
+      co_return shed();
+    body_.append(piece);
+    // The window comes back only as bytes are held (they count against the budget from now).
+    body_forwarded(piece.size());
+  }
+  co_return std::nullopt;
+}
+
 net::awaitable<std::optional<Error>> H2Stream::send_request(const upstream::Timeouts& t,
                                                             std::string_view head, http::Framing framing) {
+  if (buffered_) {
+    // The body is whole in memory (buffer_body): head and body, as often as attempts need.
+    const std::array<std::string_view, 2> parts{head, std::string_view(body_)};
+    for (const auto bytes : parts) {
+      if (bytes.empty()) continue;
+      if (client_gone()) co_return Error::downstream(ErrorKind::ClientClosed, "stream reset");
+      auto [ec, n] = co_await link_.send(bytes, t, *this);
+      attempt_sent_ += n;
+      disarm_upstream();
+      if (reset_) co_return Error::downstream(ErrorKind::ClientClosed, "stream reset");
+      if (auto err = link_.sent(ec, Retryable::OnlyIfReused, *this)) co_return err;
+    }
+    co_return std::nullopt;
+  }
   std::string up_out(head);
   const bool has_body = framing.kind != http::Framing::Kind::None;
   bool first = true;
@@ -1133,6 +1221,10 @@ net::awaitable<std::optional<Error>> H2Stream::relay_response(const upstream::Ti
       }
       c_.worker_.stats().count_response(status);
       facts_.upstream_first_byte = Clock::now() - up_sent_;
+      // No attempt can use a buffered body once an answer is accepted for the client: its memory
+      // and budget share go back now, not after the relay (a slow reader would hold them).
+      body_hold_.release();
+      std::string().swap(body_);
       const bool end = st == RS::Complete && body.empty() && rd.trailers().empty();
       const auto extra = set_cookie_.empty() ? extra_fields_ : std::string_view(set_cookie_);
       if (!req_->response_fields.empty() || req_->edits.any()) {
@@ -1191,6 +1283,44 @@ upstream::Pick H2Stream::begin_attempt(AttemptPlan& plan, const upstream::Cluste
 net::awaitable<void> H2Stream::forward_h1() {
   auto& worker = c_.worker_;
   auto& pc = c_.c_;
+  const auto* cr = closed_ ? nullptr : c_.codec_.request(id_);
+  const std::uint64_t received = cr != nullptr ? cr->body_bytes : 0;
+  const auto too_large = [&] {
+    const auto err = Error::downstream(ErrorKind::BodyTooLarge, "request body over the limit");
+    facts_.outcome = core::outcome_of(err);
+    reply_error(err);
+  };
+  if (const auto limit = req_->limits.body_bytes; limit != 0 && end_ && received > limit) {
+    too_large();
+    co_return;
+  }
+  // proxy-request-buffering: "on": the whole body first, before any upstream is chosen or
+  // connected; it then goes with Content-Length (its trailers dropped).
+  if (req_->limits.buffer_body && (!end_ || received != 0)) {
+    if (auto err = co_await buffer_body()) {
+      facts_.outcome = core::outcome_of(*err);
+      reply_error(*err);
+      co_return;
+    }
+    // Reading the body can take minutes: the request goes on under the configuration, the audit
+    // log's health and the endpoints current now, not those of when its head came (review F2).
+    if (auto decision = decide()) {
+      answer(*decision);
+      co_return;
+    }
+    const auto& lim = req_->limits;
+    if ((lim.body_bytes != 0 && body_.size() > lim.body_bytes) ||
+        (lim.buffer_body && body_.size() > lim.buffer_bytes)) {
+      too_large();
+      co_return;
+    }
+    if (snap_->clusters[req_->cluster].grpc) {
+      const auto err = Error::downstream(ErrorKind::Unavailable, "grpc backend needs an HTTP/2 client");
+      facts_.outcome = core::outcome_of(err);
+      reply_error(err);
+      co_return;
+    }
+  }
   auto& r = *req_;
   auto& head = r.head;
   const auto& cluster = snap_->clusters[r.cluster];
@@ -1203,16 +1333,8 @@ net::awaitable<void> H2Stream::forward_h1() {
   http::set_forwarding_headers(head.headers, {pc.peer_ip_, pc.peer_trusted(), "https", r.host, pc.local_port_,
                                               request_id_, r.client_ip});
   const auto upstream_target = prepare_upstream_head(r, head.headers);
-  const auto* cr = closed_ ? nullptr : c_.codec_.request(id_);
-  const std::uint64_t received = cr != nullptr ? cr->body_bytes : 0;
-  const auto limit = r.limits.body_bytes;
-  if (limit != 0 && end_ && received > limit) {
-    const auto err = Error::downstream(ErrorKind::BodyTooLarge, "request body over the limit");
-    facts_.outcome = core::outcome_of(err);
-    reply_error(err);
-    co_return;
-  }
-  const auto framing = http::h1_request_framing(head, end_, received);
+  const auto framing = buffered_ ? http::Framing{http::Framing::Kind::ContentLength, body_.size()}
+                                 : http::h1_request_framing(head, end_, received);
   const bool has_body = framing.kind != http::Framing::Kind::None;
   std::string up_head;
   http::append_h1_request_head(up_head, head, upstream_target, framing);
@@ -1261,7 +1383,7 @@ net::awaitable<void> H2Stream::forward_h1() {
       facts_.upstream_connect = link_.connect_time();
       entered_send = sending = true;
       retry_statuses_ =
-          plan.status_retry_possible(has_body)
+          plan.status_retry_possible(has_body && !buffered_)
               ? static_cast<std::uint16_t>(plan.rs.when & ~(upstream::kNextError | upstream::kNextTimeout))
               : 0;
       intercepted_ = 0;
@@ -1325,7 +1447,7 @@ net::awaitable<void> H2Stream::forward_h1() {
     }
     upstream::AttemptEnd end;
     end.idempotent = plan.idempotent;
-    end.body_consumed = has_body && entered_send;
+    end.body_consumed = has_body && entered_send && !buffered_;  // a buffered body is sent again
     end.reused = link_.reused();
     if (status_retry_ != 0) {
       end.failure = upstream::Failure::Status;

@@ -1,5 +1,6 @@
 #include "phases.hpp"
 
+#include <algorithm>
 #include <array>
 #include <vector>
 
@@ -252,6 +253,11 @@ PhaseResult limits(Request& r, const Snapshot& s, const ConnectionView&) {
     if (p->send_timeout) r.limits.send = *p->send_timeout;
     if (p->read_timeout) r.limits.read = *p->read_timeout;
     if (p->body_size) r.limits.body_bytes = *p->body_size;
+    if (p->request_buffering && s.config) {
+      const auto cap = s.config->limits.request_buffer_bytes;
+      r.limits.buffer_body = true;
+      r.limits.buffer_bytes = std::min(p->body_buffer_bytes.value_or(cap), cap);
+    }
   }
   return std::nullopt;
 }
@@ -261,6 +267,10 @@ PhaseResult body_size(Request& r, const Snapshot&, const ConnectionView&) {
   // unread body would be parsed as the next request, so the connection closes.
   const auto& cl = r.head.content_length;
   if (r.limits.body_bytes != 0 && cl && *cl > r.limits.body_bytes) {
+    return refuse(Outcome::BodyTooLarge, ErrorKind::BodyTooLarge, {}, true);
+  }
+  // proxy-request-buffering: a body announced over the in-memory bound is never read.
+  if (r.limits.buffer_body && cl && *cl > r.limits.buffer_bytes) {
     return refuse(Outcome::BodyTooLarge, ErrorKind::BodyTooLarge, {}, true);
   }
   return std::nullopt;

@@ -381,20 +381,7 @@ net::awaitable<void> ProxyConnection::linger() {
   disarm();
 }
 
-net::awaitable<bool> ProxyConnection::serve_one(InFlight& f) {
-  timed_out_ = false;
-  const auto head_result = co_await read_request_head(f);
-  if (head_result == HeadResult::Closed) co_return false;
-  if (head_result == HeadResult::Failed) {
-    PHI_LOG_DEBUG("[w{} c{}] bad request: {}", worker_.id(), id_, error_.to_string());
-    f.facts.outcome = core::outcome_of(error_);
-    f.facts.target = ex_.request().target;  // as far as it was read: not normalised
-    co_return co_await reply_error(f, error_, true);
-  }
-  worker_.stats().requests_http1.inc();
-  f.facts.start = std::chrono::system_clock::now();
-  f.started = Clock::now();
-  core::make_request_id(worker_.rng(), f.request_id);
+PhaseResult ProxyConnection::decide(InFlight& f) {
   // Pin the snapshot for this request: routes and clusters come from one generation. In the
   // steady state the worker's pointer has not changed and no reference count is touched.
   if (req_snap_.get() != worker_.snapshot().get()) req_snap_ = worker_.snapshot();
@@ -422,6 +409,10 @@ net::awaitable<bool> ProxyConnection::serve_one(InFlight& f) {
   rf.host = r.host_norm;
   rf.target = r.target.empty() ? std::string_view(r.head.target) : std::string_view(r.target);
   rf.rewritten = !r.upstream_target.empty();
+  // A second decision (after a buffered body) starts from nothing of the first one's snapshot.
+  rf.route = {};
+  rf.ingress = {};
+  rf.canary = {};
   if (r.route != nullptr) {
     rf.route = r.route->name;
     if (r.policy != nullptr && r.policy->resource.rfind("Ingress ", 0) == 0) {
@@ -430,20 +421,39 @@ net::awaitable<bool> ProxyConnection::serve_one(InFlight& f) {
     if (r.canary && r.route->canary) rf.canary = r.route->canary->ingress;
   }
   if (tls_) extra_fields_ = r.hsts ? snap.hsts_field : std::string_view{};
-  if (decision) {
-    rf.outcome = decision->outcome;
-    if (is_redirect(*decision)) {
-      const int status = decision_status(*decision);
-      co_return co_await reply(f, status, redirect_body(*decision), r.location, {}, decision->must_close);
-    }
-    if (is_preflight(*decision)) {
-      std::string fields(extra_fields_);  // HSTS, then the CORS fields
-      fields += r.response_fields;
-      co_return co_await reply(f, 204, {}, {}, fields, decision->must_close);
-    }
-    co_return co_await reply_error(f, decision->error, decision->must_close);
+  rf.outcome = decision ? decision->outcome : Outcome::Proxied;
+  return decision;
+}
+
+net::awaitable<bool> ProxyConnection::answer(InFlight& f, const Decision& decision) {
+  auto& r = *f.req;
+  if (is_redirect(decision)) {
+    const int status = decision_status(decision);
+    co_return co_await reply(f, status, redirect_body(decision), r.location, {}, decision.must_close);
   }
-  rf.outcome = Outcome::Proxied;
+  if (is_preflight(decision)) {
+    std::string fields(extra_fields_);  // HSTS, then the CORS fields
+    fields += r.response_fields;
+    co_return co_await reply(f, 204, {}, {}, fields, decision.must_close);
+  }
+  co_return co_await reply_error(f, decision.error, decision.must_close);
+}
+
+net::awaitable<bool> ProxyConnection::serve_one(InFlight& f) {
+  timed_out_ = false;
+  const auto head_result = co_await read_request_head(f);
+  if (head_result == HeadResult::Closed) co_return false;
+  if (head_result == HeadResult::Failed) {
+    PHI_LOG_DEBUG("[w{} c{}] bad request: {}", worker_.id(), id_, error_.to_string());
+    f.facts.outcome = core::outcome_of(error_);
+    f.facts.target = ex_.request().target;  // as far as it was read: not normalised
+    co_return co_await reply_error(f, error_, true);
+  }
+  worker_.stats().requests_http1.inc();
+  f.facts.start = std::chrono::system_clock::now();
+  f.started = Clock::now();
+  core::make_request_id(worker_.rng(), f.request_id);
+  if (auto decision = decide(f)) co_return co_await answer(f, *decision);
   co_return co_await proxy_request(f);
 }
 
@@ -455,8 +465,84 @@ net::awaitable<std::optional<Error>> ProxyConnection::flush_upstream(const upstr
   co_return link_.sent(ec, r, *this);
 }
 
-net::awaitable<std::optional<Error>> ProxyConnection::send_request(InFlight& f, const upstream::Timeouts& t) {
+net::awaitable<std::optional<Error>> ProxyConnection::read_body_bytes(InFlight& f) {
   const auto& cfg = *req_snap_->config;
+  if (ex_.take_continue()) {
+    out_ = http::Http1Exchange::kContinue;
+    const auto ec = co_await flush_client(f);
+    if (ec) co_return Error::downstream(ErrorKind::ClientClosed, "writing 100");
+  }
+  // Slow bodies: body_idle between reads, and in all body_idle plus one second per
+  // min_body_rate bytes of time spent waiting for the client (upstream waits don't count).
+  auto wait = cfg.timeouts.body_idle;
+  if (const auto rate = cfg.limits.min_body_rate; rate != 0) {
+    const auto allowed = cfg.timeouts.body_idle + std::chrono::milliseconds(ex_.body_bytes() * 1000 / rate);
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(allowed - f.body_wait);
+    wait = std::clamp(left, std::chrono::milliseconds(0), wait);
+  }
+  arm(Phase::Body, wait);
+  const auto wait_start = Clock::now();
+  auto [ec, n] = co_await stream_.read_some(in_.space(), in_.space_size());
+  f.body_wait += Clock::now() - wait_start;
+  if (ec || n == 0) {
+    co_return timed_out_ ? timeout_error(Phase::Body)
+                         : Error::downstream(ErrorKind::ClientClosed, "closed mid-request body");
+  }
+  in_.commit(n);
+  co_return std::nullopt;
+}
+
+net::awaitable<std::optional<Error>> ProxyConnection::buffer_request_body(InFlight& f) {
+  const auto& cfg = *req_snap_->config;
+  const auto& lim = f.req->limits;
+  const auto budget = cfg.limits.request_buffer_worker_bytes;
+  auto& held = worker_.stats().request_buffer_bytes;
+  const auto shed = [&] {
+    worker_.stats().request_buffer_shed.inc();
+    return Error::downstream(ErrorKind::Overloaded, "request buffer budget spent");
+  };
+  // The bound: client-body-buffer-size (capped), and proxy-body-size when it is smaller.
+  const auto bound = lim.body_bytes != 0 ? std::min(lim.body_bytes, lim.buffer_bytes) : lim.buffer_bytes;
+  f.buffered = true;
+  ex_.buffer_body();
+  // The most this body can hold: its announced length, else the bound. Nothing is charged for an
+  // announced length: memory is allocated, and charged, as bytes arrive (review F1).
+  auto most = bound;
+  if (const auto& cl = f.req->head.content_length; cl && !f.req->head.chunked) most = std::min(most, *cl);
+  while (!ex_.request_complete()) {
+    if (in_.empty()) {
+      if (auto err = co_await read_body_bytes(f)) co_return err;
+    }
+    // At most the bytes at hand (chunk framing included) can become body: room for them first,
+    // never past the bound, and only as much is fed as fits (so the body never reallocates
+    // outside what is charged; at least one byte, which ends in 413 if it is body past the bound).
+    if (!make_body_room(f.body, f.body.size() + in_.size(), most, f.body_hold, held, budget))
+      co_return shed();
+    const auto room = f.body.capacity() - f.body.size();
+    std::size_t used = 0;
+    const auto st =
+        ex_.feed_body(in_.data(), std::min(in_.size(), std::max<std::size_t>(room, 1)), used, f.body, bound);
+    in_.consume(used);
+    if (st == http::Http1Exchange::BodyStatus::Error) co_return ex_.error();
+    // (feed_body reads a limit of 0 as none; a bound of 0 is "no body at all".)
+    if (ex_.body_bytes() > bound) co_return Error::downstream(ErrorKind::BodyTooLarge);
+  }
+  co_return std::nullopt;
+}
+
+net::awaitable<std::optional<Error>> ProxyConnection::send_request(InFlight& f, const upstream::Timeouts& t) {
+  if (f.buffered) {
+    // The body is whole in memory (buffer_request_body): head and body, as often as attempts
+    // need. A small body goes in the head's write; a larger one is written from where it lies.
+    if (f.body.size() <= kFlushBytes) {
+      up_out_ += f.body;
+      co_return co_await flush_upstream(t, Retryable::OnlyIfReused);
+    }
+    if (auto err = co_await flush_upstream(t, Retryable::OnlyIfReused)) co_return err;
+    auto [ec, n] = co_await link_.send(f.body, t, *this);
+    attempt_sent_ += n;
+    co_return link_.sent(ec, Retryable::OnlyIfReused, *this);
+  }
   const auto body_limit = f.req->limits.body_bytes;
   // up_out_ holds the request head; body bytes are appended and flushed in kFlushBytes pieces.
   while (!ex_.request_complete()) {
@@ -464,29 +550,7 @@ net::awaitable<std::optional<Error>> ProxyConnection::send_request(InFlight& f, 
       if (!up_out_.empty()) {
         if (auto err = co_await flush_upstream(t, Retryable::OnlyIfReused)) co_return err;
       }
-      if (ex_.take_continue()) {
-        out_ = http::Http1Exchange::kContinue;
-        const auto ec = co_await flush_client(f);
-        if (ec) co_return Error::downstream(ErrorKind::ClientClosed, "writing 100");
-      }
-      // Slow bodies: body_idle between reads, and in all body_idle plus one second per
-      // min_body_rate bytes of time spent waiting for the client (upstream waits don't count).
-      auto wait = cfg.timeouts.body_idle;
-      if (const auto rate = cfg.limits.min_body_rate; rate != 0) {
-        const auto allowed =
-            cfg.timeouts.body_idle + std::chrono::milliseconds(ex_.body_bytes() * 1000 / rate);
-        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(allowed - f.body_wait);
-        wait = std::clamp(left, std::chrono::milliseconds(0), wait);
-      }
-      arm(Phase::Body, wait);
-      const auto wait_start = Clock::now();
-      auto [ec, n] = co_await stream_.read_some(in_.space(), in_.space_size());
-      f.body_wait += Clock::now() - wait_start;
-      if (ec || n == 0) {
-        co_return timed_out_ ? timeout_error(Phase::Body)
-                             : Error::downstream(ErrorKind::ClientClosed, "closed mid-request body");
-      }
-      in_.commit(n);
+      if (auto err = co_await read_body_bytes(f)) co_return err;
     }
     std::size_t used = 0;
     const auto st = ex_.feed_body(in_.data(), in_.size(), used, up_out_, body_limit);
@@ -558,6 +622,10 @@ net::awaitable<std::optional<Error>> ProxyConnection::relay_response(InFlight& f
       worker_.stats().count_response(status);
       f.status = status;
       f.facts.upstream_first_byte = Clock::now() - f.up_sent;
+      // No attempt can use a buffered body once an answer is accepted for the client: its memory
+      // and budget share go back now, not after the relay (a slow reader would hold them).
+      f.body_hold.release();
+      std::string().swap(f.body);
     }
     if (st == RS::Complete || out_.size() >= kFlushBytes) {
       const auto ec = co_await flush_client(f);
@@ -568,16 +636,46 @@ net::awaitable<std::optional<Error>> ProxyConnection::relay_response(InFlight& f
 }
 
 net::awaitable<bool> ProxyConnection::proxy_request(InFlight& f) {
-  auto& r = *f.req;
-  auto& head = r.head;
-  const auto& cluster = req_snap_->clusters[r.cluster];
-  if (cluster.grpc) {
+  const auto grpc_refused = [&]() -> net::awaitable<bool> {
     // backend-protocol GRPC/GRPCS: the backend speaks HTTP/2 only. An HTTP/1.x request is refused
     // (503, fail-closed) rather than sent in a protocol the backend would misread.
     const auto err = Error::downstream(ErrorKind::Unavailable, "grpc backend needs an HTTP/2 client");
     f.facts.outcome = core::outcome_of(err);
     co_return co_await reply_error(f, err, !ex_.request_complete());
+  };
+  if (req_snap_->clusters[f.req->cluster].grpc) co_return co_await grpc_refused();
+  // proxy-request-buffering: "on": the whole body first, before any upstream is chosen or
+  // connected (a WebSocket upgrade has no body: nothing to buffer).
+  if (f.req->limits.buffer_body && f.req->head.has_body()) {
+    if (auto err = co_await buffer_request_body(f)) {
+      f.facts.outcome = core::outcome_of(*err);
+      if (err->source == core::ErrorSource::Downstream && err->status() == 0) {
+        f.reason = err->reason();
+        co_return false;
+      }
+      co_return co_await reply_error(f, *err, !ex_.request_complete());
+    }
+    // Reading the body can take minutes: the request goes on under the configuration, the audit
+    // log's health and the endpoints current now, not those of when its head came (review F2). A
+    // client whose access was withdrawn meanwhile, or an Ingress removed, is refused; nothing has
+    // gone upstream yet, and the body is read, so the connection stays in step.
+    if (auto decision = decide(f)) co_return co_await answer(f, *decision);
+    const auto& lim = f.req->limits;
+    if ((lim.body_bytes != 0 && f.body.size() > lim.body_bytes) ||
+        (lim.buffer_body && f.body.size() > lim.buffer_bytes)) {
+      const auto err = Error::downstream(ErrorKind::BodyTooLarge);
+      f.facts.outcome = core::outcome_of(err);
+      co_return co_await reply_error(f, err, false);
+    }
+    if (req_snap_->clusters[f.req->cluster].grpc) co_return co_await grpc_refused();
   }
+  co_return co_await forward_request(f);
+}
+
+net::awaitable<bool> ProxyConnection::forward_request(InFlight& f) {
+  auto& r = *f.req;
+  auto& head = r.head;
+  const auto& cluster = req_snap_->clusters[r.cluster];
   // Build the upstream head once: hop-by-hop fields out, forwarding fields in.
   http::remove_hop_by_hop(head.headers);
   set_client_cert_headers(head.headers, r.policy);
@@ -632,7 +730,7 @@ net::awaitable<bool> ProxyConnection::proxy_request(InFlight& f) {
       // A 5xx named by proxy_next_upstream is dropped unseen only while another attempt is
       // possible; the last attempt's answer goes to the client whatever it is.
       retry_statuses_ =
-          plan.status_retry_possible(head.has_body())
+          plan.status_retry_possible(head.has_body() && !f.buffered)
               ? static_cast<std::uint16_t>(plan.rs.when & ~(upstream::kNextError | upstream::kNextTimeout))
               : 0;
       intercepted_ = 0;
@@ -667,7 +765,8 @@ net::awaitable<bool> ProxyConnection::proxy_request(InFlight& f) {
     }
     upstream::AttemptEnd end;
     end.idempotent = plan.idempotent;
-    end.body_consumed = head.has_body() && entered_send;
+    // A buffered body is whole in memory: sent again as it was (idempotent requests only).
+    end.body_consumed = head.has_body() && entered_send && !f.buffered;
     end.reused = link_.reused();
     if (status_retry_ != 0) {
       end.failure = upstream::Failure::Status;

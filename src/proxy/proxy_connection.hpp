@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "audit_events.hpp"
+#include "body_buffer.hpp"
 #include "connection_core.hpp"
 #include "error_page.hpp"
 #include "phases.hpp"
@@ -43,6 +44,12 @@ struct InFlight {
   std::string set_cookie;               // extra response fields with an affinity Set-Cookie (else empty)
   std::vector<FailedAttempt> attempts;  // failed attempts, in order (allocates only when one fails)
   bool head_started = false;            // a byte of it arrived
+  // proxy-request-buffering: "on": the whole body, de-chunked, read before the upstream was
+  // connected (sent with Content-Length, again on a retry), and its share of the worker's budget;
+  // both go when the request ends, whichever way it ends.
+  bool buffered = false;
+  std::string body;
+  BodyHold body_hold;
 };
 
 class ProxyConnection final : public ConnectionCore, private upstream::Deadline {
@@ -92,8 +99,19 @@ class ProxyConnection final : public ConnectionCore, private upstream::Deadline 
   /// One request/response exchange. True when the connection may carry on.
   net::awaitable<bool> serve_one(InFlight& f);
   /// Forwards the request through its route's cluster and streams the response back.
+  /// Runs the phases under the worker's current snapshot (re-pinned) for f's head: fills f.req and
+  /// its audit facts; a Decision to answer, or nullopt to proxy.
+  PhaseResult decide(InFlight& f);
+  net::awaitable<bool> answer(InFlight& f, const Decision& decision);
   net::awaitable<bool> proxy_request(InFlight& f);
+  net::awaitable<bool> forward_request(InFlight& f);
   net::awaitable<std::optional<core::Error>> send_request(InFlight& f, const upstream::Timeouts& t);
+  /// proxy-request-buffering: reads the whole body into f.body (de-chunked) within the request's
+  /// bound (else 413) and the worker's budget (else 503, shed), under the body timeouts.
+  net::awaitable<std::optional<core::Error>> buffer_request_body(InFlight& f);
+  /// Waits for client body bytes into in_ (100-continue first when due) under body_idle and
+  /// min_body_rate; an error when the client is too slow or gone.
+  net::awaitable<std::optional<core::Error>> read_body_bytes(InFlight& f);
   net::awaitable<std::optional<core::Error>> relay_response(InFlight& f, const upstream::Timeouts& t);
   net::awaitable<std::optional<core::Error>> flush_upstream(const upstream::Timeouts& t, core::Retryable r);
   /// custom-http-errors: answers the request with its route's error backend's page for `code`

@@ -21,6 +21,10 @@ struct RequestLimits {
   std::chrono::milliseconds send{};
   std::chrono::milliseconds read{};
   std::uint64_t body_bytes = 0;  // 0: unlimited
+  /// proxy-request-buffering: "on": the body is read whole into memory before the upstream is
+  /// connected, at most buffer_bytes (min(client-body-buffer-size, limits.request_buffer_bytes)).
+  bool buffer_body = false;
+  std::uint64_t buffer_bytes = 0;
 };
 
 /// One request, created when its head is complete and destroyed when it ends: no hand reset, so

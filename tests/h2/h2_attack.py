@@ -740,6 +740,32 @@ def mode_h2c_preface_plain(args):
             "bytes_received": len(got), "closed": closed, "elapsed_s": round(time.monotonic() - t0, 3)}
 
 
+def mode_held_uploads(args):
+    # Request buffering (a buffered route): --count POST streams on ONE connection, each announcing
+    # content-length --size and sending only --partial bytes, then held for --settle seconds. An
+    # announced length must cost the server nothing, and one connection's streams may hold only a
+    # share of the worker's budget: which streams were answered (shed) while held is the output.
+    p = Peer(args)
+    p.wait(lambda: p.settings_in > 0, 2)
+    size = int(args.size or "60000")
+    streams = []
+    for _ in range(min(args.count, 50)):
+        sid = p.alloc()
+        p.send_headers_frame(sid, p.block(p.request_headers(args.path or "/b/held", b"POST",
+                                                            [(b"content-length", str(size).encode())])),
+                             end_stream=False)
+        left = min(args.partial, size - 1)
+        while left > 0:
+            d = DataFrame(sid)
+            d.data = b"x" * min(left, 16384)
+            left -= len(d.data)
+            p.send_frame(d)
+        streams.append(sid)
+    p.wait(lambda: p.closed, args.settle)  # holding is the attack: bounded by --settle
+    return p.result(mode=args.mode, streams=len(streams),
+                    answered=sum(1 for s in streams if s in p.statuses or s in p.resets))
+
+
 def mode_normal(args):
     # Not an attack: one well-formed request through H2Connection (the tests' control).
     p = Peer(args)
@@ -803,6 +829,7 @@ def main():
     ap.add_argument("--extra", type=int, default=10, help="streams above the limit (too_many_streams)")
     ap.add_argument("--no-settings-ack", action="store_true",
                     help="too_many_streams: never acknowledge the server's SETTINGS (its limits stay pending)")
+    ap.add_argument("--partial", type=int, default=0, help="body bytes sent per stream (held_uploads)")
     ap.add_argument("--rcvbuf", type=int, default=0, help="SO_RCVBUF (slow_read)")
     args = ap.parse_args()
     if args.mode == "oversized_headers" and args.size:

@@ -230,6 +230,38 @@ TEST(CompilePolicy, HttpsBackend_OneContextPerDistinctSettingNamedAfterTheServic
   EXPECT_TRUE(r.backend_tls[0]->verify());
 }
 
+// client-body-buffer-size over limits.request_buffer_bytes: capped (the proxy takes the smaller),
+// with one warning per Ingress naming the annotation; at or under the limit, or without
+// buffering, nothing is said.
+TEST(CompilePolicy, ClientBodyBufferSizeOverTheLimit_WarnsOncePerIngress) {
+  config::Config cfg;
+  cfg.limits.request_buffer_bytes = 1000;
+  const auto buffered = [](const std::string& resource, std::uint64_t n, bool on) {
+    auto p = std::make_shared<config::RoutePolicy>();
+    p->resource = resource;
+    p->request_buffering = on;
+    p->body_buffer_bytes = n;
+    return p;
+  };
+  const auto big = buffered("Ingress default/big", 5000, true);
+  cfg.routes.push_back(
+      {"a.example",
+       {path("/a", big), path("/b", big), path("/c", buffered("Ingress default/at", 1000, true)),
+        path("/d", buffered("Ingress default/off", 5000, false))},
+       {"m.yaml#1", 5}});
+  config::Diagnostics d;
+  const auto r = compile(std::move(cfg), d);
+  EXPECT_FALSE(d.has_errors()) << d.to_string();
+  std::size_t warnings = 0;
+  for (const auto& e : d.entries()) {
+    if (e.field != "metadata.annotations.client-body-buffer-size") continue;
+    ++warnings;
+    EXPECT_EQ(e.resource, "Ingress default/big");
+    EXPECT_NE(e.message.find("capped to 1000"), std::string::npos) << e.message;
+  }
+  EXPECT_EQ(warnings, 1u) << d.to_string();
+}
+
 TEST(CompilePolicy, HttpsBackend_SettingsThatDoNotCompileFailClosedNeverPlain) {
   config::Config cfg;
   auto pol = https_policy("Ingress default/tls-backend");

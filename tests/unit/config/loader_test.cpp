@@ -174,6 +174,33 @@ limits: { request_header_bytes: lots }
   EXPECT_EQ(diag_.error_count(), 4u);
 }
 
+// proxy-request-buffering's limits: 1 MiB per request and 64 MiB per worker unless set; nginx
+// size syntax; junk is an error naming the field.
+TEST_F(LoaderTest, RequestBufferLimits_DefaultsSizesAndJunk) {
+  auto cfg = load("listeners: { http: [\"127.0.0.1:8080\"] }\n");
+  ASSERT_TRUE(cfg) << diag_.to_string();
+  EXPECT_EQ(cfg->limits.request_buffer_bytes, 1u << 20);
+  EXPECT_EQ(cfg->limits.request_buffer_worker_bytes, 64u << 20);
+  cfg = load(
+      "listeners: { http: [\"127.0.0.1:8080\"] }\n"
+      "limits: { request_buffer_bytes: 8k, request_buffer_worker_bytes: 2m }\n");
+  ASSERT_TRUE(cfg) << diag_.to_string();
+  EXPECT_EQ(cfg->limits.request_buffer_bytes, 8u << 10);
+  EXPECT_EQ(cfg->limits.request_buffer_worker_bytes, 2u << 20);
+  cfg = load("listeners: { http: [\"127.0.0.1:8080\"] }\nlimits: { request_buffer_worker_bytes: -1 }\n");
+  EXPECT_FALSE(cfg);
+  EXPECT_NE(find("limits.request_buffer_worker_bytes"), nullptr)
+      << diag_.to_string();  // 0 (every buffered body refused) and more than 1 TiB (the signed gauge) are
+                             // errors too.
+  for (const char* bad :
+       {"request_buffer_bytes: 0", "request_buffer_worker_bytes: 0", "request_buffer_worker_bytes: 1025g"}) {
+    cfg = load(std::string("listeners: { http: [\"127.0.0.1:8080\"] }\nlimits: { ") + bad + " }\n");
+    EXPECT_FALSE(cfg) << bad;
+    const std::string field = std::string("limits.") + std::string(bad).substr(0, std::string(bad).find(':'));
+    EXPECT_NE(find(field), nullptr) << bad << ": " << diag_.to_string();
+  }
+}
+
 TEST_F(LoaderTest, MissingCertificateFile_IsAnErrorNamingThePath) {
   const auto cfg = load(R"(listeners: { https: ["127.0.0.1:8443"] }
 tls:

@@ -401,6 +401,51 @@ TEST(Exchange, MalformedChunk_IsTheParsersBadRequest) {
   }
 }
 
+// proxy-request-buffering: the body comes out de-chunked (trailers dropped) and the upstream head
+// frames it with Content-Length, never Transfer-Encoding; the next request starts streaming again.
+TEST(Exchange, BufferedBody_DechunkedAndSentWithContentLength) {
+  Http1Exchange ex{{}};
+  const std::string chunked_req = "POST /u HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n";
+  const std::string body = "3;ext=1\r\nabc\r\n5\r\ndefgh\r\n0\r\nTrailer-X: t\r\n\r\n";
+  const std::string next = "GET /n HTTP/1.1\r\nHost: x\r\n\r\n";
+  for (std::size_t step : {kAll, std::size_t{1}}) {
+    SCOPED_TRACE(step);
+    Http1Exchange e{{}};
+    ASSERT_EQ(feed_head(e, chunked_req).st, HS::Ready);
+    e.buffer_body();
+    const auto b = feed_body(e, body + next, 0, step);
+    EXPECT_EQ(b.st, BS::Done);
+    EXPECT_EQ(b.out, "abcdefgh");
+    EXPECT_EQ(b.used, body.size());  // the pipelined request is left for later
+    std::string head;
+    e.append_upstream_head(head, "/u");
+    EXPECT_NE(head.find("\r\nContent-Length: 8\r\n"), std::string::npos) << head;
+    EXPECT_EQ(head.find("Transfer-Encoding"), std::string::npos) << head;
+    EXPECT_EQ(head.find("Trailer-X"), std::string::npos) << head;
+  }
+  // Content-Length bodies keep their length; an empty chunked body gets Content-Length: 0.
+  ASSERT_EQ(feed_head(ex, "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\n").st, HS::Ready);
+  ex.buffer_body();
+  EXPECT_EQ(feed_body(ex, "wxyz").out, "wxyz");
+  std::string head;
+  ex.append_upstream_head(head, "/");
+  EXPECT_NE(head.find("\r\nContent-Length: 4\r\n"), std::string::npos) << head;
+  ex.next_request();
+  ASSERT_EQ(feed_head(ex, chunked_req).st, HS::Ready);
+  ex.buffer_body();
+  EXPECT_EQ(feed_body(ex, "0\r\n\r\n").st, BS::Done);
+  head.clear();
+  ex.append_upstream_head(head, "/");
+  EXPECT_NE(head.find("\r\nContent-Length: 0\r\n"), std::string::npos) << head;
+  // Not buffered: the next chunked request is re-chunked as before.
+  ex.next_request();
+  ASSERT_EQ(feed_head(ex, chunked_req).st, HS::Ready);
+  head.clear();
+  ex.append_upstream_head(head, "/");
+  EXPECT_NE(head.find("Transfer-Encoding: chunked"), std::string::npos) << head;
+  EXPECT_EQ(feed_body(ex, "3\r\nabc\r\n0\r\n\r\n").out, "3\r\nabc\r\n0\r\n\r\n");
+}
+
 // ---------------------------------------------------------------- 100-continue
 
 TEST(Exchange, Continue_OnceAndOnlyWhenDue) {

@@ -68,6 +68,7 @@ const std::map<std::string, std::string>& samples() {
       {"canary-by-header-value", "yes"},
       {"canary-weight", "10"},
       {"canary-weight-total", "1000"},
+      {"client-body-buffer-size", "16k"},
       {"connection-proxy-header", "close"},
       {"cors-allow-credentials", "false"},
       {"cors-allow-headers", "X-Custom, Content-Type"},
@@ -106,6 +107,7 @@ const std::map<std::string, std::string>& samples() {
       {"proxy-read-timeout", "30"},
       {"proxy-redirect-from", "http://backend:8080/"},
       {"proxy-redirect-to", "https://app.example/"},
+      {"proxy-request-buffering", "on"},
       {"proxy-send-timeout", "30"},
       {"proxy-ssl-ciphers", "ECDHE-RSA-AES128-GCM-SHA256"},
       {"proxy-ssl-name", "backend.example"},
@@ -217,6 +219,8 @@ TEST(AnnotationRegistry, SupportedRowsParseUnderBothPrefixes) {
       if (r.group == "canary" && r.name != "canary") with[prefix + "canary"] = "true";
       // proxy-redirect-from needs its -to.
       if (r.name == "proxy-redirect-from") with[prefix + "proxy-redirect-to"] = "https://app.example/";
+      // client-body-buffer-size bounds proxy-request-buffering: "on" only.
+      if (r.name == "client-body-buffer-size") with[prefix + "proxy-request-buffering"] = "on";
       a.insert(with.begin(), with.end());
       const auto p = parse(a, kFailClosed);
       EXPECT_TRUE(p.problems.empty()) << key << ": " << p.problems.at(0).message;

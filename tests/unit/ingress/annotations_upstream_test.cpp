@@ -1,6 +1,6 @@
 // The upstream-flow annotations (annotations_upstream.cpp) as parse_annotations applies them:
 // proxy-http-version, connection-proxy-header, custom-http-errors, default-backend and
-// disable-proxy-intercept-errors.
+// disable-proxy-intercept-errors, proxy-request-buffering and client-body-buffer-size.
 #include <gtest/gtest.h>
 
 #include "phigate/ingress/annotations.hpp"
@@ -126,6 +126,68 @@ TEST(IngressAnnotationsUpstream, DisableProxyInterceptErrors) {
   EXPECT_FALSE(parse({{kN + "disable-proxy-intercept-errors", "true"}}).policy.intercept_errors);
   EXPECT_TRUE(parse({{kN + "disable-proxy-intercept-errors", "false"}}).policy.intercept_errors);
   EXPECT_FALSE(parse({{kN + "disable-proxy-intercept-errors", "yes"}}).fail_closed.empty());
+}
+
+// proxy-request-buffering: "on" buffers, "off" streams (phigate's default), anything else fails the
+// Ingress closed naming the field.
+TEST(IngressAnnotationsUpstream, ProxyRequestBuffering) {
+  const auto key = kN + "proxy-request-buffering";
+  const auto on = parse({{key, "on"}});
+  EXPECT_TRUE(on.fail_closed.empty());
+  EXPECT_TRUE(on.policy.request_buffering);
+  EXPECT_EQ(not_enforced_for(on, key), nullptr);
+  EXPECT_FALSE(on.policy.body_buffer_bytes);
+  const auto off = parse({{key, "off"}});
+  EXPECT_TRUE(off.fail_closed.empty());
+  EXPECT_FALSE(off.policy.request_buffering);
+  EXPECT_FALSE(parse({}).policy.request_buffering);  // phigate streams unless told
+  for (const char* v : {"true", "ON", "1", "", "on "}) {
+    const auto r = parse({{key, v}});
+    EXPECT_NE(r.fail_closed.find("proxy-request-buffering"), std::string::npos) << v;
+    EXPECT_FALSE(r.policy.request_buffering) << v;
+  }
+  // gRPC requests are streams of messages: never buffered, and said so.
+  const auto grpc = parse({{key, "on"}, {kN + "backend-protocol", "GRPC"}});
+  EXPECT_TRUE(grpc.fail_closed.empty());
+  EXPECT_FALSE(grpc.policy.request_buffering);
+  ASSERT_NE(not_enforced_for(grpc, key), nullptr);
+  EXPECT_NE(not_enforced_for(grpc, key)->message.find("gRPC"), std::string::npos);
+}
+
+// client-body-buffer-size: nginx's size syntax; the bound for proxy-request-buffering: "on" only.
+TEST(IngressAnnotationsUpstream, ClientBodyBufferSize) {
+  const auto key = kN + "client-body-buffer-size";
+  const auto on = kN + "proxy-request-buffering";
+  const std::pair<const char*, std::uint64_t> good[] = {
+      {"8192", 8192},   {"8k", 8192},       {"8K", 8192}, {"1m", 1u << 20},
+      {"1M", 1u << 20}, {"2g", 2ULL << 30}, {"100b", 100}};
+  for (const auto& [v, n] : good) {
+    const auto r = parse({{key, v}, {on, "on"}});
+    EXPECT_TRUE(r.fail_closed.empty()) << v << ": " << r.fail_closed;
+    ASSERT_TRUE(r.policy.body_buffer_bytes) << v;
+    EXPECT_EQ(*r.policy.body_buffer_bytes, n) << v;
+    EXPECT_EQ(not_enforced_for(r, key), nullptr) << v;
+  }
+  // 0 would refuse every body (review F6): an error too.
+  for (const char* v : {"", "0", "0k", "k", "8kb", "-8k", "8 k", " 8k", "1.5m", "8t", "0x10",
+                        "99999999999999999999", "18014398509481984k"}) {
+    const auto r = parse({{key, v}, {on, "on"}});
+    EXPECT_NE(r.fail_closed.find("client-body-buffer-size"), std::string::npos) << v;
+    const auto* pr = problem_for(r, key);
+    ASSERT_NE(pr, nullptr) << v;
+    EXPECT_EQ(pr->severity, config::Severity::Error);
+  }
+  // Without proxy-request-buffering: "on" it bounds nothing: a warning, and an invalid value still
+  // fails the Ingress closed.
+  for (const char* mode : {"", "off"}) {
+    std::map<std::string, std::string> a{{key, "16k"}};
+    if (*mode != 0) a[on] = mode;
+    const auto r = parse(a);
+    EXPECT_TRUE(r.fail_closed.empty());
+    ASSERT_NE(not_enforced_for(r, key), nullptr) << mode;
+    EXPECT_NE(not_enforced_for(r, key)->message.find("no effect"), std::string::npos);
+  }
+  EXPECT_FALSE(parse({{key, "lots"}}).fail_closed.empty());
 }
 
 }  // namespace

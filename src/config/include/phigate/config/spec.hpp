@@ -108,6 +108,11 @@ struct LimitsSpec {
   /// Slow uploads: a body must arrive within timeouts.body_idle plus one second per this many
   /// bytes (Apache mod_reqtimeout's MinRate). 0: only body_idle between reads applies.
   std::uint64_t min_body_rate = 500;
+  /// proxy-request-buffering: "on": the most body one request may hold in memory (the cap on
+  /// client-body-buffer-size; a larger body → 413).
+  std::uint64_t request_buffer_bytes = 1ULL << 20;
+  /// Buffered request bodies held at once by one worker; a request that would go over → 503 (shed).
+  std::uint64_t request_buffer_worker_bytes = 64ULL << 20;
 };
 
 /// nginx's proxy_next_upstream conditions (the same bits as upstream::NextUpstream).
@@ -273,6 +278,12 @@ struct RoutePolicy {
 
   // --- upstream flows (connection-proxy-header, custom-http-errors, default-backend) ---
   bool connection_close = false;  // connection-proxy-header: close (never on upgrades)
+  /// proxy-request-buffering: "on" (explicit only; phigate streams by default): the whole body is
+  /// read into memory before the upstream is connected and sent with Content-Length.
+  bool request_buffering = false;
+  /// client-body-buffer-size: the bound for request_buffering (capped by limits.request_buffer_bytes;
+  /// unset: that limit).
+  std::optional<std::uint64_t> body_buffer_bytes;
   /// custom-http-errors: sorted, distinct, each 400 to 599; empty: no error pages.
   std::vector<std::uint16_t> custom_http_errors;
   bool intercept_errors = true;  // false: disable-proxy-intercept-errors (only phigate's own errors)

@@ -71,6 +71,17 @@ class Http1Exchange {
   /// none). Remembers that framing for feed_body. For an upgrade request, `Connection: upgrade`
   /// and `Upgrade: <protocol>` go out again (hop-by-hop removal took them off).
   void append_upstream_head(std::string& out, std::string_view target);
+  /// proxy-request-buffering: from now on feed_body appends the body's bytes without any framing
+  /// (a chunked body de-chunked, its trailers dropped), so that the caller can hold the whole body;
+  /// call before the first feed_body. append_upstream_head, called once the request is complete,
+  /// then frames it with Content-Length: body_bytes(), whatever the client's framing was.
+  /// The parser adds a chunked body's trailer fields to the request's fields; they are dropped
+  /// here as the body ends, so that a head built after the body never carries them.
+  void buffer_body() noexcept {
+    buffered_ = true;
+    upstream_chunked_ = false;
+    head_fields_ = req_.head().headers.size();
+  }
   /// The next responses answer a head the caller wrote itself, an error page's `GET /`
   /// (proxy/error_page.hpp), not append_upstream_head's: it asked for no upgrade, so a 101 is an
   /// Error even when the client's request asked for one, and so is any 1xx but 100 (an error
@@ -167,7 +178,9 @@ class Http1Exchange {
   bool head_ready_ = false;
   bool request_failed_ = false;  // the request stream cannot be trusted any more: never kept alive
   bool upstream_chunked_ = false;
-  bool body_seen_ = false;  // a byte after the head arrived through feed_body
+  bool buffered_ = false;        // buffer_body(): the body goes upstream with Content-Length, de-chunked
+  std::size_t head_fields_ = 0;  // buffer_body(): the head's own fields (trailers come after them)
+  bool body_seen_ = false;       // a byte after the head arrived through feed_body
   bool body_done_ = false;
   bool body_failed_ = false;  // over the body limit
   bool continue_taken_ = false;

@@ -41,6 +41,10 @@ class HeaderList {
     return *this;
   }
   void clear() noexcept { size_ = 0; }
+  /// Keeps the first `n` fields (a no-op when there are not more).
+  void truncate(std::size_t n) noexcept {
+    if (n < size_) size_ = n;
+  }
   std::size_t size() const noexcept { return size_; }
   bool empty() const noexcept { return size_ == 0; }
 

@@ -76,8 +76,11 @@ struct alignas(64) WorkerShard {
   enum class TunnelClose : std::uint8_t { Client, Upstream, ClientError, UpstreamError, Idle, Drain, Count };
   static constexpr const char* kTunnelCloseNames[] = {"client",         "upstream", "client_error",
                                                       "upstream_error", "idle",     "drain"};
-  Counter tunnels_opened;            // 101 relayed, splice started
-  Gauge tunnels_open;                // splicing now
+  Counter tunnels_opened;  // 101 relayed, splice started
+  Gauge tunnels_open;      // splicing now
+  // --- request buffering (proxy-request-buffering: "on") ---
+  Gauge request_buffer_bytes;   // request body bytes held in memory now (limits.request_buffer_worker_bytes)
+  Counter request_buffer_shed;  // buffered requests shed with 503: the worker's budget was spent
   Counter tunnel_bytes_to_upstream;  // after the 101, client -> upstream
   Counter tunnel_bytes_to_client;    // after the 101, upstream -> client
   std::array<Counter, static_cast<std::size_t>(TunnelClose::Count)> tunnels_closed;
