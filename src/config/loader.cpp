@@ -640,6 +640,15 @@ void read_root(Reader& r, const YAML::Node& root, Config& cfg) {
       if (n[key] && (v == 0 || v > kMostBuffer))
         r.error(n[key], std::string("limits.") + key, "must be between 1 and 1024g (1 TiB)");
     }
+    if ((n["request_buffer_bytes"] || n["request_buffer_worker_bytes"]) &&
+        l.request_buffer_bytes > l.request_buffer_worker_bytes) {
+      const bool bound_set = static_cast<bool>(n["request_buffer_bytes"]);
+      r.error(
+          bound_set ? n["request_buffer_bytes"] : n["request_buffer_worker_bytes"],
+          bound_set ? "limits.request_buffer_bytes" : "limits.request_buffer_worker_bytes",
+          "limits.request_buffer_bytes must not be more than limits.request_buffer_worker_bytes (one body "
+          "would take the whole budget)");
+    }
   }
 
   if (const auto n = root["upstream"];

@@ -82,19 +82,11 @@ class BodyHold {
   std::uint64_t bytes_ = 0;
 };
 
-/// The smallest allocation a buffered body starts with.
-inline constexpr std::uint64_t kBodyFirstBytes = 4096;
-
-/// Makes room in `body` for `want` bytes (never more than `most`), charging `hold` for the
-/// allocation: growth at least doubles (copies stay linear in the body's size) and starts at
-/// kBodyFirstBytes, and the new buffer is allocated at exactly the size charged, so that the hold
-/// is always the body's capacity. False: the budget or the share is spent; the body is unchanged.
 inline bool make_body_room(std::string& body, std::uint64_t want, std::uint64_t most, BodyHold& hold,
                            metrics::Gauge& held, std::uint64_t limit, ConnShare* share = nullptr) {
   want = std::min(want, most);
   if (want <= body.capacity() && hold.bytes() >= body.capacity()) return true;
-  const auto step =
-      std::max<std::uint64_t>({want, 2 * static_cast<std::uint64_t>(body.capacity()), kBodyFirstBytes});
+  const auto step = std::max<std::uint64_t>(want, 2 * static_cast<std::uint64_t>(body.capacity()));
   const auto cap = std::max<std::uint64_t>(std::min(step, most), body.size());
   if (!hold.grow_to(held, cap, limit, share)) return false;
   std::string fresh;

@@ -115,9 +115,10 @@ class H2Connection : public std::enable_shared_from_this<H2Connection> {
   WorkerImpl& worker_;
   SnapshotPtr snap_;  // the connection's (codec options); each stream pins its own
   http::H2ServerSession codec_;
-  std::unordered_map<std::int32_t, std::shared_ptr<H2Stream>> streams_;
-  // proxy-request-buffering: what this connection's streams hold of the worker's budget together.
+  // proxy-request-buffering: what this connection's streams hold of the worker's budget together
+  // (declared before the streams: destroyed after them, whose holds give their bytes back to it).
   ConnShare buffer_share_;
+  std::unordered_map<std::int32_t, std::shared_ptr<H2Stream>> streams_;
   std::vector<std::shared_ptr<H2Stream>> starting_;  // Request seen in this batch of events
   std::vector<http::FieldRef> field_refs_;           // a stream's response head on its way to the codec
   net::asio::steady_timer writer_wake_;
@@ -1023,10 +1024,7 @@ net::awaitable<void> H2Stream::serve() {
   facts_.start = std::chrono::system_clock::now();
   started_ = Clock::now();
   core::make_request_id(worker.rng(), request_id_);
-  auto decision = decide();
-  const auto& snap = *snap_;
-  auto& r = *req_;
-  if (decision) {
+  if (auto decision = decide()) {
     answer(*decision);
     co_await end_early();
     co_return;
@@ -1039,8 +1037,10 @@ net::awaitable<void> H2Stream::serve() {
     co_return;
   }
   facts_.outcome = Outcome::Proxied;
-  const auto& cluster = snap.clusters[r.cluster];
-  if (!protocol_.empty() && cluster.grpc) {
+  // No reference into the snapshot outlives this choice: forward_h1 may decide again under a newer
+  // one (proxy-request-buffering), which can free this one.
+  const bool grpc_cluster = snap_->clusters[req_->cluster].grpc;
+  if (!protocol_.empty() && grpc_cluster) {
     // A gRPC backend speaks HTTP/2 only: an HTTP/1.1 upgrade must never be written to it (as an
     // HTTP/1.x client on a gRPC route is refused).
     const auto err = Error::downstream(ErrorKind::Unavailable, "grpc backend needs an HTTP/2 client");
@@ -1048,8 +1048,8 @@ net::awaitable<void> H2Stream::serve() {
     reply_error(err);
   } else if (!protocol_.empty()) {
     co_await forward_ws();
-  } else if (cluster.grpc) {
-    co_await forward_grpc(*this, snap, worker);
+  } else if (grpc_cluster) {
+    co_await forward_grpc(*this, *snap_, worker);
   } else {
     co_await forward_h1();
   }

@@ -509,23 +509,22 @@ net::awaitable<std::optional<Error>> ProxyConnection::buffer_request_body(InFlig
   // announced length: memory is allocated, and charged, as bytes arrive (review F1).
   auto most = bound;
   if (const auto& cl = f.req->head.content_length; cl && !f.req->head.chunked) most = std::min(most, *cl);
+  std::string piece;
   while (!ex_.request_complete()) {
     if (in_.empty()) {
       if (auto err = co_await read_body_bytes(f)) co_return err;
     }
-    // At most the bytes at hand (chunk framing included) can become body: room for them first,
-    // never past the bound, and only as much is fed as fits (so the body never reallocates
-    // outside what is charged; at least one byte, which ends in 413 if it is body past the bound).
-    if (!make_body_room(f.body, f.body.size() + in_.size(), most, f.body_hold, held, budget))
-      co_return shed();
-    const auto room = f.body.capacity() - f.body.size();
+    // The bytes at hand are parsed into a scratch piece (at most one read's worth), checked against
+    // the bound, then given room (charged) and appended: the body never grows outside what is
+    // charged, and each pass parses all that arrived.
+    piece.clear();
     std::size_t used = 0;
-    const auto st =
-        ex_.feed_body(in_.data(), std::min(in_.size(), std::max<std::size_t>(room, 1)), used, f.body, bound);
+    const auto st = ex_.feed_body(in_.data(), in_.size(), used, piece, bound);  // over the bound: 413
     in_.consume(used);
     if (st == http::Http1Exchange::BodyStatus::Error) co_return ex_.error();
-    // (feed_body reads a limit of 0 as none; a bound of 0 is "no body at all".)
-    if (ex_.body_bytes() > bound) co_return Error::downstream(ErrorKind::BodyTooLarge);
+    if (!make_body_room(f.body, f.body.size() + piece.size(), most, f.body_hold, held, budget))
+      co_return shed();
+    f.body.append(piece);
   }
   co_return std::nullopt;
 }

@@ -766,6 +766,40 @@ def mode_held_uploads(args):
                     answered=sum(1 for s in streams if s in p.statuses or s in p.resets))
 
 
+def mode_paused_upload(args):
+    # Request buffering, decided again once the body is whole: ONE POST announcing --size bytes
+    # sends --partial of them, prints a "HELD" line, waits (bounded by --time-limit) until the file
+    # --go-file exists (the test changed the configuration meanwhile), sends the rest and reports
+    # the answer's status.
+    import os
+    p = Peer(args)
+    p.wait(lambda: p.settings_in > 0, 2)
+    size = int(args.size or "20000")
+    sid = p.alloc()
+    p.send_headers_frame(sid, p.block(p.request_headers(args.path or "/b/paused", b"POST",
+                                                        [(b"content-length", str(size).encode())])),
+                         end_stream=False)
+
+    def data(n, last):
+        while n > 0 or last:
+            d = DataFrame(sid)
+            d.data = b"y" * min(n, 16384)
+            n -= len(d.data)
+            if last and n == 0:
+                d.flags.add("END_STREAM")
+                last = False
+            p.send_frame(d)
+
+    data(min(args.partial, size - 1), False)
+    print("HELD", flush=True)
+    deadline = time.monotonic() + args.time_limit
+    while not os.path.exists(args.go_file) and time.monotonic() < deadline:
+        p.wait(lambda: p.closed, 0.05)  # bounded poll for the test's go-ahead
+    data(size - min(args.partial, size - 1), True)
+    p.wait(lambda: p.done(sid) or p.closed, args.settle)
+    return p.result(mode=args.mode, stream=sid, status=p.statuses.get(sid), go=os.path.exists(args.go_file))
+
+
 def mode_normal(args):
     # Not an attack: one well-formed request through H2Connection (the tests' control).
     p = Peer(args)
@@ -830,6 +864,7 @@ def main():
     ap.add_argument("--no-settings-ack", action="store_true",
                     help="too_many_streams: never acknowledge the server's SETTINGS (its limits stay pending)")
     ap.add_argument("--partial", type=int, default=0, help="body bytes sent per stream (held_uploads)")
+    ap.add_argument("--go-file", default="", help="paused_upload: the file whose existence ends the pause")
     ap.add_argument("--rcvbuf", type=int, default=0, help="SO_RCVBUF (slow_read)")
     args = ap.parse_args()
     if args.mode == "oversized_headers" and args.size:

@@ -299,7 +299,7 @@ print(status, sent)
 // 100 KB budget for a second one, which is shed with 503 (never queued); once the first finishes,
 // the budget is back and the second is served.
 TEST_F(BufferingTest, WorkerBudgetShedsWith503AndComesBack) {
-  auto pg = start(kOn, "limits: { request_buffer_worker_bytes: 100000 }\n");
+  auto pg = start(kOn, "limits: { request_buffer_bytes: 100000, request_buffer_worker_bytes: 100000 }\n");
   const auto body = pattern(60000);
   auto slow = client(pg);
   // Bytes are held as they arrive (an announced length costs nothing): 59,000 of 60,000 sent.
@@ -339,9 +339,9 @@ TEST_F(BufferingTest, Attack_SlowBodyTimesOutAndGivesTheBudgetBack) {
   auto c = client(pg);
   ASSERT_TRUE(
       c.write("POST /b/slowloris HTTP/1.1\r\nHost: app.example\r\nContent-Length: 50000\r\n\r\nxxxx"));
-  // What arrived is held (in the first allocation's size), not the announced 50,000.
-  auto page = wait_metric(pg, "phigate_request_buffer_bytes", "4096");
-  EXPECT_EQ(metric(page, "phigate_request_buffer_bytes"), "4096") << page;
+  // What arrived is held (the first allocation: 30 bytes for 4), not the announced 50,000.
+  auto page = wait_metric(pg, "phigate_request_buffer_bytes", "30");
+  EXPECT_EQ(metric(page, "phigate_request_buffer_bytes"), "30") << page;
   const auto r = c.read_http_response(5s);
   ASSERT_TRUE(r) << c.error();
   EXPECT_EQ(r->status, 408);
@@ -493,7 +493,7 @@ TEST_F(BufferingTest, BufferSizeAloneWarnsAndInvalidFailsClosed) {
 // cost phigate nothing either. Two stalled uploads announcing 60 KB each, on a 100 KB budget,
 // leave it to everyone else (before the fix, the second was shed at once, and so was the next).
 TEST_F(BufferingTest, Attack_AnnouncedLengthsHoldNothing) {
-  auto pg = start(kOn, "limits: { request_buffer_worker_bytes: 100000 }\n");
+  auto pg = start(kOn, "limits: { request_buffer_bytes: 100000, request_buffer_worker_bytes: 100000 }\n");
   auto a = client(pg);
   auto b = client(pg);
   start_upload(a, "/b/stalled-a", 60000);
@@ -514,7 +514,7 @@ TEST_F(BufferingTest, Attack_AnnouncedLengthsHoldNothing) {
 
 // The same over HTTP/2: streams announcing content-length and sending nothing hold nothing.
 TEST_F(BufferingTest, Attack_Http2AnnouncedLengthsHoldNothing) {
-  auto pg = start(kOn, "limits: { request_buffer_worker_bytes: 100000 }\n");
+  auto pg = start(kOn, "limits: { request_buffer_bytes: 100000, request_buffer_worker_bytes: 100000 }\n");
   auto attack = held_uploads(pg, 2, 60000, 0, 4);
   auto page = wait_metric(pg, "phigate_h2_streams_open", "2");
   ASSERT_EQ(metric(page, "phigate_h2_streams_open"), "2") << page;
@@ -588,6 +588,29 @@ TEST_F(BufferingTest, Attack_EndpointsMovedWhileTheBodyArrivesAreFollowed) {
   }
   ASSERT_EQ(got.size(), 1u);
   EXPECT_EQ(json_field(got[0], "body_sha256"), sha256_hex(body));
+}
+
+// The same over HTTP/2 (review F2): a stream whose body is still arriving when the allowlist is
+// narrowed is refused once it is whole; the backend never hears of it.
+TEST_F(BufferingTest, Attack_Http2AccessWithdrawnWhileTheBodyArrivesIsRefused) {
+  auto pg = start(kOn + kN + "whitelist-source-range: \"127.0.0.0/8\"\n");
+  const auto go = dir_.path("go");
+  auto upload = Process::start({"/usr/bin/python3", PHIGATE_H2_ATTACK_SCRIPT, "--mode", "paused_upload",
+                                "--port", std::to_string(pg.https), "--path", "/b/h2-revoked", "--size",
+                                "20000", "--partial", "10000", "--go-file", go, "--time-limit", "15"});
+  ASSERT_TRUE(upload.wait_for_line("HELD", 10s)) << upload.output();
+  const auto page = wait_metric_at_least(pg, "phigate_request_buffer_bytes", 10000);
+  ASSERT_GE(std::stoll("0" + metric(page, "phigate_request_buffer_bytes")), 10000) << page;
+  const auto mark = pg.process.output().size();
+  dir_.write("manifests/ingress.yaml", ingresses(kOn + kN + "whitelist-source-range: \"10.0.0.0/8\"\n"));
+  ASSERT_TRUE(pg.process.wait_for_line("reloaded", 10s, mark)) << pg.process.output().substr(mark);
+  dir_.write("go", "go");
+  ASSERT_TRUE(upload.wait_for_line("{", 20s)) << upload.output();
+  const auto out = upload.output();
+  const auto line = out.substr(out.find('{'));
+  EXPECT_EQ(json_field(line, "status"), "403") << line;
+  EXPECT_TRUE(requests().empty());
+  expect_budget_back(pg);
 }
 
 }  // namespace

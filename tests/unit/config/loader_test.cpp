@@ -189,11 +189,12 @@ TEST_F(LoaderTest, RequestBufferLimits_DefaultsSizesAndJunk) {
   EXPECT_EQ(cfg->limits.request_buffer_worker_bytes, 2u << 20);
   cfg = load("listeners: { http: [\"127.0.0.1:8080\"] }\nlimits: { request_buffer_worker_bytes: -1 }\n");
   EXPECT_FALSE(cfg);
-  EXPECT_NE(find("limits.request_buffer_worker_bytes"), nullptr)
-      << diag_.to_string();  // 0 (every buffered body refused) and more than 1 TiB (the signed gauge) are
-                             // errors too.
+  EXPECT_NE(find("limits.request_buffer_worker_bytes"), nullptr) << diag_.to_string();
+  // 0 (every buffered body refused), more than 1 TiB (the signed gauge) and one body's bound over
+  // the worker's whole budget (and one HTTP/2 connection's share with it) are errors too.
   for (const char* bad :
-       {"request_buffer_bytes: 0", "request_buffer_worker_bytes: 0", "request_buffer_worker_bytes: 1025g"}) {
+       {"request_buffer_bytes: 0", "request_buffer_worker_bytes: 0", "request_buffer_worker_bytes: 1025g",
+        "request_buffer_bytes: 2m, request_buffer_worker_bytes: 1m", "request_buffer_worker_bytes: 512k"}) {
     cfg = load(std::string("listeners: { http: [\"127.0.0.1:8080\"] }\nlimits: { ") + bad + " }\n");
     EXPECT_FALSE(cfg) << bad;
     const std::string field = std::string("limits.") + std::string(bad).substr(0, std::string(bad).find(':'));
