@@ -617,9 +617,10 @@ void read_root(Reader& r, const YAML::Node& root, Config& cfg) {
   }
 
   if (const auto n = root["limits"];
-      n && r.expect_map(n, "limits",
-                        {"max_connections_per_worker", "request_line_bytes", "request_header_bytes",
-                         "header_count", "request_body_bytes", "min_body_rate"})) {
+      n && r.expect_map(
+               n, "limits",
+               {"max_connections_per_worker", "request_line_bytes", "request_header_bytes", "header_count",
+                "request_body_bytes", "min_body_rate", "rate_limit_status", "rate_limit_keys"})) {
     auto& l = cfg.limits;
     r.integer(n, "max_connections_per_worker", "limits", l.max_connections_per_worker, std::size_t{1},
               std::size_t{1'000'000});
@@ -628,6 +629,15 @@ void read_root(Reader& r, const YAML::Node& root, Config& cfg) {
     r.integer(n, "header_count", "limits", l.header_count, std::size_t{1}, std::size_t{10'000});
     r.size(n, "request_body_bytes", "limits", l.request_body_bytes);
     r.size(n, "min_body_rate", "limits", l.min_body_rate);
+    // limit-rps/-rpm/-connections refusals: ingress-nginx's 503, or 429 (with Retry-After).
+    if (const auto s = n["rate_limit_status"]; s) {
+      if (!s.IsScalar() || (s.Scalar() != "503" && s.Scalar() != "429")) {
+        r.error(s, "limits.rate_limit_status", "expected 503 or 429");
+      } else {
+        l.rate_limit_status = s.Scalar() == "429" ? 429 : 503;
+      }
+    }
+    r.integer(n, "rate_limit_keys", "limits", l.rate_limit_keys, std::size_t{1024}, std::size_t{10'000'000});
   }
 
   if (const auto n = root["upstream"];

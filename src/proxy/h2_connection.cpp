@@ -389,7 +389,7 @@ class H2Stream final : public ClientStream {
   void finish();
   void local_reply(int status, std::string_view body, std::string_view location,
                    std::string_view more_fields = {});
-  void reply_error(const Error& error);
+  void reply_error(const Error& error, std::string_view more_fields = {});
   /// After a local reply to a request whose body is still coming: RFC 9113 §8.1 lets the server
   /// answer early and then reset with NO_ERROR once the response is out.
   net::awaitable<void> end_early();
@@ -889,7 +889,7 @@ void H2Stream::local_reply(int status, std::string_view body, std::string_view l
   }
 }
 
-void H2Stream::reply_error(const Error& error) {
+void H2Stream::reply_error(const Error& error, std::string_view more_fields) {
   reason_ = error.reason();
   const int status = error.status();
   if (status == 0 || reset_) return;
@@ -908,7 +908,7 @@ void H2Stream::reply_error(const Error& error) {
     body += error.context;  // tells the client what to fix; never PHI
   }
   body += "\n";
-  local_reply(status, body, {});
+  local_reply(status, body, {}, more_fields);
 }
 
 net::awaitable<void> H2Stream::end_early() {
@@ -969,6 +969,7 @@ net::awaitable<void> H2Stream::serve() {
   view.audit_healthy = worker.audit_healthy();
   view.https_port = worker.https_port();
   view.random = static_cast<std::uint32_t>(worker.rng().next());
+  view.now = std::chrono::steady_clock::now();
   auto decision = run_phases(r, snap, view);
   facts_.host = r.host_norm;
   facts_.target = r.target.empty() ? std::string_view(r.head.target) : std::string_view(r.target);
@@ -989,7 +990,7 @@ net::awaitable<void> H2Stream::serve() {
     } else if (is_preflight(*decision)) {
       local_reply(204, {}, {}, r.response_fields);
     } else {
-      reply_error(decision->error);
+      reply_error(decision->error, r.reply_fields);
     }
     co_await end_early();
     co_return;

@@ -300,7 +300,8 @@ net::awaitable<bool> ProxyConnection::reply(InFlight& f, int status, std::string
   co_return !ec && r.keep_alive;
 }
 
-net::awaitable<bool> ProxyConnection::reply_error(InFlight& f, const Error& error, bool must_close) {
+net::awaitable<bool> ProxyConnection::reply_error(InFlight& f, const Error& error, bool must_close,
+                                                  std::string_view more_fields) {
   f.reason = error.reason();
   const int status = error.status();
   if (status == 0) co_return false;
@@ -311,7 +312,10 @@ net::awaitable<bool> ProxyConnection::reply_error(InFlight& f, const Error& erro
     body += error.context;
   }
   body += "\n";
-  co_return co_await reply(f, status, body, {}, extra_fields_, must_close);
+  if (more_fields.empty()) co_return co_await reply(f, status, body, {}, extra_fields_, must_close);
+  std::string fields(extra_fields_);
+  fields += more_fields;
+  co_return co_await reply(f, status, body, {}, fields, must_close);
 }
 
 ConnectionFacts ProxyConnection::connection_facts(std::string_view client_ip) {
@@ -417,6 +421,7 @@ net::awaitable<bool> ProxyConnection::serve_one(InFlight& f) {
   view.audit_healthy = worker_.audit_healthy();
   view.https_port = worker_.https_port();
   view.random = static_cast<std::uint32_t>(worker_.rng().next());
+  view.now = std::chrono::steady_clock::now();
   auto decision = run_phases(r, snap, view);
   auto& rf = f.facts;
   rf.host = r.host_norm;
@@ -441,7 +446,7 @@ net::awaitable<bool> ProxyConnection::serve_one(InFlight& f) {
       fields += r.response_fields;
       co_return co_await reply(f, 204, {}, {}, fields, decision->must_close);
     }
-    co_return co_await reply_error(f, decision->error, decision->must_close);
+    co_return co_await reply_error(f, decision->error, decision->must_close, r.reply_fields);
   }
   rf.outcome = Outcome::Proxied;
   co_return co_await proxy_request(f);

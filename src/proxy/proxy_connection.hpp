@@ -122,7 +122,9 @@ class ProxyConnection final : public ConnectionCore, private upstream::Deadline 
   /// A local response (the codec decides close and linger). True when the connection may go on.
   net::awaitable<bool> reply(InFlight& f, int status, std::string_view body, std::string_view location,
                              std::string_view extra_fields, bool must_close);
-  net::awaitable<bool> reply_error(InFlight& f, const core::Error& error, bool must_close);
+  /// `more_fields`: the refusal's own fields after HSTS (Request::reply_fields: Retry-After).
+  net::awaitable<bool> reply_error(InFlight& f, const core::Error& error, bool must_close,
+                                   std::string_view more_fields = {});
   /// After a reply that closes while the client may still be sending: drain briefly, then close.
   net::awaitable<void> linger();
 

@@ -13,6 +13,7 @@
 #include "phigate/config/policy_canary.hpp"
 #include "phigate/config/policy_cors.hpp"
 #include "phigate/config/policy_headers.hpp"
+#include "phigate/config/policy_ratelimit.hpp"
 #include "phigate/config/policy_redirect.hpp"
 #include "phigate/config/policy_regex.hpp"
 
@@ -108,6 +109,12 @@ struct LimitsSpec {
   /// Slow uploads: a body must arrive within timeouts.body_idle plus one second per this many
   /// bytes (Apache mod_reqtimeout's MinRate). 0: only body_idle between reads applies.
   std::uint64_t min_body_rate = 500;
+  /// limit-rps / limit-rpm / limit-connections refusals: 503 (ingress-nginx's limit-req-status-code
+  /// default) or 429 with Retry-After. docs/rate-limits.md.
+  int rate_limit_status = 503;
+  /// Client addresses the process-wide rate-limit table holds, all Ingresses together; the least
+  /// recently seen is evicted beyond it (memory stays bounded under a flood of addresses).
+  std::size_t rate_limit_keys = 100000;
 };
 
 /// nginx's proxy_next_upstream conditions (the same bits as upstream::NextUpstream).
@@ -289,6 +296,7 @@ struct RoutePolicy {
   HostsPolicy hosts{};        // upstream-vhost, server-alias, service-upstream (policy_redirect.hpp)
   CorsPolicy cors{};          // enable-cors, cors-* (policy_cors.hpp)
   HeaderPolicy headers{};     // proxy-redirect-*, proxy-cookie-* (policy_headers.hpp)
+  RateLimitPolicy rate_limit{};  // limit-rps, limit-rpm, limit-connections, ... (policy_ratelimit.hpp)
 };
 using RoutePolicyPtr = std::shared_ptr<const RoutePolicy>;
 
