@@ -90,6 +90,12 @@ const std::map<std::string, std::string>& samples() {
       {"health-check-timeout", "1s"},
       {"health-check-unhealthy-threshold", "3"},
       {"hsts", "false"},
+      {"limit-allowlist", "10.0.0.0/8"},
+      {"limit-burst-multiplier", "2"},
+      {"limit-connections", "3"},
+      {"limit-rpm", "600"},
+      {"limit-rps", "10"},
+      {"limit-whitelist", "10.0.0.0/8"},
       {"load-balance", "ewma"},
       {"permanent-redirect", "https://www.example.com/"},
       {"permanent-redirect-code", "308"},
@@ -217,6 +223,10 @@ TEST(AnnotationRegistry, SupportedRowsParseUnderBothPrefixes) {
       if (r.group == "canary" && r.name != "canary") with[prefix + "canary"] = "true";
       // proxy-redirect-from needs its -to.
       if (r.name == "proxy-redirect-from") with[prefix + "proxy-redirect-to"] = "https://app.example/";
+      // limit-burst-multiplier and limit-allowlist only tune a rate limit.
+      if (r.name == "limit-burst-multiplier" || r.name == "limit-allowlist" || r.name == "limit-whitelist") {
+        with[prefix + "limit-rps"] = "10";
+      }
       a.insert(with.begin(), with.end());
       const auto p = parse(a, kFailClosed);
       EXPECT_TRUE(p.problems.empty()) << key << ": " << p.problems.at(0).message;
