@@ -620,7 +620,7 @@ void read_root(Reader& r, const YAML::Node& root, Config& cfg) {
       n && r.expect_map(n, "limits",
                         {"max_connections_per_worker", "request_line_bytes", "request_header_bytes",
                          "header_count", "request_body_bytes", "min_body_rate", "request_buffer_bytes",
-                         "request_buffer_worker_bytes"})) {
+                         "request_buffer_worker_bytes", "rate_limit_status", "rate_limit_keys"})) {
     auto& l = cfg.limits;
     r.integer(n, "max_connections_per_worker", "limits", l.max_connections_per_worker, std::size_t{1},
               std::size_t{1'000'000});
@@ -649,6 +649,15 @@ void read_root(Reader& r, const YAML::Node& root, Config& cfg) {
           "limits.request_buffer_bytes must not be more than limits.request_buffer_worker_bytes (one body "
           "would take the whole budget)");
     }
+    // limit-rps/-rpm/-connections refusals: ingress-nginx's 503, or 429 (with Retry-After).
+    if (const auto s = n["rate_limit_status"]; s) {
+      if (!s.IsScalar() || (s.Scalar() != "503" && s.Scalar() != "429")) {
+        r.error(s, "limits.rate_limit_status", "expected 503 or 429");
+      } else {
+        l.rate_limit_status = s.Scalar() == "429" ? 429 : 503;
+      }
+    }
+    r.integer(n, "rate_limit_keys", "limits", l.rate_limit_keys, std::size_t{1024}, std::size_t{10'000'000});
   }
 
   if (const auto n = root["upstream"];

@@ -6,7 +6,7 @@ namespace phigate::core {
 
 namespace {
 // Indexed by ErrorKind. Status 0: the connection is closed without a response.
-constexpr std::array<KindInfo, 23> kKinds{{
+constexpr std::array<KindInfo, 25> kKinds{{
     {400, "bad_request"},
     {414, "uri_too_long"},
     {431, "header_too_large"},
@@ -28,6 +28,8 @@ constexpr std::array<KindInfo, 23> kKinds{{
     {503, "no_healthy_endpoint"},
     {503, "overloaded"},
     {503, "unavailable"},
+    {503, "limit_exceeded"},
+    {429, "too_many_requests"},
     {500, "internal"},
     {0, "config"},
 }};

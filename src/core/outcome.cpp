@@ -46,6 +46,8 @@ constexpr std::array<OutcomeInfo, kOutcomeCount> kOutcomes{{
      How::Redirected, true},
     {"www_redirect", "redirected", "from-to-www-redirect", Party::Phigate, How::Redirected, true},
     {"cors_preflight", "allowed", "enable-cors", Party::Phigate, How::Served, true},
+    {"rate_limited", "denied", "limit-rps/limit-rpm", Party::Phigate, How::Refused, false},
+    {"connection_limited", "denied", "limit-connections", Party::Phigate, How::Refused, false},
 }};
 
 }  // namespace
@@ -100,6 +102,10 @@ Outcome outcome_of(const Error& e) noexcept {
       return Outcome::Overloaded;
     case ErrorKind::Unavailable:
       return Outcome::FailClosed;
+    // Raised by the rate-limit phase only, which sets its own outcome (rate or connection limit).
+    case ErrorKind::LimitExceeded:
+    case ErrorKind::TooManyRequests:
+      return Outcome::RateLimited;
     case ErrorKind::Internal:
     case ErrorKind::Config:
       return Outcome::Internal;

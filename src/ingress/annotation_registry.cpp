@@ -10,6 +10,7 @@
 #include "annotations_canary_impl.hpp"
 #include "annotations_cors_impl.hpp"
 #include "annotations_impl.hpp"
+#include "annotations_ratelimit_impl.hpp"
 #include "annotations_redirect.hpp"
 #include "annotations_rewrite.hpp"
 #include "phigate/config/loader.hpp"
@@ -30,6 +31,12 @@ std::string canary(std::string_view v, Context& c) {
 template <std::string (*F)(std::string_view, config::HeaderPolicy&)>
 std::string headers(std::string_view v, Context& c) {
   return F(v, c.policy.headers);
+}
+
+/// A rate-limit annotation's parser (annotations_ratelimit.cpp) as a registry row's parser.
+template <std::string (*F)(std::string_view, config::RateLimitPolicy&)>
+std::string rate_limit(std::string_view v, Context& c) {
+  return F(v, c.policy.rate_limit);
 }
 
 /// A CORS annotation's parser (annotations_cors.cpp) as a registry row's parser.
@@ -90,6 +97,13 @@ constexpr std::string_view kAuthPlanned = "authentication (part 2)";
 constexpr std::string_view kSnippet =
     "snippet annotations are not supported (raw configuration injection, CVE-2025-1974)";
 constexpr std::string_view kRateLimit = "rate limits are not enforced by phigate: the Ingress fails closed";
+constexpr std::string_view kLimitInvalid =
+    "an invalid value fails the Ingress closed (ingress-nginx uses its default silently)";
+constexpr std::string_view kLimitDifference =
+    "one table for all workers of the process (not per replica, as nginx's zone); the client address is "
+    "the PROXY header's or a trusted proxy's X-Forwarded-For; an invalid value fails the Ingress closed "
+    "(ingress-nginx: no limit); at most limits.rate_limit_keys addresses are tracked (the least recently "
+    "seen is forgotten); docs/rate-limits.md";
 constexpr std::string_view kBandwidth =
     "response bandwidth limits are not enforced by phigate: the Ingress fails closed";
 constexpr std::string_view kLimitsPlanned = "rate limits (part 2)";
@@ -315,24 +329,32 @@ constexpr auto kRegistry = std::to_array<AnnotationInfo>({
     own("hsts", [](std::string_view v, Context& c) { return parse_bool(v, c.policy.hsts); }, "https",
         "\"false\": no Strict-Transport-Security on this Ingress's responses (default: tls.hsts)"),
     no_effect("http2-push-preload", "https", "phigate does not offer HTTP/2 server push"),
-    code_only(no_effect("limit-allowlist", "rate-limit",
-                        "it only exempts clients from rate limits, which phigate does not enforce (a limit "
-                        "that asks for one fails the Ingress closed)",
-                        kLimitsPlanned)),
-    no_effect("limit-burst-multiplier", "rate-limit",
-              "it only scales limit-rps and limit-rpm, which phigate does not enforce (a limit that asks "
-              "for one fails the Ingress closed)",
-              kLimitsPlanned),
-    refused("limit-connections", "0", "rate-limit",
-            "connection limits are not enforced by phigate: the Ingress fails closed", kLimitsPlanned),
+    code_only(supported("limit-allowlist", rate_limit<parse_limit_allowlist>, "rate-limit",
+                        "client addresses (CIDRs) never limited by this Ingress's limit-rps, limit-rpm and "
+                        "limit-connections (merged with limit-whitelist)",
+                        kRangeDifference)),
+    supported("limit-burst-multiplier", rate_limit<parse_limit_burst_multiplier>, "rate-limit",
+              "burst = limit-rps (and limit-rpm) x this, default 5: that many requests over the rate are "
+              "served at once (nginx limit_req burst with nodelay), the rest refused",
+              kLimitInvalid),
+    supported("limit-connections", rate_limit<parse_limit_connections>, "rate-limit",
+              "concurrent requests per client address to the Ingress (each HTTP/2 stream counts, as nginx "
+              "limit_conn); more are refused (503, or 429 under limits.rate_limit_status)",
+              kLimitDifference),
     refused("limit-rate", "0", "rate-limit", kBandwidth, kLimitsPlanned),
     refused("limit-rate-after", "0", "rate-limit", kBandwidth, kLimitsPlanned),
-    refused("limit-rpm", "0", "rate-limit", kRateLimit, kLimitsPlanned),
-    refused("limit-rps", "0", "rate-limit", kRateLimit, kLimitsPlanned),
-    no_effect("limit-whitelist", "rate-limit",
-              "it only exempts clients from rate limits, which phigate does not enforce (a limit that "
-              "asks for one fails the Ingress closed)",
-              kLimitsPlanned),
+    supported("limit-rpm", rate_limit<parse_limit_rpm>, "rate-limit",
+              "requests per minute per client address to the Ingress (nginx limit_req, burst "
+              "limit-rpm x limit-burst-multiplier, nodelay); more are refused (503, or 429 with Retry-After "
+              "under limits.rate_limit_status); with limit-rps both apply",
+              kLimitDifference),
+    supported("limit-rps", rate_limit<parse_limit_rps>, "rate-limit",
+              "requests per second per client address to the Ingress (nginx limit_req, burst "
+              "limit-rps x limit-burst-multiplier, nodelay); more are refused (503, or 429 with Retry-After "
+              "under limits.rate_limit_status)",
+              kLimitDifference),
+    supported("limit-whitelist", rate_limit<parse_limit_allowlist>, "rate-limit",
+              "old name of limit-allowlist (both lists merged)", kRangeDifference),
     supported("load-balance", parse_load_balance, "backend", "round_robin, least_request or ewma"),
     unsupported("mirror-host", "mirror", "requests are not mirrored"),
     unsupported("mirror-request-body", "mirror", "requests are not mirrored"),

@@ -552,8 +552,7 @@ ParsedAnnotations parse_annotations(const std::map<std::string, std::string>& an
         break;
       case Support::NoEffect:
         // These only tune a feature another annotation asks for: said below, once that is known.
-        if (name == "limit-burst-multiplier" || name.rfind("canary-", 0) == 0 ||
-            name == "affinity-canary-behavior") {
+        if (name.rfind("canary-", 0) == 0 || name == "affinity-canary-behavior") {
           break;
         }
         problem(config::Severity::Warning, key, kv->second, "has no effect: " + std::string(a->behaviour));
@@ -641,13 +640,34 @@ ParsedAnnotations parse_annotations(const std::map<std::string, std::string>& an
       unhonoured(kv->first, Support::NoEffect, "without affinity: cookie");
     }
   }
-  // limit-burst-multiplier only scales limit-rps/limit-rpm: next to a refused limit it adds nothing
-  // to that error; without one it does nothing (as in ingress-nginx). canary-* only tune a canary:
-  // without `canary: "true"` they do nothing, whatever their value (ingress-nginx drops them).
-  if (const auto* kv = key_of("limit-burst-multiplier"); kv != nullptr && !limit_refused) {
+  // A rate limit decides who is served: one prefix may not loosen what the other asks for (a
+  // policy engine may require the nginx key; phigate.io/limit-rps: "0" must not undo it).
+  for (const auto name : {"limit-rps", "limit-rpm", "limit-connections", "limit-burst-multiplier",
+                          "limit-allowlist", "limit-whitelist"}) {
+    const auto n = annotations.find(std::string(kNginxPrefix) + name);
+    const auto ph = annotations.find(std::string(kPhigatePrefix) + name);
+    if (n != annotations.end() && ph != annotations.end() && n->second != ph->second) {
+      problem(config::Severity::Error, ph->first, ph->second,
+              "disagrees with " + loggable_key(n->first) + "=" + quote_value(n->second) +
+                  ": the Ingress fails closed until the two agree");
+    }
+  }
+  // limit-burst-multiplier only scales limit-rps/limit-rpm, limit-allowlist only exempts from the
+  // limits: without one they do nothing (as in ingress-nginx); next to a refused limit they add
+  // nothing to that error. canary-* only tune a canary: without `canary: "true"` they do nothing,
+  // whatever their value (ingress-nginx drops them).
+  if (const auto* kv = key_of("limit-burst-multiplier");
+      kv != nullptr && !limit_refused && p.rate_limit.rps == 0 && p.rate_limit.rpm == 0) {
     problem(config::Severity::Warning, kv->first, kv->second,
-            "has no effect: no rate limit is set (and phigate enforces none)");
-    unhonoured(kv->first, Support::NoEffect, "no rate limit is set (and phigate enforces none)");
+            "has no effect: no limit-rps or limit-rpm is set");
+    unhonoured(kv->first, Support::NoEffect, "no limit-rps or limit-rpm is set");
+  }
+  for (const auto name : {"limit-allowlist", "limit-whitelist"}) {
+    if (const auto* kv = key_of(name); kv != nullptr && !limit_refused && !p.rate_limit.any()) {
+      problem(config::Severity::Warning, kv->first, kv->second,
+              "has no effect: no limit-rps, limit-rpm or limit-connections is set");
+      unhonoured(kv->first, Support::NoEffect, "no limit-rps, limit-rpm or limit-connections is set");
+    }
   }
   if (const auto* kv = key_of("canary"); kv != nullptr) {
     if (auto why = detail::canary_prefix_conflict(annotations); !why.empty()) {

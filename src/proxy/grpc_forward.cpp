@@ -153,6 +153,8 @@ int grpc_status_of(const Error& error) noexcept {
     case ErrorKind::BodyTooLarge:
     case ErrorKind::HeaderTooLarge:
     case ErrorKind::UriTooLong:
+    case ErrorKind::LimitExceeded:
+    case ErrorKind::TooManyRequests:
       return kGrpcResourceExhausted;
     case ErrorKind::ClientClosed:
       return kGrpcCancelled;

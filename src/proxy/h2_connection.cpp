@@ -196,7 +196,7 @@ class H2Stream final : public ClientStream {
   net::awaitable<std::optional<Error>> buffer_body();
   /// Runs the phases under the worker's current snapshot (re-pinned into snap_) for head_: fills
   /// req_ and the audit facts; a Decision to answer, or nullopt to proxy.
-  PhaseResult decide();
+  PhaseResult decide(bool again = false);
   void answer(const Decision& decision);
   void body_forwarded(std::size_t n) noexcept override {
     if (closed_ || n == 0) return;
@@ -410,7 +410,7 @@ class H2Stream final : public ClientStream {
   void finish();
   void local_reply(int status, std::string_view body, std::string_view location,
                    std::string_view more_fields = {});
-  void reply_error(const Error& error);
+  void reply_error(const Error& error, std::string_view more_fields = {});
   /// After a local reply to a request whose body is still coming: RFC 9113 §8.1 lets the server
   /// answer early and then reset with NO_ERROR once the response is out.
   net::awaitable<void> end_early();
@@ -910,7 +910,7 @@ void H2Stream::local_reply(int status, std::string_view body, std::string_view l
   }
 }
 
-void H2Stream::reply_error(const Error& error) {
+void H2Stream::reply_error(const Error& error, std::string_view more_fields) {
   reason_ = error.reason();
   const int status = error.status();
   if (status == 0 || reset_) return;
@@ -929,7 +929,7 @@ void H2Stream::reply_error(const Error& error) {
     body += error.context;  // tells the client what to fix; never PHI
   }
   body += "\n";
-  local_reply(status, body, {});
+  local_reply(status, body, {}, more_fields);
 }
 
 net::awaitable<void> H2Stream::end_early() {
@@ -961,7 +961,7 @@ net::awaitable<void> H2Stream::end_early() {
   c_.wake_writer();
 }
 
-PhaseResult H2Stream::decide() {
+PhaseResult H2Stream::decide(bool again) {
   // Pinned for this stream: routes and clusters come from one generation, whatever reloads do
   // while it runs (each stream pins its own, as each HTTP/1.1 request does).
   auto& worker = c_.worker_;
@@ -986,6 +986,8 @@ PhaseResult H2Stream::decide() {
   view.audit_healthy = worker.audit_healthy();
   view.https_port = worker.https_port();
   view.random = static_cast<std::uint32_t>(worker.rng().next());
+  view.again = again;
+  view.now = std::chrono::steady_clock::now();
   auto decision = run_phases(r, snap, view);
   // A second decision (after a buffered body) starts from nothing of the first one's snapshot.
   facts_.route = {};
@@ -1014,7 +1016,7 @@ void H2Stream::answer(const Decision& decision) {
   } else if (is_preflight(decision)) {
     local_reply(204, {}, {}, r.response_fields);
   } else {
-    reply_error(decision.error);
+    reply_error(decision.error, r.reply_fields);
   }
 }
 
@@ -1304,7 +1306,7 @@ net::awaitable<void> H2Stream::forward_h1() {
     }
     // Reading the body can take minutes: the request goes on under the configuration, the audit
     // log's health and the endpoints current now, not those of when its head came (review F2).
-    if (auto decision = decide()) {
+    if (auto decision = decide(true)) {
       answer(*decision);
       co_return;
     }

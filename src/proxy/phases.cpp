@@ -68,6 +68,7 @@ constexpr auto kPhases = std::to_array<PhaseEntry>({
     {"no-route", &phase::no_route},
     {"access", &phase::access},
     {"fail-closed", &phase::fail_closed},
+    {"rate-limit", &phase::rate_limit},
     {"annotation-redirect", &phase::annotation_redirect},
     {"app-root", &phase::app_root},
     {"cors", &phase::cors},

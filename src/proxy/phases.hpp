@@ -4,6 +4,7 @@
 // pure function of the request, the pinned snapshot and what the connection knows: no I/O, no
 // clock, no metrics, no logs. The connection (HTTP/1 now, HTTP/2 later) runs the list, writes the
 // reply a Decision names and counts its outcome (count_outcome).
+#include <chrono>
 #include <cstdint>
 #include <optional>
 #include <span>
@@ -30,6 +31,10 @@ struct ConnectionView {
   bool audit_on = false, audit_healthy = true;
   std::uint16_t https_port = 443;  // redirect target when the snapshot names none
   std::uint32_t random = 0;  // drawn by the connection from the worker's RNG per request (canary weight)
+  std::chrono::steady_clock::time_point now{};  // read by the connection per request (rate limits)
+  /// The request's second decision, once its buffered body is whole (proxy-request-buffering): its
+  /// rate was charged by the first one, and is not charged again.
+  bool again = false;
 };
 
 /// How a request ends before reaching the upstream.
@@ -109,6 +114,8 @@ PhaseResult body_size(Request& r, const Snapshot& s, const ConnectionView& c);
 PhaseResult app_root(Request& r, const Snapshot& s, const ConnectionView& c);
 PhaseResult rewrite(Request& r, const Snapshot& s, const ConnectionView& c);
 PhaseResult canary(Request& r, const Snapshot& s, const ConnectionView& c);  // phases_canary.cpp
+// phases_ratelimit.cpp: limit-rps, limit-rpm, limit-connections (docs/rate-limits.md)
+PhaseResult rate_limit(Request& r, const Snapshot& s, const ConnectionView& c);
 // phases_redirect.cpp
 PhaseResult www_redirect(Request& r, const Snapshot& s, const ConnectionView& c);
 PhaseResult annotation_redirect(Request& r, const Snapshot& s, const ConnectionView& c);

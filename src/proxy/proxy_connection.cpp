@@ -300,7 +300,8 @@ net::awaitable<bool> ProxyConnection::reply(InFlight& f, int status, std::string
   co_return !ec && r.keep_alive;
 }
 
-net::awaitable<bool> ProxyConnection::reply_error(InFlight& f, const Error& error, bool must_close) {
+net::awaitable<bool> ProxyConnection::reply_error(InFlight& f, const Error& error, bool must_close,
+                                                  std::string_view more_fields) {
   f.reason = error.reason();
   const int status = error.status();
   if (status == 0) co_return false;
@@ -311,7 +312,10 @@ net::awaitable<bool> ProxyConnection::reply_error(InFlight& f, const Error& erro
     body += error.context;
   }
   body += "\n";
-  co_return co_await reply(f, status, body, {}, extra_fields_, must_close);
+  if (more_fields.empty()) co_return co_await reply(f, status, body, {}, extra_fields_, must_close);
+  std::string fields(extra_fields_);
+  fields += more_fields;
+  co_return co_await reply(f, status, body, {}, fields, must_close);
 }
 
 ConnectionFacts ProxyConnection::connection_facts(std::string_view client_ip) {
@@ -381,7 +385,7 @@ net::awaitable<void> ProxyConnection::linger() {
   disarm();
 }
 
-PhaseResult ProxyConnection::decide(InFlight& f) {
+PhaseResult ProxyConnection::decide(InFlight& f, bool again) {
   // Pin the snapshot for this request: routes and clusters come from one generation. In the
   // steady state the worker's pointer has not changed and no reference count is touched.
   if (req_snap_.get() != worker_.snapshot().get()) req_snap_ = worker_.snapshot();
@@ -404,6 +408,8 @@ PhaseResult ProxyConnection::decide(InFlight& f) {
   view.audit_healthy = worker_.audit_healthy();
   view.https_port = worker_.https_port();
   view.random = static_cast<std::uint32_t>(worker_.rng().next());
+  view.again = again;
+  view.now = std::chrono::steady_clock::now();
   auto decision = run_phases(r, snap, view);
   auto& rf = f.facts;
   rf.host = r.host_norm;
@@ -436,7 +442,7 @@ net::awaitable<bool> ProxyConnection::answer(InFlight& f, const Decision& decisi
     fields += r.response_fields;
     co_return co_await reply(f, 204, {}, {}, fields, decision.must_close);
   }
-  co_return co_await reply_error(f, decision.error, decision.must_close);
+  co_return co_await reply_error(f, decision.error, decision.must_close, r.reply_fields);
 }
 
 net::awaitable<bool> ProxyConnection::serve_one(InFlight& f) {
@@ -658,7 +664,7 @@ net::awaitable<bool> ProxyConnection::proxy_request(InFlight& f) {
     // log's health and the endpoints current now, not those of when its head came (review F2). A
     // client whose access was withdrawn meanwhile, or an Ingress removed, is refused; nothing has
     // gone upstream yet, and the body is read, so the connection stays in step.
-    if (auto decision = decide(f)) co_return co_await answer(f, *decision);
+    if (auto decision = decide(f, true)) co_return co_await answer(f, *decision);
     const auto& lim = f.req->limits;
     if ((lim.body_bytes != 0 && f.body.size() > lim.body_bytes) ||
         (lim.buffer_body && f.body.size() > lim.buffer_bytes)) {

@@ -101,7 +101,7 @@ class ProxyConnection final : public ConnectionCore, private upstream::Deadline 
   /// Forwards the request through its route's cluster and streams the response back.
   /// Runs the phases under the worker's current snapshot (re-pinned) for f's head: fills f.req and
   /// its audit facts; a Decision to answer, or nullopt to proxy.
-  PhaseResult decide(InFlight& f);
+  PhaseResult decide(InFlight& f, bool again = false);
   net::awaitable<bool> answer(InFlight& f, const Decision& decision);
   net::awaitable<bool> proxy_request(InFlight& f);
   net::awaitable<bool> forward_request(InFlight& f);
@@ -140,7 +140,9 @@ class ProxyConnection final : public ConnectionCore, private upstream::Deadline 
   /// A local response (the codec decides close and linger). True when the connection may go on.
   net::awaitable<bool> reply(InFlight& f, int status, std::string_view body, std::string_view location,
                              std::string_view extra_fields, bool must_close);
-  net::awaitable<bool> reply_error(InFlight& f, const core::Error& error, bool must_close);
+  /// `more_fields`: the refusal's own fields after HSTS (Request::reply_fields: Retry-After).
+  net::awaitable<bool> reply_error(InFlight& f, const core::Error& error, bool must_close,
+                                   std::string_view more_fields = {});
   /// After a reply that closes while the client may still be sending: drain briefly, then close.
   net::awaitable<void> linger();
 

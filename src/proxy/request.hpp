@@ -11,6 +11,7 @@
 #include "phigate/config/spec.hpp"
 #include "phigate/http/message.hpp"
 #include "phigate/http/response_edits.hpp"
+#include "phigate/proxy/rate_limiter.hpp"
 #include "phigate/router/route_table.hpp"
 
 namespace phigate::proxy::detail {
@@ -56,6 +57,11 @@ struct Request {
   // The route's Location/Refresh/Set-Cookie rewrites (phase response-headers; views into the
   // route's policy, which the pinned snapshot keeps alive).
   http::ResponseEdits edits;
+  // Fields of phigate's own refusal ("Name: value\r\n" lines; Retry-After of a 429 rate limit).
+  std::string reply_fields;
+  // limit-connections: this request's place among its client's in-flight requests on the Ingress,
+  // given back when the request ends (phase rate-limit).
+  RateLimiter::Slot limit_slot;
 };
 
 }  // namespace phigate::proxy::detail

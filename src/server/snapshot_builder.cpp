@@ -1,6 +1,7 @@
 #include <algorithm>
 #include <chrono>
 
+#include "phigate/access/cidr.hpp"
 #include "phigate/compile/policy.hpp"
 #include "phigate/net/socket.hpp"
 #include "phigate/server/server.hpp"
@@ -275,6 +276,41 @@ proxy::SnapshotPtr build_snapshot(config::Config config, std::shared_ptr<tls::Ti
     snap->hsts_field = "Strict-Transport-Security: max-age=" + std::to_string(h.max_age) +
                        (h.include_subdomains ? "; includeSubDomains" : "") + (h.preload ? "; preload" : "") +
                        "\r\n";
+  }
+  // --- rate limits (limit-rps/-rpm/-connections; docs/rate-limits.md) ---
+  {
+    bool any_limit = false;
+    const auto add_policy = [&](const config::RoutePolicy* pol) {
+      if (pol == nullptr || !pol->rate_limit.any()) return;
+      any_limit = true;
+      if (pol->rate_limit.allowlist.empty() || snap->limit_allowlists.contains(pol)) return;
+      access::CidrSet set;
+      for (const auto& text : pol->rate_limit.allowlist) {
+        // The annotation parser checked each one: an unparsable one now is a bug, and the
+        // policy gets no allowlist entry (the phase fails such a route closed).
+        const auto cidr = access::parse_cidr(text);
+        if (!cidr) return;
+        set.add(*cidr);
+      }
+      snap->limit_allowlists.emplace(pol, std::move(set));
+    };
+    for (const auto& r : cfg->routes) {
+      for (const auto& p : r.paths) {
+        add_policy(p.policy.get());
+        if (p.canary) add_policy(p.canary->policy.get());
+        if (p.error_backend) add_policy(p.error_backend->policy.get());
+      }
+    }
+    if (cfg->default_backend) add_policy(cfg->default_backend->policy.get());
+    if (any_limit) {
+      // The counters outlive the reload (a client cannot reset its bucket by waiting for one);
+      // a changed capacity starts a new table.
+      const auto* prev = in.previous != nullptr ? in.previous->rate_limiter.get() : nullptr;
+      snap->rate_limiter =
+          prev != nullptr && prev->capacity() == proxy::RateLimiter::capacity_for(cfg->limits.rate_limit_keys)
+              ? in.previous->rate_limiter
+              : std::make_shared<proxy::RateLimiter>(cfg->limits.rate_limit_keys);
+    }
   }
   const bool tls_missing = !cfg->listeners.https.empty() && !snap->tls;
   snap->config = std::move(cfg);

@@ -276,13 +276,21 @@ TEST(Review, MainIngressNextToACanary_AllowedWithoutConflict) {
   EXPECT_TRUE(r.warnings.empty()) << r.warnings.front();
 }
 
-TEST(Review, RateLimit_Refused) {
+TEST(Review, RateLimit_AdmittedBandwidthLimitRefused) {
+  const auto ok = review_ingress({}, cluster(),
+                                 ingress_json("limited", "l.example", "\"" + kNginx + "limit-rps\":\"5\""));
+  EXPECT_TRUE(ok.allowed);
+  EXPECT_TRUE(ok.errors.empty());
+  const auto bad = review_ingress(
+      {}, cluster(), ingress_json("limited", "l.example", "\"" + kNginx + "limit-rps\":\"five\""));
+  EXPECT_FALSE(bad.allowed);
   const auto r = review_ingress({}, cluster(),
-                                ingress_json("limited", "l.example", "\"" + kNginx + "limit-rps\":\"5\""));
+                                ingress_json("limited", "l.example", "\"" + kNginx + "limit-rate\":\"5\""));
   EXPECT_FALSE(r.allowed);
-  EXPECT_TRUE(any_contains(r.errors, kNginx + "limit-rps=\"5\": rate limits are not enforced by phigate"));
+  EXPECT_TRUE(any_contains(
+      r.errors, kNginx + "limit-rate=\"5\": response bandwidth limits are not enforced by phigate"));
   const auto zero = review_ingress(
-      {}, cluster(), ingress_json("unlimited", "u.example", "\"" + kNginx + "limit-rps\":\"0\""));
+      {}, cluster(), ingress_json("unlimited", "u.example", "\"" + kNginx + "limit-rate\":\"0\""));
   EXPECT_TRUE(zero.allowed);
   EXPECT_TRUE(any_contains(zero.warnings, "no effect"));
 }

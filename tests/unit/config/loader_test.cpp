@@ -202,6 +202,25 @@ TEST_F(LoaderTest, RequestBufferLimits_DefaultsSizesAndJunk) {
   }
 }
 
+TEST_F(LoaderTest, RateLimitStatusAndKeys) {
+  const auto def = load("listeners: { http: [\"127.0.0.1:8080\"] }\n");
+  ASSERT_TRUE(def) << diag_.to_string();
+  EXPECT_EQ(def->limits.rate_limit_status, 503);  // ingress-nginx's limit-req-status-code
+  EXPECT_EQ(def->limits.rate_limit_keys, 100000u);
+  const auto set = load(
+      "listeners: { http: [\"127.0.0.1:8080\"] }\nlimits: { rate_limit_status: 429, rate_limit_keys: 5000 "
+      "}\n");
+  ASSERT_TRUE(set) << diag_.to_string();
+  EXPECT_EQ(set->limits.rate_limit_status, 429);
+  EXPECT_EQ(set->limits.rate_limit_keys, 5000u);
+  for (const char* bad : {"rate_limit_status: 404", "rate_limit_status: [429]", "rate_limit_keys: 10"}) {
+    EXPECT_FALSE(load(std::string("listeners: { http: [\"127.0.0.1:8080\"] }\nlimits: { ") + bad + " }\n"))
+        << bad;
+    EXPECT_TRUE(find("limits.rate_limit_status") != nullptr || find("limits.rate_limit_keys") != nullptr)
+        << bad;
+  }
+}
+
 TEST_F(LoaderTest, MissingCertificateFile_IsAnErrorNamingThePath) {
   const auto cfg = load(R"(listeners: { https: ["127.0.0.1:8443"] }
 tls:

@@ -80,6 +80,8 @@ TEST(OutcomeTable, DecisionsAndRulesAreTheAuditSchemas) {
       {Outcome::AnnotationRedirect, "redirected", "permanent-redirect/temporal-redirect"},
       {Outcome::WwwRedirect, "redirected", "from-to-www-redirect"},
       {Outcome::CorsPreflight, "allowed", "enable-cors"},
+      {Outcome::RateLimited, "denied", "limit-rps/limit-rpm"},
+      {Outcome::ConnectionLimited, "denied", "limit-connections"},
   };
   EXPECT_EQ(std::size(rows), kOutcomeCount);
   for (const auto& r : rows) {
@@ -133,6 +135,8 @@ TEST(OutcomeOf, EveryErrorKind) {
       {ErrorKind::NoHealthyEndpoint, Outcome::NoHealthyEndpoint, Outcome::NoHealthyEndpoint},
       {ErrorKind::Overloaded, Outcome::Overloaded, Outcome::Overloaded},
       {ErrorKind::Unavailable, Outcome::FailClosed, Outcome::FailClosed},
+      {ErrorKind::LimitExceeded, Outcome::RateLimited, Outcome::RateLimited},
+      {ErrorKind::TooManyRequests, Outcome::RateLimited, Outcome::RateLimited},
       {ErrorKind::Internal, Outcome::Internal, Outcome::Internal},
       {ErrorKind::Config, Outcome::Internal, Outcome::Internal},
   };

@@ -91,6 +91,12 @@ const std::map<std::string, std::string>& samples() {
       {"health-check-timeout", "1s"},
       {"health-check-unhealthy-threshold", "3"},
       {"hsts", "false"},
+      {"limit-allowlist", "10.0.0.0/8"},
+      {"limit-burst-multiplier", "2"},
+      {"limit-connections", "3"},
+      {"limit-rpm", "600"},
+      {"limit-rps", "10"},
+      {"limit-whitelist", "10.0.0.0/8"},
       {"load-balance", "ewma"},
       {"permanent-redirect", "https://www.example.com/"},
       {"permanent-redirect-code", "308"},
@@ -221,6 +227,10 @@ TEST(AnnotationRegistry, SupportedRowsParseUnderBothPrefixes) {
       if (r.name == "proxy-redirect-from") with[prefix + "proxy-redirect-to"] = "https://app.example/";
       // client-body-buffer-size bounds proxy-request-buffering: "on" only.
       if (r.name == "client-body-buffer-size") with[prefix + "proxy-request-buffering"] = "on";
+      // limit-burst-multiplier and limit-allowlist only tune a rate limit.
+      if (r.name == "limit-burst-multiplier" || r.name == "limit-allowlist" || r.name == "limit-whitelist") {
+        with[prefix + "limit-rps"] = "10";
+      }
       a.insert(with.begin(), with.end());
       const auto p = parse(a, kFailClosed);
       EXPECT_TRUE(p.problems.empty()) << key << ": " << p.problems.at(0).message;

@@ -498,9 +498,8 @@ TEST(IngressAnnotations, BackendProtocol_RefusesAjpFcgiAutoHttpSayingWhatIsSuppo
 // Features phigate does not have whose absence changes who can reach what or where traffic goes:
 // an error (the Ingress fails closed) unless the value turns them off, never a silent warning.
 TEST(IngressAnnotationsRefused, LimitsFailClosedUnlessZeroUnderBothPrefixes) {
-  for (const char* name :
-       {"limit-rps", "limit-rpm", "limit-connections", "limit-rate", "limit-rate-after", "global-rate-limit",
-        "global-rate-limit-window", "global-rate-limit-key", "global-rate-limit-ignored-cidrs"}) {
+  for (const char* name : {"limit-rate", "limit-rate-after", "global-rate-limit", "global-rate-limit-window",
+                           "global-rate-limit-key", "global-rate-limit-ignored-cidrs"}) {
     for (const auto& prefix : {kN, kP}) {
       const auto key = prefix + name;
       for (const char* value : {"10", "1m", "$remote_addr", "10.0.0.0/8", "00", " 0", ""}) {
@@ -522,13 +521,59 @@ TEST(IngressAnnotationsRefused, LimitsFailClosedUnlessZeroUnderBothPrefixes) {
       EXPECT_TRUE(off.fail_closed.empty()) << key;
     }
   }
-  const auto r = parse({{kN + "limit-rps", "10"}});
+  const auto r = parse({{kN + "limit-rate", "10"}});
   EXPECT_EQ(r.problems.at(0).message,
-            "nginx.ingress.kubernetes.io/limit-rps=\"10\": rate limits are not enforced by phigate: the "
-            "Ingress fails closed");
+            "nginx.ingress.kubernetes.io/limit-rate=\"10\": response bandwidth limits are not enforced by "
+            "phigate: the Ingress fails closed");
 }
 
-TEST(IngressAnnotationsRefused, BurstMultiplierWarnsAloneAndAddsNothingToARefusedLimit) {
+// limit-rps, limit-rpm, limit-connections, limit-burst-multiplier, limit-allowlist/-whitelist
+// (docs/rate-limits.md): typed values; anything else fails the Ingress closed (ingress-nginx reads
+// a bad number as "no limit").
+TEST(IngressAnnotationsRateLimit, ValuesAreParsedUnderBothPrefixes) {
+  for (const auto& prefix : {kN, kP}) {
+    const auto r = parse({{prefix + "limit-rps", "10"},
+                          {prefix + "limit-rpm", "600"},
+                          {prefix + "limit-connections", "3"},
+                          {prefix + "limit-burst-multiplier", "2"},
+                          {prefix + "limit-allowlist", "10.0.0.0/8, 2001:db8::/32"},
+                          {prefix + "limit-whitelist", "192.0.2.1,10.0.0.0/8"}});
+    EXPECT_TRUE(r.problems.empty()) << r.problems.at(0).message;
+    const auto& rl = r.policy.rate_limit;
+    EXPECT_EQ(rl.rps, 10u);
+    EXPECT_EQ(rl.rpm, 600u);
+    EXPECT_EQ(rl.connections, 3u);
+    EXPECT_EQ(rl.burst_multiplier, 2u);
+    EXPECT_EQ(rl.allowlist, (std::vector<std::string>{"10.0.0.0/8", "2001:db8::/32", "192.0.2.1/32"}));
+  }
+  EXPECT_EQ(parse({}).policy.rate_limit.burst_multiplier, 5u);  // ingress-nginx's default
+  EXPECT_FALSE(parse({}).policy.rate_limit.any());
+  // "0" is no limit, without a word.
+  const auto zero = parse({{kN + "limit-rps", "0"}});
+  EXPECT_TRUE(zero.problems.empty());
+  EXPECT_FALSE(zero.policy.rate_limit.any());
+}
+
+TEST(IngressAnnotationsRateLimit, InvalidValuesFailClosed) {
+  for (const auto& [name, value] :
+       std::vector<std::pair<std::string, std::string>>{{"limit-rps", "ten"},
+                                                        {"limit-rps", "-1"},
+                                                        {"limit-rps", " 5"},
+                                                        {"limit-rps", "1000001"},
+                                                        {"limit-rpm", "5r/m"},
+                                                        {"limit-connections", "1.5"},
+                                                        {"limit-burst-multiplier", "1001"},
+                                                        {"limit-allowlist", "10.0.0.1/8"},
+                                                        {"limit-whitelist", "example.com"}}) {
+    // Next to another, valid, limit: the invalid one alone fails the Ingress.
+    const std::string other = name == "limit-connections" ? "limit-rps" : "limit-connections";
+    const auto r = parse({{kN + other, "10"}, {kN + name, value}});
+    EXPECT_EQ(errors(r), 1u) << name << "=" << value;
+    EXPECT_FALSE(r.fail_closed.empty()) << name << "=" << value;
+  }
+}
+
+TEST(IngressAnnotationsRateLimit, BurstMultiplierAndAllowlistWarnWithoutALimit) {
   for (const auto& prefix : {kN, kP}) {
     const auto alone = parse({{prefix + "limit-burst-multiplier", "5"}});
     ASSERT_EQ(alone.problems.size(), 1u);
@@ -537,14 +582,39 @@ TEST(IngressAnnotationsRefused, BurstMultiplierWarnsAloneAndAddsNothingToARefuse
     EXPECT_TRUE(alone.fail_closed.empty());
 
     const auto with = parse({{prefix + "limit-burst-multiplier", "5"}, {prefix + "limit-rpm", "600"}});
-    ASSERT_EQ(with.problems.size(), 1u);  // the limit's error only
-    EXPECT_EQ(with.problems[0].key, prefix + "limit-rpm");
-    EXPECT_EQ(with.problems[0].severity, config::Severity::Error);
+    EXPECT_TRUE(with.problems.empty());
+    // A connection limit has no burst: the multiplier still does nothing.
+    EXPECT_EQ(parse({{prefix + "limit-burst-multiplier", "5"}, {prefix + "limit-connections", "2"}})
+                  .problems.size(),
+              1u);
+
+    const auto allow = parse({{prefix + "limit-allowlist", "10.0.0.0/8"}});
+    ASSERT_EQ(allow.problems.size(), 1u);
+    EXPECT_EQ(allow.problems[0].severity, config::Severity::Warning);
+    EXPECT_TRUE(parse({{prefix + "limit-allowlist", "10.0.0.0/8"}, {prefix + "limit-connections", "2"}})
+                    .problems.empty());
   }
-  // Next to a limit of 0 (no limit) it does nothing either: both say so.
+  // Next to a limit of 0 (no limit) it does nothing either.
   const auto zero = parse({{kN + "limit-burst-multiplier", "5"}, {kN + "limit-rps", "0"}});
-  EXPECT_EQ(zero.problems.size(), 2u);
+  EXPECT_EQ(zero.problems.size(), 1u);
   EXPECT_EQ(errors(zero), 0u);
+}
+
+// A policy engine may require nginx.ingress.kubernetes.io/limit-*: phigate.io/ winning must not
+// loosen it (a higher rate, a wider allowlist, no limit).
+TEST(IngressAnnotationsRateLimit, OnePrefixCannotLoosenTheOther) {
+  for (const auto& [name, nginx, phigate] : std::vector<std::tuple<std::string, std::string, std::string>>{
+           {"limit-rps", "10", "1000"},
+           {"limit-rpm", "10", "0"},
+           {"limit-connections", "2", "0"},
+           {"limit-burst-multiplier", "1", "100"},
+           {"limit-allowlist", "10.0.0.0/8", "0.0.0.0/0"}}) {
+    const std::string other = name == "limit-connections" ? "limit-rps" : "limit-connections";
+    const auto r = parse({{kN + other, "5"}, {kN + name, nginx}, {kP + name, phigate}});
+    EXPECT_EQ(errors(r), 1u) << name;
+    EXPECT_FALSE(r.fail_closed.empty()) << name;
+    EXPECT_EQ(errors(parse({{kN + other, "5"}, {kN + name, nginx}, {kP + name, nginx}})), 0u) << name;
+  }
 }
 
 TEST(IngressAnnotationsRefused, WafTrueFailsClosedFalseWarnsOtherValuesInvalid) {

@@ -1297,26 +1297,33 @@ TEST_F(Translate, DuplicateCanaryDefinitions_NotAttachedMainUntouched) {
   EXPECT_FALSE(t.routes[0].paths.at(0).canary);
 }
 
-TEST_F(Translate, RateLimit_FailsClosedNamingTheAnnotation) {
+TEST_F(Translate, RateLimit_OnEveryPathAndInvalidFailsClosedNamingTheAnnotation) {
   add_web_service();
-  auto ing = ingress("a", 1, {{"a.example", {path("/", PathType::Prefix, "web", 80)}, 1}});
+  auto ing = ingress(
+      "a", 1,
+      {{"a.example", {path("/", PathType::Prefix, "web", 80), path("/b", PathType::Prefix, "web", 80)}, 1}});
   ing.meta.annotations = {{kN + "limit-rps", "10"}};
   res_.ingresses.push_back(ing);
+  const auto limited = run();
+  ASSERT_EQ(limited.routes.size(), 1u);
+  for (const auto& p : limited.routes[0].paths) {
+    EXPECT_EQ(p.policy->rate_limit.rps, 10u);
+    EXPECT_TRUE(p.policy->fail_closed.empty());
+  }
+  res_.ingresses[0].meta.annotations = {{kN + "limit-rps", "10/s"}};
   const auto t = run();
   ASSERT_EQ(t.routes.size(), 1u);
   EXPECT_EQ(t.routes[0].paths.at(0).policy->fail_closed,
-            "unsupported annotation nginx.ingress.kubernetes.io/limit-rps=\"10\"");
+            "invalid annotation nginx.ingress.kubernetes.io/limit-rps=\"10/s\"");
   EXPECT_EQ(t.stats.failed_closed, 1u);
   ASSERT_EQ(diag_.error_count(), 1u) << diag_.to_string();
   const auto& d = diag_.entries().at(0);
   EXPECT_EQ(d.field, "metadata.annotations.nginx.ingress.kubernetes.io/limit-rps");
   EXPECT_EQ(d.resource, "Ingress default/a");
-  EXPECT_EQ(
-      d.message,
-      "nginx.ingress.kubernetes.io/limit-rps=\"10\": rate limits are not enforced by phigate: the Ingress "
-      "fails closed");
-  // "0" is no limit: served, with a warning.
-  res_.ingresses[0].meta.annotations = {{kN + "limit-rps", "0"}};
+  // limit-rate (bandwidth) is still refused; "0" is no limit: served, with a warning.
+  res_.ingresses[0].meta.annotations = {{kN + "limit-rate", "100"}};
+  EXPECT_FALSE(run().routes.at(0).paths.at(0).policy->fail_closed.empty());
+  res_.ingresses[0].meta.annotations = {{kN + "limit-rate", "0"}};
   const auto zero = run();
   EXPECT_FALSE(diag_.has_errors()) << diag_.to_string();
   EXPECT_TRUE(zero.routes.at(0).paths.at(0).policy->fail_closed.empty());

@@ -189,7 +189,9 @@ TEST(AnnotationRedirectPhase, PhaseOrder) {
     return std::find(names.begin(), names.end(), n) - names.begin();
   };
   ASSERT_LT(at("annotation-redirect"), static_cast<long>(names.size()));
-  EXPECT_EQ(at("annotation-redirect"), at("fail-closed") + 1);
+  // After the access checks and the rate limit (a redirect is a request like any other).
+  EXPECT_EQ(at("rate-limit"), at("fail-closed") + 1);
+  EXPECT_EQ(at("annotation-redirect"), at("rate-limit") + 1);
   EXPECT_EQ(at("app-root"), at("annotation-redirect") + 1);
   EXPECT_EQ(at("www-redirect"), at("tls-policy") + 1);
   EXPECT_EQ(at("route"), at("www-redirect") + 1);

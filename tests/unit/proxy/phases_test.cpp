@@ -190,6 +190,7 @@ TEST(Phases, OrderIsTodays) {
                                                   "no-route",
                                                   "access",
                                                   "fail-closed",
+                                                  "rate-limit",
                                                   "annotation-redirect",
                                                   "app-root",
                                                   "cors",

@@ -13,6 +13,7 @@
 #include "phigate/config/policy_canary.hpp"
 #include "phigate/config/policy_cors.hpp"
 #include "phigate/config/policy_headers.hpp"
+#include "phigate/config/policy_ratelimit.hpp"
 #include "phigate/config/policy_redirect.hpp"
 #include "phigate/config/policy_regex.hpp"
 
@@ -113,6 +114,12 @@ struct LimitsSpec {
   std::uint64_t request_buffer_bytes = 1ULL << 20;
   /// Buffered request bodies held at once by one worker; a request that would go over → 503 (shed).
   std::uint64_t request_buffer_worker_bytes = 64ULL << 20;
+  /// limit-rps / limit-rpm / limit-connections refusals: 503 (ingress-nginx's limit-req-status-code
+  /// default) or 429 with Retry-After. docs/rate-limits.md.
+  int rate_limit_status = 503;
+  /// Client addresses the process-wide rate-limit table holds, all Ingresses together; the least
+  /// recently seen is evicted beyond it (memory stays bounded under a flood of addresses).
+  std::size_t rate_limit_keys = 100000;
 };
 
 /// nginx's proxy_next_upstream conditions (the same bits as upstream::NextUpstream).
@@ -294,12 +301,13 @@ struct RoutePolicy {
 
   // --- upgrades (WebSocket) ---
 
-  RegexPolicy regex;          // use-regex, rewrite-target, app-root, x-forwarded-prefix
-  CanaryPolicy canary{};      // canary-* (policy_canary.hpp)
-  RedirectPolicy redirect{};  // permanent/temporal redirects, from-to-www-redirect (policy_redirect.hpp)
-  HostsPolicy hosts{};        // upstream-vhost, server-alias, service-upstream (policy_redirect.hpp)
-  CorsPolicy cors{};          // enable-cors, cors-* (policy_cors.hpp)
-  HeaderPolicy headers{};     // proxy-redirect-*, proxy-cookie-* (policy_headers.hpp)
+  RegexPolicy regex;             // use-regex, rewrite-target, app-root, x-forwarded-prefix
+  CanaryPolicy canary{};         // canary-* (policy_canary.hpp)
+  RedirectPolicy redirect{};     // permanent/temporal redirects, from-to-www-redirect (policy_redirect.hpp)
+  HostsPolicy hosts{};           // upstream-vhost, server-alias, service-upstream (policy_redirect.hpp)
+  CorsPolicy cors{};             // enable-cors, cors-* (policy_cors.hpp)
+  HeaderPolicy headers{};        // proxy-redirect-*, proxy-cookie-* (policy_headers.hpp)
+  RateLimitPolicy rate_limit{};  // limit-rps, limit-rpm, limit-connections, ... (policy_ratelimit.hpp)
 };
 using RoutePolicyPtr = std::shared_ptr<const RoutePolicy>;
 

@@ -30,6 +30,8 @@ enum class ErrorKind : std::uint8_t {
   NoHealthyEndpoint,    // the cluster has no endpoint to try
   Overloaded,           // a per-worker cap was reached
   Unavailable,          // the route exists but is configured to fail closed
+  LimitExceeded,        // limit-rps/-rpm/-connections (limits.rate_limit_status 503, the default)
+  TooManyRequests,      // the same under limits.rate_limit_status: 429 (with Retry-After)
   Internal,             // a bug or resource failure on our side
   Config,               // configuration problem (control plane only)
 };

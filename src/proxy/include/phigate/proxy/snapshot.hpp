@@ -10,6 +10,7 @@
 
 #include "phigate/access/cidr.hpp"
 #include "phigate/config/spec.hpp"
+#include "phigate/proxy/rate_limiter.hpp"
 #include "phigate/router/route_table.hpp"
 #include "phigate/tls/server_contexts.hpp"
 #include "phigate/upstream/cluster.hpp"
@@ -35,6 +36,12 @@ struct Snapshot {
     std::string ingress;  // "namespace/name", for the audit record
   };
   std::unordered_map<std::string, Passthrough> passthrough;
+  /// limit-rps/-rpm/-connections counters of the process (docs/rate-limits.md): the same table
+  /// from one snapshot to the next while limits.rate_limit_keys stays; null: no route limits.
+  std::shared_ptr<RateLimiter> rate_limiter;
+  /// limit-allowlist of each route policy that has one, compiled (keyed by the policy, which the
+  /// snapshot's config keeps alive).
+  std::unordered_map<const config::RoutePolicy*, access::CidrSet> limit_allowlists;
   std::string hsts_field;  // "Strict-Transport-Security: ...\r\n" for HTTPS responses, or empty
   std::uint16_t https_redirect_port = 0;  // 0: the port the first https listener bound
   // How it was built (logs and metrics on the control thread).
