@@ -46,6 +46,8 @@ constexpr std::array<OutcomeInfo, kOutcomeCount> kOutcomes{{
      How::Redirected, true},
     {"www_redirect", "redirected", "from-to-www-redirect", Party::Phigate, How::Redirected, true},
     {"cors_preflight", "allowed", "enable-cors", Party::Phigate, How::Served, true},
+    {"auth_required", "denied", "auth-basic", Party::Phigate, How::Refused, false},
+    {"auth_failed", "denied", "auth-basic", Party::Phigate, How::Refused, false},
 }};
 
 }  // namespace
@@ -100,6 +102,8 @@ Outcome outcome_of(const Error& e) noexcept {
       return Outcome::Overloaded;
     case ErrorKind::Unavailable:
       return Outcome::FailClosed;
+    case ErrorKind::Unauthorized:
+      return Outcome::AuthFailed;
     case ErrorKind::Internal:
     case ErrorKind::Config:
       return Outcome::Internal;

@@ -129,6 +129,11 @@ std::string_view render_request(audit::JsonLine& j, const ConnectionFacts& c, co
       j.end_object();
     }
   }
+  if (!r.user_name.empty()) {
+    j.begin_object("user");
+    j.field("name", r.user_name);
+    j.end_object();
+  }
   j.begin_object("phigate");
   j.plain_field("request_id", r.request_id);
   j.plain_field("decision", info.decision);

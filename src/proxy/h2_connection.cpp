@@ -9,6 +9,7 @@
 #include <boost/asio/experimental/awaitable_operators.hpp>
 
 #include "balance_input.hpp"
+#include "basic_auth.hpp"
 #include "client_stream.hpp"
 #include "error_backend.hpp"
 #include "error_page.hpp"
@@ -970,6 +971,9 @@ net::awaitable<void> H2Stream::serve() {
   view.https_port = worker.https_port();
   view.random = static_cast<std::uint32_t>(worker.rng().next());
   auto decision = run_phases(r, snap, view);
+  // auth-type: basic: verified off the event loop before anything reaches a backend (basic_auth.hpp).
+  if (!decision && r.auth_pending) decision = co_await verify_basic_auth(r, worker.stats());
+  facts_.user_name = r.auth_user;
   facts_.host = r.host_norm;
   facts_.target = r.target.empty() ? std::string_view(r.head.target) : std::string_view(r.target);
   facts_.rewritten = !r.upstream_target.empty();
@@ -988,8 +992,15 @@ net::awaitable<void> H2Stream::serve() {
       local_reply(status, redirect_body(*decision), r.location);
     } else if (is_preflight(*decision)) {
       local_reply(204, {}, {}, r.response_fields);
+    } else if (is_auth_challenge(*decision) && !grpc_request_) {
+      reason_ = decision->error.reason();
+      std::string fields(r.response_fields);
+      fields += www_authenticate_field(r.policy->basic_auth.realm);
+      local_reply(401, "401 Unauthorized\n", {}, fields);
     } else {
       reply_error(decision->error);
+      // gRPC: auth_required stays auth_required (reply_grpc_error infers auth_failed from the kind).
+      if (is_auth_challenge(*decision)) facts_.outcome = decision->outcome;
     }
     co_await end_early();
     co_return;

@@ -1,5 +1,7 @@
 #include "phases.hpp"
 
+#include "basic_auth.hpp"
+
 #include <array>
 #include <vector>
 
@@ -71,6 +73,7 @@ constexpr auto kPhases = std::to_array<PhaseEntry>({
     {"app-root", &phase::app_root},
     {"cors", &phase::cors},
     {"response-headers", &phase::response_headers},
+    {"auth-basic", &phase::auth_basic},  // then verify_basic_auth() (basic_auth.hpp), after the phases
     {"rewrite", &phase::rewrite},
     {"canary", &phase::canary},
     {"limits", &phase::limits},

@@ -3,6 +3,7 @@
 #include <sys/socket.h>
 
 #include "balance_input.hpp"
+#include "basic_auth.hpp"
 #include "error_backend.hpp"
 #include "error_page.hpp"
 #include "h2_connection.hpp"
@@ -418,7 +419,11 @@ net::awaitable<bool> ProxyConnection::serve_one(InFlight& f) {
   view.https_port = worker_.https_port();
   view.random = static_cast<std::uint32_t>(worker_.rng().next());
   auto decision = run_phases(r, snap, view);
+  // auth-type: basic: the credentials the phases accepted are verified off the event loop, before
+  // anything of the request reaches a backend (basic_auth.hpp).
+  if (!decision && r.auth_pending) decision = co_await verify_basic_auth(r, worker_.stats());
   auto& rf = f.facts;
+  rf.user_name = r.auth_user;
   rf.host = r.host_norm;
   rf.target = r.target.empty() ? std::string_view(r.head.target) : std::string_view(r.target);
   rf.rewritten = !r.upstream_target.empty();
@@ -440,6 +445,14 @@ net::awaitable<bool> ProxyConnection::serve_one(InFlight& f) {
       std::string fields(extra_fields_);  // HSTS, then the CORS fields
       fields += r.response_fields;
       co_return co_await reply(f, 204, {}, {}, fields, decision->must_close);
+    }
+    if (is_auth_challenge(*decision)) {
+      // 401 with the route's realm; CORS fields too (a browser reads the 401 of a cross-origin call).
+      f.reason = decision->error.reason();
+      std::string fields(extra_fields_);
+      fields += r.response_fields;
+      fields += www_authenticate_field(r.policy->basic_auth.realm);
+      co_return co_await reply(f, 401, "401 Unauthorized\n", {}, fields, decision->must_close);
     }
     co_return co_await reply_error(f, decision->error, decision->must_close);
   }

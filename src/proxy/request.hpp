@@ -52,6 +52,11 @@ struct Request {
   // The route's Location/Refresh/Set-Cookie rewrites (phase response-headers; views into the
   // route's policy, which the pinned snapshot keeps alive).
   http::ResponseEdits edits;
+  // auth-type: basic (phase auth-basic): the credentials verify_basic_auth() checks after the
+  // phases (basic_auth.hpp); the user stays for the audit record, the password is wiped.
+  bool auth_pending = false;
+  std::string auth_user;
+  std::string auth_password;
 };
 
 }  // namespace phigate::proxy::detail

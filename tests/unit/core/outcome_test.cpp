@@ -80,6 +80,8 @@ TEST(OutcomeTable, DecisionsAndRulesAreTheAuditSchemas) {
       {Outcome::AnnotationRedirect, "redirected", "permanent-redirect/temporal-redirect"},
       {Outcome::WwwRedirect, "redirected", "from-to-www-redirect"},
       {Outcome::CorsPreflight, "allowed", "enable-cors"},
+      {Outcome::AuthRequired, "denied", "auth-basic"},
+      {Outcome::AuthFailed, "denied", "auth-basic"},
   };
   EXPECT_EQ(std::size(rows), kOutcomeCount);
   for (const auto& r : rows) {

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "phigate/config/policy_auth.hpp"
 #include "phigate/config/policy_canary.hpp"
 #include "phigate/config/policy_cors.hpp"
 #include "phigate/config/policy_headers.hpp"
@@ -283,12 +284,13 @@ struct RoutePolicy {
 
   // --- upgrades (WebSocket) ---
 
-  RegexPolicy regex;          // use-regex, rewrite-target, app-root, x-forwarded-prefix
-  CanaryPolicy canary{};      // canary-* (policy_canary.hpp)
-  RedirectPolicy redirect{};  // permanent/temporal redirects, from-to-www-redirect (policy_redirect.hpp)
-  HostsPolicy hosts{};        // upstream-vhost, server-alias, service-upstream (policy_redirect.hpp)
-  CorsPolicy cors{};          // enable-cors, cors-* (policy_cors.hpp)
-  HeaderPolicy headers{};     // proxy-redirect-*, proxy-cookie-* (policy_headers.hpp)
+  RegexPolicy regex;             // use-regex, rewrite-target, app-root, x-forwarded-prefix
+  CanaryPolicy canary{};         // canary-* (policy_canary.hpp)
+  RedirectPolicy redirect{};     // permanent/temporal redirects, from-to-www-redirect (policy_redirect.hpp)
+  HostsPolicy hosts{};           // upstream-vhost, server-alias, service-upstream (policy_redirect.hpp)
+  CorsPolicy cors{};             // enable-cors, cors-* (policy_cors.hpp)
+  HeaderPolicy headers{};        // proxy-redirect-*, proxy-cookie-* (policy_headers.hpp)
+  BasicAuthPolicy basic_auth{};  // auth-type: basic, auth-secret, auth-realm (policy_auth.hpp)
 };
 using RoutePolicyPtr = std::shared_ptr<const RoutePolicy>;
 

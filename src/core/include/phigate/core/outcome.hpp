@@ -49,6 +49,8 @@ enum class Outcome : std::uint8_t {
   AnnotationRedirect,         // 301/302/303/307/308: permanent-redirect or temporal-redirect
   WwwRedirect,                // 308: from-to-www-redirect, a partner name to its host
   CorsPreflight,              // 204: enable-cors, an OPTIONS request from an allowed origin
+  AuthRequired,               // 401: auth-type: basic, no usable Basic credentials (none, another scheme, malformed)
+  AuthFailed,                 // 401: auth-type: basic, an unknown user or a wrong password
   kCount
 };
 
