@@ -6,7 +6,7 @@ namespace phigate::core {
 
 namespace {
 // Indexed by ErrorKind. Status 0: the connection is closed without a response.
-constexpr std::array<KindInfo, 25> kKinds{{
+constexpr std::array<KindInfo, 26> kKinds{{
     {400, "bad_request"},
     {414, "uri_too_long"},
     {431, "header_too_large"},
@@ -32,8 +32,9 @@ constexpr std::array<KindInfo, 25> kKinds{{
     {429, "too_many_requests"},
     {500, "internal"},
     {0, "config"},
+    {401, "unauthorized"},
 }};
-static_assert(kKinds.size() == static_cast<std::size_t>(ErrorKind::Config) + 1);
+static_assert(kKinds.size() == static_cast<std::size_t>(ErrorKind::Unauthorized) + 1);
 }  // namespace
 
 const KindInfo& kind_info(ErrorKind kind) noexcept {

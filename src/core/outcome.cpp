@@ -48,6 +48,8 @@ constexpr std::array<OutcomeInfo, kOutcomeCount> kOutcomes{{
     {"cors_preflight", "allowed", "enable-cors", Party::Phigate, How::Served, true},
     {"rate_limited", "denied", "limit-rps/limit-rpm", Party::Phigate, How::Refused, false},
     {"connection_limited", "denied", "limit-connections", Party::Phigate, How::Refused, false},
+    {"auth_required", "denied", "auth-basic", Party::Phigate, How::Refused, false},
+    {"auth_failed", "denied", "auth-basic", Party::Phigate, How::Refused, false},
 }};
 
 }  // namespace
@@ -106,6 +108,8 @@ Outcome outcome_of(const Error& e) noexcept {
     case ErrorKind::LimitExceeded:
     case ErrorKind::TooManyRequests:
       return Outcome::RateLimited;
+    case ErrorKind::Unauthorized:
+      return Outcome::AuthFailed;
     case ErrorKind::Internal:
     case ErrorKind::Config:
       return Outcome::Internal;

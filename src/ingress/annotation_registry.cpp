@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "annotations_auth_impl.hpp"
 #include "annotations_canary_impl.hpp"
 #include "annotations_cors_impl.hpp"
 #include "annotations_impl.hpp"
@@ -91,8 +92,8 @@ constexpr AnnotationInfo removed(AnnotationInfo row) {
 }
 
 constexpr std::string_view kAuth =
-    "authentication is not implemented by phigate: the Ingress fails closed (it must not be served "
-    "without the restriction its owner asked for)";
+    "external authentication (auth-url and its settings) is not implemented by phigate: the Ingress fails "
+    "closed (it must not be served without the restriction its owner asked for)";
 constexpr std::string_view kAuthPlanned = "authentication (part 2)";
 constexpr std::string_view kSnippet =
     "snippet annotations are not supported (raw configuration injection, CVE-2025-1974)";
@@ -159,17 +160,27 @@ constexpr auto kRegistry = std::to_array<AnnotationInfo>({
     refused("auth-always-set-cookie", {}, "auth", kAuth, kAuthPlanned),
     refused("auth-cache-duration", {}, "auth", kAuth, kAuthPlanned),
     refused("auth-cache-key", {}, "auth", kAuth, kAuthPlanned),
+    own("auth-forward-authorization", parse_auth_forward_authorization, "auth",
+        "\"true\": the client's Authorization reaches the backend after basic authentication succeeded "
+        "(default false: removed)"),
     refused("auth-keepalive", {}, "auth", kAuth, kAuthPlanned),
     refused("auth-keepalive-requests", {}, "auth", kAuth, kAuthPlanned),
     refused("auth-keepalive-share-vars", {}, "auth", kAuth, kAuthPlanned),
     refused("auth-keepalive-timeout", {}, "auth", kAuth, kAuthPlanned),
     refused("auth-method", {}, "auth", kAuth, kAuthPlanned),
     refused("auth-proxy-set-headers", {}, "auth", kAuth, kAuthPlanned),
-    refused("auth-realm", {}, "auth", kAuth, kAuthPlanned),
+    supported("auth-realm", parse_auth_realm, "auth",
+              "the realm of WWW-Authenticate: Basic realm=\"...\" in a 401 (default \"\"), with auth-type: basic",
+              "printable ASCII, at most 256 characters"),
     refused("auth-request-redirect", {}, "auth", kAuth, kAuthPlanned),
     refused("auth-response-headers", {}, "auth", kAuth, kAuthPlanned),
-    refused("auth-secret", {}, "auth", kAuth, kAuthPlanned),
-    refused("auth-secret-type", {}, "auth", kAuth, kAuthPlanned),
+    supported("auth-secret", parse_auth_secret, "auth",
+              "the Secret with the users (htpasswd file in key `auth`, or auth-map); needs auth-type: basic. A "
+              "missing Secret or key, or an unreadable line, fails the Ingress closed (503)",
+              kSecretDifference),
+    supported("auth-secret-type", parse_auth_secret_type, "auth",
+              "auth-file (default: key `auth` is an htpasswd file) or auth-map (each key a user, its value the "
+              "hash)"),
     refused("auth-signin", {}, "auth", kAuth, kAuthPlanned),
     refused("auth-signin-redirect-param", {}, "auth", kAuth, kAuthPlanned),
     refused("auth-snippet", {}, "snippet", kSnippet),
@@ -191,7 +202,11 @@ constexpr auto kRegistry = std::to_array<AnnotationInfo>({
     supported("auth-tls-verify-depth",
               [](std::string_view v, Context& c) { return parse_depth(v, c.policy.auth_tls_verify_depth); },
               "client-certificates", "verification depth, 1 to 10"),
-    refused("auth-type", {}, "auth", kAuth, kAuthPlanned),
+    supported("auth-type", parse_auth_type, "auth",
+              "basic: requests need a user of auth-secret (bcrypt, $apr1$, {SHA}, crypt hashes; verified off the "
+              "event loop, docs/auth-basic.md); others get 401; Authorization is not sent to the backend",
+              "digest is refused (the Ingress fails closed); Authorization is removed before the backend unless "
+              "phigate.io/auth-forward-authorization: \"true\"; plain-text htpasswd entries never match"),
     refused("auth-url", {}, "auth", kAuth, kAuthPlanned),
     supported("backend-protocol", parse_backend_protocol, "backend", "HTTP, HTTPS, GRPC or GRPCS",
               "AJP, FCGI and AUTO_HTTP are invalid values (the Ingress fails closed)"),

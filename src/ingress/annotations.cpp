@@ -620,6 +620,27 @@ ParsedAnnotations parse_annotations(const std::map<std::string, std::string>& an
     problem(config::Severity::Error, kv->first, kv->second,
             "requires auth-tls-secret (the CA to verify against)");
   }
+  // Basic authentication: auth-type: basic needs its Secret; a Secret without auth-type is refused
+  // too (ingress-nginx would serve the paths without authentication: the owner asked for some).
+  if (const auto* kv = key_of("auth-type"); kv != nullptr && p.basic_auth.enabled &&
+                                            p.basic_auth.secret.empty() && key_of("auth-secret") == nullptr) {
+    problem(config::Severity::Error, kv->first, kv->second, "requires auth-secret (the users)");
+  }
+  if (const auto* kv = key_of("auth-secret"); kv != nullptr && key_of("auth-type") == nullptr) {
+    problem(config::Severity::Error, kv->first, kv->second,
+            "requires auth-type: basic (ingress-nginx would serve the paths without authentication)");
+  }
+  if (key_of("auth-type") == nullptr) {
+    for (const auto name : {"auth-realm", "auth-secret-type", "auth-forward-authorization"}) {
+      const auto* kv = key_of(name);
+      if (kv == nullptr || std::any_of(out.problems.begin(), out.problems.end(),
+                                       [&](const AnnotationProblem& pr) { return pr.key == kv->first; })) {
+        continue;
+      }
+      problem(config::Severity::Warning, kv->first, kv->second, "has no effect without auth-type: basic");
+      unhonoured(kv->first, Support::NoEffect, "without auth-type: basic");
+    }
+  }
   // proxy-redirect-from without -to would cut the prefix off every Location: refused.
   if (!p.headers.redirect_from.empty() && p.headers.redirect_to.empty()) {
     const auto* kv = key_of("proxy-redirect-from");

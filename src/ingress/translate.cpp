@@ -12,6 +12,7 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "annotations_auth_impl.hpp"
 #include "annotations_rewrite.hpp"
 #include "names_impl.hpp"
 #include "phigate/core/host_map.hpp"
@@ -495,7 +496,31 @@ class Translator {
       }
       if (!why.empty()) report("proxy-ssl-secret", policy.proxy_ssl_secret, why);
     }
+    if (policy.basic_auth.enabled && !policy.basic_auth.secret.empty()) resolve_basic_auth(policy, report);
     return fail;
+  }
+
+  /// auth-type: basic: the users of auth-secret (its `auth` htpasswd file, or every key under
+  /// auth-secret-type: auth-map). Any problem is reported (Ingress, annotation, Secret and key) and
+  /// fails the Ingress closed: its paths are never served without the check.
+  template <class Report>
+  void resolve_basic_auth(config::RoutePolicy& policy, Report& report) const {
+    auto& auth = policy.basic_auth;
+    const Secret* s = nullptr;
+    auto why = find_secret(auth.secret, s);
+    if (why.empty()) {
+      std::vector<config::BasicAuthUser> users;
+      if (auth.auth_map) {
+        if (auto w = detail::parse_auth_map(s->data, users); !w.empty()) why = "(auth-map) " + w;
+      } else if (const auto key = s->data.find("auth"); key == s->data.end()) {
+        why = "has no key `auth` (an htpasswd file)";
+      } else if (auto w = detail::parse_htpasswd(key->second, users); !w.empty()) {
+        why = "key `auth`: " + w;
+      }
+      if (why.empty())
+        auth.users = std::make_shared<const std::vector<config::BasicAuthUser>>(std::move(users));
+    }
+    if (!why.empty()) report("auth-secret", auth.secret, why);
   }
 
   /// Renders the header fields of the ConfigMaps `policy` names (custom-headers,
@@ -1238,6 +1263,7 @@ std::vector<std::string> referenced_secrets(const Ingress& ing) {
   const auto parsed = parse_annotations(ing.meta.annotations, ing.meta.ns);
   if (!parsed.policy.auth_tls_secret.empty()) out.push_back(parsed.policy.auth_tls_secret);
   if (!parsed.policy.proxy_ssl_secret.empty()) out.push_back(parsed.policy.proxy_ssl_secret);
+  if (!parsed.policy.basic_auth.secret.empty()) out.push_back(parsed.policy.basic_auth.secret);
   std::sort(out.begin(), out.end());
   out.erase(std::unique(out.begin(), out.end()), out.end());
   return out;

@@ -190,6 +190,27 @@ std::string render(std::span<const WorkerShard* const> shards, const ControlStat
     out.push_back(std::move(bytes));
   }
 
+  // --- basic authentication ---
+  {
+    auto checks = family("phigate_auth_basic_checks_total",
+                         "Basic credentials checked (auth-type: basic), by result.", MetricType::Counter);
+    for (std::size_t r = 0; r < std::size(WorkerShard::kAuthBasicNames); ++r) {
+      add_value(checks, sum(shards, [r](const WorkerShard& s) { return s.auth_basic[r].get(); }),
+                {{"result", WorkerShard::kAuthBasicNames[r]}});
+    }
+    out.push_back(std::move(checks));
+    auto failures =
+        family("phigate_auth_basic_failures_total",
+               "Basic credentials refused: an unknown user or a wrong password.", MetricType::Counter);
+    add_value(failures,
+              sum(shards,
+                  [](const WorkerShard& s) {
+                    return s.auth_basic[static_cast<std::size_t>(WorkerShard::AuthBasic::Failed)].get();
+                  }),
+              {});
+    out.push_back(std::move(failures));
+  }
+
   // --- HTTP/2 and gRPC ---
   {
     auto requests = family("phigate_requests_total", "Requests whose head completed, by client protocol.",

@@ -129,6 +129,11 @@ std::string_view render_request(audit::JsonLine& j, const ConnectionFacts& c, co
       j.end_object();
     }
   }
+  if (!r.user_name.empty()) {
+    j.begin_object("user");
+    j.field("name", r.user_name);
+    j.end_object();
+  }
   j.begin_object("phigate");
   j.plain_field("request_id", r.request_id);
   j.plain_field("decision", info.decision);
@@ -176,6 +181,8 @@ std::string_view render_request(audit::JsonLine& j, const ConnectionFacts& c, co
     // Header values are PHI-prone: only the names the operator listed.
     j.begin_object("headers");
     for (const auto& name : spec.headers) {
+      // Never a credential, even when listed: the record must not hold a reusable password.
+      if (http::iequals(name, "authorization") || http::iequals(name, "proxy-authorization")) continue;
       if (const auto* v = head->headers.find(name)) j.field(name, *v);
     }
     j.end_object();

@@ -76,6 +76,8 @@ struct RequestFacts {
   /// custom-http-errors / default-backend: the status the error backend was asked a page for (the
   /// backend's or phigate's own; 503 when the path had no ready endpoint), 0 when none.
   int error_page = 0;
+  /// auth-type: basic: the user name the client sent (user.name), "" when none; never the password.
+  std::string_view user_name{};
 };
 
 /// Renders a request record into `j` (cleared first) and returns the line.

@@ -137,6 +137,7 @@ int grpc_status_of(const Error& error) noexcept {
     case ErrorKind::Denied:
       return kGrpcPermissionDenied;
     case ErrorKind::ClientCertificate:
+    case ErrorKind::Unauthorized:
       return kGrpcUnauthenticated;
     case ErrorKind::NoHealthyEndpoint:
     case ErrorKind::ConnectRefused:

@@ -9,6 +9,7 @@
 #include <boost/asio/experimental/awaitable_operators.hpp>
 
 #include "balance_input.hpp"
+#include "basic_auth.hpp"
 #include "body_buffer.hpp"
 #include "client_stream.hpp"
 #include "error_backend.hpp"
@@ -198,6 +199,8 @@ class H2Stream final : public ClientStream {
   /// req_ and the audit facts; a Decision to answer, or nullopt to proxy.
   PhaseResult decide(bool again = false);
   void answer(const Decision& decision);
+  /// auth-type: basic: verifies the credentials decide() accepted (req_->auth_pending).
+  net::awaitable<PhaseResult> verify_auth();
   void body_forwarded(std::size_t n) noexcept override {
     if (closed_ || n == 0) return;
     c_.codec_.consume(id_, n);  // the client gets the window back only for bytes that went on
@@ -970,6 +973,9 @@ PhaseResult H2Stream::decide(bool again) {
   auto& pc = c_.c_;
   pc.req_snap_ = snap_;  // peer_trusted() reads the request's snapshot
   extra_fields_ = snap.hsts_field;
+  // A second decision: who verified the first one's Basic credentials (the field may be gone).
+  const void* verified_by = again && req_ ? req_->auth_verified : nullptr;
+  std::string verified_user = verified_by != nullptr ? req_->auth_user : std::string();
   auto& r = req_.emplace(head_);
   grpc_request_ = is_grpc_request(head_.headers);
   ConnectionView view;
@@ -988,11 +994,14 @@ PhaseResult H2Stream::decide(bool again) {
   view.random = static_cast<std::uint32_t>(worker.rng().next());
   view.again = again;
   view.now = std::chrono::steady_clock::now();
+  view.auth_verified = verified_by;
+  view.auth_verified_user = verified_user;
   auto decision = run_phases(r, snap, view);
   // A second decision (after a buffered body) starts from nothing of the first one's snapshot.
   facts_.route = {};
   facts_.ingress = {};
   facts_.canary = {};
+  facts_.user_name = r.auth_user;
   facts_.host = r.host_norm;
   facts_.target = r.target.empty() ? std::string_view(r.head.target) : std::string_view(r.target);
   facts_.rewritten = !r.upstream_target.empty();
@@ -1015,9 +1024,24 @@ void H2Stream::answer(const Decision& decision) {
     local_reply(status, redirect_body(decision), r.location);
   } else if (is_preflight(decision)) {
     local_reply(204, {}, {}, r.response_fields);
+  } else if (is_auth_challenge(decision) && !grpc_request_) {
+    reason_ = decision.error.reason();
+    std::string fields(r.response_fields);
+    fields += www_authenticate_field(r.policy->basic_auth.realm);
+    local_reply(401, "401 Unauthorized\n", {}, fields);
   } else {
     reply_error(decision.error, r.reply_fields);
+    // gRPC: auth_required stays auth_required (reply_grpc_error infers auth_failed from the kind).
+    if (is_auth_challenge(decision)) facts_.outcome = decision.outcome;
   }
+}
+
+net::awaitable<PhaseResult> H2Stream::verify_auth() {
+  // auth-type: basic: the credentials the phases accepted are verified off the event loop, before
+  // anything of the request (its body included) reaches a backend or is buffered (basic_auth.hpp).
+  auto decision = co_await verify_basic_auth(*req_, c_.worker_.stats());
+  if (decision) facts_.outcome = decision->outcome;
+  co_return decision;
 }
 
 net::awaitable<void> H2Stream::serve() {
@@ -1026,7 +1050,9 @@ net::awaitable<void> H2Stream::serve() {
   facts_.start = std::chrono::system_clock::now();
   started_ = Clock::now();
   core::make_request_id(worker.rng(), request_id_);
-  if (auto decision = decide()) {
+  auto decision = decide();
+  if (!decision && req_->auth_pending) decision = co_await verify_auth();
+  if (decision) {
     answer(*decision);
     co_await end_early();
     co_return;
@@ -1306,7 +1332,9 @@ net::awaitable<void> H2Stream::forward_h1() {
     }
     // Reading the body can take minutes: the request goes on under the configuration, the audit
     // log's health and the endpoints current now, not those of when its head came (review F2).
-    if (auto decision = decide(true)) {
+    auto decision = decide(true);
+    if (!decision && req_->auth_pending) decision = co_await verify_auth();
+    if (decision) {
       answer(*decision);
       co_return;
     }

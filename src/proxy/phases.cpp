@@ -1,6 +1,9 @@
 #include "phases.hpp"
 
 #include <algorithm>
+
+#include "basic_auth.hpp"
+
 #include <array>
 #include <vector>
 
@@ -73,6 +76,7 @@ constexpr auto kPhases = std::to_array<PhaseEntry>({
     {"app-root", &phase::app_root},
     {"cors", &phase::cors},
     {"response-headers", &phase::response_headers},
+    {"auth-basic", &phase::auth_basic},  // then verify_basic_auth() (basic_auth.hpp), after the phases
     {"rewrite", &phase::rewrite},
     {"canary", &phase::canary},
     {"limits", &phase::limits},

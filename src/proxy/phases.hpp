@@ -35,6 +35,11 @@ struct ConnectionView {
   /// The request's second decision, once its buffered body is whole (proxy-request-buffering): its
   /// rate was charged by the first one, and is not charged again.
   bool again = false;
+  /// With `again`: the user table that verified the request's Basic credentials the first time, and
+  /// the user (the field itself is not forwarded, so it may be gone). The same table verifies it
+  /// again without the field; any other table (the Secret changed meanwhile) needs the field.
+  const void* auth_verified = nullptr;
+  std::string_view auth_verified_user;
 };
 
 /// How a request ends before reaching the upstream.

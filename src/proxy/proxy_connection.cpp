@@ -3,6 +3,7 @@
 #include <sys/socket.h>
 
 #include "balance_input.hpp"
+#include "basic_auth.hpp"
 #include "error_backend.hpp"
 #include "error_page.hpp"
 #include "h2_connection.hpp"
@@ -391,6 +392,9 @@ PhaseResult ProxyConnection::decide(InFlight& f, bool again) {
   if (req_snap_.get() != worker_.snapshot().get()) req_snap_ = worker_.snapshot();
   const auto& snap = *req_snap_;
   if (tls_) extra_fields_ = snap.hsts_field;
+  // A second decision: who verified the first one's Basic credentials (the field may be gone).
+  const void* verified_by = again && f.req ? f.req->auth_verified : nullptr;
+  std::string verified_user = verified_by != nullptr ? f.req->auth_user : std::string();
   auto& r = f.req.emplace(ex_.request());
   ConnectionView view;
   view.tls = tls_;
@@ -410,8 +414,11 @@ PhaseResult ProxyConnection::decide(InFlight& f, bool again) {
   view.random = static_cast<std::uint32_t>(worker_.rng().next());
   view.again = again;
   view.now = std::chrono::steady_clock::now();
+  view.auth_verified = verified_by;
+  view.auth_verified_user = verified_user;
   auto decision = run_phases(r, snap, view);
   auto& rf = f.facts;
+  rf.user_name = r.auth_user;
   rf.host = r.host_norm;
   rf.target = r.target.empty() ? std::string_view(r.head.target) : std::string_view(r.target);
   rf.rewritten = !r.upstream_target.empty();
@@ -431,6 +438,14 @@ PhaseResult ProxyConnection::decide(InFlight& f, bool again) {
   return decision;
 }
 
+net::awaitable<PhaseResult> ProxyConnection::verify_auth(InFlight& f) {
+  // auth-type: basic: the credentials the phases accepted are verified off the event loop, before
+  // anything of the request (its body included) reaches a backend or is buffered (basic_auth.hpp).
+  auto decision = co_await verify_basic_auth(*f.req, worker_.stats());
+  if (decision) f.facts.outcome = decision->outcome;
+  co_return decision;
+}
+
 net::awaitable<bool> ProxyConnection::answer(InFlight& f, const Decision& decision) {
   auto& r = *f.req;
   if (is_redirect(decision)) {
@@ -441,6 +456,14 @@ net::awaitable<bool> ProxyConnection::answer(InFlight& f, const Decision& decisi
     std::string fields(extra_fields_);  // HSTS, then the CORS fields
     fields += r.response_fields;
     co_return co_await reply(f, 204, {}, {}, fields, decision.must_close);
+  }
+  if (is_auth_challenge(decision)) {
+    // 401 with the route's realm; CORS fields too (a browser reads the 401 of a cross-origin call).
+    f.reason = decision.error.reason();
+    std::string fields(extra_fields_);
+    fields += r.response_fields;
+    fields += www_authenticate_field(r.policy->basic_auth.realm);
+    co_return co_await reply(f, 401, "401 Unauthorized\n", {}, fields, decision.must_close);
   }
   co_return co_await reply_error(f, decision.error, decision.must_close, r.reply_fields);
 }
@@ -459,7 +482,9 @@ net::awaitable<bool> ProxyConnection::serve_one(InFlight& f) {
   f.facts.start = std::chrono::system_clock::now();
   f.started = Clock::now();
   core::make_request_id(worker_.rng(), f.request_id);
-  if (auto decision = decide(f)) co_return co_await answer(f, *decision);
+  auto decision = decide(f);
+  if (!decision && f.req->auth_pending) decision = co_await verify_auth(f);
+  if (decision) co_return co_await answer(f, *decision);
   co_return co_await proxy_request(f);
 }
 
@@ -664,7 +689,9 @@ net::awaitable<bool> ProxyConnection::proxy_request(InFlight& f) {
     // log's health and the endpoints current now, not those of when its head came (review F2). A
     // client whose access was withdrawn meanwhile, or an Ingress removed, is refused; nothing has
     // gone upstream yet, and the body is read, so the connection stays in step.
-    if (auto decision = decide(f, true)) co_return co_await answer(f, *decision);
+    auto decision = decide(f, true);
+    if (!decision && f.req->auth_pending) decision = co_await verify_auth(f);
+    if (decision) co_return co_await answer(f, *decision);
     const auto& lim = f.req->limits;
     if ((lim.body_bytes != 0 && f.body.size() > lim.body_bytes) ||
         (lim.buffer_body && f.body.size() > lim.buffer_bytes)) {

@@ -102,6 +102,8 @@ class ProxyConnection final : public ConnectionCore, private upstream::Deadline 
   /// Runs the phases under the worker's current snapshot (re-pinned) for f's head: fills f.req and
   /// its audit facts; a Decision to answer, or nullopt to proxy.
   PhaseResult decide(InFlight& f, bool again = false);
+  /// auth-type: basic: verifies the credentials decide() accepted (f.req->auth_pending).
+  net::awaitable<PhaseResult> verify_auth(InFlight& f);
   net::awaitable<bool> answer(InFlight& f, const Decision& decision);
   net::awaitable<bool> proxy_request(InFlight& f);
   net::awaitable<bool> forward_request(InFlight& f);

@@ -62,6 +62,14 @@ struct Request {
   // limit-connections: this request's place among its client's in-flight requests on the Ingress,
   // given back when the request ends (phase rate-limit).
   RateLimiter::Slot limit_slot;
+  // auth-type: basic (phase auth-basic): the credentials verify_basic_auth() checks after the
+  // phases (basic_auth.hpp); the user stays for the audit record, the password is wiped.
+  bool auth_pending = false;
+  std::string auth_user;
+  std::string auth_password;
+  // The user table that verified these credentials (verify_basic_auth), for a second decision once
+  // a buffered body is whole: the Authorization field may be gone from the head by then.
+  const void* auth_verified = nullptr;
 };
 
 }  // namespace phigate::proxy::detail

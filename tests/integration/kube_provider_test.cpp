@@ -458,6 +458,56 @@ spec:
   }
 }
 
+// auth-type: basic: the auth-secret is followed like a TLS Secret, and a change to its users
+// arrives (translate then rebuilds the users, docs/auth-basic.md); another namespace's is not.
+TEST_F(KubeProviderTest, BasicAuthSecretIsFollowedAndItsChangesArrive) {
+  start_api();
+  start_provider();
+  ASSERT_TRUE(wait_synced());
+  api_->apply(R"(
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata:
+  name: web
+  namespace: shop
+  annotations: {nginx.ingress.kubernetes.io/auth-type: basic, nginx.ingress.kubernetes.io/auth-secret: users}
+spec:
+  ingressClassName: phigate
+---
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata:
+  name: sneaky
+  namespace: shop
+  annotations: {nginx.ingress.kubernetes.io/auth-type: basic, nginx.ingress.kubernetes.io/auth-secret: kube-system/admins}
+spec:
+  ingressClassName: phigate
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: users, namespace: shop}
+stringData: {auth: "alice:v1"}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: admins, namespace: kube-system}
+stringData: {auth: "root:x"}
+)");
+  const auto auth_is = [](const std::string& want) {
+    return [want](const ingress::LoadResult& r) {
+      for (const auto& s : r.resources.secrets) {
+        if (s.meta.key() == "shop/users") return s.data.count("auth") == 1 && s.data.at("auth") == want;
+      }
+      return false;
+    };
+  };
+  ASSERT_TRUE(wait_for(auth_is("alice:v1")));
+  api_->apply(R"({"apiVersion":"v1","kind":"Secret","metadata":{"name":"users","namespace":"shop"},
+    "stringData":{"auth":"alice:v2"}})");
+  ASSERT_TRUE(wait_for(auth_is("alice:v2")));
+  for (const auto& s : provider_->resources().resources.secrets) EXPECT_NE(s.meta.ns, "kube-system");
+}
+
 TEST_F(KubeProviderTest, ConfigMapsFollowTheReferencesOnly) {
   start_api();
   // Follows ConfigMaps whatever the Secret mode.

@@ -193,7 +193,7 @@ TEST(AnnotationsCommand, MarkdownJsonAndUsageErrors) {
            "assert [r['name'] for r in rows]==sorted(r['name'] for r in rows); print(len(rows))"},
           {.stdin_data = json.out});
   EXPECT_EQ(check.exit_code, 0) << check.err;
-  EXPECT_EQ(check.out, "151\n");  // 150 + phigate.io/proxy-set-headers
+  EXPECT_EQ(check.out, "152\n");  // 150 + phigate.io/proxy-set-headers, phigate.io/auth-forward-authorization
   for (const char* bad : {"--yaml", "extra"}) {
     EXPECT_EQ(run({bin("phigate"), "annotations", bad}).exit_code, 2) << bad;
   }

@@ -82,6 +82,8 @@ TEST(OutcomeTable, DecisionsAndRulesAreTheAuditSchemas) {
       {Outcome::CorsPreflight, "allowed", "enable-cors"},
       {Outcome::RateLimited, "denied", "limit-rps/limit-rpm"},
       {Outcome::ConnectionLimited, "denied", "limit-connections"},
+      {Outcome::AuthRequired, "denied", "auth-basic"},
+      {Outcome::AuthFailed, "denied", "auth-basic"},
   };
   EXPECT_EQ(std::size(rows), kOutcomeCount);
   for (const auto& r : rows) {

@@ -56,10 +56,15 @@ const std::map<std::string, std::string>& samples() {
       {"affinity-mode", "persistent"},
       {"allowlist-source-range", "10.0.0.0/8"},
       {"app-root", "/app"},
+      {"auth-forward-authorization", "true"},
+      {"auth-realm", "Staff only"},
+      {"auth-secret", "users"},
+      {"auth-secret-type", "auth-map"},
       {"auth-tls-pass-certificate-to-upstream", "true"},
       {"auth-tls-secret", "shop/ca"},
       {"auth-tls-verify-client", "off"},
       {"auth-tls-verify-depth", "2"},
+      {"auth-type", "basic"},
       {"backend-protocol", "HTTPS"},
       {"canary", "true"},
       {"canary-by-cookie", "beta"},
@@ -202,7 +207,7 @@ TEST(AnnotationRegistry, EveryIngressNginxNameHasARow) {
   for (const auto& r : annotation_registry()) {
     if (r.origin == AnnotationOrigin::Phigate) {
       EXPECT_TRUE(r.name == "phi" || r.name == "hsts" || r.name == "proxy-set-headers" ||
-                  r.name.rfind("health-check-", 0) == 0)
+                  r.name == "auth-forward-authorization" || r.name.rfind("health-check-", 0) == 0)
           << r.name;
     }
   }
@@ -223,6 +228,11 @@ TEST(AnnotationRegistry, SupportedRowsParseUnderBothPrefixes) {
       // canary-* only tune a canary Ingress (on another, any value is only "no effect").
       std::map<std::string, std::string> with;
       if (r.group == "canary" && r.name != "canary") with[prefix + "canary"] = "true";
+      // auth-* (basic authentication) go together: auth-type: basic with its auth-secret.
+      if (r.group == "auth") {
+        with[prefix + "auth-type"] = "basic";
+        with[prefix + "auth-secret"] = "users";
+      }
       // proxy-redirect-from needs its -to.
       if (r.name == "proxy-redirect-from") with[prefix + "proxy-redirect-to"] = "https://app.example/";
       // client-body-buffer-size bounds proxy-request-buffering: "on" only.

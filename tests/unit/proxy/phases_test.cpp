@@ -195,6 +195,7 @@ TEST(Phases, OrderIsTodays) {
                                                   "app-root",
                                                   "cors",
                                                   "response-headers",
+                                                  "auth-basic",
                                                   "rewrite",
                                                   "canary",
                                                   "limits",

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "phigate/config/policy_auth.hpp"
 #include "phigate/config/policy_canary.hpp"
 #include "phigate/config/policy_cors.hpp"
 #include "phigate/config/policy_headers.hpp"
@@ -308,6 +309,7 @@ struct RoutePolicy {
   CorsPolicy cors{};             // enable-cors, cors-* (policy_cors.hpp)
   HeaderPolicy headers{};        // proxy-redirect-*, proxy-cookie-* (policy_headers.hpp)
   RateLimitPolicy rate_limit{};  // limit-rps, limit-rpm, limit-connections, ... (policy_ratelimit.hpp)
+  BasicAuthPolicy basic_auth{};  // auth-type: basic, auth-secret, auth-realm (policy_auth.hpp)
 };
 using RoutePolicyPtr = std::shared_ptr<const RoutePolicy>;
 

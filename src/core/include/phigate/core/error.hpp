@@ -34,6 +34,7 @@ enum class ErrorKind : std::uint8_t {
   TooManyRequests,      // the same under limits.rate_limit_status: 429 (with Retry-After)
   Internal,             // a bug or resource failure on our side
   Config,               // configuration problem (control plane only)
+  Unauthorized,         // 401: the route asks for credentials (auth-type: basic) and got none that match
 };
 
 enum class ErrorSource : std::uint8_t { Downstream, Upstream, Internal, Config };

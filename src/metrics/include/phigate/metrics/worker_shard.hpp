@@ -103,6 +103,14 @@ struct alignas(64) WorkerShard {
   Counter passthrough_bytes_to_upstream;
   Counter passthrough_bytes_to_client;
 
+  // --- basic authentication (auth-type: basic) ---
+  /// Verifications of Basic credentials: phigate_auth_basic_checks_total{result} (kAuthBasicNames,
+  /// same order); `failed` is also phigate_auth_basic_failures_total. Requests without usable
+  /// credentials are phigate_request_outcomes_total{outcome="auth_required"}.
+  enum class AuthBasic : std::uint8_t { Verified, Cached, Failed, Overloaded, Count };
+  static constexpr const char* kAuthBasicNames[] = {"verified", "cached", "failed", "overloaded"};
+  std::array<Counter, static_cast<std::size_t>(AuthBasic::Count)> auth_basic;
+
   // --- HTTP/2 (clients) and gRPC (HTTP/2 to backends) ---
   /// Requests by client protocol: phigate_requests_total{protocol="http/1.1"|"h2"} (HTTP/1.0 counts
   /// as http/1.1). Incremented once per request whose head completed.

@@ -1,0 +1,116 @@
+// Basic authentication annotations (ingress-nginx internal/ingress/annotations/auth) and the
+// readers of the Secret's users. Restated from ingress-nginx's documented behaviour; no code copied.
+#include <algorithm>
+
+#include "annotations_auth_impl.hpp"
+
+namespace phigate::ingress::detail {
+
+std::string parse_auth_type(std::string_view v, AnnotationContext& c) {
+  if (v == "basic") {
+    c.policy.basic_auth.enabled = true;
+    return {};
+  }
+  if (v == "digest") {
+    // Refused rather than ignored: the Ingress asked for authentication phigate cannot give.
+    return "digest authentication is not supported by phigate (use basic, over TLS): the Ingress fails "
+           "closed";
+  }
+  return "expected \"basic\" (\"digest\" is not supported)";
+}
+
+std::string parse_auth_secret(std::string_view v, AnnotationContext& c) {
+  return parse_secret_ref(v, c.ns, c.policy.basic_auth.secret);
+}
+
+std::string parse_auth_secret_type(std::string_view v, AnnotationContext& c) {
+  if (v == "auth-file") {
+    c.policy.basic_auth.auth_map = false;
+  } else if (v == "auth-map") {
+    c.policy.basic_auth.auth_map = true;
+  } else {
+    return "expected \"auth-file\" (the Secret's key `auth` is an htpasswd file) or \"auth-map\" (one key "
+           "per user)";
+  }
+  return {};
+}
+
+std::string parse_auth_realm(std::string_view v, AnnotationContext& c) {
+  // Sent back in WWW-Authenticate as a quoted-string: printable ASCII only (a CR/LF would split the
+  // field); '"' and '\' are escaped when the field is written.
+  if (v.size() > 256) return "must be at most 256 characters";
+  for (const char ch : v) {
+    const auto u = static_cast<unsigned char>(ch);
+    if (u < 0x20 || u >= 0x7f) return "must be printable ASCII (no control characters)";
+  }
+  c.policy.basic_auth.realm.assign(v);
+  return {};
+}
+
+std::string parse_auth_forward_authorization(std::string_view v, AnnotationContext& c) {
+  return parse_bool(v, c.policy.basic_auth.forward_authorization);
+}
+
+namespace {
+
+/// "" or what is wrong with one user entry (`where` names its line or key).
+std::string check_user(std::string_view name, std::string_view hash, const std::string& where) {
+  if (name.empty()) return where + ": empty user name";
+  if (hash.empty()) return where + ": empty password hash";
+  const auto bad = [](char ch) {
+    const auto u = static_cast<unsigned char>(ch);
+    return u < 0x20 || u == 0x7f;
+  };
+  if (std::any_of(name.begin(), name.end(), bad)) return where + ": control character in the user name";
+  if (name.find(':') != std::string_view::npos) return where + ": ':' in the user name";
+  if (std::any_of(hash.begin(), hash.end(), bad)) return where + ": control character in the password hash";
+  return {};
+}
+
+std::string finish(std::vector<config::BasicAuthUser>& users, std::vector<config::BasicAuthUser>& out) {
+  std::sort(users.begin(), users.end(), [](const auto& a, const auto& b) { return a.name < b.name; });
+  for (std::size_t i = 1; i < users.size(); ++i) {
+    if (users[i].name == users[i - 1].name) return "user \"" + users[i].name + "\" listed twice";
+  }
+  if (users.empty()) return "no user";
+  out = std::move(users);
+  return {};
+}
+
+}  // namespace
+
+std::string parse_htpasswd(std::string_view text, std::vector<config::BasicAuthUser>& out) {
+  std::vector<config::BasicAuthUser> users;
+  std::size_t line_no = 0;
+  while (!text.empty()) {
+    const auto nl = text.find('\n');
+    auto line = text.substr(0, nl);
+    text = nl == std::string_view::npos ? std::string_view{} : text.substr(nl + 1);
+    ++line_no;
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    if (line.empty() || line.front() == '#') continue;
+    const auto where = "line " + std::to_string(line_no);
+    const auto colon = line.find(':');
+    if (colon == std::string_view::npos) return where + ": expected user:hash";
+    // htpasswd writes `user:hash`; Apache ignores anything after a second ':' (a comment field).
+    auto hash = line.substr(colon + 1);
+    if (const auto more = hash.find(':'); more != std::string_view::npos) hash = hash.substr(0, more);
+    if (auto why = check_user(line.substr(0, colon), hash, where); !why.empty()) return why;
+    users.push_back({std::string(line.substr(0, colon)), std::string(hash)});
+  }
+  return finish(users, out);
+}
+
+std::string parse_auth_map(const std::map<std::string, std::string>& data,
+                           std::vector<config::BasicAuthUser>& out) {
+  std::vector<config::BasicAuthUser> users;
+  for (const auto& [name, hash] : data) {
+    std::string_view h = hash;
+    while (!h.empty() && (h.back() == '\n' || h.back() == '\r')) h.remove_suffix(1);  // `kubectl --from-file`
+    if (auto why = check_user(name, h, "key \"" + name + "\""); !why.empty()) return why;
+    users.push_back({name, std::string(h)});
+  }
+  return finish(users, out);
+}
+
+}  // namespace phigate::ingress::detail

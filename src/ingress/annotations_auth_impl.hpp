@@ -1,0 +1,32 @@
+#pragma once
+// Private to ingress: basic authentication (auth-type, auth-secret, auth-secret-type, auth-realm,
+// phigate.io/auth-forward-authorization). The value parsers for the registry rows, and the readers
+// of the Secret's user table (translate.cpp), pure and unit-tested.
+#include <map>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "annotations_impl.hpp"
+#include "phigate/config/policy_auth.hpp"
+
+namespace phigate::ingress::detail {
+
+std::string parse_auth_type(std::string_view v, AnnotationContext& c);
+std::string parse_auth_secret(std::string_view v, AnnotationContext& c);
+std::string parse_auth_secret_type(std::string_view v, AnnotationContext& c);
+std::string parse_auth_realm(std::string_view v, AnnotationContext& c);
+std::string parse_auth_forward_authorization(std::string_view v, AnnotationContext& c);
+
+/// An htpasswd file (auth-file: the Secret's `auth` key) into `out`, sorted by name. Lines are
+/// `user:hash`; empty lines and lines starting with '#' are skipped; CR before LF is dropped.
+/// Returns "" or what is wrong, naming the line number, never a hash: an empty user, a line
+/// without ':', a user repeated, a control character, or no user at all.
+std::string parse_htpasswd(std::string_view text, std::vector<config::BasicAuthUser>& out);
+
+/// auth-map: each key of the Secret is a user, its value the hash. Same checks as parse_htpasswd
+/// (a user name may not contain ':'); "" or what is wrong, naming the key.
+std::string parse_auth_map(const std::map<std::string, std::string>& data,
+                           std::vector<config::BasicAuthUser>& out);
+
+}  // namespace phigate::ingress::detail
