@@ -53,6 +53,48 @@ std::string parse_auth_forward_authorization(std::string_view v, AnnotationConte
 
 namespace {
 
+/// Every check runs on a small pool shared by all Ingresses: a hash whose cost has no bound (bcrypt
+/// cost 31, SHA-crypt with a billion rounds, yescrypt's memory) would let one Secret stall every
+/// Ingress's logins. Accepted: bcrypt up to cost 12 (htpasswd -B writes 5), $apr1$, {SHA}, MD5-crypt
+/// ($1$), SHA-crypt ($5$, $6$) up to 10,000 rounds (5,000 when unsaid), and DES crypt; "" or why not.
+std::string check_cost(std::string_view hash, const std::string& where) {
+  constexpr int kMostBcryptCost = 12;
+  constexpr unsigned long kMostShaRounds = 10000;
+  if (hash.size() >= 7 && hash[0] == '$' && hash[1] == '2' &&
+      std::string_view("abxy").find(hash[2]) != std::string_view::npos && hash[3] == '$') {
+    const auto digits = hash.substr(4, 2);
+    if (hash[6] != '$' ||
+        !std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; }))
+      return where + ": malformed bcrypt hash";
+    const int cost = (digits[0] - '0') * 10 + (digits[1] - '0');
+    if (cost > kMostBcryptCost) {
+      return where + ": bcrypt cost " + std::to_string(cost) + " is over " + std::to_string(kMostBcryptCost) +
+             " (every check would stall the logins of every Ingress)";
+    }
+    return {};
+  }
+  if (hash.starts_with("$5$") || hash.starts_with("$6$")) {
+    const auto rest = hash.substr(3);
+    if (rest.starts_with("rounds=")) {
+      unsigned long rounds = 0;
+      const auto digits = rest.substr(7, rest.find('$') == std::string_view::npos ? 0 : rest.find('$') - 7);
+      if (digits.empty() || digits.size() > 10 ||
+          !std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; }))
+        return where + ": malformed SHA-crypt rounds";
+      for (const char c : digits) rounds = rounds * 10 + static_cast<unsigned long>(c - '0');
+      if (rounds > kMostShaRounds) {
+        return where + ": SHA-crypt rounds " + std::to_string(rounds) + " are over " +
+               std::to_string(kMostShaRounds) + " (every check would stall the logins of every Ingress)";
+      }
+    }
+    return {};
+  }
+  if (hash.starts_with("$apr1$") || hash.starts_with("$1$")) return {};
+  if (hash.starts_with("$"))
+    return where + ": unsupported password hash scheme (htpasswd's -B, -m, -s or -d)";
+  return {};  // {SHA}, DES crypt (or plain text, which APR never matches on Linux)
+}
+
 /// "" or what is wrong with one user entry (`where` names its line or key).
 std::string check_user(std::string_view name, std::string_view hash, const std::string& where) {
   if (name.empty()) return where + ": empty user name";
@@ -64,7 +106,7 @@ std::string check_user(std::string_view name, std::string_view hash, const std::
   if (std::any_of(name.begin(), name.end(), bad)) return where + ": control character in the user name";
   if (name.find(':') != std::string_view::npos) return where + ": ':' in the user name";
   if (std::any_of(hash.begin(), hash.end(), bad)) return where + ": control character in the password hash";
-  return {};
+  return check_cost(hash, where);
 }
 
 std::string finish(std::vector<config::BasicAuthUser>& users, std::vector<config::BasicAuthUser>& out) {
@@ -73,6 +115,13 @@ std::string finish(std::vector<config::BasicAuthUser>& users, std::vector<config
     if (users[i].name == users[i - 1].name) return "user \"" + users[i].name + "\" listed twice";
   }
   if (users.empty()) return "no user";
+  // Each request with credentials compares its user with every entry (in constant time, on the
+  // worker's thread): the table is bounded.
+  constexpr std::size_t kMostUsers = 1000;
+  if (users.size() > kMostUsers) {
+    return std::to_string(users.size()) + " users, more than " + std::to_string(kMostUsers) +
+           " (basic authentication is for small teams: use an external identity provider for more)";
+  }
   out = std::move(users);
   return {};
 }

@@ -19,41 +19,19 @@ using core::Outcome;
 
 namespace {
 
-int b64_value(char c) noexcept {
-  if (c >= 'A' && c <= 'Z') return c - 'A';
-  if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-  if (c >= '0' && c <= '9') return c - '0' + 52;
-  if (c == '+') return 62;
-  if (c == '/') return 63;
-  return -1;
-}
-
-/// Standard base64 with padding (RFC 7617 §2 uses RFC 4648 §4); false when malformed.
+/// Standard base64 with padding (RFC 7617 §2 uses RFC 4648 §4); false when malformed. OpenSSL's
+/// EVP_DecodeBlock decodes; what it would tolerate (whitespace, '=' inside) is refused first.
 bool base64_decode(std::string_view in, std::string& out) {
-  if (in.empty() || in.size() % 4 != 0) return false;
-  out.clear();
-  out.reserve(in.size() / 4 * 3);
-  for (std::size_t i = 0; i < in.size(); i += 4) {
-    int v[4];
-    int pad = 0;
-    for (int k = 0; k < 4; ++k) {
-      const char c = in[i + k];
-      if (c == '=' && i + 4 == in.size() && k >= 2) {
-        v[k] = 0;
-        ++pad;
-        continue;
-      }
-      if (pad != 0) return false;  // a symbol after '='
-      v[k] = b64_value(c);
-      if (v[k] < 0) return false;
-    }
-    const std::uint32_t n = (static_cast<std::uint32_t>(v[0]) << 18) |
-                            (static_cast<std::uint32_t>(v[1]) << 12) |
-                            (static_cast<std::uint32_t>(v[2]) << 6) | static_cast<std::uint32_t>(v[3]);
-    out.push_back(static_cast<char>((n >> 16) & 0xff));
-    if (pad < 2) out.push_back(static_cast<char>((n >> 8) & 0xff));
-    if (pad < 1) out.push_back(static_cast<char>(n & 0xff));
-  }
+  if (in.empty() || in.size() % 4 != 0 || in.size() > 1U << 20) return false;
+  const std::size_t pad = in.ends_with("==") ? 2 : in.ends_with('=') ? 1 : 0;
+  constexpr std::string_view kAlphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  if (in.substr(0, in.size() - pad).find_first_not_of(kAlphabet) != std::string_view::npos) return false;
+  out.resize(in.size() / 4 * 3);
+  const int n =
+      EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                      reinterpret_cast<const unsigned char*>(in.data()), static_cast<int>(in.size()));
+  if (n < 0 || static_cast<std::size_t>(n) < pad) return false;
+  out.resize(static_cast<std::size_t>(n) - pad);
   return true;
 }
 

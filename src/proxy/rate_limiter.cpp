@@ -133,8 +133,11 @@ RateLimiter::Verdict RateLimiter::take(const Key& k, std::uint64_t rate_milli, s
   if (created) return {true, 0};           // a new key starts with an empty bucket (excess 0)
   // nginx ngx_http_limit_req_lookup: the bucket leaks rate_milli per second since the last
   // counted request; this request adds 1000; more than burst * 1000 is refused.
-  const std::int64_t elapsed = std::max<std::int64_t>(0, now_ms - e->last);  // a clock never runs back
   const auto rate = static_cast<std::int64_t>(std::max<std::uint64_t>(rate_milli, 1));
+  // A clock never runs back; and past the time the bucket takes to empty, more idle time changes
+  // nothing (capped: rate * elapsed cannot overflow after months of silence).
+  const std::int64_t elapsed =
+      std::min(std::max<std::int64_t>(0, now_ms - e->last), (e->excess + 1000) * 1000 / rate + 1);
   std::int64_t excess = e->excess - rate * elapsed / 1000 + 1000;
   if (excess < 0) excess = 0;
   const auto limit = static_cast<std::int64_t>(burst) * 1000;
@@ -144,7 +147,7 @@ RateLimiter::Verdict RateLimiter::take(const Key& k, std::uint64_t rate_milli, s
     return {false, std::max<std::int64_t>(ms, 1)};
   }
   e->excess = excess;
-  e->last = now_ms;
+  e->last = std::max(e->last, now_ms);  // `now` was read before the lock: another worker's may be later
   return {true, 0};
 }
 

@@ -128,6 +128,41 @@ TEST(Htpasswd, MalformedFilesNameTheLineNeverTheHash) {
   }
 }
 
+// Every check runs on a pool all Ingresses share: a hash whose cost has no bound would let one
+// Secret stall everyone's logins (review). bcrypt over cost 12, SHA-crypt over 10,000 rounds and
+// unknown schemes (yescrypt, scrypt) are refused naming the line; and a table is at most 1,000 users.
+TEST(Htpasswd, HashesOfUnboundedCostAndHugeTablesAreRefused) {
+  const std::vector<std::pair<std::string, std::string>> refused = {
+      {"a:$2y$13$abcdefghijklmnopqrstuuQ3oUqJ0v5X1l1kS8C6rY0h0mXk3J5Y2\n",
+       "line 1: bcrypt cost 13 is over 12"},
+      {"a:$2b$31$abcdefghijklmnopqrstuuQ3oUqJ0v5X1l1kS8C6rY0h0mXk3J5Y2\n",
+       "line 1: bcrypt cost 31 is over 12"},
+      {"a:$2y$x5$abc\n", "line 1: malformed bcrypt hash"},
+      {"a:$6$rounds=999999999$salt$hash\n", "line 1: SHA-crypt rounds 999999999 are over 10000"},
+      {"a:$5$rounds=$salt$hash\n", "line 1: malformed SHA-crypt rounds"},
+      {"a:$y$j9T$salt$hash\n", "line 1: unsupported password hash scheme"},
+      {"a:$7$CU..../....salt$hash\n", "line 1: unsupported password hash scheme"},
+  };
+  for (const auto& [text, want] : refused) {
+    std::vector<config::BasicAuthUser> users;
+    const auto why = detail::parse_htpasswd(text, users);
+    EXPECT_EQ(why.rfind(want, 0), 0u) << text << " -> " << why;
+    EXPECT_TRUE(users.empty());
+  }
+  for (const char* ok : {"a:$2y$12$abcdefghijklmnopqrstuuQ3oUqJ0v5X1l1kS8C6rY0h0mXk3J5Y2\n",
+                         "a:$6$rounds=10000$salt$hash\n", "a:$6$salt$hash\n", "a:$1$salt$hash\n"}) {
+    std::vector<config::BasicAuthUser> users;
+    EXPECT_EQ(detail::parse_htpasswd(ok, users), "") << ok;
+  }
+  std::string big;
+  for (int i = 0; i < 1001; ++i) big += "u" + std::to_string(i) + ":$apr1$a$b\n";
+  std::vector<config::BasicAuthUser> users;
+  EXPECT_EQ(detail::parse_htpasswd(big, users).rfind("1001 users, more than 1000", 0), 0u);
+  big.erase(big.rfind("u1000:"));
+  EXPECT_EQ(detail::parse_htpasswd(big, users), "");
+  EXPECT_EQ(users.size(), 1000u);
+}
+
 TEST(AuthMap, KeysAreUsersTrailingNewlineDropped) {
   std::vector<config::BasicAuthUser> users;
   ASSERT_EQ(detail::parse_auth_map({{"bob", "$apr1$x$y\n"}, {"alice", "{SHA}z="}}, users), "");
