@@ -17,10 +17,6 @@ constexpr std::uint64_t mix(std::uint64_t x) noexcept {  // splitmix64's finalis
   return x;
 }
 
-// Entries looked at from the LRU tail for one that may be replaced (one with requests in flight
-// may not: its count would be lost and limit-connections escaped).
-constexpr int kEvictScan = 32;
-
 }  // namespace
 
 std::uint64_t RateLimiter::zone_id(std::string_view resource, std::string_view kind, std::uint64_t a,
@@ -86,8 +82,10 @@ void RateLimiter::push_front(Shard& s, std::uint32_t i) noexcept {
 RateLimiter::Entry* RateLimiter::touch(Shard& s, const Key& k, std::int64_t now_ms, bool& created) {
   created = false;
   if (const auto it = s.index.find(k); it != s.index.end()) {
-    unlink(s, it->second);
-    push_front(s, it->second);
+    if (s.slab[it->second].in_flight == 0) {  // on the recency list only while idle
+      unlink(s, it->second);
+      push_front(s, it->second);
+    }
     return &s.slab[it->second];
   }
   std::uint32_t slot = kNone;
@@ -99,12 +97,11 @@ RateLimiter::Entry* RateLimiter::touch(Shard& s, const Key& k, std::int64_t now_
     slot = static_cast<std::uint32_t>(s.slab.size());
     s.slab.emplace_back();
   } else {
-    // Full: replace the least recently seen entry that has no request in flight.
-    std::uint32_t i = s.tail;
-    for (int n = 0; i != kNone && n < kEvictScan; ++n, i = s.slab[i].prev) {
-      if (s.slab[i].in_flight == 0) break;
-    }
-    if (i == kNone || s.slab[i].in_flight != 0) {
+    // Full: replace the least recently seen entry. Only idle entries are on the list (an entry
+    // with requests in flight leaves it: acquire/release), so held requests can never gather at
+    // its end and refuse every new address (review); only a shard wholly in flight refuses.
+    const std::uint32_t i = s.tail;
+    if (i == kNone) {
       full_.fetch_add(1, std::memory_order_relaxed);
       return nullptr;
     }
@@ -158,7 +155,8 @@ RateLimiter::Slot RateLimiter::acquire(const Key& k, std::uint32_t limit, std::i
   bool created = false;
   Entry* e = touch(s, k, now_ms, created);
   if (e == nullptr || e->in_flight >= limit) return slot;
-  ++e->in_flight;
+  if (e->in_flight++ == 0)
+    unlink(s, static_cast<std::uint32_t>(e - s.slab.data()));  // off the list: never evicted
   slot.table_ = shared_from_this();
   slot.key_ = k;
   return slot;
@@ -169,7 +167,7 @@ void RateLimiter::release(const Key& k) noexcept {
   const std::lock_guard lock(s.mu);
   // An entry with requests in flight is never evicted, so it is still here.
   if (const auto it = s.index.find(k); it != s.index.end() && s.slab[it->second].in_flight > 0) {
-    --s.slab[it->second].in_flight;
+    if (--s.slab[it->second].in_flight == 0) push_front(s, it->second);  // idle again: evictable
   }
 }
 

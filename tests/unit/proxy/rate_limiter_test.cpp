@@ -151,6 +151,28 @@ TEST(RateLimiter, KeysWithRequestsInFlightAreNeverEvicted) {
   EXPECT_TRUE(t->acquire(k, 1, 6000));
 }
 
+// Review: held requests (entries in flight) must not gather at the least-recently-seen end and make
+// every later eviction scan fail. With more held entries in a shard than one scan looks at, a new
+// address still finds a free entry, as long as the shard is not wholly in flight.
+TEST(RateLimiter, HeldEntriesAtTheTailDoNotRefuseNewAddresses) {
+  auto t = table(64 * 100);  // 100 keys a shard
+  std::vector<RateLimiter::Slot> held;
+  std::uint32_t n = 0;
+  // Fill every shard: first 60 held addresses per shard (on average), then 40 idle ones.
+  for (; n < 64 * 60; ++n) {
+    auto s = t->acquire(key(n), 1, n);
+    if (s) held.push_back(std::move(s));
+  }
+  for (; n < 64 * 100 + 2000; ++n) t->take(key(n), 1000, 5, n);
+  // The idle ones were evicted by newer idle ones, the held ones moved out of the way: new
+  // addresses keep being admitted.
+  const auto refusals_before = t->full_refusals();
+  int admitted = 0;
+  for (std::uint32_t i = 0; i < 2000; ++i) admitted += t->take(key(1000000 + i), 1000, 5, 100000 + i).allowed;
+  EXPECT_EQ(admitted, 2000);
+  EXPECT_EQ(t->full_refusals(), refusals_before);
+}
+
 TEST(RateLimiter, TwoThreadsOnOneKeyGetExactlyTheBurst) {
   auto t = table();
   const auto k = key(12);
