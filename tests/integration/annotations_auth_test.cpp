@@ -130,13 +130,16 @@ TEST_F(AuthTest, BufferedUploadsAreVerifiedOnceAndServed) {
     EXPECT_EQ(status(pg, "/upload", {"-u", "alice:wrong", "--data-binary", "@" + file}, proto), "401")
         << proto;
   }
+  // A refusal comes before the body is read; over HTTP/2 curl 7.88 may drop an answer that comes
+  // before its upload ended (h2_test.cpp), so the wrong password is sent over HTTP/1.1.
+  EXPECT_EQ(status(pg, "/upload", {"-u", "alice:wrong", "--data-binary", "@" + file}), "401");
   const auto seen = requests(*up_);
   ASSERT_EQ(seen.size(), 2u);
   for (const auto& line : seen) {
     EXPECT_EQ(json_field(line, "body_bytes"), "30000") << line;
     EXPECT_EQ(record_header(line, "authorization"), "") << line;
   }
-  const auto page = metrics(pg);
+  const auto page = wait_metric(pg, "phigate_request_buffer_bytes", "0");
   EXPECT_EQ(metric(page, "phigate_request_buffer_bytes"), "0") << page;
 }
 
