@@ -127,8 +127,6 @@ TEST_F(AuthTest, BufferedUploadsAreVerifiedOnceAndServed) {
   for (const char* proto : {"--http1.1", "--http2"}) {
     EXPECT_EQ(status(pg, "/upload", {"-u", "alice:pw-alice", "--data-binary", "@" + file}, proto), "200")
         << proto;
-    EXPECT_EQ(status(pg, "/upload", {"-u", "alice:wrong", "--data-binary", "@" + file}, proto), "401")
-        << proto;
   }
   // A refusal comes before the body is read; over HTTP/2 curl 7.88 may drop an answer that comes
   // before its upload ended (h2_test.cpp), so the wrong password is sent over HTTP/1.1.
