@@ -1067,7 +1067,7 @@ auth_counts() {  # INST: "verified cached failed" from phigate's phigate_auth_ba
     END { printf "%d %d %d", v, c, f }'
 }
 policy_scenario() {  # SCENARIO SUFFIX(au|rl)
-  local scen=$1 sfx=$2 t r mode inst code hdr=() v0 c0 f0 v1 c1 f1 extra refused
+  local scen=$1 sfx=$2 t r mode inst code hdr=() v0 c0 f0 v1 c1 f1 extra shown refused
   [[ $sfx == au ]] && { auth_files; hdr=(-H "Authorization: Basic $AUTH_B64"); }
   for t in "${TARGETS[@]}"; do
     start_proxy "$t" "$t-ip" "$KEY_KIND"
@@ -1114,7 +1114,8 @@ policy_scenario() {  # SCENARIO SUFFIX(au|rl)
           note ratelimit "\"target\": \"$t\", \"round\": $r, \"limit\": \"reached\", \"refused\": $refused"
         fi
         emit "$scen" "$mode" "$t" "$r" "$(wrk_json)$extra"
-        say_run "$scen" "$mode" "$t" "$r" "$W_RPS req/s, p99 $W_P99 ms$(errs)${extra:+; phigate checks:${extra//\"/}}"
+        shown=${extra#, }
+        say_run "$scen" "$mode" "$t" "$r" "$W_RPS req/s, p99 $W_P99 ms$(errs)${shown:+; phigate checks: ${shown//\"/}}"
       done
     done
   done
