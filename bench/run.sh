@@ -2,7 +2,8 @@
 # bench/run.sh: phigate, nginx and HAProxy as TLS-terminating reverse proxies, side by side, in one run
 # (ARCHITECTURE.md; the benchmark issue's scenarios 1-5, 8 and the audit/access-log cost; 6 and 7 through
 # bench/slowloris.sh and bench/ingress_scale.sh with --scenarios all+; issue 12's health checks of 5,000
-# endpoints on/off and TLS to the backend on/off: scenarios health and backendtls).
+# endpoints on/off and TLS to the backend on/off: scenarios health and backendtls; issue 15's regex
+# routing; issue 16's basic auth and rate limit on/off: scenarios auth and ratelimit).
 #
 # One nginx backend (plain HTTP: a 3-byte body, a 1 MiB file, an upload sink) and the proxies in front
 # of it, all on 127.0.0.1, with the same certificate, TLS 1.2+1.3, ECDHE+AEAD ciphers in the same order,
@@ -19,7 +20,7 @@ BENCH_NAME=bench
 # shellcheck source=bench/lib.sh
 . bench/lib.sh
 
-ALL_SCENARIOS=(keepalive handshake resume bigbody memory mtls audit health backendtls regex)
+ALL_SCENARIOS=(keepalive handshake resume bigbody memory mtls audit health backendtls regex auth ratelimit)
 
 usage() {
   cat <<'EOF'
@@ -38,6 +39,10 @@ usage: bench/run.sh [options]
                        backendtls keep-alive with verified TLS from the proxy to the backend vs plain HTTP
                        regex      keep-alive to 100 regex locations with a rewrite (ingress-nginx's
                                   `/svcNN(/|$)(.*)` -> `/$2`) vs 100 prefix locations, paths spread over all
+                       auth       keep-alive with basic auth (phigate: cached) vs the same Ingress/location
+                                  without it; one htpasswd file (APR MD5) for phigate and nginx
+                       ratelimit  keep-alive with a per-address rate limit far above the load (limit-rps
+                                  1000000, never reached) vs the same Ingress/location without it
                      "all" = all of the above; "all+" = all, then bench/slowloris.sh (scenario 6) and
                      bench/ingress_scale.sh (scenario 7, phigate only), merged into the same JSON
   --quick            smoke run: --duration 3 --repeat 1, 1 s warm-up, 1000 memory connections
@@ -204,6 +209,7 @@ config_hook() {  # KIND INST FILE
     *:*-health) health_config "$kind" "$inst" "$f" ;;
     *:*-btls) btls_config "$kind" "$inst" "$f" ;;
     *:*-rx | *:*-px) regex_config "$kind" "$inst" "$f" ;;
+    *:*-ip | *:*-au | *:*-rl) policy_config "$kind" "$inst" "$f" ;;
     haproxy:*-mtls)
       sed -i "s#^\(  bind .* ssl crt [^ ]*\)#\1 verify required ca-file $CLIENT_CA#" "$f"
       grep -q 'verify required' "$f" || die "could not turn on client certificates for HAProxy" ;;
@@ -959,6 +965,164 @@ scenario_regex() {
   done
   for t in "${TARGETS[@]}"; do stop_proxy "$t-rx"; stop_proxy "$t-px"; done
 }
+
+# B, L. basic auth and rate limits (issue 16): keep-alive HTTPS as scenario 1, to the same host with and
+# without the policy. phigate gets both only through Ingress annotations, so both of its variants come
+# from an Ingress in `ingress.dir` (TARGET-ip: the Ingress without annotations; TARGET-au: auth-type
+# basic + auth-secret, an auth-file Secret; TARGET-rl: limit-rps); nginx and HAProxy get the same
+# location/frontend with and without the directives (TARGET-ip is their main config).
+#  - auth: one htpasswd file, `htpasswd -nbm` (APR MD5, $apr1$), for phigate (the Secret's key `auth`)
+#    and nginx (`auth_basic_user_file`); HAProxy's `userlist` gets MD5-crypt ($1$, `openssl passwd -1`:
+#    the same algorithm, glibc's crypt has no $apr1$). wrk sends `Authorization: Basic` on every request,
+#    to both variants. phigate verifies once per worker and then hits its cache (docs/auth-basic.md): its
+#    `phigate_auth_basic_checks_total` must show only cached checks during a measured run; nginx and
+#    HAProxy have no cache and hash the password on every request.
+#  - ratelimit: `limit-rps: "1000000"` (burst x5, nodelay), far above what wrk reaches from its one
+#    address; nginx `limit_req_zone $binary_remote_addr ... rate=1000000r/s` + `limit_req burst=5000000
+#    nodelay` (what ingress-nginx renders); HAProxy a stick-table `http_req_rate(1s)` tracked per source
+#    with a deny above 1000000. Any refusal (non-2xx) is reported: the limit was reached.
+POLICY_RPS=1000000
+AUTH_USER=bench AUTH_PASS="" AUTH_B64=""
+auth_files() {  # the credentials, the htpasswd file (phigate, nginx) and HAProxy's MD5-crypt hash
+  [[ -z $AUTH_PASS ]] || return 0
+  need_tools htpasswd
+  mkdir -p "$TMP/auth"
+  AUTH_PASS=$(openssl rand -hex 12)
+  AUTH_B64=$(printf '%s:%s' "$AUTH_USER" "$AUTH_PASS" | base64 -w0)
+  htpasswd -nbm "$AUTH_USER" "$AUTH_PASS" | sed '/^$/d' >"$TMP/auth/htpasswd"
+  grep -q "^$AUTH_USER:\$apr1\\$" "$TMP/auth/htpasswd" || die "htpasswd -nbm wrote no \$apr1\$ hash"
+  openssl passwd -1 "$AUTH_PASS" >"$TMP/auth/haproxy-md5crypt"
+}
+write_policy_manifests() {  # DIR MODE(ip|au|rl): one Ingress for every path, with MODE's annotations
+  local d=$1 mode=$2
+  mkdir -p "$d"
+  {
+    backend_manifests
+    if [[ $mode == au ]]; then
+      cat <<EOF
+apiVersion: v1
+kind: Secret
+metadata: { name: basic-auth, namespace: default }
+data: { auth: $(base64 -w0 "$TMP/auth/htpasswd") }
+---
+EOF
+    fi
+    cat <<EOF
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata:
+  name: app
+  namespace: default
+  creationTimestamp: "2026-01-01T00:00:00Z"
+EOF
+    case $mode in
+      au) printf '  annotations:\n    nginx.ingress.kubernetes.io/auth-type: basic\n    nginx.ingress.kubernetes.io/auth-secret: basic-auth\n    nginx.ingress.kubernetes.io/auth-realm: bench\n' ;;
+      rl) printf '  annotations:\n    nginx.ingress.kubernetes.io/limit-rps: "%s"\n' "$POLICY_RPS" ;;
+    esac
+    printf 'spec:\n  ingressClassName: phigate\n  rules:\n  - http:\n      paths:\n'
+    printf '      - { path: /, pathType: Prefix, backend: { service: { name: backend, port: { number: 80 } } } }\n'
+  } >"$d/app.yaml"
+}
+policy_config() {  # KIND INST FILE (config_hook)
+  local kind=$1 inst=$2 f=$3 mode=${2##*-} rules
+  case $kind in
+    phigate)
+      # The Ingress replaces the static catch-all route: no `routes:` section.
+      sed -i '/^routes:$/,$d' "$f"
+      ! grep -q '^routes:' "$f" || die "could not drop phigate's static routes"
+      write_policy_manifests "$TMP/$inst-k8s" "$mode"
+      printf 'ingress: { dir: "%s", debounce: 50ms }\n' "$TMP/$inst-k8s" >>"$f" ;;
+    nginx)
+      case $mode in
+        au)
+          sed -i "s#^      proxy_pass http://b;#      auth_basic \"bench\";\n      auth_basic_user_file $TMP/auth/htpasswd;\n&#" "$f"
+          grep -q 'auth_basic_user_file' "$f" || die "could not add nginx's basic auth" ;;
+        rl)
+          sed -i -e "s#^  access_log off;#&\n  limit_req_zone \$binary_remote_addr zone=bench:10m rate=${POLICY_RPS}r/s;#" \
+            -e "s#^      proxy_pass http://b;#      limit_req zone=bench burst=$((POLICY_RPS * 5)) nodelay;\n&#" "$f"
+          grep -q 'limit_req zone=bench' "$f" && grep -q 'limit_req_zone' "$f" || die "could not add nginx's rate limit" ;;
+      esac ;;
+    haproxy)
+      [[ $mode == ip ]] && return 0
+      rules=$TMP/$inst-rules.cfg
+      # The rules go into the frontend in place of `default_backend be` (which they end with).
+      if [[ $mode == au ]]; then
+        printf '  http-request auth realm bench unless { http_auth(benchusers) }\n  default_backend be\n' >"$rules"
+        printf '\nuserlist benchusers\n  user %s password %s\n' "$AUTH_USER" "$(<"$TMP/auth/haproxy-md5crypt")" >>"$f"
+      else
+        printf '  stick-table type ip size 100k expire 10s store http_req_rate(1s)\n  http-request track-sc0 src\n' >"$rules"
+        printf '  http-request deny deny_status 503 if { sc_http_req_rate(0) gt %s }\n  default_backend be\n' "$POLICY_RPS" >>"$rules"
+      fi
+      sed -i -e "/^  default_backend be\$/r $rules" -e "/^  default_backend be\$/d" "$f"
+      grep -q 'http_auth(benchusers)\|track-sc0' "$f" || die "could not add HAProxy's $mode rules" ;;
+  esac
+}
+http_code() {  # URL [CURL ARGS...]: the status code of one GET ("" when no answer)
+  local url=$1; shift
+  curl -sk --max-time 2 -o /dev/null -w '%{http_code}' "$@" "$url" 2>/dev/null || true
+}
+auth_counts() {  # INST: "verified cached failed" from phigate's phigate_auth_basic_checks_total
+  curl -s --max-time 2 "http://127.0.0.1:${ADMIN[$1]}/metrics" 2>/dev/null | awk '
+    /^phigate_auth_basic_checks_total\{/ { if ($1 ~ /result="verified"/) v += $2; if ($1 ~ /result="cached"/) c += $2; if ($1 ~ /result="failed"/) f += $2 }
+    END { printf "%d %d %d", v, c, f }'
+}
+policy_scenario() {  # SCENARIO SUFFIX(au|rl)
+  local scen=$1 sfx=$2 t r mode inst code hdr=() v0 c0 f0 v1 c1 f1 extra shown refused
+  [[ $sfx == au ]] && { auth_files; hdr=(-H "Authorization: Basic $AUTH_B64"); }
+  for t in "${TARGETS[@]}"; do
+    start_proxy "$t" "$t-ip" "$KEY_KIND"
+    [[ $(http_code "https://127.0.0.1:${PORT[$t-ip]}/") == 200 ]] || die "[$scen] $t-ip does not answer 200"
+    if [[ $sfx == au ]]; then
+      PROBE_CURL_ARGS=(-u "$AUTH_USER:$AUTH_PASS")
+      start_proxy "$t" "$t-au" "$KEY_KIND"
+      PROBE_CURL_ARGS=()
+      code=$(http_code "https://127.0.0.1:${PORT[$t-au]}/")
+      [[ $code == 401 ]] || die "[auth] $t-au answers ${code:-nothing} without credentials, expected 401"
+      code=$(http_code "https://127.0.0.1:${PORT[$t-au]}/" -u "$AUTH_USER:wrong-$AUTH_PASS")
+      [[ $code == 401 ]] || die "[auth] $t-au answers ${code:-nothing} to a wrong password, expected 401"
+      code=$(http_code "https://127.0.0.1:${PORT[$t-au]}/" "${hdr[@]}")
+      [[ $code == 200 ]] || die "[auth] $t-au answers ${code:-nothing} to the right credentials, expected 200"
+      note auth "\"target\": \"$t\", \"no_credentials\": 401, \"wrong_password\": 401, \"right\": 200"
+      log "[auth] $t-au on ${PORT[$t-au]}: no credentials 401, wrong password 401, right 200"
+    else
+      start_proxy "$t" "$t-rl" "$KEY_KIND"
+      note ratelimit "\"target\": \"$t\", \"rps_limit\": $POLICY_RPS, \"burst\": $((POLICY_RPS * 5))"
+      log "[ratelimit] $t-rl on ${PORT[$t-rl]}: limit $POLICY_RPS req/s per client address, burst $((POLICY_RPS * 5))"
+    fi
+    warmup "$t-ip" "https://127.0.0.1:${PORT[$t-ip]}/" "${hdr[@]}"
+    warmup "$t-$sfx" "https://127.0.0.1:${PORT[$t-$sfx]}/" "${hdr[@]}"
+  done
+  for ((r = 1; r <= REPEAT; r++)); do
+    for t in "${TARGETS[@]}"; do
+      for mode in off on; do
+        inst=$t-ip; [[ $mode == on ]] && inst=$t-$sfx
+        extra=""
+        [[ $t == phigate && $inst == phigate-au ]] && read -r v0 c0 f0 <<<"$(auth_counts "$inst")"
+        wait_quiet
+        measure_wrk "$inst" "${PID[$inst]}" "$DURATION" "$TMP/wrk-$scen-$inst-$r.txt" -t"$WRK_THREADS" -c"$CONNECTIONS" "${hdr[@]}" "https://127.0.0.1:${PORT[$inst]}/"
+        if [[ $inst == phigate-au ]]; then
+          read -r v1 c1 f1 <<<"$(auth_counts "$inst")"
+          extra=", \"auth_verified\": $((v1 - v0)), \"auth_cached\": $((c1 - c0)), \"auth_failed\": $((f1 - f0))"
+          if ((v1 - v0 > 0 || f1 - f0 > 0 || c1 - c0 < W_REQ)); then
+            log "WARNING: [auth] phigate verified $((v1 - v0)) and failed $((f1 - f0)) credentials, $((c1 - c0)) cached for $W_REQ requests"
+            note auth "\"target\": \"phigate\", \"round\": $r, \"cache\": \"missed\", \"auth_verified\": $((v1 - v0))"
+          fi
+        fi
+        refused=$((W_NON2XX + W_SOCKERR))
+        if [[ $mode == on && $sfx == rl ]] && ((refused > 0)); then
+          log "WARNING: [ratelimit] $inst: $refused requests refused or failed: the limit was reached"
+          note ratelimit "\"target\": \"$t\", \"round\": $r, \"limit\": \"reached\", \"refused\": $refused"
+        fi
+        emit "$scen" "$mode" "$t" "$r" "$(wrk_json)$extra"
+        shown=${extra#, }
+        say_run "$scen" "$mode" "$t" "$r" "$W_RPS req/s, p99 $W_P99 ms$(errs)${shown:+; phigate checks: ${shown//\"/}}"
+      done
+    done
+  done
+  for t in "${TARGETS[@]}"; do stop_proxy "$t-ip"; stop_proxy "$t-$sfx"; done
+}
+scenario_auth() { policy_scenario auth au; }
+scenario_ratelimit() { policy_scenario ratelimit rl; }
 
 for s in "${SCENARIOS[@]}"; do
   log "==== scenario $s"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer targets in fuzz/ (clang-14, ASan+UBSan, build/fuzz) and runs each one for a
-# bounded time, one process at a time. Fails on the first target that finds a crash, a sanitizer
+# bounded time, one process at a time. Stops when the build fails. Fails on a target that finds a crash, a sanitizer
 # report, a timeout or a broken invariant, and leaves the reproducer in build/fuzz/artifacts/<target>/.
 #   scripts/fuzz.sh [--seconds N] [--no-bootstrap] [target...]
 # --seconds: per target (default 20). Targets: the names of fuzz/*.cpp (default: all).
@@ -36,8 +36,12 @@ export CCACHE_DIR=${CCACHE_DIR:-$root/.deps/ccache}
 export CCACHE_BASEDIR=${CCACHE_BASEDIR:-$root} CCACHE_NOHASHDIR=${CCACHE_NOHASHDIR:-1}
 CC=clang-14 CXX=clang++-14 cmake -S "$root" -B "$dir" -G Ninja -DPHIGATE_FUZZ=ON -DPHIGATE_TESTS=OFF \
   -DCMAKE_BUILD_TYPE=RelWithDebInfo "-DCMAKE_CXX_FLAGS_RELWITHDEBINFO=-O1 -g" >/dev/null
-ninja -C "$dir" -j "$(nproc)" "${targets[@]/#/fuzz_}" | grep -vE '^\[[0-9]+/[0-9]+\] ' || true
-test "${PIPESTATUS[0]}" -eq 0
+# A failed build stops here: under pipefail, `ninja | grep || true` read PIPESTATUS of `true` (0), so a
+# target that no longer compiled was fuzzed from its stale binary (or failed later as "exit 127").
+build_rc=0
+ninja -C "$dir" -j "$(nproc)" "${targets[@]/#/fuzz_}" >"$dir/build.log" 2>&1 || build_rc=$?
+grep -vE '^\[[0-9]+/[0-9]+\] ' "$dir/build.log" || true
+((build_rc == 0)) || { echo "fuzz.sh: the build failed (ninja exit $build_rc); log: $dir/build.log" >&2; exit 1; }
 
 export ASAN_OPTIONS=${ASAN_OPTIONS:-abort_on_error=1:detect_leaks=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}

@@ -49,7 +49,7 @@ def summarise(runs):
         scen = key[0]
         for r in rs:  # derived per-run figures
             if scen in ("keepalive", "handshake", "mtls", "mtls_handshake", "audit", "backend", "health",
-                        "backendtls", "regex"):
+                        "backendtls", "regex", "auth", "ratelimit"):
                 r["per_core"] = per_core(r)
             elif scen == "resume":
                 r["per_core"] = per_core(r, count="connections")
@@ -152,6 +152,16 @@ def main():
     row("R prefix req/s per core", "regex", "prefix", "per_core")
     row("R regex + rewrite req/s per core", "regex", "regex", "per_core")
     row("R regex + rewrite p99 ms", "regex", "regex", "p99_ms", "lower")
+    row("B Ingress, no auth req/s", "auth", "off", "rps", rng=True)
+    row("B basic auth (cached) req/s", "auth", "on", "rps", rng=True)
+    row("B no auth req/s per core", "auth", "off", "per_core")
+    row("B basic auth req/s per core", "auth", "on", "per_core")
+    row("B basic auth p99 ms", "auth", "on", "p99_ms", "lower")
+    row("L Ingress, no limit req/s", "ratelimit", "off", "rps", rng=True)
+    row("L limit-rps not reached req/s", "ratelimit", "on", "rps", rng=True)
+    row("L no limit req/s per core", "ratelimit", "off", "per_core")
+    row("L rate limit req/s per core", "ratelimit", "on", "per_core")
+    row("L rate limit p99 ms", "ratelimit", "on", "p99_ms", "lower")
 
     # Derived per-target ratios (log on/off, mTLS/plain).
     derived = {}
@@ -163,7 +173,9 @@ def main():
                                  ("mtls_handshake", "mtls", "plain", "rps"),
                                  ("health", "on", "off", "rps"), ("health", "on", "off", "per_core"),
                                  ("backendtls", "on", "off", "rps"), ("backendtls", "on", "off", "per_core"),
-                                 ("regex", "regex", "prefix", "rps"), ("regex", "regex", "prefix", "per_core")):
+                                 ("regex", "regex", "prefix", "rps"), ("regex", "regex", "prefix", "per_core"),
+                                 ("auth", "on", "off", "rps"), ("auth", "on", "off", "per_core"),
+                                 ("ratelimit", "on", "off", "rps"), ("ratelimit", "on", "off", "per_core")):
             x, y = get(scen, on, t, m), get(scen, off, t, m)
             if x is not None and y:
                 d[f"{scen}_{on}/{off}_{m}"] = x / y
@@ -305,6 +317,12 @@ def main():
             warn.append(f"phigate audit verify failed (exit {n.get('verify_exit')}): {n.get('verify_output')}")
         if n.get("scenario") == "health" and n.get("checks") == "failed":
             warn.append(f"health: {n.get('target')}'s active checks were not seen running: {n.get('detail')}")
+        if n.get("scenario") == "auth" and n.get("cache") == "missed":
+            warn.append(f"auth: phigate verified {n.get('auth_verified')} credentials during a measured run (round"
+                        f" {n.get('round')}): not only the cached path was measured")
+        if n.get("scenario") == "ratelimit" and n.get("limit") == "reached":
+            warn.append(f"ratelimit: {n.get('target')} refused {n.get('refused')} requests in round {n.get('round')}:"
+                        " the limit was reached")
         if n.get("scenario") == "backendtls" and n.get("reuse") == "poor":
             warn.append(f"backendtls: {n.get('target')} opened {n.get('backend_conns')} backend connections for"
                         f" {n.get('backend_requests')} requests: it measures handshakes, not keep-alive")
