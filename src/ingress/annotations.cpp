@@ -92,7 +92,8 @@ std::string parse_timeout(std::string_view v, std::optional<config::Duration>& o
 std::string parse_nginx_size(std::string_view v, std::uint64_t& out) {
   // nginx's size syntax as ingress-nginx checks it (\d+[bkmg]?, upper-case accepted as nginx does):
   // digits and one optional unit, binary multiples; nothing else (no sign, spaces or fractions).
-  static constexpr std::string_view kWhat = "expected a size such as 8192, 16k, 8m or 1g (digits, then b, k, m or g)";
+  static constexpr std::string_view kWhat =
+      "expected a size such as 8192, 16k, 8m or 1g (digits, then b, k, m or g)";
   if (v.empty()) return std::string(kWhat);
   std::uint64_t mult = 0;  // 0: no unit
   switch (v.back()) {

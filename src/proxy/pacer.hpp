@@ -59,7 +59,8 @@ class Pacer {
       started_ = true;
       start_ = now;
     }
-    return pace_delay(rate_, sent_ - after_, std::chrono::duration_cast<std::chrono::microseconds>(now - start_));
+    return pace_delay(rate_, sent_ - after_,
+                      std::chrono::duration_cast<std::chrono::microseconds>(now - start_));
   }
 
   /// `n` bytes were written (or queued) for the client.

@@ -263,7 +263,8 @@ PhaseResult limits(Request& r, const Snapshot& s, const ConnectionView&) {
     // limit-rate / limit-rate-after are KiB (ingress-nginx renders `limit_rate {{.}}k`); "0" on the
     // Ingress turns a global rate off, as an annotation overrides nginx's ConfigMap value.
     if (p->rate_limit.rate_kib) r.limits.response_rate = std::uint64_t{*p->rate_limit.rate_kib} << 10;
-    if (p->rate_limit.rate_after_kib) r.limits.response_rate_after = std::uint64_t{*p->rate_limit.rate_after_kib} << 10;
+    if (p->rate_limit.rate_after_kib)
+      r.limits.response_rate_after = std::uint64_t{*p->rate_limit.rate_after_kib} << 10;
     if (p->request_buffering && s.config) {
       const auto cap = s.config->limits.request_buffer_bytes;
       r.limits.buffer_body = true;

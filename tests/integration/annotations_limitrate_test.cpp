@@ -75,7 +75,8 @@ class LimitRateTest : public AuditTest {
     return records();
   }
   int established_to_upstream() const {
-    const auto r = run({"ss", "-Htn", "state", "established", "( dport = :" + std::to_string(up_->port) + " )"});
+    const auto r =
+        run({"ss", "-Htn", "state", "established", "( dport = :" + std::to_string(up_->port) + " )"});
     return static_cast<int>(split_lines(r.out).size());
   }
 
@@ -139,8 +140,9 @@ TEST_F(LimitRateTest, Http2PacesOneStreamNotItsNeighbours) {
   ingress(std::string(kN) + "limit-rate: \"128\"\n");
   free_ingress();
   auto pg = start();
-  const auto t = fetch(pg, {"--http2", "--parallel", "--parallel-max", "2", "-o", "/dev/null",
-                            https_url(pg, "/slow?bytes=256k"), "-o", "/dev/null", https_url(pg, "/free/x?bytes=4m")});
+  const auto t =
+      fetch(pg, {"--http2", "--parallel", "--parallel-max", "2", "-o", "/dev/null",
+                 https_url(pg, "/slow?bytes=256k"), "-o", "/dev/null", https_url(pg, "/free/x?bytes=4m")});
   ASSERT_EQ(t.size(), 2u);
   // curl reports in completion order: the free stream ends first, long before the paced one.
   EXPECT_EQ(t[0].bytes, 4u << 20);
@@ -165,8 +167,9 @@ TEST_F(LimitRateTest, AClientLeavingAPacedResponseFreesItsUpstreamConnection) {
   auto pg = start();
   for (const char* proto : {"--http1.1", "--http2"}) {
     // 2 MiB at 64 KiB/s would take 32 s; the client gives up after 1 s.
-    const auto r = curl(pg, {proto, "-s", "-o", "/dev/null", "--max-time", "1", "-w", "%{size_download}",
-                             https_url(pg, std::string("/gone") + (proto[6] == '2' ? "2" : "1") + "?bytes=2m")},
+    const auto r = curl(pg,
+                        {proto, "-s", "-o", "/dev/null", "--max-time", "1", "-w", "%{size_download}",
+                         https_url(pg, std::string("/gone") + (proto[6] == '2' ? "2" : "1") + "?bytes=2m")},
                         20s);
     EXPECT_NE(r.exit_code, 0) << proto;  // timed out: curl 28
     EXPECT_LT(std::stoull(r.out.empty() ? "0" : r.out), 512u * 1024) << proto;

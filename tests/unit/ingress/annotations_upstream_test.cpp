@@ -158,9 +158,11 @@ TEST(IngressAnnotationsUpstream, ProxyRequestBuffering) {
 // The one nginx size parser (proxy-body-size and client-body-buffer-size both use it).
 TEST(IngressAnnotationsUpstream, NginxSizeSyntax) {
   const std::pair<const char*, std::uint64_t> good[] = {
-      {"0", 0},         {"8192", 8192},     {"8k", 8192},   {"8K", 8192},
-      {"1m", 1u << 20}, {"1M", 1u << 20},   {"2g", 2ULL << 30}, {"100b", 100},
-      {"100B", 100},    {"18014398509481983k", 18014398509481983ULL << 10}};
+      {"0", 0},           {"8192", 8192},
+      {"8k", 8192},       {"8K", 8192},
+      {"1m", 1u << 20},   {"1M", 1u << 20},
+      {"2g", 2ULL << 30}, {"100b", 100},
+      {"100B", 100},      {"18014398509481983k", 18014398509481983ULL << 10}};
   for (const auto& [v, n] : good) {
     std::uint64_t out = 12345;
     EXPECT_EQ(detail::parse_nginx_size(v, out), "") << v;
