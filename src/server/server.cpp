@@ -9,6 +9,7 @@
 
 #include "health_checker.hpp"
 #include "ingress_watcher.hpp"
+#include "webhook.hpp"
 #include "phigate/admin/admin_server.hpp"
 #include "phigate/audit/writer.hpp"
 #include "phigate/config/loader.hpp"
@@ -23,7 +24,6 @@
 #include "phigate/proxy/worker.hpp"
 #include "phigate/upstream/backend_tls.hpp"
 #include "phigate/upstream/health.hpp"
-#include "webhook.hpp"
 
 namespace phigate::server {
 
@@ -131,6 +131,7 @@ class Server {
   std::unique_ptr<kube::StatusWriter> status_;
   // --- webhook members ---
   std::unique_ptr<detail::Webhook> webhook_;  // ingress.webhook.listen set: the admission webhook
+
 };
 
 ingress::LoadResult Server::current_resources() {
@@ -521,6 +522,7 @@ void Server::begin_drain() {
   stop_kubernetes();
   // --- webhook stop ---
   if (webhook_) webhook_->stop();
+
 }
 
 void Server::on_signal(int sig) {
