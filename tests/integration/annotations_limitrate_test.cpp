@@ -114,7 +114,7 @@ TEST_F(LimitRateTest, AResponseTakesItsTimeAtTheRateOverBothProtocols) {
   const auto audit = stop_and_read_audit(pg);
   for (const char* path : {"/paced", "/chunked", "/after", "/within"}) {
     int n = 0;
-    for (const auto& rec : audit) n += has(rec, std::string("\"") + path + "?");
+    for (const auto& rec : audit) n += has(rec, std::string("\"path\":\"") + path + "\"");
     EXPECT_EQ(n, 2) << path;
   }
 }
@@ -151,7 +151,7 @@ TEST_F(LimitRateTest, Http2PacesOneStreamNotItsNeighbours) {
   EXPECT_GE(t[1].seconds, 1.7);
   // One connection carried both (no stream had to wait for another connection).
   const auto audit = stop_and_read_audit(pg);
-  const auto slow = find(audit, "/slow?"), free = find(audit, "/free/x?");
+  const auto slow = find(audit, "\"path\":\"/slow\""), free = find(audit, "\"path\":\"/free/x\"");
   ASSERT_FALSE(slow.empty());
   ASSERT_FALSE(free.empty());
   EXPECT_TRUE(has(slow, "\"h2_stream\"")) << slow;
@@ -186,7 +186,7 @@ TEST_F(LimitRateTest, AClientLeavingAPacedResponseFreesItsUpstreamConnection) {
   EXPECT_EQ(after.code, "200");
   EXPECT_EQ(after.bytes, 10u * 1024);
   const auto audit = stop_and_read_audit(pg);
-  for (const char* path : {"/gone1?", "/gone2?"}) {
+  for (const char* path : {"\"path\":\"/gone1\"", "\"path\":\"/gone2\""}) {
     int n = 0;
     for (const auto& rec : audit) {
       if (!has(rec, path)) continue;

@@ -117,6 +117,8 @@ TEST_F(RateLimitTest, RefusalsAre429WithRetryAfterAndAudited) {
   EXPECT_EQ(backend_requests("\"/second"), 0);
   const auto page = metrics(pg);
   EXPECT_NE(page.find("outcome=\"rate_limited\""), std::string::npos);
+  // The table is far from full: the eviction counter is exported, at 0.
+  EXPECT_EQ(metric(page, "phigate_rate_limit_evictions_total"), "0") << page;
   const auto audit = stop_and_read_audit(pg);
   int refused = 0;
   for (const auto& rec : audit) {

@@ -287,10 +287,11 @@ TEST(Review, RateLimit_AdmittedBandwidthLimitAdmittedBadValueRefused) {
   const auto r = review_ingress({}, cluster(),
                                 ingress_json("limited", "l.example", "\"" + kNginx + "limit-rate\":\"5\""));
   EXPECT_TRUE(r.allowed);
-  const auto bad = review_ingress(
+  const auto bad_rate = review_ingress(
       {}, cluster(), ingress_json("limited", "l.example", "\"" + kNginx + "limit-rate\":\"5k\""));
-  EXPECT_FALSE(bad.allowed);
-  EXPECT_TRUE(any_contains(bad.errors, kNginx + "limit-rate=\"5k\": expected KiB per second"));
+  EXPECT_FALSE(bad_rate.allowed);
+  EXPECT_TRUE(any_contains(bad_rate.errors, "metadata.annotations." + kNginx + "limit-rate"));
+  EXPECT_TRUE(any_contains(bad_rate.errors, "expected KiB per second"));
 }
 
 }  // namespace

@@ -1322,10 +1322,11 @@ TEST_F(Translate, RateLimit_OnEveryPathAndInvalidFailsClosedNamingTheAnnotation)
   EXPECT_EQ(d.resource, "Ingress default/a");
   // limit-rate (bandwidth) is served; a bad value fails closed.
   res_.ingresses[0].meta.annotations = {{kN + "limit-rate", "100"}};
-  const auto limited = run();
+  const auto bandwidth = run();
   EXPECT_FALSE(diag_.has_errors()) << diag_.to_string();
-  EXPECT_TRUE(limited.routes.at(0).paths.at(0).policy->fail_closed.empty());
-  EXPECT_EQ(limited.routes.at(0).paths.at(0).policy->rate_limit.rate_kib, std::optional<std::uint32_t>(100));
+  EXPECT_TRUE(bandwidth.routes.at(0).paths.at(0).policy->fail_closed.empty());
+  EXPECT_EQ(bandwidth.routes.at(0).paths.at(0).policy->rate_limit.rate_kib,
+            std::optional<std::uint32_t>(100));
   res_.ingresses[0].meta.annotations = {{kN + "limit-rate", "100k"}};
   EXPECT_FALSE(run().routes.at(0).paths.at(0).policy->fail_closed.empty());
 }
