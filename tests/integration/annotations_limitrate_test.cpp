@@ -197,6 +197,38 @@ TEST_F(LimitRateTest, AClientLeavingAPacedResponseFreesItsUpstreamConnection) {
   }
 }
 
+// A drain does not wait for paced responses beyond its deadline: 2 MiB at 64 KiB/s would take
+// 32 s; with timeouts.drain 1s phigate exits about a second after SIGTERM, over both protocols.
+TEST_F(LimitRateTest, DrainEndsPacedResponsesAtItsDeadline) {
+  ingress(std::string(kN) + "limit-rate: \"64\"\n");
+  auto pg = start("timeouts: { drain: 1s }\n");
+  const auto get = [&](const char* proto, const char* path) {
+    return curl(pg, {proto, "-s", "-o", "/dev/null", "-w", "%{size_download}", https_url(pg, path)}, 40s);
+  };
+  auto h1 = std::async(std::launch::async, get, "--http1.1", "/drain1?bytes=2m");
+  auto h2 = std::async(std::launch::async, get, "--http2", "/drain2?bytes=2m");
+  // Both reached the backend (and so are being relayed) before the signal.
+  for (int i = 0; i < 200 && up_->records().size() < 2; ++i) std::this_thread::sleep_for(25ms);
+  ASSERT_EQ(up_->records().size(), 2u);
+  std::this_thread::sleep_for(300ms);  // paced for a while: the relays are in their waits
+  const auto t0 = std::chrono::steady_clock::now();
+  ASSERT_TRUE(pg.process.send_signal(SIGTERM));
+  EXPECT_EQ(pg.process.wait_exit(15s), 0);
+  const double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  EXPECT_LE(took, 3.0);  // drain 1 s, plus the tick and the exit
+  for (auto* f : {&h1, &h2}) {
+    const auto r = f->get();
+    EXPECT_LT(std::stoull(r.out.empty() ? "0" : r.out), 1u << 20) << r.out;  // cut short, not finished
+  }
+  // Each request still has its one record.
+  const auto audit = records();
+  for (const char* path : {"\"path\":\"/drain1\"", "\"path\":\"/drain2\""}) {
+    int n = 0;
+    for (const auto& rec : audit) n += has(rec, path);
+    EXPECT_EQ(n, 1) << path;
+  }
+}
+
 // limits.response_rate is the default for every Ingress; limit-rate "0" on one turns it off (an
 // annotation overrides ingress-nginx's ConfigMap value too).
 TEST_F(LimitRateTest, TheGlobalDefaultAppliesAndZeroTurnsItOff) {
