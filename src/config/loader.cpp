@@ -617,10 +617,11 @@ void read_root(Reader& r, const YAML::Node& root, Config& cfg) {
   }
 
   if (const auto n = root["limits"];
-      n && r.expect_map(n, "limits",
-                        {"max_connections_per_worker", "request_line_bytes", "request_header_bytes",
-                         "header_count", "request_body_bytes", "min_body_rate", "request_buffer_bytes",
-                         "request_buffer_worker_bytes", "rate_limit_status", "rate_limit_keys"})) {
+      n && r.expect_map(
+               n, "limits",
+               {"max_connections_per_worker", "request_line_bytes", "request_header_bytes", "header_count",
+                "request_body_bytes", "min_body_rate", "request_buffer_bytes", "request_buffer_worker_bytes",
+                "rate_limit_status", "rate_limit_keys", "response_rate", "response_rate_after"})) {
     auto& l = cfg.limits;
     r.integer(n, "max_connections_per_worker", "limits", l.max_connections_per_worker, std::size_t{1},
               std::size_t{1'000'000});
@@ -658,6 +659,15 @@ void read_root(Reader& r, const YAML::Node& root, Config& cfg) {
       }
     }
     r.integer(n, "rate_limit_keys", "limits", l.rate_limit_keys, std::size_t{1024}, std::size_t{10'000'000});
+    // limit-rate / limit-rate-after for Ingresses that do not set them (ingress-nginx's ConfigMap
+    // limit-rate / limit-rate-after): bytes per second and bytes, in size syntax ("256k").
+    r.size(n, "response_rate", "limits", l.response_rate);
+    r.size(n, "response_rate_after", "limits", l.response_rate_after);
+    if (n["response_rate"] && l.response_rate > (std::uint64_t{10} << 30))
+      r.error(n["response_rate"], "limits.response_rate",
+              "must be at most 10g (bytes per second; 0: no limit)");
+    if (n["response_rate_after"] && l.response_rate_after > (std::uint64_t{1} << 40))
+      r.error(n["response_rate_after"], "limits.response_rate_after", "must be at most 1024g");
   }
 
   if (const auto n = root["upstream"];

@@ -105,8 +105,12 @@ constexpr std::string_view kLimitDifference =
     "the PROXY header's or a trusted proxy's X-Forwarded-For; an invalid value fails the Ingress closed "
     "(ingress-nginx: no limit); at most limits.rate_limit_keys addresses are tracked (the least recently "
     "seen is forgotten); docs/rate-limits.md";
-constexpr std::string_view kBandwidth =
-    "response bandwidth limits are not enforced by phigate: the Ingress fails closed";
+constexpr std::string_view kBandwidthDifference =
+    "applies whatever proxy-buffering says (nginx ignores limit_rate with proxy_buffering off, "
+    "ingress-nginx's default); the pacing clock starts once limit-rate-after is sent (nginx counts from the "
+    "request's start, so it may burst); HTTP/2 counts DATA bytes per stream, HTTP/1.1 every response byte; "
+    "WebSocket tunnels and phigate's own replies are not paced; an invalid value fails the Ingress closed; "
+    "docs/rate-limits.md";
 constexpr std::string_view kLimitsPlanned = "rate limits (part 2)";
 constexpr std::string_view kNoWaf =
     "phigate has no web application firewall (ModSecurity): the Ingress must not be served as if it "
@@ -356,8 +360,14 @@ constexpr auto kRegistry = std::to_array<AnnotationInfo>({
               "concurrent requests per client address to the Ingress (each HTTP/2 stream counts, as nginx "
               "limit_conn); more are refused (503, or 429 under limits.rate_limit_status)",
               kLimitDifference),
-    refused("limit-rate", "0", "rate-limit", kBandwidth, kLimitsPlanned),
-    refused("limit-rate-after", "0", "rate-limit", kBandwidth, kLimitsPlanned),
+    supported("limit-rate", rate_limit<parse_limit_rate>, "rate-limit",
+              "KiB per second of response sent to the client, per request (nginx limit_rate Nk: two "
+              "requests get twice); 0: no limit; unset: limits.response_rate",
+              kBandwidthDifference),
+    supported("limit-rate-after", rate_limit<parse_limit_rate_after>, "rate-limit",
+              "KiB of each response sent at full speed before limit-rate applies (nginx limit_rate_after "
+              "Nk); unset: limits.response_rate_after",
+              kBandwidthDifference),
     supported("limit-rpm", rate_limit<parse_limit_rpm>, "rate-limit",
               "requests per minute per client address to the Ingress (nginx limit_req, burst "
               "limit-rpm x limit-burst-multiplier, nodelay); more are refused (503, or 429 with Retry-After "

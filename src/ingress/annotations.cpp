@@ -89,12 +89,18 @@ std::string parse_timeout(std::string_view v, std::optional<config::Duration>& o
   return {};
 }
 
-/// nginx size syntax: an integer with an optional k/K, m/M or g/G (binary multiples); "0" is unlimited.
-std::string parse_body_size(std::string_view v, AnnotationContext& c) {
-  static constexpr std::string_view kWhat = "expected a size such as 0 (unlimited), 1024, 512k, 8m or 1g";
+std::string parse_nginx_size(std::string_view v, std::uint64_t& out) {
+  // nginx's size syntax as ingress-nginx checks it (\d+[bkmg]?, upper-case accepted as nginx does):
+  // digits and one optional unit, binary multiples; nothing else (no sign, spaces or fractions).
+  static constexpr std::string_view kWhat =
+      "expected a size such as 8192, 16k, 8m or 1g (digits, then b, k, m or g)";
   if (v.empty()) return std::string(kWhat);
-  std::uint64_t mult = 1;
+  std::uint64_t mult = 0;  // 0: no unit
   switch (v.back()) {
+    case 'b':
+    case 'B':
+      mult = 1;
+      break;
     case 'k':
     case 'K':
       mult = 1ULL << 10;
@@ -110,11 +116,20 @@ std::string parse_body_size(std::string_view v, AnnotationContext& c) {
     default:
       break;
   }
-  if (mult != 1) v.remove_suffix(1);
+  if (mult != 0) v.remove_suffix(1);
+  if (mult == 0) mult = 1;
   std::uint64_t n = 0;
   if (!parse_digits(v, n) || n > std::numeric_limits<std::uint64_t>::max() / mult) return std::string(kWhat);
-  c.policy.body_size = n * mult;
+  out = n * mult;
   return {};
+}
+
+/// proxy-body-size: an nginx size; "0" is unlimited.
+std::string parse_body_size(std::string_view v, AnnotationContext& c) {
+  std::uint64_t n = 0;
+  auto why = parse_nginx_size(v, n);
+  if (why.empty()) c.policy.body_size = n;
+  return why;
 }
 
 /// Comma-separated CIDRs or addresses, spaces allowed around the commas.
@@ -664,7 +679,7 @@ ParsedAnnotations parse_annotations(const std::map<std::string, std::string>& an
   // A rate limit decides who is served: one prefix may not loosen what the other asks for (a
   // policy engine may require the nginx key; phigate.io/limit-rps: "0" must not undo it).
   for (const auto name : {"limit-rps", "limit-rpm", "limit-connections", "limit-burst-multiplier",
-                          "limit-allowlist", "limit-whitelist"}) {
+                          "limit-allowlist", "limit-whitelist", "limit-rate", "limit-rate-after"}) {
     const auto n = annotations.find(std::string(kNginxPrefix) + name);
     const auto ph = annotations.find(std::string(kPhigatePrefix) + name);
     if (n != annotations.end() && ph != annotations.end() && n->second != ph->second) {

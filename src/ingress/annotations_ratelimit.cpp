@@ -1,5 +1,6 @@
 // The rate-limit annotations' value parsers (ingress-nginx internal/ingress/annotations/ratelimit):
-// limit-rps, limit-rpm, limit-burst-multiplier, limit-connections, limit-allowlist/-whitelist.
+// limit-rps, limit-rpm, limit-burst-multiplier, limit-connections, limit-allowlist/-whitelist,
+// limit-rate and limit-rate-after (KiB: ingress-nginx renders `limit_rate {{.}}k`).
 // ingress-nginx reads a bad number as 0 (no limit) and silently drops the limit; here it is an
 // error, so the Ingress fails closed rather than being served without the limit its owner asked for.
 #include <algorithm>
@@ -44,6 +45,24 @@ std::string parse_limit_burst_multiplier(std::string_view v, config::RateLimitPo
     return "expected an integer from 0 (no burst) to " + std::to_string(kMaxMultiplier);
   }
   out.burst_multiplier = n;
+  return {};
+}
+
+std::string parse_limit_rate(std::string_view v, config::RateLimitPolicy& out) {
+  std::uint32_t n = 0;
+  if (!parse_digits(v, n) || n > kMaxResponseRateKib) {
+    return "expected KiB per second, an integer from 0 (no limit) to " + std::to_string(kMaxResponseRateKib);
+  }
+  out.rate_kib = n;
+  return {};
+}
+
+std::string parse_limit_rate_after(std::string_view v, config::RateLimitPolicy& out) {
+  std::uint32_t n = 0;
+  if (!parse_digits(v, n) || n > kMaxRateAfterKib) {
+    return "expected KiB, an integer from 0 to " + std::to_string(kMaxRateAfterKib);
+  }
+  out.rate_after_kib = n;
   return {};
 }
 

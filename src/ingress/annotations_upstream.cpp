@@ -36,41 +36,6 @@ std::string parse_proxy_request_buffering(std::string_view v, AnnotationContext&
   return parse_on_off(v, c.policy.request_buffering);
 }
 
-std::string parse_nginx_size(std::string_view v, std::uint64_t& out) {
-  // nginx's size syntax as ingress-nginx checks it (\d+[bkmg]?, upper-case accepted as nginx does):
-  // digits and one optional unit, binary multiples; nothing else (no sign, spaces or fractions).
-  static constexpr std::string_view kWhat =
-      "expected a size such as 8192, 16k or 1m (digits, then k, m or g)";
-  if (v.empty()) return std::string(kWhat);
-  std::uint64_t mult = 1;
-  switch (v.back()) {
-    case 'b':
-    case 'B':
-      break;
-    case 'k':
-    case 'K':
-      mult = 1ULL << 10;
-      break;
-    case 'm':
-    case 'M':
-      mult = 1ULL << 20;
-      break;
-    case 'g':
-    case 'G':
-      mult = 1ULL << 30;
-      break;
-    default:
-      mult = 0;  // no unit
-      break;
-  }
-  if (mult != 0) v.remove_suffix(1);
-  if (mult == 0) mult = 1;
-  std::uint64_t n = 0;
-  if (!parse_digits(v, n) || n > std::numeric_limits<std::uint64_t>::max() / mult) return std::string(kWhat);
-  out = n * mult;
-  return {};
-}
-
 std::string parse_client_body_buffer_size(std::string_view v, AnnotationContext& c) {
   std::uint64_t n = 0;
   auto why = parse_nginx_size(v, n);

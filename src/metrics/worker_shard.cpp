@@ -324,6 +324,11 @@ std::string render(std::span<const WorkerShard* const> shards, const ControlStat
                 "Sets of TLS server contexts built (a reload whose certificates, TLS settings and host "
                 "policies are unchanged keeps the running ones).",
                 static_cast<double>(control.tls_context_builds.load()));
+  counter_value("phigate_rate_limit_evictions_total",
+                "Client addresses the rate-limit table forgot to make room for a new one "
+                "(limits.rate_limit_keys reached: the least recently seen idle address goes, and its "
+                "counters start again when it comes back).",
+                static_cast<double>(control.rate_limit_evictions.load()));
   if (control.kube_enabled.load() != 0) {
     gauge("phigate_kube_synced", "1 once every LIST/WATCH of the Kubernetes API completed its first LIST.",
           static_cast<double>(control.kube_synced.load()));

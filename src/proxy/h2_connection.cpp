@@ -15,6 +15,7 @@
 #include "error_backend.hpp"
 #include "error_page.hpp"
 #include "grpc_forward.hpp"
+#include "pacer.hpp"
 #include "phases.hpp"
 #include "phigate/core/assert.hpp"
 #include "phigate/core/log.hpp"
@@ -298,6 +299,7 @@ class H2Stream final : public ClientStream {
   void wake() noexcept {
     body_wake_.cancel();
     write_wake_.cancel();
+    if (pace_timer_) pace_timer_->cancel();
   }
   /// The write loop took frames: when this stream's queued bytes went down since its write
   /// deadline was armed, the deadline moves; anything else (PINGs, other streams) leaves it
@@ -329,6 +331,10 @@ class H2Stream final : public ClientStream {
   upstream::Link link_;
   net::asio::steady_timer body_wake_;   // read_body, end_early
   net::asio::steady_timer write_wake_;  // send_body, flush
+  // limit-rate (pacer.hpp): this stream's pacing and its own timer (made on first use; wake()
+  // cancels it), so a paced stream never holds the connection's reader, writer or other streams.
+  Pacer pacer_;
+  std::optional<net::asio::steady_timer> pace_timer_;
   std::array<TimePoint, kSlots> dl_{kNever, kNever, kNever, kNever};
   std::array<bool, kSlots> fired_{};
   std::size_t write_mark_ = 0;   // queued bytes when the write deadline was last set
@@ -406,6 +412,9 @@ class H2Stream final : public ClientStream {
   /// deadline (body_idle, moved only by this stream's progress). Error when the client is gone or
   /// does not read.
   net::awaitable<std::optional<Error>> wait_queued(std::size_t target);
+  /// relay_response's push_body under limit-rate: `bytes` in pacer slices, waiting on pace_timer_
+  /// before a slice that would go over the rate, and for the client's windows as push_body says.
+  net::awaitable<std::optional<Error>> push_paced(std::string_view bytes);
   net::awaitable<void> flush();
   void release() noexcept;
 
@@ -855,6 +864,31 @@ net::awaitable<std::optional<Error>> H2Stream::wait_queued(std::size_t target) {
   co_return std::nullopt;
 }
 
+net::awaitable<std::optional<Error>> H2Stream::push_paced(std::string_view bytes) {
+  // Bounded: every round queues one slice (at least 1 byte) or ends; a wait is at most a slice's
+  // time at the rate, and ends early when the stream is reset or the connection goes (wake()).
+  while (!bytes.empty()) {
+    const auto delay = pacer_.before_write(Clock::now());
+    if (delay > Clock::duration::zero()) {
+      if (!pace_timer_) pace_timer_.emplace(c_.worker_.io());
+      pace_timer_->expires_after(delay);
+      auto [ec] = co_await pace_timer_->async_wait(net::use_awaitable_tuple);
+      (void)ec;  // cancelled: the stream or connection ended (checked by push_body), or a spurious wake
+      if (reset_ || closed_ || c_.dead_) co_return Error::downstream(ErrorKind::ClientClosed, "client gone");
+      continue;  // the delay is asked again: a cancelled wait never skips the rate
+    }
+    const auto n = pacer_.slice(bytes.size());
+    const auto pushed = push_body(bytes.substr(0, n));
+    if (pushed == Push::Gone) co_return Error::downstream(ErrorKind::ClientClosed, "client gone");
+    pacer_.sent(n);
+    bytes.remove_prefix(n);
+    if (pushed == Push::Wait) {
+      if (auto err = co_await wait_queued(c_.low_water_)) co_return err;
+    }
+  }
+  co_return std::nullopt;
+}
+
 net::awaitable<void> H2Stream::flush() {
   // The coroutine is done but the client's windows may still hold the response's tail (up to
   // the high-water mark): without a deadline here, a client that never opens its window would
@@ -1212,6 +1246,8 @@ net::awaitable<std::optional<Error>> H2Stream::relay_response(const upstream::Ti
     e.retryable = r;
     return e;
   };
+  // limit-rate: this stream's DATA bytes go out at the rate after limit-rate-after.
+  pacer_ = Pacer(req_->limits.response_rate, req_->limits.response_rate_after);
   // Bounded: each round reads from the upstream under the read timeout or relays what it sent.
   for (;;) {
     RS st = RS::NeedMore;
@@ -1276,7 +1312,10 @@ net::awaitable<std::optional<Error>> H2Stream::relay_response(const upstream::Ti
         if (st == RS::Complete || rd.bodyless()) co_return std::nullopt;
       }
     }
-    if (!body.empty() && head_sent_ && !rd.bodyless()) {
+    if (!body.empty() && head_sent_ && !rd.bodyless() && pacer_.active()) {
+      auto err = co_await push_paced(body);  // the upstream is read again only once it is queued
+      if (err) co_return err;
+    } else if (!body.empty() && head_sent_ && !rd.bodyless()) {
       // send_body's work without its coroutine frame unless the client's windows make us wait.
       const auto pushed = push_body(body);
       body.clear();

@@ -252,12 +252,19 @@ PhaseResult limits(Request& r, const Snapshot& s, const ConnectionView&) {
     const auto& cfg = *s.config;
     r.limits = {cfg.timeouts.upstream_connect, cfg.timeouts.upstream_send, cfg.timeouts.upstream_read,
                 cfg.limits.request_body_bytes};
+    r.limits.response_rate = cfg.limits.response_rate;
+    r.limits.response_rate_after = cfg.limits.response_rate_after;
   }
   if (const auto* p = r.policy) {
     if (p->connect_timeout) r.limits.connect = *p->connect_timeout;
     if (p->send_timeout) r.limits.send = *p->send_timeout;
     if (p->read_timeout) r.limits.read = *p->read_timeout;
     if (p->body_size) r.limits.body_bytes = *p->body_size;
+    // limit-rate / limit-rate-after are KiB (ingress-nginx renders `limit_rate {{.}}k`); "0" on the
+    // Ingress turns a global rate off, as an annotation overrides nginx's ConfigMap value.
+    if (p->rate_limit.rate_kib) r.limits.response_rate = std::uint64_t{*p->rate_limit.rate_kib} << 10;
+    if (p->rate_limit.rate_after_kib)
+      r.limits.response_rate_after = std::uint64_t{*p->rate_limit.rate_after_kib} << 10;
     if (p->request_buffering && s.config) {
       const auto cap = s.config->limits.request_buffer_bytes;
       r.limits.buffer_body = true;

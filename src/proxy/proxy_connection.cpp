@@ -73,6 +73,7 @@ void ProxyConnection::expire() {
     return;
   }
   timed_out_ = true;
+  if (pace_timer_) pace_timer_->cancel();  // a paced relay's wait ends with its deadline
   if (phase_ == Phase::UpConnect || phase_ == Phase::UpWrite || phase_ == Phase::UpRead) {
     link_.cancel();
   } else if (phase_ == Phase::Body) {
@@ -282,6 +283,36 @@ net::awaitable<net::error_code> ProxyConnection::flush_client(InFlight& f) {
   arm(Phase::ClientWrite, snap_->config->timeouts.body_idle);
   f.client_bytes += out_.size();
   auto ec = co_await stream_.write_all(out_.data(), out_.size());
+  out_.clear();
+  co_return ec;
+}
+
+net::awaitable<net::error_code> ProxyConnection::flush_paced(InFlight& f, Pacer& pacer) {
+  const auto body_idle = snap_->config->timeouts.body_idle;
+  net::error_code ec;
+  // Bounded: every round writes one slice (at least 1 byte) or ends; each wait is at most a
+  // slice's time at the rate (about 1/8 s, 1 s for a rate of 1 KiB/s) and ends early on expire().
+  for (std::size_t off = 0; off < out_.size();) {
+    const auto wait = pacer.before_write(Clock::now());
+    if (wait > Clock::duration::zero()) {
+      if (!pace_timer_) pace_timer_.emplace(worker_.io());
+      // The client-write deadline covers the wait too; the drain deadline's expire() cancels it.
+      arm(Phase::ClientWrite, body_idle + std::chrono::ceil<std::chrono::milliseconds>(wait));
+      pace_timer_->expires_after(wait);
+      auto [tec] = co_await pace_timer_->async_wait(net::use_awaitable_tuple);
+      if (tec || timed_out_) {
+        ec = tec ? tec : net::asio::error::timed_out;
+        break;
+      }
+    }
+    const auto n = pacer.slice(out_.size() - off);
+    arm(Phase::ClientWrite, body_idle);
+    f.client_bytes += n;
+    ec = co_await stream_.write_all(out_.data() + off, n);
+    if (ec) break;
+    pacer.sent(n);
+    off += n;
+  }
   out_.clear();
   co_return ec;
 }
@@ -608,12 +639,16 @@ net::awaitable<std::optional<Error>> ProxyConnection::relay_response(InFlight& f
     e.retryable = r;
     return e;
   };
+  // limit-rate: every byte of this response (head, framing, body: nginx counts what the connection
+  // sent) goes out at the rate after limit-rate-after; unlimited responses pay one branch a flush.
+  Pacer pacer(f.req->limits.response_rate, f.req->limits.response_rate_after);
+  const auto flush = [&]() { return pacer.active() ? flush_paced(f, pacer) : flush_client(f); };
   for (;;) {
     const bool had_head = ex_.response_head_sent();
     RS st = RS::NeedMore;
     if (in.empty()) {
       if (!out_.empty() && had_head) {
-        const auto ec = co_await flush_client(f);
+        const auto ec = co_await flush();
         if (ec) co_return Error::downstream(ErrorKind::ClientClosed, "client gone");
       }
       Error err;
@@ -658,7 +693,7 @@ net::awaitable<std::optional<Error>> ProxyConnection::relay_response(InFlight& f
       std::string().swap(f.body);
     }
     if (st == RS::Complete || out_.size() >= kFlushBytes) {
-      const auto ec = co_await flush_client(f);
+      const auto ec = co_await flush();
       if (ec) co_return Error::downstream(ErrorKind::ClientClosed, "client gone");
       if (st == RS::Complete) co_return std::nullopt;
     }

@@ -12,6 +12,7 @@
 #include "body_buffer.hpp"
 #include "connection_core.hpp"
 #include "error_page.hpp"
+#include "pacer.hpp"
 #include "phases.hpp"
 #include "phigate/http/exchange.hpp"
 #include "phigate/net/buffer.hpp"
@@ -139,6 +140,9 @@ class ProxyConnection final : public ConnectionCore, private upstream::Deadline 
   void expire_tunnel();
   /// Writes out_ to the client and clears it.
   net::awaitable<net::error_code> flush_client(InFlight& f);
+  /// flush_client under limit-rate: out_ in pacer slices, a pace_timer_ wait before each one that
+  /// would go over the rate (the upstream is not read meanwhile: backpressure).
+  net::awaitable<net::error_code> flush_paced(InFlight& f, Pacer& pacer);
   /// A local response (the codec decides close and linger). True when the connection may go on.
   net::awaitable<bool> reply(InFlight& f, int status, std::string_view body, std::string_view location,
                              std::string_view extra_fields, bool must_close);
@@ -191,6 +195,8 @@ class ProxyConnection final : public ConnectionCore, private upstream::Deadline 
   PassthroughState* passthrough_ = nullptr;  // while passthrough() connects or splices (its frame owns it)
   bool h2_ = false;                  // TLS negotiated ALPN h2: run() hands the connection to H2Connection
   H2Connection* h2_conn_ = nullptr;  // while the HTTP/2 driver runs (it owns itself)
+  /// limit-rate's waits between writes (flush_paced); made on first use, cancelled by expire().
+  std::optional<net::asio::steady_timer> pace_timer_;
 };
 
 }  // namespace phigate::proxy::detail

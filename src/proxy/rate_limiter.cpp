@@ -1,12 +1,15 @@
 #include "phigate/proxy/rate_limiter.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 #include <random>
 
 namespace phigate::proxy {
 
 namespace {
+
+std::atomic<std::uint64_t> g_evictions{0};  // all tables of the process (evictions_total)
 
 constexpr std::uint64_t mix(std::uint64_t x) noexcept {  // splitmix64's finaliser
   x ^= x >> 30;
@@ -42,6 +45,10 @@ std::size_t RateLimiter::KeyHash::operator()(const Key& k) const noexcept {
   // Seeded per process: a client choosing its addresses (an IPv6 /64) cannot aim them all at
   // one bucket chain.
   return static_cast<std::size_t>(mix(mix(lo ^ seed) ^ hi) ^ k.zone);
+}
+
+std::uint64_t RateLimiter::evictions_total() noexcept {
+  return g_evictions.load(std::memory_order_relaxed);
 }
 
 RateLimiter::RateLimiter(std::size_t capacity)
@@ -109,6 +116,7 @@ RateLimiter::Entry* RateLimiter::touch(Shard& s, const Key& k, std::int64_t now_
     unlink(s, slot);
     s.index.erase(s.slab[slot].key);
     evictions_.fetch_add(1, std::memory_order_relaxed);
+    g_evictions.fetch_add(1, std::memory_order_relaxed);
   }
   auto& e = s.slab[slot];
   e = Entry{};

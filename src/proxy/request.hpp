@@ -26,6 +26,10 @@ struct RequestLimits {
   /// connected, at most buffer_bytes (min(client-body-buffer-size, limits.request_buffer_bytes)).
   bool buffer_body = false;
   std::uint64_t buffer_bytes = 0;
+  /// limit-rate / limit-rate-after (else limits.response_rate / _after): response bytes per
+  /// second to the client, 0: not paced; and the bytes first sent at full speed (pacer.hpp).
+  std::uint64_t response_rate = 0;
+  std::uint64_t response_rate_after = 0;
 };
 
 /// One request, created when its head is complete and destroyed when it ends: no hand reset, so

@@ -20,6 +20,7 @@
 #include "phigate/kube/status.hpp"
 #include "phigate/metrics/worker_shard.hpp"
 #include "phigate/net/socket.hpp"
+#include "phigate/proxy/rate_limiter.hpp"
 #include "phigate/proxy/worker.hpp"
 #include "phigate/upstream/backend_tls.hpp"
 #include "phigate/upstream/health.hpp"
@@ -555,6 +556,7 @@ void Server::schedule_housekeeping() {
     retired_.remove_if([](const proxy::SnapshotPtr& s) { return s.use_count() == 1; });
     watch_audit();
     watch_kubernetes();
+    control_stats_.rate_limit_evictions.store(proxy::RateLimiter::evictions_total());
     if (workers_done_ < workers_.size()) schedule_housekeeping();
   });
 }

@@ -42,15 +42,7 @@ class RateLimitTest : public AuditTest {
                              https_url(pg, path + "[1-" + std::to_string(n) + "]")});
     const auto r = curl(pg, args, 60s);
     EXPECT_EQ(r.exit_code, 0) << r.err;
-    std::vector<std::string> out;
-    std::size_t pos = 0;
-    while (pos < r.out.size()) {
-      const auto nl = r.out.find('\n', pos);
-      out.push_back(r.out.substr(pos, nl - pos));
-      if (nl == std::string::npos) break;
-      pos = nl + 1;
-    }
-    return out;
+    return split_lines(r.out);
   }
   static int count(const std::vector<std::string>& v, const std::string& code) {
     return static_cast<int>(std::count(v.begin(), v.end(), code));
@@ -125,6 +117,8 @@ TEST_F(RateLimitTest, RefusalsAre429WithRetryAfterAndAudited) {
   EXPECT_EQ(backend_requests("\"/second"), 0);
   const auto page = metrics(pg);
   EXPECT_NE(page.find("outcome=\"rate_limited\""), std::string::npos);
+  // The table is far from full: the eviction counter is exported, at 0.
+  EXPECT_EQ(metric(page, "phigate_rate_limit_evictions_total"), "0") << page;
   const auto audit = stop_and_read_audit(pg);
   int refused = 0;
   for (const auto& rec : audit) {

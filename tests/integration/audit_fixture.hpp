@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "phigate_fixture.hpp"
+#include "text_lines.hpp"
 
 namespace phigate::test {
 
@@ -40,15 +41,7 @@ class AuditTest : public PhigateTest {
   std::vector<std::string> records() {
     auto r = audit_cmd("decrypt");
     EXPECT_EQ(r.exit_code, 0) << r.err;
-    std::vector<std::string> out;
-    std::size_t pos = 0;
-    while (pos < r.out.size()) {
-      const auto nl = r.out.find('\n', pos);
-      out.push_back(r.out.substr(pos, nl - pos));
-      if (nl == std::string::npos) break;
-      pos = nl + 1;
-    }
-    return out;
+    return split_lines(r.out);
   }
   static std::string find(const std::vector<std::string>& recs, const std::string& fragment) {
     for (const auto& r : recs) {

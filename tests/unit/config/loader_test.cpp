@@ -221,6 +221,26 @@ TEST_F(LoaderTest, RateLimitStatusAndKeys) {
   }
 }
 
+TEST_F(LoaderTest, ResponseRate) {
+  const auto def = load("listeners: { http: [\"127.0.0.1:8080\"] }\n");
+  ASSERT_TRUE(def) << diag_.to_string();
+  EXPECT_EQ(def->limits.response_rate, 0u);  // no limit, as ingress-nginx's ConfigMap limit-rate: 0
+  EXPECT_EQ(def->limits.response_rate_after, 0u);
+  const auto set = load(
+      "listeners: { http: [\"127.0.0.1:8080\"] }\nlimits: { response_rate: 256k, response_rate_after: 1m "
+      "}\n");
+  ASSERT_TRUE(set) << diag_.to_string();
+  EXPECT_EQ(set->limits.response_rate, 256u * 1024);
+  EXPECT_EQ(set->limits.response_rate_after, 1u << 20);
+  for (const char* bad : {"response_rate: 11g", "response_rate: -1", "response_rate: fast",
+                          "response_rate_after: 2048g", "response_rate_after: [1]"}) {
+    EXPECT_FALSE(load(std::string("listeners: { http: [\"127.0.0.1:8080\"] }\nlimits: { ") + bad + " }\n"))
+        << bad;
+    const std::string field = std::string("limits.") + std::string(bad).substr(0, std::string(bad).find(':'));
+    EXPECT_NE(find(field), nullptr) << bad << ": " << diag_.to_string();
+  }
+}
+
 TEST_F(LoaderTest, MissingCertificateFile_IsAnErrorNamingThePath) {
   const auto cfg = load(R"(listeners: { https: ["127.0.0.1:8443"] }
 tls:

@@ -99,6 +99,8 @@ const std::map<std::string, std::string>& samples() {
       {"limit-allowlist", "10.0.0.0/8"},
       {"limit-burst-multiplier", "2"},
       {"limit-connections", "3"},
+      {"limit-rate", "256"},
+      {"limit-rate-after", "1024"},
       {"limit-rpm", "600"},
       {"limit-rps", "10"},
       {"limit-whitelist", "10.0.0.0/8"},

@@ -498,8 +498,8 @@ TEST(IngressAnnotations, BackendProtocol_RefusesAjpFcgiAutoHttpSayingWhatIsSuppo
 // Features phigate does not have whose absence changes who can reach what or where traffic goes:
 // an error (the Ingress fails closed) unless the value turns them off, never a silent warning.
 TEST(IngressAnnotationsRefused, LimitsFailClosedUnlessZeroUnderBothPrefixes) {
-  for (const char* name : {"limit-rate", "limit-rate-after", "global-rate-limit", "global-rate-limit-window",
-                           "global-rate-limit-key", "global-rate-limit-ignored-cidrs"}) {
+  for (const char* name : {"global-rate-limit", "global-rate-limit-window", "global-rate-limit-key",
+                           "global-rate-limit-ignored-cidrs"}) {
     for (const auto& prefix : {kN, kP}) {
       const auto key = prefix + name;
       for (const char* value : {"10", "1m", "$remote_addr", "10.0.0.0/8", "00", " 0", ""}) {
@@ -521,10 +521,41 @@ TEST(IngressAnnotationsRefused, LimitsFailClosedUnlessZeroUnderBothPrefixes) {
       EXPECT_TRUE(off.fail_closed.empty()) << key;
     }
   }
-  const auto r = parse({{kN + "limit-rate", "10"}});
+  const auto r = parse({{kN + "global-rate-limit", "10"}});
   EXPECT_EQ(r.problems.at(0).message,
-            "nginx.ingress.kubernetes.io/limit-rate=\"10\": response bandwidth limits are not enforced by "
-            "phigate: the Ingress fails closed");
+            "nginx.ingress.kubernetes.io/global-rate-limit=\"10\": rate limits are not enforced by phigate: "
+            "the Ingress fails closed");
+}
+
+// limit-rate / limit-rate-after (response bandwidth, KiB as ingress-nginx renders them): typed,
+// bounded; anything else fails the Ingress closed, naming the annotation.
+TEST(IngressAnnotationsRateLimit, BandwidthValuesAreParsedAndBadOnesFailClosed) {
+  for (const auto& prefix : {kN, kP}) {
+    const auto r = parse({{prefix + "limit-rate", "256"}, {prefix + "limit-rate-after", "1024"}});
+    EXPECT_TRUE(r.problems.empty()) << prefix;
+    EXPECT_EQ(r.policy.rate_limit.rate_kib, std::optional<std::uint32_t>(256));
+    EXPECT_EQ(r.policy.rate_limit.rate_after_kib, std::optional<std::uint32_t>(1024));
+    EXPECT_FALSE(r.policy.rate_limit.any());  // no table entry for a bandwidth limit
+    const auto zero = parse({{prefix + "limit-rate", "0"}});
+    EXPECT_TRUE(zero.problems.empty());
+    EXPECT_EQ(zero.policy.rate_limit.rate_kib, std::optional<std::uint32_t>(0));  // overrides the global
+    EXPECT_EQ(parse({{prefix + "limit-rate", "10485760"}}).problems.size(), 0u);
+    EXPECT_EQ(parse({{prefix + "limit-rate-after", "1073741824"}}).problems.size(), 0u);
+    for (const char* name : {"limit-rate", "limit-rate-after"}) {
+      for (const char* value : {"-1", "10k", "1.5", " 10", "", "0x10", "99999999999", "1073741825"}) {
+        const auto bad = parse({{prefix + name, value}});
+        ASSERT_EQ(errors(bad), 1u) << name << "=" << value;
+        EXPECT_EQ(bad.problems[0].key, prefix + name);
+        EXPECT_EQ(bad.problems[0].message.rfind("expected KiB", 0), 0u) << bad.problems[0].message;
+        EXPECT_NE(bad.fail_closed.find(prefix + name), std::string::npos) << bad.fail_closed;
+      }
+    }
+    EXPECT_EQ(errors(parse({{prefix + "limit-rate", "10485761"}})), 1u);
+  }
+  // One prefix cannot loosen the other's bandwidth limit.
+  const auto both = parse({{kN + "limit-rate", "100"}, {kP + "limit-rate", "0"}});
+  EXPECT_EQ(errors(both), 1u);
+  EXPECT_FALSE(both.fail_closed.empty());
 }
 
 // limit-rps, limit-rpm, limit-connections, limit-burst-multiplier, limit-allowlist/-whitelist

@@ -3,6 +3,7 @@
 // disable-proxy-intercept-errors, proxy-request-buffering and client-body-buffer-size.
 #include <gtest/gtest.h>
 
+#include "annotations_impl.hpp"  // detail::parse_nginx_size (src/ingress, private)
 #include "phigate/ingress/annotations.hpp"
 
 namespace phigate::ingress {
@@ -152,6 +153,36 @@ TEST(IngressAnnotationsUpstream, ProxyRequestBuffering) {
   EXPECT_FALSE(grpc.policy.request_buffering);
   ASSERT_NE(not_enforced_for(grpc, key), nullptr);
   EXPECT_NE(not_enforced_for(grpc, key)->message.find("gRPC"), std::string::npos);
+}
+
+// The one nginx size parser (proxy-body-size and client-body-buffer-size both use it).
+TEST(IngressAnnotationsUpstream, NginxSizeSyntax) {
+  const std::pair<const char*, std::uint64_t> good[] = {
+      {"0", 0},           {"8192", 8192},
+      {"8k", 8192},       {"8K", 8192},
+      {"1m", 1u << 20},   {"1M", 1u << 20},
+      {"2g", 2ULL << 30}, {"100b", 100},
+      {"100B", 100},      {"18014398509481983k", 18014398509481983ULL << 10}};
+  for (const auto& [v, n] : good) {
+    std::uint64_t out = 12345;
+    EXPECT_EQ(detail::parse_nginx_size(v, out), "") << v;
+    EXPECT_EQ(out, n) << v;
+  }
+  for (const char* v : {"", "k", "b", "8kb", "8mb", "-8k", "+8", "8 k", " 8k", "8k ", "1.5m", "8t", "0x10",
+                        "99999999999999999999", "18014398509481984k"}) {
+    std::uint64_t out = 12345;
+    EXPECT_NE(detail::parse_nginx_size(v, out), "") << v;
+    EXPECT_EQ(out, 12345u) << v;  // untouched on error
+  }
+  // Both annotations read it the same way.
+  for (const char* v : {"100b", "8K", "1g"}) {
+    std::uint64_t n = 0;
+    ASSERT_EQ(detail::parse_nginx_size(v, n), "");
+    const auto body = parse({{kN + "proxy-body-size", v}});
+    EXPECT_TRUE(body.fail_closed.empty()) << v;
+    EXPECT_EQ(body.policy.body_size, std::optional<std::uint64_t>(n)) << v;
+  }
+  EXPECT_FALSE(parse({{kN + "proxy-body-size", "8mb"}}).fail_closed.empty());
 }
 
 // client-body-buffer-size: nginx's size syntax; the bound for proxy-request-buffering: "on" only.

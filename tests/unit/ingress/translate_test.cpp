@@ -1320,14 +1320,15 @@ TEST_F(Translate, RateLimit_OnEveryPathAndInvalidFailsClosedNamingTheAnnotation)
   const auto& d = diag_.entries().at(0);
   EXPECT_EQ(d.field, "metadata.annotations.nginx.ingress.kubernetes.io/limit-rps");
   EXPECT_EQ(d.resource, "Ingress default/a");
-  // limit-rate (bandwidth) is still refused; "0" is no limit: served, with a warning.
+  // limit-rate (bandwidth) is served; a bad value fails closed.
   res_.ingresses[0].meta.annotations = {{kN + "limit-rate", "100"}};
-  EXPECT_FALSE(run().routes.at(0).paths.at(0).policy->fail_closed.empty());
-  res_.ingresses[0].meta.annotations = {{kN + "limit-rate", "0"}};
-  const auto zero = run();
+  const auto bandwidth = run();
   EXPECT_FALSE(diag_.has_errors()) << diag_.to_string();
-  EXPECT_TRUE(zero.routes.at(0).paths.at(0).policy->fail_closed.empty());
-  EXPECT_NE(find("no effect"), nullptr);
+  EXPECT_TRUE(bandwidth.routes.at(0).paths.at(0).policy->fail_closed.empty());
+  EXPECT_EQ(bandwidth.routes.at(0).paths.at(0).policy->rate_limit.rate_kib,
+            std::optional<std::uint32_t>(100));
+  res_.ingresses[0].meta.annotations = {{kN + "limit-rate", "100k"}};
+  EXPECT_FALSE(run().routes.at(0).paths.at(0).policy->fail_closed.empty());
 }
 
 // --- use-regex / rewrite-target (regex paths) ---

@@ -79,6 +79,8 @@ struct Fixture {
     c.timeouts.upstream_send = std::chrono::milliseconds(6000);
     c.timeouts.upstream_read = std::chrono::milliseconds(7000);
     c.limits.request_body_bytes = 1000;
+    c.limits.response_rate = 100000;  // limit-rate's global default, bytes per second
+    c.limits.response_rate_after = 5000;
     auto route = [&](std::string host, config::RoutePolicyPtr p) {
       config::RouteSpec r;
       r.host = std::move(host);
@@ -104,6 +106,7 @@ struct Fixture {
             p.send_timeout = std::chrono::milliseconds(2);
             p.read_timeout = std::chrono::milliseconds(3);
             p.body_size = 10;
+            p.rate_limit.rate_kib = 256;  // KiB: 262144 bytes per second; limit-rate-after unset
           }));
     route("mtls.example", policy([](config::RoutePolicy& p) {
             p.ssl_redirect = false;
@@ -533,6 +536,11 @@ TEST(LimitsPhase, ConfigOverriddenByThePolicy) {
   EXPECT_EQ(p.r.limits.send, std::chrono::milliseconds(2));
   EXPECT_EQ(p.r.limits.read, std::chrono::milliseconds(3));
   EXPECT_EQ(p.r.limits.body_bytes, 10u);
+  // limit-rate is KiB and overrides limits.response_rate; an unset limit-rate-after keeps the global.
+  EXPECT_EQ(g.r.limits.response_rate, 100000u);
+  EXPECT_EQ(g.r.limits.response_rate_after, 5000u);
+  EXPECT_EQ(p.r.limits.response_rate, 262144u);
+  EXPECT_EQ(p.r.limits.response_rate_after, 5000u);
 }
 
 TEST(BodySizePhase, AnnouncedLengthOverTheLimit) {

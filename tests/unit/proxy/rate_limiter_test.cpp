@@ -92,6 +92,7 @@ TEST(RateLimiter, AClockThatRunsBackLeaksNothing) {
 TEST(RateLimiter, AFloodOfAddressesStaysWithinTheBound) {
   auto t = table(10000);
   EXPECT_EQ(t->capacity(), 10048u);  // whole shards
+  const auto total_before = RateLimiter::evictions_total();
   const auto empty = t->bytes();
   for (std::uint32_t i = 0; i < 20000; ++i) t->take(key(i), 1000, 5, i);
   const auto after_twice = t->bytes();
@@ -99,6 +100,8 @@ TEST(RateLimiter, AFloodOfAddressesStaysWithinTheBound) {
   EXPECT_LE(t->entries(), t->capacity());
   EXPECT_GE(t->entries(), t->capacity() * 9 / 10);  // shards fill about evenly
   EXPECT_EQ(t->evictions(), 100000u - t->entries());
+  // phigate_rate_limit_evictions_total's source counts them too (no other table runs meanwhile).
+  EXPECT_EQ(RateLimiter::evictions_total() - total_before, t->evictions());
   // 56-byte entries, 48-byte index nodes and the buckets: under 200 bytes a key, plus the shards.
   EXPECT_LE(t->bytes(), t->capacity() * 200 + 64 * 1024);
   EXPECT_LE(t->bytes(), after_twice + 64 * 1024);  // no growth once full

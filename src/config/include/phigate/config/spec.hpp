@@ -121,6 +121,11 @@ struct LimitsSpec {
   /// Client addresses the process-wide rate-limit table holds, all Ingresses together; the least
   /// recently seen is evicted beyond it (memory stays bounded under a flood of addresses).
   std::size_t rate_limit_keys = 100000;
+  /// Response bandwidth per request for routes without limit-rate (ingress-nginx's ConfigMap
+  /// limit-rate): bytes per second sent to the client, 0: none; the first response_rate_after bytes
+  /// go at full speed. docs/rate-limits.md.
+  std::uint64_t response_rate = 0;
+  std::uint64_t response_rate_after = 0;
 };
 
 /// nginx's proxy_next_upstream conditions (the same bits as upstream::NextUpstream).

@@ -172,6 +172,9 @@ struct ControlStats {
   // --- TLS contexts (control thread): builds, not reuses (an endpoint change must not build) ---
   std::atomic<std::uint64_t> tls_context_builds{0};
 
+  // --- rate-limit table (proxy::RateLimiter::evictions_total, copied every second) ---
+  std::atomic<std::uint64_t> rate_limit_evictions{0};
+
   // --- Kubernetes source (control thread, copied from kube::Provider/StatusWriter stats) ---
   std::atomic<std::int64_t> kube_enabled{0};  // ingress.source is kubernetes: the series below mean something
   std::atomic<std::int64_t> kube_synced{0};   // 1 once every reflector completed its first LIST

@@ -82,6 +82,9 @@ class RateLimiter : public std::enable_shared_from_this<RateLimiter> {
   std::size_t bytes() const;
   /// Keys replaced by a newer one because their shard was full (monotonic).
   std::uint64_t evictions() const noexcept { return evictions_.load(std::memory_order_relaxed); }
+  /// Evictions of every table of this process, tables a reload replaced included (monotonic:
+  /// phigate_rate_limit_evictions_total, copied by the server's housekeeping every second).
+  static std::uint64_t evictions_total() noexcept;
   /// Requests refused because no slot could be freed (every candidate had requests in flight).
   std::uint64_t full_refusals() const noexcept { return full_.load(std::memory_order_relaxed); }
 
