@@ -12,6 +12,7 @@
 #include <cerrno>
 #include <condition_variable>
 #include <cstring>
+#include <deque>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -102,6 +103,22 @@ struct Producer {
   std::size_t since_wake = 0;              // producer thread only
   std::atomic<std::uint64_t> rejected{0};  // written by the producer only
   std::atomic<bool> overflow{false};       // set by the producer, cleared by the writer after draining
+  // FailClosed: records the full ring could not take, in submission order (producer thread only),
+  // bounded by the ring's size; `spilling` (read by healthy()) while it holds any.
+  std::deque<std::string> spill;
+  std::size_t spill_bytes = 0;
+  std::atomic<bool> spilling{false};
+
+  // Moves spilled records into the ring while it has room; true when the spill is empty.
+  bool unspill() {
+    while (!spill.empty() && ring.push(spill.front())) {
+      spill_bytes -= spill.front().size();
+      spill.pop_front();
+    }
+    if (spill.empty() && spilling.load(std::memory_order_relaxed))
+      spilling.store(false, std::memory_order_relaxed);
+    return spill.empty();
+  }
 };
 
 enum class SegState : std::uint8_t { None, Open, Sealing, Renaming };
@@ -475,7 +492,10 @@ struct Writer::Impl {
       });
       if (p->overflow.load(std::memory_order_relaxed)) p->overflow.store(false, std::memory_order_relaxed);
     }
-    if (opt.overflow == WriterOptions::Overflow::Block) {
+    const bool spilled = std::any_of(producers.begin(), producers.end(), [](const auto& p) {
+      return p->spilling.load(std::memory_order_relaxed);
+    });
+    if (opt.overflow == WriterOptions::Overflow::Block || spilled) {
       { std::lock_guard lk(space_mu); }
       space_cv.notify_all();
     }
@@ -816,11 +836,16 @@ bool Writer::submit(unsigned producer, std::string_view line) {
     }
     s.wake_cv.notify_one();
   };
-  if (!p.ring.push(line)) {
+  // A record waits behind those spilled before it (order is the log's order).
+  if (!(p.spill.empty() || p.unspill()) || !p.ring.push(line)) {
     if (s.opt.overflow == WriterOptions::Overflow::FailClosed) {
       p.overflow.store(true, std::memory_order_relaxed);
       wake_writer();
-      return reject();
+      if (p.spill_bytes + line.size() > s.opt.queue_bytes_per_producer) return reject();
+      p.spill.emplace_back(line);
+      p.spill_bytes += line.size();
+      p.spilling.store(true, std::memory_order_relaxed);
+      return true;
     }
     wake_writer();
     std::unique_lock lk(s.space_mu);
@@ -839,8 +864,33 @@ bool Writer::submit(unsigned producer, std::string_view line) {
 bool Writer::healthy() const noexcept {
   const Impl& s = *impl_;
   if (s.failed.load(std::memory_order_relaxed) || s.stopped.load(std::memory_order_relaxed)) return false;
-  return std::none_of(s.producers.begin(), s.producers.end(),
-                      [](const auto& p) { return p->overflow.load(std::memory_order_relaxed); });
+  return std::none_of(s.producers.begin(), s.producers.end(), [](const auto& p) {
+    return p->overflow.load(std::memory_order_relaxed) || p->spilling.load(std::memory_order_relaxed);
+  });
+}
+
+bool Writer::pump(unsigned producer, bool wait) {
+  Impl& s = *impl_;
+  PHI_CHECK(producer < s.producers.size());
+  Producer& p = *s.producers[producer];
+  if (p.spill.empty()) return true;
+  const auto wake_writer = [&] {
+    {
+      std::lock_guard lk(s.mu);
+      s.wake = true;
+    }
+    s.wake_cv.notify_one();
+  };
+  bool empty = p.unspill();
+  wake_writer();
+  if (!wait) return empty;
+  std::unique_lock lk(s.space_mu);
+  while (!empty && !s.failed.load(std::memory_order_relaxed) && !s.stopped.load(std::memory_order_relaxed)) {
+    s.space_cv.wait_for(lk, s.opt.flush_interval);
+    empty = p.unspill();
+    if (!empty) wake_writer();
+  }
+  return empty;
 }
 
 std::optional<core::Error> Writer::rotate_key(std::string active_key, KeyRing keys) {

@@ -201,7 +201,12 @@ net::awaitable<void> WorkerImpl::tick_loop() {
     }
     pool_.watch_idle(now_);
     if (++ticks % 10 == 0) pool_.sweep(now_);
+    // Records the audit queue could not take yet (the writer fell behind) move in as it drains.
+    if (audit_ != nullptr) audit_->pump(id_);
     if (draining_ && head_ == nullptr) {
+      // The last records of this worker reach the queue before the writer is stopped.
+      if (audit_ != nullptr && !audit_->pump(id_, true))
+        PHI_LOG_WARN("[w{}] audit writer failed with records of this worker still waiting", id_);
       pool_.clear();
       h2_pool_.close_all();
       co_return;  // nothing left: io_context::run() returns once the last handlers finish

@@ -120,7 +120,10 @@ TEST_F(WriterTest, FullQueueRefusesInsteadOfDropping) {
   while (accepted < 100000 && (*w)->submit(0, record(accepted))) ++accepted;
   ASSERT_LT(accepted, 100000);
   EXPECT_GT(accepted, 100);
-  EXPECT_EQ((*w)->stats().rejected, 1u);
+  EXPECT_EQ((*w)->stats().rejected, 1u);  // the ring and then the spill were full
+  ASSERT_TRUE((*w)->flush());
+  EXPECT_FALSE((*w)->healthy());  // the ring is drained, the spill not yet queued
+  EXPECT_TRUE((*w)->pump(0, true));
   ASSERT_TRUE((*w)->flush());
   EXPECT_TRUE((*w)->healthy());  // drained: the overflow is over
   EXPECT_FALSE((*w)->stats().overflow);
@@ -171,14 +174,57 @@ TEST_F(WriterTest, DiskFailureQueuesUntilTheRingIsFullThenRefuses) {
   ASSERT_TRUE((*w)->submit(0, record(0)));
   EXPECT_FALSE((*w)->flush());
   int accepted = 1;
-  while (accepted < 100000 && (*w)->submit(0, record(accepted))) ++accepted;
-  ASSERT_LT(accepted, 100000);  // bounded by the preallocated ring, not by memory
+  std::size_t bytes = record(0).size();
+  while (accepted < 100000 && (*w)->submit(0, record(accepted))) bytes += record(accepted++).size();
+  ASSERT_LT(accepted, 100000);  // bounded by the ring and the spill (as many bytes again), not by memory
+  EXPECT_GT(bytes, o.queue_bytes_per_producer);  // the spill took what the ring could not
+  EXPECT_LE(bytes, 2 * o.queue_bytes_per_producer);
   EXPECT_EQ((*w)->stats().rejected, 1u);
+  EXPECT_FALSE((*w)->healthy());
   (*w)->fail_writes_for_test(0);
+  EXPECT_TRUE((*w)->flush());        // the writer recovers and writes the ring
+  EXPECT_TRUE((*w)->pump(0, true));  // the producer moves its spill in as the writer drains
   EXPECT_TRUE((*w)->flush());
   EXPECT_TRUE((*w)->healthy());
   ASSERT_TRUE((*w)->stop());
-  EXPECT_EQ(decrypted().size(), static_cast<std::size_t>(accepted));
+  const auto got = decrypted();
+  ASSERT_EQ(got.size(), static_cast<std::size_t>(accepted));
+  for (int i = 0; i < accepted; ++i) EXPECT_EQ(got[static_cast<std::size_t>(i)], record(i)) << i;
+}
+
+// The writer falling behind (here: stalled by a failing disk) must not lose the record of a request
+// already answered: records the full ring cannot take wait in the producer's spill, in order, the
+// writer reports unhealthy (the proxy admits nothing new) until they are queued, and a later
+// submit() queues behind them, never ahead.
+TEST_F(WriterTest, FullQueueSpillsInOrderAndLaterRecordsQueueBehind) {
+  WriterOptions o = test_options(dir());
+  o.queue_bytes_per_producer = 64 << 10;
+  o.batch_records = 1'000'000;
+  auto w = Writer::start(o, keys, 1);
+  ASSERT_TRUE(w);
+  (*w)->fail_writes_for_test(ENOSPC);
+  ASSERT_TRUE((*w)->submit(0, record(0)));
+  EXPECT_FALSE((*w)->flush());  // the writer has failed: it drains nothing until the disk recovers
+  std::size_t bytes = record(0).size();
+  int n = 1;
+  while (bytes < o.queue_bytes_per_producer * 3 / 2) {
+    ASSERT_TRUE((*w)->submit(0, record(n))) << n;
+    bytes += record(n++).size();
+  }
+  EXPECT_EQ((*w)->stats().rejected, 0u);
+  EXPECT_FALSE((*w)->healthy());
+  EXPECT_FALSE((*w)->pump(0));  // the ring is still full
+  (*w)->fail_writes_for_test(0);
+  EXPECT_TRUE((*w)->flush());  // the ring is written; the spill still waits for its producer
+  EXPECT_FALSE((*w)->healthy());
+  ASSERT_TRUE((*w)->submit(0, record(n++)));  // moves the spill in first, then queues behind it
+  EXPECT_TRUE((*w)->pump(0, true));
+  EXPECT_TRUE((*w)->flush());
+  EXPECT_TRUE((*w)->healthy());
+  ASSERT_TRUE((*w)->stop());
+  const auto got = decrypted();
+  ASSERT_EQ(got.size(), static_cast<std::size_t>(n));
+  for (int i = 0; i < n; ++i) EXPECT_EQ(got[static_cast<std::size_t>(i)], record(i)) << i;
 }
 
 TEST_F(WriterTest, DiskFailureDuringRotationRecovers) {

@@ -70,7 +70,16 @@ class Writer {
   /// (FailClosed) a full queue. While the disk fails records are still queued (written on recovery)
   /// until the queue is full. With Block it waits for space instead, unless the writer fails.
   /// An accepted record is written unless the process dies before the next flush.
+  /// FailClosed: a record the full queue cannot take waits in the producer's spill (in order, at most
+  /// as many bytes as the queue holds) and healthy() is false until pump() or a later submit() has
+  /// moved it into the queue: the record of a request already answered is not lost because the
+  /// writer fell behind. Only when the spill is full too is the record refused (counted).
   bool submit(unsigned producer, std::string_view json_line);
+
+  /// Moves `producer`'s spilled records into its queue as space allows; cheap when nothing is
+  /// spilled. The producer's thread, regularly (each worker tick) and before it exits. With `wait`,
+  /// blocks until the spill is empty or the writer is failed or stopped; returns whether it is empty.
+  bool pump(unsigned producer, bool wait = false);
 
   /// False while the disk fails, after a queue overflowed (until drained) and after stop():
   /// the proxy then fails closed. Any thread.
