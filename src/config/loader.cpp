@@ -666,6 +666,11 @@ void read_root(Reader& r, const YAML::Node& root, Config& cfg) {
     if (n["response_rate"] && l.response_rate > (std::uint64_t{10} << 30))
       r.error(n["response_rate"], "limits.response_rate",
               "must be at most 10g (bytes per second; 0: no limit)");
+    // The pacer writes at least 1 KiB per slice: a lower rate (e.g. "100", meant as "100k") would
+    // wait many seconds between writes without noticing a client that left.
+    if (n["response_rate"] && l.response_rate > 0 && l.response_rate < 1024)
+      r.error(n["response_rate"], "limits.response_rate",
+              "must be 0 (no limit) or at least 1k (bytes per second, as limit-rate's KiB)");
     if (n["response_rate_after"] && l.response_rate_after > (std::uint64_t{1} << 40))
       r.error(n["response_rate_after"], "limits.response_rate_after", "must be at most 1024g");
   }

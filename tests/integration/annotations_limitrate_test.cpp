@@ -94,13 +94,14 @@ TEST_F(LimitRateTest, AResponseTakesItsTimeAtTheRateOverBothProtocols) {
     EXPECT_EQ(t.code, "200") << proto;
     EXPECT_EQ(t.bytes, 512u * 1024) << proto;
     EXPECT_GE(t.seconds, 1.7) << proto;
-    EXPECT_LE(t.seconds, 3.0) << proto;
+    EXPECT_LE(t.seconds, 4.0) << proto;  // headroom for a loaded CI machine (ASan)
     const auto chunked = one(pg, proto, "/chunked?bytes=512k&chunked=1");
     EXPECT_EQ(chunked.bytes, 512u * 1024) << proto;
     EXPECT_GE(chunked.seconds, 1.7) << proto;
   }
+  const auto mark = pg.process.output().size();
   ingress(std::string(kN) + "limit-rate: \"256\"\n" + kN + "limit-rate-after: \"256\"\n");
-  ASSERT_TRUE(pg.process.wait_for_line("reloaded", 10s));
+  ASSERT_TRUE(pg.process.wait_for_line("reloaded", 10s, mark));
   for (const char* proto : {"--http1.1", "--http2"}) {
     const auto t = one(pg, proto, "/after?bytes=512k");
     EXPECT_EQ(t.bytes, 512u * 1024) << proto;
@@ -130,7 +131,7 @@ TEST_F(LimitRateTest, TwoRequestsEachGetTheFullRate) {
   for (const auto& t : {ta, tb}) {
     EXPECT_EQ(t.bytes, 512u * 1024);
     EXPECT_GE(t.seconds, 1.7);
-    EXPECT_LE(t.seconds, 3.0);  // not 4 s: they do not share one rate
+    EXPECT_LE(t.seconds, 3.5);  // not 4 s: they do not share one rate
   }
 }
 
@@ -144,11 +145,13 @@ TEST_F(LimitRateTest, Http2PacesOneStreamNotItsNeighbours) {
       fetch(pg, {"--http2", "--parallel", "--parallel-max", "2", "-o", "/dev/null",
                  https_url(pg, "/slow?bytes=256k"), "-o", "/dev/null", https_url(pg, "/free/x?bytes=4m")});
   ASSERT_EQ(t.size(), 2u);
-  // curl reports in completion order: the free stream ends first, long before the paced one.
-  EXPECT_EQ(t[0].bytes, 4u << 20);
-  EXPECT_LE(t[0].seconds, 1.0);
-  EXPECT_EQ(t[1].bytes, 256u * 1024);
-  EXPECT_GE(t[1].seconds, 1.7);
+  // curl reports in completion order; matched by size, the free stream ends long before the paced one.
+  const auto& fast = t[0].bytes == (4u << 20) ? t[0] : t[1];
+  const auto& paced = &fast == &t[0] ? t[1] : t[0];
+  EXPECT_EQ(fast.bytes, 4u << 20);
+  EXPECT_LE(fast.seconds, 1.5);  // the paced stream needs at least 1.7 s
+  EXPECT_EQ(paced.bytes, 256u * 1024);
+  EXPECT_GE(paced.seconds, 1.7);
   // One connection carried both (no stream had to wait for another connection).
   const auto audit = stop_and_read_audit(pg);
   const auto slow = find(audit, "\"path\":\"/slow\""), free = find(audit, "\"path\":\"/free/x\"");
@@ -215,7 +218,7 @@ TEST_F(LimitRateTest, DrainEndsPacedResponsesAtItsDeadline) {
   ASSERT_TRUE(pg.process.send_signal(SIGTERM));
   EXPECT_EQ(pg.process.wait_exit(15s), 0);
   const double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  EXPECT_LE(took, 3.0);  // drain 1 s, plus the tick and the exit
+  EXPECT_LE(took, 5.0);  // drain 1 s, plus the tick and the exit (LeakSanitizer's too): not 32 s
   for (auto* f : {&h1, &h2}) {
     const auto r = f->get();
     EXPECT_LT(std::stoull(r.out.empty() ? "0" : r.out), 1u << 20) << r.out;  // cut short, not finished
@@ -229,6 +232,19 @@ TEST_F(LimitRateTest, DrainEndsPacedResponsesAtItsDeadline) {
   }
 }
 
+// phigate's own pacing waits are not a slow reader: at 1 KiB/s each wait is about a second, far
+// over timeouts.body_idle (300 ms), and the response still completes over both protocols.
+TEST_F(LimitRateTest, PaceWaitsLongerThanBodyIdleAreNotASlowClient) {
+  ingress(std::string(kN) + "limit-rate: \"1\"\n");
+  auto pg = start("timeouts: { body_idle: 300ms }\n");
+  for (const char* proto : {"--http1.1", "--http2"}) {
+    const auto t = one(pg, proto, "/trickle?bytes=3k");
+    EXPECT_EQ(t.code, "200") << proto;
+    EXPECT_EQ(t.bytes, 3u * 1024) << proto;
+    EXPECT_GE(t.seconds, 1.7) << proto;  // 3 slices of 1 KiB, the second and third each a second later
+  }
+}
+
 // limits.response_rate is the default for every Ingress; limit-rate "0" on one turns it off (an
 // annotation overrides ingress-nginx's ConfigMap value too).
 TEST_F(LimitRateTest, TheGlobalDefaultAppliesAndZeroTurnsItOff) {
@@ -237,9 +253,9 @@ TEST_F(LimitRateTest, TheGlobalDefaultAppliesAndZeroTurnsItOff) {
   auto pg = start("limits: { response_rate: 256k }\n");
   const auto paced = one(pg, "--http1.1", "/free/x?bytes=512k");
   EXPECT_GE(paced.seconds, 1.7);
-  EXPECT_LE(paced.seconds, 3.0);
+  EXPECT_LE(paced.seconds, 4.0);
   const auto off = one(pg, "--http1.1", "/other?bytes=512k");
-  EXPECT_LE(off.seconds, 0.8);
+  EXPECT_LE(off.seconds, 1.2);  // paced it would take 1.9 s
 }
 
 // A bad value fails the Ingress closed (503), naming the annotation; nothing reaches the backend.

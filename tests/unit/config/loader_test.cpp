@@ -232,8 +232,8 @@ TEST_F(LoaderTest, ResponseRate) {
   ASSERT_TRUE(set) << diag_.to_string();
   EXPECT_EQ(set->limits.response_rate, 256u * 1024);
   EXPECT_EQ(set->limits.response_rate_after, 1u << 20);
-  for (const char* bad : {"response_rate: 11g", "response_rate: -1", "response_rate: fast",
-                          "response_rate_after: 2048g", "response_rate_after: [1]"}) {
+  for (const char* bad : {"response_rate: 11g", "response_rate: -1", "response_rate: 100",
+                          "response_rate: fast", "response_rate_after: 2048g", "response_rate_after: [1]"}) {
     EXPECT_FALSE(load(std::string("listeners: { http: [\"127.0.0.1:8080\"] }\nlimits: { ") + bad + " }\n"))
         << bad;
     const std::string field = std::string("limits.") + std::string(bad).substr(0, std::string(bad).find(':'));
