@@ -620,7 +620,7 @@ void read_root(Reader& r, const YAML::Node& root, Config& cfg) {
       n && r.expect_map(n, "limits",
                         {"max_connections_per_worker", "request_line_bytes", "request_header_bytes",
                          "header_count", "request_body_bytes", "min_body_rate", "request_buffer_bytes",
-                         "request_buffer_worker_bytes", "rate_limit_status", "rate_limit_keys"})) {
+                         "request_buffer_worker_bytes", "rate_limit_status", "rate_limit_keys", "auth_timeout"})) {
     auto& l = cfg.limits;
     r.integer(n, "max_connections_per_worker", "limits", l.max_connections_per_worker, std::size_t{1},
               std::size_t{1'000'000});
@@ -658,6 +658,9 @@ void read_root(Reader& r, const YAML::Node& root, Config& cfg) {
       }
     }
     r.integer(n, "rate_limit_keys", "limits", l.rate_limit_keys, std::size_t{1024}, std::size_t{10'000'000});
+    r.duration(n, "auth_timeout", "limits", l.auth_timeout);
+    if (l.auth_timeout < std::chrono::milliseconds(100) || l.auth_timeout > std::chrono::seconds(60))
+      r.error(n["auth_timeout"], "limits.auth_timeout", "must be between 100ms and 60s");
   }
 
   if (const auto n = root["upstream"];
@@ -905,7 +908,8 @@ void read_root(Reader& r, const YAML::Node& root, Config& cfg) {
       r.expect_map(n, "ingress",
                    {"source", "dir", "class", "controller", "watch", "debounce", "rescan", "namespaces",
                     "kubernetes", "status", "leader_election", "events", "webhook", "unsupported_annotations",
-                    "canary_cross_namespace", "regex_cross_namespace", "allowed_response_headers"})) {
+                    "canary_cross_namespace", "regex_cross_namespace", "allowed_response_headers",
+                    "auth_url_namespaces"})) {
     auto& i = cfg.ingress;
     std::string source = n["dir"] ? "directory" : "";
     r.string(n, "source", "ingress", source);
@@ -938,6 +942,15 @@ void read_root(Reader& r, const YAML::Node& root, Config& cfg) {
     r.boolean(n, "canary_cross_namespace", "ingress", i.canary_cross_namespace);
     r.boolean(n, "regex_cross_namespace", "ingress", i.regex_cross_namespace);
     r.string_list(n, "allowed_response_headers", "ingress", i.allowed_response_headers);
+    r.string_list(n, "auth_url_namespaces", "ingress", i.auth_url_namespaces);
+    for (const auto& ns : i.auth_url_namespaces) {
+      const bool label = !ns.empty() && ns.size() <= 63 && ns.front() != '-' && ns.back() != '-' &&
+                         std::all_of(ns.begin(), ns.end(), [](char c) {
+                           return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-';
+                         });
+      if (!label)
+        r.error(n["auth_url_namespaces"], "ingress.auth_url_namespaces", "not a namespace name: '" + ns + "'");
+    }
     for (auto& h : i.allowed_response_headers) {
       const bool token = !h.empty() && std::all_of(h.begin(), h.end(), [](char c) {
         return std::isalnum(static_cast<unsigned char>(c)) != 0 ||

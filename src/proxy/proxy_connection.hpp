@@ -102,8 +102,10 @@ class ProxyConnection final : public ConnectionCore, private upstream::Deadline 
   /// Runs the phases under the worker's current snapshot (re-pinned) for f's head: fills f.req and
   /// its audit facts; a Decision to answer, or nullopt to proxy.
   PhaseResult decide(InFlight& f, bool again = false);
-  /// auth-type: basic: verifies the credentials decide() accepted (f.req->auth_pending).
-  net::awaitable<PhaseResult> verify_auth(InFlight& f);
+  /// After decide(): auth-type: basic verifies the credentials it accepted (f.req->auth_pending),
+  /// then auth-url's subrequest runs (f.req->auth_external_pending; auth_external.hpp), before
+  /// anything of the request goes upstream or is buffered.
+  net::awaitable<PhaseResult> authorize(InFlight& f);
   net::awaitable<bool> answer(InFlight& f, const Decision& decision);
   net::awaitable<bool> proxy_request(InFlight& f);
   net::awaitable<bool> forward_request(InFlight& f);
@@ -175,6 +177,7 @@ class ProxyConnection final : public ConnectionCore, private upstream::Deadline 
   std::optional<tls::ClientCertificate> client_cert_;  // described once, on first need
   std::string server_name_;                            // SNI, for the audit record
   std::string_view extra_fields_;                      // added to local replies and responses (HSTS over TLS)
+  std::string auth_fields_;  // extra_fields_ plus an auth answer's Set-Cookie lines (auth-url), when any
   core::Error error_;                                  // why the head could not be read
   net::Buffer in_{kBufferBytes};
   std::string out_;

@@ -196,6 +196,7 @@ TEST(Phases, OrderIsTodays) {
                                                   "cors",
                                                   "response-headers",
                                                   "auth-basic",
+                                                  "auth-external",
                                                   "rewrite",
                                                   "canary",
                                                   "limits",

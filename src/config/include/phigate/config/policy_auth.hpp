@@ -27,4 +27,32 @@ struct BasicAuthPolicy {
   std::shared_ptr<const std::vector<BasicAuthUser>> users{};
 };
 
+/// ingress-nginx external authentication (auth-url and its settings; docs/auth-external.md): every
+/// request first goes, without its body, to a Service of the cluster that answers 2xx (allowed),
+/// 401 (sign in), 403 (denied). Validated values, no logic; the proxy's `auth-external` phase and
+/// its subrequest (proxy/auth_external.{hpp,cpp}) enforce it.
+struct ExternalAuthPolicy {
+  bool enabled = false;  // auth-url set (and valid)
+  bool https = false;    // auth-url's scheme
+  /// auth-url's host as written: "<svc>.<ns>.svc[.cluster.local]" (the Host of the subrequest,
+  /// and the name the Service's certificate is verified against under https).
+  std::string host;
+  std::string service;    // <svc>
+  std::string namespace_; // <ns> (the Ingress's own, or one of ingress.auth_url_namespaces)
+  int port = 0;           // the Service port named (default 80 / 443)
+  std::string target;     // path and query of auth-url ("/oauth2/auth?x=1")
+  std::string method = "GET";  // auth-method: an HTTP token
+  std::string signin;          // auth-signin: absolute http(s) URL; "" none (a 401 is relayed)
+  std::string redirect_param = "rd";  // auth-signin-redirect-param
+  std::string request_redirect;       // auth-request-redirect: X-Auth-Request-Redirect ("" the URI)
+  /// auth-response-headers: lower-case field names copied from the auth answer to the backend
+  /// request; the client's own fields of these names are always removed.
+  std::vector<std::string> response_headers;
+  bool always_set_cookie = false;  // auth-always-set-cookie
+  /// auth-proxy-set-headers: "ns/name" of a ConfigMap of the Ingress's namespace, and (translate)
+  /// its fields as "Name: value\r\n" lines added to the subrequest.
+  std::string proxy_set_headers_ref;
+  std::string request_fields;
+};
+
 }  // namespace phigate::config

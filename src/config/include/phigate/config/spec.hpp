@@ -121,6 +121,9 @@ struct LimitsSpec {
   /// Client addresses the process-wide rate-limit table holds, all Ingresses together; the least
   /// recently seen is evicted beyond it (memory stays bounded under a flood of addresses).
   std::size_t rate_limit_keys = 100000;
+  /// auth-url: the whole external-authentication subrequest (connect, send, answer) must end within
+  /// this, else the request is refused (500, fail closed). docs/auth-external.md.
+  Duration auth_timeout = std::chrono::seconds(5);
 };
 
 /// nginx's proxy_next_upstream conditions (the same bits as upstream::NextUpstream).
@@ -310,6 +313,7 @@ struct RoutePolicy {
   HeaderPolicy headers{};        // proxy-redirect-*, proxy-cookie-* (policy_headers.hpp)
   RateLimitPolicy rate_limit{};  // limit-rps, limit-rpm, limit-connections, ... (policy_ratelimit.hpp)
   BasicAuthPolicy basic_auth{};  // auth-type: basic, auth-secret, auth-realm (policy_auth.hpp)
+  ExternalAuthPolicy external_auth{};  // auth-url, auth-signin, auth-response-headers, ... (policy_auth.hpp)
 };
 using RoutePolicyPtr = std::shared_ptr<const RoutePolicy>;
 
@@ -329,6 +333,8 @@ struct PathSpec {
   /// The error backend (default-backend annotation): where custom-http-errors fetch their page and
   /// where requests go when this path has no ready endpoint. Null: none.
   std::shared_ptr<const PathSpec> error_backend{};
+  /// The external-authentication Service (auth-url): the subrequest's cluster. Null: none.
+  std::shared_ptr<const PathSpec> auth_backend{};
   std::string service_name{};  // Ingress: the path's Service and port (X-Service-Name/-Port)
   std::string service_port{};
 };
@@ -428,6 +434,9 @@ struct IngressSpec {
   /// global-allowed-response-headers); empty by default: custom-headers then sets nothing and an
   /// Ingress naming a header not listed fails closed.
   std::vector<std::string> allowed_response_headers{};
+  /// auth-url may name a Service of these namespaces besides the Ingress's own (a shared
+  /// oauth2-proxy). Empty: only the Ingress's own namespace. docs/auth-external.md.
+  std::vector<std::string> auth_url_namespaces{};
 };
 
 struct Config {
