@@ -617,10 +617,11 @@ void read_root(Reader& r, const YAML::Node& root, Config& cfg) {
   }
 
   if (const auto n = root["limits"];
-      n && r.expect_map(n, "limits",
-                        {"max_connections_per_worker", "request_line_bytes", "request_header_bytes",
-                         "header_count", "request_body_bytes", "min_body_rate", "request_buffer_bytes",
-                         "request_buffer_worker_bytes", "rate_limit_status", "rate_limit_keys", "auth_timeout"})) {
+      n &&
+      r.expect_map(n, "limits",
+                   {"max_connections_per_worker", "request_line_bytes", "request_header_bytes",
+                    "header_count", "request_body_bytes", "min_body_rate", "request_buffer_bytes",
+                    "request_buffer_worker_bytes", "rate_limit_status", "rate_limit_keys", "auth_timeout"})) {
     auto& l = cfg.limits;
     r.integer(n, "max_connections_per_worker", "limits", l.max_connections_per_worker, std::size_t{1},
               std::size_t{1'000'000});
@@ -904,12 +905,11 @@ void read_root(Reader& r, const YAML::Node& root, Config& cfg) {
     }
   }
   if (const auto n = root["ingress"];
-      n &&
-      r.expect_map(n, "ingress",
-                   {"source", "dir", "class", "controller", "watch", "debounce", "rescan", "namespaces",
-                    "kubernetes", "status", "leader_election", "events", "webhook", "unsupported_annotations",
-                    "canary_cross_namespace", "regex_cross_namespace", "allowed_response_headers",
-                    "auth_url_namespaces"})) {
+      n && r.expect_map(n, "ingress",
+                        {"source", "dir", "class", "controller", "watch", "debounce", "rescan", "namespaces",
+                         "kubernetes", "status", "leader_election", "events", "webhook",
+                         "unsupported_annotations", "canary_cross_namespace", "regex_cross_namespace",
+                         "allowed_response_headers", "auth_url_namespaces"})) {
     auto& i = cfg.ingress;
     std::string source = n["dir"] ? "directory" : "";
     r.string(n, "source", "ingress", source);
@@ -949,7 +949,8 @@ void read_root(Reader& r, const YAML::Node& root, Config& cfg) {
                            return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-';
                          });
       if (!label)
-        r.error(n["auth_url_namespaces"], "ingress.auth_url_namespaces", "not a namespace name: '" + ns + "'");
+        r.error(n["auth_url_namespaces"], "ingress.auth_url_namespaces",
+                "not a namespace name: '" + ns + "'");
     }
     for (auto& h : i.allowed_response_headers) {
       const bool token = !h.empty() && std::all_of(h.begin(), h.end(), [](char c) {

@@ -17,7 +17,9 @@ bool is_token_char(char c) {
          std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
 }
 
-bool is_token(std::string_view v) { return !v.empty() && std::all_of(v.begin(), v.end(), is_token_char); }
+bool is_token(std::string_view v) {
+  return !v.empty() && std::all_of(v.begin(), v.end(), is_token_char);
+}
 
 /// A path+query of a URL: '/'-led, visible ASCII, no '#' (a fragment is never sent), no '$' (no
 /// nginx variables), no '\'.

@@ -650,7 +650,8 @@ class Translator {
   /// fails the Ingress closed (`fail`). Under https the Service's certificate is verified against
   /// the auth-url host with the Ingress's proxy-ssl-* settings (its CA, protocols, ciphers).
   /// Null when auth-url is not set or cannot be used.
-  std::shared_ptr<const config::PathSpec> resolve_external_auth(const Ingress& ing, config::RoutePolicy& policy,
+  std::shared_ptr<const config::PathSpec> resolve_external_auth(const Ingress& ing,
+                                                                config::RoutePolicy& policy,
                                                                 std::string& fail) {
     auto& ea = policy.external_auth;
     if (!ea.enabled) return nullptr;
@@ -663,7 +664,8 @@ class Translator {
       return nullptr;
     };
     const auto& allowed = spec_.auth_url_namespaces;
-    if (ea.namespace_ != ing.meta.ns && std::find(allowed.begin(), allowed.end(), ea.namespace_) == allowed.end()) {
+    if (ea.namespace_ != ing.meta.ns &&
+        std::find(allowed.begin(), allowed.end(), ea.namespace_) == allowed.end()) {
       return refuse("names a Service of namespace " + ea.namespace_ +
                     ", which is neither the Ingress's own nor listed in ingress.auth_url_namespaces");
     }
@@ -682,13 +684,15 @@ class Translator {
         ea.request_fields.clear();
         diag_.error(ing.origin.where(), ing.meta.annotations_line,
                     "metadata.annotations." + annotation_key(ing, "auth-proxy-set-headers"),
-                    "ConfigMap " + ea.proxy_set_headers_ref + " " + why + ": the Ingress fails closed", resource);
+                    "ConfigMap " + ea.proxy_set_headers_ref + " " + why + ": the Ingress fails closed",
+                    resource);
         if (fail.empty()) fail = "auth-proxy-set-headers " + ea.proxy_set_headers_ref + ": ConfigMap " + why;
         return nullptr;
       }
     }
     const auto& r = resolve(ea.namespace_, ServiceBackend{ea.service, ea.port, {}});
-    if (!r.error.empty()) return refuse(r.error + " (auth-url names Service port " + std::to_string(ea.port) + ")");
+    if (!r.error.empty())
+      return refuse(r.error + " (auth-url names Service port " + std::to_string(ea.port) + ")");
     auto ab = std::make_shared<config::PathSpec>();
     ab->path = "/";
     ab->where = {ing.origin.where(), ing.meta.annotations_line};

@@ -20,11 +20,16 @@ namespace {
 /// Fields of the client's request that never go to the auth service: hop-by-hop (RFC 9110 §7.6.1),
 /// framing (there is no body), and those phigate sets itself (a client must not choose them).
 constexpr std::array<std::string_view, 20> kNotForwarded = {
-    "connection",        "keep-alive",        "proxy-connection", "te",
-    "trailer",           "transfer-encoding", "upgrade",          "content-length",
-    "expect",            "host",              "x-original-url",   "x-original-method",
-    "x-sent-from",       "x-real-ip",         "x-forwarded-for",  "x-auth-request-redirect",
-    "x-request-id",      "x-original-uri",    "x-scheme",         "x-forwarded-proto",
+    "connection",       "keep-alive",
+    "proxy-connection", "te",
+    "trailer",          "transfer-encoding",
+    "upgrade",          "content-length",
+    "expect",           "host",
+    "x-original-url",   "x-original-method",
+    "x-sent-from",      "x-real-ip",
+    "x-forwarded-for",  "x-auth-request-redirect",
+    "x-request-id",     "x-original-uri",
+    "x-scheme",         "x-forwarded-proto",
 };
 
 bool not_forwarded(std::string_view name, const http::HeaderList& headers) {
@@ -87,7 +92,8 @@ Decision auth_error(std::string why, std::string_view detail) {
 
 }  // namespace
 
-std::string external_auth_head(const Request& r, const config::ExternalAuthPolicy& p, const AuthRequestInfo& info) {
+std::string external_auth_head(const Request& r, const config::ExternalAuthPolicy& p,
+                               const AuthRequestInfo& info) {
   const std::string_view scheme = info.tls ? "https" : "http";
   const auto uri = request_uri(r);
   std::string out;
@@ -118,7 +124,8 @@ std::string external_auth_head(const Request& r, const config::ExternalAuthPolic
   field(out, "X-Sent-From", "phigate");
   field(out, "X-Real-IP", info.client_ip);
   field(out, "X-Forwarded-For", info.client_ip);
-  field(out, "X-Auth-Request-Redirect", p.request_redirect.empty() ? uri : std::string_view(p.request_redirect));
+  field(out, "X-Auth-Request-Redirect",
+        p.request_redirect.empty() ? uri : std::string_view(p.request_redirect));
   out += p.request_fields;  // auth-proxy-set-headers (checked by translate)
   out += "\r\n";
   return out;
@@ -177,7 +184,8 @@ void apply_auth_answer(Request& r, const config::ExternalAuthPolicy& p, const ht
   auto& result = r.auth_external;
   result.set_cookie.clear();
   for (const auto& h : answer) {
-    if (core::iequals(h.name, "set-cookie")) result.set_cookie.append("Set-Cookie: ").append(h.value).append("\r\n");
+    if (core::iequals(h.name, "set-cookie"))
+      result.set_cookie.append("Set-Cookie: ").append(h.value).append("\r\n");
   }
   if (!allowed) return;
   // Spoofing: a client must never supply what the auth service vouches for, even when this answer
@@ -210,8 +218,8 @@ PhaseResult auth_external(Request& r, const Snapshot& s, const ConnectionView& c
   const auto it = s.auth_clusters.find(r.policy);
   if (it == s.auth_clusters.end() || it->second >= s.clusters.size()) {
     // translate or compile failed such a path closed; never serve it unchecked if they did not.
-    return Decision{Outcome::FailClosed, Error::downstream(ErrorKind::Unavailable, "auth-url without a cluster"),
-                    false};
+    return Decision{Outcome::FailClosed,
+                    Error::downstream(ErrorKind::Unavailable, "auth-url without a cluster"), false};
   }
   r.auth_cluster = it->second;
   r.auth_external_pending = true;
@@ -297,7 +305,8 @@ net::awaitable<std::optional<Decision>> run_external_auth(WorkerImpl& worker, up
         break;
       }
       if (body > kAuthBodyBytes) {
-        err = Error::upstream(ErrorKind::UpstreamBadResponse, core::Retryable::No, "auth answer body too large");
+        err = Error::upstream(ErrorKind::UpstreamBadResponse, core::Retryable::No,
+                              "auth answer body too large");
         break;
       }
     }
@@ -317,8 +326,8 @@ net::awaitable<std::optional<Decision>> run_external_auth(WorkerImpl& worker, up
     co_return fail("auth service: " + std::string(err->reason()), "auth_external_unreachable");
   }
   const auto& answer = parser.head();
-  plan.report(picked_index, answer.status >= 500 ? upstream::AttemptResult::Status5xx
-                                                 : upstream::AttemptResult::Success);
+  plan.report(picked_index,
+              answer.status >= 500 ? upstream::AttemptResult::Status5xx : upstream::AttemptResult::Success);
   link.finish(parser.should_keep_alive() && link.input().empty(), worker.now());
   const int status = answer.status;
   if (status >= 200 && status < 300) {
@@ -334,8 +343,8 @@ net::awaitable<std::optional<Decision>> run_external_auth(WorkerImpl& worker, up
     if (!p.signin.empty()) {
       r.location = external_auth_signin(p, info.tls, r.host, request_uri(r));
       if (r.location.empty()) co_return fail("no signin URL for this Host", "auth_external_bad_signin");
-      co_return Decision{Outcome::AuthExternalSignin, Error::downstream(ErrorKind::Unauthorized, "auth-signin"),
-                         false, 302};
+      co_return Decision{Outcome::AuthExternalSignin,
+                         Error::downstream(ErrorKind::Unauthorized, "auth-signin"), false, 302};
     }
     co_return Decision{Outcome::AuthExternalUnauthorized,
                        Error::downstream(ErrorKind::Unauthorized, "auth service answered 401"), false};

@@ -38,16 +38,17 @@ inline constexpr std::size_t kAuthIdentityBytes = 64;
 
 /// What the connection knows that the subrequest's head carries.
 struct AuthRequestInfo {
-  bool tls = false;                // the client's scheme (X-Original-URL, X-Scheme, rd)
-  std::string_view request_id;     // X-Request-ID
-  std::string_view client_ip;      // X-Real-IP, X-Forwarded-For (the address phigate determined)
+  bool tls = false;             // the client's scheme (X-Original-URL, X-Scheme, rd)
+  std::string_view request_id;  // X-Request-ID
+  std::string_view client_ip;   // X-Real-IP, X-Forwarded-For (the address phigate determined)
 };
 
 /// The subrequest's head (HTTP/1.1, no body): the client's fields minus hop-by-hop, framing and
 /// what phigate sets itself, then Host (the auth-url host), X-Original-URL/-Method, X-Sent-From,
 /// X-Real-IP, X-Forwarded-For, X-Auth-Request-Redirect, X-Request-ID (and X-Original-URI, X-Scheme
 /// under auth-method), then the auth-proxy-set-headers fields. Pure (unit-tested).
-std::string external_auth_head(const Request& r, const config::ExternalAuthPolicy& p, const AuthRequestInfo& info);
+std::string external_auth_head(const Request& r, const config::ExternalAuthPolicy& p,
+                               const AuthRequestInfo& info);
 
 /// "<signin>[?&]<param>=<percent-encoded scheme://host/uri>" (not appended when auth-signin has
 /// that parameter already), with $host, $scheme and $escaped_request_uri expanded; "" when the

@@ -8,11 +8,11 @@
 
 #include <boost/asio/experimental/awaitable_operators.hpp>
 
+#include "auth_external.hpp"
 #include "balance_input.hpp"
 #include "basic_auth.hpp"
 #include "body_buffer.hpp"
 #include "client_stream.hpp"
-#include "auth_external.hpp"
 #include "error_backend.hpp"
 #include "error_page.hpp"
 #include "grpc_forward.hpp"

@@ -2,9 +2,9 @@
 
 #include <sys/socket.h>
 
+#include "auth_external.hpp"
 #include "balance_input.hpp"
 #include "basic_auth.hpp"
-#include "auth_external.hpp"
 #include "error_backend.hpp"
 #include "error_page.hpp"
 #include "h2_connection.hpp"
@@ -713,7 +713,8 @@ net::awaitable<bool> ProxyConnection::proxy_request(InFlight& f) {
     // client whose access was withdrawn meanwhile, or an Ingress removed, is refused; nothing has
     // gone upstream yet, and the body is read, so the connection stays in step.
     auto decision = decide(f, true);
-    if (!decision && (f.req->auth_pending || f.req->auth_external_pending || f.req->auth_external.by != nullptr))
+    if (!decision &&
+        (f.req->auth_pending || f.req->auth_external_pending || f.req->auth_external.by != nullptr))
       decision = co_await authorize(f);
     if (decision) co_return co_await answer(f, *decision);
     const auto& lim = f.req->limits;

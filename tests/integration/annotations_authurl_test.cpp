@@ -22,7 +22,8 @@ constexpr const char* kN = "    nginx.ingress.kubernetes.io/";
 /// An Ingress for app.example `path` (Prefix) → Service svc.
 std::string path_ingress(const std::string& name, const std::string& path, const std::string& annotations) {
   return "apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata:\n  name: " + name +
-         "\n  namespace: default\n  creationTimestamp: \"2026-01-01T00:00:00Z\"\n  annotations:\n" + annotations +
+         "\n  namespace: default\n  creationTimestamp: \"2026-01-01T00:00:00Z\"\n  annotations:\n" +
+         annotations +
          "spec:\n  ingressClassName: phigate\n  rules:\n  - host: app.example\n    http:\n      paths:\n"
          "      - { path: " +
          path + ", pathType: Prefix, backend: { service: { name: svc, port: { number: 80 } } } }\n";
@@ -52,7 +53,8 @@ class AuthUrlTest : public AuditTest {
   /// "<status> <Location>" of one request (`args`: -H, --data-binary, ...).
   std::string call(const Phigate& pg, const std::string& path, std::vector<std::string> args = {},
                    const std::string& proto = "--http1.1") {
-    std::vector<std::string> a = {proto, "--path-as-is", "-o", "/dev/null", "-w", "%{http_code} %{redirect_url}"};
+    std::vector<std::string> a = {proto,       "--path-as-is", "-o",
+                                  "/dev/null", "-w",           "%{http_code} %{redirect_url}"};
     a.insert(a.end(), args.begin(), args.end());
     a.push_back(https_url(pg, path));
     auto out = curl(pg, a).out;
@@ -94,9 +96,9 @@ TEST_F(AuthUrlTest, AllowedIdentityReachesBackendAndAuditNeverTheBodyH1AndH2) {
                std::string(kN) + "auth-response-headers: X-Auth-Request-User, X-Auth-Request-Email\n"));
   auto pg = start();
   for (const char* proto : {"--http1.1", "--http2"}) {
-    const auto r = curl(pg, {proto, "-sS", "-D", "-", "-o", "/dev/null", "-H", "X-Auth-Request-User: mallory",
-                             "-H", "Cookie: _oauth2_proxy=tok", "--data-binary", "secret-body",
-                             https_url(pg, "/api/items?id=7")});
+    const auto r = curl(
+        pg, {proto, "-sS", "-D", "-", "-o", "/dev/null", "-H", "X-Auth-Request-User: mallory", "-H",
+             "Cookie: _oauth2_proxy=tok", "--data-binary", "secret-body", https_url(pg, "/api/items?id=7")});
     EXPECT_NE(r.out.find(" 200"), std::string::npos) << proto << r.out;
     // The auth answer's cookie reaches the client with the backend's answer (as add_header).
     EXPECT_NE(r.out.find("_oauth2_proxy=refreshed"), std::string::npos) << proto << r.out;
@@ -113,13 +115,13 @@ TEST_F(AuthUrlTest, AllowedIdentityReachesBackendAndAuditNeverTheBodyH1AndH2) {
   ASSERT_EQ(asked.size(), 2u);
   for (const auto& line : asked) {
     EXPECT_EQ(json_field(line, "method"), "GET") << line;
-    EXPECT_EQ(json_field(line, "path"), "/oauth2/auth") << line;
+    EXPECT_EQ(json_field(line, "target").rfind("/oauth2/auth?header=", 0), 0u) << line;
     EXPECT_EQ(json_field(line, "body_bytes"), "0") << line;
     EXPECT_EQ(record_header(line, "content-length"), "") << line;
     EXPECT_EQ(record_header(line, "transfer-encoding"), "") << line;
     EXPECT_EQ(record_header(line, "host"), "auth.default.svc.cluster.local") << line;
-    EXPECT_EQ(record_header(line, "x-original-url"), "https://app.example:" + std::to_string(pg.https) +
-                                                         "/api/items?id=7")
+    EXPECT_EQ(record_header(line, "x-original-url"),
+              "https://app.example:" + std::to_string(pg.https) + "/api/items?id=7")
         << line;
     EXPECT_EQ(record_header(line, "x-original-method"), "POST") << line;
     EXPECT_EQ(record_header(line, "x-auth-request-redirect"), "/api/items?id=7") << line;
@@ -151,8 +153,9 @@ TEST_F(AuthUrlTest, DeniedUnauthorizedAndSigninRedirectNeverReachTheBackend) {
   auth_control("status=401");
   for (const char* proto : {"--http1.1", "--http2"}) {
     EXPECT_EQ(call(pg, "/plain/a", {}, proto), "401") << proto;
-    EXPECT_EQ(call(pg, "/signin/a?b=c d", {}, proto), "302 https://login.example/oauth2/start?rd=https%3A%2F%2Fapp.example%3A" +
-                                                       std::to_string(pg.https) + "%2Fsignin%2Fa%3Fb%3Dc%20d")
+    EXPECT_EQ(call(pg, "/signin/a?b=c%20d&e", {}, proto),
+              "302 https://login.example/oauth2/start?rd=https%3A%2F%2Fapp.example%3A" +
+                  std::to_string(pg.https) + "%2Fsignin%2Fa%3Fb%3Dc%2520d%26e")
         << proto;
     EXPECT_EQ(call(pg, "/custom/z", {}, proto), "302 https://app.example:" + std::to_string(pg.https) +
                                                     "/start?x=1&back=https%3A%2F%2Fapp.example%3A" +
@@ -162,27 +165,36 @@ TEST_F(AuthUrlTest, DeniedUnauthorizedAndSigninRedirectNeverReachTheBackend) {
   // A refusal of a request with a body (HTTP/1.1: curl 7.88 may drop an early HTTP/2 answer).
   EXPECT_EQ(call(pg, "/plain/upload", {"--data-binary", "secret-body"}), "401");
   auth_control("status=403");
-  for (const char* proto : {"--http1.1", "--http2"}) EXPECT_EQ(call(pg, "/plain/a", {}, proto), "403") << proto;
+  for (const char* proto : {"--http1.1", "--http2"})
+    EXPECT_EQ(call(pg, "/plain/a", {}, proto), "403") << proto;
   EXPECT_EQ(call(pg, "/signin/a", {"--data-binary", "secret-body"}), "403");
   EXPECT_TRUE(requests(*up_).empty());
   for (const auto& line : requests(*auth_)) EXPECT_EQ(json_field(line, "body_bytes"), "0") << line;
   const auto audit = stop_and_read_audit(pg);
-  EXPECT_EQ(count_in(audit, "\"auth_external_unauthorized\""), 3u);
-  EXPECT_EQ(count_in(audit, "\"auth_external_signin\""), 4u);
-  EXPECT_EQ(count_in(audit, "\"auth_external_forbidden\""), 4u);
+  // One record each: 3 x 401, 4 x 302 to the sign-in page, 3 x 403, all ruled by auth-external.
+  EXPECT_EQ(count_in(audit, "\"rule\":\"auth-external\""), 10u);
+  std::size_t unauthorized = 0, signin = 0, forbidden = 0;
   for (const auto& rec : audit) {
-    if (has(rec, "\"/plain/") || has(rec, "\"/signin/") || has(rec, "\"/custom/"))
-      EXPECT_TRUE(has(rec, "\"rule\":\"auth-external\"")) << rec;
+    if (!has(rec, "\"/plain/") && !has(rec, "\"/signin/") && !has(rec, "\"/custom/")) continue;
+    EXPECT_TRUE(has(rec, "\"rule\":\"auth-external\"")) << rec;
+    unauthorized += has(rec, "\"status_code\":401") && has(rec, "\"decision\":\"denied\"") ? 1 : 0;
+    signin += has(rec, "\"status_code\":302") && has(rec, "\"decision\":\"redirected\"") ? 1 : 0;
+    forbidden += has(rec, "\"status_code\":403") && has(rec, "\"decision\":\"denied\"") ? 1 : 0;
   }
+  EXPECT_EQ(unauthorized, 3u);
+  EXPECT_EQ(signin, 4u);
+  EXPECT_EQ(forbidden, 3u);
 }
 
 // A client's own identity fields never reach the backend, even when the auth answer lacks them.
 TEST_F(AuthUrlTest, SpoofedIdentityFieldsAreStrippedEvenWhenTheAnswerLacksThem) {
-  ingress("web", "/", auth("", std::string(kN) + "auth-response-headers: X-Auth-Request-User,X-Auth-Request-Groups\n"));
+  ingress("web", "/",
+          auth("", std::string(kN) + "auth-response-headers: X-Auth-Request-User,X-Auth-Request-Groups\n"));
   auto pg = start();
   for (const char* proto : {"--http1.1", "--http2"}) {
-    EXPECT_EQ(call(pg, "/a", {"-H", "X-Auth-Request-User: admin", "-H", "x-auth-request-groups: admins"}, proto),
-              "200")
+    EXPECT_EQ(
+        call(pg, "/a", {"-H", "X-Auth-Request-User: admin", "-H", "x-auth-request-groups: admins"}, proto),
+        "200")
         << proto;
   }
   const auto seen = requests(*up_);
@@ -214,11 +226,16 @@ TEST_F(AuthUrlTest, BrokenAuthServiceFailsClosedWith500AndOneAuditRecordEach) {
   for (const char* proto : {"--http1.1", "--http2"}) EXPECT_EQ(call(pg, "/ok/y", {}, proto), "500") << proto;
   const auto seen = requests(*up_);
   ASSERT_EQ(seen.size(), 2u);
-  for (const auto& line : seen) EXPECT_EQ(json_field(line, "path"), "/ok/x") << line;
+  for (const auto& line : seen) EXPECT_EQ(json_field(line, "target"), "/ok/x") << line;
   const auto page = metrics(pg);
   EXPECT_EQ(metric(page, "phigate_auth_external_checks_total{result=\"error\"}"), "12");
   const auto audit = stop_and_read_audit(pg);
-  EXPECT_EQ(count_in(audit, "\"auth_external_error\""), 12u);
+  EXPECT_EQ(count_in(audit, "\"rule\":\"auth-external\""), 12u);
+  for (const auto& rec : audit) {
+    if (has(rec, "\"rule\":\"auth-external\"")) {
+      EXPECT_TRUE(has(rec, "\"decision\":\"error\"")) << rec;
+    }
+  }
   for (const auto& p : paths) EXPECT_EQ(count_in(audit, "\"" + p + "/x\""), 2u) << p;
   EXPECT_EQ(count_in(audit, "\"/ok/y\""), 2u);
   EXPECT_TRUE(has(find(audit, "\"/slow/x\""), "auth_external_timeout")) << find(audit, "\"/slow/x\"");
@@ -229,8 +246,9 @@ TEST_F(AuthUrlTest, BrokenAuthServiceFailsClosedWith500AndOneAuditRecordEach) {
 // service is asked once per request, and the identity still reaches the backend.
 TEST_F(AuthUrlTest, BufferedUploadsAskTheAuthServiceOnce) {
   ingress("web", "/",
-          auth("header=X-Auth-Request-User:alice", std::string(kN) + "auth-response-headers: X-Auth-Request-User\n" +
-                                                       kN + "proxy-request-buffering: \"on\"\n"));
+          auth("header=X-Auth-Request-User:alice", std::string(kN) +
+                                                       "auth-response-headers: X-Auth-Request-User\n" + kN +
+                                                       "proxy-request-buffering: \"on\"\n"));
   auto pg = start();
   const auto file = dir_.write("upload.bin", std::string(30000, 'u'));
   for (const char* proto : {"--http1.1", "--http2"})
@@ -256,16 +274,19 @@ TEST_F(AuthUrlTest, SsrfExternalHostIpOtherNamespaceOrVariableFailsClosed) {
       {"noservice", "http://nosuch.default.svc/oauth2/auth"},
       {"userinfo", "http://evil.com@auth.default.svc/oauth2/auth"},
   };
-  for (const auto& [name, url] : bad) ingress(name, "/" + name, std::string(kN) + "auth-url: \"" + url + "\"\n");
+  for (const auto& [name, url] : bad)
+    ingress(name, "/" + name, std::string(kN) + "auth-url: \"" + url + "\"\n");
   auto pg = start();
   for (const auto& [name, url] : bad) {
-    for (const char* proto : {"--http1.1", "--http2"}) EXPECT_EQ(call(pg, "/" + name + "/a", {}, proto), "503") << name;
+    for (const char* proto : {"--http1.1", "--http2"})
+      EXPECT_EQ(call(pg, "/" + name + "/a", {}, proto), "503") << name;
     EXPECT_NE(pg.process.output().find("Ingress default/" + name), std::string::npos) << name;
   }
   const auto out = pg.process.output();
   EXPECT_NE(out.find("auth-url"), std::string::npos) << out;
   EXPECT_NE(out.find("<service>.<namespace>.svc"), std::string::npos) << out;
-  EXPECT_NE(out.find("neither the Ingress's own nor listed in ingress.auth_url_namespaces"), std::string::npos)
+  EXPECT_NE(out.find("neither the Ingress's own nor listed in ingress.auth_url_namespaces"),
+            std::string::npos)
       << out;
   EXPECT_TRUE(requests(*up_).empty());
   EXPECT_TRUE(requests(*auth_).empty());

@@ -56,7 +56,7 @@ struct Behaviour {
   bool cl_te = false;
   Early early = Early::None;
   Stale stale = Stale::None;
-  std::string fields;  // header=Name:Value lines ("Name: Value\r\n"), in order
+  std::string fields;            // header=Name:Value lines ("Name: Value\r\n"), in order
   std::uint64_t big_header = 0;  // big_header=N: a field X-Big of N bytes (an oversized head)
   bool garbage = false;          // garbage=1: an answer that is not HTTP, then close
 };

@@ -10,17 +10,20 @@ namespace {
 
 const std::string kN = "nginx.ingress.kubernetes.io/";
 
-ParsedAnnotations parse(std::map<std::string, std::string> a) { return parse_annotations(a, "shop"); }
+ParsedAnnotations parse(std::map<std::string, std::string> a) {
+  return parse_annotations(a, "shop");
+}
 
 TEST(AuthUrlAnnotations, ServiceUrlAndSettings) {
-  const auto r = parse({{kN + "auth-url", "https://oauth2-proxy.shop.svc.cluster.local:4180/oauth2/auth?a=1"},
-                        {kN + "auth-method", "POST"},
-                        {kN + "auth-signin", "https://$host/oauth2/start?rd=$escaped_request_uri"},
-                        {kN + "auth-signin-redirect-param", "back"},
-                        {kN + "auth-request-redirect", "https://app.example/"},
-                        {kN + "auth-response-headers", "X-Auth-Request-User, x-auth-request-email,X-Auth-Request-User"},
-                        {kN + "auth-always-set-cookie", "true"},
-                        {kN + "auth-proxy-set-headers", "auth-headers"}});
+  const auto r =
+      parse({{kN + "auth-url", "https://oauth2-proxy.shop.svc.cluster.local:4180/oauth2/auth?a=1"},
+             {kN + "auth-method", "POST"},
+             {kN + "auth-signin", "https://$host/oauth2/start?rd=$escaped_request_uri"},
+             {kN + "auth-signin-redirect-param", "back"},
+             {kN + "auth-request-redirect", "https://app.example/"},
+             {kN + "auth-response-headers", "X-Auth-Request-User, x-auth-request-email,X-Auth-Request-User"},
+             {kN + "auth-always-set-cookie", "true"},
+             {kN + "auth-proxy-set-headers", "auth-headers"}});
   EXPECT_TRUE(r.fail_closed.empty()) << r.fail_closed;
   const auto& a = r.policy.external_auth;
   EXPECT_TRUE(a.enabled);
@@ -55,16 +58,18 @@ TEST(AuthUrlAnnotations, DefaultsAsIngressNginx) {
 // Service of the cluster. Every other form fails the Ingress closed, the error naming the rule.
 TEST(AuthUrlAnnotations, AnythingButAServiceFailsClosed) {
   for (const std::string url :
-       {"https://auth.example.com/oauth2/auth", "http://10.0.0.1/auth", "http://[::1]/auth", "http://$host/auth",
-        "http://auth.shop.svc.evil.com/auth", "http://user@auth.shop.svc/auth", "http://auth.svc/auth",
-        "ftp://auth.shop.svc/", "//auth.shop.svc/", "http://auth.shop.svc:0/", "http://auth.shop.svc:99999/",
-        "http://Auth.Shop.svc/", "http://auth.shop.svc/a b", "http://auth.shop.svc/$request_uri",
-        "http://auth.shop.svc/a#frag", "http://auth.shop.svc?x", "http://a.b.shop.svc/", ""}) {
+       {"https://auth.example.com/oauth2/auth", "http://10.0.0.1/auth", "http://[::1]/auth",
+        "http://$host/auth", "http://auth.shop.svc.evil.com/auth", "http://user@auth.shop.svc/auth",
+        "http://auth.svc/auth", "ftp://auth.shop.svc/", "//auth.shop.svc/", "http://auth.shop.svc:0/",
+        "http://auth.shop.svc:99999/", "http://Auth.Shop.svc/", "http://auth.shop.svc/a b",
+        "http://auth.shop.svc/$request_uri", "http://auth.shop.svc/a#frag", "http://auth.shop.svc?x",
+        "http://a.b.shop.svc/", ""}) {
     const auto r = parse({{kN + "auth-url", url}});
     EXPECT_FALSE(r.fail_closed.empty()) << url;
     EXPECT_NE(r.fail_closed.find("auth-url"), std::string::npos) << url << ": " << r.fail_closed;
     config::ExternalAuthPolicy a;
-    EXPECT_NE(detail::parse_auth_url_value(url, a).find("<service>.<namespace>.svc"), std::string::npos) << url;
+    EXPECT_NE(detail::parse_auth_url_value(url, a).find("<service>.<namespace>.svc"), std::string::npos)
+        << url;
   }
 }
 
@@ -93,8 +98,9 @@ TEST(AuthUrlAnnotations, InvalidSettingsFailClosed) {
 
 // What phigate does not build stays refused: the Ingress fails closed, never silently unchecked.
 TEST(AuthUrlAnnotations, UnbuiltSettingsStayRefused) {
-  for (const std::string key : {"auth-cache-key", "auth-cache-duration", "auth-keepalive", "auth-keepalive-requests",
-                                "auth-keepalive-share-vars", "auth-keepalive-timeout", "auth-snippet", "satisfy"}) {
+  for (const std::string key :
+       {"auth-cache-key", "auth-cache-duration", "auth-keepalive", "auth-keepalive-requests",
+        "auth-keepalive-share-vars", "auth-keepalive-timeout", "auth-snippet", "satisfy"}) {
     const auto r = parse({{kN + "auth-url", "http://auth.shop.svc/"}, {kN + key, "1"}});
     EXPECT_FALSE(r.fail_closed.empty()) << key;
   }

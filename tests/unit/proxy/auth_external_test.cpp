@@ -79,7 +79,8 @@ TEST(ExternalAuthSignin, RdIsTheEncodedOriginalUrlUnlessAlreadyThere) {
   EXPECT_EQ(external_auth_signin(p, false, "app.example:8080", "/"),
             "https://login.example/start?x=1&back=http%3A%2F%2Fapp.example%3A8080%2F");
   p.signin = "https://$host/oauth2/start?back=$escaped_request_uri";
-  EXPECT_EQ(external_auth_signin(p, true, "app.example", "/a b"), "https://app.example/oauth2/start?back=%2Fa%20b");
+  EXPECT_EQ(external_auth_signin(p, true, "app.example", "/a b"),
+            "https://app.example/oauth2/start?back=%2Fa%20b");
   // A Host that could inject into Location: no redirect at all.
   EXPECT_EQ(external_auth_signin(p, true, "app.example\r\nSet-Cookie: x", "/"), "");
 }

@@ -37,12 +37,12 @@ struct ExternalAuthPolicy {
   /// auth-url's host as written: "<svc>.<ns>.svc[.cluster.local]" (the Host of the subrequest,
   /// and the name the Service's certificate is verified against under https).
   std::string host;
-  std::string service;    // <svc>
-  std::string namespace_; // <ns> (the Ingress's own, or one of ingress.auth_url_namespaces)
-  int port = 0;           // the Service port named (default 80 / 443)
-  std::string target;     // path and query of auth-url ("/oauth2/auth?x=1")
-  std::string method = "GET";  // auth-method: an HTTP token
-  std::string signin;          // auth-signin: absolute http(s) URL; "" none (a 401 is relayed)
+  std::string service;                // <svc>
+  std::string namespace_;             // <ns> (the Ingress's own, or one of ingress.auth_url_namespaces)
+  int port = 0;                       // the Service port named (default 80 / 443)
+  std::string target;                 // path and query of auth-url ("/oauth2/auth?x=1")
+  std::string method = "GET";         // auth-method: an HTTP token
+  std::string signin;                 // auth-signin: absolute http(s) URL; "" none (a 401 is relayed)
   std::string redirect_param = "rd";  // auth-signin-redirect-param
   std::string request_redirect;       // auth-request-redirect: X-Auth-Request-Redirect ("" the URI)
   /// auth-response-headers: lower-case field names copied from the auth answer to the backend
