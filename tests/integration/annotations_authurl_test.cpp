@@ -13,6 +13,9 @@
 
 #include "audit_fixture.hpp"
 #include "ingress_fixture.hpp"
+#include "support/certs.hpp"
+#include "support/net.hpp"
+#include "support/temp_dir.hpp"
 
 namespace phigate::test {
 namespace {
@@ -310,6 +313,69 @@ TEST_F(AuthUrlTest, AuthUrlNamespacesAdmitsASharedNamespace) {
   for (const char* proto : {"--http1.1", "--http2"}) EXPECT_EQ(call(pg, "/a", {}, proto), "200") << proto;
   EXPECT_EQ(requests(*auth_).size(), 2u);
   EXPECT_EQ(requests(*up_).size(), 2u);
+}
+
+// https auth-url: TLS to the auth Service's endpoints, verified against the auth-url host with the
+// Ingress's proxy-ssl-secret CA. An endpoint whose certificate names another host never gets the
+// request (nor the client's cookies): 500.
+TEST_F(AuthUrlTest, HttpsAuthServiceIsVerifiedAgainstTheServiceName) {
+  const auto tls_upstream = [&](const CertPaths& cert, const std::string& name) {
+    const std::string record = dir_.path(name + ".jsonl");
+    auto p = Process::start({bin("phigate-test-upstream"), "--listen", "127.0.0.1:0", "--record", record,
+                             "--name", name, "--tls-cert", cert.cert, "--tls-key", cert.key});
+    const auto line = p.wait_for_line("ready ", 10s);
+    if (!line) throw std::runtime_error("test upstream did not start: " + p.output());
+    const auto hp = parse_host_port(line->substr(line->find("ready ") + 6));
+    return Upstream{std::move(p), hp->port, record};
+  };
+  auto good = tls_upstream(make_leaf(dir_.path(), ca_, "tlsauth", {"tlsauth.default.svc"}), "tlsauth");
+  auto bad = tls_upstream(make_leaf(dir_.path(), ca_, "elsewhere", {"elsewhere.example"}), "badauth");
+  const auto client =
+      make_leaf(dir_.path(), ca_, "phigate-client", {"phigate-client"}, KeyType::EcdsaP256, true);
+  dir_.write("manifests/tls-services.yaml",
+             service_yaml("tlsauth", good) + "---\n" + service_yaml("badauth", bad));
+  dir_.write("manifests/ca.yaml",
+             "apiVersion: v1\nkind: Secret\nmetadata: { name: backend-ca, namespace: default }\n"
+             "data:\n  ca.crt: " +
+                 b64(read_file(ca_.cert)) + "\n  tls.crt: " + b64(read_file(client.cert)) +
+                 "\n  tls.key: " + b64(read_file(client.key)) + "\n");
+  const std::string secret = std::string(kN) + "proxy-ssl-secret: default/backend-ca\n";
+  ingress("good", "/good",
+          std::string(kN) + "auth-url: \"https://tlsauth.default.svc:80/oauth2/auth\"\n" + secret);
+  ingress("bad", "/bad",
+          std::string(kN) + "auth-url: \"https://badauth.default.svc:80/oauth2/auth\"\n" + secret);
+  auto pg = start();
+  for (const char* proto : {"--http1.1", "--http2"}) {
+    EXPECT_EQ(call(pg, "/good/a", {"-H", "Cookie: s=1"}, proto), "200") << proto;
+    EXPECT_EQ(call(pg, "/bad/a", {"-H", "Cookie: s=1"}, proto), "500") << proto;
+  }
+  EXPECT_EQ(requests(good).size(), 2u);
+  EXPECT_TRUE(requests(bad).empty());
+  ASSERT_EQ(requests(*up_).size(), 2u);
+  for (const auto& line : requests(*up_)) EXPECT_EQ(json_field(line, "target"), "/good/a") << line;
+}
+
+// A WebSocket upgrade is authorized like any request: refused before anything reaches the backend,
+// and the hop-by-hop upgrade fields never go to the auth service.
+TEST_F(AuthUrlTest, WebSocketUpgradesAreAuthorizedWithoutHopByHopFields) {
+  ingress("web", "/", auth(""));
+  auto pg = start();
+  const std::vector<std::string> upgrade = {
+      "-H", "Connection: Upgrade",       "-H", "Upgrade: websocket",
+      "-H", "Sec-WebSocket-Version: 13", "-H", "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ=="};
+  auth_control("status=401");
+  EXPECT_EQ(call(pg, "/ws", upgrade), "401");
+  EXPECT_TRUE(requests(*up_).empty());
+  auth_control("status=0");
+  call(pg, "/ws", upgrade);  // the test upstream does not switch: whatever it answers is relayed
+  EXPECT_EQ(requests(*up_).size(), 1u);
+  const auto asked = requests(*auth_);
+  ASSERT_EQ(asked.size(), 2u);
+  for (const auto& line : asked) {
+    EXPECT_EQ(record_header(line, "upgrade"), "") << line;
+    EXPECT_EQ(record_header(line, "connection"), "") << line;
+    EXPECT_EQ(record_header(line, "sec-websocket-key"), "dGhlIHNhbXBsZSBub25jZQ==") << line;
+  }
 }
 
 }  // namespace
