@@ -909,7 +909,7 @@ void read_root(Reader& r, const YAML::Node& root, Config& cfg) {
                         {"source", "dir", "class", "controller", "watch", "debounce", "rescan", "namespaces",
                          "kubernetes", "status", "leader_election", "events", "webhook",
                          "unsupported_annotations", "canary_cross_namespace", "regex_cross_namespace",
-                         "allowed_response_headers", "auth_url_namespaces"})) {
+                         "allowed_response_headers", "auth_url_namespaces", "global_auth"})) {
     auto& i = cfg.ingress;
     std::string source = n["dir"] ? "directory" : "";
     r.string(n, "source", "ingress", source);
@@ -1056,6 +1056,21 @@ void read_root(Reader& r, const YAML::Node& root, Config& cfg) {
         r.error(ln["lease_name"], "ingress.leader_election.lease_name", "not a valid object name");
     }
     r.boolean(n, "events", "ingress", k.events);
+    if (const auto gn = n["global_auth"];
+        gn && r.expect_map(gn, "ingress.global_auth",
+                           {"url", "signin", "signin_redirect_param", "response_headers", "method",
+                            "request_redirect", "always_set_cookie"})) {
+      auto& g = i.global_auth;
+      r.string(gn, "url", "ingress.global_auth", g.url);
+      r.string(gn, "signin", "ingress.global_auth", g.signin);
+      r.string(gn, "signin_redirect_param", "ingress.global_auth", g.signin_redirect_param);
+      r.string(gn, "response_headers", "ingress.global_auth", g.response_headers);
+      r.string(gn, "method", "ingress.global_auth", g.method);
+      r.string(gn, "request_redirect", "ingress.global_auth", g.request_redirect);
+      r.boolean(gn, "always_set_cookie", "ingress.global_auth", g.always_set_cookie);
+      g.where = {r.file(), gn.Mark().line + 1};
+      if (g.url.empty()) r.error(gn, "ingress.global_auth.url", "required");
+    }
     if (const auto wn = n["webhook"];
         wn && r.expect_map(wn, "ingress.webhook", {"listen", "certificate", "key"})) {
       auto& w = i.webhook;

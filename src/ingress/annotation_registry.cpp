@@ -159,8 +159,14 @@ constexpr auto kRegistry = std::to_array<AnnotationInfo>({
         "redirect a root it does not serve"),
     supported("auth-always-set-cookie", parse_auth_always_set_cookie, "auth",
               "\"true\": the auth answer's Set-Cookie fields go to the client with every answer (else only with an allowed request's backend answer)"),
-    refused("auth-cache-duration", {}, "auth", kAuth, kAuthPlanned),
-    refused("auth-cache-key", {}, "auth", kAuth, kAuthPlanned),
+    supported("auth-cache-duration", parse_auth_cache_duration, "auth",
+              "with auth-cache-key: how long answers of each status are cached (default \"200 202 401 5m\")",
+              "statuses 200 to 599, 1s to 24h; an invalid value fails the Ingress closed"),
+    supported("auth-cache-key", parse_auth_cache_key, "auth",
+              "auth answers are cached per worker under this key's expansion (with the auth-url, method and "
+              "Ingress), for auth-cache-duration",
+              "variables $http_<name>, $cookie_<name>, $remote_user, $host, $request_uri only (any other fails "
+              "the Ingress closed); per worker, at most 1024 answers, in memory"),
     own("auth-forward-authorization", parse_auth_forward_authorization, "auth",
         "\"true\": the client's Authorization reaches the backend after basic authentication succeeded "
         "(default false: removed)"),
@@ -312,7 +318,12 @@ constexpr auto kRegistry = std::to_array<AnnotationInfo>({
               "client gets 403, not 204); Vary: Origin whenever the origins are a list; the backend's "
               "Access-Control-* fields are removed even when phigate sends none (ingress-nginx passes them "
               "through); the fields are not added to phigate's own error replies"),
-    no_effect("enable-global-auth", "auth", "phigate has no global external authentication"),
+    supported(
+        "enable-global-auth",
+        [](std::string_view v, Context& c) { return parse_bool(v, c.policy.external_auth.global_enabled); }, "auth",
+        "\"false\": the operator's ingress.global_auth does not apply to this Ingress (it does by default, "
+        "unless the Ingress has its own auth-url)",
+        "the global auth-url is phigate configuration (ingress.global_auth), not the controller ConfigMap"),
     refused("enable-modsecurity", "false", "waf", kNoWaf),
     no_effect("enable-opentelemetry", "logging", "phigate does not export traces"),
     refused("enable-owasp-core-rules", "false", "waf", kNoWaf),

@@ -26,6 +26,14 @@ std::string parse_auth_url_value(std::string_view v, config::ExternalAuthPolicy&
 std::string parse_auth_signin_value(std::string_view v, std::string& out);
 /// auth-response-headers: comma list of field names, lower-cased, distinct; no framing fields.
 std::string parse_auth_response_headers_value(std::string_view v, std::vector<std::string>& out);
+/// auth-cache-key: literal text and $http_<name>, $cookie_<name>, $remote_user, $host,
+/// $request_uri only (anything else would be a key phigate cannot expand: refused).
+std::string parse_auth_cache_key_value(std::string_view v, std::string& out);
+/// auth-cache-duration: "200 202 10m, 401 5m" (statuses 200-599; no status: 200; 1s to 24h).
+std::string parse_auth_cache_duration_value(std::string_view v,
+                                            std::vector<config::ExternalAuthPolicy::CacheRule>& out);
+std::string parse_auth_cache_key(std::string_view v, AnnotationContext& c);
+std::string parse_auth_cache_duration(std::string_view v, AnnotationContext& c);
 std::string parse_auth_url(std::string_view v, AnnotationContext& c);
 std::string parse_auth_method(std::string_view v, AnnotationContext& c);
 std::string parse_auth_signin(std::string_view v, AnnotationContext& c);

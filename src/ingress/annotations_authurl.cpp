@@ -187,4 +187,94 @@ std::string parse_auth_proxy_set_headers(std::string_view v, AnnotationContext& 
   return parse_config_map_ref(v, c.ns, c.policy.external_auth.proxy_set_headers_ref);
 }
 
+std::string parse_auth_cache_key_value(std::string_view v, std::string& out) {
+  constexpr std::string_view kRule =
+      "expected text and the variables $http_<name>, $cookie_<name>, $remote_user, $host, $request_uri";
+  if (v.empty() || v.size() > 512) return std::string(kRule);
+  for (std::size_t i = 0; i < v.size(); ++i) {
+    const auto u = static_cast<unsigned char>(v[i]);
+    if (u < 0x20 || u >= 0x7f) return std::string(kRule);
+    if (v[i] != '$') continue;
+    std::size_t end = i + 1;
+    while (end < v.size() && (std::isalnum(static_cast<unsigned char>(v[end])) != 0 || v[end] == '_')) ++end;
+    const auto name = v.substr(i + 1, end - i - 1);
+    const bool ok = name == "remote_user" || name == "host" || name == "request_uri" ||
+                    (name.starts_with("http_") && name.size() > 5) ||
+                    (name.starts_with("cookie_") && name.size() > 7);
+    if (!ok) return std::string(kRule);
+    i = end - 1;
+  }
+  out.assign(v);
+  return {};
+}
+
+std::string parse_auth_cache_duration_value(std::string_view v,
+                                            std::vector<config::ExternalAuthPolicy::CacheRule>& out) {
+  constexpr std::string_view kRule =
+      "expected \"[status ...] time\" groups separated by commas (\"200 202 401 5m\"; time 1s to 24h; "
+      "status 200 to 599)";
+  std::vector<config::ExternalAuthPolicy::CacheRule> rules;
+  while (true) {
+    const auto comma = v.find(',');
+    auto group = v.substr(0, comma);
+    std::vector<std::string_view> words;
+    while (!group.empty()) {
+      while (!group.empty() && group.front() == ' ') group.remove_prefix(1);
+      const auto sp = group.find(' ');
+      if (!group.empty()) words.push_back(group.substr(0, sp));
+      group = sp == std::string_view::npos ? std::string_view{} : group.substr(sp);
+    }
+    if (words.empty()) return std::string(kRule);
+    config::ExternalAuthPolicy::CacheRule rule;
+    auto time = words.back();
+    std::uint64_t unit = 1;
+    if (!time.empty()) {
+      switch (time.back()) {
+        case 's':
+          unit = 1;
+          time.remove_suffix(1);
+          break;
+        case 'm':
+          unit = 60;
+          time.remove_suffix(1);
+          break;
+        case 'h':
+          unit = 3600;
+          time.remove_suffix(1);
+          break;
+        case 'd':
+          unit = 86400;
+          time.remove_suffix(1);
+          break;
+        default:
+          return std::string(kRule);  // a unit is required: "200" is no time
+      }
+    }
+    std::uint64_t n = 0;
+    if (!parse_digits(time, n) || n == 0 || n > 86400 || n * unit > 86400) return std::string(kRule);
+    rule.ttl = std::chrono::seconds(n * unit);
+    for (std::size_t i = 0; i + 1 < words.size(); ++i) {
+      int code = 0;
+      if (!parse_digits(words[i], code) || code < 200 || code > 599) return std::string(kRule);
+      rule.statuses.push_back(code);
+    }
+    // nginx's proxy_cache_valid without codes: 200, 301 and 302 (only 200 is an answer here).
+    if (rule.statuses.empty()) rule.statuses = {200};
+    rules.push_back(std::move(rule));
+    if (comma == std::string_view::npos) break;
+    v.remove_prefix(comma + 1);
+  }
+  if (rules.size() > 16) return std::string(kRule);
+  out = std::move(rules);
+  return {};
+}
+
+std::string parse_auth_cache_key(std::string_view v, AnnotationContext& c) {
+  return parse_auth_cache_key_value(v, c.policy.external_auth.cache_key);
+}
+
+std::string parse_auth_cache_duration(std::string_view v, AnnotationContext& c) {
+  return parse_auth_cache_duration_value(v, c.policy.external_auth.cache_durations);
+}
+
 }  // namespace phigate::ingress::detail

@@ -644,6 +644,35 @@ class Translator {
     return eb;
   }
 
+  /// ingress.global_auth into `ea` (an Ingress without its own auth-url); "" or what is wrong.
+  std::string apply_global_auth(config::ExternalAuthPolicy& ea) const {
+    const auto& g = spec_.global_auth;
+    config::ExternalAuthPolicy out;
+    out.global = true;
+    if (auto why = detail::parse_auth_url_value(g.url, out); !why.empty()) return "url " + why;
+    if (!g.signin.empty()) {
+      if (auto why = detail::parse_auth_signin_value(g.signin, out.signin); !why.empty())
+        return "signin: " + why;
+    }
+    if (!g.signin_redirect_param.empty()) out.redirect_param = g.signin_redirect_param;
+    if (!g.response_headers.empty()) {
+      if (auto why = detail::parse_auth_response_headers_value(g.response_headers, out.response_headers);
+          !why.empty())
+        return "response_headers: " + why;
+    }
+    if (!g.method.empty()) {
+      const bool token = g.method.size() <= 32 && std::all_of(g.method.begin(), g.method.end(), [](char c) {
+                           return std::isupper(static_cast<unsigned char>(c)) != 0;
+                         });
+      if (!token) return "method: expected an HTTP method (GET, POST, ...)";
+      out.method = g.method;
+    }
+    out.request_redirect = g.request_redirect;
+    out.always_set_cookie = g.always_set_cookie;
+    ea = std::move(out);
+    return {};
+  }
+
   /// auth-url: the Service it names, as the subrequest's cluster (docs/auth-external.md). Its
   /// namespace must be the Ingress's own or one of ingress.auth_url_namespaces, and the Service
   /// and its port must exist: anything else is an error naming the Ingress and the annotation, and
@@ -654,6 +683,14 @@ class Translator {
                                                                 config::RoutePolicy& policy,
                                                                 std::string& fail) {
     auto& ea = policy.external_auth;
+    if (!ea.enabled && ea.global_enabled && !spec_.global_auth.url.empty()) {
+      if (auto why = apply_global_auth(ea); !why.empty()) {
+        diag_.error(spec_.global_auth.where.file, spec_.global_auth.where.line, "ingress.global_auth", why,
+                    "Ingress " + ing.meta.key());
+        if (fail.empty()) fail = "ingress.global_auth: " + why;
+        return nullptr;
+      }
+    }
     if (!ea.enabled) return nullptr;
     const auto field = "metadata.annotations." + annotation_key(ing, "auth-url");
     const auto resource = "Ingress " + ing.meta.key();
@@ -664,7 +701,8 @@ class Translator {
       return nullptr;
     };
     const auto& allowed = spec_.auth_url_namespaces;
-    if (ea.namespace_ != ing.meta.ns &&
+    // The operator's global auth-url may name any namespace; an Ingress author's may not.
+    if (!ea.global && ea.namespace_ != ing.meta.ns &&
         std::find(allowed.begin(), allowed.end(), ea.namespace_) == allowed.end()) {
       return refuse("names a Service of namespace " + ea.namespace_ +
                     ", which is neither the Ingress's own nor listed in ingress.auth_url_namespaces");

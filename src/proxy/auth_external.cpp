@@ -206,6 +206,131 @@ void apply_auth_answer(Request& r, const config::ExternalAuthPolicy& p, const ht
   result.email = first("x-auth-request-email", "x-forwarded-email");
 }
 
+namespace {
+
+/// nginx's $http_<name>: the field (name '_' → '-', any case); repeated fields joined by ", "
+/// (Cookie: "; ").
+std::string http_variable(const http::HeaderList& headers, std::string_view var) {
+  std::string name(var);
+  std::replace(name.begin(), name.end(), '_', '-');
+  const bool cookie = core::iequals(name, "cookie");
+  std::string out;
+  for (const auto& h : headers) {
+    if (!core::iequals(h.name, name)) continue;
+    if (!out.empty()) out += cookie ? "; " : ", ";
+    out += h.value;
+  }
+  return out;
+}
+
+/// nginx's $cookie_<name>: the first cookie of that name in the Cookie fields.
+std::string cookie_variable(const http::HeaderList& headers, std::string_view name) {
+  for (const auto& h : headers) {
+    if (!core::iequals(h.name, "cookie")) continue;
+    std::string_view v = h.value;
+    while (!v.empty()) {
+      const auto semi = v.find(';');
+      auto pair = v.substr(0, semi);
+      while (!pair.empty() && pair.front() == ' ') pair.remove_prefix(1);
+      const auto eq = pair.find('=');
+      if (eq != std::string_view::npos && pair.substr(0, eq) == name) return std::string(pair.substr(eq + 1));
+      if (semi == std::string_view::npos) break;
+      v.remove_prefix(semi + 1);
+    }
+  }
+  return {};
+}
+
+void length_prefixed(std::string& out, std::string_view part) {
+  out += std::to_string(part.size());
+  out += ':';
+  out += part;
+}
+
+}  // namespace
+
+std::string auth_cache_key(const Request& r, const config::ExternalAuthPolicy& p) {
+  if (p.cache_key.empty() || r.policy == nullptr) return {};
+  std::string out;
+  length_prefixed(out, r.policy->resource);
+  length_prefixed(out, p.method);
+  length_prefixed(out, p.host);
+  length_prefixed(out, p.target);
+  std::string_view k = p.cache_key;
+  while (!k.empty()) {
+    const auto dollar = k.find('$');
+    if (dollar != 0) {
+      length_prefixed(out, k.substr(0, dollar));
+      if (dollar == std::string_view::npos) break;
+      k.remove_prefix(dollar);
+    }
+    std::size_t end = 1;
+    while (end < k.size() && (std::isalnum(static_cast<unsigned char>(k[end])) != 0 || k[end] == '_')) ++end;
+    const auto var = k.substr(1, end - 1);
+    k.remove_prefix(end);
+    out += '$';  // a variable's value never reads as literal text
+    if (var == "host") {
+      length_prefixed(out, r.host_norm);
+    } else if (var == "request_uri") {
+      length_prefixed(out, request_uri(r));
+    } else if (var == "remote_user") {
+      // Basic credentials verified just before (auth-type: basic); "" without them.
+      length_prefixed(out, r.auth_verified != nullptr ? std::string_view(r.auth_user) : std::string_view{});
+    } else if (var.starts_with("http_")) {
+      length_prefixed(out, http_variable(r.head.headers, var.substr(5)));
+    } else if (var.starts_with("cookie_")) {
+      length_prefixed(out, cookie_variable(r.head.headers, var.substr(7)));
+    } else {
+      return {};  // the annotation parser refused any other variable: never cache under a guess
+    }
+    if (out.size() > kAuthCacheKeyBytes) return {};
+  }
+  return out.size() > kAuthCacheKeyBytes ? std::string() : out;
+}
+
+const AuthCache::Entry* AuthCache::find(const std::string& key, Clock::time_point now) const {
+  const auto it = map_.find(key);
+  return it != map_.end() && it->second.expiry > now ? &it->second : nullptr;
+}
+
+void AuthCache::insert(const std::string& key, Entry e) {
+  if (max_ == 0) return;
+  if (const auto it = map_.find(key); it != map_.end()) {
+    it->second = std::move(e);  // answered again after it expired: its place in the order stays
+    return;
+  }
+  if (map_.size() >= max_) {
+    map_.erase(order_.front());
+    order_.pop_front();
+  }
+  map_.emplace(key, std::move(e));
+  order_.push_back(key);
+}
+
+http::HeaderList auth_cache_fields(const config::ExternalAuthPolicy& p, const http::HeaderList& answer) {
+  http::HeaderList out;
+  for (const auto& h : answer) {
+    bool keep = core::iequals(h.name, "set-cookie") || core::iequals(h.name, "x-auth-request-user") ||
+                core::iequals(h.name, "x-forwarded-user") || core::iequals(h.name, "x-auth-request-email") ||
+                core::iequals(h.name, "x-forwarded-email");
+    for (const auto& n : p.response_headers) keep = keep || core::iequals(h.name, n);
+    if (keep) out.add(h.name, h.value);
+  }
+  return out;
+}
+
+std::chrono::seconds auth_cache_ttl(const config::ExternalAuthPolicy& p, int status) {
+  if (p.cache_durations.empty()) {
+    // ingress-nginx's default auth-cache-duration: "200 202 401 5m".
+    return status == 200 || status == 202 || status == 401 ? std::chrono::minutes(5)
+                                                           : std::chrono::seconds(0);
+  }
+  for (const auto& rule : p.cache_durations) {
+    if (std::find(rule.statuses.begin(), rule.statuses.end(), status) != rule.statuses.end()) return rule.ttl;
+  }
+  return std::chrono::seconds(0);
+}
+
 namespace phase {
 
 PhaseResult auth_external(Request& r, const Snapshot& s, const ConnectionView& c) {
@@ -228,6 +353,45 @@ PhaseResult auth_external(Request& r, const Snapshot& s, const ConnectionView& c
 
 }  // namespace phase
 
+namespace {
+
+/// The request's fate from an answer (fresh or cached): 2xx allowed, 401 (sign-in), 403, else 500.
+std::optional<Decision> conclude(WorkerImpl& worker, Request& r, const config::ExternalAuthPolicy& p,
+                                 const AuthRequestInfo& info, int status, const http::HeaderList& fields) {
+  using AE = metrics::WorkerShard::AuthExternal;
+  if (status >= 200 && status < 300) {
+    apply_auth_answer(r, p, fields, true);
+    r.auth_external.by = r.policy;
+    count(worker.stats(), AE::Allowed);
+    return std::nullopt;
+  }
+  apply_auth_answer(r, p, fields, false);
+  if (!p.always_set_cookie) r.auth_external.set_cookie.clear();
+  if (status == 401) {
+    count(worker.stats(), AE::Unauthorized);
+    if (!p.signin.empty()) {
+      r.location = external_auth_signin(p, info.tls, r.host, request_uri(r));
+      if (r.location.empty()) {
+        count(worker.stats(), AE::Error);
+        return auth_error("no signin URL for this Host", "auth_external_bad_signin");
+      }
+      return Decision{Outcome::AuthExternalSignin, Error::downstream(ErrorKind::Unauthorized, "auth-signin"),
+                      false, 302};
+    }
+    return Decision{Outcome::AuthExternalUnauthorized,
+                    Error::downstream(ErrorKind::Unauthorized, "auth service answered 401"), false};
+  }
+  if (status == 403) {
+    count(worker.stats(), AE::Forbidden);
+    return Decision{Outcome::AuthExternalForbidden,
+                    Error::downstream(ErrorKind::Denied, "auth service answered 403"), false};
+  }
+  count(worker.stats(), AE::Error);
+  return auth_error("auth service answered " + std::to_string(status), "auth_external_status");
+}
+
+}  // namespace
+
 net::awaitable<std::optional<Decision>> run_external_auth(WorkerImpl& worker, upstream::Link& link,
                                                           upstream::Deadline& deadline, Request& r,
                                                           const Snapshot& snap, const AuthRequestInfo& info) {
@@ -235,6 +399,16 @@ net::awaitable<std::optional<Decision>> run_external_auth(WorkerImpl& worker, up
   r.auth_external_pending = false;
   const auto& p = r.policy->external_auth;
   const auto& cluster = snap.clusters[r.auth_cluster];
+  thread_local AuthCache cache;  // one per worker thread: no lock
+  const auto cache_key = auth_cache_key(r, p);
+  if (!cache_key.empty()) {
+    if (const auto* hit = cache.find(cache_key, Clock::now())) {
+      count(worker.stats(), AE::Cached);
+      const auto fields = hit->fields;  // the entry may go while the request runs
+      co_return conclude(worker, r, p, info, hit->status, fields);
+    }
+  }
+  if (link.is_open()) link.discard();  // never another exchange's connection
   const auto head = external_auth_head(r, p, info);
   const auto until = Clock::now() + snap.config->limits.auth_timeout;
   const auto left = [&] {
@@ -329,32 +503,14 @@ net::awaitable<std::optional<Decision>> run_external_auth(WorkerImpl& worker, up
   plan.report(picked_index,
               answer.status >= 500 ? upstream::AttemptResult::Status5xx : upstream::AttemptResult::Success);
   link.finish(parser.should_keep_alive() && link.input().empty(), worker.now());
-  const int status = answer.status;
-  if (status >= 200 && status < 300) {
-    apply_auth_answer(r, p, answer.headers, true);
-    r.auth_external.by = r.policy;
-    count(worker.stats(), AE::Allowed);
-    co_return std::nullopt;
-  }
-  apply_auth_answer(r, p, answer.headers, false);
-  if (!p.always_set_cookie) r.auth_external.set_cookie.clear();
-  if (status == 401) {
-    count(worker.stats(), AE::Unauthorized);
-    if (!p.signin.empty()) {
-      r.location = external_auth_signin(p, info.tls, r.host, request_uri(r));
-      if (r.location.empty()) co_return fail("no signin URL for this Host", "auth_external_bad_signin");
-      co_return Decision{Outcome::AuthExternalSignin,
-                         Error::downstream(ErrorKind::Unauthorized, "auth-signin"), false, 302};
+  if (!cache_key.empty()) {
+    if (const auto ttl = auth_cache_ttl(p, answer.status); ttl.count() > 0) {
+      auto fields = auth_cache_fields(p, answer.headers);
+      if (fields.storage_bytes() <= kAuthCacheFieldBytes)
+        cache.insert(cache_key, {answer.status, std::move(fields), Clock::now() + ttl});
     }
-    co_return Decision{Outcome::AuthExternalUnauthorized,
-                       Error::downstream(ErrorKind::Unauthorized, "auth service answered 401"), false};
   }
-  if (status == 403) {
-    count(worker.stats(), AE::Forbidden);
-    co_return Decision{Outcome::AuthExternalForbidden,
-                       Error::downstream(ErrorKind::Denied, "auth service answered 403"), false};
-  }
-  co_return fail("auth service answered " + std::to_string(status), "auth_external_status");
+  co_return conclude(worker, r, p, info, answer.status, answer.headers);
 }
 
 }  // namespace phigate::proxy::detail

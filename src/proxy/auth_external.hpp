@@ -14,9 +14,11 @@
 //     malformed or oversized answer, another status) is 500: fail closed.
 #include <chrono>
 #include <cstddef>
+#include <deque>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 
 #include "phases.hpp"
 #include "phigate/net/asio.hpp"
@@ -35,6 +37,45 @@ inline constexpr std::size_t kAuthHeadFields = 64;
 inline constexpr std::size_t kAuthBodyBytes = 64 * 1024;
 /// user.name and user.email from the auth answer are cut to this many bytes in the audit record.
 inline constexpr std::size_t kAuthIdentityBytes = 64;
+
+/// auth-cache-key: answers one worker remembers; the oldest go first.
+inline constexpr std::size_t kAuthCacheEntries = 1024;
+/// An expanded key longer than this, or an answer whose kept fields are larger, is not cached.
+inline constexpr std::size_t kAuthCacheKeyBytes = 2048;
+inline constexpr std::size_t kAuthCacheFieldBytes = 4096;
+
+/// auth-cache-key: the cache key of this request, "" when it is not cached (no key, or the
+/// expansion is over kAuthCacheKeyBytes). It names the Ingress, the auth-url and method, then the
+/// expansion, each part length-prefixed (no two requests with other values share a key). Pure.
+std::string auth_cache_key(const Request& r, const config::ExternalAuthPolicy& p);
+
+/// The cached answers of one worker (single thread, no lock), keyed by the whole key (no hash
+/// collision can hand one user's answer to another). Bounded; time passed in (unit tests).
+class AuthCache {
+ public:
+  using Clock = std::chrono::steady_clock;
+  struct Entry {
+    int status = 0;
+    http::HeaderList fields;  // the answer's fields the request needs (auth_cache_fields)
+    Clock::time_point expiry{};
+  };
+  explicit AuthCache(std::size_t max_entries = kAuthCacheEntries) : max_(max_entries) {}
+  const Entry* find(const std::string& key, Clock::time_point now) const;
+  void insert(const std::string& key, Entry e);
+  std::size_t size() const noexcept { return map_.size(); }
+
+ private:
+  std::size_t max_;
+  std::unordered_map<std::string, Entry> map_;
+  std::deque<std::string> order_;  // insertion order, same keys
+};
+
+/// The fields of an answer a cached answer keeps: auth-response-headers, Set-Cookie, the identity.
+http::HeaderList auth_cache_fields(const config::ExternalAuthPolicy& p, const http::HeaderList& answer);
+
+/// How long an answer with `status` is cached under `p` (auth-cache-duration; default "200 202
+/// 401 5m"); zero: not cached.
+std::chrono::seconds auth_cache_ttl(const config::ExternalAuthPolicy& p, int status);
 
 /// What the connection knows that the subrequest's head carries.
 struct AuthRequestInfo {

@@ -41,9 +41,13 @@ class AuthUrlTest : public AuditTest {
     auth_ = start_upstream("auth");
     dir_.write("manifests/services.yaml", service_yaml("svc", *up_) + "---\n" + service_yaml("auth", *auth_));
   }
-  Phigate start(const std::string& extra = "", const std::string& ingress_extra = "") {
-    return start_phigate(config("  []\n", "ingress: { dir: " + dir_.path("manifests") + ", debounce: 50ms" +
-                                              ingress_extra + " }\n" + extra + audit_yaml()));
+  Phigate start(const std::string& extra = "", const std::string& ingress_extra = "",
+                bool one_worker = false) {
+    auto yaml = config("  []\n", "ingress: { dir: " + dir_.path("manifests") + ", debounce: 50ms" +
+                                     ingress_extra + " }\n" + extra + audit_yaml());
+    // The auth-cache-key cache is per worker: one worker sees every request.
+    if (one_worker) yaml.replace(yaml.find("workers: 2"), 10, "workers: 1");
+    return start_phigate(yaml);
   }
   /// auth-url to the auth Service with `query` (the test upstream's behaviour), plus `more`.
   static std::string auth(const std::string& query, const std::string& more = "") {
@@ -376,6 +380,58 @@ TEST_F(AuthUrlTest, WebSocketUpgradesAreAuthorizedWithoutHopByHopFields) {
     EXPECT_EQ(record_header(line, "connection"), "") << line;
     EXPECT_EQ(record_header(line, "sec-websocket-key"), "dGhlIHNhbXBsZSBub25jZQ==") << line;
   }
+}
+
+// auth-cache-key: an answer is reused for the same key (here the session cookie) within
+// auth-cache-duration, per worker; another key asks again; statuses not listed are never cached.
+TEST_F(AuthUrlTest, CachedAnswersPerKeyAndStatus) {
+  ingress("web", "/",
+          auth("header=X-Auth-Request-User:alice",
+               std::string(kN) + "auth-response-headers: X-Auth-Request-User\n" + kN +
+                   "auth-cache-key: \"$cookie_session\"\n" + kN + "auth-cache-duration: \"200 1m\"\n"));
+  auto pg = start("", "", true);
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(call(pg, "/a", {"-H", "Cookie: session=A"}), "200") << i;
+  EXPECT_EQ(requests(*auth_).size(), 1u);
+  EXPECT_EQ(call(pg, "/a", {"-H", "Cookie: session=B"}, "--http2"), "200");
+  EXPECT_EQ(requests(*auth_).size(), 2u);
+  auth_control("status=403");
+  // Cached: A and B still pass (with the cached identity); C is asked and refused, twice (a 403
+  // is not listed in auth-cache-duration).
+  EXPECT_EQ(call(pg, "/a", {"-H", "Cookie: session=A"}), "200");
+  EXPECT_EQ(call(pg, "/a", {"-H", "Cookie: session=C"}), "403");
+  EXPECT_EQ(call(pg, "/a", {"-H", "Cookie: session=C"}), "403");
+  EXPECT_EQ(requests(*auth_).size(), 4u);
+  const auto seen = requests(*up_);
+  ASSERT_EQ(seen.size(), 5u);
+  for (const auto& line : seen) EXPECT_EQ(record_header(line, "x-auth-request-user"), "alice") << line;
+  EXPECT_EQ(metric(metrics(pg), "phigate_auth_external_checks_total{result=\"cached\"}"), "3");
+}
+
+// ingress.global_auth: the operator's auth-url (of any namespace) applies to every Ingress without
+// its own, unless the Ingress says enable-global-auth: "false".
+TEST_F(AuthUrlTest, GlobalAuthAppliesUnlessTheIngressOptsOut) {
+  auto svc = service_yaml("oauth", *auth_);
+  for (std::size_t at = 0; (at = svc.find("namespace: default", at)) != std::string::npos;)
+    svc.replace(at, 18, "namespace: auth");
+  dir_.write("manifests/global.yaml", svc);
+  ingress("web", "/web", std::string(kN) + "ssl-redirect: \"true\"\n");
+  ingress("open", "/open", std::string(kN) + "enable-global-auth: \"false\"\n");
+  auto pg = start(
+      "", ", global_auth: { url: \"http://oauth.auth.svc/global\", signin: \"https://login.example/\" }");
+  auth_control("status=401");
+  for (const char* proto : {"--http1.1", "--http2"}) {
+    EXPECT_EQ(call(pg, "/web/a", {}, proto), "302 https://login.example/?rd=https%3A%2F%2Fapp.example%3A" +
+                                                 std::to_string(pg.https) + "%2Fweb%2Fa")
+        << proto;
+    EXPECT_EQ(call(pg, "/open/a", {}, proto), "200") << proto;
+  }
+  auth_control("status=0");
+  EXPECT_EQ(call(pg, "/web/b"), "200");
+  const auto asked = requests(*auth_);
+  ASSERT_EQ(asked.size(), 3u);
+  for (const auto& line : asked) EXPECT_EQ(json_field(line, "target"), "/global") << line;
+  const auto seen = requests(*up_);
+  ASSERT_EQ(seen.size(), 3u);
 }
 
 }  // namespace

@@ -98,11 +98,37 @@ TEST(AuthUrlAnnotations, InvalidSettingsFailClosed) {
 
 // What phigate does not build stays refused: the Ingress fails closed, never silently unchecked.
 TEST(AuthUrlAnnotations, UnbuiltSettingsStayRefused) {
-  for (const std::string key :
-       {"auth-cache-key", "auth-cache-duration", "auth-keepalive", "auth-keepalive-requests",
-        "auth-keepalive-share-vars", "auth-keepalive-timeout", "auth-snippet", "satisfy"}) {
+  for (const std::string key : {"auth-keepalive", "auth-keepalive-requests", "auth-keepalive-share-vars",
+                                "auth-keepalive-timeout", "auth-snippet", "satisfy"}) {
     const auto r = parse({{kN + "auth-url", "http://auth.shop.svc/"}, {kN + key, "1"}});
     EXPECT_FALSE(r.fail_closed.empty()) << key;
+  }
+}
+
+TEST(AuthUrlAnnotations, CacheKeyAndDurations) {
+  const auto r =
+      parse({{kN + "auth-url", "http://auth.shop.svc/"},
+             {kN + "auth-cache-key", "$cookie__oauth2_proxy|$http_authorization|$remote_user$host"},
+             {kN + "auth-cache-duration", "200 202 10m, 401 30s,1h"}});
+  EXPECT_TRUE(r.fail_closed.empty()) << r.fail_closed;
+  const auto& a = r.policy.external_auth;
+  EXPECT_EQ(a.cache_key, "$cookie__oauth2_proxy|$http_authorization|$remote_user$host");
+  ASSERT_EQ(a.cache_durations.size(), 3u);
+  EXPECT_EQ(a.cache_durations[0].statuses, (std::vector<int>{200, 202}));
+  EXPECT_EQ(a.cache_durations[0].ttl, std::chrono::minutes(10));
+  EXPECT_EQ(a.cache_durations[1].statuses, (std::vector<int>{401}));
+  EXPECT_EQ(a.cache_durations[1].ttl, std::chrono::seconds(30));
+  EXPECT_EQ(a.cache_durations[2].statuses, (std::vector<int>{200}));
+  EXPECT_EQ(a.cache_durations[2].ttl, std::chrono::hours(1));
+  // A variable phigate cannot expand would make a key that lets users share answers: refused.
+  for (const std::string bad : {"$remote_addr", "$arg_x", "${host}", "$http_", "$cookie_", "", "a\tb"}) {
+    std::string out;
+    EXPECT_NE(detail::parse_auth_cache_key_value(bad, out), "") << bad;
+  }
+  for (const std::string bad :
+       {"5m 200", "200", "200 0s", "100 5m", "600 5m", "200 2d", "200 5x", ",", "200 5m,"}) {
+    std::vector<config::ExternalAuthPolicy::CacheRule> out;
+    EXPECT_NE(detail::parse_auth_cache_duration_value(bad, out), "") << bad;
   }
 }
 

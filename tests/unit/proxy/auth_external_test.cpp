@@ -162,5 +162,67 @@ TEST(ExternalAuthPhase, MarksTheRequestOnceAndFailsClosedWithoutCluster) {
   EXPECT_FALSE(q5.r.auth_external_pending);
 }
 
+TEST(ExternalAuthCache, KeyExpandsVariablesAndTellsRequestsApart) {
+  config::RoutePolicy pol;
+  pol.resource = "Ingress shop/web";
+  pol.external_auth = policy();
+  pol.external_auth.cache_key = "$cookie_b|$http_x_team|$host$request_uri|$remote_user";
+  Req q;
+  q.r.policy = &pol;
+  q.r.host_norm = "app.example";
+  q.head.headers.add("X-Team", "blue");
+  const auto k = auth_cache_key(q.r, pol.external_auth);
+  EXPECT_NE(k.find("$1:2"), std::string::npos) << k;  // $cookie_b = "2" (from the second Cookie field)
+  EXPECT_NE(k.find("$4:blue"), std::string::npos) << k;
+  EXPECT_NE(k.find("$11:app.example$15:/api/items?id=7"), std::string::npos) << k;
+  EXPECT_NE(k.find("Ingress shop/web"), std::string::npos) << k;
+  // Another value of any variable is another key; so is another Ingress.
+  Req q2;
+  q2.r.policy = &pol;
+  q2.r.host_norm = "app.example";
+  q2.head.headers.add("X-Team", "red");
+  EXPECT_NE(auth_cache_key(q2.r, pol.external_auth), k);
+  auto other = pol;
+  other.resource = "Ingress shop/other";
+  q.r.policy = &other;
+  EXPECT_NE(auth_cache_key(q.r, other.external_auth), k);
+  // No key: not cached; an oversized expansion: not cached.
+  other.external_auth.cache_key.clear();
+  EXPECT_EQ(auth_cache_key(q.r, other.external_auth), "");
+  other.external_auth.cache_key = "$http_x_big";
+  q.head.headers.add("X-Big", std::string(kAuthCacheKeyBytes, 'x'));
+  EXPECT_EQ(auth_cache_key(q.r, other.external_auth), "");
+}
+
+TEST(ExternalAuthCache, EntriesExpireAndAreBounded) {
+  AuthCache cache(2);
+  const auto t0 = AuthCache::Clock::time_point{} + std::chrono::hours(1);
+  cache.insert("a", {200, {}, t0 + std::chrono::seconds(10)});
+  ASSERT_NE(cache.find("a", t0), nullptr);
+  EXPECT_EQ(cache.find("a", t0)->status, 200);
+  EXPECT_EQ(cache.find("a", t0 + std::chrono::seconds(10)), nullptr);  // expired
+  EXPECT_EQ(cache.find("b", t0), nullptr);
+  cache.insert("b", {401, {}, t0 + std::chrono::seconds(10)});
+  cache.insert("c", {200, {}, t0 + std::chrono::seconds(10)});  // "a" goes
+  EXPECT_EQ(cache.size(), 2u);
+  EXPECT_EQ(cache.find("a", t0), nullptr);
+  auto p = policy();
+  EXPECT_EQ(auth_cache_ttl(p, 200), std::chrono::minutes(5));  // ingress-nginx's default
+  EXPECT_EQ(auth_cache_ttl(p, 401), std::chrono::minutes(5));
+  EXPECT_EQ(auth_cache_ttl(p, 403), std::chrono::seconds(0));
+  p.cache_durations = {{{403}, std::chrono::seconds(7)}};
+  EXPECT_EQ(auth_cache_ttl(p, 403), std::chrono::seconds(7));
+  EXPECT_EQ(auth_cache_ttl(p, 200), std::chrono::seconds(0));
+  // Only the fields the request needs are kept.
+  p.response_headers = {"x-team"};
+  http::HeaderList answer;
+  answer.add("X-Team", "blue");
+  answer.add("X-Other", "no");
+  answer.add("Set-Cookie", "s=1");
+  const auto kept = auth_cache_fields(p, answer);
+  EXPECT_EQ(kept.size(), 2u);
+  EXPECT_EQ(kept.find("x-other"), nullptr);
+}
+
 }  // namespace
 }  // namespace phigate::proxy::detail

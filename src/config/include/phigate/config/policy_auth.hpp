@@ -3,6 +3,7 @@
 // auth-secret-type, auth-realm; phigate.io/auth-forward-authorization): validated values and the
 // user table read from the Secret (translate), no logic. The proxy's `auth-basic` phase and
 // verifier (proxy/basic_auth.{hpp,cpp}) check the request's credentials against it.
+#include <chrono>
 #include <memory>
 #include <string>
 #include <vector>
@@ -32,8 +33,10 @@ struct BasicAuthPolicy {
 /// 401 (sign in), 403 (denied). Validated values, no logic; the proxy's `auth-external` phase and
 /// its subrequest (proxy/auth_external.{hpp,cpp}) enforce it.
 struct ExternalAuthPolicy {
-  bool enabled = false;  // auth-url set (and valid)
-  bool https = false;    // auth-url's scheme
+  bool enabled = false;        // auth-url set (and valid)
+  bool global_enabled = true;  // enable-global-auth (default true): ingress.global_auth applies
+  bool global = false;         // these settings are ingress.global_auth's (the operator's)
+  bool https = false;          // auth-url's scheme
   /// auth-url's host as written: "<svc>.<ns>.svc[.cluster.local]" (the Host of the subrequest,
   /// and the name the Service's certificate is verified against under https).
   std::string host;
@@ -53,6 +56,16 @@ struct ExternalAuthPolicy {
   /// its fields as "Name: value\r\n" lines added to the subrequest.
   std::string proxy_set_headers_ref;
   std::string request_fields;
+  /// auth-cache-key: literal text and the variables $http_<name>, $cookie_<name>, $remote_user,
+  /// $host, $request_uri (validated); "" no cache. Answers are cached per worker under its
+  /// expansion for the time auth-cache-duration gives their status.
+  std::string cache_key;
+  struct CacheRule {
+    std::vector<int> statuses;  // 200 to 599
+    std::chrono::seconds ttl{};
+  };
+  /// auth-cache-duration (default, with a key: "200 202 401 5m", as ingress-nginx).
+  std::vector<CacheRule> cache_durations;
 };
 
 }  // namespace phigate::config

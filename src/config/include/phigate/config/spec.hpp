@@ -437,6 +437,15 @@ struct IngressSpec {
   /// auth-url may name a Service of these namespaces besides the Ingress's own (a shared
   /// oauth2-proxy). Empty: only the Ingress's own namespace. docs/auth-external.md.
   std::vector<std::string> auth_url_namespaces{};
+  /// ingress.global_auth: external authentication for every Ingress without its own auth-url,
+  /// unless it says enable-global-auth: "false" (ingress-nginx's global-auth-* ConfigMap keys).
+  /// Values as the annotations (checked by translate); url "": none. docs/auth-external.md.
+  struct GlobalAuth {
+    std::string url, signin, signin_redirect_param, response_headers, method, request_redirect;
+    bool always_set_cookie = false;
+    SourceRef where{};
+  };
+  GlobalAuth global_auth{};
 };
 
 struct Config {
