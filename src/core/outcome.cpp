@@ -51,7 +51,7 @@ constexpr std::array<OutcomeInfo, kOutcomeCount> kOutcomes{{
     {"auth_required", "denied", "auth-basic", Party::Phigate, How::Refused, false},
     {"auth_failed", "denied", "auth-basic", Party::Phigate, How::Refused, false},
     {"auth_external_unauthorized", "denied", "auth-external", Party::Phigate, How::Refused, false},
-    {"auth_external_signin", "redirected", "auth-external", Party::Phigate, How::Redirected, false},
+    {"auth_external_signin", "redirected", "auth-external", Party::Phigate, How::Redirected, true},
     {"auth_external_forbidden", "denied", "auth-external", Party::Phigate, How::Refused, false},
     {"auth_external_error", "error", "auth-external", Party::Upstream, How::Unavailable, false},
 }};
