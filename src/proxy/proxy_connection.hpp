@@ -177,11 +177,12 @@ class ProxyConnection final : public ConnectionCore, private upstream::Deadline 
   std::optional<tls::ClientCertificate> client_cert_;  // described once, on first need
   std::string server_name_;                            // SNI, for the audit record
   std::string_view extra_fields_;                      // added to local replies and responses (HSTS over TLS)
-  std::string auth_fields_;  // extra_fields_ plus an auth answer's Set-Cookie lines (auth-url), when any
   core::Error error_;                                  // why the head could not be read
   net::Buffer in_{kBufferBytes};
   std::string out_;
   std::string up_head_;  // the upstream request head, kept for a retry
+  // extra_fields_ plus an auth answer's Set-Cookie lines (auth-url), when it has any.
+  std::string auth_fields_;
   std::string up_out_;
   http::Http1Exchange ex_;
   upstream::Link link_;
