@@ -161,6 +161,22 @@ void backend_tls(CompiledPolicy& out, config::Diagnostics& diag) {
       p.error_backend = nullptr;
     }
   }
+  // External-authentication Services (auth-url), in route order then the default backend, after
+  // the error backends (Snapshot::auth_clusters). One whose TLS cannot be set up (or that
+  // upstream.tls.require refuses) fails its path closed: a path is never served without its check.
+  const auto add_auth = [&](config::PathSpec& p) {
+    if (!p.auth_backend) return;
+    auto ab = *p.auth_backend;
+    add(ab);
+    if (ab.policy == nullptr || ab.policy->fail_closed.empty() ||
+        (p.policy != nullptr && !p.policy->fail_closed.empty()))
+      return;
+    fail_path(p, "auth-url: " + ab.policy->fail_closed);
+  };
+  for (auto& r : out.config.routes) {
+    for (auto& p : r.paths) add_auth(p);
+  }
+  if (out.config.default_backend) add_auth(*out.config.default_backend);
 }
 
 /// client-body-buffer-size over limits.request_buffer_bytes is capped there (the proxy takes the
@@ -322,6 +338,13 @@ void access_lists(CompiledPolicy& out, config::Diagnostics& diag) {
       if (p.error_backend) add(*p.error_backend);  // unused, keeps the order
     }
   }
+  for (const auto& r : out.config.routes) {
+    for (const auto& p : r.paths) {
+      if (p.auth_backend) add(*p.auth_backend);  // unused, keeps the order
+    }
+  }
+  if (out.config.default_backend && out.config.default_backend->auth_backend)
+    add(*out.config.default_backend->auth_backend);
   const auto& cfg = out.config;
   add_cidrs(cfg.allow_source_ranges, out.global_access.allow, {cfg.file, 0}, "access.allow", "", diag);
   add_cidrs(cfg.deny_source_ranges, out.global_access.deny, {cfg.file, 0}, "access.deny", "", diag);

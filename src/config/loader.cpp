@@ -617,11 +617,11 @@ void read_root(Reader& r, const YAML::Node& root, Config& cfg) {
   }
 
   if (const auto n = root["limits"];
-      n && r.expect_map(
-               n, "limits",
-               {"max_connections_per_worker", "request_line_bytes", "request_header_bytes", "header_count",
-                "request_body_bytes", "min_body_rate", "request_buffer_bytes", "request_buffer_worker_bytes",
-                "rate_limit_status", "rate_limit_keys", "response_rate", "response_rate_after"})) {
+      n && r.expect_map(n, "limits",
+                        {"max_connections_per_worker", "request_line_bytes", "request_header_bytes",
+                         "header_count", "request_body_bytes", "min_body_rate", "request_buffer_bytes",
+                         "request_buffer_worker_bytes", "rate_limit_status", "rate_limit_keys",
+                         "response_rate", "response_rate_after", "auth_timeout"})) {
     auto& l = cfg.limits;
     r.integer(n, "max_connections_per_worker", "limits", l.max_connections_per_worker, std::size_t{1},
               std::size_t{1'000'000});
@@ -673,6 +673,9 @@ void read_root(Reader& r, const YAML::Node& root, Config& cfg) {
               "must be 0 (no limit) or at least 1k (bytes per second, as limit-rate's KiB)");
     if (n["response_rate_after"] && l.response_rate_after > (std::uint64_t{1} << 40))
       r.error(n["response_rate_after"], "limits.response_rate_after", "must be at most 1024g");
+    r.duration(n, "auth_timeout", "limits", l.auth_timeout);
+    if (l.auth_timeout < std::chrono::milliseconds(100) || l.auth_timeout > std::chrono::seconds(60))
+      r.error(n["auth_timeout"], "limits.auth_timeout", "must be between 100ms and 60s");
   }
 
   if (const auto n = root["upstream"];
@@ -916,11 +919,11 @@ void read_root(Reader& r, const YAML::Node& root, Config& cfg) {
     }
   }
   if (const auto n = root["ingress"];
-      n &&
-      r.expect_map(n, "ingress",
-                   {"source", "dir", "class", "controller", "watch", "debounce", "rescan", "namespaces",
-                    "kubernetes", "status", "leader_election", "events", "webhook", "unsupported_annotations",
-                    "canary_cross_namespace", "regex_cross_namespace", "allowed_response_headers"})) {
+      n && r.expect_map(n, "ingress",
+                        {"source", "dir", "class", "controller", "watch", "debounce", "rescan", "namespaces",
+                         "kubernetes", "status", "leader_election", "events", "webhook",
+                         "unsupported_annotations", "canary_cross_namespace", "regex_cross_namespace",
+                         "allowed_response_headers", "auth_url_namespaces", "global_auth"})) {
     auto& i = cfg.ingress;
     std::string source = n["dir"] ? "directory" : "";
     r.string(n, "source", "ingress", source);
@@ -953,6 +956,16 @@ void read_root(Reader& r, const YAML::Node& root, Config& cfg) {
     r.boolean(n, "canary_cross_namespace", "ingress", i.canary_cross_namespace);
     r.boolean(n, "regex_cross_namespace", "ingress", i.regex_cross_namespace);
     r.string_list(n, "allowed_response_headers", "ingress", i.allowed_response_headers);
+    r.string_list(n, "auth_url_namespaces", "ingress", i.auth_url_namespaces);
+    for (const auto& ns : i.auth_url_namespaces) {
+      const bool label = !ns.empty() && ns.size() <= 63 && ns.front() != '-' && ns.back() != '-' &&
+                         std::all_of(ns.begin(), ns.end(), [](char c) {
+                           return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-';
+                         });
+      if (!label)
+        r.error(n["auth_url_namespaces"], "ingress.auth_url_namespaces",
+                "not a namespace name: '" + ns + "'");
+    }
     for (auto& h : i.allowed_response_headers) {
       const bool token = !h.empty() && std::all_of(h.begin(), h.end(), [](char c) {
         return std::isalnum(static_cast<unsigned char>(c)) != 0 ||
@@ -1057,6 +1070,21 @@ void read_root(Reader& r, const YAML::Node& root, Config& cfg) {
         r.error(ln["lease_name"], "ingress.leader_election.lease_name", "not a valid object name");
     }
     r.boolean(n, "events", "ingress", k.events);
+    if (const auto gn = n["global_auth"];
+        gn && r.expect_map(gn, "ingress.global_auth",
+                           {"url", "signin", "signin_redirect_param", "response_headers", "method",
+                            "request_redirect", "always_set_cookie"})) {
+      auto& g = i.global_auth;
+      r.string(gn, "url", "ingress.global_auth", g.url);
+      r.string(gn, "signin", "ingress.global_auth", g.signin);
+      r.string(gn, "signin_redirect_param", "ingress.global_auth", g.signin_redirect_param);
+      r.string(gn, "response_headers", "ingress.global_auth", g.response_headers);
+      r.string(gn, "method", "ingress.global_auth", g.method);
+      r.string(gn, "request_redirect", "ingress.global_auth", g.request_redirect);
+      r.boolean(gn, "always_set_cookie", "ingress.global_auth", g.always_set_cookie);
+      g.where = {r.file(), gn.Mark().line + 1};
+      if (g.url.empty()) r.error(gn, "ingress.global_auth.url", "required");
+    }
     if (const auto wn = n["webhook"];
         wn && r.expect_map(wn, "ingress.webhook", {"listen", "certificate", "key"})) {
       auto& w = i.webhook;

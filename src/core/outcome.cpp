@@ -50,6 +50,10 @@ constexpr std::array<OutcomeInfo, kOutcomeCount> kOutcomes{{
     {"connection_limited", "denied", "limit-connections", Party::Phigate, How::Refused, false},
     {"auth_required", "denied", "auth-basic", Party::Phigate, How::Refused, false},
     {"auth_failed", "denied", "auth-basic", Party::Phigate, How::Refused, false},
+    {"auth_external_unauthorized", "denied", "auth-external", Party::Phigate, How::Refused, false},
+    {"auth_external_signin", "redirected", "auth-external", Party::Phigate, How::Redirected, true},
+    {"auth_external_forbidden", "denied", "auth-external", Party::Phigate, How::Refused, false},
+    {"auth_external_error", "error", "auth-external", Party::Upstream, How::Unavailable, false},
 }};
 
 }  // namespace

@@ -92,8 +92,8 @@ constexpr AnnotationInfo removed(AnnotationInfo row) {
 }
 
 constexpr std::string_view kAuth =
-    "external authentication (auth-url and its settings) is not implemented by phigate: the Ingress fails "
-    "closed (it must not be served without the restriction its owner asked for)";
+    "this external authentication setting is not implemented by phigate: the Ingress fails closed (it must "
+    "not be served without the restriction its owner asked for)";
 constexpr std::string_view kAuthPlanned = "authentication (part 2)";
 constexpr std::string_view kSnippet =
     "snippet annotations are not supported (raw configuration injection, CVE-2025-1974)";
@@ -161,9 +161,16 @@ constexpr auto kRegistry = std::to_array<AnnotationInfo>({
         "answered after the access checks (a refused client gets 403, not the redirect); ingress-nginx applies "
         "it at server level, whichever Ingress serves \"/\"; here another Ingress's deeper path cannot "
         "redirect a root it does not serve"),
-    refused("auth-always-set-cookie", {}, "auth", kAuth, kAuthPlanned),
-    refused("auth-cache-duration", {}, "auth", kAuth, kAuthPlanned),
-    refused("auth-cache-key", {}, "auth", kAuth, kAuthPlanned),
+    supported("auth-always-set-cookie", parse_auth_always_set_cookie, "auth",
+              "\"true\": the auth answer's Set-Cookie fields go to the client with every answer (else only with an allowed request's backend answer)"),
+    supported("auth-cache-duration", parse_auth_cache_duration, "auth",
+              "with auth-cache-key: how long answers of each status are cached (default \"200 202 401 5m\")",
+              "statuses 200 to 599, 1s to 24h; an invalid value fails the Ingress closed"),
+    supported("auth-cache-key", parse_auth_cache_key, "auth",
+              "auth answers are cached per worker under this key's expansion (with the auth-url, method and "
+              "Ingress), for auth-cache-duration",
+              "variables $http_<name>, $cookie_<name>, $remote_user, $host, $request_uri only (any other fails "
+              "the Ingress closed); per worker, at most 1024 answers, in memory"),
     own("auth-forward-authorization", parse_auth_forward_authorization, "auth",
         "\"true\": the client's Authorization reaches the backend after basic authentication succeeded "
         "(default false: removed)"),
@@ -171,13 +178,20 @@ constexpr auto kRegistry = std::to_array<AnnotationInfo>({
     refused("auth-keepalive-requests", {}, "auth", kAuth, kAuthPlanned),
     refused("auth-keepalive-share-vars", {}, "auth", kAuth, kAuthPlanned),
     refused("auth-keepalive-timeout", {}, "auth", kAuth, kAuthPlanned),
-    refused("auth-method", {}, "auth", kAuth, kAuthPlanned),
-    refused("auth-proxy-set-headers", {}, "auth", kAuth, kAuthPlanned),
+    supported("auth-method", parse_auth_method, "auth",
+              "the method of the auth subrequest (default GET); with it X-Original-URI and X-Scheme are sent too"),
+    supported("auth-proxy-set-headers", parse_auth_proxy_set_headers, "auth",
+              "a ConfigMap of the Ingress's namespace whose keys and values are added to the auth subrequest",
+              "static values only (a value with a variable fails the Ingress closed)"),
     supported("auth-realm", parse_auth_realm, "auth",
               "the realm of WWW-Authenticate: Basic realm=\"...\" in a 401 (default \"\"), with auth-type: basic",
               "printable ASCII, at most 256 characters"),
-    refused("auth-request-redirect", {}, "auth", kAuth, kAuthPlanned),
-    refused("auth-response-headers", {}, "auth", kAuth, kAuthPlanned),
+    supported("auth-request-redirect", parse_auth_request_redirect, "auth",
+              "X-Auth-Request-Redirect of the auth subrequest (default: the request URI)", "no variables"),
+    supported("auth-response-headers", parse_auth_response_headers, "auth",
+              "fields copied from an allowing auth answer to the backend request",
+              "the client's own fields of these names are always removed (ingress-nginx keeps them when the auth "
+              "answer lacks them); framing fields are refused"),
     supported("auth-secret", parse_auth_secret, "auth",
               "the Secret with the users (htpasswd file in key `auth`, or auth-map); needs auth-type: basic. A "
               "missing Secret or key, or an unreadable line, fails the Ingress closed (503)",
@@ -185,8 +199,12 @@ constexpr auto kRegistry = std::to_array<AnnotationInfo>({
     supported("auth-secret-type", parse_auth_secret_type, "auth",
               "auth-file (default: key `auth` is an htpasswd file) or auth-map (each key a user, its value the "
               "hash)"),
-    refused("auth-signin", {}, "auth", kAuth, kAuthPlanned),
-    refused("auth-signin-redirect-param", {}, "auth", kAuth, kAuthPlanned),
+    supported("auth-signin", parse_auth_signin, "auth",
+              "a 401 of the auth service becomes 302 to this URL with rd=<scheme>://<host><request URI>",
+              "an absolute http(s) URL; variables $host, $scheme, $escaped_request_uri only; the whole rd value "
+              "is percent-encoded"),
+    supported("auth-signin-redirect-param", parse_auth_signin_redirect_param, "auth",
+              "the query parameter of auth-signin that carries the original URL (default rd)"),
     refused("auth-snippet", {}, "snippet", kSnippet),
     no_effect("auth-tls-error-page", "client-certificates",
               "a client without a valid certificate is refused (400) either way; only the page differs"),
@@ -211,7 +229,12 @@ constexpr auto kRegistry = std::to_array<AnnotationInfo>({
               "event loop, docs/auth-basic.md); others get 401; Authorization is not sent to the backend",
               "digest is refused (the Ingress fails closed); Authorization is removed before the backend unless "
               "phigate.io/auth-forward-authorization: \"true\"; plain-text htpasswd entries never match"),
-    refused("auth-url", {}, "auth", kAuth, kAuthPlanned),
+    supported("auth-url", parse_auth_url, "auth",
+              "every request is first sent, without its body, to this URL (2xx allowed, 401 sign in, 403 denied, "
+              "anything else or no answer within limits.auth_timeout: 500); docs/auth-external.md",
+              "must be a Service of the cluster, http(s)://<svc>.<ns>.svc[.cluster.local][:port]/path, of the "
+              "Ingress's own namespace or ingress.auth_url_namespaces (an external URL, an IP or a variable "
+              "fails the Ingress closed); https is verified against the Service name"),
     supported("backend-protocol", parse_backend_protocol, "backend", "HTTP, HTTPS, GRPC or GRPCS",
               "AJP, FCGI and AUTO_HTTP are invalid values (the Ingress fails closed)"),
     supported("canary", canary<parse_canary>, "canary",
@@ -299,7 +322,12 @@ constexpr auto kRegistry = std::to_array<AnnotationInfo>({
               "client gets 403, not 204); Vary: Origin whenever the origins are a list; the backend's "
               "Access-Control-* fields are removed even when phigate sends none (ingress-nginx passes them "
               "through); the fields are not added to phigate's own error replies"),
-    no_effect("enable-global-auth", "auth", "phigate has no global external authentication"),
+    supported(
+        "enable-global-auth",
+        [](std::string_view v, Context& c) { return parse_bool(v, c.policy.external_auth.global_enabled); }, "auth",
+        "\"false\": the operator's ingress.global_auth does not apply to this Ingress (it does by default, "
+        "unless the Ingress has its own auth-url)",
+        "the global auth-url is phigate configuration (ingress.global_auth), not the controller ConfigMap"),
     refused("enable-modsecurity", "false", "waf", kNoWaf),
     no_effect("enable-opentelemetry", "logging", "phigate does not export traces"),
     refused("enable-owasp-core-rules", "false", "waf", kNoWaf),

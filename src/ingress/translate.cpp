@@ -644,6 +644,121 @@ class Translator {
     return eb;
   }
 
+  /// ingress.global_auth into `ea` (an Ingress without its own auth-url); "" or what is wrong.
+  std::string apply_global_auth(config::ExternalAuthPolicy& ea) const {
+    const auto& g = spec_.global_auth;
+    config::ExternalAuthPolicy out;
+    out.global = true;
+    if (auto why = detail::parse_auth_url_value(g.url, out); !why.empty()) return "url " + why;
+    if (!g.signin.empty()) {
+      if (auto why = detail::parse_auth_signin_value(g.signin, out.signin); !why.empty())
+        return "signin: " + why;
+    }
+    if (!g.signin_redirect_param.empty()) out.redirect_param = g.signin_redirect_param;
+    if (!g.response_headers.empty()) {
+      if (auto why = detail::parse_auth_response_headers_value(g.response_headers, out.response_headers);
+          !why.empty())
+        return "response_headers: " + why;
+    }
+    if (!g.method.empty()) {
+      const bool token = g.method.size() <= 32 && std::all_of(g.method.begin(), g.method.end(), [](char c) {
+                           return std::isupper(static_cast<unsigned char>(c)) != 0;
+                         });
+      if (!token) return "method: expected an HTTP method (GET, POST, ...)";
+      out.method = g.method;
+    }
+    out.request_redirect = g.request_redirect;
+    out.always_set_cookie = g.always_set_cookie;
+    ea = std::move(out);
+    return {};
+  }
+
+  /// auth-url: the Service it names, as the subrequest's cluster (docs/auth-external.md). Its
+  /// namespace must be the Ingress's own or one of ingress.auth_url_namespaces, and the Service
+  /// and its port must exist: anything else is an error naming the Ingress and the annotation, and
+  /// fails the Ingress closed (`fail`). Under https the Service's certificate is verified against
+  /// the auth-url host with the Ingress's proxy-ssl-* settings (its CA, protocols, ciphers).
+  /// Null when auth-url is not set or cannot be used.
+  std::shared_ptr<const config::PathSpec> resolve_external_auth(const Ingress& ing,
+                                                                config::RoutePolicy& policy,
+                                                                std::string& fail) {
+    auto& ea = policy.external_auth;
+    if (!ea.enabled && ea.global_enabled && !spec_.global_auth.url.empty()) {
+      if (auto why = apply_global_auth(ea); !why.empty()) {
+        diag_.error(spec_.global_auth.where.file, spec_.global_auth.where.line, "ingress.global_auth", why,
+                    "Ingress " + ing.meta.key());
+        if (fail.empty()) fail = "ingress.global_auth: " + why;
+        return nullptr;
+      }
+    }
+    if (!ea.enabled) return nullptr;
+    const auto field = "metadata.annotations." + annotation_key(ing, "auth-url");
+    const auto resource = "Ingress " + ing.meta.key();
+    const auto refuse = [&](const std::string& why) {
+      diag_.error(ing.origin.where(), ing.meta.annotations_line, field, why + ": the Ingress fails closed",
+                  resource);
+      if (fail.empty()) fail = "auth-url: " + why;
+      return nullptr;
+    };
+    const auto& allowed = spec_.auth_url_namespaces;
+    // The operator's global auth-url may name any namespace; an Ingress author's may not.
+    if (!ea.global && ea.namespace_ != ing.meta.ns &&
+        std::find(allowed.begin(), allowed.end(), ea.namespace_) == allowed.end()) {
+      return refuse("names a Service of namespace " + ea.namespace_ +
+                    ", which is neither the Ingress's own nor listed in ingress.auth_url_namespaces");
+    }
+    if (!ea.proxy_set_headers_ref.empty()) {
+      std::string why;
+      const auto it = config_maps_.find(ea.proxy_set_headers_ref);
+      if (it == config_maps_.end()) {
+        why = "not found";
+      } else if (!it->second->problems.empty()) {
+        why = "is invalid";
+      } else {
+        why = detail::render_config_map_headers(it->second->data, true, spec_.allowed_response_headers,
+                                                ea.request_fields);
+      }
+      if (!why.empty()) {
+        ea.request_fields.clear();
+        diag_.error(ing.origin.where(), ing.meta.annotations_line,
+                    "metadata.annotations." + annotation_key(ing, "auth-proxy-set-headers"),
+                    "ConfigMap " + ea.proxy_set_headers_ref + " " + why + ": the Ingress fails closed",
+                    resource);
+        if (fail.empty()) fail = "auth-proxy-set-headers " + ea.proxy_set_headers_ref + ": ConfigMap " + why;
+        return nullptr;
+      }
+    }
+    const auto& r = resolve(ea.namespace_, ServiceBackend{ea.service, ea.port, {}});
+    if (!r.error.empty())
+      return refuse(r.error + " (auth-url names Service port " + std::to_string(ea.port) + ")");
+    auto ab = std::make_shared<config::PathSpec>();
+    ab->path = "/";
+    ab->where = {ing.origin.where(), ing.meta.annotations_line};
+    ab->service_host = ea.host;
+    ab->service_name = ea.service;
+    ab->service_port = std::to_string(ea.port);
+    auto pol = std::make_shared<config::RoutePolicy>();
+    pol->resource = resource;
+    pol->phi = policy.phi;
+    pol->next_upstream = 0;  // one try per subrequest
+    if (ea.https) {
+      pol->backend_protocol = config::BackendProtocol::Https;
+      pol->proxy_ssl_cert_pem = policy.proxy_ssl_cert_pem;
+      pol->proxy_ssl_key_pem = policy.proxy_ssl_key_pem;
+      pol->proxy_ssl_ca_pem = policy.proxy_ssl_ca_pem;
+      pol->proxy_ssl_verify = true;  // always: the auth service sees the client's cookies
+      pol->proxy_ssl_verify_depth = policy.proxy_ssl_verify_depth;
+      pol->proxy_ssl_name = ea.host;
+      pol->proxy_ssl_server_name = true;
+      pol->proxy_ssl_protocols = policy.proxy_ssl_protocols;
+      pol->proxy_ssl_ciphers = policy.proxy_ssl_ciphers;
+    }
+    ab->policy = std::move(pol);
+    ab->backends = r.backends;
+    ab->terminating_backends = r.terminating;
+    return ab;
+  }
+
   void add(const Ingress& ing) {
     const auto key = ing.meta.key();
     const auto where = ing.origin.where();
@@ -852,6 +967,7 @@ class Translator {
       fail_with("ssl-redirect \"false\" with client certificates");
     }
 
+    const auto auth_backend = resolve_external_auth(ing, policy, fail);
     policy.fail_closed = fail;
     const auto error_backend = resolve_error_backend(ing, policy);
     const auto plain = std::make_shared<const config::RoutePolicy>(policy);
@@ -895,6 +1011,7 @@ class Translator {
       for (std::size_t k = 0; k < hp.paths.size(); ++k) {
         hp.paths[k].policy = p;
         hp.paths[k].error_backend = error_backend;
+        hp.paths[k].auth_backend = auth_backend;
         claim(hp.host, hp.paths[k], ing, key, hp.fields[k]);
       }
       route.paths = std::move(hp.paths);
@@ -909,6 +1026,7 @@ class Translator {
       d.backends = backends(ing, *ing.default_backend, "spec.defaultBackend", &d.terminating_backends,
                             policy.hosts.service_upstream);
       d.service_host = service_host(ing, *ing.default_backend);
+      d.auth_backend = auth_backend;
       if (ing.rules.empty()) {
         // ingress-nginx: an Ingress with a backend and no rules configures the catch-all server.
         if (!out_.default_backend) {
@@ -1277,6 +1395,8 @@ std::vector<std::string> referenced_config_maps(const Ingress& ing) {
     out.push_back(parsed.policy.headers.custom_headers_ref);
   if (!parsed.policy.headers.proxy_set_headers_ref.empty())
     out.push_back(parsed.policy.headers.proxy_set_headers_ref);
+  if (!parsed.policy.external_auth.proxy_set_headers_ref.empty())
+    out.push_back(parsed.policy.external_auth.proxy_set_headers_ref);
   std::sort(out.begin(), out.end());
   out.erase(std::unique(out.begin(), out.end()), out.end());
   return out;

@@ -394,6 +394,15 @@ void Provider::start() {
       im.add_reflector(ResourceKind::secret(), Scope{ns, k.secrets_label_selector, ""});
     }
   }
+  // auth-url may name a Service of ingress.auth_url_namespaces (a shared oauth2-proxy): its
+  // Services and EndpointSlices are followed like a backend's, when not watched already.
+  if (!k.namespaces.empty()) {
+    for (const auto& ns : im.spec.auth_url_namespaces) {
+      if (std::find(k.namespaces.begin(), k.namespaces.end(), ns) != k.namespaces.end()) continue;
+      im.add_reflector(ResourceKind::service(), Scope{ns, "", ""});
+      im.add_reflector(ResourceKind::endpoint_slice(), Scope{ns, "", ""});
+    }
+  }
 }
 
 void Provider::stop() {

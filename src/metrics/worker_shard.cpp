@@ -211,6 +211,17 @@ std::string render(std::span<const WorkerShard* const> shards, const ControlStat
     out.push_back(std::move(failures));
   }
 
+  // --- external authentication ---
+  {
+    auto checks = family("phigate_auth_external_checks_total",
+                         "External authentication subrequests (auth-url), by verdict.", MetricType::Counter);
+    for (std::size_t r = 0; r < std::size(WorkerShard::kAuthExternalNames); ++r) {
+      add_value(checks, sum(shards, [r](const WorkerShard& s) { return s.auth_external[r].get(); }),
+                {{"result", WorkerShard::kAuthExternalNames[r]}});
+    }
+    out.push_back(std::move(checks));
+  }
+
   // --- HTTP/2 and gRPC ---
   {
     auto requests = family("phigate_requests_total", "Requests whose head completed, by client protocol.",

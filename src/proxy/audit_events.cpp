@@ -129,12 +129,13 @@ std::string_view render_request(audit::JsonLine& j, const ConnectionFacts& c, co
       j.end_object();
     }
   }
-  if (!r.user_name.empty()) {
+  if (!r.user_name.empty() || !r.user_email.empty()) {
     // As sent (not yet verified when refused): at most 64 bytes of it, since people type passwords
-    // into the user field too.
+    // into the user field too. auth-url: as the auth service's allowing answer named them.
     constexpr std::size_t kMostUserName = 64;
     j.begin_object("user");
-    j.field("name", r.user_name.substr(0, kMostUserName));
+    if (!r.user_name.empty()) j.field("name", r.user_name.substr(0, kMostUserName));
+    if (!r.user_email.empty()) j.field("email", r.user_email.substr(0, kMostUserName));
     j.end_object();
   }
   j.begin_object("phigate");

@@ -78,6 +78,8 @@ struct RequestFacts {
   int error_page = 0;
   /// auth-type: basic: the user name the client sent (user.name), "" when none; never the password.
   std::string_view user_name{};
+  /// auth-url: the e-mail the auth service's allowing answer named (user.email), "" when none.
+  std::string_view user_email{};
 };
 
 /// Renders a request record into `j` (cleared first) and returns the line.

@@ -8,6 +8,7 @@
 
 #include <boost/asio/experimental/awaitable_operators.hpp>
 
+#include "auth_external.hpp"
 #include "balance_input.hpp"
 #include "basic_auth.hpp"
 #include "body_buffer.hpp"
@@ -200,8 +201,12 @@ class H2Stream final : public ClientStream {
   /// req_ and the audit facts; a Decision to answer, or nullopt to proxy.
   PhaseResult decide(bool again = false);
   void answer(const Decision& decision);
-  /// auth-type: basic: verifies the credentials decide() accepted (req_->auth_pending).
-  net::awaitable<PhaseResult> verify_auth();
+  /// After decide(): auth-type: basic verifies the credentials it accepted (req_->auth_pending),
+  /// then auth-url's subrequest runs (req_->auth_external_pending; auth_external.hpp).
+  net::awaitable<PhaseResult> authorize();
+  bool needs_authorize() const noexcept {
+    return req_->auth_pending || req_->auth_external_pending || req_->auth_external.by != nullptr;
+  }
   void body_forwarded(std::size_t n) noexcept override {
     if (closed_ || n == 0) return;
     c_.codec_.consume(id_, n);  // the client gets the window back only for bytes that went on
@@ -326,6 +331,7 @@ class H2Stream final : public ClientStream {
   std::string request_id_;
   std::string set_cookie_;  // extra fields with an affinity Set-Cookie (else empty)
   std::string_view extra_fields_;
+  std::string auth_fields_;  // extra_fields_ plus an auth answer's Set-Cookie lines (auth-url), when any
   http::HeaderList trailers_;
   std::vector<FailedAttempt> attempts_;
   upstream::Link link_;
@@ -1010,6 +1016,9 @@ PhaseResult H2Stream::decide(bool again) {
   // A second decision: who verified the first one's Basic credentials (the field may be gone).
   const void* verified_by = again && req_ ? req_->auth_verified : nullptr;
   std::string verified_user = verified_by != nullptr ? req_->auth_user : std::string();
+  // ... and what auth-url's answer allowed (the subrequest is not sent again under the same policy).
+  ExternalAuthResult external_prev;
+  if (again && req_) external_prev = std::move(req_->auth_external);
   auto& r = req_.emplace(head_);
   grpc_request_ = is_grpc_request(head_.headers);
   ConnectionView view;
@@ -1030,12 +1039,14 @@ PhaseResult H2Stream::decide(bool again) {
   view.now = std::chrono::steady_clock::now();
   view.auth_verified = verified_by;
   view.auth_verified_user = verified_user;
+  view.auth_external_prev = &external_prev;
   auto decision = run_phases(r, snap, view);
   // A second decision (after a buffered body) starts from nothing of the first one's snapshot.
   facts_.route = {};
   facts_.ingress = {};
   facts_.canary = {};
   facts_.user_name = r.auth_user;
+  facts_.user_email = {};
   facts_.host = r.host_norm;
   facts_.target = r.target.empty() ? std::string_view(r.head.target) : std::string_view(r.target);
   facts_.rewritten = !r.upstream_target.empty();
@@ -1070,10 +1081,28 @@ void H2Stream::answer(const Decision& decision) {
   }
 }
 
-net::awaitable<PhaseResult> H2Stream::verify_auth() {
-  // auth-type: basic: the credentials the phases accepted are verified off the event loop, before
-  // anything of the request (its body included) reaches a backend or is buffered (basic_auth.hpp).
-  auto decision = co_await verify_basic_auth(*req_, c_.worker_.stats());
+net::awaitable<PhaseResult> H2Stream::authorize() {
+  // auth-type: basic: the credentials the phases accepted are verified off the event loop; then
+  // auth-url's subrequest. Both before anything of the request (its body included) reaches a
+  // backend or is buffered (basic_auth.hpp, auth_external.hpp).
+  auto& r = *req_;
+  PhaseResult decision;
+  if (r.auth_pending) decision = co_await verify_basic_auth(r, c_.worker_.stats());
+  if (!decision && r.auth_external_pending) {
+    const AuthRequestInfo info{true, request_id_, r.client_ip};
+    decision = co_await run_external_auth(c_.worker_, link_, *this, r, *snap_, info);
+    // The subrequest's deadline slots are not the backend exchange's.
+    disarm_upstream();
+    fired_[kUpSend] = fired_[kUpRead] = false;
+  }
+  if (r.auth_user.empty() && !r.auth_external.user.empty()) facts_.user_name = r.auth_external.user;
+  facts_.user_email = r.auth_external.email;
+  if (!r.auth_external.set_cookie.empty()) {
+    // auth-always-set-cookie, or an allowed request: the auth answer's cookies go to the client.
+    auth_fields_.assign(extra_fields_);
+    auth_fields_ += r.auth_external.set_cookie;
+    extra_fields_ = auth_fields_;
+  }
   if (decision) facts_.outcome = decision->outcome;
   co_return decision;
 }
@@ -1085,7 +1114,7 @@ net::awaitable<void> H2Stream::serve() {
   started_ = Clock::now();
   core::make_request_id(worker.rng(), request_id_);
   auto decision = decide();
-  if (!decision && req_->auth_pending) decision = co_await verify_auth();
+  if (!decision && needs_authorize()) decision = co_await authorize();
   if (decision) {
     answer(*decision);
     co_await end_early();
@@ -1372,7 +1401,7 @@ net::awaitable<void> H2Stream::forward_h1() {
     // Reading the body can take minutes: the request goes on under the configuration, the audit
     // log's health and the endpoints current now, not those of when its head came (review F2).
     auto decision = decide(true);
-    if (!decision && req_->auth_pending) decision = co_await verify_auth();
+    if (!decision && needs_authorize()) decision = co_await authorize();
     if (decision) {
       answer(*decision);
       co_return;

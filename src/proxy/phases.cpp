@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "auth_external.hpp"
 #include "basic_auth.hpp"
 
 #include <array>
@@ -76,7 +77,8 @@ constexpr auto kPhases = std::to_array<PhaseEntry>({
     {"app-root", &phase::app_root},
     {"cors", &phase::cors},
     {"response-headers", &phase::response_headers},
-    {"auth-basic", &phase::auth_basic},  // then verify_basic_auth() (basic_auth.hpp), after the phases
+    {"auth-basic", &phase::auth_basic},        // then verify_basic_auth() (basic_auth.hpp), after the phases
+    {"auth-external", &phase::auth_external},  // then run_external_auth() (auth_external.hpp), after it
     {"rewrite", &phase::rewrite},
     {"canary", &phase::canary},
     {"limits", &phase::limits},

@@ -40,6 +40,9 @@ struct ConnectionView {
   /// again without the field; any other table (the Secret changed meanwhile) needs the field.
   const void* auth_verified = nullptr;
   std::string_view auth_verified_user;
+  /// With `again`: the first decision's auth-url answer. Under the same policy it stands (the
+  /// buffered request is not sent to the auth service twice); otherwise the request is asked again.
+  const ExternalAuthResult* auth_external_prev = nullptr;
 };
 
 /// How a request ends before reaching the upstream.

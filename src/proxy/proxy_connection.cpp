@@ -2,6 +2,7 @@
 
 #include <sys/socket.h>
 
+#include "auth_external.hpp"
 #include "balance_input.hpp"
 #include "basic_auth.hpp"
 #include "error_backend.hpp"
@@ -422,10 +423,14 @@ PhaseResult ProxyConnection::decide(InFlight& f, bool again) {
   // steady state the worker's pointer has not changed and no reference count is touched.
   if (req_snap_.get() != worker_.snapshot().get()) req_snap_ = worker_.snapshot();
   const auto& snap = *req_snap_;
-  if (tls_) extra_fields_ = snap.hsts_field;
+  // An auth answer's cookies (auth_fields_) are the last request's: never this one's.
+  extra_fields_ = tls_ ? std::string_view(snap.hsts_field) : std::string_view{};
   // A second decision: who verified the first one's Basic credentials (the field may be gone).
   const void* verified_by = again && f.req ? f.req->auth_verified : nullptr;
   std::string verified_user = verified_by != nullptr ? f.req->auth_user : std::string();
+  // ... and what auth-url's answer allowed (the subrequest is not sent again under the same policy).
+  ExternalAuthResult external_prev;
+  if (again && f.req) external_prev = std::move(f.req->auth_external);
   auto& r = f.req.emplace(ex_.request());
   ConnectionView view;
   view.tls = tls_;
@@ -447,9 +452,11 @@ PhaseResult ProxyConnection::decide(InFlight& f, bool again) {
   view.now = std::chrono::steady_clock::now();
   view.auth_verified = verified_by;
   view.auth_verified_user = verified_user;
+  view.auth_external_prev = &external_prev;
   auto decision = run_phases(r, snap, view);
   auto& rf = f.facts;
   rf.user_name = r.auth_user;
+  rf.user_email = {};
   rf.host = r.host_norm;
   rf.target = r.target.empty() ? std::string_view(r.head.target) : std::string_view(r.target);
   rf.rewritten = !r.upstream_target.empty();
@@ -469,10 +476,26 @@ PhaseResult ProxyConnection::decide(InFlight& f, bool again) {
   return decision;
 }
 
-net::awaitable<PhaseResult> ProxyConnection::verify_auth(InFlight& f) {
-  // auth-type: basic: the credentials the phases accepted are verified off the event loop, before
-  // anything of the request (its body included) reaches a backend or is buffered (basic_auth.hpp).
-  auto decision = co_await verify_basic_auth(*f.req, worker_.stats());
+net::awaitable<PhaseResult> ProxyConnection::authorize(InFlight& f) {
+  // auth-type: basic: the credentials the phases accepted are verified off the event loop; then
+  // auth-url's subrequest. Both before anything of the request (its body included) reaches a
+  // backend or is buffered (basic_auth.hpp, auth_external.hpp).
+  auto& r = *f.req;
+  PhaseResult decision;
+  if (r.auth_pending) decision = co_await verify_basic_auth(r, worker_.stats());
+  if (!decision && r.auth_external_pending) {
+    timed_out_ = false;
+    const AuthRequestInfo info{tls_, f.request_id, r.client_ip};
+    decision = co_await run_external_auth(worker_, link_, *this, r, *req_snap_, info);
+  }
+  if (r.auth_user.empty() && !r.auth_external.user.empty()) f.facts.user_name = r.auth_external.user;
+  f.facts.user_email = r.auth_external.email;
+  if (!r.auth_external.set_cookie.empty()) {
+    // auth-always-set-cookie, or an allowed request: the auth answer's cookies go to the client.
+    auth_fields_.assign(extra_fields_);
+    auth_fields_ += r.auth_external.set_cookie;
+    extra_fields_ = auth_fields_;
+  }
   if (decision) f.facts.outcome = decision->outcome;
   co_return decision;
 }
@@ -514,7 +537,7 @@ net::awaitable<bool> ProxyConnection::serve_one(InFlight& f) {
   f.started = Clock::now();
   core::make_request_id(worker_.rng(), f.request_id);
   auto decision = decide(f);
-  if (!decision && f.req->auth_pending) decision = co_await verify_auth(f);
+  if (!decision && (f.req->auth_pending || f.req->auth_external_pending)) decision = co_await authorize(f);
   if (decision) co_return co_await answer(f, *decision);
   co_return co_await proxy_request(f);
 }
@@ -725,7 +748,9 @@ net::awaitable<bool> ProxyConnection::proxy_request(InFlight& f) {
     // client whose access was withdrawn meanwhile, or an Ingress removed, is refused; nothing has
     // gone upstream yet, and the body is read, so the connection stays in step.
     auto decision = decide(f, true);
-    if (!decision && f.req->auth_pending) decision = co_await verify_auth(f);
+    if (!decision &&
+        (f.req->auth_pending || f.req->auth_external_pending || f.req->auth_external.by != nullptr))
+      decision = co_await authorize(f);
     if (decision) co_return co_await answer(f, *decision);
     const auto& lim = f.req->limits;
     if ((lim.body_bytes != 0 && f.body.size() > lim.body_bytes) ||

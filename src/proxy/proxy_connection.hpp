@@ -103,8 +103,10 @@ class ProxyConnection final : public ConnectionCore, private upstream::Deadline 
   /// Runs the phases under the worker's current snapshot (re-pinned) for f's head: fills f.req and
   /// its audit facts; a Decision to answer, or nullopt to proxy.
   PhaseResult decide(InFlight& f, bool again = false);
-  /// auth-type: basic: verifies the credentials decide() accepted (f.req->auth_pending).
-  net::awaitable<PhaseResult> verify_auth(InFlight& f);
+  /// After decide(): auth-type: basic verifies the credentials it accepted (f.req->auth_pending),
+  /// then auth-url's subrequest runs (f.req->auth_external_pending; auth_external.hpp), before
+  /// anything of the request goes upstream or is buffered.
+  net::awaitable<PhaseResult> authorize(InFlight& f);
   net::awaitable<bool> answer(InFlight& f, const Decision& decision);
   net::awaitable<bool> proxy_request(InFlight& f);
   net::awaitable<bool> forward_request(InFlight& f);
@@ -183,6 +185,8 @@ class ProxyConnection final : public ConnectionCore, private upstream::Deadline 
   net::Buffer in_{kBufferBytes};
   std::string out_;
   std::string up_head_;  // the upstream request head, kept for a retry
+  // extra_fields_ plus an auth answer's Set-Cookie lines (auth-url), when it has any.
+  std::string auth_fields_;
   std::string up_out_;
   http::Http1Exchange ex_;
   upstream::Link link_;

@@ -32,6 +32,14 @@ struct RequestLimits {
   std::uint64_t response_rate_after = 0;
 };
 
+/// auth-url: what an allowing auth answer left for the rest of the request (auth_external.hpp).
+struct ExternalAuthResult {
+  const void* by = nullptr;  // the policy whose auth service allowed the request; null: none did
+  std::string user;          // X-Auth-Request-User / X-Forwarded-User of the answer (audit user.name)
+  std::string email;         // X-Auth-Request-Email / X-Forwarded-Email (audit user.email)
+  std::string set_cookie;    // "Set-Cookie: ...\r\n" lines of the answer, for the client's response
+};
+
 /// One request, created when its head is complete and destroyed when it ends: no hand reset, so
 /// nothing of one request (route, client, limits) can leak into the next on a kept-alive connection.
 struct Request {
@@ -74,6 +82,11 @@ struct Request {
   // The user table that verified these credentials (verify_basic_auth), for a second decision once
   // a buffered body is whole: the Authorization field may be gone from the head by then.
   const void* auth_verified = nullptr;
+  // auth-url (phase auth-external): run_external_auth() sends the subrequest to the cluster
+  // `auth_cluster` after the phases; its allowing answer's identity and cookies stay here.
+  bool auth_external_pending = false;
+  std::size_t auth_cluster = 0;
+  ExternalAuthResult auth_external;
 };
 
 }  // namespace phigate::proxy::detail

@@ -262,6 +262,18 @@ proxy::SnapshotPtr build_snapshot(config::Config config, std::shared_ptr<tls::Ti
                     *p.error_backend);
     }
   }
+  // External-authentication Services (auth-url) after the error backends, in route order then
+  // the default backend (compile: the same order), each known by the policy of its path.
+  const auto add_auth = [&](const std::string& name, const config::PathSpec& p) {
+    if (!p.auth_backend) return;
+    const auto index = snap->clusters.size();
+    add_cluster("auth " + name, *p.auth_backend);
+    if (p.policy != nullptr) snap->auth_clusters.emplace(p.policy.get(), index);
+  };
+  for (const auto& r : cfg->routes) {
+    for (const auto& p : r.paths) add_auth((r.host.empty() ? std::string("*") : r.host) + " " + p.path, p);
+  }
+  if (cfg->default_backend) add_auth("default backend", *cfg->default_backend);
   snap->route_access = std::move(compiled->route_access);  // same order as the clusters
   for (auto& pt : compiled->passthrough) {
     // The audit record's phigate.ingress is "namespace/name", as a request's.

@@ -610,6 +610,26 @@ TEST_F(KubeProviderTest, SecretsByLabelSelectorWhenConfigured) {
   }
 }
 
+// auth-url may name a Service of ingress.auth_url_namespaces (a shared oauth2-proxy): with the
+// watched namespaces restricted, that namespace's Services and EndpointSlices are followed too,
+// and nothing else of it.
+TEST_F(KubeProviderTest, AuthUrlNamespacesServicesAndSlicesAreFollowed) {
+  start_api();
+  spec_.kubernetes.namespaces = {"shop"};
+  spec_.auth_url_namespaces = {"auth", "shop"};
+  start_provider();
+  ASSERT_TRUE(wait_synced());
+  bool services = false, slices = false;
+  for (const auto& q : api_->requests()) {
+    if (q.ns != "auth") continue;
+    EXPECT_TRUE(q.resource == "services" || q.resource == "endpointslices") << q.path;
+    services = services || q.resource == "services";
+    slices = slices || q.resource == "endpointslices";
+  }
+  EXPECT_TRUE(services);
+  EXPECT_TRUE(slices);
+}
+
 TEST_F(KubeProviderTest, ForbiddenKindIsNotSynced) {
   FakeApiOptions o;
   o.identities.push_back({"limited",

@@ -56,7 +56,9 @@ struct Behaviour {
   bool cl_te = false;
   Early early = Early::None;
   Stale stale = Stale::None;
-  std::string fields;  // header=Name:Value lines ("Name: Value\r\n"), in order
+  std::string fields;            // header=Name:Value lines ("Name: Value\r\n"), in order
+  std::uint64_t big_header = 0;  // big_header=N: a field X-Big of N bytes (an oversized head)
+  bool garbage = false;          // garbage=1: an answer that is not HTTP, then close
 };
 
 // %XX-decoded; nullopt for a bad escape.
@@ -142,10 +144,15 @@ std::string parse_behaviour(std::string_view target, Behaviour& b) {
                                    : key == "interim_body"  ? &b.interim_body
                                    : key == "twice"         ? &b.twice
                                    : key == "cl_te"         ? &b.cl_te
+                                   : key == "garbage"       ? &b.garbage
                                                             : nullptr) {
       const auto flag = parse_flag(value);
       ok = flag.has_value();
       if (ok) *flag_member = *flag;
+    } else if (key == "big_header") {
+      const auto n = parse_size(value);
+      ok = n && *n <= (16u << 20);
+      if (ok) b.big_header = *n;
     } else if (key == "delay_ms" || key == "stray_delay_ms") {
       const auto n = parse_decimal(value);
       ok = n && *n <= kMaxDelayMs;
@@ -585,6 +592,12 @@ Next Connection::send_response(const RequestHead& head, const Behaviour& behavio
     }
   }
 
+  if (behaviour.garbage) {
+    // Not HTTP at all: an auth service (or backend) answering nonsense.
+    out.append("SSH-2.0-nonsense garbage\r\n\r\n");
+    out.flush();
+    return Next::Close;
+  }
   std::string response = "HTTP/1.1 " + std::to_string(behaviour.status) + " " +
                          reason_phrase(behaviour.status) + "\r\nContent-Type: text/plain\r\n";
   if (chunked) response += "Transfer-Encoding: chunked\r\n";
@@ -596,6 +609,7 @@ Next Connection::send_response(const RequestHead& head, const Behaviour& behavio
   }
   response += upstream_fields(seq);
   response += behaviour.fields;
+  if (behaviour.big_header != 0) response += "X-Big: " + std::string(behaviour.big_header, 'a') + "\r\n";
   if (!keep_alive) {
     response += "Connection: close\r\n";
   } else if (head.version == "1.0") {

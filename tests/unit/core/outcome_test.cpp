@@ -84,6 +84,10 @@ TEST(OutcomeTable, DecisionsAndRulesAreTheAuditSchemas) {
       {Outcome::ConnectionLimited, "denied", "limit-connections"},
       {Outcome::AuthRequired, "denied", "auth-basic"},
       {Outcome::AuthFailed, "denied", "auth-basic"},
+      {Outcome::AuthExternalUnauthorized, "denied", "auth-external"},
+      {Outcome::AuthExternalSignin, "redirected", "auth-external"},
+      {Outcome::AuthExternalForbidden, "denied", "auth-external"},
+      {Outcome::AuthExternalError, "error", "auth-external"},
   };
   EXPECT_EQ(std::size(rows), kOutcomeCount);
   for (const auto& r : rows) {

@@ -199,6 +199,7 @@ TEST(Phases, OrderIsTodays) {
                                                   "cors",
                                                   "response-headers",
                                                   "auth-basic",
+                                                  "auth-external",
                                                   "rewrite",
                                                   "canary",
                                                   "limits",

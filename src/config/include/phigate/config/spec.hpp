@@ -126,6 +126,9 @@ struct LimitsSpec {
   /// go at full speed. docs/rate-limits.md.
   std::uint64_t response_rate = 0;
   std::uint64_t response_rate_after = 0;
+  /// auth-url: the whole external-authentication subrequest (connect, send, answer) must end within
+  /// this, else the request is refused (500, fail closed). docs/auth-external.md.
+  Duration auth_timeout = std::chrono::seconds(5);
 };
 
 /// nginx's proxy_next_upstream conditions (the same bits as upstream::NextUpstream).
@@ -315,6 +318,7 @@ struct RoutePolicy {
   HeaderPolicy headers{};        // proxy-redirect-*, proxy-cookie-* (policy_headers.hpp)
   RateLimitPolicy rate_limit{};  // limit-rps, limit-rpm, limit-connections, ... (policy_ratelimit.hpp)
   BasicAuthPolicy basic_auth{};  // auth-type: basic, auth-secret, auth-realm (policy_auth.hpp)
+  ExternalAuthPolicy external_auth{};  // auth-url, auth-signin, auth-response-headers, ... (policy_auth.hpp)
 };
 using RoutePolicyPtr = std::shared_ptr<const RoutePolicy>;
 
@@ -334,6 +338,8 @@ struct PathSpec {
   /// The error backend (default-backend annotation): where custom-http-errors fetch their page and
   /// where requests go when this path has no ready endpoint. Null: none.
   std::shared_ptr<const PathSpec> error_backend{};
+  /// The external-authentication Service (auth-url): the subrequest's cluster. Null: none.
+  std::shared_ptr<const PathSpec> auth_backend{};
   std::string service_name{};  // Ingress: the path's Service and port (X-Service-Name/-Port)
   std::string service_port{};
 };
@@ -433,6 +439,18 @@ struct IngressSpec {
   /// global-allowed-response-headers); empty by default: custom-headers then sets nothing and an
   /// Ingress naming a header not listed fails closed.
   std::vector<std::string> allowed_response_headers{};
+  /// auth-url may name a Service of these namespaces besides the Ingress's own (a shared
+  /// oauth2-proxy). Empty: only the Ingress's own namespace. docs/auth-external.md.
+  std::vector<std::string> auth_url_namespaces{};
+  /// ingress.global_auth: external authentication for every Ingress without its own auth-url,
+  /// unless it says enable-global-auth: "false" (ingress-nginx's global-auth-* ConfigMap keys).
+  /// Values as the annotations (checked by translate); url "": none. docs/auth-external.md.
+  struct GlobalAuth {
+    std::string url, signin, signin_redirect_param, response_headers, method, request_redirect;
+    bool always_set_cookie = false;
+    SourceRef where{};
+  };
+  GlobalAuth global_auth{};
 };
 
 struct Config {

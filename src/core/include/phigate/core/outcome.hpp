@@ -51,8 +51,12 @@ enum class Outcome : std::uint8_t {
   CorsPreflight,              // 204: enable-cors, an OPTIONS request from an allowed origin
   RateLimited,                // 503 (or 429): limit-rps / limit-rpm, per client address
   ConnectionLimited,          // 503 (or 429): limit-connections, concurrent requests per client address
-  AuthRequired,               // 401: auth-type: basic, no usable Basic credentials (none, another scheme, malformed)
-  AuthFailed,                 // 401: auth-type: basic, an unknown user or a wrong password
+  AuthRequired,  // 401: auth-type: basic, no usable Basic credentials (none, another scheme, malformed)
+  AuthFailed,    // 401: auth-type: basic, an unknown user or a wrong password
+  AuthExternalUnauthorized,  // 401: auth-url answered 401 (no auth-signin)
+  AuthExternalSignin,        // 302: auth-url answered 401, sent to auth-signin
+  AuthExternalForbidden,     // 403: auth-url answered 403
+  AuthExternalError,         // 500: auth-url unreachable, too slow, or answered anything else (fail closed)
   kCount
 };
 

@@ -111,6 +111,16 @@ struct alignas(64) WorkerShard {
   static constexpr const char* kAuthBasicNames[] = {"verified", "cached", "failed", "overloaded"};
   std::array<Counter, static_cast<std::size_t>(AuthBasic::Count)> auth_basic;
 
+  // --- external authentication (auth-url) ---
+  /// Auth subrequests by verdict: phigate_auth_external_checks_total{result} (kAuthExternalNames,
+  /// same order). `error`: no endpoint, connect failure, timeout, a malformed, oversized or
+  /// unexpected answer (the request got 500). `cached`: answered from the auth-cache-key cache (its
+  /// verdict is counted too).
+  enum class AuthExternal : std::uint8_t { Allowed, Unauthorized, Forbidden, Error, Cached, Count };
+  static constexpr const char* kAuthExternalNames[] = {"allowed", "unauthorized", "forbidden", "error",
+                                                       "cached"};
+  std::array<Counter, static_cast<std::size_t>(AuthExternal::Count)> auth_external;
+
   // --- HTTP/2 (clients) and gRPC (HTTP/2 to backends) ---
   /// Requests by client protocol: phigate_requests_total{protocol="http/1.1"|"h2"} (HTTP/1.0 counts
   /// as http/1.1). Incremented once per request whose head completed.

@@ -42,6 +42,9 @@ struct Snapshot {
   /// limit-allowlist of each route policy that has one, compiled (keyed by the policy, which the
   /// snapshot's config keeps alive).
   std::unordered_map<const config::RoutePolicy*, access::CidrSet> limit_allowlists;
+  /// auth-url: the cluster of the external-authentication Service of each policy that has one
+  /// (clusters after the error backends; docs/auth-external.md).
+  std::unordered_map<const config::RoutePolicy*, std::size_t> auth_clusters;
   std::string hsts_field;  // "Strict-Transport-Security: ...\r\n" for HTTPS responses, or empty
   std::uint16_t https_redirect_port = 0;  // 0: the port the first https listener bound
   // How it was built (logs and metrics on the control thread).
