@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "annotations_auth_impl.hpp"
+#include "phigate/ingress/annotations.hpp"
 
 namespace phigate::ingress::detail {
 
@@ -156,7 +157,9 @@ std::string parse_auth_map(const std::map<std::string, std::string>& data,
   for (const auto& [name, hash] : data) {
     std::string_view h = hash;
     while (!h.empty() && (h.back() == '\n' || h.back() == '\r')) h.remove_suffix(1);  // `kubectl --from-file`
-    if (auto why = check_user(name, h, "key \"" + name + "\""); !why.empty()) return why;
+    // The key quoted and escaped: Secrets from a manifest directory are not validated like the API
+    // server's keys, and this message reaches the log (found by fuzz/htpasswd.cpp).
+    if (auto why = check_user(name, h, "key " + quote_value(name, 100)); !why.empty()) return why;
     users.push_back({name, std::string(h)});
   }
   return finish(users, out);

@@ -170,6 +170,11 @@ TEST(AuthMap, KeysAreUsersTrailingNewlineDropped) {
   EXPECT_EQ(users[0].name, "alice");
   EXPECT_EQ(users[1].hash, "$apr1$x$y");
   EXPECT_EQ(detail::parse_auth_map({{"bob", ""}}, users), "key \"bob\": empty password hash");
+  // A key from a manifest file is not validated by an API server: its control bytes are escaped in
+  // the reason, which reaches the log.
+  const auto why = detail::parse_auth_map({{"eve\nforged log line", ""}}, users);
+  EXPECT_EQ(why.find('\n'), std::string::npos) << why;
+  EXPECT_NE(why.find("empty password hash"), std::string::npos) << why;
   EXPECT_EQ(detail::parse_auth_map({}, users), "no user");
 }
 
