@@ -50,11 +50,30 @@ void field(std::string& out, std::string_view name, std::string_view value) {
   out.append(name).append(": ").append(value).append("\r\n");
 }
 
-/// The request URI as the client sent it (nginx's $request_uri); the normalised target for an
-/// absolute-form request line.
+/// The request URI the auth service judges (nginx's $request_uri): the normalised target, exactly
+/// what was routed and what the backend gets (before rewrite-target). Never the raw one: `//admin`,
+/// `/%61dmin` or `/x/../admin` would reach the backend as /admin while a path rule of the auth
+/// service saw something else.
 std::string_view request_uri(const Request& r) {
-  if (!r.head.target.empty() && r.head.target.front() == '/') return r.head.target;
   return r.target;
+}
+
+/// A field name that may go to the auth service: letters, digits and '-' only (CGI/WSGI map '_'
+/// and others to the same variable as a field phigate sets), as the backend's forwarding rules.
+bool token_name(std::string_view n) {
+  return !n.empty() && std::all_of(n.begin(), n.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-';
+  });
+}
+
+/// Fields whose prefix says a proxy set them: the client's are forged (phigate sets its own
+/// X-Forwarded-* below; it does not send client-certificate facts to the auth service).
+bool forged_prefix(std::string_view n) {
+  const auto starts = [&](std::string_view p) {
+    return n.size() >= p.size() && core::iequals(n.substr(0, p.size()), p);
+  };
+  return starts("x-forwarded-") || starts("ssl-client-") || starts("x-original-") ||
+         core::iequals(n, "forwarded") || core::iequals(n, "x-rewrite-url");
 }
 
 void percent_encode(std::string& out, std::string_view v) {
@@ -107,7 +126,7 @@ std::string external_auth_head(const Request& r, const config::ExternalAuthPolic
       cookies += h.value;  // RFC 9113 §8.2.3: HTTP/2 crumbs joined for HTTP/1.1
       continue;
     }
-    if (not_forwarded(h.name, r.head.headers)) continue;
+    if (!token_name(h.name) || forged_prefix(h.name) || not_forwarded(h.name, r.head.headers)) continue;
     field(out, h.name, h.value);
   }
   if (!cookies.empty()) field(out, "Cookie", cookies);
@@ -121,6 +140,12 @@ std::string external_auth_head(const Request& r, const config::ExternalAuthPolic
   url.append("://").append(r.host).append(uri);
   field(out, "X-Original-URL", url);
   field(out, "X-Original-Method", r.head.method);
+  // What forward-auth services that read X-Forwarded-* (Authelia, oauth2-proxy --reverse-proxy)
+  // judge: phigate's own facts, never the client's (dropped above).
+  field(out, "X-Forwarded-Proto", scheme);
+  field(out, "X-Forwarded-Host", r.host);
+  field(out, "X-Forwarded-Uri", uri);
+  field(out, "X-Forwarded-Method", r.head.method);
   field(out, "X-Sent-From", "phigate");
   field(out, "X-Real-IP", info.client_ip);
   field(out, "X-Forwarded-For", info.client_ip);
@@ -252,7 +277,13 @@ void length_prefixed(std::string& out, std::string_view part) {
 std::string auth_cache_key(const Request& r, const config::ExternalAuthPolicy& p) {
   if (p.cache_key.empty() || r.policy == nullptr) return {};
   std::string out;
+  // ingress-nginx keys by server name + auth location + the key; phigate by the Ingress, the host,
+  // the routed path rule and the client's method too: a "yes" for GET /public never answers a
+  // DELETE, another host, or another path rule of the same Ingress.
   length_prefixed(out, r.policy->resource);
+  length_prefixed(out, r.host_norm);
+  length_prefixed(out, r.route != nullptr ? std::string_view(r.route->name) : std::string_view{});
+  length_prefixed(out, r.head.method);
   length_prefixed(out, p.method);
   length_prefixed(out, p.host);
   length_prefixed(out, p.target);
@@ -269,20 +300,25 @@ std::string auth_cache_key(const Request& r, const config::ExternalAuthPolicy& p
     const auto var = k.substr(1, end - 1);
     k.remove_prefix(end);
     out += '$';  // a variable's value never reads as literal text
+    std::string value;
     if (var == "host") {
-      length_prefixed(out, r.host_norm);
+      value = r.host_norm;
     } else if (var == "request_uri") {
-      length_prefixed(out, request_uri(r));
+      value = request_uri(r);
     } else if (var == "remote_user") {
       // Basic credentials verified just before (auth-type: basic); "" without them.
-      length_prefixed(out, r.auth_verified != nullptr ? std::string_view(r.auth_user) : std::string_view{});
+      if (r.auth_verified != nullptr) value = r.auth_user;
     } else if (var.starts_with("http_")) {
-      length_prefixed(out, http_variable(r.head.headers, var.substr(5)));
+      value = http_variable(r.head.headers, var.substr(5));
     } else if (var.starts_with("cookie_")) {
-      length_prefixed(out, cookie_variable(r.head.headers, var.substr(7)));
+      value = cookie_variable(r.head.headers, var.substr(7));
     } else {
       return {};  // the annotation parser refused any other variable: never cache under a guess
     }
+    // A variable without a value would put every such request (say, all without the session
+    // cookie, one of them signed in by a bearer token) under one entry: not cached.
+    if (value.empty()) return {};
+    length_prefixed(out, value);
     if (out.size() > kAuthCacheKeyBytes) return {};
   }
   return out.size() > kAuthCacheKeyBytes ? std::string() : out;
@@ -317,6 +353,24 @@ http::HeaderList auth_cache_fields(const config::ExternalAuthPolicy& p, const ht
     if (keep) out.add(h.name, h.value);
   }
   return out;
+}
+
+bool auth_answer_cacheable(const http::HeaderList& answer) {
+  for (const auto& h : answer) {
+    // As nginx's proxy_cache: a Set-Cookie answer is someone's session (never replayed to another
+    // request), and the auth service may forbid keeping the answer.
+    if (core::iequals(h.name, "set-cookie")) return false;
+    if (core::iequals(h.name, "vary") && h.value.find('*') != std::string::npos) return false;
+    if (core::iequals(h.name, "cache-control")) {
+      bool no = false;
+      http::for_each_token(h.value, [&](std::string_view tok) {
+        no = no || core::iequals(tok, "no-store") || core::iequals(tok, "private") ||
+             core::iequals(tok, "no-cache") || tok.starts_with("no-cache=") || tok.starts_with("private=");
+      });
+      if (no) return false;
+    }
+  }
+  return true;
 }
 
 std::chrono::seconds auth_cache_ttl(const config::ExternalAuthPolicy& p, int status) {
@@ -415,6 +469,12 @@ net::awaitable<std::optional<Decision>> run_external_auth(WorkerImpl& worker, up
     const auto d = std::chrono::duration_cast<std::chrono::milliseconds>(until - Clock::now());
     return std::max(d, std::chrono::milliseconds(1));
   };
+  const auto client_gone = [&] { return info.stream != nullptr && info.stream->client_gone(); };
+  const auto closed = [] {
+    return std::optional<Decision>(
+        Decision{Outcome::ClientClosed,
+                 Error::downstream(ErrorKind::ClientClosed, "client left during auth-url"), true});
+  };
   const auto fail = [&](std::string why, std::string_view detail) {
     count(worker.stats(), AE::Error);
     return std::optional<Decision>(auth_error(std::move(why), detail));
@@ -485,12 +545,16 @@ net::awaitable<std::optional<Decision>> run_external_auth(WorkerImpl& worker, up
       }
     }
     if (!err) break;
+    link.discard();
+    // HTTP/2: the client reset its stream (the wait was cancelled): not the auth service's fault,
+    // no retry for a request nobody waits for.
+    if (client_gone()) co_return closed();
     const bool stale = link.reused() && !link.got_bytes() && err->source == core::ErrorSource::Upstream;
     plan.report(picked.index, attempt_result(*err));
-    link.discard();
     if (!stale) break;
     parser.reset();
   }
+  if (client_gone()) co_return closed();
   if (err) {
     if (deadline.upstream_timed_out() || err->kind == ErrorKind::UpstreamTimeout ||
         err->kind == ErrorKind::ConnectTimeout)
@@ -503,7 +567,7 @@ net::awaitable<std::optional<Decision>> run_external_auth(WorkerImpl& worker, up
   plan.report(picked_index,
               answer.status >= 500 ? upstream::AttemptResult::Status5xx : upstream::AttemptResult::Success);
   link.finish(parser.should_keep_alive() && link.input().empty(), worker.now());
-  if (!cache_key.empty()) {
+  if (!cache_key.empty() && auth_answer_cacheable(answer.headers)) {
     if (const auto ttl = auth_cache_ttl(p, answer.status); ttl.count() > 0) {
       auto fields = auth_cache_fields(p, answer.headers);
       if (fields.storage_bytes() <= kAuthCacheFieldBytes)

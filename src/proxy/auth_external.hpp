@@ -20,6 +20,7 @@
 #include <string_view>
 #include <unordered_map>
 
+#include "client_stream.hpp"
 #include "phases.hpp"
 #include "phigate/net/asio.hpp"
 #include "phigate/upstream/cluster.hpp"
@@ -72,6 +73,9 @@ class AuthCache {
 
 /// The fields of an answer a cached answer keeps: auth-response-headers, Set-Cookie, the identity.
 http::HeaderList auth_cache_fields(const config::ExternalAuthPolicy& p, const http::HeaderList& answer);
+/// Whether an answer may be cached at all (nginx's proxy_cache rules): not with Set-Cookie (someone's
+/// session), Cache-Control no-store/no-cache/private, or Vary: *.
+bool auth_answer_cacheable(const http::HeaderList& answer);
 
 /// How long an answer with `status` is cached under `p` (auth-cache-duration; default "200 202
 /// 401 5m"); zero: not cached.
@@ -82,6 +86,9 @@ struct AuthRequestInfo {
   bool tls = false;             // the client's scheme (X-Original-URL, X-Scheme, rd)
   std::string_view request_id;  // X-Request-ID
   std::string_view client_ip;   // X-Real-IP, X-Forwarded-For (the address phigate determined)
+  /// HTTP/2: the client's stream; once it is reset (or its connection went) the subrequest ends as
+  /// client_closed without a retry and without counting against the auth endpoint's health.
+  const ClientStream* stream = nullptr;
 };
 
 /// The subrequest's head (HTTP/1.1, no body): the client's fields minus hop-by-hop, framing and

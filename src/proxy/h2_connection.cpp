@@ -1089,7 +1089,7 @@ net::awaitable<PhaseResult> H2Stream::authorize() {
   PhaseResult decision;
   if (r.auth_pending) decision = co_await verify_basic_auth(r, c_.worker_.stats());
   if (!decision && r.auth_external_pending) {
-    const AuthRequestInfo info{true, request_id_, r.client_ip};
+    const AuthRequestInfo info{true, request_id_, r.client_ip, this};
     decision = co_await run_external_auth(c_.worker_, link_, *this, r, *snap_, info);
     // The subrequest's deadline slots are not the backend exchange's.
     disarm_upstream();
@@ -1115,7 +1115,7 @@ net::awaitable<void> H2Stream::serve() {
   core::make_request_id(worker.rng(), request_id_);
   auto decision = decide();
   if (!decision && needs_authorize()) decision = co_await authorize();
-  if (decision) {
+  if (decision && !client_gone()) {
     answer(*decision);
     co_await end_early();
     co_return;

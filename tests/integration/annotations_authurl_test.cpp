@@ -216,13 +216,14 @@ TEST_F(AuthUrlTest, SpoofedIdentityFieldsAreStrippedEvenWhenTheAnswerLacksThem) 
 // not HTTP, an oversized head, an endless body, an unexpected status. One audit record each; the
 // backend never sees any of these requests.
 TEST_F(AuthUrlTest, BrokenAuthServiceFailsClosedWith500AndOneAuditRecordEach) {
-  ingress("slow", "/slow", auth("delay_ms=3000"));
+  ingress("slow", "/slow", auth("delay_ms=6000"));
   ingress("garbage", "/garbage", auth("garbage=1"));
   ingress("bighead", "/bighead", auth("big_header=64k"));
   ingress("bigbody", "/bigbody", auth("bytes=10m"));
   ingress("status", "/status", auth("status=302"));
   ingress("ok", "/ok", auth(""));
-  auto pg = start("limits: { auth_timeout: 500ms }\n");
+  // 2 s: the answers that must arrive (/ok) have room on a loaded ASan machine; /slow's never does.
+  auto pg = start("limits: { auth_timeout: 2s }\n");
   const std::vector<std::string> paths = {"/slow", "/garbage", "/bighead", "/bigbody", "/status"};
   for (const char* proto : {"--http1.1", "--http2"}) {
     for (const auto& p : paths) EXPECT_EQ(call(pg, p + "/x", {}, proto), "500") << p << " " << proto;
@@ -405,6 +406,14 @@ TEST_F(AuthUrlTest, CachedAnswersPerKeyAndStatus) {
   ASSERT_EQ(seen.size(), 5u);
   for (const auto& line : seen) EXPECT_EQ(record_header(line, "x-auth-request-user"), "alice") << line;
   EXPECT_EQ(metric(metrics(pg), "phigate_auth_external_checks_total{result=\"cached\"}"), "3");
+  // Never under one shared entry: without the cookie (the key's only variable empty) each request
+  // asks; A's cached GET answer does not answer A's DELETE.
+  EXPECT_EQ(call(pg, "/a"), "403");
+  EXPECT_EQ(call(pg, "/a"), "403");
+  EXPECT_EQ(requests(*auth_).size(), 6u);
+  EXPECT_EQ(call(pg, "/a", {"-X", "DELETE", "-H", "Cookie: session=A"}), "403");
+  EXPECT_EQ(requests(*auth_).size(), 7u);
+  EXPECT_EQ(requests(*up_).size(), 5u);
 }
 
 // ingress.global_auth: the operator's auth-url (of any namespace) applies to every Ingress without

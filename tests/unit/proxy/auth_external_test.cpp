@@ -4,6 +4,10 @@
 
 #include <gtest/gtest.h>
 
+#include <string>
+#include <utility>
+#include <vector>
+
 namespace phigate::proxy::detail {
 namespace {
 
@@ -50,6 +54,36 @@ TEST(ExternalAuthHead, CarriesTheOriginalRequestNeverItsFramingOrHopByHop) {
         "\r\nX-Original-URL: https://app.example/api/items?id=7\r\n", "\r\nX-Original-Method: POST\r\n",
         "\r\nX-Sent-From: phigate\r\n", "\r\nX-Real-IP: 192.0.2.9\r\n", "\r\nX-Forwarded-For: 192.0.2.9\r\n",
         "\r\nX-Auth-Request-Redirect: /api/items?id=7\r\n"})
+    EXPECT_NE(head.find(present), std::string::npos) << present << "\n" << head;
+}
+
+// The auth service judges what the backend gets: the normalised target (never the raw `//admin`,
+// `/%61dmin`, `/x/../admin`), phigate's own X-Forwarded-* facts, and no field a client could forge
+// as a proxy's (X-Forwarded-*, Forwarded, ssl-client-*, X-Original-*, X-Rewrite-Url) or spell so
+// that CGI/WSGI reads it as one of phigate's (`_`).
+TEST(ExternalAuthHead, JudgesTheNormalisedRequestAndNoForgedProxyFields) {
+  Req q;
+  q.head.method = "GET";
+  q.head.target = "/public/../%61dmin";
+  q.r.target = "/admin";
+  for (const auto& [name, value] :
+       std::vector<std::pair<std::string, std::string>>{{"X-Forwarded-Host", "public.example"},
+                                                        {"X-Forwarded-Uri", "/public"},
+                                                        {"X-Forwarded-Method", "GET-forged"},
+                                                        {"Forwarded", "for=1.2.3.4;host=public.example"},
+                                                        {"ssl-client-verify", "SUCCESS"},
+                                                        {"SSL-Client-Subject-DN", "CN=admin"},
+                                                        {"X-Original-Uri", "/public"},
+                                                        {"X-Rewrite-Url", "/public"},
+                                                        {"X_Original_URL", "https://app.example/public"}})
+    q.head.headers.add(name, value);
+  const auto head = external_auth_head(q.r, policy(), {true, "req-1", "192.0.2.9"});
+  for (const char* absent : {"public", "%61dmin", "..", "GET-forged", "1.2.3.4", "SUCCESS", "CN=admin", "X_"})
+    EXPECT_EQ(head.find(absent), std::string::npos) << absent << "\n" << head;
+  for (const char* present :
+       {"\r\nX-Original-URL: https://app.example/admin\r\n", "\r\nX-Forwarded-Uri: /admin\r\n",
+        "\r\nX-Forwarded-Host: app.example\r\n", "\r\nX-Forwarded-Proto: https\r\n",
+        "\r\nX-Forwarded-Method: GET\r\n", "\r\nX-Auth-Request-Redirect: /admin\r\n"})
     EXPECT_NE(head.find(present), std::string::npos) << present << "\n" << head;
 }
 
@@ -166,7 +200,7 @@ TEST(ExternalAuthCache, KeyExpandsVariablesAndTellsRequestsApart) {
   config::RoutePolicy pol;
   pol.resource = "Ingress shop/web";
   pol.external_auth = policy();
-  pol.external_auth.cache_key = "$cookie_b|$http_x_team|$host$request_uri|$remote_user";
+  pol.external_auth.cache_key = "$cookie_b|$http_x_team|$host$request_uri";
   Req q;
   q.r.policy = &pol;
   q.r.host_norm = "app.example";
@@ -186,12 +220,48 @@ TEST(ExternalAuthCache, KeyExpandsVariablesAndTellsRequestsApart) {
   other.resource = "Ingress shop/other";
   q.r.policy = &other;
   EXPECT_NE(auth_cache_key(q.r, other.external_auth), k);
+  // Another method or host of the same Ingress is another key (a GET's "yes" never answers a DELETE).
+  q.r.policy = &pol;
+  q.head.method = "DELETE";
+  EXPECT_NE(auth_cache_key(q.r, pol.external_auth), k);
+  q.head.method = "POST";
+  q.r.host_norm = "b.example";
+  EXPECT_NE(auth_cache_key(q.r, pol.external_auth), k);
+  q.r.host_norm = "app.example";
+  EXPECT_EQ(auth_cache_key(q.r, pol.external_auth), k);
+  // A variable without a value: not cached (all requests without the cookie would share one entry).
+  auto anon = pol;
+  anon.external_auth.cache_key = "$cookie_session";
+  q.r.policy = &anon;
+  EXPECT_EQ(auth_cache_key(q.r, anon.external_auth), "");
+  anon.external_auth.cache_key = "$remote_user";  // no basic auth verified
+  EXPECT_EQ(auth_cache_key(q.r, anon.external_auth), "");
+  q.r.policy = &other;
   // No key: not cached; an oversized expansion: not cached.
   other.external_auth.cache_key.clear();
   EXPECT_EQ(auth_cache_key(q.r, other.external_auth), "");
   other.external_auth.cache_key = "$http_x_big";
   q.head.headers.add("X-Big", std::string(kAuthCacheKeyBytes, 'x'));
   EXPECT_EQ(auth_cache_key(q.r, other.external_auth), "");
+}
+
+// nginx's proxy_cache rules: an answer with Set-Cookie (someone's session), no-store/no-cache/private
+// or Vary: * is never cached.
+TEST(ExternalAuthCache, SessionAndUncacheableAnswersAreNotKept) {
+  http::HeaderList ok;
+  ok.add("X-Auth-Request-User", "alice");
+  ok.add("Cache-Control", "max-age=60");
+  EXPECT_TRUE(auth_answer_cacheable(ok));
+  for (const auto& [name, value] :
+       std::vector<std::pair<std::string, std::string>>{{"Set-Cookie", "_oauth2_proxy=abc; Path=/"},
+                                                        {"Cache-Control", "max-age=0, no-store"},
+                                                        {"cache-control", "Private"},
+                                                        {"Cache-Control", "no-cache"},
+                                                        {"Vary", "*"}}) {
+    auto h = ok;
+    h.add(name, value);
+    EXPECT_FALSE(auth_answer_cacheable(h)) << name << ": " << value;
+  }
 }
 
 TEST(ExternalAuthCache, EntriesExpireAndAreBounded) {
