@@ -138,7 +138,8 @@ struct Writer::Impl {
   bool wake = false, stop_requested = false, abandon = false, exited = false, last_ok = true;
   std::uint64_t flush_requested = 0, flush_done = 0;
   std::optional<std::pair<std::string, KeyRing>> rotation_requested;
-  std::mutex space_mu;  // Block mode: producers wait on space_cv for ring space
+  std::mutex space_mu;          // Block mode and pump(): producers wait on space_cv for ring space
+  std::uint64_t space_gen = 0;  // guarded by space_mu: drains that freed ring space (pump's wait)
   std::condition_variable space_cv;
   std::atomic<bool> failed{false}, stopped{false};
   std::atomic<int> fail_errno{0};
@@ -496,7 +497,10 @@ struct Writer::Impl {
       return p->spilling.load(std::memory_order_relaxed);
     });
     if (opt.overflow == WriterOptions::Overflow::Block || spilled) {
-      { std::lock_guard lk(space_mu); }
+      {
+        std::lock_guard lk(space_mu);
+        ++space_gen;
+      }
       space_cv.notify_all();
     }
     return ok && flush_plain();
@@ -881,14 +885,29 @@ bool Writer::pump(unsigned producer, bool wait) {
     }
     s.wake_cv.notify_one();
   };
+  if (!wait) {
+    const bool empty = p.unspill();
+    wake_writer();
+    return empty;
+  }
+  const auto over = [&] {
+    return s.failed.load(std::memory_order_relaxed) || s.stopped.load(std::memory_order_relaxed);
+  };
   bool empty = p.unspill();
-  wake_writer();
-  if (!wait) return empty;
-  std::unique_lock lk(s.space_mu);
-  while (!empty && !s.failed.load(std::memory_order_relaxed) && !s.stopped.load(std::memory_order_relaxed)) {
-    s.space_cv.wait_for(lk, s.opt.flush_interval);
+  while (!empty && !over()) {
+    std::uint64_t gen = 0;
+    {
+      std::lock_guard lk(s.space_mu);
+      gen = s.space_gen;
+    }
+    // Not holding space_mu while wake_writer() takes mu; the generation catches a drain that
+    // happens before the wait begins (flush_interval may be long).
+    wake_writer();
+    {
+      std::unique_lock lk(s.space_mu);
+      s.space_cv.wait_for(lk, s.opt.flush_interval, [&] { return s.space_gen != gen || over(); });
+    }
     empty = p.unspill();
-    if (!empty) wake_writer();
   }
   return empty;
 }
