@@ -41,6 +41,10 @@ std::string parse_auth_signin_redirect_param(std::string_view v, AnnotationConte
 std::string parse_auth_request_redirect(std::string_view v, AnnotationContext& c);
 std::string parse_auth_response_headers(std::string_view v, AnnotationContext& c);
 std::string parse_auth_always_set_cookie(std::string_view v, AnnotationContext& c);
+std::string parse_auth_keepalive(std::string_view v, AnnotationContext& c);
+std::string parse_auth_keepalive_requests(std::string_view v, AnnotationContext& c);
+std::string parse_auth_keepalive_timeout(std::string_view v, AnnotationContext& c);
+std::string parse_auth_keepalive_share_vars(std::string_view v, AnnotationContext& c);
 std::string parse_auth_proxy_set_headers(std::string_view v, AnnotationContext& c);
 
 /// An htpasswd file (auth-file: the Secret's `auth` key) into `out`, sorted by name. Lines are

@@ -183,6 +183,33 @@ std::string parse_auth_always_set_cookie(std::string_view v, AnnotationContext& 
   return parse_bool(v, c.policy.external_auth.always_set_cookie);
 }
 
+// auth-keepalive*: how nginx keeps connections to the auth service. phigate keeps them in the
+// worker's upstream pool like a backend's (upstream.keepalive_* apply); auth-keepalive "0" turns
+// that off for the Ingress, the others are validated (ingress-nginx's ranges) and documented.
+std::string parse_auth_keepalive(std::string_view v, AnnotationContext& c) {
+  unsigned n = 0;
+  if (!parse_digits(v, n) || n > 10000) return "expected a number of connections, 0 to 10000";
+  c.policy.external_auth.keepalive = n > 0;
+  return {};
+}
+
+std::string parse_auth_keepalive_requests(std::string_view v, AnnotationContext&) {
+  unsigned n = 0;
+  if (!parse_digits(v, n) || n < 1 || n > 1000000) return "expected a number of requests, 1 to 1000000";
+  return {};
+}
+
+std::string parse_auth_keepalive_timeout(std::string_view v, AnnotationContext&) {
+  unsigned n = 0;
+  if (!parse_digits(v, n) || n < 1 || n > 3600) return "expected seconds, 1 to 3600";
+  return {};
+}
+
+std::string parse_auth_keepalive_share_vars(std::string_view v, AnnotationContext&) {
+  bool b = false;
+  return parse_bool(v, b);
+}
+
 std::string parse_auth_proxy_set_headers(std::string_view v, AnnotationContext& c) {
   return parse_config_map_ref(v, c.ns, c.policy.external_auth.proxy_set_headers_ref);
 }

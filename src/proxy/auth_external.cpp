@@ -566,7 +566,7 @@ net::awaitable<std::optional<Decision>> run_external_auth(WorkerImpl& worker, up
   const auto& answer = parser.head();
   plan.report(picked_index,
               answer.status >= 500 ? upstream::AttemptResult::Status5xx : upstream::AttemptResult::Success);
-  link.finish(parser.should_keep_alive() && link.input().empty(), worker.now());
+  link.finish(p.keepalive && parser.should_keep_alive() && link.input().empty(), worker.now());
   if (!cache_key.empty() && auth_answer_cacheable(answer.headers)) {
     if (const auto ttl = auth_cache_ttl(p, answer.status); ttl.count() > 0) {
       auto fields = auth_cache_fields(p, answer.headers);

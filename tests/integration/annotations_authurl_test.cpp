@@ -7,6 +7,8 @@
 // body), and Ingress authors pointing auth-url at an arbitrary address (SSRF).
 #include <gtest/gtest.h>
 
+#include <thread>
+
 #include <string>
 #include <utility>
 #include <vector>
@@ -381,6 +383,30 @@ TEST_F(AuthUrlTest, WebSocketUpgradesAreAuthorizedWithoutHopByHopFields) {
     EXPECT_EQ(record_header(line, "connection"), "") << line;
     EXPECT_EQ(record_header(line, "sec-websocket-key"), "dGhlIHNhbXBsZSBub25jZQ==") << line;
   }
+}
+
+// auth-keepalive: "0" closes each auth connection after its answer (ingress-nginx's default); without
+// it the connection stays in the worker's pool for the next subrequest.
+TEST_F(AuthUrlTest, AuthKeepaliveZeroClosesEachAuthConnection) {
+  ingress("pooled", "/pooled", auth(""));
+  ingress("closed", "/closed", auth("", std::string(kN) + "auth-keepalive: \"0\"\n"));
+  auto pg = start("", "", true);
+  const auto open_to_auth = [&] {
+    const auto r =
+        run({"ss", "-Htn", "state", "established", "( dport = :" + std::to_string(auth_->port) + " )"});
+    int n = 0;
+    for (const char c : r.out) n += c == '\n';
+    return n;
+  };
+  EXPECT_EQ(call(pg, "/closed/x"), "200");
+  int open = -1;
+  for (int i = 0; i < 100 && open != 0; ++i) {
+    open = open_to_auth();
+    if (open != 0) std::this_thread::sleep_for(20ms);
+  }
+  EXPECT_EQ(open, 0);
+  EXPECT_EQ(call(pg, "/pooled/x"), "200");
+  EXPECT_EQ(open_to_auth(), 1);  // kept for the next subrequest
 }
 
 // auth-cache-key: an answer is reused for the same key (here the session cookie) within

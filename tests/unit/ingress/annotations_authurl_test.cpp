@@ -1,6 +1,9 @@
 // External authentication annotations (auth-url and its settings; docs/auth-external.md): values,
 // the SSRF rule (a Service of the cluster only), and translate's namespace and Service checks.
 #include <gtest/gtest.h>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include "annotations_auth_impl.hpp"
 #include "phigate/ingress/annotations.hpp"
@@ -98,10 +101,36 @@ TEST(AuthUrlAnnotations, InvalidSettingsFailClosed) {
 
 // What phigate does not build stays refused: the Ingress fails closed, never silently unchecked.
 TEST(AuthUrlAnnotations, UnbuiltSettingsStayRefused) {
-  for (const std::string key : {"auth-keepalive", "auth-keepalive-requests", "auth-keepalive-share-vars",
-                                "auth-keepalive-timeout", "auth-snippet", "satisfy"}) {
+  for (const std::string key : {"auth-snippet", "satisfy"}) {
     const auto r = parse({{kN + "auth-url", "http://auth.shop.svc/"}, {kN + key, "1"}});
     EXPECT_FALSE(r.fail_closed.empty()) << key;
+  }
+}
+
+// auth-keepalive*: validated; "0" closes each auth connection after its answer, anything else keeps
+// them in the upstream pool (the default).
+TEST(AuthUrlAnnotations, KeepaliveSettingsAreValidatedAndZeroClosesConnections) {
+  const auto base = parse({{kN + "auth-url", "http://auth.shop.svc/"}});
+  EXPECT_TRUE(base.policy.external_auth.keepalive);
+  const auto off = parse({{kN + "auth-url", "http://auth.shop.svc/"}, {kN + "auth-keepalive", "0"}});
+  EXPECT_TRUE(off.fail_closed.empty()) << off.fail_closed;
+  EXPECT_FALSE(off.policy.external_auth.keepalive);
+  const auto on = parse({{kN + "auth-url", "http://auth.shop.svc/"},
+                         {kN + "auth-keepalive", "32"},
+                         {kN + "auth-keepalive-requests", "1000"},
+                         {kN + "auth-keepalive-timeout", "60"},
+                         {kN + "auth-keepalive-share-vars", "true"}});
+  EXPECT_TRUE(on.fail_closed.empty()) << on.fail_closed;
+  EXPECT_TRUE(on.policy.external_auth.keepalive);
+  for (const auto& [key, bad] :
+       std::vector<std::pair<std::string, std::string>>{{"auth-keepalive", "-1"},
+                                                        {"auth-keepalive", "many"},
+                                                        {"auth-keepalive-requests", "0"},
+                                                        {"auth-keepalive-timeout", "0"},
+                                                        {"auth-keepalive-timeout", "60s"},
+                                                        {"auth-keepalive-share-vars", "maybe"}}) {
+    const auto r = parse({{kN + "auth-url", "http://auth.shop.svc/"}, {kN + key, bad}});
+    EXPECT_NE(r.fail_closed.find(key), std::string::npos) << key << "=" << bad << ": " << r.fail_closed;
   }
 }
 

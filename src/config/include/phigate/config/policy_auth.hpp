@@ -52,6 +52,9 @@ struct ExternalAuthPolicy {
   /// request; the client's own fields of these names are always removed.
   std::vector<std::string> response_headers;
   bool always_set_cookie = false;  // auth-always-set-cookie
+  /// auth-keepalive: "0" closes each auth connection after its answer (ingress-nginx's default);
+  /// unset or N > 0: kept in the worker's upstream pool (docs/auth-external.md).
+  bool keepalive = true;
   /// auth-proxy-set-headers: "ns/name" of a ConfigMap of the Ingress's namespace, and (translate)
   /// its fields as "Name: value\r\n" lines added to the subrequest.
   std::string proxy_set_headers_ref;
