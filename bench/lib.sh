@@ -214,9 +214,12 @@ NGINX_USER=""
 # With BACKEND_TLS_SET set to a make_cert_set name (before the call), the backend also listens with TLS
 # on BACKEND_TLS_PORT (TLS 1.2+1.3, the proxies' cipher lists, server preference, so every proxy gets
 # the same suite), logging one line per new TLS connection to backend/tls-conn.log.
-BACKEND_PORT="" BACKEND_PID="" BACKEND_TLS_SET="" BACKEND_TLS_PORT=""
+# With BACKEND_AUTH_TOKEN set (before the call), it also serves /auth, an external authentication
+# service: 200 "ok" to `Authorization: Bearer $BACKEND_AUTH_TOKEN`, 401 to anything else, one line per
+# request in $BACKEND_AUTH_LOG.
+BACKEND_PORT="" BACKEND_PID="" BACKEND_TLS_SET="" BACKEND_TLS_PORT="" BACKEND_AUTH_TOKEN="" BACKEND_AUTH_LOG=""
 start_backend() {
-  local tls="" env=()
+  local tls="" env=() auth=""
   mkdir -p "$TMP/backend/www"
   head -c 1048576 /dev/urandom >"$TMP/backend/www/1m"
   free_port BACKEND_PORT
@@ -238,8 +241,17 @@ start_backend() {
     location / { return 200 \"ok\\n\"; }
   }"
   fi
+  if [[ -n $BACKEND_AUTH_TOKEN ]]; then
+    [[ $BACKEND_AUTH_TOKEN =~ ^[A-Za-z0-9]+$ ]] || die "BACKEND_AUTH_TOKEN must be alphanumeric"
+    BACKEND_AUTH_LOG=$TMP/backend/auth.log
+    auth="    location = /auth {
+      access_log $BACKEND_AUTH_LOG;
+      if (\$http_authorization = \"Bearer $BACKEND_AUTH_TOKEN\") { return 200 \"ok\\n\"; }
+      return 401;
+    }"
+  fi
   render "$CONF_DIR/backend-nginx.conf" "$TMP/backend/nginx.conf" DIR="$TMP/backend" \
-    BACKEND_PORT="$BACKEND_PORT" NGINX_USER="$NGINX_USER" TLS_SERVER="$tls"
+    BACKEND_PORT="$BACKEND_PORT" NGINX_USER="$NGINX_USER" TLS_SERVER="$tls" AUTH_LOCATION="$auth"
   start_bg "$TMP/backend.log" "${LOAD_PIN[@]}" "${env[@]}" nginx -p "$TMP/backend" -c "$TMP/backend/nginx.conf" \
     -e "$TMP/backend/error.log" -g "daemon off;"
   BACKEND_PID=$LAST_PID

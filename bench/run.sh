@@ -3,7 +3,8 @@
 # (ARCHITECTURE.md; the benchmark issue's scenarios 1-5, 8 and the audit/access-log cost; 6 and 7 through
 # bench/slowloris.sh and bench/ingress_scale.sh with --scenarios all+; issue 12's health checks of 5,000
 # endpoints on/off and TLS to the backend on/off: scenarios health and backendtls; issue 15's regex
-# routing; issue 16's basic auth and rate limit on/off: scenarios auth and ratelimit).
+# routing; issue 16's basic auth, rate limit and external auth (cache hit) on/off: scenarios auth,
+# ratelimit and extauth).
 #
 # One nginx backend (plain HTTP: a 3-byte body, a 1 MiB file, an upload sink) and the proxies in front
 # of it, all on 127.0.0.1, with the same certificate, TLS 1.2+1.3, ECDHE+AEAD ciphers in the same order,
@@ -20,7 +21,7 @@ BENCH_NAME=bench
 # shellcheck source=bench/lib.sh
 . bench/lib.sh
 
-ALL_SCENARIOS=(keepalive handshake resume bigbody memory mtls audit health backendtls regex auth ratelimit)
+ALL_SCENARIOS=(keepalive handshake resume bigbody memory mtls audit health backendtls regex auth ratelimit extauth)
 
 usage() {
   cat <<'EOF'
@@ -43,6 +44,9 @@ usage: bench/run.sh [options]
                                   without it; one htpasswd file (APR MD5) for phigate and nginx
                        ratelimit  keep-alive with a per-address rate limit far above the load (limit-rps
                                   1000000, never reached) vs the same Ingress/location without it
+                       extauth    keep-alive with external authentication answered from the proxy's
+                                  cache (auth-url + auth-cache-key; nginx: auth_request + proxy_cache)
+                                  vs the same Ingress/location without it; HAProxy: n/a (no auth_request)
                      "all" = all of the above; "all+" = all, then bench/slowloris.sh (scenario 6) and
                      bench/ingress_scale.sh (scenario 7, phigate only), merged into the same JSON
   --quick            smoke run: --duration 3 --repeat 1, 1 s warm-up, 1000 memory connections
@@ -166,6 +170,8 @@ has_scenario handshake || [[ $KEY_KIND == rsa ]] && make_cert_set rsa rsa
 # --- 3. backend (with a TLS listener for scenario backendtls: its own CA, name BACKEND_TLS_NAME) ----------
 BACKEND_TLS_NAME=backend.bench.internal
 if has_scenario backendtls; then make_cert_set backend ec "$BACKEND_TLS_NAME"; BACKEND_TLS_SET=backend; fi
+# ... and /auth, the external authentication service of scenario extauth (200 to this bearer token).
+if has_scenario extauth; then BACKEND_AUTH_TOKEN=$(openssl rand -hex 16); fi
 start_backend
 
 # --- config variants of the proxies (start_proxy calls this after rendering each config) ---------------
@@ -209,7 +215,7 @@ config_hook() {  # KIND INST FILE
     *:*-health) health_config "$kind" "$inst" "$f" ;;
     *:*-btls) btls_config "$kind" "$inst" "$f" ;;
     *:*-rx | *:*-px) regex_config "$kind" "$inst" "$f" ;;
-    *:*-ip | *:*-au | *:*-rl) policy_config "$kind" "$inst" "$f" ;;
+    *:*-ip | *:*-au | *:*-rl | *:*-xa) policy_config "$kind" "$inst" "$f" ;;
     haproxy:*-mtls)
       sed -i "s#^\(  bind .* ssl crt [^ ]*\)#\1 verify required ca-file $CLIENT_CA#" "$f"
       grep -q 'verify required' "$f" || die "could not turn on client certificates for HAProxy" ;;
@@ -981,6 +987,20 @@ scenario_regex() {
 #    address; nginx `limit_req_zone $binary_remote_addr ... rate=1000000r/s` + `limit_req burst=5000000
 #    nodelay` (what ingress-nginx renders); HAProxy a stick-table `http_req_rate(1s)` tracked per source
 #    with a deny above 1000000. Any refusal (non-2xx) is reported: the limit was reached.
+# X. external authentication with a cache hit (issue 16), the same way, variant TARGET-xa:
+#  - the auth service is the backend nginx's /auth (lib.sh, BACKEND_AUTH_TOKEN): 200 to `Authorization:
+#    Bearer <the run's random token>`, 401 to anything else, one line per request in its auth.log.
+#  - phigate: a Service `auth` (port 8080) + EndpointSlice to the backend, and on the Ingress
+#    `auth-url: http://auth.default.svc.cluster.local:8080/auth`, `auth-cache-key: "$http_authorization"`,
+#    `auth-cache-duration: "200 5m"` (docs/auth-external.md).
+#  - nginx: what ingress-nginx renders for those: `auth_request` to an internal location proxying to
+#    /auth (pooled upstream, no request body, the X-Original-* fields), `proxy_cache` keyed on
+#    `$http_authorization` in a zone in the instance's temp dir, `proxy_cache_valid 200 5m`.
+#  - HAProxy: n/a: it has no auth_request without Lua or SPOE (not in the bench's configs).
+#  wrk sends the token on every request, to both variants, so every measured request is a cache hit:
+#  checked per run by the auth service's log (no request expected) and phigate's
+#  phigate_auth_external_checks_total (only result="cached" verdicts; fresh subrequests = the verdicts
+#  minus the cached ones).
 POLICY_RPS=1000000
 AUTH_USER=bench AUTH_PASS="" AUTH_B64=""
 auth_files() {  # the credentials, the htpasswd file (phigate, nginx) and HAProxy's MD5-crypt hash
@@ -993,11 +1013,27 @@ auth_files() {  # the credentials, the htpasswd file (phigate, nginx) and HAProx
   grep -q "^$AUTH_USER:\$apr1\\$" "$TMP/auth/htpasswd" || die "htpasswd -nbm wrote no \$apr1\$ hash"
   openssl passwd -1 "$AUTH_PASS" >"$TMP/auth/haproxy-md5crypt"
 }
-write_policy_manifests() {  # DIR MODE(ip|au|rl): one Ingress for every path, with MODE's annotations
+write_policy_manifests() {  # DIR MODE(ip|au|rl|xa): one Ingress for every path, with MODE's annotations
   local d=$1 mode=$2
   mkdir -p "$d"
   {
     backend_manifests
+    if [[ $mode == xa ]]; then
+      cat <<EOF
+apiVersion: v1
+kind: Service
+metadata: { name: auth, namespace: default }
+spec: { ports: [{ name: http, port: 8080, targetPort: 8080 }] }
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: { name: auth-a, namespace: default, labels: { kubernetes.io/service-name: auth } }
+addressType: IPv4
+ports: [{ name: http, port: $BACKEND_PORT }]
+endpoints: [{ addresses: ["127.0.0.1"], conditions: { ready: true } }]
+---
+EOF
+    fi
     if [[ $mode == au ]]; then
       cat <<EOF
 apiVersion: v1
@@ -1018,6 +1054,10 @@ EOF
     case $mode in
       au) printf '  annotations:\n    nginx.ingress.kubernetes.io/auth-type: basic\n    nginx.ingress.kubernetes.io/auth-secret: basic-auth\n    nginx.ingress.kubernetes.io/auth-realm: bench\n' ;;
       rl) printf '  annotations:\n    nginx.ingress.kubernetes.io/limit-rps: "%s"\n' "$POLICY_RPS" ;;
+      xa)
+        printf '  annotations:\n    nginx.ingress.kubernetes.io/auth-url: "http://auth.default.svc.cluster.local:8080/auth"\n'
+        printf '    nginx.ingress.kubernetes.io/auth-cache-key: "$http_authorization"\n'
+        printf '    nginx.ingress.kubernetes.io/auth-cache-duration: "200 5m"\n' ;;
     esac
     printf 'spec:\n  ingressClassName: phigate\n  rules:\n  - http:\n      paths:\n'
     printf '      - { path: /, pathType: Prefix, backend: { service: { name: backend, port: { number: 80 } } } }\n'
@@ -1041,9 +1081,40 @@ policy_config() {  # KIND INST FILE (config_hook)
           sed -i -e "s#^  access_log off;#&\n  limit_req_zone \$binary_remote_addr zone=bench:10m rate=${POLICY_RPS}r/s;#" \
             -e "s#^      proxy_pass http://b;#      limit_req zone=bench burst=$((POLICY_RPS * 5)) nodelay;\n&#" "$f"
           grep -q 'limit_req zone=bench' "$f" && grep -q 'limit_req_zone' "$f" || die "could not add nginx's rate limit" ;;
+        xa)
+          # ingress-nginx's auth-url + auth-cache-key: auth_request to an internal location that proxies
+          # to the auth service through a cache keyed on the same expression.
+          rules=$TMP/$inst-auth-location.conf
+          cat >"$rules" <<EOF
+
+    location = /_external-auth {
+      internal;
+      proxy_pass http://b/auth;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_pass_request_body off;
+      proxy_set_header Content-Length "";
+      proxy_set_header Host auth.default.svc.cluster.local;
+      proxy_set_header X-Original-URL \$scheme://\$http_host\$request_uri;
+      proxy_set_header X-Original-Method \$request_method;
+      proxy_set_header X-Sent-From "nginx-ingress-controller";
+      proxy_set_header X-Real-IP \$remote_addr;
+      proxy_set_header X-Forwarded-For \$remote_addr;
+      proxy_set_header X-Auth-Request-Redirect \$request_uri;
+      proxy_cache authcache;
+      proxy_cache_key "\$http_authorization";
+      proxy_cache_valid 200 5m;
+    }
+EOF
+          sed -i -e "s#^  access_log off;#&\n  proxy_cache_path $TMP/$inst/authcache levels=1:2 keys_zone=authcache:1m max_size=16m inactive=10m;#" \
+            -e "s#^      proxy_pass http://b;#      auth_request /_external-auth;\n&#" \
+            -e "/^    ssl_prefer_server_ciphers on;\$/r $rules" "$f"
+          grep -q 'auth_request /_external-auth;' "$f" && grep -q 'proxy_cache_key' "$f" && grep -q 'proxy_cache_path' "$f" ||
+            die "could not add nginx's external authentication" ;;
       esac ;;
     haproxy)
       [[ $mode == ip ]] && return 0
+      [[ $mode == xa ]] && die "HAProxy has no external authentication here (scenario extauth skips it)"
       rules=$TMP/$inst-rules.cfg
       # The rules go into the frontend in place of `default_backend be` (which they end with).
       if [[ $mode == au ]]; then
@@ -1066,10 +1137,60 @@ auth_counts() {  # INST: "verified cached failed" from phigate's phigate_auth_ba
     /^phigate_auth_basic_checks_total\{/ { if ($1 ~ /result="verified"/) v += $2; if ($1 ~ /result="cached"/) c += $2; if ($1 ~ /result="failed"/) f += $2 }
     END { printf "%d %d %d", v, c, f }'
 }
-policy_scenario() {  # SCENARIO SUFFIX(au|rl)
-  local scen=$1 sfx=$2 t r mode inst code hdr=() v0 c0 f0 v1 c1 f1 extra shown refused
+ext_counts() {  # INST: "fresh cached" from phigate's phigate_auth_external_checks_total
+  # A cache hit counts as `cached` and as its verdict: the fresh subrequests are the verdicts minus those.
+  curl -s --max-time 2 "http://127.0.0.1:${ADMIN[$1]}/metrics" 2>/dev/null | awk '
+    /^phigate_auth_external_checks_total\{/ { if ($1 ~ /result="cached"/) c += $2; else n += $2 }
+    END { printf "%d %d", n - c, c }'
+}
+auth_log_lines() {  # requests the auth service (the backend's /auth) has answered so far
+  [[ -f $BACKEND_AUTH_LOG ]] || { echo 0; return 0; }
+  wc -l <"$BACKEND_AUTH_LOG"
+}
+extauth_prechecks() {  # TARGET: TARGET-xa is up; its answers without, with a wrong and with the token
+  local t=$1 inst=$1-xa a0 a1 code n0 c0 n1 c1
+  [[ -n $BACKEND_AUTH_LOG ]] || die "[extauth] the backend has no /auth (BACKEND_AUTH_TOKEN unset)"
+  a0=$(auth_log_lines)
+  code=$(http_code "https://127.0.0.1:${PORT[$inst]}/")
+  a1=$(auth_log_lines)
+  [[ $code == 401 ]] || die "[extauth] $inst answers ${code:-nothing} without Authorization, expected 401"
+  ((a1 > a0)) || die "[extauth] $inst answered a request without Authorization without asking the auth service"
+  code=$(http_code "https://127.0.0.1:${PORT[$inst]}/" -H "Authorization: Bearer wrong$BACKEND_AUTH_TOKEN")
+  [[ $code == 401 ]] || die "[extauth] $inst answers ${code:-nothing} to a wrong token, expected 401"
+  code=$(http_code "https://127.0.0.1:${PORT[$inst]}/" -H "Authorization: Bearer $BACKEND_AUTH_TOKEN")
+  [[ $code == 200 ]] || die "[extauth] $inst answers ${code:-nothing} to the right token, expected 200"
+  # The answer for the token is cached by now (the readiness probe sent it first): 3 more requests,
+  # no more auth requests; phigate counts them as cached.
+  [[ $t == phigate ]] && read -r n0 c0 <<<"$(ext_counts "$inst")"
+  a0=$(auth_log_lines)
+  for _ in 1 2 3; do
+    code=$(http_code "https://127.0.0.1:${PORT[$inst]}/" -H "Authorization: Bearer $BACKEND_AUTH_TOKEN")
+    [[ $code == 200 ]] || die "[extauth] $inst answers ${code:-nothing} to the right token, expected 200"
+  done
+  a1=$(auth_log_lines)
+  ((a1 == a0)) || die "[extauth] $inst asked the auth service $((a1 - a0)) times for 3 requests with a cached token"
+  if [[ $t == phigate ]]; then
+    read -r n1 c1 <<<"$(ext_counts "$inst")"
+    ((c1 - c0 == 3 && n1 == n0)) ||
+      die "[extauth] phigate counted $((c1 - c0)) cached and $((n1 - n0)) fresh checks for 3 requests with a cached token"
+  fi
+  note extauth "\"target\": \"$t\", \"no_token\": 401, \"no_token_asked_auth\": true, \"wrong_token\": 401, \"right\": 200, \"cached_without_asking\": 3"
+  log "[extauth] $inst on ${PORT[$inst]}: no token 401 (auth service asked), wrong token 401, right 200, then 3 answers from the cache"
+}
+policy_scenario() {  # SCENARIO SUFFIX(au|rl|xa)
+  local scen=$1 sfx=$2 t r mode inst code hdr=() v0 c0 f0 v1 c1 f1 extra shown refused n0 n1 a0 a1 missed tgs=()
   [[ $sfx == au ]] && { auth_files; hdr=(-H "Authorization: Basic $AUTH_B64"); }
+  [[ $sfx == xa ]] && hdr=(-H "Authorization: Bearer $BACKEND_AUTH_TOKEN")
   for t in "${TARGETS[@]}"; do
+    if [[ $sfx == xa && $t == haproxy ]]; then
+      log "[extauth] haproxy: n/a (no auth_request without Lua or SPOE)"
+      note extauth "\"target\": \"haproxy\", \"result\": \"n/a: no auth_request without Lua or SPOE\""
+      continue
+    fi
+    tgs+=("$t")
+  done
+  ((${#tgs[@]})) || { log "[$scen] no target to run"; return 0; }
+  for t in "${tgs[@]}"; do
     start_proxy "$t" "$t-ip" "$KEY_KIND"
     [[ $(http_code "https://127.0.0.1:${PORT[$t-ip]}/") == 200 ]] || die "[$scen] $t-ip does not answer 200"
     if [[ $sfx == au ]]; then
@@ -1084,6 +1205,11 @@ policy_scenario() {  # SCENARIO SUFFIX(au|rl)
       [[ $code == 200 ]] || die "[auth] $t-au answers ${code:-nothing} to the right credentials, expected 200"
       note auth "\"target\": \"$t\", \"no_credentials\": 401, \"wrong_password\": 401, \"right\": 200"
       log "[auth] $t-au on ${PORT[$t-au]}: no credentials 401, wrong password 401, right 200"
+    elif [[ $sfx == xa ]]; then
+      PROBE_CURL_ARGS=("${hdr[@]}")
+      start_proxy "$t" "$t-xa" "$KEY_KIND"
+      PROBE_CURL_ARGS=()
+      extauth_prechecks "$t"
     else
       start_proxy "$t" "$t-rl" "$KEY_KIND"
       note ratelimit "\"target\": \"$t\", \"rps_limit\": $POLICY_RPS, \"burst\": $((POLICY_RPS * 5))"
@@ -1093,11 +1219,13 @@ policy_scenario() {  # SCENARIO SUFFIX(au|rl)
     warmup "$t-$sfx" "https://127.0.0.1:${PORT[$t-$sfx]}/" "${hdr[@]}"
   done
   for ((r = 1; r <= REPEAT; r++)); do
-    for t in "${TARGETS[@]}"; do
+    for t in "${tgs[@]}"; do
       for mode in off on; do
         inst=$t-ip; [[ $mode == on ]] && inst=$t-$sfx
         extra=""
         [[ $t == phigate && $inst == phigate-au ]] && read -r v0 c0 f0 <<<"$(auth_counts "$inst")"
+        [[ $t == phigate && $inst == phigate-xa ]] && read -r n0 c0 <<<"$(ext_counts "$inst")"
+        a0=$(auth_log_lines)
         wait_quiet
         measure_wrk "$inst" "${PID[$inst]}" "$DURATION" "$TMP/wrk-$scen-$inst-$r.txt" -t"$WRK_THREADS" -c"$CONNECTIONS" "${hdr[@]}" "https://127.0.0.1:${PORT[$inst]}/"
         if [[ $inst == phigate-au ]]; then
@@ -1108,6 +1236,21 @@ policy_scenario() {  # SCENARIO SUFFIX(au|rl)
             note auth "\"target\": \"phigate\", \"round\": $r, \"cache\": \"missed\", \"auth_verified\": $((v1 - v0))"
           fi
         fi
+        if [[ $inst == *-xa ]]; then
+          a1=$(auth_log_lines)
+          extra=", \"auth_service_requests\": $((a1 - a0))"
+          missed=$((a1 > a0)) shown=""
+          if [[ $t == phigate ]]; then
+            read -r n1 c1 <<<"$(ext_counts "$inst")"
+            extra+=", \"auth_cached\": $((c1 - c0)), \"auth_fresh\": $((n1 - n0))"
+            ((n1 - n0 > 0 || c1 - c0 < W_REQ)) && missed=1
+            shown="; phigate: $((n1 - n0)) fresh, $((c1 - c0)) cached checks for $W_REQ requests"
+          fi
+          if ((missed)); then
+            log "WARNING: [extauth] $inst: the auth service got $((a1 - a0)) requests during the run$shown"
+            note extauth "\"target\": \"$t\", \"round\": $r, \"cache\": \"missed\", \"auth_service_requests\": $((a1 - a0))"
+          fi
+        fi
         refused=$((W_NON2XX + W_SOCKERR))
         if [[ $mode == on && $sfx == rl ]] && ((refused > 0)); then
           log "WARNING: [ratelimit] $inst: $refused requests refused or failed: the limit was reached"
@@ -1115,14 +1258,15 @@ policy_scenario() {  # SCENARIO SUFFIX(au|rl)
         fi
         emit "$scen" "$mode" "$t" "$r" "$(wrk_json)$extra"
         shown=${extra#, }
-        say_run "$scen" "$mode" "$t" "$r" "$W_RPS req/s, p99 $W_P99 ms$(errs)${shown:+; phigate checks: ${shown//\"/}}"
+        say_run "$scen" "$mode" "$t" "$r" "$W_RPS req/s, p99 $W_P99 ms$(errs)${shown:+; $([[ $sfx == xa ]] && echo auth || echo "phigate checks"): ${shown//\"/}}"
       done
     done
   done
-  for t in "${TARGETS[@]}"; do stop_proxy "$t-ip"; stop_proxy "$t-$sfx"; done
+  for t in "${tgs[@]}"; do stop_proxy "$t-ip"; stop_proxy "$t-$sfx"; done
 }
 scenario_auth() { policy_scenario auth au; }
 scenario_ratelimit() { policy_scenario ratelimit rl; }
+scenario_extauth() { policy_scenario extauth xa; }
 
 for s in "${SCENARIOS[@]}"; do
   log "==== scenario $s"

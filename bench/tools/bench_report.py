@@ -49,7 +49,7 @@ def summarise(runs):
         scen = key[0]
         for r in rs:  # derived per-run figures
             if scen in ("keepalive", "handshake", "mtls", "mtls_handshake", "audit", "backend", "health",
-                        "backendtls", "regex", "auth", "ratelimit"):
+                        "backendtls", "regex", "auth", "ratelimit", "extauth"):
                 r["per_core"] = per_core(r)
             elif scen == "resume":
                 r["per_core"] = per_core(r, count="connections")
@@ -162,6 +162,11 @@ def main():
     row("L no limit req/s per core", "ratelimit", "off", "per_core")
     row("L rate limit req/s per core", "ratelimit", "on", "per_core")
     row("L rate limit p99 ms", "ratelimit", "on", "p99_ms", "lower")
+    row("X Ingress, no ext auth req/s (HAProxy: n/a)", "extauth", "off", "rps", rng=True)
+    row("X external auth (cache hit) req/s", "extauth", "on", "rps", rng=True)
+    row("X no ext auth req/s per core", "extauth", "off", "per_core")
+    row("X external auth req/s per core", "extauth", "on", "per_core")
+    row("X external auth p99 ms", "extauth", "on", "p99_ms", "lower")
 
     # Derived per-target ratios (log on/off, mTLS/plain).
     derived = {}
@@ -175,7 +180,8 @@ def main():
                                  ("backendtls", "on", "off", "rps"), ("backendtls", "on", "off", "per_core"),
                                  ("regex", "regex", "prefix", "rps"), ("regex", "regex", "prefix", "per_core"),
                                  ("auth", "on", "off", "rps"), ("auth", "on", "off", "per_core"),
-                                 ("ratelimit", "on", "off", "rps"), ("ratelimit", "on", "off", "per_core")):
+                                 ("ratelimit", "on", "off", "rps"), ("ratelimit", "on", "off", "per_core"),
+                                 ("extauth", "on", "off", "rps"), ("extauth", "on", "off", "per_core")):
             x, y = get(scen, on, t, m), get(scen, off, t, m)
             if x is not None and y:
                 d[f"{scen}_{on}/{off}_{m}"] = x / y
@@ -320,6 +326,11 @@ def main():
         if n.get("scenario") == "auth" and n.get("cache") == "missed":
             warn.append(f"auth: phigate verified {n.get('auth_verified')} credentials during a measured run (round"
                         f" {n.get('round')}): not only the cached path was measured")
+        if n.get("scenario") == "extauth" and n.get("cache") == "missed":
+            warn.append(f"extauth: the auth service got {n.get('auth_service_requests')} requests from {n.get('target')}"
+                        f" during a measured run (round {n.get('round')}): not only cache hits were measured")
+        if n.get("scenario") == "extauth" and str(n.get("result", "")).startswith("n/a"):
+            warn.append(f"NOTE extauth {n.get('target')}: {n.get('result')}")
         if n.get("scenario") == "ratelimit" and n.get("limit") == "reached":
             warn.append(f"ratelimit: {n.get('target')} refused {n.get('refused')} requests in round {n.get('round')}:"
                         " the limit was reached")
