@@ -543,9 +543,13 @@ constexpr auto kRegistry = std::to_array<AnnotationInfo>({
         "query; implies use-regex",
         "RE2 instead of PCRE; applied to the normalised path without ;params; a URL target is an error; an "
         "unsafe result (dot segments, encoded slash) gets 400; leading slashes collapse to one"),
-    refused("satisfy", {}, "auth",
-            "satisfy combines authentication rules phigate does not implement: the Ingress fails closed",
-            kAuthPlanned),
+    supported("satisfy", parse_satisfy, "auth",
+              "any: a client in the path's allowlist (whitelist-/allowlist-source-range) is served without "
+              "authentication (auth-type, auth-url), one outside it is not refused by the allowlist but must "
+              "authenticate; all (default): every check must pass (docs/auth-basic.md)",
+              "the denylist, global access lists, client certificates and other policies are never relaxed by "
+              "any (nginx's deny would be); without an allowlist or authentication any is all; another value "
+              "fails the Ingress closed (ingress-nginx ignores it)"),
     supported(
         "server-alias", [](std::string_view v, Context& c) { return parse_server_alias(v, c.policy.hosts); },
         "hosts",

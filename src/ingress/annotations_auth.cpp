@@ -48,6 +48,20 @@ std::string parse_auth_realm(std::string_view v, AnnotationContext& c) {
   return {};
 }
 
+std::string parse_satisfy(std::string_view v, AnnotationContext& c) {
+  // ingress-nginx ignores any other value (nginx's default, all); phigate refuses it: a typo in an
+  // access rule is never guessed at.
+  if (v == "any") {
+    c.policy.satisfy = config::Satisfy::Any;
+    return {};
+  }
+  if (v == "all") {
+    c.policy.satisfy = config::Satisfy::All;
+    return {};
+  }
+  return "expected \"any\" or \"all\"";
+}
+
 std::string parse_auth_forward_authorization(std::string_view v, AnnotationContext& c) {
   return parse_bool(v, c.policy.basic_auth.forward_authorization);
 }

@@ -17,6 +17,8 @@ std::string parse_auth_secret(std::string_view v, AnnotationContext& c);
 std::string parse_auth_secret_type(std::string_view v, AnnotationContext& c);
 std::string parse_auth_realm(std::string_view v, AnnotationContext& c);
 std::string parse_auth_forward_authorization(std::string_view v, AnnotationContext& c);
+/// satisfy: "any" or "all" (config::Satisfy).
+std::string parse_satisfy(std::string_view v, AnnotationContext& c);
 
 // External authentication (annotations_authurl.cpp; docs/auth-external.md).
 /// auth-url: http(s)://<svc>.<ns>.svc[.cluster.local][:port][/path[?query]] only (the namespace is

@@ -145,6 +145,7 @@ std::string_view render_request(audit::JsonLine& j, const ConnectionFacts& c, co
   if (!r.route.empty()) j.field("route", r.route);
   if (!r.ingress.empty()) j.field("ingress", r.ingress);
   if (r.rewritten) j.field("rewritten", true);
+  if (r.satisfied_by_allowlist) j.plain_field("satisfied_by", "allowlist");
   if (r.error_page != 0) j.field("error_page", r.error_page);
   if (!r.canary.empty()) {
     j.field("canary", true);

@@ -73,6 +73,9 @@ struct RequestFacts {
   int grpc_status = -1;
   /// rewrite-target changed the target sent upstream (`target` stays the client's).
   bool rewritten = false;
+  /// satisfy: any: the client's address was in the path's allowlist, so no authentication was asked
+  /// (phigate.satisfied_by: "allowlist").
+  bool satisfied_by_allowlist = false;
   /// custom-http-errors / default-backend: the status the error backend was asked a page for (the
   /// backend's or phigate's own; 503 when the path had no ready endpoint), 0 when none.
   int error_page = 0;

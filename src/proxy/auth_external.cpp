@@ -400,6 +400,12 @@ PhaseResult auth_external(Request& r, const Snapshot& s, const ConnectionView& c
     return Decision{Outcome::FailClosed,
                     Error::downstream(ErrorKind::Unavailable, "auth-url without a cluster"), false};
   }
+  if (r.satisfied_by_allowlist) {
+    // satisfy: any, the client is in the allowlist: no subrequest. The fields the auth service
+    // would vouch for are still never the client's (spoofing an identity to the backend).
+    for (const auto& name : r.policy->external_auth.response_headers) r.head.headers.remove(name);
+    return std::nullopt;
+  }
   r.auth_cluster = it->second;
   r.auth_external_pending = true;
   return std::nullopt;

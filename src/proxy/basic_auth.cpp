@@ -202,6 +202,12 @@ PhaseResult auth_basic(Request& r, const Snapshot&, const ConnectionView& c) {
     return Decision{Outcome::FailClosed,
                     Error::downstream(ErrorKind::Unavailable, "basic auth without users"), false};
   }
+  if (r.satisfied_by_allowlist) {
+    // satisfy: any, the client is in the allowlist: no credentials asked. What it sent anyway is
+    // neither checked nor (unless forwarding was asked for) passed on, as after a verification.
+    if (!r.policy->basic_auth.forward_authorization) r.head.headers.remove("authorization");
+    return std::nullopt;
+  }
   // A buffered request decided again once its body is whole: verified already by this very table
   // (the same Secret's users); any other table checks the credentials again, from the field.
   if (c.again && c.auth_verified != nullptr && c.auth_verified == r.policy->basic_auth.users.get()) {

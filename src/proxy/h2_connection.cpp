@@ -1050,6 +1050,7 @@ PhaseResult H2Stream::decide(bool again) {
   facts_.host = r.host_norm;
   facts_.target = r.target.empty() ? std::string_view(r.head.target) : std::string_view(r.target);
   facts_.rewritten = !r.upstream_target.empty();
+  facts_.satisfied_by_allowlist = r.satisfied_by_allowlist;
   if (r.route != nullptr) {
     facts_.route = r.route->name;
     if (r.policy != nullptr && r.policy->resource.rfind("Ingress ", 0) == 0) {

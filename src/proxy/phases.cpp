@@ -234,7 +234,20 @@ PhaseResult access(Request& r, const Snapshot& s, const ConnectionView&) {
   if (!global_ok) {
     return refuse(Outcome::AccessGlobal, ErrorKind::Denied, "source address", false);
   }
-  if (!known || (acl != nullptr && !acl->admits(*r.client_addr))) {
+  if (!known) return refuse(Outcome::AccessSourceRange, ErrorKind::Denied, "source address", false);
+  if (acl == nullptr) return std::nullopt;
+  const auto& addr = *r.client_addr;
+  // satisfy: any (nginx `satisfy any`): the allowlist and authentication are alternatives, when
+  // the path has both. The denylist (and the global lists above) are never relaxed.
+  const auto* p = r.policy;
+  const bool any = p != nullptr && p->satisfy == config::Satisfy::Any && !acl->allow.empty() &&
+                   (p->basic_auth.enabled || p->external_auth.enabled);
+  if (any && !acl->deny.contains(addr)) {
+    // In the allowlist: no authentication asked. Outside it: the auth phases decide.
+    r.satisfied_by_allowlist = acl->allow.contains(addr);
+    return std::nullopt;
+  }
+  if (!acl->admits(addr)) {
     return refuse(Outcome::AccessSourceRange, ErrorKind::Denied, "source address", false);
   }
   return std::nullopt;

@@ -460,6 +460,7 @@ PhaseResult ProxyConnection::decide(InFlight& f, bool again) {
   rf.host = r.host_norm;
   rf.target = r.target.empty() ? std::string_view(r.head.target) : std::string_view(r.target);
   rf.rewritten = !r.upstream_target.empty();
+  rf.satisfied_by_allowlist = r.satisfied_by_allowlist;
   // A second decision (after a buffered body) starts from nothing of the first one's snapshot.
   rf.route = {};
   rf.ingress = {};

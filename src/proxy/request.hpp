@@ -74,6 +74,9 @@ struct Request {
   // limit-connections: this request's place among its client's in-flight requests on the Ingress,
   // given back when the request ends (phase rate-limit).
   RateLimiter::Slot limit_slot;
+  // satisfy: any (phase access): the client is in the path's allowlist, so the auth-basic and
+  // auth-external phases ask for nothing (no credentials, no subrequest); the audit record says so.
+  bool satisfied_by_allowlist = false;
   // auth-type: basic (phase auth-basic): the credentials verify_basic_auth() checks after the
   // phases (basic_auth.hpp); the user stays for the audit record, the password is wiped.
   bool auth_pending = false;

@@ -279,5 +279,97 @@ TEST_F(AuthTest, SecretChangesAndFailsClosed) {
   EXPECT_EQ(status(pg, "/", {"-u", "bob:map-pw"}), "503");
 }
 
+// satisfy: any. The client (127.0.0.1) in the allowlist is served without credentials (none asked,
+// none checked, none forwarded); with an allowlist that excludes it, it must authenticate and the
+// backend never sees it otherwise. One audit record per request; the allowlisted ones say why no
+// credentials were asked. HTTP/1.1 and HTTP/2.
+TEST_F(AuthTest, SatisfyAnyAllowlistOrCredentials) {
+  dir_.write("manifests/secret.yaml", secret_yaml("users", "auth", htpasswd("-m", "alice", "pw-alice")));
+  const auto any = [](const std::string& range) {
+    return basic("users",
+                 std::string(kN) + "satisfy: any\n" + kN + "whitelist-source-range: " + range + "\n");
+  };
+  ingress(any("127.0.0.1/32"));
+  auto pg = start();
+  std::vector<std::string> in, out_ok, out_refused;
+  int n = 0;
+  for (const char* proto : {"--http1.1", "--http2"}) {
+    in.push_back("/in" + std::to_string(n++));
+    EXPECT_EQ(status(pg, in.back(), {}, proto), "200") << proto;
+    in.push_back("/in" + std::to_string(n++));  // wrong credentials: not checked, not forwarded
+    EXPECT_EQ(status(pg, in.back(), {"-u", "alice:wrong"}, proto), "200") << proto;
+  }
+  EXPECT_EQ(requests(*up_).size(), in.size());
+  rewrite(pg, "ingress.yaml", ingress_yaml("web", "app.example", "svc", any("10.0.0.0/8")));
+  for (const char* proto : {"--http1.1", "--http2"}) {
+    out_refused.push_back("/out" + std::to_string(n++));
+    EXPECT_EQ(status(pg, out_refused.back(), {}, proto), "401") << proto;  // a challenge, not 403
+    out_refused.push_back("/out" + std::to_string(n++));
+    EXPECT_EQ(status(pg, out_refused.back(), {"-u", "alice:wrong"}, proto), "401") << proto;
+    out_ok.push_back("/out" + std::to_string(n++));
+    EXPECT_EQ(status(pg, out_ok.back(), {"-u", "alice:pw-alice"}, proto), "200") << proto;
+  }
+  const auto seen = requests(*up_);
+  ASSERT_EQ(seen.size(), in.size() + out_ok.size());
+  for (const auto& line : seen) {
+    EXPECT_EQ(record_header(line, "authorization"), "") << line;
+    for (const auto& p : out_refused) EXPECT_NE(json_field(line, "path"), p) << line;
+  }
+  const auto audit = stop_and_read_audit(pg);
+  const auto one = [&](const std::string& path) {
+    int count = 0;
+    for (const auto& rec : audit) count += has(rec, "\"path\":\"" + path + "\"") ? 1 : 0;
+    EXPECT_EQ(count, 1) << path;
+    return find(audit, "\"path\":\"" + path + "\"");
+  };
+  for (const auto& p : in) EXPECT_TRUE(has(one(p), "\"satisfied_by\":\"allowlist\"")) << one(p);
+  for (const auto& p : out_ok) {
+    const auto rec = one(p);
+    EXPECT_FALSE(has(rec, "satisfied_by")) << rec;
+    EXPECT_TRUE(has(rec, "\"user\":{\"name\":\"alice\"}")) << rec;
+  }
+  for (const auto& p : out_refused) {
+    const auto rec = one(p);
+    EXPECT_FALSE(has(rec, "satisfied_by")) << rec;
+    EXPECT_TRUE(has(rec, "\"auth-basic\"")) << rec;
+  }
+}
+
+// satisfy: all (and no satisfy): the allowlist and the credentials both. satisfy: any never relaxes
+// the denylist. A bad value fails the Ingress closed.
+TEST_F(AuthTest, SatisfyAllNeedsBothAndAnyNeverRelaxesTheDenylist) {
+  dir_.write("manifests/secret.yaml", secret_yaml("users", "auth", htpasswd("-m", "alice", "pw-alice")));
+  ingress(basic("users", std::string(kN) + "satisfy: all\n" + kN + "whitelist-source-range: 127.0.0.1/32\n"));
+  auto pg = start();
+  for (const char* proto : {"--http1.1", "--http2"}) {
+    EXPECT_EQ(status(pg, "/a", {}, proto), "401") << proto;
+    EXPECT_EQ(status(pg, "/a", {"-u", "alice:pw-alice"}, proto), "200") << proto;
+  }
+  rewrite(pg, "ingress.yaml",
+          ingress_yaml("web", "app.example", "svc",
+                       basic("users", std::string(kN) + "whitelist-source-range: 10.0.0.0/8\n")));
+  for (const char* proto : {"--http1.1", "--http2"}) {
+    EXPECT_EQ(status(pg, "/b", {"-u", "alice:pw-alice"}, proto), "403") << proto;
+  }
+  rewrite(pg, "ingress.yaml",
+          ingress_yaml("web", "app.example", "svc",
+                       basic("users", std::string(kN) + "satisfy: any\n" + kN +
+                                          "allowlist-source-range: 127.0.0.0/8\n" + kN +
+                                          "denylist-source-range: 127.0.0.1/32\n")));
+  for (const char* proto : {"--http1.1", "--http2"}) {
+    EXPECT_EQ(status(pg, "/c", {}, proto), "403") << proto;
+    EXPECT_EQ(status(pg, "/c", {"-u", "alice:pw-alice"}, proto), "403") << proto;
+  }
+  const auto mark = pg.process.output().size();
+  rewrite(pg, "ingress.yaml",
+          ingress_yaml("web", "app.example", "svc",
+                       basic("users", std::string(kN) + "satisfy: Any\n" + kN +
+                                          "whitelist-source-range: 127.0.0.1/32\n")));
+  EXPECT_EQ(status(pg, "/d", {"-u", "alice:pw-alice"}), "503");
+  const auto log = pg.process.output().substr(mark);
+  EXPECT_NE(log.find("satisfy"), std::string::npos) << log;
+  EXPECT_EQ(requests(*up_).size(), 2u);
+}
+
 }  // namespace
 }  // namespace phigate::test

@@ -145,6 +145,7 @@ const std::map<std::string, std::string>& samples() {
       {"proxy-ssl-verify", "on"},
       {"proxy-ssl-verify-depth", "2"},
       {"rewrite-target", "/$2"},
+      {"satisfy", "any"},
       {"server-alias", "alias.example, *.alias.example"},
       {"service-upstream", "true"},
       {"session-cookie-expires", "3600"},

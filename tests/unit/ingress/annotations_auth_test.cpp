@@ -80,6 +80,28 @@ TEST(AuthAnnotations, RefusedValuesFailClosed) {
   }
 }
 
+// satisfy: "any" or "all" exactly; anything else fails the Ingress closed naming it (ingress-nginx
+// would silently use all).
+TEST(AuthAnnotations, SatisfyAnyOrAll) {
+  const auto basic = [](std::string v) {
+    return parse(
+        {{kN + "auth-type", "basic"}, {kN + "auth-secret", "users"}, {kN + "satisfy", std::move(v)}});
+  };
+  EXPECT_EQ(parse({{kN + "auth-type", "basic"}, {kN + "auth-secret", "users"}}).policy.satisfy,
+            config::Satisfy::All);
+  const auto any = basic("any");
+  EXPECT_TRUE(any.fail_closed.empty()) << any.fail_closed;
+  EXPECT_EQ(any.policy.satisfy, config::Satisfy::Any);
+  const auto all = basic("all");
+  EXPECT_TRUE(all.fail_closed.empty()) << all.fail_closed;
+  EXPECT_EQ(all.policy.satisfy, config::Satisfy::All);
+  for (const auto* bad : {"Any", "any ", "", "none", "all,any"}) {
+    const auto r = basic(bad);
+    EXPECT_FALSE(r.fail_closed.empty()) << bad;
+    EXPECT_TRUE(has_error(r, "satisfy")) << bad;
+  }
+}
+
 TEST(AuthAnnotations, SettingsWithoutAuthTypeOnlyWarn) {
   const auto r = parse({{kN + "auth-realm", "x"}});
   EXPECT_TRUE(r.fail_closed.empty());

@@ -101,7 +101,7 @@ TEST(AuthUrlAnnotations, InvalidSettingsFailClosed) {
 
 // What phigate does not build stays refused: the Ingress fails closed, never silently unchecked.
 TEST(AuthUrlAnnotations, UnbuiltSettingsStayRefused) {
-  for (const std::string key : {"auth-snippet", "satisfy"}) {
+  for (const std::string key : {"auth-snippet"}) {
     const auto r = parse({{kN + "auth-url", "http://auth.shop.svc/"}, {kN + key, "1"}});
     EXPECT_FALSE(r.fail_closed.empty()) << key;
   }

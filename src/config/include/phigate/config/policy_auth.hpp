@@ -10,6 +10,14 @@
 
 namespace phigate::config {
 
+/// satisfy (ingress-nginx; nginx's `satisfy` directive): All (default) every access check must
+/// pass; Any: a client in the path's allowlist (whitelist-/allowlist-source-range) needs no
+/// authentication (auth-type: basic, auth-url), and one outside it is not refused by the allowlist
+/// but must authenticate. Never relaxed: the denylist, the global access lists, client
+/// certificates, a failed-closed Ingress. Without an allowlist or without authentication, Any is
+/// All. The proxy's `access`, `auth-basic` and `auth-external` phases apply it (docs/auth-basic.md).
+enum class Satisfy { All, Any };
+
 /// One user of the Secret: its name and its password hash exactly as htpasswd wrote it (bcrypt
 /// `$2y$`, `$apr1$`, `{SHA}`, crypt, or plain text), checked by APR's apr_password_validate.
 struct BasicAuthUser {

@@ -319,6 +319,7 @@ struct RoutePolicy {
   RateLimitPolicy rate_limit{};  // limit-rps, limit-rpm, limit-connections, ... (policy_ratelimit.hpp)
   BasicAuthPolicy basic_auth{};  // auth-type: basic, auth-secret, auth-realm (policy_auth.hpp)
   ExternalAuthPolicy external_auth{};  // auth-url, auth-signin, auth-response-headers, ... (policy_auth.hpp)
+  Satisfy satisfy = Satisfy::All;      // satisfy: any | all (policy_auth.hpp)
 };
 using RoutePolicyPtr = std::shared_ptr<const RoutePolicy>;
 
