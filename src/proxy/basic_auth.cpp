@@ -204,8 +204,10 @@ PhaseResult auth_basic(Request& r, const Snapshot&, const ConnectionView& c) {
   }
   if (r.satisfied_by_allowlist) {
     // satisfy: any, the client is in the allowlist: no credentials asked. What it sent anyway is
-    // neither checked nor (unless forwarding was asked for) passed on, as after a verification.
-    if (!r.policy->basic_auth.forward_authorization) r.head.headers.remove("authorization");
+    // never checked, so never passed on, even under phigate.io/auth-forward-authorization (whose
+    // promise is that a forwarded Authorization was verified: a backend reading the user from it
+    // would serve anyone in the allowlist as "admin:x").
+    r.head.headers.remove("authorization");
     return std::nullopt;
   }
   // A buffered request decided again once its body is whole: verified already by this very table

@@ -66,18 +66,6 @@ class AuthTest : public AuditTest {
     a.push_back(https_url(pg, path));
     return curl(pg, a).out;
   }
-  std::vector<std::string> stop_and_read_audit(Phigate& pg) {
-    EXPECT_TRUE(pg.process.send_signal(SIGTERM));
-    EXPECT_EQ(pg.process.wait_exit(20s), 0);
-    return records();
-  }
-  static std::vector<std::string> requests(const Upstream& up) {
-    std::vector<std::string> out;
-    for (auto& line : up.records()) {
-      if (!json_field(line, "method").empty()) out.push_back(std::move(line));
-    }
-    return out;
-  }
   std::optional<Upstream> up_, open_;
 };
 
@@ -108,7 +96,7 @@ TEST_F(AuthTest, EveryHtpasswdFormatRightAndWrongPasswordsH1AndH2) {
     // A known user's password under an unknown name.
     EXPECT_EQ(status(pg, "/a", {"-u", "mallory:pw-apr1"}, proto), "401") << proto;
   }
-  const auto seen = requests(*up_);
+  const auto seen = proxied_requests(*up_);
   EXPECT_EQ(seen.size(), ok);
   for (const auto& line : seen) EXPECT_EQ(record_header(line, "authorization"), "") << line;
   const auto page = metrics(pg);
@@ -131,7 +119,7 @@ TEST_F(AuthTest, BufferedUploadsAreVerifiedOnceAndServed) {
   // A refusal comes before the body is read; over HTTP/2 curl 7.88 may drop an answer that comes
   // before its upload ended (h2_test.cpp), so the wrong password is sent over HTTP/1.1.
   EXPECT_EQ(status(pg, "/upload", {"-u", "alice:wrong", "--data-binary", "@" + file}), "401");
-  const auto seen = requests(*up_);
+  const auto seen = proxied_requests(*up_);
   ASSERT_EQ(seen.size(), 2u);
   for (const auto& line : seen) {
     EXPECT_EQ(json_field(line, "body_bytes"), "30000") << line;
@@ -155,7 +143,7 @@ TEST_F(AuthTest, ChallengeCarriesTheQuotedRealm) {
   rewrite(pg, "ingress.yaml", ingress_yaml("web", "app.example", "svc", basic()));
   const auto r = curl(pg, {"-s", "-D", "-", "-o", "/dev/null", https_url(pg, "/")});
   EXPECT_NE(r.out.find("Basic realm=\"\""), std::string::npos) << r.out;
-  EXPECT_TRUE(requests(*up_).empty());
+  EXPECT_TRUE(proxied_requests(*up_).empty());
 }
 
 // Malformed credentials are refused before any verification; none reaches the backend; one audit
@@ -182,7 +170,7 @@ TEST_F(AuthTest, MalformedCredentialsAndOneAuditRecordEach) {
   }
   EXPECT_EQ(status(pg, "/wrong", {"-u", "alice:guess-pw"}), "401");
   EXPECT_EQ(status(pg, "/right", {"-u", "alice:s3cret-pw"}), "200");
-  EXPECT_EQ(requests(*up_).size(), 1u);
+  EXPECT_EQ(proxied_requests(*up_).size(), 1u);
   const auto audit = stop_and_read_audit(pg);
   for (int i = 0; i < n; ++i) {
     const auto path = "\"path\":\"/m" + std::to_string(i) + "\"";
@@ -228,11 +216,11 @@ TEST_F(AuthTest, NoPathSpellingOrHostFormSkipsTheCheck) {
   const auto dot = curl(
       pg, {"-o", "/dev/null", "-w", "%{http_code}", "-H", "Host: app.example.", https_url(pg, "/admin")});
   EXPECT_TRUE(dot.out == "401" || dot.out == "400" || dot.out == "421") << dot.out;
-  for (const auto& line : requests(*open_)) {
+  for (const auto& line : proxied_requests(*open_)) {
     EXPECT_EQ(json_field(line, "path").rfind("/admin", 0), std::string::npos) << line;
     EXPECT_EQ(json_field(line, "path").rfind("//admin", 0), std::string::npos) << line;
   }
-  EXPECT_EQ(requests(*up_).size(), 1u);
+  EXPECT_EQ(proxied_requests(*up_).size(), 1u);
 }
 
 // The Secret changes under a running phigate: the old password stops working at once (the cache
@@ -267,7 +255,7 @@ TEST_F(AuthTest, SecretChangesAndFailsClosed) {
                                           "    phigate.io/auth-forward-authorization: \"true\"\n")));
   EXPECT_EQ(status(pg, "/fwd", {"-u", "bob:map-pw"}), "200");
   EXPECT_EQ(status(pg, "/fwd", {"-u", "bob:nope"}), "401");
-  const auto seen = requests(*up_);
+  const auto seen = proxied_requests(*up_);
   ASSERT_FALSE(seen.empty());
   EXPECT_NE(record_header(seen.back(), "authorization"), "") << seen.back();
   // digest and a cross-namespace Secret: fail closed.
@@ -299,7 +287,7 @@ TEST_F(AuthTest, SatisfyAnyAllowlistOrCredentials) {
     in.push_back("/in" + std::to_string(n++));  // wrong credentials: not checked, not forwarded
     EXPECT_EQ(status(pg, in.back(), {"-u", "alice:wrong"}, proto), "200") << proto;
   }
-  EXPECT_EQ(requests(*up_).size(), in.size());
+  EXPECT_EQ(proxied_requests(*up_).size(), in.size());
   rewrite(pg, "ingress.yaml", ingress_yaml("web", "app.example", "svc", any("10.0.0.0/8")));
   for (const char* proto : {"--http1.1", "--http2"}) {
     out_refused.push_back("/out" + std::to_string(n++));
@@ -309,7 +297,7 @@ TEST_F(AuthTest, SatisfyAnyAllowlistOrCredentials) {
     out_ok.push_back("/out" + std::to_string(n++));
     EXPECT_EQ(status(pg, out_ok.back(), {"-u", "alice:pw-alice"}, proto), "200") << proto;
   }
-  const auto seen = requests(*up_);
+  const auto seen = proxied_requests(*up_);
   ASSERT_EQ(seen.size(), in.size() + out_ok.size());
   for (const auto& line : seen) {
     EXPECT_EQ(record_header(line, "authorization"), "") << line;
@@ -368,7 +356,7 @@ TEST_F(AuthTest, SatisfyAllNeedsBothAndAnyNeverRelaxesTheDenylist) {
   EXPECT_EQ(status(pg, "/d", {"-u", "alice:pw-alice"}), "503");
   const auto log = pg.process.output().substr(mark);
   EXPECT_NE(log.find("satisfy"), std::string::npos) << log;
-  EXPECT_EQ(requests(*up_).size(), 2u);
+  EXPECT_EQ(proxied_requests(*up_).size(), 2u);
 }
 
 }  // namespace

@@ -75,18 +75,6 @@ class AuthUrlTest : public AuditTest {
                         "http://" + auth_->address() + "/__control?" + query});
     ASSERT_EQ(r.out, "200") << r.err;
   }
-  std::vector<std::string> stop_and_read_audit(Phigate& pg) {
-    EXPECT_TRUE(pg.process.send_signal(SIGTERM));
-    EXPECT_EQ(pg.process.wait_exit(20s), 0);
-    return records();
-  }
-  static std::vector<std::string> requests(const Upstream& up) {
-    std::vector<std::string> out;
-    for (auto& line : up.records()) {
-      if (!json_field(line, "method").empty()) out.push_back(std::move(line));
-    }
-    return out;
-  }
   static std::size_t count_in(const std::vector<std::string>& recs, const std::string& fragment) {
     std::size_t n = 0;
     for (const auto& r : recs) n += has(r, fragment) ? 1 : 0;
@@ -112,7 +100,7 @@ TEST_F(AuthUrlTest, AllowedIdentityReachesBackendAndAuditNeverTheBodyH1AndH2) {
     // The auth answer's cookie reaches the client with the backend's answer (as add_header).
     EXPECT_NE(r.out.find("_oauth2_proxy=refreshed"), std::string::npos) << proto << r.out;
   }
-  const auto seen = requests(*up_);
+  const auto seen = proxied_requests(*up_);
   ASSERT_EQ(seen.size(), 2u);
   for (const auto& line : seen) {
     EXPECT_EQ(record_header_count(line, "x-auth-request-user"), 1) << line;
@@ -120,7 +108,7 @@ TEST_F(AuthUrlTest, AllowedIdentityReachesBackendAndAuditNeverTheBodyH1AndH2) {
     EXPECT_EQ(record_header(line, "x-auth-request-email"), "alice@example.org") << line;
     EXPECT_EQ(json_field(line, "body_bytes"), "11") << line;
   }
-  const auto asked = requests(*auth_);
+  const auto asked = proxied_requests(*auth_);
   ASSERT_EQ(asked.size(), 2u);
   for (const auto& line : asked) {
     EXPECT_EQ(json_field(line, "method"), "GET") << line;
@@ -177,8 +165,8 @@ TEST_F(AuthUrlTest, DeniedUnauthorizedAndSigninRedirectNeverReachTheBackend) {
   for (const char* proto : {"--http1.1", "--http2"})
     EXPECT_EQ(call(pg, "/plain/a", {}, proto), "403") << proto;
   EXPECT_EQ(call(pg, "/signin/a", {"--data-binary", "secret-body"}), "403");
-  EXPECT_TRUE(requests(*up_).empty());
-  for (const auto& line : requests(*auth_)) EXPECT_EQ(json_field(line, "body_bytes"), "0") << line;
+  EXPECT_TRUE(proxied_requests(*up_).empty());
+  for (const auto& line : proxied_requests(*auth_)) EXPECT_EQ(json_field(line, "body_bytes"), "0") << line;
   const auto audit = stop_and_read_audit(pg);
   // One record each: 3 x 401, 4 x 302 to the sign-in page, 3 x 403, all ruled by auth-external.
   EXPECT_EQ(count_in(audit, "\"rule\":\"auth-external\""), 10u);
@@ -206,7 +194,7 @@ TEST_F(AuthUrlTest, SpoofedIdentityFieldsAreStrippedEvenWhenTheAnswerLacksThem) 
         "200")
         << proto;
   }
-  const auto seen = requests(*up_);
+  const auto seen = proxied_requests(*up_);
   ASSERT_EQ(seen.size(), 2u);
   for (const auto& line : seen) {
     EXPECT_EQ(record_header_count(line, "x-auth-request-user"), 0) << line;
@@ -234,7 +222,7 @@ TEST_F(AuthUrlTest, BrokenAuthServiceFailsClosedWith500AndOneAuditRecordEach) {
   // Down: the auth Service's only endpoint is gone.
   auth_->process.terminate();
   for (const char* proto : {"--http1.1", "--http2"}) EXPECT_EQ(call(pg, "/ok/y", {}, proto), "500") << proto;
-  const auto seen = requests(*up_);
+  const auto seen = proxied_requests(*up_);
   ASSERT_EQ(seen.size(), 2u);
   for (const auto& line : seen) EXPECT_EQ(json_field(line, "target"), "/ok/x") << line;
   const auto page = metrics(pg);
@@ -263,8 +251,8 @@ TEST_F(AuthUrlTest, BufferedUploadsAskTheAuthServiceOnce) {
   const auto file = dir_.write("upload.bin", std::string(30000, 'u'));
   for (const char* proto : {"--http1.1", "--http2"})
     EXPECT_EQ(call(pg, "/upload", {"--data-binary", "@" + file}, proto), "200") << proto;
-  EXPECT_EQ(requests(*auth_).size(), 2u);
-  const auto seen = requests(*up_);
+  EXPECT_EQ(proxied_requests(*auth_).size(), 2u);
+  const auto seen = proxied_requests(*up_);
   ASSERT_EQ(seen.size(), 2u);
   for (const auto& line : seen) {
     EXPECT_EQ(json_field(line, "body_bytes"), "30000") << line;
@@ -298,8 +286,8 @@ TEST_F(AuthUrlTest, SsrfExternalHostIpOtherNamespaceOrVariableFailsClosed) {
   EXPECT_NE(out.find("neither the Ingress's own nor listed in ingress.auth_url_namespaces"),
             std::string::npos)
       << out;
-  EXPECT_TRUE(requests(*up_).empty());
-  EXPECT_TRUE(requests(*auth_).empty());
+  EXPECT_TRUE(proxied_requests(*up_).empty());
+  EXPECT_TRUE(proxied_requests(*auth_).empty());
 }
 
 // ingress.auth_url_namespaces lets an operator name a shared namespace (a shared oauth2-proxy).
@@ -315,11 +303,11 @@ TEST_F(AuthUrlTest, AuthUrlNamespacesAdmitsASharedNamespace) {
     EXPECT_TRUE(pg.process.send_signal(SIGTERM));
     EXPECT_EQ(pg.process.wait_exit(20s), 0);
   }
-  EXPECT_TRUE(requests(*auth_).empty());
+  EXPECT_TRUE(proxied_requests(*auth_).empty());
   auto pg = start("", ", auth_url_namespaces: [shared]");
   for (const char* proto : {"--http1.1", "--http2"}) EXPECT_EQ(call(pg, "/a", {}, proto), "200") << proto;
-  EXPECT_EQ(requests(*auth_).size(), 2u);
-  EXPECT_EQ(requests(*up_).size(), 2u);
+  EXPECT_EQ(proxied_requests(*auth_).size(), 2u);
+  EXPECT_EQ(proxied_requests(*up_).size(), 2u);
 }
 
 // https auth-url: TLS to the auth Service's endpoints, verified against the auth-url host with the
@@ -356,10 +344,10 @@ TEST_F(AuthUrlTest, HttpsAuthServiceIsVerifiedAgainstTheServiceName) {
     EXPECT_EQ(call(pg, "/good/a", {"-H", "Cookie: s=1"}, proto), "200") << proto;
     EXPECT_EQ(call(pg, "/bad/a", {"-H", "Cookie: s=1"}, proto), "500") << proto;
   }
-  EXPECT_EQ(requests(good).size(), 2u);
-  EXPECT_TRUE(requests(bad).empty());
-  ASSERT_EQ(requests(*up_).size(), 2u);
-  for (const auto& line : requests(*up_)) EXPECT_EQ(json_field(line, "target"), "/good/a") << line;
+  EXPECT_EQ(proxied_requests(good).size(), 2u);
+  EXPECT_TRUE(proxied_requests(bad).empty());
+  ASSERT_EQ(proxied_requests(*up_).size(), 2u);
+  for (const auto& line : proxied_requests(*up_)) EXPECT_EQ(json_field(line, "target"), "/good/a") << line;
 }
 
 // A WebSocket upgrade is authorized like any request: refused before anything reaches the backend,
@@ -372,11 +360,11 @@ TEST_F(AuthUrlTest, WebSocketUpgradesAreAuthorizedWithoutHopByHopFields) {
       "-H", "Sec-WebSocket-Version: 13", "-H", "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ=="};
   auth_control("status=401");
   EXPECT_EQ(call(pg, "/ws", upgrade), "401");
-  EXPECT_TRUE(requests(*up_).empty());
+  EXPECT_TRUE(proxied_requests(*up_).empty());
   auth_control("status=0");
   call(pg, "/ws", upgrade);  // the test upstream does not switch: whatever it answers is relayed
-  EXPECT_EQ(requests(*up_).size(), 1u);
-  const auto asked = requests(*auth_);
+  EXPECT_EQ(proxied_requests(*up_).size(), 1u);
+  const auto asked = proxied_requests(*auth_);
   ASSERT_EQ(asked.size(), 2u);
   for (const auto& line : asked) {
     EXPECT_EQ(record_header(line, "upgrade"), "") << line;
@@ -418,17 +406,17 @@ TEST_F(AuthUrlTest, CachedAnswersPerKeyAndStatus) {
                    "auth-cache-key: \"$cookie_session\"\n" + kN + "auth-cache-duration: \"200 1m\"\n"));
   auto pg = start("", "", true);
   for (int i = 0; i < 3; ++i) EXPECT_EQ(call(pg, "/a", {"-H", "Cookie: session=A"}), "200") << i;
-  EXPECT_EQ(requests(*auth_).size(), 1u);
+  EXPECT_EQ(proxied_requests(*auth_).size(), 1u);
   EXPECT_EQ(call(pg, "/a", {"-H", "Cookie: session=B"}, "--http2"), "200");
-  EXPECT_EQ(requests(*auth_).size(), 2u);
+  EXPECT_EQ(proxied_requests(*auth_).size(), 2u);
   auth_control("status=403");
   // Cached: A and B still pass (with the cached identity); C is asked and refused, twice (a 403
   // is not listed in auth-cache-duration).
   EXPECT_EQ(call(pg, "/a", {"-H", "Cookie: session=A"}), "200");
   EXPECT_EQ(call(pg, "/a", {"-H", "Cookie: session=C"}), "403");
   EXPECT_EQ(call(pg, "/a", {"-H", "Cookie: session=C"}), "403");
-  EXPECT_EQ(requests(*auth_).size(), 4u);
-  const auto seen = requests(*up_);
+  EXPECT_EQ(proxied_requests(*auth_).size(), 4u);
+  const auto seen = proxied_requests(*up_);
   ASSERT_EQ(seen.size(), 5u);
   for (const auto& line : seen) EXPECT_EQ(record_header(line, "x-auth-request-user"), "alice") << line;
   EXPECT_EQ(metric(metrics(pg), "phigate_auth_external_checks_total{result=\"cached\"}"), "3");
@@ -436,10 +424,10 @@ TEST_F(AuthUrlTest, CachedAnswersPerKeyAndStatus) {
   // asks; A's cached GET answer does not answer A's DELETE.
   EXPECT_EQ(call(pg, "/a"), "403");
   EXPECT_EQ(call(pg, "/a"), "403");
-  EXPECT_EQ(requests(*auth_).size(), 6u);
+  EXPECT_EQ(proxied_requests(*auth_).size(), 6u);
   EXPECT_EQ(call(pg, "/a", {"-X", "DELETE", "-H", "Cookie: session=A"}), "403");
-  EXPECT_EQ(requests(*auth_).size(), 7u);
-  EXPECT_EQ(requests(*up_).size(), 5u);
+  EXPECT_EQ(proxied_requests(*auth_).size(), 7u);
+  EXPECT_EQ(proxied_requests(*up_).size(), 5u);
 }
 
 // ingress.global_auth: the operator's auth-url (of any namespace) applies to every Ingress without
@@ -462,10 +450,10 @@ TEST_F(AuthUrlTest, GlobalAuthAppliesUnlessTheIngressOptsOut) {
   }
   auth_control("status=0");
   EXPECT_EQ(call(pg, "/web/b"), "200");
-  const auto asked = requests(*auth_);
+  const auto asked = proxied_requests(*auth_);
   ASSERT_EQ(asked.size(), 3u);
   for (const auto& line : asked) EXPECT_EQ(json_field(line, "target"), "/global") << line;
-  const auto seen = requests(*up_);
+  const auto seen = proxied_requests(*up_);
   ASSERT_EQ(seen.size(), 3u);
 }
 

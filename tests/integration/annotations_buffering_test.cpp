@@ -84,11 +84,6 @@ class BufferingTest : public AuditTest {
     }
     return out;
   }
-  std::vector<std::string> stop_and_read_audit(Phigate& pg) {
-    EXPECT_TRUE(pg.process.send_signal(SIGTERM));
-    EXPECT_EQ(pg.process.wait_exit(20s), 0);
-    return records();
-  }
   /// The status of an HTTP/2 POST of `body` by nghttp (curl 7.88 drops a response that comes, with
   /// RST_STREAM NO_ERROR, before its upload ended: h2_test.cpp).
   std::string nghttp_post_status(const Phigate& pg, const std::string& path, const std::string& body) {

@@ -79,18 +79,6 @@ class ErrorsTest : public AuditTest {
                         "http://" + errors_->address() + "/__control?status=" + std::to_string(status)});
     ASSERT_EQ(r.out, "200") << r.err;
   }
-  std::vector<std::string> stop_and_read_audit(Phigate& pg) {
-    EXPECT_TRUE(pg.process.send_signal(SIGTERM));
-    EXPECT_EQ(pg.process.wait_exit(20s), 0);
-    return records();
-  }
-  static std::vector<std::string> requests(const Upstream& up) {
-    std::vector<std::string> out;
-    for (auto& line : up.records()) {
-      if (!json_field(line, "method").empty()) out.push_back(std::move(line));
-    }
-    return out;
-  }
 
   std::optional<Upstream> main_, errors_;
 };
@@ -105,7 +93,7 @@ TEST_F(ErrorsTest, ListedStatusIsReplacedByTheErrorBackendsPage) {
   const auto paged = fetch(pg, "/shop/cart?status=503", {"-H", "Accept: application/json"});
   EXPECT_EQ(status_of(paged), "503") << paged;
   EXPECT_NE(paged.find("X-Upstream-Name: errors"), std::string::npos) << paged;
-  auto reqs = requests(*errors_);
+  auto reqs = proxied_requests(*errors_);
   ASSERT_EQ(reqs.size(), 1u);
   const auto& e = reqs[0];
   EXPECT_EQ(json_field(e, "method"), "GET");
@@ -124,7 +112,7 @@ TEST_F(ErrorsTest, ListedStatusIsReplacedByTheErrorBackendsPage) {
   // 404 too; HEAD stays HEAD.
   const auto head = fetch(pg, "/missing?status=404", {"-I"});
   EXPECT_EQ(status_of(head), "503") << head;  // the error backend's own status (control: 503)
-  reqs = requests(*errors_);
+  reqs = proxied_requests(*errors_);
   ASSERT_EQ(reqs.size(), 2u);
   EXPECT_EQ(json_field(reqs[1], "method"), "HEAD");
   EXPECT_EQ(record_header(reqs[1], "X-Code"), "404");
@@ -132,7 +120,7 @@ TEST_F(ErrorsTest, ListedStatusIsReplacedByTheErrorBackendsPage) {
   // Not listed: the backend's answer as it is.
   EXPECT_EQ(status_of(fetch(pg, "/x?status=500")), "500");
   EXPECT_EQ(status_of(fetch(pg, "/ok")), "200");
-  EXPECT_EQ(requests(*errors_).size(), 2u);
+  EXPECT_EQ(proxied_requests(*errors_).size(), 2u);
 
   const auto audit = stop_and_read_audit(pg);
   int cart = 0;
@@ -149,7 +137,7 @@ TEST_F(ErrorsTest, ErrorBackendsListedStatusIsNotInterceptedAgain) {
   auto pg = start();
   error_backend_status(503);
   EXPECT_EQ(status_of(fetch(pg, "/?status=503")), "503");
-  EXPECT_EQ(requests(*errors_).size(), 1u);
+  EXPECT_EQ(proxied_requests(*errors_).size(), 1u);
 }
 
 // Malicious backend: a listed 500 whose body is someone's PHI, followed by bytes no framing
@@ -169,11 +157,11 @@ TEST_F(ErrorsTest, InterceptedBodyNeverReachesTheClientNorPoisonsThePool) {
   EXPECT_EQ(out.find("abcdefghijklmnopqrstuvwxyz0123456789abcdefghijklmnopqrstuvwxyz0123456789a"),
             std::string::npos)
       << "the intercepted 1 MiB body never reached the client";
-  const auto reqs = requests(*main_);
+  const auto reqs = proxied_requests(*main_);
   ASSERT_EQ(reqs.size(), 3u);
   EXPECT_NE(json_field(reqs[0], "conn"), json_field(reqs[1], "conn"))
       << "the intercepted answer's connection was discarded, never pooled";
-  EXPECT_EQ(requests(*errors_).size(), 2u);
+  EXPECT_EQ(proxied_requests(*errors_).size(), 2u);
 }
 
 // A misbehaving error backend (silent past the read timeout): the client gets phigate's own answer
@@ -203,7 +191,7 @@ TEST_F(ErrorsTest, ClientCannotForgeTheErrorBackendsFields) {
   fetch(pg, "/?status=503",
         {"-H", "X-Code: 200", "-H", "X-Namespace: kube-system", "-H", "X-Service-Name: secrets", "-H",
          "X-Original-URI: /admin", "-H", "X-Ingress-Name: other"});
-  const auto reqs = requests(*errors_);
+  const auto reqs = proxied_requests(*errors_);
   ASSERT_EQ(reqs.size(), 1u);
   EXPECT_EQ(record_header_count(reqs[0], "X-Code"), 1);
   EXPECT_EQ(record_header(reqs[0], "X-Code"), "503");
@@ -213,7 +201,7 @@ TEST_F(ErrorsTest, ClientCannotForgeTheErrorBackendsFields) {
   EXPECT_EQ(record_header(reqs[0], "X-Ingress-Name"), "web");
   // A 200 the client asks for with X-Code is just a 200 from the main.
   EXPECT_EQ(status_of(fetch(pg, "/", {"-H", "X-Code: 503"})), "200");
-  EXPECT_EQ(requests(*errors_).size(), 1u);
+  EXPECT_EQ(proxied_requests(*errors_).size(), 1u);
 }
 
 // default-backend without custom-http-errors: a path whose Service has no ready endpoint is
@@ -238,7 +226,7 @@ TEST_F(ErrorsTest, NoReadyEndpointSendsTheOriginalRequestToTheDefaultBackend) {
     EXPECT_EQ(status(out), "200") << proto << out;
     EXPECT_NE(lower.find("x-upstream-name: errors"), std::string::npos) << out;
     EXPECT_EQ(status(fetch(pg, "/get", {proto})), "200") << proto;
-    const auto reqs = requests(*errors_);
+    const auto reqs = proxied_requests(*errors_);
     ASSERT_EQ(reqs.size(), 2 * i + 2) << proto;
     const auto& post = reqs[2 * i];
     EXPECT_EQ(json_field(post, "method"), "POST") << proto;
@@ -251,7 +239,7 @@ TEST_F(ErrorsTest, NoReadyEndpointSendsTheOriginalRequestToTheDefaultBackend) {
     EXPECT_EQ(json_field(reqs[2 * i + 1], "method"), "GET") << proto;
     EXPECT_EQ(json_field(reqs[2 * i + 1], "target"), "/get") << proto;
   }
-  EXPECT_TRUE(requests(*main_).empty());
+  EXPECT_TRUE(proxied_requests(*main_).empty());
   const auto audit = stop_and_read_audit(pg);
   for (const char* path : {"\"path\":\"/orders0\"", "\"path\":\"/orders1\""})
     EXPECT_TRUE(has(find(audit, path), "\"error_page\":503")) << find(audit, path);
@@ -274,7 +262,7 @@ TEST_F(ErrorsTest, OwnErrorsTakeThePageAndDisableInterceptKeepsOnlyThose) {
   auto pg = start();
   const auto dead = curl(pg, {"-i", https_url(pg, "/", "other.example")}).out;
   EXPECT_EQ(status_of(dead), "200") << dead;  // the error backend's page (its own status: 200)
-  auto reqs = requests(*errors_);
+  auto reqs = proxied_requests(*errors_);
   ASSERT_EQ(reqs.size(), 1u);
   EXPECT_EQ(record_header(reqs[0], "X-Code"), "502");
   EXPECT_EQ(record_header(reqs[0], "X-Ingress-Name"), "dead");
@@ -282,7 +270,7 @@ TEST_F(ErrorsTest, OwnErrorsTakeThePageAndDisableInterceptKeepsOnlyThose) {
   const auto passed = fetch(pg, "/?status=503");
   EXPECT_EQ(status_of(passed), "503");
   EXPECT_NE(passed.find("X-Upstream-Name: main"), std::string::npos) << passed;
-  EXPECT_EQ(requests(*errors_).size(), 1u);
+  EXPECT_EQ(proxied_requests(*errors_).size(), 1u);
 }
 
 // Phase refusals are phigate's policy answers: never replaced by an error page, and the error
@@ -291,14 +279,14 @@ TEST_F(ErrorsTest, RefusalsAreNeverRendered) {
   ingress(errors_annotations("403,413,503", std::string(kN) + "whitelist-source-range: \"10.0.0.0/8\"\n"));
   auto pg = start();
   EXPECT_EQ(status_of(fetch(pg, "/")), "403");
-  EXPECT_TRUE(requests(*errors_).empty());
+  EXPECT_TRUE(proxied_requests(*errors_).empty());
   // Failed closed (an invalid annotation): 503, never the page.
   rewrite(pg, "ingress.yaml",
           ingress_yaml("web", "app.example", "svc-main",
                        errors_annotations("503", std::string(kN) + "proxy-read-timeout: \"x\"\n")));
   EXPECT_EQ(status_of(fetch(pg, "/")), "503");
-  EXPECT_TRUE(requests(*errors_).empty());
-  EXPECT_TRUE(requests(*main_).empty());
+  EXPECT_TRUE(proxied_requests(*errors_).empty());
+  EXPECT_TRUE(proxied_requests(*main_).empty());
 }
 
 // HTTP/2 clients (streams to HTTP/1.1 backends) get the page too: a listed 500 whose body is
@@ -315,7 +303,7 @@ TEST_F(ErrorsTest, Http2ClientsGetThePageAndNeverTheBody) {
   EXPECT_EQ(out.find(kMarker), std::string::npos) << out;
   EXPECT_NE(out.find("HTTP/2 503"), std::string::npos) << out;
   EXPECT_NE(out.find("abcde"), std::string::npos) << out;
-  const auto reqs = requests(*errors_);
+  const auto reqs = proxied_requests(*errors_);
   ASSERT_EQ(reqs.size(), 1u);
   EXPECT_EQ(record_header(reqs[0], "X-Code"), "500");
   EXPECT_EQ(record_header(reqs[0], "X-Original-URI"), "/leak?status=500&echo=1&overlong=1");
@@ -348,7 +336,7 @@ TEST_F(ErrorsTest, ErrorBackendNeverSwitchesProtocols) {
   EXPECT_TRUE(resp->header("upgrade").empty());
   const auto rest = c->read_all(3s);
   EXPECT_EQ(rest.find("forged"), std::string::npos) << rest;
-  ASSERT_EQ(requests(*main_).size(), 1u);
+  ASSERT_EQ(proxied_requests(*main_).size(), 1u);
   const auto audit = stop_and_read_audit(pg);
   const auto rec = find(audit, "\"path\":\"/ws\"");
   EXPECT_TRUE(has(rec, "\"status_code\":404")) << rec;
@@ -369,7 +357,7 @@ TEST_F(ErrorsTest, ConnectionProxyHeaderCloseUsesOneBackendConnectionPerRequest)
     const auto r = curl(pg, {proto, "-o", "/dev/null", "-o", "/dev/null", "-o", "/dev/null",
                              https_url(pg, "/a"), https_url(pg, "/b"), https_url(pg, "/c")});
     ASSERT_EQ(r.exit_code, 0) << r.err;
-    const auto reqs = requests(*main_);
+    const auto reqs = proxied_requests(*main_);
     ASSERT_EQ(reqs.size(), seen + 3) << proto;
     EXPECT_NE(json_field(reqs[seen], "conn"), json_field(reqs[seen + 1], "conn")) << proto;
     EXPECT_NE(json_field(reqs[seen + 1], "conn"), json_field(reqs[seen + 2], "conn")) << proto;
@@ -377,14 +365,14 @@ TEST_F(ErrorsTest, ConnectionProxyHeaderCloseUsesOneBackendConnectionPerRequest)
       EXPECT_EQ(record_header(reqs[i], "Connection"), "close") << reqs[i];
     seen += 3;
   }
-  auto reqs = requests(*main_);
+  auto reqs = proxied_requests(*main_);
 
   rewrite(pg, "ingress.yaml",
           ingress_yaml("web", "app.example", "svc-main",
                        std::string(kN) + "connection-proxy-header: \"keep-alive\"\n"));
   const auto k = curl(pg, {"-o", "/dev/null", "-o", "/dev/null", https_url(pg, "/d"), https_url(pg, "/e")});
   ASSERT_EQ(k.exit_code, 0) << k.err;
-  reqs = requests(*main_);
+  reqs = proxied_requests(*main_);
   ASSERT_EQ(reqs.size(), 8u);
   EXPECT_EQ(json_field(reqs[6], "conn"), json_field(reqs[7], "conn"));
   EXPECT_TRUE(record_header(reqs[6], "Connection").empty()) << reqs[6];
@@ -401,12 +389,12 @@ TEST_F(ErrorsTest, ConnectionProxyHeaderCloseNeverPoolsTheErrorBackend) {
                              https_url(pg, "/a?status=500"), https_url(pg, "/b?status=500")});
     ASSERT_EQ(r.exit_code, 0) << r.err;
     EXPECT_EQ(r.out, "200 200 ") << proto;  // the error backend's page (its own status)
-    const auto reqs = requests(*errors_);
+    const auto reqs = proxied_requests(*errors_);
     ASSERT_EQ(reqs.size(), seen + 2) << proto;
     EXPECT_NE(json_field(reqs[seen], "conn"), json_field(reqs[seen + 1], "conn")) << proto;
     seen += 2;
   }
-  const auto main = requests(*main_);
+  const auto main = proxied_requests(*main_);
   ASSERT_EQ(main.size(), 4u);
   EXPECT_NE(json_field(main[2], "conn"), json_field(main[3], "conn"));  // HTTP/2 main hops too
 }
@@ -422,7 +410,7 @@ TEST_F(ErrorsTest, ProxyHttpVersionOneZeroFollowsTheUnsupportedPolicy) {
   }
   auto pg = start(", unsupported_annotations: fail_closed");
   EXPECT_EQ(status_of(fetch(pg, "/")), "503");
-  EXPECT_EQ(requests(*main_).size(), 1u);  // only the first phigate's request
+  EXPECT_EQ(proxied_requests(*main_).size(), 1u);  // only the first phigate's request
 }
 
 }  // namespace

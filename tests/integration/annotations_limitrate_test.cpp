@@ -69,11 +69,6 @@ class LimitRateTest : public AuditTest {
     EXPECT_EQ(t.size(), 1u);
     return t.empty() ? Transfer{} : t[0];
   }
-  std::vector<std::string> stop_and_read_audit(Phigate& pg) {
-    EXPECT_TRUE(pg.process.send_signal(SIGTERM));
-    EXPECT_EQ(pg.process.wait_exit(20s), 0);
-    return records();
-  }
   int established_to_upstream() const {
     const auto r =
         run({"ss", "-Htn", "state", "established", "( dport = :" + std::to_string(up_->port) + " )"});

@@ -54,11 +54,6 @@ class RateLimitTest : public AuditTest {
     }
     return n;
   }
-  std::vector<std::string> stop_and_read_audit(Phigate& pg) {
-    EXPECT_TRUE(pg.process.send_signal(SIGTERM));
-    EXPECT_EQ(pg.process.wait_exit(20s), 0);
-    return records();
-  }
 
   std::optional<Upstream> up_;
 };

@@ -43,6 +43,20 @@ class AuditTest : public PhigateTest {
     EXPECT_EQ(r.exit_code, 0) << r.err;
     return split_lines(r.out);
   }
+  /// Stops phigate (SIGTERM, a clean exit within 20 s) and reads its whole audit log.
+  std::vector<std::string> stop_and_read_audit(Phigate& pg) {
+    EXPECT_TRUE(pg.process.send_signal(SIGTERM));
+    EXPECT_EQ(pg.process.wait_exit(std::chrono::seconds(20)), 0);
+    return records();
+  }
+  /// The requests a recording test upstream received (its record lines with a method).
+  static std::vector<std::string> proxied_requests(const Upstream& up) {
+    std::vector<std::string> out;
+    for (auto& line : up.records()) {
+      if (!json_field(line, "method").empty()) out.push_back(std::move(line));
+    }
+    return out;
+  }
   static std::string find(const std::vector<std::string>& recs, const std::string& fragment) {
     for (const auto& r : recs) {
       if (r.find(fragment) != std::string::npos) return r;

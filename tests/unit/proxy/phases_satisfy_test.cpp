@@ -100,6 +100,14 @@ TEST(SatisfyAny, AllowlistedClientIsAskedNoCredentials) {
   EXPECT_FALSE(run(f, w, "10.1.2.3"));
   EXPECT_FALSE(w.r.auth_pending);
   EXPECT_EQ(w.head.headers.find("authorization"), nullptr);
+  // Not even under auth-forward-authorization: a forwarded Authorization means a verified one, and
+  // these credentials were never checked (a backend reading the user would take "alice" on faith).
+  // (made by make_shared<RoutePolicy>: not a const object)
+  const_cast<config::RoutePolicy&>(*f.policies[0]).basic_auth.forward_authorization = true;
+  Req v("any.example", true);
+  EXPECT_FALSE(run(f, v, "10.1.2.3"));
+  EXPECT_TRUE(v.r.satisfied_by_allowlist);
+  EXPECT_EQ(v.head.headers.find("authorization"), nullptr);
 }
 
 TEST(SatisfyAny, ClientOutsideTheAllowlistMustAuthenticate) {
