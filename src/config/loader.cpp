@@ -517,7 +517,7 @@ void read_http2(Reader& r, const YAML::Node& n, Http2Spec& h) {
 void read_root(Reader& r, const YAML::Node& root, Config& cfg) {
   if (!r.expect_map(root, "",
                     {"listeners", "workers", "tls", "timeouts", "limits", "upstream", "http2",
-                     "trusted_proxies", "log", "routes", "ingress", "access", "audit"})) {
+                     "trusted_proxies", "log", "routes", "ingress", "access", "audit", "check"})) {
     return;
   }
   if (const auto n = root["listeners"]; n && r.expect_map(n, "listeners",
@@ -860,6 +860,26 @@ void read_root(Reader& r, const YAML::Node& root, Config& cfg) {
     }
   }
   if (const auto n = root["routes"]) read_routes(r, n, cfg);
+  if (const auto n = root["check"];
+      n && r.expect_map(n, "check",
+                        {"enforce", "phi_hosts", "min_cert_days", "audit_key_max_age_days",
+                         "system_ca_bundle", "public_ca_count"})) {
+    auto& c = cfg.check;
+    r.boolean(n, "enforce", "check", c.enforce);
+    std::string phi = "annotated";
+    r.string(n, "phi_hosts", "check", phi);
+    if (phi == "all") {
+      c.phi_hosts_all = true;
+    } else if (phi != "annotated") {
+      r.error(n["phi_hosts"], "check.phi_hosts", "must be annotated or all");
+    }
+    r.integer(n, "min_cert_days", "check", c.min_cert_days, 0, 3650);
+    r.integer(n, "audit_key_max_age_days", "check", c.audit_key_max_age_days, 1, 36500);
+    r.string(n, "system_ca_bundle", "check", c.system_ca_bundle);
+    if (n["system_ca_bundle"] && !c.system_ca_bundle.empty())
+      c.system_ca_bundle = resolve(cfg.dir, c.system_ca_bundle);
+    r.integer(n, "public_ca_count", "check", c.public_ca_count, std::size_t{1}, std::size_t{100'000});
+  }
   if (const auto n = root["audit"];
       n && r.expect_map(n, "audit",
                         {"dir", "keys", "active_key", "archive_dir", "segment_max_bytes", "segment_max_age",

@@ -371,6 +371,16 @@ struct AuditSpec {
   SourceRef where;
 };
 
+/// `check:`: the HIPAA rule engine (`phigate check`, and every snapshot build; docs/check.md).
+struct CheckSpec {
+  bool enforce = false;        // an Ingress with an enforceable error finding fails closed
+  bool phi_hosts_all = false;  // phi_hosts: all (every host carries PHI) | annotated (phigate.io/phi)
+  int min_cert_days = 21;      // a certificate expiring sooner is a finding
+  int audit_key_max_age_days = 365;
+  std::string system_ca_bundle = "/etc/ssl/certs/ca-certificates.crt";  // public web CAs (PA002)
+  std::size_t public_ca_count = 20;  // a client CA bundle with more CAs looks like a web bundle
+};
+
 enum class IngressSource { None, Directory, Kubernetes };
 
 /// `ingress.kubernetes`: how phigate reaches and follows the API server (source: kubernetes).
@@ -471,6 +481,7 @@ struct Config {
   std::vector<RouteSpec> routes;
   IngressSpec ingress;
   AuditSpec audit;
+  CheckSpec check;
   /// Catch-all backends for requests no route matches (Ingress spec.defaultBackend). Empty: 404.
   std::optional<PathSpec> default_backend;
 };

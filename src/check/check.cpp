@@ -1,0 +1,120 @@
+// The engine: severity/safeguard names, options, fingerprints, evaluate().
+#include <openssl/evp.h>
+
+#include <algorithm>
+#include <ctime>
+#include <tuple>
+
+#include "phigate/check/check.hpp"
+
+namespace phigate::check {
+
+std::string_view to_string(Severity s) noexcept {
+  switch (s) {
+    case Severity::Error:
+      return "error";
+    case Severity::Warning:
+      return "warning";
+    case Severity::Info:
+      return "info";
+  }
+  return "error";
+}
+
+std::string_view citation(Safeguard s) noexcept {
+  switch (s) {
+    case Safeguard::AccessControl:
+      return "164.312(a)(1)";
+    case Safeguard::Audit:
+      return "164.312(b)";
+    case Safeguard::Integrity:
+      return "164.312(c)(1)";
+    case Safeguard::Authentication:
+      return "164.312(d)";
+    case Safeguard::Transmission:
+      return "164.312(e)(1)";
+  }
+  return "";
+}
+
+std::string_view title(Safeguard s) noexcept {
+  switch (s) {
+    case Safeguard::AccessControl:
+      return "Access control";
+    case Safeguard::Audit:
+      return "Audit controls";
+    case Safeguard::Integrity:
+      return "Integrity";
+    case Safeguard::Authentication:
+      return "Person or entity authentication";
+    case Safeguard::Transmission:
+      return "Transmission security";
+  }
+  return "";
+}
+
+Options Options::from(const config::CheckSpec& spec) {
+  Options o;
+  o.phi_hosts_all = spec.phi_hosts_all;
+  o.min_cert_days = spec.min_cert_days;
+  o.audit_key_max_age_days = spec.audit_key_max_age_days;
+  o.system_ca_bundle = spec.system_ca_bundle;
+  o.public_ca_count = spec.public_ca_count;
+  return o;
+}
+
+std::string Finding::fingerprint() const {
+  std::string in;
+  for (std::string_view part :
+       {rule ? rule->id : std::string_view{}, std::string_view{where.resource}, std::string_view{where.field},
+        std::string_view{host}, std::string_view{where.file}}) {
+    in.append(part);
+    in.push_back('\x1f');
+  }
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  EVP_Digest(in.data(), in.size(), md, &len, EVP_sha256(), nullptr);
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(len * 2);
+  for (unsigned int i = 0; i < len; ++i) {
+    out.push_back(kHex[md[i] >> 4]);
+    out.push_back(kHex[md[i] & 15]);
+  }
+  return out;
+}
+
+Finding make_finding(const RuleInfo& rule, std::string message, Location where, std::string host) {
+  Finding f;
+  f.rule = &rule;
+  f.severity = rule.severity;
+  f.message = std::move(message);
+  f.where = std::move(where);
+  f.host = std::move(host);
+  return f;
+}
+
+std::vector<Finding> evaluate(const View& v) {
+  const Context ctx(v);
+  std::vector<Finding> out;
+  const auto rules = all_rules();
+  for (const auto& r : rules) {
+    if (!r.fn) continue;
+    if (v.options.scope == Scope::Runtime && !r.info.runtime) continue;
+    r.fn(v, r.info, ctx, out);
+  }
+  // Report order: the rule table's order (safeguard groups), then place.
+  auto rank = [&](const Finding& f) {
+    for (std::size_t i = 0; i < rules.size(); ++i) {
+      if (&rules[i].info == f.rule) return i;
+    }
+    return rules.size();
+  };
+  std::stable_sort(out.begin(), out.end(), [&](const Finding& a, const Finding& b) {
+    return std::forward_as_tuple(rank(a), a.where.file, a.where.line, a.where.resource, a.message) <
+           std::forward_as_tuple(rank(b), b.where.file, b.where.line, b.where.resource, b.message);
+  });
+  return out;
+}
+
+}  // namespace phigate::check

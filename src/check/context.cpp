@@ -1,0 +1,164 @@
+// Context: which hosts carry PHI, and where a fact is written (config key, annotation, path,
+// Kubernetes object), computed once per evaluate().
+#include <algorithm>
+#include <ctime>
+#include <set>
+
+#include "phigate/check/check.hpp"
+
+namespace phigate::check {
+
+struct Context::Impl {
+  std::set<std::string, std::less<>> phi;  // hosts ("*" = catch-all)
+  std::vector<std::string> phi_list;
+  std::int64_t now = 0;
+};
+
+namespace {
+
+std::string_view host_key(std::string_view host) {
+  return host.empty() ? std::string_view{"*"} : host;
+}
+
+/// "file#doc[.items[i]]" (ingress::Origin::where) back into its parts.
+void split_origin(const std::string& where, Location& loc) {
+  const auto hash = where.rfind('#');
+  if (hash == std::string::npos) {
+    loc.file = where;
+    return;
+  }
+  loc.file = where.substr(0, hash);
+  const std::string rest = where.substr(hash + 1);
+  loc.doc = std::atoi(rest.c_str());
+  if (const auto it = rest.find(".items["); it != std::string::npos)
+    loc.item = std::atoi(rest.c_str() + it + 7);
+}
+
+Location from_origin(const ingress::Origin& o, std::string resource, std::string field) {
+  Location loc;
+  if (o.doc >= 0) {
+    loc.file = o.file;
+    loc.doc = o.doc;
+    loc.item = o.item;
+    loc.line = o.line;
+  }
+  loc.resource = std::move(resource);
+  loc.field = std::move(field);
+  return loc;
+}
+
+template <class Objects>
+const auto* find_object(const Objects& objects, std::string_view key) {
+  for (const auto& o : objects) {
+    if (o.meta.key() == key) return &o;
+  }
+  return static_cast<decltype(&objects.front())>(nullptr);
+}
+
+}  // namespace
+
+Context::Context(const View& v) : view_(v), impl_(std::make_unique<Impl>()) {
+  impl_->now = v.options.now != 0 ? v.options.now : static_cast<std::int64_t>(std::time(nullptr));
+  auto mark = [&](const std::string& host, const config::PathSpec& p) {
+    const bool phi = (p.policy && p.policy->phi) || (p.canary && p.canary->policy && p.canary->policy->phi);
+    if (phi) impl_->phi.emplace(host_key(host));
+  };
+  for (const auto& r : v.config.routes) {
+    for (const auto& p : r.paths) mark(r.host, p);
+  }
+  if (v.config.default_backend) mark("", *v.config.default_backend);
+  if (v.options.phi_hosts_all) {
+    for (const auto& r : v.config.routes) impl_->phi.emplace(host_key(r.host));
+    impl_->phi.emplace("*");
+  }
+  impl_->phi_list.assign(impl_->phi.begin(), impl_->phi.end());
+}
+
+Context::~Context() = default;
+
+bool Context::is_phi_host(std::string_view host) const {
+  if (view_.options.phi_hosts_all) return true;
+  return impl_->phi.contains(host_key(host == "*" ? std::string_view{} : host));
+}
+
+bool Context::is_phi(const config::RouteSpec& route) const {
+  return is_phi_host(route.host);
+}
+
+const std::vector<std::string>& Context::phi_hosts() const noexcept {
+  return impl_->phi_list;
+}
+
+std::int64_t Context::now() const noexcept {
+  return impl_->now;
+}
+
+Location Context::config_key(std::string_view key) const {
+  Location loc;
+  loc.file = view_.config.file;
+  loc.field = std::string(key);
+  return loc;
+}
+
+Location Context::annotation(const std::string& resource, std::string_view short_name) const {
+  constexpr std::string_view kPrefix = "Ingress ";
+  const ingress::Ingress* ing = nullptr;
+  if (view_.resources && resource.starts_with(kPrefix)) {
+    ing = find_object(view_.resources->ingresses, std::string_view(resource).substr(kPrefix.size()));
+  }
+  if (!ing) {
+    Location loc;
+    loc.resource = resource;
+    loc.field = "metadata.annotations";
+    return loc;
+  }
+  for (std::string_view prefix : {"phigate.io/", "nginx.ingress.kubernetes.io/"}) {
+    std::string key(prefix);
+    key.append(short_name);
+    if (ing->meta.annotations.contains(key)) {
+      auto loc = from_origin(ing->origin, resource, "metadata.annotations." + key);
+      if (ing->meta.annotations_line > 0) loc.line = ing->meta.annotations_line;
+      return loc;
+    }
+  }
+  auto loc = from_origin(ing->origin, resource, "metadata.annotations");
+  if (ing->meta.annotations_line > 0) loc.line = ing->meta.annotations_line;
+  return loc;
+}
+
+Location Context::path(const config::PathSpec& p, std::string_view field) const {
+  Location loc;
+  split_origin(p.where.file, loc);
+  loc.line = p.where.line;
+  if (p.policy) loc.resource = p.policy->resource;
+  loc.field = std::string(field);
+  return loc;
+}
+
+Location Context::object(const std::string& resource, std::string_view field) const {
+  const auto space = resource.find(' ');
+  if (view_.resources && space != std::string::npos) {
+    const std::string_view kind = std::string_view(resource).substr(0, space);
+    const std::string_view key = std::string_view(resource).substr(space + 1);
+    const auto& r = *view_.resources;
+    if (kind == "Ingress") {
+      if (const auto* o = find_object(r.ingresses, key))
+        return from_origin(o->origin, resource, std::string(field));
+    } else if (kind == "Secret") {
+      if (const auto* o = find_object(r.secrets, key))
+        return from_origin(o->origin, resource, std::string(field));
+    } else if (kind == "Service") {
+      if (const auto* o = find_object(r.services, key))
+        return from_origin(o->origin, resource, std::string(field));
+    } else if (kind == "ConfigMap") {
+      if (const auto* o = find_object(r.config_maps, key))
+        return from_origin(o->origin, resource, std::string(field));
+    }
+  }
+  Location loc;
+  loc.resource = resource;
+  loc.field = std::string(field);
+  return loc;
+}
+
+}  // namespace phigate::check

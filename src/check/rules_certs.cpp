@@ -1,0 +1,10 @@
+// CR* rules. Each rule: a RuleInfo row and a small function over the View (check.hpp).
+#include "phigate/check/check.hpp"
+
+namespace phigate::check {
+
+std::span<const Rule> certificate_rules() {
+  return {};
+}
+
+}  // namespace phigate::check
