@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -482,6 +483,9 @@ struct Config {
   IngressSpec ingress;
   AuditSpec audit;
   CheckSpec check;
+  /// Line of every key the loader visited, by dotted field as Diagnostics names it
+  /// ("tls.hsts.max_age", "trusted_proxies[1]"); `phigate check` places findings with it.
+  std::shared_ptr<const std::map<std::string, int>> key_lines{};
   /// Catch-all backends for requests no route matches (Ingress spec.defaultBackend). Empty: 404.
   std::optional<PathSpec> default_backend;
 };

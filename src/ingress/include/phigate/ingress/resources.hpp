@@ -30,6 +30,7 @@ struct ObjectMeta {
   std::map<std::string, std::string> annotations;
   std::map<std::string, std::string> labels;
   int annotations_line = 0;
+  std::map<std::string, int> annotation_lines{};  // line of each annotation key (manifest files)
 
   /// "ns/name".
   std::string key() const { return ns + "/" + name; }

@@ -1,0 +1,2 @@
+// check_cli_test: see tests/integration/CMakeLists.txt.
+#include <gtest/gtest.h>
