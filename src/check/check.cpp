@@ -6,6 +6,7 @@
 #include <tuple>
 
 #include "phigate/check/check.hpp"
+#include "phigate/config/diagnostics.hpp"
 
 namespace phigate::check {
 
@@ -82,6 +83,23 @@ std::string Finding::fingerprint() const {
     out.push_back(kHex[md[i] & 15]);
   }
   return out;
+}
+
+std::string describe(const Finding& f) {
+  config::Diagnostic d;
+  d.file = f.where.file;
+  if (f.where.doc >= 0) d.file.append("#").append(std::to_string(f.where.doc));
+  if (f.where.item >= 0) d.file.append(".items[").append(std::to_string(f.where.item)).append("]");
+  d.line = f.where.line;
+  d.resource = f.where.resource;
+  d.field = f.where.field;
+  const std::string_view id = f.rule ? f.rule->id : std::string_view{"?"};
+  const std::string_view hipaa = f.rule ? f.rule->hipaa : std::string_view{};
+  const std::string_view remedy = f.rule ? f.rule->remedy : std::string_view{};
+  d.message.reserve(id.size() + hipaa.size() + f.message.size() + remedy.size() + 16);
+  d.message.append(id).append(" ").append(hipaa).append(" ").append(to_string(f.severity)).append(": ");
+  d.message.append(f.message).append(" (").append(remedy).append(")");
+  return d.to_string();  // escapes control bytes
 }
 
 Finding make_finding(const RuleInfo& rule, std::string message, Location where, std::string host) {

@@ -1,4 +1,4 @@
-// phigate command line: run / validate / annotations / audit / probe / --version / --help.
+// phigate command line: run / validate / check / annotations / audit / probe / --version / --help.
 // Usage errors (unknown flag, missing file) print one line and exit 2.
 #include <malloc.h>
 
@@ -13,6 +13,7 @@
 #include <string_view>
 #include <vector>
 
+#include "check_command.hpp"
 #include "phigate/audit/verify.hpp"
 #include "phigate/compile/policy.hpp"
 #include "phigate/config/loader.hpp"
@@ -39,6 +40,11 @@ constexpr const char* kUsage =
     "                                          compiled exactly as run would compile them; both forms\n"
     "                                          then list, per Ingress, the annotations phigate does\n"
     "                                          not fully honour\n"
+    "  check --config FILE [--manifests DIR]... [--format text|json|sarif|html|markdown]\n"
+    "        [--phi-hosts all|annotated] [--min-cert-days N] [--output FILE] [--now RFC3339]\n"
+    "                                          the HIPAA technical safeguards (45 CFR 164.312),\n"
+    "                                          rule by rule (docs/check.md); exit 0 no error\n"
+    "                                          finding, 1 error findings, 2 input unreadable\n"
     "  annotations [--markdown|--json]         print every ingress-nginx annotation name and what\n"
     "                                          phigate does with it (docs/annotations.md is the\n"
     "                                          Markdown output)\n"
@@ -391,6 +397,7 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (cmd == "audit") return audit_command(rest);
+  if (cmd == "check") return phigate::cli::check_command(rest);
   if (cmd == "probe") return probe_command(rest);
   if (cmd == "validate") {
     if (auto err = parse(rest, false, parsed); !err.empty()) return usage_error(err);

@@ -1,6 +1,8 @@
 #include "phigate/compile/policy.hpp"
 
 #include <algorithm>
+#include <map>
+#include <set>
 #include <string>
 #include <unordered_map>
 #include <unordered_set>
@@ -475,7 +477,10 @@ void merge(config::Config& config, ingress::Translation translation) {
   for (auto& c : translation.certificates) config.tls.certificates.push_back(std::move(c));
 }
 
-CompiledPolicy compile(config::Config config, config::Diagnostics& diag, ingress::TranslationStats stats) {
+namespace {
+
+CompiledPolicy compile_once(config::Config config, config::Diagnostics& diag,
+                            ingress::TranslationStats stats) {
   CompiledPolicy out;
   out.ingress = stats;
   out.passthrough = passthrough(config, diag);
@@ -484,6 +489,108 @@ CompiledPolicy compile(config::Config config, config::Diagnostics& diag, ingress
   backend_tls(out, diag);
   request_buffer_caps(out, diag);
   access_lists(out, diag);
+  return out;
+}
+
+/// The check engine over a compiled policy, Runtime scope (no file reads).
+std::vector<check::Finding> run_checks(const CompiledPolicy& out, const ingress::Resources* resources) {
+  auto options = check::Options::from(out.config.check);
+  options.scope = check::Scope::Runtime;
+  std::vector<check::Passthrough> passthrough;
+  passthrough.reserve(out.passthrough.size());
+  for (const auto& p : out.passthrough) passthrough.push_back({p.host, p.resource});
+  const check::View view{.config = out.config,
+                         .passthrough = passthrough,
+                         .resources = resources,
+                         .workloads = nullptr,
+                         .options = options};
+  return check::evaluate(view);
+}
+
+/// check.enforce: the Ingresses with an error finding of an enforceable rule, each with its
+/// findings (one per rule), in resource order.
+std::map<std::string, std::vector<const check::Finding*>> offending(
+    const std::vector<check::Finding>& findings) {
+  std::map<std::string, std::vector<const check::Finding*>> out;
+  for (const auto& f : findings) {
+    if (f.severity != check::Severity::Error || f.rule == nullptr || !f.rule->enforceable ||
+        !f.where.resource.starts_with("Ingress ")) {
+      continue;
+    }
+    auto& list = out[f.where.resource];
+    if (std::none_of(list.begin(), list.end(), [&](const check::Finding* g) { return g->rule == f.rule; })) {
+      list.push_back(&f);
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+CompiledPolicy compile(config::Config config, config::Diagnostics& diag, ingress::TranslationStats stats,
+                       const CompileChecks& checks) {
+  if (!checks.run) return compile_once(std::move(config), diag, stats);
+  // Enforcement compiles twice: the input is kept (policies are shared pointers, so the copy is
+  // shallow where it matters) and the first pass's diagnostics are kept apart until it is known
+  // whether they stand.
+  const bool enforce = config.check.enforce;
+  std::optional<config::Config> input;
+  if (enforce) input = config;
+  config::Diagnostics first;
+  auto out = compile_once(std::move(config), enforce ? first : diag, stats);
+  auto findings = run_checks(out, checks.resources);
+  const auto bad = enforce ? offending(findings) : decltype(offending(findings)){};
+  if (bad.empty()) {
+    if (enforce) {
+      for (const auto& d : first.entries()) diag.add(d);
+    }
+    out.findings = std::move(findings);
+    return out;
+  }
+  // Each offending Ingress: one error per rule (logged, counted, an Event on the Ingress, a refusal
+  // by the admission webhook), then its paths fail closed and the configuration compiles again.
+  std::map<std::string, std::string> why;  // resource -> the rule ids, for the 503's reason
+  for (const auto& [resource, list] : bad) {
+    for (const auto* f : list) {
+      std::string file = f->where.file;
+      if (f->where.doc >= 0) file.append("#").append(std::to_string(f->where.doc));
+      if (f->where.item >= 0) file.append(".items[").append(std::to_string(f->where.item)).append("]");
+      diag.error(std::move(file), f->where.line, f->where.field,
+                 "[" + std::string(f->rule->id) + " 45 CFR " + std::string(f->rule->hipaa) + "] " +
+                     f->message + ": failing closed (check.enforce)",
+                 resource);
+      auto& w = why[resource];
+      w += (w.empty() ? "check.enforce: " : ", ") + std::string(f->rule->id);
+    }
+  }
+  std::set<std::string> newly_failed;
+  const auto fail = [&](config::PathSpec& p) {
+    const auto it = p.policy ? why.find(p.policy->resource) : why.end();
+    if (it == why.end()) return false;
+    if (p.policy->fail_closed.empty()) newly_failed.insert(it->first);
+    fail_path(p, it->second);
+    return true;
+  };
+  // A canary of an offending Ingress is detached (its main serves every request); a failing main
+  // takes its canary with it (every request of the path answers 503).
+  const auto fail_canary = [&](config::PathSpec& p, bool main_failed) {
+    if (!p.canary) return;
+    const auto& cp = p.canary->policy;
+    const bool canary_bad = cp && why.contains(cp->resource);
+    if (canary_bad && cp->fail_closed.empty()) newly_failed.insert(cp->resource);
+    if (canary_bad || main_failed) p.canary = nullptr;
+  };
+  for (auto& r : input->routes) {
+    for (auto& p : r.paths) {
+      const bool failed = fail(p);
+      fail_canary(p, failed);
+    }
+  }
+  if (input->default_backend) fail(*input->default_backend);
+  stats.failed_closed += newly_failed.size();
+  out = compile_once(std::move(*input), diag, stats);
+  out.findings = std::move(findings);
+  out.enforced_ingresses = bad.size();
   return out;
 }
 
@@ -497,13 +604,14 @@ std::optional<CompiledPolicy> load_and_compile(config::Config config, config::Di
 }
 
 std::optional<CompiledPolicy> load_and_compile(config::Config config, const ingress::LoadResult& loaded,
-                                               config::Diagnostics& diag) {
+                                               config::Diagnostics& diag, bool run_checks) {
   for (const auto& d : loaded.diagnostics.entries()) diag.add(d);
   if (loaded.broken_files > 0) return std::nullopt;  // a change that does not load as a whole
   auto t = ingress::translate(loaded.resources, config.ingress, diag);
   auto stats = t.stats;
   merge(config, std::move(t));
-  return compile(std::move(config), diag, std::move(stats));
+  return compile(std::move(config), diag, std::move(stats),
+                 {.resources = &loaded.resources, .run = run_checks});
 }
 
 }  // namespace phigate::compile

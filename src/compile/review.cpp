@@ -93,7 +93,7 @@ Review review_ingress(const config::Config& config, const ingress::LoadResult& c
   auto translation = ingress::translate(resources, cfg.ingress, diag);
   const auto stats = translation.stats;
   merge(cfg, std::move(translation));
-  (void)compile(std::move(cfg), diag, stats);
+  (void)compile(std::move(cfg), diag, stats, {.resources = &resources});
 
   for (const auto& d : diag.entries()) {
     const bool mine = d.resource == resource;

@@ -304,6 +304,23 @@ std::string render(std::span<const WorkerShard* const> shards, const ControlStat
   add_value(ingresses, static_cast<double>(control.ingresses_failed_closed.load()),
             {{"state", "failed_closed"}});
   out.push_back(std::move(ingresses));
+  {
+    std::int64_t enforced = 0;
+    const auto counts = control.check_counts(enforced);
+    auto findings =
+        family("phigate_check_findings",
+               "Findings of the HIPAA rule engine in the configuration being served, by rule, severity "
+               "and 45 CFR 164.312 safeguard (docs/check.md).",
+               MetricType::Gauge);
+    for (const auto& c : counts) {
+      add_value(findings, static_cast<double>(c.n),
+                {{"rule", c.rule}, {"severity", c.severity}, {"safeguard", c.safeguard}});
+    }
+    out.push_back(std::move(findings));
+    gauge("phigate_check_enforced_ingresses",
+          "Ingresses failing closed because of an error finding under check.enforce.",
+          static_cast<double>(enforced));
+  }
   gauge("phigate_backend_tls_unverified_routes",
         "Paths served whose HTTPS backends' certificates are not verified (proxy-ssl-verify off).",
         static_cast<double>(control.backend_tls_unverified_routes.load()));

@@ -4,12 +4,14 @@
 #include <csignal>
 #include <cstdio>
 #include <list>
+#include <map>
 #include <thread>
+#include <tuple>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "health_checker.hpp"
 #include "ingress_watcher.hpp"
-#include "webhook.hpp"
 #include "phigate/admin/admin_server.hpp"
 #include "phigate/audit/writer.hpp"
 #include "phigate/config/loader.hpp"
@@ -24,6 +26,7 @@
 #include "phigate/proxy/worker.hpp"
 #include "phigate/upstream/backend_tls.hpp"
 #include "phigate/upstream/health.hpp"
+#include "webhook.hpp"
 
 namespace phigate::server {
 
@@ -107,6 +110,7 @@ class Server {
   std::unique_ptr<audit::Writer> audit_;  // outlives the workers (they hold a raw pointer)
   bool audit_was_healthy_ = true;
   metrics::ControlStats control_stats_;
+  std::unordered_set<std::string> check_seen_;  // fingerprints of the check findings already logged
   // Endpoint health that survives reloads (control thread), and the active checks' own thread.
   std::unique_ptr<upstream::HealthRegistry> health_;
   std::unique_ptr<detail::HealthChecker> checker_;
@@ -131,7 +135,6 @@ class Server {
   std::unique_ptr<kube::StatusWriter> status_;
   // --- webhook members ---
   std::unique_ptr<detail::Webhook> webhook_;  // ingress.webhook.listen set: the admission webhook
-
 };
 
 ingress::LoadResult Server::current_resources() {
@@ -218,6 +221,24 @@ void Server::log_snapshot(const proxy::Snapshot& snap, const config::Diagnostics
       PHI_LOG_WARN("{}", d.to_string());
     }
   }
+  // Check findings: logged when new (a finding stays until fixed; reloads do not repeat it),
+  // counted by rule, severity and safeguard for every snapshot.
+  std::unordered_set<std::string> seen;
+  std::map<std::tuple<std::string, std::string, std::string>, std::int64_t> counts;
+  for (const auto& f : snap.check) {
+    ++counts[{f.rule, f.severity, f.safeguard}];
+    seen.insert(f.fingerprint);
+    if (check_seen_.contains(f.fingerprint) || f.severity == "info") continue;
+    if (f.severity == "error") {
+      PHI_LOG_ERROR("check: {}", f.text);
+    } else {
+      PHI_LOG_WARN("check: {}", f.text);
+    }
+  }
+  check_seen_ = std::move(seen);
+  std::vector<metrics::ControlStats::CheckCount> by_rule;
+  for (const auto& [k, n] : counts) by_rule.push_back({std::get<0>(k), std::get<1>(k), std::get<2>(k), n});
+  control_stats_.set_check(std::move(by_rule), static_cast<std::int64_t>(snap.check_enforced));
   control_stats_.resource_errors.store(static_cast<std::int64_t>(snap.resource_errors));
   control_stats_.tls_context_builds.store(tls::ServerContexts::builds_total());
   control_stats_.build_ms.store(static_cast<std::int64_t>(snap.build_time.count()));
@@ -522,7 +543,6 @@ void Server::begin_drain() {
   stop_kubernetes();
   // --- webhook stop ---
   if (webhook_) webhook_->stop();
-
 }
 
 void Server::on_signal(int sig) {

@@ -1,2 +1,253 @@
-// check_cli_test: see tests/integration/CMakeLists.txt.
+// `phigate check` as operators run it: every fixture of tests/fixtures/check/ through the real
+// binary (each rule fixture yields exactly its rule, the clean one none), exit codes 0/1/2, the
+// PHI-host switch, every output format, and SARIF that the schema validator accepts.
 #include <gtest/gtest.h>
+#include <simdjson.h>
+
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "check_materials.hpp"
+#include "support/process.hpp"
+#include "support/run.hpp"
+#include "support/temp_dir.hpp"
+
+namespace phigate::test {
+namespace {
+
+namespace fs = std::filesystem;
+const std::string kFixtures = PHIGATE_CHECK_FIXTURES_DIR;
+
+std::vector<std::string> lines_of(const std::string& path) {
+  std::vector<std::string> out;
+  std::ifstream in(path);
+  for (std::string line; std::getline(in, line);) {
+    if (!line.empty() && line[0] != '#') out.push_back(line);
+  }
+  return out;
+}
+
+struct Finding {
+  std::string rule, severity, message, resource, field;
+};
+
+/// The findings of a JSON report; fails the test when it is not the JSON the format promises.
+std::vector<Finding> findings_of(const std::string& json) {
+  std::vector<Finding> out;
+  simdjson::dom::parser parser;
+  simdjson::dom::element doc;
+  if (parser.parse(json).get(doc) != simdjson::SUCCESS) {
+    ADD_FAILURE() << "not JSON:\n" << json.substr(0, 2000);
+    return out;
+  }
+  simdjson::dom::array list;
+  if (doc["findings"].get(list) != simdjson::SUCCESS) {
+    ADD_FAILURE() << "no findings array";
+    return out;
+  }
+  for (auto f : list) {
+    Finding x;
+    std::string_view s;
+    if (f["rule"].get(s) == simdjson::SUCCESS) x.rule = s;
+    if (f["severity"].get(s) == simdjson::SUCCESS) x.severity = s;
+    if (f["message"].get(s) == simdjson::SUCCESS) x.message = s;
+    if (f.at_pointer("/location/resource").get(s) == simdjson::SUCCESS) x.resource = s;
+    if (f.at_pointer("/location/field").get(s) == simdjson::SUCCESS) x.field = s;
+    out.push_back(std::move(x));
+  }
+  return out;
+}
+
+std::string describe(const std::vector<Finding>& fs) {
+  std::string s;
+  for (const auto& f : fs)
+    s += "  " + f.rule + " " + f.severity + " [" + f.resource + " " + f.field + "] " + f.message + "\n";
+  return s;
+}
+
+class CheckCli : public ::testing::Test {
+ protected:
+  void SetUp() override { make_check_materials(dir_.path("gen")); }
+
+  /// Copies fixture `rel` (under tests/fixtures/check/) into the temp folder with its placeholders
+  /// replaced; returns the copy's folder.
+  std::string materialize_fixture(const std::string& rel) {
+    const std::string to = dir_.path("fx/" + rel);
+    materialize(kFixtures + "/" + rel, to, dir_.path("gen"));
+    return to;
+  }
+
+  /// `phigate check --config <folder>/phigate.yaml` plus the fixture's `args`, run in the folder.
+  RunResult check(const std::string& folder, std::vector<std::string> extra = {}) {
+    std::vector<std::string> argv = {bin("phigate"), "check", "--config", folder + "/phigate.yaml"};
+    for (auto& a : lines_of(folder + "/args")) argv.push_back(a);
+    for (auto& a : extra) argv.push_back(a);
+    RunOptions o;
+    o.cwd = folder;
+    return run(argv, o);
+  }
+
+  TempDir dir_;
+};
+
+TEST_F(CheckCli, TheCleanFixtureHasNoFindingButTheWafNote) {
+  const auto folder = materialize_fixture("clean");
+  const auto r = check(folder, {"--format", "json"});
+  const auto fs = findings_of(r.out);
+  for (const auto& f : fs) EXPECT_EQ(f.rule, "IN005") << describe(fs) << r.err;
+  EXPECT_EQ(r.exit_code, 0) << describe(fs) << r.err;
+}
+
+TEST_F(CheckCli, EveryRuleFixtureYieldsExactlyItsRule) {
+  std::set<std::string> fixtures;
+  for (const auto& e : fs::directory_iterator(kFixtures + "/rules")) {
+    if (e.is_directory()) fixtures.insert(e.path().filename().string());
+  }
+  // Every rule that can be evaluated has its fixture (built-in controls and CFG000 have none):
+  // the rule table as the JSON report lists it.
+  {
+    const auto r = check(materialize_fixture("clean"), {"--format", "json"});
+    simdjson::dom::parser parser;
+    simdjson::dom::element doc;
+    simdjson::dom::array rules;
+    ASSERT_EQ(parser.parse(r.out).get(doc), simdjson::SUCCESS) << r.out;
+    ASSERT_EQ(doc["rules"].get(rules), simdjson::SUCCESS) << r.out;
+    std::size_t n = 0;
+    for (auto rule : rules) {
+      std::string_view id, built_in;
+      ASSERT_EQ(rule["id"].get(id), simdjson::SUCCESS);
+      if (rule["built_in"].get(built_in) == simdjson::SUCCESS && !built_in.empty()) continue;
+      if (id == "CFG000") continue;
+      ++n;
+      EXPECT_TRUE(fixtures.contains(std::string(id))) << "no fixture for " << id;
+    }
+    EXPECT_GT(n, 30u) << "the rule table is not in the JSON report";
+  }
+  for (const auto& id : fixtures) {
+    SCOPED_TRACE(id);
+    const auto folder = materialize_fixture("rules/" + id);
+    auto expected_list = lines_of(kFixtures + "/rules/" + id + "/expect");
+    std::set<std::string> expected(expected_list.begin(), expected_list.end());
+    if (expected.empty()) expected.insert(id);
+    const auto r = check(folder, {"--format", "json"});
+    const auto fs = findings_of(r.out);
+    std::set<std::string> got;
+    bool error = false;
+    for (const auto& f : fs) {
+      if (f.rule != "IN005") got.insert(f.rule);
+      error = error || f.severity == "error";
+    }
+    EXPECT_EQ(got, expected) << describe(fs) << r.err;
+    EXPECT_EQ(r.exit_code, error ? 1 : 0) << describe(fs) << r.err;
+  }
+}
+
+TEST_F(CheckCli, UnreadableInputExitsTwoAndConfigurationErrorsAreFindings) {
+  // No config file, a config that is not YAML, a manifest that is not YAML: the input cannot be read.
+  auto r = run({bin("phigate"), "check", "--config", dir_.path("missing.yaml")});
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_NE(r.err.find("missing.yaml"), std::string::npos) << r.err;
+  r = run({bin("phigate"), "check", "--config", dir_.write("bad.yaml", "listeners: [\n")});
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_NE(r.err.find("invalid YAML"), std::string::npos) << r.err;
+  const auto clean = materialize_fixture("clean");
+  { std::ofstream(clean + "/manifests/zz-broken.yaml") << "kind: Ingress\nmetadata: [\n"; }
+  r = check(clean, {"--format", "json"});
+  EXPECT_EQ(r.exit_code, 2) << r.out << r.err;
+  EXPECT_NE(r.err.find("zz-broken.yaml"), std::string::npos) << r.err;
+  // A configuration that loads as YAML but has an error: a CFG000 finding naming the field, exit 1.
+  r = run(
+      {bin("phigate"), "check", "--format", "json", "--config", dir_.write("err.yaml", "workers: many\n")});
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  const auto fs = findings_of(r.out);
+  ASSERT_FALSE(fs.empty()) << r.out;
+  EXPECT_EQ(fs.front().rule, "CFG000");
+  EXPECT_EQ(fs.front().field, "workers");
+  // Usage errors.
+  EXPECT_EQ(run({bin("phigate"), "check"}).exit_code, 2);
+  EXPECT_EQ(run({bin("phigate"), "check", "--config", clean + "/phigate.yaml", "--format", "pdf"}).exit_code,
+            2);
+  EXPECT_EQ(run({bin("phigate"), "check", "--config", clean + "/phigate.yaml", "--bogus"}).exit_code, 2);
+  EXPECT_EQ(
+      run({bin("phigate"), "check", "--config", clean + "/phigate.yaml", "--manifests", dir_.path("nope")})
+          .exit_code,
+      2);
+}
+
+TEST_F(CheckCli, PhiHostsAllAppliesPhiRulesToEveryHost) {
+  // A second host without phigate.io/phi that turns HSTS off: a PHI rule does not apply to it...
+  const auto folder = materialize_fixture("clean");
+  std::ofstream(folder + "/manifests/www.yaml") << R"(apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata:
+  name: www
+  namespace: clinic
+  annotations:
+    phigate.io/hsts: "false"
+spec:
+  ingressClassName: phigate
+  tls: [{ hosts: [www.example.test], secretName: records-tls }]
+  rules:
+  - host: www.example.test
+    http:
+      paths:
+      - { path: /, pathType: Prefix, backend: { service: { name: records, port: { number: 443 } } } }
+)";
+  auto r = check(folder, {"--format", "json"});
+  auto fs = findings_of(r.out);
+  for (const auto& f : fs) {
+    EXPECT_NE(f.severity, "error") << describe(fs);
+  }
+  EXPECT_EQ(r.exit_code, 0) << describe(fs) << r.err;
+  // ... until every host carries PHI.
+  r = check(folder, {"--format", "json", "--phi-hosts", "all"});
+  fs = findings_of(r.out);
+  bool hsts = false;
+  for (const auto& f : fs)
+    hsts = hsts || (f.rule == "TX005" && f.severity == "error" && f.resource == "Ingress clinic/www");
+  EXPECT_TRUE(hsts) << describe(fs);
+  EXPECT_EQ(r.exit_code, 1);
+}
+
+TEST_F(CheckCli, EveryFormatRendersAndOutputWritesTheFile) {
+  const auto folder = materialize_fixture("rules/TX005");
+  for (const char* format : {"text", "json", "sarif", "html", "markdown"}) {
+    SCOPED_TRACE(format);
+    const std::string out = dir_.path(std::string("report.") + format);
+    const auto r = check(folder, {"--format", format, "--output", out, "--now", "2026-12-01T00:00:00Z"});
+    EXPECT_EQ(r.exit_code, 1) << r.err;
+    EXPECT_TRUE(r.out.empty());
+    std::ifstream in(out);
+    std::stringstream s;
+    s << in.rdbuf();
+    EXPECT_NE(s.str().find("TX005"), std::string::npos) << s.str().substr(0, 1000);
+    EXPECT_NE(s.str().find("164.312(e)(1)"), std::string::npos);
+  }
+}
+
+TEST_F(CheckCli, SarifOfEveryFixturePassesTheSchemaAndCodeScanningChecks) {
+  const std::string validator = std::string(PHIGATE_SOURCE_DIR) + "/tests/sarif/validate_sarif.mjs";
+  ASSERT_TRUE(fs::exists(std::string(PHIGATE_SOURCE_DIR) + "/tests/sarif/node_modules"))
+      << "run scripts/bootstrap.sh (npm ci --prefix tests/sarif)";
+  std::vector<std::string> argv = {"node", validator};
+  std::vector<std::string> fixtures = {"clean"};
+  for (const auto& e : fs::directory_iterator(kFixtures + "/rules")) {
+    fixtures.push_back("rules/" + e.path().filename().string());
+  }
+  for (const auto& rel : fixtures) {
+    const auto folder = materialize_fixture(rel);
+    const std::string out = folder + "/report.sarif";
+    const auto r = check(folder, {"--format", "sarif", "--output", out});
+    ASSERT_NE(r.exit_code, 2) << rel << ": " << r.err;
+    argv.push_back(out);
+  }
+  const auto v = run(argv);
+  EXPECT_EQ(v.exit_code, 0) << v.out << v.err;
+}
+
+}  // namespace
+}  // namespace phigate::test

@@ -6,7 +6,7 @@
 #include <sstream>
 #include <stdexcept>
 
-#include "certs.hpp"
+#include "support/certs.hpp"
 
 namespace phigate::test {
 namespace fs = std::filesystem;

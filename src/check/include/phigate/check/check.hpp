@@ -146,6 +146,10 @@ const RuleInfo& config_error_rule();
 /// Runs every rule of v.options.scope; findings sorted by safeguard, rule, file, line, message.
 std::vector<Finding> evaluate(const View& v);
 
+/// One line for logs: "file:line: [resource] field: ID 164.312(x): message (remedy)", control
+/// bytes escaped.
+std::string describe(const Finding& f);
+
 /// Helper for rule authors: a finding of `rule` at its default severity.
 Finding make_finding(const RuleInfo& rule, std::string message, Location where, std::string host = {});
 

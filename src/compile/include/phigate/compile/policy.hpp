@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "phigate/access/cidr.hpp"
+#include "phigate/check/check.hpp"
 #include "phigate/config/diagnostics.hpp"
 #include "phigate/config/spec.hpp"
 #include "phigate/ingress/loader.hpp"
@@ -44,6 +45,18 @@ struct CompiledPolicy {
     std::string resource;  // "Ingress ns/name"
   };
   std::vector<Passthrough> passthrough;
+  /// What the check engine (Runtime scope) found in this configuration, before `check.enforce`
+  /// failed anything closed; empty when CompileChecks::run is false. docs/check.md.
+  std::vector<check::Finding> findings;
+  std::size_t enforced_ingresses = 0;  // failed closed by check.enforce
+};
+
+/// The check engine's part of compile(): run at every build unless `run` is false (the CLI runs
+/// it itself, in Cli scope). `resources` (the loaded Kubernetes objects) only places findings at
+/// their annotation's line.
+struct CompileChecks {
+  const ingress::Resources* resources = nullptr;
+  bool run = true;
 };
 
 /// Merges a translation into `config`: static routes first (they win over Ingresses claiming the
@@ -52,9 +65,12 @@ void merge(config::Config& config, ingress::Translation translation);
 
 /// The compile step proper: `config` already holds the translated Ingress routes (see merge()).
 /// Every problem goes to `diag` naming file, resource and field; an unenforceable policy fails
-/// its paths closed (503), never open. `stats` is copied into the result.
-CompiledPolicy compile(config::Config config, config::Diagnostics& diag,
-                       ingress::TranslationStats stats = {});
+/// its paths closed (503), never open. `stats` is copied into the result. Then the check engine
+/// runs (unless `checks.run` is false): with `check.enforce: true`, every Ingress with an error
+/// finding of an enforceable rule gets one error diagnostic per rule naming it, and its paths
+/// (with their canaries) fail closed; the configuration is then compiled again without them.
+CompiledPolicy compile(config::Config config, config::Diagnostics& diag, ingress::TranslationStats stats = {},
+                       const CompileChecks& checks = {});
 
 /// What run and validate call: reads and translates `config.ingress.dir` when set (through
 /// `loader` when given: it re-parses only changed files), merges, then compile(). nullopt when a
@@ -66,7 +82,8 @@ std::optional<CompiledPolicy> load_and_compile(config::Config config, config::Di
 /// their diagnostics are copied to `diag`, then translate, merge and compile() as for a folder, so
 /// an Ingress from the API server and the same Ingress from a manifest file compile alike.
 /// nullopt when `loaded` reports broken files (the API store never does).
+/// `run_checks` false: no run-time check (the CLI evaluates in Cli scope itself).
 std::optional<CompiledPolicy> load_and_compile(config::Config config, const ingress::LoadResult& loaded,
-                                               config::Diagnostics& diag);
+                                               config::Diagnostics& diag, bool run_checks = true);
 
 }  // namespace phigate::compile

@@ -14,14 +14,15 @@
 namespace phigate::compile {
 
 struct Review {
-  bool ours = false;     // the Ingress is phigate's by class selection (others are always allowed)
-  bool allowed = true;   // no error names it (an Ingress that would fail closed is refused)
-  std::vector<std::string> errors;    // one line each: field or annotation, and why
+  bool ours = false;                // the Ingress is phigate's by class selection (others are always allowed)
+  bool allowed = true;              // no error names it (an Ingress that would fail closed is refused)
+  std::vector<std::string> errors;  // one line each: field or annotation, and why
   std::vector<std::string> warnings;  // conflicts, annotations that do nothing, ...
 };
 
 /// `ingress_json`: the Ingress object (AdmissionReview request.object). A body that does not load
 /// as an Ingress is refused with the loader's message.
-Review review_ingress(const config::Config& config, const ingress::LoadResult& current, std::string_view ingress_json);
+Review review_ingress(const config::Config& config, const ingress::LoadResult& current,
+                      std::string_view ingress_json);
 
 }  // namespace phigate::compile

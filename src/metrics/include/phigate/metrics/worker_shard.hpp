@@ -5,8 +5,10 @@
 #include <array>
 #include <atomic>
 #include <cstdint>
+#include <mutex>
 #include <span>
 #include <string>
+#include <vector>
 
 #include "phigate/core/outcome.hpp"
 
@@ -182,6 +184,22 @@ struct ControlStats {
   // --- TLS contexts (control thread): builds, not reuses (an endpoint change must not build) ---
   std::atomic<std::uint64_t> tls_context_builds{0};
 
+  // --- check engine (control thread, per published snapshot): findings in the configuration served ---
+  struct CheckCount {
+    std::string rule, severity, safeguard;  // "TX005", "error", "164.312(e)(1)"
+    std::int64_t n = 0;
+  };
+  void set_check(std::vector<CheckCount> counts, std::int64_t enforced) {
+    const std::lock_guard lock(check_mu_);
+    check_counts_ = std::move(counts);
+    check_enforced_ = enforced;
+  }
+  std::vector<CheckCount> check_counts(std::int64_t& enforced) const {
+    const std::lock_guard lock(check_mu_);
+    enforced = check_enforced_;
+    return check_counts_;
+  }
+
   // --- rate-limit table (proxy::RateLimiter::evictions_total, copied every second) ---
   std::atomic<std::uint64_t> rate_limit_evictions{0};
 
@@ -200,6 +218,11 @@ struct ControlStats {
   std::atomic<std::uint64_t> kube_status_failures{0};
   std::atomic<std::uint64_t> kube_events_written{0};  // Kubernetes Events created
   std::atomic<std::uint64_t> kube_event_failures{0};
+
+ private:
+  mutable std::mutex check_mu_;
+  std::vector<CheckCount> check_counts_;
+  std::int64_t check_enforced_ = 0;
 };
 
 /// Prometheus text exposition of all shards merged, plus control stats. Admin (control) thread.
