@@ -9,7 +9,9 @@
 // does not cover (it is 164.308(a)(7), contingency plan); they are filed under (c)(1), the nearest
 // technical safeguard, as warnings, and their titles say so.
 #include <algorithm>
+#include <cstdlib>
 #include <set>
+#include <utility>
 
 #include "phigate/access/cidr.hpp"
 #include "phigate/check/check.hpp"
@@ -218,6 +220,15 @@ void runs_as_root(const View& v, const RuleInfo& info, const Context&, Sink& out
 void privileged(const View& v, const RuleInfo& info, const Context&, Sink& out) {
   if (!v.workloads) return;
   for (const auto& w : v.workloads->workloads) {
+    // The node's network, PID or IPC namespace: as good as privileged for what the pod can reach.
+    for (const auto& [on, field] : {std::pair{w.host_network, "hostNetwork"},
+                                    std::pair{w.host_pid, "hostPID"}, std::pair{w.host_ipc, "hostIPC"}}) {
+      if (on) {
+        out.push_back(make_finding(
+            info, w.resource() + " shares the node's namespace (" + field + ": true)",
+            at(w.origin, w.spec_line, w.resource(), std::string("spec.template.spec.") + field)));
+      }
+    }
     for (const auto& c : w.containers) {
       if (c.sc.privileged.value_or(false)) {
         out.push_back(container_finding(info, w, c, container_label(w, c) + " is privileged", "privileged"));
@@ -332,6 +343,7 @@ bool loopback(const std::string& host) {
 /// Why the admin port of `w` is reachable beyond its pod ("" when every NetworkPolicy rule that
 /// admits it names selectors of a namespace or pods, or narrower CIDRs).
 std::string admin_exposure(const Workloads& wl, const Workload& w, std::uint16_t port) {
+  if (w.host_network) return "hostNetwork: true (NetworkPolicies do not apply to the node's network)";
   const auto policies = policies_of(wl, w);
   if (policies.empty()) return "no NetworkPolicy of namespace " + w.meta.ns + " selects its pods";
   std::set<std::string> names;  // the container ports with the admin port's number
@@ -343,6 +355,10 @@ std::string admin_exposure(const Workloads& wl, const Workload& w, std::uint16_t
   const auto covers = [&](const ingress::NetworkPolicy::Rule& r) {
     if (r.ports.empty()) return true;
     return std::any_of(r.ports.begin(), r.ports.end(), [&](const std::string& p) {
+      if (const auto dash = p.find('-'); dash != std::string::npos) {  // port-endPort
+        const int first = std::atoi(p.c_str()), last = std::atoi(p.c_str() + dash + 1);
+        return first <= port && port <= last;
+      }
       return p == "*" || p == std::to_string(port) || names.contains(p);
     });
   };
@@ -439,13 +455,14 @@ constexpr Rule kRules[] = {
      runs_as_root},
     {{.id = "K8S004",
       .name = "PrivilegedContainer",
-      .title = "Container privileged or allowed to escalate privileges",
+      .title = "Container privileged or allowed to escalate privileges, or pod in the node's namespaces",
       .safeguard = Safeguard::AccessControl,
       .hipaa = "164.312(a)(1)",
       .nist = kNistAccess,
       .severity = Severity::Error,
       .remedy =
-          "Set securityContext.privileged: false and allowPrivilegeEscalation: false on every container",
+          "Set securityContext.privileged: false and allowPrivilegeEscalation: false on every container; "
+          "no hostNetwork, hostPID or hostIPC",
       .runtime = false},
      privileged},
     {{.id = "K8S005",

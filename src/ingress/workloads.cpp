@@ -305,6 +305,9 @@ void read_workload(Reader& r, const Node& obj, Workload& w) {
     w.service_account = *sa;
   if (auto sa = r.str(pod, "serviceAccountName", "spec.template.spec"); sa && !sa->empty())
     w.service_account = *sa;
+  w.host_network = r.boolean(pod, "hostNetwork", "spec.template.spec").value_or(false);
+  w.host_pid = r.boolean(pod, "hostPID", "spec.template.spec").value_or(false);
+  w.host_ipc = r.boolean(pod, "hostIPC", "spec.template.spec").value_or(false);
   read_containers(r, pod, "initContainers", true, w);
   read_containers(r, pod, "containers", false, w);
 }
@@ -409,42 +412,76 @@ void read_network_policy(Reader& r, const Node& obj, NetworkPolicy& np) {
     }
     const Node ports = r.seq(rules[i], "ports", f);
     for (std::size_t j = 0; j < ports.size(); ++j) {
-      const auto port = r.str(ports[j], "port", index(join(f, "ports"), j));
+      const auto pf = index(join(f, "ports"), j);
+      const auto port = r.str(ports[j], "port", pf);
+      const auto end = r.integer(ports[j], "endPort", pf, 1, 65535);
       // A ports entry without port means every port of its protocol.
-      rule.ports.push_back(port.value_or("*"));
+      rule.ports.push_back(!port ? "*" : end ? *port + "-" + std::to_string(*end) : *port);
     }
     np.ingress.push_back(std::move(rule));
   }
 }
 
+/// Every mapping under `n` with a key written twice is an error: Kubernetes keeps one of them, so
+/// `privileged: false` followed by `privileged: true` must not read as false. Bounded by `budget`
+/// visits (aliases share nodes).
+void duplicate_keys(Reader& r, const Node& n, const std::string& field, std::size_t& budget) {
+  if (budget == 0) return;
+  --budget;
+  if (n.is_map()) {
+    std::set<std::string_view> keys;
+    for (std::size_t i = 0; i < n.size(); ++i) {
+      const Node k = n.key(i);
+      if (k.is_scalar() && !keys.insert(k.scalar()).second) {
+        r.error(k, join(field, k.scalar()), "key given twice: the API server keeps only one of them");
+      }
+      duplicate_keys(r, n.value(i), join(field, k.scalar()), budget);
+    }
+  } else if (n.is_seq()) {
+    for (std::size_t i = 0; i < n.size(); ++i) duplicate_keys(r, n[i], index(field, i), budget);
+  }
+}
+
 /// Reads one object (or a List's items) into `into`. Unknown kinds are skipped silently.
-void load_object(const Node& obj, Origin origin, Workloads& into) {
+void load_object(const Node& obj, Origin origin, Workloads& into, const std::string& list_api = {},
+                 const std::string& list_kind = {}) {
   if (!obj.is_map()) return;  // not an object: the Ingress loader reports it
   Reader r(origin, into.diagnostics);
-  const std::string api(obj.get("apiVersion").scalar());
-  const std::string kind(obj.get("kind").scalar());
-  if (kind == "List" && origin.item < 0) {
+  std::string api(obj.get("apiVersion").scalar());
+  std::string kind(obj.get("kind").scalar());
+  if (api.empty()) api = list_api;
+  if (kind.empty()) kind = list_kind;
+  if (kind.size() >= 4 && kind.ends_with("List") && origin.item < 0) {
+    // A typed list from the API ("DeploymentList") omits kind and apiVersion on its items.
+    const std::string item_kind = kind == "List" ? "" : kind.substr(0, kind.size() - 4);
+    const std::string item_api = kind == "List" ? "" : api;
     const Node items = obj.get("items");
     for (std::size_t i = 0; i < items.size(); ++i) {
       Origin o = origin;
       o.item = static_cast<int>(i);
       o.line = items[i].line();
-      load_object(items[i], o, into);
+      load_object(items[i], o, into, item_api, item_kind);
     }
     return;
   }
+  const auto read_meta_checked = [&](bool namespaced, ObjectMeta& m) {
+    if (!read_meta(r, obj, kind, namespaced, m)) return false;
+    std::size_t budget = 1u << 20;
+    duplicate_keys(r, obj, "", budget);
+    return true;
+  };
   if (api == "apps/v1" && (kind == "Deployment" || kind == "StatefulSet" || kind == "DaemonSet")) {
     Workload w;
     w.origin = origin;
     w.kind = kind;
-    if (!read_meta(r, obj, kind, true, w.meta)) return;
+    if (!read_meta_checked(true, w.meta)) return;
     read_workload(r, obj, w);
     into.workloads.push_back(std::move(w));
   } else if (api == "rbac.authorization.k8s.io/v1" && (kind == "Role" || kind == "ClusterRole")) {
     Role role;
     role.origin = origin;
     role.cluster = kind == "ClusterRole";
-    if (!read_meta(r, obj, kind, !role.cluster, role.meta)) return;
+    if (!read_meta_checked(!role.cluster, role.meta)) return;
     read_role(r, obj, role);
     into.roles.push_back(std::move(role));
   } else if (api == "rbac.authorization.k8s.io/v1" &&
@@ -452,19 +489,19 @@ void load_object(const Node& obj, Origin origin, Workloads& into) {
     RoleBinding b;
     b.origin = origin;
     b.cluster = kind == "ClusterRoleBinding";
-    if (!read_meta(r, obj, kind, !b.cluster, b.meta)) return;
+    if (!read_meta_checked(!b.cluster, b.meta)) return;
     read_binding(r, obj, b);
     into.bindings.push_back(std::move(b));
   } else if (api == "networking.k8s.io/v1" && kind == "NetworkPolicy") {
     NetworkPolicy np;
     np.origin = origin;
-    if (!read_meta(r, obj, kind, true, np.meta)) return;
+    if (!read_meta_checked(true, np.meta)) return;
     read_network_policy(r, obj, np);
     into.network_policies.push_back(std::move(np));
   } else if (api == "policy/v1" && kind == "PodDisruptionBudget") {
     PodDisruptionBudget pdb;
     pdb.origin = origin;
-    if (!read_meta(r, obj, kind, true, pdb.meta)) return;
+    if (!read_meta_checked(true, pdb.meta)) return;
     const Node spec = r.map(obj, "spec", "");
     pdb.selector = r.selector(spec, "selector", "spec");
     // A PDB without selector selects no pod (policy/v1): keep it, it protects nothing.

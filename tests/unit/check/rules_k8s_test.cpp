@@ -333,6 +333,22 @@ TEST_F(K8s, AdminOpenByNumberNameEveryPortOrEveryNamespaceIsAnError) {
   EXPECT_TRUE(narrow.empty()) << dump(narrow);
 }
 
+TEST_F(K8s, AdminInsideAPortRangeOrOnTheHostNetworkIsOpen) {
+  cfg.listeners.admin = "0.0.0.0:9901";
+  const auto range = check(edit(baseline(), "        - { port: 8443, protocol: TCP }\n",
+                                "        - { port: 8000, endPort: 9999 }\n"));
+  ASSERT_EQ(ids(range), Ids{"AC004"}) << dump(range);
+  EXPECT_EQ(range[0].severity, Severity::Error);
+  const auto below = check(edit(baseline(), "        - { port: 8443, protocol: TCP }\n",
+                                "        - { port: 8000, endPort: 9900 }\n"));
+  EXPECT_TRUE(below.empty()) << dump(below);
+  // NetworkPolicies do not apply to host-network pods; sharing the node's namespaces is K8S004.
+  const auto host = check(edit(baseline(), "      serviceAccountName: phigate\n",
+                               "      serviceAccountName: phigate\n      hostNetwork: true\n"));
+  EXPECT_EQ(ids(host), (Ids{"AC004", "K8S004"})) << dump(host);
+  for (const auto& f : host) EXPECT_EQ(f.severity, Severity::Error);
+}
+
 TEST_F(K8s, AdminBeyondLoopbackWithoutAPhigateDeploymentIsAWarning) {
   cfg.listeners.admin = "10.0.0.5:9901";
   const auto f = check(edit(edit(baseline(), "image: phigate:0.1.0", "image: nginx:1"), "\"run\", ", ""));

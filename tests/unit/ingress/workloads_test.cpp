@@ -311,6 +311,55 @@ spec:
   EXPECT_FALSE(w.workloads[0].containers[0].sc.privileged.has_value());
 }
 
+TEST(Workloads, AKeyGivenTwiceIsAnErrorWhateverItsPlace) {
+  // The API server keeps one of them: reading the first would let `privileged: true` hide.
+  const auto w = load(R"(apiVersion: apps/v1
+kind: Deployment
+metadata: { name: web }
+spec:
+  template:
+    spec:
+      containers:
+        - name: app
+          securityContext:
+            privileged: false
+            privileged: true
+)");
+  ASSERT_EQ(w.workloads.size(), 1u);
+  const auto& e = w.diagnostics.entries();
+  ASSERT_EQ(e.size(), 1u) << errors(w);
+  EXPECT_EQ(e[0].field, "spec.template.spec.containers[0].securityContext.privileged");
+  EXPECT_EQ(e[0].line, 11);
+  EXPECT_EQ(e[0].resource, "Deployment default/web");
+}
+
+TEST(Workloads, TypedListsHostNamespacesAndPortRanges) {
+  const auto w = load(R"(apiVersion: apps/v1
+kind: DeploymentList
+items:
+  - metadata: { name: a, namespace: n }
+    spec:
+      template:
+        spec: { hostNetwork: true, hostPID: true, containers: [] }
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: { name: np }
+spec:
+  podSelector: {}
+  ingress:
+    - ports: [{ port: 9000, endPort: 9999 }]
+)");
+  ASSERT_EQ(w.workloads.size(), 1u) << errors(w);
+  EXPECT_EQ(w.workloads[0].resource(), "Deployment n/a");
+  EXPECT_EQ(w.workloads[0].origin.where(), "m.yaml#0.items[0]");
+  EXPECT_TRUE(w.workloads[0].host_network);
+  EXPECT_TRUE(w.workloads[0].host_pid);
+  EXPECT_FALSE(w.workloads[0].host_ipc);
+  ASSERT_EQ(w.network_policies.size(), 1u);
+  EXPECT_EQ(w.network_policies[0].ingress.at(0).ports, std::vector<std::string>{"9000-9999"});
+}
+
 TEST(Workloads, BrokenYamlContributesNothing) {
   const auto w = load("apiVersion: apps/v1\nkind: Deployment\nmetadata: { name: [\n");
   EXPECT_EQ(w.broken_files, 1u);

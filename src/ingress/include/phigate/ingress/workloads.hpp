@@ -56,8 +56,9 @@ struct Workload {
   LabelSelector selector;
   std::map<std::string, std::string> pod_labels;
   SecurityContext pod_sc;
-  std::string service_account = "default";  // spec.template.spec.serviceAccountName
-  std::vector<Container> containers;        // initContainers included (Container::init)
+  std::string service_account = "default";                        // spec.template.spec.serviceAccountName
+  bool host_network = false, host_pid = false, host_ipc = false;  // the node's namespaces
+  std::vector<Container> containers;                              // initContainers included (Container::init)
   int spec_line = 0;
 
   /// "Deployment ns/name".
@@ -103,8 +104,10 @@ struct NetworkPolicy {
     bool whole_cluster = false;
   };
   struct Rule {
-    std::vector<Peer> from;          // empty: every source
-    std::vector<std::string> ports;  // port number or name as written; empty: every port
+    std::vector<Peer> from;  // empty: every source
+    /// Port number or name as written, "first-last" with endPort, "*" for an entry without
+    /// port (every port); empty list: every port.
+    std::vector<std::string> ports;
     int line = 0;
   };
   Origin origin;
@@ -135,8 +138,10 @@ struct Workloads {
 
 /// Reads every manifest under `paths` (folders walked as load_directory does: *.yaml, *.yml and
 /// *.json, sorted, names starting with '.' skipped; or single files). Objects of other kinds are
-/// ignored silently; a file that is not YAML is an error and contributes nothing. Objects with a
-/// wrong field are reported (file#doc, resource, field) and dropped.
+/// ignored silently; a file that is not YAML is an error and contributes nothing. A field of the
+/// wrong type, or a key written twice in one mapping (the API server keeps one of them, so what
+/// this reads might not be what runs), is an error naming file#doc, resource and field; the
+/// object is kept with that field absent.
 Workloads load_workloads(const std::vector<std::string>& paths);
 
 /// Reads manifests from `text` as if it were the file `file` (tests; load_workloads per file).
