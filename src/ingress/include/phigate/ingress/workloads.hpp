@@ -131,7 +131,6 @@ struct Workloads {
   std::vector<RoleBinding> bindings;
   std::vector<NetworkPolicy> network_policies;
   std::vector<PodDisruptionBudget> pdbs;
-  std::vector<std::pair<std::string, std::string>> files;  // path, sha256 hex: report evidence
   config::Diagnostics diagnostics;
   std::size_t broken_files = 0;
 };
