@@ -1,8 +1,6 @@
 // CR* rules: the served certificates (tls.default_certificate, tls.certificates, Ingress TLS
 // Secrets). Safeguard (e)(1). Runtime scope looks at in-memory PEMs (Secrets) only; the CLI also
 // reads certificate files. Parsed certificates are cached per process (x509_impl.hpp).
-#include <openssl/err.h>
-
 #include <ctime>
 
 #include "phigate/check/check.hpp"
@@ -18,6 +16,7 @@ struct Served {
   const config::CertificateSpec* spec = nullptr;
   std::string name;  // "Secret ns/name" or "tls.default_certificate" / "tls.certificates[i]"
   bool is_default = false;
+  std::string text;  // the certificate PEM as read
   std::shared_ptr<const x509::Certs> certs;
   std::string cert_error;  // the file cannot be read
 };
@@ -41,11 +40,11 @@ void for_each_served(const View& v, Fn&& fn) {
     s.name = c.resource.empty() ? std::move(name) : c.resource;
     s.is_default = is_default;
     std::string why;
-    const std::string pem = cert_text(v, c, false, why);
+    s.text = cert_text(v, c, false, why);
     if (!why.empty()) {
       s.cert_error = why;
     } else {
-      s.certs = x509::parse_certs(pem);
+      s.certs = x509::parse_certs(s.text);
     }
     fn(s);
   };
@@ -218,14 +217,12 @@ void usable_and_matching(const View& v, const RuleInfo& info, const Context& ctx
       out.push_back(make_finding(info, name + ": key " + why, where(s, ctx, true)));
       return;
     }
-    const auto key = x509::parse_key(pem);
-    if (!key->key) {
+    const auto key = x509::check_key(s.text, pem);
+    if (!key->error.empty()) {
       out.push_back(make_finding(info, name + ": the key " + key->error, where(s, ctx, true)));
       return;
     }
-    const int match = X509_check_private_key(x, key->key.get());
-    ERR_clear_error();
-    if (match != 1) {
+    if (!key->matches) {
       out.push_back(make_finding(info, name + ": the private key does not belong to the leaf certificate",
                                  where(s, ctx, true)));
     }

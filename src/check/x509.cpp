@@ -15,13 +15,18 @@
 namespace phigate::check::x509 {
 namespace {
 
-Digest sha256(std::string_view tag, std::string_view bytes) {
+/// SHA-256 of tag ‖ be64(|a|) ‖ a ‖ b: the length keeps (a, b) pairs apart.
+Digest sha256(std::string_view tag, std::string_view a, std::string_view b = {}) {
   Digest d{};
+  unsigned char n[8];
+  for (int i = 0; i < 8; ++i)
+    n[i] = static_cast<unsigned char>(static_cast<std::uint64_t>(a.size()) >> (56 - 8 * i));
   EVP_MD_CTX* ctx = EVP_MD_CTX_new();
   unsigned int len = 0;
   const bool ok = ctx != nullptr && EVP_DigestInit_ex(ctx, EVP_sha256(), nullptr) == 1 &&
                   EVP_DigestUpdate(ctx, tag.data(), tag.size()) == 1 &&
-                  EVP_DigestUpdate(ctx, bytes.data(), bytes.size()) == 1 &&
+                  EVP_DigestUpdate(ctx, n, sizeof n) == 1 && EVP_DigestUpdate(ctx, a.data(), a.size()) == 1 &&
+                  EVP_DigestUpdate(ctx, b.data(), b.size()) == 1 &&
                   EVP_DigestFinal_ex(ctx, d.data(), &len) == 1;
   EVP_MD_CTX_free(ctx);
   if (!ok) d.fill(0);
@@ -64,8 +69,8 @@ Lru<Certs>& cert_cache() {
   static Lru<Certs> c;
   return c;
 }
-Lru<Key>& key_cache() {
-  static Lru<Key> c;
+Lru<KeyCheck>& key_cache() {
+  static Lru<KeyCheck> c;
   return c;
 }
 
@@ -125,20 +130,26 @@ std::shared_ptr<const Certs> parse_certs(std::string_view pem) {
   return out;
 }
 
-std::shared_ptr<const Key> parse_key(std::string_view pem) {
-  const Digest k = sha256("key", pem);
+std::shared_ptr<const KeyCheck> check_key(std::string_view cert_pem, std::string_view key_pem) {
+  const Digest k = sha256("key", cert_pem, key_pem);
   if (auto hit = key_cache().get(k)) return hit;
-  auto out = std::make_shared<Key>();
-  if (pem.size() > kMostPemBytes) {
-    out->error = "too large to read";
+  auto out = std::make_shared<KeyCheck>();
+  PkeyPtr key;
+  if (key_pem.size() > kMostPemBytes) {
+    out->error = "is too large to read";
   } else {
-    std::unique_ptr<BIO, decltype(&BIO_free)> bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())),
-                                                  &BIO_free);
+    std::unique_ptr<BIO, decltype(&BIO_free)> bio(
+        BIO_new_mem_buf(key_pem.data(), static_cast<int>(key_pem.size())), &BIO_free);
     ERR_clear_error();
-    if (bio) out->key.reset(PEM_read_bio_PrivateKey(bio.get(), nullptr, &no_passphrase, nullptr));
-    ERR_clear_error();
-    if (!out->key) out->error = "is not an unencrypted PEM private key";
+    if (bio) key.reset(PEM_read_bio_PrivateKey(bio.get(), nullptr, &no_passphrase, nullptr));
+    if (!key) out->error = "is not an unencrypted PEM private key";
   }
+  if (key) {
+    const auto certs = parse_certs(cert_pem);
+    out->matches =
+        !certs->certs.empty() && X509_check_private_key(certs->certs.front().get(), key.get()) == 1;
+  }
+  ERR_clear_error();
   key_cache().put(k, out);
   return out;
 }

@@ -1,8 +1,9 @@
 #pragma once
 // Certificates and keys for the CR* and PA* rules (private to check): PEM parsed once per process.
-// parse_certs()/parse_key() cache their result by SHA-256 of the PEM text (bounded LRU, mutex), so
-// a snapshot rebuilt after an EndpointSlice change does not parse every Secret again. Facts only:
-// nothing here logs or returns key material. Thread-safe.
+// parse_certs() caches certificates, check_key() only the verdict on a key (never the key itself:
+// no private key outlives the Secret it came from), by SHA-256 of the PEM text (bounded LRU,
+// mutex), so a snapshot rebuilt after an EndpointSlice change does not parse every Secret again.
+// Facts only: nothing here logs or returns key material. Thread-safe.
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 
@@ -34,9 +35,10 @@ struct Certs {
   bool truncated = false;            // more than kMostCerts: the rest were not read
   std::string error;
 };
-/// One private key; `key` null and `error` set when it does not parse.
-struct Key {
-  PkeyPtr key;
+/// The verdict on a certificate's private key: `error` set when the key does not parse, else
+/// `matches` says whether it belongs to the first certificate of the certificate text.
+struct KeyCheck {
+  bool matches = false;
   std::string error;
 };
 
@@ -45,7 +47,7 @@ inline constexpr std::size_t kMostPemBytes = 8u << 20;  // larger files are not 
 inline constexpr std::size_t kCacheEntries = 4096;
 
 std::shared_ptr<const Certs> parse_certs(std::string_view pem);
-std::shared_ptr<const Key> parse_key(std::string_view pem);
+std::shared_ptr<const KeyCheck> check_key(std::string_view cert_pem, std::string_view key_pem);
 /// Entries in the parse cache now (tests).
 std::size_t cache_size();
 

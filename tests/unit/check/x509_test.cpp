@@ -53,8 +53,12 @@ TEST(CheckX509, HostilePemIsAnErrorNeverACrash) {
   const auto two = x509::parse_certs(leaf.cert_pem + garbage);
   EXPECT_EQ(two->certs.size(), 1u);
   EXPECT_EQ(two->error, "certificate 2 is not a valid PEM certificate");
-  EXPECT_FALSE(x509::parse_key("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n")->key);
-  EXPECT_TRUE(x509::parse_key(leaf.key_pem)->key);
+  EXPECT_FALSE(
+      x509::check_key(leaf.cert_pem, "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n")
+          ->error.empty());
+  EXPECT_TRUE(x509::check_key(leaf.cert_pem, leaf.key_pem)->matches);
+  EXPECT_FALSE(x509::check_key(leaf.cert_pem, make_cert({}).key_pem)->matches);
+  EXPECT_FALSE(x509::check_key(garbage, leaf.key_pem)->matches);
 }
 
 TEST(CheckX509, AHugeBundleIsReadOnlyUpToItsBound) {
