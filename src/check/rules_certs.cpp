@@ -146,7 +146,7 @@ void cert_expiry(const View& v, const RuleInfo& info, const Context& ctx, Sink& 
     if (first <= now) {
       msg += " expired " + std::to_string((now - first) / 86400) + " days ago (" + utc_date(first) + ")";
     } else {
-      msg += " expires in " + std::to_string((first - now) / 86400) + " days (" + utc_date(first) +
+      msg += " expires in " + std::to_string((first - now + 86399) / 86400) + " days (" + utc_date(first) +
              "), under the " + std::to_string(v.options.min_cert_days) + " days asked";
       if (!phi) sev = Severity::Warning;
     }
