@@ -1,10 +1,209 @@
-// AU* rules. Each rule: a RuleInfo row and a small function over the View (check.hpp).
+// AU* rules: audit controls, 164.312(b). The audit log's configuration (`audit:`); its keys are read
+// in Cli scope only. Encryption and overflow are built in (no setting can weaken them): evidence rows.
+#include <sys/stat.h>
+
+#include <array>
+
+#include "phigate/audit/key_ring.hpp"
 #include "phigate/check/check.hpp"
 
 namespace phigate::check {
+namespace {
+
+constexpr std::string_view kNistAudit = "SP 800-66r2 5.3.2";
+
+bool any_phi(const Context& ctx) {
+  return !ctx.phi_hosts().empty();
+}
+
+void audit_off(const View& v, const RuleInfo& info, const Context& ctx, Sink& out) {
+  if (!v.config.audit.dir.empty()) return;
+  out.push_back(make_finding(info, "the audit log is off (no audit: section): no request is recorded",
+                             ctx.config_key("audit")));
+}
+
+void key_unreadable(const View& v, const RuleInfo& info, const Context& ctx, Sink& out) {
+  const auto& a = v.config.audit;
+  if (a.dir.empty()) return;
+  auto ring = audit::KeyRing::load(a.keys);
+  if (!ring) {
+    // KeyRing's errors name the file and never hold key material.
+    out.push_back(make_finding(info, ring.error().context, ctx.config_key("audit.keys")));
+    return;
+  }
+  if (ring->find(a.active_key) == nullptr) {
+    out.push_back(make_finding(info,
+                               "active audit key '" + a.active_key + "' is not in audit.keys (" +
+                                   ring->path_for(a.active_key) + " missing or invalid)",
+                               ctx.config_key("audit.active_key")));
+  }
+}
+
+// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's days_from_civil).
+std::int64_t days_from_civil(int y, unsigned m, unsigned d) {
+  y -= m <= 2 ? 1 : 0;
+  const int era = (y >= 0 ? y : y - 399) / 400;
+  const unsigned yoe = static_cast<unsigned>(y - era * 400);
+  const unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+  const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+  return static_cast<std::int64_t>(era) * 146097 + static_cast<std::int64_t>(doe) - 719468;
+}
+
+/// A key id that starts with its creation date, "20260105-..." or "2026-01-05...": seconds since the
+/// epoch of that day (UTC), or -1.
+std::int64_t dated_key_id(std::string_view id) {
+  auto digits = [&](std::size_t at, std::size_t n, int& out) {
+    if (id.size() < at + n) return false;
+    out = 0;
+    for (std::size_t i = at; i < at + n; ++i) {
+      if (id[i] < '0' || id[i] > '9') return false;
+      out = out * 10 + (id[i] - '0');
+    }
+    return true;
+  };
+  int y = 0, m = 0, d = 0;
+  const bool compact = digits(0, 4, y) && digits(4, 2, m) && digits(6, 2, d) && id.size() > 8 && id[8] == '-';
+  const bool dashed = !compact && digits(0, 4, y) && id.size() >= 10 && id[4] == '-' && digits(5, 2, m) &&
+                      id[7] == '-' && digits(8, 2, d);
+  if (!compact && !dashed) return -1;
+  static constexpr std::array<int, 12> kDays{31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+  if (y < 1970 || m < 1 || m > 12 || d < 1 || d > kDays[static_cast<std::size_t>(m - 1)]) return -1;
+  return days_from_civil(y, static_cast<unsigned>(m), static_cast<unsigned>(d)) * 86400;
+}
+
+void key_age(const View& v, const RuleInfo& info, const Context& ctx, Sink& out) {
+  const auto& a = v.config.audit;
+  if (a.dir.empty() || a.active_key.empty()) return;
+  std::int64_t born = dated_key_id(a.active_key);
+  std::string how = "dated by its id";
+  if (born < 0) {
+    const std::string path = a.keys + "/" + a.active_key + ".key";
+    struct stat st {};
+    if (::stat(path.c_str(), &st) != 0) return;  // AU003 reports a missing key
+    born = static_cast<std::int64_t>(st.st_mtime);
+    how =
+        "by the key file's modification time (on a Secret volume: when it was projected, so the key may be "
+        "older; name keys YYYYMMDD-...)";
+  }
+  const std::int64_t age_days = (ctx.now() - born) / 86400;
+  if (age_days <= v.options.audit_key_max_age_days) return;
+  out.push_back(make_finding(info,
+                             "active audit key '" + a.active_key + "' is " + std::to_string(age_days) +
+                                 " days old (" + how + "), over the " +
+                                 std::to_string(v.options.audit_key_max_age_days) + " days rotation period",
+                             ctx.config_key("audit.active_key")));
+}
+
+void query_kept(const View& v, const RuleInfo& info, const Context& ctx, Sink& out) {
+  const auto& a = v.config.audit;
+  if (a.dir.empty() || a.query != config::AuditQuery::Keep) return;
+  auto f = make_finding(info,
+                        "audit.query: keep records query strings in clear" +
+                            std::string(any_phi(ctx) ? " for PHI hosts too" : ""),
+                        ctx.config_key("audit.query"));
+  if (!any_phi(ctx)) f.severity = Severity::Warning;
+  out.push_back(std::move(f));
+}
+
+void phi_headers(const View& v, const RuleInfo& info, const Context& ctx, Sink& out) {
+  const auto& a = v.config.audit;
+  if (a.dir.empty()) return;
+  for (std::size_t i = 0; i < a.headers.size(); ++i) {
+    const auto& h = a.headers[i];
+    if (h != "authorization" && h != "proxy-authorization" && h != "cookie" && h != "set-cookie") continue;
+    auto f = make_finding(info, "audit.headers records the value of " + h + " (credentials, session tokens)",
+                          ctx.config_key("audit.headers[" + std::to_string(i) + "]"));
+    if (!any_phi(ctx)) f.severity = Severity::Warning;
+    out.push_back(std::move(f));
+  }
+}
+
+constexpr Rule kRules[] = {
+    {{.id = "AU001",
+      .name = "AuditLogOff",
+      .title = "The audit log is off",
+      .safeguard = Safeguard::Audit,
+      .hipaa = "164.312(b)",
+      .nist = kNistAudit,
+      .severity = Severity::Error,
+      .remedy = "Add an audit: section (dir, keys, active_key) so every request is recorded",
+      .runtime = true},
+     &audit_off},
+    {{.id = "AU002",
+      .name = "AuditLogEncrypted",
+      .title = "Audit records are encrypted and tamper-evident",
+      .safeguard = Safeguard::Audit,
+      .hipaa = "164.312(b)",
+      .nist = kNistAudit,
+      .severity = Severity::Error,
+      .remedy = "None: built in",
+      .runtime = true,
+      .built_in =
+          "Every audit segment is encrypted with AES-256-GCM under its own HKDF-SHA256 key; frames and "
+          "segments are authenticated and chained, the chain's end anchored by a MAC'd state file "
+          "(audit/format.cpp, audit/writer.cpp); there is no unencrypted mode"},
+     nullptr},
+    {{.id = "AU003",
+      .name = "AuditKeyUnreadable",
+      .title = "The audit keys cannot be read or the active key is missing",
+      .safeguard = Safeguard::Audit,
+      .hipaa = "164.312(b)",
+      .nist = kNistAudit,
+      .severity = Severity::Error,
+      .remedy = "Mount the key Secret at audit.keys with <active_key>.key holding 32 random bytes in base64",
+      .runtime = false},
+     &key_unreadable},
+    {{.id = "AU004",
+      .name = "AuditKeyAge",
+      .title = "The active audit key is older than the rotation period",
+      .safeguard = Safeguard::Audit,
+      .hipaa = "164.312(b)",
+      .nist = kNistAudit,
+      .severity = Severity::Warning,
+      .remedy = "Add a new key (named YYYYMMDD-...), make it audit.active_key, keep the old one for reading",
+      .runtime = false},
+     &key_age},
+    {{.id = "AU005",
+      .name = "AuditOverflowNeverDrops",
+      .title = "Audit records are never dropped on overflow",
+      .safeguard = Safeguard::Audit,
+      .hipaa = "164.312(b)",
+      .nist = kNistAudit,
+      .severity = Severity::Error,
+      .remedy = "None: built in",
+      .runtime = true,
+      .built_in =
+          "overflow: fail_closed (default) answers new requests 503 while the audit queue is full and keeps "
+          "the records of answered requests in a per-worker spill; overflow: block makes the worker wait. "
+          "A record that neither ring nor spill can take is counted "
+          "(phigate_audit_records_rejected_total), never dropped silently (audit/README.md)"},
+     nullptr},
+    {{.id = "AU006",
+      .name = "AuditQueryKept",
+      .title = "Query strings are recorded in clear (audit.query: keep)",
+      .safeguard = Safeguard::Audit,
+      .hipaa = "164.312(b)",
+      .nist = kNistAudit,
+      .severity = Severity::Error,
+      .remedy = "Set audit.query to redact (default), hash or drop: query strings often carry PHI",
+      .runtime = true},
+     &query_kept},
+    {{.id = "AU007",
+      .name = "AuditCredentialHeaders",
+      .title = "Header values that carry credentials are recorded (Authorization, Cookie)",
+      .safeguard = Safeguard::Audit,
+      .hipaa = "164.312(b)",
+      .nist = kNistAudit,
+      .severity = Severity::Error,
+      .remedy = "Remove authorization, proxy-authorization, cookie and set-cookie from audit.headers",
+      .runtime = true},
+     &phi_headers},
+};
+
+}  // namespace
 
 std::span<const Rule> audit_rules() {
-  return {};
+  return kRules;
 }
 
 }  // namespace phigate::check

@@ -44,8 +44,9 @@ void openssl(const std::vector<std::string>& args) {
 }
 
 void generate_key(const std::string& path, KeyType type) {
-  if (type == KeyType::Rsa2048) {
-    openssl({"genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", path});
+  if (type == KeyType::Rsa2048 || type == KeyType::Rsa1024) {
+    const std::string bits = type == KeyType::Rsa2048 ? "2048" : "1024";
+    openssl({"genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:" + bits, "-out", path});
   } else {
     openssl({"genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", path});
   }
@@ -79,7 +80,8 @@ constexpr std::string_view kReqConfig =
     "CN = placeholder\n";
 
 CertPaths sign(const std::string& dir, const CertPaths& issuer, std::string_view cn, KeyType key_type,
-               const std::string& extensions, int days) {
+               const std::string& extensions, int days, std::string_view digest = "sha256") {
+  const std::string md = "-" + std::string(digest);
   const std::string stem = unique_stem(dir, cn);
   const CertPaths out{stem + ".crt", stem + ".key"};
   write_text(stem + ".cnf", std::string(kReqConfig) + "[ext]\n" + extensions);
@@ -87,14 +89,13 @@ CertPaths sign(const std::string& dir, const CertPaths& issuer, std::string_view
   const std::string subject = "/CN=" + std::string(cn);
   if (issuer.cert.empty()) {
     openssl({"req", "-x509", "-new", "-config", stem + ".cnf", "-extensions", "ext", "-key", out.key, "-subj",
-             subject, "-days", std::to_string(days), "-sha256", "-set_serial", random_serial(), "-out",
-             out.cert});
+             subject, "-days", std::to_string(days), md, "-set_serial", random_serial(), "-out", out.cert});
   } else {
     openssl(
         {"req", "-new", "-config", stem + ".cnf", "-key", out.key, "-subj", subject, "-out", stem + ".csr"});
     openssl({"x509", "-req", "-in", stem + ".csr", "-CA", issuer.cert, "-CAkey", issuer.key, "-set_serial",
-             random_serial(), "-days", std::to_string(days), "-sha256", "-extfile", stem + ".cnf",
-             "-extensions", "ext", "-out", out.cert});
+             random_serial(), "-days", std::to_string(days), md, "-extfile", stem + ".cnf", "-extensions",
+             "ext", "-out", out.cert});
   }
   return out;
 }
@@ -109,25 +110,26 @@ CertPaths make_ca(const std::string& dir, std::string_view cn, int days) {
               days);
 }
 
-CertPaths make_intermediate_ca(const std::string& dir, const CertPaths& issuer, std::string_view cn,
-                               int days) {
+CertPaths make_intermediate_ca(const std::string& dir, const CertPaths& issuer, std::string_view cn, int days,
+                               std::string_view digest) {
   return sign(dir, issuer, cn, KeyType::EcdsaP256,
               "basicConstraints = critical,CA:TRUE,pathlen:0\n"
               "keyUsage = critical,keyCertSign,cRLSign\n"
               "subjectKeyIdentifier = hash\n"
               "authorityKeyIdentifier = keyid,issuer\n",
-              days);
+              days, digest);
 }
 
 CertPaths make_leaf(const std::string& dir, const CertPaths& ca, std::string_view cn,
-                    const std::vector<std::string>& sans, KeyType key_type, bool client, int days) {
+                    const std::vector<std::string>& sans, KeyType key_type, bool client, int days,
+                    std::string_view digest) {
   std::string ext =
       "basicConstraints = critical,CA:FALSE\n"
       "subjectKeyIdentifier = hash\n"
       "authorityKeyIdentifier = keyid,issuer\n";
   // RSA key exchange (TLS 1.2 non-ECDHE suites) needs keyEncipherment; ECDSA keys only sign.
-  ext += key_type == KeyType::Rsa2048 ? "keyUsage = critical,digitalSignature,keyEncipherment\n"
-                                      : "keyUsage = critical,digitalSignature\n";
+  ext += key_type != KeyType::EcdsaP256 ? "keyUsage = critical,digitalSignature,keyEncipherment\n"
+                                        : "keyUsage = critical,digitalSignature\n";
   ext += client ? "extendedKeyUsage = clientAuth\n" : "extendedKeyUsage = serverAuth\n";
   if (!sans.empty()) {
     ext += "subjectAltName = ";
@@ -137,7 +139,7 @@ CertPaths make_leaf(const std::string& dir, const CertPaths& ca, std::string_vie
     }
     ext += "\n";
   }
-  return sign(dir, ca, cn, key_type, ext, days);
+  return sign(dir, ca, cn, key_type, ext, days, digest);
 }
 
 std::string make_crl(const std::string& dir, const CertPaths& ca, const std::vector<CertPaths>& revoked) {
