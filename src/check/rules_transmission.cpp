@@ -112,26 +112,20 @@ std::string legacy_in(std::string_view protocols) {
   return {};
 }
 
-/// Anything TX001, TX002 or TX009 would report is configured (TX003: then the flag is needed).
+/// Something that only loads because of tls.allow_insecure_tls: TLS below 1.2 or a weak client-facing
+/// cipher list (TX001, TX002). Backend settings do not count: the flag does not govern them.
 bool any_insecure_tls(const View& v) {
   const auto& c = v.config;
   if (legacy_version(c.tls.min_version)) return true;
-  if (tls12_possible(c) && !cipher_problem(c.tls.ciphers, false).empty()) return true;
+  if (!tls12_possible(c)) return false;
+  if (!cipher_problem(c.tls.ciphers, false).empty()) return true;
   bool found = false;
   std::set<std::string> seen;
   for_each_path(v, [&](const std::string&, const PathSpec& p, const std::string&) {
     const auto& pol = policy_of(p);
-    if (found) return;
-    if (tls12_possible(c) && !pol.ssl_ciphers.empty() && seen.insert("s" + pol.ssl_ciphers).second &&
+    if (!found && !pol.ssl_ciphers.empty() && seen.insert(pol.ssl_ciphers).second &&
         !cipher_problem(pol.ssl_ciphers, false).empty())
       found = true;
-    if (tls_backend(pol)) {
-      if (!legacy_in(pol.proxy_ssl_protocols).empty()) found = true;
-      if (pol.proxy_ssl_protocols != "TLSv1.3" && !pol.proxy_ssl_ciphers.empty() &&
-          seen.insert("b" + pol.proxy_ssl_ciphers).second &&
-          !cipher_problem(pol.proxy_ssl_ciphers, true).empty())
-        found = true;
-    }
   });
   return found;
 }

@@ -97,6 +97,12 @@ TEST(CheckTx003, InsecureAllowedButUnusedOnly) {
   p.ssl_ciphers = kWeak;
   s.add("b.example", p);
   EXPECT_TRUE(run_rule(s.view(), "TX003").empty());
+  // Weak backend ciphers do not need the flag (it governs client-facing TLS only).
+  s.cfg.routes.pop_back();
+  auto b = Scene::policy("c", false);
+  b.proxy_ssl_ciphers = kNoPfs;
+  s.add("c.example", b);
+  EXPECT_EQ(run_rule(s.view(), "TX003").size(), 1u);
 }
 
 TEST(CheckTx004, PlainHttpWithoutRedirectErrorOnPhiHostWarningElsewhere) {
