@@ -1,6 +1,7 @@
 // Context: which hosts carry PHI, and where a fact is written (config key, annotation, path,
 // Kubernetes object), computed once per evaluate().
 #include <algorithm>
+#include <cctype>
 #include <ctime>
 #include <set>
 
@@ -16,8 +17,12 @@ struct Context::Impl {
 
 namespace {
 
-std::string_view host_key(std::string_view host) {
-  return host.empty() ? std::string_view{"*"} : host;
+/// Hosts compare without case (the proxy lower-cases Host and SNI; the loaders lower-case hosts).
+std::string host_key(std::string_view host) {
+  if (host.empty() || host == "*") return "*";
+  std::string out(host);
+  for (auto& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
 }
 
 /// "file#doc[.items[i]]" (ingress::Origin::where) back into its parts.
@@ -78,7 +83,7 @@ Context::~Context() = default;
 
 bool Context::is_phi_host(std::string_view host) const {
   if (view_.options.phi_hosts_all) return true;
-  return impl_->phi.contains(host_key(host == "*" ? std::string_view{} : host));
+  return impl_->phi.contains(host_key(host));
 }
 
 bool Context::is_phi(const config::RouteSpec& route) const {
@@ -97,6 +102,9 @@ Location Context::config_key(std::string_view key) const {
   Location loc;
   loc.file = view_.config.file;
   loc.field = std::string(key);
+  if (const auto& lines = view_.config.key_lines) {
+    if (const auto it = lines->find(loc.field); it != lines->end()) loc.line = it->second;
+  }
   return loc;
 }
 
@@ -117,7 +125,11 @@ Location Context::annotation(const std::string& resource, std::string_view short
     key.append(short_name);
     if (ing->meta.annotations.contains(key)) {
       auto loc = from_origin(ing->origin, resource, "metadata.annotations." + key);
-      if (ing->meta.annotations_line > 0) loc.line = ing->meta.annotations_line;
+      if (const auto line = ing->meta.annotation_lines.find(key); line != ing->meta.annotation_lines.end()) {
+        loc.line = line->second;
+      } else if (ing->meta.annotations_line > 0) {
+        loc.line = ing->meta.annotations_line;
+      }
       return loc;
     }
   }

@@ -9,6 +9,8 @@
 #include <fstream>
 #include <initializer_list>
 #include <limits>
+#include <map>
+#include <memory>
 #include <sstream>
 #include <thread>
 #include <type_traits>
@@ -88,8 +90,10 @@ class Reader {
       error(n, field, "expected a mapping");
       return false;
     }
+    if (!field.empty()) note(field, n);  // a list item's map ("routes[0]") keeps its own line
     for (const auto& kv : n) {
       const auto key = kv.first.as<std::string>("");
+      note(join(field, key), kv.first);
       if (std::find(allowed.begin(), allowed.end(), key) == allowed.end()) {
         error(kv.first, join(field, key), "unknown key");
       }
@@ -183,9 +187,18 @@ class Reader {
     out.clear();
     for (std::size_t i = 0; i < n.size(); ++i) {
       std::string s;
-      if (scalar(n[i], f + "[" + std::to_string(i) + "]", s)) out.push_back(std::move(s));
+      const auto item = f + "[" + std::to_string(i) + "]";
+      note(item, n[i]);
+      if (scalar(n[i], item, s)) out.push_back(std::move(s));
     }
   }
+
+  /// Remembers where `field` is written (the first time it is seen); `phigate check` places
+  /// findings with it (Config::key_lines).
+  void note(const std::string& field, const YAML::Node& n) {
+    if (const int line = line_of(n); line > 0) lines_->emplace(field, line);
+  }
+  std::shared_ptr<const std::map<std::string, int>> lines() const { return lines_; }
 
   const std::string& file() const { return file_; }
   Diagnostics& diag() { return diag_; }
@@ -193,6 +206,7 @@ class Reader {
  private:
   std::string file_;
   Diagnostics& diag_;
+  std::shared_ptr<std::map<std::string, int>> lines_ = std::make_shared<std::map<std::string, int>>();
 };
 
 }  // namespace
@@ -1145,6 +1159,7 @@ std::optional<Config> load_config_text(const std::string& text, const std::strin
       diag.error(file, 0, "", "the file is empty");
     } else {
       read_root(reader, root, cfg);
+      cfg.key_lines = reader.lines();
     }
   } catch (const YAML::Exception& e) {
     diag.error(file, e.mark.line >= 0 ? e.mark.line + 1 : 0, "", "invalid YAML: " + e.msg);

@@ -226,6 +226,12 @@ bool read_meta(ObjectReader& r, const Node& obj, std::string_view kind, ObjectMe
   if (const Node a = r.map(md, "annotations", "metadata"); present(a)) {
     m.annotations = r.string_map(a, "metadata.annotations");
     m.annotations_line = line_of(a);
+    // Where each annotation is written (`phigate check` places its findings there); objects from
+    // the API server have no lines and leave it empty.
+    for (std::size_t i = 0; i < a.size(); ++i) {
+      const Node k = a.key(i);
+      if (k.is_scalar() && line_of(k) > 0) m.annotation_lines.emplace(std::string(k.scalar()), line_of(k));
+    }
   }
   if (const Node l = r.map(md, "labels", "metadata"); present(l))
     m.labels = r.string_map(l, "metadata.labels");

@@ -650,5 +650,56 @@ TEST_F(LoaderTest, IngressUnsupportedAnnotations_WarnByDefaultFailClosedOrAnErro
   }
 }
 
+TEST_F(LoaderTest, KeyLines_EveryVisitedKeyAndListItemByItsDiagnosticsField) {
+  const auto cfg = load(std::string(kIssueExample) +
+                        "trusted_proxies:\n"            // 14
+                        "  - 10.0.0.0/8\n"              // 15
+                        "  - \"192.168.0.0/16\"\n"      // 16
+                        "access:\n"                     // 17
+                        "  allow: [\"10.1.0.0/16\"]\n"  // 18
+                        "check:\n"                      // 19
+                        "  phi_hosts: all\n");          // 20
+  ASSERT_TRUE(cfg) << diag_.to_string();
+  ASSERT_TRUE(cfg->key_lines);
+  const auto& lines = *cfg->key_lines;
+  const auto line = [&](const std::string& key) {
+    const auto it = lines.find(key);
+    return it == lines.end() ? 0 : it->second;
+  };
+  EXPECT_EQ(line("listeners"), 1);
+  EXPECT_EQ(line("listeners.https"), 2);
+  EXPECT_EQ(line("listeners.https[0]"), 2);
+  EXPECT_EQ(line("listeners.admin"), 4);
+  EXPECT_EQ(line("workers"), 5);
+  EXPECT_EQ(line("tls.default_certificate"), 7);
+  EXPECT_EQ(line("tls.default_certificate.cert"), 7);
+  EXPECT_EQ(line("tls.certificates[0].key"), 9);
+  EXPECT_EQ(line("routes[0]"), 11);
+  EXPECT_EQ(line("routes[0].host"), 11);
+  EXPECT_EQ(line("routes[0].paths[0].backends[0]"), 13);
+  EXPECT_EQ(line("trusted_proxies"), 14);
+  EXPECT_EQ(line("trusted_proxies[0]"), 15);
+  EXPECT_EQ(line("trusted_proxies[1]"), 16);
+  EXPECT_EQ(line("access.allow[0]"), 18);
+  EXPECT_EQ(line("check.phi_hosts"), 20);
+  // Keys not written have no line: the default applies (check places such findings at line 0).
+  EXPECT_EQ(lines.count("tls.hsts.max_age"), 0u);
+  EXPECT_EQ(lines.count("trusted_proxies[2]"), 0u);
+}
+
+TEST_F(LoaderTest, KeyLines_NestedMapsAsDiagnosticsNameThem) {
+  const auto ok = load(std::string(kIssueExample) +
+                       "limits:\n"                   // 14
+                       "  request_body_bytes: 8m\n"  // 15
+                       "upstream:\n"                 // 16
+                       "  health:\n"                 // 17
+                       "    active:\n"               // 18
+                       "      enabled: true\n");     // 19
+  ASSERT_TRUE(ok) << diag_.to_string();
+  ASSERT_TRUE(ok->key_lines);
+  EXPECT_EQ(ok->key_lines->at("limits.request_body_bytes"), 15);
+  EXPECT_EQ(ok->key_lines->at("upstream.health.active.enabled"), 19);
+}
+
 }  // namespace
 }  // namespace phigate::config

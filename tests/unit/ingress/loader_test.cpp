@@ -666,5 +666,43 @@ endpoints:
   EXPECT_TRUE(reported) << r.diagnostics.to_string();
 }
 
+TEST(IngressLoader, AnnotationLines_EachKeyItsOwnLineManifestFilesOnly) {
+  const auto r = load(
+      "apiVersion: networking.k8s.io/v1\n"                            // 1
+      "kind: Ingress\n"                                               // 2
+      "metadata:\n"                                                   // 3
+      "  name: a\n"                                                   // 4
+      "  namespace: ns\n"                                             // 5
+      "  annotations:\n"                                              // 6
+      "    phigate.io/phi: \"true\"\n"                                // 7
+      "    nginx.ingress.kubernetes.io/ssl-redirect: \"false\"\n"     // 8
+      "\n"                                                            // 9
+      "    nginx.ingress.kubernetes.io/allowlist-source-range: >-\n"  // 10
+      "      10.0.0.0/8\n"                                            // 11
+      "spec:\n"                                                       // 12
+      "  rules:\n"                                                    // 13
+      "  - host: a.example\n"                                         // 14
+      "    http: { paths: [{ path: /, pathType: Prefix, backend: { service: { name: s, port: { number: 80 } "
+      "} } }] }\n");
+  ASSERT_FALSE(r.diagnostics.has_errors()) << r.diagnostics.to_string();
+  ASSERT_EQ(r.resources.ingresses.size(), 1u);
+  const auto& m = r.resources.ingresses[0].meta;
+  EXPECT_EQ(m.annotations_line, 7);
+  EXPECT_EQ(m.annotation_lines.size(), 3u);
+  EXPECT_EQ(m.annotation_lines.at("phigate.io/phi"), 7);
+  EXPECT_EQ(m.annotation_lines.at("nginx.ingress.kubernetes.io/ssl-redirect"), 8);
+  EXPECT_EQ(m.annotation_lines.at("nginx.ingress.kubernetes.io/allowlist-source-range"), 10);
+
+  // Objects from the API server (JSON) carry no lines: nothing is recorded.
+  LoadResult j;
+  load_json(
+      R"({"apiVersion":"networking.k8s.io/v1","kind":"Ingress","metadata":{"name":"a","namespace":"ns",)"
+      R"("annotations":{"phigate.io/phi":"true"}},"spec":{"rules":[{"host":"a.example"}]}})",
+      "kubernetes:Ingress ns/a", j);
+  ASSERT_EQ(j.resources.ingresses.size(), 1u) << j.diagnostics.to_string();
+  EXPECT_EQ(j.resources.ingresses[0].meta.annotations.size(), 1u);
+  EXPECT_TRUE(j.resources.ingresses[0].meta.annotation_lines.empty());
+}
+
 }  // namespace
 }  // namespace phigate::ingress
