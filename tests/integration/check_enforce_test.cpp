@@ -20,11 +20,11 @@ class CheckEnforceTest : public IngressTest {
   /// Two Ingresses on the test upstream: `a` with the allowlist `a_range`, `b` untouched.
   void write(const std::string& a_range) {
     dir_.write("manifests/svc.yaml", service_yaml("web", *up_));
-    dir_.write("manifests/b.yaml", ingress_yaml("b", "b.example", "web"));
+    dir_.write("manifests/b.yaml", ingress_yaml("b", "other.example", "web"));
     write_a(a_range);
   }
   std::string a_yaml(const std::string& a_range) {
-    return ingress_yaml("a", "a.example", "web",
+    return ingress_yaml("a", "app.example", "web",
                         "    nginx.ingress.kubernetes.io/allowlist-source-range: \"" + a_range + "\"\n");
   }
   void write_a(const std::string& a_range) { dir_.write("manifests/a.yaml", a_yaml(a_range)); }
@@ -39,15 +39,15 @@ class CheckEnforceTest : public IngressTest {
 TEST_F(CheckEnforceTest, AnIngressEditedIntoAnErrorFailsClosedAndItsNeighbourKeepsServing) {
   write("127.0.0.0/8");
   auto pg = start("check: { enforce: true }\n");
-  EXPECT_EQ(code(pg, "a.example"), "200");
-  EXPECT_EQ(code(pg, "b.example"), "200");
+  EXPECT_EQ(code(pg, "app.example"), "200");
+  EXPECT_EQ(code(pg, "other.example"), "200");
   EXPECT_NE(metrics(pg).find("phigate_check_enforced_ingresses 0"), std::string::npos);
 
   // An allowlist of every address (AC002, an error everywhere): a's paths answer 503 after the reload.
   const auto mark = pg.process.output().size();
   rewrite(pg, "a.yaml", a_yaml("0.0.0.0/0"));
-  EXPECT_EQ(code(pg, "a.example"), "503");
-  EXPECT_EQ(code(pg, "b.example"), "200");
+  EXPECT_EQ(code(pg, "app.example"), "503");
+  EXPECT_EQ(code(pg, "other.example"), "200");
   const auto log = pg.process.output().substr(mark);
   EXPECT_NE(log.find("AC002"), std::string::npos) << log;
   EXPECT_NE(log.find("failing closed (check.enforce)"), std::string::npos) << log;
@@ -60,7 +60,7 @@ TEST_F(CheckEnforceTest, AnIngressEditedIntoAnErrorFailsClosedAndItsNeighbourKee
 
   // Fixed: served again, nothing enforced.
   rewrite(pg, "a.yaml", a_yaml("127.0.0.0/8"));
-  EXPECT_EQ(code(pg, "a.example"), "200");
+  EXPECT_EQ(code(pg, "app.example"), "200");
   EXPECT_NE(metrics(pg).find("phigate_check_enforced_ingresses 0"), std::string::npos);
 }
 
@@ -69,7 +69,7 @@ TEST_F(CheckEnforceTest, WithoutEnforceTheFindingIsReportedAndTheIngressServes) 
   auto pg = start();
   const auto mark = pg.process.output().size();
   rewrite(pg, "a.yaml", a_yaml("0.0.0.0/0"));
-  EXPECT_EQ(code(pg, "a.example"), "200");
+  EXPECT_EQ(code(pg, "app.example"), "200");
   const auto log = pg.process.output().substr(mark);
   EXPECT_NE(log.find("check: "), std::string::npos) << log;
   EXPECT_NE(log.find("AC002"), std::string::npos) << log;
@@ -79,7 +79,7 @@ TEST_F(CheckEnforceTest, WithoutEnforceTheFindingIsReportedAndTheIngressServes) 
   EXPECT_NE(m.find("phigate_check_enforced_ingresses 0"), std::string::npos) << m;
   // A finding is logged once, not at every reload.
   const auto mark2 = pg.process.output().size();
-  rewrite(pg, "b.yaml", ingress_yaml("b", "b2.example", "web"));
+  rewrite(pg, "b.yaml", ingress_yaml("b", "x.app.example", "web"));
   EXPECT_EQ(pg.process.output().substr(mark2).find("AC002"), std::string::npos);
 }
 
