@@ -115,6 +115,12 @@ Location Context::annotation(const std::string& resource, std::string_view short
     ing = find_object(view_.resources->ingresses, std::string_view(resource).substr(kPrefix.size()));
   }
   if (!ing) {
+    // No manifest to read lines from (a hand-built configuration): the Ingress's first path.
+    for (const auto& r : view_.config.routes) {
+      for (const auto& p : r.paths) {
+        if (p.policy && p.policy->resource == resource) return path(p, "metadata.annotations");
+      }
+    }
     Location loc;
     loc.resource = resource;
     loc.field = "metadata.annotations";

@@ -11,44 +11,20 @@
 
 #include "phigate/access/cidr.hpp"
 #include "phigate/check/check.hpp"
+#include "walk.hpp"
 
 namespace phigate::check {
 namespace {
 
+using walk::for_each_path;
+using walk::host_name;
+using walk::owner;
+using walk::policy_of;
+using walk::serves;
+
 using access::Address;
 using config::PathSpec;
 using config::RoutePolicy;
-
-const RoutePolicy& policy_of(const PathSpec& p) {
-  static const RoutePolicy kDefaults;
-  return p.policy ? *p.policy : kDefaults;
-}
-
-bool serves(const PathSpec& p) {
-  return !p.policy || p.policy->fail_closed.empty();
-}
-
-std::string host_name(const std::string& host) {
-  return host.empty() ? std::string("*") : host;
-}
-
-std::string owner(const PathSpec& p) {
-  const auto& pol = policy_of(p);
-  return pol.resource.empty() ? std::string("a static route") : pol.resource;
-}
-
-template <class F>
-void for_each_path(const View& v, F&& f) {
-  for (std::size_t i = 0; i < v.config.routes.size(); ++i) {
-    const auto& r = v.config.routes[i];
-    for (std::size_t j = 0; j < r.paths.size(); ++j) {
-      if (!serves(r.paths[j])) continue;
-      f(r.host, r.paths[j], "routes[" + std::to_string(i) + "].paths[" + std::to_string(j) + "]");
-    }
-  }
-  if (v.config.default_backend && serves(*v.config.default_backend))
-    f(std::string(), *v.config.default_backend, std::string());
-}
 
 // --- address ranges --------------------------------------------------------------------------------
 

@@ -5,6 +5,7 @@
 #include <set>
 
 #include "phigate/check/check.hpp"
+#include "walk.hpp"
 #include "x509_impl.hpp"
 
 namespace phigate::check {
@@ -31,10 +32,8 @@ std::vector<Served> by_ingress(const View& v, const Context& ctx) {
     if (std::find(s.hosts.begin(), s.hosts.end(), host) == s.hosts.end()) s.hosts.push_back(host);
     s.phi = s.phi || ctx.is_phi_host(host);
   };
-  for (const auto& r : v.config.routes) {
-    for (const auto& p : r.paths) add(r.host, p);
-  }
-  if (v.config.default_backend) add("", *v.config.default_backend);
+  walk::for_each_path(
+      v, [&](const std::string& host, const config::PathSpec& p, const std::string&) { add(host, p); });
   return out;
 }
 

@@ -12,44 +12,22 @@
 #include "phigate/check/check.hpp"
 #include "phigate/core/host_map.hpp"
 #include "phigate/tls/host_policy.hpp"
+#include "walk.hpp"
 
 namespace phigate::check {
 namespace {
+
+using walk::for_each_path;
+using walk::host_name;
+using walk::owner;
+using walk::policy_of;
+using walk::serves;
 
 using config::BackendProtocol;
 using config::PathSpec;
 using config::RoutePolicy;
 
 constexpr std::uint64_t kHstsYear = 31536000;
-
-const RoutePolicy& policy_of(const PathSpec& p) {
-  static const RoutePolicy kDefaults;
-  return p.policy ? *p.policy : kDefaults;
-}
-
-/// A path that serves requests: not failed closed (a failed-closed path answers 503 only).
-bool serves(const PathSpec& p) {
-  return !p.policy || p.policy->fail_closed.empty();
-}
-
-std::string host_name(const std::string& host) {
-  return host.empty() ? std::string("*") : host;
-}
-
-/// Every path that serves, with its host and, for a static route, its config field
-/// ("routes[i].paths[j]"); the catch-all default backend last (host "").
-template <class F>
-void for_each_path(const View& v, F&& f) {
-  for (std::size_t i = 0; i < v.config.routes.size(); ++i) {
-    const auto& r = v.config.routes[i];
-    for (std::size_t j = 0; j < r.paths.size(); ++j) {
-      if (!serves(r.paths[j])) continue;
-      f(r.host, r.paths[j], "routes[" + std::to_string(i) + "].paths[" + std::to_string(j) + "]");
-    }
-  }
-  if (v.config.default_backend && serves(*v.config.default_backend))
-    f(std::string(), *v.config.default_backend, std::string());
-}
 
 /// Where a per-path setting is written: the Ingress annotation, or the static route's key (its
 /// path's line when the key is absent).
@@ -61,11 +39,6 @@ Location setting(const Context& ctx, const PathSpec& p, const std::string& route
   auto loc = ctx.config_key(route_field + "." + std::string(key));
   if (loc.line == 0) loc.line = p.where.line;
   return loc;
-}
-
-std::string owner(const PathSpec& p) {
-  const auto& pol = policy_of(p);
-  return pol.resource.empty() ? std::string("a static route") : pol.resource;
 }
 
 /// Lowers `f` to a warning on a host that carries no PHI (the E/W rows of the plan).
