@@ -136,9 +136,11 @@ std::string render_doc(const std::vector<Finding>& findings, const Evidence& evi
   for (const auto& sec : model.sections) {
     const std::string cite(citation(sec.safeguard));
     doc.heading(2, cite + " " + std::string(title(sec.safeguard)), cite);
-    doc.paragraph("45 CFR " + cite + ": " + counts_text(sec.counts) + ".", sec.counts.errors     ? "error"
-                                                                           : sec.counts.warnings ? "warning"
-                                                                                                 : "pass");
+    const std::string_view status = sec.counts.errors     ? "error"
+                                    : sec.counts.warnings ? "warning"
+                                    : sec.counts.infos    ? "info"
+                                                          : "pass";
+    doc.paragraph("45 CFR " + cite + ": " + counts_text(sec.counts) + ".", status);
 
     doc.heading(3, "Controls met");
     std::vector<std::vector<std::string>> met;
@@ -153,7 +155,7 @@ std::string render_doc(const std::vector<Finding>& findings, const Evidence& evi
     if (met.empty()) {
       doc.paragraph("None.");
     } else {
-      doc.table({"Rule", "Control", "Evidence", "Reference"}, met);
+      doc.table({"Rule", "Checked for", "Evidence", "Reference"}, met);
     }
 
     doc.heading(3, "Findings");
