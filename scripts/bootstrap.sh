@@ -65,9 +65,13 @@ if command -v npm >/dev/null; then
   lock_sum=$(sha256sum "$sarif/package-lock.json" | cut -d' ' -f1)
   if [[ "$(cat "$sarif/node_modules/.phigate-lock" 2>/dev/null)" != "$lock_sum" ]]; then
     log "installing the SARIF validator's npm packages (npm ci --prefix tests/sarif)"
-    npm ci --prefix "$sarif" --ignore-scripts --no-audit --no-fund --loglevel=error >&2 \
-      || die "npm ci --prefix tests/sarif failed"
-    echo "$lock_sum" >"$sarif/node_modules/.phigate-lock"
+    if npm ci --prefix "$sarif" --ignore-scripts --no-audit --no-fund --loglevel=error >&2; then
+      echo "$lock_sum" >"$sarif/node_modules/.phigate-lock"
+    elif [[ -n "${CI:-}" ]]; then
+      die "npm ci --prefix tests/sarif failed"
+    else
+      echo "bootstrap: warning: npm ci --prefix tests/sarif failed; ctest check_sarif_valid will skip" >&2
+    fi
   else
     log "tests/sarif npm packages up to date"
   fi
