@@ -7,9 +7,9 @@
 #include <simdjson.h>
 
 #include <algorithm>
+#include <cctype>
 #include <filesystem>
 #include <map>
-#include <regex>
 #include <set>
 #include <sstream>
 
@@ -419,17 +419,28 @@ const std::set<std::string> kHtmlTags{"!DOCTYPE", "html", "head", "meta",  "titl
 
 // Every tag is one the writer emits; text between tags holds no quote and every '&' starts an
 // entity the writer emits.
+std::size_t occurrences(const std::string& s, const std::string& what) {
+  std::size_t n = 0;
+  for (auto at = s.find(what); at != std::string::npos; at = s.find(what, at + 1)) ++n;
+  return n;
+}
+
+// (No std::regex: GCC 12 reports maybe-uninitialized inside <regex> under ASan.)
 void expect_html_structure(const std::string& out) {
-  const std::regex tag("<(/?)([!A-Za-z0-9]+)");
-  std::size_t tags = 0;
-  for (auto it = std::sregex_iterator(out.begin(), out.end(), tag); it != std::sregex_iterator();
-       ++it, ++tags) {
-    EXPECT_TRUE(kHtmlTags.count((*it)[2].str())) << "unexpected tag " << (*it)[0].str();
+  for (std::size_t i = 0; i < out.size(); ++i) {
+    if (out[i] == '<') {
+      std::size_t j = i + 1;
+      if (j < out.size() && out[j] == '/') ++j;
+      std::size_t k = j;
+      while (k < out.size() && (std::isalnum(static_cast<unsigned char>(out[k])) || out[k] == '!')) ++k;
+      EXPECT_TRUE(kHtmlTags.count(out.substr(j, k - j))) << "unexpected tag at " << out.substr(i, 40);
+    } else if (out[i] == '&') {
+      const auto rest = std::string_view(out).substr(i);
+      EXPECT_TRUE(rest.starts_with("&amp;") || rest.starts_with("&lt;") || rest.starts_with("&gt;") ||
+                  rest.starts_with("&quot;") || rest.starts_with("&#39;"))
+          << "bare & at " << out.substr(i, 40);
+    }
   }
-  EXPECT_EQ(static_cast<std::size_t>(std::count(out.begin(), out.end(), '<')), tags);
-  const std::regex entity("&(amp|lt|gt|quot|#39);");
-  const auto plain = std::regex_replace(out, entity, "");
-  EXPECT_EQ(plain.find('&'), std::string::npos);
   bool in_tag = false;
   for (const char c : out) {
     if (c == '<') in_tag = true;
@@ -439,12 +450,9 @@ void expect_html_structure(const std::string& out) {
     }
   }
   for (const std::string t : {"table", "tr", "td", "th", "p", "h2", "h3"}) {
-    const std::regex open("<" + t + "[ >]"), close("</" + t + ">");
-    const auto n_open =
-        std::distance(std::sregex_iterator(out.begin(), out.end(), open), std::sregex_iterator());
-    const auto n_close =
-        std::distance(std::sregex_iterator(out.begin(), out.end(), close), std::sregex_iterator());
-    EXPECT_EQ(n_open, n_close) << t;
+    EXPECT_EQ(occurrences(out, "<" + t + ">") + occurrences(out, "<" + t + " "),
+              occurrences(out, "</" + t + ">"))
+        << t;
   }
 }
 
