@@ -2,6 +2,7 @@
 # Installs everything phigate needs to build, test and benchmark on Debian 12. Idempotent:
 # a second run only checks and takes seconds.
 #  1. Debian 12 packages (apt-get install, skipped when already installed).
+#  1b. npm packages of the SARIF validation test (npm ci --prefix tests/sarif).
 #  2. Boost 1.83 headers (bookworm-backports), llhttp and prometheus-cpp (trixie) as pinned .debs,
 #     fetched with `apt-get download` through a private apt state directory that lists those
 #     suites (the system's apt sources are never touched) and unpacked with `dpkg -x` into
@@ -54,6 +55,28 @@ if ((${#missing[@]})); then
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" \
     || { [[ -n $made_prc ]] && as_root rm -f $prc; die "apt-get install failed for: ${missing[*]}"; }
   [[ -n $made_prc ]] && as_root rm -f $prc
+fi
+
+# --- 1b. npm packages of the SARIF validation test (tests/sarif) ---------------------------------
+# The pinned lock (Ajv, ajv-formats and the official SARIF 2.1.0 schema) with `npm ci`, install
+# scripts off (only the schema file is read); skipped when node_modules came from this very lock.
+sarif="$root/tests/sarif"
+if command -v npm >/dev/null; then
+  lock_sum=$(sha256sum "$sarif/package-lock.json" | cut -d' ' -f1)
+  if [[ "$(cat "$sarif/node_modules/.phigate-lock" 2>/dev/null)" != "$lock_sum" ]]; then
+    log "installing the SARIF validator's npm packages (npm ci --prefix tests/sarif)"
+    if npm ci --prefix "$sarif" --ignore-scripts --no-audit --no-fund --loglevel=error >&2; then
+      echo "$lock_sum" >"$sarif/node_modules/.phigate-lock"
+    elif [[ -n "${CI:-}" ]]; then
+      die "npm ci --prefix tests/sarif failed"
+    else
+      echo "bootstrap: warning: npm ci --prefix tests/sarif failed; ctest check_sarif_valid will skip" >&2
+    fi
+  else
+    log "tests/sarif npm packages up to date"
+  fi
+else
+  log "npm not found: tests/sarif not installed (ctest check_sarif_valid skips outside CI)"
 fi
 
 # --- 2. Pinned .debs into .deps/prefix ------------------------------------------------------
