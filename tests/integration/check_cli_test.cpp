@@ -121,7 +121,10 @@ TEST_F(CheckCli, EveryRuleFixtureYieldsExactlyItsRule) {
       std::string_view id, built_in;
       ASSERT_EQ(rule["id"].get(id), simdjson::SUCCESS);
       if (rule["built_in"].get(built_in) == simdjson::SUCCESS && !built_in.empty()) continue;
-      if (id == "CFG000") continue;
+      // CFG000: every exit-code test below. IN005 (info, no WAF yet): the clean fixture's one
+      // finding. TX009 (backend TLS below 1.2): both loaders already refuse such a setting, so no
+      // configuration can hold it; the rule guards configurations built otherwise (unit tests).
+      if (id == "CFG000" || id == "IN005" || id == "TX009") continue;
       ++n;
       EXPECT_TRUE(fixtures.contains(std::string(id))) << "no fixture for " << id;
     }
