@@ -57,6 +57,8 @@ std::string render_json(const std::vector<Finding>& findings, const Evidence& ev
     o["nist"] = str(r->nist);
     o["severity"] = str(to_string(r->severity));
     o["remedy"] = str(r->remedy);
+    o["runtime"] = r->runtime;
+    o["enforceable"] = r->enforceable;
     if (!r->built_in.empty()) o["built_in"] = str(r->built_in);
     rules.push_back(std::move(o));
   }

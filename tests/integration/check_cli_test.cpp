@@ -149,6 +149,24 @@ TEST_F(CheckCli, EveryRuleFixtureYieldsExactlyItsRule) {
   }
 }
 
+TEST_F(CheckCli, TheDocsListEveryRule) {
+  const auto r = check(materialize_fixture("clean"), {"--format", "json"});
+  simdjson::dom::parser parser;
+  simdjson::dom::element doc;
+  simdjson::dom::array rules;
+  ASSERT_EQ(parser.parse(r.out).get(doc), simdjson::SUCCESS) << r.out;
+  ASSERT_EQ(doc["rules"].get(rules), simdjson::SUCCESS);
+  std::ifstream in(std::string(PHIGATE_SOURCE_DIR) + "/docs/check.md");
+  std::stringstream text;
+  text << in.rdbuf();
+  for (auto rule : rules) {
+    std::string_view id;
+    ASSERT_EQ(rule["id"].get(id), simdjson::SUCCESS);
+    EXPECT_NE(text.str().find("| " + std::string(id) + " |"), std::string::npos)
+        << id << " is not in docs/check.md";
+  }
+}
+
 TEST_F(CheckCli, UnreadableInputExitsTwoAndConfigurationErrorsAreFindings) {
   // No config file, a config that is not YAML, a manifest that is not YAML: the input cannot be read.
   auto r = run({bin("phigate"), "check", "--config", dir_.path("missing.yaml")});
