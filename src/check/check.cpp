@@ -4,6 +4,8 @@
 #include <algorithm>
 #include <ctime>
 #include <tuple>
+#include <unordered_map>
+#include <utility>
 
 #include "phigate/check/check.hpp"
 #include "phigate/config/diagnostics.hpp"
@@ -74,7 +76,10 @@ std::string Finding::fingerprint() const {
   }
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
-  EVP_Digest(in.data(), in.size(), md, &len, EVP_sha256(), nullptr);
+  // Fetched once: EVP_sha256() in EVP_Digest looks the implementation up at every call (OpenSSL
+  // 3), and a snapshot build fingerprints every finding.
+  static EVP_MD* const sha256 = EVP_MD_fetch(nullptr, "SHA256", nullptr);
+  EVP_Digest(in.data(), in.size(), md, &len, sha256, nullptr);
   static constexpr char kHex[] = "0123456789abcdef";
   std::string out;
   out.reserve(len * 2);
@@ -121,17 +126,26 @@ std::vector<Finding> evaluate(const View& v) {
     if (v.options.scope == Scope::Runtime && !r.info.runtime) continue;
     r.fn(v, r.info, ctx, out);
   }
-  // Report order: the rule table's order (safeguard groups), then place.
-  auto rank = [&](const Finding& f) {
-    for (std::size_t i = 0; i < rules.size(); ++i) {
-      if (&rules[i].info == f.rule) return i;
-    }
-    return rules.size();
-  };
-  std::stable_sort(out.begin(), out.end(), [&](const Finding& a, const Finding& b) {
-    return std::forward_as_tuple(rank(a), a.where.file, a.where.line, a.where.resource, a.message) <
-           std::forward_as_tuple(rank(b), b.where.file, b.where.line, b.where.resource, b.message);
+  // Report order: the rule table's order (safeguard groups), then place. Ranks computed once
+  // (thousands of findings at a snapshot build).
+  std::unordered_map<const RuleInfo*, std::size_t> rank;
+  for (std::size_t i = 0; i < rules.size(); ++i) rank.emplace(&rules[i].info, i);
+  std::vector<std::pair<std::size_t, std::size_t>> order;  // rank, index
+  order.reserve(out.size());
+  for (std::size_t i = 0; i < out.size(); ++i) {
+    const auto it = rank.find(out[i].rule);
+    order.emplace_back(it != rank.end() ? it->second : rules.size(), i);
+  }
+  std::stable_sort(order.begin(), order.end(), [&](const auto& a, const auto& b) {
+    const Finding& x = out[a.second];
+    const Finding& y = out[b.second];
+    return std::forward_as_tuple(a.first, x.where.file, x.where.line, x.where.resource, x.message) <
+           std::forward_as_tuple(b.first, y.where.file, y.where.line, y.where.resource, y.message);
   });
+  std::vector<Finding> sorted;
+  sorted.reserve(out.size());
+  for (const auto& [r, i] : order) sorted.push_back(std::move(out[i]));
+  out = std::move(sorted);
   return out;
 }
 

@@ -4,6 +4,7 @@
 #include <cctype>
 #include <ctime>
 #include <set>
+#include <unordered_map>
 
 #include "phigate/check/check.hpp"
 
@@ -13,6 +14,10 @@ struct Context::Impl {
   std::set<std::string, std::less<>> phi;  // hosts ("*" = catch-all)
   std::vector<std::string> phi_list;
   std::int64_t now = 0;
+  // View::resources by "ns/name", built once: findings are placed in O(1) (a snapshot build with
+  // thousands of Ingresses places thousands of findings).
+  std::unordered_map<std::string, const ingress::Ingress*> ingresses;
+  std::unordered_map<std::string, const ingress::Secret*> secrets;
 };
 
 namespace {
@@ -76,13 +81,40 @@ Context::Context(const View& v) : view_(v), impl_(std::make_unique<Impl>()) {
     for (const auto& r : v.config.routes) impl_->phi.emplace(host_key(r.host));
     impl_->phi.emplace("*");
   }
+  // A request to a PHI host that none of the host's paths matches goes to the default backend
+  // (RouteTable): unless every PHI host has a root path, the catch-all receives PHI requests too.
+  if (v.config.default_backend && !impl_->phi.contains("*")) {
+    std::set<std::string, std::less<>> rooted;
+    for (const auto& r : v.config.routes) {
+      for (const auto& p : r.paths) {
+        if (p.path == "/" && p.type != config::PathType::Exact) rooted.emplace(host_key(r.host));
+      }
+    }
+    for (const auto& h : impl_->phi) {
+      if (!rooted.contains(h)) {
+        impl_->phi.emplace("*");
+        break;
+      }
+    }
+  }
   impl_->phi_list.assign(impl_->phi.begin(), impl_->phi.end());
+  if (v.resources != nullptr) {
+    impl_->ingresses.reserve(v.resources->ingresses.size());
+    for (const auto& i : v.resources->ingresses) impl_->ingresses.emplace(i.meta.key(), &i);
+    for (const auto& s : v.resources->secrets) impl_->secrets.emplace(s.meta.key(), &s);
+  }
 }
 
 Context::~Context() = default;
 
 bool Context::is_phi_host(std::string_view host) const {
   if (view_.options.phi_hosts_all) return true;
+  if (impl_->phi.empty()) return false;
+  if (host.empty() || host == "*") return impl_->phi.contains(std::string_view{"*"});
+  // Hosts are lower-case as loaded: look up without a copy unless one is not.
+  if (std::none_of(host.begin(), host.end(), [](char c) { return c >= 'A' && c <= 'Z'; })) {
+    return impl_->phi.contains(host);
+  }
   return impl_->phi.contains(host_key(host));
 }
 
@@ -112,7 +144,8 @@ Location Context::annotation(const std::string& resource, std::string_view short
   constexpr std::string_view kPrefix = "Ingress ";
   const ingress::Ingress* ing = nullptr;
   if (view_.resources && resource.starts_with(kPrefix)) {
-    ing = find_object(view_.resources->ingresses, std::string_view(resource).substr(kPrefix.size()));
+    const auto it = impl_->ingresses.find(resource.substr(kPrefix.size()));
+    if (it != impl_->ingresses.end()) ing = it->second;
   }
   if (!ing) {
     // No manifest to read lines from (a hand-built configuration): the Ingress's first path.
@@ -160,11 +193,11 @@ Location Context::object(const std::string& resource, std::string_view field) co
     const std::string_view key = std::string_view(resource).substr(space + 1);
     const auto& r = *view_.resources;
     if (kind == "Ingress") {
-      if (const auto* o = find_object(r.ingresses, key))
-        return from_origin(o->origin, resource, std::string(field));
+      if (const auto it = impl_->ingresses.find(std::string(key)); it != impl_->ingresses.end())
+        return from_origin(it->second->origin, resource, std::string(field));
     } else if (kind == "Secret") {
-      if (const auto* o = find_object(r.secrets, key))
-        return from_origin(o->origin, resource, std::string(field));
+      if (const auto it = impl_->secrets.find(std::string(key)); it != impl_->secrets.end())
+        return from_origin(it->second->origin, resource, std::string(field));
     } else if (kind == "Service") {
       if (const auto* o = find_object(r.services, key))
         return from_origin(o->origin, resource, std::string(field));

@@ -2,6 +2,7 @@
 // What the report writers share (report_*.cpp; private to the check library): the report model
 // (findings per safeguard, rules met), text cleaning for strings that come from configuration and
 // manifests (an attacker may write the file name, the resource name or a host), RFC 3339 time.
+#include <algorithm>
 #include <array>
 #include <cstddef>
 #include <cstdint>
@@ -141,6 +142,7 @@ struct Counts {
 struct RuleRow {
   const RuleInfo* info = nullptr;
   std::vector<std::size_t> findings;
+  bool evaluated = true;  // false: nothing to examine (Evidence::not_evaluated)
 };
 
 /// One safeguard of the report: its rules in table order, its findings in the order given.
@@ -151,7 +153,12 @@ struct SafeguardSection {
   Counts counts;
   std::size_t rules_met() const noexcept {
     std::size_t n = 0;
-    for (const auto& r : rules) n += r.findings.empty() ? 1 : 0;
+    for (const auto& r : rules) n += r.findings.empty() && r.evaluated ? 1 : 0;
+    return n;
+  }
+  std::size_t rules_not_evaluated() const noexcept {
+    std::size_t n = 0;
+    for (const auto& r : rules) n += r.findings.empty() && !r.evaluated ? 1 : 0;
     return n;
   }
 };
@@ -175,7 +182,8 @@ struct ReportModel {
     return 0;  // unreachable: build() adds every finding's rule
   }
 
-  static ReportModel build(const std::vector<Finding>& findings) {
+  static ReportModel build(const std::vector<Finding>& findings,
+                           const std::vector<std::string>& not_evaluated = {}) {
     ReportModel m;
     for (const auto& r : all_rules()) m.rules.push_back(&r.info);
     for (const auto& f : findings) {
@@ -188,7 +196,10 @@ struct ReportModel {
       SafeguardSection sec;
       sec.safeguard = s;
       for (const auto* r : m.rules) {
-        if (r->safeguard == s) sec.rules.push_back({r, {}});
+        if (r->safeguard != s) continue;
+        const bool evaluated =
+            std::find(not_evaluated.begin(), not_evaluated.end(), r->id) == not_evaluated.end();
+        sec.rules.push_back({r, {}, evaluated});
       }
       m.sections.push_back(std::move(sec));
     }

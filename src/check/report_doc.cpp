@@ -91,7 +91,7 @@ std::string hipaa_of(const RuleInfo& r) {
 }  // namespace
 
 std::string render_doc(const std::vector<Finding>& findings, const Evidence& evidence, bool html) {
-  const ReportModel model = ReportModel::build(findings);
+  const ReportModel model = ReportModel::build(findings, evidence.not_evaluated);
   const std::string heading = "HIPAA technical safeguards (45 CFR 164.312): phigate configuration report";
   Doc doc(html);
   if (html) {
@@ -144,9 +144,15 @@ std::string render_doc(const std::vector<Finding>& findings, const Evidence& evi
 
     doc.heading(3, "Controls met");
     std::vector<std::vector<std::string>> met;
+    std::vector<std::vector<std::string>> skipped;
     for (const auto& row : sec.rules) {
       if (!row.findings.empty()) continue;
       const RuleInfo& r = *row.info;
+      if (!row.evaluated) {
+        skipped.push_back(
+            {std::string(r.id), std::string(r.title), "Not evaluated: nothing to examine (see CFG001)"});
+        continue;
+      }
       std::string how = r.built_in.empty() ? "Checked: no finding" : "Built in: " + std::string(r.built_in);
       std::string ref = hipaa_of(r);
       if (!r.nist.empty()) ref.append("; NIST ").append(r.nist);
@@ -156,6 +162,10 @@ std::string render_doc(const std::vector<Finding>& findings, const Evidence& evi
       doc.paragraph("None.");
     } else {
       doc.table({"Rule", "Checked for", "Evidence", "Reference"}, met);
+    }
+    if (!skipped.empty()) {
+      doc.heading(3, "Not evaluated");
+      doc.table({"Rule", "Checked for", "Why"}, skipped);
     }
 
     doc.heading(3, "Findings");

@@ -27,6 +27,9 @@ json::object evidence_json(const Evidence& e) {
   json::array hosts;
   for (const auto& h : e.phi_hosts) hosts.push_back(str(h));
   o["phi_hosts"] = std::move(hosts);
+  json::array skipped;
+  for (const auto& id : e.not_evaluated) skipped.push_back(str(id));
+  o["not_evaluated"] = std::move(skipped);
   return o;
 }
 
@@ -41,7 +44,7 @@ json::object counts_json(const Counts& c) {
 }  // namespace
 
 std::string render_json(const std::vector<Finding>& findings, const Evidence& evidence) {
-  const ReportModel model = ReportModel::build(findings);
+  const ReportModel model = ReportModel::build(findings, evidence.not_evaluated);
   json::object root;
   root["version"] = 1;
   root["evidence"] = evidence_json(evidence);
@@ -92,6 +95,7 @@ std::string render_json(const std::vector<Finding>& findings, const Evidence& ev
     s["title"] = str(title(sec.safeguard));
     for (const auto& kv : counts_json(sec.counts)) s[kv.key()] = kv.value();
     s["rules_passed"] = sec.rules_met();
+    s["rules_not_evaluated"] = sec.rules_not_evaluated();
     safeguards.push_back(std::move(s));
   }
   summary["safeguards"] = std::move(safeguards);

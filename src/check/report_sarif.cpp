@@ -171,7 +171,7 @@ json::object result_json(const Finding& f, const RuleInfo& r, std::size_t rule_i
 }  // namespace
 
 std::string render_sarif(const std::vector<Finding>& findings, const Evidence& evidence) {
-  const ReportModel model = ReportModel::build(findings);
+  const ReportModel model = ReportModel::build(findings, evidence.not_evaluated);
   std::error_code ec;
   auto cwd = std::filesystem::current_path(ec);
   if (ec) cwd.clear();

@@ -7,7 +7,7 @@
 namespace phigate::check::detail {
 
 std::string render_text(const std::vector<Finding>& findings, const Evidence& evidence) {
-  const ReportModel model = ReportModel::build(findings);
+  const ReportModel model = ReportModel::build(findings, evidence.not_evaluated);
   std::string out;
   out.append("phigate check ")
       .append(display(evidence.version))
@@ -31,7 +31,11 @@ std::string render_text(const std::vector<Finding>& findings, const Evidence& ev
     out.append("\n").append(citation(sec.safeguard)).append(" ").append(title(sec.safeguard)).append(": ");
     out.append(counts_text(sec.counts));
     const auto met = sec.rules_met();
-    out.append(" (").append(std::to_string(met)).append(met == 1 ? " rule passed)\n" : " rules passed)\n");
+    out.append(" (").append(std::to_string(met)).append(met == 1 ? " rule passed" : " rules passed");
+    if (const auto skipped = sec.rules_not_evaluated(); skipped > 0) {
+      out.append(", ").append(std::to_string(skipped)).append(" not evaluated: nothing to examine");
+    }
+    out.append(")\n");
     for (const auto i : sec.findings) {
       const Finding& f = findings[i];
       const RuleInfo& r = *model.rules[model.rule_index(f)];

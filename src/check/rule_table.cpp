@@ -19,6 +19,20 @@ constexpr Rule kConfigError{
      .runtime = false},
     nullptr};
 
+constexpr Rule kNotEvaluated{
+    {.id = "CFG001",
+     .name = "InputNotExamined",
+     .title = "Some rules had nothing to examine (no Kubernetes or deployment manifests given)",
+     .safeguard = Safeguard::Integrity,
+     .hipaa = "164.312(c)(1)",
+     .nist = "",
+     .severity = Severity::Info,
+     .remedy =
+         "Pass the manifests phigate serves from and is deployed with: --manifests DIR (e.g. kubectl get "
+         "ingress,ingressclass,secret,service,endpointslice,configmap -A -o yaml; kubectl kustomize docker/)",
+     .runtime = false},
+    nullptr};
+
 std::vector<Rule> build() {
   std::vector<Rule> all;
   for (auto group : {access_rules(), audit_rules(), integrity_rules(), authentication_rules(),
@@ -26,6 +40,7 @@ std::vector<Rule> build() {
     all.insert(all.end(), group.begin(), group.end());
   }
   all.push_back(kConfigError);
+  all.push_back(kNotEvaluated);
   std::stable_sort(all.begin(), all.end(),
                    [](const Rule& a, const Rule& b) { return a.info.safeguard < b.info.safeguard; });
   return all;
@@ -47,6 +62,10 @@ const RuleInfo* find_rule(std::string_view id) {
 
 const RuleInfo& config_error_rule() {
   return *find_rule("CFG000");
+}
+
+const RuleInfo& not_evaluated_rule() {
+  return *find_rule("CFG001");
 }
 
 }  // namespace phigate::check

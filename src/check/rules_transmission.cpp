@@ -5,8 +5,10 @@
 
 #include <cctype>
 #include <memory>
+#include <mutex>
 #include <set>
 #include <string>
+#include <unordered_map>
 #include <utility>
 
 #include "phigate/check/check.hpp"
@@ -53,8 +55,7 @@ bool tls_backend(const RoutePolicy& p) {
 
 /// Why `ciphers` on a scratch context admits a non-AEAD or non-forward-secret TLS <= 1.2 suite
 /// (tls::insecure_cipher), or "" (also when OpenSSL refuses the list: a load error, not ours).
-std::string cipher_problem(const std::string& ciphers, bool client) {
-  if (ciphers.empty()) return {};
+std::string cipher_problem_uncached(const std::string& ciphers, bool client) {
   std::unique_ptr<SSL_CTX, decltype(&SSL_CTX_free)> ctx(
       SSL_CTX_new(client ? TLS_client_method() : TLS_server_method()), SSL_CTX_free);
   if (!ctx || SSL_CTX_set_cipher_list(ctx.get(), ciphers.c_str()) != 1) {
@@ -62,6 +63,25 @@ std::string cipher_problem(const std::string& ciphers, bool client) {
     return {};
   }
   return tls::insecure_cipher(ctx.get());
+}
+
+/// cipher_problem_uncached, remembered per process: a snapshot build with thousands of Ingresses
+/// naming a few distinct lists builds a few SSL_CTXs, not one per Ingress and build. Bounded: a
+/// full cache is cleared (the lists come from the operator's configuration).
+std::string cipher_problem(const std::string& ciphers, bool client) {
+  if (ciphers.empty()) return {};
+  static std::mutex mu;
+  static std::unordered_map<std::string, std::string> cache;
+  const std::string key = (client ? "c:" : "s:") + ciphers;
+  {
+    const std::lock_guard lock(mu);
+    if (const auto it = cache.find(key); it != cache.end()) return it->second;
+  }
+  auto verdict = cipher_problem_uncached(ciphers, client);
+  const std::lock_guard lock(mu);
+  if (cache.size() >= 1024) cache.clear();
+  cache.emplace(key, verdict);
+  return verdict;
 }
 
 bool legacy_version(std::string_view v) {

@@ -1,7 +1,7 @@
 #pragma once
-// What the rule groups share: the one walk over every path that serves requests (route paths,
-// the canaries attached to them, the default backend), so a policy a rule should see is never
-// skipped because it sits on a canary or the catch-all. Private to the check library.
+// What the rule groups share: the one walk over every path that serves requests (route paths and
+// the default backend), so a policy a rule should see is never skipped because it sits on the
+// catch-all. Private to the check library.
 #include <string>
 
 #include "phigate/check/check.hpp"
@@ -28,9 +28,10 @@ inline std::string owner(const config::PathSpec& p) {
   return pol.resource.empty() ? std::string("a static route") : pol.resource;
 }
 
-/// f(host, path, field) for every path that serves: each route path ("routes[i].paths[j]"), then
-/// its attached canary (same host, field + ".canary": a canary Ingress's own policy serves its
-/// share of the host's requests), and the catch-all default backend last (host "", field "").
+/// f(host, path, field) for every path that serves: each route path ("routes[i].paths[j]") and the
+/// catch-all default backend last (host "", field ""). Attached canaries are not visited: a
+/// canary serves with a copy of its main's policy (ingress/translate_canary.cpp: only balancing
+/// and affinity are its own), so a finding there would be the main's, blamed on the canary.
 template <class F>
 void for_each_path(const View& v, F&& f) {
   for (std::size_t i = 0; i < v.config.routes.size(); ++i) {
@@ -39,7 +40,6 @@ void for_each_path(const View& v, F&& f) {
       const auto& p = r.paths[j];
       const std::string field = "routes[" + std::to_string(i) + "].paths[" + std::to_string(j) + "]";
       if (serves(p)) f(r.host, p, field);
-      if (p.canary && serves(*p.canary)) f(r.host, *p.canary, field + ".canary");
     }
   }
   if (v.config.default_backend && serves(*v.config.default_backend)) {

@@ -67,16 +67,23 @@ bool slurp(const std::string& path, std::string& out) {
 /// The manifest files a folder holds as the loaders see them (*.yaml, *.yml, *.json; names
 /// starting with '.' skipped), sorted, each with its SHA-256: the report's evidence.
 void manifest_digests(const std::string& dir, std::vector<std::pair<std::string, std::string>>& out) {
+  // error_code forms only: a symlink loop or an unreadable entry ends that branch, never the run
+  // (the loaders report such files themselves).
   std::error_code ec;
   for (auto it = fs::recursive_directory_iterator(dir, fs::directory_options::follow_directory_symlink, ec);
        !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
+    if (it.depth() > 32) {
+      it.disable_recursion_pending();
+      continue;
+    }
     const auto name = it->path().filename().string();
+    std::error_code type_ec;
     if (name.starts_with(".")) {
-      if (it->is_directory()) it.disable_recursion_pending();
+      if (it->is_directory(type_ec)) it.disable_recursion_pending();
       continue;
     }
     const auto ext = it->path().extension().string();
-    if (!it->is_regular_file() || (ext != ".yaml" && ext != ".yml" && ext != ".json")) continue;
+    if (!it->is_regular_file(type_ec) || (ext != ".yaml" && ext != ".yml" && ext != ".json")) continue;
     std::string bytes;
     if (slurp(it->path().string(), bytes)) out.emplace_back(it->path().string(), sha256_hex(bytes));
   }
@@ -179,7 +186,7 @@ int check_command(const std::vector<std::string_view>& args) {
 
   // 1. The configuration: unreadable or not YAML -> 2; any other error -> CFG000 findings.
   std::string config_bytes;
-  if (!slurp(config_path, config_bytes)) {
+  if (!fs::is_regular_file(config_path, ec) || !slurp(config_path, config_bytes)) {
     std::fprintf(stderr, "phigate check: cannot read %s\n", config_path.c_str());
     return 2;
   }
@@ -195,7 +202,13 @@ int check_command(const std::vector<std::string_view>& args) {
 
   // 2. Manifests: --manifests folders, else the configuration's ingress.dir.
   std::vector<std::string> folders = manifests;
-  if (folders.empty() && cfg && !cfg->ingress.dir.empty()) folders.push_back(cfg->ingress.dir);
+  if (folders.empty() && cfg && !cfg->ingress.dir.empty()) {
+    if (!fs::is_directory(cfg->ingress.dir, ec)) {
+      std::fprintf(stderr, "phigate check: ingress.dir is not a folder: %s\n", cfg->ingress.dir.c_str());
+      return 2;
+    }
+    folders.push_back(cfg->ingress.dir);
+  }
   ingress::LoadResult loaded;
   for (const auto& f : folders) add_resources(loaded, ingress::load_directory(f));
   if (loaded.broken_files > 0) return unreadable(loaded.diagnostics);
@@ -236,6 +249,30 @@ int check_command(const std::vector<std::string_view>& args) {
     const check::Context ctx(view);
     evidence.phi_hosts_all = options.phi_hosts_all;
     evidence.phi_hosts = ctx.phi_hosts();
+  }
+  // What could not be examined is said, never passed: an info finding, and the rules it concerns
+  // are "not evaluated" in the report rather than controls met.
+  if (cfg && cfg->ingress.source == config::IngressSource::Kubernetes && manifests.empty()) {
+    check::Location where;
+    where.file = config_path;
+    where.field = "ingress.source";
+    findings.push_back(check::make_finding(check::not_evaluated_rule(),
+                                           "ingress.source is kubernetes and no --manifests were given: no "
+                                           "Ingress, Secret or Service of the cluster "
+                                           "was examined, only the config file",
+                                           std::move(where)));
+  }
+  if (workloads.workloads.empty()) {
+    for (const auto& r : check::all_rules()) {
+      if (r.info.id.starts_with("K8S")) evidence.not_evaluated.emplace_back(r.info.id);
+    }
+    check::Location where;
+    where.file = config_path;
+    findings.push_back(check::make_finding(
+        check::not_evaluated_rule(),
+        "no Deployment, StatefulSet or DaemonSet in the manifests: the deployment rules (K8S001-K8S009) were "
+        "not evaluated",
+        std::move(where)));
   }
   for (const auto& d : workloads.diagnostics.entries()) diag.add(d);
   for (const auto& d : diag.entries()) {

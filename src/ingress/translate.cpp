@@ -772,8 +772,14 @@ class Translator {
 
     auto parsed = parse_annotations(ing.meta.annotations, ing.meta.ns,
                                     AnnotationOptions{.unsupported = spec_.unsupported_annotations});
+    // A snippet is nginx configuration: it can hold credentials (proxy_set_header Authorization
+    // ...), and diagnostics reach logs, Events and `phigate check` reports: its text is not echoed.
     const auto error_text = [](const AnnotationProblem& pr) {
-      return pr.unsupported ? pr.message : "invalid value " + pr.value + ": " + pr.message;
+      if (pr.unsupported) return pr.message;
+      if (pr.key.ends_with("-snippet") || pr.key.ends_with("-snippets")) {
+        return "invalid value (" + std::to_string(pr.value.size()) + " bytes, not shown): " + pr.message;
+      }
+      return "invalid value " + pr.value + ": " + pr.message;
     };
     // An ingress-nginx canary (translate_canary.cpp) emits no route and claims nothing: its paths
     // become candidates attached to their main path once every route is known. Defined twice with

@@ -14,6 +14,7 @@
 #include "ingress_watcher.hpp"
 #include "phigate/admin/admin_server.hpp"
 #include "phigate/audit/writer.hpp"
+#include "phigate/check/check.hpp"
 #include "phigate/config/loader.hpp"
 #include "phigate/core/log.hpp"
 #include "phigate/kube/credentials.hpp"
@@ -223,17 +224,32 @@ void Server::log_snapshot(const proxy::Snapshot& snap, const config::Diagnostics
   }
   // Check findings: logged when new (a finding stays until fixed; reloads do not repeat it),
   // counted by rule, severity and safeguard for every snapshot.
+  // At most kLogged new ones per build are written out (thousands of Ingresses can bring
+  // thousands at once); the rest are summed up in one line and are in the metric.
+  constexpr std::size_t kLogged = 50;
+  std::size_t fresh = 0;
   std::unordered_set<std::string> seen;
   std::map<std::tuple<std::string, std::string, std::string>, std::int64_t> counts;
-  for (const auto& f : snap.check) {
-    ++counts[{f.rule, f.severity, f.safeguard}];
-    seen.insert(f.fingerprint);
-    if (check_seen_.contains(f.fingerprint) || f.severity == "info") continue;
-    if (f.severity == "error") {
-      PHI_LOG_ERROR("check: {}", f.text);
+  static const std::vector<check::Finding> kNone;
+  for (const auto& f : snap.check ? *snap.check : kNone) {
+    ++counts[{std::string(f.rule->id), std::string(check::to_string(f.severity)),
+              std::string(f.rule->hipaa)}];
+    auto fp = f.fingerprint();
+    const bool known = check_seen_.contains(fp);
+    seen.insert(std::move(fp));
+    if (known || f.severity == check::Severity::Info) continue;
+    if (++fresh > kLogged) continue;
+    if (f.severity == check::Severity::Error) {
+      PHI_LOG_ERROR("check: {}", check::describe(f));
     } else {
-      PHI_LOG_WARN("check: {}", f.text);
+      PHI_LOG_WARN("check: {}", check::describe(f));
     }
+  }
+  if (fresh > kLogged) {
+    PHI_LOG_WARN(
+        "check: {} more new findings not logged (phigate check --config ... lists them all; "
+        "phigate_check_findings counts them)",
+        fresh - kLogged);
   }
   check_seen_ = std::move(seen);
   std::vector<metrics::ControlStats::CheckCount> by_rule;

@@ -57,11 +57,7 @@ proxy::SnapshotPtr build_snapshot(config::Config config, std::shared_ptr<tls::Ti
   snap->ingress = {st.ingresses, st.used,         st.ignored,   st.failed_closed, st.routes,
                    st.paths,     st.certificates, st.conflicts, st.used_keys};
   snap->check_enforced = compiled->enforced_ingresses;
-  snap->check.reserve(compiled->findings.size());
-  for (const auto& f : compiled->findings) {
-    snap->check.push_back({std::string(f.rule->id), std::string(check::to_string(f.severity)),
-                           std::string(f.rule->hipaa), check::describe(f), f.fingerprint()});
-  }
+  snap->check = std::make_shared<const std::vector<check::Finding>>(std::move(compiled->findings));
   auto cfg = std::make_shared<const config::Config>(std::move(compiled->config));
   if (!cfg->listeners.https.empty()) {
     // Building every SSL_CTX costs milliseconds per certificate: when nothing they are built from

@@ -140,5 +140,38 @@ TEST(CheckContext, OnePhiPathTaintsItsHostAcrossIngressesAndCase) {
   EXPECT_EQ(ctx.phi_hosts(), (std::vector<std::string>{"lab.example", "old.example", "records.example"}));
 }
 
+TEST(CheckContext, TheDefaultBackendCarriesPhiWhenAPhiHostCanFallThroughToIt) {
+  // records.example serves /api only: /other on it goes to the default backend (RouteTable), so
+  // the catch-all receives that PHI host's requests, cookies and query strings.
+  Scene s;
+  s.add("records.example", Scene::policy("records", true), "/api");
+  config::PathSpec fallback;
+  fallback.path = "/";
+  fallback.policy = std::make_shared<const config::RoutePolicy>(Scene::policy("catchall", false));
+  s.cfg.default_backend = fallback;
+  {
+    const auto v = s.view();
+    const Context ctx(v);
+    EXPECT_TRUE(ctx.is_phi_host(""));
+    EXPECT_TRUE(ctx.is_phi_host("*"));
+  }
+  // With a root path on every PHI host, nothing of theirs falls through.
+  s.add("records.example", Scene::policy("records-root", false), "/");
+  {
+    const auto v = s.view();
+    const Context ctx(v);
+    EXPECT_FALSE(ctx.is_phi_host(""));
+  }
+  // An Exact "/" is no catch-all for the host.
+  Scene e;
+  e.add("records.example", Scene::policy("records", true), "/api");
+  e.cfg.routes.back().paths.back().type = config::PathType::Prefix;
+  e.add("records.example", Scene::policy("exact", false), "/").type = config::PathType::Exact;
+  e.cfg.default_backend = fallback;
+  const auto v = e.view();
+  const Context ctx(v);
+  EXPECT_TRUE(ctx.is_phi_host(""));
+}
+
 }  // namespace
 }  // namespace phigate::check

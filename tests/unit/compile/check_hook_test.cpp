@@ -95,20 +95,23 @@ TEST(CheckHook, EnforceFailsTheOffendingIngressClosedOnceAndLeavesItsNeighbour) 
   }
 }
 
-TEST(CheckHook, EnforceDetachesAnOffendingCanaryAndACanaryOfAnOffendingMain) {
+TEST(CheckHook, EnforceDetachesTheCanaryOfAnOffendingMainAndNeverBlamesACanaryForItsMain) {
   auto c = base(true);
-  // fine.example's path gets a canary from an offending Ingress: detached, the main serves.
-  auto canary = path(policy("bad-canary", "0.0.0.0/0"));
-  c.routes[1].paths[0].canary = std::make_shared<const config::PathSpec>(canary);
-  // open.example (offending) has a harmless canary: it goes with its main.
-  c.routes[0].paths[0].canary = std::make_shared<const config::PathSpec>(path(policy("good-canary")));
+  // open.example (offending) has a canary: it goes with its main. The canary serves with a copy
+  // of its main's policy (translate_canary.cpp), so the main's finding is not the canary's.
+  auto copy = std::make_shared<config::RoutePolicy>(*c.routes[0].paths[0].policy);
+  copy->resource = "Ingress default/open-canary";
+  c.routes[0].paths[0].canary = std::make_shared<const config::PathSpec>(path(copy));
+  // fine.example's canary stays.
+  c.routes[1].paths[0].canary = std::make_shared<const config::PathSpec>(path(policy("fine-canary")));
   config::Diagnostics diag;
   const auto out = compile(std::move(c), diag);
-  EXPECT_FALSE(out.config.routes[1].paths[0].canary);
-  EXPECT_TRUE(out.config.routes[1].paths[0].policy->fail_closed.empty());
   EXPECT_FALSE(out.config.routes[0].paths[0].canary);
   EXPECT_FALSE(out.config.routes[0].paths[0].policy->fail_closed.empty());
-  EXPECT_EQ(out.enforced_ingresses, 2u);
+  EXPECT_TRUE(out.config.routes[1].paths[0].canary);
+  EXPECT_EQ(out.enforced_ingresses, 1u);
+  EXPECT_EQ(errors_about(diag, "Ingress default/open-canary", ""), 0u) << diag.to_string();
+  EXPECT_FALSE(has_finding(out, "AC002", "Ingress default/open-canary"));
 }
 
 TEST(CheckHook, EnforceStopsSplicingAPhiPassthroughHost) {

@@ -135,7 +135,7 @@ TEST(Htpasswd, MalformedFilesNameTheLineNeverTheHash) {
       {"alice:$apr1$a$b\nbroken line\n", "line 2: expected user:hash"},
       {":$apr1$a$b\n", "line 1: empty user name"},
       {"alice:\n", "line 1: empty password hash"},
-      {"alice:$apr1$a$b\nalice:$apr1$c$d\n", "user \"alice\" listed twice"},
+      {"alice:$apr1$a$b\nalice:$apr1$c$d\n", "a user name is listed twice"},
       {"al\x01ice:x\n", "line 1: control character in the user name"},
       {"alice:a\tb\n", "line 1: control character in the password hash"},
       {"", "no user"},

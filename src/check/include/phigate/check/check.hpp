@@ -142,6 +142,8 @@ const RuleInfo* find_rule(std::string_view id);
 /// The rule CFG000 ("the configuration or a resource has an error"): the CLI turns every error
 /// Diagnostic of load and compile into one.
 const RuleInfo& config_error_rule();
+/// The rule CFG001 (info): the CLI reports with it what it could not examine for lack of input.
+const RuleInfo& not_evaluated_rule();
 
 /// Runs every rule of v.options.scope; findings sorted by safeguard, rule, file, line, message.
 std::vector<Finding> evaluate(const View& v);

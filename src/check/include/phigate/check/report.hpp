@@ -23,10 +23,13 @@ struct Evidence {
   std::vector<std::pair<std::string, std::string>> manifests;  // path, hex SHA-256; sorted by path
   bool phi_hosts_all = false;
   std::vector<std::string> phi_hosts;  // Context::phi_hosts()
+  /// Rule ids that had nothing to examine (e.g. the deployment rules without deployment
+  /// manifests): reported as not evaluated, never as controls met.
+  std::vector<std::string> not_evaluated{};
 };
 
 /// The whole report; `findings` as evaluate() returns them (plus CFG000 findings). Every rule of
-/// all_rules() is listed (a rule without findings is a control met).
+/// all_rules() is listed (a rule without findings is a control met, unless not evaluated).
 std::string render(Format format, const std::vector<Finding>& findings, const Evidence& evidence);
 
 }  // namespace phigate::check

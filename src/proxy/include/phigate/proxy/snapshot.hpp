@@ -15,6 +15,10 @@
 #include "phigate/tls/server_contexts.hpp"
 #include "phigate/upstream/cluster.hpp"
 
+namespace phigate::check {
+struct Finding;  // phigate/check/check.hpp: opaque here
+}  // namespace phigate::check
+
 namespace phigate::proxy {
 
 struct Snapshot {
@@ -50,14 +54,9 @@ struct Snapshot {
   // How it was built (logs and metrics on the control thread).
   std::size_t resource_errors = 0;  // errors confined to one Kubernetes resource (it fails closed)
   std::chrono::milliseconds build_time{0};
-  /// The check engine's findings in this configuration (docs/check.md), as plain text: logged
-  /// when new, counted in phigate_check_findings.
-  struct CheckFinding {
-    std::string rule, severity, safeguard;  // "TX005", "error", "164.312(e)(1)"
-    std::string text;                       // one line: place, message, remedy
-    std::string fingerprint;
-  };
-  std::vector<CheckFinding> check{};
+  /// The check engine's findings in this configuration (docs/check.md): carried, never read, by
+  /// the proxy; the server logs the new ones and counts them (phigate_check_findings).
+  std::shared_ptr<const std::vector<check::Finding>> check{};
   std::size_t check_enforced = 0;  // Ingresses failed closed by check.enforce
   struct IngressStats {
     std::size_t ingresses = 0, used = 0, ignored = 0, failed_closed = 0, routes = 0, paths = 0,
