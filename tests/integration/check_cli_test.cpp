@@ -189,6 +189,28 @@ TEST_F(CheckCli, UnreadableInputExitsTwoAndConfigurationErrorsAreFindings) {
   const auto cfg000 = std::find_if(fs.begin(), fs.end(), [](const Finding& f) { return f.rule == "CFG000"; });
   ASSERT_NE(cfg000, fs.end()) << r.out;
   EXPECT_EQ(cfg000->field, "workers");
+  // A folder given as the config file, a missing ingress.dir: unreadable input, not a finding.
+  EXPECT_EQ(run({bin("phigate"), "check", "--config", dir_.path("gen")}).exit_code, 2);
+  // A missing ingress.dir is a configuration error the loader names (CFG000 at its line).
+  r = run({bin("phigate"), "check", "--format", "json", "--config",
+           dir_.write("nodir.yaml", "listeners: { https: [\"127.0.0.1:0\"] }\ningress: { dir: " +
+                                        dir_.path("absent") + " }\n")});
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  {
+    const auto nodir = findings_of(r.out);
+    EXPECT_TRUE(std::any_of(nodir.begin(), nodir.end(), [](const Finding& f) {
+      return f.rule == "CFG000" && f.field == "ingress.dir";
+    })) << describe(nodir);
+  }
+  // A symlink loop in a manifest folder ends that branch of the walk, not the run.
+  {
+    const auto looped = materialize_fixture("clean");
+    fs::remove(looped + "/manifests/zz-broken.yaml");  // from the test above (same copy)
+    fs::create_directory_symlink("..", looped + "/manifests/loop");
+    const auto l = check(looped, {"--format", "json"});
+    EXPECT_EQ(l.exit_code, 0) << l.err;
+    EXPECT_FALSE(findings_of(l.out).empty());
+  }
   // Usage errors.
   EXPECT_EQ(run({bin("phigate"), "check"}).exit_code, 2);
   EXPECT_EQ(run({bin("phigate"), "check", "--config", clean + "/phigate.yaml", "--format", "pdf"}).exit_code,
@@ -198,6 +220,33 @@ TEST_F(CheckCli, UnreadableInputExitsTwoAndConfigurationErrorsAreFindings) {
       run({bin("phigate"), "check", "--config", clean + "/phigate.yaml", "--manifests", dir_.path("nope")})
           .exit_code,
       2);
+}
+
+TEST_F(CheckCli, WhatWasNotExaminedIsSaidNeverPassed) {
+  // The Kubernetes source without --manifests: only the config file could be examined.
+  const auto folder = materialize_fixture("clean");
+  std::string cfg;
+  {
+    std::ifstream in(folder + "/phigate.yaml");
+    std::stringstream s;
+    s << in.rdbuf();
+    cfg = s.str();
+  }
+  cfg.replace(cfg.find("  source: directory\n  dir: manifests\n"), 36, "  source: kubernetes\n");
+  std::ofstream(folder + "/kube.yaml") << cfg;
+  auto r = run({bin("phigate"), "check", "--config", folder + "/kube.yaml", "--format", "json"});
+  auto fs = findings_of(r.out);
+  EXPECT_TRUE(std::any_of(fs.begin(), fs.end(), [](const Finding& f) {
+    return f.rule == "CFG001" && f.message.find("no --manifests") != std::string::npos;
+  })) << describe(fs);
+  // No Deployment in the manifests: the deployment rules are "not evaluated", never passed.
+  fs::remove(folder + "/manifests/workloads.yaml");
+  r = check(folder, {"--format", "json"});
+  EXPECT_NE(r.out.find("\"not_evaluated\": [\n      \"K8S001\""), std::string::npos) << r.out.substr(0, 1500);
+  r = check(folder, {"--format", "markdown"});
+  EXPECT_NE(r.out.find("Not evaluated"), std::string::npos);
+  r = check(folder, {"--format", "text"});
+  EXPECT_NE(r.out.find("not evaluated"), std::string::npos) << r.out;
 }
 
 TEST_F(CheckCli, PhiHostsAllAppliesPhiRulesToEveryHost) {
