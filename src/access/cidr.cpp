@@ -62,6 +62,18 @@ std::optional<Cidr> parse_cidr(std::string_view text) {
   return c;
 }
 
+namespace {
+
+/// b is the address right after a.
+bool touches(Address a, const Address& b) {
+  for (int i = 15; i >= 0; --i) {
+    if (++a[static_cast<std::size_t>(i)] != 0) return a == b;
+  }
+  return false;  // a is the last address
+}
+
+}  // namespace
+
 void CidrSet::add(const Cidr& c) {
   Range r{c.network, c.network};
   for (unsigned i = 0; i < 16; ++i) {
@@ -72,14 +84,15 @@ void CidrSet::add(const Cidr& c) {
       r.hi[i] = static_cast<std::uint8_t>(r.hi[i] | (0xff >> (c.prefix - lo)));
     }
   }
-  // Insert in order, then merge overlapping neighbours (lists are built once per snapshot).
+  // Insert in order, then merge overlapping and touching neighbours (lists are built once per
+  // snapshot): covers() then sees 0.0.0.0/1 + 128.0.0.0/1 as one range.
   auto it = std::lower_bound(ranges_.begin(), ranges_.end(), r,
                              [](const Range& a, const Range& b) { return a.lo < b.lo; });
   ranges_.insert(it, r);
   std::vector<Range> merged;
   merged.reserve(ranges_.size());
   for (const auto& x : ranges_) {
-    if (!merged.empty() && x.lo <= merged.back().hi) {
+    if (!merged.empty() && (x.lo <= merged.back().hi || touches(merged.back().hi, x.lo))) {
       if (merged.back().hi < x.hi) merged.back().hi = x.hi;
     } else {
       merged.push_back(x);
@@ -95,6 +108,14 @@ bool CidrSet::contains(const Address& a) const noexcept {
   if (it == ranges_.begin()) return false;
   --it;
   return !(it->hi < a);
+}
+
+bool CidrSet::covers(const Address& lo, const Address& hi) const noexcept {
+  auto it = std::upper_bound(ranges_.begin(), ranges_.end(), lo,
+                             [](const Address& v, const Range& r) { return v < r.lo; });
+  if (it == ranges_.begin()) return false;
+  --it;
+  return !(it->hi < hi);
 }
 
 std::optional<ForwardedClient> client_behind_proxies(const std::vector<std::string_view>& values,

@@ -28,89 +28,38 @@ using config::RoutePolicy;
 
 // --- address ranges --------------------------------------------------------------------------------
 
-struct Range {
-  Address lo, hi;
-};
-
 std::optional<access::Cidr> parse(std::string_view text) {
   while (!text.empty() && std::isspace(static_cast<unsigned char>(text.front()))) text.remove_prefix(1);
   while (!text.empty() && std::isspace(static_cast<unsigned char>(text.back()))) text.remove_suffix(1);
   return access::parse_cidr(text);
 }
 
-Range range_of(const access::Cidr& c) {
-  Range r{c.network, c.network};
-  for (unsigned i = 0; i < 16; ++i) {
-    const unsigned lo = i * 8;
-    if (c.prefix <= lo) {
-      r.hi[i] = 0xff;
-    } else if (c.prefix < lo + 8) {
-      r.hi[i] = static_cast<std::uint8_t>(r.hi[i] | (0xff >> (c.prefix - lo)));
-    }
-  }
-  return r;
-}
-
-/// a + 1; false when a is the last address (no successor).
-bool next(Address& a) {
-  for (int i = 15; i >= 0; --i) {
-    if (++a[static_cast<std::size_t>(i)] != 0) return true;
-  }
-  return false;
-}
-
-/// Every IPv4 address in the 16-byte form (::ffff:0.0.0.0 to ::ffff:255.255.255.255).
-Range v4_all() {
-  Range r{};
-  r.lo[10] = r.lo[11] = 0xff;
-  r.hi = r.lo;
-  for (std::size_t i = 12; i < 16; ++i) r.hi[i] = 0xff;
-  return r;
-}
-
-Range v6_global() {  // 2000::/3, every global unicast address
-  Range r{};
-  r.lo[0] = 0x20;
-  r.hi.fill(0xff);
-  r.hi[0] = 0x3f;
-  return r;
-}
-
 /// What the union of `cidrs` covers entirely that an allowlist or a proxy list never should:
-/// "every IPv4 address", "every global IPv6 address", or "" (also for the trivially complete
-/// splits such as 0.0.0.0/1 + 128.0.0.0/1, and IPv4-mapped IPv6 ranges such as ::ffff:0:0/96).
-/// `widest` is the index of the widest entry.
+/// "every IPv4 address", "every global IPv6 address" (2000::/3), or "" (also for the trivially
+/// complete splits such as 0.0.0.0/1 + 128.0.0.0/1, and IPv4-mapped IPv6 ranges such as
+/// ::ffff:0:0/96: the access lists hold IPv4 in that form). `widest` is the index of the widest entry.
 std::string covers_everyone(const std::vector<std::string>& cidrs, std::size_t& widest) {
-  std::vector<Range> ranges;
+  access::CidrSet set;
   unsigned best = 129;
   for (std::size_t i = 0; i < cidrs.size(); ++i) {
     const auto c = parse(cidrs[i]);
     if (!c) continue;
-    ranges.push_back(range_of(*c));
+    set.add(*c);
     if (c->prefix < best) {
       best = c->prefix;
       widest = i;
     }
   }
-  std::sort(ranges.begin(), ranges.end(), [](const Range& a, const Range& b) { return a.lo < b.lo; });
-  std::vector<Range> merged;
-  for (const auto& r : ranges) {
-    if (!merged.empty()) {
-      auto after = merged.back().hi;
-      const bool has_next = next(after);
-      if (!has_next || r.lo <= after) {
-        merged.back().hi = std::max(merged.back().hi, r.hi);
-        continue;
-      }
-    }
-    merged.push_back(r);
-  }
-  const auto covered = [&](const Range& t) {
-    return std::any_of(merged.begin(), merged.end(),
-                       [&](const Range& m) { return m.lo <= t.lo && t.hi <= m.hi; });
-  };
-  if (covered(v4_all())) return "every IPv4 address";
-  if (covered(v6_global())) return "every global IPv6 address";
+  Address v4_lo{}, v4_hi{};
+  v4_lo[10] = v4_lo[11] = 0xff;
+  v4_hi = v4_lo;
+  for (std::size_t i = 12; i < 16; ++i) v4_hi[i] = 0xff;
+  if (set.covers(v4_lo, v4_hi)) return "every IPv4 address";
+  Address v6_lo{}, v6_hi{};
+  v6_lo[0] = 0x20;
+  v6_hi.fill(0xff);
+  v6_hi[0] = 0x3f;
+  if (set.covers(v6_lo, v6_hi)) return "every global IPv6 address";
   return {};
 }
 

@@ -22,6 +22,22 @@ TEST(Cidr, V4AndV6Membership) {
   EXPECT_FALSE(in(s, "2001:db9::1"));
 }
 
+TEST(Cidr, CoversAWholeRangeOnlyWhenMembersLeaveNoGap) {
+  const auto a = [](const char* ip) { return *parse_address(ip); };
+  CidrSet halves;
+  halves.add(*parse_cidr("0.0.0.0/1"));
+  halves.add(*parse_cidr("128.0.0.0/1"));
+  EXPECT_TRUE(halves.covers(a("0.0.0.0"), a("255.255.255.255")));
+  EXPECT_FALSE(halves.covers(a("::"), a("::1")));
+  CidrSet gap;
+  gap.add(*parse_cidr("0.0.0.0/1"));
+  gap.add(*parse_cidr("128.0.0.0/2"));
+  gap.add(*parse_cidr("224.0.0.0/3"));
+  EXPECT_TRUE(gap.covers(a("10.0.0.0"), a("10.255.255.255")));
+  EXPECT_FALSE(gap.covers(a("0.0.0.0"), a("255.255.255.255")));  // 192.0.0.0/3 is missing
+  EXPECT_FALSE(CidrSet{}.covers(a("10.0.0.1"), a("10.0.0.1")));
+}
+
 TEST(Cidr, RejectsHostBitsAndJunk) {
   EXPECT_FALSE(parse_cidr("10.0.0.1/8"));
   EXPECT_FALSE(parse_cidr("10.0.0.0/33"));

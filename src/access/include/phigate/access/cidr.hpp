@@ -33,6 +33,9 @@ class CidrSet {
   std::size_t size() const noexcept { return ranges_.size(); }
   /// True when `a` lies in any member. Thread-safe for concurrent readers.
   bool contains(const Address& a) const noexcept;
+  /// True when every address from `lo` to `hi` lies in the set (members that touch are merged, so
+  /// 0.0.0.0/1 + 128.0.0.0/1 covers every IPv4 address).
+  bool covers(const Address& lo, const Address& hi) const noexcept;
 
  private:
   struct Range {
