@@ -9,34 +9,13 @@
 #include <ctime>
 #include <string>
 #include <string_view>
+
 #include <vector>
+#include "phigate/core/strings.hpp"
 
 #include "phigate/check/report.hpp"
 
 namespace phigate::check::detail {
-
-/// Length of the well-formed UTF-8 sequence at s[i] (RFC 3629 §4: no overlong forms, no
-/// surrogates, nothing above U+10FFFF); 0 when the byte there does not start one.
-inline std::size_t utf8_sequence(std::string_view s, std::size_t i) noexcept {
-  const auto b = [&](std::size_t k) { return i + k < s.size() ? static_cast<unsigned char>(s[i + k]) : 0u; };
-  const unsigned c = b(0);
-  const auto cont = [&](std::size_t k) { return (b(k) & 0xC0) == 0x80; };
-  if (c < 0x80) return 1;
-  if (c >= 0xC2 && c <= 0xDF) return cont(1) ? 2 : 0;
-  if (c >= 0xE0 && c <= 0xEF) {
-    if (!cont(1) || !cont(2)) return 0;
-    if (c == 0xE0 && b(1) < 0xA0) return 0;  // overlong
-    if (c == 0xED && b(1) > 0x9F) return 0;  // UTF-16 surrogate
-    return 3;
-  }
-  if (c >= 0xF0 && c <= 0xF4) {
-    if (!cont(1) || !cont(2) || !cont(3)) return 0;
-    if (c == 0xF0 && b(1) < 0x90) return 0;  // overlong
-    if (c == 0xF4 && b(1) > 0x8F) return 0;  // above U+10FFFF
-    return 4;
-  }
-  return 0;
-}
 
 /// Code point of a well-formed sequence of length n at s[i].
 inline char32_t utf8_decode(std::string_view s, std::size_t i, std::size_t n) noexcept {
@@ -59,7 +38,7 @@ inline std::string valid_utf8(std::string_view s) {
   std::string out;
   out.reserve(s.size());
   for (std::size_t i = 0; i < s.size();) {
-    if (const auto n = utf8_sequence(s, i); n > 0) {
+    if (const auto n = core::utf8_sequence_length(s, i); n > 0) {
       out.append(s.substr(i, n));
       i += n;
     } else {
@@ -86,7 +65,7 @@ inline std::string display(std::string_view s) {
   std::string out;
   out.reserve(s.size());
   for (std::size_t i = 0; i < s.size();) {
-    const auto n = utf8_sequence(s, i);
+    const auto n = core::utf8_sequence_length(s, i);
     if (n == 0) {
       out.append("\xEF\xBF\xBD");
       ++i;

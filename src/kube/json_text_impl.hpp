@@ -5,30 +5,9 @@
 #include <string>
 #include <string_view>
 
-namespace phigate::kube::detail {
+#include "phigate/core/strings.hpp"
 
-/// Decodes one UTF-8 sequence at `s[i]`; its length, or 0 when it is not well-formed (RFC 3629 §4:
-/// overlong forms, surrogates and code points above U+10FFFF are invalid).
-inline std::size_t utf8_length(std::string_view s, std::size_t i) {
-  const auto b = [&](std::size_t k) { return static_cast<unsigned char>(s[i + k]); };
-  const auto cont = [&](std::size_t k) { return i + k < s.size() && (b(k) & 0xC0) == 0x80; };
-  const unsigned char c = b(0);
-  if (c < 0x80) return 1;
-  if (c >= 0xC2 && c <= 0xDF) return cont(1) ? 2 : 0;
-  if (c >= 0xE0 && c <= 0xEF) {
-    if (!cont(1) || !cont(2)) return 0;
-    if (c == 0xE0 && b(1) < 0xA0) return 0;  // overlong
-    if (c == 0xED && b(1) > 0x9F) return 0;  // UTF-16 surrogate
-    return 3;
-  }
-  if (c >= 0xF0 && c <= 0xF4) {
-    if (!cont(1) || !cont(2) || !cont(3)) return 0;
-    if (c == 0xF0 && b(1) < 0x90) return 0;  // overlong
-    if (c == 0xF4 && b(1) > 0x8F) return 0;  // above U+10FFFF
-    return 4;
-  }
-  return 0;
-}
+namespace phigate::kube::detail {
 
 /// Appends `s` as a JSON string (RFC 8259 §7). The text may hold any byte an Ingress author wrote:
 /// control characters are \u-escaped, and a byte that is not part of well-formed UTF-8 becomes
@@ -63,7 +42,7 @@ inline void append_json_string(std::string& out, std::string_view s) {
     } else if (c < 0x80) {
       out += static_cast<char>(c);
       ++i;
-    } else if (const auto n = utf8_length(s, i); n > 0) {
+    } else if (const auto n = core::utf8_sequence_length(s, i); n > 0) {
       out.append(s, i, n);
       i += n;
     } else {

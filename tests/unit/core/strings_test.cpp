@@ -42,3 +42,23 @@ TEST(Strings, StringMapIsFoundByStringView) {
 
 }  // namespace
 }  // namespace phigate::core
+
+namespace phigate::core {
+namespace {
+
+TEST(Utf8, SequenceLengthOfWellFormedAndRefusedForms) {
+  using namespace std::string_view_literals;
+  EXPECT_EQ(utf8_sequence_length("a"sv, 0), 1u);
+  EXPECT_EQ(utf8_sequence_length("\xC3\xA9"sv, 0), 2u);          // é
+  EXPECT_EQ(utf8_sequence_length("\xE2\x80\xAE"sv, 0), 3u);      // U+202E
+  EXPECT_EQ(utf8_sequence_length("\xF0\x9F\x98\x80"sv, 0), 4u);  // U+1F600
+  EXPECT_EQ(utf8_sequence_length("\xC0\xAF"sv, 0), 0u);          // overlong '/'
+  EXPECT_EQ(utf8_sequence_length("\xE0\x80\xAF"sv, 0), 0u);      // overlong
+  EXPECT_EQ(utf8_sequence_length("\xED\xA0\x80"sv, 0), 0u);      // surrogate
+  EXPECT_EQ(utf8_sequence_length("\xF4\x90\x80\x80"sv, 0), 0u);  // above U+10FFFF
+  EXPECT_EQ(utf8_sequence_length("\xE2\x80"sv, 0), 0u);          // cut short
+  EXPECT_EQ(utf8_sequence_length("\x80"sv, 0), 0u);              // lone continuation
+}
+
+}  // namespace
+}  // namespace phigate::core
