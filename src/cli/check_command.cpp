@@ -89,23 +89,6 @@ void manifest_digests(const std::string& dir, std::vector<std::pair<std::string,
   }
 }
 
-/// Adds `more` to `into` (several --manifests folders are one set of resources).
-void add_resources(ingress::LoadResult& into, ingress::LoadResult more) {
-  auto move_all = [](auto& to, auto& from) {
-    to.insert(to.end(), std::make_move_iterator(from.begin()), std::make_move_iterator(from.end()));
-  };
-  move_all(into.resources.ingresses, more.resources.ingresses);
-  move_all(into.resources.ingress_classes, more.resources.ingress_classes);
-  move_all(into.resources.secrets, more.resources.secrets);
-  move_all(into.resources.services, more.resources.services);
-  move_all(into.resources.endpoint_slices, more.resources.endpoint_slices);
-  move_all(into.resources.config_maps, more.resources.config_maps);
-  move_all(into.ignored, more.ignored);
-  for (const auto& d : more.diagnostics.entries()) into.diagnostics.add(d);
-  into.files += more.files;
-  into.broken_files += more.broken_files;
-}
-
 /// A load or compile error as a CFG000 finding, placed where the diagnostic says.
 check::Finding config_finding(const config::Diagnostic& d) {
   check::Location where;
@@ -210,7 +193,7 @@ int check_command(const std::vector<std::string_view>& args) {
     folders.push_back(cfg->ingress.dir);
   }
   ingress::LoadResult loaded;
-  for (const auto& f : folders) add_resources(loaded, ingress::load_directory(f));
+  for (const auto& f : folders) ingress::append(loaded, ingress::load_directory(f));  // one set
   if (loaded.broken_files > 0) return unreadable(loaded.diagnostics);
   ingress::Workloads workloads = ingress::load_workloads(folders);
   if (workloads.broken_files > 0) return unreadable(workloads.diagnostics);
