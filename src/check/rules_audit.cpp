@@ -1,7 +1,9 @@
 // AU* rules: audit controls, 164.312(b). The audit log's configuration (`audit:`); its keys are read
-// in Cli scope only. Encryption and overflow are built in (no setting can weaken them): evidence rows.
+// in Cli scope only. Encryption and overflow handling are built in (evidence rows); AU008 reports the
+// settings under which one request's record is longer than the writer takes.
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <array>
 
 #include "phigate/audit/key_ring.hpp"
@@ -105,17 +107,79 @@ void query_kept(const View& v, const RuleInfo& info, const Context& ctx, Sink& o
   out.push_back(std::move(f));
 }
 
+/// Request headers whose values are credentials or session tokens (audit.headers names are
+/// lower-case): a record holding one would let its reader replay the session.
+constexpr std::array<std::string_view, 11> kCredentialHeaders{
+    "authorization",
+    "proxy-authorization",
+    "cookie",
+    "set-cookie",
+    "x-api-key",
+    "x-auth-token",
+    "x-access-token",
+    "x-amz-security-token",
+    "x-forwarded-access-token",
+    "x-auth-request-access-token",  // oauth2-proxy
+    "x-csrf-token",
+};
+
 void phi_headers(const View& v, const RuleInfo& info, const Context& ctx, Sink& out) {
   const auto& a = v.config.audit;
   if (a.dir.empty()) return;
   for (std::size_t i = 0; i < a.headers.size(); ++i) {
     const auto& h = a.headers[i];
-    if (h != "authorization" && h != "proxy-authorization" && h != "cookie" && h != "set-cookie") continue;
+    if (std::find(kCredentialHeaders.begin(), kCredentialHeaders.end(), h) == kCredentialHeaders.end())
+      continue;
     auto f = make_finding(info, "audit.headers records the value of " + h + " (credentials, session tokens)",
                           ctx.config_key("audit.headers[" + std::to_string(i) + "]"));
     if (!any_phi(ctx)) f.severity = Severity::Warning;
     out.push_back(std::move(f));
   }
+}
+
+/// The longest record the audit writer takes (audit/writer.cpp create() and submit(): min(kMaxRecord,
+/// ByteRing::max_record()), the ring being queue_bytes rounded down to a multiple of 4, max_record its
+/// quarter). A longer record is refused after its response was sent.
+std::uint64_t longest_audit_record(std::uint64_t queue_bytes) {
+  return std::min<std::uint64_t>((queue_bytes & ~std::uint64_t{3}) / 4, std::uint64_t{1} << 20);
+}
+
+/// A request record (proxy/audit_events.cpp render_request) holds text from the request head: the
+/// target (url.path, and url.query under audit.query: keep), Host, User-Agent and the audit.headers
+/// values, JSON-escaped by JsonLine. llhttp refuses a target byte outside printable ASCII, so a
+/// target byte takes at most 2 bytes ('"', '\'); a field value may hold any byte but control
+/// characters, and one that is not UTF-8 becomes \ufffd: 6 bytes. HTTP/1.1 bounds the target by
+/// limits.request_line_bytes and the fields by limits.request_header_bytes (http/parser.cpp);
+/// HTTP/2 bounds every field and pseudo-field together by http2.max_header_list_bytes.
+constexpr std::uint64_t kTargetBytesPerByte = 2;
+constexpr std::uint64_t kFieldBytesPerByte = 6;
+/// The rest of a record: addresses, TLS and client certificate names, user name and email (64 bytes
+/// each before escaping), route, Ingress, upstream attempts, ids and times. A few KiB in practice.
+constexpr std::uint64_t kRecordRestBytes = 16u << 10;
+
+void record_too_long(const View& v, const RuleInfo& info, const Context& ctx, Sink& out) {
+  const auto& c = v.config;
+  if (c.audit.dir.empty()) return;
+  const std::uint64_t h1 =
+      kTargetBytesPerByte * c.limits.request_line_bytes + kFieldBytesPerByte * c.limits.request_header_bytes;
+  const std::uint64_t h2 = c.http2.enabled ? kFieldBytesPerByte * c.http2.max_header_list_bytes : 0;
+  const std::uint64_t record = std::max(h1, h2) + kRecordRestBytes;
+  const std::uint64_t longest = longest_audit_record(c.audit.queue_bytes);
+  if (record <= longest) return;
+  const std::string head =
+      h2 > h1 ? "http2.max_header_list_bytes " + std::to_string(c.http2.max_header_list_bytes)
+              : "limits.request_line_bytes " + std::to_string(c.limits.request_line_bytes) +
+                    ", limits.request_header_bytes " + std::to_string(c.limits.request_header_bytes);
+  auto f = make_finding(
+      info,
+      "one request (" + head + ") can make an audit record of up to " + std::to_string(record) +
+          " bytes (its target, Host, User-Agent and audit.headers values, JSON-escaped), over the " +
+          std::to_string(longest) + " bytes the audit writer takes (min(audit.queue_bytes / 4, 1 MiB)): " +
+          "such a request is served and its record refused (phigate_audit_records_rejected_total)" +
+          (any_phi(ctx) ? ", on PHI hosts too" : ""),
+      ctx.config_key("audit.queue_bytes"));
+  if (!any_phi(ctx)) f.severity = Severity::Warning;
+  out.push_back(std::move(f));
 }
 
 constexpr Rule kRules[] = {
@@ -175,8 +239,10 @@ constexpr Rule kRules[] = {
       .built_in =
           "overflow: fail_closed (default) answers new requests 503 while the audit queue is full and keeps "
           "the records of answered requests in a per-worker spill; overflow: block makes the worker wait. "
-          "A record that neither ring nor spill can take is counted "
-          "(phigate_audit_records_rejected_total), never dropped silently (audit/README.md)"},
+          "A record that neither ring nor spill can take, and any record longer than min(audit.queue_bytes / "
+          "4, 1 MiB), is refused: its response has already been sent, the record is lost, counted "
+          "(phigate_audit_records_rejected_total) and logged, never dropped silently (audit/README.md, "
+          "audit/writer.cpp); AU008 reports settings under which one request can make a record that long"},
      nullptr},
     {{.id = "AU006",
       .name = "AuditQueryKept",
@@ -195,9 +261,24 @@ constexpr Rule kRules[] = {
       .hipaa = "164.312(b)",
       .nist = kNistAudit,
       .severity = Severity::Error,
-      .remedy = "Remove authorization, proxy-authorization, cookie and set-cookie from audit.headers",
+      .remedy =
+          "Remove credential headers (authorization, proxy-authorization, cookie, set-cookie, x-api-key, "
+          "x-auth-token, x-access-token, x-amz-security-token, x-forwarded-access-token, "
+          "x-auth-request-access-token, x-csrf-token) from audit.headers",
       .runtime = true},
      &phi_headers},
+    {{.id = "AU008",
+      .name = "AuditRecordTooLong",
+      .title = "A request can make an audit record longer than the audit writer takes",
+      .safeguard = Safeguard::Audit,
+      .hipaa = "164.312(b)",
+      .nist = kNistAudit,
+      .severity = Severity::Error,
+      .remedy = "Keep 2 x limits.request_line_bytes + 6 x limits.request_header_bytes, and 6 x "
+                "http2.max_header_list_bytes, plus 16 KiB within min(audit.queue_bytes / 4, 1 MiB): raise "
+                "audit.queue_bytes (the default 4m covers the default limits) or lower those limits",
+      .runtime = true},
+     &record_too_long},
 };
 
 }  // namespace

@@ -123,11 +123,21 @@ bool crypt_chars(std::string_view h) {
   });
 }
 
-/// The scheme of an htpasswd hash; "" for bcrypt ($2a$, $2b$, $2y$), the only one accepted.
+/// bcrypt below this cost is weak: SP 800-63B asks for a cost as high as verification allows, and
+/// OWASP's floor is 10 (htpasswd -B writes 5 unless given -C).
+constexpr int kLeastBcryptCost = 10;
+
+/// The scheme of an htpasswd hash; "" for bcrypt ($2a$, $2b$, $2y$) of cost kLeastBcryptCost or more,
+/// the only one accepted. A bcrypt hash without a two-digit cost counts as a cheap one (the loader
+/// refuses it anyway).
 std::string_view htpasswd_weak_class(std::string_view h) {
   if (h.size() > 4 && h[0] == '$' && h[1] == '2' && (h[2] == 'a' || h[2] == 'b' || h[2] == 'y') &&
-      h[3] == '$')
-    return {};
+      h[3] == '$') {
+    const bool digits =
+        h.size() > 6 && h[4] >= '0' && h[4] <= '9' && h[5] >= '0' && h[5] <= '9' && h[6] == '$';
+    if (digits && (h[4] - '0') * 10 + (h[5] - '0') >= kLeastBcryptCost) return {};
+    return "bcrypt cost < 10";
+  }
   if (h.starts_with("$2x$")) return "bcrypt $2x$";
   if (h.starts_with("{SHA}")) return "{SHA}";
   if (h.starts_with("$apr1$")) return "apr1";
@@ -158,7 +168,7 @@ void weak_htpasswd(const View& v, const RuleInfo& info, const Context& ctx, Sink
     auto f = make_finding(
         info,
         std::to_string(weak) + " of " + std::to_string(b.users->size()) + " users of Secret " + b.secret +
-            " (" + s.policy->resource + ") have non-bcrypt password hashes (" + counts + ")",
+            " (" + s.policy->resource + ") have weak password hashes (" + counts + ")",
         ctx.annotation(s.policy->resource, "auth-secret"), s.hosts.empty() ? std::string() : s.hosts.front());
     if (!s.phi) f.severity = Severity::Warning;
     out.push_back(std::move(f));
@@ -207,7 +217,7 @@ constexpr Rule kRules[] = {
       .hipaa = "164.312(d)",
       .nist = "SP 800-63B 5.1.1.2; SP 800-66r2 5.3.4",
       .severity = Severity::Error,
-      .remedy = "Recreate the users with htpasswd -B (bcrypt) in the auth-secret",
+      .remedy = "Recreate the users with htpasswd -B -C 10 (bcrypt, cost 10 to 12) in the auth-secret",
       .runtime = true,
       .enforceable = true},
      &weak_htpasswd},

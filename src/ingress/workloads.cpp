@@ -54,12 +54,32 @@ std::string index(const std::string& field, std::size_t i) {
   return field + "[" + std::to_string(i) + "]";
 }
 
+/// The first bytes of `s`, at most `max`, not cutting a UTF-8 sequence (a report stays UTF-8).
+std::string_view utf8_head(std::string_view s, std::size_t max) {
+  if (s.size() <= max) return s;
+  while (max > 0 && (static_cast<unsigned char>(s[max]) & 0xC0) == 0x80) --max;
+  return s.substr(0, max);
+}
+
+/// The last bytes of `s`, at most `max`, starting on a UTF-8 sequence's first byte.
+std::string_view utf8_tail(std::string_view s, std::size_t max) {
+  if (s.size() <= max) return s;
+  std::size_t at = s.size() - max;
+  while (at < s.size() && (static_cast<unsigned char>(s[at]) & 0xC0) == 0x80) ++at;
+  return s.substr(at);
+}
+
 /// Field readers for one object: a wrong type is an error naming file#doc, the resource and the
 /// field; the value is then treated as absent (rules report what an absent field means).
 class Reader {
  public:
   Reader(const Origin& origin, config::Diagnostics& diag) : where_(origin.where()), diag_(diag) {}
-  void set_resource(std::string r) { resource_ = std::move(r); }
+  /// A name of megabytes is not repeated into every error about its object.
+  void set_resource(std::string r) {
+    constexpr std::size_t kMostResourceBytes = 512;
+    if (r.size() > kMostResourceBytes) r = std::string(utf8_head(r, kMostResourceBytes)) + "...";
+    resource_ = std::move(r);
+  }
 
   void error(const Node& at, const std::string& field, const std::string& message) {
     diag_.error(where_, at.line(), field, message, resource_);
@@ -370,25 +390,85 @@ void read_network_policy(Reader& r, const Node& obj, NetworkPolicy& np) {
   }
 }
 
-/// Every mapping under `n` with a key written twice is an error: Kubernetes keeps one of them, so
-/// `privileged: false` followed by `privileged: true` must not read as false. Bounded by `budget`
-/// visits (aliases share nodes).
-void duplicate_keys(Reader& r, const Node& n, const std::string& field, std::size_t& budget) {
-  if (budget == 0) return;
-  --budget;
-  if (n.is_map()) {
-    std::set<std::string_view> keys;
-    for (std::size_t i = 0; i < n.size(); ++i) {
-      const Node k = n.key(i);
-      if (k.is_scalar() && !keys.insert(k.scalar()).second) {
-        r.error(k, join(field, k.scalar()), "key given twice: the API server keeps only one of them");
+/// Every mapping under an object with a key written twice is an error: Kubernetes keeps one of
+/// them, so `privileged: false` followed by `privileged: true` must not read as false. Hostile
+/// input may nest a thousand mappings under kilobyte keys: the field path is a stack of views into
+/// the tree, made into text only for a report (each key and the whole path shortened there), and
+/// one object's reports are bounded. Bounded by `budget` visits (aliases share nodes).
+class DuplicateKeys {
+ public:
+  /// Bytes of one key, and of a whole field path, in a report (a Kubernetes key is at most 317).
+  static constexpr std::size_t kMostKeyBytes = 320;
+  static constexpr std::size_t kMostPathBytes = 1024;
+  /// Keys given twice reported per object; one more error then says that there are more.
+  static constexpr std::size_t kMostReports = 100;
+
+  DuplicateKeys(Reader& r, std::size_t budget) : r_(r), budget_(budget) {}
+
+  void walk(const Node& n) {
+    if (budget_ == 0 || stopped_) return;
+    --budget_;
+    if (n.is_map()) {
+      std::set<std::string_view> keys;
+      for (std::size_t i = 0; i < n.size() && !stopped_; ++i) {
+        const Node k = n.key(i);
+        path_.push_back(Step{k.scalar(), 0, false});
+        if (k.is_scalar() && !keys.insert(k.scalar()).second) report(k);
+        walk(n.value(i));
+        path_.pop_back();
       }
-      duplicate_keys(r, n.value(i), join(field, k.scalar()), budget);
+    } else if (n.is_seq()) {
+      for (std::size_t i = 0; i < n.size(); ++i) {
+        path_.push_back(Step{{}, i, true});
+        walk(n[i]);
+        path_.pop_back();
+      }
     }
-  } else if (n.is_seq()) {
-    for (std::size_t i = 0; i < n.size(); ++i) duplicate_keys(r, n[i], index(field, i), budget);
   }
-}
+
+ private:
+  struct Step {
+    std::string_view key;  // a mapping's key ...
+    std::size_t index;     // ... or a list's index
+    bool is_index;
+  };
+
+  void report(const Node& k) {
+    if (reports_ == kMostReports) {
+      r_.error(k, field(),
+               "more keys given twice: only the first " + std::to_string(kMostReports) + " are reported");
+      stopped_ = true;
+      return;
+    }
+    ++reports_;
+    r_.error(k, field(), "key given twice: the API server keeps only one of them");
+  }
+
+  /// The path as join() and index() write it; a longer key ends in "...", a longer path keeps both
+  /// ends (where in the object, and the key given twice) around a "...".
+  std::string field() const {
+    std::string out;
+    for (const auto& s : path_) {
+      if (s.is_index) {
+        out += "[" + std::to_string(s.index) + "]";
+        continue;
+      }
+      if (!out.empty()) out += '.';
+      const auto head = utf8_head(s.key, kMostKeyBytes);
+      out += head;
+      if (head.size() < s.key.size()) out += "...";
+    }
+    if (out.size() <= kMostPathBytes) return out;
+    return std::string(utf8_head(out, kMostPathBytes / 2 - 3)) + "..." +
+           std::string(utf8_tail(out, kMostPathBytes / 2));
+  }
+
+  Reader& r_;
+  std::size_t budget_;
+  std::vector<Step> path_;
+  std::size_t reports_ = 0;
+  bool stopped_ = false;
+};
 
 /// Reads one object (or a List's items) into `into`. Unknown kinds are skipped silently.
 void load_object(const Node& obj, Origin origin, Workloads& into, const std::string& list_api = {},
@@ -414,8 +494,7 @@ void load_object(const Node& obj, Origin origin, Workloads& into, const std::str
   }
   const auto read_meta_checked = [&](bool namespaced, ObjectMeta& m) {
     if (!read_meta(r, obj, kind, namespaced, m)) return false;
-    std::size_t budget = 1u << 20;
-    duplicate_keys(r, obj, "", budget);
+    DuplicateKeys(r, 1u << 20).walk(obj);
     return true;
   };
   if (api == "apps/v1" && (kind == "Deployment" || kind == "StatefulSet" || kind == "DaemonSet")) {

@@ -1,4 +1,4 @@
-// AU001-AU007: the audit log's configuration, its keys (Cli scope) and the built-in controls; the
+// AU001-AU008: the audit log's configuration, its keys (Cli scope) and the built-in controls; the
 // AU fixtures (tests/fixtures/check/rules/AU*) loaded as the CLI loads their config file.
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -61,7 +61,7 @@ TEST(CheckAuditRules, AuditOffIsAnError) {
   EXPECT_EQ(out[0].severity, Severity::Error);
   EXPECT_EQ(out[0].where.field, "audit");
   // Nothing else about the audit log is reported while it is off.
-  for (const char* id : {"AU003", "AU004", "AU006", "AU007"}) EXPECT_TRUE(f.run(id).empty()) << id;
+  for (const char* id : {"AU003", "AU004", "AU006", "AU007", "AU008"}) EXPECT_TRUE(f.run(id).empty()) << id;
 }
 
 TEST(CheckAuditRules, EncryptionAndOverflowAreBuiltInWithEvidence) {
@@ -72,6 +72,53 @@ TEST(CheckAuditRules, EncryptionAndOverflowAreBuiltInWithEvidence) {
   }
   EXPECT_NE(find_rule("AU002")->built_in.find("AES-256-GCM"), std::string_view::npos);
   EXPECT_NE(find_rule("AU005")->built_in.find("503"), std::string_view::npos);
+  // An oversized record is lost after its response was sent (audit/writer.cpp submit()): the evidence
+  // says so rather than "never dropped".
+  EXPECT_NE(find_rule("AU005")->built_in.find("longer than min(audit.queue_bytes / 4, 1 MiB), is refused"),
+            std::string_view::npos);
+  EXPECT_NE(find_rule("AU005")->built_in.find("the record is lost"), std::string_view::npos);
+}
+
+TEST(CheckAuditRules, ARecordLongerThanTheWriterTakesIsAnErrorWithPhiHostsAWarningWithout) {
+  Fixture f;
+  // Defaults: an 8k target escapes to at most 16 KiB, 32k of fields to 192 KiB (HTTP/2's 32k too),
+  // with 16 KiB for the rest 224 KiB: within the 1 MiB the default 4m queue takes.
+  EXPECT_TRUE(f.run("AU008").empty());
+  f.cfg.audit.queue_bytes = 4 * 229376;  // takes 224 KiB: exactly enough
+  EXPECT_TRUE(f.run("AU008").empty());
+  f.cfg.audit.queue_bytes = 4 * 229376 - 4;  // one byte too few
+  EXPECT_EQ(f.run("AU008").size(), 1u);
+  f.cfg.audit.queue_bytes = 64u << 10;  // the loader's floor: 16 KiB records
+  auto out = f.run("AU008");
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].severity, Severity::Warning);
+  EXPECT_EQ(out[0].where.field, "audit.queue_bytes");
+  EXPECT_EQ(out[0].message,
+            "one request (limits.request_line_bytes 8192, limits.request_header_bytes 32768) can make an "
+            "audit record of up to 229376 bytes (its target, Host, User-Agent and audit.headers values, "
+            "JSON-escaped), over the 16384 bytes the audit writer takes (min(audit.queue_bytes / 4, 1 MiB)): "
+            "such a request is served and its record refused (phigate_audit_records_rejected_total)");
+  f.phi_host();
+  out = f.run("AU008");
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].severity, Severity::Error);
+  // No queue helps past 1 MiB: large header allowances are reported with any queue, HTTP/2's when it
+  // is the larger.
+  f.cfg.audit.queue_bytes = 64u << 20;
+  EXPECT_TRUE(f.run("AU008").empty());
+  f.cfg.http2.max_header_list_bytes = 1u << 20;
+  out = f.run("AU008");
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_NE(out[0].message.find("one request (http2.max_header_list_bytes 1048576) can make an audit record "
+                                "of up to 6307840 bytes"),
+            std::string::npos)
+      << out[0].message;
+  f.cfg.http2.enabled = false;
+  EXPECT_TRUE(f.run("AU008").empty());
+  f.cfg.limits.request_header_bytes = 256u << 10;
+  EXPECT_EQ(f.run("AU008").size(), 1u);
+  f.cfg.audit = {};  // audit off: AU001's
+  EXPECT_TRUE(f.run("AU008").empty());
 }
 
 TEST(CheckAuditRules, UnreadableKeysOrAMissingActiveKeyAreErrorsInTheCliOnly) {
@@ -143,11 +190,29 @@ TEST(CheckAuditRules, CredentialHeadersAreFlaggedOneByOne) {
   Fixture f;
   f.phi_host();
   f.cfg.audit.headers = {"authorization", "x-request-id", "cookie", "user-agent"};
-  const auto out = f.run("AU007");
+  auto out = f.run("AU007");
   ASSERT_EQ(out.size(), 2u);
   EXPECT_EQ(out[0].where.field, "audit.headers[0]");
   EXPECT_EQ(out[1].where.field, "audit.headers[2]");
   EXPECT_EQ(out[0].severity, Severity::Error);
+  // API keys, bearer and session tokens in headers of their own (oauth2-proxy's among them).
+  const std::vector<std::string> carriers{"x-api-key",
+                                          "x-auth-token",
+                                          "x-access-token",
+                                          "x-amz-security-token",
+                                          "x-forwarded-access-token",
+                                          "x-auth-request-access-token",
+                                          "x-csrf-token"};
+  f.cfg.audit.headers = {"x-request-id", "proxy-authorization", "set-cookie"};
+  f.cfg.audit.headers.insert(f.cfg.audit.headers.end(), carriers.begin(), carriers.end());
+  f.cfg.audit.headers.push_back("x-forwarded-for");
+  out = f.run("AU007");
+  ASSERT_EQ(out.size(), 2 + carriers.size());
+  for (std::size_t i = 0; i < out.size(); ++i) {
+    EXPECT_EQ(out[i].where.field, "audit.headers[" + std::to_string(i + 1) + "]");
+    EXPECT_EQ(out[i].message, "audit.headers records the value of " + f.cfg.audit.headers[i + 1] +
+                                  " (credentials, session tokens)");
+  }
   f.cfg.routes.clear();
   EXPECT_EQ(f.run("AU007")[0].severity, Severity::Warning);
 }
@@ -178,14 +243,14 @@ TEST(CheckAuditRules, EachAuditFixtureYieldsItsRule) {
   std::ofstream(gen + "/server.crt") << "placeholder";
   std::ofstream(gen + "/server.key") << "placeholder";
   for (const std::string name :
-       {"clean", "rules/AU001", "rules/AU003", "rules/AU004", "rules/AU006", "rules/AU007"}) {
+       {"clean", "rules/AU001", "rules/AU003", "rules/AU004", "rules/AU006", "rules/AU007", "rules/AU008"}) {
     SCOPED_TRACE(name);
     const auto cfg = load_fixture(name, gen);
     ASSERT_TRUE(cfg);
     Options opt;  // the current time, as the CLI
     const View v{.config = *cfg, .options = opt};
     std::set<std::string> got;
-    for (const char* id : {"AU001", "AU003", "AU004", "AU006", "AU007"}) {
+    for (const char* id : {"AU001", "AU003", "AU004", "AU006", "AU007", "AU008"}) {
       if (!run_rule(v, id).empty()) got.insert(id);
     }
     const std::set<std::string> want =

@@ -155,7 +155,7 @@ TEST(CheckAuthnRules, NonBcryptHashesAreCountedNeverShown) {
   p->basic_auth.secret = "clinic/users";
   auto all = std::make_shared<std::vector<config::BasicAuthUser>>();
   for (const auto& [n, h] : weak) all->push_back({n, h});
-  all->push_back({"grace-bcrypt", "$2y$05$abcdefghijklmnopqrstuuQ2bP1hS7E0DqCk1e4LzXH1w8w4mKVbS"});
+  all->push_back({"grace-bcrypt", "$2y$12$abcdefghijklmnopqrstuuQ2bP1hS7E0DqCk1e4LzXH1w8w4mKVbS"});
   all->push_back({"heidi-bcrypt", "$2b$10$abcdefghijklmnopqrstuuQ2bP1hS7E0DqCk1e4LzXH1w8w4mKVbS"});
   p->basic_auth.users = all;
   auto q = f.ingress("b", "b.test", false);  // not PHI: a warning
@@ -164,14 +164,13 @@ TEST(CheckAuthnRules, NonBcryptHashesAreCountedNeverShown) {
   q->basic_auth.users = users({{"ivan", "{SHA}W6ph5Mm5Pz8GgiULbPgzG37mj9g="}});
   auto r = f.ingress("c", "c.test", true);  // bcrypt only
   r->basic_auth.enabled = true;
-  r->basic_auth.users = users({{"judy", "$2a$05$abcdefghijklmnopqrstuuQ2bP1hS7E0DqCk1e4LzXH1w8w4mKVbS"}});
+  r->basic_auth.users = users({{"judy", "$2a$11$abcdefghijklmnopqrstuuQ2bP1hS7E0DqCk1e4LzXH1w8w4mKVbS"}});
   const auto out = f.run("PA004");
   ASSERT_EQ(out.size(), 2u);
   EXPECT_EQ(out[0].severity, Severity::Error);
-  EXPECT_EQ(
-      out[0].message,
-      "6 of 8 users of Secret clinic/users (Ingress clinic/a) have non-bcrypt password hashes (apr1: 1, "
-      "bcrypt $2x$: 1, crypt: 1, plain text: 1, sha512-crypt: 1, {SHA}: 1)");
+  EXPECT_EQ(out[0].message,
+            "6 of 8 users of Secret clinic/users (Ingress clinic/a) have weak password hashes (apr1: 1, "
+            "bcrypt $2x$: 1, crypt: 1, plain text: 1, sha512-crypt: 1, {SHA}: 1)");
   EXPECT_EQ(out[1].severity, Severity::Warning);
   EXPECT_EQ(out[1].where.resource, "Ingress clinic/b");
   for (const auto& x : out) {
@@ -182,6 +181,34 @@ TEST(CheckAuthnRules, NonBcryptHashesAreCountedNeverShown) {
     EXPECT_EQ(x.message.find("ivan"), std::string::npos);
     EXPECT_EQ(x.message.find("W6ph5"), std::string::npos);
   }
+}
+
+TEST(CheckAuthnRules, CheapBcryptIsWeakToo) {
+  // htpasswd -B writes cost 5 unless given -C: a GPU tries such hashes thousands of times faster.
+  Fixture f;
+  auto p = f.ingress("a", "a.test", true);
+  p->basic_auth.enabled = true;
+  p->basic_auth.secret = "clinic/users";
+  auto all = users({{"kim", "$2y$04$abcdefghijklmnopqrstuuQ2bP1hS7E0DqCk1e4LzXH1w8w4mKVbS"},
+                    {"lee", "$2b$09$abcdefghijklmnopqrstuuQ2bP1hS7E0DqCk1e4LzXH1w8w4mKVbS"},
+                    {"max", "$2a$10$abcdefghijklmnopqrstuuQ2bP1hS7E0DqCk1e4LzXH1w8w4mKVbS"},
+                    {"ned", "$2y$1$abcdefghijklmnopqrstuuQ2bP1hS7E0DqCk1e4LzXH1w8w4mKVbS"},
+                    {"oli", "{SHA}5en6G6MezRroT3XKqkdPOmY/BfQ="}});
+  p->basic_auth.users = all;
+  const auto out = f.run("PA004");
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].severity, Severity::Error);
+  EXPECT_EQ(out[0].message,
+            "4 of 5 users of Secret clinic/users (Ingress clinic/a) have weak password hashes (bcrypt cost < "
+            "10: 3, {SHA}: 1)");
+  for (const auto& u : *all) {
+    EXPECT_EQ(out[0].message.find(u.name), std::string::npos) << u.name;
+    EXPECT_EQ(out[0].message.find(u.hash.substr(7)), std::string::npos) << u.hash;
+  }
+  // Cost 10 and more only: no finding.
+  p->basic_auth.users = users({{"max", "$2a$10$abcdefghijklmnopqrstuuQ2bP1hS7E0DqCk1e4LzXH1w8w4mKVbS"},
+                               {"pat", "$2y$12$abcdefghijklmnopqrstuuQ2bP1hS7E0DqCk1e4LzXH1w8w4mKVbS"}});
+  EXPECT_TRUE(f.run("PA004").empty());
 }
 
 }  // namespace

@@ -3,6 +3,7 @@
 #include "phigate/ingress/workloads.hpp"
 
 #include <gtest/gtest.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -331,6 +332,68 @@ spec:
   EXPECT_EQ(e[0].field, "spec.template.spec.containers[0].securityContext.privileged");
   EXPECT_EQ(e[0].line, 11);
   EXPECT_EQ(e[0].resource, "Deployment default/web");
+}
+
+long max_rss_kib() {
+  rusage ru{};
+  ::getrusage(RUSAGE_SELF, &ru);
+  return ru.ru_maxrss;  // KiB on Linux
+}
+
+TEST(Workloads, DeeplyNestedLongKeysStayBoundedInMemoryAndDiagnostics) {
+  // 500 nested flow mappings under explicit 4 KiB keys (2 MB), a key given twice every 50 levels and
+  // at the deepest. A path copied per level held key length x depth^2 / 2 (512 MB here; 4.9 GB for
+  // a 7.9 MB file) and reported megabyte field paths.
+  constexpr int kDepth = 500;
+  const auto key = [](int level) { return std::string(4096, static_cast<char>('a' + level % 26)); };
+  std::string inner = "v";
+  for (int level = kDepth - 1; level >= 0; --level) {
+    std::string m = "{ ? " + key(level) + " : " + inner;
+    if (level % 50 == 0 || level == kDepth - 1) m += ", ? " + key(level) + " : w";
+    inner = std::move(m) + " }";
+  }
+  const std::string text =
+      "apiVersion: apps/v1\nkind: Deployment\nmetadata: { name: deep }\nspec:\n  x: " + inner + "\n";
+  const long rss_before = max_rss_kib();
+  const auto start = std::chrono::steady_clock::now();
+  const auto w = load(text);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(10));
+  EXPECT_LT(max_rss_kib() - rss_before, 200L * 1024) << "KiB";
+  ASSERT_EQ(w.workloads.size(), 1u);
+  const auto& e = w.diagnostics.entries();
+  ASSERT_EQ(e.size(), 11u);  // levels 499, 450, 400, ..., 0: deepest first (reported after its value)
+  std::size_t total = 0;
+  for (const auto& d : e) {
+    total += d.to_string().size();
+    EXPECT_LE(d.field.size(), 1024u);
+    EXPECT_EQ(d.resource, "Deployment default/deep");
+    EXPECT_EQ(d.message, "key given twice: the API server keeps only one of them");
+  }
+  EXPECT_LT(total, 64u * 1024);
+  // Both ends of a long path: where it starts and the (shortened) key given twice.
+  EXPECT_TRUE(e.front().field.starts_with("spec.x." + key(0).substr(0, 320) + "...")) << e.front().field;
+  EXPECT_TRUE(e.front().field.ends_with("." + key(kDepth - 1).substr(0, 320) + "...")) << e.front().field;
+  EXPECT_EQ(e.back().field, "spec.x." + key(0).substr(0, 320) + "...");
+}
+
+TEST(Workloads, KeysGivenTwiceAreReportedAHundredTimesAtMostWithoutCuttingUtf8) {
+  std::string map = "{ ";
+  for (int i = 0; i < 150; ++i) map += "a: 1, ";
+  map += "b: 1 }";
+  // A 401-byte key: cut at 320 bytes would split the 2-byte e-acute at bytes 319-320.
+  std::string long_key = "x";
+  for (int i = 0; i < 200; ++i) long_key += "\xc3\xa9";
+  auto w = load("apiVersion: apps/v1\nkind: Deployment\nmetadata: { name: d }\nspec:\n  m: " + map + "\n  " +
+                long_key + ": 1\n  " + long_key + ": 2\n");
+  ASSERT_EQ(w.workloads.size(), 1u);
+  const auto& e = w.diagnostics.entries();
+  ASSERT_EQ(e.size(), 101u);
+  EXPECT_EQ(e[0].field, "spec.m.a");
+  EXPECT_EQ(e[100].message, "more keys given twice: only the first 100 are reported");
+  w = load("apiVersion: apps/v1\nkind: Deployment\nmetadata: { name: d }\nspec:\n  " + long_key + ": 1\n  " +
+           long_key + ": 2\n");
+  ASSERT_EQ(w.diagnostics.entries().size(), 1u);
+  EXPECT_EQ(w.diagnostics.entries()[0].field, "spec." + long_key.substr(0, 319) + "...");
 }
 
 TEST(Workloads, TypedListsHostNamespacesAndPortRanges) {
