@@ -819,6 +819,10 @@ core::Result<std::unique_ptr<Writer>> Writer::start(WriterOptions options, KeyRi
   return std::unique_ptr<Writer>(new Writer(std::move(impl)));
 }
 
+std::size_t Writer::max_record() const noexcept {
+  return impl_->max_record;
+}
+
 bool Writer::submit(unsigned producer, std::string_view line) {
   Impl& s = *impl_;
   PHI_CHECK(producer < s.producers.size());  // a caller bug would corrupt another thread's ring

@@ -175,10 +175,10 @@ void record_too_long(const View& v, const RuleInfo& info, const Context& ctx, Si
       "one request (" + head + ") can make an audit record of up to " + std::to_string(record) +
           " bytes (its target, Host, User-Agent and audit.headers values, JSON-escaped), over the " +
           std::to_string(longest) + " bytes the audit writer takes (min(audit.queue_bytes / 4, 1 MiB)): " +
-          "such a request is served and its record refused (phigate_audit_records_rejected_total)" +
+          "such a request's record is replaced by a record-too-large stand-in (its length, SHA-256 and first "
+          "2 KiB): who, when and which route stay, the rest of the record is lost" +
           (any_phi(ctx) ? ", on PHI hosts too" : ""),
       ctx.config_key("audit.queue_bytes"));
-  if (!any_phi(ctx)) f.severity = Severity::Warning;
   out.push_back(std::move(f));
 }
 
@@ -229,7 +229,7 @@ constexpr Rule kRules[] = {
      &key_age},
     {{.id = "AU005",
       .name = "AuditOverflowNeverDrops",
-      .title = "Audit records are never dropped on overflow",
+      .title = "A full audit queue does not drop records; one too long for the writer is reduced, not lost",
       .safeguard = Safeguard::Audit,
       .hipaa = "164.312(b)",
       .nist = kNistAudit,
@@ -239,9 +239,10 @@ constexpr Rule kRules[] = {
       .built_in =
           "overflow: fail_closed (default) answers new requests 503 while the audit queue is full and keeps "
           "the records of answered requests in a per-worker spill; overflow: block makes the worker wait. "
-          "A record that neither ring nor spill can take, and any record longer than min(audit.queue_bytes / "
-          "4, 1 MiB), is refused: its response has already been sent, the record is lost, counted "
-          "(phigate_audit_records_rejected_total) and logged, never dropped silently (audit/README.md, "
+          "A record that neither ring nor spill can take is refused, counted "
+          "(phigate_audit_records_rejected_total) and logged, never dropped silently; a record longer than "
+          "min(audit.queue_bytes / 4, 1 MiB) is replaced by a record-too-large stand-in holding its length, "
+          "SHA-256 and first 2 KiB, so every request still leaves one record (proxy/worker.cpp, "
           "audit/writer.cpp); AU008 reports settings under which one request can make a record that long"},
      nullptr},
     {{.id = "AU006",
@@ -269,11 +270,12 @@ constexpr Rule kRules[] = {
      &phi_headers},
     {{.id = "AU008",
       .name = "AuditRecordTooLong",
-      .title = "A request can make an audit record longer than the audit writer takes",
+      .title = "A request can make an audit record longer than the audit writer takes (it is then reduced to "
+               "a stand-in)",
       .safeguard = Safeguard::Audit,
       .hipaa = "164.312(b)",
       .nist = kNistAudit,
-      .severity = Severity::Error,
+      .severity = Severity::Warning,
       .remedy = "Keep 2 x limits.request_line_bytes + 6 x limits.request_header_bytes, and 6 x "
                 "http2.max_header_list_bytes, plus 16 KiB within min(audit.queue_bytes / 4, 1 MiB): raise "
                 "audit.queue_bytes (the default 4m covers the default limits) or lower those limits",

@@ -212,7 +212,8 @@ constexpr Rule kRules[] = {
      &client_ca_without_crl},
     {{.id = "PA004",
       .name = "WeakPasswordHash",
-      .title = "Basic authentication users with password hashes other than bcrypt",
+      .title =
+          "Basic authentication users with weak password hashes (anything but bcrypt of cost 10 or more)",
       .safeguard = Safeguard::Authentication,
       .hipaa = "164.312(d)",
       .nist = "SP 800-63B 5.1.1.2; SP 800-66r2 5.3.4",

@@ -64,28 +64,13 @@ bool slurp(const std::string& path, std::string& out) {
   return true;
 }
 
-/// The manifest files a folder holds as the loaders see them (*.yaml, *.yml, *.json; names
-/// starting with '.' skipped), sorted, each with its SHA-256: the report's evidence.
+/// The manifest files of a folder exactly as the loaders read them, each with its SHA-256: the
+/// report's evidence.
 void manifest_digests(const std::string& dir, std::vector<std::pair<std::string, std::string>>& out) {
-  // error_code forms only: a symlink loop or an unreadable entry ends that branch, never the run
-  // (the loaders report such files themselves).
-  std::error_code ec;
-  for (auto it = fs::recursive_directory_iterator(dir, fs::directory_options::follow_directory_symlink, ec);
-       !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
-    if (it.depth() > 32) {
-      it.disable_recursion_pending();
-      continue;
-    }
-    const auto name = it->path().filename().string();
-    std::error_code type_ec;
-    if (name.starts_with(".")) {
-      if (it->is_directory(type_ec)) it.disable_recursion_pending();
-      continue;
-    }
-    const auto ext = it->path().extension().string();
-    if (!it->is_regular_file(type_ec) || (ext != ".yaml" && ext != ".yml" && ext != ".json")) continue;
+  config::Diagnostics ignored;  // the loaders report the same problems
+  for (const auto& f : ingress::manifest_files(dir, ignored)) {
     std::string bytes;
-    if (slurp(it->path().string(), bytes)) out.emplace_back(it->path().string(), sha256_hex(bytes));
+    if (slurp(f, bytes)) out.emplace_back(f, sha256_hex(bytes));
   }
 }
 

@@ -689,6 +689,14 @@ void append(LoadResult& into, const LoadResult& part) {
   into.parsed_files += part.parsed_files;
 }
 
+std::vector<std::string> manifest_files(const std::string& dir, config::Diagnostics& diag) {
+  std::set<fs::path> seen;
+  std::vector<std::string> files;
+  collect(dir, seen, files, diag, 0);
+  std::sort(files.begin(), files.end());
+  return files;
+}
+
 LoadResult DirectoryLoader::load(const std::string& dir) {
   LoadResult out;
   std::error_code ec;
@@ -697,10 +705,7 @@ LoadResult DirectoryLoader::load(const std::string& dir) {
     cache_.clear();
     return out;
   }
-  std::set<fs::path> seen;
-  std::vector<std::string> files;
-  collect(dir, seen, files, out.diagnostics, 0);
-  std::sort(files.begin(), files.end());
+  const auto files = manifest_files(dir, out.diagnostics);
   std::unordered_map<std::string, CachedFile> next;  // files gone since the last load drop out
   for (const auto& f : files) {
     std::ifstream in(f, std::ios::binary);

@@ -2,6 +2,8 @@
 // its own small readers (the loader's are private to it and report into LoadResult).
 #include "phigate/ingress/workloads.hpp"
 
+#include "phigate/ingress/loader.hpp"
+
 #include <algorithm>
 #include <charconv>
 #include <cstring>
@@ -537,40 +539,6 @@ void load_object(const Node& obj, Origin origin, Workloads& into, const std::str
   }
 }
 
-bool is_manifest(const fs::path& p) {
-  const auto ext = p.extension().string();
-  return ext == ".yaml" || ext == ".yml" || ext == ".json";
-}
-
-/// As loader.cpp collect(): dot-names skipped, symlinked folders followed once, depth bounded.
-void collect(const fs::path& dir, std::set<fs::path>& seen, std::vector<std::string>& files,
-             config::Diagnostics& diag, int depth) {
-  std::error_code ec;
-  const auto canonical = fs::canonical(dir, ec);
-  if (ec || !seen.insert(canonical).second) return;
-  if (depth > 32) {
-    diag.error(dir.string(), 0, "", "folders nested too deep: not read");
-    return;
-  }
-  fs::directory_iterator it(dir, ec);
-  if (ec) {
-    diag.error(dir.string(), 0, "", "cannot list the folder: " + ec.message());
-    return;
-  }
-  for (const auto& entry : it) {
-    const auto name = entry.path().filename().string();
-    if (name.empty() || name.front() == '.') continue;
-    std::error_code sec;
-    const auto st = fs::status(entry.path(), sec);
-    if (sec) continue;
-    if (fs::is_directory(st)) {
-      collect(entry.path(), seen, files, diag, depth + 1);
-    } else if (fs::is_regular_file(st) && is_manifest(entry.path())) {
-      files.push_back(entry.path().string());
-    }
-  }
-}
-
 }  // namespace
 
 void load_workloads_text(const std::string& text, const std::string& file, Workloads& into) {
@@ -593,10 +561,7 @@ Workloads load_workloads(const std::vector<std::string>& paths) {
   for (const auto& p : paths) {
     std::error_code ec;
     if (fs::is_directory(p, ec)) {
-      std::set<fs::path> seen;
-      std::vector<std::string> found;
-      collect(p, seen, found, out.diagnostics, 0);
-      std::sort(found.begin(), found.end());
+      const auto found = manifest_files(p, out.diagnostics);
       files.insert(files.end(), found.begin(), found.end());
     } else if (fs::is_regular_file(p, ec)) {
       files.push_back(p);

@@ -1,3 +1,5 @@
+#include <openssl/evp.h>
+
 #include "worker_impl.hpp"
 
 #include "audit_events.hpp"
@@ -84,8 +86,55 @@ upstream::BalancerState& WorkerImpl::balancer(std::size_t cluster) {
   return *s;
 }
 
+namespace {
+
+/// The record of a request whose full record is longer than the writer takes (limits let a
+/// request carry more recorded text, in its target and audit.headers values, than
+/// min(audit.queue_bytes / 4, 1 MiB)): the request still leaves its one record, which says so
+/// and keeps the record's @timestamp, its length, SHA-256 and first bytes (ids, client, method
+/// and host come first). docs/audit-schema.md "record-too-large".
+std::string_view too_large_stand_in(audit::JsonLine& j, std::string_view line) {
+  std::string_view timestamp;
+  constexpr std::string_view kTs = "{\"@timestamp\":\"";
+  if (line.starts_with(kTs)) {
+    const auto end = line.find('"', kTs.size());
+    if (end != std::string_view::npos) timestamp = line.substr(kTs.size(), end - kTs.size());
+  }
+  static EVP_MD* const sha256 = EVP_MD_fetch(nullptr, "SHA256", nullptr);
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int n = 0;
+  EVP_Digest(line.data(), line.size(), md, &n, sha256, nullptr);
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string hex;
+  for (unsigned int i = 0; i < n; ++i) {
+    hex.push_back(kHex[md[i] >> 4]);
+    hex.push_back(kHex[md[i] & 15]);
+  }
+  // `line` may view into `j`: copy what is kept before clearing it.
+  std::string ts(timestamp);
+  std::string head(line.substr(0, 2048));
+  j.clear();
+  if (!ts.empty()) j.field("@timestamp", ts);
+  j.plain_field("schema", "phigate.audit/1");
+  j.begin_object("event");
+  j.plain_field("kind", "event");
+  j.plain_field("action", "record-too-large");
+  j.end_object();
+  j.begin_object("phigate");
+  j.begin_object("record");
+  j.field("bytes", line.size());
+  j.plain_field("sha256", hex);
+  j.field("head", head);
+  j.end_object();
+  j.end_object();
+  return j.finish();
+}
+
+}  // namespace
+
 bool WorkerImpl::audit_submit(std::string_view line) {
   if (audit_ == nullptr) return true;
+  if (line.size() > audit_->max_record()) line = too_large_stand_in(audit_json_, line);
   if (audit_->submit(id_, line)) {
     stats_.audit_records.inc();
     return true;
@@ -93,7 +142,9 @@ bool WorkerImpl::audit_submit(std::string_view line) {
   stats_.audit_rejected.inc();
   if (now_ - audit_warned_ >= std::chrono::seconds(1)) {
     audit_warned_ = now_;
-    PHI_LOG_WARN("[w{}] audit writer refused a record (queue full or disk failing): failing closed", id_);
+    PHI_LOG_WARN(
+        "[w{}] audit writer refused a record (queue and spill full, or the writer stopped): failing closed",
+        id_);
   }
   return false;
 }

@@ -115,6 +115,36 @@ TEST_F(AuditTest, RetriedRequestRecordsBothAttemptsInItsOneRecord) {
   EXPECT_TRUE(has(second, "\"attempts\":2")) << second;
 }
 
+TEST_F(AuditTest, ARequestWhoseRecordIsTooLongForTheWriterStillLeavesItsOneRecord) {
+  // A 64k queue takes records up to 16k; a recorded header of 30k makes the full record longer.
+  // The request is answered (its record is written after the response), so it must not be lost:
+  // a stand-in record says so, with the full record's length, SHA-256 and first bytes.
+  auto up = start_upstream();
+  auto pg = start_phigate(config(routes(up), audit_yaml("k1", ", queue_bytes: 64k, headers: [x-trace]")));
+  const std::string big(30000, 'a');
+  auto r = curl(
+      pg, {"-o", "/dev/null", "-w", "%{http_code}", "-H", "X-Trace: " + big, https_url(pg, "/big-record")});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "200");
+  r = curl(pg,
+           {"-o", "/dev/null", "-w", "%{http_code}", "-H", "X-Trace: small", https_url(pg, "/small-record")});
+  EXPECT_EQ(r.out, "200");
+  EXPECT_EQ(proxied_requests(up).size(), 2u);
+  const auto recs = stop_and_read_audit(pg);
+  std::size_t stand_ins = 0, requests = 0;
+  for (const auto& rec : recs) {
+    stand_ins += has(rec, "\"action\":\"record-too-large\"") ? 1 : 0;
+    requests += has(rec, "\"action\":\"http-request\"") ? 1 : 0;
+  }
+  EXPECT_EQ(stand_ins, 1u);
+  EXPECT_EQ(requests, 1u);  // the small one, in full
+  const auto stand_in = find(recs, "record-too-large");
+  EXPECT_TRUE(has(stand_in, "\"@timestamp\":\"20")) << stand_in;
+  EXPECT_TRUE(has(stand_in, "\"sha256\":\"")) << stand_in;
+  EXPECT_TRUE(has(stand_in, "\"head\":\"{\\\"@timestamp")) << stand_in.substr(0, 400);
+  EXPECT_LT(stand_in.size(), 16384u);
+}
+
 TEST_F(AuditTest, SigkillUnderLoadLosesAtMostTheLastFlush_AndTheChainContinues) {
   auto up = start_upstream();
   auto pg = start_phigate(config(routes(up), audit_yaml("k1", ", flush_interval: 100ms")));

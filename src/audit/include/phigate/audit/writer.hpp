@@ -75,6 +75,9 @@ class Writer {
   /// moved it into the queue: the record of a request already answered is not lost because the
   /// writer fell behind. Only when the spill is full too is the record refused (counted).
   bool submit(unsigned producer, std::string_view json_line);
+  /// The longest record submit() takes: min(queue bytes per producer / 4, 1 MiB). A caller with a
+  /// longer one submits a shorter stand-in instead (proxy: WorkerImpl::audit_submit).
+  std::size_t max_record() const noexcept;
 
   /// Moves `producer`'s spilled records into its queue as space allows; cheap when nothing is
   /// spilled. The producer's thread, regularly (each worker tick) and before it exits. With `wait`,

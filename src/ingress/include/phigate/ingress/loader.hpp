@@ -50,6 +50,12 @@ class DirectoryLoader {
   std::unordered_map<std::string, CachedFile> cache_;  // by path as found
 };
 
+/// The manifest files under `dir` as every loader walks it (load_directory, load_workloads, the
+/// evidence of `phigate check`): `*.yaml`, `*.yml`, `*.json`, recursive, sorted; names starting
+/// with '.' skipped (a mounted ConfigMap's `..data` is read once); symlinked folders followed
+/// once each, so a loop ends; 32 levels at most. Problems listing a folder go to `diag`.
+std::vector<std::string> manifest_files(const std::string& dir, config::Diagnostics& diag);
+
 /// Appends `part` to `into`: its objects after those already there, its diagnostics (errors counted
 /// as errors) and its file counts.
 void append(LoadResult& into, const LoadResult& part);
