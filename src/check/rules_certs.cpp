@@ -275,7 +275,7 @@ constexpr Rule kRules[] = {
       .title = "A certificate or its key cannot be read, or the key does not match the certificate",
       .safeguard = Safeguard::Transmission,
       .hipaa = "164.312(e)(1)",
-      .nist = kNistCert,
+      .nist = "SP 800-52r2 3.2; SP 800-66r2 5.3.5",
       .severity = Severity::Error,
       .remedy =
           "Put the certificate chain (leaf first) and its own unencrypted private key in the Secret or files",

@@ -24,9 +24,6 @@ using ingress::Container;
 using ingress::Workload;
 using ingress::Workloads;
 
-constexpr std::string_view kNistAccess = "SP 800-190 4.3, 4.4; SP 800-66r2 5.3.1";
-constexpr std::string_view kNistIntegrity = "SP 800-190 4.4; SP 800-66r2 5.3.3";
-
 Location at(const ingress::Origin& o, int line, std::string resource, std::string field) {
   Location loc;
   loc.file = o.file;
@@ -426,7 +423,7 @@ constexpr Rule kRules[] = {
       .title = "RBAC role with wildcard verbs, resources or API groups (or a binding to cluster-admin)",
       .safeguard = Safeguard::AccessControl,
       .hipaa = "164.312(a)(1)",
-      .nist = kNistAccess,
+      .nist = "SP 800-190 4.3.1; SP 800-66r2 5.3.1",
       .severity = Severity::Error,
       .remedy = "List the exact apiGroups, resources and verbs the workload uses (docker/base/rbac.yaml)",
       .runtime = false},
@@ -436,7 +433,7 @@ constexpr Rule kRules[] = {
       .title = "Every Secret of the cluster readable where namespaced access would do",
       .safeguard = Safeguard::AccessControl,
       .hipaa = "164.312(a)(1)",
-      .nist = kNistAccess,
+      .nist = "SP 800-190 4.3.1; SP 800-66r2 5.3.1",
       .severity = Severity::Warning,
       .remedy =
           "Grant Secret list/watch with a RoleBinding in each namespace of ingress.namespaces instead of a "
@@ -448,7 +445,7 @@ constexpr Rule kRules[] = {
       .title = "Container may run as root",
       .safeguard = Safeguard::AccessControl,
       .hipaa = "164.312(a)(1)",
-      .nist = kNistAccess,
+      .nist = "SP 800-190 4.4.3; SP 800-66r2 5.3.1",
       .severity = Severity::Warning,
       .remedy = "Set securityContext.runAsNonRoot: true and a non-zero runAsUser on the pod or container",
       .runtime = false},
@@ -458,7 +455,7 @@ constexpr Rule kRules[] = {
       .title = "Container privileged or allowed to escalate privileges, or pod in the node's namespaces",
       .safeguard = Safeguard::AccessControl,
       .hipaa = "164.312(a)(1)",
-      .nist = kNistAccess,
+      .nist = "SP 800-190 4.4.3; SP 800-66r2 5.3.1",
       .severity = Severity::Error,
       .remedy =
           "Set securityContext.privileged: false and allowPrivilegeEscalation: false on every container; "
@@ -470,7 +467,7 @@ constexpr Rule kRules[] = {
       .title = "Container capabilities not dropped",
       .safeguard = Safeguard::AccessControl,
       .hipaa = "164.312(a)(1)",
-      .nist = kNistAccess,
+      .nist = "SP 800-190 4.4.3; SP 800-66r2 5.3.1",
       .severity = Severity::Warning,
       .remedy = "Set securityContext.capabilities.drop: [\"ALL\"] and add none (NET_BIND_SERVICE at most)",
       .runtime = false},
@@ -480,7 +477,7 @@ constexpr Rule kRules[] = {
       .title = "Container root filesystem writable",
       .safeguard = Safeguard::Integrity,
       .hipaa = "164.312(c)(1)",
-      .nist = kNistIntegrity,
+      .nist = "SP 800-190 4.4.4; SP 800-66r2 5.3.3",
       .severity = Severity::Warning,
       .remedy = "Set securityContext.readOnlyRootFilesystem: true; mount writable volumes only where needed",
       .runtime = false},
@@ -490,7 +487,7 @@ constexpr Rule kRules[] = {
       .title = "No NetworkPolicy restricts ingress to the pods",
       .safeguard = Safeguard::AccessControl,
       .hipaa = "164.312(a)(1)",
-      .nist = kNistAccess,
+      .nist = "SP 800-190 4.3.3; SP 800-66r2 5.3.1",
       .severity = Severity::Warning,
       .remedy =
           "Add a NetworkPolicy in the workload's namespace selecting its pods with policyTypes [Ingress]",
