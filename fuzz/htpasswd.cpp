@@ -120,16 +120,23 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     FUZZ_CHECK(out.size() == 1 && out[0].name == "\x01sentinel", "a refused Secret still set a user table");
     // One printable line: an auth-map key in it is quoted and escaped (quote_value).
     FUZZ_CHECK(!has_control(why), "the reason is not one printable line");
+    // A name is in the reason quoted and escaped (an auth-map key): it, and the text around it,
+    // may hold a hash's text without the hash being quoted ("key \"e:$2y-$0\": ':' in the user
+    // name" holds the value `$2y-$0": '`). Names are cut out first, leaving "\0\n" (no hash holds
+    // both: htpasswd hashes have no '\n', auth-map values no '\0').
+    std::string rest = why;
+    for (const auto& n : names) {
+      for (const std::string& q : {phigate::ingress::quote_value(n, 100), n}) {
+        if (q.empty()) continue;
+        for (auto at = rest.find(q); at != std::string::npos; at = rest.find(q, at + 2)) {
+          rest.replace(at, q.size(), std::string("\0\n", 2));
+        }
+      }
+    }
     for (const auto& h : hashes) {
       // A hash-like value ("$" is in none of the reader's own words), long enough to tell apart.
       if (h.size() < 8 || h.find('$') == std::string::npos) continue;
-      // A name is in the reason as written (a duplicate user) or quoted and escaped (an auth-map
-      // key): either may hold the hash's text without the hash being quoted.
-      const bool quoted_name = std::any_of(names.begin(), names.end(), [&](const std::string& n) {
-        return n.find(h) != std::string::npos ||
-               phigate::ingress::quote_value(n, 100).find(h) != std::string::npos;
-      });
-      FUZZ_CHECK(quoted_name || why.find(h) == std::string::npos, "the reason quotes a password hash");
+      FUZZ_CHECK(rest.find(h) == std::string::npos, "the reason quotes a password hash");
     }
     return 0;
   }
