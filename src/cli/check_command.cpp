@@ -170,13 +170,8 @@ int check_command(const std::vector<std::string_view>& args) {
 
   // 2. Manifests: --manifests folders, else the configuration's ingress.dir.
   std::vector<std::string> folders = manifests;
-  if (folders.empty() && cfg && !cfg->ingress.dir.empty()) {
-    if (!fs::is_directory(cfg->ingress.dir, ec)) {
-      std::fprintf(stderr, "phigate check: ingress.dir is not a folder: %s\n", cfg->ingress.dir.c_str());
-      return 2;
-    }
-    folders.push_back(cfg->ingress.dir);
-  }
+  // (load_config already refuses an ingress.dir that is no folder: a CFG000 finding at its line.)
+  if (folders.empty() && cfg && !cfg->ingress.dir.empty()) folders.push_back(cfg->ingress.dir);
   ingress::LoadResult loaded;
   for (const auto& f : folders) ingress::append(loaded, ingress::load_directory(f));  // one set
   if (loaded.broken_files > 0) return unreadable(loaded.diagnostics);
