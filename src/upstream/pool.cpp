@@ -1,9 +1,11 @@
 #include "phigate/upstream/pool.hpp"
 
 #include <openssl/err.h>
+#include <poll.h>
 #include <sys/socket.h>
 
 #include <algorithm>
+#include <array>
 
 namespace phigate::upstream {
 
@@ -94,7 +96,14 @@ std::optional<Connection> Pool::acquire(std::string_view key, Clock::time_point 
     }
     // Checked on every reuse, watched or not: a watch's completion may be queued behind the
     // request taking the connection now, and a hot connection has no watch yet. Bytes in the
-    // socket now were never asked for; EOF means the upstream closed it.
+    // socket now were never asked for; EOF means the upstream closed it. A recent batched check
+    // that found it silent after its release vouches for it without a system call.
+    const bool vouched = idle.checked != 0 && idle.checked == check_round_ &&
+                         Clock::now() - checked_at_ <= limits_.check_window;
+    if (vouched || check_batch(idle, q)) {
+      idle.conn.reused = true;
+      return std::move(idle.conn);
+    }
     if (const auto p = peek(idle.conn); p != Peek::Silent) {
       if (p == Peek::Data && unsolicited_ != nullptr) unsolicited_->inc();
       idle.conn.ssl.reset();
@@ -105,6 +114,36 @@ std::optional<Connection> Pool::acquire(std::string_view key, Clock::time_point 
     return std::move(idle.conn);
   }
   return std::nullopt;
+}
+
+bool Pool::check_batch(Idle& candidate, std::deque<Idle>& q) {
+  // The candidate first, then the most recently released (taken next) not yet checked since
+  // their release. poll() reports data, EOF and errors alike: whatever it reports is decided by
+  // peek() when that entry is taken (a TLS record may leave it usable).
+  std::array<pollfd, kCheckBatch> fds{};
+  std::array<Idle*, kCheckBatch> who{};
+  std::size_t n = 0;
+  fds[n] = {candidate.conn.socket.native_handle(), POLLIN, 0};
+  who[n++] = &candidate;
+  if (limits_.check_window.count() > 0) {
+    for (auto it = q.rbegin(); it != q.rend() && n < kCheckBatch; ++it) {
+      if (it->checked == check_round_ && it->checked != 0) continue;  // vouched for by the last round
+      fds[n] = {it->conn.socket.native_handle(), POLLIN, 0};
+      who[n++] = &*it;
+    }
+  }
+  const int r = ::poll(fds.data(), n, 0);
+  ++check_round_;
+  checked_at_ = Clock::now();
+  if (r < 0) return false;  // peek() decides the candidate; the others stay unchecked
+  for (std::size_t i = 0; i < n; ++i) {
+    // SSL_has_pending: OpenSSL may hold a record read with the last response (Link::finish
+    // refuses those, but a drained ticket can leave one): the socket alone does not tell.
+    const bool silent =
+        fds[i].revents == 0 && (!who[i]->conn.ssl || SSL_has_pending(who[i]->conn.ssl.get()) == 0);
+    who[i]->checked = silent ? check_round_ : 0;
+  }
+  return candidate.checked == check_round_;
 }
 
 void Pool::release(std::string_view key, Connection conn, Clock::time_point now) {

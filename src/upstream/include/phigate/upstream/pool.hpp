@@ -37,6 +37,9 @@ struct PoolLimits {
   std::size_t idle_per_endpoint = 64;
   std::chrono::milliseconds idle_timeout{60'000};
   std::uint32_t max_requests = 10000;
+  /// How long a batched readability check (below) vouches for the idle connections it found
+  /// silent. 0: every acquire checks its own candidate.
+  std::chrono::microseconds check_window{1000};
 };
 
 class Pool {
@@ -54,10 +57,14 @@ class Pool {
   static void pool_key(std::string& out, std::string_view endpoint_key, const BackendTls* tls);
 
   /// Most recently used idle connection to `key` that is still open and silent, or nullopt.
-  /// Every candidate is checked for readability (one MSG_PEEK): EOF or unsolicited bytes close it.
-  /// A TLS candidate with readable bytes is drained through OpenSSL first: TLS records that carry
-  /// no application data (TLS 1.3 NewSessionTicket, KeyUpdate) are consumed and it stays usable;
-  /// application data or close_notify close it as for plain connections.
+  /// Every candidate is checked for readability after its release: one `poll()` checks it and
+  /// up to kCheckBatch - 1 more of the same queue that have not been checked since their release,
+  /// and vouches for those found silent for `check_window` (a burst of requests takes a burst of
+  /// released connections for one system call, as nginx and HAProxy learn the same from their
+  /// event loop's last wait). A readable candidate is peeked (MSG_PEEK): EOF or unsolicited bytes
+  /// close it. A TLS candidate with readable bytes is drained through OpenSSL first: TLS records
+  /// that carry no application data (TLS 1.3 NewSessionTicket, KeyUpdate) are consumed and it
+  /// stays usable; application data or close_notify close it as for plain connections.
   std::optional<Connection> acquire(std::string_view key, Clock::time_point now);
   /// Returns a healthy, idle connection whose last response ended exactly at its framing. Closed
   /// instead when over the limits.
@@ -73,6 +80,9 @@ class Pool {
   /// Closes everything (drain).
   void clear();
   std::size_t idle_count() const noexcept { return idle_total_; }
+  /// Readability checks made by acquire (poll() calls), for tests and profiles.
+  std::uint64_t checks() const noexcept { return check_round_; }
+  static constexpr std::size_t kCheckBatch = 32;
 
   /// TLS session resumption: the last resumable session of a connection with pool key `key`
   /// (endpoint + TLS identity), or null. Owned by the pool; valid until the next store or clear.
@@ -87,11 +97,16 @@ class Pool {
     Clock::time_point since;
     std::uint64_t id;      // names the entry for its readability watch
     bool watched = false;  // a readability watch is pending
+    /// The check round (check_round_) that last found it silent after its release; 0: none.
+    std::uint64_t checked = 0;
   };
   using Queue = std::deque<Idle>;
   /// The watch of entry `id` of endpoint `key` fired: unless the entry was taken meanwhile, close it.
   void on_readable(std::string_view key, std::uint64_t id);
   void close_idle(Idle& idle, bool peek);
+  /// One poll() over `candidate` and the unchecked entries at the back of `q`; marks the silent
+  /// ones checked. True when `candidate` is silent.
+  bool check_batch(Idle& candidate, std::deque<Idle>& q);
 
   PoolLimits limits_;
   metrics::Counter* unsolicited_;
@@ -99,6 +114,8 @@ class Pool {
   core::StringMap<SessionPtr> sessions_;
   std::size_t idle_total_ = 0;
   std::uint64_t next_id_ = 0;
+  std::uint64_t check_round_ = 0;   // poll() calls so far; an entry's `checked` names one
+  Clock::time_point checked_at_{};  // when the last one ran
   std::shared_ptr<Pool*> alive_ = std::make_shared<Pool*>(this);  // watches check it (STYLE §5)
 };
 
