@@ -31,6 +31,9 @@ usage: PHIGATE=/path/to/phigate bench/callgrind.sh [options]
   --warmup N         unmeasured requests on that connection first (default 100)
   --idle S           seconds of the idle (no request) baseline window (default 2; 0 = no baseline)
   --compare PATH     also measure this phigate binary; prints both figures and PHIGATE/PATH
+  --h2 M             HTTP/2 instead: h2load -t1 -c16 -mM (M streams per connection) over TLS, as
+                     bench/h2.sh; warm-up and measured runs are separate h2load runs, so the figure
+                     includes 16 TLS handshakes (about 2.5M Ir each: use --requests 20000 or more)
   --keep-tmp         keep the temp dir (configs, logs, callgrind dumps) and print its path
   -h, --help         this help
 
@@ -48,6 +51,8 @@ REQUESTS=2000
 WARM=100
 IDLE=2
 COMPARE=""
+H2=""
+H2_CLIENTS=16
 WORKERS=1
 PROXY_CPUS=${PROXY_CPUS-}
 LOAD_CPUS=${LOAD_CPUS-}
@@ -57,6 +62,7 @@ while (($#)); do
     --warmup) need_arg "$@"; WARM=$2; shift ;;
     --idle) need_arg "$@"; IDLE=$2; shift ;;
     --compare) need_arg "$@"; COMPARE=$2; shift ;;
+    --h2) need_arg "$@"; H2=$2; shift ;;
     --keep-tmp) KEEP_TMP=1 ;;
     -h | --help) usage; exit 0 ;;
     *) die "unknown option '$1' (see --help)" ;;
@@ -66,6 +72,8 @@ done
 is_uint "$REQUESTS" && ((REQUESTS > 0 && REQUESTS <= 100000)) || die "--requests must be 1..100000, got '$REQUESTS'"
 is_uint "$WARM" && ((WARM > 0 && WARM <= 10000)) || die "--warmup must be 1..10000, got '$WARM'"
 is_uint "$IDLE" && ((IDLE <= 60)) || die "--idle must be 0..60 seconds, got '$IDLE'"
+[[ -z $H2 ]] || { is_uint "$H2" && ((H2 > 0 && H2 <= 100)); } || die "--h2 must be 1..100, got '$H2'"
+[[ -z $H2 ]] || need_tools h2load
 BINS=("$PHIGATE")
 [[ -z $COMPARE ]] || BINS+=("$COMPARE")
 for b in "${BINS[@]}"; do [[ -x $b ]] || die "$b is not an executable phigate (set PHIGATE= or build it)"; done
@@ -212,6 +220,10 @@ measure_bin() {
     WORKERS="$WORKERS" CIPHERS="$CIPHERS" CIPHERSUITES="$CIPHERSUITES" CERT="${CERT[ec]}" KEY="${KEY[ec]}" \
     BACKEND_PORT="$BACKEND_PORT"
   ! grep -q '^audit:' "$f" || die "$f has an audit section; the keep-alive scenario runs with the audit log off"
+  if [[ -n $H2 ]]; then  # as bench/h2.sh: HTTP/2 said explicitly, an idle pool above clients x streams
+    printf 'http2: { enabled: true }\n' >>"$f"
+    sed -i -E 's/keepalive_connections: [0-9]+/keepalive_connections: 2048/' "$f"
+  fi
   out=$TMP/$inst.cg.out
   # --instr-atstart=no: nothing is simulated or counted until `callgrind_control -i on` (with
   # --collect-atstart=no, `-i on` would switch on instrumentation but not collection: Ir stays 0).
@@ -221,6 +233,10 @@ measure_bin() {
   log "$inst: $bin under callgrind (pid $pid) on https://127.0.0.1:${PORT[$inst]}/, waiting until ready"
   wait_up "$inst" "$pid"
   acc0=$(phigate_metric "$inst" phigate_connections_accepted_total)
+  if [[ -n $H2 ]]; then
+    measure_h2 "$inst" "$pid" "$out" "$acc0"
+    return
+  fi
 
   # The client as a coprocess; its pipe ends are copied because bash unsets COPROC when it exits.
   coproc CGCLIENT { exec "${LOAD_PIN[@]}" python3 "$TMP/client.py" 127.0.0.1 "${PORT[$inst]}" "${CA[ec]}" "$WARM" "$REQUESTS" 2>"$TMP/client.err"; }
@@ -270,12 +286,39 @@ measure_bin() {
   log "$inst: Ir $ir over $REQUESTS requests (client ${t_cli}s, instrumented ${t_req}s); idle baseline $idle_ir Ir in ${idle_wall}s -> $(awk -v ir="$ir" -v net="${R_NET[$inst]}" 'BEGIN { printf "%.0f", ir - net }') subtracted"
 }
 
+# measure_h2 INST PID OUT ACC0: the --h2 variant of measure_bin's window (h2load instead of the client;
+# no idle baseline: between runs no connection is open)
+measure_h2() {
+  local inst=$1 pid=$2 out=$3 acc0=$4 url="https://127.0.0.1:${PORT[$1]}/" ir acc1 h
+  h=(timeout -k 5 "$RUN_TIMEOUT" "${LOAD_PIN[@]}" h2load -t1 -c"$H2_CLIENTS" -m"$H2")
+  "${h[@]}" -n"$WARM" "$url" >"$TMP/$inst.h2load-warm.txt" 2>&1 || die "$inst: warm-up h2load failed: $(tail -3 "$TMP/$inst.h2load-warm.txt")"
+  ctl -i on "$pid"
+  "${h[@]}" -n"$REQUESTS" "$url" >"$TMP/$inst.h2load.txt" 2>&1 || die "$inst: h2load failed: $(tail -3 "$TMP/$inst.h2load.txt")"
+  ctl -i off "$pid"
+  ctl -d "$pid"
+  grep -q '^Application protocol: h2' "$TMP/$inst.h2load.txt" || die "$inst: h2load did not speak h2"
+  grep -q "requests: $REQUESTS total, $REQUESTS started, $REQUESTS done, $REQUESTS succeeded" "$TMP/$inst.h2load.txt" ||
+    die "$inst: not every request succeeded: $(grep '^requests:' "$TMP/$inst.h2load.txt")"
+  ir=$(dump_ir "$out" 1)
+  ((ir > 0)) || die "$inst: the dump holds 0 Ir: instrumentation did not switch on (see $TMP/callgrind_control.log)"
+  acc1=$(phigate_metric "$inst" phigate_connections_accepted_total)
+  ((acc1 - acc0 == 2 * H2_CLIENTS)) || die "$inst accepted $((acc1 - acc0)) connections, expected $((2 * H2_CLIENTS))"
+  stop_pid "$pid"; forget_pid "$pid"
+  R_IR[$inst]=$ir; R_NET[$inst]=$ir
+  R_PER[$inst]=$(awk -v ir="$ir" -v n="$REQUESTS" 'BEGIN { printf "%.1f", ir / n }')
+  log "$inst: Ir $ir over $REQUESTS HTTP/2 requests (h2load -c$H2_CLIENTS -m$H2, handshakes included)"
+}
+
 INSTS=(a)
 measure_bin a "$PHIGATE"
 if [[ -n $COMPARE ]]; then INSTS+=(b); measure_bin b "$COMPARE"; fi
 
 # --- report ---------------------------------------------------------------------------------------
-echo "callgrind Ir per keep-alive HTTPS request (1 worker, default-settings python3 ssl client, audit off, $REQUESTS requests on one connection after $WARM warm-up; idle baseline ${IDLE}s)"
+if [[ -n $H2 ]]; then
+  echo "callgrind Ir per HTTP/2 request (1 worker, h2load -t1 -c$H2_CLIENTS -m$H2 -n$REQUESTS after a -n$WARM warm-up run, audit off, $H2_CLIENTS TLS handshakes included)"
+else
+  echo "callgrind Ir per keep-alive HTTPS request (1 worker, default-settings python3 ssl client, audit off, $REQUESTS requests on one connection after $WARM warm-up; idle baseline ${IDLE}s)"
+fi
 printf '%-6s %16s %14s %14s %14s  %s\n' which Ir_window idle_subtr Ir_net Ir/request binary
 declare -A names=([a]="$PHIGATE" [b]="$COMPARE")
 for i in "${INSTS[@]}"; do
