@@ -98,9 +98,7 @@ std::optional<Connection> Pool::acquire(std::string_view key, Clock::time_point 
     // request taking the connection now, and a hot connection has no watch yet. Bytes in the
     // socket now were never asked for; EOF means the upstream closed it. A recent batched check
     // that found it silent after its release vouches for it without a system call.
-    const bool vouched = idle.checked != 0 && idle.checked == check_round_ &&
-                         Clock::now() - checked_at_ <= limits_.check_window;
-    if (vouched || check_batch(idle, q)) {
+    if (vouched(idle, Clock::now()) || check_batch(idle, q)) {
       idle.conn.reused = true;
       return std::move(idle.conn);
     }
@@ -116,34 +114,41 @@ std::optional<Connection> Pool::acquire(std::string_view key, Clock::time_point 
   return std::nullopt;
 }
 
+bool Pool::vouched(const Idle& idle, Clock::time_point now) const noexcept {
+  return idle.checked != Clock::time_point{} && now - idle.checked <= limits_.check_window;
+}
+
 bool Pool::check_batch(Idle& candidate, std::deque<Idle>& q) {
-  // The candidate first, then the most recently released (taken next) not yet checked since
-  // their release. poll() reports data, EOF and errors alike: whatever it reports is decided by
-  // peek() when that entry is taken (a TLS record may leave it usable).
+  // The candidate first, then the most recently released (taken next) not vouched for. poll()
+  // reports data, EOF and errors alike: whatever it reports is decided by peek() when that entry
+  // is taken (a TLS record may leave it usable). The time is taken before the call: what poll()
+  // saw is at least that recent.
+  const auto at = Clock::now();
   std::array<pollfd, kCheckBatch> fds{};
   std::array<Idle*, kCheckBatch> who{};
   std::size_t n = 0;
-  fds[n] = {candidate.conn.socket.native_handle(), POLLIN, 0};
-  who[n++] = &candidate;
+  const auto add = [&](Idle& i) {
+    fds[n] = {i.conn.socket.native_handle(), POLLIN, 0};
+    who[n++] = &i;
+  };
+  add(candidate);
   if (limits_.check_window.count() > 0) {
     for (auto it = q.rbegin(); it != q.rend() && n < kCheckBatch; ++it) {
-      if (it->checked == check_round_ && it->checked != 0) continue;  // vouched for by the last round
-      fds[n] = {it->conn.socket.native_handle(), POLLIN, 0};
-      who[n++] = &*it;
+      if (!vouched(*it, at)) add(*it);
     }
   }
   const int r = ::poll(fds.data(), n, 0);
   ++check_round_;
-  checked_at_ = Clock::now();
-  if (r < 0) return false;  // peek() decides the candidate; the others stay unchecked
+  if (r < 0) return false;  // peek() decides the candidate; the others stay as they were
   for (std::size_t i = 0; i < n; ++i) {
-    // SSL_has_pending: OpenSSL may hold a record read with the last response (Link::finish
-    // refuses those, but a drained ticket can leave one): the socket alone does not tell.
+    // A closed descriptor (-1) is ignored by poll(): never silent. SSL_has_pending: OpenSSL may
+    // hold a record the socket no longer shows (peek() drains TLS records): not silent either.
+    const auto& c = who[i]->conn;
     const bool silent =
-        fds[i].revents == 0 && (!who[i]->conn.ssl || SSL_has_pending(who[i]->conn.ssl.get()) == 0);
-    who[i]->checked = silent ? check_round_ : 0;
+        fds[i].revents == 0 && fds[i].fd >= 0 && (!c.ssl || SSL_has_pending(c.ssl.get()) == 0);
+    who[i]->checked = silent ? at : Clock::time_point{};
   }
-  return candidate.checked == check_round_;
+  return candidate.checked == at;
 }
 
 void Pool::release(std::string_view key, Connection conn, Clock::time_point now) {

@@ -58,10 +58,11 @@ class Pool {
 
   /// Most recently used idle connection to `key` that is still open and silent, or nullopt.
   /// Every candidate is checked for readability after its release: one `poll()` checks it and
-  /// up to kCheckBatch - 1 more of the same queue that have not been checked since their release,
-  /// and vouches for those found silent for `check_window` (a burst of requests takes a burst of
-  /// released connections for one system call, as nginx and HAProxy learn the same from their
-  /// event loop's last wait). A readable candidate is peeked (MSG_PEEK): EOF or unsolicited bytes
+  /// up to kCheckBatch - 1 more of the same queue not vouched for, and vouches for those found
+  /// silent for `check_window` (a burst of requests takes a burst of released connections for one
+  /// system call; nginx and HAProxy learn the same from their event loop's last wait). Bytes a
+  /// backend sends inside the window are read as the next response, as bytes sent between a
+  /// check and the request always are. A readable candidate is peeked (MSG_PEEK): EOF or unsolicited bytes
   /// close it. A TLS candidate with readable bytes is drained through OpenSSL first: TLS records
   /// that carry no application data (TLS 1.3 NewSessionTicket, KeyUpdate) are consumed and it
   /// stays usable; application data or close_notify close it as for plain connections.
@@ -97,15 +98,18 @@ class Pool {
     Clock::time_point since;
     std::uint64_t id;      // names the entry for its readability watch
     bool watched = false;  // a readability watch is pending
-    /// The check round (check_round_) that last found it silent after its release; 0: none.
-    std::uint64_t checked = 0;
+    /// When a check last found it silent (taken before the poll() call), after its release;
+    /// the epoch: never.
+    Clock::time_point checked{};
   };
   using Queue = std::deque<Idle>;
   /// The watch of entry `id` of endpoint `key` fired: unless the entry was taken meanwhile, close it.
   void on_readable(std::string_view key, std::uint64_t id);
   void close_idle(Idle& idle, bool peek);
-  /// One poll() over `candidate` and the unchecked entries at the back of `q`; marks the silent
-  /// ones checked. True when `candidate` is silent.
+  /// True when a check made after `idle`'s release found it silent at most check_window ago.
+  bool vouched(const Idle& idle, Clock::time_point now) const noexcept;
+  /// One poll() over `candidate` and the entries at the back of `q` not vouched for; marks the
+  /// silent ones checked. True when `candidate` is silent.
   bool check_batch(Idle& candidate, std::deque<Idle>& q);
 
   PoolLimits limits_;
@@ -114,8 +118,7 @@ class Pool {
   core::StringMap<SessionPtr> sessions_;
   std::size_t idle_total_ = 0;
   std::uint64_t next_id_ = 0;
-  std::uint64_t check_round_ = 0;   // poll() calls so far; an entry's `checked` names one
-  Clock::time_point checked_at_{};  // when the last one ran
+  std::uint64_t check_round_ = 0;                                 // poll() calls so far
   std::shared_ptr<Pool*> alive_ = std::make_shared<Pool*>(this);  // watches check it (STYLE §5)
 };
 
