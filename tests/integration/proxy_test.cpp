@@ -95,6 +95,30 @@ TEST_F(PhigateTest, Proxy_PipelinedRequestsAnsweredInOrder) {
   }
 }
 
+// More pipelined bytes than the connection's 16 KiB read buffer, in one write: the first read fills
+// the buffer with a request cut in two at its end; every request is still answered, in order, and
+// reaches the backend once.
+TEST_F(PhigateTest, Proxy_PipelinedRequestsBeyondOneReadBufferAllAnswered) {
+  auto up = start_upstream();
+  auto pg = start_phigate(config(route("app.example", up.address())));
+  auto c = TlsClient::connect("127.0.0.1", pg.https, {.sni = "app.example", .ca_file = ca_.cert});
+  ASSERT_TRUE(c) << c.error;
+  std::string batch;
+  constexpr int kRequests = 300;  // 29,292 bytes; no request ends at byte 16384
+  for (int i = 1; i <= kRequests; ++i) {
+    batch += "GET /p" + std::to_string(i) +
+             "?bytes=1 HTTP/1.1\r\nHost: app.example\r\nX-Pad: " + std::string(40, 'p') + "\r\n\r\n";
+  }
+  ASSERT_GT(batch.size(), 16384u);
+  ASSERT_TRUE(c->write(batch));
+  for (int i = 1; i <= kRequests; ++i) {
+    auto resp = c->read_http_response(10s);
+    ASSERT_TRUE(resp) << "response " << i << ": " << c->error();
+    EXPECT_EQ(resp->status, 200) << "response " << i;
+  }
+  EXPECT_EQ(up.records().size(), static_cast<std::size_t>(kRequests));
+}
+
 TEST_F(PhigateTest, Proxy_10MiBChunkedUploadAndDownload_ByteExact) {
   auto up = start_upstream();
   auto pg = start_phigate(config(route("app.example", up.address())));

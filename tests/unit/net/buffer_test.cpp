@@ -31,6 +31,19 @@ TEST(Buffer, WindowCommitConsumeAndCompaction) {
   EXPECT_EQ(b.space_size(), Buffer::kBlockBytes - 1);
 }
 
+TEST(Buffer, TheRoomIsTheSameWhicheverIsAskedFirst) {
+  // Callers write read(b.space(), b.space_size()): the compiler picks the order (GCC 12 evaluates
+  // the size first). A full tail with unread bytes at the front must not look like no room.
+  Buffer b(Buffer::kBlockBytes);
+  b.space();
+  b.commit(Buffer::kBlockBytes);
+  b.consume(Buffer::kBlockBytes - 10);
+  EXPECT_EQ(b.space_size(), Buffer::kBlockBytes - 10);  // before space(): as if compacted
+  b.space();
+  EXPECT_EQ(b.space_size(), Buffer::kBlockBytes - 10);  // after: compacted
+  EXPECT_EQ(b.size(), 10u);
+}
+
 TEST(Buffer, ReleaseKeepsUnreadBytes) {
   Buffer b(Buffer::kBlockBytes);
   std::memcpy(b.space(), "x", 1);

@@ -91,7 +91,12 @@ class Buffer {
     }
     return data_ + end_;
   }
-  std::size_t space_size() const noexcept { return cap_ - end_; }
+  /// The room space() gives, asked before or after it: `read(b.space(), b.space_size())` leaves
+  /// the order to the compiler (GCC 12 asks the size first), so a full tail about to be compacted
+  /// counts as compacted.
+  std::size_t space_size() const noexcept {
+    return end_ == cap_ && begin_ > 0 ? cap_ - (end_ - begin_) : cap_ - end_;
+  }
   void commit(std::size_t n) noexcept { end_ += n; }
   /// Frees the storage while empty (idle connections hold no buffer).
   void release() noexcept {
