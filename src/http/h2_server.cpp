@@ -705,8 +705,9 @@ struct H2ServerSession::Impl {
     nva.push_back(nv(":status", std::string_view(code, static_cast<std::size_t>(code_end - code))));
     for (const auto& f : headers) {
       const std::size_t at = names.size();
-      for (const char c : std::string_view(f.name)) {
-        names.push_back(c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c);
+      names.append(f.name);  // within the reserve: the nv entries before stay valid
+      for (auto* c = names.data() + at; c != names.data() + names.size(); ++c) {
+        if (*c >= 'A' && *c <= 'Z') *c = static_cast<char>(*c - 'A' + 'a');
       }
       const std::string_view name(names.data() + at, names.size() - at);
       const std::string_view value(f.value);
