@@ -348,7 +348,8 @@ int probe_command(const std::vector<std::string_view>& rest) {
 
 namespace {
 
-/// glibc's allocator, set for a long-running server with one arena per worker thread. By default
+/// glibc's allocator (builds without tcmalloc, src/CMakeLists.txt; under tcmalloc mallopt does
+/// nothing), set for a long-running server with one arena per worker thread. By default
 /// it returns the free top of an arena to the kernel once it passes 128 KiB (M_TRIM_THRESHOLD),
 /// so a worker whose in-flight requests rise and fall (100 HTTP/2 streams per connection start and
 /// end a 16 KiB upstream buffer and their heads each) gave pages back and faulted them in again
@@ -376,7 +377,8 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (cmd == "--version" || cmd == "version") {
-    std::printf("phigate %s\n", std::string(phigate::core::version()).c_str());
+    std::printf("phigate %s\nallocator: %s\n", std::string(phigate::core::version()).c_str(),
+                PHIGATE_ALLOCATOR);
     return 0;
   }
   const std::vector<std::string_view> rest(args.begin() + 1, args.end());

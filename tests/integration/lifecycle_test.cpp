@@ -1,6 +1,8 @@
 // Process lifecycle: graceful drain, SIGHUP reload, startup errors, CLI contract, admin.
 #include <csignal>
+#include <fstream>
 #include <future>
+#include <iterator>
 
 #include "phigate_fixture.hpp"
 #include "support/net.hpp"
@@ -90,6 +92,19 @@ TEST_F(PhigateTest, Admin_HealthReadyAndMetrics) {
   EXPECT_EQ(h.out, "200");
 }
 
+// The allocator --version names is the one the serving process runs on: tcmalloc is linked in by
+// interposition, so a link that dropped it (--as-needed) would leave glibc's malloc in place.
+TEST_F(PhigateTest, Startup_ServesOnTheAllocatorItNames) {
+  auto up = start_upstream();
+  auto pg = start_phigate(config(route_to(up)));
+  ASSERT_EQ(curl(pg, {"-o", "/dev/null", https_url(pg, "/")}).exit_code, 0);
+  std::ifstream maps("/proc/" + std::to_string(pg.process.pid()) + "/maps");
+  ASSERT_TRUE(maps.good());
+  const std::string text((std::istreambuf_iterator<char>(maps)), std::istreambuf_iterator<char>());
+  const bool tcmalloc = text.find("libtcmalloc_minimal.so") != std::string::npos;
+  EXPECT_EQ(tcmalloc, std::string(PHIGATE_ALLOCATOR) == "tcmalloc") << PHIGATE_ALLOCATOR;
+}
+
 TEST_F(PhigateTest, Startup_PortInUseExitsNonZeroWithOneLine) {
   auto up = start_upstream();
   // The upstream's port is taken: phigate must say so and exit.
@@ -145,6 +160,8 @@ TEST_F(PhigateTest, Cli_UsageErrorsExit2WithOneLine) {
   auto v = run({bin("phigate"), "--version"});
   EXPECT_EQ(v.exit_code, 0);
   EXPECT_EQ(v.out.rfind("phigate ", 0), 0u);
+  // The allocator the build chose (src/CMakeLists.txt: tcmalloc, glibc under the sanitizers).
+  EXPECT_NE(v.out.find(std::string("\nallocator: ") + PHIGATE_ALLOCATOR + "\n"), std::string::npos) << v.out;
   auto h = run({bin("phigate"), "--help"});
   EXPECT_EQ(h.exit_code, 0);
   EXPECT_NE(h.out.find("validate --config FILE"), std::string::npos);
