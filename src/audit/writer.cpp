@@ -136,6 +136,7 @@ struct Writer::Impl {
   std::condition_variable wake_cv;  // wakes the writer
   std::condition_variable done_cv;  // flush() and stop() waiters
   bool wake = false, stop_requested = false, abandon = false, exited = false, last_ok = true;
+  bool held = false;  // hold_for_test
   std::uint64_t flush_requested = 0, flush_done = 0;
   std::optional<std::pair<std::string, KeyRing>> rotation_requested;
   std::mutex space_mu;          // Block mode and pump(): producers wait on space_cv for ring space
@@ -536,9 +537,14 @@ struct Writer::Impl {
     for (;;) {
       std::unique_lock lk(mu);
       wake_cv.wait_until(lk, next, [&] {
-        return wake || stop_requested || abandon || flush_requested > flush_done || rotation_requested;
+        return abandon || stop_requested ||
+               (!held && (wake || flush_requested > flush_done || rotation_requested));
       });
       if (abandon) break;
+      if (held && !stop_requested) {  // hold_for_test: nothing is taken until the release wakes us
+        next = std::chrono::steady_clock::now() + opt.flush_interval;
+        continue;
+      }
       wake = false;
       const bool stopping = stop_requested;
       const std::uint64_t target = flush_requested;
@@ -972,6 +978,15 @@ Writer::Stats Writer::stats() const {
     st.overflow = st.overflow || p->overflow.load(std::memory_order_relaxed);
   }
   return st;
+}
+
+void Writer::hold_for_test(bool held) {
+  Impl& s = *impl_;
+  {
+    std::lock_guard lk(s.mu);
+    s.held = held;
+  }
+  s.wake_cv.notify_one();
 }
 
 void Writer::fail_writes_for_test(int err) noexcept {

@@ -113,14 +113,18 @@ TEST_F(WriterTest, RotatesByAgeWithInjectedClock) {
 TEST_F(WriterTest, FullQueueRefusesInsteadOfDropping) {
   WriterOptions o = test_options(dir());
   o.queue_bytes_per_producer = 64 << 10;
-  o.batch_records = 1'000'000;  // no early wake-up: nothing drains the ring until it is full
+  o.batch_records = 1'000'000;  // no early wake-up by count
   auto w = Writer::start(o, keys, 1);
   ASSERT_TRUE(w);
+  // A full ring wakes the writer: held, it cannot drain while the producer fills the ring and the
+  // spill (on a loaded machine it otherwise kept up, and the queue never filled).
+  (*w)->hold_for_test(true);
   int accepted = 0;
   while (accepted < 100000 && (*w)->submit(0, record(accepted))) ++accepted;
   ASSERT_LT(accepted, 100000);
   EXPECT_GT(accepted, 100);
   EXPECT_EQ((*w)->stats().rejected, 1u);  // the ring and then the spill were full
+  (*w)->hold_for_test(false);
   ASSERT_TRUE((*w)->flush());
   EXPECT_FALSE((*w)->healthy());  // the ring is drained, the spill not yet queued
   EXPECT_TRUE((*w)->pump(0, true));

@@ -107,6 +107,10 @@ class Writer {
 
   /// Test hook: every later write, fsync, open or rename fails with `err` (ENOSPC, EIO, ...); 0 heals.
   void fail_writes_for_test(int err) noexcept;
+  /// Test hook: while held, the thread takes nothing from the rings (as a writer that has not been
+  /// scheduled yet); flush() waits for the release, stop() ends the hold. Makes a full queue reachable on
+  /// demand.
+  void hold_for_test(bool held);
   /// Test hook: stops the thread like a SIGKILL after the last flush: nothing else is written or sealed.
   void abandon_for_test();
 
