@@ -251,7 +251,10 @@ net::awaitable<void> WorkerImpl::tick_loop() {
       c = next;
     }
     pool_.watch_idle(now_);
-    if (++ticks % 10 == 0) pool_.sweep(now_);
+    if (++ticks % 10 == 0) {
+      pool_.sweep(now_);
+      net::trim_block_cache();  // a burst's buffers go back once a second found no use for them
+    }
     // Records the audit queue could not take yet (the writer fell behind) move in as it drains.
     if (audit_ != nullptr) audit_->pump(id_);
     if (draining_ && head_ == nullptr) {

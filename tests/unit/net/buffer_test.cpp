@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstring>
 #include <memory>
 #include <vector>
@@ -84,6 +85,52 @@ TEST(Buffer, TheCacheIsBounded) {
     EXPECT_EQ(cache->cached(), 0u);
   }
   EXPECT_EQ(cache->cached(), BlockCache::kCachedBlocks);  // the rest went back to the allocator
+}
+
+TEST(Buffer, TrimFreesOnlyBlocksASecondDidNotUse) {
+  auto* cache = BlockCache::local();
+  ASSERT_NE(cache, nullptr);
+  constexpr std::size_t kBurst = BlockCache::kKeptBlocks + 100;
+  {
+    // A burst: more buffers than the cache keeps when idle, all freed into it.
+    std::vector<std::unique_ptr<Buffer>> many;
+    for (std::size_t i = 0; i < kBurst; ++i) {
+      many.push_back(std::make_unique<Buffer>(Buffer::kBlockBytes));
+      many.back()->space();
+    }
+  }
+  ASSERT_GE(cache->cached(), kBurst);
+  // The burst's own takes emptied the cache: every block was used since the last trim.
+  EXPECT_EQ(cache->trim(), 0u);
+  const auto full = cache->cached();
+  // Ten blocks in use during the next interval; the rest lay unused.
+  std::vector<const char*> hot;
+  {
+    std::vector<std::unique_ptr<Buffer>> few;
+    for (int i = 0; i < 10; ++i) {
+      few.push_back(std::make_unique<Buffer>(Buffer::kBlockBytes));
+      hot.push_back(few.back()->space());
+    }
+  }
+  EXPECT_EQ(cache->trim(), full - BlockCache::kKeptBlocks);  // down to the kept blocks, no lower
+  EXPECT_EQ(cache->cached(), BlockCache::kKeptBlocks);
+  // The ones just used stayed (they are on top): the next buffer gets one of them.
+  Buffer b(Buffer::kBlockBytes);
+  EXPECT_NE(std::find(hot.begin(), hot.end(), b.space()), hot.end());
+  EXPECT_EQ(cache->trim(), 0u);  // never below the kept blocks
+  EXPECT_EQ(cache->cached(), BlockCache::kKeptBlocks - 1);
+}
+
+TEST(Buffer, TrimKeepsWhatAnIdleIntervalLeftUnderTheKeptBlocks) {
+  auto* cache = BlockCache::local();
+  ASSERT_NE(cache, nullptr);
+  cache->trim();
+  cache->trim();  // whatever earlier tests left: now at most kKeptBlocks
+  ASSERT_LE(cache->cached(), BlockCache::kKeptBlocks);
+  const auto before = cache->cached();
+  EXPECT_EQ(cache->trim(), 0u);
+  EXPECT_EQ(cache->cached(), before);
+  EXPECT_EQ(net::trim_block_cache(), 0u);
 }
 
 TEST(Buffer, OtherCapacitiesBypassTheCache) {

@@ -7,7 +7,11 @@
 // and ends a link, hence a buffer, per request, and at that rate malloc/free of 16 KiB blocks
 // (glibc grows and trims the worker's arena around them, with page faults) was the largest single
 // cost of the worker (docs/perf-h2-many-streams.md, round 4). The cache is bounded
-// (kCachedBlocks per thread), so idle memory stays bounded too.
+// (kCachedBlocks per thread) and sized for a burst (1,600 streams waiting on their backends hold a
+// block each: below that, tcmalloc's central lists took the overflow, touching every cold block;
+// round 7); the worker's tick trims what a whole second did not use down to kKeptBlocks, so idle
+// memory stays small.
+#include <algorithm>
 #include <array>
 #include <cstddef>
 #include <cstring>
@@ -22,7 +26,8 @@ namespace detail {
 class BlockCache {
  public:
   static constexpr std::size_t kBlockBytes = 16 * 1024;
-  static constexpr std::size_t kCachedBlocks = 128;  // 2 MiB per thread at most
+  static constexpr std::size_t kCachedBlocks = 2048;  // 32 MiB per thread at most, during a burst
+  static constexpr std::size_t kKeptBlocks = 128;     // what trim() leaves: 2 MiB per thread
 
   explicit BlockCache(bool& gone) noexcept : gone_(gone) {}
   BlockCache(const BlockCache&) = delete;
@@ -33,8 +38,13 @@ class BlockCache {
   }
 
   char* take() {
-    if (count_ > 0) return free_[--count_];
-    return new char[kBlockBytes];
+    if (count_ == 0) {
+      low_ = 0;
+      return new char[kBlockBytes];
+    }
+    char* p = free_[--count_];
+    low_ = std::min(low_, count_);
+    return p;
   }
   void give(char* p) noexcept {
     if (count_ < kCachedBlocks) {
@@ -44,6 +54,17 @@ class BlockCache {
     }
   }
   std::size_t cached() const noexcept { return count_; }
+  /// Frees the blocks no take() reached since the last trim() (the bottom of the stack, coldest
+  /// first), keeping at least kKeptBlocks. Returns how many went back to the allocator.
+  std::size_t trim() noexcept {
+    const std::size_t n = std::min(low_, count_ > kKeptBlocks ? count_ - kKeptBlocks : 0);
+    for (std::size_t i = 0; i < n; ++i) delete[] free_[i];
+    std::copy(free_.begin() + static_cast<std::ptrdiff_t>(n),
+              free_.begin() + static_cast<std::ptrdiff_t>(count_), free_.begin());
+    count_ -= n;
+    low_ = count_;
+    return n;
+  }
 
   /// This thread's cache; null while the thread exits after it was destroyed (a buffer freed
   /// by a later thread_local or static destructor then goes straight to the allocator).
@@ -58,9 +79,17 @@ class BlockCache {
   bool& gone_;
   std::array<char*, kCachedBlocks> free_{};
   std::size_t count_ = 0;
+  std::size_t low_ = 0;  // the fewest blocks cached since the last trim(): [0, low_) went unused
 };
 
 }  // namespace detail
+
+/// The worker's tick (once a second): this thread's cached blocks that went unused since the last
+/// call go back to the allocator (BlockCache::trim); how many.
+inline std::size_t trim_block_cache() noexcept {
+  auto* cache = detail::BlockCache::local();
+  return cache != nullptr ? cache->trim() : 0;
+}
 
 class Buffer {
  public:
