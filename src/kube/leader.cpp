@@ -78,6 +78,13 @@ struct LeaderElection::Impl : std::enable_shared_from_this<Impl> {
   bool leading = false;
   bool in_flight = false;
   std::uint64_t generation = 0;  // bumped by stop(): late answers of an old run are ignored
+  // A create/renew/take is on its way: the server may already have stored it under a new
+  // resourceVersion, so a release now, with the one we last saw, would be refused (409) and the
+  // successor would wait out the lease. stop() then leaves the release to that write's answer.
+  bool writing = false;
+  std::uint64_t writing_gen = 0;                   // the generation of that write
+  std::optional<LeaseRecord> release_after_write;  // stop() during a write: what to release if it failed
+  bool release_pending = false;
   // What we last read or wrote, and when (local steady time) it last changed.
   std::optional<LeaseRecord> observed;
   Clock::time_point observed_at{};
@@ -252,10 +259,14 @@ struct LeaderElection::Impl : std::enable_shared_from_this<Impl> {
                           next.transitions);
     req.content_type = "application/json";
     req.timeout = request_timeout();
+    writing = true;
+    writing_gen = generation;
     client.request(std::move(req), [weak = weak_from_this(), gen = generation, sent](
                                        std::optional<Response> r, std::optional<TransportError> e) {
       auto self = weak.lock();
-      if (!self || self->generation != gen) return;
+      if (!self) return;
+      if (self->writing_gen == gen) self->writing = false;
+      if (self->generation != gen) return self->after_stopped_write(r);
       self->on_write(sent, std::move(r), std::move(e));
     });
   }
@@ -299,17 +310,41 @@ struct LeaderElection::Impl : std::enable_shared_from_this<Impl> {
     finish();
   }
 
+  /// stop(): releases the Lease we lead by, now or (a write on its way) once that write answers.
   void release() {
+    if (writing) {
+      release_pending = true;
+      release_after_write = leading ? observed : std::nullopt;
+      return;
+    }
+    if (leading && observed) send_release(*observed);
+  }
+
+  /// The answer of a write sent before stop(): the Lease it stored is ours to release (with its
+  /// new resourceVersion); a write that failed left the record we led by, if any.
+  void after_stopped_write(const std::optional<Response>& r) {
+    if (!release_pending) return;
+    release_pending = false;
+    auto led = std::move(release_after_write);
+    release_after_write.reset();
+    if (r && (r->status == 200 || r->status == 201)) {
+      auto rec = parse_lease(r->body);
+      if (rec && rec->holder == identity) return send_release(*rec);
+    }
+    if (led) send_release(*led);
+  }
+
+  void send_release(const LeaseRecord& held) {
     // Only with the resourceVersion of our own last write: an unconditional update could
     // overwrite a successor's Lease.
-    if (!observed || !leading || observed->resource_version.empty()) return;
+    if (held.resource_version.empty()) return;
     // client-go ReleaseOnCancel: empty holder, a 1 s duration and renewTime now, so the next
     // candidate takes it on its next round instead of waiting out the lease.
     const auto wall = detail::format_time(std::chrono::system_clock::now());
     RequestOptions req;
     req.method = "PUT";
     req.path = path();
-    req.body = lease_body(*observed, "", wall, wall, 1, observed->transitions);
+    req.body = lease_body(held, "", wall, wall, 1, held.transitions);
     req.content_type = "application/json";
     req.timeout = request_timeout();
     client.request(std::move(req), [ns = ns, name = spec.lease_name](std::optional<Response> r,
@@ -340,6 +375,8 @@ void LeaderElection::start() {
   if (impl_->running) return;
   impl_->running = true;
   impl_->in_flight = false;
+  impl_->release_pending = false;  // a restart leads anew: an old run's write no longer releases
+  impl_->release_after_write.reset();
   impl_->attempt();
   impl_->schedule();
 }

@@ -188,6 +188,34 @@ TEST(KubeLeader, StopHandsOverWithinARetryPeriodOrTwo) {
   EXPECT_EQ(b.changes, std::vector<bool>{true});
 }
 
+// A stop that comes while a renewal is on its way: the server has stored that renewal under a new
+// resourceVersion, so a release sent at once with the old one would be refused (409) and the
+// successor would wait out the whole lease. The release follows the renewal's answer instead.
+TEST(KubeLeader, StopDuringARenewalReleasesWithTheRenewalsVersion) {
+  TempDir dir;
+  auto api = FakeApiServer::start(dir, api_options());
+  const auto spec = short_spec();
+  Candidate a(*api, "a", spec);
+  a.election->start();
+  ASSERT_TRUE(run_until(ios({&a}), 10s, [&] { return a.leading(); }));
+  // Answers are held back (the writes themselves are stored on arrival): wait for a's next renewal
+  // to reach the server, then stop a while its answer is still on the way.
+  api->set_slow(600);
+  const int puts = count_requests(*api, "PUT", "leases");
+  ASSERT_TRUE(run_until(ios({&a}), 5s, [&] { return count_requests(*api, "PUT", "leases") > puts; }));
+  a.election->stop();
+  EXPECT_FALSE(a.leading());
+  api->set_slow(0);
+  const auto stopped = Clock::now();
+  Candidate b(*api, "b", spec);
+  b.election->start();
+  ASSERT_TRUE(run_until(ios({&a, &b}), 5s, [&] { return b.leading(); })) << "b did not take over";
+  // The renewal's answer (up to 600 ms) and b's next round or two: not the lease's 3 s.
+  EXPECT_LT(Clock::now() - stopped, 600ms + 2 * kRetry + 500ms);
+  EXPECT_EQ(count_requests(*api, "PUT", "leases", 409), 0) << "a released with a stale resourceVersion";
+  EXPECT_EQ(lease_field(*api, "holderIdentity"), b.name);
+}
+
 TEST(KubeLeader, RevokedLeaderStepsDownAndTheOtherTakesOverAfterTheLease) {
   TempDir dir;
   auto api = FakeApiServer::start(dir, api_options());
