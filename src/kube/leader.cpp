@@ -265,8 +265,13 @@ struct LeaderElection::Impl : std::enable_shared_from_this<Impl> {
                                        std::optional<Response> r, std::optional<TransportError> e) {
       auto self = weak.lock();
       if (!self) return;
-      if (self->writing_gen == gen) self->writing = false;
-      if (self->generation != gen) return self->after_stopped_write(r);
+      const bool last_write = self->writing_gen == gen;
+      if (last_write) self->writing = false;
+      if (self->generation != gen) {
+        // Only the write stop() waited for releases (after a restart, an older one is no one's).
+        if (last_write) self->after_stopped_write(r);
+        return;
+      }
       self->on_write(sent, std::move(r), std::move(e));
     });
   }
@@ -312,12 +317,14 @@ struct LeaderElection::Impl : std::enable_shared_from_this<Impl> {
 
   /// stop(): releases the Lease we lead by, now or (a write on its way) once that write answers.
   void release() {
+    // Only a record naming us (a leader that just read an empty holder has not written yet).
+    const bool ours = leading && observed && observed->holder == identity;
     if (writing) {
       release_pending = true;
-      release_after_write = leading ? observed : std::nullopt;
+      release_after_write = ours ? observed : std::nullopt;
       return;
     }
-    if (leading && observed) send_release(*observed);
+    if (ours) send_release(*observed);
   }
 
   /// The answer of a write sent before stop(): the Lease it stored is ours to release (with its

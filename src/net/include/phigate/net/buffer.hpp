@@ -58,6 +58,10 @@ class BlockCache {
   /// first), keeping at least kKeptBlocks. Returns how many went back to the allocator.
   std::size_t trim() noexcept {
     const std::size_t n = std::min(low_, count_ > kKeptBlocks ? count_ - kKeptBlocks : 0);
+    if (n == 0) {
+      low_ = count_;
+      return 0;
+    }
     for (std::size_t i = 0; i < n; ++i) delete[] free_[i];
     std::copy(free_.begin() + static_cast<std::ptrdiff_t>(n),
               free_.begin() + static_cast<std::ptrdiff_t>(count_), free_.begin());
