@@ -33,6 +33,8 @@ usage: bench/h2.sh [options]
   --wait-quiet S     before each measured run, wait up to S s for the machine to be idle (default 0)
   --targets LIST     comma-separated subset of phigate,nginx,haproxy (default all three)
   --no-build         skip scripts/bootstrap.sh and the Release build (uses build/release/bin/phigate)
+  --pgo              benchmark the profile-guided build/pgo/bin/phigate (scripts/build.sh pgo, about
+                     three times a release build; with --no-build, the one already built)
   --keep-tmp         keep the temp dir (configs, logs, h2load output) and print its path
   -h, --help         this help
 
@@ -40,8 +42,9 @@ environment:
   PROXY_CPUS=0       taskset CPU list for the proxies (empty: no pinning)
   LOAD_CPUS=1        taskset CPU list for h2load and the backend (empty: no pinning)
   PHIGATE=PATH       phigate binary (default build/release/bin/phigate)
+  BENCH_RESULTS_DIR=DIR where the JSON goes (default bench/results, relative to the checkout)
 
-Results: a table on stdout, and the same as JSON in bench/results/h2-<UTC stamp>.json.
+Results: a table on stdout, and the same as JSON in BENCH_RESULTS_DIR/h2-<UTC stamp>.json.
 EOF
 }
 
@@ -71,6 +74,7 @@ while (($#)); do
     --wait-quiet) need_arg "$@"; WAIT_QUIET=${2%s}; shift ;;
     --targets) need_arg "$@"; IFS=, read -r -a TARGETS <<<"$2"; shift ;;
     --no-build) BUILD="" ;;
+    --pgo) use_pgo ;;
     --keep-tmp) KEEP_TMP=1 ;;
     -h | --help) usage; exit 0 ;;
     *) die "unknown option '$1' (see --help)" ;;
@@ -190,14 +194,14 @@ done
 
 # --- 6. table and JSON ----------------------------------------------------------------------------
 STAMP=$(date -u +%Y%m%dT%H%M%SZ)
-mkdir -p bench/results
-OUT=bench/results/h2-$STAMP.json
+mkdir -p "${BENCH_RESULTS_DIR:=bench/results}"
+OUT=$BENCH_RESULTS_DIR/h2-$STAMP.json
 python3 "$REPORT" --runs "$RUNS" --out "$OUT" --settings "$(
   cat <<EOF
 {"stamp": "$STAMP", "git_commit": "$(git rev-parse HEAD 2>/dev/null || echo unknown)", "git_dirty": $([[ -n $(git status --porcelain 2>/dev/null) ]] && echo true || echo false),
  "host": {"busy_pct_before_start": $IDLE_CHECK_BUSY, "cpus": $(nproc), "kernel": "$(uname -r)"},
  "versions": {"phigate": $(jstr "$([[ -z $WITH_PHIGATE ]] || "$PHIGATE" --version 2>&1 | head -1)"), "nginx": $(jstr "$(nginx -v 2>&1 | head -1)"), "haproxy": $(jstr "$(haproxy -v 2>&1 | head -1)"), "h2load": $(jstr "$(h2load --version 2>&1 | head -1)")},
- "settings": {"duration_s": $DURATION, "clients": $CLIENTS, "streams": [$(IFS=,; echo "${STREAMS[*]}")], "h2load_threads": 1, "repeat": $REPEAT, "warmup_s": $WARMUP, "workers": $WORKERS, "cert": "ec", "proxy_cpus": "$PROXY_CPUS", "load_cpus": "$LOAD_CPUS", "wait_quiet_s": $WAIT_QUIET}}
+ "settings": {"phigate_binary": $(jstr "$PHIGATE"), "pgo": $(is_pgo_binary && echo true || echo false), "duration_s": $DURATION, "clients": $CLIENTS, "streams": [$(IFS=,; echo "${STREAMS[*]}")], "h2load_threads": 1, "repeat": $REPEAT, "warmup_s": $WARMUP, "workers": $WORKERS, "cert": "ec", "proxy_cpus": "$PROXY_CPUS", "load_cpus": "$LOAD_CPUS", "wait_quiet_s": $WAIT_QUIET}}
 EOF
 )"
 log "results in $OUT"

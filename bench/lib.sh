@@ -17,7 +17,10 @@
 BENCH_NAME=${BENCH_NAME:-bench}
 ROOT=${ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}
 CONF_DIR=$ROOT/bench/configs
+# --pgo (bench/run.sh, bench/h2.sh): the profile-guided build (scripts/build.sh pgo) instead.
+PHIGATE_GIVEN=${PHIGATE:+1}
 PHIGATE=${PHIGATE:-$ROOT/build/release/bin/phigate}
+PGO=""
 
 die() { echo "$BENCH_NAME: error: $*" >&2; exit 1; }
 log() { echo "$BENCH_NAME: $*" >&2; }
@@ -68,11 +71,21 @@ raise_nofile() {  # N: raise the soft open-files limit to at least N
 }
 
 # --- bootstrap and build ------------------------------------------------------------------------
-build_phigate() {  # NINJA_TARGETS...: scripts/bootstrap.sh, then scripts/build.sh release TARGETS
+use_pgo() {  # --pgo: benchmark build/pgo/bin/phigate (built by build_phigate)
+  [[ -z $PHIGATE_GIVEN ]] || die "--pgo and PHIGATE= name two binaries: give one"
+  PGO=1
+  PHIGATE=$ROOT/build/pgo/bin/phigate
+}
+is_pgo_binary() { [[ $PHIGATE -ef $ROOT/build/pgo/bin/phigate ]]; }  # what the results JSON records
+build_phigate() {  # NINJA_TARGETS...: scripts/bootstrap.sh, then scripts/build.sh release TARGETS (and pgo)
   log "bootstrap (scripts/bootstrap.sh)"
   PHIGATE_QUIET=1 "$ROOT/scripts/bootstrap.sh" >&2 || die "scripts/bootstrap.sh failed"
   log "building (scripts/build.sh release $*)"
   "$ROOT/scripts/build.sh" release "$@" >&2 || die "Release build failed"
+  if [[ -n $PGO ]]; then
+    log "building (scripts/build.sh pgo: instrumented build, training run, optimised build)"
+    "$ROOT/scripts/build.sh" pgo >&2 || die "profile-guided build failed"
+  fi
 }
 need_tools() {  # TOOL...
   local tool

@@ -66,6 +66,8 @@ usage: bench/run.sh [options]
                      (< 10% busy over 1 s); 0 = off (default 0; env WAIT_QUIET)
   --targets LIST     comma-separated subset of phigate,nginx,haproxy (default all three)
   --no-build         skip scripts/bootstrap.sh and the Release build (uses build/release/bin/phigate)
+  --pgo              benchmark the profile-guided build/pgo/bin/phigate (scripts/build.sh pgo, about
+                     three times a release build; with --no-build, the one already built)
   --keep-tmp         keep the temp dir (configs, logs, tool output) and print its path
   -h, --help         this help
 
@@ -73,8 +75,9 @@ environment:
   PROXY_CPUS=0       taskset CPU list for the proxies (empty: no pinning)
   LOAD_CPUS=1        taskset CPU list for wrk, openssl s_time, the clients and the backend (empty: none)
   PHIGATE=PATH       phigate binary to run (default build/release/bin/phigate)
+  BENCH_RESULTS_DIR=DIR where the JSON goes (default bench/results, relative to the checkout)
 
-Results: a table on stdout, and the same as JSON in bench/results/<UTC stamp>.json.
+Results: a table on stdout, and the same as JSON in BENCH_RESULTS_DIR/<UTC stamp>.json.
 EOF
 }
 
@@ -123,6 +126,7 @@ while (($#)); do
     --rsa) KEY_KIND=rsa ;;
     --targets) need_arg "$@"; IFS=, read -r -a TARGETS <<<"$2"; shift ;;
     --no-build) BUILD="" ;;
+    --pgo) use_pgo ;;
     --keep-tmp) KEEP_TMP=1 ;;
     -h | --help) usage; exit 0 ;;
     *) die "unknown option '$1' (see --help)" ;;
@@ -142,6 +146,8 @@ check_targets
 for s in "${SCENARIOS[@]}"; do
   [[ " ${ALL_SCENARIOS[*]} " == *" $s "* ]] || die "unknown scenario '$s' (${ALL_SCENARIOS[*]}, all, all+)"
 done
+# Scenarios 6 and 7 (all+) run their own scripts on the release build: one label, one binary.
+[[ -z $PGO || -z $EXTRAS ]] || die "--pgo with --scenarios all+: bench/slowloris.sh and bench/ingress_scale.sh run the release build (use --scenarios all)"
 has_scenario() { [[ " ${SCENARIOS[*]} " == *" $1 "* ]]; }
 setup_pinning
 
@@ -1290,8 +1296,8 @@ fi
 
 # --- table and JSON -------------------------------------------------------------------------------
 STAMP=$(date -u +%Y%m%dT%H%M%SZ)
-mkdir -p bench/results
-OUT=bench/results/$STAMP.json
+mkdir -p "${BENCH_RESULTS_DIR:=bench/results}"
+OUT=$BENCH_RESULTS_DIR/$STAMP.json
 commit=$(git rev-parse HEAD 2>/dev/null || echo unknown)
 dirty=false; [[ -n $(git status --porcelain 2>/dev/null) ]] && dirty=true
 META=$TMP/meta.json
@@ -1299,6 +1305,6 @@ cat >"$META" <<EOF
 {"stamp": "$STAMP", "command": $(jstr "bench/run.sh $ARGS"), "git": {"commit": "$commit", "dirty": $dirty},
  "host": {"busy_pct_before_start": $IDLE_CHECK_BUSY, "cpus": $(nproc), "cpu_model": $(jstr "$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)"), "kernel": $(jstr "$(uname -r)"), "mem_total_kib": $(awk '/^MemTotal:/ { print $2 }' /proc/meminfo)},
  "versions": {"phigate": $(jstr "$("$PHIGATE" --version 2>&1 | head -1)"), "nginx": $(jstr "$(nginx -v 2>&1 | head -1)"), "haproxy": $(jstr "$(haproxy -v 2>&1 | head -1)"), "wrk": $(jstr "$(wrk -v 2>&1 | head -1 || true)"), "openssl": $(jstr "$(openssl version)"), "python": $(jstr "$(python3 --version 2>&1)")},
- "settings": {"scenarios": $(jstr "${SCENARIOS[*]}"), "targets": $(jstr "${TARGETS[*]}"), "duration_s": $DURATION, "connections": $CONNECTIONS, "hs_connections": $HS_CONNECTIONS, "big_connections": $BIG_CONNECTIONS, "mem_connections": $MEM_CONNECTIONS, "wrk_threads": $WRK_THREADS, "repeat": $REPEAT, "warmup_s": $WARMUP, "wait_quiet_s": $WAIT_QUIET, "workers": $WORKERS, "cert": "$KEY_KIND", "proxy_cpus": "$PROXY_CPUS", "proxy_ncpus": $PROXY_NCPUS, "load_cpus": "$LOAD_CPUS", "tls12_ciphers": "$CIPHERS", "tls13_ciphersuites": "$CIPHERSUITES"}}
+ "settings": {"phigate_binary": $(jstr "$PHIGATE"), "pgo": $(is_pgo_binary && echo true || echo false), "scenarios": $(jstr "${SCENARIOS[*]}"), "targets": $(jstr "${TARGETS[*]}"), "duration_s": $DURATION, "connections": $CONNECTIONS, "hs_connections": $HS_CONNECTIONS, "big_connections": $BIG_CONNECTIONS, "mem_connections": $MEM_CONNECTIONS, "wrk_threads": $WRK_THREADS, "repeat": $REPEAT, "warmup_s": $WARMUP, "wait_quiet_s": $WAIT_QUIET, "workers": $WORKERS, "cert": "$KEY_KIND", "proxy_cpus": "$PROXY_CPUS", "proxy_ncpus": $PROXY_NCPUS, "load_cpus": "$LOAD_CPUS", "tls12_ciphers": "$CIPHERS", "tls13_ciphersuites": "$CIPHERSUITES"}}
 EOF
 python3 "$REPORT" --meta "$META" --runs "$RUNS" --notes "$NOTES" --out "$OUT" "${EXTRA_ARGS[@]}"
