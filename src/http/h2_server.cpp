@@ -128,6 +128,7 @@ struct H2ServerSession::Impl {
   std::uint32_t update_credit = 0;  // connection level: DATA frames sent, not yet answered by an update
   std::string pending;              // bytes nghttp2 framed that did not fit the caller's `max`
   std::size_t pending_off = 0;
+  std::uint64_t data_taken = 0;  // DATA payload bytes framed (read_data), all streams
   std::string_view close_reason;
   // submit_response()'s nv array and name bytes, reused (nghttp2 copies them): no allocation per
   // response once they have grown to the usual header set.
@@ -624,6 +625,7 @@ struct H2ServerSession::Impl {
     const std::size_t n = std::min(length, s->queued());
     if (n > 0) std::memcpy(buf, s->out.data() + s->out_off, n);
     s->out_off += n;
+    data_taken += n;
     if (s->out_off == s->out.size()) {
       // A drained queue gives its memory back (a download's burst must not stay reserved for an
       // idle stream: 100 of them would hold the connection's memory budget).
@@ -995,6 +997,10 @@ void H2ServerSession::end_response(std::int32_t stream, const HeaderList* traile
     im.account(before, *s);  // response trailers count against the budget too (review finding F7)
   }
   im.resume(stream, *s);
+}
+
+std::uint64_t H2ServerSession::data_taken() const noexcept {
+  return impl_->data_taken;
 }
 
 std::size_t H2ServerSession::queued(std::int32_t stream) const noexcept {

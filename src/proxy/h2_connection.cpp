@@ -132,8 +132,10 @@ class H2Connection : public std::enable_shared_from_this<H2Connection> {
   TimePoint spare_deadline_ = kNever;  // idle since: the codec's recycled heads go then
   static constexpr std::chrono::seconds kSpareHeadsIdle{1};
   std::uint64_t streams_seen_ = 0;
-  std::uint32_t websockets_ = 0;  // RFC 8441 tunnels forwarding now (http2.max_websockets_per_connection)
-  TimePoint data_progress_{};     // the last time a stream's queued response bytes went down
+  std::uint32_t websockets_ = 0;   // RFC 8441 tunnels forwarding now (http2.max_websockets_per_connection)
+  TimePoint data_progress_{};      // the last time a stream's queued response bytes went down
+  std::uint64_t data_taken_ = 0;   // the codec's data_taken() at the write loop's last look
+  std::size_t write_waiters_ = 0;  // streams whose write deadline (kWrite) is armed
   std::size_t high_water_ = http::H2ServerSession::kHighWater;  // per-stream queued bytes: send_body waits
   std::size_t low_water_ = http::H2ServerSession::kLowWater;    // ... until they drain to this
   bool closing_ = false;  // GOAWAY sent (drain, idle): close once the streams are done
@@ -172,7 +174,10 @@ class H2Stream final : public ClientStream {
     end_ = r.end_stream;
     protocol_ = r.protocol;
   }
-  ~H2Stream() { c_.worker_.stats().h2_streams_open.add(-1); }
+  ~H2Stream() {
+    if (dl_[kWrite] != kNever) write_disarmed();
+    c_.worker_.stats().h2_streams_open.add(-1);
+  }
 
   static net::awaitable<void> run(std::shared_ptr<H2Connection> conn, std::shared_ptr<H2Stream> self) {
     co_await self->serve();
@@ -270,6 +275,7 @@ class H2Stream final : public ClientStream {
   void expire(TimePoint now) noexcept {
     for (std::size_t i = 0; i < kSlots; ++i) {
       if (dl_[i] > now) continue;
+      if (i == kWrite) write_disarmed();
       dl_[i] = kNever;
       fired_[i] = true;
       switch (i) {
@@ -310,10 +316,8 @@ class H2Stream final : public ClientStream {
   /// deadline was armed, the deadline moves; anything else (PINGs, other streams) leaves it
   /// (review finding 3). Then the waiter looks again.
   void on_output(TimePoint now, std::chrono::milliseconds body_idle) noexcept {
-    const auto q = closed_ ? 0 : c_.codec_.queued(id_);
-    if (q < last_queued_) c_.data_progress_ = now;  // some stream's bytes reach the client
-    last_queued_ = q;
     if (dl_[kWrite] == kNever) return;
+    const auto q = closed_ ? 0 : c_.codec_.queued(id_);
     if (q < write_mark_) {
       write_mark_ = q;
       dl_[kWrite] = now + body_idle;
@@ -343,8 +347,7 @@ class H2Stream final : public ClientStream {
   std::optional<net::asio::steady_timer> pace_timer_;
   std::array<TimePoint, kSlots> dl_{kNever, kNever, kNever, kNever};
   std::array<bool, kSlots> fired_{};
-  std::size_t write_mark_ = 0;   // queued bytes when the write deadline was last set
-  std::size_t last_queued_ = 0;  // queued bytes at the write loop's last look
+  std::size_t write_mark_ = 0;  // queued bytes when the write deadline was last set
   TimePoint started_{};
   TimePoint up_sent_{};
   Clock::duration body_wait_{};
@@ -389,22 +392,30 @@ class H2Stream final : public ClientStream {
 
  private:
   void arm(Slot slot, std::chrono::milliseconds d) noexcept {
+    if (slot == kWrite && dl_[kWrite] == kNever) ++c_.write_waiters_;
     fired_[slot] = false;
     dl_[slot] = c_.worker_.now() + d;
     c_.lower_deadline(dl_[slot]);
   }
   void disarm(Slot slot) noexcept {
     if (dl_[slot] == kNever) return;
+    if (slot == kWrite) write_disarmed();
     dl_[slot] = kNever;
     // A stale (early) connection deadline costs one spurious expire(), which recomputes; while
     // draining update_deadline() is exact (an expire() with nothing due means drain is over).
     c_.update_deadline();
+  }
+  /// Every way out of an armed kWrite comes here once (the connection's count of write waiters).
+  void write_disarmed() noexcept {
+    PHI_ASSERT(c_.write_waiters_ > 0);
+    --c_.write_waiters_;
   }
   void disarm_upstream() noexcept {
     disarm(kUpSend);
     disarm(kUpRead);
   }
   void disarm_all() noexcept {
+    if (dl_[kWrite] != kNever) write_disarmed();
     for (std::size_t i = 0; i < kSlots; ++i) dl_[i] = kNever;
     c_.update_deadline();
   }
@@ -681,10 +692,17 @@ net::awaitable<void> H2Connection::write_loop(std::shared_ptr<H2Connection> self
       out_.clear();
       codec_.take_output(out_, kWriteBytes);
       handle_events();
-      // Streams waiting for their queued bytes to drain look again (their write deadline moves
-      // only if their own bytes went out).
       const auto now = worker_.now();
-      for (auto& [id, s] : streams_) s->on_output(now, body_idle);
+      if (const auto taken = codec_.data_taken(); taken != data_taken_) {
+        data_taken_ = taken;
+        data_progress_ = now;  // some stream's bytes reach the client
+      }
+      // Streams waiting for their queued bytes to drain look again (their write deadline moves
+      // only if their own bytes went out). Only when one waits: the look touches every open stream
+      // (cold at 100 streams per connection: docs/perf-h2-many-streams.md, round 9).
+      if (write_waiters_ != 0) {
+        for (auto& [id, s] : streams_) s->on_output(now, body_idle);
+      }
       update_deadline();
       if (!out_.empty()) {
         write_deadline_ = worker_.now() + body_idle;

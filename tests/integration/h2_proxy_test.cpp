@@ -329,6 +329,16 @@ print('goaway' if 7 in types else 'other')  # our SETTINGS first, then GOAWAY
   EXPECT_EQ(a.records().size(), 1u);                  // only the good request reached a backend
 }
 
+// The start every HTTP/2 client script below shares: python3 -c SCRIPT PORT CA [...]: a TLS
+// connection with ALPN h2 to 127.0.0.1:PORT for app.example, and an h2 client `c` on socket `s`.
+constexpr const char* kH2Connect = R"(
+import socket, ssl, sys, time, h2.connection, h2.config, h2.events, h2.settings
+port, ca = int(sys.argv[1]), sys.argv[2]
+ctx = ssl.create_default_context(cafile=ca); ctx.set_alpn_protocols(['h2'])
+s = ctx.wrap_socket(socket.create_connection(('127.0.0.1', port), timeout=10), server_hostname='app.example')
+c = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True)); c.initiate_connection()
+)";
+
 TEST_F(H2ProxyTest, SlowBodyIs408ForItsStream_IdleConnectionGetsGoaway) {
   auto a = start_upstream("a");
   auto b = start_upstream("b");
@@ -336,12 +346,7 @@ TEST_F(H2ProxyTest, SlowBodyIs408ForItsStream_IdleConnectionGetsGoaway) {
       config(two_routes(a, b), audit_yaml() + "timeouts: { body_idle: 400ms, keepalive_idle: 1s }\n"));
   // Stream 1 announces a body and never sends it; stream 3, on the same connection, is served
   // meanwhile. Then the connection stays idle: GOAWAY and close after keepalive_idle.
-  static const std::string kScript = R"(
-import socket, ssl, sys, time, h2.connection, h2.config, h2.events
-port, ca = int(sys.argv[1]), sys.argv[2]
-ctx = ssl.create_default_context(cafile=ca); ctx.set_alpn_protocols(['h2'])
-s = ctx.wrap_socket(socket.create_connection(('127.0.0.1', port), timeout=10), server_hostname='app.example')
-c = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True)); c.initiate_connection()
+  static const std::string kScript = std::string(kH2Connect) + R"(
 c.send_headers(1, [(':method', 'POST'), (':path', '/a/stalled'), (':scheme', 'https'), (':authority', 'app.example'), ('content-length', '10')])
 c.send_headers(3, [(':method', 'GET'), (':path', '/b/meanwhile'), (':scheme', 'https'), (':authority', 'app.example')], end_stream=True)
 s.sendall(c.data_to_send())
@@ -402,6 +407,51 @@ print(status, ended, 'in time' if time.monotonic() - start < 10 else 'late')
   EXPECT_TRUE(has(rec, "\"outcome\":\"failure\"")) << rec;  // it did not end well
 }
 
+// A stalled stream beside one that drains: only the stalled stream is cancelled after body_idle;
+// the connection, and the other stream's whole response, go on (the connection's write progress is
+// any stream's bytes being taken, not a look at each stream: perf-h2-many-streams.md, round 9).
+TEST_F(H2ProxyTest, StalledStreamIsCancelledWhileItsNeighbourDrainsOnTheSameConnection) {
+  auto a = start_upstream("a");
+  auto b = start_upstream("b");
+  auto pg = start_phigate(
+      config(two_routes(a, b), audit_yaml() + "timeouts: { body_idle: 500ms, keepalive_idle: 30s }\n"));
+  // Every stream's window starts at 0; stream 3's is opened 16 KiB at a time every 100 ms (200 kB:
+  // about 1.2 s, longer than body_idle), stream 1's never.
+  static const std::string kScript = std::string(kH2Connect) + R"(
+c.update_settings({h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 0})
+for sid, path in ((1, '/a/stalled?bytes=200000'), (3, '/a/drains?bytes=200000')):
+    c.send_headers(sid, [(':method', 'GET'), (':path', path), (':scheme', 'https'), (':authority', 'app.example')], end_stream=True)
+c.increment_flow_control_window(1 << 24)
+s.sendall(c.data_to_send())
+start, got, reset1, ended3, closed, last = time.monotonic(), 0, False, False, False, 0.0
+s.settimeout(0.05)
+while time.monotonic() - start < 8 and not (reset1 and ended3) and not closed:
+    if time.monotonic() - last >= 0.1 and not ended3:
+        c.increment_flow_control_window(16384, stream_id=3); last = time.monotonic()
+        s.sendall(c.data_to_send())
+    try: d = s.recv(65535)
+    except socket.timeout: continue
+    except (ConnectionResetError, ssl.SSLError): closed = True; break
+    if not d: closed = True; break
+    for e in c.receive_data(d):
+        if isinstance(e, h2.events.DataReceived) and e.stream_id == 3:
+            got += len(e.data); c.increment_flow_control_window(len(e.data))
+        if isinstance(e, h2.events.StreamEnded) and e.stream_id == 3: ended3 = True
+        if isinstance(e, h2.events.StreamReset) and e.stream_id == 1: reset1 = True
+        if isinstance(e, h2.events.ConnectionTerminated): closed = True
+    s.sendall(c.data_to_send())
+print('stream1', 'reset' if reset1 else 'not reset', 'stream3', got, 'ended' if ended3 else 'open',
+      'closed' if closed else 'connection up')
+)";
+  auto r = run({"/usr/bin/python3", "-c", kScript, std::to_string(pg.https), ca_.cert});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "stream1 reset stream3 200000 ended connection up\n");
+  EXPECT_EQ(pg.process.terminate(), 0);
+  const auto recs = records();
+  EXPECT_TRUE(has(find(recs, "/a/stalled"), "\"outcome\":\"failure\"")) << find(recs, "/a/stalled");
+  EXPECT_TRUE(has(find(recs, "/a/drains"), "\"outcome\":\"success\"")) << find(recs, "/a/drains");
+}
+
 // Review findings 1 and 3: a client with a zero window that keeps the connection busy with PINGs.
 // (a) /a/tail: the response (30 kB) is below the stream's high-water mark, so the stream's coroutine
 // ends with the tail still queued; (b) /a/big: 1 MiB, send_body waits for the window. In both the
@@ -412,12 +462,8 @@ TEST_F(H2ProxyTest, ZeroWindowClientThatPingsStillLosesTheStreamAfterBodyIdle) {
   auto b = start_upstream("b");
   auto pg = start_phigate(
       config(two_routes(a, b), audit_yaml() + "timeouts: { body_idle: 600ms, keepalive_idle: 30s }\n"));
-  static const std::string kScript = R"(
-import socket, ssl, sys, time, h2.connection, h2.config, h2.events, h2.settings
-port, ca, path = int(sys.argv[1]), sys.argv[2], sys.argv[3]
-ctx = ssl.create_default_context(cafile=ca); ctx.set_alpn_protocols(['h2'])
-s = ctx.wrap_socket(socket.create_connection(('127.0.0.1', port), timeout=10), server_hostname='app.example')
-c = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True)); c.initiate_connection()
+  static const std::string kScript = std::string(kH2Connect) + R"(
+path = sys.argv[3]
 c.update_settings({h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 0})
 c.send_headers(1, [(':method', 'GET'), (':path', path), (':scheme', 'https'), (':authority', 'app.example')], end_stream=True)
 s.sendall(c.data_to_send())
@@ -460,12 +506,8 @@ TEST_F(H2ProxyTest, StreamsResetWithTheirHeadersAreNeverForwarded) {
   auto a = start_upstream("a");
   auto b = start_upstream("b");
   auto pg = start_phigate(config(two_routes(a, b), audit_yaml()));
-  static const std::string kScript = R"(
-import socket, ssl, sys, time, h2.connection, h2.config, h2.events
-port, ca, n = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
-ctx = ssl.create_default_context(cafile=ca); ctx.set_alpn_protocols(['h2'])
-s = ctx.wrap_socket(socket.create_connection(('127.0.0.1', port), timeout=10), server_hostname='app.example')
-c = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True)); c.initiate_connection()
+  static const std::string kScript = std::string(kH2Connect) + R"(
+n = int(sys.argv[3])
 def get(sid, path):
     c.send_headers(sid, [(':method', 'GET'), (':path', path), (':scheme', 'https'), (':authority', 'app.example')], end_stream=True)
     s.sendall(c.data_to_send())
@@ -531,12 +573,8 @@ TEST_F(H2ProxyTest, StreamsResetWhileTheBackendConnectsAreNotCountedAgainstIt) {
     const auto at = text.find("\nphigate_upstream_ejections_total ");
     return at == std::string::npos ? -1L : std::strtol(text.c_str() + at + 34, nullptr, 10);
   };
-  static const std::string kScript = R"(
-import socket, ssl, sys, time, h2.connection, h2.config, h2.events
-port, ca, n = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
-ctx = ssl.create_default_context(cafile=ca); ctx.set_alpn_protocols(['h2'])
-s = ctx.wrap_socket(socket.create_connection(('127.0.0.1', port), timeout=10), server_hostname='app.example')
-c = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True)); c.initiate_connection()
+  static const std::string kScript = std::string(kH2Connect) + R"(
+n = int(sys.argv[3])
 s.sendall(c.data_to_send())
 for i in range(n):
     sid = 1 + 2 * i

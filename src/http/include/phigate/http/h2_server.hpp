@@ -136,6 +136,9 @@ class H2ServerSession {
   void end_response(std::int32_t stream, const HeaderList* trailers);
   /// Bytes queued for `stream` not yet framed (backpressure: wait for Writable when high).
   std::size_t queued(std::int32_t stream) const noexcept;
+  /// Response body bytes framed so far, all streams together: a change means some stream's bytes
+  /// went towards the client (the connection's write progress, without a look at every stream).
+  std::uint64_t data_taken() const noexcept;
   static constexpr std::size_t kLowWater = 16 * 1024;
   static constexpr std::size_t kHighWater = 64 * 1024;
   /// This connection's high-water mark: min(kHighWater, connection_memory_bytes / (2 x
