@@ -18,7 +18,9 @@ for r in rules:
         rows.append("| %s | %s | built in | – | – | %s. **Met by construction:** %s |"
                     % (r["id"], r["hipaa"], cell(r["title"]), cell(r["built_in"])))
     else:
-        rows.append("| %s | %s | %s | %s | %s | %s |" % (r["id"], r["hipaa"], r["severity"],
+        # E/W: an error where PHI is served, a warning elsewhere (the rule's warning_off_phi).
+        severity = "E/W" if r.get("warning_off_phi") else r["severity"]
+        rows.append("| %s | %s | %s | %s | %s | %s |" % (r["id"], r["hipaa"], severity,
                     "yes" if r["enforceable"] else "", "CLI + run" if r["runtime"] else "CLI", cell(r["title"])))
 doc = open(sys.argv[2]).read()
 begin, end = "<!-- RULES-TABLE begin -->\n", "<!-- RULES-TABLE end -->\n"

@@ -92,6 +92,11 @@ std::string Finding::fingerprint() const {
 
 std::string describe(const Finding& f) {
   config::Diagnostic d;
+  // The finding's own severity where a diagnostic says it ("file:line: warning: ..."): a warning
+  // logged as "error" would page whoever alerts on error lines.
+  d.severity = f.severity == Severity::Error     ? config::Severity::Error
+               : f.severity == Severity::Warning ? config::Severity::Warning
+                                                 : config::Severity::Info;
   d.file = f.where.file;
   if (f.where.doc >= 0) d.file.append("#").append(std::to_string(f.where.doc));
   if (f.where.item >= 0) d.file.append(".items[").append(std::to_string(f.where.item)).append("]");
@@ -102,7 +107,7 @@ std::string describe(const Finding& f) {
   const std::string_view hipaa = f.rule ? f.rule->hipaa : std::string_view{};
   const std::string_view remedy = f.rule ? f.rule->remedy : std::string_view{};
   d.message.reserve(id.size() + hipaa.size() + f.message.size() + remedy.size() + 16);
-  d.message.append(id).append(" ").append(hipaa).append(" ").append(to_string(f.severity)).append(": ");
+  d.message.append(id).append(" ").append(hipaa).append(": ");
   d.message.append(f.message).append(" (").append(remedy).append(")");
   return d.to_string();  // escapes control bytes
 }

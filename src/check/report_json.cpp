@@ -62,6 +62,7 @@ std::string render_json(const std::vector<Finding>& findings, const Evidence& ev
     o["remedy"] = str(r->remedy);
     o["runtime"] = r->runtime;
     o["enforceable"] = r->enforceable;
+    o["warning_off_phi"] = r->warning_off_phi;
     if (!r->built_in.empty()) o["built_in"] = str(r->built_in);
     rules.push_back(std::move(o));
   }
@@ -69,9 +70,12 @@ std::string render_json(const std::vector<Finding>& findings, const Evidence& ev
 
   json::array out;
   for (const auto& f : findings) {
+    const RuleInfo& r = *model.rules[model.rule_index(f)];
     json::object o;
-    o["rule"] = str(model.rules[model.rule_index(f)]->id);
+    o["rule"] = str(r.id);
     o["severity"] = str(to_string(f.severity));
+    o["hipaa"] = str(r.hipaa.empty() ? citation(r.safeguard) : r.hipaa);
+    o["nist"] = str(r.nist);  // "" when no NIST section applies
     o["host"] = str(f.host);
     o["message"] = str(f.message);
     json::object loc;

@@ -1,6 +1,7 @@
 // Text for people: evidence, then per safeguard a summary line and one line per finding
-// ("file:line: ERROR TX005 [resource field] message — remedy"), then the totals. Every string
-// from configuration or manifests goes through display(): one line, controls escaped.
+// ("file:line: ERROR TX005 164.312(e)(1) [resource field] message — remedy (NIST SP ...)"), then
+// the totals. Every string from configuration or manifests goes through display(): one line,
+// controls escaped.
 #include "report_common.hpp"
 #include "report_impl.hpp"
 
@@ -42,6 +43,7 @@ std::string render_text(const std::vector<Finding>& findings, const Evidence& ev
       out.append("  ");
       if (const auto where = file_line(f.where); !where.empty()) out.append(display(where)).append(": ");
       out.append(upper(f.severity)).append(" ").append(display(r.id));
+      out.append(" ").append(display(r.hipaa.empty() ? citation(r.safeguard) : r.hipaa));
       if (!f.where.resource.empty() || !f.where.field.empty()) {
         out.append(" [").append(display(f.where.resource));
         if (!f.where.resource.empty() && !f.where.field.empty()) out.append(" ");
@@ -49,6 +51,7 @@ std::string render_text(const std::vector<Finding>& findings, const Evidence& ev
       }
       out.append(" ").append(display(f.message));
       if (!r.remedy.empty()) out.append(" \xE2\x80\x94 ").append(display(r.remedy));
+      if (!r.nist.empty()) out.append(" (NIST ").append(display(r.nist)).append(")");
       out.append("\n");
     }
   }

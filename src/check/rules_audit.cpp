@@ -253,7 +253,8 @@ constexpr Rule kRules[] = {
       .nist = kNistAudit,
       .severity = Severity::Error,
       .remedy = "Set audit.query to redact (default), hash or drop: query strings often carry PHI",
-      .runtime = true},
+      .runtime = true,
+      .warning_off_phi = true},
      &query_kept},
     {{.id = "AU007",
       .name = "AuditCredentialHeaders",
@@ -266,7 +267,8 @@ constexpr Rule kRules[] = {
           "Remove credential headers (authorization, proxy-authorization, cookie, set-cookie, x-api-key, "
           "x-auth-token, x-access-token, x-amz-security-token, x-forwarded-access-token, "
           "x-auth-request-access-token, x-csrf-token) from audit.headers",
-      .runtime = true},
+      .runtime = true,
+      .warning_off_phi = true},
      &phi_headers},
     {{.id = "AU008",
       .name = "AuditRecordTooLong",

@@ -220,7 +220,8 @@ constexpr Rule kRules[] = {
       .severity = Severity::Error,
       .remedy = "Recreate the users with htpasswd -B -C 10 (bcrypt, cost 10 to 12) in the auth-secret",
       .runtime = true,
-      .enforceable = true},
+      .enforceable = true,
+      .warning_off_phi = true},
      &weak_htpasswd},
 };
 

@@ -1,6 +1,12 @@
 // CR* rules: the served certificates (tls.default_certificate, tls.certificates, Ingress TLS
 // Secrets). Safeguard (e)(1). Runtime scope looks at in-memory PEMs (Secrets) only; the CLI also
 // reads certificate files. Parsed certificates are cached per process (x509_impl.hpp).
+// None is enforceable (docs/check.md, "At run time"): a finding is about a Secret, which any
+// namespace's Ingress may name for a host (failing that host's Ingresses for it would let one
+// tenant fail another's closed); an RSA key under 2048 bits, a SHA-1 chain or a mismatched key is
+// never served anyway (OpenSSL's security level refuses to load it: its hosts get the default
+// certificate); a name mismatch is refused by every client; and failing closed on a date (CR001)
+// turns a late renewal into a scheduled outage.
 #include <ctime>
 
 #include "phigate/check/check.hpp"
@@ -238,7 +244,8 @@ constexpr Rule kRules[] = {
       .nist = kNistCert,
       .severity = Severity::Error,
       .remedy = "Renew the certificate (automate it, e.g. cert-manager) well before the expiry window",
-      .runtime = true},
+      .runtime = true,
+      .warning_off_phi = true},
      &cert_expiry},
     {{.id = "CR002",
       .name = "CertificateWeakKey",

@@ -29,8 +29,28 @@ namespace {
 
 namespace fs = std::filesystem;
 
+constexpr const char* kCheckUsage =
+    "usage: phigate check --config FILE [--manifests DIR]... [--format text|json|sarif|html|markdown]\n"
+    "                     [--phi-hosts all|annotated] [--min-cert-days N] [--output FILE] [--now RFC3339]\n"
+    "\n"
+    "Compiles FILE (and the manifests) as run would and reports, rule by rule, which HIPAA technical\n"
+    "safeguard (45 CFR 164.312) it misses (docs/check.md).\n"
+    "\n"
+    "  -c, --config FILE    the configuration file\n"
+    "  --manifests DIR      Kubernetes manifests (Ingresses, Secrets, Services, deployment objects);\n"
+    "                       repeatable; replaces the configuration's ingress.dir\n"
+    "  --format F           text (default), json, sarif, html or markdown\n"
+    "  --phi-hosts MODE     all: every host carries PHI; annotated: those marked phigate.io/phi\n"
+    "                       (default: check.phi_hosts)\n"
+    "  --min-cert-days N    certificates expiring within N days are findings (default 21)\n"
+    "  --output FILE        write the report there instead of standard output\n"
+    "  --now RFC3339        the time the report is made at (reproducible reports)\n"
+    "  -h, --help           print this help and exit\n"
+    "\n"
+    "Exit codes: 0 no error finding, 1 error findings, 2 input unreadable or usage error.\n";
+
 int usage(const std::string& msg) {
-  std::fprintf(stderr, "phigate check: %s (see phigate --help)\n", msg.c_str());
+  std::fprintf(stderr, "phigate check: %s (see phigate check --help)\n", msg.c_str());
   return 2;
 }
 
@@ -105,6 +125,10 @@ int check_command(const std::vector<std::string_view>& args) {
     const auto eq = a.find('=');
     const bool inline_value = a.starts_with("--") && eq != std::string_view::npos;
     const std::string_view name = inline_value ? a.substr(0, eq) : a;
+    if (a == "-h" || a == "--help") {  // where an option stands (a value "-h" is a value)
+      std::fputs(kCheckUsage, stdout);
+      return 0;
+    }
     static constexpr std::string_view kOptions[] = {"--config",        "-c",       "--manifests", "--format",
                                                     "--min-cert-days", "--output", "--phi-hosts", "--now"};
     if (std::find(std::begin(kOptions), std::end(kOptions), name) == std::end(kOptions)) {

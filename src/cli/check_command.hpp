@@ -5,8 +5,9 @@
 
 namespace phigate::cli {
 
-/// Runs `phigate check` with the arguments after "check". Exit 0: no error finding; 1: an error
-/// finding (a configuration error included); 2: usage error or input that cannot be read.
+/// Runs `phigate check` with the arguments after "check". Exit 0: no error finding (or -h/--help:
+/// the usage on stdout); 1: an error finding (a configuration error included); 2: usage error or
+/// input that cannot be read.
 int check_command(const std::vector<std::string_view>& args);
 
 }  // namespace phigate::cli

@@ -29,7 +29,7 @@ std::string Diagnostic::to_string() const {
   std::string s;
   append_escaped(s, file);
   if (line > 0) s += ":" + std::to_string(line);
-  s += severity == Severity::Error ? ": error: " : ": warning: ";
+  s += severity == Severity::Error ? ": error: " : severity == Severity::Warning ? ": warning: " : ": info: ";
   if (!resource.empty()) {
     append_escaped(s, resource);
     s += ": ";

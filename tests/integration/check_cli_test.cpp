@@ -161,11 +161,44 @@ TEST_F(CheckCli, TheDocsListEveryRule) {
   std::stringstream text;
   text << in.rdbuf();
   for (auto rule : rules) {
-    std::string_view id;
+    std::string_view id, hipaa, severity, built_in;
+    bool enforceable = false, runtime = false, warning_off_phi = false;
     ASSERT_EQ(rule["id"].get(id), simdjson::SUCCESS);
-    EXPECT_NE(text.str().find("| " + std::string(id) + " |"), std::string::npos)
-        << id << " is not in docs/check.md";
+    ASSERT_EQ(rule["hipaa"].get(hipaa), simdjson::SUCCESS);
+    ASSERT_EQ(rule["severity"].get(severity), simdjson::SUCCESS);
+    ASSERT_EQ(rule["enforceable"].get(enforceable), simdjson::SUCCESS);
+    ASSERT_EQ(rule["runtime"].get(runtime), simdjson::SUCCESS);
+    ASSERT_EQ(rule["warning_off_phi"].get(warning_off_phi), simdjson::SUCCESS);
+    // The row's fixed columns as scripts/gen-check-rules.sh writes them: a stale table (a rule made
+    // enforceable, E/W, or run-time since) fails here; rerun the script.
+    std::string row = "| " + std::string(id) + " | " + std::string(hipaa) + " | ";
+    if (rule["built_in"].get(built_in) == simdjson::SUCCESS && !built_in.empty()) {
+      row += "built in | \xE2\x80\x93 | \xE2\x80\x93 |";
+    } else {
+      row += std::string(warning_off_phi ? "E/W" : severity) + " | " + (enforceable ? "yes" : "") + " | " +
+             (runtime ? "CLI + run" : "CLI") + " |";
+    }
+    EXPECT_NE(text.str().find(row), std::string::npos)
+        << "docs/check.md has no row starting \"" << row << "\" (scripts/gen-check-rules.sh)";
   }
+}
+
+TEST_F(CheckCli, HelpPrintsTheUsageAndExitsZero) {
+  for (const std::vector<std::string>& args :
+       {std::vector<std::string>{"--help"}, {"-h"}, {"--config", "absent.yaml", "--help"}}) {
+    std::vector<std::string> argv = {bin("phigate"), "check"};
+    argv.insert(argv.end(), args.begin(), args.end());
+    const auto r = run(argv);
+    EXPECT_EQ(r.exit_code, 0) << args.back() << ": " << r.err;
+    EXPECT_TRUE(r.out.starts_with("usage: phigate check --config FILE")) << r.out;
+    EXPECT_NE(r.out.find("--manifests DIR"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("--min-cert-days N"), std::string::npos) << r.out;
+    EXPECT_TRUE(r.err.empty()) << r.err;
+  }
+  // A usage error still exits 2 and points at the help.
+  const auto bad = run({bin("phigate"), "check", "--bogus"});
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_NE(bad.err.find("phigate check --help"), std::string::npos) << bad.err;
 }
 
 TEST_F(CheckCli, UnreadableInputExitsTwoAndConfigurationErrorsAreFindings) {

@@ -83,5 +83,17 @@ TEST_F(CheckEnforceTest, WithoutEnforceTheFindingIsReportedAndTheIngressServes) 
   EXPECT_EQ(pg.process.output().substr(mark2).find("AC002"), std::string::npos);
 }
 
+TEST_F(CheckEnforceTest, AWarningFindingIsLoggedAsAWarning) {
+  // Neither Ingress carries PHI: a backend in clear (TX007) is a warning there, and its log line
+  // says so in the diagnostic's own place, never "error".
+  write("127.0.0.0/8");
+  auto pg = start();
+  const auto line = pg.process.wait_for_line("TX007 164.312(e)(1): app.example", 10s);
+  ASSERT_TRUE(line) << pg.process.output();
+  EXPECT_NE(line->find(" warning check: "), std::string::npos) << *line;
+  EXPECT_NE(line->find(": warning: Ingress default/a: "), std::string::npos) << *line;
+  EXPECT_EQ(line->find("error"), std::string::npos) << *line;
+}
+
 }  // namespace
 }  // namespace phigate::test

@@ -21,10 +21,15 @@ TEST(CheckEngine, EveryRuleHasAUniqueIdItsSafeguardsCitationARemedyAndATitle) {
     EXPECT_FALSE(r.info.name.empty());
     // A built-in control has evidence and no function; every other rule has a function.
     EXPECT_EQ(r.fn == nullptr, !r.info.built_in.empty() || r.info.id == "CFG000" || r.info.id == "CFG001");
-    // Only Ingress-scoped errors can be enforced.
+    // Only Ingress-scoped (or TLS Secret) errors can be enforced.
     if (r.info.enforceable) {
       EXPECT_EQ(r.info.severity, Severity::Error);
       EXPECT_TRUE(r.info.runtime);
+    }
+    // "E/W" (an error where PHI is served, a warning elsewhere) lowers an error.
+    if (r.info.warning_off_phi) {
+      EXPECT_EQ(r.info.severity, Severity::Error);
+      EXPECT_TRUE(r.info.built_in.empty());
     }
   }
 }
@@ -54,6 +59,35 @@ TEST(CheckEngine, FingerprintIsStableAndSeparatesItsParts) {
   d.where.field = "xx";
   EXPECT_NE(a.fingerprint(), c.fingerprint());
   EXPECT_NE(a.fingerprint(), d.fingerprint());
+}
+
+TEST(CheckEngine, DescribeLogsTheFindingsOwnSeverityOnce) {
+  const RuleInfo* tx007 = find_rule("TX007");
+  ASSERT_NE(tx007, nullptr);
+  Finding f =
+      make_finding(*tx007, "www.example: Ingress web/www sends requests to its backend in clear (HTTP)",
+                   Location{.file = "k8s/www.yaml",
+                            .doc = 1,
+                            .line = 9,
+                            .resource = "Ingress web/www",
+                            .field = "metadata.annotations.nginx.ingress.kubernetes.io/backend-protocol"},
+                   "www.example");
+  f.severity = Severity::Warning;  // TX007 off a PHI host
+  const std::string tail =
+      "Ingress web/www: metadata.annotations.nginx.ingress.kubernetes.io/backend-protocol: "
+      "TX007 164.312(e)(1): www.example: Ingress web/www sends requests to its backend in "
+      "clear (HTTP) (" +
+      std::string(tx007->remedy) + ")";
+  const auto line = describe(f);
+  EXPECT_EQ(line, "k8s/www.yaml#1:9: warning: " + tail);
+  EXPECT_EQ(line.find("error"), std::string::npos) << line;
+  f.severity = Severity::Error;
+  EXPECT_EQ(describe(f), "k8s/www.yaml#1:9: error: " + tail);
+  f.severity = Severity::Info;
+  EXPECT_EQ(describe(f), "k8s/www.yaml#1:9: info: " + tail);
+  // A control byte from a manifest cannot start a second log line.
+  f.where.resource = "Ingress web/w\nww";
+  EXPECT_EQ(describe(f).find('\n'), std::string::npos);
 }
 
 TEST(CheckEngine, OptionsComeFromTheCheckSection) {

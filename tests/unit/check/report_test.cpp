@@ -176,21 +176,21 @@ TEST(CheckReportText, GroupsBySafeguardWithASummaryLineAndOneLinePerFinding) {
   const auto at = [&](const std::string& line) { return std::find(ls.begin(), ls.end(), line) - ls.begin(); };
   const auto tx_at = at(tx);
   ASSERT_LT(tx_at + 3, static_cast<long>(ls.size()));
-  EXPECT_EQ(
-      ls[tx_at + 1],
-      "  phigate.yaml:12: ERROR ZZT01 [tls.min_version] TLS 1.0 allowed \xE2\x80\x94 Redirect HTTP to HTTPS");
+  // Each finding names its rule's HIPAA paragraph and, when the rule has one, its NIST reference.
+  EXPECT_EQ(ls[tx_at + 1],
+            "  phigate.yaml:12: ERROR ZZT01 164.312(e)(1) [tls.min_version] TLS 1.0 allowed \xE2\x80\x94 "
+            "Redirect HTTP to HTTPS (NIST SP 800-52r2 3.1)");
   EXPECT_EQ(ls[tx_at + 2],
-            "  k8s/ingress.yaml:7: ERROR ZZT01 [Ingress default/web "
+            "  k8s/ingress.yaml:7: ERROR ZZT01 164.312(e)(1) [Ingress default/web "
             "metadata.annotations.nginx.ingress.kubernetes.io/ssl-redirect] records.example is served on "
             "plain HTTP "
-            "\xE2\x80\x94 Redirect HTTP to HTTPS");
+            "\xE2\x80\x94 Redirect HTTP to HTTPS (NIST SP 800-52r2 3.1)");
   EXPECT_EQ(ls[tx_at + 3],
-            "  WARNING ZZT02 [Ingress prod/api metadata.annotations] HSTS max-age 300 on api.example "
-            "\xE2\x80\x94 Set "
-            "max-age to 31536000");
-  EXPECT_EQ(
-      ls[at(au) + 1],
-      "  /etc/phigate/phigate.yaml: INFO ZZA01 the WAF is not built yet \xE2\x80\x94 Nothing to do yet");
+            "  WARNING ZZT02 164.312(e)(1) [Ingress prod/api metadata.annotations] HSTS max-age 300 on "
+            "api.example \xE2\x80\x94 Set max-age to 31536000");
+  EXPECT_EQ(ls[at(au) + 1],
+            "  /etc/phigate/phigate.yaml: INFO ZZA01 164.312(b) the WAF is not built yet \xE2\x80\x94 "
+            "Nothing to do yet");
   EXPECT_EQ(ls.back(),
             "Total: 2 errors, 1 warning, 1 info in " + std::to_string(all_rules().size() + 3) + " rules");
 }
@@ -237,7 +237,13 @@ TEST(CheckReportJson, ParsesBackWithEveryRuleFindingAndCount) {
   EXPECT_EQ(sv(doc["evidence"]["phi_hosts"].at(1)), "records.example");
 
   std::multiset<std::string> ids;
-  for (auto r : doc["rules"].get_array()) ids.insert(std::string(sv(r["id"])));
+  for (auto r : doc["rules"].get_array()) {
+    ids.insert(std::string(sv(r["id"])));
+    // The "E/W" mark of docs/check.md's table (scripts/gen-check-rules.sh reads it from here).
+    if (const RuleInfo* info = find_rule(sv(r["id"]))) {
+      EXPECT_EQ(r["warning_off_phi"].get_bool().value(), info->warning_off_phi) << info->id;
+    }
+  }
   std::multiset<std::string> want{"ZZT01", "ZZT02", "ZZA01"};
   for (const auto& r : all_rules()) want.insert(std::string(r.info.id));
   EXPECT_EQ(ids, want);
@@ -249,6 +255,8 @@ TEST(CheckReportJson, ParsesBackWithEveryRuleFindingAndCount) {
     SCOPED_TRACE(i);
     EXPECT_EQ(sv(f["rule"]), findings[i].rule->id);
     EXPECT_EQ(sv(f["severity"]), to_string(findings[i].severity));
+    EXPECT_EQ(sv(f["hipaa"]), findings[i].rule->hipaa);  // on each finding, not only in rules[]
+    EXPECT_EQ(sv(f["nist"]), findings[i].rule->nist);
     EXPECT_EQ(sv(f["message"]), findings[i].message);
     EXPECT_EQ(sv(f["host"]), findings[i].host);
     EXPECT_EQ(sv(f["location"]["file"]), findings[i].where.file);
@@ -259,6 +267,10 @@ TEST(CheckReportJson, ParsesBackWithEveryRuleFindingAndCount) {
     EXPECT_EQ(sv(f["fingerprint"]), findings[i].fingerprint());
     ++i;
   }
+  EXPECT_EQ(sv(fs.at(0)["hipaa"]), "164.312(e)(1)");
+  EXPECT_EQ(sv(fs.at(0)["nist"]), "SP 800-52r2 3.1");
+  EXPECT_EQ(sv(fs.at(2)["nist"]), "");  // ZZT02 has no NIST reference
+  EXPECT_EQ(sv(fs.at(3)["hipaa"]), "164.312(b)");
   EXPECT_EQ(doc["summary"]["errors"].get_int64().value(), 2);
   EXPECT_EQ(doc["summary"]["warnings"].get_int64().value(), 1);
   EXPECT_EQ(doc["summary"]["infos"].get_int64().value(), 1);

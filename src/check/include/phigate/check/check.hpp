@@ -49,7 +49,10 @@ struct RuleInfo {
   Severity severity = Severity::Error;  // default level (a finding may lower it, e.g. on a non-PHI host)
   std::string_view remedy{};            // one line
   bool runtime = true;                  // evaluated at every snapshot build too
-  bool enforceable = false;     // an Ingress-scoped error may fail that Ingress closed (check.enforce)
+  bool enforceable = false;  // an Ingress-scoped error may fail that Ingress closed (check.enforce)
+  /// An error where PHI is served, a warning elsewhere ("E/W" in docs/check.md): the rule lowers
+  /// its findings off PHI hosts (or, for config-wide settings, when no host carries PHI).
+  bool warning_off_phi = false;
   std::string_view built_in{};  // non-empty: the control is met by construction; this is the evidence
 };
 
@@ -148,8 +151,9 @@ const RuleInfo& not_evaluated_rule();
 /// Runs every rule of v.options.scope; findings sorted by safeguard, rule, file, line, message.
 std::vector<Finding> evaluate(const View& v);
 
-/// One line for logs: "file:line: [resource] field: ID 164.312(x): message (remedy)", control
-/// bytes escaped.
+/// One line for logs, config::Diagnostic's form with the finding's severity:
+/// "file[#doc]:line: error|warning|info: [resource: ][field: ]ID 164.312(x): message (remedy)",
+/// control bytes escaped.
 std::string describe(const Finding& f);
 
 /// Helper for rule authors: a finding of `rule` at its default severity.

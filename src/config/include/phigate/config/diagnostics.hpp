@@ -7,7 +7,9 @@
 
 namespace phigate::config {
 
-enum class Severity { Error, Warning };
+/// Info is never collected by Diagnostics (nothing at load is one); it lets one line of the same form
+/// say "info" (check::describe of an info finding).
+enum class Severity { Error, Warning, Info };
 
 struct Diagnostic {
   Severity severity = Severity::Error;
@@ -17,8 +19,8 @@ struct Diagnostic {
   std::string field;     // dotted key path, e.g. "tls.certificates[1].cert"
   std::string message;
 
-  /// "file:line: [resource: ]field: message" — one line, no trailing newline (control bytes in
-  /// any part are written as `\xNN`).
+  /// "file:line: error|warning|info: [resource: ][field: ]message" — one line, no trailing newline
+  /// (control bytes in any part are written as `\xNN`).
   std::string to_string() const;
 };
 
