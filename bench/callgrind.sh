@@ -34,6 +34,9 @@ usage: PHIGATE=/path/to/phigate bench/callgrind.sh [options]
   --h2 M             HTTP/2 instead: h2load -t1 -c16 -mM (M streams per connection) over TLS, as
                      bench/h2.sh; warm-up and measured runs are separate h2load runs, so the figure
                      includes 16 TLS handshakes (about 2.5M Ir each: use --requests 20000 or more)
+  --valgrind-args A  more callgrind options, one word list (e.g. "--cache-sim=yes --LL=1048576,8,64
+                     --branch-sim=yes": the cache model of docs/perf-h2-many-streams.md round 6); every
+                     event the dump has is then printed per request too
   --keep-tmp         keep the temp dir (configs, logs, callgrind dumps) and print its path
   -h, --help         this help
 
@@ -52,6 +55,7 @@ WARM=100
 IDLE=2
 COMPARE=""
 H2=""
+VG_ARGS=()
 H2_CLIENTS=16
 WORKERS=1
 PROXY_CPUS=${PROXY_CPUS-}
@@ -63,6 +67,7 @@ while (($#)); do
     --idle) need_arg "$@"; IDLE=$2; shift ;;
     --compare) need_arg "$@"; COMPARE=$2; shift ;;
     --h2) need_arg "$@"; H2=$2; shift ;;
+    --valgrind-args) need_arg "$@"; read -r -a VG_ARGS <<<"$2"; shift ;;
     --keep-tmp) KEEP_TMP=1 ;;
     -h | --help) usage; exit 0 ;;
     *) die "unknown option '$1' (see --help)" ;;
@@ -227,7 +232,7 @@ measure_bin() {
   out=$TMP/$inst.cg.out
   # --instr-atstart=no: nothing is simulated or counted until `callgrind_control -i on` (with
   # --collect-atstart=no, `-i on` would switch on instrumentation but not collection: Ir stays 0).
-  start_bg "$TMP/$inst.log" "${PROXY_PIN[@]}" valgrind --tool=callgrind --instr-atstart=no \
+  start_bg "$TMP/$inst.log" "${PROXY_PIN[@]}" valgrind --tool=callgrind --instr-atstart=no "${VG_ARGS[@]}" \
     --callgrind-out-file="$out" "$bin" run --config "$f"
   pid=$LAST_PID; PID[$inst]=$pid
   log "$inst: $bin under callgrind (pid $pid) on https://127.0.0.1:${PORT[$inst]}/, waiting until ready"
@@ -327,4 +332,12 @@ for i in "${INSTS[@]}"; do
 done
 if [[ -n $COMPARE ]]; then
   awk -v a="${R_PER[a]}" -v b="${R_PER[b]}" 'BEGIN { printf "ratio a/b (PHIGATE / --compare) = %.4f\n", a / b }'
+fi
+if ((${#VG_ARGS[@]})); then  # every event of the request window's dump, per request (no idle subtraction)
+  n=$REQUESTS
+  for i in "${INSTS[@]}"; do
+    awk -v who="$i" -v n="$n" '/^events:/ { for (k = 2; k <= NF; k++) ev[k] = $k }
+      /^totals:/ { printf "%-6s per request:", who; for (k = 2; k <= NF; k++) printf " %s %.1f", ev[k], $k / n; print ""; exit }' \
+      "$TMP/$i.cg.out.1"
+  done
 fi

@@ -206,7 +206,7 @@ std::string external_auth_signin(const config::ExternalAuthPolicy& p, bool tls, 
 
 void apply_auth_answer(Request& r, const config::ExternalAuthPolicy& p, const http::HeaderList& answer,
                        bool allowed) {
-  auto& result = r.auth_external;
+  auto& result = r.rare().auth_external;
   result.set_cookie.clear();
   for (const auto& h : answer) {
     if (core::iequals(h.name, "set-cookie"))
@@ -307,7 +307,7 @@ std::string auth_cache_key(const Request& r, const config::ExternalAuthPolicy& p
       value = request_uri(r);
     } else if (var == "remote_user") {
       // Basic credentials verified just before (auth-type: basic); "" without them.
-      if (r.auth_verified != nullptr) value = r.auth_user;
+      if (r.auth_verified != nullptr) value = r.rare_or_empty().auth_user;
     } else if (var.starts_with("http_")) {
       value = http_variable(r.head.headers, var.substr(5));
     } else if (var.starts_with("cookie_")) {
@@ -391,7 +391,7 @@ PhaseResult auth_external(Request& r, const Snapshot& s, const ConnectionView& c
   if (r.policy == nullptr || !r.policy->external_auth.enabled) return std::nullopt;
   // A buffered request decided again: the first answer stands under the same policy.
   if (c.again && c.auth_external_prev != nullptr && c.auth_external_prev->by == r.policy) {
-    r.auth_external = *c.auth_external_prev;
+    r.rare().auth_external = *c.auth_external_prev;
     return std::nullopt;
   }
   const auto it = s.auth_clusters.find(r.policy);
@@ -421,17 +421,18 @@ std::optional<Decision> conclude(WorkerImpl& worker, Request& r, const config::E
   using AE = metrics::WorkerShard::AuthExternal;
   if (status >= 200 && status < 300) {
     apply_auth_answer(r, p, fields, true);
-    r.auth_external.by = r.policy;
+    r.rare().auth_external.by = r.policy;
     count(worker.stats(), AE::Allowed);
     return std::nullopt;
   }
   apply_auth_answer(r, p, fields, false);
-  if (!p.always_set_cookie) r.auth_external.set_cookie.clear();
+  if (!p.always_set_cookie) r.rare().auth_external.set_cookie.clear();
   if (status == 401) {
     count(worker.stats(), AE::Unauthorized);
     if (!p.signin.empty()) {
-      r.location = external_auth_signin(p, info.tls, r.host, request_uri(r));
-      if (r.location.empty()) {
+      auto& location = r.rare().location;
+      location = external_auth_signin(p, info.tls, r.host, request_uri(r));
+      if (location.empty()) {
         count(worker.stats(), AE::Error);
         return auth_error("no signin URL for this Host", "auth_external_bad_signin");
       }

@@ -110,7 +110,7 @@ enum class AuthVerdict { Allowed, Unauthorized, Forbidden, Error };
 /// Applies an auth answer's fields to the request (pure, unit-tested): the client's fields named
 /// by auth-response-headers are removed, the answer's are added; the identity (X-Auth-Request-User
 /// or X-Forwarded-User, X-Auth-Request-Email or X-Forwarded-Email) and Set-Cookie lines are kept
-/// in r.auth_external.
+/// in r.rare().auth_external.
 void apply_auth_answer(Request& r, const config::ExternalAuthPolicy& p, const http::HeaderList& answer,
                        bool allowed);
 

@@ -213,11 +213,12 @@ PhaseResult auth_basic(Request& r, const Snapshot&, const ConnectionView& c) {
   // A buffered request decided again once its body is whole: verified already by this very table
   // (the same Secret's users); any other table checks the credentials again, from the field.
   if (c.again && c.auth_verified != nullptr && c.auth_verified == r.policy->basic_auth.users.get()) {
-    r.auth_user = c.auth_verified_user;
+    r.rare().auth_user = c.auth_verified_user;
     r.auth_verified = c.auth_verified;
     return std::nullopt;
   }
-  switch (parse_basic_authorization(r.head.headers, r.auth_user, r.auth_password)) {
+  auto& x = r.rare();
+  switch (parse_basic_authorization(r.head.headers, x.auth_user, x.auth_password)) {
     case CredentialsParse::Ok:
       r.auth_pending = true;
       return std::nullopt;
@@ -237,10 +238,11 @@ net::awaitable<std::optional<Decision>> verify_basic_auth(Request& r, metrics::W
   r.auth_pending = false;
   const auto& auth = r.policy->basic_auth;
   const auto users = auth.users;  // held across the wait (the snapshot is pinned too)
+  auto& x = r.rare();             // the Request outlives the wait
   // Look the user up without an early exit or a data-dependent comparison: SHA-256 of the names,
   // compared in constant time with every entry.
   unsigned char want[32];
-  sha256(r.auth_user, want);
+  sha256(x.auth_user, want);
   const config::BasicAuthUser* found = nullptr;
   for (const auto& u : *users) {
     unsigned char have[32];
@@ -251,16 +253,16 @@ net::awaitable<std::optional<Decision>> verify_basic_auth(Request& r, metrics::W
   // An unknown user is checked against a real hash of the table all the same (its result ignored),
   // so the answer takes as long as for a known user with a wrong password.
   const std::string& hash = found != nullptr ? found->hash : users->front().hash;
-  const auto key = cache_key(hash, r.auth_user, r.auth_password);
+  const auto key = cache_key(hash, x.auth_user, x.auth_password);
   const auto now = VerifyCache::Clock::now();
   bool ok = false;
   if (found != nullptr && cache.hit(key, now)) {
     count(stats, AB::Cached);
     ok = true;
   } else {
-    const auto verdict = co_await verify_on_pool(hash, r.auth_password);
+    const auto verdict = co_await verify_on_pool(hash, x.auth_password);
     if (verdict == Verdict::Overloaded) {
-      OPENSSL_cleanse(r.auth_password.data(), r.auth_password.size());
+      OPENSSL_cleanse(x.auth_password.data(), x.auth_password.size());
       count(stats, AB::Overloaded);
       co_return Decision{Outcome::Overloaded,
                          Error::downstream(ErrorKind::Overloaded, "basic auth verification queue full"),
@@ -272,8 +274,8 @@ net::awaitable<std::optional<Decision>> verify_basic_auth(Request& r, metrics::W
       count(stats, AB::Verified);
     }
   }
-  OPENSSL_cleanse(r.auth_password.data(), r.auth_password.size());
-  r.auth_password.clear();
+  OPENSSL_cleanse(x.auth_password.data(), x.auth_password.size());
+  x.auth_password.clear();
   if (!ok) {
     count(stats, AB::Failed);
     co_return auth_refusal(Outcome::AuthFailed, "wrong user or password");

@@ -263,7 +263,7 @@ net::awaitable<Relay> relay_response(ClientStream& s, upstream::H2Call& call, up
         head = *ev.fields;
         head_status = ev.status;
         // custom-headers and the Location/Set-Cookie rewrites, as for HTTP responses.
-        if (s.request().edits.any()) http::apply_response_edits(*head, &s.request().edits, {});
+        if (const auto* e = s.request().response_edits()) http::apply_response_edits(*head, e, {});
         f.grpc_status = parse_status(head->find("grpc-status"));  // trailers-only from the backend
         break;
       case K::Data: {

@@ -164,12 +164,7 @@ class H2Stream final : public ClientStream {
  public:
   /// Takes the request head from the codec (it keeps the body, trailers and framing state).
   H2Stream(H2Connection& c, std::int32_t id, http::H2Request& r)
-      : c_(c),
-        id_(id),
-        head_(std::move(r.head)),
-        link_(c.worker_.io(), c.worker_.pool(), c.worker_.stats()),
-        body_wake_(c.worker_.io()),
-        write_wake_(c.worker_.io()) {
+      : c_(c), id_(id), head_(std::move(r.head)), link_(c.worker_.io(), c.worker_.pool(), c.worker_.stats()) {
     c_.worker_.stats().h2_streams_open.add(1);
     end_ = r.end_stream;
     protocol_ = r.protocol;
@@ -210,7 +205,8 @@ class H2Stream final : public ClientStream {
   /// then auth-url's subrequest runs (req_->auth_external_pending; auth_external.hpp).
   net::awaitable<PhaseResult> authorize();
   bool needs_authorize() const noexcept {
-    return req_->auth_pending || req_->auth_external_pending || req_->auth_external.by != nullptr;
+    return req_->auth_pending || req_->auth_external_pending ||
+           req_->rare_or_empty().auth_external.by != nullptr;
   }
   void body_forwarded(std::size_t n) noexcept override {
     if (closed_ || n == 0) return;
@@ -280,10 +276,11 @@ class H2Stream final : public ClientStream {
       fired_[i] = true;
       switch (i) {
         case kBody:
-          body_wake_.cancel();
+          if (body_wake_) body_wake_->cancel();
           break;
         case kWrite:
-          write_wake_.cancel();  // send_body / flush decide: RST_STREAM, or the connection goes
+          if (write_wake_)
+            write_wake_->cancel();  // send_body / flush decide: RST_STREAM, or the connection goes
           break;
         default:
           // An RFC 8441 tunnel's slots are its idle timeouts (no byte one way for proxy-send /
@@ -308,8 +305,8 @@ class H2Stream final : public ClientStream {
     wake();
   }
   void wake() noexcept {
-    body_wake_.cancel();
-    write_wake_.cancel();
+    if (body_wake_) body_wake_->cancel();
+    if (write_wake_) write_wake_->cancel();
     if (pace_timer_) pace_timer_->cancel();
   }
   /// The write loop took frames: when this stream's queued bytes went down since its write
@@ -322,7 +319,7 @@ class H2Stream final : public ClientStream {
       write_mark_ = q;
       dl_[kWrite] = now + body_idle;
     }
-    write_wake_.cancel();
+    if (write_wake_) write_wake_->cancel();
   }
 
   H2Connection& c_;
@@ -339,8 +336,10 @@ class H2Stream final : public ClientStream {
   http::HeaderList trailers_;
   std::vector<FailedAttempt> attempts_;
   upstream::Link link_;
-  net::asio::steady_timer body_wake_;   // read_body, end_early
-  net::asio::steady_timer write_wake_;  // send_body, flush
+  // Wake-ups (a wait for ever, cancelled by wake()), made by the first wait: most streams never
+  // wait for a body or a window, and each timer costs a service lookup under Asio's registry lock.
+  std::optional<net::asio::steady_timer> body_wake_;   // read_body, end_early, the tunnel's reads
+  std::optional<net::asio::steady_timer> write_wake_;  // send_body, flush
   // limit-rate (pacer.hpp): this stream's pacing and its own timer (made on first use; wake()
   // cancels it), so a paced stream never holds the connection's reader, writer or other streams.
   Pacer pacer_;
@@ -419,8 +418,10 @@ class H2Stream final : public ClientStream {
     for (std::size_t i = 0; i < kSlots; ++i) dl_[i] = kNever;
     c_.update_deadline();
   }
-  /// Waits on `timer` (each waiter its own: re-arming a timer cancels its pending wait).
-  static net::awaitable<void> wait(net::asio::steady_timer& timer) {
+  /// Waits on `timer` (each waiter its own: re-arming a timer cancels its pending wait), made now
+  /// if it was not yet.
+  net::awaitable<void> wait(std::optional<net::asio::steady_timer>& t) {
+    auto& timer = t ? *t : t.emplace(c_.worker_.io());
     timer.expires_at(TimePoint::max());
     auto [ec] = co_await timer.async_wait(net::use_awaitable_tuple);
     (void)ec;  // cancelled: something changed (or the deadline passed)
@@ -1033,10 +1034,10 @@ PhaseResult H2Stream::decide(bool again) {
   extra_fields_ = snap.hsts_field;
   // A second decision: who verified the first one's Basic credentials (the field may be gone).
   const void* verified_by = again && req_ ? req_->auth_verified : nullptr;
-  std::string verified_user = verified_by != nullptr ? req_->auth_user : std::string();
+  std::string verified_user = verified_by != nullptr ? req_->rare_or_empty().auth_user : std::string();
   // ... and what auth-url's answer allowed (the subrequest is not sent again under the same policy).
   ExternalAuthResult external_prev;
-  if (again && req_) external_prev = std::move(req_->auth_external);
+  if (again && req_ && req_->has_rare()) external_prev = std::move(req_->rare().auth_external);
   auto& r = req_.emplace(head_);
   grpc_request_ = is_grpc_request(head_.headers);
   ConnectionView view;
@@ -1063,11 +1064,12 @@ PhaseResult H2Stream::decide(bool again) {
   facts_.route = {};
   facts_.ingress = {};
   facts_.canary = {};
-  facts_.user_name = r.auth_user;
+  const auto& x = r.rare_or_empty();
+  facts_.user_name = x.auth_user;
   facts_.user_email = {};
   facts_.host = r.host_norm;
   facts_.target = r.target.empty() ? std::string_view(r.head.target) : std::string_view(r.target);
-  facts_.rewritten = !r.upstream_target.empty();
+  facts_.rewritten = !x.upstream_target.empty();
   facts_.satisfied_by_allowlist = r.satisfied_by_allowlist;
   if (r.route != nullptr) {
     facts_.route = r.route->name;
@@ -1083,18 +1085,19 @@ PhaseResult H2Stream::decide(bool again) {
 
 void H2Stream::answer(const Decision& decision) {
   auto& r = *req_;
+  const auto& x = r.rare_or_empty();
   if (is_redirect(decision) && !grpc_request_) {
     const int status = decision_status(decision);
-    local_reply(status, redirect_body(decision), r.location);
+    local_reply(status, redirect_body(decision), x.location);
   } else if (is_preflight(decision)) {
-    local_reply(204, {}, {}, r.response_fields);
+    local_reply(204, {}, {}, x.response_fields);
   } else if (is_auth_challenge(decision) && !grpc_request_) {
     reason_ = decision.error.reason();
-    std::string fields(r.response_fields);
+    std::string fields(x.response_fields);
     fields += www_authenticate_field(r.policy->basic_auth.realm);
     local_reply(401, "401 Unauthorized\n", {}, fields);
   } else {
-    reply_error(decision.error, r.reply_fields);
+    reply_error(decision.error, x.reply_fields);
     // gRPC: auth_required stays auth_required (reply_grpc_error infers auth_failed from the kind).
     if (is_auth_challenge(decision)) facts_.outcome = decision.outcome;
   }
@@ -1114,12 +1117,13 @@ net::awaitable<PhaseResult> H2Stream::authorize() {
     disarm_upstream();
     fired_[kUpSend] = fired_[kUpRead] = false;
   }
-  if (r.auth_user.empty() && !r.auth_external.user.empty()) facts_.user_name = r.auth_external.user;
-  facts_.user_email = r.auth_external.email;
-  if (!r.auth_external.set_cookie.empty()) {
+  const auto& x = r.rare_or_empty();
+  if (x.auth_user.empty() && !x.auth_external.user.empty()) facts_.user_name = x.auth_external.user;
+  facts_.user_email = x.auth_external.email;
+  if (!x.auth_external.set_cookie.empty()) {
     // auth-always-set-cookie, or an allowed request: the auth answer's cookies go to the client.
     auth_fields_.assign(extra_fields_);
-    auth_fields_ += r.auth_external.set_cookie;
+    auth_fields_ += x.auth_external.set_cookie;
     extra_fields_ = auth_fields_;
   }
   if (decision) facts_.outcome = decision->outcome;
@@ -1339,12 +1343,14 @@ net::awaitable<std::optional<Error>> H2Stream::relay_response(const upstream::Ti
       std::string().swap(body_);
       const bool end = st == RS::Complete && body.empty() && rd.trailers().empty();
       const auto extra = set_cookie_.empty() ? extra_fields_ : std::string_view(set_cookie_);
-      if (!req_->response_fields.empty() || req_->edits.any()) {
+      const auto& response_fields = req_->rare_or_empty().response_fields;
+      const auto* edits = req_->response_edits();
+      if (!response_fields.empty() || edits != nullptr) {
         // CORS fields replace the backend's own of those names; Location and Set-Cookie
         // rewrites (a copy to edit).
         http::HeaderList edited;
         rd.h2_fields(edited);
-        http::apply_response_edits(edited, req_->edits.any() ? &req_->edits : nullptr, req_->response_fields);
+        http::apply_response_edits(edited, edits, response_fields);
         http::add_raw_fields(edited, extra);
         submit_head(status, edited, end || rd.bodyless());
       } else {

@@ -188,14 +188,15 @@ PhaseResult plain_redirect(Request& r, const Snapshot& s, const ConnectionView& 
     return std::nullopt;
   }
   const auto port = s.https_redirect_port != 0 ? s.https_redirect_port : c.https_port;
-  r.location = https_location(r.host, r.target, port);
+  auto& location = r.rare().location;
+  location = https_location(r.host, r.target, port);
   // HTTP/1.0 without Host passed the host phase, but there is nothing to redirect to.
-  if (r.location.empty() || r.head.headers.count("host") != 1) {
-    r.location.clear();
+  if (location.empty() || r.head.headers.count("host") != 1) {
+    location.clear();
     return refuse(Outcome::HostHeader, ErrorKind::BadRequest, "redirect needs one valid Host", true);
   }
   // Whether the 308 closes (unread body, Connection: close, drain) is the codec's choice. The
-  // error is not replied: decision_status() is 308 and the Location is r.location.
+  // error is not replied: decision_status() is 308 and the Location is r.rare().location.
   return Decision{
       Outcome::Redirected,
       Error{ErrorKind::Internal, core::ErrorSource::Downstream, core::Retryable::No, "redirect to https"},

@@ -98,7 +98,7 @@ void count_outcome(metrics::WorkerShard& stats, core::Outcome o) noexcept;
 /// must equal a listed origin (scheme and host case-insensitively, the port exactly, a wildcard as
 /// exactly one DNS label), or be "null" when null is listed. phases_cors.cpp.
 bool cors_origin_allowed(const config::CorsPolicy& p, std::string_view origin);
-/// Whether the Decision is a CORS preflight: 204 with Request::response_fields, no body.
+/// Whether the Decision is a CORS preflight: 204 with RequestRare::response_fields, no body.
 inline bool is_preflight(const Decision& d) noexcept {
   return d.outcome == core::Outcome::CorsPreflight;
 }

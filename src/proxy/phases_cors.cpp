@@ -1,7 +1,7 @@
 // Phase `cors` (ingress-nginx enable-cors, cors-*). After the access and fail-closed phases: a
 // refused client gets its 403/503, never a 204 that tells it what the origin may do. The Origin
 // is matched exactly (never a suffix, never reflected unless listed); a match sets the CORS fields
-// of the response (Request::response_fields), and an OPTIONS request is answered here with 204. On
+// of the response (RequestRare::response_fields), and an OPTIONS request is answered here with 204. On
 // a route with enable-cors the backend's own Access-Control-* fields are always removed
 // (http/response_edits), and `Vary: Origin` is added whenever the origins are a list.
 #include <string>
@@ -94,10 +94,10 @@ PhaseResult cors(Request& r, const Snapshot&, const ConnectionView&) {
   const auto& p = r.policy->cors;
   // The backend's own Access-Control-* fields never reach the client: ours, or none (a backend
   // must not open a route to an origin the Ingress did not list).
-  r.edits.drop_access_control = true;
+  r.rare().edits.drop_access_control = true;
   // A cache must not give one origin's answer to another (Fetch standard §3.2.5), including the
   // answer without CORS fields that an unlisted origin gets.
-  if (!p.any_origin) add_field(r.response_fields, "Vary", "Origin");
+  if (!p.any_origin) add_field(r.rare().response_fields, "Vary", "Origin");
   std::string_view allow = "*";
   if (!p.any_origin) {
     // Two Origin fields are read differently by different parsers: no CORS at all.
@@ -106,7 +106,7 @@ PhaseResult cors(Request& r, const Snapshot&, const ConnectionView&) {
     if (!cors_origin_allowed(p, *origin)) return std::nullopt;
     allow = *origin;  // checked: scheme://host[:port] or null, nothing else
   }
-  auto& f = r.response_fields;
+  auto& f = r.rare().response_fields;
   add_field(f, "Access-Control-Allow-Origin", allow);
   if (p.credentials) add_field(f, "Access-Control-Allow-Credentials", "true");
   add_field(f, "Access-Control-Allow-Methods", p.methods);
@@ -126,14 +126,15 @@ PhaseResult response_headers(Request& r, const Snapshot&, const ConnectionView&)
   // custom-headers: the fields it sets (checked by translate).
   if (r.policy == nullptr) return std::nullopt;
   const auto& h = r.policy->headers;
-  r.edits.set_fields = h.response_fields;
+  if (!h.response_fields.empty()) r.rare().edits.set_fields = h.response_fields;
   if (!h.rewrites()) return std::nullopt;
-  r.edits.redirect_from = h.redirect_from;
-  r.edits.redirect_to = h.redirect_to;
-  r.edits.cookie_domain_from = h.cookie_domain_from;
-  r.edits.cookie_domain_to = h.cookie_domain_to;
-  r.edits.cookie_path_from = h.cookie_path_from;
-  r.edits.cookie_path_to = h.cookie_path_to;
+  auto& e = r.rare().edits;
+  e.redirect_from = h.redirect_from;
+  e.redirect_to = h.redirect_to;
+  e.cookie_domain_from = h.cookie_domain_from;
+  e.cookie_domain_to = h.cookie_domain_to;
+  e.cookie_path_from = h.cookie_path_from;
+  e.cookie_path_to = h.cookie_path_to;
   return std::nullopt;
 }
 

@@ -24,7 +24,7 @@ Decision limited(Request& r, const Snapshot& s, Outcome o, std::string_view reas
   if (too_many) {
     // RFC 6585 §4 / RFC 9110 §10.2.3: whole seconds, at least 1.
     const auto secs = std::max<std::int64_t>(1, (retry_after_ms + 999) / 1000);
-    r.reply_fields = "Retry-After: " + std::to_string(secs) + "\r\n";
+    r.rare().reply_fields = "Retry-After: " + std::to_string(secs) + "\r\n";
   }
   return Decision{o, std::move(e), false, 0};
 }

@@ -35,8 +35,9 @@ PhaseResult www_redirect(Request& r, const Snapshot& s, const ConnectionView& c)
   if (to.empty()) return std::nullopt;
   // 308 to https://<host>[:port]<target>: the host named by the route table, never the client's
   // Host; the target is the normalised one (the target phase ran).
-  r.location = https_location(to, r.target, c.https_port);
-  if (r.location.empty()) return Decision{Outcome::Internal, Error::internal("www redirect host"), false};
+  auto& location = r.rare().location;
+  location = https_location(to, r.target, c.https_port);
+  if (location.empty()) return Decision{Outcome::Internal, Error::internal("www redirect host"), false};
   return Decision{
       Outcome::WwwRedirect,
       Error{ErrorKind::Internal, core::ErrorSource::Downstream, core::Retryable::No, "www redirect"}, false,
@@ -50,15 +51,16 @@ PhaseResult annotation_redirect(Request& r, const Snapshot&, const ConnectionVie
   if (url.empty()) return std::nullopt;
   // ingress-nginx: `return <code> <url>;` — the URL as written, never anything of the request's
   // target. A path is made absolute with the request's scheme and Host (absolute_redirect on).
+  auto& location = r.rare().location;
   if (url.front() == '/') {
-    r.location = same_host_location(c.tls, r.host, url);
-    if (r.location.empty() || r.head.headers.count("host") != 1) {
-      r.location.clear();
+    location = same_host_location(c.tls, r.host, url);
+    if (location.empty() || r.head.headers.count("host") != 1) {
+      location.clear();
       return Decision{Outcome::HostHeader,
                       Error::downstream(ErrorKind::BadRequest, "redirect needs one valid Host"), true};
     }
   } else {
-    r.location = url;
+    location = url;
   }
   return Decision{
       Outcome::AnnotationRedirect,

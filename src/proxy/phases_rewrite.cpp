@@ -23,8 +23,8 @@ bool safe_header_value(std::string_view v) {
 }
 
 Decision rewrite_refused(Request& r, const char* why) {
-  r.upstream_target.clear();
-  r.forwarded_prefix.clear();
+  r.rare().upstream_target.clear();
+  r.rare().forwarded_prefix.clear();
   return Decision{Outcome::RewriteRefused, Error::downstream(ErrorKind::BadRequest, why), false};
 }
 
@@ -40,9 +40,10 @@ PhaseResult app_root(Request& r, const Snapshot&, const ConnectionView& c) {
   if (r.path != "/" || r.policy == nullptr) return std::nullopt;
   const std::string_view root = r.policy->regex.app_root;
   if (root.empty()) return std::nullopt;
-  r.location = same_host_location(c.tls, r.host, root);
-  if (r.location.empty() || r.head.headers.count("host") != 1) {
-    r.location.clear();
+  auto& location = r.rare().location;
+  location = same_host_location(c.tls, r.host, root);
+  if (location.empty() || r.head.headers.count("host") != 1) {
+    location.clear();
     return Decision{Outcome::HostHeader,
                     Error::downstream(ErrorKind::BadRequest, "redirect needs one valid Host"), true};
   }
@@ -58,18 +59,19 @@ PhaseResult rewrite(Request& r, const Snapshot&, const ConnectionView&) {
   // The route matched, so its regex matches too; if not (or it did not compile), nothing
   // unrewritten may go out.
   const auto* rw = r.route->rewrite.get();
-  if (rw == nullptr || !rw->apply(r.path, r.upstream_target, r.forwarded_prefix)) {
-    r.upstream_target.clear();
-    r.forwarded_prefix.clear();
+  auto& x = r.rare();
+  if (rw == nullptr || !rw->apply(r.path, x.upstream_target, x.forwarded_prefix)) {
+    x.upstream_target.clear();
+    x.forwarded_prefix.clear();
     return Decision{Outcome::Internal, Error::internal("rewrite did not match"), false};
   }
-  if (const char* why = router::unsafe_rewrite(r.upstream_target)) return rewrite_refused(r, why);
-  if (rw->has_prefix() && !safe_header_value(r.forwarded_prefix)) {
+  if (const char* why = router::unsafe_rewrite(x.upstream_target)) return rewrite_refused(r, why);
+  if (rw->has_prefix() && !safe_header_value(x.forwarded_prefix)) {
     return rewrite_refused(r, "x-forwarded-prefix produced an unsafe value");
   }
   // nginx keeps the query: the target cannot hold one.
   if (const auto q = r.target.find('?'); q != std::string::npos) {
-    r.upstream_target.append(r.target, q, std::string::npos);
+    x.upstream_target.append(r.target, q, std::string::npos);
   }
   return std::nullopt;
 }

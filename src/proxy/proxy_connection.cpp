@@ -427,10 +427,10 @@ PhaseResult ProxyConnection::decide(InFlight& f, bool again) {
   extra_fields_ = tls_ ? std::string_view(snap.hsts_field) : std::string_view{};
   // A second decision: who verified the first one's Basic credentials (the field may be gone).
   const void* verified_by = again && f.req ? f.req->auth_verified : nullptr;
-  std::string verified_user = verified_by != nullptr ? f.req->auth_user : std::string();
+  std::string verified_user = verified_by != nullptr ? f.req->rare_or_empty().auth_user : std::string();
   // ... and what auth-url's answer allowed (the subrequest is not sent again under the same policy).
   ExternalAuthResult external_prev;
-  if (again && f.req) external_prev = std::move(f.req->auth_external);
+  if (again && f.req && f.req->has_rare()) external_prev = std::move(f.req->rare().auth_external);
   auto& r = f.req.emplace(ex_.request());
   ConnectionView view;
   view.tls = tls_;
@@ -455,11 +455,12 @@ PhaseResult ProxyConnection::decide(InFlight& f, bool again) {
   view.auth_external_prev = &external_prev;
   auto decision = run_phases(r, snap, view);
   auto& rf = f.facts;
-  rf.user_name = r.auth_user;
+  const auto& x = r.rare_or_empty();
+  rf.user_name = x.auth_user;
   rf.user_email = {};
   rf.host = r.host_norm;
   rf.target = r.target.empty() ? std::string_view(r.head.target) : std::string_view(r.target);
-  rf.rewritten = !r.upstream_target.empty();
+  rf.rewritten = !x.upstream_target.empty();
   rf.satisfied_by_allowlist = r.satisfied_by_allowlist;
   // A second decision (after a buffered body) starts from nothing of the first one's snapshot.
   rf.route = {};
@@ -489,12 +490,13 @@ net::awaitable<PhaseResult> ProxyConnection::authorize(InFlight& f) {
     const AuthRequestInfo info{tls_, f.request_id, r.client_ip};
     decision = co_await run_external_auth(worker_, link_, *this, r, *req_snap_, info);
   }
-  if (r.auth_user.empty() && !r.auth_external.user.empty()) f.facts.user_name = r.auth_external.user;
-  f.facts.user_email = r.auth_external.email;
-  if (!r.auth_external.set_cookie.empty()) {
+  const auto& x = r.rare_or_empty();
+  if (x.auth_user.empty() && !x.auth_external.user.empty()) f.facts.user_name = x.auth_external.user;
+  f.facts.user_email = x.auth_external.email;
+  if (!x.auth_external.set_cookie.empty()) {
     // auth-always-set-cookie, or an allowed request: the auth answer's cookies go to the client.
     auth_fields_.assign(extra_fields_);
-    auth_fields_ += r.auth_external.set_cookie;
+    auth_fields_ += x.auth_external.set_cookie;
     extra_fields_ = auth_fields_;
   }
   if (decision) f.facts.outcome = decision->outcome;
@@ -503,24 +505,25 @@ net::awaitable<PhaseResult> ProxyConnection::authorize(InFlight& f) {
 
 net::awaitable<bool> ProxyConnection::answer(InFlight& f, const Decision& decision) {
   auto& r = *f.req;
+  const auto& x = r.rare_or_empty();
   if (is_redirect(decision)) {
     const int status = decision_status(decision);
-    co_return co_await reply(f, status, redirect_body(decision), r.location, {}, decision.must_close);
+    co_return co_await reply(f, status, redirect_body(decision), x.location, {}, decision.must_close);
   }
   if (is_preflight(decision)) {
     std::string fields(extra_fields_);  // HSTS, then the CORS fields
-    fields += r.response_fields;
+    fields += x.response_fields;
     co_return co_await reply(f, 204, {}, {}, fields, decision.must_close);
   }
   if (is_auth_challenge(decision)) {
     // 401 with the route's realm; CORS fields too (a browser reads the 401 of a cross-origin call).
     f.reason = decision.error.reason();
     std::string fields(extra_fields_);
-    fields += r.response_fields;
+    fields += x.response_fields;
     fields += www_authenticate_field(r.policy->basic_auth.realm);
     co_return co_await reply(f, 401, "401 Unauthorized\n", {}, fields, decision.must_close);
   }
-  co_return co_await reply_error(f, decision.error, decision.must_close, r.reply_fields);
+  co_return co_await reply_error(f, decision.error, decision.must_close, x.reply_fields);
 }
 
 net::awaitable<bool> ProxyConnection::serve_one(InFlight& f) {
@@ -655,8 +658,8 @@ net::awaitable<std::optional<Error>> ProxyConnection::relay_response(InFlight& f
                                                                      const upstream::Timeouts& t) {
   using RS = http::Http1Exchange::ResponseStatus;
   ex_.begin_response(f.set_cookie.empty() ? extra_fields_ : std::string_view(f.set_cookie),
-                     close_after_response_ || worker_.draining(),
-                     f.req->edits.any() ? &f.req->edits : nullptr, f.req->response_fields);
+                     close_after_response_ || worker_.draining(), f.req->response_edits(),
+                     f.req->rare_or_empty().response_fields);
   auto& in = link_.input();
   const auto upstream_error = [&](Error e, Retryable r) {
     e.source = core::ErrorSource::Upstream;
@@ -749,8 +752,8 @@ net::awaitable<bool> ProxyConnection::proxy_request(InFlight& f) {
     // client whose access was withdrawn meanwhile, or an Ingress removed, is refused; nothing has
     // gone upstream yet, and the body is read, so the connection stays in step.
     auto decision = decide(f, true);
-    if (!decision &&
-        (f.req->auth_pending || f.req->auth_external_pending || f.req->auth_external.by != nullptr))
+    if (!decision && (f.req->auth_pending || f.req->auth_external_pending ||
+                      f.req->rare_or_empty().auth_external.by != nullptr))
       decision = co_await authorize(f);
     if (decision) co_return co_await answer(f, *decision);
     const auto& lim = f.req->limits;

@@ -6,7 +6,8 @@ namespace phigate::proxy::detail {
 
 std::string_view prepare_upstream_head(const Request& r, http::HeaderList& headers, UpstreamHop hop) {
   // rewrite-target + x-forwarded-prefix (phase `rewrite`): ours, never the client's.
-  if (!r.forwarded_prefix.empty()) headers.set("X-Forwarded-Prefix", r.forwarded_prefix);
+  const auto& x = r.rare_or_empty();
+  if (!x.forwarded_prefix.empty()) headers.set("X-Forwarded-Prefix", x.forwarded_prefix);
   // upstream-vhost: the backend's Host (X-Forwarded-Host, set from r.host, stays the client's).
   if (r.policy != nullptr && !r.policy->hosts.upstream_vhost.empty())
     headers.set("Host", r.policy->hosts.upstream_vhost);
@@ -19,7 +20,7 @@ std::string_view prepare_upstream_head(const Request& r, http::HeaderList& heade
     http::for_each_raw_line(r.policy->headers.request_fields,
                             [&](std::string_view name, std::string_view value) { headers.set(name, value); });
   }
-  return r.upstream_target.empty() ? std::string_view(r.target) : std::string_view(r.upstream_target);
+  return x.upstream_target.empty() ? std::string_view(r.target) : std::string_view(x.upstream_target);
 }
 
 std::string_view upstream_authority(const Request& r) noexcept {

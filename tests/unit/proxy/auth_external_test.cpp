@@ -135,21 +135,21 @@ TEST(ExternalAuthAnswer, IdentityCopiedAndSpoofedFieldsAlwaysRemoved) {
   EXPECT_EQ(*q.head.headers.find("x-auth-request-user"), "alice");
   EXPECT_EQ(q.head.headers.count("x-auth-request-groups"), 0u);  // absent from the answer: still removed
   EXPECT_EQ(q.head.headers.count("x-auth-request-email"), 0u);   // not listed: not copied
-  EXPECT_EQ(q.r.auth_external.user, "alice");
-  EXPECT_EQ(q.r.auth_external.email, "alice@example.org");
-  EXPECT_EQ(q.r.auth_external.set_cookie, "Set-Cookie: s=1\r\nSet-Cookie: t=2\r\n");
+  EXPECT_EQ(q.r.rare_or_empty().auth_external.user, "alice");
+  EXPECT_EQ(q.r.rare_or_empty().auth_external.email, "alice@example.org");
+  EXPECT_EQ(q.r.rare_or_empty().auth_external.set_cookie, "Set-Cookie: s=1\r\nSet-Cookie: t=2\r\n");
   // The identity is bounded for the audit record.
   http::HeaderList longer;
   longer.add("X-Forwarded-User", std::string(500, 'u'));
   Req q2;
   apply_auth_answer(q2.r, p, longer, true);
-  EXPECT_EQ(q2.r.auth_external.user.size(), kAuthIdentityBytes);
+  EXPECT_EQ(q2.r.rare_or_empty().auth_external.user.size(), kAuthIdentityBytes);
   // A refusal edits nothing of the request.
   Req q3;
   q3.head.headers.add("X-Auth-Request-User", "mallory");
   apply_auth_answer(q3.r, p, answer, false);
   EXPECT_EQ(*q3.head.headers.find("x-auth-request-user"), "mallory");
-  EXPECT_EQ(q3.r.auth_external.user, "");
+  EXPECT_EQ(q3.r.rare_or_empty().auth_external.user, "");
 }
 
 TEST(ExternalAuthPhase, MarksTheRequestOnceAndFailsClosedWithoutCluster) {
@@ -180,7 +180,7 @@ TEST(ExternalAuthPhase, MarksTheRequestOnceAndFailsClosedWithoutCluster) {
   q3.r.policy = pol.get();
   EXPECT_FALSE(phase::auth_external(q3.r, s, c));
   EXPECT_FALSE(q3.r.auth_external_pending);
-  EXPECT_EQ(q3.r.auth_external.user, "alice");
+  EXPECT_EQ(q3.r.rare_or_empty().auth_external.user, "alice");
   // Another policy (a reload changed the Ingress): asked again.
   auto other = std::make_shared<config::RoutePolicy>(*pol);
   s.auth_clusters.emplace(other.get(), 1);

@@ -134,8 +134,8 @@ struct Verify {
     Request r(head);
     r.policy = &policy;
     r.auth_pending = true;
-    r.auth_user = user;
-    r.auth_password = pw;
+    r.rare().auth_user = user;
+    r.rare().auth_password = pw;
     net::asio::io_context io;
     std::optional<Decision> out;
     bool done = false;
@@ -148,7 +148,7 @@ struct Verify {
         net::asio::detached);
     io.run();
     EXPECT_TRUE(done);
-    EXPECT_TRUE(r.auth_password.empty());  // wiped
+    EXPECT_TRUE(r.rare_or_empty().auth_password.empty());  // wiped
     forwarded = head.headers.find("authorization") != nullptr;
     return out;
   }

@@ -158,13 +158,13 @@ TEST(RateLimitPhase, Status429CarriesRetryAfter) {
   ASSERT_TRUE(d);
   EXPECT_EQ(decision_status(*d), 429);
   EXPECT_EQ(d->outcome, Outcome::RateLimited);
-  EXPECT_EQ(q.r.reply_fields, "Retry-After: 1\r\n");  // 400 ms, rounded up to whole seconds
+  EXPECT_EQ(q.r.rare_or_empty().reply_fields, "Retry-After: 1\r\n");  // 400 ms, rounded up to whole seconds
   // 503 (the default) has no Retry-After.
   const Fixture g;
   for (int i = 0; i < 3; ++i) ASSERT_FALSE(once(g, "rps.example", "198.51.100.4", 0));
   Req q2("rps.example", "198.51.100.4", 0);
   ASSERT_TRUE(q2.run(g));
-  EXPECT_EQ(q2.r.reply_fields, "");
+  EXPECT_EQ(q2.r.rare_or_empty().reply_fields, "");
 }
 
 TEST(RateLimitPhase, AllowlistedAddressesAreNeverLimited) {

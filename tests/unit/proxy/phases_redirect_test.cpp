@@ -84,7 +84,7 @@ Result run(const Fixture& f, std::string target, std::string host, bool tls = fa
     if (p.name == "tls-policy") continue;
     if ((out.d = p.run(r, f.snap, c))) break;
   }
-  out.location = r.location;
+  out.location = r.rare_or_empty().location;
   if (!out.d) {
     head.headers.set("X-Forwarded-Host", r.host);  // as set_forwarding_headers does
     prepare_upstream_head(r, head.headers);

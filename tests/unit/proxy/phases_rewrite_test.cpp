@@ -89,7 +89,7 @@ Result run(const Fixture& f, std::string target, std::string host = "rw.example"
     out.prefix = p != nullptr ? *p : "";
     EXPECT_EQ(q.head.headers.count("x-forwarded-prefix"), 1u);
   } else {
-    out.upstream = q.r.location;
+    out.upstream = q.r.rare_or_empty().location;
   }
   return out;
 }
@@ -178,7 +178,7 @@ TEST(AppRootPhase, OnlySlashRedirects302WithTheHostAsSent) {
     ASSERT_FALSE(phase::route(q.r, f.snap, c).has_value());
     const auto d = phase::app_root(q.r, f.snap, c);
     ASSERT_TRUE(d.has_value());
-    EXPECT_EQ(q.r.location, "https://approot.example/app1");
+    EXPECT_EQ(q.r.rare_or_empty().location, "https://approot.example/app1");
   }
   EXPECT_FALSE(run(f, "/app1", "approot.example").d.has_value());
   EXPECT_FALSE(run(f, "/x", "approot.example").d.has_value());

@@ -120,7 +120,7 @@ TEST(SatisfyAny, ClientOutsideTheAllowlistMustAuthenticate) {
   Req w("any.example", true);
   EXPECT_FALSE(run(f, w, "198.51.100.7"));
   EXPECT_TRUE(w.r.auth_pending);  // verify_basic_auth() decides
-  EXPECT_EQ(w.r.auth_user, "alice");
+  EXPECT_EQ(w.r.rare_or_empty().auth_user, "alice");
 }
 
 TEST(SatisfyAll, BothTheAllowlistAndCredentials) {

@@ -394,15 +394,15 @@ TEST(PlainRedirectPhase, RedirectsUnlessTheRouteAllowsPlainHttp) {
   EXPECT_EQ(d->outcome, Outcome::Redirected);
   EXPECT_EQ(decision_status(*d), 308);
   EXPECT_FALSE(d->must_close);  // the codec's choice
-  EXPECT_EQ(q.r.location, "https://app.example:8443/a?b=1");
+  EXPECT_EQ(q.r.rare_or_empty().location, "https://app.example:8443/a?b=1");
   f.snap.https_redirect_port = 443;
   Req n("/", "nowhere.test");  // no route: redirected too
   d = run_until(n.r, f.snap, c, "plain-redirect");
   ASSERT_TRUE(d);
-  EXPECT_EQ(n.r.location, "https://nowhere.test/");
+  EXPECT_EQ(n.r.rare_or_empty().location, "https://nowhere.test/");
   Req ok("/", "plain.example");
   EXPECT_FALSE(run_until(ok.r, f.snap, c, "plain-redirect"));
-  EXPECT_TRUE(ok.r.location.empty());
+  EXPECT_TRUE(ok.r.rare_or_empty().location.empty());
   c.tls = true;
   Req t("/", "app.example");
   t.r.host = "app.example";
@@ -419,7 +419,7 @@ TEST(PlainRedirectPhase, NeedsOneValidHost) {
   EXPECT_EQ(d->error.context, "redirect needs one valid Host");
   EXPECT_EQ(decision_status(*d), 400);
   EXPECT_TRUE(d->must_close);
-  EXPECT_TRUE(q.r.location.empty());
+  EXPECT_TRUE(q.r.rare_or_empty().location.empty());
 }
 
 TEST(ClientCertNeedsTlsPhase, NeverServesACertificateHostInPlain) {
@@ -582,6 +582,13 @@ TEST(RunPhases, EndToEnd) {
   EXPECT_EQ(ok.r.route->target, 0u);
   EXPECT_TRUE(ok.r.hsts);
   EXPECT_EQ(ok.r.limits.body_bytes, 1000u);
+  // A plain proxied request leaves the rare fields unallocated (a phase that writes one
+  // unconditionally costs every stream cache lines: docs/perf-h2-many-streams.md round 10).
+  EXPECT_FALSE(ok.r.has_rare());
+  Req limited("/", "limits.example");
+  EXPECT_FALSE(run_phases(limited.r, f.snap, c));
+  EXPECT_NE(limited.r.policy, nullptr);
+  EXPECT_FALSE(limited.r.has_rare());
 
   // The first decision wins: an audit outage before a bad Host.
   c.audit_on = true;
@@ -611,10 +618,12 @@ TEST(RunPhases, EndToEnd) {
   auto p = plain(peer);
   Req redirect("/x", "app.example");
   EXPECT_EQ(run_phases(redirect.r, f.snap, p)->outcome, Outcome::Redirected);
-  EXPECT_EQ(redirect.r.location, "https://app.example:8443/x");
+  EXPECT_EQ(redirect.r.rare_or_empty().location, "https://app.example:8443/x");
+  EXPECT_TRUE(redirect.r.has_rare());
   EXPECT_FALSE(redirect.r.hsts);
   Req served("/x", "plain.example");
   EXPECT_FALSE(run_phases(served.r, f.snap, p));
+  EXPECT_FALSE(served.r.has_rare());
   Req large("/x", "plain.example");
   large.head.content_length = 1001;
   EXPECT_EQ(run_phases(large.r, f.snap, p)->outcome, Outcome::BodyTooLarge);
