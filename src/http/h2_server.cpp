@@ -136,6 +136,7 @@ struct H2ServerSession::Impl {
   std::string scratch_names;             // submit_response(): the lower-cased names the nv entries point into
   std::string scratch_name;              // clean_fields()
   std::vector<MessageHead> spare_heads;  // recycle(): cleared heads whose strings keep their capacity
+  std::vector<std::size_t> spare_sizes;  // ... and each one's head_storage()
   std::size_t spare_bytes = 0;           // their storage, counted in memory()
   bool failed = false;                   // connection error: GOAWAY queued, nothing more is read
   bool shutdown = false;                 // our graceful GOAWAY
@@ -179,11 +180,6 @@ struct H2ServerSession::Impl {
     std::memcpy(nb, &n, sizeof n);
     alloc_bytes = alloc_bytes - old + n;
     return nb + kAllocHeader;
-  }
-
-  static std::size_t head_storage(const MessageHead& h) noexcept {
-    return sizeof(MessageHead) + h.method.capacity() + h.target.capacity() + h.reason.capacity() +
-           h.headers.storage_bytes();
   }
 
   static std::size_t footprint(const Stream& s) noexcept {
@@ -237,6 +233,7 @@ struct H2ServerSession::Impl {
     if (!over_memory()) return false;
     if (spare_bytes != 0) {
       spare_heads = std::vector<MessageHead>{};
+      spare_sizes = std::vector<std::size_t>{};
       spare_bytes = 0;
     }
     return over_memory();
@@ -406,7 +403,8 @@ struct H2ServerSession::Impl {
     if (added && !spare_heads.empty()) {
       s.req.head = std::move(spare_heads.back());
       spare_heads.pop_back();
-      s.reused_bytes = head_storage(s.req.head);  // now the stream's (footprint)
+      s.reused_bytes = spare_sizes.back();  // now the stream's (footprint)
+      spare_sizes.pop_back();
       spare_bytes -= s.reused_bytes;
     }
     if (added) stream_bytes += footprint(s);
@@ -946,21 +944,30 @@ void H2ServerSession::consume(std::int32_t stream, std::size_t n) {
   nghttp2_session_consume(impl_->session, stream, n);
 }
 
-void H2ServerSession::recycle(MessageHead&& head) {
+std::size_t H2ServerSession::head_storage(const MessageHead& h) noexcept {
+  return sizeof(MessageHead) + h.method.capacity() + h.target.capacity() + h.reason.capacity() +
+         h.headers.storage_bytes();
+}
+
+void H2ServerSession::recycle(MessageHead&& head, std::size_t storage) {
   Impl& im = *impl_;
   const std::size_t limit = std::min<std::size_t>(im.opts.http2.max_concurrent_streams, 256);
   if (im.spare_heads.size() >= limit) return;
-  const std::size_t bytes = Impl::head_storage(head);
+  PHI_ASSERT(storage == 0 || storage == head_storage(head));
+  const std::size_t bytes = storage != 0 ? storage : head_storage(head);
   if (bytes > kSpareHeadBytes) return;  // a large head is not kept: memory, not speed
   // All spares together stay a small share of the connection's budget (review finding F3).
   if (im.spare_bytes + bytes > im.opts.http2.connection_memory_bytes / 8) return;
   head.clear();
+  im.spare_sizes.reserve(im.spare_heads.size() + 1);  // both pushes below succeed, or neither happens
   im.spare_heads.push_back(std::move(head));
+  im.spare_sizes.push_back(bytes);
   im.spare_bytes += bytes;
 }
 
 void H2ServerSession::drop_spare_heads() noexcept {
   impl_->spare_heads = std::vector<MessageHead>{};
+  impl_->spare_sizes = std::vector<std::size_t>{};
   impl_->spare_bytes = 0;
 }
 

@@ -347,6 +347,7 @@ class H2Stream final : public ClientStream {
   std::array<TimePoint, kSlots> dl_{kNever, kNever, kNever, kNever};
   std::array<bool, kSlots> fired_{};
   std::size_t write_mark_ = 0;  // queued bytes when the write deadline was last set
+  std::size_t head_bytes_ = 0;  // head_'s storage once forward_h1 built the upstream head (recycle)
   TimePoint started_{};
   TimePoint up_sent_{};
   Clock::duration body_wait_{};
@@ -938,7 +939,7 @@ void H2Stream::release() noexcept {
   // Its strings serve a later stream's head (the codec bounds and counts what it keeps).
   if (!c_.dead_) {
     try {
-      c_.codec_.recycle(std::move(head_));
+      c_.codec_.recycle(std::move(head_), head_bytes_);
     } catch (const std::bad_alloc&) {
       // Only a cache: a stream ends the same without it (review finding F5).
     }
@@ -1461,6 +1462,8 @@ net::awaitable<void> H2Stream::forward_h1() {
   const bool has_body = framing.kind != http::Framing::Kind::None;
   std::string up_head;
   http::append_h1_request_head(up_head, head, upstream_target, framing);
+  // The head's last change, and its fields just read: its size for recycle(), taken while in cache.
+  head_bytes_ = http::H2ServerSession::head_storage(head);
   const upstream::Timeouts t{r.limits.connect, r.limits.send, r.limits.read};
   AttemptPlan plan(worker, cluster, r, head.method);
   auto& balancer = plan.balancer;
@@ -1667,6 +1670,7 @@ net::awaitable<void> H2Stream::proxy_to_error_backend(std::string_view upstream_
   set_error_page_fields(r.head.headers, error_page_fields(r, 503, {}, request_id_));
   std::string up_head;
   http::append_h1_request_head(up_head, r.head, upstream_target, framing);
+  head_bytes_ = http::H2ServerSession::head_storage(r.head);  // changed since forward_h1 took it
   facts_.error_page = 503;
   set_cookie_.clear();
   const auto index = r.route->error_target;

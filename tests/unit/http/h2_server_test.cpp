@@ -471,6 +471,35 @@ TEST_F(H2ServerTest, RecycledHeadCarriesNothingOfTheFirstRequest) {
   EXPECT_FALSE(r2->head.content_length);
 }
 
+// The proxy hands its figure of the head's size (taken while the head was in cache) instead of
+// a walk at recycle: the spare is counted by exactly that figure, and once a later stream took it
+// and ended, nothing of it stays counted.
+TEST_F(H2ServerTest, RecycledHeadIsCountedByTheCallersFigureAndLeavesNothingBehind) {
+  start();
+  const auto first = client.request(with(get("/first"), "x-first-only", std::string(300, 'a')));
+  pump();
+  auto* r1 = server->request(first);
+  ASSERT_NE(r1, nullptr);
+  MessageHead taken = std::move(r1->head);
+  respond(first, 200, "ok");
+  pump();
+  const std::size_t before = server->memory();
+  const std::size_t bytes = H2ServerSession::head_storage(taken);
+  EXPECT_GT(bytes, 300u);
+  server->recycle(std::move(taken), bytes);
+  EXPECT_EQ(server->memory(), before + bytes);
+
+  const auto second = client.request(get("/second"));
+  pump();
+  auto* r2 = server->request(second);
+  ASSERT_NE(r2, nullptr);
+  EXPECT_EQ(r2->head.target, "/second");
+  EXPECT_EQ(r2->head.headers.find("x-first-only"), nullptr);
+  respond(second, 200, "ok");
+  pump();
+  EXPECT_EQ(server->memory(), before);  // the spare went to the stream, and the stream is gone
+}
+
 TEST_F(H2ServerTest, LargeRecycledHeadsAreNotKeptAndSparesCanBeDropped) {
   start();
   pump();

@@ -123,8 +123,12 @@ class H2ServerSession {
   /// Gives back a head moved out of request(): a later stream's head is decoded into its strings,
   /// so a connection at 100 streams does not allocate every field of every request anew. Kept
   /// only while small (kSpareHeadBytes) and up to max_concurrent_streams of them, counted in
-  /// memory(); drop_spare_heads() frees them (an idle connection).
-  void recycle(MessageHead&& head);
+  /// memory(); drop_spare_heads() frees them (an idle connection). `storage`: head_storage(head),
+  /// when the caller took it while the head was last in cache (0: walked here, when the head is
+  /// usually cold again: one cache line per field; debug builds check the caller's figure).
+  void recycle(MessageHead&& head, std::size_t storage = 0);
+  /// The bytes a head holds (its strings' capacities and its field vector's), as recycle counts them.
+  static std::size_t head_storage(const MessageHead& h) noexcept;
   void drop_spare_heads() noexcept;
   static constexpr std::size_t kSpareHeadBytes = 4096;
   /// The same from references (nghttp2 copies what it keeps before this returns).
