@@ -133,14 +133,17 @@ struct H2ServerSession::Impl {
   // submit_response()'s nv array and name bytes, reused (nghttp2 copies them): no allocation per
   // response once they have grown to the usual header set.
   std::vector<nghttp2_nv> scratch_nva;
-  std::string scratch_names;             // submit_response(): the lower-cased names the nv entries point into
-  std::string scratch_name;              // clean_fields()
-  std::vector<MessageHead> spare_heads;  // recycle(): cleared heads whose strings keep their capacity
-  std::vector<std::size_t> spare_sizes;  // ... and each one's head_storage()
-  std::size_t spare_bytes = 0;           // their storage, counted in memory()
-  bool failed = false;                   // connection error: GOAWAY queued, nothing more is read
-  bool shutdown = false;                 // our graceful GOAWAY
-  std::int32_t goaway_last = 0;          // shutdown(): the last stream id the GOAWAY names
+  std::string scratch_names;  // submit_response(): the lower-cased names the nv entries point into
+  std::string scratch_name;   // clean_fields()
+  struct Spare {
+    MessageHead head;   // cleared; its strings keep their capacity
+    std::size_t bytes;  // its head_storage(), counted in spare_bytes
+  };
+  std::vector<Spare> spare_heads;  // recycle()
+  std::size_t spare_bytes = 0;     // their storage, counted in memory()
+  bool failed = false;             // connection error: GOAWAY queued, nothing more is read
+  bool shutdown = false;           // our graceful GOAWAY
+  std::int32_t goaway_last = 0;    // shutdown(): the last stream id the GOAWAY names
 
   // --- memory accounting (nghttp2_mem): each block carries its size in a header
   void* alloc(std::size_t n) {
@@ -232,8 +235,7 @@ struct H2ServerSession::Impl {
   bool out_of_memory() noexcept {
     if (!over_memory()) return false;
     if (spare_bytes != 0) {
-      spare_heads = std::vector<MessageHead>{};
-      spare_sizes = std::vector<std::size_t>{};
+      spare_heads = std::vector<Spare>{};
       spare_bytes = 0;
     }
     return over_memory();
@@ -401,10 +403,9 @@ struct H2ServerSession::Impl {
     const auto [it, added] = streams.try_emplace(f.hd.stream_id);
     Stream& s = it->second;
     if (added && !spare_heads.empty()) {
-      s.req.head = std::move(spare_heads.back());
+      s.req.head = std::move(spare_heads.back().head);
+      s.reused_bytes = spare_heads.back().bytes;  // now the stream's (footprint)
       spare_heads.pop_back();
-      s.reused_bytes = spare_sizes.back();  // now the stream's (footprint)
-      spare_sizes.pop_back();
       spare_bytes -= s.reused_bytes;
     }
     if (added) stream_bytes += footprint(s);
@@ -959,15 +960,12 @@ void H2ServerSession::recycle(MessageHead&& head, std::size_t storage) {
   // All spares together stay a small share of the connection's budget (review finding F3).
   if (im.spare_bytes + bytes > im.opts.http2.connection_memory_bytes / 8) return;
   head.clear();
-  im.spare_sizes.reserve(im.spare_heads.size() + 1);  // both pushes below succeed, or neither happens
-  im.spare_heads.push_back(std::move(head));
-  im.spare_sizes.push_back(bytes);
+  im.spare_heads.push_back(Impl::Spare{std::move(head), bytes});
   im.spare_bytes += bytes;
 }
 
 void H2ServerSession::drop_spare_heads() noexcept {
-  impl_->spare_heads = std::vector<MessageHead>{};
-  impl_->spare_sizes = std::vector<std::size_t>{};
+  impl_->spare_heads = std::vector<Impl::Spare>{};
   impl_->spare_bytes = 0;
 }
 

@@ -232,6 +232,12 @@ PhaseResult auth_basic(Request& r, const Snapshot&, const ConnectionView& c) {
 
 }  // namespace phase
 
+RequestRare::~RequestRare() {
+  // A request refused after the auth-basic phase (a later phase, a reset, a second decision) never
+  // reached verify_basic_auth's wipe: the password does not stay in freed memory either way.
+  OPENSSL_cleanse(auth_password.data(), auth_password.capacity());
+}
+
 net::awaitable<std::optional<Decision>> verify_basic_auth(Request& r, metrics::WorkerShard& stats) {
   using AB = metrics::WorkerShard::AuthBasic;
   thread_local VerifyCache cache;  // one per worker thread: no lock

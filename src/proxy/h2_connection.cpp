@@ -347,7 +347,9 @@ class H2Stream final : public ClientStream {
   std::array<TimePoint, kSlots> dl_{kNever, kNever, kNever, kNever};
   std::array<bool, kSlots> fired_{};
   std::size_t write_mark_ = 0;  // queued bytes when the write deadline was last set
-  std::size_t head_bytes_ = 0;  // head_'s storage once forward_h1 built the upstream head (recycle)
+  // head_'s storage for recycle(), taken by append_upstream_head (0: recycle walks the head). A
+  // later change of head_ must measure again (debug builds check the figure at recycle).
+  std::size_t head_bytes_ = 0;
   TimePoint started_{};
   TimePoint up_sent_{};
   Clock::duration body_wait_{};
@@ -439,6 +441,12 @@ class H2Stream final : public ClientStream {
 
   net::awaitable<void> serve();
   void finish();
+  /// The HTTP/1.1 upstream head from head_, after its last change; head_ is measured for
+  /// recycle() then, its fields just read and in cache (a walk at release finds them cold).
+  void append_upstream_head(std::string& out, std::string_view target, http::Framing framing) {
+    http::append_h1_request_head(out, head_, target, framing);
+    head_bytes_ = http::H2ServerSession::head_storage(head_);
+  }
   void local_reply(int status, std::string_view body, std::string_view location,
                    std::string_view more_fields = {});
   void reply_error(const Error& error, std::string_view more_fields = {});
@@ -1461,9 +1469,7 @@ net::awaitable<void> H2Stream::forward_h1() {
                                  : http::h1_request_framing(head, end_, received);
   const bool has_body = framing.kind != http::Framing::Kind::None;
   std::string up_head;
-  http::append_h1_request_head(up_head, head, upstream_target, framing);
-  // The head's last change, and its fields just read: its size for recycle(), taken while in cache.
-  head_bytes_ = http::H2ServerSession::head_storage(head);
+  append_upstream_head(up_head, upstream_target, framing);
   const upstream::Timeouts t{r.limits.connect, r.limits.send, r.limits.read};
   AttemptPlan plan(worker, cluster, r, head.method);
   auto& balancer = plan.balancer;
@@ -1669,8 +1675,7 @@ net::awaitable<void> H2Stream::proxy_to_error_backend(std::string_view upstream_
   // the client sent under those names is replaced (as over HTTP/1).
   set_error_page_fields(r.head.headers, error_page_fields(r, 503, {}, request_id_));
   std::string up_head;
-  http::append_h1_request_head(up_head, r.head, upstream_target, framing);
-  head_bytes_ = http::H2ServerSession::head_storage(r.head);  // changed since forward_h1 took it
+  append_upstream_head(up_head, upstream_target, framing);  // the head changed: measured again
   facts_.error_page = 503;
   set_cookie_.clear();
   const auto index = r.route->error_target;

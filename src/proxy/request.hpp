@@ -46,6 +46,10 @@ struct ExternalAuthResult {
 /// nor destroys these ~400 bytes of empty strings, cold again by its end when many streams are in
 /// flight (docs/perf-h2-many-streams.md, round 10).
 struct RequestRare {
+  RequestRare() = default;
+  ~RequestRare();  // wipes auth_password, whether or not verify_basic_auth ran (basic_auth.cpp)
+  RequestRare(const RequestRare&) = delete;
+  RequestRare& operator=(const RequestRare&) = delete;
   std::string location;  // Redirected: where to
   // The rewrite phase (rewrite-target): the target sent upstream ("" when not rewritten: `target`)
   // and the X-Forwarded-Prefix value ("" when none). Audit records keep the client's `target`.
@@ -117,7 +121,7 @@ struct Request {
   }
 
  private:
-  static inline const RequestRare kNoRare{};
+  static constinit inline const RequestRare kNoRare{};
   std::unique_ptr<RequestRare> rare_;
 };
 

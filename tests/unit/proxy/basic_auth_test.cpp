@@ -4,6 +4,8 @@
 #include <gtest/gtest.h>
 
 #include <memory>
+#include <new>
+#include <string_view>
 
 #include "basic_auth.hpp"
 
@@ -178,6 +180,21 @@ TEST(VerifyBasicAuth, RightPasswordThenCachedWrongOrUnknownRefused) {
   EXPECT_EQ(v.count(AB::Failed), 2u);
   EXPECT_FALSE(v.run("alice", "password", true).has_value());
   EXPECT_TRUE(v.forwarded);  // auth-forward-authorization: "true"
+}
+
+// A request refused after the auth-basic phase never reaches verify_basic_auth's wipe: the rare
+// fields' destructor wipes the password itself (a short one lives inside the object, so its bytes
+// are still in the storage after the destructor ran).
+TEST(VerifyBasicAuth, PasswordIsWipedWhenTheRequestEndsUnverified) {
+  alignas(RequestRare) unsigned char storage[sizeof(RequestRare)];
+  auto* rare = new (storage) RequestRare;
+  rare->auth_user = "alice";
+  rare->auth_password = "hunter2-secret";  // short: in the string's own buffer
+  ASSERT_EQ(rare->auth_password.capacity(), 15u);
+  rare->~RequestRare();
+  const std::string_view bytes(reinterpret_cast<const char*>(storage), sizeof storage);
+  EXPECT_EQ(bytes.find("hunter2"), std::string_view::npos);
+  EXPECT_NE(bytes.find("alice"), std::string_view::npos);  // the check can see what is left
 }
 
 }  // namespace
