@@ -121,7 +121,7 @@ struct Request {
   }
 
  private:
-  static constinit inline const RequestRare kNoRare{};
+  static inline const RequestRare kNoRare{};
   std::unique_ptr<RequestRare> rare_;
 };
 
