@@ -32,6 +32,7 @@ PACKAGES=(build-essential cmake ninja-build ccache pkg-config git curl ca-certif
   python3-h2  # tests/h2: the raw-frame attack client
   libaprutil1-dev  # src/auth: apr_password_validate (htpasswd hashes: bcrypt, apr1, SHA1, crypt)
   libtcmalloc-minimal4  # src/CMakeLists.txt: phigate's allocator (tcmalloc; not in sanitizer builds)
+  libgoogle-perftools-dev  # src/cli/huge_pages.cpp: tcmalloc's MallocExtension header (huge pages)
   apache2-utils  # tests/integration: htpasswd makes the basic-auth fixtures
   clang-14 libclang-rt-14-dev libfuzzer-14-dev)  # scripts/fuzz.sh: libFuzzer with ASan+UBSan
 

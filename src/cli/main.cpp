@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "check_command.hpp"
+#include "huge_pages.hpp"
 #include "phigate/audit/verify.hpp"
 #include "phigate/compile/policy.hpp"
 #include "phigate/config/loader.hpp"
@@ -386,6 +387,7 @@ int main(int argc, char** argv) {
   if (cmd == "run") {
     if (auto err = parse(rest, true, parsed); !err.empty()) return usage_error(err);
     tune_allocator();
+    phigate::cli::use_huge_pages();
     return phigate::server::run(parsed.config, parsed.log_level);
   }
   if (cmd == "annotations") {

@@ -3,6 +3,7 @@
 #include <fstream>
 #include <future>
 #include <iterator>
+#include <sstream>
 
 #include "phigate_fixture.hpp"
 #include "support/net.hpp"
@@ -103,6 +104,44 @@ TEST_F(PhigateTest, Startup_ServesOnTheAllocatorItNames) {
   const std::string text((std::istreambuf_iterator<char>(maps)), std::istreambuf_iterator<char>());
   const bool tcmalloc = text.find("libtcmalloc_minimal.so") != std::string::npos;
   EXPECT_EQ(tcmalloc, std::string(PHIGATE_ALLOCATOR) == "tcmalloc") << PHIGATE_ALLOCATOR;
+}
+
+namespace {
+
+/// Bytes of PID's mappings advised MADV_HUGEPAGE (the `hg` VmFlag in /proc/PID/smaps).
+std::size_t huge_advised_bytes(int pid) {
+  std::ifstream smaps("/proc/" + std::to_string(pid) + "/smaps");
+  EXPECT_TRUE(smaps.good());
+  std::size_t size_kib = 0;
+  std::size_t total = 0;
+  for (std::string line; std::getline(smaps, line);) {
+    if (line.rfind("Size:", 0) == 0) {
+      size_kib = std::stoul(line.substr(5));
+    } else if (line.rfind("VmFlags:", 0) == 0) {
+      std::istringstream flags(line.substr(8));
+      for (std::string f; flags >> f;) {
+        if (f == "hg") total += size_kib * 1024;
+      }
+    }
+  }
+  return total;
+}
+
+}  // namespace
+
+// tcmalloc builds put the heap on transparent huge pages (src/cli/huge_pages.cpp): the serving
+// process's heap mappings are advised MADV_HUGEPAGE, in 2 MiB chunks; PHIGATE_HUGE_PAGES=off keeps
+// plain pages, and glibc builds (the sanitizers) never advise.
+TEST_F(PhigateTest, Startup_HeapIsAdvisedHugePagesUnlessTurnedOff) {
+  auto up = start_upstream();
+  auto on = start_phigate(config(route_to(up)));
+  auto off = start_phigate(config(route_to(up)), {.env = {{"PHIGATE_HUGE_PAGES", "off"}}});
+  for (auto* pg : {&on, &off}) ASSERT_EQ(curl(*pg, {"-o", "/dev/null", https_url(*pg, "/")}).exit_code, 0);
+  const bool tcmalloc = std::string(PHIGATE_ALLOCATOR) == "tcmalloc";
+  const auto advised = huge_advised_bytes(on.process.pid());
+  EXPECT_EQ(advised >= (std::size_t{2} << 20), tcmalloc)
+      << advised << " bytes advised, " << PHIGATE_ALLOCATOR;
+  EXPECT_EQ(huge_advised_bytes(off.process.pid()), 0u);
 }
 
 TEST_F(PhigateTest, Startup_PortInUseExitsNonZeroWithOneLine) {

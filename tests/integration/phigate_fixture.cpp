@@ -73,9 +73,9 @@ std::string PhigateTest::config(const std::string& routes, const std::string& ex
          other_cert_.cert + ", key: " + other_cert_.key + " }\n" + extra + "routes:\n" + routes;
 }
 
-Phigate PhigateTest::start_phigate(const std::string& yaml) {
+Phigate PhigateTest::start_phigate(const std::string& yaml, ProcessOptions opts) {
   const auto path = dir_.write("phigate.yaml", yaml);
-  auto p = Process::start({bin("phigate"), "run", "--config", path});
+  auto p = Process::start({bin("phigate"), "run", "--config", path}, std::move(opts));
   const auto line = p.wait_for_line("phigate ready", 20s);
   if (!line) throw std::runtime_error("phigate did not start: " + p.output());
   Phigate pg{std::move(p)};

@@ -44,7 +44,7 @@ class PhigateTest : public ::testing::Test {
   /// Starts a test upstream on a kernel-chosen port.
   Upstream start_upstream(const std::string& name = "upstream");
   /// Writes `yaml` as phigate.yaml in the temp dir, starts phigate, waits for its ready line.
-  Phigate start_phigate(const std::string& yaml);
+  Phigate start_phigate(const std::string& yaml, ProcessOptions opts = {});
   /// A config with port-0 listeners, the app.example certificate as default, `routes` (YAML list
   /// items, indented by two spaces) and `extra` top-level keys.
   std::string config(const std::string& routes, const std::string& extra = "") const;
