@@ -1,0 +1,171 @@
+#!/usr/bin/env bash
+# bench/pair.sh: a paired comparison of two proxies (two phigate binaries, or phigate and a peer) that
+# serve at the same time, on the same CPUs, with h2load alternating between them.
+#
+# Why: on a shared VM the host's noise moves every proxy's figures by 10-30 % between runs minutes
+# apart, which is more than one change can move. bench/h2.sh runs the proxies one after the other, so
+# each of its ratios mixes two moments of the host. Here both proxies are up for the whole run, pinned
+# to PROXY_CPUS, and each pair is two back-to-back h2load runs (A then B, the next pair B then A), so
+# both halves of a pair see the same host. The figure is each pair's ratio of requests per proxy
+# CPU-second (A / B), CPU time from the per-thread run time in /proc/PID/task/*/schedstat (ns, user +
+# system, every thread and child process). Reported: the median of the pairs' ratios, how many pairs A
+# won, and each side's median requests per CPU-second; one JSON line per pair in the temp dir.
+#
+# Same backend, certificate, TLS settings and HTTP/2 edits of the proxy templates as bench/h2.sh.
+# Everything it starts is stopped on exit (by PID).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+ROOT=$PWD
+BENCH_NAME=pair
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
+
+usage() {
+  cat <<'EOF'
+usage: bench/pair.sh [options]
+
+  --a SPEC           side A: phigate[=BINARY] | nginx | haproxy (default phigate, i.e. PHIGATE)
+  --b SPEC           side B: the same forms (default haproxy)
+  --wrap-a CMD       run side A's proxy under CMD (a command prefix, e.g. an env or prctl wrapper)
+  --wrap-b CMD       the same for side B
+  --streams M        h2load -m (default 100; 1..100)
+  --clients N        h2load -c (default 16)
+  --requests N       requests per run (h2load -n, default 60000)
+  --pairs P          pairs of runs (default 8; <= 40)
+  --warmup N         requests of an unrecorded warm-up run per side (default 20000, 0 = none)
+  --h1               HTTP/1.1 over TLS instead of h2 (h2load --h1)
+  --keep-tmp         keep the temp dir (configs, logs, h2load output, pairs.jsonl)
+  -h, --help         this help
+
+environment: PROXY_CPUS (default 0), LOAD_CPUS (default 1), PHIGATE (default build/release/bin/phigate)
+Builds nothing: build first (scripts/build.sh release phigate). Two phigate sides need two binaries.
+EOF
+}
+
+SPEC_A=phigate SPEC_B=haproxy WRAP_A="" WRAP_B=""
+STREAMS_M=100 CLIENTS=16 REQUESTS=60000 PAIRS=8 WARMUP_N=20000 H1=""
+PROXY_CPUS=${PROXY_CPUS-0}
+LOAD_CPUS=${LOAD_CPUS-1}
+WORKERS=1 WAIT_QUIET=0 KEEP_TMP=""
+while (($#)); do
+  case $1 in
+    --a) need_arg "$@"; SPEC_A=$2; shift ;;
+    --b) need_arg "$@"; SPEC_B=$2; shift ;;
+    --wrap-a) need_arg "$@"; WRAP_A=$2; shift ;;
+    --wrap-b) need_arg "$@"; WRAP_B=$2; shift ;;
+    --streams) need_arg "$@"; STREAMS_M=$2; shift ;;
+    --clients) need_arg "$@"; CLIENTS=$2; shift ;;
+    --requests) need_arg "$@"; REQUESTS=$2; shift ;;
+    --pairs) need_arg "$@"; PAIRS=$2; shift ;;
+    --warmup) need_arg "$@"; WARMUP_N=$2; shift ;;
+    --h1) H1=1 ;;
+    --keep-tmp) KEEP_TMP=1 ;;
+    -h | --help) usage; exit 0 ;;
+    *) die "unknown option '$1' (see --help)" ;;
+  esac
+  shift
+done
+for v in STREAMS_M CLIENTS REQUESTS PAIRS; do
+  is_uint "${!v}" && ((${!v} > 0)) || die "$v must be a positive integer, got '${!v}'"
+done
+is_uint "$WARMUP_N" || die "--warmup must be a non-negative integer, got '$WARMUP_N'"
+((STREAMS_M <= 100 && PAIRS <= 40 && CLIENTS <= 1000 && REQUESTS <= 2000000)) ||
+  die "--streams <= 100, --pairs <= 40, --clients <= 1000, --requests <= 2000000, please"
+
+# SPEC -> "KIND BINARY" (BINARY only for phigate)
+parse_spec() {
+  case $1 in
+    phigate) echo "phigate $PHIGATE" ;;
+    phigate=*) echo "phigate ${1#phigate=}" ;;
+    nginx | haproxy) echo "$1 -" ;;
+    *) die "bad side '$1': phigate[=BINARY], nginx or haproxy" ;;
+  esac
+}
+read -r KIND_A BIN_A < <(parse_spec "$SPEC_A")
+read -r KIND_B BIN_B < <(parse_spec "$SPEC_B")
+for b in "$BIN_A" "$BIN_B"; do [[ $b == - || -x $b ]] || die "$b is not an executable phigate binary"; done
+TARGETS=("$KIND_A" "$KIND_B")
+setup_pinning
+raise_nofile $((4 * CLIENTS + 1024))
+need_tools h2load nginx haproxy curl openssl taskset pgrep python3 timeout
+
+make_tmp phigate-pair
+make_cert_set ec ec
+start_backend
+
+config_hook() {  # KIND INST FILE: the same HTTP/2 edits as bench/h2.sh
+  case $1 in
+    phigate)
+      printf 'http2: { enabled: true }\n' >>"$3"
+      sed -i -E 's/keepalive_connections: [0-9]+/keepalive_connections: 2048/' "$3" ;;
+    nginx)
+      sed -i -E 's/^(    listen 127\.0\.0\.1:[0-9]+ ssl);/\1 http2;/' "$3"
+      grep -q 'ssl http2;' "$3" || die "could not turn on nginx's http2"
+      sed -i -E 's/^(    keepalive) [0-9]+;/\1 2048;/' "$3" ;;
+    haproxy)
+      sed -i -E 's/^(  bind .* ssl crt [^ ]+)/\1 alpn h2,http\/1.1/' "$3"
+      grep -q 'alpn h2,http/1.1' "$3" || die "could not turn on HAProxy's alpn h2"
+      sed -i -E 's/^(  server b .*)$/\1 pool-max-conn 2048/' "$3" ;;
+  esac
+}
+
+# A wrapper is applied by putting it in front of the proxy command: start_proxy runs
+# "${PROXY_PIN[@]}" then the proxy, so the pin array gets the wrapper appended for that one start.
+start_side() {  # INST KIND BINARY WRAP
+  local pin=("${PROXY_PIN[@]}") w=()
+  if [[ -n $4 ]]; then read -r -a w <<<"$4"; PROXY_PIN+=("${w[@]}"); fi
+  [[ $2 != phigate ]] || PHIGATE=$3
+  start_proxy "$2" "$1" ec
+  PROXY_PIN=("${pin[@]}")
+  log "$1: $2${3:+ $3}${4:+ under \"$4\"} on https://127.0.0.1:${PORT[$1]}/ (pid ${PID[$1]})"
+}
+start_side A "$KIND_A" "$([[ $BIN_A == - ]] || echo "$BIN_A")" "$WRAP_A"
+start_side B "$KIND_B" "$([[ $BIN_B == - ]] || echo "$BIN_B")" "$WRAP_B"
+
+cpu_ns() {  # PID: on-CPU ns of every thread of PID and its children (schedstat's first field)
+  local p
+  for p in $(tree_pids "$1"); do cat "/proc/$p/task/"*/schedstat 2>/dev/null || true; done |
+    awk '{ s += $1 } END { printf "%.0f", s }'
+}
+
+PAIRS_OUT=$TMP/pairs.jsonl
+: >"$PAIRS_OUT"
+RUN_RPC=""  # set by run_side: requests per proxy CPU-second
+run_side() {  # INST N TAG
+  local inst=$1 n=$2 txt=$TMP/h2load-$1-$3.txt c0 c1 done_n
+  local proto=(); [[ -z $H1 ]] || proto=(--h1)
+  c0=$(cpu_ns "${PID[$inst]}")
+  timeout -k 5 300 "${LOAD_PIN[@]}" h2load "${proto[@]}" -t1 -c"$CLIENTS" -m"$STREAMS_M" -n"$n" \
+    "https://127.0.0.1:${PORT[$inst]}/" >"$txt" 2>&1 || die "h2load against $inst failed: $(tail -5 "$txt")"
+  c1=$(cpu_ns "${PID[$inst]}")
+  alive "${PID[$inst]}" || die "$inst died during the run"
+  done_n=$(awk '/^requests:/ { for (i = 1; i <= NF; i++) if ($(i + 1) == "succeeded,") print $i }' "$txt")
+  [[ $done_n == "$n" ]] || die "$inst: $done_n of $n requests succeeded: $(grep -E '^(requests|status codes):' "$txt")"
+  grep -q "status codes: $n 2xx" "$txt" || die "$inst: not every answer was 2xx: $(grep '^status codes:' "$txt")"
+  RUN_RPC=$(awk -v n="$n" -v c="$((c1 - c0))" 'BEGIN { printf "%.0f", n / (c / 1e9) }')
+}
+
+if ((WARMUP_N > 0)); then
+  run_side A "$WARMUP_N" warmup
+  run_side B "$WARMUP_N" warmup
+fi
+for ((p = 1; p <= PAIRS; p++)); do
+  if ((p % 2)); then order=(A B); else order=(B A); fi
+  declare -A R=()
+  for s in "${order[@]}"; do run_side "$s" "$REQUESTS" "p$p"; R[$s]=$RUN_RPC; done
+  echo "{\"pair\": $p, \"first\": \"${order[0]}\", \"a_rpc\": ${R[A]}, \"b_rpc\": ${R[B]}}" >>"$PAIRS_OUT"
+  log "pair $p (${order[0]} first): A ${R[A]}, B ${R[B]} requests per CPU-second, A/B $(awk -v a="${R[A]}" -v b="${R[B]}" 'BEGIN { printf "%.3f", a / b }')"
+done
+
+python3 - "$PAIRS_OUT" "$SPEC_A${WRAP_A:+ ($WRAP_A)}" "$SPEC_B${WRAP_B:+ ($WRAP_B)}" "$STREAMS_M" "$REQUESTS" "${H1:+h1}" <<'EOF'
+import json, statistics, sys
+pairs = [json.loads(l) for l in open(sys.argv[1])]
+ratios = [p["a_rpc"] / p["b_rpc"] for p in pairs]
+won = sum(r > 1 for r in ratios)
+print(f"A = {sys.argv[2]}\nB = {sys.argv[3]}")
+print(f"{'h1' if sys.argv[6] else 'h2'} -m {sys.argv[4]}, {sys.argv[5]} requests per run, {len(pairs)} pairs")
+print(f"median requests per proxy CPU-second: A {statistics.median(p['a_rpc'] for p in pairs):,.0f}, "
+      f"B {statistics.median(p['b_rpc'] for p in pairs):,.0f}")
+print(f"median of the pairs' ratios A/B: {statistics.median(ratios):.3f} (min {min(ratios):.3f}, "
+      f"max {max(ratios):.3f}); A ahead in {won} of {len(pairs)}")
+EOF
