@@ -387,7 +387,7 @@ int main(int argc, char** argv) {
   if (cmd == "run") {
     if (auto err = parse(rest, true, parsed); !err.empty()) return usage_error(err);
     tune_allocator();
-    phigate::cli::use_huge_pages();
+    if (const auto err = phigate::cli::use_huge_pages(); !err.empty()) return usage_error(err);
     return phigate::server::run(parsed.config, parsed.log_level);
   }
   if (cmd == "annotations") {

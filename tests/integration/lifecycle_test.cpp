@@ -133,8 +133,11 @@ std::size_t huge_advised_bytes(int pid) {
 // process's heap mappings are advised MADV_HUGEPAGE, in 2 MiB chunks; PHIGATE_HUGE_PAGES=off keeps
 // plain pages, and glibc builds (the sanitizers) never advise.
 TEST_F(PhigateTest, Startup_HeapIsAdvisedHugePagesUnlessTurnedOff) {
+  // A kernel built without THP refuses the advice (EINVAL): nothing to see there.
+  if (!std::ifstream("/sys/kernel/mm/transparent_hugepage/enabled").good())
+    GTEST_SKIP() << "no THP in this kernel";
   auto up = start_upstream();
-  auto on = start_phigate(config(route_to(up)));
+  auto on = start_phigate(config(route_to(up)), {.env = {{"PHIGATE_HUGE_PAGES", "on"}}});
   auto off = start_phigate(config(route_to(up)), {.env = {{"PHIGATE_HUGE_PAGES", "off"}}});
   for (auto* pg : {&on, &off}) ASSERT_EQ(curl(*pg, {"-o", "/dev/null", https_url(*pg, "/")}).exit_code, 0);
   const bool tcmalloc = std::string(PHIGATE_ALLOCATOR) == "tcmalloc";
@@ -142,6 +145,17 @@ TEST_F(PhigateTest, Startup_HeapIsAdvisedHugePagesUnlessTurnedOff) {
   EXPECT_EQ(advised >= (std::size_t{2} << 20), tcmalloc)
       << advised << " bytes advised, " << PHIGATE_ALLOCATOR;
   EXPECT_EQ(huge_advised_bytes(off.process.pid()), 0u);
+}
+
+// A value that is neither on nor off is refused before anything starts (it could be a typo of
+// either): exit 2, naming the variable.
+TEST_F(PhigateTest, Startup_HugePagesSwitchWithAnUnknownValueIsRefused) {
+  const auto yaml =
+      dir_.write("phigate.yaml", config("  - paths: [{ path: /, backends: [\"127.0.0.1:9\"] }]\n"));
+  auto p = Process::start({bin("phigate"), "run", "--config", yaml}, {.env = {{"PHIGATE_HUGE_PAGES", "of"}}});
+  EXPECT_EQ(p.wait_exit(10s), 2);
+  EXPECT_NE(p.output().find("PHIGATE_HUGE_PAGES: 'of' is neither on nor off"), std::string::npos)
+      << p.output();
 }
 
 TEST_F(PhigateTest, Startup_PortInUseExitsNonZeroWithOneLine) {
