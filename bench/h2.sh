@@ -113,26 +113,7 @@ make_cert_set ec ec
 start_backend
 
 # --- 3. proxies: the bench/run.sh templates with HTTP/2 offered -----------------------------------
-config_hook() {  # KIND INST FILE (called by start_proxy after rendering FILE)
-  case $1 in
-    phigate)
-      # On by default; said explicitly so that a changed default cannot turn this into an h1 run.
-      printf 'http2: { enabled: true }\n' >>"$3"
-      # Same idle upstream pool for all three: -c16 x -m100 = up to 1600 requests in flight, each an
-      # HTTP/1.1 upstream connection; an idle cap below that closes and reopens connections per request.
-      sed -i -E 's/keepalive_connections: [0-9]+/keepalive_connections: 2048/' "$3" ;;
-    nginx)
-      # nginx 1.22 (Debian 12): `listen ... http2`; later versions also take `http2 on;`.
-      sed -i -E 's/^(    listen 127\.0\.0\.1:[0-9]+ ssl);/\1 http2;/' "$3"
-      grep -q 'ssl http2;' "$3" || die "could not turn on nginx's http2"
-      sed -i -E 's/^(    keepalive) [0-9]+;/\1 2048;/' "$3" ;;
-    haproxy)
-      sed -i -E 's/^(  bind .* ssl crt [^ ]+)/\1 alpn h2,http\/1.1/' "$3"
-      grep -q 'alpn h2,http/1.1' "$3" || die "could not turn on HAProxy's alpn h2"
-      # HAProxy's idle pool is unbounded by default (pool-max-conn -1): bound it like the others.
-      sed -i -E 's/^(  server b .*)$/\1 pool-max-conn 2048/' "$3" ;;
-  esac
-}
+config_hook() { h2_config_hook "$@"; }  # bench/lib.sh: HTTP/2 offered by each proxy
 for t in "${TARGETS[@]}"; do
   start_proxy "$t" "$t" ec
   alpn=$(timeout 5 openssl s_client -connect "127.0.0.1:${PORT[$t]}" -alpn h2,http/1.1 </dev/null 2>/dev/null |

@@ -1,4 +1,4 @@
-# bench/lib.sh: shell machinery shared by bench/run.sh and bench/slowloris.sh (sourced, not run).
+# bench/lib.sh: shell machinery shared by bench/run.sh, bench/slowloris.sh, bench/h2.sh and bench/pair.sh (sourced, not run).
 #
 # The sourcing script sets BENCH_NAME (the prefix of its messages) and, before calling the functions
 # that use them, PROXY_CPUS, LOAD_CPUS, WORKERS, WAIT_QUIET, KEEP_TMP and TARGETS. It provides:
@@ -326,6 +326,28 @@ start_proxy() {
       wait_ready "$inst" "$LAST_PID" "https://127.0.0.1:${PORT[$inst]}${READY_PATH:-/}" "$TMP/$inst.log"
       ;;
     *) die "unknown proxy kind '$kind'" ;;
+  esac
+}
+# h2_config_hook KIND INST FILE: the HTTP/2 edits of a rendered proxy config (bench/h2.sh, bench/pair.sh;
+# their config_hook calls it): HTTP/2 offered by ALPN, and one idle upstream pool size for all three.
+h2_config_hook() {
+  case $1 in
+    phigate)
+      # On by default; said explicitly so that a changed default cannot turn this into an h1 run.
+      printf 'http2: { enabled: true }\n' >>"$3"
+      # Same idle upstream pool for all three: -c16 x -m100 = up to 1600 requests in flight, each an
+      # HTTP/1.1 upstream connection; an idle cap below that closes and reopens connections per request.
+      sed -i -E 's/keepalive_connections: [0-9]+/keepalive_connections: 2048/' "$3" ;;
+    nginx)
+      # nginx 1.22 (Debian 12): `listen ... http2`; later versions also take `http2 on;`.
+      sed -i -E 's/^(    listen 127\.0\.0\.1:[0-9]+ ssl);/\1 http2;/' "$3"
+      grep -q 'ssl http2;' "$3" || die "could not turn on nginx's http2"
+      sed -i -E 's/^(    keepalive) [0-9]+;/\1 2048;/' "$3" ;;
+    haproxy)
+      sed -i -E 's/^(  bind .* ssl crt [^ ]+)/\1 alpn h2,http\/1.1/' "$3"
+      grep -q 'alpn h2,http/1.1' "$3" || die "could not turn on HAProxy's alpn h2"
+      # HAProxy's idle pool is unbounded by default (pool-max-conn -1): bound it like the others.
+      sed -i -E 's/^(  server b .*)$/\1 pool-max-conn 2048/' "$3" ;;
   esac
 }
 stop_proxy() {  # INST

@@ -14,6 +14,7 @@
 # Same backend, certificate, TLS settings and HTTP/2 edits of the proxy templates as bench/h2.sh.
 # Everything it starts is stopped on exit (by PID).
 set -euo pipefail
+CALLER_DIR=$PWD  # a relative phigate=BINARY is the caller's
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROOT=$PWD
 BENCH_NAME=pair
@@ -26,24 +27,25 @@ usage: bench/pair.sh [options]
 
   --a SPEC           side A: phigate[=BINARY] | nginx | haproxy (default phigate, i.e. PHIGATE)
   --b SPEC           side B: the same forms (default haproxy)
-  --wrap-a CMD       run side A's proxy under CMD (a command prefix, e.g. an env or prctl wrapper)
+  --wrap-a CMD       run side A's proxy under CMD, a command prefix that execs it (env VAR=X, a prctl
+                     wrapper; one that forks would hide the proxy's CPU time)
   --wrap-b CMD       the same for side B
-  --streams M        h2load -m (default 100; 1..100)
+  --streams M        h2load -m (default 100; 1..100; with --h1 only 1: h2load would pipeline)
   --clients N        h2load -c (default 16)
   --requests N       requests per run (h2load -n, default 60000)
   --pairs P          pairs of runs (default 8; <= 40)
   --warmup N         requests of an unrecorded warm-up run per side (default 20000, 0 = none)
-  --h1               HTTP/1.1 over TLS instead of h2 (h2load --h1)
+  --h1               HTTP/1.1 over TLS instead of h2 (h2load --h1), one request at a time per connection
   --keep-tmp         keep the temp dir (configs, logs, h2load output, pairs.jsonl)
   -h, --help         this help
 
 environment: PROXY_CPUS (default 0), LOAD_CPUS (default 1), PHIGATE (default build/release/bin/phigate)
-Builds nothing: build first (scripts/build.sh release phigate). Two phigate sides need two binaries.
+Builds nothing: build first (scripts/build.sh release phigate). A relative BINARY is from the current directory.
 EOF
 }
 
 SPEC_A=phigate SPEC_B=haproxy WRAP_A="" WRAP_B=""
-STREAMS_M=100 CLIENTS=16 REQUESTS=60000 PAIRS=8 WARMUP_N=20000 H1=""
+STREAMS_M="" CLIENTS=16 REQUESTS=60000 PAIRS=8 WARMUP_N=20000 H1=""
 PROXY_CPUS=${PROXY_CPUS-0}
 LOAD_CPUS=${LOAD_CPUS-1}
 WORKERS=1 WAIT_QUIET=0 KEEP_TMP=""
@@ -65,6 +67,8 @@ while (($#)); do
   esac
   shift
 done
+[[ -n $STREAMS_M ]] || { if [[ -n $H1 ]]; then STREAMS_M=1; else STREAMS_M=100; fi; }
+[[ -z $H1 || $STREAMS_M == 1 ]] || die "--h1 takes --streams 1 only (h2load --h1 -m N pipelines N requests)"
 for v in STREAMS_M CLIENTS REQUESTS PAIRS; do
   is_uint "${!v}" && ((${!v} > 0)) || die "$v must be a positive integer, got '${!v}'"
 done
@@ -76,7 +80,8 @@ is_uint "$WARMUP_N" || die "--warmup must be a non-negative integer, got '$WARMU
 parse_spec() {
   case $1 in
     phigate) echo "phigate $PHIGATE" ;;
-    phigate=*) echo "phigate ${1#phigate=}" ;;
+    phigate=/*) echo "phigate ${1#phigate=}" ;;
+    phigate=*) echo "phigate $CALLER_DIR/${1#phigate=}" ;;
     nginx | haproxy) echo "$1 -" ;;
     *) die "bad side '$1': phigate[=BINARY], nginx or haproxy" ;;
   esac
@@ -93,21 +98,7 @@ make_tmp phigate-pair
 make_cert_set ec ec
 start_backend
 
-config_hook() {  # KIND INST FILE: the same HTTP/2 edits as bench/h2.sh
-  case $1 in
-    phigate)
-      printf 'http2: { enabled: true }\n' >>"$3"
-      sed -i -E 's/keepalive_connections: [0-9]+/keepalive_connections: 2048/' "$3" ;;
-    nginx)
-      sed -i -E 's/^(    listen 127\.0\.0\.1:[0-9]+ ssl);/\1 http2;/' "$3"
-      grep -q 'ssl http2;' "$3" || die "could not turn on nginx's http2"
-      sed -i -E 's/^(    keepalive) [0-9]+;/\1 2048;/' "$3" ;;
-    haproxy)
-      sed -i -E 's/^(  bind .* ssl crt [^ ]+)/\1 alpn h2,http\/1.1/' "$3"
-      grep -q 'alpn h2,http/1.1' "$3" || die "could not turn on HAProxy's alpn h2"
-      sed -i -E 's/^(  server b .*)$/\1 pool-max-conn 2048/' "$3" ;;
-  esac
-}
+config_hook() { h2_config_hook "$@"; }  # bench/lib.sh: the same HTTP/2 edits as bench/h2.sh
 
 # A wrapper is applied by putting it in front of the proxy command: start_proxy runs
 # "${PROXY_PIN[@]}" then the proxy, so the pin array gets the wrapper appended for that one start.
@@ -142,6 +133,7 @@ run_side() {  # INST N TAG
   done_n=$(awk '/^requests:/ { for (i = 1; i <= NF; i++) if ($(i + 1) == "succeeded,") print $i }' "$txt")
   [[ $done_n == "$n" ]] || die "$inst: $done_n of $n requests succeeded: $(grep -E '^(requests|status codes):' "$txt")"
   grep -q "status codes: $n 2xx" "$txt" || die "$inst: not every answer was 2xx: $(grep '^status codes:' "$txt")"
+  ((c1 > c0)) || die "$inst: no CPU time read from /proc/${PID[$inst]}/task/*/schedstat (kernel without schedstats?)"
   RUN_RPC=$(awk -v n="$n" -v c="$((c1 - c0))" 'BEGIN { printf "%.0f", n / (c / 1e9) }')
 }
 
