@@ -7,7 +7,6 @@
 #include <cstdlib>
 #include <limits>
 #include <string>
-#include <string_view>
 
 #ifdef PHIGATE_HUGE_PAGES_TCMALLOC
 #include <gperftools/malloc_extension.h>

@@ -1,6 +1,7 @@
 #pragma once
 // Transparent huge pages for the server's heap (builds linked with tcmalloc; see huge_pages.cpp).
 #include <string>
+
 namespace phigate::cli {
 
 /// Makes tcmalloc take its memory from the kernel in 2 MiB-aligned chunks advised MADV_HUGEPAGE,
