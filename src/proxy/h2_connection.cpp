@@ -1525,8 +1525,15 @@ net::awaitable<void> H2Stream::forward_h1() {
       } else if (client_gone()) {
         err = Error::downstream(ErrorKind::ClientClosed, "stream reset");  // never forwarded (finding 5)
       } else {
-        // Most requests: the head alone, in one write, without send_request's coroutine frame.
-        auto [ec, n] = co_await link_.send(up_head, t, *this);
+        // Most requests: the head alone, in one write, without send_request's coroutine frame,
+        // and without an asynchronous operation when the socket takes it at once.
+        net::error_code ec;
+        std::size_t n = link_.try_send(up_head, ec);
+        if (!ec && n < up_head.size()) {
+          const auto [ec2, n2] = co_await link_.send(std::string_view(up_head).substr(n), t, *this);
+          ec = ec2;
+          n += n2;
+        }
         attempt_sent_ += n;
         disarm_upstream();
         if (reset_) {

@@ -548,7 +548,14 @@ net::awaitable<bool> ProxyConnection::serve_one(InFlight& f) {
 
 net::awaitable<std::optional<Error>> ProxyConnection::flush_upstream(const upstream::Timeouts& t,
                                                                      Retryable r) {
-  auto [ec, n] = co_await link_.send(up_out_, t, *this);
+  // Without an asynchronous operation when the socket takes it all at once (Link::try_send).
+  net::error_code ec;
+  std::size_t n = link_.try_send(up_out_, ec);
+  if (!ec && n < up_out_.size()) {
+    const auto [ec2, n2] = co_await link_.send(std::string_view(up_out_).substr(n), t, *this);
+    ec = ec2;
+    n += n2;
+  }
   attempt_sent_ += n;
   up_out_.clear();
   co_return link_.sent(ec, r, *this);

@@ -109,6 +109,21 @@ net::awaitable<Link::IoResult> Link::tls_read() {
   co_return IoResult{io.ec, io.bytes};
 }
 
+std::size_t Link::try_send(std::string_view bytes, net::error_code& ec) noexcept {
+  ec.clear();
+  if (!conn_ || conn_->ssl || bytes.empty()) return 0;
+  for (;;) {
+    // MSG_DONTWAIT: never blocks, whatever the descriptor's mode; MSG_NOSIGNAL: a closed peer is
+    // EPIPE here, as in Asio's own send.
+    const auto n =
+        ::send(conn_->socket.native_handle(), bytes.data(), bytes.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (n >= 0) return static_cast<std::size_t>(n);
+    if (errno == EINTR) continue;
+    if (errno != EAGAIN && errno != EWOULDBLOCK) ec.assign(errno, net::asio::error::get_system_category());
+    return 0;
+  }
+}
+
 std::optional<Error> Link::sent(net::error_code ec, Retryable r, const Deadline& d) const {
   if (!ec) return std::nullopt;
   if (tls_failure_ && !d.upstream_timed_out()) return tls_failure_->to_error(Retryable::No);

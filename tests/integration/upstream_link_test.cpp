@@ -6,6 +6,7 @@
 #include <charconv>
 #include <exception>
 #include <functional>
+#include <string>
 
 #include "phigate/http/parser.hpp"
 #include "phigate/upstream/link.hpp"
@@ -296,6 +297,89 @@ TEST_F(UpstreamLink, RefusedConnectIsAnUpstreamErrorAndLeavesNothingOpen) {
   EXPECT_EQ(failure->source, core::ErrorSource::Upstream);
   EXPECT_FALSE(link_.is_open());
   EXPECT_EQ(stats_.upstream_connect_failures.get(), 1u);
+}
+
+// try_send, the first step of every request head's send: what the socket takes at once goes,
+// the rest is send()'s, and together they deliver every byte exactly once, in order. A backend
+// that does not read fills the socket buffer, so the first step is partial, a second one would
+// block (0, no error), and send() finishes once the backend reads.
+TEST_F(UpstreamLink, TrySendWritesWhatTheSocketTakesAndSendWritesTheRest) {
+  net::tcp::acceptor slow(io_, net::tcp::endpoint(net::asio::ip::make_address("127.0.0.1"), 0));
+  Endpoint ep;
+  ep.address = slow.local_endpoint();
+  ep.key = "slow";
+  std::string bytes(16u << 20, '\0');  // more than loopback's socket buffers hold together
+  for (std::size_t i = 0; i < bytes.size(); ++i) bytes[i] = static_cast<char>('a' + i % 23);
+  std::string received;
+  net::tcp::socket conn(io_);  // the backend's side; outlives the test's coroutine, as its reader does
+  std::size_t first = 0, second = 1;
+  bool blocked_without_error = false;
+  run([&]() -> net::awaitable<void> {
+    auto err = co_await link_.open(ep, 0, Clock::now(), timeouts_, deadline_);
+    EXPECT_FALSE(err.has_value());
+    // The peer's accept queue already holds the connection: accept it now, read nothing yet.
+    auto [aec] = co_await slow.async_accept(conn, net::use_awaitable_tuple);
+    EXPECT_FALSE(aec);
+    net::error_code ec;
+    first = link_.try_send(bytes, ec);
+    EXPECT_FALSE(ec) << ec.message();
+    second = link_.try_send(std::string_view(bytes).substr(first), ec);
+    blocked_without_error = !ec;
+    // The reader drains the peer while send() writes the rest.
+    net::asio::co_spawn(
+        io_,
+        [&conn, &received, total = bytes.size()]() -> net::awaitable<void> {
+          std::string chunk(64 * 1024, '\0');
+          while (received.size() < total) {
+            auto [rec, n] = co_await conn.async_read_some(net::asio::buffer(chunk), net::use_awaitable_tuple);
+            if (rec) break;
+            received.append(chunk, 0, n);
+          }
+        },
+        net::asio::detached);
+    timeouts_.send = 5000ms;
+    auto [sec, n] = co_await link_.send(std::string_view(bytes).substr(first + second), timeouts_, deadline_);
+    EXPECT_FALSE(link_.sent(sec, core::Retryable::OnlyIfReused, deadline_).has_value());
+    EXPECT_EQ(first + second + n, bytes.size());
+    link_.discard();
+    deadline_.stop();
+  });
+  EXPECT_GT(first, 0u);
+  EXPECT_LT(first, bytes.size());      // partial: the socket buffer filled
+  EXPECT_EQ(second, 0u);               // full: would block ...
+  EXPECT_TRUE(blocked_without_error);  // ... which is no error
+  EXPECT_EQ(received.size(), bytes.size());
+  EXPECT_TRUE(received == bytes) << "bytes lost, doubled or reordered between try_send and send";
+}
+
+// A backend that closed: try_send reports the failure as send() would, and sent() makes it the
+// retryable reset of a stale connection (the request never reached anyone who answers).
+TEST_F(UpstreamLink, TrySendToAClosedBackendIsAnUpstreamReset) {
+  net::tcp::acceptor gone(io_, net::tcp::endpoint(net::asio::ip::make_address("127.0.0.1"), 0));
+  Endpoint ep;
+  ep.address = gone.local_endpoint();
+  ep.key = "gone";
+  std::optional<core::Error> failure;
+  int tries = 0;
+  run([&]() -> net::awaitable<void> {
+    auto err = co_await link_.open(ep, 0, Clock::now(), timeouts_, deadline_);
+    EXPECT_FALSE(err.has_value());
+    auto [aec, conn] = co_await gone.async_accept(net::use_awaitable_tuple);
+    EXPECT_FALSE(aec);
+    net::error_code ignored;
+    conn.set_option(net::asio::socket_base::linger(true, 0), ignored);  // close with RST
+    conn.close(ignored);
+    // The first write may still be taken by the kernel; the reset makes a later one fail.
+    net::error_code ec;
+    const std::string head = "GET / HTTP/1.1\r\nHost: upstream.test\r\n\r\n";
+    for (tries = 1; tries <= 100 && !ec; ++tries) (void)link_.try_send(head, ec);
+    failure = link_.sent(ec, core::Retryable::OnlyIfReused, deadline_);
+    link_.discard();
+    deadline_.stop();
+  });
+  ASSERT_TRUE(failure.has_value()) << "no failure after " << tries << " writes to a reset connection";
+  EXPECT_EQ(failure->kind, core::ErrorKind::UpstreamReset);
+  EXPECT_EQ(failure->retryable, core::Retryable::OnlyIfReused);
 }
 
 }  // namespace

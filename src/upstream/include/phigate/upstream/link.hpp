@@ -80,6 +80,13 @@ class Link {
     return net::asio::async_write(conn_->socket, net::asio::buffer(bytes.data(), bytes.size()),
                                   net::use_awaitable_tuple);
   }
+  /// The first step of a send, without waiting: writes what a plain connection's socket takes
+  /// at once (a request head nearly always fits the socket buffer) and returns how many bytes
+  /// went. 0 with no error: nothing could be written now, or the connection speaks TLS (its
+  /// records go through send()). `ec` is set on a failure other than would-block, as send()
+  /// would report it. The caller co_awaits send() only for what is left: the usual request then
+  /// costs no asynchronous operation, no handler allocation and no trip through the scheduler.
+  std::size_t try_send(std::string_view bytes, net::error_code& ec) noexcept;
   /// What a send() came to: nothing, or an upstream error with retry class `r`.
   std::optional<core::Error> sent(net::error_code ec, core::Retryable r, const Deadline& d) const;
 
