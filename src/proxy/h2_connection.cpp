@@ -123,7 +123,11 @@ class H2Connection : public std::enable_shared_from_this<H2Connection> {
   ConnShare buffer_share_;
   std::unordered_map<std::int32_t, std::shared_ptr<H2Stream>> streams_;
   std::vector<std::shared_ptr<H2Stream>> starting_;  // Request seen in this batch of events
-  std::vector<http::FieldRef> field_refs_;           // a stream's response head on its way to the codec
+  // Streams whose response is handed to the codec but not yet all taken: the write loop finishes
+  // them once it took their bytes (settle_flushing), so that a stream costs no resumption of its
+  // own after its response (docs/perf-h2-many-streams.md, round 12).
+  std::vector<std::shared_ptr<H2Stream>> flushing_;
+  std::vector<http::FieldRef> field_refs_;  // a stream's response head on its way to the codec
   net::asio::steady_timer writer_wake_;
   net::asio::steady_timer writer_done_;
   std::string out_;
@@ -146,6 +150,11 @@ class H2Connection : public std::enable_shared_from_this<H2Connection> {
 
  private:
   net::awaitable<void> write_loop(std::shared_ptr<H2Connection> self);
+  /// The write loop took output: the flushing streams whose bytes are all taken (or that can
+  /// no longer send them) finish now. `final` (the writer is about to wait): the others are
+  /// held by the client's flow-control windows and each waits on in a coroutine of its own,
+  /// under the write deadline, as before this pass existed.
+  void settle_flushing(bool final);
   void handle_events();
   void start_stream(std::int32_t id);
   void audit_rejected(const http::H2Event& ev);
@@ -178,16 +187,38 @@ class H2Stream final : public ClientStream {
     co_await self->serve();
     self->disarm_upstream();
     // The response is handed to the codec; the audit record waits until its bytes left (or the
-    // client is found not to read them: review finding 1).
+    // client is found not to read them: review finding 1). The usual stream's bytes are taken by
+    // the writer's next round, which was woken when they were queued: it finishes the stream then
+    // (settle_flushing) and this coroutine ends here.
+    if (self->flush_pending() && conn->writer_running_) {
+      conn->flushing_.push_back(std::move(self));
+      co_return;
+    }
     co_await self->flush();
-    self->finish();
-    self->release();
-    self->done_ = true;
-    conn->stream_done(*self);
+    self->complete();
     // The stream (its destructor reaches the connection) goes before the connection: this frame
     // may hold the last reference to both (a tunnel that outlived its client connection), and
     // parameters are destroyed connection first.
     self.reset();
+  }
+  /// A flushing stream the client's windows hold: waits for its bytes under the write deadline.
+  static net::awaitable<void> finish_when_flushed(std::shared_ptr<H2Connection> conn,
+                                                  std::shared_ptr<H2Stream> self) {
+    co_await self->flush();
+    self->complete();
+    self.reset();  // before the connection, as in run()
+    (void)conn;
+  }
+  /// Some of the response is still queued in the codec for a client that may take it.
+  bool flush_pending() const noexcept {
+    return !reset_ && !closed_ && !c_.dead_ && c_.codec_.queued(id_) != 0;
+  }
+  /// The stream's end: its audit record, its memory, its place in the connection.
+  void complete() {
+    finish();
+    release();
+    done_ = true;
+    c_.stream_done(*this);
   }
 
   // --- ClientStream ---
@@ -702,6 +733,7 @@ net::awaitable<void> H2Connection::write_loop(std::shared_ptr<H2Connection> self
       out_.clear();
       codec_.take_output(out_, kWriteBytes);
       handle_events();
+      if (!flushing_.empty()) settle_flushing(false);
       const auto now = worker_.now();
       if (const auto taken = codec_.data_taken(); taken != data_taken_) {
         data_taken_ = taken;
@@ -735,14 +767,38 @@ net::awaitable<void> H2Connection::write_loop(std::shared_ptr<H2Connection> self
       close_now();
       break;
     }
+    if (!flushing_.empty()) settle_flushing(true);
+    if (closing_ && streams_.empty() && !codec_.want_write()) continue;  // the last ones just finished
     writer_wake_.expires_at(TimePoint::max());
     auto [ec] = co_await writer_wake_.async_wait(net::use_awaitable_tuple);
     (void)ec;
   }
   if (out_.capacity() > kWriteBytes * 2) std::string().swap(out_);
   writer_running_ = false;
+  settle_flushing(true);  // the connection is gone (dead_): every flushing stream finishes now
   writer_done_.cancel();
   (void)self;
+}
+
+void H2Connection::settle_flushing(bool final) {
+  // Bounded: the streams that ended their response since the last round. Taken out first: a
+  // finishing stream may reach back into the connection (stream_done wakes the writer).
+  auto pending = std::move(flushing_);
+  flushing_.clear();
+  for (auto& s : pending) {
+    if (!s->flush_pending()) {
+      try {
+        s->complete();
+      } catch (...) {
+        on_coroutine_done(std::current_exception());  // logged as a stream coroutine's would be
+      }
+    } else if (final) {
+      net::asio::co_spawn(worker_.io(), H2Stream::finish_when_flushed(shared_from_this(), std::move(s)),
+                          on_coroutine_done);
+    } else {
+      flushing_.push_back(std::move(s));
+    }
+  }
 }
 
 net::awaitable<void> H2Connection::serve() {
@@ -927,12 +983,8 @@ net::awaitable<void> H2Stream::flush() {
   // The coroutine is done but the client's windows may still hold the response's tail (up to
   // the high-water mark): without a deadline here, a client that never opens its window would
   // keep the stream, its buffers and the connection for ever (review finding 1).
-  if (reset_ || closed_ || c_.dead_ || c_.codec_.queued(id_) == 0) co_return;
-  // The writer was woken when the response was queued and runs before a handler posted now: one
-  // yield usually finds the bytes taken, without a timer and a deadline per stream (most of a
-  // one-stream connection's flush cost, docs/perf-h2-many-streams.md round 4).
-  co_await net::asio::post(c_.worker_.io(), net::asio::use_awaitable);
-  if (reset_ || closed_ || c_.dead_ || c_.codec_.queued(id_) == 0) co_return;
+  // The usual stream does not come here: the writer's round finishes it (run, settle_flushing).
+  if (!flush_pending()) co_return;
   auto err = co_await wait_queued(0);
   if (err && err->kind == ErrorKind::ClientTimeout && facts_.outcome == Outcome::Proxied) {
     facts_.outcome = Outcome::ClientTimeout;

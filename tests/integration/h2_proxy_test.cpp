@@ -499,6 +499,63 @@ print(status, 'ended' if ended != 'stuck' else 'stuck', 'in time' if time.monoto
   }
 }
 
+// A stream whose response is still queued when its coroutine ends is finished by the write loop
+// (settle_flushing). A client that stops reading its socket stalls that loop in a write, with up
+// to 100 finished streams waiting on it, and then resets the connection: every stream still
+// leaves exactly one record, and none is left behind (the open-streams gauge returns to 0).
+TEST_F(H2ProxyTest, ClientThatStopsReadingThenResets_EveryQueuedStreamKeepsItsOneRecord) {
+  auto a = start_upstream("a");
+  auto b = start_upstream("b");
+  auto pg = start_phigate(config(two_routes(a, b), audit_yaml() + "timeouts: { body_idle: 20s }\n"));
+  const auto go = dir_.path("all-at-backend");
+  static const std::string kScript = std::string(kH2Connect) + R"(
+import os, struct
+go, n = sys.argv[3], int(sys.argv[4])
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # the client's socket holds little
+c.update_settings({h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 2**31 - 1})
+c.increment_flow_control_window(2**31 - 1 - 65535)
+for i in range(n):
+    c.send_headers(1 + 2 * i, [(':method', 'GET'), (':path', '/a/q?bytes=60000&i=%d' % i), (':scheme', 'https'), (':authority', 'app.example')], end_stream=True)
+s.sendall(c.data_to_send())
+start = time.monotonic()
+while not os.path.exists(go) and time.monotonic() - start < 20: time.sleep(0.02)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack('ii', 1, 0))
+s.close()  # unread bytes in the socket: RST
+print('reset' if os.path.exists(go) else 'backend never saw them all')
+)";
+  constexpr int kStreams = 100;
+  RunResult r;
+  std::thread client([&] {
+    r = run({"/usr/bin/python3", "-c", kScript, std::to_string(pg.https), ca_.cert, go,
+             std::to_string(kStreams)});
+  });
+  const auto until = std::chrono::steady_clock::now() + 20s;
+  while (a.records().size() < kStreams && std::chrono::steady_clock::now() < until) {
+    std::this_thread::sleep_for(20ms);
+  }
+  std::ofstream(go) << "go\n";
+  client.join();
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "reset\n");
+  std::string m;
+  const auto gauge_until = std::chrono::steady_clock::now() + 10s;
+  do {
+    m = metrics(pg);
+    if (m.find("phigate_h2_streams_open 0\n") != std::string::npos) break;
+    std::this_thread::sleep_for(50ms);
+  } while (std::chrono::steady_clock::now() < gauge_until);
+  EXPECT_NE(m.find("phigate_h2_streams_open 0\n"), std::string::npos) << m;
+  EXPECT_EQ(pg.process.terminate(), 0);
+  const auto recs = records();
+  std::set<std::string> streams;
+  for (const auto& rec : recs) {
+    const auto at = rec.find("\"h2_stream\":");
+    if (at != std::string::npos) streams.insert(rec.substr(at + 12, rec.find_first_of(",}", at) - at - 12));
+  }
+  EXPECT_EQ(streams.size(), static_cast<std::size_t>(kStreams));
+  EXPECT_EQ(count(recs, "\"h2_stream\":"), kStreams);  // one each, none twice
+}
+
 // Review finding 5: HEADERS(END_STREAM) and RST_STREAM(CANCEL) together, stream after stream. The
 // client withdrew each request before phigate looked at it: none may reach the backend; each still
 // has its one audit record (client closed).
