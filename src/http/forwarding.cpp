@@ -1,6 +1,6 @@
 #include "phigate/http/forwarding.hpp"
 
-#include <cstdio>
+#include <charconv>
 #include <string>
 
 namespace phigate::http {
@@ -142,8 +142,11 @@ void set_forwarding_headers(HeaderList& headers, const ForwardInfo& info) {
   } else {
     headers.add("X-Forwarded-For", info.client_ip);
   }
+  // std::to_chars, not snprintf: glibc's printf machinery was 1.7 % of an HTTP/2 request's
+  // instructions at 100 streams per connection (docs/perf-h2-many-streams.md, round 12).
   char port[8];
-  const auto port_len = static_cast<std::size_t>(std::snprintf(port, sizeof port, "%u", info.port));
+  const auto port_len =
+      static_cast<std::size_t>(std::to_chars(port, port + sizeof port, info.port).ptr - port);
   if (!(present & kProto)) headers.add("X-Forwarded-Proto", info.proto);
   if (!(present & kHost)) headers.add("X-Forwarded-Host", info.host);
   if (!(present & kPort)) headers.add("X-Forwarded-Port", std::string_view(port, port_len));

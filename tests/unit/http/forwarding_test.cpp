@@ -46,6 +46,16 @@ TEST(Forwarding, SpoofedHeadersFromUntrustedPeerAreReplaced) {
   EXPECT_EQ(*h.find("x-request-id"), "abc123");
 }
 
+TEST(Forwarding, PortIsWrittenInDecimalAtBothEndsOfItsRange) {
+  for (const auto& [port, text] :
+       {std::pair<std::uint16_t, std::string_view>{65535, "65535"}, {1, "1"}, {80, "80"}}) {
+    auto h = headers({});
+    set_forwarding_headers(h, {"10.1.2.3", false, "https", "app.example", port, "abc123", ""});
+    ASSERT_NE(h.find("x-forwarded-port"), nullptr);
+    EXPECT_EQ(*h.find("x-forwarded-port"), text);
+  }
+}
+
 TEST(Forwarding, TrustedProxyChainIsAppendedAndKept) {
   auto h = headers({{"X-Forwarded-For", "203.0.113.9"},
                     {"X-Forwarded-Proto", "https"},
