@@ -1366,7 +1366,13 @@ net::awaitable<std::optional<Error>> H2Stream::relay_response(const upstream::Ti
     RS st = RS::NeedMore;
     if (in.empty()) {
       Error err;
-      auto [ec, n] = co_await link_.read(t, *this);
+      upstream::Link::IoResult io;
+      if (link_.is_tls()) {
+        io = co_await link_.read(t, *this);
+      } else {
+        io = co_await link_.read_plain(t, *this);
+      }
+      const auto [ec, n] = io;
       disarm_upstream();
       if (reset_) co_return Error::downstream(ErrorKind::ClientClosed, "stream reset");
       const auto rs = link_.received(ec, n, *this, err);

@@ -686,7 +686,13 @@ net::awaitable<std::optional<Error>> ProxyConnection::relay_response(InFlight& f
         if (ec) co_return Error::downstream(ErrorKind::ClientClosed, "client gone");
       }
       Error err;
-      auto [ec, n] = co_await link_.read(t, *this);
+      upstream::Link::IoResult io;
+      if (link_.is_tls()) {
+        io = co_await link_.read(t, *this);
+      } else {
+        io = co_await link_.read_plain(t, *this);  // no coroutine frame for the operation
+      }
+      const auto [ec, n] = io;
       const auto rs = link_.received(ec, n, *this, err);
       if (rs == upstream::Link::ReadStatus::Error) co_return err;
       if (rs == upstream::Link::ReadStatus::Eof) {

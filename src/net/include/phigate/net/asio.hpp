@@ -13,6 +13,7 @@
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/deferred.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -29,4 +30,7 @@ using error_code = boost::system::error_code;
 template <class T>
 using awaitable = asio::awaitable<T>;
 inline constexpr auto use_awaitable_tuple = asio::as_tuple(asio::use_awaitable);
+/// For an operation co_awaited where it is started: co_await op(..., deferred_tuple) in an
+/// awaitable coroutine runs the initiation without the coroutine frame use_awaitable makes for it.
+inline constexpr auto deferred_tuple = asio::as_tuple(asio::deferred);
 }  // namespace phigate::net

@@ -98,6 +98,13 @@ class Link {
     return conn_->socket.async_read_some(net::asio::buffer(in_.space(), in_.space_size()),
                                          net::use_awaitable_tuple);
   }
+  /// read() of a plain connection as a deferred operation: co_await it where it is made (a
+  /// coroutine of the worker), and it costs no coroutine frame of its own. Not for TLS (is_tls()).
+  auto read_plain(Timeouts t, Deadline& d) {
+    d.arm_upstream(Deadline::Wait::Read, t.read);
+    return conn_->socket.async_read_some(net::asio::buffer(in_.space(), in_.space_size()),
+                                         net::deferred_tuple);
+  }
   /// What a read() came to. Data: `n` bytes were added to input(). Eof: the upstream closed
   /// cleanly (the codec decides whether that ends the response). Error: `error` says why (timeout
   /// or reset; retry class OnlyIfReused while no response byte has arrived on this attempt).
