@@ -457,7 +457,7 @@ class H2Stream final : public ClientStream {
   net::awaitable<void> wait(std::optional<net::asio::steady_timer>& t) {
     auto& timer = t ? *t : t.emplace(c_.worker_.io());
     timer.expires_at(TimePoint::max());
-    auto [ec] = co_await timer.async_wait(net::use_awaitable_tuple);
+    auto [ec] = co_await timer.async_wait(net::deferred_tuple);
     (void)ec;  // cancelled: something changed (or the deadline passed)
   }
   /// Waits until this stream's queued response bytes are at most `target`, under the write
@@ -770,7 +770,7 @@ net::awaitable<void> H2Connection::write_loop(std::shared_ptr<H2Connection> self
     if (!flushing_.empty()) settle_flushing(true);
     if (closing_ && streams_.empty() && !codec_.want_write()) continue;  // the last ones just finished
     writer_wake_.expires_at(TimePoint::max());
-    auto [ec] = co_await writer_wake_.async_wait(net::use_awaitable_tuple);
+    auto [ec] = co_await writer_wake_.async_wait(net::deferred_tuple);
     (void)ec;
   }
   if (out_.capacity() > kWriteBytes * 2) std::string().swap(out_);
@@ -835,7 +835,7 @@ net::awaitable<void> H2Connection::serve() {
   // The writer flushes what is queued (a GOAWAY), bounded by body_idle, then ends.
   if (writer_running_) {
     writer_done_.expires_at(TimePoint::max());
-    auto [ec] = co_await writer_done_.async_wait(net::use_awaitable_tuple);
+    auto [ec] = co_await writer_done_.async_wait(net::deferred_tuple);
     (void)ec;
   }
   close_now();
@@ -962,7 +962,7 @@ net::awaitable<std::optional<Error>> H2Stream::push_paced(std::string_view bytes
     if (delay > Clock::duration::zero()) {
       if (!pace_timer_) pace_timer_.emplace(c_.worker_.io());
       pace_timer_->expires_after(delay);
-      auto [ec] = co_await pace_timer_->async_wait(net::use_awaitable_tuple);
+      auto [ec] = co_await pace_timer_->async_wait(net::deferred_tuple);
       (void)ec;  // cancelled: the stream or connection ended (checked by push_body), or a spurious wake
       if (reset_ || closed_ || c_.dead_) co_return Error::downstream(ErrorKind::ClientClosed, "client gone");
       continue;  // the delay is asked again: a cancelled wait never skips the rate

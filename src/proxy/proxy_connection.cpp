@@ -131,7 +131,7 @@ net::awaitable<bool> ProxyConnection::read_proxy_header() {
   std::size_t have = 0;  // header bytes already taken off the socket
   const int fd = stream_.socket().native_handle();
   for (;;) {
-    auto [ec] = co_await stream_.socket().async_wait(net::tcp::socket::wait_read, net::use_awaitable_tuple);
+    auto [ec] = co_await stream_.socket().async_wait(net::tcp::socket::wait_read, net::deferred_tuple);
     if (ec) co_return false;
     // Peek, so that the bytes after the header stay in the socket for TLS (or HTTP) to read.
     const ssize_t n = ::recv(fd, buf + have, sizeof buf - have, MSG_PEEK);
@@ -300,7 +300,7 @@ net::awaitable<net::error_code> ProxyConnection::flush_paced(InFlight& f, Pacer&
       // The client-write deadline covers the wait too; the drain deadline's expire() cancels it.
       arm(Phase::ClientWrite, body_idle + std::chrono::ceil<std::chrono::milliseconds>(wait));
       pace_timer_->expires_after(wait);
-      auto [tec] = co_await pace_timer_->async_wait(net::use_awaitable_tuple);
+      auto [tec] = co_await pace_timer_->async_wait(net::deferred_tuple);
       if (tec || timed_out_) {
         ec = tec ? tec : net::asio::error::timed_out;
         break;

@@ -132,7 +132,7 @@ net::awaitable<error_code> Stream::fill() {
   const std::size_t space = cbuf_size_ - clen_;
   filling_ = true;
   auto [ec, n] =
-      co_await sock_.async_read_some(net::asio::buffer(cbuf_.get() + clen_, space), net::use_awaitable_tuple);
+      co_await sock_.async_read_some(net::asio::buffer(cbuf_.get() + clen_, space), net::deferred_tuple);
   filling_ = false;
   clen_ += n;
   if (n > 0) big_reads_ = n == space;
@@ -156,7 +156,7 @@ net::awaitable<error_code> Stream::wait_for(net::tcp::socket::wait_type wait) {
     auto ec = co_await fill();
     co_return ec;
   }
-  auto [ec] = co_await sock_.async_wait(wait, net::use_awaitable_tuple);
+  auto [ec] = co_await sock_.async_wait(wait, net::deferred_tuple);
   co_return ec;
 }
 
@@ -208,7 +208,7 @@ net::awaitable<error_code> Stream::handshake() {
 
 net::awaitable<std::pair<error_code, std::size_t>> Stream::read_some(char* data, std::size_t size) {
   if (!tls_) {
-    auto [ec, n] = co_await sock_.async_read_some(net::asio::buffer(data, size), net::use_awaitable_tuple);
+    auto [ec, n] = co_await sock_.async_read_some(net::asio::buffer(data, size), net::deferred_tuple);
     co_return std::pair{ec, n};
   }
   for (;;) {
@@ -238,14 +238,13 @@ net::awaitable<error_code> Stream::wait_readable() {
   // came with the previous one's bytes must not wait for the socket: it may never become readable).
   if (tls_ && ssl_ != nullptr && (SSL_has_pending(ssl_) == 1 || clen_ > cpos_ || eof_))
     co_return error_code{};
-  auto [ec] = co_await sock_.async_wait(net::tcp::socket::wait_read, net::use_awaitable_tuple);
+  auto [ec] = co_await sock_.async_wait(net::tcp::socket::wait_read, net::deferred_tuple);
   co_return ec;
 }
 
 net::awaitable<error_code> Stream::write_all(const char* data, std::size_t size) {
   if (!tls_) {
-    auto [ec, n] =
-        co_await net::asio::async_write(sock_, net::asio::buffer(data, size), net::use_awaitable_tuple);
+    auto [ec, n] = co_await net::asio::async_write(sock_, net::asio::buffer(data, size), net::deferred_tuple);
     co_return ec;
   }
   while (size > 0) {
