@@ -818,7 +818,11 @@ net::awaitable<void> H2Connection::serve() {
     }
     const auto st = codec_.feed(in.space(), n, http::H2Clock::now());
     handle_events();
-    wake_writer();
+    // The writer only when it has something to do: bytes to send (a SETTINGS or PING ack, a
+    // window update that lets queued DATA go), the end of the session, a drain, streams waiting
+    // for it to take their bytes. A request's HEADERS alone give it nothing: one stream at a time,
+    // the wake-up (a timer's cancel and re-arm) was one of two per request (round 12).
+    if (closing_ || codec_.want_write() || codec_.finished() || !flushing_.empty()) wake_writer();
     if (st == http::H2ServerSession::Status::Closed) {
       connection_error(codec_.close_reason());
       fatal_ = true;
