@@ -212,6 +212,17 @@ net::awaitable<std::pair<error_code, std::size_t>> Stream::read_some(char* data,
     co_return std::pair{ec, n};
   }
   for (;;) {
+    // Nothing received and nothing held by OpenSSL (no record bytes, no decrypted data) after the
+    // handshake: SSL_read_ex could only ask for more, and a call that fails costs the record
+    // layer's set-up and an error-queue look (one per request at one stream per connection;
+    // docs/perf-h2-many-streams.md, round 12). Read first.
+    if (clen_ == cpos_ && !eof_ && SSL_is_init_finished(ssl_) == 1 && SSL_has_pending(ssl_) == 0) {
+      const auto wec = co_await fill();
+      if (wec) {
+        release_if_empty();
+        co_return std::pair{wec, std::size_t{0}};
+      }
+    }
     std::size_t n = 0;
     const int r = SSL_read_ex(ssl_, data, size, &n);
     if (r == 1) {
