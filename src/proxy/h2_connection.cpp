@@ -127,7 +127,8 @@ class H2Connection : public std::enable_shared_from_this<H2Connection> {
   // them once it took their bytes (settle_flushing), so that a stream costs no resumption of its
   // own after its response (docs/perf-h2-many-streams.md, round 12).
   std::vector<std::shared_ptr<H2Stream>> flushing_;
-  std::vector<http::FieldRef> field_refs_;  // a stream's response head on its way to the codec
+  std::vector<std::shared_ptr<H2Stream>> settling_;  // settle_flushing's batch (capacity kept)
+  std::vector<http::FieldRef> field_refs_;           // a stream's response head on its way to the codec
   net::asio::steady_timer writer_wake_;
   net::asio::steady_timer writer_done_;
   std::string out_;
@@ -150,11 +151,12 @@ class H2Connection : public std::enable_shared_from_this<H2Connection> {
 
  private:
   net::awaitable<void> write_loop(std::shared_ptr<H2Connection> self);
-  /// The write loop took output: the flushing streams whose bytes are all taken (or that can
-  /// no longer send them) finish now. `final` (the writer is about to wait): the others are
-  /// held by the client's flow-control windows and each waits on in a coroutine of its own,
-  /// under the write deadline, as before this pass existed.
-  void settle_flushing(bool final);
+  /// The write loop took output (or is about to wait): the flushing streams whose bytes are all
+  /// taken (or that can no longer send them) finish now; each of the others (held by the client's
+  /// flow-control windows, or behind the writer's round limit) waits on in a coroutine of its own
+  /// under the write deadline, as before this pass existed: a stream's tail is never left without
+  /// a deadline while other streams keep the writer busy.
+  void settle_flushing() noexcept;
   void handle_events();
   void start_stream(std::int32_t id);
   void audit_rejected(const http::H2Event& ev);
@@ -192,6 +194,9 @@ class H2Stream final : public ClientStream {
     // (settle_flushing) and this coroutine ends here.
     if (self->flush_pending() && conn->writer_running_) {
       conn->flushing_.push_back(std::move(self));
+      // Usually woken already (the response's submit did it); not if the writer took what it
+      // could and went to sleep while this stream lingered (end_early): it settles the list.
+      conn->wake_writer();
       co_return;
     }
     co_await self->flush();
@@ -733,7 +738,7 @@ net::awaitable<void> H2Connection::write_loop(std::shared_ptr<H2Connection> self
       out_.clear();
       codec_.take_output(out_, kWriteBytes);
       handle_events();
-      if (!flushing_.empty()) settle_flushing(false);
+      if (!flushing_.empty()) settle_flushing();
       const auto now = worker_.now();
       if (const auto taken = codec_.data_taken(); taken != data_taken_) {
         data_taken_ = taken;
@@ -767,7 +772,7 @@ net::awaitable<void> H2Connection::write_loop(std::shared_ptr<H2Connection> self
       close_now();
       break;
     }
-    if (!flushing_.empty()) settle_flushing(true);
+    if (!flushing_.empty()) settle_flushing();
     if (closing_ && streams_.empty() && !codec_.want_write()) continue;  // the last ones just finished
     writer_wake_.expires_at(TimePoint::max());
     auto [ec] = co_await writer_wake_.async_wait(net::deferred_tuple);
@@ -775,30 +780,40 @@ net::awaitable<void> H2Connection::write_loop(std::shared_ptr<H2Connection> self
   }
   if (out_.capacity() > kWriteBytes * 2) std::string().swap(out_);
   writer_running_ = false;
-  settle_flushing(true);  // the connection is gone (dead_): every flushing stream finishes now
+  settle_flushing();  // the connection is gone (dead_): every flushing stream finishes now
   writer_done_.cancel();
   (void)self;
 }
 
-void H2Connection::settle_flushing(bool final) {
-  // Bounded: the streams that ended their response since the last round. Taken out first: a
-  // finishing stream may reach back into the connection (stream_done wakes the writer).
-  auto pending = std::move(flushing_);
-  flushing_.clear();
-  for (auto& s : pending) {
+void H2Connection::settle_flushing() noexcept {
+  // Bounded: the streams that ended their response since the last round. Taken out first (into a
+  // batch whose capacity stays for the next round): a finishing stream may reach back into the
+  // connection (stream_done wakes the writer).
+  settling_.swap(flushing_);
+  for (auto& s : settling_) {
     if (!s->flush_pending()) {
       try {
         s->complete();
       } catch (...) {
         on_coroutine_done(std::current_exception());  // logged as a stream coroutine's would be
       }
-    } else if (final) {
-      net::asio::co_spawn(worker_.io(), H2Stream::finish_when_flushed(shared_from_this(), std::move(s)),
+      continue;
+    }
+    try {
+      net::asio::co_spawn(worker_.io(), H2Stream::finish_when_flushed(shared_from_this(), s),
                           on_coroutine_done);
-    } else {
-      flushing_.push_back(std::move(s));
+    } catch (...) {
+      // No coroutine to wait in (out of memory): the stream finishes now, its record saying what
+      // left so far, rather than stay here without a deadline.
+      on_coroutine_done(std::current_exception());
+      try {
+        s->complete();
+      } catch (...) {
+        on_coroutine_done(std::current_exception());
+      }
     }
   }
+  settling_.clear();
 }
 
 net::awaitable<void> H2Connection::serve() {
