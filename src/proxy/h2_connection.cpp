@@ -1263,7 +1263,9 @@ void H2Stream::finish() {
   // record counts only what left.
   if (!closed_) undelivered_ = std::max<std::uint64_t>(undelivered_, c_.codec_.queued(id_));
   response_bytes_ -= std::min(response_bytes_, undelivered_);
-  if (reset_ && !ended_ && facts_.outcome == Outcome::Proxied) {
+  // Reset (by the client, or with its connection) before the whole response left: a failure, also
+  // when the response was complete in the codec but its tail never reached the client.
+  if (reset_ && (!ended_ || undelivered_ > 0) && facts_.outcome == Outcome::Proxied) {
     facts_.outcome = rejected_ ? Outcome::ClientBadRequest : Outcome::ClientClosed;
     if (reason_.empty()) reason_ = rejected_ ? "rejected" : "client_closed";
   }

@@ -499,6 +499,44 @@ print(status, 'ended' if ended != 'stuck' else 'stuck', 'in time' if time.monoto
   }
 }
 
+// A client that reads slowly while one stream's window stays shut: that stream's response is whole
+// in the codec but none of it left when the stream ends with its connection. Its record must say
+// failure with no byte, never success (found in round 12's review; the same before it).
+TEST_F(H2ProxyTest, StreamWhoseTailNeverLeftIsAFailureInItsRecord) {
+  auto a = start_upstream("a");
+  auto b = start_upstream("b");
+  auto pg = start_phigate(
+      config(two_routes(a, b), audit_yaml() + "timeouts: { body_idle: 600ms, keepalive_idle: 30s }\n"));
+  static const std::string kScript = std::string(kH2Connect) + R"(
+c.update_settings({h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 0})
+c.increment_flow_control_window(2**30)
+c.send_headers(1, [(':method', 'GET'), (':path', '/a/tail?bytes=30000'), (':scheme', 'https'), (':authority', 'app.example')], end_stream=True)
+c.send_headers(3, [(':method', 'GET'), (':path', '/b/big?bytes=256m'), (':scheme', 'https'), (':authority', 'app.example')], end_stream=True)
+c.increment_flow_control_window(2**30, stream_id=3)
+s.sendall(c.data_to_send())
+start, got1, ended = time.monotonic(), 0, False
+while time.monotonic() - start < 10 and not ended:
+    try: d = s.recv(4096)  # a slow reader
+    except (ConnectionResetError, ssl.SSLError): break
+    if not d: break
+    for e in c.receive_data(d):
+        if isinstance(e, h2.events.StreamReset) and e.stream_id == 1: ended = True
+        if isinstance(e, h2.events.DataReceived):
+            if e.stream_id == 3: c.acknowledge_received_data(e.flow_controlled_length, 3)
+            if e.stream_id == 1: got1 += len(e.data)
+    s.sendall(c.data_to_send())
+    time.sleep(0.005)
+print('stream1 bytes', got1)
+)";
+  auto r = run({"/usr/bin/python3", "-c", kScript, std::to_string(pg.https), ca_.cert});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "stream1 bytes 0\n");
+  EXPECT_EQ(pg.process.terminate(), 0);
+  const auto rec = find(records(), "/a/tail");
+  EXPECT_TRUE(has(rec, "\"outcome\":\"failure\"")) << rec;
+  EXPECT_TRUE(has(rec, "\"status_code\":200,\"bytes\":0")) << rec;
+}
+
 // A stream whose response is still queued when its coroutine ends is finished by the write loop
 // (settle_flushing). A client that stops reading its socket stalls that loop in a write, with up
 // to 100 finished streams waiting on it, and then resets the connection: every stream still
