@@ -1013,6 +1013,12 @@ std::size_t H2ServerSession::queued(std::int32_t stream) const noexcept {
   return it == impl_->streams.end() ? 0 : it->second.queued();
 }
 
+std::size_t H2ServerSession::queued_at_close(std::int32_t stream) const noexcept {
+  if (const auto it = impl_->streams.find(stream); it != impl_->streams.end()) return it->second.queued();
+  const auto it = impl_->closing.find(stream);  // kept until the next feed or take_output
+  return it == impl_->closing.end() ? 0 : it->second.queued();
+}
+
 void H2ServerSession::reset(std::int32_t stream, std::uint32_t error_code) {
   Impl& im = *impl_;
   auto* s = im.find(stream);

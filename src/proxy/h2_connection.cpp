@@ -214,6 +214,8 @@ class H2Stream final : public ClientStream {
     self.reset();  // before the connection, as in run()
     (void)conn;
   }
+  /// `n` response bytes were still in the codec when the stream closed: they never left.
+  void note_undelivered(std::size_t n) noexcept { undelivered_ = std::max<std::uint64_t>(undelivered_, n); }
   /// Some of the response is still queued in the codec for a client that may take it.
   bool flush_pending() const noexcept {
     return !reset_ && !closed_ && !c_.dead_ && c_.codec_.queued(id_) != 0;
@@ -702,10 +704,16 @@ void H2Connection::handle_events() {
         }
         break;
       case K::Reset:
-        if (s != nullptr) s->kill();
+        if (s != nullptr) {
+          s->note_undelivered(codec_.queued_at_close(ev.stream));
+          s->kill();
+        }
         break;
       case K::Closed:
         if (s != nullptr) {
+          // What the codec still held for the stream never reaches the client: its record counts
+          // only what left (once Closed, queued() no longer knows the stream).
+          if (!s->closed_) s->note_undelivered(codec_.queued_at_close(ev.stream));
           s->closed_ = true;
           if (!s->ended_) s->kill();  // closed before the response completed
           s->wake();                  // a flush wait ends
@@ -1265,7 +1273,8 @@ void H2Stream::finish() {
   response_bytes_ -= std::min(response_bytes_, undelivered_);
   // Reset (by the client, or with its connection) before the whole response left: a failure, also
   // when the response was complete in the codec but its tail never reached the client.
-  if (reset_ && (!ended_ || undelivered_ > 0) && facts_.outcome == Outcome::Proxied) {
+  // (An RFC 8441 tunnel ended by its idle timeout or a drain stays proxied: closed_by says why.)
+  if (reset_ && (!ended_ || (undelivered_ > 0 && !tunnel_)) && facts_.outcome == Outcome::Proxied) {
     facts_.outcome = rejected_ ? Outcome::ClientBadRequest : Outcome::ClientClosed;
     if (reason_.empty()) reason_ = rejected_ ? "rejected" : "client_closed";
   }

@@ -499,6 +499,43 @@ print(status, 'ended' if ended != 'stuck' else 'stuck', 'in time' if time.monoto
   }
 }
 
+// A client that resets a stream whose response waits in the codec behind its shut window: the
+// record must say failure and count no byte, not success with the whole body (the codec forgets a
+// closed stream's queue, so the count is taken as the stream closes).
+TEST_F(H2ProxyTest, StreamResetWithItsResponseStillQueuedIsAFailureWithNoByte) {
+  auto a = start_upstream("a");
+  auto b = start_upstream("b");
+  auto pg = start_phigate(config(two_routes(a, b), audit_yaml()));
+  static const std::string kScript = std::string(kH2Connect) + R"(
+c.update_settings({h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 0})
+c.send_headers(1, [(':method', 'GET'), (':path', '/a/held?bytes=30000'), (':scheme', 'https'), (':authority', 'app.example')], end_stream=True)
+s.sendall(c.data_to_send())
+status, acked = None, False
+while status is None:
+    d = s.recv(65535)
+    if not d: break
+    for e in c.receive_data(d):
+        if isinstance(e, h2.events.ResponseReceived) and e.stream_id == 1: status = dict(e.headers)[b':status'].decode()
+    s.sendall(c.data_to_send())
+c.reset_stream(1)
+c.ping(b'12345678')  # answered after the reset was read
+s.sendall(c.data_to_send())
+while not acked:
+    d = s.recv(65535)
+    if not d: break
+    for e in c.receive_data(d):
+        if isinstance(e, h2.events.PingAckReceived): acked = True
+print(status, 'reset read' if acked else 'no ping ack')
+)";
+  auto r = run({"/usr/bin/python3", "-c", kScript, std::to_string(pg.https), ca_.cert});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "200 reset read\n");
+  EXPECT_EQ(pg.process.terminate(), 0);  // records are complete once phigate has exited
+  const auto rec = find(records(), "/a/held");
+  EXPECT_TRUE(has(rec, "\"outcome\":\"failure\"")) << rec;
+  EXPECT_TRUE(has(rec, "\"status_code\":200,\"bytes\":0")) << rec;
+}
+
 // A client that reads slowly while one stream's window stays shut: that stream's response is whole
 // in the codec but none of it left when the stream ends with its connection. Its record must say
 // failure with no byte, never success (found in round 12's review; the same before it).

@@ -140,6 +140,9 @@ class H2ServerSession {
   void end_response(std::int32_t stream, const HeaderList* trailers);
   /// Bytes queued for `stream` not yet framed (backpressure: wait for Writable when high).
   std::size_t queued(std::int32_t stream) const noexcept;
+  /// queued(), also for a stream that closed in this batch of events (reset by the client or by
+  /// the codec): what it still had queued when it closed, i.e. response bytes that never left.
+  std::size_t queued_at_close(std::int32_t stream) const noexcept;
   /// Response body bytes framed so far, all streams together: a change means some stream's bytes
   /// went towards the client (the connection's write progress, without a look at every stream).
   std::uint64_t data_taken() const noexcept;
