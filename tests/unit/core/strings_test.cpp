@@ -17,6 +17,28 @@ TEST(Strings, ToLowerFoldsAsciiLettersOnly) {
   EXPECT_EQ(s, "mixed-1");
 }
 
+TEST(Strings, ToLowerInPlaceByWordsMatchesTheByteRuleForEveryByteInEveryLane) {
+  // The word-at-a-time fold against to_lower(char): every byte value at every position of a
+  // 8-byte word and of the tail, beside neighbours that would show a carry between lanes.
+  for (std::size_t len : {1u, 7u, 8u, 9u, 16u, 23u}) {
+    for (std::size_t pos = 0; pos < len; ++pos) {
+      for (int v = 0; v < 256; ++v) {
+        for (const char fill : {'\xFF', 'A', 'Z', '\x00', '@', '['}) {
+          std::string s(len, fill);
+          s[pos] = static_cast<char>(v);
+          std::string want = s;
+          for (char& c : want) c = to_lower(c);
+          to_lower_in_place(s.data(), s.size());
+          ASSERT_EQ(s, want) << "len " << len << " pos " << pos << " byte " << v << " fill " << int(fill);
+        }
+      }
+    }
+  }
+  char buf[3] = {'A', 'B', 'C'};
+  to_lower_in_place(buf + 1, 1);  // only the bytes given
+  EXPECT_EQ(std::string(buf, 3), "AbC");
+}
+
 TEST(Strings, IequalsComparesLettersCaseInsensitively) {
   EXPECT_TRUE(iequals("X-Forwarded-For", "x-forwarded-for"));
   EXPECT_TRUE(iequals("", ""));
