@@ -686,8 +686,19 @@ struct H2ServerSession::Impl {
     }
   }
 
+  /// A field submit_response takes as it is (a `vetted` one): what clean_fields would keep unchanged.
+  static bool vetted_field(std::string_view name, std::string_view value) noexcept {
+    for (const char c : name) {
+      if (c >= 'A' && c <= 'Z') return false;
+    }
+    return !name.empty() && name[0] != ':' && !connection_specific(name) &&
+           nghttp2_check_header_name(reinterpret_cast<const std::uint8_t*>(name.data()), name.size()) != 0 &&
+           nghttp2_check_header_value(reinterpret_cast<const std::uint8_t*>(value.data()), value.size()) != 0;
+  }
+
   template <class Fields>
-  void submit_response(std::int32_t stream, int status, const Fields& headers, bool end_stream) {
+  void submit_response(std::int32_t stream, int status, const Fields& headers, bool end_stream,
+                       std::size_t vetted = 0) {
     auto* s = find(stream);
     if (s == nullptr || !s->reported || s->rejected || s->response_started || failed) return;
     // clean_fields' rules, without copying the fields: lower-cased names go back to back into
@@ -696,7 +707,8 @@ struct H2ServerSession::Impl {
     std::string& names = scratch_names;
     names.clear();
     std::size_t name_bytes = 0;
-    for (const auto& f : headers) name_bytes += f.name.size();
+    for (auto it = std::next(headers.begin(), static_cast<std::ptrdiff_t>(vetted)); it != headers.end(); ++it)
+      name_bytes += it->name.size();
     names.reserve(name_bytes);
     char code[8];
     const auto code_end = std::to_chars(code, code + sizeof code, status).ptr;
@@ -704,7 +716,14 @@ struct H2ServerSession::Impl {
     nva.clear();
     nva.reserve(headers.size() + 1);
     nva.push_back(nv(":status", std::string_view(code, static_cast<std::size_t>(code_end - code))));
+    std::size_t index = 0;
     for (const auto& f : headers) {
+      if (index++ < vetted) {
+        // Already a valid HTTP/2 field (an HTTP/1.1 parser's lower-cased head): no copy, no check.
+        PHI_ASSERT(vetted_field(f.name, f.value));
+        nva.push_back(nv(f.name, f.value));
+        continue;
+      }
       const std::size_t at = names.size();
       names.append(f.name);  // within the reserve: the nv entries before stay valid
       for (auto* c = names.data() + at; c != names.data() + names.size(); ++c) {
@@ -975,8 +994,9 @@ void H2ServerSession::submit_response(std::int32_t stream, int status, const Hea
 }
 
 void H2ServerSession::submit_response_refs(std::int32_t stream, int status,
-                                           const std::vector<FieldRef>& headers, bool end_stream) {
-  impl_->submit_response(stream, status, headers, end_stream);
+                                           const std::vector<FieldRef>& headers, bool end_stream,
+                                           std::size_t vetted) {
+  impl_->submit_response(stream, status, headers, end_stream, std::min(vetted, headers.size()));
 }
 
 void H2ServerSession::send_data(std::int32_t stream, std::string_view bytes) {

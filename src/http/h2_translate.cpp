@@ -15,6 +15,24 @@ bool connection_specific(std::string_view n) noexcept {
          iequals(n, "trailer");
 }
 
+/// connection_specific for a lower-case name (the response parser's), by length first.
+bool lower_connection_specific(std::string_view n) noexcept {
+  switch (n.size()) {
+    case 2:
+      return n == "te";
+    case 7:
+      return n == "upgrade" || n == "trailer";
+    case 10:
+      return n == "connection" || n == "keep-alive";
+    case 16:
+      return n == "proxy-connection";
+    case 17:
+      return n == "transfer-encoding";
+    default:
+      return false;
+  }
+}
+
 }  // namespace
 
 Framing h1_request_framing(const MessageHead& head, bool end_stream, std::uint64_t body_bytes) noexcept {
@@ -127,6 +145,7 @@ void add_raw_fields(std::vector<FieldRef>& out, std::string_view raw) {
 H1ResponseReader::H1ResponseReader(ParserLimits limits, bool head_request)
     : parser_(Parser::Kind::Response, limits), head_request_(head_request) {
   parser_.expect_no_body(head_request);
+  parser_.lowercase_names(true);  // the head only goes on as HTTP/2 fields
 }
 
 H1ResponseReader::Status H1ResponseReader::fail(Error e) {
@@ -216,29 +235,47 @@ void H1ResponseReader::h2_fields(HeaderList& out) const {
 
 void H1ResponseReader::h2_fields(std::vector<FieldRef>& out) const {
   const auto& h = parser_.head();
-  std::string named;  // fields the Connection field names are this hop's too (RFC 9110 §7.6.1)
+  // Content-Length describes the body only when it framed it; after HEAD or for 304 it is the
+  // representation's, which HTTP/2 allows (RFC 9110 §8.6) and curl checks against DATA: keep it
+  // only when it frames a body we relay or the response has none by definition.
+  const bool keep_length = h.status != 204 && (h.content_length || head_request_ || h.status == 304);
+  const std::size_t first = out.size();
+  bool names_more = false;  // a Connection option naming a field kept so far
+  std::size_t i = 0;
+  // The parser lower-cases names (the constructor's lowercase_names): exact comparisons suffice.
   for (const auto& f : h.headers) {
-    if (!iequals(f.name, "connection")) continue;
+    if (i++ >= head_fields_) break;  // trailers are not head fields
+    const std::string_view n(f.name);
+    if (lower_connection_specific(n)) {
+      // Connection's options that name fields dropped anyway (keep-alive, upgrade, ...) need no
+      // second pass: nginx says "Connection: keep-alive" on every response.
+      if (n == "connection") {
+        for_each_token(f.value,
+                       [&](std::string_view tok) { names_more = names_more || !connection_specific(tok); });
+      }
+      continue;
+    }
+    if (!keep_length && n == "content-length") continue;
+    out.push_back({n, f.value});
+  }
+  if (!names_more) return;
+  // Other fields the Connection field names are this hop's too (RFC 9110 §7.6.1): rare, a second
+  // pass.
+  std::string named;
+  i = 0;
+  for (const auto& f : h.headers) {
+    if (i++ >= head_fields_) break;
+    if (f.name != "connection") continue;
     if (!named.empty()) named += ',';
     named += f.value;
   }
-  std::size_t i = 0;
-  for (const auto& f : h.headers) {
-    if (i++ >= head_fields_) break;  // trailers are not head fields
-    if (connection_specific(f.name)) continue;
-    // Content-Length describes the body only when it framed it; after HEAD or for 304 it is the
-    // representation's, which HTTP/2 allows (RFC 9110 §8.6) and curl checks against DATA: keep it
-    // only when it frames a body we relay or the response has none by definition.
-    if (iequals(f.name, "content-length") &&
-        (h.status == 204 || (!h.content_length && !head_request_ && h.status != 304)))
-      continue;
+  std::size_t kept = first;
+  for (std::size_t j = first; j < out.size(); ++j) {
     bool listed = false;
-    if (!named.empty()) {
-      for_each_token(named, [&](std::string_view tok) { listed = listed || iequals(tok, f.name); });
-    }
-    if (listed) continue;
-    out.push_back({f.name, f.value});
+    for_each_token(named, [&](std::string_view tok) { listed = listed || iequals(tok, out[j].name); });
+    if (!listed) out[kept++] = out[j];
   }
+  out.resize(kept);
 }
 
 bool H1ResponseReader::bodyless() const noexcept {

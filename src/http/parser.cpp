@@ -125,6 +125,10 @@ int Parser::Callbacks::on_header_field(llhttp_t* p, const char* at, std::size_t 
   } else {
     s.head_.headers.back().name.append(at, len);
   }
+  if (s.lower_names_) {
+    std::string& name = s.head_.headers.back().name;
+    core::to_lower_in_place(name.data() + (name.size() - len), len);
+  }
   return 0;
 }
 

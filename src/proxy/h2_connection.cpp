@@ -258,8 +258,9 @@ class H2Stream final : public ClientStream {
     submit_head(status, fields, end_stream);
   }
   /// send_head's work, for a HeaderList or field references (the relayed response head).
+  /// `vetted`: with references, how many leading fields are H1ResponseReader::h2_fields' own.
   template <class Fields>
-  void submit_head(int status, const Fields& fields, bool end_stream) {
+  void submit_head(int status, const Fields& fields, bool end_stream, std::size_t vetted = 0) {
     head_sent_ = true;
     if (status_ == 0) status_ = status;
     if (end_stream) ended_ = true;
@@ -267,7 +268,7 @@ class H2Stream final : public ClientStream {
     if constexpr (std::is_same_v<Fields, http::HeaderList>) {
       c_.codec_.submit_response(id_, status, fields, end_stream);
     } else {
-      c_.codec_.submit_response_refs(id_, status, fields, end_stream);
+      c_.codec_.submit_response_refs(id_, status, fields, end_stream, vetted);
     }
     c_.wake_writer();
   }
@@ -1455,8 +1456,16 @@ net::awaitable<std::optional<Error>> H2Stream::relay_response(const upstream::Ti
         auto& fields = c_.field_refs_;
         fields.clear();
         rd.h2_fields(fields);
-        http::add_raw_fields(fields, extra);
-        submit_head(status, fields, end || rd.bodyless());
+        auto vetted = fields.size();  // other extras after them are checked
+        if (!extra.empty() && extra.data() == snap_->hsts_field.data() &&
+            extra.size() == snap_->hsts_field.size()) {
+          // The HSTS line alone (the common case): phigate's own digits and words, valid as is.
+          fields.push_back({"strict-transport-security", snap_->hsts_value});
+          ++vetted;
+        } else {
+          http::add_raw_fields(fields, extra);
+        }
+        submit_head(status, fields, end || rd.bodyless(), vetted);
       }
       if (end || rd.bodyless()) {
         // A bodyless status ends here; the upstream connection is reused only if it ended too.

@@ -287,9 +287,9 @@ proxy::SnapshotPtr build_snapshot(config::Config config, std::shared_ptr<tls::Ti
   snap->trusted_proxies = std::move(compiled->trusted_proxies);
   snap->https_redirect_port = static_cast<std::uint16_t>(cfg->listeners.https_redirect_port);
   if (const auto& h = cfg->tls.hsts; h.enabled) {
-    snap->hsts_field = "Strict-Transport-Security: max-age=" + std::to_string(h.max_age) +
-                       (h.include_subdomains ? "; includeSubDomains" : "") + (h.preload ? "; preload" : "") +
-                       "\r\n";
+    snap->hsts_value = "max-age=" + std::to_string(h.max_age) +
+                       (h.include_subdomains ? "; includeSubDomains" : "") + (h.preload ? "; preload" : "");
+    snap->hsts_field = "Strict-Transport-Security: " + snap->hsts_value + "\r\n";
   }
   // --- rate limits (limit-rps/-rpm/-connections; docs/rate-limits.md) ---
   {

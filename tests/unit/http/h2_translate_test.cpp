@@ -2,6 +2,8 @@
 // upstream response bytes and EOFs in; HTTP/2 fields, body bytes, trailers and reuse out. No sockets.
 #include "phigate/http/h2_translate.hpp"
 
+#include <nghttp2/nghttp2.h>
+
 #include <gtest/gtest.h>
 
 #include <string>
@@ -149,6 +151,43 @@ TEST(H2Translate, ContentLengthResponseDropsConnectionFields) {
   EXPECT_FALSE(has(f, "x-hop"));  // named by Connection: this hop's
   EXPECT_TRUE(rd.reusable(false));
   EXPECT_FALSE(rd.reusable(true));  // a byte after the response: never reuse
+}
+
+// The references the relay hands to the HTTP/2 codec unchecked (submit_response_refs' `vetted`):
+// lower-cased names in the backend's order, values as sent, connection-specific fields and those
+// Connection names gone; each one nghttp2 accepts as is.
+TEST(H2Translate, RelayedFieldRefsAreLowerCaseAndValidForHttp2AsTheyAre) {
+  const auto refs = [](std::string_view resp) {
+    H1ResponseReader rd({}, false);
+    std::string body;
+    EXPECT_EQ(feed_all(rd, resp, body, 5), RS::Complete);
+    std::vector<FieldRef> out;
+    rd.h2_fields(out);
+    std::vector<std::pair<std::string, std::string>> got;
+    for (const auto& f : out) {
+      EXPECT_NE(
+          nghttp2_check_header_name(reinterpret_cast<const std::uint8_t*>(f.name.data()), f.name.size()), 0)
+          << f.name;
+      EXPECT_NE(
+          nghttp2_check_header_value(reinterpret_cast<const std::uint8_t*>(f.value.data()), f.value.size()),
+          0)
+          << f.value;
+      got.emplace_back(f.name, f.value);
+    }
+    return got;
+  };
+  using Fields = std::vector<std::pair<std::string, std::string>>;
+  // Names split across reads of 5 bytes are lower-cased piece by piece.
+  EXPECT_EQ(refs("HTTP/1.1 200 OK\r\nX-Mixed-CASE-Name: A b\tC \r\nCONNECTION: Keep-Alive, X-HOP\r\n"
+                 "X-Hop: 1\r\nSERVER: t\r\nKeep-Alive: timeout=5\r\nContent-Length: 0\r\n\r\n"),
+            (Fields{{"x-mixed-case-name", "A b\tC "}, {"server", "t"}, {"content-length", "0"}}));
+  // Connection naming only fields dropped anyway: the others stay.
+  EXPECT_EQ(refs("HTTP/1.1 200 OK\r\nConnection: keep-alive\r\nX-Hop: 1\r\nTE: x\r\n"
+                 "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n"),
+            (Fields{{"x-hop", "1"}}));
+  // Connection: close names a field "close" (RFC 9110 §7.6.1 drops it too).
+  EXPECT_EQ(refs("HTTP/1.1 204 No Content\r\nConnection: close\r\nClose: 1\r\nDate: d\r\n\r\n"),
+            (Fields{{"date", "d"}}));
 }
 
 TEST(H2Translate, ChunkedResponseDecodedWithTrailers) {

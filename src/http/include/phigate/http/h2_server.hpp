@@ -131,9 +131,12 @@ class H2ServerSession {
   static std::size_t head_storage(const MessageHead& h) noexcept;
   void drop_spare_heads() noexcept;
   static constexpr std::size_t kSpareHeadBytes = 4096;
-  /// The same from references (nghttp2 copies what it keeps before this returns).
+  /// The same from references (nghttp2 copies what it keeps before this returns). The first
+  /// `vetted` fields are taken as they are: the caller guarantees lower-case token names, values
+  /// nghttp2_check_header_value accepts, and no pseudo-header or connection-specific field
+  /// (H1ResponseReader::h2_fields' output; debug builds check it). The rest are cleaned as above.
   void submit_response_refs(std::int32_t stream, int status, const std::vector<FieldRef>& headers,
-                            bool end_stream);
+                            bool end_stream, std::size_t vetted = 0);
   /// Queues response body bytes (sent as the client's flow-control windows allow).
   void send_data(std::int32_t stream, std::string_view bytes);
   /// Ends the response body; with trailers when `trailers` is not null and not empty.

@@ -86,7 +86,10 @@ class H1ResponseReader {
   /// (Connection and what it names, Keep-Alive, Proxy-Connection, Transfer-Encoding, Upgrade, TE,
   /// Trailer) removed; Content-Length kept only for a body framed by it.
   void h2_fields(HeaderList& out) const;
-  /// The same fields as references into head() (valid while this reader is and feeds no more).
+  /// The same fields as references into head() (valid while this reader is and feeds no more),
+  /// appended to `out`. Each is one HTTP/2 allows as is: a lower-case token name (the parser
+  /// lower-cases names), a value without CR, LF, NUL or another control character but HTAB, no
+  /// connection-specific name (H2ServerSession::submit_response_refs' `vetted` fields).
   void h2_fields(std::vector<FieldRef>& out) const;
   /// The response has no body at all (HEAD, 204, 304, or Content-Length: 0 with the message done).
   bool bodyless() const noexcept;

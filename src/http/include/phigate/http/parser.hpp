@@ -50,6 +50,11 @@ class Parser {
 
   /// Response parser only: the request was HEAD, so the response has no body (RFC 9110 §9.3.2).
   void expect_no_body(bool v) noexcept { no_body_ = v; }
+  /// Field names are stored lower-cased (trailers too), for a head that only goes on as HTTP/2
+  /// fields (RFC 9113 §8.2.1). llhttp, with no lenient flag, admits only tokens as names and no
+  /// control character but HTAB in values, so each stored field is then one nghttp2 accepts as is
+  /// (nghttp2_check_header_name/value; the response fuzz target checks it on every field).
+  void lowercase_names(bool v) noexcept { lower_names_ = v; }
 
   bool head_complete() const noexcept { return head_complete_; }
   bool message_complete() const noexcept { return message_complete_; }
@@ -88,6 +93,7 @@ class Parser {
   bool started_ = false;
   bool paused_ = false;
   bool no_body_ = false;
+  bool lower_names_ = false;
   bool until_eof_ = false;
   bool failed_ = false;
   bool upgraded_ = false;  // a 101 ended HTTP on this connection

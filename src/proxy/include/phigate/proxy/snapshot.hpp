@@ -50,6 +50,7 @@ struct Snapshot {
   /// (clusters after the error backends; docs/auth-external.md).
   std::unordered_map<const config::RoutePolicy*, std::size_t> auth_clusters;
   std::string hsts_field;  // "Strict-Transport-Security: ...\r\n" for HTTPS responses, or empty
+  std::string hsts_value;  // its value alone ("max-age=N[; includeSubDomains][; preload]")
   std::uint16_t https_redirect_port = 0;  // 0: the port the first https listener bound
   // How it was built (logs and metrics on the control thread).
   std::size_t resource_errors = 0;  // errors confined to one Kubernetes resource (it fails closed)
