@@ -35,6 +35,9 @@ usage: bench/pair.sh [options]
   --requests N       requests per run (h2load -n, default 60000)
   --pairs P          pairs of runs (default 8; <= 40)
   --warmup N         requests of an unrecorded warm-up run per side (default 20000, 0 = none)
+  --restart K        new proxy processes for both sides every K pairs (each warmed up again): one
+                     process's luck (memory layout, ASLR) then weighs on K pairs, not on all (default
+                     0: the same two processes throughout)
   --h1               HTTP/1.1 over TLS instead of h2 (h2load --h1), one request at a time per connection
   --keep-tmp         keep the temp dir (configs, logs, h2load output, pairs.jsonl)
   -h, --help         this help
@@ -45,7 +48,7 @@ EOF
 }
 
 SPEC_A=phigate SPEC_B=haproxy WRAP_A="" WRAP_B=""
-STREAMS_M="" CLIENTS=16 REQUESTS=60000 PAIRS=8 WARMUP_N=20000 H1=""
+STREAMS_M="" CLIENTS=16 REQUESTS=60000 PAIRS=8 WARMUP_N=20000 H1="" RESTART=0
 PROXY_CPUS=${PROXY_CPUS-0}
 LOAD_CPUS=${LOAD_CPUS-1}
 WORKERS=1 WAIT_QUIET=0 KEEP_TMP=""
@@ -60,6 +63,7 @@ while (($#)); do
     --requests) need_arg "$@"; REQUESTS=$2; shift ;;
     --pairs) need_arg "$@"; PAIRS=$2; shift ;;
     --warmup) need_arg "$@"; WARMUP_N=$2; shift ;;
+    --restart) need_arg "$@"; RESTART=$2; shift ;;
     --h1) H1=1 ;;
     --keep-tmp) KEEP_TMP=1 ;;
     -h | --help) usage; exit 0 ;;
@@ -73,6 +77,7 @@ for v in STREAMS_M CLIENTS REQUESTS PAIRS; do
   is_uint "${!v}" && ((${!v} > 0)) || die "$v must be a positive integer, got '${!v}'"
 done
 is_uint "$WARMUP_N" || die "--warmup must be a non-negative integer, got '$WARMUP_N'"
+is_uint "$RESTART" || die "--restart must be a non-negative integer, got '$RESTART'"
 ((STREAMS_M <= 100 && PAIRS <= 40 && CLIENTS <= 1000 && REQUESTS <= 2000000)) ||
   die "--streams <= 100, --pairs <= 40, --clients <= 1000, --requests <= 2000000, please"
 
@@ -119,45 +124,68 @@ cpu_ns() {  # PID: on-CPU ns of every thread of PID and its children (schedstat'
     awk '{ s += $1 } END { printf "%.0f", s }'
 }
 
+sys_ticks() {  # PID: "utime stime" clock ticks of PID and its children (all threads)
+  local p
+  for p in $(tree_pids "$1"); do awk '{ sub(/.*\) /, ""); print $12, $13 }' "/proc/$p/stat" 2>/dev/null || true; done |
+    awk '{ u += $1; s += $2 } END { printf "%d %d\n", u, s }'
+}
+
 PAIRS_OUT=$TMP/pairs.jsonl
 : >"$PAIRS_OUT"
-RUN_RPC=""  # set by run_side: requests per proxy CPU-second
+RUN_RPC="" RUN_SYS=""  # set by run_side: requests per proxy CPU-second, the kernel's share of that CPU
 run_side() {  # INST N TAG
-  local inst=$1 n=$2 txt=$TMP/h2load-$1-$3.txt c0 c1 done_n
+  local inst=$1 n=$2 txt=$TMP/h2load-$1-$3.txt c0 c1 done_n u0 s0 u1 s1
   local proto=(); [[ -z $H1 ]] || proto=(--h1)
+  read -r u0 s0 < <(sys_ticks "${PID[$inst]}")
   c0=$(cpu_ns "${PID[$inst]}")
   timeout -k 5 300 "${LOAD_PIN[@]}" h2load "${proto[@]}" -t1 -c"$CLIENTS" -m"$STREAMS_M" -n"$n" \
     "https://127.0.0.1:${PORT[$inst]}/" >"$txt" 2>&1 || die "h2load against $inst failed: $(tail -5 "$txt")"
   c1=$(cpu_ns "${PID[$inst]}")
+  read -r u1 s1 < <(sys_ticks "${PID[$inst]}")
   alive "${PID[$inst]}" || die "$inst died during the run"
   done_n=$(awk '/^requests:/ { for (i = 1; i <= NF; i++) if ($(i + 1) == "succeeded,") print $i }' "$txt")
   [[ $done_n == "$n" ]] || die "$inst: $done_n of $n requests succeeded: $(grep -E '^(requests|status codes):' "$txt")"
   grep -q "status codes: $n 2xx" "$txt" || die "$inst: not every answer was 2xx: $(grep '^status codes:' "$txt")"
   ((c1 > c0)) || die "$inst: no CPU time read from /proc/${PID[$inst]}/task/*/schedstat (kernel without schedstats?)"
   RUN_RPC=$(awk -v n="$n" -v c="$((c1 - c0))" 'BEGIN { printf "%.0f", n / (c / 1e9) }')
+  RUN_SYS=$(awk -v u="$((u1 - u0))" -v s="$((s1 - s0))" 'BEGIN { printf "%.3f\n", (u + s > 0) ? s / (u + s) : 0 }')
 }
 
-if ((WARMUP_N > 0)); then
+warm_up() {
+  ((WARMUP_N > 0)) || return 0
   run_side A "$WARMUP_N" warmup
   run_side B "$WARMUP_N" warmup
-fi
+}
+warm_up
 for ((p = 1; p <= PAIRS; p++)); do
+  if ((RESTART > 0 && p > 1 && (p - 1) % RESTART == 0)); then
+    stop_proxy A
+    stop_proxy B
+    start_side A "$KIND_A" "$([[ $BIN_A == - ]] || echo "$BIN_A")" "$WRAP_A"
+    start_side B "$KIND_B" "$([[ $BIN_B == - ]] || echo "$BIN_B")" "$WRAP_B"
+    warm_up
+  fi
   if ((p % 2)); then order=(A B); else order=(B A); fi
-  declare -A R=()
-  for s in "${order[@]}"; do run_side "$s" "$REQUESTS" "p$p"; R[$s]=$RUN_RPC; done
-  echo "{\"pair\": $p, \"first\": \"${order[0]}\", \"a_rpc\": ${R[A]}, \"b_rpc\": ${R[B]}}" >>"$PAIRS_OUT"
+  declare -A R=() S=()
+  for s in "${order[@]}"; do run_side "$s" "$REQUESTS" "p$p"; R[$s]=$RUN_RPC; S[$s]=$RUN_SYS; done
+  echo "{\"pair\": $p, \"first\": \"${order[0]}\", \"a_rpc\": ${R[A]}, \"b_rpc\": ${R[B]}, \"a_sys\": ${S[A]}, \"b_sys\": ${S[B]}}" >>"$PAIRS_OUT"
   log "pair $p (${order[0]} first): A ${R[A]}, B ${R[B]} requests per CPU-second, A/B $(awk -v a="${R[A]}" -v b="${R[B]}" 'BEGIN { printf "%.3f", a / b }')"
 done
 
-python3 - "$PAIRS_OUT" "$SPEC_A${WRAP_A:+ ($WRAP_A)}" "$SPEC_B${WRAP_B:+ ($WRAP_B)}" "$STREAMS_M" "$REQUESTS" "${H1:+h1}" <<'EOF'
+python3 - "$PAIRS_OUT" "$SPEC_A${WRAP_A:+ ($WRAP_A)}" "$SPEC_B${WRAP_B:+ ($WRAP_B)}" "$STREAMS_M" "$REQUESTS" "${H1:+h1}" "$RESTART" <<'EOF'
 import json, statistics, sys
 pairs = [json.loads(l) for l in open(sys.argv[1])]
 ratios = [p["a_rpc"] / p["b_rpc"] for p in pairs]
 won = sum(r > 1 for r in ratios)
 print(f"A = {sys.argv[2]}\nB = {sys.argv[3]}")
-print(f"{'h1' if sys.argv[6] else 'h2'} -m {sys.argv[4]}, {sys.argv[5]} requests per run, {len(pairs)} pairs")
+restart = int(sys.argv[7])
+print(f"{'h1' if sys.argv[6] else 'h2'} -m {sys.argv[4]}, {sys.argv[5]} requests per run, {len(pairs)} pairs"
+      + (f", new processes every {restart} pairs" if restart else ""))
 print(f"median requests per proxy CPU-second: A {statistics.median(p['a_rpc'] for p in pairs):,.0f}, "
       f"B {statistics.median(p['b_rpc'] for p in pairs):,.0f}")
 print(f"median of the pairs' ratios A/B: {statistics.median(ratios):.3f} (min {min(ratios):.3f}, "
       f"max {max(ratios):.3f}); A ahead in {won} of {len(pairs)}")
+# Kernel share of the proxy's CPU (utime/stime ticks, 10 ms each: a guide, not a measure).
+print(f"median kernel share of proxy CPU: A {statistics.median(p['a_sys'] for p in pairs):.2f}, "
+      f"B {statistics.median(p['b_sys'] for p in pairs):.2f}")
 EOF
