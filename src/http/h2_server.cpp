@@ -117,6 +117,8 @@ struct H2ServerSession::Impl {
   // checked per frame, and a walk over 100 streams per frame was O(streams) per request.
   std::size_t stream_bytes = 0;
   std::map<std::int32_t, Stream> streams;
+  std::int32_t found_id = 0;  // find()'s last hit in `streams`
+  Stream* found = nullptr;
   // Streams whose Closed is in the current batch of events: request() and take_body() still see
   // them until the next feed/take_output, so a caller walking the batch in order never finds a
   // Request (or Data) whose state is gone because Closed follows in the same batch.
@@ -211,8 +213,22 @@ struct H2ServerSession::Impl {
   }
 
   Stream* find(std::int32_t id) {
+    // A request's frames and the calls about it come one after another: the last hit is
+    // remembered (the map's nodes stay put; forget_found() when a stream leaves `streams`).
+    if (id == found_id) {
+      PHI_ASSERT(found == nullptr ||
+                 (streams.find(id) != streams.end() && &streams.find(id)->second == found));
+      return found;
+    }
     const auto it = streams.find(id);
-    return it == streams.end() ? nullptr : &it->second;
+    if (it == streams.end()) return nullptr;
+    found_id = id;
+    found = &it->second;
+    return found;
+  }
+  void forget_found() noexcept {
+    found_id = 0;  // no stream has id 0: find(0) stays nullptr
+    found = nullptr;
   }
 
   void emit(H2Event::Kind k, std::int32_t id, std::uint32_t code = 0, std::string_view reason = {},
@@ -257,6 +273,7 @@ struct H2ServerSession::Impl {
     closing.merge(streams);
     for (const auto& [id, s] : streams) stream_bytes -= footprint(s);  // none: stream ids are unique
     streams.clear();
+    forget_found();
   }
 
   /// A stream the codec refuses counts against the rapid-reset budget like a client reset: a
@@ -552,6 +569,7 @@ struct H2ServerSession::Impl {
     // without telling on_invalid_frame_recv, e.g. DATA beyond content-length) costs a token too.
     const bool provoked =
         code != NGHTTP2_NO_ERROR && !s.charged && !s.local_reset && !s.refused && !shutdown && !failed;
+    if (it->first == found_id) forget_found();
     closing.insert(streams.extract(it));
     if (provoked && !resets.take(now)) {
       // Inside nghttp2's send or receive loop: end the session without failing the callback.
