@@ -1,5 +1,7 @@
 #include "phigate/core/ids.hpp"
 
+#include <array>
+#include <cstring>
 #include <random>
 
 namespace phigate::core {
@@ -23,12 +25,20 @@ std::uint64_t FastRandom::next() noexcept {
 }
 
 void make_request_id(FastRandom& rng, std::string& out) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  out.resize(32);
+  // Two hex digits per table entry, low nibble first (the order of one digit per nibble), built
+  // in a local array: a store through std::string reloads its pointer every time.
+  static constexpr auto kPairs = [] {
+    constexpr char kHex[] = "0123456789abcdef";
+    std::array<std::array<char, 2>, 256> t{};
+    for (std::size_t b = 0; b < 256; ++b) t[b] = {kHex[b & 0xf], kHex[b >> 4]};
+    return t;
+  }();
+  char id[32];
   for (int half = 0; half < 2; ++half) {
     std::uint64_t v = rng.next();
-    for (int i = 0; i < 16; ++i, v >>= 4) out[half * 16 + i] = kHex[v & 0xf];
+    for (int i = 0; i < 8; ++i, v >>= 8) std::memcpy(id + half * 16 + i * 2, kPairs[v & 0xff].data(), 2);
   }
+  out.assign(id, sizeof id);
 }
 
 }  // namespace phigate::core

@@ -37,5 +37,20 @@ TEST(RequestId, Is32HexDigitsAndVaries) {
   EXPECT_NE(a, b);
 }
 
+TEST(RequestId, DigitsAreTheTwoRandomWordsNibbleByNibbleLowFirst) {
+  FastRandom rng;
+  FastRandom same = rng;  // the same state: the same two words
+  for (int round = 0; round < 100; ++round) {
+    std::string id;
+    make_request_id(rng, id);
+    std::string want;
+    for (int half = 0; half < 2; ++half) {
+      std::uint64_t v = same.next();
+      for (int i = 0; i < 16; ++i, v >>= 4) want += "0123456789abcdef"[v & 0xf];
+    }
+    ASSERT_EQ(id, want);
+  }
+}
+
 }  // namespace
 }  // namespace phigate::core
