@@ -492,6 +492,9 @@ class H2Stream final : public ClientStream {
   /// After a local reply to a request whose body is still coming: RFC 9113 §8.1 lets the server
   /// answer early and then reset with NO_ERROR once the response is out.
   net::awaitable<void> end_early();
+  /// end_early's loop would not run (the request ended, or the stream or connection did): what
+  /// is left of it is waking the writer, done without a coroutine frame.
+  bool nothing_to_drain() const noexcept { return end_ || reset_ || closed_ || c_.dead_; }
   net::awaitable<void> forward_h1();
   /// custom-http-errors: the page for `code` from the route's error backend, else phigate's own
   /// answer with that status (`own`: phigate's error, replied as such). Nothing was sent yet.
@@ -1229,7 +1232,11 @@ net::awaitable<void> H2Stream::serve() {
   if (!decision && needs_authorize()) decision = co_await authorize();
   if (decision && !client_gone()) {
     answer(*decision);
-    co_await end_early();
+    if (nothing_to_drain()) {
+      c_.wake_writer();
+    } else {
+      co_await end_early();
+    }
     co_return;
   }
   if (client_gone()) {
@@ -1261,7 +1268,11 @@ net::awaitable<void> H2Stream::serve() {
   body_hold_.release();
   std::string().swap(body_);
   if (!ended_ && !reset_) reset(http::kH2InternalError);  // never leave a stream half answered
-  co_await end_early();
+  if (nothing_to_drain()) {
+    c_.wake_writer();  // all end_early would do
+  } else {
+    co_await end_early();
+  }
 }
 
 void H2Stream::finish() {
