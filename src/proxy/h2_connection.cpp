@@ -407,6 +407,7 @@ class H2Stream final : public ClientStream {
   int intercepted_ = 0;  // the attempt's answer was dropped for an error page: its status
   int status_ = 0;
   std::string_view reason_;
+  bool read_now_ = false;  // relay_response's first read tries the socket at once (Link::try_read)
   bool end_ = false;       // the client's request is complete
   bool reset_ = false;     // the client reset the stream (or the connection went)
   bool rejected_ = false;  // the codec refused it after its head (e.g. content-length mismatch)
@@ -1409,7 +1410,9 @@ net::awaitable<std::optional<Error>> H2Stream::relay_response(const upstream::Ti
     if (in.empty()) {
       Error err;
       upstream::Link::IoResult io;
-      if (link_.is_tls()) {
+      if (std::exchange(read_now_, false) && link_.try_read(io)) {
+        // The answer was there (forward_h1 yielded after sending): no asynchronous operation.
+      } else if (link_.is_tls()) {
         io = co_await link_.read(t, *this);
       } else {
         io = co_await link_.read_plain(t, *this);
@@ -1648,6 +1651,14 @@ net::awaitable<void> H2Stream::forward_h1() {
           err = Error::downstream(ErrorKind::ClientClosed, "stream reset");
         } else {
           err = link_.sent(ec, Retryable::OnlyIfReused, *this);
+        }
+        if (!err && c_.streams_.size() > 1) {
+          // Other streams go first (each sends its request): by the time this one reads, its
+          // backend has usually answered, and the read finds the response instead of an empty
+          // socket (a failed system call, then a wait for the poller).
+          co_await net::asio::post(worker.io().get_executor(), net::asio::deferred);
+          read_now_ = true;
+          if (reset_) err = Error::downstream(ErrorKind::ClientClosed, "stream reset");
         }
       }
       if (!err) {

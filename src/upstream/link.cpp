@@ -124,6 +124,25 @@ std::size_t Link::try_send(std::string_view bytes, net::error_code& ec) noexcept
   }
 }
 
+bool Link::try_read(IoResult& out) noexcept {
+  if (!conn_ || conn_->ssl || in_.space_size() == 0) return false;
+  for (;;) {
+    const auto n = ::recv(conn_->socket.native_handle(), in_.space(), in_.space_size(), MSG_DONTWAIT);
+    if (n > 0) {
+      out = {net::error_code{}, static_cast<std::size_t>(n)};
+      return true;
+    }
+    if (n == 0) {
+      out = {net::asio::error::eof, 0};  // as Asio reports an orderly close
+      return true;
+    }
+    if (errno == EINTR) continue;
+    if (errno == EAGAIN || errno == EWOULDBLOCK) return false;
+    out = {net::error_code(errno, net::asio::error::get_system_category()), 0};
+    return true;
+  }
+}
+
 std::optional<Error> Link::sent(net::error_code ec, Retryable r, const Deadline& d) const {
   if (!ec) return std::nullopt;
   if (tls_failure_ && !d.upstream_timed_out()) return tls_failure_->to_error(Retryable::No);

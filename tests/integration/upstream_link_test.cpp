@@ -388,5 +388,77 @@ TEST_F(UpstreamLink, TrySendToAClosedBackendIsAnUpstreamReset) {
   EXPECT_EQ(failure->retryable, core::Retryable::OnlyIfReused);
 }
 
+// try_read, relay's first read after a yield: nothing in the socket is "not yet" (false, and
+// input() untouched), bytes come as read() would bring them, an orderly close is EOF and a reset
+// is the error received() turns into an upstream reset.
+TEST_F(UpstreamLink, TryReadTakesWhatIsThereAndReportsCloseAndResetAsReadWould) {
+  net::tcp::acceptor peer(io_, net::tcp::endpoint(net::asio::ip::make_address("127.0.0.1"), 0));
+  Endpoint ep;
+  ep.address = peer.local_endpoint();
+  ep.key = "peer";
+  Link::IoResult io{};
+  bool empty_read = true, got_data = false, got_eof = false, got_reset = false;
+  std::string data;
+  core::Error error;
+  run([&]() -> net::awaitable<void> {
+    // 1. Nothing sent yet; then bytes; then an orderly close.
+    EXPECT_FALSE((co_await link_.open(ep, 0, Clock::now(), timeouts_, deadline_)).has_value());
+    auto [aec, conn] = co_await peer.async_accept(net::use_awaitable_tuple);
+    EXPECT_FALSE(aec);
+    empty_read = link_.try_read(io);
+    EXPECT_TRUE(link_.input().empty());
+    const std::string answer = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+    co_await net::asio::async_write(conn, net::asio::buffer(answer), net::use_awaitable_tuple);
+    // Bounded: the bytes are on loopback at once; a few tries cover a busy host.
+    for (int i = 0; i < 1000 && !got_data; ++i) {
+      if (link_.try_read(io)) {
+        const auto [ec, n] = io;
+        got_data = link_.received(ec, n, deadline_, error) == Link::ReadStatus::Data;
+      } else {
+        net::asio::steady_timer pause(io_, 1ms);
+        co_await pause.async_wait(net::use_awaitable_tuple);
+      }
+    }
+    data.assign(link_.input().data(), link_.input().size());
+    link_.input().consume(link_.input().size());
+    conn.shutdown(net::tcp::socket::shutdown_send);
+    for (int i = 0; i < 1000 && !got_eof; ++i) {
+      if (link_.try_read(io)) {
+        const auto [ec, n] = io;
+        got_eof = link_.received(ec, n, deadline_, error) == Link::ReadStatus::Eof;
+        break;
+      }
+      net::asio::steady_timer pause(io_, 1ms);
+      co_await pause.async_wait(net::use_awaitable_tuple);
+    }
+    link_.discard();
+    // 2. A backend that resets the connection.
+    EXPECT_FALSE((co_await link_.open(ep, 0, Clock::now(), timeouts_, deadline_)).has_value());
+    auto [aec2, conn2] = co_await peer.async_accept(net::use_awaitable_tuple);
+    EXPECT_FALSE(aec2);
+    net::error_code ignored;
+    conn2.set_option(net::asio::socket_base::linger(true, 0), ignored);
+    conn2.close(ignored);  // RST
+    for (int i = 0; i < 1000 && !got_reset; ++i) {
+      if (link_.try_read(io)) {
+        const auto [ec, n] = io;
+        got_reset = link_.received(ec, n, deadline_, error) == Link::ReadStatus::Error;
+        break;
+      }
+      net::asio::steady_timer pause(io_, 1ms);
+      co_await pause.async_wait(net::use_awaitable_tuple);
+    }
+    link_.discard();
+    deadline_.stop();
+  });
+  EXPECT_FALSE(empty_read) << "an empty socket read as data or an error";
+  EXPECT_TRUE(got_data);
+  EXPECT_EQ(data, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+  EXPECT_TRUE(got_eof);
+  EXPECT_TRUE(got_reset);
+  EXPECT_EQ(error.kind, core::ErrorKind::UpstreamReset);
+  EXPECT_EQ(error.retryable, core::Retryable::OnlyIfReused);  // no byte on this attempt: as read() says
+}
+
 }  // namespace
 }  // namespace phigate::upstream

@@ -105,6 +105,12 @@ class Link {
     return conn_->socket.async_read_some(net::asio::buffer(in_.space(), in_.space_size()),
                                          net::deferred_tuple);
   }
+  /// read_plain()'s first step without waiting, for a plain connection: reads what the socket
+  /// holds now into input() (MSG_DONTWAIT). True: `out` is the result to pass to received() (bytes,
+  /// EOF as asio::error::eof, or a failure); false: nothing yet (or TLS), co_await read_plain(). For
+  /// a read the caller expects to find its data: after a yield that gave the backend time to
+  /// answer, it costs no asynchronous operation (Asio posts even an operation that completes at once).
+  bool try_read(IoResult& out) noexcept;
   /// What a read() came to. Data: `n` bytes were added to input(). Eof: the upstream closed
   /// cleanly (the codec decides whether that ends the response). Error: `error` says why (timeout
   /// or reset; retry class OnlyIfReused while no response byte has arrived on this attempt).
