@@ -1,5 +1,6 @@
 #include "phigate/http/forwarding.hpp"
 
+#include <algorithm>
 #include <charconv>
 #include <string>
 
@@ -127,7 +128,9 @@ void set_forwarding_headers(HeaderList& headers, const ForwardInfo& info) {
   forwarded += info.client_ip;
   if (v6) forwarded += "]\"";
   if (!info.host.empty()) {
-    const bool quote = info.host.find_first_of(":[]") != std::string_view::npos;
+    // A loop, not find_first_of: that is a memchr over ":[]" per byte of the host.
+    const bool quote = std::any_of(info.host.begin(), info.host.end(),
+                                   [](char c) { return c == ':' || c == '[' || c == ']'; });
     forwarded += quote ? ";host=\"" : ";host=";
     forwarded += info.host;
     if (quote) forwarded += '"';
