@@ -711,7 +711,8 @@ struct H2ServerSession::Impl {
     }
     return !name.empty() && name[0] != ':' && !connection_specific(name) &&
            nghttp2_check_header_name(reinterpret_cast<const std::uint8_t*>(name.data()), name.size()) != 0 &&
-           nghttp2_check_header_value(reinterpret_cast<const std::uint8_t*>(value.data()), value.size()) != 0;
+           nghttp2_check_header_value_rfc9113(reinterpret_cast<const std::uint8_t*>(value.data()),
+                                              value.size()) != 0;
   }
 
   template <class Fields>

@@ -15,6 +15,13 @@ bool connection_specific(std::string_view n) noexcept {
          iequals(n, "trailer");
 }
 
+/// A field value without the trailing whitespace llhttp keeps (RFC 9112 §5: OWS around a value is
+/// not part of it; RFC 9113 §8.2.1: an HTTP/2 value must not end with it). Leading OWS llhttp skips.
+std::string_view trim_trailing_ows(std::string_view v) noexcept {
+  while (!v.empty() && (v.back() == ' ' || v.back() == '\t')) v.remove_suffix(1);
+  return v;
+}
+
 /// connection_specific for a lower-case name (the response parser's), by length first.
 bool lower_connection_specific(std::string_view n) noexcept {
   switch (n.size()) {
@@ -205,7 +212,7 @@ H1ResponseReader::Status H1ResponseReader::feed(const char* data, std::size_t le
       std::size_t i = 0;
       for (const auto& f : h.headers) {
         if (i++ < head_fields_) continue;
-        if (trailer_allowed(f.name)) trailers_.add(f.name, f.value);
+        if (trailer_allowed(f.name)) trailers_.add(f.name, trim_trailing_ows(f.value));
       }
       return Status::Complete;
     }
@@ -256,7 +263,7 @@ void H1ResponseReader::h2_fields(std::vector<FieldRef>& out) const {
       continue;
     }
     if (!keep_length && n == "content-length") continue;
-    out.push_back({n, f.value});
+    out.push_back({n, trim_trailing_ows(f.value)});
   }
   if (!names_more) return;
   // Other fields the Connection field names are this hop's too (RFC 9110 §7.6.1): rare, a second

@@ -1472,7 +1472,7 @@ net::awaitable<std::optional<Error>> H2Stream::relay_response(const upstream::Ti
         rd.h2_fields(fields);
         auto vetted = fields.size();  // other extras after them are checked
         if (!extra.empty() && extra.data() == snap_->hsts_field.data() &&
-            extra.size() == snap_->hsts_field.size()) {
+            extra.size() == snap_->hsts_field.size() && !snap_->hsts_value.empty()) {
           // The HSTS line alone (the common case): phigate's own digits and words, valid as is.
           fields.push_back({"strict-transport-security", snap_->hsts_value});
           ++vetted;

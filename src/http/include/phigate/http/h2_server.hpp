@@ -133,7 +133,7 @@ class H2ServerSession {
   static constexpr std::size_t kSpareHeadBytes = 4096;
   /// The same from references (nghttp2 copies what it keeps before this returns). The first
   /// `vetted` fields are taken as they are: the caller guarantees lower-case token names, values
-  /// nghttp2_check_header_value accepts, and no pseudo-header or connection-specific field
+  /// nghttp2_check_header_value_rfc9113 accepts, and no pseudo-header or connection-specific field
   /// (H1ResponseReader::h2_fields' output; debug builds check it). The rest are cleaned as above.
   void submit_response_refs(std::int32_t stream, int status, const std::vector<FieldRef>& headers,
                             bool end_stream, std::size_t vetted = 0);

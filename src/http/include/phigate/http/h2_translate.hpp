@@ -88,8 +88,9 @@ class H1ResponseReader {
   void h2_fields(HeaderList& out) const;
   /// The same fields as references into head() (valid while this reader is and feeds no more),
   /// appended to `out`. Each is one HTTP/2 allows as is: a lower-case token name (the parser
-  /// lower-cases names), a value without CR, LF, NUL or another control character but HTAB, no
-  /// connection-specific name (H2ServerSession::submit_response_refs' `vetted` fields).
+  /// lower-cases names), a value without CR, LF, NUL or another control character but HTAB and
+  /// without leading or trailing whitespace (trimmed here: RFC 9113 §8.2.1), no connection-specific
+  /// name (H2ServerSession::submit_response_refs' `vetted` fields).
   void h2_fields(std::vector<FieldRef>& out) const;
   /// The response has no body at all (HEAD, 204, 304, or Content-Length: 0 with the message done).
   bool bodyless() const noexcept;

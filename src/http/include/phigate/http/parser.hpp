@@ -52,8 +52,9 @@ class Parser {
   void expect_no_body(bool v) noexcept { no_body_ = v; }
   /// Field names are stored lower-cased (trailers too), for a head that only goes on as HTTP/2
   /// fields (RFC 9113 §8.2.1). llhttp, with no lenient flag, admits only tokens as names and no
-  /// control character but HTAB in values, so each stored field is then one nghttp2 accepts as is
-  /// (nghttp2_check_header_name/value; the response fuzz target checks it on every field).
+  /// control character but HTAB in values (it skips leading whitespace and keeps trailing, which
+  /// H1ResponseReader::h2_fields trims), so each field is then one nghttp2 accepts as is
+  /// (nghttp2_check_header_name/value_rfc9113; the response fuzz target checks every field).
   void lowercase_names(bool v) noexcept { lower_names_ = v; }
 
   bool head_complete() const noexcept { return head_complete_; }
