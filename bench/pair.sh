@@ -161,6 +161,7 @@ for ((p = 1; p <= PAIRS; p++)); do
   if ((RESTART > 0 && p > 1 && (p - 1) % RESTART == 0)); then
     stop_proxy A
     stop_proxy B
+    for s in A B; do [[ ! -f $TMP/$s.log ]] || mv "$TMP/$s.log" "$TMP/$s.before-pair-$p.log"; done  # --keep-tmp keeps each
     start_side A "$KIND_A" "$([[ $BIN_A == - ]] || echo "$BIN_A")" "$WRAP_A"
     start_side B "$KIND_B" "$([[ $BIN_B == - ]] || echo "$BIN_B")" "$WRAP_B"
     warm_up
