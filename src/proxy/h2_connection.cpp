@@ -185,27 +185,10 @@ class H2Stream final : public ClientStream {
     c_.worker_.stats().h2_streams_open.add(-1);
   }
 
-  static net::awaitable<void> run(std::shared_ptr<H2Connection> conn, std::shared_ptr<H2Stream> self) {
-    co_await self->serve();
-    self->disarm_upstream();
-    // The response is handed to the codec; the audit record waits until its bytes left (or the
-    // client is found not to read them: review finding 1). The usual stream's bytes are taken by
-    // the writer's next round, which was woken when they were queued: it finishes the stream then
-    // (settle_flushing) and this coroutine ends here.
-    if (self->flush_pending() && conn->writer_running_) {
-      conn->flushing_.push_back(std::move(self));
-      // Usually woken already (the response's submit did it); not if the writer took what it
-      // could and went to sleep while this stream lingered (end_early): it settles the list.
-      conn->wake_writer();
-      co_return;
-    }
-    co_await self->flush();
-    self->complete();
-    // The stream (its destructor reaches the connection) goes before the connection: this frame
-    // may hold the last reference to both (a tunnel that outlived its client connection), and
-    // parameters are destroyed connection first.
-    self.reset();
-  }
+  /// The stream's coroutine, co_spawned with `self` (its owner) and its connection: the phases,
+  /// an answer of phigate's own or the forwarding, then the end (the audit record once the
+  /// response left), in one frame.
+  net::awaitable<void> run(std::shared_ptr<H2Connection> conn, std::shared_ptr<H2Stream> self);
   /// A flushing stream the client's windows hold: waits for its bytes under the write deadline.
   static net::awaitable<void> finish_when_flushed(std::shared_ptr<H2Connection> conn,
                                                   std::shared_ptr<H2Stream> self) {
@@ -479,7 +462,6 @@ class H2Stream final : public ClientStream {
   net::awaitable<void> flush();
   void release() noexcept;
 
-  net::awaitable<void> serve();
   void finish();
   /// The HTTP/1.1 upstream head from head_, after its last change; head_ is measured for
   /// recycle() then, its fields just read and in cache (a walk at release finds them cold).
@@ -736,7 +718,8 @@ void H2Connection::handle_events() {
   evs.clear();
   // Bounded: the streams whose Request was in this batch.
   for (auto& s : starting_) {
-    net::asio::co_spawn(worker_.io(), H2Stream::run(shared_from_this(), std::move(s)), on_coroutine_done);
+    auto& stream = *s;
+    net::asio::co_spawn(worker_.io(), stream.run(shared_from_this(), std::move(s)), on_coroutine_done);
   }
   starting_.clear();
 }
@@ -1223,7 +1206,7 @@ net::awaitable<PhaseResult> H2Stream::authorize() {
   co_return decision;
 }
 
-net::awaitable<void> H2Stream::serve() {
+net::awaitable<void> H2Stream::run(std::shared_ptr<H2Connection> conn, std::shared_ptr<H2Stream> self) {
   auto& worker = c_.worker_;
   facts_.h2_stream = id_;
   facts_.start = std::chrono::system_clock::now();
@@ -1238,42 +1221,58 @@ net::awaitable<void> H2Stream::serve() {
     } else {
       co_await end_early();
     }
-    co_return;
-  }
-  if (client_gone()) {
+  } else if (client_gone()) {
     // Reset (or the connection went) while the phases ran: never forwarded (review finding 5);
     // the record says so.
     facts_.outcome = Outcome::ClientClosed;
     reason_ = "client_closed";
+  } else {
+    facts_.outcome = Outcome::Proxied;
+    // No reference into the snapshot outlives this choice: forward_h1 may decide again under a newer
+    // one (proxy-request-buffering), which can free this one.
+    const bool grpc_cluster = snap_->clusters[req_->cluster].grpc;
+    if (!protocol_.empty() && grpc_cluster) {
+      // A gRPC backend speaks HTTP/2 only: an HTTP/1.1 upgrade must never be written to it (as an
+      // HTTP/1.x client on a gRPC route is refused).
+      const auto err = Error::downstream(ErrorKind::Unavailable, "grpc backend needs an HTTP/2 client");
+      facts_.outcome = core::outcome_of(err);
+      reply_error(err);
+    } else if (!protocol_.empty()) {
+      co_await forward_ws();
+    } else if (grpc_cluster) {
+      co_await forward_grpc(*this, *snap_, worker);
+    } else {
+      co_await forward_h1();
+    }
+    // A buffered body is no longer needed: its bytes go back to the worker's budget now, not after
+    // the lingering below.
+    body_hold_.release();
+    std::string().swap(body_);
+    if (!ended_ && !reset_) reset(http::kH2InternalError);  // never leave a stream half answered
+    if (nothing_to_drain()) {
+      c_.wake_writer();  // all end_early would do
+    } else {
+      co_await end_early();
+    }
+  }
+  disarm_upstream();
+  // The response is handed to the codec; the audit record waits until its bytes left (or the
+  // client is found not to read them: review finding 1). The usual stream's bytes are taken by
+  // the writer's next round, which was woken when they were queued: it finishes the stream then
+  // (settle_flushing) and this coroutine ends here.
+  if (flush_pending() && conn->writer_running_) {
+    conn->flushing_.push_back(std::move(self));
+    // Usually woken already (the response's submit did it); not if the writer took what it
+    // could and went to sleep while this stream lingered (end_early): it settles the list.
+    conn->wake_writer();
     co_return;
   }
-  facts_.outcome = Outcome::Proxied;
-  // No reference into the snapshot outlives this choice: forward_h1 may decide again under a newer
-  // one (proxy-request-buffering), which can free this one.
-  const bool grpc_cluster = snap_->clusters[req_->cluster].grpc;
-  if (!protocol_.empty() && grpc_cluster) {
-    // A gRPC backend speaks HTTP/2 only: an HTTP/1.1 upgrade must never be written to it (as an
-    // HTTP/1.x client on a gRPC route is refused).
-    const auto err = Error::downstream(ErrorKind::Unavailable, "grpc backend needs an HTTP/2 client");
-    facts_.outcome = core::outcome_of(err);
-    reply_error(err);
-  } else if (!protocol_.empty()) {
-    co_await forward_ws();
-  } else if (grpc_cluster) {
-    co_await forward_grpc(*this, *snap_, worker);
-  } else {
-    co_await forward_h1();
-  }
-  // A buffered body is no longer needed: its bytes go back to the worker's budget now, not after
-  // the lingering below.
-  body_hold_.release();
-  std::string().swap(body_);
-  if (!ended_ && !reset_) reset(http::kH2InternalError);  // never leave a stream half answered
-  if (nothing_to_drain()) {
-    c_.wake_writer();  // all end_early would do
-  } else {
-    co_await end_early();
-  }
+  co_await flush();
+  complete();
+  // The stream (its destructor reaches the connection) goes before the connection: this frame
+  // may hold the last reference to both (a tunnel that outlived its client connection), and
+  // parameters are destroyed connection first. Nothing of *this is touched after it.
+  self.reset();
 }
 
 void H2Stream::finish() {
