@@ -48,6 +48,15 @@ bool connection_specific(std::string_view lower_name) {
          lower_name == "transfer-encoding" || lower_name == "upgrade" || lower_name == "te";
 }
 
+/// A value without leading or trailing SP/HTAB: RFC 9113 §8.2.1 forbids them in HTTP/2, and a
+/// strict client resets a response that carries one; HTTP/1.1 never counts them as part of a value
+/// (RFC 9110 §5.5), so a field phigate relays or adds loses them, not its place.
+std::string_view trim_ows(std::string_view v) noexcept {
+  while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
+  while (!v.empty() && (v.back() == ' ' || v.back() == '\t')) v.remove_suffix(1);
+  return v;
+}
+
 // Per-field overhead of a header list size (RFC 9113 §6.5.2, SETTINGS_MAX_HEADER_LIST_SIZE).
 constexpr std::size_t kFieldOverhead = 32;
 // Allocations nghttp2 may still make past the budget (to queue the GOAWAY that ends the
@@ -695,12 +704,13 @@ struct H2ServerSession::Impl {
         if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
       }
       if (name.empty() || name[0] == ':' || connection_specific(name)) continue;
+      const std::string_view value = trim_ows(f.value);
       if (nghttp2_check_header_name(reinterpret_cast<const std::uint8_t*>(name.data()), name.size()) == 0 ||
-          nghttp2_check_header_value(reinterpret_cast<const std::uint8_t*>(f.value.data()), f.value.size()) ==
-              0) {
+          nghttp2_check_header_value_rfc9113(reinterpret_cast<const std::uint8_t*>(value.data()),
+                                             value.size()) == 0) {
         continue;
       }
-      out.add(name, f.value);
+      out.add(name, value);
     }
   }
 
@@ -749,11 +759,11 @@ struct H2ServerSession::Impl {
         if (*c >= 'A' && *c <= 'Z') *c = static_cast<char>(*c - 'A' + 'a');
       }
       const std::string_view name(names.data() + at, names.size() - at);
-      const std::string_view value(f.value);
+      const std::string_view value = trim_ows(f.value);
       if (name.empty() || name[0] == ':' || connection_specific(name) ||
           nghttp2_check_header_name(reinterpret_cast<const std::uint8_t*>(name.data()), name.size()) == 0 ||
-          nghttp2_check_header_value(reinterpret_cast<const std::uint8_t*>(value.data()), value.size()) ==
-              0) {
+          nghttp2_check_header_value_rfc9113(reinterpret_cast<const std::uint8_t*>(value.data()),
+                                             value.size()) == 0) {
         names.resize(at);
         continue;
       }

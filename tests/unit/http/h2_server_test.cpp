@@ -676,6 +676,28 @@ TEST_F(H2ServerTest, ResponseTrailersAndDroppedConnectionFields) {
   EXPECT_EQ(kinds(id).back(), Kind::Closed);
 }
 
+// Fields phigate adds or edits (an auth service's Set-Cookie, configured fields, trailers) lose
+// leading and trailing whitespace, which RFC 9113 forbids: a strict client would reset the stream.
+TEST_F(H2ServerTest, ResponseAndTrailerValuesLoseSurroundingWhitespace) {
+  start();
+  const auto id = client.request(get());
+  pump();
+  HeaderList h;
+  h.add("Set-Cookie", "sid=x ");
+  h.add("X-Tabs", "\t a\tb \t");
+  h.add("X-Blank", "  ");
+  server->submit_response(id, 200, h, false);
+  server->send_data(id, "abc");
+  HeaderList t;
+  t.add("Grpc-Message", " done\t");
+  server->end_response(id, &t);
+  pump();
+  EXPECT_EQ(client.responses[id].headers,
+            (Fields{{"set-cookie", "sid=x"}, {"x-tabs", "a\tb"}, {"x-blank", ""}}));
+  EXPECT_EQ(client.responses[id].trailers, (Fields{{"grpc-message", "done"}}));
+  EXPECT_TRUE(client.responses[id].end);
+}
+
 TEST_F(H2ServerTest, WritableAfterHighWaterDrains) {
   start();
   const auto id = client.request(get());
