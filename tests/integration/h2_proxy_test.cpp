@@ -83,6 +83,14 @@ print(status)
     EXPECT_EQ(r.exit_code, 0) << r.err;
     return r.out.empty() ? r.out : r.out.substr(0, r.out.size() - 1);
   }
+  /// After phigate exits (its records are complete then): the record of `path` says failure and
+  /// counts no response byte of its 200.
+  void expect_failure_without_a_byte(Phigate& pg, const std::string& path) {
+    EXPECT_EQ(pg.process.terminate(), 0);
+    const auto rec = find(records(), path);
+    EXPECT_TRUE(has(rec, "\"outcome\":\"failure\"")) << rec;
+    EXPECT_TRUE(has(rec, "\"status_code\":200,\"bytes\":0")) << rec;
+  }
   static int count(const std::vector<std::string>& recs, const std::string& fragment) {
     int n = 0;
     for (const auto& r : recs) n += r.find(fragment) != std::string::npos ? 1 : 0;
@@ -530,10 +538,7 @@ print(status, 'reset read' if acked else 'no ping ack')
   auto r = run({"/usr/bin/python3", "-c", kScript, std::to_string(pg.https), ca_.cert});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(r.out, "200 reset read\n");
-  EXPECT_EQ(pg.process.terminate(), 0);  // records are complete once phigate has exited
-  const auto rec = find(records(), "/a/held");
-  EXPECT_TRUE(has(rec, "\"outcome\":\"failure\"")) << rec;
-  EXPECT_TRUE(has(rec, "\"status_code\":200,\"bytes\":0")) << rec;
+  expect_failure_without_a_byte(pg, "/a/held");
 }
 
 // A client that reads slowly while one stream's window stays shut: that stream's response is whole
@@ -568,10 +573,7 @@ print('stream1 bytes', got1)
   auto r = run({"/usr/bin/python3", "-c", kScript, std::to_string(pg.https), ca_.cert});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(r.out, "stream1 bytes 0\n");
-  EXPECT_EQ(pg.process.terminate(), 0);
-  const auto rec = find(records(), "/a/tail");
-  EXPECT_TRUE(has(rec, "\"outcome\":\"failure\"")) << rec;
-  EXPECT_TRUE(has(rec, "\"status_code\":200,\"bytes\":0")) << rec;
+  expect_failure_without_a_byte(pg, "/a/tail");
 }
 
 // A stream whose response is still queued when its coroutine ends is finished by the write loop

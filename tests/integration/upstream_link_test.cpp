@@ -6,6 +6,7 @@
 #include <charconv>
 #include <exception>
 #include <functional>
+#include <optional>
 #include <string>
 
 #include "phigate/http/parser.hpp"
@@ -407,30 +408,26 @@ TEST_F(UpstreamLink, TryReadTakesWhatIsThereAndReportsCloseAndResetAsReadWould) 
     EXPECT_FALSE(aec);
     empty_read = link_.try_read(io);
     EXPECT_TRUE(link_.input().empty());
-    const std::string answer = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
-    co_await net::asio::async_write(conn, net::asio::buffer(answer), net::use_awaitable_tuple);
-    // Bounded: the bytes are on loopback at once; a few tries cover a busy host.
-    for (int i = 0; i < 1000 && !got_data; ++i) {
-      if (link_.try_read(io)) {
-        const auto [ec, n] = io;
-        got_data = link_.received(ec, n, deadline_, error) == Link::ReadStatus::Data;
-      } else {
+    // What received() makes of the first try_read that has a result. Bounded: loopback delivers
+    // at once; a few tries cover a busy host.
+    const auto next = [&]() -> net::awaitable<std::optional<Link::ReadStatus>> {
+      for (int i = 0; i < 1000; ++i) {
+        if (link_.try_read(io)) {
+          const auto [ec, n] = io;
+          co_return link_.received(ec, n, deadline_, error);
+        }
         net::asio::steady_timer pause(io_, 1ms);
         co_await pause.async_wait(net::use_awaitable_tuple);
       }
-    }
+      co_return std::nullopt;
+    };
+    const std::string answer = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+    co_await net::asio::async_write(conn, net::asio::buffer(answer), net::use_awaitable_tuple);
+    got_data = co_await next() == Link::ReadStatus::Data;
     data.assign(link_.input().data(), link_.input().size());
     link_.input().consume(link_.input().size());
     conn.shutdown(net::tcp::socket::shutdown_send);
-    for (int i = 0; i < 1000 && !got_eof; ++i) {
-      if (link_.try_read(io)) {
-        const auto [ec, n] = io;
-        got_eof = link_.received(ec, n, deadline_, error) == Link::ReadStatus::Eof;
-        break;
-      }
-      net::asio::steady_timer pause(io_, 1ms);
-      co_await pause.async_wait(net::use_awaitable_tuple);
-    }
+    got_eof = co_await next() == Link::ReadStatus::Eof;
     link_.discard();
     // 2. A backend that resets the connection.
     EXPECT_FALSE((co_await link_.open(ep, 0, Clock::now(), timeouts_, deadline_)).has_value());
@@ -439,15 +436,7 @@ TEST_F(UpstreamLink, TryReadTakesWhatIsThereAndReportsCloseAndResetAsReadWould) 
     net::error_code ignored;
     conn2.set_option(net::asio::socket_base::linger(true, 0), ignored);
     conn2.close(ignored);  // RST
-    for (int i = 0; i < 1000 && !got_reset; ++i) {
-      if (link_.try_read(io)) {
-        const auto [ec, n] = io;
-        got_reset = link_.received(ec, n, deadline_, error) == Link::ReadStatus::Error;
-        break;
-      }
-      net::asio::steady_timer pause(io_, 1ms);
-      co_await pause.async_wait(net::use_awaitable_tuple);
-    }
+    got_reset = co_await next() == Link::ReadStatus::Error;
     link_.discard();
     deadline_.stop();
   });
