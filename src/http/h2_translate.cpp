@@ -22,24 +22,6 @@ std::string_view trim_trailing_ows(std::string_view v) noexcept {
   return v;
 }
 
-/// connection_specific for a lower-case name (the response parser's), by length first.
-bool lower_connection_specific(std::string_view n) noexcept {
-  switch (n.size()) {
-    case 2:
-      return n == "te";
-    case 7:
-      return n == "upgrade" || n == "trailer";
-    case 10:
-      return n == "connection" || n == "keep-alive";
-    case 16:
-      return n == "proxy-connection";
-    case 17:
-      return n == "transfer-encoding";
-    default:
-      return false;
-  }
-}
-
 }  // namespace
 
 Framing h1_request_framing(const MessageHead& head, bool end_stream, std::uint64_t body_bytes) noexcept {
@@ -253,7 +235,7 @@ void H1ResponseReader::h2_fields(std::vector<FieldRef>& out) const {
   for (const auto& f : h.headers) {
     if (i++ >= head_fields_) break;  // trailers are not head fields
     const std::string_view n(f.name);
-    if (lower_connection_specific(n)) {
+    if (connection_specific(n)) {
       // Connection's options that name fields dropped anyway (keep-alive, upgrade, ...) need no
       // second pass: nginx says "Connection: keep-alive" on every response.
       if (n == "connection") {
