@@ -7,6 +7,8 @@
 #include <cerrno>
 #include <cstring>
 
+#include "phigate/net/read_hint.hpp"
+
 namespace phigate::upstream {
 
 using core::Error;
@@ -137,7 +139,10 @@ bool Link::try_read(IoResult& out) noexcept {
       return true;
     }
     if (errno == EINTR) continue;
-    if (errno == EAGAIN || errno == EWOULDBLOCK) return false;
+    if (errno == EAGAIN || errno == EWOULDBLOCK) {
+      net::note_read_drained(conn_->socket);  // found empty: read_plain() waits for the next event
+      return false;
+    }
     out = {net::error_code(errno, net::asio::error::get_system_category()), 0};
     return true;
   }
@@ -152,6 +157,11 @@ std::optional<Error> Link::sent(net::error_code ec, Retryable r, const Deadline&
 
 Link::ReadStatus Link::received(net::error_code ec, std::size_t n, const Deadline& d, Error& error) {
   if (!ec && n > 0) {
+    // Fewer bytes than input() offered: the socket was empty after this read, so the next one
+    // waits for the socket's next event instead of failing with EAGAIN first (one system call per
+    // response; docs/perf-h2-many-streams.md, round 14). Every caller passes a read's result here
+    // in the handler that resumed from it. A TLS connection's socket is read by OpenSSL.
+    if (conn_ && !conn_->ssl && n < in_.space_size()) net::note_read_drained(conn_->socket);
     got_bytes_ = true;
     in_.commit(n);
     return ReadStatus::Data;

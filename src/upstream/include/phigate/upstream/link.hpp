@@ -114,6 +114,8 @@ class Link {
   /// What a read() came to. Data: `n` bytes were added to input(). Eof: the upstream closed
   /// cleanly (the codec decides whether that ends the response). Error: `error` says why (timeout
   /// or reset; retry class OnlyIfReused while no response byte has arrived on this attempt).
+  /// Call it in the handler that resumed from the read (or right after try_read), before input()
+  /// changes: a short read tells the reactor the socket was empty (net::note_read_drained).
   ReadStatus received(net::error_code ec, std::size_t n, const Deadline& d, core::Error& error);
   net::Buffer& input() noexcept { return in_; }
 
