@@ -145,6 +145,9 @@ class H2Connection : public std::enable_shared_from_this<H2Connection> {
   std::size_t low_water_ = http::H2ServerSession::kLowWater;    // ... until they drain to this
   bool closing_ = false;  // GOAWAY sent (drain, idle): close once the streams are done
   bool fatal_ = false;    // connection error: close once the GOAWAY is written
+  // Closed by us because the client took none of our bytes for body_idle (its socket or the
+  // connection's window): the streams it ends were cut by a slow reader, not left by the client.
+  bool slow_reader_ = false;
   bool error_counted_ = false;
   bool dead_ = false;
   bool writer_running_ = false;
@@ -390,12 +393,13 @@ class H2Stream final : public ClientStream {
   int intercepted_ = 0;  // the attempt's answer was dropped for an error page: its status
   int status_ = 0;
   std::string_view reason_;
-  bool read_now_ = false;  // relay_response's first read tries the socket at once (Link::try_read)
-  bool end_ = false;       // the client's request is complete
-  bool reset_ = false;     // the client reset the stream (or the connection went)
-  bool rejected_ = false;  // the codec refused it after its head (e.g. content-length mismatch)
-  bool closed_ = false;    // the codec reported Closed: the id is gone
-  bool done_ = false;      // the coroutine ended
+  bool read_now_ = false;            // relay_response's first read tries the socket at once (Link::try_read)
+  bool end_ = false;                 // the client's request is complete
+  bool reset_ = false;               // the client reset the stream (or the connection went)
+  bool rejected_ = false;            // the codec refused it after its head (e.g. content-length mismatch)
+  bool cut_by_slow_reader_ = false;  // ended by our close of a connection whose client did not read
+  bool closed_ = false;              // the codec reported Closed: the id is gone
+  bool done_ = false;                // the coroutine ended
   bool head_sent_ = false;
   bool ended_ = false;         // the response is complete (or was reset)
   bool grpc_request_ = false;  // content-type application/grpc: refusals are trailers-only
@@ -564,7 +568,10 @@ void H2Connection::close_now() noexcept {
   if (dead_) return;
   dead_ = true;
   ProxyConnection::cancel_socket(c_.stream_.socket());
-  for (auto& [id, s] : streams_) s->kill();
+  for (auto& [id, s] : streams_) {
+    if (slow_reader_ && !s->reset_) s->cut_by_slow_reader_ = true;  // not already reset by the client
+    s->kill();
+  }
   wake_writer();
 }
 
@@ -582,6 +589,7 @@ void H2Connection::expire() {
   bool due = false;
   if (write_deadline_ <= now || dead_) {
     // The client has not taken our bytes for body_idle: it does not read (slow read).
+    if (write_deadline_ <= now && !dead_) slow_reader_ = true;
     close_now();
     for (auto& [id, s] : streams_) s->kill();
     c_.deadline = kNever;
@@ -959,6 +967,7 @@ net::awaitable<std::optional<Error>> H2Stream::wait_queued(std::size_t target) {
     // stream is cancelled.
     undelivered_ = c_.codec_.queued(id_);
     if (c_.worker_.now() - c_.data_progress_ >= body_idle) {
+      if (!c_.dead_) c_.slow_reader_ = true;
       c_.close_now();
     } else {
       reset(http::kH2Cancel);
@@ -1289,6 +1298,13 @@ void H2Stream::finish() {
   if (reset_ && (!ended_ || (undelivered_ > 0 && !tunnel_)) && facts_.outcome == Outcome::Proxied) {
     facts_.outcome = rejected_ ? Outcome::ClientBadRequest : Outcome::ClientClosed;
     if (reason_.empty()) reason_ = rejected_ ? "rejected" : "client_closed";
+  }
+  // Cut when we closed the connection on a slow reader (body_idle without a byte taken): the
+  // stream timed out as its own write would have, whichever wait saw the connection go ("client
+  // gone" there); the client did not leave it.
+  if (cut_by_slow_reader_ && facts_.outcome == Outcome::ClientClosed) {
+    facts_.outcome = Outcome::ClientTimeout;
+    reason_ = "client_timeout";
   }
   count_outcome(worker.stats(), facts_.outcome);
   if (!worker.audit_on()) return;

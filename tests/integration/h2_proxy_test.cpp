@@ -415,6 +415,37 @@ print(status, ended, 'in time' if time.monotonic() - start < 10 else 'late')
   EXPECT_TRUE(has(rec, "\"outcome\":\"failure\"")) << rec;  // it did not end well
 }
 
+// A client that stops reading its socket with three responses on their way: phigate's write stalls,
+// and after body_idle it closes the connection. Every stream it cut timed out on a slow reader; none
+// was left by the client, and each record must say so (they said client_closed before round 14).
+TEST_F(H2ProxyTest, SlowReaderConnectionClosedByUs_EveryCutStreamIsAClientTimeout) {
+  auto a = start_upstream("a");
+  auto b = start_upstream("b");
+  auto pg = start_phigate(config(two_routes(a, b), audit_yaml() + "timeouts: { body_idle: 500ms }\n"));
+  static const std::string kScript = std::string(kH2Connect) + R"(
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # the client's socket holds little
+c.update_settings({h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 2**31 - 1})
+c.increment_flow_control_window(2**31 - 1 - 65535)
+for i in range(3):
+    c.send_headers(1 + 2 * i, [(':method', 'GET'), (':path', '/a/cut%d?bytes=4m' % i), (':scheme', 'https'), (':authority', 'app.example')], end_stream=True)
+s.sendall(c.data_to_send())
+time.sleep(2.5)  # reads nothing: phigate's write stalls for body_idle (500 ms), then it closes
+print('done')
+)";
+  auto r = run({"/usr/bin/python3", "-c", kScript, std::to_string(pg.https), ca_.cert});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "done\n");
+  EXPECT_EQ(pg.process.terminate(), 0);
+  // Records written while the client slept (a drain at terminate() would not say client_timeout).
+  const auto recs = records();
+  for (const std::string path : {"/a/cut0", "/a/cut1", "/a/cut2"}) {
+    EXPECT_EQ(count(recs, path), 1) << path;
+    const auto rec = find(recs, path);
+    EXPECT_TRUE(has(rec, "\"outcome\":\"failure\"")) << rec;
+    EXPECT_TRUE(has(rec, "\"reason\":\"client_timeout\"")) << rec;
+  }
+}
+
 // A stalled stream beside one that drains: only the stalled stream is cancelled after body_idle;
 // the connection, and the other stream's whole response, go on (the connection's write progress is
 // any stream's bytes being taken, not a look at each stream: perf-h2-many-streams.md, round 9).
