@@ -301,7 +301,9 @@ const char* websocket_switch_violation(const MessageHead& response, std::string_
   });
   if (n != 1 || !same) return "101 for another protocol";
   const auto* acc = response.headers.find("sec-websocket-accept");
-  if (acc == nullptr || response.headers.count("sec-websocket-accept") != 1 || *acc != accept)
+  // The value without the trailing whitespace llhttp keeps (OWS is not part of it, RFC 9110 §5.5).
+  if (acc == nullptr || response.headers.count("sec-websocket-accept") != 1 ||
+      trim_trailing_ows(*acc) != accept)
     return "101 with a wrong Sec-WebSocket-Accept";
   return nullptr;
 }

@@ -284,6 +284,9 @@ TEST(H2Translate, WebSocketSwitchStopsAtTheHeadAndIsChecked) {
   };
   EXPECT_EQ(check("Connection: keep-alive, upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Accept: abc=\r\n"),
             "");
+  // Whitespace after the value is not part of it (RFC 9110 §5.5): the same accept.
+  EXPECT_EQ(check("Connection: upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Accept: abc= \t\r\n"), "");
+  EXPECT_NE(check("Connection: upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Accept: abc=x \r\n"), "");
   EXPECT_NE(check("Upgrade: websocket\r\nSec-WebSocket-Accept: abc=\r\n"), "");  // no Connection: upgrade
   EXPECT_NE(check("Connection: upgrade\r\nUpgrade: h2c\r\nSec-WebSocket-Accept: abc=\r\n"), "");
   EXPECT_NE(check("Connection: upgrade\r\nUpgrade: websocket, h2c\r\nSec-WebSocket-Accept: abc=\r\n"), "");
