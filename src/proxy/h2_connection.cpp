@@ -823,6 +823,9 @@ void H2Connection::settle_flushing() noexcept {
 net::awaitable<void> H2Connection::serve() {
   worker_.stats().h2_connections.inc();
   c_.link_.release_memory();  // the HTTP/1 link is never used on this connection
+  // No failing read after each request: a FIN that came with the client's last bytes then shows
+  // when a write fails or the idle deadline passes, as a client that stays silent would.
+  c_.stream_.hint_short_reads();
   set_idle();
   net::asio::co_spawn(worker_.io(), write_loop(shared_from_this()), on_coroutine_done);
   auto& in = c_.in_;

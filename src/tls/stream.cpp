@@ -137,9 +137,10 @@ net::awaitable<error_code> Stream::fill() {
   filling_ = false;
   clen_ += n;
   if (n > 0) big_reads_ = n == space;
-  // A short read emptied the socket: the next fill() waits for its next event, with no read that
-  // fails first (net::note_read_drained; the read after each request at one stream per connection).
-  if (n > 0 && n < space) net::note_read_drained(sock_);
+  // A short read emptied the socket of data: the next fill() waits for its next event, with no
+  // read that fails first (the read after each request at one stream per connection). Opt-in: a
+  // FIN taken with these bytes would then go unseen (hint_short_reads()).
+  if (short_read_hints_ && n > 0 && n < space) net::note_read_drained(sock_);
   if (ec == net::asio::error::eof) {
     eof_ = true;
     co_return error_code{};
@@ -213,7 +214,6 @@ net::awaitable<error_code> Stream::handshake() {
 net::awaitable<std::pair<error_code, std::size_t>> Stream::read_some(char* data, std::size_t size) {
   if (!tls_) {
     auto [ec, n] = co_await sock_.async_read_some(net::asio::buffer(data, size), net::deferred_tuple);
-    if (!ec && n > 0 && n < size) net::note_read_drained(sock_);
     co_return std::pair{ec, n};
   }
   for (;;) {

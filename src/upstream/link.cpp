@@ -29,6 +29,7 @@ void Link::begin(const Endpoint& ep, const BackendTls* tls) {
   tls_failure_.reset();
   Pool::pool_key(pool_key_, ep.key, tls);
   got_bytes_ = false;
+  last_read_short_ = false;
 }
 
 bool Link::take_pooled(const Endpoint& ep, int attempt, Clock::time_point now, const BackendTls* tls) {
@@ -157,11 +158,8 @@ std::optional<Error> Link::sent(net::error_code ec, Retryable r, const Deadline&
 
 Link::ReadStatus Link::received(net::error_code ec, std::size_t n, const Deadline& d, Error& error) {
   if (!ec && n > 0) {
-    // Fewer bytes than input() offered: the socket was empty after this read, so the next one
-    // waits for the socket's next event instead of failing with EAGAIN first (one system call per
-    // response; docs/perf-h2-many-streams.md, round 14). Every caller passes a read's result here
-    // in the handler that resumed from it. A TLS connection's socket is read by OpenSSL.
-    if (conn_ && !conn_->ssl && n < in_.space_size()) net::note_read_drained(conn_->socket);
+    // Fewer bytes than input() offered: no data was left (a FIN may have been: see finish()).
+    last_read_short_ = n < in_.space_size();
     got_bytes_ = true;
     in_.commit(n);
     return ReadStatus::Data;
@@ -194,11 +192,21 @@ void Link::finish(bool reusable, Clock::time_point now) {
   }
   keep_session();
   if (reusable) {
+    // The response ended with a read that left no data: the next read on this connection (after
+    // its next request) waits for the answer's event instead of failing with EAGAIN first (one
+    // system call per request; docs/perf-h2-many-streams.md, round 14). A FIN that came with that
+    // read has no event left to show it, but the pool checks every connection with a system call
+    // (poll or peek) between its release and its reuse, and those see it.
+    if (last_read_short_ && !conn_->ssl) net::note_read_drained(conn_->socket);
     pool_.release(pool_key_, std::move(*conn_), now);
     conn_.reset();
   } else {
     discard();
   }
+}
+
+int Link::native_handle() noexcept {
+  return conn_ ? static_cast<int>(conn_->socket.native_handle()) : -1;
 }
 
 void Link::discard() noexcept {

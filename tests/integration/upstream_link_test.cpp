@@ -2,6 +2,7 @@
 // that misbehaves on purpose: endpoint choice, pooling and reuse, connect failures, timeouts,
 // stray bytes after a response, stale pooled connections, and the retry rule.
 #include <gtest/gtest.h>
+#include <poll.h>
 
 #include <charconv>
 #include <exception>
@@ -447,6 +448,89 @@ TEST_F(UpstreamLink, TryReadTakesWhatIsThereAndReportsCloseAndResetAsReadWould) 
   EXPECT_TRUE(got_reset);
   EXPECT_EQ(error.kind, core::ErrorKind::UpstreamReset);
   EXPECT_EQ(error.retryable, core::Retryable::OnlyIfReused);  // no byte on this attempt: as read() says
+}
+
+// A FIN that comes with a response's last bytes is taken by the read of those bytes (which gets
+// fewer bytes than it asked for) and brings no readiness event of its own once the reactor has
+// taken the arrival's event. So a short read is no proof the socket is empty (round 14's review):
+// the link must still see that end, (1) mid-response, where a body delimited by close needs it,
+// by a read that tries the socket, and (2) at reuse, where the pool's check finds it.
+class UpstreamLinkFin : public UpstreamLink {
+ protected:
+  /// Writes `bytes` and the FIN from the peer's side, waits until both are on the link's socket
+  /// (POLLRDHUP, a readiness probe), then lets the reactor take their event with no read queued.
+  net::awaitable<void> answer_and_close(net::tcp::socket& conn, std::string_view bytes) {
+    co_await net::asio::async_write(conn, net::asio::buffer(bytes.data(), bytes.size()),
+                                    net::use_awaitable_tuple);
+    conn.shutdown(net::tcp::socket::shutdown_send);
+    pollfd p{link_.native_handle(), POLLRDHUP, 0};
+    EXPECT_EQ(::poll(&p, 1, 5000), 1);
+    net::asio::steady_timer pause(io_, 1ms);  // a reactor pass: the arrival's event is used up
+    co_await pause.async_wait(net::use_awaitable_tuple);
+  }
+  static Endpoint peer_endpoint(const net::tcp::acceptor& peer) {
+    Endpoint ep;
+    ep.address = peer.local_endpoint();
+    ep.key = "peer";
+    return ep;
+  }
+  net::awaitable<Link::ReadStatus> read_once(core::Error& error) {
+    auto [ec, n] = co_await link_.read(timeouts_, deadline_);
+    co_return link_.received(ec, n, deadline_, error);
+  }
+};
+
+TEST_F(UpstreamLinkFin, TheReadAfterAShortOneSeesTheFinThatCameWithItsBytes) {
+  net::tcp::acceptor peer(io_, net::tcp::endpoint(net::asio::ip::make_address("127.0.0.1"), 0));
+  const Endpoint ep = peer_endpoint(peer);
+  std::optional<Link::ReadStatus> first, second;
+  std::string data;
+  core::Error error;
+  run([&]() -> net::awaitable<void> {
+    EXPECT_FALSE((co_await link_.open(ep, 0, Clock::now(), timeouts_, deadline_)).has_value());
+    auto [aec, conn] = co_await peer.async_accept(net::use_awaitable_tuple);
+    EXPECT_FALSE(aec);
+    co_await answer_and_close(conn, "HTTP/1.0 200 OK\r\n\r\npart of a body delimited by close");
+    first = co_await read_once(error);
+    data.assign(link_.input().data(), link_.input().size());
+    link_.input().consume(link_.input().size());
+    // No event will come for the FIN: a read that waited for one would end with the deadline (1 s).
+    second = co_await read_once(error);
+    link_.discard();
+    deadline_.stop();
+  });
+  EXPECT_EQ(first, Link::ReadStatus::Data);
+  EXPECT_EQ(data, "HTTP/1.0 200 OK\r\n\r\npart of a body delimited by close");
+  EXPECT_EQ(second, Link::ReadStatus::Eof) << error.reason();
+}
+
+TEST_F(UpstreamLinkFin, APooledConnectionWhoseFinCameWithItsLastResponseIsNotReused) {
+  net::tcp::acceptor peer(io_, net::tcp::endpoint(net::asio::ip::make_address("127.0.0.1"), 0));
+  const Endpoint ep = peer_endpoint(peer);
+  std::optional<Link::ReadStatus> read;
+  bool reused = true, reopened = false;
+  core::Error error;
+  run([&]() -> net::awaitable<void> {
+    EXPECT_FALSE((co_await link_.open(ep, 0, Clock::now(), timeouts_, deadline_)).has_value());
+    auto [aec, conn] = co_await peer.async_accept(net::use_awaitable_tuple);
+    EXPECT_FALSE(aec);
+    co_await answer_and_close(conn, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+    read = co_await read_once(error);  // the whole response, and the FIN with it
+    link_.input().consume(link_.input().size());
+    link_.finish(true, Clock::now());  // complete and keep-alive: pooled
+    EXPECT_EQ(pool_.idle_count(), 1u);
+    // The pool's check before reuse (a system call) sees the end the reactor will not report.
+    EXPECT_FALSE((co_await link_.open(ep, 0, Clock::now(), timeouts_, deadline_)).has_value());
+    reused = link_.reused();
+    auto [aec2, conn2] = co_await peer.async_accept(net::use_awaitable_tuple);
+    reopened = !aec2;
+    link_.discard();
+    deadline_.stop();
+  });
+  EXPECT_EQ(read, Link::ReadStatus::Data);
+  EXPECT_FALSE(reused);
+  EXPECT_TRUE(reopened);
+  EXPECT_EQ(pool_.idle_count(), 0u);
 }
 
 }  // namespace

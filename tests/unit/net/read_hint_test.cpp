@@ -98,5 +98,31 @@ TEST(ReadHint, AHintGivenInTheHandlerOfAnImmediateReadKeepsTheEventOfBytesThatCa
   EXPECT_EQ(p.received() + std::string(second_buf.data(), second->second), "ab");
 }
 
+TEST(ReadHint, AShortReadIsNoProofOfAnEmptySocket_AFinTakenWithItsBytesBringsNoEvent) {
+  // Why callers give the hint only where an unseen end is harmless or checked otherwise (an HTTP/2
+  // connection's reads; a pooled upstream connection, which the pool checks with a system call):
+  // the read of a peer's last bytes also takes its FIN, and once the reactor has used up the
+  // arrival's event nothing will report it. With the hint, the next read waits for ever.
+  Pair p;
+  p.send("a");
+  p.client.shutdown(tcp::socket::shutdown_send);
+  bool readable = false;
+  p.server.async_wait(tcp::socket::wait_read, [&](error_code ec) { readable = !ec; });
+  while (!readable) ASSERT_EQ(p.io.run_one_for(5s), 1u);
+  p.start_read();
+  ASSERT_TRUE(p.wait_read());
+  EXPECT_EQ(p.received(), "a");  // fewer bytes than asked for, and the FIN went with them
+  note_read_drained(p.server);
+  p.start_read();
+  p.io.poll();
+  EXPECT_FALSE(p.got.has_value()) << "the end was reported after all: the callers' rule can be relaxed";
+  // Only a cancel ends that read (the next one would wait the same way until an event came).
+  error_code ignored;
+  p.server.cancel(ignored);
+  ASSERT_EQ(p.io.run_one_for(5s), 1u);
+  ASSERT_TRUE(p.got.has_value());
+  EXPECT_EQ(p.got->first, asio::error::operation_aborted);
+}
+
 }  // namespace
 }  // namespace phigate::net

@@ -42,6 +42,13 @@ class Stream {
   net::awaitable<net::error_code> write_all(const char* data, std::size_t size);
   /// Best-effort close_notify without waiting for the peer's; then the socket may be closed.
   void shutdown_nowait() noexcept;
+  /// From now on a read that fills less than its buffer tells the reactor the socket is empty
+  /// (net::note_read_drained): the next read waits for the next event, with no read that fails
+  /// first. Only for a connection on which a missed end of stream is harmless: a FIN (or RST) that
+  /// came with the last bytes brings no event of its own, so it is seen only when a write fails or
+  /// a deadline passes (an HTTP/2 connection: its streams' writes and its idle deadline). Never
+  /// for HTTP/1.1, whose request body reads must see the client leave.
+  void hint_short_reads() noexcept { short_read_hints_ = true; }
 
   const std::string& last_error() const noexcept { return last_error_; }
 
@@ -69,13 +76,14 @@ class Stream {
   bool tls_;
   SSL* ssl_ = nullptr;
   std::string last_error_;
-  std::unique_ptr<char[]> cbuf_;  // ciphertext from the socket not yet taken by OpenSSL
-  std::size_t cbuf_size_ = 0;     // allocated size of cbuf_ (0: none)
-  std::size_t cpos_ = 0;          // next unread byte in cbuf_
-  std::size_t clen_ = 0;          // end of the bytes read into cbuf_
-  bool big_reads_ = false;        // the last read filled its buffer: read a full record next
-  bool eof_ = false;              // the peer's FIN was read: the BIO reports end of stream
-  bool filling_ = false;          // a socket read into cbuf_ is in flight
+  std::unique_ptr<char[]> cbuf_;   // ciphertext from the socket not yet taken by OpenSSL
+  std::size_t cbuf_size_ = 0;      // allocated size of cbuf_ (0: none)
+  std::size_t cpos_ = 0;           // next unread byte in cbuf_
+  std::size_t clen_ = 0;           // end of the bytes read into cbuf_
+  bool big_reads_ = false;         // the last read filled its buffer: read a full record next
+  bool eof_ = false;               // the peer's FIN was read: the BIO reports end of stream
+  bool short_read_hints_ = false;  // hint_short_reads()
+  bool filling_ = false;           // a socket read into cbuf_ is in flight
 };
 
 }  // namespace phigate::tls

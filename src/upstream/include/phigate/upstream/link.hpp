@@ -115,7 +115,7 @@ class Link {
   /// cleanly (the codec decides whether that ends the response). Error: `error` says why (timeout
   /// or reset; retry class OnlyIfReused while no response byte has arrived on this attempt).
   /// Call it in the handler that resumed from the read (or right after try_read), before input()
-  /// changes: a short read tells the reactor the socket was empty (net::note_read_drained).
+  /// changes: it notes whether the read left data in the socket (finish() uses it).
   ReadStatus received(net::error_code ec, std::size_t n, const Deadline& d, core::Error& error);
   net::Buffer& input() noexcept { return in_; }
 
@@ -133,6 +133,8 @@ class Link {
   void shutdown_send() noexcept;
 
   bool is_open() const noexcept { return conn_.has_value(); }
+  /// The connection's descriptor (-1 when none): for tests and diagnostics, never for I/O.
+  int native_handle() noexcept;
   /// The connection speaks TLS to the backend.
   bool is_tls() const noexcept { return conn_.has_value() && conn_->ssl != nullptr; }
   bool reused() const noexcept { return reused_; }
@@ -163,6 +165,7 @@ class Link {
   Clock::duration connect_time_{};
   bool reused_ = false;
   bool got_bytes_ = false;
+  bool last_read_short_ = false;  // received(): the last read left no data in the socket
 };
 
 }  // namespace phigate::upstream
