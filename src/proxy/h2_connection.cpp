@@ -640,7 +640,11 @@ void H2Connection::start_stream(std::int32_t id) {
   auto* r = codec_.request(id);
   if (r == nullptr || dead_) return;
   worker_.stats().requests_h2.inc();
-  ++streams_seen_;
+  // From the first request on, no failing read after each one: a FIN (or reset) that came with the
+  // client's last bytes then shows when a write fails or a deadline passes, as a silent client's
+  // would. Not before it: a client that sends part of its preface and resets would otherwise hold
+  // the connection until request_header without keeping a socket of its own (review).
+  if (++streams_seen_ == 1) c_.stream_.hint_short_reads();
   idle_deadline_ = kNever;
   update_deadline();  // a stale idle deadline must not fire on the new stream
   auto s = std::make_shared<H2Stream>(*this, id, *r);
@@ -823,9 +827,6 @@ void H2Connection::settle_flushing() noexcept {
 net::awaitable<void> H2Connection::serve() {
   worker_.stats().h2_connections.inc();
   c_.link_.release_memory();  // the HTTP/1 link is never used on this connection
-  // No failing read after each request: a FIN that came with the client's last bytes then shows
-  // when a write fails or the idle deadline passes, as a client that stays silent would.
-  c_.stream_.hint_short_reads();
   set_idle();
   net::asio::co_spawn(worker_.io(), write_loop(shared_from_this()), on_coroutine_done);
   auto& in = c_.in_;
