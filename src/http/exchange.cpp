@@ -139,7 +139,7 @@ Http1Exchange::HeadStatus Http1Exchange::feed_head(const char* data, std::size_t
   return HeadStatus::Ready;
 }
 
-void Http1Exchange::append_upstream_head(std::string& out, std::string_view target) {
+void Http1Exchange::append_upstream_head(std::string& out, std::string_view target, std::string_view extra) {
   const auto& head = req_.head();
   Framing framing;
   if (buffered_) {
@@ -168,7 +168,7 @@ void Http1Exchange::append_upstream_head(std::string& out, std::string_view targ
     headers.add("Connection", "upgrade");
     headers.add("Upgrade", upgrade_token_);
   }
-  append_request_head(out, head.method, target, head.headers, framing);
+  append_request_head(out, head.method, target, head.headers, framing, extra);
 }
 
 bool Http1Exchange::take_continue() noexcept {

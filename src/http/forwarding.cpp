@@ -1,7 +1,9 @@
 #include "phigate/http/forwarding.hpp"
 
 #include <algorithm>
+#include <array>
 #include <charconv>
+#include <cstring>
 #include <string>
 
 namespace phigate::http {
@@ -55,7 +57,13 @@ void remove_hop_by_hop(HeaderList& headers) {
   });
 }
 
-void set_forwarding_headers(HeaderList& headers, const ForwardInfo& info) {
+namespace {
+
+/// The work of both entry points below: the client's forwarding fields out of `headers` (or, from
+/// a trusted proxy, read and partly kept), then ours, each handed to emit(name, value), then
+/// done(). The views emit gets live until done() returns (they may point at locals here).
+template <class Emit, class Done>
+void forward(HeaderList& headers, const ForwardInfo& info, Emit&& emit, Done&& done) {
   // One pass over the request's fields: from an untrusted peer every incoming forwarding field
   // goes (spoofing defence); from a trusted proxy they stay and we only note which are present.
   constexpr unsigned kXff = 1, kProto = 2, kHost = 4, kPort = 8, kRealIp = 16, kRequestId = 32,
@@ -137,24 +145,95 @@ void set_forwarding_headers(HeaderList& headers, const ForwardInfo& info) {
   }
   forwarded += ";proto=";
   forwarded += info.proto;
-  headers.add("Forwarded", forwarded);
+  emit("Forwarded", forwarded);
   if (!chain.empty()) {
     chain += ", ";
     chain.append(info.client_ip);
-    headers.add("X-Forwarded-For", chain);
+    emit("X-Forwarded-For", chain);
   } else {
-    headers.add("X-Forwarded-For", info.client_ip);
+    emit("X-Forwarded-For", info.client_ip);
   }
   // std::to_chars, not snprintf: glibc's printf machinery was 1.7 % of an HTTP/2 request's
   // instructions at 100 streams per connection (docs/perf-h2-many-streams.md, round 12).
   char port[8];
   const auto port_len =
       static_cast<std::size_t>(std::to_chars(port, port + sizeof port, info.port).ptr - port);
-  if (!(present & kProto)) headers.add("X-Forwarded-Proto", info.proto);
-  if (!(present & kHost)) headers.add("X-Forwarded-Host", info.host);
-  if (!(present & kPort)) headers.add("X-Forwarded-Port", std::string_view(port, port_len));
-  if (!(present & kRealIp)) headers.add("X-Real-IP", info.real_ip.empty() ? info.client_ip : info.real_ip);
-  if (!(present & kRequestId)) headers.add("X-Request-Id", info.request_id);
+  if (!(present & kProto)) emit("X-Forwarded-Proto", info.proto);
+  if (!(present & kHost)) emit("X-Forwarded-Host", info.host);
+  if (!(present & kPort)) emit("X-Forwarded-Port", std::string_view(port, port_len));
+  if (!(present & kRealIp)) emit("X-Real-IP", info.real_ip.empty() ? info.client_ip : info.real_ip);
+  if (!(present & kRequestId)) emit("X-Request-Id", info.request_id);
+  done();
+}
+
+}  // namespace
+
+void set_forwarding_headers(HeaderList& headers, const ForwardInfo& info) {
+  forward(
+      headers, info, [&](std::string_view name, std::string_view value) { headers.add(name, value); }, [] {});
+}
+
+void forwarding_lines(HeaderList& headers, const ForwardInfo& info, std::string& lines) {
+  // Collected, then written in one pass into one resize: seven appends of four pieces each cost
+  // more than the copies (docs/perf-h2-many-streams.md, round 15).
+  std::array<FieldRef, 8> ours;
+  std::size_t n = 0;
+  std::size_t bytes = 0;
+  const auto collect = [&](std::string_view name, std::string_view value) {
+    ours[n++] = {name, value};
+    bytes += name.size() + value.size() + 4;
+  };
+  const auto write = [&] {
+    const std::size_t at = lines.size();
+    lines.resize(at + bytes);
+    char* p = lines.data() + at;
+    for (std::size_t i = 0; i < n; ++i) {
+      std::memcpy(p, ours[i].name.data(), ours[i].name.size());
+      p += ours[i].name.size();
+      *p++ = ':';
+      *p++ = ' ';
+      std::memcpy(p, ours[i].value.data(), ours[i].value.size());
+      p += ours[i].value.size();
+      *p++ = '\r';
+      *p++ = '\n';
+    }
+  };
+  forward(headers, info, collect, write);
+}
+
+namespace {
+
+/// Calls f(name, value) for each "Name: value\r\n" line of `lines` until f returns true. A name
+/// has no colon; the value is everything after the first ": ".
+template <class F>
+void each_line(std::string_view lines, F&& f) {
+  while (!lines.empty()) {
+    const auto eol = lines.find("\r\n");
+    const auto line = lines.substr(0, eol);
+    lines = eol == std::string_view::npos ? std::string_view{} : lines.substr(eol + 2);
+    if (const auto colon = line.find(": "); colon != std::string_view::npos) {
+      if (f(line.substr(0, colon), line.substr(colon + 2))) return;
+    }
+  }
+}
+
+}  // namespace
+
+void add_raw_lines(HeaderList& headers, std::string_view lines) {
+  each_line(lines, [&](std::string_view name, std::string_view value) {
+    headers.add(name, value);
+    return false;
+  });
+}
+
+std::optional<std::string_view> raw_line_value(std::string_view lines, std::string_view name) noexcept {
+  std::optional<std::string_view> found;
+  each_line(lines, [&](std::string_view n, std::string_view value) {
+    if (!iequals(n, name)) return false;
+    found = value;
+    return true;
+  });
+  return found;
 }
 
 }  // namespace phigate::http

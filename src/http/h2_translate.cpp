@@ -46,8 +46,8 @@ void join_cookie_fields(HeaderList& headers) {
 }
 
 void append_h1_request_head(std::string& out, const MessageHead& head, std::string_view target,
-                            Framing framing) {
-  append_request_head(out, head.method, target, head.headers, framing);
+                            Framing framing, std::string_view extra) {
+  append_request_head(out, head.method, target, head.headers, framing, extra);
 }
 
 void append_h1_body(std::string& out, std::string_view bytes, Framing framing) {

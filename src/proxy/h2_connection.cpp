@@ -469,8 +469,9 @@ class H2Stream final : public ClientStream {
   void finish();
   /// The HTTP/1.1 upstream head from head_, after its last change; head_ is measured for
   /// recycle() then, its fields just read and in cache (a walk at release finds them cold).
-  void append_upstream_head(std::string& out, std::string_view target, http::Framing framing) {
-    http::append_h1_request_head(out, head_, target, framing);
+  void append_upstream_head(std::string& out, std::string_view target, http::Framing framing,
+                            std::string_view extra = {}) {
+    http::append_h1_request_head(out, head_, target, framing, extra);
     head_bytes_ = http::H2ServerSession::head_storage(head_);
   }
   void local_reply(int status, std::string_view body, std::string_view location,
@@ -485,10 +486,13 @@ class H2Stream final : public ClientStream {
   net::awaitable<void> forward_h1();
   /// custom-http-errors: the page for `code` from the route's error backend, else phigate's own
   /// answer with that status (`own`: phigate's error, replied as such). Nothing was sent yet.
-  net::awaitable<void> serve_error_page(int code, const Error* own);
+  /// `fwd_lines`: the forwarding fields of the upstream head (http::forwarding_lines).
+  net::awaitable<void> serve_error_page(int code, const Error* own, std::string_view fwd_lines);
   /// default-backend: a path whose cluster has no usable endpoint sends the original request
   /// (head `upstream_target`, body `framing`) to the route's error backend with X-Code: 503.
-  net::awaitable<void> proxy_to_error_backend(std::string_view upstream_target, http::Framing framing);
+  /// `fwd_lines`: the forwarding fields of the original head (http::forwarding_lines).
+  net::awaitable<void> proxy_to_error_backend(std::string_view upstream_target, http::Framing framing,
+                                              std::string_view fwd_lines);
   net::awaitable<std::optional<Error>> send_request(const upstream::Timeouts& t, std::string_view head,
                                                     http::Framing framing);
   net::awaitable<std::optional<Error>> relay_response(const upstream::Timeouts& t,
@@ -1587,19 +1591,28 @@ net::awaitable<void> H2Stream::forward_h1() {
   auto& head = r.head;
   const auto& cluster = snap_->clusters[r.cluster];
   // The upstream head, built once: hop-by-hop fields out, one Cookie field (RFC 9113 §8.2.3),
-  // ssl-client-* and forwarding fields ours, exactly as for an HTTP/1.1 client.
+  // ssl-client-* and forwarding fields ours, exactly as for an HTTP/1.1 client. The forwarding
+  // fields go straight into the head as lines (forwarding_lines); nothing waits between here and
+  // the head, so a scratch string serves.
   http::remove_hop_by_hop(head.headers);
   http::join_cookie_fields(head.headers);
   pc.req_snap_ = snap_;
   pc.set_client_cert_headers(head.headers, r.policy);
-  http::set_forwarding_headers(head.headers, {pc.peer_ip_, pc.peer_trusted(), "https", r.host, pc.local_port_,
-                                              request_id_, r.client_ip});
+  thread_local std::string fwd;
+  fwd.clear();
+  http::forwarding_lines(
+      head.headers,
+      {pc.peer_ip_, pc.peer_trusted(), "https", r.host, pc.local_port_, request_id_, r.client_ip}, fwd);
   const auto upstream_target = prepare_upstream_head(r, head.headers);
   const auto framing = buffered_ ? http::Framing{http::Framing::Kind::ContentLength, body_.size()}
                                  : http::h1_request_framing(head, end_, received);
   const bool has_body = framing.kind != http::Framing::Kind::None;
   std::string up_head;
-  append_upstream_head(up_head, upstream_target, framing);
+  append_upstream_head(up_head, upstream_target, framing, fwd);
+  // The same lines where they sit in up_head (just before its final CRLF), which outlives every
+  // wait below: the scratch string does not.
+  const std::string_view fwd_lines =
+      std::string_view(up_head).substr(up_head.size() - 2 - fwd.size(), fwd.size());
   const upstream::Timeouts t{r.limits.connect, r.limits.send, r.limits.read};
   AttemptPlan plan(worker, cluster, r, head.method);
   auto& balancer = plan.balancer;
@@ -1610,13 +1623,13 @@ net::awaitable<void> H2Stream::forward_h1() {
     if (picked.index == upstream::kNoEndpoint) {
       // ingress-nginx: a path whose Service has no active endpoint is served by its default-backend.
       if (attempt == 0 && r.route != nullptr && r.route->has_error_backend) {
-        co_await proxy_to_error_backend(upstream_target, framing);
+        co_await proxy_to_error_backend(upstream_target, framing, fwd_lines);
         co_return;
       }
       const auto err = Error::upstream(ErrorKind::NoHealthyEndpoint, Retryable::No);
       facts_.outcome = core::outcome_of(err);
       if (replaces_status(r.policy, err.status(), true)) {
-        co_await serve_error_page(err.status(), &err);
+        co_await serve_error_page(err.status(), &err, fwd_lines);
       } else {
         reply_error(err);
       }
@@ -1719,7 +1732,7 @@ net::awaitable<void> H2Stream::forward_h1() {
       plan.report(picked.index, intercepted_ >= 500 ? upstream::AttemptResult::Status5xx
                                                     : upstream::AttemptResult::Success);
       link_.discard();
-      co_await serve_error_page(std::exchange(intercepted_, 0), nullptr);
+      co_await serve_error_page(std::exchange(intercepted_, 0), nullptr, fwd_lines);
       co_return;
     }
     upstream::AttemptEnd end;
@@ -1747,7 +1760,7 @@ net::awaitable<void> H2Stream::forward_h1() {
     facts_.outcome = core::outcome_of(*err);
     // custom-http-errors: phigate's own upstream error with a listed code gets the page too.
     if (!head_sent_ && replaces_status(r.policy, err->status(), true)) {
-      co_await serve_error_page(err->status(), &*err);
+      co_await serve_error_page(err->status(), &*err, fwd_lines);
       co_return;
     }
     reply_error(*err);  // 502/504, or a reset once the head went out
@@ -1813,11 +1826,13 @@ struct H2ErrorBackend {
   bool response_started() const { return s.head_sent_; }
 };
 
-net::awaitable<void> H2Stream::proxy_to_error_backend(std::string_view upstream_target,
-                                                      http::Framing framing) {
+net::awaitable<void> H2Stream::proxy_to_error_backend(std::string_view upstream_target, http::Framing framing,
+                                                      std::string_view fwd_lines) {
   auto& r = *req_;
   // The original request, with X-Code: 503 and the fields the default-backend is told; whatever
-  // the client sent under those names is replaced (as over HTTP/1).
+  // the client sent under those names is replaced (as over HTTP/1), forwarding_lines' (X-Request-ID)
+  // too: they join the fields first.
+  http::add_raw_lines(r.head.headers, fwd_lines);
   set_error_page_fields(r.head.headers, error_page_fields(r, 503, {}, request_id_));
   std::string up_head;
   append_upstream_head(up_head, upstream_target, framing);  // the head changed: measured again
@@ -1842,16 +1857,17 @@ net::awaitable<void> H2Stream::proxy_to_error_backend(std::string_view upstream_
   reply_error(*err);
 }
 
-net::awaitable<void> H2Stream::serve_error_page(int code, const Error* own) {
+net::awaitable<void> H2Stream::serve_error_page(int code, const Error* own, std::string_view fwd_lines) {
   auto& r = *req_;
   if (own != nullptr) reason_ = own->reason();
   set_cookie_.clear();  // an affinity cookie for the main's endpoint has nothing to do with the page
   if (r.route != nullptr && r.route->has_error_backend && !client_gone()) {
-    const auto* xff = r.head.headers.find("x-forwarded-for");
+    // Ours are in the forwarding lines; a trusted proxy's X-Request-Id stayed a field.
+    const auto xff = http::raw_line_value(fwd_lines, "x-forwarded-for");
     const auto* rid = r.head.headers.find("x-request-id");
     const std::string request_id = rid != nullptr ? *rid : request_id_;
     std::string page_head;
-    append_error_page_head(page_head, r.head.method, r.host, xff != nullptr ? std::string_view(*xff) : "",
+    append_error_page_head(page_head, r.head.method, r.host, xff.value_or(""),
                            error_page_fields(r, code, r.target, request_id));
     const auto index = r.route->error_target;
     const auto& cluster = snap_->clusters[index];

@@ -110,7 +110,7 @@ void ProxyConnection::release_idle_memory() noexcept {
   static constexpr std::size_t kKeepCapacity = 1024;
   in_.release();
   link_.release_memory();  // 16 KiB, needed again only when the next request goes upstream
-  for (auto* s : {&out_, &up_out_, &up_head_}) {
+  for (auto* s : {&out_, &up_out_, &up_head_, &fwd_lines_}) {
     if (s->capacity() > kKeepCapacity) std::string().swap(*s);
   }
 }
@@ -785,15 +785,19 @@ net::awaitable<bool> ProxyConnection::forward_request(InFlight& f) {
   auto& r = *f.req;
   auto& head = r.head;
   const auto& cluster = req_snap_->clusters[r.cluster];
-  // Build the upstream head once: hop-by-hop fields out, forwarding fields in.
+  // Build the upstream head once: hop-by-hop fields out, forwarding fields in (as lines after the
+  // client's fields: forwarding_lines).
   http::remove_hop_by_hop(head.headers);
   set_client_cert_headers(head.headers, r.policy);
-  http::set_forwarding_headers(head.headers, {peer_ip_, peer_trusted(), tls_ ? "https" : "http", r.host,
-                                              local_port_, f.request_id, r.client_ip});
+  fwd_lines_.clear();
+  http::forwarding_lines(
+      head.headers,
+      {peer_ip_, peer_trusted(), tls_ ? "https" : "http", r.host, local_port_, f.request_id, r.client_ip},
+      fwd_lines_);
   const auto upstream_target = prepare_upstream_head(
       r, head.headers, ex_.upgrade_requested() ? UpstreamHop::Upgrade : UpstreamHop::Http1);
   up_head_.clear();
-  ex_.append_upstream_head(up_head_, upstream_target);
+  ex_.append_upstream_head(up_head_, upstream_target, fwd_lines_);
   const upstream::Timeouts t{r.limits.connect, r.limits.send, r.limits.read};
   AttemptPlan plan(worker_, cluster, r, head.method);
   auto& balancer = plan.balancer;
@@ -966,7 +970,10 @@ net::awaitable<bool> ProxyConnection::proxy_to_error_backend(InFlight& f, std::s
   auto& r = *f.req;
   const std::string request_id(f.request_id);
   // The original request, with X-Code: 503 and the fields the default-backend is told; whatever
-  // the client sent under those names is replaced.
+  // the client sent under those names is replaced, and so are forwarding_lines' of those names
+  // (X-Request-ID): they join the fields first.
+  http::add_raw_lines(r.head.headers, fwd_lines_);
+  fwd_lines_.clear();
   set_error_page_fields(r.head.headers, error_page_fields(r, 503, {}, request_id));
   up_head_.clear();
   ex_.append_upstream_head(up_head_, upstream_target);
@@ -991,11 +998,13 @@ net::awaitable<bool> ProxyConnection::serve_error_page(InFlight& f, int code, co
   if (own != nullptr) f.reason = own->reason();
   f.set_cookie.clear();  // an affinity cookie for the main's endpoint has nothing to do with the page
   if (r.route != nullptr && r.route->has_error_backend) {
-    const auto* xff = r.head.headers.find("x-forwarded-for");
+    // Ours are in this request's forwarding lines (forward_request, the only caller, made them); a
+    // trusted proxy's X-Request-Id stayed a field.
+    const auto xff = http::raw_line_value(fwd_lines_, "x-forwarded-for");
     const auto* rid = r.head.headers.find("x-request-id");
     const std::string request_id = rid != nullptr ? *rid : std::string(f.request_id);
     std::string page_head;
-    append_error_page_head(page_head, r.head.method, r.host, xff != nullptr ? std::string_view(*xff) : "",
+    append_error_page_head(page_head, r.head.method, r.host, xff.value_or(""),
                            error_page_fields(r, code, r.target, request_id));
     f.facts.error_page = code;
     const auto err = co_await error_backend_exchange(f, page_head, false);

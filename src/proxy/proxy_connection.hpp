@@ -184,7 +184,8 @@ class ProxyConnection final : public ConnectionCore, private upstream::Deadline 
   core::Error error_;                                  // why the head could not be read
   net::Buffer in_{kBufferBytes};
   std::string out_;
-  std::string up_head_;  // the upstream request head, kept for a retry
+  std::string up_head_;    // the upstream request head, kept for a retry
+  std::string fwd_lines_;  // its forwarding fields (http::forwarding_lines), for an error backend's head
   // extra_fields_ plus an auth answer's Set-Cookie lines (auth-url), when it has any.
   std::string auth_fields_;
   std::string up_out_;

@@ -247,6 +247,57 @@ TEST_F(ErrorsTest, NoReadyEndpointSendsTheOriginalRequestToTheDefaultBackend) {
       << find(audit, "\"path\":\"/orders1\"");
 }
 
+// Both kinds of error backend request carry phigate's forwarding fields exactly once, over
+// HTTP/1.1 and HTTP/2 alike: the page request (custom-http-errors: GET /, told the client's
+// X-Forwarded-For and the main request's X-Request-ID) and the original request sent to the
+// default-backend (no ready endpoint). A client's forged values never reach either.
+TEST_F(ErrorsTest, ErrorBackendRequestsCarryOurForwardingFieldsOnce) {
+  ingress(errors_annotations("503"));
+  auto pg = start();
+  const std::vector<std::string> forged = {"-H", "X-Forwarded-For: 6.6.6.6", "-H", "X-Request-ID: forged",
+                                           "-H", "X-Real-IP: 6.6.6.6",       "-H", "Forwarded: for=6.6.6.6"};
+  const std::vector<std::string> protos = {"--http1.1", "--http2"};
+  std::size_t seen = 0;  // requests the error backend got so far
+  for (const auto& proto : protos) {
+    // The page: the main answers 503, the error backend is asked for its page.
+    const auto paged = fetch(pg, "/x?status=503", cat({proto}, forged));
+    const auto mains = proxied_requests(*main_);
+    const auto reqs = proxied_requests(*errors_);
+    ASSERT_EQ(reqs.size(), ++seen) << proto << paged;
+    ASSERT_FALSE(mains.empty());
+    const auto& main_req = mains.back();
+    EXPECT_EQ(json_field(main_req, "target"), "/x?status=503") << proto;
+    const auto& page = reqs.back();
+    EXPECT_EQ(json_field(page, "target"), "/") << proto;
+    EXPECT_EQ(record_header_count(page, "X-Forwarded-For"), 1) << proto << page;
+    EXPECT_EQ(record_header(page, "X-Forwarded-For"), "127.0.0.1") << proto << page;
+    EXPECT_EQ(record_header_count(page, "X-Request-ID"), 1) << proto << page;
+    EXPECT_NE(record_header(page, "X-Request-ID"), "forged") << proto << page;
+    EXPECT_EQ(record_header(page, "X-Request-ID"), record_header(main_req, "X-Request-ID"))
+        << proto << main_req;
+  }
+  // The default-backend: svc-main has no ready endpoint now; the original request, with our
+  // forwarding fields once each.
+  rewrite(pg, "services.yaml",
+          service_on("svc-main", main_->port, false) + "---\n" + service_yaml("errors", *errors_));
+  for (const auto& proto : protos) {
+    const auto out = fetch(pg, "/orders?id=7", cat({proto}, forged));
+    const auto reqs = proxied_requests(*errors_);
+    ASSERT_EQ(reqs.size(), ++seen) << proto << out;
+    const auto& orig = reqs.back();
+    EXPECT_EQ(json_field(orig, "target"), "/orders?id=7") << proto;
+    EXPECT_EQ(record_header(orig, "X-Code"), "503") << proto << orig;
+    for (const char* name : {"X-Forwarded-For", "X-Request-ID", "X-Real-IP", "Forwarded", "X-Forwarded-Proto",
+                             "X-Forwarded-Host", "X-Forwarded-Port"}) {
+      EXPECT_EQ(record_header_count(orig, name), 1) << proto << " " << name << "\n" << orig;
+    }
+    EXPECT_EQ(record_header(orig, "X-Forwarded-For"), "127.0.0.1") << proto << orig;
+    EXPECT_EQ(record_header(orig, "X-Real-IP"), "127.0.0.1") << proto << orig;
+    EXPECT_NE(record_header(orig, "X-Request-ID"), "forged") << proto << orig;
+    EXPECT_EQ(record_header(orig, "X-Forwarded-Host").rfind("app.example", 0), 0u) << proto << orig;
+  }
+}
+
 // phigate's own upstream errors with a listed code take the page too (connect refused: 502);
 // disable-proxy-intercept-errors keeps those but lets the backend's own answers through.
 TEST_F(ErrorsTest, OwnErrorsTakeThePageAndDisableInterceptKeepsOnlyThose) {

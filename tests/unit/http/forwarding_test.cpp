@@ -77,6 +77,74 @@ TEST(Forwarding, AddsFieldsWhenAbsent) {
   EXPECT_EQ(h.size(), 7u);
 }
 
+// forwarding_lines is set_forwarding_headers with ours written as lines: the same fields leave,
+// the same fields come, in the same order, for every kind of peer and input.
+TEST(ForwardingLines, SameDecisionsAsSetForwardingHeaders) {
+  const std::initializer_list<std::pair<const char*, const char*>> inputs[] = {
+      {},
+      {{"Host", "app.example"}, {"Accept", "*/*"}},
+      {{"X-Forwarded-For", "6.6.6.6"},
+       {"x-forwarded-for", "7.7.7.7"},
+       {"X-Real-IP", "1.1.1.1"},
+       {"X-Request-Id", "forged"},
+       {"Forwarded", "for=9.9.9.9"},
+       {"X-Forwarded-Proto", "http"},
+       {"X-Forwarded-Host", "evil"},
+       {"X-Forwarded-Port", "1"},
+       {"X_Forwarded_For", "u"},
+       {"X-Original-URL", "/admin"},
+       {"X-Forwarded-Prefix", "/p"},
+       {"Cookie", "a=b"}}};
+  const ForwardInfo infos[] = {{"10.1.2.3", false, "https", "app.example", 8443, "abc123", ""},
+                               {"10.0.0.2", true, "https", "app.example:8443", 443, "new", "203.0.113.9"},
+                               {"::1", false, "http", "[::1]:80", 80, "id", ""},
+                               {"fd00::2", true, "https", "h", 65535, "r", ""}};
+  for (const auto& in : inputs) {
+    for (const auto& info : infos) {
+      auto expected = headers(in);
+      set_forwarding_headers(expected, info);
+      auto got = headers(in);
+      std::string lines = "Before: kept\r\n";  // appended to, never replaced
+      forwarding_lines(got, info, lines);
+      ASSERT_EQ(lines.rfind("Before: kept\r\n", 0), 0u);
+      ASSERT_GE(lines.size(), 2u);
+      EXPECT_EQ(lines.substr(lines.size() - 2), "\r\n");
+      add_raw_lines(got, std::string_view(lines).substr(14));
+      ASSERT_EQ(got.size(), expected.size()) << lines;
+      for (std::size_t i = 0; i < got.size(); ++i) {
+        const auto& g = got.begin()[i];
+        const auto& e = expected.begin()[i];
+        EXPECT_EQ(g.name, e.name) << i << "\n" << lines;
+        EXPECT_EQ(g.value, e.value) << i << "\n" << lines;
+      }
+    }
+  }
+}
+
+TEST(ForwardingLines, LinesAreHttp1FieldLines) {
+  HeaderList h;
+  std::string lines;
+  forwarding_lines(h, {"10.1.2.3", false, "https", "app.example", 8443, "abc123", ""}, lines);
+  EXPECT_EQ(lines,
+            "Forwarded: for=10.1.2.3;host=app.example;proto=https\r\n"
+            "X-Forwarded-For: 10.1.2.3\r\n"
+            "X-Forwarded-Proto: https\r\n"
+            "X-Forwarded-Host: app.example\r\n"
+            "X-Forwarded-Port: 8443\r\n"
+            "X-Real-IP: 10.1.2.3\r\n"
+            "X-Request-Id: abc123\r\n");
+  EXPECT_TRUE(h.empty());  // ours are lines, not fields
+}
+
+TEST(ForwardingLines, RawLineValueFindsByNameCaseInsensitively) {
+  const std::string_view lines = "X-Forwarded-For: 203.0.113.9, 10.0.0.2\r\nX-Real-IP: a: b\r\n";
+  EXPECT_EQ(raw_line_value(lines, "x-forwarded-for"), "203.0.113.9, 10.0.0.2");
+  EXPECT_EQ(raw_line_value(lines, "X-REAL-IP"), "a: b");  // the value is all after the first ": "
+  EXPECT_EQ(raw_line_value(lines, "x-forwarded"), std::nullopt);
+  EXPECT_EQ(raw_line_value("", "x-forwarded-for"), std::nullopt);
+  EXPECT_EQ(raw_line_value("X-Forwarded-For: 1.2.3.4", "x-forwarded-for"), "1.2.3.4");  // no final CRLF
+}
+
 TEST(HopByHop, ConnectionNeverRemovesHost) {
   auto h = headers({{"Host", "app.example"}, {"Connection", "host, close"}, {"Accept", "*/*"}});
   remove_hop_by_hop(h);

@@ -70,7 +70,8 @@ class Http1Exchange {
   /// framing (chunked when the client sent chunked, else Content-Length when it sent one, else
   /// none). Remembers that framing for feed_body. For an upgrade request, `Connection: upgrade`
   /// and `Upgrade: <protocol>` go out again (hop-by-hop removal took them off).
-  void append_upstream_head(std::string& out, std::string_view target);
+  /// `extra`: preformatted lines after the fields (the forwarding lines: http::forwarding_lines).
+  void append_upstream_head(std::string& out, std::string_view target, std::string_view extra = {});
   /// proxy-request-buffering: from now on feed_body appends the body's bytes without any framing
   /// (a chunked body de-chunked, its trailers dropped), so that the caller can hold the whole body;
   /// call before the first feed_body. append_upstream_head, called once the request is complete,

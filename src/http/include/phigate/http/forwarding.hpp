@@ -2,6 +2,8 @@
 // Header rewriting between client and upstream (RFC 9110 §7.6.1 hop-by-hop fields, and the
 // de-facto X-Forwarded-* family). Pure functions on HeaderList.
 #include <cstdint>
+#include <optional>
+#include <string>
 #include <string_view>
 
 #include "phigate/http/headers.hpp"
@@ -31,5 +33,19 @@ struct ForwardInfo {
 /// X-Original-URI go too. From everyone: fields whose names hold anything but letters, digits
 /// and `-` (CGI-style spellings such as `ssl_client_verify`), X-Original-URL and X-Rewrite-URL.
 void set_forwarding_headers(HeaderList& headers, const ForwardInfo& info);
+
+/// The same decisions as set_forwarding_headers, for an HTTP/1.1 upstream head: the client's
+/// fields leave `headers` alike, but ours are appended to `lines` as "Name: value\r\n" lines (for
+/// append_request_head's `extra`) instead of being added to `headers`: no field strings to fill
+/// and serialise again on the hot path. add_raw_lines puts them into a HeaderList when a later
+/// head (an error backend's) has to replace some of them.
+void forwarding_lines(HeaderList& headers, const ForwardInfo& info, std::string& lines);
+
+/// Adds each "Name: value\r\n" line of `lines` (forwarding_lines' output) to `headers`.
+void add_raw_lines(HeaderList& headers, std::string_view lines);
+
+/// The value of the first line of `lines` (forwarding_lines' output) named `name` (ASCII case
+/// insensitive), or nullopt.
+std::optional<std::string_view> raw_line_value(std::string_view lines, std::string_view name) noexcept;
 
 }  // namespace phigate::http

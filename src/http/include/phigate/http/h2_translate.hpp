@@ -28,10 +28,10 @@ Framing h1_request_framing(const MessageHead& head, bool end_stream, std::uint64
 /// joined with "; ". Call before forwarding to an HTTP/1.1 hop.
 void join_cookie_fields(HeaderList& headers);
 
-/// Appends "METHOD target HTTP/1.1", `head`'s fields (the caller removed hop-by-hop fields and
-/// set forwarding fields first) and the framing field.
+/// Appends "METHOD target HTTP/1.1", `head`'s fields (the caller removed hop-by-hop fields
+/// first), the framing field and `extra` (the forwarding lines: http::forwarding_lines).
 void append_h1_request_head(std::string& out, const MessageHead& head, std::string_view target,
-                            Framing framing);
+                            Framing framing, std::string_view extra = {});
 /// Appends body bytes in `framing` (a chunk when chunked; nothing for an empty piece).
 void append_h1_body(std::string& out, std::string_view bytes, Framing framing);
 /// Ends a chunked body: the last chunk, then `trailers` (when not null) as chunked trailer fields

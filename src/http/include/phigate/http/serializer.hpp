@@ -15,9 +15,10 @@ struct Framing {
   std::uint64_t length = 0;
 };
 
-/// Appends "METHOD target HTTP/1.1", the fields, the framing field and a blank line to `out`.
+/// Appends "METHOD target HTTP/1.1", the fields, the framing field, `extra` (preformatted
+/// "Name: value\r\n" lines: http::forwarding_lines) and a blank line to `out`.
 void append_request_head(std::string& out, std::string_view method, std::string_view target,
-                         const HeaderList& headers, Framing framing);
+                         const HeaderList& headers, Framing framing, std::string_view extra = {});
 
 /// Appends a status line, the fields, `extra_fields` (preformatted "Name: value\r\n" lines), the
 /// framing field, `Connection: close` when `close`, and a blank line. `minor` is the HTTP minor
