@@ -219,6 +219,12 @@ void each_line(std::string_view lines, F&& f) {
 
 }  // namespace
 
+bool is_forwarding_field(std::string_view name) noexcept {
+  return iequals(name, "forwarded") || iequals(name, "x-forwarded-for") ||
+         iequals(name, "x-forwarded-proto") || iequals(name, "x-forwarded-host") ||
+         iequals(name, "x-forwarded-port") || iequals(name, "x-real-ip") || iequals(name, "x-request-id");
+}
+
 void add_raw_lines(HeaderList& headers, std::string_view lines) {
   each_line(lines, [&](std::string_view name, std::string_view value) {
     headers.add(name, value);

@@ -1600,9 +1600,13 @@ net::awaitable<void> H2Stream::forward_h1() {
   pc.set_client_cert_headers(head.headers, r.policy);
   thread_local std::string fwd;
   fwd.clear();
-  http::forwarding_lines(
-      head.headers,
-      {pc.peer_ip_, pc.peer_trusted(), "https", r.host, pc.local_port_, request_id_, r.client_ip}, fwd);
+  const http::ForwardInfo info{pc.peer_ip_,    pc.peer_trusted(), "https",    r.host,
+                               pc.local_port_, request_id_,       r.client_ip};
+  if (snap_->audit_reads_forwarding) {
+    http::set_forwarding_headers(head.headers, info);  // the audit record reads them there
+  } else {
+    http::forwarding_lines(head.headers, info, fwd);
+  }
   const auto upstream_target = prepare_upstream_head(r, head.headers);
   const auto framing = buffered_ ? http::Framing{http::Framing::Kind::ContentLength, body_.size()}
                                  : http::h1_request_framing(head, end_, received);
@@ -1862,8 +1866,11 @@ net::awaitable<void> H2Stream::serve_error_page(int code, const Error* own, std:
   if (own != nullptr) reason_ = own->reason();
   set_cookie_.clear();  // an affinity cookie for the main's endpoint has nothing to do with the page
   if (r.route != nullptr && r.route->has_error_backend && !client_gone()) {
-    // Ours are in the forwarding lines; a trusted proxy's X-Request-Id stayed a field.
-    const auto xff = http::raw_line_value(fwd_lines, "x-forwarded-for");
+    // Ours are fields (audit_reads_forwarding) or in the forwarding lines; a trusted proxy's
+    // X-Request-Id stayed a field.
+    const auto* field = r.head.headers.find("x-forwarded-for");  // set_forwarding_headers' field
+    const auto xff = field != nullptr ? std::optional<std::string_view>(*field)
+                                      : http::raw_line_value(fwd_lines, "x-forwarded-for");
     const auto* rid = r.head.headers.find("x-request-id");
     const std::string request_id = rid != nullptr ? *rid : request_id_;
     std::string page_head;

@@ -790,10 +790,13 @@ net::awaitable<bool> ProxyConnection::forward_request(InFlight& f) {
   http::remove_hop_by_hop(head.headers);
   set_client_cert_headers(head.headers, r.policy);
   fwd_lines_.clear();
-  http::forwarding_lines(
-      head.headers,
-      {peer_ip_, peer_trusted(), tls_ ? "https" : "http", r.host, local_port_, f.request_id, r.client_ip},
-      fwd_lines_);
+  const http::ForwardInfo fwd{peer_ip_,     peer_trusted(), tls_ ? "https" : "http", r.host, local_port_,
+                              f.request_id, r.client_ip};
+  if (req_snap_->audit_reads_forwarding) {
+    http::set_forwarding_headers(head.headers, fwd);  // the audit record reads them there
+  } else {
+    http::forwarding_lines(head.headers, fwd, fwd_lines_);
+  }
   const auto upstream_target = prepare_upstream_head(
       r, head.headers, ex_.upgrade_requested() ? UpstreamHop::Upgrade : UpstreamHop::Http1);
   up_head_.clear();
@@ -998,9 +1001,11 @@ net::awaitable<bool> ProxyConnection::serve_error_page(InFlight& f, int code, co
   if (own != nullptr) f.reason = own->reason();
   f.set_cookie.clear();  // an affinity cookie for the main's endpoint has nothing to do with the page
   if (r.route != nullptr && r.route->has_error_backend) {
-    // Ours are in this request's forwarding lines (forward_request, the only caller, made them); a
-    // trusted proxy's X-Request-Id stayed a field.
-    const auto xff = http::raw_line_value(fwd_lines_, "x-forwarded-for");
+    // Ours are fields (audit_reads_forwarding) or in this request's forwarding lines
+    // (forward_request, the only caller, made them); a trusted proxy's X-Request-Id stayed a field.
+    const auto* field = r.head.headers.find("x-forwarded-for");  // set_forwarding_headers' field
+    const auto xff = field != nullptr ? std::optional<std::string_view>(*field)
+                                      : http::raw_line_value(fwd_lines_, "x-forwarded-for");
     const auto* rid = r.head.headers.find("x-request-id");
     const std::string request_id = rid != nullptr ? *rid : std::string(f.request_id);
     std::string page_head;

@@ -3,6 +3,7 @@
 
 #include "phigate/access/cidr.hpp"
 #include "phigate/compile/policy.hpp"
+#include "phigate/http/forwarding.hpp"
 #include "phigate/net/socket.hpp"
 #include "phigate/server/server.hpp"
 #include "phigate/upstream/balancer.hpp"
@@ -286,6 +287,8 @@ proxy::SnapshotPtr build_snapshot(config::Config config, std::shared_ptr<tls::Ti
   snap->global_access = std::move(compiled->global_access);
   snap->trusted_proxies = std::move(compiled->trusted_proxies);
   snap->https_redirect_port = static_cast<std::uint16_t>(cfg->listeners.https_redirect_port);
+  snap->audit_reads_forwarding =
+      std::any_of(cfg->audit.headers.begin(), cfg->audit.headers.end(), http::is_forwarding_field);
   if (const auto& h = cfg->tls.hsts; h.enabled) {
     snap->hsts_value = "max-age=" + std::to_string(h.max_age) +
                        (h.include_subdomains ? "; includeSubDomains" : "") + (h.preload ? "; preload" : "");

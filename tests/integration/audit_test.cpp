@@ -115,6 +115,39 @@ TEST_F(AuditTest, RetriedRequestRecordsBothAttemptsInItsOneRecord) {
   EXPECT_TRUE(has(second, "\"attempts\":2")) << second;
 }
 
+// audit.headers may list forwarding fields: the record holds phigate's values (what the backend
+// got), never a client's forgery, over HTTP/1.1 and HTTP/2 (those heads then carry them as fields,
+// not as forwarding_lines, which the record cannot read: Snapshot::audit_reads_forwarding).
+TEST_F(AuditTest, ListedForwardingFieldsRecordWhatTheBackendGot) {
+  auto up = start_upstream();
+  auto pg = start_phigate(
+      config(routes(up), audit_yaml("k1", ", headers: [x-forwarded-for, x-request-id, x-trace]")));
+  for (const std::string proto : {"--http1.1", "--http2"}) {
+    const auto r =
+        curl(pg, {proto, "-o", "/dev/null", "-w", "%{http_code}", "-H", "X-Forwarded-For: 6.6.6.6", "-H",
+                  "X-Request-ID: forged", "-H", "X-Trace: t" + proto, https_url(pg, "/fwd" + proto)});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(r.out, "200");
+  }
+  const auto reqs = proxied_requests(up);
+  ASSERT_EQ(reqs.size(), 2u);
+  const auto recs = stop_and_read_audit(pg);
+  for (std::size_t i = 0; i < 2; ++i) {
+    const std::string proto = i == 0 ? "--http1.1" : "--http2";
+    const auto& got = reqs[i];
+    EXPECT_EQ(json_field(got, "target"), "/fwd" + proto);
+    EXPECT_EQ(record_header_count(got, "X-Forwarded-For"), 1) << got;
+    EXPECT_EQ(record_header_count(got, "X-Request-ID"), 1) << got;
+    const auto id = record_header(got, "X-Request-ID");
+    EXPECT_NE(id, "forged");
+    const auto rec = find(recs, "\"path\":\"/fwd" + proto + "\"");
+    EXPECT_TRUE(has(rec, "\"x-forwarded-for\":\"127.0.0.1\"")) << rec;
+    EXPECT_TRUE(has(rec, "\"x-request-id\":\"" + id + "\"")) << rec;
+    EXPECT_TRUE(has(rec, "\"x-trace\":\"t" + proto + "\"")) << rec;
+    EXPECT_FALSE(has(rec, "6.6.6.6")) << rec;
+  }
+}
+
 TEST_F(AuditTest, ARequestWhoseRecordIsTooLongForTheWriterStillLeavesItsOneRecord) {
   // A 64k queue takes records up to 16k; a recorded header of 30k makes the full record longer.
   // The request is answered (its record is written after the response), so it must not be lost:

@@ -136,6 +136,17 @@ TEST(ForwardingLines, LinesAreHttp1FieldLines) {
   EXPECT_TRUE(h.empty());  // ours are lines, not fields
 }
 
+// Snapshot::audit_reads_forwarding relies on it: every field set_forwarding_headers can add is one.
+TEST(ForwardingLines, IsForwardingFieldCoversEveryFieldWeSet) {
+  HeaderList h;
+  set_forwarding_headers(h, {"::1", false, "https", "h", 443, "id", ""});
+  ASSERT_EQ(h.size(), 7u);
+  for (const auto& f : h) EXPECT_TRUE(is_forwarding_field(f.name)) << f.name;
+  EXPECT_TRUE(is_forwarding_field("X-FORWARDED-FOR"));
+  for (const char* other : {"host", "x-forwarded-prefix", "x-forwarded", "x-trace", "x-original-uri", ""})
+    EXPECT_FALSE(is_forwarding_field(other)) << other;
+}
+
 TEST(ForwardingLines, RawLineValueFindsByNameCaseInsensitively) {
   const std::string_view lines = "X-Forwarded-For: 203.0.113.9, 10.0.0.2\r\nX-Real-IP: a: b\r\n";
   EXPECT_EQ(raw_line_value(lines, "x-forwarded-for"), "203.0.113.9, 10.0.0.2");

@@ -41,6 +41,10 @@ void set_forwarding_headers(HeaderList& headers, const ForwardInfo& info);
 /// head (an error backend's) has to replace some of them.
 void forwarding_lines(HeaderList& headers, const ForwardInfo& info, std::string& lines);
 
+/// A field set_forwarding_headers writes (Forwarded, X-Forwarded-For/-Proto/-Host/-Port,
+/// X-Real-IP, X-Request-Id; any case). forwarding_lines puts these in no HeaderList.
+bool is_forwarding_field(std::string_view name) noexcept;
+
 /// Adds each "Name: value\r\n" line of `lines` (forwarding_lines' output) to `headers`.
 void add_raw_lines(HeaderList& headers, std::string_view lines);
 

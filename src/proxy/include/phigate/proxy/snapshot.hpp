@@ -52,6 +52,10 @@ struct Snapshot {
   std::string hsts_field;  // "Strict-Transport-Security: ...\r\n" for HTTPS responses, or empty
   std::string hsts_value;  // its value alone ("max-age=N[; includeSubDomains][; preload]")
   std::uint16_t https_redirect_port = 0;  // 0: the port the first https listener bound
+  /// audit.headers names a field phigate's forwarding sets (http::is_forwarding_field): the
+  /// HTTP/1.1 upstream head then gets them as request fields (set_forwarding_headers), which the
+  /// audit record reads, not as the faster lines (forwarding_lines), which it cannot.
+  bool audit_reads_forwarding = false;
   // How it was built (logs and metrics on the control thread).
   std::size_t resource_errors = 0;  // errors confined to one Kubernetes resource (it fails closed)
   std::chrono::milliseconds build_time{0};
