@@ -6,6 +6,8 @@
 #include <cstring>
 #include <string>
 
+#include "phigate/http/response_edits.hpp"
+
 namespace phigate::http {
 
 namespace {
@@ -201,24 +203,6 @@ void forwarding_lines(HeaderList& headers, const ForwardInfo& info, std::string&
   forward(headers, info, collect, write);
 }
 
-namespace {
-
-/// Calls f(name, value) for each "Name: value\r\n" line of `lines` until f returns true. A name
-/// has no colon; the value is everything after the first ": ".
-template <class F>
-void each_line(std::string_view lines, F&& f) {
-  while (!lines.empty()) {
-    const auto eol = lines.find("\r\n");
-    const auto line = lines.substr(0, eol);
-    lines = eol == std::string_view::npos ? std::string_view{} : lines.substr(eol + 2);
-    if (const auto colon = line.find(": "); colon != std::string_view::npos) {
-      if (f(line.substr(0, colon), line.substr(colon + 2))) return;
-    }
-  }
-}
-
-}  // namespace
-
 bool is_forwarding_field(std::string_view name) noexcept {
   return iequals(name, "forwarded") || iequals(name, "x-forwarded-for") ||
          iequals(name, "x-forwarded-proto") || iequals(name, "x-forwarded-host") ||
@@ -226,18 +210,15 @@ bool is_forwarding_field(std::string_view name) noexcept {
 }
 
 void add_raw_lines(HeaderList& headers, std::string_view lines) {
-  each_line(lines, [&](std::string_view name, std::string_view value) {
-    headers.add(name, value);
-    return false;
+  for_each_raw_line(lines, [&](std::string_view name, std::string_view value) {
+    if (!name.empty()) headers.add(name, value);
   });
 }
 
 std::optional<std::string_view> raw_line_value(std::string_view lines, std::string_view name) noexcept {
   std::optional<std::string_view> found;
-  each_line(lines, [&](std::string_view n, std::string_view value) {
-    if (!iequals(n, name)) return false;
-    found = value;
-    return true;
+  for_each_raw_line(lines, [&](std::string_view n, std::string_view value) {
+    if (!found && !n.empty() && iequals(n, name)) found = value;
   });
   return found;
 }
