@@ -215,7 +215,9 @@ void add_raw_lines(HeaderList& headers, std::string_view lines) {
   });
 }
 
-std::optional<std::string_view> raw_line_value(std::string_view lines, std::string_view name) noexcept {
+std::optional<std::string_view> forwarded_value(const HeaderList& headers, std::string_view lines,
+                                                std::string_view name) noexcept {
+  if (const auto* field = headers.find(name)) return *field;
   std::optional<std::string_view> found;
   for_each_raw_line(lines, [&](std::string_view n, std::string_view value) {
     if (!found && !n.empty() && iequals(n, name)) found = value;

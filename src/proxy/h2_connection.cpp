@@ -1868,9 +1868,7 @@ net::awaitable<void> H2Stream::serve_error_page(int code, const Error* own, std:
   if (r.route != nullptr && r.route->has_error_backend && !client_gone()) {
     // Ours are fields (audit_reads_forwarding) or in the forwarding lines; a trusted proxy's
     // X-Request-Id stayed a field.
-    const auto* field = r.head.headers.find("x-forwarded-for");  // set_forwarding_headers' field
-    const auto xff = field != nullptr ? std::optional<std::string_view>(*field)
-                                      : http::raw_line_value(fwd_lines, "x-forwarded-for");
+    const auto xff = http::forwarded_value(r.head.headers, fwd_lines, "x-forwarded-for");
     const auto* rid = r.head.headers.find("x-request-id");
     const std::string request_id = rid != nullptr ? *rid : request_id_;
     std::string page_head;

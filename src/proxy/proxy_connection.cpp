@@ -1003,9 +1003,7 @@ net::awaitable<bool> ProxyConnection::serve_error_page(InFlight& f, int code, co
   if (r.route != nullptr && r.route->has_error_backend) {
     // Ours are fields (audit_reads_forwarding) or in this request's forwarding lines
     // (forward_request, the only caller, made them); a trusted proxy's X-Request-Id stayed a field.
-    const auto* field = r.head.headers.find("x-forwarded-for");  // set_forwarding_headers' field
-    const auto xff = field != nullptr ? std::optional<std::string_view>(*field)
-                                      : http::raw_line_value(fwd_lines_, "x-forwarded-for");
+    const auto xff = http::forwarded_value(r.head.headers, fwd_lines_, "x-forwarded-for");
     const auto* rid = r.head.headers.find("x-request-id");
     const std::string request_id = rid != nullptr ? *rid : std::string(f.request_id);
     std::string page_head;

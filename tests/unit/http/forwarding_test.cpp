@@ -147,13 +147,19 @@ TEST(ForwardingLines, IsForwardingFieldCoversEveryFieldWeSet) {
     EXPECT_FALSE(is_forwarding_field(other)) << other;
 }
 
-TEST(ForwardingLines, RawLineValueFindsByNameCaseInsensitively) {
+TEST(ForwardingLines, ForwardedValueTakesTheFieldElseTheLine) {
   const std::string_view lines = "X-Forwarded-For: 203.0.113.9, 10.0.0.2\r\nX-Real-IP: a: b\r\n";
-  EXPECT_EQ(raw_line_value(lines, "x-forwarded-for"), "203.0.113.9, 10.0.0.2");
-  EXPECT_EQ(raw_line_value(lines, "X-REAL-IP"), "a: b");  // the value is all after the first ": "
-  EXPECT_EQ(raw_line_value(lines, "x-forwarded"), std::nullopt);
-  EXPECT_EQ(raw_line_value("", "x-forwarded-for"), std::nullopt);
-  EXPECT_EQ(raw_line_value("X-Forwarded-For: 1.2.3.4", "x-forwarded-for"), "1.2.3.4");  // no final CRLF
+  const HeaderList none;
+  EXPECT_EQ(forwarded_value(none, lines, "x-forwarded-for"), "203.0.113.9, 10.0.0.2");
+  EXPECT_EQ(forwarded_value(none, lines, "X-REAL-IP"), "a: b");  // the value is all after the first ": "
+  EXPECT_EQ(forwarded_value(none, lines, "x-forwarded"), std::nullopt);
+  EXPECT_EQ(forwarded_value(none, "", "x-forwarded-for"), std::nullopt);
+  EXPECT_EQ(forwarded_value(none, "X-Forwarded-For: 1.2.3.4", "x-forwarded-for"),
+            "1.2.3.4");  // no final CRLF
+  // set_forwarding_headers' field (audit_reads_forwarding) wins over any line.
+  const auto fields = headers({{"X-Forwarded-For", "10.9.8.7"}});
+  EXPECT_EQ(forwarded_value(fields, lines, "x-forwarded-for"), "10.9.8.7");
+  EXPECT_EQ(forwarded_value(fields, lines, "x-real-ip"), "a: b");
 }
 
 TEST(HopByHop, ConnectionNeverRemovesHost) {

@@ -48,8 +48,11 @@ bool is_forwarding_field(std::string_view name) noexcept;
 /// Adds each "Name: value\r\n" line of `lines` (forwarding_lines' output) to `headers`.
 void add_raw_lines(HeaderList& headers, std::string_view lines);
 
-/// The value of the first line of `lines` (forwarding_lines' output) named `name` (ASCII case
-/// insensitive), or nullopt.
-std::optional<std::string_view> raw_line_value(std::string_view lines, std::string_view name) noexcept;
+/// The forwarding field `name` (ASCII case insensitive) as the upstream head carried it: the
+/// request field when `headers` has one (set_forwarding_headers, or a trusted proxy's kept),
+/// else the first line of `lines` (forwarding_lines' output) so named, else nullopt. Valid until
+/// either changes.
+std::optional<std::string_view> forwarded_value(const HeaderList& headers, std::string_view lines,
+                                                std::string_view name) noexcept;
 
 }  // namespace phigate::http
