@@ -9,7 +9,10 @@
 # both halves of a pair see the same host. The figure is each pair's ratio of requests per proxy
 # CPU-second (A / B), CPU time from the per-thread run time in /proc/PID/task/*/schedstat (ns, user +
 # system, every thread and child process). Reported: the median of the pairs' ratios, how many pairs A
-# won, and each side's median requests per CPU-second; one JSON line per pair in the temp dir.
+# won, each side's median requests per CPU-second and an approximate interval of the run's median
+# (bench/pair_summary.py); one JSON line per pair in the temp dir. A verdict needs several runs:
+# --save keeps each run's pairs, and bench/pair_summary.py pools them (a t-interval over the runs;
+# bench/README.md, "Paired runs").
 #
 # Same backend, certificate, TLS settings and HTTP/2 edits of the proxy templates as bench/h2.sh.
 # Everything it starts is stopped on exit (by PID).
@@ -33,13 +36,15 @@ usage: bench/pair.sh [options]
   --streams M        h2load -m (default 100; 1..100; with --h1 only 1: h2load would pipeline)
   --clients N        h2load -c (default 16)
   --requests N       requests per run (h2load -n, default 60000)
-  --pairs P          pairs of runs (default 8; <= 40)
+  --pairs P          pairs of runs (default 8; <= 100)
   --warmup N         requests of an unrecorded warm-up run per side (default 20000, 0 = none)
   --restart K        new proxy processes for both sides every K pairs (each warmed up again): one
                      process's luck (memory layout, ASLR) then weighs on K pairs, not on all (default
                      0: the same two processes throughout)
   --h1               HTTP/1.1 over TLS instead of h2 (h2load --h1), one request at a time per connection
   --keep-tmp         keep the temp dir (configs, logs, h2load output, pairs.jsonl)
+  --save FILE        append this run's pairs (JSON lines) to FILE, for a summary pooled over runs:
+                     bench/pair_summary.py FILE
   -h, --help         this help
 
 environment: PROXY_CPUS (default 0), LOAD_CPUS (default 1), PHIGATE (default build/release/bin/phigate)
@@ -51,7 +56,7 @@ SPEC_A=phigate SPEC_B=haproxy WRAP_A="" WRAP_B=""
 STREAMS_M="" CLIENTS=16 REQUESTS=60000 PAIRS=8 WARMUP_N=20000 H1="" RESTART=0
 PROXY_CPUS=${PROXY_CPUS-0}
 LOAD_CPUS=${LOAD_CPUS-1}
-WORKERS=1 WAIT_QUIET=0 KEEP_TMP=""
+WORKERS=1 WAIT_QUIET=0 KEEP_TMP="" SAVE=""
 while (($#)); do
   case $1 in
     --a) need_arg "$@"; SPEC_A=$2; shift ;;
@@ -66,11 +71,14 @@ while (($#)); do
     --restart) need_arg "$@"; RESTART=$2; shift ;;
     --h1) H1=1 ;;
     --keep-tmp) KEEP_TMP=1 ;;
+    --save) need_arg "$@"; SAVE=$2; shift ;;
     -h | --help) usage; exit 0 ;;
     *) die "unknown option '$1' (see --help)" ;;
   esac
   shift
 done
+[[ -z $SAVE || $SAVE == /* ]] || SAVE=$CALLER_DIR/$SAVE
+[[ -z $SAVE ]] || { : >>"$SAVE"; } 2>/dev/null || die "--save: cannot write to $SAVE"
 [[ -n $STREAMS_M ]] || { if [[ -n $H1 ]]; then STREAMS_M=1; else STREAMS_M=100; fi; }
 [[ -z $H1 || $STREAMS_M == 1 ]] || die "--h1 takes --streams 1 only (h2load --h1 -m N pipelines N requests)"
 for v in STREAMS_M CLIENTS REQUESTS PAIRS; do
@@ -78,8 +86,10 @@ for v in STREAMS_M CLIENTS REQUESTS PAIRS; do
 done
 is_uint "$WARMUP_N" || die "--warmup must be a non-negative integer, got '$WARMUP_N'"
 is_uint "$RESTART" || die "--restart must be a non-negative integer, got '$RESTART'"
-((STREAMS_M <= 100 && PAIRS <= 40 && CLIENTS <= 1000 && REQUESTS <= 2000000)) ||
-  die "--streams <= 100, --pairs <= 40, --clients <= 1000, --requests <= 2000000, please"
+((STREAMS_M <= 100 && PAIRS <= 100 && CLIENTS <= 1000 && REQUESTS <= 2000000)) ||
+  die "--streams <= 100, --pairs <= 100, --clients <= 1000, --requests <= 2000000, please"
+((RESTART == 0 || PAIRS % (2 * RESTART) == 0)) ||
+  log "note: --pairs $PAIRS is not a multiple of 2 x --restart $RESTART: one side is started first more often"
 
 # SPEC -> "KIND BINARY" (BINARY only for phigate)
 parse_spec() {
@@ -115,8 +125,22 @@ start_side() {  # INST KIND BINARY WRAP
   PROXY_PIN=("${pin[@]}")
   log "$1: $2${3:+ $3}${4:+ under \"$4\"} on https://127.0.0.1:${PORT[$1]}/ (pid ${PID[$1]})"
 }
-start_side A "$KIND_A" "$([[ $BIN_A == - ]] || echo "$BIN_A")" "$WRAP_A"
-start_side B "$KIND_B" "$([[ $BIN_B == - ]] || echo "$BIN_B")" "$WRAP_B"
+# Both sides, started (and warmed up) in `start_order`, which alternates with each restart group, so
+# that start order cannot favour one side. Whether it matters is open: in one A/A run (one binary on
+# both sides) the side always started second served 1.6 % more per CPU-second (0.984 at -m 100, 20
+# of 60 pairs; 0.987 at -m 1); the next A/A run, alternating, gave 1.031 the other way.
+start_order=(A B)
+start_both() {
+  local s
+  for s in "${start_order[@]}"; do
+    if [[ $s == A ]]; then
+      start_side A "$KIND_A" "$([[ $BIN_A == - ]] || echo "$BIN_A")" "$WRAP_A"
+    else
+      start_side B "$KIND_B" "$([[ $BIN_B == - ]] || echo "$BIN_B")" "$WRAP_B"
+    fi
+  done
+}
+start_both
 
 cpu_ns() {  # PID: on-CPU ns of every thread of PID and its children (schedstat's first field)
   local p
@@ -131,6 +155,7 @@ sys_ticks() {  # PID: "utime stime" clock ticks of PID and its children (all thr
 }
 
 PAIRS_OUT=$TMP/pairs.jsonl
+RUN_ID="$(date -u +%Y%m%dT%H%M%SZ)-$$"  # tells this run's groups from another's in a pooled file
 : >"$PAIRS_OUT"
 RUN_RPC="" RUN_SYS=""  # set by run_side: requests per proxy CPU-second, the kernel's share of that CPU
 run_side() {  # INST N TAG
@@ -153,8 +178,8 @@ run_side() {  # INST N TAG
 
 warm_up() {
   ((WARMUP_N > 0)) || return 0
-  run_side A "$WARMUP_N" warmup
-  run_side B "$WARMUP_N" warmup
+  local s
+  for s in "${start_order[@]}"; do run_side "$s" "$WARMUP_N" warmup; done
 }
 warm_up
 for ((p = 1; p <= PAIRS; p++)); do
@@ -162,31 +187,19 @@ for ((p = 1; p <= PAIRS; p++)); do
     stop_proxy A
     stop_proxy B
     for s in A B; do [[ ! -f $TMP/$s.log ]] || mv "$TMP/$s.log" "$TMP/$s.before-pair-$p.log"; done  # --keep-tmp keeps each
-    start_side A "$KIND_A" "$([[ $BIN_A == - ]] || echo "$BIN_A")" "$WRAP_A"
-    start_side B "$KIND_B" "$([[ $BIN_B == - ]] || echo "$BIN_B")" "$WRAP_B"
+    start_order=("${start_order[1]}" "${start_order[0]}")
+    start_both
     warm_up
   fi
   if ((p % 2)); then order=(A B); else order=(B A); fi
   declare -A R=() S=()
   for s in "${order[@]}"; do run_side "$s" "$REQUESTS" "p$p"; R[$s]=$RUN_RPC; S[$s]=$RUN_SYS; done
-  echo "{\"pair\": $p, \"first\": \"${order[0]}\", \"a_rpc\": ${R[A]}, \"b_rpc\": ${R[B]}, \"a_sys\": ${S[A]}, \"b_sys\": ${S[B]}}" >>"$PAIRS_OUT"
+  group=$((RESTART > 0 ? (p - 1) / RESTART : 0))  # pairs served by the same two processes
+  echo "{\"run\": \"$RUN_ID\", \"pair\": $p, \"group\": $group, \"started_first\": \"${start_order[0]}\", \"first\": \"${order[0]}\", \"a_rpc\": ${R[A]}, \"b_rpc\": ${R[B]}, \"a_sys\": ${S[A]}, \"b_sys\": ${S[B]}}" >>"$PAIRS_OUT"
   log "pair $p (${order[0]} first): A ${R[A]}, B ${R[B]} requests per CPU-second, A/B $(awk -v a="${R[A]}" -v b="${R[B]}" 'BEGIN { printf "%.3f", a / b }')"
 done
 
-python3 - "$PAIRS_OUT" "$SPEC_A${WRAP_A:+ ($WRAP_A)}" "$SPEC_B${WRAP_B:+ ($WRAP_B)}" "$STREAMS_M" "$REQUESTS" "${H1:+h1}" "$RESTART" <<'EOF'
-import json, statistics, sys
-pairs = [json.loads(l) for l in open(sys.argv[1])]
-ratios = [p["a_rpc"] / p["b_rpc"] for p in pairs]
-won = sum(r > 1 for r in ratios)
-print(f"A = {sys.argv[2]}\nB = {sys.argv[3]}")
-restart = int(sys.argv[7])
-print(f"{'h1' if sys.argv[6] else 'h2'} -m {sys.argv[4]}, {sys.argv[5]} requests per run, {len(pairs)} pairs"
-      + (f", new processes every {restart} pairs" if restart else ""))
-print(f"median requests per proxy CPU-second: A {statistics.median(p['a_rpc'] for p in pairs):,.0f}, "
-      f"B {statistics.median(p['b_rpc'] for p in pairs):,.0f}")
-print(f"median of the pairs' ratios A/B: {statistics.median(ratios):.3f} (min {min(ratios):.3f}, "
-      f"max {max(ratios):.3f}); A ahead in {won} of {len(pairs)}")
-# Kernel share of the proxy's CPU (utime/stime ticks, 10 ms each: a guide, not a measure).
-print(f"median kernel share of proxy CPU: A {statistics.median(p['a_sys'] for p in pairs):.2f}, "
-      f"B {statistics.median(p['b_sys'] for p in pairs):.2f}")
-EOF
+what="$([[ -n $H1 ]] && echo h1 || echo h2) -m $STREAMS_M, $REQUESTS requests per run, $PAIRS pairs"
+((RESTART == 0)) || what+=", new processes every $RESTART pairs"
+[[ -z $SAVE ]] || cat "$PAIRS_OUT" >>"$SAVE"  # first: a failing summary must not lose the run
+python3 bench/pair_summary.py --a "$SPEC_A${WRAP_A:+ ($WRAP_A)}" --b "$SPEC_B${WRAP_B:+ ($WRAP_B)}" --what "$what" "$PAIRS_OUT"
