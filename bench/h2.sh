@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # bench/h2.sh: HTTP/2 over TLS (ALPN h2) to phigate, nginx (`http2`) and HAProxy (`alpn h2`), side by
 # side, in one run, with h2load (Debian nghttp2-client): 1, 10 and 100 concurrent streams per
-# connection (h2load -m). Issue 14's benchmark scenario.
+# connection (h2load -m).
 #
 # Same backend (plain HTTP/1.1 nginx, 3-byte body), certificate, TLS settings and proxy templates
 # (bench/configs/) as bench/run.sh; each proxy's rendered config gets one change: HTTP/2 offered by ALPN

@@ -1,10 +1,9 @@
 #!/usr/bin/env bash
 # bench/run.sh: phigate, nginx and HAProxy as TLS-terminating reverse proxies, side by side, in one run
-# (ARCHITECTURE.md; the benchmark issue's scenarios 1-5, 8 and the audit/access-log cost; 6 and 7 through
-# bench/slowloris.sh and bench/ingress_scale.sh with --scenarios all+; issue 12's health checks of 5,000
-# endpoints on/off and TLS to the backend on/off: scenarios health and backendtls; issue 15's regex
-# routing; issue 16's basic auth, rate limit and external auth (cache hit) on/off: scenarios auth,
-# ratelimit and extauth).
+# (ARCHITECTURE.md; scenarios 1-5, 8 and the audit/access-log cost; 6 and 7 through bench/slowloris.sh
+# and bench/ingress_scale.sh with --scenarios all+; active health checks of 5,000 endpoints on/off and
+# TLS to the backend on/off: scenarios health and backendtls; regex routing; basic auth, rate limit and
+# external auth (cache hit) on/off: scenarios auth, ratelimit and extauth).
 #
 # One nginx backend (plain HTTP: a 3-byte body, a 1 MiB file, an upload sink) and the proxies in front
 # of it, all on 127.0.0.1, with the same certificate, TLS 1.2+1.3, ECDHE+AEAD ciphers in the same order,
@@ -978,7 +977,7 @@ scenario_regex() {
   for t in "${TARGETS[@]}"; do stop_proxy "$t-rx"; stop_proxy "$t-px"; done
 }
 
-# B, L. basic auth and rate limits (issue 16): keep-alive HTTPS as scenario 1, to the same host with and
+# B, L. basic auth and rate limits: keep-alive HTTPS as scenario 1, to the same host with and
 # without the policy. phigate gets both only through Ingress annotations, so both of its variants come
 # from an Ingress in `ingress.dir` (TARGET-ip: the Ingress without annotations; TARGET-au: auth-type
 # basic + auth-secret, an auth-file Secret; TARGET-rl: limit-rps); nginx and HAProxy get the same
@@ -993,7 +992,7 @@ scenario_regex() {
 #    address; nginx `limit_req_zone $binary_remote_addr ... rate=1000000r/s` + `limit_req burst=5000000
 #    nodelay` (what ingress-nginx renders); HAProxy a stick-table `http_req_rate(1s)` tracked per source
 #    with a deny above 1000000. Any refusal (non-2xx) is reported: the limit was reached.
-# X. external authentication with a cache hit (issue 16), the same way, variant TARGET-xa:
+# X. external authentication with a cache hit, the same way, variant TARGET-xa:
 #  - the auth service is the backend nginx's /auth (lib.sh, BACKEND_AUTH_TOKEN): 200 to `Authorization:
 #    Bearer <the run's random token>`, 401 to anything else, one line per request in its auth.log.
 #  - phigate: a Service `auth` (port 8080) + EndpointSlice to the backend, and on the Ingress

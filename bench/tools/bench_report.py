@@ -6,7 +6,7 @@ Input: --runs (JSON lines, one per measured run: scenario, variant, target, roun
 --slowloris-json (bench/slowloris.sh's output) and --ingress-json (bench/ingress_scale.sh --json).
 Each figure is the median over the rounds (each figure on its own; lower middle for an even count),
 with the min-max of the scenario's main figure. Prints one table with the phigate/nginx and
-phigate/haproxy ratios per scenario and the benchmark issue's targets (met / not met), and writes
+phigate/haproxy ratios per scenario and the targets of bench/README.md (met / not met), and writes
 everything to --out.
 """
 import argparse
@@ -232,7 +232,7 @@ def main():
           f" -c{st['hs_connections']} with Connection: close, 1 MiB bodies -c{st['big_connections']}, memory"
           f" {st['mem_connections']} idle TLS connections; ratios > 1 favour phigate except for ms, MiB and KiB rows)")
 
-    # --- targets of the benchmark issue ---
+    # --- targets (bench/README.md) ---
     verdicts = []
 
     def verdict(name, value, ok, detail):
@@ -297,7 +297,7 @@ def main():
 
     if verdicts:
         print()
-        print("targets (benchmark issue):")
+        print("targets (bench/README.md):")
         for v in verdicts:
             print(f"  {'MET    ' if v['met'] else 'NOT MET'}  {v['target']}: {v['detail']}")
 
