@@ -22,7 +22,7 @@ Then one of two verdicts:
   more. A whole run can sit a few per cent off: A/A runs (one binary on both sides, 60 pairs) gave
   medians of 0.984 and 1.031, and each one's interval excluded 1.0. Shown only with 5 or more
   groups.
-- Several runs: the run is the unit.
+- Several runs: the run is the unit, and a run counts with 5 or more process groups.
   - Each run's median.
   - A 95 % t-interval of the ratio, from the logs of the run medians (Student's t, runs - 1
     degrees of freedom).
@@ -34,6 +34,7 @@ above 1.0.
 """
 import json
 import math
+import os
 import random
 import statistics
 import sys
@@ -79,7 +80,13 @@ def main(argv):
         print("usage: bench/pair_summary.py [--a NAME] [--b NAME] [--what TEXT] FILE...", file=sys.stderr)
         return 2
     pairs = []
+    seen_files, seen_pairs = set(), set()
     for f in files:
+        real = os.path.realpath(f)
+        if real in seen_files:
+            print(f"pair_summary.py: {f}: given twice, read once", file=sys.stderr)
+            continue
+        seen_files.add(real)
         try:
             text = open(f, encoding="utf-8").read()
         except OSError as e:
@@ -90,14 +97,21 @@ def main(argv):
                 continue
             try:
                 p = json.loads(line)
-                p["ratio"] = p["a_rpc"] / p["b_rpc"]
-            except (ValueError, KeyError, TypeError, ZeroDivisionError) as e:
+                a, b = p["a_rpc"], p["b_rpc"]
+                if not all(isinstance(x, (int, float)) and x > 0 for x in (a, b)):
+                    raise ValueError("a_rpc and b_rpc must be positive numbers")
+                p["ratio"] = a / b
+            except (ValueError, KeyError, TypeError) as e:
                 print(f"pair_summary.py: {f}:{n}: not a pair line ({e})", file=sys.stderr)
                 return 1
             if "group" not in p or "run" not in p:
                 print(f"pair_summary.py: {f}:{n}: no run or group (an older pair.sh's line)", file=sys.stderr)
                 return 1
-            p["run_key"] = (f, p["run"])
+            p["run_key"] = (real, p["run"])
+            if (p["run_key"], p.get("pair")) in seen_pairs:
+                print(f"pair_summary.py: {f}:{n}: pair {p.get('pair')} of run {p['run']} again", file=sys.stderr)
+                return 1
+            seen_pairs.add((p["run_key"], p.get("pair")))
             pairs.append(p)
     if not pairs:
         print("pair_summary.py: no pairs", file=sys.stderr)
@@ -124,9 +138,8 @@ def main(argv):
     )
     by_start = {}
     for p in pairs:
-        if "started_first" in p:
-            by_start.setdefault(p["started_first"], []).append(p["ratio"])
-    if len(by_start) == 2:
+        by_start.setdefault(p.get("started_first"), []).append(p["ratio"])
+    if len(by_start) == 2 and None not in by_start:
         print(
             "median ratio by the side started first: "
             + ", ".join(f"{s} {statistics.median(v):.3f} ({len(v)} pairs)" for s, v in sorted(by_start.items()))
@@ -146,19 +159,27 @@ def main(argv):
                 f"groups; a run's own spread only, not the run-to-run one): {meds[250]:.3f}-{meds[9749]:.3f}"
             )
     else:
-        medians = [statistics.median([r for g in groups.values() for r in g]) for groups in runs.values()]
-        logs = [math.log(m) for m in medians]
-        k = len(logs)
-        mean = statistics.fmean(logs)
-        half = t975(k - 1) * statistics.stdev(logs) / math.sqrt(k)
-        wins = sum(m > 1 for m in medians)
-        decided = sum(m != 1 for m in medians)
+        # A run counts when its own median rests on MIN_GROUPS process groups or more.
+        counted = [g for g in runs.values() if len(g) >= MIN_GROUPS]
+        if len(counted) < len(runs):
+            print(f"not counted: {len(runs) - len(counted)} runs of fewer than {MIN_GROUPS} process groups")
+        medians = [statistics.median([r for g in groups.values() for r in g]) for groups in counted]
         print("run medians: " + ", ".join(f"{m:.3f}" for m in medians))
-        print(
-            f"95 % t-interval of the ratio over {k} runs: {math.exp(mean - half):.3f}-{math.exp(mean + half):.3f} "
-            f"(geometric mean {math.exp(mean):.3f}); A ahead in {wins} of {k} runs, "
-            f"sign test (one-sided): p = {sign_p(wins, decided):.2g}"
-        )
+        k = len(medians)
+        logs = [math.log(m) for m in medians]
+        if k < 2 or statistics.stdev(logs) == 0:
+            why = f"{k} runs counted" if k < 2 else "the run medians are all equal"
+            print(f"t-interval: n/a ({why})")
+        else:
+            mean = statistics.fmean(logs)
+            half = t975(k - 1) * statistics.stdev(logs) / math.sqrt(k)
+            wins = sum(m > 1 for m in medians)
+            decided = sum(m != 1 for m in medians)
+            print(
+                f"95 % t-interval of the ratio over {k} runs: {math.exp(mean - half):.3f}-"
+                f"{math.exp(mean + half):.3f} (geometric mean {math.exp(mean):.3f}); A ahead in {wins} of {k} "
+                f"runs, sign test (one-sided): p = {sign_p(wins, decided):.2g}"
+            )
     # The kernel's share of the proxy's CPU (utime/stime ticks, 10 ms each: a guide, not a measure).
     if all("a_sys" in p and "b_sys" in p for p in pairs):
         print(

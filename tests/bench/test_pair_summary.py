@@ -97,8 +97,8 @@ with tempfile.TemporaryDirectory() as d:
     check(run_interval(text) is None, f"three: no single-run interval when pooled: {text}")
 
     # Five runs over two files, medians 1.04, 1.05, 1.06 | 1.05, 1.04: interval 1.038-1.058, p 1/32.
-    write(f"{d}/five-a.jsonl", *(lines([m] * 10, 5, run=f"a{j}") for j, m in enumerate((1.04, 1.05, 1.06))))
-    write(f"{d}/five-b.jsonl", *(lines([m] * 10, 5, run=f"a{j}") for j, m in enumerate((1.05, 1.04))))
+    write(f"{d}/five-a.jsonl", *(lines([m] * 25, 5, run=f"a{j}") for j, m in enumerate((1.04, 1.05, 1.06))))
+    write(f"{d}/five-b.jsonl", *(lines([m] * 25, 5, run=f"a{j}") for j, m in enumerate((1.05, 1.04))))
     rc, text = summary(f"{d}/five-a.jsonl", f"{d}/five-b.jsonl")
     pv = pooled(text)
     check(pv is not None and pv[0] == 5 and abs(pv[1] - 1.038) < 0.0015 and abs(pv[2] - 1.058) < 0.0015,
@@ -106,11 +106,33 @@ with tempfile.TemporaryDirectory() as d:
     check(pv is not None and abs(pv[6] / (1 / 32) - 1) < 0.01, f"five: sign p 1/32: {text}")
 
     # A tie (a run median of exactly 1.0) is dropped from the sign test: 2 of 2 decided, p = 1/4.
-    write(f"{d}/ties.jsonl", *(lines([m] * 10, 5, run=f"t{j}") for j, m in enumerate((1.0, 1.05, 1.02))))
+    write(f"{d}/ties.jsonl", *(lines([m] * 25, 5, run=f"t{j}") for j, m in enumerate((1.0, 1.05, 1.02))))
     pv = pooled(summary(f"{d}/ties.jsonl")[1])
     check(pv is not None and pv[4] == 2 and abs(pv[6] / 0.25 - 1) < 0.01, f"ties: p 1/4: {pv}")
 
+    # Runs whose medians rest on fewer than 5 process groups do not count; equal medians give no
+    # interval (a zero-width one would pass any rule); a file given twice is read once.
+    write(f"{d}/short.jsonl", *(lines([m] * 10, 5, run=f"s{j}") for j, m in enumerate((1.2, 1.3))))
+    rc, text = summary(f"{d}/three.jsonl", f"{d}/short.jsonl")
+    check("not counted: 2 runs of fewer than 5 process groups" in text and pooled(text) is not None
+          and pooled(text)[0] == 3, f"short runs: not counted: {text}")
+    write(f"{d}/equal.jsonl", *(lines([1.03] * 25, 5, run=f"e{j}") for j in range(3)))
+    rc, text = summary(f"{d}/equal.jsonl")
+    check(rc == 0 and "t-interval: n/a (the run medians are all equal)" in text and pooled(text) is None,
+          f"equal medians: n/a: {text}")
+    rc, text = summary(f"{d}/three.jsonl", f"{d}/../{os.path.basename(d)}/three.jsonl")
+    check("given twice, read once" in text and "90 pairs from 3 runs" in text, f"twice: {text}")
+
     # Bad lines name the file and the line.
+    with open(f"{d}/dup.jsonl", "w", encoding="utf-8") as f:
+        f.write("\n".join(lines([1.1, 1.2], 5) + lines([1.3], 5)) + "\n")
+    rc, text = summary(f"{d}/dup.jsonl")
+    check(rc == 1 and "dup.jsonl:3: pair 1 of run r1 again" in text, f"duplicate pair: rc {rc}: {text}")
+    with open(f"{d}/zero.jsonl", "w", encoding="utf-8") as f:
+        f.write('{"run": "z", "group": 0, "pair": 1, "a_rpc": 0, "b_rpc": 1}\n')
+    rc, text = summary(f"{d}/zero.jsonl")
+    check(rc == 1 and "zero.jsonl:1: not a pair line (a_rpc and b_rpc must be positive" in text
+          and "Traceback" not in text, f"zero rpc: rc {rc}: {text}")
     with open(f"{d}/bad.jsonl", "w", encoding="utf-8") as f:
         f.write(lines([1.0], 1)[0] + '\n{"a_rpc": 2}\n')
     rc, text = summary(f"{d}/bad.jsonl")
