@@ -168,6 +168,36 @@ TEST(Parser, ResponseUntilEof_CompletesOnFinish) {
   EXPECT_EQ(body, "some bytes");
 }
 
+// Found by fuzz_exchange: EOF right after the head of a response delimited by the close (an empty
+// body). The parser paused at the head's end, inside llhttp's headers-complete callback, where
+// llhttp_finish alone reports an invalid EOF state: the empty body was read as a truncation.
+TEST(Parser, ResponseUntilEof_EmptyBodyCompletesOnFinish) {
+  for (const std::string_view head :
+       {"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n", "HTTP/1.0 201 Created\r\nConnection: close\r\n\r\n",
+        "HTTP/1.1 200 OK\r\n\r\n"}) {
+    Parser p(Parser::Kind::Response, {});
+    std::string body;
+    ParseStatus st{};
+    feed_all(p, std::string(head), body, st);
+    ASSERT_TRUE(p.head_complete()) << head;
+    EXPECT_TRUE(p.body_until_eof()) << head;
+    EXPECT_EQ(p.finish(), ParseStatus::Paused) << head << p.error().to_string();
+    EXPECT_TRUE(p.message_complete()) << head;
+    EXPECT_EQ(body, "") << head;
+  }
+  // A length-delimited body cut right after the head is still a truncation.
+  Parser p(Parser::Kind::Response, {});
+  std::string body;
+  ParseStatus st{};
+  feed_all(p, "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\n", body, st);
+  EXPECT_EQ(p.finish(), ParseStatus::Error);
+  EXPECT_EQ(p.error().kind, ErrorKind::UpstreamReset);
+  // So is a request cut right after a head that announced a body.
+  Parser q(Parser::Kind::Request, {});
+  feed_all(q, "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\n", body, st);
+  EXPECT_EQ(q.finish(), ParseStatus::Error);
+}
+
 TEST(Parser, ResponseToHead_HasNoBody) {
   Parser p(Parser::Kind::Response, {});
   p.expect_no_body(true);
